@@ -1,0 +1,1 @@
+"""chipsweep: schemas."""

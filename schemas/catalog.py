@@ -1,0 +1,403 @@
+"""The spec catalog: chips, models, cluster presets and calibration constants.
+
+Every number lives in `schemas/catalog/*.yaml` with its source beside it; this module is the one
+definition of what an entry looks like (pydantic), how the built-in catalog and a user overlay
+(`CHIPSWEEP_CATALOG`) combine, and the content hash of every entry that re-runs key on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CATALOG_DIR = Path(__file__).parent / "catalog"
+
+Confidence = Literal["high", "medium", "low"]
+
+
+class CatalogError(ValueError):
+    """A catalog file or overlay that cannot be used; the message names the file, entry and field."""
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str
+    url: str | None = None
+
+
+class _Entry(BaseModel):
+    """Fields every catalog entry has: an id, where its numbers come from, how far to trust them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")
+    name: str
+    sources: list[Source] = Field(min_length=1)
+    confidence: Confidence = "medium"
+    # fields whose value is weak (single source, recalled, conflicting): shown to users in notes
+    low_confidence_fields: list[str] = Field(default_factory=list)
+    # field -> how the value was derived from sourced numbers (e.g. "half of 600 GB/s bidirectional")
+    derived: dict[str, str] = Field(default_factory=dict)
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _named_fields_exist(self) -> _Entry:
+        known = set(type(self).model_fields)
+        for name in [*self.low_confidence_fields, *self.derived]:
+            if name not in known:
+                raise ValueError(f"'{name}' named in low_confidence_fields/derived is not a field of {type(self).__name__}")
+        return self
+
+
+SystemKind = Literal["gpu", "tpu", "npu", "wafer_scale", "tile", "edge", "sram_only"]
+
+
+class Chip(_Entry):
+    """One accelerator. Peaks are DENSE; bandwidths in GB/s except `scale_out_gbit_s` (Gb/s)."""
+
+    vendor: str
+    chip_class: str = Field(alias="class")
+    system_kind: SystemKind = "gpu"
+    year: int | None = None
+    process_node: str | None = None
+    process_nm: float | None = None  # numeric node for the ASIC energy/area tables
+    # dense peaks, TFLOP/s (TOP/s for integers), per chip
+    peak_tflops_fp32: float | None = None
+    peak_tflops_tf32: float | None = None
+    peak_tflops_fp16: float | None = None
+    peak_tflops_bf16: float | None = None
+    peak_tflops_fp8: float | None = None
+    peak_tops_int8: float | None = None
+    peak_tops_int4: float | None = None
+    neural_engine_tops: float | None = None  # Apple: precision unstated, kept apart from int8
+    # memory the chip streams weights and activations from (HBM, LPDDR, or on-chip SRAM for SRAM-only parts)
+    memory_gb: float | None = None
+    memory_bandwidth_gb_s: float | None = None
+    memory_type: str | None = None
+    sram_mb: float | None = None
+    # a slower tier behind the chip (Cerebras MemoryX, Dojo interface processors' HBM)
+    external_memory_gb: float | None = None
+    external_memory_gb_s: float | None = None
+    # scale-up link (NVLink, ICI, Infinity Fabric): ONE direction, per chip
+    scale_up_gb_s: float | None = None
+    scale_up_domain: int | None = None  # chips reachable over the scale-up link (8 in a DGX)
+    scale_up_name: str | None = None
+    # scale-out network per chip, Gb/s (bits)
+    scale_out_gbit_s: float | None = None
+    tdp_w: float | None = None
+    idle_w: float | None = None
+    usd_per_hour: float | None = None
+    purchase_usd: float | None = None
+    die_area_mm2: float | None = None
+    transistors_billion: float | None = None
+    chips_per_system: int = 1  # dies that make one catalog "chip" (25 for a Dojo tile)
+
+    @field_validator(
+        "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
+        "peak_tops_int8", "peak_tops_int4", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s",
+        "scale_out_gbit_s", "tdp_w", "usd_per_hour", "purchase_usd", "sram_mb",
+    )
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and v < 0:
+            raise ValueError(f"must be >= 0, got {v}")
+        return v
+
+
+class Model(_Entry):
+    """A dense decoder-only transformer. `params_b` is the published size; the core counts its own."""
+
+    family: str
+    params_b: float = Field(gt=0)
+    layers: int = Field(gt=0)
+    hidden: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    kv_heads: int | None = None  # None: multi-head (= heads)
+    head_dim: int | None = None  # None: hidden / heads
+    ffn_hidden: int | None = None  # None: 4 * hidden
+    vocab: int = Field(gt=0)
+    seq_len: int = Field(gt=0)
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    position: Literal["learned", "rope", "alibi"] = "learned"
+    tied_embeddings: bool = True
+    training_tokens_b: float | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Model:
+        kv = self.kv_heads or self.heads
+        if self.heads % kv:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")
+        return self
+
+
+class Cluster(_Entry):
+    """A published system: which chip, how many, how they are wired."""
+
+    chip: str | None = None
+    n_chips: int | None = None
+    chips_per_node: int | None = None
+    scale_out_gbit_s: float | None = None  # per chip
+    scale_up_gb_s: float | None = None  # per chip, one direction (overrides the chip's when set)
+    scale_up_domain: int | None = None  # chips per scale-up domain (overrides the chip's when set)
+    cpu_cores: int | None = None
+    pue: float | None = None
+
+
+class CalibrationConstant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: float
+    unit: str = ""
+    fitted_on: list[str] = Field(default_factory=list)  # validation case ids the value was fitted on
+    source: str
+    notes: str = ""
+
+
+class CalibrationSet(BaseModel):
+    """Calibrated constants that apply to one chip class or one named system (by chip id or class)."""
+
+    model_config = ConfigDict(extra="forbid")
+    applies_to: list[str] = Field(default_factory=list)  # chip ids or classes; empty = default
+    constants: dict[str, CalibrationConstant]
+
+
+ENTRY_TYPES: dict[str, type[_Entry]] = {"chips": Chip, "models": Model, "clusters": Cluster}
+
+
+def content_hash(obj: Any) -> str:
+    """A stable 16-hex-digit hash of an entry's content (key order and float formatting independent)."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json", by_alias=True)
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Catalog:
+    chips: dict[str, Chip]
+    models: dict[str, Model]
+    clusters: dict[str, Cluster]
+    calibration: dict[str, CalibrationSet]
+    asic: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    overlay_path: str | None = None
+
+    def hashes(self) -> dict[str, str]:
+        """`kind/id` -> content hash, for every entry a sweep may depend on."""
+        out: dict[str, str] = {}
+        for kind in ("chips", "models", "clusters"):
+            for key, entry in getattr(self, kind).items():
+                out[f"{kind}/{key}"] = content_hash(entry)
+        for key, cal in self.calibration.items():
+            out[f"calibration/{key}"] = content_hash(cal)
+        if self.asic:
+            out["asic/constants"] = content_hash(self.asic)
+        if self.defaults:
+            out["defaults/all"] = content_hash(self.defaults)
+        return out
+
+    def chip(self, chip_id: str) -> Chip:
+        try:
+            return self.chips[chip_id]
+        except KeyError:
+            raise KeyError(_unknown("chip", chip_id, self.chips)) from None
+
+    def model(self, model_id: str) -> Model:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise KeyError(_unknown("model", model_id, self.models)) from None
+
+    def filter_chips(self, **criteria: Any) -> list[str]:
+        """Chip ids whose fields equal the criteria (`class` may be a list); sorted."""
+        out = []
+        for cid, chip in self.chips.items():
+            data = chip.model_dump(by_alias=True)
+            ok = True
+            for key, want in criteria.items():
+                have = data.get(key)
+                if isinstance(want, list | tuple | set):
+                    ok = ok and have in want
+                else:
+                    ok = ok and have == want
+            if ok:
+                out.append(cid)
+        return sorted(out)
+
+
+def _unknown(what: str, value: str, known: Iterable[str]) -> str:
+    names = sorted(known)
+    close = [n for n in names if value.split("_")[0] in n][:8]
+    hint = f"; similar: {', '.join(close)}" if close else ""
+    return f"unknown {what} id '{value}'{hint} (see `chipsweep catalog list`)"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CatalogError(f"{where}: invalid YAML: {problem}") from exc
+
+
+def _line_of(path: Path, entry_id: str) -> str:
+    """`path:line` of the entry with this id, for error messages."""
+    try:
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip().lstrip("-").strip()
+            if stripped.startswith("id:") and stripped.split(":", 1)[1].strip().strip("'\"") == entry_id:
+                return f"{path}:{no}"
+    except OSError:
+        pass
+    return str(path)
+
+
+def _format_validation(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        parts.append(f"field '{loc}' = {shown}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _parse_entries(kind: str, raw: Any, path: Path) -> dict[str, _Entry]:
+    cls = ENTRY_TYPES[kind]
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise CatalogError(f"{path}: '{kind}' must be a list of entries with an 'id', got {type(raw).__name__}")
+    out: dict[str, _Entry] = {}
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or "id" not in item:
+            raise CatalogError(f"{path}: {kind}[{i}] must be a mapping with an 'id'")
+        try:
+            entry = cls.model_validate(item)
+        except ValidationError as exc:
+            raise CatalogError(f"{_line_of(path, str(item['id']))}: {kind} '{item['id']}': {_format_validation(exc)}") from exc
+        if entry.id in out:
+            raise CatalogError(f"{_line_of(path, entry.id)}: duplicate {kind} id '{entry.id}'")
+        out[entry.id] = entry
+    return out
+
+
+def _apply_overlay(catalog: Catalog, path: Path) -> None:
+    raw = _read_yaml(path)
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{path}: an overlay is a mapping with top-level chips:, models:, clusters:")
+    unknown = set(raw) - {"chips", "models", "clusters"}
+    if unknown:
+        raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: chips, models, clusters")
+    for kind in ("chips", "models", "clusters"):
+        items = raw.get(kind) or []
+        if not isinstance(items, list):
+            raise CatalogError(f"{path}: '{kind}' must be a list of entries with an 'id'")
+        table: dict[str, Any] = getattr(catalog, kind)
+        cls = ENTRY_TYPES[kind]
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or "id" not in item:
+                raise CatalogError(f"{path}: {kind}[{i}] must be a mapping with an 'id'")
+            key = str(item["id"])
+            if key in table:
+                base = table[key].model_dump(by_alias=True)
+                base.update(item)
+                if "sources" not in item:
+                    base["sources"] = [*base["sources"], {"title": f"user overlay {path.name}", "url": None}]
+                merged = base
+            else:
+                merged = dict(item)
+                merged.setdefault("sources", [{"title": f"user overlay {path.name}", "url": None}])
+                merged.setdefault("name", key)
+            try:
+                table[key] = cls.model_validate(merged)
+            except ValidationError as exc:
+                raise CatalogError(f"{_line_of(path, key)}: {kind} '{key}': {_format_validation(exc)}") from exc
+
+
+def load_catalog(overlay: str | os.PathLike[str] | None = None, *, use_env: bool = True) -> Catalog:
+    """The built-in catalog, plus the overlay (argument, else `CHIPSWEEP_CATALOG`)."""
+    if overlay is None and use_env:
+        overlay = os.environ.get("CHIPSWEEP_CATALOG") or None
+    key = str(Path(overlay).resolve()) if overlay else ""
+    mtime = Path(overlay).stat().st_mtime_ns if overlay and Path(overlay).exists() else 0
+    return _load_cached(key, mtime)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(overlay: str, _mtime: int) -> Catalog:
+    builtin = _load_builtin()
+    cat = Catalog(
+        chips=dict(builtin.chips),
+        models=dict(builtin.models),
+        clusters=dict(builtin.clusters),
+        calibration=builtin.calibration,
+        asic=builtin.asic,
+        defaults=builtin.defaults,
+    )
+    if overlay:
+        _apply_overlay(cat, Path(overlay))
+        cat.overlay_path = overlay
+    return cat
+
+
+@lru_cache(maxsize=1)
+def _load_builtin() -> Catalog:
+    chips: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    clusters: dict[str, Any] = {}
+    for kind, table in (("chips", chips), ("models", models), ("clusters", clusters)):
+        path = CATALOG_DIR / f"{kind}.yaml"
+        if path.exists():
+            raw = _read_yaml(path) or {}
+            table.update(_parse_entries(kind, raw.get(kind), path))
+    calibration: dict[str, CalibrationSet] = {}
+    cal_path = CATALOG_DIR / "calibration.yaml"
+    if cal_path.exists():
+        raw = _read_yaml(cal_path) or {}
+        for key, item in (raw.get("calibration") or {}).items():
+            try:
+                calibration[key] = CalibrationSet.model_validate(item)
+            except ValidationError as exc:
+                raise CatalogError(f"{cal_path}: calibration '{key}': {_format_validation(exc)}") from exc
+    asic_path = CATALOG_DIR / "asic.yaml"
+    asic = (_read_yaml(asic_path) or {}) if asic_path.exists() else {}
+    defaults_path = CATALOG_DIR / "defaults.yaml"
+    defaults = (_read_yaml(defaults_path) or {}) if defaults_path.exists() else {}
+    return Catalog(chips, models, clusters, calibration, asic, defaults)  # type: ignore[arg-type]
+
+
+def validate_catalog(overlay: str | None = None) -> list[str]:
+    """Problems found in the catalog (empty when it is sound): loads it and checks cross-references."""
+    problems: list[str] = []
+    try:
+        cat = load_catalog(overlay)
+    except CatalogError as exc:
+        return [str(exc)]
+    for cid, cl in cat.clusters.items():
+        if cl.chip and cl.chip not in cat.chips:
+            problems.append(f"clusters '{cid}': chip '{cl.chip}' is not in the catalog")
+    for cid, chip in cat.chips.items():
+        if chip.confidence == "low" and not chip.notes:
+            problems.append(f"chips '{cid}': confidence low but no notes saying why")
+    for key, cal in cat.calibration.items():
+        for target in cal.applies_to:
+            if target not in cat.chips and not any(c.chip_class == target for c in cat.chips.values()):
+                problems.append(f"calibration '{key}': applies_to '{target}' is neither a chip id nor a chip class")
+    return problems

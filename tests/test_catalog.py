@@ -1,0 +1,318 @@
+"""The built-in spec catalog (schemas/catalog/*.yaml): complete, sourced, self-consistent.
+
+Nothing here reads the reference compilation the catalog was copied from: the chip ids are listed below.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.catalog import load_catalog, validate_catalog
+
+# The 40 accelerators of the reference compilation, by the ids the project must use.
+REFERENCE_CHIP_IDS = [
+    "nvidia_v100_sxm2_32gb",
+    "nvidia_a100_sxm_40gb",
+    "nvidia_a100_sxm_80gb",
+    "nvidia_h100_sxm",
+    "nvidia_h200_sxm",
+    "nvidia_b200_hgx",
+    "nvidia_gb200_per_gpu",
+    "amd_mi250x",
+    "amd_mi300x",
+    "google_tpu_v4",
+    "google_tpu_v5e",
+    "google_tpu_v5p",
+    "intel_gaudi2",
+    "intel_gaudi3",
+    "huawei_ascend_910",
+    "huawei_ascend_910b",
+    "cambricon_mlu370_x8",
+    "biren_br100",
+    "iluvatar_corex_bi100",
+    "cerebras_wse2_cs2",
+    "cerebras_wse3_cs3",
+    "tesla_dojo_d1",
+    "tesla_dojo_training_tile",
+    "nvidia_jetson_agx_orin_64gb",
+    "nvidia_jetson_orin_nx_16gb",
+    "nvidia_jetson_orin_nano_8gb",
+    "google_coral_edge_tpu",
+    "hailo_8",
+    "hailo_10h",
+    "huawei_ascend_310",
+    "qualcomm_snapdragon_8_gen3",
+    "apple_m2",
+    "apple_m3",
+    "apple_m4",
+    "apple_a17_pro",
+    "rockchip_rk3588",
+    "horizon_journey5",
+    "cambricon_mlu220",
+    "aispeech_shencong_taihang",
+    "groq_lpu_v1",
+]
+
+REFERENCE_CLUSTER_IDS = [
+    "azure_openai_2020",
+    "nvidia_dgx_a100",
+    "nvidia_dgx_h100",
+    "nvidia_dgx_superpod_h100",
+    "meta_24k_h100",
+    "google_tpu_v4_pod",
+    "google_tpu_v5p_pod",
+    "cerebras_wafer_scale_cluster",
+    "tesla_dojo_exapod",
+]
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return load_catalog(use_env=False)
+
+
+def test_builtin_catalog_loads_with_chips_models_and_clusters(cat):
+    assert cat.chips and cat.models and cat.clusters
+
+
+def test_validate_catalog_reports_no_problems(monkeypatch):
+    monkeypatch.delenv("CHIPSWEEP_CATALOG", raising=False)
+    assert validate_catalog() == []
+
+
+def test_reference_list_has_40_distinct_chip_ids():
+    assert len(REFERENCE_CHIP_IDS) == 40
+    assert len(set(REFERENCE_CHIP_IDS)) == 40
+
+
+def test_every_reference_chip_is_in_the_catalog(cat):
+    missing = [cid for cid in REFERENCE_CHIP_IDS if cid not in cat.chips]
+    assert missing == []
+
+
+def test_every_reference_cluster_preset_is_in_the_catalog(cat):
+    missing = [cid for cid in REFERENCE_CLUSTER_IDS if cid not in cat.clusters]
+    assert missing == []
+
+
+def test_every_entry_names_at_least_one_source_with_a_title(cat):
+    for kind in ("chips", "models", "clusters"):
+        for eid, entry in getattr(cat, kind).items():
+            assert entry.sources, f"{kind}/{eid} has no source"
+            assert all(s.title.strip() for s in entry.sources), f"{kind}/{eid} has a source without a title"
+
+
+def test_every_cluster_chip_is_a_catalog_chip(cat):
+    for cid, cluster in cat.clusters.items():
+        assert cluster.chip is not None, f"cluster {cid} names no chip"
+        assert cluster.chip in cat.chips, f"cluster {cid}: chip {cluster.chip} not in catalog"
+
+
+def test_h100_bf16_peak_is_dense_and_nvlink_is_one_direction(cat):
+    h100 = cat.chip("nvidia_h100_sxm")
+    assert h100.peak_tflops_bf16 == pytest.approx(989.4)  # not the 1979 sparse headline
+    assert h100.scale_up_gb_s == pytest.approx(450)  # half of 900 GB/s bidirectional
+    assert "scale_up_gb_s" in h100.derived
+
+
+def test_nvlink_chips_are_halved_from_bidirectional(cat):
+    one_way = {
+        "nvidia_v100_sxm2_32gb": 150,
+        "nvidia_a100_sxm_40gb": 300,
+        "nvidia_a100_sxm_80gb": 300,
+        "nvidia_h200_sxm": 450,
+        "nvidia_b200_hgx": 900,
+        "nvidia_gb200_per_gpu": 900,
+    }
+    for cid, gb_s in one_way.items():
+        assert cat.chip(cid).scale_up_gb_s == pytest.approx(gb_s), cid
+    assert cat.chip("nvidia_gb200_per_gpu").scale_up_domain == 72
+    assert cat.chip("nvidia_h100_sxm").scale_up_domain == 8
+
+
+def test_every_halved_or_derived_scale_up_says_how(cat):
+    for cid, chip in cat.chips.items():
+        if chip.scale_up_gb_s is not None:
+            assert "scale_up_gb_s" in chip.derived, f"{cid}: scale_up_gb_s without a derivation"
+
+
+def test_jetson_dense_int8_is_half_the_sparse_figure_and_says_so(cat):
+    for cid, sparse in (("nvidia_jetson_agx_orin_64gb", 275), ("nvidia_jetson_orin_nx_16gb", 100)):
+        chip = cat.chip(cid)
+        assert chip.peak_tops_int8 == pytest.approx(sparse / 2)
+        assert "peak_tops_int8" in chip.derived
+
+
+def test_wse2_has_no_invented_flops(cat):
+    wse2 = cat.chip("cerebras_wse2_cs2")
+    peaks = [
+        wse2.peak_tflops_fp32,
+        wse2.peak_tflops_tf32,
+        wse2.peak_tflops_fp16,
+        wse2.peak_tflops_bf16,
+        wse2.peak_tflops_fp8,
+    ]
+    assert all(p is None for p in peaks)
+    assert wse2.peak_tops_int8 is None
+    assert "null on purpose" in wse2.notes
+    assert wse2.system_kind == "wafer_scale"
+    assert wse2.external_memory_gb is not None and wse2.external_memory_gb_s is not None
+
+
+def test_dojo_tile_is_25_dies_with_a_derived_external_memory_tier(cat):
+    tile = cat.chip("tesla_dojo_training_tile")
+    assert tile.system_kind == "tile"
+    assert tile.chips_per_system == 25
+    assert "external_memory_gb" in tile.derived
+    assert "external_memory_gb" in tile.low_confidence_fields
+
+
+@pytest.mark.parametrize(
+    "cid",
+    ["huawei_ascend_910b", "cambricon_mlu220", "aispeech_shencong_taihang", "qualcomm_snapdragon_8_gen3"],
+)
+def test_low_confidence_chips_are_marked_low_and_explained(cat, cid):
+    chip = cat.chip(cid)
+    assert chip.confidence == "low"
+    assert len(chip.notes) > 40
+
+
+def test_chips_without_a_numeric_source_carry_no_numbers(cat):
+    numeric = (
+        "peak_tflops_fp32",
+        "peak_tflops_tf32",
+        "peak_tflops_fp16",
+        "peak_tflops_bf16",
+        "peak_tflops_fp8",
+        "peak_tops_int8",
+        "peak_tops_int4",
+        "memory_gb",
+        "memory_bandwidth_gb_s",
+        "tdp_w",
+        "process_nm",
+    )
+    for cid in ("cambricon_mlu220", "aispeech_shencong_taihang"):
+        chip = cat.chip(cid)
+        assert all(getattr(chip, f) is None for f in numeric), cid
+        assert "no numeric source" in chip.notes.lower()
+
+
+def test_range_prices_take_the_low_end_and_say_so(cat):
+    assert cat.chip("nvidia_h100_sxm").usd_per_hour == pytest.approx(1.90)
+    assert cat.chip("amd_mi300x").usd_per_hour == pytest.approx(1.50)
+    assert cat.chip("intel_gaudi3").purchase_usd == pytest.approx(125000 / 8)
+    for cid in ("nvidia_h100_sxm", "amd_mi300x"):
+        assert "low end" in cat.chip(cid).derived["usd_per_hour"]
+
+
+def test_azure_2020_preset_is_10000_v100_with_derived_50_gbit(cat):
+    azure = cat.clusters["azure_openai_2020"]
+    assert azure.chip == "nvidia_v100_sxm2_32gb"
+    assert azure.n_chips == 10000
+    assert azure.cpu_cores == 285000
+    assert azure.scale_out_gbit_s == pytest.approx(50)
+    assert "scale_out_gbit_s" in azure.low_confidence_fields
+
+
+def _simple_param_count_b(model) -> float:
+    """Narayanan-style estimate: 12*L*h^2 (attention + GELU MLP) + V*h (embedding), in billions."""
+    return (12 * model.layers * model.hidden**2 + model.vocab * model.hidden) / 1e9
+
+
+def test_gpt3_and_megatron_sizes_match_12Lh2_plus_Vh_within_10_percent(cat):
+    checked = 0
+    for mid, model in cat.models.items():
+        if model.family not in ("gpt3", "megatron"):
+            continue
+        est = _simple_param_count_b(model)
+        assert est == pytest.approx(model.params_b, rel=0.10), (
+            f"{mid}: {est:.3f}B vs published {model.params_b}B"
+        )
+        checked += 1
+    assert checked >= 19  # 8 GPT-3 sizes + 10 weak-scaling models + the 22B
+
+
+def _full_param_count_b(model) -> float:
+    """Per-architecture count: GQA attention, 2 or 3 MLP projections, (un)tied embeddings, learned positions."""
+    h, heads = model.hidden, model.heads
+    kv = model.kv_heads or heads
+    d = model.head_dim or h // heads
+    f = model.ffn_hidden or 4 * h
+    attn = 2 * h * heads * d + 2 * h * kv * d
+    mlp = (3 if model.mlp == "swiglu" else 2) * h * f
+    emb = model.vocab * h * (1 if model.tied_embeddings else 2)
+    if model.position == "learned":
+        emb += model.seq_len * h
+    return (model.layers * (attn + mlp) + emb) / 1e9
+
+
+def test_every_model_shape_reproduces_its_published_size_within_5_percent(cat):
+    for mid, model in cat.models.items():
+        est = _full_param_count_b(model)
+        assert est == pytest.approx(model.params_b, rel=0.05), (
+            f"{mid}: {est:.3f}B vs published {model.params_b}B"
+        )
+
+
+def test_requested_model_ids_are_present(cat):
+    wanted = [
+        "gpt3_125m",
+        "gpt3_350m",
+        "gpt3_760m",
+        "gpt3_1.3b",
+        "gpt3_2.7b",
+        "gpt3_6.7b",
+        "gpt3_13b",
+        "gpt3_175b",
+        "megatron_1.7b",
+        "megatron_3.6b",
+        "megatron_7.5b",
+        "megatron_18.4b",
+        "megatron_39.1b",
+        "megatron_76.1b",
+        "megatron_145.6b",
+        "megatron_310.1b",
+        "megatron_529.6b",
+        "megatron_1t",
+        "megatron_22b",
+        "mtnlg_530b",
+        "palm_8b",
+        "palm_62b",
+        "palm_540b",
+        "opt_175b",
+        "bloom_176b",
+        "llama_7b",
+        "llama_13b",
+        "llama_33b",
+        "llama_65b",
+        "llama2_7b",
+        "llama2_13b",
+        "llama2_70b",
+        "llama3_8b",
+        "llama3_70b",
+        "llama3_405b",
+        "llama3.2_3b",
+        "llama3.1_8b",
+        "qwen2.5_7b",
+        "gemma2_2b",
+        "gemma2_9b",
+        "phi3.5_mini_3.8b",
+        "smollm2_1.7b",
+        "qwen2_1.5b",
+    ]
+    missing = [m for m in wanted if m not in cat.models]
+    assert missing == []
+
+
+def test_palm_540b_is_multi_query_with_256_wide_heads(cat):
+    palm = cat.model("palm_540b")
+    assert (palm.layers, palm.hidden, palm.heads, palm.kv_heads, palm.head_dim) == (118, 18432, 48, 1, 256)
+    assert palm.mlp == "swiglu" and palm.position == "rope" and palm.tied_embeddings
+
+
+def test_low_confidence_and_derived_fields_name_real_fields(cat):
+    # the schema rejects unknown names at load time; this guards against empty derivation texts
+    for kind in ("chips", "models", "clusters"):
+        for eid, entry in getattr(cat, kind).items():
+            for field_name, how in entry.derived.items():
+                assert how.strip(), f"{kind}/{eid}: empty derivation for {field_name}"

@@ -1,0 +1,44 @@
+"""Collective communication times on a chip's links, vectorised.
+
+Sources:
+- Patarasuk & Yuan 2009, "Bandwidth optimal all-reduce algorithms for clusters of workstations" (JPDC 69(2)):
+  a ring all-reduce moves 2·(n-1)/n x bytes per chip; reduce-scatter or all-gather alone (n-1)/n.
+- Narayanan et al. 2021 sec. 3.3 / Shoeybi et al. 2019 (Megatron-LM): tensor-parallel groups sit inside
+  one scale-up domain when they fit; otherwise their traffic crosses the scale-out network.
+- Thakur, Rabenseifner & Gropp 2005 (IJHPCA 19(1)): latency term of tree/recursive algorithms grows
+  with log2(n) messages.
+
+Bandwidths are bytes/s in one direction per chip; latency is seconds per message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Array = np.ndarray
+
+
+def _latency_steps(n: Array) -> Array:
+    return 2.0 * np.ceil(np.log2(np.maximum(n, 1.0)))  # messages on the critical path (up and down a tree)
+
+
+def allreduce_s(nbytes: Array, n: Array, bw: Array, latency: Array) -> Array:
+    """Seconds for an all-reduce of `nbytes` per chip over n chips (0 when n <= 1)."""
+    t = 2.0 * (n - 1.0) / np.maximum(n, 1.0) * nbytes / bw + _latency_steps(n) * latency
+    return np.where(n > 1, t, 0.0)
+
+
+def allgather_s(nbytes: Array, n: Array, bw: Array, latency: Array) -> Array:
+    """Seconds for an all-gather (or reduce-scatter) whose full result is `nbytes` per chip."""
+    t = (n - 1.0) / np.maximum(n, 1.0) * nbytes / bw + 0.5 * _latency_steps(n) * latency
+    return np.where(n > 1, t, 0.0)
+
+
+def p2p_s(nbytes: Array, bw: Array, latency: Array) -> Array:
+    """Seconds to send `nbytes` to a neighbour."""
+    return nbytes / bw + latency
+
+
+def group_link(group_span: Array, domain: Array, up_bw: Array, out_bw: Array) -> Array:
+    """Bandwidth a group of `group_span` consecutive chips sees: scale-up inside one domain, else scale-out."""
+    return np.where(group_span <= domain, up_bw, out_bw)

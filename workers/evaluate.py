@@ -1,0 +1,325 @@
+"""Explicit configurations in, results out: the `chipsweep evaluate` path for every kind.
+
+A table (CSV or Parquet columns) is parsed into arrays with per-row errors, joined with the catalog by
+integer id, run through the numpy core in one call (plus the layout search for blank layout cells),
+and returned as a table with the input columns passed through and the CONTRACT.md outputs appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from schemas.catalog import Catalog
+from workers import layout, training
+from workers.parse import RowErrors, blank_mask, choices, ids, numbers
+from workers.tables import (
+    CHIP_NUMERIC,
+    PRECISION_WEIGHT_BYTES,
+    PRECISIONS,
+    RECOMPUTE,
+    ChipTable,
+    ModelTable,
+    chip_link_arrays,
+    default_precision,
+    model_shape_arrays,
+    peak_for_precision,
+)
+
+Array = np.ndarray
+
+# chip fields a row may override with a `chip.<field>` column (what-if analysis)
+OVERRIDABLE = tuple(f for f in CHIP_NUMERIC if f not in ("process_nm",))
+
+
+class EvaluateError(ValueError):
+    """Raised in strict mode: the first bad rows, each with row, field, value and what is allowed."""
+
+
+@dataclass
+class Context:
+    """What every evaluation needs from the catalog, built once per catalog."""
+
+    catalog: Catalog
+    chips: ChipTable
+    models: ModelTable
+    cal: dict[str, Array]  # calibration constant -> value per chip (by chip index)
+    defaults: dict[str, float]
+
+    @classmethod
+    def build(cls, catalog: Catalog) -> Context:
+        chips = ChipTable.from_catalog(catalog)
+        models = ModelTable.from_catalog(catalog)
+        defaults = {k: float(v["value"]) for k, v in (catalog.defaults.get("defaults") or {}).items()}
+        cal = calibration_by_chip(catalog, chips, defaults)
+        return cls(catalog, chips, models, cal, defaults)
+
+
+def calibration_by_chip(catalog: Catalog, chips: ChipTable, defaults: dict[str, float]) -> dict[str, Array]:
+    """Each calibration constant as an array over chips: the default set, then sets that name the chip's
+    class, then sets that name the chip id (most specific wins)."""
+    n = len(chips.ids)
+    out: dict[str, Array] = {}
+    classes = [catalog.chips[c].chip_class for c in chips.ids]
+    sets = sorted(catalog.calibration.items(), key=lambda kv: (bool(kv[1].applies_to), kv[0]))
+    for key in training.CAL_KEYS:
+        if key in defaults:
+            out[key] = np.full(n, defaults[key])
+    for _, cset in sets:
+        for key, const in cset.constants.items():
+            arr = out.setdefault(key, np.full(n, np.nan))
+            if not cset.applies_to:
+                arr[:] = const.value
+    for level in ("class", "id"):
+        for _, cset in sets:
+            for target in cset.applies_to:
+                idx = [
+                    i
+                    for i, cid in enumerate(chips.ids)
+                    if (level == "id" and cid == target) or (level == "class" and classes[i] == target)
+                ]
+                for key, const in cset.constants.items():
+                    out[key][idx] = const.value
+    return out
+
+
+def _bool_column(table: pa.Table, name: str, errors: RowErrors, default: float) -> Array:
+    vals = choices(table, name, ("false", "true", "0", "1", "no", "yes"), errors)
+    out = np.where(np.isnan(vals), default, np.where(vals % 2 == 1, 1.0, 0.0))
+    return out
+
+
+def _or_default(values: Array, default: float) -> Array:
+    return np.where(np.isfinite(values), values, default)
+
+
+def training_inputs(table: pa.Table, ctx: Context, errors: RowErrors) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    """Parse a training table -> (core inputs, blank masks of searchable layout fields, chip index)."""
+    n = table.num_rows
+    cat = ctx.catalog
+    # --- model: a catalog id, explicit shapes, or both (explicit cells win) -----------------------
+    model_idx = ids(table, "model", ctx.models.index(), errors, "model")
+    mcols = {k: np.where(model_idx >= 0, v[np.maximum(model_idx, 0)], np.nan) for k, v in ctx.models.cols.items()}
+    for field in ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim"):
+        given = numbers(table, field, errors, integer=True, minimum=1)
+        mcols[field] = np.where(np.isfinite(given), given, mcols[field])
+    mlp = choices(table, "mlp", ("gelu", "swiglu"), errors)
+    mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
+    for field, default in (("n_proj", 2.0), ("learned_pos", 0.0), ("tied", 1.0)):
+        mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
+    missing_shape = ~np.isfinite(mcols["layers"]) | ~np.isfinite(mcols["hidden"]) | ~np.isfinite(mcols["heads"])
+    missing_shape |= ~np.isfinite(mcols["vocab"]) | ~np.isfinite(mcols["seq_len"])
+    no_model = missing_shape & (model_idx < 0) & ~errors.bad
+    if no_model.any():
+        errors.add_message(
+            np.nonzero(no_model)[0],
+            "field 'model' is blank: give a catalog model id, or layers, hidden, heads, vocab and seq_len",
+        )
+    shapes = model_shape_arrays(mcols)
+
+    # --- chip (or a cluster preset that names one) ---------------------------------------------
+    cluster_ids = sorted(cat.clusters)
+    cluster_idx = ids(table, "cluster", {c: i for i, c in enumerate(cluster_ids)}, errors, "cluster")
+    chip_idx = ids(table, "chip", ctx.chips.index(), errors, "chip")
+    chip_index = ctx.chips.index()
+    cluster_out = np.full(n, np.nan)
+    cluster_up = np.full(n, np.nan)
+    cluster_domain = np.full(n, np.nan)
+    cluster_n = np.full(n, np.nan)
+    for j, cid in enumerate(cluster_ids):
+        rows = cluster_idx == j
+        if not rows.any():
+            continue
+        cl = cat.clusters[cid]
+        if cl.chip in chip_index:
+            chip_idx = np.where(rows & (chip_idx < 0), chip_index[cl.chip], chip_idx)
+        if cl.scale_out_gbit_s is not None:
+            cluster_out[rows] = cl.scale_out_gbit_s
+        if cl.n_chips is not None:
+            cluster_n[rows] = cl.n_chips
+        if cl.scale_up_gb_s is not None:
+            cluster_up[rows] = cl.scale_up_gb_s
+        if cl.scale_up_domain is not None:
+            cluster_domain[rows] = cl.scale_up_domain
+    no_chip = (chip_idx < 0) & ~errors.bad
+    if no_chip.any():
+        errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id (or a cluster)")
+    safe_chip = np.maximum(chip_idx, 0)
+    ccols = {k: v[safe_chip] for k, v in ctx.chips.cols.items()}
+    ccols["scale_out_gbit_s"] = np.where(np.isfinite(cluster_out), cluster_out, ccols["scale_out_gbit_s"])
+    ccols["scale_up_gb_s"] = np.where(np.isfinite(cluster_up), cluster_up, ccols["scale_up_gb_s"])
+    ccols["scale_up_domain"] = np.where(np.isfinite(cluster_domain), cluster_domain, ccols["scale_up_domain"])
+    for field in OVERRIDABLE:
+        over = numbers(table, f"chip.{field}", errors, minimum=0)
+        ccols[field] = np.where(np.isfinite(over), over, ccols[field])
+
+    # --- workload and layout -------------------------------------------------------------------
+    n_chips = numbers(table, "n_chips", errors, integer=True, minimum=1)
+    n_chips = np.where(np.isfinite(n_chips), n_chips, cluster_n)
+    global_batch = numbers(table, "global_batch", errors, integer=True, minimum=1, required=True)
+    tokens = numbers(table, "tokens", errors, minimum=1)
+    layout_vals: dict[str, Array] = {}
+    for key, lo, hi in (("tp", 1, None), ("pp", 1, None), ("dp", 1, None), ("micro_batch", 1, None), ("interleave", 1, 64)):
+        layout_vals[key] = numbers(table, key, errors, integer=True, minimum=lo, maximum=hi)
+    layout_vals["recompute"] = choices(table, "recompute", RECOMPUTE, errors)
+    layout_vals["zero_stage"] = numbers(table, "zero_stage", errors, integer=True, minimum=0, maximum=3, allowed="allowed: 0, 1, 2 or 3")
+    # n_chips may be implied by a complete layout
+    implied = layout_vals["tp"] * layout_vals["pp"] * layout_vals["dp"]
+    n_chips = np.where(np.isfinite(n_chips), n_chips, implied)
+    no_n = ~np.isfinite(n_chips) & ~errors.bad
+    if no_n.any():
+        errors.add_message(np.nonzero(no_n)[0], "field 'n_chips' is blank: give n_chips (an integer >= 1) or tp, pp and dp")
+    seq = shapes["seq"]
+    seq_given = numbers(table, "seq_len", errors, integer=True, minimum=1)
+    shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, seq)
+
+    precision = choices(table, "precision", PRECISIONS, errors)
+    precision = np.where(np.isfinite(precision), precision, default_precision(ccols))
+    peak, published = peak_for_precision(ccols, precision)
+    weight_bytes = np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[precision.astype(np.int64)]
+
+    # tokens: the row's, else the model's published count, else Chinchilla's 20 per parameter
+    params_guess = training.total_params_of(shapes)
+    model_tokens = mcols["training_tokens_b"] * 1e9
+    tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, ctx.defaults["tokens_per_param"] * params_guess))
+
+    links = chip_link_arrays(ccols, ctx.defaults)
+    nan = np.full(n, np.nan)
+    x: dict[str, Array] = {
+        **shapes,
+        **links,
+        "peak_flops": peak,
+        "peak_published": published,
+        "n_chips": n_chips,
+        "global_batch": global_batch,
+        "tokens": tokens,
+        "seq_parallel": _bool_column(table, "sequence_parallel", errors, 1.0),
+        "flash": _bool_column(table, "flash_attention", errors, 0.0),
+        "weight_bytes": weight_bytes,
+        "grad_bytes": _or_default(numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)"), ctx.defaults["grad_bytes"]),
+        "act_bytes": np.full(n, ctx.defaults["act_bytes"]),
+        "sustained_flops": numbers(table, "sustained_tflops", errors, minimum=0) * 1e12,
+        "total_flops": numbers(table, "total_flops", errors, minimum=0),
+        "precision": precision,
+        "dp_req": layout_vals.pop("dp"),
+    }
+    blank = {}
+    for key in layout.SEARCHED:
+        vals = layout_vals[key]
+        blank[key] = ~np.isfinite(vals)
+        x[key] = np.where(np.isfinite(vals), vals, nan)
+    # a weight-streaming system runs data parallel only: its tp/pp are not searched
+    stream = links["streaming"] > 0
+    for key in ("tp", "pp", "interleave"):
+        x[key] = np.where(stream & blank[key], 1.0, x[key])
+        blank[key] = blank[key] & ~stream
+    return x, blank, chip_idx
+
+
+def run_training(x: dict[str, Array], cal: dict[str, Array]) -> dict[str, Array]:
+    """The core plus the constraint a row's explicit dp puts on the layout."""
+    out = training.evaluate(x, cal)
+    dp_req = x.get("dp_req")
+    if dp_req is not None:
+        clash = np.isfinite(dp_req) & (np.abs(out["dp"] - dp_req) > 0.5)
+        out["reason_mask"] = out["reason_mask"] | np.where(clash, training.R_LAYOUT, 0)
+        for k in ("step_time_s", "tokens_per_s", "mfu", "hfu", "cost_usd"):
+            out[k] = np.where(clash, np.nan, out[k])
+    return out
+
+
+def search_training(
+    x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx: Array
+) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Layout search for rows of one kind of chip set; calibration travels with each candidate."""
+    inputs = dict(x)
+    for k, v in ctx.cal.items():
+        inputs["cal:" + k] = v[np.maximum(chip_idx, 0)]
+
+    def run(cand: dict[str, Array]) -> dict[str, Array]:
+        cal = {k[4:]: v for k, v in cand.items() if k.startswith("cal:")}
+        return run_training(cand, cal)
+
+    res_x, res_out = layout.search(inputs, blank, run)
+    return {k: v for k, v in res_x.items() if not k.startswith("cal:")}, res_out
+
+
+TRAINING_OUT = (
+    "step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
+    "mem_per_chip_gb", "fits", "time_to_train_days", "chip_hours", "energy_mwh", "cost_usd", "co2_t",
+)
+
+
+def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
+    errors = RowErrors(table.num_rows)
+    x, blank, chip_idx = training_inputs(table, ctx, errors)
+    if strict and errors:
+        raise EvaluateError("\n".join(errors.messages()[:20]))
+    ok = ~errors.bad
+    n = table.num_rows
+    resolved = {k: v.copy() for k, v in x.items()}
+    outputs: dict[str, Array] = {}
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        res_x, res_out = search_training({k: v[rows] for k, v in x.items()}, {k: v[rows] for k, v in blank.items()}, ctx, chip_idx[rows])
+        for k, v in res_x.items():
+            resolved[k][rows] = v
+        for k, v in res_out.items():
+            outputs.setdefault(k, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    return _training_table(table, resolved, outputs, errors), errors
+
+
+def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors) -> pa.Table:
+    n = table.num_rows
+    cols: dict[str, pa.Array] = {}
+    for name in table.column_names:
+        cols[name] = table.column(name)
+    bad = errors.bad
+    mask = out.get("reason_mask", np.zeros(n, dtype=np.int64))
+    reason = training.reason_text(mask)
+    mem = out.get("mem_per_chip_gb", np.full(n, np.nan))
+    limit = x["mem_bytes"] / 1e9
+    mem_rows = (mask & training.R_MEMORY) != 0
+    for i in np.nonzero(mem_rows)[0].tolist():
+        reason[i] = reason[i].replace(
+            "does not fit in memory", f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
+        )
+    reason = np.where(bad, errors.text(), reason)
+
+    def ints(a: Array) -> pa.Array:
+        return pa.array(np.where(bad | ~np.isfinite(a), None, a).tolist(), type=pa.int64())
+
+    dp = out.get("dp", np.full(n, np.nan))
+    cols["tp"] = ints(x["tp"])
+    cols["pp"] = ints(x["pp"])
+    cols["dp"] = ints(dp)
+    cols["micro_batch"] = ints(x["micro_batch"])
+    cols["interleave"] = ints(x["interleave"])
+    rec = np.asarray(RECOMPUTE, dtype=object)[np.nan_to_num(x["recompute"], nan=0).astype(np.int64)]
+    cols["recompute"] = pa.array(np.where(bad | ~np.isfinite(x["recompute"]), None, rec).tolist(), type=pa.string())
+    cols["zero_stage"] = ints(x["zero_stage"])
+    prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
+    cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
+    for name in TRAINING_OUT:
+        v = out.get(name, np.full(n, np.nan))
+        if name == "fits":
+            cols[name] = pa.array(np.where(bad, None, v.astype(bool)).tolist(), type=pa.bool_())
+        else:
+            cols[name] = pa.array(np.where(bad, np.nan, v.astype(np.float64)), type=pa.float64())
+    cols["infeasible_reason"] = pa.array(reason.tolist(), type=pa.string())
+    return pa.table(cols)
+
+
+EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {"training": evaluate_training}
+
+
+def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
+    if kind not in EVALUATORS:
+        raise ValueError(f"kind '{kind}': allowed: {', '.join(sorted(EVALUATORS))}")
+    return EVALUATORS[kind](table, Context.build(catalog), strict=strict)
+
+
+__all__ = ["Context", "EvaluateError", "evaluate_table", "blank_mask"]

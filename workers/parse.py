@@ -1,0 +1,195 @@
+"""Turning user tables (CSV/Parquet columns) into numeric arrays, with per-row errors.
+
+Every error names the row (1-based, as a spreadsheet shows data rows), the field, the value and what
+is allowed; a bad cell never aborts the other rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+Array = np.ndarray
+
+
+class RowErrors:
+    """Error messages collected per row."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._msgs: dict[int, list[str]] = {}
+
+    def add(self, rows: Sequence[int] | Array, field: str, values: Sequence[object], allowed: str) -> None:
+        for r, v in zip(np.asarray(rows).tolist(), values, strict=True):
+            self._msgs.setdefault(int(r), []).append(f"row {int(r) + 1}: field '{field}' = {v!r}: {allowed}")
+
+    def add_message(self, rows: Sequence[int] | Array, message: str) -> None:
+        for r in np.asarray(rows).tolist():
+            self._msgs.setdefault(int(r), []).append(f"row {int(r) + 1}: {message}")
+
+    @property
+    def bad(self) -> Array:
+        out = np.zeros(self.n, dtype=bool)
+        if self._msgs:
+            out[list(self._msgs)] = True
+        return out
+
+    def text(self) -> Array:
+        out = np.full(self.n, "", dtype=object)
+        for r, msgs in self._msgs.items():
+            out[r] = "; ".join(msgs)
+        return out
+
+    def messages(self) -> list[str]:
+        return [m for r in sorted(self._msgs) for m in self._msgs[r]]
+
+    def __bool__(self) -> bool:
+        return bool(self._msgs)
+
+
+def _as_strings(col: pa.ChunkedArray | pa.Array) -> list[str | None]:
+    return [None if v is None else str(v).strip() for v in col.to_pylist()]
+
+
+def blank_mask(table: pa.Table, name: str) -> Array:
+    """True where the column is absent, null, NaN or an empty string."""
+    if name not in table.column_names:
+        return np.ones(table.num_rows, dtype=bool)
+    col = table.column(name)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        vals = _as_strings(col)
+        return np.array([v is None or v == "" or v.lower() == "nan" for v in vals], dtype=bool)
+    if pa.types.is_floating(col.type):
+        arr = col.to_numpy(zero_copy_only=False)
+        return np.isnan(arr) | np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False))
+    return np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False))
+
+
+def numbers(
+    table: pa.Table,
+    name: str,
+    errors: RowErrors,
+    *,
+    integer: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    required: bool = False,
+    allowed: str | None = None,
+) -> Array:
+    """The column as float64 (NaN where blank); bad cells are recorded in `errors` and set to NaN."""
+    n = table.num_rows
+    blank = blank_mask(table, name)
+    if name not in table.column_names:
+        out = np.full(n, np.nan)
+    else:
+        col = table.column(name)
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
+            out = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            out = np.where(blank, np.nan, out)
+        else:
+            strs = _as_strings(col)
+            out = np.full(n, np.nan)
+            bad_rows, bad_vals = [], []
+            for i, v in enumerate(strs):
+                if blank[i]:
+                    continue
+                try:
+                    out[i] = float(v)  # type: ignore[arg-type]
+                except ValueError:
+                    bad_rows.append(i)
+                    bad_vals.append(v)
+            if bad_rows:
+                errors.add(bad_rows, name, bad_vals, allowed or _describe(integer, minimum, maximum, "a number"))
+    what = allowed or _describe(integer, minimum, maximum, "a number")
+    finite = np.isfinite(out)
+    bad = np.zeros(n, dtype=bool)
+    if integer:
+        bad |= finite & (np.abs(out - np.round(out)) > 1e-9)
+    if minimum is not None:
+        bad |= finite & (out < minimum)
+    if maximum is not None:
+        bad |= finite & (out > maximum)
+    if bad.any():
+        rows = np.nonzero(bad)[0]
+        errors.add(rows, name, [_fmt(v) for v in out[rows]], what)
+        out[rows] = np.nan
+    if required and blank.any():
+        rows = np.nonzero(blank)[0]
+        errors.add(rows, name, ["" for _ in rows], f"required: {what}")
+    return out
+
+
+def choices(
+    table: pa.Table,
+    name: str,
+    options: Sequence[str],
+    errors: RowErrors,
+    *,
+    required: bool = False,
+) -> Array:
+    """Index into `options` (float64, NaN where blank); unknown values are recorded as errors."""
+    n = table.num_rows
+    out = np.full(n, np.nan)
+    if name not in table.column_names:
+        if required:
+            errors.add(range(n), name, ["" for _ in range(n)], f"required: one of {', '.join(options)}")
+        return out
+    lookup = {o.lower(): i for i, o in enumerate(options)}
+    strs = _as_strings(table.column(name))
+    bad_rows, bad_vals, missing = [], [], []
+    for i, v in enumerate(strs):
+        if v is None or v == "" or v.lower() == "nan":
+            if required:
+                missing.append(i)
+            continue
+        key = v.lower()
+        if key.endswith(".0") and key[:-2] in lookup:  # numeric choices read back as floats
+            key = key[:-2]
+        if key in lookup:
+            out[i] = lookup[key]
+        else:
+            bad_rows.append(i)
+            bad_vals.append(v)
+    if bad_rows:
+        errors.add(bad_rows, name, bad_vals, f"allowed: {', '.join(options)}")
+    if missing:
+        errors.add(missing, name, ["" for _ in missing], f"required: one of {', '.join(options)}")
+    return out
+
+
+def ids(table: pa.Table, name: str, index: dict[str, int], errors: RowErrors, what: str) -> Array:
+    """Catalog ids -> integer positions (-1 where blank or unknown; unknown ones become errors)."""
+    n = table.num_rows
+    out = np.full(n, -1, dtype=np.int64)
+    if name not in table.column_names:
+        return out
+    strs = _as_strings(table.column(name))
+    bad_rows, bad_vals = [], []
+    for i, v in enumerate(strs):
+        if v is None or v == "":
+            continue
+        j = index.get(v)
+        if j is None:
+            bad_rows.append(i)
+            bad_vals.append(v)
+        else:
+            out[i] = j
+    if bad_rows:
+        errors.add(bad_rows, name, bad_vals, f"unknown {what} id; allowed: catalog {what} ids (`chipsweep catalog list`)")
+    return out
+
+
+def _describe(integer: bool, minimum: float | None, maximum: float | None, noun: str) -> str:
+    kind = "an integer" if integer else noun
+    if minimum is not None and maximum is not None:
+        return f"allowed: {kind} from {_fmt(minimum)} to {_fmt(maximum)}"
+    if minimum is not None:
+        return f"allowed: {kind} >= {_fmt(minimum)}"
+    return f"allowed: {kind}"
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"

@@ -1,0 +1,148 @@
+"""Catalog entries as numpy column tables, so rows gather chip and model fields by integer id.
+
+The evaluation core never sees pydantic objects: a chip is an index into `ChipTable` arrays and a
+model an index into `ModelTable` arrays. Integer ids are positions in sorted-id order and are written
+to the lake's dimension tables with every sweep version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.catalog import Catalog, Chip, Model
+
+Array = np.ndarray
+
+PRECISIONS = ("fp32", "fp16", "bf16", "fp8")
+PRECISION_FIELD = {
+    "fp32": "peak_tflops_fp32",
+    "fp16": "peak_tflops_fp16",
+    "bf16": "peak_tflops_bf16",
+    "fp8": "peak_tflops_fp8",
+}
+# bytes of a weight / activation element in each training precision (fp8 training keeps 16-bit master
+# weights and activations; only the matrix multiplies run in fp8 -- NVIDIA Transformer Engine docs)
+PRECISION_WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 2.0}
+RECOMPUTE = ("none", "selective", "full")
+
+CHIP_NUMERIC = (
+    "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
+    "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_bandwidth_gb_s", "sram_mb",
+    "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_out_gbit_s",
+    "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
+)
+MODEL_NUMERIC = (
+    "params_b", "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "vocab", "seq_len",
+    "training_tokens_b",
+)
+STREAMING_KINDS = ("wafer_scale", "tile")
+
+
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan
+
+
+@dataclass
+class ChipTable:
+    ids: list[str]
+    cols: dict[str, Array]
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog) -> ChipTable:
+        ids = sorted(catalog.chips)
+        chips: list[Chip] = [catalog.chips[i] for i in ids]
+        cols = {f: np.array([_num(getattr(c, f)) for c in chips], dtype=np.float64) for f in CHIP_NUMERIC}
+        cols["streaming"] = np.array(
+            [1.0 if c.system_kind in STREAMING_KINDS and c.external_memory_gb else 0.0 for c in chips]
+        )
+        return cls(ids, cols)
+
+    def index(self) -> dict[str, int]:
+        return {cid: i for i, cid in enumerate(self.ids)}
+
+
+@dataclass
+class ModelTable:
+    ids: list[str]
+    cols: dict[str, Array]
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog) -> ModelTable:
+        ids = sorted(catalog.models)
+        models: list[Model] = [catalog.models[i] for i in ids]
+        cols = {f: np.array([_num(getattr(mo, f)) for mo in models], dtype=np.float64) for f in MODEL_NUMERIC}
+        cols["n_proj"] = np.array([3.0 if mo.mlp == "swiglu" else 2.0 for mo in models])
+        cols["learned_pos"] = np.array([1.0 if mo.position == "learned" else 0.0 for mo in models])
+        cols["tied"] = np.array([1.0 if mo.tied_embeddings else 0.0 for mo in models])
+        return cls(ids, cols)
+
+    def index(self) -> dict[str, int]:
+        return {mid: i for i, mid in enumerate(self.ids)}
+
+
+def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
+    """Model columns (catalog names) -> the core's shape keys, filling defaults (kv = heads, f = 4h, d_h = h/a)."""
+    heads = cols["heads"]
+    hidden = cols["hidden"]
+    kv = np.where(np.isfinite(cols["kv_heads"]), cols["kv_heads"], heads)
+    head_dim = np.where(np.isfinite(cols["head_dim"]), cols["head_dim"], hidden / heads)
+    ffn = np.where(np.isfinite(cols["ffn_hidden"]), cols["ffn_hidden"], 4.0 * hidden)
+    return {
+        "layers": cols["layers"],
+        "hidden": hidden,
+        "heads": heads,
+        "kv_heads": kv,
+        "head_dim": head_dim,
+        "ffn": ffn,
+        "vocab": cols["vocab"],
+        "seq": cols["seq_len"],
+        "n_proj": cols["n_proj"],
+        "learned_pos": cols["learned_pos"],
+        "tied": cols["tied"],
+    }
+
+
+def default_precision(chip_cols: Mapping[str, Array]) -> Array:
+    """Index into PRECISIONS: bf16 where the chip has it, else fp16, else fp32, else fp8."""
+    has = {p: np.isfinite(chip_cols[PRECISION_FIELD[p]]) for p in PRECISIONS}
+    return np.select(
+        [has["bf16"], has["fp16"], has["fp32"], has["fp8"]],
+        [PRECISIONS.index("bf16"), PRECISIONS.index("fp16"), PRECISIONS.index("fp32"), PRECISIONS.index("fp8")],
+        PRECISIONS.index("bf16"),
+    )
+
+
+def peak_for_precision(chip_cols: Mapping[str, Array], precision: Array) -> tuple[Array, Array]:
+    """(peak FLOP/s for each row's precision code, whether the chip publishes any training peak)."""
+    stack = np.stack([chip_cols[PRECISION_FIELD[p]] for p in PRECISIONS])  # (4, n) TFLOP/s
+    prec = np.clip(precision.astype(np.int64), 0, len(PRECISIONS) - 1)
+    peak = np.take_along_axis(stack, prec[None, :], axis=0)[0] * 1e12
+    published = np.isfinite(stack).any(axis=0).astype(np.float64)
+    return peak, published
+
+
+def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, float]) -> dict[str, Array]:
+    """Chip columns -> the core's memory and link keys in bytes and bytes/s."""
+    mem_gb = np.where(np.isfinite(chip_cols["memory_gb"]), chip_cols["memory_gb"], chip_cols["sram_mb"] / 1000.0)
+    up = chip_cols["scale_up_gb_s"] * 1e9
+    out = chip_cols["scale_out_gbit_s"] * 1e9 / 8.0
+    # a chip with no published scale-up link talks over its scale-out NIC (or PCIe: defaults)
+    out = np.where(np.isfinite(out), out, defaults["fallback_link_gb_s"] * 1e9)
+    up = np.where(np.isfinite(up), up, out)
+    domain = np.where(np.isfinite(chip_cols["scale_up_domain"]), chip_cols["scale_up_domain"], 1.0)
+    return {
+        "mem_bytes": mem_gb * 1e9,
+        "mem_bw": chip_cols["memory_bandwidth_gb_s"] * 1e9,
+        "up_bw": up,
+        "up_domain": domain,
+        "out_bw": out,
+        "tdp_w": chip_cols["tdp_w"],
+        "usd_per_hour": chip_cols["usd_per_hour"],
+        "purchase_usd": chip_cols["purchase_usd"],
+        "streaming": chip_cols["streaming"],
+        "ext_mem_bytes": chip_cols["external_memory_gb"] * 1e9,
+        "ext_bw": chip_cols["external_memory_gb_s"] * 1e9,
+    }

@@ -1,0 +1,279 @@
+"""Training step time, throughput, utilisation and memory for millions of configurations at once.
+
+Sources (formulas cite them line by line):
+- Narayanan et al. 2021 (SC21, arXiv:2104.04473): 3D parallelism, sec. 2.2 pipeline bubble
+  (p-1)/m for 1F1B and (p-1)/(v·m) interleaved, sec. 3.3 tensor-parallel all-reduces (2 forward,
+  2 backward per layer), sec. 4.1 scatter/gather of pipeline sends across nodes.
+- Korthikanti et al. 2022 (arXiv:2205.05198): sequence parallelism (reduce-scatter + all-gather of the
+  same volume as the all-reduce), selective recompute, activation sizes.
+- Rajbhandari et al. 2020 (ZeRO): stage-3 parameter all-gather forward and backward.
+- Calculon (Isaev et al., SC'23): compute efficiency as a function of the operation size per chip;
+  element-wise work bound by memory bandwidth, not matrix peak.
+- Cerebras "Wafer-Scale Cluster" white paper / Hot Chips 2022: weight streaming from MemoryX,
+  activations on the wafer, pure data parallelism over SwarmX.
+- Tesla Hot Chips 2022 "Dojo System": SRAM-only dies, HBM behind interface processors.
+
+The function `evaluate` takes a dict of equal-length float64 arrays (keys in `INPUT_KEYS`) and returns
+a dict of arrays. Integer codes: recompute 0 none / 1 selective / 2 full; system 0 accelerator with its
+own memory / 1 weight-streaming system (wafer-scale, Dojo tile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from workers import comm
+from workers.memory import (
+    GIB,
+    activation_bytes_first_stage,
+    activation_bytes_per_layer,
+    model_state_bytes_per_param,
+    params_first_stage,
+)
+from workers.transformer import (
+    Shapes,
+    fwd_flops_per_seq,
+    model_flops_per_seq,
+    recompute_flops_per_seq,
+    total_params,
+)
+
+Array = np.ndarray
+
+# Bits of the infeasibility mask; `REASONS` gives the text users read.
+R_LAYOUT = 1  # n_chips not divisible by tp*pp
+R_LAYERS = 2  # layers not divisible by pp*interleave
+R_HEADS = 4  # heads not divisible by tp
+R_BATCH = 8  # global batch not divisible by dp*micro_batch
+R_MEMORY = 16  # does not fit memory
+R_PRECISION = 32  # chip has no peak for the precision
+R_INTERLEAVE = 64  # interleaving needs pp > 1 and micro-batches a multiple of pp
+R_STREAMING = 128  # weight-streaming systems run pure data parallelism (tp = pp = 1)
+R_INPUT = 256  # missing or non-positive input
+R_NOPEAK = 512  # peak FLOP/s not published
+
+REASONS: dict[int, str] = {
+    R_INPUT: "missing or non-positive input",
+    R_PRECISION: "chip has no peak for this precision",
+    R_NOPEAK: "chip peak FLOP/s not published (set chip.peak_tflops_<precision>)",
+    R_LAYOUT: "n_chips not divisible by tp*pp",
+    R_LAYERS: "layers not divisible by pp*interleave",
+    R_HEADS: "heads not divisible by tp",
+    R_BATCH: "global_batch not divisible by dp*micro_batch",
+    R_INTERLEAVE: "interleave > 1 needs pp > 1 and micro-batches a multiple of pp",
+    R_STREAMING: "weight-streaming system: tp and pp must be 1 (data parallel only)",
+    R_MEMORY: "does not fit in memory",
+}
+
+INPUT_KEYS = (
+    # model shapes
+    "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
+    # chip (per chip, for the row's precision)
+    "peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "usd_per_hour",
+    "purchase_usd", "streaming", "ext_mem_bytes", "ext_bw", "peak_published",
+    # layout and workload
+    "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
+    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes",
+    # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
+    "sustained_flops", "total_flops",
+)
+
+CAL_KEYS = (
+    "mm_eff_max",  # achievable fraction of peak for large matrix multiplies
+    "mm_half_dim",  # the narrow GEMM dimension at which efficiency is half of mm_eff_max
+    "mem_eff",  # achievable fraction of memory bandwidth for element-wise kernels
+    "elem_traffic",  # bytes moved by element-wise kernels per byte of stored activations
+    "layer_overhead_s",  # fixed seconds per layer pass (kernel launches, synchronisation)
+    "up_eff",  # achievable fraction of scale-up bandwidth in collectives
+    "out_eff",  # achievable fraction of scale-out bandwidth in collectives
+    "up_latency_s",
+    "out_latency_s",
+    "dp_overlap",  # fraction of the pipeline time data-parallel traffic can hide behind
+    "mem_usable",  # fraction of chip memory a framework can use
+    "pue",
+    "power_fraction",  # average chip power as a fraction of TDP
+    "co2_kg_per_kwh",
+    "usd_per_kwh",
+    "amortization_years",
+)
+
+
+def shapes_of(x: Mapping[str, Array]) -> Shapes:
+    return Shapes(
+        layers=x["layers"], hidden=x["hidden"], heads=x["heads"], kv_heads=x["kv_heads"], head_dim=x["head_dim"],
+        ffn=x["ffn"], vocab=x["vocab"], seq=x["seq"], n_proj=x["n_proj"], learned_pos=x["learned_pos"], tied=x["tied"],
+    )
+
+
+def total_params_of(x: Mapping[str, Array]) -> Array:
+    return total_params(shapes_of(x))
+
+
+def _eff(narrow: Array, cal: Mapping[str, float]) -> Array:
+    """Achievable fraction of peak for a matrix multiply whose narrowest dimension is `narrow`."""
+    return cal["mm_eff_max"] * narrow / (narrow + cal["mm_half_dim"])
+
+
+def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Array]:
+    """Evaluate every configuration in `x` (arrays of equal length). No Python loop over rows."""
+    f64 = np.float64
+    L, h, a = x["layers"], x["hidden"], x["heads"]
+    m = shapes_of(x)
+    s = m.seq
+    n, t, p = x["n_chips"], x["tp"], x["pp"]
+    b, v, rc, zero = x["micro_batch"], x["interleave"], x["recompute"], x["zero_stage"]
+    B = x["global_batch"]
+    streaming = x["streaming"] > 0
+    peak = x["peak_flops"]
+
+    # ---- layout validity (masked, never looped) -------------------------------------------------
+    mask = np.zeros(L.shape, dtype=np.int64)
+    dp = np.floor(n / (t * p) + 1e-9)  # data-parallel replicas
+    mask |= np.where(np.abs(dp * t * p - n) > 0.5, R_LAYOUT, 0)
+    mask |= np.where(np.abs(np.round(L / (p * v)) * p * v - L) > 0.5, R_LAYERS, 0)
+    mask |= np.where(np.abs(np.round(a / t) * t - a) > 0.5, R_HEADS, 0)
+    dp = np.maximum(dp, 1.0)
+    mb_count = B / (dp * b)  # micro-batches per pipeline per step, m
+    mask |= np.where(np.abs(np.round(mb_count) - mb_count) > 1e-6, R_BATCH, 0)
+    mask |= np.where(mb_count < 1.0 - 1e-9, R_BATCH, 0)
+    mask |= np.where((v > 1) & ((p <= 1) | (np.abs(np.round(mb_count / p) * p - mb_count) > 1e-6)), R_INTERLEAVE, 0)
+    mask |= np.where(streaming & ((t > 1) | (p > 1)), R_STREAMING, 0)
+    bad_input = ~(np.isfinite(n) & (n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0))
+    mask |= np.where(bad_input, R_INPUT, 0)
+    mask |= np.where(~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION, 0)
+    mask |= np.where(~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK, 0)
+    mb_count = np.maximum(np.round(mb_count), 1.0)
+
+    # ---- FLOPs per step (whole job) -------------------------------------------------------------
+    tokens_step = B * s  # tokens per step
+    model_flops = model_flops_per_seq(m) * B  # FLOPs per step, no recompute
+    hw_flops = model_flops + recompute_flops_per_seq(m, rc) * B  # FLOPs per step, with recompute
+    N = total_params(m)  # parameters
+
+    # ---- one micro-batch through one layer on one chip -----------------------------------------
+    mm, att, logits = fwd_flops_per_seq(m)  # FLOPs per sequence, whole layer / output layer
+    full = (rc == 2).astype(f64)
+    any_rc = (rc >= 1).astype(f64)
+    narrow_mm = np.minimum(np.minimum(b * s, h), np.minimum(m.q_dim, x["ffn"]) / t)  # narrowest GEMM dim per chip
+    narrow_att = np.minimum(s, m.head_dim)
+    t_mm = mm * b / t * (3.0 + full) / (peak * _eff(narrow_mm, cal))  # s: fwd, 2x bwd, (+fwd recompute)
+    t_att = att * b / t * (3.0 + any_rc) / (peak * _eff(narrow_att, cal))  # s: attention core GEMMs
+    act_none = activation_bytes_per_layer(m, b, t, np.zeros_like(rc), x["seq_parallel"], x["flash"])
+    t_elem = cal["elem_traffic"] * act_none * (3.0 + full) / (x["mem_bw"] * cal["mem_eff"])  # s: norms, softmax, dropout
+    t_over = cal["layer_overhead_s"] * (3.0 + full)  # s: fixed per layer pass
+    # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed
+    tp_bw = comm.group_link(t, x["up_domain"], x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"])
+    tp_lat = np.where(t <= x["up_domain"], cal["up_latency_s"], cal["out_latency_s"])
+    msg = b * s * h * x["act_bytes"]  # bytes of one layer output for a micro-batch
+    t_tp = (4.0 + 2.0 * full) * comm.allreduce_s(msg, t, tp_bw, tp_lat)  # s per layer per micro-batch
+    t_layer = t_mm + t_att + t_elem + t_over + t_tp  # s per layer per micro-batch, one chip
+
+    # ---- pipeline ------------------------------------------------------------------------------
+    pp_cross = t * p > x["up_domain"]
+    pp_bw = np.where(pp_cross, x["out_bw"] * cal["out_eff"], x["up_bw"] * cal["up_eff"])
+    pp_lat = np.where(pp_cross, cal["out_latency_s"], cal["up_latency_s"])
+    pp_msg = msg / np.where(pp_cross, t, 1.0)  # scatter/gather splits cross-node sends over the t ranks
+    t_pp = np.where(p > 1, 2.0 * v * comm.p2p_s(pp_msg, pp_bw, pp_lat), 0.0)  # s per micro-batch
+    t_logit = logits * b / t * 3.0 / (peak * _eff(np.minimum(b * s, h), cal))  # s, on the last stage
+    t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
+    t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
+
+    # ---- data parallel and optimizer -----------------------------------------------------------
+    params_chip = N / (t * p)  # parameters per chip (average stage)
+    dp_bw = comm.group_link(n, x["up_domain"], x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"])
+    dp_lat = np.where(n <= x["up_domain"], cal["up_latency_s"], cal["out_latency_s"])
+    grad_ar = comm.allreduce_s(params_chip * x["grad_bytes"], dp, dp_bw, dp_lat)  # s: gradient all-reduce
+    grad_rs = comm.allgather_s(params_chip * x["grad_bytes"], dp, dp_bw, dp_lat)  # s: ZeRO-2/3 reduce-scatter
+    t_grad = np.where(zero >= 2, grad_rs, grad_ar)
+    t_gather = np.where(zero >= 3, 2.0 * comm.allgather_s(params_chip * x["weight_bytes"], dp, dp_bw, dp_lat), 0.0)
+    t_dp = t_grad + t_gather
+    t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden behind compute
+    state_bpp = model_state_bytes_per_param(zero, dp, x["weight_bytes"], x["grad_bytes"])
+    t_opt = 2.0 * params_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
+
+    step = t_pipe + t_dp_exposed + t_opt  # s per step
+
+    # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
+    # compute stays on the chip; weights stream in forward and backward, gradients stream back
+    stream_s = 3.0 * N * x["weight_bytes"] / x["ext_bw"]  # s per step on the external link
+    compute_s = hw_flops / dp / (peak * _eff(np.minimum(b * s, h), cal))  # s per step, whole model on one system
+    stream_step = np.maximum(compute_s, stream_s) + t_grad * 0.0
+    step = np.where(streaming, stream_step, step)
+
+    # ---- memory per chip ------------------------------------------------------------------------
+    states = params_first_stage(m, t, p) * state_bpp  # bytes: weights, gradients, optimizer
+    acts = activation_bytes_first_stage(m, b, t, p, v, rc, x["seq_parallel"], x["flash"])  # bytes
+    logit_buf = np.where(p > 1, 0.0, 1.0) * b * s * m.vocab / t * x["act_bytes"]  # bytes: logits on the last stage
+    mem = states + acts + logit_buf
+    mem_limit = x["mem_bytes"] * cal["mem_usable"]
+    stream_states = N * (x["weight_bytes"] + x["grad_bytes"] + 12.0)  # bytes in the external tier
+    fits_stream = (acts <= mem_limit) & (stream_states <= x["ext_mem_bytes"])
+    fits = np.where(streaming, fits_stream, mem <= mem_limit)
+    mem = np.where(streaming, acts, mem)
+    mask |= np.where(~fits, R_MEMORY, 0)
+
+    # ---- shortcuts: a sustained rate or total FLOPs given by the user (e.g. Lambda's GPT-3 estimate) --
+    sustained = x["sustained_flops"]
+    use_sustained = np.isfinite(sustained) & (sustained > 0)
+    step = np.where(use_sustained, hw_flops / (n * np.where(use_sustained, sustained, 1.0)), step)
+
+    # ---- throughput, utilisation ----------------------------------------------------------------
+    tokens_per_s = tokens_step / step
+    model_tflops = model_flops / (step * n) / 1e12  # TFLOP/s per chip
+    hw_tflops = hw_flops / (step * n) / 1e12
+    peak_t = peak / 1e12
+    mfu = model_tflops / peak_t
+    hfu = hw_tflops / peak_t
+
+    # ---- the whole run --------------------------------------------------------------------------
+    total_flops = np.where(np.isfinite(x["total_flops"]), x["total_flops"], model_flops / tokens_step * x["tokens"])
+    run_s = np.where(
+        use_sustained & np.isfinite(x["total_flops"]),
+        total_flops / (n * np.where(use_sustained, sustained, 1.0)),
+        x["tokens"] / tokens_per_s,
+    )  # s
+    chip_hours = run_s * n / 3600.0
+    energy_mwh = chip_hours * x["tdp_w"] * cal["power_fraction"] * cal["pue"] / 1e6  # MWh
+    life_h = cal["amortization_years"] * 8766.0  # hours of service over which a purchase is spread
+    owned = chip_hours * x["purchase_usd"] / life_h + energy_mwh * 1000.0 * cal["usd_per_kwh"]
+    cost = np.where(np.isfinite(x["usd_per_hour"]), chip_hours * x["usd_per_hour"], owned)  # USD
+    co2_t = energy_mwh * cal["co2_kg_per_kwh"]  # t CO2 (MWh x kg/kWh = t)
+
+    bad = mask != 0
+    nan = np.nan
+
+    def _m(arr: Array) -> Array:
+        return np.where(bad, nan, arr)
+
+    return {
+        "dp": dp,
+        "step_time_s": _m(step),
+        "tokens_per_s": _m(tokens_per_s),
+        "model_tflops_per_chip": _m(model_tflops),
+        "hardware_tflops_per_chip": _m(hw_tflops),
+        "mfu": _m(mfu),
+        "hfu": _m(hfu),
+        "mem_per_chip_gb": mem / 1e9,
+        "mem_states_gib": np.where(streaming, nan, states / GIB),
+        "mem_activations_gib": acts / GIB,
+        "fits": fits,
+        "time_to_train_days": _m(run_s / 86400.0),
+        "chip_hours": _m(chip_hours),
+        "energy_mwh": _m(energy_mwh),
+        "cost_usd": _m(cost),
+        "co2_t": _m(co2_t),
+        "params": N,
+        "total_flops": total_flops,
+        "reason_mask": mask,
+    }
+
+
+def reason_text(mask: Array) -> np.ndarray:
+    """Readable reasons for each mask value ('' when feasible); computed once per distinct mask."""
+    uniq, inv = np.unique(mask, return_inverse=True)
+    texts = []
+    for u in uniq.tolist():
+        texts.append("; ".join(msg for bit, msg in REASONS.items() if u & bit))
+    return np.asarray(texts, dtype=object)[inv]
