@@ -86,137 +86,174 @@ def calibration_by_chip(catalog: Catalog, chips: ChipTable, defaults: dict[str, 
     return out
 
 
-def _bool_column(table: pa.Table, name: str, errors: RowErrors, default: float) -> Array:
+def _bool_column(table: pa.Table, name: str, errors: RowErrors) -> Array:
+    """1.0 / 0.0 for true / false cells, NaN where blank."""
     vals = choices(table, name, ("false", "true", "0", "1", "no", "yes"), errors)
-    out = np.where(np.isnan(vals), default, np.where(vals % 2 == 1, 1.0, 0.0))
-    return out
+    return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
 
 
 def _or_default(values: Array, default: float) -> Array:
     return np.where(np.isfinite(values), values, default)
 
 
-def training_inputs(table: pa.Table, ctx: Context, errors: RowErrors) -> tuple[dict[str, Array], dict[str, Array], Array]:
-    """Parse a training table -> (core inputs, blank masks of searchable layout fields, chip index)."""
-    n = table.num_rows
+SHAPE_FIELDS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim")
+RAW_NUMERIC = (
+    "n_chips", "global_batch", "tokens", "tp", "pp", "dp", "micro_batch", "interleave", "recompute", "zero_stage",
+    "precision", "sequence_parallel", "flash_attention", "grad_bytes", "sustained_tflops", "total_flops", "mlp",
+)
+
+
+def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Array]:
+    """A training table -> raw arrays (catalog indices, NaN where a cell is blank), errors recorded."""
+    raw: dict[str, Array] = {
+        "model_idx": ids(table, "model", ctx.models.index(), errors, "model"),
+        "chip_idx": ids(table, "chip", ctx.chips.index(), errors, "chip"),
+        "cluster_idx": ids(table, "cluster", {c: i for i, c in enumerate(sorted(ctx.catalog.clusters))}, errors, "cluster"),
+    }
+    for field in SHAPE_FIELDS:
+        raw[field] = numbers(table, field, errors, integer=True, minimum=1)
+    raw["mlp"] = choices(table, "mlp", ("gelu", "swiglu"), errors)
+    for field in OVERRIDABLE:
+        if f"chip.{field}" in table.column_names:
+            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
+    raw["n_chips"] = numbers(table, "n_chips", errors, integer=True, minimum=1)
+    raw["global_batch"] = numbers(table, "global_batch", errors, integer=True, minimum=1, required=True)
+    raw["tokens"] = numbers(table, "tokens", errors, minimum=1)
+    for key, hi in (("tp", None), ("pp", None), ("dp", None), ("micro_batch", None), ("interleave", 64)):
+        raw[key] = numbers(table, key, errors, integer=True, minimum=1, maximum=hi)
+    raw["recompute"] = choices(table, "recompute", RECOMPUTE, errors)
+    raw["zero_stage"] = numbers(table, "zero_stage", errors, integer=True, minimum=0, maximum=3, allowed="allowed: 0, 1, 2 or 3")
+    raw["precision"] = choices(table, "precision", PRECISIONS, errors)
+    raw["sequence_parallel"] = _bool_column(table, "sequence_parallel", errors)
+    raw["flash_attention"] = _bool_column(table, "flash_attention", errors)
+    raw["grad_bytes"] = numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)")
+    raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
+    raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
+    return raw
+
+
+def assemble_training(
+    raw: dict[str, Array], ctx: Context, errors: RowErrors | None = None
+) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    """Raw arrays -> (core inputs, blank masks of the searchable layout fields, chip index per row).
+
+    Used by `evaluate` (after parsing a table) and by sweep workers (which build `raw` from decoded
+    axes), so both paths resolve catalog entries, overrides and defaults the same way.
+    """
+    n = len(raw["model_idx"])
+    nan = np.full(n, np.nan)
+
+    def get(key: str) -> Array:
+        v = raw.get(key)
+        return nan if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+
     cat = ctx.catalog
     # --- model: a catalog id, explicit shapes, or both (explicit cells win) -----------------------
-    model_idx = ids(table, "model", ctx.models.index(), errors, "model")
+    model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
     mcols = {k: np.where(model_idx >= 0, v[np.maximum(model_idx, 0)], np.nan) for k, v in ctx.models.cols.items()}
-    for field in ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim"):
-        given = numbers(table, field, errors, integer=True, minimum=1)
+    for field in SHAPE_FIELDS:
+        given = get(field)
         mcols[field] = np.where(np.isfinite(given), given, mcols[field])
-    mlp = choices(table, "mlp", ("gelu", "swiglu"), errors)
+    mlp = get("mlp")
     mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
     for field, default in (("n_proj", 2.0), ("learned_pos", 0.0), ("tied", 1.0)):
         mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
     missing_shape = ~np.isfinite(mcols["layers"]) | ~np.isfinite(mcols["hidden"]) | ~np.isfinite(mcols["heads"])
     missing_shape |= ~np.isfinite(mcols["vocab"]) | ~np.isfinite(mcols["seq_len"])
-    no_model = missing_shape & (model_idx < 0) & ~errors.bad
-    if no_model.any():
-        errors.add_message(
-            np.nonzero(no_model)[0],
-            "field 'model' is blank: give a catalog model id, or layers, hidden, heads, vocab and seq_len",
-        )
+    if errors is not None:
+        no_model = missing_shape & (model_idx < 0) & ~errors.bad
+        if no_model.any():
+            errors.add_message(
+                np.nonzero(no_model)[0],
+                "field 'model' is blank: give a catalog model id, or layers, hidden, heads, vocab and seq_len",
+            )
     shapes = model_shape_arrays(mcols)
 
     # --- chip (or a cluster preset that names one) ---------------------------------------------
     cluster_ids = sorted(cat.clusters)
-    cluster_idx = ids(table, "cluster", {c: i for i, c in enumerate(cluster_ids)}, errors, "cluster")
-    chip_idx = ids(table, "chip", ctx.chips.index(), errors, "chip")
+    cluster_idx = np.asarray(raw.get("cluster_idx", np.full(n, -1)), dtype=np.int64)
+    chip_idx = np.asarray(raw["chip_idx"], dtype=np.int64).copy()
     chip_index = ctx.chips.index()
-    cluster_out = np.full(n, np.nan)
-    cluster_up = np.full(n, np.nan)
-    cluster_domain = np.full(n, np.nan)
-    cluster_n = np.full(n, np.nan)
-    for j, cid in enumerate(cluster_ids):
+    cluster_vals = {k: np.full(n, np.nan) for k in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain", "n_chips")}
+    for j in np.unique(cluster_idx[cluster_idx >= 0]).tolist():
         rows = cluster_idx == j
-        if not rows.any():
-            continue
-        cl = cat.clusters[cid]
+        cl = cat.clusters[cluster_ids[j]]
         if cl.chip in chip_index:
             chip_idx = np.where(rows & (chip_idx < 0), chip_index[cl.chip], chip_idx)
-        if cl.scale_out_gbit_s is not None:
-            cluster_out[rows] = cl.scale_out_gbit_s
-        if cl.n_chips is not None:
-            cluster_n[rows] = cl.n_chips
-        if cl.scale_up_gb_s is not None:
-            cluster_up[rows] = cl.scale_up_gb_s
-        if cl.scale_up_domain is not None:
-            cluster_domain[rows] = cl.scale_up_domain
-    no_chip = (chip_idx < 0) & ~errors.bad
-    if no_chip.any():
-        errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id (or a cluster)")
+        for key in cluster_vals:
+            value = getattr(cl, key)
+            if value is not None:
+                cluster_vals[key][rows] = value
+    if errors is not None:
+        no_chip = (chip_idx < 0) & ~errors.bad
+        if no_chip.any():
+            errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id (or a cluster)")
     safe_chip = np.maximum(chip_idx, 0)
     ccols = {k: v[safe_chip] for k, v in ctx.chips.cols.items()}
-    ccols["scale_out_gbit_s"] = np.where(np.isfinite(cluster_out), cluster_out, ccols["scale_out_gbit_s"])
-    ccols["scale_up_gb_s"] = np.where(np.isfinite(cluster_up), cluster_up, ccols["scale_up_gb_s"])
-    ccols["scale_up_domain"] = np.where(np.isfinite(cluster_domain), cluster_domain, ccols["scale_up_domain"])
+    for key in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain"):
+        ccols[key] = np.where(np.isfinite(cluster_vals[key]), cluster_vals[key], ccols[key])
     for field in OVERRIDABLE:
-        over = numbers(table, f"chip.{field}", errors, minimum=0)
-        ccols[field] = np.where(np.isfinite(over), over, ccols[field])
+        if f"chip.{field}" in raw:
+            over = get(f"chip.{field}")
+            ccols[field] = np.where(np.isfinite(over), over, ccols[field])
 
     # --- workload and layout -------------------------------------------------------------------
-    n_chips = numbers(table, "n_chips", errors, integer=True, minimum=1)
-    n_chips = np.where(np.isfinite(n_chips), n_chips, cluster_n)
-    global_batch = numbers(table, "global_batch", errors, integer=True, minimum=1, required=True)
-    tokens = numbers(table, "tokens", errors, minimum=1)
-    layout_vals: dict[str, Array] = {}
-    for key, lo, hi in (("tp", 1, None), ("pp", 1, None), ("dp", 1, None), ("micro_batch", 1, None), ("interleave", 1, 64)):
-        layout_vals[key] = numbers(table, key, errors, integer=True, minimum=lo, maximum=hi)
-    layout_vals["recompute"] = choices(table, "recompute", RECOMPUTE, errors)
-    layout_vals["zero_stage"] = numbers(table, "zero_stage", errors, integer=True, minimum=0, maximum=3, allowed="allowed: 0, 1, 2 or 3")
-    # n_chips may be implied by a complete layout
-    implied = layout_vals["tp"] * layout_vals["pp"] * layout_vals["dp"]
-    n_chips = np.where(np.isfinite(n_chips), n_chips, implied)
-    no_n = ~np.isfinite(n_chips) & ~errors.bad
-    if no_n.any():
-        errors.add_message(np.nonzero(no_n)[0], "field 'n_chips' is blank: give n_chips (an integer >= 1) or tp, pp and dp")
-    seq = shapes["seq"]
-    seq_given = numbers(table, "seq_len", errors, integer=True, minimum=1)
-    shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, seq)
+    n_chips = get("n_chips")
+    n_chips = np.where(np.isfinite(n_chips), n_chips, cluster_vals["n_chips"])
+    n_chips = np.where(np.isfinite(n_chips), n_chips, get("tp") * get("pp") * get("dp"))  # implied by a full layout
+    if errors is not None:
+        no_n = ~np.isfinite(n_chips) & ~errors.bad
+        if no_n.any():
+            errors.add_message(np.nonzero(no_n)[0], "field 'n_chips' is blank: give n_chips (an integer >= 1) or tp, pp and dp")
+    seq_given = get("seq_len")
+    shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, shapes["seq"])
 
-    precision = choices(table, "precision", PRECISIONS, errors)
+    precision = get("precision")
     precision = np.where(np.isfinite(precision), precision, default_precision(ccols))
     peak, published = peak_for_precision(ccols, precision)
     weight_bytes = np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[precision.astype(np.int64)]
 
     # tokens: the row's, else the model's published count, else Chinchilla's 20 per parameter
-    params_guess = training.total_params_of(shapes)
+    tokens = get("tokens")
     model_tokens = mcols["training_tokens_b"] * 1e9
-    tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, ctx.defaults["tokens_per_param"] * params_guess))
+    chinchilla = ctx.defaults["tokens_per_param"] * training.total_params_of(shapes)
+    tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, chinchilla))
 
     links = chip_link_arrays(ccols, ctx.defaults)
-    nan = np.full(n, np.nan)
     x: dict[str, Array] = {
         **shapes,
         **links,
         "peak_flops": peak,
         "peak_published": published,
         "n_chips": n_chips,
-        "global_batch": global_batch,
+        "global_batch": get("global_batch"),
         "tokens": tokens,
-        "seq_parallel": _bool_column(table, "sequence_parallel", errors, 1.0),
-        "flash": _bool_column(table, "flash_attention", errors, 0.0),
+        "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
+        "flash": _or_default(get("flash_attention"), 0.0),
         "weight_bytes": weight_bytes,
-        "grad_bytes": _or_default(numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)"), ctx.defaults["grad_bytes"]),
+        "grad_bytes": _or_default(get("grad_bytes"), ctx.defaults["grad_bytes"]),
         "act_bytes": np.full(n, ctx.defaults["act_bytes"]),
-        "sustained_flops": numbers(table, "sustained_tflops", errors, minimum=0) * 1e12,
-        "total_flops": numbers(table, "total_flops", errors, minimum=0),
+        "sustained_flops": get("sustained_tflops") * 1e12,
+        "total_flops": get("total_flops"),
         "precision": precision,
-        "dp_req": layout_vals.pop("dp"),
+        "dp_req": get("dp"),
     }
     blank = {}
     for key in layout.SEARCHED:
-        vals = layout_vals[key]
+        vals = get(key)
         blank[key] = ~np.isfinite(vals)
-        x[key] = np.where(np.isfinite(vals), vals, nan)
+        x[key] = vals.copy()
     # a weight-streaming system runs data parallel only: its tp/pp are not searched
     stream = links["streaming"] > 0
     for key in ("tp", "pp", "interleave"):
         x[key] = np.where(stream & blank[key], 1.0, x[key])
         blank[key] = blank[key] & ~stream
     return x, blank, chip_idx
+
+
+def training_inputs(table: pa.Table, ctx: Context, errors: RowErrors) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    """Parse a training table -> (core inputs, blank masks of searchable layout fields, chip index)."""
+    return assemble_training(parse_training(table, ctx, errors), ctx, errors)
 
 
 def run_training(x: dict[str, Array], cal: dict[str, Array]) -> dict[str, Array]:
@@ -317,6 +354,11 @@ EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {"training": 
 
 
 def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
+    if kind in ("inference", "asic") and kind not in EVALUATORS:
+        from workers import edge_rows  # the edge kinds live in their own module
+
+        EVALUATORS["inference"] = edge_rows.evaluate_inference
+        EVALUATORS["asic"] = edge_rows.evaluate_asic
     if kind not in EVALUATORS:
         raise ValueError(f"kind '{kind}': allowed: {', '.join(sorted(EVALUATORS))}")
     return EVALUATORS[kind](table, Context.build(catalog), strict=strict)

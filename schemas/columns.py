@@ -1,0 +1,162 @@
+"""The one definition of every result table: columns, types, units and docs.
+
+The Arrow schema of the lake's fact tables, the `evaluate` output column order and the docs all derive
+from these lists. Facts are narrow: integer ids for chip and model (resolved through the dimension
+tables written beside them), float32 where 7 significant digits are plenty, dictionary-encoded strings.
+Hive partition columns (`kind`, `sweep`, `version`) are not stored inside the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+Role = Literal["key", "input", "output"]
+
+_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "int16": pa.int16(),
+    "int8": pa.int8(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "category": pa.dictionary(pa.int32(), pa.string()),
+    "string": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # a key of _TYPES
+    unit: str
+    doc: str
+    role: Role
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _TYPES[self.dtype]
+
+
+def _c(name: str, dtype: str, unit: str, doc: str, role: Role) -> Column:
+    return Column(name, dtype, unit, doc, role)
+
+
+KEY = [
+    _c("idx", "int64", "", "flat configuration index in the sweep space (unique per sweep version)", "key"),
+]
+
+TRAINING: list[Column] = [
+    *KEY,
+    _c("model_id", "int16", "", "model (dimension table `models`)", "input"),
+    _c("chip_id", "int16", "", "chip (dimension table `chips`)", "input"),
+    _c("n_chips", "int32", "chips", "chips in the job", "input"),
+    _c("global_batch", "int32", "sequences", "global batch per step", "input"),
+    _c("seq_len", "int32", "tokens", "sequence length", "input"),
+    _c("tokens", "float64", "tokens", "training tokens of the run", "input"),
+    _c("precision", "category", "", "fp32 | fp16 | bf16 | fp8", "input"),
+    _c("tp", "int16", "", "tensor-parallel size", "input"),
+    _c("pp", "int16", "", "pipeline-parallel size", "input"),
+    _c("dp", "int32", "", "data-parallel size", "input"),
+    _c("micro_batch", "int16", "sequences", "micro-batch size", "input"),
+    _c("interleave", "int8", "", "virtual pipeline stages per chip", "input"),
+    _c("recompute", "category", "", "none | selective | full", "input"),
+    _c("zero_stage", "int8", "", "ZeRO stage 0-3", "input"),
+    _c("step_time_s", "float32", "s", "time per optimizer step", "output"),
+    _c("tokens_per_s", "float32", "tokens/s", "training throughput of the whole job", "output"),
+    _c("model_tflops_per_chip", "float32", "TFLOP/s", "model FLOPs (no recompute) per chip per second", "output"),
+    _c("hardware_tflops_per_chip", "float32", "TFLOP/s", "hardware FLOPs (with recompute) per chip per second", "output"),
+    _c("mfu", "float32", "fraction", "model FLOPs utilisation", "output"),
+    _c("hfu", "float32", "fraction", "hardware FLOPs utilisation", "output"),
+    _c("mem_per_chip_gb", "float32", "GB", "memory per chip (first pipeline stage)", "output"),
+    _c("fits", "bool", "", "the configuration fits in memory", "output"),
+    _c("time_to_train_days", "float32", "days", "wall-clock time for `tokens`", "output"),
+    _c("chip_hours", "float32", "chip-hours", "chip-hours of the run", "output"),
+    _c("energy_mwh", "float32", "MWh", "energy of the run (chip power x PUE)", "output"),
+    _c("cost_usd", "float32", "USD", "rental cost, or purchase amortised plus energy", "output"),
+    _c("co2_t", "float32", "t CO2eq", "emissions at the grid intensity of the catalog defaults", "output"),
+    _c("infeasible_reason", "category", "", "empty when feasible", "output"),
+]
+
+INFERENCE: list[Column] = [
+    *KEY,
+    _c("model_id", "int16", "", "model (dimension table `models`)", "input"),
+    _c("chip_id", "int16", "", "chip (dimension table `chips`)", "input"),
+    _c("n_chips", "int16", "chips", "tensor-parallel chips serving one replica", "input"),
+    _c("weight_bits", "int8", "bits", "weight precision 4 | 8 | 16", "input"),
+    _c("kv_bits", "int8", "bits", "KV-cache precision", "input"),
+    _c("batch", "int32", "sequences", "concurrent sequences", "input"),
+    _c("prompt_len", "int32", "tokens", "prompt length", "input"),
+    _c("gen_len", "int32", "tokens", "generated tokens", "input"),
+    _c("ttft_s", "float32", "s", "time to first token", "output"),
+    _c("prefill_tokens_per_s", "float32", "tokens/s", "prompt tokens per second per sequence", "output"),
+    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output"),
+    _c("throughput_tokens_per_s", "float32", "tokens/s", "generated tokens per second, all sequences", "output"),
+    _c("energy_per_token_j", "float32", "J", "energy per generated token", "output"),
+    _c("mem_gb", "float32", "GB", "memory per chip: weights + KV cache + activations", "output"),
+    _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (NaN if unknown)", "output"),
+    _c("fits", "bool", "", "fits in memory", "output"),
+    _c("infeasible_reason", "category", "", "empty when feasible", "output"),
+]
+
+ASIC: list[Column] = [
+    *KEY,
+    _c("model_id", "int16", "", "workload model (dimension table `models`)", "input"),
+    _c("node_nm", "int8", "nm", "process node", "input"),
+    _c("n_mac", "int32", "MACs", "multiply-accumulate units", "input"),
+    _c("clock_ghz", "float32", "GHz", "clock", "input"),
+    _c("sram_mb", "float32", "MB", "on-chip SRAM", "input"),
+    _c("dram", "category", "", "lpddr4x | lpddr5 | lpddr5x | hbm2e | hbm3", "input"),
+    _c("dram_bus_bits", "int16", "bits", "DRAM bus width", "input"),
+    _c("precision", "category", "", "int4 | int8 | fp16", "input"),
+    _c("weight_bits", "int8", "bits", "weight precision of the workload", "input"),
+    _c("batch", "int32", "sequences", "concurrent sequences", "input"),
+    _c("prompt_len", "int32", "tokens", "prompt length", "input"),
+    _c("gen_len", "int32", "tokens", "generated tokens", "input"),
+    _c("die_area_mm2", "float32", "mm^2", "die area", "output"),
+    _c("dies_per_wafer", "float32", "dies", "gross dies per 300 mm wafer", "output"),
+    _c("yield", "float32", "fraction", "die yield", "output"),
+    _c("unit_cost_usd", "float32", "USD", "packaged, tested unit cost (+ DRAM)", "output"),
+    _c("peak_tops", "float32", "TOP/s", "peak at the design precision", "output"),
+    _c("power_w", "float32", "W", "power while decoding", "output"),
+    _c("tops_per_w", "float32", "TOP/s/W", "peak TOPS per watt at full load", "output"),
+    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output"),
+    _c("ttft_s", "float32", "s", "time to first token", "output"),
+    _c("energy_per_token_j", "float32", "J", "energy per generated token", "output"),
+    _c("fits", "bool", "", "the model fits the memory system", "output"),
+    _c("infeasible_reason", "category", "", "empty when feasible", "output"),
+]
+
+FACTS: dict[str, list[Column]] = {"training": TRAINING, "inference": INFERENCE, "asic": ASIC}
+KINDS = tuple(FACTS)
+PARTITIONS = ("kind", "sweep", "version")  # hive partition keys, in path order
+
+
+def arrow_schema(kind: str) -> pa.Schema:
+    """The Arrow schema of one kind's fact files (without the hive partition columns)."""
+    cols = FACTS[kind]
+    return pa.schema([pa.field(c.name, c.arrow_type, metadata={"unit": c.unit, "doc": c.doc}) for c in cols])
+
+
+def columns(kind: str, role: Role | None = None) -> list[str]:
+    return [c.name for c in FACTS[kind] if role is None or c.role == role]
+
+
+# Dimension tables, written once per sweep version beside its facts:
+#   <lake>/dims/chips/sweep=<s>/version=<v>/part-0.parquet   (chip_id, chip, name, vendor, class, ...)
+#   <lake>/dims/models/sweep=<s>/version=<v>/part-0.parquet  (model_id, model, name, params_b, ...)
+#   <lake>/dims/sweeps/sweep=<s>/version=<v>/part-0.parquet  (one row: kind, spec json, hashes json, ...)
+DIM_CHIPS = pa.schema([
+    ("chip_id", pa.int16()), ("chip", pa.string()), ("name", pa.string()), ("vendor", pa.string()),
+    ("class", pa.string()), ("confidence", pa.string()), ("peak_tflops_bf16", pa.float64()),
+    ("peak_tflops_fp16", pa.float64()), ("peak_tops_int8", pa.float64()), ("memory_gb", pa.float64()),
+    ("memory_bandwidth_gb_s", pa.float64()), ("tdp_w", pa.float64()), ("usd_per_hour", pa.float64()),
+    ("purchase_usd", pa.float64()),
+])
+DIM_MODELS = pa.schema([
+    ("model_id", pa.int16()), ("model", pa.string()), ("name", pa.string()), ("family", pa.string()),
+    ("params_b", pa.float64()), ("layers", pa.int32()), ("hidden", pa.int32()), ("heads", pa.int32()),
+])
