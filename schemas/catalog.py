@@ -148,6 +148,7 @@ class Cluster(_Entry):
     scale_out_gbit_s: float | None = None  # per chip
     scale_up_gb_s: float | None = None  # per chip, one direction (overrides the chip's when set)
     scale_up_domain: int | None = None  # chips per scale-up domain (overrides the chip's when set)
+    scale_up_latency_s: float | None = None  # per message on the scale-up link (overrides calibration)
     cpu_cores: int | None = None
     pue: float | None = None
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.catalog import Catalog, load_catalog
-from workers.evaluate import Context, evaluate_training
+from workers.evaluate import Context
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "tests" / "validation"
 A100 = "nvidia_a100_sxm_80gb"
@@ -95,6 +95,7 @@ def training_cases(path: Path | None = None) -> list[Case]:
                     out.append(Case(cid, group, row, "aggregate_pflops", value))
                 elif metric.startswith("time_to_train"):
                     row.setdefault("recompute", "full")
+                    row.setdefault("global_batch", 1536)  # GPT-3's 3.2M-token batch (Brown et al. 2020 Table 2.1)
                     out.append(Case(cid, group, row, "time_to_train_days", value))
             elif cid.startswith("korthikanti22"):
                 v = 3 if int(row["layers"]) in (96, 105) else 1  # interleaving used for 175B and 530B
@@ -125,7 +126,7 @@ def training_cases(path: Path | None = None) -> list[Case]:
                 row["recompute"] = "full"
                 row["sequence_parallel"] = False
                 row["interleave"] = 1  # DeepSpeed's pipeline engine runs plain 1F1B
-                row["grad_bytes"] = 2
+                row["framework"] = "deepspeed"  # MT-NLG: DeepSpeed pipeline + Megatron tensor parallelism
                 if metric == "iteration_time":
                     out.append(Case(cid, "mtnlg", row, "step_time_s", value))
                 else:
@@ -134,6 +135,11 @@ def training_cases(path: Path | None = None) -> list[Case]:
                 row.update({
                     "model": "palm_540b", "chip": "google_tpu_v4", "n_chips": 6144, "global_batch": 2048,
                     "tp": 12, "pp": 1, "micro_batch": 4, "recompute": "full", "zero_stage": 3, "tokens": 780e9,
+                    # GSPMD shards activations over the model-parallel axis, as sequence parallelism does
+                    "sequence_parallel": True,
+                    # TPU v4 ICI is not in Google's v4 doc: ~45 GB/s one way per link x 6 links (JAX scaling
+                    # book, low confidence, chips.yaml notes); PaLM trained on pods of 3,072 chips
+                    "chip.scale_up_gb_s": 270, "chip.scale_up_domain": 3072,
                 })
                 for key in ("layers", "hidden", "heads", "vocab", "seq_len", "mlp"):
                     row.pop(key, None)
@@ -178,7 +184,7 @@ def vtrain_cases(which: str = "multi") -> list[Case]:
                 "layers": int(d["# layers"]), "seq_len": int(d["sequence length"]), "vocab": 51200, "mlp": "gelu",
                 "tp": int(d["tensor parallelism"]), "dp": int(d["data parallelism"]), "pp": int(d["pipeline parallelism"]),
                 "recompute": "full", "zero_stage": 0, "interleave": 1, "sequence_parallel": False,
-                "grad_bytes": 2,  # Megatron-DeepSpeed all-reduces fp16 gradients
+                "framework": "deepspeed",  # Megatron-DeepSpeed: DeepSpeed's pipeline engine and fp16 gradients
             }
             if which == "single":
                 row["cluster"] = "vtrain_single_node"
@@ -192,43 +198,43 @@ def all_cases() -> list[Case]:
     return [*training_cases(), *lambda_cases(), *vtrain_cases("multi"), *vtrain_cases("single")]
 
 
-def predict(cases: Iterable[Case], catalog: Catalog | None = None) -> list[Result]:
-    cases = list(cases)
-    if not cases:
-        return []
-    catalog = catalog or load_catalog()
-    ctx = Context.build(catalog)
+def case_table(cases: list[Case]) -> pa.Table:
     keys: list[str] = sorted({k for c in cases for k in c.row})
-    cols = {k: [c.row.get(k) for c in cases] for k in keys}
-    table = pa.table({k: pa.array([None if v is None else str(v) for v in vals], type=pa.string()) for k, vals in cols.items()})
-    out, _ = evaluate_training(table, ctx)
-    # diagnostics the validation compares that are not CONTRACT columns
-    from workers import training as core
+    return pa.table({
+        k: pa.array([None if c.row.get(k) is None else str(c.row.get(k)) for c in cases], type=pa.string()) for k in keys
+    })
 
+
+def extract(cases: list[Case], out: dict[str, np.ndarray], n_chips: np.ndarray) -> list[Result]:
+    """Predicted values of each case's metric from the core's outputs (row i = case i)."""
     results = []
-    extra = _diagnostics(table, ctx, core)
     for i, c in enumerate(cases):
-        if c.metric in out.column_names:
-            pred = out.column(c.metric)[i].as_py()
-        elif c.metric == "aggregate_pflops":
-            pred = out.column("hardware_tflops_per_chip")[i].as_py() * float(c.row["n_chips"]) / 1000.0  # type: ignore[arg-type]
+        if c.metric == "aggregate_pflops":
+            pred = out["hardware_tflops_per_chip"][i] * n_chips[i] / 1000.0
         elif c.metric == "gpu_years":
-            pred = out.column("chip_hours")[i].as_py() / 8766.0
+            pred = out["chip_hours"][i] / 8766.0
         else:
-            pred = float(extra[c.metric][i])
-        results.append(Result(c, float("nan") if pred is None else float(pred) * c.scale))
+            pred = out[c.metric][i]
+        results.append(Result(c, float(pred) * c.scale))
     return results
 
 
-def _diagnostics(table: pa.Table, ctx: Context, core: object) -> dict[str, np.ndarray]:
-    """Columns outside the CONTRACT (memory components, total FLOPs) for the resolved layouts."""
+def predict(cases: Iterable[Case], catalog: Catalog | None = None) -> list[Result]:
+    """Run the cases through the same parse/assemble/search path `evaluate` uses."""
     from workers.evaluate import search_training, training_inputs
     from workers.parse import RowErrors
 
+    cases = list(cases)
+    if not cases:
+        return []
+    ctx = Context.build(catalog or load_catalog())
+    table = case_table(cases)
     errors = RowErrors(table.num_rows)
     x, blank, chip_idx = training_inputs(table, ctx, errors)
+    if errors:
+        raise ValueError("validation cases do not parse: " + "; ".join(errors.messages()[:5]))
     _, out = search_training(x, blank, ctx, chip_idx)
-    return out
+    return extract(cases, out, x["n_chips"])
 
 
 def summarize(results: list[Result]) -> list[tuple[str, int, float, float]]:
@@ -271,12 +277,9 @@ def run(kind: str = "all") -> list[Result]:
     if kind in ("training", "all"):
         results += predict(all_cases())
     if kind in ("inference", "asic", "all"):
-        try:
-            from service import validate_edge
-        except ModuleNotFoundError:
-            validate_edge = None  # type: ignore[assignment]
-        if validate_edge is not None:
-            results += validate_edge.run(kind)
+        from service import validate_edge
+
+        results += validate_edge.run(kind)
     return results
 
 

@@ -42,3 +42,23 @@ def p2p_s(nbytes: Array, bw: Array, latency: Array) -> Array:
 def group_link(group_span: Array, domain: Array, up_bw: Array, out_bw: Array) -> Array:
     """Bandwidth a group of `group_span` consecutive chips sees: scale-up inside one domain, else scale-out."""
     return np.where(group_span <= domain, up_bw, out_bw)
+
+
+def hier_allreduce_s(
+    nbytes: Array, n: Array, stride: Array, domain: Array, up_bw: Array, out_bw: Array, up_lat: Array, out_lat: Array
+) -> Array:
+    """All-reduce over a group of n chips whose members sit `stride` ranks apart, hierarchically: a
+    reduce-scatter/all-gather inside each scale-up domain, then an all-reduce of the 1/g shards between
+    domains, each chip on its own NIC (Jia et al. 2018 / NCCL's 2D hierarchical all-reduce)."""
+    g = np.clip(np.floor(domain / np.maximum(stride, 1.0)), 1.0, n)  # group members per domain
+    k = np.ceil(n / g)  # domains the group spans
+    return allreduce_s(nbytes, g, up_bw, up_lat) + allreduce_s(nbytes / g, k, out_bw, out_lat)
+
+
+def hier_allgather_s(
+    nbytes: Array, n: Array, stride: Array, domain: Array, up_bw: Array, out_bw: Array, up_lat: Array, out_lat: Array
+) -> Array:
+    """All-gather (or reduce-scatter) of `nbytes` over n chips, hierarchically as `hier_allreduce_s`."""
+    g = np.clip(np.floor(domain / np.maximum(stride, 1.0)), 1.0, n)
+    k = np.ceil(n / g)
+    return allgather_s(nbytes, g, up_bw, up_lat) + allgather_s(nbytes / g, k, out_bw, out_lat)

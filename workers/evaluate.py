@@ -100,6 +100,7 @@ SHAPE_FIELDS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", 
 RAW_NUMERIC = (
     "n_chips", "global_batch", "tokens", "tp", "pp", "dp", "micro_batch", "interleave", "recompute", "zero_stage",
     "precision", "sequence_parallel", "flash_attention", "grad_bytes", "sustained_tflops", "total_flops", "mlp",
+    "framework",
 )
 
 
@@ -126,6 +127,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["precision"] = choices(table, "precision", PRECISIONS, errors)
     raw["sequence_parallel"] = _bool_column(table, "sequence_parallel", errors)
     raw["flash_attention"] = _bool_column(table, "flash_attention", errors)
+    raw["framework"] = choices(table, "framework", training.FRAMEWORKS, errors)
     raw["grad_bytes"] = numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)")
     raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
     raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
@@ -174,7 +176,9 @@ def assemble_training(
     cluster_idx = np.asarray(raw.get("cluster_idx", np.full(n, -1)), dtype=np.int64)
     chip_idx = np.asarray(raw["chip_idx"], dtype=np.int64).copy()
     chip_index = ctx.chips.index()
-    cluster_vals = {k: np.full(n, np.nan) for k in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain", "n_chips")}
+    cluster_vals = {
+        k: np.full(n, np.nan) for k in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain", "scale_up_latency_s", "n_chips")
+    }
     for j in np.unique(cluster_idx[cluster_idx >= 0]).tolist():
         rows = cluster_idx == j
         cl = cat.clusters[cluster_ids[j]]
@@ -220,6 +224,7 @@ def assemble_training(
     tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, chinchilla))
 
     links = chip_link_arrays(ccols, ctx.defaults)
+    framework = _or_default(get("framework"), 0.0)
     x: dict[str, Array] = {
         **shapes,
         **links,
@@ -231,12 +236,15 @@ def assemble_training(
         "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
         "flash": _or_default(get("flash_attention"), 0.0),
         "weight_bytes": weight_bytes,
-        "grad_bytes": _or_default(get("grad_bytes"), ctx.defaults["grad_bytes"]),
+        # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones
+        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework == 1, 2.0, ctx.defaults["grad_bytes"])),
+        "framework": framework,
         "act_bytes": np.full(n, ctx.defaults["act_bytes"]),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
         "precision": precision,
         "dp_req": get("dp"),
+        "up_latency": cluster_vals["scale_up_latency_s"],
     }
     blank = {}
     for key in layout.SEARCHED:

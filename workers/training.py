@@ -62,7 +62,7 @@ REASONS: dict[int, str] = {
     R_LAYERS: "layers not divisible by pp*interleave",
     R_HEADS: "heads not divisible by tp",
     R_BATCH: "global_batch not divisible by dp*micro_batch",
-    R_INTERLEAVE: "interleave > 1 needs pp > 1 and micro-batches a multiple of pp",
+    R_INTERLEAVE: "interleave > 1 needs pp > 1, micro-batches a multiple of pp and framework megatron",
     R_STREAMING: "weight-streaming system: tp and pp must be 1 (data parallel only)",
     R_MEMORY: "does not fit in memory",
 }
@@ -77,8 +77,9 @@ INPUT_KEYS = (
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
     "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes",
     # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
-    "sustained_flops", "total_flops",
+    "sustained_flops", "total_flops", "up_latency", "framework",
 )
+FRAMEWORKS = ("megatron", "deepspeed")
 
 CAL_KEYS = (
     "mm_eff_max",  # achievable fraction of peak for large matrix multiplies
@@ -91,6 +92,7 @@ CAL_KEYS = (
     "up_latency_s",
     "out_latency_s",
     "dp_overlap",  # fraction of the pipeline time data-parallel traffic can hide behind
+    "ds_p2p_eff",  # fraction of the link DeepSpeed's pipeline send/receive reaches
     "mem_usable",  # fraction of chip memory a framework can use
     "pue",
     "power_fraction",  # average chip power as a fraction of TDP
@@ -140,6 +142,7 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Arra
     mask |= np.where(mb_count < 1.0 - 1e-9, R_BATCH, 0)
     mask |= np.where((v > 1) & ((p <= 1) | (np.abs(np.round(mb_count / p) * p - mb_count) > 1e-6)), R_INTERLEAVE, 0)
     mask |= np.where(streaming & ((t > 1) | (p > 1)), R_STREAMING, 0)
+    mask |= np.where((x["framework"] == 1) & (v > 1), R_INTERLEAVE, 0)  # DeepSpeed pipelines are plain 1F1B
     bad_input = ~(np.isfinite(n) & (n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0))
     mask |= np.where(bad_input, R_INPUT, 0)
     mask |= np.where(~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION, 0)
@@ -163,31 +166,40 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Arra
     act_none = activation_bytes_per_layer(m, b, t, np.zeros_like(rc), x["seq_parallel"], x["flash"])
     t_elem = cal["elem_traffic"] * act_none * (3.0 + full) / (x["mem_bw"] * cal["mem_eff"])  # s: norms, softmax, dropout
     t_over = cal["layer_overhead_s"] * (3.0 + full)  # s: fixed per layer pass
-    # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed
-    tp_bw = comm.group_link(t, x["up_domain"], x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"])
-    tp_lat = np.where(t <= x["up_domain"], cal["up_latency_s"], cal["out_latency_s"])
+    # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed;
+    # ranks are ordered [pp][dp][tp] (Megatron): tp groups are consecutive, dp groups stride tp
+    up_bw, out_bw = x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"]
+    up_lat = np.where(np.isfinite(x["up_latency"]), x["up_latency"], cal["up_latency_s"])  # s per message
+    out_lat, dom = cal["out_latency_s"], x["up_domain"]
     msg = b * s * h * x["act_bytes"]  # bytes of one layer output for a micro-batch
-    t_tp = (4.0 + 2.0 * full) * comm.allreduce_s(msg, t, tp_bw, tp_lat)  # s per layer per micro-batch
+    one = np.ones_like(t)
+    t_tp = (4.0 + 2.0 * full) * comm.hier_allreduce_s(msg, t, one, dom, up_bw, out_bw, up_lat, out_lat)  # s
     t_layer = t_mm + t_att + t_elem + t_over + t_tp  # s per layer per micro-batch, one chip
 
     # ---- pipeline ------------------------------------------------------------------------------
-    pp_cross = t * p > x["up_domain"]
-    pp_bw = np.where(pp_cross, x["out_bw"] * cal["out_eff"], x["up_bw"] * cal["up_eff"])
-    pp_lat = np.where(pp_cross, cal["out_latency_s"], cal["up_latency_s"])
-    pp_msg = msg / np.where(pp_cross, t, 1.0)  # scatter/gather splits cross-node sends over the t ranks
-    t_pp = np.where(p > 1, 2.0 * v * comm.p2p_s(pp_msg, pp_bw, pp_lat), 0.0)  # s per micro-batch
+    pp_cross = n > dom  # some stage boundary leaves the scale-up domain
+    pp_bw = np.where(pp_cross, out_bw, up_bw)
+    pp_lat = np.where(pp_cross, out_lat, up_lat)
+    # Megatron splits cross-node sends over the t ranks (scatter/gather, Narayanan sec. 4.1) and overlaps
+    # each send with the matching receive; DeepSpeed's pipeline engine sends the full tensor and runs
+    # SendActivation/RecvActivation/SendGrad/RecvGrad as separate blocking steps (DeepSpeed PipeSchedule)
+    deepspeed = x["framework"] == 1
+    pp_msg = msg / np.where(pp_cross & ~deepspeed, t, 1.0)  # bytes per send
+    sends = np.where(deepspeed, 4.0, 2.0 * v)  # transfers on the critical path per micro-batch
+    pp_bw = np.where(deepspeed, pp_bw * cal["ds_p2p_eff"], pp_bw)  # DeepSpeed's p2p reaches a fraction of it
+    t_pp = np.where(p > 1, sends * comm.p2p_s(pp_msg, pp_bw, pp_lat), 0.0)  # s per micro-batch
     t_logit = logits * b / t * 3.0 / (peak * _eff(np.minimum(b * s, h), cal))  # s, on the last stage
     t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
     t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
 
     # ---- data parallel and optimizer -----------------------------------------------------------
     params_chip = N / (t * p)  # parameters per chip (average stage)
-    dp_bw = comm.group_link(n, x["up_domain"], x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"])
-    dp_lat = np.where(n <= x["up_domain"], cal["up_latency_s"], cal["out_latency_s"])
-    grad_ar = comm.allreduce_s(params_chip * x["grad_bytes"], dp, dp_bw, dp_lat)  # s: gradient all-reduce
-    grad_rs = comm.allgather_s(params_chip * x["grad_bytes"], dp, dp_bw, dp_lat)  # s: ZeRO-2/3 reduce-scatter
+    grad = params_chip * x["grad_bytes"]  # bytes of gradients per chip
+    grad_ar = comm.hier_allreduce_s(grad, dp, t, dom, up_bw, out_bw, up_lat, out_lat)  # s: gradient all-reduce
+    grad_rs = comm.hier_allgather_s(grad, dp, t, dom, up_bw, out_bw, up_lat, out_lat)  # s: ZeRO-2/3 reduce-scatter
     t_grad = np.where(zero >= 2, grad_rs, grad_ar)
-    t_gather = np.where(zero >= 3, 2.0 * comm.allgather_s(params_chip * x["weight_bytes"], dp, dp_bw, dp_lat), 0.0)
+    weights = params_chip * x["weight_bytes"]  # bytes of weights per chip
+    t_gather = np.where(zero >= 3, 2.0 * comm.hier_allgather_s(weights, dp, t, dom, up_bw, out_bw, up_lat, out_lat), 0.0)
     t_dp = t_grad + t_gather
     t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden behind compute
     state_bpp = model_state_bytes_per_param(zero, dp, x["weight_bytes"], x["grad_bytes"])
