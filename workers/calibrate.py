@@ -195,11 +195,17 @@ def write(values: dict[str, float]) -> None:
     block_start = ctext.index("- id: vtrain_single_node")
     head, block = ctext[:block_start], ctext[block_start:]
     block = re.sub(r"^  scale_up_gb_s: .*$", f"  scale_up_gb_s: {link:.4g}", block, count=1, flags=re.M)
+    lat = values["vtrain_single_node.scale_up_latency_s"]
+    block = re.sub(r"^  scale_up_latency_s: .*$", f"  scale_up_latency_s: {lat:.4g}", block, count=1, flags=re.M)
     block = re.sub(
         r"^    scale_up_gb_s: .*$",
         "    scale_up_gb_s: fitted on vtrain_single_even (workers/calibrate.py); the node's effective GPU-to-GPU bandwidth",
         block, count=1, flags=re.M,
     )
+    if "scale_up_latency_s:" not in block.split("derived:", 1)[1].split("sources:", 1)[0]:
+        block = block.replace(
+            "  derived:\n", "  derived:\n    scale_up_latency_s: fitted on vtrain_single_even (workers/calibrate.py)\n", 1
+        )
     cpath.write_text(head + block)
 
 

@@ -328,10 +328,15 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     mem = out.get("mem_per_chip_gb", np.full(n, np.nan))
     limit = x["mem_bytes"] / 1e9
     mem_rows = (mask & training.R_MEMORY) != 0
+    ext = out.get("mem_external_gb", np.full(n, np.nan))
+    ext_limit = x["ext_mem_bytes"] / 1e9
     for i in np.nonzero(mem_rows)[0].tolist():
-        reason[i] = reason[i].replace(
-            "does not fit in memory", f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
-        )
+        if np.isfinite(ext[i]):  # weight-streaming system: states in the external tier, activations on chip
+            detail = (f"does not fit in memory: {ext[i]:.1f} GB of weights+optimizer state in the external tier "
+                      f"(limit {ext_limit[i]:.1f} GB), {mem[i]:.1f} GB of activations on chip (limit {limit[i]:.1f} GB)")
+        else:
+            detail = f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
+        reason[i] = reason[i].replace("does not fit in memory", detail)
     reason = np.where(bad, errors.text(), reason)
 
     def ints(a: Array) -> pa.Array:

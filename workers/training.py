@@ -53,11 +53,15 @@ R_INTERLEAVE = 64  # interleaving needs pp > 1 and micro-batches a multiple of p
 R_STREAMING = 128  # weight-streaming systems run pure data parallelism (tp = pp = 1)
 R_INPUT = 256  # missing or non-positive input
 R_NOPEAK = 512  # peak FLOP/s not published
+R_CHIPDATA = 1024  # chip memory size or bandwidth not published
+R_STREAMDATA = 2048  # weight-streaming system without a published external-memory bandwidth
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
     R_PRECISION: "chip has no peak for this precision",
     R_NOPEAK: "chip peak FLOP/s not published (set chip.peak_tflops_<precision>)",
+    R_CHIPDATA: "chip memory_gb or memory_bandwidth_gb_s not published (set chip.memory_gb / chip.memory_bandwidth_gb_s)",
+    R_STREAMDATA: "external memory bandwidth not published (set chip.external_memory_gb_s)",
     R_LAYOUT: "n_chips not divisible by tp*pp",
     R_LAYERS: "layers not divisible by pp*interleave",
     R_HEADS: "heads not divisible by tp",
@@ -147,6 +151,9 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Arra
     mask |= np.where(bad_input, R_INPUT, 0)
     mask |= np.where(~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION, 0)
     mask |= np.where(~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK, 0)
+    # an accelerator needs its memory size and bandwidth; a weight-streaming system its external link
+    mask |= np.where(~np.isfinite(x["mem_bytes"]) | (~streaming & ~np.isfinite(x["mem_bw"])), R_CHIPDATA, 0)
+    mask |= np.where(streaming & ~np.isfinite(x["ext_bw"]), R_STREAMDATA, 0)
     mb_count = np.maximum(np.round(mb_count), 1.0)
 
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
@@ -222,9 +229,9 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Arra
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
     stream_states = N * (x["weight_bytes"] + x["grad_bytes"] + 12.0)  # bytes in the external tier
     fits_stream = (acts <= mem_limit) & (stream_states <= x["ext_mem_bytes"])
-    fits = np.where(streaming, fits_stream, mem <= mem_limit)
+    fits = np.where(streaming, fits_stream, mem <= mem_limit) & np.isfinite(mem_limit)
     mem = np.where(streaming, acts, mem)
-    mask |= np.where(~fits, R_MEMORY, 0)
+    mask |= np.where(~fits & np.isfinite(mem_limit), R_MEMORY, 0)
 
     # ---- shortcuts: a sustained rate or total FLOPs given by the user (e.g. Lambda's GPT-3 estimate) --
     sustained = x["sustained_flops"]
@@ -270,6 +277,7 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Arra
         "mem_per_chip_gb": mem / 1e9,
         "mem_states_gib": np.where(streaming, nan, states / GIB),
         "mem_activations_gib": acts / GIB,
+        "mem_external_gb": np.where(streaming, stream_states / 1e9, nan),
         "fits": fits,
         "time_to_train_days": _m(run_s / 86400.0),
         "chip_hours": _m(chip_hours),

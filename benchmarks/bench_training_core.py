@@ -1,0 +1,88 @@
+"""Throughput of the training core, and the latency of one layout search.
+
+    python benchmarks/bench_training_core.py            # writes benchmarks/out/training_core.json
+
+Measures, on one core (numpy element-wise kernels are single-threaded):
+- core only: `workers.training.evaluate` on 1M-configuration arrays (float64), configurations/s;
+- resolve + core: catalog gather, overrides and defaults (`assemble_training`) then the core, as a sweep
+  chunk does;
+- layout search: one (model, chip, n_chips) with every layout field blank, milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from schemas.catalog import load_catalog
+from workers import training
+from workers.evaluate import Context, assemble_training, evaluate_training
+
+OUT = Path(__file__).parent / "out" / "training_core.json"
+
+
+def raw_chunk(ctx: Context, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    models = [ctx.models.index()[m] for m in ("gpt3_175b", "llama2_70b", "llama3_8b", "megatron_1t")]
+    chips = [ctx.chips.index()[c] for c in ("nvidia_a100_sxm_80gb", "nvidia_h100_sxm", "amd_mi300x", "google_tpu_v5p")]
+    return {
+        "model_idx": rng.choice(models, n), "chip_idx": rng.choice(chips, n),
+        "n_chips": rng.choice([256.0, 512, 1024, 2048, 4096], n), "global_batch": np.full(n, 1536.0),
+        "tp": rng.choice([1.0, 2, 4, 8], n), "pp": rng.choice([1.0, 2, 4, 8, 16], n),
+        "micro_batch": rng.choice([1.0, 2, 4], n), "interleave": np.ones(n), "recompute": rng.choice([0.0, 1, 2], n),
+        "zero_stage": rng.choice([0.0, 1, 2, 3], n), "tokens": np.full(n, 300e9),
+    }
+
+
+def best_of(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> dict[str, object]:
+    ctx = Context.build(load_catalog(use_env=False))
+    n = 1_000_000
+    raw = raw_chunk(ctx, n)
+    x, _, cidx = assemble_training(raw, ctx)
+    cal = {k: v[cidx] for k, v in ctx.cal.items()}
+    core_s = best_of(lambda: training.evaluate(x, cal))
+    full_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx)))
+    one = pa.table({"model": ["llama2_70b"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"], "global_batch": ["1024"]})
+    evaluate_training(one, ctx)  # warm up
+    search_s = best_of(lambda: evaluate_training(one, ctx), repeat=10)
+    from workers.layout import CANDIDATES
+
+    candidates = int(np.prod([len(v) for v in CANDIDATES.values()]))
+    result = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "numpy": np.__version__, "dtype": "float64", "threads": "1 (element-wise)"},
+        "configurations": n,
+        "core_configs_per_s": n / core_s,
+        "resolve_and_core_configs_per_s": n / full_s,
+        "layout_search_ms": search_s * 1000,
+        "layout_search_candidates": candidates,
+        "peer_reference_configs_per_s_per_core": 200,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def _assembled(raw: dict[str, np.ndarray], ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    x, _, cidx = assemble_training(raw, ctx)
+    return x, {k: v[cidx] for k, v in ctx.cal.items()}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Behaviour of the training core and the `evaluate` path (formulas, layout search, systems, bad input)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from schemas.catalog import load_catalog
+from workers import training
+from workers.evaluate import Context, evaluate_training
+from workers.layout import CANDIDATES
+from workers.transformer import Shapes, model_flops_per_seq, recompute_flops_per_seq, total_params
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Context:
+    return Context.build(load_catalog(use_env=False))
+
+
+def table(**cols: list[object]) -> pa.Table:
+    return pa.table({k: pa.array([None if v is None else str(v) for v in vals], type=pa.string()) for k, vals in cols.items()})
+
+
+def run(ctx: Context, **cols: list[object]) -> dict[str, list[object]]:
+    out, _ = evaluate_training(table(**cols), ctx)
+    return out.to_pydict()
+
+
+def gpt(L: float, h: float, a: float, s: float = 2048, V: float = 51200) -> Shapes:
+    one = np.array(1.0)
+    return Shapes(layers=np.array(L), hidden=np.array(h), heads=np.array(a), kv_heads=np.array(a),
+                  head_dim=np.array(h / a), ffn=np.array(4 * h), vocab=np.array(V), seq=np.array(s),
+                  n_proj=np.array(2.0), learned_pos=one, tied=one)
+
+
+def test_parameter_count_follows_narayanan_eq2_for_gpt3_175b():
+    m = gpt(96, 12288, 96)
+    L, h, V, s = 96, 12288, 51200, 2048
+    eq2 = 12 * L * h**2 * (1 + 13 / (12 * h) + (V + s) / (12 * L * h))
+    assert abs(float(total_params(m)) / eq2 - 1) < 1e-3
+    assert abs(float(total_params(m)) / 174.6e9 - 1) < 0.01
+
+
+def test_flops_per_iteration_follow_narayanan_eq3_with_and_without_recompute():
+    L, h, s, V, B = 96, 12288, 2048, 51200, 1536
+    m = gpt(L, h, 96)
+    model = float(model_flops_per_seq(m)) * B
+    full = model + float(recompute_flops_per_seq(m, np.array(2))) * B
+    assert abs(model / (72 * B * s * L * h**2 * (1 + s / (6 * h) + V / (12 * L * h))) - 1) < 1e-9
+    assert abs(full / (96 * B * s * L * h**2 * (1 + s / (6 * h) + V / (16 * L * h))) - 1) < 1e-9
+
+
+def test_selective_recompute_hardware_flops_match_korthikanti_sec6():
+    L, h, s, V, B = 96, 12288, 2048, 51200, 64
+    m = gpt(L, h, 96)
+    hw = (float(model_flops_per_seq(m)) + float(recompute_flops_per_seq(m, np.array(1)))) * B
+    assert abs(hw / (72 * B * s * L * h**2 * (1 + s / (3 * h) + V / (12 * L * h))) - 1) < 1e-9
+
+
+def test_pipeline_bubble_is_p_minus_1_over_v_m_when_links_are_free(ctx):
+    base = dict(model=["megatron_22b"] * 3, chip=["nvidia_a100_sxm_80gb"] * 3, global_batch=[64] * 3, tp=[8] * 3,
+                micro_batch=[1] * 3, recompute=["full"] * 3, zero_stage=[0] * 3,
+                **{"chip.scale_up_gb_s": [1e9] * 3, "chip.scale_out_gbit_s": [1e10] * 3, "chip.memory_gb": [1e4] * 3})
+    d = run(ctx, **base, pp=[1, 8, 8], n_chips=[8, 64, 64], interleave=[1, 1, 2], vocab=[1024] * 3)
+    # layer_overhead, latency and logits make this approximate; the bubble dominates the difference
+    t1, t8, t8v2 = d["step_time_s"]
+    m = 64
+    assert t8 * 8 / t1 == pytest.approx((m + 7) / m, rel=0.03)
+    assert t8v2 * 8 / t1 == pytest.approx((m + 7 / 2) / m, rel=0.03)
+
+
+def test_zero_stages_shrink_model_state_memory(ctx):
+    d = run(ctx, model=["llama2_70b"] * 4, chip=["nvidia_h100_sxm"] * 4, n_chips=[64] * 4, global_batch=[512] * 4,
+            tp=[8] * 4, pp=[1] * 4, micro_batch=[1] * 4, recompute=["full"] * 4, zero_stage=[0, 1, 2, 3])
+    mem = d["mem_per_chip_gb"]
+    assert mem[0] > mem[1] > mem[2] > mem[3]
+
+
+def test_layout_search_returns_the_fastest_feasible_layout(ctx):
+    common = dict(model=["llama2_13b"], chip=["nvidia_a100_sxm_80gb"], n_chips=[32], global_batch=[256])
+    best = run(ctx, **common)
+    assert best["infeasible_reason"] == [""]
+    # brute force every candidate as explicit rows
+    rows = [(t, p, mb, v, r, z) for t in CANDIDATES["tp"] for p in CANDIDATES["pp"] for mb in CANDIDATES["micro_batch"]
+            for v in CANDIDATES["interleave"] for r in ("none", "selective", "full") for z in (0, 1, 2, 3)
+            if t * p <= 32 and 32 % (t * p) == 0]
+    n = len(rows)
+    d = run(ctx, model=["llama2_13b"] * n, chip=["nvidia_a100_sxm_80gb"] * n, n_chips=[32] * n, global_batch=[256] * n,
+            tp=[r[0] for r in rows], pp=[r[1] for r in rows], micro_batch=[r[2] for r in rows],
+            interleave=[r[3] for r in rows], recompute=[r[4] for r in rows], zero_stage=[r[5] for r in rows])
+    feasible = [t for t, reason in zip(d["step_time_s"], d["infeasible_reason"], strict=True) if reason == ""]
+    assert best["step_time_s"][0] == pytest.approx(min(feasible), rel=1e-9)
+
+
+def test_invalid_layouts_are_masked_with_readable_reasons(ctx):
+    d = run(ctx, model=["gpt3_175b"] * 4, chip=["nvidia_a100_sxm_80gb"] * 4, n_chips=[64, 64, 60, 64],
+            global_batch=[1536, 1536, 1536, 100], tp=[7, 8, 8, 8], pp=[1, 5, 1, 1], micro_batch=[1, 1, 1, 3],
+            recompute=["full"] * 4, zero_stage=[1] * 4)
+    reasons = d["infeasible_reason"]
+    assert "heads not divisible by tp" in reasons[0]
+    assert "layers not divisible by pp" in reasons[1]
+    assert "n_chips not divisible by tp*pp" in reasons[2]
+    assert "global_batch not divisible by dp*micro_batch" in reasons[3]
+    assert all(np.isnan(v) for v in d["step_time_s"])
+
+
+def test_memory_infeasibility_names_the_sizes(ctx):
+    d = run(ctx, model=["gpt3_175b"], chip=["nvidia_a100_sxm_80gb"], n_chips=[8], global_batch=[8], tp=[8], pp=[1],
+            micro_batch=[1], recompute=["none"], zero_stage=[0])
+    assert d["fits"] == [False]
+    assert "does not fit in memory" in d["infeasible_reason"][0] and "GB per chip >" in d["infeasible_reason"][0]
+
+
+def test_cerebras_cs2_runs_a_trillion_parameter_model_by_weight_streaming(ctx):
+    d = run(ctx, model=["megatron_1t", "megatron_1t"], chip=["cerebras_wse2_cs2"] * 2, n_chips=[16, 16],
+            global_batch=[1024, 1024], recompute=["full", "full"], **{"chip.peak_tflops_bf16": [None, 7500]})
+    assert d["fits"] == [True, True]
+    assert d["tp"] == [1, 1] and d["pp"] == [1, 1] and d["dp"] == [16, 16]
+    # WSE-2 has no published FLOP/s: the row says so instead of inventing one ...
+    assert "peak FLOP/s not published" in d["infeasible_reason"][0]
+    # ... and a what-if peak gives a time bounded by compute or by the MemoryX weight stream
+    assert d["infeasible_reason"][1] == "" and d["step_time_s"][1] > 0
+
+
+def test_dojo_tile_holds_weights_in_its_external_tier_and_d1_alone_cannot(ctx):
+    d = run(ctx, model=["gpt3_2.7b", "gpt3_2.7b", "gpt3_2.7b", "llama2_13b"],
+            chip=["tesla_dojo_training_tile", "tesla_dojo_training_tile", "tesla_dojo_d1", "tesla_dojo_training_tile"],
+            n_chips=[120] * 4, global_batch=[1200] * 4, **{"chip.external_memory_gb_s": [None, 2000, None, 2000]})
+    # the HBM behind the interface processors has no published bandwidth: the row names the field ...
+    assert "set chip.external_memory_gb_s" in d["infeasible_reason"][0]
+    # ... and with a what-if bandwidth the 2.7B model trains from the tile's 11 GB SRAM + external tier
+    assert d["fits"][1] is True and d["infeasible_reason"][1] == "" and d["step_time_s"][1] > 0
+    # a single D1 die (442 MB SRAM, no DRAM) cannot hold it
+    assert d["fits"][2] is False
+    # 13B x 18 bytes of weights and Adam state exceed the tile's ~117 GB external tier
+    assert d["fits"][3] is False and "in the external tier (limit 117.0 GB)" in d["infeasible_reason"][3]
+
+
+def test_azure_2020_cluster_preset_supplies_chip_count_and_network(ctx):
+    d = run(ctx, model=["gpt3_175b", "gpt3_175b"], cluster=["azure_openai_2020"] * 2, global_batch=[1536, 1536],
+            tokens=[300e9, 300e9], tp=[8, 8], pp=[16, 16], micro_batch=[1, 1], recompute=["full", "full"], zero_stage=[1, 1],
+            n_chips=[None, 1024])
+    assert d["dp"][1] == 8 and d["infeasible_reason"][1] == ""
+    # 10,000 chips is not a multiple of 8 x 16: the preset's own size is refused with the reason
+    assert "n_chips not divisible by tp*pp" in d["infeasible_reason"][0]
+    assert 10 < d["time_to_train_days"][1] < 400 and d["cost_usd"][1] > 0
+
+
+def test_non_nvidia_chips_evaluate(ctx):
+    chips = ["iluvatar_corex_bi100", "huawei_ascend_910b", "intel_gaudi3", "amd_mi300x", "google_tpu_v5p", "cambricon_mlu370_x8"]
+    n = len(chips)
+    d = run(ctx, model=["llama2_7b"] * n, chip=chips, n_chips=[64] * n, global_batch=[512] * n)
+    r = d["infeasible_reason"]
+    assert all(reason == "" for i, reason in enumerate(r) if i != 1), r
+    # the Ascend 910B has no agreed memory bandwidth: the row says which field to supply
+    assert "memory_bandwidth_gb_s not published" in r[1]
+    assert all(0.05 < m < 0.8 for i, m in enumerate(d["mfu"]) if i != 1)
+
+
+def test_what_if_price_override_scales_cost(ctx):
+    base = dict(model=["llama2_7b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[64] * 2, global_batch=[512] * 2,
+                tp=[1, 1], pp=[1, 1], micro_batch=[1, 1], recompute=["selective"] * 2, zero_stage=[1, 1])
+    d = run(ctx, **base, **{"chip.usd_per_hour": [None, 3.8]})
+    assert d["cost_usd"][1] == pytest.approx(d["cost_usd"][0] * 2, rel=1e-6)  # catalog: 1.90 (low end)
+
+
+def test_bad_rows_are_reported_and_the_other_rows_still_run(ctx):
+    d = run(ctx, model=["gpt5_10t", "llama2_7b", "llama2_7b", "llama2_7b", "llama2_7b"],
+            chip=["nvidia_h100_sxm", "nvidia_h101", "nvidia_h100_sxm", "nvidia_h100_sxm", "nvidia_h100_sxm"],
+            n_chips=[8, 8, -4, "eight", 8], global_batch=[64] * 5)
+    r = d["infeasible_reason"]
+    assert "row 1: field 'model' = 'gpt5_10t': unknown model id" in r[0]
+    assert "row 2: field 'chip' = 'nvidia_h101': unknown chip id" in r[1]
+    assert "row 3: field 'n_chips' = '-4': allowed: an integer >= 1" in r[2]
+    assert "row 4: field 'n_chips' = 'eight': allowed: an integer >= 1" in r[3]
+    assert r[4] == "" and d["step_time_s"][4] > 0
+
+
+def _cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "service", *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_evaluate_cli_writes_csv_and_parquet_and_strict_refuses_bad_files(tmp_path: Path):
+    src = tmp_path / "in.csv"
+    src.write_text("case_id,model,chip,n_chips,global_batch\na,llama2_7b,nvidia_h100_sxm,64,512\nb,llama2_7b,nvidia_h100_sxm,0,512\n")
+    res = _cli("evaluate", "--kind", "training", str(src), "-o", str(tmp_path / "out.parquet"))
+    assert res.returncode == 0, res.stderr
+    assert "row 2: field 'n_chips' = '0'" in res.stderr
+    import pyarrow.parquet as pq
+
+    out = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert out["case_id"] == ["a", "b"] and out["infeasible_reason"][0] == "" and out["tp"][0] >= 1
+    res = _cli("evaluate", "--kind", "training", str(src), "-o", "-", "--strict")
+    assert res.returncode == 2 and "row 2: field 'n_chips'" in res.stderr
+    res = _cli("evaluate", "--kind", "training", "-", "-o", "-", stdin=src.read_text())
+    assert res.returncode == 0 and res.stdout.startswith('"case_id"')
+
+
+def test_catalog_overlay_adds_a_chip_and_changes_a_price(tmp_path: Path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(
+        "chips:\n"
+        "  - {id: nvidia_h100_sxm, usd_per_hour: 1.8}\n"
+        "  - {id: my_chip, name: My chip, vendor: Me, class: datacenter_training, peak_tflops_bf16: 500,\n"
+        "     memory_gb: 96, memory_bandwidth_gb_s: 4000, scale_up_gb_s: 400, scale_up_domain: 8, scale_out_gbit_s: 400,\n"
+        "     tdp_w: 600, usd_per_hour: 2.0}\n"
+    )
+    src = tmp_path / "in.csv"
+    src.write_text("model,chip,n_chips,global_batch\nllama2_7b,my_chip,64,512\n")
+    res = _cli("evaluate", "--kind", "training", str(src), "-o", "-", env={"CHIPSWEEP_CATALOG": str(overlay)})
+    assert res.returncode == 0, res.stderr
+    assert ",true," in res.stdout
+    show = _cli("catalog", "show", "nvidia_h100_sxm", "--json", env={"CHIPSWEEP_CATALOG": str(overlay)})
+    assert '"usd_per_hour": 1.8' in show.stdout
+
+
+def test_broken_overlay_is_refused_with_file_line_and_field(tmp_path: Path):
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: -3\n")
+    res = _cli("catalog", "validate", env={"CHIPSWEEP_CATALOG": str(overlay)})
+    assert res.returncode == 2
+    assert "bad.yaml:2" in res.stderr and "usd_per_hour" in res.stderr and "-3" in res.stderr
+    overlay.write_text("chips:\n  - id: x\n    name: [unclosed\n")
+    res = _cli("catalog", "validate", env={"CHIPSWEEP_CATALOG": str(overlay)})
+    assert res.returncode == 2 and "bad.yaml:" in res.stderr and "invalid YAML" in res.stderr
+
+
+def test_core_never_loops_over_rows_and_handles_a_million_configurations(ctx):
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    model_idx = np.full(n, ctx.models.index()["llama2_70b"])
+    chip_idx = rng.integers(0, len(ctx.chips.ids), n)
+    from workers.evaluate import assemble_training
+
+    raw = {"model_idx": model_idx, "chip_idx": chip_idx, "n_chips": np.full(n, 1024.0), "global_batch": np.full(n, 1024.0),
+           "tp": rng.choice([1.0, 2, 4, 8], n), "pp": rng.choice([1.0, 2, 4, 8, 16], n), "micro_batch": np.ones(n),
+           "interleave": np.ones(n), "recompute": np.full(n, 2.0), "zero_stage": np.ones(n)}
+    x, blank, cidx = assemble_training(raw, ctx)
+    out = training.evaluate(x, {k: v[cidx] for k, v in ctx.cal.items()})
+    assert out["step_time_s"].shape == (n,)
+    assert np.isfinite(out["step_time_s"]).sum() > n // 10
