@@ -56,6 +56,9 @@ def main() -> dict[str, object]:
     x, _, cidx = assemble_training(raw, ctx)
     cal = {k: v[cidx] for k, v in ctx.cal.items()}
     core_s = best_of(lambda: training.evaluate(x, cal))
+    x32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in x.items()}
+    cal32 = {k: v.astype(np.float32) for k, v in cal.items()}
+    core32_s = best_of(lambda: training.evaluate(x32, cal32))
     full_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx)))
     one = pa.table({"model": ["llama2_70b"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"], "global_batch": ["1024"]})
     evaluate_training(one, ctx)  # warm up
@@ -65,9 +68,11 @@ def main() -> dict[str, object]:
     candidates = int(np.prod([len(v) for v in CANDIDATES.values()]))
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "numpy": np.__version__, "dtype": "float64", "threads": "1 (element-wise)"},
+                    "cpus": os.cpu_count(), "numpy": np.__version__, "threads": "1 (element-wise)",
+                    "load_average_at_start": os.getloadavg()[0]},
         "configurations": n,
         "core_configs_per_s": n / core_s,
+        "core_float32_configs_per_s": n / core32_s,
         "resolve_and_core_configs_per_s": n / full_s,
         "layout_search_ms": search_s * 1000,
         "layout_search_candidates": candidates,

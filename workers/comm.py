@@ -62,3 +62,28 @@ def hier_allgather_s(
     g = np.clip(np.floor(domain / np.maximum(stride, 1.0)), 1.0, n)
     k = np.ceil(n / g)
     return allgather_s(nbytes, g, up_bw, up_lat) + allgather_s(nbytes / g, k, out_bw, out_lat)
+
+
+class Group:
+    """A collective group of n chips whose members sit `stride` ranks apart on scale-up domains of
+    `domain` chips. Its per-byte and latency costs are computed once and reused by every collective the
+    step issues on it (hierarchical: inside each domain, then between domains on each chip's own NIC)."""
+
+    def __init__(
+        self, n: Array, stride: Array, domain: Array, up_bw: Array, out_bw: Array, up_lat: Array, out_lat: Array
+    ) -> None:
+        g = np.clip(np.floor(domain / np.maximum(stride, 1.0)), 1.0, n)  # members per domain
+        k = np.ceil(n / g)  # domains spanned
+        inner = 2.0 * (g - 1.0) / g  # ring all-reduce factor inside a domain
+        outer = 2.0 * (k - 1.0) / k  # ... between domains, on 1/g of the bytes
+        self.per_byte = inner / up_bw + outer / (g * out_bw)  # s per byte of an all-reduce
+        self.latency = _latency_steps(g) * up_lat + _latency_steps(k) * out_lat  # s per all-reduce
+        self.active = n > 1
+
+    def allreduce(self, nbytes: Array) -> Array:
+        """Seconds for an all-reduce of `nbytes` per chip."""
+        return np.where(self.active, nbytes * self.per_byte + self.latency, 0.0)
+
+    def allgather(self, nbytes: Array) -> Array:
+        """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half an all-reduce's volume and messages."""
+        return np.where(self.active, 0.5 * (nbytes * self.per_byte + self.latency), 0.0)

@@ -48,6 +48,7 @@ class Context:
     models: ModelTable
     cal: dict[str, Array]  # calibration constant -> value per chip (by chip index)
     defaults: dict[str, float]
+    model_terms: dict[str, Array]  # per-model core quantities (parameters, ...), by model index
 
     @classmethod
     def build(cls, catalog: Catalog) -> Context:
@@ -55,7 +56,8 @@ class Context:
         models = ModelTable.from_catalog(catalog)
         defaults = {k: float(v["value"]) for k, v in (catalog.defaults.get("defaults") or {}).items()}
         cal = calibration_by_chip(catalog, chips, defaults)
-        return cls(catalog, chips, models, cal, defaults)
+        terms = training.model_terms(training.shapes_of(model_shape_arrays(models.cols)))
+        return cls(catalog, chips, models, cal, defaults, terms)
 
 
 def calibration_by_chip(catalog: Catalog, chips: ChipTable, defaults: dict[str, float]) -> dict[str, Array]:
@@ -170,6 +172,7 @@ def assemble_training(
                 "field 'model' is blank: give a catalog model id, or layers, hidden, heads, vocab and seq_len",
             )
     shapes = model_shape_arrays(mcols)
+    explicit = any(np.isfinite(get(f)).any() for f in (*SHAPE_FIELDS, "mlp"))
 
     # --- chip (or a cluster preset that names one) ---------------------------------------------
     cluster_ids = sorted(cat.clusters)
@@ -225,7 +228,10 @@ def assemble_training(
 
     links = chip_link_arrays(ccols, ctx.defaults)
     framework = _or_default(get("framework"), 0.0)
+    # per-model core terms: gathered from the catalog models unless a row gives its own shapes
+    terms = {} if explicit else {k: v[np.maximum(model_idx, 0)] for k, v in ctx.model_terms.items()}
     x: dict[str, Array] = {
+        **terms,
         **shapes,
         **links,
         "peak_flops": peak,

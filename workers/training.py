@@ -32,13 +32,7 @@ from workers.memory import (
     model_state_bytes_per_param,
     params_first_stage,
 )
-from workers.transformer import (
-    Shapes,
-    fwd_flops_per_seq,
-    model_flops_per_seq,
-    recompute_flops_per_seq,
-    total_params,
-)
+from workers.transformer import Shapes, layer_matrix_params, layer_params, total_params
 
 Array = np.ndarray
 
@@ -117,173 +111,191 @@ def total_params_of(x: Mapping[str, Array]) -> Array:
     return total_params(shapes_of(x))
 
 
-def _eff(narrow: Array, cal: Mapping[str, float]) -> Array:
+def _eff(narrow: Array, cal: Mapping[str, Array]) -> Array:
     """Achievable fraction of peak for a matrix multiply whose narrowest dimension is `narrow`."""
     return cal["mm_eff_max"] * narrow / (narrow + cal["mm_half_dim"])
 
 
-def evaluate(x: Mapping[str, Array], cal: Mapping[str, float]) -> dict[str, Array]:
+def model_terms(m: Shapes) -> dict[str, Array]:
+    """Per-model quantities of the core; `assemble` computes them once per catalog model and gathers them."""
+    return {"p_matrix": layer_matrix_params(m), "p_layer": layer_params(m), "n_params": total_params(m), "q_dim": m.q_dim}
+
+
+def _uniform(cal: Mapping[str, Array]) -> dict[str, Array]:
+    """Calibration arrays that hold one value become scalars (most sweeps use one calibration set)."""
+    out: dict[str, Array] = {}
+    for k, v in cal.items():
+        arr = np.asarray(v)
+        out[k] = arr.flat[0] if arr.ndim == 0 or (arr.size and arr.min() == arr.max()) else arr
+    return out
+
+
+def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
     """Evaluate every configuration in `x` (arrays of equal length). No Python loop over rows."""
-    f64 = np.float64
-    L, h, a = x["layers"], x["hidden"], x["heads"]
+    cal = _uniform(cal)
     m = shapes_of(x)
-    s = m.seq
+    terms = {k: x[k] for k in ("p_matrix", "p_layer", "n_params", "q_dim") if k in x} or model_terms(m)
+    L, h, a, s, V = m.layers, m.hidden, m.heads, m.seq, m.vocab
     n, t, p = x["n_chips"], x["tp"], x["pp"]
     b, v, rc, zero = x["micro_batch"], x["interleave"], x["recompute"], x["zero_stage"]
     B = x["global_batch"]
     streaming = x["streaming"] > 0
+    deepspeed = x["framework"] == 1
     peak = x["peak_flops"]
+    full = rc == 2
+    N = terms["n_params"]  # parameters
 
     # ---- layout validity (masked, never looped) -------------------------------------------------
-    mask = np.zeros(L.shape, dtype=np.int64)
-    dp = np.floor(n / (t * p) + 1e-9)  # data-parallel replicas
-    mask |= np.where(np.abs(dp * t * p - n) > 0.5, R_LAYOUT, 0)
-    mask |= np.where(np.abs(np.round(L / (p * v)) * p * v - L) > 0.5, R_LAYERS, 0)
-    mask |= np.where(np.abs(np.round(a / t) * t - a) > 0.5, R_HEADS, 0)
-    dp = np.maximum(dp, 1.0)
+    tp_pp = t * p
+    dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
     mb_count = B / (dp * b)  # micro-batches per pipeline per step, m
-    mask |= np.where(np.abs(np.round(mb_count) - mb_count) > 1e-6, R_BATCH, 0)
-    mask |= np.where(mb_count < 1.0 - 1e-9, R_BATCH, 0)
-    mask |= np.where((v > 1) & ((p <= 1) | (np.abs(np.round(mb_count / p) * p - mb_count) > 1e-6)), R_INTERLEAVE, 0)
-    mask |= np.where(streaming & ((t > 1) | (p > 1)), R_STREAMING, 0)
-    mask |= np.where((x["framework"] == 1) & (v > 1), R_INTERLEAVE, 0)  # DeepSpeed pipelines are plain 1F1B
-    bad_input = ~(np.isfinite(n) & (n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0))
-    mask |= np.where(bad_input, R_INPUT, 0)
-    mask |= np.where(~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION, 0)
-    mask |= np.where(~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK, 0)
-    # an accelerator needs its memory size and bandwidth; a weight-streaming system its external link
-    mask |= np.where(~np.isfinite(x["mem_bytes"]) | (~streaming & ~np.isfinite(x["mem_bw"])), R_CHIPDATA, 0)
-    mask |= np.where(streaming & ~np.isfinite(x["ext_bw"]), R_STREAMDATA, 0)
-    mb_count = np.maximum(np.round(mb_count), 1.0)
+    m_int = np.round(mb_count)
+    checks = (
+        (np.abs(dp * tp_pp - n) > 0.5, R_LAYOUT),
+        (np.fmod(L, p * v) != 0, R_LAYERS),
+        (np.fmod(a, t) != 0, R_HEADS),
+        ((np.abs(m_int - mb_count) > 1e-6) | (mb_count < 1.0 - 1e-9), R_BATCH),
+        ((v > 1) & ((p <= 1) | (np.fmod(m_int, p) != 0) | deepspeed), R_INTERLEAVE),
+        (streaming & (tp_pp > 1), R_STREAMING),
+        (~((n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0)), R_INPUT),
+        (~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION),
+        (~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK),
+        # an accelerator needs its memory size and bandwidth; a weight-streaming system its external link
+        (~np.isfinite(x["mem_bytes"]) | (~streaming & ~np.isfinite(x["mem_bw"])), R_CHIPDATA),
+        (streaming & ~np.isfinite(x["ext_bw"]), R_STREAMDATA),
+    )
+    mask = np.zeros(np.shape(L), dtype=np.int32)
+    for cond, bit in checks:
+        mask[cond] |= bit
+    mb_count = np.maximum(m_int, 1.0)
 
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
+    mm = 2.0 * s * terms["p_matrix"]  # FLOPs per sequence per layer, matrix multiplies (forward)
+    att = 4.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V (full s^2)
+    logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
+    model_flops = 3.0 * (L * (mm + att) + logits) * B  # FLOPs per step: forward + 2x backward (eq. 3)
+    # recompute: full re-runs each layer's forward; selective the attention core, counted as 3x its
+    # forward FLOPs (Korthikanti sec. 6 hardware FLOPs)
+    recompute_flops = np.where(full, L * (mm + att), np.where(rc == 1, 3.0 * L * att, 0.0)) * B
+    hw_flops = model_flops + recompute_flops  # FLOPs per step
     tokens_step = B * s  # tokens per step
-    model_flops = model_flops_per_seq(m) * B  # FLOPs per step, no recompute
-    hw_flops = model_flops + recompute_flops_per_seq(m, rc) * B  # FLOPs per step, with recompute
-    N = total_params(m)  # parameters
 
     # ---- one micro-batch through one layer on one chip -----------------------------------------
-    mm, att, logits = fwd_flops_per_seq(m)  # FLOPs per sequence, whole layer / output layer
-    full = (rc == 2).astype(f64)
-    any_rc = (rc >= 1).astype(f64)
-    narrow_mm = np.minimum(np.minimum(b * s, h), np.minimum(m.q_dim, x["ffn"]) / t)  # narrowest GEMM dim per chip
-    narrow_att = np.minimum(s, m.head_dim)
-    t_mm = mm * b / t * (3.0 + full) / (peak * _eff(narrow_mm, cal))  # s: fwd, 2x bwd, (+fwd recompute)
-    t_att = att * b / t * (3.0 + any_rc) / (peak * _eff(narrow_att, cal))  # s: attention core GEMMs
-    act_none = activation_bytes_per_layer(m, b, t, np.zeros_like(rc), x["seq_parallel"], x["flash"])
-    t_elem = cal["elem_traffic"] * act_none * (3.0 + full) / (x["mem_bw"] * cal["mem_eff"])  # s: norms, softmax, dropout
-    t_over = cal["layer_overhead_s"] * (3.0 + full)  # s: fixed per layer pass
+    passes = np.where(full, 4.0, 3.0)  # forward, backward (2x), recomputed forward
+    bs = b * s  # tokens per micro-batch
+    narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
+    t_mm = mm * b / t * passes / (peak * _eff(narrow_mm, cal))  # s
+    t_att = att * b / t * np.where(rc >= 1, 4.0, 3.0) / (peak * _eff(np.minimum(s, m.head_dim), cal))  # s
+    act_none = activation_bytes_per_layer(m, b, t, np.zeros_like(rc), x["seq_parallel"], x["flash"])  # bytes
+    t_elem = cal["elem_traffic"] * act_none * passes / (x["mem_bw"] * cal["mem_eff"])  # s: norms, softmax, dropout
+    t_over = cal["layer_overhead_s"] * passes  # s: fixed per layer pass
     # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed;
     # ranks are ordered [pp][dp][tp] (Megatron): tp groups are consecutive, dp groups stride tp
-    up_bw, out_bw = x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"]
+    up_bw, out_bw = x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"]  # bytes/s
     up_lat = np.where(np.isfinite(x["up_latency"]), x["up_latency"], cal["up_latency_s"])  # s per message
     out_lat, dom = cal["out_latency_s"], x["up_domain"]
-    msg = b * s * h * x["act_bytes"]  # bytes of one layer output for a micro-batch
-    one = np.ones_like(t)
-    t_tp = (4.0 + 2.0 * full) * comm.hier_allreduce_s(msg, t, one, dom, up_bw, out_bw, up_lat, out_lat)  # s
+    msg = bs * h * x["act_bytes"]  # bytes of one layer output for a micro-batch
+    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat)
+    t_tp = (passes + passes - 2.0) * tp_group.allreduce(msg)  # s: 4 or 6 all-reduces per layer
     t_layer = t_mm + t_att + t_elem + t_over + t_tp  # s per layer per micro-batch, one chip
 
     # ---- pipeline ------------------------------------------------------------------------------
     pp_cross = n > dom  # some stage boundary leaves the scale-up domain
-    pp_bw = np.where(pp_cross, out_bw, up_bw)
-    pp_lat = np.where(pp_cross, out_lat, up_lat)
     # Megatron splits cross-node sends over the t ranks (scatter/gather, Narayanan sec. 4.1) and overlaps
     # each send with the matching receive; DeepSpeed's pipeline engine sends the full tensor and runs
     # SendActivation/RecvActivation/SendGrad/RecvGrad as separate blocking steps (DeepSpeed PipeSchedule)
-    deepspeed = x["framework"] == 1
+    pp_bw = np.where(pp_cross, out_bw, up_bw) * np.where(deepspeed, cal["ds_p2p_eff"], 1.0)  # bytes/s
+    pp_lat = np.where(pp_cross, out_lat, up_lat)  # s
     pp_msg = msg / np.where(pp_cross & ~deepspeed, t, 1.0)  # bytes per send
     sends = np.where(deepspeed, 4.0, 2.0 * v)  # transfers on the critical path per micro-batch
-    pp_bw = np.where(deepspeed, pp_bw * cal["ds_p2p_eff"], pp_bw)  # DeepSpeed's p2p reaches a fraction of it
-    t_pp = np.where(p > 1, sends * comm.p2p_s(pp_msg, pp_bw, pp_lat), 0.0)  # s per micro-batch
-    t_logit = logits * b / t * 3.0 / (peak * _eff(np.minimum(b * s, h), cal))  # s, on the last stage
+    t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat), 0.0)  # s per micro-batch
+    t_logit = logits * b / t * 3.0 / (peak * _eff(np.minimum(bs, h), cal))  # s, on the last stage
     t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
     t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
 
     # ---- data parallel and optimizer -----------------------------------------------------------
-    params_chip = N / (t * p)  # parameters per chip (average stage)
+    params_chip = N / tp_pp  # parameters per chip (average stage)
+    dp_group = comm.Group(dp, t, dom, up_bw, out_bw, up_lat, out_lat)
     grad = params_chip * x["grad_bytes"]  # bytes of gradients per chip
-    grad_ar = comm.hier_allreduce_s(grad, dp, t, dom, up_bw, out_bw, up_lat, out_lat)  # s: gradient all-reduce
-    grad_rs = comm.hier_allgather_s(grad, dp, t, dom, up_bw, out_bw, up_lat, out_lat)  # s: ZeRO-2/3 reduce-scatter
-    t_grad = np.where(zero >= 2, grad_rs, grad_ar)
-    weights = params_chip * x["weight_bytes"]  # bytes of weights per chip
-    t_gather = np.where(zero >= 3, 2.0 * comm.hier_allgather_s(weights, dp, t, dom, up_bw, out_bw, up_lat, out_lat), 0.0)
-    t_dp = t_grad + t_gather
-    t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden behind compute
-    state_bpp = model_state_bytes_per_param(zero, dp, x["weight_bytes"], x["grad_bytes"])
+    # ZeRO-2/3 reduce-scatter gradients (half an all-reduce); ZeRO-3 also all-gathers weights twice
+    t_grad = np.where(zero >= 2, dp_group.allgather(grad), dp_group.allreduce(grad))  # s
+    t_gather = np.where(zero >= 3, 2.0 * dp_group.allgather(params_chip * x["weight_bytes"]), 0.0)  # s
+    t_dp_exposed = np.maximum(t_grad + t_gather - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
+    state_bpp = model_state_bytes_per_param(zero, dp, x["weight_bytes"], x["grad_bytes"])  # bytes/param
     t_opt = 2.0 * params_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
-
     step = t_pipe + t_dp_exposed + t_opt  # s per step
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
-    # compute stays on the chip; weights stream in forward and backward, gradients stream back
-    stream_s = 3.0 * N * x["weight_bytes"] / x["ext_bw"]  # s per step on the external link
-    compute_s = hw_flops / dp / (peak * _eff(np.minimum(b * s, h), cal))  # s per step, whole model on one system
-    stream_step = np.maximum(compute_s, stream_s) + t_grad * 0.0
-    step = np.where(streaming, stream_step, step)
+    if streaming.any():
+        # compute stays on the chip; weights stream in forward and backward, gradients stream back
+        stream_s = 3.0 * N * x["weight_bytes"] / x["ext_bw"]  # s per step on the external link
+        compute_s = hw_flops / dp / (peak * _eff(np.minimum(bs, h), cal))  # s per step, whole model per system
+        step = np.where(streaming, np.maximum(compute_s, stream_s), step)
 
     # ---- memory per chip ------------------------------------------------------------------------
     states = params_first_stage(m, t, p) * state_bpp  # bytes: weights, gradients, optimizer
     acts = activation_bytes_first_stage(m, b, t, p, v, rc, x["seq_parallel"], x["flash"])  # bytes
-    logit_buf = np.where(p > 1, 0.0, 1.0) * b * s * m.vocab / t * x["act_bytes"]  # bytes: logits on the last stage
+    logit_buf = np.where(p > 1, 0.0, bs * V / t * x["act_bytes"])  # bytes: logits on the last stage
     mem = states + acts + logit_buf
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
     stream_states = N * (x["weight_bytes"] + x["grad_bytes"] + 12.0)  # bytes in the external tier
-    fits_stream = (acts <= mem_limit) & (stream_states <= x["ext_mem_bytes"])
-    fits = np.where(streaming, fits_stream, mem <= mem_limit) & np.isfinite(mem_limit)
-    mem = np.where(streaming, acts, mem)
-    mask |= np.where(~fits & np.isfinite(mem_limit), R_MEMORY, 0)
+    fits = mem <= mem_limit
+    if streaming.any():
+        fits = np.where(streaming, (acts <= mem_limit) & (stream_states <= x["ext_mem_bytes"]), fits)
+        mem = np.where(streaming, acts, mem)
+    mask[~fits & np.isfinite(mem_limit)] |= R_MEMORY
 
     # ---- shortcuts: a sustained rate or total FLOPs given by the user (e.g. Lambda's GPT-3 estimate) --
     sustained = x["sustained_flops"]
     use_sustained = np.isfinite(sustained) & (sustained > 0)
-    step = np.where(use_sustained, hw_flops / (n * np.where(use_sustained, sustained, 1.0)), step)
+    if use_sustained.any():
+        step = np.where(use_sustained, hw_flops / (n * np.where(use_sustained, sustained, 1.0)), step)
 
     # ---- throughput, utilisation ----------------------------------------------------------------
+    chip_s = step * n  # chip-seconds per step
     tokens_per_s = tokens_step / step
-    model_tflops = model_flops / (step * n) / 1e12  # TFLOP/s per chip
-    hw_tflops = hw_flops / (step * n) / 1e12
-    peak_t = peak / 1e12
-    mfu = model_tflops / peak_t
-    hfu = hw_tflops / peak_t
+    model_tflops = model_flops / chip_s * 1e-12  # TFLOP/s per chip
+    hw_tflops = hw_flops / chip_s * 1e-12
+    mfu = model_tflops / (peak * 1e-12)
+    hfu = hw_tflops / (peak * 1e-12)
 
     # ---- the whole run --------------------------------------------------------------------------
-    total_flops = np.where(np.isfinite(x["total_flops"]), x["total_flops"], model_flops / tokens_step * x["tokens"])
-    run_s = np.where(
-        use_sustained & np.isfinite(x["total_flops"]),
-        total_flops / (n * np.where(use_sustained, sustained, 1.0)),
-        x["tokens"] / tokens_per_s,
-    )  # s
+    given_flops = np.isfinite(x["total_flops"])
+    total_flops = np.where(given_flops, x["total_flops"], model_flops / tokens_step * x["tokens"])  # FLOPs
+    run_s = x["tokens"] / tokens_per_s  # s
+    if use_sustained.any():
+        run_s = np.where(use_sustained & given_flops, total_flops / (n * np.where(use_sustained, sustained, 1.0)), run_s)
     chip_hours = run_s * n / 3600.0
-    energy_mwh = chip_hours * x["tdp_w"] * cal["power_fraction"] * cal["pue"] / 1e6  # MWh
+    energy_mwh = chip_hours * x["tdp_w"] * (cal["power_fraction"] * cal["pue"] * 1e-6)  # MWh
     life_h = cal["amortization_years"] * 8766.0  # hours of service over which a purchase is spread
-    owned = chip_hours * x["purchase_usd"] / life_h + energy_mwh * 1000.0 * cal["usd_per_kwh"]
+    owned = chip_hours * x["purchase_usd"] / life_h + energy_mwh * (1000.0 * cal["usd_per_kwh"])  # USD
     cost = np.where(np.isfinite(x["usd_per_hour"]), chip_hours * x["usd_per_hour"], owned)  # USD
     co2_t = energy_mwh * cal["co2_kg_per_kwh"]  # t CO2 (MWh x kg/kWh = t)
 
     bad = mask != 0
-    nan = np.nan
-
-    def _m(arr: Array) -> Array:
-        return np.where(bad, nan, arr)
-
+    outputs = {
+        "step_time_s": step,
+        "tokens_per_s": tokens_per_s,
+        "model_tflops_per_chip": model_tflops,
+        "hardware_tflops_per_chip": hw_tflops,
+        "mfu": mfu,
+        "hfu": hfu,
+        "time_to_train_days": run_s / 86400.0,
+        "chip_hours": chip_hours,
+        "energy_mwh": energy_mwh,
+        "cost_usd": cost,
+        "co2_t": co2_t,
+    }
+    for arr in outputs.values():
+        np.copyto(arr, np.nan, where=bad)  # infeasible rows carry NaN, not a made-up number
     return {
         "dp": dp,
-        "step_time_s": _m(step),
-        "tokens_per_s": _m(tokens_per_s),
-        "model_tflops_per_chip": _m(model_tflops),
-        "hardware_tflops_per_chip": _m(hw_tflops),
-        "mfu": _m(mfu),
-        "hfu": _m(hfu),
-        "mem_per_chip_gb": mem / 1e9,
-        "mem_states_gib": np.where(streaming, nan, states / GIB),
+        **outputs,
+        "mem_per_chip_gb": mem * 1e-9,
+        "mem_states_gib": np.where(streaming, np.nan, states / GIB),
         "mem_activations_gib": acts / GIB,
-        "mem_external_gb": np.where(streaming, stream_states / 1e9, nan),
+        "mem_external_gb": np.where(streaming, stream_states * 1e-9, np.nan),
         "fits": fits,
-        "time_to_train_days": _m(run_s / 86400.0),
-        "chip_hours": _m(chip_hours),
-        "energy_mwh": _m(energy_mwh),
-        "cost_usd": _m(cost),
-        "co2_t": _m(co2_t),
         "params": N,
         "total_flops": total_flops,
         "reason_mask": mask,

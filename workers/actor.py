@@ -1,0 +1,77 @@
+"""The Ray actor that turns one chunk of a sweep into one committed Parquet file.
+
+It returns only small metadata (rows, bytes, seconds), so the driver never holds result rows. A
+resolved sweep (catalog context, axis codes) is cached per version, so a chunk costs its evaluation
+and its write, nothing more. The class is plain Python; `service.dispatch` wraps it with `ray.remote`.
+
+Test hooks (read once per chunk, never per configuration): CHIPSWEEP_FAULT_CHUNK="3,7" makes the
+evaluation of those chunk numbers raise; CHIPSWEEP_FAULT_DELAY_S=0.2 sleeps that long before each
+chunk, so fault tests can kill things while a sweep is still running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import OrderedDict
+from typing import Any
+
+from schemas.sweep import catalog_from_snapshot, parse_spec, resolve
+from workers.chunk import ChunkEvaluator
+
+FAULT_CHUNK_ENV = "CHIPSWEEP_FAULT_CHUNK"
+FAULT_DELAY_ENV = "CHIPSWEEP_FAULT_DELAY_S"
+
+
+class InjectedFault(RuntimeError):
+    """Raised for chunks named in CHIPSWEEP_FAULT_CHUNK (fault-injection tests only)."""
+
+
+class ChunkWorker:
+    """Evaluates chunks and commits them to the lake; one per CPU in the dispatcher's pool."""
+
+    def __init__(self) -> None:
+        self._evaluators: OrderedDict[tuple[str, int], ChunkEvaluator] = OrderedDict()
+        self.where = f"{socket.gethostname()}:{os.getpid()}"
+
+    def ping(self) -> str:
+        return self.where
+
+    def run(self, job: dict[str, Any], chunk: int, start: int, stop: int) -> dict[str, Any]:
+        from service.lake import Lake  # the lake writer lives with the service; imported in the worker
+
+        t0 = time.perf_counter()
+        _maybe_fault(chunk)
+        lake = Lake(job["lake"])
+        kind, name, version = job["kind"], job["name"], int(job["version"])
+        done = lake.part_info(kind, name, version, chunk)
+        if done is not None:  # committed by an earlier attempt whose report was lost
+            return {"chunk": chunk, "rows": done.rows, "bytes": done.bytes, "seconds": time.perf_counter() - t0,
+                    "worker": self.where, "skipped": True}
+        table = self._evaluator(job).evaluate(int(start), int(stop))
+        info = lake.write_part(table, kind, name, version, chunk)
+        return {"chunk": chunk, "rows": info.rows, "bytes": info.bytes, "seconds": time.perf_counter() - t0,
+                "worker": self.where, "skipped": False}
+
+    def _evaluator(self, job: dict[str, Any]) -> ChunkEvaluator:
+        key = (job["name"], int(job["version"]))
+        ev = self._evaluators.get(key)
+        if ev is None:
+            sweep = resolve(parse_spec(job["spec"]), catalog_from_snapshot(job["catalog"]))
+            ev = ChunkEvaluator(sweep)
+            self._evaluators[key] = ev
+            while len(self._evaluators) > 4:
+                self._evaluators.popitem(last=False)
+        else:
+            self._evaluators.move_to_end(key)
+        return ev
+
+
+def _maybe_fault(chunk: int) -> None:
+    delay = os.environ.get(FAULT_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+    spec = os.environ.get(FAULT_CHUNK_ENV)
+    if spec and str(chunk) in {s.strip() for s in spec.split(",")}:
+        raise InjectedFault(f"injected fault: {FAULT_CHUNK_ENV} names chunk {chunk}")
