@@ -247,3 +247,24 @@ def test_core_never_loops_over_rows_and_handles_a_million_configurations(ctx):
     out = training.evaluate(x, {k: v[cidx] for k, v in ctx.cal.items()})
     assert out["step_time_s"].shape == (n,)
     assert np.isfinite(out["step_time_s"]).sum() > n // 10
+
+
+def test_lora_trains_adapters_only_4n_flops_and_fits_where_full_finetuning_does_not(ctx):
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_a100_sxm_80gb"] * 3, n_chips=[1] * 3, global_batch=[8] * 3,
+            tokens=[1e8] * 3, mode=["lora", "full", "pretrain"], lora_rank=[8, None, None], tp=[1] * 3, pp=[1] * 3,
+            seq_len=[512] * 3,
+            micro_batch=[1] * 3, recompute=["full"] * 3, zero_stage=[0] * 3)
+    from workers.evaluate import lora_parameters
+    from workers.tables import model_shape_arrays
+
+    shapes = model_shape_arrays({k: v[[ctx.models.index()["llama2_7b"]]] for k, v in ctx.models.cols.items()})
+    # W_q and W_v of 32 layers, r = 8: 8 x (4096 + 4096) x 2 x 32 = 4.19M trainable parameters
+    assert float(lora_parameters(shapes, np.array([8.0]), np.array([0.0]))[0]) == 8 * (4096 + 4096) * 2 * 32
+    assert d["fits"] == [True, False, False]
+    assert "does not fit in memory" in d["infeasible_reason"][1]
+    # model FLOPs per token: ~4N with LoRA vs 6N for full training (short sequences: attention is small)
+    lora_flops = d["model_tflops_per_chip"][0] * d["step_time_s"][0]
+    d_full = run(ctx, model=["llama2_7b"], chip=["nvidia_a100_sxm_80gb"], n_chips=[8], global_batch=[64], tokens=[1e8],
+                 mode=["full"], tp=[1], pp=[1], micro_batch=[1], recompute=["full"], zero_stage=[3], seq_len=[512])
+    full_flops_per_seq = d_full["model_tflops_per_chip"][0] * d_full["step_time_s"][0] * 8 / 64
+    assert lora_flops / 8 / full_flops_per_seq == pytest.approx(4 / 6, rel=0.03)

@@ -94,6 +94,18 @@ def _bool_column(table: pa.Table, name: str, errors: RowErrors) -> Array:
     return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
 
 
+def lora_parameters(shapes: dict[str, Array], rank: Array, targets: Array) -> Array:
+    """Trainable LoRA parameters: r x (d_in + d_out) per adapted matrix per layer (Hu et al. 2021 sec. 4.1).
+    targets 0 = W_q, W_v; 1 = W_q, W_k, W_v, W_o; 2 = those and every MLP projection."""
+    h, q = shapes["hidden"], shapes["heads"] * shapes["head_dim"]
+    kv = shapes["kv_heads"] * shapes["head_dim"]
+    qv = (h + q) + (h + kv)  # W_q: h -> q, W_v: h -> kv
+    qkvo = qv + (h + kv) + (q + h)
+    mlp = shapes["n_proj"] * (h + shapes["ffn"])
+    per_layer = np.where(targets == 0, qv, np.where(targets == 1, qkvo, qkvo + mlp))
+    return shapes["layers"] * rank * per_layer
+
+
 def _or_default(values: Array, default: float) -> Array:
     return np.where(np.isfinite(values), values, default)
 
@@ -102,7 +114,7 @@ SHAPE_FIELDS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", 
 RAW_NUMERIC = (
     "n_chips", "global_batch", "tokens", "tp", "pp", "dp", "micro_batch", "interleave", "recompute", "zero_stage",
     "precision", "sequence_parallel", "flash_attention", "grad_bytes", "sustained_tflops", "total_flops", "mlp",
-    "framework",
+    "framework", "mode", "lora_rank", "lora_targets",
 )
 
 
@@ -130,6 +142,9 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["sequence_parallel"] = _bool_column(table, "sequence_parallel", errors)
     raw["flash_attention"] = _bool_column(table, "flash_attention", errors)
     raw["framework"] = choices(table, "framework", training.FRAMEWORKS, errors)
+    raw["mode"] = choices(table, "mode", training.MODES, errors)
+    raw["lora_rank"] = numbers(table, "lora_rank", errors, integer=True, minimum=1)
+    raw["lora_targets"] = choices(table, "lora_targets", training.LORA_TARGETS, errors)
     raw["grad_bytes"] = numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)")
     raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
     raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
@@ -251,6 +266,9 @@ def assemble_training(
         "precision": precision,
         "dp_req": get("dp"),
         "up_latency": cluster_vals["scale_up_latency_s"],
+        "mode": _or_default(get("mode"), 0.0),
+        "lora_params": lora_parameters(shapes, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
+                                       _or_default(get("lora_targets"), 0.0)),
     }
     blank = {}
     for key in layout.SEARCHED:

@@ -75,9 +75,11 @@ INPUT_KEYS = (
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
     "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes",
     # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
-    "sustained_flops", "total_flops", "up_latency", "framework",
+    "sustained_flops", "total_flops", "up_latency", "framework", "mode", "lora_params",
 )
 FRAMEWORKS = ("megatron", "deepspeed")
+MODES = ("pretrain", "full", "lora")  # pre-training, full fine-tuning, LoRA fine-tuning
+LORA_TARGETS = ("qv", "qkvo", "all")  # adapted projections: Hu et al. 2021 sec. 7.1 adapt W_q, W_v
 
 CAL_KEYS = (
     "mm_eff_max",  # achievable fraction of peak for large matrix multiplies
@@ -144,6 +146,9 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Arra
     peak = x["peak_flops"]
     full = rc == 2
     N = terms["n_params"]  # parameters
+    # LoRA (Hu et al. 2021): frozen weights get no weight gradients or optimizer state; only the adapters train
+    lora = x["mode"] == 2
+    trainable = np.where(lora, x["lora_params"], N)  # parameters with gradients and Adam state
 
     # ---- layout validity (masked, never looped) -------------------------------------------------
     tp_pp = t * p
@@ -173,7 +178,11 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Arra
     mm = 2.0 * s * terms["p_matrix"]  # FLOPs per sequence per layer, matrix multiplies (forward)
     att = 4.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V (full s^2)
     logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
-    model_flops = 3.0 * (L * (mm + att) + logits) * B  # FLOPs per step: forward + 2x backward (eq. 3)
+    # forward + 2x backward (eq. 3); with LoRA the frozen matrices skip their weight gradients, so their
+    # backward is 1x forward (activation gradients only): ~4N instead of 6N FLOPs per token (Hu et al. 2021)
+    mm_passes = np.where(lora, 2.0, 3.0)
+    adapters = 6.0 * s * x["lora_params"] * lora  # FLOPs per sequence, adapter forward + backward
+    model_flops = (L * (mm_passes * mm + 3.0 * att) + mm_passes * logits + adapters) * B  # FLOPs per step
     # recompute: full re-runs each layer's forward; selective the attention core, counted as 3x its
     # forward FLOPs (Korthikanti sec. 6 hardware FLOPs)
     recompute_flops = np.where(full, L * (mm + att), np.where(rc == 1, 3.0 * L * att, 0.0)) * B
@@ -182,9 +191,10 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Arra
 
     # ---- one micro-batch through one layer on one chip -----------------------------------------
     passes = np.where(full, 4.0, 3.0)  # forward, backward (2x), recomputed forward
+    mm_time_passes = mm_passes + full  # matrix multiplies: LoRA skips the weight-gradient GEMMs
     bs = b * s  # tokens per micro-batch
     narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
-    t_mm = mm * b / t * passes / (peak * _eff(narrow_mm, cal))  # s
+    t_mm = mm * b / t * mm_time_passes / (peak * _eff(narrow_mm, cal))  # s
     t_att = att * b / t * np.where(rc >= 1, 4.0, 3.0) / (peak * _eff(np.minimum(s, m.head_dim), cal))  # s
     act_none = activation_bytes_per_layer(m, b, t, np.zeros_like(rc), x["seq_parallel"], x["flash"])  # bytes
     t_elem = cal["elem_traffic"] * act_none * passes / (x["mem_bw"] * cal["mem_eff"])  # s: norms, softmax, dropout
@@ -209,20 +219,21 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Arra
     pp_msg = msg / np.where(pp_cross & ~deepspeed, t, 1.0)  # bytes per send
     sends = np.where(deepspeed, 4.0, 2.0 * v)  # transfers on the critical path per micro-batch
     t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat), 0.0)  # s per micro-batch
-    t_logit = logits * b / t * 3.0 / (peak * _eff(np.minimum(bs, h), cal))  # s, on the last stage
+    t_logit = logits * b / t * mm_passes / (peak * _eff(np.minimum(bs, h), cal))  # s, on the last stage
     t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
     t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
 
     # ---- data parallel and optimizer -----------------------------------------------------------
     params_chip = N / tp_pp  # parameters per chip (average stage)
     dp_group = comm.Group(dp, t, dom, up_bw, out_bw, up_lat, out_lat)
-    grad = params_chip * x["grad_bytes"]  # bytes of gradients per chip
+    trainable_chip = trainable / tp_pp  # trainable parameters per chip
+    grad = trainable_chip * x["grad_bytes"]  # bytes of gradients per chip
     # ZeRO-2/3 reduce-scatter gradients (half an all-reduce); ZeRO-3 also all-gathers weights twice
     t_grad = np.where(zero >= 2, dp_group.allgather(grad), dp_group.allreduce(grad))  # s
     t_gather = np.where(zero >= 3, 2.0 * dp_group.allgather(params_chip * x["weight_bytes"]), 0.0)  # s
     t_dp_exposed = np.maximum(t_grad + t_gather - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
     state_bpp = model_state_bytes_per_param(zero, dp, x["weight_bytes"], x["grad_bytes"])  # bytes/param
-    t_opt = 2.0 * params_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
+    t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
     step = t_pipe + t_dp_exposed + t_opt  # s per step
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
@@ -233,12 +244,14 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Arra
         step = np.where(streaming, np.maximum(compute_s, stream_s), step)
 
     # ---- memory per chip ------------------------------------------------------------------------
-    states = params_first_stage(m, t, p) * state_bpp  # bytes: weights, gradients, optimizer
+    stage_params = params_first_stage(m, t, p)  # parameters on a first-stage chip
+    frozen_states = stage_params * x["weight_bytes"] + trainable_chip * state_bpp  # bytes: LoRA keeps weights only
+    states = np.where(lora, frozen_states, stage_params * state_bpp)  # bytes: weights, gradients, optimizer
     acts = activation_bytes_first_stage(m, b, t, p, v, rc, x["seq_parallel"], x["flash"])  # bytes
     logit_buf = np.where(p > 1, 0.0, bs * V / t * x["act_bytes"])  # bytes: logits on the last stage
     mem = states + acts + logit_buf
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
-    stream_states = N * (x["weight_bytes"] + x["grad_bytes"] + 12.0)  # bytes in the external tier
+    stream_states = N * x["weight_bytes"] + trainable * (x["grad_bytes"] + 12.0)  # bytes in the external tier
     fits = mem <= mem_limit
     if streaming.any():
         fits = np.where(streaming, (acts <= mem_limit) & (stream_states <= x["ext_mem_bytes"]), fits)
