@@ -49,6 +49,7 @@ R_INPUT = 256  # missing or non-positive input
 R_NOPEAK = 512  # peak FLOP/s not published
 R_CHIPDATA = 1024  # chip memory size or bandwidth not published
 R_STREAMDATA = 2048  # weight-streaming system without a published external-memory bandwidth
+R_ZEROPP = 4096  # ZeRO-2/3 with pipeline parallelism
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -56,6 +57,7 @@ REASONS: dict[int, str] = {
     R_NOPEAK: "chip peak FLOP/s not published (set chip.peak_tflops_<precision>)",
     R_CHIPDATA: "chip memory_gb or memory_bandwidth_gb_s not published (set chip.memory_gb / chip.memory_bandwidth_gb_s)",
     R_STREAMDATA: "external memory bandwidth not published (set chip.external_memory_gb_s)",
+    R_ZEROPP: "zero_stage 2 or 3 cannot be combined with pp > 1 (gradients must stay whole across micro-batches)",
     R_LAYOUT: "n_chips not divisible by tp*pp",
     R_LAYERS: "layers not divisible by pp*interleave",
     R_HEADS: "heads not divisible by tp",
@@ -162,6 +164,9 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Arra
         ((np.abs(m_int - mb_count) > 1e-6) | (mb_count < 1.0 - 1e-9), R_BATCH),
         ((v > 1) & ((p <= 1) | (np.fmod(m_int, p) != 0) | deepspeed), R_INTERLEAVE),
         (streaming & (tp_pp > 1), R_STREAMING),
+        # DeepSpeed docs: ZeRO-2/3 are incompatible with pipeline parallelism (Megatron's distributed
+        # optimizer is ZeRO-1)
+        ((zero >= 2) & (p > 1), R_ZEROPP),
         (~((n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0)), R_INPUT),
         (~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION),
         (~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK),
