@@ -98,7 +98,7 @@ def training_cases(path: Path | None = None) -> list[Case]:
                     row.setdefault("global_batch", 1536)  # GPT-3's 3.2M-token batch (Brown et al. 2020 Table 2.1)
                     out.append(Case(cid, group, row, "time_to_train_days", value))
             elif cid.startswith("korthikanti22"):
-                v = 3 if int(row["layers"]) in (96, 105) else 1  # interleaving used for 175B and 530B
+                v = 3 if int(d["layers"]) in (96, 105) else 1  # interleaving used for 175B and 530B
                 row["interleave"] = v
                 if "_mem_" in cid:
                     row["tp"], row["pp"] = int(tp or 1), int(pp or 1)
