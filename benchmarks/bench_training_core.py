@@ -2,7 +2,8 @@
 
     python benchmarks/bench_training_core.py            # writes benchmarks/out/training_core.json
 
-Measures, on one core (numpy element-wise kernels are single-threaded):
+Measures CPU time of this process (numpy element-wise kernels are single-threaded), so the figures are
+per core:
 - core only: `workers.training.evaluate` on 1M-configuration arrays (float64), configurations/s;
 - resolve + core: catalog gather, overrides and defaults (`assemble_training`) then the core, as a sweep
   chunk does;
@@ -41,11 +42,12 @@ def raw_chunk(ctx: Context, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def best_of(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+    """Least CPU seconds of this process over `repeat` runs: per-core time, robust to other load."""
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return min(times)
 
 

@@ -19,7 +19,9 @@ Array = np.ndarray
 
 
 def _latency_steps(n: Array) -> Array:
-    return 2.0 * np.ceil(np.log2(np.maximum(n, 1.0)))  # messages on the critical path (up and down a tree)
+    """Messages on the critical path, up and down a tree: 2 * ceil(log2(n)) (0 for n <= 1)."""
+    # frexp(n - 1) returns the exponent e with n - 1 < 2**e, i.e. ceil(log2(n)) for integer n >= 1
+    return 2.0 * np.frexp(np.maximum(n - 1.0, 0.0))[1]
 
 
 def allreduce_s(nbytes: Array, n: Array, bw: Array, latency: Array) -> Array:

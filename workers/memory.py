@@ -24,16 +24,14 @@ GIB = 2.0**30
 
 
 def model_state_bytes_per_param(zero_stage: Array, dp: Array, weight_bytes: Array, grad_bytes: Array) -> Array:
-    """Bytes per parameter held on one chip for weights, gradients and Adam state (ZeRO sec. 5)."""
+    """Bytes per parameter held on one chip for weights, gradients and Adam state (ZeRO sec. 5):
+    stage 1 shards the optimizer state over the d replicas, stage 2 the gradients too, stage 3 the weights."""
     opt = 12.0  # fp32 master weights + momentum + variance, bytes per parameter
-    return np.select(
-        [zero_stage <= 0, zero_stage == 1, zero_stage == 2],
-        [
-            weight_bytes + grad_bytes + opt,  # replicated
-            weight_bytes + grad_bytes + opt / dp,  # optimizer sharded (Megatron distributed optimizer)
-            weight_bytes + (grad_bytes + opt) / dp,  # + gradients sharded
-        ],
-        (weight_bytes + grad_bytes + opt) / dp,  # ZeRO-3: everything sharded
+    inv = 1.0 / dp
+    return (
+        weight_bytes * np.where(zero_stage >= 3, inv, 1.0)
+        + grad_bytes * np.where(zero_stage >= 2, inv, 1.0)
+        + opt * np.where(zero_stage >= 1, inv, 1.0)
     )
 
 
@@ -45,36 +43,28 @@ def params_first_stage(m: Shapes, tp: Array, pp: Array) -> Array:
 
 
 def activation_bytes_per_layer(
-    m: Shapes, micro_batch: Array, tp: Array, recompute: Array, seq_parallel: Array, flash: Array
-) -> Array:
-    """Bytes of activations one layer keeps for backward, for one micro-batch on one chip (16-bit)."""
+    m: Shapes, micro_batch: Array, tp: Array, seq_parallel: Array, flash: Array
+) -> tuple[Array, Array, Array]:
+    """Bytes of activations one layer keeps for backward, for one micro-batch on one chip (16-bit), with
+    recompute (none, selective, full)."""
     s, b, h, a = m.seq, micro_batch, m.hidden, m.heads
-    sbh = s * b * h
-    scores = (1.0 - flash) * 5.0 * a * s / h  # softmax output, dropout mask and output (Table 2)
-    no_sp = sbh * (10.0 + 24.0 / tp + scores / tp)  # tensor parallel only: norms and dropouts replicated
-    with_sp = sbh * (34.0 + scores) / tp  # sequence parallelism shards those too
-    none = np.where(seq_parallel > 0, with_sp, no_sp)
-    selective = np.where(seq_parallel > 0, sbh * 34.0 / tp, sbh * (10.0 + 24.0 / tp))
-    full = 2.0 * sbh / np.where(seq_parallel > 0, tp, 1.0)  # only the layer input is kept
-    return np.where(recompute == 2, full, np.where(recompute == 1, selective, none))
+    sbh = s * b * h  # elements of one layer input
+    scores = (1.0 - flash) * (5.0 * a * s / h)  # softmax output, dropout mask and output (Table 2)
+    sp = seq_parallel > 0
+    shard = np.where(sp, tp, 1.0)  # sequence parallelism shards the norms and dropouts too
+    selective = sbh * ((10.0 / shard) + 24.0 / tp)  # = 34 sbh / t with sequence parallelism
+    none = selective + sbh * scores / tp
+    full = 2.0 * sbh / shard  # only the layer input is kept
+    return none, selective, full
 
 
 def activation_bytes_first_stage(
-    m: Shapes,
-    micro_batch: Array,
-    tp: Array,
-    pp: Array,
-    interleave: Array,
-    recompute: Array,
-    seq_parallel: Array,
-    flash: Array,
+    per_layer: tuple[Array, Array, Array], layers: Array, pp: Array, interleave: Array, recompute: Array
 ) -> Array:
     """Activation bytes on a chip of the first stage with the 1F1B (interleaved) schedule."""
-    per_layer = activation_bytes_per_layer(m, micro_batch, tp, recompute, seq_parallel, flash)
+    none, selective, full = per_layer
+    kept = np.where(recompute == 2, full, np.where(recompute == 1, selective, none))  # bytes per layer
     # 1F1B: p micro-batches x L/p layers = L layers held; interleaving adds (p-1)/(p*v) (sec. 4.2.3)
-    in_flight = m.layers * np.where(interleave > 1, 1.0 + (pp - 1.0) / (pp * interleave), 1.0)
+    in_flight = layers * np.where(interleave > 1, 1.0 + (pp - 1.0) / (pp * interleave), 1.0)
     # full recompute re-materialises one layer at a time during backward: add its working set
-    working = np.where(
-        recompute == 2, activation_bytes_per_layer(m, micro_batch, tp, np.zeros_like(recompute), seq_parallel, flash), 0.0
-    )
-    return per_layer * in_flight + working
+    return kept * in_flight + np.where(recompute == 2, none, 0.0)
