@@ -268,3 +268,24 @@ def test_lora_trains_adapters_only_4n_flops_and_fits_where_full_finetuning_does_
                  mode=["full"], tp=[1], pp=[1], micro_batch=[1], recompute=["full"], zero_stage=[3], seq_len=[512])
     full_flops_per_seq = d_full["model_tflops_per_chip"][0] * d_full["step_time_s"][0] * 8 / 64
     assert lora_flops / 8 / full_flops_per_seq == pytest.approx(4 / 6, rel=0.03)
+
+
+def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
+    from workers.evaluate import _assemble_catalog_rows, _assemble_general
+
+    rng = np.random.default_rng(1)
+    n = 5000
+    raw = {
+        "model_idx": rng.integers(0, len(ctx.models.ids), n), "chip_idx": rng.integers(0, len(ctx.chips.ids), n),
+        "n_chips": rng.choice([8.0, 64, 512], n), "global_batch": rng.choice([256.0, 1024], n),
+        "tp": rng.choice([1.0, 2, 8, np.nan], n), "pp": rng.choice([1.0, 4, np.nan], n), "micro_batch": np.ones(n),
+        "precision": rng.choice([np.nan, 0.0, 1.0, 2.0, 3.0], n), "framework": rng.choice([0.0, 1.0], n),
+        "mode": rng.choice([0.0, 1.0, 2.0], n), "lora_rank": rng.choice([np.nan, 4.0], n), "tokens": rng.choice([np.nan, 1e9], n),
+    }
+    fast, blank_f, _ = _assemble_catalog_rows(raw, ctx)
+    slow, blank_s, _ = _assemble_general(raw, ctx)
+    for key in training.INPUT_KEYS:
+        np.testing.assert_allclose(np.asarray(fast[key], dtype=float), np.asarray(slow[key], dtype=float), rtol=1e-12,
+                                   equal_nan=True, err_msg=key)
+    for key in blank_s:
+        np.testing.assert_array_equal(blank_f[key], blank_s[key])

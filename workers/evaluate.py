@@ -49,6 +49,11 @@ class Context:
     cal: dict[str, Array]  # calibration constant -> value per chip (by chip index)
     defaults: dict[str, float]
     model_terms: dict[str, Array]  # per-model core quantities (parameters, ...), by model index
+    model_shapes: dict[str, Array]  # the core's shape keys, by model index
+    model_tokens: Array  # default training tokens, by model index
+    chip_links: dict[str, Array]  # the core's chip keys (bytes, bytes/s), by chip index
+    chip_peaks: Array  # (precision, chip) peak FLOP/s
+    chip_default_precision: Array  # by chip index
 
     @classmethod
     def build(cls, catalog: Catalog) -> Context:
@@ -56,8 +61,22 @@ class Context:
         models = ModelTable.from_catalog(catalog)
         defaults = {k: float(v["value"]) for k, v in (catalog.defaults.get("defaults") or {}).items()}
         cal = calibration_by_chip(catalog, chips, defaults)
-        terms = training.model_terms(training.shapes_of(model_shape_arrays(models.cols)))
-        return cls(catalog, chips, models, cal, defaults, terms)
+        shapes = model_shape_arrays(models.cols)
+        terms = training.model_terms(training.shapes_of(shapes))
+        published = models.cols["training_tokens_b"] * 1e9
+        tokens = np.where(np.isfinite(published), published, defaults["tokens_per_param"] * terms["n_params"])
+        default_prec = default_precision(chips.cols)
+        peaks = np.stack([peak_for_precision(chips.cols, np.full(len(chips.ids), float(i)))[0] for i in range(len(PRECISIONS))])
+        return cls(catalog, chips, models, cal, defaults, terms, shapes, tokens, chip_link_arrays(chips.cols, defaults),
+                   peaks, default_prec)
+
+    def cal_for(self, chip_idx: Array) -> dict[str, Array | float]:
+        """Calibration per row: a scalar where every chip shares the value, else gathered by chip."""
+        out: dict[str, Array | float] = {}
+        safe = np.maximum(chip_idx, 0)
+        for k, v in self.cal.items():
+            out[k] = float(v[0]) if v.min() == v.max() else v[safe]
+        return out
 
 
 def calibration_by_chip(catalog: Catalog, chips: ChipTable, defaults: dict[str, float]) -> dict[str, Array]:
@@ -157,8 +176,81 @@ def assemble_training(
     """Raw arrays -> (core inputs, blank masks of the searchable layout fields, chip index per row).
 
     Used by `evaluate` (after parsing a table) and by sweep workers (which build `raw` from decoded
-    axes), so both paths resolve catalog entries, overrides and defaults the same way.
+    axes), so both paths resolve catalog entries, overrides and defaults the same way. Rows that name
+    catalog models and chips with no per-row shapes, clusters or chip overrides (every sweep without
+    what-ifs) take a gather-only path over per-catalog tables computed once in `Context`.
     """
+    if errors is None and _catalog_only(raw):
+        return _assemble_catalog_rows(raw, ctx)
+    return _assemble_general(raw, ctx, errors)
+
+
+def _catalog_only(raw: dict[str, Array]) -> bool:
+    for key, v in raw.items():
+        per_row = key in (*SHAPE_FIELDS, "mlp") or key.startswith("chip.")
+        if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
+            return False
+    cluster = raw.get("cluster_idx")
+    if cluster is not None and (np.asarray(cluster) >= 0).any():
+        return False
+    return bool((np.asarray(raw["model_idx"]) >= 0).all() and (np.asarray(raw["chip_idx"]) >= 0).all())
+
+
+def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    n = len(raw["model_idx"])
+    nan = np.broadcast_to(np.float64(np.nan), (n,))
+
+    def get(key: str) -> Array:
+        v = raw.get(key)
+        return nan if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+
+    model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
+    chip_idx = np.asarray(raw["chip_idx"], dtype=np.int64)
+    x: dict[str, Array] = {k: v[model_idx] for k, v in ctx.model_shapes.items()}
+    x.update({k: v[model_idx] for k, v in ctx.model_terms.items()})
+    x.update({k: v[chip_idx] for k, v in ctx.chip_links.items()})
+    precision = _or_default(get("precision"), ctx.chip_default_precision[chip_idx])
+    prec_i = precision.astype(np.int64)
+    x["peak_flops"] = ctx.chip_peaks.ravel()[prec_i * ctx.chip_peaks.shape[1] + chip_idx]
+    x["peak_published"] = np.isfinite(ctx.chip_peaks).any(axis=0)[chip_idx].astype(np.float64)
+    framework = _or_default(get("framework"), 0.0)
+    mode = _or_default(get("mode"), 0.0)
+    lora = (mode == 2).any()
+    x.update({
+        "n_chips": _or_default(get("n_chips"), get("tp") * get("pp") * get("dp")),
+        "global_batch": get("global_batch"),
+        "tokens": _or_default(get("tokens"), ctx.model_tokens[model_idx]),
+        "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
+        "flash": _or_default(get("flash_attention"), 0.0),
+        "weight_bytes": np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[prec_i],
+        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework == 1, 2.0, ctx.defaults["grad_bytes"])),
+        "act_bytes": np.broadcast_to(np.float64(ctx.defaults["act_bytes"]), (n,)),
+        "sustained_flops": get("sustained_tflops") * 1e12,
+        "total_flops": get("total_flops"),
+        "precision": precision,
+        "dp_req": get("dp"),
+        "up_latency": nan,
+        "framework": framework,
+        "mode": mode,
+        "lora_params": lora_parameters(x, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
+                                       _or_default(get("lora_targets"), 0.0)) if lora else np.zeros(n),
+    })
+    blank = {}
+    for key in layout.SEARCHED:
+        vals = get(key)
+        blank[key] = ~np.isfinite(vals)
+        x[key] = vals
+    stream = x["streaming"] > 0
+    if stream.any():
+        for key in ("tp", "pp", "interleave"):
+            x[key] = np.where(stream & blank[key], 1.0, x[key])
+            blank[key] = blank[key] & ~stream
+    return x, blank, chip_idx
+
+
+def _assemble_general(
+    raw: dict[str, Array], ctx: Context, errors: RowErrors | None = None
+) -> tuple[dict[str, Array], dict[str, Array], Array]:
     n = len(raw["model_idx"])
     nan = np.full(n, np.nan)
 
@@ -267,7 +359,7 @@ def assemble_training(
         "dp_req": get("dp"),
         "up_latency": cluster_vals["scale_up_latency_s"],
         "mode": _or_default(get("mode"), 0.0),
-        "lora_params": lora_parameters(shapes, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
+        "lora_params": lora_parameters({**shapes}, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
                                        _or_default(get("lora_targets"), 0.0)),
     }
     blank = {}
@@ -305,11 +397,15 @@ def search_training(
 ) -> tuple[dict[str, Array], dict[str, Array]]:
     """Layout search for rows of one kind of chip set; calibration travels with each candidate."""
     inputs = dict(x)
-    for k, v in ctx.cal.items():
-        inputs["cal:" + k] = v[np.maximum(chip_idx, 0)]
+    shared: dict[str, Array | float] = {}
+    for k, v in ctx.cal_for(chip_idx).items():
+        if isinstance(v, np.ndarray):
+            inputs["cal:" + k] = v  # per-chip values travel with each candidate
+        else:
+            shared[k] = v
 
     def run(cand: dict[str, Array]) -> dict[str, Array]:
-        cal = {k[4:]: v for k, v in cand.items() if k.startswith("cal:")}
+        cal = {**shared, **{k[4:]: v for k, v in cand.items() if k.startswith("cal:")}}
         return run_training(cand, cal)
 
     res_x, res_out = layout.search(inputs, blank, run)
