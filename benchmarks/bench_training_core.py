@@ -24,6 +24,7 @@ import pyarrow as pa
 from schemas.catalog import load_catalog
 from workers import training
 from workers.evaluate import Context, assemble_training, evaluate_training
+from workers.runtime import tune_allocator
 
 OUT = Path(__file__).parent / "out" / "training_core.json"
 
@@ -52,6 +53,7 @@ def best_of(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> dict[str, object]:
+    allocator_tuned = tune_allocator()
     ctx = Context.build(load_catalog(use_env=False))
     n = 1_000_000
     raw = raw_chunk(ctx, n)
@@ -79,6 +81,7 @@ def main() -> dict[str, object]:
         "layout_search_ms": search_s * 1000,
         "layout_search_candidates": candidates,
         "peer_reference_configs_per_s_per_core": 200,
+        "allocator_tuned": allocator_tuned,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")

@@ -256,7 +256,9 @@ def fitted_cases() -> set[str]:
         for text in cl.derived.values():
             if "fitted on" in text:
                 out.update(_expand([w.strip(" ,.;") for w in text.split("fitted on", 1)[1].split()]))
-    return out
+    from workers.edge_rows import fitted_case_ids  # edge constants live in schemas/catalog/asic.yaml
+
+    return out | fitted_case_ids(cat)
 
 
 def _expand(names: Iterable[str]) -> set[str]:

@@ -14,7 +14,7 @@ Sources (formulas cite them line by line; constants come from `schemas/catalog/a
   DRAM/SRAM energy per bit (asic_constants.yaml); leakage as a fraction of peak dynamic power.
 - Williams, Waterman & Patterson 2009, "Roofline" (CACM 52(4)); Kaplan et al. 2020 (arXiv:2001.08361)
   sec. 2.1 forward FLOPs per token; Pope et al. 2022 (arXiv:2211.05102) sec. 2 decode bytes per step.
-- Abramowitz & Stegun 7.1.26: erf, for the normal approximation of a binomial with many spares.
+- The normal approximation (continuity-corrected) of a binomial with many spares (Feller, vol. 1, ch. VII).
 
 `evaluate(x, k)` takes equal-length float64 arrays `x` (keys in `INPUT_KEYS`; choices as indices into the
 tuples below) and the constants `k` of `constants()`; it returns a dict of arrays. No loop over designs.
@@ -22,6 +22,7 @@ tuples below) and the constants `k` of `constants()`; it returns a dict of array
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,7 +68,7 @@ N_GPU = 16
 N_NO_DRAM_BW = 32
 
 NOTES: dict[int, str] = {
-    N_NODE_INTERP: "node between table nodes: energy, area, SRAM density, wafer price and D0 interpolated (power law in the node)",
+    N_NODE_INTERP: "node between table nodes: energy, area, SRAM density, wafer price and D0 interpolated (linearly in the node)",
     N_HBM: "HBM: PHY area, package and $/GB extrapolated from LPDDR/high-performance-package numbers (no HBM values in the reference set)",
     N_WAFER_SCALE: "wafer-scale path: one die per wafer, binomial tile yield with spares x NB yield of the rest",
     N_BINOM_NORMAL: "more than 64 spare tiles: binomial tile yield by the normal approximation",
@@ -89,24 +90,24 @@ INPUT_KEYS = (
 EXACT_SPARES = 64  # spare counts up to this are summed exactly; above, the normal approximation
 
 
+NODE_TABLES = ("mac_energy_int8_pj", "mac_area_int8_um2", "sram_macro_density_mb_per_mm2", "wafer_price_usd",
+               "defect_density_per_cm2")
+
+
 def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
-    """`catalog.asic['asic']` (value/source/status entries) -> the plain numbers and node grids `evaluate` uses."""
+    """`catalog.asic['asic']` (value/source/status entries) -> the plain numbers `evaluate` uses. Per-node
+    tables become one (table, segment) array of intercepts and slopes over the nodes all tables share."""
 
     def v(name: str) -> Any:
         return asic[name]["value"]
 
-    def grid(name: str) -> tuple[Array, Array]:
-        table = {float(n): float(val) for n, val in v(name).items()}
-        nodes = np.array(sorted(table))
-        return np.log(nodes), np.log(np.array([table[n] for n in nodes]))
-
-    k: dict[str, Any] = {}
-    for name in ("mac_energy_int8_pj", "mac_area_int8_um2", "sram_macro_density_mb_per_mm2", "wafer_price_usd",
-                 "defect_density_per_cm2"):
-        k[name] = grid(name)
-    nodes = np.concatenate([np.exp(k[n][0]) for n in k])
-    k["node_min"], k["node_max"] = float(nodes.min()), float(nodes.max())
-    k["table_nodes"] = np.exp(k["mac_energy_int8_pj"][0])
+    tables = [{float(n): float(val) for n, val in v(name).items()} for name in NODE_TABLES]
+    nodes = sorted(set.intersection(*(set(t) for t in tables)))
+    k: dict[str, Any] = {"table_nodes": np.array(nodes), "node_min": nodes[0], "node_max": nodes[-1]}
+    lo, hi = np.array(nodes[:-1]), np.array(nodes[1:])
+    vals = np.array([[t[n] for n in nodes] for t in tables])  # (table, node)
+    slope = (vals[:, 1:] - vals[:, :-1]) / (hi - lo)  # per nm, (table, segment)
+    k["node_c0"], k["node_c1"] = vals[:, :-1] - slope * lo, slope  # value = c0 + c1 * node on each segment
     k["mac_energy_ratio"] = np.array([float(v("mac_energy_ratio")[p]) for p in ASIC_PRECISIONS])
     k["mac_area_ratio"] = np.array([float(v("mac_area_ratio")[p]) for p in ASIC_PRECISIONS])
     dram_e, dram_r = v("dram_energy_pj_per_bit"), v("dram_rate_mt_s")
@@ -127,33 +128,51 @@ def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
     return k
 
 
+def node_values(node: Array, k: Mapping[str, Any]) -> list[Array]:
+    """Every per-node table at each row's node, linear between neighbouring table nodes (one array per table)."""
+    c0, c1 = k["node_c0"], k["node_c1"]
+    if node.size and node.min() == node.max():  # one node in the block: constants, broadcast
+        seg0 = int(np.searchsorted(k["table_nodes"][1:-1], node[0], side="left"))
+        return [np.full(node.shape, c0[t, seg0] + c1[t, seg0] * node[0]) for t in range(c0.shape[0])]
+    seg = np.zeros(node.shape, dtype=np.intp)  # segment between table nodes
+    for b in k["table_nodes"][1:-1]:  # a loop over the few table nodes, not over rows
+        seg += node > b
+    return [c0[t].take(seg) + c1[t].take(seg) * node for t in range(c0.shape[0])]
+
+
 # ---------------------------------------------------------------------------------------------------
 # wafer, yield (each usable on its own: the asic-notes checks call them directly)
 # ---------------------------------------------------------------------------------------------------
 def dies_per_wafer(area_mm2: Array, k: Mapping[str, Any]) -> Array:
     """Gross dies per wafer, rounded to the nearest die (H&P ch. 1; asic-notes section 2)."""
     d = k["wafer_diameter_mm"] - 2.0 * k["edge_exclusion_mm"]  # mm, usable diameter
-    s = (np.sqrt(area_mm2) + k["scribe_mm"]) ** 2  # mm^2 per die site, scribe included
-    return np.round(np.pi * (d / 2.0) ** 2 / s - np.pi * d / np.sqrt(2.0 * s))  # dies: area term - edge loss
+    side = np.sqrt(area_mm2) + k["scribe_mm"]  # mm per die site, scribe included; S = side^2
+    # DPW = pi (d/2)^2 / S - pi d / sqrt(2 S): the wafer area term minus the edge loss
+    return np.round(np.pi * (d / 2.0) ** 2 / (side * side) - np.pi * d / np.sqrt(2.0) / side)
 
 
 def defect_yield(area_mm2: Array, d0_per_cm2: Array, model: Array, alpha: float) -> Array:
     """Fraction of dies without a killer defect; model is an index into YIELD_MODELS (asic-notes section 3)."""
-    ad = np.maximum(area_mm2 / 100.0 * d0_per_cm2, 1e-300)  # expected defects per die
-    nb = (1.0 + ad / alpha) ** (-alpha)  # negative binomial (Stapper; H&P)
-    poisson = np.exp(-ad)  # Poisson
-    murphy = ((1.0 - np.exp(-ad)) / ad) ** 2  # Murphy 1964
-    seeds = np.exp(-np.sqrt(ad))  # Seeds 1967
-    return np.choose(np.clip(model, 0, 3).astype(np.int64), [nb, poisson, murphy, seeds])
+    base = area_mm2 * d0_per_cm2 * (0.01 / alpha) + 1.0  # 1 + A*D0/alpha (A in cm^2)
+    if float(alpha).is_integer() and 1 <= alpha <= 8:  # integer power: multiplications, not pow()
+        acc = base.copy()
+        for _ in range(int(alpha) - 1):
+            acc *= base
+        y = 1.0 / acc  # negative binomial (Stapper; H&P)
+    else:
+        y = base ** (-alpha)  # negative binomial (Stapper; H&P)
+    other = model != 0
+    if other.any():
+        r = np.nonzero(other)[0]
+        ad = np.maximum(area_mm2[r] * d0_per_cm2[r] / 100.0, 1e-300)  # expected killer defects per die
+        poisson = np.exp(-ad)  # Poisson
+        murphy = (-np.expm1(-ad) / ad) ** 2  # Murphy 1964
+        seeds = np.exp(-np.sqrt(ad))  # Seeds 1967
+        y[r] = np.choose(model[r].astype(np.intp) - 1, [poisson, murphy, seeds])
+    return y
 
 
-def _erf(z: Array) -> Array:
-    """erf(z), |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26)."""
-    s = np.sign(z)
-    a = np.abs(z)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return s * (1.0 - poly * np.exp(-a * a))
+_erf = np.frompyfunc(math.erf, 1, 1)  # exact erf; only rows with more than EXACT_SPARES spares reach it
 
 
 def binomial_cdf(k_max: Array, n: Array, p: Array) -> Array:
@@ -165,183 +184,207 @@ def binomial_cdf(k_max: Array, n: Array, p: Array) -> Array:
     out = np.empty(k_max.shape)
     if exact.any():
         kk, nn, pp = k_max[exact], n[exact], p[exact]
-        log_pmf = nn * np.log1p(-pp)  # log P[X = 0]
-        odds = np.log(pp) - np.log1p(-pp)
-        cdf = np.exp(log_pmf)
-        for j in range(int(kk.max())):  # P[X = j+1] = P[X = j] * (n-j)/(j+1) * p/(1-p)
-            log_pmf = log_pmf + np.log(np.maximum(nn - j, 1e-300)) - np.log(j + 1.0) + odds
-            cdf = cdf + np.where(kk > j, np.exp(log_pmf), 0.0)
+        pmf = np.exp(nn * np.log1p(-pp))  # P[X = 0] (underflows to 0 only where P[X <= 64] is negligible)
+        odds = pp / (1.0 - pp)
+        cdf = pmf.copy()
+        same = kk.min() == kk.max()
+        for j in range(int(kk.max())):  # a loop over the spare count, not the rows: P[X=j+1] = P[X=j] (n-j)/(j+1) p/(1-p)
+            pmf *= (nn - j) * odds / (j + 1.0)
+            cdf += pmf if same else pmf * (kk > j)
         out[exact] = np.minimum(cdf, 1.0)
     if (~exact).any():
         kk, nn, pp = k_max[~exact], n[~exact], p[~exact]
         z = (kk + 0.5 - nn * pp) / np.sqrt(nn * pp * (1.0 - pp))  # standard normal score, continuity-corrected
-        out[~exact] = 0.5 * (1.0 + _erf(z / np.sqrt(2.0)))
+        out[~exact] = 0.5 * (1.0 + _erf(z / np.sqrt(2.0)).astype(np.float64))  # standard normal CDF
     return out
-
-
-def _node_value(ln_node: Array, table: tuple[Array, Array]) -> Array:
-    """A per-node constant at any node inside the table: a power law between neighbouring table nodes."""
-    return np.exp(np.interp(ln_node, table[0], table[1]))
 
 
 # ---------------------------------------------------------------------------------------------------
 # the design, then the workload
 # ---------------------------------------------------------------------------------------------------
 def evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
-    """Evaluate every design in `x` (equal-length arrays) with the constants `k`. No Python loop over rows."""
+    """Evaluate every design in `x` (equal-length arrays, choices already resolved to indices) with the
+    constants `k`. No Python loop over rows."""
+    with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
+        return _evaluate(x, k)
+
+
+def _nan_where(values: Array, bad: Array | None) -> Array:
+    """`values` with NaN where `bad` (no pass at all when no row is bad)."""
+    return values if bad is None or not bad.any() else np.where(bad, np.nan, values)
+
+
+def _flag(mask: Array, cond: Array, bit: int) -> None:
+    """Set `bit` in `mask` where `cond` (in place, no temporaries)."""
+    np.bitwise_or(mask, bit, out=mask, where=cond)
+
+
+def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     node = x["node_nm"]
     n_mac, f = x["n_mac"], x["clock_ghz"] * 1e9  # MACs, Hz
-    prec = np.clip(np.nan_to_num(x["precision"], nan=1.0), 0, 2).astype(np.int64)
-    dram = np.clip(np.nan_to_num(x["dram"], nan=float(_NONE)), 0, _NONE).astype(np.int64)
+    prec = x["precision"].astype(np.intp)
+    dram = x["dram"].astype(np.intp)
     has_dram = dram != _NONE
-    bus = np.where(has_dram, x["dram_bus_bits"], 0.0)  # bits
+    bus = x["dram_bus_bits"] * has_dram  # bits
     mask = np.asarray(x["pre_mask"], dtype=np.int64).copy()
-    notes = np.zeros(node.shape, dtype=np.int64)
 
     in_table = (node >= k["node_min"] - 1e-9) & (node <= k["node_max"] + 1e-9)
-    mask |= np.where(~in_table, R_NODE, 0)
-    on_grid = np.isin(np.round(node, 6), np.round(k["table_nodes"], 6))
-    notes |= np.where(in_table & ~on_grid, N_NODE_INTERP, 0)
-    ln_node = np.log(np.clip(node, k["node_min"], k["node_max"]))
-    mask |= np.where(~(np.isfinite(n_mac) & (n_mac > 0) & np.isfinite(f) & (f > 0)), R_INPUT, 0)
+    _flag(mask, ~in_table, R_NODE)
+    notes = (in_table & ~np.isin(node, k["table_nodes"])) * N_NODE_INTERP
+    e_int8, a_int8, rho, wafer_usd, d0 = node_values(node, k)  # per-node constants (rows outside are masked)
+    _flag(mask, ~((n_mac > 0) & (f > 0)), R_INPUT)  # NaN compares False: blank or bad is flagged
 
     # ---- area (asic-notes section 1) --------------------------------------------------------------
-    a_mac = _node_value(ln_node, k["mac_area_int8_um2"]) * k["mac_area_ratio"][prec]  # um^2 per MAC
-    area_mac = n_mac * a_mac * 1e-6  # mm^2: MAC array incl. local buffers and control
-    rho = _node_value(ln_node, k["sram_macro_density_mb_per_mm2"])  # Mb/mm^2, HD macro peak
-    area_sram = 8.0 * x["sram_mb"] / (rho * k["sram_realized_density_factor"])  # mm^2: A = 8*MB / (rho*eta)
+    area_mac = n_mac * a_int8 * (k["mac_area_ratio"] * 1e-6)[prec]  # mm^2: MACs x um^2 per MAC (buffers, control)
+    area_sram = x["sram_mb"] * (8.0 / k["sram_realized_density_factor"]) / rho  # mm^2: A = 8*MB / (rho*eta)
     area_phy = np.ceil(bus / 32.0) * k["dram_phy_area_mm2_per_x32"]  # mm^2: one PHY per x32 port
-    area_misc = np.full(node.shape, k["misc_area_mm2"])  # mm^2: control CPU, NoC, IO, pads
-    spares = np.nan_to_num(x["spare_tiles"], nan=0.0)  # spare tiles
-    tiles = x["tiles"]  # active tiles
+    area_misc = k["misc_area_mm2"]  # mm^2: control CPU, NoC, IO, pads
+    spares = x["spare_tiles"]  # spare tiles (0: no redundancy)
     redundant = spares > 0
-    mask |= np.where(redundant & ~(np.isfinite(tiles) & (tiles >= 1)), R_TILES, 0)
-    tiles = np.where(np.isfinite(tiles) & (tiles >= 1), tiles, 1.0)
-    area_tiled = (area_mac + area_sram) * np.where(redundant, (tiles + spares) / tiles, 1.0)  # mm^2, spares built in
+    r = np.nonzero(redundant)[0]
+    area_tiled = area_mac + area_sram  # mm^2: the MAC array and SRAM (split into tiles when redundant)
+    tiles = x["tiles"]
+    if r.size:
+        _flag(mask, redundant & ~(tiles >= 1), R_TILES)
+        tiles = np.fmax(tiles, 1.0)  # active tiles (1 where blank)
+        area_tiled[r] *= 1.0 + spares[r] / tiles[r]  # mm^2: spare tiles built in
     area = area_tiled + area_phy + area_misc  # mm^2 per die
-    notes |= np.where(np.isin(dram, _HBM), N_HBM, 0)
+    _flag(notes, (dram == _HBM[0]) | (dram == _HBM[1]), N_HBM)
 
     # ---- dies per wafer and yield (sections 2-3) --------------------------------------------------
-    wafer_scale = redundant & (area > k["reticle_mm2"])
-    mask |= np.where(~redundant & (area > k["reticle_mm2"]), R_RETICLE, 0)
-    mask |= np.where(wafer_scale & (area > k["wafer_scale_max_mm2"]), R_WAFER, 0)
-    notes |= np.where(wafer_scale, N_WAFER_SCALE, 0)
-    dpw = np.where(wafer_scale, 1.0, dies_per_wafer(area, k))  # dies per wafer
-    d0 = np.where(np.isfinite(x["d0_per_cm2"]), x["d0_per_cm2"], _node_value(ln_node, k["defect_density_per_cm2"]))
-    ymodel = np.nan_to_num(x["yield_model"], nan=0.0)
-    y_rest = defect_yield(np.where(redundant, area_phy + area_misc, area), d0, ymodel, k["yield_alpha"])  # NB etc.
-    if redundant.any():
-        r = np.nonzero(redundant)[0]
-        p_tile = 1.0 - np.exp(-area_tiled[r] / (tiles[r] + spares[r]) / 100.0 * d0[r])  # P[tile defective], Poisson
-        y_tiles = binomial_cdf(spares[r], tiles[r] + spares[r], p_tile)  # P[defective tiles <= spares]
-        y_rest[r] = y_rest[r] * y_tiles
-        notes[r] |= np.where(spares[r] > EXACT_SPARES, N_BINOM_NORMAL, 0)
+    over = area > k["reticle_mm2"]
+    _flag(mask, over & ~redundant, R_RETICLE)
+    dpw = dies_per_wafer(area, k)  # dies per wafer
+    if (x["d0_per_cm2"] >= 0).any():
+        d0 = np.where(x["d0_per_cm2"] >= 0, x["d0_per_cm2"], d0)  # killer defects per cm^2
+    area_nb = area  # mm^2 under the negative-binomial (or chosen) model
+    if r.size:
+        wafer_scale = over[r]
+        mask[r] |= (wafer_scale & (area[r] > k["wafer_scale_max_mm2"])) * R_WAFER
+        notes[r] |= wafer_scale * N_WAFER_SCALE | (spares[r] > EXACT_SPARES) * N_BINOM_NORMAL
+        dpw[r] = np.where(wafer_scale, 1.0, dpw[r])  # a wafer-scale die is the whole wafer
+        area_nb = area.copy()
+        area_nb[r] = area_phy[r] + area_misc  # only the non-redundant area; tiles below
+    y_rest = defect_yield(area_nb, d0, x["yield_model"], k["yield_alpha"])
+    if r.size:
+        p_tile = -np.expm1(-area_tiled[r] / (tiles[r] + spares[r]) * d0[r] / 100.0)  # P[tile defective], Poisson
+        y_rest[r] *= binomial_cdf(spares[r], tiles[r] + spares[r], p_tile)  # x P[defective tiles <= spares]
     die_yield = k["wafer_yield"] * y_rest  # fraction of gross dies that work (Y_wafer x defect yield)
 
     # ---- cost (section 4) -------------------------------------------------------------------------
-    wafer_usd = _node_value(ln_node, k["wafer_price_usd"])  # USD per wafer
     die_cost = wafer_usd / (dpw * die_yield)  # USD per good die
-    unit_chip = (die_cost + k["test_usd"] + k["package_usd"][dram]) / k["final_test_yield"]  # USD, packaged + tested
+    unit_chip = (die_cost + (k["test_usd"] + k["package_usd"])[dram]) / k["final_test_yield"]  # USD packaged, tested
 
     # ---- peaks and full-load power (sections 5-6) -------------------------------------------------
-    peak_ops = 2.0 * n_mac * f  # ops/s at the design precision (1 MAC = 2 ops)
-    rate = np.where(np.isfinite(x["dram_mt_s"]), x["dram_mt_s"], k["dram_mt_s"][dram])  # MT/s per pin
-    bw = rate * 1e6 * bus / 8.0  # bytes/s, peak DRAM bandwidth
-    e_mac = _node_value(ln_node, k["mac_energy_int8_pj"]) * k["mac_energy_ratio"][prec] * 1e-12  # J per MAC
-    e_dram = k["dram_pj_bit"][dram] * 1e-12  # J per DRAM bit
-    e_sram = k["sram_energy_pj_per_bit"] * 1e-12  # J per SRAM bit
-    p_mac = n_mac * f * e_mac  # W, every MAC busy
-    p_dram = bw * k["mem_bw_fraction"] * 8.0 * e_dram  # W, DRAM streaming at its achievable rate
-    p_misc = k["misc_power_density_ratio"] * p_mac / np.maximum(area_mac, 1e-12) * area_misc  # W, misc block
-    p_dyn_peak = p_mac + p_dram + p_misc  # W, dynamic at full load
-    p_leak = k["leakage_fraction"] * p_dyn_peak  # W, leakage (fraction of peak dynamic)
-    gpu = np.nan_to_num(x["arch"], nan=0.0) == ARCHS.index("gpu")
-    arch_k = np.where(gpu, k["gpu_power_factor"], 1.0)  # GPU-style datapath overhead
-    notes |= np.where(gpu, N_GPU, 0)
-    p_full = (p_dyn_peak + p_leak) * arch_k  # W at full load
-    tops_per_w = peak_ops / 1e12 / p_full  # TOP/s per W
+    mac_rate = n_mac * f  # MAC/s with every MAC busy
+    rate = k["dram_mt_s"][dram]  # MT/s per pin
+    if (x["dram_mt_s"] > 0).any():
+        rate = np.where(x["dram_mt_s"] > 0, x["dram_mt_s"], rate)
+    bw_u = rate * bus * (1.25e5 * k["mem_bw_fraction"])  # bytes/s achievable: MT/s x 1e6 x bits / 8 x u_m
+    e_mac = e_int8 * (k["mac_energy_ratio"] * 1e-12)[prec]  # J per MAC at the design precision
+    e_dram = (k["dram_pj_bit"] * 8e-12)[dram]  # J per DRAM byte
+    e_sram = k["sram_energy_pj_per_bit"] * 8e-12  # J per SRAM byte
+    p_mac = mac_rate * e_mac  # W, every MAC busy
+    p_dram = bw_u * e_dram  # W, DRAM streaming at its achievable rate
+    p_misc = p_mac * (k["misc_power_density_ratio"] * area_misc) / area_mac  # W: misc block at the array's W/mm^2
+    p_dyn = p_mac + p_dram + p_misc  # W, dynamic at full load
+    p_leak = k["leakage_fraction"] * p_dyn  # W: leakage, fraction of peak dynamic
+    p_full = p_dyn + p_leak  # W at full load
+    gpu = x["arch"] == ARCHS.index("gpu")
+    arch_k: Any = 1.0  # GPU-style datapath overhead (1 for an NPU)
+    if gpu.any():
+        arch_k = 1.0 + gpu * (k["gpu_power_factor"] - 1.0)
+        p_full = p_full * arch_k
+        _flag(notes, gpu, N_GPU)
+    peak_tops = 2e-12 * mac_rate  # TOP/s at the design precision (1 MAC = 2 ops)
 
     # ---- workload: memory (Pope et al. sec. 2; asic-notes section 6) ------------------------------
-    has_model = np.nan_to_num(x["has_model"], nan=0.0) > 0
-    L, h = x["layers"], x["hidden"]
-    wb = np.where(np.isfinite(x["weight_bits"]), x["weight_bits"], np.asarray(PRECISION_BITS)[prec])  # bits
-    mask |= np.where(has_model & (wb > np.asarray(PRECISION_BITS)[prec] + 1e-9), R_PRECISION, 0)
-    qo = x["quant_overhead"]
-    w_all = x["params"] * wb / 8.0 * (1.0 + qo)  # bytes: every weight, quantisation scales included
-    w_read = x["params_read"] * wb / 8.0 * (1.0 + qo)  # bytes read per decode step (no input-embedding table)
-    kv_tok = 2.0 * L * x["kv_dim"] * x["kv_bits"] / 8.0  # bytes of K and V per context token per sequence
-    p_len, g_len = x["prompt_len"], x["gen_len"]
-    c_max = p_len + g_len  # tokens of context at the end
-    c_avg = p_len + g_len / 2.0  # mean context while generating
-    act = (np.maximum(p_len, 1.0) * (2.0 * h + (x["n_proj"] - 1.0) * x["ffn"]) + x["vocab"]) * x["act_bytes"]  # bytes/seq
-    per_seq = kv_tok * c_max + act  # bytes per sequence
+    has_model = x["has_model"] > 0
+    L, p_len = x["layers"], x["prompt_len"]
+    bits = np.asarray(PRECISION_BITS)[prec]
+    wb = np.where(x["weight_bits"] > 0, x["weight_bits"], bits)  # bits per weight
+    _flag(mask, has_model & (wb > bits), R_PRECISION)
+    w_byte = wb * (1.0 + x["quant_overhead"]) * 0.125  # bytes per weight, quantisation scales included
+    w_all = x["params"] * w_byte  # bytes: every weight
+    w_read = x["params_read"] * w_byte  # bytes read per decode step (the input embedding table is only indexed)
+    kv_tok = 0.25 * L * x["kv_dim"] * x["kv_bits"]  # bytes of K and V per context token per sequence: 2*L*kv*bits/8
+    c_avg = p_len + 0.5 * x["gen_len"]  # mean context while generating
+    act = np.maximum(p_len, 1.0)  # token positions one prefill pass holds
+    act *= 2.0 * x["hidden"] + (x["n_proj"] - 1.0) * x["ffn"]
+    act += x["vocab"]
+    act *= x["act_bytes"]  # bytes per sequence of working activations (layer in/out, MLP, logits)
+    per_seq = kv_tok * (p_len + x["gen_len"]) + act  # bytes per sequence: KV at full context + activations
     sram_b = x["sram_mb"] * 1e6  # bytes on chip
-    dram_given = np.isfinite(x["dram_gb"])
+    dram_given = x["dram_gb"] >= 0
     sized = has_dram & ~dram_given  # DRAM capacity chosen to fit the workload
-    cap = sram_b + np.where(has_dram & dram_given, x["dram_gb"] * 1e9, 0.0)  # bytes when capacity is fixed
-    batch_blank = ~np.isfinite(x["batch"])
-    b_max = np.floor((cap - w_all) / per_seq)  # largest batch that fits a fixed capacity
-    B = np.where(batch_blank, np.where(sized, 1.0, np.maximum(b_max, 1.0)), x["batch"])  # sequences
-    need = w_all + B * per_seq  # bytes of weights + KV cache + activations
+    given_gb = np.fmax(x["dram_gb"], 0.0) * has_dram  # GB the row fixed (0 where blank or without DRAM)
+    cap = sram_b + given_gb * 1e9  # bytes when the capacity is fixed
+    batch_blank = ~(x["batch"] >= 1)
+    B = x["batch"]  # sequences
+    if batch_blank.any():
+        b_fit = np.maximum(np.floor((cap - w_all) / per_seq), 1.0)  # largest batch that fits a fixed capacity
+        B = np.where(batch_blank, np.where(sized, 1.0, b_fit), B)
+    need = per_seq * B + w_all  # bytes: weights + KV cache + activations
     fits = sized | (need <= cap)
-    mask |= np.where(has_model & ~fits & batch_blank, R_NOFIT, 0)
-    mask |= np.where(has_model & ~fits & ~batch_blank, R_MEMORY, 0)
-    given_gb = np.where(has_dram & dram_given, x["dram_gb"], 0.0)  # GB the row fixed (0 without DRAM)
-    dram_gb = np.where(sized & has_model, np.maximum(need - sram_b, 0.0) / 1e9, given_gb)  # GB bundled
-    unit_cost = unit_chip + dram_gb * k["dram_usd_per_gb"]  # USD, chip + bundled DRAM
+    short = has_model & ~fits
+    _flag(mask, short & batch_blank, R_NOFIT)
+    _flag(mask, short & ~batch_blank, R_MEMORY)
+    dram_gb = np.where(sized & has_model, np.maximum(need - sram_b, 0.0) * 1e-9, given_gb)  # GB bundled
+    unit_cost = dram_gb * k["dram_usd_per_gb"] + unit_chip  # USD: chip + bundled DRAM
 
     # ---- workload: where the bytes come from ------------------------------------------------------
-    all_on_chip = need <= sram_b
-    notes |= np.where(has_model & ~has_dram, N_NO_DRAM_BW, 0)
-    w_sram = np.where(all_on_chip, w_read, np.minimum(w_read, sram_b))  # bytes of weights resident on chip
-    kv_step = B * kv_tok * c_avg  # bytes of KV cache read per decode step
-    dram_step = np.where(all_on_chip, 0.0, w_read - w_sram + kv_step)  # bytes from DRAM per step
-    sram_step = w_sram + np.where(all_on_chip, kv_step, 0.0)  # bytes from SRAM per step
-    safe_bw = np.where(bw > 0, bw * k["mem_bw_fraction"], np.inf)  # bytes/s achievable
+    on_chip = need <= sram_b  # the whole workload lives in SRAM
+    _flag(notes, has_model & ~has_dram, N_NO_DRAM_BW)
+    w_sram = np.minimum(w_read, sram_b)  # bytes of weights resident on chip
+    kv_step = kv_tok * c_avg * B  # bytes of KV cache read per decode step
+    w_dram = w_read - w_sram  # bytes of weights streamed from DRAM each step (and once per prefill)
+    dram_step = (w_dram + kv_step) * ~on_chip  # bytes from DRAM per step
+    sram_step = w_sram + kv_step * on_chip  # bytes from SRAM per step
 
     # ---- decode and prefill roofline (section 6) --------------------------------------------------
-    flops_step = B * (2.0 * x["params_read"] + 4.0 * L * c_avg * x["q_dim"])  # FLOPs per step (Kaplan + attention)
-    t_comp = flops_step / (peak_ops * k["compute_fraction"])  # s
-    t_mem = dram_step / safe_bw  # s
-    t_step = np.maximum(t_comp, t_mem)  # s per decode step (roofline)
-    flops_pre = B * (2.0 * x["params_read"] * p_len + 2.0 * L * p_len**2 * x["q_dim"])  # FLOPs, causal prefill
-    t_pre = np.maximum(flops_pre / (peak_ops * k["compute_fraction"]), (w_read - w_sram) / safe_bw)  # s
-    ttft = np.where(p_len > 0, t_pre, 0.0)  # s: the prefill pass emits the first token
+    ops_u = mac_rate * (2.0 * k["compute_fraction"])  # ops/s achievable (1 MAC = 2 ops)
+    att = 4.0 * L * x["q_dim"]  # attention FLOPs per token per context token (QK^T and AV)
+    two_n = 2.0 * x["params_read"]  # FLOPs per token of the matrix multiplies (Kaplan 2N)
+    flops_step = (att * c_avg + two_n) * B  # FLOPs per decode step
+    t_comp = flops_step / ops_u  # s the MAC array is busy per step
+    t_step = np.fmax(t_comp, dram_step / bw_u)  # s per decode step (roofline; no DRAM: 0/0 ignored)
+    flops_pre = (att * (0.5 * p_len) + two_n) * (B * p_len)  # FLOPs, causal prefill: 2NP + 2LP^2 d
+    ttft = np.fmax(flops_pre / ops_u, w_dram / bw_u) * (p_len > 0)  # s: the prefill pass emits the first token
 
     # ---- energy per token and decode power (section 5) --------------------------------------------
-    e_step = (flops_step / 2.0 * e_mac + dram_step * 8.0 * e_dram + sram_step * 8.0 * e_sram) * arch_k  # J dynamic
-    e_step = e_step + (p_leak + p_misc) * arch_k * t_step  # J: + leakage and misc over the step
-    energy_tok = e_step / B  # J per generated token
-    power = e_step / t_step  # W while decoding
+    e_step = flops_step * (0.5 * e_mac) + dram_step * e_dram + sram_step * e_sram  # J dynamic: MAC, DRAM, SRAM
+    e_step += p_misc * t_comp + p_leak * t_step  # J: misc while the array works, leakage always
+    if gpu.any():
+        e_step *= arch_k
 
-    bad = mask != 0
-    design_bad = (mask & (R_INPUT | R_NODE | R_TILES)) != 0
-    fab_bad = design_bad | ((mask & (R_RETICLE | R_WAFER)) != 0)
-    nan = np.nan
-    work = has_model & ~bad
+    any_bad = mask.any()
+    design_bad = (mask & (R_INPUT | R_NODE | R_TILES)) != 0 if any_bad else None
+    fab_bad = (mask & (R_INPUT | R_NODE | R_TILES | R_RETICLE | R_WAFER)) != 0 if any_bad else None
+    work_nan = np.where(has_model & (mask == 0), 1.0, np.nan)  # NaN where the workload does not run
+    step_nan = work_nan / t_step
+    every_model = has_model.all()
     return {
-        "die_area_mm2": np.where(design_bad, nan, area),
+        "die_area_mm2": _nan_where(area, design_bad),
         "area_mac_mm2": area_mac,
         "area_sram_mm2": area_sram,
         "area_phy_mm2": area_phy,
-        "area_misc_mm2": area_misc,
-        "dies_per_wafer": np.where(fab_bad, nan, dpw),
-        "defect_yield": np.where(fab_bad, nan, y_rest),
-        "yield": np.where(fab_bad, nan, die_yield),
-        "die_cost_usd": np.where(fab_bad, nan, die_cost),
-        "unit_cost_usd": np.where(fab_bad, nan, unit_cost),
+        "dies_per_wafer": _nan_where(dpw, fab_bad),
+        "defect_yield": _nan_where(y_rest, fab_bad),
+        "yield": _nan_where(die_yield, fab_bad),
+        "die_cost_usd": _nan_where(die_cost, fab_bad),
+        "unit_cost_usd": _nan_where(unit_cost, fab_bad),
         "dram_gb": dram_gb,
-        "peak_tops": np.where((mask & (R_INPUT | R_TILES)) != 0, nan, peak_ops / 1e12),
-        "full_load_power_w": np.where(design_bad, nan, p_full),
-        "tops_per_w": np.where(design_bad, nan, tops_per_w),
-        "power_w": np.where(work, power, nan),
-        "decode_tokens_per_s": np.where(work, 1.0 / t_step, nan),
-        "ttft_s": np.where(work, ttft, nan),
-        "energy_per_token_j": np.where(work, energy_tok, nan),
-        "mem_gb": np.where(has_model, need / 1e9, nan),
-        "batch": np.where(has_model, B, nan),
-        "weight_bits": np.where(has_model, wb, nan),
-        "fits": np.where(has_model, fits, True),
+        "peak_tops": _nan_where(peak_tops, (mask & (R_INPUT | R_TILES)) != 0 if any_bad else None),
+        "full_load_power_w": _nan_where(p_full, design_bad),
+        "tops_per_w": _nan_where(peak_tops / p_full, design_bad),
+        "power_w": e_step * step_nan,
+        "decode_tokens_per_s": step_nan,
+        "ttft_s": ttft * work_nan,
+        "energy_per_token_j": e_step / B * work_nan,
+        "mem_gb": need * 1e-9 if every_model else _nan_where(need * 1e-9, ~has_model),
+        "batch": B if every_model else _nan_where(B, ~has_model),
+        "weight_bits": wb if every_model else _nan_where(wb, ~has_model),
+        "fits": fits | ~has_model,
         "reason_mask": mask,
         "note_mask": notes,
     }

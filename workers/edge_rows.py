@@ -33,6 +33,8 @@ MLP_TYPES = ("gelu", "swiglu")
 BITS = ("4", "8", "16")
 MODEL_FIELDS = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "vocab", "seq_len")
 CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "idle_fraction", "link_fraction")
+_MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
+               "params_read")
 
 # chip fields the inference path reads, for the low-confidence notes (bit i = field i)
 NOTED_FIELDS = (
@@ -49,6 +51,7 @@ N_LINK_FALLBACK = 8
 N_SRAM_AUTO = 16
 N_LOW_CHIP = 32
 N_NO_PRICE = 64
+N_WAFER = 128
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -57,6 +60,8 @@ INFERENCE_NOTES = {
     N_NO_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column)",
     N_LINK_FALLBACK: "no published scale-up link: tensor-parallel all-reduce over PCIe 4.0 x16 (defaults.fallback_link_gb_s)",
     N_SRAM_AUTO: "SRAM-only chip: n_chips = the fewest chips whose SRAM holds the model",
+    N_WAFER: "wafer-scale system: the roofline treats it as one chip; the latency of its layer pipeline at small "
+    "batch is not modelled (optimistic)",
 }
 # asic notes added by the glue (the core's own start at bit 0)
 N_MAC_FROM_TOPS = 1 << 10
@@ -117,6 +122,7 @@ def _chip_static(ctx: Context) -> dict[str, Array]:
         "sram_only": np.array([1.0 if c.system_kind == "sram_only" else 0.0 for c in chips]),
         "low_fields": low,
         "low_chip": np.array([c.confidence == "low" for c in chips]),
+        "wafer": np.array([c.system_kind in ("wafer_scale", "tile") for c in chips]),
     }
 
 
@@ -163,7 +169,6 @@ def _model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arr
         "has_model": has,
         "layers": s["layers"],
         "hidden": s["hidden"],
-        "heads": s["heads"],
         "kv_heads": s["kv_heads"],
         "q_dim": s["heads"] * s["head_dim"],
         "kv_dim": s["kv_heads"] * s["head_dim"],
@@ -211,46 +216,9 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     return raw
 
 
-def assemble_inference(
-    raw: Mapping[str, Any], ctx: Context, errors: RowErrors | None = None
-) -> tuple[dict[str, Array], dict[str, Array]]:
-    """Raw arrays -> (core inputs, calibration per row). Extra keys in the inputs (`chip_idx`, `note_mask`,
-    `low_mask`) are for the table writer; the core ignores them."""
-    n = len(raw["model_idx"])
-    get = _getter(raw, n)
-    m = _model_arrays(raw, ctx, n)
-    if errors is not None:
-        no_model = ~m["has_model"] & ~errors.bad
-        if no_model.any():
-            errors.add_message(np.nonzero(no_model)[0], "field 'model' is blank: give a catalog model id, "
-                               "or layers, hidden, heads and vocab (optional params_b, kv_heads, ffn_hidden, mlp)")
-    chip_idx = np.asarray(raw.get("chip_idx", np.full(n, -1)), dtype=np.int64)
-    if errors is not None:
-        no_chip = (chip_idx < 0) & ~errors.bad
-        if no_chip.any():
-            errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id")
-    safe = np.maximum(chip_idx, 0)
-    ccols = {k: v[safe] for k, v in ctx.chips.cols.items()}
-    static = {k: v[safe] for k, v in _chip_static(ctx).items()}
-    overridden = np.zeros(n, dtype=np.int64)
-    for field in OVERRIDABLE:
-        if f"chip.{field}" in raw:
-            over = get(f"chip.{field}")
-            ccols[field] = np.where(np.isfinite(over), over, ccols[field])
-            if field in _F:
-                overridden |= np.where(np.isfinite(over), _F[field], 0)
-
-    # ---- workload defaults ----------------------------------------------------------------------
-    wb = get("weight_bits")
-    wb = np.where(np.isfinite(wb), wb, _workload_default(ctx, "weight_bits"))
-    kvb = get("kv_bits")
-    kvb = np.where(np.isfinite(kvb), kvb, _workload_default(ctx, "kv_bits"))
-    prompt = get("prompt_len")
-    prompt = np.where(np.isfinite(prompt), prompt, _workload_default(ctx, "prompt_len"))
-    gen = get("gen_len")
-    gen = np.where(np.isfinite(gen), gen, _workload_default(ctx, "gen_len"))
-
-    # ---- the compute peak for the weight precision (activations at >= 8 bits) ---------------------
+def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], wb: Array, defaults: Mapping[str, float]) -> dict[str, Array]:
+    """Per-row chip quantities that do not depend on the workload beyond the weight precision: the compute
+    peak (activations at >= 8 bits), missing-number reasons, notes and the catalog fields the row uses."""
     p16 = np.fmax(ccols["peak_tflops_fp16"], ccols["peak_tflops_bf16"])  # TFLOP/s, NaN if neither
     int8, fp8 = ccols["peak_tops_int8"], ccols["peak_tflops_fp8"]
     p8 = np.where(np.isfinite(int8), int8, fp8)
@@ -265,25 +233,152 @@ def assemble_inference(
     used = np.where(ane, _F["neural_engine_tops"], used)
     notes |= np.where(ane, N_ANE, 0)
     any_peak = np.isfinite(p16) | np.isfinite(p8) | np.isfinite(ccols["neural_engine_tops"])
-    pre = np.zeros(n, dtype=np.int64)
-    pre |= np.where(~np.isfinite(peak) & any_peak, inference.R_PRECISION, 0)
+    pre = np.where(~np.isfinite(peak) & any_peak, inference.R_PRECISION, 0)
     pre |= np.where(~any_peak, inference.R_NO_PEAK, 0)
-
-    links = chip_link_arrays(ccols, ctx.defaults)
+    links = chip_link_arrays(ccols, defaults)
     pre |= np.where(~np.isfinite(links["mem_bw"]), inference.R_NO_BW, 0)
     pre |= np.where(~np.isfinite(links["mem_bytes"]), inference.R_NO_MEM, 0)
-    n_chips = get("n_chips")
-    multi = (n_chips > 1) | (~np.isfinite(n_chips) & (static["sram_only"] > 0))
-    notes |= np.where(multi & ~np.isfinite(ccols["scale_up_gb_s"]), N_LINK_FALLBACK, 0)
-    notes |= np.where(~np.isfinite(n_chips) & (static["sram_only"] > 0), N_SRAM_AUTO, 0)
     notes |= np.where(~np.isfinite(ccols["tdp_w"]), N_NO_TDP, 0)
     notes |= np.where(~np.isfinite(ccols["purchase_usd"]), N_NO_PRICE, 0)
     notes |= np.where(static["low_chip"], N_LOW_CHIP, 0)
+    notes |= np.where(static["wafer"], N_WAFER, 0)
     used |= _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]
     used |= np.where(np.isfinite(ccols["memory_gb"]), _F["memory_gb"], _F["sram_mb"])
-    used |= np.where(multi, _F["scale_up_gb_s"], 0)
-    low_mask = static["low_fields"] & used & ~overridden
+    return {
+        "peak_flops": peak * 1e12,
+        "used": used.astype(np.int64),
+        "notes": notes.astype(np.int64),
+        "pre": pre.astype(np.int64),
+        "no_scale_up": (~np.isfinite(ccols["scale_up_gb_s"])).astype(np.float64),
+        **{k: links[k] for k in ("mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw")},
+        "tdp_w": ccols["tdp_w"],
+        "idle_w": ccols["idle_w"],
+        "purchase_usd": ccols["purchase_usd"],
+    }
 
+
+_TABLES: dict[int, tuple[Context, dict[str, Any]]] = {}
+
+
+def _compact(cols: Mapping[str, Array]) -> dict[str, Any]:
+    """Per-catalog columns prepared for `_gather`: columns whose every entry is the same are kept as 0-d
+    arrays (broadcast, no per-row copy); the others are stacked into one float array (one take for all)."""
+    const, varying, kinds = {}, [], {}
+    for k, v in cols.items():
+        v = np.asarray(v)
+        if v.size > 0 and (np.all(v == v.flat[0]) or (v.dtype.kind == "f" and np.isnan(v).all())):
+            const[k] = np.asarray(v.flat[0])
+        else:
+            varying.append(k)
+            kinds[k] = v.dtype
+    stack = np.stack([np.asarray(cols[k], dtype=np.float64) for k in varying]) if varying else np.zeros((0, 0))
+    return {"const": const, "names": varying, "dtypes": kinds, "stack": stack}
+
+
+def _gather(table: Mapping[str, Any], idx: Array) -> dict[str, Array]:
+    """Rows `idx` of a `_compact` table: one take over the stacked columns, broadcast views for constants."""
+    n = len(idx)
+    out = {k: np.broadcast_to(v, (n,)) for k, v in table["const"].items()}
+    if table["names"]:
+        rows = np.take(table["stack"], idx, axis=1)  # (column, row), each row of the result contiguous
+        for name, row in zip(table["names"], rows, strict=True):
+            dtype = table["dtypes"][name]
+            out[name] = row if dtype == np.float64 else row.astype(dtype)
+    return out
+
+
+def _tables(ctx: Context) -> dict[str, Any]:
+    """Per-catalog edge tables (models, chips by weight precision, calibration), computed once per Context."""
+    hit = _TABLES.get(id(ctx))
+    if hit is not None and hit[0] is ctx:
+        return hit[1]
+    nm, nc = len(ctx.models.ids), len(ctx.chips.ids)
+    models = _model_arrays({"model_idx": np.arange(nm)}, ctx, nm)
+    blank = _model_arrays({"model_idx": np.array([-1])}, ctx, 1)
+    static = _chip_static(ctx)
+    by_bits = [_chip_terms(ctx.chips.cols, static, np.full(nc, b), ctx.defaults) for b in (4.0, 8.0, 16.0)]
+    t = {
+        "models": _compact({k: models[k] for k in _MODEL_KEYS}),
+        "models_and_blank": _compact({k: np.concatenate([v, blank[k]]) for k, v in models.items()}),
+        "static": static,
+        "static_c": _compact(static),
+        # (bits index, chip) flattened
+        "chips": _compact({k: np.concatenate([c[k] for c in by_bits]) for k in by_bits[0]}),
+        "cal": inference_calibration(ctx),
+        "cal_c": _compact(inference_calibration(ctx)),
+    }
+    if len(_TABLES) > 8:
+        _TABLES.clear()
+    _TABLES[id(ctx)] = (ctx, t)
+    return t
+
+
+def _catalog_rows(raw: Mapping[str, Any], n: int) -> bool:
+    """True when every row names catalog entries and no row gives shapes or what-ifs of its own."""
+    for key, v in raw.items():
+        per_row = key in (*MODEL_FIELDS, "params_b", "mlp") or key.startswith(("chip.", "cal."))
+        if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
+            return False
+    chip = raw.get("chip_idx")
+    return bool(n and (np.asarray(raw["model_idx"]) >= 0).all() and chip is not None and (np.asarray(chip) >= 0).all())
+
+
+def assemble_inference(
+    raw: Mapping[str, Any], ctx: Context, errors: RowErrors | None = None
+) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Raw arrays -> (core inputs, calibration per row). Extra keys in the inputs (`chip_idx`, `note_mask`,
+    `low_mask`) are for the table writer; the core ignores them. Rows that name catalog models and chips
+    with no shapes or what-ifs of their own (every sweep without overrides) gather from per-catalog tables."""
+    n = len(raw["model_idx"])
+    get = _getter(raw, n)
+    tables = _tables(ctx)
+    catalog_rows = errors is None and _catalog_rows(raw, n)
+    chip_idx = np.asarray(raw.get("chip_idx", np.full(n, -1)), dtype=np.int64)
+    safe = np.maximum(chip_idx, 0)
+    if catalog_rows:
+        model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
+        m = _gather(tables["models"], model_idx)
+    else:
+        m = _model_arrays(raw, ctx, n)
+    if errors is not None:
+        no_model = ~m["has_model"] & ~errors.bad
+        if no_model.any():
+            errors.add_message(np.nonzero(no_model)[0], "field 'model' is blank: give a catalog model id, "
+                               "or layers, hidden, heads and vocab (optional params_b, kv_heads, ffn_hidden, mlp)")
+        no_chip = (chip_idx < 0) & ~errors.bad
+        if no_chip.any():
+            errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id")
+
+    # ---- workload defaults ----------------------------------------------------------------------
+    wb = get("weight_bits")
+    wb = np.where(np.isfinite(wb), wb, _workload_default(ctx, "weight_bits"))
+    kvb = get("kv_bits")
+    kvb = np.where(np.isfinite(kvb), kvb, _workload_default(ctx, "kv_bits"))
+    prompt = get("prompt_len")
+    prompt = np.where(np.isfinite(prompt), prompt, _workload_default(ctx, "prompt_len"))
+    gen = get("gen_len")
+    gen = np.where(np.isfinite(gen), gen, _workload_default(ctx, "gen_len"))
+
+    # ---- the chip: catalog tables, or per-row resolution with chip.<field> what-ifs -----------------
+    static = _gather(tables["static_c"], safe)
+    overridden = np.zeros(n, dtype=np.int64)
+    if catalog_rows:
+        flat = ((wb >= 8).astype(np.intp) + (wb >= 16)) * len(ctx.chips.ids) + safe  # (bits index, chip)
+        c = _gather(tables["chips"], flat)
+    else:
+        ccols = {k: v[safe] for k, v in ctx.chips.cols.items()}
+        for field in OVERRIDABLE:
+            if f"chip.{field}" in raw:
+                over = get(f"chip.{field}")
+                ccols[field] = np.where(np.isfinite(over), over, ccols[field])
+                if field in _F:
+                    overridden |= np.where(np.isfinite(over), _F[field], 0)
+        c = _chip_terms(ccols, static, wb, ctx.defaults)
+    n_chips = get("n_chips")
+    auto = ~np.isfinite(n_chips) & (static["sram_only"] > 0)
+    multi = (n_chips > 1) | auto
+    notes = c["notes"] | (multi & (c["no_scale_up"] > 0)) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
+    used = c["used"] | multi * _F["scale_up_gb_s"]
     x: dict[str, Array] = {
         **{k: v for k, v in m.items() if k != "has_model"},
         "n_chips": n_chips,
@@ -294,22 +389,15 @@ def assemble_inference(
         "gen_len": gen,
         "quant_overhead": _quant_overhead(get("quant_overhead"), wb, ctx),
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
-        "peak_flops": peak * 1e12,
-        "mem_bytes": links["mem_bytes"],
-        "mem_bw": links["mem_bw"],
-        "up_bw": links["up_bw"],
-        "up_domain": links["up_domain"],
-        "out_bw": links["out_bw"],
-        "tdp_w": ccols["tdp_w"],
-        "idle_w": ccols["idle_w"],
-        "purchase_usd": ccols["purchase_usd"],
+        **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w",
+                             "purchase_usd")},
         "sram_only": static["sram_only"],
-        "pre_mask": pre,
+        "pre_mask": c["pre"],
         "chip_idx": chip_idx,
         "note_mask": notes,
-        "low_mask": low_mask,
+        "low_mask": static["low_fields"] & used & ~overridden,
     }
-    cal = {k: v[safe] for k, v in inference_calibration(ctx).items()}
+    cal = _gather(tables["cal_c"], safe)
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in raw:
             over = get(f"cal.{name}")
@@ -478,7 +566,14 @@ def assemble_asic(
     n = len(raw["model_idx"])
     get = _getter(raw, n)
     k = asic_constants(ctx)
-    m = _model_arrays(raw, ctx, n)
+    if errors is None and not any(key in raw and np.isfinite(np.asarray(raw[key], dtype=np.float64)).any()
+                                  for key in (*MODEL_FIELDS, "params_b", "mlp")):
+        models = _tables(ctx)["models_and_blank"]  # catalog models, then the no-model row (index -1 reads it)
+        model_idx = np.asarray(raw["model_idx"], dtype=np.intp)
+        rows = np.where(model_idx >= 0, model_idx, len(ctx.models.ids))
+        m = _gather(models, rows)
+    else:
+        m = _model_arrays(raw, ctx, n)
     clock = get("clock_ghz")
     clock = np.where(np.isfinite(clock), clock, k["clock_ghz_default"])
     prec = get("precision")

@@ -27,8 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from workers import comm
-
 Array = np.ndarray
 
 WEIGHT_BITS = (4.0, 8.0, 16.0)
@@ -70,93 +68,118 @@ CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "idle_fraction", "link_fracti
 
 def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]:
     """Evaluate every row of `x`. Rows with reason bits keep NaN performance outputs."""
+    with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
+        return _evaluate(x, cal)
+
+
+def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]:
     L, h = x["layers"], x["hidden"]
-    u_m, u_c = cal["mem_bw_fraction"], cal["compute_fraction"]
     mask = np.asarray(x["pre_mask"], dtype=np.int64).copy()
     p, g = x["prompt_len"], x["gen_len"]  # tokens
     act_b = x["act_bytes"]  # bytes per activation element
 
     # ---- bytes of the model and of one sequence (Pope et al. sec. 2) -------------------------------
-    wbytes = x["weight_bits"] / 8.0 * (1.0 + x["quant_overhead"])  # bytes per weight, scales included
-    w_all = x["params"] * wbytes  # bytes: every weight
-    w_read = x["params_read"] * wbytes  # bytes read per step: the input embedding table is only indexed
-    kv_tok = 2.0 * L * x["kv_dim"] * x["kv_bits"] / 8.0  # bytes of K and V per context token per sequence
+    w_byte = x["weight_bits"] * (1.0 + x["quant_overhead"]) / 8.0  # bytes per weight, quantisation scales included
+    w_all = x["params"] * w_byte  # bytes: every weight
+    w_read = x["params_read"] * w_byte  # bytes read per step: the input embedding table is only indexed
+    kv_tok = 0.25 * L * x["kv_dim"] * x["kv_bits"]  # bytes of K and V per context token per sequence: 2*L*kv*bits/8
     c_max = p + g  # tokens of context at the end of generation
-    c_avg = p + g / 2.0  # mean context while generating
+    c_avg = p + 0.5 * g  # mean context while generating
     rows = np.maximum(p, 1.0)  # token positions one prefill pass holds
-    act_rep = rows * 2.0 * h * act_b  # bytes per sequence: layer input/output, replicated across chips
+    act_rep = rows * h * (2.0 * act_b)  # bytes per sequence: layer input and output, replicated on every chip
     act_split = (rows * (x["n_proj"] - 1.0) * x["ffn"] + x["vocab"]) * act_b  # bytes per sequence, split over chips
     usable = x["mem_bytes"] * cal["mem_usable"]  # bytes per chip a runtime can use
+    kvh = x["kv_heads"]
 
     # ---- chips: the row's, else the fewest SRAM-only chips that hold the model, else 1 ---------------
-    b1 = np.where(np.isfinite(x["batch"]), x["batch"], 1.0)
-    kvh = x["kv_heads"]
-    room = usable - b1 * act_rep  # bytes per chip left after replicated activations
-    t_split = np.ceil((w_all + b1 * (kv_tok * c_max + act_split)) / room)  # chips, KV split over them (t <= kv_heads)
-    room_rep = usable - b1 * (act_rep + kv_tok * c_max / kvh)  # bytes per chip once each holds one KV head
-    t_rep = np.ceil((w_all + b1 * act_split) / room_rep)  # chips, KV heads replicated (t > kv_heads)
-    t_min = np.where(t_split <= kvh, t_split, np.where(room_rep > 0, np.maximum(t_rep, kvh + 1.0), np.nan))
-    t_auto = np.where(x["sram_only"] > 0, np.where(room > 0, np.maximum(t_min, 1.0), 1.0), 1.0)
-    t = np.where(np.isfinite(x["n_chips"]), x["n_chips"], np.where(np.isfinite(t_auto), t_auto, 1.0))  # TP chips
+    t = x["n_chips"]
+    blank_t = np.isnan(t)
+    if blank_t.any():
+        t = np.where(blank_t, 1.0, t)  # tensor-parallel chips
+        auto = np.nonzero(blank_t & (x["sram_only"] > 0))[0]
+        if auto.size:
+            b1 = np.where(x["batch"][auto] >= 1, x["batch"][auto], 1.0)
+            kv_all = kv_tok[auto] * c_max[auto]  # bytes of KV per sequence, all heads
+            room = usable[auto] - b1 * act_rep[auto]  # bytes per chip after replicated activations
+            t_split = np.ceil((w_all[auto] + b1 * (kv_all + act_split[auto])) / room)  # KV split (t <= kv_heads)
+            room_rep = room - b1 * kv_all / kvh[auto]  # bytes per chip once each holds one whole KV head
+            t_rep = np.maximum(np.ceil((w_all[auto] + b1 * act_split[auto]) / room_rep), kvh[auto] + 1.0)
+            t_min = np.where(t_split <= kvh[auto], t_split, np.where(room_rep > 0, t_rep, np.nan))
+            t[auto] = np.where((room > 0) & (t_min >= 1), t_min, 1.0)
 
     # ---- memory per chip and the batch -------------------------------------------------------------
-    kv_chip = kv_tok * np.maximum(1.0 / t, 1.0 / x["kv_heads"])  # bytes/token/seq on one chip (KV heads replicate past t > kv_heads)
-    per_seq = kv_chip * c_max + act_rep + act_split / t  # bytes per sequence on one chip
-    w_chip = w_all / t  # bytes of weights on one chip
-    b_max = np.floor((usable - w_chip) / per_seq)  # largest batch that fits
-    batch_blank = ~np.isfinite(x["batch"])
-    B = np.where(batch_blank, np.maximum(b_max, 1.0), x["batch"])  # sequences
+    inv_t = 1.0 / t
+    kv_chip = kv_tok * np.maximum(inv_t, 1.0 / kvh)  # bytes/token/seq on one chip (KV heads replicate past kv_heads)
+    per_seq = kv_chip * c_max + act_rep + act_split * inv_t  # bytes per sequence on one chip
+    w_chip = w_all * inv_t  # bytes of weights on one chip
+    batch_blank = ~(x["batch"] >= 1)
+    B = x["batch"]
+    if batch_blank.any():
+        b_max = np.floor((usable - w_chip) / per_seq)  # largest batch that fits
+        B = np.where(batch_blank, np.maximum(b_max, 1.0), B)  # sequences
     mem = w_chip + B * per_seq  # bytes per chip
     fits = mem <= usable
-    known = np.isfinite(usable) & np.isfinite(mem)  # capacity published (else R_NO_MEM from assembly)
-    mask |= np.where(known & ~fits & batch_blank, R_NOFIT, 0)
-    mask |= np.where(known & ~fits & ~batch_blank, R_MEMORY, 0)
-    bad_in = ~(np.isfinite(t) & (t >= 1) & np.isfinite(L) & (L > 0) & np.isfinite(x["params"]) & (x["params"] > 0))
-    mask |= np.where(bad_in, R_INPUT, 0)
-
-    # ---- tensor-parallel all-reduce on the scale-up link (Megatron sec. 3) -------------------------
-    link_bw = comm.group_link(t, x["up_domain"], x["up_bw"] * cal["link_fraction"], x["out_bw"] * cal["link_fraction"])
-    lat = cal["link_latency_s"]
+    short = ~fits & (usable >= 0) & (mem >= 0)  # a published capacity that is too small (else R_NO_MEM)
+    mask |= (short & batch_blank) * R_NOFIT | (short & ~batch_blank) * R_MEMORY
+    mask |= ~((t >= 1) & (L > 0) & (x["params"] > 0)) * R_INPUT  # NaN compares False
 
     # ---- decode: one step makes one token for each of B sequences -----------------------------------
-    bytes_step = w_read / t + B * kv_chip * c_avg  # bytes read per chip per step
-    flops_step = B * (2.0 * x["params_read"] + 4.0 * L * c_avg * x["q_dim"]) / t  # FLOPs per chip per step
-    t_mem = bytes_step / (x["mem_bw"] * u_m)  # s
-    t_comp = flops_step / (x["peak_flops"] * u_c)  # s
-    t_ar = 2.0 * L * comm.allreduce_s(B * h * act_b, t, link_bw, lat)  # s: 2 all-reduces per layer
+    inv_bw = 1.0 / (x["mem_bw"] * cal["mem_bw_fraction"])  # s per byte at the achievable bandwidth
+    inv_flops = 1.0 / (x["peak_flops"] * cal["compute_fraction"])  # s per FLOP at the achievable rate
+    att = 4.0 * L * x["q_dim"]  # attention FLOPs per token per context token (QK^T and AV)
+    t_mem = (w_read + B * kv_chip * c_avg * t) * inv_t * inv_bw  # s: weights + each sequence's KV, per chip
+    t_comp = B * (2.0 * x["params_read"] + att * c_avg) * inv_t * inv_flops  # s: 2N + attention FLOPs, per chip
     t_busy = np.maximum(t_mem, t_comp)  # s, roofline
-    t_step = t_busy + t_ar  # s per decode step
 
     # ---- prefill: B prompts of p tokens in one pass --------------------------------------------------
-    flops_pre = B * (2.0 * x["params_read"] * p + 2.0 * L * p * p * x["q_dim"]) / t  # FLOPs per chip (causal)
-    bytes_pre = w_read / t + B * kv_chip * p  # bytes per chip: weights once, KV written
-    t_pre = np.maximum(flops_pre / (x["peak_flops"] * u_c), bytes_pre / (x["mem_bw"] * u_m))  # s
-    t_pre = t_pre + 2.0 * L * comm.allreduce_s(B * p * h * act_b, t, link_bw, lat)  # s
-    prefill = p > 0
+    t_pre = np.maximum(B * p * (2.0 * x["params_read"] + 0.5 * att * p) * inv_t * inv_flops,  # s: 2NP + 2LP^2 d, causal
+                       (w_read * inv_t + B * kv_chip * p) * inv_bw)  # s: weights once, KV written
+
+    # ---- tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan) ---
+    t_step = t_busy  # s per decode step
+    multi = np.nonzero(t > 1)[0]
+    if multi.size:
+        tm = t[multi]
+        link = np.where(tm <= x["up_domain"][multi], x["up_bw"][multi], x["out_bw"][multi]) * cal_at(cal, "link_fraction", multi)
+        per_byte = 2.0 * (tm - 1.0) / tm / link  # s per all-reduced byte (ring: 2(t-1)/t of the message)
+        lat = 2.0 * np.ceil(np.log2(tm)) * cal_at(cal, "link_latency_s", multi)  # s per all-reduce
+        msg = B[multi] * h[multi] * act_b[multi]  # bytes: one token's layer output for the batch
+        t_step = t_step.copy()
+        t_step[multi] += 2.0 * L[multi] * (msg * per_byte + lat)  # s: 2 all-reduces per layer
+        t_pre = t_pre.copy()
+        t_pre[multi] += 2.0 * L[multi] * (msg * p[multi] * per_byte + lat)  # s: the prompt's activations
 
     # ---- energy: idle + dynamic share of TDP while busy ----------------------------------------------
-    idle = np.where(np.isfinite(x["idle_w"]), x["idle_w"], cal["idle_fraction"] * x["tdp_w"])  # W per chip
-    power = idle + (x["tdp_w"] - idle) * t_busy / t_step  # W per chip, average over a step
+    tdp = x["tdp_w"]
+    idle = cal["idle_fraction"] * tdp  # W per chip
+    if np.isfinite(x["idle_w"]).any():
+        idle = np.where(np.isfinite(x["idle_w"]), x["idle_w"], idle)
+    power = idle + (tdp - idle) * (t_busy / t_step)  # W per chip, averaged over a step
     energy_tok = power * t * t_step / B  # J per generated token (all chips of the replica)
 
-    bad = mask != 0
-    nan = np.nan
+    ok = np.where(mask == 0, 1.0, np.nan)  # NaN where infeasible
+    prefill = p > 0
     return {
         "n_chips": t,
         "batch": B,
-        "ttft_s": np.where(bad, nan, np.where(prefill, t_pre, 0.0)),
-        "prefill_tokens_per_s": np.where(bad | ~prefill, nan, p / t_pre),
-        "decode_tokens_per_s": np.where(bad, nan, 1.0 / t_step),
-        "throughput_tokens_per_s": np.where(bad, nan, B / t_step),
-        "energy_per_token_j": np.where(bad, nan, energy_tok),
-        "mem_gb": mem / 1e9,
-        "mem_limit_gb": usable / 1e9,
+        "ttft_s": t_pre * prefill * ok,
+        "prefill_tokens_per_s": np.where(prefill, p / t_pre, np.nan) * ok,
+        "decode_tokens_per_s": ok / t_step,
+        "throughput_tokens_per_s": B * ok / t_step,
+        "energy_per_token_j": energy_tok * ok,
+        "mem_gb": mem * 1e-9,
+        "mem_limit_gb": usable * 1e-9,
         "unit_cost_usd": x["purchase_usd"] * t,
         "fits": fits,
         "decode_compute_bound": t_comp > t_mem,
-        "bytes_per_step": bytes_step,
         "reason_mask": mask,
     }
+
+
+def cal_at(cal: Mapping[str, Any], key: str, rows: Array) -> Any:
+    """A calibration value for the given rows (cal values are per-row arrays or scalars)."""
+    v = cal[key]
+    return v[rows] if np.ndim(v) else v
 
 
 def reason_text(mask: Array) -> np.ndarray:

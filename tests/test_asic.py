@@ -1,0 +1,281 @@
+"""The edge-ASIC model (workers/asic.py through `evaluate --kind asic`): the asic-notes.md worked checks,
+yield models, redundancy, cost, power and the per-row reasons for designs that cannot be built or run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from schemas.catalog import load_catalog
+from workers import asic
+from workers.edge_rows import asic_constants, assemble_asic, evaluate_asic
+from workers.evaluate import Context, EvaluateError
+
+# asic-notes.md section 4 worked check: 5 nm, 8192 INT8 MACs, 16 MB SRAM, x64 LPDDR5X (DRAM priced apart)
+WORKED = {"node_nm": 5, "n_mac": 8192, "clock_ghz": 1.0, "sram_mb": 16, "dram": "lpddr5x", "dram_bus_bits": 64,
+          "dram_gb": 0, "precision": "int8"}
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Context:
+    return Context.build(load_catalog())
+
+
+@pytest.fixture(scope="module")
+def k(ctx: Context) -> dict:
+    return asic_constants(ctx)
+
+
+def run(ctx: Context, *rows: dict, strict: bool = False) -> list[dict]:
+    keys = sorted({key for r in rows for key in r})
+    table = pa.table({key: pa.array([None if r.get(key) is None else str(r[key]) for r in rows], type=pa.string())
+                      for key in keys})
+    out, _ = evaluate_asic(table, ctx, strict=strict)
+    return out.to_pylist()
+
+
+def test_dies_per_wafer_reproduces_601_136_61_for_100_400_800_mm2(k: dict) -> None:
+    dpw = asic.dies_per_wafer(np.array([100.0, 400.0, 800.0]), k)
+    assert dpw.tolist() == [601.0, 136.0, 61.0]
+
+
+def test_negative_binomial_yield_is_091_069_049_at_d0_01_alpha_3(k: dict) -> None:
+    y = asic.defect_yield(np.array([100.0, 400.0, 800.0]), np.full(3, 0.1), np.zeros(3), k["yield_alpha"])
+    assert np.round(y, 2).tolist() == [0.91, 0.69, 0.49]
+
+
+def test_5nm_worked_design_reproduces_area_dies_yield_die_cost_and_unit_cost(ctx: Context) -> None:
+    (r,) = run(ctx, WORKED)
+    # area ~ 3.7 (MAC) + 6.7 (SRAM) + 6 (PHY) + 5 (misc) ~ 21 mm^2: within 2 % of 21
+    assert r["die_area_mm2"] == pytest.approx(21.0, rel=0.02)
+    x, kk = assemble_asic(_raw(ctx, WORKED), ctx)
+    parts = asic.evaluate(x, kk)
+    assert parts["area_mac_mm2"][0] == pytest.approx(3.7, abs=0.05)
+    assert parts["area_sram_mm2"][0] == pytest.approx(6.7, abs=0.05)
+    assert parts["area_phy_mm2"][0] == pytest.approx(6.0)
+    # ~2,900 dies at 97.9 % yield: within 1 % and 0.001
+    assert r["dies_per_wafer"] == pytest.approx(2900, rel=0.01)
+    assert r["defect_yield"] == pytest.approx(0.979, abs=0.001)
+    # die ~ $5.7 and unit ~ $11.5 (packaged, tested, DRAM apart): within 2 %
+    assert r["die_cost_usd"] == pytest.approx(5.7, rel=0.02)
+    assert r["unit_cost_usd"] == pytest.approx(11.5, rel=0.02)
+    assert r["infeasible_reason"] == ""
+
+
+def _raw(ctx: Context, row: dict) -> dict:
+    """A one-row raw dict as a sweep worker would build it (choices as indices)."""
+    raw = {"model_idx": np.array([-1])}
+    for key, v in row.items():
+        if key == "dram":
+            raw[key] = np.array([float(asic.DRAM_TYPES.index(v))])
+        elif key == "precision":
+            raw[key] = np.array([float(asic.ASIC_PRECISIONS.index(v))])
+        elif key == "model":
+            raw["model_idx"] = np.array([ctx.models.index()[v]])
+        else:
+            raw[key] = np.array([np.nan if v is None else float(v)])
+    return raw
+
+
+@pytest.mark.parametrize("model", asic.YIELD_MODELS)
+def test_each_yield_model_follows_its_formula(ctx: Context, model: str) -> None:
+    ad = 400.0 * 1.0 / 100.0  # 400 mm^2 at 1 defect/cm^2: 4 expected defects
+    expected = {
+        "negative_binomial": (1.0 + ad / 3.0) ** -3.0,
+        "poisson": math.exp(-ad),
+        "murphy": ((1.0 - math.exp(-ad)) / ad) ** 2,
+        "seeds": math.exp(-math.sqrt(ad)),
+    }[model]
+    got = asic.defect_yield(np.array([400.0]), np.array([1.0]), np.array([float(asic.YIELD_MODELS.index(model))]), 3.0)
+    assert got[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_yield_model_column_selects_the_model_per_row(ctx: Context) -> None:
+    rows = [dict(WORKED, n_mac=400_000, yield_model=m) for m in asic.YIELD_MODELS]
+    out = run(ctx, *rows)
+    area = out[0]["die_area_mm2"]
+    ad = area / 100.0 * 0.10  # 5 nm D0 from the catalog: 0.10 per cm^2
+    expected = [(1 + ad / 3) ** -3, math.exp(-ad), ((1 - math.exp(-ad)) / ad) ** 2, math.exp(-math.sqrt(ad))]
+    assert [r["defect_yield"] for r in out] == pytest.approx(expected, rel=1e-9)
+    assert [r["yield_model"] for r in out] == list(asic.YIELD_MODELS)
+
+
+def test_binomial_tile_yield_is_exact_for_few_spares_and_close_for_many() -> None:
+    def exact(k: int, n: int, p: float) -> float:
+        return sum(math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                            + j * math.log(p) + (n - j) * math.log1p(-p)) for j in range(k + 1))
+
+    small = asic.binomial_cdf(np.array([0.0, 3.0, 10.0]), np.array([50.0, 100.0, 1000.0]), np.array([0.02, 0.05, 0.01]))
+    assert small.tolist() == pytest.approx([exact(0, 50, 0.02), exact(3, 100, 0.05), exact(10, 1000, 0.01)], rel=1e-9)
+    big = asic.binomial_cdf(np.array([100.0]), np.array([2000.0]), np.array([0.05]))  # normal approximation
+    assert big[0] == pytest.approx(exact(100, 2000, 0.05), abs=0.01)
+
+
+def test_design_past_the_reticle_without_redundancy_is_reported_not_dropped(ctx: Context) -> None:
+    out = run(ctx, dict(WORKED, n_mac=2_000_000, case_id="big"), WORKED)
+    big, ok = out
+    assert big["case_id"] == "big"
+    assert big["die_area_mm2"] > 858
+    assert "exceeds the reticle limit 858 mm^2" in big["infeasible_reason"]
+    assert "spare_tiles" in big["infeasible_reason"]
+    assert math.isnan(big["unit_cost_usd"])
+    assert ok["infeasible_reason"] == ""
+
+
+def test_spare_tiles_make_a_wafer_scale_die_buildable_with_binomial_tile_yield(ctx: Context, k: dict) -> None:
+    row = dict(WORKED, n_mac=2_000_000, tiles=1000, spare_tiles=64)
+    (r,) = run(ctx, row)
+    assert r["infeasible_reason"] == ""
+    assert r["dies_per_wafer"] == 1
+    assert "wafer-scale path" in r["notes"]
+    # yield = wafer yield x NB(PHY + misc) x P[defective tiles <= 64] over 1064 tiles
+    x, kk = assemble_asic(_raw(ctx, row), ctx)
+    parts = asic.evaluate(x, kk)
+    tiled = r["die_area_mm2"] - parts["area_phy_mm2"][0] - k["misc_area_mm2"]
+    p_tile = 1 - math.exp(-tiled / 1064 / 100 * 0.10)
+    rest = (1 + (parts["area_phy_mm2"][0] + k["misc_area_mm2"]) / 100 * 0.10 / 3) ** -3
+    expected = k["wafer_yield"] * rest * asic.binomial_cdf(np.array([64.0]), np.array([1064.0]), np.array([p_tile]))[0]
+    assert r["yield"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_spare_tiles_raise_the_yield_of_a_large_die(ctx: Context) -> None:
+    plain, spared = run(ctx, dict(WORKED, n_mac=1_500_000), dict(WORKED, n_mac=1_500_000, tiles=600, spare_tiles=12))
+    assert plain["die_area_mm2"] < 858
+    assert plain["defect_yield"] < 0.6
+    assert spared["defect_yield"] > 0.9
+
+
+def test_precision_that_cannot_run_the_weights_is_reported(ctx: Context) -> None:
+    (r,) = run(ctx, dict(WORKED, precision="int4", model="llama3.2_3b", weight_bits=8, dram_gb=None))
+    assert "precision int4 cannot run weight_bits=8" in r["infeasible_reason"]
+    assert math.isnan(r["decode_tokens_per_s"])
+
+
+def test_node_outside_the_sourced_tables_is_reported_with_the_range(ctx: Context) -> None:
+    (r,) = run(ctx, dict(WORKED, node_nm=28))
+    assert "node_nm=28 is outside the sourced constant tables (3-16 nm)" in r["infeasible_reason"]
+    assert math.isnan(r["die_area_mm2"])
+    assert r["peak_tops"] == pytest.approx(16.384)
+
+
+def test_node_between_table_nodes_is_interpolated_and_says_so(ctx: Context, k: dict) -> None:
+    r16, r12, r7 = run(ctx, dict(WORKED, node_nm=16), dict(WORKED, node_nm=12), dict(WORKED, node_nm=7))
+    assert r7["die_area_mm2"] < r12["die_area_mm2"] < r16["die_area_mm2"]
+    assert "interpolated" in r12["notes"] and "interpolated" not in r16["notes"]
+
+
+def test_mac_count_from_published_tops_is_tops_over_two_clocks(ctx: Context) -> None:
+    (r,) = run(ctx, {"node_nm": 16, "peak_tops": 26, "clock_ghz": 1.3, "precision": "int8", "dram": "none"})
+    assert r["n_mac"] == pytest.approx(26e12 / (2 * 1.3e9))
+    assert r["peak_tops"] == pytest.approx(26)
+    assert "n_mac = peak_tops / (2 x clock_ghz)" in r["notes"]
+
+
+def test_energy_per_token_of_a_dram_bound_decode_is_bytes_times_pj_per_bit(ctx: Context, k: dict) -> None:
+    # asic-notes section 5: 1.7 GB/token at 5 pJ/bit (LPDDR5X) is 68 mJ/token; MAC energy is under 1 mJ
+    row = dict(WORKED, sram_mb=0, dram_gb=None, params_b=3.4, layers=1, hidden=64, heads=1, vocab=1, weight_bits=4,
+               quant_overhead=0, prompt_len=0, gen_len=1, batch=1)
+    (r,) = run(ctx, row)
+    t_step = 1.0 / r["decode_tokens_per_s"]
+    leak = r["full_load_power_w"] * k["leakage_fraction"] / (1 + k["leakage_fraction"])  # W
+    dram_j = 1.7e9 * 8 * 5e-12
+    assert dram_j == pytest.approx(0.068)
+    rest = r["energy_per_token_j"] - dram_j - leak * t_step  # MAC + SRAM + misc while computing
+    assert 0 < rest < 0.002
+
+
+def test_sram_costs_more_per_mb_at_3nm_than_at_5nm(ctx: Context) -> None:
+    # asic-notes section 1: SRAM area is flat from N5 to N3E while the wafer costs more
+    r5, r3 = run(ctx, dict(WORKED, n_mac=1024, sram_mb=256), dict(WORKED, n_mac=1024, sram_mb=256, node_nm=3))
+    x5, kk = assemble_asic(_raw(ctx, dict(WORKED, n_mac=1024, sram_mb=256)), ctx)
+    x3, _ = assemble_asic(_raw(ctx, dict(WORKED, n_mac=1024, sram_mb=256, node_nm=3)), ctx)
+    assert asic.evaluate(x5, kk)["area_sram_mm2"][0] == pytest.approx(asic.evaluate(x3, kk)["area_sram_mm2"][0])
+    assert r3["die_cost_usd"] > r5["die_cost_usd"] * 1.1
+
+
+def test_blank_batch_is_the_largest_that_fits_a_fixed_dram(ctx: Context) -> None:
+    base = dict(WORKED, model="llama3.2_3b", weight_bits=4, dram_gb=4, batch=None)
+    (r,) = run(ctx, base)
+    b = r["batch"]
+    assert b >= 2
+    fit, over = run(ctx, dict(base, batch=b), dict(base, batch=b + 1))
+    assert fit["fits"] and fit["infeasible_reason"] == ""
+    assert not over["fits"]
+    assert "does not fit at batch" in over["infeasible_reason"]
+
+
+def test_model_that_fits_no_batch_is_reported(ctx: Context) -> None:
+    (r,) = run(ctx, dict(WORKED, model="llama3.1_8b", weight_bits=4, dram_gb=2, batch=None))
+    assert r["fits"] is False
+    assert "does not fit at any batch" in r["infeasible_reason"]
+
+
+def test_dram_capacity_left_blank_is_sized_to_the_workload_and_priced(ctx: Context, k: dict) -> None:
+    sized, none = run(ctx, dict(WORKED, model="llama3.2_3b", weight_bits=4, dram_gb=None, batch=1),
+                      dict(WORKED, model="llama3.2_3b", weight_bits=4, dram_gb=0, batch=1))
+    assert sized["dram_gb"] == pytest.approx(sized["mem_gb"] - 16e6 / 1e9)
+    assert sized["unit_cost_usd"] - 11.48 == pytest.approx(sized["dram_gb"] * k["dram_usd_per_gb"], abs=0.02)
+    assert not none["fits"]
+
+
+def test_sram_only_design_runs_compute_bound_without_dram_energy(ctx: Context, k: dict) -> None:
+    row = {"node_nm": 7, "n_mac": 16384, "sram_mb": 300, "dram": "none", "precision": "int8", "model": "gpt3_125m",
+           "weight_bits": 8, "batch": 1, "prompt_len": 128, "gen_len": 128}
+    (r,) = run(ctx, row)
+    assert r["infeasible_reason"] == "" and r["fits"]
+    assert "no DRAM" in r["notes"]
+    # compute-bound: tokens/s = u_c x peak ops / FLOPs per token
+    flops = 2 * 125e6  # ~2N; attention over 192 tokens of context adds ~3 %
+    assert r["decode_tokens_per_s"] == pytest.approx(k["compute_fraction"] * 2 * 16384 * 1e9 / flops, rel=0.05)
+
+
+def test_gpu_arch_scales_full_load_power_by_the_fitted_factor(ctx: Context, k: dict) -> None:
+    npu, gpu = run(ctx, WORKED, dict(WORKED, arch="gpu"))
+    assert gpu["full_load_power_w"] == pytest.approx(npu["full_load_power_w"] * k["gpu_power_factor"])
+    assert gpu["tops_per_w"] == pytest.approx(npu["tops_per_w"] / k["gpu_power_factor"])
+
+
+def test_sweep_raw_path_gives_the_same_numbers_as_evaluate(ctx: Context) -> None:
+    row = dict(WORKED, model="llama3.2_3b", weight_bits=4, dram_gb=None, batch=2, prompt_len=256, gen_len=64)
+    (r,) = run(ctx, row)
+    x, kk = assemble_asic(_raw(ctx, row), ctx)
+    out = asic.evaluate(x, kk)
+    for name in ("die_area_mm2", "unit_cost_usd", "tops_per_w", "decode_tokens_per_s", "ttft_s", "energy_per_token_j"):
+        assert out[name][0] == pytest.approx(r[name], rel=1e-12)
+
+
+def test_bad_cells_stay_on_their_row_and_strict_mode_refuses(ctx: Context) -> None:
+    out = run(ctx, dict(WORKED, dram="ddr9"), WORKED)
+    assert "field 'dram' = 'ddr9'" in out[0]["infeasible_reason"] and "lpddr5x" in out[0]["infeasible_reason"]
+    assert out[1]["infeasible_reason"] == "" and out[1]["die_area_mm2"] > 0
+    with pytest.raises(EvaluateError, match="dram"):
+        run(ctx, dict(WORKED, dram="ddr9"), WORKED, strict=True)
+    with pytest.raises(EvaluateError, match="reticle"):
+        run(ctx, dict(WORKED, n_mac=2_000_000), strict=True)
+
+
+def test_catalog_gather_path_equals_the_general_path(ctx: Context) -> None:
+    from workers.parse import RowErrors
+
+    rng = np.random.default_rng(2)
+    n = 500
+    raw = {"model_idx": rng.integers(-1, len(ctx.models.ids), n), "node_nm": rng.choice([3.0, 5.0, 12.0], n),
+           "n_mac": rng.choice([1024.0, 65536.0], n), "dram": rng.integers(0, len(asic.DRAM_TYPES), n).astype(float),
+           "dram_bus_bits": rng.choice([64.0, 128.0], n), "precision": rng.integers(0, 3, n).astype(float),
+           "batch": rng.choice([1.0, np.nan], n), "sram_mb": rng.choice([2.0, 64.0], n)}
+    fast_x, _ = assemble_asic(raw, ctx)
+    slow_x, _ = assemble_asic(raw, ctx, RowErrors(n))
+    assert set(fast_x) == set(slow_x)
+    for key in fast_x:
+        np.testing.assert_array_equal(np.asarray(fast_x[key], dtype=np.float64), np.asarray(slow_x[key], dtype=np.float64), err_msg=key)
+
+
+def test_many_spares_use_the_normal_approximation_and_say_so(ctx: Context, k: dict) -> None:
+    # Cerebras-style: ~7 % spare tiles on a wafer-scale array (asic-notes section 3)
+    (r,) = run(ctx, dict(WORKED, n_mac=2_000_000, tiles=20_000, spare_tiles=1_400))
+    assert "normal approximation" in r["notes"] and r["dies_per_wafer"] == 1
+    rest = r["yield"] / k["wafer_yield"]
+    assert 0.97 < rest < 1.0  # ~1.4 expected tile defects against 1,400 spares: only the PHY/misc area can fail

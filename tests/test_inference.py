@@ -1,0 +1,243 @@
+"""The inference model (workers/inference.py through `evaluate --kind inference`): the roofline, memory and
+batch, tensor parallelism, energy, what-if overrides, and per-row reasons and notes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from schemas.catalog import load_catalog
+from workers import inference
+from workers.edge_rows import assemble_inference, evaluate_inference
+from workers.evaluate import Context, EvaluateError
+
+JETSON = "nvidia_jetson_orin_nano_8gb"
+H100 = "nvidia_h100_sxm"
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Context:
+    return Context.build(load_catalog())
+
+
+def run(ctx: Context, *rows: dict, strict: bool = False) -> list[dict]:
+    keys = sorted({key for r in rows for key in r})
+    table = pa.table({key: pa.array([None if r.get(key) is None else str(r[key]) for r in rows], type=pa.string())
+                      for key in keys})
+    out, _ = evaluate_inference(table, ctx, strict=strict)
+    return out.to_pylist()
+
+
+def test_orin_nano_super_decode_is_102_gbs_times_085_over_47_gb(ctx: Context) -> None:
+    # asic-notes section 7 check 1: a 4.7 GB weight stream per token at 0.85 of 102 GB/s -> ~18.4 tokens/s
+    row = {"chip": JETSON, "chip.memory_bandwidth_gb_s": 102, "cal.mem_bw_fraction": 0.85, "params_b": 9.4,
+           "layers": 1, "hidden": 64, "heads": 1, "vocab": 1, "weight_bits": 4, "quant_overhead": 0, "batch": 1,
+           "prompt_len": 0, "gen_len": 1}
+    (r,) = run(ctx, row)
+    assert r["decode_tokens_per_s"] == pytest.approx(102e9 * 0.85 / 4.7e9, rel=1e-3)
+    assert r["decode_tokens_per_s"] == pytest.approx(18.4, rel=0.005)
+
+
+def test_batch_one_decode_speed_scales_with_memory_bandwidth(ctx: Context) -> None:
+    base = {"model": "llama3.1_8b", "chip": JETSON, "weight_bits": 4, "batch": 1}
+    slow, fast = run(ctx, base, dict(base, **{"chip.memory_bandwidth_gb_s": 102}))
+    assert fast["decode_tokens_per_s"] / slow["decode_tokens_per_s"] == pytest.approx(102 / 68, rel=1e-9)
+
+
+def test_decode_turns_compute_bound_at_large_batch(ctx: Context) -> None:
+    base = {"model": "llama3_8b", "chip": H100, "weight_bits": 8, "prompt_len": 64, "gen_len": 64}
+    b1, b2, b1024, b2048 = run(ctx, *[dict(base, batch=b) for b in (1, 2, 1024, 2048)])
+    assert b2["throughput_tokens_per_s"] / b1["throughput_tokens_per_s"] == pytest.approx(2.0, rel=0.01)  # weight-bound
+    assert b2048["throughput_tokens_per_s"] / b1024["throughput_tokens_per_s"] == pytest.approx(1.0, abs=0.02)  # FLOP-bound
+
+
+def test_prefill_of_a_long_prompt_runs_at_the_achievable_compute_rate(ctx: Context) -> None:
+    (r,) = run(ctx, {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "batch": 1, "prompt_len": 4096, "gen_len": 1})
+    x, cal = assemble_inference({"model_idx": np.array([ctx.models.index()["llama3_8b"]]),
+                                 "chip_idx": np.array([ctx.chips.index()[H100]])}, ctx)
+    n, layers, q = x["params_read"][0], x["layers"][0], x["q_dim"][0]
+    flops = 2 * n * 4096 + 2 * layers * 4096**2 * q  # 2NP + causal attention 2LP^2 d
+    assert r["ttft_s"] == pytest.approx(flops / (989.4e12 * cal["compute_fraction"][0]), rel=1e-9)
+    assert r["prefill_tokens_per_s"] == pytest.approx(4096 / r["ttft_s"])
+
+
+def test_blank_batch_is_the_largest_that_fits(ctx: Context) -> None:
+    base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "prompt_len": 2048, "gen_len": 512}
+    (r,) = run(ctx, base)
+    b = r["batch"]
+    assert b > 8
+    fit, over = run(ctx, dict(base, batch=b), dict(base, batch=b + 1))
+    assert fit["fits"] and fit["infeasible_reason"] == ""
+    assert not over["fits"]
+    assert f"does not fit in memory at batch {b + 1}" in over["infeasible_reason"]
+
+
+def test_model_too_big_for_one_chip_is_reported_and_fits_on_two(ctx: Context) -> None:
+    one, two, four = run(ctx, *[{"model": "llama3_70b", "chip": H100, "weight_bits": 16, "n_chips": n} for n in (1, 2, 4)])
+    assert one["fits"] is False
+    assert "does not fit in memory at any batch" in one["infeasible_reason"]
+    assert "raise n_chips" in one["infeasible_reason"]
+    assert math.isnan(one["decode_tokens_per_s"])
+    assert two["fits"] and two["infeasible_reason"] == ""
+    assert four["batch"] > two["batch"]
+
+
+def test_tensor_parallel_all_reduce_costs_time_on_the_scale_up_link(ctx: Context) -> None:
+    base = {"model": "llama3_70b", "chip": H100, "weight_bits": 8, "batch": 1}
+    t2, t4 = run(ctx, dict(base, n_chips=2), dict(base, n_chips=4))
+    no_link = run(ctx, dict(base, n_chips=4, **{"chip.scale_up_gb_s": 1e9}))[0]
+    assert t2["decode_tokens_per_s"] < t4["decode_tokens_per_s"] < 2 * t2["decode_tokens_per_s"]
+    assert no_link["decode_tokens_per_s"] > t4["decode_tokens_per_s"]
+
+
+def test_gqa_and_kv_bits_shrink_the_kv_cache(ctx: Context) -> None:
+    shape = {"chip": H100, "layers": 32, "hidden": 4096, "heads": 32, "vocab": 32000, "weight_bits": 16, "batch": 8,
+             "prompt_len": 1000, "gen_len": 0}
+    mha, gqa, gqa8 = run(ctx, dict(shape, kv_heads=32), dict(shape, kv_heads=8), dict(shape, kv_heads=8, kv_bits=8))
+    kv_gb = 8 * 2 * 32 * 128 * 1000 * 2 / 1e9  # GB of 16-bit KV per KV head: B x 2 x L x d_h x context x bytes
+    k_v_weights_gb = 2 * 32 * 4096 * 128 * 2 / 1e9  # GB of 16-bit K and V projection weights per KV head
+    assert mha["mem_gb"] - gqa["mem_gb"] == pytest.approx(24 * (kv_gb + k_v_weights_gb), rel=1e-9)
+    assert gqa["mem_gb"] - gqa8["mem_gb"] == pytest.approx(8 * kv_gb / 2, rel=1e-9)
+
+
+def test_weight_bits_set_the_weight_bytes(ctx: Context) -> None:
+    base = {"model": "llama3_8b", "chip": H100, "batch": 1, "quant_overhead": 0}
+    w16, w8, w4 = run(ctx, *[dict(base, weight_bits=b) for b in (16, 8, 4)])
+    assert w16["mem_gb"] - w8["mem_gb"] == pytest.approx(2 * (w8["mem_gb"] - w4["mem_gb"]), rel=1e-9)
+    assert w16["mem_gb"] - w8["mem_gb"] == pytest.approx(8.03, rel=0.01)  # ~8.03e9 parameters x 1 byte
+
+
+def test_energy_per_token_is_tdp_over_tokens_per_second_when_memory_bound(ctx: Context) -> None:
+    (r,) = run(ctx, {"model": "llama3.1_8b", "chip": JETSON, "weight_bits": 4, "batch": 1})
+    assert r["energy_per_token_j"] == pytest.approx(15.0 / r["decode_tokens_per_s"], rel=1e-9)
+
+
+def test_unit_cost_is_the_purchase_price_of_the_replica(ctx: Context) -> None:
+    one, two = run(ctx, *[{"model": "llama3.2_3b", "chip": JETSON, "weight_bits": 4, "batch": 1, "n_chips": n} for n in (1, 2)])
+    assert (one["unit_cost_usd"], two["unit_cost_usd"]) == (249.0, 498.0)
+
+
+def test_a_precision_the_chip_cannot_run_is_reported(ctx: Context) -> None:
+    coral, hailo = run(ctx, {"model": "gpt3_125m", "chip": "google_coral_edge_tpu", "weight_bits": 16, "batch": 1},
+                       {"model": "gpt3_125m", "chip": "hailo_10h", "weight_bits": 16, "batch": 1})
+    for r in (coral, hailo):
+        assert "cannot run weight_bits=16" in r["infeasible_reason"]
+        assert math.isnan(r["decode_tokens_per_s"])
+
+
+def test_missing_catalog_numbers_name_the_override_that_fixes_them(ctx: Context) -> None:
+    hailo10, hailo8, rk = run(ctx, {"model": "qwen2_1.5b", "chip": "hailo_10h", "weight_bits": 4, "batch": 1},
+                              {"model": "gpt3_125m", "chip": "hailo_8", "weight_bits": 8, "batch": 1},
+                              {"model": "qwen2_1.5b", "chip": "rockchip_rk3588", "weight_bits": 8, "batch": 1})
+    assert "add a chip.memory_bandwidth_gb_s column" in hailo10["infeasible_reason"]
+    assert "add a chip.memory_gb column" in hailo8["infeasible_reason"]
+    assert "chip.memory_bandwidth_gb_s" in rk["infeasible_reason"]
+    (fixed,) = run(ctx, {"model": "qwen2_1.5b", "chip": "hailo_10h", "weight_bits": 4, "batch": 1,
+                         "chip.memory_bandwidth_gb_s": 17})
+    assert fixed["infeasible_reason"] == "" and fixed["decode_tokens_per_s"] > 0
+
+
+def test_chip_overrides_are_what_ifs(ctx: Context) -> None:
+    (r,) = run(ctx, {"model": "llama3_70b", "chip": H100, "weight_bits": 16, "n_chips": 1, "chip.memory_gb": 192})
+    assert r["fits"] and r["infeasible_reason"] == ""
+
+
+def test_low_confidence_catalog_values_are_named_in_notes(ctx: Context) -> None:
+    snap, over, nx = run(ctx, {"model": "llama3.2_3b", "chip": "qualcomm_snapdragon_8_gen3", "weight_bits": 4, "batch": 1},
+                         {"model": "llama3.2_3b", "chip": "qualcomm_snapdragon_8_gen3", "weight_bits": 4, "batch": 1,
+                          "chip.peak_tops_int8": 45},
+                         {"model": "llama3.2_3b", "chip": "nvidia_jetson_orin_nx_16gb", "weight_bits": 4, "batch": 1})
+    assert "chip catalog confidence is low (qualcomm_snapdragon_8_gen3)" in snap["notes"]
+    assert "low-confidence catalog value: peak_tops_int8, memory_gb" in snap["notes"]
+    assert "low-confidence catalog value: memory_gb" in over["notes"]
+    assert "low-confidence catalog value: memory_bandwidth_gb_s, tdp_w" in nx["notes"]
+
+
+def test_sram_only_chip_spreads_the_model_over_enough_chips(ctx: Context) -> None:
+    (r,) = run(ctx, {"model": "llama2_70b", "chip": "groq_lpu_v1", "weight_bits": 8, "batch": 1})
+    assert r["fits"] and r["infeasible_reason"] == ""
+    assert r["n_chips"] * 0.23 * 0.95 >= 69.0  # ~69e9 parameters at 1 byte each, in 230 MB SRAM per chip
+    assert "SRAM-only chip" in r["notes"] and "PCIe" in r["notes"]
+
+
+def test_apple_neural_engine_tops_stand_in_for_a_compute_peak(ctx: Context) -> None:
+    (r,) = run(ctx, {"model": "llama3.2_3b", "chip": "apple_m4", "weight_bits": 4, "batch": 1})
+    assert r["decode_tokens_per_s"] > 0
+    assert "Apple Neural Engine" in r["notes"] and "tdp_w not published" in r["notes"]
+
+
+@pytest.mark.parametrize("chip", ["nvidia_h100_sxm", "nvidia_h200_sxm", "amd_mi300x", "intel_gaudi2", "intel_gaudi3",
+                                  "google_tpu_v5e", "nvidia_jetson_agx_orin_64gb", "nvidia_jetson_orin_nx_16gb",
+                                  JETSON, "qualcomm_snapdragon_8_gen3", "apple_m2", "apple_m3"])
+def test_datacenter_and_edge_chips_serve_a_small_model(ctx: Context, chip: str) -> None:
+    (r,) = run(ctx, {"model": "llama3.2_3b", "chip": chip, "weight_bits": 8, "batch": 1})
+    assert r["infeasible_reason"] == "" and r["decode_tokens_per_s"] > 1
+
+
+def test_every_catalog_chip_gets_numbers_or_a_reason(ctx: Context) -> None:
+    rows = [{"model": "llama3.2_3b", "chip": c, "weight_bits": 4} for c in ctx.chips.ids]
+    out = run(ctx, *rows)
+    assert len(out) == len(rows)
+    for r in out:
+        assert (r["infeasible_reason"] != "") != (r["decode_tokens_per_s"] is not None and r["decode_tokens_per_s"] > 0)
+
+
+def test_bad_rows_never_stop_the_others_and_strict_refuses(ctx: Context) -> None:
+    good = {"model": "llama3.2_3b", "chip": JETSON, "weight_bits": 4, "batch": 1}
+    out = run(ctx, dict(good, weight_bits=5), dict(good, model="no_such_model"), good)
+    assert "field 'weight_bits' = '5'" in out[0]["infeasible_reason"] and "4, 8, 16" in out[0]["infeasible_reason"]
+    assert "unknown model id" in out[1]["infeasible_reason"]
+    assert out[2]["infeasible_reason"] == "" and out[2]["decode_tokens_per_s"] > 0
+    with pytest.raises(EvaluateError, match="weight_bits"):
+        run(ctx, dict(good, weight_bits=5), good, strict=True)
+    with pytest.raises(EvaluateError, match="cannot run weight_bits=16"):
+        run(ctx, {"model": "gpt3_125m", "chip": "google_coral_edge_tpu", "weight_bits": 16}, strict=True)
+
+
+def test_sweep_raw_path_gives_the_same_numbers_as_evaluate(ctx: Context) -> None:
+    row = {"model": "llama3_70b", "chip": H100, "weight_bits": 8, "kv_bits": 8, "n_chips": 4, "prompt_len": 1024,
+           "gen_len": 256, "chip.memory_bandwidth_gb_s": 3000}
+    (r,) = run(ctx, row)
+    raw = {"model_idx": np.array([ctx.models.index()["llama3_70b"]]), "chip_idx": np.array([ctx.chips.index()[H100]]),
+           "weight_bits": np.array([8.0]), "kv_bits": np.array([8.0]), "n_chips": np.array([4.0]),
+           "batch": np.array([np.nan]), "prompt_len": np.array([1024.0]), "gen_len": np.array([256.0]),
+           "chip.memory_bandwidth_gb_s": np.array([3000.0])}
+    out = inference.evaluate(*assemble_inference(raw, ctx))
+    assert out["batch"][0] == r["batch"]
+    for name in ("ttft_s", "decode_tokens_per_s", "throughput_tokens_per_s", "energy_per_token_j", "mem_gb"):
+        assert out[name][0] == pytest.approx(r[name], rel=1e-12)
+
+
+def test_explicit_model_shapes_work_without_a_catalog_id(ctx: Context) -> None:
+    (r,) = run(ctx, {"chip": JETSON, "params_b": 7.0, "layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8,
+                     "vocab": 32000, "weight_bits": 4, "batch": 1, "quant_overhead": 0, "prompt_len": 0, "gen_len": 2})
+    # 7e9 x 0.5 bytes of weights plus ~1 token of KV cache per step at 0.58 of 68 GB/s
+    assert r["decode_tokens_per_s"] == pytest.approx(68e9 * 0.5829 / 3.5e9, rel=0.001)
+
+
+def test_catalog_gather_path_equals_the_general_path(ctx: Context) -> None:
+    from workers.parse import RowErrors
+
+    rng = np.random.default_rng(1)
+    nm, nc = len(ctx.models.ids), len(ctx.chips.ids)
+    model_idx, chip_idx = np.meshgrid(np.arange(nm), np.arange(nc), indexing="ij")
+    n = model_idx.size
+    raw = {"model_idx": model_idx.ravel(), "chip_idx": chip_idx.ravel(),
+           "weight_bits": rng.choice([4.0, 8.0, 16.0, np.nan], n), "kv_bits": rng.choice([8.0, 16.0], n),
+           "n_chips": rng.choice([1.0, 4.0, np.nan], n), "batch": rng.choice([1.0, np.nan], n)}
+    fast_x, fast_cal = assemble_inference(raw, ctx)
+    slow_x, slow_cal = assemble_inference(raw, ctx, RowErrors(n))  # an errors object takes the general path
+    assert set(fast_x) == set(slow_x)
+    for key in fast_x:
+        np.testing.assert_array_equal(np.asarray(fast_x[key], dtype=np.float64), np.asarray(slow_x[key], dtype=np.float64), err_msg=key)
+    for key in fast_cal:
+        np.testing.assert_array_equal(fast_cal[key], slow_cal[key], err_msg=key)
+
+
+def test_wafer_scale_results_carry_the_pipeline_latency_caveat(ctx: Context) -> None:
+    (r,) = run(ctx, {"model": "llama3.2_3b", "chip": "cerebras_wse3_cs3", "weight_bits": 16, "batch": 1})
+    assert r["decode_tokens_per_s"] > 0
+    assert "wafer-scale system" in r["notes"] and "peak_tflops_fp16" in r["notes"]
