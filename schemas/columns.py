@@ -160,3 +160,24 @@ DIM_MODELS = pa.schema([
     ("model_id", pa.int16()), ("model", pa.string()), ("name", pa.string()), ("family", pa.string()),
     ("params_b", pa.float64()), ("layers", pa.int32()), ("hidden", pa.int32()), ("heads", pa.int32()),
 ])
+# One row per sweep version (the hive columns `sweep`, `version` come from the path). `state` is one of
+# queued | running | done | failed | cancelled; `hashes_json` maps catalog spec id -> content hash used.
+DIM_SWEEPS = pa.schema([
+    ("kind", pa.string()), ("spec_json", pa.string()), ("hashes_json", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")), ("configurations", pa.int64()), ("state", pa.string()),
+])
+
+
+def dim_sweeps_row(
+    kind: str, spec_json: str, hashes_json: str, configurations: int, state: str, created_at: object = None,
+) -> pa.Table:
+    """The one-row `dims/sweeps` table of a sweep version (created_at: a datetime, default now)."""
+    import datetime as _dt
+
+    if kind not in KINDS:
+        raise ValueError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
+    when = created_at if created_at is not None else _dt.datetime.now(_dt.timezone.utc)
+    return pa.table({
+        "kind": [kind], "spec_json": [spec_json], "hashes_json": [hashes_json], "created_at": [when],
+        "configurations": [int(configurations)], "state": [state],
+    }, schema=DIM_SWEEPS)

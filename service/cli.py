@@ -225,7 +225,7 @@ def _load_plugins() -> None:
     """Modules that add commands of their own (the sweep service, queries) register on import."""
     import importlib
 
-    for name in ("service.commands",):
+    for name in ("service.commands", "service.query_commands"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -32,8 +32,9 @@ class ChunkWorker:
     """Evaluates chunks and commits them to the lake; one per CPU in the dispatcher's pool."""
 
     def __init__(self) -> None:
+        _keep_freed_memory()
         self._evaluators: OrderedDict[tuple[str, int], ChunkEvaluator] = OrderedDict()
-        self.where = f"{socket.gethostname()}:{os.getpid()}"
+        self.where = f"{socket.gethostname()}:{os.getpid()}:{_node_id()[:8]}"
 
     def ping(self) -> str:
         return self.where
@@ -66,6 +67,28 @@ class ChunkWorker:
         else:
             self._evaluators.move_to_end(key)
         return ev
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed numpy temporaries instead of unmapping them: with its defaults each block's
+    arrays come back as fresh zeroed pages (page faults cost ~10 % of a chunk). No-op elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: heap, not mmap, below 32 MiB
+        libc.mallopt(-1, 1024 * 1024 * 1024)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
+    except (OSError, AttributeError):
+        pass
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray (tests call the class directly)
+        return "local"
 
 
 def _maybe_fault(chunk: int) -> None:

@@ -9,6 +9,8 @@ last axis fastest) into axis codes, assembled with the catalog exactly as `chips
 - `feasible`: rows that fit and have no infeasible reason;
 - `frontier`: feasible rows not dominated inside their (model, chip) group on the sweep's objectives.
   A row dominated inside a chunk is dominated in the whole sweep, so the global frontier is unchanged.
+  Rows with a non-finite objective (a chip without a price has no cost) are on no frontier, as in
+  `queries/frontier.py`, and are not stored either.
 
 Blocks of `BLOCK` rows keep every temporary array in the CPU cache (about 4x faster than one
 million-row pass) and bound the worker's memory whatever the chunk size.
@@ -18,12 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from schemas.columns import FACTS, arrow_schema
+from schemas.columns import arrow_schema
 from schemas.sweep import Sweep
 from workers import layout, training
 from workers.evaluate import Context, assemble_training, run_training, search_training
@@ -44,19 +45,17 @@ class _PrefilterMismatch(Exception):
 
 @dataclass
 class Columns:
-    """Lake columns of a block as numpy arrays (null where `valid` is False for that column)."""
+    """Lake columns of a block as numpy arrays, with a null mask for the columns that may lack a value."""
 
     data: dict[str, Array]
     nulls: dict[str, Array] = field(default_factory=dict)  # column -> True where null
-    reason_mask: Array | None = None  # training: the core's reason bits (text built once per chunk)
-    reason_text: Array | None = None  # edge kinds: reason strings
+    reason_mask: Array | None = None  # the core's reason bits (text built once per distinct value)
 
     def take(self, rows: Array) -> Columns:
         return Columns(
             {k: v[rows] for k, v in self.data.items()},
             {k: v[rows] for k, v in self.nulls.items()},
             None if self.reason_mask is None else self.reason_mask[rows],
-            None if self.reason_text is None else self.reason_text[rows],
         )
 
     def __len__(self) -> int:
@@ -79,7 +78,8 @@ class ChunkEvaluator:
         self.objectives = sweep.objectives
         # skip rows the core is certain to mark infeasible (feasible/frontier stores only)
         self.prefilter = self.kind == "training"
-        self._dictionaries = {k: pa.array(v, pa.string()) for k, v in _DICTIONARIES[self.kind].items()}
+        self._dictionaries = {k: pa.array(v, pa.string()) for k, v in _dictionaries(self.kind).items()}
+        self._reason_text = _reason_fn(self.kind)
 
     def raw_block(self, start: int, stop: int) -> dict[str, Array]:
         """Axis and fixed codes of configurations start..stop, keyed as the worker's raw arrays."""
@@ -108,7 +108,7 @@ class ChunkEvaluator:
             idx = np.arange(b0, b1, dtype=np.int64)
             raw = self.raw_block(b0, b1)
             if prefilter and store != "all" and len(idx):
-                drop = layout_infeasible(raw, self.ctx)
+                drop = layout_infeasible(raw, self.ctx, len(idx))
                 if drop.any():
                     if not checked:
                         self._check_prefilter(idx, raw, drop)
@@ -150,14 +150,15 @@ class ChunkEvaluator:
             np.asarray(data[name], dtype=np.float32).astype(np.float64) * (-1.0 if maximise else 1.0)
             for name, maximise in self.objectives
         ], axis=1)
-        return nondominated(group, objs)
+        # a row with a NaN or infinite objective is on no frontier (queries/frontier.py): not stored
+        return nondominated(group, objs) & np.isfinite(objs).all(axis=1)
 
     def to_arrow(self, cols: Columns) -> pa.RecordBatch:
         arrays: list[pa.Array] = []
         for f in self.schema:
             name = f.name
             if name == "infeasible_reason":
-                arrays.append(_reason_array(cols))
+                arrays.append(self._reason_array(cols))
                 continue
             values = cols.data[name]
             mask = cols.nulls.get(name)
@@ -169,17 +170,13 @@ class ChunkEvaluator:
             arrays.append(pa.array(values.astype(f.type.to_pandas_dtype(), copy=False), type=f.type, mask=mask))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-
-def _reason_array(cols: Columns) -> pa.DictionaryArray:
-    """Infeasible reasons, dictionary-encoded: one string per distinct reason in the chunk."""
-    if cols.reason_mask is not None:
+    def _reason_array(self, cols: Columns) -> pa.DictionaryArray:
+        """Infeasible reasons, dictionary-encoded: one string per distinct reason mask in the block."""
+        assert cols.reason_mask is not None
         uniq, inv = np.unique(cols.reason_mask, return_inverse=True)
-        texts = training.reason_text(uniq).tolist()
-    else:
-        assert cols.reason_text is not None
-        uniq_t, inv = np.unique(cols.reason_text.astype(str), return_inverse=True)
-        texts = uniq_t.tolist()
-    return pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32).reshape(-1), pa.int32()), pa.array(texts, pa.string()))
+        texts = np.asarray(self._reason_text(uniq), dtype=object).tolist()
+        indices = pa.array(inv.astype(np.int32).reshape(-1), pa.int32())
+        return pa.DictionaryArray.from_arrays(indices, pa.array(texts, pa.string()))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,7 +237,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
     return block
 
 
-def layout_infeasible(raw: Mapping[str, Array], ctx: Context) -> Array:
+def layout_infeasible(raw: Mapping[str, Array], ctx: Context, n_rows: int) -> Array:
     """Rows whose given layout breaks an integer divisibility rule of the core (`training.R_LAYOUT`,
     `R_LAYERS`, `R_HEADS`, `R_BATCH`, `R_INTERLEAVE`), so the core would mark them infeasible.
 
@@ -248,14 +245,13 @@ def layout_infeasible(raw: Mapping[str, Array], ctx: Context) -> Array:
     store that keeps feasible rows only skips these rows instead of evaluating them. Each chunk
     re-checks a sample of them with the core (`ChunkEvaluator._check_prefilter`).
     """
-    n_rows = len(raw["model_idx"])
     nan = np.full(n_rows, np.nan)
 
     def get(key: str) -> Array:
         v = raw.get(key)
         return nan if v is None else np.asarray(v, dtype=np.float64)
 
-    model = np.asarray(raw["model_idx"], dtype=np.int64)
+    model = np.asarray(raw.get("model_idx", np.full(n_rows, -1)), dtype=np.int64)
     has_model = model >= 0
     safe = np.maximum(model, 0)
 
@@ -265,18 +261,10 @@ def layout_infeasible(raw: Mapping[str, Array], ctx: Context) -> Array:
         return np.where(np.isfinite(given), given, from_model)
 
     L, a = shape("layers"), shape("heads")  # layers, attention heads
-    n, t, p = get("n_chips"), get("tp"), get("pp")
-    v, b, B = get("interleave"), get("micro_batch"), get("global_batch")
     with np.errstate(invalid="ignore", divide="ignore"):
-        bad = np.isfinite(n * t * p) & (np.fmod(n, t * p) != 0)  # n_chips not divisible by tp*pp
-        bad |= np.isfinite(L * p * v) & (np.fmod(L, p * v) != 0)  # layers not divisible by pp*interleave
-        bad |= np.isfinite(a * t) & (np.fmod(a, t) != 0)  # heads not divisible by tp
-        dp = np.floor(n / (t * p))
-        m = B / (dp * b)  # micro-batches per step
-        bad |= np.isfinite(m) & (dp >= 1) & ((np.fmod(B, dp * b) != 0) | (m < 1))  # batch not divisible
-        bad |= np.isfinite(v * p) & (v > 1) & (p <= 1)  # interleaving needs a pipeline
-        bad |= np.isfinite(m * v * p) & (v > 1) & (dp >= 1) & (np.fmod(m, p) != 0)  # micro-batches per pipeline
-    return bad
+        mask = training.layout_mask(L, a, get("n_chips"), get("tp"), get("pp"), get("interleave"), get("micro_batch"),
+                                    get("global_batch"), get("framework") == 1, get("zero_stage"))
+    return mask != 0
 
 
 def _search(x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx: Array) -> tuple[dict[str, Array], dict[str, Array]]:
@@ -299,94 +287,116 @@ def _search(x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx
 
 
 # ------------------------------------------------------------------------------------------------
-# inference and ASIC (modules of their own; imported when a sweep of that kind runs)
+# inference and ASIC (cores of their own; imported when a sweep of that kind runs)
 # ------------------------------------------------------------------------------------------------
-def _edge_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
-    import importlib
+_INFERENCE_FLOAT_OUT = (
+    "ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s", "energy_per_token_j",
+    "mem_gb", "unit_cost_usd",
+)
+_ASIC_FLOAT_OUT = (
+    "die_area_mm2", "dies_per_wafer", "yield", "unit_cost_usd", "peak_tops", "power_w", "tops_per_w",
+    "decode_tokens_per_s", "ttft_s", "energy_per_token_j",
+)
 
-    kind = ev.kind
-    mod = importlib.import_module(f"workers.{kind}")
-    assemble = getattr(mod, f"assemble_{kind}")
-    core = mod.evaluate
-    names = [c.name for c in FACTS[kind]]
-    dictionaries = _DICTIONARIES[kind]
+
+def _nulls(data: dict[str, Array], names: tuple[str, ...], n: int) -> dict[str, Array]:
+    """Integer columns: NaN becomes null (and 0 underneath, so the cast is defined)."""
+    nulls: dict[str, Array] = {}
+    for name in names:
+        v = np.asarray(data[name], dtype=np.float64)
+        bad = ~np.isfinite(v)
+        nulls[name] = bad
+        data[name] = np.where(bad, 0.0, v) if bad.any() else v
+    return nulls
+
+
+def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
+    from workers import inference
+
+    ctx = ev.ctx
 
     def block(idx: Array, raw: dict[str, Array]) -> tuple[Columns, Array]:
         n = len(idx)
         raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
-        if kind == "inference":
-            raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
-        x, cal = _edge_inputs(assemble(raw, ev.ctx))
-        out = core(x, cal) if n else {}
-        data: dict[str, Array] = {"idx": idx}
-        nulls: dict[str, Array] = {}
-        for name in names[1:]:
-            if name == "infeasible_reason":
-                continue
-            if name in ("model_id", "chip_id"):
-                data[name] = np.asarray(raw["model_idx" if name == "model_id" else "chip_idx"])
-                continue
-            v = out.get(name, x.get(name, raw.get(name)))
-            if v is None:
-                v = np.full(n, np.nan)
-            v = np.asarray(v)
-            if name in dictionaries and v.dtype.kind in "fiu":
-                codes = v
-            elif name in dictionaries:
-                lookup = {s: i for i, s in enumerate(dictionaries[name])}
-                codes = np.asarray([lookup.get(str(s), -1) for s in v], dtype=np.float64)
-                codes = np.where(codes < 0, np.nan, codes)
-            else:
-                codes = v
-            if codes.dtype.kind == "f":
-                bad = ~np.isfinite(codes)
-                if bad.any() and name not in _FLOAT_COLUMNS[kind]:
-                    nulls[name] = bad
-                    codes = np.where(bad, 0, codes)
-            data[name] = codes
-        reason = out.get("infeasible_reason")
-        mask = out.get("reason_mask")
-        fits = np.asarray(out.get("fits", np.zeros(n, bool)), dtype=bool)
-        if reason is None and mask is not None:
-            reason = _edge_reason_text(mod, np.asarray(mask))
-        if reason is None:
-            reason = np.where(fits, "", "does not fit")
-        reason = np.asarray(reason, dtype=object)
-        data["fits"] = fits
-        feasible = fits & (reason == "")
-        return Columns(data, nulls, reason_text=reason), feasible
+        raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
+        x, cal = inference.assemble_inference(raw, ctx)
+        out = inference.evaluate(x, cal)
+        mask = np.asarray(out["reason_mask"], dtype=np.int64)
+        data: dict[str, Array] = {
+            "idx": idx,
+            "model_id": np.asarray(raw["model_idx"]),
+            "chip_id": np.asarray(raw["chip_idx"]),
+            "n_chips": out["n_chips"],
+            "weight_bits": x["weight_bits"],
+            "kv_bits": x["kv_bits"],
+            "batch": out["batch"],
+            "prompt_len": x["prompt_len"],
+            "gen_len": x["gen_len"],
+            "fits": np.asarray(out["fits"], dtype=bool),
+            **{name: out[name] for name in _INFERENCE_FLOAT_OUT},
+        }
+        nulls = _nulls(data, ("n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len"), n)
+        return Columns(data, nulls, reason_mask=mask), mask == 0
 
     return block
 
 
-def _edge_inputs(assembled: Any) -> tuple[dict[str, Array], dict[str, Array]]:
-    """`assemble_<kind>` may return x, (x, cal) or (x, cal, ...): take the inputs and calibration."""
-    if isinstance(assembled, Mapping):
-        return dict(assembled), {}
-    x = assembled[0]
-    cal = assembled[1] if len(assembled) > 1 and isinstance(assembled[1], Mapping) else {}
-    return dict(x), dict(cal)
+def _asic_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
+    from workers import asic
 
+    ctx = ev.ctx
 
-def _edge_reason_text(mod: Any, mask: Array) -> Array:
-    fn = getattr(mod, "reason_text", None)
-    if fn is not None:
-        return np.asarray(fn(mask), dtype=object)
-    return np.where(mask == 0, "", "infeasible")
+    def block(idx: Array, raw: dict[str, Array]) -> tuple[Columns, Array]:
+        n = len(idx)
+        raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
+        x, constants = asic.assemble_asic(raw, ctx)
+        out = asic.evaluate(x, constants)
+        mask = np.asarray(out["reason_mask"], dtype=np.int64)
+        data: dict[str, Array] = {
+            "idx": idx,
+            "model_id": np.asarray(raw["model_idx"]),
+            "node_nm": x["node_nm"],
+            "n_mac": x["n_mac"],
+            "clock_ghz": x["clock_ghz"],
+            "sram_mb": x["sram_mb"],
+            "dram": x["dram"],
+            "dram_bus_bits": x["dram_bus_bits"],
+            "precision": x["precision"],
+            "weight_bits": out["weight_bits"],
+            "batch": out["batch"],
+            "prompt_len": x["prompt_len"],
+            "gen_len": x["gen_len"],
+            "fits": np.asarray(out["fits"], dtype=bool),
+            **{name: out[name] for name in _ASIC_FLOAT_OUT},
+        }
+        nulls = _nulls(data, ("node_nm", "n_mac", "dram", "dram_bus_bits", "precision", "weight_bits", "batch",
+                              "prompt_len", "gen_len"), n)
+        return Columns(data, nulls, reason_mask=mask), mask == 0
+
+    return block
 
 
 _BLOCKS: dict[str, Callable[[ChunkEvaluator], Callable[[Array, dict[str, Array]], tuple[Columns, Array]]]] = {
     "training": _training_blocks,
-    "inference": _edge_blocks,
-    "asic": _edge_blocks,
+    "inference": _inference_blocks,
+    "asic": _asic_blocks,
 }
 
-_DICTIONARIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "training": {"precision": PRECISIONS, "recompute": RECOMPUTE},
-    "inference": {},
-    "asic": {"dram": ("lpddr4x", "lpddr5", "lpddr5x", "hbm2e", "hbm3"), "precision": ("int4", "int8", "fp16")},
-}
-_FLOAT_COLUMNS = {k: {c.name for c in cols if c.dtype.startswith("float")} for k, cols in FACTS.items()}
+
+def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
+    if kind == "training":
+        return {"precision": PRECISIONS, "recompute": RECOMPUTE}
+    if kind == "asic":
+        from workers.asic import ASIC_PRECISIONS, DRAM_TYPES
+
+        return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS}
+    return {}
+
+
+def _reason_fn(kind: str) -> Callable[[Array], Array]:
+    import importlib
+
+    return importlib.import_module(f"workers.{kind}").reason_text  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -436,22 +446,28 @@ def _dominated_points(p: Array) -> Array:
         # sorted by o1 then o2: a point is dominated iff an earlier (distinct) point has o2 <= its o2
         prev_min = np.minimum.accumulate(np.r_[np.inf, p[:-1, 1]])
         return prev_min <= p[:, 1]
-    # three or more: prune with strong pivots, then compare the survivors pairwise in blocks
+    # three or more: in lexicographic order a point can only be dominated by an earlier one, and by
+    # transitivity by an earlier *non-dominated* one; so sweep blocks of points against the frontier
+    # found so far (small) and against their own block. A loop over blocks, vectorised inside.
     dominated = np.zeros(m, dtype=bool)
-    ranks = np.argsort(np.argsort(p, axis=0), axis=0).sum(axis=1)
-    pivots = p[np.argsort(ranks)[: min(64, m)]]
-    for piv in pivots:  # at most 64 pivots: a loop over pivots, vectorised over points
-        dominated |= (piv <= p).all(axis=1) & (piv < p).any(axis=1)
-    alive = np.nonzero(~dominated)[0]
-    if len(alive) > FRONTIER_PAIRWISE_MAX:
-        return dominated  # keeping extra rows never changes the frontier
-    q = p[alive]
-    beaten = np.zeros(len(alive), dtype=bool)
-    step = max(1, 4_000_000 // max(len(alive), 1))
-    for s in range(0, len(alive), step):
-        d = q[s:s + step]  # candidate dominators
-        le = (d[:, None, :] <= q[None, :, :]).all(axis=2)
-        lt = (d[:, None, :] < q[None, :, :]).any(axis=2)
-        beaten |= (le & lt).any(axis=0)
-    dominated[alive] = beaten
+    front = p[:0]
+    step = 256
+    for s0 in range(0, m, step):
+        block = p[s0:s0 + step]
+        # the block's own earlier points (distinct points: <= everywhere, and not the point itself)
+        beaten = (_leq(block, block) & ~np.eye(len(block), dtype=bool)).any(axis=0)
+        for c0 in range(0, len(front), 4096):  # the frontier so far
+            beaten |= _leq(front[c0:c0 + 4096], block).any(axis=0)
+        dominated[s0:s0 + step] = beaten
+        front = np.concatenate([front, block[~beaten]])
+        if len(front) > FRONTIER_PAIRWISE_MAX:
+            break  # an unusually wide frontier: keep the rest (keeping extra rows never changes it)
     return dominated
+
+
+def _leq(a: Array, b: Array) -> Array:
+    """(len(a), len(b)) booleans: a[i] <= b[j] in every objective."""
+    out = a[:, None, 0] <= b[None, :, 0]
+    for j in range(1, a.shape[1]):
+        out &= a[:, None, j] <= b[None, :, j]
+    return out

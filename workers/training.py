@@ -126,9 +126,36 @@ def model_terms(m: Shapes) -> dict[str, Array]:
 
 
 def _indivisible(num: Array, den: Array) -> Array:
-    """num is not a multiple of den (both integer-valued floats)."""
+    """num is not a multiple of den (integer-valued floats); False where either is NaN (undecided)."""
     q = num / den
-    return np.floor(q + 1e-6) != q
+    return np.floor(q + 1e-6) < q
+
+
+def layout_mask(
+    layers: Array, heads: Array, n: Array, tp: Array, pp: Array, interleave: Array, micro_batch: Array,
+    global_batch: Array, deepspeed: Array | bool = False, zero_stage: Array | float = 0.0,
+) -> Array:
+    """Reason bits of the layout's integer rules (R_LAYOUT, R_LAYERS, R_HEADS, R_BATCH, R_INTERLEAVE,
+    R_ZEROPP). A NaN field (not decided yet, e.g. left to the layout search) flags nothing, so sweep
+    workers can skip rows that fail before evaluating them."""
+    tp_pp = tp * pp
+    dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
+    mb_count = global_batch / (dp * micro_batch)  # micro-batches per pipeline per step
+    m_int = np.round(mb_count)
+    checks = (
+        (np.abs(dp * tp_pp - n) > 0.5, R_LAYOUT),
+        (_indivisible(layers, pp * interleave), R_LAYERS),
+        (_indivisible(heads, tp), R_HEADS),
+        ((np.abs(m_int - mb_count) > 1e-6) | (mb_count < 1.0 - 1e-9), R_BATCH),
+        ((interleave > 1) & ((pp <= 1) | _indivisible(m_int, pp) | deepspeed), R_INTERLEAVE),
+        # DeepSpeed docs: ZeRO-2/3 are incompatible with pipeline parallelism (Megatron's distributed
+        # optimizer is ZeRO-1)
+        ((zero_stage >= 2) & (pp > 1), R_ZEROPP),
+    )
+    mask = np.zeros(np.shape(mb_count), dtype=np.int32)
+    for cond, bit in checks:
+        np.bitwise_or(mask, bit, out=mask, where=cond)
+    return mask
 
 
 def _uniform(cal: Mapping[str, Array]) -> dict[str, Array]:
@@ -188,18 +215,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # ---- layout validity (masked, never looped) -------------------------------------------------
     tp_pp = t * p
     dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
-    mb_count = B / (dp * b)  # micro-batches per pipeline per step, m
-    m_int = np.round(mb_count)
+    m_int = np.round(B / (dp * b))  # micro-batches per pipeline per step, m
+    mask = layout_mask(L, a, n, t, p, v, b, B, deepspeed, zero)
     checks = (
-        (np.abs(dp * tp_pp - n) > 0.5, R_LAYOUT),
-        (_indivisible(L, p * v), R_LAYERS),
-        (_indivisible(a, t), R_HEADS),
-        ((np.abs(m_int - mb_count) > 1e-6) | (mb_count < 1.0 - 1e-9), R_BATCH),
-        ((v > 1) & ((p <= 1) | _indivisible(m_int, p) | deepspeed), R_INTERLEAVE),
         (streaming & (tp_pp > 1), R_STREAMING),
-        # DeepSpeed docs: ZeRO-2/3 are incompatible with pipeline parallelism (Megatron's distributed
-        # optimizer is ZeRO-1)
-        ((zero >= 2) & (p > 1), R_ZEROPP),
         (~((n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0)), R_INPUT),
         (~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION),
         (~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK),
@@ -207,7 +226,6 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         (~np.isfinite(x["mem_bytes"]) | (~streaming & ~np.isfinite(x["mem_bw"])), R_CHIPDATA),
         (streaming & ~np.isfinite(x["ext_bw"]), R_STREAMDATA),
     )
-    mask = np.zeros(np.shape(L), dtype=np.int32)
     for cond, bit in checks:
         np.bitwise_or(mask, bit, out=mask, where=cond)
     mb_count = np.maximum(m_int, 1.0)

@@ -1,0 +1,54 @@
+-- pareto_edge: the non-dominated ways to serve one model at the edge -- catalog inference chips and
+--   hypothetical ASIC designs together -- by decode speed (tokens/s per sequence, maximised), energy per
+--   token and unit cost (the ASIC's, or the purchase price of the catalog chips serving one replica),
+--   over the latest version of every sweep, or of one sweep.
+-- @param model model = null  catalog model id, e.g. llama2_7b (default: every model, each its own frontier)
+-- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @param objectives objectives(edge) = decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd  two or three of the edge objectives
+-- @plot
+WITH models_wanted AS (SELECT sweep, version, model_id FROM models WHERE $model IS NULL OR model = $model),
+inference_rows AS NOT MATERIALIZED (
+    SELECT 'inference' AS source, f.sweep, f.version, f.idx, f.model_id, f.chip_id,
+           f.n_chips, f.weight_bits, f.kv_bits, f.batch, f.prompt_len, f.gen_len,
+           CAST(NULL AS TINYINT) AS node_nm, CAST(NULL AS INTEGER) AS n_mac, CAST(NULL AS FLOAT) AS clock_ghz,
+           CAST(NULL AS FLOAT) AS sram_mb, CAST(NULL AS VARCHAR) AS dram, CAST(NULL AS VARCHAR) AS precision,
+           f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s,
+           -- a catalog chip without a unit cost in the facts is priced from its purchase price
+           CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
+                ELSE f.unit_cost_usd END AS unit_cost_usd,
+           CAST(NULL AS FLOAT) AS power_w, CAST(NULL AS FLOAT) AS die_area_mm2
+    FROM latest_inference f
+    LEFT JOIN chips c ON c.sweep = f.sweep AND c.version = f.version AND c.chip_id = f.chip_id
+    WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
+      AND ($sweep IS NULL OR f.sweep = $sweep)
+      AND (f.sweep, f.version, f.model_id) IN (SELECT * FROM models_wanted)
+),
+asic_rows AS NOT MATERIALIZED (
+    SELECT 'asic' AS source, f.sweep, f.version, f.idx, f.model_id, CAST(NULL AS SMALLINT) AS chip_id,
+           CAST(1 AS SMALLINT) AS n_chips, f.weight_bits, CAST(NULL AS TINYINT) AS kv_bits, f.batch,
+           f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.precision,
+           f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2
+    FROM latest_asic f
+    WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
+      AND ($sweep IS NULL OR f.sweep = $sweep)
+      AND (f.sweep, f.version, f.model_id) IN (SELECT * FROM models_wanted)
+),
+edge AS NOT MATERIALIZED (SELECT * FROM inference_rows UNION ALL SELECT * FROM asic_rows),
+near AS (SELECT * FROM pareto(edge, $objectives, partition_by := (source, sweep, version, model_id))),
+named AS (
+    SELECT n.*, m.model,
+           CASE WHEN n.source = 'asic' THEN asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram)
+                ELSE c.chip END AS chip,
+           coalesce(c.name, 'hypothetical ASIC') AS chip_name
+    FROM near n
+    JOIN models m ON m.sweep = n.sweep AND m.version = n.version AND m.model_id = n.model_id
+    LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
+)
+SELECT source, model, chip, chip_name,
+       CASE WHEN source = 'asic' THEN asic_layout(n.precision, weight_bits, batch)
+            ELSE inference_layout(n_chips, weight_bits, batch) END AS layout,
+       decode_tokens_per_s, energy_per_token_j, unit_cost_usd, ttft_s, power_w, die_area_mm2,
+       n_chips, weight_bits, kv_bits, batch, prompt_len, gen_len, node_nm, n_mac, clock_ghz, sram_mb, dram,
+       n.precision, sweep, version, idx
+FROM pareto(named, $objectives, partition_by := (model)) n
+ORDER BY model, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx

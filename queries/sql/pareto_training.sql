@@ -1,0 +1,32 @@
+-- pareto_training: the non-dominated training configurations of a model -- no other configuration
+--   is at least as fast, as cheap (and as good in a third objective, if given) and strictly better in
+--   one -- over the latest version of every sweep, or of one sweep.
+-- @param model model = null  catalog model id, e.g. llama2_70b (default: every model, each its own frontier)
+-- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
+-- @plot
+WITH feasible AS NOT MATERIALIZED (
+    SELECT f.* FROM latest_training f
+    WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
+      AND ($sweep IS NULL OR f.sweep = $sweep)
+      AND ($model IS NULL
+           OR (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model))
+),
+-- first per sweep version (ids are only meaningful there), then across sweeps by name: a row on the
+-- model's frontier is on the frontier of its own sweep version, so nothing is lost
+near AS (SELECT * FROM pareto(feasible, $objectives, partition_by := (sweep, version, model_id))),
+named AS (
+    SELECT n.*, m.model, c.chip, c.name AS chip_name
+    FROM near n
+    JOIN models m ON m.sweep = n.sweep AND m.version = n.version AND m.model_id = n.model_id
+    LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
+)
+-- only the columns shown are read from the lake (a wide frontier of 100M rows reads every column once):
+-- the objectives, the layout, and the key to look anything else up (sweep, version, idx)
+SELECT model, chip, chip_name,
+       training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS layout,
+       $objectives.columns,
+       n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision, global_batch,
+       sweep, version, idx
+FROM pareto(named, $objectives, partition_by := (model))
+ORDER BY model, 5, 6, idx

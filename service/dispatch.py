@@ -1,0 +1,338 @@
+"""Fan-out: a pool of Ray actors pulls chunks from the queue with back-pressure.
+
+`submit` validates a spec, records the sweep and its chunks in the queue and writes the version's
+dimension tables; `Dispatcher.run` feeds chunks to the pool (one actor per CPU of the cluster, pinned
+to its node; at most `IN_FLIGHT_PER_ACTOR` chunks per actor, so the driver holds a bounded number of
+small task handles whatever the sweep size) and records what comes back. Recovery is layered: Ray
+restarts a killed actor and retries its task (`max_restarts`, `max_task_retries`); if Ray gives up
+(the node is gone), the queue puts the chunk back to pending and the slot gets a new actor on a
+surviving node; a chunk whose evaluation raises is retried `max_attempts` times and then marked
+failed with its error. Actors write the Parquet files themselves and return only row counts.
+
+Local Ray by default (`ray.init()`); RAY_ADDRESS selects an existing cluster, same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from schemas.catalog import Catalog, load_catalog
+from schemas.sweep import Problem, SpecError, catalog_snapshot, validate
+from service.lake import Lake
+from service.logs import event
+from service.queue import ChunkTask, Queue, SweepRow
+from service.settings import Settings
+from workers.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV
+
+log = logging.getLogger("chipsweep.dispatch")
+
+IN_FLIGHT_PER_ACTOR = 2  # one running, one queued behind it: no idle gap between chunks
+HEARTBEAT_S = 2.0
+MAX_LOST_ATTEMPTS = 20  # attempts lost to dead workers/nodes before a chunk is marked failed
+POOL_CHECK_S = 30.0  # how often an idle dispatcher compares its pool with the cluster's CPUs
+
+
+# ------------------------------------------------------------------------------------------------
+# submit
+# ------------------------------------------------------------------------------------------------
+def submit(
+    data: Any,
+    *,
+    settings: Settings,
+    queue: Queue,
+    catalog: Catalog | None = None,
+    chunk_size: int | None = None,
+) -> SweepRow:
+    """Validate and record a sweep (all its chunks) before any work starts; raises `SpecError`."""
+    base = catalog if catalog is not None else load_catalog()
+    sweep = validate(data, base)
+    spec = sweep.spec
+    if sweep.configurations > settings.max_configs:
+        raise SpecError([Problem(
+            "axes", sweep.configurations,
+            f"at most {settings.max_configs:,} configurations (the size cap, CHIPSWEEP_MAX_CONFIGS)",
+            f"the sweep has {sweep.configurations:,} configurations ({' x '.join(map(str, sweep.sizes))})",
+        )])
+    row = queue.add_sweep(
+        name=spec.name, kind=spec.kind, store=spec.store, configurations=sweep.configurations,
+        chunk_size=chunk_size or settings.chunk_size, lake=settings.lake, spec=spec.canonical(),
+        axes=sweep.axes_json(), hashes=sweep.hashes, catalog=catalog_snapshot(base),
+    )
+    try:
+        Lake(settings.lake).write_dims(sweep, row.version, created_at=row.created_at)
+    except BaseException:
+        queue.cancel(row.sweep_id)
+        raise
+    return row
+
+
+# ------------------------------------------------------------------------------------------------
+# Ray
+# ------------------------------------------------------------------------------------------------
+def ensure_ray(settings: Settings) -> None:
+    """Connect to RAY_ADDRESS, or start a local Ray. Call from the main thread: Ray's local processes
+    die with the thread that started them."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"namespace": "chipsweep", "log_to_driver": False, "configure_logging": False}
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, **kwargs)
+    else:
+        ray.init(include_dashboard=False, **kwargs)
+
+
+def _fault_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in (FAULT_CHUNK_ENV, FAULT_DELAY_ENV) if os.environ.get(k)}
+
+
+class Dispatcher:
+    """Feeds queued chunks to a pool of `ChunkWorker` actors; one per queue at a time (a lease)."""
+
+    def __init__(self, queue: Queue, settings: Settings, *, actors: int | None = None) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.n_actors = actors or settings.actors
+        self.owner = f"dispatch-{uuid.uuid4().hex[:10]}"
+        self.actors: list[Any] = []
+        self._slot_nodes: list[str] = []
+        self._ready_at: list[float] = []  # monotonic time a slot may take work again (after a loss)
+        self._losses: list[int] = []
+        self._jobs: dict[tuple[str, int], Any] = {}
+        self._checked_at = time.monotonic()
+        self.running = False
+
+    # ---- the pool -----------------------------------------------------------------------------
+    def _new_actor(self, slot: int) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from workers.actor import ChunkWorker
+
+        options: dict[str, Any] = {
+            # the pool is one actor per CPU, each pinned to its node (no CPU reserved: placement is ours);
+            # Ray restarts a killed actor in place; an actor whose node is gone is replaced, unpinned,
+            # by `_replace` on a surviving node
+            "num_cpus": 0,
+            "max_restarts": -1,
+            "max_task_retries": 3,
+            "max_concurrency": 1,
+        }
+        node = self._slot_nodes[slot] if slot < len(self._slot_nodes) else None
+        if node:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+        env = _fault_env()
+        if env:
+            options["runtime_env"] = {"env_vars": env}
+        return ray.remote(ChunkWorker).options(**options).remote()
+
+    def _ensure_pool(self) -> None:
+        import ray
+
+        if self.actors:
+            return
+        nodes = [(n["NodeID"], int(n.get("Resources", {}).get("CPU", 0))) for n in ray.nodes() if n.get("Alive")]
+        slots = [node for node, cpus in nodes for _ in range(cpus)]
+        # interleave nodes (a, b, a, b, ...) so a smaller pool still spans them
+        by_node: dict[str, list[str]] = {}
+        for node in slots:
+            by_node.setdefault(node, []).append(node)
+        order: list[str] = []
+        while any(by_node.values()):
+            for lst in by_node.values():
+                if lst:
+                    order.append(lst.pop())
+        n = self.n_actors or max(1, len(order))
+        self._slot_nodes = [order[i % len(order)] for i in range(n)] if order else [""] * n
+        self._ready_at = [0.0] * n
+        self._losses = [0] * n
+        self.actors = [self._new_actor(i) for i in range(n)]
+
+    def _pool_outdated(self) -> bool:
+        """Whether the cluster's CPU count moved away from an automatic pool's size (checked every 30 s)."""
+        import ray
+
+        now = time.monotonic()
+        if self.n_actors or now - self._checked_at < POOL_CHECK_S:
+            return False
+        self._checked_at = now
+        cpus = sum(int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive"))
+        return cpus > 0 and cpus != len(self.actors)
+
+    def close(self) -> None:
+        """Stop the pool's actors (committed work is in the lake; the queue keeps the rest)."""
+        import ray
+
+        for a in self.actors:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(a, no_restart=True)
+        self.actors = []
+        self._jobs.clear()
+
+    def _job(self, task: ChunkTask) -> Any:
+        import ray
+
+        key = (task.name, task.version)
+        ref = self._jobs.get(key)
+        if ref is None:
+            ref = ray.put(self.queue.payload(task.name, task.version))
+            self._jobs[key] = ref
+        return ref
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        until: Callable[[], bool] | None = None,
+        on_tick: Callable[[], None] | None = None,
+        poll_s: float = 0.25,
+    ) -> bool:
+        """Dispatch chunks until `until()` holds or `stop` is set (then what is in flight still lands).
+
+        Returns True if this process dispatched (held the lease); False if another live dispatcher
+        holds it and `until()` came true while waiting (that one did the work).
+        """
+        import ray
+
+        def done() -> bool:
+            return bool((stop is not None and stop.is_set()) or (until is not None and until()))
+
+        while not self.queue.acquire_lease(self.owner):
+            if done():
+                return False
+            if on_tick:
+                on_tick()
+            time.sleep(min(1.0, poll_s * 4))
+        ensure_ray(self.settings)
+        self.running = True
+        try:
+            requeued = self.queue.requeue_running()
+            if requeued:
+                log.info("resumed: %d chunks left running by a previous dispatcher are pending again", requeued)
+            self._ensure_pool()
+            inflight: dict[Any, tuple[ChunkTask, int]] = {}
+            load = [0] * len(self.actors)
+            last_beat = time.monotonic()
+            while True:
+                if time.monotonic() - last_beat > HEARTBEAT_S:
+                    if not self.queue.heartbeat(self.owner):
+                        log.warning("dispatcher lease lost to another process; stopping")
+                        return True
+                    last_beat = time.monotonic()
+                finishing = done()  # stop claiming; what is in flight still lands
+                while not finishing:
+                    now = time.monotonic()
+                    free = [i for i in range(len(self.actors)) if load[i] < IN_FLIGHT_PER_ACTOR and self._ready_at[i] <= now]
+                    if not free:
+                        break
+                    task = self.queue.claim(self.owner)
+                    if task is None:
+                        break
+                    slot = min(free, key=load.__getitem__)
+                    ref = self.actors[slot].run.remote(self._job(task), task.chunk, task.start, task.stop)
+                    inflight[ref] = (task, slot)
+                    event(log, "chunk_start", f"{task.name}@{task.version}", level=logging.DEBUG, chunk=task.chunk,
+                          slot=slot)
+                    load[slot] += 1
+                if on_tick:
+                    on_tick()
+                if not inflight:
+                    if finishing or (until is None and stop is None):
+                        break
+                    if self._pool_outdated():  # idle, and nodes joined or left: one actor per CPU again
+                        self.close()
+                        self._ensure_pool()
+                        load = [0] * len(self.actors)
+                    time.sleep(poll_s)
+                    continue
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=poll_s)
+                for ref in ready:
+                    task, slot = inflight.pop(ref)
+                    load[slot] -= 1
+                    self._settle(ref, task, slot)
+        finally:
+            self.running = False
+            self.queue.release_lease(self.owner)
+        return True
+
+    def _settle(self, ref: Any, task: ChunkTask, slot: int) -> None:
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            meta = ray.get(ref)
+        except RayTaskError as exc:  # the evaluation raised: counted against max_attempts
+            cause = getattr(exc, "cause", None) or exc
+            text = f"{type(cause).__name__}: {cause}".strip()
+            state = self.queue.mark_error(task, text, max_attempts=self.settings.max_attempts)
+            event(log, "chunk_failed", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk,
+                  attempt=task.attempts, state=state, error=text.splitlines()[0] if text else "")
+        except RayError as exc:  # the worker or its node died and Ray's retries ran out
+            text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.queue.mark_error(task, text, max_attempts=self.settings.max_attempts, lost=True,
+                                  max_lost=MAX_LOST_ATTEMPTS)
+            event(log, "chunk_lost", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk, error=text)
+            self._replace(slot)
+        else:
+            self.queue.mark_done(task, int(meta["rows"]), int(meta["bytes"]), float(meta["seconds"]), str(meta["worker"]))
+            event(log, "chunk_done", f"{task.name}@{task.version}", chunk=task.chunk, rows=meta["rows"],
+                  seconds=round(float(meta["seconds"]), 4), worker=meta["worker"])
+        row = self.queue.sweep(f"{task.name}@{task.version}")
+        if row.state in ("done", "failed"):
+            self._jobs.pop((task.name, task.version), None)
+            record_state(self.queue, row.sweep_id)
+            try:
+                Lake(row.lake).remove_temporaries(row.kind, row.name, row.version)
+            except OSError as exc:  # cleaning is best effort: temporaries are invisible to readers
+                log.warning("could not remove temporary files of %s: %s", row.sweep_id, exc)
+
+    def _replace(self, slot: int) -> None:
+        """A fresh actor for a slot whose actor Ray gave up on: placed anywhere (its node may be gone and
+        not yet known dead), and given work again only after a back-off that grows with each loss."""
+        import ray
+
+        with contextlib.suppress(Exception):  # already gone
+            ray.kill(self.actors[slot], no_restart=True)
+        self._slot_nodes[slot] = ""
+        self._losses[slot] += 1
+        self._ready_at[slot] = time.monotonic() + min(2.0 ** self._losses[slot], 30.0)
+        self.actors[slot] = self._new_actor(slot)
+
+
+def record_state(queue: Queue, sweep_id: str) -> None:
+    """Write the version's state to its `dims/sweeps` row (queries use the newest `done` version)."""
+    row = queue.sweep(sweep_id)
+    rec = queue.payload(row.name, row.version)
+    try:
+        Lake(row.lake).write_sweep_dim(row.name, row.version, kind=row.kind, spec=rec["spec"], hashes=rec["hashes"],
+                                       configurations=row.configurations, created_at=row.created_at, state=row.state)
+    except OSError as exc:  # the queue stays the record; the lake row catches up on the next change
+        log.warning("could not record state %s of %s in the lake: %s", row.state, sweep_id, exc)
+
+
+def cancel(queue: Queue, sweep_id: str) -> SweepRow:
+    """Stop dispatching a sweep's chunks (what is committed stays) and record it in the lake."""
+    row = queue.cancel(sweep_id)
+    record_state(queue, row.sweep_id)
+    return row
+
+
+def run_until_finished(queue: Queue, settings: Settings, sweep_id: str, *, dispatcher: Dispatcher | None = None,
+                       on_tick: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Embedded mode: dispatch (or wait for the dispatcher holding the lease) until the sweep is over."""
+    disp = dispatcher or Dispatcher(queue, settings)
+
+    def finished() -> bool:
+        return queue.sweep(sweep_id).state in ("done", "failed", "cancelled")
+
+    disp.run(until=finished, on_tick=on_tick)
+    return queue.status(sweep_id)

@@ -1,0 +1,98 @@
+"""Service metrics in the Prometheus text exposition format (version 0.0.4), read from the queue.
+
+`GET /metrics` answers `render(collect(queue_path))`. Every number comes from the durable queue, so
+the metrics survive restarts and agree with `chipsweep status`:
+
+    chipsweep_sweeps{state}                      sweep versions by state (queued, running, done, ...)
+    chipsweep_chunks{state}                      chunks by state (pending, running, done, failed)
+    chipsweep_chunks_done_total                  chunks committed to the lake
+    chipsweep_chunks_failed_total                chunks given up on after their attempts
+    chipsweep_configurations_done_total          configurations evaluated in committed chunks
+    chipsweep_rows_written_total                 result rows in committed chunks
+    chipsweep_configurations_per_second          configurations committed over the last WINDOW_S
+    chipsweep_lake_bytes                         bytes of committed fact files (dimension files excluded)
+    chipsweep_chunk_seconds_sum / _count         worker seconds per committed chunk (evaluate + write)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+WINDOW_S = 60.0  # the configurations/s gauge averages over this many seconds
+SWEEP_STATES = ("queued", "running", "done", "failed", "cancelled")
+CHUNK_STATES = ("pending", "running", "done", "failed")
+
+
+@dataclass
+class Snapshot:
+    sweeps: dict[str, int] = field(default_factory=dict)
+    chunks: dict[str, int] = field(default_factory=dict)
+    configurations_done: int = 0
+    rows_written: int = 0
+    lake_bytes: int = 0
+    chunk_seconds: float = 0.0
+    recent_configurations: int = 0
+    window_s: float = WINDOW_S
+
+
+def collect(queue_path: str | os.PathLike[str], *, now: float | None = None, window_s: float = WINDOW_S) -> Snapshot:
+    """Counts from the queue database (read-only; a queue not created yet is all zeros)."""
+    snap = Snapshot(sweeps=dict.fromkeys(SWEEP_STATES, 0), chunks=dict.fromkeys(CHUNK_STATES, 0), window_s=window_s)
+    if not os.path.exists(queue_path):
+        return snap
+    now = time.time() if now is None else now
+    db = sqlite3.connect(f"file:{os.fspath(queue_path)}?mode=ro", uri=True, timeout=5.0)
+    try:
+        for state, n in db.execute("SELECT state, COUNT(*) FROM sweeps GROUP BY state"):
+            snap.sweeps[state] = int(n)
+        for state, n in db.execute("SELECT state, COUNT(*) FROM chunks GROUP BY state"):
+            snap.chunks[state] = int(n)
+        configs, rows, nbytes, seconds, recent = db.execute(
+            "SELECT SUM(stop - start), SUM(rows), SUM(bytes), SUM(seconds),"
+            " SUM(CASE WHEN updated_at >= ? THEN stop - start ELSE 0 END)"
+            " FROM chunks WHERE state = 'done'", (now - window_s,)).fetchone()
+    finally:
+        db.close()
+    snap.configurations_done = int(configs or 0)
+    snap.rows_written = int(rows or 0)
+    snap.lake_bytes = int(nbytes or 0)
+    snap.chunk_seconds = float(seconds or 0.0)
+    snap.recent_configurations = int(recent or 0)
+    return snap
+
+
+def render(snap: Snapshot) -> str:
+    """The snapshot as Prometheus text: HELP and TYPE before each family, one sample a line."""
+    lines: list[str] = []
+
+    def family(name: str, kind: str, text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{labels} {_number(value)}" for labels, value in samples)
+
+    family("chipsweep_sweeps", "gauge", "Sweep versions by state.",
+           [(f'{{state="{s}"}}', n) for s, n in sorted(snap.sweeps.items())])
+    family("chipsweep_chunks", "gauge", "Chunks by state.",
+           [(f'{{state="{s}"}}', n) for s, n in sorted(snap.chunks.items())])
+    family("chipsweep_chunks_done_total", "counter", "Chunks committed to the lake.",
+           [("", snap.chunks.get("done", 0))])
+    family("chipsweep_chunks_failed_total", "counter", "Chunks marked failed after their attempts.",
+           [("", snap.chunks.get("failed", 0))])
+    family("chipsweep_configurations_done_total", "counter", "Configurations evaluated in committed chunks.",
+           [("", snap.configurations_done)])
+    family("chipsweep_rows_written_total", "counter", "Result rows in committed chunks.", [("", snap.rows_written)])
+    family("chipsweep_configurations_per_second", "gauge",
+           f"Configurations committed per second over the last {snap.window_s:g} s.",
+           [("", snap.recent_configurations / snap.window_s if snap.window_s > 0 else 0.0)])
+    family("chipsweep_lake_bytes", "gauge", "Bytes of committed fact files in the lake.", [("", snap.lake_bytes)])
+    family("chipsweep_chunk_seconds", "summary", "Worker seconds per committed chunk (evaluate and write).",
+           [("_sum", snap.chunk_seconds), ("_count", snap.chunks.get("done", 0))])
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -1,0 +1,518 @@
+"""The durable queue of sweeps and their chunks (SQLite in WAL mode at $CHIPSWEEP_HOME/queue.db).
+
+A sweep version and every chunk `(sweep, version, start, stop)` are recorded in one transaction before
+any work starts. Chunk states: pending -> running -> done | failed (with attempts and error text); a
+chunk is marked done only after its Parquet file is committed. A dispatcher holds a lease (pid, host,
+heartbeat) so two processes never dispatch at once; a new one takes over a dead holder's lease and
+puts its running chunks back to pending, which is how a restarted service resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SweepState = str  # queued | running | done | failed | cancelled
+LEASE_STALE_S = 15.0  # a dispatcher that has not beaten for this long is presumed dead
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    store TEXT NOT NULL,
+    configurations INTEGER NOT NULL,
+    chunk_size INTEGER NOT NULL,
+    chunks_total INTEGER NOT NULL,
+    lake TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    axes TEXT NOT NULL,
+    hashes TEXT NOT NULL,
+    catalog TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    stop INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lost INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    rows INTEGER,
+    bytes INTEGER,
+    seconds REAL,
+    worker TEXT,
+    updated_at REAL,
+    PRIMARY KEY (name, version, chunk)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_state ON chunks (state, name, version, chunk);
+CREATE TABLE IF NOT EXISTS reruns (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    base_version INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    PRIMARY KEY (name, version),
+    UNIQUE (name, base_version)
+);
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+);
+"""
+
+
+class QueueError(LookupError):
+    """An unknown sweep id (names the id and what exists)."""
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    name: str
+    version: int
+    chunk: int
+    start: int
+    stop: int
+    attempts: int
+    lost: int
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    name: str
+    version: int
+    kind: str
+    state: str
+    store: str
+    configurations: int
+    chunk_size: int
+    chunks_total: int
+    lake: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def sweep_id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def parse_id(sweep_id: str) -> tuple[str, int | None]:
+    """`name` (the latest version) or `name@version`."""
+    name, sep, ver = sweep_id.partition("@")
+    if sep and not ver.isdigit():
+        raise QueueError(f"sweep id {sweep_id!r}: allowed: NAME or NAME@VERSION (VERSION an integer)")
+    return name, int(ver) if sep else None
+
+
+class Queue:
+    """The queue database; safe to share between threads (one SQLite connection per thread)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Additive columns on databases made before re-runs: a carried chunk names its source version."""
+        cols = {r[1] for r in self._db().execute("PRAGMA table_info(chunks)")}
+        if "carried_from" not in cols:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                self._db().execute("ALTER TABLE chunks ADD COLUMN carried_from INTEGER")
+
+    # ---- connection ---------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            db.execute("PRAGMA busy_timeout=60000")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # ---- sweeps -------------------------------------------------------------------------------
+    def add_sweep(
+        self,
+        *,
+        name: str,
+        kind: str,
+        store: str,
+        configurations: int,
+        chunk_size: int,
+        lake: str,
+        spec: dict[str, Any],
+        axes: dict[str, Any],
+        hashes: dict[str, str],
+        catalog: dict[str, Any],
+    ) -> SweepRow:
+        """Record a new version of sweep `name` and all its chunks, atomically; returns its row."""
+        chunk_size = max(1, int(chunk_size))
+        total = max(1, -(-configurations // chunk_size))
+        now = time.time()
+        with self._tx() as db:
+            version = int(db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM sweeps WHERE name = ?", (name,)).fetchone()[0])
+            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps").fetchone()[0])
+            db.execute(
+                "INSERT INTO sweeps (name, version, kind, store, configurations, chunk_size, chunks_total, lake, spec,"
+                " axes, hashes, catalog, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, kind, store, configurations, chunk_size, total, lake, json.dumps(spec), json.dumps(axes),
+                 json.dumps(hashes), json.dumps(catalog), now, seq),
+            )
+            db.executemany(
+                "INSERT INTO chunks (name, version, chunk, start, stop, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                ((name, version, i, i * chunk_size, min((i + 1) * chunk_size, configurations), now) for i in range(total)),
+            )
+        return self.sweep(f"{name}@{version}")
+
+    def add_version(
+        self,
+        *,
+        base: SweepRow,
+        configurations: int,
+        spec: dict[str, Any],
+        axes: dict[str, Any],
+        hashes: dict[str, str],
+        catalog: dict[str, Any],
+        carried: dict[int, tuple[int, int]],
+        trigger: str,
+        changes: list[dict[str, Any]],
+        created_at: float | None = None,
+    ) -> SweepRow | None:
+        """Record the re-run of `base` as the next version, in state `preparing` (not dispatched until
+        `release_version`); chunks in `carried` (chunk -> rows, bytes) are recorded done, copied from
+        `base`. Returns None when `base` is no longer the latest version or was already re-run: the
+        check and the insert are one BEGIN IMMEDIATE transaction, so racing re-runs make one version."""
+        total = max(1, -(-configurations // base.chunk_size))
+        now = time.time() if created_at is None else created_at
+        with self._tx() as db:
+            latest = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM sweeps WHERE name = ?",
+                                    (base.name,)).fetchone()[0])
+            if latest != base.version:
+                return None
+            version = latest + 1
+            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps").fetchone()[0])
+            db.execute(
+                "INSERT INTO sweeps (name, version, kind, state, store, configurations, chunk_size, chunks_total, lake,"
+                " spec, axes, hashes, catalog, created_at, seq) VALUES (?, ?, ?, 'preparing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (base.name, version, base.kind, base.store, configurations, base.chunk_size, total, base.lake,
+                 json.dumps(spec), json.dumps(axes), json.dumps(hashes), json.dumps(catalog), now, seq),
+            )
+            db.execute("INSERT INTO reruns (name, version, base_version, trigger, changes) VALUES (?, ?, ?, ?, ?)",
+                       (base.name, version, base.version, trigger, json.dumps(changes)))
+            size = base.chunk_size
+            rows = []
+            for i in range(total):
+                c = carried.get(i)
+                rows.append((base.name, version, i, i * size, min((i + 1) * size, configurations),
+                             "done" if c else "pending", c[0] if c else None, c[1] if c else None,
+                             base.version if c else None, now))
+            db.executemany(
+                "INSERT INTO chunks (name, version, chunk, start, stop, state, rows, bytes, carried_from, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return self.sweep(f"{base.name}@{version}")
+
+    def release_version(self, name: str, version: int, *, failed: bool = False) -> SweepRow:
+        """A prepared version (carried files in place) becomes dispatchable; done at once if all carried.
+        `failed`: its preparation failed; it is marked failed and never dispatched."""
+        with self._tx() as db:
+            if failed:
+                db.execute("UPDATE sweeps SET state = 'failed', finished_at = ? WHERE name = ? AND version = ?"
+                           " AND state = 'preparing'", (time.time(), name, version))
+            db.execute("UPDATE sweeps SET state = 'queued' WHERE name = ? AND version = ? AND state = 'preparing'",
+                       (name, version))
+            self._settle(db, name, version)
+        return self.sweep(f"{name}@{version}")
+
+    def names(self) -> list[str]:
+        """Every sweep name in the queue, sorted."""
+        return [r[0] for r in self._db().execute("SELECT DISTINCT name FROM sweeps ORDER BY name")]
+
+    def spec(self, name: str, version: int) -> dict[str, Any]:
+        """The canonical spec a version was recorded with (without its catalog snapshot)."""
+        row = self._db().execute("SELECT spec FROM sweeps WHERE name = ? AND version = ?", (name, version)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def axes(self, name: str, version: int) -> dict[str, Any]:
+        """The resolved axes (name -> values) a version was recorded with."""
+        row = self._db().execute("SELECT axes FROM sweeps WHERE name = ? AND version = ?", (name, version)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def chunk_rows(self, name: str, version: int) -> list[dict[str, Any]]:
+        """Every chunk of a version: chunk, start, stop, state, rows, bytes, carried_from."""
+        return [dict(r) for r in self._db().execute(
+            "SELECT chunk, start, stop, state, rows, bytes, carried_from FROM chunks WHERE name = ? AND version = ?"
+            " ORDER BY chunk", (name, version))]
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """The versions of a sweep, oldest first, with what triggered each and what changed."""
+        db = self._db()
+        out = []
+        for r in db.execute(
+                "SELECT s.version, s.state, s.created_at, s.finished_at, s.configurations, s.chunks_total,"
+                " r.base_version, r.trigger, r.changes FROM sweeps s LEFT JOIN reruns r"
+                " ON r.name = s.name AND r.version = s.version WHERE s.name = ? ORDER BY s.version", (name,)):
+            counts = db.execute(
+                "SELECT SUM(carried_from IS NOT NULL) AS carried, SUM(carried_from IS NULL) AS evaluated,"
+                " SUM(CASE WHEN carried_from IS NULL THEN rows ELSE 0 END) AS rows_recomputed,"
+                " SUM(rows) AS rows FROM chunks WHERE name = ? AND version = ?", (name, r["version"])).fetchone()
+            out.append({
+                "sweep_id": name, "version": r["version"], "state": r["state"], "created_at": r["created_at"],
+                "finished_at": r["finished_at"], "configurations": r["configurations"],
+                "base_version": r["base_version"], "trigger": r["trigger"] or "submit",
+                "changes": json.loads(r["changes"]) if r["changes"] else [],
+                "chunks_evaluated": int(counts["evaluated"] or 0), "chunks_carried": int(counts["carried"] or 0),
+                "rows_recomputed": int(counts["rows_recomputed"] or 0), "rows": int(counts["rows"] or 0),
+            })
+        if not out:
+            self.sweep(name)  # raises QueueError naming what exists
+        return out
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Forget one version (its chunks and re-run record); the lake files are the caller's to remove."""
+        with self._tx() as db:
+            db.execute("DELETE FROM chunks WHERE name = ? AND version = ?", (name, version))
+            db.execute("DELETE FROM reruns WHERE name = ? AND version = ?", (name, version))
+            db.execute("DELETE FROM sweeps WHERE name = ? AND version = ?", (name, version))
+
+    def sweep(self, sweep_id: str) -> SweepRow:
+        name, version = parse_id(sweep_id)
+        db = self._db()
+        if version is None:
+            row = db.execute("SELECT * FROM sweeps WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+        else:
+            row = db.execute("SELECT * FROM sweeps WHERE name = ? AND version = ?", (name, version)).fetchone()
+        if row is None:
+            known = [r[0] for r in db.execute("SELECT DISTINCT name FROM sweeps ORDER BY name LIMIT 50")]
+            raise QueueError(f"unknown sweep id {sweep_id!r}; allowed: NAME or NAME@VERSION of a submitted sweep"
+                             + (f" ({', '.join(known)})" if known else " (none submitted yet)"))
+        return _sweep_row(row)
+
+    def sweeps(self, limit: int = 200) -> list[SweepRow]:
+        rows = self._db().execute("SELECT * FROM sweeps ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [_sweep_row(r) for r in rows]
+
+    def payload(self, name: str, version: int) -> dict[str, Any]:
+        """What a worker needs to evaluate the version's chunks: spec, base catalog, lake."""
+        row = self._db().execute("SELECT kind, spec, catalog, lake, hashes FROM sweeps WHERE name = ? AND version = ?",
+                                 (name, version)).fetchone()
+        return {"name": name, "version": version, "kind": row["kind"], "spec": json.loads(row["spec"]),
+                "catalog": json.loads(row["catalog"]), "lake": row["lake"], "hashes": json.loads(row["hashes"])}
+
+    def status(self, sweep_id: str) -> dict[str, Any]:
+        """The CONTRACT.md status of one sweep version (plus detail: errors, rates, times)."""
+        s = self.sweep(sweep_id)
+        db = self._db()
+        counts = {r["state"]: (r["n"], r["configs"], r["rows"] or 0, r["bytes"] or 0) for r in db.execute(
+            "SELECT state, COUNT(*) AS n, SUM(stop - start) AS configs, SUM(rows) AS rows, SUM(bytes) AS bytes"
+            " FROM chunks WHERE name = ? AND version = ? GROUP BY state", (s.name, s.version))}
+        done = counts.get("done", (0, 0, 0, 0))
+        failed = counts.get("failed", (0, 0, 0, 0))
+        running = counts.get("running", (0, 0, 0, 0))
+        errors = [
+            {"chunk": r["chunk"], "state": r["state"], "attempts": r["attempts"], "error": r["error"]}
+            for r in db.execute(
+                "SELECT chunk, state, attempts, error FROM chunks WHERE name = ? AND version = ? AND error IS NOT NULL"
+                " ORDER BY chunk LIMIT 20", (s.name, s.version))
+        ]
+        end = s.finished_at or time.time()
+        seconds = (end - s.started_at) if s.started_at else 0.0
+        return {
+            "sweep_id": s.name,
+            "version": s.version,
+            "state": "queued" if s.state == "preparing" else s.state,  # a re-run placing its carried files
+            "configurations": s.configurations,
+            "chunks_total": s.chunks_total,
+            "chunks_done": done[0],
+            "chunks_failed": failed[0],
+            "rows_written": done[2],
+            "configs_per_s": (done[1] / seconds) if seconds > 0 else 0.0,
+            "kind": s.kind,
+            "store": s.store,
+            "chunks_running": running[0],
+            "configurations_done": done[1],
+            "bytes_written": done[3],
+            "seconds": round(seconds, 3),
+            "created_at": s.created_at,
+            "started_at": s.started_at,
+            "finished_at": s.finished_at,
+            "lake": s.lake,
+            "errors": errors,
+        }
+
+    def cancel(self, sweep_id: str) -> SweepRow:
+        """Stop dispatching the sweep's chunks; what is committed stays."""
+        s = self.sweep(sweep_id)
+        with self._tx() as db:
+            db.execute("UPDATE sweeps SET state = 'cancelled', finished_at = COALESCE(finished_at, ?)"
+                       " WHERE name = ? AND version = ? AND state IN ('queued', 'running')",
+                       (time.time(), s.name, s.version))
+        return self.sweep(s.sweep_id)
+
+    # ---- chunks -------------------------------------------------------------------------------
+    def claim(self, worker: str) -> ChunkTask | None:
+        """The next pending chunk of the oldest active sweep, marked running (attempts + 1)."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT c.name, c.version, c.chunk, c.start, c.stop, c.attempts, c.lost FROM chunks c"
+                " JOIN sweeps s ON s.name = c.name AND s.version = c.version"
+                " WHERE c.state = 'pending' AND s.state IN ('queued', 'running')"
+                " ORDER BY s.seq, c.chunk LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE chunks SET state = 'running', attempts = attempts + 1, worker = ?, updated_at = ?"
+                       " WHERE name = ? AND version = ? AND chunk = ?", (worker, now, row[0], row[1], row[2]))
+            db.execute("UPDATE sweeps SET state = 'running', started_at = COALESCE(started_at, ?)"
+                       " WHERE name = ? AND version = ? AND state = 'queued'", (now, row[0], row[1]))
+        return ChunkTask(row[0], row[1], row[2], row[3], row[4], row[5] + 1, row[6])
+
+    def mark_done(self, task: ChunkTask, rows: int, nbytes: int, seconds: float, worker: str = "") -> None:
+        with self._tx() as db:
+            db.execute("UPDATE chunks SET state = 'done', rows = ?, bytes = ?, seconds = ?, worker = ?, updated_at = ?"
+                       " WHERE name = ? AND version = ? AND chunk = ?",
+                       (rows, nbytes, seconds, worker, time.time(), task.name, task.version, task.chunk))
+            self._settle(db, task.name, task.version)
+
+    def mark_error(self, task: ChunkTask, error: str, *, max_attempts: int, lost: bool = False,
+                   max_lost: int = 20) -> str:
+        """Record an attempt's error: back to pending while attempts remain, else failed. `lost` attempts
+        (the worker or its node died) are counted apart with their own, larger allowance."""
+        with self._tx() as db:
+            row = db.execute("SELECT attempts, lost FROM chunks WHERE name = ? AND version = ? AND chunk = ?",
+                             (task.name, task.version, task.chunk)).fetchone()
+            attempts, lost_n = int(row[0]), int(row[1]) + (1 if lost else 0)
+            evaluation_attempts = attempts - lost_n
+            give_up = lost_n >= max_lost if lost else evaluation_attempts >= max_attempts
+            state = "failed" if give_up else "pending"
+            db.execute("UPDATE chunks SET state = ?, lost = ?, error = ?, updated_at = ?"
+                       " WHERE name = ? AND version = ? AND chunk = ?",
+                       (state, lost_n, error[-4000:], time.time(), task.name, task.version, task.chunk))
+            self._settle(db, task.name, task.version)
+        return state
+
+    def requeue_running(self) -> int:
+        """Chunks a dead dispatcher left running go back to pending (their attempt counted as lost)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE chunks SET state = 'pending', lost = lost + 1, updated_at = ? WHERE state = 'running'",
+                             (time.time(),))
+            return cur.rowcount
+
+    def pending_chunks(self, name: str, version: int) -> int:
+        return int(self._db().execute("SELECT COUNT(*) FROM chunks WHERE name = ? AND version = ? AND state IN"
+                                      " ('pending', 'running')", (name, version)).fetchone()[0])
+
+    def active(self) -> bool:
+        """Whether any sweep has chunks left to dispatch."""
+        row = self._db().execute(
+            "SELECT 1 FROM chunks c JOIN sweeps s ON s.name = c.name AND s.version = c.version"
+            " WHERE c.state = 'pending' AND s.state IN ('queued', 'running') LIMIT 1").fetchone()
+        return row is not None
+
+    def _settle(self, db: sqlite3.Connection, name: str, version: int) -> None:
+        """Finish the sweep when no chunk is pending or running: done, or failed if any chunk failed."""
+        left = db.execute("SELECT COUNT(*) FROM chunks WHERE name = ? AND version = ? AND state IN ('pending', 'running')",
+                          (name, version)).fetchone()[0]
+        if left:
+            return
+        failed = db.execute("SELECT COUNT(*) FROM chunks WHERE name = ? AND version = ? AND state = 'failed'",
+                            (name, version)).fetchone()[0]
+        db.execute("UPDATE sweeps SET state = ?, finished_at = ? WHERE name = ? AND version = ? AND state IN ('queued', 'running')",
+                   ("failed" if failed else "done", time.time(), name, version))
+
+    # ---- the dispatcher lease -----------------------------------------------------------------
+    def acquire_lease(self, owner: str) -> bool:
+        """Take the dispatcher lease if free, stale, held by a dead process on this host, or ours."""
+        now = time.time()
+        host = socket.gethostname()
+        with self._tx() as db:
+            row = db.execute("SELECT owner, pid, host, heartbeat FROM lease WHERE id = 1").fetchone()
+            if row is not None and row["owner"] != owner:
+                alive = now - row["heartbeat"] < LEASE_STALE_S
+                if alive and row["host"] == host:
+                    alive = _pid_alive(int(row["pid"]))
+                if alive:
+                    return False
+            db.execute("INSERT INTO lease (id, owner, pid, host, heartbeat) VALUES (1, ?, ?, ?, ?)"
+                       " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,"
+                       " host = excluded.host, heartbeat = excluded.heartbeat", (owner, os.getpid(), host, now))
+        return True
+
+    def heartbeat(self, owner: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute("UPDATE lease SET heartbeat = ? WHERE id = 1 AND owner = ?", (time.time(), owner))
+            return cur.rowcount == 1
+
+    def release_lease(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM lease WHERE id = 1 AND owner = ?", (owner,))
+
+    def lease_holder(self) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT owner, pid, host, heartbeat FROM lease WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        d = dict(row)
+        d["alive"] = time.time() - d["heartbeat"] < LEASE_STALE_S and (
+            d["host"] != socket.gethostname() or _pid_alive(int(d["pid"])))
+        return d
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (killed, not yet reaped by its parent) is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _sweep_row(r: sqlite3.Row) -> SweepRow:
+    return SweepRow(r["name"], r["version"], r["kind"], r["state"], r["store"], r["configurations"], r["chunk_size"],
+                    r["chunks_total"], r["lake"], r["created_at"], r["started_at"], r["finished_at"])

@@ -1,0 +1,317 @@
+"""Re-runs: which sweeps a catalog change affects, and a new version that recomputes only those slices.
+
+Each version records the content hash of every catalog entry it used (`Sweep.hashes`, over the catalog
+with the spec's what-if overrides applied). A re-run compares them with the current catalog's:
+
+* an entry the sweep does not touch (a chip that is on none of its axes) changes nothing;
+* a changed chip, model or cluster re-evaluates only the chunks whose configuration range contains it
+  (the ids present in a contiguous flat-index range follow from the mixed-radix strides, without
+  decoding every configuration); every other chunk is carried over;
+* a changed calibration set, ASIC constant or default, a changed set of catalog ids (integer chip and
+  model ids are positions in sorted-id order, so an added chip shifts them) or an axis that now
+  resolves differently (a filter that matches a new chip) re-evaluates the whole sweep.
+
+Carried chunks are hard links (a local lake) or copies (`pyarrow.fs`, e.g. s3) of the previous
+version's committed Parquet files under the same part name, so every version directory is complete on
+its own, queries over the new version need no knowledge of the old one, and `gc` can delete an old
+version without touching the files of a newer one (part files are never modified in place, so a shared
+inode is safe). The new version is recorded in state `preparing` -- invisible to the dispatcher --
+until its carried files are in place; the previous version is never touched, so queries running on it
+are not disturbed. Two re-runs racing on one sweep make one version: the queue checks, in the same
+BEGIN IMMEDIATE transaction that inserts it, that the base version is still the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow.fs as pafs
+
+from schemas.catalog import Catalog, load_catalog
+from schemas.sweep import SpecError, Sweep, catalog_from_snapshot, catalog_snapshot, parse_spec, resolve
+from service.lake import TMP_SUFFIX, Lake
+from service.queue import Queue, SweepRow
+from workers.space import strides
+
+log = logging.getLogger("chipsweep.rerun")
+
+REF_TABLES = {"chip_idx": "chips", "model_idx": "models", "cluster_idx": "clusters"}
+GLOBAL_KINDS = ("calibration", "asic", "defaults")  # entries every configuration depends on
+IN_FLIGHT = ("preparing", "queued", "running")
+PREPARE_STALE_S = 120.0  # a version preparing this long was left by a process that died (preparing takes seconds)
+
+
+@dataclass
+class RerunResult:
+    """What one re-run decision did; `as_json` is the CONTRACT.md `rerun --json` item."""
+
+    sweep_id: str
+    version: int | None  # the new version, or the current one when nothing was created
+    outcome: str  # rerun | unchanged | deferred (previous version still running) | raced | error
+    changed: list[str] = field(default_factory=list)  # catalog keys (`chips/<id>`) that changed
+    chunks_evaluated: int = 0
+    chunks_carried: int = 0
+    message: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sweep_id": self.sweep_id, "version": self.version, "changed": self.changed,
+                "chunks_evaluated": self.chunks_evaluated, "chunks_carried": self.chunks_carried,
+                "outcome": self.outcome, "message": self.message}
+
+
+# ------------------------------------------------------------------------------------------------
+# which catalog entries a sweep, and a slice of it, depends on
+# ------------------------------------------------------------------------------------------------
+def _ids(sweep: Sweep, table: str) -> list[str]:
+    return sorted(getattr(sweep.catalog, table))
+
+
+def _with_cluster_chips(sweep: Sweep, keys: set[str]) -> set[str]:
+    """A cluster depends on its chip as well."""
+    for key in list(keys):
+        if key.startswith("clusters/"):
+            chip = sweep.catalog.clusters[key.split("/", 1)[1]].chip
+            if chip:
+                keys.add(f"chips/{chip}")
+    return keys
+
+
+def touched_entries(sweep: Sweep) -> set[str]:
+    """`kind/id` of every chip, model and cluster some configuration of the sweep uses."""
+    keys: set[str] = set()
+    for axis in sweep.axes:
+        table = REF_TABLES.get(axis.key)
+        if table:
+            keys.update(f"{table}/{v}" for v in axis.values)
+    for key, code in sweep.fixed.items():
+        table = REF_TABLES.get(key)
+        if table:
+            keys.add(f"{table}/{_ids(sweep, table)[int(code)]}")
+    return _with_cluster_chips(sweep, keys)
+
+
+def chunk_entries(sweep: Sweep, start: int, stop: int) -> set[str]:
+    """`kind/id` of the chips, models and clusters configurations start..stop use. Along axis j the
+    index is (i // stride_j) % n_j, so a contiguous range visits the consecutive values
+    start // stride_j .. (stop - 1) // stride_j (mod n_j): a handful of integers, never the rows."""
+    keys: set[str] = set()
+    sizes = sweep.sizes
+    for axis, stride, n in zip(sweep.axes, strides(sizes), sizes, strict=True):
+        table = REF_TABLES.get(axis.key)
+        if not table or stop <= start:
+            continue
+        first, last = start // stride, (stop - 1) // stride
+        present = range(n) if last - first + 1 >= n else np.unique(np.arange(first, last + 1) % n)
+        keys.update(f"{table}/{axis.values[int(i)]}" for i in present)
+    for key, code in sweep.fixed.items():
+        table = REF_TABLES.get(key)
+        if table:
+            keys.add(f"{table}/{_ids(sweep, table)[int(code)]}")
+    return _with_cluster_chips(sweep, keys)
+
+
+def changed_keys(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def field_changes(old: Catalog, new: Catalog, keys: list[str]) -> list[dict[str, Any]]:
+    """Per changed entry, the fields that moved: {entry, field, old, new} (`history` shows them)."""
+    out: list[dict[str, Any]] = []
+    for key in keys:
+        kind, _, ident = key.partition("/")
+        a, b = _entry_dump(old, kind, ident), _entry_dump(new, kind, ident)
+        if a is None or b is None:
+            out.append({"entry": key, "field": None, "old": None if a is None else "(present)",
+                        "new": None if b is None else "(present)"})
+            continue
+        for name in sorted(set(a) | set(b)):
+            if name != "sources" and a.get(name) != b.get(name):
+                out.append({"entry": key, "field": name, "old": a.get(name), "new": b.get(name)})
+    return out
+
+
+def _entry_dump(cat: Catalog, kind: str, ident: str) -> dict[str, Any] | None:
+    if kind in ("chips", "models", "clusters"):
+        entry = getattr(cat, kind).get(ident)
+        return None if entry is None else entry.model_dump(mode="json", by_alias=True)
+    if kind == "calibration":
+        cal = cat.calibration.get(ident)
+        return None if cal is None else json.loads(json.dumps(cal.model_dump(mode="json"), default=str))
+    data = cat.asic if kind == "asic" else cat.defaults
+    return {"(constants)": json.dumps(data, sort_keys=True, default=str)} if data else None
+
+
+# ------------------------------------------------------------------------------------------------
+# the plan of a re-run, and carrying it out
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    base: SweepRow
+    sweep: Sweep  # the spec resolved against the current catalog
+    changed: list[str]  # relevant changed keys
+    changes: list[dict[str, Any]]
+    carried: dict[int, tuple[int, int]]  # chunk -> (rows, bytes) copied from the base version
+
+
+def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False) -> Plan | None:
+    """What a re-run of `base` against `catalog` would do; None when nothing it uses changed (and not
+    `force`d). Raises `SpecError` when the spec no longer resolves (a chip it names was removed)."""
+    payload = queue.payload(base.name, base.version)
+    spec = parse_spec(payload["spec"])
+    sweep = resolve(spec, catalog)
+    old_catalog = catalog_from_snapshot(payload["catalog"])
+    axes_same = json.loads(json.dumps(sweep.axes_json())) == json.loads(json.dumps(queue.axes(base.name, base.version)))
+    changed = changed_keys(payload["hashes"], sweep.hashes)
+    touched = touched_entries(sweep)
+    relevant = [k for k in changed if k in touched or k.split("/", 1)[0] in GLOBAL_KINDS]
+    if not relevant and axes_same and not force:
+        return None
+    ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(catalog, t)) for t in REF_TABLES.values())
+    whole = (force or not axes_same or not ids_same or sweep.configurations != base.configurations
+             or any(k.split("/", 1)[0] in GLOBAL_KINDS for k in relevant))
+    carried: dict[int, tuple[int, int]] = {}
+    if not whole:
+        hit = set(relevant)
+        for c in queue.chunk_rows(base.name, base.version):
+            if c["state"] == "done" and not (chunk_entries(sweep, c["start"], c["stop"]) & hit):
+                carried[c["chunk"]] = (int(c["rows"] or 0), int(c["bytes"] or 0))
+    changes = field_changes(old_catalog, catalog, relevant)
+    if not axes_same:
+        changes.append({"entry": "axes", "field": None, "old": queue.axes(base.name, base.version), "new": sweep.axes_json()})
+    return Plan(base, sweep, relevant, changes, carried)
+
+
+def carry_file(lake: Lake, kind: str, name: str, src_version: int, dst_version: int, chunk: int) -> None:
+    """The committed part file of `chunk` in the new version: a hard link on a local lake, else a copy
+    through pyarrow.fs committed by rename (idempotent: an existing file is kept)."""
+    src = lake.part_path(kind, name, src_version, chunk)
+    dst = lake.part_path(kind, name, dst_version, chunk)
+    if lake.fs.get_file_info(dst).type == pafs.FileType.File:
+        return
+    parent, base = dst.rsplit("/", 1)
+    lake.fs.create_dir(parent, recursive=True)
+    if isinstance(lake.fs, pafs.LocalFileSystem):
+        try:
+            os.link(src, dst)
+            return
+        except FileExistsError:
+            return
+        except OSError:  # another device or no link support: copy
+            pass
+    tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+    lake.fs.copy_file(src, tmp)
+    lake.fs.move(tmp, dst)
+
+
+def execute(queue: Queue, p: Plan, catalog: Catalog, *, trigger: str, now: float | None = None) -> RerunResult:
+    """Record the planned version, put its carried files in place, then release it to the dispatcher."""
+    base, sweep = p.base, p.sweep
+    row = queue.add_version(
+        base=base, configurations=sweep.configurations, spec=sweep.spec.canonical(), axes=sweep.axes_json(),
+        hashes=sweep.hashes, catalog=catalog_snapshot(catalog), carried=p.carried, trigger=trigger,
+        changes=p.changes, created_at=now,
+    )
+    if row is None:
+        return RerunResult(base.name, queue.sweep(base.name).version, "raced", p.changed,
+                           message="another re-run of this version was recorded first")
+    row = _prepare(queue, row, sweep)
+    total = row.chunks_total
+    return RerunResult(row.name, row.version, "rerun", p.changed, total - len(p.carried), len(p.carried))
+
+
+def _prepare(queue: Queue, row: SweepRow, sweep: Sweep) -> SweepRow:
+    """Dimension tables and carried files of a `preparing` version, then release it. Idempotent (files
+    already in place are kept, the release happens once), so a version left preparing by a process
+    that died can be finished by any other."""
+    from service.dispatch import record_state
+
+    lake = Lake(row.lake)
+    try:
+        lake.write_dims(sweep, row.version, created_at=row.created_at)
+        for c in queue.chunk_rows(row.name, row.version):
+            if c["carried_from"] is not None:
+                carry_file(lake, row.kind, row.name, int(c["carried_from"]), row.version, int(c["chunk"]))
+    except BaseException:
+        queue.release_version(row.name, row.version, failed=True)  # never a half version that looks complete
+        raise
+    row = queue.release_version(row.name, row.version)
+    if row.state in ("done", "failed"):
+        record_state(queue, row.sweep_id)
+    return row
+
+
+def finish_preparing(queue: Queue, row: SweepRow) -> SweepRow:
+    """Finish a version its re-run left `preparing` (the process died between recording and release)."""
+    payload = queue.payload(row.name, row.version)
+    sweep = resolve(parse_spec(payload["spec"]), catalog_from_snapshot(payload["catalog"]))
+    return _prepare(queue, row, sweep)
+
+
+def latest_rows(queue: Queue, name: str | None = None) -> list[SweepRow]:
+    """The latest version of each sweep (or of `name`)."""
+    if name is not None:
+        return [queue.sweep(name)]
+    return [queue.sweep(n) for n in queue.names()]
+
+
+def rerun_sweep(queue: Queue, row: SweepRow, catalog: Catalog, *, force: bool = False,
+                trigger: str = "change", now: float | None = None) -> RerunResult:
+    """Re-run one sweep's latest version `row` if its inputs changed (or `force`); `now` (the
+    scheduler's clock) becomes the new version's creation time, from which its schedule counts."""
+    if row.state == "preparing" and time.time() - row.created_at > PREPARE_STALE_S:
+        log.warning("finishing %s, left preparing by a re-run that did not complete", row.sweep_id)
+        row = finish_preparing(queue, row)
+    if row.state in IN_FLIGHT:
+        # the next tick compares against this version's hashes once it is finished: deferred, not lost
+        return RerunResult(row.name, row.version, "deferred", message=f"version {row.version} is still {row.state}")
+    try:
+        p = plan(queue, row, catalog, force=force)
+    except SpecError as exc:
+        return RerunResult(row.name, row.version, "error", message=f"the spec no longer resolves: {exc}")
+    if p is None:
+        return RerunResult(row.name, row.version, "unchanged")
+    return execute(queue, p, catalog, trigger=trigger, now=now)
+
+
+def rerun(queue: Queue, *, name: str | None = None, changed_only: bool = True, catalog: Catalog | None = None,
+          trigger: str = "manual") -> list[RerunResult]:
+    """`chipsweep rerun`: re-run `name` (or every sweep) whose inputs changed; without `changed_only`,
+    re-evaluate `name` in full against the current catalog. A broken catalog raises `CatalogError`
+    (file:line: reason) before anything is recorded."""
+    cat = catalog if catalog is not None else load_catalog()
+    out = []
+    for row in latest_rows(queue, name):
+        if name is None and row.state == "cancelled":
+            continue
+        out.append(rerun_sweep(queue, row, cat, force=not changed_only, trigger=trigger))
+    return out
+
+
+def gc(queue: Queue, *, keep: int, name: str | None = None) -> list[str]:
+    """Remove all but the `keep` newest versions of each sweep (queue rows, facts, dimensions). The
+    newest finished version and versions still in flight are always kept. Carried files of newer
+    versions are their own links or copies, so they stay."""
+    removed: list[str] = []
+    for latest in latest_rows(queue, name):
+        versions = queue.versions(latest.name)
+        newest_done = max((v["version"] for v in versions if v["state"] == "done"), default=None)
+        for v in versions[: max(0, len(versions) - keep)]:
+            if v["state"] in IN_FLIGHT or v["version"] == newest_done:
+                continue
+            row = queue.sweep(f"{latest.name}@{v['version']}")
+            lake = Lake(row.lake)
+            paths = [lake.fact_dir(row.kind, row.name, row.version)]
+            paths += [lake.dim_path(d, row.name, row.version).rsplit("/", 1)[0] for d in ("chips", "models", "sweeps")]
+            for path in paths:
+                if lake.fs.get_file_info(path).type == pafs.FileType.Directory:
+                    lake.fs.delete_dir(path)
+            queue.delete_version(row.name, row.version)
+            removed.append(row.sweep_id)
+    return removed

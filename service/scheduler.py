@@ -1,0 +1,176 @@
+"""The scheduler of `chipsweep serve`: re-runs sweeps on its own.
+
+Each `tick(now)`:
+1. loads the catalog (built-in files plus the `CHIPSWEEP_CATALOG` overlay) when one of its files
+   changed since the last tick or the polling interval passed. A catalog that does not load (half-edited
+   YAML, a negative price) is refused with its `file:line: reason`: the last good catalog stays in
+   force and nothing re-runs from the broken one;
+2. re-runs every sweep whose `schedule.on_change` is set and whose inputs' hashes differ from its
+   latest version's (only the affected slices, see `service.rerun`);
+3. when a sweep's `schedule.cron` expression (croniter) or `schedule.interval_s` comes due (counted
+   from its latest version's creation or its last firing), compares the same hashes for it and re-runs
+   it if they differ -- the schedule says when to look, the hashes what to recompute.
+
+Time comes from an injectable `now` callable (epoch seconds), so tests drive the clock without sleeping.
+A sweep whose latest version is still running is left for a later tick (its hashes are compared once it
+is finished), so a change during a re-run yields one more version, not a lost update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+
+from schemas import catalog as catalog_mod
+from schemas.catalog import CATALOG_DIR, Catalog, CatalogError
+from schemas.sweep import parse_spec
+from service.queue import Queue
+from service.rerun import RerunResult, latest_rows, rerun_sweep
+
+log = logging.getLogger("chipsweep.scheduler")
+
+POLL_S = 30.0  # how often the scheduler looks at the catalog and the schedules
+
+
+class Scheduler:
+    def __init__(self, queue: Queue, *, now: Callable[[], float] = time.time, poll_s: float = POLL_S,
+                 overlay: str | None = None, catalog_dir: Path = CATALOG_DIR) -> None:
+        self.queue = queue
+        self.now = now
+        self.poll_s = poll_s
+        self._overlay = overlay
+        self.catalog_dir = catalog_dir
+        self.catalog: Catalog | None = None  # the last good catalog
+        self.catalog_error: str | None = None  # why the newest catalog files were refused
+        self._stamp: tuple[Any, ...] | None = None
+        self._loaded_at = float("-inf")
+        self._checked: dict[str, tuple[Any, ...]] = {}  # sweep -> (version, state, catalog files) last compared
+        self._fired: dict[str, float] = {}  # sweep -> when its cron/interval last came due (this process)
+        self._lock = threading.Lock()  # one tick at a time in this process (the queue serialises others)
+
+    @property
+    def overlay(self) -> str | None:
+        return self._overlay if self._overlay is not None else (os.environ.get("CHIPSWEEP_CATALOG") or None)
+
+    # ---- the catalog --------------------------------------------------------------------------
+    def _files_stamp(self) -> tuple[Any, ...]:
+        files = sorted(self.catalog_dir.glob("*.yaml"))
+        if self.overlay:
+            files.append(Path(self.overlay))
+        out: list[tuple[str, str | None]] = []
+        for f in files:
+            # content, not mtime: two saves within the clock's granularity must still count as a change
+            try:
+                out.append((str(f), hashlib.sha256(f.read_bytes()).hexdigest()))
+            except OSError:
+                out.append((str(f), None))
+        return tuple(out)
+
+    def refresh_catalog(self) -> bool:
+        """Reload the catalog if its files changed (or the poll interval passed); True when a new good
+        catalog was loaded or none was loaded before."""
+        stamp = self._files_stamp()
+        due = self.now() - self._loaded_at >= self.poll_s
+        if stamp == self._stamp and self.catalog is not None and not due:
+            return False
+        if stamp != self._stamp:
+            # the built-in catalog is cached for the life of the process: a changed file must be re-read
+            catalog_mod._load_builtin.cache_clear()
+            catalog_mod._load_cached.cache_clear()
+        self._stamp = stamp
+        self._loaded_at = self.now()
+        try:
+            cat = catalog_mod.load_catalog(self.overlay, use_env=False)
+        except CatalogError as exc:
+            if self.catalog_error != str(exc):
+                log.error("catalog refused, the last good one stays in force: %s", exc)
+            self.catalog_error = str(exc)
+            return False
+        self.catalog_error = None
+        self.catalog = cat
+        return True
+
+    # ---- one tick -----------------------------------------------------------------------------
+    def tick(self) -> list[RerunResult]:
+        """Check the catalog and every schedule once; returns the re-runs decided (created or not)."""
+        with self._lock:
+            self.refresh_catalog()
+            cat = self.catalog
+            if cat is None:  # no good catalog yet: nothing can be resolved
+                return []
+            results: list[RerunResult] = []
+            for row in latest_rows(self.queue):
+                if row.state == "cancelled":
+                    continue
+                schedule = parse_spec(self.queue.spec(row.name, row.version)).schedule
+                if schedule is None:
+                    continue
+                since = max(row.created_at, self._fired.get(row.name, float("-inf")))
+                due = self._due(schedule.cron, schedule.interval_s, since)
+                if not due and not schedule.on_change:
+                    continue
+                seen = (row.version, row.state, self._stamp)
+                if not due and self._checked.get(row.name) == seen:
+                    continue  # same version, same catalog files: its hashes were compared already
+                try:
+                    res = rerun_sweep(self.queue, row, cat, trigger="cron" if due else "change", now=self.now())
+                except Exception as exc:  # one sweep's trouble must not stop the others' schedules
+                    log.exception("re-run of %s failed", row.sweep_id)
+                    res = RerunResult(row.name, row.version, "error", message=f"{type(exc).__name__}: {exc}")
+                if res.outcome != "deferred":  # a running version is looked at again (it may have been left preparing)
+                    self._checked[row.name] = seen
+                if due and res.outcome != "deferred":  # a firing met by a running version waits for it
+                    self._fired[row.name] = self.now()
+                if res.outcome == "rerun":
+                    log.info("re-ran %s as version %s (%s): %d chunks evaluated, %d carried", row.name, res.version,
+                             ", ".join(res.changed) or "scheduled", res.chunks_evaluated, res.chunks_carried)
+                results.append(res)
+            return results
+
+    def _due(self, cron: str | None, interval_s: float | None, since: float) -> bool:
+        """Whether a cron firing time (or the interval) fell in (since, now]."""
+        now = self.now()
+        if interval_s is not None and now - since >= interval_s:
+            return True
+        if cron:
+            start = datetime.fromtimestamp(since, tz=timezone.utc)
+            nxt = croniter(cron, start).get_next(float)
+            return bool(nxt <= now)
+        return False
+
+    # ---- the thread of `serve` ----------------------------------------------------------------
+    def run(self, stop: threading.Event, every_s: float = 1.0) -> None:
+        """Tick until `stop` is set (every `every_s`; the catalog files are stat-ed each tick, so an
+        edit is seen within a second, and fully reloaded every `poll_s`)."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # keep scheduling; the next tick tries again
+                log.exception("scheduler tick failed")
+            stop.wait(every_s)
+
+
+class SchedulerThread:
+    """The scheduler in a daemon thread, stopped with the server."""
+
+    def __init__(self, queue: Queue, **kw: Any) -> None:
+        self.scheduler = Scheduler(queue, **kw)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.scheduler.run, args=(self.stop,), name="chipsweep-scheduler",
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)

@@ -1,0 +1,80 @@
+"""Where the service keeps things and how big it lets them get, resolved from the environment.
+
+CHIPSWEEP_HOME (default `.chipsweep` in the working directory) holds the queue database and, unless
+CHIPSWEEP_LAKE names another location (a path or an s3:// URI), the lake. The other variables tune the
+service; each has a default that needs nothing but Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_CHUNK_SIZE = 1 << 20  # configurations per chunk: ~0.5 s of work, one Parquet file
+DEFAULT_MAX_CONFIGS = 2_000_000_000
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value the service cannot use (names the variable)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    lake: str  # a local path or a pyarrow.fs URI (s3://bucket/prefix)
+    queue_path: Path
+    max_configs: int  # CHIPSWEEP_MAX_CONFIGS: bigger sweeps are refused at submit
+    chunk_size: int  # CHIPSWEEP_CHUNK_SIZE: configurations per chunk (one Parquet file each)
+    actors: int | None  # CHIPSWEEP_ACTORS: pool size; None = one per CPU of the Ray cluster
+    max_attempts: int  # CHIPSWEEP_MAX_ATTEMPTS: evaluation errors before a chunk is marked failed
+    token: str | None  # CHIPSWEEP_TOKEN: bearer token the HTTP API requires when set
+    ray_address: str | None  # RAY_ADDRESS: an existing Ray cluster; None starts a local one
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("CHIPSWEEP_HOME") or ".chipsweep").expanduser().absolute()
+        return cls(
+            home=home,
+            lake=_lake(env, home),
+            queue_path=home / "queue.db",
+            max_configs=_int(env, "CHIPSWEEP_MAX_CONFIGS", DEFAULT_MAX_CONFIGS),
+            chunk_size=_int(env, "CHIPSWEEP_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
+            actors=_int(env, "CHIPSWEEP_ACTORS", 0) or None,
+            max_attempts=_int(env, "CHIPSWEEP_MAX_ATTEMPTS", 3),
+            token=env.get("CHIPSWEEP_TOKEN") or None,
+            ray_address=env.get("RAY_ADDRESS") or None,
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _lake(env: Mapping[str, str], home: Path) -> str:
+    """The lake root: the queries engineer's `lake_root()` is the one definition when present."""
+    if env is os.environ:
+        try:
+            from queries.lake import lake_root
+        except ImportError:
+            pass
+        else:
+            return str(lake_root())
+    value = env.get("CHIPSWEEP_LAKE")
+    if value:
+        return value if "://" in value else str(Path(value).expanduser().absolute())
+    return str(home / "lake")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise SettingsError(f"environment variable {name} = {raw!r}: allowed: a positive integer") from None
+    if value < 0:
+        raise SettingsError(f"environment variable {name} = {raw!r}: allowed: a positive integer")
+    return value

@@ -1,0 +1,182 @@
+"""Shared fixtures: one local Ray per test session (started only by tests that ask for it), an isolated
+CHIPSWEEP_HOME per test, small sweep specs, lake readers, free ports, and process clean-up for tests
+that start Ray clusters or services of their own."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """A local Ray with 2 CPUs for the whole session, started in the main thread."""
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="chipsweep-tests",
+                 configure_logging=False, _temp_dir=_short_tmp("csr-"))
+    yield
+    ray.shutdown()
+
+
+def _short_tmp(prefix: str) -> str:
+    """A short temporary directory, removed at exit: Ray's Unix socket paths must stay under ~100
+    characters, so pytest's tmp_path is too long for a Ray temp dir."""
+    path = f"/tmp/{prefix}{uuid.uuid4().hex[:8]}"
+    os.makedirs(path, exist_ok=True)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Settings for an empty CHIPSWEEP_HOME under tmp_path (lake inside it)."""
+    from service.settings import Settings
+
+    monkeypatch.setenv("CHIPSWEEP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CHIPSWEEP_LAKE", raising=False)
+    for var in ("CHIPSWEEP_FAULT_CHUNK", "CHIPSWEEP_FAULT_DELAY_S", "CHIPSWEEP_TOKEN", "CHIPSWEEP_SERVER",
+                "CHIPSWEEP_MAX_CONFIGS", "CHIPSWEEP_CHUNK_SIZE", "CHIPSWEEP_ACTORS"):
+        monkeypatch.delenv(var, raising=False)
+    return Settings.from_env()
+
+
+def training_spec(name: str = "t-small", store: str = "all", **extra: Any) -> dict[str, Any]:
+    """A training sweep of 4 x 3 x 6 x 4 x 4 x 3 x 2 = 6,912 configurations."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "kind": "training",
+        "axes": {
+            "model": ["llama3_8b", "llama2_70b", "gpt3_175b", "gpt3_13b"],
+            "chip": ["nvidia_h100_sxm", "nvidia_a100_sxm_80gb", "google_tpu_v5p"],
+            "n_chips": {"geometric": {"start": 32, "stop": 1024, "factor": 2}},
+            "tp": [1, 2, 4, 8],
+            "pp": [1, 2, 4, 8],
+            "micro_batch": [1, 2, 4],
+            "recompute": ["selective", "full"],
+        },
+        "fixed": {"global_batch": 1024, "tokens": 3.0e11, "interleave": 1, "zero_stage": 1},
+        "store": store,
+    }
+    spec.update(extra)
+    return spec
+
+
+def spec_of_size(name: str, factor: int, store: str = "all") -> dict[str, Any]:
+    """`training_spec` times `factor` (a global_batch axis of `factor` values)."""
+    spec = training_spec(name, store)
+    spec["fixed"].pop("global_batch")
+    spec["axes"]["global_batch"] = [256 * (i + 1) for i in range(factor)]
+    return spec
+
+
+def read_facts(lake: str, kind: str, name: str, version: int) -> pa.Table:
+    """Every committed fact row of one sweep version (temporary files are not part files)."""
+    from service.lake import Lake
+
+    parts = Lake(lake).committed_parts(kind, name, version)
+    if not parts:
+        return pa.table({"idx": pa.array([], pa.int64())})
+    return ds.dataset(parts, format="parquet").to_table()
+
+
+def assert_exact(table: pa.Table, expected_rows: int) -> None:
+    """Exactly the expected rows, and the configuration index unique."""
+    import pyarrow.compute as pc
+
+    assert table.num_rows == expected_rows
+    assert pc.count_distinct(table.column("idx")).as_py() == expected_rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------------
+# processes this test run starts (never `ray stop`: that is global to the machine)
+# ------------------------------------------------------------------------------------------------
+def session_pids(sid: int) -> list[int]:
+    """Processes whose session id is `sid` (everything a `start_new_session` child left behind)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry)) == sid:
+                    out.append(int(entry))
+    return out
+
+
+def kill_session(sid: int) -> None:
+    for pid in session_pids(sid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+class Sessions:
+    """Process sessions started by a test; all killed at teardown."""
+
+    def __init__(self) -> None:
+        self.sids: list[int] = []
+
+    def popen(self, args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Popen[Any]:
+        proc = subprocess.Popen(args, env=env, start_new_session=True, cwd=REPO, **kw)
+        self.sids.append(proc.pid)
+        return proc
+
+    def run(self, args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        proc = self.popen(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+    def kill_all(self) -> None:
+        for sid in self.sids:
+            kill_session(sid)
+
+
+@pytest.fixture()
+def sessions() -> Iterator[Sessions]:
+    s = Sessions()
+    try:
+        yield s
+    finally:
+        s.kill_all()
+
+
+def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIPSWEEP_", "RAY_"))}
+    env.update({"CHIPSWEEP_HOME": str(home), "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": _short_tmp("csr-"),
+                "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)})
+    env.update(extra)
+    return env

@@ -1,0 +1,332 @@
+"""Every frontier query agrees with a brute-force O(n^2) dominance check in numpy.
+
+Random tables with many ties (values drawn from a few levels), NaN, +-inf and NULL, infeasible rows,
+two and three objectives, minimised and maximised: first the SQL builder on its own (in-memory DuckDB,
+any sign and scale, coarse bins that stress the prune), then the saved queries end to end on real
+hive-partitioned lakes (ids resolved through each version's dimension files, latest versions only).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+import lakegen
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from queries.frontier import Objective, pareto_sql
+from queries.runner import run_saved
+
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+LAKE_SETTINGS = settings(max_examples=10, deadline=None,
+                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def brute_force(x: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Rows (of finite objective vectors, all minimised) that no other row of their group dominates."""
+    x = np.asarray(x, dtype=np.float64)
+    groups = np.zeros(len(x), dtype=np.int64) if groups is None else np.asarray(groups)
+    ok = np.isfinite(x).all(axis=1)
+    keep = np.zeros(len(x), dtype=bool)
+    for g in np.unique(groups[ok]):
+        rows = np.flatnonzero(ok & (groups == g))
+        a = x[rows]
+        for start in range(0, len(rows), 1024):  # blocks of rows i, against every row j
+            b = a[start:start + 1024]
+            le = (a[:, None, :] <= b[None, :, :]).all(axis=-1)  # le[j, i]: row j no worse than row i everywhere
+            lt = (a[:, None, :] < b[None, :, :]).any(axis=-1)  # ... and strictly better somewhere
+            keep[rows[start:start + 1024]] = ~(le & lt).any(axis=0)
+    return keep
+
+
+def test_brute_force_itself() -> None:
+    x = np.array([[1, 2], [2, 1], [2, 2], [1, 2], [np.nan, 0], [3, 0.5], [0.5, np.inf]])
+    assert brute_force(x).tolist() == [True, True, False, True, False, True, False]
+
+
+# ---------------------------------------------------------------------------------------------
+# the builder on arbitrary tables
+# ---------------------------------------------------------------------------------------------
+SPECIAL = [math.nan, math.inf, -math.inf, None]
+
+
+@st.composite
+def frontier_case(draw: st.DrawFn, k: int) -> tuple[pa.Table, list[Objective], list[str], int, int]:
+    n = draw(st.integers(0, 90))
+    levels = draw(st.lists(st.one_of(st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32),
+                                     st.sampled_from([0.0, 1.0, 1e-30, 3e30])), min_size=1, max_size=7))
+    pool = levels * 10 + SPECIAL
+    cols = {f"o{i}": draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n)) for i in range(k)}
+    senses = draw(st.lists(st.sampled_from(["min", "max"]), min_size=k, max_size=k))
+    groups = draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n))
+    width = draw(st.sampled_from([pa.float32(), pa.float64()]))
+    table = pa.table({"id": pa.array(range(n), pa.int64()), "g": pa.array(groups, pa.string()),
+                      **{c: pa.array(v, pa.float64()).cast(width) for c, v in cols.items()}})
+    part = draw(st.sampled_from([[], ["g"]]))
+    return (table, [Objective(f"o{i}", s) for i, s in enumerate(senses)], part,  # type: ignore[arg-type]
+            draw(st.sampled_from([1, 2, 64])), draw(st.sampled_from([1, 3, 128])))
+
+
+def _signed(table: pa.Table, objectives: list[Objective]) -> np.ndarray:
+    cols = []
+    for o in objectives:
+        v = pc.fill_null(table[o.column].cast(pa.float64()), math.nan).to_numpy()
+        cols.append(-v if o.sense == "max" else v)
+    return np.stack(cols, axis=1) if cols else np.zeros((table.num_rows, 0))
+
+
+def _check_builder(case: tuple[pa.Table, list[Objective], list[str], int, int]) -> None:
+    table, objectives, part, per_octave, coarse = case
+    con = duckdb.connect()
+    con.register("t", table)
+    sql = pareto_sql("t", objectives, partition_by=part, bins_per_octave=per_octave, coarse=coarse)
+    got = sorted(r[0] for r in con.execute(f"SELECT id FROM {sql}").fetchall())
+    groups = None
+    if part:
+        groups = np.array([{"a": 0, "b": 1, None: 2}[g] for g in table["g"].to_pylist()])
+    want = np.flatnonzero(brute_force(_signed(table, objectives), groups)).tolist() if table.num_rows else []
+    assert got == want
+
+
+@SETTINGS
+@given(frontier_case(2))
+def test_two_objective_builder_matches_brute_force(case: tuple) -> None:
+    _check_builder(case)
+
+
+@SETTINGS
+@given(frontier_case(3))
+def test_three_objective_builder_matches_brute_force(case: tuple) -> None:
+    _check_builder(case)
+
+
+def test_builder_keeps_all_copies_of_a_tied_frontier_row() -> None:
+    con = duckdb.connect()
+    con.register("t", pa.table({"id": [1, 2, 3, 4], "a": [1.0, 1.0, 2.0, 0.5], "b": [1.0, 1.0, 0.5, 3.0]}))
+    sql = pareto_sql("t", [Objective("a"), Objective("b")])
+    assert sorted(r[0] for r in con.execute(f"SELECT id FROM {sql}").fetchall()) == [1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------------------------------------
+# the saved queries on real lakes
+# ---------------------------------------------------------------------------------------------
+MODEL_ORDERS = [["llama2_7b", "llama2_70b"], ["llama2_70b", "llama2_7b"]]  # model_id differs between sweeps
+CHIP_IDS = ["nvidia_a100_sxm_80gb", "nvidia_h100_sxm", "google_tpu_v4", "amd_mi300x"]
+
+
+def _feasible(t: pa.Table) -> np.ndarray:
+    fits = t["fits"].to_numpy(zero_copy_only=False)
+    reason = np.array([r or "" for r in t["infeasible_reason"].to_pylist()])
+    return fits & (reason == "")
+
+
+def _model_names(t: pa.Table, order: list[str]) -> np.ndarray:
+    return np.array([order[i] for i in t["model_id"].to_pylist()])
+
+
+def _fresh(tmp_path: Path, name: str) -> str:
+    lake = tmp_path / name
+    n = 0
+    while lake.exists():
+        n += 1
+        lake = tmp_path / f"{name}{n}"
+    return str(lake)
+
+
+@LAKE_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), distinct=st.integers(1, 12),
+       objectives=st.sampled_from(["time_to_train_days,cost_usd", "tokens_per_s,cost_usd",
+                                   "time_to_train_days,cost_usd,energy_mwh", "mfu,energy_mwh:min,cost_usd"]),
+       one_sweep=st.booleans())
+def test_pareto_training_matches_brute_force(tmp_path: Path, seed: int, n: int, distinct: int, objectives: str,
+                                             one_sweep: bool) -> None:
+    rng = np.random.default_rng(seed)
+    lake = _fresh(tmp_path, "lake")
+    chips = lakegen.chips_dim(CHIP_IDS)
+    a1 = lakegen.random_training(rng, n, distinct=distinct)  # superseded by a2: must not count
+    a2 = lakegen.random_training(rng, n, distinct=distinct)
+    b1 = lakegen.random_training(rng, n // 2 + 1, distinct=distinct)
+    b2 = lakegen.random_training(rng, 7, distinct=distinct)  # still running: not the latest
+    lakegen.write_version(lake, "training", "a", 1, a1, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[0]))
+    lakegen.write_version(lake, "training", "a", 2, a2, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[0]),
+                          parts=3)
+    lakegen.write_version(lake, "training", "b", 1, b1, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[1]))
+    lakegen.write_version(lake, "training", "b", 2, b2, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[1]),
+                          state="running")
+    params = {"model": "llama2_70b", "objectives": objectives}
+    candidates = [("a", 2, a2, MODEL_ORDERS[0])] + ([] if one_sweep else [("b", 1, b1, MODEL_ORDERS[1])])
+    if one_sweep:
+        params["sweep"] = "a"
+    got = run_saved("pareto_training", params, lake=lake)
+    objs = [Objective(c.split(":")[0], "max" if (c.startswith(("tokens_per_s", "mfu")) and ":min" not in c) else "min")
+            for c in objectives.split(",")]
+    keys, xs = [], []
+    for sweep, version, t, order in candidates:
+        mask = _feasible(t) & (_model_names(t, order) == "llama2_70b")
+        sub = t.filter(pa.array(mask))
+        keys += [(sweep, version, i) for i in sub["idx"].to_pylist()]
+        xs.append(_signed(sub, objs))
+    x = np.concatenate(xs) if xs else np.zeros((0, len(objs)))
+    want = sorted(k for k, keep in zip(keys, brute_force(x), strict=True) if keep)
+    assert sorted(zip(got["sweep"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(), strict=True)) == want
+    assert set(got["model"].to_pylist()) <= {"llama2_70b"}
+    assert (got.schema.metadata or {})[b"chipsweep.objectives"].decode() == ",".join(str(o) for o in objs)
+
+
+@LAKE_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 100), distinct=st.integers(1, 10))
+def test_pareto_edge_matches_brute_force(tmp_path: Path, seed: int, n: int, distinct: int) -> None:
+    rng = np.random.default_rng(seed)
+    lake = _fresh(tmp_path, "edge")
+    chips = lakegen.chips_dim(CHIP_IDS)  # google_tpu_v4 has no purchase price: NaN unit costs stay out
+    inf = lakegen.random_inference(rng, n, distinct=distinct)
+    asic = lakegen.random_asic(rng, n, distinct=distinct)
+    lakegen.write_version(lake, "inference", "phones", 1, inf, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[1]))
+    lakegen.write_version(lake, "asic", "designs", 3, asic, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[0]))
+    got = run_saved("pareto_edge", {"model": "llama2_7b"}, lake=lake)
+
+    objs = [Objective("decode_tokens_per_s", "max"), Objective("energy_per_token_j"), Objective("unit_cost_usd")]
+    inf_priced = _priced(inf, chips)
+    keys, xs = [], []
+    for source, sweep, version, t, order in (("inference", "phones", 1, inf_priced, MODEL_ORDERS[1]),
+                                             ("asic", "designs", 3, asic, MODEL_ORDERS[0])):
+        sub = t.filter(pa.array(_feasible(t) & (_model_names(t, order) == "llama2_7b")))
+        keys += [(source, sweep, version, i) for i in sub["idx"].to_pylist()]
+        xs.append(_signed(sub, objs))
+    want = sorted(k for k, keep in zip(keys, brute_force(np.concatenate(xs)), strict=True) if keep)
+    assert sorted(zip(got["source"].to_pylist(), got["sweep"].to_pylist(), got["version"].to_pylist(),
+                      got["idx"].to_pylist(), strict=True)) == want
+
+
+@LAKE_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 100), distinct=st.integers(1, 10),
+       changed=st.floats(0.0, 1.0))
+def test_frontier_diff_matches_brute_force(tmp_path: Path, seed: int, n: int, distinct: int, changed: float) -> None:
+    rng = np.random.default_rng(seed)
+    lake = _fresh(tmp_path, "diff")
+    chips = lakegen.chips_dim(CHIP_IDS)
+    old = lakegen.random_training(rng, n, distinct=distinct)
+    # the next version: the same configurations, some re-priced (as after a price change), new ids for models
+    factor = np.where(rng.random(n) < changed, rng.choice([0.5, 0.9, 1.1, 2.0], size=n), 1.0).astype(np.float32)
+    new_cost = (old["cost_usd"].to_numpy(zero_copy_only=False) * factor).astype(np.float32)
+    new = old.set_column(old.schema.get_field_index("cost_usd"), "cost_usd", pa.array(new_cost))
+    new = new.set_column(new.schema.get_field_index("model_id"), "model_id",
+                         pc.subtract(pa.scalar(1, pa.int16()), new["model_id"]))  # ids swapped with the order
+    lakegen.write_version(lake, "training", "s", 1, old, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[0]))
+    lakegen.write_version(lake, "training", "s", 2, new, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[1]))
+    got = run_saved("frontier_diff", {"sweep": "s", "from_version": 1, "to_version": 2}, lake=lake)
+
+    objs = [Objective("time_to_train_days"), Objective("cost_usd")]
+    config_cols = ["chip_id", "n_chips", "tp", "pp", "dp", "micro_batch", "interleave", "recompute", "zero_stage",
+                   "precision", "global_batch", "seq_len", "tokens"]
+
+    def frontier(t: pa.Table, order: list[str]) -> dict[tuple, list[int]]:
+        names = _model_names(t, order)
+        feasible = _feasible(t)
+        out: dict[tuple, list[int]] = {}
+        for model in order:
+            rows = np.flatnonzero(feasible & (names == model))
+            keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
+            for r, k in zip(rows, keep, strict=True):
+                if k:
+                    key = (model, *(t[c][int(r)].as_py() for c in config_cols))
+                    out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
+        return out
+
+    before, after = frontier(old, MODEL_ORDERS[0]), frontier(new, MODEL_ORDERS[1])
+    want = sorted([("entered", 2, i) for k, v in after.items() if k not in before for i in v]
+                  + [("left", 1, i) for k, v in before.items() if k not in after for i in v])
+    assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
+                      strict=True)) == want
+
+
+def test_empty_lake_gives_empty_frontiers(tmp_path: Path) -> None:
+    lake = str(tmp_path / "none")
+    rng = np.random.default_rng(0)
+    # a lake with only infeasible rows of the model
+    t = lakegen.random_training(rng, 30, infeasible_frac=1.0, n_models=1)
+    lakegen.write_version(lake, "training", "x", 1, t, models=lakegen.models_dim(["llama2_70b"]))
+    got = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
+    assert got.num_rows == 0
+    assert run_saved("pareto_training", {"model": "llama2_70b", "objectives": "time_to_train_days,cost_usd,co2_t"},
+                     lake=lake).num_rows == 0
+
+
+@pytest.mark.parametrize("objectives", ["time_to_train_days,cost_usd", "time_to_train_days,cost_usd,energy_mwh"])
+def test_frontier_of_a_realistic_grid_matches_brute_force(tmp_path: Path, objectives: str) -> None:
+    """A sweep space priced by the throughput model: long runs of near-ties along each chip's curve."""
+    grid = lakegen.TrainingGrid(models=["llama2_70b"], n_chips=[8, 512], global_batch=[512], pp=[1, 2, 4, 8],
+                                micro_batch=[1, 2], zero_stage=[0, 1, 3])
+    table = lakegen.training_grid(grid, 0, grid.size)
+    lake = str(tmp_path / "grid")
+    lakegen.write_version(lake, "training", "g", 1, table, parts=4)  # the grid's ids are those of the default dims
+    got = run_saved("pareto_training", {"model": "llama2_70b", "objectives": objectives}, lake=lake)
+    objs = [Objective(c) for c in objectives.split(",")]
+    sub = table.filter(pa.array(_feasible(table)))
+    keep = brute_force(_signed(sub, objs))
+    assert sorted(got["idx"].to_pylist()) == sorted(np.asarray(sub["idx"])[keep].tolist())
+    assert got.num_rows > 1
+
+
+def _priced(t: pa.Table, chips: pa.Table) -> pa.Table:
+    """Inference rows with the unit cost the queries use: the facts' own, else purchase price x chips."""
+    purchase = np.array(chips["purchase_usd"].to_pylist(), dtype=np.float64)
+    unit = t["unit_cost_usd"].to_numpy(zero_copy_only=False).astype(np.float64)
+    fallback = (purchase[t["chip_id"].to_numpy()] * t["n_chips"].to_numpy()).astype(np.float32)
+    return t.set_column(t.schema.get_field_index("unit_cost_usd"), "unit_cost_usd",
+                        pa.array(np.where(np.isnan(unit), fallback, unit).astype(np.float32)))
+
+
+EDGE_CONFIG = {
+    "asic": ["node_nm", "n_mac", "clock_ghz", "sram_mb", "dram", "dram_bus_bits", "precision", "weight_bits", "batch",
+             "prompt_len", "gen_len"],
+    "inference": ["chip_id", "n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len"],
+}
+
+
+@LAKE_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80), distinct=st.integers(1, 8), changed=st.floats(0.0, 1.0),
+       kind=st.sampled_from(["asic", "inference"]))
+def test_frontier_diff_of_an_edge_sweep_matches_brute_force(tmp_path: Path, seed: int, n: int, distinct: int,
+                                                            changed: float, kind: str) -> None:
+    """Three objectives (decode speed maximised, energy and unit cost minimised) after a price change."""
+    rng = np.random.default_rng(seed)
+    lake = _fresh(tmp_path, "ediff")
+    chips = lakegen.chips_dim(CHIP_IDS)
+    old = lakegen.random_asic(rng, n, distinct=distinct) if kind == "asic" else \
+        lakegen.random_inference(rng, n, distinct=distinct)
+    factor = np.where(rng.random(n) < changed, rng.choice([0.5, 0.8, 1.25, 2.0], size=n), 1.0).astype(np.float32)
+    cost = (old["unit_cost_usd"].to_numpy(zero_copy_only=False) * factor).astype(np.float32)
+    new = old.set_column(old.schema.get_field_index("unit_cost_usd"), "unit_cost_usd", pa.array(cost))
+    lakegen.write_version(lake, kind, "a", 4, old, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[0]))
+    lakegen.write_version(lake, kind, "a", 7, new, chips=chips, models=lakegen.models_dim(MODEL_ORDERS[0]))
+    got = run_saved("frontier_diff", {"sweep": "a", "from_version": 4, "to_version": 7}, lake=lake)
+
+    objs = [Objective("decode_tokens_per_s", "max"), Objective("energy_per_token_j"), Objective("unit_cost_usd")]
+
+    def frontier(t: pa.Table) -> dict[tuple, list[int]]:
+        if kind == "inference":
+            t = _priced(t, chips)
+        names = _model_names(t, MODEL_ORDERS[0])
+        out: dict[tuple, list[int]] = {}
+        for model in MODEL_ORDERS[0]:
+            rows = np.flatnonzero(_feasible(t) & (names == model))
+            keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
+            for r, k in zip(rows, keep, strict=True):
+                if k:
+                    key = (model, *(t[c][int(r)].as_py() for c in EDGE_CONFIG[kind]))
+                    out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
+        return out
+
+    before, after = frontier(old), frontier(new)
+    want = sorted([("entered", 7, i) for k, v in after.items() if k not in before for i in v]
+                  + [("left", 4, i) for k, v in before.items() if k not in after for i in v])
+    assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
+                      strict=True)) == want
+    assert set(got["kind"].to_pylist()) <= {kind}

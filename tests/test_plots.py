@@ -1,0 +1,89 @@
+"""Frontier plots drawn from a real lake: the files exist, are not trivial, and show the query's frontier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lakegen
+import numpy as np
+import pytest
+
+import service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
+from queries.plot import PlotError, figure_data, plot, read_html_data, read_png_data
+from queries.runner import run_saved, run_sql
+from service.cli import main
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+    lake = str(tmp_path_factory.mktemp("plots") / "lake")
+    grid = lakegen.TrainingGrid(models=["llama2_70b", "llama2_7b"], n_chips=[8, 64, 512, 4096], global_batch=[1024],
+                                pp=[1, 2, 4, 8], micro_batch=[1, 2], zero_stage=[0, 1], interleave=[1])
+    lakegen.write_version(lake, "training", "grid", 1, lakegen.training_grid(grid, 0, grid.size), parts=3)
+    rng = np.random.default_rng(11)
+    lakegen.write_version(lake, "inference", "edge", 1, lakegen.random_inference(rng, 400, distinct=200))
+    lakegen.write_version(lake, "asic", "designs", 1, lakegen.random_asic(rng, 400, distinct=200))
+    return lake
+
+
+def _frontier_points(table) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    return sorted(zip(table["time_to_train_days"].to_pylist(), table["cost_usd"].to_pylist(), strict=True))
+
+
+def test_png_shows_the_frontier_the_query_returned(lake: str, tmp_path: Path) -> None:
+    frontier = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
+    candidates = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake, frontier=False)
+    assert frontier.num_rows >= 2 and candidates.num_rows > 10 * frontier.num_rows
+    out = tmp_path / "frontier.png"
+    fig = plot(frontier, candidates, out)
+    assert out.exists() and out.stat().st_size > 20_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = read_png_data(out)
+    assert sorted((p["x"], p["y"]) for p in drawn["frontier"]) == _frontier_points(frontier)
+    labels = {p["label"] for p in drawn["frontier"]}
+    assert labels == {f"{c} × {lay}" for c, lay in zip(frontier["chip"].to_pylist(), frontier["layout"].to_pylist(),
+                                                        strict=True)}
+    assert len(drawn["candidates_x"]) == candidates.num_rows == len(fig.candidates_x)
+    # time spans orders of magnitude: a log axis, with its unit
+    assert drawn["x"]["log"] is True and "[days]" in drawn["x"]["title"] and "[USD]" in drawn["y"]["title"]
+
+
+def test_html_page_is_self_contained_and_holds_the_frontier(lake: str, tmp_path: Path) -> None:
+    frontier = run_saved("pareto_training", {"model": "llama2_7b"}, lake=lake)
+    candidates = run_saved("pareto_training", {"model": "llama2_7b"}, lake=lake, frontier=False, sample=500)
+    out = tmp_path / "frontier.html"
+    plot(frontier, candidates, out)
+    text = out.read_text()
+    assert out.stat().st_size > 5_000 and text.startswith("<!DOCTYPE html>")
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
+    drawn = read_html_data(out)
+    assert sorted((p["x"], p["y"]) for p in drawn["frontier"]) == _frontier_points(frontier)
+    assert len(drawn["candidates_x"]) == 500
+
+
+def test_three_objective_edge_plot_colours_the_third(lake: str, tmp_path: Path) -> None:
+    frontier = run_saved("pareto_edge", {"model": "llama2_7b"}, lake=lake)
+    fig = plot(frontier, run_saved("pareto_edge", {"model": "llama2_7b"}, lake=lake, frontier=False),
+               tmp_path / "edge.png")
+    assert fig.colour is not None and fig.colour.column == "unit_cost_usd"
+    assert fig.x.sense == "max" and "higher is better" in fig.x.title
+    assert sorted(p["c"] for p in fig.frontier) == pytest.approx(sorted(frontier["unit_cost_usd"].to_pylist()))
+    assert (tmp_path / "edge.png").stat().st_size > 20_000
+
+
+def test_cli_query_plot_writes_the_file(lake: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli.png"
+    rc = main(["query", "pareto_training", "--param", "model=llama2_70b", "--plot", str(out), "--lake", lake])
+    assert rc == 0 and out.stat().st_size > 20_000
+    frontier = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
+    assert len(read_png_data(out)["frontier"]) == frontier.num_rows
+    assert "frontier of min time_to_train_days, min cost_usd" in capsys.readouterr().out
+
+
+def test_plot_refuses_what_is_not_a_frontier(lake: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(PlotError, match="not a frontier"):
+        figure_data(run_sql("SELECT * FROM training LIMIT 3", lake=lake))
+    with pytest.raises(PlotError, match="allowed: .png, .html"):
+        plot(run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake), None, tmp_path / "x.svg")
+    rc = main(["query", "chip_leaderboard", "--plot", str(tmp_path / "y.png"), "--lake", lake])
+    assert rc == 2 and "not a frontier query" in capsys.readouterr().err

@@ -1,0 +1,276 @@
+"""The lake's views, the saved queries (against numpy on the same rows) and the `query` / `sql` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lakegen
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
+from queries import lake as lakemod
+from queries.lake import LakeError, connect, dim_file, fact_file, lake_root, scan, write_dim
+from queries.output import to_csv, to_json, to_text
+from queries.runner import QueryError, list_saved, run_saved, run_sql, saved_queries
+from schemas.columns import DIM_SWEEPS, arrow_schema, dim_sweeps_row
+from service.cli import main
+
+GRID = lakegen.TrainingGrid(models=["llama2_7b", "llama2_70b"], n_chips=[8, 64, 512], global_batch=[512, 2048],
+                            pp=[1, 2, 4], micro_batch=[1, 2], zero_stage=[0, 1], interleave=[1])
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+    lake = str(tmp_path_factory.mktemp("q") / "lake")
+    table = lakegen.training_grid(GRID, 0, GRID.size)
+    lakegen.write_version(lake, "training", "grid", 1, table, parts=2)
+    lakegen.write_version(lake, "training", "grid", 2, table, parts=3)
+    lakegen.write_version(lake, "training", "grid", 3, table.slice(0, 10), state="running")  # in progress
+    rng = np.random.default_rng(5)
+    lakegen.write_version(lake, "inference", "edge", 1, lakegen.random_inference(rng, 200))
+    lakegen.write_version(lake, "asic", "designs", 1, lakegen.random_asic(rng, 200))
+    return lake
+
+
+@pytest.fixture(scope="module")
+def grid() -> pa.Table:
+    return lakegen.training_grid(GRID, 0, GRID.size)
+
+
+def _np(t: pa.Table, col: str) -> np.ndarray:
+    return np.asarray(t[col].to_numpy(zero_copy_only=False))
+
+
+def _feasible(t: pa.Table) -> np.ndarray:
+    reason = np.array([r or "" for r in t["infeasible_reason"].to_pylist()])
+    return _np(t, "fits") & (reason == "")
+
+
+# ---------------------------------------------------------------------------------------------
+# the lake
+# ---------------------------------------------------------------------------------------------
+def test_lake_root_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CHIPSWEEP_LAKE", raising=False)
+    monkeypatch.delenv("CHIPSWEEP_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert lake_root() == str(tmp_path / ".chipsweep" / "lake")
+    monkeypatch.setenv("CHIPSWEEP_HOME", str(tmp_path / "home"))
+    assert lake_root() == str(tmp_path / "home" / "lake")
+    monkeypatch.setenv("CHIPSWEEP_LAKE", "s3://bucket/results/")
+    assert lake_root() == "s3://bucket/results"
+    monkeypatch.setenv("CHIPSWEEP_LAKE", "rel/lake")
+    assert lake_root() == str(tmp_path / "rel" / "lake")
+
+
+def test_layout_paths_are_the_documented_ones() -> None:
+    assert fact_file("/l", "training", "gpt3", 2, 7) == "/l/kind=training/sweep=gpt3/version=2/part-00007.parquet"
+    assert dim_file("s3://b/l", "models", "gpt3", 2) == "s3://b/l/dims/models/sweep=gpt3/version=2/part-0.parquet"
+    with pytest.raises(LakeError, match="kind 'train' is not one of training, inference, asic"):
+        fact_file("/l", "train", "gpt3", 1, 0)
+    with pytest.raises(LakeError, match="sweep '../x'"):
+        dim_file("/l", "chips", "../x", 1)
+
+
+def test_dimension_writer_casts_to_the_schema(tmp_path: Path) -> None:
+    row = dim_sweeps_row("training", "{}", '{"nvidia_h100_sxm": "ab12"}', 1000, "done")
+    path = write_dim(str(tmp_path), "sweeps", "s", 1, row)
+    assert pq.read_table(path).schema == DIM_SWEEPS
+    assert not list(tmp_path.rglob("*.partial"))
+    with pytest.raises(LakeError, match="lacks column"):
+        write_dim(str(tmp_path), "chips", "s", 1, pa.table({"chip_id": [0]}))
+    with pytest.raises(ValueError, match="kind 'x' is not one of"):
+        dim_sweeps_row("x", "{}", "{}", 0, "done")
+
+
+def test_views_expose_facts_with_hive_columns_and_latest_versions(lake: str, grid: pa.Table) -> None:
+    t = run_sql("SELECT sweep, version, count(*) AS n FROM training GROUP BY ALL ORDER BY ALL", lake=lake)
+    assert t.to_pylist() == [{"sweep": "grid", "version": v, "n": n} for v, n in ((1, grid.num_rows),
+                                                                                  (2, grid.num_rows), (3, 10))]
+    # version 3 is still running: the latest finished version is 2
+    latest = run_sql("SELECT DISTINCT sweep, version FROM latest_training", lake=lake)
+    assert latest.to_pylist() == [{"sweep": "grid", "version": 2}]
+    cols = run_sql("SELECT * FROM latest_training LIMIT 1", lake=lake).column_names
+    assert cols == arrow_schema("training").names + ["kind", "sweep", "version"]
+    sweeps = {r["sweep"]: r for r in run_sql("SELECT * FROM sweeps", lake=lake).to_pylist()}
+    assert sweeps["grid"]["latest_version"] == 2 and sweeps["grid"]["newest_state"] == "running"
+    assert sweeps["edge"]["kind"] == "inference" and sweeps["designs"]["kind"] == "asic"
+    versions = run_sql("SELECT version, state, parts, latest FROM versions WHERE sweep = 'grid' ORDER BY 1", lake=lake)
+    assert versions.to_pylist() == [{"version": 1, "state": "done", "parts": 2, "latest": False},
+                                    {"version": 2, "state": "done", "parts": 3, "latest": True},
+                                    {"version": 3, "state": "running", "parts": 1, "latest": False}]
+    assert run_sql("SELECT count(*) AS n FROM chips WHERE sweep = 'grid'", lake=lake)["n"][0].as_py() == 3 * 10
+    assert run_sql("SELECT training_layout(64, 8, 4, 2, 1, 2, 'full', 1) AS l", lake=lake)["l"][0].as_py() == \
+        "64 chips, tp8 pp4 dp2 mb1 v2 full recompute zero1"
+
+
+def test_an_empty_or_missing_lake_has_empty_typed_views(tmp_path: Path) -> None:
+    for name in ("training", "latest_inference", "asic", "chips", "models", "versions", "sweeps"):
+        t = run_sql(f"SELECT * FROM {name}", lake=str(tmp_path / "nothing"))
+        assert t.num_rows == 0
+    t = run_sql("SELECT * FROM latest_training", lake=str(tmp_path / "nothing"))
+    assert t.schema.field("cost_usd").type == pa.float32() and t.schema.field("version").type == pa.int64()
+    with pytest.raises(QueryError, match="not in the lake; allowed: \\(the lake is empty\\)"):
+        run_saved("pareto_training", {"model": "llama2_70b"}, lake=str(tmp_path / "nothing"))
+
+
+def test_unfinished_files_are_not_read(lake: str, tmp_path: Path) -> None:
+    own = str(tmp_path / "lake")
+    lakegen.write_version(own, "training", "s", 1, lakegen.random_training(np.random.default_rng(1), 20))
+    partial = Path(fact_file(own, "training", "s", 1, 1)).with_name(".tmp-1234.parquet.partial")
+    partial.write_bytes(b"PAR1 not yet")
+    assert scan(own).facts == {("training", "s", 1): 1}
+    assert run_sql("SELECT count(*) AS n FROM training", lake=own)["n"][0].as_py() == 20
+
+
+def test_uri_roots_are_kept_as_uris() -> None:
+    assert lakemod.normalise_root("s3://bucket/lake/") == "s3://bucket/lake"
+    assert lakemod.normalise_root("file:///tmp/lake") == "/tmp/lake"
+    assert lakemod.is_uri("gs://b/x") and not lakemod.is_uri("/tmp/x")
+
+
+# ---------------------------------------------------------------------------------------------
+# saved queries
+# ---------------------------------------------------------------------------------------------
+def test_every_saved_query_says_what_it_answers() -> None:
+    queries = saved_queries()
+    for name in ("pareto_training", "pareto_edge", "cheapest_within_deadline", "frontier_diff", "best_layout",
+                 "chip_leaderboard"):
+        assert name in queries and len(queries[name].answers) > 40
+    listed = {q["name"]: q for q in list_saved()}
+    params = {p["name"]: p for p in listed["pareto_training"]["params"]}  # type: ignore[union-attr]
+    assert not params["model"]["required"] and params["objectives"]["default"] == "time_to_train_days,cost_usd"
+    days = {p["name"]: p for p in listed["cheapest_within_deadline"]["params"]}["days"]  # type: ignore[union-attr]
+    assert days["required"] and days["type"] == "float"
+    assert "energy_mwh" in params["objectives"]["allowed"]  # type: ignore[operator]
+
+
+def _names(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    models = np.array([m[0] for m in lakegen.MODELS])[_np(t, "model_id")]
+    chips = np.array([c[0] for c in lakegen.CHIPS])[_np(t, "chip_id")]
+    return models, chips
+
+
+def test_cheapest_within_deadline_is_the_cheapest_per_chip(lake: str, grid: pa.Table) -> None:
+    got = run_saved("cheapest_within_deadline", {"model": "llama2_70b", "days": 60}, lake=lake)
+    models, chips = _names(grid)
+    ok = _feasible(grid) & (models == "llama2_70b") & (_np(grid, "time_to_train_days") <= 60)
+    cost = _np(grid, "cost_usd")
+    want = {c: float(cost[ok & (chips == c)].min()) for c in set(chips[ok])}
+    assert {r["chip"]: r["cost_usd"] for r in got.to_pylist()} == want
+    assert all(r["time_to_train_days"] <= 60 for r in got.to_pylist())
+    assert got["cost_usd"].to_pylist() == sorted(got["cost_usd"].to_pylist())
+
+
+def test_best_layout_is_the_fastest_per_chip_at_that_size(lake: str, grid: pa.Table) -> None:
+    models, chips = _names(grid)
+    ok = _feasible(grid) & (models == "llama2_7b") & (_np(grid, "n_chips") == 64)
+    for objective, sense in (("time_to_train_days", 1), ("tokens_per_s", -1)):
+        got = run_saved("best_layout", {"model": "llama2_7b", "n_chips": "64", "objective": objective}, lake=lake)
+        v = _np(grid, objective) * sense
+        want = {c: float(v[ok & (chips == c)].min()) * sense for c in set(chips[ok])}
+        assert {r["chip"]: r[objective] for r in got.to_pylist()} == pytest.approx(want)
+        assert all(r["n_chips"] == 64 for r in got.to_pylist())
+
+
+def test_chip_leaderboard_has_the_best_of_each_objective(lake: str, grid: pa.Table) -> None:
+    got = run_saved("chip_leaderboard", {}, lake=lake)
+    models, chips = _names(grid)
+    ok = _feasible(grid)
+    for r in got.to_pylist():
+        rows = ok & (models == r["model"]) & (chips == r["chip"])
+        assert r["best_time_to_train_days"] == pytest.approx(_np(grid, "time_to_train_days")[rows].min())
+        assert r["best_cost_usd"] == pytest.approx(_np(grid, "cost_usd")[rows].min())
+        assert r["best_energy_mwh"] == pytest.approx(_np(grid, "energy_mwh")[rows].min())
+        assert r["feasible_configurations"] == rows.sum()
+        assert r["fastest_layout"].endswith(("zero1", "mb1", "mb2", "recompute"))
+    assert {(r["model"], r["chip"]) for r in got.to_pylist()} == set(zip(models[ok], chips[ok], strict=True))
+    one = run_saved("chip_leaderboard", {"model": "llama2_7b"}, lake=lake)
+    assert set(one["model"].to_pylist()) == {"llama2_7b"}
+
+
+def test_frontier_diff_of_identical_versions_is_empty(lake: str) -> None:
+    assert run_saved("frontier_diff", {"sweep": "grid", "from_version": 1, "to_version": 2}, lake=lake).num_rows == 0
+
+
+@pytest.mark.parametrize(("params", "field", "words"), [
+    ({"model": "gpt9"}, "model", "'gpt9' is not in the lake; allowed: gpt3_13b, gpt3_175b, llama2_70b"),
+    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, objectives"),
+    ({"model": "llama2_7b", "objectives": "cost_usd"}, "objectives", "names 1 objective(s); allowed: 2 or 3"),
+    ({"model": "llama2_7b", "objectives": "a,b,c,d"}, "objectives", "'a' is not an objective here; allowed: "),
+    ({"model": "llama2_7b", "objectives": "cost_usd:up,mfu"}, "objectives", "allowed: min, max"),
+    ({"model": "llama2_7b", "sweep": "nope"}, "sweep", "'nope' is not in the lake; allowed: designs, edge, grid"),
+])
+def test_bad_parameters_name_the_field_value_and_allowed(lake: str, params: dict, field: str, words: str) -> None:
+    with pytest.raises(QueryError) as err:
+        run_saved("pareto_training", params, lake=lake)
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_typed_parameters_are_checked(lake: str) -> None:
+    with pytest.raises(QueryError, match="parameter 'days' is required") as err:
+        run_saved("cheapest_within_deadline", {"model": "llama2_7b"}, lake=lake)
+    assert err.value.field == "days"
+    with pytest.raises(QueryError, match="'soon' is not a finite number") as err:
+        run_saved("cheapest_within_deadline", {"model": "llama2_7b", "days": "soon"}, lake=lake)
+    assert err.value.to_dict()["allowed"] == "a finite number"
+    with pytest.raises(QueryError, match="'6.5' is not an integer"):
+        run_saved("best_layout", {"model": "llama2_7b", "n_chips": "6.5"}, lake=lake)
+    with pytest.raises(QueryError, match="allowed: time_to_train_days, cost_usd"):
+        run_saved("best_layout", {"model": "llama2_7b", "n_chips": 8, "objective": "speed"}, lake=lake)
+    with pytest.raises(QueryError, match="sweep 'grid' has no version 9; allowed: 1, 2, 3"):
+        run_saved("frontier_diff", {"sweep": "grid", "from_version": 1, "to_version": 9}, lake=lake)
+    with pytest.raises(QueryError, match="'nope' is not a saved query; allowed: best_layout"):
+        run_saved("nope", {}, lake=lake)
+
+
+# ---------------------------------------------------------------------------------------------
+# output and commands
+# ---------------------------------------------------------------------------------------------
+def test_output_formats_round_trip(lake: str) -> None:
+    t = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
+    text = to_text(t)
+    assert text.splitlines()[0].split()[:3] == ["model", "chip", "chip_name"]
+    assert f"({t.num_rows} rows; frontier of min time_to_train_days, min cost_usd)" in text
+    rows = json.loads(to_json(t))
+    assert [r["idx"] for r in rows] == t["idx"].to_pylist()
+    assert to_csv(t).splitlines()[0].startswith('"model","chip"')
+    assert json.loads(to_json(pa.table({"x": [float("nan"), 1.0]}))) == [{"x": None}, {"x": 1.0}]
+
+
+def test_query_command_formats(lake: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "pareto_training", "-p", "model=llama2_70b", "--format", "json", "--lake", lake]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["model"] for r in rows} == {"llama2_70b"}
+    assert main(["query", "best_layout", "-p", "model=llama2_70b", "-p", "n_chips=64", "--format", "csv",
+                 "--lake", lake]) == 0
+    assert capsys.readouterr().out.startswith('"model","chip"')
+    assert main(["query", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "pareto_edge  [plot]" in listing and "--param days=<float>  (required)" in listing
+
+
+def test_query_command_errors_exit_2_with_the_message(lake: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "pareto_training", "-p", "model", "--lake", lake]) == 2
+    assert "is not key=value" in capsys.readouterr().err
+    assert main(["query", "pareto_training", "-p", "model=gpt9", "--lake", lake]) == 2
+    assert "allowed: gpt3_13b, gpt3_175b, llama2_70b" in capsys.readouterr().err
+    assert main(["query", "--lake", lake]) == 2
+
+
+def test_sql_command(lake: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "SELECT sweep, latest_version FROM sweeps ORDER BY 1", "--format", "json",
+                 "--lake", lake]) == 0
+    assert json.loads(capsys.readouterr().out)[0] == {"sweep": "designs", "latest_version": 1}
+    assert main(["sql", "DROP VIEW training", "--lake", lake]) == 2
+    assert "DROP statements are not allowed" in capsys.readouterr().err
+    assert main(["sql", "SELECT * FROM range(10)", "--max-rows", "3", "--format", "csv", "--lake", lake]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[1:] == ["0", "1", "2"]
+
+
+def test_connection_is_read_only_even_for_our_own_code(lake: str) -> None:
+    with connect(lake) as con, pytest.raises(Exception, match="read-only"):
+        con.execute("CREATE TABLE x AS SELECT 1")

@@ -1,0 +1,157 @@
+"""The durable queue: sweeps and chunks recorded before work starts, chunk states and retries, the
+dispatcher lease, restart recovery, the size cap and a billion-configuration sweep accepted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from schemas.sweep import SpecError
+from service.dispatch import submit
+from service.queue import Queue, QueueError
+from tests.conftest import training_spec
+
+CONTRACT_STATUS_KEYS = {"sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done",
+                        "chunks_failed", "rows_written", "configs_per_s"}
+
+
+def add(queue: Queue, configurations: int = 1000, chunk_size: int = 300, name: str = "s"):  # type: ignore[no-untyped-def]
+    return queue.add_sweep(name=name, kind="training", store="all", configurations=configurations,
+                           chunk_size=chunk_size, lake="/tmp/unused", spec={"name": name}, axes={}, hashes={}, catalog={})
+
+
+def test_queue_uses_sqlite_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    assert q._db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sweep_and_all_chunks_are_recorded_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    row = add(q, 1000, 300)
+    assert (row.version, row.chunks_total, row.state) == (1, 4, "queued")
+    chunks = q._db().execute("SELECT chunk, start, stop, state FROM chunks ORDER BY chunk").fetchall()
+    assert [tuple(c) for c in chunks] == [(0, 0, 300, "pending"), (1, 300, 600, "pending"),
+                                          (2, 600, 900, "pending"), (3, 900, 1000, "pending")]
+    assert add(q, 10, 300).version == 2  # the same name again is a new version
+    status = q.status("s@1")
+    assert set(status) >= CONTRACT_STATUS_KEYS and status["state"] == "queued"
+    assert q.status("s")["version"] == 2  # a bare name is the latest version
+
+
+def test_chunk_lifecycle_done_and_sweep_done(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    add(q, 600, 300)
+    a, b = q.claim("w"), q.claim("w")
+    assert (a.chunk, b.chunk, q.claim("w")) == (0, 1, None)
+    assert q.sweep("s").state == "running"
+    q.mark_done(a, rows=10, nbytes=100, seconds=0.1)
+    assert q.sweep("s").state == "running"
+    q.mark_done(b, rows=5, nbytes=50, seconds=0.1)
+    s = q.status("s")
+    assert (s["state"], s["chunks_done"], s["rows_written"], s["configurations_done"]) == ("done", 2, 15, 600)
+    assert s["finished_at"] is not None
+
+
+def test_evaluation_errors_retry_then_fail_with_the_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    add(q, 600, 300)
+    for attempt in (1, 2, 3):
+        t = q.claim("w")
+        assert (t.chunk, t.attempts) == (0, attempt)
+        state = q.mark_error(t, f"ValueError: boom {attempt}", max_attempts=3)
+        assert state == ("failed" if attempt == 3 else "pending")
+    last = q.claim("w")
+    q.mark_done(last, 1, 1, 0.1)
+    s = q.status("s")
+    assert (s["state"], s["chunks_failed"], s["chunks_done"]) == ("failed", 1, 1)
+    assert s["errors"] == [{"chunk": 0, "state": "failed", "attempts": 3, "error": "ValueError: boom 3"}]
+
+
+def test_lost_workers_do_not_use_up_evaluation_attempts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    add(q, 300, 300)
+    for _ in range(5):
+        assert q.mark_error(q.claim("w"), "ActorDiedError", max_attempts=3, lost=True) == "pending"
+    t = q.claim("w")
+    assert t.attempts == 6
+    assert q.mark_error(t, "ValueError", max_attempts=3) == "pending"
+
+
+def test_restart_puts_running_chunks_back_and_takes_over_a_dead_lease(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "q.db"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    q = Queue(path)
+    add(q, 900, 300)
+    q.claim("old")
+    q.claim("old")
+    q._db().execute("INSERT INTO lease (id, owner, pid, host, heartbeat) VALUES (1, 'old', ?, ?, ?)",
+                    (dead.pid, __import__("socket").gethostname(), time.time()))
+    q2 = Queue(path)  # a restarted service: same file
+    assert q2.acquire_lease("new")  # the holder's process is gone
+    assert q2.requeue_running() == 2
+    assert [q2.claim("new").chunk for _ in range(3)] == [0, 1, 2]
+
+
+def test_a_live_lease_is_not_taken(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    assert q.acquire_lease("a")
+    assert not q.acquire_lease("b")  # same host, this process alive, fresh heartbeat
+    assert q.heartbeat("a") and not q.heartbeat("b")
+    q.release_lease("a")
+    assert q.acquire_lease("b")
+
+
+def test_cancel_stops_dispatch_and_keeps_what_is_done(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    add(q, 900, 300)
+    t = q.claim("w")
+    q.cancel("s")
+    q.mark_done(t, 7, 70, 0.1)  # in flight when cancelled: committed, kept
+    assert q.claim("w") is None
+    s = q.status("s")
+    assert (s["state"], s["chunks_done"], s["rows_written"]) == ("cancelled", 1, 7)
+
+
+def test_unknown_ids_name_what_exists(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    add(q, 10, 10, name="alpha")
+    with pytest.raises(QueueError, match="alpha"):
+        q.status("beta")
+    with pytest.raises(QueueError, match="NAME@VERSION"):
+        q.status("alpha@x")
+
+
+def test_sweep_above_the_cap_is_refused_with_the_cap_named(home) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(home.queue_path)
+    with pytest.raises(SpecError) as info:
+        submit(training_spec(), settings=home.with_(max_configs=5_000), queue=q)
+    p = info.value.problems[0]
+    assert p.field == "axes" and p.value == 6912 and "5,000" in p.allowed and "CHIPSWEEP_MAX_CONFIGS" in p.allowed
+    assert q.sweeps() == []  # nothing queued
+
+
+def test_invalid_spec_queues_nothing(home) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(home.queue_path)
+    spec = training_spec()
+    spec["axes"]["chip"] = ["no_such_chip"]
+    with pytest.raises(SpecError):
+        submit(spec, settings=home, queue=q)
+    assert q.sweeps() == []
+
+
+def test_a_billion_configuration_sweep_is_accepted(home) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec("billion")
+    spec["axes"]["n_chips"] = {"range": {"start": 8, "stop": 8 * 25_000, "step": 8}}
+    spec["axes"]["global_batch"] = {"range": {"start": 64, "stop": 64 * 40, "step": 64}}
+    spec["fixed"].pop("global_batch")
+    q = Queue(home.queue_path)
+    t0 = time.perf_counter()
+    row = submit(spec, settings=home.with_(chunk_size=2_000_000), queue=q)
+    assert row.configurations == 4 * 3 * 25_000 * 4 * 4 * 3 * 2 * 40 >= 1_000_000_000
+    assert row.chunks_total == -(-row.configurations // 2_000_000)
+    assert tuple(q._db().execute("SELECT COUNT(*), MAX(stop) FROM chunks").fetchone()) == (row.chunks_total, row.configurations)
+    assert time.perf_counter() - t0 < 10

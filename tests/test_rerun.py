@@ -1,0 +1,322 @@
+"""Re-runs (issue 6): a catalog change re-evaluates only the chunks that use the changed entry, carries
+the rest over as files of the new version, keeps old versions queryable, and never makes two versions
+out of two racing re-runs. Real Ray (2 CPUs), real Parquet, real DuckDB; small sweeps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pytest
+
+from queries.runner import run_saved
+from schemas.catalog import load_catalog
+from service.cli import main as cli
+from service.dispatch import Dispatcher, submit
+from service.lake import Lake
+from service.queue import Queue
+from service.rerun import chunk_entries, execute, plan, rerun
+from tests.conftest import assert_exact, read_facts
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+CHIPS = ["nvidia_h100_sxm", "nvidia_a100_sxm_40gb", "amd_mi300x"]
+CHUNK = 8  # 48 configurations -> 6 chunks; the chip axis is outermost: 2 chunks per chip
+
+
+def small_spec(name: str | None = None, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name or SW,
+        "kind": "training",
+        "axes": {"chip": CHIPS, "model": ["llama3_8b", "gpt3_13b"], "n_chips": [64, 128], "tp": [1, 2],
+                 "pp": [1, 2]},
+        "fixed": {"global_batch": 512, "tokens": 1.0e11, "micro_batch": 1, "recompute": "selective"},
+    }
+    spec.update(extra)
+    return spec
+
+
+def overlay(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def price(path: Path, chip: str, usd: float) -> str:
+    return overlay(path, f"chips:\n  - id: {chip}\n    usd_per_hour: {usd}\n")
+
+
+SW = "rr"  # this test's sweep name (unique per test: workers cache evaluators by sweep and version)
+_POOL: list[Dispatcher] = []  # one actor pool for the module: actors start once, not per run
+
+
+@pytest.fixture(autouse=True)
+def _sweep_name(request: pytest.FixtureRequest) -> None:
+    global SW
+    SW = f"rr-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _pool() -> Any:
+    yield
+    for disp in _POOL:
+        disp.close()
+
+
+def run_all(queue: Queue, settings: Any) -> None:
+    """Dispatch until nothing is queued or running (the module's pool, pointed at this test's queue)."""
+    if not _POOL:
+        _POOL.append(Dispatcher(queue, settings, actors=2))
+    disp = _POOL[0]
+    disp.queue, disp.settings = queue, settings
+    disp._jobs.clear()
+    disp.run(until=lambda: all(r.state not in ("queued", "running") for r in queue.sweeps()))
+
+
+def first_version(home: Any, spec: dict[str, Any] | None = None) -> Queue:
+    queue = Queue(home.queue_path)
+    submit(spec or small_spec(), settings=home, queue=queue, catalog=load_catalog(use_env=False), chunk_size=CHUNK)
+    run_all(queue, home)
+    assert queue.sweep(SW).state == "done"
+    return queue
+
+
+def evaluated_chunks(queue: Queue, version: int) -> list[int]:
+    """Chunks a worker evaluated (carried chunks have no worker)."""
+    return [c["chunk"] for c in queue.chunk_rows(SW, version) if c["carried_from"] is None]
+
+
+def test_chunk_entries_follow_the_flat_index_range() -> None:
+    from schemas.sweep import parse_spec, resolve
+
+    sweep = resolve(parse_spec(small_spec()), load_catalog(use_env=False))
+    assert chunk_entries(sweep, 0, 8) == {"chips/nvidia_h100_sxm", "models/llama3_8b"}
+    assert chunk_entries(sweep, 8, 16) == {"chips/nvidia_h100_sxm", "models/gpt3_13b"}
+    assert chunk_entries(sweep, 14, 18) == {"chips/nvidia_h100_sxm", "chips/nvidia_a100_sxm_40gb",
+                                           "models/gpt3_13b", "models/llama3_8b"}
+
+
+def test_price_change_reruns_only_that_chips_chunks_and_moves_the_frontier(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = first_version(home)
+    v1_before = read_facts(home.lake, "training", SW, 1).sort_by("idx")
+    v1_files = _file_digests(home.lake, 1)
+    cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
+    [res] = rerun(queue, catalog=cat)
+    assert (res.outcome, res.version, res.changed) == ("rerun", 2, ["chips/nvidia_h100_sxm"])
+    assert (res.chunks_evaluated, res.chunks_carried) == (2, 4)
+    run_all(queue, home)
+    assert queue.sweep(f"{SW}@2").state == "done"
+    assert evaluated_chunks(queue, 2) == [0, 1]  # the h100 chunks, and only they, went to a worker
+    assert all(c["worker"] is None for c in _workers(queue, 2) if c["chunk"] >= 2)
+    v2 = read_facts(home.lake, "training", SW, 2).sort_by("idx")
+    assert_exact(v2, 48)  # the new version is complete on its own
+    assert _file_digests(home.lake, 1) == v1_files  # the old version is untouched
+    h100 = pc.less(v2.column("idx"), 16)
+    old_cost = v1_before.filter(h100).column("cost_usd").to_pylist()
+    new_cost = v2.filter(h100).column("cost_usd").to_pylist()
+    assert all(n < o for n, o in zip(new_cost, old_cost, strict=True) if o == o and o > 0)
+    assert _rows(v2.filter(pc.invert(h100))) == _rows(v1_before.filter(pc.invert(h100)))  # carried as they were
+    diff = run_saved("frontier_diff", {"sweep": SW, "from_version": 1, "to_version": 2}, lake=home.lake)
+    entered = [r for r in diff.to_pylist() if r["change"] == "entered"]
+    assert entered and all(r["chip"] == "nvidia_h100_sxm" for r in entered)
+
+
+def _file_digests(lake: str, version: int) -> dict[str, str]:
+    return {Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            for p in Lake(lake).committed_parts("training", SW, version)}
+
+
+def _rows(table: Any) -> str:
+    return json.dumps(table.to_pylist(), default=str)  # NaN-equal, unlike Table.equals
+
+
+def _workers(queue: Queue, version: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in queue._db().execute(
+        "SELECT chunk, worker FROM chunks WHERE name = ? AND version = ? ORDER BY chunk", (SW, version))]
+
+
+def test_unrelated_change_reruns_nothing(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = first_version(home)
+    cat = load_catalog(price(tmp_path / "o.yaml", "google_tpu_v4", 0.5))  # not on the sweep's chip axis
+    [res] = rerun(queue, catalog=cat)
+    assert (res.outcome, res.version) == ("unchanged", 1)
+    assert [r.version for r in queue.sweeps()] == [1]
+
+
+def test_added_chip_shifts_ids_so_the_next_change_reruns_everything(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = first_version(home)
+    added = ("chips:\n  - id: aaa_new_chip\n    vendor: x\n    class: datacenter_training\n"
+             "    peak_tflops_bf16: 100\n    memory_gb: 80\n    usd_per_hour: 1.0\n")
+    path = tmp_path / "o.yaml"
+    [res] = rerun(queue, catalog=load_catalog(overlay(path, added)))
+    assert res.outcome == "unchanged"  # a chip the sweep does not use
+    cat = load_catalog(overlay(path, added + "  - id: nvidia_h100_sxm\n    usd_per_hour: 0.05\n"))
+    [res] = rerun(queue, catalog=cat)
+    # integer chip ids are positions in sorted-id order: the new chip shifts them, so no file is carried
+    assert (res.outcome, res.chunks_evaluated, res.chunks_carried) == ("rerun", 6, 0)
+    run_all(queue, home)
+    assert_exact(read_facts(home.lake, "training", SW, 2), 48)
+
+
+def test_change_during_a_rerun_makes_one_more_version_not_a_lost_update(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from service.scheduler import Scheduler
+
+    queue = first_version(home, small_spec(schedule={"on_change": True}))
+    path = tmp_path / "o.yaml"
+    clock = [queue.sweep(SW).created_at + 10]
+    sched = Scheduler(queue, now=lambda: clock[0], overlay=str(path))
+    price(path, "nvidia_h100_sxm", 0.05)
+    [res] = sched.tick()
+    assert (res.outcome, res.version) == ("rerun", 2)
+    overlay(path, "chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 0.05}\n  - {id: amd_mi300x, usd_per_hour: 0.1}\n")
+    clock[0] += 1
+    [res] = sched.tick()  # version 2 has not run yet: the change waits for it
+    assert (res.outcome, res.version) == ("deferred", 2)
+    run_all(queue, home)
+    clock[0] += 1
+    [res] = sched.tick()
+    assert (res.outcome, res.version, res.changed) == ("rerun", 3, ["chips/amd_mi300x"])
+    assert (res.chunks_evaluated, res.chunks_carried) == (2, 4)
+    run_all(queue, home)
+    clock[0] += 1
+    assert [r.outcome for r in sched.tick()] == ["unchanged"]
+    assert queue.payload(SW, 3)["hashes"] == _hashes(load_catalog(path))
+
+
+def _hashes(cat: Any) -> dict[str, str]:
+    from schemas.sweep import parse_spec, resolve
+
+    return resolve(parse_spec(small_spec(schedule={"on_change": True})), cat).hashes
+
+
+def test_cron_schedule_fires_when_due_and_not_before(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from service.scheduler import Scheduler
+
+    queue = first_version(home, small_spec(schedule={"cron": "0 * * * *"}))  # hourly, on the hour
+    created = queue.sweep(SW).created_at
+    due = (int(created) // 3600 + 1) * 3600
+    path = tmp_path / "o.yaml"
+    price(path, "nvidia_h100_sxm", 0.05)
+    clock = [due - 1.0]
+    sched = Scheduler(queue, now=lambda: clock[0], overlay=str(path))
+    assert sched.tick() == []  # changed, but not due (and not on_change)
+    clock[0] = due
+    [res] = sched.tick()
+    assert (res.outcome, res.version, res.chunks_evaluated) == ("rerun", 2, 2)
+    assert queue.versions(SW)[-1]["trigger"] == "cron"
+    clock[0] = due + 60
+    assert sched.tick() == []  # the next firing is an hour on
+    run_all(queue, home)
+    clock[0] = due + 3600
+    assert [r.outcome for r in sched.tick()] == ["unchanged"]  # due again; nothing changed since
+
+
+def test_racing_reruns_make_one_version(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = first_version(home)
+    cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
+    base = queue.sweep(SW)
+    p1, p2 = plan(queue, base, cat), plan(Queue(home.queue_path), base, cat)
+    assert p1 is not None and p2 is not None
+    assert execute(queue, p1, cat, trigger="change").outcome == "rerun"
+    assert execute(Queue(home.queue_path), p2, cat, trigger="change").outcome == "raced"
+    run_all(queue, home)
+    # threads, each with its own connection, as two scheduler ticks or a CLI beside a server would be
+    cat = load_catalog(price(tmp_path / "o2.yaml", "nvidia_h100_sxm", 0.07))
+    gate = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def one() -> None:
+        q = Queue(home.queue_path)
+        gate.wait()
+        outcomes.extend(r.outcome for r in rerun(q, catalog=cat, trigger="change"))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("rerun") == 1 and set(outcomes) <= {"rerun", "raced", "deferred"}
+    assert [r.version for r in queue.sweeps()] == [3, 2, 1]
+
+
+def test_broken_catalog_is_refused_with_file_line_and_the_last_good_stays(home, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from service.scheduler import Scheduler
+
+    queue = first_version(home, small_spec(schedule={"on_change": True}))
+    path = tmp_path / "o.yaml"
+    overlay(path, "")
+    clock = [0.0]
+    sched = Scheduler(queue, now=lambda: clock[0], overlay=str(path))
+    assert [r.outcome for r in sched.tick()] == ["unchanged"]
+    good = sched.catalog
+    overlay(path, "chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: [0.05\n")  # half-edited
+    clock[0] += 1
+    assert [r.outcome for r in sched.tick()] == ["unchanged"]  # judged on the last good catalog
+    assert sched.catalog is good and sched.catalog_error and f"{path}:" in sched.catalog_error
+    assert "invalid YAML" in sched.catalog_error
+    overlay(path, "chips:\n  - id: nvidia_a100_sxm_40gb\n    tdp_w: 400\n  - id: nvidia_h100_sxm\n    usd_per_hour: -3\n")
+    clock[0] += 1
+    sched.tick()
+    assert f"{path}:4" in sched.catalog_error and "usd_per_hour" in sched.catalog_error
+    assert [r.version for r in queue.sweeps()] == [1]
+    monkeypatch.setenv("CHIPSWEEP_CATALOG", str(path))
+    assert cli(["rerun", "--changed", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4" in err and "nothing re-run" in err
+    price(path, "nvidia_h100_sxm", 0.05)  # fixed
+    clock[0] += 1
+    [res] = sched.tick()
+    assert (res.outcome, res.version) == ("rerun", 2)
+
+
+def test_history_frontier_and_gc_through_the_cli(home, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    queue = first_version(home)
+    monkeypatch.setenv("CHIPSWEEP_CATALOG", price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
+    capsys.readouterr()
+    assert cli(["rerun", "--changed", SW, "--wait", "--json"]) == 0
+    [item] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: item[k] for k in ("sweep_id", "version", "changed", "chunks_evaluated", "chunks_carried")} == {
+        "sweep_id": SW, "version": 2, "changed": ["chips/nvidia_h100_sxm"], "chunks_evaluated": 2,
+        "chunks_carried": 4}
+    assert queue.sweep(f"{SW}@2").state == "done"
+    assert cli(["history", SW, "--json"]) == 0
+    v1, v2 = json.loads(capsys.readouterr().out)
+    assert (v1["trigger"], v2["trigger"], v2["base_version"]) == ("submit", "manual", 1)
+    usd = [c for c in v2["changes"] if c["field"] == "usd_per_hour"]
+    assert usd == [{"entry": "chips/nvidia_h100_sxm", "field": "usd_per_hour", "old": usd[0]["old"], "new": 0.05}]
+    assert usd[0]["old"] > 0.05 and v2["rows_recomputed"] == 16 and v2["chunks_carried"] == 4
+    assert cli(["history", SW]) == 0
+    assert "chips/nvidia_h100_sxm.usd_per_hour" in capsys.readouterr().out
+    assert cli(["gc", "--keep", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [f"{SW}@1"]
+    assert Lake(home.lake).committed_parts("training", SW, 1) == []
+    assert_exact(read_facts(home.lake, "training", SW, 2), 48)  # carried files outlive their source
+    assert [v["version"] for v in queue.versions(SW)] == [2]
+    assert run_saved("pareto_training", {"model": "llama3_8b", "sweep": SW}, lake=home.lake).num_rows > 0
+
+
+def test_a_version_left_preparing_by_a_dead_rerun_is_finished_later(home, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import service.rerun as rr
+    from schemas.sweep import catalog_snapshot
+
+    queue = first_version(home)
+    cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
+    p = plan(queue, queue.sweep(SW), cat)
+    assert p is not None
+    # what `execute` records before it copies anything; the process "dies" here
+    queue.add_version(base=p.base, configurations=p.sweep.configurations, spec=p.sweep.spec.canonical(),
+                      axes=p.sweep.axes_json(), hashes=p.sweep.hashes, catalog=catalog_snapshot(cat),
+                      carried=p.carried, trigger="change", changes=p.changes)
+    [res] = rerun(queue, catalog=cat)
+    assert (res.outcome, res.version) == ("deferred", 2) and queue.sweep(SW).state == "preparing"  # not yet stale
+    monkeypatch.setattr(rr, "PREPARE_STALE_S", -1.0)
+    [res] = rerun(queue, catalog=cat)
+    assert (res.outcome, res.version) == ("deferred", 2) and queue.sweep(SW).state == "queued"
+    run_all(queue, home)
+    assert queue.sweep(SW).state == "done" and evaluated_chunks(queue, 2) == [0, 1]
+    assert_exact(read_facts(home.lake, "training", SW, 2), 48)
+    assert [r.outcome for r in rerun(queue, catalog=cat)] == ["unchanged"]

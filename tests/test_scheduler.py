@@ -1,0 +1,47 @@
+"""The scheduler inside `chipsweep serve`: a catalog edit re-runs an on-change sweep on its own, and a
+`chipsweep rerun` racing it from the command line makes no second version."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from service.cli import main as cli
+from service.queue import Queue
+from tests.conftest import assert_exact, read_facts, wait_for
+from tests.test_api import Server
+from tests.test_rerun import small_spec
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+def test_server_scheduler_reruns_on_catalog_edit_and_a_racing_cli_rerun_adds_nothing(  # type: ignore[no-untyped-def]
+        home, tmp_path, monkeypatch, capsys) -> None:
+    path = tmp_path / "overlay.yaml"
+    path.write_text("")
+    monkeypatch.setenv("CHIPSWEEP_CATALOG", str(path))
+    spec: dict[str, Any] = small_spec("sched", schedule={"on_change": True})
+    with Server(home.with_(chunk_size=8, actors=2)) as s:
+        r = httpx.post(f"{s.url}/sweeps", json=spec)
+        assert r.status_code < 300, r.text
+
+        def state(sweep_id: str) -> str:
+            got = httpx.get(f"{s.url}/sweeps/{sweep_id}")
+            return str(got.json()["state"]) if got.status_code == 200 else "absent"
+
+        wait_for(lambda: state("sched@1") == "done", 120, "version 1")
+        path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 0.05\n")
+        capsys.readouterr()
+        assert cli(["rerun", "--changed", "--json"]) == 0  # races the server's scheduler
+        [item] = json.loads(capsys.readouterr().out)
+        assert item["outcome"] in ("rerun", "raced", "deferred") and item["sweep_id"] == "sched"
+        wait_for(lambda: state("sched@2") == "done", 120, "version 2")
+        queue = Queue(home.queue_path)
+        wait_for(lambda: all(r.state == "done" for r in queue.sweeps()), 30, "all versions done")
+        assert [r.version for r in queue.sweeps()] == [2, 1]  # one new version, not two
+        v2 = queue.versions("sched")[-1]
+        assert (v2["chunks_evaluated"], v2["chunks_carried"]) == (2, 4)
+        assert_exact(read_facts(home.lake, "training", "sched", 2), 48)

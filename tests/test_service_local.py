@@ -1,0 +1,112 @@
+"""The service end to end on a local Ray: queue -> actors -> Parquet committed -> status, through the
+Python API and the embedded CLI; the frontier store checked against the full sweep in SQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from service.cli import main as cli
+from service.dispatch import Dispatcher, cancel, run_until_finished, submit
+from service.lake import Lake
+from service.queue import Queue
+from tests.conftest import assert_exact, read_facts, spec_of_size, training_spec, wait_for
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+def run_sweep(home, spec, chunk_size: int, actors: int = 2):  # type: ignore[no-untyped-def]
+    queue = Queue(home.queue_path)
+    row = submit(spec, settings=home, queue=queue, chunk_size=chunk_size)
+    disp = Dispatcher(queue, home, actors=actors)
+    try:
+        status = run_until_finished(queue, home, row.sweep_id, dispatcher=disp)
+    finally:
+        disp.close()
+    return row, status
+
+
+def test_sweep_runs_to_exactly_its_rows_with_dims_and_state(home) -> None:  # type: ignore[no-untyped-def]
+    row, status = run_sweep(home, spec_of_size("e2e", 12), chunk_size=12_000)
+    assert row.configurations == 6912 * 12 and row.chunks_total == 7
+    assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", 7, 0)
+    table = read_facts(home.lake, "training", "e2e", 1)
+    assert_exact(table, row.configurations)
+    assert status["rows_written"] == row.configurations and status["configs_per_s"] > 0
+    lake = Lake(home.lake)
+    assert [p.rsplit("/", 1)[1] for p in lake.committed_parts("training", "e2e", 1)] == [f"part-{i:05d}.parquet" for i in range(7)]
+    sweeps = pq.read_table(lake.dim_path("sweeps", "e2e", 1)).to_pylist()[0]
+    assert sweeps["state"] == "done" and json.loads(sweeps["spec_json"])["name"] == "e2e"
+
+
+def _frontier_sql(files: list[str]) -> set[int]:
+    """The global (per model) frontier on time and cost, in SQL: distinct points sorted by time, kept
+    when cheaper than every point before them."""
+    sql = f"""
+    WITH r AS (SELECT idx, model_id, time_to_train_days AS t, cost_usd AS c
+               FROM read_parquet({files!r}) WHERE fits AND infeasible_reason = '' AND isfinite(t) AND isfinite(c)),
+    p AS (SELECT DISTINCT model_id, t, c FROM r),
+    f AS (SELECT model_id, t, c FROM (
+            SELECT *, min(c) OVER (PARTITION BY model_id ORDER BY t, c ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
+            FROM p) WHERE prev IS NULL OR c < prev)
+    SELECT r.idx FROM r JOIN f USING (model_id, t, c)"""
+    return {row[0] for row in duckdb.sql(sql).fetchall()}
+
+
+def test_frontier_store_keeps_the_global_frontier_of_the_full_sweep(home) -> None:  # type: ignore[no-untyped-def]
+    _, full = run_sweep(home, spec_of_size("full", 6), chunk_size=5000)
+    _, front = run_sweep(home, spec_of_size("front", 6, store="frontier"), chunk_size=5000)
+    lake = Lake(home.lake)
+    want = _frontier_sql(lake.committed_parts("training", "full", 1))
+    got = _frontier_sql(lake.committed_parts("training", "front", 1))
+    assert want and got == want
+    assert front["rows_written"] < full["rows_written"] / 20
+
+
+def test_embedded_cli_submit_status_list_and_bad_spec(home, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(training_spec("cli-e2e", store="feasible")))
+    assert cli(["submit", str(spec), "--wait", "--json", "--chunk-size", "2000"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out) >= {"sweep_id", "version", "configurations", "rows_written", "seconds"}
+    assert (out["sweep_id"], out["version"], out["configurations"]) == ("cli-e2e", 1, 6912)
+    assert_exact(read_facts(home.lake, "training", "cli-e2e", 1), out["rows_written"])
+
+    assert cli(["status", "cli-e2e", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert list(status)[:9] == ["sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done",
+                                "chunks_failed", "rows_written", "configs_per_s"]
+    assert (status["state"], status["chunks_done"], status["chunks_total"]) == ("done", 4, 4)
+    assert cli(["list"]) == 0 and "cli-e2e" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nkind: training\naxes: {model: [llama3_8b], chip: [h100], n_chips: []}\n"
+                   "fixed: {global_batch: 8}\nspeed: fast\n")
+    assert cli(["submit", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "field 'speed'" in err and "allowed: name, kind, axes" in err
+    assert cli(["status", "nope"]) == 2
+
+
+def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
+    queue = Queue(home.queue_path)
+    row = submit(spec_of_size("cancel-me", 4), settings=home, queue=queue, chunk_size=1000)
+    disp = Dispatcher(queue, home, actors=2)
+    t = threading.Thread(target=run_until_finished, args=(queue, home, row.sweep_id), kwargs={"dispatcher": disp})
+    t.start()
+    try:
+        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 60, "two chunks done")
+        cancel(queue, row.sweep_id)
+        t.join(60)
+    finally:
+        disp.close()
+    status = queue.status(row.sweep_id)
+    assert status["state"] == "cancelled" and 2 <= status["chunks_done"] < row.chunks_total
+    table = read_facts(home.lake, "training", "cancel-me", 1)
+    assert_exact(table, status["rows_written"])
+    assert pq.read_table(Lake(home.lake).dim_path("sweeps", "cancel-me", 1)).column("state").to_pylist() == ["cancelled"]

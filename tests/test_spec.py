@@ -1,0 +1,201 @@
+"""The sweep spec: axis forms, catalog filters, size known up front, and refusals that name field,
+value and what is allowed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from schemas.catalog import load_catalog
+from schemas.sweep import SpecError, load_spec_text, parse_spec, resolve, validate
+from tests.conftest import training_spec
+
+CONTRACT_EXAMPLE = """
+name: gpt3-everywhere
+kind: training                      # training | inference | asic
+axes:                               # the Cartesian product of these
+  model: [gpt3_175b, llama2_70b]
+  chip: {class: datacenter_training}        # a list of ids, or a catalog filter
+  n_chips: {geometric: {start: 64, stop: 8192, factor: 2}}
+  tp: [1, 2, 4, 8]
+  pp: {geometric: {start: 1, stop: 64, factor: 2}}
+  micro_batch: [1, 2, 4]
+  recompute: [none, selective, full]
+fixed: {global_batch: 1536, tokens: 300e9}
+overrides: {nvidia_h100_sxm: {usd_per_hour: 2.0}}
+store: feasible                     # all | feasible | frontier
+schedule: {on_change: true, cron: "0 3 * * *"}
+"""
+
+
+@pytest.fixture(scope="module")
+def catalog():  # type: ignore[no-untyped-def]
+    return load_catalog(use_env=False)
+
+
+def refused(data: object, catalog) -> SpecError:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError) as info:
+        resolve(parse_spec(data), catalog)
+    return info.value
+
+
+def test_contract_example_resolves_with_its_size_known_up_front(catalog) -> None:  # type: ignore[no-untyped-def]
+    sweep = resolve(load_spec_text(CONTRACT_EXAMPLE), catalog)
+    n_dc = len(catalog.filter_chips(**{"class": "datacenter_training"}))
+    assert sweep.sizes == [2, n_dc, 8, 4, 7, 3, 3]
+    assert sweep.configurations == 2 * n_dc * 8 * 4 * 7 * 3 * 3
+    assert sweep.fixed["tokens"] == 300e9  # YAML reads 300e9 as text; the spec reads it as a number
+    assert sweep.catalog.chips["nvidia_h100_sxm"].usd_per_hour == 2.0  # the what-if override is applied
+    assert sweep.hashes["chips/nvidia_h100_sxm"] != catalog.hashes()["chips/nvidia_h100_sxm"]
+    assert sweep.spec.schedule is not None and sweep.spec.schedule.cron == "0 3 * * *"
+
+
+def test_axis_forms_range_and_geometric_are_inclusive(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec(axes={
+        "model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"],
+        "n_chips": {"range": {"start": 64, "stop": 256, "step": 64}},
+        "tp": {"geometric": {"start": 1, "stop": 8, "factor": 2}},
+        "global_batch": {"range": {"start": 512, "stop": 1024, "step": 512}},
+    })
+    spec["fixed"].pop("global_batch")
+    sweep = resolve(parse_spec(spec), catalog)
+    assert sweep.axes_json()["n_chips"] == [64, 128, 192, 256]
+    assert sweep.axes_json()["tp"] == [1, 2, 4, 8]
+    assert sweep.axes_json()["global_batch"] == [512, 1024]
+
+
+def test_catalog_filters_exact_prefix_and_glob(catalog) -> None:  # type: ignore[no-untyped-def]
+    def chips(flt: dict[str, object]) -> list[str]:
+        spec = training_spec(axes={"model": ["llama3_8b"], "chip": flt, "n_chips": [64]})
+        return resolve(parse_spec(spec), catalog).axes_json()["chip"]
+
+    assert chips({"class": "datacenter_training"}) == catalog.filter_chips(**{"class": "datacenter_training"})
+    edge = chips({"class": "edge"})  # a leading part of the class name: edge_inference, edge_voice, ...
+    assert edge and all(catalog.chips[c].chip_class.startswith("edge_") for c in edge)
+    assert chips({"vendor": "NVIDIA*", "class": "datacenter_training"}) == sorted(
+        c for c in catalog.filter_chips(**{"class": "datacenter_training"}) if catalog.chips[c].vendor.startswith("NVIDIA"))
+
+
+def test_a_billion_configurations_resolve_instantly(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec("huge", axes={
+        "model": ["llama3_8b", "llama2_70b"], "chip": {"class": "datacenter_training"},
+        "n_chips": {"range": {"start": 8, "stop": 8000, "step": 8}},
+        "tp": [1, 2, 4, 8], "pp": [1, 2, 4, 8], "micro_batch": [1, 2, 4, 8, 16],
+        "recompute": ["none", "selective", "full"], "zero_stage": [0, 1, 2, 3],
+        "global_batch": {"range": {"start": 64, "stop": 2048, "step": 64}},
+    })
+    spec["fixed"].pop("zero_stage")
+    spec["fixed"].pop("global_batch")
+    t0 = time.perf_counter()
+    sweep = resolve(parse_spec(spec), catalog)
+    assert sweep.configurations > 1_000_000_000
+    assert time.perf_counter() - t0 < 2.0
+
+
+# ---- refusals: field, value, allowed --------------------------------------------------------------
+def test_unknown_field_is_refused_naming_the_allowed_fields(catalog) -> None:  # type: ignore[no-untyped-def]
+    err = refused({**training_spec(), "colour": "blue"}, catalog)
+    p = err.problems[0]
+    assert (p.field, p.value) == ("colour", "blue")
+    assert "axes" in p.allowed and "store" in p.allowed
+
+
+def test_unknown_axis_is_refused_naming_the_allowed_axes(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["axes"]["warp_drive"] = [1, 2]
+    p = refused(spec, catalog).problems[0]
+    assert p.field == "axes.warp_drive" and p.value == [1, 2]
+    assert "micro_batch" in p.allowed and "recompute" in p.allowed
+
+
+def test_unknown_chip_id_is_refused_with_the_catalog_ids(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["axes"]["chip"] = ["nvidia_h100_sxm", "nvidia_h1000"]
+    p = refused(spec, catalog).problems[0]
+    assert (p.field, p.value) == ("axes.chip[1]", "nvidia_h1000")
+    assert "nvidia_h100_sxm" in p.allowed and "google_tpu_v5p" in p.allowed
+
+
+def test_empty_axis_is_refused(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["axes"]["tp"] = []
+    p = refused(spec, catalog).problems[0]
+    assert (p.field, p.value) == ("axes.tp", [])
+    assert "empty" in p.message and "integers >= 1" in p.allowed
+
+
+def test_filter_matching_nothing_is_an_empty_axis_listing_the_values(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["axes"]["chip"] = {"class": "quantum"}
+    p = refused(spec, catalog).problems[0]
+    assert p.field == "axes.chip" and "empty axis" in p.message
+    assert "datacenter_training" in p.allowed
+
+
+def test_wrong_types_are_refused(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["axes"]["tp"] = [1, "two", 2.5]
+    problems = refused(spec, catalog).problems
+    assert [(p.field, p.value) for p in problems] == [("axes.tp[1]", "two"), ("axes.tp[2]", 2.5)]
+    assert problems[0].allowed == "integers >= 1"
+    p = refused({**training_spec(), "store": "sometimes"}, catalog).problems[0]
+    assert (p.field, p.value) == ("store", "sometimes") and "feasible" in p.allowed
+    p = refused({**training_spec(), "axes": "all of them"}, catalog).problems[0]
+    assert p.field == "axes" and p.value == "all of them"
+    spec = training_spec()
+    spec["axes"]["recompute"] = ["some"]
+    p = refused(spec, catalog).problems[0]
+    assert (p.field, p.value, p.allowed) == ("axes.recompute[0]", "some", "one of none, selective, full")
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", "..", "x=y", "", "a" * 200, ".hidden"])
+def test_names_that_could_escape_the_lake_are_refused(catalog, name: str) -> None:  # type: ignore[no-untyped-def]
+    p = refused(training_spec(name), catalog).problems[0]
+    assert (p.field, p.value) == ("name", name)
+    assert "letters, digits" in p.allowed
+
+
+def test_overrides_name_catalog_chips_and_overridable_fields(catalog) -> None:  # type: ignore[no-untyped-def]
+    problems = refused(training_spec(overrides={"nvidia_h999": {"usd_per_hour": 1.0},
+                                                "nvidia_h100_sxm": {"colour": 3.0}}), catalog).problems
+    assert [(p.field, p.value) for p in problems] == [("overrides.nvidia_h999", "nvidia_h999"),
+                                                      ("overrides.nvidia_h100_sxm.colour", 3.0)]
+    assert "usd_per_hour" in problems[1].allowed
+
+
+def test_setting_both_fixed_and_axis_missing_required_and_bad_objectives(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec(objectives=["cost_usd", "happiness"])
+    spec["fixed"]["tp"] = 2
+    spec["fixed"].pop("global_batch")
+    fields = {p.field for p in refused(spec, catalog).problems}
+    assert fields == {"fixed.tp", "fixed.global_batch", "objectives[1]"}
+
+
+def test_invalid_yaml_and_cron_are_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec_text("name: [unclosed")
+    assert "invalid YAML" in str(info.value)
+    with pytest.raises(SpecError) as info:
+        parse_spec({**training_spec(), "schedule": {"cron": "every tuesday"}})
+    assert info.value.problems[0].field == "schedule.cron"
+
+
+def test_edge_specs_resolve(catalog) -> None:  # type: ignore[no-untyped-def]
+    inf = resolve(parse_spec({"name": "edge", "kind": "inference", "axes": {
+        "model": ["llama3_8b"], "chip": {"system_kind": "edge"}, "weight_bits": [4, 8], "batch": [1, 4]}}), catalog)
+    assert inf.axes_json()["weight_bits"] == [4, 8] and inf.configurations == 2 * 2 * len(inf.axes_json()["chip"])
+    asic = resolve(parse_spec({"name": "asic", "kind": "asic", "axes": {
+        "model": ["llama3_8b"], "node_nm": [5, 7], "n_mac": [4096], "dram": ["lpddr5", "hbm3"]}}), catalog)
+    assert asic.configurations == 4
+    p = refused({"name": "asic", "kind": "asic", "axes": {"model": ["llama3_8b"], "node_nm": [5], "dram": ["ddr2"]}},
+                catalog).problems
+    assert {q.field for q in p} == {"axes.dram[0]", "axes.n_mac"}
+
+
+def test_every_problem_is_reported_at_once(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = {**training_spec("../x"), "colour": "red"}
+    spec["axes"]["tp"] = []
+    with pytest.raises(SpecError) as info:
+        validate(spec, catalog)
+    assert [p.field for p in info.value.problems] == ["name", "colour", "axes.tp"]
