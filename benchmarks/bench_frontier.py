@@ -274,7 +274,7 @@ def main() -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         # the figure the README shows: one model's frontier over its feasible configurations
         frontier = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
-        candidates = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake, frontier=False, sample=40_000)
+        candidates = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake, frontier=False, sample=20_000)
         total = count_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
         for suffix in ("png", "html"):
             plot(frontier, candidates, Path(args.out).with_name(f"frontier_llama2_70b.{suffix}"), candidates_total=total,

@@ -29,7 +29,7 @@ from schemas.columns import FACTS
 
 LOG_SPAN = 30.0  # max/min above which an axis is logarithmic
 MAX_LABELS = 25  # frontier points labelled in the PNG (all are labelled on hover in the HTML)
-HTML_CANDIDATES = 20_000  # candidate points embedded in the HTML page
+HTML_CANDIDATES = 10_000  # candidate points embedded in the HTML page (4 significant digits)
 
 
 class PlotError(ValueError):
@@ -337,13 +337,12 @@ _PAGE = """<!DOCTYPE html>
 
 def draw_html(fig: FrontierFigure, path: str | Path) -> Path:
     """A single HTML file (no network needed): SVG drawn by inline script, hover for details."""
-    data = fig
-    if len(fig.candidates_x) > HTML_CANDIDATES:
-        rng = np.random.default_rng(0)
-        pick = np.sort(rng.choice(len(fig.candidates_x), HTML_CANDIDATES, replace=False))
-        data = FrontierFigure(fig.title, fig.x, fig.y, fig.colour, fig.frontier,
-                              [fig.candidates_x[i] for i in pick], [fig.candidates_y[i] for i in pick],
-                              fig.candidates_total)
+    pick = np.arange(len(fig.candidates_x))
+    if len(pick) > HTML_CANDIDATES:
+        pick = np.sort(np.random.default_rng(0).choice(len(pick), HTML_CANDIDATES, replace=False))
+    data = FrontierFigure(fig.title, fig.x, fig.y, fig.colour, fig.frontier,
+                          [float(f"{fig.candidates_x[i]:.4g}") for i in pick],
+                          [float(f"{fig.candidates_y[i]:.4g}") for i in pick], fig.candidates_total)
     # "</" cannot appear inside a script element
     payload = data.to_json().replace("</", "<\\/")
     out = Path(path)
