@@ -250,7 +250,12 @@ class Bound:
         calls = list(_PARETO_RE.finditer(self.query.sql))
         if not calls:
             return None
-        return _objectives_arg(calls[-1].group("obj"), self.objectives)
+        found = [_objectives_arg(c.group("obj"), self.objectives) for c in calls]
+        # a query mixing frontiers of different objectives (frontier_diff over training and edge rows)
+        # is not the frontier of any one set
+        if any([(o.column, o.sense) for o in f] != [(o.column, o.sense) for o in found[-1]] for f in found):
+            return None
+        return found[-1]
 
 
 def bind(query: SavedQuery | str, params: Mapping[str, object] | None = None) -> Bound:
