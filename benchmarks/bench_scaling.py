@@ -41,32 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "scaling.json"
 sys.path.insert(0, str(REPO))
 
-MODELS = ["gpt3_175b", "llama2_70b", "llama3_8b", "llama3_405b", "llama3_70b", "gpt3_13b", "llama2_13b", "llama2_7b"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sweep import bench_spec as spec  # noqa: E402  (the same sweep as the end-to-end benchmark)
+
 NODE_CORES = 32
 DRIVER_BUSY_TARGET = 0.10
-
-
-def spec(name: str, models: int, batches: int) -> dict[str, Any]:
-    """models x 18 chips x 12 sizes x batches x 2 x 4 x 7 x 4 x 3 x 2 x 4: 1,161,216 per (model, batch)."""
-    return {
-        "name": name,
-        "kind": "training",
-        "axes": {
-            "model": MODELS[:models],
-            "chip": {"class": "datacenter_training"},
-            "n_chips": {"geometric": {"start": 8, "stop": 16384, "factor": 2}},
-            "global_batch": [512 * (i + 1) for i in range(batches)],
-            "precision": ["bf16", "fp8"],
-            "tp": [1, 2, 4, 8],
-            "pp": {"geometric": {"start": 1, "stop": 64, "factor": 2}},
-            "micro_batch": [1, 2, 4, 8],
-            "recompute": ["none", "selective", "full"],
-            "interleave": [1, 2],
-            "zero_stage": [0, 1, 2, 3],
-        },
-        "fixed": {"tokens": 300e9},
-        "store": "feasible",
-    }
 
 
 def run_sweep(settings: Any, queue: Any, name: str, models: int, batches: int, actors: int,
