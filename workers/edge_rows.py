@@ -9,7 +9,7 @@ Bad rows carry their message in `infeasible_reason`; they never stop the other r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -421,6 +421,25 @@ def _inference_notes(ctx: Context, x: Mapping[str, Array]) -> Array:
     return np.asarray(texts, dtype=object)[inv.reshape(-1)]
 
 
+def _run_good_rows(errors: RowErrors, run: Callable[[Array], Mapping[str, Array]]) -> dict[str, Array]:
+    """Run a core on the rows that parsed; outputs of the other rows stay NaN (0 for integers)."""
+    n = errors.n
+    out: dict[str, Array] = {}
+    ok = ~errors.bad
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        for key, v in run(rows).items():
+            out.setdefault(key, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    return out
+
+
+def _refuse_if_strict(strict: bool, mask: Array, reason: Array) -> None:
+    """--strict: the first infeasible rows, with their reasons, refuse the whole file."""
+    if strict and (mask != 0).any():
+        first = np.nonzero(mask != 0)[0][:20]
+        raise EvaluateError("\n".join(f"row {i + 1}: {reason[i]}" for i in first))
+
+
 INFERENCE_OUT = (
     "ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s", "energy_per_token_j",
     "mem_gb", "unit_cost_usd",
@@ -434,22 +453,14 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False) -
     if strict and errors:
         raise EvaluateError("\n".join(errors.messages()[:20]))
     n = table.num_rows
-    ok = ~errors.bad
-    out: dict[str, Array] = {}
-    if ok.any():
-        rows = np.nonzero(ok)[0]
-        res = inference.evaluate({k: v[rows] for k, v in x.items()},
-                                 {k: (v[rows] if np.ndim(v) else v) for k, v in cal.items()})
-        for k, v in res.items():
-            out.setdefault(k, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    out = _run_good_rows(errors, lambda rows: inference.evaluate(
+        {k: v[rows] for k, v in x.items()}, {k: (v[rows] if np.ndim(v) else v) for k, v in cal.items()}))
     mask = out.get("reason_mask", np.zeros(n, dtype=np.int64))
     mem_bits = inference.R_MEMORY | inference.R_NOFIT
     reason = inference.reason_text(mask & ~mem_bits)
     for i in np.nonzero((mask & mem_bits) != 0)[0].tolist():
         reason[i] = "; ".join(r for r in (reason[i], _memory_reason(i, x, out, int(mask[i]))) if r)
-    if strict and (mask != 0).any():
-        first = np.nonzero(mask != 0)[0][:20]
-        raise EvaluateError("\n".join(f"row {i + 1}: {reason[i]}" for i in first))
+    _refuse_if_strict(strict, mask, reason)
     bad = errors.bad
     reason = np.where(bad, errors.text(), reason)
     notes = np.where(bad, "", _inference_notes(ctx, x))
@@ -638,20 +649,12 @@ def evaluate_asic(table: pa.Table, ctx: Context, *, strict: bool = False) -> tup
     if strict and errors:
         raise EvaluateError("\n".join(errors.messages()[:20]))
     n = table.num_rows
-    ok = ~errors.bad
-    out: dict[str, Array] = {}
-    if ok.any():
-        rows = np.nonzero(ok)[0]
-        res = asic.evaluate({key: v[rows] for key, v in x.items()}, k)
-        for key, v in res.items():
-            out.setdefault(key, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    out = _run_good_rows(errors, lambda rows: asic.evaluate({key: v[rows] for key, v in x.items()}, k))
     mask = out.get("reason_mask", np.zeros(n, dtype=np.int64))
     reason = asic.reason_text(mask)
     for i in np.nonzero(mask != 0)[0].tolist():
         reason[i] = _asic_reason(i, x, out, int(mask[i]), k)
-    if strict and (mask != 0).any():
-        first = np.nonzero(mask != 0)[0][:20]
-        raise EvaluateError("\n".join(f"row {i + 1}: {reason[i]}" for i in first))
+    _refuse_if_strict(strict, mask, reason)
     bad = errors.bad
     reason = np.where(bad, errors.text(), reason)
     note_mask = np.asarray(out.get("note_mask", np.zeros(n, dtype=np.int64)), dtype=np.int64)
