@@ -26,6 +26,7 @@ from schemas.catalog import CalibrationSet, Catalog, Chip, Cluster, Model, conte
 from schemas.columns import FACTS
 from workers.asic import ARCHS, ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS
 from workers.tables import CHIP_NUMERIC, PRECISIONS, RECOMPUTE
+from workers.training import FRAMEWORKS
 
 Kind = Literal["training", "inference", "asic"]
 StoreMode = Literal["all", "feasible", "frontier"]
@@ -34,7 +35,6 @@ StoreMode = Literal["all", "feasible", "frontier"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 NAME_ALLOWED = "1-128 characters: letters, digits, '_', '.', '-' (starting with a letter or digit, no '..')"
 OVERRIDABLE = tuple(f for f in CHIP_NUMERIC if f != "process_nm")
-FRAMEWORKS = ("megatron", "deepspeed")
 
 
 # ------------------------------------------------------------------------------------------------

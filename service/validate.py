@@ -126,7 +126,7 @@ def training_cases(path: Path | None = None) -> list[Case]:
                 row["recompute"] = "full"
                 row["sequence_parallel"] = False
                 row["interleave"] = 1  # DeepSpeed's pipeline engine runs plain 1F1B
-                row["framework"] = "deepspeed"  # MT-NLG: DeepSpeed pipeline + Megatron tensor parallelism
+                row["framework"] = "deepspeed_2021"  # MT-NLG: DeepSpeed's 2021 pipeline + Megatron tensor parallelism
                 if metric == "iteration_time":
                     out.append(Case(cid, "mtnlg", row, "step_time_s", value))
                 else:

@@ -2,8 +2,8 @@
 
 Bounds are those of the training-core issue. The calibration (schemas/catalog/calibration.yaml) was
 fitted on Korthikanti's iteration times, Narayanan Table 1's TFLOP/s and the even rows of the vTrain
-files (workers/calibrate.py); the odd vTrain rows, MT-NLG, PaLM, Narayanan Table 2, the memory
-figures and the GPT-3 cost estimate are held out. Both errors are asserted where a group was fitted.
+files and MT-NLG's 2,240-GPU iteration time (workers/calibrate.py); the odd vTrain rows, MT-NLG's other
+runs, PaLM, Narayanan Table 2, the memory figures and the GPT-3 cost estimate are held out. Both errors are asserted where a group was fitted.
 """
 
 from __future__ import annotations
@@ -89,14 +89,13 @@ def test_palm_and_gpt3_total_training_flops_within_3pct(results):
     assert e.max() <= 0.03, e
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: MT-NLG's DeepSpeed+Megatron runs reached 113-126 TFLOP/s per GPU where Megatron-LM on "
-    "the same layout and hardware reached 159-171 (Narayanan Table 2); the model predicts the latter (~21% off)",
-)
 def test_mtnlg_iteration_time_and_tflops_within_10pct(results):
-    e = _errors(results["mtnlg"])
-    assert e.max() <= 0.10, e
+    """MT-NLG ran DeepSpeed's 2021 pipeline engine (framework deepspeed_2021). Its one fitted constant,
+    the send efficiency of that engine, comes from the 2,240-GPU iteration time only; the 2,800- and
+    3,360-GPU runs (data parallelism 10 and 12) test the scaling held out."""
+    assert _errors(results["mtnlg"]).max() <= 0.10
+    held = _errors(results["mtnlg"], held_out=True)
+    assert len(held) == 5 and held.max() <= 0.10, held
 
 
 def test_lambda_gpt3_on_v100_estimate_reproduced_within_3pct(results):

@@ -34,6 +34,7 @@ PARAMS: list[tuple[str, float, float]] = [
     ("out_latency_s", 1e-7, 2e-3),
     ("dp_overlap", 0.01, 1.0),
     ("ds_p2p_eff", 0.01, 1.0),
+    ("ds2021_p2p_eff", 0.01, 1.0),
     ("vtrain_single_node.scale_up_gb_s", 1.0, 300.0),
     ("vtrain_single_node.scale_up_latency_s", 1e-6, 2e-3),
 ]
@@ -48,6 +49,8 @@ def is_fit_case(c: Case, index_in_file: int | None = None) -> bool:
         return True
     if c.source == "narayanan21_table1":
         return c.case_id.endswith("_tflops") and any(f"_{m}_" in c.case_id for m in FIT_NARAYANAN)
+    if c.source == "mtnlg":
+        return c.case_id == "mtnlg_2240gpu_itertime"  # the 2800- and 3360-GPU runs are held out
     if c.source in ("vtrain_multi_node", "vtrain_single_node"):
         return int(c.case_id.rsplit("_", 1)[1]) % 2 == 0
     return False
@@ -58,6 +61,7 @@ FIT_NAMES = [
     "narayanan21_table1 achieved TFLOP/s of " + ", ".join(FIT_NARAYANAN),
     "vtrain_multi_even",
     "vtrain_single_even",
+    "mtnlg_2240gpu_itertime",
 ]
 
 
@@ -179,7 +183,7 @@ def write(values: dict[str, float]) -> None:
     fitted_on = "[korthikanti22_22B_full_itertime, korthikanti22_22B_seqsel_itertime, korthikanti22_175B_full_itertime, " \
         "korthikanti22_175B_seqsel_itertime, korthikanti22_530B_full_itertime, korthikanti22_530B_seqsel_itertime, " \
         "korthikanti22_1T_full_itertime, korthikanti22_1T_seqsel_itertime, " + \
-        ", ".join(f"narayanan21_t1_{m}_tflops" for m in FIT_NARAYANAN) + ", vtrain_multi_even, vtrain_single_even]"
+        ", ".join(f"narayanan21_t1_{m}_tflops" for m in FIT_NARAYANAN) + ", vtrain_multi_even, vtrain_single_even, mtnlg_2240gpu_itertime]"
     for name, value in values.items():
         if "." in name:
             continue

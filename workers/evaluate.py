@@ -223,7 +223,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
         "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
         "flash": _or_default(get("flash_attention"), 0.0),
         "weight_bytes": np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[prec_i],
-        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework == 1, 2.0, ctx.defaults["grad_bytes"])),
+        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework >= 1, 2.0, ctx.defaults["grad_bytes"])),
         "act_bytes": np.broadcast_to(np.float64(ctx.defaults["act_bytes"]), (n,)),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
@@ -350,7 +350,7 @@ def _assemble_general(
         "flash": _or_default(get("flash_attention"), 0.0),
         "weight_bytes": weight_bytes,
         # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones
-        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework == 1, 2.0, ctx.defaults["grad_bytes"])),
+        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework >= 1, 2.0, ctx.defaults["grad_bytes"])),
         "framework": framework,
         "act_bytes": np.full(n, ctx.defaults["act_bytes"]),
         "sustained_flops": get("sustained_tflops") * 1e12,

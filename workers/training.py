@@ -79,7 +79,10 @@ INPUT_KEYS = (
     # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
     "sustained_flops", "total_flops", "up_latency", "framework", "mode", "lora_params",
 )
-FRAMEWORKS = ("megatron", "deepspeed")
+# megatron: Megatron-LM's schedules (interleaving, scatter/gather sends); deepspeed: DeepSpeed's pipeline
+# engine (plain 1F1B, blocking sends split over the tp ranks, fp16 gradients); deepspeed_2021: the same
+# engine as MT-NLG ran it (full-tensor sends; its link efficiency fitted on one MT-NLG run)
+FRAMEWORKS = ("megatron", "deepspeed", "deepspeed_2021")
 MODES = ("pretrain", "full", "lora")  # pre-training, full fine-tuning, LoRA fine-tuning
 LORA_TARGETS = ("qv", "qkvo", "all")  # adapted projections: Hu et al. 2021 sec. 7.1 adapt W_q, W_v
 
@@ -95,6 +98,7 @@ CAL_KEYS = (
     "out_latency_s",
     "dp_overlap",  # fraction of the pipeline time data-parallel traffic can hide behind
     "ds_p2p_eff",  # fraction of the link DeepSpeed's pipeline send/receive reaches
+    "ds2021_p2p_eff",  # ... for the 2021 engine MT-NLG used (full-tensor sends)
     "mem_usable",  # fraction of chip memory a framework can use
     "pue",
     "power_fraction",  # average chip power as a fraction of TDP
@@ -204,7 +208,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     b, v, rc, zero = x["micro_batch"], x["interleave"], x["recompute"], x["zero_stage"]
     B = x["global_batch"]
     streaming = x["streaming"] > 0
-    deepspeed = x["framework"] == 1
+    deepspeed = x["framework"] >= 1
+    ds2021 = x["framework"] == 2  # full-tensor pipeline sends
     peak = x["peak_flops"]
     full = rc == 2
     N = terms["n_params"]  # parameters
@@ -269,13 +274,19 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # ---- pipeline ------------------------------------------------------------------------------
     pp_cross = n > dom  # some stage boundary leaves the scale-up domain
     # Megatron splits cross-node sends over the t ranks (scatter/gather, Narayanan sec. 4.1) and overlaps
-    # each send with the matching receive; DeepSpeed's pipeline engine sends the full tensor and runs
-    # SendActivation/RecvActivation/SendGrad/RecvGrad as separate blocking steps (DeepSpeed PipeSchedule)
-    pp_bw = np.where(pp_cross, out_bw, up_bw) * np.where(deepspeed, cal["ds_p2p_eff"], 1.0)  # bytes/s
+    # each send with the matching receive; DeepSpeed's pipeline engine splits them too (PipelineEngine
+    # is_pipe_partitioned / is_grad_partitioned) but runs SendActivation/RecvActivation/SendGrad/RecvGrad
+    # as separate blocking steps (DeepSpeed PipeSchedule); the 2021 engine of MT-NLG sent whole tensors
+    ds_eff = np.where(ds2021, cal["ds2021_p2p_eff"], cal["ds_p2p_eff"])
+    pp_bw = np.where(pp_cross, out_bw, up_bw) * np.where(deepspeed, ds_eff, 1.0)  # bytes/s
     pp_lat = np.where(pp_cross, out_lat, up_lat)  # s
-    pp_msg = msg / np.where(pp_cross & ~deepspeed, t, 1.0)  # bytes per send
+    split = pp_cross & ~ds2021
+    pp_msg = msg / np.where(split, t, 1.0)  # bytes per send
     sends = np.where(deepspeed, 4.0, 2.0 * v)  # transfers on the critical path per micro-batch
-    t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat), 0.0)  # s per micro-batch
+    # the receiving stage re-assembles a split tensor with an all-gather over its tp ranks (scale-up link)
+    regather = np.where(split, tp_group.allgather(msg), 0.0)  # s per receive
+    recvs = np.where(deepspeed, 2.0, 2.0 * v)  # receives per micro-batch: activations forward, gradients back
+    t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat) + recvs * regather, 0.0)  # s per micro-batch
     t_logit = logits * b / t * mm_passes / (peak * _eff(np.minimum(bs, h), cal))  # s, on the last stage
     t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
     t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
