@@ -4,9 +4,11 @@
 
 Measures CPU time of this process (numpy element-wise kernels are single-threaded), so the figures are
 per core:
-- core only: `workers.training.evaluate` on 1M-configuration arrays (float64), configurations/s;
-- resolve + core: catalog gather, overrides and defaults (`assemble_training`) then the core, as a sweep
-  chunk does;
+- core only: `workers.training.evaluate` on 1M-configuration arrays, float64 and float32 inputs,
+  configurations/s;
+- resolve + core: catalog gather, overrides and defaults (`assemble_training`, float64) then the core in
+  float32 (cast block by block), as a sweep chunk does (workers/chunk.py CORE_DTYPE); and the same with a
+  float64 core;
 - layout search: one (model, chip, n_chips) with every layout field blank, milliseconds.
 """
 
@@ -63,7 +65,8 @@ def main() -> dict[str, object]:
     x32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in x.items()}
     cal32 = {k: v.astype(np.float32) for k, v in cal.items()}
     core32_s = best_of(lambda: training.evaluate(x32, cal32))
-    full_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx)))
+    full_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx), dtype=np.float32))
+    full64_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx)))
     one = pa.table({"model": ["llama2_70b"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"], "global_batch": ["1024"]})
     evaluate_training(one, ctx)  # warm up
     search_s = best_of(lambda: evaluate_training(one, ctx), repeat=10)
@@ -78,6 +81,8 @@ def main() -> dict[str, object]:
         "core_configs_per_s": n / core_s,
         "core_float32_configs_per_s": n / core32_s,
         "resolve_and_core_configs_per_s": n / full_s,
+        "resolve_and_core_float64_configs_per_s": n / full64_s,
+        "sweep_core_dtype": "float32",
         "layout_search_ms": search_s * 1000,
         "layout_search_candidates": candidates,
         "peer_reference_configs_per_s_per_core": 200,

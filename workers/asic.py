@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from workers.bits import flag
+
 Array = np.ndarray
 
 DRAM_TYPES = ("lpddr4x", "lpddr5", "lpddr5x", "hbm2e", "hbm3", "none")
@@ -214,11 +216,6 @@ def _nan_where(values: Array, bad: Array | None) -> Array:
     return values if bad is None or not bad.any() else np.where(bad, np.nan, values)
 
 
-def _flag(mask: Array, cond: Array, bit: int) -> None:
-    """Set `bit` in `mask` where `cond` (in place, no temporaries)."""
-    np.bitwise_or(mask, bit, out=mask, where=cond)
-
-
 def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     node = x["node_nm"]
     n_mac, f = x["n_mac"], x["clock_ghz"] * 1e9  # MACs, Hz
@@ -229,10 +226,10 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     mask = np.asarray(x["pre_mask"], dtype=np.int64).copy()
 
     in_table = (node >= k["node_min"] - 1e-9) & (node <= k["node_max"] + 1e-9)
-    _flag(mask, ~in_table, R_NODE)
+    flag(mask, ~in_table, R_NODE)
     notes = (in_table & ~np.isin(node, k["table_nodes"])) * N_NODE_INTERP
     e_int8, a_int8, rho, wafer_usd, d0 = node_values(node, k)  # per-node constants (rows outside are masked)
-    _flag(mask, ~((n_mac > 0) & (f > 0)), R_INPUT)  # NaN compares False: blank or bad is flagged
+    flag(mask, ~((n_mac > 0) & (f > 0)), R_INPUT)  # NaN compares False: blank or bad is flagged
 
     # ---- area (asic-notes section 1) --------------------------------------------------------------
     area_mac = n_mac * a_int8 * (k["mac_area_ratio"] * 1e-6)[prec]  # mm^2: MACs x um^2 per MAC (buffers, control)
@@ -245,15 +242,15 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     area_tiled = area_mac + area_sram  # mm^2: the MAC array and SRAM (split into tiles when redundant)
     tiles = x["tiles"]
     if r.size:
-        _flag(mask, redundant & ~(tiles >= 1), R_TILES)
+        flag(mask, redundant & ~(tiles >= 1), R_TILES)
         tiles = np.fmax(tiles, 1.0)  # active tiles (1 where blank)
         area_tiled[r] *= 1.0 + spares[r] / tiles[r]  # mm^2: spare tiles built in
     area = area_tiled + area_phy + area_misc  # mm^2 per die
-    _flag(notes, (dram == _HBM[0]) | (dram == _HBM[1]), N_HBM)
+    flag(notes, (dram == _HBM[0]) | (dram == _HBM[1]), N_HBM)
 
     # ---- dies per wafer and yield (sections 2-3) --------------------------------------------------
     over = area > k["reticle_mm2"]
-    _flag(mask, over & ~redundant, R_RETICLE)
+    flag(mask, over & ~redundant, R_RETICLE)
     dpw = dies_per_wafer(area, k)  # dies per wafer
     if (x["d0_per_cm2"] >= 0).any():
         d0 = np.where(x["d0_per_cm2"] >= 0, x["d0_per_cm2"], d0)  # killer defects per cm^2
@@ -295,7 +292,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     if gpu.any():
         arch_k = 1.0 + gpu * (k["gpu_power_factor"] - 1.0)
         p_full = p_full * arch_k
-        _flag(notes, gpu, N_GPU)
+        flag(notes, gpu, N_GPU)
     peak_tops = 2e-12 * mac_rate  # TOP/s at the design precision (1 MAC = 2 ops)
 
     # ---- workload: memory (Pope et al. sec. 2; asic-notes section 6) ------------------------------
@@ -303,7 +300,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     L, p_len = x["layers"], x["prompt_len"]
     bits = np.asarray(PRECISION_BITS)[prec]
     wb = np.where(x["weight_bits"] > 0, x["weight_bits"], bits)  # bits per weight
-    _flag(mask, has_model & (wb > bits), R_PRECISION)
+    flag(mask, has_model & (wb > bits), R_PRECISION)
     w_byte = wb * (1.0 + x["quant_overhead"]) * 0.125  # bytes per weight, quantisation scales included
     w_all = x["params"] * w_byte  # bytes: every weight
     w_read = x["params_read"] * w_byte  # bytes read per decode step (the input embedding table is only indexed)
@@ -327,14 +324,14 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     need = per_seq * B + w_all  # bytes: weights + KV cache + activations
     fits = sized | (need <= cap)
     short = has_model & ~fits
-    _flag(mask, short & batch_blank, R_NOFIT)
-    _flag(mask, short & ~batch_blank, R_MEMORY)
+    flag(mask, short & batch_blank, R_NOFIT)
+    flag(mask, short & ~batch_blank, R_MEMORY)
     dram_gb = np.where(sized & has_model, np.maximum(need - sram_b, 0.0) * 1e-9, given_gb)  # GB bundled
     unit_cost = dram_gb * k["dram_usd_per_gb"] + unit_chip  # USD: chip + bundled DRAM
 
     # ---- workload: where the bytes come from ------------------------------------------------------
     on_chip = need <= sram_b  # the whole workload lives in SRAM
-    _flag(notes, has_model & ~has_dram, N_NO_DRAM_BW)
+    flag(notes, has_model & ~has_dram, N_NO_DRAM_BW)
     w_sram = np.minimum(w_read, sram_b)  # bytes of weights resident on chip
     kv_step = kv_tok * c_avg * B  # bytes of KV cache read per decode step
     w_dram = w_read - w_sram  # bytes of weights streamed from DRAM each step (and once per prefill)

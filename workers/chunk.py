@@ -37,6 +37,9 @@ BLOCK = 65_536  # rows per numpy pass: fits the working set of the core in L2/L3
 SEARCH_CANDIDATES = 262_144  # rows x layout candidates per call of the layout search
 FRONTIER_PAIRWISE_MAX = 20_000  # distinct points per group compared pairwise; above it, keep them all
 PREFILTER_SAMPLE = 256  # pre-filtered rows per chunk re-checked by the core
+# the training core runs in float32 in sweeps: the lake stores float32 outputs, results agree with float64
+# to ~4e-7 relative (tests/test_training_core.py) and the core is ~1.7x faster (benchmarks/out/training_core.json)
+CORE_DTYPE = np.float32
 
 
 class _PrefilterMismatch(Exception):
@@ -201,7 +204,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
         if n and any(b.any() for b in blank.values()):
             x, out = _search(x, blank, ctx, chip_idx)
         else:
-            out = run_training(x, {k: v[safe_chip] for k, v in cal_by_chip.items()})
+            out = run_training(x, {k: v[safe_chip] for k, v in cal_by_chip.items()}, CORE_DTYPE)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {
             "idx": idx,
@@ -279,7 +282,8 @@ def _search(x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx
     outs: list[dict[str, Array]] = []
     for s in range(0, n, step):
         sl = slice(s, min(s + step, n))
-        rx, ro = search_training({k: v[sl] for k, v in x.items()}, {k: v[sl] for k, v in blank.items()}, ctx, chip_idx[sl])
+        rx, ro = search_training({k: v[sl] for k, v in x.items()}, {k: v[sl] for k, v in blank.items()}, ctx, chip_idx[sl],
+                                 CORE_DTYPE)
         xs.append(rx)
         outs.append(ro)
     return ({k: np.concatenate([p[k] for p in xs]) for k in xs[0]},

@@ -380,9 +380,9 @@ def training_inputs(table: pa.Table, ctx: Context, errors: RowErrors) -> tuple[d
     return assemble_training(parse_training(table, ctx, errors), ctx, errors)
 
 
-def run_training(x: dict[str, Array], cal: dict[str, Array]) -> dict[str, Array]:
-    """The core plus the constraint a row's explicit dp puts on the layout."""
-    out = training.evaluate(x, cal)
+def run_training(x: dict[str, Array], cal: dict[str, Array], dtype: type | None = None) -> dict[str, Array]:
+    """The core (in `dtype`, see `training.evaluate`) plus the constraint a row's explicit dp puts on the layout."""
+    out = training.evaluate(x, cal, dtype=dtype)
     dp_req = x.get("dp_req")
     if dp_req is not None:
         clash = np.isfinite(dp_req) & (np.abs(out["dp"] - dp_req) > 0.5)
@@ -393,7 +393,7 @@ def run_training(x: dict[str, Array], cal: dict[str, Array]) -> dict[str, Array]
 
 
 def search_training(
-    x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx: Array
+    x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx: Array, dtype: type | None = None
 ) -> tuple[dict[str, Array], dict[str, Array]]:
     """Layout search for rows of one kind of chip set; calibration travels with each candidate."""
     inputs = dict(x)
@@ -406,7 +406,7 @@ def search_training(
 
     def run(cand: dict[str, Array]) -> dict[str, Array]:
         cal = {**shared, **{k[4:]: v for k, v in cand.items() if k.startswith("cal:")}}
-        return run_training(cand, cal)
+        return run_training(cand, cal, dtype)
 
     res_x, res_out = layout.search(inputs, blank, run)
     return {k: v for k, v in res_x.items() if not k.startswith("cal:")}, res_out

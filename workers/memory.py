@@ -27,19 +27,20 @@ def model_state_bytes_per_param(zero_stage: Array, dp: Array, weight_bytes: Arra
     """Bytes per parameter held on one chip for weights, gradients and Adam state (ZeRO sec. 5):
     stage 1 shards the optimizer state over the d replicas, stage 2 the gradients too, stage 3 the weights."""
     opt = 12.0  # fp32 master weights + momentum + variance, bytes per parameter
-    inv = 1.0 / dp
+    shard = 1.0 / dp - 1.0  # a sharded term is (1 + shard) of the whole
+    dtype = np.result_type(dp)
     return (
-        weight_bytes * np.where(zero_stage >= 3, inv, 1.0)
-        + grad_bytes * np.where(zero_stage >= 2, inv, 1.0)
-        + opt * np.where(zero_stage >= 1, inv, 1.0)
+        weight_bytes * (1.0 + (zero_stage >= 3).astype(dtype) * shard)
+        + grad_bytes * (1.0 + (zero_stage >= 2).astype(dtype) * shard)
+        + opt * (1.0 + (zero_stage >= 1).astype(dtype) * shard)
     )
 
 
-def params_first_stage(m: Shapes, tp: Array, pp: Array) -> Array:
-    """Parameters on one chip of the first pipeline stage: its layers' share plus the embedding shard."""
-    layers_per_stage = m.layers / pp
-    embed = m.vocab * m.hidden / tp  # vocab-parallel embedding lives on stage 0
-    return layers_per_stage * layer_params(m) / tp + embed
+def params_first_stage(m: Shapes, tp: Array, pp: Array, per_layer: Array | None = None) -> Array:
+    """Parameters on one chip of the first pipeline stage: its layers' share plus the (vocab-parallel)
+    embedding shard. `per_layer`: the layer's parameters when already known."""
+    p_layer = layer_params(m) if per_layer is None else per_layer
+    return (m.layers / pp * p_layer + m.vocab * m.hidden) / tp
 
 
 def activation_bytes_per_layer(
@@ -65,6 +66,7 @@ def activation_bytes_first_stage(
     none, selective, full = per_layer
     kept = np.where(recompute == 2, full, np.where(recompute == 1, selective, none))  # bytes per layer
     # 1F1B: p micro-batches x L/p layers = L layers held; interleaving adds (p-1)/(p*v) (sec. 4.2.3)
-    in_flight = layers * np.where(interleave > 1, 1.0 + (pp - 1.0) / (pp * interleave), 1.0)
+    dtype = np.result_type(layers)
+    in_flight = layers * (1.0 + (interleave > 1).astype(dtype) * ((pp - 1.0) / (pp * interleave)))
     # full recompute re-materialises one layer at a time during backward: add its working set
-    return kept * in_flight + np.where(recompute == 2, none, 0.0)
+    return kept * in_flight + (recompute == 2).astype(dtype) * none

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from workers import comm
+from workers.bits import flag
 from workers.memory import (
     GIB,
     activation_bytes_first_stage,
@@ -83,6 +84,8 @@ INPUT_KEYS = (
 # engine (plain 1F1B, blocking sends split over the tp ranks, fp16 gradients); deepspeed_2021: the same
 # engine as MT-NLG ran it (full-tensor sends; its link efficiency fitted on one MT-NLG run)
 FRAMEWORKS = ("megatron", "deepspeed", "deepspeed_2021")
+MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
+CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 MODES = ("pretrain", "full", "lora")  # pre-training, full fine-tuning, LoRA fine-tuning
 LORA_TARGETS = ("qv", "qkvo", "all")  # adapted projections: Hu et al. 2021 sec. 7.1 adapt W_q, W_v
 
@@ -144,21 +147,27 @@ def layout_mask(
     workers can skip rows that fail before evaluating them."""
     tp_pp = tp * pp
     dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
-    mb_count = global_batch / (dp * micro_batch)  # micro-batches per pipeline per step
-    m_int = np.round(mb_count)
+    mb_exact = global_batch / (dp * micro_batch)  # micro-batches per pipeline per step
+    return _layout_bits(layers, heads, n, tp, pp, interleave, tp_pp, dp, mb_exact, np.round(mb_exact), deepspeed, zero_stage)
+
+
+def _layout_bits(
+    layers: Array, heads: Array, n: Array, tp: Array, pp: Array, interleave: Array, tp_pp: Array, dp: Array,
+    mb_exact: Array, m_int: Array, deepspeed: Array | bool, zero_stage: Array | float,
+) -> Array:
     checks = (
         (np.abs(dp * tp_pp - n) > 0.5, R_LAYOUT),
         (_indivisible(layers, pp * interleave), R_LAYERS),
         (_indivisible(heads, tp), R_HEADS),
-        ((np.abs(m_int - mb_count) > 1e-6) | (mb_count < 1.0 - 1e-9), R_BATCH),
+        ((np.abs(m_int - mb_exact) > 1e-6) | (mb_exact < 1.0 - 1e-9), R_BATCH),
         ((interleave > 1) & ((pp <= 1) | _indivisible(m_int, pp) | deepspeed), R_INTERLEAVE),
         # DeepSpeed docs: ZeRO-2/3 are incompatible with pipeline parallelism (Megatron's distributed
         # optimizer is ZeRO-1)
         ((zero_stage >= 2) & (pp > 1), R_ZEROPP),
     )
-    mask = np.zeros(np.shape(mb_count), dtype=np.int32)
+    mask = np.zeros(np.shape(mb_exact), dtype=np.int32)
     for cond, bit in checks:
-        np.bitwise_or(mask, bit, out=mask, where=cond)
+        flag(mask, cond, bit)
     return mask
 
 
@@ -175,24 +184,35 @@ def _uniform(cal: Mapping[str, Array]) -> dict[str, Array]:
 BLOCK = 16384  # configurations per block: a block's temporaries stay in the core's cache
 
 
-def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array], block: int = BLOCK) -> dict[str, Array]:
+def evaluate(
+    x: Mapping[str, Array], cal: Mapping[str, Array], block: int = BLOCK, dtype: type | None = None
+) -> dict[str, Array]:
     """Evaluate every configuration in `x` (arrays of equal length; float32 or float64).
 
     No Python loop over configurations: the arrays go through the formulas in blocks of `block`
-    configurations (a chunk of a million is 16 blocks of a few hundred numpy operations each), which keeps
-    the temporaries in cache and is ~1.5-2x faster than whole-array passes.
+    configurations (a chunk of a million is 61 blocks of ~320 numpy operations each), which keeps the
+    temporaries in cache and is ~1.5-2x faster than whole-array passes. `dtype` (e.g. np.float32, what
+    sweeps use: ~1.7x faster, and the lake stores float32) casts float inputs block by block; outputs
+    come in that dtype. Without it the inputs' own dtype is kept.
     """
     cal = _uniform(cal)
     n = len(x["layers"])
+    x = {k: x[k] for k in CORE_KEYS if k in x}  # a sweep's x carries more (echo columns): cast only these
+
+    def part_of(v: Array, sl: slice) -> Array:
+        if not (isinstance(v, np.ndarray) and v.ndim):
+            return v
+        v = v[sl]
+        return v.astype(dtype) if dtype is not None and v.dtype.kind == "f" and v.dtype != dtype else v
+
     if n <= block:
-        return _evaluate_block(x, cal)
+        whole = slice(None)
+        return _evaluate_block({k: part_of(v, whole) for k, v in x.items()}, {k: part_of(v, whole) for k, v in cal.items()})
     out: dict[str, Array] = {}
     for start in range(0, n, block):
         stop = min(start + block, n)
-        part = _evaluate_block(
-            {k: v[start:stop] for k, v in x.items()},
-            {k: v[start:stop] if isinstance(v, np.ndarray) and v.ndim else v for k, v in cal.items()},
-        )
+        sl = slice(start, stop)
+        part = _evaluate_block({k: part_of(v, sl) for k, v in x.items()}, {k: part_of(v, sl) for k, v in cal.items()})
         if not out:
             out = {k: np.empty(n, dtype=v.dtype) for k, v in part.items()}
         for k, v in part.items():
@@ -201,38 +221,59 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Array], block: int = BLOC
 
 
 def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
+    # Written for speed as well as reading: a block is ~300 element-wise passes over ~16K rows, so a
+    # selection between two finite values is a blend on a 0/1 array (`num`), not np.where (2-3x the cost
+    # of a multiply, and float64 output for scalar choices), and every pass keeps the block's dtype.
     m = shapes_of(x)
-    terms = {k: x[k] for k in ("p_matrix", "p_layer", "n_params", "q_dim") if k in x} or model_terms(m)
+    terms = {k: x[k] for k in MODEL_TERMS if k in x} or model_terms(m)
     L, h, a, s, V = m.layers, m.hidden, m.heads, m.seq, m.vocab
     n, t, p = x["n_chips"], x["tp"], x["pp"]
     b, v, rc, zero = x["micro_batch"], x["interleave"], x["recompute"], x["zero_stage"]
     B = x["global_batch"]
+    dtype = np.asarray(n).dtype
+
+    def num(cond: Array) -> Array:
+        return np.asarray(cond).astype(dtype)  # 1.0 where true, 0.0 where false
+
     streaming = x["streaming"] > 0
+    any_streaming = bool(streaming.any())
     deepspeed = x["framework"] >= 1
     ds2021 = x["framework"] == 2  # full-tensor pipeline sends
     peak = x["peak_flops"]
     full = rc == 2
+    full_f = num(full)
     N = terms["n_params"]  # parameters
     # LoRA (Hu et al. 2021): frozen weights get no weight gradients or optimizer state; only the adapters train
     lora = x["mode"] == 2
-    trainable = np.where(lora, x["lora_params"], N)  # parameters with gradients and Adam state
+    any_lora = bool(lora.any())
+    trainable = np.where(lora, x["lora_params"], N) if any_lora else N  # parameters with gradients and Adam state
+    wb, gb = x["weight_bytes"], x["grad_bytes"]
 
     # ---- layout validity (masked, never looped) -------------------------------------------------
     tp_pp = t * p
     dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
-    m_int = np.round(B / (dp * b))  # micro-batches per pipeline per step, m
-    mask = layout_mask(L, a, n, t, p, v, b, B, deepspeed, zero)
-    checks = (
-        (streaming & (tp_pp > 1), R_STREAMING),
-        (~((n > 0) & (B > 0) & (b > 0) & (t > 0) & (p > 0) & (v > 0) & (L > 0)), R_INPUT),
-        (~np.isfinite(peak) & (x["peak_published"] > 0), R_PRECISION),
-        (~np.isfinite(peak) & (x["peak_published"] <= 0), R_NOPEAK),
-        # an accelerator needs its memory size and bandwidth; a weight-streaming system its external link
-        (~np.isfinite(x["mem_bytes"]) | (~streaming & ~np.isfinite(x["mem_bw"])), R_CHIPDATA),
-        (streaming & ~np.isfinite(x["ext_bw"]), R_STREAMDATA),
-    )
+    mb_exact = B / (dp * b)  # micro-batches per pipeline per step
+    m_int = np.round(mb_exact)  # m
+    mask = _layout_bits(L, a, n, t, p, v, tp_pp, dp, mb_exact, m_int, deepspeed, zero)
+    no_peak = ~np.isfinite(peak)
+    # a non-positive or NaN count fails `> 0` (np.minimum carries NaN through)
+    smallest = np.minimum(np.minimum(np.minimum(n, B), np.minimum(b, t)), np.minimum(np.minimum(p, v), L))
+    checks = [
+        (~(smallest > 0), R_INPUT),
+        (no_peak & (x["peak_published"] > 0), R_PRECISION),
+        (no_peak & (x["peak_published"] <= 0), R_NOPEAK),
+    ]
+    if any_streaming:
+        checks += [
+            (streaming & (tp_pp > 1), R_STREAMING),
+            # an accelerator needs its memory size and bandwidth; a weight-streaming system its external link
+            (~np.isfinite(x["mem_bytes"]) | (~streaming & ~np.isfinite(x["mem_bw"])), R_CHIPDATA),
+            (streaming & ~np.isfinite(x["ext_bw"]), R_STREAMDATA),
+        ]
+    else:
+        checks.append((~(np.isfinite(x["mem_bytes"]) & np.isfinite(x["mem_bw"])), R_CHIPDATA))
     for cond, bit in checks:
-        np.bitwise_or(mask, bit, out=mask, where=cond)
+        flag(mask, cond, bit)
     mb_count = np.maximum(m_int, 1.0)
 
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
@@ -241,26 +282,33 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
     # forward + 2x backward (eq. 3); with LoRA the frozen matrices skip their weight gradients, so their
     # backward is 1x forward (activation gradients only): ~4N instead of 6N FLOPs per token (Hu et al. 2021)
-    mm_passes = np.where(lora, 2.0, 3.0)
-    adapters = 6.0 * s * x["lora_params"] * lora  # FLOPs per sequence, adapter forward + backward
-    model_flops = (L * (mm_passes * mm + 3.0 * att) + mm_passes * logits + adapters) * B  # FLOPs per step
-    # recompute: full re-runs each layer's forward; selective the attention core, counted as 3x its
-    # forward FLOPs (Korthikanti sec. 6 hardware FLOPs)
-    recompute_flops = np.where(full, L * (mm + att), np.where(rc == 1, 3.0 * L * att, 0.0)) * B
+    mm_passes = 3.0 - num(lora) if any_lora else 3.0
+    per_seq = L * (mm_passes * mm + 3.0 * att) + mm_passes * logits  # model FLOPs per sequence
+    if any_lora:
+        per_seq = per_seq + 6.0 * s * x["lora_params"] * num(lora)  # adapters, forward + backward
+    model_flops = per_seq * B  # FLOPs per step
+    # recompute: full re-runs each layer's forward (mm + att); selective the attention core, counted as
+    # 3x its forward FLOPs (Korthikanti sec. 6 hardware FLOPs)
+    selective_f = num(rc == 1)
+    recompute_flops = L * (full_f * mm + (3.0 * selective_f + full_f) * att) * B
     hw_flops = model_flops + recompute_flops  # FLOPs per step
     tokens_step = B * s  # tokens per step
 
     # ---- one micro-batch through one layer on one chip -----------------------------------------
-    passes = np.where(full, 4.0, 3.0)  # forward, backward (2x), recomputed forward
-    mm_time_passes = mm_passes + full  # matrix multiplies: LoRA skips the weight-gradient GEMMs
+    # compute time = FLOPs x b / t / (peak x eff); 1/eff(d) = (1 + half_dim / d) / mm_eff_max (`_eff`)
+    passes = 3.0 + full_f  # forward, backward (2x), recomputed forward
+    mm_time_passes = mm_passes + full_f  # matrix multiplies: LoRA skips the weight-gradient GEMMs
     bs = b * s  # tokens per micro-batch
+    half, inv_max = cal["mm_half_dim"], 1.0 / cal["mm_eff_max"]
+    s_per_flop = b / (t * peak) * inv_max  # s per FLOP of one sequence's work, at full GEMM efficiency
     narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
-    t_mm = mm * b / t * mm_time_passes / (peak * _eff(narrow_mm, cal))  # s
-    t_att = att * b / t * np.where(rc >= 1, 4.0, 3.0) / (peak * _eff(np.minimum(s, m.head_dim), cal))  # s
+    t_mm = mm * mm_time_passes * s_per_flop * (1.0 + half / narrow_mm)  # s
+    att_passes = 3.0 + num(rc >= 1)
+    t_att = att * att_passes * s_per_flop * (1.0 + half / np.minimum(s, m.head_dim))  # s
     per_layer = activation_bytes_per_layer(m, b, t, x["seq_parallel"], x["flash"])  # bytes: none, selective, full
     act_none = per_layer[0]
-    t_elem = cal["elem_traffic"] * act_none * passes / (x["mem_bw"] * cal["mem_eff"])  # s: norms, softmax, dropout
-    t_over = cal["layer_overhead_s"] * passes  # s: fixed per layer pass
+    # norms, softmax, dropout (memory-bound) plus a fixed cost per layer pass
+    t_elem_over = passes * (act_none * (cal["elem_traffic"] / cal["mem_eff"]) / x["mem_bw"] + cal["layer_overhead_s"])
     # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed;
     # ranks are ordered [pp][dp][tp] (Megatron): tp groups are consecutive, dp groups stride tp
     up_bw, out_bw = x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"]  # bytes/s
@@ -268,8 +316,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     out_lat, dom = cal["out_latency_s"], x["up_domain"]
     msg = bs * h * x["act_bytes"]  # bytes of one layer output for a micro-batch
     tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat)
-    t_tp = (passes + passes - 2.0) * tp_group.allreduce(msg)  # s: 4 or 6 all-reduces per layer
-    t_layer = t_mm + t_att + t_elem + t_over + t_tp  # s per layer per micro-batch, one chip
+    tp_allreduce = tp_group.allreduce(msg)
+    t_tp = (2.0 * passes - 2.0) * tp_allreduce  # s: 4 or 6 all-reduces per layer
+    t_layer = t_mm + t_att + t_elem_over + t_tp  # s per layer per micro-batch, one chip
 
     # ---- pipeline ------------------------------------------------------------------------------
     pp_cross = n > dom  # some stage boundary leaves the scale-up domain
@@ -277,54 +326,62 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # each send with the matching receive; DeepSpeed's pipeline engine splits them too (PipelineEngine
     # is_pipe_partitioned / is_grad_partitioned) but runs SendActivation/RecvActivation/SendGrad/RecvGrad
     # as separate blocking steps (DeepSpeed PipeSchedule); the 2021 engine of MT-NLG sent whole tensors
-    ds_eff = np.where(ds2021, cal["ds2021_p2p_eff"], cal["ds_p2p_eff"])
-    pp_bw = np.where(pp_cross, out_bw, up_bw) * np.where(deepspeed, ds_eff, 1.0)  # bytes/s
+    ds_f, ds2021_f = num(deepspeed), num(ds2021)
+    ds_eff = cal["ds_p2p_eff"] + ds2021_f * (cal["ds2021_p2p_eff"] - cal["ds_p2p_eff"])
+    pp_bw = np.where(pp_cross, out_bw, up_bw) * (1.0 + ds_f * (ds_eff - 1.0))  # bytes/s
     pp_lat = np.where(pp_cross, out_lat, up_lat)  # s
-    split = pp_cross & ~ds2021
-    pp_msg = msg / np.where(split, t, 1.0)  # bytes per send
-    sends = np.where(deepspeed, 4.0, 2.0 * v)  # transfers on the critical path per micro-batch
+    split_f = num(pp_cross) * (1.0 - ds2021_f)  # the send is split over the tp ranks
+    pp_msg = msg / (1.0 + split_f * (t - 1.0))  # bytes per send
+    two_v = 2.0 * v
+    sends = two_v + ds_f * (4.0 - two_v)  # transfers on the critical path per micro-batch
+    recvs = two_v + ds_f * (2.0 - two_v)  # receives per micro-batch: activations forward, gradients back
     # the receiving stage re-assembles a split tensor with an all-gather over its tp ranks (scale-up link)
-    regather = np.where(split, tp_group.allgather(msg), 0.0)  # s per receive
-    recvs = np.where(deepspeed, 2.0, 2.0 * v)  # receives per micro-batch: activations forward, gradients back
+    regather = split_f * (0.5 * tp_allreduce)  # s per receive
     t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat) + recvs * regather, 0.0)  # s per micro-batch
-    t_logit = logits * b / t * mm_passes / (peak * _eff(np.minimum(bs, h), cal))  # s, on the last stage
+    t_logit = logits * mm_passes * s_per_flop * (1.0 + half / np.minimum(bs, h))  # s, on the last stage
     t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
     t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
 
     # ---- data parallel and optimizer -----------------------------------------------------------
-    params_chip = N / tp_pp  # parameters per chip (average stage)
     dp_group = comm.Group(dp, t, dom, up_bw, out_bw, up_lat, out_lat)
     trainable_chip = trainable / tp_pp  # trainable parameters per chip
-    grad = trainable_chip * x["grad_bytes"]  # bytes of gradients per chip
-    # ZeRO-2/3 reduce-scatter gradients (half an all-reduce); ZeRO-3 also all-gathers weights twice
-    t_grad = np.where(zero >= 2, dp_group.allgather(grad), dp_group.allreduce(grad))  # s
-    t_gather = np.where(zero >= 3, 2.0 * dp_group.allgather(params_chip * x["weight_bytes"]), 0.0)  # s
-    t_dp_exposed = np.maximum(t_grad + t_gather - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
-    state_bpp = model_state_bytes_per_param(zero, dp, x["weight_bytes"], x["grad_bytes"])  # bytes/param
+    # gradients all-reduced, or reduce-scattered (half an all-reduce) with ZeRO-2/3; ZeRO-3 also
+    # all-gathers the weights twice (forward and backward: one all-reduce's volume)
+    half_grad, gather = 1.0 - 0.5 * num(zero >= 2), num(zero >= 3)  # all-reduces' worth of each
+    dp_bytes = trainable_chip * gb * half_grad + gather * (N / tp_pp * wb)
+    t_dp = dp_bytes * dp_group.per_byte + (half_grad + gather) * dp_group.latency  # s
+    t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
+    state_bpp = model_state_bytes_per_param(zero, dp, wb, gb)  # bytes/param
     t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
     step = t_pipe + t_dp_exposed + t_opt  # s per step
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
-    if streaming.any():
+    if any_streaming:
         # compute stays on the chip; weights stream in forward and backward, gradients stream back
-        stream_s = 3.0 * N * x["weight_bytes"] / x["ext_bw"]  # s per step on the external link
+        stream_s = 3.0 * N * wb / x["ext_bw"]  # s per step on the external link
         compute_s = hw_flops / dp / (peak * _eff(np.minimum(bs, h), cal))  # s per step, whole model per system
         step = np.where(streaming, np.maximum(compute_s, stream_s), step)
 
     # ---- memory per chip ------------------------------------------------------------------------
-    stage_params = params_first_stage(m, t, p)  # parameters on a first-stage chip
-    frozen_states = stage_params * x["weight_bytes"] + trainable_chip * state_bpp  # bytes: LoRA keeps weights only
-    states = np.where(lora, frozen_states, stage_params * state_bpp)  # bytes: weights, gradients, optimizer
+    stage_params = params_first_stage(m, t, p, terms["p_layer"])  # parameters on a first-stage chip
+    states = stage_params * state_bpp  # bytes: weights, gradients, optimizer
+    if any_lora:  # LoRA keeps the frozen weights only, and the adapters' full state
+        states = np.where(lora, stage_params * wb + trainable_chip * state_bpp, states)
     acts = activation_bytes_first_stage(per_layer, L, p, v, rc)  # bytes
-    logit_buf = np.where(p > 1, 0.0, bs * V / t * x["act_bytes"])  # bytes: logits on the last stage
+    logit_buf = num(p <= 1) * (bs * V / t * x["act_bytes"])  # bytes: logits on the last stage
     mem = states + acts + logit_buf
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
-    stream_states = N * x["weight_bytes"] + trainable * (x["grad_bytes"] + 12.0)  # bytes in the external tier
     fits = mem <= mem_limit
-    if streaming.any():
+    if any_streaming:
+        stream_states = N * wb + trainable * (gb + 12.0)  # bytes in the external tier
         fits = np.where(streaming, (acts <= mem_limit) & (stream_states <= x["ext_mem_bytes"]), fits)
         mem = np.where(streaming, acts, mem)
-    mask[~fits & np.isfinite(mem_limit)] |= R_MEMORY
+        mem_states = np.where(streaming, np.nan, states / GIB)
+        mem_external = np.where(streaming, stream_states * 1e-9, np.nan)
+    else:
+        mem_states = states / GIB
+        mem_external = np.full_like(mem, np.nan)
+    flag(mask, ~fits & (mem_limit >= 0), R_MEMORY)  # not where the limit is unknown (NaN): R_CHIPDATA says so
 
     # ---- shortcuts: a sustained rate or total FLOPs given by the user (e.g. Lambda's GPT-3 estimate) --
     sustained = x["sustained_flops"]
@@ -333,24 +390,23 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         step = np.where(use_sustained, hw_flops / (n * np.where(use_sustained, sustained, 1.0)), step)
 
     # infeasible rows carry NaN, not a made-up number; every output below derives from `step`
-    bad = mask != 0
-    step = np.where(bad, np.nan, step)
+    step = np.where(mask != 0, np.nan, step)
 
     # ---- throughput, utilisation ----------------------------------------------------------------
-    chip_s = step * n  # chip-seconds per step
+    per_chip_s = 1e-12 / (step * n)  # 1e-12 / chip-seconds per step
     tokens_per_s = tokens_step / step
-    model_tflops = model_flops / chip_s * 1e-12  # TFLOP/s per chip
-    hw_tflops = hw_flops / chip_s * 1e-12
+    model_tflops = model_flops * per_chip_s  # TFLOP/s per chip
+    hw_tflops = hw_flops * per_chip_s
     peak_t = peak * 1e-12  # TFLOP/s
     mfu = model_tflops / peak_t
     hfu = hw_tflops / peak_t
 
     # ---- the whole run --------------------------------------------------------------------------
     given_flops = np.isfinite(x["total_flops"])
-    total_flops = np.where(given_flops, x["total_flops"], model_flops / tokens_step * x["tokens"])  # FLOPs
+    total_flops = np.where(given_flops, x["total_flops"], per_seq / s * x["tokens"])  # FLOPs
     run_s = x["tokens"] / tokens_per_s  # s
     if use_sustained.any():
-        sustained_run = np.where(bad, np.nan, total_flops / (n * np.where(use_sustained, sustained, 1.0)))  # s
+        sustained_run = np.where(mask != 0, np.nan, total_flops / (n * np.where(use_sustained, sustained, 1.0)))  # s
         run_s = np.where(use_sustained & given_flops, sustained_run, run_s)
     chip_hours = run_s * n / 3600.0
     energy_mwh = chip_hours * x["tdp_w"] * (cal["power_fraction"] * cal["pue"] * 1e-6)  # MWh
@@ -376,9 +432,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "dp": dp,
         **outputs,
         "mem_per_chip_gb": mem * 1e-9,
-        "mem_states_gib": np.where(streaming, np.nan, states / GIB),
+        "mem_states_gib": mem_states,
         "mem_activations_gib": acts / GIB,
-        "mem_external_gb": np.where(streaming, stream_states * 1e-9, np.nan),
+        "mem_external_gb": mem_external,
         "fits": fits,
         "params": N,
         "total_flops": total_flops,
