@@ -78,6 +78,7 @@ TRAINING: list[Column] = [
     _c("energy_mwh", "float32", "MWh", "energy of the run (chip power x PUE)", "output"),
     _c("cost_usd", "float32", "USD", "rental cost, or purchase amortised plus energy", "output"),
     _c("co2_t", "float32", "t CO2eq", "emissions at the grid intensity of the catalog defaults", "output"),
+    _c("cost_basis", "category", "", "rental | owned: cost_usd from a rental price, or the purchase price amortised plus energy", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
 ]
 

@@ -180,9 +180,10 @@ def print_training_frontier(lake: str, version: int) -> None:
     import duckdb
 
     print("\n== Training frontier: time to train vs cost (no other configuration is both faster and cheaper) ==")
-    print("   (tokens: each model's published training tokens)")
+    print("   (tokens: each model's published training tokens; cost: rental prices, one basis for every chip;")
+    print("    chips priced by purchase only: chipsweep query pareto_training --param cost_basis=owned)")
     for model in ("gpt3_175b", "llama3_70b"):
-        rows = _saved("pareto_training", {"model": model, "sweep": "demo-training"}, TRAINING_KEYS)
+        rows = _saved("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental"}, TRAINING_KEYS)
         source = "saved query pareto_training"
         if rows is None:
             source = "DuckDB over the lake"
@@ -191,7 +192,8 @@ def print_training_frontier(lake: str, version: int) -> None:
             mid = _dims(lake, "models", "demo-training", version).index(model)
             sql = f"""
             WITH r AS (SELECT * FROM read_parquet({files!r})
-                       WHERE model_id = {mid} AND isfinite(time_to_train_days) AND isfinite(cost_usd)),
+                       WHERE model_id = {mid} AND isfinite(time_to_train_days) AND isfinite(cost_usd)
+                             AND cost_basis = 'rental'),
             p AS (SELECT DISTINCT time_to_train_days AS t, cost_usd AS c FROM r),
             f AS (SELECT t, c FROM (SELECT t, c, min(c) OVER (ORDER BY t, c ROWS BETWEEN UNBOUNDED PRECEDING
                                                              AND 1 PRECEDING) AS prev FROM p)

@@ -136,6 +136,7 @@ def random_training(
         "energy_mwh": _values(rng, n, distinct, nan_frac, 100.0),
         "tokens_per_s": _values(rng, n, distinct, nan_frac, 1e5),
         "mfu": _values(rng, n, distinct, nan_frac, 0.3),
+        "cost_basis": rng.choice(["rental", "owned"], size=n).tolist(),
         "fits": fits, "infeasible_reason": reason,
     })
     for name in ("step_time_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "hfu", "mem_per_chip_gb",
@@ -314,7 +315,8 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "mfu": flops / seconds / n / peak, "hfu": flops * hw / seconds / n / peak, "mem_per_chip_gb": mem,
         "fits": fits & valid, "time_to_train_days": days, "chip_hours": chip_hours,
         "energy_mwh": chip_hours * tdp * 1.2 / 1e6, "cost_usd": chip_hours * usd_h,
-        "co2_t": chip_hours * tdp * 1.2 / 1e6 * 0.4, "infeasible_reason": (reason, REASONS),
+        "co2_t": chip_hours * tdp * 1.2 / 1e6 * 0.4, "cost_basis": (np.zeros(len(idx), dtype=np.int32), ("rental", "owned")),
+        "infeasible_reason": (reason, REASONS),
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

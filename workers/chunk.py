@@ -223,6 +223,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "recompute": x["recompute"],
             "zero_stage": x["zero_stage"],
             "fits": np.asarray(out["fits"], dtype=bool),
+            "cost_basis": np.asarray(out["cost_owned"], dtype=np.int32),  # index into training.COST_BASES
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]
@@ -266,7 +267,7 @@ def layout_infeasible(raw: Mapping[str, Array], ctx: Context, n_rows: int) -> Ar
     L, a = shape("layers"), shape("heads")  # layers, attention heads
     with np.errstate(invalid="ignore", divide="ignore"):
         mask = training.layout_mask(L, a, get("n_chips"), get("tp"), get("pp"), get("interleave"), get("micro_batch"),
-                                    get("global_batch"), get("framework") == 1, get("zero_stage"))
+                                    get("global_batch"), get("framework") >= 1, get("zero_stage"))
     return mask != 0
 
 
@@ -389,7 +390,7 @@ _BLOCKS: dict[str, Callable[[ChunkEvaluator], Callable[[Array, dict[str, Array]]
 
 def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
     if kind == "training":
-        return {"precision": PRECISIONS, "recompute": RECOMPUTE}
+        return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": training.COST_BASES}
     if kind == "asic":
         from workers.asic import ASIC_PRECISIONS, DRAM_TYPES
 

@@ -479,6 +479,9 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
             cols[name] = pa.array(np.where(bad, None, v.astype(bool)).tolist(), type=pa.bool_())
         else:
             cols[name] = pa.array(np.where(bad, np.nan, v.astype(np.float64)), type=pa.float64())
+    owned = out.get("cost_owned", np.zeros(n, dtype=bool)).astype(bool)
+    basis = np.asarray(training.COST_BASES, dtype=object)[owned.astype(np.int64)]
+    cols["cost_basis"] = pa.array(np.where(bad, None, basis).tolist(), type=pa.string())
     cols["infeasible_reason"] = pa.array(reason.tolist(), type=pa.string())
     return pa.table(cols)
 

@@ -84,6 +84,7 @@ INPUT_KEYS = (
 # engine (plain 1F1B, blocking sends split over the tp ranks, fp16 gradients); deepspeed_2021: the same
 # engine as MT-NLG ran it (full-tensor sends; its link efficiency fitted on one MT-NLG run)
 FRAMEWORKS = ("megatron", "deepspeed", "deepspeed_2021")
+COST_BASES = ("rental", "owned")  # the `cost_basis` column: where cost_usd comes from
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 MODES = ("pretrain", "full", "lora")  # pre-training, full fine-tuning, LoRA fine-tuning
@@ -412,7 +413,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     energy_mwh = chip_hours * x["tdp_w"] * (cal["power_fraction"] * cal["pue"] * 1e-6)  # MWh
     life_h = cal["amortization_years"] * 8766.0  # hours of service over which a purchase is spread
     owned = chip_hours * x["purchase_usd"] / life_h + energy_mwh * (1000.0 * cal["usd_per_kwh"])  # USD
-    cost = np.where(np.isfinite(x["usd_per_hour"]), chip_hours * x["usd_per_hour"], owned)  # USD
+    rented = np.isfinite(x["usd_per_hour"])  # cost basis: a rental price, else the purchase price (owned)
+    cost = np.where(rented, chip_hours * x["usd_per_hour"], owned)  # USD
     co2_t = energy_mwh * cal["co2_kg_per_kwh"]  # t CO2 (MWh x kg/kWh = t)
 
     outputs = {
@@ -438,6 +440,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "fits": fits,
         "params": N,
         "total_flops": total_flops,
+        "cost_owned": ~rented,
         "reason_mask": mask,
     }
 

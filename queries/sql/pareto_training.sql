@@ -3,12 +3,14 @@
 --   one -- over the latest version of every sweep, or of one sweep.
 -- @param model model = null  catalog model id, e.g. llama2_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or purchase amortised plus energy (default: both)
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
     SELECT f.* FROM latest_training f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
+      AND ($cost_basis IS NULL OR f.cost_basis = $cost_basis)
       AND ($model IS NULL
            OR (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model))
 ),
@@ -26,7 +28,7 @@ named AS (
 SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS layout,
        $objectives.columns,
-       n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision, global_batch,
+       cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision, global_batch,
        sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model))
 ORDER BY model, 5, 6, idx
