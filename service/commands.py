@@ -294,13 +294,18 @@ def _local_queue() -> Any:
     return Queue(Settings.from_env().queue_path)
 
 
-@command
-def _register_status(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="a sweep's progress: chunks, rows, rate, errors")
+def _sweep_command(sub: argparse._SubParsersAction, name: str, help: str, func: Any) -> None:
+    """A command that acts on one sweep version (`status`, `cancel`): ID, --json, --server."""
+    p = sub.add_parser(name, help=help)
     p.add_argument("id", help="NAME (latest version) or NAME@VERSION")
     p.add_argument("--json", action="store_true")
     _server_arg(p)
-    p.set_defaults(func=_status)
+    p.set_defaults(func=func)
+
+
+@command
+def _register_status(sub: argparse._SubParsersAction) -> None:
+    _sweep_command(sub, "status", "a sweep's progress: chunks, rows, rate, errors", _status)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -350,11 +355,7 @@ def _list(args: argparse.Namespace) -> int:
 
 @command
 def _register_cancel(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cancel", help="stop a sweep; what is committed stays in the lake")
-    p.add_argument("id", help="NAME (latest version) or NAME@VERSION")
-    p.add_argument("--json", action="store_true")
-    _server_arg(p)
-    p.set_defaults(func=_cancel)
+    _sweep_command(sub, "cancel", "stop a sweep; what is committed stays in the lake", _cancel)
 
 
 def _cancel(args: argparse.Namespace) -> int:
