@@ -418,22 +418,24 @@ def _register_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-format", default=os.environ.get("CHIPSWEEP_LOG_FORMAT", "text"), choices=["text", "json"],
+                   help="json: one JSON object per line, sweep id included (default: text, or CHIPSWEEP_LOG_FORMAT)")
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import logging
-
     import uvicorn
 
     from service.api import create_app
     from service.dispatch import ensure_ray
+    from service.logs import configure
     from service.settings import Settings
 
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure(args.log_level, args.log_format)
     settings = Settings.from_env()
     ensure_ray(settings)  # in the main thread: Ray's local processes live as long as it does
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # uvicorn keeps the handlers configured here (log_config=None) so its access log is JSON too
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, log_config=None)
     return 0
 
 

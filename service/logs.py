@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import sys
+from typing import IO, Any
 
 
 def event(log: logging.Logger, name: str, sweep_id: str, *, level: int = logging.INFO, **fields: Any) -> None:
@@ -35,3 +36,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
+
+
+def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """The root logger writes to `stream` (stderr) as text or as JSON lines (`JsonFormatter`); returns
+    the handler it installed, replacing any earlier one."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper()))
+    return handler

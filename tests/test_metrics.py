@@ -97,3 +97,25 @@ def test_log_events_are_json_lines_with_the_sweep_id(caplog: pytest.LogCaptureFi
                                                "seconds": 0.5}
     line = json.loads(JsonFormatter().format(record))
     assert (line["level"], line["logger"], line["sweep_id"], line["chunk"]) == ("INFO", "chipsweep.test", "gpt3@2", 17)
+
+
+def test_serve_log_format_json_writes_one_json_object_per_line() -> None:
+    import io
+    import logging
+
+    from service.logs import configure
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure("info", "json", stream)
+        event(logging.getLogger("chipsweep.dispatch"), "chunk_done", "gpt3@2", chunk=17, rows=1024)
+        logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /metrics" 200')
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["event"] == "chunk_done" and lines[0]["sweep_id"] == "gpt3@2" and lines[0]["rows"] == 1024
+    assert lines[0]["level"] == "INFO" and lines[0]["logger"] == "chipsweep.dispatch"
+    assert lines[1]["message"] == '127.0.0.1 - "GET /metrics" 200'
