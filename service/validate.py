@@ -84,7 +84,9 @@ def training_cases(path: Path | None = None) -> list[Case]:
             if cid.startswith("narayanan21"):
                 group = "narayanan21_table1" if "_t1_" in cid else "narayanan21_table2" if "_t2_" in cid else "narayanan21_e2e"
                 if "zero3" in cid:
+                    group = "narayanan21_table2_zero3"
                     row["zero_stage"] = 3
+                    row["framework"] = "deepspeed_2021"  # Narayanan's baseline: DeepSpeed's ZeRO-3 of 2021
                 if d["tokens_b"]:
                     row["tokens"] = float(d["tokens_b"]) * 1e9
                 if metric == "achieved_tflops_per_gpu":

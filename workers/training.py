@@ -103,6 +103,7 @@ CAL_KEYS = (
     "dp_overlap",  # fraction of the pipeline time data-parallel traffic can hide behind
     "ds_p2p_eff",  # fraction of the link DeepSpeed's pipeline send/receive reaches
     "ds2021_p2p_eff",  # ... for the 2021 engine MT-NLG used (full-tensor sends)
+    "ds2021_dp_eff",  # fraction of the links the 2021 engine's data-parallel / ZeRO collectives reached
     "mem_usable",  # fraction of chip memory a framework can use
     "pue",
     "power_fraction",  # average chip power as a fraction of TDP
@@ -350,7 +351,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # all-gathers the weights twice (forward and backward: one all-reduce's volume)
     half_grad, gather = 1.0 - 0.5 * num(zero >= 2), num(zero >= 3)  # all-reduces' worth of each
     dp_bytes = trainable_chip * gb * half_grad + gather * (N / tp_pp * wb)
-    t_dp = dp_bytes * dp_group.per_byte + (half_grad + gather) * dp_group.latency  # s
+    dp_per_byte = dp_group.per_byte * (1.0 + ds2021_f * (1.0 / cal["ds2021_dp_eff"] - 1.0))  # s per byte
+    t_dp = dp_bytes * dp_per_byte + (half_grad + gather) * dp_group.latency  # s
     t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
     state_bpp = model_state_bytes_per_param(zero, dp, wb, gb)  # bytes/param
     t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
