@@ -82,7 +82,8 @@ INPUT_KEYS = (
 )
 # megatron: Megatron-LM's schedules (interleaving, scatter/gather sends); deepspeed: DeepSpeed's pipeline
 # engine (plain 1F1B, blocking sends split over the tp ranks, fp16 gradients); deepspeed_2021: the same
-# engine as MT-NLG ran it (full-tensor sends; its link efficiency fitted on one MT-NLG run)
+# engine as MT-NLG and Narayanan's ZeRO-3 baselines ran it (full-tensor sends at ds2021_p2p_eff of the
+# link, fitted on one MT-NLG run; data-parallel/ZeRO collectives at ds2021_dp_eff, solved on one ZeRO-3 run)
 FRAMEWORKS = ("megatron", "deepspeed", "deepspeed_2021")
 COST_BASES = ("rental", "owned")  # the `cost_basis` column: where cost_usd comes from
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
