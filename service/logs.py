@@ -49,4 +49,11 @@ def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
+    # uvicorn's own logging config (if one ran in this process) gives its loggers handlers of their own
+    # and stops them propagating: hand them back to the root handler
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+        lg.setLevel(logging.NOTSET)
     return handler
