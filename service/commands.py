@@ -139,7 +139,7 @@ def _register_submit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="show a progress bar and return when the sweep is over")
     p.add_argument("--json", action="store_true", help="print {sweep_id, version, configurations} (+ rows_written, seconds)")
     _server_arg(p)
-    p.add_argument("--chunk-size", type=int, help="configurations per chunk (default CHIPSWEEP_CHUNK_SIZE or 1048576)")
+    p.add_argument("--chunk-size", type=int, help="configurations per chunk (default CHIPSWEEP_CHUNK_SIZE, else sized to the Ray cluster: 2^20 .. 2^29)")
     p.add_argument("--actors", type=int, help="pool size (default CHIPSWEEP_ACTORS or one per CPU)")
     p.add_argument("--no-run", action="store_true",
                    help="only queue the sweep (a `chipsweep serve` or `chipsweep resume` on the same CHIPSWEEP_HOME runs it)")

@@ -28,7 +28,7 @@ from schemas.sweep import Problem, SpecError, catalog_snapshot, validate
 from service.lake import Lake
 from service.logs import event
 from service.queue import ChunkTask, Queue, SweepRow
-from service.settings import Settings
+from service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Settings
 from workers.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV
 
 log = logging.getLogger("chipsweep.dispatch")
@@ -42,6 +42,28 @@ POOL_CHECK_S = 30.0  # how often an idle dispatcher compares its pool with the c
 # ------------------------------------------------------------------------------------------------
 # submit
 # ------------------------------------------------------------------------------------------------
+def auto_chunk_size(workers: int, configurations: int) -> int:
+    """Configurations per chunk when none is set: a power of two large enough that one driver stays
+    below 10 % busy feeding `workers` worker processes (C >= CHUNK_PER_WORKER x W, rounded up), but no
+    larger than a sweep's share per worker (rounded down, so every worker gets a chunk); from 2^20 to 2^29."""
+    w = max(workers, 1)
+    need = 1 << (CHUNK_PER_WORKER * w - 1).bit_length()  # power of two >= CHUNK_PER_WORKER x W
+    share = 1 << (max(configurations // w, 1).bit_length() - 1)  # power of two <= configurations / W
+    return int(min(MAX_CHUNK_SIZE, max(MIN_CHUNK_SIZE, min(need, share))))
+
+
+def cluster_cpus() -> int:
+    """CPUs of the connected Ray cluster (one worker process each), or of this machine before Ray starts."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return int(ray.cluster_resources().get("CPU", 1))
+    except Exception:  # a cluster that cannot answer right now: size for this machine
+        pass
+    return os.cpu_count() or 1
+
+
 def submit(
     data: Any,
     *,
@@ -60,9 +82,10 @@ def submit(
             f"at most {settings.max_configs:,} configurations (the size cap, CHIPSWEEP_MAX_CONFIGS)",
             f"the sweep has {sweep.configurations:,} configurations ({' x '.join(map(str, sweep.sizes))})",
         )])
+    size = chunk_size or settings.chunk_size or auto_chunk_size(cluster_cpus(), sweep.configurations)
     row = queue.add_sweep(
         name=spec.name, kind=spec.kind, store=spec.store, configurations=sweep.configurations,
-        chunk_size=chunk_size or settings.chunk_size, lake=settings.lake, spec=spec.canonical(),
+        chunk_size=size, lake=settings.lake, spec=spec.canonical(),
         axes=sweep.axes_json(), hashes=sweep.hashes, catalog=catalog_snapshot(base),
     )
     try:

@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-DEFAULT_CHUNK_SIZE = 1 << 20  # configurations per chunk: ~0.5 s of work, one Parquet file
+MIN_CHUNK_SIZE = 1 << 20  # configurations per chunk at least (~0.3 s of work, one Parquet file)
+MAX_CHUNK_SIZE = 1 << 29  # ... and at most (~3 min in one actor; a few GB of rows held with store: all)
+# configurations per chunk and per worker process that keep one driver below 10 % busy: 10 r e d with
+# r = 3.69 M configs/s per process, e = 0.85, d = 2.74 ms of driver CPU per chunk (benchmarks/out/
+# scaling.json, deploy/README.md "How throughput grows with nodes")
+CHUNK_PER_WORKER = 86_000
 DEFAULT_MAX_CONFIGS = 2_000_000_000
 
 
@@ -26,7 +31,7 @@ class Settings:
     lake: str  # a local path or a pyarrow.fs URI (s3://bucket/prefix)
     queue_path: Path
     max_configs: int  # CHIPSWEEP_MAX_CONFIGS: bigger sweeps are refused at submit
-    chunk_size: int  # CHIPSWEEP_CHUNK_SIZE: configurations per chunk (one Parquet file each)
+    chunk_size: int | None  # CHIPSWEEP_CHUNK_SIZE: configurations per chunk (one Parquet file each); None: by cluster size
     actors: int | None  # CHIPSWEEP_ACTORS: pool size; None = one per CPU of the Ray cluster
     max_attempts: int  # CHIPSWEEP_MAX_ATTEMPTS: evaluation errors before a chunk is marked failed
     token: str | None  # CHIPSWEEP_TOKEN: bearer token the HTTP API requires when set
@@ -41,7 +46,7 @@ class Settings:
             lake=_lake(env, home),
             queue_path=home / "queue.db",
             max_configs=_int(env, "CHIPSWEEP_MAX_CONFIGS", DEFAULT_MAX_CONFIGS),
-            chunk_size=_int(env, "CHIPSWEEP_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
+            chunk_size=_int(env, "CHIPSWEEP_CHUNK_SIZE", 0) or None,
             actors=_int(env, "CHIPSWEEP_ACTORS", 0) or None,
             max_attempts=_int(env, "CHIPSWEEP_MAX_ATTEMPTS", 3),
             token=env.get("CHIPSWEEP_TOKEN") or None,

@@ -155,3 +155,18 @@ def test_a_billion_configuration_sweep_is_accepted(home) -> None:  # type: ignor
     assert row.chunks_total == -(-row.configurations // 2_000_000)
     assert tuple(q._db().execute("SELECT COUNT(*), MAX(stop) FROM chunks").fetchone()) == (row.chunks_total, row.configurations)
     assert time.perf_counter() - t0 < 10
+
+
+def test_chunk_size_follows_the_cluster_when_none_is_set() -> None:
+    """deploy/README.md: one driver stays below 10 % busy with chunks of >= 86,000 x workers
+    configurations; powers of two from 2^20 to 2^29, never more than a sweep's share per worker."""
+    from service.dispatch import auto_chunk_size
+    from service.settings import Settings
+
+    assert auto_chunk_size(2, 51_093_504) == 1 << 20  # this machine: the old default
+    assert auto_chunk_size(320, 10**12) == 1 << 25  # 10 nodes x 32 cores
+    assert auto_chunk_size(3200, 10**13) == 1 << 29  # 100 nodes x 32 cores
+    assert auto_chunk_size(320, 10_000_000) == 1 << 20  # a small sweep on a big cluster: spread it
+    assert auto_chunk_size(320, 2_000_000_000) == 1 << 22  # 6.25 M per worker: 477 chunks, every worker busy
+    assert Settings.from_env({"CHIPSWEEP_HOME": "/tmp/x"}).chunk_size is None
+    assert Settings.from_env({"CHIPSWEEP_HOME": "/tmp/x", "CHIPSWEEP_CHUNK_SIZE": "4096"}).chunk_size == 4096
