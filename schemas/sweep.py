@@ -127,6 +127,19 @@ def _nums(key: str, lo: float | None = 0, hi: float | None = None) -> AxisDef:
 _SHAPES = {k: _ints(k) for k in ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim")}
 _OVERRIDES = {f"chip.{f}": _nums(f"chip.{f}") for f in OVERRIDABLE}
 
+# the inference workload: the same axes for catalog chips (inference) and hypothetical designs (asic)
+_EDGE_WORKLOAD: dict[str, AxisDef] = {
+    "weight_bits": AxisDef("choice", "weight_bits", options=("4", "8", "16"), numeric_choice=True),
+    "kv_bits": AxisDef("choice", "kv_bits", options=("4", "8", "16"), numeric_choice=True),
+    "batch": _ints("batch"),
+    "prompt_len": _ints("prompt_len", 0),
+    "gen_len": _ints("gen_len", 0),
+    "quant_overhead": _nums("quant_overhead", 0, 1),
+    "params_b": _nums("params_b", 1e-9),
+    "mlp": AxisDef("choice", "mlp", options=("gelu", "swiglu")),
+}
+
+
 AXES: dict[str, dict[str, AxisDef]] = {
     "training": {
         "model": AxisDef("ref", "model_idx", options=("models",)),
@@ -155,14 +168,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "model": AxisDef("ref", "model_idx", options=("models",)),
         "chip": AxisDef("ref", "chip_idx", options=("chips",)),
         "n_chips": _ints("n_chips"),
-        "weight_bits": AxisDef("choice", "weight_bits", options=("4", "8", "16"), numeric_choice=True),
-        "kv_bits": AxisDef("choice", "kv_bits", options=("4", "8", "16"), numeric_choice=True),
-        "batch": _ints("batch"),
-        "prompt_len": _ints("prompt_len", 0),
-        "gen_len": _ints("gen_len", 0),
-        "quant_overhead": _nums("quant_overhead", 0, 1),
-        "params_b": _nums("params_b", 1e-9),
-        "mlp": AxisDef("choice", "mlp", options=("gelu", "swiglu")),
+        **_EDGE_WORKLOAD,
         **_SHAPES,
         **_OVERRIDES,
     },
@@ -183,14 +189,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "d0_per_cm2": _nums("d0_per_cm2", 0),
         "tiles": _ints("tiles"),
         "spare_tiles": _ints("spare_tiles", 0),
-        "weight_bits": AxisDef("choice", "weight_bits", options=("4", "8", "16"), numeric_choice=True),
-        "kv_bits": AxisDef("choice", "kv_bits", options=("4", "8", "16"), numeric_choice=True),
-        "batch": _ints("batch"),
-        "prompt_len": _ints("prompt_len", 0),
-        "gen_len": _ints("gen_len", 0),
-        "quant_overhead": _nums("quant_overhead", 0, 1),
-        "params_b": _nums("params_b", 1e-9),
-        "mlp": AxisDef("choice", "mlp", options=("gelu", "swiglu")),
+        **_EDGE_WORKLOAD,
         **_SHAPES,
     },
 }

@@ -125,6 +125,12 @@ def total_params_of(x: Mapping[str, Array]) -> Array:
     return total_params(shapes_of(x))
 
 
+def _pick(on: Array, yes: Array | float, no: Array | float) -> Array:
+    """`yes` where the 0/1 array `on` is 1, else `no`, for finite values: two cheap passes where np.where
+    costs 2-3x a multiply (and returns float64 for two Python scalars, widening a float32 block)."""
+    return no + on * (yes - no)
+
+
 def _eff(narrow: Array, cal: Mapping[str, Array]) -> Array:
     """Achievable fraction of peak for a matrix multiply whose narrowest dimension is `narrow`."""
     return cal["mm_eff_max"] * narrow / (narrow + cal["mm_half_dim"])
@@ -330,14 +336,14 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # is_pipe_partitioned / is_grad_partitioned) but runs SendActivation/RecvActivation/SendGrad/RecvGrad
     # as separate blocking steps (DeepSpeed PipeSchedule); the 2021 engine of MT-NLG sent whole tensors
     ds_f, ds2021_f = num(deepspeed), num(ds2021)
-    ds_eff = cal["ds_p2p_eff"] + ds2021_f * (cal["ds2021_p2p_eff"] - cal["ds_p2p_eff"])
-    pp_bw = np.where(pp_cross, out_bw, up_bw) * (1.0 + ds_f * (ds_eff - 1.0))  # bytes/s
+    ds_eff = _pick(ds2021_f, cal["ds2021_p2p_eff"], cal["ds_p2p_eff"])
+    pp_bw = np.where(pp_cross, out_bw, up_bw) * _pick(ds_f, ds_eff, 1.0)  # bytes/s
     pp_lat = np.where(pp_cross, out_lat, up_lat)  # s
     split_f = num(pp_cross) * (1.0 - ds2021_f)  # the send is split over the tp ranks
-    pp_msg = msg / (1.0 + split_f * (t - 1.0))  # bytes per send
+    pp_msg = msg / _pick(split_f, t, 1.0)  # bytes per send
     two_v = 2.0 * v
-    sends = two_v + ds_f * (4.0 - two_v)  # transfers on the critical path per micro-batch
-    recvs = two_v + ds_f * (2.0 - two_v)  # receives per micro-batch: activations forward, gradients back
+    sends = _pick(ds_f, 4.0, two_v)  # transfers on the critical path per micro-batch
+    recvs = _pick(ds_f, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
     # the receiving stage re-assembles a split tensor with an all-gather over its tp ranks (scale-up link)
     regather = split_f * (0.5 * tp_allreduce)  # s per receive
     t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat) + recvs * regather, 0.0)  # s per micro-batch
@@ -352,7 +358,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # all-gathers the weights twice (forward and backward: one all-reduce's volume)
     half_grad, gather = 1.0 - 0.5 * num(zero >= 2), num(zero >= 3)  # all-reduces' worth of each
     dp_bytes = trainable_chip * gb * half_grad + gather * (N / tp_pp * wb)
-    dp_per_byte = dp_group.per_byte * (1.0 + ds2021_f * (1.0 / cal["ds2021_dp_eff"] - 1.0))  # s per byte
+    dp_per_byte = dp_group.per_byte * _pick(ds2021_f, 1.0 / cal["ds2021_dp_eff"], 1.0)  # s per byte
     t_dp = dp_bytes * dp_per_byte + (half_grad + gather) * dp_group.latency  # s
     t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
     state_bpp = model_state_bytes_per_param(zero, dp, wb, gb)  # bytes/param
