@@ -26,10 +26,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from schemas.catalog import load_catalog  # noqa: E402
-from workers import asic, inference  # noqa: E402
-from workers.edge_rows import DRAM_TYPES, assemble_asic, assemble_inference  # noqa: E402
-from workers.evaluate import Context  # noqa: E402
+from chipsweep.schemas.catalog import load_catalog  # noqa: E402
+from chipsweep.workers import asic, inference  # noqa: E402
+from chipsweep.workers.edge_rows import DRAM_TYPES, assemble_asic, assemble_inference  # noqa: E402
+from chipsweep.workers.evaluate import Context  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "edge_core.json"
 

@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import lakegen  # noqa: E402
 
-from queries.frontier import Objective, pareto_sql  # noqa: E402
-from queries.lake import connect, fact_file, fact_write_options, write_dim, write_parquet  # noqa: E402
-from queries.plot import plot  # noqa: E402
-from queries.runner import count_saved, run_saved  # noqa: E402
-from schemas.columns import dim_sweeps_row  # noqa: E402
+from chipsweep.queries.frontier import Objective, pareto_sql  # noqa: E402
+from chipsweep.queries.lake import connect, fact_file, fact_write_options, write_dim, write_parquet  # noqa: E402
+from chipsweep.queries.plot import plot  # noqa: E402
+from chipsweep.queries.runner import count_saved, run_saved  # noqa: E402
+from chipsweep.schemas.columns import dim_sweeps_row  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "frontier.json"
 CHUNK = 1_000_000

@@ -50,7 +50,7 @@ DRIVER_BUSY_TARGET = 0.10
 
 def run_sweep(settings: Any, queue: Any, name: str, models: int, batches: int, actors: int,
               chunk_size: int | None = None) -> dict[str, Any]:
-    from service.dispatch import Dispatcher, run_until_finished, submit
+    from chipsweep.service.dispatch import Dispatcher, run_until_finished, submit
 
     disp = Dispatcher(queue, settings, actors=actors)
     try:
@@ -117,8 +117,8 @@ def main() -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         import ray
 
-        from service.queue import Queue
-        from service.settings import Settings
+        from chipsweep.service.queue import Queue
+        from chipsweep.service.settings import Settings
 
         settings = Settings.from_env()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="bench-scaling",

@@ -72,9 +72,9 @@ def driver(args: argparse.Namespace) -> None:
     os.environ["CHIPSWEEP_HOME"] = args.home
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     sys.path.insert(0, str(REPO))
-    from service.dispatch import Dispatcher, ensure_ray, run_until_finished, submit
-    from service.queue import Queue
-    from service.settings import Settings
+    from chipsweep.service.dispatch import Dispatcher, ensure_ray, run_until_finished, submit
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.settings import Settings
 
     settings = Settings.from_env()
     t0 = time.perf_counter()
@@ -126,7 +126,7 @@ def raw_parquet_ceiling(lake: str, name: str, version: int, max_rows: int = 8_00
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(REPO))
-    from service.lake import PARQUET_OPTIONS, Lake
+    from chipsweep.service.lake import PARQUET_OPTIONS, Lake
 
     parts = Lake(lake).committed_parts("training", name, version)
     table = ds.dataset(parts, format="parquet").to_table().slice(0, max_rows)

@@ -38,14 +38,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from chipsweep.schemas.columns import MAXIMISE
+
 Sense = Literal["min", "max"]
 
-# objectives that are better when larger; every other numeric column is minimised by default
-MAXIMISE = frozenset({
-    "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
-    "prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s", "peak_tops", "tops_per_w",
-    "yield", "dies_per_wafer",
-})
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

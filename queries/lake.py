@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS, KINDS, arrow_schema
+from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS, KINDS, arrow_schema
 
 ENV_LAKE = "CHIPSWEEP_LAKE"
 ENV_HOME = "CHIPSWEEP_HOME"

@@ -9,7 +9,7 @@ import math
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from queries.runner import objectives_of, table_records
+from chipsweep.queries.runner import objectives_of, table_records
 
 FORMATS = ("table", "csv", "json")
 

@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries.frontier import Objective
-from queries.runner import objectives_of
-from schemas.columns import FACTS
+from chipsweep.queries.frontier import Objective
+from chipsweep.queries.runner import objectives_of
+from chipsweep.schemas.columns import FACTS
 
 LOG_SPAN = 30.0  # max/min above which an axis is logarithmic
 MAX_LABELS = 25  # frontier points labelled in the PNG (all are labelled on hover in the HTML)

@@ -39,9 +39,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from queries.frontier import FrontierError, Objective, pareto_sql, parse_objectives
-from queries.lake import connect, sql_literal
-from schemas.columns import FACTS
+from chipsweep.queries.frontier import FrontierError, Objective, pareto_sql, parse_objectives
+from chipsweep.queries.lake import connect, sql_literal
+from chipsweep.schemas.columns import KINDS, objective_columns
 
 SQL_DIR = Path(__file__).with_name("sql")
 _PARAM_RE = re.compile(r"^--\s*@param\s+(\w+)\s+(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(.*)$")
@@ -59,10 +59,7 @@ META_OBJECTIVES = b"chipsweep.objectives"
 META_QUERY = b"chipsweep.query"
 
 # objectives each kind of frontier may use: the numeric outputs of the fact tables
-_NUMERIC = ("float32", "float64", "int32", "int16", "int8", "int64")
-OBJECTIVE_COLUMNS: dict[str, list[str]] = {
-    kind: [c.name for c in cols if c.role == "output" and c.dtype in _NUMERIC] for kind, cols in FACTS.items()
-}
+OBJECTIVE_COLUMNS: dict[str, list[str]] = {kind: objective_columns(kind) for kind in KINDS}
 OBJECTIVE_COLUMNS["edge"] = ["decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd", "ttft_s"]
 # statements `run_sql` refuses, by parser statement type, with what to say
 _REFUSED = {

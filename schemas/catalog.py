@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,12 +19,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chipsweep.schemas.errors import ChipsweepError
+from chipsweep.schemas.vocab import Mlp
+
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
 Confidence = Literal["high", "medium", "low"]
 
 
-class CatalogError(ValueError):
+class CatalogError(ChipsweepError):
     """A catalog file or overlay that cannot be used; the message names the file, entry and field."""
 
 
@@ -126,7 +129,7 @@ class Model(_Entry):
     ffn_hidden: int | None = None  # None: 4 * hidden
     vocab: int = Field(gt=0)
     seq_len: int = Field(gt=0)
-    mlp: Literal["gelu", "swiglu"] = "gelu"
+    mlp: Mlp = "gelu"
     position: Literal["learned", "rope", "alibi"] = "learned"
     tied_embeddings: bool = True
     training_tokens_b: float | None = None
@@ -204,6 +207,31 @@ class Catalog:
         if self.defaults:
             out["defaults/all"] = content_hash(self.defaults)
         return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The catalog as JSON data, carried with a sweep version (`from_snapshot` rebuilds it exactly)."""
+        return {
+            "chips": [c.model_dump(mode="json", by_alias=True) for c in self.chips.values()],
+            "models": [m.model_dump(mode="json", by_alias=True) for m in self.models.values()],
+            "clusters": [c.model_dump(mode="json", by_alias=True) for c in self.clusters.values()],
+            "calibration": {k: v.model_dump(mode="json") for k, v in self.calibration.items()},
+            # YAML keeps what JSON would not (integer keys such as the quantisation table's 4, 8, 16)
+            "asic_yaml": yaml.safe_dump(self.asic, sort_keys=True),
+            "defaults_yaml": yaml.safe_dump(self.defaults, sort_keys=True),
+            "overlay_path": self.overlay_path,
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: Mapping[str, Any]) -> Catalog:
+        return cls(
+            chips={c["id"]: Chip.model_validate(c) for c in snap["chips"]},
+            models={m["id"]: Model.model_validate(m) for m in snap["models"]},
+            clusters={c["id"]: Cluster.model_validate(c) for c in snap["clusters"]},
+            calibration={k: CalibrationSet.model_validate(v) for k, v in snap["calibration"].items()},
+            asic=dict(yaml.safe_load(snap.get("asic_yaml") or "") or {}),
+            defaults=dict(yaml.safe_load(snap.get("defaults_yaml") or "") or {}),
+            overlay_path=snap.get("overlay_path"),
+        )
 
     def chip(self, chip_id: str) -> Chip:
         try:

@@ -13,7 +13,11 @@ from typing import Literal
 
 import pyarrow as pa
 
+from chipsweep.schemas import vocab
+
 Role = Literal["key", "input", "output"]
+Better = Literal["min", "max"]
+_NUMERIC = ("int64", "int32", "int16", "int8", "float32", "float64")
 
 _TYPES: dict[str, pa.DataType] = {
     "int64": pa.int64(),
@@ -35,14 +39,20 @@ class Column:
     unit: str
     doc: str
     role: Role
+    better: Better = "min"  # as an objective: which way is better (numeric outputs)
 
     @property
     def arrow_type(self) -> pa.DataType:
         return _TYPES[self.dtype]
 
+    @property
+    def is_objective(self) -> bool:
+        """A numeric output a frontier may rank by."""
+        return self.role == "output" and self.dtype in _NUMERIC
 
-def _c(name: str, dtype: str, unit: str, doc: str, role: Role) -> Column:
-    return Column(name, dtype, unit, doc, role)
+
+def _c(name: str, dtype: str, unit: str, doc: str, role: Role, *, better: Better = "min") -> Column:
+    return Column(name, dtype, unit, doc, role, better)
 
 
 KEY = [
@@ -66,11 +76,11 @@ TRAINING: list[Column] = [
     _c("recompute", "category", "", "none | selective | full", "input"),
     _c("zero_stage", "int8", "", "ZeRO stage 0-3", "input"),
     _c("step_time_s", "float32", "s", "time per optimizer step", "output"),
-    _c("tokens_per_s", "float32", "tokens/s", "training throughput of the whole job", "output"),
-    _c("model_tflops_per_chip", "float32", "TFLOP/s", "model FLOPs (no recompute) per chip per second", "output"),
-    _c("hardware_tflops_per_chip", "float32", "TFLOP/s", "hardware FLOPs (with recompute) per chip per second", "output"),
-    _c("mfu", "float32", "fraction", "model FLOPs utilisation", "output"),
-    _c("hfu", "float32", "fraction", "hardware FLOPs utilisation", "output"),
+    _c("tokens_per_s", "float32", "tokens/s", "training throughput of the whole job", "output", better="max"),
+    _c("model_tflops_per_chip", "float32", "TFLOP/s", "model FLOPs (no recompute) per chip per second", "output", better="max"),
+    _c("hardware_tflops_per_chip", "float32", "TFLOP/s", "hardware FLOPs (with recompute) per chip per second", "output", better="max"),
+    _c("mfu", "float32", "fraction", "model FLOPs utilisation", "output", better="max"),
+    _c("hfu", "float32", "fraction", "hardware FLOPs utilisation", "output", better="max"),
     _c("mem_per_chip_gb", "float32", "GB", "memory per chip (first pipeline stage)", "output"),
     _c("fits", "bool", "", "the configuration fits in memory", "output"),
     _c("time_to_train_days", "float32", "days", "wall-clock time for `tokens`", "output"),
@@ -93,9 +103,9 @@ INFERENCE: list[Column] = [
     _c("prompt_len", "int32", "tokens", "prompt length", "input"),
     _c("gen_len", "int32", "tokens", "generated tokens", "input"),
     _c("ttft_s", "float32", "s", "time to first token", "output"),
-    _c("prefill_tokens_per_s", "float32", "tokens/s", "prompt tokens per second per sequence", "output"),
-    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output"),
-    _c("throughput_tokens_per_s", "float32", "tokens/s", "generated tokens per second, all sequences", "output"),
+    _c("prefill_tokens_per_s", "float32", "tokens/s", "prompt tokens per second per sequence", "output", better="max"),
+    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output", better="max"),
+    _c("throughput_tokens_per_s", "float32", "tokens/s", "generated tokens per second, all sequences", "output", better="max"),
     _c("energy_per_token_j", "float32", "J", "energy per generated token", "output"),
     _c("mem_gb", "float32", "GB", "memory per chip: weights + KV cache + activations", "output"),
     _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (NaN if unknown)", "output"),
@@ -118,13 +128,13 @@ ASIC: list[Column] = [
     _c("prompt_len", "int32", "tokens", "prompt length", "input"),
     _c("gen_len", "int32", "tokens", "generated tokens", "input"),
     _c("die_area_mm2", "float32", "mm^2", "die area", "output"),
-    _c("dies_per_wafer", "float32", "dies", "gross dies per 300 mm wafer", "output"),
-    _c("yield", "float32", "fraction", "die yield", "output"),
+    _c("dies_per_wafer", "float32", "dies", "gross dies per 300 mm wafer", "output", better="max"),
+    _c("yield", "float32", "fraction", "die yield", "output", better="max"),
     _c("unit_cost_usd", "float32", "USD", "packaged, tested unit cost (+ DRAM)", "output"),
-    _c("peak_tops", "float32", "TOP/s", "peak at the design precision", "output"),
+    _c("peak_tops", "float32", "TOP/s", "peak at the design precision", "output", better="max"),
     _c("power_w", "float32", "W", "power while decoding", "output"),
-    _c("tops_per_w", "float32", "TOP/s/W", "peak TOPS per watt at full load", "output"),
-    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output"),
+    _c("tops_per_w", "float32", "TOP/s/W", "peak TOPS per watt at full load", "output", better="max"),
+    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output", better="max"),
     _c("ttft_s", "float32", "s", "time to first token", "output"),
     _c("energy_per_token_j", "float32", "J", "energy per generated token", "output"),
     _c("fits", "bool", "", "the model fits the memory system", "output"),
@@ -133,6 +143,7 @@ ASIC: list[Column] = [
 
 FACTS: dict[str, list[Column]] = {"training": TRAINING, "inference": INFERENCE, "asic": ASIC}
 KINDS = tuple(FACTS)
+assert KINDS == vocab.KINDS, "a fact table per kind of sweep"
 PARTITIONS = ("kind", "sweep", "version")  # hive partition keys, in path order
 
 
@@ -144,6 +155,21 @@ def arrow_schema(kind: str) -> pa.Schema:
 
 def columns(kind: str, role: Role | None = None) -> list[str]:
     return [c.name for c in FACTS[kind] if role is None or c.role == role]
+
+
+def objective_columns(kind: str) -> list[str]:
+    """The output columns a sweep or a frontier of this kind may rank by (numeric outputs)."""
+    return [c.name for c in FACTS[kind] if c.is_objective]
+
+
+# objectives better when larger (throughput-like); every other objective is better when smaller
+MAXIMISE: frozenset[str] = frozenset(c.name for cols in FACTS.values() for c in cols if c.is_objective and c.better == "max")
+# each kind's frontier when a spec names none
+DEFAULT_OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "training": ("time_to_train_days", "cost_usd"),
+    "inference": ("decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"),
+    "asic": ("decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"),
+}
 
 
 # Dimension tables, written once per sweep version beside its facts:

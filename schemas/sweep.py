@@ -1,352 +1,47 @@
-"""The sweep spec (CONTRACT.md "Sweep spec"): what a user submits, validated before anything is queued.
+"""A spec resolved against the catalog: the `Sweep` workers evaluate, and its stored form.
 
-A spec names a kind, axes whose Cartesian product is the space (lists, inclusive ranges, geometric
-series, catalog filters such as `{class: edge_inference}`), fixed settings, what-if chip overrides,
-objectives, what to store and a schedule. `resolve(spec, catalog)` turns it into a `Sweep`: every axis
-as a small array of codes (catalog index, choice index or number), so the number of configurations is
-known before anything runs and workers decode a flat index into axis values with numpy (mixed radix,
-last axis fastest). Every problem is reported with the field, the value and what is allowed.
+`resolve(spec, catalog)` turns a spec into a `Sweep`: every axis as a small array of codes (catalog
+index, choice index or number), so the number of configurations is known before anything runs and
+workers decode a flat index into axis values with numpy (mixed radix, last axis fastest). A sweep
+version is resolved once, when it is recorded: `Sweep.record()` is what the queue stores and actors
+receive, and `Sweep.from_record` rebuilds it without resolving again. Every problem is reported with the
+field, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.catalog import CalibrationSet, Catalog, Chip, Cluster, Model, content_hash
-from schemas.columns import FACTS
-from workers.asic import ARCHS, ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS
-from workers.tables import CHIP_NUMERIC, PRECISIONS, RECOMPUTE
-from workers.training import FRAMEWORKS
+from chipsweep.schemas.axes import AXES, AxisDef, fmt_number
+from chipsweep.schemas.catalog import Catalog
+from chipsweep.schemas.columns import MAXIMISE, objective_columns
+from chipsweep.schemas.errors import Problem, SpecError
 
-Kind = Literal["training", "inference", "asic"]
-StoreMode = Literal["all", "feasible", "frontier"]
-
-# a sweep name becomes a directory name in the lake: no separators, no `..`, no `=` (hive partitions)
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
-NAME_ALLOWED = "1-128 characters: letters, digits, '_', '.', '-' (starting with a letter or digit, no '..')"
-OVERRIDABLE = tuple(f for f in CHIP_NUMERIC if f != "process_nm")
-
-
-# ------------------------------------------------------------------------------------------------
-# problems
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a spec: where, what was given, what would be accepted."""
-
-    field: str
-    value: Any
-    allowed: str
-    message: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "value": _jsonable(self.value), "allowed": self.allowed, "message": self.message}
-
-    def __str__(self) -> str:
-        what = f"{self.message}; " if self.message else ""
-        return f"field '{self.field}' = {_short(self.value)}: {what}allowed: {self.allowed}"
+# TRANSITION (removed before the restructure lands): names that moved to schemas.spec / Catalog
+from chipsweep.schemas.spec import (  # noqa: E402,F401,I001
+    NAME_ALLOWED,
+    NAME_PATTERN,
+    SweepSpec,
+    load_spec_text,
+    parse_spec,
+    read_spec_text,
+    valid_name,
+)
+from chipsweep.schemas.vocab import OVERRIDABLE, REQUIRED_SHAPE_FIELDS
 
 
-class SpecError(ValueError):
-    """A spec refused before anything is queued; `problems` name field, value and what is allowed."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
-
-    def as_dict(self) -> dict[str, Any]:
-        first = self.problems[0].as_dict() if self.problems else {}
-        return {"error": "invalid spec", **first, "problems": [p.as_dict() for p in self.problems]}
+def catalog_snapshot(catalog: Catalog) -> dict[str, Any]:
+    return catalog.snapshot()
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(_jsonable(value)) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-# ------------------------------------------------------------------------------------------------
-# axis definitions per kind
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AxisDef:
-    """What values one axis (or fixed setting) accepts and the key the worker reads it under."""
-
-    kind: Literal["ref", "int", "num", "choice", "bool"]
-    key: str  # key in the worker's raw arrays
-    minimum: float | None = None
-    maximum: float | None = None
-    options: tuple[str, ...] = ()  # choices; for refs: the catalog table ("chips", "models", "clusters")
-    numeric_choice: bool = False  # choice values written as numbers (weight_bits: 4 | 8 | 16)
-
-    def allowed(self) -> str:
-        if self.kind == "ref":
-            what = self.options[0][:-1]
-            return f"catalog {what} ids (`chipsweep catalog list --kind {self.options[0]}`), or a filter on {what} fields"
-        if self.kind == "choice":
-            return "one of " + ", ".join(self.options)
-        if self.kind == "bool":
-            return "true or false"
-        noun = "integers" if self.kind == "int" else "numbers"
-        if self.minimum is not None and self.maximum is not None:
-            return f"{noun} from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
-        if self.minimum is not None:
-            return f"{noun} >= {_fmt(self.minimum)}"
-        return noun
-
-
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
-
-
-def _ints(key: str, lo: float | None = 1, hi: float | None = None) -> AxisDef:
-    return AxisDef("int", key, lo, hi)
-
-
-def _nums(key: str, lo: float | None = 0, hi: float | None = None) -> AxisDef:
-    return AxisDef("num", key, lo, hi)
-
-
-_SHAPES = {k: _ints(k) for k in ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim")}
-_OVERRIDES = {f"chip.{f}": _nums(f"chip.{f}") for f in OVERRIDABLE}
-
-# the inference workload: the same axes for catalog chips (inference) and hypothetical designs (asic)
-_EDGE_WORKLOAD: dict[str, AxisDef] = {
-    "weight_bits": AxisDef("choice", "weight_bits", options=("4", "8", "16"), numeric_choice=True),
-    "kv_bits": AxisDef("choice", "kv_bits", options=("4", "8", "16"), numeric_choice=True),
-    "batch": _ints("batch"),
-    "prompt_len": _ints("prompt_len", 0),
-    "gen_len": _ints("gen_len", 0),
-    "quant_overhead": _nums("quant_overhead", 0, 1),
-    "params_b": _nums("params_b", 1e-9),
-    "mlp": AxisDef("choice", "mlp", options=("gelu", "swiglu")),
-}
-
-
-AXES: dict[str, dict[str, AxisDef]] = {
-    "training": {
-        "model": AxisDef("ref", "model_idx", options=("models",)),
-        "chip": AxisDef("ref", "chip_idx", options=("chips",)),
-        "cluster": AxisDef("ref", "cluster_idx", options=("clusters",)),
-        "n_chips": _ints("n_chips"),
-        "global_batch": _ints("global_batch"),
-        "tokens": _nums("tokens", 1),
-        "tp": _ints("tp"),
-        "pp": _ints("pp"),
-        "dp": _ints("dp"),
-        "micro_batch": _ints("micro_batch"),
-        "interleave": _ints("interleave", 1, 64),
-        "recompute": AxisDef("choice", "recompute", options=RECOMPUTE),
-        "zero_stage": _ints("zero_stage", 0, 3),
-        "precision": AxisDef("choice", "precision", options=PRECISIONS),
-        "sequence_parallel": AxisDef("bool", "sequence_parallel"),
-        "flash_attention": AxisDef("bool", "flash_attention"),
-        "framework": AxisDef("choice", "framework", options=FRAMEWORKS),
-        "grad_bytes": _nums("grad_bytes", 1, 4),
-        "mlp": AxisDef("choice", "mlp", options=("gelu", "swiglu")),
-        **_SHAPES,
-        **_OVERRIDES,
-    },
-    "inference": {
-        "model": AxisDef("ref", "model_idx", options=("models",)),
-        "chip": AxisDef("ref", "chip_idx", options=("chips",)),
-        "n_chips": _ints("n_chips"),
-        **_EDGE_WORKLOAD,
-        **_SHAPES,
-        **_OVERRIDES,
-    },
-    "asic": {
-        "model": AxisDef("ref", "model_idx", options=("models",)),
-        "node_nm": _nums("node_nm", 1, 100),
-        "n_mac": _ints("n_mac"),
-        "peak_tops": _nums("peak_tops", 1e-12),
-        "clock_ghz": _nums("clock_ghz", 1e-6, 100),
-        "sram_mb": _nums("sram_mb", 0),
-        "dram": AxisDef("choice", "dram", options=DRAM_TYPES),
-        "dram_bus_bits": _ints("dram_bus_bits", 0),
-        "dram_mt_s": _nums("dram_mt_s", 1e-9),
-        "dram_gb": _nums("dram_gb", 0),
-        "precision": AxisDef("choice", "precision", options=ASIC_PRECISIONS),
-        "arch": AxisDef("choice", "arch", options=ARCHS),
-        "yield_model": AxisDef("choice", "yield_model", options=YIELD_MODELS),
-        "d0_per_cm2": _nums("d0_per_cm2", 0),
-        "tiles": _ints("tiles"),
-        "spare_tiles": _ints("spare_tiles", 0),
-        **_EDGE_WORKLOAD,
-        **_SHAPES,
-    },
-}
-
-# objectives: output column -> direction (the Pareto frontier keeps rows no other row beats on all)
-MAXIMISE = {
-    "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu", "decode_tokens_per_s",
-    "prefill_tokens_per_s", "throughput_tokens_per_s", "peak_tops", "tops_per_w", "yield", "dies_per_wafer",
-}
-DEFAULT_OBJECTIVES: dict[str, tuple[str, ...]] = {
-    "training": ("time_to_train_days", "cost_usd"),
-    "inference": ("decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"),
-    "asic": ("decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"),
-}
-
-
-def objective_columns(kind: str) -> list[str]:
-    """Output columns a sweep of this kind may name as objectives (float outputs of its fact table)."""
-    return [c.name for c in FACTS[kind] if c.role == "output" and c.dtype.startswith("float")]
-
-
-# ------------------------------------------------------------------------------------------------
-# the spec (pydantic, structure only; `resolve` checks it against the catalog)
-# ------------------------------------------------------------------------------------------------
-class Schedule(BaseModel):
-    """When the scheduler re-runs the sweep: when an input spec changes, and/or on a cron expression."""
-
-    model_config = ConfigDict(extra="forbid")
-    on_change: bool = False
-    cron: str | None = None
-    interval_s: float | None = Field(default=None, gt=0)
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            from croniter import croniter
-        except ImportError:  # pragma: no cover - croniter is a dependency
-            return v
-        if not croniter.is_valid(v):
-            raise ValueError("not a cron expression (minute hour day month weekday, e.g. '0 3 * * *')")
-        return v
-
-
-Scalar = int | float | str | bool
-
-
-class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    kind: Kind
-    axes: dict[str, Any] = Field(min_length=1)
-    fixed: dict[str, Scalar] = Field(default_factory=dict)
-    overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
-    objectives: list[str] | None = None
-    store: StoreMode = "all"
-    schedule: Schedule | None = None
-    description: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.match(NAME_PATTERN, v) or ".." in v:
-            raise ValueError(f"a sweep name is a directory in the lake: {NAME_ALLOWED}")
-        return v
-
-    def objective_names(self) -> list[str]:
-        return list(self.objectives or DEFAULT_OBJECTIVES[self.kind])
-
-    def canonical(self) -> dict[str, Any]:
-        """The spec as plain JSON data (what the queue and the lake's `sweeps` table record)."""
-        return self.model_dump(mode="json", exclude_none=True)
-
-
-def parse_spec(data: Any) -> SweepSpec:
-    """A spec from parsed YAML/JSON data; pydantic errors become `SpecError` problems."""
-    if not isinstance(data, Mapping):
-        raise SpecError([Problem("(spec)", data, "a mapping with name, kind, axes (and fixed, overrides, objectives, store, schedule)")])
-    try:
-        return SweepSpec.model_validate(dict(data))
-    except ValidationError as exc:
-        raise SpecError([_problem_of(err) for err in exc.errors()]) from None
-
-
-def read_spec_text(text: str | bytes) -> Any:
-    """Parsed YAML or JSON text (JSON is YAML); invalid text is a `SpecError` naming line and column."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(spec)"
-        raise SpecError([Problem(where, None, "a YAML or JSON mapping", f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
-
-
-def load_spec_text(text: str | bytes) -> SweepSpec:
-    """A spec from YAML or JSON text."""
-    return parse_spec(read_spec_text(text))
-
-
-# top-level fields whose problems do not stop the axes from being checked too (value used meanwhile)
-_STAND_INS: dict[str, Any] = {"name": "x", "store": "all", "objectives": None, "schedule": None, "description": ""}
-
-
-def validate(data: Any, catalog: Catalog) -> Sweep:
-    """Parse and resolve a spec, reporting every problem at once: a bad name, store or an unknown
-    top-level field does not hide a bad axis."""
-    if isinstance(data, SweepSpec):
-        return resolve(data, catalog)
-    try:
-        return resolve(parse_spec(data), catalog)
-    except SpecError as first:
-        if not isinstance(data, Mapping):
-            raise
-        problems = list(first.problems)
-        repaired = dict(data)
-        for p in first.problems:
-            top = p.field.split(".")[0].split("[")[0]
-            if top in _STAND_INS:
-                repaired[top] = _STAND_INS[top]
-            elif top not in SweepSpec.model_fields:
-                repaired.pop(top, None)
-            else:
-                raise  # kind, axes, fixed or overrides malformed: nothing more to check reliably
-        if repaired == dict(data):
-            raise
-        try:
-            resolve(parse_spec(repaired), catalog)
-        except SpecError as more:
-            problems += [p for p in more.problems if p not in problems]
-        raise SpecError(problems) from None
-
-
-_ALLOWED_TOP = "name, kind, axes, fixed, overrides, objectives, store, schedule, description"
-
-
-def _problem_of(err: Mapping[str, Any]) -> Problem:
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "(spec)"
-    kind = err.get("type", "")
-    value = err.get("input")
-    msg = str(err.get("msg", ""))
-    if kind == "extra_forbidden":
-        parent = loc.rsplit(".", 1)[0] if "." in loc else ""
-        allowed = {"": _ALLOWED_TOP, "schedule": "on_change, cron, interval_s"}.get(parent, "the documented fields")
-        return Problem(loc, value, allowed, "unknown field")
-    if kind == "missing":
-        return Problem(loc, None, "required", "missing field")
-    if kind == "literal_error":
-        expected = (err.get("ctx") or {}).get("expected", "")
-        return Problem(loc, value, str(expected).replace("'", ""), "not an allowed value")
-    if loc == "name":
-        return Problem(loc, value, NAME_ALLOWED, "unsafe sweep name")
-    if loc == "axes" and kind == "too_short":
-        return Problem(loc, value, "at least one axis", "no axes")
-    return Problem(loc, value, msg, "wrong type" if "type" in kind or "parsing" in kind else "invalid value")
+def catalog_from_snapshot(snap: Mapping[str, Any]) -> Catalog:
+    return Catalog.from_snapshot(snap)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -392,6 +87,33 @@ class Sweep:
     def axes_json(self) -> dict[str, list[Any]]:
         """Axis name -> resolved values, in axis order (decoding `idx` needs only this)."""
         return {a.name: a.values for a in self.axes}
+
+    def record(self) -> dict[str, Any]:
+        """The resolved sweep as JSON data: what the queue stores for a version and actors receive.
+        `catalog` is the effective catalog (overrides applied), so nothing is resolved again."""
+        return {
+            "spec": self.spec.canonical(),
+            "axes": [{"name": a.name, "key": a.key, "values": a.values, "codes": a.codes.tolist(),
+                      "ref": bool(a.codes.dtype.kind == "i")} for a in self.axes],
+            "fixed": dict(self.fixed),
+            "objectives": [[col, maximise] for col, maximise in self.objectives],
+            "hashes": dict(self.hashes),
+            "catalog": self.catalog.snapshot(),
+        }
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> Sweep:
+        """The sweep a `record()` describes (its spec is re-read for its settings, not re-resolved)."""
+        axes = [Axis(a["name"], a["key"], list(a["values"]),
+                     np.asarray(a["codes"], dtype=np.int64 if a.get("ref") else np.float64)) for a in rec["axes"]]
+        return cls(
+            spec=SweepSpec.model_validate(rec["spec"]),
+            catalog=Catalog.from_snapshot(rec["catalog"]),
+            axes=axes,
+            fixed={str(k): float(v) for k, v in rec["fixed"].items()},
+            objectives=[(str(c), bool(m)) for c, m in rec["objectives"]],
+            hashes=dict(rec["hashes"]),
+        )
 
 
 def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
@@ -452,7 +174,7 @@ def _objectives(spec: SweepSpec, problems: list[Problem]) -> list[tuple[str, boo
 def _required(spec: SweepSpec, problems: list[Problem]) -> None:
     given = set(spec.axes) | set(spec.fixed)
     if spec.kind == "training":
-        shapes = {"layers", "hidden", "heads", "vocab", "seq_len"}
+        shapes = set(REQUIRED_SHAPE_FIELDS)
         if "model" not in given and not shapes <= given:
             problems.append(Problem("axes.model", None, "a model axis (or fixed model), or layers, hidden, heads, vocab and seq_len", "missing"))
         if "chip" not in given and "cluster" not in given:
@@ -601,7 +323,7 @@ def _code(d: AxisDef, v: Any) -> float | None:
                 num = float(v)
             except ValueError:
                 return None
-            return num if _fmt(num) in d.options else None
+            return num if fmt_number(num) in d.options else None
         if isinstance(v, str) and v.lower() in d.options:
             return float(d.options.index(v.lower()))
         return None
@@ -693,37 +415,34 @@ def _filter_hint(table: Mapping[str, Any], criteria: Mapping[str, Any]) -> str:
     return "; ".join(hints)
 
 
-# ------------------------------------------------------------------------------------------------
-# the catalog a version used, carried with it (queue and workers rebuild it exactly)
-# ------------------------------------------------------------------------------------------------
-def catalog_snapshot(catalog: Catalog) -> dict[str, Any]:
-    return {
-        "chips": [c.model_dump(mode="json", by_alias=True) for c in catalog.chips.values()],
-        "models": [m.model_dump(mode="json", by_alias=True) for m in catalog.models.values()],
-        "clusters": [c.model_dump(mode="json", by_alias=True) for c in catalog.clusters.values()],
-        "calibration": {k: v.model_dump(mode="json") for k, v in catalog.calibration.items()},
-        # YAML keeps what JSON would not (integer keys such as the quantisation table's 4, 8, 16)
-        "asic_yaml": yaml.safe_dump(catalog.asic, sort_keys=True),
-        "defaults_yaml": yaml.safe_dump(catalog.defaults, sort_keys=True),
-        "overlay_path": catalog.overlay_path,
-    }
+# top-level fields whose problems do not stop the axes from being checked too (value used meanwhile)
+_STAND_INS: dict[str, Any] = {"name": "x", "store": "all", "objectives": None, "schedule": None, "description": ""}
 
 
-def catalog_from_snapshot(snap: Mapping[str, Any]) -> Catalog:
-    return Catalog(
-        chips={c["id"]: Chip.model_validate(c) for c in snap["chips"]},
-        models={m["id"]: Model.model_validate(m) for m in snap["models"]},
-        clusters={c["id"]: Cluster.model_validate(c) for c in snap["clusters"]},
-        calibration={k: CalibrationSet.model_validate(v) for k, v in snap["calibration"].items()},
-        asic=dict(yaml.safe_load(snap.get("asic_yaml") or "") or {}),
-        defaults=dict(yaml.safe_load(snap.get("defaults_yaml") or "") or {}),
-        overlay_path=snap.get("overlay_path"),
-    )
-
-
-def spec_hash(spec: SweepSpec) -> str:
-    return content_hash(spec.canonical())
-
-
-def sizes_of(axes: Iterable[Axis]) -> list[int]:
-    return [len(a.values) for a in axes]
+def validate(data: Any, catalog: Catalog) -> Sweep:
+    """Parse and resolve a spec, reporting every problem at once: a bad name, store or an unknown
+    top-level field does not hide a bad axis."""
+    if isinstance(data, SweepSpec):
+        return resolve(data, catalog)
+    try:
+        return resolve(parse_spec(data), catalog)
+    except SpecError as first:
+        if not isinstance(data, Mapping):
+            raise
+        problems = list(first.problems)
+        repaired = dict(data)
+        for p in first.problems:
+            top = p.field.split(".")[0].split("[")[0]
+            if top in _STAND_INS:
+                repaired[top] = _STAND_INS[top]
+            elif top not in SweepSpec.model_fields:
+                repaired.pop(top, None)
+            else:
+                raise  # kind, axes, fixed or overrides malformed: nothing more to check reliably
+        if repaired == dict(data):
+            raise
+        try:
+            resolve(parse_spec(repaired), catalog)
+        except SpecError as more:
+            problems += [p for p in more.problems if p not in problems]
+        raise SpecError(problems) from None

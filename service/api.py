@@ -24,10 +24,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from schemas.sweep import SpecError, read_spec_text
-from service.dispatch import Dispatcher, cancel, ensure_ray, submit
-from service.queue import Queue, QueueError
-from service.settings import Settings
+from chipsweep.schemas.sweep import SpecError, read_spec_text
+from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, submit
+from chipsweep.service.queue import Queue, QueueError
+from chipsweep.service.settings import Settings
 
 log = logging.getLogger("chipsweep.api")
 
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             worker = DispatcherThread(queue, settings)
             worker.thread.start()
             state["dispatcher"] = worker
-            from service.scheduler import SchedulerThread  # re-runs on catalog change / cron (issue 6)
+            from chipsweep.service.scheduler import SchedulerThread  # re-runs on catalog change / cron (issue 6)
 
             state["scheduler"] = SchedulerThread(queue)
             state["scheduler"].start()
@@ -235,7 +235,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     # ---- catalog and health -------------------------------------------------------------------
     @app.get("/catalog/{kind}", dependencies=protected, summary="Catalog entries (every number with its source)")
     def get_catalog(kind: str) -> list[dict[str, Any]]:
-        from schemas.catalog import load_catalog
+        from chipsweep.schemas.catalog import load_catalog
 
         if kind not in ("chips", "models", "clusters"):
             raise ApiError(404, f"unknown catalog kind '{kind}'", "kind", kind, "chips, models, clusters")
@@ -257,7 +257,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     @app.get("/metrics", dependencies=protected, response_class=PlainTextResponse,
              summary="Prometheus metrics: sweeps and chunks by state, configurations/s, lake bytes")
     def get_metrics() -> PlainTextResponse:
-        from service import metrics
+        from chipsweep.service import metrics
 
         return PlainTextResponse(metrics.render(metrics.collect(settings.queue_path)), media_type=metrics.CONTENT_TYPE)
 
@@ -266,7 +266,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
 
 def _runner() -> Any:
     try:
-        from queries import runner
+        from chipsweep.queries import runner
     except ImportError as exc:
         raise ApiError(501, f"queries are not available: {exc}", "queries", None, "install the queries package") from None
     return runner

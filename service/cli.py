@@ -43,7 +43,7 @@ def _register_catalog(sub: argparse._SubParsersAction) -> None:
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    from schemas.catalog import CatalogError, load_catalog, validate_catalog
+    from chipsweep.schemas.catalog import CatalogError, load_catalog, validate_catalog
 
     if args.action == "validate":
         problems = validate_catalog()
@@ -136,8 +136,8 @@ def write_table(table, path: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from schemas.catalog import CatalogError, load_catalog
-    from workers.evaluate import EvaluateError, evaluate_table
+    from chipsweep.schemas.catalog import CatalogError, load_catalog
+    from chipsweep.workers.evaluate import EvaluateError, evaluate_table
 
     try:
         table = read_table(args.input)
@@ -170,7 +170,7 @@ def _register_validate(sub: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from service import validate
+    from chipsweep.service import validate
 
     results = validate.run(args.kind)
     if args.json:
@@ -204,7 +204,7 @@ def _register_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from service import demo
+    from chipsweep.service import demo
 
     return demo.main()
 
@@ -225,7 +225,7 @@ def _load_plugins() -> None:
     """Modules that add commands of their own (the sweep service, queries) register on import."""
     import importlib
 
-    for name in ("service.commands", "service.query_commands"):
+    for name in ("chipsweep.service.commands", "chipsweep.service.query_commands"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -234,7 +234,7 @@ def _load_plugins() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workers.runtime import tune_allocator
+    from chipsweep.workers.runtime import tune_allocator
 
     tune_allocator()
     parser = build_parser()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.cli import EXIT_BAD_INPUT, command
+from chipsweep.service.cli import EXIT_BAD_INPUT, command
 
 STATES_OVER = ("done", "failed", "cancelled")
 
@@ -162,11 +162,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _submit_embedded(args: argparse.Namespace, text: bytes) -> int:
-    from schemas.catalog import CatalogError
-    from schemas.sweep import SpecError, read_spec_text
-    from service.dispatch import submit
-    from service.queue import Queue
-    from service.settings import Settings, SettingsError
+    from chipsweep.schemas.catalog import CatalogError
+    from chipsweep.schemas.sweep import SpecError, read_spec_text
+    from chipsweep.service.dispatch import submit
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
@@ -199,7 +199,7 @@ def _print_ident(ident: dict[str, Any], chunks: int, as_json: bool, out: Any) ->
 
 
 def _run_embedded(queue: Any, settings: Any, sweep_id: str, ident: dict[str, Any], args: argparse.Namespace) -> int:
-    from service.dispatch import Dispatcher, ensure_ray
+    from chipsweep.service.dispatch import Dispatcher, ensure_ray
 
     start = time.time()
     progress: Progress | None = None
@@ -288,8 +288,8 @@ def _submit_remote(args: argparse.Namespace, text: bytes) -> int:
 # status, list, cancel, resume
 # ------------------------------------------------------------------------------------------------
 def _local_queue() -> Any:
-    from service.queue import Queue
-    from service.settings import Settings
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.settings import Settings
 
     return Queue(Settings.from_env().queue_path)
 
@@ -309,7 +309,7 @@ def _register_status(sub: argparse._SubParsersAction) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from service.queue import QueueError
+    from chipsweep.service.queue import QueueError
 
     try:
         status = Client(args.server).status(args.id) if args.server else _local_queue().status(args.id)
@@ -359,13 +359,13 @@ def _register_cancel(sub: argparse._SubParsersAction) -> None:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from service.queue import QueueError
+    from chipsweep.service.queue import QueueError
 
     try:
         if args.server:
             status = Client(args.server).cancel(args.id)
         else:
-            from service.dispatch import cancel
+            from chipsweep.service.dispatch import cancel
 
             q = _local_queue()
             row = cancel(q, args.id)
@@ -386,9 +386,9 @@ def _register_resume(sub: argparse._SubParsersAction) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from service.dispatch import Dispatcher, ensure_ray
-    from service.queue import Queue
-    from service.settings import Settings
+    from chipsweep.service.dispatch import Dispatcher, ensure_ray
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.settings import Settings
 
     settings = Settings.from_env()
     if args.actors:
@@ -426,10 +426,10 @@ def _register_serve(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.api import create_app
-    from service.dispatch import ensure_ray
-    from service.logs import configure
-    from service.settings import Settings
+    from chipsweep.service.api import create_app
+    from chipsweep.service.dispatch import ensure_ray
+    from chipsweep.service.logs import configure
+    from chipsweep.service.settings import Settings
 
     configure(args.log_level, args.log_format)
     settings = Settings.from_env()
@@ -455,9 +455,9 @@ def _register_rerun(sub: argparse._SubParsersAction) -> None:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from schemas.catalog import CatalogError
-    from service.queue import QueueError
-    from service.rerun import rerun
+    from chipsweep.schemas.catalog import CatalogError
+    from chipsweep.service.queue import QueueError
+    from chipsweep.service.rerun import rerun
 
     queue = _local_queue()
     try:
@@ -484,8 +484,8 @@ def _rerun(args: argparse.Namespace) -> int:
 def _dispatch_until_over(queue: Any, sweep_ids: list[str]) -> None:
     import ray
 
-    from service.dispatch import Dispatcher, ensure_ray
-    from service.settings import Settings
+    from chipsweep.service.dispatch import Dispatcher, ensure_ray
+    from chipsweep.service.settings import Settings
 
     settings = Settings.from_env()
     started = not ray.is_initialized()
@@ -508,7 +508,7 @@ def _register_history(sub: argparse._SubParsersAction) -> None:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from service.queue import QueueError, parse_id
+    from chipsweep.service.queue import QueueError, parse_id
 
     try:
         versions = _local_queue().versions(parse_id(args.sweep)[0])
@@ -538,8 +538,8 @@ def _register_gc(sub: argparse._SubParsersAction) -> None:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from service.queue import QueueError
-    from service.rerun import gc
+    from chipsweep.service.queue import QueueError
+    from chipsweep.service.rerun import gc
 
     if args.keep < 1:
         return _fail(f"--keep {args.keep}: allowed: an integer >= 1")

@@ -71,10 +71,10 @@ SWEEPS = (TRAINING, EDGE_INFERENCE, EDGE_ASIC)
 
 
 def main() -> int:
-    from schemas.sweep import SpecError
-    from service.dispatch import Dispatcher, ensure_ray, submit
-    from service.queue import Queue
-    from service.settings import Settings
+    from chipsweep.schemas.sweep import SpecError
+    from chipsweep.service.dispatch import Dispatcher, ensure_ray, submit
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.settings import Settings
 
     settings = Settings.from_env()
     queue = Queue(settings.queue_path)
@@ -146,7 +146,7 @@ def _saved(name: str, params: dict[str, str], needs: tuple[str, ...]) -> list[di
     """Rows of a saved query from the queries package, or None when it is not available (or does not
     return the columns printed here)."""
     try:
-        from queries import runner
+        from chipsweep.queries import runner
     except ImportError:
         return None
     try:
@@ -162,7 +162,7 @@ def _saved(name: str, params: dict[str, str], needs: tuple[str, ...]) -> list[di
 
 
 def _files(lake: str, kind: str, sweep: str, version: int) -> list[str]:
-    from service.lake import Lake
+    from chipsweep.service.lake import Lake
 
     return Lake(lake).committed_parts(kind, sweep, version)
 
@@ -170,7 +170,7 @@ def _files(lake: str, kind: str, sweep: str, version: int) -> list[str]:
 def _dims(lake: str, dim: str, sweep: str, version: int) -> list[str]:
     import pyarrow.parquet as pq
 
-    from service.lake import Lake
+    from chipsweep.service.lake import Lake
 
     table = pq.read_table(Lake(lake).dim_path(dim, sweep, version))
     return table.column(dim[:-1]).to_pylist()  # chips -> chip, models -> model
@@ -241,7 +241,7 @@ def _edge_frontier_direct(lake: str, inf_version: int, asic_version: int) -> lis
     import duckdb
     import numpy as np
 
-    from workers.chunk import nondominated
+    from chipsweep.workers.chunk import nondominated
 
     con = duckdb.connect()
     chips = _dims(lake, "chips", "demo-edge", inf_version)

@@ -23,13 +23,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from schemas.catalog import Catalog, load_catalog
-from schemas.sweep import Problem, SpecError, catalog_snapshot, validate
-from service.lake import Lake
-from service.logs import event
-from service.queue import ChunkTask, Queue, SweepRow
-from service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Settings
-from workers.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV
+from chipsweep.schemas.catalog import Catalog, load_catalog
+from chipsweep.schemas.sweep import Problem, SpecError, catalog_snapshot, validate
+from chipsweep.service.lake import Lake
+from chipsweep.service.logs import event
+from chipsweep.service.queue import ChunkTask, Queue, SweepRow
+from chipsweep.service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Settings
+from chipsweep.workers.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV
 
 log = logging.getLogger("chipsweep.dispatch")
 
@@ -138,7 +138,7 @@ class Dispatcher:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from workers.actor import ChunkWorker
+        from chipsweep.workers.actor import ChunkWorker
 
         options: dict[str, Any] = {
             # the pool is one actor per CPU, each pinned to its node (no CPU reserved: placement is ours);

@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas import columns
-from schemas.sweep import NAME_ALLOWED, NAME_PATTERN, Sweep
-from workers.tables import ChipTable, ModelTable
+from chipsweep.schemas import columns
+from chipsweep.schemas.sweep import NAME_ALLOWED, NAME_PATTERN, Sweep
+from chipsweep.workers.tables import ChipTable, ModelTable
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from service.cli import EXIT_BAD_INPUT, command
+from chipsweep.service.cli import EXIT_BAD_INPUT, command
 
 FORMATS = ("table", "csv", "json")
 PLOT_SAMPLE = 200_000  # candidate rows drawn faint behind a frontier
@@ -44,7 +44,7 @@ def _register_query(sub: argparse._SubParsersAction) -> None:
 
 
 def _list() -> int:
-    from queries.runner import saved_queries
+    from chipsweep.queries.runner import saved_queries
 
     for q in saved_queries().values():
         print(f"{q.name}{'  [plot]' if q.plot else ''}")
@@ -56,9 +56,9 @@ def _list() -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from queries import output
-    from queries.plot import PlotError, plot
-    from queries.runner import QueryError, count_saved, load_query, run_saved
+    from chipsweep.queries import output
+    from chipsweep.queries.plot import PlotError, plot
+    from chipsweep.queries.runner import QueryError, count_saved, load_query, run_saved
 
     if args.list:
         return _list()
@@ -68,7 +68,7 @@ def _query(args: argparse.Namespace) -> int:
         params = _params(args.param)
         query = load_query(args.name)
         if args.plot and not query.plot:
-            from queries.runner import saved_queries
+            from chipsweep.queries.runner import saved_queries
 
             plottable = [q.name for q in saved_queries().values() if q.plot]
             return _fail(f"--plot: query '{args.name}' is not a frontier query; allowed: {', '.join(plottable)}")
@@ -103,8 +103,8 @@ def _register_sql(sub: argparse._SubParsersAction) -> None:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from queries import output
-    from queries.runner import QueryError, run_sql
+    from chipsweep.queries import output
+    from chipsweep.queries.runner import QueryError, run_sql
 
     try:
         table = run_sql(args.text, lake=args.lake, timeout_s=args.timeout, max_rows=args.max_rows)

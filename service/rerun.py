@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pyarrow.fs as pafs
 
-from schemas.catalog import Catalog, load_catalog
-from schemas.sweep import SpecError, Sweep, catalog_from_snapshot, catalog_snapshot, parse_spec, resolve
-from service.lake import TMP_SUFFIX, Lake
-from service.queue import Queue, SweepRow
-from workers.space import strides
+from chipsweep.schemas.catalog import Catalog, load_catalog
+from chipsweep.schemas.sweep import SpecError, Sweep, catalog_from_snapshot, catalog_snapshot, parse_spec, resolve
+from chipsweep.service.lake import TMP_SUFFIX, Lake
+from chipsweep.service.queue import Queue, SweepRow
+from chipsweep.workers.space import strides
 
 log = logging.getLogger("chipsweep.rerun")
 
@@ -230,7 +230,7 @@ def _prepare(queue: Queue, row: SweepRow, sweep: Sweep) -> SweepRow:
     """Dimension tables and carried files of a `preparing` version, then release it. Idempotent (files
     already in place are kept, the release happens once), so a version left preparing by a process
     that died can be finished by any other."""
-    from service.dispatch import record_state
+    from chipsweep.service.dispatch import record_state
 
     lake = Lake(row.lake)
     try:

@@ -30,11 +30,11 @@ from typing import Any
 
 from croniter import croniter
 
-from schemas import catalog as catalog_mod
-from schemas.catalog import CATALOG_DIR, Catalog, CatalogError
-from schemas.sweep import parse_spec
-from service.queue import Queue
-from service.rerun import RerunResult, latest_rows, rerun_sweep
+from chipsweep.schemas import catalog as catalog_mod
+from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, CatalogError
+from chipsweep.schemas.sweep import parse_spec
+from chipsweep.service.queue import Queue
+from chipsweep.service.rerun import RerunResult, latest_rows, rerun_sweep
 
 log = logging.getLogger("chipsweep.scheduler")
 

@@ -61,7 +61,7 @@ def _lake(env: Mapping[str, str], home: Path) -> str:
     """The lake root: the queries engineer's `lake_root()` is the one definition when present."""
     if env is os.environ:
         try:
-            from queries.lake import lake_root
+            from chipsweep.queries.lake import lake_root
         except ImportError:
             pass
         else:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from schemas.catalog import Catalog, load_catalog
-from workers.evaluate import Context
+from chipsweep.schemas.catalog import Catalog, load_catalog
+from chipsweep.workers.evaluate import Context
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "tests" / "validation"
 A100 = "nvidia_a100_sxm_80gb"
@@ -223,8 +223,8 @@ def extract(cases: list[Case], out: dict[str, np.ndarray], n_chips: np.ndarray) 
 
 def predict(cases: Iterable[Case], catalog: Catalog | None = None) -> list[Result]:
     """Run the cases through the same parse/assemble/search path `evaluate` uses."""
-    from workers.evaluate import search_training, training_inputs
-    from workers.parse import RowErrors
+    from chipsweep.workers.evaluate import search_training, training_inputs
+    from chipsweep.workers.parse import RowErrors
 
     cases = list(cases)
     if not cases:
@@ -258,7 +258,7 @@ def fitted_cases() -> set[str]:
         for text in cl.derived.values():
             if "fitted on" in text:
                 out.update(_expand([w.strip(" ,.;") for w in text.split("fitted on", 1)[1].split()]))
-    from workers.edge_rows import fitted_case_ids  # edge constants live in schemas/catalog/asic.yaml
+    from chipsweep.workers.edge_rows import fitted_case_ids  # edge constants live in schemas/catalog/asic.yaml
 
     return out | fitted_case_ids(cat)
 
@@ -281,7 +281,7 @@ def run(kind: str = "all") -> list[Result]:
     if kind in ("training", "all"):
         results += predict(all_cases())
     if kind in ("inference", "asic", "all"):
-        from service import validate_edge
+        from chipsweep.service import validate_edge
 
         results += validate_edge.run(kind)
     return results

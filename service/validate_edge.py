@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from schemas.catalog import Catalog, load_catalog
-from service.validate import CASES_DIR, Case, Result
-from workers import asic
-from workers.edge_rows import asic_constants, evaluate_asic, evaluate_inference, fitted_case_ids
-from workers.evaluate import Context
+from chipsweep.schemas.catalog import Catalog, load_catalog
+from chipsweep.service.validate import CASES_DIR, Case, Result
+from chipsweep.workers import asic
+from chipsweep.workers.edge_rows import asic_constants, evaluate_asic, evaluate_inference, fitted_case_ids
+from chipsweep.workers.evaluate import Context
 
 JETSON = "nvidia_jetson_orin_nano_8gb"
 MODEL_OF = {
@@ -98,7 +98,7 @@ def _q4_0_overhead(gib: float, model: str, catalog: Catalog) -> float:
 
 
 def _params(model: str, catalog: Catalog) -> float:
-    from workers.edge_rows import _model_arrays
+    from chipsweep.workers.edge_rows import _model_arrays
 
     ctx = Context.build(catalog)
     m = _model_arrays({"model_idx": np.array([ctx.models.index()[model]])}, ctx, 1)

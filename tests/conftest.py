@@ -52,7 +52,7 @@ def _short_tmp(prefix: str) -> str:
 @pytest.fixture()
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Settings for an empty CHIPSWEEP_HOME under tmp_path (lake inside it)."""
-    from service.settings import Settings
+    from chipsweep.service.settings import Settings
 
     monkeypatch.setenv("CHIPSWEEP_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CHIPSWEEP_LAKE", raising=False)
@@ -93,7 +93,7 @@ def spec_of_size(name: str, factor: int, store: str = "all") -> dict[str, Any]:
 
 def read_facts(lake: str, kind: str, name: str, version: int) -> pa.Table:
     """Every committed fact row of one sweep version (temporary files are not part files)."""
-    from service.lake import Lake
+    from chipsweep.service.lake import Lake
 
     parts = Lake(lake).committed_parts(kind, name, version)
     if not parts:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from queries.lake import fact_file, write_dim, write_parquet
-from schemas.columns import DIM_CHIPS, DIM_MODELS, arrow_schema, dim_sweeps_row
+from chipsweep.queries.lake import fact_file, write_dim, write_parquet
+from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, arrow_schema, dim_sweeps_row
 
 # (id, name, vendor, class, peak bf16 TFLOP/s, memory GB, HBM GB/s, TDP W, USD/hour, purchase USD)
 CHIPS: list[tuple[str, str, str, str, float, float, float, float, float, float]] = [

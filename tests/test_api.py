@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 import yaml
 
-from service.api import create_app
-from service.cli import main as cli
+from chipsweep.service.api import create_app
+from chipsweep.service.cli import main as cli
 from tests.conftest import assert_exact, free_port, read_facts, training_spec, wait_for
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -150,7 +150,7 @@ def test_bearer_token(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: i
 
 
 def test_queries_and_sql_endpoints(server: Server) -> None:
-    runner = pytest.importorskip("queries.runner")
+    runner = pytest.importorskip("chipsweep.queries.runner")
     assert httpx.post(f"{server.url}/sweeps", json=training_spec("api-q", store="feasible")).status_code == 201
     wait_done(server.url, "api-q")
     r = httpx.post(f"{server.url}/sql", json={"sql": "SELECT count(*) AS n FROM training"})

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from schemas.catalog import load_catalog
-from workers import asic
-from workers.edge_rows import asic_constants, assemble_asic, evaluate_asic
-from workers.evaluate import Context, EvaluateError
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.workers import asic
+from chipsweep.workers.edge_rows import asic_constants, assemble_asic, evaluate_asic
+from chipsweep.workers.evaluate import Context, EvaluateError
 
 # asic-notes.md section 4 worked check: 5 nm, 8192 INT8 MACs, 16 MB SRAM, x64 LPDDR5X (DRAM priced apart)
 WORKED = {"node_nm": 5, "n_mac": 8192, "clock_ghz": 1.0, "sram_mb": 16, "dram": "lpddr5x", "dram_bus_bits": 64,
@@ -258,7 +258,7 @@ def test_bad_cells_stay_on_their_row_and_strict_mode_refuses(ctx: Context) -> No
 
 
 def test_catalog_gather_path_equals_the_general_path(ctx: Context) -> None:
-    from workers.parse import RowErrors
+    from chipsweep.workers.parse import RowErrors
 
     rng = np.random.default_rng(2)
     n = 500

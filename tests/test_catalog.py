@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.catalog import load_catalog, validate_catalog
+from chipsweep.schemas.catalog import load_catalog, validate_catalog
 
 # The 40 accelerators of the reference compilation, by the ids the project must use.
 REFERENCE_CHIP_IDS = [

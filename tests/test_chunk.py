@@ -8,13 +8,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from schemas.catalog import load_catalog
-from schemas.columns import arrow_schema
-from schemas.sweep import parse_spec, resolve
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.columns import arrow_schema
+from chipsweep.schemas.sweep import parse_spec, resolve
 from tests.conftest import training_spec
-from workers.chunk import ChunkEvaluator, nondominated
-from workers.evaluate import Context, evaluate_training
-from workers.space import decode_range
+from chipsweep.workers.chunk import ChunkEvaluator, nondominated
+from chipsweep.workers.evaluate import Context, evaluate_training
+from chipsweep.workers.space import decode_range
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_store_feasible_keeps_exactly_the_feasible_rows(catalog) -> None:  # typ
 
 
 def test_prefilter_turns_itself_off_if_the_core_disagrees(catalog, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    import workers.chunk as chunk
+    import chipsweep.workers.chunk as chunk
 
     ev = evaluator(catalog, training_spec(store="feasible"))
     want = ev.evaluate(0, 6912)

@@ -16,7 +16,7 @@ import pytest
 import tomllib
 import yaml
 
-from service.settings import Settings
+from chipsweep.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -55,8 +55,9 @@ def test_dockerfile_is_slim_python_of_this_minor_version_with_the_project_instal
     # Ray refuses a driver and nodes on different Python minor versions: the image matches ours
     assert froms[0].split(":")[1].startswith(f"{sys.version_info.major}.{sys.version_info.minor}-")
     copied = " ".join(a for i, a in ins if i == "COPY")
-    for package in PYPROJECT["tool"]["setuptools"]["packages"]:
-        assert re.search(rf"(^|\s){package}(\s|$)", copied), f"package {package} is not copied into the image"
+    for package, folder in PYPROJECT["tool"]["setuptools"]["package-dir"].items():
+        top = folder.split("/")[0]  # a nested package travels with its top-level folder
+        assert re.search(rf"(^|\s){top}(\s|$)", copied), f"package {package} ({folder}/) is not copied into the image"
     assert "pyproject.toml" in copied
     runs = " ".join(a for i, a in ins if i == "RUN")
     assert re.search(r"pip install [\"']?\.(\[[a-z0-9,]+\])?[\"']?", runs), "the project is not pip-installed"

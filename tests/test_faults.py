@@ -13,9 +13,9 @@ import httpx
 import pyarrow.compute as pc
 import pytest
 
-from service.cli import main as cli
-from service.dispatch import Dispatcher, run_until_finished, submit
-from service.queue import Queue
+from chipsweep.service.cli import main as cli
+from chipsweep.service.dispatch import Dispatcher, run_until_finished, submit
+from chipsweep.service.queue import Queue
 from tests.conftest import (
     PYTHON,
     RAY,

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from queries.frontier import Objective, pareto_sql
-from queries.runner import run_saved
+from chipsweep.queries.frontier import Objective, pareto_sql
+from chipsweep.queries.runner import run_saved
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LAKE_SETTINGS = settings(max_examples=10, deadline=None,

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from schemas.catalog import load_catalog
-from workers import inference
-from workers.edge_rows import assemble_inference, evaluate_inference
-from workers.evaluate import Context, EvaluateError
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.workers import inference
+from chipsweep.workers.edge_rows import assemble_inference, evaluate_inference
+from chipsweep.workers.evaluate import Context, EvaluateError
 
 JETSON = "nvidia_jetson_orin_nano_8gb"
 H100 = "nvidia_h100_sxm"
@@ -219,7 +219,7 @@ def test_explicit_model_shapes_work_without_a_catalog_id(ctx: Context) -> None:
 
 
 def test_catalog_gather_path_equals_the_general_path(ctx: Context) -> None:
-    from workers.parse import RowErrors
+    from chipsweep.workers.parse import RowErrors
 
     rng = np.random.default_rng(1)
     nm, nc = len(ctx.models.ids), len(ctx.chips.ids)

@@ -10,11 +10,11 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from service import metrics
-from service.api import create_app
-from service.dispatch import submit
-from service.logs import JsonFormatter, event
-from service.queue import Queue
+from chipsweep.service import metrics
+from chipsweep.service.api import create_app
+from chipsweep.service.dispatch import submit
+from chipsweep.service.logs import JsonFormatter, event
+from chipsweep.service.queue import Queue
 from tests.conftest import training_spec
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{state="[a-z]+"\})? (-?[0-9.e+]+)$')
@@ -103,7 +103,7 @@ def test_serve_log_format_json_writes_one_json_object_per_line() -> None:
     import io
     import logging
 
-    from service.logs import configure
+    from chipsweep.service.logs import configure
 
     stream = io.StringIO()
     root = logging.getLogger()

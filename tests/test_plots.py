@@ -8,10 +8,10 @@ import lakegen
 import numpy as np
 import pytest
 
-import service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
-from queries.plot import PlotError, figure_data, plot, read_html_data, read_png_data
-from queries.runner import run_saved, run_sql
-from service.cli import main
+import chipsweep.service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
+from chipsweep.queries.plot import PlotError, figure_data, plot, read_html_data, read_png_data
+from chipsweep.queries.runner import run_saved, run_sql
+from chipsweep.service.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
-from queries import lake as lakemod
-from queries.lake import LakeError, connect, dim_file, fact_file, lake_root, scan, write_dim
-from queries.output import to_csv, to_json, to_text
-from queries.runner import QueryError, list_saved, run_saved, run_sql, saved_queries
-from schemas.columns import DIM_SWEEPS, arrow_schema, dim_sweeps_row
-from service.cli import main
+import chipsweep.service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
+from chipsweep.queries import lake as lakemod
+from chipsweep.queries.lake import LakeError, connect, dim_file, fact_file, lake_root, scan, write_dim
+from chipsweep.queries.output import to_csv, to_json, to_text
+from chipsweep.queries.runner import QueryError, list_saved, run_saved, run_sql, saved_queries
+from chipsweep.schemas.columns import DIM_SWEEPS, arrow_schema, dim_sweeps_row
+from chipsweep.service.cli import main
 
 GRID = lakegen.TrainingGrid(models=["llama2_7b", "llama2_70b"], n_chips=[8, 64, 512], global_batch=[512, 2048],
                             pp=[1, 2, 4], micro_batch=[1, 2], zero_stage=[0, 1], interleave=[1])

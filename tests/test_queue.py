@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from schemas.sweep import SpecError
-from service.dispatch import submit
-from service.queue import Queue, QueueError
+from chipsweep.schemas.sweep import SpecError
+from chipsweep.service.dispatch import submit
+from chipsweep.service.queue import Queue, QueueError
 from tests.conftest import training_spec
 
 CONTRACT_STATUS_KEYS = {"sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done",
@@ -160,8 +160,8 @@ def test_a_billion_configuration_sweep_is_accepted(home) -> None:  # type: ignor
 def test_chunk_size_follows_the_cluster_when_none_is_set() -> None:
     """deploy/README.md: one driver stays below 10 % busy with chunks of >= 86,000 x workers
     configurations; powers of two from 2^20 to 2^29, never more than a sweep's share per worker."""
-    from service.dispatch import auto_chunk_size
-    from service.settings import Settings
+    from chipsweep.service.dispatch import auto_chunk_size
+    from chipsweep.service.settings import Settings
 
     assert auto_chunk_size(2, 51_093_504) == 1 << 20  # this machine: the old default
     assert auto_chunk_size(320, 10**12) == 1 << 25  # 10 nodes x 32 cores

@@ -14,13 +14,13 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from queries.runner import run_saved
-from schemas.catalog import load_catalog
-from service.cli import main as cli
-from service.dispatch import Dispatcher, submit
-from service.lake import Lake
-from service.queue import Queue
-from service.rerun import chunk_entries, execute, plan, rerun
+from chipsweep.queries.runner import run_saved
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.service.cli import main as cli
+from chipsweep.service.dispatch import Dispatcher, submit
+from chipsweep.service.lake import Lake
+from chipsweep.service.queue import Queue
+from chipsweep.service.rerun import chunk_entries, execute, plan, rerun
 from tests.conftest import assert_exact, read_facts
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -91,7 +91,7 @@ def evaluated_chunks(queue: Queue, version: int) -> list[int]:
 
 
 def test_chunk_entries_follow_the_flat_index_range() -> None:
-    from schemas.sweep import parse_spec, resolve
+    from chipsweep.schemas.sweep import parse_spec, resolve
 
     sweep = resolve(parse_spec(small_spec()), load_catalog(use_env=False))
     assert chunk_entries(sweep, 0, 8) == {"chips/nvidia_h100_sxm", "models/llama3_8b"}
@@ -163,7 +163,7 @@ def test_added_chip_shifts_ids_so_the_next_change_reruns_everything(home, tmp_pa
 
 
 def test_change_during_a_rerun_makes_one_more_version_not_a_lost_update(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from service.scheduler import Scheduler
+    from chipsweep.service.scheduler import Scheduler
 
     queue = first_version(home, small_spec(schedule={"on_change": True}))
     path = tmp_path / "o.yaml"
@@ -188,13 +188,13 @@ def test_change_during_a_rerun_makes_one_more_version_not_a_lost_update(home, tm
 
 
 def _hashes(cat: Any) -> dict[str, str]:
-    from schemas.sweep import parse_spec, resolve
+    from chipsweep.schemas.sweep import parse_spec, resolve
 
     return resolve(parse_spec(small_spec(schedule={"on_change": True})), cat).hashes
 
 
 def test_cron_schedule_fires_when_due_and_not_before(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from service.scheduler import Scheduler
+    from chipsweep.service.scheduler import Scheduler
 
     queue = first_version(home, small_spec(schedule={"cron": "0 * * * *"}))  # hourly, on the hour
     created = queue.sweep(SW).created_at
@@ -244,7 +244,7 @@ def test_racing_reruns_make_one_version(home, tmp_path) -> None:  # type: ignore
 
 
 def test_broken_catalog_is_refused_with_file_line_and_the_last_good_stays(home, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from service.scheduler import Scheduler
+    from chipsweep.service.scheduler import Scheduler
 
     queue = first_version(home, small_spec(schedule={"on_change": True}))
     path = tmp_path / "o.yaml"
@@ -300,8 +300,8 @@ def test_history_frontier_and_gc_through_the_cli(home, tmp_path, capsys, monkeyp
 
 
 def test_a_version_left_preparing_by_a_dead_rerun_is_finished_later(home, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import service.rerun as rr
-    from schemas.sweep import catalog_snapshot
+    import chipsweep.service.rerun as rr
+    from chipsweep.schemas.sweep import catalog_snapshot
 
     queue = first_version(home)
     cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))

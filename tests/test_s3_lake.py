@@ -21,8 +21,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from service.lake import Lake
-from service.queue import Queue
+from chipsweep.service.lake import Lake
+from chipsweep.service.queue import Queue
 from tests.conftest import (
     PYTHON,
     RAY,
@@ -134,7 +134,7 @@ def test_sweep_on_two_nodes_commits_to_s3_once_and_queries_answer_from_s3(cluste
     assert len(workers) == 2  # chunks were committed from both nodes
 
     # DuckDB views straight over the s3:// URI (this process has the AWS variables, not httpfs)
-    from queries.runner import run_saved, run_sql
+    from chipsweep.queries.runner import run_saved, run_sql
 
     sql = "SELECT count(*) AS n, count(DISTINCT idx) AS d FROM training WHERE sweep = 's3-sweep'"
     assert run_sql(sql, lake=cluster.lake).to_pylist() == [{"n": result["configurations"], "d": result["configurations"]}]
@@ -160,7 +160,7 @@ def test_rerun_after_a_price_change_carries_and_evaluates_chunks_on_s3(cluster: 
     assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", status["chunks_total"], 0)
     assert_exact(_facts(cluster.lake, "s3-rerun", 2), first["configurations"])
 
-    from queries.runner import run_sql
+    from chipsweep.queries.runner import run_sql
 
     latest = run_sql("SELECT DISTINCT version FROM latest_training WHERE sweep = 's3-rerun'", lake=cluster.lake)
     assert latest.to_pylist() == [{"version": 2}]
@@ -194,7 +194,7 @@ def test_worker_node_killed_mid_sweep_on_s3_lake_ends_complete(cluster: Cluster,
 def test_sql_over_an_s3_lake_cannot_read_objects_outside_it(s3_server: dict[str, str]) -> None:
     import pyarrow.parquet as pq
 
-    from queries.runner import QueryError, run_sql
+    from chipsweep.queries.runner import QueryError, run_sql
 
     fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}")
     pq.write_table(pa.table({"x": [1]}), f"{BUCKET}/confined/lake/kind=training/x.parquet", filesystem=fs)

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.cli import main as cli
-from service.queue import Queue
+from chipsweep.service.cli import main as cli
+from chipsweep.service.queue import Queue
 from tests.conftest import assert_exact, read_facts, wait_for
 from tests.test_api import Server
 from tests.test_rerun import small_spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service import demo
+from chipsweep.service import demo
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

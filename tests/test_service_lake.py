@@ -10,12 +10,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.catalog import load_catalog
-from schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS
-from schemas.sweep import parse_spec, resolve
-from service.lake import Lake, LakeError
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS
+from chipsweep.schemas.sweep import parse_spec, resolve
+from chipsweep.service.lake import Lake, LakeError
 from tests.conftest import training_spec
-from workers.chunk import ChunkEvaluator
+from chipsweep.workers.chunk import ChunkEvaluator
 
 
 @pytest.fixture(scope="module")

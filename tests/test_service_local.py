@@ -10,10 +10,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from service.cli import main as cli
-from service.dispatch import Dispatcher, cancel, run_until_finished, submit
-from service.lake import Lake
-from service.queue import Queue
+from chipsweep.service.cli import main as cli
+from chipsweep.service.dispatch import Dispatcher, cancel, run_until_finished, submit
+from chipsweep.service.lake import Lake
+from chipsweep.service.queue import Queue
 from tests.conftest import assert_exact, read_facts, spec_of_size, training_spec, wait_for
 
 pytestmark = pytest.mark.usefixtures("ray_local")

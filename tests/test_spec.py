@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from schemas.catalog import load_catalog
-from schemas.sweep import SpecError, load_spec_text, parse_spec, resolve, validate
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.sweep import SpecError, load_spec_text, parse_spec, resolve, validate
 from tests.conftest import training_spec
 
 CONTRACT_EXAMPLE = """

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from queries.lake import connect
-from queries.runner import QueryError, run_saved, run_sql
+from chipsweep.queries.lake import connect
+from chipsweep.queries.runner import QueryError, run_saved, run_sql
 
 
 @pytest.fixture(scope="module")

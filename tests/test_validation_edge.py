@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service import validate, validate_edge
-from service.validate import Result
+from chipsweep.service import validate, validate_edge
+from chipsweep.service.validate import Result
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_held_out_inference_runs_stay_within_the_same_bounds(results: list[Resul
 
 
 def test_fitted_constants_are_what_their_fit_gives() -> None:
-    from schemas.catalog import load_catalog
+    from chipsweep.schemas.catalog import load_catalog
 
     asic_yaml = load_catalog().asic
     refit = validate_edge.fit()

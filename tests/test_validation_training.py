@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.validate import Result, fitted_cases, lambda_cases, predict, training_cases, vtrain_cases
+from chipsweep.service.validate import Result, fitted_cases, lambda_cases, predict, training_cases, vtrain_cases
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from schemas.sweep import catalog_from_snapshot, parse_spec, resolve
-from workers.chunk import ChunkEvaluator
+from chipsweep.schemas.sweep import catalog_from_snapshot, parse_spec, resolve
+from chipsweep.workers.chunk import ChunkEvaluator
 
 FAULT_CHUNK_ENV = "CHIPSWEEP_FAULT_CHUNK"
 FAULT_DELAY_ENV = "CHIPSWEEP_FAULT_DELAY_S"
@@ -40,7 +40,9 @@ class ChunkWorker:
         return self.where
 
     def run(self, job: dict[str, Any], chunk: int, start: int, stop: int) -> dict[str, Any]:
-        from service.lake import Lake  # the lake writer lives with the service; imported in the worker
+        from chipsweep.service.lake import (
+            Lake,  # the lake writer lives with the service; imported in the worker
+        )
 
         t0 = time.perf_counter()
         _maybe_fault(chunk)

@@ -28,15 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from workers.bits import flag
+from chipsweep.schemas.vocab import ARCHS, ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS  # noqa: F401  (re-exported)
+from chipsweep.workers.bits import flag
 
 Array = np.ndarray
 
-DRAM_TYPES = ("lpddr4x", "lpddr5", "lpddr5x", "hbm2e", "hbm3", "none")
-ASIC_PRECISIONS = ("int4", "int8", "fp16")
 PRECISION_BITS = (4.0, 8.0, 16.0)
-YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
-ARCHS = ("npu", "gpu")
 _HBM = (DRAM_TYPES.index("hbm2e"), DRAM_TYPES.index("hbm3"))
 _NONE = DRAM_TYPES.index("none")
 
@@ -403,6 +400,6 @@ def note_text(mask: Array) -> np.ndarray:
 def assemble_asic(raw: dict[str, Array], ctx: Any, errors: Any = None) -> tuple[dict[str, Array], dict[str, Any]]:
     """Raw sweep/evaluate arrays -> (core inputs, constants). The catalog glue lives in `workers.edge_rows`;
     this name is here so a sweep worker finds core and assembly in one module."""
-    from workers.edge_rows import assemble_asic as _assemble
+    from chipsweep.workers.edge_rows import assemble_asic as _assemble
 
     return _assemble(raw, ctx, errors)

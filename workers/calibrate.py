@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.catalog import CATALOG_DIR, load_catalog
-from service.validate import Case, all_cases, extract
-from workers.evaluate import Context, search_training, training_inputs
-from workers.parse import RowErrors
+from chipsweep.schemas.catalog import CATALOG_DIR, load_catalog
+from chipsweep.service.validate import Case, all_cases, extract
+from chipsweep.workers.evaluate import Context, search_training, training_inputs
+from chipsweep.workers.parse import RowErrors
 
 # (name, low, high): calibration constants of the default set, and the one fitted cluster link
 PARAMS: list[tuple[str, float, float]] = [
@@ -88,7 +88,7 @@ class Problem:
 
     @classmethod
     def build(cls) -> Problem:
-        from service.validate import case_table
+        from chipsweep.service.validate import case_table
 
         cases = all_cases()
         ctx = Context.build(load_catalog(use_env=False))

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from schemas.columns import arrow_schema
-from schemas.sweep import Sweep
-from workers import layout, training
-from workers.evaluate import Context, assemble_training, run_training, search_training
-from workers.space import decode_range
-from workers.tables import PRECISIONS, RECOMPUTE
+from chipsweep.schemas.columns import arrow_schema
+from chipsweep.schemas.sweep import Sweep
+from chipsweep.workers import layout, training
+from chipsweep.workers.evaluate import Context, assemble_training, run_training, search_training
+from chipsweep.workers.space import decode_range
+from chipsweep.workers.tables import PRECISIONS, RECOMPUTE
 
 Array = np.ndarray
 
@@ -316,7 +316,7 @@ def _nulls(data: dict[str, Array], names: tuple[str, ...], n: int) -> dict[str, 
 
 
 def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
-    from workers import inference
+    from chipsweep.workers import inference
 
     ctx = ev.ctx
 
@@ -347,7 +347,7 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
 
 
 def _asic_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
-    from workers import asic
+    from chipsweep.workers import asic
 
     ctx = ev.ctx
 
@@ -392,7 +392,7 @@ def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
     if kind == "training":
         return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": training.COST_BASES}
     if kind == "asic":
-        from workers.asic import ASIC_PRECISIONS, DRAM_TYPES
+        from chipsweep.workers.asic import ASIC_PRECISIONS, DRAM_TYPES
 
         return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS}
     return {}

@@ -15,12 +15,21 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workers import asic, inference
-from workers.asic import ARCHS, ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS
-from workers.evaluate import OVERRIDABLE, Context, EvaluateError
-from workers.parse import RowErrors, choices, ids, numbers
-from workers.tables import chip_link_arrays, model_shape_arrays
-from workers.transformer import Shapes, total_params
+from chipsweep.schemas.vocab import (
+    ARCHS,
+    ASIC_PRECISIONS,
+    BITS,
+    DRAM_TYPES,
+    MLP_TYPES,
+    OVERRIDABLE,
+    SHAPE_FIELDS,
+    YIELD_MODELS,
+)
+from chipsweep.workers import asic, inference
+from chipsweep.workers.evaluate import Context, EvaluateError
+from chipsweep.workers.parse import RowErrors, choices, ids, numbers
+from chipsweep.workers.tables import chip_link_arrays, model_shape_arrays
+from chipsweep.workers.transformer import Shapes, total_params
 
 Array = np.ndarray
 
@@ -29,9 +38,7 @@ __all__ = [
     "evaluate_asic", "evaluate_inference", "parse_asic", "parse_inference",
 ]
 
-MLP_TYPES = ("gelu", "swiglu")
-BITS = ("4", "8", "16")
-MODEL_FIELDS = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "vocab", "seq_len")
+MODEL_FIELDS = SHAPE_FIELDS
 CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "idle_fraction", "link_fraction")
 _MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
                "params_read")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from schemas.catalog import Catalog
-from workers import layout, training
-from workers.parse import RowErrors, blank_mask, choices, ids, numbers
-from workers.tables import (
-    CHIP_NUMERIC,
+from chipsweep.schemas.catalog import Catalog
+from chipsweep.schemas.vocab import MLP_TYPES, OVERRIDABLE, SHAPE_FIELDS
+from chipsweep.workers import layout, training
+from chipsweep.workers.parse import RowErrors, blank_mask, choices, ids, numbers
+from chipsweep.workers.tables import (
     PRECISION_WEIGHT_BYTES,
     PRECISIONS,
     RECOMPUTE,
@@ -31,8 +31,6 @@ from workers.tables import (
 
 Array = np.ndarray
 
-# chip fields a row may override with a `chip.<field>` column (what-if analysis)
-OVERRIDABLE = tuple(f for f in CHIP_NUMERIC if f not in ("process_nm",))
 
 
 class EvaluateError(ValueError):
@@ -129,7 +127,6 @@ def _or_default(values: Array, default: float) -> Array:
     return np.where(np.isfinite(values), values, default)
 
 
-SHAPE_FIELDS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim")
 RAW_NUMERIC = (
     "n_chips", "global_batch", "tokens", "tp", "pp", "dp", "micro_batch", "interleave", "recompute", "zero_stage",
     "precision", "sequence_parallel", "flash_attention", "grad_bytes", "sustained_tflops", "total_flops", "mlp",
@@ -146,7 +143,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     }
     for field in SHAPE_FIELDS:
         raw[field] = numbers(table, field, errors, integer=True, minimum=1)
-    raw["mlp"] = choices(table, "mlp", ("gelu", "swiglu"), errors)
+    raw["mlp"] = choices(table, "mlp", MLP_TYPES, errors)
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
             raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
@@ -491,7 +488,7 @@ EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {"training": 
 
 def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
     if kind in ("inference", "asic") and kind not in EVALUATORS:
-        from workers import edge_rows  # the edge kinds live in their own module
+        from chipsweep.workers import edge_rows  # the edge kinds live in their own module
 
         EVALUATORS["inference"] = edge_rows.evaluate_inference
         EVALUATORS["asic"] = edge_rows.evaluate_asic

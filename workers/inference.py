@@ -192,6 +192,6 @@ def reason_text(mask: Array) -> np.ndarray:
 def assemble_inference(raw: dict[str, Array], ctx: Any, errors: Any = None) -> tuple[dict[str, Array], dict[str, Array]]:
     """Raw sweep/evaluate arrays -> (core inputs, calibration). The catalog glue lives in
     `workers.edge_rows`; this name is here so a sweep worker finds core and assembly in one module."""
-    from workers.edge_rows import assemble_inference as _assemble
+    from chipsweep.workers.edge_rows import assemble_inference as _assemble
 
     return _assemble(raw, ctx, errors)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from workers.space import decode, space_size
+from chipsweep.workers.space import decode, space_size
 
 Array = np.ndarray
 
@@ -81,7 +81,7 @@ def _best(res: Mapping[str, Array], rows: int, g: int) -> Array:
     best = np.argmin(score, axis=1)
     none = ~feasible.any(axis=1)
     if none.any():
-        from workers.training import R_MEMORY
+        from chipsweep.workers.training import R_MEMORY
 
         only_mem = mask == R_MEMORY
         mem_score = np.where(only_mem, mem, np.inf)

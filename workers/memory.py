@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.transformer import Shapes, layer_params
+from chipsweep.workers.transformer import Shapes, layer_params
 
 Array = np.ndarray
 GIB = 2.0**30

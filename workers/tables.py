@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.catalog import Catalog, Chip, Model
+from chipsweep.schemas.catalog import Catalog, Chip, Model
+from chipsweep.schemas.vocab import CHIP_NUMERIC, MODEL_NUMERIC, PRECISIONS, RECOMPUTE  # noqa: F401  (re-exported)
 
 Array = np.ndarray
 
-PRECISIONS = ("fp32", "fp16", "bf16", "fp8")
 PRECISION_FIELD = {
     "fp32": "peak_tflops_fp32",
     "fp16": "peak_tflops_fp16",
@@ -26,18 +26,6 @@ PRECISION_FIELD = {
 # bytes of a weight / activation element in each training precision (fp8 training keeps 16-bit master
 # weights and activations; only the matrix multiplies run in fp8 -- NVIDIA Transformer Engine docs)
 PRECISION_WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 2.0}
-RECOMPUTE = ("none", "selective", "full")
-
-CHIP_NUMERIC = (
-    "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
-    "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_bandwidth_gb_s", "sram_mb",
-    "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_out_gbit_s",
-    "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
-)
-MODEL_NUMERIC = (
-    "params_b", "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "vocab", "seq_len",
-    "training_tokens_b",
-)
 STREAMING_KINDS = ("wafer_scale", "tile")
 
 

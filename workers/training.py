@@ -24,16 +24,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from workers import comm
-from workers.bits import flag
-from workers.memory import (
+from chipsweep.schemas.vocab import COST_BASES, FRAMEWORKS, LORA_TARGETS, MODES  # noqa: F401  (re-exported)
+from chipsweep.workers import comm
+from chipsweep.workers.bits import flag
+from chipsweep.workers.memory import (
     GIB,
     activation_bytes_first_stage,
     activation_bytes_per_layer,
     model_state_bytes_per_param,
     params_first_stage,
 )
-from workers.transformer import Shapes, layer_matrix_params, layer_params, total_params
+from chipsweep.workers.transformer import Shapes, layer_matrix_params, layer_params, total_params
 
 Array = np.ndarray
 
@@ -84,12 +85,8 @@ INPUT_KEYS = (
 # engine (plain 1F1B, blocking sends split over the tp ranks, fp16 gradients); deepspeed_2021: the same
 # engine as MT-NLG and Narayanan's ZeRO-3 baselines ran it (full-tensor sends at ds2021_p2p_eff of the
 # link, fitted on one MT-NLG run; data-parallel/ZeRO collectives at ds2021_dp_eff, solved on one ZeRO-3 run)
-FRAMEWORKS = ("megatron", "deepspeed", "deepspeed_2021")
-COST_BASES = ("rental", "owned")  # the `cost_basis` column: where cost_usd comes from
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
-MODES = ("pretrain", "full", "lora")  # pre-training, full fine-tuning, LoRA fine-tuning
-LORA_TARGETS = ("qv", "qkvo", "all")  # adapted projections: Hu et al. 2021 sec. 7.1 adapt W_q, W_v
 
 CAL_KEYS = (
     "mm_eff_max",  # achievable fraction of peak for large matrix multiplies

@@ -1,0 +1,1 @@
+"""chipsweep.lake: the result lake."""

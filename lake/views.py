@@ -1,0 +1,322 @@
+"""The lake as DuckDB sees it: a listing of what it holds, the views over it, and the read-only connection.
+
+`connect()` mounts the lake in a throw-away DuckDB database, reopens it read-only, and confines file
+access to the lake, so saved queries and user SQL run with the same views and the same rules:
+
+    training, inference, asic               every version of every sweep (+ kind, sweep, version)
+    latest_training, latest_inference, ...  the latest version of each sweep
+    chips, models                           the dimension rows of every (sweep, version)
+    versions                                one row per sweep version (state, spec, hashes, files)
+    sweeps                                  one row per sweep (kind, latest version, state)
+
+The latest version of a sweep is its newest version with fact files whose state is `done` (or not
+recorded); a sweep with no such version shows its newest version with facts (a first run in progress).
+A mount is a snapshot of the lake's listing: mount again to see versions written since. Only committed
+`part-*.parquet` files under partition names the lake could have written are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from chipsweep.lake.errors import LakeError
+from chipsweep.lake.layout import DIM_PART, DIMS, PART_GLOB, check_sweep, fact_dir, is_part, join
+from chipsweep.lake.location import ENV_LAKE, filesystem, is_uri, lake_root, normalise_root
+from chipsweep.schemas.columns import DIM_SWEEPS, KINDS, arrow_schema
+
+
+# ---------------------------------------------------------------------------------------------
+# listing: which sweep versions have facts, and their recorded state
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Listing:
+    """What the lake holds, read from its directory tree (and the small dims/sweeps files)."""
+
+    root: str
+    facts: dict[tuple[str, str, int], int] = field(default_factory=dict)  # (kind, sweep, version) -> parts
+    dims: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # dim -> [(sweep, version)]
+    states: dict[tuple[str, int], str] = field(default_factory=dict)  # (sweep, version) -> state
+
+    def latest(self) -> dict[tuple[str, str], int]:
+        """(kind, sweep) -> latest version (see the module doc for the rule)."""
+        by_sweep: dict[tuple[str, str], list[int]] = {}
+        for kind, sweep, version in self.facts:
+            by_sweep.setdefault((kind, sweep), []).append(version)
+        out: dict[tuple[str, str], int] = {}
+        for (kind, sweep), versions in by_sweep.items():
+            finished = [v for v in versions if self.states.get((sweep, v), "done") == "done"]
+            out[(kind, sweep)] = max(finished or versions)
+        return out
+
+
+def _partition(name: str, key: str) -> str | None:
+    prefix = f"{key}="
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
+def scan(root: str | None = None) -> Listing:
+    """List fact and dimension files. A missing lake is an empty lake."""
+    root = normalise_root(root or lake_root())
+    fs, base = filesystem(root)
+    listing = Listing(root)
+    info = fs.get_file_info(base)
+    if info.type == pafs.FileType.NotFound:
+        return listing
+    if info.type != pafs.FileType.Directory:
+        raise LakeError(f"lake '{root}' is not a directory; set {ENV_LAKE} to a directory or an s3:// URI")
+    for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if entry.type != pafs.FileType.File or not _PART_RE.match(entry.base_name):
+            continue
+        parts = entry.path[len(base):].strip("/").split("/")
+        if len(parts) == 4:
+            kind, sweep, version = (_partition(parts[0], "kind"), _partition(parts[1], "sweep"),
+                                    _partition(parts[2], "version"))
+            if kind in KINDS and sweep and version and version.isdigit():
+                key = (kind, sweep, int(version))
+                listing.facts[key] = listing.facts.get(key, 0) + 1
+        elif len(parts) == 5 and parts[0] == "dims" and parts[1] in DIMS:
+            sweep, version = _partition(parts[2], "sweep"), _partition(parts[3], "version")
+            if sweep and version and version.isdigit():
+                listing.dims.setdefault(parts[1], []).append((sweep, int(version)))
+    for dim_sweep, dim_version in listing.dims.get("sweeps", []):
+        try:
+            with fs.open_input_file(join(base, "dims", "sweeps", f"sweep={dim_sweep}", f"version={dim_version}",
+                                          DIM_PART)) as f:
+                states = pq.read_table(f, columns=["state"]).column("state").to_pylist()
+        except (OSError, pa.ArrowInvalid, KeyError):
+            continue  # a dims file being replaced right now: treat the state as unknown
+        if states and states[-1]:
+            listing.states[(dim_sweep, dim_version)] = str(states[-1])
+    return listing
+
+
+# ---------------------------------------------------------------------------------------------
+# DuckDB views
+# ---------------------------------------------------------------------------------------------
+_DUCK_TYPES = {
+    pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.int16(): "SMALLINT", pa.int8(): "TINYINT",
+    pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", pa.string(): "VARCHAR",
+}
+
+
+def duck_type(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):
+        return duck_type(t.value_type)
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return _DUCK_TYPES[t]
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _empty(schema: pa.Schema, extra: dict[str, str]) -> str:
+    cols = [f"CAST(NULL AS {duck_type(f.type)}) AS {f.name}" for f in schema]
+    cols += [f"CAST(NULL AS {t}) AS {n}" for n, t in extra.items()]
+    return f"SELECT {', '.join(cols)} WHERE false"
+
+
+def _reader(paths: list[str]) -> str:
+    files = paths[0] if len(paths) == 1 else paths
+    arg = sql_literal(files) if isinstance(files, str) else "[" + ", ".join(sql_literal(p) for p in files) + "]"
+    return f"read_parquet({arg}, hive_partitioning = true, hive_types = {{'sweep': VARCHAR, 'version': BIGINT}})"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def view_sql(listing: Listing) -> dict[str, str]:
+    """name -> SELECT of every view the lake mounts (in creation order)."""
+    root = listing.root
+    views: dict[str, str] = {}
+    latest = listing.latest()
+    hive = {"kind": "VARCHAR", "sweep": "VARCHAR", "version": "BIGINT"}
+    for kind in KINDS:
+        schema = arrow_schema(kind)
+        cols = ", ".join(_quoted(n) for n in schema.names)
+        if any(k == kind for k, _, _ in listing.facts):
+            glob = join(root, f"kind={kind}", "sweep=*", "version=*", PART_GLOB)
+            views[kind] = f"SELECT {cols}, kind, sweep, version FROM {_reader([glob])}"
+        else:
+            views[kind] = _empty(schema, hive)
+        dirs = [fact_dir(root, kind, s, v) for (k, s), v in sorted(latest.items()) if k == kind]
+        if dirs:
+            views[f"latest_{kind}"] = (
+                f"SELECT {cols}, kind, sweep, version FROM {_reader([join(d, PART_GLOB) for d in dirs])}"
+            )
+        else:
+            views[f"latest_{kind}"] = _empty(schema, hive)
+    for dim in ("chips", "models"):
+        schema = DIMS[dim]
+        cols = ", ".join(_quoted(n) for n in schema.names)
+        if listing.dims.get(dim):
+            glob = join(root, "dims", dim, "sweep=*", "version=*", DIM_PART)
+            views[dim] = f"SELECT {cols}, sweep, version FROM {_reader([glob])}"
+        else:
+            views[dim] = _empty(schema, {"sweep": "VARCHAR", "version": "BIGINT"})
+    if listing.dims.get("sweeps"):
+        glob = join(root, "dims", "sweeps", "sweep=*", "version=*", DIM_PART)
+        recorded = (f"SELECT sweep, version, kind, spec_json, hashes_json, created_at, configurations, state "
+                    f"FROM {_reader([glob])}")
+    else:
+        recorded = _empty(DIM_SWEEPS, {"sweep": "VARCHAR", "version": "BIGINT"})
+        recorded = f"SELECT sweep, version, kind, spec_json, hashes_json, created_at, configurations, state FROM ({recorded})"
+    views["versions"] = f"""
+        WITH recorded AS ({recorded}),
+        files AS (SELECT * FROM _lake_files)
+        SELECT coalesce(r.sweep, f.sweep) AS sweep, coalesce(r.version, f.version) AS version,
+               coalesce(r.kind, f.kind) AS kind, coalesce(r.state, 'done') AS state,
+               r.configurations, r.created_at, coalesce(f.parts, 0) AS parts,
+               coalesce(f.latest, false) AS latest, r.spec_json, r.hashes_json
+        FROM recorded r FULL OUTER JOIN files f ON r.sweep = f.sweep AND r.version = f.version"""
+    views["sweeps"] = """
+        SELECT sweep, any_value(kind) AS kind,
+               coalesce(max(version) FILTER (WHERE latest), max(version)) AS latest_version,
+               count(*) AS versions,
+               arg_max(state, version) AS newest_state,
+               max(version) AS newest_version,
+               min(created_at) AS first_created_at, max(created_at) AS last_created_at,
+               arg_max(configurations, version) FILTER (WHERE latest) AS configurations
+        FROM versions GROUP BY sweep"""
+    return views
+
+
+# labels for a configuration, usable in any query (`chipsweep sql` included)
+MACROS: dict[str, str] = {
+    "training_layout": """(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS
+        n_chips || ' chips, tp' || tp || ' pp' || pp || ' dp' || dp || ' mb' || micro_batch
+        || CASE WHEN interleave > 1 THEN ' v' || interleave ELSE '' END
+        || CASE WHEN recompute <> 'none' THEN ' ' || recompute || ' recompute' ELSE '' END
+        || CASE WHEN zero_stage > 0 THEN ' zero' || zero_stage ELSE '' END""",
+    "inference_layout": """(n_chips, weight_bits, batch) AS
+        n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END || ', ' || weight_bits
+        || '-bit weights, batch ' || batch""",
+    "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram) AS
+        'asic ' || node_nm || 'nm ' || n_mac || ' MAC ' || round(clock_ghz, 2) || ' GHz '
+        || round(sram_mb, 1) || ' MB ' || dram""",
+    "asic_layout": """(precision, weight_bits, batch) AS
+        precision || ', ' || weight_bits || '-bit weights, batch ' || batch""",
+}
+
+
+def _files_table(con: duckdb.DuckDBPyConnection, listing: Listing) -> None:
+    latest = listing.latest()
+    rows = [(s, v, k, n, latest.get((k, s)) == v) for (k, s, v), n in sorted(listing.facts.items())]
+    con.execute("CREATE TABLE _lake_files (sweep VARCHAR, version BIGINT, kind VARCHAR, parts BIGINT, latest BOOLEAN)")
+    if rows:
+        con.executemany("INSERT INTO _lake_files VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _remote(con: duckdb.DuckDBPyConnection, root: str) -> None:
+    """Object-store access for a URI lake, offline: DuckDB reads through the lake's own `pyarrow.fs`
+    filesystem (endpoint and credentials from the usual AWS variables), wrapped for fsspec; nothing is
+    downloaded at run time. Without fsspec, a DuckDB httpfs extension already installed is used."""
+    if not is_uri(root):
+        return
+    scheme = root.split("://", 1)[0]
+    try:
+        from fsspec.implementations.arrow import ArrowFSWrapper
+    except ImportError:
+        ArrowFSWrapper = None  # noqa: N806
+    if ArrowFSWrapper is not None:
+        fs, _ = filesystem(root)
+        wrapper = type("LakeFS", (ArrowFSWrapper,), {"protocol": (scheme,)})(fs)
+        con.register_filesystem(wrapper)
+        return
+    try:
+        con.execute("LOAD httpfs")
+    except duckdb.Error:
+        raise LakeError(f"lake '{root}' needs fsspec (pip install fsspec) or DuckDB's httpfs extension installed; "
+                        "allowed: a local lake, or either of those") from None
+    if root.startswith(("s3://", "s3a://")):
+        opts = ["TYPE s3", "PROVIDER credential_chain"]
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            host = re.sub(r"^https?://", "", endpoint).rstrip("/")
+            opts = ["TYPE s3", f"ENDPOINT {sql_literal(host)}", "URL_STYLE 'path'",
+                    f"USE_SSL {'true' if endpoint.startswith('https') else 'false'}"]
+            for env, key in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET")):
+                if os.environ.get(env):
+                    opts.append(f"{key} {sql_literal(os.environ[env])}")
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            opts.append(f"REGION {sql_literal(region)}")
+        con.execute(f"CREATE OR REPLACE SECRET chipsweep_lake ({', '.join(opts)})")
+
+
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+@contextmanager
+def connect(
+    root: str | None = None, *, threads: int | None = None, lock: bool = True, fixed_join_order: bool = False,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only DuckDB connection with the lake's views; file access is limited to the lake.
+
+    The views live in a temporary database file, built and then reopened read-only: nothing a query
+    does can write a table, and with external access off (locked) no file outside the lake is read.
+    `lock=False` leaves the settings changeable (profiling in benchmarks); never for user SQL.
+    `fixed_join_order=True` makes every join build its hash table on the right-hand side as written:
+    saved queries put the small side (dimension rows, frontier cells) there, and DuckDB's estimates for
+    derived tables are too rough to be trusted with a 100-million-row probe side.
+    """
+    root = normalise_root(root or lake_root())
+    listing = scan(root)
+    config: dict[str, object] = dict(_CONFIG)
+    if threads:
+        config["threads"] = int(threads)
+    with tempfile.TemporaryDirectory(prefix="chipsweep-duckdb-") as tmp:
+        path = str(Path(tmp) / "lake.duckdb")
+        build = duckdb.connect(path, config=config)  # type: ignore[arg-type]
+        try:
+            _remote(build, root)
+            _files_table(build, listing)
+            for name, select in view_sql(listing).items():
+                build.execute(f"CREATE VIEW {name} AS {select}")
+            for name, body in MACROS.items():
+                build.execute(f"CREATE MACRO {name}{body}")
+            build.execute("CHECKPOINT")
+        finally:
+            build.close()
+        con = duckdb.connect(path, read_only=True, config=config)  # type: ignore[arg-type]
+        try:
+            _remote(con, root)
+            con.execute("SET enable_progress_bar = false")
+            if fixed_join_order:
+                con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+            allowed = root if is_uri(root) else root.rstrip(os.sep)
+            con.execute(f"SET allowed_directories = [{sql_literal(allowed + '/')}]")
+            con.execute("SET enable_external_access = false")
+            if lock:
+                con.execute("SET lock_configuration = true")
+            yield con
+        finally:
+            con.close()
+
+
+def describe(root: str | None = None) -> dict[str, object]:
+    """A JSON-able summary of the lake (versions with facts, latest per sweep)."""
+    listing = scan(root)
+    return {
+        "root": listing.root,
+        "facts": [{"kind": k, "sweep": s, "version": v, "parts": n} for (k, s, v), n in sorted(listing.facts.items())],
+        "latest": [{"kind": k, "sweep": s, "version": v} for (k, s), v in sorted(listing.latest().items())],
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - a debugging aid
+    print(json.dumps(describe(), indent=1))

@@ -1,0 +1,134 @@
+"""What each axis (or fixed setting) of a sweep accepts, per kind, and the key workers read it under.
+
+An axis is a catalog reference (chips, models, clusters; given as ids or as a filter on entry fields),
+an integer or a number within bounds, a choice from a vocabulary (schemas/vocab.py) or a boolean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from chipsweep.schemas.vocab import (
+    ARCHS,
+    ASIC_PRECISIONS,
+    BITS,
+    DRAM_TYPES,
+    FRAMEWORKS,
+    MLP_TYPES,
+    OVERRIDABLE,
+    PRECISIONS,
+    RECOMPUTE,
+    SHAPE_FIELDS,
+    YIELD_MODELS,
+)
+
+
+@dataclass(frozen=True)
+class AxisDef:
+    """What values one axis (or fixed setting) accepts and the key the worker reads it under."""
+
+    kind: Literal["ref", "int", "num", "choice", "bool"]
+    key: str  # key in the worker's raw arrays
+    minimum: float | None = None
+    maximum: float | None = None
+    options: tuple[str, ...] = ()  # choices; for refs: the catalog table ("chips", "models", "clusters")
+    numeric_choice: bool = False  # choice values written as numbers (weight_bits: 4 | 8 | 16)
+
+    def allowed(self) -> str:
+        if self.kind == "ref":
+            what = self.options[0][:-1]
+            return f"catalog {what} ids (`chipsweep catalog list --kind {self.options[0]}`), or a filter on {what} fields"
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.options)
+        if self.kind == "bool":
+            return "true or false"
+        noun = "integers" if self.kind == "int" else "numbers"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{noun} from {fmt_number(self.minimum)} to {fmt_number(self.maximum)}"
+        if self.minimum is not None:
+            return f"{noun} >= {fmt_number(self.minimum)}"
+        return noun
+
+
+def fmt_number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _ints(key: str, lo: float | None = 1, hi: float | None = None) -> AxisDef:
+    return AxisDef("int", key, lo, hi)
+
+
+def _nums(key: str, lo: float | None = 0, hi: float | None = None) -> AxisDef:
+    return AxisDef("num", key, lo, hi)
+
+
+_SHAPES = {k: _ints(k) for k in SHAPE_FIELDS}
+_OVERRIDES = {f"chip.{f}": _nums(f"chip.{f}") for f in OVERRIDABLE}
+
+# the inference workload: the same axes for catalog chips (inference) and hypothetical designs (asic)
+_EDGE_WORKLOAD: dict[str, AxisDef] = {
+    "weight_bits": AxisDef("choice", "weight_bits", options=BITS, numeric_choice=True),
+    "kv_bits": AxisDef("choice", "kv_bits", options=BITS, numeric_choice=True),
+    "batch": _ints("batch"),
+    "prompt_len": _ints("prompt_len", 0),
+    "gen_len": _ints("gen_len", 0),
+    "quant_overhead": _nums("quant_overhead", 0, 1),
+    "params_b": _nums("params_b", 1e-9),
+    "mlp": AxisDef("choice", "mlp", options=MLP_TYPES),
+}
+
+
+AXES: dict[str, dict[str, AxisDef]] = {
+    "training": {
+        "model": AxisDef("ref", "model_idx", options=("models",)),
+        "chip": AxisDef("ref", "chip_idx", options=("chips",)),
+        "cluster": AxisDef("ref", "cluster_idx", options=("clusters",)),
+        "n_chips": _ints("n_chips"),
+        "global_batch": _ints("global_batch"),
+        "tokens": _nums("tokens", 1),
+        "tp": _ints("tp"),
+        "pp": _ints("pp"),
+        "dp": _ints("dp"),
+        "micro_batch": _ints("micro_batch"),
+        "interleave": _ints("interleave", 1, 64),
+        "recompute": AxisDef("choice", "recompute", options=RECOMPUTE),
+        "zero_stage": _ints("zero_stage", 0, 3),
+        "precision": AxisDef("choice", "precision", options=PRECISIONS),
+        "sequence_parallel": AxisDef("bool", "sequence_parallel"),
+        "flash_attention": AxisDef("bool", "flash_attention"),
+        "framework": AxisDef("choice", "framework", options=FRAMEWORKS),
+        "grad_bytes": _nums("grad_bytes", 1, 4),
+        "mlp": AxisDef("choice", "mlp", options=MLP_TYPES),
+        **_SHAPES,
+        **_OVERRIDES,
+    },
+    "inference": {
+        "model": AxisDef("ref", "model_idx", options=("models",)),
+        "chip": AxisDef("ref", "chip_idx", options=("chips",)),
+        "n_chips": _ints("n_chips"),
+        **_EDGE_WORKLOAD,
+        **_SHAPES,
+        **_OVERRIDES,
+    },
+    "asic": {
+        "model": AxisDef("ref", "model_idx", options=("models",)),
+        "node_nm": _nums("node_nm", 1, 100),
+        "n_mac": _ints("n_mac"),
+        "peak_tops": _nums("peak_tops", 1e-12),
+        "clock_ghz": _nums("clock_ghz", 1e-6, 100),
+        "sram_mb": _nums("sram_mb", 0),
+        "dram": AxisDef("choice", "dram", options=DRAM_TYPES),
+        "dram_bus_bits": _ints("dram_bus_bits", 0),
+        "dram_mt_s": _nums("dram_mt_s", 1e-9),
+        "dram_gb": _nums("dram_gb", 0),
+        "precision": AxisDef("choice", "precision", options=ASIC_PRECISIONS),
+        "arch": AxisDef("choice", "arch", options=ARCHS),
+        "yield_model": AxisDef("choice", "yield_model", options=YIELD_MODELS),
+        "d0_per_cm2": _nums("d0_per_cm2", 0),
+        "tiles": _ints("tiles"),
+        "spare_tiles": _ints("spare_tiles", 0),
+        **_EDGE_WORKLOAD,
+        **_SHAPES,
+    },
+}

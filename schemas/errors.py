@@ -1,0 +1,102 @@
+"""The one error family every edge renders the same way.
+
+A `ChipsweepError` names what was wrong (`field`), what was given (`value`) and what would be accepted
+(`allowed`); a spec refused for several reasons carries each as a `Problem`. The CLI prints the message
+and exits 2, the HTTP API answers `http_status` with `as_dict()` as its JSON body, and Python callers
+catch the exception. Each layer subclasses it where the error is raised (`SpecError`, `CatalogError`,
+`EvaluateError`, `LakeError`, `QueryError`, `QueueError`, `SettingsError`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SHORT_VALUE = 120  # characters of a value echoed back in a message or a JSON body
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where, what was given, what would be accepted."""
+
+    field: str
+    value: Any
+    allowed: str
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": jsonable(self.value), "allowed": self.allowed, "message": self.message}
+
+    def __str__(self) -> str:
+        what = f"{self.message}; " if self.message else ""
+        return f"field '{self.field}' = {short(self.value)}: {what}allowed: {self.allowed}"
+
+
+class ChipsweepError(ValueError):
+    """A refused input or request. `field`, `value` and `allowed` say which, what and what would do."""
+
+    http_status = 422  # what the HTTP API answers
+    summary = ""  # the JSON body's `error` when it should not be the whole message (several problems)
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None, allowed: Any = None,
+                 problems: Sequence[Problem] = ()) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.problems = list(problems)
+        super().__init__(message)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body of an HTTP error: {error, field, value, allowed[, problems]} (values shortened)."""
+        allowed = self.allowed
+        if isinstance(allowed, list | tuple):
+            allowed = ", ".join(str(a) for a in allowed)
+        body: dict[str, Any] = {"error": self.summary or str(self), "field": self.field,
+                                "value": jsonable(self.value), "allowed": None if allowed is None else str(allowed)}
+        if self.problems:
+            body["problems"] = [p.as_dict() for p in self.problems]
+        return body
+
+
+class SpecError(ChipsweepError):
+    """A sweep spec refused before anything is queued; `problems` names every field that is wrong."""
+
+    summary = "invalid spec"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        problems = list(problems)
+        first = problems[0] if problems else Problem("(spec)", None, "a sweep spec")
+        super().__init__("; ".join(str(p) for p in problems), field=first.field, value=first.value,
+                         allowed=first.allowed, problems=problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        first = self.problems[0].as_dict() if self.problems else {}
+        return {"error": self.summary, **first, "problems": [p.as_dict() for p in self.problems]}
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as JSON can carry it: NaN and infinities as text, long text shortened, others as repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value if len(value) <= SHORT_VALUE else value[: SHORT_VALUE - 3] + "..."
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return short(value)
+    return value if len(text) <= SHORT_VALUE else text[: SHORT_VALUE - 3] + "..."
+
+
+def short(value: Any) -> str:
+    """A value as a message shows it: JSON (or repr for text), at most SHORT_VALUE characters."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= SHORT_VALUE else text[: SHORT_VALUE - 3] + "..."

@@ -1,0 +1,1 @@
+"""chipsweep.workers.validation: published runs, predictions and calibration."""
