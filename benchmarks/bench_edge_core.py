@@ -4,9 +4,9 @@ Builds sweep-like raw arrays (random catalog models, chips, precisions, batches,
 design vectors with 5 % wafer-scale/redundant designs), assembles them per block as a sweep worker does, then
 times (a) the numpy core alone and (b) assembly plus core, single-threaded, for blocks of 16,384 and 65,536
 rows. It runs twice: with glibc's default allocator settings, then with freed memory kept by the process
-(mallopt M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ do): with the
-defaults every numpy temporary of a large block is a fresh mmap whose pages fault in zeroed (~0.1 page fault
-per row and call), which costs more than the arithmetic. Writes benchmarks/out/edge_core.json.
+(`workers.runtime.tune_allocator`, the setting sweep workers and the CLI apply): with the defaults every numpy
+temporary of a large block is a fresh mmap whose pages fault in zeroed (~0.1 page fault per row and call),
+which costs more than the arithmetic. Writes benchmarks/out/edge_core.json.
 
     .venv/bin/python benchmarks/bench_edge_core.py [--configs 4000000]
 """
@@ -27,9 +27,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from chipsweep.schemas.catalog import load_catalog  # noqa: E402
-from chipsweep.workers import asic, inference  # noqa: E402
-from chipsweep.workers.edge_rows import DRAM_TYPES, assemble_asic, assemble_inference  # noqa: E402
-from chipsweep.workers.evaluate import Context  # noqa: E402
+from chipsweep.schemas.vocab import DRAM_TYPES  # noqa: E402
+from chipsweep.workers import asic, inference, runtime  # noqa: E402
+from chipsweep.workers.asic_rows import assemble_asic  # noqa: E402
+from chipsweep.workers.context import Context  # noqa: E402
+from chipsweep.workers.inference_rows import assemble_inference  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "edge_core.json"
 
@@ -65,20 +67,6 @@ def asic_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, np.nda
         "spare_tiles": spares,
         "tiles": np.where(spares > 0, 256.0, np.nan),
     }
-
-
-def _mallopt_keep_freed_memory() -> bool:
-    """glibc: stop returning freed blocks to the OS (no mmap per large temporary, no heap trimming), so numpy's
-    temporaries reuse warm pages instead of faulting in zeroed ones. A worker-process setting, like
-    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ in the environment."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except OSError:
-        return False
 
 
 def bench(kind: str, ctx: Context, total: int, block: int, rng: np.random.Generator, rounds: int = 5) -> dict[str, float]:
@@ -139,12 +127,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     runs: dict[str, dict[str, dict[str, float]]] = {"default_malloc": {}, "malloc_keep_freed": {}}
     for setting in runs:
-        if setting == "malloc_keep_freed" and not _mallopt_keep_freed_memory():
+        if setting == "malloc_keep_freed" and not runtime.tune_allocator():
             break
         for kind in ("inference", "asic"):
             for block in (16_384, 65_536):
                 runs[setting][f"{kind}_block{block}"] = bench(kind, ctx, args.configs, block, rng)
-    result = {"machine": machine(), "target_configs_per_s_per_core": 3_000_000, "runs": runs}
+    allocator = {"mmap_threshold_bytes": runtime.MMAP_THRESHOLD_BYTES, "trim_threshold_bytes": runtime.TRIM_THRESHOLD_BYTES}
+    result = {"machine": machine(), "target_configs_per_s_per_core": 3_000_000, "malloc_keep_freed": allocator,
+              "runs": runs}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     for setting, kinds in runs.items():

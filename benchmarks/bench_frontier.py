@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_frontier.py [--rows N] [--keep DIR | --lake DIR] [--naive-budget S]
 
 Builds the lake first (a realistic sweep space: 8 models x 7 chips x cluster sizes x layouts, priced by
-the throughput model of tests/lakegen.py, written in 1M-row chunks with pyarrow, zstd, under 2 GB),
+the throughput model of tests/lakegen.py, written in 1M-row chunks by the lake's own writer,
+`chipsweep.lake.Lake.write_part`, so the files are those sweeps write),
 then times, each after a warm-up run of the same query:
 
 - `pareto_training` for one model, two objectives (time to train, cost) and three (+ energy);
@@ -43,8 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import lakegen  # noqa: E402
 
+from chipsweep.lake import Lake, connect  # noqa: E402
 from chipsweep.queries.frontier import Objective, pareto_sql  # noqa: E402
-from chipsweep.queries.lake import connect, fact_file, fact_write_options, write_dim, write_parquet  # noqa: E402
 from chipsweep.queries.plot import plot  # noqa: E402
 from chipsweep.queries.runner import count_saved, run_saved  # noqa: E402
 from chipsweep.schemas.columns import dim_sweeps_row  # noqa: E402
@@ -65,8 +66,7 @@ def _write_chunk(args: tuple[str, int, int]) -> int:
     lake, part, rows = args
     start = part * CHUNK
     table = lakegen.training_grid(GRID, start, min(start + CHUNK, rows), compact=True)
-    write_parquet(fact_file(lake, "training", SWEEP, 1, part), table, **fact_write_options("training"))
-    return table.num_rows
+    return Lake(lake).write_part(table, "training", SWEEP, 1, part).rows
 
 
 def build_lake(lake: str, rows: int) -> dict[str, object]:
@@ -74,9 +74,10 @@ def build_lake(lake: str, rows: int) -> dict[str, object]:
     parts = -(-rows // CHUNK)
     with Pool(min(2, os.cpu_count() or 1)) as pool:
         written = sum(pool.imap_unordered(_write_chunk, [(lake, p, rows) for p in range(parts)]))
-    write_dim(lake, "chips", SWEEP, 1, lakegen.chips_dim())
-    write_dim(lake, "models", SWEEP, 1, lakegen.models_dim())
-    write_dim(lake, "sweeps", SWEEP, 1, dim_sweeps_row("training", json.dumps({"name": SWEEP}), "{}", GRID.size, "done"))
+    store = Lake(lake)
+    store.write_dim("chips", SWEEP, 1, lakegen.chips_dim())
+    store.write_dim("models", SWEEP, 1, lakegen.models_dim())
+    store.write_dim("sweeps", SWEEP, 1, dim_sweeps_row("training", json.dumps({"name": SWEEP}), "{}", GRID.size, "done"))
     size = sum(f.stat().st_size for f in Path(lake).rglob("*.parquet"))
     return {"rows": written, "files": parts, "bytes": size, "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -114,6 +115,8 @@ def numpy_check(lake: str, model_id: int) -> int:
     x, y, idx = np.concatenate(ts), np.concatenate(cs), np.concatenate(ids)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y, idx = x[ok], y[ok], idx[ok]
+    if not len(x):  # a lake too small to hold this model's rows
+        return 0
     order = np.lexsort((y, x))
     x, y, idx = x[order], y[order], idx[order]
     first = np.r_[True, x[1:] != x[:-1]]  # first row of each distinct x: its minimum y

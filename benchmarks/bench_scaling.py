@@ -50,7 +50,7 @@ DRIVER_BUSY_TARGET = 0.10
 
 def run_sweep(settings: Any, queue: Any, name: str, models: int, batches: int, actors: int,
               chunk_size: int | None = None) -> dict[str, Any]:
-    from chipsweep.service.dispatch import Dispatcher, run_until_finished, submit
+    from chipsweep.service.dispatch import Dispatcher, over, run_until, submit
 
     disp = Dispatcher(queue, settings, actors=actors)
     try:
@@ -60,7 +60,8 @@ def run_sweep(settings: Any, queue: Any, name: str, models: int, batches: int, a
         ray.get([a.ping.remote() for a in disp.actors])
         wall0, cpu0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
         row = submit(spec(name, models, batches), settings=settings, queue=queue, chunk_size=chunk_size)
-        status = run_until_finished(queue, settings, row.sweep_id, dispatcher=disp)
+        run_until(queue, settings, over(queue, row.sweep_id), dispatcher=disp)
+        status = queue.status(row.sweep_id)
         wall, cpu, thread = (time.perf_counter() - wall0, time.process_time() - cpu0, time.thread_time() - thread0)
     finally:
         disp.close()

@@ -72,7 +72,7 @@ def driver(args: argparse.Namespace) -> None:
     os.environ["CHIPSWEEP_HOME"] = args.home
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     sys.path.insert(0, str(REPO))
-    from chipsweep.service.dispatch import Dispatcher, ensure_ray, run_until_finished, submit
+    from chipsweep.service.dispatch import Dispatcher, ensure_ray, over, run_until, submit
     from chipsweep.service.queue import Queue
     from chipsweep.service.settings import Settings
 
@@ -85,7 +85,8 @@ def driver(args: argparse.Namespace) -> None:
     t1 = time.perf_counter()
     row = submit(spec, settings=settings, queue=queue)
     disp = Dispatcher(queue, settings, actors=args.actors)
-    status = run_until_finished(queue, settings, row.sweep_id, dispatcher=disp)
+    run_until(queue, settings, over(queue, row.sweep_id), dispatcher=disp)
+    status = queue.status(row.sweep_id)
     seconds = time.perf_counter() - t1
     disp.close()
     print(json.dumps({
@@ -126,15 +127,14 @@ def raw_parquet_ceiling(lake: str, name: str, version: int, max_rows: int = 8_00
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(REPO))
-    from chipsweep.service.lake import PARQUET_OPTIONS, Lake
+    from chipsweep.lake import Lake, parquet_options
 
     parts = Lake(lake).committed_parts("training", name, version)
     table = ds.dataset(parts, format="parquet").to_table().slice(0, max_rows)
     table = pa.Table.from_batches(table.to_batches()).unify_dictionaries().combine_chunks()
     out = Path(tempfile.mkdtemp(prefix="csb-raw-"))
     try:
-        options = dict(PARQUET_OPTIONS)
-        options["use_dictionary"] = [c for c in options["use_dictionary"] if c in table.schema.names]
+        options = parquet_options(table.schema)
         best = float("inf")
         for i in range(3):
             t0 = time.perf_counter()

@@ -25,8 +25,10 @@ import pyarrow as pa
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers import training
-from chipsweep.workers.evaluate import Context, assemble_training, evaluate_training
+from chipsweep.workers.context import Context
+from chipsweep.workers.layout import CANDIDATES
 from chipsweep.workers.runtime import tune_allocator
+from chipsweep.workers.training_rows import assemble_training, evaluate_training
 
 OUT = Path(__file__).parent / "out" / "training_core.json"
 
@@ -70,8 +72,6 @@ def main() -> dict[str, object]:
     one = pa.table({"model": ["llama2_70b"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"], "global_batch": ["1024"]})
     evaluate_training(one, ctx)  # warm up
     search_s = best_of(lambda: evaluate_training(one, ctx), repeat=10)
-    from chipsweep.workers.layout import CANDIDATES
-
     candidates = int(np.prod([len(v) for v in CANDIDATES.values()]))
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -6,7 +6,7 @@
 
 Paths are built by string joins on any root (a local path, a path inside a pyarrow filesystem, or a URI for
 DuckDB), so writers and readers agree on them. A sweep name becomes a directory, so it must follow the
-spec's rule (`schemas.sweep.NAME_PATTERN`, the whole string, no '..'); anything else is refused before a
+spec's rule (`schemas.spec.valid_name`: the whole string, no '..'); anything else is refused before a
 path is made. Temporary names start with '.', so they never match `part-*.parquet`.
 """
 
@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from chipsweep.lake.errors import LakeError
 from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS, KINDS
-from chipsweep.schemas.sweep import NAME_ALLOWED, NAME_PATTERN
+from chipsweep.schemas.spec import NAME_ALLOWED, valid_name
 
 DIMS: dict[str, pa.Schema] = {"chips": DIM_CHIPS, "models": DIM_MODELS, "sweeps": DIM_SWEEPS}
 PART_GLOB = "part-*.parquet"
@@ -30,7 +30,7 @@ _PART_RE = re.compile(r"part-\d+\.parquet")
 
 def check_sweep(name: object) -> str:
     """`name` if it can be a sweep partition (the spec's name rule), else LakeError(field='sweep')."""
-    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name) or ".." in name:
+    if not isinstance(name, str) or not valid_name(name):
         raise LakeError(f"sweep {name!r} cannot name a lake partition: allowed: {NAME_ALLOWED}",
                         field="sweep", value=name, allowed=NAME_ALLOWED)
     return name

@@ -14,9 +14,9 @@ import contextlib
 import datetime
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -25,30 +25,26 @@ import pyarrow.parquet as pq
 from chipsweep.lake import layout, location
 from chipsweep.lake.errors import LakeError
 from chipsweep.schemas import columns
-from chipsweep.schemas.sweep import Sweep
+
+if TYPE_CHECKING:
+    from chipsweep.schemas.sweep import Sweep
 
 # Parquet writer options of every lake file (pyarrow.parquet.write_table keywords), measured on sweep chunks
-# of 2^20 training rows: zstd level 1 writes ~2x faster than level 3 for files ~10 % larger; dictionaries
-# only for the low-cardinality text columns; the sequential `idx` delta-encoded (5 KB instead of 1 MB per
-# chunk, decoded ~3x faster by DuckDB, and written no slower than plain).
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 1,
-    "use_dictionary": ["precision", "recompute", "infeasible_reason", "dram"],
-    "column_encoding": {"idx": "DELTA_BINARY_PACKED"},
-    "write_statistics": True,
-}
+# of 2^20 training rows: zstd level 1 writes ~2x faster than level 3 for files ~10 % larger. `parquet_options`
+# adds, per table, dictionaries for the category columns (the schema's dictionary-typed, low-cardinality
+# text) and delta encoding for the sequential `idx` (5 KB instead of 1 MB per chunk, scanned ~3x faster by
+# DuckDB, and written no slower than plain).
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "write_statistics": True}
+DELTA_COLUMNS = ("idx",)
 
 
-def parquet_options(names: Sequence[str]) -> dict[str, Any]:
-    """PARQUET_OPTIONS for a table with these columns (per-column settings limited to the ones it has)."""
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """The writer options of a table with this schema: PARQUET_OPTIONS plus its per-column encodings."""
     options = dict(PARQUET_OPTIONS)
-    options["use_dictionary"] = [c for c in PARQUET_OPTIONS["use_dictionary"] if c in names] or False
-    encoding = {c: e for c, e in PARQUET_OPTIONS["column_encoding"].items() if c in names}
-    if encoding:
-        options["column_encoding"] = encoding
-    else:
-        del options["column_encoding"]
+    options["use_dictionary"] = [f.name for f in schema if pa.types.is_dictionary(f.type)] or False
+    delta = {name: "DELTA_BINARY_PACKED" for name in DELTA_COLUMNS if name in schema.names}
+    if delta:
+        options["column_encoding"] = delta
     return options
 
 
@@ -206,7 +202,7 @@ class Lake:
     # ---- the commit ------------------------------------------------------------------------------
     def _commit_table(self, table: pa.Table, path: str) -> int:
         """Commit `table` as Parquet (one row group) at `path`; its size in bytes."""
-        options = parquet_options(table.schema.names)
+        options = parquet_options(table.schema)
         return self._commit(path, lambda tmp: pq.write_table(
             table, tmp, filesystem=self.fs, row_group_size=max(table.num_rows, 1), **options))
 

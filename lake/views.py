@@ -66,6 +66,15 @@ def _partition(name: str, key: str) -> str | None:
     return name[len(prefix):] if name.startswith(prefix) else None
 
 
+def _sweep(name: str, key: str = "sweep") -> str | None:
+    """The sweep of a `sweep=<name>` directory, when it is a name the lake could have written."""
+    value = _partition(name, key)
+    try:
+        return check_sweep(value) if value else None
+    except LakeError:
+        return None
+
+
 def scan(root: str | None = None) -> Listing:
     """List fact and dimension files. A missing lake is an empty lake."""
     root = normalise_root(root or lake_root())
@@ -75,19 +84,19 @@ def scan(root: str | None = None) -> Listing:
     if info.type == pafs.FileType.NotFound:
         return listing
     if info.type != pafs.FileType.Directory:
-        raise LakeError(f"lake '{root}' is not a directory; set {ENV_LAKE} to a directory or an s3:// URI")
+        raise LakeError(f"lake '{root}' is not a directory; set {ENV_LAKE} to a directory or an s3:// URI",
+                        field=ENV_LAKE, value=root, allowed="a directory or an s3:// URI")
     for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-        if entry.type != pafs.FileType.File or not _PART_RE.match(entry.base_name):
+        if entry.type != pafs.FileType.File or not is_part(entry.base_name):
             continue
         parts = entry.path[len(base):].strip("/").split("/")
         if len(parts) == 4:
-            kind, sweep, version = (_partition(parts[0], "kind"), _partition(parts[1], "sweep"),
-                                    _partition(parts[2], "version"))
+            kind, sweep, version = _partition(parts[0], "kind"), _sweep(parts[1]), _partition(parts[2], "version")
             if kind in KINDS and sweep and version and version.isdigit():
                 key = (kind, sweep, int(version))
                 listing.facts[key] = listing.facts.get(key, 0) + 1
         elif len(parts) == 5 and parts[0] == "dims" and parts[1] in DIMS:
-            sweep, version = _partition(parts[2], "sweep"), _partition(parts[3], "version")
+            sweep, version = _sweep(parts[2]), _partition(parts[3], "version")
             if sweep and version and version.isdigit():
                 listing.dims.setdefault(parts[1], []).append((sweep, int(version)))
     for dim_sweep, dim_version in listing.dims.get("sweeps", []):
@@ -241,7 +250,8 @@ def _remote(con: duckdb.DuckDBPyConnection, root: str) -> None:
         con.execute("LOAD httpfs")
     except duckdb.Error:
         raise LakeError(f"lake '{root}' needs fsspec (pip install fsspec) or DuckDB's httpfs extension installed; "
-                        "allowed: a local lake, or either of those") from None
+                        "allowed: a local lake, or either of those", field=ENV_LAKE, value=root,
+                        allowed="a local lake, or fsspec or DuckDB's httpfs installed") from None
     if root.startswith(("s3://", "s3a://")):
         opts = ["TYPE s3", "PROVIDER credential_chain"]
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")

@@ -39,13 +39,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chipsweep.schemas.columns import MAXIMISE
+from chipsweep.schemas.errors import ChipsweepError
 
 Sense = Literal["min", "max"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class FrontierError(ValueError):
+class FrontierError(ChipsweepError):
     """A bad objective list; the message names the field, the value and what is allowed."""
 
 

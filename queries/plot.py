@@ -26,13 +26,14 @@ import pyarrow.compute as pc
 from chipsweep.queries.frontier import Objective
 from chipsweep.queries.runner import objectives_of
 from chipsweep.schemas.columns import FACTS
+from chipsweep.schemas.errors import ChipsweepError
 
 LOG_SPAN = 30.0  # max/min above which an axis is logarithmic
 MAX_LABELS = 25  # frontier points labelled in the PNG (all are labelled on hover in the HTML)
 HTML_CANDIDATES = 10_000  # candidate points embedded in the HTML page (4 significant digits)
 
 
-class PlotError(ValueError):
+class PlotError(ChipsweepError):
     """A table that cannot be drawn; the message names what is missing and what is allowed."""
 
 

@@ -1,7 +1,7 @@
 """Saved queries and user SQL over the lake: validate, bind, run on a read-only connection, return Arrow.
 
 A saved query is one file `queries/sql/<name>.sql`. Its header says what it answers and declares its
-parameters; its body is DuckDB SQL over the lake's views (queries/lake.py) in which
+parameters; its body is DuckDB SQL over the lake's views (chipsweep.lake.views) in which
 
     $name                                   a parameter, bound as a typed SQL literal
     $name.columns                           the columns an objectives parameter names (a SELECT list)
@@ -39,9 +39,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from chipsweep.lake import connect, sql_literal
 from chipsweep.queries.frontier import FrontierError, Objective, pareto_sql, parse_objectives
-from chipsweep.queries.lake import connect, sql_literal
 from chipsweep.schemas.columns import KINDS, objective_columns
+from chipsweep.schemas.errors import ChipsweepError
 
 SQL_DIR = Path(__file__).with_name("sql")
 _PARAM_RE = re.compile(r"^--\s*@param\s+(\w+)\s+(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(.*)$")
@@ -73,17 +74,13 @@ _REFUSED = {
 }
 
 
-class QueryError(ValueError):
-    """A refused query or a bad parameter: `field`, `value` and `allowed` say which and why."""
+class QueryError(ChipsweepError):
+    """A refused query or a bad parameter: `field`, `value` and `allowed` say which and why. Over HTTP:
+    an unknown saved query is 404, refused SQL 400, a bad parameter 422."""
 
-    def __init__(self, message: str, *, field: str | None = None, value: object = None, allowed: object = None):
-        super().__init__(message)
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-
-    def to_dict(self) -> dict[str, object]:
-        return {"error": str(self), "field": self.field, "value": self.value, "allowed": self.allowed}
+    @property  # type: ignore[override]
+    def http_status(self) -> int:
+        return 404 if self.field == "name" else 400 if self.field == "sql" else 422
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from importlib import metadata
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,9 +25,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from chipsweep.schemas.sweep import SpecError, read_spec_text
-from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, submit
-from chipsweep.service.queue import Queue, QueueError
+from chipsweep.queries import runner
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.errors import ChipsweepError
+from chipsweep.schemas.spec import read_spec_text
+from chipsweep.schemas.vocab import SweepState
+from chipsweep.service import metrics, python_api
+from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, run_until
+from chipsweep.service.queue import Queue
+from chipsweep.service.scheduler import SchedulerThread
 from chipsweep.service.settings import Settings
 
 log = logging.getLogger("chipsweep.api")
@@ -50,13 +57,12 @@ QUERY_TIMEOUT_S = 120.0  # a query running longer is stopped (the server stays r
 QUERY_MAX_ROWS = 100_000  # rows one answer may carry
 
 
-class ApiError(Exception):
-    """An error answered as JSON {error, field, value, allowed}."""
+class ApiError(ChipsweepError):
+    """An error of the HTTP layer itself (auth, an empty body, an unknown route parameter)."""
 
     def __init__(self, status: int, error: str, field: str, value: Any, allowed: str) -> None:
-        self.status = status
-        self.body = {"error": error, "field": field, "value": value, "allowed": allowed}
-        super().__init__(error)
+        self.http_status = status
+        super().__init__(error, field=field, value=value, allowed=allowed)
 
 
 class SweepStatus(BaseModel):
@@ -65,7 +71,7 @@ class SweepStatus(BaseModel):
     model_config = ConfigDict(extra="allow")
     sweep_id: str
     version: int
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    state: SweepState  # never `preparing`: a re-run placing its carried files shows as queued
     configurations: int
     chunks_total: int
     chunks_done: int
@@ -84,6 +90,8 @@ class DispatcherThread:
     """The dispatcher, restarted after an unexpected error, stopped with the server."""
 
     def __init__(self, queue: Queue, settings: Settings) -> None:
+        self.queue = queue
+        self.settings = settings
         self.dispatcher = Dispatcher(queue, settings)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="chipsweep-dispatcher", daemon=True)
@@ -92,10 +100,11 @@ class DispatcherThread:
     def _loop(self) -> None:
         while not self.stop.is_set():
             try:
-                self.dispatcher.run(stop=self.stop)
+                run_until(self.queue, self.settings, stop=self.stop, dispatcher=self.dispatcher)
             except Exception as exc:  # keep serving; report it on /healthz
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.exception("dispatcher stopped; restarting in 2 s")
+                self.dispatcher.close()
                 self.stop.wait(2.0)
 
     @property
@@ -117,8 +126,6 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             worker = DispatcherThread(queue, settings)
             worker.thread.start()
             state["dispatcher"] = worker
-            from chipsweep.service.scheduler import SchedulerThread  # re-runs on catalog change / cron (issue 6)
-
             state["scheduler"] = SchedulerThread(queue)
             state["scheduler"].start()
         try:
@@ -134,7 +141,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     app = FastAPI(
         title="chipsweep",
         description="Sweeps of LLM models x chips x clusters x layouts; results as Parquet; frontiers in SQL.",
-        version="0.1.0",
+        version=metadata.version("chipsweep"),
         lifespan=lifespan,
     )
 
@@ -149,19 +156,11 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
 
     protected = [Depends(auth)]
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.body, status_code=exc.status, headers=headers)
-
-    @app.exception_handler(SpecError)
-    async def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
-        return JSONResponse(exc.as_dict(), status_code=422)
-
-    @app.exception_handler(QueueError)
-    async def _queue_error(request: Request, exc: QueueError) -> JSONResponse:
-        return JSONResponse({"error": str(exc), "field": "id", "value": request.path_params.get("sweep_id"),
-                             "allowed": "NAME or NAME@VERSION of a submitted sweep (GET /sweeps)"}, status_code=404)
+    @app.exception_handler(ChipsweepError)
+    async def _chipsweep_error(_: Request, exc: ChipsweepError) -> JSONResponse:
+        """Every refusal, whichever layer raised it: {error, field, value, allowed[, problems]}."""
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse(exc.as_dict(), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -188,8 +187,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         if not body.strip():
             raise ApiError(422, "empty body", "(spec)", None, "a sweep spec as JSON or YAML")
         spec = read_spec_text(body)
-        row = await run_in_threadpool(submit, spec, settings=settings, queue=queue)  # catalog + dims: off the loop
-        return queue.status(row.sweep_id)
+        # validation, the catalog and the dimension files: off the event loop; the dispatcher thread runs it
+        return await run_in_threadpool(python_api.submit, spec, wait=False, settings=settings, queue=queue)
 
     @app.get("/sweeps", response_model=list[SweepStatus], dependencies=protected, summary="All sweep versions, newest first")
     def list_sweeps() -> list[dict[str, Any]]:
@@ -209,16 +208,11 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     # ---- queries ------------------------------------------------------------------------------
     @app.get("/queries/{name}", dependencies=protected, summary="Run a saved query; parameters as ?k=v")
     def get_query(name: str, request: Request) -> dict[str, Any]:
-        runner = _runner()
-        try:
-            table = runner.run_saved(name, dict(request.query_params), timeout_s=QUERY_TIMEOUT_S, max_rows=QUERY_MAX_ROWS)
-        except runner.QueryError as exc:
-            raise _query_error(exc) from None
-        return _rows(runner, table)
+        table = python_api.query(name, dict(request.query_params), timeout_s=QUERY_TIMEOUT_S, max_rows=QUERY_MAX_ROWS)
+        return _rows(table)
 
     @app.post("/sql", dependencies=protected, summary="Read-only SQL over the lake's views")
     async def post_sql(request: Request) -> dict[str, Any]:
-        runner = _runner()
         body = await request.body()
         text = body.decode("utf-8", "replace")
         if request.headers.get("content-type", "").startswith("application/json"):
@@ -226,17 +220,12 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
                 text = SqlRequest.model_validate_json(body).sql
             except ValueError:
                 raise ApiError(422, "invalid body", "sql", text[:200], 'a JSON object {"sql": "SELECT ..."} or the SQL as text') from None
-        try:
-            table = await run_in_threadpool(runner.run_sql, text, timeout_s=QUERY_TIMEOUT_S, max_rows=QUERY_MAX_ROWS)
-        except runner.QueryError as exc:
-            raise _query_error(exc) from None
-        return _rows(runner, table)
+        table = await run_in_threadpool(python_api.sql, text, timeout_s=QUERY_TIMEOUT_S, max_rows=QUERY_MAX_ROWS)
+        return _rows(table)
 
     # ---- catalog and health -------------------------------------------------------------------
     @app.get("/catalog/{kind}", dependencies=protected, summary="Catalog entries (every number with its source)")
     def get_catalog(kind: str) -> list[dict[str, Any]]:
-        from chipsweep.schemas.catalog import load_catalog
-
         if kind not in ("chips", "models", "clusters"):
             raise ApiError(404, f"unknown catalog kind '{kind}'", "kind", kind, "chips, models, clusters")
         table = getattr(load_catalog(), kind)
@@ -257,35 +246,11 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     @app.get("/metrics", dependencies=protected, response_class=PlainTextResponse,
              summary="Prometheus metrics: sweeps and chunks by state, configurations/s, lake bytes")
     def get_metrics() -> PlainTextResponse:
-        from chipsweep.service import metrics
-
         return PlainTextResponse(metrics.render(metrics.collect(settings.queue_path)), media_type=metrics.CONTENT_TYPE)
 
     return app
 
 
-def _runner() -> Any:
-    try:
-        from chipsweep.queries import runner
-    except ImportError as exc:
-        raise ApiError(501, f"queries are not available: {exc}", "queries", None, "install the queries package") from None
-    return runner
-
-
-def _query_error(exc: Any) -> ApiError:
-    """A QueryError as an API error: unknown saved query 404, a bad parameter 422, refused SQL 400."""
-    field = getattr(exc, "field", None)
-    status = 404 if field == "name" else 400 if field == "sql" else 422
-    allowed = getattr(exc, "allowed", None)
-    if isinstance(allowed, list | tuple):
-        allowed = ", ".join(str(a) for a in allowed)
-    return ApiError(status, str(exc), field or "query", _jsonable(getattr(exc, "value", None)), str(allowed or ""))
-
-
-def _jsonable(value: Any) -> Any:
-    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
-
-
-def _rows(runner: Any, table: Any) -> dict[str, Any]:
+def _rows(table: Any) -> dict[str, Any]:
     """An Arrow result as {columns, rows} (NaN and infinities as null, timestamps ISO)."""
     return {"columns": list(table.column_names), "rows": runner.table_records(table)}

@@ -23,13 +23,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from chipsweep.lake import Lake
 from chipsweep.schemas.catalog import Catalog, load_catalog
-from chipsweep.schemas.sweep import Problem, SpecError, catalog_snapshot, validate
-from chipsweep.service.lake import Lake
+from chipsweep.schemas.errors import Problem, SpecError
+from chipsweep.schemas.sweep import validate
+from chipsweep.schemas.vocab import FINAL_STATES
+from chipsweep.service.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV, ChunkWorker
 from chipsweep.service.logs import event
 from chipsweep.service.queue import ChunkTask, Queue, SweepRow
 from chipsweep.service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Settings
-from chipsweep.workers.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV
 
 log = logging.getLogger("chipsweep.dispatch")
 
@@ -75,7 +77,6 @@ def submit(
     """Validate and record a sweep (all its chunks) before any work starts; raises `SpecError`."""
     base = catalog if catalog is not None else load_catalog()
     sweep = validate(data, base)
-    spec = sweep.spec
     if sweep.configurations > settings.max_configs:
         raise SpecError([Problem(
             "axes", sweep.configurations,
@@ -83,11 +84,8 @@ def submit(
             f"the sweep has {sweep.configurations:,} configurations ({' x '.join(map(str, sweep.sizes))})",
         )])
     size = chunk_size or settings.chunk_size or auto_chunk_size(cluster_cpus(), sweep.configurations)
-    row = queue.add_sweep(
-        name=spec.name, kind=spec.kind, store=spec.store, configurations=sweep.configurations,
-        chunk_size=size, lake=settings.lake, spec=spec.canonical(),
-        axes=sweep.axes_json(), hashes=sweep.hashes, catalog=catalog_snapshot(base),
-    )
+    row = queue.add_sweep(record=sweep.record(), configurations=sweep.configurations, chunk_size=size,
+                          lake=settings.lake)
     try:
         Lake(settings.lake).write_dims(sweep, row.version, created_at=row.created_at)
     except BaseException:
@@ -137,8 +135,6 @@ class Dispatcher:
     def _new_actor(self, slot: int) -> Any:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        from chipsweep.workers.actor import ChunkWorker
 
         options: dict[str, Any] = {
             # the pool is one actor per CPU, each pinned to its node (no CPU reserved: placement is ours);
@@ -334,7 +330,7 @@ class Dispatcher:
 def record_state(queue: Queue, sweep_id: str) -> None:
     """Write the version's state to its `dims/sweeps` row (queries use the newest `done` version)."""
     row = queue.sweep(sweep_id)
-    rec = queue.payload(row.name, row.version)
+    rec = queue.payload(row.name, row.version)["sweep"]
     try:
         Lake(row.lake).write_sweep_dim(row.name, row.version, kind=row.kind, spec=rec["spec"], hashes=rec["hashes"],
                                        configurations=row.configurations, created_at=row.created_at, state=row.state)
@@ -349,13 +345,28 @@ def cancel(queue: Queue, sweep_id: str) -> SweepRow:
     return row
 
 
-def run_until_finished(queue: Queue, settings: Settings, sweep_id: str, *, dispatcher: Dispatcher | None = None,
-                       on_tick: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Embedded mode: dispatch (or wait for the dispatcher holding the lease) until the sweep is over."""
+def run_until(queue: Queue, settings: Settings, until: Callable[[], bool] | None = None, *,
+              stop: threading.Event | None = None, on_tick: Callable[[], None] | None = None,
+              dispatcher: Dispatcher | None = None) -> bool:
+    """The one dispatcher loop every caller runs (CLI submit, resume and rerun --wait, the demo, the
+    Python API, the server's dispatcher thread): dispatch until `until()` holds or `stop` is set, or
+    wait while another process holds the dispatcher lease. Returns whether this process dispatched.
+    The actor pool it made is closed on return (a `dispatcher` passed in stays its caller's), and a Ray
+    this call started is shut down with it (a server starts its Ray first and keeps it)."""
+    import ray
+
+    started = not ray.is_initialized()
+    ensure_ray(settings)
     disp = dispatcher or Dispatcher(queue, settings)
+    try:
+        return disp.run(until=until, stop=stop, on_tick=on_tick)
+    finally:
+        if dispatcher is None:
+            disp.close()
+        if started:
+            ray.shutdown()
 
-    def finished() -> bool:
-        return queue.sweep(sweep_id).state in ("done", "failed", "cancelled")
 
-    disp.run(until=finished, on_tick=on_tick)
-    return queue.status(sweep_id)
+def over(queue: Queue, *sweep_ids: str) -> Callable[[], bool]:
+    """A `run_until` condition: every named sweep version reached a final state."""
+    return lambda: all(queue.sweep(s).state in FINAL_STATES for s in sweep_ids)

@@ -22,6 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chipsweep.schemas.catalog import Catalog
+from chipsweep.schemas.errors import ChipsweepError
+from chipsweep.schemas.spec import parse_spec
+from chipsweep.schemas.sweep import resolve
+
 SweepState = str  # queued | running | done | failed | cancelled
 LEASE_STALE_S = 15.0  # a dispatcher that has not beaten for this long is presumed dead
 
@@ -83,8 +88,14 @@ CREATE TABLE IF NOT EXISTS lease (
 """
 
 
-class QueueError(LookupError):
+class QueueError(ChipsweepError, LookupError):
     """An unknown sweep id (names the id and what exists)."""
+
+    http_status = 404
+
+    def __init__(self, message: str, *, value: Any = None) -> None:
+        super().__init__(message, field="id", value=value,
+                         allowed="NAME or NAME@VERSION of a submitted sweep (GET /sweeps, `chipsweep list`)")
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ def parse_id(sweep_id: str) -> tuple[str, int | None]:
     """`name` (the latest version) or `name@version`."""
     name, sep, ver = sweep_id.partition("@")
     if sep and not ver.isdigit():
-        raise QueueError(f"sweep id {sweep_id!r}: allowed: NAME or NAME@VERSION (VERSION an integer)")
+        raise QueueError(f"sweep id {sweep_id!r}: allowed: NAME or NAME@VERSION (VERSION an integer)", value=sweep_id)
     return name, int(ver) if sep else None
 
 
@@ -137,11 +148,13 @@ class Queue:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Additive columns on databases made before re-runs: a carried chunk names its source version."""
-        cols = {r[1] for r in self._db().execute("PRAGMA table_info(chunks)")}
-        if "carried_from" not in cols:
-            with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
-                self._db().execute("ALTER TABLE chunks ADD COLUMN carried_from INTEGER")
+        """Additive columns on older databases: a carried chunk names its source version (re-runs); a
+        version keeps its resolved axes (`Sweep.record()`, resolved once at submit)."""
+        for table, column, sql_type in (("chunks", "carried_from", "INTEGER"), ("sweeps", "resolved", "TEXT")):
+            cols = {r[1] for r in self._db().execute(f"PRAGMA table_info({table})")}
+            if column not in cols:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                    self._db().execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
     # ---- connection ---------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -176,18 +189,15 @@ class Queue:
     def add_sweep(
         self,
         *,
-        name: str,
-        kind: str,
-        store: str,
+        record: dict[str, Any],
         configurations: int,
         chunk_size: int,
         lake: str,
-        spec: dict[str, Any],
-        axes: dict[str, Any],
-        hashes: dict[str, str],
-        catalog: dict[str, Any],
     ) -> SweepRow:
-        """Record a new version of sweep `name` and all its chunks, atomically; returns its row."""
+        """Record a new version of the resolved sweep `record` (`Sweep.record()`) and all its chunks,
+        atomically; returns its row."""
+        spec = record["spec"]
+        name, kind, store = spec["name"], spec["kind"], spec.get("store", "all")
         chunk_size = max(1, int(chunk_size))
         total = max(1, -(-configurations // chunk_size))
         now = time.time()
@@ -196,9 +206,8 @@ class Queue:
             seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps").fetchone()[0])
             db.execute(
                 "INSERT INTO sweeps (name, version, kind, store, configurations, chunk_size, chunks_total, lake, spec,"
-                " axes, hashes, catalog, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, version, kind, store, configurations, chunk_size, total, lake, json.dumps(spec), json.dumps(axes),
-                 json.dumps(hashes), json.dumps(catalog), now, seq),
+                " axes, hashes, catalog, resolved, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, kind, store, configurations, chunk_size, total, lake, *_record_columns(record), now, seq),
             )
             db.executemany(
                 "INSERT INTO chunks (name, version, chunk, start, stop, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -211,10 +220,7 @@ class Queue:
         *,
         base: SweepRow,
         configurations: int,
-        spec: dict[str, Any],
-        axes: dict[str, Any],
-        hashes: dict[str, str],
-        catalog: dict[str, Any],
+        record: dict[str, Any],
         carried: dict[int, tuple[int, int]],
         trigger: str,
         changes: list[dict[str, Any]],
@@ -235,9 +241,10 @@ class Queue:
             seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps").fetchone()[0])
             db.execute(
                 "INSERT INTO sweeps (name, version, kind, state, store, configurations, chunk_size, chunks_total, lake,"
-                " spec, axes, hashes, catalog, created_at, seq) VALUES (?, ?, ?, 'preparing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " spec, axes, hashes, catalog, resolved, created_at, seq)"
+                " VALUES (?, ?, ?, 'preparing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (base.name, version, base.kind, base.store, configurations, base.chunk_size, total, base.lake,
-                 json.dumps(spec), json.dumps(axes), json.dumps(hashes), json.dumps(catalog), now, seq),
+                 *_record_columns(record), now, seq),
             )
             db.execute("INSERT INTO reruns (name, version, base_version, trigger, changes) VALUES (?, ?, ?, ?, ?)",
                        (base.name, version, base.version, trigger, json.dumps(changes)))
@@ -326,7 +333,7 @@ class Queue:
         if row is None:
             known = [r[0] for r in db.execute("SELECT DISTINCT name FROM sweeps ORDER BY name LIMIT 50")]
             raise QueueError(f"unknown sweep id {sweep_id!r}; allowed: NAME or NAME@VERSION of a submitted sweep"
-                             + (f" ({', '.join(known)})" if known else " (none submitted yet)"))
+                             + (f" ({', '.join(known)})" if known else " (none submitted yet)"), value=sweep_id)
         return _sweep_row(row)
 
     def sweeps(self, limit: int = 200) -> list[SweepRow]:
@@ -334,11 +341,22 @@ class Queue:
         return [_sweep_row(r) for r in rows]
 
     def payload(self, name: str, version: int) -> dict[str, Any]:
-        """What a worker needs to evaluate the version's chunks: spec, base catalog, lake."""
-        row = self._db().execute("SELECT kind, spec, catalog, lake, hashes FROM sweeps WHERE name = ? AND version = ?",
-                                 (name, version)).fetchone()
-        return {"name": name, "version": version, "kind": row["kind"], "spec": json.loads(row["spec"]),
-                "catalog": json.loads(row["catalog"]), "lake": row["lake"], "hashes": json.loads(row["hashes"])}
+        """What a worker needs to evaluate the version's chunks: the resolved sweep (`Sweep.record()`,
+        under `sweep`) and where the lake is."""
+        row = self._db().execute("SELECT kind, spec, axes, hashes, catalog, resolved, lake FROM sweeps"
+                                 " WHERE name = ? AND version = ?", (name, version)).fetchone()
+        if row is None:
+            raise QueueError(f"unknown sweep version {name}@{version}")
+        if row["resolved"] is None:  # recorded before versions kept their resolved form: resolve it once now
+            record = _legacy_record(json.loads(row["spec"]), json.loads(row["catalog"]))
+            with self._tx() as db:
+                db.execute("UPDATE sweeps SET hashes = ?, catalog = ?, resolved = ? WHERE name = ? AND version = ?",
+                           (*_record_columns(record)[2:], name, version))
+        else:
+            resolved = json.loads(row["resolved"])
+            record = {"spec": json.loads(row["spec"]), "hashes": json.loads(row["hashes"]),
+                      "catalog": json.loads(row["catalog"]), **resolved}
+        return {"name": name, "version": version, "kind": row["kind"], "lake": row["lake"], "sweep": record}
 
     def status(self, sweep_id: str) -> dict[str, Any]:
         """The CONTRACT.md status of one sweep version (plus detail: errors, rates, times)."""
@@ -496,6 +514,20 @@ class Queue:
         d["alive"] = time.time() - d["heartbeat"] < LEASE_STALE_S and (
             d["host"] != socket.gethostname() or _pid_alive(int(d["pid"])))
         return d
+
+
+def _record_columns(record: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """A resolved sweep as the queue's columns: spec, axes (name -> values), hashes, catalog (the
+    effective one), resolved (axis codes, fixed settings, objectives)."""
+    resolved = {k: record[k] for k in ("axes", "fixed", "objectives")}
+    axes = {a["name"]: a["values"] for a in record["axes"]}
+    return (json.dumps(record["spec"]), json.dumps(axes), json.dumps(record["hashes"]), json.dumps(record["catalog"]),
+            json.dumps(resolved))
+
+
+def _legacy_record(spec: dict[str, Any], catalog: dict[str, Any]) -> dict[str, Any]:
+    """The record of a version queued by chipsweep 0.1, which kept only the spec and the base catalog."""
+    return resolve(parse_spec(spec), Catalog.from_snapshot(catalog)).record()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.fs as pafs
 
+from chipsweep.lake import Lake
 from chipsweep.schemas.catalog import Catalog, load_catalog
-from chipsweep.schemas.sweep import SpecError, Sweep, catalog_from_snapshot, catalog_snapshot, parse_spec, resolve
-from chipsweep.service.lake import TMP_SUFFIX, Lake
+from chipsweep.schemas.errors import SpecError
+from chipsweep.schemas.sweep import Sweep, resolve
 from chipsweep.service.queue import Queue, SweepRow
 from chipsweep.workers.space import strides
 
@@ -163,17 +161,16 @@ class Plan:
 def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False) -> Plan | None:
     """What a re-run of `base` against `catalog` would do; None when nothing it uses changed (and not
     `force`d). Raises `SpecError` when the spec no longer resolves (a chip it names was removed)."""
-    payload = queue.payload(base.name, base.version)
-    spec = parse_spec(payload["spec"])
-    sweep = resolve(spec, catalog)
-    old_catalog = catalog_from_snapshot(payload["catalog"])
-    axes_same = json.loads(json.dumps(sweep.axes_json())) == json.loads(json.dumps(queue.axes(base.name, base.version)))
-    changed = changed_keys(payload["hashes"], sweep.hashes)
+    old = Sweep.from_record(queue.payload(base.name, base.version)["sweep"])
+    sweep = resolve(old.spec, catalog)  # the new version's one resolution
+    old_catalog = old.catalog
+    axes_same = json.loads(json.dumps(sweep.axes_json())) == json.loads(json.dumps(old.axes_json()))
+    changed = changed_keys(old.hashes, sweep.hashes)
     touched = touched_entries(sweep)
     relevant = [k for k in changed if k in touched or k.split("/", 1)[0] in GLOBAL_KINDS]
     if not relevant and axes_same and not force:
         return None
-    ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(catalog, t)) for t in REF_TABLES.values())
+    ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
     whole = (force or not axes_same or not ids_same or sweep.configurations != base.configurations
              or any(k.split("/", 1)[0] in GLOBAL_KINDS for k in relevant))
     carried: dict[int, tuple[int, int]] = {}
@@ -182,40 +179,17 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
         for c in queue.chunk_rows(base.name, base.version):
             if c["state"] == "done" and not (chunk_entries(sweep, c["start"], c["stop"]) & hit):
                 carried[c["chunk"]] = (int(c["rows"] or 0), int(c["bytes"] or 0))
-    changes = field_changes(old_catalog, catalog, relevant)
+    changes = field_changes(old_catalog, sweep.catalog, relevant)
     if not axes_same:
-        changes.append({"entry": "axes", "field": None, "old": queue.axes(base.name, base.version), "new": sweep.axes_json()})
+        changes.append({"entry": "axes", "field": None, "old": old.axes_json(), "new": sweep.axes_json()})
     return Plan(base, sweep, relevant, changes, carried)
 
 
-def carry_file(lake: Lake, kind: str, name: str, src_version: int, dst_version: int, chunk: int) -> None:
-    """The committed part file of `chunk` in the new version: a hard link on a local lake, else a copy
-    through pyarrow.fs committed by rename (idempotent: an existing file is kept)."""
-    src = lake.part_path(kind, name, src_version, chunk)
-    dst = lake.part_path(kind, name, dst_version, chunk)
-    if lake.fs.get_file_info(dst).type == pafs.FileType.File:
-        return
-    parent, base = dst.rsplit("/", 1)
-    lake.fs.create_dir(parent, recursive=True)
-    if isinstance(lake.fs, pafs.LocalFileSystem):
-        try:
-            os.link(src, dst)
-            return
-        except FileExistsError:
-            return
-        except OSError:  # another device or no link support: copy
-            pass
-    tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
-    lake.fs.copy_file(src, tmp)
-    lake.fs.move(tmp, dst)
-
-
-def execute(queue: Queue, p: Plan, catalog: Catalog, *, trigger: str, now: float | None = None) -> RerunResult:
+def execute(queue: Queue, p: Plan, *, trigger: str, now: float | None = None) -> RerunResult:
     """Record the planned version, put its carried files in place, then release it to the dispatcher."""
     base, sweep = p.base, p.sweep
     row = queue.add_version(
-        base=base, configurations=sweep.configurations, spec=sweep.spec.canonical(), axes=sweep.axes_json(),
-        hashes=sweep.hashes, catalog=catalog_snapshot(catalog), carried=p.carried, trigger=trigger,
+        base=base, configurations=sweep.configurations, record=sweep.record(), carried=p.carried, trigger=trigger,
         changes=p.changes, created_at=now,
     )
     if row is None:
@@ -237,7 +211,7 @@ def _prepare(queue: Queue, row: SweepRow, sweep: Sweep) -> SweepRow:
         lake.write_dims(sweep, row.version, created_at=row.created_at)
         for c in queue.chunk_rows(row.name, row.version):
             if c["carried_from"] is not None:
-                carry_file(lake, row.kind, row.name, int(c["carried_from"]), row.version, int(c["chunk"]))
+                lake.carry(row.kind, row.name, int(c["carried_from"]), row.version, int(c["chunk"]))
     except BaseException:
         queue.release_version(row.name, row.version, failed=True)  # never a half version that looks complete
         raise
@@ -249,9 +223,7 @@ def _prepare(queue: Queue, row: SweepRow, sweep: Sweep) -> SweepRow:
 
 def finish_preparing(queue: Queue, row: SweepRow) -> SweepRow:
     """Finish a version its re-run left `preparing` (the process died between recording and release)."""
-    payload = queue.payload(row.name, row.version)
-    sweep = resolve(parse_spec(payload["spec"]), catalog_from_snapshot(payload["catalog"]))
-    return _prepare(queue, row, sweep)
+    return _prepare(queue, row, Sweep.from_record(queue.payload(row.name, row.version)["sweep"]))
 
 
 def latest_rows(queue: Queue, name: str | None = None) -> list[SweepRow]:
@@ -277,7 +249,7 @@ def rerun_sweep(queue: Queue, row: SweepRow, catalog: Catalog, *, force: bool = 
         return RerunResult(row.name, row.version, "error", message=f"the spec no longer resolves: {exc}")
     if p is None:
         return RerunResult(row.name, row.version, "unchanged")
-    return execute(queue, p, catalog, trigger=trigger, now=now)
+    return execute(queue, p, trigger=trigger, now=now)
 
 
 def rerun(queue: Queue, *, name: str | None = None, changed_only: bool = True, catalog: Catalog | None = None,
@@ -306,12 +278,7 @@ def gc(queue: Queue, *, keep: int, name: str | None = None) -> list[str]:
             if v["state"] in IN_FLIGHT or v["version"] == newest_done:
                 continue
             row = queue.sweep(f"{latest.name}@{v['version']}")
-            lake = Lake(row.lake)
-            paths = [lake.fact_dir(row.kind, row.name, row.version)]
-            paths += [lake.dim_path(d, row.name, row.version).rsplit("/", 1)[0] for d in ("chips", "models", "sweeps")]
-            for path in paths:
-                if lake.fs.get_file_info(path).type == pafs.FileType.Directory:
-                    lake.fs.delete_dir(path)
+            Lake(row.lake).delete_version(row.kind, row.name, row.version)
             queue.delete_version(row.name, row.version)
             removed.append(row.sweep_id)
     return removed

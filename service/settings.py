@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from chipsweep.lake import lake_root
+from chipsweep.schemas.errors import ChipsweepError
+
 MIN_CHUNK_SIZE = 1 << 20  # configurations per chunk at least (~0.3 s of work, one Parquet file)
 MAX_CHUNK_SIZE = 1 << 29  # ... and at most (~3 min in one actor; a few GB of rows held with store: all)
 # configurations per chunk and per worker process that keep one driver below 10 % busy: 10 r e d with
@@ -21,7 +24,7 @@ CHUNK_PER_WORKER = 86_000
 DEFAULT_MAX_CONFIGS = 2_000_000_000
 
 
-class SettingsError(ValueError):
+class SettingsError(ChipsweepError):
     """An environment variable with a value the service cannot use (names the variable)."""
 
 
@@ -43,7 +46,7 @@ class Settings:
         home = Path(env.get("CHIPSWEEP_HOME") or ".chipsweep").expanduser().absolute()
         return cls(
             home=home,
-            lake=_lake(env, home),
+            lake=lake_root(env),
             queue_path=home / "queue.db",
             max_configs=_int(env, "CHIPSWEEP_MAX_CONFIGS", DEFAULT_MAX_CONFIGS),
             chunk_size=_int(env, "CHIPSWEEP_CHUNK_SIZE", 0) or None,
@@ -55,21 +58,6 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-def _lake(env: Mapping[str, str], home: Path) -> str:
-    """The lake root: the queries engineer's `lake_root()` is the one definition when present."""
-    if env is os.environ:
-        try:
-            from chipsweep.queries.lake import lake_root
-        except ImportError:
-            pass
-        else:
-            return str(lake_root())
-    value = env.get("CHIPSWEEP_LAKE")
-    if value:
-        return value if "://" in value else str(Path(value).expanduser().absolute())
-    return str(home / "lake")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -93,7 +93,7 @@ def spec_of_size(name: str, factor: int, store: str = "all") -> dict[str, Any]:
 
 def read_facts(lake: str, kind: str, name: str, version: int) -> pa.Table:
     """Every committed fact row of one sweep version (temporary files are not part files)."""
-    from chipsweep.service.lake import Lake
+    from chipsweep.lake import Lake
 
     parts = Lake(lake).committed_parts(kind, name, version)
     if not parts:

@@ -1,8 +1,8 @@
 """Small but real result lakes for tests (and the large one of benchmarks/bench_frontier.py).
 
-Everything is written with pyarrow in the layout of queries/lake.py: hive-partitioned fact files with
-exactly `schemas.columns.arrow_schema(kind)`, and the chips / models / sweeps dimension files beside
-them. Two sources of rows:
+Everything is written by the lake's own writer (`chipsweep.lake.Lake`, the one sweeps commit through):
+hive-partitioned fact files with exactly `schemas.columns.arrow_schema(kind)`, and the chips / models /
+sweeps dimension files beside them. Two sources of rows:
 
 - `random_*` tables: arbitrary objective values drawn from small sets (so ties are common), with NaN,
   infinities, rows that do not fit and rows with an infeasible reason -- for property tests;
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from chipsweep.queries.lake import fact_file, write_dim, write_parquet
+from chipsweep.lake import Lake
 from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, arrow_schema, dim_sweeps_row
 
 # (id, name, vendor, class, peak bf16 TFLOP/s, memory GB, HBM GB/s, TDP W, USD/hour, purchase USD)
@@ -76,10 +76,11 @@ def models_dim(ids: Sequence[str] | None = None) -> pa.Table:
 def write_version(
     lake: str, kind: str, sweep: str, version: int, facts: pa.Table | Sequence[pa.Table], *,
     chips: pa.Table | None = None, models: pa.Table | None = None, state: str = "done",
-    spec: dict[str, object] | None = None, parts: int = 1, **parquet: object,
+    spec: dict[str, object] | None = None, parts: int = 1,
 ) -> None:
-    """Write one sweep version: fact files (the table split into `parts`, or one file per table given)
-    and its three dimension files."""
+    """Write one sweep version through the lake's writer: fact parts (the table split into `parts`, or
+    one part per table given) and its three dimension files."""
+    store = Lake(lake)
     tables = [facts] if isinstance(facts, pa.Table) else list(facts)
     if len(tables) == 1 and parts > 1:
         t = tables[0]
@@ -87,11 +88,11 @@ def write_version(
         tables = [t.slice(i, step) for i in range(0, t.num_rows, step)] or [t]
     total = 0
     for i, t in enumerate(tables):
-        write_parquet(fact_file(lake, kind, sweep, version, i), t.cast(arrow_schema(kind)), **parquet)
+        store.write_part(t.cast(arrow_schema(kind)), kind, sweep, version, i)
         total += t.num_rows
-    write_dim(lake, "chips", sweep, version, chips if chips is not None else chips_dim())
-    write_dim(lake, "models", sweep, version, models if models is not None else models_dim())
-    write_dim(lake, "sweeps", sweep, version, dim_sweeps_row(
+    store.write_dim("chips", sweep, version, chips if chips is not None else chips_dim())
+    store.write_dim("models", sweep, version, models if models is not None else models_dim())
+    store.write_dim("sweeps", sweep, version, dim_sweeps_row(
         kind, json.dumps(spec or {"name": sweep, "kind": kind}), json.dumps({}), total, state))
 
 

@@ -10,9 +10,11 @@ import pyarrow as pa
 import pytest
 
 from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.vocab import ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS
 from chipsweep.workers import asic
-from chipsweep.workers.edge_rows import asic_constants, assemble_asic, evaluate_asic
-from chipsweep.workers.evaluate import Context, EvaluateError
+from chipsweep.workers.asic_rows import asic_constants, assemble_asic, evaluate_asic
+from chipsweep.workers.context import Context
+from chipsweep.workers.parse import EvaluateError
 
 # asic-notes.md section 4 worked check: 5 nm, 8192 INT8 MACs, 16 MB SRAM, x64 LPDDR5X (DRAM priced apart)
 WORKED = {"node_nm": 5, "n_mac": 8192, "clock_ghz": 1.0, "sram_mb": 16, "dram": "lpddr5x", "dram_bus_bits": 64,
@@ -70,9 +72,9 @@ def _raw(ctx: Context, row: dict) -> dict:
     raw = {"model_idx": np.array([-1])}
     for key, v in row.items():
         if key == "dram":
-            raw[key] = np.array([float(asic.DRAM_TYPES.index(v))])
+            raw[key] = np.array([float(DRAM_TYPES.index(v))])
         elif key == "precision":
-            raw[key] = np.array([float(asic.ASIC_PRECISIONS.index(v))])
+            raw[key] = np.array([float(ASIC_PRECISIONS.index(v))])
         elif key == "model":
             raw["model_idx"] = np.array([ctx.models.index()[v]])
         else:
@@ -80,7 +82,7 @@ def _raw(ctx: Context, row: dict) -> dict:
     return raw
 
 
-@pytest.mark.parametrize("model", asic.YIELD_MODELS)
+@pytest.mark.parametrize("model", YIELD_MODELS)
 def test_each_yield_model_follows_its_formula(ctx: Context, model: str) -> None:
     ad = 400.0 * 1.0 / 100.0  # 400 mm^2 at 1 defect/cm^2: 4 expected defects
     expected = {
@@ -89,18 +91,18 @@ def test_each_yield_model_follows_its_formula(ctx: Context, model: str) -> None:
         "murphy": ((1.0 - math.exp(-ad)) / ad) ** 2,
         "seeds": math.exp(-math.sqrt(ad)),
     }[model]
-    got = asic.defect_yield(np.array([400.0]), np.array([1.0]), np.array([float(asic.YIELD_MODELS.index(model))]), 3.0)
+    got = asic.defect_yield(np.array([400.0]), np.array([1.0]), np.array([float(YIELD_MODELS.index(model))]), 3.0)
     assert got[0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_yield_model_column_selects_the_model_per_row(ctx: Context) -> None:
-    rows = [dict(WORKED, n_mac=400_000, yield_model=m) for m in asic.YIELD_MODELS]
+    rows = [dict(WORKED, n_mac=400_000, yield_model=m) for m in YIELD_MODELS]
     out = run(ctx, *rows)
     area = out[0]["die_area_mm2"]
     ad = area / 100.0 * 0.10  # 5 nm D0 from the catalog: 0.10 per cm^2
     expected = [(1 + ad / 3) ** -3, math.exp(-ad), ((1 - math.exp(-ad)) / ad) ** 2, math.exp(-math.sqrt(ad))]
     assert [r["defect_yield"] for r in out] == pytest.approx(expected, rel=1e-9)
-    assert [r["yield_model"] for r in out] == list(asic.YIELD_MODELS)
+    assert [r["yield_model"] for r in out] == list(YIELD_MODELS)
 
 
 def test_binomial_tile_yield_is_exact_for_few_spares_and_close_for_many() -> None:
@@ -263,7 +265,7 @@ def test_catalog_gather_path_equals_the_general_path(ctx: Context) -> None:
     rng = np.random.default_rng(2)
     n = 500
     raw = {"model_idx": rng.integers(-1, len(ctx.models.ids), n), "node_nm": rng.choice([3.0, 5.0, 12.0], n),
-           "n_mac": rng.choice([1024.0, 65536.0], n), "dram": rng.integers(0, len(asic.DRAM_TYPES), n).astype(float),
+           "n_mac": rng.choice([1024.0, 65536.0], n), "dram": rng.integers(0, len(DRAM_TYPES), n).astype(float),
            "dram_bus_bits": rng.choice([64.0, 128.0], n), "precision": rng.integers(0, 3, n).astype(float),
            "batch": rng.choice([1.0, np.nan], n), "sram_mb": rng.choice([2.0, 64.0], n)}
     fast_x, _ = assemble_asic(raw, ctx)

@@ -11,10 +11,11 @@ import pytest
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.columns import arrow_schema
 from chipsweep.schemas.sweep import parse_spec, resolve
-from tests.conftest import training_spec
 from chipsweep.workers.chunk import ChunkEvaluator, nondominated
-from chipsweep.workers.evaluate import Context, evaluate_training
+from chipsweep.workers.context import Context
 from chipsweep.workers.space import decode_range
+from chipsweep.workers.training_rows import evaluate_training
+from tests.conftest import training_spec
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from chipsweep.service.cli import main as cli
-from chipsweep.service.dispatch import Dispatcher, run_until_finished, submit
+from chipsweep.service.dispatch import Dispatcher, over, run_until, submit
 from chipsweep.service.queue import Queue
 from tests.conftest import (
     PYTHON,
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run_in_thread(queue: Queue, home, row, disp: Dispatcher) -> threading.Thread:  # type: ignore[no-untyped-def]
-    t = threading.Thread(target=run_until_finished, args=(queue, home, row.sweep_id), kwargs={"dispatcher": disp},
+    t = threading.Thread(target=run_until, args=(queue, home, over(queue, row.sweep_id)), kwargs={"dispatcher": disp},
                          daemon=True)
     t.start()
     return t
@@ -69,7 +69,8 @@ def test_chunk_whose_evaluation_raises_fails_alone_and_status_shows_it(home, mon
     row = submit(training_spec("faulty"), settings=home, queue=queue, chunk_size=1000)
     disp = Dispatcher(queue, home, actors=2)
     try:
-        status = run_until_finished(queue, home, row.sweep_id, dispatcher=disp)
+        run_until(queue, home, over(queue, row.sweep_id), dispatcher=disp)
+        status = queue.status(row.sweep_id)
     finally:
         disp.close()
     assert (status["state"], status["chunks_failed"], status["chunks_done"]) == ("failed", 1, row.chunks_total - 1)

@@ -11,8 +11,9 @@ import pytest
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers import inference
-from chipsweep.workers.edge_rows import assemble_inference, evaluate_inference
-from chipsweep.workers.evaluate import Context, EvaluateError
+from chipsweep.workers.context import Context
+from chipsweep.workers.inference_rows import assemble_inference, evaluate_inference
+from chipsweep.workers.parse import EvaluateError
 
 JETSON = "nvidia_jetson_orin_nano_8gb"
 H100 = "nvidia_h100_sxm"

@@ -8,7 +8,6 @@ import lakegen
 import numpy as np
 import pytest
 
-import chipsweep.service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
 from chipsweep.queries.plot import PlotError, figure_data, plot, read_html_data, read_png_data
 from chipsweep.queries.runner import run_saved, run_sql
 from chipsweep.service.cli import main

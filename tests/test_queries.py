@@ -11,9 +11,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import chipsweep.service.query_commands  # noqa: F401  (registers `query` and `sql` with the CLI)
-from chipsweep.queries import lake as lakemod
-from chipsweep.queries.lake import LakeError, connect, dim_file, fact_file, lake_root, scan, write_dim
+from chipsweep.lake import (
+    Lake,
+    LakeError,
+    connect,
+    dim_file,
+    fact_file,
+    is_uri,
+    lake_root,
+    normalise_root,
+    scan,
+)
+from chipsweep.lake.layout import temporary_name
 from chipsweep.queries.output import to_csv, to_json, to_text
 from chipsweep.queries.runner import QueryError, list_saved, run_saved, run_sql, saved_queries
 from chipsweep.schemas.columns import DIM_SWEEPS, arrow_schema, dim_sweeps_row
@@ -77,11 +86,11 @@ def test_layout_paths_are_the_documented_ones() -> None:
 
 def test_dimension_writer_casts_to_the_schema(tmp_path: Path) -> None:
     row = dim_sweeps_row("training", "{}", '{"nvidia_h100_sxm": "ab12"}', 1000, "done")
-    path = write_dim(str(tmp_path), "sweeps", "s", 1, row)
+    path = Lake(str(tmp_path)).write_dim("sweeps", "s", 1, row)
     assert pq.read_table(path).schema == DIM_SWEEPS
-    assert not list(tmp_path.rglob("*.partial"))
+    assert not list(tmp_path.rglob(".*.tmp"))
     with pytest.raises(LakeError, match="lacks column"):
-        write_dim(str(tmp_path), "chips", "s", 1, pa.table({"chip_id": [0]}))
+        Lake(str(tmp_path)).write_dim("chips", "s", 1, pa.table({"chip_id": [0]}))
     with pytest.raises(ValueError, match="kind 'x' is not one of"):
         dim_sweeps_row("x", "{}", "{}", 0, "done")
 
@@ -120,16 +129,17 @@ def test_an_empty_or_missing_lake_has_empty_typed_views(tmp_path: Path) -> None:
 def test_unfinished_files_are_not_read(lake: str, tmp_path: Path) -> None:
     own = str(tmp_path / "lake")
     lakegen.write_version(own, "training", "s", 1, lakegen.random_training(np.random.default_rng(1), 20))
-    partial = Path(fact_file(own, "training", "s", 1, 1)).with_name(".tmp-1234.parquet.partial")
+    partial = Path(fact_file(own, "training", "s", 1, 1))
+    partial = partial.with_name(temporary_name(partial.name))  # a commit in progress
     partial.write_bytes(b"PAR1 not yet")
     assert scan(own).facts == {("training", "s", 1): 1}
     assert run_sql("SELECT count(*) AS n FROM training", lake=own)["n"][0].as_py() == 20
 
 
 def test_uri_roots_are_kept_as_uris() -> None:
-    assert lakemod.normalise_root("s3://bucket/lake/") == "s3://bucket/lake"
-    assert lakemod.normalise_root("file:///tmp/lake") == "/tmp/lake"
-    assert lakemod.is_uri("gs://b/x") and not lakemod.is_uri("/tmp/x")
+    assert normalise_root("s3://bucket/lake/") == "s3://bucket/lake"
+    assert normalise_root("file:///tmp/lake") == "/tmp/lake"
+    assert is_uri("gs://b/x") and not is_uri("/tmp/x")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +226,7 @@ def test_typed_parameters_are_checked(lake: str) -> None:
     assert err.value.field == "days"
     with pytest.raises(QueryError, match="'soon' is not a finite number") as err:
         run_saved("cheapest_within_deadline", {"model": "llama2_7b", "days": "soon"}, lake=lake)
-    assert err.value.to_dict()["allowed"] == "a finite number"
+    assert err.value.as_dict()["allowed"] == "a finite number"
     with pytest.raises(QueryError, match="'6.5' is not an integer"):
         run_saved("best_layout", {"model": "llama2_7b", "n_chips": "6.5"}, lake=lake)
     with pytest.raises(QueryError, match="allowed: time_to_train_days, cost_usd"):

@@ -19,8 +19,9 @@ CONTRACT_STATUS_KEYS = {"sweep_id", "version", "state", "configurations", "chunk
 
 
 def add(queue: Queue, configurations: int = 1000, chunk_size: int = 300, name: str = "s"):  # type: ignore[no-untyped-def]
-    return queue.add_sweep(name=name, kind="training", store="all", configurations=configurations,
-                           chunk_size=chunk_size, lake="/tmp/unused", spec={"name": name}, axes={}, hashes={}, catalog={})
+    record = {"spec": {"name": name, "kind": "training", "store": "all"}, "axes": [], "fixed": {}, "objectives": [],
+              "hashes": {}, "catalog": {}}
+    return queue.add_sweep(record=record, configurations=configurations, chunk_size=chunk_size, lake="/tmp/unused")
 
 
 def test_queue_uses_sqlite_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]

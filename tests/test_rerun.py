@@ -14,11 +14,11 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
+from chipsweep.lake import Lake
 from chipsweep.queries.runner import run_saved
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.service.cli import main as cli
 from chipsweep.service.dispatch import Dispatcher, submit
-from chipsweep.service.lake import Lake
 from chipsweep.service.queue import Queue
 from chipsweep.service.rerun import chunk_entries, execute, plan, rerun
 from tests.conftest import assert_exact, read_facts
@@ -184,7 +184,7 @@ def test_change_during_a_rerun_makes_one_more_version_not_a_lost_update(home, tm
     run_all(queue, home)
     clock[0] += 1
     assert [r.outcome for r in sched.tick()] == ["unchanged"]
-    assert queue.payload(SW, 3)["hashes"] == _hashes(load_catalog(path))
+    assert queue.payload(SW, 3)["sweep"]["hashes"] == _hashes(load_catalog(path))
 
 
 def _hashes(cat: Any) -> dict[str, str]:
@@ -221,8 +221,8 @@ def test_racing_reruns_make_one_version(home, tmp_path) -> None:  # type: ignore
     base = queue.sweep(SW)
     p1, p2 = plan(queue, base, cat), plan(Queue(home.queue_path), base, cat)
     assert p1 is not None and p2 is not None
-    assert execute(queue, p1, cat, trigger="change").outcome == "rerun"
-    assert execute(Queue(home.queue_path), p2, cat, trigger="change").outcome == "raced"
+    assert execute(queue, p1, trigger="change").outcome == "rerun"
+    assert execute(Queue(home.queue_path), p2, trigger="change").outcome == "raced"
     run_all(queue, home)
     # threads, each with its own connection, as two scheduler ticks or a CLI beside a server would be
     cat = load_catalog(price(tmp_path / "o2.yaml", "nvidia_h100_sxm", 0.07))
@@ -301,15 +301,13 @@ def test_history_frontier_and_gc_through_the_cli(home, tmp_path, capsys, monkeyp
 
 def test_a_version_left_preparing_by_a_dead_rerun_is_finished_later(home, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import chipsweep.service.rerun as rr
-    from chipsweep.schemas.sweep import catalog_snapshot
 
     queue = first_version(home)
     cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
     p = plan(queue, queue.sweep(SW), cat)
     assert p is not None
     # what `execute` records before it copies anything; the process "dies" here
-    queue.add_version(base=p.base, configurations=p.sweep.configurations, spec=p.sweep.spec.canonical(),
-                      axes=p.sweep.axes_json(), hashes=p.sweep.hashes, catalog=catalog_snapshot(cat),
+    queue.add_version(base=p.base, configurations=p.sweep.configurations, record=p.sweep.record(),
                       carried=p.carried, trigger="change", changes=p.changes)
     [res] = rerun(queue, catalog=cat)
     assert (res.outcome, res.version) == ("deferred", 2) and queue.sweep(SW).state == "preparing"  # not yet stale

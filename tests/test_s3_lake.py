@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from chipsweep.service.lake import Lake
+from chipsweep.lake import Lake
 from chipsweep.service.queue import Queue
 from tests.conftest import (
     PYTHON,

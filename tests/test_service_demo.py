@@ -1,16 +1,19 @@
 """`chipsweep demo`, the README's main command: over a million configurations through the service on
-the local default, then both frontiers printed (from the saved queries, and without them)."""
+the local default, then both frontiers printed from the saved queries over the lake."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from chipsweep.queries.runner import run_saved
 from chipsweep.service import demo
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
-def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, capsys) -> None:  # type: ignore[no-untyped-def]
     assert demo.main() == 0
     out = capsys.readouterr().out
     total = int(out.split(" configurations in ")[0].rsplit("\n", 1)[-1].replace(",", ""))
@@ -18,8 +21,11 @@ def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, ca
     assert out.count(" done ") == 3
     assert "Training frontier" in out and "-- gpt3_175b:" in out and "-- llama3_70b:" in out
     assert "Edge frontier for llama3_8b" in out and "frontier designs" in out
-
-    monkeypatch.setattr(demo, "_saved", lambda *a, **k: None)  # without the queries package
-    assert demo.main() == 0
-    out = capsys.readouterr().out
-    assert "(DuckDB over the lake)" in out and "frontier designs (DuckDB over the lake)" in out
+    # the counts printed are the saved queries' frontiers over the lake the demo wrote
+    for model in ("gpt3_175b", "llama3_70b"):
+        printed = int(re.search(rf"-- {model}: (\d+) frontier configurations", out).group(1))  # type: ignore[union-attr]
+        front = run_saved("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental"},
+                          lake=home.lake)
+        assert printed == front.num_rows > 0
+    printed = int(re.search(r"-- (\d+) frontier designs", out).group(1))  # type: ignore[union-attr]
+    assert printed == run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake).num_rows > 0

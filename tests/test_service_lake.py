@@ -1,4 +1,4 @@
-"""The lake writer: deterministic part names, atomic commits, a chunk never written twice, dimension
+"""The lake writer (chipsweep.lake.Lake): deterministic part names, atomic commits, a chunk never written twice, dimension
 tables, and the same code on a non-local pyarrow filesystem."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from chipsweep.lake import Lake, LakeError
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS
 from chipsweep.schemas.sweep import parse_spec, resolve
-from chipsweep.service.lake import Lake, LakeError
-from tests.conftest import training_spec
 from chipsweep.workers.chunk import ChunkEvaluator
+from tests.conftest import training_spec
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from chipsweep.lake import Lake
 from chipsweep.service.cli import main as cli
-from chipsweep.service.dispatch import Dispatcher, cancel, run_until_finished, submit
-from chipsweep.service.lake import Lake
+from chipsweep.service.dispatch import Dispatcher, cancel, over, run_until, submit
 from chipsweep.service.queue import Queue
 from tests.conftest import assert_exact, read_facts, spec_of_size, training_spec, wait_for
 
@@ -24,7 +24,8 @@ def run_sweep(home, spec, chunk_size: int, actors: int = 2):  # type: ignore[no-
     row = submit(spec, settings=home, queue=queue, chunk_size=chunk_size)
     disp = Dispatcher(queue, home, actors=actors)
     try:
-        status = run_until_finished(queue, home, row.sweep_id, dispatcher=disp)
+        run_until(queue, home, over(queue, row.sweep_id), dispatcher=disp)
+        status = queue.status(row.sweep_id)
     finally:
         disp.close()
     return row, status
@@ -97,7 +98,7 @@ def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.Monke
     queue = Queue(home.queue_path)
     row = submit(spec_of_size("cancel-me", 4), settings=home, queue=queue, chunk_size=1000)
     disp = Dispatcher(queue, home, actors=2)
-    t = threading.Thread(target=run_until_finished, args=(queue, home, row.sweep_id), kwargs={"dispatcher": disp})
+    t = threading.Thread(target=run_until, args=(queue, home, over(queue, row.sweep_id)), kwargs={"dispatcher": disp})
     t.start()
     try:
         wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 60, "two chunks done")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chipsweep.queries.lake import connect
+from chipsweep.lake import connect
 from chipsweep.queries.runner import QueryError, run_saved, run_sql
 
 

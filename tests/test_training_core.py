@@ -12,8 +12,9 @@ import pytest
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers import training
-from chipsweep.workers.evaluate import Context, evaluate_training
+from chipsweep.workers.context import Context
 from chipsweep.workers.layout import CANDIDATES
+from chipsweep.workers.training_rows import evaluate_training
 from chipsweep.workers.transformer import Shapes, model_flops_per_seq, recompute_flops_per_seq, total_params
 
 
@@ -238,7 +239,7 @@ def test_core_never_loops_over_rows_and_handles_a_million_configurations(ctx):
     rng = np.random.default_rng(0)
     model_idx = np.full(n, ctx.models.index()["llama2_70b"])
     chip_idx = rng.integers(0, len(ctx.chips.ids), n)
-    from chipsweep.workers.evaluate import assemble_training
+    from chipsweep.workers.training_rows import assemble_training
 
     raw = {"model_idx": model_idx, "chip_idx": chip_idx, "n_chips": np.full(n, 1024.0), "global_batch": np.full(n, 1024.0),
            "tp": rng.choice([1.0, 2, 4, 8], n), "pp": rng.choice([1.0, 2, 4, 8, 16], n), "micro_batch": np.ones(n),
@@ -254,8 +255,8 @@ def test_lora_trains_adapters_only_4n_flops_and_fits_where_full_finetuning_does_
             tokens=[1e8] * 3, mode=["lora", "full", "pretrain"], lora_rank=[8, None, None], tp=[1] * 3, pp=[1] * 3,
             seq_len=[512] * 3,
             micro_batch=[1] * 3, recompute=["full"] * 3, zero_stage=[0] * 3)
-    from chipsweep.workers.evaluate import lora_parameters
     from chipsweep.workers.tables import model_shape_arrays
+    from chipsweep.workers.training_rows import lora_parameters
 
     shapes = model_shape_arrays({k: v[[ctx.models.index()["llama2_7b"]]] for k, v in ctx.models.cols.items()})
     # W_q and W_v of 32 layers, r = 8: 8 x (4096 + 4096) x 2 x 32 = 4.19M trainable parameters
@@ -271,7 +272,7 @@ def test_lora_trains_adapters_only_4n_flops_and_fits_where_full_finetuning_does_
 
 
 def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
-    from chipsweep.workers.evaluate import _assemble_catalog_rows, _assemble_general
+    from chipsweep.workers.training_rows import _assemble_catalog_rows, _assemble_general
 
     rng = np.random.default_rng(1)
     n = 5000
@@ -294,7 +295,7 @@ def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
 def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx):
     """Sweeps run the core in float32 (workers/chunk.py CORE_DTYPE): same reasons and fits on every row,
     values within 1e-5 relative, and no pass silently widens to float64."""
-    from chipsweep.workers.evaluate import assemble_training
+    from chipsweep.workers.training_rows import assemble_training
 
     rng = np.random.default_rng(2)
     n = 200_000

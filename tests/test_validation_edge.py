@@ -1,22 +1,25 @@
 """Inference and edge-ASIC predictions against published measurements (tests/validation/inference_runs.csv,
-asic-notes.md checks, vendor TOPS/W), via service/validate_edge.py: the same rows `chipsweep validate` runs."""
+asic-notes.md checks, vendor TOPS/W), via workers/validation/edge.py: the same rows `chipsweep validate` runs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from chipsweep.service import validate, validate_edge
-from chipsweep.service.validate import Result
+from chipsweep.workers import validation
+from chipsweep.workers.validation import edge
+from chipsweep.workers.validation.calibrate import fit_edge
+from chipsweep.workers.validation.cases import EDGE_NPUS, Result, edge_cases
+from chipsweep.workers.validation.report import edge_fitted_cases
 
 
 @pytest.fixture(scope="module")
 def results() -> list[Result]:
-    return validate_edge.run("all")
+    return edge.predict(edge_cases("all"))
 
 
 def _errors(results: list[Result], groups: tuple[str, ...], held_out_only: bool = False) -> np.ndarray:
-    fitted = validate_edge.fitted_cases()
+    fitted = edge_fitted_cases()
     return np.array([abs(r.error) for r in results
                      if r.case.source in groups and not (held_out_only and r.case.case_id in fitted)])
 
@@ -47,7 +50,7 @@ def test_fitted_constants_are_what_their_fit_gives() -> None:
     from chipsweep.schemas.catalog import load_catalog
 
     asic_yaml = load_catalog().asic
-    refit = validate_edge.fit()
+    refit = fit_edge()
     assert refit["inference.edge.mem_bw_fraction"] == pytest.approx(asic_yaml["inference"]["edge"]["mem_bw_fraction"]["value"], rel=2e-3)
     assert refit["inference.apple_neural_engine_proxy.compute_fraction"] == pytest.approx(
         asic_yaml["inference"]["apple_neural_engine_proxy"]["compute_fraction"]["value"], rel=2e-3)
@@ -56,7 +59,7 @@ def test_fitted_constants_are_what_their_fit_gives() -> None:
 
 def test_every_fitted_on_name_is_a_validation_case(results: list[Result]) -> None:
     ids = {r.case.case_id for r in results}
-    assert validate_edge.fitted_cases() <= ids
+    assert edge_fitted_cases() <= ids
 
 
 def test_asic_notes_worked_checks_are_reproduced_within_2pct(results: list[Result]) -> None:
@@ -66,14 +69,14 @@ def test_asic_notes_worked_checks_are_reproduced_within_2pct(results: list[Resul
         assert abs(r.error) < 0.02, (r.case.case_id, r.predicted, r.case.measured)
 
 
-@pytest.mark.parametrize("chip", list(validate_edge.EDGE_NPUS))
+@pytest.mark.parametrize("chip", list(EDGE_NPUS))
 def test_edge_npu_tops_per_w_lands_within_2x_of_published(results: list[Result], chip: str) -> None:
     (r,) = [r for r in results if r.case.case_id == f"asic_tops_per_w_{chip}"]
     assert 0.5 <= r.predicted / r.case.measured <= 2.0, (chip, r.predicted, r.case.measured)
 
 
 def test_chipsweep_validate_runs_the_edge_groups() -> None:
-    inf = {r.case.source for r in validate.run("inference")}
-    asic = {r.case.source for r in validate.run("asic")}
+    inf = {r.case.source for r in validation.run("inference")}
+    asic = {r.case.source for r in validation.run("asic")}
     assert inf == set(INFERENCE_GROUPS)
     assert {"asic_worked_checks", "asic_edge_tops_per_w", "asic_fit_gpu_power"} <= asic

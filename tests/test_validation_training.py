@@ -2,7 +2,7 @@
 
 Bounds are those of the training-core issue. The calibration (schemas/catalog/calibration.yaml) was
 fitted on Korthikanti's iteration times, Narayanan Table 1's TFLOP/s and the even rows of the vTrain
-files and MT-NLG's 2,240-GPU iteration time (workers/calibrate.py); the odd vTrain rows, MT-NLG's other
+files and MT-NLG's 2,240-GPU iteration time (workers/validation/calibrate.py); the odd vTrain rows, MT-NLG's other
 runs, PaLM, Narayanan Table 2, the memory figures and the GPT-3 cost estimate are held out. Both errors are asserted where a group was fitted.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chipsweep.service.validate import Result, fitted_cases, lambda_cases, predict, training_cases, vtrain_cases
+from chipsweep.workers.validation import Result, fitted_cases
+from chipsweep.workers.validation.cases import lambda_cases, training_cases, vtrain_cases
+from chipsweep.workers.validation.training import predict
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from chipsweep.schemas.vocab import ARCHS, ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS  # noqa: F401  (re-exported)
+from chipsweep.schemas.vocab import ARCHS, ASIC_PRECISIONS, DRAM_TYPES
 from chipsweep.workers.bits import flag
 
 Array = np.ndarray
@@ -395,11 +395,3 @@ def note_text(mask: Array) -> np.ndarray:
     uniq, inv = np.unique(np.asarray(mask, dtype=np.int64), return_inverse=True)
     texts = ["; ".join(msg for bit, msg in NOTES.items() if u & bit) for u in uniq.tolist()]
     return np.asarray(texts, dtype=object)[inv.reshape(-1)]
-
-
-def assemble_asic(raw: dict[str, Array], ctx: Any, errors: Any = None) -> tuple[dict[str, Array], dict[str, Any]]:
-    """Raw sweep/evaluate arrays -> (core inputs, constants). The catalog glue lives in `workers.edge_rows`;
-    this name is here so a sweep worker finds core and assembly in one module."""
-    from chipsweep.workers.edge_rows import assemble_asic as _assemble
-
-    return _assemble(raw, ctx, errors)

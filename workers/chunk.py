@@ -2,7 +2,7 @@
 
 Pure compute: no I/O, no Ray. The flat indices `start..stop` are decoded block by block (mixed radix,
 last axis fastest) into axis codes, assembled with the catalog exactly as `chipsweep evaluate` does
-(`assemble_training`), run through the vectorised core, cast to the kind's Arrow schema
+(`assemble_training`, `assemble_inference`, `assemble_asic`), run through the vectorised core, cast to the kind's Arrow schema
 (`schemas.columns.arrow_schema`) and filtered by the sweep's store mode:
 
 - `all`: every configuration;
@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from chipsweep.schemas.columns import arrow_schema
+from chipsweep.schemas.columns import FACTS, arrow_schema
 from chipsweep.schemas.sweep import Sweep
-from chipsweep.workers import layout, training
-from chipsweep.workers.evaluate import Context, assemble_training, run_training, search_training
+from chipsweep.schemas.vocab import ASIC_PRECISIONS, COST_BASES, DRAM_TYPES, PRECISIONS, RECOMPUTE
+from chipsweep.workers import asic, inference, layout, training
+from chipsweep.workers.asic_rows import assemble_asic
+from chipsweep.workers.context import Context
+from chipsweep.workers.inference_rows import assemble_inference
 from chipsweep.workers.space import decode_range
-from chipsweep.workers.tables import PRECISIONS, RECOMPUTE
+from chipsweep.workers.training_rows import assemble_training, run_training, search_training
 
 Array = np.ndarray
 
@@ -82,7 +85,7 @@ class ChunkEvaluator:
         # skip rows the core is certain to mark infeasible (feasible/frontier stores only)
         self.prefilter = self.kind == "training"
         self._dictionaries = {k: pa.array(v, pa.string()) for k, v in _dictionaries(self.kind).items()}
-        self._reason_text = _reason_fn(self.kind)
+        self._reason_text = _REASON_TEXT[self.kind]
 
     def raw_block(self, start: int, stop: int) -> dict[str, Array]:
         """Axis and fixed codes of configurations start..stop, keyed as the worker's raw arrays."""
@@ -182,13 +185,15 @@ class ChunkEvaluator:
         return pa.DictionaryArray.from_arrays(indices, pa.array(texts, pa.string()))
 
 
+def _float_outputs(kind: str) -> tuple[str, ...]:
+    """The kind's float32 output columns of the lake, in schema order: copied from the core's outputs."""
+    return tuple(c.name for c in FACTS[kind] if c.role == "output" and c.dtype == "float32")
+
+
 # ------------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------------
-_TRAINING_FLOAT_OUT = (
-    "step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
-    "mem_per_chip_gb", "time_to_train_days", "chip_hours", "energy_mwh", "cost_usd", "co2_t",
-)
+_TRAINING_FLOAT_OUT = _float_outputs("training")
 
 
 def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
@@ -223,7 +228,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "recompute": x["recompute"],
             "zero_stage": x["zero_stage"],
             "fits": np.asarray(out["fits"], dtype=bool),
-            "cost_basis": np.asarray(out["cost_owned"], dtype=np.int32),  # index into training.COST_BASES
+            "cost_basis": np.asarray(out["cost_owned"], dtype=np.int32),  # index into COST_BASES
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]
@@ -292,16 +297,10 @@ def _search(x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx
 
 
 # ------------------------------------------------------------------------------------------------
-# inference and ASIC (cores of their own; imported when a sweep of that kind runs)
+# inference and ASIC
 # ------------------------------------------------------------------------------------------------
-_INFERENCE_FLOAT_OUT = (
-    "ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s", "energy_per_token_j",
-    "mem_gb", "unit_cost_usd",
-)
-_ASIC_FLOAT_OUT = (
-    "die_area_mm2", "dies_per_wafer", "yield", "unit_cost_usd", "peak_tops", "power_w", "tops_per_w",
-    "decode_tokens_per_s", "ttft_s", "energy_per_token_j",
-)
+_INFERENCE_FLOAT_OUT = _float_outputs("inference")
+_ASIC_FLOAT_OUT = _float_outputs("asic")
 
 
 def _nulls(data: dict[str, Array], names: tuple[str, ...], n: int) -> dict[str, Array]:
@@ -316,15 +315,13 @@ def _nulls(data: dict[str, Array], names: tuple[str, ...], n: int) -> dict[str, 
 
 
 def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
-    from chipsweep.workers import inference
-
     ctx = ev.ctx
 
     def block(idx: Array, raw: dict[str, Array]) -> tuple[Columns, Array]:
         n = len(idx)
         raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
         raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
-        x, cal = inference.assemble_inference(raw, ctx)
+        x, cal = assemble_inference(raw, ctx)
         out = inference.evaluate(x, cal)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {
@@ -347,14 +344,12 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
 
 
 def _asic_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
-    from chipsweep.workers import asic
-
     ctx = ev.ctx
 
     def block(idx: Array, raw: dict[str, Array]) -> tuple[Columns, Array]:
         n = len(idx)
         raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
-        x, constants = asic.assemble_asic(raw, ctx)
+        x, constants = assemble_asic(raw, ctx)
         out = asic.evaluate(x, constants)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {
@@ -390,18 +385,17 @@ _BLOCKS: dict[str, Callable[[ChunkEvaluator], Callable[[Array, dict[str, Array]]
 
 def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
     if kind == "training":
-        return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": training.COST_BASES}
+        return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": COST_BASES}
     if kind == "asic":
-        from chipsweep.workers.asic import ASIC_PRECISIONS, DRAM_TYPES
-
         return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS}
     return {}
 
 
-def _reason_fn(kind: str) -> Callable[[Array], Array]:
-    import importlib
-
-    return importlib.import_module(f"workers.{kind}").reason_text  # type: ignore[no-any-return]
+_REASON_TEXT: dict[str, Callable[[Array], Array]] = {
+    "training": training.reason_text,
+    "inference": inference.reason_text,
+    "asic": asic.reason_text,
+}
 
 
 # ------------------------------------------------------------------------------------------------

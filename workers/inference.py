@@ -29,9 +29,6 @@ import numpy as np
 
 Array = np.ndarray
 
-WEIGHT_BITS = (4.0, 8.0, 16.0)
-KV_BITS = (4.0, 8.0, 16.0)
-
 # Bits of the infeasibility mask.
 R_INPUT = 1  # missing or non-positive input
 R_NO_PEAK = 2  # the chip publishes no compute peak at all
@@ -187,11 +184,3 @@ def reason_text(mask: Array) -> np.ndarray:
     uniq, inv = np.unique(np.asarray(mask, dtype=np.int64), return_inverse=True)
     texts = ["; ".join(msg for bit, msg in REASONS.items() if u & bit) for u in uniq.tolist()]
     return np.asarray(texts, dtype=object)[inv.reshape(-1)]
-
-
-def assemble_inference(raw: dict[str, Array], ctx: Any, errors: Any = None) -> tuple[dict[str, Array], dict[str, Array]]:
-    """Raw sweep/evaluate arrays -> (core inputs, calibration). The catalog glue lives in
-    `workers.edge_rows`; this name is here so a sweep worker finds core and assembly in one module."""
-    from chipsweep.workers.edge_rows import assemble_inference as _assemble
-
-    return _assemble(raw, ctx, errors)

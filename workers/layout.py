@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from chipsweep.workers.space import decode, space_size
+from chipsweep.workers.training import R_MEMORY
 
 Array = np.ndarray
 
@@ -81,8 +82,6 @@ def _best(res: Mapping[str, Array], rows: int, g: int) -> Array:
     best = np.argmin(score, axis=1)
     none = ~feasible.any(axis=1)
     if none.any():
-        from chipsweep.workers.training import R_MEMORY
-
         only_mem = mask == R_MEMORY
         mem_score = np.where(only_mem, mem, np.inf)
         problems = np.array([bin(int(v)).count("1") for v in np.unique(mask)])

@@ -1,7 +1,8 @@
 """Turning user tables (CSV/Parquet columns) into numeric arrays, with per-row errors.
 
 Every error names the row (1-based, as a spreadsheet shows data rows), the field, the value and what
-is allowed; a bad cell never aborts the other rows.
+is allowed; a bad cell never aborts the other rows. In strict mode the collected errors are raised as
+one `EvaluateError`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,37 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chipsweep.schemas.errors import ChipsweepError, Problem
+
 Array = np.ndarray
+
+STRICT_MESSAGES = 20  # row messages an EvaluateError carries
+
+
+class EvaluateError(ChipsweepError):
+    """Raised in strict mode: the first bad rows, each with row, field, value and what is allowed."""
 
 
 class RowErrors:
-    """Error messages collected per row."""
+    """Error messages collected per row, with the field, value and allowed values of each cell error."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self._msgs: dict[int, list[str]] = {}
+        self._problems: dict[int, list[Problem]] = {}
 
     def add(self, rows: Sequence[int] | Array, field: str, values: Sequence[object], allowed: str) -> None:
         for r, v in zip(np.asarray(rows).tolist(), values, strict=True):
-            self._msgs.setdefault(int(r), []).append(f"row {int(r) + 1}: field '{field}' = {v!r}: {allowed}")
+            msg = f"row {int(r) + 1}: field '{field}' = {v!r}: {allowed}"
+            self._msgs.setdefault(int(r), []).append(msg)
+            self._problems.setdefault(int(r), []).append(Problem(field, v, _allowed_part(allowed), msg))
 
-    def add_message(self, rows: Sequence[int] | Array, message: str) -> None:
+    def add_message(self, rows: Sequence[int] | Array, message: str, *, field: str | None = None) -> None:
         for r in np.asarray(rows).tolist():
-            self._msgs.setdefault(int(r), []).append(f"row {int(r) + 1}: {message}")
+            msg = f"row {int(r) + 1}: {message}"
+            self._msgs.setdefault(int(r), []).append(msg)
+            if field is not None:  # "field 'x' is blank: give ...": what would do is after the first colon
+                self._problems.setdefault(int(r), []).append(Problem(field, "", message.split(": ", 1)[-1], msg))
 
     @property
     def bad(self) -> Array:
@@ -46,8 +61,22 @@ class RowErrors:
     def messages(self) -> list[str]:
         return [m for r in sorted(self._msgs) for m in self._msgs[r]]
 
+    def error(self, limit: int = STRICT_MESSAGES) -> EvaluateError:
+        """The first `limit` messages as one EvaluateError; field, value and allowed from the first cell error."""
+        message = "\n".join(self.messages()[:limit])
+        problems = [p for r in sorted(self._problems) for p in self._problems[r]][:limit]
+        if not problems:
+            return EvaluateError(message)
+        first = problems[0]
+        return EvaluateError(message, field=first.field, value=first.value, allowed=first.allowed, problems=problems)
+
     def __bool__(self) -> bool:
         return bool(self._msgs)
+
+
+def _allowed_part(text: str) -> str:
+    """What is allowed, from a message: the text after its last 'allowed: ' (else the whole text)."""
+    return text.rsplit("allowed: ", 1)[-1]
 
 
 def _as_strings(col: pa.ChunkedArray | pa.Array) -> list[str | None]:

@@ -2,18 +2,20 @@
 
 The evaluation core never sees pydantic objects: a chip is an index into `ChipTable` arrays and a
 model an index into `ModelTable` arrays. Integer ids are positions in sorted-id order and are written
-to the lake's dimension tables with every sweep version.
+to the lake's dimension tables with every sweep version. Per-catalog columns derived from them are kept
+`compact` and read back for a block of rows with one `gather`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from chipsweep.schemas.catalog import Catalog, Chip, Model
-from chipsweep.schemas.vocab import CHIP_NUMERIC, MODEL_NUMERIC, PRECISIONS, RECOMPUTE  # noqa: F401  (re-exported)
+from chipsweep.schemas.vocab import CHIP_NUMERIC, MODEL_NUMERIC, PRECISIONS
 
 Array = np.ndarray
 
@@ -134,3 +136,30 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "ext_mem_bytes": chip_cols["external_memory_gb"] * 1e9,
         "ext_bw": chip_cols["external_memory_gb_s"] * 1e9,
     }
+
+
+def compact(cols: Mapping[str, Array]) -> dict[str, Any]:
+    """Per-catalog columns prepared for `gather`: columns whose every entry is the same are kept as 0-d
+    arrays (broadcast, no per-row copy); the others are stacked into one float array (one take for all)."""
+    const, varying, kinds = {}, [], {}
+    for k, v in cols.items():
+        v = np.asarray(v)
+        if v.size > 0 and (np.all(v == v.flat[0]) or (v.dtype.kind == "f" and np.isnan(v).all())):
+            const[k] = np.asarray(v.flat[0])
+        else:
+            varying.append(k)
+            kinds[k] = v.dtype
+    stack = np.stack([np.asarray(cols[k], dtype=np.float64) for k in varying]) if varying else np.zeros((0, 0))
+    return {"const": const, "names": varying, "dtypes": kinds, "stack": stack}
+
+
+def gather(table: Mapping[str, Any], idx: Array) -> dict[str, Array]:
+    """Rows `idx` of a `compact` table: one take over the stacked columns, broadcast views for constants."""
+    n = len(idx)
+    out = {k: np.broadcast_to(v, (n,)) for k, v in table["const"].items()}
+    if table["names"]:
+        rows = np.take(table["stack"], idx, axis=1)  # (column, row), each row of the result contiguous
+        for name, row in zip(table["names"], rows, strict=True):
+            dtype = table["dtypes"][name]
+            out[name] = row if dtype == np.float64 else row.astype(dtype)
+    return out

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from chipsweep.schemas.vocab import COST_BASES, FRAMEWORKS, LORA_TARGETS, MODES  # noqa: F401  (re-exported)
 from chipsweep.workers import comm
 from chipsweep.workers.bits import flag
 from chipsweep.workers.memory import (

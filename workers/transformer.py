@@ -64,16 +64,12 @@ def total_params(m: Shapes) -> Array:
     return m.layers * layer_params(m) + embed + pos + 2.0 * m.hidden
 
 
-def non_embedding_params(m: Shapes) -> Array:
-    return m.layers * layer_params(m)
-
-
-def fwd_flops_per_seq(m: Shapes, seq: Array | None = None) -> tuple[Array, Array, Array]:
+def fwd_flops_per_seq(m: Shapes) -> tuple[Array, Array, Array]:
     """Forward FLOPs for one sequence: (matrix multiplies per layer, attention scores per layer, logits).
 
     Megatron's convention counts the full s^2 attention (no causal halving): 4·s^2·a·d_h per layer.
     """
-    s = m.seq if seq is None else seq
+    s = m.seq
     mm = 2.0 * s * layer_matrix_params(m)  # FLOPs per layer: 2 * tokens * weights
     att = 4.0 * s * s * m.q_dim  # FLOPs per layer: QK^T and attention x V
     logits = 2.0 * s * m.hidden * m.vocab  # FLOPs: output projection

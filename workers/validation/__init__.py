@@ -1,1 +1,11 @@
-"""chipsweep.workers.validation: published runs, predictions and calibration."""
+"""Validation and calibration of the models against published runs (tests/validation/ in the checkout).
+
+`cases` reads the runs as `evaluate` rows, `training` and `edge` predict them, `report` gives what
+`chipsweep validate` prints, and `calibrate` fits the catalog's calibration constants on a named subset
+(`python -m chipsweep.workers.validation.calibrate`).
+"""
+
+from chipsweep.workers.validation.cases import Result
+from chipsweep.workers.validation.report import fitted_cases, run, summary_table
+
+__all__ = ["Result", "fitted_cases", "run", "summary_table"]

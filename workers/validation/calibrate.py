@@ -1,11 +1,16 @@
-"""Fit the training core's calibration constants on a named subset of the published runs.
+"""Fit the catalog's calibration constants on a named subset of the published runs.
 
-    python -m workers.calibrate            # fit, print the errors on fitted and held-out cases
-    python -m workers.calibrate --write    # ... and write the values into schemas/catalog/*.yaml
+    python -m chipsweep.workers.validation.calibrate            # fit, print the errors on fitted and held-out cases
+    python -m chipsweep.workers.validation.calibrate --write    # ... and write the values into schemas/catalog/*.yaml
+    python -m chipsweep.workers.validation.calibrate --edge     # print the fitted edge constants of asic.yaml
 
-The fit set (FIT_CASES) is small on purpose; everything else in tests/validation is held out and
-reported separately by `chipsweep validate`. The search is a bounded coordinate descent in log space on
+Training: the fit set (`is_fit_case`) is small on purpose; everything else in tests/validation is held out
+and reported separately by `chipsweep validate`. The search is a bounded coordinate descent in log space on
 the mean, over source groups, of the mean absolute relative error (numpy only).
+
+Edge (`fit_edge`): each constant of asic.yaml that names its `fitted_on` cases is solved in closed form on
+them: the edge memory-bandwidth fraction (minimax over the Jetson decode runs), the Neural Engine compute
+fraction (geometric mean over the llama.cpp prefill runs) and the GPU power factor (A100 / H100 TDP).
 """
 
 from __future__ import annotations
@@ -17,10 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from chipsweep.schemas.catalog import CATALOG_DIR, load_catalog
-from chipsweep.service.validate import Case, all_cases, extract
-from chipsweep.workers.evaluate import Context, search_training, training_inputs
+from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog
+from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors
+from chipsweep.workers.training_rows import search_training, training_inputs
+from chipsweep.workers.validation import edge
+from chipsweep.workers.validation.cases import (
+    Case,
+    all_training_cases,
+    asic_cases,
+    case_table,
+    inference_cases,
+)
+from chipsweep.workers.validation.report import edge_fitted_cases
+from chipsweep.workers.validation.training import extract
 
 # (name, low, high): calibration constants of the default set, and the one fitted cluster link
 PARAMS: list[tuple[str, float, float]] = [
@@ -66,16 +81,6 @@ def is_fit_case(c: Case, index_in_file: int | None = None) -> bool:
     return False
 
 
-FIT_NAMES = [
-    "korthikanti22_time (all 8 iteration times)",
-    "narayanan21_table1 achieved TFLOP/s of " + ", ".join(FIT_NARAYANAN),
-    "vtrain_multi_even",
-    "vtrain_single_even",
-    "mtnlg_2240gpu_itertime",
-    "narayanan21_t2_zero3_174B_768gpu_tflops",
-]
-
-
 @dataclass
 class Problem:
     cases: list[Case]
@@ -88,9 +93,7 @@ class Problem:
 
     @classmethod
     def build(cls) -> Problem:
-        from chipsweep.service.validate import case_table
-
-        cases = all_cases()
+        cases = all_training_cases()
         ctx = Context.build(load_catalog(use_env=False))
         errors = RowErrors(len(cases))
         x, blank, chip_idx = training_inputs(case_table(cases), ctx, errors)
@@ -230,7 +233,7 @@ def write(values: dict[str, float]) -> None:
             how, on = "solved alone on one run, the other constants fixed", f"[{solo[name]}]"
         else:
             how, on = "bounded coordinate descent", fitted_on
-        new = f"{{value: {value:.6g}, source: \"fitted by workers/calibrate.py ({how})\", fitted_on: {on}}}"
+        new = f"{{value: {value:.6g}, source: \"fitted by workers/validation/calibrate.py ({how})\", fitted_on: {on}}}"
         text, count = pattern.subn(lambda m, new=new: m.group(1) + new, text)
         if count != 1:
             raise ValueError(f"calibration.yaml: constant '{name}' not found exactly once")
@@ -245,14 +248,41 @@ def write(values: dict[str, float]) -> None:
     block = re.sub(r"^  scale_up_latency_s: .*$", f"  scale_up_latency_s: {lat:.4g}", block, count=1, flags=re.M)
     block = re.sub(
         r"^    scale_up_gb_s: .*$",
-        "    scale_up_gb_s: fitted on vtrain_single_even (workers/calibrate.py); the node's effective GPU-to-GPU bandwidth",
+        "    scale_up_gb_s: fitted on vtrain_single_even (workers/validation/calibrate.py); the node's effective GPU-to-GPU bandwidth",
         block, count=1, flags=re.M,
     )
     if "scale_up_latency_s:" not in block.split("derived:", 1)[1].split("sources:", 1)[0]:
         block = block.replace(
-            "  derived:\n", "  derived:\n    scale_up_latency_s: fitted on vtrain_single_even (workers/calibrate.py)\n", 1
+            "  derived:\n", "  derived:\n    scale_up_latency_s: fitted on vtrain_single_even (workers/validation/calibrate.py)\n", 1
         )
     cpath.write_text(head + block)
+
+
+def fit_edge(catalog: Catalog | None = None) -> dict[str, float]:
+    """Re-derive the fitted edge constants of asic.yaml from their cases, with the constant itself set to 1
+    in the rows (printed by `--edge`, to copy into schemas/catalog/asic.yaml)."""
+    catalog = catalog or load_catalog()
+    fitted = edge_fitted_cases(catalog)
+    inf = inference_cases(catalog=catalog)
+    # u_m (edge): decode at batch 1 is memory-bound, so tokens/s is proportional to u_m; the minimax value
+    # makes the largest relative error over the fit cases as small as possible: u = 2 / (r_min + r_max)
+    jet = [_with(c, {"cal.mem_bw_fraction": 1.0}) for c in inf if c.case_id in fitted and c.source == "jetson_orin_nano"]
+    r = np.array([res.predicted / res.case.measured for res in edge.predict(jet, catalog)])
+    u_m = 2.0 / (r.min() + r.max())
+    # u_c (Neural Engine proxy): prefill is compute-bound; geometric mean of measured / predicted at u_c = 1
+    pp = [_with(c, {"cal.compute_fraction": 1.0}) for c in inf if c.case_id in fitted and c.source == "llamacpp_m2max"]
+    q = np.array([res.case.measured / res.predicted for res in edge.predict(pp, catalog)])
+    u_c = float(np.exp(np.log(q).mean()))
+    # GPU power factor: TDP / the NPU model's full-load power, geometric mean over A100 and H100
+    gpu = [_with(c, {"arch": "npu"}) for c in asic_cases(catalog) if c.source == "asic_fit_gpu_power"]
+    f = np.array([res.case.measured / res.predicted for res in edge.predict(gpu, catalog)])
+    return {"inference.edge.mem_bw_fraction": float(u_m), "inference.apple_neural_engine_proxy.compute_fraction": u_c,
+            "asic.gpu_power_factor": float(np.exp(np.log(f).mean()))}
+
+
+def _with(c: Case, extra: dict[str, object]) -> Case:
+    """The case with `extra` cells set in its row."""
+    return Case(c.case_id, c.source, {**c.row, **extra}, c.metric, c.measured, c.scale)
 
 
 def main() -> int:
@@ -260,7 +290,12 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="write the fitted values into the catalog")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--report", action="store_true", help="only report errors with the current catalog")
+    parser.add_argument("--edge", action="store_true", help="print the fitted edge constants of asic.yaml instead")
     args = parser.parse_args()
+    if args.edge:
+        for key, value in fit_edge().items():
+            print(f"{key}: {value:.4g}")
+        return 0
     problem = Problem.build()
     start = current_values(problem)
     if args.report:

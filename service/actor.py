@@ -1,8 +1,9 @@
 """The Ray actor that turns one chunk of a sweep into one committed Parquet file.
 
-It returns only small metadata (rows, bytes, seconds), so the driver never holds result rows. A
-resolved sweep (catalog context, axis codes) is cached per version, so a chunk costs its evaluation
-and its write, nothing more. The class is plain Python; `service.dispatch` wraps it with `ray.remote`.
+It receives the version's resolved sweep (`Sweep.record()`, resolved once at submit) and returns only
+small metadata (rows, bytes, seconds), so the driver never holds result rows. The evaluator built from
+a record is cached per version, so a chunk costs its evaluation and its write, nothing more. The class
+is plain Python; `service.dispatch` wraps it with `ray.remote`.
 
 Test hooks (read once per chunk, never per configuration): CHIPSWEEP_FAULT_CHUNK="3,7" makes the
 evaluation of those chunk numbers raise; CHIPSWEEP_FAULT_DELAY_S=0.2 sleeps that long before each
@@ -17,8 +18,10 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from chipsweep.schemas.sweep import catalog_from_snapshot, parse_spec, resolve
+from chipsweep.lake import Lake
+from chipsweep.schemas.sweep import Sweep
 from chipsweep.workers.chunk import ChunkEvaluator
+from chipsweep.workers.runtime import tune_allocator
 
 FAULT_CHUNK_ENV = "CHIPSWEEP_FAULT_CHUNK"
 FAULT_DELAY_ENV = "CHIPSWEEP_FAULT_DELAY_S"
@@ -32,7 +35,7 @@ class ChunkWorker:
     """Evaluates chunks and commits them to the lake; one per CPU in the dispatcher's pool."""
 
     def __init__(self) -> None:
-        _keep_freed_memory()
+        tune_allocator()
         self._evaluators: OrderedDict[tuple[str, int], ChunkEvaluator] = OrderedDict()
         self.where = f"{socket.gethostname()}:{os.getpid()}:{_node_id()[:8]}"
 
@@ -40,10 +43,6 @@ class ChunkWorker:
         return self.where
 
     def run(self, job: dict[str, Any], chunk: int, start: int, stop: int) -> dict[str, Any]:
-        from chipsweep.service.lake import (
-            Lake,  # the lake writer lives with the service; imported in the worker
-        )
-
         t0 = time.perf_counter()
         _maybe_fault(chunk)
         lake = Lake(job["lake"])
@@ -61,27 +60,13 @@ class ChunkWorker:
         key = (job["name"], int(job["version"]))
         ev = self._evaluators.get(key)
         if ev is None:
-            sweep = resolve(parse_spec(job["spec"]), catalog_from_snapshot(job["catalog"]))
-            ev = ChunkEvaluator(sweep)
+            ev = ChunkEvaluator(Sweep.from_record(job["sweep"]))
             self._evaluators[key] = ev
             while len(self._evaluators) > 4:
                 self._evaluators.popitem(last=False)
         else:
             self._evaluators.move_to_end(key)
         return ev
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc reuse freed numpy temporaries instead of unmapping them: with its defaults each block's
-    arrays come back as fresh zeroed pages (page faults cost ~10 % of a chunk). No-op elsewhere."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: heap, not mmap, below 32 MiB
-        libc.mallopt(-1, 1024 * 1024 * 1024)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
-    except (OSError, AttributeError):
-        pass
 
 
 def _node_id() -> str:

@@ -1,0 +1,65 @@
+"""`chipsweep evaluate --kind K IN -o OUT`: explicit configurations from CSV or Parquet, through
+`chipsweep.evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from chipsweep.schemas.vocab import KINDS
+from chipsweep.service import python_api
+from chipsweep.service.cli.base import Subparsers, fail
+
+SHOWN_ROW_ERRORS = 20
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("evaluate", help="evaluate explicit configurations from a CSV or Parquet file")
+    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("input", help="CSV or Parquet file (by extension), or - for CSV on stdin")
+    p.add_argument("-o", "--output", default="-", help="CSV or Parquet file (by extension), or - for stdout")
+    p.add_argument("--strict", action="store_true", help="refuse the whole file if any row is bad")
+    p.set_defaults(func=run)
+
+
+def read_table(path: str) -> pa.Table:
+    """A CSV (every column as text: the evaluator parses each cell and names a bad one) or Parquet file."""
+    if path.endswith(".parquet"):
+        return pq.read_table(path)
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    names = pacsv.read_csv(io.BytesIO(data)).column_names
+    opts = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
+    return pacsv.read_csv(io.BytesIO(data), convert_options=opts)
+
+
+def write_table(table: pa.Table, path: str) -> None:
+    if path.endswith(".parquet"):
+        pq.write_table(table, path)
+    elif path == "-":
+        pacsv.write_csv(table, sys.stdout.buffer)
+        sys.stdout.flush()
+    else:
+        pacsv.write_csv(table, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        table = read_table(args.input)
+    except FileNotFoundError:
+        return fail(f"input file '{args.input}' not found")
+    except (OSError, pa.ArrowException) as exc:
+        return fail(f"cannot read '{args.input}': {exc}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", python_api.RowWarning)
+        out = python_api.evaluate(table, kind=args.kind, strict=args.strict)
+    write_table(out, args.output)
+    for w in caught[:SHOWN_ROW_ERRORS + 1]:
+        print(f"chipsweep: {w.message}", file=sys.stderr)
+    return 0

@@ -1,0 +1,88 @@
+"""`chipsweep query` and `chipsweep sql`: saved questions and read-only SQL over the result lake,
+through `chipsweep.query` / `chipsweep.sql`; printed with queries.output, drawn with queries.plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from chipsweep.queries import output
+from chipsweep.queries.plot import plot
+from chipsweep.queries.runner import count_saved, load_query, run_saved, saved_queries
+from chipsweep.service import python_api
+from chipsweep.service.cli.base import Subparsers, fail
+
+PLOT_SAMPLE = 200_000  # candidate rows drawn faint behind a frontier
+LAKE_HELP = "lake path or URI (default: $CHIPSWEEP_LAKE or $CHIPSWEEP_HOME/lake)"
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("query", help="run a saved query over the result lake (--list to see them)")
+    p.add_argument("name", nargs="?", help="saved query name, e.g. pareto_training")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="a query parameter")
+    p.add_argument("--format", choices=output.FORMATS, default="table")
+    p.add_argument("--plot", metavar="FILE.png|FILE.html", help="draw the frontier (frontier queries only)")
+    p.add_argument("--list", action="store_true", help="list the saved queries and what each answers")
+    p.add_argument("--lake", help=LAKE_HELP)
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop a query running longer")
+    p.set_defaults(func=query)
+
+    p = sub.add_parser("sql", help="read-only SQL over the lake's views (training, latest_training, chips, ...)")
+    p.add_argument("text", help='one SELECT or WITH statement, e.g. "SELECT * FROM sweeps"')
+    p.add_argument("--format", choices=output.FORMATS, default="table")
+    p.add_argument("--lake", help=LAKE_HELP)
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop a query running longer")
+    p.add_argument("--max-rows", type=int, default=None, help="print at most this many rows")
+    p.set_defaults(func=sql)
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param '{pair}' is not key=value (e.g. --param model=llama2_70b)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _list() -> int:
+    for q in saved_queries().values():
+        print(f"{q.name}{'  [plot]' if q.plot else ''}")
+        print(f"    {q.answers}")
+        for prm in q.params:
+            dflt = "required" if prm.required else f"default {prm.default if prm.default is not None else 'none'}"
+            print(f"    --param {prm.name}=<{prm.type}>  ({dflt}) {prm.doc}")
+    return 0
+
+
+def query(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list()
+    if not args.name:
+        return fail("query needs a NAME (see `chipsweep query --list`)")
+    try:
+        params = _params(args.param)
+    except ValueError as exc:
+        return fail(str(exc))
+    if args.plot and not load_query(args.name).plot:
+        plottable = [q.name for q in saved_queries().values() if q.plot]
+        return fail(f"--plot: query '{args.name}' is not a frontier query; allowed: {', '.join(plottable)}")
+    table = python_api.query(args.name, lake=args.lake, timeout_s=args.timeout, **params)
+    print(output.render(table, args.format))
+    if args.plot:
+        candidates = run_saved(args.name, params, lake=args.lake, frontier=False, sample=PLOT_SAMPLE,
+                               timeout_s=args.timeout)
+        total = None
+        if candidates.num_rows >= PLOT_SAMPLE:  # a sample: say how many there are in all
+            total = count_saved(args.name, params, lake=args.lake, timeout_s=args.timeout)
+        fig = plot(table, candidates, args.plot, candidates_total=total)
+        print(f"chipsweep: wrote {args.plot} ({len(fig.frontier)} frontier points over "
+              f"{fig.candidates_total:,} feasible configurations)", file=sys.stderr)
+    return 0
+
+
+def sql(args: argparse.Namespace) -> int:
+    table = python_api.sql(args.text, lake=args.lake, timeout_s=args.timeout, max_rows=args.max_rows)
+    print(output.render(table, args.format))
+    return 0

@@ -1,0 +1,170 @@
+"""The Python API (`chipsweep.evaluate`, `submit`, `query`, `sql`): what the CLI and HTTP call too.
+
+    import chipsweep
+    table = chipsweep.evaluate([{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": 64,
+                                 "global_batch": 512}], kind="training")
+    status = chipsweep.submit("spec.yaml")                    # waits; the `status --json` keys
+    front = chipsweep.query("pareto_training", model="llama3_8b")
+    rows = chipsweep.sql("SELECT count(*) FROM latest_training")
+
+Every function returns pyarrow (or a dict) and raises `chipsweep.ChipsweepError` subclasses naming the
+field, the value and what is allowed. The queue and the lake are those of CHIPSWEEP_HOME and
+CHIPSWEEP_LAKE, as for the CLI; `submit(wait=True)` runs the sweep in this process on the local Ray (or
+RAY_ADDRESS) and shuts down a Ray it started; call `ray.init()` first to keep one warm between calls.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from chipsweep.queries import runner
+from chipsweep.schemas.catalog import Catalog, load_catalog
+from chipsweep.schemas.errors import ChipsweepError, Problem, SpecError
+from chipsweep.schemas.spec import SweepSpec, read_spec_text
+from chipsweep.schemas.vocab import FINAL_STATES, KINDS
+from chipsweep.service import dispatch
+from chipsweep.service.queue import Queue
+from chipsweep.service.settings import Settings
+from chipsweep.workers.evaluate import evaluate_table
+
+ROWS_ALLOWED = "a list of dicts (one per configuration), a pyarrow Table, or a pandas DataFrame"
+SPEC_ALLOWED = "a mapping, a SweepSpec, YAML or JSON text, or the path of a YAML/JSON file"
+WARNED_ROWS = 20  # row errors shown as warnings (all of them are in the `infeasible_reason` column)
+
+
+class RowWarning(UserWarning):
+    """A row `evaluate` could not evaluate; its output cells are empty and the reason names the field."""
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate
+# ------------------------------------------------------------------------------------------------
+def evaluate(rows: Any, kind: str = "training", *, strict: bool = False, catalog: Catalog | None = None) -> pa.Table:
+    """Evaluate explicit configurations: the same columns, choices and errors as `chipsweep evaluate`.
+
+    A bad row keeps its place with empty outputs and its reason in `infeasible_reason` (a `RowWarning`
+    names it too); `strict=True` raises instead. Blank layout cells are searched (the fastest feasible
+    choice is written)."""
+    if kind not in KINDS:
+        raise ChipsweepError(f"kind {kind!r}: allowed: {', '.join(KINDS)}", field="kind", value=kind, allowed=KINDS)
+    table = as_table(rows)
+    out, errors = evaluate_table(kind, table, catalog if catalog is not None else load_catalog(), strict=strict)
+    messages = errors.messages()
+    for msg in messages[:WARNED_ROWS]:
+        warnings.warn(msg, RowWarning, stacklevel=2)
+    if len(messages) > WARNED_ROWS:
+        warnings.warn(f"... {len(messages) - WARNED_ROWS} more row errors (see infeasible_reason)", RowWarning,
+                      stacklevel=2)
+    return out
+
+
+def as_table(rows: Any) -> pa.Table:
+    """Rows as an Arrow table: a pyarrow Table as it is, a pandas DataFrame converted, a list of dicts
+    column by column (a column of mixed types becomes text, which the evaluator parses and checks)."""
+    if isinstance(rows, pa.Table):
+        return rows
+    if type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict"):
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
+        raise ChipsweepError(f"rows of type {type(rows).__name__}: allowed: {ROWS_ALLOWED}", field="rows",
+                             value=type(rows).__name__, allowed=ROWS_ALLOWED)
+    records = list(rows)
+    for i, r in enumerate(records):
+        if not isinstance(r, Mapping):
+            raise ChipsweepError(f"rows[{i}] is a {type(r).__name__}: allowed: {ROWS_ALLOWED}", field=f"rows[{i}]",
+                                 value=type(r).__name__, allowed=ROWS_ALLOWED)
+    names = list(dict.fromkeys(k for r in records for k in r))
+    columns: dict[str, pa.Array] = {}
+    for name in names:
+        values = [r.get(name) for r in records]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            columns[name] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    return pa.table(columns) if columns else pa.table({"model": pa.array([], pa.string())})
+
+
+# ------------------------------------------------------------------------------------------------
+# sweeps
+# ------------------------------------------------------------------------------------------------
+def submit(
+    spec: Any,
+    wait: bool = True,
+    *,
+    chunk_size: int | None = None,
+    actors: int | None = None,
+    settings: Settings | None = None,
+    queue: Queue | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Validate and queue a sweep; with `wait`, run it here until it is over. Returns its status (the
+    `chipsweep status --json` keys: sweep_id, version, state, configurations, chunks_total, chunks_done,
+    chunks_failed, rows_written, configs_per_s, and more). A refused spec raises `SpecError` naming every
+    field that is wrong, before anything is queued. `progress(status)` is called once the sweep is
+    recorded and then while it runs (the CLI draws its bar with it)."""
+    settings = settings or Settings.from_env()
+    if actors:
+        settings = settings.with_(actors=actors)
+    queue = queue or Queue(settings.queue_path)
+    row = dispatch.submit(spec_data(spec), settings=settings, queue=queue, chunk_size=chunk_size)
+    if progress is not None:
+        progress(queue.status(row.sweep_id))
+    if wait:
+        tick = (lambda: progress(queue.status(row.sweep_id))) if progress is not None else None
+        dispatch.run_until(queue, settings, dispatch.over(queue, row.sweep_id), on_tick=tick)
+    return queue.status(row.sweep_id)
+
+
+def spec_data(spec: Any) -> Any:
+    """A spec as parsed data: a mapping or SweepSpec as it is, text parsed as YAML/JSON, a path read."""
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and "\n" not in spec and spec.endswith(
+            (".yaml", ".yml", ".json"))):
+        path = Path(spec)
+        try:
+            return read_spec_text(path.read_bytes())
+        except OSError as exc:
+            raise SpecError([Problem("(spec)", str(path), SPEC_ALLOWED, f"cannot read the file: {exc.strerror}")]) from None
+    if isinstance(spec, str | bytes):
+        return read_spec_text(spec)
+    raise SpecError([Problem("(spec)", type(spec).__name__, SPEC_ALLOWED, "not a spec")])
+
+
+def status(sweep_id: str) -> dict[str, Any]:
+    """The status of NAME (its latest version) or NAME@VERSION."""
+    return Queue(Settings.from_env().queue_path).status(sweep_id)
+
+
+def wait(sweep_id: str) -> dict[str, Any]:
+    """Run (or wait for) a queued sweep until it is over; its final status."""
+    settings = Settings.from_env()
+    queue = Queue(settings.queue_path)
+    row = queue.sweep(sweep_id)
+    if row.state not in FINAL_STATES:
+        dispatch.run_until(queue, settings, dispatch.over(queue, row.sweep_id))
+    return queue.status(row.sweep_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# queries
+# ------------------------------------------------------------------------------------------------
+def query(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | None = None,
+          timeout_s: float | None = None, max_rows: int | None = None, **kwargs: Any) -> pa.Table:
+    """A saved query (`chipsweep query NAME`) with its parameters as keywords (or a mapping, for names
+    that are not identifiers); frontier queries carry their objectives in the table's schema metadata.
+    `timeout_s` and `max_rows` stop a query that runs longer or answers more (a `QueryError`)."""
+    return runner.run_saved(name, {**(params or {}), **kwargs}, lake=lake, timeout_s=timeout_s, max_rows=max_rows)
+
+
+def sql(text: str, *, lake: str | None = None, timeout_s: float | None = None, max_rows: int | None = None) -> pa.Table:
+    """One read-only SELECT over the lake's views (`chipsweep sql`)."""
+    return runner.run_sql(text, lake=lake, timeout_s=timeout_s, max_rows=max_rows)

@@ -1,0 +1,203 @@
+"""The lake as one layer: one commit protocol for every file, carried versions that stand alone, the
+spec's name rule on every path, and one error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import lakegen
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from chipsweep.lake import Lake, LakeError, check_sweep, is_part, is_temporary, lake_root, scan
+from chipsweep.lake.layout import TMP_SUFFIX
+from chipsweep.schemas.columns import dim_sweeps_row
+from chipsweep.schemas.errors import ChipsweepError
+from chipsweep.service.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return lakegen.random_training(np.random.default_rng(3), 500)
+
+
+class Recording(pafs.FileSystemHandler):
+    """A local filesystem that records every file opened for writing, copied and moved."""
+
+    def __init__(self) -> None:
+        self.fs = pafs.LocalFileSystem()
+        self.written: list[str] = []
+        self.moves: list[tuple[str, str]] = []
+        self.visible_at_move: list[list[str]] = []  # committed parts of the destination's directory
+        self.lake: Lake | None = None
+
+    def get_type_name(self) -> str:
+        return "recording"
+
+    def normalize_path(self, path: str) -> str:
+        return path
+
+    def get_file_info(self, paths):  # type: ignore[no-untyped-def]
+        return self.fs.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):  # type: ignore[no-untyped-def]
+        return self.fs.get_file_info(selector)
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self.fs.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path: str) -> None:
+        self.fs.delete_dir(path)
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self.fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self) -> None:
+        raise NotImplementedError
+
+    def delete_file(self, path: str) -> None:
+        self.fs.delete_file(path)
+
+    def move(self, src: str, dest: str) -> None:
+        self.moves.append((src, dest))
+        self.visible_at_move.append(sorted(i.base_name for i in self.fs.get_file_info(
+            pafs.FileSelector(dest.rsplit("/", 1)[0])) if is_part(i.base_name)))
+        self.fs.move(src, dest)
+
+    def copy_file(self, src: str, dest: str) -> None:
+        self.written.append(dest)
+        self.fs.copy_file(src, dest)
+
+    def open_input_stream(self, path: str):  # type: ignore[no-untyped-def]
+        return self.fs.open_input_stream(path)
+
+    def open_input_file(self, path: str):  # type: ignore[no-untyped-def]
+        return self.fs.open_input_file(path)
+
+    def open_output_stream(self, path: str, metadata):  # type: ignore[no-untyped-def]
+        self.written.append(path)
+        return self.fs.open_output_stream(path, metadata=metadata)
+
+    def open_append_stream(self, path: str, metadata):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def test_facts_dims_and_carried_parts_share_one_commit_and_a_temporary_is_never_a_part(tmp_path: Path,
+                                                                                        table: pa.Table) -> None:
+    rec = Recording()
+    lake = Lake(str(tmp_path / "lake"), filesystem=pafs.PyFileSystem(rec))  # not local: carry copies
+    lake.write_part(table, "training", "s", 1, 0)
+    lake.write_part(table.slice(0, 7), "training", "s", 1, 1)
+    lake.write_dim("sweeps", "s", 1, dim_sweeps_row("training", "{}", "{}", 507, "done"))
+    lake.carry("training", "s", 1, 2, 0)
+    # every byte went to a hidden temporary beside its final name, then one move made it the file
+    assert len(rec.written) == len(rec.moves) == 4
+    for written, (src, dest) in zip(rec.written, rec.moves, strict=True):
+        name = dest.rsplit("/", 1)[1]
+        assert src == written and src.rsplit("/", 1)[0] == dest.rsplit("/", 1)[0]
+        assert is_temporary(src.rsplit("/", 1)[1]) and src.rsplit("/", 1)[1].startswith(f".{name}.")
+        assert not is_part(src.rsplit("/", 1)[1])
+    # at each move the temporary was complete on disk, yet no reader counted it as a part
+    assert rec.visible_at_move == [[], ["part-00000.parquet"], [], []]
+    assert lake.committed_parts("training", "s", 2) == [lake.part_path("training", "s", 2, 0)]
+    assert not [p for p in Path(tmp_path).rglob("*") if p.name.endswith(TMP_SUFFIX)]
+
+
+def test_remove_temporaries_cleans_what_a_writer_that_died_mid_commit_left(tmp_path: Path, table: pa.Table) -> None:
+    root = str(tmp_path / "lake")
+    lake = Lake(root)
+    lake.write_part(table, "training", "s", 1, 0)
+    # a worker process killed after writing its temporary, before the move (no cleanup runs)
+    script = textwrap.dedent(f"""
+        import os
+        import pyarrow.parquet as pq
+        import lakegen, numpy as np
+        from chipsweep.lake import Lake, store
+        real = pq.write_table
+        def write_then_die(*args, **kwargs):
+            real(*args, **kwargs)
+            os._exit(9)
+        store.pq.write_table = write_then_die
+        Lake({root!r}).write_part(lakegen.random_training(np.random.default_rng(1), 50), "training", "s", 1, 1)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    assert subprocess.run([sys.executable, "-c", script], env=env, check=False).returncode == 9
+    left = sorted(os.listdir(lake.fact_dir("training", "s", 1)))
+    assert len(left) == 2 and is_temporary(left[0]) and left[0].startswith(".part-00001.parquet.")
+    assert lake.part_info("training", "s", 1, 1) is None  # not committed: a retry will write it
+    assert lake.committed_parts("training", "s", 1) == [lake.part_path("training", "s", 1, 0)]
+    assert scan(root).facts == {("training", "s", 1): 1}
+    assert lake.remove_temporaries("training", "s", 1) == 1
+    assert os.listdir(lake.fact_dir("training", "s", 1)) == ["part-00000.parquet"]
+    assert lake.write_part(table.slice(0, 50), "training", "s", 1, 1).rows == 50
+
+
+@pytest.mark.parametrize("where", ["local", "object store"])
+def test_carry_makes_a_complete_version_that_outlives_its_source(tmp_path: Path, table: pa.Table, where: str) -> None:
+    lake = (Lake(str(tmp_path / "lake")) if where == "local"
+            else Lake("bucket/lake", filesystem=pafs._MockFileSystem()))
+    for chunk in range(4):
+        lake.write_part(table.slice(100 * chunk, 100), "training", "s", 1, chunk)
+    lake.write_part(table.slice(400, 100), "training", "s", 2, 2)  # the one chunk a re-run re-evaluated
+    for chunk in (0, 1, 3):
+        lake.carry("training", "s", 1, 2, chunk)
+    lake.carry("training", "s", 1, 2, 0)  # again: kept as it is
+    if where == "local":  # a hard link: no second copy of the bytes
+        assert os.stat(lake.part_path("training", "s", 2, 0)).st_ino == os.stat(lake.part_path("training", "s", 1, 0)).st_ino
+    lake.delete_version("training", "s", 1)
+    assert lake.committed_parts("training", "s", 1) == []
+    parts = lake.committed_parts("training", "s", 2)
+    assert [p.rsplit("/", 1)[1] for p in parts] == [f"part-{c:05d}.parquet" for c in range(4)]
+    got = [pq.read_table(lake.fs.open_input_file(p))["idx"].to_pylist() for p in parts]
+    want = [table.slice(100 * c, 100)["idx"].to_pylist() for c in (0, 1, 3)]
+    assert [got[0], got[1], got[3]] == want and got[2] == table.slice(400, 100)["idx"].to_pylist()
+    with pytest.raises(LakeError, match="not committed"):
+        lake.carry("training", "s", 1, 3, 0)  # the source is gone
+
+
+def test_a_sweep_name_with_a_trailing_newline_is_refused_by_the_lake(tmp_path: Path, table: pa.Table) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    for call in (lambda: lake.write_part(table, "training", "ok\n", 1, 0),
+                 lambda: lake.write_dim("sweeps", "ok\n", 1, dim_sweeps_row("training", "{}", "{}", 1, "done")),
+                 lambda: lake.carry("training", "ok\n", 1, 2, 0),
+                 lambda: lake.delete_version("training", "ok\n", 1)):
+        with pytest.raises(LakeError) as err:
+            call()
+        assert (err.value.field, err.value.value) == ("sweep", "ok\n") and "letters, digits" in str(err.value.allowed)
+    assert not (tmp_path / "lake").exists() or not list((tmp_path / "lake").rglob("*.parquet"))
+    assert check_sweep("ok") == "ok"
+
+
+def test_lake_error_is_a_chipsweep_error_naming_field_value_and_allowed(tmp_path: Path) -> None:
+    assert issubclass(LakeError, ChipsweepError)
+    with pytest.raises(ChipsweepError) as err:
+        Lake(str(tmp_path)).part_path("train", "s", 1, 0)
+    body = err.value.as_dict()
+    assert (body["field"], body["value"]) == ("kind", "train") and body["allowed"] == "training, inference, asic"
+
+
+def test_fact_parts_are_written_with_the_sweep_writer_options(tmp_path: Path, table: pa.Table) -> None:
+    info = Lake(str(tmp_path)).write_part(table, "training", "s", 1, 0)
+    meta = pq.ParquetFile(info.path).metadata
+    names = table.schema.names
+    col = {n: meta.row_group(0).column(i) for i, n in enumerate(names)}
+    assert meta.num_row_groups == 1 and col["cost_usd"].compression == "ZSTD"
+    assert "DELTA_BINARY_PACKED" in col["idx"].encodings
+    for category in ("precision", "recompute", "cost_basis", "infeasible_reason"):  # the dictionary-typed columns
+        assert "RLE_DICTIONARY" in col[category].encodings
+    assert "RLE_DICTIONARY" not in col["cost_usd"].encodings
+    assert pq.read_schema(info.path).equals(table.schema)  # the format: same columns and types as before
+
+
+def test_settings_take_the_lake_from_the_one_location_rule(tmp_path: Path) -> None:
+    env = {"CHIPSWEEP_HOME": str(tmp_path / "home")}
+    assert Settings.from_env(env).lake == lake_root(env) == str(tmp_path / "home" / "lake")
+    env["CHIPSWEEP_LAKE"] = "s3://bucket/results/"
+    assert Settings.from_env(env).lake == lake_root(env) == "s3://bucket/results"

@@ -1,0 +1,159 @@
+"""The Python API: `chipsweep.evaluate`, `submit`, `query`, `sql` -- what notebooks and scripts call, and
+what the CLI and HTTP call too -- and the one error family every edge renders the same way."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+import chipsweep
+from chipsweep.schemas.errors import ChipsweepError, SpecError
+from chipsweep.service.api import create_app
+from chipsweep.service.cli import main as cli
+from chipsweep.service.queue import Queue
+from tests.conftest import training_spec
+
+ROW = {"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": 64, "global_batch": 512, "tokens": 1e11}
+STATUS_KEYS = {"sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done", "chunks_failed",
+               "rows_written", "configs_per_s"}
+
+
+def test_evaluate_takes_a_list_of_dicts_and_returns_the_cli_columns(tmp_path: Path) -> None:
+    table = chipsweep.evaluate([ROW, {**ROW, "n_chips": 128}], kind="training")
+    assert isinstance(table, pa.Table) and table.num_rows == 2
+    steps = table.column("step_time_s").to_pylist()
+    assert all(s > 0 for s in steps) and steps[1] < steps[0]  # twice the chips, a shorter step
+    # the same rows through `chipsweep evaluate` give the same numbers
+    csv = tmp_path / "in.csv"
+    csv.write_text(",".join(ROW) + "\n" + ",".join(str(v) for v in ROW.values()) + "\n")
+    assert cli(["evaluate", "--kind", "training", str(csv), "-o", str(tmp_path / "out.parquet")]) == 0
+    import pyarrow.parquet as pq
+
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column("step_time_s")[0].as_py() == pytest.approx(steps[0], rel=1e-9)
+    assert [c for c in out.column_names if c != "tokens"] == [c for c in table.column_names if c != "tokens"]
+
+
+def test_evaluate_takes_an_arrow_table_and_mixed_type_columns() -> None:
+    arrow = chipsweep.evaluate(pa.Table.from_pylist([ROW]), kind="training")
+    mixed = chipsweep.evaluate([ROW, {**ROW, "n_chips": "64"}], kind="training")  # text and integers in one column
+    assert mixed.column("step_time_s").to_pylist() == [arrow.column("step_time_s")[0].as_py()] * 2
+
+
+def test_evaluate_takes_a_pandas_dataframe_when_pandas_is_installed() -> None:
+    pd = pytest.importorskip("pandas", reason="pandas is optional; chipsweep does not require it")
+    table = chipsweep.evaluate(pd.DataFrame([ROW]), kind="training")
+    assert table.column("step_time_s")[0].as_py() > 0
+
+
+def test_a_bad_row_keeps_its_place_with_a_warning_and_strict_refuses_the_rows() -> None:
+    rows = [ROW, {**ROW, "chip": "no_such_chip"}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = chipsweep.evaluate(rows, kind="training")
+    assert table.num_rows == 2 and table.column("step_time_s")[0].as_py() > 0
+    reason = table.column("infeasible_reason")[1].as_py()
+    assert "row 2" in reason and "'chip'" in reason and "no_such_chip" in reason
+    assert any("no_such_chip" in str(w.message) for w in caught)
+    with pytest.raises(ChipsweepError) as err:
+        chipsweep.evaluate(rows, kind="training", strict=True)
+    assert "no_such_chip" in str(err.value)
+
+
+@pytest.mark.parametrize(("rows", "kind", "field"), [
+    ([ROW], "trainning", "kind"),
+    ({"model": "llama3_8b"}, "training", "rows"),
+    ("model,chip", "training", "rows"),
+    ([ROW, 3], "training", "rows[1]"),
+])
+def test_evaluate_refuses_bad_arguments_naming_the_field(rows: object, kind: str, field: str) -> None:
+    with pytest.raises(ChipsweepError) as err:
+        chipsweep.evaluate(rows, kind=kind)
+    assert err.value.field == field and err.value.allowed
+
+
+def test_inference_and_asic_kinds_evaluate_too() -> None:
+    inf = chipsweep.evaluate([{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "batch": 8, "prompt_len": 512,
+                               "gen_len": 128}], kind="inference")
+    assert inf.column("decode_tokens_per_s")[0].as_py() > 0
+    asic = chipsweep.evaluate([{"node_nm": 7, "n_mac": 4096, "clock_ghz": 1.0, "sram_mb": 16, "dram": "lpddr5",
+                                "dram_bus_bits": 64, "precision": "int8", "model": "llama3_8b", "weight_bits": 8,
+                                "prompt_len": 128, "gen_len": 128, "batch": 1}], kind="asic")
+    assert asic.column("unit_cost_usd")[0].as_py() > 0
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_submit_runs_a_sweep_and_query_and_sql_read_its_lake(home, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(training_spec("api-sweep")))
+    status = chipsweep.submit(spec)  # a path; waits
+    assert STATUS_KEYS <= set(status)
+    assert status["state"] == "done" and status["chunks_done"] == status["chunks_total"]
+    assert status["configurations"] == 6912 and status["rows_written"] == 6912
+    counted = chipsweep.sql("SELECT count(*) AS n FROM latest_training WHERE sweep = 'api-sweep'")
+    assert counted.column("n")[0].as_py() == 6912
+    front = chipsweep.query("pareto_training", model="llama3_8b", sweep="api-sweep")
+    assert 0 < front.num_rows < 6912 and "time_to_train_days" in front.column_names
+    # the same saved query through the CLI prints the same rows
+    assert cli(["query", "pareto_training", "--param", "model=llama3_8b", "--param", "sweep=api-sweep",
+                "--format", "json"]) == 0
+
+
+def test_submit_without_wait_only_queues_the_sweep(home) -> None:  # type: ignore[no-untyped-def]
+    status = chipsweep.submit(training_spec("queued-only"), wait=False)
+    assert status["state"] == "queued" and status["chunks_done"] == 0
+    assert Queue(home.queue_path).sweep("queued-only").state == "queued"
+
+
+def test_a_refused_spec_queues_nothing_and_names_every_bad_field(home) -> None:  # type: ignore[no-untyped-def]
+    bad = training_spec("refused")
+    bad["axes"]["chip"] = ["nvidia_h100_sxm", "no_such_chip"]
+    bad["axes"]["tp"] = [1, 0]
+    with pytest.raises(SpecError) as err:
+        chipsweep.submit(bad)
+    fields = {p.field for p in err.value.problems}
+    assert {"axes.chip[1]", "axes.tp[1]"} <= fields
+    assert Queue(home.queue_path).sweeps() == []
+
+
+def test_one_error_renders_the_same_at_every_edge(home, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An unknown chip in a spec: the Python exception, the CLI's exit 2 and the HTTP 422 body name the
+    same field, value and allowed values."""
+    bad = training_spec("same-error")
+    bad["axes"]["chip"] = ["no_such_chip"]
+    with pytest.raises(SpecError) as err:
+        chipsweep.submit(bad, wait=False)
+    py = err.value.as_dict()
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(bad))
+    assert cli(["submit", str(spec), "--json", "--no-run"]) == 2
+    cli_body = json.loads(capsys.readouterr().err.splitlines()[0])
+
+    with TestClient(create_app(home, dispatch=False)) as client:
+        r = client.post("/sweeps", content=spec.read_bytes(), headers={"Content-Type": "application/yaml"})
+    assert r.status_code == 422
+    for body in (cli_body, r.json()):
+        assert {k: body[k] for k in ("field", "value", "allowed")} == {k: py[k] for k in ("field", "value", "allowed")}
+    assert py["field"] == "axes.chip[0]" and py["value"] == "no_such_chip" and "nvidia_h100_sxm" in py["allowed"]
+
+
+def test_every_layers_error_is_a_chipsweep_error() -> None:
+    from chipsweep.lake import LakeError
+    from chipsweep.queries.runner import QueryError
+    from chipsweep.schemas.catalog import CatalogError
+    from chipsweep.service.queue import QueueError
+    from chipsweep.service.settings import SettingsError
+    from chipsweep.workers.evaluate import EvaluateError
+
+    for cls in (SpecError, CatalogError, EvaluateError, LakeError, QueryError, QueueError, SettingsError):
+        assert issubclass(cls, ChipsweepError), cls
+    with pytest.raises(ChipsweepError) as err:
+        chipsweep.sql("DELETE FROM training")
+    assert err.value.field == "sql" and err.value.http_status == 400

@@ -1,0 +1,65 @@
+"""The result table of `chipsweep evaluate` for the edge kinds, and the steps around it every row module
+shares: the core run on the rows that parsed, and the strict refusal of infeasible rows.
+
+A result table is the input table (every column passed through), the resolved inputs, the outputs (NaN on
+bad rows), `fits`, `infeasible_reason` (the parse error of a bad row) and `notes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from chipsweep.workers.parse import STRICT_MESSAGES, EvaluateError, RowErrors
+
+Array = np.ndarray
+
+
+def run_good_rows(errors: RowErrors, run: Callable[[Array], Mapping[str, Array]]) -> dict[str, Array]:
+    """Run a core on the rows that parsed; outputs of the other rows stay NaN (0 for integers)."""
+    n = errors.n
+    out: dict[str, Array] = {}
+    ok = ~errors.bad
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        for key, v in run(rows).items():
+            out.setdefault(key, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    return out
+
+
+def refuse_infeasible(strict: bool, mask: Array, reason: Array) -> None:
+    """--strict: the first infeasible rows, with their reasons, refuse the whole file."""
+    if strict and (mask != 0).any():
+        first = np.nonzero(mask != 0)[0][:STRICT_MESSAGES]
+        raise EvaluateError("\n".join(f"row {i + 1}: {reason[i]}" for i in first))
+
+
+def result_table(
+    table: pa.Table, resolved: Mapping[str, Array], out_names: tuple[str, ...], out: Mapping[str, Array],
+    bad: Array, reason: Array, notes: Array, text: Mapping[str, tuple[str, ...]] | None = None,
+) -> pa.Table:
+    """Input columns, then `resolved` (integers, floats, or labels of the choices in `text`), then the
+    outputs `out_names`, `fits`, `infeasible_reason` and `notes`."""
+    n = table.num_rows
+    cols: dict[str, Any] = {name: table.column(name) for name in table.column_names}
+    for name, v in resolved.items():
+        v = np.asarray(v, dtype=np.float64)
+        if text and name in text:
+            labels = np.asarray(text[name], dtype=object)[np.clip(np.nan_to_num(v), 0, len(text[name]) - 1).astype(np.int64)]
+            cols[name] = pa.array(np.where(bad | ~np.isfinite(v), None, labels).tolist(), type=pa.string())
+        elif np.all(~np.isfinite(v) | (np.abs(v - np.round(v)) < 1e-9)):
+            cols[name] = pa.array(np.where(bad | ~np.isfinite(v), None, v).tolist(), type=pa.int64())
+        else:
+            cols[name] = pa.array(np.where(bad, np.nan, v), type=pa.float64())
+    for name in out_names:
+        v = np.asarray(out.get(name, np.full(n, np.nan)), dtype=np.float64)
+        cols[name] = pa.array(np.where(bad, np.nan, v), type=pa.float64())
+    fits = np.asarray(out.get("fits", np.zeros(n, dtype=bool)))
+    has_model = np.asarray(out.get("has_model", np.ones(n, dtype=bool)), dtype=bool)
+    cols["fits"] = pa.array(np.where(bad | ~has_model, None, fits.astype(bool)).tolist(), type=pa.bool_())
+    cols["infeasible_reason"] = pa.array(np.asarray(reason, dtype=object).tolist(), type=pa.string())
+    cols["notes"] = pa.array(np.asarray(notes, dtype=object).tolist(), type=pa.string())
+    return pa.table(cols)

@@ -1,0 +1,411 @@
+"""Training rows for `chipsweep evaluate --kind training` and for sweep chunks.
+
+`parse_training` turns a table into raw arrays (catalog indices, NaN where a cell is blank, choices as
+indices into the vocabularies) with per-row errors; `assemble_training` resolves catalog entries, clusters,
+`chip.<field>` what-ifs and defaults into the core's inputs (sweep workers build `raw` from decoded axes and
+call it too); `search_training` runs the core (`workers.training`) through the layout search for blank
+layout cells; `evaluate_training` returns the input table with the resolved layout and the outputs
+appended. Bad rows carry their message in `infeasible_reason`; they never stop the other rows unless `strict`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from chipsweep.schemas.columns import FACTS
+from chipsweep.schemas.vocab import (
+    COST_BASES,
+    FRAMEWORKS,
+    LORA_TARGETS,
+    MLP_TYPES,
+    MODES,
+    OVERRIDABLE,
+    PRECISIONS,
+    RECOMPUTE,
+    SHAPE_FIELDS,
+)
+from chipsweep.workers import layout, training
+from chipsweep.workers.context import Context
+from chipsweep.workers.parse import RowErrors, choices, ids, numbers
+from chipsweep.workers.tables import (
+    PRECISION_WEIGHT_BYTES,
+    chip_link_arrays,
+    default_precision,
+    model_shape_arrays,
+    peak_for_precision,
+)
+
+Array = np.ndarray
+
+# the outputs `evaluate` writes after the resolved layout, in the lake's order (cost_basis and the reason
+# are written after them)
+TRAINING_OUT = tuple(c.name for c in FACTS["training"] if c.role == "output" and c.dtype != "category")
+
+
+def _bool_column(table: pa.Table, name: str, errors: RowErrors) -> Array:
+    """1.0 / 0.0 for true / false cells, NaN where blank."""
+    vals = choices(table, name, ("false", "true", "0", "1", "no", "yes"), errors)
+    return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
+
+
+def lora_parameters(shapes: dict[str, Array], rank: Array, targets: Array) -> Array:
+    """Trainable LoRA parameters: r x (d_in + d_out) per adapted matrix per layer (Hu et al. 2021 sec. 4.1).
+    targets 0 = W_q, W_v; 1 = W_q, W_k, W_v, W_o; 2 = those and every MLP projection."""
+    h, q = shapes["hidden"], shapes["heads"] * shapes["head_dim"]
+    kv = shapes["kv_heads"] * shapes["head_dim"]
+    qv = (h + q) + (h + kv)  # W_q: h -> q, W_v: h -> kv
+    qkvo = qv + (h + kv) + (q + h)
+    mlp = shapes["n_proj"] * (h + shapes["ffn"])
+    per_layer = np.where(targets == 0, qv, np.where(targets == 1, qkvo, qkvo + mlp))
+    return shapes["layers"] * rank * per_layer
+
+
+def _or_default(values: Array, default: float) -> Array:
+    return np.where(np.isfinite(values), values, default)
+
+
+def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Array]:
+    """A training table -> raw arrays (catalog indices, NaN where a cell is blank), errors recorded."""
+    raw: dict[str, Array] = {
+        "model_idx": ids(table, "model", ctx.models.index(), errors, "model"),
+        "chip_idx": ids(table, "chip", ctx.chips.index(), errors, "chip"),
+        "cluster_idx": ids(table, "cluster", {c: i for i, c in enumerate(sorted(ctx.catalog.clusters))}, errors, "cluster"),
+    }
+    for field in SHAPE_FIELDS:
+        raw[field] = numbers(table, field, errors, integer=True, minimum=1)
+    raw["mlp"] = choices(table, "mlp", MLP_TYPES, errors)
+    for field in OVERRIDABLE:
+        if f"chip.{field}" in table.column_names:
+            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
+    raw["n_chips"] = numbers(table, "n_chips", errors, integer=True, minimum=1)
+    raw["global_batch"] = numbers(table, "global_batch", errors, integer=True, minimum=1, required=True)
+    raw["tokens"] = numbers(table, "tokens", errors, minimum=1)
+    for key, hi in (("tp", None), ("pp", None), ("dp", None), ("micro_batch", None), ("interleave", 64)):
+        raw[key] = numbers(table, key, errors, integer=True, minimum=1, maximum=hi)
+    raw["recompute"] = choices(table, "recompute", RECOMPUTE, errors)
+    raw["zero_stage"] = numbers(table, "zero_stage", errors, integer=True, minimum=0, maximum=3, allowed="allowed: 0, 1, 2 or 3")
+    raw["precision"] = choices(table, "precision", PRECISIONS, errors)
+    raw["sequence_parallel"] = _bool_column(table, "sequence_parallel", errors)
+    raw["flash_attention"] = _bool_column(table, "flash_attention", errors)
+    raw["framework"] = choices(table, "framework", FRAMEWORKS, errors)
+    raw["mode"] = choices(table, "mode", MODES, errors)
+    raw["lora_rank"] = numbers(table, "lora_rank", errors, integer=True, minimum=1)
+    raw["lora_targets"] = choices(table, "lora_targets", LORA_TARGETS, errors)
+    raw["grad_bytes"] = numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)")
+    raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
+    raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
+    return raw
+
+
+def assemble_training(
+    raw: dict[str, Array], ctx: Context, errors: RowErrors | None = None
+) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    """Raw arrays -> (core inputs, blank masks of the searchable layout fields, chip index per row).
+
+    Used by `evaluate` (after parsing a table) and by sweep workers (which build `raw` from decoded
+    axes), so both paths resolve catalog entries, overrides and defaults the same way. Rows that name
+    catalog models and chips with no per-row shapes, clusters or chip overrides (every sweep without
+    what-ifs) take a gather-only path over per-catalog tables computed once in `Context`.
+    """
+    if errors is None and _catalog_only(raw):
+        return _assemble_catalog_rows(raw, ctx)
+    return _assemble_general(raw, ctx, errors)
+
+
+def _catalog_only(raw: dict[str, Array]) -> bool:
+    for key, v in raw.items():
+        per_row = key in (*SHAPE_FIELDS, "mlp") or key.startswith("chip.")
+        if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
+            return False
+    cluster = raw.get("cluster_idx")
+    if cluster is not None and (np.asarray(cluster) >= 0).any():
+        return False
+    return bool((np.asarray(raw["model_idx"]) >= 0).all() and (np.asarray(raw["chip_idx"]) >= 0).all())
+
+
+def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    n = len(raw["model_idx"])
+    nan = np.broadcast_to(np.float64(np.nan), (n,))
+
+    def get(key: str) -> Array:
+        v = raw.get(key)
+        return nan if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+
+    model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
+    chip_idx = np.asarray(raw["chip_idx"], dtype=np.int64)
+    x: dict[str, Array] = {k: v[model_idx] for k, v in ctx.model_shapes.items()}
+    x.update({k: v[model_idx] for k, v in ctx.model_terms.items()})
+    x.update({k: v[chip_idx] for k, v in ctx.chip_links.items()})
+    precision = _or_default(get("precision"), ctx.chip_default_precision[chip_idx])
+    prec_i = precision.astype(np.int64)
+    x["peak_flops"] = ctx.chip_peaks.ravel()[prec_i * ctx.chip_peaks.shape[1] + chip_idx]
+    x["peak_published"] = np.isfinite(ctx.chip_peaks).any(axis=0)[chip_idx].astype(np.float64)
+    framework = _or_default(get("framework"), 0.0)
+    mode = _or_default(get("mode"), 0.0)
+    lora = (mode == 2).any()
+    x.update({
+        "n_chips": _or_default(get("n_chips"), get("tp") * get("pp") * get("dp")),
+        "global_batch": get("global_batch"),
+        "tokens": _or_default(get("tokens"), ctx.model_tokens[model_idx]),
+        "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
+        "flash": _or_default(get("flash_attention"), 0.0),
+        "weight_bytes": np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[prec_i],
+        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework >= 1, 2.0, ctx.defaults["grad_bytes"])),
+        "act_bytes": np.broadcast_to(np.float64(ctx.defaults["act_bytes"]), (n,)),
+        "sustained_flops": get("sustained_tflops") * 1e12,
+        "total_flops": get("total_flops"),
+        "precision": precision,
+        "dp_req": get("dp"),
+        "up_latency": nan,
+        "framework": framework,
+        "mode": mode,
+        "lora_params": lora_parameters(x, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
+                                       _or_default(get("lora_targets"), 0.0)) if lora else np.zeros(n),
+    })
+    blank = {}
+    for key in layout.SEARCHED:
+        vals = get(key)
+        blank[key] = ~np.isfinite(vals)
+        x[key] = vals
+    stream = x["streaming"] > 0
+    if stream.any():
+        for key in ("tp", "pp", "interleave"):
+            x[key] = np.where(stream & blank[key], 1.0, x[key])
+            blank[key] = blank[key] & ~stream
+    return x, blank, chip_idx
+
+
+def _assemble_general(
+    raw: dict[str, Array], ctx: Context, errors: RowErrors | None = None
+) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    n = len(raw["model_idx"])
+    nan = np.full(n, np.nan)
+
+    def get(key: str) -> Array:
+        v = raw.get(key)
+        return nan if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+
+    cat = ctx.catalog
+    # --- model: a catalog id, explicit shapes, or both (explicit cells win) -----------------------
+    model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
+    mcols = {k: np.where(model_idx >= 0, v[np.maximum(model_idx, 0)], np.nan) for k, v in ctx.models.cols.items()}
+    for field in SHAPE_FIELDS:
+        given = get(field)
+        mcols[field] = np.where(np.isfinite(given), given, mcols[field])
+    mlp = get("mlp")
+    mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
+    for field, default in (("n_proj", 2.0), ("learned_pos", 0.0), ("tied", 1.0)):
+        mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
+    missing_shape = ~np.isfinite(mcols["layers"]) | ~np.isfinite(mcols["hidden"]) | ~np.isfinite(mcols["heads"])
+    missing_shape |= ~np.isfinite(mcols["vocab"]) | ~np.isfinite(mcols["seq_len"])
+    if errors is not None:
+        no_model = missing_shape & (model_idx < 0) & ~errors.bad
+        if no_model.any():
+            errors.add_message(
+                np.nonzero(no_model)[0],
+                "field 'model' is blank: give a catalog model id, or layers, hidden, heads, vocab and seq_len",
+                field="model",
+            )
+    shapes = model_shape_arrays(mcols)
+    explicit = any(np.isfinite(get(f)).any() for f in (*SHAPE_FIELDS, "mlp"))
+
+    # --- chip (or a cluster preset that names one) ---------------------------------------------
+    cluster_ids = sorted(cat.clusters)
+    cluster_idx = np.asarray(raw.get("cluster_idx", np.full(n, -1)), dtype=np.int64)
+    chip_idx = np.asarray(raw["chip_idx"], dtype=np.int64).copy()
+    chip_index = ctx.chips.index()
+    cluster_vals = {
+        k: np.full(n, np.nan) for k in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain", "scale_up_latency_s", "n_chips")
+    }
+    for j in np.unique(cluster_idx[cluster_idx >= 0]).tolist():
+        rows = cluster_idx == j
+        cl = cat.clusters[cluster_ids[j]]
+        if cl.chip in chip_index:
+            chip_idx = np.where(rows & (chip_idx < 0), chip_index[cl.chip], chip_idx)
+        for key in cluster_vals:
+            value = getattr(cl, key)
+            if value is not None:
+                cluster_vals[key][rows] = value
+    if errors is not None:
+        no_chip = (chip_idx < 0) & ~errors.bad
+        if no_chip.any():
+            errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id (or a cluster)",
+                               field="chip")
+    safe_chip = np.maximum(chip_idx, 0)
+    ccols = {k: v[safe_chip] for k, v in ctx.chips.cols.items()}
+    for key in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain"):
+        ccols[key] = np.where(np.isfinite(cluster_vals[key]), cluster_vals[key], ccols[key])
+    for field in OVERRIDABLE:
+        if f"chip.{field}" in raw:
+            over = get(f"chip.{field}")
+            ccols[field] = np.where(np.isfinite(over), over, ccols[field])
+
+    # --- workload and layout -------------------------------------------------------------------
+    n_chips = get("n_chips")
+    n_chips = np.where(np.isfinite(n_chips), n_chips, cluster_vals["n_chips"])
+    n_chips = np.where(np.isfinite(n_chips), n_chips, get("tp") * get("pp") * get("dp"))  # implied by a full layout
+    if errors is not None:
+        no_n = ~np.isfinite(n_chips) & ~errors.bad
+        if no_n.any():
+            errors.add_message(np.nonzero(no_n)[0], "field 'n_chips' is blank: give n_chips (an integer >= 1) or tp, pp and dp",
+                               field="n_chips")
+    seq_given = get("seq_len")
+    shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, shapes["seq"])
+
+    precision = get("precision")
+    precision = np.where(np.isfinite(precision), precision, default_precision(ccols))
+    peak, published = peak_for_precision(ccols, precision)
+    weight_bytes = np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[precision.astype(np.int64)]
+
+    # tokens: the row's, else the model's published count, else Chinchilla's 20 per parameter
+    tokens = get("tokens")
+    model_tokens = mcols["training_tokens_b"] * 1e9
+    chinchilla = ctx.defaults["tokens_per_param"] * training.total_params_of(shapes)
+    tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, chinchilla))
+
+    links = chip_link_arrays(ccols, ctx.defaults)
+    framework = _or_default(get("framework"), 0.0)
+    # per-model core terms: gathered from the catalog models unless a row gives its own shapes
+    terms = {} if explicit else {k: v[np.maximum(model_idx, 0)] for k, v in ctx.model_terms.items()}
+    x: dict[str, Array] = {
+        **terms,
+        **shapes,
+        **links,
+        "peak_flops": peak,
+        "peak_published": published,
+        "n_chips": n_chips,
+        "global_batch": get("global_batch"),
+        "tokens": tokens,
+        "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
+        "flash": _or_default(get("flash_attention"), 0.0),
+        "weight_bytes": weight_bytes,
+        # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones
+        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework >= 1, 2.0, ctx.defaults["grad_bytes"])),
+        "framework": framework,
+        "act_bytes": np.full(n, ctx.defaults["act_bytes"]),
+        "sustained_flops": get("sustained_tflops") * 1e12,
+        "total_flops": get("total_flops"),
+        "precision": precision,
+        "dp_req": get("dp"),
+        "up_latency": cluster_vals["scale_up_latency_s"],
+        "mode": _or_default(get("mode"), 0.0),
+        "lora_params": lora_parameters({**shapes}, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
+                                       _or_default(get("lora_targets"), 0.0)),
+    }
+    blank = {}
+    for key in layout.SEARCHED:
+        vals = get(key)
+        blank[key] = ~np.isfinite(vals)
+        x[key] = vals.copy()
+    # a weight-streaming system runs data parallel only: its tp/pp are not searched
+    stream = links["streaming"] > 0
+    for key in ("tp", "pp", "interleave"):
+        x[key] = np.where(stream & blank[key], 1.0, x[key])
+        blank[key] = blank[key] & ~stream
+    return x, blank, chip_idx
+
+
+def training_inputs(table: pa.Table, ctx: Context, errors: RowErrors) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    """Parse a training table -> (core inputs, blank masks of searchable layout fields, chip index)."""
+    return assemble_training(parse_training(table, ctx, errors), ctx, errors)
+
+
+def run_training(x: dict[str, Array], cal: dict[str, Array], dtype: type | None = None) -> dict[str, Array]:
+    """The core (in `dtype`, see `training.evaluate`) plus the constraint a row's explicit dp puts on the layout."""
+    out = training.evaluate(x, cal, dtype=dtype)
+    dp_req = x.get("dp_req")
+    if dp_req is not None:
+        clash = np.isfinite(dp_req) & (np.abs(out["dp"] - dp_req) > 0.5)
+        out["reason_mask"] = out["reason_mask"] | np.where(clash, training.R_LAYOUT, 0)
+        for k in ("step_time_s", "tokens_per_s", "mfu", "hfu", "cost_usd"):
+            out[k] = np.where(clash, np.nan, out[k])
+    return out
+
+
+def search_training(
+    x: dict[str, Array], blank: dict[str, Array], ctx: Context, chip_idx: Array, dtype: type | None = None
+) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Layout search for rows of one kind of chip set; calibration travels with each candidate."""
+    inputs = dict(x)
+    shared: dict[str, Array | float] = {}
+    for k, v in ctx.cal_for(chip_idx).items():
+        if isinstance(v, np.ndarray):
+            inputs["cal:" + k] = v  # per-chip values travel with each candidate
+        else:
+            shared[k] = v
+
+    def run(cand: dict[str, Array]) -> dict[str, Array]:
+        cal = {**shared, **{k[4:]: v for k, v in cand.items() if k.startswith("cal:")}}
+        return run_training(cand, cal, dtype)
+
+    res_x, res_out = layout.search(inputs, blank, run)
+    return {k: v for k, v in res_x.items() if not k.startswith("cal:")}, res_out
+
+
+def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
+    errors = RowErrors(table.num_rows)
+    x, blank, chip_idx = training_inputs(table, ctx, errors)
+    if strict and errors:
+        raise errors.error()
+    ok = ~errors.bad
+    n = table.num_rows
+    resolved = {k: v.copy() for k, v in x.items()}
+    outputs: dict[str, Array] = {}
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        res_x, res_out = search_training({k: v[rows] for k, v in x.items()}, {k: v[rows] for k, v in blank.items()}, ctx, chip_idx[rows])
+        for k, v in res_x.items():
+            resolved[k][rows] = v
+        for k, v in res_out.items():
+            outputs.setdefault(k, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    return _training_table(table, resolved, outputs, errors), errors
+
+
+def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors) -> pa.Table:
+    n = table.num_rows
+    cols: dict[str, pa.Array] = {}
+    for name in table.column_names:
+        cols[name] = table.column(name)
+    bad = errors.bad
+    mask = out.get("reason_mask", np.zeros(n, dtype=np.int64))
+    reason = training.reason_text(mask)
+    mem = out.get("mem_per_chip_gb", np.full(n, np.nan))
+    limit = x["mem_bytes"] / 1e9
+    mem_rows = (mask & training.R_MEMORY) != 0
+    ext = out.get("mem_external_gb", np.full(n, np.nan))
+    ext_limit = x["ext_mem_bytes"] / 1e9
+    for i in np.nonzero(mem_rows)[0].tolist():
+        if np.isfinite(ext[i]):  # weight-streaming system: states in the external tier, activations on chip
+            detail = (f"does not fit in memory: {ext[i]:.1f} GB of weights+optimizer state in the external tier "
+                      f"(limit {ext_limit[i]:.1f} GB), {mem[i]:.1f} GB of activations on chip (limit {limit[i]:.1f} GB)")
+        else:
+            detail = f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
+        reason[i] = reason[i].replace("does not fit in memory", detail)
+    reason = np.where(bad, errors.text(), reason)
+
+    def ints(a: Array) -> pa.Array:
+        return pa.array(np.where(bad | ~np.isfinite(a), None, a).tolist(), type=pa.int64())
+
+    dp = out.get("dp", np.full(n, np.nan))
+    cols["tp"] = ints(x["tp"])
+    cols["pp"] = ints(x["pp"])
+    cols["dp"] = ints(dp)
+    cols["micro_batch"] = ints(x["micro_batch"])
+    cols["interleave"] = ints(x["interleave"])
+    rec = np.asarray(RECOMPUTE, dtype=object)[np.nan_to_num(x["recompute"], nan=0).astype(np.int64)]
+    cols["recompute"] = pa.array(np.where(bad | ~np.isfinite(x["recompute"]), None, rec).tolist(), type=pa.string())
+    cols["zero_stage"] = ints(x["zero_stage"])
+    prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
+    cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
+    for name in TRAINING_OUT:
+        v = out.get(name, np.full(n, np.nan))
+        if name == "fits":
+            cols[name] = pa.array(np.where(bad, None, v.astype(bool)).tolist(), type=pa.bool_())
+        else:
+            cols[name] = pa.array(np.where(bad, np.nan, v.astype(np.float64)), type=pa.float64())
+    owned = out.get("cost_owned", np.zeros(n, dtype=bool)).astype(bool)
+    basis = np.asarray(COST_BASES, dtype=object)[owned.astype(np.int64)]
+    cols["cost_basis"] = pa.array(np.where(bad, None, basis).tolist(), type=pa.string())
+    cols["infeasible_reason"] = pa.array(reason.tolist(), type=pa.string())
+    return pa.table(cols)
