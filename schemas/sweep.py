@@ -22,26 +22,8 @@ from chipsweep.schemas.axes import AXES, AxisDef, fmt_number
 from chipsweep.schemas.catalog import Catalog
 from chipsweep.schemas.columns import MAXIMISE, objective_columns
 from chipsweep.schemas.errors import Problem, SpecError
-
-# TRANSITION (removed before the restructure lands): names that moved to schemas.spec / Catalog
-from chipsweep.schemas.spec import (  # noqa: E402,F401,I001
-    NAME_ALLOWED,
-    NAME_PATTERN,
-    SweepSpec,
-    load_spec_text,
-    parse_spec,
-    read_spec_text,
-    valid_name,
-)
+from chipsweep.schemas.spec import SweepSpec, parse_spec
 from chipsweep.schemas.vocab import OVERRIDABLE, REQUIRED_SHAPE_FIELDS
-
-
-def catalog_snapshot(catalog: Catalog) -> dict[str, Any]:
-    return catalog.snapshot()
-
-
-def catalog_from_snapshot(snap: Mapping[str, Any]) -> Catalog:
-    return Catalog.from_snapshot(snap)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
+from chipsweep.schemas.vocab import CHUNK_STATES, SWEEP_STATES
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WINDOW_S = 60.0  # the configurations/s gauge averages over this many seconds
-SWEEP_STATES = ("queued", "running", "done", "failed", "cancelled")
-CHUNK_STATES = ("pending", "running", "done", "failed")
 
 
 @dataclass

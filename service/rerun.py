@@ -35,6 +35,7 @@ from chipsweep.lake import Lake
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import SpecError
 from chipsweep.schemas.sweep import Sweep, resolve
+from chipsweep.schemas.vocab import IN_FLIGHT_STATES
 from chipsweep.service.queue import Queue, SweepRow
 from chipsweep.workers.space import strides
 
@@ -42,7 +43,6 @@ log = logging.getLogger("chipsweep.rerun")
 
 REF_TABLES = {"chip_idx": "chips", "model_idx": "models", "cluster_idx": "clusters"}
 GLOBAL_KINDS = ("calibration", "asic", "defaults")  # entries every configuration depends on
-IN_FLIGHT = ("preparing", "queued", "running")
 PREPARE_STALE_S = 120.0  # a version preparing this long was left by a process that died (preparing takes seconds)
 
 
@@ -240,7 +240,7 @@ def rerun_sweep(queue: Queue, row: SweepRow, catalog: Catalog, *, force: bool = 
     if row.state == "preparing" and time.time() - row.created_at > PREPARE_STALE_S:
         log.warning("finishing %s, left preparing by a re-run that did not complete", row.sweep_id)
         row = finish_preparing(queue, row)
-    if row.state in IN_FLIGHT:
+    if row.state in IN_FLIGHT_STATES:
         # the next tick compares against this version's hashes once it is finished: deferred, not lost
         return RerunResult(row.name, row.version, "deferred", message=f"version {row.version} is still {row.state}")
     try:
@@ -275,7 +275,7 @@ def gc(queue: Queue, *, keep: int, name: str | None = None) -> list[str]:
         versions = queue.versions(latest.name)
         newest_done = max((v["version"] for v in versions if v["state"] == "done"), default=None)
         for v in versions[: max(0, len(versions) - keep)]:
-            if v["state"] in IN_FLIGHT or v["version"] == newest_done:
+            if v["state"] in IN_FLIGHT_STATES or v["version"] == newest_done:
                 continue
             row = queue.sweep(f"{latest.name}@{v['version']}")
             Lake(row.lake).delete_version(row.kind, row.name, row.version)

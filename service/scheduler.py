@@ -32,7 +32,7 @@ from croniter import croniter
 
 from chipsweep.schemas import catalog as catalog_mod
 from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, CatalogError
-from chipsweep.schemas.sweep import parse_spec
+from chipsweep.schemas.spec import parse_spec
 from chipsweep.service.queue import Queue
 from chipsweep.service.rerun import RerunResult, latest_rows, rerun_sweep
 

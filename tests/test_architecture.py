@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -146,8 +147,14 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_installing_the_wheel_adds_one_import_name_and_the_api_works(tmp_path: Path) -> None:
+    src = tmp_path / "src"  # built from a copy: setuptools leaves build/ beside the sources it builds
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("chipsweep", *LAYERS):
+        shutil.copytree(REPO / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                  str(tmp_path / "dist"), str(REPO)])
+                  str(tmp_path / "dist"), str(src)])
     assert build.returncode == 0, build.stderr[-3000:]
     [wheel] = (tmp_path / "dist").glob("chipsweep-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

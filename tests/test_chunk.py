@@ -10,7 +10,8 @@ import pytest
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.columns import arrow_schema
-from chipsweep.schemas.sweep import parse_spec, resolve
+from chipsweep.schemas.spec import parse_spec
+from chipsweep.schemas.sweep import resolve
 from chipsweep.workers.chunk import ChunkEvaluator, nondominated
 from chipsweep.workers.context import Context
 from chipsweep.workers.space import decode_range

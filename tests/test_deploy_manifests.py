@@ -153,7 +153,8 @@ def test_serve_deployment_reaches_the_ray_head_with_lake_and_token_from_the_secr
     env = _serve_env(c, secret)
     for name in env:  # every CHIPSWEEP_ variable given is one the code reads
         if name.startswith("CHIPSWEEP_"):
-            assert any(name in p.read_text() for p in (REPO / "service").glob("*.py")), name
+            sources = [*(REPO / "service").rglob("*.py"), *(REPO / "lake").rglob("*.py")]
+            assert any(name in p.read_text() for p in sources), name
     settings = Settings.from_env(env)
     assert settings.lake == secret["stringData"]["CHIPSWEEP_LAKE"] and settings.lake.startswith("s3://")
     assert settings.token == secret["stringData"]["CHIPSWEEP_TOKEN"]

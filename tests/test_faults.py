@@ -112,7 +112,7 @@ def test_worker_node_killed_mid_sweep(tmp_path: Path, sessions: Sessions) -> Non
     worker_sid = _ray_start(sessions, [f"--address=127.0.0.1:{port}", "--num-cpus=1", *_ports()], env)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(spec_of_size("node-loss", 6)))
-    driver = sessions.popen([PYTHON, "-m", "service", "submit", str(spec), "--wait", "--json"],
+    driver = sessions.popen([PYTHON, "-m", "chipsweep", "submit", str(spec), "--wait", "--json"],
                             {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     queue = Queue(home / "queue.db")
@@ -146,7 +146,7 @@ def test_service_killed_mid_sweep_and_restarted(tmp_path: Path, sessions: Sessio
     log = (tmp_path / "serve.log").open("w")
 
     def serve() -> subprocess.Popen[bytes]:
-        proc = sessions.popen([PYTHON, "-m", "service", "serve", "--port", str(port), "--log-level", "warning"], env,
+        proc = sessions.popen([PYTHON, "-m", "chipsweep", "serve", "--port", str(port), "--log-level", "warning"], env,
                               stdout=log, stderr=subprocess.STDOUT)
 
         def up() -> bool:

@@ -93,7 +93,7 @@ def test_submit_runs_a_sweep_and_query_and_sql_read_its_lake(home, tmp_path: Pat
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(training_spec("api-sweep")))
     status = chipsweep.submit(spec)  # a path; waits
-    assert STATUS_KEYS <= set(status)
+    assert set(status) >= STATUS_KEYS
     assert status["state"] == "done" and status["chunks_done"] == status["chunks_total"]
     assert status["configurations"] == 6912 and status["rows_written"] == 6912
     counted = chipsweep.sql("SELECT count(*) AS n FROM latest_training WHERE sweep = 'api-sweep'")
@@ -146,7 +146,7 @@ def test_one_error_renders_the_same_at_every_edge(home, capsys, tmp_path: Path) 
 
 def test_every_layers_error_is_a_chipsweep_error() -> None:
     from chipsweep.lake import LakeError
-    from chipsweep.queries.runner import QueryError
+    from chipsweep.queries.errors import QueryError
     from chipsweep.schemas.catalog import CatalogError
     from chipsweep.service.queue import QueueError
     from chipsweep.service.settings import SettingsError

@@ -23,8 +23,10 @@ from chipsweep.lake import (
     scan,
 )
 from chipsweep.lake.layout import temporary_name
+from chipsweep.queries.errors import QueryError
 from chipsweep.queries.output import to_csv, to_json, to_text
-from chipsweep.queries.runner import QueryError, list_saved, run_saved, run_sql, saved_queries
+from chipsweep.queries.runner import run_saved, run_sql
+from chipsweep.queries.saved import list_saved, saved_queries
 from chipsweep.schemas.columns import DIM_SWEEPS, arrow_schema, dim_sweeps_row
 from chipsweep.service.cli import main
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chipsweep.schemas.sweep import SpecError
+from chipsweep.schemas.errors import SpecError
 from chipsweep.service.dispatch import submit
 from chipsweep.service.queue import Queue, QueueError
 from tests.conftest import training_spec

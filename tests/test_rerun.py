@@ -91,7 +91,8 @@ def evaluated_chunks(queue: Queue, version: int) -> list[int]:
 
 
 def test_chunk_entries_follow_the_flat_index_range() -> None:
-    from chipsweep.schemas.sweep import parse_spec, resolve
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
 
     sweep = resolve(parse_spec(small_spec()), load_catalog(use_env=False))
     assert chunk_entries(sweep, 0, 8) == {"chips/nvidia_h100_sxm", "models/llama3_8b"}
@@ -188,7 +189,8 @@ def test_change_during_a_rerun_makes_one_more_version_not_a_lost_update(home, tm
 
 
 def _hashes(cat: Any) -> dict[str, str]:
-    from chipsweep.schemas.sweep import parse_spec, resolve
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
 
     return resolve(parse_spec(small_spec(schedule={"on_change": True})), cat).hashes
 

@@ -194,7 +194,8 @@ def test_worker_node_killed_mid_sweep_on_s3_lake_ends_complete(cluster: Cluster,
 def test_sql_over_an_s3_lake_cannot_read_objects_outside_it(s3_server: dict[str, str]) -> None:
     import pyarrow.parquet as pq
 
-    from chipsweep.queries.runner import QueryError, run_sql
+    from chipsweep.queries.errors import QueryError
+    from chipsweep.queries.runner import run_sql
 
     fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}")
     pq.write_table(pa.table({"x": [1]}), f"{BUCKET}/confined/lake/kind=training/x.parquet", filesystem=fs)

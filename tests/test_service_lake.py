@@ -13,7 +13,8 @@ import pytest
 from chipsweep.lake import Lake, LakeError
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.columns import DIM_CHIPS, DIM_MODELS, DIM_SWEEPS
-from chipsweep.schemas.sweep import parse_spec, resolve
+from chipsweep.schemas.spec import parse_spec
+from chipsweep.schemas.sweep import resolve
 from chipsweep.workers.chunk import ChunkEvaluator
 from tests.conftest import training_spec
 

@@ -8,7 +8,9 @@ import time
 import pytest
 
 from chipsweep.schemas.catalog import load_catalog
-from chipsweep.schemas.sweep import SpecError, load_spec_text, parse_spec, resolve, validate
+from chipsweep.schemas.errors import SpecError
+from chipsweep.schemas.spec import load_spec_text, parse_spec
+from chipsweep.schemas.sweep import resolve, validate
 from tests.conftest import training_spec
 
 CONTRACT_EXAMPLE = """

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from chipsweep.lake import connect
-from chipsweep.queries.runner import QueryError, run_saved, run_sql
+from chipsweep.queries.errors import QueryError
+from chipsweep.queries.runner import run_saved, run_sql
 
 
 @pytest.fixture(scope="module")

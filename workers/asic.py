@@ -17,7 +17,8 @@ Sources (formulas cite them line by line; constants come from `schemas/catalog/a
 - The normal approximation (continuity-corrected) of a binomial with many spares (Feller, vol. 1, ch. VII).
 
 `evaluate(x, k)` takes equal-length float64 arrays `x` (keys in `INPUT_KEYS`; choices as indices into the
-tuples below) and the constants `k` of `constants()`; it returns a dict of arrays. No loop over designs.
+vocabularies of `schemas/vocab.py`) and the constants `k` of `constants()`; it returns a dict of arrays. No
+loop over designs.
 """
 
 from __future__ import annotations

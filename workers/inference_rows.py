@@ -17,14 +17,13 @@ import numpy as np
 import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS
-from chipsweep.schemas.vocab import OVERRIDABLE
+from chipsweep.schemas.vocab import OVERRIDABLE, SHAPE_FIELDS
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, ids, numbers
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, compact, gather
 from chipsweep.workers.workload import (
-    MODEL_FIELDS,
     getter,
     model_arrays,
     model_tables,
@@ -197,7 +196,7 @@ def _chip_tables(ctx: Context) -> dict[str, Any]:
 def _catalog_rows(raw: Mapping[str, Any], n: int) -> bool:
     """True when every row names catalog entries and no row gives shapes or what-ifs of its own."""
     for key, v in raw.items():
-        per_row = key in (*MODEL_FIELDS, "params_b", "mlp") or key.startswith(("chip.", "cal."))
+        per_row = key in (*SHAPE_FIELDS, "params_b", "mlp") or key.startswith(("chip.", "cal."))
         if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
             return False
     chip = raw.get("chip_idx")

@@ -8,14 +8,14 @@ to the lake's dimension tables with every sweep version. Per-catalog columns der
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from chipsweep.schemas.catalog import Catalog, Chip, Model
-from chipsweep.schemas.vocab import CHIP_NUMERIC, MODEL_NUMERIC, PRECISIONS
+from chipsweep.schemas.vocab import CHIP_NUMERIC, MODEL_NUMERIC, PRECISIONS, SHAPE_FIELDS
 
 Array = np.ndarray
 
@@ -71,6 +71,23 @@ class ModelTable:
 
     def index(self) -> dict[str, int]:
         return {mid: i for i, mid in enumerate(self.ids)}
+
+
+def model_columns(models: ModelTable, model_idx: Array, given: Callable[[str], Array],
+                  defaults: Mapping[str, float] | None = None) -> dict[str, Array]:
+    """Each row's model columns: the catalog model's (`model_idx` < 0: none), with explicit shape cells
+    (`given(field)`, NaN where blank) taking precedence and `mlp` (0 gelu, 1 swiglu) setting the
+    projections; still-blank architecture fields take their defaults (learned positions off, tied
+    embeddings, two MLP projections)."""
+    mcols = {k: np.where(model_idx >= 0, v[np.maximum(model_idx, 0)], np.nan) for k, v in models.cols.items()}
+    for field in SHAPE_FIELDS:
+        value = given(field)
+        mcols[field] = np.where(np.isfinite(value), value, mcols[field])
+    mlp = given("mlp")
+    mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
+    for field, default in {"n_proj": 2.0, "learned_pos": 0.0, "tied": 1.0, **(defaults or {})}.items():
+        mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
+    return mcols
 
 
 def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:

@@ -32,6 +32,7 @@ from chipsweep.workers.tables import (
     PRECISION_WEIGHT_BYTES,
     chip_link_arrays,
     default_precision,
+    model_columns,
     model_shape_arrays,
     peak_for_precision,
 )
@@ -189,14 +190,7 @@ def _assemble_general(
     cat = ctx.catalog
     # --- model: a catalog id, explicit shapes, or both (explicit cells win) -----------------------
     model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
-    mcols = {k: np.where(model_idx >= 0, v[np.maximum(model_idx, 0)], np.nan) for k, v in ctx.models.cols.items()}
-    for field in SHAPE_FIELDS:
-        given = get(field)
-        mcols[field] = np.where(np.isfinite(given), given, mcols[field])
-    mlp = get("mlp")
-    mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
-    for field, default in (("n_proj", 2.0), ("learned_pos", 0.0), ("tied", 1.0)):
-        mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
+    mcols = model_columns(ctx.models, model_idx, get)
     missing_shape = ~np.isfinite(mcols["layers"]) | ~np.isfinite(mcols["hidden"]) | ~np.isfinite(mcols["heads"])
     missing_shape |= ~np.isfinite(mcols["vocab"]) | ~np.isfinite(mcols["seq_len"])
     if errors is not None:

@@ -17,12 +17,11 @@ import pyarrow as pa
 from chipsweep.schemas.vocab import BITS, MLP_TYPES, SHAPE_FIELDS
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers
-from chipsweep.workers.tables import compact, model_shape_arrays
+from chipsweep.workers.tables import compact, model_columns, model_shape_arrays
 from chipsweep.workers.transformer import Shapes, total_params
 
 Array = np.ndarray
 
-MODEL_FIELDS = SHAPE_FIELDS
 # the model arrays the inference core reads (`model_arrays` also gives `has_model`)
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read")
@@ -32,7 +31,7 @@ def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str,
     """The model columns of an edge table into `raw`: catalog index, params_b, explicit shapes, mlp."""
     raw["model_idx"] = ids(table, "model", ctx.models.index(), errors, "model")
     raw["params_b"] = numbers(table, "params_b", errors, minimum=1e-9, allowed="allowed: a number > 0 (billions of parameters)")
-    for field in MODEL_FIELDS:
+    for field in SHAPE_FIELDS:
         raw[field] = numbers(table, field, errors, integer=True, minimum=1)
     raw["mlp"] = choices(table, "mlp", MLP_TYPES, errors)
 
@@ -58,14 +57,7 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     """Model shapes, parameter counts and whether the row has a model at all."""
     get = getter(raw, n)
     model_idx = np.asarray(raw.get("model_idx", np.full(n, -1)), dtype=np.int64)
-    mcols = {k: np.where(model_idx >= 0, v[np.maximum(model_idx, 0)], np.nan) for k, v in ctx.models.cols.items()}
-    for field in MODEL_FIELDS:
-        given = get(field)
-        mcols[field] = np.where(np.isfinite(given), given, mcols[field])
-    mlp = get("mlp")
-    mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
-    for field, default in (("n_proj", 2.0), ("learned_pos", 0.0), ("tied", 1.0), ("seq_len", 0.0)):
-        mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
+    mcols = model_columns(ctx.models, model_idx, get, {"seq_len": 0.0})
     s = model_shape_arrays(mcols)
     shapes = Shapes(s["layers"], s["hidden"], s["heads"], s["kv_heads"], s["head_dim"], s["ffn"], s["vocab"],
                     s["seq"], s["n_proj"], s["learned_pos"], s["tied"])
@@ -91,7 +83,7 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
 def has_own_model(raw: Mapping[str, Any]) -> bool:
     """True when some row gives model shapes, params_b or mlp of its own (not only a catalog id)."""
     return any(key in raw and np.isfinite(np.asarray(raw[key], dtype=np.float64)).any()
-               for key in (*MODEL_FIELDS, "params_b", "mlp"))
+               for key in (*SHAPE_FIELDS, "params_b", "mlp"))
 
 
 _MODEL_TABLES: dict[int, tuple[Context, dict[str, Any]]] = {}

@@ -8,7 +8,8 @@ import sys
 
 from chipsweep.queries import output
 from chipsweep.queries.plot import plot
-from chipsweep.queries.runner import count_saved, load_query, run_saved, saved_queries
+from chipsweep.queries.runner import count_saved, run_saved
+from chipsweep.queries.saved import load_query, saved_queries
 from chipsweep.service import python_api
 from chipsweep.service.cli.base import Subparsers, fail
 
@@ -68,7 +69,7 @@ def query(args: argparse.Namespace) -> int:
     if args.plot and not load_query(args.name).plot:
         plottable = [q.name for q in saved_queries().values() if q.plot]
         return fail(f"--plot: query '{args.name}' is not a frontier query; allowed: {', '.join(plottable)}")
-    table = python_api.query(args.name, lake=args.lake, timeout_s=args.timeout, **params)
+    table = python_api.query(args.name, params, lake=args.lake, timeout_s=args.timeout)
     print(output.render(table, args.format))
     if args.plot:
         candidates = run_saved(args.name, params, lake=args.lake, frontier=False, sample=PLOT_SAMPLE,
