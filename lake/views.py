@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from fsspec.implementations.arrow import ArrowFSWrapper
 
 from chipsweep.lake.errors import LakeError
 from chipsweep.lake.layout import DIM_PART, DIMS, PART_GLOB, check_sweep, fact_dir, is_part, join
@@ -233,39 +233,12 @@ def _files_table(con: duckdb.DuckDBPyConnection, listing: Listing) -> None:
 def _remote(con: duckdb.DuckDBPyConnection, root: str) -> None:
     """Object-store access for a URI lake, offline: DuckDB reads through the lake's own `pyarrow.fs`
     filesystem (endpoint and credentials from the usual AWS variables), wrapped for fsspec; nothing is
-    downloaded at run time. Without fsspec, a DuckDB httpfs extension already installed is used."""
+    downloaded at run time (no httpfs extension)."""
     if not is_uri(root):
         return
-    scheme = root.split("://", 1)[0]
-    try:
-        from fsspec.implementations.arrow import ArrowFSWrapper
-    except ImportError:
-        ArrowFSWrapper = None  # noqa: N806
-    if ArrowFSWrapper is not None:
-        fs, _ = filesystem(root)
-        wrapper = type("LakeFS", (ArrowFSWrapper,), {"protocol": (scheme,)})(fs)
-        con.register_filesystem(wrapper)
-        return
-    try:
-        con.execute("LOAD httpfs")
-    except duckdb.Error:
-        raise LakeError(f"lake '{root}' needs fsspec (pip install fsspec) or DuckDB's httpfs extension installed; "
-                        "allowed: a local lake, or either of those", field=ENV_LAKE, value=root,
-                        allowed="a local lake, or fsspec or DuckDB's httpfs installed") from None
-    if root.startswith(("s3://", "s3a://")):
-        opts = ["TYPE s3", "PROVIDER credential_chain"]
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            host = re.sub(r"^https?://", "", endpoint).rstrip("/")
-            opts = ["TYPE s3", f"ENDPOINT {sql_literal(host)}", "URL_STYLE 'path'",
-                    f"USE_SSL {'true' if endpoint.startswith('https') else 'false'}"]
-            for env, key in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET")):
-                if os.environ.get(env):
-                    opts.append(f"{key} {sql_literal(os.environ[env])}")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            opts.append(f"REGION {sql_literal(region)}")
-        con.execute(f"CREATE OR REPLACE SECRET chipsweep_lake ({', '.join(opts)})")
+    fs, _ = filesystem(root)
+    wrapper = type("LakeFS", (ArrowFSWrapper,), {"protocol": (root.split("://", 1)[0],)})(fs)
+    con.register_filesystem(wrapper)
 
 
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}

@@ -3,6 +3,7 @@ dispatcher lease, restart recovery, the size cap and a billion-configuration swe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -171,3 +172,40 @@ def test_chunk_size_follows_the_cluster_when_none_is_set() -> None:
     assert auto_chunk_size(320, 2_000_000_000) == 1 << 22  # 6.25 M per worker: 477 chunks, every worker busy
     assert Settings.from_env({"CHIPSWEEP_HOME": "/tmp/x"}).chunk_size is None
     assert Settings.from_env({"CHIPSWEEP_HOME": "/tmp/x", "CHIPSWEEP_CHUNK_SIZE": "4096"}).chunk_size == 4096
+
+
+def test_a_version_queued_before_records_is_resolved_once_and_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """chipsweep 0.1 stored a version's spec and base catalog, not its resolved axes: the first payload
+    resolves it (overrides applied), stores the record, and later payloads read it back unchanged."""
+    from chipsweep.schemas.catalog import load_catalog
+    from chipsweep.schemas.sweep import Sweep, validate
+
+    catalog = load_catalog(use_env=False)
+    spec = training_spec("legacy", overrides={"nvidia_h100_sxm": {"usd_per_hour": 9.0}})
+    sweep = validate(spec, catalog)
+    q = Queue(tmp_path / "q.db")
+    row = q.add_sweep(record=sweep.record(), configurations=sweep.configurations, chunk_size=1000, lake="/tmp/x")
+    with q._tx() as db:  # what a 0.1 queue holds: no resolved column value, the base catalog
+        db.execute("UPDATE sweeps SET resolved = NULL, catalog = ? WHERE name = 'legacy'",
+                   (json.dumps(catalog.snapshot()),))
+    first = q.payload("legacy", row.version)["sweep"]
+    assert q._db().execute("SELECT resolved FROM sweeps WHERE name = 'legacy'").fetchone()[0] is not None
+    rebuilt = Sweep.from_record(first)
+    assert rebuilt.catalog.chips["nvidia_h100_sxm"].usd_per_hour == 9.0  # the override, applied once
+    assert rebuilt.hashes == sweep.hashes and rebuilt.axes_json() == sweep.axes_json()
+    assert q.payload("legacy", row.version)["sweep"] == first
+
+
+def test_an_actor_evaluates_the_recorded_sweep_without_resolving_it_again(home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from chipsweep.schemas import sweep as sweep_mod
+    from chipsweep.service.actor import ChunkWorker
+
+    queue = Queue(home.queue_path)
+    row = submit(training_spec("once"), settings=home, queue=queue, chunk_size=1000)
+
+    def resolving(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("resolved again")
+
+    monkeypatch.setattr(sweep_mod, "_resolve_axis", resolving)
+    meta = ChunkWorker().run(queue.payload(row.name, row.version), 0, 0, 1000)
+    assert meta["rows"] == 1000 and not meta["skipped"]

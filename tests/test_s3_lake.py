@@ -38,8 +38,7 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("moto.server", reason="the S3 test server: pip install -e .[test]")
-pytest.importorskip("fsspec", reason="DuckDB reads s3:// through pyarrow.fs via fsspec: pip install -e .[s3]")
+
 BUCKET = "chipsweep-lake"
 
 
