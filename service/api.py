@@ -30,7 +30,7 @@ from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.errors import ChipsweepError
 from chipsweep.schemas.spec import read_spec_text
 from chipsweep.schemas.vocab import SweepState
-from chipsweep.service import metrics, python_api
+from chipsweep.service import metrics, python_api, ui
 from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, run_until
 from chipsweep.service.queue import Queue
 from chipsweep.service.scheduler import SchedulerThread
@@ -248,6 +248,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     def get_metrics() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(metrics.collect(settings.queue_path)), media_type=metrics.CONTENT_TYPE)
 
+    ui.install(app, settings, queue)  # the web UI at / (service/ui.py)
     return app
 
 

@@ -4,6 +4,8 @@
 -- @param model model = null  catalog model id, e.g. llama2_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or purchase amortised plus energy (default: both)
+-- @param chips text = null  only these chips: catalog ids separated by commas (default: every chip)
+-- @param precision text = null  only this training precision, e.g. bf16 (default: every precision)
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
@@ -11,6 +13,10 @@ WITH feasible AS NOT MATERIALIZED (
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($cost_basis IS NULL OR f.cost_basis = $cost_basis)
+      AND ($precision IS NULL OR f.precision = $precision)
+      AND ($chips IS NULL
+           OR (f.sweep, f.version, f.chip_id) IN (SELECT sweep, version, chip_id FROM chips
+                                                   WHERE list_contains(string_split($chips, ','), chip)))
       AND ($model IS NULL
            OR (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model))
 ),

@@ -1,0 +1,138 @@
+"""The interactive frontier chart (plotly): the one figure the web UI and `--plot FILE.html` draw.
+
+Every feasible configuration faint and every frontier point bold, both coloured by chip (one legend
+entry per chip toggles both); a staircase joins a two-objective frontier; hovering a point shows its
+chip, layout and every objective; clicking it copies the configuration (JSON) to the clipboard. A
+third objective sets the frontier markers' size. Only draws: the figure's content is `figure.py`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from chipsweep.queries.figure import FrontierFigure
+
+CANDIDATES = 10_000  # faint points drawn at most (a repeatable sample beyond that)
+PALETTE = (*qualitative.Dark24, *qualitative.Light24)
+# on a click, the point's configuration goes to the clipboard and to an element the page may show
+COPY_SCRIPT = """
+var plot = document.getElementById('{plot_id}');
+plot.on('plotly_click', function (ev) {
+  var p = ev.points[0]; if (!p || p.customdata === undefined) return;
+  var text = typeof p.customdata === 'string' ? p.customdata : JSON.stringify(p.customdata);
+  if (navigator.clipboard) navigator.clipboard.writeText(text).catch(function () {});
+  var out = document.getElementById('copied'); if (out) out.textContent = text;
+});
+"""
+
+
+def chip_colours(chips: list[str]) -> dict[str, str]:
+    return {chip: PALETTE[i % len(PALETTE)] for i, chip in enumerate(chips)}
+
+
+def sample(n: int, limit: int = CANDIDATES) -> np.ndarray:
+    """Indices of at most `limit` of `n` candidates (the same ones every time)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _hover(fig: FrontierFigure, p: dict[str, Any]) -> str:
+    row = p.get("row") or {}
+    lines = [f"<b>{p['label']}</b>", f"{fig.x.column} = {_fmt(p['x'])}", f"{fig.y.column} = {_fmt(p['y'])}"]
+    if fig.colour is not None and "c" in p:
+        lines.append(f"{fig.colour.column} = {_fmt(p['c'])}")
+    if row.get("sweep") is not None:
+        lines.append(f"sweep {row['sweep']} v{row.get('version')}, idx {row.get('idx')}")
+    return "<br>".join(lines)
+
+
+def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
+    """The plotly figure of a frontier (candidates sampled to at most `candidates`)."""
+    colours = chip_colours(fig.chips())
+    traces: list[Any] = []
+    on_front = {str(p["chip"]) for p in fig.frontier}
+    picked = sample(len(fig.candidates_x), candidates)
+    by_chip: dict[str, list[int]] = defaultdict(list)
+    for i in picked.tolist():
+        by_chip[fig.candidates_chip[i] if fig.candidates_chip else ""].append(i)
+    for chip, idx in sorted(by_chip.items()):
+        traces.append(go.Scattergl(
+            x=[fig.candidates_x[i] for i in idx], y=[fig.candidates_y[i] for i in idx], mode="markers",
+            marker={"size": 4, "color": colours.get(chip, "#9aa4b1"), "opacity": 0.18}, name=chip,
+            legendgroup=chip, showlegend=chip not in on_front, hoverinfo="skip", meta="candidates"))
+    if fig.colour is None and len(fig.frontier) > 1:
+        traces.append(go.Scatter(
+            x=[p["x"] for p in fig.frontier], y=[p["y"] for p in fig.frontier], mode="lines",
+            line={"shape": "hv", "color": "#555", "width": 1.2}, name="frontier", hoverinfo="skip",
+            showlegend=False, meta="staircase"))
+    sizes: dict[int, float] = {}
+    if fig.colour is not None:
+        cs = np.array([float(p.get("c", np.nan)) for p in fig.frontier])  # type: ignore[arg-type]
+        ok = np.isfinite(cs)
+        if ok.any():
+            lo, hi = cs[ok].min(), cs[ok].max()
+            t = (cs - lo) / (hi - lo) if hi > lo else np.full(len(cs), 0.5)
+            if fig.colour.sense == "max":
+                t = 1 - t  # bigger markers are better: small cost, or large throughput
+            sizes = {i: float(8 + 14 * (1 - t[i])) for i in range(len(cs)) if ok[i]}
+    points: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(fig.frontier):
+        points[str(p["chip"])].append(i)
+    for chip, idx in sorted(points.items()):
+        ps = [fig.frontier[i] for i in idx]
+        traces.append(go.Scatter(
+            x=[p["x"] for p in ps], y=[p["y"] for p in ps], mode="markers", name=chip, legendgroup=chip,
+            marker={"size": [sizes.get(i, 11) for i in idx], "color": colours[chip],
+                    "line": {"width": 1, "color": "#111"}},
+            text=[_hover(fig, p) for p in ps], hovertemplate="%{text}<extra></extra>",
+            customdata=[json.dumps(p.get("row") or {}, sort_keys=True) for p in ps], meta="frontier"))
+    title = fig.title
+    if fig.candidates_total:
+        shown = len(picked)
+        what = f"{fig.candidates_total:,} feasible" + (f", {shown:,} drawn" if shown < fig.candidates_total else "")
+        title += f" — {what}"
+    if fig.colour is not None:
+        title += f"; marker size: {fig.colour.title}"
+    layout = go.Layout(
+        title={"text": title, "font": {"size": 15}}, template="plotly_white", hovermode="closest",
+        xaxis={"title": {"text": fig.x.title}, "type": "log" if fig.x.log else "linear"},
+        yaxis={"title": {"text": fig.y.title}, "type": "log" if fig.y.log else "linear"},
+        legend={"title": {"text": "chip"}, "itemclick": "toggle"}, margin={"l": 70, "r": 20, "t": 60, "b": 60},
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def chart_json(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> dict[str, Any]:
+    """The figure as plotly JSON (`data`, `layout`), as the web UI's data endpoint sends it."""
+    return json.loads(chart(fig, candidates=candidates).to_json())  # type: ignore[no-any-return]
+
+
+def diff_chart_json(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`frontier_diff` drawn: the configurations that entered the frontier and those that left it, per
+    model, on the kind's objectives (training: time vs cost; edge: decode speed vs energy per token)."""
+    if not rows:
+        return None
+    training = rows[0].get("kind") == "training"
+    xcol, ycol = ("time_to_train_days", "cost_usd") if training else ("decode_tokens_per_s", "energy_per_token_j")
+    traces = []
+    for change, colour, symbol in (("entered", "#1a9850", "circle"), ("left", "#d73027", "x")):
+        pts = [r for r in rows if r.get("change") == change and r.get(xcol) is not None and r.get(ycol) is not None]
+        traces.append(go.Scatter(
+            x=[r[xcol] for r in pts], y=[r[ycol] for r in pts], mode="markers", name=f"{change} ({len(pts)})",
+            marker={"size": 11, "color": colour, "symbol": symbol, "line": {"width": 1, "color": "#111"}},
+            text=[f"<b>{r.get('model')}: {r.get('chip')} × {r.get('layout')}</b><br>v{r.get('version')}, idx {r.get('idx')}"
+                  for r in pts], hovertemplate="%{text}<extra></extra>", meta=change))
+    layout = go.Layout(template="plotly_white", hovermode="closest", title={"text": "frontier: entered and left"},
+                       xaxis={"title": {"text": xcol}, "type": "log"}, yaxis={"title": {"text": ycol}, "type": "log"})
+    return json.loads(go.Figure(data=traces, layout=layout).to_json())  # type: ignore[no-any-return]

@@ -1,0 +1,178 @@
+"""What a frontier figure shows, computed from a returned table -- independent of how it is drawn.
+
+`figure_data` turns a frontier table (a saved query's result, whose schema metadata names its
+objectives) and, optionally, the candidate rows it was taken from into a `FrontierFigure`: the axes
+(first two objectives; an axis is logarithmic when its values are positive and span more than
+LOG_SPAN; titles carry the units of schemas/columns.py), the frontier points with their chip, layout,
+every objective and the whole configuration, and the candidates (faint behind it). A third objective
+travels with each point (hover, size). Drawing it is queries/plot.py (PNG, HTML) and the web UI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chipsweep.queries.frontier import Objective
+from chipsweep.queries.runner import objectives_of
+from chipsweep.schemas.columns import FACTS
+from chipsweep.schemas.errors import ChipsweepError
+
+LOG_SPAN = 30.0  # max/min above which an axis is logarithmic
+OTHER = "(no chip)"  # the group of rows that name no chip (hypothetical ASIC designs)
+
+
+class PlotError(ChipsweepError):
+    """A table that cannot be drawn; the message names what is missing and what is allowed."""
+
+
+def unit_of(column: str) -> str:
+    for cols in FACTS.values():
+        for c in cols:
+            if c.name == column:
+                return c.unit
+    return ""
+
+
+_UNIT_SUFFIXES = ("_days", "_usd", "_mwh", "_j", "_gb", "_mm2", "_w", "_t", "_s", "_ghz", "_mb", "_nm")
+
+
+def axis_title(obj: Objective) -> str:
+    """`time_to_train_days` -> `time to train [days] (lower is better)`."""
+    unit = unit_of(obj.column)
+    name = obj.column
+    if unit and not name.endswith("_per_s"):
+        for suffix in _UNIT_SUFFIXES:
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+    better = "higher is better" if obj.sense == "max" else "lower is better"
+    return name.replace("_", " ") + (f" [{unit}]" if unit else "") + f" ({better})"
+
+
+@dataclass
+class Axis:
+    column: str
+    title: str
+    sense: str
+    log: bool
+
+
+@dataclass
+class FrontierFigure:
+    """What a frontier plot shows. Frontier points: {"x", "y", "c"? (third objective), "chip",
+    "label", "row" (the configuration, JSON-safe)}, in x order; candidates: parallel lists."""
+
+    title: str
+    x: Axis
+    y: Axis
+    colour: Axis | None  # the third objective, if any (drawn as size and shown on hover)
+    frontier: list[dict[str, object]]
+    candidates_x: list[float] = field(default_factory=list)
+    candidates_y: list[float] = field(default_factory=list)
+    candidates_chip: list[str] = field(default_factory=list)
+    candidates_total: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=False, default=str)
+
+    def chips(self) -> list[str]:
+        """Every chip drawn (frontier first, then candidates), in a stable order: colours follow it."""
+        seen = dict.fromkeys(str(p["chip"]) for p in self.frontier)
+        seen.update(dict.fromkeys(self.candidates_chip))
+        return sorted(seen)
+
+
+def _finite(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """float64 values, NULL as NaN."""
+    return np.asarray(pc.fill_null(pc.cast(values, pa.float64()), math.nan).to_numpy(), dtype=np.float64)
+
+
+def _log(values: np.ndarray) -> bool:
+    v = values[np.isfinite(values)]
+    return bool(v.size and v.min() > 0 and v.max() / v.min() > LOG_SPAN)
+
+
+def _chip(row: dict[str, object]) -> str:
+    """The group a row is coloured by: its catalog chip, or for a hypothetical ASIC design its node."""
+    if row.get("source") == "asic":
+        return f"ASIC {row['node_nm']} nm" if row.get("node_nm") is not None else "ASIC"
+    return str(row.get("chip") or row.get("chip_name") or OTHER)
+
+
+def _label(row: dict[str, object]) -> str:
+    chip = row.get("chip") or row.get("chip_name") or ""
+    layout = row.get("layout") or ""
+    return f"{chip} × {layout}" if chip and layout else str(chip or layout or row.get("idx", ""))
+
+
+def _json_safe(row: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in row.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        elif v is not None and not isinstance(v, str | int | float | bool):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+def figure_data(
+    frontier: pa.Table, candidates: pa.Table | None = None, *, title: str | None = None,
+    candidates_total: int | None = None,
+) -> FrontierFigure:
+    """The figure of a frontier table (objectives from its metadata) over its candidate rows (or a sample
+    of them: `candidates_total` says how many there are in all)."""
+    objs = objectives_of(frontier)
+    if len(objs) < 2:
+        raise PlotError("plot: the table is not a frontier (no objectives in its metadata); allowed: the result of "
+                        "a frontier query such as pareto_training or pareto_edge")
+    for o in objs:
+        if o.column not in frontier.column_names:
+            raise PlotError(f"plot: objective column '{o.column}' is not in the table; allowed: its columns "
+                            f"{', '.join(frontier.column_names)}")
+    fx, fy = _finite(frontier[objs[0].column]), _finite(frontier[objs[1].column])
+    have = candidates is not None and candidates.num_rows > 0
+    cx = _finite(candidates[objs[0].column]) if have else np.array([])  # type: ignore[index]
+    cy = _finite(candidates[objs[1].column]) if have else np.array([])  # type: ignore[index]
+    if have and ("chip" in candidates.column_names or "source" in candidates.column_names):  # type: ignore[union-attr]
+        cols = [c for c in ("chip", "chip_name", "source", "node_nm") if c in candidates.column_names]  # type: ignore[union-attr]
+        cchip = np.array([_chip(r) for r in candidates.select(cols).to_pylist()], dtype=object)  # type: ignore[union-attr]
+    else:
+        cchip = np.full(len(cx), OTHER, dtype=object)
+    keep = np.isfinite(cx) & np.isfinite(cy)
+    cx, cy, cchip = cx[keep], cy[keep], cchip[keep]
+    axes = [Axis(o.column, axis_title(o), o.sense, _log(np.concatenate([v, c])))
+            for o, v, c in ((objs[0], fx, cx), (objs[1], fy, cy))]
+    colour = None
+    fc = None
+    if len(objs) > 2:
+        fc = _finite(frontier[objs[2].column])
+        colour = Axis(objs[2].column, axis_title(objs[2]), objs[2].sense, _log(fc))
+    rows = frontier.to_pylist()
+    models = sorted({str(r["model"]) for r in rows if r.get("model") is not None})
+    if len(models) > 1:
+        raise PlotError(f"plot: the frontier holds {len(models)} models ({', '.join(models[:5])}); allowed: one "
+                        "(--param model=...)")
+    points = []
+    for i, row in enumerate(rows):
+        if not (math.isfinite(fx[i]) and math.isfinite(fy[i])):
+            continue
+        p: dict[str, object] = {"x": float(fx[i]), "y": float(fy[i]), "chip": _chip(row), "label": _label(row),
+                                "row": _json_safe(row)}
+        if fc is not None and math.isfinite(fc[i]):
+            p["c"] = float(fc[i])
+        points.append(p)
+    points.sort(key=lambda p: (p["x"], p["y"]))  # type: ignore[arg-type, return-value]
+    model = rows[0].get("model") if rows else None
+    name = (frontier.schema.metadata or {}).get(b"chipsweep.query", b"frontier").decode()
+    return FrontierFigure(
+        title or f"{name}" + (f": {model}" if model else "") + f" ({len(points)} on the frontier)",
+        axes[0], axes[1], colour, points, cx.tolist(), cy.tolist(), [str(c) for c in cchip],
+        int(candidates_total) if candidates_total is not None else len(cx),
+    )

@@ -1,0 +1,317 @@
+"""The web UI of `chipsweep serve`, at `/`: sweeps and their progress, a sweep's versions and chunk errors,
+the frontier explorer (plotly, queries/chart.py), version diffs, the catalog with every number's source,
+and a submit form that validates a spec as the API does.
+
+Server-rendered Jinja2 pages (service/templates/) with a little JavaScript (service/static/ui.js) that
+reads the JSON endpoints under /ui/data/; every asset, plotly.js included, is served by this app, so the
+UI works offline. With CHIPSWEEP_TOKEN set, pages and data need a session: /ui/login checks the token
+(a form POST, so it never appears in a URL or an access log) and sets an HttpOnly cookie holding an HMAC
+of it; a bearer token works for the data endpoints too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import plotly
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from chipsweep.queries import chart, runner
+from chipsweep.queries.figure import figure_data
+from chipsweep.queries.saved import OBJECTIVE_COLUMNS, saved_queries
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.errors import ChipsweepError, SpecError
+from chipsweep.schemas.spec import read_spec_text
+from chipsweep.schemas.sweep import validate
+from chipsweep.schemas.vocab import FINAL_STATES, PRECISIONS
+from chipsweep.service import dispatch, python_api
+from chipsweep.service.queue import Queue
+from chipsweep.service.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+STATIC = HERE / "static"
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+SESSION_COOKIE = "chipsweep_session"
+CANDIDATES = 5_000  # faint points the explorer draws (a repeatable sample of the feasible rows)
+FRONTIERS = ("pareto_training", "pareto_edge", "pareto_serving")  # what the explorer can draw (those that exist)
+SPEC_PLACEHOLDER = """name: my-sweep
+kind: training
+axes:
+  model: [llama3_8b]
+  chip: [nvidia_h100_sxm, amd_mi300x]
+  n_chips: {geometric: {start: 64, stop: 1024, factor: 2}}
+  tp: [1, 2, 4, 8]
+  pp: [1, 2, 4]
+fixed: {global_batch: 1024, tokens: 1.0e12}
+store: feasible
+"""
+
+
+class LoginRequired(Exception):
+    """A page asked for without a session: answered by a redirect to the login form."""
+
+
+def session_value(token: str) -> str:
+    """What the session cookie holds: an HMAC of the token (the token itself never leaves the server)."""
+    return hmac.new(token.encode(), b"chipsweep-ui-session", hashlib.sha256).hexdigest()
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
+def authorised(request: Request, token: str | None) -> bool:
+    if not token:
+        return True
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and _same(cookie, session_value(token)):
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and _same(given.strip(), token)
+
+
+def _eta(status: dict[str, Any]) -> float | None:
+    rate = status.get("configs_per_s") or 0.0
+    left = status["configurations"] - status.get("configurations_done", 0)
+    if status["state"] in FINAL_STATES or rate <= 0:
+        return None
+    return left / rate
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def router(settings: Settings, queue: Queue) -> APIRouter:
+    """The UI's pages and data endpoints over this server's queue and lake."""
+
+    def page_auth(request: Request) -> None:
+        if not authorised(request, settings.token):
+            raise LoginRequired(request.url.path)
+
+    def data_auth(request: Request) -> None:
+        if not authorised(request, settings.token):
+            raise ChipsweepError("a session (log in at /ui/login) or a bearer token is required",
+                                 field="session", value=None, allowed="log in at /ui/login, or Authorization: Bearer")
+
+    pages = [Depends(page_auth)]
+    data = [Depends(data_auth)]
+    r = APIRouter(include_in_schema=False)
+
+    def render(request: Request, name: str, **context: Any) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, name, {"auth": bool(settings.token), **context})
+
+    # ---- assets and the session ------------------------------------------------------------------
+    @r.get("/ui/static/plotly.min.js")
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
+    @r.get("/ui/static/{name}")
+    def static(name: str) -> FileResponse:
+        path = (STATIC / name).resolve()
+        if path.parent != STATIC or not path.is_file():
+            raise ChipsweepError(f"no static file {name!r}", field="name", value=name, allowed="ui.js, ui.css")
+        return FileResponse(path, media_type="text/javascript" if name.endswith(".js") else "text/css")
+
+    @r.get("/ui/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        return render(request, "login.html", next=next if next.startswith("/") else "/", error=None)
+
+    @r.post("/ui/login")
+    def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        if settings.token and not _same(token, settings.token):
+            resp = render(request, "login.html", next=target, error="wrong token")
+            resp.status_code = 401
+            return resp
+        resp = RedirectResponse(target, status_code=303)
+        if settings.token:
+            resp.set_cookie(SESSION_COOKIE, session_value(settings.token), httponly=True, samesite="strict", path="/")
+        return resp
+
+    @r.post("/ui/logout")
+    def logout() -> Response:
+        resp = RedirectResponse("/ui/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    # ---- pages ----------------------------------------------------------------------------------
+    @r.get("/", response_class=HTMLResponse, dependencies=pages)
+    def index(request: Request) -> HTMLResponse:
+        return render(request, "index.html", sweeps=sweep_rows())
+
+    @r.get("/ui/sweeps/{sweep_id}", response_class=HTMLResponse, dependencies=pages)
+    def sweep_page(request: Request, sweep_id: str) -> HTMLResponse:
+        detail = sweep_detail(sweep_id)
+        return render(request, "sweep.html", s=detail, frontier=default_frontier(detail))
+
+    @r.get("/ui/frontier", response_class=HTMLResponse, dependencies=pages)
+    def frontier_page(request: Request) -> HTMLResponse:
+        names = [q for q in FRONTIERS if q in saved_queries()]
+        return render(request, "frontier.html", queries=names, params=dict(request.query_params),
+                      objectives={q: objective_choices(q) for q in names}, precisions=PRECISIONS)
+
+    @r.get("/ui/diff", response_class=HTMLResponse, dependencies=pages)
+    def diff_page(request: Request, sweep: str = "", from_version: int | None = None,
+                  to_version: int | None = None) -> HTMLResponse:
+        return render(request, "diff.html", sweeps=sorted({s.name for s in queue.sweeps()}), sweep=sweep,
+                      from_version=from_version, to_version=to_version)
+
+    @r.get("/ui/catalog", response_class=HTMLResponse, dependencies=pages)
+    def catalog_page(request: Request, kind: str = "chips") -> HTMLResponse:
+        if kind not in ("chips", "models", "clusters"):
+            kind = "chips"
+        return render(request, "catalog.html", kind=kind, entries=catalog_entries(kind))
+
+    @r.get("/ui/submit", response_class=HTMLResponse, dependencies=pages)
+    def submit_page(request: Request) -> HTMLResponse:
+        return render(request, "submit.html", placeholder=SPEC_PLACEHOLDER)
+
+    # ---- data -----------------------------------------------------------------------------------
+    @r.get("/ui/data/sweeps", dependencies=data)
+    def data_sweeps() -> list[dict[str, Any]]:
+        return sweep_rows()
+
+    @r.get("/ui/data/sweeps/{sweep_id}", dependencies=data)
+    def data_sweep(sweep_id: str) -> dict[str, Any]:
+        return sweep_detail(sweep_id)
+
+    @r.post("/ui/data/sweeps/{sweep_id}/cancel", dependencies=data)
+    def data_cancel(sweep_id: str) -> dict[str, Any]:
+        return queue.status(dispatch.cancel(queue, sweep_id).sweep_id)
+
+    @r.get("/ui/data/lake", dependencies=data)
+    def data_lake() -> dict[str, Any]:
+        """What the explorer's filters offer: the models and chips in the lake, per kind, and the sweeps."""
+        return lake_index()
+
+    @r.get("/ui/data/frontier", dependencies=data)
+    async def data_frontier(request: Request) -> dict[str, Any]:
+        params = {k: v for k, v in request.query_params.items() if v != ""}
+        name = params.pop("query", "pareto_training")
+        if name not in FRONTIERS:
+            raise ChipsweepError(f"query {name!r}: allowed: {', '.join(FRONTIERS)}", field="query", value=name,
+                                 allowed=", ".join(FRONTIERS))
+        return await run_in_threadpool(frontier_json, name, params)
+
+    @r.get("/ui/data/diff", dependencies=data)
+    async def data_diff(sweep: str, from_version: int, to_version: int) -> dict[str, Any]:
+        table = await run_in_threadpool(python_api.query, "frontier_diff", {
+            "sweep": sweep, "from_version": from_version, "to_version": to_version})
+        rows = runner.table_records(table)
+        return {"rows": rows, "figure": chart.diff_chart_json(rows)}
+
+    @r.get("/ui/data/catalog/{kind}", dependencies=data)
+    def data_catalog(kind: str) -> list[dict[str, Any]]:
+        if kind not in ("chips", "models", "clusters"):
+            raise ChipsweepError(f"catalog kind {kind!r}", field="kind", value=kind, allowed="chips, models, clusters")
+        return catalog_entries(kind)
+
+    @r.post("/ui/data/validate", dependencies=data)
+    async def data_validate(request: Request) -> JSONResponse:
+        """A spec checked as `POST /sweeps` checks it, without queueing it."""
+        body = await request.body()
+        try:
+            sweep = await run_in_threadpool(validate, read_spec_text(body), load_catalog())
+        except SpecError as exc:
+            return JSONResponse({"ok": False, **exc.as_dict()}, status_code=422)
+        return JSONResponse({"ok": True, "name": sweep.name, "kind": sweep.kind, "configurations": sweep.configurations,
+                             "axes": {a.name: len(a.values) for a in sweep.axes}})
+
+    @r.post("/ui/data/submit", dependencies=data)
+    async def data_submit(request: Request) -> JSONResponse:
+        """`POST /sweeps` for a browser session: the same checks, the same queue."""
+        spec = read_spec_text(await request.body())
+        status = await run_in_threadpool(python_api.submit, spec, wait=False, settings=settings, queue=queue)
+        return JSONResponse(status, status_code=201)
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def sweep_rows() -> list[dict[str, Any]]:
+        out = []
+        for row in queue.sweeps():
+            s = queue.status(row.sweep_id)
+            s["eta_s"] = _eta(s)
+            s["progress"] = s.get("configurations_done", 0) / s["configurations"] if s["configurations"] else 1.0
+            out.append(s)
+        return out
+
+    def sweep_detail(sweep_id: str) -> dict[str, Any]:
+        s = queue.status(sweep_id)
+        s["eta_s"] = _eta(s)
+        s["progress"] = s.get("configurations_done", 0) / s["configurations"] if s["configurations"] else 1.0
+        s["versions"] = queue.versions(s["sweep_id"])
+        s["spec"] = queue.spec(s["sweep_id"], s["version"])
+        s["axes"] = queue.axes(s["sweep_id"], s["version"])
+        return s
+
+    def default_frontier(s: dict[str, Any]) -> dict[str, Any] | None:
+        """The chart a sweep page opens with: its first model's frontier (a finished version only)."""
+        models = s["axes"].get("model") or []
+        if s["state"] != "done" or not models:
+            return None
+        name = {"training": "pareto_training"}.get(s["kind"], "pareto_edge")
+        params = {"query": name, "model": models[0]}
+        if name == "pareto_training":
+            params["sweep"] = s["sweep_id"]
+        return params
+
+    def objective_choices(query: str) -> list[str]:
+        kind = saved_queries()[query].params
+        for p in kind:
+            if p.type.startswith("objectives("):
+                return OBJECTIVE_COLUMNS.get(p.type[len("objectives("):-1], [])
+        return []
+
+    def lake_index() -> dict[str, Any]:
+        index: dict[str, Any] = {}
+        for kind in ("training", "inference", "asic"):
+            table = python_api.sql(
+                f"SELECT DISTINCT m.model FROM latest_{kind} f JOIN models m USING (sweep, version, model_id) ORDER BY 1")
+            index[kind] = {"models": table.column("model").to_pylist()}
+            if kind != "asic":
+                chips = python_api.sql(
+                    f"SELECT DISTINCT c.chip FROM latest_{kind} f JOIN chips c USING (sweep, version, chip_id) ORDER BY 1")
+                index[kind]["chips"] = chips.column("chip").to_pylist()
+        index["sweeps"] = sorted({s.name for s in queue.sweeps()})
+        return index
+
+    def frontier_json(name: str, params: dict[str, str]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        front = python_api.query(name, params)
+        candidates = runner.run_saved(name, params, frontier=False, sample=CANDIDATES)
+        total = None
+        if candidates.num_rows >= CANDIDATES:
+            total = runner.count_saved(name, params)
+        models = sorted(set(front.column("model").to_pylist())) if "model" in front.column_names else []
+        if len(models) != 1:
+            return {"rows": runner.table_records(front), "figure": None, "models": models,
+                    "message": "choose one model to draw its frontier" if models else "no feasible configuration"}
+        fig = figure_data(front, candidates, candidates_total=total)
+        return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=CANDIDATES),
+                "objectives": [fig.x.column, fig.y.column] + ([fig.colour.column] if fig.colour else []),
+                "candidates_total": fig.candidates_total, "seconds": round(time.perf_counter() - t0, 3)}
+
+    def catalog_entries(kind: str) -> list[dict[str, Any]]:
+        table = getattr(load_catalog(), kind)
+        return [{k: _finite(v) for k, v in table[key].model_dump(mode="json", by_alias=True, exclude_none=True).items()}
+                for key in sorted(table)]
+
+    return r
+
+
+def install(app: Any, settings: Settings, queue: Queue) -> None:
+    """Mount the UI on the API's app: its routes, and the login redirect for pages without a session."""
+    app.include_router(router(settings, queue))
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/ui/login?next={exc.args[0]}", status_code=303)

@@ -1,0 +1,235 @@
+"""The web UI in a real browser: `chipsweep serve` started on 127.0.0.1, a sweep run through it, and
+Debian's headless Chromium (driven by Playwright) through the sweep list, a sweep page, the frontier
+explorer, the catalog and the submit form. Screenshots go to test-output/ui/ (CI keeps them).
+
+Outside CI a missing browser skips these tests, saying why; with CI=true it fails them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chipsweep.queries.runner import run_saved
+from tests.conftest import PYTHON, REPO, Sessions, free_port, subprocess_env, training_spec, wait_for
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("CHIPSWEEP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("CHIPSWEEP_TEST_OUTPUT") or REPO / "test-output") / "ui"
+TOKEN = "ui-test-token-7f3a"
+# the flags this machine's closed network needs (no background connections, no sandbox as root)
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def _browser_or_skip() -> None:
+    why = None
+    if not Path(CHROMIUM).exists():
+        why = f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            why = "playwright is not installed (pip install -e .[test])"
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests need a browser in CI: {why}")
+        pytest.skip(why)
+
+
+class Server:
+    def __init__(self, url: str, home: Path, log: Path) -> None:
+        self.url, self.home, self.log = url, home, log
+        self.http = httpx.Client(base_url=url, timeout=60)
+
+    def lake(self) -> str:
+        return str(self.home / "lake")
+
+
+def _serve(sessions: Sessions, home: Path, **env: str) -> Server:
+    port = free_port()
+    log = home.parent / f"serve-{port}.log"
+    home.mkdir(parents=True, exist_ok=True)
+    sessions.popen([PYTHON, "-m", "chipsweep", "serve", "--port", str(port), "--log-level", "info"],
+                   subprocess_env(home, **env), stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 90, "chipsweep serve to answer")
+    return Server(url, home, log)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    _browser_or_skip()
+    sessions = Sessions()
+    try:
+        srv = _serve(sessions, tmp_path_factory.mktemp("ui") / "home")
+        r = srv.http.post("/sweeps", json=training_spec("ui-sweep", store="feasible"))
+        assert r.status_code == 201, r.text
+        wait_for(lambda: srv.http.get("/sweeps/ui-sweep").json()["state"] == "done", 180, "the sweep to finish")
+        yield srv
+    finally:
+        sessions.kill_all()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def _shot(pg: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _frontier_points(pg: Any) -> list[tuple[float, float]]:
+    """The bold frontier points the plotly chart on the page holds (what is drawn, read from the DOM)."""
+    pg.wait_for_function("() => { const d = document.getElementById('chart'); return d && d.data && "
+                         "d.data.some(t => t.meta === 'frontier'); }", timeout=60_000)
+    traces = pg.evaluate("() => document.getElementById('chart').data.filter(t => t.meta === 'frontier')"
+                         ".map(t => [Array.from(t.x), Array.from(t.y)])")
+    return sorted((float(x), float(y)) for xs, ys in traces for x, y in zip(xs, ys, strict=True))
+
+
+def _query_points(table: Any, x: str = "time_to_train_days", y: str = "cost_usd") -> list[tuple[float, float]]:
+    return sorted(zip(table[x].to_pylist(), table[y].to_pylist(), strict=True))
+
+
+def _same_points(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    return len(a) == len(b) and all(p == pytest.approx(q, rel=1e-6) for p, q in zip(a, b, strict=True))
+
+
+def test_the_list_shows_the_finished_sweep_with_its_progress(server: Server, page: Any) -> None:
+    page.goto(server.url + "/")
+    row = page.locator("tr[data-sweep='ui-sweep@1']")
+    assert row.get_attribute("data-state") == "done"
+    assert "6,912" in row.inner_text() and "100 %" in row.inner_text()
+    assert row.locator("progress").get_attribute("value") == "1.0000"
+    _shot(page, "sweeps")
+
+
+def test_the_sweep_page_draws_exactly_the_frontier_the_saved_query_returns(server: Server, page: Any) -> None:
+    page.goto(server.url + "/ui/sweeps/ui-sweep@1")
+    assert page.locator("#state").inner_text() == "done"
+    assert page.locator("#versions tbody tr").count() == 1
+    drawn = _frontier_points(page)
+    front = run_saved("pareto_training", {"model": "llama3_8b", "sweep": "ui-sweep"}, lake=server.lake())
+    assert _same_points(drawn, _query_points(front)) and len(drawn) >= 2
+    # faint candidates behind it, and one legend entry per chip
+    n_candidates = page.evaluate("() => document.getElementById('chart').data.filter(t => t.meta === 'candidates')"
+                                 ".reduce((n, t) => n + t.x.length, 0)")
+    assert n_candidates > 10 * len(drawn)
+    _shot(page, "sweep-page")
+
+
+def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(server: Server, page: Any) -> None:
+    # a chip with feasible configurations that is not on the unfiltered frontier: filtering draws its own
+    unfiltered = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake())
+    feasible = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake(), frontier=False)
+    others = sorted(set(feasible["chip"].to_pylist()) - set(unfiltered["chip"].to_pylist()))
+    assert others, "the test sweep should have a chip off the frontier"
+    chip = others[0]
+    page.goto(server.url + f"/ui/frontier?query=pareto_training&model=llama2_70b&chips={chip}")
+    drawn = _frontier_points(page)
+    front = run_saved("pareto_training", {"model": "llama2_70b", "chips": chip}, lake=server.lake())
+    assert set(front["chip"].to_pylist()) == {chip}
+    assert _same_points(drawn, _query_points(front))
+    assert page.locator("#frontier-rows tbody tr").count() == front.num_rows
+    _shot(page, "frontier-explorer")
+    # click the first frontier point (plotly's own click event, as a user's click raises it)
+    page.evaluate("""() => { const d = document.getElementById('chart');
+        const ti = d.data.findIndex(t => t.meta === 'frontier');
+        d.emit('plotly_click', {points: [{curveNumber: ti, pointNumber: 0, customdata: d.data[ti].customdata[0]}]}); }""")
+    copied = json.loads(page.locator("#copied").inner_text())
+    assert copied["chip"] == chip and copied["model"] == "llama2_70b"
+    assert {"tp", "pp", "dp", "micro_batch", "sweep", "version", "idx"} <= set(copied)
+
+
+def test_the_submit_form_refuses_an_invalid_spec_naming_the_field(server: Server, page: Any) -> None:
+    page.goto(server.url + "/ui/submit")
+    spec = training_spec("ui-bad")
+    spec["axes"]["chip"] = ["no_such_chip"]
+    page.fill("#spec", json.dumps(spec))
+    page.click("#validate")
+    problem = page.locator("li.problem").first
+    problem.wait_for()
+    assert problem.get_attribute("data-field") == "axes.chip[0]" and "no_such_chip" in problem.inner_text()
+    page.click("#submit")
+    page.wait_for_timeout(300)
+    assert page.url.endswith("/ui/submit")  # nothing queued, the form stays
+    assert server.http.get("/sweeps/ui-bad").status_code == 404
+    _shot(page, "submit-refused")
+    # a valid spec validates, and submitting it opens its page
+    page.fill("#spec", json.dumps(training_spec("ui-good", store="feasible")))
+    page.click("#validate")
+    page.locator("p.ok").wait_for()
+    assert "6,912 configurations" in page.locator("p.ok").inner_text()
+    page.click("#submit")
+    page.wait_for_url(re.compile(r".*/ui/sweeps/ui-good@1$"))
+
+
+def test_the_catalog_shows_each_number_with_its_source(server: Server, page: Any) -> None:
+    page.goto(server.url + "/ui/catalog?kind=chips")
+    entry = page.locator("details.entry[data-id^='nvidia_h100_sxm ']")
+    entry.locator("summary").click()
+    text = entry.inner_text()
+    assert "memory_bandwidth_gb_s" in text and "sources" in text
+    _shot(page, "catalog")
+
+
+def test_with_a_token_the_ui_needs_a_login_and_the_token_stays_out_of_urls_and_logs(
+        tmp_path: Path, browser: Any) -> None:
+    sessions = Sessions()
+    try:
+        srv = _serve(sessions, tmp_path / "home", CHIPSWEEP_TOKEN=TOKEN)
+        assert srv.http.get("/ui/data/sweeps").status_code == 401
+        assert srv.http.get("/", follow_redirects=False).headers["location"].startswith("/ui/login")
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(srv.url + "/ui/frontier")
+        assert "/ui/login" in page.url
+        page.fill("#token", "wrong")
+        page.click("button[type=submit]")
+        assert page.locator("#login-error").inner_text() == "wrong token"
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/ui/frontier$"))
+        [cookie] = [c for c in context.cookies() if c["name"] == "chipsweep_session"]
+        assert cookie["httpOnly"] and TOKEN not in cookie["value"]
+        assert TOKEN not in page.url
+        assert srv.http.get("/ui/data/sweeps", cookies={"chipsweep_session": cookie["value"]}).status_code == 200
+        context.close()
+        assert TOKEN not in srv.log.read_text()
+    finally:
+        sessions.kill_all()
