@@ -56,6 +56,12 @@ store: feasible
 """
 
 
+class SessionRequired(ChipsweepError):
+    """A data endpoint asked for without a session or a bearer token."""
+
+    http_status = 401
+
+
 class LoginRequired(Exception):
     """A page asked for without a session: answered by a redirect to the login form."""
 
@@ -100,7 +106,7 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
 
     def data_auth(request: Request) -> None:
         if not authorised(request, settings.token):
-            raise ChipsweepError("a session (log in at /ui/login) or a bearer token is required",
+            raise SessionRequired("a session (log in at /ui/login) or a bearer token is required",
                                  field="session", value=None, allowed="log in at /ui/login, or Authorization: Bearer")
 
     pages = [Depends(page_auth)]

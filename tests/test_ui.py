@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CHIPSWEEP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("CHIPSWEEP_TEST_OUTPUT") or REPO / "test-output") / "ui"
 TOKEN = "ui-test-token-7f3a"
+PRICED_CHIPS = ["nvidia_h100_sxm", "nvidia_a100_sxm_40gb", "amd_mi300x"]  # rental prices: finite costs to compare
 # the flags this machine's closed network needs (no background connections, no sandbox as root)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -78,7 +79,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     sessions = Sessions()
     try:
         srv = _serve(sessions, tmp_path_factory.mktemp("ui") / "home")
-        r = srv.http.post("/sweeps", json=training_spec("ui-sweep", store="feasible"))
+        spec = training_spec("ui-sweep", store="feasible")
+        spec["axes"]["chip"] = PRICED_CHIPS
+        r = srv.http.post("/sweeps", json=spec)
         assert r.status_code == 201, r.text
         wait_for(lambda: srv.http.get("/sweeps/ui-sweep").json()["state"] == "done", 180, "the sweep to finish")
         yield srv
@@ -156,10 +159,10 @@ def test_the_sweep_page_draws_exactly_the_frontier_the_saved_query_returns(serve
 def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(server: Server, page: Any) -> None:
     # a chip with feasible configurations that is not on the unfiltered frontier: filtering draws its own
     unfiltered = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake())
-    feasible = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake(), frontier=False)
-    others = sorted(set(feasible["chip"].to_pylist()) - set(unfiltered["chip"].to_pylist()))
+    others = sorted(set(PRICED_CHIPS) - set(unfiltered["chip"].to_pylist()))
     assert others, "the test sweep should have a chip off the frontier"
-    chip = others[0]
+    chip = next(c for c in others if run_saved("pareto_training", {"model": "llama2_70b", "chips": c},
+                                                 lake=server.lake()).num_rows)
     page.goto(server.url + f"/ui/frontier?query=pareto_training&model=llama2_70b&chips={chip}")
     drawn = _frontier_points(page)
     front = run_saved("pareto_training", {"model": "llama2_70b", "chips": chip}, lake=server.lake())
@@ -196,7 +199,7 @@ def test_the_submit_form_refuses_an_invalid_spec_naming_the_field(server: Server
     page.locator("p.ok").wait_for()
     assert "6,912 configurations" in page.locator("p.ok").inner_text()
     page.click("#submit")
-    page.wait_for_url(re.compile(r".*/ui/sweeps/ui-good@1$"))
+    page.wait_for_url(re.compile(r".*/ui/sweeps/ui-good(@|%40)1$"))
 
 
 def test_the_catalog_shows_each_number_with_its_source(server: Server, page: Any) -> None:
