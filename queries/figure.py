@@ -137,14 +137,10 @@ def figure_data(
             raise PlotError(f"plot: objective column '{o.column}' is not in the table; allowed: its columns "
                             f"{', '.join(frontier.column_names)}")
     fx, fy = _finite(frontier[objs[0].column]), _finite(frontier[objs[1].column])
-    have = candidates is not None and candidates.num_rows > 0
-    cx = _finite(candidates[objs[0].column]) if have else np.array([])  # type: ignore[index]
-    cy = _finite(candidates[objs[1].column]) if have else np.array([])  # type: ignore[index]
-    if have and ("chip" in candidates.column_names or "source" in candidates.column_names):  # type: ignore[union-attr]
-        cols = [c for c in ("chip", "chip_name", "source", "node_nm") if c in candidates.column_names]  # type: ignore[union-attr]
-        cchip = np.array([_chip(r) for r in candidates.select(cols).to_pylist()], dtype=object)  # type: ignore[union-attr]
-    else:
-        cchip = np.full(len(cx), OTHER, dtype=object)
+    cand = candidates if candidates is not None else frontier.slice(0, 0)
+    cx, cy = _finite(cand[objs[0].column]), _finite(cand[objs[1].column])
+    cols = [c for c in ("chip", "chip_name", "source", "node_nm") if c in cand.column_names]
+    cchip = np.array([_chip(r) for r in cand.select(cols).to_pylist()] if cols else [OTHER] * len(cx), dtype=np.object_)
     keep = np.isfinite(cx) & np.isfinite(cy)
     cx, cy, cchip = cx[keep], cy[keep], cchip[keep]
     axes = [Axis(o.column, axis_title(o), o.sense, _log(np.concatenate([v, c])))

@@ -136,9 +136,9 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         if settings.token and not _same(token, settings.token):
-            resp = render(request, "login.html", next=target, error="wrong token")
-            resp.status_code = 401
-            return resp
+            refused = render(request, "login.html", next=target, error="wrong token")
+            refused.status_code = 401
+            return refused
         resp = RedirectResponse(target, status_code=303)
         if settings.token:
             resp.set_cookie(SESSION_COOKIE, session_value(settings.token), httponly=True, samesite="strict", path="/")
