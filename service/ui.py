@@ -204,10 +204,16 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     async def data_frontier(request: Request) -> dict[str, Any]:
         params = {k: v for k, v in request.query_params.items() if v != ""}
         name = params.pop("query", "pareto_training")
+        try:
+            n = int(params.pop("candidates", CANDIDATES))
+        except ValueError:
+            raise ChipsweepError("candidates: allowed: a whole number of faint points to draw (0: none)",
+                                 field="candidates", value=request.query_params.get("candidates"),
+                                 allowed=f"0 to {CANDIDATES}") from None
         if name not in FRONTIERS:
             raise ChipsweepError(f"query {name!r}: allowed: {', '.join(FRONTIERS)}", field="query", value=name,
                                  allowed=", ".join(FRONTIERS))
-        return await run_in_threadpool(frontier_json, name, params)
+        return await run_in_threadpool(frontier_json, name, params, max(0, min(n, CANDIDATES)))
 
     @r.get("/ui/data/diff", dependencies=data)
     async def data_diff(sweep: str, from_version: int, to_version: int) -> dict[str, Any]:
@@ -290,19 +296,22 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         index["sweeps"] = sorted({s.name for s in queue.sweeps()})
         return index
 
-    def frontier_json(name: str, params: dict[str, str]) -> dict[str, Any]:
+    def frontier_json(name: str, params: dict[str, str], n: int) -> dict[str, Any]:
+        """The frontier's rows and chart; with `n` > 0, over a sample of `n` of the feasible rows (the page
+        asks for the frontier alone first, so it draws as soon as the frontier is known)."""
         t0 = time.perf_counter()
         front = python_api.query(name, params)
-        candidates = runner.run_saved(name, params, frontier=False, sample=CANDIDATES)
+        candidates = runner.run_saved(name, params, frontier=False, sample=n) if n else None
         total = None
-        if candidates.num_rows >= CANDIDATES:
+        if candidates is not None and candidates.num_rows >= n:
             total = runner.count_saved(name, params)
         models = sorted(set(front.column("model").to_pylist())) if "model" in front.column_names else []
         if len(models) != 1:
             return {"rows": runner.table_records(front), "figure": None, "models": models,
                     "message": "choose one model to draw its frontier" if models else "no feasible configuration"}
         fig = figure_data(front, candidates, candidates_total=total)
-        return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=CANDIDATES),
+        return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=max(n, 1)),
+                "candidates": n,
                 "objectives": [fig.x.column, fig.y.column] + ([fig.colour.column] if fig.colour else []),
                 "candidates_total": fig.candidates_total, "seconds": round(time.perf_counter() - t0, 3)}
 

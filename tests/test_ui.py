@@ -149,7 +149,9 @@ def test_the_sweep_page_draws_exactly_the_frontier_the_saved_query_returns(serve
     drawn = _frontier_points(page)
     front = run_saved("pareto_training", {"model": "llama3_8b", "sweep": "ui-sweep"}, lake=server.lake())
     assert _same_points(drawn, _query_points(front)) and len(drawn) >= 2
-    # faint candidates behind it, and one legend entry per chip
+    # then the faint feasible configurations behind it
+    page.wait_for_function("() => document.getElementById('chart').dataset.stage === 'candidates'", timeout=60_000)
+    assert _frontier_points(page) == drawn
     n_candidates = page.evaluate("() => document.getElementById('chart').data.filter(t => t.meta === 'candidates')"
                                  ".reduce((n, t) => n + t.x.length, 0)")
     assert n_candidates > 10 * len(drawn)

@@ -64,14 +64,22 @@ const chipsweep = (() => {
     div.dataset.frontierPoints = figure.data.filter((t) => t.meta === "frontier").reduce((n, t) => n + t.x.length, 0);
   }
 
+  // the frontier first (drawn as soon as it is known), then the same chart over a sample of the feasible rows
   async function drawFrontier(div, params, note) {
     const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
     note.textContent = "computing the frontier…";
     let res;
-    try { res = await get(`/ui/data/frontier?${qs}`); } catch (e) { note.textContent = e.message; note.className = "note error"; return null; }
+    try { res = await get(`/ui/data/frontier?${qs}&candidates=0`); } catch (e) { note.textContent = e.message; note.className = "note error"; return null; }
     if (!res.figure) { Plotly.purge(div); note.textContent = res.message; return res; }
     plot(div, res.figure, note);
-    note.textContent = `${res.rows.length} configurations on the frontier, over ${num(res.candidates_total)} feasible (${res.seconds} s).`;
+    div.dataset.stage = "frontier";
+    note.textContent = `${res.rows.length} configurations on the frontier (${res.seconds} s); drawing the feasible ones behind it…`;
+    get(`/ui/data/frontier?${qs}`).then((full) => {
+      if (!full.figure) return;
+      plot(div, full.figure, note);
+      div.dataset.stage = "candidates";
+      note.textContent = `${full.rows.length} configurations on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).`;
+    }).catch((e) => { note.textContent += ` (${e.message})`; });
     return res;
   }
 
