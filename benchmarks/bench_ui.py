@@ -60,16 +60,21 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="chipsweep-bench-ui-home-")
     port = _port()
     env = {**os.environ, "CHIPSWEEP_HOME": home, "CHIPSWEEP_LAKE": lake, "RAY_AUTH_MODE": "disabled"}
+    log = open(Path(home) / "serve.log", "w")  # noqa: SIM115  (open while the server runs)
     server = subprocess.Popen([sys.executable, "-m", "chipsweep", "serve", "--port", str(port), "--log-level", "warning"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        deadline = time.monotonic() + 300
+        while True:
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"chipsweep serve did not come up:\n{(Path(home) / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.2)
         from playwright.sync_api import sync_playwright
 
         loads = []
