@@ -1,6 +1,7 @@
 """Throughput of the inference and edge-ASIC cores, in configurations per CPU-second of one core.
 
-Builds sweep-like raw arrays (random catalog models, chips, precisions, batches, prompt lengths; random ASIC
+Builds sweep-like raw arrays (random catalog models, chips, precisions, batches, prompt lengths and the serving
+columns: concurrency, compute precision, expert parallelism, disaggregated prefill; random ASIC
 design vectors with 5 % wafer-scale/redundant designs), assembles them per block as a sweep worker does, then
 times (a) the numpy core alone and (b) assembly plus core, single-threaded, for blocks of 16,384 and 65,536
 rows. It runs twice: with glibc's default allocator settings, then with freed memory kept by the process
@@ -46,6 +47,12 @@ def inference_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, n
         "batch": np.where(rng.random(n) < 0.5, np.nan, rng.choice([1.0, 8.0, 64.0], n)),
         "prompt_len": rng.choice([128.0, 512.0, 2048.0], n),
         "gen_len": rng.choice([128.0, 512.0], n),
+        # the serving columns (issue 14): concurrency (blank = the most that fits), compute precision (blank = by
+        # weight bits), expert parallelism, disaggregated prefill
+        "concurrency": np.where(rng.random(n) < 0.5, np.nan, rng.choice([1.0, 16.0, 64.0, 256.0], n)),
+        "compute_precision": np.where(rng.random(n) < 0.5, np.nan, rng.choice([0.0, 1.0, 2.0, 4.0], n)),
+        "ep": rng.choice([1.0, 2.0], n),
+        "disaggregated": rng.choice([0.0, 1.0], n, p=[0.8, 0.2]),
     }
 
 

@@ -62,10 +62,10 @@ def main() -> dict[str, object]:
     n = 1_000_000
     raw = raw_chunk(ctx, n)
     x, _, cidx = assemble_training(raw, ctx)
-    cal = {k: v[cidx] for k, v in ctx.cal.items()}
+    cal = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for k, v in ctx.cal_for(cidx, x['framework']).items()}
     core_s = best_of(lambda: training.evaluate(x, cal))
     x32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in x.items()}
-    cal32 = {k: v.astype(np.float32) for k, v in cal.items()}
+    cal32 = {k: np.asarray(v).astype(np.float32) for k, v in cal.items()}
     core32_s = best_of(lambda: training.evaluate(x32, cal32))
     full_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx), dtype=np.float32))
     full64_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx)))
@@ -96,7 +96,7 @@ def main() -> dict[str, object]:
 
 def _assembled(raw: dict[str, np.ndarray], ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     x, _, cidx = assemble_training(raw, ctx)
-    return x, {k: v[cidx] for k, v in ctx.cal.items()}
+    return x, {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (len(cidx),)) for k, v in ctx.cal_for(cidx, x['framework']).items()}
 
 
 if __name__ == "__main__":

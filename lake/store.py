@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -46,6 +47,39 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     if delta:
         options["column_encoding"] = delta
     return options
+
+
+# OS errors that say "not now" rather than "never": permissions being fixed, a read-only remount, a full
+# disk or quota, an I/O error, an object store that is busy or unreachable. Any OSError of a lake
+# operation is treated as transient (a chunk waits with back-off instead of spending its attempts); the
+# errno only names the cause in messages and health.
+TRANSIENT_ERRNOS = {
+    errno.EACCES: "permission denied", errno.EPERM: "operation not permitted (immutable?)",
+    errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+    errno.EIO: "input/output error", errno.EAGAIN: "resource temporarily unavailable", errno.EBUSY: "device busy",
+    errno.ETIMEDOUT: "timed out", errno.ENOTDIR: "a path component is not a directory",
+}
+
+
+class LakeUnavailable(RuntimeError):
+    """The lake could not be written or read right now (an OS error of the file system or object store).
+    Transient: the chunk waits with back-off and is retried; its evaluation attempts are not spent."""
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        self.reason = reason
+        self.code = code
+        super().__init__(reason)
+
+    def __reduce__(self) -> tuple[object, ...]:  # crosses process boundaries (Ray) intact
+        return (LakeUnavailable, (self.reason, self.code))
+
+    @classmethod
+    def of(cls, exc: OSError, doing: str) -> LakeUnavailable:
+        code = exc.errno if isinstance(exc.errno, int) else None
+        name = errno.errorcode.get(code, "") if code is not None else ""
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        return cls(f"{doing}: {name + ': ' if name else ''}{text}", code)
 
 
 @dataclass(frozen=True)

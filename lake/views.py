@@ -12,14 +12,24 @@ access to the lake, so saved queries and user SQL run with the same views and th
 The latest version of a sweep is its newest version with fact files whose state is `done` (or not
 recorded); a sweep with no such version shows its newest version with facts (a first run in progress).
 A mount is a snapshot of the lake's listing: mount again to see versions written since. Only committed
-`part-*.parquet` files under partition names the lake could have written are listed.
+`part-*.parquet` files under partition names the lake could have written are listed, and the views
+name those directories one by one (no `sweep=*` glob), so a stray directory (`sweep=nl\n`, something
+copied in by hand, `_quarantine/`) never breaks a query.
+
+Each connection has a memory limit, a temp-space limit and a thread count (`connect(..., memory_limit=,
+temp_limit=, threads=)`); its database file and spill files live in one `chipsweep-duckdb-<pid>-*`
+directory, removed when the connection closes; `remove_stale_temp_dirs` removes those of processes that
+died mid-query.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,10 +148,17 @@ def _empty(schema: pa.Schema, extra: dict[str, str]) -> str:
     return f"SELECT {', '.join(cols)} WHERE false"
 
 
-def _reader(paths: list[str]) -> str:
+def _reader(paths: list[str], schema: pa.Schema | None = None, hive: dict[str, str] | None = None) -> str:
+    """The Parquet files as one relation. Files written before a column was added lack it (an older
+    chipsweep): columns are matched by name, a missing one reads as NULL, and with `schema` every column
+    of today's schema exists even when no file has it yet."""
     files = paths[0] if len(paths) == 1 else paths
     arg = sql_literal(files) if isinstance(files, str) else "[" + ", ".join(sql_literal(p) for p in files) + "]"
-    return f"read_parquet({arg}, hive_partitioning = true, hive_types = {{'sweep': VARCHAR, 'version': BIGINT}})"
+    scan = (f"read_parquet({arg}, hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{'sweep': VARCHAR, 'version': BIGINT}})")
+    if schema is None:
+        return scan
+    return f"(SELECT * FROM {scan} UNION ALL BY NAME ({_empty(schema, hive or {})}))"
 
 
 def _quoted(name: str) -> str:
@@ -157,15 +174,16 @@ def view_sql(listing: Listing) -> dict[str, str]:
     for kind in KINDS:
         schema = arrow_schema(kind)
         cols = ", ".join(_quoted(n) for n in schema.names)
-        if any(k == kind for k, _, _ in listing.facts):
-            glob = join(root, f"kind={kind}", "sweep=*", "version=*", PART_GLOB)
-            views[kind] = f"SELECT {cols}, kind, sweep, version FROM {_reader([glob])}"
+        versions = sorted((s, v) for k, s, v in listing.facts if k == kind)
+        if versions:
+            globs = [join(fact_dir(root, kind, s, v), PART_GLOB) for s, v in versions]
+            views[kind] = f"SELECT {cols}, kind, sweep, version FROM {_reader(globs, schema, hive)}"
         else:
             views[kind] = _empty(schema, hive)
         dirs = [fact_dir(root, kind, s, v) for (k, s), v in sorted(latest.items()) if k == kind]
         if dirs:
             views[f"latest_{kind}"] = (
-                f"SELECT {cols}, kind, sweep, version FROM {_reader([join(d, PART_GLOB) for d in dirs])}"
+                f"SELECT {cols}, kind, sweep, version FROM {_reader([join(d, PART_GLOB) for d in dirs], schema, hive)}"
             )
         else:
             views[f"latest_{kind}"] = _empty(schema, hive)
@@ -173,14 +191,13 @@ def view_sql(listing: Listing) -> dict[str, str]:
         schema = DIMS[dim]
         cols = ", ".join(_quoted(n) for n in schema.names)
         if listing.dims.get(dim):
-            glob = join(root, "dims", dim, "sweep=*", "version=*", DIM_PART)
-            views[dim] = f"SELECT {cols}, sweep, version FROM {_reader([glob])}"
+            views[dim] = (f"SELECT {cols}, sweep, version FROM "
+                          f"{_reader(_dim_files(root, dim, listing), schema, {'sweep': 'VARCHAR', 'version': 'BIGINT'})}")
         else:
             views[dim] = _empty(schema, {"sweep": "VARCHAR", "version": "BIGINT"})
     if listing.dims.get("sweeps"):
-        glob = join(root, "dims", "sweeps", "sweep=*", "version=*", DIM_PART)
         recorded = (f"SELECT sweep, version, kind, spec_json, hashes_json, created_at, configurations, state "
-                    f"FROM {_reader([glob])}")
+                    f"FROM {_reader(_dim_files(root, 'sweeps', listing))}")
     else:
         recorded = _empty(DIM_SWEEPS, {"sweep": "VARCHAR", "version": "BIGINT"})
         recorded = f"SELECT sweep, version, kind, spec_json, hashes_json, created_at, configurations, state FROM ({recorded})"
@@ -202,6 +219,10 @@ def view_sql(listing: Listing) -> dict[str, str]:
                arg_max(configurations, version) FILTER (WHERE latest) AS configurations
         FROM versions GROUP BY sweep"""
     return views
+
+
+def _dim_files(root: str, dim: str, listing: Listing) -> list[str]:
+    return [join(root, "dims", dim, f"sweep={s}", f"version={v}", DIM_PART) for s, v in sorted(set(listing.dims[dim]))]
 
 
 # labels for a configuration, usable in any query (`chipsweep sql` included)
@@ -242,11 +263,76 @@ def _remote(con: duckdb.DuckDBPyConnection, root: str) -> None:
 
 
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+TEMP_PREFIX = "chipsweep-duckdb-"  # + "<pid>-<random>": the owner's pid tells a stale directory from a live one
+_swept: list[bool] = []  # stale temp directories are looked for once per process
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine (a container's limit where cgroups say less)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(path).read_text().strip()
+            if text.isdigit() and 0 < int(text) < total:
+                total = int(text)
+    return int(total)
+
+
+def temp_space() -> int:
+    """Bytes free where DuckDB spills (the system temp directory)."""
+    try:
+        return int(shutil.disk_usage(tempfile.gettempdir()).free)
+    except OSError:
+        return 0
+
+
+def remove_stale_temp_dirs(*, older_than_s: float = 3600.0) -> list[str]:
+    """Remove the temp directories of connections whose process died (killed mid-query): a
+    `chipsweep-duckdb-<pid>-*` whose pid is gone, or one without a pid older than `older_than_s`.
+    Returns what was removed."""
+    removed: list[str] = []
+    base = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        path = os.path.join(base, name)
+        pid_text = name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and "-" in name[len(TEMP_PREFIX):]:
+            if _pid_alive(int(pid_text)):
+                continue
+        else:
+            with contextlib.suppress(OSError):
+                if now - os.stat(path).st_mtime < older_than_s:
+                    continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 @contextmanager
 def connect(
     root: str | None = None, *, threads: int | None = None, lock: bool = True, fixed_join_order: bool = False,
+    memory_limit: int | None = None, temp_limit: int | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only DuckDB connection with the lake's views; file access is limited to the lake.
 
@@ -256,13 +342,19 @@ def connect(
     `fixed_join_order=True` makes every join build its hash table on the right-hand side as written:
     saved queries put the small side (dimension rows, frontier cells) there, and DuckDB's estimates for
     derived tables are too rough to be trusted with a 100-million-row probe side.
+    `memory_limit` and `temp_limit` (bytes) bound what one query may hold in memory and spill to disk
+    (DuckDB raises an out-of-memory error past them); the spill files live in the connection's own
+    temporary directory, removed with it.
     """
+    if not _swept:
+        _swept.append(True)
+        remove_stale_temp_dirs()
     root = normalise_root(root or lake_root())
     listing = scan(root)
     config: dict[str, object] = dict(_CONFIG)
     if threads:
         config["threads"] = int(threads)
-    with tempfile.TemporaryDirectory(prefix="chipsweep-duckdb-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp:
         path = str(Path(tmp) / "lake.duckdb")
         build = duckdb.connect(path, config=config)  # type: ignore[arg-type]
         try:
@@ -275,7 +367,13 @@ def connect(
             build.execute("CHECKPOINT")
         finally:
             build.close()
-        con = duckdb.connect(path, read_only=True, config=config)  # type: ignore[arg-type]
+        run_config = dict(config)
+        run_config["temp_directory"] = str(Path(tmp) / "spill")
+        if memory_limit:
+            run_config["memory_limit"] = f"{max(int(memory_limit) // 2**20, 16)}MiB"
+        if temp_limit:
+            run_config["max_temp_directory_size"] = f"{max(int(temp_limit) // 2**20, 1)}MiB"
+        con = duckdb.connect(path, read_only=True, config=run_config)  # type: ignore[arg-type]
         try:
             _remote(con, root)
             con.execute("SET enable_progress_bar = false")

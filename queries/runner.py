@@ -1,23 +1,36 @@
 """Running saved queries and user SQL over the lake: bind (queries/saved.py), check, run on a read-only
 connection (lake/views.py), return Arrow.
 
-User SQL (`run_sql`) must be exactly one SELECT / WITH statement; the connection is read-only and can
-read no file outside the lake, so writes, COPY, ATTACH, INSTALL/LOAD, PRAGMA/SET and reads elsewhere
-are refused with a message that says so. Every error a caller sees is a `QueryError` naming the
-field, the value and what is allowed.
+User SQL (`run_sql`) must be exactly one read-only statement: SELECT / WITH (DESCRIBE, SHOW, SUMMARIZE
+and PIVOT are SELECTs), or EXPLAIN of one; the connection is read-only and can read no file outside the
+lake, so writes, COPY, ATTACH, IMPORT/EXPORT, INSTALL/LOAD, PRAGMA/SET, CHECKPOINT and reads elsewhere
+are refused with a message that names the statement. Functions that reveal server paths or settings
+(`current_setting`, `duckdb_settings()`, `duckdb_databases()`, ...) are refused by name.
+
+Every query runs within `QueryLimits`: a memory limit and a temp-space limit per query (DuckDB spills to
+disk, then stops), a thread count, a time limit, a cap on the rows returned, and a cap on queries
+running at once in this process. Passing any is a `QueryError` that names the limit and its setting.
+Every error a caller sees is a `QueryError` naming the field, the value and what is allowed.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import math
+import re
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
 from chipsweep.lake import connect
+from chipsweep.lake.views import machine_memory, temp_space
 from chipsweep.queries.errors import QueryError
 from chipsweep.queries.frontier import Objective
 from chipsweep.queries.saved import (
@@ -27,16 +40,113 @@ from chipsweep.queries.saved import (
     bind,
 )
 
-# statements `run_sql` refuses, by parser statement type, with what to say
-_REFUSED = {
-    "COPY": "COPY is not allowed: the lake is read-only and no file can be written",
-    "ATTACH": "ATTACH is not allowed: only the lake's views can be queried",
-    "DETACH": "DETACH is not allowed: only the lake's views can be queried",
-    "LOAD": "INSTALL / LOAD is not allowed: no extension can be installed or loaded",
-    "PRAGMA": "PRAGMA is not allowed: settings cannot be read or changed here",
-    "SET": "SET is not allowed: settings cannot be changed here",
-    "EXPORT": "EXPORT is not allowed: no file can be written",
-}
+# statements `run_sql` refuses, by the statement's own leading keywords (the parser's type is too coarse:
+# IMPORT DATABASE parses as PRAGMA, CHECKPOINT as CALL), with what to say
+_REFUSED_WORDS: tuple[tuple[str, str], ...] = (
+    ("IMPORT DATABASE", "no database can be imported into the lake's read-only views"),
+    ("EXPORT DATABASE", "no file can be written"),
+    ("FORCE CHECKPOINT", "the lake's database is read-only"),
+    ("CHECKPOINT", "the lake's database is read-only"),
+    ("FORCE INSTALL", "no extension can be installed or loaded"),
+    ("INSTALL", "no extension can be installed or loaded"),
+    ("LOAD", "no extension can be installed or loaded"),
+    ("UPDATE EXTENSIONS", "no extension can be installed or updated"),
+    ("COPY", "the lake is read-only and no file can be written"),
+    ("ATTACH", "only the lake's views can be queried"),
+    ("DETACH", "only the lake's views can be queried"),
+    ("USE", "only the lake's views can be queried"),
+    ("PRAGMA", "settings cannot be read or changed here"),
+    ("SET", "settings cannot be changed here"),
+    ("RESET", "settings cannot be changed here"),
+    ("CALL", "only SELECT statements run here (table functions go in a FROM clause)"),
+    ("VACUUM", "the lake's database is read-only"),
+    ("ANALYZE", "the lake's database is read-only"),
+    ("PREPARE", "only one SELECT statement runs per request"),
+    ("EXECUTE", "only one SELECT statement runs per request"),
+    ("DEALLOCATE", "only one SELECT statement runs per request"),
+    ("BEGIN", "the lake's database is read-only"),
+    ("START TRANSACTION", "the lake's database is read-only"),
+    ("COMMIT", "the lake's database is read-only"),
+    ("ROLLBACK", "the lake's database is read-only"),
+    ("ABORT", "the lake's database is read-only"),
+)
+_SELECT_KINDS = ("SELECT",)  # DESCRIBE, SHOW, SUMMARIZE, FROM-first and PIVOT ... IN (...) parse as SELECT
+# functions whose answers reveal server paths, settings or the environment: refused by name (the lake's
+# own views and macros never use them)
+DENIED_FUNCTIONS = (
+    "current_setting", "duckdb_settings", "duckdb_databases", "pragma_database_list", "duckdb_temporary_files",
+    "duckdb_secrets", "which_secret", "duckdb_extensions", "duckdb_logs", "duckdb_log_contexts", "getenv",
+    "getvariable", "pragma_database_size", "duckdb_memory", "duckdb_external_file_cache",
+)
+_DENIED_RE = re.compile(r"(?<![a-z0-9_$])(" + "|".join(DENIED_FUNCTIONS) + r")(?![a-z0-9_$])")
+_COMMENT_RE = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+QUEUE_WAIT_S = 10.0  # how long a query waits for a free slot before it is refused
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one query may use. `setting` names the environment variable of each (in messages)."""
+
+    memory_bytes: int | None = None  # DuckDB memory_limit of the query's connection
+    temp_bytes: int | None = None  # DuckDB max_temp_directory_size (spill space)
+    threads: int | None = None
+    concurrency: int | None = None  # queries running at once in this process
+    timeout_s: float | None = None
+    row_cap: int | None = None  # more rows than this is an error (max_rows truncates instead)
+    queue_wait_s: float = QUEUE_WAIT_S
+
+    @classmethod
+    def for_machine(cls, *, concurrency: int = 2, timeout_s: float | None = 120.0,
+                    row_cap: int | None = 100_000) -> QueryLimits:
+        """Sized for this machine: all concurrent queries together hold at most a quarter of its memory
+        (each RAM / (4 x concurrency), at least 64 MiB) and spill at most a tenth of the free temp space
+        (each at most 8 GiB)."""
+        memory = max(machine_memory() // (4 * max(concurrency, 1)), 64 * 2**20)
+        temp = max(min(temp_space() // (10 * max(concurrency, 1)), 8 * 2**30), 64 * 2**20)
+        return cls(memory_bytes=memory, temp_bytes=temp, concurrency=concurrency, timeout_s=timeout_s,
+                   row_cap=row_cap)
+
+
+SETTING_NAMES = {"memory_bytes": "CHIPSWEEP_SQL_MEMORY_MB", "temp_bytes": "CHIPSWEEP_SQL_TEMP_MB",
+                 "concurrency": "CHIPSWEEP_SQL_CONCURRENCY", "timeout_s": "CHIPSWEEP_SQL_TIMEOUT_S",
+                 "row_cap": "CHIPSWEEP_SQL_MAX_ROWS"}
+
+
+class _Slots:
+    """The process-wide cap on queries running at once (resized when a caller asks for another cap)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.running = 0
+
+    @contextmanager
+    def hold(self, limits: QueryLimits | None, what: str) -> Iterator[None]:
+        cap = limits.concurrency if limits is not None else None
+        if not cap:
+            yield
+            return
+        with self.lock:
+            if not self.lock.wait_for(lambda: self.running < cap, timeout=limits.queue_wait_s if limits else 0):
+                err = QueryError(
+                    f"{what}: {self.running} queries are running, the limit is {cap} at once "
+                    f"({SETTING_NAMES['concurrency']}); allowed: retry when one finishes",
+                    field="concurrency", value=cap, allowed=f"at most {cap} queries at once")
+                err.http_status = 429
+                raise err
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.running -= 1
+                self.lock.notify()
+
+
+SLOTS = _Slots()
+
+
+def _mib(n: int | None) -> str:
+    return f"{(n or 0) / 2**20:,.0f} MiB"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,45 +171,86 @@ def _deadline(con: duckdb.DuckDBPyConnection, timeout_s: float | None) -> Iterat
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float | None, max_rows: int | None,
-             what: str) -> pa.Table:
+             what: str, limits: QueryLimits | None = None) -> pa.Table:
+    """Run `sql`; at most `max_rows` rows are kept (the rest dropped), more than `limits.row_cap` is an
+    error. Errors become QueryErrors naming the limit or the problem."""
+    cap = limits.row_cap if limits is not None else None
+    timeout_s = timeout_s if timeout_s is not None else (limits.timeout_s if limits is not None else None)
     with _deadline(con, timeout_s) as fired:
+        reader = None
         try:
             rel = con.sql(sql)
             if rel is None:
                 raise QueryError(f"{what}: the statement returns no rows; allowed: one SELECT or WITH statement",
                                  field="sql")
-            if max_rows is not None:
-                reader = rel.to_arrow_reader(batch_size=min(max_rows, 100_000) or 1)
+            keep = min(x for x in (max_rows, None if cap is None else cap + 1) if x is not None) \
+                if (max_rows is not None or cap is not None) else None
+            if keep is not None:
+                reader = rel.to_arrow_reader(batch_size=min(keep, 100_000) or 1)
                 batches: list[pa.RecordBatch] = []
                 n = 0
                 for batch in reader:
                     batches.append(batch)
                     n += batch.num_rows
-                    if n >= max_rows:
+                    if n >= keep:
                         break
-                table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+                if cap is not None and n > cap and (max_rows is None or max_rows > cap):
+                    raise QueryError(
+                        f"{what}: more than {cap:,} rows; the limit is {cap:,} rows per answer "
+                        f"({SETTING_NAMES['row_cap']}); allowed: add a LIMIT, filter or aggregate",
+                        field="row_cap", value=cap, allowed=f"at most {cap:,} rows")
+                table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, keep)
             else:
                 table = rel.to_arrow_table()
         except duckdb.InterruptException:
             if fired[0]:
-                raise QueryError(f"{what}: stopped after {timeout_s:g} s; allowed: queries that finish within the "
-                                 "time limit", field="timeout_s", value=timeout_s) from None
+                raise QueryError(f"{what}: stopped after {timeout_s:g} s, the time limit "
+                                 f"({SETTING_NAMES['timeout_s']}); allowed: queries that finish within the "
+                                 "time limit", field="timeout_s", value=timeout_s,
+                                 allowed=f"at most {timeout_s:g} s") from None
             raise
+        except duckdb.OutOfMemoryException as exc:
+            raise _memory_error(exc, what, limits) from None
         except duckdb.PermissionException as exc:
             raise QueryError(f"{what}: reading outside the lake is not allowed ({_first_line(exc)})", field="sql",
                              allowed="the lake's views and files under the lake") from None
         except duckdb.Error as exc:
+            if "out of memory" in str(exc).lower():
+                raise _memory_error(exc, what, limits) from None
             raise QueryError(f"{what}: {_first_line(exc)}", field="sql") from None
+        finally:
+            if reader is not None:
+                reader.close()
     return table
 
 
+def _memory_error(exc: BaseException, what: str, limits: QueryLimits | None) -> QueryError:
+    """DuckDB ran out of its memory limit (and its spill space, when the message says so)."""
+    text = str(exc)
+    if "max_temp_directory_size" in text or "temp" in text.lower() and "directory" in text.lower():
+        cap = limits.temp_bytes if limits is not None else None
+        field, setting = "temp_limit", SETTING_NAMES["temp_bytes"]
+        msg = f"{what}: stopped: it needs more than its temp-space limit of {_mib(cap)} ({setting})"
+    else:
+        cap = limits.memory_bytes if limits is not None else None
+        field, setting = "memory_limit", SETTING_NAMES["memory_bytes"]
+        msg = f"{what}: stopped: it needs more than its memory limit of {_mib(cap)} ({setting})"
+    err = QueryError(f"{msg}; allowed: queries that fit (filter or aggregate before joining or sorting)",
+                     field=field, value=_mib(cap) if cap else None, allowed=f"at most {_mib(cap)}" if cap else None)
+    err.http_status = 413
+    return err
+
+
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The first line of a DuckDB error, at most 300 characters (it may quote a huge identifier)."""
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return line if len(line) <= 300 else f"{line[:200]} ... {line[-95:]}"
 
 
 def run_saved(
     name: str, params: Mapping[str, object] | None = None, *, lake: str | None = None, frontier: bool = True,
     timeout_s: float | None = None, max_rows: int | None = None, sample: int | None = None,
+    limits: QueryLimits | None = None,
 ) -> pa.Table:
     """Run a saved query; the Arrow result carries, in its schema metadata, the query's name and (for
     frontier queries) its objectives as `col:min,col:max`. `frontier=False` returns the rows the
@@ -109,9 +260,9 @@ def run_saved(
     sql = bound.sql(frontier=frontier)
     if sample is not None:
         sql = f"SELECT * FROM ({sql}) USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
-    with connect(lake, fixed_join_order=True) as con:
+    with SLOTS.hold(limits, f"query {name}"), connect(lake, fixed_join_order=True, **_connect_limits(limits)) as con:
         check_lake_values(con, bound)
-        table = _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what=f"query {name}")
+        table = _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what=f"query {name}", limits=limits)
     meta = {META_QUERY: name.encode()}
     objs = bound.final_objectives()
     if objs:
@@ -121,15 +272,23 @@ def run_saved(
 
 def count_saved(
     name: str, params: Mapping[str, object] | None = None, *, lake: str | None = None, timeout_s: float | None = None,
+    limits: QueryLimits | None = None,
 ) -> int:
     """How many candidate rows (finite objectives) a frontier query takes its frontier from."""
     bound = bind(name, params)
     objs = bound.final_objectives() or []
     finite = " AND ".join(f'isfinite(CAST("{o.column}" AS DOUBLE))' for o in objs) or "true"
     sql = f"SELECT count(*) AS n FROM ({bound.sql(frontier=False)}) WHERE {finite}"
-    with connect(lake, fixed_join_order=True) as con:
+    with SLOTS.hold(limits, f"query {name}"), connect(lake, fixed_join_order=True, **_connect_limits(limits)) as con:
         check_lake_values(con, bound)
-        return int(_execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}")["n"][0].as_py())
+        return int(_execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}",
+                            limits=limits)["n"][0].as_py())
+
+
+def _connect_limits(limits: QueryLimits | None) -> dict[str, int | None]:
+    if limits is None:
+        return {}
+    return {"memory_limit": limits.memory_bytes, "temp_limit": limits.temp_bytes, "threads": limits.threads}
 
 
 def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
@@ -160,7 +319,7 @@ def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
 
 
 def check_sql(con: duckdb.DuckDBPyConnection, text: str) -> str:
-    """The one read-only statement of `text`, or a QueryError saying what is refused."""
+    """The one read-only statement of `text`, or a QueryError naming what is refused."""
     if not text or not text.strip():
         raise QueryError("sql: empty; allowed: one SELECT or WITH statement", field="sql", value=text)
     try:
@@ -170,33 +329,89 @@ def check_sql(con: duckdb.DuckDBPyConnection, text: str) -> str:
     if len(statements) != 1:
         raise QueryError(f"sql: {len(statements)} statements given; allowed: exactly one SELECT or WITH statement",
                          field="sql", value=text[:200], allowed="one statement")
-    kind = statements[0].type.name
-    if kind != "SELECT":
-        why = _REFUSED.get(kind, f"{kind} statements are not allowed: the lake is read-only")
-        raise QueryError(f"sql: {why}; allowed: one SELECT or WITH statement", field="sql", value=kind,
-                         allowed=["SELECT", "WITH"])
+    statement = statements[0]
+    body = _COMMENT_RE.sub(" ", getattr(statement, "query", "") or text).strip()
+    try:
+        kind = statement.type.name
+    except ValueError:  # a statement type this duckdb module has no name for (UPDATE EXTENSIONS, ...)
+        kind = "OTHER"
+    words = " ".join(body.split()[:3]).upper()
+    if kind == "EXPLAIN":
+        inner = re.sub(r"(?is)^\s*EXPLAIN(\s+ANALYZE)?(\s*\([^)]*\))?", "", body)
+        check_sql(con, inner)  # EXPLAIN of a refused statement is refused as that statement
+    elif kind == "MULTI" and re.match(r"(?i)(UN)?PIVOT\b", body):
+        pass  # a PIVOT without IN (...) expands to an enum type and a SELECT; the database stays read-only
+    elif kind not in _SELECT_KINDS:
+        _refuse(kind, words)
+    _check_functions(body)
     return text.strip().rstrip(";")
+
+
+def _refuse(kind: str, words: str) -> None:
+    for keyword, why in _REFUSED_WORDS:
+        if words == keyword or words.startswith(keyword + " "):
+            raise QueryError(f"sql: {keyword} is not allowed: {why}; allowed: one SELECT or WITH statement (or "
+                             "EXPLAIN of one)", field="sql", value=keyword, allowed=["SELECT", "WITH", "EXPLAIN"])
+    name = {"MULTI": "a statement that expands to several", "OTHER": words.split(" ")[0] or "this statement"}.get(
+        kind, f"{kind}")
+    raise QueryError(f"sql: {name} statements are not allowed: the lake is read-only; allowed: one SELECT or WITH "
+                     "statement (or EXPLAIN of one)", field="sql", value=words.split(" ")[0] if words else kind,
+                     allowed=["SELECT", "WITH", "EXPLAIN"])
+
+
+def _check_functions(body: str) -> None:
+    """Refuse functions that reveal server paths, settings or the environment (by name, anywhere in the
+    statement: quoting or a schema prefix does not hide them)."""
+    hit = _DENIED_RE.search(body.lower())
+    if hit:
+        name = hit.group(1)
+        raise QueryError(f"sql: {name} is not allowed: it reveals server paths or settings; allowed: the lake's views "
+                         "and the other functions", field="sql", value=name,
+                         allowed="functions other than " + ", ".join(DENIED_FUNCTIONS))
 
 
 def run_sql(
     text: str, *, lake: str | None = None, timeout_s: float | None = None, max_rows: int | None = None,
+    limits: QueryLimits | None = None,
 ) -> pa.Table:
-    """Run one read-only SELECT / WITH statement over the lake's views."""
-    with connect(lake) as con:
+    """Run one read-only statement over the lake's views, within `limits`."""
+    with SLOTS.hold(limits, "sql"), connect(lake, **_connect_limits(limits)) as con:
         sql = check_sql(con, text)
-        return _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what="sql")
+        return _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what="sql", limits=limits)
 
 
 def table_records(table: pa.Table) -> list[dict[str, object]]:
-    """Rows as JSON-safe dicts (NaN and infinities become None; timestamps ISO strings)."""
-    rows = table.to_pylist()
-    for row in rows:
-        for k, v in row.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                row[k] = None
-            elif hasattr(v, "isoformat"):
-                row[k] = v.isoformat()
-    return rows
+    """Rows as JSON-safe dicts, nested values too: NaN and infinities become None, timestamps and times
+    ISO strings, decimals and UUIDs text, intervals `{months, days, nanoseconds}`, bytes text (UTF-8, else
+    base64 with a `base64:` prefix)."""
+    return [{k: json_safe(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def json_safe(v: object) -> object:
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple) and not hasattr(v, "_fields"):
+        return [json_safe(x) for x in v]
+    if isinstance(v, bytes):
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(v).decode()
+    if isinstance(v, datetime.timedelta):
+        return v.total_seconds()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()  # type: ignore[union-attr]
+    if isinstance(v, decimal.Decimal):
+        return float(v) if v.is_finite() else None
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if hasattr(v, "months") and hasattr(v, "days") and hasattr(v, "nanoseconds"):
+        return {"months": v.months, "days": v.days, "nanoseconds": v.nanoseconds}
+    return str(v)
 
 
 def objectives_of(table: pa.Table) -> list[Objective]:

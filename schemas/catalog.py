@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chipsweep.schemas.errors import ChipsweepError
-from chipsweep.schemas.vocab import Mlp
+from chipsweep.schemas.spec import strict_yaml_load
+from chipsweep.schemas.vocab import FRAMEWORKS, Mlp
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
@@ -79,6 +80,7 @@ class Chip(_Entry):
     peak_tflops_fp16: float | None = None
     peak_tflops_bf16: float | None = None
     peak_tflops_fp8: float | None = None
+    peak_tflops_fp4: float | None = None  # NVFP4 / MXFP4 tensor cores (Blackwell)
     peak_tops_int8: float | None = None
     peak_tops_int4: float | None = None
     neural_engine_tops: float | None = None  # Apple: precision unstated, kept apart from int8
@@ -94,20 +96,31 @@ class Chip(_Entry):
     scale_up_gb_s: float | None = None
     scale_up_domain: int | None = None  # chips reachable over the scale-up link (8 in a DGX)
     scale_up_name: str | None = None
+    scale_up_reduction: bool = False  # in-network reduction on the scale-up switch (NVLink SHARP)
     # scale-out network per chip, Gb/s (bits)
     scale_out_gbit_s: float | None = None
     tdp_w: float | None = None
     idle_w: float | None = None
     usd_per_hour: float | None = None
+    price_date: str | None = None  # when `usd_per_hour` was quoted (YYYY or YYYY-MM), beside its source
     purchase_usd: float | None = None
+    # owned-cluster TCO per accelerator (training): average draw while training, and the accelerator's share
+    # of its server and of the cluster network; blank = the defaults.yaml `tco` values
+    power_draw_w: float | None = None
+    server_usd: float | None = None
+    network_usd: float | None = None
+    # the calibration family the chip's training constants fall back to when it has no published runs
+    # (blank: vendor and system kind, e.g. nvidia_gpu)
+    family: str | None = None
     die_area_mm2: float | None = None
     transistors_billion: float | None = None
     chips_per_system: int = 1  # dies that make one catalog "chip" (25 for a Dojo tile)
 
     @field_validator(
         "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
-        "peak_tops_int8", "peak_tops_int4", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s",
-        "scale_out_gbit_s", "tdp_w", "usd_per_hour", "purchase_usd", "sram_mb",
+        "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s",
+        "scale_out_gbit_s", "tdp_w", "usd_per_hour", "purchase_usd", "sram_mb", "power_draw_w", "server_usd",
+        "network_usd",
     )
     @classmethod
     def _positive(cls, v: float | None) -> float | None:
@@ -115,9 +128,18 @@ class Chip(_Entry):
             raise ValueError(f"must be >= 0, got {v}")
         return v
 
+    @property
+    def training_family(self) -> str:
+        """The calibration family: `family`, else vendor and system kind (e.g. nvidia_gpu, google_tpu)."""
+        if self.family:
+            return self.family
+        vendor = "".join(ch if ch.isalnum() else "_" for ch in self.vendor.lower()).strip("_")
+        return f"{vendor}_{self.system_kind}"
+
 
 class Model(_Entry):
-    """A dense decoder-only transformer. `params_b` is the published size; the core counts its own."""
+    """A decoder-only transformer, dense or mixture-of-experts. `params_b` is the published size; the core counts
+    its own for dense models and splits a MoE model's published total into routed experts and the rest."""
 
     family: str
     params_b: float = Field(gt=0)
@@ -132,13 +154,38 @@ class Model(_Entry):
     mlp: Mlp = "gelu"
     position: Literal["learned", "rope", "alibi"] = "learned"
     tied_embeddings: bool = True
+    # dropout layers in training (None: as GPT-2/3-era models with learned positions had, not RoPE/ALiBi ones)
+    dropout: bool | None = None
     training_tokens_b: float | None = None
+    # mixture of experts (None on a dense model): routed experts per MoE layer, experts each token uses,
+    # the hidden size of one expert, always-active shared experts per MoE layer (each of moe_ffn_hidden),
+    # and the layers that keep a dense MLP of ffn_hidden instead of experts
+    active_params_b: float | None = Field(default=None, gt=0)  # published parameters used per token
+    moe_experts: int | None = Field(default=None, gt=1)
+    moe_topk: int | None = Field(default=None, gt=0)
+    moe_ffn_hidden: int | None = Field(default=None, gt=0)
+    moe_shared_experts: int | None = Field(default=None, ge=0)
+    moe_dense_layers: int | None = Field(default=None, ge=0)
+    # KV cache: elements cached per token and attention layer when it is not 2 x kv_heads x head_dim (multi-head
+    # latent attention caches one latent of kv_lora_rank + qk_rope_head_dim), and the layers that keep a KV
+    # cache when not every layer attends (hybrid convolution / state-space models)
+    kv_cache_dim: int | None = Field(default=None, gt=0)
+    attention_layers: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _shapes(self) -> Model:
         kv = self.kv_heads or self.heads
         if self.heads % kv:
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")
+        moe = (self.moe_experts, self.moe_topk, self.moe_ffn_hidden)
+        if any(v is not None for v in moe) and any(v is None for v in moe):
+            raise ValueError("a MoE model gives moe_experts, moe_topk and moe_ffn_hidden together")
+        if self.moe_experts is not None and self.moe_topk is not None and self.moe_topk > self.moe_experts:
+            raise ValueError(f"moe_topk ({self.moe_topk}) must not exceed moe_experts ({self.moe_experts})")
+        if (self.moe_dense_layers or 0) >= self.layers:
+            raise ValueError(f"moe_dense_layers ({self.moe_dense_layers}) must be fewer than layers ({self.layers})")
+        if self.attention_layers is not None and self.attention_layers > self.layers:
+            raise ValueError(f"attention_layers ({self.attention_layers}) must not exceed layers ({self.layers})")
         return self
 
 
@@ -160,16 +207,20 @@ class CalibrationConstant(BaseModel):
     model_config = ConfigDict(extra="forbid")
     value: float
     unit: str = ""
-    fitted_on: list[str] = Field(default_factory=list)  # validation case ids the value was fitted on
+    # validation case ids, or whole validation sources (tests/validation groups), the value was fitted on
+    fitted_on: list[str] = Field(default_factory=list)
     source: str
     notes: str = ""
 
 
 class CalibrationSet(BaseModel):
-    """Calibrated constants that apply to one chip class or one named system (by chip id or class)."""
+    """Calibrated constants for the chips it names (ids, classes or calibration families; empty = every
+    chip) run by the frameworks it names (empty = every framework). The most specific set wins: id over
+    class over family over the default, and a framework-specific set over a framework-generic one."""
 
     model_config = ConfigDict(extra="forbid")
-    applies_to: list[str] = Field(default_factory=list)  # chip ids or classes; empty = default
+    applies_to: list[str] = Field(default_factory=list)  # chip ids, classes or families; empty = default
+    frameworks: list[str] = Field(default_factory=list)  # FRAMEWORKS values; empty = any
     constants: dict[str, CalibrationConstant]
 
 
@@ -269,13 +320,14 @@ def _unknown(what: str, value: str, known: Iterable[str]) -> str:
     return f"unknown {what} id '{value}'{hint} (see `chipsweep catalog list`)"
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, *, strict: bool = False) -> Any:
+    """`strict` (a user's overlay): no aliases, no duplicate keys, bounded nesting (spec.StrictLoader)."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
-        return yaml.safe_load(text)
+        return strict_yaml_load(text) if strict else yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -326,7 +378,7 @@ def _parse_entries(kind: str, raw: Any, path: Path) -> dict[str, _Entry]:
 
 
 def _apply_overlay(catalog: Catalog, path: Path) -> None:
-    raw = _read_yaml(path)
+    raw = _read_yaml(path, strict=True)
     if raw is None:
         return
     if not isinstance(raw, dict):
@@ -425,8 +477,14 @@ def validate_catalog(overlay: str | None = None) -> list[str]:
     for cid, chip in cat.chips.items():
         if chip.confidence == "low" and not chip.notes:
             problems.append(f"chips '{cid}': confidence low but no notes saying why")
+    families = {c.training_family for c in cat.chips.values()}
     for key, cal in cat.calibration.items():
         for target in cal.applies_to:
-            if target not in cat.chips and not any(c.chip_class == target for c in cat.chips.values()):
-                problems.append(f"calibration '{key}': applies_to '{target}' is neither a chip id nor a chip class")
+            if target not in cat.chips and target not in families and not any(
+                c.chip_class == target for c in cat.chips.values()
+            ):
+                problems.append(f"calibration '{key}': applies_to '{target}' is neither a chip id, a class nor a family")
+        for fw in cal.frameworks:
+            if fw not in FRAMEWORKS:
+                problems.append(f"calibration '{key}': framework '{fw}' is not one of {', '.join(FRAMEWORKS)}")
     return problems

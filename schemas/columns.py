@@ -88,8 +88,18 @@ TRAINING: list[Column] = [
     _c("energy_mwh", "float32", "MWh", "energy of the run (chip power x PUE)", "output"),
     _c("cost_usd", "float32", "USD", "rental cost, or purchase amortised plus energy", "output"),
     _c("co2_t", "float32", "t CO2eq", "emissions at the grid intensity of the catalog defaults", "output"),
-    _c("cost_basis", "category", "", "rental | owned: cost_usd from a rental price, or the purchase price amortised plus energy", "output"),
+    _c("cost_basis", "category", "", "rental | owned: cost_usd from a rental price, or the owned cluster's TCO (capex_usd + opex_usd)", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
+    # added 2026-12 (issue 12): at the end, so lakes written before read them as NULL
+    _c("framework", "category", "", "software generation: megatron | deepspeed | ... (schemas/vocab.py FRAMEWORKS)", "input"),
+    _c("capex_usd", "float32", "USD", "owned: purchase of chips, servers and network spread over the amortisation years at the cost of capital", "output"),
+    _c("opex_usd", "float32", "USD", "owned: energy at measured draw x PUE, facility and operations per kW", "output"),
+    _c("global_batch_run", "int32", "sequences", "global batch actually run (the nearest valid one at or below global_batch)", "output"),
+    _c("idle_chips", "int32", "chips", "chips of n_chips left without work by the layout or the batch", "output"),
+    _c("first_stage_layers", "int16", "layers", "layers on the first pipeline stage (per chip, all virtual stages)", "output"),
+    _c("last_stage_layers", "int16", "layers", "layers on the last pipeline stage", "output"),
+    _c("batch_handling", "category", "", "exact | nearest_batch | idle_chips: how a batch the chips do not divide ran", "output"),
+    _c("calibrated_on", "category", "", "published sources that fitted this chip's constants, or 'extrapolated from <family>'", "output"),
 ]
 
 INFERENCE: list[Column] = [
@@ -111,6 +121,21 @@ INFERENCE: list[Column] = [
     _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (NaN if unknown)", "output"),
     _c("fits", "bool", "", "fits in memory", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
+    # serving (continuous batching; added 2026-12 at the end so lakes written before still read)
+    _c("compute_precision", "category", "", "fp16 | bf16 | fp8 | fp4 | int8: the precision the matrix multiplies run in", "input"),
+    _c("ep", "int16", "", "expert-parallel size (divides n_chips; 1 on a dense model)", "input"),
+    _c("pp", "int16", "", "pipeline (layer-split) stages; n_chips / pp chips tensor-parallel in each", "input"),
+    _c("concurrency", "int32", "sequences", "requests in flight per instance (continuous batching)", "input"),
+    _c("disaggregated", "bool", "", "prefill on a separate pool of chips (sized to the prompt rate)", "input"),
+    _c("dp_attention", "bool", "", "attention data-parallel over the chips (each keeps its own sequences' KV cache)", "input"),
+    _c("engine", "category", "", "serving engine whose fitted efficiency applies", "input"),
+    _c("output_tokens_per_s", "float32", "tokens/s", "steady-state output tokens per second of the instance, prefill interleaved", "output", better="max"),
+    _c("output_tokens_per_s_per_chip", "float32", "tokens/s", "output tokens per second per chip (prompt pool included when disaggregated)", "output", better="max"),
+    _c("tokens_per_s_per_user", "float32", "tokens/s", "output tokens per second each request sees (1 / TPOT)", "output", better="max"),
+    _c("tpot_s", "float32", "s", "time per output token at this concurrency", "output"),
+    _c("usd_per_million_tokens", "float32", "USD", "rental (else owned: purchase amortised + electricity) cost per million output tokens", "output"),
+    _c("power_w", "float32", "W", "average power of every chip serving the instance", "output"),
+    _c("calibrated_on", "category", "", "published sources that fitted this engine and chip's efficiency, or 'extrapolated from ...'", "output"),
 ]
 
 ASIC: list[Column] = [

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SHORT_VALUE = 120  # characters of a value echoed back in a message or a JSON body
+SHORT_MESSAGE = 1000  # characters of a message in a JSON body (a message may quote what it refuses)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class Problem:
     message: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "value": jsonable(self.value), "allowed": self.allowed, "message": self.message}
+        return {"field": shorten(self.field, SHORT_VALUE), "value": jsonable(self.value), "allowed": shorten(self.allowed),
+                "message": shorten(self.message)}
 
     def __str__(self) -> str:
         what = f"{self.message}; " if self.message else ""
@@ -54,8 +56,9 @@ class ChipsweepError(ValueError):
         allowed = self.allowed
         if isinstance(allowed, list | tuple):
             allowed = ", ".join(str(a) for a in allowed)
-        body: dict[str, Any] = {"error": self.summary or str(self), "field": self.field,
-                                "value": jsonable(self.value), "allowed": None if allowed is None else str(allowed)}
+        body: dict[str, Any] = {"error": shorten(self.summary or str(self)), "field": self.field,
+                                "value": jsonable(self.value),
+                                "allowed": None if allowed is None else shorten(str(allowed))}
         if self.problems:
             body["problems"] = [p.as_dict() for p in self.problems]
         return body
@@ -88,6 +91,14 @@ def jsonable(value: Any) -> Any:
     except (TypeError, ValueError):
         return short(value)
     return value if len(text) <= SHORT_VALUE else text[: SHORT_VALUE - 3] + "..."
+
+
+def shorten(text: str, limit: int = SHORT_MESSAGE) -> str:
+    """`text` cut to `limit` characters, its middle elided (both ends usually say what and why)."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
 
 
 def short(value: Any) -> str:

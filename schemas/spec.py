@@ -8,7 +8,7 @@ and what is allowed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import yaml
@@ -21,6 +21,8 @@ from chipsweep.schemas.vocab import Kind, StoreMode
 # a sweep name becomes a directory name in the lake: no separators, no `..`, no `=` (hive partitions)
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 NAME_ALLOWED = "1-128 characters: letters, digits, '_', '.', '-' (starting with a letter or digit, no '..')"
+MAX_DESCRIPTION = 10_000  # characters of a spec's description (it is stored with every version, twice)
+MAX_DEPTH = 32  # nesting levels of a spec's YAML/JSON (a real spec has at most 5)
 
 
 def valid_name(name: str) -> bool:
@@ -35,7 +37,7 @@ class Schedule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on_change: bool = False
     cron: str | None = None
-    interval_s: float | None = Field(default=None, gt=0)
+    interval_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("cron")
     @classmethod
@@ -63,7 +65,7 @@ class SweepSpec(BaseModel):
     objectives: list[str] | None = None
     store: StoreMode = "all"
     schedule: Schedule | None = None
-    description: str = ""
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
 
     @field_validator("name")
     @classmethod
@@ -90,14 +92,74 @@ def parse_spec(data: Any) -> SweepSpec:
         raise SpecError([_problem_of(err) for err in exc.errors()]) from None
 
 
-def read_spec_text(text: str | bytes) -> Any:
-    """Parsed YAML or JSON text (JSON is YAML); invalid text is a `SpecError` naming line and column."""
+class _RefusedYaml(yaml.YAMLError):
+    """YAML a spec (or a catalog overlay) may not use; carries the mark of where it starts."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+class StrictLoader(yaml.SafeLoader):
+    """`yaml.safe_load` minus what a spec never needs and an attacker does: aliases (`*name`: a
+    376-byte alias bomb expands to gigabytes once its shared nodes are walked), nesting deeper than
+    MAX_DEPTH (the composer recurses per level), and duplicate keys (else the last one silently wins)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _RefusedYaml(f"YAML aliases (*{event.anchor}) are not allowed: write the value out",
+                               event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _RefusedYaml(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise _RefusedYaml(f"duplicate key {short_key(key)}: each key may appear once in a mapping",
+                                       key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def short_key(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def strict_yaml_load(text: str | bytes) -> Any:
+    """YAML (or JSON) parsed with `StrictLoader`; raises `yaml.YAMLError` with a mark."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader: no Python objects
+    except RecursionError:  # a structure the depth guard did not see (defence in depth)
+        raise _RefusedYaml(f"nested deeper than {MAX_DEPTH} levels", None) from None
+
+
+def read_spec_text(text: str | bytes) -> Any:
+    """Parsed YAML or JSON text (JSON is YAML); invalid text is a `SpecError` naming line and column.
+    Aliases, nesting deeper than MAX_DEPTH and duplicate keys are refused (see `StrictLoader`)."""
+    try:
+        return strict_yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(spec)"
-        raise SpecError([Problem(where, None, "a YAML or JSON mapping", f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        allowed = "a YAML or JSON mapping without aliases or duplicate keys, nested at most " f"{MAX_DEPTH} levels"
+        raise SpecError([Problem(where, None, allowed, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")]) from None
 
 
 def load_spec_text(text: str | bytes) -> SweepSpec:
@@ -126,4 +188,6 @@ def _problem_of(err: Mapping[str, Any]) -> Problem:
         return Problem(loc, value, NAME_ALLOWED, "unsafe sweep name")
     if loc == "axes" and kind == "too_short":
         return Problem(loc, value, "at least one axis", "no axes")
+    if loc == "description" and kind == "string_too_long":
+        return Problem(loc, value, f"at most {MAX_DESCRIPTION:,} characters", "description too long")
     return Problem(loc, value, msg, "wrong type" if "type" in kind or "parsing" in kind else "invalid value")

@@ -22,6 +22,7 @@ from chipsweep.schemas.axes import AXES, AxisDef, fmt_number
 from chipsweep.schemas.catalog import Catalog
 from chipsweep.schemas.columns import MAXIMISE, objective_columns
 from chipsweep.schemas.errors import Problem, SpecError
+from chipsweep.schemas.numbers import Storage, as_number, fmt, storage
 from chipsweep.schemas.spec import SweepSpec, parse_spec
 from chipsweep.schemas.vocab import OVERRIDABLE, REQUIRED_SHAPE_FIELDS
 
@@ -108,7 +109,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
         d = _axis_def(defs, name, f"axes.{name}", raw, problems)
         if d is None:
             continue
-        axis = _resolve_axis(name, d, raw, effective, f"axes.{name}", problems)
+        axis = _resolve_axis(name, d, raw, effective, f"axes.{name}", problems, kind=spec.kind)
         if axis is not None:
             axes.append(axis)
     fixed: dict[str, float] = {}
@@ -120,7 +121,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
         d = _axis_def(defs, name, where, raw, problems)
         if d is None:
             continue
-        axis = _resolve_axis(name, d, [raw], effective, where, problems, single=True)
+        axis = _resolve_axis(name, d, [raw], effective, where, problems, single=True, kind=spec.kind)
         if axis is not None:
             fixed[d.key] = float(axis.codes[0])
     objectives = _objectives(spec, problems)
@@ -190,16 +191,21 @@ def _apply_overrides(spec: SweepSpec, catalog: Catalog, problems: list[Problem])
         bad = [f for f in fields if f not in OVERRIDABLE]
         for f in bad:
             problems.append(Problem(f"{where}.{f}", fields[f], ", ".join(OVERRIDABLE), "not an overridable chip field"))
-        neg = [f for f in fields if f in OVERRIDABLE and fields[f] < 0]
+        neg = [f for f in fields if f in OVERRIDABLE and not (math.isfinite(fields[f]) and fields[f] >= 0)]
         for f in neg:
-            problems.append(Problem(f"{where}.{f}", fields[f], "a number >= 0", "negative"))
+            st = storage(f"chip.{f}")
+            problems.append(Problem(f"{where}.{f}", fields[f], f"a finite number >= 0 ({st.describe()} of dims/chips)",
+                                    "negative" if fields[f] < 0 else "not a finite number"))
         if not bad and not neg:
             chips[chip_id] = chips[chip_id].model_copy(update=dict(fields))
     return Catalog(chips, dict(catalog.models), dict(catalog.clusters), catalog.calibration, catalog.asic,
                    catalog.defaults, catalog.overlay_path)
 
 
-def _expand(raw: Any, where: str, d: AxisDef, problems: list[Problem]) -> list[Any] | None:
+MAX_AXIS_VALUES = 10_000_000  # values one range/geometric axis may expand to
+
+
+def _expand(raw: Any, where: str, d: AxisDef, problems: list[Problem], st: Storage | None = None) -> list[Any] | None:
     """The axis form -> a list of raw values (or None after recording a problem)."""
     if isinstance(raw, Mapping):
         if set(raw) == {"range"} or set(raw) == {"geometric"}:
@@ -208,14 +214,15 @@ def _expand(raw: Any, where: str, d: AxisDef, problems: list[Problem]) -> list[A
             if not isinstance(params, Mapping):
                 problems.append(Problem(f"{where}.{form}", params, "a mapping {start, stop, step|factor}", "wrong type"))
                 return None
-            return _series(form, params, f"{where}.{form}", d, problems)
+            return _series(form, params, f"{where}.{form}", d, problems, st)
         return None  # a catalog filter; resolved by the caller
     if isinstance(raw, list):
         return raw
     return [raw]
 
 
-def _series(form: str, params: Mapping[str, Any], where: str, d: AxisDef, problems: list[Problem]) -> list[Any] | None:
+def _series(form: str, params: Mapping[str, Any], where: str, d: AxisDef, problems: list[Problem],
+            st: Storage | None = None) -> list[Any] | None:
     step_key = "step" if form == "range" else "factor"
     allowed_keys = {"start", "stop", step_key}
     extra = set(params) - allowed_keys
@@ -228,38 +235,78 @@ def _series(form: str, params: Mapping[str, Any], where: str, d: AxisDef, proble
         if v is None:
             problems.append(Problem(f"{where}.{k}", None, "a number", "missing"))
             return None
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            problems.append(Problem(f"{where}.{k}", v, "a number", "wrong type"))
+        num = as_number(v)  # numeric text too: YAML 1.1 reads 1.0e300 as a string
+        if num is None:
+            numeric = not isinstance(v, bool) and isinstance(v, int | float | str) and _looks_numeric(v)
+            problems.append(Problem(f"{where}.{k}", v, "a finite number",
+                                    "not a finite number" if numeric else "wrong type"))
             return None
-        vals[k] = float(v)
+        vals[k] = num
     start, stop, step = vals["start"], vals["stop"], vals[step_key]
     if form == "range":
         if step <= 0:
             problems.append(Problem(f"{where}.step", step, "a number > 0", "invalid value"))
             return None
-        n = math.floor((stop - start) / step + 1e-9) + 1
-        out = [start + i * step for i in range(max(n, 0))] if n <= 10_000_000 else None
+        count = (stop - start) / step
     else:
         if step <= 1 or start <= 0:
             problems.append(Problem(f"{where}.factor" if step <= 1 else f"{where}.start", step if step <= 1 else start,
                                     "factor > 1 and start > 0", "invalid value"))
             return None
-        n = math.floor(math.log(stop / start) / math.log(step) + 1e-9) + 1 if stop >= start else 0
-        out = [start * step**i for i in range(max(n, 0))]
-    if out is None:
-        problems.append(Problem(where, dict(params), "at most 10,000,000 values per axis", "too many values"))
+        count = math.log(stop / start) / math.log(step) if stop >= start else -1.0
+    if not math.isfinite(count) or count + 1 > MAX_AXIS_VALUES:
+        problems.append(Problem(where, dict(params), f"at most {MAX_AXIS_VALUES:,} values per axis", "too many values"))
+        return None
+    n = max(math.floor(count + 1e-9) + 1, 0)
+    out = [start + i * step for i in range(n)] if form == "range" else [start * step**i for i in range(n)]
+    if st is not None and out and not (st.low <= min(out) and max(out) <= st.high):
+        big = max(out) > st.high
+        problems.append(Problem(f"{where}.{'stop' if big else 'start'}", params.get("stop" if big else "start"),
+                                f"values from {fmt(max(st.low, d.minimum or st.low))} to {fmt(st.high)} ({st.describe()})",
+                                "out of range for its column"))
         return None
     if d.kind == "int":
         out = [round(v) for v in out]
     return out
 
 
+def _looks_numeric(v: Any) -> bool:
+    """Whether `v` is meant as a number (so 'not a finite number' is the right complaint)."""
+    if isinstance(v, int | float):
+        return True
+    try:
+        float(str(v))
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def _storage(name: str, d: AxisDef, kind: str | None) -> Storage | None:
+    """Where an int/num axis lands (its fact column's type), None for refs, choices and booleans."""
+    if d.kind not in ("int", "num"):
+        return None
+    return storage(name, kind, integer=d.kind == "int")
+
+
+def _allowed(d: AxisDef, st: Storage | None) -> str:
+    """What an axis accepts, with the range its column's type holds (`integers from 1 to 2,147,483,647
+    (stored as int32 in column n_chips)`)."""
+    if st is None:
+        return d.allowed()
+    noun = "integers" if d.kind == "int" else "finite numbers"
+    lo = st.low if d.minimum is None else max(d.minimum, st.low)
+    hi = st.high if d.maximum is None else min(d.maximum, st.high)
+    return f"{noun} from {fmt(lo)} to {fmt(hi)} ({st.describe()})"
+
+
 def _resolve_axis(
-    name: str, d: AxisDef, raw: Any, catalog: Catalog, where: str, problems: list[Problem], *, single: bool = False
+    name: str, d: AxisDef, raw: Any, catalog: Catalog, where: str, problems: list[Problem], *, single: bool = False,
+    kind: str | None = None,
 ) -> Axis | None:
     if d.kind == "ref":
         return _resolve_ref(name, d, raw, catalog, where, problems, single)
-    values = _expand(raw, where, d, problems)
+    st = _storage(name, d, kind)
+    values = _expand(raw, where, d, problems, st)
     if values is None:
         if isinstance(raw, Mapping) and not ({"range"} == set(raw) or {"geometric"} == set(raw)):
             problems.append(Problem(where, raw, "a list, {range: {start, stop, step}} or {geometric: {start, stop, factor}}", "not an axis form"))
@@ -272,9 +319,13 @@ def _resolve_axis(
     ok = True
     for i, v in enumerate(values):
         at = where if single else f"{where}[{i}]"
-        code = _code(d, v)
+        code = _code(d, v, st)
         if code is None:
-            problems.append(Problem(at, v, d.allowed(), "not an allowed value"))
+            num = as_number(v) if st is not None else None
+            beyond = num is not None and not (st is not None and st.low <= num <= st.high)
+            problems.append(Problem(at, v, _allowed(d, st), "out of range for its column" if beyond else
+                                    ("not a finite number" if st is not None and _looks_numeric(v) and num is None
+                                     else "not an allowed value")))
             ok = False
             continue
         codes.append(code)
@@ -289,8 +340,9 @@ def _resolve_axis(
     return Axis(name, d.key, shown, np.asarray(codes, dtype=np.float64))
 
 
-def _code(d: AxisDef, v: Any) -> float | None:
-    """The numeric code of one value, or None when it is not allowed."""
+def _code(d: AxisDef, v: Any, st: Storage | None = None) -> float | None:
+    """The numeric code of one value, or None when it is not allowed (for numbers: finite, an integer
+    where one is needed, within the axis's bounds and the range of the column it is stored in)."""
     if d.kind == "bool":
         if isinstance(v, bool):
             return 1.0 if v else 0.0
@@ -301,30 +353,23 @@ def _code(d: AxisDef, v: Any) -> float | None:
         if d.numeric_choice:
             if isinstance(v, bool) or not isinstance(v, int | float | str):
                 return None
-            try:
-                num = float(v)
-            except ValueError:
-                return None
-            return num if fmt_number(num) in d.options else None
+            num = as_number(v)
+            return num if num is not None and fmt_number(num) in d.options else None
         if isinstance(v, str) and v.lower() in d.options:
             return float(d.options.index(v.lower()))
         return None
-    if isinstance(v, bool):
+    num = as_number(v)  # YAML reads 300e9 as a string; NaN, infinities and 10**400 are None
+    if num is None:
         return None
-    if isinstance(v, str):
-        try:
-            v = float(v)  # YAML reads 300e9 as a string
-        except ValueError:
-            return None
-    if not isinstance(v, int | float) or not math.isfinite(v):
+    if d.kind == "int" and abs(num - round(num)) > 1e-9:
         return None
-    if d.kind == "int" and abs(v - round(v)) > 1e-9:
+    if d.minimum is not None and num < d.minimum:
         return None
-    if d.minimum is not None and v < d.minimum:
+    if d.maximum is not None and num > d.maximum:
         return None
-    if d.maximum is not None and v > d.maximum:
+    if st is not None and not (st.low <= num <= st.high):
         return None
-    return float(v)
+    return float(num)
 
 
 def _resolve_ref(

@@ -45,15 +45,27 @@ MLP_TYPES: tuple[str, ...] = get_args(Mlp)
 SHAPE_FIELDS: tuple[str, ...] = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "head_dim")
 # the shape a training row must give when it names no catalog model
 REQUIRED_SHAPE_FIELDS: tuple[str, ...] = ("layers", "hidden", "heads", "vocab", "seq_len")
-MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b")
+# mixture-of-experts architecture columns (rows and catalog models; blank or absent on a dense model)
+MOE_FIELDS: tuple[str, ...] = ("moe_experts", "moe_topk", "moe_ffn_hidden", "moe_shared_experts", "moe_dense_layers")
+MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b", "active_params_b", *MOE_FIELDS,
+                                  "kv_cache_dim", "attention_layers")
 
 # ---- training --------------------------------------------------------------------------------------
 Precision = Literal["fp32", "fp16", "bf16", "fp8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = get_args(Recompute)
-Framework = Literal["megatron", "deepspeed", "deepspeed_2021"]
+# software generations (features and fitted efficiencies in schemas/catalog/defaults.yaml `frameworks` and
+# calibration.yaml); a value's code is its position, so new ones are appended
+Framework = Literal[
+    "megatron", "deepspeed", "deepspeed_2021", "megatron_2020", "megatron_2022", "megatron_core_2025", "fsdp",
+    "fsdp2", "maxtext", "neuronx",
+]
 FRAMEWORKS: tuple[str, ...] = get_args(Framework)
+# how a row whose chips do not divide its global batch ran: as given, with the nearest valid batch at or below
+# it, or with data-parallel replicas left idle (batch smaller than dp x micro_batch)
+BatchHandling = Literal["exact", "nearest_batch", "idle_chips"]
+BATCH_HANDLING: tuple[str, ...] = get_args(BatchHandling)
 CostBasis = Literal["rental", "owned"]  # the `cost_basis` column: where cost_usd comes from
 COST_BASES: tuple[str, ...] = get_args(CostBasis)
 Mode = Literal["pretrain", "full", "lora"]  # pre-training, full fine-tuning, LoRA fine-tuning
@@ -71,12 +83,22 @@ YieldModel = Literal["negative_binomial", "poisson", "murphy", "seeds"]
 YIELD_MODELS: tuple[str, ...] = get_args(YieldModel)
 Arch = Literal["npu", "gpu"]
 ARCHS: tuple[str, ...] = get_args(Arch)
+# serving: the precision the matrix multiplies run in (picks the chip's peak), and the serving engine whose
+# achieved efficiency applies (schemas/catalog/asic.yaml `serving`); llama.cpp runs Metal on Apple, CUDA elsewhere
+ComputePrecision = Literal["fp16", "bf16", "fp8", "fp4", "int8"]
+COMPUTE_PRECISIONS: tuple[str, ...] = get_args(ComputePrecision)
+# vllm_2023: vLLM before CUDA graphs (v0.1-0.2, 2023: every kernel launched from Python each step; graphs came in
+# v0.2.5, Dec 2023), a different software generation from the vLLM of 2024-25 (V1 engine, CUDA graphs)
+Engine = Literal["tensorrt_llm", "vllm", "sglang", "llama_cpp", "mlc", "exllama", "jetstream", "qnn", "vllm_2023"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 # ---- the chip fields the core reads as numbers, and the ones a what-if override may change ---------
 CHIP_NUMERIC: tuple[str, ...] = (
     "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
-    "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_bandwidth_gb_s", "sram_mb",
+    "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_bandwidth_gb_s", "sram_mb",
     "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_out_gbit_s",
     "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
+    # training TCO of an owned cluster, per accelerator (defaults in defaults.yaml `tco`)
+    "power_draw_w", "server_usd", "network_usd",
 )
 OVERRIDABLE: tuple[str, ...] = tuple(f for f in CHIP_NUMERIC if f != "process_nm")

@@ -5,6 +5,10 @@ small metadata (rows, bytes, seconds), so the driver never holds result rows. Th
 a record is cached per version, so a chunk costs its evaluation and its write, nothing more. The class
 is plain Python; `service.dispatch` wraps it with `ray.remote`.
 
+An OS error of the lake (reading whether the chunk is committed, writing it) is raised as
+`LakeUnavailable`: the dispatcher makes the chunk wait with back-off instead of spending an attempt.
+Only an error of the evaluation itself counts against `max_attempts`.
+
 Test hooks (read once per chunk, never per configuration): CHIPSWEEP_FAULT_CHUNK="3,7" makes the
 evaluation of those chunk numbers raise; CHIPSWEEP_FAULT_DELAY_S=0.2 sleeps that long before each
 chunk, so fault tests can kill things while a sweep is still running.
@@ -19,6 +23,7 @@ from collections import OrderedDict
 from typing import Any
 
 from chipsweep.lake import Lake
+from chipsweep.lake.store import LakeUnavailable
 from chipsweep.schemas.sweep import Sweep
 from chipsweep.workers.chunk import ChunkEvaluator
 from chipsweep.workers.runtime import tune_allocator
@@ -45,14 +50,20 @@ class ChunkWorker:
     def run(self, job: dict[str, Any], chunk: int, start: int, stop: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         _maybe_fault(chunk)
-        lake = Lake(job["lake"])
         kind, name, version = job["kind"], job["name"], int(job["version"])
-        done = lake.part_info(kind, name, version, chunk)
+        try:
+            lake = Lake(job["lake"])
+            done = lake.part_info(kind, name, version, chunk)
+        except OSError as exc:
+            raise LakeUnavailable.of(exc, f"reading chunk {chunk} of {name}@{version}") from None
         if done is not None:  # committed by an earlier attempt whose report was lost
             return {"chunk": chunk, "rows": done.rows, "bytes": done.bytes, "seconds": time.perf_counter() - t0,
                     "worker": self.where, "skipped": True}
         table = self._evaluator(job).evaluate(int(start), int(stop))
-        info = lake.write_part(table, kind, name, version, chunk)
+        try:
+            info = lake.write_part(table, kind, name, version, chunk)
+        except OSError as exc:
+            raise LakeUnavailable.of(exc, f"writing chunk {chunk} of {name}@{version}") from None
         return {"chunk": chunk, "rows": info.rows, "bytes": info.bytes, "seconds": time.perf_counter() - t0,
                 "worker": self.where, "skipped": False}
 

@@ -4,14 +4,23 @@ POST /sweeps (spec as JSON or YAML) . GET /sweeps . GET /sweeps/{id} . DELETE /s
 GET /queries/{name}?k=v . POST /sql . GET /catalog/{chips|models|clusters} . GET /healthz
 
 Errors are JSON objects with `error`, `field`, `value` and `allowed` (422 for an invalid spec, with every
-problem under `problems`). When CHIPSWEEP_TOKEN is set every endpoint but /healthz and the docs needs
-`Authorization: Bearer <token>`.
+problem under `problems`; values are shortened, never echoed whole). When CHIPSWEEP_TOKEN is set every
+endpoint but /healthz and the docs needs `Authorization: Bearer <token>`, and /healthz without it says
+only `up` or `degraded` (paths, the dispatcher and Ray need the token).
+
+What the server refuses before doing any work: a body over CHIPSWEEP_MAX_BODY_BYTES (413, before it is
+read), YAML aliases, nesting deeper than 32 levels and duplicate keys (422). Queries run within the
+limits of `Settings.query_limits` (memory, temp space, concurrency, time, rows).
+
+The dispatcher runs in a supervised child process (`service/ray_supervisor.py`) unless this process is
+already a Ray driver (tests, notebooks), where it runs in a thread as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import logging
 import threading
 import time
@@ -25,14 +34,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
 from chipsweep.schemas.catalog import load_catalog
-from chipsweep.schemas.errors import ChipsweepError
+from chipsweep.schemas.errors import ChipsweepError, jsonable
 from chipsweep.schemas.spec import read_spec_text
 from chipsweep.schemas.vocab import SweepState
 from chipsweep.service import metrics, python_api, ui
-from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, run_until
+from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, reopen, run_until
 from chipsweep.service.queue import Queue
+from chipsweep.service.ray_supervisor import DispatcherProcess
 from chipsweep.service.scheduler import SchedulerThread
 from chipsweep.service.settings import Settings
 
@@ -53,8 +64,8 @@ store: feasible
 """
 
 
-QUERY_TIMEOUT_S = 120.0  # a query running longer is stopped (the server stays responsive)
-QUERY_MAX_ROWS = 100_000  # rows one answer may carry
+QUERY_TIMEOUT_S = 120.0  # default of CHIPSWEEP_SQL_TIMEOUT_S: a query running longer is stopped
+QUERY_MAX_ROWS = 100_000  # default of CHIPSWEEP_SQL_MAX_ROWS: rows one answer may carry
 
 
 class ApiError(ChipsweepError):
@@ -86,6 +97,80 @@ class SqlRequest(BaseModel):
     limit: int | None = None
 
 
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413 before the app reads it: by Content-Length when
+    given, else by counting what arrives (chunked), so a 50 MB body is never held nor echoed."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.limit
+            except ValueError:
+                too_big = False
+            if too_big:
+                await self._refuse(send, int(declared))
+                return
+        seen = 0
+        refused = False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    raise _TooLarge()
+            return message
+
+        started = False
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal started
+            if refused:  # the app answered a body cut short (a form parser's 400): answer 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._refuse(send, seen)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except Exception:
+            if not refused:
+                raise
+            if not started:
+                await self._refuse(send, seen)
+
+    async def _refuse(self, send: Any, size: int) -> None:
+        body = json.dumps({"error": f"request body too large: more than {self.limit:,} bytes",
+                           "field": "(body)", "value": f"{size:,} bytes",
+                           "allowed": f"at most {self.limit:,} bytes (CHIPSWEEP_MAX_BODY_BYTES)"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """A constant-time comparison that takes any header text (a non-ASCII header is a wrong token, not
+    a TypeError): both sides compared as bytes."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
+
+
 class DispatcherThread:
     """The dispatcher, restarted after an unexpected error, stopped with the server."""
 
@@ -111,21 +196,39 @@ class DispatcherThread:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
+    def detail(self) -> dict[str, Any]:
+        return {"mode": "thread", "alive": self.alive, "running": self.dispatcher.running,
+                "actors": len(self.dispatcher.actors), "error": self.error}
+
+
+def _process_detail(proc: DispatcherProcess) -> dict[str, Any]:
+    return {"mode": "process", "alive": proc.alive, "running": proc.state == "up", "actors": None,
+            "error": proc.reason}
+
 
 def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> FastAPI:
     """The API over the queue at `settings.queue_path`; `dispatch` runs the dispatcher in a thread."""
     settings = settings or Settings.from_env()
-    queue = Queue(settings.queue_path)
-    state: dict[str, Any] = {"dispatcher": None, "started": time.time()}
+    queue = Queue(settings.queue_path, synchronous=settings.queue_sync)
+    state: dict[str, Any] = {"dispatcher": None, "ray": None, "started": time.time()}
+    http_limits = settings.query_limits(timeout_s=settings.sql_timeout_s, row_cap=settings.sql_max_rows)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import ray
+
         worker = None
+        supervised = None
+        remove_stale_temp_dirs()  # DuckDB temp directories of queries killed with an earlier server
         if dispatch:
-            ensure_ray(settings)
-            worker = DispatcherThread(queue, settings)
-            worker.thread.start()
-            state["dispatcher"] = worker
+            if ray.is_initialized():  # this process is a Ray driver already (tests, a notebook): a thread
+                ensure_ray(settings)
+                worker = DispatcherThread(queue, settings)
+                worker.thread.start()
+                state["dispatcher"] = worker
+            else:  # the usual server: Ray in a supervised child, so its death never takes HTTP down
+                supervised = DispatcherProcess(settings).start()
+                state["ray"] = supervised
             state["scheduler"] = SchedulerThread(queue)
             state["scheduler"].start()
         try:
@@ -137,6 +240,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
                 worker.stop.set()
                 worker.thread.join(timeout=30)
                 worker.dispatcher.close()
+            if supervised is not None:
+                supervised.stop()
 
     app = FastAPI(
         title="chipsweep",
@@ -145,12 +250,15 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         lifespan=lifespan,
     )
 
-    def auth(request: Request) -> None:
+    def authorised(request: Request) -> bool:
         if not settings.token:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), settings.token):
+            return True
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and same_secret(token.strip(), settings.token)
+
+    def auth(request: Request) -> None:
+        if not authorised(request):
+            header = request.headers.get("authorization", "")
             raise ApiError(401, "missing or wrong bearer token", "Authorization", "(hidden)" if header else None,
                            "Bearer <CHIPSWEEP_TOKEN>")
 
@@ -164,12 +272,20 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = exc.errors()
+        errs = exc.errors()[:20]
         first = errs[0] if errs else {}
         return JSONResponse({"error": "invalid request", "field": ".".join(str(p) for p in first.get("loc", ())),
-                             "value": first.get("input"), "allowed": first.get("msg", ""),
-                             "problems": [{"field": ".".join(str(p) for p in e.get("loc", ())), "value": e.get("input"),
-                                           "allowed": e.get("msg", "")} for e in errs]}, status_code=422)
+                             "value": jsonable(first.get("input")), "allowed": jsonable(str(first.get("msg", ""))),
+                             "problems": [{"field": ".".join(str(p) for p in e.get("loc", ())),
+                                           "value": jsonable(e.get("input")), "allowed": jsonable(str(e.get("msg", "")))}
+                                          for e in errs]}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, not a refusal: logged with its traceback, answered as JSON without internals."""
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); it is logged", "field": None,
+                             "value": None, "allowed": None}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
@@ -186,9 +302,14 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         body = await request.body()
         if not body.strip():
             raise ApiError(422, "empty body", "(spec)", None, "a sweep spec as JSON or YAML")
-        spec = read_spec_text(body)
-        # validation, the catalog and the dimension files: off the event loop; the dispatcher thread runs it
-        return await run_in_threadpool(python_api.submit, spec, wait=False, settings=settings, queue=queue)
+
+        def parse_and_submit() -> dict[str, Any]:
+            # parsing, validation, the catalog and the dimension files: off the event loop
+            supervised = state.get("ray")
+            cpus = supervised.cpus if supervised is not None else None
+            return python_api.submit(read_spec_text(body), wait=False, settings=settings, queue=queue, cpus=cpus)
+
+        return await run_in_threadpool(parse_and_submit)
 
     @app.get("/sweeps", response_model=list[SweepStatus], dependencies=protected, summary="All sweep versions, newest first")
     def list_sweeps() -> list[dict[str, Any]]:
@@ -205,10 +326,16 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         row = cancel(queue, sweep_id)
         return queue.status(row.sweep_id)
 
+    @app.post("/sweeps/{sweep_id}/resume", response_model=SweepStatus, dependencies=protected,
+              summary="Retry a failed sweep's failed chunks, or continue a cancelled sweep")
+    def resume_sweep(sweep_id: str) -> dict[str, Any]:
+        row, _ = reopen(queue, sweep_id)
+        return queue.status(row.sweep_id)
+
     # ---- queries ------------------------------------------------------------------------------
     @app.get("/queries/{name}", dependencies=protected, summary="Run a saved query; parameters as ?k=v")
     def get_query(name: str, request: Request) -> dict[str, Any]:
-        table = python_api.query(name, dict(request.query_params), timeout_s=QUERY_TIMEOUT_S, max_rows=QUERY_MAX_ROWS)
+        table = python_api.query(name, dict(request.query_params), limits=http_limits)
         return _rows(table)
 
     @app.post("/sql", dependencies=protected, summary="Read-only SQL over the lake's views")
@@ -219,9 +346,10 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             try:
                 text = SqlRequest.model_validate_json(body).sql
             except ValueError:
-                raise ApiError(422, "invalid body", "sql", text[:200], 'a JSON object {"sql": "SELECT ..."} or the SQL as text') from None
-        table = await run_in_threadpool(python_api.sql, text, timeout_s=QUERY_TIMEOUT_S, max_rows=QUERY_MAX_ROWS)
-        return _rows(table)
+                raise ApiError(422, "invalid body", "sql", jsonable(text),
+                               'a JSON object {"sql": "SELECT ..."} or the SQL as text') from None
+        table = await run_in_threadpool(python_api.sql, text, limits=http_limits)
+        return await run_in_threadpool(_rows, table)
 
     # ---- catalog and health -------------------------------------------------------------------
     @app.get("/catalog/{kind}", dependencies=protected, summary="Catalog entries (every number with its source)")
@@ -231,24 +359,54 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         table = getattr(load_catalog(), kind)
         return [table[k].model_dump(mode="json", by_alias=True, exclude_none=True) for k in sorted(table)]
 
-    @app.get("/healthz", summary="Liveness: queue, lake, dispatcher")
-    def healthz() -> dict[str, Any]:
-        worker = state["dispatcher"]
+    def health() -> dict[str, Any]:
+        """up or degraded, the reasons, and the detail: queue and lake, dispatcher, Ray, the lake's state."""
+        reasons: list[str] = []
+        worker, supervised = state["dispatcher"], state["ray"]
+        dispatcher: dict[str, Any] | None = None
+        ray_health: dict[str, Any] | None = None
+        if worker is not None:
+            dispatcher = worker.detail()
+            if not worker.alive:
+                reasons.append(f"the dispatcher thread stopped: {worker.error}")
+        if supervised is not None:
+            dispatcher = _process_detail(supervised)
+            ray_health = supervised.health()
+            if supervised.state == "starting":
+                reasons.append("Ray is starting")
+            elif supervised.state != "up":
+                what = "reconnecting to RAY_ADDRESS" if ray_health["reconnecting"] else f"Ray {supervised.state}"
+                reasons.append(f"{what}: {supervised.reason}" if supervised.reason else what)
+        lake = queue.note("lake") or {"ok": True}
+        waiting = queue.waiting_chunks()
+        if not lake.get("ok", True):
+            reasons.append(f"the lake refused a chunk: {lake.get('reason')}; {waiting} chunks waiting")
         return {
-            "ok": True,
-            "queue": str(settings.queue_path),
-            "lake": settings.lake,
-            "dispatcher": None if worker is None else {"alive": worker.alive, "running": worker.dispatcher.running,
-                                                      "actors": len(worker.dispatcher.actors), "error": worker.error},
+            "status": "degraded" if reasons else "up", "ok": not reasons, "reasons": reasons,
+            "queue": str(settings.queue_path), "lake": settings.lake,
+            "dispatcher": dispatcher, "ray": ray_health,
+            "lake_state": {**{k: v for k, v in lake.items() if k != "updated_at"}, "chunks_waiting": waiting},
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
+    @app.get("/healthz", summary="Liveness: up or degraded; with the token, why and the detail")
+    def healthz(request: Request) -> dict[str, Any]:
+        detail = health()
+        if not authorised(request):
+            return {"status": detail["status"]}
+        return detail
+
     @app.get("/metrics", dependencies=protected, response_class=PlainTextResponse,
-             summary="Prometheus metrics: sweeps and chunks by state, configurations/s, lake bytes")
+             summary="Prometheus metrics: sweeps and chunks by state, configurations/s, lake bytes, Ray and lake health")
     def get_metrics() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(metrics.collect(settings.queue_path)), media_type=metrics.CONTENT_TYPE)
+        snap = metrics.collect(settings.queue_path)
+        supervised = state["ray"]
+        if supervised is not None:
+            snap.ray = supervised.health()
+        return PlainTextResponse(metrics.render(snap), media_type=metrics.CONTENT_TYPE)
 
     ui.install(app, settings, queue)  # the web UI at / (service/ui.py)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 
 

@@ -9,6 +9,13 @@ restarts a killed actor and retries its task (`max_restarts`, `max_task_retries`
 surviving node; a chunk whose evaluation raises is retried `max_attempts` times and then marked
 failed with its error. Actors write the Parquet files themselves and return only row counts.
 
+An OS error of the lake (`LakeUnavailable`: EACCES, EROFS, ENOSPC, EIO, an unreachable object store) is
+transient: the chunk goes back to pending with a `not_before`, and no chunk is claimed until the back-off
+(1 s, doubling per failed probe, at most CHIPSWEEP_LAKE_BACKOFF_S) has passed; the first commit after it
+clears the state. What the lake is doing is kept in the queue's notes (`lake`), so a server's health
+shows it whichever process dispatches. When the local raylet dies the dispatcher stops at once
+(`RayLost`): `service/ray_supervisor.py` restarts Ray and a fresh dispatcher re-queues what was in flight.
+
 Local Ray by default (`ray.init()`); RAY_ADDRESS selects an existing cluster, same code.
 """
 
@@ -23,7 +30,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chipsweep.lake import Lake
+from chipsweep.lake import Lake, LakeError
+from chipsweep.lake.store import LakeUnavailable
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import Problem, SpecError
 from chipsweep.schemas.sweep import validate
@@ -39,6 +47,12 @@ IN_FLIGHT_PER_ACTOR = 2  # one running, one queued behind it: no idle gap betwee
 HEARTBEAT_S = 2.0
 MAX_LOST_ATTEMPTS = 20  # attempts lost to dead workers/nodes before a chunk is marked failed
 POOL_CHECK_S = 30.0  # how often an idle dispatcher compares its pool with the cluster's CPUs
+LAKE_BACKOFF_FIRST_S = 1.0  # the first wait after the lake refused a chunk; doubles per failed probe
+STATE_RETRY_S = 5.0  # how often a sweep state the lake could not record is written again
+
+
+class RayLost(RuntimeError):
+    """The Ray this dispatcher drives is gone (its local raylet died): stop, let a supervisor restart it."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -73,8 +87,11 @@ def submit(
     queue: Queue,
     catalog: Catalog | None = None,
     chunk_size: int | None = None,
+    cpus: int | None = None,
 ) -> SweepRow:
-    """Validate and record a sweep (all its chunks) before any work starts; raises `SpecError`."""
+    """Validate and record a sweep (all its chunks) before any work starts; raises `SpecError`, or a
+    `LakeError` (503) when the lake cannot take its dimension files right now. `cpus`: the Ray cluster's
+    CPUs when this process is not its driver (automatic chunk size)."""
     base = catalog if catalog is not None else load_catalog()
     sweep = validate(data, base)
     if sweep.configurations > settings.max_configs:
@@ -83,11 +100,18 @@ def submit(
             f"at most {settings.max_configs:,} configurations (the size cap, CHIPSWEEP_MAX_CONFIGS)",
             f"the sweep has {sweep.configurations:,} configurations ({' x '.join(map(str, sweep.sizes))})",
         )])
-    size = chunk_size or settings.chunk_size or auto_chunk_size(cluster_cpus(), sweep.configurations)
+    size = chunk_size or settings.chunk_size or auto_chunk_size(cpus or cluster_cpus(), sweep.configurations)
     row = queue.add_sweep(record=sweep.record(), configurations=sweep.configurations, chunk_size=size,
                           lake=settings.lake)
     try:
         Lake(settings.lake).write_dims(sweep, row.version, created_at=row.created_at)
+    except OSError as exc:
+        queue.cancel(row.sweep_id)
+        reason = LakeUnavailable.of(exc, "writing the dimension files").reason
+        err = LakeError(f"the lake cannot be written right now ({reason}); nothing was queued; allowed: submit again "
+                        "when the lake is writable", field="lake", value=settings.lake, allowed="a writable lake")
+        err.http_status = 503
+        raise err from None
     except BaseException:
         queue.cancel(row.sweep_id)
         raise
@@ -107,8 +131,8 @@ def ensure_ray(settings: Settings) -> None:
     kwargs: dict[str, Any] = {"namespace": "chipsweep", "log_to_driver": False, "configure_logging": False}
     if settings.ray_address:
         ray.init(address=settings.ray_address, **kwargs)
-    else:
-        ray.init(include_dashboard=False, **kwargs)
+    else:  # "local": a Ray of our own, never the last `ray start` cluster of this machine (maybe dead)
+        ray.init(address="local", include_dashboard=False, **kwargs)
 
 
 def _fault_env() -> dict[str, str]:
@@ -130,6 +154,11 @@ class Dispatcher:
         self._jobs: dict[tuple[str, int], Any] = {}
         self._checked_at = time.monotonic()
         self.running = False
+        self._lake_failures = 0  # failed probes in a row (sets the back-off)
+        self._lake_failed_at = 0.0  # monotonic time of the last lake failure
+        self._lake_retry_at = 0.0  # no chunk is claimed before this (monotonic)
+        self._lake_down_since: float | None = None  # epoch seconds
+        self._unrecorded: dict[str, float] = {}  # sweep id -> when its state is written to the lake next
 
     # ---- the pool -----------------------------------------------------------------------------
     def _new_actor(self, slot: int) -> Any:
@@ -238,7 +267,7 @@ class Dispatcher:
             if requeued:
                 log.info("resumed: %d chunks left running by a previous dispatcher are pending again", requeued)
             self._ensure_pool()
-            inflight: dict[Any, tuple[ChunkTask, int]] = {}
+            inflight: dict[Any, tuple[ChunkTask, int, float]] = {}
             load = [0] * len(self.actors)
             last_beat = time.monotonic()
             while True:
@@ -248,7 +277,10 @@ class Dispatcher:
                         return True
                     last_beat = time.monotonic()
                 finishing = done()  # stop claiming; what is in flight still lands
-                while not finishing:
+                self._record_states()
+                while not finishing and time.monotonic() >= self._lake_retry_at:
+                    if self._lake_down_since is not None and inflight:
+                        break  # the lake refused chunks: one probe at a time until it takes one
                     now = time.monotonic()
                     free = [i for i in range(len(self.actors)) if load[i] < IN_FLIGHT_PER_ACTOR and self._ready_at[i] <= now]
                     if not free:
@@ -258,7 +290,7 @@ class Dispatcher:
                         break
                     slot = min(free, key=load.__getitem__)
                     ref = self.actors[slot].run.remote(self._job(task), task.chunk, task.start, task.stop)
-                    inflight[ref] = (task, slot)
+                    inflight[ref] = (task, slot, time.monotonic())
                     event(log, "chunk_start", f"{task.name}@{task.version}", level=logging.DEBUG, chunk=task.chunk,
                           slot=slot)
                     load[slot] += 1
@@ -275,26 +307,34 @@ class Dispatcher:
                     continue
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=poll_s)
                 for ref in ready:
-                    task, slot = inflight.pop(ref)
+                    task, slot, claimed = inflight.pop(ref)
                     load[slot] -= 1
-                    self._settle(ref, task, slot)
+                    self._settle(ref, task, slot, claimed)
         finally:
             self.running = False
             self.queue.release_lease(self.owner)
+            for sweep_id in list(self._unrecorded):  # states the lake could not take earlier: once more
+                if record_state(self.queue, sweep_id):
+                    del self._unrecorded[sweep_id]
         return True
 
-    def _settle(self, ref: Any, task: ChunkTask, slot: int) -> None:
+    def _settle(self, ref: Any, task: ChunkTask, slot: int, claimed: float = 0.0) -> None:
         import ray
-        from ray.exceptions import RayError, RayTaskError
+        from ray.exceptions import LocalRayletDiedError, RayError, RayTaskError
 
         try:
             meta = ray.get(ref)
-        except RayTaskError as exc:  # the evaluation raised: counted against max_attempts
+        except RayTaskError as exc:  # the evaluation raised, or the lake refused the chunk
             cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, LakeUnavailable) or isinstance(exc, LakeUnavailable):
+                self._lake_wait(task, cause if isinstance(cause, LakeUnavailable) else exc, claimed)  # type: ignore[arg-type]
+                return
             text = f"{type(cause).__name__}: {cause}".strip()
             state = self.queue.mark_error(task, text, max_attempts=self.settings.max_attempts)
             event(log, "chunk_failed", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk,
                   attempt=task.attempts, state=state, error=text.splitlines()[0] if text else "")
+        except LocalRayletDiedError as exc:  # this node's raylet is gone: every task of ours is lost with it
+            raise RayLost(f"the local raylet died ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         except RayError as exc:  # the worker or its node died and Ray's retries ran out
             text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             self.queue.mark_error(task, text, max_attempts=self.settings.max_attempts, lost=True,
@@ -305,14 +345,56 @@ class Dispatcher:
             self.queue.mark_done(task, int(meta["rows"]), int(meta["bytes"]), float(meta["seconds"]), str(meta["worker"]))
             event(log, "chunk_done", f"{task.name}@{task.version}", chunk=task.chunk, rows=meta["rows"],
                   seconds=round(float(meta["seconds"]), 4), worker=meta["worker"])
+            if self._lake_down_since is not None:
+                self._lake_up()
         row = self.queue.sweep(f"{task.name}@{task.version}")
         if row.state in ("done", "failed"):
             self._jobs.pop((task.name, task.version), None)
-            record_state(self.queue, row.sweep_id)
+            if not record_state(self.queue, row.sweep_id):
+                self._unrecorded[row.sweep_id] = time.monotonic() + STATE_RETRY_S
             try:
                 Lake(row.lake).remove_temporaries(row.kind, row.name, row.version)
             except OSError as exc:  # cleaning is best effort: temporaries are invisible to readers
                 log.warning("could not remove temporary files of %s: %s", row.sweep_id, exc)
+
+    # ---- the lake's health ----------------------------------------------------------------------
+    def _lake_wait(self, task: ChunkTask, exc: LakeUnavailable, claimed: float) -> None:
+        """The lake refused a chunk: it waits, and nothing is claimed until the back-off has passed. Only a
+        chunk claimed after the previous failure (a probe) doubles the back-off; the others in flight
+        with it failed for the same reason."""
+        if claimed >= self._lake_failed_at or self._lake_failures == 0:
+            self._lake_failures += 1
+        self._lake_failed_at = time.monotonic()
+        delay = min(LAKE_BACKOFF_FIRST_S * 2 ** (self._lake_failures - 1), self.settings.lake_backoff_s)
+        self._lake_retry_at = time.monotonic() + delay
+        reason = getattr(exc, "reason", None) or str(exc)
+        self.queue.mark_wait(task, reason, delay)
+        if self._lake_down_since is None:
+            self._lake_down_since = time.time()
+            log.error("the lake refused a chunk: %s; chunks wait and are retried (back-off up to %g s)", reason,
+                      self.settings.lake_backoff_s)
+        event(log, "chunk_waiting", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk,
+              retry_in_s=round(delay, 1), error=reason)
+        self.queue.set_note("lake", {"ok": False, "reason": reason, "since": self._lake_down_since,
+                                     "retry_in_s": round(delay, 1), "failures": self._lake_failures})
+
+    def _lake_up(self) -> None:
+        down = time.time() - (self._lake_down_since or time.time())
+        log.warning("the lake takes chunks again after %.1f s", down)
+        self._lake_down_since = None
+        self._lake_failures = 0
+        self._lake_retry_at = 0.0
+        self.queue.set_note("lake", {"ok": True, "reason": None, "recovered_after_s": round(down, 1)})
+
+    def _record_states(self) -> None:
+        """Write the lake's `dims/sweeps` state of sweeps whose first write failed (the lake was down)."""
+        now = time.monotonic()
+        for sweep_id, due in list(self._unrecorded.items()):
+            if due <= now:
+                if record_state(self.queue, sweep_id):
+                    del self._unrecorded[sweep_id]
+                else:
+                    self._unrecorded[sweep_id] = now + STATE_RETRY_S
 
     def _replace(self, slot: int) -> None:
         """A fresh actor for a slot whose actor Ray gave up on: placed anywhere (its node may be gone and
@@ -327,8 +409,9 @@ class Dispatcher:
         self.actors[slot] = self._new_actor(slot)
 
 
-def record_state(queue: Queue, sweep_id: str) -> None:
-    """Write the version's state to its `dims/sweeps` row (queries use the newest `done` version)."""
+def record_state(queue: Queue, sweep_id: str) -> bool:
+    """Write the version's state to its `dims/sweeps` row (queries use the newest `done` version); False
+    when the lake could not take it (the caller tries again; `chipsweep verify` reports a stale row)."""
     row = queue.sweep(sweep_id)
     rec = queue.payload(row.name, row.version)["sweep"]
     try:
@@ -336,6 +419,8 @@ def record_state(queue: Queue, sweep_id: str) -> None:
                                        configurations=row.configurations, created_at=row.created_at, state=row.state)
     except OSError as exc:  # the queue stays the record; the lake row catches up on the next change
         log.warning("could not record state %s of %s in the lake: %s", row.state, sweep_id, exc)
+        return False
+    return True
 
 
 def cancel(queue: Queue, sweep_id: str) -> SweepRow:
@@ -343,6 +428,19 @@ def cancel(queue: Queue, sweep_id: str) -> SweepRow:
     row = queue.cancel(sweep_id)
     record_state(queue, row.sweep_id)
     return row
+
+
+def reopen(queue: Queue, sweep_id: str) -> tuple[SweepRow, int]:
+    """`chipsweep resume NAME`: retry a failed version's failed chunks, or continue a cancelled one;
+    returns its row and the chunks left to run (a dispatcher runs them). A version that is queued or
+    running is left as it is."""
+    before = queue.sweep(sweep_id)
+    row, left = queue.reopen(sweep_id)
+    if row.state != before.state:
+        record_state(queue, row.sweep_id)
+    else:
+        left = queue.pending_chunks(row.name, row.version)
+    return row, left
 
 
 def run_until(queue: Queue, settings: Settings, until: Callable[[], bool] | None = None, *,

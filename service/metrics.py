@@ -12,14 +12,21 @@ the metrics survive restarts and agree with `chipsweep status`:
     chipsweep_configurations_per_second          configurations committed over the last WINDOW_S
     chipsweep_lake_bytes                         bytes of committed fact files (dimension files excluded)
     chipsweep_chunk_seconds_sum / _count         worker seconds per committed chunk (evaluate + write)
+    chipsweep_chunks_waiting                     chunks waiting out a lake back-off (an OS error of the lake)
+    chipsweep_lake_available                     1 unless the last thing the lake did was refuse a chunk
+    chipsweep_ray_up                             1 while the supervised Ray is up (served by `chipsweep serve`)
+    chipsweep_ray_reconnecting                   1 while reconnecting to RAY_ADDRESS with back-off
+    chipsweep_ray_restarts_total                 Ray failures the service recovered from (restart or reconnect)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from chipsweep.schemas.vocab import CHUNK_STATES, SWEEP_STATES
 
@@ -37,6 +44,9 @@ class Snapshot:
     chunk_seconds: float = 0.0
     recent_configurations: int = 0
     window_s: float = WINDOW_S
+    chunks_waiting: int = 0
+    lake_available: bool = True
+    ray: dict[str, Any] | None = None  # the supervisor's health (a server with a supervised Ray only)
 
 
 def collect(queue_path: str | os.PathLike[str], *, now: float | None = None, window_s: float = WINDOW_S) -> Snapshot:
@@ -55,6 +65,13 @@ def collect(queue_path: str | os.PathLike[str], *, now: float | None = None, win
             "SELECT SUM(stop - start), SUM(rows), SUM(bytes), SUM(seconds),"
             " SUM(CASE WHEN updated_at >= ? THEN stop - start ELSE 0 END)"
             " FROM chunks WHERE state = 'done'", (now - window_s,)).fetchone()
+        try:
+            snap.chunks_waiting = int(db.execute("SELECT COUNT(*) FROM chunks WHERE state = 'pending'"
+                                                 " AND not_before > ?", (now,)).fetchone()[0])
+            note = db.execute("SELECT value FROM notes WHERE key = 'lake'").fetchone()
+            snap.lake_available = bool(json.loads(note[0]).get("ok", True)) if note else True
+        except sqlite3.OperationalError:  # a queue from before waits and notes
+            pass
     finally:
         db.close()
     snap.configurations_done = int(configs or 0)
@@ -91,6 +108,18 @@ def render(snap: Snapshot) -> str:
     family("chipsweep_lake_bytes", "gauge", "Bytes of committed fact files in the lake.", [("", snap.lake_bytes)])
     family("chipsweep_chunk_seconds", "summary", "Worker seconds per committed chunk (evaluate and write).",
            [("_sum", snap.chunk_seconds), ("_count", snap.chunks.get("done", 0))])
+    family("chipsweep_chunks_waiting", "gauge", "Chunks waiting out a lake back-off (an OS error of the lake).",
+           [("", snap.chunks_waiting)])
+    family("chipsweep_lake_available", "gauge", "1 unless the last thing the lake did was refuse a chunk.",
+           [("", int(snap.lake_available))])
+    if snap.ray is not None:
+        mode = snap.ray.get("mode", "local")
+        family("chipsweep_ray_up", "gauge", "1 while the supervised Ray is up.",
+               [(f'{{mode="{mode}"}}', int(snap.ray.get("state") == "up"))])
+        family("chipsweep_ray_reconnecting", "gauge", "1 while reconnecting to RAY_ADDRESS with back-off.",
+               [(f'{{mode="{mode}"}}', int(bool(snap.ray.get("reconnecting"))))])
+        family("chipsweep_ray_restarts_total", "counter", "Ray failures recovered from (local restart or reconnect).",
+               [(f'{{mode="{mode}"}}', int(snap.ray.get("restarts") or 0))])
     return "\n".join(lines) + "\n"
 
 

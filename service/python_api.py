@@ -102,6 +102,7 @@ def submit(
     settings: Settings | None = None,
     queue: Queue | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    cpus: int | None = None,
 ) -> dict[str, Any]:
     """Validate and queue a sweep; with `wait`, run it here until it is over. Returns its status (the
     `chipsweep status --json` keys: sweep_id, version, state, configurations, chunks_total, chunks_done,
@@ -112,7 +113,7 @@ def submit(
     if actors:
         settings = settings.with_(actors=actors)
     queue = queue or Queue(settings.queue_path)
-    row = dispatch.submit(spec_data(spec), settings=settings, queue=queue, chunk_size=chunk_size)
+    row = dispatch.submit(spec_data(spec), settings=settings, queue=queue, chunk_size=chunk_size, cpus=cpus)
     if progress is not None:
         progress(queue.status(row.sweep_id))
     if wait:
@@ -139,6 +140,17 @@ def spec_data(spec: Any) -> Any:
     raise SpecError([Problem("(spec)", type(spec).__name__, SPEC_ALLOWED, "not a spec")])
 
 
+def resume(sweep_id: str, wait: bool = True) -> dict[str, Any]:
+    """Retry a failed sweep's failed chunks, or continue a cancelled one (committed chunks are kept);
+    with `wait`, run it here until it is over. Its status."""
+    settings = Settings.from_env()
+    queue = Queue(settings.queue_path)
+    row, _ = dispatch.reopen(queue, sweep_id)
+    if wait and row.state not in FINAL_STATES:
+        dispatch.run_until(queue, settings, dispatch.over(queue, row.sweep_id))
+    return queue.status(row.sweep_id)
+
+
 def status(sweep_id: str) -> dict[str, Any]:
     """The status of NAME (its latest version) or NAME@VERSION."""
     return Queue(Settings.from_env().queue_path).status(sweep_id)
@@ -158,13 +170,19 @@ def wait(sweep_id: str) -> dict[str, Any]:
 # queries
 # ------------------------------------------------------------------------------------------------
 def query(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | None = None,
-          timeout_s: float | None = None, max_rows: int | None = None, **kwargs: Any) -> pa.Table:
+          timeout_s: float | None = None, max_rows: int | None = None, limits: runner.QueryLimits | None = None,
+          **kwargs: Any) -> pa.Table:
     """A saved query (`chipsweep query NAME`) with its parameters as keywords (or a mapping, for names
     that are not identifiers); frontier queries carry their objectives in the table's schema metadata.
-    `timeout_s` and `max_rows` stop a query that runs longer or answers more (a `QueryError`)."""
-    return runner.run_saved(name, {**(params or {}), **kwargs}, lake=lake, timeout_s=timeout_s, max_rows=max_rows)
+    `timeout_s` stops a query that runs longer (a `QueryError`), `max_rows` keeps that many rows; every
+    query runs within `limits` (default: the memory, temp-space and concurrency limits of the settings)."""
+    return runner.run_saved(name, {**(params or {}), **kwargs}, lake=lake, timeout_s=timeout_s, max_rows=max_rows,
+                            limits=limits or Settings.from_env().query_limits())
 
 
-def sql(text: str, *, lake: str | None = None, timeout_s: float | None = None, max_rows: int | None = None) -> pa.Table:
-    """One read-only SELECT over the lake's views (`chipsweep sql`)."""
-    return runner.run_sql(text, lake=lake, timeout_s=timeout_s, max_rows=max_rows)
+def sql(text: str, *, lake: str | None = None, timeout_s: float | None = None, max_rows: int | None = None,
+        limits: runner.QueryLimits | None = None) -> pa.Table:
+    """One read-only SELECT over the lake's views (`chipsweep sql`): `timeout_s` stops it, `max_rows`
+    keeps that many rows, `limits` bounds its memory, temp space and concurrency (default: the settings')."""
+    return runner.run_sql(text, lake=lake, timeout_s=timeout_s, max_rows=max_rows,
+                          limits=limits or Settings.from_env().query_limits())

@@ -5,6 +5,18 @@ any work starts. Chunk states: pending -> running -> done | failed (with attempt
 chunk is marked done only after its Parquet file is committed. A dispatcher holds a lease (pid, host,
 heartbeat) so two processes never dispatch at once; a new one takes over a dead holder's lease and
 puts its running chunks back to pending, which is how a restarted service resumes.
+
+A chunk the lake could not take (an OS error: EACCES, EROFS, ENOSPC, EIO) *waits*: back to pending with
+`not_before` set, its `waits` counted apart, so a short outage never spends the attempts that only an
+evaluation error may spend. `reopen` puts a failed sweep's failed chunks, or a cancelled sweep, back in
+the queue (`chipsweep resume NAME`); `requeue` does it for chunks `chipsweep verify` found missing.
+
+Durability: WAL with `synchronous=FULL` (CHIPSWEEP_QUEUE_SYNC=normal to relax). NORMAL survives a crash
+of any process but may lose the last transactions on power loss or a kernel panic; what would be lost is
+an acknowledged submit (a 201 for a sweep that then does not exist) or a chunk's done mark (harmless: the
+file is found and not written twice). FULL fsyncs the WAL on each commit; the queue commits a few times
+per chunk, and a chunk is at least a million configurations (~0.3 s), so the cost is a few fsyncs per
+second -- far below what a sweep notices -- for a queue that never forgets what it acknowledged.
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ from chipsweep.schemas.sweep import resolve
 
 SweepState = str  # queued | running | done | failed | cancelled
 LEASE_STALE_S = 15.0  # a dispatcher that has not beaten for this long is presumed dead
+WAIT_PREFIX = "waiting for the lake: "  # a waiting chunk's error text starts with this
+SYNC_MODES = ("full", "normal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -77,6 +91,11 @@ CREATE TABLE IF NOT EXISTS reruns (
     changes TEXT NOT NULL,
     PRIMARY KEY (name, version),
     UNIQUE (name, base_version)
+);
+CREATE TABLE IF NOT EXISTS notes (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -140,9 +159,11 @@ def parse_id(sweep_id: str) -> tuple[str, int | None]:
 class Queue:
     """The queue database; safe to share between threads (one SQLite connection per thread)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        sync = (synchronous or os.environ.get("CHIPSWEEP_QUEUE_SYNC") or "full").lower()
+        self.synchronous = sync if sync in SYNC_MODES else "full"
         self._local = threading.local()
         self._db().executescript(_SCHEMA)
         self._migrate()
@@ -150,7 +171,9 @@ class Queue:
     def _migrate(self) -> None:
         """Additive columns on older databases: a carried chunk names its source version (re-runs); a
         version keeps its resolved axes (`Sweep.record()`, resolved once at submit)."""
-        for table, column, sql_type in (("chunks", "carried_from", "INTEGER"), ("sweeps", "resolved", "TEXT")):
+        for table, column, sql_type in (("chunks", "carried_from", "INTEGER"), ("sweeps", "resolved", "TEXT"),
+                                        ("chunks", "waits", "INTEGER NOT NULL DEFAULT 0"),
+                                        ("chunks", "not_before", "REAL")):
             cols = {r[1] for r in self._db().execute(f"PRAGMA table_info({table})")}
             if column not in cols:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
@@ -162,7 +185,7 @@ class Queue:
         if db is None:
             db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")  # FULL: see the module doc
             db.execute("PRAGMA busy_timeout=60000")
             db.row_factory = sqlite3.Row
             self._local.db = db
@@ -374,8 +397,10 @@ class Queue:
                 "SELECT chunk, state, attempts, error FROM chunks WHERE name = ? AND version = ? AND error IS NOT NULL"
                 " ORDER BY chunk LIMIT 20", (s.name, s.version))
         ]
-        end = s.finished_at or time.time()
-        seconds = (end - s.started_at) if s.started_at else 0.0
+        seconds = self._busy_seconds(s)
+        waiting = db.execute(
+            "SELECT COUNT(*) AS n, MAX(error) AS why FROM chunks WHERE name = ? AND version = ? AND state = 'pending'"
+            " AND not_before IS NOT NULL AND not_before > ?", (s.name, s.version, time.time())).fetchone()
         return {
             "sweep_id": s.name,
             "version": s.version,
@@ -396,8 +421,23 @@ class Queue:
             "started_at": s.started_at,
             "finished_at": s.finished_at,
             "lake": s.lake,
+            "chunks_waiting": int(waiting["n"] or 0),
+            "waiting_for": waiting["why"] if waiting["n"] else None,
             "errors": errors,
         }
+
+    def _busy_seconds(self, s: SweepRow) -> float:
+        """Seconds the sweep's rate is measured over: from its start to now while it runs, else to its last
+        committed chunk (the state change itself -- a cancel hours later -- does not dilute the rate)."""
+        if not s.started_at:
+            return 0.0
+        if s.state in ("queued", "running", "preparing"):
+            return time.time() - s.started_at
+        last = self._db().execute(
+            "SELECT MAX(updated_at) FROM chunks WHERE name = ? AND version = ? AND state = 'done'"
+            " AND carried_from IS NULL", (s.name, s.version)).fetchone()[0]
+        end = last if last is not None else (s.finished_at or time.time())
+        return max(end - s.started_at, 0.0)
 
     def cancel(self, sweep_id: str) -> SweepRow:
         """Stop dispatching the sweep's chunks; what is committed stays."""
@@ -417,7 +457,8 @@ class Queue:
                 "SELECT c.name, c.version, c.chunk, c.start, c.stop, c.attempts, c.lost FROM chunks c"
                 " JOIN sweeps s ON s.name = c.name AND s.version = c.version"
                 " WHERE c.state = 'pending' AND s.state IN ('queued', 'running')"
-                " ORDER BY s.seq, c.chunk LIMIT 1").fetchone()
+                " AND (c.not_before IS NULL OR c.not_before <= ?)"
+                " ORDER BY s.seq, c.chunk LIMIT 1", (now,)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE chunks SET state = 'running', attempts = attempts + 1, worker = ?, updated_at = ?"
@@ -428,7 +469,8 @@ class Queue:
 
     def mark_done(self, task: ChunkTask, rows: int, nbytes: int, seconds: float, worker: str = "") -> None:
         with self._tx() as db:
-            db.execute("UPDATE chunks SET state = 'done', rows = ?, bytes = ?, seconds = ?, worker = ?, updated_at = ?"
+            db.execute("UPDATE chunks SET state = 'done', rows = ?, bytes = ?, seconds = ?, worker = ?, updated_at = ?,"
+                       " not_before = NULL, error = CASE WHEN error LIKE 'waiting for the lake:%' THEN NULL ELSE error END"
                        " WHERE name = ? AND version = ? AND chunk = ?",
                        (rows, nbytes, seconds, worker, time.time(), task.name, task.version, task.chunk))
             self._settle(db, task.name, task.version)
@@ -438,10 +480,10 @@ class Queue:
         """Record an attempt's error: back to pending while attempts remain, else failed. `lost` attempts
         (the worker or its node died) are counted apart with their own, larger allowance."""
         with self._tx() as db:
-            row = db.execute("SELECT attempts, lost FROM chunks WHERE name = ? AND version = ? AND chunk = ?",
+            row = db.execute("SELECT attempts, lost, waits FROM chunks WHERE name = ? AND version = ? AND chunk = ?",
                              (task.name, task.version, task.chunk)).fetchone()
             attempts, lost_n = int(row[0]), int(row[1]) + (1 if lost else 0)
-            evaluation_attempts = attempts - lost_n
+            evaluation_attempts = attempts - lost_n - int(row[2])
             give_up = lost_n >= max_lost if lost else evaluation_attempts >= max_attempts
             state = "failed" if give_up else "pending"
             db.execute("UPDATE chunks SET state = ?, lost = ?, error = ?, updated_at = ?"
@@ -449,6 +491,76 @@ class Queue:
                        (state, lost_n, error[-4000:], time.time(), task.name, task.version, task.chunk))
             self._settle(db, task.name, task.version)
         return state
+
+    def mark_wait(self, task: ChunkTask, reason: str, delay_s: float) -> None:
+        """The lake could not take the chunk (a transient OS error): pending again, not before `delay_s`
+        from now; the attempt counts as a wait, not against `max_attempts`."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE chunks SET state = 'pending', waits = waits + 1, not_before = ?, error = ?, updated_at = ?"
+                       " WHERE name = ? AND version = ? AND chunk = ? AND state = 'running'",
+                       (now + delay_s, (WAIT_PREFIX + reason)[:4000], now, task.name, task.version, task.chunk))
+
+    def reopen(self, sweep_id: str) -> tuple[SweepRow, int]:
+        """`chipsweep resume NAME`: a failed version's failed chunks go back to pending with fresh attempts,
+        a cancelled version is queued again (its committed chunks are kept); returns the row and how many
+        chunks are left to run. A version in any other state is returned as it is."""
+        s = self.sweep(sweep_id)
+        if s.state not in ("failed", "cancelled"):
+            return s, 0
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE chunks SET state = 'pending', attempts = 0, lost = 0, waits = 0, not_before = NULL,"
+                       " updated_at = ? WHERE name = ? AND version = ? AND state = 'failed'", (now, s.name, s.version))
+            left = db.execute("SELECT COUNT(*) FROM chunks WHERE name = ? AND version = ? AND state IN"
+                              " ('pending', 'running')", (s.name, s.version)).fetchone()[0]
+            db.execute("UPDATE sweeps SET state = ?, finished_at = NULL WHERE name = ? AND version = ?",
+                       ("queued" if left else "done", s.name, s.version))
+            if not left:
+                db.execute("UPDATE sweeps SET finished_at = ? WHERE name = ? AND version = ?", (now, s.name, s.version))
+        return self.sweep(s.sweep_id), int(left)
+
+    def requeue(self, name: str, version: int, chunks: list[int], reason: str) -> int:
+        """Chunks `chipsweep verify --repair` found missing or damaged in the lake: pending again (fresh
+        attempts), and a done or failed version queued again so a dispatcher finishes it."""
+        if not chunks:
+            return 0
+        now = time.time()
+        with self._tx() as db:
+            n = 0
+            for c in chunks:
+                n += db.execute("UPDATE chunks SET state = 'pending', attempts = 0, lost = 0, waits = 0, not_before = NULL,"
+                                " rows = NULL, bytes = NULL, carried_from = NULL, error = ?, updated_at = ?"
+                                " WHERE name = ? AND version = ? AND chunk = ?",
+                                (reason[:4000], now, name, version, c)).rowcount
+            db.execute("UPDATE sweeps SET state = 'queued', finished_at = NULL WHERE name = ? AND version = ?"
+                       " AND state IN ('done', 'failed')", (name, version))
+        return n
+
+    # ---- notes: what the dispatcher wants the service (another process) to know -----------------
+    def set_note(self, key: str, value: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO notes (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                       " value = excluded.value, updated_at = excluded.updated_at", (key, json.dumps(value), time.time()))
+
+    def note(self, key: str) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT value, updated_at FROM notes WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return {**json.loads(row[0]), "updated_at": row[1]}
+
+    def waiting_chunks(self) -> int:
+        """Chunks waiting out a lake back-off right now."""
+        return int(self._db().execute("SELECT COUNT(*) FROM chunks WHERE state = 'pending' AND not_before > ?",
+                                      (time.time(),)).fetchone()[0])
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting chunk of an active sweep may be claimed (epoch seconds), or None."""
+        row = self._db().execute(
+            "SELECT MIN(c.not_before) FROM chunks c JOIN sweeps s ON s.name = c.name AND s.version = c.version"
+            " WHERE c.state = 'pending' AND s.state IN ('queued', 'running') AND c.not_before > ?",
+            (time.time(),)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def requeue_running(self) -> int:
         """Chunks a dead dispatcher left running go back to pending (their attempt counted as lost)."""

@@ -180,3 +180,123 @@ def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
                 "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)})
     env.update(extra)
     return env
+
+
+# ------------------------------------------------------------------------------------------------
+# the end of every fault test: the lake holds exactly what the queue says (service/verify.py)
+# ------------------------------------------------------------------------------------------------
+def assert_verified(queue_path: Path | str, lake: str, sweep: str | None = None, *,
+                    rows: int | None = None) -> Any:
+    """`chipsweep verify` finds nothing wrong (no missing, extra, damaged or stray file, no duplicate idx);
+    with `rows`, the named sweep's latest version holds exactly that many rows, each index once."""
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.verify import render, verify
+
+    report = verify(Queue(queue_path), lake, sweep)
+    assert report.ok, render(report)
+    if rows is not None:
+        assert sweep is not None
+        [v] = [v for v in report.versions if v.sweep_id == Queue(queue_path).sweep(sweep).sweep_id]
+        assert (v.rows_in_lake, v.distinct_idx, v.duplicate_idx) == (rows, rows, 0), render(report)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------
+# a lake made unwritable for a while, as root: chmod does not stop root, so a read-only bind mount
+# (EROFS), else `chattr +i` on the directory (EPERM), else the directory swapped for a file (ENOTDIR)
+# ------------------------------------------------------------------------------------------------
+def _run_ok(*args: str) -> bool:
+    try:
+        return subprocess.run(list(args), capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextlib.contextmanager
+def lake_unwritable(path: Path | str) -> Iterator[str]:
+    """`path` (a directory) cannot be written inside this block; yields how (`bind-ro`, `chattr`, `swap`)."""
+    path = str(path)
+    if _run_ok("mount", "--bind", path, path):
+        if _run_ok("mount", "-o", "remount,ro,bind", path):
+            try:
+                yield "bind-ro"
+            finally:
+                if not _run_ok("umount", path):
+                    _run_ok("umount", "-l", path)
+            return
+        _run_ok("umount", path)
+    if _run_ok("chattr", "-R", "+i", path):  # every directory: a new file in any of them is refused
+        try:
+            yield "chattr"
+        finally:
+            _run_ok("chattr", "-R", "-i", path)
+        return
+    moved = path + ".away"
+    os.rename(path, moved)
+    Path(path).write_text("not a directory")
+    try:
+        yield "swap"
+    finally:
+        os.remove(path)
+        os.rename(moved, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# `chipsweep serve` as a process of its own (its dispatcher and Ray in a supervised child)
+# ------------------------------------------------------------------------------------------------
+class ServeProcess:
+    """`chipsweep serve` in a session of its own, on a free port, logging to `log`."""
+
+    def __init__(self, sessions: Sessions, env: dict[str, str], log: Path, *args: str) -> None:
+        self.sessions, self.env, self.log_path, self.args = sessions, env, log, args
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> ServeProcess:
+        import httpx
+
+        log = self.log_path.open("a")
+        self.proc = self.sessions.popen([PYTHON, "-m", "chipsweep", "serve", "--port", str(self.port),
+                                         "--log-level", "warning", *self.args], self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(self.log_path.read_text()[-3000:])
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout, "the server to answer /healthz", every=0.3)
+        return self
+
+    def health(self, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        import httpx
+
+        return dict(httpx.get(f"{self.url}/healthz", timeout=10, headers=headers).json())
+
+    def wait_ray_up(self, timeout: float = 120) -> dict[str, Any]:
+        wait_for(lambda: (self.health().get("ray") or {}).get("state") == "up", timeout, "Ray to be up", every=0.3)
+        return self.health()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        kill_session(self.proc.pid)
+        self.proc.wait(30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def ray_owned(home: Path) -> dict[int, str]:
+    """pid -> title of the processes of the Ray that services on `home` started (by their owner tag)."""
+    from chipsweep.service.ray_supervisor import home_tag, owned_processes
+
+    out = {}
+    for pid in owned_processes(home_tag(home) + ":"):
+        with contextlib.suppress(OSError):
+            out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return out

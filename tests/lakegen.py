@@ -143,6 +143,13 @@ def random_training(
     for name in ("step_time_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "hfu", "mem_per_chip_gb",
                  "chip_hours", "co2_t"):
         cols[name] = rng.random(n).astype(np.float32)
+    # issue 12 columns (at the end of the schema)
+    cols.update({
+        "framework": ["megatron"] * n, "capex_usd": np.full(n, np.nan), "opex_usd": np.full(n, np.nan),
+        "global_batch_run": np.full(n, 512), "idle_chips": np.zeros(n), "first_stage_layers": np.ones(n),
+        "last_stage_layers": np.ones(n), "batch_handling": ["exact"] * n,
+        "calibrated_on": ["extrapolated from nvidia_gpu"] * n,
+    })
     return _to_table("training", cols)
 
 
@@ -163,6 +170,15 @@ def random_inference(
         "fits": fits, "infeasible_reason": reason,
     })
     for name in ("ttft_s", "prefill_tokens_per_s", "throughput_tokens_per_s", "mem_gb"):
+        cols[name] = rng.random(n).astype(np.float32)
+    # the serving columns (issue 14)
+    cols.update({
+        "compute_precision": ["bf16"] * n, "ep": np.ones(n), "pp": np.ones(n), "concurrency": cols["batch"],
+        "disaggregated": np.zeros(n, dtype=bool), "dp_attention": np.zeros(n, dtype=bool),
+        "engine": ["tensorrt_llm"] * n, "calibrated_on": ["extrapolated from all chips (default set)"] * n,
+    })
+    for name in ("output_tokens_per_s", "output_tokens_per_s_per_chip", "tokens_per_s_per_user", "tpot_s",
+                 "usd_per_million_tokens", "power_w"):
         cols[name] = rng.random(n).astype(np.float32)
     return _to_table("inference", cols)
 
@@ -318,6 +334,13 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "energy_mwh": chip_hours * tdp * 1.2 / 1e6, "cost_usd": chip_hours * usd_h,
         "co2_t": chip_hours * tdp * 1.2 / 1e6 * 0.4, "cost_basis": (np.zeros(len(idx), dtype=np.int32), ("rental", "owned")),
         "infeasible_reason": (reason, REASONS),
+        # issue 12 columns (at the end of the schema): a rental, exact-batch, Megatron lake
+        "framework": (np.zeros(len(idx), dtype=np.int32), ("megatron",)),
+        "capex_usd": np.full(len(idx), np.nan), "opex_usd": np.full(len(idx), np.nan),
+        "global_batch_run": np.full(len(idx), 1024), "idle_chips": np.zeros(len(idx)),
+        "first_stage_layers": np.ones(len(idx)), "last_stage_layers": np.ones(len(idx)),
+        "batch_handling": (np.zeros(len(idx), dtype=np.int32), ("exact",)),
+        "calibrated_on": (np.zeros(len(idx), dtype=np.int32), ("extrapolated from nvidia_gpu",)),
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

@@ -162,3 +162,150 @@ def test_queries_and_sql_endpoints(server: Server) -> None:
     r = httpx.get(f"{server.url}/queries/no_such_query")
     assert r.status_code in (400, 404) and r.json()["error"]
     assert runner is not None
+
+
+# ------------------------------------------------------------------------------------------------
+# input that cannot hurt, over HTTP: every refusal a 4xx JSON with field, value and allowed
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def api(home):  # type: ignore[no-untyped-def]
+    """A server without a dispatcher (the API and queries only), small body limit."""
+    s = Server.__new__(Server)
+    s.settings = home.with_(max_body_bytes=1_000_000)
+    s.port = free_port()
+    s.url = f"http://127.0.0.1:{s.port}"
+    config = uvicorn.Config(create_app(s.settings, dispatch=False), host="127.0.0.1", port=s.port, log_level="warning")
+    s.server = uvicorn.Server(config)
+    s.thread = threading.Thread(target=s.server.run, daemon=True)
+    with s:
+        yield s
+
+
+def test_healthz_without_the_token_says_only_up_and_the_detail_needs_it(home) -> None:  # type: ignore[no-untyped-def]
+    with Server(home.with_(token="s3cret", actors=1)) as s:
+        anonymous = httpx.get(f"{s.url}/healthz").json()
+        assert anonymous == {"status": "up"}
+        wrong = httpx.get(f"{s.url}/healthz", headers={"Authorization": "Bearer nope"}).json()
+        assert wrong == {"status": "up"}
+        full = httpx.get(f"{s.url}/healthz", headers={"Authorization": "Bearer s3cret"}).json()
+        assert full["status"] == "up" and full["queue"].endswith("queue.db") and full["dispatcher"]["alive"]
+
+
+@pytest.mark.parametrize("header", ["Bearer s3crét", "Bearer \u2603", "Bearer s3cret\u00a0", "Bëarer s3cret"])
+def test_a_non_ascii_authorization_header_is_a_401_not_a_500(home, header: str) -> None:  # type: ignore[no-untyped-def]
+    with Server(home.with_(token="s3cret", actors=1)) as s:
+        r = httpx.get(f"{s.url}/sweeps", headers={"Authorization": header.encode("utf-8")})  # type: ignore[dict-item]
+        assert r.status_code == 401 and r.json()["field"] == "Authorization"
+
+
+def test_a_50_mb_body_is_refused_with_413_before_it_is_read_and_never_echoed(api: Server) -> None:
+    import time
+
+    big = b"name: " + b"x" * (50 * 2**20)
+    for path in ("/sweeps", "/sql"):
+        t0 = time.perf_counter()
+        r = httpx.post(f"{api.url}{path}", content=big, headers={"Content-Type": "application/yaml"}, timeout=60)
+        assert r.status_code == 413 and len(r.content) < 1000, (path, r.status_code, len(r.content))
+        assert r.json()["field"] == "(body)" and "CHIPSWEEP_MAX_BODY_BYTES" in r.json()["allowed"]
+        assert time.perf_counter() - t0 < 10
+
+    def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: counted as it arrives
+        for _ in range(50):
+            yield b"x" * 2**20
+
+    r = httpx.post(f"{api.url}/sweeps", content=chunks(), headers={"Content-Type": "application/yaml"}, timeout=60)
+    assert r.status_code == 413 and len(r.content) < 1000
+    assert httpx.get(f"{api.url}/healthz").status_code == 200
+
+
+def test_large_values_are_never_echoed_back(api: Server) -> None:
+    r = httpx.post(f"{api.url}/sql", json={"sql": ["x" * 200_000]})
+    assert r.status_code == 422 and len(r.content) < 2000
+    spec = training_spec("desc", description="d" * 500_000)
+    r = httpx.post(f"{api.url}/sweeps", json=spec)
+    assert r.status_code == 422 and len(r.content) < 2000 and r.json()["field"] == "description"
+    r = httpx.post(f"{api.url}/sql", json={"sql": "SELECT " + "y" * 400_000})
+    assert r.status_code == 400 and len(r.content) < 5000
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    ("fixed.tokens", "NaN"), ("fixed.tokens", "Infinity"), ("fixed.tokens", "-Infinity"),
+    ("axes.n_chips", "[64, NaN]"), ("overrides.nvidia_h100_sxm.usd_per_hour", "NaN"),
+    ("axes.n_chips", '{"geometric": {"start": 1, "stop": Infinity, "factor": 2}}'),
+    ("axes.n_chips", "[1e30]"), ("fixed.global_batch", "1" + "0" * 400),
+])
+def test_nan_infinity_and_overflow_in_a_spec_over_http_are_422_with_valid_json(api: Server, where: str, value: str) -> None:
+    spec = training_spec("nums")
+    key = where.split(".")[-1]
+    if where.startswith("overrides"):
+        spec["overrides"] = {"nvidia_h100_sxm": {"usd_per_hour": "PLACEHOLDER"}}
+    else:
+        spec["fixed" if where.startswith("fixed") else "axes"][key] = "PLACEHOLDER"
+    text = json.dumps(spec).replace('"PLACEHOLDER"', value)  # JSON as Python's json module writes NaN
+    r = httpx.post(f"{api.url}/sweeps", content=text, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    body = r.json()  # valid JSON: NaN and infinities are carried as text
+    assert body["field"].startswith(where.split(".")[0]) and body["allowed"]
+    assert httpx.get(f"{api.url}/sweeps").json() == []
+
+
+def test_json_nested_1000_levels_is_422_over_http_and_exit_2_in_the_cli(api: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    r = httpx.post(f"{api.url}/sweeps", content=deep, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "nested deeper than 32 levels" in r.text
+    r = httpx.post(f"{api.url}/sql", content=deep, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    spec = tmp_path / "deep.json"
+    spec.write_text(deep)
+    assert cli(["submit", str(spec)]) == 2
+    assert "nested deeper than 32 levels" in capsys.readouterr().err
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text('a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n')
+    assert cli(["submit", str(bomb)]) == 2
+    assert "aliases (*a) are not allowed" in capsys.readouterr().err
+    r = httpx.post(f"{api.url}/sweeps", content=bomb.read_bytes(), headers={"Content-Type": "application/yaml"})
+    assert r.status_code == 422 and "aliases" in r.text
+
+
+def test_a_sweep_name_with_a_trailing_newline_is_refused_over_http_and_in_the_cli(api: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    r = httpx.post(f"{api.url}/sweeps", json=training_spec("nl\n"))
+    assert r.status_code == 422 and (r.json()["field"], r.json()["value"]) == ("name", "nl\n")
+    spec = tmp_path / "nl.yaml"
+    spec.write_text(yaml.safe_dump(training_spec("nl\n")))
+    assert cli(["submit", str(spec)]) == 2
+    assert "field 'name'" in capsys.readouterr().err
+    assert httpx.get(f"{api.url}/sweeps").json() == []
+    assert not (api.settings.home / "lake").exists() or not list((api.settings.home / "lake").rglob("sweep=nl*"))
+
+
+def test_duckdb_settings_over_http_is_refused_and_odd_column_types_are_json(api: Server) -> None:
+    r = httpx.post(f"{api.url}/sql", json={"sql": "SELECT * FROM duckdb_settings()"})
+    assert r.status_code == 400 and "duckdb_settings is not allowed" in r.json()["error"]
+    r = httpx.post(f"{api.url}/sql", json={"sql": "SELECT current_setting('allowed_directories') AS d"})
+    assert r.status_code == 400 and str(api.settings.home) not in r.text
+    odd = ("SELECT '\\xFF\\x00'::BLOB AS b, INTERVAL 1 DAY AS i, 1.5::DECIMAL(10, 2) AS d, ['nan'::DOUBLE] AS l, "
+           "{'x': 'inf'::DOUBLE} AS s, MAP {'k': 1} AS m, uuid() AS u, TIME '12:00' AS t")
+    r = httpx.post(f"{api.url}/sql", json={"sql": odd})
+    assert r.status_code == 200, r.text
+    row = r.json()["rows"][0]
+    assert row["b"].startswith("base64:") and row["l"] == [None] and row["s"] == {"x": None} and row["d"] == 1.5
+    r = httpx.post(f"{api.url}/sql", json={"sql": "UPDATE EXTENSIONS"})
+    assert r.status_code == 400 and "UPDATE EXTENSIONS is not allowed" in r.json()["error"]
+
+
+def test_resume_over_http_continues_a_cancelled_sweep(server: Server) -> None:
+    from tests.conftest import assert_verified
+
+    spec = training_spec("api-resume")
+    spec["axes"]["global_batch"] = [256, 512, 768, 1024, 1280, 1536, 1792, 2048]
+    spec["fixed"].pop("global_batch")
+    assert httpx.post(f"{server.url}/sweeps", json=spec).status_code == 201
+    assert httpx.delete(f"{server.url}/sweeps/api-resume").json()["state"] == "cancelled"
+    wait_done_or_cancelled(server.url, "api-resume")
+    r = httpx.post(f"{server.url}/sweeps/api-resume/resume")
+    assert r.status_code == 200 and r.json()["state"] in ("queued", "running", "done")
+    done = wait_done(server.url, "api-resume")
+    assert (done["state"], done["chunks_done"], done["rows_written"]) == ("done", done["chunks_total"], 6912 * 8)
+    assert_verified(server.settings.queue_path, server.settings.lake, "api-resume", rows=6912 * 8)
+    r = httpx.post(f"{server.url}/sweeps/ghost/resume")
+    assert r.status_code == 404 and r.json()["field"] == "id"

@@ -1,6 +1,10 @@
-"""Fault injection, each ending with exactly the expected rows and every configuration index once:
-an actor killed mid-sweep; the worker node of a two-node Ray cluster killed mid-sweep; the service
-process killed (SIGKILL) mid-sweep and restarted; a chunk whose evaluation raises."""
+"""Fault injection, each ending with exactly the expected rows and every configuration index once, and
+`chipsweep verify` finding nothing wrong: an actor killed mid-sweep; the worker node of a two-node Ray
+cluster killed mid-sweep; the service process killed (SIGKILL) mid-sweep and restarted; a chunk whose
+evaluation raises (and `resume` retrying it); a cancelled sweep continued; the raylet or the dashboard
+agent of the service's Ray killed; the Ray cluster of RAY_ADDRESS killed and started again; an
+embedded `submit --wait` whose raylet dies; Ray processes a dead service left behind; the lake made
+unwritable mid-sweep."""
 
 from __future__ import annotations
 
@@ -19,10 +23,14 @@ from chipsweep.service.queue import Queue
 from tests.conftest import (
     PYTHON,
     RAY,
+    ServeProcess,
     Sessions,
     assert_exact,
+    assert_verified,
     free_port,
     kill_session,
+    lake_unwritable,
+    ray_owned,
     read_facts,
     session_pids,
     spec_of_size,
@@ -60,6 +68,7 @@ def test_actor_killed_mid_sweep(home, monkeypatch: pytest.MonkeyPatch) -> None: 
     status = queue.status(row.sweep_id)
     assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", row.chunks_total, 0)
     assert_exact(read_facts(home.lake, "training", "kill-actor", 1), row.configurations)
+    assert_verified(home.queue_path, home.lake, "kill-actor", rows=row.configurations)
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -86,6 +95,37 @@ def test_chunk_whose_evaluation_raises_fails_alone_and_status_shows_it(home, mon
     assert "failed" in out and "chunk 2 (failed, 3 attempts): InjectedFault" in out
     assert cli(["status", "faulty", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["chunks_failed"] == 1
+    assert_verified(home.queue_path, home.lake, "faulty")  # a failed chunk is no missing file
+
+    # `resume NAME` retries the failed chunk with fresh attempts (the fault is gone now) and finishes it
+    monkeypatch.delenv("CHIPSWEEP_FAULT_CHUNK")
+    assert cli(["resume", "faulty"]) == 0
+    status = queue.status(row.sweep_id)
+    assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", row.chunks_total, 0)
+    assert_verified(home.queue_path, home.lake, "faulty", rows=row.configurations)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_resume_continues_a_cancelled_sweep_to_exactly_its_rows(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from chipsweep.service.dispatch import cancel
+
+    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.2")
+    queue = Queue(home.queue_path)
+    row = submit(spec_of_size("cancel-resume", 3), settings=home, queue=queue, chunk_size=1000)
+    disp = Dispatcher(queue, home, actors=2)
+    t = _run_in_thread(queue, home, row, disp)
+    try:
+        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 60, "two chunks done")
+        cancel(queue, row.sweep_id)
+        t.join(60)
+    finally:
+        disp.close()
+    assert queue.status(row.sweep_id)["state"] == "cancelled"
+    assert_verified(home.queue_path, home.lake, "cancel-resume")
+    assert cli(["resume", "cancel-resume"]) == 0
+    status = queue.status(row.sweep_id)
+    assert (status["state"], status["chunks_done"]) == ("done", row.chunks_total)
+    assert_verified(home.queue_path, home.lake, "cancel-resume", rows=row.configurations)
 
 
 def _ray_start(sessions: Sessions, args: list[str], env: dict[str, str]) -> int:
@@ -136,6 +176,7 @@ def test_worker_node_killed_mid_sweep(tmp_path: Path, sessions: Sessions) -> Non
     status = queue.status("node-loss")
     assert status["chunks_done"] == status["chunks_total"]
     assert_exact(read_facts(str(home / "lake"), "training", "node-loss", 1), result["configurations"])
+    assert_verified(home / "queue.db", str(home / "lake"), "node-loss", rows=result["configurations"])
 
 
 def test_service_killed_mid_sweep_and_restarted(tmp_path: Path, sessions: Sessions) -> None:
@@ -176,3 +217,199 @@ def test_service_killed_mid_sweep_and_restarted(tmp_path: Path, sessions: Sessio
     status = httpx.get(f"{url}/sweeps/restart", timeout=5).json()
     assert (status["chunks_done"], status["chunks_failed"]) == (total, 0)
     assert_exact(read_facts(str(home / "lake"), "training", "restart", 1), status["configurations"])
+    assert_verified(home / "queue.db", str(home / "lake"), "restart", rows=status["configurations"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Ray as a supervised dependency (service/ray_supervisor.py)
+# ------------------------------------------------------------------------------------------------
+def _progress(server: ServeProcess, sweep: str) -> dict:  # type: ignore[type-arg]
+    return dict(httpx.get(f"{server.url}/sweeps/{sweep}", timeout=10).json())
+
+
+@pytest.mark.parametrize("victim", ["raylet", "dashboard_agent"])
+def test_ray_process_killed_under_serve_degrades_restarts_ray_and_finishes_exactly_once(
+        tmp_path: Path, sessions: Sessions, victim: str) -> None:
+    import os
+    import signal
+
+    home = tmp_path / "home"
+    env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.3", CHIPSWEEP_CHUNK_SIZE="2000")
+    server = ServeProcess(sessions, env, tmp_path / "serve.log").start()
+    health = server.wait_ray_up()
+    assert health["status"] == "up" and health["ray"]["mode"] == "local"
+    pid = health["ray"]["processes"][victim]
+    r = httpx.post(f"{server.url}/sweeps", json=spec_of_size("ray-kill", 6), timeout=60)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: _progress(server, "ray-kill")["chunks_done"] >= 3, 120, "three chunks")
+    os.kill(pid, signal.SIGKILL)
+    # the service keeps answering: degraded with the reason, then a fresh Ray, then the sweep finishes
+    wait_for(lambda: server.health()["status"] == "degraded", 30, "health to turn degraded", every=0.1)
+    degraded = server.health()
+    assert any("died" in r or "exited" in r for r in degraded["reasons"]), degraded
+    assert httpx.get(f"{server.url}/sweeps", timeout=10).status_code == 200
+    up = server.wait_ray_up(180)
+    assert up["ray"]["restarts"] >= 1 and up["ray"]["processes"][victim] != pid
+    wait_for(lambda: _progress(server, "ray-kill")["state"] == "done", 240, "the sweep to finish")
+    status = _progress(server, "ray-kill")
+    assert (status["chunks_done"], status["chunks_failed"]) == (status["chunks_total"], 0)
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'chipsweep_ray_restarts_total{mode="local"}' in metrics and 'chipsweep_ray_up{mode="local"} 1' in metrics
+    assert "Ray lost" in server.log()
+    assert_verified(home / "queue.db", str(home / "lake"), "ray-kill", rows=status["configurations"])
+
+
+def test_ray_address_cluster_killed_service_reconnects_with_backoff(tmp_path: Path, sessions: Sessions) -> None:
+    home = tmp_path / "home"
+    env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.3", CHIPSWEEP_CHUNK_SIZE="2000")
+    port = free_port()
+    head = ["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+            f"--ray-client-server-port={free_port()}"]
+    cluster = _ray_start(sessions, [*head, *_ports()], env)
+    server = ServeProcess(sessions, {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, tmp_path / "serve.log").start()
+    assert server.wait_ray_up()["ray"]["mode"] == "address"
+    r = httpx.post(f"{server.url}/sweeps", json=spec_of_size("reconnect", 6), timeout=60)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: _progress(server, "reconnect")["chunks_done"] >= 3, 120, "three chunks")
+    kill_session(cluster)  # the whole cluster: GCS, raylet, agents, actors
+    wait_for(lambda: server.health()["status"] == "degraded", 60, "health to turn degraded")
+    wait_for(lambda: server.health()["ray"]["attempts_in_a_row"] >= 2, 90, "two reconnection attempts")
+    health = server.health()
+    assert health["ray"]["reconnecting"] and "RAY_ADDRESS" in health["reasons"][0], health
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'chipsweep_ray_reconnecting{mode="address"} 1' in metrics
+    assert httpx.get(f"{server.url}/sweeps/reconnect", timeout=10).status_code == 200
+    _ray_start(sessions, [*head, *_ports()], env)  # the cluster comes back on the same address
+    wait_for(lambda: _progress(server, "reconnect")["state"] == "done", 240, "the sweep to finish")
+    assert server.health()["status"] == "up"
+    status = _progress(server, "reconnect")
+    assert (status["chunks_done"], status["chunks_failed"]) == (status["chunks_total"], 0)
+    assert_verified(home / "queue.db", str(home / "lake"), "reconnect", rows=status["configurations"])
+
+
+def _embedded(sessions: Sessions, env: dict[str, str], spec: Path) -> subprocess.Popen[str]:
+    return sessions.popen([PYTHON, "-m", "chipsweep", "submit", str(spec), "--wait", "--json"], env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _kill_raylet_when_running(home: Path, proc: subprocess.Popen[str], name: str) -> int:
+    import os
+    import signal
+
+    queue = Queue(home / "queue.db")
+
+    def running() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[1][-3000:])
+        try:
+            done = queue.status(name)["chunks_done"]
+        except Exception:  # not recorded yet
+            return False
+        return done >= 2 and any("raylet" in cmd for cmd in ray_owned(home).values())
+
+    wait_for(running, 180, "the embedded sweep to commit chunks", every=0.3)
+    [raylet] = [pid for pid, cmd in ray_owned(home).items() if "/raylet/raylet" in cmd]
+    os.kill(raylet, signal.SIGKILL)
+    return raylet
+
+
+def test_embedded_submit_wait_recovers_from_a_raylet_kill(tmp_path: Path, sessions: Sessions) -> None:
+    home = tmp_path / "home"
+    env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.3", CHIPSWEEP_CHUNK_SIZE="2000")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_of_size("embedded", 6)))
+    proc = _embedded(sessions, env, spec)
+    _kill_raylet_when_running(home, proc, "embedded")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["state"] == "done" and result["chunks_failed"] == 0
+    assert "Ray lost" in err
+    assert not ray_owned(home)  # its Ray went with it
+    assert_verified(home / "queue.db", str(home / "lake"), "embedded", rows=result["configurations"])
+
+
+def test_embedded_submit_wait_that_gives_up_says_so_and_resume_finishes(tmp_path: Path, sessions: Sessions) -> None:
+    home = tmp_path / "home"
+    env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.3", CHIPSWEEP_CHUNK_SIZE="2000", CHIPSWEEP_RAY_RESTARTS="0")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_of_size("gives-up", 6)))
+    proc = _embedded(sessions, env, spec)
+    _kill_raylet_when_running(home, proc, "gives-up")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-3000:]
+    assert "raylet" in err and "chipsweep resume gives-up@1" in err and "chunks committed (kept)" in err
+    assert Queue(home / "queue.db").status("gives-up")["state"] in ("queued", "running")
+    done = sessions.run([PYTHON, "-m", "chipsweep", "resume", "gives-up"], env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = Queue(home / "queue.db").status("gives-up")
+    assert (status["state"], status["chunks_failed"]) == ("done", 0)
+    assert_verified(home / "queue.db", str(home / "lake"), "gives-up", rows=status["configurations"])
+
+
+def test_ray_processes_left_by_a_dead_service_are_killed_on_the_next_start(tmp_path: Path, sessions: Sessions) -> None:
+    from chipsweep.service.ray_supervisor import OWNER_ENV, home_tag
+
+    home = tmp_path / "home"
+    env = subprocess_env(home)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a service pid that no longer exists
+    orphan_env = {**env, OWNER_ENV: f"{home_tag(home)}:{gone.pid}:1"}
+    _ray_start(sessions, ["--head", f"--port={free_port()}", "--num-cpus=1", "--include-dashboard=false",
+                          f"--ray-client-server-port={free_port()}", *_ports()], orphan_env)
+    orphans = ray_owned(home)
+    assert any("raylet" in cmd for cmd in orphans.values()), orphans
+    server = ServeProcess(sessions, env, tmp_path / "serve.log").start()
+    server.wait_ray_up()
+    left = set(ray_owned(home)) & set(orphans)
+    assert not left, {p: orphans[p] for p in left}
+    assert "left by a dead chipsweep service" in server.log()
+
+
+# ------------------------------------------------------------------------------------------------
+# the lake unwritable for a while: chunks wait with back-off, nothing fails
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.usefixtures("ray_local")
+def test_lake_unwritable_for_seconds_chunks_wait_and_the_sweep_finishes(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.2")
+    settings = home.with_(lake_backoff_s=4.0)
+    queue = Queue(home.queue_path)
+    row = submit(spec_of_size("outage", 6), settings=settings, queue=queue, chunk_size=2000)
+    disp = Dispatcher(queue, settings, actors=2)
+    t = _run_in_thread(queue, settings, row, disp)
+    try:
+        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 60, "two chunks done")
+        with lake_unwritable(home.lake) as how:
+            wait_for(lambda: queue.status(row.sweep_id)["chunks_waiting"] >= 1, 30, "a chunk to wait")
+            note = queue.note("lake")
+            assert note is not None and not note["ok"]
+            assert any(w in note["reason"] for w in ("EROFS", "EPERM", "ENOTDIR")), (how, note)
+            status = queue.status(row.sweep_id)
+            assert status["waiting_for"].startswith("waiting for the lake") and status["chunks_failed"] == 0
+            time.sleep(4)  # a few seconds of outage: without back-off every chunk would burn its attempts
+            assert queue.status(row.sweep_id)["chunks_failed"] == 0
+        t.join(180)
+        assert not t.is_alive()
+    finally:
+        disp.close()
+    status = queue.status(row.sweep_id)
+    assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", row.chunks_total, 0)
+    waits = queue._db().execute("SELECT SUM(waits), MAX(attempts - lost - waits) FROM chunks WHERE name = 'outage'").fetchone()
+    assert 1 <= waits[0] <= 12 and waits[1] == 1, waits  # a few probes with back-off; no attempt spent
+    assert queue.note("lake")["ok"]
+    assert_verified(home.queue_path, home.lake, "outage", rows=row.configurations)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_submit_while_the_lake_is_unwritable_is_refused_with_503_and_nothing_queued(home) -> None:  # type: ignore[no-untyped-def]
+    from chipsweep.lake import LakeError
+
+    queue = Queue(home.queue_path)
+    Path(home.lake).mkdir(parents=True, exist_ok=True)
+    with lake_unwritable(home.lake), pytest.raises(LakeError) as err:
+        submit(training_spec("no-lake"), settings=home, queue=queue)
+    assert err.value.http_status == 503 and err.value.field == "lake"
+    assert "nothing was queued" in str(err.value)
+    assert queue.sweep("no-lake").state == "cancelled"

@@ -210,7 +210,7 @@ def test_frontier_diff_of_identical_versions_is_empty(lake: str) -> None:
 
 @pytest.mark.parametrize(("params", "field", "words"), [
     ({"model": "gpt9"}, "model", "'gpt9' is not in the lake; allowed: gpt3_13b, gpt3_175b, llama2_70b"),
-    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, cost_basis, objectives"),
+    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, cost_basis, chips, precision, objectives"),
     ({"model": "llama2_7b", "objectives": "cost_usd"}, "objectives", "names 1 objective(s); allowed: 2 or 3"),
     ({"model": "llama2_7b", "objectives": "a,b,c,d"}, "objectives", "'a' is not an objective here; allowed: "),
     ({"model": "llama2_7b", "objectives": "cost_usd:up,mfu"}, "objectives", "allowed: min, max"),
@@ -289,7 +289,8 @@ def test_connection_is_read_only_even_for_our_own_code(lake: str) -> None:
 
 
 def test_pareto_training_compares_costs_on_one_basis_when_asked(tmp_path: Path) -> None:
-    """Rental prices and purchase-amortised costs are different things: `cost_basis` keeps them apart."""
+    """Rental prices and owned-cluster TCO are different things: `cost_basis` keeps them apart, and the
+    default frontier is one per basis."""
     own = str(tmp_path / "lake")
     table = lakegen.random_training(np.random.default_rng(3), 400, nan_frac=0.0, infeasible_frac=0.0, n_models=1)
     lakegen.write_version(own, "training", "s", 1, table)
@@ -303,4 +304,5 @@ def test_pareto_training_compares_costs_on_one_basis_when_asked(tmp_path: Path) 
     for basis, single in (("rental", rental), ("owned", owned)):
         mixed = {i for i, b in zip(both["idx"].to_pylist(), both["cost_basis"].to_pylist(), strict=True) if b == basis}
         assert mixed <= set(single["idx"].to_pylist())
-    assert both.num_rows < rental.num_rows + owned.num_rows  # each basis undercuts the other somewhere
+    # the default frontier never mixes bases: each basis is its own frontier (issue 12)
+    assert both.num_rows == rental.num_rows + owned.num_rows

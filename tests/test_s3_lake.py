@@ -28,6 +28,7 @@ from tests.conftest import (
     RAY,
     Sessions,
     assert_exact,
+    assert_verified,
     free_port,
     kill_session,
     session_pids,
@@ -141,6 +142,7 @@ def test_sweep_on_two_nodes_commits_to_s3_once_and_queries_answer_from_s3(cluste
     assert states.to_pylist() == [{"version": 1, "state": "done"}]
     frontier = run_saved("pareto_training", {"model": "llama2_70b", "sweep": "s3-sweep"}, lake=cluster.lake)
     assert frontier.num_rows > 0 and set(frontier.column("model").to_pylist()) == {"llama2_70b"}
+    assert_verified(cluster.home / "queue.db", cluster.lake, "s3-sweep", rows=result["configurations"])
 
 
 def test_rerun_after_a_price_change_carries_and_evaluates_chunks_on_s3(cluster: Cluster, tmp_path: Path) -> None:
@@ -163,6 +165,7 @@ def test_rerun_after_a_price_change_carries_and_evaluates_chunks_on_s3(cluster: 
 
     latest = run_sql("SELECT DISTINCT version FROM latest_training WHERE sweep = 's3-rerun'", lake=cluster.lake)
     assert latest.to_pylist() == [{"version": 2}]
+    assert_verified(cluster.home / "queue.db", cluster.lake, "s3-rerun@2", rows=first["configurations"])
 
 
 def test_worker_node_killed_mid_sweep_on_s3_lake_ends_complete(cluster: Cluster, tmp_path: Path) -> None:
@@ -188,6 +191,7 @@ def test_worker_node_killed_mid_sweep_on_s3_lake_ends_complete(cluster: Cluster,
     store = Lake(cluster.lake)
     listing = store.fs.get_file_info(pafs.FileSelector(store.fact_dir("training", "s3-node-loss", 1)))
     assert not [i.path for i in listing if i.base_name.startswith(".")]  # no temporaries left behind
+    assert_verified(cluster.home / "queue.db", cluster.lake, "s3-node-loss", rows=result["configurations"])
 
 
 def test_sql_over_an_s3_lake_cannot_read_objects_outside_it(s3_server: dict[str, str]) -> None:

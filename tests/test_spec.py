@@ -9,7 +9,7 @@ import pytest
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.errors import SpecError
-from chipsweep.schemas.spec import load_spec_text, parse_spec
+from chipsweep.schemas.spec import load_spec_text, parse_spec, read_spec_text
 from chipsweep.schemas.sweep import resolve, validate
 from tests.conftest import training_spec
 
@@ -140,7 +140,7 @@ def test_wrong_types_are_refused(catalog) -> None:  # type: ignore[no-untyped-de
     spec["axes"]["tp"] = [1, "two", 2.5]
     problems = refused(spec, catalog).problems
     assert [(p.field, p.value) for p in problems] == [("axes.tp[1]", "two"), ("axes.tp[2]", 2.5)]
-    assert problems[0].allowed == "integers >= 1"
+    assert problems[0].allowed == "integers from 1 to 32,767 (stored as int16 in column tp)"
     p = refused({**training_spec(), "store": "sometimes"}, catalog).problems[0]
     assert (p.field, p.value) == ("store", "sometimes") and "feasible" in p.allowed
     p = refused({**training_spec(), "axes": "all of them"}, catalog).problems[0]
@@ -201,3 +201,152 @@ def test_every_problem_is_reported_at_once(catalog) -> None:  # type: ignore[no-
     with pytest.raises(SpecError) as info:
         validate(spec, catalog)
     assert [p.field for p in info.value.problems] == ["name", "colour", "axes.tp"]
+
+
+# ------------------------------------------------------------------------------------------------
+# input that cannot hurt: YAML without aliases, duplicate keys or deep nesting; numbers that fit
+# the column they are stored in
+# ------------------------------------------------------------------------------------------------
+ALIAS_BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_naming_the_alias() -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError) as err:
+        load_spec_text(ALIAS_BOMB)
+    assert time.perf_counter() - t0 < 0.5
+    p = err.value.problems[0]
+    assert p.field == "line 2, column 8" and "aliases (*a) are not allowed" in p.message
+
+
+def test_duplicate_yaml_keys_are_refused_naming_the_key() -> None:
+    with pytest.raises(SpecError) as err:
+        load_spec_text("name: a\nkind: training\nname: b\n")
+    p = err.value.problems[0]
+    assert p.field == "line 3, column 1" and "duplicate key 'name'" in p.message
+    with pytest.raises(SpecError, match="duplicate key 'tp'"):
+        load_spec_text('{"name": "a", "axes": {"tp": [1], "tp": [2]}}')
+
+
+@pytest.mark.parametrize("depth", [40, 1000, 100_000])
+def test_deeply_nested_json_or_yaml_is_refused_without_recursion(depth: int) -> None:
+    for text in ('{"a":' * depth + "1" + "}" * depth, "[" * depth + "]" * depth):
+        with pytest.raises(SpecError) as err:
+            load_spec_text(text)
+        assert "nested deeper than 32 levels" in err.value.problems[0].message
+
+
+def test_a_spec_description_is_capped() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec({**training_spec(), "description": "x" * 10_001})
+    p = err.value.problems[0]
+    assert p.field == "description" and p.allowed == "at most 10,000 characters"
+    assert len(str(err.value)) < 400 and len(str(p.as_dict()["value"])) <= 120
+
+
+def test_a_name_with_a_trailing_newline_is_refused(catalog) -> None:  # type: ignore[no-untyped-def]
+    for name in ("nl\n", "nl\r\n", "ok\x00", "a\nb", " x"):
+        p = refused(training_spec(name), catalog).problems[0]
+        assert (p.field, p.value) == ("name", name)
+
+
+@pytest.mark.parametrize(("axis", "value", "column"), [
+    ("n_chips", 1e30, "int32 in column n_chips"),
+    ("n_chips", 2**31, "int32 in column n_chips"),
+    ("n_chips", 10**400, None),  # too big for a float: refused, not an OverflowError
+    ("tp", 40_000, "int16 in column tp"),
+    ("global_batch", 3e9, "int32 in column global_batch"),
+])
+def test_an_axis_value_that_does_not_fit_its_column_is_refused_naming_the_field(catalog, axis: str, value: object,
+                                                                                column: str | None) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["axes"][axis] = [64, value] if axis != "global_batch" else [value]
+    spec["fixed"].pop(axis, None)
+    p = refused(spec, catalog).problems[0]
+    assert p.field == f"axes.{axis}[{1 if axis != 'global_batch' else 0}]"
+    if column:
+        assert column in p.allowed and p.message == "out of range for its column"
+
+
+def test_inference_n_chips_is_checked_against_its_int16_column(catalog) -> None:  # type: ignore[no-untyped-def]
+    spec = {"name": "inf", "kind": "inference", "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"],
+                                                         "n_chips": [1, 40_000]}}
+    p = refused(spec, catalog).problems[0]
+    assert p.field == "axes.n_chips[1]" and "int16 in column n_chips" in p.allowed
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "nan", ".inf", "-inf", 1e400])
+def test_nan_and_infinity_are_refused_in_fixed_settings_and_axes(catalog, value: object) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec()
+    spec["fixed"]["tokens"] = value
+    p = refused(spec, catalog).problems[0]
+    assert p.field == "fixed.tokens" and "finite numbers" in p.allowed
+
+
+def test_a_geometric_stop_yaml_reads_as_text_is_a_number_or_refused_clearly(catalog) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    assert yaml.safe_load("{stop: 1.0e300}")["stop"] == "1.0e300"  # YAML 1.1: text, not a float
+    spec = training_spec()
+    spec["axes"]["n_chips"] = {"geometric": {"start": 64, "stop": "1.0e300", "factor": 2}}
+    p = refused(spec, catalog).problems[0]
+    assert p.field == "axes.n_chips.geometric.stop" and p.value == "1.0e300"
+    assert "int32 in column n_chips" in p.allowed and p.message == "out of range for its column"
+    spec["axes"]["n_chips"] = {"geometric": {"start": 64, "stop": "4.096e3", "factor": 2}}
+    assert validate(spec, catalog).axes_json()["n_chips"] == [64, 128, 256, 512, 1024, 2048, 4096]
+    spec["axes"]["tokens"] = {"geometric": {"start": 1e9, "stop": "1.0e300", "factor": 10}}
+    spec["fixed"].pop("tokens")
+    assert len(validate(spec, catalog).axes_json()["tokens"]) == 292  # float64 holds 1e300
+
+
+@pytest.mark.parametrize(("series", "field"), [
+    ({"geometric": {"start": 1, "stop": ".inf", "factor": 2}}, "axes.n_chips.geometric.stop"),
+    ({"geometric": {"start": 1, "stop": 1e9, "factor": 1.000000001}}, "axes.n_chips.geometric"),
+    ({"range": {"start": 1, "stop": 1e9, "step": 1e-300}}, "axes.n_chips.range"),
+    ({"range": {"start": "nan", "stop": 10, "step": 1}}, "axes.n_chips.range.start"),
+    ({"range": {"start": 1, "stop": 10**400, "step": 1}}, "axes.n_chips.range.stop"),
+])
+def test_series_that_are_not_finite_or_too_long_are_refused_quickly(catalog, series: dict, field: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    spec = training_spec()
+    spec["axes"]["n_chips"] = series
+    t0 = time.perf_counter()
+    p = refused(spec, catalog).problems[0]
+    assert time.perf_counter() - t0 < 1.0
+    assert p.field == field
+
+
+@pytest.mark.parametrize("price", [float("nan"), float("inf"), -1.0])
+def test_an_override_that_is_not_a_finite_number_is_refused(catalog, price: float) -> None:  # type: ignore[no-untyped-def]
+    spec = training_spec(overrides={"nvidia_h100_sxm": {"usd_per_hour": price}})
+    p = refused(spec, catalog).problems[0]
+    assert p.field == "overrides.nvidia_h100_sxm.usd_per_hour" and "a finite number >= 0" in p.allowed
+
+
+def test_a_nan_override_in_yaml_is_refused() -> None:
+    cat = load_catalog(use_env=False)
+    text = "name: x\nkind: training\naxes: {model: [llama3_8b], chip: [nvidia_h100_sxm], n_chips: [64]}\n" \
+           "fixed: {global_batch: 512}\noverrides: {nvidia_h100_sxm: {usd_per_hour: .nan}}\n"
+    p = refused(read_spec_text(text), cat).problems[0]
+    assert p.field == "overrides.nvidia_h100_sxm.usd_per_hour" and p.message == "not a finite number"
+
+
+def test_the_catalog_overlay_refuses_aliases_and_duplicate_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chipsweep.schemas.catalog import CatalogError
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("x: &x [1, 2]\nchips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 1.0, y: *x}\n")
+    with pytest.raises(CatalogError, match="aliases"):
+        load_catalog(str(bomb), use_env=False)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 1.0, usd_per_hour: 9.0}\n")
+    with pytest.raises(CatalogError, match="duplicate key 'usd_per_hour'"):
+        load_catalog(str(dup), use_env=False)

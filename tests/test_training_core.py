@@ -50,17 +50,29 @@ def test_parameter_count_follows_narayanan_eq2_for_gpt3_175b():
 def test_flops_per_iteration_follow_narayanan_eq3_with_and_without_recompute():
     L, h, s, V, B = 96, 12288, 2048, 51200, 1536
     m = gpt(L, h, 96)
-    model = float(model_flops_per_seq(m)) * B
-    full = model + float(recompute_flops_per_seq(m, np.array(2))) * B
+    model = float(model_flops_per_seq(m, causal=False)) * B
+    full = model + float(recompute_flops_per_seq(m, np.array(2), causal=False)) * B
     assert abs(model / (72 * B * s * L * h**2 * (1 + s / (6 * h) + V / (12 * L * h))) - 1) < 1e-9
     assert abs(full / (96 * B * s * L * h**2 * (1 + s / (6 * h) + V / (16 * L * h))) - 1) < 1e-9
 
 
-def test_selective_recompute_hardware_flops_match_korthikanti_sec6():
+def test_selective_recompute_reruns_the_attention_core_once_korthikanti_sec5_causal_in_time_mfu_and_hfu(ctx):
+    """Korthikanti sec. 5: selective recompute re-runs QK^T, softmax and x V once. Model FLOPs count causal
+    attention (s^2/2, as inference does); HFU adds exactly that one forward pass, and the time charges it."""
     L, h, s, V, B = 96, 12288, 2048, 51200, 64
     m = gpt(L, h, 96)
-    hw = (float(model_flops_per_seq(m)) + float(recompute_flops_per_seq(m, np.array(1)))) * B
-    assert abs(hw / (72 * B * s * L * h**2 * (1 + s / (3 * h) + V / (12 * L * h))) - 1) < 1e-9
+    causal_model = float(model_flops_per_seq(m)) * B
+    # 72 B s L h^2 (1 + s/12h + V/12Lh): eq. 3's model FLOPs with the attention term halved (causal)
+    assert causal_model == pytest.approx(72 * B * s * L * h**2 * (1 + s / (12 * h) + V / (12 * L * h)), rel=1e-9)
+    selective = float(recompute_flops_per_seq(m, np.array(1))) * B
+    assert selective == pytest.approx(L * 2 * s * s * h * B, rel=1e-9)  # one causal forward of the attention core
+    d = run(ctx, model=["gpt3_175b"] * 2, chip=["nvidia_a100_sxm_80gb"] * 2, n_chips=[64] * 2, global_batch=[64] * 2,
+            tp=[8] * 2, pp=[8] * 2, micro_batch=[1] * 2, interleave=[1] * 2, recompute=["none", "selective"],
+            zero_stage=[0] * 2, framework=["megatron_2022"] * 2, **{"chip.memory_gb": [1e4] * 2})
+    mfu, hfu = d["mfu"], d["hfu"]
+    assert mfu[0] == pytest.approx(hfu[0], rel=1e-9)  # no recompute: HFU = MFU
+    att_share = (2 * s * s * h) / (2 * s * 12 * h * h * 3 + 3 * 2 * s * s * h)  # one attention forward / model FLOPs per layer
+    assert hfu[1] * d["step_time_s"][1] / (mfu[1] * d["step_time_s"][1]) == pytest.approx(1 + att_share, rel=0.02)
 
 
 def test_pipeline_bubble_is_p_minus_1_over_v_m_when_links_are_free(ctx):
@@ -100,13 +112,13 @@ def test_layout_search_returns_the_fastest_feasible_layout(ctx):
 
 def test_invalid_layouts_are_masked_with_readable_reasons(ctx):
     d = run(ctx, model=["gpt3_175b"] * 4, chip=["nvidia_a100_sxm_80gb"] * 4, n_chips=[64, 64, 60, 64],
-            global_batch=[1536, 1536, 1536, 100], tp=[7, 8, 8, 8], pp=[1, 5, 1, 1], micro_batch=[1, 1, 1, 3],
-            recompute=["full"] * 4, zero_stage=[1] * 4)
+            global_batch=[1536, 1536, 1536, 2], tp=[7, 8, 8, 8], pp=[1, 5, 1, 1], micro_batch=[1, 1, 1, 3],
+            recompute=["full"] * 4, zero_stage=[1] * 4, framework=["megatron_2022"] * 4)
     reasons = d["infeasible_reason"]
     assert "heads not divisible by tp" in reasons[0]
-    assert "layers not divisible by pp" in reasons[1]
+    assert "layers not divisible by pp" in reasons[1]  # Megatron of 2022 split layers evenly
     assert "n_chips not divisible by tp*pp" in reasons[2]
-    assert "global_batch not divisible by dp*micro_batch" in reasons[3]
+    assert "global_batch smaller than micro_batch" in reasons[3]
     assert all(np.isnan(v) for v in d["step_time_s"])
 
 
@@ -245,7 +257,7 @@ def test_core_never_loops_over_rows_and_handles_a_million_configurations(ctx):
            "tp": rng.choice([1.0, 2, 4, 8], n), "pp": rng.choice([1.0, 2, 4, 8, 16], n), "micro_batch": np.ones(n),
            "interleave": np.ones(n), "recompute": np.full(n, 2.0), "zero_stage": np.ones(n)}
     x, blank, cidx = assemble_training(raw, ctx)
-    out = training.evaluate(x, {k: v[cidx] for k, v in ctx.cal.items()})
+    out = training.evaluate(x, ctx.cal_for(cidx, x["framework"]))
     assert out["step_time_s"].shape == (n,)
     assert np.isfinite(out["step_time_s"]).sum() > n // 10
 
@@ -307,7 +319,7 @@ def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx):
         "framework": rng.choice([0.0, 1, 2], n), "mode": rng.choice([0.0, 2.0], n),
     }
     x, _, cidx = assemble_training(raw, ctx)
-    cal = {k: v[cidx] for k, v in ctx.cal.items()}
+    cal = ctx.cal_for(cidx, x["framework"])
     f64 = training.evaluate(x, cal)
     f32 = training.evaluate(x, cal, dtype=np.float32)
     np.testing.assert_array_equal(f32["reason_mask"], f64["reason_mask"])

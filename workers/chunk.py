@@ -26,11 +26,21 @@ import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS, arrow_schema
 from chipsweep.schemas.sweep import Sweep
-from chipsweep.schemas.vocab import ASIC_PRECISIONS, COST_BASES, DRAM_TYPES, PRECISIONS, RECOMPUTE
+from chipsweep.schemas.vocab import (
+    ASIC_PRECISIONS,
+    BATCH_HANDLING,
+    COMPUTE_PRECISIONS,
+    COST_BASES,
+    DRAM_TYPES,
+    ENGINES,
+    FRAMEWORKS,
+    PRECISIONS,
+    RECOMPUTE,
+)
 from chipsweep.workers import asic, inference, layout, training
 from chipsweep.workers.asic_rows import assemble_asic
 from chipsweep.workers.context import Context
-from chipsweep.workers.inference_rows import assemble_inference
+from chipsweep.workers.inference_rows import assemble_inference, chip_tables
 from chipsweep.workers.space import decode_range
 from chipsweep.workers.training_rows import assemble_training, run_training, search_training
 
@@ -80,11 +90,13 @@ class ChunkEvaluator:
         self.ctx = Context.build(sweep.catalog)
         self.sizes = sweep.sizes
         self.schema = arrow_schema(self.kind)
+        self.extra_dictionaries: dict[str, tuple[str, ...]] = {}  # dictionaries a block builder fixes (calibrated_on)
         self._block_fn: Callable[[Array, dict[str, Array]], tuple[Columns, Array]] = _BLOCKS[self.kind](self)
         self.objectives = sweep.objectives
         # skip rows the core is certain to mark infeasible (feasible/frontier stores only)
         self.prefilter = self.kind == "training"
-        self._dictionaries = {k: pa.array(v, pa.string()) for k, v in _dictionaries(self.kind).items()}
+        self._dictionaries = {k: pa.array(v, pa.string())
+                              for k, v in {**_dictionaries(self.kind), **self.extra_dictionaries}.items()}
         self._reason_text = _REASON_TEXT[self.kind]
 
     def raw_block(self, start: int, stop: int) -> dict[str, Array]:
@@ -143,15 +155,15 @@ class ChunkEvaluator:
             raise _PrefilterMismatch()
 
     def _frontier_columns(self) -> list[str]:
-        return [c for c in ("model_id", "chip_id") if c in self.schema.names] + [n for n, _ in self.objectives]
+        return [c for c in ("model_id", "chip_id", "cost_basis") if c in self.schema.names] + [n for n, _ in self.objectives]
 
     def frontier_keep(self, data: Mapping[str, Array]) -> Array:
         """Rows not dominated inside their (model, chip) group, compared at the stored precision."""
         n = len(data[self.objectives[0][0]])
         group = np.zeros(n, dtype=np.int64)
-        for c in ("model_id", "chip_id"):
+        for c in ("model_id", "chip_id", "cost_basis"):  # costs on different bases never dominate each other
             if c in data:
-                group = group * 65_536 + np.asarray(data[c], dtype=np.int64) + 32_768
+                group = group * 65_536 + _codes(data[c]) + 32_768
         objs = np.stack([
             np.asarray(data[name], dtype=np.float32).astype(np.float64) * (-1.0 if maximise else 1.0)
             for name, maximise in self.objectives
@@ -185,6 +197,15 @@ class ChunkEvaluator:
         return pa.DictionaryArray.from_arrays(indices, pa.array(texts, pa.string()))
 
 
+def _codes(values: Array) -> Array:
+    """Integer codes of a column read back from Arrow (a dictionary column comes back as its strings)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OUS":
+        _, inv = np.unique(arr.astype(str), return_inverse=True)
+        return inv.astype(np.int64)
+    return arr.astype(np.int64)
+
+
 def _float_outputs(kind: str) -> tuple[str, ...]:
     """The kind's float32 output columns of the lake, in schema order: copied from the core's outputs."""
     return tuple(c.name for c in FACTS[kind] if c.role == "output" and c.dtype == "float32")
@@ -194,11 +215,16 @@ def _float_outputs(kind: str) -> tuple[str, ...]:
 # training
 # ------------------------------------------------------------------------------------------------
 _TRAINING_FLOAT_OUT = _float_outputs("training")
+# integer outputs (null where infeasible)
+_TRAINING_INT_OUT = tuple(c.name for c in FACTS["training"] if c.role == "output" and c.dtype.startswith("int"))
 
 
 def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
     ctx = ev.ctx
-    cal_by_chip = ctx.cal
+    # calibrated_on: one dictionary entry per distinct (framework, chip) provenance text
+    prov_text, prov_code = np.unique(ctx.calibrated_on.astype(str), return_inverse=True)
+    prov_code = prov_code.reshape(ctx.calibrated_on.shape).astype(np.int32)
+    ev.extra_dictionaries["calibrated_on"] = tuple(prov_text.tolist())
 
     def block(idx: Array, raw: dict[str, Array]) -> tuple[Columns, Array]:
         n = len(idx)
@@ -206,10 +232,11 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
         raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
         x, blank, chip_idx = assemble_training(raw, ctx)
         safe_chip = np.maximum(chip_idx, 0)
+        fw = np.nan_to_num(np.asarray(x["framework"], dtype=np.float64), nan=0.0).astype(np.int64)
         if n and any(b.any() for b in blank.values()):
             x, out = _search(x, blank, ctx, chip_idx)
         else:
-            out = run_training(x, {k: v[safe_chip] for k, v in cal_by_chip.items()}, CORE_DTYPE)
+            out = run_training(x, ctx.cal_for(safe_chip, fw), CORE_DTYPE)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {
             "idx": idx,
@@ -229,12 +256,17 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "zero_stage": x["zero_stage"],
             "fits": np.asarray(out["fits"], dtype=bool),
             "cost_basis": np.asarray(out["cost_owned"], dtype=np.int32),  # index into COST_BASES
+            "framework": fw.astype(np.int32),  # index into FRAMEWORKS
+            "batch_handling": np.nan_to_num(np.asarray(out["batch_handling"], dtype=np.float64)).astype(np.int32),
+            "calibrated_on": prov_code[fw, safe_chip],
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]
-        nulls: dict[str, Array] = {}
+        for name in _TRAINING_INT_OUT:
+            data[name] = np.asarray(out[name], dtype=np.float64)
+        nulls: dict[str, Array] = {"batch_handling": mask != 0}
         for name in ("n_chips", "global_batch", "seq_len", "tp", "pp", "dp", "micro_batch", "interleave",
-                     "recompute", "zero_stage", "precision"):
+                     "recompute", "zero_stage", "precision", *_TRAINING_INT_OUT):
             bad = ~np.isfinite(data[name])
             if bad.any():
                 nulls[name] = bad
@@ -270,9 +302,11 @@ def layout_infeasible(raw: Mapping[str, Array], ctx: Context, n_rows: int) -> Ar
         return np.where(np.isfinite(given), given, from_model)
 
     L, a = shape("layers"), shape("heads")  # layers, attention heads
+    fw = ctx.features_for(get("framework"))
     with np.errstate(invalid="ignore", divide="ignore"):
         mask = training.layout_mask(L, a, get("n_chips"), get("tp"), get("pp"), get("interleave"), get("micro_batch"),
-                                    get("global_batch"), get("framework") >= 1, get("zero_stage"))
+                                    get("global_batch"), False, get("zero_stage"), fw["fw_uneven"],
+                                    fw["fw_interleave"])
     return mask != 0
 
 
@@ -316,6 +350,8 @@ def _nulls(data: dict[str, Array], names: tuple[str, ...], n: int) -> dict[str, 
 
 def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tuple[Columns, Array]]:
     ctx = ev.ctx
+    # calibrated_on: one dictionary entry per distinct (engine, chip) provenance text of the serving calibration
+    ev.extra_dictionaries["calibrated_on"] = tuple(chip_tables(ctx)["texts"])
 
     def block(idx: Array, raw: dict[str, Array]) -> tuple[Columns, Array]:
         n = len(idx)
@@ -335,9 +371,18 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
             "prompt_len": x["prompt_len"],
             "gen_len": x["gen_len"],
             "fits": np.asarray(out["fits"], dtype=bool),
+            "compute_precision": x["compute_precision"],
+            "ep": x["ep"],
+            "pp": x["pp"],
+            "concurrency": out["concurrency"],
+            "disaggregated": np.asarray(x["disaggregated"], dtype=np.float64) > 0,
+            "dp_attention": np.asarray(x["dp_attention"], dtype=np.float64) > 0,
+            "engine": np.asarray(x["engine"], dtype=np.int32),  # index into ENGINES
+            "calibrated_on": np.asarray(x["calibrated_on"], dtype=np.int32),
             **{name: out[name] for name in _INFERENCE_FLOAT_OUT},
         }
-        nulls = _nulls(data, ("n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len"), n)
+        nulls = _nulls(data, ("n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len", "compute_precision",
+                              "ep", "pp", "concurrency"), n)
         return Columns(data, nulls, reason_mask=mask), mask == 0
 
     return block
@@ -385,9 +430,12 @@ _BLOCKS: dict[str, Callable[[ChunkEvaluator], Callable[[Array, dict[str, Array]]
 
 def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
     if kind == "training":
-        return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": COST_BASES}
+        return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": COST_BASES, "framework": FRAMEWORKS,
+                "batch_handling": BATCH_HANDLING}
     if kind == "asic":
         return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS}
+    if kind == "inference":
+        return {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES}
     return {}
 
 

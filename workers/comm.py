@@ -7,6 +7,7 @@ Sources:
   one scale-up domain when they fit; otherwise their traffic crosses the scale-out network.
 - Thakur, Rabenseifner & Gropp 2005 (IJHPCA 19(1)): latency term of tree/recursive algorithms grows
   with log2(n) messages.
+- NVIDIA NVLink SHARP (NCCL NVLS algorithm, 2.18+): the NVSwitch reduces, halving a domain's all-reduce bytes.
 - Jia et al. 2018 / NCCL's 2D hierarchical all-reduce: reduce-scatter/all-gather inside each scale-up
   domain, then an all-reduce of the 1/g shards between domains, each chip on its own NIC.
 
@@ -42,12 +43,14 @@ class Group:
 
     def __init__(
         self, n: Array, stride: Array | float, domain: Array, up_bw: Array, out_bw: Array, up_lat: Array,
-        out_lat: Array,
+        out_lat: Array, in_network: Array | float = 0.0,
     ) -> None:
         per_domain = domain if np.isscalar(stride) and stride == 1.0 else np.floor(domain / np.maximum(stride, 1.0))
         g = np.minimum(np.maximum(per_domain, 1.0), n)  # members per domain
         k = np.ceil(n / g)  # domains spanned
-        inner = 2.0 - 2.0 / g  # ring all-reduce factor inside a domain, 2(g-1)/g
+        # ring all-reduce factor inside a domain, 2(g-1)/g; a switch that reduces in the network (NVLink SHARP)
+        # takes each byte in and gives the sum back once: (g-1)/g
+        inner = (2.0 - 2.0 / g) * (1.0 - 0.5 * in_network)
         outer = 2.0 - 2.0 / k  # ... between domains, on 1/g of the bytes
         active = n > 1
         self.per_byte = np.where(active, inner / up_bw + outer / (g * out_bw), 0.0)  # s per byte of an all-reduce

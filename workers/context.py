@@ -1,5 +1,6 @@
 """What every evaluation needs from one catalog, built once: chip and model tables, per-model core terms,
-per-chip links and peaks, and the training calibration resolved per chip.
+per-chip links and peaks, the framework features, and the training calibration resolved per chip and
+framework with the sources it was fitted on.
 
 `chipsweep evaluate`, sweep chunks and the validation cases all build one `Context` per catalog and
 hand it to the row modules (`training_rows`, `inference_rows`, `asic_rows`).
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipsweep.schemas.catalog import Catalog
-from chipsweep.schemas.vocab import PRECISIONS
+from chipsweep.schemas.vocab import FRAMEWORKS, PRECISIONS
 from chipsweep.workers import training
 from chipsweep.workers.tables import (
     ChipTable,
@@ -25,6 +26,14 @@ from chipsweep.workers.tables import (
 
 Array = np.ndarray
 
+# defaults.yaml `frameworks` feature -> the core's input key
+FEATURES = {
+    "sequence_parallel": "fw_sp", "selective_recompute": "fw_selective", "interleave": "fw_interleave",
+    "max_zero": "fw_max_zero", "comm_overlap": "fw_overlap", "tp_overlap": "fw_tp_overlap", "split_sends": "fw_split",
+    "ds_engine": "fw_ds", "uneven": "fw_uneven", "pp_inner": "fw_pp_inner",
+}
+FRAMEWORK_DEFAULTS = ("flash", "grad_bytes")  # per-framework defaults of row fields
+
 
 @dataclass
 class Context:
@@ -33,7 +42,7 @@ class Context:
     catalog: Catalog
     chips: ChipTable
     models: ModelTable
-    cal: dict[str, Array]  # calibration constant -> value per chip (by chip index)
+    cal: dict[str, Array]  # calibration constant -> (framework, chip) values
     defaults: dict[str, float]
     model_terms: dict[str, Array]  # per-model core quantities (parameters, ...), by model index
     model_shapes: dict[str, Array]  # the core's shape keys, by model index
@@ -41,13 +50,15 @@ class Context:
     chip_links: dict[str, Array]  # the core's chip keys (bytes, bytes/s), by chip index
     chip_peaks: Array  # (precision, chip) peak FLOP/s
     chip_default_precision: Array  # by chip index
+    frameworks: dict[str, Array]  # the core's fw_* keys and per-framework row defaults, by framework code
+    calibrated_on: np.ndarray  # (framework, chip) text: the sources that fitted the chip's constants
 
     @classmethod
     def build(cls, catalog: Catalog) -> Context:
         chips = ChipTable.from_catalog(catalog)
         models = ModelTable.from_catalog(catalog)
         defaults = {k: float(v["value"]) for k, v in (catalog.defaults.get("defaults") or {}).items()}
-        cal = calibration_by_chip(catalog, chips, defaults)
+        cal, provenance = calibration_by_chip(catalog, chips, defaults)
         shapes = model_shape_arrays(models.cols)
         terms = training.model_terms(training.shapes_of(shapes))
         published = models.cols["training_tokens_b"] * 1e9
@@ -55,40 +66,105 @@ class Context:
         default_prec = default_precision(chips.cols)
         peaks = np.stack([peak_for_precision(chips.cols, np.full(len(chips.ids), float(i)))[0] for i in range(len(PRECISIONS))])
         return cls(catalog, chips, models, cal, defaults, terms, shapes, tokens, chip_link_arrays(chips.cols, defaults),
-                   peaks, default_prec)
+                   peaks, default_prec, framework_table(catalog), provenance)
 
-    def cal_for(self, chip_idx: Array) -> dict[str, Array | float]:
-        """Calibration per row: a scalar where every chip shares the value, else gathered by chip."""
+    def cal_for(self, chip_idx: Array, framework: Array | None = None) -> dict[str, Array | float]:
+        """Calibration per row: a scalar where every (framework, chip) shares the value, else gathered."""
         out: dict[str, Array | float] = {}
-        safe = np.maximum(chip_idx, 0)
+        safe = np.maximum(np.asarray(chip_idx, dtype=np.int64), 0)
+        fw = np.zeros(len(safe), dtype=np.int64) if framework is None else np.asarray(framework, dtype=np.int64)
         for k, v in self.cal.items():
-            out[k] = float(v[0]) if v.min() == v.max() else v[safe]
+            out[k] = float(v.flat[0]) if v.min() == v.max() else v[fw, safe]
         return out
 
+    def features_for(self, framework: Array) -> dict[str, Array]:
+        """The framework's features and row defaults per row (framework codes, NaN = the default `megatron`)."""
+        fw = np.nan_to_num(np.asarray(framework, dtype=np.float64), nan=0.0).astype(np.int64)
+        return {k: v[fw] for k, v in self.frameworks.items()}
 
-def calibration_by_chip(catalog: Catalog, chips: ChipTable, defaults: dict[str, float]) -> dict[str, Array]:
-    """Each calibration constant as an array over chips: the default set, then sets that name the chip's
-    class, then sets that name the chip id (most specific wins)."""
-    n = len(chips.ids)
+
+def framework_table(catalog: Catalog) -> dict[str, Array]:
+    """defaults.yaml `frameworks` as arrays by framework code (`same_as` entries copy another's features)."""
+    raw = dict(catalog.defaults.get("frameworks") or {})
+    out: dict[str, list[float]] = {key: [] for key in (*FEATURES.values(), *FRAMEWORK_DEFAULTS)}
+    for name in FRAMEWORKS:
+        entry = dict(raw.get(name) or {})
+        seen = {name}
+        while "same_as" in entry:
+            target = str(entry["same_as"])
+            if target in seen or target not in raw:
+                raise ValueError(f"defaults.yaml frameworks.{name}: same_as '{target}' is unknown or circular")
+            seen.add(target)
+            entry = dict(raw[target])
+        for feature, key in FEATURES.items():
+            out[key].append(float(entry.get(feature, 0)))
+        for key in FRAMEWORK_DEFAULTS:
+            out[key].append(float(entry.get(key, np.nan)))
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def calibration_by_chip(
+    catalog: Catalog, chips: ChipTable, defaults: dict[str, float]
+) -> tuple[dict[str, Array], np.ndarray]:
+    """Each calibration constant as a (framework, chip) array, and the provenance text of each pair.
+
+    Sets apply from the least to the most specific: the default set, then sets naming a calibration family,
+    a chip class, a chip id; at each level a set for every framework, then one naming the row's framework.
+    `calibrated_on` names the sources a chip-level set was fitted on, else says the chip's constants are
+    extrapolated from its family (or from every chip's default).
+    """
+    n, k = len(chips.ids), len(FRAMEWORKS)
+    entries = [catalog.chips[c] for c in chips.ids]
+    classes = [c.chip_class for c in entries]
+    families = [c.training_family for c in entries]
     out: dict[str, Array] = {}
-    classes = [catalog.chips[c].chip_class for c in chips.ids]
-    sets = sorted(catalog.calibration.items(), key=lambda kv: (bool(kv[1].applies_to), kv[0]))
     for key in training.CAL_KEYS:
         if key in defaults:
-            out[key] = np.full(n, defaults[key])
-    for _, cset in sets:
-        for key, const in cset.constants.items():
-            arr = out.setdefault(key, np.full(n, np.nan))
-            if not cset.applies_to:
-                arr[:] = const.value
-    for level in ("class", "id"):
-        for _, cset in sets:
-            for target in cset.applies_to:
-                idx = [
-                    i
-                    for i, cid in enumerate(chips.ids)
-                    if (level == "id" and cid == target) or (level == "class" and classes[i] == target)
-                ]
-                for key, const in cset.constants.items():
-                    out[key][idx] = const.value
-    return out
+            out[key] = np.full((k, n), defaults[key])
+    level_of = {"default": 0, "family": 1, "class": 2, "id": 3}
+
+    def level(target: str | None) -> str:
+        if target is None:
+            return "default"
+        if target in catalog.chips:
+            return "id"
+        if target in classes:
+            return "class"
+        return "family"
+
+    applied: list[tuple[int, int, list[int], list[int], object]] = []
+    for name, cset in sorted(catalog.calibration.items()):
+        fws = [FRAMEWORKS.index(f) for f in cset.frameworks if f in FRAMEWORKS] or list(range(k))
+        targets: list[str | None] = list(cset.applies_to) or [None]
+        for target in targets:
+            lv = level(target)
+            idx = [
+                i for i in range(n)
+                if target is None or chips.ids[i] == target or classes[i] == target or families[i] == target
+            ]
+            applied.append((level_of[lv], 1 if cset.frameworks else 0, fws, idx, (name, cset, lv)))
+    fitted_by: dict[tuple[int, int], tuple[int, list[str]]] = {}
+    for lv, _specific, fws, idx, info in sorted(applied, key=lambda a: (a[0], a[1])):
+        _, cset, lvname = info  # type: ignore[misc]
+        for key, const in cset.constants.items():  # type: ignore[attr-defined]
+            arr = out.setdefault(key, np.full((k, n), np.nan))
+            for f in fws:
+                arr[f, idx] = const.value
+        if lvname == "id":
+            sources = sorted({s for c in cset.constants.values() for s in c.fitted_on})  # type: ignore[attr-defined]
+            for f in fws:
+                for i in idx:
+                    fitted_by[(f, i)] = (lv, sources)
+    provenance = np.empty((k, n), dtype=object)
+    family_sets = {t for _, _, _, _, info in applied for t in info[1].applies_to  # type: ignore[index]
+                   if level(t) == "family"}
+    for f in range(k):
+        for i in range(n):
+            hit = fitted_by.get((f, i))
+            if hit and hit[1]:
+                provenance[f, i] = "; ".join(hit[1])
+            elif families[i] in family_sets:
+                provenance[f, i] = f"extrapolated from {families[i]}"
+            else:
+                provenance[f, i] = "extrapolated from all chips (default set)"
+    return out, provenance

@@ -1,20 +1,43 @@
-"""LLM inference on catalog chips: prefill, decode, memory, energy per token, for millions of rows at once.
+"""LLM serving on catalog chips: continuous batching in steady state (prefill interleaved with decode), the
+KV-cache limit on concurrency, tensor / expert / data-parallel attention, prefill-decode disaggregation,
+power by utilisation and cost per token, for millions of rows at once.
 
 Sources (formulas cite them line by line):
-- Pope et al. 2022, "Efficiently Scaling Transformer Inference" (arXiv:2211.05102) sec. 2: a decode step
-  reads every weight once for the whole batch plus each sequence's KV cache; the larger of memory and
-  compute time rules; prefill is compute-bound except at tiny prompts.
+- Pope et al. 2022, "Efficiently Scaling Transformer Inference" (arXiv:2211.05102) sec. 2: a decode step reads
+  every weight once for the whole batch plus each sequence's KV cache; the larger of memory and compute time
+  rules; prefill is compute-bound except at tiny prompts.
 - Williams, Waterman & Patterson 2009, "Roofline" (CACM 52(4)): time = max(FLOPs / peak, bytes / bandwidth).
 - Kaplan et al. 2020 (arXiv:2001.08361) sec. 2.1: forward FLOPs per token 2N + attention over the context;
-  Narayanan et al. 2021 (arXiv:2104.04473): attention scores and values 4·s·h per token and layer (QK^T and
-  A·V), so causal prefill of p tokens costs 2·L·p^2·h (training-notes.md "Inference (roofline)").
-- Shoeybi et al. 2019 (Megatron-LM, arXiv:1909.08053) sec. 3: tensor-parallel inference all-reduces the
-  layer output twice per layer (after attention and after the MLP); ring all-reduce times in workers/comm.py
-  (Patarasuk & Yuan 2009).
-- asic-notes.md sections 5-6 (reference set): achievable fractions u_m (memory) and u_c (compute),
-  quantisation-scale overhead on weight bytes; GQA shrinks the KV cache by heads / kv_heads.
-- Energy: power = idle + (TDP - idle) x the busy share of a step (Luccioni et al. 2022 and Touvron et al.
-  2023 estimate energy from TDP; the idle share is a catalog assumption).
+  attention scores and values 4 x d x context per token and layer, half of p^2 for a causal prompt
+  (training-notes.md "Inference (roofline)").
+- Yu et al. 2022, "Orca" (OSDI '22) and Kwon et al. 2023, "vLLM / PagedAttention" (SOSP '23): iteration-level
+  (continuous) batching; KV cache allocated per token, so C sequences hold C x (p + g/2) tokens on average.
+  Agrawal et al. 2024, "Sarathi-Serve" (OSDI '24): chunked prefills ride in the decode iterations; in steady
+  state every request needs p prefill tokens per g decode steps, so an iteration of C decodes carries C x p / g
+  prompt tokens, and TPOT is that iteration's time.
+- Zhong et al. 2024, "DistServe" (OSDI '24) and Patel et al. 2024, "Splitwise" (ISCA '24): disaggregated
+  prefill and decode pools; decode iterations carry no prompts, the prompt pool is sized to the prompt rate and
+  the KV cache moves over the network once per request.
+- Dao et al. 2022, "FlashAttention" (NeurIPS) sec. 3: without a fused kernel, attention writes the score matrix
+  (heads x query x context) to memory and reads it back for the softmax and for x V, about three passes of fp32
+  scores; a fused kernel keeps it on chip. Engines that run unfused attention (llama.cpp before its -fa default)
+  pay that traffic on the memory roofline.
+- Fedus et al. 2022, "Switch Transformers" (JMLR 23) sec. 2 and DeepSeek-AI 2024, "DeepSeek-V3" (arXiv:2412.19437)
+  sec. 3.4: a token uses k of E experts; T tokens routed uniformly touch E x (1 - (1 - k/E)^T) distinct experts
+  per layer (the expected number of occupied bins), so a small batch reads only those experts' weights; expert
+  parallelism sends each token's hidden state to its experts and back (two all-to-alls per MoE layer).
+- DeepSeek-AI 2024, "DeepSeek-V2" (arXiv:2405.04434) sec. 2.1: multi-head latent attention caches one latent per
+  token shared by every head (tensor parallelism replicates it, data-parallel attention does not).
+- Shoeybi et al. 2019 (Megatron-LM, arXiv:1909.08053) sec. 3: tensor-parallel inference all-reduces the layer
+  output twice per layer; ring all-reduce 2 (t - 1) / t of the message (Patarasuk & Yuan 2009). Pipeline (layer
+  split) stages hold L / pp layers each and run one after the other for a token (llama.cpp and ExLlama split
+  layers over GPUs this way; no overlap is modelled), handing one hidden state per token to the next stage.
+- Power: idle + (TDP - idle) x (a x compute utilisation + b x memory utilisation), capped at TDP - the linear
+  utilisation model of Kansal et al. 2010 (Joulemeter, SoCC) and Patel et al. 2024 (Splitwise sec. 3, GPU power
+  at prompt vs token phases); idle share, a and b fitted on measured power (ML.ENERGY, Jetson power modes).
+- Achieved fractions of peak bandwidth (u_m), of peak compute (u_c) and a fixed time per layer and iteration
+  (kernel launches, synchronisation, sampling) are fitted per engine and chip on published runs
+  (schemas/catalog/asic.yaml `serving`, workers/validation/serving.py).
 
 `evaluate(x, cal)` takes a dict of equal-length float64 arrays (keys in `INPUT_KEYS`) and the calibration
 `cal` (arrays or scalars, keys in `CAL_KEYS`), and returns a dict of arrays. No loop over rows.
@@ -32,35 +55,42 @@ Array = np.ndarray
 # Bits of the infeasibility mask.
 R_INPUT = 1  # missing or non-positive input
 R_NO_PEAK = 2  # the chip publishes no compute peak at all
-R_PRECISION = 4  # no peak for the precision the weights need (16-bit on an INT8-only chip)
+R_PRECISION = 4  # no peak for the precision the row computes in
 R_NO_BW = 8  # memory bandwidth not published
 R_NO_MEM = 16  # memory capacity not published
-R_MEMORY = 32  # does not fit at the requested batch
+R_MEMORY = 32  # does not fit at the requested batch / concurrency
 R_NOFIT = 64  # does not fit at any batch (weights alone, or weights + one sequence)
+R_LAYOUT = 128  # ep or pp does not divide n_chips, ep > 1 on a dense model, or more stages than layers
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
     R_NO_PEAK: "chip publishes no compute peak: add a chip.peak_tflops_fp16 (or chip.peak_tops_int8) column",
-    R_PRECISION: "chip publishes no 16-bit peak, so it cannot run weight_bits=16: use weight_bits 8 or 4, "
-    "or add a chip.peak_tflops_fp16 column",
+    R_PRECISION: "chip publishes no peak for this compute precision: pick another compute_precision (or weight_bits), "
+    "or add the chip.peak_* column",
     R_NO_BW: "chip memory bandwidth not published: add a chip.memory_bandwidth_gb_s column",
     R_NO_MEM: "chip memory capacity not published: add a chip.memory_gb column",
-    R_MEMORY: "does not fit in memory at this batch",
+    R_MEMORY: "does not fit in memory at this batch / concurrency",
     R_NOFIT: "does not fit in memory at any batch",
+    R_LAYOUT: "ep and pp must divide n_chips (pp at most the layers), and ep needs a mixture-of-experts model",
 }
 
 INPUT_KEYS = (
-    # model
+    # model (workers/workload.py MODEL_KEYS)
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
-    # workload (n_chips, batch: NaN = choose)
-    "n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len", "quant_overhead", "act_bytes",
+    "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
+    "heads",
+    # workload (n_chips, batch, concurrency: NaN = choose)
+    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "weight_bits", "kv_bits", "batch", "concurrency", "prompt_len",
+    "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
     "peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w", "purchase_usd",
-    "sram_only",
+    "usd_per_hour", "sram_only",
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "idle_fraction", "link_fraction", "link_latency_s", "mem_usable")
+CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "fused_attention", "link_fraction",
+            "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
+            "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
 
 
 def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]:
@@ -69,106 +99,218 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]
         return _evaluate(x, cal)
 
 
+def _touched(tokens: Array, log_miss: Array) -> Array:
+    """Fraction of a layer's routed experts that `tokens` tokens touch: 1 - (1 - k/E)^T, with log_miss = log(1 - k/E)
+    (about 1 on a dense model, whose routed-expert bytes are zero anyway)."""
+    return -np.expm1(tokens * log_miss)
+
+
 def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]:
     L, h = x["layers"], x["hidden"]
     mask = np.asarray(x["pre_mask"], dtype=np.int64).copy()
     p, g = x["prompt_len"], x["gen_len"]  # tokens
     act_b = x["act_bytes"]  # bytes per activation element
+    kv_l = x["kv_layers"]  # layers that keep a KV cache
 
     # ---- bytes of the model and of one sequence (Pope et al. sec. 2) -------------------------------
-    w_byte = x["weight_bits"] * (1.0 + x["quant_overhead"]) / 8.0  # bytes per weight, quantisation scales included
+    w_byte = x["weight_bits"] * (1.0 + x["quant_overhead"]) * 0.125  # bytes per weight, quantisation scales included
     w_all = x["params"] * w_byte  # bytes: every weight
-    w_read = x["params_read"] * w_byte  # bytes read per step: the input embedding table is only indexed
-    kv_tok = 0.25 * L * x["kv_dim"] * x["kv_bits"]  # bytes of K and V per context token per sequence: 2*L*kv*bits/8
+    w_dense = x["w_dense"] * w_byte  # bytes read by every forward pass (attention, dense MLPs, shared experts, head)
+    w_exp = x["w_expert"] * w_byte  # bytes of the routed experts
+    log_miss = np.log1p(-np.minimum(x["moe_topk"] / x["moe_experts"], 1.0 - 1e-12))  # log(1 - k/E): a token misses an expert
+    kv_tok = kv_l * x["kv_elems"] * x["kv_bits"] * 0.125  # bytes of KV cache per context token per sequence
     c_max = p + g  # tokens of context at the end of generation
     c_avg = p + 0.5 * g  # mean context while generating
     rows = np.maximum(p, 1.0)  # token positions one prefill pass holds
     act_rep = rows * h * (2.0 * act_b)  # bytes per sequence: layer input and output, replicated on every chip
     act_split = (rows * (x["n_proj"] - 1.0) * x["ffn"] + x["vocab"]) * act_b  # bytes per sequence, split over chips
     usable = x["mem_bytes"] * cal["mem_usable"]  # bytes per chip a runtime can use
-    kvh = x["kv_heads"]
 
     # ---- chips: the row's, else the fewest SRAM-only chips that hold the model, else 1 ---------------
     t = x["n_chips"]
     blank_t = np.isnan(t)
     if blank_t.any():
-        t = np.where(blank_t, 1.0, t)  # tensor-parallel chips
+        t = np.where(blank_t, 1.0, t)  # chips serving one replica
         auto = np.nonzero(blank_t & (x["sram_only"] > 0))[0]
         if auto.size:
+            kvh = x["kv_share"][auto]
             b1 = np.where(x["batch"][auto] >= 1, x["batch"][auto], 1.0)
             kv_all = kv_tok[auto] * c_max[auto]  # bytes of KV per sequence, all heads
             room = usable[auto] - b1 * act_rep[auto]  # bytes per chip after replicated activations
-            t_split = np.ceil((w_all[auto] + b1 * (kv_all + act_split[auto])) / room)  # KV split (t <= kv_heads)
-            room_rep = room - b1 * kv_all / kvh[auto]  # bytes per chip once each holds one whole KV head
-            t_rep = np.maximum(np.ceil((w_all[auto] + b1 * act_split[auto]) / room_rep), kvh[auto] + 1.0)
-            t_min = np.where(t_split <= kvh[auto], t_split, np.where(room_rep > 0, t_rep, np.nan))
+            t_split = np.ceil((w_all[auto] + b1 * (kv_all + act_split[auto])) / room)  # KV split (t <= kv heads)
+            room_rep = room - b1 * kv_all / kvh  # bytes per chip once each holds one whole KV head
+            t_rep = np.maximum(np.ceil((w_all[auto] + b1 * act_split[auto]) / room_rep), kvh + 1.0)
+            t_min = np.where(t_split <= kvh, t_split, np.where(room_rep > 0, t_rep, np.nan))
             t[auto] = np.where((room > 0) & (t_min >= 1), t_min, 1.0)
+    ep, pp = x["ep"], x["pp"]  # expert-parallel size, pipeline stages
+    mask |= ((ep > 1) & ((x["w_expert"] <= 0) | (np.mod(t, ep) != 0))) * R_LAYOUT
+    mask |= ((pp > 1) & ((np.mod(t, pp) != 0) | (pp > L))) * R_LAYOUT
+    tp = t / pp  # tensor-parallel chips of one stage
 
-    # ---- memory per chip and the batch -------------------------------------------------------------
+    # ---- memory per chip, the static batch and the serving concurrency -------------------------------
     inv_t = 1.0 / t
-    kv_chip = kv_tok * np.maximum(inv_t, 1.0 / kvh)  # bytes/token/seq on one chip (KV heads replicate past kv_heads)
-    per_seq = kv_chip * c_max + act_rep + act_split * inv_t  # bytes per sequence on one chip
+    dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
+    kv_chip = kv_tok / pp * np.where(dp_att, 1.0 / tp, np.maximum(1.0 / tp, 1.0 / x["kv_share"]))  # bytes/token/seq, per chip
     w_chip = w_all * inv_t  # bytes of weights on one chip
-    batch_blank = ~(x["batch"] >= 1)
+    room = usable - w_chip  # bytes per chip left for sequences
+    # activations live only for the tokens of one pass, which an engine caps at max_tokens (chunked prefill)
+    a_tok = (2.0 * h + (x["n_proj"] - 1.0) * x["ffn"] / tp) * act_b  # bytes per token in flight, per chip
+    logit = x["vocab"] * act_b  # bytes per sequence: its logits
+    M = cal["max_tokens"]  # tokens one pass carries at most
     B = x["batch"]
-    if batch_blank.any():
-        b_max = np.floor((usable - w_chip) / per_seq)  # largest batch that fits
-        B = np.where(batch_blank, np.maximum(b_max, 1.0), B)  # sequences
-    mem = w_chip + B * per_seq  # bytes per chip
-    fits = mem <= usable
+    C = x["concurrency"]
+    batch_blank = ~(B >= 1)
+    conc_blank = ~(C >= 1)
+    per_seq = kv_chip * c_max + logit  # bytes per sequence of the static batch, per chip
+    b_fit = np.floor((room - a_tok * np.minimum(rows * np.floor((room - a_tok * rows) / per_seq), M)) / per_seq)
+    # the KV cache a running request holds or has reserved: p + g/2 on average with on-demand paging, p + g when the
+    # scheduler guarantees every admitted request its whole output (asic.yaml serving.kv_reserve)
+    c_kv = p + cal["kv_reserve"] * g  # tokens of KV per running request
+    per_req = kv_chip * c_kv + logit  # bytes per chip per running request
+    r_tok = 1.0 + p / np.maximum(g, 1.0)  # tokens one iteration carries per running request
+    c_lin = room / (per_req + a_tok * r_tok)  # requests that fit while an iteration carries under max_tokens
+    c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
+    # the engine's scheduler limits, per attention rank (data-parallel attention runs one scheduler per chip)
+    cap = np.minimum(cal["max_batch"], M / (1.0 + p / np.maximum(g, 1.0))) * np.where(dp_att, t, 1.0)
+    B = np.where(batch_blank, np.where(conc_blank, np.maximum(b_fit, 1.0), C), B)  # sequences (static batch)
+    C = np.where(conc_blank, np.where(batch_blank, np.maximum(np.minimum(c_fit, np.floor(cap)), 1.0), B), C)
+    mem = w_chip + B * per_seq + a_tok * np.minimum(B * rows, M)  # bytes per chip, static batch
+    tok_it = C * r_tok  # tokens of one serving iteration
+    mem_serve = w_chip + C * per_req + a_tok * np.minimum(tok_it, M)  # bytes per chip, serving
+    # a static batch must fit only where the row asked for one; serving always
+    fits = ((mem <= usable) | batch_blank) & (mem_serve <= usable)
     short = ~fits & (usable >= 0) & (mem >= 0)  # a published capacity that is too small (else R_NO_MEM)
-    mask |= (short & batch_blank) * R_NOFIT | (short & ~batch_blank) * R_MEMORY
+    mask |= (short & batch_blank & conc_blank) * R_NOFIT | (short & ~(batch_blank & conc_blank)) * R_MEMORY
     mask |= ~((t >= 1) & (L > 0) & (x["params"] > 0)) * R_INPUT  # NaN compares False
 
-    # ---- decode: one step makes one token for each of B sequences -----------------------------------
-    inv_bw = 1.0 / (x["mem_bw"] * cal["mem_bw_fraction"])  # s per byte at the achievable bandwidth
-    inv_flops = 1.0 / (x["peak_flops"] * cal["compute_fraction"])  # s per FLOP at the achievable rate
-    att = 4.0 * L * x["q_dim"]  # attention FLOPs per token per context token (QK^T and AV)
-    t_mem = (w_read + B * kv_chip * c_avg * t) * inv_t * inv_bw  # s: weights + each sequence's KV, per chip
-    t_comp = B * (2.0 * x["params_read"] + att * c_avg) * inv_t * inv_flops  # s: 2N + attention FLOPs, per chip
-    t_busy = np.maximum(t_mem, t_comp)  # s, roofline
+    # ---- rates ------------------------------------------------------------------------------------------
+    bw = x["mem_bw"] * cal["mem_bw_fraction"]  # bytes/s achieved per chip
+    flops = x["peak_flops"] * cal["compute_fraction"]  # FLOP/s achieved per chip in the matrix multiplies
+    att_flops = x["peak_flops"] * cal["attention_fraction"]  # FLOP/s achieved per chip in attention (FlashAttention or not)
+    ubatch = cal["ubatch"]  # tokens of one prompt micro-batch
+    t_layer = L * cal["layer_overhead_s"]  # s per forward pass: launches, synchronisation, sampling
+    att = 4.0 * kv_l * x["att_dim"]  # attention FLOPs per token per context token (QK^T and AV), all layers
+    # unfused attention: fp32 scores written once and read twice (softmax, x V) per head, query and context token
+    score_b = (1.0 - cal["fused_attention"]) * 12.0 * kv_l * x["heads"] / tp  # bytes per token per context token
+    two_n = 2.0 * x["params_read"]  # FLOPs per token of the matrix multiplies (Kaplan 2N, active experts only)
+    two_n_d = 2.0 * x["w_dense"]  # of which the dense weights' (attention, dense MLPs, shared experts, head)
+    two_n_e = two_n - two_n_d  # and the routed experts' (0 on a dense model)
+    # routed-expert GEMMs (grouped GEMMs of a few tokens per expert) reach their own share of the dense rooflines
+    bw_e = bw * cal["moe_fraction"]  # bytes/s
+    flops_e = flops * cal["moe_fraction"]  # FLOP/s
 
-    # ---- prefill: B prompts of p tokens in one pass --------------------------------------------------
-    t_pre = np.maximum(B * p * (2.0 * x["params_read"] + 0.5 * att * p) * inv_t * inv_flops,  # s: 2NP + 2LP^2 d, causal
-                       (w_read * inv_t + B * kv_chip * p) * inv_bw)  # s: weights once, KV written
+    # tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan), expert all-to-alls
+    link = np.where(t <= x["up_domain"], x["up_bw"], x["out_bw"]) * cal["link_fraction"]  # bytes/s per chip
+    ar_byte = np.where(tp > 1, 2.0 * (tp - 1.0) / tp / link, 0.0)  # s per all-reduced byte (ring over a stage)
+    a2a_byte = np.where(ep > 1, (ep - 1.0) / ep / link, 0.0)  # s per byte a chip sends in an all-to-all
+    lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
+    ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)  # all-reduces
+    msg_tok = h * act_b  # bytes of one token's hidden state
+    hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
 
-    # ---- tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan) ---
-    t_step = t_busy  # s per decode step
-    multi = np.nonzero(t > 1)[0]
-    if multi.size:
-        tm = t[multi]
-        link = np.where(tm <= x["up_domain"][multi], x["up_bw"][multi], x["out_bw"][multi]) * cal_at(cal, "link_fraction", multi)
-        per_byte = 2.0 * (tm - 1.0) / tm / link  # s per all-reduced byte (ring: 2(t-1)/t of the message)
-        lat = 2.0 * np.ceil(np.log2(tm)) * cal_at(cal, "link_latency_s", multi)  # s per all-reduce
-        msg = B[multi] * h[multi] * act_b[multi]  # bytes: one token's layer output for the batch
-        t_step = t_step.copy()
-        t_step[multi] += 2.0 * L[multi] * (msg * per_byte + lat)  # s: 2 all-reduces per layer
-        t_pre = t_pre.copy()
-        t_pre[multi] += 2.0 * L[multi] * (msg * p[multi] * per_byte + lat)  # s: the prompt's activations
+    def comm(tokens: Array) -> Array:
+        """s per forward pass of `tokens` tokens: all-reduces of the layer outputs, all-to-alls to the experts,
+        hand-offs between pipeline stages."""
+        ar = ar_layers * (tokens * msg_tok * ar_byte + 2.0 * lat)
+        a2a = np.where(ep > 1, 2.0 * x["moe_layers"] * (tokens * inv_t * x["moe_topk"] * msg_tok * a2a_byte
+                                                        + cal["link_latency_s"]), 0.0)
+        return ar + a2a + (pp - 1.0) * (tokens * msg_tok * hop + cal["link_latency_s"])
 
-    # ---- energy: idle + dynamic share of TDP while busy ----------------------------------------------
+    def step(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array]:
+        """(s, FLOPs per chip, bytes per chip) of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
+        tok = seqs + pre_tokens  # tokens through the weights
+        w_d = w_dense * inv_t  # bytes per chip: dense weights
+        w_e = w_exp * _touched(tok, log_miss) * inv_t  # bytes per chip: the routed experts the tokens touch
+        w_b = w_d + w_e
+        kv_b = seqs * kv_chip * c_avg  # bytes per chip: the KV cache the decodes read
+        mm_d = tok * two_n_d * inv_t  # FLOPs per chip of the dense matrix multiplies
+        mm_e = tok * two_n_e * inv_t  # FLOPs per chip of the routed experts
+        mm = mm_d + mm_e
+        ctx = seqs * c_avg + pre_tokens * 0.5 * p  # (query, context) token pairs of the iteration
+        at = att * ctx * inv_t  # FLOPs per chip of attention scores and values
+        sc_b = score_b * ctx / pp  # bytes per chip of unfused attention scores
+        # the weight GEMMs and the attention kernels run one after the other in every layer, each on its own roofline
+        busy = pp * (np.maximum(w_d / bw, mm_d / flops) + np.maximum(w_e / bw_e, mm_e / flops_e)
+                     + np.maximum((kv_b + sc_b) / bw, at / att_flops))  # s, in turn
+        return busy + t_layer + comm(tok), mm + at, w_b + kv_b
+
+    def prompt(tokens: Array) -> Array:
+        """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention); layer-split
+        stages overlap the micro-batches of each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) /
+        (k pp) of the serial time; llama.cpp pipelines the ubatches of one n_batch, batches run in turn)."""
+        k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
+        byt = w_dense * inv_t * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
+        byt_e = w_exp * _touched(np.minimum(tokens, ubatch), log_miss) * inv_t * k  # bytes: routed experts touched
+        busy = (np.maximum(byt / bw, tokens * inv_t * two_n_d / flops)  # s, the weight GEMMs, all on one stage
+                + np.maximum(byt_e / bw_e, tokens * inv_t * two_n_e / flops_e)
+                + np.maximum(tokens * score_b * 0.5 * p / pp / bw, tokens * inv_t * att * 0.5 * p / att_flops))  # attention
+        return pp * busy * (k + pp - 1.0) / (k * pp) + t_layer * np.minimum(k, pp) + comm(tokens)
+
+    # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
+    t_dec, _, _ = step(B, 0.0)  # s per decode step of the static batch
+    t_pre_b = prompt(B * p)  # s
+
+    # ---- serving: C sequences in steady state ----------------------------------------------------------
+    disagg = x["disaggregated"] > 0
+    has_gen = g >= 1
+    pre_share = np.where(disagg | ~has_gen, 0.0, C * p / np.maximum(g, 1.0))  # prompt tokens per iteration
+    t_iter, flo_it, byt_it = step(C, pre_share)  # s per iteration = TPOT
+    # one prompt alone: TTFT without load; the KV written once per prompt token
+    t_pre1 = prompt(p)  # s
+    t_dec_rest, _, _ = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
+    # a new prompt shares its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
+    wait = np.where(C > 1, t_dec_rest, 0.0)
+    kv_move = p * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
+    ttft = np.where(disagg, t_pre1 + kv_move, t_pre1 + wait)  # s
+    out_tps = C / t_iter * has_gen  # output tokens/s of the instance
+    # prompt pool (disaggregated): chip-seconds of prefill per second at the compute-bound batched rate
+    pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
+    pre_chip_s = pre_tok_s * (two_n_d / flops + two_n_e / flops_e + att * 0.5 * p / att_flops)  # chip-s per s, pool
+    n_pre = np.where(disagg, pre_chip_s, 0.0)  # chips of the prompt pool per instance
+    chips_total = t + n_pre
+
+    # ---- power (linear in utilisation, capped at TDP) and energy per output token ---------------------------
     tdp = x["tdp_w"]
-    idle = cal["idle_fraction"] * tdp  # W per chip
-    if np.isfinite(x["idle_w"]).any():
-        idle = np.where(np.isfinite(x["idle_w"]), x["idle_w"], idle)
-    power = idle + (tdp - idle) * (t_busy / t_step)  # W per chip, averaged over a step
-    energy_tok = power * t * t_step / B  # J per generated token (all chips of the replica)
+    idle = np.where(np.isfinite(x["idle_w"]), x["idle_w"], cal["idle_fraction"] * tdp)  # W per chip
+    u_c = flo_it / (t_iter * x["peak_flops"])  # compute utilisation (achieved / peak)
+    u_m = byt_it / (t_iter * x["mem_bw"])  # memory utilisation
+    p_dec = idle + (tdp - idle) * np.minimum(cal["power_compute"] * u_c + cal["power_memory"] * u_m, 1.0)  # W per chip
+    u_c_pre = cal["compute_fraction"]  # the prompt pool runs compute-bound
+    p_pre = idle + (tdp - idle) * np.minimum(cal["power_compute"] * u_c_pre, 1.0)  # W per prompt-pool chip
+    power = p_dec * t + p_pre * n_pre  # W, every chip serving the instance
+    energy_tok = power / out_tps  # J per output token, prompts included
+
+    # ---- cost per million output tokens: rental, else the purchase amortised plus electricity -------------
+    life_s = cal["amortization_years"] * 8766.0 * 3600.0  # s of service a purchase is spread over
+    usd_s = np.where(np.isfinite(x["usd_per_hour"]), x["usd_per_hour"] / 3600.0,
+                     x["purchase_usd"] / life_s + (p_dec * cal["pue"]) * cal["usd_per_kwh"] / 3.6e6)  # USD/s per chip
+    usd_mtok = usd_s * chips_total / out_tps * 1e6  # USD per million output tokens
 
     ok = np.where(mask == 0, 1.0, np.nan)  # NaN where infeasible
     prefill = p > 0
+    okg = ok * np.where(has_gen, 1.0, np.nan)
     return {
         "n_chips": t,
         "batch": B,
-        "ttft_s": t_pre * prefill * ok,
-        "prefill_tokens_per_s": np.where(prefill, p / t_pre, np.nan) * ok,
-        "decode_tokens_per_s": ok / t_step,
-        "throughput_tokens_per_s": B * ok / t_step,
-        "energy_per_token_j": energy_tok * ok,
-        "mem_gb": mem * 1e-9,
+        "concurrency": C,
+        "ttft_s": ttft * prefill * ok,
+        "prefill_tokens_per_s": np.where(prefill, p / t_pre_b, np.nan) * ok,
+        "decode_tokens_per_s": ok / t_dec,
+        "throughput_tokens_per_s": B * ok / t_dec,
+        "energy_per_token_j": energy_tok * okg,
+        "mem_gb": np.where(batch_blank, mem_serve, np.maximum(mem, mem_serve)) * 1e-9,  # GB per chip: what must fit
         "mem_limit_gb": usable * 1e-9,
         "unit_cost_usd": x["purchase_usd"] * t,
+        "output_tokens_per_s": out_tps * okg,
+        "output_tokens_per_s_per_chip": out_tps / chips_total * okg,
+        "tokens_per_s_per_user": okg / t_iter,
+        "tpot_s": t_iter * okg,
+        "usd_per_million_tokens": usd_mtok * okg,
+        "power_w": power * okg,
         "fits": fits,
-        "decode_compute_bound": t_comp > t_mem,
+        "batch_fit": b_fit,
+        "concurrency_fit": c_fit,
+        "decode_compute_bound": flo_it / flops > byt_it / bw,
         "reason_mask": mask,
     }
 

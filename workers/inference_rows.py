@@ -1,26 +1,26 @@
 """Inference rows on catalog chips, for `chipsweep evaluate --kind inference` and for sweep chunks.
 
 `parse_inference` turns a table into raw arrays (catalog indices, NaN where a cell is blank) with per-row
-errors; `assemble_inference` resolves catalog entries, `chip.<field>` / `cal.<name>` overrides and defaults
-into the core's inputs and calibration (sweep workers build `raw` from decoded axes and call it too); the
-numpy core is `workers.inference`. `evaluate_inference` returns the input table with the resolved workload,
-the outputs, the reasons and the notes. Bad rows carry their message in `infeasible_reason`; they never stop
-the other rows unless `strict`.
+errors; `assemble_inference` resolves catalog entries, `chip.<field>` / `cal.<name>` overrides, the serving
+engine and its fitted efficiency (`serving_calibration`), and defaults into the core's inputs and calibration
+(sweep workers build `raw` from decoded axes and call it too); the numpy core is `workers.inference`.
+`evaluate_inference` returns the input table with the resolved workload, the outputs, the reasons and the notes.
+Bad rows carry their message in `infeasible_reason`; they never stop the other rows unless `strict`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS
-from chipsweep.schemas.vocab import OVERRIDABLE, SHAPE_FIELDS
+from chipsweep.schemas.vocab import COMPUTE_PRECISIONS, ENGINES, MOE_FIELDS, OVERRIDABLE, SHAPE_FIELDS
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, ids, numbers
+from chipsweep.workers.parse import RowErrors, choices, ids, numbers
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, compact, gather
 from chipsweep.workers.workload import (
@@ -34,18 +34,34 @@ from chipsweep.workers.workload import (
 )
 
 Array = np.ndarray
+GIB = 2.0**30  # bytes in a GiB
 
 # the outputs `evaluate` writes, in the lake's order
 INFERENCE_OUT = tuple(c.name for c in FACTS["inference"] if c.role == "output" and c.dtype == "float32")
 
-CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "idle_fraction", "link_fraction")
+CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_fraction",
+                 "idle_fraction", "power_compute", "power_memory", "link_fraction")
+EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s",
+                   "moe_fraction")  # per engine and chip
+POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
+BOOLS = ("false", "true", "0", "1", "no", "yes")
 
 # chip fields the inference path reads, for the low-confidence notes (bit i = field i)
 NOTED_FIELDS = (
-    "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8", "peak_tops_int8", "neural_engine_tops",
-    "memory_gb", "sram_mb", "memory_bandwidth_gb_s", "tdp_w", "purchase_usd", "scale_up_gb_s",
+    "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8", "peak_tflops_fp4", "peak_tops_int8",
+    "neural_engine_tops", "memory_gb", "sram_mb", "memory_bandwidth_gb_s", "tdp_w", "purchase_usd", "scale_up_gb_s",
 )
 _F = {f: 1 << i for i, f in enumerate(NOTED_FIELDS)}
+# compute precision -> the chip fields that give its peak, first published wins
+PRECISION_PEAKS: dict[str, tuple[str, ...]] = {
+    "fp16": ("peak_tflops_fp16", "peak_tflops_bf16"),
+    "bf16": ("peak_tflops_bf16", "peak_tflops_fp16"),
+    "fp8": ("peak_tflops_fp8",),
+    "fp4": ("peak_tflops_fp4",),
+    "int8": ("peak_tops_int8",),
+}
+# precision variants of the per-chip tables: the five named precisions, then "by weight bits" for 4, 8, 16
+N_VARIANTS = len(COMPUTE_PRECISIONS) + 3
 
 # inference notes (informational)
 N_ANE = 1
@@ -56,43 +72,150 @@ N_SRAM_AUTO = 16
 N_LOW_CHIP = 32
 N_NO_PRICE = 64
 N_WAFER = 128
+N_EXTRAPOLATED = 256
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
-    N_WEIGHT_ONLY: "no INT8/FP8 peak published: 4/8-bit weights run at the 16-bit peak (weight-only quantisation)",
-    N_NO_TDP: "energy not computed: tdp_w not published (add a chip.tdp_w column)",
+    N_WEIGHT_ONLY: "4/8-bit weights, 16-bit matrix multiplies (weight-only quantisation); set compute_precision int8 or "
+    "fp8 for W8A8",
+    N_NO_TDP: "energy and power not computed: tdp_w not published (add a chip.tdp_w column)",
     N_NO_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column)",
     N_LINK_FALLBACK: "no published scale-up link: tensor-parallel all-reduce over PCIe 4.0 x16 (defaults.fallback_link_gb_s)",
     N_SRAM_AUTO: "SRAM-only chip: n_chips = the fewest chips whose SRAM holds the model",
     N_WAFER: "wafer-scale system: the roofline treats it as one chip; the latency of its layer pipeline at small "
     "batch is not modelled (optimistic)",
+    N_EXTRAPOLATED: "no published run fitted this engine on this chip or its class: efficiency extrapolated (see calibrated_on)",
 }
 
 
-def _set_applies(catalog: Any, chip_ids: list[str], targets: list[str], level: str) -> Array:
+def _bools(table: pa.Table, name: str, errors: RowErrors) -> Array:
+    """1.0 / 0.0 for true / false cells, NaN where blank."""
+    vals = choices(table, name, BOOLS, errors)
+    return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
+
+
+# ------------------------------------------------------------------------------------------------
+# serving calibration: engine defaults, scheduler limits, fitted efficiency and power per (engine, chip)
+# ------------------------------------------------------------------------------------------------
+def _value(entry: Any) -> float:
+    return float(entry["value"]) if isinstance(entry, Mapping) else float(entry)
+
+
+def _level(applies_to: str, cid: str, cls: str, vendor: str) -> int:
+    """How specific a set is for a chip: 4 its id, 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...),
+    1 every chip, 0 not this chip."""
+    if applies_to == cid:
+        return 4
+    if applies_to == cls:
+        return 3
+    if applies_to == f"vendor:{vendor}":
+        return 2
+    return 1 if applies_to in ("*", "", None) else 0
+
+
+def set_priority(engine_of_set: str, level: int, engine: str, key: str) -> int:
+    """Priority of a set (its engine, its place level from `_level`) for `key` on a row of `engine`; 0: not used.
+    The engine's own sets come first (most specific place first), then every-engine sets."""
+    if not level or engine_of_set not in (engine, "*"):
+        return 0
+    return level + (10 if engine_of_set == engine else 0)
+
+
+def _priority(s: Mapping[str, Any], engine: str, cid: str, cls: str, vendor: str, key: str) -> int:
+    """A set's priority for `key` of (engine, chip)."""
+    return set_priority(str(s.get("engine", "*")), _level(str(s.get("applies_to", "*")), cid, cls, vendor), engine, key)
+
+
+def default_engines(catalog: Any, chip_ids: Sequence[str]) -> Array:
+    """Index into ENGINES of each chip's default engine (asic.yaml serving.engine_default: first matching rule)."""
+    rules = catalog.asic["serving"]["engine_default"]["value"]
+    out = np.zeros(len(chip_ids), dtype=np.int64)
+    for i, cid in enumerate(chip_ids):
+        chip = catalog.chips[cid]
+        for rule in rules:
+            classes = rule.get("class")
+            if "vendor" in rule and rule["vendor"] != chip.vendor:
+                continue
+            if classes is not None and chip.chip_class not in classes:
+                continue
+            out[i] = ENGINES.index(rule["engine"])
+            break
+    return out
+
+
+def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Sequence[Mapping[str, Any]] | None = None,
+                        power: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Per (engine, chip) the fitted constants (flat arrays indexed engine x n_chips + chip), each resolved from the
+    most specific set that gives it (engine + chip id > engine + class > engine > fallback), the power constants per
+    chip, the engines' scheduler limits, and `calibrated_on`: an index into `texts` per (engine, chip)."""
+    serving = catalog.asic["serving"]
+    eff = list(serving.get("efficiency") or []) if efficiency is None else list(efficiency)
+    pw = list(serving.get("power") or []) if power is None else list(power)
+    fallback = {k: _value(v) for k, v in serving["fallback"].items()}
+    nc, ne = len(chip_ids), len(ENGINES)
     classes = [catalog.chips[c].chip_class for c in chip_ids]
-    if level == "class":
-        return np.array([cl in targets for cl in classes])
-    return np.array([cid in targets for cid in chip_ids])
+    vendors = [catalog.chips[c].vendor for c in chip_ids]
+    out: dict[str, Any] = {k: np.full(ne * nc, fallback[k]) for k in EFFICIENCY_KEYS}
+    texts: list[str] = []
+    code = np.zeros(ne * nc, dtype=np.int64)
+    extrapolated = np.zeros(ne * nc, dtype=bool)
+    for e, engine in enumerate(ENGINES):
+        sets = [s for s in eff if s.get("engine", "*") in (engine, "*")]
+        for c, (cid, cls, vendor) in enumerate(zip(chip_ids, classes, vendors, strict=True)):
+            i = e * nc + c
+            best: dict[str, int] = {}
+            used: Mapping[str, Any] | None = None
+            used_at = 0
+            for s in sets:
+                for key in EFFICIENCY_KEYS:
+                    lvl = _priority(s, engine, cid, cls, vendor, key)
+                    if key in s and lvl > best.get(key, 0):
+                        best[key] = lvl
+                        out[key][i] = _value(s[key])
+                lvl = _priority(s, engine, cid, cls, vendor, "compute_fraction")
+                if ("compute_fraction" in s or "mem_bw_fraction" in s) and lvl > used_at:
+                    used, used_at = s, lvl
+            text = _calibrated_text(engine, cid, cls, used)
+            extrapolated[i] = used is None or str(used.get("applies_to", "*")) != cid or used.get("engine") != engine
+            if text not in texts:
+                texts.append(text)
+            code[i] = texts.index(text)
+    power_out = {k: np.full(nc, fallback[k]) for k in POWER_KEYS}
+    for c, (cid, cls, vendor) in enumerate(zip(chip_ids, classes, vendors, strict=True)):
+        best = {}
+        for s in pw:
+            lvl = _level(str(s.get("applies_to", "*")), cid, cls, vendor)
+            for key in POWER_KEYS:
+                if lvl and key in s and lvl > best.get(key, 0):
+                    best[key] = lvl
+                    power_out[key][c] = _value(s[key])
+    limits = {name: np.array([float(serving[name]["value"].get(eng, np.nan)) for eng in ENGINES])
+              for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention")}
+    return {**out, "power": power_out, "limits": limits, "calibrated_on": code, "texts": texts,
+            "extrapolated": extrapolated, "default_engine": default_engines(catalog, chip_ids)}
+
+
+def _calibrated_text(engine: str, cid: str, cls: str, used: Mapping[str, Any] | None) -> str:
+    if used is None:
+        return f"extrapolated: no published run fitted {engine} (catalog fallback constants)"
+    sources = ", ".join(used.get("sources") or []) or "published runs"
+    where = str(used.get("applies_to", "*"))
+    who = str(used.get("engine", "*"))
+    if where == cid and who == engine:
+        return f"{sources} ({engine} on {cid})"
+    place = {cid: cid, cls: f"{cls} chips", "*": "all chips"}.get(where, where.replace("vendor:", "") + " chips")
+    return f"extrapolated from {'every engine' if who == '*' else who} on {place} ({sources})"
 
 
 def inference_calibration(ctx: Context) -> dict[str, Array]:
-    """Each inference calibration constant of asic.yaml as an array over chips (default < class < id)."""
+    """The catalog-wide inference constants of asic.yaml (links, memory reserve, cost) as arrays over chips."""
     sets: Mapping[str, Any] = ctx.catalog.asic.get("inference") or {}
-    ids_ = ctx.chips.ids
+    nc = len(ctx.chips.ids)
     out: dict[str, Array] = {}
-    for key, const in (sets.get("default") or {}).items():
-        if isinstance(const, dict) and "value" in const:
-            out[key] = np.full(len(ids_), float(const["value"]))
-    for level in ("class", "id"):
-        for name, cset in sets.items():
-            if name == "default" or not isinstance(cset, dict):
-                continue
-            rows = _set_applies(ctx.catalog, ids_, list(cset.get("applies_to") or []), level)
-            for key, const in cset.items():
-                if isinstance(const, dict) and "value" in const:
-                    out.setdefault(key, np.full(len(ids_), np.nan))[rows] = float(const["value"])
-    out["mem_usable"] = np.full(len(ids_), float(ctx.defaults["mem_usable"]))
+    for key in ("link_fraction", "link_latency_s"):
+        out[key] = np.full(nc, float(sets["default"][key]["value"]))
+    for key in ("usd_per_kwh", "amortization_years", "pue"):
+        out[key] = np.full(nc, float(ctx.defaults[key]))
     return out
 
 
@@ -114,9 +237,16 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     parse_model(table, ctx, errors, raw)
     raw["chip_idx"] = ids(table, "chip", ctx.chips.index(), errors, "chip")
     raw["n_chips"] = numbers(table, "n_chips", errors, integer=True, minimum=1)
+    raw["ep"] = numbers(table, "ep", errors, integer=True, minimum=1)
+    raw["pp"] = numbers(table, "pp", errors, integer=True, minimum=1)
     raw["weight_bits"] = parse_bits(table, "weight_bits", errors)
     raw["kv_bits"] = parse_bits(table, "kv_bits", errors)
+    raw["compute_precision"] = choices(table, "compute_precision", COMPUTE_PRECISIONS, errors)
+    raw["engine"] = choices(table, "engine", ENGINES, errors)
     raw["batch"] = numbers(table, "batch", errors, integer=True, minimum=1)
+    raw["concurrency"] = numbers(table, "concurrency", errors, integer=True, minimum=1)
+    raw["disaggregated"] = _bools(table, "disaggregated", errors)
+    raw["dp_attention"] = _bools(table, "dp_attention", errors)
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
     raw["gen_len"] = numbers(table, "gen_len", errors, integer=True, minimum=0)
     raw["quant_overhead"] = numbers(table, "quant_overhead", errors, minimum=0, maximum=1)
@@ -125,78 +255,108 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
             raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in table.column_names:
-            raw[f"cal.{name}"] = numbers(table, f"cal.{name}", errors, minimum=1e-9, maximum=1)
+            hi = None if name in ("layer_overhead_s", "power_compute", "power_memory") else 1  # fractions of a peak: <= 1
+            raw[f"cal.{name}"] = numbers(table, f"cal.{name}", errors, minimum=0 if hi is None else 1e-9, maximum=hi)
     return raw
 
 
-def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], wb: Array, defaults: Mapping[str, float]) -> dict[str, Array]:
-    """Per-row chip quantities that do not depend on the workload beyond the weight precision: the compute
-    peak (activations at >= 8 bits), missing-number reasons, notes and the catalog fields the row uses."""
-    p16 = np.fmax(ccols["peak_tflops_fp16"], ccols["peak_tflops_bf16"])  # TFLOP/s, NaN if neither
-    int8, fp8 = ccols["peak_tops_int8"], ccols["peak_tflops_fp8"]
-    p8 = np.where(np.isfinite(int8), int8, fp8)
-    low_bits = wb <= 8
-    peak = np.where(low_bits & np.isfinite(p8), p8, p16)  # W8A8 / W4A8 where published, else 16-bit
-    used = np.where(low_bits & np.isfinite(int8), _F["peak_tops_int8"],
-                    np.where(low_bits & np.isfinite(fp8), _F["peak_tflops_fp8"],
-                             np.where(np.isfinite(ccols["peak_tflops_fp16"]), _F["peak_tflops_fp16"], _F["peak_tflops_bf16"])))
-    notes = np.where(low_bits & ~np.isfinite(p8) & np.isfinite(p16), N_WEIGHT_ONLY, 0)
-    ane = ~np.isfinite(peak) & np.isfinite(ccols["neural_engine_tops"])
+def _peak(ccols: Mapping[str, Array], fields: tuple[str, ...]) -> tuple[Array, Array]:
+    """(TFLOP/s of the first published field, its _F bit)."""
+    peak = np.full(len(ccols[fields[0]]), np.nan)
+    used = np.zeros(len(peak), dtype=np.int64)
+    for f in fields:
+        take = ~np.isfinite(peak) & np.isfinite(ccols[f])
+        peak = np.where(take, ccols[f], peak)
+        used = np.where(take, _F[f], used)
+    return peak, used
+
+
+def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant: Array, defaults: Mapping[str, float]) -> dict[str, Array]:
+    """Per-row chip quantities that do not depend on the workload beyond the compute precision (`variant`: index
+    into COMPUTE_PRECISIONS, or len + 0/1/2 for "by weight bits" at 4/8/16 bits): the compute peak, missing-number
+    reasons, notes and the catalog fields the row uses."""
+    n = len(variant)
+    p16, u16 = _peak(ccols, ("peak_tflops_fp16", "peak_tflops_bf16"))
+    p8, u8 = _peak(ccols, ("peak_tops_int8", "peak_tflops_fp8"))
+    low_bits = variant >= len(COMPUTE_PRECISIONS)
+    low_bits &= variant < len(COMPUTE_PRECISIONS) + 2  # by weight bits, 4 or 8 bits
+    # by weight bits: weight-only quantisation (4/8-bit weights, 16-bit multiplies: llama.cpp k-quants, AWQ, GPTQ);
+    # a chip with only an integer peak runs 4/8-bit weights at it (W8A8)
+    only8 = low_bits & ~np.isfinite(p16) & np.isfinite(p8)
+    peak = np.where(only8, p8, p16)
+    used = np.where(only8, u8, u16)
+    notes = np.where(low_bits & np.isfinite(p16), N_WEIGHT_ONLY, 0)
+    for j, prec in enumerate(COMPUTE_PRECISIONS):  # a named precision: that peak, or none
+        pk, uk = _peak(ccols, PRECISION_PEAKS[prec])
+        peak = np.where(variant == j, pk, peak)
+        used = np.where(variant == j, uk, used)
+    named = variant < len(COMPUTE_PRECISIONS)
+    ane = ~named & ~np.isfinite(peak) & np.isfinite(ccols["neural_engine_tops"])
     peak = np.where(ane, ccols["neural_engine_tops"], peak)
     used = np.where(ane, _F["neural_engine_tops"], used)
     notes |= np.where(ane, N_ANE, 0)
-    any_peak = np.isfinite(p16) | np.isfinite(p8) | np.isfinite(ccols["neural_engine_tops"])
+    any_peak = np.isfinite(p16) | np.isfinite(p8) | np.isfinite(ccols["neural_engine_tops"]) | np.isfinite(ccols["peak_tflops_fp4"])
     pre = np.where(~np.isfinite(peak) & any_peak, inference.R_PRECISION, 0)
     pre |= np.where(~any_peak, inference.R_NO_PEAK, 0)
     links = chip_link_arrays(ccols, defaults)
+    # DRAM capacities are binary (a "16 GB" card holds 16 GiB; asic.yaml serving.mem_usable notes); SRAM is decimal MB
+    links["mem_bytes"] = links["mem_bytes"] * np.where(np.isfinite(ccols["memory_gb"]), GIB / 1e9, 1.0)
     pre |= np.where(~np.isfinite(links["mem_bw"]), inference.R_NO_BW, 0)
     pre |= np.where(~np.isfinite(links["mem_bytes"]), inference.R_NO_MEM, 0)
     notes |= np.where(~np.isfinite(ccols["tdp_w"]), N_NO_TDP, 0)
     notes |= np.where(~np.isfinite(ccols["purchase_usd"]), N_NO_PRICE, 0)
     notes |= np.where(static["low_chip"], N_LOW_CHIP, 0)
     notes |= np.where(static["wafer"], N_WAFER, 0)
-    used |= _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]
+    used = used | _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]
     used |= np.where(np.isfinite(ccols["memory_gb"]), _F["memory_gb"], _F["sram_mb"])
     return {
         "peak_flops": peak * 1e12,
-        "used": used.astype(np.int64),
-        "notes": notes.astype(np.int64),
-        "pre": pre.astype(np.int64),
+        "used": np.broadcast_to(used, (n,)).astype(np.int64),
+        "notes": np.broadcast_to(notes, (n,)).astype(np.int64),
+        "pre": np.broadcast_to(pre, (n,)).astype(np.int64),
         "no_scale_up": (~np.isfinite(ccols["scale_up_gb_s"])).astype(np.float64),
-        **{k: links[k] for k in ("mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw")},
+        **{k: links[k] for k in ("mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "usd_per_hour")},
         "tdp_w": ccols["tdp_w"],
         "idle_w": ccols["idle_w"],
         "purchase_usd": ccols["purchase_usd"],
     }
 
 
-_CHIP_TABLES: dict[int, tuple[Context, dict[str, Any]]] = {}
+_CHIP_TABLES: dict[tuple[int, int, int], tuple[Context, Any, Any, dict[str, Any]]] = {}
 
 
-def _chip_tables(ctx: Context) -> dict[str, Any]:
-    """Per-catalog chip tables (`tables.compact`), computed once per Context: the chip terms by weight precision
-    (flattened as (bits index, chip)), the static chip arrays and the inference calibration."""
-    hit = _CHIP_TABLES.get(id(ctx))
-    if hit is not None and hit[0] is ctx:
-        return hit[1]
+def chip_tables(ctx: Context, efficiency: Sequence[Mapping[str, Any]] | None = None,
+                power: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Per-catalog chip tables (`tables.compact`), computed once per Context and calibration: the chip terms by
+    precision variant (flattened as (variant, chip)), the static chip arrays, the serving calibration by
+    (engine, chip) and the catalog-wide constants."""
+    key = (id(ctx), id(efficiency), id(power))
+    hit = _CHIP_TABLES.get(key)
+    if hit is not None and hit[0] is ctx and hit[1] is efficiency and hit[2] is power:
+        return hit[3]
     nc = len(ctx.chips.ids)
     static = _chip_static(ctx)
-    by_bits = [_chip_terms(ctx.chips.cols, static, np.full(nc, b), ctx.defaults) for b in (4.0, 8.0, 16.0)]
+    variants = [_chip_terms(ctx.chips.cols, static, np.full(nc, v), ctx.defaults) for v in range(N_VARIANTS)]
+    serving = serving_calibration(ctx.catalog, ctx.chips.ids, efficiency, power)
     t = {
         "static": compact(static),
-        "chips": compact({k: np.concatenate([c[k] for c in by_bits]) for k in by_bits[0]}),
-        "cal": compact(inference_calibration(ctx)),
+        "chips": compact({k: np.concatenate([c[k] for c in variants]) for k in variants[0]}),
+        "cal": compact({**inference_calibration(ctx), **serving["power"], "default_engine": serving["default_engine"]}),
+        "eff": compact({**{k: serving[k] for k in EFFICIENCY_KEYS}, "calibrated_on": serving["calibrated_on"],
+                        "extrapolated": serving["extrapolated"]}),
+        "limits": serving["limits"],
+        "texts": serving["texts"],
     }
-    if len(_CHIP_TABLES) > 8:
+    if len(_CHIP_TABLES) > 16:
         _CHIP_TABLES.clear()
-    _CHIP_TABLES[id(ctx)] = (ctx, t)
+    _CHIP_TABLES[key] = (ctx, efficiency, power, t)
     return t
 
 
 def _catalog_rows(raw: Mapping[str, Any], n: int) -> bool:
     """True when every row names catalog entries and no row gives shapes or what-ifs of its own."""
     for key, v in raw.items():
-        per_row = key in (*SHAPE_FIELDS, "params_b", "mlp") or key.startswith(("chip.", "cal."))
+        per_row = key in (*SHAPE_FIELDS, *MOE_FIELDS, "params_b", "mlp") or key.startswith(("chip.", "cal."))
         if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
             return False
     chip = raw.get("chip_idx")
@@ -204,11 +364,14 @@ def _catalog_rows(raw: Mapping[str, Any], n: int) -> bool:
 
 
 def assemble_inference(
-    raw: Mapping[str, Any], ctx: Context, errors: RowErrors | None = None
+    raw: Mapping[str, Any], ctx: Context, errors: RowErrors | None = None,
+    efficiency: Sequence[Mapping[str, Any]] | None = None, power: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Array], dict[str, Array]]:
     """Raw arrays -> (core inputs, calibration per row). Extra keys in the inputs (`chip_idx`, `note_mask`,
-    `low_mask`) are for the table writer; the core ignores them. Rows that name catalog models and chips
-    with no shapes or what-ifs of their own (every sweep without overrides) gather from per-catalog tables."""
+    `low_mask`, `engine`, `compute_precision`, `calibrated_on`) are for the table writer; the core ignores them.
+    Rows that name catalog models and chips with no shapes or what-ifs of their own (every sweep without
+    overrides) gather from per-catalog tables. `efficiency` / `power` replace the catalog's fitted serving sets
+    (the validation's leave-one-source-out fits)."""
     n = len(raw["model_idx"])
     get = getter(raw, n)
     catalog_rows = errors is None and _catalog_rows(raw, n)
@@ -238,14 +401,17 @@ def assemble_inference(
     prompt = np.where(np.isfinite(prompt), prompt, workload_default(ctx, "prompt_len"))
     gen = get("gen_len")
     gen = np.where(np.isfinite(gen), gen, workload_default(ctx, "gen_len"))
+    prec = get("compute_precision")
+    variant = np.where(np.isfinite(prec), prec,
+                       len(COMPUTE_PRECISIONS) + (wb >= 8).astype(np.float64) + (wb >= 16)).astype(np.intp)
 
     # ---- the chip: catalog tables, or per-row resolution with chip.<field> what-ifs -----------------
-    tables = _chip_tables(ctx)
+    tables = chip_tables(ctx, efficiency, power)
+    nc = len(ctx.chips.ids)
     static = gather(tables["static"], safe)
     overridden = np.zeros(n, dtype=np.int64)
     if catalog_rows:
-        flat = ((wb >= 8).astype(np.intp) + (wb >= 16)) * len(ctx.chips.ids) + safe  # (bits index, chip)
-        c = gather(tables["chips"], flat)
+        c = gather(tables["chips"], variant * nc + safe)
     else:
         ccols = {k: v[safe] for k, v in ctx.chips.cols.items()}
         for field in OVERRIDABLE:
@@ -254,36 +420,87 @@ def assemble_inference(
                 ccols[field] = np.where(np.isfinite(over), over, ccols[field])
                 if field in _F:
                     overridden |= np.where(np.isfinite(over), _F[field], 0)
-        c = _chip_terms(ccols, static, wb, ctx.defaults)
+        c = _chip_terms(ccols, static, variant, ctx.defaults)
+    cal = gather(tables["cal"], safe)
+    engine = get("engine")
+    engine = np.where(np.isfinite(engine), engine, cal.pop("default_engine")).astype(np.intp)
+    eff = gather(tables["eff"], engine * nc + safe)
+    cal.update({k: eff[k] for k in EFFICIENCY_KEYS})
+    for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention"):  # the engine's
+        cal[name] = tables["limits"][name][engine]
+    for name in CAL_OVERRIDES:
+        if f"cal.{name}" in raw:
+            over = get(f"cal.{name}")
+            cal[name] = np.where(np.isfinite(over), over, cal[name])
+
     n_chips = get("n_chips")
+    ep = get("ep")
+    ep = np.where(np.isfinite(ep), ep, 1.0)
+    pp = get("pp")
+    pp = np.where(np.isfinite(pp), pp, 1.0)
     auto = ~np.isfinite(n_chips) & (static["sram_only"] > 0)
     multi = (n_chips > 1) | auto
     notes = c["notes"] | (multi & (c["no_scale_up"] > 0)) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
+    notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
+    if errors is not None:
+        _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx)
     x: dict[str, Array] = {
         **{k: v for k, v in m.items() if k != "has_model"},
         "n_chips": n_chips,
+        "pp": pp,
+        "ep": ep,
+        "dp_attention": np.nan_to_num(get("dp_attention")),
+        "disaggregated": np.nan_to_num(get("disaggregated")),
         "weight_bits": wb,
         "kv_bits": kvb,
         "batch": get("batch"),
+        "concurrency": get("concurrency"),
         "prompt_len": prompt,
         "gen_len": gen,
         "quant_overhead": quant_overhead(get("quant_overhead"), wb, ctx),
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
         **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w",
-                             "purchase_usd")},
+                             "purchase_usd", "usd_per_hour")},
         "sram_only": static["sram_only"],
         "pre_mask": c["pre"],
         "chip_idx": chip_idx,
         "note_mask": notes,
         "low_mask": static["low_fields"] & used & ~overridden,
+        "engine": engine.astype(np.float64),
+        "compute_precision": np.where(np.isfinite(prec), prec, np.nan),
+        "calibrated_on": eff["calibrated_on"],
     }
-    cal = gather(tables["cal"], safe)
-    for name in CAL_OVERRIDES:
-        if f"cal.{name}" in raw:
-            over = get(f"cal.{name}")
-            cal[name] = np.where(np.isfinite(over), over, cal[name])
     return x, cal
+
+
+def _row_errors(errors: RowErrors, raw: Mapping[str, Any], ctx: Context, m: Mapping[str, Array], c: Mapping[str, Array],
+                prec: Array, ep: Array, pp: Array, n_chips: Array, chip_idx: Array) -> None:
+    """Bad combinations of good cells, each named by row, field, value and what is allowed: a compute precision
+    the chip has no peak for, expert parallelism on a dense model or not dividing the chips."""
+    ok = ~errors.bad & (chip_idx >= 0)
+    no_peak = ok & np.isfinite(prec) & ((c["pre"] & inference.R_PRECISION) != 0)
+    for i in np.nonzero(no_peak)[0].tolist():
+        chip = ctx.chips.ids[int(chip_idx[i])]
+        have = [p for p in COMPUTE_PRECISIONS if any(np.isfinite(ctx.chips.cols[f][chip_idx[i]]) for f in PRECISION_PEAKS[p])]
+        errors.add([i], "compute_precision", [COMPUTE_PRECISIONS[int(prec[i])]],
+                   f"chip {chip} publishes no {COMPUTE_PRECISIONS[int(prec[i])]} peak; allowed: {', '.join(have) or 'none'}"
+                   f" (or a chip.{PRECISION_PEAKS[COMPUTE_PRECISIONS[int(prec[i])]][0]} column)")
+    dense = ok & (ep > 1) & ~(m["is_moe"] > 0)
+    if dense.any():
+        rows = np.nonzero(dense)[0]
+        errors.add(rows, "ep", [int(ep[i]) for i in rows], "expert parallelism needs a mixture-of-experts model "
+                   "(this model is dense); allowed: 1")
+    t = np.where(np.isfinite(n_chips), n_chips, 1.0)
+    split = ok & (ep > 1) & (m["is_moe"] > 0) & (np.mod(t, ep) != 0)
+    for i in np.nonzero(split)[0].tolist():
+        divisors = [d for d in range(1, int(t[i]) + 1) if int(t[i]) % d == 0]
+        errors.add([i], "ep", [int(ep[i])], f"ep must divide n_chips = {int(t[i])}; allowed: {', '.join(map(str, divisors))}")
+    split = ok & (pp > 1) & ((np.mod(t, pp) != 0) | (pp > m["layers"]))
+    for i in np.nonzero(split)[0].tolist():
+        divisors = [d for d in range(1, int(t[i]) + 1) if int(t[i]) % d == 0 and d <= m["layers"][i]]
+        errors.add([i], "pp", [int(pp[i])], f"pp (layer-split stages) must divide n_chips = {int(t[i])} and not exceed "
+                   f"the {int(m['layers'][i])} layers; allowed: {', '.join(map(str, divisors))}")
 
 
 def _inference_notes(ctx: Context, x: Mapping[str, Array]) -> Array:
@@ -302,17 +519,32 @@ def _inference_notes(ctx: Context, x: Mapping[str, Array]) -> Array:
     return np.asarray(texts, dtype=object)[inv.reshape(-1)]
 
 
-def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
+def calibrated_text(ctx: Context, codes: Array, efficiency: Any = None, power: Any = None) -> Array:
+    """The `calibrated_on` text of each row from its code."""
+    texts = np.asarray(chip_tables(ctx, efficiency, power)["texts"], dtype=object)
+    return texts[np.asarray(codes, dtype=np.int64)]
+
+
+def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
+                       efficiency: Sequence[Mapping[str, Any]] | None = None,
+                       power: Sequence[Mapping[str, Any]] | None = None) -> tuple[pa.Table, RowErrors]:
     errors = RowErrors(table.num_rows)
     raw = parse_inference(table, ctx, errors)
-    x, cal = assemble_inference(raw, ctx, errors)
+    x, cal = assemble_inference(raw, ctx, errors, efficiency, power)
     if strict and errors:
         raise errors.error()
     n = table.num_rows
     out = run_good_rows(errors, lambda rows: inference.evaluate(
         {k: v[rows] for k, v in x.items()}, {k: (v[rows] if np.ndim(v) else v) for k, v in cal.items()}))
-    mask = out.get("reason_mask", np.zeros(n, dtype=np.int64))
+    mask = np.array(out.get("reason_mask", np.zeros(n, dtype=np.int64)), dtype=np.int64)
     mem_bits = inference.R_MEMORY | inference.R_NOFIT
+    # a concurrency the memory cannot hold is a bad cell (row, field, value, the range that fits)
+    too_many = ((mask & inference.R_MEMORY) != 0) & ((mask & inference.R_NOFIT) == 0) & np.isfinite(x["concurrency"])
+    for i in np.nonzero(too_many)[0].tolist():
+        errors.add([i], "concurrency", [int(x["concurrency"][i])], _concurrency_reason(i, out, cal))
+    mask = np.where(too_many, mask & ~mem_bits, mask)
+    if strict and errors:
+        raise errors.error()
     reason = inference.reason_text(mask & ~mem_bits)
     for i in np.nonzero((mask & mem_bits) != 0)[0].tolist():
         reason[i] = "; ".join(r for r in (reason[i], _memory_reason(i, x, out, int(mask[i]))) if r)
@@ -322,13 +554,35 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False) -
     notes = np.where(bad, "", _inference_notes(ctx, x))
     resolved = {
         "n_chips": out.get("n_chips", x["n_chips"]),
+        "pp": x["pp"],
+        "ep": x["ep"],
         "weight_bits": x["weight_bits"],
         "kv_bits": x["kv_bits"],
+        "compute_precision": x["compute_precision"],
+        "engine": x["engine"],
         "batch": out.get("batch", x["batch"]),
+        "concurrency": out.get("concurrency", x["concurrency"]),
+        "disaggregated": x["disaggregated"],
+        "dp_attention": x["dp_attention"],
         "prompt_len": x["prompt_len"],
         "gen_len": x["gen_len"],
     }
-    return result_table(table, resolved, INFERENCE_OUT, out, bad, reason, notes), errors
+    text = {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES, "disaggregated": ("false", "true"),
+            "dp_attention": ("false", "true")}
+    result = result_table(table, resolved, INFERENCE_OUT, out, bad, reason, notes, text)
+    calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
+    result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
+    return result, errors
+
+
+def _concurrency_reason(i: int, out: Mapping[str, Array], cal: Mapping[str, Any]) -> str:
+    """Why a row's concurrency does not fit, and the range that does."""
+    fit = int(max(out["concurrency_fit"][i], 0))
+    reserve = float(np.atleast_1d(inference.cal_at(cal, "kv_reserve", np.array([i])))[0])  # share of g reserved
+    allowed = f"1 to {fit}" if fit >= 1 else "none (weights and activations alone fill the memory)"
+    return (f"does not fit in memory ({out['mem_gb'][i]:.2f} GB per chip > {out['mem_limit_gb'][i]:.2f} GB usable on each "
+            f"of {int(out['n_chips'][i])} chip(s), KV cache of p + {reserve:g} x g tokens per request); "
+            f"allowed: {allowed} at this model, chips and lengths")
 
 
 def _memory_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array], mask: int) -> str:
@@ -340,5 +594,3 @@ def _memory_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array], mas
                 f"(weights {one:.2f} GB) > {limit:.2f} GB usable on each of {t} chip(s); raise n_chips, lower weight_bits")
     return (f"does not fit in memory at batch {int(out['batch'][i])}: {out['mem_gb'][i]:.2f} GB per chip > "
             f"{limit:.2f} GB usable on each of {t} chip(s); leave batch blank for the largest that fits")
-
-

@@ -1,4 +1,4 @@
-"""Training memory per chip: model states by ZeRO stage, activations by recompute mode and schedule.
+"""Training memory per chip: model states by ZeRO stage, activations from the architecture, per pipeline stage.
 
 Sources:
 - Rajbhandari et al. 2020, "ZeRO" (arXiv:1910.02054) sec. 3 and 5: mixed-precision Adam keeps 2 (weights)
@@ -6,11 +6,20 @@ Sources:
   optimizer state, then the gradients, then the weights over the d data-parallel ranks.
 - Megatron-LM accumulates gradients in fp32 (4 bytes), which gives 18 bytes/parameter; Korthikanti et al.
   2022 Figure 1 (parameters+gradients+optimizer per GPU) matches 18 bytes exactly.
-- Korthikanti et al. 2022 (arXiv:2205.05198) Table 2: activation bytes per layer
-  s·b·h·(10 + 24/t + 5·a·s/(h·t)) with tensor parallelism, s·b·h·(34 + 5·a·s/h)/t with sequence
-  parallelism, s·b·h·34/t with selective recompute, 2·s·b·h (layer input) with full recompute;
-  sec. 4.2.3: 1F1B keeps L layers of one micro-batch in flight on the first stage, interleaving
-  multiplies that by 1 + (p-1)/(p·v).
+- Korthikanti et al. 2022 (arXiv:2205.05198) sec. 4.1 and Table 2: activation bytes per layer for GPT-3
+  (f = 4h, multi-head attention, dropout, 16-bit): attention 11·sbh + 5·a·s²·b, MLP 19·sbh, norms 4·sbh =
+  s·b·h·(34 + 5·a·s/h); with tensor parallelism s·b·h·(10 + 24/t + 5·a·s/(h·t)); sequence parallelism
+  divides the 10 by t too; selective recompute drops the 5·a·s/h score term; full recompute keeps the
+  2·s·b·h layer input. `activation_bytes_per_layer` rebuilds those terms tensor by tensor from the
+  architecture (ffn width f, GELU or gated MLP, GQA/MQA kv width, dropout present or not, element size),
+  so it equals Table 2 for GPT-3 and follows Llama-style models where their terms differ.
+- Dao 2023, FlashAttention-2 (arXiv:2307.08691) sec. 3.1: the score matrix is never stored; the forward
+  keeps the output and the fp32 log-sum-exp per row (4 bytes per head per token).
+- Korthikanti sec. 4.2.3: with 1F1B the first stage holds min(p, m) micro-batches in flight; interleaving
+  multiplies its activations by 1 + (p-1)/(p·v). The last stage holds one micro-batch and the logits.
+- Megatron-LM keeps the word embedding on the first stage and a copy for the output layer on the last
+  stage when p > 1 (tied or not; `setup_embeddings_and_output_layer`); an untied head (Llama) is a second
+  V·h matrix even at p = 1. Cross-entropy runs on fp32 logits (vocab-parallel cross entropy upcasts).
 """
 
 from __future__ import annotations
@@ -37,36 +46,75 @@ def model_state_bytes_per_param(zero_stage: Array, dp: Array, weight_bytes: Arra
 
 
 def params_first_stage(m: Shapes, tp: Array, pp: Array, per_layer: Array | None = None) -> Array:
-    """Parameters on one chip of the first pipeline stage: its layers' share plus the (vocab-parallel)
-    embedding shard. `per_layer`: the layer's parameters when already known."""
+    """Parameters on one chip of the first pipeline stage with an even split: its layers' share plus the
+    (vocab-parallel) embedding shard, and the untied output head too when the model has one stage."""
     p_layer = layer_params(m) if per_layer is None else per_layer
-    return (m.layers / pp * p_layer + m.vocab * m.hidden) / tp
+    return stage_params(m.layers / pp, p_layer, m, tp, pp, first=True)
+
+
+def stage_params(layers: Array, p_layer: Array, m: Shapes, tp: Array, pp: Array, *, first: bool) -> Array:
+    """Parameters on one chip of the first (`first`) or last pipeline stage holding `layers` layers."""
+    dtype = np.result_type(layers)
+    one_stage = (pp <= 1).astype(dtype)
+    embed = m.vocab * m.hidden  # parameters of one V x h matrix
+    if first:
+        # input embedding (+ learned positions); with one stage the head is here too, a second matrix if untied
+        extra = embed + m.learned_pos * m.seq * m.hidden + one_stage * (1.0 - m.tied) * embed
+    else:
+        # the output layer: Megatron keeps a copy of the (tied) embedding on the last stage
+        extra = embed * (1.0 - one_stage) + one_stage * (embed * (2.0 - m.tied) + m.learned_pos * m.seq * m.hidden)
+    return (layers * p_layer + extra) / tp
 
 
 def activation_bytes_per_layer(
-    m: Shapes, micro_batch: Array, tp: Array, seq_parallel: Array, flash: Array
+    m: Shapes, micro_batch: Array, tp: Array, seq_parallel: Array, flash: Array, act_bytes: Array | float = 2.0,
+    dropout: Array | float = 1.0,
 ) -> tuple[Array, Array, Array]:
-    """Bytes of activations one layer keeps for backward, for one micro-batch on one chip (16-bit), with
-    recompute (none, selective, full)."""
-    s, b, h, a = m.seq, micro_batch, m.hidden, m.heads
-    sbh = s * b * h  # elements of one layer input
-    scores = (1.0 - flash) * (5.0 * a * s / h)  # softmax output, dropout mask and output (Table 2)
+    """Bytes of activations one layer keeps for backward, for one micro-batch on one chip, with recompute
+    (none, selective, full). Korthikanti 2022 sec. 4.1 term by term (comments give Table 2's GPT-3 share)."""
+    s, b, h, a, e = m.seq, micro_batch, m.hidden, m.heads, act_bytes
+    sb = s * b  # tokens of the micro-batch
+    q, kv, f = m.q_dim, m.kv_dim, m.ffn
     sp = seq_parallel > 0
     shard = np.where(sp, tp, 1.0)  # sequence parallelism shards the norms and dropouts too
-    selective = sbh * ((10.0 / shard) + 24.0 / tp)  # = 34 sbh / t with sequence parallelism
-    none = selective + sbh * scores / tp
-    full = 2.0 * sbh / shard  # only the layer input is kept
+    # outside the tensor-parallel regions: two norm inputs (4 sbh), the attention and MLP inputs (2 + 2 sbh),
+    # two dropout masks of one byte (2 sbh)
+    outside = sb * h * (4.0 * e + 2.0 * dropout)
+    # inside (split over t): Q, K, V (2+2+2 sbh), the output projection's input (2 sbh), the MLP's activation
+    # input and output (8 + 8 sbh for GELU at f = 4h; gated: gate, up and their product)
+    n_act = m.n_proj  # tensors of width f kept by the MLP: 2 (GELU) or 3 (SwiGLU)
+    inside = e * sb * (2.0 * q + 2.0 * kv + n_act * f)
+    # the score matrix: softmax output, dropout mask and output (5·a·s²·b); FlashAttention keeps the fp32
+    # log-sum-exp per head and token instead
+    scores = (1.0 - flash) * (a * s * sb * (e + dropout * (1.0 + e))) + flash * (4.0 * a * sb)
+    selective = outside / shard + inside / tp  # = 34·sbh/t for GPT-3 with sequence parallelism
+    none = selective + scores / tp
+    full = e * sb * h / shard  # only the layer input is kept
     return none, selective, full
 
 
-def activation_bytes_first_stage(
-    per_layer: tuple[Array, Array, Array], layers: Array, pp: Array, interleave: Array, recompute: Array
+def in_flight_factor(pp: Array, interleave: Array, micro_batches: Array) -> Array:
+    """Micro-batches whose activations the first stage holds under 1F1B (Korthikanti sec. 4.2.3)."""
+    dtype = np.result_type(pp)
+    inter = (interleave > 1).astype(dtype) * ((pp - 1.0) / (pp * interleave))
+    return np.minimum(pp, micro_batches) * (1.0 + inter)
+
+
+def activation_bytes_stage(
+    per_layer: tuple[Array, Array, Array], layers: Array, in_flight: Array, recompute: Array
 ) -> Array:
-    """Activation bytes on a chip of the first stage with the 1F1B (interleaved) schedule."""
+    """Activation bytes on one chip of a stage with `layers` layers and `in_flight` micro-batches held."""
     none, selective, full = per_layer
     kept = np.where(recompute == 2, full, np.where(recompute == 1, selective, none))  # bytes per layer
-    # 1F1B: p micro-batches x L/p layers = L layers held; interleaving adds (p-1)/(p*v) (sec. 4.2.3)
     dtype = np.result_type(layers)
-    in_flight = layers * (1.0 + (interleave > 1).astype(dtype) * ((pp - 1.0) / (pp * interleave)))
     # full recompute re-materialises one layer at a time during backward: add its working set
-    return kept * in_flight + (recompute == 2).astype(dtype) * none
+    return kept * layers * in_flight + (recompute == 2).astype(dtype) * none
+
+
+def activation_bytes_first_stage(
+    per_layer: tuple[Array, Array, Array], layers: Array, pp: Array, interleave: Array, recompute: Array,
+    micro_batches: Array | None = None,
+) -> Array:
+    """Activation bytes on a chip of the first stage of an even split, 1F1B (interleaved) schedule."""
+    m = pp if micro_batches is None else micro_batches
+    return activation_bytes_stage(per_layer, layers / pp, in_flight_factor(pp, interleave, m), recompute)

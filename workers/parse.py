@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chipsweep.schemas.errors import ChipsweepError, Problem
+from chipsweep.schemas.numbers import fmt as fmt_bound
+from chipsweep.schemas.numbers import storage
 
 Array = np.ndarray
 
@@ -84,13 +86,14 @@ def _as_strings(col: pa.ChunkedArray | pa.Array) -> list[str | None]:
 
 
 def blank_mask(table: pa.Table, name: str) -> Array:
-    """True where the column is absent, null, NaN or an empty string."""
+    """True where the column is absent, null, NaN in a float column (how pandas writes a missing cell) or
+    an empty string. The text `nan` is not blank: it is a value, and `numbers` refuses it."""
     if name not in table.column_names:
         return np.ones(table.num_rows, dtype=bool)
     col = table.column(name)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         vals = _as_strings(col)
-        return np.array([v is None or v == "" or v.lower() == "nan" for v in vals], dtype=bool)
+        return np.array([v is None or v == "" for v in vals], dtype=bool)
     if pa.types.is_floating(col.type):
         arr = col.to_numpy(zero_copy_only=False)
         return np.isnan(arr) | np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False))
@@ -108,9 +111,22 @@ def numbers(
     required: bool = False,
     allowed: str | None = None,
 ) -> Array:
-    """The column as float64 (NaN where blank); bad cells are recorded in `errors` and set to NaN."""
+    """The column as float64 (NaN where blank); bad cells are recorded in `errors` and set to NaN.
+
+    Every value must be finite (the text `nan` or `inf` is an error, not a blank) and fit the column
+    type it is stored in (`schemas.numbers.storage`: n_chips in int32, ...), so one bad cell names its
+    row and field and the other rows still run."""
     n = table.num_rows
     blank = blank_mask(table, name)
+    where = storage(name, integer=integer)
+    narrow = where.high < 1e300  # a type narrower than float64: its range is part of what is allowed
+    lo = minimum if minimum is not None else (where.low if narrow else None)
+    hi = maximum if maximum is not None else (where.high if narrow else None)
+    if narrow:
+        lo, hi = max(lo if lo is not None else where.low, where.low), min(hi if hi is not None else where.high, where.high)
+    what = allowed or _describe(integer, lo, hi, "a number", where)
+    shown: list[object] | None = None  # the cells as given (text), for messages
+    unparsed = np.zeros(n, dtype=bool)
     if name not in table.column_names:
         out = np.full(n, np.nan)
     else:
@@ -119,32 +135,43 @@ def numbers(
             out = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
             out = np.where(blank, np.nan, out)
         else:
-            strs = _as_strings(col)
+            shown = list(_as_strings(col))
             out = np.full(n, np.nan)
-            bad_rows, bad_vals = [], []
-            for i, v in enumerate(strs):
+            for i, v in enumerate(shown):
                 if blank[i]:
                     continue
                 try:
                     out[i] = float(v)  # type: ignore[arg-type]
-                except ValueError:
-                    bad_rows.append(i)
-                    bad_vals.append(v)
-            if bad_rows:
-                errors.add(bad_rows, name, bad_vals, allowed or _describe(integer, minimum, maximum, "a number"))
-    what = allowed or _describe(integer, minimum, maximum, "a number")
-    finite = np.isfinite(out)
+                except (ValueError, OverflowError):
+                    unparsed[i] = True
+            if unparsed.any():
+                rows = np.nonzero(unparsed)[0]
+                errors.add(rows, name, [shown[i] for i in rows], what)
+
+    def cells(rows: Array) -> list[object]:
+        return [shown[i] if shown is not None else _fmt(out[i]) for i in rows]
+
+    given = ~blank & ~unparsed
+    infinite = given & ~np.isfinite(out)  # nan / inf written as a value (in a float column NaN is a blank)
+    if infinite.any():
+        rows = np.nonzero(infinite)[0]
+        errors.add(rows, name, cells(rows), f"{what} (nan and infinities are not numbers)" if not allowed else what)
+    finite = given & np.isfinite(out)
+    safe = np.where(finite, out, 0.0)
     bad = np.zeros(n, dtype=bool)
     if integer:
-        bad |= finite & (np.abs(out - np.round(out)) > 1e-9)
-    if minimum is not None:
-        bad |= finite & (out < minimum)
-    if maximum is not None:
-        bad |= finite & (out > maximum)
+        bad |= finite & (np.abs(safe - np.round(safe)) > 1e-9)
+    if lo is not None:
+        bad |= finite & (safe < lo)
+    if hi is not None:
+        bad |= finite & (safe > hi)
     if bad.any():
         rows = np.nonzero(bad)[0]
-        errors.add(rows, name, [_fmt(v) for v in out[rows]], what)
-        out[rows] = np.nan
+        beyond = finite[rows] & ((safe[rows] < where.low) | (safe[rows] > where.high))
+        for row, big in zip(rows.tolist(), beyond.tolist(), strict=True):
+            errors.add([row], name, cells(np.asarray([row])), f"{what}; too large to store ({where.describe()})"
+                       if big and not allowed else what)
+    out[infinite | bad] = np.nan
     if required and blank.any():
         rows = np.nonzero(blank)[0]
         errors.add(rows, name, ["" for _ in rows], f"required: {what}")
@@ -211,14 +238,22 @@ def ids(table: pa.Table, name: str, index: dict[str, int], errors: RowErrors, wh
     return out
 
 
-def _describe(integer: bool, minimum: float | None, maximum: float | None, noun: str) -> str:
-    kind = "an integer" if integer else noun
-    if minimum is not None and maximum is not None:
+def _describe(integer: bool, minimum: float | None, maximum: float | None, noun: str, where: object = None) -> str:
+    """`allowed: an integer >= 1 (at most 2,147,483,647)`: the upper bound of the storage type is said
+    apart, so the usual `>= 1` still reads first."""
+    kind = "an integer" if integer else f"a finite {noun[2:]}" if noun.startswith("a ") else noun
+    top = getattr(where, "high", None)
+    if minimum is not None and maximum is not None and maximum != top:
         return f"allowed: {kind} from {_fmt(minimum)} to {_fmt(maximum)}"
+    if maximum is not None and maximum == top:
+        low = f" >= {_fmt(minimum)}" if minimum is not None and minimum > getattr(where, "low", -np.inf) else ""
+        return f"allowed: {kind}{low} (at most {fmt_bound(top)})"
     if minimum is not None:
         return f"allowed: {kind} >= {_fmt(minimum)}"
     return f"allowed: {kind}"
 
 
 def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+    if not np.isfinite(v):
+        return str(v)
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e18 else f"{v:g}"

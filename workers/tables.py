@@ -48,6 +48,7 @@ class ChipTable:
         cols["streaming"] = np.array(
             [1.0 if c.system_kind in STREAMING_KINDS and c.external_memory_gb else 0.0 for c in chips]
         )
+        cols["scale_up_reduction"] = np.array([1.0 if c.scale_up_reduction else 0.0 for c in chips])
         return cls(ids, cols)
 
     def index(self) -> dict[str, int]:
@@ -67,6 +68,7 @@ class ModelTable:
         cols["n_proj"] = np.array([3.0 if mo.mlp == "swiglu" else 2.0 for mo in models])
         cols["learned_pos"] = np.array([1.0 if mo.position == "learned" else 0.0 for mo in models])
         cols["tied"] = np.array([1.0 if mo.tied_embeddings else 0.0 for mo in models])
+        cols["dropout"] = np.array([np.nan if mo.dropout is None else float(mo.dropout) for mo in models])
         return cls(ids, cols)
 
     def index(self) -> dict[str, int]:
@@ -87,6 +89,10 @@ def model_columns(models: ModelTable, model_idx: Array, given: Callable[[str], A
     mcols["n_proj"] = np.where(np.isfinite(mlp), 2.0 + mlp, mcols["n_proj"])
     for field, default in {"n_proj": 2.0, "learned_pos": 0.0, "tied": 1.0, **(defaults or {})}.items():
         mcols[field] = np.where(np.isfinite(mcols[field]), mcols[field], default)
+    drop = given("dropout")
+    mcols["dropout"] = np.where(np.isfinite(drop), drop, mcols.get("dropout", np.full(len(model_idx), np.nan)))
+    # no word on dropout: GPT-2/3-era models with learned positions trained with it, RoPE/ALiBi ones without
+    mcols["dropout"] = np.where(np.isfinite(mcols["dropout"]), mcols["dropout"], mcols["learned_pos"])
     return mcols
 
 
@@ -109,6 +115,9 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         "n_proj": cols["n_proj"],
         "learned_pos": cols["learned_pos"],
         "tied": cols["tied"],
+        # no word on dropout: GPT-2/3-era models (learned positions) trained with it, RoPE/ALiBi ones without
+        "dropout": np.where(np.isfinite(cols["dropout"]), cols["dropout"], cols["learned_pos"])
+        if "dropout" in cols else cols["learned_pos"],
     }
 
 
@@ -145,6 +154,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "mem_bw": chip_cols["memory_bandwidth_gb_s"] * 1e9,
         "up_bw": up,
         "up_domain": domain,
+        "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),
         "out_bw": out,
         "tdp_w": chip_cols["tdp_w"],
         "usd_per_hour": chip_cols["usd_per_hour"],
@@ -152,6 +162,13 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "streaming": chip_cols["streaming"],
         "ext_mem_bytes": chip_cols["external_memory_gb"] * 1e9,
         "ext_bw": chip_cols["external_memory_gb_s"] * 1e9,
+        # owned-cluster TCO per accelerator: measured draw (else TDP x the measured fraction), and the purchase:
+        # the server's share (else the chip's price plus a host share) plus the network's share
+        "power_w": np.where(np.isfinite(chip_cols["power_draw_w"]), chip_cols["power_draw_w"],
+                            chip_cols["tdp_w"] * defaults.get("power_draw_fraction", 1.0)),
+        "capex_usd": np.where(np.isfinite(chip_cols["server_usd"]), chip_cols["server_usd"],
+                              chip_cols["purchase_usd"] + defaults.get("host_usd", 0.0))
+        + np.where(np.isfinite(chip_cols["network_usd"]), chip_cols["network_usd"], defaults.get("network_usd", 0.0)),
     }
 
 

@@ -1,21 +1,35 @@
-"""Training step time, throughput, utilisation and memory for millions of configurations at once.
+"""Training step time, throughput, utilisation, memory and cost for millions of configurations at once.
 
 Sources (formulas cite them line by line):
 - Narayanan et al. 2021 (SC21, arXiv:2104.04473): 3D parallelism, sec. 2.2 pipeline bubble
   (p-1)/m for 1F1B and (p-1)/(v·m) interleaved, sec. 3.3 tensor-parallel all-reduces (2 forward,
   2 backward per layer), sec. 4.1 scatter/gather of pipeline sends across nodes.
 - Korthikanti et al. 2022 (arXiv:2205.05198): sequence parallelism (reduce-scatter + all-gather of the
-  same volume as the all-reduce), selective recompute, activation sizes.
-- Rajbhandari et al. 2020 (ZeRO): stage-3 parameter all-gather forward and backward.
+  same volume as the all-reduce; pipeline sends of s/t tokens), selective recompute (the attention core
+  re-run once), activation sizes (workers/memory.py).
+- Rajbhandari et al. 2020 (ZeRO, arXiv:1910.02054) sec. 7 and Zhao et al. 2023 (PyTorch FSDP,
+  arXiv:2304.11277) sec. 3.3-3.4: ZeRO-3/FSDP all-gather each layer's weights in the forward and again in
+  the backward and reduce-scatter its gradients, every micro-batch; ZeRO-2 reduce-scatters gradients every
+  micro-batch; ZeRO-0/1 reduce gradients once per step. The next layer's gather is prefetched behind the
+  current layer's compute (one layer ahead), so a layer's collective hides only behind one layer's compute.
+- Megatron-Core --overlap-grad-reduce (2023): the bucketed gradient reduce overlaps the last micro-batch's
+  backward; earlier Megatron reduced after the backward.
+- Megatron-Core pipeline layout (--decoder-first/last-pipeline-num-layers, --account-for-embedding/loss-
+  in-pipeline-split) and Dubey et al. 2024 (Llama 3, arXiv:2407.21783) sec. 3.3.2: the first and last stages
+  hold fewer layers so the embedding and the output head weigh like a layer; the slowest stage sets the pace.
 - Calculon (Isaev et al., SC'23): compute efficiency as a function of the operation size per chip;
   element-wise work bound by memory bandwidth, not matrix peak.
+- Dao 2023 (FlashAttention-2, arXiv:2307.08691): causal blocks skipped, backward 2.5x the forward.
 - Cerebras "Wafer-Scale Cluster" white paper / Hot Chips 2022: weight streaming from MemoryX,
   activations on the wafer, pure data parallelism over SwarmX.
 - Tesla Hot Chips 2022 "Dojo System": SRAM-only dies, HBM behind interface processors.
+- Owned cost: the capital recovery factor r / (1 - (1 + r)^-n) spreads the purchase over n years at the cost
+  of capital r (any engineering-economics text); power at measured draw x PUE (Touvron et al. 2023 sec. 6.3).
 
 The function `evaluate` takes a dict of equal-length float64 arrays (keys in `INPUT_KEYS`) and returns
 a dict of arrays. Integer codes: recompute 0 none / 1 selective / 2 full; system 0 accelerator with its
-own memory / 1 weight-streaming system (wafer-scale, Dojo tile).
+own memory / 1 weight-streaming system (wafer-scale, Dojo tile); framework features (`fw_*`) 0/1 from
+schemas/catalog/defaults.yaml `frameworks`.
 """
 
 from __future__ import annotations
@@ -28,10 +42,11 @@ from chipsweep.workers import comm
 from chipsweep.workers.bits import flag
 from chipsweep.workers.memory import (
     GIB,
-    activation_bytes_first_stage,
     activation_bytes_per_layer,
+    activation_bytes_stage,
+    in_flight_factor,
     model_state_bytes_per_param,
-    params_first_stage,
+    stage_params,
 )
 from chipsweep.workers.transformer import Shapes, layer_matrix_params, layer_params, total_params
 
@@ -39,9 +54,9 @@ Array = np.ndarray
 
 # Bits of the infeasibility mask; `REASONS` gives the text users read.
 R_LAYOUT = 1  # n_chips not divisible by tp*pp
-R_LAYERS = 2  # layers not divisible by pp*interleave
+R_LAYERS = 2  # the layers do not split over the pipeline stages
 R_HEADS = 4  # heads not divisible by tp
-R_BATCH = 8  # global batch not divisible by dp*micro_batch
+R_BATCH = 8  # global batch smaller than one micro-batch
 R_MEMORY = 16  # does not fit memory
 R_PRECISION = 32  # chip has no peak for the precision
 R_INTERLEAVE = 64  # interleaving needs pp > 1 and micro-batches a multiple of pp
@@ -51,6 +66,7 @@ R_NOPEAK = 512  # peak FLOP/s not published
 R_CHIPDATA = 1024  # chip memory size or bandwidth not published
 R_STREAMDATA = 2048  # weight-streaming system without a published external-memory bandwidth
 R_ZEROPP = 4096  # ZeRO-2/3 with pipeline parallelism
+R_FRAMEWORK = 8192  # the framework has no such feature (selective recompute, sequence parallelism, ZeRO stage)
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -60,36 +76,41 @@ REASONS: dict[int, str] = {
     R_STREAMDATA: "external memory bandwidth not published (set chip.external_memory_gb_s)",
     R_ZEROPP: "zero_stage 2 or 3 cannot be combined with pp > 1 (gradients must stay whole across micro-batches)",
     R_LAYOUT: "n_chips not divisible by tp*pp",
-    R_LAYERS: "layers not divisible by pp*interleave",
+    R_LAYERS: "layers not divisible by pp*interleave for this framework (or first/last_stage_layers do not add up)",
     R_HEADS: "heads not divisible by tp",
-    R_BATCH: "global_batch not divisible by dp*micro_batch",
-    R_INTERLEAVE: "interleave > 1 needs pp > 1, micro-batches a multiple of pp and framework megatron",
+    R_BATCH: "global_batch smaller than micro_batch",
+    R_INTERLEAVE: "interleave > 1 needs pp > 1, micro-batches a multiple of pp and a framework with interleaving",
     R_STREAMING: "weight-streaming system: tp and pp must be 1 (data parallel only)",
+    R_FRAMEWORK: "the framework has no such feature (selective recompute, sequence parallelism or this ZeRO stage)",
     R_MEMORY: "does not fit in memory",
 }
 
+# framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
+FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
+           "fw_uneven", "fw_pp_inner")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
+    "dropout",
     # chip (per chip, for the row's precision)
-    "peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "usd_per_hour",
-    "purchase_usd", "streaming", "ext_mem_bytes", "ext_bw", "peak_published",
+    "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "out_bw", "tdp_w", "usd_per_hour",
+    "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
     # layout and workload
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
-    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes",
+    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes", "low_precision",
+    "first_layers", "last_layers", "zero_group",
     # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
     "sustained_flops", "total_flops", "up_latency", "framework", "mode", "lora_params",
+    *FW_KEYS,
 )
-# megatron: Megatron-LM's schedules (interleaving, scatter/gather sends); deepspeed: DeepSpeed's pipeline
-# engine (plain 1F1B, blocking sends split over the tp ranks, fp16 gradients); deepspeed_2021: the same
-# engine as MT-NLG and Narayanan's ZeRO-3 baselines ran it (full-tensor sends at ds2021_p2p_eff of the
-# link, fitted on one MT-NLG run; data-parallel/ZeRO collectives at ds2021_dp_eff, solved on one ZeRO-3 run)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
 CAL_KEYS = (
-    "mm_eff_max",  # achievable fraction of peak for large matrix multiplies
+    "mm_eff_max",  # achievable fraction of the 16-bit peak for large matrix multiplies
+    "mm_eff_max_fp8",  # ... of the 8-bit peak, where the matrix multiplies run in fp8
     "mm_half_dim",  # the narrow GEMM dimension at which efficiency is half of mm_eff_max
+    "att_eff",  # the attention kernel's efficiency relative to a large GEMM's (FlashAttention-2: 50-73 % of peak)
     "mem_eff",  # achievable fraction of memory bandwidth for element-wise kernels
     "elem_traffic",  # bytes moved by element-wise kernels per byte of stored activations
     "layer_overhead_s",  # fixed seconds per layer pass (kernel launches, synchronisation)
@@ -97,17 +118,21 @@ CAL_KEYS = (
     "out_eff",  # achievable fraction of scale-out bandwidth in collectives
     "up_latency_s",
     "out_latency_s",
-    "dp_overlap",  # fraction of the pipeline time data-parallel traffic can hide behind
-    "ds_p2p_eff",  # fraction of the link DeepSpeed's pipeline send/receive reaches
-    "ds2021_p2p_eff",  # ... for the 2021 engine MT-NLG used (full-tensor sends)
-    "ds2021_dp_eff",  # fraction of the links the 2021 engine's data-parallel / ZeRO collectives reached
+    "overlap_eff",  # fraction of the overlap window a framework's gradient/parameter collectives hide behind
+    "tp_overlap_eff",  # fraction of tensor-parallel collectives hidden behind the GEMMs (where the framework can)
+    "p2p_eff",  # fraction of the link a framework's pipeline sends reach (DeepSpeed's engine < 1)
+    "dp_coll_eff",  # fraction of the link a framework's data-parallel / ZeRO collectives reach (1 = NCCL's)
     "mem_usable",  # fraction of chip memory a framework can use
     "pue",
-    "power_fraction",  # average chip power as a fraction of TDP
     "co2_kg_per_kwh",
     "usd_per_kwh",
     "amortization_years",
+    "cost_of_capital",  # per year
+    "host_power_w",  # W per accelerator for its host share
+    "facility_usd_per_kw_month",
+    "ops_usd_per_kw_month",
 )
+HOURS_PER_YEAR = 8766.0  # 365.25 days
 
 
 def shapes_of(x: Mapping[str, Array]) -> Shapes:
@@ -146,34 +171,75 @@ def _indivisible(num: Array, den: Array) -> Array:
 def layout_mask(
     layers: Array, heads: Array, n: Array, tp: Array, pp: Array, interleave: Array, micro_batch: Array,
     global_batch: Array, deepspeed: Array | bool = False, zero_stage: Array | float = 0.0,
+    uneven: Array | float = 1.0, interleave_ok: Array | float = 1.0,
 ) -> Array:
     """Reason bits of the layout's integer rules (R_LAYOUT, R_LAYERS, R_HEADS, R_BATCH, R_INTERLEAVE,
-    R_ZEROPP). A NaN field (not decided yet, e.g. left to the layout search) flags nothing, so sweep
-    workers can skip rows that fail before evaluating them."""
+    R_ZEROPP) for rows whose first/last-stage layer counts are left to the framework. A NaN field (not
+    decided yet, e.g. left to the layout search) flags nothing, so sweep workers can skip rows that fail
+    before evaluating them. `deepspeed` is kept for callers of the older signature (its engine runs no
+    interleaving: pass interleave_ok = 0 instead)."""
     tp_pp = tp * pp
     dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
-    mb_exact = global_batch / (dp * micro_batch)  # micro-batches per pipeline per step
-    return _layout_bits(layers, heads, n, tp, pp, interleave, tp_pp, dp, mb_exact, np.round(mb_exact), deepspeed, zero_stage)
+    m_run, _, _ = _batch_run(global_batch, dp, micro_batch)
+    ok = np.asarray(interleave_ok, dtype=np.float64) * (1.0 - np.asarray(deepspeed, dtype=np.float64))
+    return _layout_bits(layers, heads, n, tp, pp, interleave, tp_pp, dp, global_batch, micro_batch, m_run,
+                        zero_stage, uneven, ok)
+
+
+def _batch_run(global_batch: Array, dp: Array, micro_batch: Array) -> tuple[Array, Array, Array]:
+    """(micro-batches per step, replicas with work, how the batch ran: 0 exact, 1 the nearest valid batch at or
+    below the given one, 2 idle replicas). A global batch that dp x micro_batch does not divide runs
+    floor(B / (dp·b)) micro-batches (never a larger batch than asked, so never a faster step); a batch
+    smaller than dp·b leaves replicas idle: floor(B / b) of them get one micro-batch."""
+    mb_exact = global_batch / (dp * micro_batch)  # micro-batches per pipeline per step as given
+    m_floor = np.floor(mb_exact + 1e-9)
+    idle = m_floor < 1.0
+    dp_run = np.maximum(np.where(idle, np.floor(global_batch / micro_batch + 1e-9), dp), 1.0)  # replicas with work
+    m_run = np.maximum(m_floor, 1.0)
+    how = np.where(idle, 2, np.where(np.abs(m_floor - mb_exact) > 1e-6, 1, 0)).astype(np.int8)  # BATCH_HANDLING code
+    return m_run, dp_run, how
 
 
 def _layout_bits(
     layers: Array, heads: Array, n: Array, tp: Array, pp: Array, interleave: Array, tp_pp: Array, dp: Array,
-    mb_exact: Array, m_int: Array, deepspeed: Array | bool, zero_stage: Array | float,
+    global_batch: Array, micro_batch: Array, m_run: Array, zero_stage: Array | float, uneven: Array | float,
+    interleave_ok: Array | float,
 ) -> Array:
+    even_only = np.asarray(uneven) < 0.5
     checks = (
         (np.abs(dp * tp_pp - n) > 0.5, R_LAYOUT),
-        (_indivisible(layers, pp * interleave), R_LAYERS),
+        # older frameworks split the layers evenly; the others need a layer (or the embedding/head) per stage
+        ((even_only & _indivisible(layers, pp * interleave)) | (layers + 2.0 < pp * interleave), R_LAYERS),
         (_indivisible(heads, tp), R_HEADS),
-        ((np.abs(m_int - mb_exact) > 1e-6) | (mb_exact < 1.0 - 1e-9), R_BATCH),
-        ((interleave > 1) & ((pp <= 1) | _indivisible(m_int, pp) | deepspeed), R_INTERLEAVE),
+        (global_batch < micro_batch - 1e-9, R_BATCH),
+        ((interleave > 1) & ((pp <= 1) | _indivisible(m_run, pp) | (np.asarray(interleave_ok) < 0.5)), R_INTERLEAVE),
         # DeepSpeed docs: ZeRO-2/3 are incompatible with pipeline parallelism (Megatron's distributed
         # optimizer is ZeRO-1)
         ((zero_stage >= 2) & (pp > 1), R_ZEROPP),
     )
-    mask = np.zeros(np.shape(mb_exact), dtype=np.int32)
+    mask = np.zeros(np.shape(m_run), dtype=np.int32)
     for cond, bit in checks:
         flag(mask, cond, bit)
     return mask
+
+
+def _split(L: Array, p: Array, v: Array, w: float | Array, first: Array, last: Array) -> tuple[Array, Array, Array]:
+    """Layers on a chip of the first, a middle and the last pipeline stage (Megatron-Core's pipeline layout).
+
+    The L layers, plus w slots each for the embedding and the output head (w = 1: counted as a layer, as
+    --account-for-embedding/loss-in-pipeline-split and Llama 3's one layer fewer on the first and last stage
+    do; w = 0: Megatron's even split, ceil where it does not divide), fill p·v virtual stages as evenly as
+    whole layers allow. `first`/`last` (NaN = by that rule) are the row's own counts."""
+    per_virtual = np.ceil((L + 2.0 * w) / (p * v) - 1e-9)  # slots per virtual stage
+    cap = v * per_virtual  # slots per chip
+    f = np.where(np.isfinite(first), first, np.maximum(cap - w, 0.0))
+    two = p <= 2.0
+    l_auto = np.where(two, L - f, np.maximum(cap - w, 0.0))
+    lst = np.where(np.isfinite(last), last, l_auto)
+    rest = L - f - lst  # layers on the middle stages
+    mid = np.where(two, 0.0, np.ceil(rest / np.maximum(p - 2.0, 1.0) - 1e-9))
+    one = p <= 1.0
+    return np.where(one, L, f), np.where(one, 0.0, mid), np.where(one, L, lst)
 
 
 def _uniform(cal: Mapping[str, Array]) -> dict[str, Array]:
@@ -226,7 +292,7 @@ def evaluate(
 
 
 def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
-    # Written for speed as well as reading: a block is ~300 element-wise passes over ~16K rows, so a
+    # Written for speed as well as reading: a block is ~400 element-wise passes over ~16K rows, so a
     # selection between two finite values is a blend on a 0/1 array (`num`), not np.where (2-3x the cost
     # of a multiply, and float64 output for scalar choices), and every pass keeps the block's dtype.
     m = shapes_of(x)
@@ -242,8 +308,6 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     streaming = x["streaming"] > 0
     any_streaming = bool(streaming.any())
-    deepspeed = x["framework"] >= 1
-    ds2021 = x["framework"] == 2  # full-tensor pipeline sends
     peak = x["peak_flops"]
     full = rc == 2
     full_f = num(full)
@@ -252,14 +316,17 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     lora = x["mode"] == 2
     any_lora = bool(lora.any())
     trainable = np.where(lora, x["lora_params"], N) if any_lora else N  # parameters with gradients and Adam state
-    wb, gb = x["weight_bytes"], x["grad_bytes"]
+    wb, gb, e = x["weight_bytes"], x["grad_bytes"], x["act_bytes"]
+    fw_ds = num(x["fw_ds"] > 0)
+    sp_f = num(x["seq_parallel"] > 0)
+    flash = x["flash"]
 
-    # ---- layout validity (masked, never looped) -------------------------------------------------
+    # ---- layout validity and the batch actually run (masked, never looped) -------------------------
     tp_pp = t * p
-    dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas
-    mb_exact = B / (dp * b)  # micro-batches per pipeline per step
-    m_int = np.round(mb_exact)  # m
-    mask = _layout_bits(L, a, n, t, p, v, tp_pp, dp, mb_exact, m_int, deepspeed, zero)
+    dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas of the layout
+    m_run, dp_run, batch_how = _batch_run(B, dp, b)  # micro-batches per step, replicas with work
+    B_run = m_run * dp_run * b  # sequences per step actually run
+    mask = _layout_bits(L, a, n, t, p, v, tp_pp, dp, B, b, m_run, zero, x["fw_uneven"], x["fw_interleave"])
     no_peak = ~np.isfinite(peak)
     # a non-positive or NaN count fails `> 0` (np.minimum carries NaN through)
     smallest = np.minimum(np.minimum(np.minimum(n, B), np.minimum(b, t)), np.minimum(np.minimum(p, v), L))
@@ -267,6 +334,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         (~(smallest > 0), R_INPUT),
         (no_peak & (x["peak_published"] > 0), R_PRECISION),
         (no_peak & (x["peak_published"] <= 0), R_NOPEAK),
+        # a technique the framework's release did not have (defaults.yaml `frameworks`)
+        (((rc == 1) & (x["fw_selective"] < 0.5)) | ((sp_f > 0) & (x["fw_sp"] < 0.5)) | (zero > x["fw_max_zero"]),
+         R_FRAMEWORK),
     ]
     if any_streaming:
         checks += [
@@ -279,11 +349,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         checks.append((~(np.isfinite(x["mem_bytes"]) & np.isfinite(x["mem_bw"])), R_CHIPDATA))
     for cond, bit in checks:
         flag(mask, cond, bit)
-    mb_count = np.maximum(m_int, 1.0)
 
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
     mm = 2.0 * s * terms["p_matrix"]  # FLOPs per sequence per layer, matrix multiplies (forward)
-    att = 4.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V (full s^2)
+    att = 2.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V, causal (s^2/2)
     logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
     # forward + 2x backward (eq. 3); with LoRA the frozen matrices skip their weight gradients, so their
     # backward is 1x forward (activation gradients only): ~4N instead of 6N FLOPs per token (Hu et al. 2021)
@@ -291,75 +360,137 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     per_seq = L * (mm_passes * mm + 3.0 * att) + mm_passes * logits  # model FLOPs per sequence
     if any_lora:
         per_seq = per_seq + 6.0 * s * x["lora_params"] * num(lora)  # adapters, forward + backward
-    model_flops = per_seq * B  # FLOPs per step
-    # recompute: full re-runs each layer's forward (mm + att); selective the attention core, counted as
-    # 3x its forward FLOPs (Korthikanti sec. 6 hardware FLOPs)
+    model_flops = per_seq * B_run  # FLOPs per step
+    # recompute: full re-runs each layer's forward (mm + att); selective the attention core's forward once
+    # (Korthikanti sec. 5); the time below charges the same passes
     selective_f = num(rc == 1)
-    recompute_flops = L * (full_f * mm + (3.0 * selective_f + full_f) * att) * B
+    recompute_flops = L * (full_f * mm + (selective_f + full_f) * att) * B_run
     hw_flops = model_flops + recompute_flops  # FLOPs per step
-    tokens_step = B * s  # tokens per step
+    tokens_step = B_run * s  # tokens per step
 
     # ---- one micro-batch through one layer on one chip -----------------------------------------
     # compute time = FLOPs x b / t / (peak x eff); 1/eff(d) = (1 + half_dim / d) / mm_eff_max (`_eff`)
     passes = 3.0 + full_f  # forward, backward (2x), recomputed forward
     mm_time_passes = mm_passes + full_f  # matrix multiplies: LoRA skips the weight-gradient GEMMs
     bs = b * s  # tokens per micro-batch
-    half, inv_max = cal["mm_half_dim"], 1.0 / cal["mm_eff_max"]
-    s_per_flop = b / (t * peak) * inv_max  # s per FLOP of one sequence's work, at full GEMM efficiency
+    half = cal["mm_half_dim"]
+    eff_max = _pick(num(x["low_precision"] > 0), cal["mm_eff_max_fp8"], cal["mm_eff_max"])
+    s_per_flop = b / (t * peak * eff_max)  # s per FLOP of one sequence's work, at full GEMM efficiency
     narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
     t_mm = mm * mm_time_passes * s_per_flop * (1.0 + half / narrow_mm)  # s
-    att_passes = 3.0 + num(rc >= 1)
-    t_att = att * att_passes * s_per_flop * (1.0 + half / np.minimum(s, m.head_dim))  # s
-    per_layer = activation_bytes_per_layer(m, b, t, x["seq_parallel"], x["flash"])  # bytes: none, selective, full
+    # attention core as executed: unfused kernels compute the whole s^2 matrix (masked), FlashAttention skips the
+    # causal half and recomputes the scores in its backward (2.5x the forward, FlashAttention-2 sec. 3.1);
+    # selective or full recompute re-runs the forward once
+    att_exec = att * (2.0 - flash)  # forward FLOPs per sequence per layer as executed
+    att_passes = 3.0 + 0.5 * flash + num(rc >= 1)
+    # attention runs in 16-bit even when the GEMMs run in fp8 (Transformer Engine), at its kernel's efficiency
+    s_per_flop_att = b / (t * x["peak_16"] * cal["mm_eff_max"] * cal["att_eff"])
+    t_att = att_exec * att_passes * s_per_flop_att * (1.0 + half / np.minimum(s, m.head_dim))  # s
+    per_layer = activation_bytes_per_layer(m, b, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
     act_none = per_layer[0]
     # norms, softmax, dropout (memory-bound) plus a fixed cost per layer pass
     t_elem_over = passes * (act_none * (cal["elem_traffic"] / cal["mem_eff"]) / x["mem_bw"] + cal["layer_overhead_s"])
-    # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed;
-    # ranks are ordered [pp][dp][tp] (Megatron): tp groups are consecutive, dp groups stride tp
+    # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed (with sequence
+    # parallelism reduce-scatter + all-gather of the same volume); ranks are ordered [pp][dp][tp] (Megatron):
+    # tp groups are consecutive, dp groups stride tp; frameworks with TP overlap hide part behind the GEMMs
     up_bw, out_bw = x["up_bw"] * cal["up_eff"], x["out_bw"] * cal["out_eff"]  # bytes/s
     up_lat = np.where(np.isfinite(x["up_latency"]), x["up_latency"], cal["up_latency_s"])  # s per message
     out_lat, dom = cal["out_latency_s"], x["up_domain"]
-    msg = bs * h * x["act_bytes"]  # bytes of one layer output for a micro-batch
-    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat)
+    msg = bs * h * e  # bytes of one layer output for a micro-batch
+    nvls = x["up_reduce"]  # in-network reduction on the scale-up switch
+    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat, nvls)
     tp_allreduce = tp_group.allreduce(msg)
-    t_tp = (2.0 * passes - 2.0) * tp_allreduce  # s: 4 or 6 all-reduces per layer
-    t_layer = t_mm + t_att + t_elem_over + t_tp  # s per layer per micro-batch, one chip
+    tp_hidden = num(x["fw_tp_overlap"] > 0) * cal["tp_overlap_eff"]
+    t_tp = (2.0 * passes - 2.0) * tp_allreduce * (1.0 - tp_hidden)  # s: 4 or 6 all-reduces per layer
+    t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
+    t_layer = t_compute + t_tp  # s
 
-    # ---- pipeline ------------------------------------------------------------------------------
-    pp_cross = n > dom  # some stage boundary leaves the scale-up domain
-    # Megatron splits cross-node sends over the t ranks (scatter/gather, Narayanan sec. 4.1) and overlaps
-    # each send with the matching receive; DeepSpeed's pipeline engine splits them too (PipelineEngine
-    # is_pipe_partitioned / is_grad_partitioned) but runs SendActivation/RecvActivation/SendGrad/RecvGrad
-    # as separate blocking steps (DeepSpeed PipeSchedule); the 2021 engine of MT-NLG sent whole tensors
-    ds_f, ds2021_f = num(deepspeed), num(ds2021)
-    ds_eff = _pick(ds2021_f, cal["ds2021_p2p_eff"], cal["ds_p2p_eff"])
-    pp_bw = np.where(pp_cross, out_bw, up_bw) * _pick(ds_f, ds_eff, 1.0)  # bytes/s
-    pp_lat = np.where(pp_cross, out_lat, up_lat)  # s
-    split_f = num(pp_cross) * (1.0 - ds2021_f)  # the send is split over the tp ranks
-    pp_msg = msg / _pick(split_f, t, 1.0)  # bytes per send
-    two_v = 2.0 * v
-    sends = _pick(ds_f, 4.0, two_v)  # transfers on the critical path per micro-batch
-    recvs = _pick(ds_f, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
-    # the receiving stage re-assembles a split tensor with an all-gather over its tp ranks (scale-up link)
-    regather = split_f * (0.5 * tp_allreduce)  # s per receive
-    t_pp = np.where(p > 1, sends * (pp_msg / pp_bw + pp_lat) + recvs * regather, 0.0)  # s per micro-batch
-    t_logit = logits * mm_passes * s_per_flop * (1.0 + half / np.minimum(bs, h))  # s, on the last stage
-    t_stage = L / p * t_layer + t_logit + t_pp  # s per micro-batch on the slowest stage
-    t_pipe = (mb_count + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
+    # ---- pipeline stages: the slowest one sets the pace ------------------------------------------
+    t_head = logits * mm_passes * s_per_flop * (1.0 + half / np.minimum(bs, h))  # s, output layer on the last stage
+    first_in, last_in = x["first_layers"], x["last_layers"]
+    f0, mid0, l0 = _split(L, p, v, 0.0, first_in, last_in)  # even split (ceil where it does not divide)
+    stage0 = np.maximum(np.maximum(f0, mid0) * t_layer, l0 * t_layer + t_head)
+    uneven = x["fw_uneven"] > 0
+    if bool(uneven.any()):  # embedding and head as stage weight, where the framework can: the faster split
+        f1, mid1, l1 = _split(L, p, v, 1.0, first_in, last_in)
+        stage1 = np.maximum(np.maximum(f1, mid1) * t_layer, l1 * t_layer + t_head)
+        use1 = num(uneven & (stage1 < stage0))
+        f, mid, lst = _pick(use1, f1, f0), _pick(use1, mid1, mid0), _pick(use1, l1, l0)
+        t_stage_compute = _pick(use1, stage1, stage0)
+    else:
+        f, mid, lst, t_stage_compute = f0, mid0, l0, stage0
+    bad_split = (f < 0) | (lst < 0) | ((p > 2) & (L - f - lst < p - 2.0)) | ((p == 2) & (np.abs(f + lst - L) > 0.5))
+    flag(mask, bad_split & (np.isfinite(first_in) | np.isfinite(last_in)), R_LAYERS)
+    L_stage = np.maximum(np.maximum(f, mid), lst)  # layers on the slowest stage
 
-    # ---- data parallel and optimizer -----------------------------------------------------------
-    dp_group = comm.Group(dp, t, dom, up_bw, out_bw, up_lat, out_lat)
+    # pipeline sends: ranks [pp][dp][tp] put consecutive stages tp·dp ranks apart, so some stage boundary
+    # crosses the scale-out network once the job spans domains; frameworks that can order the ranks
+    # [dp][pp][tp] (pp_inner: Megatron-Core --use-tp-pp-dp-mapping, MaxText's mesh) may keep a pipeline that
+    # fits a domain inside it, sending over the scale-up link while data parallelism crosses the network:
+    # such rows take the faster of the two orders
+    n_used = dp * tp_pp
+    can_inner = (x["fw_pp_inner"] > 0) & (tp_pp <= dom) & (n_used > dom) & (p > 1)
+    zg = np.minimum(np.where(np.isfinite(x["zero_group"]), x["zero_group"], dp_run), dp_run)
+    p_layer_chip = terms["p_layer"] / t  # parameters of one layer on one chip
+    train_frac = trainable / N  # fraction of the parameters that get gradients
     trainable_chip = trainable / tp_pp  # trainable parameters per chip
-    # gradients all-reduced, or reduce-scattered (half an all-reduce) with ZeRO-2/3; ZeRO-3 also
-    # all-gathers the weights twice (forward and backward: one all-reduce's volume)
-    half_grad, gather = 1.0 - 0.5 * num(zero >= 2), num(zero >= 3)  # all-reduces' worth of each
-    dp_bytes = trainable_chip * gb * half_grad + gather * (N / tp_pp * wb)
-    dp_per_byte = dp_group.per_byte * _pick(ds2021_f, 1.0 / cal["ds2021_dp_eff"], 1.0)  # s per byte
-    t_dp = dp_bytes * dp_per_byte + (half_grad + gather) * dp_group.latency  # s
-    t_dp_exposed = np.maximum(t_dp - cal["dp_overlap"] * t_pipe, 0.0)  # s not hidden
-    state_bpp = model_state_bytes_per_param(zero, dp, wb, gb)  # bytes/param
+    overlap = num(x["fw_overlap"] > 0) * cal["overlap_eff"]  # fraction of a window a collective hides behind
+    bwd_frac = (2.0 + full_f) / passes  # backward share of a micro-batch (recompute runs in the backward)
+    win_bwd = overlap * t_stage_compute * bwd_frac  # s: one micro-batch's backward on the stage
+    win_fwd = overlap * t_stage_compute * (1.0 - bwd_frac)
+    z2, z3 = num(zero == 2), num(zero >= 3)
+    z01 = 1.0 - z2 - z3
+    z1 = num(zero == 1)
+    coll = 1.0 / cal["dp_coll_eff"]  # a framework's collectives slower than NCCL's (2021 DeepSpeed)
+    zero_shards = _pick(num(zero >= 1), zg, 1.0)
+    state_bpp = model_state_bytes_per_param(zero, zero_shards, wb, gb)  # bytes/param
     t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
-    step = t_pipe + t_dp_exposed + t_opt  # s per step
+
+    def step_for(inner_f: Array | float) -> Array:
+        """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain."""
+        cross_f = num(n_used > dom) * (1.0 - inner_f)  # some stage boundary crosses the scale-out network
+        pp_bw = _pick(cross_f, out_bw, up_bw) * cal["p2p_eff"]  # bytes/s
+        pp_lat = _pick(cross_f, out_lat, up_lat)  # s
+        # with sequence parallelism the stage output is already split over the t ranks (s/t tokens each);
+        # otherwise Megatron splits a cross-domain send over the t ranks and re-gathers it (Narayanan sec. 4.1)
+        split_f = cross_f * num(x["fw_split"] > 0) * (1.0 - sp_f)
+        pp_msg = msg / _pick(np.maximum(sp_f, split_f), t, 1.0)  # bytes per send
+        two_v = 2.0 * v
+        sends = _pick(fw_ds, 4.0, two_v)  # transfers on the critical path per micro-batch
+        recvs = _pick(fw_ds, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
+        regather = split_f * (0.5 * tp_allreduce)  # s per receive: all-gather over the tp ranks (scale-up link)
+        t_pp = num(p > 1) * (sends * (pp_msg / pp_bw + pp_lat) + recvs * regather)  # s per micro-batch
+        t_stage = t_stage_compute + t_pp  # s per micro-batch on the slowest stage
+        t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
+        # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
+        stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
+        dp_all = comm.Group(dp_run, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
+        shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
+        rep = comm.Group(np.maximum(np.floor(dp_run / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
+        # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
+        # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
+        # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
+        grad_ar = dp_all.allreduce(trainable_chip * gb) * coll  # s
+        half_ar = 0.5 * grad_ar
+        t_z01 = _pick(z1, np.maximum(half_ar - win_bwd, 0.0) + np.maximum(half_ar - win_fwd, 0.0),
+                      np.maximum(grad_ar - win_bwd, 0.0))
+        # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
+        rs_grad = shard.allgather(trainable_chip * gb) * coll  # s per micro-batch
+        ag_par = shard.allgather(trainable_chip * wb) * coll  # s per step
+        across = rep.allreduce(trainable_chip * gb / zg) * coll  # s per step: hybrid sharding's replicas
+        t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
+        # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
+        # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
+        gather_l = shard.allgather(p_layer_chip * wb) * coll  # s per layer
+        comm_l = 2.0 * gather_l + shard.allgather(p_layer_chip * gb * train_frac) * coll  # s per layer per micro-batch
+        exposed_l = np.maximum(comm_l - overlap * t_layer, 0.0)  # s per layer per micro-batch
+        t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
+        t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
+        return t_pipe + t_dp + t_opt  # s per step
+
+    step = step_for(0.0)
+    if bool(can_inner.any()):
+        step = np.where(can_inner, np.minimum(step, step_for(num(can_inner))), step)
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
     if any_streaming:
@@ -368,14 +499,31 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         compute_s = hw_flops / dp / (peak * _eff(np.minimum(bs, h), cal))  # s per step, whole model per system
         step = np.where(streaming, np.maximum(compute_s, stream_s), step)
 
-    # ---- memory per chip ------------------------------------------------------------------------
-    stage_params = params_first_stage(m, t, p, terms["p_layer"])  # parameters on a first-stage chip
-    states = stage_params * state_bpp  # bytes: weights, gradients, optimizer
+    # ---- memory per chip: the first, a middle and the last stage --------------------------------
+    p_first = stage_params(f, terms["p_layer"], m, t, p, first=True)  # parameters on a first-stage chip
+    p_last = stage_params(lst, terms["p_layer"], m, t, p, first=False)
+    p_mid = mid * p_layer_chip
+    gathered = z3 * (2.0 * p_layer_chip * wb)  # bytes: ZeRO-3 keeps the current and the prefetched layer whole
     if any_lora:  # LoRA keeps the frozen weights only, and the adapters' full state
-        states = np.where(lora, stage_params * wb + trainable_chip * state_bpp, states)
-    acts = activation_bytes_first_stage(per_layer, L, p, v, rc)  # bytes
-    logit_buf = num(p <= 1) * (bs * V / t * x["act_bytes"])  # bytes: logits on the last stage
-    mem = states + acts + logit_buf
+        lora_states = trainable_chip * state_bpp
+
+        def states_of(params: Array) -> Array:
+            return np.where(lora, params * wb + lora_states, params * state_bpp) + gathered
+    else:
+
+        def states_of(params: Array) -> Array:
+            return params * state_bpp + gathered
+
+    in_first = in_flight_factor(p, v, m_run)  # micro-batches held by the first stage
+    acts_first = activation_bytes_stage(per_layer, f, in_first, rc)  # bytes
+    acts_mid = activation_bytes_stage(per_layer, mid, np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
+    acts_last = activation_bytes_stage(per_layer, lst, 1.0 + 0.0 * p, rc)
+    logit_buf = bs * V / t * e  # bytes: the last stage's logits (fused cross-entropy keeps no fp32 copy)
+    mem_first = states_of(p_first) + acts_first + num(p <= 1) * logit_buf
+    mem_last = states_of(p_last) + acts_last + logit_buf
+    mem = np.maximum(np.maximum(mem_first, mem_last), num(p > 2) * (states_of(p_mid) + acts_mid))
+    acts = acts_first
+    states = states_of(p_first)
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
     fits = mem <= mem_limit
     if any_streaming:
@@ -395,10 +543,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if use_sustained.any():
         step = np.where(use_sustained, hw_flops / (n * np.where(use_sustained, sustained, 1.0)), step)
 
-    # infeasible rows carry NaN, not a made-up number; every output below derives from `step`
+    # infeasible rows carry NaN, not a made-up number; every output below derives from `step`. The time a row
+    # refused only for memory would take is kept apart (validation compares published runs' speed with it)
+    step_if_fits = np.where((mask & ~R_MEMORY) != 0, np.nan, step)
     step = np.where(mask != 0, np.nan, step)
 
-    # ---- throughput, utilisation ----------------------------------------------------------------
+    # ---- throughput, utilisation (every chip of the row counts, idle ones too) --------------------
     per_chip_s = 1e-12 / (step * n)  # 1e-12 / chip-seconds per step
     tokens_per_s = tokens_step / step
     model_tflops = model_flops * per_chip_s  # TFLOP/s per chip
@@ -407,7 +557,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     mfu = model_tflops / peak_t
     hfu = hw_tflops / peak_t
 
-    # ---- the whole run --------------------------------------------------------------------------
+    # ---- the whole run: time, energy, cost --------------------------------------------------------
     given_flops = np.isfinite(x["total_flops"])
     total_flops = np.where(given_flops, x["total_flops"], per_seq / s * x["tokens"])  # FLOPs
     run_s = x["tokens"] / tokens_per_s  # s
@@ -415,11 +565,18 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         sustained_run = np.where(mask != 0, np.nan, total_flops / (n * np.where(use_sustained, sustained, 1.0)))  # s
         run_s = np.where(use_sustained & given_flops, sustained_run, run_s)
     chip_hours = run_s * n / 3600.0
-    energy_mwh = chip_hours * x["tdp_w"] * (cal["power_fraction"] * cal["pue"] * 1e-6)  # MWh
-    life_h = cal["amortization_years"] * 8766.0  # hours of service over which a purchase is spread
-    owned = chip_hours * x["purchase_usd"] / life_h + energy_mwh * (1000.0 * cal["usd_per_kwh"])  # USD
-    rented = np.isfinite(x["usd_per_hour"])  # cost basis: a rental price, else the purchase price (owned)
-    cost = np.where(rented, chip_hours * x["usd_per_hour"], owned)  # USD
+    it_kw = (x["power_w"] + cal["host_power_w"]) * 1e-3  # kW per accelerator with its host share, measured draw
+    energy_mwh = chip_hours * it_kw * (cal["pue"] * 1e-3)  # MWh
+    # owned: the purchase spread over its life at the cost of capital (capital recovery factor), plus energy,
+    # facility and operations per kW
+    r, years = cal["cost_of_capital"], cal["amortization_years"]
+    crf = r / (1.0 - (1.0 + r) ** (-years))  # per year
+    capex = chip_hours * (x["capex_usd"] * crf / HOURS_PER_YEAR)  # USD
+    per_kw_h = (cal["facility_usd_per_kw_month"] + cal["ops_usd_per_kw_month"]) * 12.0 / HOURS_PER_YEAR  # USD/kWh(IT)
+    opex = energy_mwh * (1000.0 * cal["usd_per_kwh"]) + chip_hours * it_kw * per_kw_h  # USD
+    # cost basis: a rental price unless the row asks for owned (or the chip has none)
+    rented = np.isfinite(x["usd_per_hour"]) & ~(x["owned"] > 0)
+    cost = np.where(rented, chip_hours * x["usd_per_hour"], capex + opex)  # USD
     co2_t = energy_mwh * cal["co2_kg_per_kwh"]  # t CO2 (MWh x kg/kWh = t)
 
     outputs = {
@@ -434,6 +591,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "energy_mwh": energy_mwh,
         "cost_usd": cost,
         "co2_t": co2_t,
+        "capex_usd": np.where(rented, np.nan, capex),
+        "opex_usd": np.where(rented, np.nan, opex),
+        "global_batch_run": np.where(mask != 0, np.nan, B_run),
+        "idle_chips": np.where(mask != 0, np.nan, (dp - dp_run) * tp_pp + (n - n_used)),
+        "first_stage_layers": f,
+        "last_stage_layers": lst,
     }
     return {
         "dp": dp,
@@ -446,6 +609,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "params": N,
         "total_flops": total_flops,
         "cost_owned": ~rented,
+        "batch_handling": batch_how,
+        "step_time_if_fits_s": step_if_fits,
+        "tokens_per_step": tokens_step,
         "reason_mask": mask,
     }
 

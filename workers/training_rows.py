@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
+    BATCH_HANDLING,
     COST_BASES,
     FRAMEWORKS,
     LORA_TARGETS,
@@ -36,12 +37,15 @@ from chipsweep.workers.tables import (
     model_shape_arrays,
     peak_for_precision,
 )
+from chipsweep.workers.training import FW_KEYS
 
 Array = np.ndarray
 
 # the outputs `evaluate` writes after the resolved layout, in the lake's order (cost_basis and the reason
 # are written after them)
 TRAINING_OUT = tuple(c.name for c in FACTS["training"] if c.role == "output" and c.dtype != "category")
+# category outputs written after them, in this order
+TRAINING_TEXT_OUT = ("cost_basis", "infeasible_reason", "framework", "batch_handling", "calibrated_on")
 
 
 def _bool_column(table: pa.Table, name: str, errors: RowErrors) -> Array:
@@ -62,8 +66,40 @@ def lora_parameters(shapes: dict[str, Array], rank: Array, targets: Array) -> Ar
     return shapes["layers"] * rank * per_layer
 
 
+def _peak_16(peaks: Array, peak: Array) -> Array:
+    """The 16-bit peak (bf16, else fp16) attention and element-wise kernels run at, else the row's own peak;
+    `peaks` is (precision, row)."""
+    bf16, fp16 = peaks[PRECISIONS.index("bf16")], peaks[PRECISIONS.index("fp16")]
+    return np.where(np.isfinite(bf16), bf16, np.where(np.isfinite(fp16), fp16, peak))
+
+
 def _or_default(values: Array, default: float) -> Array:
     return np.where(np.isfinite(values), values, default)
+
+
+def _workload_defaults(get, ctx: Context, precision: Array, n: int) -> dict[str, Array]:  # type: ignore[no-untyped-def]
+    """Row fields that follow the framework and the precision when a row leaves them blank: the framework's
+    features (defaults.yaml `frameworks`), sequence parallelism where the framework has it, FlashAttention
+    where it is its default, its gradient bytes; 4-byte activations in fp32 (Korthikanti Table 2 is 16-bit);
+    fp8 matrix multiplies; the cost basis asked for; the pipeline layout and ZeRO group given."""
+    framework = _or_default(get("framework"), 0.0)
+    fw = ctx.features_for(framework)
+    prec = precision.astype(np.int64)
+    act = np.where(prec == PRECISIONS.index("fp32"), 4.0, ctx.defaults["act_bytes"])
+    out: dict[str, Array] = {k: fw[k] for k in FW_KEYS}
+    out.update({
+        "framework": framework,
+        "seq_parallel": _or_default(get("sequence_parallel"), fw["fw_sp"]),
+        "flash": _or_default(get("flash_attention"), _or_default(fw["flash"], 0.0)),
+        "grad_bytes": _or_default(get("grad_bytes"), _or_default(fw["grad_bytes"], ctx.defaults["grad_bytes"])),
+        "act_bytes": act,
+        "low_precision": (prec == PRECISIONS.index("fp8")).astype(np.float64),
+        "owned": (get("cost_basis") == COST_BASES.index("owned")).astype(np.float64),
+        "first_layers": get("first_stage_layers"),
+        "last_layers": get("last_stage_layers"),
+        "zero_group": get("zero_group"),
+    })
+    return out
 
 
 def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Array]:
@@ -94,6 +130,11 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["lora_rank"] = numbers(table, "lora_rank", errors, integer=True, minimum=1)
     raw["lora_targets"] = choices(table, "lora_targets", LORA_TARGETS, errors)
     raw["grad_bytes"] = numbers(table, "grad_bytes", errors, minimum=1, maximum=4, allowed="allowed: 2 (fp16/bf16 gradients) or 4 (fp32)")
+    raw["first_stage_layers"] = numbers(table, "first_stage_layers", errors, integer=True, minimum=0)
+    raw["last_stage_layers"] = numbers(table, "last_stage_layers", errors, integer=True, minimum=0)
+    raw["zero_group"] = numbers(table, "zero_group", errors, integer=True, minimum=1)
+    raw["cost_basis"] = choices(table, "cost_basis", COST_BASES, errors)
+    raw["dropout"] = _bool_column(table, "dropout", errors)
     raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
     raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
     return raw
@@ -116,7 +157,7 @@ def assemble_training(
 
 def _catalog_only(raw: dict[str, Array]) -> bool:
     for key, v in raw.items():
-        per_row = key in (*SHAPE_FIELDS, "mlp") or key.startswith("chip.")
+        per_row = key in (*SHAPE_FIELDS, "mlp", "dropout") or key.startswith("chip.")
         if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
             return False
     cluster = raw.get("cluster_idx")
@@ -141,25 +182,21 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     precision = _or_default(get("precision"), ctx.chip_default_precision[chip_idx])
     prec_i = precision.astype(np.int64)
     x["peak_flops"] = ctx.chip_peaks.ravel()[prec_i * ctx.chip_peaks.shape[1] + chip_idx]
+    x["peak_16"] = _peak_16(ctx.chip_peaks[:, chip_idx], x["peak_flops"])
     x["peak_published"] = np.isfinite(ctx.chip_peaks).any(axis=0)[chip_idx].astype(np.float64)
-    framework = _or_default(get("framework"), 0.0)
     mode = _or_default(get("mode"), 0.0)
     lora = (mode == 2).any()
+    x.update(_workload_defaults(get, ctx, precision, n))
     x.update({
         "n_chips": _or_default(get("n_chips"), get("tp") * get("pp") * get("dp")),
         "global_batch": get("global_batch"),
         "tokens": _or_default(get("tokens"), ctx.model_tokens[model_idx]),
-        "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
-        "flash": _or_default(get("flash_attention"), 0.0),
         "weight_bytes": np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[prec_i],
-        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework >= 1, 2.0, ctx.defaults["grad_bytes"])),
-        "act_bytes": np.broadcast_to(np.float64(ctx.defaults["act_bytes"]), (n,)),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
         "precision": precision,
         "dp_req": get("dp"),
         "up_latency": nan,
-        "framework": framework,
         "mode": mode,
         "lora_params": lora_parameters(x, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
                                        _or_default(get("lora_targets"), 0.0)) if lora else np.zeros(n),
@@ -250,6 +287,7 @@ def _assemble_general(
     precision = get("precision")
     precision = np.where(np.isfinite(precision), precision, default_precision(ccols))
     peak, published = peak_for_precision(ccols, precision)
+    peaks16 = np.stack([peak_for_precision(ccols, np.full(n, float(i)))[0] for i in range(len(PRECISIONS))])
     weight_bytes = np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[precision.astype(np.int64)]
 
     # tokens: the row's, else the model's published count, else Chinchilla's 20 per parameter
@@ -259,7 +297,6 @@ def _assemble_general(
     tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, chinchilla))
 
     links = chip_link_arrays(ccols, ctx.defaults)
-    framework = _or_default(get("framework"), 0.0)
     # per-model core terms: gathered from the catalog models unless a row gives its own shapes
     terms = {} if explicit else {k: v[np.maximum(model_idx, 0)] for k, v in ctx.model_terms.items()}
     x: dict[str, Array] = {
@@ -267,17 +304,14 @@ def _assemble_general(
         **shapes,
         **links,
         "peak_flops": peak,
+        "peak_16": _peak_16(peaks16, peak),
         "peak_published": published,
         "n_chips": n_chips,
         "global_batch": get("global_batch"),
         "tokens": tokens,
-        "seq_parallel": _or_default(get("sequence_parallel"), 1.0),
-        "flash": _or_default(get("flash_attention"), 0.0),
         "weight_bytes": weight_bytes,
-        # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones
-        "grad_bytes": _or_default(get("grad_bytes"), np.where(framework >= 1, 2.0, ctx.defaults["grad_bytes"])),
-        "framework": framework,
-        "act_bytes": np.full(n, ctx.defaults["act_bytes"]),
+        # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones (defaults.yaml frameworks)
+        **_workload_defaults(get, ctx, precision, n),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
         "precision": precision,
@@ -323,7 +357,7 @@ def search_training(
     """Layout search for rows of one kind of chip set; calibration travels with each candidate."""
     inputs = dict(x)
     shared: dict[str, Array | float] = {}
-    for k, v in ctx.cal_for(chip_idx).items():
+    for k, v in ctx.cal_for(chip_idx, x.get("framework")).items():
         if isinstance(v, np.ndarray):
             inputs["cal:" + k] = v  # per-chip values travel with each candidate
         else:
@@ -353,10 +387,13 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
             resolved[k][rows] = v
         for k, v in res_out.items():
             outputs.setdefault(k, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
-    return _training_table(table, resolved, outputs, errors), errors
+    fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
+    provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
+    return _training_table(table, resolved, outputs, errors, provenance), errors
 
 
-def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors) -> pa.Table:
+def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors,
+                    provenance: np.ndarray | None = None) -> pa.Table:
     n = table.num_rows
     cols: dict[str, pa.Array] = {}
     for name in table.column_names:
@@ -402,4 +439,10 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     basis = np.asarray(COST_BASES, dtype=object)[owned.astype(np.int64)]
     cols["cost_basis"] = pa.array(np.where(bad, None, basis).tolist(), type=pa.string())
     cols["infeasible_reason"] = pa.array(reason.tolist(), type=pa.string())
+    fw = np.asarray(FRAMEWORKS, dtype=object)[np.nan_to_num(x["framework"], nan=0).astype(np.int64)]
+    cols["framework"] = pa.array(np.where(bad, None, fw).tolist(), type=pa.string())
+    how = np.asarray(BATCH_HANDLING, dtype=object)[np.nan_to_num(out.get("batch_handling", np.zeros(n)), nan=0).astype(np.int64)]
+    cols["batch_handling"] = pa.array(np.where(bad | (mask != 0), None, how).tolist(), type=pa.string())
+    prov = provenance
+    cols["calibrated_on"] = pa.array([None if bad[i] or prov is None else str(prov[i]) for i in range(n)], type=pa.string())
     return pa.table(cols)

@@ -4,8 +4,16 @@ Sources:
 - Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using
   Megatron-LM" (SC21, arXiv:2104.04473), eq. 2 (parameters) and eq. 3 (FLOPs per iteration).
 - Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models"
-  (arXiv:2205.05198), sec. 6: hardware FLOPs with selective recompute, 72BsLh^2(1 + s/3h + V/12hL).
-- Chowdhery et al. 2022, "PaLM" (arXiv:2204.02311), appendix B: model FLOPs 6N + 12·L·a·d_h·s per token.
+  (arXiv:2205.05198), sec. 5: selective recompute re-runs the attention core (QK^T, softmax, x V) once.
+- Chowdhery et al. 2022, "PaLM" (arXiv:2204.02311), appendix B: model FLOPs 6N + 12·L·a·d_h·s per token
+  (full s^2 attention).
+- Dao 2023, FlashAttention-2 (arXiv:2307.08691) sec. 3: a causal mask skips the blocks above the diagonal
+  (half the score FLOPs); the backward pass costs 2.5x the forward (it recomputes the scores).
+
+Convention here: model FLOPs (MFU) count the attention a causal decoder needs, s^2/2 per head (the useful
+work, as inference does); hardware FLOPs (HFU) add the recomputed passes at the same count. Published
+figures that count the full s^2 (Narayanan eq. 3, PaLM, llm-foundry, MaxText before mid-2025) are
+converted by the validation cases with their own formula (`megatron_flops_per_iteration`), never mixed in.
 - Hu et al. 2021, "LoRA" (arXiv:2106.09685): frozen weights need no weight gradients.
 
 All arrays broadcast; integers arrive as float64 so products of large sizes never overflow.
@@ -64,31 +72,41 @@ def total_params(m: Shapes) -> Array:
     return m.layers * layer_params(m) + embed + pos + 2.0 * m.hidden
 
 
-def fwd_flops_per_seq(m: Shapes) -> tuple[Array, Array, Array]:
+def fwd_flops_per_seq(m: Shapes, causal: bool = True) -> tuple[Array, Array, Array]:
     """Forward FLOPs for one sequence: (matrix multiplies per layer, attention scores per layer, logits).
 
-    Megatron's convention counts the full s^2 attention (no causal halving): 4·s^2·a·d_h per layer.
+    Attention QK^T and attention x V: 4·s^2·a·d_h per layer for the full matrix, half of it causal.
     """
     s = m.seq
     mm = 2.0 * s * layer_matrix_params(m)  # FLOPs per layer: 2 * tokens * weights
-    att = 4.0 * s * s * m.q_dim  # FLOPs per layer: QK^T and attention x V
+    att = 4.0 * s * s * m.q_dim * (0.5 if causal else 1.0)  # FLOPs per layer: QK^T and attention x V
     logits = 2.0 * s * m.hidden * m.vocab  # FLOPs: output projection
     return mm, att, logits
 
 
-def model_flops_per_seq(m: Shapes) -> Array:
-    """Model FLOPs (forward + backward, no recompute) per sequence; Narayanan eq. 3 without recompute."""
-    mm, att, logits = fwd_flops_per_seq(m)
+def model_flops_per_seq(m: Shapes, causal: bool = True) -> Array:
+    """Model FLOPs (forward + backward, no recompute) per sequence; with causal=False, Narayanan eq. 3
+    without recompute (72BsLh^2(1 + s/6h + V/12hL) per batch)."""
+    mm, att, logits = fwd_flops_per_seq(m, causal)
     return 3.0 * (m.layers * (mm + att) + logits)
 
 
-def recompute_flops_per_seq(m: Shapes, recompute: Array) -> Array:
+def recompute_flops_per_seq(m: Shapes, recompute: Array, causal: bool = True) -> Array:
     """Extra hardware FLOPs per sequence for recompute 0 = none, 1 = selective, 2 = full.
 
-    Full re-runs each layer's forward (Narayanan eq. 3, 96 vs 72); selective re-runs the attention
-    core, counted as Korthikanti sec. 6 does (72BsLh^2 * s/6h = 3 x the forward score FLOPs).
+    Full re-runs each layer's forward (Narayanan eq. 3: 96 vs 72 with causal=False); selective re-runs
+    the attention core's forward once (Korthikanti sec. 5), the pass the time model charges too.
     """
-    mm, att, _ = fwd_flops_per_seq(m)
+    mm, att, _ = fwd_flops_per_seq(m, causal)
     full = m.layers * (mm + att)
-    selective = m.layers * 3.0 * att
+    selective = m.layers * att
     return np.where(recompute == 2, full, np.where(recompute == 1, selective, 0.0))
+
+
+def megatron_flops_per_iteration(m: Shapes, batch: Array, recompute_full: bool) -> Array:
+    """Narayanan et al. 2021 eq. 3, the FLOPs its "achieved TFLOP/s" divides by (full s^2 attention):
+    96·B·s·L·h²·(1 + s/6h + V/16Lh) with full recompute, 72·B·s·L·h²·(1 + s/6h + V/12Lh) without."""
+    per_seq = model_flops_per_seq(m, causal=False)
+    if recompute_full:
+        per_seq = per_seq + recompute_flops_per_seq(m, np.asarray(2.0), causal=False)
+    return per_seq * batch

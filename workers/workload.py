@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from chipsweep.schemas.vocab import BITS, MLP_TYPES, SHAPE_FIELDS
+from chipsweep.schemas.vocab import BITS, MLP_TYPES, MOE_FIELDS, SHAPE_FIELDS
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers
 from chipsweep.workers.tables import compact, model_columns, model_shape_arrays
@@ -24,7 +24,8 @@ Array = np.ndarray
 
 # the model arrays the inference core reads (`model_arrays` also gives `has_model`)
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
-              "params_read")
+              "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
+              "kv_elems", "kv_layers", "kv_share", "heads")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -34,6 +35,8 @@ def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str,
     for field in SHAPE_FIELDS:
         raw[field] = numbers(table, field, errors, integer=True, minimum=1)
     raw["mlp"] = choices(table, "mlp", MLP_TYPES, errors)
+    for field in MOE_FIELDS:  # explicit MoE architecture (blank: the catalog model's, or dense)
+        raw[field] = numbers(table, field, errors, integer=True, minimum=0 if field in ("moe_shared_experts", "moe_dense_layers") else 1)
 
 
 def parse_bits(table: pa.Table, name: str, errors: RowErrors) -> Array:
@@ -61,29 +64,76 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     s = model_shape_arrays(mcols)
     shapes = Shapes(s["layers"], s["hidden"], s["heads"], s["kv_heads"], s["head_dim"], s["ffn"], s["vocab"],
                     s["seq"], s["n_proj"], s["learned_pos"], s["tied"])
+    L, h = s["layers"], s["hidden"]
+    for field in MOE_FIELDS:  # explicit MoE cells take precedence over the catalog model's
+        value = get(field)
+        mcols[field] = np.where(np.isfinite(value), value, mcols.get(field, np.full(n, np.nan)))
+    # ---- mixture of experts: routed experts of moe_ffn_hidden (one projection set each) in every layer but the
+    # moe_dense_layers (Fedus et al. 2022, Switch Transformer sec. 2; DeepSeek-V3 report sec. 2.1)
+    E, k = mcols["moe_experts"], mcols["moe_topk"]
+    moe = (E > 1) & (k >= 1)  # NaN compares False: dense
+    E = np.where(moe, E, 1.0)  # experts per MoE layer (1: dense)
+    k = np.where(moe, np.minimum(k, E), 1.0)  # experts per token
+    f_e = np.where(np.isfinite(mcols["moe_ffn_hidden"]), mcols["moe_ffn_hidden"], s["ffn"])  # hidden of one expert
+    shared = np.nan_to_num(mcols["moe_shared_experts"])  # always-active experts per MoE layer
+    moe_layers = np.where(moe, L - np.nan_to_num(mcols["moe_dense_layers"]), 0.0)  # layers with experts
+    one_expert = s["n_proj"] * h * f_e  # parameters of one expert
+    w_expert = moe_layers * E * one_expert  # parameters of the routed experts
+    # counted: dense layers' MLP of ffn, MoE layers' routed and shared experts plus the router (h x E)
+    dense_count = total_params(shapes)
+    moe_count = dense_count + moe_layers * ((E + shared) * one_expert + h * E - s["n_proj"] * h * s["ffn"])
+    counted = np.where(moe, moe_count, dense_count)
+    # a published size stands where the transformer count does not apply: MoE models, multi-head latent attention,
+    # hybrid models whose layers are not all attention (Mamba, convolutions)
+    published = mcols["params_b"] * 1e9
+    # a MoE model's active size fixes the parameters every token uses (attention, shared experts, embeddings):
+    # the rest of a published total is rounded (Kimi K2's "1.04T" with 32.6B active), the active size is not
+    active = mcols["active_params_b"] * 1e9
+    published = np.where(moe & np.isfinite(active), active + w_expert * (1.0 - k / E), published)
+    nonstandard = moe | np.isfinite(mcols["kv_cache_dim"]) | np.isfinite(mcols["attention_layers"])
     given_params = get("params_b") * 1e9
-    params = np.where(np.isfinite(given_params), given_params, total_params(shapes))  # parameters
+    params = np.where(np.isfinite(given_params), given_params,
+                      np.where(nonstandard & np.isfinite(published), published, counted))  # parameters
     has = np.isfinite(s["layers"]) & np.isfinite(s["hidden"]) & np.isfinite(s["heads"]) & np.isfinite(s["vocab"])
+    # decode reads every weight but the input embedding table (indexed, not multiplied) when untied
+    read_all = params - (1.0 - s["tied"]) * s["vocab"] * h  # parameters a forward pass may touch
+    w_dense = read_all - w_expert  # parameters every token uses (attention, dense MLPs, shared experts, head)
+    q_dim = s["heads"] * s["head_dim"]
+    kv_dim = s["kv_heads"] * s["head_dim"]
+    mla = np.isfinite(mcols["kv_cache_dim"])
     return {
         "has_model": has,
-        "layers": s["layers"],
-        "hidden": s["hidden"],
+        "layers": L,
+        "hidden": h,
         "kv_heads": s["kv_heads"],
-        "q_dim": s["heads"] * s["head_dim"],
-        "kv_dim": s["kv_heads"] * s["head_dim"],
+        "q_dim": q_dim,
+        "kv_dim": kv_dim,
         "ffn": s["ffn"],
         "n_proj": s["n_proj"],
         "vocab": s["vocab"],
         "params": params,
-        # decode reads every weight but the input embedding table (indexed, not multiplied) when untied
-        "params_read": params - (1.0 - s["tied"]) * s["vocab"] * s["hidden"],
+        "params_read": w_dense + w_expert * k / E,  # parameters one token uses (all of them on a dense model)
+        "w_dense": w_dense,
+        "w_expert": w_expert,
+        "moe_experts": E,
+        "moe_topk": k,
+        "moe_layers": moe_layers,
+        "is_moe": moe.astype(np.float64),
+        # attention FLOPs per token and context token are 4 x att_dim per attention layer; latent attention with
+        # absorbed projections scores every head against the cached latent (DeepSeek-V2 report sec. 2.1.3)
+        "att_dim": np.where(mla, s["heads"] * mcols["kv_cache_dim"], q_dim),
+        "kv_elems": np.where(mla, mcols["kv_cache_dim"], 2.0 * kv_dim),  # elements cached per token and layer
+        "kv_layers": np.where(np.isfinite(mcols["attention_layers"]), mcols["attention_layers"], L),
+        # how many chips can split the KV cache under tensor parallelism: the KV heads, one for a shared latent
+        "kv_share": np.where(mla, 1.0, s["kv_heads"]),
+        "heads": s["heads"],
     }
 
 
 def has_own_model(raw: Mapping[str, Any]) -> bool:
     """True when some row gives model shapes, params_b or mlp of its own (not only a catalog id)."""
     return any(key in raw and np.isfinite(np.asarray(raw[key], dtype=np.float64)).any()
-               for key in (*SHAPE_FIELDS, "params_b", "mlp"))
+               for key in (*SHAPE_FIELDS, *MOE_FIELDS, "params_b", "mlp"))
 
 
 _MODEL_TABLES: dict[int, tuple[Context, dict[str, Any]]] = {}

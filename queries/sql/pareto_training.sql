@@ -3,7 +3,7 @@
 --   one -- over the latest version of every sweep, or of one sweep.
 -- @param model model = null  catalog model id, e.g. llama2_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
--- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or purchase amortised plus energy (default: both)
+-- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or the owned cluster's TCO (default: each basis its own frontier)
 -- @param chips text = null  only these chips: catalog ids separated by commas (default: every chip)
 -- @param precision text = null  only this training precision, e.g. bf16 (default: every precision)
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
@@ -22,7 +22,8 @@ WITH feasible AS NOT MATERIALIZED (
 ),
 -- first per sweep version (ids are only meaningful there), then across sweeps by name: a row on the
 -- model's frontier is on the frontier of its own sweep version, so nothing is lost
-near AS (SELECT * FROM pareto(feasible, $objectives, partition_by := (sweep, version, model_id))),
+-- rental prices and owned TCO never share a frontier: each basis is its own (one unless cost_basis picks)
+near AS (SELECT * FROM pareto(feasible, $objectives, partition_by := (sweep, version, model_id, cost_basis))),
 named AS (
     SELECT n.*, m.model, c.chip, c.name AS chip_name
     FROM near n
@@ -36,5 +37,5 @@ SELECT model, chip, chip_name,
        $objectives.columns,
        cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision, global_batch,
        sweep, version, idx
-FROM pareto(named, $objectives, partition_by := (model))
+FROM pareto(named, $objectives, partition_by := (model, cost_basis))
 ORDER BY model, 5, 6, idx

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from chipsweep.schemas.errors import ChipsweepError
-from chipsweep.service.cli import catalog, demo, evaluate, queries, reruns, serve, sweeps, validate
+from chipsweep.service.cli import catalog, demo, evaluate, queries, reruns, serve, sweeps, validate, verify
 from chipsweep.service.cli.base import EXIT_BAD_INPUT, fail
 from chipsweep.workers.runtime import tune_allocator
 
-COMMANDS = (catalog, evaluate, validate, demo, sweeps, serve, reruns, queries)  # each has `register(sub)`
+COMMANDS = (catalog, evaluate, validate, demo, sweeps, serve, reruns, queries, verify)  # each has `register(sub)`
 
 
 def build_parser() -> argparse.ArgumentParser:

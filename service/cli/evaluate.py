@@ -35,7 +35,9 @@ def read_table(path: str) -> pa.Table:
         return pq.read_table(path)
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     names = pacsv.read_csv(io.BytesIO(data)).column_names
-    opts = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
+    # only an empty cell is blank: `nan` / `NA` are values the evaluator refuses by name (not "choose for me")
+    opts = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+                                null_values=[""])
     return pacsv.read_csv(io.BytesIO(data), convert_options=opts)
 
 

@@ -18,12 +18,18 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = validation.run(args.kind)
+    # training: per source, in-sample and out-of-source (a fit that did not see the source) errors
+    rep = validation.training_report() if args.kind in ("training", "all") else None
+    edge_kind = {"all": "edge", "training": None}.get(args.kind, args.kind)
+    results = (rep.results if rep else []) + (validation.run(edge_kind) if edge_kind else [])
     fitted = validation.fitted_cases()
+    held = rep.held if rep else {}
     if args.json:
         print(json.dumps([
             {"case": r.case.case_id, "source": r.case.source, "metric": r.case.metric, "predicted": r.predicted,
-             "measured": r.case.measured, "error": r.error, "fitted": r.case.case_id in fitted}
+             "measured": r.case.measured, "error": r.error, "fitted": r.case.case_id in fitted,
+             "restates": r.case.restates,
+             "out_of_source_predicted": held[r.case.case_id].predicted if r.case.case_id in held else None}
             for r in results
         ], indent=1))
         return 0
@@ -33,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
             mark = " (fit)" if r.case.case_id in fitted else ""
             print(f"{r.case.case_id:48s} {r.case.metric:26s} {r.predicted:12.4g} {r.case.measured:12.4g} {r.error * 100:7.1f}%{mark}")
         print()
-    print(f"{'source':34s} {'cases':>5s} {'mean |err|':>10s} {'max |err|':>10s}   (held out: not used to fit)")
-    for group, n, mean, worst, held_n, held_mean, held_max in validation.summary_table(results, fitted):
-        held = f"{held_n:4d}  {held_mean * 100:6.1f}% {held_max * 100:6.1f}%" if held_n else "   -"
-        print(f"{group:34s} {n:5d} {mean * 100:9.1f}% {worst * 100:9.1f}%   {held}")
+    if rep:
+        print(validation.render_training(rep))
+        print()
+    if edge_kind:
+        # inference: per metric and source, the error of a fit that did not see the source (median, p90)
+        print(validation.render_serving())
     return 0

@@ -6,6 +6,15 @@
 """
 
 from chipsweep.workers.validation.cases import Result
-from chipsweep.workers.validation.report import fitted_cases, run, summary_table
+from chipsweep.workers.validation.report import (
+    fitted_cases,
+    render_serving,
+    render_training,
+    run,
+    serving_report,
+    summary_table,
+    training_report,
+)
 
-__all__ = ["Result", "fitted_cases", "run", "summary_table"]
+__all__ = ["Result", "fitted_cases", "render_serving", "render_training", "run", "serving_report", "summary_table",
+           "training_report"]

@@ -1,84 +1,99 @@
-"""Fit the catalog's calibration constants on a named subset of the published runs.
+"""Fit the training core's calibration constants on the published runs, per chip, family and framework, and
+refit once per source without that source (leave-one-source-out) so `chipsweep validate` can say how well
+the model predicts a publication it never saw.
 
-    python -m chipsweep.workers.validation.calibrate            # fit, print the errors on fitted and held-out cases
-    python -m chipsweep.workers.validation.calibrate --write    # ... and write the values into schemas/catalog/*.yaml
+    python -m chipsweep.workers.validation.calibrate            # fit, print in-sample and out-of-source errors
+    python -m chipsweep.workers.validation.calibrate --write    # ... and write calibration.yaml, clusters.yaml
+                                                                 #     and tests/validation/held_out_fits.json
     python -m chipsweep.workers.validation.calibrate --edge     # print the fitted edge constants of asic.yaml
 
-Training: the fit set (`is_fit_case`) is small on purpose; everything else in tests/validation is held out
-and reported separately by `chipsweep validate`. The search is a bounded coordinate descent in log space on
-the mean, over source groups, of the mean absolute relative error (numpy only).
+What is fitted, and where it applies (workers/context.py resolves the sets):
+- per chip with published runs: `mm_eff_max` (and `mm_eff_max_fp8` where it has fp8 runs); chips without
+  runs take their calibration family's mean ("extrapolated from <family>"), or every fitted chip's mean;
+- per calibration family (nvidia_gpu, google_tpu, ...): the collective efficiencies `up_eff`, `out_eff` and
+  the per-message latencies of its links;
+- per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
+  runs exercise them), and its kernels' `elem_traffic` and `layer_overhead_s` (fusion, launches);
+- for every chip: `mm_half_dim`, `mem_eff`;
+- the vTrain single node's link (a cluster property of that measurement).
 
-Edge (`fit_edge`): each constant of asic.yaml that names its `fitted_on` cases is solved in closed form on
-them: the edge memory-bandwidth fraction (minimax over the Jetson decode runs), the Neural Engine compute
-fraction (geometric mean over the llama.cpp prefill runs) and the GPU power factor (A100 / H100 TDP).
+The objective is the mean over sources of each source's mean |log(predicted / measured)| on the runs with a
+published layout (one case per run: restated metrics are never fitted), plus a weak pull of every constant
+towards its starting value so that constants the data cannot see stay where their source put them. Each
+constant is searched through a logistic map of its physical bounds (calibration.yaml `bounds`), so a fit
+can approach a bound but never sit on it; `check_bounds` reports any within 1 % of one. numpy only.
+
+Edge (`fit_edge`): the edge-ASIC GPU power factor of asic.yaml (A100 / H100 TDP), solved in closed form on its
+cases. The serving constants of catalog chips are fitted by workers/validation/serving.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog
+from chipsweep.schemas.vocab import FRAMEWORKS
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors
 from chipsweep.workers.training_rows import search_training, training_inputs
 from chipsweep.workers.validation import edge
 from chipsweep.workers.validation.cases import (
+    CASES_DIR,
     Case,
     all_training_cases,
     asic_cases,
     case_table,
-    inference_cases,
 )
-from chipsweep.workers.validation.report import edge_fitted_cases
 from chipsweep.workers.validation.training import extract
 
-# (name, low, high): calibration constants of the default set, and the one fitted cluster link
-PARAMS: list[tuple[str, float, float]] = [
-    ("mm_eff_max", 0.5, 0.98),
-    ("mm_half_dim", 1.0, 4000.0),
-    ("elem_traffic", 0.3, 8.0),
-    ("layer_overhead_s", 1e-7, 2e-3),
-    ("up_eff", 0.2, 1.0),
-    ("out_eff", 0.2, 1.0),
-    ("up_latency_s", 1e-7, 2e-3),
-    ("out_latency_s", 1e-7, 2e-3),
-    ("dp_overlap", 0.01, 1.0),
-    ("ds_p2p_eff", 0.01, 1.0),
-    ("ds2021_p2p_eff", 0.01, 1.0),
-    ("vtrain_single_node.scale_up_gb_s", 1.0, 300.0),
-    ("vtrain_single_node.scale_up_latency_s", 1e-6, 2e-3),
-]
-
-# Constants solved alone, after the joint fit and with everything else fixed, so that one published run
-# is matched exactly: (name, low, high, case). Their cases stay out of the joint objective, so they cannot
-# pull the shared constants. The 2021 DeepSpeed engine's ZeRO-3 collectives, on one of Narayanan's six
-# ZeRO-3 baselines (Table 2); the other five are held out.
-SOLO: list[tuple[str, float, float, str]] = [
-    ("ds2021_dp_eff", 0.01, 1.0, "narayanan21_t2_zero3_174B_768gpu_tflops"),
-]
-
-# Narayanan Table 1: the achieved TFLOP/s of every model size (its % of peak and aggregate PFLOP/s rows
-# restate the same runs)
-FIT_NARAYANAN = ("1.7B", "3.6B", "7.5B", "18.4B", "39.1B", "76.1B", "145.6B", "310.1B", "529.6B", "1008.0B")
+HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
+CHIP_KEYS = ("mm_eff_max", "mm_eff_max_fp8")
+FAMILY_KEYS = ("up_eff", "out_eff", "up_latency_s", "out_latency_s")
+FRAMEWORK_KEYS = ("att_eff", "overlap_eff", "tp_overlap_eff", "p2p_eff", "dp_coll_eff", "elem_traffic", "layer_overhead_s")
+GLOBAL_KEYS = ("mm_half_dim", "mem_eff")
+CLUSTER = "vtrain_single_node"
+CLUSTER_KEYS = ("scale_up_gb_s", "scale_up_latency_s")
+FIT_METRICS = ("step_time_s", "tokens_per_s", "published_tflops_per_chip")
+PRIOR_WEIGHT = 0.002  # per constant, on (log(value / start))^2: a tie-breaker, never a fit of its own
+VTRAIN_SINGLE_STRIDE = 4  # every 4th vTrain single-node run enters the fit (1,440 runs of one source)
 
 
-def is_fit_case(c: Case, index_in_file: int | None = None) -> bool:
-    if c.source == "korthikanti22_time":
-        return True
-    if c.source == "narayanan21_table1":
-        return c.case_id.endswith("_tflops") and any(f"_{m}_" in c.case_id for m in FIT_NARAYANAN)
-    if c.source == "mtnlg":
-        return c.case_id == "mtnlg_2240gpu_itertime"  # the 2800- and 3360-GPU runs are held out
-    if any(c.case_id == case for *_, case in SOLO):
-        return True
-    if c.source in ("vtrain_multi_node", "vtrain_single_node"):
-        return int(c.case_id.rsplit("_", 1)[1]) % 2 == 0
-    return False
+@dataclass(frozen=True)
+class Param:
+    """One fitted constant: its calibration key and where it applies."""
+
+    level: str  # global | family | chip | framework | cluster
+    target: str  # "" | family | chip id | framework | cluster id
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.level}:{self.target}:{self.key}" if self.target else f"{self.level}:{self.key}"
+
+
+def bounds_table() -> dict[str, tuple[float, float, str]]:
+    raw = yaml.safe_load((CATALOG_DIR / "calibration.yaml").read_text()).get("bounds") or {}
+    return {k: (float(v["low"]), float(v["high"]), str(v["source"])) for k, v in raw.items()}
+
+
+def _bound_key(p: Param) -> str:
+    return f"cluster.{p.key}" if p.level == "cluster" else p.key
+
+
+def is_fit_case(c: Case) -> bool:
+    """A run's one primary case with a published layout, compared on time or throughput."""
+    if c.restates or c.metric not in FIT_METRICS or not c.has_layout:
+        return False
+    if c.source == "vtrain_single_node":
+        return int(c.case_id.rsplit("_", 1)[1]) % VTRAIN_SINGLE_STRIDE == 0
+    return True
 
 
 @dataclass
@@ -88,196 +103,328 @@ class Problem:
     x: dict[str, np.ndarray]
     blank: dict[str, np.ndarray]
     chip_idx: np.ndarray
-    fit: np.ndarray
-    single_rows: np.ndarray
+    base_cal: dict[str, np.ndarray]
+    params: list[Param]
+    start: dict[str, float]
+    rows_of: dict[str, np.ndarray] = field(default_factory=dict)  # param name -> rows it affects
+    sources: np.ndarray = field(default_factory=lambda: np.array([]))
+    bounds: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls) -> Problem:
-        cases = all_training_cases()
+    def build(cls, cases: list[Case] | None = None) -> Problem:
+        cases = [c for c in (cases or all_training_cases()) if is_fit_case(c)]
         ctx = Context.build(load_catalog(use_env=False))
         errors = RowErrors(len(cases))
         x, blank, chip_idx = training_inputs(case_table(cases), ctx, errors)
         if errors:
             raise ValueError("; ".join(errors.messages()[:5]))
-        fit = np.array([is_fit_case(c) for c in cases])
-        single = np.array([c.source == "vtrain_single_node" for c in cases])
-        return cls(cases, ctx, x, blank, chip_idx, fit, single)
+        base = {k: v.copy() for k, v in ctx.cal.items()}
+        fw = np.nan_to_num(x["framework"], nan=0.0).astype(np.int64)
+        chips = np.asarray(ctx.chips.ids)[chip_idx]
+        families = np.asarray([ctx.catalog.chips[c].training_family for c in ctx.chips.ids])[chip_idx]
+        fp8 = x["low_precision"] > 0
+        cluster = np.asarray([str(c.row.get("cluster", "")) == CLUSTER for c in cases])
+        params: list[Param] = [Param("global", "", k) for k in GLOBAL_KEYS]
+        rows_of: dict[str, np.ndarray] = {p.name: np.arange(len(cases)) for p in params}
+        for fam in sorted(set(families)):
+            for k in FAMILY_KEYS:
+                p = Param("family", fam, k)
+                params.append(p)
+                rows_of[p.name] = np.nonzero(families == fam)[0]
+        for chip in sorted(set(chips)):
+            for k in CHIP_KEYS:
+                sel = (chips == chip) & (fp8 if k == "mm_eff_max_fp8" else ~fp8)
+                if k == "mm_eff_max":
+                    sel = chips == chip  # attention and 16-bit GEMMs of fp8 runs use it too
+                if sel.any():
+                    p = Param("chip", chip, k)
+                    params.append(p)
+                    rows_of[p.name] = np.nonzero(sel)[0]
+        for code in sorted(set(fw.tolist())):
+            name = FRAMEWORKS[code]
+            for k in FRAMEWORK_KEYS:
+                if k in ("p2p_eff", "dp_coll_eff") and not name.startswith("deepspeed"):
+                    continue  # NCCL's own efficiency (1.0) for every other framework: nothing to fit
+                if k == "tp_overlap_eff" and name not in ("megatron_core_2025", "megatron", "maxtext", "fsdp2"):
+                    continue
+                if k == "overlap_eff" and name in ("megatron_2020", "megatron_2022", "deepspeed_2021"):
+                    continue  # no overlap in those releases (defaults.yaml frameworks)
+                p = Param("framework", name, k)
+                params.append(p)
+                rows_of[p.name] = np.nonzero(fw == code)[0]
+        if cluster.any():
+            for k in CLUSTER_KEYS:
+                p = Param("cluster", CLUSTER, k)
+                params.append(p)
+                rows_of[p.name] = np.nonzero(cluster)[0]
+        prob = cls(cases, ctx, x, blank, chip_idx, base, params, {}, rows_of,
+                   np.asarray([c.source for c in cases]), bounds_table())
+        prob.start = prob.current_values()
+        return prob
 
-    def errors(self, values: dict[str, float]) -> np.ndarray:
-        for key, v in values.items():
-            if key in self.ctx.cal:
-                self.ctx.cal[key][:] = v
-        x = dict(self.x)
-        if "vtrain_single_node.scale_up_gb_s" in values:
-            x["up_bw"] = np.where(self.single_rows, values["vtrain_single_node.scale_up_gb_s"] * 1e9, x["up_bw"])
-        if "vtrain_single_node.scale_up_latency_s" in values:
-            x["up_latency"] = np.where(self.single_rows, values["vtrain_single_node.scale_up_latency_s"], x["up_latency"])
-        _, out = search_training(x, self.blank, self.ctx, self.chip_idx)
-        return np.array([r.error for r in extract(self.cases, out, x["n_chips"])])
-
-    def objective(self, values: dict[str, float]) -> float:
-        err = np.abs(self.errors(values))
-        groups: dict[str, list[float]] = {}
-        solo = {case for *_, case in SOLO}
-        for c, e, f in zip(self.cases, err, self.fit, strict=True):
-            if f and c.case_id not in solo:
-                groups.setdefault(c.source, []).append(e if np.isfinite(e) else 5.0)
-        return float(np.mean([np.mean(v) for v in groups.values()]))
-
-
-def fit(problem: Problem, start: dict[str, float], rounds: int = 6) -> dict[str, float]:
-    values = dict(start)
-    best = problem.objective(values)
-    step = 0.5  # log-space step
-    for r in range(rounds):
-        improved = False
-        for name, lo, hi in PARAMS:
-            for direction in (1.0, -1.0):
-                while True:
-                    cur = values[name]
-                    if name == "dp_overlap":
-                        trial = float(np.clip(cur + direction * step * 0.5, lo, hi))
-                    else:
-                        trial = float(np.clip(cur * np.exp(direction * step), lo, hi))
-                    if trial == cur:
-                        break
-                    cand = {**values, name: trial}
-                    obj = problem.objective(cand)
-                    if obj < best - 1e-6:
-                        values, best, improved = cand, obj, True
-                    else:
-                        break
-        print(f"round {r}: objective {best:.4f} (step {step:.3f})")
-        step *= 0.5 if not improved else 0.8
-    return values
-
-
-def fit_solo(problem: Problem, values: dict[str, float]) -> dict[str, float]:
-    """Each SOLO constant by bisection in log space until its one case's error changes sign."""
-    values = dict(values)
-    for name, lo, hi, case in SOLO:
-        i = next(k for k, c in enumerate(problem.cases) if c.case_id == case)
-
-        def err(v: float, name: str = name, i: int = i) -> float:
-            return float(problem.errors({**values, name: v})[i])
-
-        a, b = np.log(lo), np.log(hi)
-        ea = err(lo)
-        for _ in range(40):
-            mid = 0.5 * (a + b)
-            em = err(float(np.exp(mid)))
-            if np.sign(em) == np.sign(ea):
-                a, ea = mid, em
+    # ---- values <-> calibration arrays ----------------------------------------------------------
+    def current_values(self, clip: bool = True) -> dict[str, float]:
+        """The catalog's value of every fitted constant (`clip`: moved 2 % inside its bounds, to start a fit)."""
+        out: dict[str, float] = {}
+        cat = self.ctx.catalog
+        for p in self.params:
+            if p.level == "cluster":
+                v = getattr(cat.clusters[p.target], p.key)
+                out[p.name] = float(v if v is not None else (300.0 if p.key == "scale_up_gb_s" else 1e-5))
+                continue
+            arr = self.base_cal[p.key]
+            if p.level == "chip":
+                out[p.name] = float(arr[0, self.ctx.chips.index()[p.target]])
+            elif p.level == "framework":
+                out[p.name] = float(arr[FRAMEWORKS.index(p.target)].mean())
+            elif p.level == "family":
+                idx = [i for i, c in enumerate(self.ctx.chips.ids) if self.ctx.catalog.chips[c].training_family == p.target]
+                out[p.name] = float(arr[0, idx].mean())
             else:
-                b = mid
-        values[name] = float(np.exp(0.5 * (a + b)))
-        print(f"solo: {name} = {values[name]:.6g} on {case} (error {err(values[name]) * 100:+.2f} %)")
+                out[p.name] = float(np.median(arr))
+        lo_hi = self.bounds
+        if not clip:
+            return out
+        for p in self.params:  # start strictly inside the bounds (2 % of the searched scale)
+            lo, hi, _ = lo_hi[_bound_key(p)]
+            out[p.name] = _from_u(float(np.clip(_to_u(out[p.name], lo, hi), -3.9, 3.9)), lo, hi)
+        return out
+
+    def apply(self, values: dict[str, float]) -> dict[str, np.ndarray]:
+        """Calibration arrays with `values` set: global, then family, chip, framework (most specific last)."""
+        cal = {k: v.copy() for k, v in self.base_cal.items()}
+        chips = self.ctx.chips
+        fams = np.asarray([self.ctx.catalog.chips[c].training_family for c in chips.ids])
+        order = {"global": 0, "family": 1, "chip": 2, "framework": 3, "cluster": 4}
+        for p in sorted(self.params, key=lambda q: order[q.level]):
+            v = values.get(p.name)
+            if v is None or p.level == "cluster":
+                continue
+            if p.level == "global":
+                cal[p.key][:, :] = v
+            elif p.level == "family":
+                cal[p.key][:, fams == p.target] = v
+            elif p.level == "chip":
+                cal[p.key][:, chips.index()[p.target]] = v
+            else:
+                cal[p.key][FRAMEWORKS.index(p.target), :] = v
+        return cal
+
+    def predict(self, values: dict[str, float], rows: np.ndarray | None = None) -> np.ndarray:
+        """log(predicted / measured) of the fit cases (all, or `rows`)."""
+        rows = np.arange(len(self.cases)) if rows is None else rows
+        self.ctx.cal = self.apply(values)
+        x = {k: v[rows] for k, v in self.x.items()}
+        cl = np.asarray([str(self.cases[i].row.get("cluster", "")) == CLUSTER for i in rows])
+        if cl.any():
+            link = values.get(f"cluster:{CLUSTER}:scale_up_gb_s")
+            lat = values.get(f"cluster:{CLUSTER}:scale_up_latency_s")
+            if link is not None:
+                x["up_bw"] = np.where(cl, link * 1e9, x["up_bw"])
+            if lat is not None:
+                x["up_latency"] = np.where(cl, lat, x["up_latency"])
+        _, out = search_training(x, {k: v[rows] for k, v in self.blank.items()}, self.ctx, self.chip_idx[rows])
+        res = extract([self.cases[i] for i in rows], out, x["n_chips"])
+        pred = np.array([r.predicted for r in res])
+        meas = np.array([r.case.measured for r in res])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(pred / meas)
+
+
+def objective(logerr: np.ndarray, sources: np.ndarray, keep: np.ndarray) -> float:
+    """Mean over sources of the mean |log error| (a row the model refuses counts as a factor e error)."""
+    e = np.where(np.isfinite(logerr), np.abs(logerr), 1.0)
+    per = [e[keep & (sources == s)].mean() for s in np.unique(sources[keep])]
+    return float(np.mean(per)) if per else 0.0
+
+
+def _log_scale(lo: float, hi: float) -> bool:
+    return lo > 0 and hi / lo > 20.0  # bounds spanning decades are searched on a log scale
+
+
+def _to_u(v: float, lo: float, hi: float) -> float:
+    if _log_scale(lo, hi):
+        v, lo, hi = np.log(v), np.log(lo), np.log(hi)
+    f = np.clip((v - lo) / (hi - lo), 1e-9, 1 - 1e-9)
+    return float(np.log(f / (1 - f)))
+
+
+def _from_u(u: float, lo: float, hi: float) -> float:
+    if _log_scale(lo, hi):
+        return float(np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) / (1.0 + np.exp(-u))))
+    return float(lo + (hi - lo) / (1.0 + np.exp(-u)))
+
+
+def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int = 4, step0: float = 1.0,
+        log: bool = True) -> dict[str, float]:
+    """Coordinate descent in the logistic space of each constant's bounds, on the rows `keep`."""
+    values = dict(start)
+    logerr = problem.predict(values)
+    params = [p for p in problem.params if keep[problem.rows_of[p.name]].any()]
+
+    def total(le: np.ndarray, vals: dict[str, float]) -> float:
+        prior = sum((np.log(max(vals[p.name], 1e-30) / max(problem.start[p.name], 1e-30))) ** 2 for p in params)
+        return objective(le, problem.sources, keep) + PRIOR_WEIGHT * prior
+
+    best = total(logerr, values)
+    step = {p.name: step0 for p in params}
+    for r in range(rounds):
+        for p in params:
+            lo, hi, _ = problem.bounds[_bound_key(p)]
+            rows = problem.rows_of[p.name]
+            for direction in (1.0, -1.0):
+                improved = True
+                while improved:
+                    improved = False
+                    u = _to_u(values[p.name], lo, hi) + direction * step[p.name]
+                    trial = {**values, p.name: _from_u(u, lo, hi)}
+                    le = logerr.copy()
+                    le[rows] = problem.predict(trial, rows)
+                    t = total(le, trial)
+                    if t < best - 1e-7:
+                        values, logerr, best, improved = trial, le, t, True
+            step[p.name] *= 0.5
+        if log:
+            print(f"round {r}: objective {best:.4f}", flush=True)
     return values
 
 
-def fit_nelder_mead(problem: Problem, start: dict[str, float], iters: int = 400) -> dict[str, float]:
-    """Nelder-Mead on log-parameters (scipy, a development-time dependency of this script only)."""
-    from scipy.optimize import minimize
-
-    names = [n for n, _, _ in PARAMS]
-    lo = np.array([max(b[1], 1e-9) for b in PARAMS])
-    hi = np.array([b[2] for b in PARAMS])
-
-    def unpack(z: np.ndarray) -> dict[str, float]:
-        return dict(zip(names, np.clip(np.exp(z), lo, hi).tolist(), strict=True))
-
-    z0 = np.log(np.clip([max(start[n], 1e-6) for n in names], lo, hi))
-    res = minimize(lambda z: problem.objective(unpack(z)), z0, method="Nelder-Mead",
-                   options={"maxiter": iters, "xatol": 1e-3, "fatol": 1e-5, "adaptive": True})
-    print(f"nelder-mead: objective {res.fun:.4f} after {res.nit} iterations")
-    return unpack(res.x)
-
-
-def report(problem: Problem, values: dict[str, float]) -> None:
-    err = problem.errors(values)
-    groups: dict[str, dict[str, list[float]]] = {}
-    for c, e, f in zip(problem.cases, err, problem.fit, strict=True):
-        groups.setdefault(c.source, {"fit": [], "held": []})["fit" if f else "held"].append(abs(e))
-    print(f"{'source':28s} {'fit n':>5s} {'mean':>7s} {'max':>7s}   {'held n':>6s} {'mean':>7s} {'max':>7s}")
-    for g, d in sorted(groups.items()):
-        f, h = np.array(d["fit"]), np.array(d["held"])
-        fs = f"{len(f):5d} {np.nanmean(f) * 100:6.1f}% {np.nanmax(f) * 100:6.1f}%" if len(f) else f"{0:5d} {'':7s} {'':7s}"
-        hs = f"{len(h):6d} {np.nanmean(h) * 100:6.1f}% {np.nanmax(h) * 100:6.1f}%" if len(h) else ""
-        print(f"{g:28s} {fs}   {hs}")
-
-
-def current_values(problem: Problem) -> dict[str, float]:
-    cat = problem.ctx.catalog
-    names = [n for n, _, _ in PARAMS] + [n for n, *_ in SOLO]
-    out = {name: float(problem.ctx.cal[name][0]) for name in names if name in problem.ctx.cal}
-    out["vtrain_single_node.scale_up_gb_s"] = float(cat.clusters["vtrain_single_node"].scale_up_gb_s or 300.0)
-    out["vtrain_single_node.scale_up_latency_s"] = float(cat.clusters["vtrain_single_node"].scale_up_latency_s or 1e-5)
+def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) -> dict[str, float]:
+    """Constants of chips the fit rows do not reach take their family's mean of fitted chips (else all
+    fitted chips'): the extrapolation `calibrated_on` names."""
+    out = dict(values)
+    fam_of = {c: problem.ctx.catalog.chips[c].training_family for c in problem.ctx.chips.ids}
+    for key in CHIP_KEYS:
+        fitted = [p for p in problem.params if p.level == "chip" and p.key == key and keep[problem.rows_of[p.name]].any()]
+        for p in problem.params:
+            if p.level != "chip" or p.key != key or p in fitted:
+                continue
+            same = [values[q.name] for q in fitted if fam_of[q.target] == fam_of[p.target]]
+            pool = same or [values[q.name] for q in fitted]
+            if pool:
+                out[p.name] = float(np.exp(np.mean(np.log(pool))))
     return out
 
 
-def write(values: dict[str, float]) -> None:
-    """Write fitted values into calibration.yaml (default set) and the vTrain node's link into clusters.yaml."""
+def check_bounds(problem: Problem, values: dict[str, float], tol: float = 0.01) -> list[str]:
+    """Constants within `tol` of the width of their bounds from one of them."""
+    out = []
+    for p in problem.params:
+        lo, hi, _ = problem.bounds[_bound_key(p)]
+        v = values[p.name]
+        f = (np.log(v / lo) / np.log(hi / lo)) if _log_scale(lo, hi) else (v - lo) / (hi - lo)  # on the searched scale
+        if min(f, 1.0 - f) < tol:
+            out.append(f"{p.name} = {v:.4g} (bounds {lo:g}..{hi:g})")
+    return out
+
+
+def leave_one_source_out(problem: Problem, full: dict[str, float], rounds: int = 2) -> dict[str, dict[str, float]]:
+    """Per source: the constants fitted on every other source (starting from the full fit)."""
+    out: dict[str, dict[str, float]] = {}
+    for src in sorted(set(problem.sources.tolist())):
+        keep = problem.sources != src
+        start = fill_unfitted(problem, full, keep)
+        print(f"-- without {src}", flush=True)
+        vals = fit(problem, start, keep, rounds=rounds, step0=0.5, log=False)
+        out[src] = fill_unfitted(problem, vals, keep)
+    return out
+
+
+def report(problem: Problem, values: dict[str, float]) -> None:
+    le = problem.predict(values)
+    print(f"{'source':28s} {'n':>5s} {'median':>8s} {'p90':>8s}")
+    for s in sorted(set(problem.sources.tolist())):
+        e = np.abs(np.expm1(le[problem.sources == s]))
+        print(f"{s:28s} {len(e):5d} {np.nanmedian(e) * 100:7.1f}% {np.nanpercentile(e, 90) * 100:7.1f}%")
+
+
+def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[str, float]] | None) -> None:
+    """calibration.yaml (every set rewritten, the bounds kept), the vTrain node's link in clusters.yaml and
+    the leave-one-source-out constants in tests/validation/held_out_fits.json."""
     path = CATALOG_DIR / "calibration.yaml"
     text = path.read_text()
-    fitted_on = "[korthikanti22_22B_full_itertime, korthikanti22_22B_seqsel_itertime, korthikanti22_175B_full_itertime, " \
-        "korthikanti22_175B_seqsel_itertime, korthikanti22_530B_full_itertime, korthikanti22_530B_seqsel_itertime, " \
-        "korthikanti22_1T_full_itertime, korthikanti22_1T_seqsel_itertime, " + \
-        ", ".join(f"narayanan21_t1_{m}_tflops" for m in FIT_NARAYANAN) + ", vtrain_multi_even, vtrain_single_even, " \
-        "mtnlg_2240gpu_itertime]"
-    solo = {name: case for name, _, _, case in SOLO}
-    for name, value in values.items():
-        if "." in name:
+    head = text[: text.index("calibration:\n")]
+    tail = text[text.index("\n# Physical bounds"):]
+    base = problem.base_cal
+    values = fill_unfitted(problem, values, np.ones(len(problem.cases), dtype=bool))
+
+    def sources(p: Param) -> list[str]:
+        return sorted(set(problem.sources[problem.rows_of[p.name]].tolist()))
+
+    def const(v: float, src: list[str], how: str = "fitted by workers/validation/calibrate.py") -> str:
+        return f"{{value: {v:.6g}, source: \"{how}\", fitted_on: [{', '.join(src)}]}}"
+
+    lines = ["calibration:", "  default:", "    constants:"]
+    glob = {p.key: p for p in problem.params if p.level == "global"}
+    fixed_keys = [k for k in base if k not in (*CHIP_KEYS, *FAMILY_KEYS, *FRAMEWORK_KEYS, *GLOBAL_KEYS)]
+    del fixed_keys  # defaults.yaml keeps those (pue, prices, ...)
+    chip_params = [p for p in problem.params if p.level == "chip"]
+    for key in GLOBAL_KEYS:
+        lines.append(f"      {key}: {const(values[glob[key].name], sources(glob[key]))}")
+    for key in CHIP_KEYS:
+        pool = [values[p.name] for p in chip_params if p.key == key]
+        mean = float(np.exp(np.mean(np.log(pool)))) if pool else float(np.median(base[key]))
+        lines.append(f"      {key}: {const(mean, [], 'mean of the chips fitted on their own runs (chips without runs use it)')}")
+    for key in FAMILY_KEYS:
+        pool = [values[p.name] for p in problem.params if p.level == "family" and p.key == key]
+        lines.append(f"      {key}: {const(float(np.mean(pool)), [], 'mean of the fitted families (families without runs use it)')}")
+    fw_params = [p for p in problem.params if p.level == "framework"]
+    for key in FRAMEWORK_KEYS:
+        if key in ("p2p_eff", "dp_coll_eff"):
+            lines.append(f"      {key}: {{value: 1.0, source: \"not fitted: NCCL's own efficiency (up_eff / out_eff) for frameworks without a measured penalty\", fitted_on: []}}")
             continue
-        pattern = re.compile(rf"^(\s+{name}: )\{{.*\}}$", re.M)
-        if name in solo:
-            how, on = "solved alone on one run, the other constants fixed", f"[{solo[name]}]"
-        else:
-            how, on = "bounded coordinate descent", fitted_on
-        new = f"{{value: {value:.6g}, source: \"fitted by workers/validation/calibrate.py ({how})\", fitted_on: {on}}}"
-        text, count = pattern.subn(lambda m, new=new: m.group(1) + new, text)
-        if count != 1:
-            raise ValueError(f"calibration.yaml: constant '{name}' not found exactly once")
-    path.write_text(text)
-    cpath = CATALOG_DIR / "clusters.yaml"
-    ctext = cpath.read_text()
-    link = values["vtrain_single_node.scale_up_gb_s"]
-    block_start = ctext.index("- id: vtrain_single_node")
-    head, block = ctext[:block_start], ctext[block_start:]
-    block = re.sub(r"^  scale_up_gb_s: .*$", f"  scale_up_gb_s: {link:.4g}", block, count=1, flags=re.M)
-    lat = values["vtrain_single_node.scale_up_latency_s"]
-    block = re.sub(r"^  scale_up_latency_s: .*$", f"  scale_up_latency_s: {lat:.4g}", block, count=1, flags=re.M)
-    block = re.sub(
-        r"^    scale_up_gb_s: .*$",
-        "    scale_up_gb_s: fitted on vtrain_single_even (workers/validation/calibrate.py); the node's effective GPU-to-GPU bandwidth",
-        block, count=1, flags=re.M,
-    )
-    if "scale_up_latency_s:" not in block.split("derived:", 1)[1].split("sources:", 1)[0]:
-        block = block.replace(
-            "  derived:\n", "  derived:\n    scale_up_latency_s: fitted on vtrain_single_even (workers/validation/calibrate.py)\n", 1
-        )
-    cpath.write_text(head + block)
+        pool = [values[p.name] for p in fw_params if p.key == key]
+        lines.append(f"      {key}: {const(float(np.mean(pool)) if pool else float(np.median(base[key])), [], 'mean of the fitted frameworks')}")
+    fams = sorted({p.target for p in problem.params if p.level == "family"})
+    for fam in fams:
+        lines += [f"  family_{fam}:", f"    applies_to: [{fam}]", "    constants:"]
+        for p in problem.params:
+            if p.level == "family" and p.target == fam:
+                lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
+        for key in CHIP_KEYS:
+            pool = [values[q.name] for q in chip_params if q.key == key
+                    and problem.ctx.catalog.chips[q.target].training_family == fam]
+            if pool:
+                mean = float(np.exp(np.mean(np.log(pool))))
+                lines.append(f"      {key}: {const(mean, [], f'mean of the {fam} chips fitted on their own runs')}")
+    for chip in sorted({p.target for p in chip_params}):
+        lines += [f"  chip_{chip}:", f"    applies_to: [{chip}]", "    constants:"]
+        for p in chip_params:
+            if p.target == chip:
+                lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
+    for fw in sorted({p.target for p in fw_params}):
+        lines += [f"  framework_{fw}:", f"    frameworks: [{fw}{', megatron' if fw == 'megatron_core_2025' else ''}]",
+                  "    constants:"]
+        for p in fw_params:
+            if p.target == fw:
+                lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
+    path.write_text(head + "\n".join(lines) + "\n" + tail)
+    cl = [p for p in problem.params if p.level == "cluster"]
+    if cl:
+        cpath = CATALOG_DIR / "clusters.yaml"
+        ctext = cpath.read_text()
+        start = ctext.index(f"- id: {CLUSTER}")
+        block = ctext[start:]
+        for p in cl:
+            block = re.sub(rf"^  {p.key}: .*$", f"  {p.key}: {values[p.name]:.4g}", block, count=1, flags=re.M)
+        cpath.write_text(ctext[:start] + block)
+    if held_out is not None:
+        HELD_OUT_PATH.write_text(json.dumps({
+            "note": "per validation source: the constants fitted on every other source (calibrate.py); "
+                    "`chipsweep validate` predicts each source with its own set",
+            "fits": {s: {k: float(v) for k, v in vals.items()} for s, vals in held_out.items()},
+        }, indent=1, sort_keys=True) + "\n")
 
 
 def fit_edge(catalog: Catalog | None = None) -> dict[str, float]:
-    """Re-derive the fitted edge constants of asic.yaml from their cases, with the constant itself set to 1
-    in the rows (printed by `--edge`, to copy into schemas/catalog/asic.yaml)."""
+    """Re-derive the fitted edge-ASIC constant of asic.yaml from its cases (printed by `--edge`, to copy into
+    schemas/catalog/asic.yaml). The serving constants of catalog chips are fitted by
+    `python -m chipsweep.workers.validation.serving --fit` (asic.yaml `serving`)."""
     catalog = catalog or load_catalog()
-    fitted = edge_fitted_cases(catalog)
-    inf = inference_cases(catalog=catalog)
-    # u_m (edge): decode at batch 1 is memory-bound, so tokens/s is proportional to u_m; the minimax value
-    # makes the largest relative error over the fit cases as small as possible: u = 2 / (r_min + r_max)
-    jet = [_with(c, {"cal.mem_bw_fraction": 1.0}) for c in inf if c.case_id in fitted and c.source == "jetson_orin_nano"]
-    r = np.array([res.predicted / res.case.measured for res in edge.predict(jet, catalog)])
-    u_m = 2.0 / (r.min() + r.max())
-    # u_c (Neural Engine proxy): prefill is compute-bound; geometric mean of measured / predicted at u_c = 1
-    pp = [_with(c, {"cal.compute_fraction": 1.0}) for c in inf if c.case_id in fitted and c.source == "llamacpp_m2max"]
-    q = np.array([res.case.measured / res.predicted for res in edge.predict(pp, catalog)])
-    u_c = float(np.exp(np.log(q).mean()))
     # GPU power factor: TDP / the NPU model's full-load power, geometric mean over A100 and H100
     gpu = [_with(c, {"arch": "npu"}) for c in asic_cases(catalog) if c.source == "asic_fit_gpu_power"]
     f = np.array([res.case.measured / res.predicted for res in edge.predict(gpu, catalog)])
-    return {"inference.edge.mem_bw_fraction": float(u_m), "inference.apple_neural_engine_proxy.compute_fraction": u_c,
-            "asic.gpu_power_factor": float(np.exp(np.log(f).mean()))}
+    return {"asic.gpu_power_factor": float(np.exp(np.log(f).mean()))}
 
 
 def _with(c: Case, extra: dict[str, object]) -> Case:
@@ -288,30 +435,31 @@ def _with(c: Case, extra: dict[str, object]) -> Case:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write the fitted values into the catalog")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--loso-rounds", type=int, default=2)
+    parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out fits")
     parser.add_argument("--report", action="store_true", help="only report errors with the current catalog")
-    parser.add_argument("--edge", action="store_true", help="print the fitted edge constants of asic.yaml instead")
+    parser.add_argument("--edge", action="store_true", help="print the fitted edge constants")
     args = parser.parse_args()
     if args.edge:
-        for key, value in fit_edge().items():
-            print(f"{key}: {value:.4g}")
+        for k, v in fit_edge().items():
+            print(f"  {k} = {v:.6g}")
         return 0
     problem = Problem.build()
-    start = current_values(problem)
+    start = problem.current_values()
     if args.report:
         report(problem, start)
         return 0
-    print("start objective", problem.objective(start))
-    values = fit(problem, start, args.rounds)
-    values = fit_nelder_mead(problem, values)
-    values = fit(problem, values, 2)
-    values = fit_solo(problem, values)
-    for k, v in values.items():
-        print(f"  {k} = {v:.6g}")
+    keep = np.ones(len(problem.cases), dtype=bool)
+    values = fit(problem, start, keep, rounds=args.rounds)
+    values = fill_unfitted(problem, values, keep)
     report(problem, values)
+    for line in check_bounds(problem, values):
+        print("AT A BOUND:", line)
+    held = None if args.no_loso else leave_one_source_out(problem, values, args.loso_rounds)
     if args.write:
-        write(values)
-        print(f"written to {Path(CATALOG_DIR)}")
+        write(problem, values, held)
+        print(f"written to {Path(CATALOG_DIR)} and {HELD_OUT_PATH}")
     return 0
 
 

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.workers.context import Context
+from chipsweep.workers.transformer import Shapes, megatron_flops_per_iteration, recompute_flops_per_seq
 from chipsweep.workers.workload import model_arrays
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "tests" / "validation"
@@ -47,11 +48,18 @@ class Case:
     """One published measurement and the `evaluate` row that should reproduce it."""
 
     case_id: str
-    source: str  # group name used in the summary
+    source: str  # group name used in the summary (one publication or table)
     row: dict[str, object]  # evaluate input row
     metric: str  # output column (or derived metric) compared
     measured: float
     scale: float = 1.0  # predicted output x scale -> measured units
+    # the primary case of the same run when this one restates it in another unit (MFU of a fitted iteration
+    # time, % of peak of achieved TFLOP/s): reported, never counted as held out or out of source
+    restates: str | None = None
+    flops_per_step: float | None = None  # FLOPs per step by the source's own formula (published_tflops_per_chip)
+    year: int | None = None  # year of the run (2024-26 runs make the headline statistics)
+    has_layout: bool = True  # the source published the parallel layout (tp/pp/fsdp...) of the run
+    notes: str = ""
 
 
 @dataclass
@@ -64,6 +72,15 @@ class Result:
     @property
     def error(self) -> float:
         return (self.predicted - self.case.measured) / self.case.measured
+
+
+@dataclass
+class Skipped:
+    """A published run the core cannot answer yet, and why (MoE, context parallelism, FP4: issue 13)."""
+
+    case_id: str
+    source: str
+    reason: str
 
 
 def case_table(cases: list[Case]) -> pa.Table:
@@ -93,106 +110,167 @@ def _model_row(d: dict[str, str]) -> dict[str, object]:
         "vocab": int(float(d["vocab"])),
         "seq_len": int(float(d["seq_len"])),
         "mlp": "gelu",
+        "dropout": True,  # GPT-3-style models of 2020-22 trained with dropout (Korthikanti Table 2 counts it)
     }
 
 
+def _shapes(row: dict[str, object]) -> Shapes:
+    """The core's shapes of an explicit-shape case row (GPT-style defaults where the row is silent)."""
+    L, h, a = float(row["layers"]), float(row["hidden"]), float(row["heads"])  # type: ignore[arg-type]
+    kv = float(row.get("kv_heads") or a)  # type: ignore[arg-type]
+    f = float(row.get("ffn_hidden") or 4 * h)  # type: ignore[arg-type]
+    one = np.array(1.0)
+    return Shapes(layers=np.array(L), hidden=np.array(h), heads=np.array(a), kv_heads=np.array(kv),
+                  head_dim=np.array(h / a), ffn=np.array(f), vocab=np.array(float(row["vocab"])),  # type: ignore[arg-type]
+                  seq=np.array(float(row["seq_len"])), n_proj=np.array(3.0 if row.get("mlp") == "swiglu" else 2.0),  # type: ignore[arg-type]
+                  learned_pos=one * 0.0, tied=one)
+
+
+def _narayanan_flops(row: dict[str, object], batch: float, full: bool = True) -> float:
+    """Narayanan eq. 3 FLOPs per iteration (what its and Korthikanti's TFLOP/s, MFU and HFU divide by)."""
+    return float(megatron_flops_per_iteration(_shapes(row), np.asarray(batch), full))
+
+
 def training_cases(path: Path | None = None) -> list[Case]:
-    """The Megatron / Korthikanti / MT-NLG / PaLM / GPT-3 rows of training_runs.csv as evaluate rows."""
+    """The Megatron / Korthikanti / MT-NLG / PaLM / GPT-3 rows of training_runs.csv as evaluate rows.
+
+    One case per run carries the run's time or throughput; the same run's other published metrics (% of
+    peak, aggregate PFLOP/s, MFU/HFU of an iteration time) are kept as restatements of it."""
     path = path or CASES_DIR / "training_runs.csv"
     out: list[Case] = []
     with path.open() as fh:
-        for d in csv.DictReader(fh):
-            cid = d["case_id"]
-            metric, value = d["measured_metric"], float(d["measured_value"])
-            row = _model_row(d)
-            row["chip"] = A100
-            tp, pp, dp, mb = _f(d["tp"]), _f(d["pp"]), _f(d["dp"]), _f(d["micro_batch"])
-            n, batch = _f(d["n_chips"]), _f(d["global_batch_seqs"])
-            rec = d["recompute"].split("+")[0].split(" ")[0]
-            for key, val in (("tp", tp), ("pp", pp), ("dp", dp), ("micro_batch", mb), ("n_chips", n), ("global_batch", batch)):
-                if val is not None:
-                    row[key] = int(val)
-            if rec in ("full", "selective", "none"):
-                row["recompute"] = rec
-            row["sequence_parallel"] = "sequence_parallel" in d["recompute"]
-            row["zero_stage"] = 0
-            if cid.startswith("narayanan21"):
-                group = "narayanan21_table1" if "_t1_" in cid else "narayanan21_table2" if "_t2_" in cid else "narayanan21_e2e"
-                if "zero3" in cid:
-                    group = "narayanan21_table2_zero3"
-                    row["zero_stage"] = 3
-                    row["framework"] = "deepspeed_2021"  # Narayanan's baseline: DeepSpeed's ZeRO-3 of 2021
-                if d["tokens_b"]:
-                    row["tokens"] = float(d["tokens_b"]) * 1e9
-                if metric == "achieved_tflops_per_gpu":
-                    out.append(Case(cid, group, row, "hardware_tflops_per_chip", value))
-                elif metric == "pct_of_peak_flops":
-                    out.append(Case(cid, group, row, "hfu", value, 100.0))
-                elif metric == "aggregate_pflops":
-                    out.append(Case(cid, group, row, "aggregate_pflops", value))
-                elif metric.startswith("time_to_train"):
-                    row.setdefault("recompute", "full")
-                    row.setdefault("global_batch", 1536)  # GPT-3's 3.2M-token batch (Brown et al. 2020 Table 2.1)
-                    out.append(Case(cid, group, row, "time_to_train_days", value))
-            elif cid.startswith("korthikanti22"):
-                v = 3 if int(d["layers"]) in (96, 105) else 1  # interleaving used for 175B and 530B
-                row["interleave"] = v
-                if "_mem_" in cid:
-                    row["tp"], row["pp"] = int(tp or 1), int(pp or 1)
-                    row["n_chips"] = int(tp or 1) * int(pp or 1)
-                    row["global_batch"] = int(mb or 1)
-                    row["micro_batch"] = int(mb or 1)
-                    if d["recompute"] == "n/a":
-                        row["recompute"] = "full"
-                        out.append(Case(cid, "korthikanti22_memory", row, "mem_states_gib", value))
-                    else:
-                        out.append(Case(cid, "korthikanti22_memory", row, "mem_activations_gib", value))
-                    continue
-                if "2240gpu" in cid:
-                    row["global_batch"] = 1920  # not stated in the abstract; MT-NLG's batch on the same layout
-                    row["micro_batch"] = 1
-                    row.pop("interleave")  # 240 micro-batches on 35 stages: the search finds what can interleave
-                group = "korthikanti22_time" if metric == "iteration_time" else "korthikanti22_utilisation"
-                if metric == "iteration_time":
-                    out.append(Case(cid, group, row, "step_time_s", value))
-                elif metric == "MFU":
-                    out.append(Case(cid, group, row, "mfu", value, 100.0))
-                elif metric == "HFU":
-                    out.append(Case(cid, group, row, "hfu", value, 100.0))
-            elif cid.startswith("mtnlg"):
-                row["recompute"] = "full"
-                row["sequence_parallel"] = False
-                row["interleave"] = 1  # DeepSpeed's pipeline engine runs plain 1F1B
-                row["framework"] = "deepspeed_2021"  # MT-NLG: DeepSpeed's 2021 pipeline + Megatron tensor parallelism
-                if metric == "iteration_time":
-                    out.append(Case(cid, "mtnlg", row, "step_time_s", value))
+        rows = list(csv.DictReader(fh))
+    for d in rows:
+        cid = d["case_id"]
+        metric, value = d["measured_metric"], float(d["measured_value"])
+        row = _model_row(d)
+        row["chip"] = A100
+        tp, pp, dp, mb = _f(d["tp"]), _f(d["pp"]), _f(d["dp"]), _f(d["micro_batch"])
+        n, batch = _f(d["n_chips"]), _f(d["global_batch_seqs"])
+        rec = d["recompute"].split("+")[0].split(" ")[0]
+        for key, val in (("tp", tp), ("pp", pp), ("dp", dp), ("micro_batch", mb), ("n_chips", n), ("global_batch", batch)):
+            if val is not None:
+                row[key] = int(val)
+        if rec in ("full", "selective", "none"):
+            row["recompute"] = rec
+        row["sequence_parallel"] = "sequence_parallel" in d["recompute"]
+        row["zero_stage"] = 0
+        row["framework"] = "megatron_2022"  # Megatron-LM of Narayanan 2021 / Korthikanti 2022
+        run = cid.rsplit("_", 1)[0]
+        if cid.startswith("narayanan21"):
+            group = "narayanan21_table1" if "_t1_" in cid else "narayanan21_table2" if "_t2_" in cid else "narayanan21_e2e"
+            if "zero3" in cid:
+                group = "narayanan21_table2_zero3"
+                row["zero_stage"] = 3
+                row["framework"] = "deepspeed_2021"  # Narayanan's baseline: DeepSpeed's ZeRO-3 of 2021
+            if d["tokens_b"]:
+                row["tokens"] = float(d["tokens_b"]) * 1e9
+            primary = f"{run}_tflops"
+            flops = _narayanan_flops(row, float(batch or 0)) if batch else None
+            if metric == "achieved_tflops_per_gpu":
+                out.append(Case(cid, group, row, "published_tflops_per_chip", value, flops_per_step=flops, year=2021))
+            elif metric == "pct_of_peak_flops":
+                out.append(Case(cid, group, row, "published_tflops_per_chip", value, 100.0 / 312.0, restates=primary,
+                                flops_per_step=flops, year=2021))
+            elif metric == "aggregate_pflops":
+                out.append(Case(cid, group, row, "published_tflops_per_chip", value, float(n or 0) / 1000.0,
+                                restates=primary, flops_per_step=flops, year=2021))
+            elif metric.startswith("time_to_train"):
+                row.setdefault("recompute", "full")
+                row.setdefault("global_batch", 1536)  # GPT-3's 3.2M-token batch (Brown et al. 2020 Table 2.1)
+                # Table 2's days for 300B tokens restate the same runs' TFLOP/s; sec. 5.1's estimates stand alone
+                restated = primary if group != "narayanan21_e2e" else None
+                out.append(Case(cid, group, row, "time_to_train_days", value, restates=restated, year=2021))
+        elif cid.startswith("korthikanti22"):
+            v = 3 if int(d["layers"]) in (96, 105) else 1  # interleaving used for 175B and 530B
+            row["interleave"] = v
+            if "_mem_" in cid:
+                row["tp"], row["pp"] = int(tp or 1), int(pp or 1)
+                row["n_chips"] = int(tp or 1) * int(pp or 1)
+                # the first stage of a steady 1F1B pipeline holds p micro-batches (Korthikanti sec. 4.2.3)
+                row["global_batch"] = int(mb or 1) * int(pp or 1) * v
+                row["micro_batch"] = int(mb or 1)
+                if d["recompute"] == "n/a":
+                    row["recompute"] = "full"
+                    out.append(Case(cid, "korthikanti22_memory", row, "mem_states_gib", value, year=2022))
                 else:
-                    out.append(Case(cid, "mtnlg", row, "hardware_tflops_per_chip", value))
-            elif cid.startswith("palm540b"):
-                row.update({
-                    "model": "palm_540b", "chip": "google_tpu_v4", "n_chips": 6144, "global_batch": 2048,
-                    "tp": 12, "pp": 1, "micro_batch": 4, "recompute": "full", "zero_stage": 3, "tokens": 780e9,
-                    # GSPMD shards activations over the model-parallel axis, as sequence parallelism does
-                    "sequence_parallel": True,
-                    # TPU v4 ICI is not in Google's v4 doc: ~45 GB/s one way per link x 6 links (JAX scaling
-                    # book, low confidence, chips.yaml notes); PaLM trained on pods of 3,072 chips
-                    "chip.scale_up_gb_s": 270, "chip.scale_up_domain": 3072,
-                })
-                for key in ("layers", "hidden", "heads", "vocab", "seq_len", "mlp"):
-                    row.pop(key, None)
-                if metric == "MFU":
-                    out.append(Case(cid, "palm", row, "mfu", value, 100.0))
-                elif metric == "HFU":
-                    out.append(Case(cid, "palm", row, "hfu", value, 100.0))
-                elif metric == "training_throughput":
-                    out.append(Case(cid, "palm", row, "tokens_per_s", value))
-                elif metric == "total_training_flops":
-                    out.append(Case(cid, "palm", row, "total_flops", value))
-            elif cid.startswith("gpt3_175b"):
-                row = {"model": "gpt3_175b", "chip": "nvidia_v100_sxm2_32gb", "cluster": "azure_openai_2020",
-                       "global_batch": 1536, "tokens": 300e9}
-                out.append(Case(cid, "gpt3", row, "total_flops", value))
+                    out.append(Case(cid, "korthikanti22_memory", row, "mem_activations_gib", value, year=2022))
+                continue
+            if "2240gpu" in cid:
+                row["global_batch"] = 1920  # not stated in the abstract; MT-NLG's batch on the same layout
+                row["micro_batch"] = 1
+                row.pop("interleave")  # 240 micro-batches on 35 stages: the search finds what can interleave
+            # Korthikanti's MFU counts Narayanan's model FLOPs (72·B·s·L·h²...), its HFU adds the recompute
+            # (full: eq. 3's 96; selective: sec. 6's 72·(1 + s/3h ...), i.e. the score FLOPs once more)
+            seqsel = "seqsel" in cid
+            B = float(batch or 0)
+            model = _narayanan_flops(row, B, full=False)
+            m = _shapes(row)
+            hfu = _narayanan_flops(row, B, full=True) if not seqsel else model + float(
+                recompute_flops_per_seq(m, np.asarray(1.0), causal=False)) * 3.0 * B
+            primary = cid.rsplit("_", 1)[0] + "_itertime"
+            if metric == "iteration_time":
+                out.append(Case(cid, "korthikanti22_time", row, "step_time_s", value, year=2022))
+            elif metric == "MFU":
+                out.append(Case(cid, "korthikanti22_utilisation", row, "published_tflops_per_chip", value, 100.0 / 312.0,
+                                restates=primary, flops_per_step=model, year=2022))
+            elif metric == "HFU":
+                out.append(Case(cid, "korthikanti22_utilisation", row, "published_tflops_per_chip", value, 100.0 / 312.0,
+                                restates=primary, flops_per_step=hfu, year=2022))
+        elif cid.startswith("mtnlg"):
+            row["recompute"] = "full"
+            row["sequence_parallel"] = False
+            row["interleave"] = 1  # DeepSpeed's pipeline engine runs plain 1F1B
+            row["framework"] = "deepspeed_2021"  # MT-NLG: DeepSpeed's 2021 pipeline + Megatron tensor parallelism
+            primary = run + "_itertime"
+            if metric == "iteration_time":
+                out.append(Case(cid, "mtnlg", row, "step_time_s", value, year=2021))
+            else:
+                out.append(Case(cid, "mtnlg", row, "published_tflops_per_chip", value, restates=primary,
+                                flops_per_step=_narayanan_flops(row, float(batch or 0)), year=2021))
+        elif cid.startswith("palm540b"):
+            row.update({
+                "model": "palm_540b", "chip": "google_tpu_v4", "n_chips": 6144, "global_batch": 2048,
+                "tp": 12, "pp": 1, "micro_batch": 4, "recompute": "full", "zero_stage": 3, "tokens": 780e9,
+                # GSPMD shards activations over the model-parallel axis, as sequence parallelism does
+                "sequence_parallel": True, "framework": "maxtext",
+                # TPU v4 ICI is not in Google's v4 doc: ~45 GB/s one way per link x 6 links (JAX scaling
+                # book, low confidence, chips.yaml notes); PaLM trained on pods of 3,072 chips
+                "chip.scale_up_gb_s": 270, "chip.scale_up_domain": 3072,
+            })
+            for key in ("layers", "hidden", "heads", "vocab", "seq_len", "mlp", "dropout"):
+                row.pop(key, None)
+            primary = "palm540b_training_throughput"
+            model_tok, hw_tok = _palm_flops_per_token()
+            tok_step = 2048.0 * 2048.0  # tokens per step
+            if metric == "MFU":
+                out.append(Case(cid, "palm", row, "published_tflops_per_chip", value, 100.0 / 275.0, restates=primary,
+                                flops_per_step=model_tok * tok_step, year=2022))
+            elif metric == "HFU":
+                out.append(Case(cid, "palm", row, "published_tflops_per_chip", value, 100.0 / 275.0, restates=primary,
+                                flops_per_step=hw_tok * tok_step, year=2022))
+            elif metric == "training_throughput":
+                out.append(Case(cid, "palm", row, "tokens_per_s", value, year=2022))
+            elif metric == "total_training_flops":
+                out.append(Case(cid, "palm_flops", row, "total_flops", value, year=2022))
+        elif cid.startswith("gpt3_175b"):
+            row = {"model": "gpt3_175b", "chip": "nvidia_v100_sxm2_32gb", "cluster": "azure_openai_2020",
+                   "global_batch": 1536, "tokens": 300e9, "framework": "megatron_2020"}
+            out.append(Case(cid, "gpt3", row, "total_flops", value, year=2020))
     return out
+
+
+def _palm_flops_per_token() -> tuple[float, float]:
+    """PaLM appendix B: model FLOPs per token 6·N + 12·L·H·Q·T (N without embeddings, full attention); the
+    HFU it reports adds the rematerialised forward pass (2·N + 4·L·H·Q·T)."""
+    m = load_catalog(use_env=False).models["palm_540b"]
+    L, h, q = float(m.layers), float(m.hidden), float(m.heads * (m.head_dim or m.hidden // m.heads))
+    kv = float((m.kv_heads or m.heads) * (m.head_dim or m.hidden // m.heads))
+    f = float(m.ffn_hidden or 4 * m.hidden)
+    n_proj = 3.0 if m.mlp == "swiglu" else 2.0
+    N = L * (2.0 * h * q + 2.0 * h * kv + n_proj * h * f)  # non-embedding matrix parameters
+    att = L * q * float(m.seq_len)
+    return 6.0 * N + 12.0 * att, 8.0 * N + 16.0 * att
 
 
 def lambda_cases() -> list[Case]:
@@ -200,12 +278,12 @@ def lambda_cases() -> list[Case]:
     28 TFLOP/s sustained and ~$1.5 per V100-hour gives 355 GPU-years and $4.6M."""
     row = {
         "model": "gpt3_175b", "chip": "nvidia_v100_sxm2_32gb", "n_chips": 1024, "global_batch": 1536,
-        "tp": 8, "pp": 16, "micro_batch": 1, "recompute": "full", "zero_stage": 0,
+        "tp": 8, "pp": 16, "micro_batch": 1, "recompute": "full", "zero_stage": 0, "framework": "megatron_2020",
         "sustained_tflops": 28, "total_flops": 3.14e23, "chip.usd_per_hour": 1.5,
     }
     return [
-        Case("lambda_gpt3_cost", "lambda_gpt3", dict(row), "cost_usd", 4.6e6),
-        Case("lambda_gpt3_gpu_years", "lambda_gpt3", dict(row), "gpu_years", 355.0),
+        Case("lambda_gpt3_cost", "lambda_gpt3", dict(row), "cost_usd", 4.6e6, year=2020),
+        Case("lambda_gpt3_gpu_years", "lambda_gpt3", dict(row), "gpu_years", 355.0, restates="lambda_gpt3_cost", year=2020),
     ]
 
 
@@ -220,20 +298,224 @@ def vtrain_cases(which: str = "multi") -> list[Case]:
                 "micro_batch": int(d["micro batch"]), "hidden": int(d["hidden size"]), "heads": int(d["attention heads"]),
                 "layers": int(d["# layers"]), "seq_len": int(d["sequence length"]), "vocab": 51200, "mlp": "gelu",
                 "tp": int(d["tensor parallelism"]), "dp": int(d["data parallelism"]), "pp": int(d["pipeline parallelism"]),
-                "recompute": "full", "zero_stage": 0, "interleave": 1, "sequence_parallel": False,
+                "recompute": "full", "zero_stage": 0, "interleave": 1, "sequence_parallel": False, "dropout": True,
                 "framework": "deepspeed",  # Megatron-DeepSpeed: DeepSpeed's pipeline engine and fp16 gradients
             }
             if which == "single":
                 row["cluster"] = "vtrain_single_node"
             else:
                 row["cluster"] = "vtrain_multi_node"
-            out.append(Case(f"vtrain_{which}_{i}", f"vtrain_{which}_node", row, "step_time_s", float(d["iteration time (ms)"]) / 1000.0))
+            out.append(Case(f"vtrain_{which}_{i}", f"vtrain_{which}_node", row, "step_time_s",
+                            float(d["iteration time (ms)"]) / 1000.0, year=2023))
     return out
 
 
+# ---- training_runs_2026.csv ------------------------------------------------------------------------
+# short source names of the 2026 file (by a prefix of its `source` column)
+SOURCES_2026 = (
+    ("mosaicml/llm-foundry", "llm_foundry", "fsdp"),
+    ("NVIDIA-NeMo/Megatron-Bridge", "megatron_bridge", "megatron_core_2025"),
+    ("NVIDIA/NeMo performance summary 24.07", "nemo_2407", "megatron_core_2025"),
+    ("NVIDIA NeMo Framework user guide", "nemo_docs_2025", "megatron_core_2025"),
+    ("NVIDIA/Megatron-LM README performance", "megatron_lm_readme", "megatron_core_2025"),
+    ("NVIDIA/Megatron-LM README strong", "megatron_lm_strong", "megatron_core_2025"),
+    ("AI-Hypercomputer/maxtext TPU", "maxtext_configs_2023", "maxtext"),
+    ("AI-Hypercomputer/maxtext optimized", "maxtext_tiering", "maxtext"),
+    ("AI-Hypercomputer/tpu-recipes", "tpu_recipes", "maxtext"),
+    ("AWS Neuron SDK", "neuron_trn1", "neuronx"),
+    ("Intel Gaudi 2", "intel_gaudi2", "deepspeed"),
+    ("Ascend/MindSpeed-LLM", "mindspeed_ascend", "megatron_core_2025"),
+    ("BigScience BLOOM", "bloom", "deepspeed"),
+    ("OPT paper", "opt", "fsdp"),
+    ("DeepSeek-V3 technical report", "deepseek_v3", "megatron_core_2025"),
+)
+GATED = ("llama", "mistral", "qwen", "gemma", "mixtral", "yi ", "yi_", "baichuan", "internlm", "aquila", "codellama",
+         "chatglm", "grok", "deepseek", "nemotron-h", "kimi")
+UNTIED = ("llama", "mistral", "qwen", "mixtral", "yi ", "baichuan", "internlm", "aquila", "codellama", "grok", "maxtext")
+
+
+def _source_2026(text: str) -> tuple[str, str]:
+    for prefix, name, framework in SOURCES_2026:
+        if text.startswith(prefix):
+            return name, framework
+    return "other_2026", "megatron"
+
+
+def _maxtext_2023_flops_per_token(d: dict[str, str]) -> float:
+    """MaxText's calculate_tflops_training_per_device as of its 2023 config READMEs (full, non-causal
+    attention; the synthetic models have one ReLU MLP matrix pair), per token: 3 x (matrices + logits)
+    + 3 x attention."""
+    h, f, L, V, s = (float(d[k]) for k in ("hidden", "ffn_hidden", "layers", "vocab", "seq_len"))
+    heads = float(d["heads"])
+    head_dim = 256.0  # base.yml head_dim of the synthetic models (notes)
+    kv = float(d["kv_heads"] or heads)
+    ffn = 2.0 * f * h * 2.0  # up and down, 2 FLOPs per MAC
+    qkv = 2.0 * h * (heads + 2.0 * kv) * head_dim
+    proj = 2.0 * h * heads * head_dim
+    att = 4.0 * s * heads * head_dim
+    emb = 2.0 * h * V
+    return 3.0 * (L * (ffn + qkv + proj) + emb) + 3.0 * L * att
+
+
+def _megatron_flops_per_token(row: dict[str, object]) -> float:
+    """Megatron-LM's num_floating_point_operations (training.py, 2024) per token, GPT with GELU MLP (f = 4h),
+    full attention: 72·L·h²·(1 + s/6h + V/12Lh) per sequence (Narayanan eq. 3 without recompute) / s."""
+    h, L, V, s = (float(row[k]) for k in ("hidden", "layers", "vocab", "seq_len"))  # type: ignore[arg-type]
+    return 72.0 * L * h * h * (1.0 + s / (6.0 * h) + V / (12.0 * L * h))
+
+
+def _slices(notes: str) -> int:
+    m = re.search(r"across (\d+) slice", notes)
+    return int(m.group(1)) if m else 1
+
+
+def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> tuple[list[Case], list[Skipped]]:
+    """training_runs_2026.csv: one case per published run, compared on tokens/s per chip (TFLOP/s
+    definitions differ between sources). Runs the core cannot model yet are returned as `Skipped`."""
+    path = path or CASES_DIR / "training_runs_2026.csv"
+    catalog = catalog or load_catalog(use_env=False)
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    runs: dict[str, dict[str, dict[str, str]]] = {}
+    for d in rows:
+        run, _, metric = d["case_id"].partition("__")
+        runs.setdefault(run, {})[metric] = d
+    cases: list[Case] = []
+    skipped: list[Skipped] = []
+    for run, metrics in runs.items():
+        d = next(iter(metrics.values()))
+        source, framework = _source_2026(d["source"])
+
+        def skip(reason: str, run: str = run, source: str = source) -> None:
+            skipped.append(Skipped(run, source, reason))
+
+        prec = d["precision"].lower()
+        if d["moe_experts"]:
+            skip("mixture of experts: issue 13")
+            continue
+        if (_f(d["cp"]) or 1) > 1:
+            skip("context parallelism: issue 13")
+            continue
+        if "nvfp4" in prec or ("int8" in prec and "int8_training=false" not in prec):
+            skip(f"precision {d['precision']}: issue 13")
+            continue
+        if not all(d[k] for k in ("layers", "hidden", "heads", "seq_len")):
+            skip("architecture (layers, hidden, heads, seq_len) not published in the source")
+            continue
+        if d["chip"] not in catalog.chips:
+            skip(f"chip '{d['chip']}' not in the catalog")
+            continue
+        if "fp8" in prec and catalog.chips[d["chip"]].peak_tflops_fp8 is None:
+            skip(f"fp8 on a chip without a published fp8 peak ({d['chip']}): issue 13")
+            continue
+        name = d["model"].lower()
+        n = int(float(d["n_chips"]))
+        gated = any(g in name for g in GATED)
+        row: dict[str, object] = {
+            "chip": d["chip"], "n_chips": n, "layers": int(float(d["layers"])), "hidden": int(float(d["hidden"])),
+            "heads": int(float(d["heads"])), "seq_len": int(float(d["seq_len"])),
+            "vocab": int(float(d["vocab"])) if d["vocab"] else 51200,  # GPT-3's padded vocabulary when unread
+            "mlp": "swiglu" if gated else "gelu", "framework": framework, "dropout": False,
+            "precision": "fp8" if "fp8" in prec else "fp16" if prec.startswith("fp16") else "bf16",
+        }
+        tag = run.lower()
+        if "_lor" in tag or "_sft" in tag:  # fine-tuning rows of NeMo / Megatron-Bridge (LoRA, SFT)
+            row["mode"] = "lora" if "_lor" in tag else "full"
+        if d["kv_heads"]:
+            row["kv_heads"] = int(float(d["kv_heads"]))
+        if d["ffn_hidden"]:
+            row["ffn_hidden"] = int(float(d["ffn_hidden"]))
+        if "maxtext synthetic" in name:
+            row["head_dim"] = 256  # base.yml head_dim (notes)
+        if not gated or "gemma" in name:
+            row["tied_embeddings"] = "gemma" in name or not any(u in name for u in UNTIED)
+        B = _f(d["global_batch"])
+        tp, pp, vp, mb = _f(d["tp"]), _f(d["pp"]), _f(d["vp"]), _f(d["micro_batch"])
+        fsdp, zero = _f(d["fsdp"]), _f(d["zero_stage"])
+        layout = any(v is not None for v in (tp, pp, fsdp))
+        rec = d["recompute"].lower()
+        if source in ("maxtext_configs_2023", "maxtext_tiering", "tpu_recipes"):
+            t = int(tp or 1)
+            row.update({"tp": t, "pp": 1, "interleave": 1})
+            if B is None and mb is not None:
+                B = mb * n
+            if B is not None:
+                # every chip of a tensor-parallel group works on the same sequences: one micro-batch per step
+                row["micro_batch"] = max(int(round(B * t / n)), 1)
+            row["zero_stage"] = 3 if fsdp else 0
+            if fsdp:
+                row["zero_group"] = int(fsdp)
+            row["chip.scale_up_domain"] = n // _slices(d["notes"])  # the ICI slice; slices talk over DCN
+            # MaxText remat policies: full saves nothing; minimal and save_dot_except_mlpwi keep the matrix
+            # outputs and recompute the element-wise work, as selective recompute does; custom and offloading policies move activations to host memory, which the
+            # core does not model: left to the search (the fastest recompute that fits)
+            if "full" in rec:
+                row["recompute"] = "full"
+            elif "save_dot" in rec or "minimal" in rec:
+                row["recompute"] = "selective"
+        elif source == "neuron_trn1":
+            # TP/PP/DP in NeuronCores, two per Trainium1 chip: tensor parallelism spans tp/2 chips
+            row.update({"tp": max(int(tp or 2) // 2, 1), "pp": int(pp or 1), "micro_batch": int(mb or 1), "interleave": 1,
+                        "zero_stage": int(zero if zero is not None else 1)})
+        elif source == "llm_foundry":
+            row.update({"tp": 1, "pp": 1, "micro_batch": int(mb or 1), "interleave": 1, "zero_stage": int(zero or 3),
+                        "recompute": "full" if "checkpoint" in rec else "none", "sequence_parallel": False})
+        elif layout:
+            row.update({"tp": int(tp or 1), "pp": int(pp or 1)})
+            if vp is not None:
+                row["interleave"] = int(vp)
+            if mb is not None:
+                row["micro_batch"] = int(mb)
+            if fsdp and fsdp > 0:
+                row["zero_stage"] = 3
+            elif zero is not None:
+                row["zero_stage"] = int(zero)
+            elif framework.startswith("megatron"):
+                row["zero_stage"] = 1  # NeMo / Megatron-Bridge run Megatron's distributed optimizer
+            if "full" in rec:
+                row["recompute"] = "full"
+        if B is not None:
+            row["global_batch"] = int(B)
+        elif layout:
+            skip("global batch not published")
+            continue
+        else:
+            row["global_batch"] = 8 * n  # no batch published: one that the search can split
+        # the measured value: tokens/s per chip, else a step time, else TFLOP/s by the source's own formula
+        year = 2026
+        flops_tok = None
+        if "tokens_per_s_per_chip" in metrics:
+            measured = float(metrics["tokens_per_s_per_chip"]["value"])
+            how = "tokens/s per chip as published"
+        elif "step_time_s" in metrics and B:
+            measured = B * float(row["seq_len"]) / (float(metrics["step_time_s"]["value"]) * n)  # type: ignore[arg-type]
+            how = "derived: global batch x sequence / (step time x chips)"
+        elif "model_tflops_per_chip" in metrics and source == "maxtext_configs_2023":
+            flops_tok = _maxtext_2023_flops_per_token(d)
+            measured = float(metrics["model_tflops_per_chip"]["value"]) * 1e12 / flops_tok
+            how = "derived: TFLOP/s per chip / MaxText's 2023 FLOPs per token (full attention)"
+        elif "model_tflops_per_chip" in metrics and source == "megatron_lm_readme":
+            flops_tok = _megatron_flops_per_token(row)
+            measured = float(metrics["model_tflops_per_chip"]["value"]) * 1e12 / flops_tok
+            how = "derived: TFLOP/s per chip / Megatron-LM's FLOPs per token (full attention)"
+        elif "model_tflops_per_chip" in metrics and source == "opt":
+            flops_tok = _megatron_flops_per_token(row)
+            measured = float(metrics["model_tflops_per_chip"]["value"]) * 1e12 / flops_tok
+            how = "derived with Megatron's FLOP count (OPT does not state its convention; 'up to' = best observed)"
+            year = 2022
+        else:
+            skip("no tokens/s, step time or convertible TFLOP/s published")
+            continue
+        if source in ("bloom", "maxtext_configs_2023"):
+            year = 2023 if source == "maxtext_configs_2023" else 2022
+        cases.append(Case(f"{run}__tokens_per_s_per_chip", source, row, "tokens_per_s", measured, 1.0 / n,
+                          year=year, has_layout=layout, notes=how))
+    return cases, skipped
+
+
 def all_training_cases() -> list[Case]:
-    """Every training case: training_runs.csv, Lambda's estimate and both vTrain files."""
-    return [*training_cases(), *lambda_cases(), *vtrain_cases("multi"), *vtrain_cases("single")]
+    """Every training case: training_runs.csv, Lambda's estimate, both vTrain files and the 2024-26 runs."""
+    return [*training_cases(), *lambda_cases(), *vtrain_cases("multi"), *vtrain_cases("single"), *runs2026_cases()[0]]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,6 +546,8 @@ def inference_cases(path: Path | None = None, catalog: Catalog | None = None) ->
     sizes = {d["model"]: float(m.group(1)) for d in rows if (m := re.search(r"(\d+(?:\.\d+)?) GiB file", d["notes"]))}
     for d in rows:
         cid, value = d["case_id"], float(d["measured_value"])
+        if cid.startswith("mlperf_"):  # serving runs: workers/validation/serving.py reads them
+            continue
         model = MODEL_OF[d["model"]]
         row: dict[str, object] = {"model": model, "weight_bits": int(float(d["quant_bits"])), "batch": int(float(d["batch"]))}
         if cid.startswith("jetson_"):

@@ -1,35 +1,71 @@
-"""What `chipsweep validate` reports: every case predicted, which cases a calibration constant was fitted
-on (the rest are held out), and the errors per source group over all cases and over the held-out ones.
+"""What `chipsweep validate` reports: every case predicted with the catalog's constants (in-sample for the
+sources they were fitted on) and, for training, with the constants fitted without the case's own source
+(out of source, tests/validation/held_out_fits.json); per source the median and 90th percentile of both,
+the runs the core cannot answer yet and why, and the errors per chip family on held-out sources.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from chipsweep.schemas.catalog import Catalog, load_catalog
-from chipsweep.workers.validation import edge, training
-from chipsweep.workers.validation.cases import Result, all_training_cases, edge_cases, vtrain_cases
+from chipsweep.workers.context import Context
+from chipsweep.workers.validation import edge, held_out, serving, training
+from chipsweep.workers.validation.cases import (
+    Result,
+    Skipped,
+    all_training_cases,
+    edge_cases,
+    runs2026_cases,
+    vtrain_cases,
+)
 
 
 def run(kind: str = "all") -> list[Result]:
-    """Predictions of every case of `kind` (training | inference | asic | all)."""
+    """Predictions of every case of `kind` (training | inference | asic | edge (inference and asic) | all)."""
     results: list[Result] = []
     if kind in ("training", "all"):
         results += training.predict(all_training_cases())
-    if kind in ("inference", "asic", "all"):
-        results += edge.predict(edge_cases(kind))
+    if kind in ("inference", "all", "edge"):
+        # serving and edge inference: out of source (constants fitted without the case's own source), labelled
+        # `metric family/source` so the per-source table separates throughput, latency, energy and power
+        results += [Result(replace(r.case, source=f"{r.case.family}/{r.case.source}"), r.predicted)
+                    for r in serving.loso()]
+    if kind in ("asic", "all", "edge"):
+        results += edge.predict(edge_cases("asic"))
     return results
 
 
+def serving_report() -> list[tuple[str, str, int, float, float]]:
+    """Out-of-source |error| of every serving measurement: (metric family, source, cases, median, p90), with one
+    'all' row per family (workers/validation/serving.py)."""
+    return serving.summary(serving.loso())
+
+
+def render_serving(rows: list[tuple[str, str, int, float, float]] | None = None) -> str:
+    """The per-metric, per-source table `chipsweep validate --summary` prints for inference (out of source)."""
+    rows = serving_report() if rows is None else rows
+    lines = ["inference: out-of-source |error| (constants fitted without the measurement's own source)",
+             f"{'metric':20s} {'source':26s} {'cases':>5s} {'median':>8s} {'p90':>8s}"]
+    lines += [f"{fam:20s} {src:26s} {n:5d} {med * 100:7.1f}% {p90 * 100:7.1f}%" for fam, src, n, med, p90 in rows]
+    return "\n".join(lines)
+
+
 def fitted_cases() -> set[str]:
-    """Case ids any calibration constant in the catalog was fitted on (training and edge)."""
+    """Case ids any calibration constant in the catalog was fitted on (training and edge); a constant's
+    `fitted_on` names cases or whole sources."""
     cat = load_catalog()
     out: set[str] = set()
+    sources: set[str] = set()
     for cset in cat.calibration.values():
         for const in cset.constants.values():
             out.update(_expand(const.fitted_on))
+            sources.update(const.fitted_on)
+    if sources:
+        out.update(c.case_id for c in all_training_cases() if c.source in sources)
     for cl in cat.clusters.values():
         for text in cl.derived.values():
             if "fitted on" in text:
@@ -78,3 +114,113 @@ def summary_table(results: list[Result], fitted: set[str]) -> list[tuple[str, in
             float(np.nanmean(held)) if len(held) else float("nan"), float(np.nanmax(held)) if len(held) else float("nan"),
         ))
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training: in-sample and out-of-source errors per source
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class SourceRow:
+    source: str
+    runs: int  # primary cases (one per run)
+    restated: int  # other metrics of the same runs (never counted as held out)
+    fitted: bool  # the catalog's constants were fitted on this source
+    in_median: float
+    in_p90: float
+    out_median: float  # from the fit that did not see this source (= in-sample where it was never fitted)
+    out_p90: float
+    memory_refused: int  # runs the memory model refuses (compared on speed all the same)
+
+
+@dataclass
+class TrainingReport:
+    rows: list[SourceRow]
+    overall: dict[str, float]  # headline statistics (2024-26 runs with a layout, out of source)
+    families: dict[str, tuple[int, float, float]]  # chip family -> (runs, out-of-source median, p90)
+    skipped: list[Skipped]
+    results: list[Result]  # in-sample
+    held: dict[str, Result]  # case id -> out-of-source
+
+
+def _stats(e: np.ndarray) -> tuple[float, float]:
+    e = np.abs(e[np.isfinite(e)])
+    return (float(np.median(e)), float(np.percentile(e, 90))) if len(e) else (float("nan"), float("nan"))
+
+
+def training_report() -> TrainingReport:
+    """Every training case predicted in-sample and out of source, summarised per source and chip family."""
+    cases = all_training_cases()
+    results = training.predict(cases)
+    ctx = Context.build(load_catalog())
+    held = held_out.out_of_source(ctx, [c for c in cases if not c.restates])
+    fitted_sources = {s for cset in ctx.catalog.calibration.values() for c in cset.constants.values() for s in c.fitted_on}
+    fams = {cid: ctx.catalog.chips[cid].training_family for cid in ctx.chips.ids}
+    rows: list[SourceRow] = []
+    by_source: dict[str, list[Result]] = {}
+    for r in results:
+        by_source.setdefault(r.case.source, []).append(r)
+    refused = _memory_refused(cases, ctx)
+    for src, rs in sorted(by_source.items()):
+        prim = [r for r in rs if not r.case.restates]
+        e_in = np.array([r.error for r in prim])
+        e_out = np.array([held[r.case.case_id].error if r.case.case_id in held else r.error for r in prim])
+        rows.append(SourceRow(src, len(prim), len(rs) - len(prim), src in fitted_sources, *_stats(e_in), *_stats(e_out),
+                              sum(1 for r in prim if r.case.case_id in refused)))
+    headline = [r for r in results if not r.case.restates and r.case.year is not None and r.case.year >= 2024
+                and r.case.has_layout and r.case.metric == "tokens_per_s"]
+    e_head = np.array([held[r.case.case_id].error if r.case.case_id in held else r.error for r in headline])
+    e_head_in = np.array([r.error for r in headline])
+    med, p90 = _stats(e_head)
+    med_in, p90_in = _stats(e_head_in)
+    families: dict[str, list[float]] = {}
+    for r in results:
+        if r.case.restates or r.case.case_id not in held:
+            continue
+        chip = str(r.case.row.get("chip", ""))
+        families.setdefault(fams.get(chip, "other"), []).append(held[r.case.case_id].error)
+    fam_rows = {f: (len(v), *_stats(np.array(v))) for f, v in sorted(families.items())}
+    overall = {"runs": float(len(headline)), "out_median": med, "out_p90": p90, "in_median": med_in, "in_p90": p90_in}
+    return TrainingReport(rows, overall, fam_rows, runs2026_cases()[1], results, held)  # type: ignore[arg-type]
+
+
+def _memory_refused(cases: list, ctx: Context) -> set[str]:  # type: ignore[type-arg]
+    """Primary cases the memory model refuses although the run ran (compared on speed all the same)."""
+    from chipsweep.workers.training_rows import evaluate_training
+    from chipsweep.workers.validation.cases import case_table
+
+    prim = [c for c in cases if not c.restates and c.metric in ("step_time_s", "tokens_per_s", "published_tflops_per_chip")]
+    out, _ = evaluate_training(case_table(prim), ctx)
+    reasons = out.column("infeasible_reason").to_pylist()
+    return {c.case_id for c, why in zip(prim, reasons, strict=True) if why and why.startswith("does not fit in memory")}
+
+
+def render_training(rep: TrainingReport) -> str:
+    """The per-source table `chipsweep validate --summary` prints for training."""
+    lines = [
+        "training: |error| of tokens/s, step time or the source's own TFLOP/s, one case per run",
+        f"{'source':28s} {'runs':>5s} {'fitted':>6s} {'in-sample med':>13s} {'p90':>7s}   {'out-of-source med':>17s} {'p90':>7s}"
+        f" {'restated':>8s} {'mem-refused':>11s}",
+    ]
+    def pct(v: float, width: int) -> str:
+        return f"{v * 100:{width}.1f}%" if np.isfinite(v) else f"{'-':>{width + 1}s}"
+
+    for r in rep.rows:
+        lines.append(f"{r.source:28s} {r.runs:5d} {'yes' if r.fitted else 'no':>6s} {pct(r.in_median, 12)} "
+                     f"{pct(r.in_p90, 6)}   {pct(r.out_median, 16)} {pct(r.out_p90, 6)} {r.restated:8d} "
+                     f"{r.memory_refused:11d}")
+    o = rep.overall
+    lines.append("")
+    lines.append(f"2024-26 runs with a layout (tokens/s per chip): {int(o['runs'])} runs; out of source median "
+                 f"{o['out_median'] * 100:.1f} %, p90 {o['out_p90'] * 100:.1f} %; in-sample median "
+                 f"{o['in_median'] * 100:.1f} %, p90 {o['in_p90'] * 100:.1f} %")
+    lines.append("out-of-source error per chip family (runs of sources the fit did not see):")
+    for fam, (n, med, p90) in rep.families.items():
+        lines.append(f"  {fam:20s} {n:5d} runs  median {med * 100:5.1f} %  p90 {p90 * 100:5.1f} %")
+    reasons: dict[str, int] = {}
+    for s in rep.skipped:
+        reasons[f"{s.source}: {s.reason}"] = reasons.get(f"{s.source}: {s.reason}", 0) + 1
+    if reasons:
+        lines.append("published runs not modelled yet (training_runs_2026.csv):")
+        for why, n in sorted(reasons.items()):
+            lines.append(f"  {n:4d}  {why}")
+    return "\n".join(lines)

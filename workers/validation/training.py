@@ -21,8 +21,15 @@ def extract(cases: list[Case], out: dict[str, np.ndarray], n_chips: np.ndarray) 
     """Predicted values of each case's metric from the core's outputs (row i = case i)."""
     results = []
     for i, c in enumerate(cases):
-        if c.metric == "aggregate_pflops":
-            pred = out["hardware_tflops_per_chip"][i] * n_chips[i] / 1000.0  # PFLOP/s of the whole job
+        # a published run the memory model refuses is still compared on speed (reported apart by `report`)
+        step = out["step_time_if_fits_s"][i]
+        if c.metric == "published_tflops_per_chip":
+            # the source's own FLOP count over the predicted step time (TFLOP/s per chip)
+            pred = (c.flops_per_step or np.nan) / (step * n_chips[i]) * 1e-12
+        elif c.metric == "tokens_per_s":
+            pred = out["tokens_per_step"][i] / step
+        elif c.metric == "step_time_s":
+            pred = step
         elif c.metric == "gpu_years":
             pred = out["chip_hours"][i] / HOURS_PER_YEAR
         else:

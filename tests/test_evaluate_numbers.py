@@ -1,0 +1,56 @@
+"""`evaluate` rows: every number finite and within the type it is stored in (workers/parse.py
+`numbers`), one bad row named with its field and value, the other rows still evaluated."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+
+import chipsweep
+from chipsweep.service.cli import main as cli
+
+GOOD = "llama3_8b,nvidia_h100_sxm,64,512,1e12"
+
+
+def test_a_csv_with_1e30_chips_and_nan_or_inf_tokens_names_those_rows_and_runs_the_rest(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("model,chip,n_chips,global_batch,tokens\n" + "\n".join([
+        GOOD,
+        "llama3_8b,nvidia_h100_sxm,1e30,512,1e12",
+        "llama3_8b,nvidia_h100_sxm,64,512,nan",
+        "llama3_8b,nvidia_h100_sxm,64,512,inf",
+        "llama3_8b,nvidia_h100_sxm,64,512,",  # blank: "choose for me" (the default tokens)
+        GOOD,
+    ]) + "\n")
+    out = tmp_path / "out.csv"
+    assert cli(["evaluate", "--kind", "training", str(src), "-o", str(out)]) == 0
+    t = pacsv.read_csv(out)
+    reasons = t.column("infeasible_reason").to_pylist()
+    steps = t.column("step_time_s").to_pylist()
+    assert "row 2: field 'n_chips' = '1e30'" in reasons[1] and "int32" in reasons[1]
+    assert "row 3: field 'tokens' = 'nan'" in reasons[2] and "nan and infinities are not numbers" in reasons[2]
+    assert "row 4: field 'tokens' = 'inf'" in reasons[3]
+    assert steps[0] is not None and steps[4] is not None and steps[5] is not None
+    assert steps[1] is None and steps[2] is None and steps[3] is None
+
+
+def test_the_python_api_names_an_overflowing_row_and_evaluates_the_others() -> None:
+    rows = [{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": n, "global_batch": 512, "tokens": 1e12}
+            for n in (64, 1e30, 128)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = chipsweep.evaluate(rows, kind="training")
+    assert any("row 2: field 'n_chips'" in str(w.message) for w in caught)
+    reasons = table.column("infeasible_reason").to_pylist()
+    assert reasons[0] == "" and "n_chips" in reasons[1] and reasons[2] == ""
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_strict_evaluate_refuses_a_non_finite_cell_naming_row_field_and_value(value: str) -> None:
+    rows = [{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": 64, "global_batch": 512, "tokens": value}]
+    with pytest.raises(chipsweep.ChipsweepError) as err:
+        chipsweep.evaluate(rows, kind="training", strict=True)
+    assert err.value.field == "tokens" and "row 1" in str(err.value) and value in str(err.value)

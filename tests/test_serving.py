@@ -1,0 +1,221 @@
+"""The serving model (continuous batching, workers/inference.py via `evaluate --kind inference`): concurrency, the
+KV-cache limit, the power model, MoE with expert parallelism, disaggregated prefill, the errors of bad serving
+inputs, a serving sweep into the lake and the `pareto_serving` frontier with its SLO filters."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import chipsweep
+from chipsweep.lake import Lake
+from chipsweep.queries.runner import run_saved
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.columns import arrow_schema
+from chipsweep.schemas.spec import parse_spec
+from chipsweep.schemas.sweep import resolve
+from chipsweep.workers.chunk import ChunkEvaluator
+from chipsweep.workers.parse import EvaluateError
+
+H100 = "nvidia_h100_sxm"
+B200 = "nvidia_b200_hgx"
+DOUBLINGS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def run(*rows: dict, strict: bool = False) -> list[dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return chipsweep.evaluate(list(rows), kind="inference", strict=strict).to_pylist()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# concurrency: per-user speed against throughput, until compute or the KV cache saturates
+# ---------------------------------------------------------------------------------------------------------
+def test_per_user_speed_falls_and_per_chip_throughput_rises_with_concurrency_until_saturation() -> None:
+    base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "prompt_len": 1024, "gen_len": 256}
+    *swept, most = run(*[dict(base, concurrency=c) for c in DOUBLINGS], base)
+    per_user = np.array([r["tokens_per_s_per_user"] for r in swept])
+    per_chip = np.array([r["output_tokens_per_s_per_chip"] for r in swept])
+    assert all(r["fits"] for r in swept)
+    assert (np.diff(per_user) < 0).all() and (np.diff(per_chip) > 0).all()
+    gain = per_chip[1:] / per_chip[:-1]
+    assert gain[0] > 1.9  # one more sequence costs almost nothing while the weights dominate
+    assert gain[-1] < 1.2  # compute-bound: doubling the users no longer doubles the tokens
+    # a blank concurrency is the most the KV cache holds: one more does not fit, and the error says so
+    c = most["concurrency"]
+    assert c > DOUBLINGS[-1] and most["output_tokens_per_s_per_chip"] >= per_chip[-1]
+    (over,) = run(dict(base, concurrency=c + 1))
+    assert not over["fits"] and f"allowed: 1 to {c} at this model" in over["infeasible_reason"]
+    assert math.isclose(most["tokens_per_s_per_user"], 1.0 / most["tpot_s"], rel_tol=1e-6)
+    assert math.isclose(most["output_tokens_per_s"], c / most["tpot_s"], rel_tol=1e-6)
+
+
+def test_kv_cache_limits_concurrency_more_with_longer_contexts_and_less_with_8_bit_kv() -> None:
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 4, "weight_bits": 8, "compute_precision": "fp8"}
+    short, long, long8 = run(dict(base, prompt_len=1024, gen_len=256), dict(base, prompt_len=8192, gen_len=1024),
+                             dict(base, prompt_len=8192, gen_len=1024, kv_bits=8))
+    assert short["concurrency"] > long["concurrency"] > 1
+    assert long8["concurrency"] == pytest.approx(2 * long["concurrency"], rel=0.05)
+
+
+def test_ttft_grows_with_load_and_prompt_length() -> None:
+    base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "gen_len": 256}
+    lo, hi, longer = run(dict(base, prompt_len=1024, concurrency=1), dict(base, prompt_len=1024, concurrency=128),
+                         dict(base, prompt_len=8192, concurrency=1))
+    assert lo["ttft_s"] < hi["ttft_s"] and lo["ttft_s"] < longer["ttft_s"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# power and energy
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("chip", [H100, B200, "nvidia_jetson_orin_nano_8gb", "nvidia_rtx_4090"])
+def test_energy_per_token_at_low_utilisation_is_below_tdp_over_tokens_per_second(chip: str) -> None:
+    tdp = load_catalog().chips[chip].tdp_w
+    (r,) = run({"model": "llama3.2_1b", "chip": chip, "weight_bits": 8, "concurrency": 1, "prompt_len": 128,
+                "gen_len": 128})
+    assert r["power_w"] < tdp
+    assert r["energy_per_token_j"] < tdp / r["output_tokens_per_s"]
+
+
+def test_power_rises_and_energy_per_token_falls_with_load() -> None:
+    base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "prompt_len": 1024, "gen_len": 256}
+    rows = run(*[dict(base, concurrency=c) for c in (1, 8, 64, 256)])
+    power = [r["power_w"] for r in rows]
+    energy = [r["energy_per_token_j"] for r in rows]
+    assert power == sorted(power) and power[-1] <= 700.0 + 1e-6
+    assert energy == sorted(energy, reverse=True)
+
+
+def test_prefill_energy_is_counted() -> None:
+    base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "gen_len": 128, "concurrency": 32}
+    short, long = run(dict(base, prompt_len=128), dict(base, prompt_len=8192))
+    assert long["energy_per_token_j"] > 1.5 * short["energy_per_token_j"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MoE, expert parallelism, precision, disaggregation
+# ---------------------------------------------------------------------------------------------------------
+def test_moe_decodes_at_its_active_parameters_and_touches_more_experts_with_more_users() -> None:
+    base = {"chip": H100, "weight_bits": 16, "prompt_len": 1024, "gen_len": 1024, "concurrency": 1}
+    moe, dense = run(dict(base, model="qwen3_30b_a3b"), dict(base, model="qwen3_32b"))
+    assert moe["tokens_per_s_per_user"] > 1.5 * dense["tokens_per_s_per_user"]
+    m1, m16 = run(dict(base, model="qwen3_30b_a3b"), dict(base, model="qwen3_30b_a3b", concurrency=16))
+    # sixteen users touch most of the 128 experts: the per-user speed drops well below a dense model's 16-user drop
+    assert m16["tokens_per_s_per_user"] < 0.5 * m1["tokens_per_s_per_user"]
+
+
+def test_expert_parallelism_serves_a_big_moe_across_chips() -> None:
+    base = {"model": "deepseek_v3", "chip": B200, "n_chips": 8, "weight_bits": 8, "compute_precision": "fp8",
+            "prompt_len": 1024, "gen_len": 1024, "concurrency": 64}
+    tp, ep = run(base, dict(base, ep=8, dp_attention="true"))
+    assert tp["fits"] and ep["fits"] and ep["ep"] == 8
+    assert ep["output_tokens_per_s"] > 0 and tp["output_tokens_per_s"] > 0
+
+
+def test_fp8_and_fp4_compute_raise_compute_bound_throughput_on_chips_that_have_them() -> None:
+    base = {"model": "llama3_70b", "chip": B200, "n_chips": 2, "prompt_len": 4096, "gen_len": 256, "concurrency": 64}
+    bf16, fp8, fp4 = run(dict(base, weight_bits=16, compute_precision="bf16"),
+                         dict(base, weight_bits=8, compute_precision="fp8"),
+                         dict(base, weight_bits=4, compute_precision="fp4"))
+    assert bf16["output_tokens_per_s"] < fp8["output_tokens_per_s"] < fp4["output_tokens_per_s"]
+
+
+def test_disaggregated_prefill_adds_a_prompt_pool_and_frees_decode_iterations() -> None:
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 4, "weight_bits": 8, "compute_precision": "fp8",
+            "prompt_len": 4096, "gen_len": 256, "concurrency": 64}
+    mixed, split = run(base, dict(base, disaggregated="true"))
+    assert split["tpot_s"] < mixed["tpot_s"]  # no prompt chunks in the decode iterations
+    assert split["output_tokens_per_s_per_chip"] < split["output_tokens_per_s"] / 4  # the prompt pool's chips count
+    assert split["ttft_s"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bad serving inputs: row, field, value and what is allowed
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("row", "field", "value", "allowed"), [
+    ({"model": "llama3_70b", "chip": H100, "n_chips": 2, "weight_bits": 8, "concurrency": 100000}, "concurrency",
+     100000, "1 to "),
+    ({"model": "llama3_8b", "chip": H100, "compute_precision": "fp4"}, "compute_precision", "fp4", "fp16, bf16, fp8"),
+    ({"model": "llama3_8b", "chip": H100, "n_chips": 2, "ep": 2}, "ep", 2, "1"),
+    ({"model": "qwen3_30b_a3b", "chip": H100, "n_chips": 2, "ep": 4}, "ep", 4, "1, 2"),
+    ({"model": "llama3_8b", "chip": H100, "concurrency": 0}, "concurrency", "0", "an integer >= 1"),
+    ({"model": "llama3_8b", "chip": H100, "compute_precision": "fp6"}, "compute_precision", "fp6", "fp16"),
+])
+def test_bad_serving_input_names_row_field_value_and_allowed(row: dict, field: str, value: object,
+                                                              allowed: str) -> None:
+    good = {"model": "llama3_8b", "chip": H100}
+    out = run(good, row)
+    assert out[0]["infeasible_reason"] == ""
+    reason = out[1]["infeasible_reason"]
+    assert reason.startswith(f"row 2: field '{field}' = {value!r}") and "allowed: " in reason
+    assert allowed in reason.split("allowed: ", 1)[1]
+    with pytest.raises(EvaluateError) as exc:
+        run(good, row, strict=True)
+    assert exc.value.field == field and "row 2" in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a serving sweep in the lake and its frontier
+# ---------------------------------------------------------------------------------------------------------
+SPEC = {"name": "serve", "kind": "inference", "store": "all", "axes": {
+    "model": ["llama3_70b", "qwen3_30b_a3b"], "chip": [H100, B200], "n_chips": [1, 2, 4, 8],
+    "weight_bits": [8], "compute_precision": ["fp8"], "concurrency": [1, 4, 16, 64, 256, 1024],
+    "prompt_len": [1024], "gen_len": [512], "ep": [1, 2]}}
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+    sweep = resolve(parse_spec(SPEC), load_catalog())
+    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
+    assert table.schema.equals(arrow_schema("inference")) and table.num_rows == sweep.configurations
+    root = str(tmp_path_factory.mktemp("lake"))
+    store = Lake(root)
+    store.write_part(table, "inference", "serve", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    return root
+
+
+def test_a_serving_sweep_lands_with_its_serving_columns(lake: str) -> None:
+    t = pa.concat_tables([pq.read_table(p) for p in Path(lake).rglob("part-*.parquet")
+                          if "inference" in str(p)])
+    ok = pc.and_(t.column("fits"), pc.equal(t.column("infeasible_reason").cast(pa.string()), ""))
+    fit = t.filter(ok)
+    assert fit.num_rows > 0
+    assert set(fit.column("compute_precision").to_pylist()) == {"fp8"}
+    assert {1, 2} <= set(fit.column("ep").to_pylist())
+    assert all(c for c in fit.column("calibrated_on").to_pylist())
+    assert np.isfinite(np.asarray(fit.column("output_tokens_per_s_per_chip"), dtype=float)).all()
+
+
+def test_pareto_serving_trades_per_chip_throughput_against_per_user_speed(lake: str) -> None:
+    front = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=lake).to_pylist()
+    assert len(front) >= 3 and {r["model"] for r in front} == {"llama3_70b"}
+    front.sort(key=lambda r: r["output_tokens_per_s_per_chip"])
+    users = [r["tokens_per_s_per_user"] for r in front]
+    assert users == sorted(users, reverse=True)  # more per chip only for less per user
+    assert "users" in front[0]["layout"]
+
+
+def test_a_tpot_slo_removes_the_high_concurrency_points_from_the_frontier(lake: str) -> None:
+    free = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=lake).to_pylist()
+    slo = 0.5 * max(r["tpot_s"] for r in free)
+    held = run_saved("pareto_serving", {"model": "llama3_70b", "tpot_max_s": slo}, lake=lake).to_pylist()
+    assert held and all(r["tpot_s"] <= slo for r in held)
+    assert max(r["concurrency"] for r in held) < max(r["concurrency"] for r in free)
+    ttft = run_saved("pareto_serving", {"model": "llama3_70b", "ttft_max_s": 1e-9}, lake=lake)
+    assert ttft.num_rows == 0
+
+
+def test_pareto_serving_takes_cost_or_energy_as_a_third_objective(lake: str) -> None:
+    for third in ("usd_per_million_tokens", "energy_per_token_j"):
+        objectives = f"output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max,{third}"
+        t = run_saved("pareto_serving", {"objectives": objectives}, lake=lake)
+        assert t.num_rows > 0 and t.column_names.count(third) == 1
+        assert {"qwen3_30b_a3b", "llama3_70b"} <= set(t.column("model").to_pylist())

@@ -1,0 +1,208 @@
+"""Formula fixes of issue 12, each checked against the published formula it implements, and the frontier
+sanity checks: ZeRO/FSDP traffic per micro-batch, untied head and last-stage memory, activation memory from
+the architecture, pipeline sends on the link that carries them, uneven pipeline stages, batches the chips do
+not divide, software eras, and owned-cluster TCO."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.workers.context import Context
+from chipsweep.workers.memory import activation_bytes_per_layer
+from chipsweep.workers.training_rows import evaluate_training
+from chipsweep.workers.transformer import Shapes
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Context:
+    return Context.build(load_catalog(use_env=False))
+
+
+def run(ctx: Context, **cols: list[object]) -> dict[str, list[object]]:
+    n = len(next(iter(cols.values())))
+    table = pa.table({k: pa.array([None if v is None else str(v) for v in vals], type=pa.string()) for k, vals in cols.items()})
+    assert table.num_rows == n
+    out, _ = evaluate_training(table, ctx)
+    return out.to_pydict()
+
+
+def shapes(L: float, h: float, a: float, s: float, kv: float | None = None, f: float | None = None,
+           n_proj: float = 2.0) -> Shapes:
+    one = np.array(1.0)
+    return Shapes(layers=np.array(L), hidden=np.array(h), heads=np.array(a), kv_heads=np.array(kv or a),
+                  head_dim=np.array(h / a), ffn=np.array(f or 4 * h), vocab=np.array(51200.0), seq=np.array(s),
+                  n_proj=np.array(n_proj), learned_pos=one, tied=one)
+
+
+def test_activation_memory_equals_korthikanti_table2_for_gpt3_and_follows_the_architecture():
+    """Korthikanti 2022 Table 2: s·b·h·(34 + 5·a·s/h) bytes per layer (16-bit, f = 4h, MHA, dropout); with
+    tensor and sequence parallelism divided by t; selective recompute keeps 34·sbh/t."""
+    s, b, h, a, t = 2048.0, 1.0, 12288.0, 96.0, 8.0
+    m = shapes(96, h, a, s)
+    none, sel, full = activation_bytes_per_layer(m, b, np.array(t), np.array(1.0), np.array(0.0), 2.0, 1.0)
+    sbh = s * b * h
+    assert float(none) == pytest.approx(sbh * (34 + 5 * a * s / h) / t, rel=1e-12)
+    assert float(sel) == pytest.approx(34 * sbh / t, rel=1e-12)
+    assert float(full) == pytest.approx(2 * sbh / t, rel=1e-12)
+    # tensor parallelism without sequence parallelism: sbh(10 + 24/t + 5as/(ht))
+    none_tp, _, _ = activation_bytes_per_layer(m, b, np.array(t), np.array(0.0), np.array(0.0), 2.0, 1.0)
+    assert float(none_tp) == pytest.approx(sbh * (10 + 24 / t + 5 * a * s / (h * t)), rel=1e-12)
+    # no dropout (Llama-style): the two 1-byte masks and the score dropout go; FlashAttention keeps no scores
+    no_drop, _, _ = activation_bytes_per_layer(m, b, np.array(1.0), np.array(0.0), np.array(0.0), 2.0, 0.0)
+    assert float(no_drop) == pytest.approx(sbh * (32 + 2 * a * s / h), rel=1e-12)
+    flash, _, _ = activation_bytes_per_layer(m, b, np.array(1.0), np.array(0.0), np.array(1.0), 2.0, 0.0)
+    assert float(flash) == pytest.approx(sbh * 32 + 4 * a * s * b, rel=1e-12)
+    # gated MLP (three f-wide tensors) and GQA (K, V of kv_heads only): Llama-3 8B shapes
+    llama = shapes(32, 4096, 32, 8192, kv=8, f=14336, n_proj=3.0)
+    _, sel_l, _ = activation_bytes_per_layer(llama, b, np.array(1.0), np.array(0.0), np.array(1.0), 2.0, 0.0)
+    sbh_l = 8192 * 4096.0
+    expected = 8 * sbh_l + 2 * 8192 * (2 * 4096 + 2 * 1024 + 3 * 14336)
+    assert float(sel_l) == pytest.approx(expected, rel=1e-12)
+    # fp32 activations take 4 bytes an element
+    none32, _, _ = activation_bytes_per_layer(m, b, np.array(1.0), np.array(0.0), np.array(1.0), 4.0, 0.0)
+    none16, _, _ = activation_bytes_per_layer(m, b, np.array(1.0), np.array(0.0), np.array(1.0), 2.0, 0.0)
+    assert float(none32) == pytest.approx(2 * float(none16) - 4 * a * s * b, rel=1e-12)
+
+
+def test_untied_output_head_adds_v_times_h_parameters_on_the_last_stage(ctx):
+    """An untied head (Llama) is a second V·h matrix: for Llama-3 8B (V = 128,256, h = 4,096) at tp 1 that is
+    0.525 B parameters, ~9.5 GB of weights, gradients and Adam state at 18 bytes each."""
+    rows = dict(chip=["nvidia_h100_sxm"] * 2, n_chips=[8] * 2, global_batch=[8] * 2, tp=[1] * 2, pp=[1] * 2,
+                micro_batch=[1] * 2, recompute=["full"] * 2, zero_stage=[0] * 2, mode=["full"] * 2,
+                layers=[32] * 2, hidden=[4096] * 2, heads=[32] * 2, kv_heads=[8] * 2, ffn_hidden=[14336] * 2,
+                vocab=[128256] * 2, seq_len=[8192] * 2, mlp=["swiglu"] * 2, framework=["megatron"] * 2,
+                **{"chip.memory_gb": [1e4] * 2})
+    tied = run(ctx, **rows, tied_embeddings=["true", "true"])
+    d = run(ctx, **rows)  # explicit shapes default to tied; give the Llama head its own matrix below
+    assert d["mem_per_chip_gb"] == tied["mem_per_chip_gb"]
+    untied_model = run(ctx, model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[8], global_batch=[8], tp=[1],
+                       pp=[1], micro_batch=[1], recompute=["full"], zero_stage=[0], mode=["full"],
+                       **{"chip.memory_gb": [1e4]})
+    assert not ctx.catalog.models["llama3_8b"].tied_embeddings
+    head_gb = 128256 * 4096 * 18 / 1e9  # bytes per parameter: 2 + 4 + 12
+    assert untied_model["mem_per_chip_gb"][0] - tied["mem_per_chip_gb"][0] == pytest.approx(head_gb, rel=0.06)
+
+
+def test_last_stage_memory_is_checked_not_only_the_first(ctx):
+    """The last stage holds its layers, the output layer (V·h, Megatron keeps a copy there) and the logits
+    (b·s·V/t): with a 256k vocabulary it outweighs the first stage, and the row's memory is the larger one."""
+    rows = dict(chip=["nvidia_a100_sxm_80gb"] * 2, n_chips=[16] * 2, global_batch=[1] * 2, tp=[1] * 2, pp=[16] * 2,
+                micro_batch=[1] * 2, recompute=["full"] * 2, zero_stage=[0] * 2, layers=[32] * 2, hidden=[4096] * 2,
+                heads=[32] * 2, seq_len=[4096] * 2, mlp=["swiglu"] * 2, framework=["megatron_2022"] * 2,
+                **{"chip.memory_gb": [1e4] * 2})
+    d = run(ctx, **rows, vocab=[32000, 256000])
+    extra_states = (256000 - 32000) * 4096 * 18 / 1e9  # GB: the larger embedding's weights, fp32 gradients, Adam
+    extra_logits = 4096 * (256000 - 32000) * 2 / 1e9  # GB: one micro-batch of 16-bit logits on the last stage
+    assert d["mem_per_chip_gb"][1] - d["mem_per_chip_gb"][0] == pytest.approx(extra_states + extra_logits, rel=0.02)
+
+
+def test_zero3_pays_its_gathers_every_micro_batch_rajbhandari_sec7_and_loses_to_zero1_when_weights_outrun_compute(ctx):
+    """ZeRO-3 / FSDP (Rajbhandari 2020 sec. 7; Zhao 2023 sec. 3.3): every micro-batch all-gathers each layer's
+    weights forward and backward and reduce-scatters its gradients; the prefetch hides one layer's gather
+    behind one layer's compute. With small micro-batches (little compute per layer) over a slow network the
+    weights do not fit that window, and 128 micro-batches per step make ZeRO-3 slower than ZeRO-1."""
+    common = dict(model=["gpt3_175b"] * 2, chip=["amd_mi300x"] * 2, n_chips=[32] * 2, global_batch=[4096] * 2,
+                  tp=[1] * 2, pp=[1] * 2, micro_batch=[1] * 2, recompute=["full"] * 2, framework=["deepspeed"] * 2,
+                  **{"chip.memory_gb": [1e5] * 2})
+    d = run(ctx, **common, zero_stage=[1, 3])
+    assert d["infeasible_reason"] == ["", ""]
+    z1, z3 = d["step_time_s"]
+    assert z3 > 1.5 * z1
+    # one micro-batch per step: the same ZeRO-3 traffic is paid once, not 128 times
+    once = run(ctx, **{**common, "global_batch": [32] * 2}, zero_stage=[1, 3])
+    per_mb_z3 = z3 / 128
+    assert once["step_time_s"][1] == pytest.approx(per_mb_z3, rel=0.2)
+
+
+def test_pipeline_sends_stay_on_the_scale_up_link_when_consecutive_stages_share_a_domain(ctx):
+    """Ranks ordered [dp][pp][tp] (Megatron-Core --use-tp-pp-dp-mapping) keep a tp·pp = 8 pipeline inside one
+    8-GPU node: its sends use NVLink even though the job spans 8 nodes. Megatron of 2022 ([pp][dp][tp] only)
+    sends across the network."""
+    common = dict(model=["llama2_13b"] * 2, chip=["nvidia_a100_sxm_80gb"] * 2, n_chips=[64] * 2, global_batch=[512] * 2,
+                  tp=[1] * 2, pp=[8] * 2, micro_batch=[1] * 2, interleave=[1] * 2, recompute=["full"] * 2,
+                  zero_stage=[0] * 2, sequence_parallel=["false"] * 2, flash_attention=["false"] * 2,
+                  mode=["lora"] * 2,  # adapters only: the data-parallel reduce is negligible, the sends are what differs
+                  **{"chip.scale_out_gbit_s": [1.0] * 2})  # a very slow network makes the link that carries the sends show
+    d = run(ctx, **common, framework=["megatron_core_2025", "megatron_2022"])
+    assert d["infeasible_reason"] == ["", ""]
+    assert d["step_time_s"][1] > 3 * d["step_time_s"][0]
+
+
+def test_uneven_pipeline_stages_run_llama3_405b_on_pp16_and_bloom_on_pp12(ctx):
+    """Dubey et al. 2024 (Llama 3) sec. 3.3.2: 126 layers on 16 stages with one layer fewer on the first and
+    last (7 + 14 x 8 + 7); BLOOM's 70 layers on 12 stages with the embedding counted as a layer (5 + 10 x 6 + 5).
+    Megatron of 2022 required an even split; explicit first/last-stage counts are honoured."""
+    d = run(ctx, model=["llama3_405b", "bloom_176b" if "bloom_176b" in ctx.catalog.models else "llama3_405b",
+                        "llama3_405b", "llama3_405b"],
+            chip=["nvidia_h100_sxm"] * 4, n_chips=[2048, 384 if "bloom_176b" in ctx.catalog.models else 2048, 2048, 2048],
+            global_batch=[2048] * 4, tp=[8, 4 if "bloom_176b" in ctx.catalog.models else 8, 8, 8],
+            pp=[16, 12 if "bloom_176b" in ctx.catalog.models else 16, 16, 16], micro_batch=[1] * 4, interleave=[1] * 4,
+            recompute=["full"] * 4, zero_stage=[1] * 4, framework=["megatron", "deepspeed", "megatron_2022", "megatron"],
+            first_stage_layers=[None, None, None, 6], last_stage_layers=[None, None, None, 6])
+    r = d["infeasible_reason"]
+    assert r[0] == "" and d["first_stage_layers"][0] == 7 and d["last_stage_layers"][0] == 7
+    if "bloom_176b" in ctx.catalog.models:
+        assert r[1] == "" and d["first_stage_layers"][1] == 5 and d["last_stage_layers"][1] == 5
+    assert "layers not divisible" in r[2]
+    assert r[3] == "" and d["first_stage_layers"][3] == 6 and d["last_stage_layers"][3] == 6
+
+
+def test_a_batch_the_chips_do_not_divide_runs_the_nearest_smaller_batch_or_leaves_chips_idle(ctx):
+    """OPT-175B ran on 992 GPUs with a ~1,024-sequence batch (Zhang et al. 2022): 124 replicas at tp 8 run 8
+    sequences each (992); a batch smaller than the replicas leaves chips idle. The row says which."""
+    d = run(ctx, model=["gpt3_175b"] * 3, chip=["nvidia_a100_sxm_80gb"] * 3, n_chips=[992, 992, 992],
+            global_batch=[1024, 992, 64], tp=[8] * 3, pp=[1] * 3, micro_batch=[1] * 3, recompute=["full"] * 3,
+            zero_stage=[3] * 3, framework=["fsdp"] * 3)
+    assert d["infeasible_reason"] == ["", "", ""]
+    assert d["batch_handling"] == ["nearest_batch", "exact", "idle_chips"]
+    assert d["global_batch_run"][:2] == [992.0, 992.0]
+    assert d["idle_chips"][2] == (124 - 64) * 8
+    # the smaller batch never makes a faster step than the exact one of the same size
+    assert d["step_time_s"][0] == pytest.approx(d["step_time_s"][1], rel=1e-9)
+    # and the layout search finds OPT a layout on 992 GPUs
+    s = run(ctx, model=["gpt3_175b"], chip=["nvidia_a100_sxm_80gb"], n_chips=[992], global_batch=[1024], framework=["fsdp"])
+    assert s["infeasible_reason"] == [""] and s["tp"][0] * s["pp"][0] * s["dp"][0] == 992
+
+
+def test_megatron_2020_has_no_sequence_parallelism_selective_recompute_or_interleaving(ctx):
+    """Megatron-LM as of 2020: full recompute only; interleaving (Narayanan 2021) and sequence parallelism
+    and selective recompute (Korthikanti 2022) came later; the layout search stays inside those features."""
+    d = run(ctx, model=["gpt3_175b"] * 3, cluster=["azure_openai_2020"] * 3, n_chips=[1024] * 3, global_batch=[1536] * 3,
+            tp=[8] * 3, pp=[16] * 3, micro_batch=[1] * 3, recompute=["selective", "full", "full"], interleave=[1, 2, 1],
+            zero_stage=[0, 0, 0], framework=["megatron_2020"] * 3, sequence_parallel=[None, None, "true"])
+    r = d["infeasible_reason"]
+    assert "framework has no such feature" in r[0]
+    assert "interleave" in r[1]
+    assert "framework has no such feature" in r[2]
+    s = run(ctx, model=["gpt3_175b"], cluster=["azure_openai_2020"], n_chips=[1024], global_batch=[1536], tokens=[300e9],
+            framework=["megatron_2020"])
+    assert s["infeasible_reason"] == [""]
+    assert s["interleave"] == [1] and s["recompute"][0] in ("none", "full") and s["zero_stage"] == [0]
+
+
+def test_owned_h100_cluster_cost_is_within_published_tco_analyses(ctx):
+    """An owned H100 row (server and network share, measured draw x PUE, facility and operations per kW,
+    4 years at 10 % cost of capital) against the per-GPU-hour range defaults.yaml `tco_checks` cites."""
+    check = ctx.catalog.defaults["tco_checks"]["nvidia_h100_sxm"]
+    lo, hi = check["usd_per_gpu_hour"]
+    assert "gpu-tco-analysis" in check["source"]
+    d = run(ctx, model=["llama3_70b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[512] * 2, global_batch=[1024] * 2,
+            tokens=[1e12] * 2, cost_basis=["owned", "rental"])
+    assert d["cost_basis"] == ["owned", "rental"]
+    per_hour = d["cost_usd"][0] / d["chip_hours"][0]
+    assert lo <= per_hour <= hi, per_hour
+    assert d["capex_usd"][0] + d["opex_usd"][0] == pytest.approx(d["cost_usd"][0], rel=1e-9)
+    assert d["capex_usd"][0] > d["opex_usd"][0] > 0
+    assert np.isnan(d["capex_usd"][1]) and d["cost_usd"][1] / d["chip_hours"][1] == pytest.approx(1.9, rel=1e-6)
+
+
+def test_calibrated_on_names_the_sources_or_says_extrapolated(ctx):
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h100_sxm", "amd_mi300x", "nvidia_h200_sxm"], n_chips=[64] * 3,
+            global_batch=[512] * 3)
+    on = d["calibrated_on"]
+    assert "megatron_bridge" in on[0] or "llm_foundry" in on[0]
+    assert on[1].startswith("extrapolated from")
+    assert on[2] == "extrapolated from nvidia_gpu"

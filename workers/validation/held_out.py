@@ -1,0 +1,100 @@
+"""Calibration constants by name (`level:target:key`, as workers/validation/calibrate.py fits them) applied to a
+`Context`, and the training cases predicted with them: how `chipsweep validate` predicts each source with the
+constants fitted without it (tests/validation/held_out_fits.json).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import numpy as np
+
+from chipsweep.schemas.vocab import FRAMEWORKS
+from chipsweep.workers.context import Context
+from chipsweep.workers.parse import RowErrors
+from chipsweep.workers.training_rows import search_training, training_inputs
+from chipsweep.workers.validation.cases import CASES_DIR, Case, Result, case_table
+from chipsweep.workers.validation.training import extract
+
+HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
+LEVEL_ORDER = {"global": 0, "family": 1, "chip": 2, "framework": 3, "cluster": 4}
+
+
+def parse(name: str) -> tuple[str, str, str]:
+    """`level:target:key` (or `global:key`) -> (level, target, key)."""
+    parts = name.split(":")
+    return (parts[0], "", parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2])
+
+
+def apply(ctx: Context, base: dict[str, np.ndarray], values: dict[str, float]) -> dict[str, np.ndarray]:
+    """Calibration arrays (framework, chip) with `values` set: global, then family, chip, framework."""
+    cal = {k: v.copy() for k, v in base.items()}
+    chips = ctx.chips
+    fams = np.asarray([ctx.catalog.chips[c].training_family for c in chips.ids])
+    index = chips.index()
+    for name, v in sorted(values.items(), key=lambda kv: LEVEL_ORDER[parse(kv[0])[0]]):
+        level, target, key = parse(name)
+        if level == "cluster" or key not in cal:
+            continue
+        if level == "global":
+            cal[key][:, :] = v
+        elif level == "family":
+            cal[key][:, fams == target] = v
+        elif level == "chip" and target in index:
+            cal[key][:, index[target]] = v
+        elif level == "framework" and target in FRAMEWORKS:
+            cal[key][FRAMEWORKS.index(target), :] = v
+    return cal
+
+
+def cluster_overrides(x: dict[str, np.ndarray], cases: list[Case], values: dict[str, float]) -> dict[str, np.ndarray]:
+    """The fitted link of a measurement cluster (vTrain's single node) on its rows."""
+    x = dict(x)
+    for name, v in values.items():
+        level, target, key = parse(name)
+        if level != "cluster":
+            continue
+        rows = np.asarray([str(c.row.get("cluster", "")) == target for c in cases])
+        if key == "scale_up_gb_s":
+            x["up_bw"] = np.where(rows, v * 1e9, x["up_bw"])
+        elif key == "scale_up_latency_s":
+            x["up_latency"] = np.where(rows, v, x["up_latency"])
+    return x
+
+
+def predict_with(ctx: Context, values: dict[str, float], cases: list[Case]) -> list[Result]:
+    """The cases predicted with the constants `values` on top of the catalog's."""
+    if not cases:
+        return []
+    base = {k: v.copy() for k, v in ctx.cal.items()}
+    try:
+        ctx.cal = apply(ctx, base, values)
+        errors = RowErrors(len(cases))
+        x, blank, chip_idx = training_inputs(case_table(cases), ctx, errors)
+        x = cluster_overrides(x, cases, values)
+        _, out = search_training(x, blank, ctx, chip_idx)
+        return extract(cases, out, x["n_chips"])
+    finally:
+        ctx.cal = base
+
+
+def load_fits() -> dict[str, dict[str, float]]:
+    """Per source, the constants fitted without it (empty when calibrate.py has not written them)."""
+    if not HELD_OUT_PATH.exists():
+        return {}
+    return {k: dict(v) for k, v in json.loads(HELD_OUT_PATH.read_text())["fits"].items()}
+
+
+def out_of_source(ctx: Context, cases: Iterable[Case]) -> dict[str, Result]:
+    """case id -> its prediction by the fit that did not see its source (sources never fitted: absent)."""
+    fits = load_fits()
+    by_source: dict[str, list[Case]] = {}
+    for c in cases:
+        if c.source in fits:
+            by_source.setdefault(c.source, []).append(c)
+    out: dict[str, Result] = {}
+    for src, group in by_source.items():
+        for r in predict_with(ctx, fits[src], group):
+            out[r.case.case_id] = r
+    return out
