@@ -70,7 +70,11 @@ def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
         traces.append(go.Scattergl(
             x=[fig.candidates_x[i] for i in idx], y=[fig.candidates_y[i] for i in idx], mode="markers",
             marker={"size": 4, "color": colours.get(chip, "#9aa4b1"), "opacity": 0.18}, name=chip,
-            legendgroup=chip, showlegend=chip not in on_front, hoverinfo="skip", meta="candidates"))
+            legendgroup=chip, showlegend=False, hoverinfo="skip", meta="candidates"))
+        if chip not in on_front:  # a legend entry as visible as the frontier's (the faint points toggle with it)
+            traces.append(go.Scatter(x=[None], y=[None], mode="markers", name=chip, legendgroup=chip,
+                                     marker={"size": 8, "color": colours.get(chip, "#9aa4b1"), "opacity": 0.6},
+                                     hoverinfo="skip", meta="legend"))
     if fig.colour is None and len(fig.frontier) > 1:
         traces.append(go.Scatter(
             x=[p["x"] for p in fig.frontier], y=[p["y"] for p in fig.frontier], mode="lines",
