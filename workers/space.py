@@ -35,3 +35,22 @@ def decode(flat: Array, sizes: Sequence[int]) -> list[Array]:
 
 def decode_range(start: int, stop: int, sizes: Sequence[int]) -> list[Array]:
     return decode(np.arange(start, stop, dtype=np.int64), sizes)
+
+
+def chunk_ranges(sizes: Sequence[int], split: Sequence[bool], chunk_size: int) -> list[tuple[int, int]]:
+    """The chunks of a space: contiguous (start, stop) ranges of at most `chunk_size` configurations that
+    never cross a change of any `split` axis (the catalog axes: chip, model, cluster), so a change to one
+    catalog entry touches only the chunks of its own configurations. A split axis changes value every
+    `stride` configurations, so the ranges are the blocks between multiples of the smallest split stride,
+    each cut into near-equal pieces. Sweeps order their catalog axes first (`schemas.sweep.resolve`),
+    which makes those blocks as large as the other axes allow."""
+    total = space_size(sizes)
+    size = max(1, int(chunk_size))
+    block = min((st for st, s in zip(strides(sizes), split, strict=True) if s), default=total) or 1
+    out: list[tuple[int, int]] = []
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        pieces = -(-(stop - start) // size)
+        step = -(-(stop - start) // pieces)
+        out.extend((a, min(a + step, stop)) for a in range(start, stop, step))
+    return out
