@@ -9,6 +9,7 @@ per core:
 - resolve + core: catalog gather, overrides and defaults (`assemble_training`, float64) then the core in
   float32 (cast block by block), as a sweep chunk does (workers/chunk.py CORE_DTYPE); and the same with a
   float64 core;
+- MoE (issue 13): the same with MoE models and ep in 1-8 (every row takes the MoE passes);
 - layout search: one (model, chip, n_chips) with every layout field blank, milliseconds.
 """
 
@@ -46,6 +47,16 @@ def raw_chunk(ctx: Context, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+def raw_moe_chunk(ctx: Context, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """MoE models with expert parallelism (issue 13): the core's MoE passes on every row."""
+    raw = raw_chunk(ctx, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    models = [ctx.models.index()[m] for m in ("deepseek_v3", "qwen3_235b_a22b", "qwen3_30b_a3b", "mixtral_8x7b")]
+    raw["model_idx"] = rng.choice(models, n)
+    raw["ep"] = rng.choice([1.0, 2, 4, 8], n)
+    return raw
+
+
 def best_of(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
     """Least CPU seconds of this process over `repeat` runs: per-core time, robust to other load."""
     times = []
@@ -69,6 +80,12 @@ def main() -> dict[str, object]:
     core32_s = best_of(lambda: training.evaluate(x32, cal32))
     full_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx), dtype=np.float32))
     full64_s = best_of(lambda: training.evaluate(*_assembled(raw, ctx)))
+    raw_moe = raw_moe_chunk(ctx, n)
+    x_moe, _, cidx_moe = assemble_training(raw_moe, ctx)
+    cal_moe = {k: np.asarray(v).astype(np.float32) for k, v in ctx.cal_for(cidx_moe, x_moe["framework"]).items()}
+    x_moe32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in x_moe.items()}
+    moe32_s = best_of(lambda: training.evaluate(x_moe32, cal_moe))
+    moe_full_s = best_of(lambda: training.evaluate(*_assembled(raw_moe, ctx), dtype=np.float32))
     one = pa.table({"model": ["llama2_70b"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"], "global_batch": ["1024"]})
     evaluate_training(one, ctx)  # warm up
     search_s = best_of(lambda: evaluate_training(one, ctx), repeat=10)
@@ -82,6 +99,8 @@ def main() -> dict[str, object]:
         "core_float32_configs_per_s": n / core32_s,
         "resolve_and_core_configs_per_s": n / full_s,
         "resolve_and_core_float64_configs_per_s": n / full64_s,
+        "moe_core_float32_configs_per_s": n / moe32_s,
+        "moe_resolve_and_core_configs_per_s": n / moe_full_s,
         "sweep_core_dtype": "float32",
         "layout_search_ms": search_s * 1000,
         "layout_search_candidates": candidates,

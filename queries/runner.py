@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -260,7 +261,7 @@ def run_saved(
     sql = bound.sql(frontier=frontier)
     if sample is not None:
         sql = f"SELECT * FROM ({sql}) USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
-    with SLOTS.hold(limits, f"query {name}"), connect(lake, fixed_join_order=True, **_connect_limits(limits)) as con:
+    with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
         check_lake_values(con, bound)
         table = _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what=f"query {name}", limits=limits)
     meta = {META_QUERY: name.encode()}
@@ -279,16 +280,18 @@ def count_saved(
     objs = bound.final_objectives() or []
     finite = " AND ".join(f'isfinite(CAST("{o.column}" AS DOUBLE))' for o in objs) or "true"
     sql = f"SELECT count(*) AS n FROM ({bound.sql(frontier=False)}) WHERE {finite}"
-    with SLOTS.hold(limits, f"query {name}"), connect(lake, fixed_join_order=True, **_connect_limits(limits)) as con:
+    with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
         check_lake_values(con, bound)
         return int(_execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}",
                             limits=limits)["n"][0].as_py())
 
 
-def _connect_limits(limits: QueryLimits | None) -> dict[str, int | None]:
+def _connect(lake: str | None, limits: QueryLimits | None, *, fixed_join_order: bool = False) -> Any:
+    """The lake's read-only connection with the memory, temp-space and thread limits of `limits`."""
     if limits is None:
-        return {}
-    return {"memory_limit": limits.memory_bytes, "temp_limit": limits.temp_bytes, "threads": limits.threads}
+        return connect(lake, fixed_join_order=fixed_join_order)
+    return connect(lake, fixed_join_order=fixed_join_order, memory_limit=limits.memory_bytes,
+                   temp_limit=limits.temp_bytes, threads=limits.threads)
 
 
 def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
@@ -375,7 +378,7 @@ def run_sql(
     limits: QueryLimits | None = None,
 ) -> pa.Table:
     """Run one read-only statement over the lake's views, within `limits`."""
-    with SLOTS.hold(limits, "sql"), connect(lake, **_connect_limits(limits)) as con:
+    with SLOTS.hold(limits, "sql"), _connect(lake, limits) as con:
         sql = check_sql(con, text)
         return _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what="sql", limits=limits)
 

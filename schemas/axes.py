@@ -103,6 +103,12 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "framework": AxisDef("choice", "framework", options=FRAMEWORKS),
         "grad_bytes": _nums("grad_bytes", 1, 4),
         "mlp": AxisDef("choice", "mlp", options=MLP_TYPES),
+        # mixture of experts (issue 13): expert parallelism, the architecture as a what-if, routing
+        "ep": _ints("ep"),
+        "cp": _ints("cp"),
+        **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
+        "moe_imbalance": _nums("moe_imbalance", 1),
+        "moe_a2a_overlap": _nums("moe_a2a_overlap", 0, 1),
         **_SHAPES,
         **_OVERRIDES,
     },

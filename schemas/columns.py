@@ -100,6 +100,14 @@ TRAINING: list[Column] = [
     _c("last_stage_layers", "int16", "layers", "layers on the last pipeline stage", "output"),
     _c("batch_handling", "category", "", "exact | nearest_batch | idle_chips: how a batch the chips do not divide ran", "output"),
     _c("calibrated_on", "category", "", "published sources that fitted this chip's constants, or 'extrapolated from <family>'", "output"),
+    # added 2026-12 (issue 13): mixture of experts, at the end so lakes written before read them as NULL
+    _c("ep", "int16", "", "expert-parallel size (resolved; divides dp and moe_experts; 1 on a dense model)", "input"),
+    _c("moe_experts", "int16", "", "routed experts per MoE layer (0 on a dense model)", "input"),
+    _c("moe_topk", "int16", "", "routed experts per token (0 on a dense model)", "input"),
+    _c("moe_ffn_hidden", "int32", "", "hidden size of one expert", "input"),
+    _c("moe_shared_experts", "int16", "", "always-active shared experts per MoE layer", "input"),
+    _c("moe_dense_layers", "int16", "layers", "leading dense (non-MoE) layers", "input"),
+    _c("cp", "int16", "", "context-parallel size (resolved; divides seq_len; each rank holds seq_len/cp tokens)", "input"),
 ]
 
 INFERENCE: list[Column] = [

@@ -17,6 +17,7 @@ from typing import Any
 
 SHORT_VALUE = 120  # characters of a value echoed back in a message or a JSON body
 SHORT_MESSAGE = 1000  # characters of a message in a JSON body (a message may quote what it refuses)
+MAX_PROBLEMS = 20  # problems a refusal reports (100,000 bad ids are one mistake, not 100,000 answers)
 
 
 @dataclass(frozen=True)
@@ -60,24 +61,29 @@ class ChipsweepError(ValueError):
                                 "value": jsonable(self.value),
                                 "allowed": None if allowed is None else shorten(str(allowed))}
         if self.problems:
-            body["problems"] = [p.as_dict() for p in self.problems]
+            body["problems"] = [p.as_dict() for p in self.problems[:MAX_PROBLEMS]]
         return body
 
 
 class SpecError(ChipsweepError):
-    """A sweep spec refused before anything is queued; `problems` names every field that is wrong."""
+    """A sweep spec refused before anything is queued; `problems` names every field that is wrong (the
+    first MAX_PROBLEMS of them in messages and JSON, with the total)."""
 
     summary = "invalid spec"
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         problems = list(problems)
         first = problems[0] if problems else Problem("(spec)", None, "a sweep spec")
-        super().__init__("; ".join(str(p) for p in problems), field=first.field, value=first.value,
-                         allowed=first.allowed, problems=problems)
+        more = f"; ... and {len(problems) - MAX_PROBLEMS} more problems" if len(problems) > MAX_PROBLEMS else ""
+        super().__init__("; ".join(str(p) for p in problems[:MAX_PROBLEMS]) + more, field=first.field,
+                         value=first.value, allowed=first.allowed, problems=problems)
 
     def as_dict(self) -> dict[str, Any]:
         first = self.problems[0].as_dict() if self.problems else {}
-        return {"error": self.summary, **first, "problems": [p.as_dict() for p in self.problems]}
+        body = {"error": self.summary, **first, "problems": [p.as_dict() for p in self.problems[:MAX_PROBLEMS]]}
+        if len(self.problems) > MAX_PROBLEMS:
+            body["problems_total"] = len(self.problems)
+        return body
 
 
 def jsonable(value: Any) -> Any:

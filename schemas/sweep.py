@@ -10,6 +10,7 @@ field, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import math
 from collections.abc import Mapping
@@ -394,7 +395,10 @@ def _resolve_ref(
         for i, v in enumerate(items):
             at = where if single or not isinstance(raw, list) else f"{where}[{i}]"
             if not isinstance(v, str) or v not in table:
-                problems.append(Problem(at, v, f"catalog {table_name[:-1]} ids: " + ", ".join(ids), f"unknown {table_name[:-1]} id"))
+                close = difflib.get_close_matches(str(v), ids, n=5, cutoff=0.5)
+                hint = f"closest: {', '.join(close)}; all " if close else ""
+                problems.append(Problem(at, v, f"catalog {table_name[:-1]} ids ({hint}`chipsweep catalog list`): "
+                                        + ", ".join(ids), f"unknown {table_name[:-1]} id"))
                 continue
             if v in chosen:
                 problems.append(Problem(at, v, "distinct values", "duplicate value in axis"))

@@ -64,9 +64,6 @@ store: feasible
 """
 
 
-QUERY_TIMEOUT_S = 120.0  # default of CHIPSWEEP_SQL_TIMEOUT_S: a query running longer is stopped
-QUERY_MAX_ROWS = 100_000  # default of CHIPSWEEP_SQL_MAX_ROWS: rows one answer may carry
-
 
 class ApiError(ChipsweepError):
     """An error of the HTTP layer itself (auth, an empty body, an unknown route parameter)."""

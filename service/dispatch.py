@@ -105,8 +105,10 @@ def submit(
                           lake=settings.lake)
     try:
         Lake(settings.lake).write_dims(sweep, row.version, created_at=row.created_at)
-    except OSError as exc:
-        queue.cancel(row.sweep_id)
+    except OSError as exc:  # the lake is down: the version is forgotten, as if never submitted
+        queue.delete_version(row.name, row.version)
+        with contextlib.suppress(OSError):  # dims files already written, where the lake lets us
+            Lake(settings.lake).delete_version(row.kind, row.name, row.version)
         reason = LakeUnavailable.of(exc, "writing the dimension files").reason
         err = LakeError(f"the lake cannot be written right now ({reason}); nothing was queued; allowed: submit again "
                         "when the lake is writable", field="lake", value=settings.lake, allowed="a writable lake")
@@ -266,6 +268,9 @@ class Dispatcher:
             requeued = self.queue.requeue_running()
             if requeued:
                 log.info("resumed: %d chunks left running by a previous dispatcher are pending again", requeued)
+            for sweep_id in self.queue.unrecorded():  # finished by a dispatcher killed before it told the lake
+                if not record_state(self.queue, sweep_id):
+                    self._unrecorded[sweep_id] = time.monotonic() + STATE_RETRY_S
             self._ensure_pool()
             inflight: dict[Any, tuple[ChunkTask, int, float]] = {}
             load = [0] * len(self.actors)
@@ -420,6 +425,7 @@ def record_state(queue: Queue, sweep_id: str) -> bool:
     except OSError as exc:  # the queue stays the record; the lake row catches up on the next change
         log.warning("could not record state %s of %s in the lake: %s", row.state, sweep_id, exc)
         return False
+    queue.set_recorded(row.name, row.version, row.state)
     return True
 
 

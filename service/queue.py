@@ -173,7 +173,7 @@ class Queue:
         version keeps its resolved axes (`Sweep.record()`, resolved once at submit)."""
         for table, column, sql_type in (("chunks", "carried_from", "INTEGER"), ("sweeps", "resolved", "TEXT"),
                                         ("chunks", "waits", "INTEGER NOT NULL DEFAULT 0"),
-                                        ("chunks", "not_before", "REAL")):
+                                        ("chunks", "not_before", "REAL"), ("sweeps", "recorded_state", "TEXT")):
             cols = {r[1] for r in self._db().execute(f"PRAGMA table_info({table})")}
             if column not in cols:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
@@ -536,6 +536,19 @@ class Queue:
             db.execute("UPDATE sweeps SET state = 'queued', finished_at = NULL WHERE name = ? AND version = ?"
                        " AND state IN ('done', 'failed')", (name, version))
         return n
+
+    # ---- the state the lake records (dims/sweeps) ------------------------------------------------
+    def set_recorded(self, name: str, version: int, state: str) -> None:
+        """The lake's `dims/sweeps` row of a version now says `state`."""
+        with self._tx() as db:
+            db.execute("UPDATE sweeps SET recorded_state = ? WHERE name = ? AND version = ?", (state, name, version))
+
+    def unrecorded(self) -> list[str]:
+        """Versions in a final state whose state the lake does not record yet (a process killed between
+        the last chunk and that write, or a lake that refused it)."""
+        return [f"{r[0]}@{r[1]}" for r in self._db().execute(
+            "SELECT name, version FROM sweeps WHERE state IN ('done', 'failed', 'cancelled')"
+            " AND (recorded_state IS NULL OR recorded_state <> state) ORDER BY seq")]
 
     # ---- notes: what the dispatcher wants the service (another process) to know -----------------
     def set_note(self, key: str, value: dict[str, Any]) -> None:

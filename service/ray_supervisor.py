@@ -249,6 +249,7 @@ class DispatcherProcess:
         reader = threading.Thread(target=self._read_events, args=(proc.stdout, events), daemon=True)
         reader.start()
         reason: str | None = None
+        finished_at = 0.0
         try:
             while True:
                 rc = proc.poll()
@@ -269,6 +270,11 @@ class DispatcherProcess:
                     self._terminate(proc)
                     return "stopped"
                 if any(e.get("event") == "finished" for e in events):
+                    finished_at = finished_at or time.monotonic()
+                    if time.monotonic() - finished_at > STOP_GRACE_S:  # done, but stuck shutting Ray down
+                        self._terminate(proc)
+                        self.state, self.reason = "finished", None
+                        return "finished"
                     continue  # its work is done: it is shutting its Ray down and exiting
                 dead = self._dead_ray_process() or self._hung(proc.pid)
                 if dead:
@@ -416,6 +422,7 @@ def child_main(argv: Sequence[str]) -> int:
     _die_with_parent()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the parent, which stops us with SIGTERM
     from chipsweep.service import logs
     from chipsweep.service.dispatch import Dispatcher, RayLost, cluster_cpus, ensure_ray, over, run_until
     from chipsweep.service.queue import Queue
@@ -446,6 +453,7 @@ def child_main(argv: Sequence[str]) -> int:
         return 3
     finally:
         watchdog.cancel()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # again: ray.init installs a handler of its own
     say(event="ray_up", cpus=cluster_cpus(), processes=_ray_processes())
     if args.until:
         until: Callable[[], bool] | None = over(queue, *args.until)

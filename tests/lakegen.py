@@ -150,6 +150,9 @@ def random_training(
         "last_stage_layers": np.ones(n), "batch_handling": ["exact"] * n,
         "calibrated_on": ["extrapolated from nvidia_gpu"] * n,
     })
+    # issue 13 columns (mixture of experts, context parallelism): a dense model
+    cols.update({"ep": np.ones(n), "moe_experts": np.zeros(n), "moe_topk": np.zeros(n), "moe_ffn_hidden": np.zeros(n),
+                 "moe_shared_experts": np.zeros(n), "moe_dense_layers": np.zeros(n), "cp": np.ones(n)})
     return _to_table("training", cols)
 
 
@@ -341,6 +344,10 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "first_stage_layers": np.ones(len(idx)), "last_stage_layers": np.ones(len(idx)),
         "batch_handling": (np.zeros(len(idx), dtype=np.int32), ("exact",)),
         "calibrated_on": (np.zeros(len(idx), dtype=np.int32), ("extrapolated from nvidia_gpu",)),
+        # issue 13 columns: dense models, no expert or context parallelism
+        "ep": np.ones(len(idx)), "moe_experts": np.zeros(len(idx)), "moe_topk": np.zeros(len(idx)),
+        "moe_ffn_hidden": np.zeros(len(idx)), "moe_shared_experts": np.zeros(len(idx)),
+        "moe_dense_layers": np.zeros(len(idx)), "cp": np.ones(len(idx)),
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

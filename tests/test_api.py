@@ -309,3 +309,26 @@ def test_resume_over_http_continues_a_cancelled_sweep(server: Server) -> None:
     assert_verified(server.settings.queue_path, server.settings.lake, "api-resume", rows=6912 * 8)
     r = httpx.post(f"{server.url}/sweeps/ghost/resume")
     assert r.status_code == 404 and r.json()["field"] == "id"
+
+
+def test_healthz_says_degraded_and_why_while_the_lake_refuses_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import assert_verified, lake_unwritable
+
+    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
+    with Server(home.with_(chunk_size=2000, actors=2, lake_backoff_s=2.0)) as s:
+        spec = training_spec("api-outage")
+        spec["axes"]["global_batch"] = [256, 512, 768, 1024]
+        spec["fixed"].pop("global_batch")
+        assert httpx.post(f"{s.url}/sweeps", json=spec).status_code == 201
+        wait_for(lambda: httpx.get(f"{s.url}/sweeps/api-outage").json()["chunks_done"] >= 2, 60, "two chunks")
+        with lake_unwritable(home.lake):
+            wait_for(lambda: httpx.get(f"{s.url}/healthz").json()["status"] == "degraded", 30, "degraded health")
+            health = httpx.get(f"{s.url}/healthz").json()
+            assert "the lake refused a chunk" in health["reasons"][0] and not health["lake_state"]["ok"]
+            assert httpx.get(f"{s.url}/sweeps/api-outage").json()["chunks_failed"] == 0
+            metrics = httpx.get(f"{s.url}/metrics").text
+            assert "chipsweep_lake_available 0" in metrics
+        done = wait_done(s.url, "api-outage")
+        assert (done["state"], done["chunks_failed"]) == ("done", 0)
+        assert httpx.get(f"{s.url}/healthz").json()["status"] == "up"
+    assert_verified(home.queue_path, home.lake, "api-outage", rows=6912 * 4)

@@ -19,7 +19,7 @@ import pytest
 
 from chipsweep.service.cli import main as cli
 from chipsweep.service.dispatch import Dispatcher, over, run_until, submit
-from chipsweep.service.queue import Queue
+from chipsweep.service.queue import Queue, QueueError
 from tests.conftest import (
     PYTHON,
     RAY,
@@ -364,6 +364,7 @@ def test_ray_processes_left_by_a_dead_service_are_killed_on_the_next_start(tmp_p
     left = set(ray_owned(home)) & set(orphans)
     assert not left, {p: orphans[p] for p in left}
     assert "left by a dead chipsweep service" in server.log()
+    assert_verified(home / "queue.db", str(home / "lake"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -412,4 +413,26 @@ def test_submit_while_the_lake_is_unwritable_is_refused_with_503_and_nothing_que
         submit(training_spec("no-lake"), settings=home, queue=queue)
     assert err.value.http_status == 503 and err.value.field == "lake"
     assert "nothing was queued" in str(err.value)
-    assert queue.sweep("no-lake").state == "cancelled"
+    with pytest.raises(QueueError):
+        queue.sweep("no-lake")
+    assert_verified(home.queue_path, home.lake)  # nothing half-written left behind
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_state_the_lake_missed_is_written_by_the_next_dispatcher(home) -> None:  # type: ignore[no-untyped-def]
+    """A dispatcher killed between a sweep's last committed chunk and the lake's `dims/sweeps` write
+    leaves the lake saying `running`: the next dispatcher to start writes `done`."""
+    from chipsweep.lake import Lake
+
+    queue = Queue(home.queue_path)
+    row = submit(training_spec("missed-state"), settings=home, queue=queue, chunk_size=3000)
+    run_until(queue, home, over(queue, row.sweep_id))
+    lake = Lake(home.lake)
+    lake.write_sweep_dim("missed-state", 1, kind="training", spec={}, hashes={}, configurations=row.configurations,
+                         created_at=row.created_at, state="running")  # as a dispatcher killed at that moment left it
+    queue._db().execute("UPDATE sweeps SET recorded_state = NULL")
+    from chipsweep.service.verify import verify
+
+    assert [p.kind for p in verify(queue, home.lake, "missed-state").problems] == ["dims"]
+    run_until(queue, home, lambda: True)  # a dispatcher starts (nothing to run) ...
+    assert_verified(home.queue_path, home.lake, "missed-state", rows=row.configurations)  # ... and the lake says done

@@ -141,7 +141,12 @@ def test_one_error_renders_the_same_at_every_edge(home, capsys, tmp_path: Path) 
     assert r.status_code == 422
     for body in (cli_body, r.json()):
         assert {k: body[k] for k in ("field", "value", "allowed")} == {k: py[k] for k in ("field", "value", "allowed")}
-    assert py["field"] == "axes.chip[0]" and py["value"] == "no_such_chip" and "nvidia_h100_sxm" in py["allowed"]
+    assert py["field"] == "axes.chip[0]" and py["value"] == "no_such_chip" and py["allowed"].startswith("catalog chip ids")
+    # a near miss is answered with the ids it was probably meant to be, first
+    bad["axes"]["chip"] = ["nvidia_h100_sx"]
+    with pytest.raises(SpecError) as err:
+        chipsweep.submit(bad, wait=False)
+    assert "closest: nvidia_h100_sxm" in err.value.as_dict()["allowed"]
 
 
 def test_every_layers_error_is_a_chipsweep_error() -> None:

@@ -209,3 +209,90 @@ def test_an_actor_evaluates_the_recorded_sweep_without_resolving_it_again(home, 
     monkeypatch.setattr(sweep_mod, "_resolve_axis", resolving)
     meta = ChunkWorker().run(queue.payload(row.name, row.version), 0, 0, 1000)
     assert meta["rows"] == 1000 and not meta["skipped"]
+
+
+def test_queue_is_durable_with_synchronous_full_unless_relaxed(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert Queue(tmp_path / "a.db")._db().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert Queue(tmp_path / "b.db", synchronous="normal")._db().execute("PRAGMA synchronous").fetchone()[0] == 1
+    monkeypatch.setenv("CHIPSWEEP_QUEUE_SYNC", "normal")
+    assert Queue(tmp_path / "c.db")._db().execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+def test_a_chunk_the_lake_refused_waits_without_spending_an_attempt(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    row = add(q, 600, 300)
+    task = q.claim("w")
+    assert task is not None
+    for _ in range(10):  # ten refusals by the lake: still pending, never failed
+        q.mark_wait(task, "writing chunk 0: EROFS: read-only file system", 0.0)
+        task = q.claim("w")
+        assert task is not None and task.chunk == 0
+    q.mark_wait(task, "writing chunk 0: EROFS", 60.0)
+    other = q.claim("w")
+    assert other is not None and other.chunk == 1  # chunk 0 is not due for a minute
+    assert q.claim("w") is None
+    status = q.status(row.sweep_id)
+    assert status["chunks_waiting"] == 1 and status["waiting_for"].startswith("waiting for the lake: writing chunk 0")
+    q.mark_error(other, "ValueError: boom", max_attempts=1)
+    assert q.status(row.sweep_id)["chunks_failed"] == 1
+    attempts, waits = q._db().execute("SELECT attempts, waits FROM chunks WHERE chunk = 0").fetchone()
+    assert (attempts, waits) == (11, 11)  # every claim ended in a wait: no evaluation attempt spent
+    assert q.waiting_chunks() == 1 and q.next_due() is not None
+
+
+def test_resume_reopens_failed_chunks_with_fresh_attempts_and_a_cancelled_sweep(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    row = add(q, 600, 300)
+    t0 = q.claim("w")
+    assert t0 is not None
+    q.mark_error(t0, "boom", max_attempts=1)
+    t1 = q.claim("w")
+    assert t1 is not None
+    q.mark_done(t1, 300, 10, 0.1)
+    assert q.sweep(row.sweep_id).state == "failed"
+    reopened, left = q.reopen(row.sweep_id)
+    assert (reopened.state, left) == ("queued", 1)
+    again = q.claim("w")
+    assert again is not None and (again.chunk, again.attempts) == (0, 1)
+    q.mark_done(again, 300, 10, 0.1)
+    assert q.sweep(row.sweep_id).state == "done"
+    assert q.reopen(row.sweep_id)[0].state == "done"  # nothing to reopen
+
+    other = add(q, 900, 300, name="c")
+    q.cancel(other.sweep_id)
+    assert q.claim("w") is None
+    reopened, left = q.reopen(other.sweep_id)
+    assert (reopened.state, left) == ("queued", 3) and q.claim("w") is not None
+
+
+def test_requeue_puts_done_chunks_back_and_the_version_back_in_the_queue(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    row = add(q, 600, 300)
+    for _ in range(2):
+        task = q.claim("w")
+        assert task is not None
+        q.mark_done(task, 300, 10, 0.1)
+    assert q.sweep(row.sweep_id).state == "done"
+    assert q.requeue(row.name, row.version, [1], "missing file") == 1
+    assert q.sweep(row.sweep_id).state == "queued"
+    task = q.claim("w")
+    assert task is not None and task.chunk == 1
+
+
+def test_cancel_does_not_change_the_rate_after_the_fact(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = Queue(tmp_path / "q.db")
+    row = add(q, 900, 300)
+    task = q.claim("w")
+    assert task is not None
+    time.sleep(0.2)
+    q.mark_done(task, 300, 10, 0.1)
+    last_done = q._db().execute("SELECT updated_at FROM chunks WHERE chunk = 0").fetchone()[0]
+    started = q.sweep(row.sweep_id).started_at
+    assert started is not None
+    expected = 300 / (last_done - started)
+    time.sleep(0.6)  # the sweep idles (say, the lake is down) ... then is cancelled
+    q.cancel(row.sweep_id)
+    rate = q.status(row.sweep_id)["configs_per_s"]
+    assert rate == pytest.approx(expected, rel=1e-6)
+    time.sleep(0.3)
+    assert q.status(row.sweep_id)["configs_per_s"] == rate  # and stays what it was

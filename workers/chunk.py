@@ -259,6 +259,13 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "framework": fw.astype(np.int32),  # index into FRAMEWORKS
             "batch_handling": np.nan_to_num(np.asarray(out["batch_handling"], dtype=np.float64)).astype(np.int32),
             "calibrated_on": prov_code[fw, safe_chip],
+            "ep": x["ep"],
+            "moe_experts": x["moe_experts"],
+            "moe_topk": x["moe_topk"],
+            "moe_ffn_hidden": x["moe_ffn"],
+            "moe_shared_experts": x["moe_shared"],
+            "moe_dense_layers": x["moe_dense_layers"],
+            "cp": x["cp"],
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]
@@ -266,7 +273,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             data[name] = np.asarray(out[name], dtype=np.float64)
         nulls: dict[str, Array] = {"batch_handling": mask != 0}
         for name in ("n_chips", "global_batch", "seq_len", "tp", "pp", "dp", "micro_batch", "interleave",
-                     "recompute", "zero_stage", "precision", *_TRAINING_INT_OUT):
+                     "recompute", "zero_stage", "precision", "ep", *_TRAINING_INT_OUT):
             bad = ~np.isfinite(data[name])
             if bad.any():
                 nulls[name] = bad
@@ -304,7 +311,9 @@ def layout_infeasible(raw: Mapping[str, Array], ctx: Context, n_rows: int) -> Ar
     L, a = shape("layers"), shape("heads")  # layers, attention heads
     fw = ctx.features_for(get("framework"))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mask = training.layout_mask(L, a, get("n_chips"), get("tp"), get("pp"), get("interleave"), get("micro_batch"),
+        cp = get("cp")
+        n_replica = get("n_chips") / np.where(np.isfinite(cp), cp, 1.0)  # context parallelism: n = tp·pp·cp·dp
+        mask = training.layout_mask(L, a, n_replica, get("tp"), get("pp"), get("interleave"), get("micro_batch"),
                                     get("global_batch"), False, get("zero_stage"), fw["fw_uneven"],
                                     fw["fw_interleave"])
     return mask != 0

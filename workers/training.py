@@ -23,6 +23,13 @@ Sources (formulas cite them line by line):
 - Cerebras "Wafer-Scale Cluster" white paper / Hot Chips 2022: weight streaming from MemoryX,
   activations on the wafer, pure data parallelism over SwarmX.
 - Tesla Hot Chips 2022 "Dojo System": SRAM-only dies, HBM behind interface processors.
+- Mixture of experts: Fedus et al. 2022 (Switch Transformer, arXiv:2101.03961) sec. 2 and Lepikhin et al. 2021
+  (GShard, arXiv:2006.16668): each token runs top-k of E experts, dispatched to the expert's chip and combined
+  back by an all-to-all in the forward and again in the backward; Megatron-Core MoE (expert parallelism `ep`
+  carved from the data-parallel ranks, expert weights split over ep and tp, the expert optimizer state sharded
+  over the expert-data-parallel group dp/ep); DeepSeek-AI 2024 (DeepSeek-V3, arXiv:2412.19437) sec. 2.1 (shared
+  experts, first dense layers). Model FLOPs count the active parameters (6·N_active per token plus attention),
+  memory the total. The busiest expert sets the pace (`moe_imbalance`, defaults.yaml).
 - Owned cost: the capital recovery factor r / (1 - (1 + r)^-n) spreads the purchase over n years at the cost
   of capital r (any engineering-economics text); power at measured draw x PUE (Touvron et al. 2023 sec. 6.3).
 
@@ -35,6 +42,7 @@ schemas/catalog/defaults.yaml `frameworks`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -67,6 +75,8 @@ R_CHIPDATA = 1024  # chip memory size or bandwidth not published
 R_STREAMDATA = 2048  # weight-streaming system without a published external-memory bandwidth
 R_ZEROPP = 4096  # ZeRO-2/3 with pipeline parallelism
 R_FRAMEWORK = 8192  # the framework has no such feature (selective recompute, sequence parallelism, ZeRO stage)
+R_EP = 16384  # ep does not divide dp or the experts, or ep > 1 on a dense model
+R_CP = 32768  # cp does not divide the sequence length
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -82,6 +92,8 @@ REASONS: dict[int, str] = {
     R_INTERLEAVE: "interleave > 1 needs pp > 1, micro-batches a multiple of pp and a framework with interleaving",
     R_STREAMING: "weight-streaming system: tp and pp must be 1 (data parallel only)",
     R_FRAMEWORK: "the framework has no such feature (selective recompute, sequence parallelism or this ZeRO stage)",
+    R_EP: "ep must divide tp x dp (expert parallelism runs over the data-parallel and tensor-parallel ranks) and moe_experts; dense models need ep = 1",
+    R_CP: "cp must divide seq_len (each context-parallel rank holds seq_len/cp tokens)",
     R_MEMORY: "does not fit in memory",
 }
 
@@ -103,6 +115,12 @@ INPUT_KEYS = (
     "sustained_flops", "total_flops", "up_latency", "framework", "mode", "lora_params",
     *FW_KEYS,
 )
+# mixture of experts (optional: a block without them, or with moe_experts = 0 everywhere, is dense): routed
+# experts E, top-k, an expert's hidden size, shared experts, leading dense layers, expert parallelism,
+# the busiest expert's load over the mean, the fraction of all-to-all hidden behind compute
+MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
+            "a2a_overlap")
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -269,6 +287,11 @@ def evaluate(
     cal = _uniform(cal)
     n = len(x["layers"])
     x = {k: x[k] for k in CORE_KEYS if k in x}  # a sweep's x carries more (echo columns): cast only these
+    if "cp" in x and not bool((np.asarray(x["cp"]) > 1).any()):
+        x = {k: v for k, v in x.items() if k != "cp"}  # no context parallelism in this call: no cp passes
+    if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
+        dense_ep = "ep" in x and bool((np.asarray(x["ep"]) > 1).any())
+        x = {k: v for k, v in x.items() if k not in MOE_KEYS or (k == "ep" and dense_ep)}
 
     def part_of(v: Array, sl: slice) -> Array:
         if not (isinstance(v, np.ndarray) and v.ndim):
@@ -312,6 +335,29 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     full = rc == 2
     full_f = num(full)
     N = terms["n_params"]  # parameters
+    p_matrix, p_layer_all = terms["p_matrix"], terms["p_layer"]  # parameters per layer: active matrices, all
+    # context parallelism (optional; absent or 1 everywhere: none): each sequence split over cp chips
+    cp_in = x.get("cp")
+    any_cp = cp_in is not None and bool((cp_in > 1).any())
+    cp = cp_in if any_cp else 1.0
+    moe_e = x.get("moe_experts")
+    any_moe = moe_e is not None and bool((moe_e > 0).any())
+    if any_moe:
+        # per-layer quantities averaged over the L layers: Lm = L - dense layers carry an MoE block in place of
+        # the dense MLP (DeepSeek-V3 sec. 2.1: the first 3 of 61 layers are dense)
+        E, k_top, f_e = moe_e, x["moe_topk"], x["moe_ffn"]  # experts, experts per token, expert hidden size
+        ep = x["ep"]
+        routed_f = num(E > 1)  # a single expert needs no router and no dispatch (its gate is 1)
+        moe_frac = (L - x["moe_dense_layers"]) * num(E > 0) / L  # fraction of layers that are MoE
+        expert = m.n_proj * h * f_e  # parameters of one expert (2 or 3 projections of h x f_e)
+        dense_mlp = m.n_proj * h * m.ffn  # parameters of the dense MLP it replaces
+        router = h * E * routed_f  # parameters of the router (h -> E logits)
+        routed_active = moe_frac * k_top * expert  # active routed-expert parameters per layer
+        p_exp_layer = moe_frac * E * expert  # routed-expert parameters per layer (all experts)
+        d_rest = moe_frac * (x["moe_shared"] * expert + router - dense_mlp)  # non-routed change per layer
+        p_matrix = p_matrix + d_rest + routed_active  # active matrix parameters per layer (FLOPs: 6·N_active)
+        p_layer_all = p_layer_all + d_rest  # parameters per layer outside the routed experts
+        N = N + L * (d_rest + p_exp_layer)  # total parameters (memory)
     # LoRA (Hu et al. 2021): frozen weights get no weight gradients or optimizer state; only the adapters train
     lora = x["mode"] == 2
     any_lora = bool(lora.any())
@@ -323,10 +369,15 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     # ---- layout validity and the batch actually run (masked, never looped) -------------------------
     tp_pp = t * p
-    dp = np.maximum(np.floor(n / tp_pp + 1e-9), 1.0)  # data-parallel replicas of the layout
+    tpc = tp_pp * cp if any_cp else tp_pp  # chips of one model replica (Megatron-Core: tp x cp x pp)
+    dp = np.maximum(np.floor(n / tpc + 1e-9), 1.0)  # data-parallel replicas of the layout
     m_run, dp_run, batch_how = _batch_run(B, dp, b)  # micro-batches per step, replicas with work
     B_run = m_run * dp_run * b  # sequences per step actually run
-    mask = _layout_bits(L, a, n, t, p, v, tp_pp, dp, B, b, m_run, zero, x["fw_uneven"], x["fw_interleave"])
+    mask = _layout_bits(L, a, n, t, p, v, tpc, dp, B, b, m_run, zero, x["fw_uneven"], x["fw_interleave"])
+    # a chip of a context-parallel group holds s/cp tokens of each sequence; Megatron-Core splits the sequence in
+    # 2·cp chunks and gives each rank one from each end, so causal attention work is balanced (every per-chip
+    # quantity below that scales with the micro-batch uses b/cp)
+    b_chip = b / cp if any_cp else b  # sequences' worth of tokens per chip per micro-batch
     no_peak = ~np.isfinite(peak)
     # a non-positive or NaN count fails `> 0` (np.minimum carries NaN through)
     smallest = np.minimum(np.minimum(np.minimum(n, B), np.minimum(b, t)), np.minimum(np.minimum(p, v), L))
@@ -347,11 +398,23 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         ]
     else:
         checks.append((~(np.isfinite(x["mem_bytes"]) & np.isfinite(x["mem_bw"])), R_CHIPDATA))
+    if any_cp:
+        checks.append((_indivisible(s, cp), R_CP))
+    if any_moe:
+        # Megatron-Core: expert-parallel x expert-tensor-parallel ranks divide the tp x dp ranks; experts split over
+        # tp too where ep divides dp (expert tensor parallel = tp), else whole on each chip (expert tensor parallel
+        # 1, an ep group that spans the tp ranks: --expert-tensor-parallel-size 1)
+        etp = _pick(num(_indivisible(dp, ep)), 1.0, t)  # chips one expert is split over
+        checks.append(((ep > 1) & (E <= 0) | _indivisible(dp * t, ep) | ((E > 0) & _indivisible(E, ep)), R_EP))
+        # one model replica's share of the routed experts (gradient and optimizer traffic per tp x pp chips)
+        trainable = trainable - L * p_exp_layer * (1.0 - t / (ep * etp))
+    elif "ep" in x:
+        checks.append((x["ep"] > 1, R_EP))
     for cond, bit in checks:
         flag(mask, cond, bit)
 
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
-    mm = 2.0 * s * terms["p_matrix"]  # FLOPs per sequence per layer, matrix multiplies (forward)
+    mm = 2.0 * s * p_matrix  # FLOPs per sequence per layer, matrix multiplies (forward)
     att = 2.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V, causal (s^2/2)
     logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
     # forward + 2x backward (eq. 3); with LoRA the frozen matrices skip their weight gradients, so their
@@ -372,21 +435,34 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # compute time = FLOPs x b / t / (peak x eff); 1/eff(d) = (1 + half_dim / d) / mm_eff_max (`_eff`)
     passes = 3.0 + full_f  # forward, backward (2x), recomputed forward
     mm_time_passes = mm_passes + full_f  # matrix multiplies: LoRA skips the weight-gradient GEMMs
-    bs = b * s  # tokens per micro-batch
+    bs = b_chip * s  # tokens per micro-batch on one chip
     half = cal["mm_half_dim"]
     eff_max = _pick(num(x["low_precision"] > 0), cal["mm_eff_max_fp8"], cal["mm_eff_max"])
-    s_per_flop = b / (t * peak * eff_max)  # s per FLOP of one sequence's work, at full GEMM efficiency
+    s_per_flop = b_chip / (t * peak * eff_max)  # s per FLOP of one sequence's work, at full GEMM efficiency
     narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
     t_mm = mm * mm_time_passes * s_per_flop * (1.0 + half / narrow_mm)  # s
+    if any_moe:
+        # routed experts: grouped GEMMs over the tokens one expert receives, bs·k·ep/E per chip (the ep group's
+        # tokens spread over E experts), at the busiest expert's load
+        mm_routed = 2.0 * s * routed_active  # FLOPs per sequence per layer
+        narrow_e = np.maximum(np.minimum(np.minimum(narrow_mm, f_e / t), bs * k_top * ep / np.maximum(E, 1.0)), 1.0)
+        t_mm = t_mm + mm_routed * mm_time_passes * s_per_flop * (
+            x["moe_imbalance"] * (1.0 + half / narrow_e) - (1.0 + half / narrow_mm))  # s
     # attention core as executed: unfused kernels compute the whole s^2 matrix (masked), FlashAttention skips the
     # causal half and recomputes the scores in its backward (2.5x the forward, FlashAttention-2 sec. 3.1);
     # selective or full recompute re-runs the forward once
     att_exec = att * (2.0 - flash)  # forward FLOPs per sequence per layer as executed
     att_passes = 3.0 + 0.5 * flash + num(rc >= 1)
     # attention runs in 16-bit even when the GEMMs run in fp8 (Transformer Engine), at its kernel's efficiency
-    s_per_flop_att = b / (t * x["peak_16"] * cal["mm_eff_max"] * cal["att_eff"])
+    s_per_flop_att = b_chip / (t * x["peak_16"] * cal["mm_eff_max"] * cal["att_eff"])
     t_att = att_exec * att_passes * s_per_flop_att * (1.0 + half / np.minimum(s, m.head_dim))  # s
-    per_layer = activation_bytes_per_layer(m, b, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
+    m_act = m
+    if any_moe:  # MoE layers keep the k + shared experts' MLP tensors (width f_e each) in place of the dense MLP's
+        m_act = replace(m, ffn=m.ffn + moe_frac * ((k_top + x["moe_shared"]) * f_e - m.ffn))
+    per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
+    if any_moe:  # the dispatched token copies, expert inputs and outputs before the combine: 2·k·h per token
+        disp = routed_f * moe_frac * 2.0 * k_top * bs * h * e / _pick(sp_f, t, 1.0)  # bytes per layer
+        per_layer = (per_layer[0] + disp, per_layer[1] + disp, per_layer[2])
     act_none = per_layer[0]
     # norms, softmax, dropout (memory-bound) plus a fixed cost per layer pass
     t_elem_over = passes * (act_none * (cal["elem_traffic"] / cal["mem_eff"]) / x["mem_bw"] + cal["layer_overhead_s"])
@@ -404,6 +480,29 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     t_tp = (2.0 * passes - 2.0) * tp_allreduce * (1.0 - tp_hidden)  # s: 4 or 6 all-reduces per layer
     t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
     t_layer = t_compute + t_tp  # s
+    if any_cp:
+        # ring attention (Liu et al. 2023, arXiv:2310.01889; Megatron-Core context parallelism): the chip's K and V
+        # pass around the cp ring, cp - 1 sends in the forward, K, V and their gradients (2x) in the backward, each
+        # send overlapped with the attention block it feeds; cp members sit tp ranks apart ([pp][dp][cp][tp])
+        kv_chunk = bs * 2.0 * m.kv_dim / t * e  # bytes: K and V of the chip's tokens (heads split over tp)
+        cp_out = num(t * cp > dom)  # the ring leaves the scale-up domain
+        ring = (cp - 1.0) * (kv_chunk / _pick(cp_out, out_bw, up_bw) + _pick(cp_out, out_lat, up_lat))  # s per pass
+        t_kv = ring * (3.0 + num(rc >= 1))  # s per layer per micro-batch: forward, backward x2, recomputed forward
+        t_layer = t_layer + np.maximum(t_kv - t_att, 0.0)  # s: what the attention compute does not hide
+    t_a2a = 0.0 * t_layer
+    if any_moe:
+        # expert parallelism: dispatch and combine all-to-alls forward, their gradients backward, again in a
+        # recomputed forward (GShard sec. 2.2). A chip sends bs·k token copies of h elements (split over tp with
+        # sequence parallelism), 1/ep of them to each peer; ep members sit etp ranks apart ([pp][dp][tp]: tp apart when experts split over tp), so
+        # floor(domain/etp) of them share the scale-up domain and the rest are reached over the scale-out network
+        # on the chip's own NIC, both at once (the slower one sets the time)
+        per_peer = bs * k_top * h * e / (_pick(sp_f, t, 1.0) * ep)  # bytes to each ep peer per all-to-all
+        g_ep = np.minimum(np.maximum(np.floor(dom / etp), 1.0), ep)  # ep members inside the scale-up domain
+        beyond = num(ep > g_ep)  # some peers are beyond the domain
+        a2a = np.maximum(per_peer * (g_ep - 1.0) / up_bw, per_peer * (ep - g_ep) / out_bw) + num(ep > 1) * _pick(
+            beyond, out_lat, up_lat)  # s per all-to-all
+        # s per layer per micro-batch, exposed; kept out of t_layer: it is no window for hiding other collectives
+        t_a2a = routed_f * moe_frac * (4.0 + 2.0 * full_f) * a2a * (1.0 - x["a2a_overlap"])
 
     # ---- pipeline stages: the slowest one sets the pace ------------------------------------------
     t_head = logits * mm_passes * s_per_flop * (1.0 + half / np.minimum(bs, h))  # s, output layer on the last stage
@@ -428,10 +527,14 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # [dp][pp][tp] (pp_inner: Megatron-Core --use-tp-pp-dp-mapping, MaxText's mesh) may keep a pipeline that
     # fits a domain inside it, sending over the scale-up link while data parallelism crosses the network:
     # such rows take the faster of the two orders
-    n_used = dp * tp_pp
+    n_used = dp * tpc
     can_inner = (x["fw_pp_inner"] > 0) & (tp_pp <= dom) & (n_used > dom) & (p > 1)
-    zg = np.minimum(np.where(np.isfinite(x["zero_group"]), x["zero_group"], dp_run), dp_run)
-    p_layer_chip = terms["p_layer"] / t  # parameters of one layer on one chip
+    # gradients reduce over the data-parallel and context-parallel ranks (same weights, other tokens)
+    dp_grad = dp_run * cp if any_cp else dp_run
+    zg = np.minimum(np.where(np.isfinite(x["zero_group"]), x["zero_group"], dp_grad), dp_grad)
+    p_layer_chip = p_layer_all / t  # parameters of one layer on one chip (routed experts: their 1/ep share)
+    if any_moe:
+        p_layer_chip = p_layer_chip + p_exp_layer / (ep * etp)
     train_frac = trainable / N  # fraction of the parameters that get gradients
     trainable_chip = trainable / tp_pp  # trainable parameters per chip
     overlap = num(x["fw_overlap"] > 0) * cal["overlap_eff"]  # fraction of a window a collective hides behind
@@ -445,6 +548,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     zero_shards = _pick(num(zero >= 1), zg, 1.0)
     state_bpp = model_state_bytes_per_param(zero, zero_shards, wb, gb)  # bytes/param
     t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
+    exp_layer_bytes = 0.0  # bytes of routed-expert weights and state per layer on one chip
+    if any_moe:
+        # the routed experts' optimizer state shards over the expert-data-parallel group, dp/ep ranks (Megatron-Core)
+        d_exp = np.maximum(zero_shards * t / (ep * etp), 1.0)  # expert-data-parallel ranks sharding the state (ZeRO sec. 5)
+        state_exp = (_pick(num(zero >= 3), wb / d_exp, wb) + _pick(num(zero >= 2), gb / d_exp, gb)
+                     + _pick(num(zero >= 1), 12.0 / d_exp, 12.0))  # bytes/param: weights, gradients, Adam (fp32)
+        exp_layer_bytes = p_exp_layer / (ep * etp) * state_exp
 
     def step_for(inner_f: Array | float) -> Array:
         """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain."""
@@ -460,13 +570,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         recvs = _pick(fw_ds, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
         regather = split_f * (0.5 * tp_allreduce)  # s per receive: all-gather over the tp ranks (scale-up link)
         t_pp = num(p > 1) * (sends * (pp_msg / pp_bw + pp_lat) + recvs * regather)  # s per micro-batch
-        t_stage = t_stage_compute + t_pp  # s per micro-batch on the slowest stage
+        t_stage = t_stage_compute + t_pp + L_stage * t_a2a  # s per micro-batch on the slowest stage
         t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
         # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
         stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
-        dp_all = comm.Group(dp_run, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
+        dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
         shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
-        rep = comm.Group(np.maximum(np.floor(dp_run / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
+        rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
         # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
         # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
         # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
@@ -500,9 +610,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         step = np.where(streaming, np.maximum(compute_s, stream_s), step)
 
     # ---- memory per chip: the first, a middle and the last stage --------------------------------
-    p_first = stage_params(f, terms["p_layer"], m, t, p, first=True)  # parameters on a first-stage chip
-    p_last = stage_params(lst, terms["p_layer"], m, t, p, first=False)
-    p_mid = mid * p_layer_chip
+    p_first = stage_params(f, p_layer_all, m, t, p, first=True)  # parameters on a first-stage chip (no routed experts)
+    p_last = stage_params(lst, p_layer_all, m, t, p, first=False)
+    p_mid = mid * p_layer_all / t
     gathered = z3 * (2.0 * p_layer_chip * wb)  # bytes: ZeRO-3 keeps the current and the prefetched layer whole
     if any_lora:  # LoRA keeps the frozen weights only, and the adapters' full state
         lora_states = trainable_chip * state_bpp
@@ -519,11 +629,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     acts_mid = activation_bytes_stage(per_layer, mid, np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
     acts_last = activation_bytes_stage(per_layer, lst, 1.0 + 0.0 * p, rc)
     logit_buf = bs * V / t * e  # bytes: the last stage's logits (fused cross-entropy keeps no fp32 copy)
-    mem_first = states_of(p_first) + acts_first + num(p <= 1) * logit_buf
-    mem_last = states_of(p_last) + acts_last + logit_buf
-    mem = np.maximum(np.maximum(mem_first, mem_last), num(p > 2) * (states_of(p_mid) + acts_mid))
+    mem_first = states_of(p_first) + f * exp_layer_bytes + acts_first + num(p <= 1) * logit_buf
+    mem_last = states_of(p_last) + lst * exp_layer_bytes + acts_last + logit_buf
+    mem = np.maximum(np.maximum(mem_first, mem_last), num(p > 2) * (states_of(p_mid) + mid * exp_layer_bytes + acts_mid))
     acts = acts_first
-    states = states_of(p_first)
+    states = states_of(p_first) + f * exp_layer_bytes
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
     fits = mem <= mem_limit
     if any_streaming:
@@ -594,7 +704,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "capex_usd": np.where(rented, np.nan, capex),
         "opex_usd": np.where(rented, np.nan, opex),
         "global_batch_run": np.where(mask != 0, np.nan, B_run),
-        "idle_chips": np.where(mask != 0, np.nan, (dp - dp_run) * tp_pp + (n - n_used)),
+        "idle_chips": np.where(mask != 0, np.nan, (dp - dp_run) * tpc + (n - n_used)),
         "first_stage_layers": f,
         "last_stage_layers": lst,
     }
@@ -607,6 +717,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "mem_external_gb": mem_external,
         "fits": fits,
         "params": N,
+        "ep": x["ep"] if "ep" in x else np.ones_like(mem),
+        "moe_a2a_s": (m_run + (p - 1.0) / v) * L_stage * t_a2a,  # s per step: exposed expert all-to-all (slowest stage)
         "total_flops": total_flops,
         "cost_owned": ~rented,
         "batch_handling": batch_how,

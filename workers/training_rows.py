@@ -21,6 +21,7 @@ from chipsweep.schemas.vocab import (
     LORA_TARGETS,
     MLP_TYPES,
     MODES,
+    MOE_FIELDS,
     OVERRIDABLE,
     PRECISIONS,
     RECOMPUTE,
@@ -77,6 +78,93 @@ def _or_default(values: Array, default: float) -> Array:
     return np.where(np.isfinite(values), values, default)
 
 
+# the row/catalog MoE columns -> the core's keys
+MOE_CORE = {"moe_experts": "moe_experts", "moe_topk": "moe_topk", "moe_ffn_hidden": "moe_ffn",
+            "moe_shared_experts": "moe_shared", "moe_dense_layers": "moe_dense_layers"}
+
+
+def _moe_inputs(get, ctx: Context, model_idx: Array, layers: Array, n: int,  # type: ignore[no-untyped-def]
+                errors: RowErrors | None = None, gather: bool = True) -> dict[str, Array]:
+    """The core's MoE keys: the catalog model's MoE columns with explicit cells taking precedence (a what-if on a
+    MoE model, or a custom MoE given by shapes without a model id); dense rows get moe_experts = 0, ep = 1.
+    With `errors`, MoE cells on a dense catalog model, an incomplete MoE, and an ep that does not divide the
+    experts are row errors naming the field, the value and what is allowed."""
+    known = model_idx >= 0
+    safe = np.maximum(model_idx, 0)
+    given = {f: get(f) for f in MOE_FIELDS}
+    if gather and errors is None and known.all() and not any(np.isfinite(v).any() for v in given.values()):
+        # the catalog's models as they are (every sweep without MoE what-ifs): per-model columns, gathered once
+        per_model = _moe_inputs(lambda f: np.full(len(ctx.models.ids), np.nan), ctx,
+                                np.arange(len(ctx.models.ids)), ctx.model_shapes["layers"], len(ctx.models.ids),
+                                gather=False)
+        out = {k: per_model[k][safe] for k in MOE_CORE.values()}
+        ep = get("ep")
+        out["ep"] = _or_default(ep, 1.0)
+        out["moe_imbalance"] = _or_default(get("moe_imbalance"), ctx.defaults["moe_imbalance"])
+        out["a2a_overlap"] = _or_default(get("moe_a2a_overlap"), ctx.defaults["moe_a2a_overlap"])
+        return out
+    cat = {f: np.where(known, ctx.models.cols[f][safe], np.nan) for f in MOE_FIELDS}
+    vals = {f: np.where(np.isfinite(given[f]), given[f], cat[f]) for f in MOE_FIELDS}
+    E = vals["moe_experts"]
+    moe = np.isfinite(E) & (E >= 1)
+    ep = get("ep")
+    if errors is not None:
+        dense_model = known & ~np.isfinite(cat["moe_experts"])
+        ids = np.asarray(ctx.models.ids, dtype=object)
+        moe_ids = ", ".join(i for i, e in zip(ctx.models.ids, ctx.models.cols["moe_experts"], strict=True) if np.isfinite(e))
+        for f in MOE_FIELDS:
+            bad = dense_model & np.isfinite(given[f]) & ~errors.bad
+            if bad.any():
+                rows = np.nonzero(bad)[0]
+                errors.add(rows, f, [int(v) for v in given[f][rows]],
+                           f"model {ids[safe[rows[0]]]!r} is dense; allowed: blank, a MoE model id ({moe_ids}), "
+                           "or explicit shapes without a model id")
+        for f in ("moe_topk", "moe_ffn_hidden"):
+            bad = moe & ~np.isfinite(vals[f]) & ~errors.bad
+            if bad.any():
+                errors.add(np.nonzero(bad)[0], f, [""] * int(bad.sum()),
+                           "allowed: an integer >= 1; a MoE gives moe_experts, moe_topk and moe_ffn_hidden together")
+        over = moe & (vals["moe_topk"] > E) & ~errors.bad
+        if over.any():
+            rows = np.nonzero(over)[0]
+            errors.add(rows, "moe_topk", [int(v) for v in vals["moe_topk"][rows]],
+                       "allowed: an integer from 1 to moe_experts (" + ", ".join(str(int(v)) for v in np.unique(E[rows])) + ")")
+        deep = moe & (np.nan_to_num(vals["moe_dense_layers"]) >= layers) & ~errors.bad
+        if deep.any():
+            rows = np.nonzero(deep)[0]
+            errors.add(rows, "moe_dense_layers", [int(v) for v in vals["moe_dense_layers"][rows]],
+                       "allowed: fewer than the model's layers")
+        ep_dense = ~moe & np.isfinite(ep) & (ep > 1) & ~errors.bad
+        if ep_dense.any():
+            rows = np.nonzero(ep_dense)[0]
+            errors.add(rows, "ep", [int(v) for v in ep[rows]], "allowed: 1 or blank (the model is dense: no experts to shard)")
+        ep_split = moe & np.isfinite(ep) & (np.mod(E, np.where(np.isfinite(ep), ep, 1.0)) != 0) & ~errors.bad
+        if ep_split.any():
+            rows = np.nonzero(ep_split)[0]
+            for r in rows.tolist():
+                divisors = [d for d in range(1, int(E[r]) + 1) if int(E[r]) % d == 0]
+                errors.add([r], "ep", [int(ep[r])],
+                           f"allowed: a divisor of moe_experts = {int(E[r])} ({', '.join(map(str, divisors))})")
+    out = {MOE_CORE[f]: np.where(moe, np.nan_to_num(vals[f]), 0.0) for f in MOE_FIELDS}
+    out["moe_topk"] = np.where(moe, np.minimum(np.nan_to_num(vals["moe_topk"], nan=1.0), np.where(moe, E, 1.0)), 0.0)
+    out["ep"] = np.where(np.isfinite(ep), ep, 1.0)
+    out["moe_imbalance"] = _or_default(get("moe_imbalance"), ctx.defaults["moe_imbalance"])
+    out["a2a_overlap"] = _or_default(get("moe_a2a_overlap"), ctx.defaults["moe_a2a_overlap"])
+    return out
+
+
+def _cp_column(cp: Array, seq: Array, errors: RowErrors | None) -> Array:
+    """Context-parallel size per row (blank: 1); with `errors`, a cp that does not divide seq_len is a row error."""
+    cp = _or_default(cp, 1.0)
+    if errors is not None:
+        bad = np.isfinite(seq) & (np.mod(seq, cp) != 0) & ~errors.bad
+        for r in np.nonzero(bad)[0].tolist():
+            divisors = [d for d in (1, 2, 4, 8, 16, 32, 64) if int(seq[r]) % d == 0]
+            errors.add([r], "cp", [int(cp[r])], f"allowed: a divisor of seq_len = {int(seq[r])} "
+                       f"(each context-parallel rank holds seq_len/cp tokens), e.g. {', '.join(map(str, divisors))}")
+    return cp
+
+
 def _workload_defaults(get, ctx: Context, precision: Array, n: int) -> dict[str, Array]:  # type: ignore[no-untyped-def]
     """Row fields that follow the framework and the precision when a row leaves them blank: the framework's
     features (defaults.yaml `frameworks`), sequence parallelism where the framework has it, FlashAttention
@@ -93,7 +181,9 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int) -> dict[str,
         "flash": _or_default(get("flash_attention"), _or_default(fw["flash"], 0.0)),
         "grad_bytes": _or_default(get("grad_bytes"), _or_default(fw["grad_bytes"], ctx.defaults["grad_bytes"])),
         "act_bytes": act,
-        "low_precision": (prec == PRECISIONS.index("fp8")).astype(np.float64),
+        # the matrix multiplies run in 8 or 4 bits (fp8, mxfp8, nvfp4) at the fitted low-precision GEMM efficiency;
+        # attention and element-wise kernels stay 16-bit (Transformer Engine recipes)
+        "low_precision": (prec >= PRECISIONS.index("fp8")).astype(np.float64),
         "owned": (get("cost_basis") == COST_BASES.index("owned")).astype(np.float64),
         "first_layers": get("first_stage_layers"),
         "last_layers": get("last_stage_layers"),
@@ -137,6 +227,14 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["dropout"] = _bool_column(table, "dropout", errors)
     raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
     raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
+    for field in MOE_FIELDS:  # explicit MoE architecture (blank: the catalog model's, or dense)
+        raw[field] = numbers(table, field, errors, integer=True, minimum=0 if field in ("moe_shared_experts", "moe_dense_layers") else 1)
+    raw["ep"] = numbers(table, "ep", errors, integer=True, minimum=1)
+    raw["cp"] = numbers(table, "cp", errors, integer=True, minimum=1)
+    raw["moe_imbalance"] = numbers(table, "moe_imbalance", errors, minimum=1,
+                                   allowed="allowed: a number >= 1 (the busiest expert's tokens over the mean)")
+    raw["moe_a2a_overlap"] = numbers(table, "moe_a2a_overlap", errors, minimum=0, maximum=1,
+                                     allowed="allowed: a number from 0 to 1 (fraction of the all-to-all hidden)")
     return raw
 
 
@@ -157,7 +255,7 @@ def assemble_training(
 
 def _catalog_only(raw: dict[str, Array]) -> bool:
     for key, v in raw.items():
-        per_row = key in (*SHAPE_FIELDS, "mlp", "dropout") or key.startswith("chip.")
+        per_row = key in (*SHAPE_FIELDS, *MOE_FIELDS, "mlp", "dropout") or key.startswith("chip.")
         if per_row and np.isfinite(np.asarray(v, dtype=np.float64)).any():
             return False
     cluster = raw.get("cluster_idx")
@@ -187,6 +285,8 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     mode = _or_default(get("mode"), 0.0)
     lora = (mode == 2).any()
     x.update(_workload_defaults(get, ctx, precision, n))
+    x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
+    x["cp"] = _or_default(get("cp"), 1.0)
     x.update({
         "n_chips": _or_default(get("n_chips"), get("tp") * get("pp") * get("dp")),
         "global_batch": get("global_batch"),
@@ -288,6 +388,13 @@ def _assemble_general(
     precision = np.where(np.isfinite(precision), precision, default_precision(ccols))
     peak, published = peak_for_precision(ccols, precision)
     peaks16 = np.stack([peak_for_precision(ccols, np.full(n, float(i)))[0] for i in range(len(PRECISIONS))])
+    if errors is not None:  # mxfp8 / nvfp4 on a chip whose tensor cores have no such rate: a row error, not a guess
+        block = (precision >= PRECISIONS.index("mxfp8")) & ~np.isfinite(peak) & (chip_idx >= 0) & ~errors.bad
+        for r in np.nonzero(block)[0].tolist():
+            ok = ", ".join(p for i, p in enumerate(PRECISIONS) if np.isfinite(peaks16[i, r]))
+            field = "peak_tflops_fp4" if PRECISIONS[int(precision[r])] == "nvfp4" else "peak_tflops_fp8"
+            errors.add([r], "precision", [PRECISIONS[int(precision[r])]],
+                       f"allowed on chip '{ctx.chips.ids[chip_idx[r]]}': {ok} (it publishes no {field})")
     weight_bytes = np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[precision.astype(np.int64)]
 
     # tokens: the row's, else the model's published count, else Chinchilla's 20 per parameter
@@ -312,6 +419,8 @@ def _assemble_general(
         "weight_bytes": weight_bytes,
         # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones (defaults.yaml frameworks)
         **_workload_defaults(get, ctx, precision, n),
+        **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
+        "cp": _cp_column(get("cp"), shapes["seq"], errors),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
         "precision": precision,
@@ -389,11 +498,36 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
             outputs.setdefault(k, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
     fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
-    return _training_table(table, resolved, outputs, errors, provenance), errors
+    hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
+    return _training_table(table, resolved, outputs, errors, provenance, hints), errors
+
+
+def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array, ok: Array) -> dict[int, str]:
+    """For MoE rows refused for memory: the smallest ep (a divisor of the experts that divides tp x dp) at which the row
+    fits, found by running the core again with only ep changed; or that no ep fits."""
+    mask = out.get("reason_mask")
+    if mask is None:
+        return {}
+    rows = np.nonzero(ok & ((mask & training.R_MEMORY) != 0) & (np.nan_to_num(x["moe_experts"]) > 0))[0]
+    hints: dict[int, str] = {}
+    for r in rows.tolist():
+        E, ep, dp = int(x["moe_experts"][r]), int(x["ep"][r]), int(out["dp"][r]) * int(x["tp"][r])
+        cands = [d for d in range(ep + 1, E + 1) if E % d == 0 and dp % d == 0]
+        if not cands:
+            hints[r] = f"no larger ep fits the layout (ep must divide moe_experts = {E} and tp x dp = {dp})"
+            continue
+        one = {k: np.repeat(np.asarray(v)[r:r + 1], len(cands)) for k, v in x.items() if np.ndim(v)}
+        one["ep"] = np.asarray(cands, dtype=np.float64)
+        fw = np.nan_to_num(one["framework"], nan=0.0)
+        res = training.evaluate(one, ctx.cal_for(np.full(len(cands), chip_idx[r]), fw))
+        fits = np.nonzero(np.asarray(res["fits"], dtype=bool))[0]
+        hints[r] = (f"needs ep >= {cands[int(fits[0])]} (allowed: divisors of moe_experts = {E} that divide tp x dp = {dp})"
+                    if len(fits) else f"no ep up to {cands[-1]} fits: the non-expert weights and activations alone do not")
+    return hints
 
 
 def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors,
-                    provenance: np.ndarray | None = None) -> pa.Table:
+                    provenance: np.ndarray | None = None, hints: dict[int, str] | None = None) -> pa.Table:
     n = table.num_rows
     cols: dict[str, pa.Array] = {}
     for name in table.column_names:
@@ -412,6 +546,8 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
                       f"(limit {ext_limit[i]:.1f} GB), {mem[i]:.1f} GB of activations on chip (limit {limit[i]:.1f} GB)")
         else:
             detail = f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
+            if hints and i in hints:  # MoE: the expert parallelism that would fit
+                detail += f" at ep = {int(x['ep'][i])}; {hints[i]}"
         reason[i] = reason[i].replace("does not fit in memory", detail)
     reason = np.where(bad, errors.text(), reason)
 
@@ -427,6 +563,8 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     rec = np.asarray(RECOMPUTE, dtype=object)[np.nan_to_num(x["recompute"], nan=0).astype(np.int64)]
     cols["recompute"] = pa.array(np.where(bad | ~np.isfinite(x["recompute"]), None, rec).tolist(), type=pa.string())
     cols["zero_stage"] = ints(x["zero_stage"])
+    cols["ep"] = ints(x["ep"])
+    cols["cp"] = ints(x["cp"])
     prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
     cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
     for name in TRAINING_OUT:

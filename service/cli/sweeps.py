@@ -166,17 +166,18 @@ def run_to_end(sweep_ids: list[str], *, actors: int | None = None,
         until = dispatch.over(queue, *sweep_ids) if sweep_ids else (lambda: not queue.active() and not _running(queue))
         dispatch.run_until(queue, settings, until, on_tick=tick)
         return (queue.status(last) if last else {}), None
+    final = sweep_ids[-1]
     supervised = DispatcherProcess(settings, until=sweep_ids, actors=actors, max_restarts=_max_restarts()).start()
     try:
         while not supervised.wait(0.25):
             tick()
         if supervised.state == "gave_up":
-            return queue.status(last), f"Ray failed {supervised.failures_in_a_row} times in a row (last: " \
+            return queue.status(final), f"Ray failed {supervised.failures_in_a_row} times in a row (last: " \
                 f"{supervised.reason})"
         tick()
     finally:
         supervised.stop()
-    return queue.status(last), None
+    return queue.status(final), None
 
 
 def _report_end(status: dict[str, Any], seconds: float, args: argparse.Namespace) -> int:

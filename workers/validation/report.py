@@ -223,4 +223,13 @@ def render_training(rep: TrainingReport) -> str:
         lines.append("published runs not modelled yet (training_runs_2026.csv):")
         for why, n in sorted(reasons.items()):
             lines.append(f"  {n:4d}  {why}")
+    # issue 13: MoE, context-parallel and NVFP4 runs, out of source, apart from the fits
+    from chipsweep.workers.validation.moe import cp_report, fp4_report, moe_report
+
+    ctx13 = Context.build(load_catalog())
+    lines.append("issue 13 runs (training_runs_2026.csv, never fitted: mixture of experts, context parallelism, nvfp4), "
+                 "|error|: source, runs, median, p90")
+    lines += ["  " + line for line in moe_report(ctx13).lines()]
+    lines += ["  " + line for line in cp_report(ctx13).lines()]
+    lines += ["  " + line for line in fp4_report(ctx13).lines()]
     return "\n".join(lines)

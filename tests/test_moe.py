@@ -1,0 +1,318 @@
+"""Mixture of experts in the training core (issue 13): active-parameter FLOPs, total-parameter memory, expert
+parallelism and its all-to-all, the infeasible reason that names the ep a layout needs, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from chipsweep.schemas.catalog import load_catalog
+from chipsweep.workers.context import Context
+from chipsweep.workers.training_rows import evaluate_training
+
+FLOAT_OUT = ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
+             "mem_per_chip_gb", "chip_hours", "cost_usd", "energy_mwh")
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Context:
+    return Context.build(load_catalog(use_env=False))
+
+
+def table(**cols: list[object]) -> pa.Table:
+    return pa.table({k: pa.array([None if v is None else str(v) for v in vals], type=pa.string()) for k, vals in cols.items()})
+
+
+def run(ctx: Context, rows: list[dict[str, object]]) -> dict[str, list[object]]:
+    keys = sorted({k for r in rows for k in r})
+    out, _ = evaluate_training(table(**{k: [r.get(k) for r in rows] for k in keys}), ctx)
+    return out.to_pydict()
+
+
+# a Llama-3-8B-shaped model given by its shapes (no catalog id), so MoE columns may be added to it
+LLAMA8B = dict(layers=32, hidden=4096, heads=32, kv_heads=8, ffn_hidden=14336, vocab=128256, seq_len=8192, mlp="swiglu",
+               chip="nvidia_h100_sxm", n_chips=64, tp=2, pp=2, micro_batch=1, global_batch=512, recompute="selective",
+               zero_stage=1)
+
+
+def test_moe_with_one_expert_and_top1_equals_the_dense_model(ctx):
+    dense = run(ctx, [LLAMA8B])
+    moe = run(ctx, [dict(LLAMA8B, moe_experts=1, moe_topk=1, moe_ffn_hidden=14336, ep=1)])
+    assert dense["infeasible_reason"] == [""] and moe["infeasible_reason"] == [""]
+    for key in FLOAT_OUT:
+        np.testing.assert_allclose(moe[key], dense[key], rtol=1e-12, err_msg=key)
+
+
+def test_moe_flops_count_active_parameters_and_memory_counts_all_of_them(ctx):
+    # Qwen3-30B-A3B (Qwen3 technical report; models.yaml): 48 layers, h 2048, 32 query / 4 KV heads of 128,
+    # 128 experts of 768 (SwiGLU), top-8, every layer sparse; 30.5B total, 3.3B active
+    L, h, q, kv, E, k, f_e, V, s = 48, 2048, 32 * 128, 4 * 128, 128, 8, 768, 151936, 4096
+    row = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=64, tp=1, pp=1, ep=8, micro_batch=1,
+               global_batch=256, recompute="none", zero_stage=1, seq_len=s)
+    out = run(ctx, [row])
+    assert out["infeasible_reason"] == [""]
+    tokens_per_chip = out["tokens_per_s"][0] / 64
+    flops_per_token = out["model_tflops_per_chip"][0] * 1e12 / tokens_per_chip
+    active_matrices = L * (2 * h * q + 2 * h * kv + k * 3 * h * f_e + h * E)  # attention, top-k experts, router
+    attention = L * 2 * s * q  # QK^T and attention x V per token, causal
+    np.testing.assert_allclose(flops_per_token, 6 * (active_matrices + h * V) + 3 * attention, rtol=1e-6)
+    # active parameters with both embeddings: the published 3.3B
+    assert abs((active_matrices + 2 * h * V) / 3.3e9 - 1) < 0.03
+    # memory counts every expert: at ep = 8 a chip holds 1/8 of them, with their Adam state sharded over the
+    # dp/ep = 8 expert-data-parallel ranks (ZeRO-1); at ep = 1 all of them, state sharded over dp = 64
+    assert out["ep"] == [8]
+    one = run(ctx, [dict(row, ep=1)])
+    p_exp = L * E * 3 * h * f_e  # routed-expert parameters
+    expected = p_exp * (2 + 4 + 12 / 64) - p_exp / 8 * (2 + 4 + 12 / 8)  # bytes: bf16 weights, fp32 grads, Adam
+    np.testing.assert_allclose((one["mem_per_chip_gb"][0] - out["mem_per_chip_gb"][0]) * 1e9, expected, rtol=1e-6)
+
+
+def test_ep_beyond_the_nvlink_domain_is_slower_than_within_it_by_the_all_to_all_term(ctx):
+    # Qwen3-30B-A3B, 16 chips, ep = 16, tp = 1: inside a 16-chip scale-up domain, or across two 8-chip ones
+    base = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, tp=1, pp=1, ep=16, micro_batch=1,
+                global_batch=64, recompute="selective", zero_stage=1, seq_len=4096)
+    rows = [dict(base, **{"chip.scale_up_domain": d, "moe_a2a_overlap": o}) for d in (16, 8) for o in (0, 1)]
+    out = run(ctx, rows)
+    assert out["infeasible_reason"] == [""] * 4
+    within, within_hidden, beyond, beyond_hidden = out["step_time_s"]
+    assert beyond > within
+    a2a_within, a2a_beyond = within - within_hidden, beyond - beyond_hidden  # s per step: the exposed all-to-all
+    # the all-to-all term as the core states it (workers/training.py): per all-to-all, bs·k·h·e/ep bytes to each
+    # peer; inside the domain every peer over the scale-up link, beyond it 8 peers over the scale-out NIC
+    chip = ctx.catalog.chips["nvidia_h100_sxm"]
+    cal = ctx.cal_for(np.array([ctx.chips.index()["nvidia_h100_sxm"]]), np.array([0.0]))
+    up = chip.scale_up_gb_s * 1e9 * float(np.asarray(cal["up_eff"]).flat[0])
+    out_bw = chip.scale_out_gbit_s / 8 * 1e9 * float(np.asarray(cal["out_eff"]).flat[0])
+    up_lat, out_lat = float(np.asarray(cal["up_latency_s"]).flat[0]), float(np.asarray(cal["out_latency_s"]).flat[0])
+    per_peer = 4096 * 8 * 2048 * 2 / 16  # bytes: tokens x top-8 x hidden x 2-byte elements / ep
+    t_in = per_peer * 15 / up + up_lat
+    t_out = max(per_peer * 7 / up, per_peer * 8 / out_bw) + out_lat
+    m_run, layers, a2a_per_layer = 64 / 16, 48, 4  # micro-batches, MoE layers, all-to-alls per layer and micro-batch
+    np.testing.assert_allclose(a2a_within, m_run * layers * a2a_per_layer * t_in, rtol=1e-6)
+    np.testing.assert_allclose(a2a_beyond, m_run * layers * a2a_per_layer * t_out, rtol=1e-6)
+    # what is left of the difference is the data-parallel traffic that also leaves the domain; the all-to-all
+    # term is the larger part of the slowdown
+    assert a2a_beyond - a2a_within > 0.5 * (beyond - within)
+
+
+def test_layout_whose_experts_do_not_fit_is_infeasible_naming_memory_and_the_ep_it_needs(ctx):
+    base = dict(model="deepseek_v3", chip="nvidia_gb200_per_gpu", n_chips=256, tp=1, pp=4, micro_batch=1,
+                global_batch=4096, recompute="full", zero_stage=1, precision="fp8")
+    out = run(ctx, [dict(base, ep=4), dict(base, ep=64)])
+    reason = out["infeasible_reason"][0]
+    assert "does not fit in memory" in reason and "at ep = 4" in reason and "needs ep >= " in reason
+    needed = int(reason.split("needs ep >= ")[1].split()[0])
+    assert 4 < needed <= 64 and 256 % needed == 0
+    assert out["infeasible_reason"][1] == ""
+    # the ep it names fits
+    assert run(ctx, [dict(base, ep=needed)])["infeasible_reason"] == [""]
+
+
+def test_ep_that_does_not_divide_the_experts_is_a_row_error_naming_field_value_and_allowed(ctx):
+    out, errors = evaluate_training(table(model=["deepseek_v3"], chip=["nvidia_h100_sxm"], n_chips=[2048],
+                                          global_batch=[4096], ep=["3"]), ctx)
+    text = out.column("infeasible_reason").to_pylist()[0]
+    assert text.startswith("row 1: field 'ep' = 3") and "divisor of moe_experts = 256" in text and "64" in text
+    problem = errors.error().as_dict()
+    assert problem["field"] == "ep" and str(problem["value"]) == "3" and "divisor" in problem["allowed"]
+
+
+def test_moe_columns_on_a_dense_model_id_are_a_row_error(ctx):
+    out, _ = evaluate_training(table(model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[8], global_batch=[64],
+                                     moe_experts=["8"]), ctx)
+    text = out.column("infeasible_reason").to_pylist()[0]
+    assert text.startswith("row 1: field 'moe_experts' = 8") and "is dense" in text and "deepseek_v3" in text
+
+
+def test_ep_on_a_dense_model_is_a_row_error(ctx):
+    out, _ = evaluate_training(table(model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[8], global_batch=[64],
+                                     ep=["2"]), ctx)
+    assert out.column("infeasible_reason").to_pylist()[0].startswith("row 1: field 'ep' = 2: allowed: 1 or blank")
+
+
+def test_ep_must_divide_tp_times_dp(ctx):
+    row = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, tp=2, pp=1, global_batch=64, micro_batch=1,
+               seq_len=4096)  # dp = 8: ep 16 spans the tp ranks (expert tensor parallel 1), ep 32 has no ranks
+    out = run(ctx, [dict(row, ep=16), dict(row, ep=32)])
+    assert "ep must divide tp x dp" not in out["infeasible_reason"][0]
+    assert "ep must divide tp x dp" in out["infeasible_reason"][1]
+
+
+def test_deepseek_v3_pretraining_gpu_hours_within_15_percent_of_the_published_2_664m(ctx):
+    """DeepSeek-V3 tech report (arXiv:2412.19437) Table 1: 2,664K H800 GPU-hours for 14.8T pre-training tokens on
+    2,048 H800 (PP16, EP64, ZeRO-1, no TP, FP8, batch 15,360 x 4K), $2 per GPU-hour. The H800 is not in the catalog
+    yet (no sourced entry in the reference); it is the H100 SXM with the links the report gives (sec. 3.1: NVLink
+    160 GB/s within the node, InfiniBand 50 GB/s across). DualPipe overlaps the all-to-all fully (sec. 3.2.1)."""
+    row = dict(model="deepseek_v3", chip="nvidia_h100_sxm", n_chips=2048, tp=1, pp=16, ep=64, zero_stage=1,
+               micro_batch=1, global_batch=15360, precision="fp8", recompute="full", tokens=14.8e12,
+               framework="megatron_core_2025", moe_a2a_overlap=1.0,
+               **{"chip.scale_up_gb_s": 160, "chip.scale_out_gbit_s": 400, "chip.usd_per_hour": 2.0})
+    out = run(ctx, [row])
+    assert out["infeasible_reason"] == [""]
+    hours = out["chip_hours"][0]
+    assert abs(hours / 2.664e6 - 1) <= 0.15, hours
+    np.testing.assert_allclose(out["cost_usd"][0], hours * 2.0, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def moe_rep(ctx):
+    from chipsweep.workers.validation.moe import moe_report
+
+    return moe_report(ctx)
+
+
+def test_moe_runs_of_2026_are_predicted_out_of_source_not_refused(moe_rep):
+    # Megatron-Bridge / NeMo DeepSeek-V3, Qwen3, GPT-OSS, Mixtral, Llama 4 Scout on H100/B200/GB200, MaxText on TPU
+    s = moe_rep.summary()
+    assert s["runs"] >= 60, s
+    refused = [r.case.case_id for r in moe_rep.results if not np.isfinite(r.predicted)]
+    # the one refusal: 25.09's DeepSeek-V3 on 256 GB200 is listed as PP8 x EP64 with TP1, 256/8 = 32 data-parallel
+    # ranks, fewer than ep (Megatron-Core needs ep x expert-tp to divide tp x dp); the row is kept as published
+    assert refused == ["mbridge_25.09_DeepSeekV3_DGX-GB200_256g_FP8-finer-gran_Pre_a246p"], refused
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13 miss, reported: out-of-source median 24.7 %, p90 57.2 % over 69 MoE runs (asked 15 % / 35 %). "
+    "Causes: (1) MLA attention (DeepSeek-V3, Kimi K2) is counted as full multi-head Q/K/V/O, +45 % FLOPs per token, "
+    "so DeepSeek-V3 runs come out 20-35 % slow; (2) the same layout is published at up to 2.7x different speeds by "
+    "successive Megatron-Bridge releases (25.09 -> 26.08), which one megatron_core_2025 calibration cannot follow; "
+    "(3) MXFP8 and FP8 blockwise run at the one fitted fp8 GEMM efficiency, without a per-recipe scaling overhead; "
+    "(4) the all-to-all overlap and grouped-GEMM efficiency of these releases are defaults, not fitted"))
+def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
+    s = moe_rep.summary()
+    assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
+
+
+def test_context_parallel_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35pct(ctx):
+    # Megatron-Bridge / NeMo Llama 3 70B and 3.1 405B with cp = 2 on H100/B200/GB200: no fit saw a cp run
+    from chipsweep.workers.validation.moe import cp_report
+
+    s = cp_report(ctx).summary()
+    assert s["runs"] >= 15, s
+    assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
+
+
+# ---- context parallelism (issue 13) ----------------------------------------------------------------------------
+
+def test_context_parallelism_cp2_halves_activation_memory(ctx):
+    from chipsweep.workers.parse import RowErrors
+    from chipsweep.workers.training import evaluate
+    from chipsweep.workers.training_rows import training_inputs
+
+    # Llama-3-8B shapes at 32K tokens; cp = 2 on twice the chips keeps dp, the batch and the micro-batches
+    rows = [dict(LLAMA8B, seq_len=32768, n_chips=64, cp=1, interleave=1, recompute=r) for r in ("selective", "full")]
+    rows += [dict(r, n_chips=128, cp=2) for r in rows]
+    keys = sorted({k for r in rows for k in r})
+    tab = table(**{k: [r.get(k) for r in rows] for k in keys})
+    errors = RowErrors(len(rows))
+    x, _, cidx = training_inputs(tab, ctx, errors)
+    assert not errors
+    out = evaluate(x, ctx.cal_for(cidx, x["framework"]))
+    np.testing.assert_array_equal(out["dp"][:2], out["dp"][2:])
+    np.testing.assert_allclose(out["mem_activations_gib"][2:], out["mem_activations_gib"][:2] / 2, rtol=1e-12)
+    # weights and optimizer state do not shrink with cp (ZeRO-1 shards them over dp x cp, so a little)
+    assert (out["mem_states_gib"][2:] <= out["mem_states_gib"][:2]).all()
+
+
+def test_context_parallelism_keeps_tokens_per_chip_within_the_ring_exchange(ctx):
+    row = dict(LLAMA8B, seq_len=32768, recompute="full")
+    rows = [dict(row, n_chips=64, cp=1), dict(row, n_chips=128, cp=2)]
+    out = run(ctx, rows)
+    assert out["infeasible_reason"] == ["", ""] and out["cp"] == [1, 2]
+    per_chip = [out["tokens_per_s"][0] / 64, out["tokens_per_s"][1] / 128]
+    assert 0.6 < per_chip[1] / per_chip[0] <= 1.0 + 1e-9  # no free speed; the KV ring costs what compute does not hide
+
+
+def test_cp_that_does_not_divide_seq_len_is_a_row_error_naming_field_value_and_allowed(ctx):
+    out, errors = evaluate_training(table(model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[24], global_batch=[64],
+                                          seq_len=["8192"], cp=["3"]), ctx)
+    text = out.column("infeasible_reason").to_pylist()[0]
+    assert text.startswith("row 1: field 'cp' = 3: allowed: a divisor of seq_len = 8192"), text
+    problem = errors.error().as_dict()
+    assert problem["field"] == "cp" and str(problem["value"]) == "3"
+
+
+# ---- low precision (issue 13) ----------------------------------------------------------------------------------
+
+def test_nvfp4_on_a_chip_without_fp4_is_a_row_error_naming_field_value_and_allowed(ctx):
+    out, errors = evaluate_training(table(model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[8], global_batch=[64],
+                                          precision=["nvfp4"]), ctx)
+    text = out.column("infeasible_reason").to_pylist()[0]
+    assert text.startswith("row 1: field 'precision' = 'nvfp4': allowed on chip 'nvidia_h100_sxm': "), text
+    assert "bf16" in text and "mxfp8" in text and "nvfp4" not in text.split("allowed")[1].split("(")[0]
+    problem = errors.error().as_dict()
+    assert problem["field"] == "precision" and problem["value"] == "nvfp4"
+
+
+def test_nvfp4_runs_its_gemms_at_the_fp4_peak_and_mxfp8_at_the_fp8_one(ctx):
+    rows = [dict(model="llama3_70b", chip="nvidia_b200_hgx", n_chips=64, tp=4, pp=1, micro_batch=1, interleave=1,
+                 global_batch=256, recompute="selective", zero_stage=1, precision=p) for p in ("bf16", "fp8", "mxfp8", "nvfp4")]
+    out = run(ctx, rows)
+    assert out["infeasible_reason"] == [""] * 4
+    bf16, fp8, mxfp8, nvfp4 = out["step_time_s"]
+    assert mxfp8 == pytest.approx(fp8, rel=1e-12)  # same tensor-core rate, scales inside the MMA
+    assert nvfp4 < fp8 < bf16  # attention and element-wise work stay 16-bit: less than 2x from fp8 to fp4
+    assert fp8 / nvfp4 < 2.0
+
+
+def test_nvfp4_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35pct(ctx):
+    # Megatron-Bridge Llama 3 70B / 3.1 405B in NVFP4 on GB200: no fit saw an fp4 run
+    from chipsweep.workers.validation.moe import fp4_report
+
+    s = fp4_report(ctx).summary()
+    assert s["runs"] >= 8, s
+    assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
+
+
+def test_the_nvl72_domain_keeps_ep64_on_nvlink_and_changes_the_answer(ctx):
+    # DeepSeek-V3 on 256 GB200 (Megatron-Bridge's layout: PP4, EP64): inside an NVL72 rack the ep group stays on
+    # NVLink; with 8-GPU domains (as on DGX B200) 56 of 63 peers are across the network
+    base = dict(model="deepseek_v3", cluster="nvidia_gb200_nvl72", n_chips=256, tp=1, pp=4, ep=64, micro_batch=1,
+                interleave=1, global_batch=4096, recompute="full", zero_stage=1, precision="mxfp8")
+    out = run(ctx, [base, dict(base, **{"chip.scale_up_domain": 8})])
+    assert out["infeasible_reason"] == ["", ""]
+    nvl72, dgx = out["tokens_per_s"]
+    assert nvl72 > 1.2 * dgx
+
+
+# ---- sweeps carry the new axes (issue 13) ----------------------------------------------------------------------
+
+def test_a_moe_sweep_with_ep_and_cp_axes_matches_the_evaluate_path_and_its_prefilter():
+    import pyarrow.compute as pc
+
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+    from chipsweep.workers.chunk import ChunkEvaluator
+
+    catalog = load_catalog(use_env=False)
+    spec = {
+        "name": "moe-small", "kind": "training", "store": "all",
+        "axes": {"model": ["qwen3_30b_a3b", "mixtral_8x7b"], "chip": ["nvidia_h100_sxm", "nvidia_gb200_per_gpu"],
+                 "n_chips": [64, 128], "tp": [1, 2], "pp": [1, 2], "ep": [1, 4, 8], "cp": [1, 2],
+                 "precision": ["bf16", "mxfp8"]},
+        "fixed": {"global_batch": 256, "tokens": 1.0e11, "interleave": 1, "zero_stage": 1, "micro_batch": 1,
+                  "recompute": "full", "seq_len": 8192},
+    }
+    ev = ChunkEvaluator(resolve(parse_spec(spec), catalog))
+    rows = ev.evaluate(0, ev.sweep.configurations)
+    assert set(rows.column("ep").to_pylist()) == {1, 4, 8} and set(rows.column("cp").to_pylist()) == {1, 2}
+    assert set(rows.column("moe_experts").to_pylist()) == {128, 8}
+    ok = pc.and_(rows.column("fits"), pc.equal(rows.column("infeasible_reason").cast(pa.string()), ""))
+    feasible = rows.filter(ok).to_pylist()
+    assert feasible
+    models, chips = sorted(catalog.models), sorted(catalog.chips)
+    sample = feasible[:: max(len(feasible) // 40, 1)]
+    tab = table(**{"model": [models[r["model_id"]] for r in sample], "chip": [chips[r["chip_id"]] for r in sample],
+                   **{k: [r[k] for r in sample] for k in ("n_chips", "global_batch", "tp", "pp", "micro_batch", "interleave",
+                                                          "recompute", "zero_stage", "precision", "ep", "cp", "seq_len")},
+                   "tokens": [r["tokens"] for r in sample]})
+    out, errors = evaluate_training(tab, Context.build(catalog))
+    assert not errors
+    for r, step in zip(sample, out.column("step_time_s").to_pylist(), strict=True):
+        assert r["step_time_s"] == pytest.approx(step, rel=1e-5)
+    # the layout pre-filter (tp·pp·cp·dp = n) skips only rows the core refuses
+    ev2 = ChunkEvaluator(resolve(parse_spec({**spec, "store": "feasible"}), catalog))
+    kept = ev2.evaluate(0, ev2.sweep.configurations)
+    ev2.prefilter = False
+    assert kept.num_rows == ev2.evaluate(0, ev2.sweep.configurations).num_rows == len(feasible)

@@ -1,0 +1,68 @@
+"""Mixture-of-experts training runs (issue 13): the MoE rows of training_runs_2026.csv predicted out of source,
+each by the calibration fitted without its source (tests/validation/held_out_fits.json, as issue 12 reports the
+dense runs). No MoE run takes part in any fit, so every prediction here is also out of sample for MoE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from chipsweep.workers.context import Context
+from chipsweep.workers.validation.cases import Case, Result, Skipped, moe2026_cases, runs2026_cases
+from chipsweep.workers.validation.held_out import load_fits, predict_with
+
+
+@dataclass
+class MoeReport:
+    results: list[Result]  # every case, predicted by the fit that did not see its source
+    skipped: list[Skipped]
+    label: str = "moe"
+
+    def errors(self, source: str | None = None) -> np.ndarray:
+        e = np.asarray([abs(r.error) for r in self.results if source is None or r.case.source == source], dtype=np.float64)
+        return np.asarray(e[np.isfinite(e)])
+
+    def summary(self) -> dict[str, float]:
+        e = self.errors()
+        return {"runs": float(len(e)), "median": float(np.median(e)) if len(e) else np.nan,
+                "p90": float(np.percentile(e, 90)) if len(e) else np.nan}
+
+    def lines(self) -> list[str]:
+        out = []
+        for src in sorted({r.case.source for r in self.results}):
+            e = self.errors(src)
+            if len(e):
+                out.append(f"{self.label:4s} tokens/s per chip  {src:24s} {len(e):4d}  {np.median(e):6.1%}  "
+                           f"{np.percentile(e, 90):6.1%}")
+        s = self.summary()
+        out.append(f"{self.label:4s} tokens/s per chip  {'all (out of source)':24s} {int(s['runs']):4d}  {s['median']:6.1%}  "
+                   f"{s['p90']:6.1%}")
+        return out
+
+
+def _out_of_source(ctx: Context, cases: list[Case]) -> list[Result]:
+    fits = load_fits()
+    results: list[Result] = []
+    for src in sorted({c.source for c in cases}):
+        group = [c for c in cases if c.source == src]
+        results += predict_with(ctx, fits.get(src, {}), group)  # a source never fitted: the catalog's constants
+    return results
+
+
+def moe_report(ctx: Context) -> MoeReport:
+    """The MoE runs (context-parallel ones included), out of source."""
+    cases, skipped = moe2026_cases(catalog=ctx.catalog)
+    return MoeReport(_out_of_source(ctx, cases), skipped, "moe")
+
+
+def fp4_report(ctx: Context) -> MoeReport:
+    """The dense NVFP4 runs, out of source (the fp4 GEMMs at the fitted fp8 fraction of their peak)."""
+    cases, skipped = runs2026_cases(catalog=ctx.catalog, only_fp4=True)
+    return MoeReport(_out_of_source(ctx, cases), skipped, "fp4")
+
+
+def cp_report(ctx: Context) -> MoeReport:
+    """The dense runs with context parallelism, out of source."""
+    cases, skipped = runs2026_cases(catalog=ctx.catalog, only_cp=True)
+    return MoeReport(_out_of_source(ctx, cases), skipped, "cp")
