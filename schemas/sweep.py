@@ -27,6 +27,7 @@ from chipsweep.schemas.numbers import Storage, as_number, fmt, storage
 from chipsweep.schemas.spec import SweepSpec, parse_spec
 from chipsweep.schemas.vocab import OVERRIDABLE, REQUIRED_SHAPE_FIELDS
 
+REF_KEYS = ("model_idx", "chip_idx", "cluster_idx")  # the axes that name catalog entries
 
 # ------------------------------------------------------------------------------------------------
 # resolution against the catalog
@@ -113,6 +114,9 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
         axis = _resolve_axis(name, d, raw, effective, f"axes.{name}", problems, kind=spec.kind)
         if axis is not None:
             axes.append(axis)
+    # catalog axes vary slowest: a chip's (or model's) configurations form long contiguous runs, so chunks
+    # never span two of them and a change to one entry re-runs only its share (`workers.space.chunk_ranges`)
+    axes.sort(key=lambda a: a.key not in REF_KEYS)
     fixed: dict[str, float] = {}
     for name, raw in spec.fixed.items():
         where = f"fixed.{name}"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -38,6 +39,7 @@ from chipsweep.schemas.catalog import Catalog
 from chipsweep.schemas.errors import ChipsweepError
 from chipsweep.schemas.spec import parse_spec
 from chipsweep.schemas.sweep import resolve
+from chipsweep.workers.space import chunk_ranges
 
 SweepState = str  # queued | running | done | failed | cancelled
 LEASE_STALE_S = 15.0  # a dispatcher that has not beaten for this long is presumed dead
@@ -222,7 +224,8 @@ class Queue:
         spec = record["spec"]
         name, kind, store = spec["name"], spec["kind"], spec.get("store", "all")
         chunk_size = max(1, int(chunk_size))
-        total = max(1, -(-configurations // chunk_size))
+        ranges = chunk_ranges_of(record, configurations, chunk_size)
+        total = len(ranges)
         now = time.time()
         with self._tx() as db:
             version = int(db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM sweeps WHERE name = ?", (name,)).fetchone()[0])
@@ -234,7 +237,7 @@ class Queue:
             )
             db.executemany(
                 "INSERT INTO chunks (name, version, chunk, start, stop, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                ((name, version, i, i * chunk_size, min((i + 1) * chunk_size, configurations), now) for i in range(total)),
+                ((name, version, i, a, b, now) for i, (a, b) in enumerate(ranges)),
             )
         return self.sweep(f"{name}@{version}")
 
@@ -253,9 +256,16 @@ class Queue:
         `release_version`); chunks in `carried` (chunk -> rows, bytes) are recorded done, copied from
         `base`. Returns None when `base` is no longer the latest version or was already re-run: the
         check and the insert are one BEGIN IMMEDIATE transaction, so racing re-runs make one version."""
-        total = max(1, -(-configurations // base.chunk_size))
         now = time.time() if created_at is None else created_at
         with self._tx() as db:
+            # a partial re-run keeps its base's chunks (carried parts must hold the same configurations);
+            # a whole one is cut afresh
+            ranges = [(int(r[0]), int(r[1])) for r in db.execute(
+                "SELECT start, stop FROM chunks WHERE name = ? AND version = ? ORDER BY chunk",
+                (base.name, base.version))] if carried else []
+            if not ranges or ranges[-1][1] != configurations:
+                ranges = chunk_ranges_of(record, configurations, base.chunk_size)
+            total = len(ranges)
             latest = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM sweeps WHERE name = ?",
                                     (base.name,)).fetchone()[0])
             if latest != base.version:
@@ -271,11 +281,10 @@ class Queue:
             )
             db.execute("INSERT INTO reruns (name, version, base_version, trigger, changes) VALUES (?, ?, ?, ?, ?)",
                        (base.name, version, base.version, trigger, json.dumps(changes)))
-            size = base.chunk_size
             rows = []
-            for i in range(total):
+            for i, (a, b) in enumerate(ranges):
                 c = carried.get(i)
-                rows.append((base.name, version, i, i * size, min((i + 1) * size, configurations),
+                rows.append((base.name, version, i, a, b,
                              "done" if c else "pending", c[0] if c else None, c[1] if c else None,
                              base.version if c else None, now))
             db.executemany(
@@ -639,6 +648,16 @@ class Queue:
         d["alive"] = time.time() - d["heartbeat"] < LEASE_STALE_S and (
             d["host"] != socket.gethostname() or _pid_alive(int(d["pid"])))
         return d
+
+
+def chunk_ranges_of(record: dict[str, Any], configurations: int, chunk_size: int) -> list[tuple[int, int]]:
+    """A version's chunks: at most `chunk_size` configurations each, never across two chips, models or
+    clusters (`workers.space.chunk_ranges` over the record's axes, catalog axes first)."""
+    sizes = [len(a["values"]) for a in record.get("axes", [])]
+    if not sizes or math.prod(sizes) != configurations:  # no axes recorded: plain ranges
+        size = max(1, int(chunk_size))
+        return [(a, min(a + size, configurations)) for a in range(0, max(configurations, 1), size)]
+    return chunk_ranges(sizes, [bool(a.get("ref")) for a in record["axes"]], chunk_size)
 
 
 def _record_columns(record: dict[str, Any]) -> tuple[str, str, str, str, str]:

@@ -171,7 +171,8 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     if not relevant and axes_same and not force:
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
-    whole = (force or not axes_same or not ids_same or sweep.configurations != base.configurations
+    order_same = [a.name for a in old.axes] == [a.name for a in sweep.axes]  # the flat index means the same
+    whole = (force or not axes_same or not order_same or not ids_same or sweep.configurations != base.configurations
              or any(k.split("/", 1)[0] in GLOBAL_KINDS for k in relevant))
     carried: dict[int, tuple[int, int]] = {}
     if not whole:

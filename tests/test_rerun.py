@@ -320,3 +320,27 @@ def test_a_version_left_preparing_by_a_dead_rerun_is_finished_later(home, tmp_pa
     assert queue.sweep(SW).state == "done" and evaluated_chunks(queue, 2) == [0, 1]
     assert_exact(read_facts(home.lake, "training", SW, 2), 48)
     assert [r.outcome for r in rerun(queue, catalog=cat)] == ["unchanged"]
+
+
+def test_a_price_change_to_one_of_three_chips_reevaluates_a_third_of_a_5m_sweep_listing_chip_second(
+        home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Default chunk size (sized to this machine's CPUs), a ~5-million-configuration spec with the chip
+    axis second: chunks never span two chips, so one chip's price change plans at most a third of the
+    chunks (+1) for re-evaluation and carries the rest."""
+    chips = ["nvidia_h100_sxm", "nvidia_a100_sxm_40gb", "amd_mi300x"]
+    spec = {"name": "five-m", "kind": "training", "store": "feasible",
+            "axes": {"n_chips": {"geometric": {"start": 8, "stop": 8192, "factor": 2}}, "chip": chips,
+                     "model": ["llama3_8b", "llama2_70b"], "tp": [1, 2, 4, 8], "pp": [1, 2, 4, 8, 16],
+                     "micro_batch": [1, 2, 4, 8, 16], "recompute": ["none", "selective", "full"], "interleave": [1, 2],
+                     "global_batch": list(range(256, 256 * 29, 256)), "zero_stage": [0, 1, 2, 3]},
+            "fixed": {"tokens": 1e12}}
+    queue = Queue(home.queue_path)
+    row = submit(spec, settings=home, queue=queue)  # the chunk size chipsweep picks when none is set
+    assert 4_000_000 <= row.configurations <= 6_000_000 and row.chunks_total >= 3
+    with queue._tx() as db:  # the first version as finished (which chunks a change touches is the question)
+        db.execute("UPDATE chunks SET state = 'done', rows = 1, bytes = 1 WHERE name = 'five-m'")
+        db.execute("UPDATE sweeps SET state = 'done' WHERE name = 'five-m'")
+    p = plan(queue, queue.sweep("five-m"), load_catalog(price(tmp_path / "o.yaml", "amd_mi300x", 0.5)))
+    assert p is not None and p.changed == ["chips/amd_mi300x"]
+    evaluated = row.chunks_total - len(p.carried)
+    assert 0 < evaluated <= row.chunks_total // 3 + 1, (evaluated, row.chunks_total)
