@@ -427,3 +427,23 @@ def objectives_of(table: pa.Table) -> list[Objective]:
         col, _, sense = item.partition(":")
         out.append(Objective(col, "max" if sense == "max" else "min"))
     return out
+
+
+def sample_candidates(
+    name: str, params: Mapping[str, object] | None, n: int, *, lake: str | None = None,
+    timeout_s: float | None = None, limits: QueryLimits | None = None,
+) -> tuple[pa.Table, int]:
+    """A repeatable sample of at most `n` of the rows a frontier query takes its frontier from (finite
+    objectives), with only what a chart draws (the objectives, the chip, an ASIC row's source and node),
+    and how many such rows there are in all -- one pass over the lake, for the faint points of a chart."""
+    bound = bind(name, params)
+    objs = bound.final_objectives() or []
+    finite = " AND ".join(f'isfinite(CAST("{o.column}" AS DOUBLE))' for o in objs) or "true"
+    cols = ", ".join(f'"{o.column}"' for o in objs)
+    sql = (f"SELECT * FROM (SELECT {cols}, COLUMNS('^(chip|chip_name|source|node_nm)$'), count(*) OVER () AS _total "
+           f"FROM ({bound.sql(frontier=False)}) WHERE {finite}) USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (7)")
+    with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
+        check_lake_values(con, bound)
+        table = _execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}", limits=limits)
+    total = int(table.column("_total")[0].as_py()) if table.num_rows else 0
+    return table.drop_columns(["_total"]), total

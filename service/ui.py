@@ -301,10 +301,7 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         asks for the frontier alone first, so it draws as soon as the frontier is known)."""
         t0 = time.perf_counter()
         front = python_api.query(name, params)
-        candidates = runner.run_saved(name, params, frontier=False, sample=n) if n else None
-        total = None
-        if candidates is not None and candidates.num_rows >= n:
-            total = runner.count_saved(name, params)
+        candidates, total = runner.sample_candidates(name, params, n) if n else (None, None)
         models = sorted(set(front.column("model").to_pylist())) if "model" in front.column_names else []
         if len(models) != 1:
             return {"rows": runner.table_records(front), "figure": None, "models": models,
