@@ -14,7 +14,7 @@ then times, each after a warm-up run of the same query:
   time budget, and how far it got on the full table (DuckDB's own progress) before it was stopped.
 
 Writes benchmarks/out/frontier.json and the figure of one model's frontier over its feasible rows
-(benchmarks/out/frontier_llama2_70b.png and .html); the lake is deleted afterwards unless --keep names
+(benchmarks/out/frontier_llama2_70b.png; `chipsweep query ... --plot FILE.html` draws the interactive one); the lake is deleted afterwards unless --keep names
 a directory.
 The two-objective frontier of one model is checked against numpy (sort and running minimum).
 """
@@ -279,9 +279,8 @@ def main() -> int:
         frontier = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
         candidates = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake, frontier=False, sample=20_000)
         total = count_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
-        for suffix in ("png", "html"):
-            plot(frontier, candidates, Path(args.out).with_name(f"frontier_llama2_70b.{suffix}"), candidates_total=total,
-                 title=f"llama2_70b: time to train vs cost, {rows:,}-row lake ({frontier.num_rows} on the frontier)")
+        plot(frontier, candidates, Path(args.out).with_name("frontier_llama2_70b.png"), candidates_total=total,
+             title=f"llama2_70b: time to train vs cost, {rows:,}-row lake ({frontier.num_rows} on the frontier)")
         print("naive anti-join ...", flush=True)
         results["naive_not_exists"] = naive(lake, model_id, args.naive_budget)
         report["results"] = results

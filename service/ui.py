@@ -286,12 +286,12 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     def lake_index() -> dict[str, Any]:
         index: dict[str, Any] = {}
         for kind in ("training", "inference", "asic"):
-            table = python_api.sql(
-                f"SELECT DISTINCT m.model FROM latest_{kind} f JOIN models m USING (sweep, version, model_id) ORDER BY 1")
+            # from the dimension tables of each sweep's latest version: a few rows, not the facts
+            latest = f"(SELECT sweep, version FROM versions WHERE latest AND kind = '{kind}')"
+            table = python_api.sql(f"SELECT DISTINCT model FROM models WHERE (sweep, version) IN {latest} ORDER BY 1")
             index[kind] = {"models": table.column("model").to_pylist()}
             if kind != "asic":
-                chips = python_api.sql(
-                    f"SELECT DISTINCT c.chip FROM latest_{kind} f JOIN chips c USING (sweep, version, chip_id) ORDER BY 1")
+                chips = python_api.sql(f"SELECT DISTINCT chip FROM chips WHERE (sweep, version) IN {latest} ORDER BY 1")
                 index[kind]["chips"] = chips.column("chip").to_pylist()
         index["sweeps"] = sorted({s.name for s in queue.sweeps()})
         return index

@@ -124,19 +124,21 @@ const chipsweep = (() => {
     return out;
   }
 
-  async function explore(ev) {
+  async function explore(ev, given) {
     if (ev) ev.preventDefault();
-    const params = filterParams();
+    const params = given || filterParams();
     history.replaceState(null, "", `/ui/frontier?${new URLSearchParams(params)}`);
     const res = await drawFrontier(document.getElementById("chart"), params, document.getElementById("chart-note"));
     if (res) rowsTable(document.getElementById("frontier-rows"), res.rows);
   }
 
   async function initExplorer(params) {
+    // a link that names a model draws at once; the filters fill in beside it
+    const drawing = params.model ? explore(null, Object.assign({query: "pareto_training"}, params)) : null;
     lake = await get("/ui/data/lake");
     fillFilters(params);
     document.getElementById("query").addEventListener("change", () => fillFilters({}));
-    if (document.getElementById("model").value) explore();
+    if (!drawing && document.getElementById("model").value) explore();
   }
 
   // ---- diff, catalog, submit ---------------------------------------------------------------------
