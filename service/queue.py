@@ -552,6 +552,12 @@ class Queue:
         with self._tx() as db:
             db.execute("UPDATE sweeps SET recorded_state = ? WHERE name = ? AND version = ?", (state, name, version))
 
+    def recorded_state(self, name: str, version: int) -> str | None:
+        """The state the lake was last told for a version (None: not yet)."""
+        row = self._db().execute("SELECT recorded_state FROM sweeps WHERE name = ? AND version = ?",
+                                 (name, version)).fetchone()
+        return None if row is None else row[0]
+
     def unrecorded(self) -> list[str]:
         """Versions in a final state whose state the lake does not record yet (a process killed between
         the last chunk and that write, or a lake that refused it)."""

@@ -11,7 +11,8 @@ For every sweep version the queue knows (or the versions of one sweep):
                 do not overlap, so no index is duplicated across the version either
     extra       a part file of a chunk that is not done (failed, or of a finished version's unrun chunk)
     temporary   a temporary left by a write that died, in a version no dispatcher is writing any more
-    dims        a dimension file missing, or `dims/sweeps` recording another state than the queue
+    dims        a dimension file missing, or `dims/sweeps` recording another state than the queue (unless
+                a live dispatcher has yet to write it: it does so right after a version's last chunk)
 
 and over the whole lake (when no sweep is named):
 
@@ -170,9 +171,11 @@ def _check(queue: Queue, lake_uri: str, sweep: str | None) -> Report:
             files[key][file_name] = info
     for root, under in sorted(strays.items()):
         report.problems.append(Finding("stray", root, f"{len(under)} file(s) the queue knows no version for"))
+    holder = queue.lease_holder()
+    alive = bool(holder and holder.get("alive"))
     for row in rows:
         report.versions.append(_check_version(queue, lake, row, files.get((row.name, row.version), {}),
-                                              dims.get((row.name, row.version), set()), report.problems))
+                                              dims.get((row.name, row.version), set()), report.problems, alive))
     return report
 
 
@@ -211,7 +214,7 @@ def _stray_root(parts: list[str]) -> str:
 
 
 def _check_version(queue: Queue, lake: Lake, row: SweepRow, present: dict[str, pafs.FileInfo], dims: set[str],
-                   problems: list[Finding]) -> VersionReport:
+                   problems: list[Finding], dispatcher_alive: bool = False) -> VersionReport:
     chunks = queue.chunk_rows(row.name, row.version)
     done = [c for c in chunks if c["state"] == "done"]
     rep = VersionReport(row.sweep_id, row.kind, row.state, row.store, row.configurations, row.chunks_total, len(done))
@@ -259,7 +262,9 @@ def _check_version(queue: Queue, lake: Lake, row: SweepRow, present: dict[str, p
     if "sweeps" in dims:
         recorded = _recorded_state(lake, row)
         want = "queued" if row.state == "preparing" else row.state
-        if recorded is not None and recorded != want:
+        # a dispatcher that is alive writes a finished version's state right after its last chunk
+        telling = queue.recorded_state(row.name, row.version) != row.state and dispatcher_alive
+        if recorded is not None and recorded != want and not telling:
             problems.append(Finding("dims", f"dims/sweeps/sweep={row.name}/version={row.version}/{DIM_PART}",
                                     f"records state {recorded}, the queue says {want}", row.sweep_id))
     return rep

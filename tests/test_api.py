@@ -55,12 +55,13 @@ def test_submit_json_and_yaml_then_status_list_and_lake(server: Server) -> None:
     r = httpx.post(f"{server.url}/sweeps", json=training_spec("api-json"))
     assert r.status_code == 201, r.text
     body = r.json()
-    assert (body["sweep_id"], body["version"], body["configurations"], body["chunks_total"]) == ("api-json", 1, 6912, 4)
+    # chunks never span two models or chips: 4 x 3 chunks of 576 configurations
+    assert (body["sweep_id"], body["version"], body["configurations"], body["chunks_total"]) == ("api-json", 1, 6912, 12)
     r = httpx.post(f"{server.url}/sweeps", content=yaml.safe_dump(training_spec("api-yaml", store="feasible")),
                    headers={"Content-Type": "application/yaml"})
     assert r.status_code == 201, r.text
     done = wait_done(server.url, "api-json")
-    assert (done["state"], done["chunks_done"], done["rows_written"]) == ("done", 4, 6912)
+    assert (done["state"], done["chunks_done"], done["rows_written"]) == ("done", 12, 6912)
     assert_exact(read_facts(server.settings.lake, "training", "api-json", 1), 6912)
     feasible = wait_done(server.url, "api-yaml@1")
     assert feasible["state"] == "done" and 0 < feasible["rows_written"] < 6912

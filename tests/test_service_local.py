@@ -33,13 +33,14 @@ def run_sweep(home, spec, chunk_size: int, actors: int = 2):  # type: ignore[no-
 
 def test_sweep_runs_to_exactly_its_rows_with_dims_and_state(home) -> None:  # type: ignore[no-untyped-def]
     row, status = run_sweep(home, spec_of_size("e2e", 12), chunk_size=12_000)
-    assert row.configurations == 6912 * 12 and row.chunks_total == 7
-    assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", 7, 0)
+    # chunks never span two models or chips (4 x 3 here): 12 chunks of 6,912 under the 12,000 asked for
+    assert row.configurations == 6912 * 12 and row.chunks_total == 12
+    assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", 12, 0)
     table = read_facts(home.lake, "training", "e2e", 1)
     assert_exact(table, row.configurations)
     assert status["rows_written"] == row.configurations and status["configs_per_s"] > 0
     lake = Lake(home.lake)
-    assert [p.rsplit("/", 1)[1] for p in lake.committed_parts("training", "e2e", 1)] == [f"part-{i:05d}.parquet" for i in range(7)]
+    assert [p.rsplit("/", 1)[1] for p in lake.committed_parts("training", "e2e", 1)] == [f"part-{i:05d}.parquet" for i in range(12)]
     sweeps = pq.read_table(lake.dim_path("sweeps", "e2e", 1)).to_pylist()[0]
     assert sweeps["state"] == "done" and json.loads(sweeps["spec_json"])["name"] == "e2e"
 
@@ -81,7 +82,7 @@ def test_embedded_cli_submit_status_list_and_bad_spec(home, tmp_path, capsys) ->
     status = json.loads(capsys.readouterr().out)
     assert list(status)[:9] == ["sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done",
                                 "chunks_failed", "rows_written", "configs_per_s"]
-    assert (status["state"], status["chunks_done"], status["chunks_total"]) == ("done", 4, 4)
+    assert (status["state"], status["chunks_done"], status["chunks_total"]) == ("done", 12, 12)  # 4 models x 3 chips
     assert cli(["list"]) == 0 and "cli-e2e" in capsys.readouterr().out
 
     bad = tmp_path / "bad.yaml"
