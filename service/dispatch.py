@@ -269,7 +269,7 @@ class Dispatcher:
             if requeued:
                 log.info("resumed: %d chunks left running by a previous dispatcher are pending again", requeued)
             for sweep_id in self.queue.unrecorded():  # finished by a dispatcher killed before it told the lake
-                if not record_state(self.queue, sweep_id):
+                if not finish(self.queue, sweep_id):
                     self._unrecorded[sweep_id] = time.monotonic() + STATE_RETRY_S
             self._ensure_pool()
             inflight: dict[Any, tuple[ChunkTask, int, float]] = {}
@@ -319,7 +319,7 @@ class Dispatcher:
             self.running = False
             self.queue.release_lease(self.owner)
             for sweep_id in list(self._unrecorded):  # states the lake could not take earlier: once more
-                if record_state(self.queue, sweep_id):
+                if finish(self.queue, sweep_id):
                     del self._unrecorded[sweep_id]
         return True
 
@@ -355,12 +355,8 @@ class Dispatcher:
         row = self.queue.sweep(f"{task.name}@{task.version}")
         if row.state in ("done", "failed"):
             self._jobs.pop((task.name, task.version), None)
-            if not record_state(self.queue, row.sweep_id):
+            if not finish(self.queue, row.sweep_id):
                 self._unrecorded[row.sweep_id] = time.monotonic() + STATE_RETRY_S
-            try:
-                Lake(row.lake).remove_temporaries(row.kind, row.name, row.version)
-            except OSError as exc:  # cleaning is best effort: temporaries are invisible to readers
-                log.warning("could not remove temporary files of %s: %s", row.sweep_id, exc)
 
     # ---- the lake's health ----------------------------------------------------------------------
     def _lake_wait(self, task: ChunkTask, exc: LakeUnavailable, claimed: float) -> None:
@@ -396,7 +392,7 @@ class Dispatcher:
         now = time.monotonic()
         for sweep_id, due in list(self._unrecorded.items()):
             if due <= now:
-                if record_state(self.queue, sweep_id):
+                if finish(self.queue, sweep_id):
                     del self._unrecorded[sweep_id]
                 else:
                     self._unrecorded[sweep_id] = now + STATE_RETRY_S
@@ -412,6 +408,20 @@ class Dispatcher:
         self._losses[slot] += 1
         self._ready_at[slot] = time.monotonic() + min(2.0 ** self._losses[slot], 30.0)
         self.actors[slot] = self._new_actor(slot)
+
+
+def finish(queue: Queue, sweep_id: str) -> bool:
+    """What follows a version's last chunk: the temporaries that attempts which died mid-write left are
+    removed, then the lake's `dims/sweeps` row is told the final state, and the queue notes that the
+    lake knows (`recorded_state`). False when the lake refused either (the caller tries again later; a
+    dispatcher starting finishes what one killed at that moment left, see `Queue.unrecorded`)."""
+    row = queue.sweep(sweep_id)
+    try:
+        Lake(row.lake).remove_temporaries(row.kind, row.name, row.version)
+    except OSError as exc:
+        log.warning("could not remove temporary files of %s: %s", row.sweep_id, exc)
+        return False
+    return record_state(queue, sweep_id)
 
 
 def record_state(queue: Queue, sweep_id: str) -> bool:

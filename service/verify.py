@@ -11,8 +11,10 @@ For every sweep version the queue knows (or the versions of one sweep):
                 do not overlap, so no index is duplicated across the version either
     extra       a part file of a chunk that is not done (failed, or of a finished version's unrun chunk)
     temporary   a temporary left by a write that died, in a version no dispatcher is writing any more
-    dims        a dimension file missing, or `dims/sweeps` recording another state than the queue (unless
-                a live dispatcher has yet to write it: it does so right after a version's last chunk)
+    dims        a dimension file missing, or `dims/sweeps` recording another state than the queue
+
+(A version a live dispatcher has not finished yet -- its temporaries removed and its state told to the
+lake, right after its last chunk -- is work in progress: its temporaries and state are not reported.)
 
 and over the whole lake (when no sweep is named):
 
@@ -219,7 +221,10 @@ def _check_version(queue: Queue, lake: Lake, row: SweepRow, present: dict[str, p
     done = [c for c in chunks if c["state"] == "done"]
     rep = VersionReport(row.sweep_id, row.kind, row.state, row.store, row.configurations, row.chunks_total, len(done))
     rel_dir = f"kind={row.kind}/sweep={row.name}/version={row.version}"
-    final = row.state in FINAL_STATES
+    # a live dispatcher finishes a version right after its last chunk (temporaries removed, then the
+    # lake told its state): until the queue says the lake knows, that is work in progress, not damage
+    telling = queue.recorded_state(row.name, row.version) != row.state and dispatcher_alive
+    final = row.state in FINAL_STATES and not telling
     by_chunk = {c["chunk"]: c for c in chunks}
     for file_name in sorted(present):
         m = _PART_NO.fullmatch(file_name)
@@ -262,8 +267,6 @@ def _check_version(queue: Queue, lake: Lake, row: SweepRow, present: dict[str, p
     if "sweeps" in dims:
         recorded = _recorded_state(lake, row)
         want = "queued" if row.state == "preparing" else row.state
-        # a dispatcher that is alive writes a finished version's state right after its last chunk
-        telling = queue.recorded_state(row.name, row.version) != row.state and dispatcher_alive
         if recorded is not None and recorded != want and not telling:
             problems.append(Finding("dims", f"dims/sweeps/sweep={row.name}/version={row.version}/{DIM_PART}",
                                     f"records state {recorded}, the queue says {want}", row.sweep_id))

@@ -212,19 +212,24 @@ def _run_ok(*args: str) -> bool:
         return False
 
 
+def _mounted(path: str) -> bool:
+    with open("/proc/self/mounts") as fh:
+        return any(line.split()[1].encode().decode("unicode_escape") == path for line in fh)
+
+
 @contextlib.contextmanager
 def lake_unwritable(path: Path | str) -> Iterator[str]:
     """`path` (a directory) cannot be written inside this block; yields how (`bind-ro`, `chattr`, `swap`)."""
-    path = str(path)
+    path = os.path.realpath(str(path))
     if _run_ok("mount", "--bind", path, path):
-        if _run_ok("mount", "-o", "remount,ro,bind", path):
-            try:
+        try:
+            if _run_ok("mount", "-o", "remount,ro,bind", path):
                 yield "bind-ro"
-            finally:
-                if not _run_ok("umount", path):
-                    _run_ok("umount", "-l", path)
-            return
-        _run_ok("umount", path)
+                return
+        finally:
+            for _ in range(5):  # until no mount is left on the path (never leave one behind)
+                if not _mounted(path) or not (_run_ok("umount", path) or _run_ok("umount", "-l", path)):
+                    break
     if _run_ok("chattr", "-R", "+i", path):  # every directory: a new file in any of them is refused
         try:
             yield "chattr"
