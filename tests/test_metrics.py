@@ -32,22 +32,25 @@ def _parse(text: str) -> dict[str, float]:
     return out
 
 
-def _queue_with_progress(home) -> tuple[Queue, int]:  # type: ignore[no-untyped-def]
-    """A submitted sweep of 7 chunks: 3 committed (1,000 rows, 5,000 bytes each), 1 failed, 1 running."""
+def _queue_with_progress(home) -> tuple[Queue, int, int]:  # type: ignore[no-untyped-def]
+    """A submitted sweep: 3 chunks committed (1,000 rows, 5,000 bytes each), 1 failed, 1 running; returns
+    the queue, its chunks and the configurations of the committed ones."""
     queue = Queue(home.queue_path)
     row = submit(training_spec("metrics"), settings=home, queue=queue, chunk_size=1000)
+    done = 0
     for i in range(5):
         task = queue.claim("test")
         assert task is not None
         if i < 3:
             queue.mark_done(task, 1000, 5000, 0.5, "host:1:node")
+            done += task.stop - task.start
         elif i == 3:
             queue.mark_error(task, "boom", max_attempts=1)
-    return queue, row.chunks_total
+    return queue, row.chunks_total, done
 
 
 def test_metrics_count_sweeps_chunks_rate_and_lake_bytes(home) -> None:  # type: ignore[no-untyped-def]
-    _, total = _queue_with_progress(home)
+    _, total, done = _queue_with_progress(home)
     samples = _parse(metrics.render(metrics.collect(home.queue_path)))
     assert samples['chipsweep_sweeps{state="running"}'] == 1
     assert samples['chipsweep_sweeps{state="done"}'] == 0
@@ -55,10 +58,10 @@ def test_metrics_count_sweeps_chunks_rate_and_lake_bytes(home) -> None:  # type:
     assert samples['chipsweep_chunks{state="running"}'] == 1
     assert samples["chipsweep_chunks_done_total"] == 3
     assert samples["chipsweep_chunks_failed_total"] == 1
-    assert samples["chipsweep_configurations_done_total"] == 3000
+    assert samples["chipsweep_configurations_done_total"] == done
     assert samples["chipsweep_rows_written_total"] == 3000
     assert samples["chipsweep_lake_bytes"] == 15000
-    assert samples["chipsweep_configurations_per_second"] == pytest.approx(3000 / metrics.WINDOW_S)
+    assert samples["chipsweep_configurations_per_second"] == pytest.approx(done / metrics.WINDOW_S)
     assert samples["chipsweep_chunk_seconds_sum"] == pytest.approx(1.5)
     assert samples["chipsweep_chunk_seconds_count"] == 3
 
@@ -69,11 +72,11 @@ def test_metrics_of_a_queue_not_created_yet_are_zero(tmp_path) -> None:  # type:
 
 
 def test_configurations_per_second_counts_only_the_recent_window(home) -> None:  # type: ignore[no-untyped-def]
-    _queue_with_progress(home)
+    _, _, done = _queue_with_progress(home)
     import time
 
     later = metrics.collect(home.queue_path, now=time.time() + 10 * metrics.WINDOW_S)
-    assert later.recent_configurations == 0 and later.configurations_done == 3000
+    assert later.recent_configurations == 0 and later.configurations_done == done
 
 
 def test_get_metrics_serves_prometheus_text_behind_the_token(home) -> None:  # type: ignore[no-untyped-def]
