@@ -45,6 +45,7 @@ from chipsweep.lake.errors import LakeError
 from chipsweep.lake.layout import DIM_PART, DIMS, PART_GLOB, check_sweep, fact_dir, is_part, join
 from chipsweep.lake.location import ENV_LAKE, filesystem, is_uri, lake_root, normalise_root
 from chipsweep.schemas.columns import DIM_SWEEPS, KINDS, arrow_schema
+from chipsweep.workers.runtime import pid_alive
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def remove_stale_temp_dirs(*, older_than_s: float = 3600.0) -> list[str]:
         path = os.path.join(base, name)
         pid_text = name[len(TEMP_PREFIX):].split("-", 1)[0]
         if pid_text.isdigit() and "-" in name[len(TEMP_PREFIX):]:
-            if _pid_alive(int(pid_text)):
+            if pid_alive(int(pid_text)):
                 continue
         else:
             with contextlib.suppress(OSError):
@@ -312,21 +313,6 @@ def remove_stale_temp_dirs(*, older_than_s: float = 3600.0) -> list[str]:
             removed.append(path)
     return removed
 
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @contextmanager

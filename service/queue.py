@@ -39,6 +39,7 @@ from chipsweep.schemas.catalog import Catalog
 from chipsweep.schemas.errors import ChipsweepError
 from chipsweep.schemas.spec import parse_spec
 from chipsweep.schemas.sweep import resolve
+from chipsweep.workers.runtime import pid_alive
 from chipsweep.workers.space import chunk_ranges
 
 SweepState = str  # queued | running | done | failed | cancelled
@@ -629,7 +630,7 @@ class Queue:
             if row is not None and row["owner"] != owner:
                 alive = now - row["heartbeat"] < LEASE_STALE_S
                 if alive and row["host"] == host:
-                    alive = _pid_alive(int(row["pid"]))
+                    alive = pid_alive(int(row["pid"]))
                 if alive:
                     return False
             db.execute("INSERT INTO lease (id, owner, pid, host, heartbeat) VALUES (1, ?, ?, ?, ?)"
@@ -652,7 +653,7 @@ class Queue:
             return None
         d = dict(row)
         d["alive"] = time.time() - d["heartbeat"] < LEASE_STALE_S and (
-            d["host"] != socket.gethostname() or _pid_alive(int(d["pid"])))
+            d["host"] != socket.gethostname() or pid_alive(int(d["pid"])))
         return d
 
 
@@ -679,20 +680,6 @@ def _legacy_record(spec: dict[str, Any], catalog: dict[str, Any]) -> dict[str, A
     """The record of a version queued by chipsweep 0.1, which kept only the spec and the base catalog."""
     return resolve(parse_spec(spec), Catalog.from_snapshot(catalog)).record()
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (killed, not yet reaped by its parent) is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _sweep_row(r: sqlite3.Row) -> SweepRow:

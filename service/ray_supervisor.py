@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chipsweep.service.settings import Settings
+from chipsweep.workers.runtime import pid_alive
 
 log = logging.getLogger("chipsweep.ray")
 
@@ -89,7 +90,7 @@ def kill_owned(prefix: str, *, keep: Callable[[str], bool] = lambda tag: False) 
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in procs):
         time.sleep(0.05)
     return sorted(procs)
 
@@ -100,7 +101,7 @@ def clean_orphans(home: Path) -> list[int]:
 
     def keep(tag: str) -> bool:
         parts = tag.split(":")
-        return len(parts) >= 3 and parts[2].isdigit() and _alive(int(parts[2]))
+        return len(parts) >= 3 and parts[2].isdigit() and pid_alive(int(parts[2]))
 
     killed = kill_owned(home_tag(home) + ":", keep=keep)
     if killed:
@@ -108,19 +109,6 @@ def clean_orphans(home: Path) -> list[int]:
                     " ".join(map(str, killed)))
     return killed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def _cmdline(pid: int) -> str:
@@ -331,7 +319,7 @@ class DispatcherProcess:
 
     def _dead_ray_process(self) -> str | None:
         for name, pid in self.ray_pids.items():
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return f"Ray's {name} (pid {pid}) died"
         return None
 
