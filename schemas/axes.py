@@ -14,6 +14,7 @@ from chipsweep.schemas.vocab import (
     ASIC_PRECISIONS,
     BITS,
     COMPUTE_PRECISIONS,
+    COST_BASES,
     DRAM_TYPES,
     ENGINES,
     FRAMEWORKS,
@@ -101,6 +102,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "sequence_parallel": AxisDef("bool", "sequence_parallel"),
         "flash_attention": AxisDef("bool", "flash_attention"),
         "framework": AxisDef("choice", "framework", options=FRAMEWORKS),
+        "cost_basis": AxisDef("choice", "cost_basis", options=COST_BASES),  # owned: the cluster's TCO
         "grad_bytes": _nums("grad_bytes", 1, 4),
         "mlp": AxisDef("choice", "mlp", options=MLP_TYPES),
         # mixture of experts (issue 13): expert parallelism, the architecture as a what-if, routing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -383,9 +384,11 @@ def _apply_overlay(catalog: Catalog, path: Path) -> None:
         return
     if not isinstance(raw, dict):
         raise CatalogError(f"{path}: an overlay is a mapping with top-level chips:, models:, clusters:")
-    unknown = set(raw) - {"chips", "models", "clusters"}
+    unknown = set(raw) - {"chips", "models", "clusters", "defaults"}
     if unknown:
-        raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: chips, models, clusters")
+        raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: chips, models, clusters, defaults")
+    if raw.get("defaults") is not None:
+        catalog.defaults = _overlay_defaults(catalog.defaults, raw["defaults"], path)
     for kind in ("chips", "models", "clusters"):
         items = raw.get(kind) or []
         if not isinstance(items, list):
@@ -419,6 +422,25 @@ def load_catalog(overlay: str | os.PathLike[str] | None = None, *, use_env: bool
     key = str(Path(overlay).resolve()) if overlay else ""
     mtime = Path(overlay).stat().st_mtime_ns if overlay and Path(overlay).exists() else 0
     return _load_cached(key, mtime)
+
+
+def _overlay_defaults(defaults: dict[str, Any], items: Any, path: Path) -> dict[str, Any]:
+    """defaults.yaml with an overlay's `defaults: {name: number}` (electricity price, PUE, carbon intensity,
+    ...) in place of the built-in values; only names defaults.yaml has, finite numbers >= 0."""
+    known = dict(defaults.get("defaults") or {})
+    if not isinstance(items, dict):
+        raise CatalogError(f"{path}: 'defaults' must be a mapping of name: number")
+    for name, value in items.items():
+        if name not in known:
+            raise CatalogError(f"{_line_of(path, str(name))}: defaults '{name}' is unknown; allowed: "
+                               f"{', '.join(sorted(known))}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise CatalogError(f"{_line_of(path, str(name))}: defaults '{name}': {value!r} is not allowed; "
+                               "allowed: a finite number >= 0")
+        entry = dict(known[name]) if isinstance(known[name], dict) else {"value": known[name]}
+        entry.update({"value": value, "source": f"user overlay {path.name}"})
+        known[name] = entry
+    return {**defaults, "defaults": known}
 
 
 @lru_cache(maxsize=8)

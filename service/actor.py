@@ -22,6 +22,9 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from chipsweep.lake import Lake
 from chipsweep.lake.store import LakeUnavailable
 from chipsweep.schemas.sweep import Sweep
@@ -47,7 +50,10 @@ class ChunkWorker:
     def ping(self) -> str:
         return self.where
 
-    def run(self, job: dict[str, Any], chunk: int, start: int, stop: int) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], chunk: int, start: int, stop: int,
+            repriced_from: int | None = None) -> dict[str, Any]:
+        """Evaluate configurations start..stop (or, with `repriced_from`, re-price that version's rows of the
+        chunk) and commit them as part `chunk`; returns rows, bytes, seconds, worker, skipped."""
         t0 = time.perf_counter()
         _maybe_fault(chunk)
         kind, name, version = job["kind"], job["name"], int(job["version"])
@@ -59,13 +65,26 @@ class ChunkWorker:
         if done is not None:  # committed by an earlier attempt whose report was lost
             return {"chunk": chunk, "rows": done.rows, "bytes": done.bytes, "seconds": time.perf_counter() - t0,
                     "worker": self.where, "skipped": True}
-        table = self._evaluator(job).evaluate(int(start), int(stop))
+        ev = self._evaluator(job)
+        base = None if repriced_from is None else self._stored(lake, kind, name, int(repriced_from), chunk)
+        table = ev.evaluate(int(start), int(stop)) if base is None else ev.reprice(base, int(start), int(stop))
         try:
             info = lake.write_part(table, kind, name, version, chunk)
         except OSError as exc:
             raise LakeUnavailable.of(exc, f"writing chunk {chunk} of {name}@{version}") from None
         return {"chunk": chunk, "rows": info.rows, "bytes": info.bytes, "seconds": time.perf_counter() - t0,
                 "worker": self.where, "skipped": False}
+
+    @staticmethod
+    def _stored(lake: Lake, kind: str, name: str, version: int, chunk: int) -> pa.Table | None:
+        """The committed rows of `chunk` in `version` (None when that version's file is gone: a `gc`
+        removed it, so the chunk is evaluated instead)."""
+        try:
+            return pq.read_table(lake.part_path(kind, name, version, chunk), filesystem=lake.fs)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LakeUnavailable.of(exc, f"reading chunk {chunk} of {name}@{version} to re-price it") from None
 
     def _evaluator(self, job: dict[str, Any]) -> ChunkEvaluator:
         key = (job["name"], int(job["version"]))

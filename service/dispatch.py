@@ -294,7 +294,8 @@ class Dispatcher:
                     if task is None:
                         break
                     slot = min(free, key=load.__getitem__)
-                    ref = self.actors[slot].run.remote(self._job(task), task.chunk, task.start, task.stop)
+                    ref = self.actors[slot].run.remote(self._job(task), task.chunk, task.start, task.stop,
+                                                       task.repriced_from)
                     inflight[ref] = (task, slot, time.monotonic())
                     event(log, "chunk_start", f"{task.name}@{task.version}", level=logging.DEBUG, chunk=task.chunk,
                           slot=slot)

@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +129,7 @@ class ChunkTask:
     stop: int
     attempts: int
     lost: int
+    repriced_from: int | None = None  # re-price this version's part of the chunk instead of evaluating it
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,10 @@ class Queue:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Additive columns on older databases: a carried chunk names its source version (re-runs); a
-        version keeps its resolved axes (`Sweep.record()`, resolved once at submit)."""
+        """Additive columns on older databases: a carried or re-priced chunk names its source version
+        (re-runs); a version keeps its resolved axes (`Sweep.record()`, resolved once at submit)."""
         for table, column, sql_type in (("chunks", "carried_from", "INTEGER"), ("sweeps", "resolved", "TEXT"),
+                                        ("chunks", "repriced_from", "INTEGER"),
                                         ("chunks", "waits", "INTEGER NOT NULL DEFAULT 0"),
                                         ("chunks", "not_before", "REAL"), ("sweeps", "recorded_state", "TEXT")):
             cols = {r[1] for r in self._db().execute(f"PRAGMA table_info({table})")}
@@ -251,11 +253,12 @@ class Queue:
         carried: dict[int, tuple[int, int]],
         trigger: str,
         changes: list[dict[str, Any]],
+        repriced: Collection[int] = (),
         created_at: float | None = None,
     ) -> SweepRow | None:
         """Record the re-run of `base` as the next version, in state `preparing` (not dispatched until
         `release_version`); chunks in `carried` (chunk -> rows, bytes) are recorded done, copied from
-        `base`. Returns None when `base` is no longer the latest version or was already re-run: the
+        `base`; chunks in `repriced` are pending, to be re-priced from `base`'s rows. Returns None when `base` is no longer the latest version or was already re-run: the
         check and the insert are one BEGIN IMMEDIATE transaction, so racing re-runs make one version."""
         now = time.time() if created_at is None else created_at
         with self._tx() as db:
@@ -263,7 +266,7 @@ class Queue:
             # a whole one is cut afresh
             ranges = [(int(r[0]), int(r[1])) for r in db.execute(
                 "SELECT start, stop FROM chunks WHERE name = ? AND version = ? ORDER BY chunk",
-                (base.name, base.version))] if carried else []
+                (base.name, base.version))] if carried or repriced else []
             if not ranges or ranges[-1][1] != configurations:
                 ranges = chunk_ranges_of(record, configurations, base.chunk_size)
             total = len(ranges)
@@ -287,10 +290,10 @@ class Queue:
                 c = carried.get(i)
                 rows.append((base.name, version, i, a, b,
                              "done" if c else "pending", c[0] if c else None, c[1] if c else None,
-                             base.version if c else None, now))
+                             base.version if c else None, base.version if i in repriced and not c else None, now))
             db.executemany(
-                "INSERT INTO chunks (name, version, chunk, start, stop, state, rows, bytes, carried_from, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "INSERT INTO chunks (name, version, chunk, start, stop, state, rows, bytes, carried_from, repriced_from,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return self.sweep(f"{base.name}@{version}")
 
     def release_version(self, name: str, version: int, *, failed: bool = False) -> SweepRow:
@@ -320,9 +323,9 @@ class Queue:
         return dict(json.loads(row[0])) if row else {}
 
     def chunk_rows(self, name: str, version: int) -> list[dict[str, Any]]:
-        """Every chunk of a version: chunk, start, stop, state, rows, bytes, carried_from."""
+        """Every chunk of a version: chunk, start, stop, state, rows, bytes, carried_from, repriced_from."""
         return [dict(r) for r in self._db().execute(
-            "SELECT chunk, start, stop, state, rows, bytes, carried_from FROM chunks WHERE name = ? AND version = ?"
+            "SELECT chunk, start, stop, state, rows, bytes, carried_from, repriced_from FROM chunks WHERE name = ? AND version = ?"
             " ORDER BY chunk", (name, version))]
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -333,17 +336,24 @@ class Queue:
                 "SELECT s.version, s.state, s.created_at, s.finished_at, s.configurations, s.chunks_total,"
                 " r.base_version, r.trigger, r.changes FROM sweeps s LEFT JOIN reruns r"
                 " ON r.name = s.name AND r.version = s.version WHERE s.name = ? ORDER BY s.version", (name,)):
-            counts = db.execute(
-                "SELECT SUM(carried_from IS NOT NULL) AS carried, SUM(carried_from IS NULL) AS evaluated,"
-                " SUM(CASE WHEN carried_from IS NULL THEN rows ELSE 0 END) AS rows_recomputed,"
-                " SUM(rows) AS rows FROM chunks WHERE name = ? AND version = ?", (name, r["version"])).fetchone()
+            how: dict[str, list[int]] = {"carried": [], "repriced": [], "evaluated": []}
+            rows = {"carried": 0, "repriced": 0, "evaluated": 0}
+            for c in db.execute("SELECT chunk, rows, carried_from, repriced_from FROM chunks WHERE name = ? AND version = ?"
+                                " ORDER BY chunk", (name, r["version"])):
+                way = ("carried" if c["carried_from"] is not None
+                       else "repriced" if c["repriced_from"] is not None else "evaluated")
+                how[way].append(int(c["chunk"]))
+                rows[way] += int(c["rows"] or 0)
             out.append({
                 "sweep_id": name, "version": r["version"], "state": r["state"], "created_at": r["created_at"],
                 "finished_at": r["finished_at"], "configurations": r["configurations"],
                 "base_version": r["base_version"], "trigger": r["trigger"] or "submit",
                 "changes": json.loads(r["changes"]) if r["changes"] else [],
-                "chunks_evaluated": int(counts["evaluated"] or 0), "chunks_carried": int(counts["carried"] or 0),
-                "rows_recomputed": int(counts["rows_recomputed"] or 0), "rows": int(counts["rows"] or 0),
+                "chunks_evaluated": len(how["evaluated"]), "chunks_repriced": len(how["repriced"]),
+                "chunks_carried": len(how["carried"]),
+                "rows_recomputed": rows["evaluated"], "rows_repriced": rows["repriced"], "rows": sum(rows.values()),
+                # which chunks, as ranges ("0-3, 7"): history and the UI show them
+                "chunk_ranges": {way: spans(ids) for way, ids in how.items()},
             })
         if not out:
             self.sweep(name)  # raises QueueError naming what exists
@@ -464,7 +474,7 @@ class Queue:
         now = time.time()
         with self._tx() as db:
             row = db.execute(
-                "SELECT c.name, c.version, c.chunk, c.start, c.stop, c.attempts, c.lost FROM chunks c"
+                "SELECT c.name, c.version, c.chunk, c.start, c.stop, c.attempts, c.lost, c.repriced_from FROM chunks c"
                 " JOIN sweeps s ON s.name = c.name AND s.version = c.version"
                 " WHERE c.state = 'pending' AND s.state IN ('queued', 'running')"
                 " AND (c.not_before IS NULL OR c.not_before <= ?)"
@@ -475,7 +485,7 @@ class Queue:
                        " WHERE name = ? AND version = ? AND chunk = ?", (worker, now, row[0], row[1], row[2]))
             db.execute("UPDATE sweeps SET state = 'running', started_at = COALESCE(started_at, ?)"
                        " WHERE name = ? AND version = ? AND state = 'queued'", (now, row[0], row[1]))
-        return ChunkTask(row[0], row[1], row[2], row[3], row[4], row[5] + 1, row[6])
+        return ChunkTask(row[0], row[1], row[2], row[3], row[4], row[5] + 1, row[6], row[7])
 
     def mark_done(self, task: ChunkTask, rows: int, nbytes: int, seconds: float, worker: str = "") -> None:
         with self._tx() as db:
@@ -685,3 +695,16 @@ def _legacy_record(spec: dict[str, Any], catalog: dict[str, Any]) -> dict[str, A
 def _sweep_row(r: sqlite3.Row) -> SweepRow:
     return SweepRow(r["name"], r["version"], r["kind"], r["state"], r["store"], r["configurations"], r["chunk_size"],
                     r["chunks_total"], r["lake"], r["created_at"], r["started_at"], r["finished_at"])
+
+
+def spans(ids: list[int]) -> str:
+    """Sorted chunk numbers as ranges: [0, 1, 2, 3, 7] -> "0-3, 7" ("" when none)."""
+    out: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ", ".join(out)

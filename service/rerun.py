@@ -7,6 +7,8 @@ with the spec's what-if overrides applied). A re-run compares them with the curr
 * a changed chip, model or cluster re-evaluates only the chunks whose configuration range contains it
   (the ids present in a contiguous flat-index range follow from the mixed-radix strides, without
   decoding every configuration); every other chunk is carried over;
+* a change that only moves prices, electricity, carbon intensity or PUE (`workers/reprice.py`) re-prices
+  the stored rows of those chunks instead (training versions that store every row);
 * a changed calibration set, ASIC constant or default, a changed set of catalog ids (integer chip and
   model ids are positions in sorted-id order, so an added chip shifts them) or an axis that now
   resolves differently (a filter that matches a new chip) re-evaluates the whole sweep.
@@ -37,6 +39,7 @@ from chipsweep.schemas.errors import SpecError
 from chipsweep.schemas.sweep import Sweep, resolve
 from chipsweep.schemas.vocab import IN_FLIGHT_STATES
 from chipsweep.service.queue import Queue, SweepRow
+from chipsweep.workers import reprice
 from chipsweep.workers.space import strides
 
 log = logging.getLogger("chipsweep.rerun")
@@ -56,11 +59,13 @@ class RerunResult:
     changed: list[str] = field(default_factory=list)  # catalog keys (`chips/<id>`) that changed
     chunks_evaluated: int = 0
     chunks_carried: int = 0
+    chunks_repriced: int = 0  # chunks whose stored rows get new prices (the physics is not run again)
     message: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {"sweep_id": self.sweep_id, "version": self.version, "changed": self.changed,
                 "chunks_evaluated": self.chunks_evaluated, "chunks_carried": self.chunks_carried,
+                "chunks_repriced": self.chunks_repriced,
                 "outcome": self.outcome, "message": self.message}
 
 
@@ -156,6 +161,7 @@ class Plan:
     changed: list[str]  # relevant changed keys
     changes: list[dict[str, Any]]
     carried: dict[int, tuple[int, int]]  # chunk -> (rows, bytes) copied from the base version
+    repriced: set[int] = field(default_factory=set)  # chunks whose stored rows are re-priced, not re-evaluated
 
 
 def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False) -> Plan | None:
@@ -172,18 +178,45 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
     order_same = [a.name for a in old.axes] == [a.name for a in sweep.axes]  # the flat index means the same
+    priced = set() if force else price_only_keys(base, old_catalog, sweep.catalog, relevant)
     whole = (force or not axes_same or not order_same or not ids_same or sweep.configurations != base.configurations
-             or any(k.split("/", 1)[0] in GLOBAL_KINDS for k in relevant))
+             or any(k.split("/", 1)[0] in GLOBAL_KINDS and k not in priced for k in relevant))
     carried: dict[int, tuple[int, int]] = {}
+    repriced: set[int] = set()
     if not whole:
         hit = set(relevant)
+        everywhere = {k for k in relevant if k.split("/", 1)[0] in GLOBAL_KINDS}  # a price-only default
         for c in queue.chunk_rows(base.name, base.version):
-            if c["state"] == "done" and not (chunk_entries(sweep, c["start"], c["stop"]) & hit):
+            if c["state"] != "done":
+                continue
+            uses = (chunk_entries(sweep, c["start"], c["stop"]) & hit) | everywhere
+            if not uses:
                 carried[c["chunk"]] = (int(c["rows"] or 0), int(c["bytes"] or 0))
+            elif uses <= priced:
+                repriced.add(int(c["chunk"]))
     changes = field_changes(old_catalog, sweep.catalog, relevant)
     if not axes_same:
         changes.append({"entry": "axes", "field": None, "old": old.axes_json(), "new": sweep.axes_json()})
-    return Plan(base, sweep, relevant, changes, carried)
+    return Plan(base, sweep, relevant, changes, carried, repriced)
+
+
+def price_only_keys(base: SweepRow, old: Catalog, new: Catalog, keys: list[str]) -> set[str]:
+    """The changed entries whose every moved field only prices (`workers.reprice.PRICE_FIELDS`), when the
+    version can be re-priced at all: their chunks are re-priced instead of re-evaluated."""
+    if not reprice.can_reprice(base.kind, base.store):
+        return set()
+    out = set()
+    for key in keys:
+        kind, _, ident = key.partition("/")
+        if kind == "defaults":
+            a, b = old.defaults or None, new.defaults or None
+        elif kind == "chips":
+            a, b = _entry_dump(old, kind, ident), _entry_dump(new, kind, ident)
+        else:
+            continue
+        if reprice.price_only(kind, a, b):
+            out.add(key)
+    return out
 
 
 def execute(queue: Queue, p: Plan, *, trigger: str, now: float | None = None) -> RerunResult:
@@ -191,14 +224,15 @@ def execute(queue: Queue, p: Plan, *, trigger: str, now: float | None = None) ->
     base, sweep = p.base, p.sweep
     row = queue.add_version(
         base=base, configurations=sweep.configurations, record=sweep.record(), carried=p.carried, trigger=trigger,
-        changes=p.changes, created_at=now,
+        changes=p.changes, repriced=p.repriced, created_at=now,
     )
     if row is None:
         return RerunResult(base.name, queue.sweep(base.name).version, "raced", p.changed,
                            message="another re-run of this version was recorded first")
     row = _prepare(queue, row, sweep)
     total = row.chunks_total
-    return RerunResult(row.name, row.version, "rerun", p.changed, total - len(p.carried), len(p.carried))
+    return RerunResult(row.name, row.version, "rerun", p.changed, total - len(p.carried) - len(p.repriced),
+                       len(p.carried), len(p.repriced))
 
 
 def _prepare(queue: Queue, row: SweepRow, sweep: Sweep) -> SweepRow:

@@ -86,7 +86,7 @@ def first_version(home: Any, spec: dict[str, Any] | None = None) -> Queue:
 
 
 def evaluated_chunks(queue: Queue, version: int) -> list[int]:
-    """Chunks a worker evaluated (carried chunks have no worker)."""
+    """Chunks a worker evaluated or re-priced (carried chunks have no worker)."""
     return [c["chunk"] for c in queue.chunk_rows(SW, version) if c["carried_from"] is None]
 
 
@@ -101,14 +101,14 @@ def test_chunk_entries_follow_the_flat_index_range() -> None:
                                            "models/gpt3_13b", "models/llama3_8b"}
 
 
-def test_price_change_reruns_only_that_chips_chunks_and_moves_the_frontier(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_price_change_reprices_only_that_chips_chunks_and_moves_the_frontier(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
     queue = first_version(home)
     v1_before = read_facts(home.lake, "training", SW, 1).sort_by("idx")
     v1_files = _file_digests(home.lake, 1)
     cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
     [res] = rerun(queue, catalog=cat)
     assert (res.outcome, res.version, res.changed) == ("rerun", 2, ["chips/nvidia_h100_sxm"])
-    assert (res.chunks_evaluated, res.chunks_carried) == (2, 4)
+    assert (res.chunks_evaluated, res.chunks_repriced, res.chunks_carried) == (0, 2, 4)
     run_all(queue, home)
     assert queue.sweep(f"{SW}@2").state == "done"
     assert evaluated_chunks(queue, 2) == [0, 1]  # the h100 chunks, and only they, went to a worker
@@ -121,6 +121,8 @@ def test_price_change_reruns_only_that_chips_chunks_and_moves_the_frontier(home,
     new_cost = v2.filter(h100).column("cost_usd").to_pylist()
     assert all(n < o for n, o in zip(new_cost, old_cost, strict=True) if o == o and o > 0)
     assert _rows(v2.filter(pc.invert(h100))) == _rows(v1_before.filter(pc.invert(h100)))  # carried as they were
+    physics = [c for c in v2.column_names if c not in ("cost_usd", "capex_usd", "opex_usd", "cost_basis")]
+    assert _rows(v2.filter(h100).select(physics)) == _rows(v1_before.filter(h100).select(physics))  # re-priced only
     diff = run_saved("frontier_diff", {"sweep": SW, "from_version": 1, "to_version": 2}, lake=home.lake)
     entered = [r for r in diff.to_pylist() if r["change"] == "entered"]
     assert entered and all(r["chip"] == "nvidia_h100_sxm" for r in entered)
@@ -181,7 +183,7 @@ def test_change_during_a_rerun_makes_one_more_version_not_a_lost_update(home, tm
     clock[0] += 1
     [res] = sched.tick()
     assert (res.outcome, res.version, res.changed) == ("rerun", 3, ["chips/amd_mi300x"])
-    assert (res.chunks_evaluated, res.chunks_carried) == (2, 4)
+    assert (res.chunks_evaluated, res.chunks_repriced, res.chunks_carried) == (0, 2, 4)
     run_all(queue, home)
     clock[0] += 1
     assert [r.outcome for r in sched.tick()] == ["unchanged"]
@@ -208,7 +210,7 @@ def test_cron_schedule_fires_when_due_and_not_before(home, tmp_path) -> None:  #
     assert sched.tick() == []  # changed, but not due (and not on_change)
     clock[0] = due
     [res] = sched.tick()
-    assert (res.outcome, res.version, res.chunks_evaluated) == ("rerun", 2, 2)
+    assert (res.outcome, res.version, res.chunks_evaluated, res.chunks_repriced) == ("rerun", 2, 0, 2)
     assert queue.versions(SW)[-1]["trigger"] == "cron"
     clock[0] = due + 60
     assert sched.tick() == []  # the next firing is an hour on
@@ -281,18 +283,22 @@ def test_history_frontier_and_gc_through_the_cli(home, tmp_path, capsys, monkeyp
     capsys.readouterr()
     assert cli(["rerun", "--changed", SW, "--wait", "--json"]) == 0
     [item] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert {k: item[k] for k in ("sweep_id", "version", "changed", "chunks_evaluated", "chunks_carried")} == {
-        "sweep_id": SW, "version": 2, "changed": ["chips/nvidia_h100_sxm"], "chunks_evaluated": 2,
-        "chunks_carried": 4}
+    assert {k: item[k] for k in ("sweep_id", "version", "changed", "chunks_evaluated", "chunks_repriced",
+                                 "chunks_carried")} == {
+        "sweep_id": SW, "version": 2, "changed": ["chips/nvidia_h100_sxm"], "chunks_evaluated": 0,
+        "chunks_repriced": 2, "chunks_carried": 4}
     assert queue.sweep(f"{SW}@2").state == "done"
     assert cli(["history", SW, "--json"]) == 0
     v1, v2 = json.loads(capsys.readouterr().out)
     assert (v1["trigger"], v2["trigger"], v2["base_version"]) == ("submit", "manual", 1)
     usd = [c for c in v2["changes"] if c["field"] == "usd_per_hour"]
     assert usd == [{"entry": "chips/nvidia_h100_sxm", "field": "usd_per_hour", "old": usd[0]["old"], "new": 0.05}]
-    assert usd[0]["old"] > 0.05 and v2["rows_recomputed"] == 16 and v2["chunks_carried"] == 4
+    assert usd[0]["old"] > 0.05 and (v2["rows_recomputed"], v2["rows_repriced"], v2["chunks_carried"]) == (0, 16, 4)
+    assert v2["chunk_ranges"] == {"evaluated": "", "repriced": "0-1", "carried": "2-5"}
     assert cli(["history", SW]) == 0
-    assert "chips/nvidia_h100_sxm.usd_per_hour" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "chips/nvidia_h100_sxm.usd_per_hour" in out
+    assert "chunks re-priced: 0-1" in out and "chunks carried: 2-5" in out
     assert cli(["gc", "--keep", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [f"{SW}@1"]
     assert Lake(home.lake).committed_parts("training", SW, 1) == []
@@ -310,7 +316,7 @@ def test_a_version_left_preparing_by_a_dead_rerun_is_finished_later(home, tmp_pa
     assert p is not None
     # what `execute` records before it copies anything; the process "dies" here
     queue.add_version(base=p.base, configurations=p.sweep.configurations, record=p.sweep.record(),
-                      carried=p.carried, trigger="change", changes=p.changes)
+                      carried=p.carried, trigger="change", changes=p.changes, repriced=p.repriced)
     [res] = rerun(queue, catalog=cat)
     assert (res.outcome, res.version) == ("deferred", 2) and queue.sweep(SW).state == "preparing"  # not yet stale
     monkeypatch.setattr(rr, "PREPARE_STALE_S", -1.0)
@@ -342,5 +348,8 @@ def test_a_price_change_to_one_of_three_chips_reevaluates_a_third_of_a_5m_sweep_
         db.execute("UPDATE sweeps SET state = 'done' WHERE name = 'five-m'")
     p = plan(queue, queue.sweep("five-m"), load_catalog(price(tmp_path / "o.yaml", "amd_mi300x", 0.5)))
     assert p is not None and p.changed == ["chips/amd_mi300x"]
-    evaluated = row.chunks_total - len(p.carried)
-    assert 0 < evaluated <= row.chunks_total // 3 + 1, (evaluated, row.chunks_total)
+    touched = row.chunks_total - len(p.carried)
+    assert 0 < touched <= row.chunks_total // 3 + 1, (touched, row.chunks_total)
+    assert len(p.repriced) == touched  # a price: re-priced, not one of them re-evaluated
+    q = plan(queue, queue.sweep("five-m"), load_catalog(overlay(tmp_path / "m.yaml", "chips:\n  - {id: amd_mi300x, memory_gb: 128}\n")))
+    assert q is not None and not q.repriced and row.chunks_total - len(q.carried) == touched  # physics: evaluated

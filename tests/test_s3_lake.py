@@ -156,7 +156,7 @@ def test_rerun_after_a_price_change_carries_and_evaluates_chunks_on_s3(cluster: 
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err[-3000:]
     [rerun] = [r for r in json.loads(out) if r["sweep_id"].split("@")[0] == "s3-rerun"]
-    assert rerun["version"] == 2 and rerun["changed"] and rerun["chunks_evaluated"] > 0
+    assert rerun["version"] == 2 and rerun["changed"] and rerun["chunks_repriced"] > 0  # read back from s3, re-priced
     status = Queue(cluster.home / "queue.db").status("s3-rerun@2")
     assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", status["chunks_total"], 0)
     assert_exact(_facts(cluster.lake, "s3-rerun", 2), first["configurations"])

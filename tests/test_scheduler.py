@@ -43,5 +43,5 @@ def test_server_scheduler_reruns_on_catalog_edit_and_a_racing_cli_rerun_adds_not
         wait_for(lambda: all(r.state == "done" for r in queue.sweeps()), 30, "all versions done")
         assert [r.version for r in queue.sweeps()] == [2, 1]  # one new version, not two
         v2 = queue.versions("sched")[-1]
-        assert (v2["chunks_evaluated"], v2["chunks_carried"]) == (2, 4)
+        assert (v2["chunks_evaluated"], v2["chunks_repriced"], v2["chunks_carried"]) == (0, 2, 4)
         assert_exact(read_facts(home.lake, "training", "sched", 2), 48)

@@ -213,6 +213,29 @@ def test_the_catalog_shows_each_number_with_its_source(server: Server, page: Any
     _shot(page, "catalog")
 
 
+def test_a_price_change_shows_which_chunks_were_repriced_evaluated_and_carried(
+        server: Server, page: Any, tmp_path: Path) -> None:
+    overlay = tmp_path / "price.yaml"
+    overlay.write_text("chips:\n  - {id: amd_mi300x, usd_per_hour: 0.75}\n")
+    done = subprocess.run([PYTHON, "-m", "chipsweep", "rerun", "ui-sweep", "--changed", "--wait", "--json"],
+                          env=subprocess_env(server.home, CHIPSWEEP_CATALOG=str(overlay)),
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [made] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert made["version"] == 2 and made["chunks_evaluated"] == 0 and made["chunks_repriced"] > 0
+    page.goto(server.url + "/ui/sweeps/ui-sweep@2")
+    row = page.locator("#versions tr[data-version='2']")
+    cells = {way: row.locator(f"td.chunks-{way}").inner_text() for way in ("evaluated", "repriced", "carried")}
+    assert cells["evaluated"].strip() == "0"
+    assert cells["repriced"].startswith(str(made["chunks_repriced"]))
+    assert cells["carried"].startswith(str(made["chunks_carried"]))
+    from chipsweep.service.queue import Queue
+
+    ranges = Queue(server.home / "queue.db").versions("ui-sweep")[-1]["chunk_ranges"]
+    assert ranges["repriced"] and ranges["repriced"] in cells["repriced"] and ranges["carried"] in cells["carried"]
+    _shot(page, "sweep-repriced")
+
+
 def test_with_a_token_the_ui_needs_a_login_and_the_token_stays_out_of_urls_and_logs(
         tmp_path: Path, browser: Any) -> None:
     sessions = Sessions()

@@ -41,7 +41,8 @@ from chipsweep.workers import asic, inference, layout, training
 from chipsweep.workers.asic_rows import assemble_asic
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import assemble_inference, chip_tables
-from chipsweep.workers.space import decode_range
+from chipsweep.workers.reprice import can_reprice, reprice_training
+from chipsweep.workers.space import decode
 from chipsweep.workers.training_rows import assemble_training, run_training, search_training
 
 Array = np.ndarray
@@ -101,9 +102,13 @@ class ChunkEvaluator:
 
     def raw_block(self, start: int, stop: int) -> dict[str, Array]:
         """Axis and fixed codes of configurations start..stop, keyed as the worker's raw arrays."""
-        n = stop - start
+        return self.raw_rows(np.arange(start, stop, dtype=np.int64))
+
+    def raw_rows(self, idx: Array) -> dict[str, Array]:
+        """Axis and fixed codes of the configurations with flat indices `idx`."""
+        n = len(idx)
         raw: dict[str, Array] = {}
-        for axis, ix in zip(self.sweep.axes, decode_range(start, stop, self.sizes), strict=True):
+        for axis, ix in zip(self.sweep.axes, decode(idx, self.sizes), strict=True):
             raw[axis.key] = axis.codes[ix]
         for key, code in self.sweep.fixed.items():
             raw[key] = np.full(n, code, dtype=np.int64 if key.endswith("_idx") else np.float64)
@@ -116,6 +121,13 @@ class ChunkEvaluator:
         except _PrefilterMismatch:
             self.prefilter = False  # the core's rules moved: evaluate everything from now on
             return self._evaluate(start, stop, prefilter=False)
+
+    def reprice(self, stored: pa.Table, start: int, stop: int) -> pa.Table:
+        """Rows of configurations start..stop another version of the sweep committed, re-priced under this
+        version's catalog (`workers/reprice.py`); evaluated afresh where this version cannot be re-priced."""
+        if not can_reprice(self.kind, self.sweep.spec.store):
+            return self.evaluate(start, stop)
+        return reprice_training(stored, self.raw_rows(stored.column("idx").to_numpy()), self.ctx)
 
     def _evaluate(self, start: int, stop: int, *, prefilter: bool) -> pa.Table:
         store = self.sweep.spec.store

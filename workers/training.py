@@ -260,7 +260,7 @@ def _split(L: Array, p: Array, v: Array, w: float | Array, first: Array, last: A
     return np.where(one, L, f), np.where(one, 0.0, mid), np.where(one, L, lst)
 
 
-def _uniform(cal: Mapping[str, Array]) -> dict[str, Array]:
+def uniform_calibration(cal: Mapping[str, Array]) -> dict[str, Array]:
     """Calibration arrays that hold one value become scalars (most sweeps use one calibration set)."""
     out: dict[str, Array] = {}
     for k, v in cal.items():
@@ -284,7 +284,7 @@ def evaluate(
     sweeps use: ~1.7x faster, and the lake stores float32) casts float inputs block by block; outputs
     come in that dtype. Without it the inputs' own dtype is kept.
     """
-    cal = _uniform(cal)
+    cal = uniform_calibration(cal)
     n = len(x["layers"])
     x = {k: x[k] for k in CORE_KEYS if k in x}  # a sweep's x carries more (echo columns): cast only these
     if "cp" in x and not bool((np.asarray(x["cp"]) > 1).any()):
@@ -675,19 +675,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         sustained_run = np.where(mask != 0, np.nan, total_flops / (n * np.where(use_sustained, sustained, 1.0)))  # s
         run_s = np.where(use_sustained & given_flops, sustained_run, run_s)
     chip_hours = run_s * n / 3600.0
-    it_kw = (x["power_w"] + cal["host_power_w"]) * 1e-3  # kW per accelerator with its host share, measured draw
-    energy_mwh = chip_hours * it_kw * (cal["pue"] * 1e-3)  # MWh
-    # owned: the purchase spread over its life at the cost of capital (capital recovery factor), plus energy,
-    # facility and operations per kW
-    r, years = cal["cost_of_capital"], cal["amortization_years"]
-    crf = r / (1.0 - (1.0 + r) ** (-years))  # per year
-    capex = chip_hours * (x["capex_usd"] * crf / HOURS_PER_YEAR)  # USD
-    per_kw_h = (cal["facility_usd_per_kw_month"] + cal["ops_usd_per_kw_month"]) * 12.0 / HOURS_PER_YEAR  # USD/kWh(IT)
-    opex = energy_mwh * (1000.0 * cal["usd_per_kwh"]) + chip_hours * it_kw * per_kw_h  # USD
-    # cost basis: a rental price unless the row asks for owned (or the chip has none)
-    rented = np.isfinite(x["usd_per_hour"]) & ~(x["owned"] > 0)
-    cost = np.where(rented, chip_hours * x["usd_per_hour"], capex + opex)  # USD
-    co2_t = energy_mwh * cal["co2_kg_per_kwh"]  # t CO2 (MWh x kg/kWh = t)
+    money = run_economics(chip_hours, x, cal)
 
     outputs = {
         "step_time_s": step,
@@ -698,11 +686,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "hfu": hfu,
         "time_to_train_days": run_s / 86400.0,
         "chip_hours": chip_hours,
-        "energy_mwh": energy_mwh,
-        "cost_usd": cost,
-        "co2_t": co2_t,
-        "capex_usd": np.where(rented, np.nan, capex),
-        "opex_usd": np.where(rented, np.nan, opex),
+        "energy_mwh": money["energy_mwh"],
+        "cost_usd": money["cost_usd"],
+        "co2_t": money["co2_t"],
+        "capex_usd": money["capex_usd"],
+        "opex_usd": money["opex_usd"],
         "global_batch_run": np.where(mask != 0, np.nan, B_run),
         "idle_chips": np.where(mask != 0, np.nan, (dp - dp_run) * tpc + (n - n_used)),
         "first_stage_layers": f,
@@ -720,11 +708,42 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "ep": x["ep"] if "ep" in x else np.ones_like(mem),
         "moe_a2a_s": (m_run + (p - 1.0) / v) * L_stage * t_a2a,  # s per step: exposed expert all-to-all (slowest stage)
         "total_flops": total_flops,
-        "cost_owned": ~rented,
+        "cost_owned": money["cost_owned"],
         "batch_handling": batch_how,
         "step_time_if_fits_s": step_if_fits,
         "tokens_per_step": tokens_step,
         "reason_mask": mask,
+    }
+
+
+# the inputs the economics of a run read, beside its chip-hours: none of them changes a step's time, so a
+# change to them alone re-prices stored rows (`workers/reprice.py`) instead of re-running the physics
+ECONOMIC_INPUTS = ("power_w", "capex_usd", "usd_per_hour", "owned")
+ECONOMIC_CAL = ("pue", "co2_kg_per_kwh", "usd_per_kwh", "amortization_years", "cost_of_capital", "host_power_w",
+                "facility_usd_per_kw_month", "ops_usd_per_kw_month")
+ECONOMIC_OUTPUTS = ("energy_mwh", "cost_usd", "co2_t", "capex_usd", "opex_usd", "cost_owned")
+
+
+def run_economics(chip_hours: Array, x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
+    """Energy, cost and emissions of runs that take `chip_hours`: the rental price, or the owned cluster's
+    TCO (the purchase spread over its life at the cost of capital, plus energy at measured draw x PUE,
+    facility and operations per kW); `cost_owned` where the owned basis applies (asked for, or no price)."""
+    it_kw = (x["power_w"] + cal["host_power_w"]) * 1e-3  # kW per accelerator with its host share, measured draw
+    energy_mwh = chip_hours * it_kw * (cal["pue"] * 1e-3)  # MWh
+    r, years = cal["cost_of_capital"], cal["amortization_years"]
+    crf = r / (1.0 - (1.0 + r) ** (-years))  # capital recovery factor, per year
+    capex = chip_hours * (x["capex_usd"] * crf / HOURS_PER_YEAR)  # USD
+    per_kw_h = (cal["facility_usd_per_kw_month"] + cal["ops_usd_per_kw_month"]) * 12.0 / HOURS_PER_YEAR  # USD/kWh(IT)
+    opex = energy_mwh * (1000.0 * cal["usd_per_kwh"]) + chip_hours * it_kw * per_kw_h  # USD
+    # cost basis: a rental price unless the row asks for owned (or the chip has none)
+    rented = np.isfinite(x["usd_per_hour"]) & ~(x["owned"] > 0)
+    return {
+        "energy_mwh": energy_mwh,
+        "cost_usd": np.where(rented, chip_hours * x["usd_per_hour"], capex + opex),  # USD
+        "co2_t": energy_mwh * cal["co2_kg_per_kwh"],  # t CO2 (MWh x kg/kWh = t)
+        "capex_usd": np.where(rented, np.nan, capex),
+        "opex_usd": np.where(rented, np.nan, opex),
+        "cost_owned": ~rented,
     }
 
 

@@ -51,7 +51,7 @@ def run_rerun(args: argparse.Namespace) -> int:
     for r in results:
         if r.outcome == "rerun":
             print(f"{r.sweep_id}@{r.version}: {', '.join(r.changed) or 'full re-run'}; "
-                  f"{r.chunks_evaluated} chunks evaluated, {r.chunks_carried} carried")
+                  f"{r.chunks_evaluated} chunks evaluated, {r.chunks_repriced} re-priced, {r.chunks_carried} carried")
         else:
             print(f"{r.sweep_id}@{r.version}: {r.outcome}{': ' + r.message if r.message else ''}")
     return EXIT_FAILED if any(r.outcome == "error" for r in results) else 0
@@ -66,7 +66,12 @@ def history(args: argparse.Namespace) -> int:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["created_at"]))
         base = f" from v{v['base_version']}" if v["base_version"] else ""
         print(f"v{v['version']}  {when} UTC  {v['state']:9s} {v['trigger']}{base}: "
-              f"{v['chunks_evaluated']} chunks evaluated ({v['rows_recomputed']:,} rows), {v['chunks_carried']} carried")
+              f"{v['chunks_evaluated']} chunks evaluated ({v['rows_recomputed']:,} rows), "
+              f"{v['chunks_repriced']} re-priced ({v['rows_repriced']:,} rows), {v['chunks_carried']} carried")
+        if v["base_version"]:
+            for way, label in (("evaluated", "evaluated"), ("repriced", "re-priced"), ("carried", "carried")):
+                if v["chunk_ranges"][way]:
+                    print(f"    chunks {label}: {v['chunk_ranges'][way]}")
         for c in v["changes"]:
             what = f"{c['entry']}.{c['field']}" if c["field"] else c["entry"]
             print(f"    {what}: {json.dumps(c['old'])} -> {json.dumps(c['new'])}")

@@ -1,0 +1,150 @@
+"""Re-pricing (issue 15): a change that only moves prices, electricity, carbon intensity or PUE gives
+stored training rows their new economics without running the physics again, and the result is the
+same as a full re-evaluation under the new catalog, for every field `PRICE_FIELDS` lists. Pure
+compute (no Ray): the chunk evaluator on real catalogs and overlays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from chipsweep.schemas.catalog import CatalogError, load_catalog
+from chipsweep.schemas.spec import parse_spec
+from chipsweep.schemas.sweep import Sweep, resolve
+from chipsweep.workers.chunk import ChunkEvaluator
+from chipsweep.workers.reprice import PRICE_FIELDS, price_only
+
+# h100: rental price and a server price; a100: rental and purchase; gaudi3: purchase only (owned either way)
+CHIPS = ["nvidia_h100_sxm", "nvidia_a100_sxm_40gb", "intel_gaudi3"]
+
+
+def spec(store: str = "all", **axes: Any) -> dict[str, Any]:
+    return {"name": "rp", "kind": "training", "store": store,
+            "axes": {"chip": CHIPS, "model": ["llama3_8b", "gpt3_13b"], "n_chips": [64, 256], "tp": [1, 2],
+                     "cost_basis": ["rental", "owned"], **axes},
+            "fixed": {"global_batch": 512, "tokens": 1.0e11, "micro_batch": 1, "recompute": "selective"}}
+
+
+def swept(overlay: Path | None, s: dict[str, Any] | None = None) -> Sweep:
+    return resolve(parse_spec(s or spec()), load_catalog(str(overlay) if overlay else None, use_env=False))
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    return json.loads(json.dumps(table.to_pylist(), default=str))
+
+
+def assert_same(a: pa.Table, b: pa.Table) -> None:
+    """Equal rows, float columns bit for bit (NaN equal to NaN): re-pricing runs the core's own economics
+    (`training.run_economics`) in the core's dtype on the stored chip-hours."""
+    assert a.schema == b.schema and a.num_rows == b.num_rows
+    for name in a.column_names:
+        x, y = a.column(name), b.column(name)
+        if pa.types.is_floating(x.type):
+            np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), rtol=0, atol=0, equal_nan=True,
+                                       err_msg=name)
+        else:
+            assert x.to_pylist() == y.to_pylist(), name
+
+
+# every price field, moved on the chips that use it (a blank one filled in); defaults moved in an overlay
+CHANGES = [
+    ("chips", "usd_per_hour", "  - {id: nvidia_h100_sxm, usd_per_hour: 0.95}\n"),
+    ("chips", "usd_per_hour (a chip without one gains a rental price)",
+     "  - {id: intel_gaudi3, usd_per_hour: 3.1}\n"),
+    ("chips", "purchase_usd", "  - {id: nvidia_a100_sxm_40gb, purchase_usd: 15000}\n"),
+    ("chips", "server_usd", "  - {id: nvidia_h100_sxm, server_usd: 45000}\n"),
+    ("chips", "network_usd", "  - {id: intel_gaudi3, network_usd: 4000}\n"),
+    ("chips", "power_draw_w", "  - {id: nvidia_a100_sxm_40gb, power_draw_w: 350}\n"),
+    *[("defaults", name, f"{name}: {value}") for name, value in (
+        ("usd_per_kwh", 0.21), ("pue", 1.45), ("co2_kg_per_kwh", 0.05), ("amortization_years", 6),
+        ("cost_of_capital", 0.05), ("host_power_w", 120), ("facility_usd_per_kw_month", 250),
+        ("ops_usd_per_kw_month", 90), ("power_draw_fraction", 0.7), ("host_usd", 8000), ("network_usd", 3000))],
+]
+
+
+@pytest.mark.parametrize("where,field,text", CHANGES, ids=[c[1].split(" ")[0] + "-" + c[0] for c in CHANGES])
+def test_repriced_rows_equal_a_full_reevaluation(tmp_path: Path, where: str, field: str, text: str) -> None:
+    old = swept(None)
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text(f"{where}:\n{'  ' if where == 'defaults' else ''}{text}\n")
+    new = swept(overlay)
+    moved = {k for k in new.hashes if new.hashes[k] != old.hashes.get(k)}
+    assert moved and all(price_only(k.split("/")[0], _dump(old, k), _dump(new, k)) for k in moved), moved
+    ev_old, ev_new = ChunkEvaluator(old), ChunkEvaluator(new)
+    stored = ev_old.evaluate(0, old.configurations)
+    repriced = ev_new.reprice(stored, 0, old.configurations)
+    fresh = ev_new.evaluate(0, old.configurations)
+    assert_same(repriced, fresh)
+    # the change reached the rows: some economic column moved, no physics column did
+    economic = {"energy_mwh", "cost_usd", "co2_t", "capex_usd", "opex_usd", "cost_basis"}
+    changed = {c for c in stored.column_names if rows(stored.select([c])) != rows(repriced.select([c]))}
+    assert changed and changed <= economic, changed
+
+
+def test_a_searched_layout_and_a_feasible_store_reprice_the_same_rows(tmp_path: Path) -> None:
+    s = spec("feasible")
+    s["axes"].pop("tp")  # tp and pp searched by the worker
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 4.2}\ndefaults:\n  pue: 1.3\n")
+    old, new = swept(None, s), swept(overlay, s)
+    stored = ChunkEvaluator(old).evaluate(0, old.configurations)
+    assert stored.num_rows > 0
+    assert_same(ChunkEvaluator(new).reprice(stored, 0, old.configurations),
+                ChunkEvaluator(new).evaluate(0, old.configurations))
+
+
+def test_a_frontier_store_is_evaluated_not_repriced(tmp_path: Path) -> None:
+    """Rows a frontier store dropped under the old prices can be on the frontier under new ones."""
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 0.2}\n")
+    old, new = swept(None, spec("frontier")), swept(overlay, spec("frontier"))
+    stored = ChunkEvaluator(old).evaluate(0, old.configurations)
+    assert_same(ChunkEvaluator(new).reprice(stored, 0, old.configurations),
+                ChunkEvaluator(new).evaluate(0, old.configurations))
+
+
+@pytest.mark.parametrize("text", [
+    "chips:\n  - {id: nvidia_h100_sxm, memory_gb: 40}\n",  # physics
+    "chips:\n  - {id: nvidia_h100_sxm, tdp_w: 500}\n",  # also the core's power model
+    "chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 1.0, scale_up_gb_s: 300}\n",  # a price and physics
+])
+def test_a_change_that_moves_physics_is_not_price_only(tmp_path: Path, text: str) -> None:
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text(text)
+    old, new = swept(None), swept(overlay)
+    assert not price_only("chips", _dump(old, "chips/nvidia_h100_sxm"), _dump(new, "chips/nvidia_h100_sxm"))
+
+
+def test_every_price_field_is_a_catalog_field() -> None:
+    from chipsweep.schemas.catalog import Chip
+
+    chip_fields = {f.alias or n for n, f in Chip.model_fields.items()}
+    assert PRICE_FIELDS["chips"] <= chip_fields
+    assert PRICE_FIELDS["defaults"] <= set(load_catalog(use_env=False).defaults["defaults"])
+
+
+def test_overlay_defaults_are_checked(tmp_path: Path) -> None:
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("defaults:\n  usd_per_kwhh: 0.2\n")
+    with pytest.raises(CatalogError, match="usd_per_kwhh.*allowed: .*usd_per_kwh"):
+        load_catalog(str(overlay), use_env=False)
+    overlay.write_text("defaults:\n  pue: -1\n")
+    with pytest.raises(CatalogError, match="pue.*-1.*finite number >= 0"):
+        load_catalog(str(overlay), use_env=False)
+    overlay.write_text("defaults:\n  pue: 1.3\n")
+    cat = load_catalog(str(overlay), use_env=False)
+    assert cat.defaults["defaults"]["pue"]["value"] == 1.3
+    assert load_catalog(use_env=False).defaults["defaults"]["pue"]["value"] == 1.1  # the built-in is untouched
+
+
+def _dump(sweep: Sweep, key: str) -> dict[str, Any] | None:
+    kind, _, ident = key.partition("/")
+    if kind == "defaults":
+        return sweep.catalog.defaults
+    entry = getattr(sweep.catalog, kind).get(ident)
+    return None if entry is None else entry.model_dump(mode="json", by_alias=True)
