@@ -147,6 +147,12 @@ def _entry_dump(cat: Catalog, kind: str, ident: str) -> dict[str, Any] | None:
     if kind == "calibration":
         cal = cat.calibration.get(ident)
         return None if cal is None else json.loads(json.dumps(cal.model_dump(mode="json"), default=str))
+    if kind == "defaults" and cat.defaults:
+        # one field per default (its value), the other sections (frameworks, ...) as one field each
+        values = {name: d.get("value") if isinstance(d, dict) else d
+                  for name, d in (cat.defaults.get("defaults") or {}).items()}
+        return {**values, **{f"({section})": json.dumps(body, sort_keys=True, default=str)
+                             for section, body in cat.defaults.items() if section != "defaults"}}
     data = cat.asic if kind == "asic" else cat.defaults
     return {"(constants)": json.dumps(data, sort_keys=True, default=str)} if data else None
 

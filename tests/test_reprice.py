@@ -148,3 +148,13 @@ def _dump(sweep: Sweep, key: str) -> dict[str, Any] | None:
         return sweep.catalog.defaults
     entry = getattr(sweep.catalog, kind).get(ident)
     return None if entry is None else entry.model_dump(mode="json", by_alias=True)
+
+
+def test_history_names_the_default_that_moved(tmp_path: Path) -> None:
+    from chipsweep.service.rerun import field_changes
+
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("defaults:\n  usd_per_kwh: 0.12\n")
+    old, new = load_catalog(use_env=False), load_catalog(str(overlay), use_env=False)
+    assert field_changes(old, new, ["defaults/all"]) == [
+        {"entry": "defaults/all", "field": "usd_per_kwh", "old": 0.08, "new": 0.12}]
