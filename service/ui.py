@@ -195,6 +195,11 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     def data_cancel(sweep_id: str) -> dict[str, Any]:
         return queue.status(dispatch.cancel(queue, sweep_id).sweep_id)
 
+    @r.post("/ui/data/sweeps/{sweep_id}/resume", dependencies=data)
+    def data_resume(sweep_id: str) -> dict[str, Any]:
+        """A failed sweep retries its failed chunks, a cancelled one continues (as `chipsweep resume`)."""
+        return queue.status(dispatch.reopen(queue, sweep_id)[0].sweep_id)
+
     @r.get("/ui/data/lake", dependencies=data)
     def data_lake() -> dict[str, Any]:
         """What the explorer's filters offer: the models and chips in the lake, per kind, and the sweeps."""

@@ -213,6 +213,29 @@ def test_the_catalog_shows_each_number_with_its_source(server: Server, page: Any
     _shot(page, "catalog")
 
 
+def test_the_sweep_page_cancels_and_resumes_a_running_sweep(server: Server, page: Any) -> None:
+    spec = {"name": "ui-cancel", "kind": "training", "store": "frontier",
+            "axes": {"chip": PRICED_CHIPS, "model": ["llama3_8b", "llama2_70b"],
+                     "n_chips": {"geometric": {"start": 8, "stop": 8192, "factor": 2}}, "tp": [1, 2, 4, 8],
+                     "pp": [1, 2, 4, 8, 16], "micro_batch": [1, 2, 4, 8, 16], "recompute": ["none", "selective", "full"],
+                     "global_batch": list(range(256, 256 * 41, 256)), "zero_stage": [0, 1, 2, 3]},
+            "fixed": {"tokens": 1e12}}
+    r = server.http.post("/sweeps", json=spec)
+    assert r.status_code == 201, r.text
+    try:
+        page.goto(server.url + "/ui/sweeps/ui-cancel@1")
+        page.click("#cancel")
+        page.wait_for_function("() => document.getElementById('state').textContent === 'cancelled'", timeout=30_000)
+        assert page.locator("#cancel").count() == 0
+        _shot(page, "sweep-cancelled")
+        page.click("#resume")
+        page.wait_for_function("() => ['queued', 'running', 'done'].includes(document.getElementById('state').textContent)",
+                               timeout=30_000)
+        assert server.http.get("/sweeps/ui-cancel").json()["state"] in ("queued", "running", "done")
+    finally:
+        server.http.delete("/sweeps/ui-cancel")  # the rest of the module does not wait for it
+
+
 def test_a_price_change_shows_which_chunks_were_repriced_evaluated_and_carried(
         server: Server, page: Any, tmp_path: Path) -> None:
     overlay = tmp_path / "price.yaml"

@@ -50,6 +50,11 @@ const chipsweep = (() => {
     location.reload();
   }
 
+  async function resume(id) {
+    await get(`/ui/data/sweeps/${encodeURIComponent(id)}/resume`, {method: "POST"});
+    location.reload();
+  }
+
   // ---- frontiers ---------------------------------------------------------------------------------
   function plot(div, figure, note) {
     Plotly.react(div, figure.data, figure.layout, {displaylogo: false, responsive: true});
@@ -184,5 +189,5 @@ const chipsweep = (() => {
     location.href = `/ui/sweeps/${encodeURIComponent(body.sweep_id + "@" + body.version)}`;
   }
 
-  return {liveSweeps, liveSweep, cancel, drawFrontier, explore, initExplorer, diff, filterCatalog, validateSpec, submitSpec};
+  return {liveSweeps, liveSweep, cancel, resume, drawFrontier, explore, initExplorer, diff, filterCatalog, validateSpec, submitSpec};
 })();
