@@ -16,8 +16,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,12 +30,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lake", help="an existing lake (default: build the frontier benchmark's)")
@@ -50,6 +42,7 @@ def main() -> int:
 
     sys.path.insert(0, str(HERE))
     import bench_frontier
+    import serve_local
 
     tmp = None
     lake = args.lake
@@ -58,23 +51,9 @@ def main() -> int:
         lake = args.keep or (tmp := tempfile.mkdtemp(prefix="chipsweep-bench-ui-"))
         build = bench_frontier.build_lake(lake, args.rows or bench_frontier.GRID.size)
     home = tempfile.mkdtemp(prefix="chipsweep-bench-ui-home-")
-    port = _port()
     env = {**os.environ, "CHIPSWEEP_HOME": home, "CHIPSWEEP_LAKE": lake, "RAY_AUTH_MODE": "disabled"}
-    log = open(Path(home) / "serve.log", "w")  # noqa: SIM115  (open while the server runs)
-    server = subprocess.Popen([sys.executable, "-m", "chipsweep", "serve", "--port", str(port), "--log-level", "warning"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url, log = serve_local.start(env, Path(home) / "serve.log")
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"chipsweep serve did not come up:\n{(Path(home) / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.2)
         from playwright.sync_api import sync_playwright
 
         loads = []

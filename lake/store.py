@@ -15,6 +15,7 @@ import datetime
 import errno
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,18 @@ class LakeUnavailable(RuntimeError):
         return cls(f"{doing}: {name + ': ' if name else ''}{text}", code)
 
 
+# A dimension table is one small file written in milliseconds, by whichever process changes a version's
+# state (the dispatcher, a cancel through the API, `verify --repair`): its temporary younger than this may
+# be a write in flight, older it is what a killed writer left.
+DIM_WRITE_GRACE_S = 30.0
+
+
+def temporary_in_flight(info: pafs.FileInfo, now: float) -> bool:
+    """Whether a dimension table's temporary may still be being written (modified within the grace)."""
+    mtime = info.mtime.timestamp() if info.mtime is not None else None
+    return mtime is not None and now - mtime < DIM_WRITE_GRACE_S
+
+
 @dataclass(frozen=True)
 class PartInfo:
     rows: int
@@ -137,16 +150,26 @@ class Lake:
         return sorted(i.path for i in self.fs.get_file_info(selector)
                       if i.type == pafs.FileType.File and layout.is_part(i.base_name))
 
-    def remove_temporaries(self, kind: str, sweep: str, version: int) -> int:
-        """Delete the temporaries that attempts which died mid-write left among a version's facts (call it
-        when no chunk of the version is being written)."""
-        selector = pafs.FileSelector(self.fact_dir(kind, sweep, version), allow_not_found=True)
+    def remove_temporaries(self, kind: str, sweep: str, version: int, *, now: float | None = None) -> int:
+        """Delete the temporaries that writes which died mid-commit left in a version: among its facts, and
+        among its dimension tables those older than DIM_WRITE_GRACE_S (younger ones may be a state another
+        process is writing right now). Call it when the version is finished (no chunk is being written)."""
+        now = time.time() if now is None else now
         n = 0
-        for info in self.fs.get_file_info(selector):
-            if info.type == pafs.FileType.File and layout.is_temporary(info.base_name):
-                self.fs.delete_file(info.path)
-                n += 1
+        for info in self._temporaries(self.fact_dir(kind, sweep, version)):
+            self.fs.delete_file(info.path)
+            n += 1
+        for dim in layout.DIMS:
+            for info in self._temporaries(layout.dim_dir(self.root, dim, sweep, version)):
+                if not temporary_in_flight(info, now):
+                    self.fs.delete_file(info.path)
+                    n += 1
         return n
+
+    def _temporaries(self, directory: str) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(directory, allow_not_found=True)
+        return [i for i in self.fs.get_file_info(selector)
+                if i.type == pafs.FileType.File and layout.is_temporary(i.base_name)]
 
     def carry(self, kind: str, sweep: str, src_version: int, dst_version: int, chunk: int) -> str:
         """Put the committed part of `chunk` of `src_version` into `dst_version` under the same name: a hard

@@ -9,15 +9,18 @@
 
 Every function returns pyarrow (or a dict) and raises `chipsweep.ChipsweepError` subclasses naming the
 field, the value and what is allowed. The queue and the lake are those of CHIPSWEEP_HOME and
-CHIPSWEEP_LAKE, as for the CLI; `submit(wait=True)` runs the sweep in this process on the local Ray (or
-RAY_ADDRESS) and shuts down a Ray it started; call `ray.init()` first to keep one warm between calls.
+CHIPSWEEP_LAKE, as for the CLI. `submit(wait=True)` (and `resume`, `wait`) run the sweep the way the CLI's
+`submit --wait` does (`run_to_end`): the dispatcher in a supervised child process with a Ray of its own
+(or RAY_ADDRESS), so a raylet that dies is replaced and the sweep finishes exactly once; after
+MAX_RAY_RESTARTS failures in a row it raises `RayGaveUp`, naming the `chipsweep resume` that finishes it.
+A process that called `ray.init()` itself is the driver: the sweep runs here, on that Ray, kept warm.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,15 @@ from chipsweep.schemas.spec import SweepSpec, read_spec_text
 from chipsweep.schemas.vocab import FINAL_STATES, KINDS
 from chipsweep.service import dispatch
 from chipsweep.service.queue import Queue
+from chipsweep.service.ray_supervisor import DispatcherProcess
 from chipsweep.service.settings import Settings
 from chipsweep.workers.evaluate import evaluate_table
 
 ROWS_ALLOWED = "a list of dicts (one per configuration), a pyarrow Table, or a pandas DataFrame"
 SPEC_ALLOWED = "a mapping, a SweepSpec, YAML or JSON text, or the path of a YAML/JSON file"
 WARNED_ROWS = 20  # row errors shown as warnings (all of them are in the `infeasible_reason` column)
+MAX_RAY_RESTARTS = 3  # Ray failures in a row a waiting call recovers from (CHIPSWEEP_RAY_RESTARTS)
+PROGRESS_S = 0.25  # how often `progress` is called while a supervised dispatcher runs
 
 
 class RowWarning(UserWarning):
@@ -104,11 +110,12 @@ def submit(
     progress: Callable[[dict[str, Any]], None] | None = None,
     cpus: int | None = None,
 ) -> dict[str, Any]:
-    """Validate and queue a sweep; with `wait`, run it here until it is over. Returns its status (the
+    """Validate and queue a sweep; with `wait`, run it until it is over. Returns its status (the
     `chipsweep status --json` keys: sweep_id, version, state, configurations, chunks_total, chunks_done,
     chunks_failed, rows_written, configs_per_s, and more). A refused spec raises `SpecError` naming every
     field that is wrong, before anything is queued. `progress(status)` is called once the sweep is
-    recorded and then while it runs (the CLI draws its bar with it)."""
+    recorded and then while it runs (the CLI draws its bar with it). Waiting survives Ray's death (see
+    `run_to_end`); `RayGaveUp` when Ray keeps failing."""
     settings = settings or Settings.from_env()
     if actors:
         settings = settings.with_(actors=actors)
@@ -117,9 +124,79 @@ def submit(
     if progress is not None:
         progress(queue.status(row.sweep_id))
     if wait:
-        tick = (lambda: progress(queue.status(row.sweep_id))) if progress is not None else None
-        dispatch.run_until(queue, settings, dispatch.over(queue, row.sweep_id), on_tick=tick)
+        return run_to_end([row.sweep_id], settings=settings, queue=queue, progress=progress)
     return queue.status(row.sweep_id)
+
+
+class RayGaveUp(ChipsweepError):
+    """Ray failed MAX_RAY_RESTARTS times in a row while sweeps ran. What is committed is kept and the sweep
+    stays queued: `chipsweep resume ID` (or `chipsweep.resume`) finishes it. `status`: the sweep's then."""
+
+    http_status = 503
+
+    def __init__(self, why: str, status: dict[str, Any] | None) -> None:
+        self.status = status
+        if status:
+            sweep_id = f"{status['sweep_id']}@{status['version']}"
+            message = (f"{why}; {sweep_id} stays queued with {status['chunks_done']} of {status['chunks_total']} "
+                       f"chunks committed (kept): `chipsweep resume {sweep_id}` finishes it")
+        else:
+            message = f"{why}; what is committed is kept: `chipsweep resume` finishes what is queued"
+        super().__init__(message, field="ray", value=why,
+                         allowed=f"a Ray that fails fewer than {max_ray_restarts() + 1} times in a row "
+                                 "(CHIPSWEEP_RAY_RESTARTS)")
+
+
+def max_ray_restarts() -> int:
+    raw = os.environ.get("CHIPSWEEP_RAY_RESTARTS", "")
+    return int(raw) if raw.strip().isdigit() else MAX_RAY_RESTARTS
+
+
+def run_to_end(sweep_ids: Sequence[str], *, actors: int | None = None, settings: Settings | None = None,
+               queue: Queue | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+               ) -> dict[str, Any]:
+    """Dispatch until the sweeps are over (none named: until the queue is idle); the last one's status ({}
+    when none is named). The one way every waiting caller runs sweeps (`submit --wait`, `resume`, this
+    API): in this process when it is a Ray driver already (tests, a notebook that called `ray.init()`),
+    else in a supervised child process (service/ray_supervisor.py) whose Ray is replaced when it dies.
+    Raises `RayGaveUp` after `max_ray_restarts()` Ray failures in a row (the sweeps stay queued)."""
+    import ray
+
+    settings = settings or Settings.from_env()
+    if actors:
+        settings = settings.with_(actors=actors)
+    queue = queue or Queue(settings.queue_path)
+    last = sweep_ids[-1] if sweep_ids else None
+
+    def now() -> dict[str, Any]:
+        return queue.status(last) if last else {}
+
+    def tick() -> None:
+        if progress is not None and last is not None:
+            progress(now())
+
+    if ray.is_initialized():
+        until = dispatch.over(queue, *sweep_ids) if sweep_ids else (lambda: idle(queue))
+        dispatch.run_until(queue, settings, until, on_tick=tick)
+        return now()
+    supervised = DispatcherProcess(settings, until=sweep_ids, idle=not sweep_ids, actors=settings.actors,
+                                   max_restarts=max_ray_restarts()).start()
+    try:
+        while not supervised.wait(PROGRESS_S):
+            tick()
+    finally:
+        supervised.stop()
+    if supervised.state == "gave_up":
+        raise RayGaveUp(f"Ray failed {supervised.failures_in_a_row} times in a row (last: {supervised.reason})",
+                        now() or None)
+    tick()
+    return now()
+
+
+def idle(queue: Queue) -> bool:
+    """Nothing is queued, and no running sweep has chunks left to claim."""
+    return not queue.active() and not any(
+        r.state == "running" and queue.pending_chunks(r.name, r.version) for r in queue.sweeps(50))
 
 
 def spec_data(spec: Any) -> Any:
@@ -142,12 +219,12 @@ def spec_data(spec: Any) -> Any:
 
 def resume(sweep_id: str, wait: bool = True) -> dict[str, Any]:
     """Retry a failed sweep's failed chunks, or continue a cancelled one (committed chunks are kept);
-    with `wait`, run it here until it is over. Its status."""
+    with `wait`, run it until it is over (`run_to_end`). Its status."""
     settings = Settings.from_env()
     queue = Queue(settings.queue_path)
     row, _ = dispatch.reopen(queue, sweep_id)
     if wait and row.state not in FINAL_STATES:
-        dispatch.run_until(queue, settings, dispatch.over(queue, row.sweep_id))
+        return run_to_end([row.sweep_id], settings=settings, queue=queue)
     return queue.status(row.sweep_id)
 
 
@@ -162,7 +239,7 @@ def wait(sweep_id: str) -> dict[str, Any]:
     queue = Queue(settings.queue_path)
     row = queue.sweep(sweep_id)
     if row.state not in FINAL_STATES:
-        dispatch.run_until(queue, settings, dispatch.over(queue, row.sweep_id))
+        return run_to_end([row.sweep_id], settings=settings, queue=queue)
     return queue.status(row.sweep_id)
 
 

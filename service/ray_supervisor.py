@@ -223,7 +223,7 @@ class DispatcherProcess:
         """One child: start it, watch it and its Ray, and return `finished` or `failed` (reason set)."""
         self.generation += 1
         tag = f"{self.tag}:{self.generation}"
-        env = {**os.environ, OWNER_ENV: tag, "CHIPSWEEP_DISPATCH_PARENT": str(os.getpid())}
+        env = {**settings_env(self.settings), OWNER_ENV: tag, "CHIPSWEEP_DISPATCH_PARENT": str(os.getpid())}
         args = [sys.executable, "-m", "chipsweep.service.ray_supervisor", "dispatch"]
         args += [a for sid in self.until for a in ("--until", sid)]
         if self.idle:
@@ -341,6 +341,20 @@ class DispatcherProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with `settings` written into it, so the child's `Settings.from_env()`
+    is the parent's (a caller of the Python API may pass settings the environment does not hold)."""
+    env = {**os.environ, "CHIPSWEEP_HOME": str(settings.home), "CHIPSWEEP_LAKE": settings.lake,
+           "CHIPSWEEP_MAX_ATTEMPTS": str(settings.max_attempts), "CHIPSWEEP_LAKE_BACKOFF_S": str(settings.lake_backoff_s),
+           "CHIPSWEEP_QUEUE_SYNC": settings.queue_sync}
+    for name, value in (("RAY_ADDRESS", settings.ray_address), ("CHIPSWEEP_ACTORS", settings.actors)):
+        if value:
+            env[name] = str(value)
+        else:
+            env.pop(name, None)
+    return env
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ For every sweep version the queue knows (or the versions of one sweep):
     idx         an index outside its chunk's range [start, stop), or repeated in its part; chunk ranges
                 do not overlap, so no index is duplicated across the version either
     extra       a part file of a chunk that is not done (failed, or of a finished version's unrun chunk)
-    temporary   a temporary left by a write that died, in a version no dispatcher is writing any more
+    temporary   a temporary left by a write that died, among the facts or dimension tables of a version
+                no dispatcher is writing any more (a dimension table's temporary younger than
+                `store.DIM_WRITE_GRACE_S` may be another process recording a state: not reported)
     dims        a dimension file missing, or `dims/sweeps` recording another state than the queue
 
 (A version a live dispatcher has not finished yet -- its temporaries removed and its state told to the
@@ -33,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import re
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,6 +46,7 @@ import pyarrow.parquet as pq
 
 from chipsweep.lake import Lake
 from chipsweep.lake.layout import DIM_PART, DIMS, is_part, is_temporary, part_name
+from chipsweep.lake.store import temporary_in_flight
 from chipsweep.schemas.columns import KINDS
 from chipsweep.schemas.spec import valid_name
 from chipsweep.schemas.sweep import Sweep
@@ -140,6 +144,7 @@ def _check(queue: Queue, lake_uri: str, sweep: str | None) -> Report:
     all_known = {(r.name, r.version) for r in queue.sweeps(100_000)}
     files: dict[tuple[str, int], dict[str, pafs.FileInfo]] = defaultdict(dict)  # version -> name -> info
     dims: dict[tuple[str, int], set[str]] = defaultdict(set)
+    dim_temps: dict[tuple[str, int], list[tuple[str, pafs.FileInfo]]] = defaultdict(list)  # version -> (rel, info)
     strays: dict[str, list[str]] = defaultdict(list)  # stray root -> files under it
     base = lake.root.rstrip("/")
     for info in _listing(lake):
@@ -164,9 +169,7 @@ def _check(queue: Queue, lake_uri: str, sweep: str | None) -> Report:
             if file_name == DIM_PART:
                 dims[key].add(kind)
             elif is_temporary(file_name):
-                if known[key].state in FINAL_STATES:
-                    report.problems.append(Finding("temporary", rel, "left by a write that died",
-                                                   known[key].sweep_id))
+                dim_temps[key].append((rel, info))
             else:
                 strays[rel].append(rel)
         else:
@@ -175,10 +178,26 @@ def _check(queue: Queue, lake_uri: str, sweep: str | None) -> Report:
         report.problems.append(Finding("stray", root, f"{len(under)} file(s) the queue knows no version for"))
     holder = queue.lease_holder()
     alive = bool(holder and holder.get("alive"))
+    now = time.time()
     for row in rows:
-        report.versions.append(_check_version(queue, lake, row, files.get((row.name, row.version), {}),
-                                              dims.get((row.name, row.version), set()), report.problems, alive))
+        key = (row.name, row.version)
+        report.versions.append(_check_version(queue, lake, row, files.get(key, {}), dims.get(key, set()),
+                                              report.problems, alive))
+        if _finished(queue, row, alive):  # a running version's dims temporaries may be writes in flight
+            report.problems += [Finding("temporary", rel, "left by a write that died", row.sweep_id)
+                                for rel, info in dim_temps.get(key, []) if not temporary_in_flight(info, now)]
     return report
+
+
+def _telling(queue: Queue, row: SweepRow, dispatcher_alive: bool) -> bool:
+    """A live dispatcher finishes a version right after its last chunk (temporaries removed, then the lake
+    told its state): until the queue says the lake knows, that is work in progress, not damage."""
+    return queue.recorded_state(row.name, row.version) != row.state and dispatcher_alive
+
+
+def _finished(queue: Queue, row: SweepRow, dispatcher_alive: bool) -> bool:
+    """No process should be writing the version any more: a final state the lake has been told."""
+    return row.state in FINAL_STATES and not _telling(queue, row, dispatcher_alive)
 
 
 def _place(parts: list[str]) -> tuple[str, str, str, int, str] | None:
@@ -221,10 +240,8 @@ def _check_version(queue: Queue, lake: Lake, row: SweepRow, present: dict[str, p
     done = [c for c in chunks if c["state"] == "done"]
     rep = VersionReport(row.sweep_id, row.kind, row.state, row.store, row.configurations, row.chunks_total, len(done))
     rel_dir = f"kind={row.kind}/sweep={row.name}/version={row.version}"
-    # a live dispatcher finishes a version right after its last chunk (temporaries removed, then the
-    # lake told its state): until the queue says the lake knows, that is work in progress, not damage
-    telling = queue.recorded_state(row.name, row.version) != row.state and dispatcher_alive
-    final = row.state in FINAL_STATES and not telling
+    telling = _telling(queue, row, dispatcher_alive)
+    final = _finished(queue, row, dispatcher_alive)
     by_chunk = {c["chunk"]: c for c in chunks}
     for file_name in sorted(present):
         m = _PART_NO.fullmatch(file_name)

@@ -3,7 +3,7 @@
 cluster killed mid-sweep; the service process killed (SIGKILL) mid-sweep and restarted; a chunk whose
 evaluation raises (and `resume` retrying it); a cancelled sweep continued; the raylet or the dashboard
 agent of the service's Ray killed; the Ray cluster of RAY_ADDRESS killed and started again; an
-embedded `submit --wait` whose raylet dies; Ray processes a dead service left behind; the lake made
+embedded `submit --wait`, and a Python `chipsweep.submit(wait=True)`, whose raylet dies; Ray processes a dead service left behind; the lake made
 unwritable mid-sweep."""
 
 from __future__ import annotations
@@ -328,6 +328,25 @@ def test_embedded_submit_wait_recovers_from_a_raylet_kill(tmp_path: Path, sessio
     assert "Ray lost" in err
     assert not ray_owned(home)  # its Ray went with it
     assert_verified(home / "queue.db", str(home / "lake"), "embedded", rows=result["configurations"])
+
+
+def test_python_submit_wait_recovers_from_a_raylet_kill(tmp_path: Path, sessions: Sessions) -> None:
+    """`chipsweep.submit(spec, wait=True)` in a script runs the sweep as `submit --wait` does: its raylet
+    killed mid-sweep, a fresh Ray finishes it, each configuration once."""
+    home = tmp_path / "home"
+    env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.3", CHIPSWEEP_CHUNK_SIZE="2000")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_of_size("py-embedded", 6)))
+    script = f"import json, chipsweep; print(json.dumps(chipsweep.submit({str(spec)!r}, wait=True)))"
+    proc = sessions.popen([PYTHON, "-c", script], env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _kill_raylet_when_running(home, proc, "py-embedded")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    status = json.loads(out.strip().splitlines()[-1])
+    assert (status["state"], status["chunks_done"], status["chunks_failed"]) == ("done", status["chunks_total"], 0)
+    assert "Ray lost" in err
+    assert not ray_owned(home)  # its Ray went with it
+    assert_verified(home / "queue.db", str(home / "lake"), "py-embedded", rows=status["configurations"])
 
 
 def test_embedded_submit_wait_that_gives_up_says_so_and_resume_finishes(tmp_path: Path, sessions: Sessions) -> None:

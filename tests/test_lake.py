@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import lakegen
@@ -17,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from chipsweep.lake import Lake, LakeError, check_sweep, is_part, is_temporary, lake_root, scan
-from chipsweep.lake.layout import TMP_SUFFIX
+from chipsweep.lake.layout import TMP_SUFFIX, temporary_name
+from chipsweep.lake.store import DIM_WRITE_GRACE_S
 from chipsweep.schemas.columns import dim_sweeps_row
 from chipsweep.schemas.errors import ChipsweepError
 from chipsweep.service.settings import Settings
@@ -137,6 +139,33 @@ def test_remove_temporaries_cleans_what_a_writer_that_died_mid_commit_left(tmp_p
     assert lake.remove_temporaries("training", "s", 1) == 1
     assert os.listdir(lake.fact_dir("training", "s", 1)) == ["part-00000.parquet"]
     assert lake.write_part(table.slice(0, 50), "training", "s", 1, 1).rows == 50
+
+
+def _dim_temporary(lake: Lake, dim: str, sweep: str, version: int, age_s: float) -> Path:
+    """A dimension table's temporary as a writer killed between its write and its move leaves it, last
+    modified `age_s` seconds ago."""
+    final = Path(lake.dim_path(dim, sweep, version))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / temporary_name(final.name)
+    pq.write_table(dim_sweeps_row("training", "{}", "{}", 10, "running", None), tmp)
+    when = time.time() - age_s
+    os.utime(tmp, (when, when))
+    return tmp
+
+
+def test_the_end_of_a_version_removes_the_dims_temporaries_a_killed_writer_left(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_sweep_dim("s", 1, kind="training", spec={}, hashes={}, configurations=10, created_at=0.0, state="done")
+    left = [_dim_temporary(lake, dim, "s", 1, age_s=DIM_WRITE_GRACE_S + 60) for dim in ("sweeps", "chips")]
+    in_flight = _dim_temporary(lake, "sweeps", "s", 1, age_s=1)  # another process recording the state now
+    other = _dim_temporary(lake, "sweeps", "s", 2, age_s=DIM_WRITE_GRACE_S + 60)  # another version's
+    assert lake.remove_temporaries("training", "s", 1) == 2
+    assert not any(p.exists() for p in left)
+    assert in_flight.exists() and other.exists()
+    assert Path(lake.dim_path("sweeps", "s", 1)).exists()  # the committed table is no temporary
+    # once the grace has passed, a write still not moved is one that died: the next end removes it
+    assert lake.remove_temporaries("training", "s", 1, now=time.time() + DIM_WRITE_GRACE_S) == 1
+    assert not in_flight.exists() and other.exists()
 
 
 @pytest.mark.parametrize("where", ["local", "object store"])

@@ -2,16 +2,15 @@
 
 Each works embedded (the queue in CHIPSWEEP_HOME, through `chipsweep.submit`) or, with `--server URL`
 (or CHIPSWEEP_SERVER), against a running `chipsweep serve`. Embedded `submit --wait` and `resume` run the
-dispatcher in a supervised child process (`service/ray_supervisor.py`): when Ray dies it is restarted
-and the sweep finishes; after MAX_RAY_RESTARTS failures in a row the command ends with a message saying
-what is committed and that `chipsweep resume NAME` finishes it.
+dispatcher in a supervised child process (`python_api.run_to_end`, `service/ray_supervisor.py`): when Ray
+dies it is restarted and the sweep finishes; after MAX_RAY_RESTARTS failures in a row the command ends
+with a message saying what is committed and that `chipsweep resume NAME` finishes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,15 +24,7 @@ from chipsweep.service.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, Subparsers, 
 from chipsweep.service.cli.progress import Progress, summary
 from chipsweep.service.client import Client, ServerError, problem_text
 from chipsweep.service.queue import Queue
-from chipsweep.service.ray_supervisor import DispatcherProcess
 from chipsweep.service.settings import Settings
-
-MAX_RAY_RESTARTS = 3  # Ray failures in a row an embedded command recovers from (CHIPSWEEP_RAY_RESTARTS)
-
-
-def _max_restarts() -> int:
-    raw = os.environ.get("CHIPSWEEP_RAY_RESTARTS", "")
-    return int(raw) if raw.strip().isdigit() else MAX_RAY_RESTARTS
 
 STATUS_KEYS = ("sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done", "chunks_failed",
                "rows_written", "configs_per_s")  # CONTRACT.md `status --json`, in this order
@@ -110,6 +101,7 @@ def _submit_embedded(args: argparse.Namespace, text: bytes) -> int:
     start = time.time()
     recorded: list[bool] = []
     bar: list[Progress] = []
+    gave_up: python_api.RayGaveUp | None = None
 
     def progress(status: dict[str, Any]) -> None:
         if not recorded:  # recorded, not yet running: say so
@@ -122,12 +114,12 @@ def _submit_embedded(args: argparse.Namespace, text: bytes) -> int:
             bar[0].update(status)
 
     try:
-        status = python_api.submit(read_spec_text(text), wait=False, chunk_size=args.chunk_size,
+        status = python_api.submit(read_spec_text(text), wait=not args.no_run, chunk_size=args.chunk_size,
                                    actors=args.actors, progress=progress)
         if args.no_run:
             return 0
-        sweep_id = f"{status['sweep_id']}@{status['version']}"
-        status, gave_up = run_to_end([sweep_id], actors=args.actors, progress=progress)
+    except python_api.RayGaveUp as exc:
+        gave_up = exc
     except KeyboardInterrupt:
         print("chipsweep: interrupted; the sweep stays queued (committed chunks are kept):"
               " `chipsweep resume` or `chipsweep serve` finishes it", file=sys.stderr)
@@ -135,49 +127,12 @@ def _submit_embedded(args: argparse.Namespace, text: bytes) -> int:
     finally:
         if bar:
             bar[0].close()
-    if gave_up:
-        print(f"chipsweep: {gave_up}; {status['sweep_id']}@{status['version']} stays queued with "
-              f"{status['chunks_done']} of {status['chunks_total']} chunks committed (kept): "
-              f"`chipsweep resume {status['sweep_id']}@{status['version']}` finishes it", file=sys.stderr)
+    if gave_up is not None:
+        print(f"chipsweep: {gave_up}", file=sys.stderr)
         return EXIT_FAILED
     if bar:
         bar[0].update(status)
     return _report_end(status, time.time() - start, args)
-
-
-def run_to_end(sweep_ids: list[str], *, actors: int | None = None,
-               progress: Any = None) -> tuple[dict[str, Any], str | None]:
-    """Dispatch until the sweeps are over: in this process when it is a Ray driver already (tests, a
-    notebook), else in a supervised child that survives Ray's death. Returns the last sweep's status and,
-    if Ray failed MAX_RAY_RESTARTS times in a row, why (the sweep is left queued)."""
-    import ray
-
-    settings = Settings.from_env()
-    if actors:
-        settings = settings.with_(actors=actors)
-    queue = Queue(settings.queue_path)
-    last = sweep_ids[-1] if sweep_ids else None
-
-    def tick() -> None:
-        if progress is not None and last is not None:
-            progress(queue.status(last))
-
-    if ray.is_initialized() or not sweep_ids:
-        until = dispatch.over(queue, *sweep_ids) if sweep_ids else (lambda: not queue.active() and not _running(queue))
-        dispatch.run_until(queue, settings, until, on_tick=tick)
-        return (queue.status(last) if last else {}), None
-    final = sweep_ids[-1]
-    supervised = DispatcherProcess(settings, until=sweep_ids, actors=actors, max_restarts=_max_restarts()).start()
-    try:
-        while not supervised.wait(0.25):
-            tick()
-        if supervised.state == "gave_up":
-            return queue.status(final), f"Ray failed {supervised.failures_in_a_row} times in a row (last: " \
-                f"{supervised.reason})"
-        tick()
-    finally:
-        supervised.stop()
-    return queue.status(final), None
 
 
 def _report_end(status: dict[str, Any], seconds: float, args: argparse.Namespace) -> int:
@@ -290,37 +245,14 @@ def resume(args: argparse.Namespace) -> int:
         row, left = dispatch.reopen(queue, sweep_id)
         ids.append(row.sweep_id)
         print(f"{row.sweep_id}: {row.state}, {left} chunks to run", file=sys.stderr)
-    if ids:
-        status, gave_up = run_to_end(ids, actors=args.actors)
-    else:
-        gave_up = _run_idle(settings, args.actors)
+    gave_up: python_api.RayGaveUp | None = None
+    try:
+        python_api.run_to_end(ids, actors=args.actors, settings=settings, queue=queue)  # no ids: until the queue is idle
+    except python_api.RayGaveUp as exc:
+        gave_up = exc
     for r in ([queue.sweep(i) for i in ids] if ids else queue.sweeps(20)):
         print(summary(queue.status(r.sweep_id)))
     if gave_up:
-        return fail(f"{gave_up}; what is committed is kept: run `chipsweep resume` again", EXIT_FAILED)
+        return fail(str(gave_up), EXIT_FAILED)
     failed = [i for i in ids if queue.sweep(i).state != "done"]
     return EXIT_FAILED if failed else 0
-
-
-def _run_idle(settings: Settings, actors: int | None) -> str | None:
-    """Run the queue until idle (in this process if it is a Ray driver, else supervised)."""
-    import ray
-
-    if actors:
-        settings = settings.with_(actors=actors)
-    queue = Queue(settings.queue_path)
-    if ray.is_initialized():
-        dispatch.run_until(queue, settings, lambda: not queue.active() and not _running(queue))
-        return None
-    supervised = DispatcherProcess(settings, idle=True, actors=actors, max_restarts=_max_restarts()).start()
-    try:
-        supervised.wait()
-    finally:
-        supervised.stop()
-    if supervised.state == "gave_up":
-        return f"Ray failed {supervised.failures_in_a_row} times in a row (last: {supervised.reason})"
-    return None
-
-
-def _running(queue: Queue) -> bool:
-    return any(r.state == "running" and queue.pending_chunks(r.name, r.version) for r in queue.sweeps(50))
