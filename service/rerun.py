@@ -220,7 +220,7 @@ def price_only_keys(base: SweepRow, old: Catalog, new: Catalog, keys: list[str])
             a, b = _entry_dump(old, kind, ident), _entry_dump(new, kind, ident)
         else:
             continue
-        if reprice.price_only(kind, a, b):
+        if reprice.price_only(base.kind, kind, a, b):
             out.add(key)
     return out
 

@@ -74,7 +74,7 @@ def test_repriced_rows_equal_a_full_reevaluation(tmp_path: Path, where: str, fie
     overlay.write_text(f"{where}:\n{'  ' if where == 'defaults' else ''}{text}\n")
     new = swept(overlay)
     moved = {k for k in new.hashes if new.hashes[k] != old.hashes.get(k)}
-    assert moved and all(price_only(k.split("/")[0], _dump(old, k), _dump(new, k)) for k in moved), moved
+    assert moved and all(price_only("training", k.split("/")[0], _dump(old, k), _dump(new, k)) for k in moved), moved
     ev_old, ev_new = ChunkEvaluator(old), ChunkEvaluator(new)
     stored = ev_old.evaluate(0, old.configurations)
     repriced = ev_new.reprice(stored, 0, old.configurations)
@@ -117,15 +117,17 @@ def test_a_change_that_moves_physics_is_not_price_only(tmp_path: Path, text: str
     overlay = tmp_path / "o.yaml"
     overlay.write_text(text)
     old, new = swept(None), swept(overlay)
-    assert not price_only("chips", _dump(old, "chips/nvidia_h100_sxm"), _dump(new, "chips/nvidia_h100_sxm"))
+    for kind in ("training", "inference"):
+        assert not price_only(kind, "chips", _dump(old, "chips/nvidia_h100_sxm"), _dump(new, "chips/nvidia_h100_sxm"))
 
 
 def test_every_price_field_is_a_catalog_field() -> None:
     from chipsweep.schemas.catalog import Chip
 
     chip_fields = {f.alias or n for n, f in Chip.model_fields.items()}
-    assert PRICE_FIELDS["chips"] <= chip_fields
-    assert PRICE_FIELDS["defaults"] <= set(load_catalog(use_env=False).defaults["defaults"])
+    for fields in PRICE_FIELDS.values():
+        assert fields["chips"] <= chip_fields
+        assert fields["defaults"] <= set(load_catalog(use_env=False).defaults["defaults"])
 
 
 def test_overlay_defaults_are_checked(tmp_path: Path) -> None:
@@ -158,3 +160,56 @@ def test_history_names_the_default_that_moved(tmp_path: Path) -> None:
     old, new = load_catalog(use_env=False), load_catalog(str(overlay), use_env=False)
     assert field_changes(old, new, ["defaults/all"]) == [
         {"entry": "defaults/all", "field": "usd_per_kwh", "old": 0.08, "new": 0.12}]
+
+
+# serving: a rental chip, a chip with a rental price and a purchase price, an edge chip bought outright
+SERVING_CHIPS = ["nvidia_h100_sxm", "nvidia_a100_sxm_40gb", "nvidia_rtx_4090"]
+
+
+def serving_spec(store: str = "all") -> dict[str, Any]:
+    return {"name": "rps", "kind": "inference", "store": store,
+            "axes": {"chip": SERVING_CHIPS, "model": ["llama3_8b"], "n_chips": [1, 2], "concurrency": [1, 16, 64],
+                     "disaggregated": [False, True]},
+            "fixed": {"prompt_len": 1024, "gen_len": 256, "weight_bits": 8, "kv_bits": 8}}
+
+
+SERVING_CHANGES = [
+    "chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 0.95}\n",
+    "chips:\n  - {id: nvidia_rtx_4090, purchase_usd: 2500}\n",
+    "chips:\n  - {id: nvidia_a100_sxm_40gb, purchase_usd: 12000}\n",
+    "defaults:\n  usd_per_kwh: 0.2\n",
+    "defaults:\n  pue: 1.5\n",
+    "defaults:\n  amortization_years: 3\n",
+]
+
+
+@pytest.mark.parametrize("text", SERVING_CHANGES)
+def test_repriced_serving_rows_equal_a_full_reevaluation(tmp_path: Path, text: str) -> None:
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text(text)
+    old, new = swept(None, serving_spec()), swept(overlay, serving_spec())
+    moved = {k for k in new.hashes if new.hashes[k] != old.hashes.get(k)}
+    assert moved and all(price_only("inference", k.split("/")[0], _dump(old, k), _dump(new, k)) for k in moved)
+    stored = ChunkEvaluator(old).evaluate(0, old.configurations)
+    repriced = ChunkEvaluator(new).reprice(stored, 0, old.configurations)
+    fresh = ChunkEvaluator(new).evaluate(0, old.configurations)
+    # the stored float32 rate, chips and power feed the same formula the core runs on its float64 values
+    for name in fresh.column_names:
+        x, y = repriced.column(name), fresh.column(name)
+        if pa.types.is_floating(x.type):
+            np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), rtol=1e-6, equal_nan=True, err_msg=name)
+        else:
+            assert x.to_pylist() == y.to_pylist(), name
+    changed = {c for c in stored.column_names if rows(stored.select([c])) != rows(repriced.select([c]))}
+    assert changed and changed <= {"usd_per_million_tokens", "unit_cost_usd"}, changed
+
+
+def test_a_purchase_price_that_appears_reevaluates_serving_rows(tmp_path: Path) -> None:
+    """An inference row notes a chip without a purchase price; the note changes with its presence."""
+    cat = load_catalog(use_env=False)
+    blank = next(c for c, e in cat.chips.items() if e.purchase_usd is None and e.memory_gb)
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text(f"chips:\n  - {{id: {blank}, purchase_usd: 5000}}\n")
+    new = load_catalog(str(overlay), use_env=False)
+    old_d, new_d = (c.chips[blank].model_dump(mode="json", by_alias=True) for c in (cat, new))
+    assert price_only("training", "chips", old_d, new_d) and not price_only("inference", "chips", old_d, new_d)

@@ -353,3 +353,26 @@ def test_a_price_change_to_one_of_three_chips_reevaluates_a_third_of_a_5m_sweep_
     assert len(p.repriced) == touched  # a price: re-priced, not one of them re-evaluated
     q = plan(queue, queue.sweep("five-m"), load_catalog(overlay(tmp_path / "m.yaml", "chips:\n  - {id: amd_mi300x, memory_gb: 128}\n")))
     assert q is not None and not q.repriced and row.chunks_total - len(q.carried) == touched  # physics: evaluated
+
+
+def test_a_serving_sweep_reprices_through_the_workers_and_a_frontier_store_reevaluates(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    global SW
+    base = {"kind": "inference", "axes": {"chip": CHIPS, "model": ["llama3_8b", "gpt3_13b"], "n_chips": [1, 2],
+                                          "concurrency": [1, 16, 64, 256]},
+            "fixed": {"prompt_len": 1024, "gen_len": 256, "weight_bits": 8, "kv_bits": 8}}
+    queue = first_version(home, {"name": SW, **base})
+    cat = load_catalog(price(tmp_path / "o.yaml", "amd_mi300x", 0.4))
+    [res] = rerun(queue, catalog=cat)
+    assert (res.chunks_evaluated, res.chunks_repriced, res.chunks_carried) == (0, 2, 4)
+    run_all(queue, home)
+    v1, v2 = (read_facts(home.lake, "inference", SW, v).sort_by("idx") for v in (1, 2))
+    assert_exact(v2, 48)
+    mi300x = pc.greater_equal(v2.column("idx"), 32)
+    assert _rows(v2.filter(pc.invert(mi300x))) == _rows(v1.filter(pc.invert(mi300x)))
+    new, old = (t.filter(mi300x).column("usd_per_million_tokens").to_pylist() for t in (v2, v1))
+    assert any(o == o for o in old) and all(n < o for n, o in zip(new, old, strict=True) if o == o)
+    # the same change on a frontier store: rows it dropped may now be on the frontier, so they are evaluated
+    SW = SW + "-f"
+    queue = first_version(home, {"name": SW, "store": "frontier", **base})
+    [res] = rerun(queue, name=SW, catalog=cat)
+    assert (res.chunks_evaluated, res.chunks_repriced, res.chunks_carried) == (2, 0, 4)

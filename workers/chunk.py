@@ -41,7 +41,7 @@ from chipsweep.workers import asic, inference, layout, training
 from chipsweep.workers.asic_rows import assemble_asic
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import assemble_inference, chip_tables
-from chipsweep.workers.reprice import can_reprice, reprice_training
+from chipsweep.workers.reprice import can_reprice, reprice
 from chipsweep.workers.space import decode
 from chipsweep.workers.training_rows import assemble_training, run_training, search_training
 
@@ -127,7 +127,7 @@ class ChunkEvaluator:
         version's catalog (`workers/reprice.py`); evaluated afresh where this version cannot be re-priced."""
         if not can_reprice(self.kind, self.sweep.spec.store):
             return self.evaluate(start, stop)
-        return reprice_training(stored, self.raw_rows(stored.column("idx").to_numpy()), self.ctx)
+        return reprice(self.kind, stored, self.raw_rows(stored.column("idx").to_numpy()), self.ctx)
 
     def _evaluate(self, start: int, stop: int, *, prefilter: bool) -> pa.Table:
         store = self.sweep.spec.store

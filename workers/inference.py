@@ -280,11 +280,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     power = p_dec * t + p_pre * n_pre  # W, every chip serving the instance
     energy_tok = power / out_tps  # J per output token, prompts included
 
-    # ---- cost per million output tokens: rental, else the purchase amortised plus electricity -------------
-    life_s = cal["amortization_years"] * 8766.0 * 3600.0  # s of service a purchase is spread over
-    usd_s = np.where(np.isfinite(x["usd_per_hour"]), x["usd_per_hour"] / 3600.0,
-                     x["purchase_usd"] / life_s + (p_dec * cal["pue"]) * cal["usd_per_kwh"] / 3.6e6)  # USD/s per chip
-    usd_mtok = usd_s * chips_total / out_tps * 1e6  # USD per million output tokens
+    money = serving_economics(out_tps, chips_total, power, t, x, cal)
 
     ok = np.where(mask == 0, 1.0, np.nan)  # NaN where infeasible
     prefill = p > 0
@@ -300,12 +296,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         "energy_per_token_j": energy_tok * okg,
         "mem_gb": np.where(batch_blank, mem_serve, np.maximum(mem, mem_serve)) * 1e-9,  # GB per chip: what must fit
         "mem_limit_gb": usable * 1e-9,
-        "unit_cost_usd": x["purchase_usd"] * t,
+        "unit_cost_usd": money["unit_cost_usd"],
         "output_tokens_per_s": out_tps * okg,
         "output_tokens_per_s_per_chip": out_tps / chips_total * okg,
         "tokens_per_s_per_user": okg / t_iter,
         "tpot_s": t_iter * okg,
-        "usd_per_million_tokens": usd_mtok * okg,
+        "usd_per_million_tokens": money["usd_per_million_tokens"] * okg,
         "power_w": power * okg,
         "fits": fits,
         "batch_fit": b_fit,
@@ -313,6 +309,22 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         "decode_compute_bound": flo_it / flops > byt_it / bw,
         "reason_mask": mask,
     }
+
+
+# the inputs the economics of serving read, beside the instance's output rate, chips and power: none changes
+# how fast it serves, so a change to them alone re-prices stored rows (`workers/reprice.py`)
+ECONOMIC_OUTPUTS = ("usd_per_million_tokens", "unit_cost_usd")
+
+
+def serving_economics(out_tps: Array, chips_total: Array, power: Array, n_chips: Array, x: Mapping[str, Array],
+                      cal: Mapping[str, Any]) -> dict[str, Array]:
+    """USD per million output tokens of an instance of `chips_total` chips drawing `power` W: the rental price of
+    every chip, else each chip's purchase spread over its life plus the instance's electricity x PUE; and the
+    unit cost (purchase price) of the `n_chips` chips of one replica."""
+    life_s = cal["amortization_years"] * 8766.0 * 3600.0  # s of service a purchase is spread over
+    owned = x["purchase_usd"] / life_s * chips_total + power * cal["pue"] * cal["usd_per_kwh"] / 3.6e6  # USD/s
+    usd_s = np.where(np.isfinite(x["usd_per_hour"]), x["usd_per_hour"] / 3600.0 * chips_total, owned)  # USD/s
+    return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * n_chips}
 
 
 def cal_at(cal: Mapping[str, Any], key: str, rows: Array) -> Any:

@@ -4,13 +4,15 @@ A run's step time, throughput and memory do not depend on what the chips cost, w
 the grid's carbon intensity or the data centre's PUE; only its energy, cost and emissions do, and those
 follow from its chip-hours (`training.run_economics`). So when every field a re-run finds changed is one
 of `PRICE_FIELDS`, the chunks of the entries it touched are re-priced: their committed rows are read
-back, the economic columns are recomputed from the stored chip-hours with the new catalog, and the rest
-of each row is kept as it was (`tests/test_reprice.py` checks the result against a full re-evaluation
+back, the economic columns are recomputed with the new catalog from the stored chip-hours (training) or the
+stored output rate, chips and power of each serving instance (`inference.serving_economics`), and the
+rest of each row is kept as it was (`tests/test_reprice.py` checks the result against a full re-evaluation
 for every field listed here).
 
-Only training rows with every configuration stored (`all`, `feasible`) are re-priced. A `frontier`
-store kept the rows that were not dominated under the old prices, so a new price can bring back rows it
-dropped; inference, edge and ASIC rows price their chips inside the serving model. Those re-evaluate.
+Training and serving (inference, edge) rows are re-priced when every configuration is stored (`all`,
+`feasible`). A `frontier` store kept the rows that were not dominated under the old prices, so a new price
+can bring back rows it dropped: it re-evaluates, as ASIC sweeps do (their unit cost comes from the ASIC
+constants, a global input).
 """
 
 from __future__ import annotations
@@ -23,28 +25,39 @@ import pyarrow as pa
 
 from chipsweep.schemas.vocab import COST_BASES
 from chipsweep.workers.context import Context
+from chipsweep.workers.inference import ECONOMIC_OUTPUTS as SERVING_OUTPUTS
+from chipsweep.workers.inference import serving_economics
+from chipsweep.workers.inference_rows import assemble_inference
 from chipsweep.workers.training import ECONOMIC_INPUTS, ECONOMIC_OUTPUTS, run_economics, uniform_calibration
 from chipsweep.workers.training_rows import assemble_training
 
 Array = np.ndarray
 
-# the catalog fields that enter only the economics of a training run (tables.chip_link_arrays builds
-# `power_w` and `capex_usd` from them; `training.ECONOMIC_CAL` reads the defaults); `sources` and
-# `price_date` are provenance
-PRICE_FIELDS: dict[str, frozenset[str]] = {
-    "chips": frozenset({"usd_per_hour", "price_date", "purchase_usd", "server_usd", "network_usd", "power_draw_w",
-                        "sources"}),
-    "defaults": frozenset({"pue", "co2_kg_per_kwh", "usd_per_kwh", "amortization_years", "cost_of_capital",
-                           "host_power_w", "facility_usd_per_kw_month", "ops_usd_per_kw_month", "power_draw_fraction",
-                           "host_usd", "network_usd"}),
+# the catalog fields that enter only the economics of a row, per sweep kind: training (tables.chip_link_arrays
+# builds `power_w` and `capex_usd` from them; `training.ECONOMIC_CAL` reads the defaults) and serving
+# (`inference.serving_economics`); `sources` and `price_date` are provenance
+PRICE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
+    "training": {
+        "chips": frozenset({"usd_per_hour", "price_date", "purchase_usd", "server_usd", "network_usd", "power_draw_w",
+                            "sources"}),
+        "defaults": frozenset({"pue", "co2_kg_per_kwh", "usd_per_kwh", "amortization_years", "cost_of_capital",
+                               "host_power_w", "facility_usd_per_kw_month", "ops_usd_per_kw_month",
+                               "power_draw_fraction", "host_usd", "network_usd"}),
+    },
+    "inference": {
+        "chips": frozenset({"usd_per_hour", "price_date", "purchase_usd", "sources"}),
+        "defaults": frozenset({"pue", "usd_per_kwh", "amortization_years"}),
+    },
 }
-REPRICED_KINDS = ("training",)
+# fields whose presence a row notes (an inference row says "unit cost not computed: purchase_usd not published"):
+# a price that appears or goes re-evaluates; one that moves re-prices
+NOTED: dict[str, frozenset[str]] = {"inference": frozenset({"purchase_usd"})}
 REPRICED_STORES = ("all", "feasible")
 
 
 def can_reprice(kind: str, store: str) -> bool:
     """Whether a version of this kind and store mode can be re-priced (else price changes re-evaluate)."""
-    return kind in REPRICED_KINDS and store in REPRICED_STORES
+    return kind in PRICE_FIELDS and store in REPRICED_STORES
 
 
 def moved_fields(entry_kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> set[str] | None:
@@ -60,11 +73,19 @@ def moved_fields(entry_kind: str, old: Mapping[str, Any] | None, new: Mapping[st
     return {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
 
 
-def price_only(entry_kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
-    """Whether a changed catalog entry moved only fields that re-price (`PRICE_FIELDS`)."""
-    allowed = PRICE_FIELDS.get(entry_kind)
+def price_only(kind: str, entry_kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """Whether a changed catalog entry moved only fields that re-price rows of a `kind` sweep (`PRICE_FIELDS`)."""
+    allowed = PRICE_FIELDS.get(kind, {}).get(entry_kind)
     moved = moved_fields(entry_kind, old, new)
-    return allowed is not None and moved is not None and moved <= allowed
+    if allowed is None or moved is None or not moved <= allowed:
+        return False
+    assert old is not None and new is not None
+    return all((old.get(f) is None) == (new.get(f) is None) for f in moved & NOTED.get(kind, frozenset()))
+
+
+def reprice(kind: str, table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa.Table:
+    """`table` (committed rows of a `kind` sweep) with its economic columns recomputed under `ctx`'s catalog."""
+    return {"training": reprice_training, "inference": reprice_inference}[kind](table, raw, ctx)
 
 
 def reprice_training(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa.Table:
@@ -93,4 +114,25 @@ def reprice_training(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa
         else:
             array = pa.array(np.asarray(money[name]).astype(field.type.to_pandas_dtype()), type=field.type)
         table = table.set_column(i, field, array)
+    return table
+
+
+def reprice_inference(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa.Table:
+    """`table` (committed serving rows) with cost per million tokens and unit cost recomputed from the stored
+    output rate, chips and power of each instance (`inference.serving_economics`, as the core calls it)."""
+    n = table.num_rows
+    raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
+    raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
+    x, cal = assemble_inference(raw, ctx)
+
+    def col(name: str) -> Array:
+        return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    out_tps = col("output_tokens_per_s")
+    money = serving_economics(out_tps, out_tps / col("output_tokens_per_s_per_chip"), col("power_w"), col("n_chips"),
+                              x, cal)
+    for name in SERVING_OUTPUTS:
+        i = table.schema.get_field_index(name)
+        field = table.schema.field(i)
+        table = table.set_column(i, field, pa.array(money[name].astype(field.type.to_pandas_dtype()), type=field.type))
     return table
