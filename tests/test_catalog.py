@@ -324,3 +324,73 @@ def test_low_confidence_and_derived_fields_name_real_fields(cat):
         for eid, entry in getattr(cat, kind).items():
             for field_name, how in entry.derived.items():
                 assert how.strip(), f"{kind}/{eid}: empty derivation for {field_name}"
+
+
+# issue 13: chips added from published specifications; third-party figures are marked low confidence
+ISSUE13_CHIP_IDS = [
+    "nvidia_h800_sxm",
+    "nvidia_h20",
+    "nvidia_b300_hgx",
+    "nvidia_gb300_per_gpu",
+    "amd_mi325x",
+    "amd_mi355x",
+    "google_tpu7x_ironwood",
+    "aws_trainium2",
+    "huawei_ascend_910c",
+    "google_tpu_v6e",
+    "aws_trainium1",
+]
+
+
+@pytest.mark.parametrize("cid", ISSUE13_CHIP_IDS)
+def test_issue13_chip_is_present_with_a_source_url(cat, cid):
+    chip = cat.chip(cid)
+    assert any(s.url and s.url.startswith("https://") for s in chip.sources), cid
+
+
+@pytest.mark.parametrize(
+    ("cid", "fields"),
+    [
+        ("nvidia_h800_sxm", ["peak_tflops_bf16", "memory_gb", "memory_bandwidth_gb_s"]),
+        ("nvidia_h20", ["peak_tflops_fp16", "memory_gb", "memory_bandwidth_gb_s", "tdp_w"]),
+        ("nvidia_b300_hgx", ["peak_tflops_bf16", "peak_tflops_fp8", "peak_tflops_fp4", "tdp_w"]),
+        ("nvidia_gb300_per_gpu", ["memory_gb", "tdp_w"]),
+        ("amd_mi325x", ["peak_tflops_bf16", "peak_tflops_fp8", "memory_bandwidth_gb_s", "tdp_w"]),
+        ("amd_mi355x", ["peak_tflops_fp8", "peak_tflops_fp4", "memory_bandwidth_gb_s", "tdp_w"]),
+        ("google_tpu7x_ironwood", ["memory_bandwidth_gb_s", "scale_up_gb_s"]),
+        ("aws_trainium2", ["scale_up_gb_s"]),
+        ("huawei_ascend_910c", ["peak_tflops_bf16", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s"]),
+    ],
+)
+def test_issue13_third_party_figures_are_marked_low_confidence(cat, cid, fields):
+    chip = cat.chip(cid)
+    for name in fields:
+        assert getattr(chip, name) is not None, f"{cid}.{name} is empty"
+        assert name in chip.low_confidence_fields, f"{cid}.{name} is third-party but not low confidence"
+
+
+def test_issue13_peaks_are_dense_and_links_one_direction(cat):
+    assert cat.chip("nvidia_h800_sxm").scale_up_gb_s == pytest.approx(200)  # half of 400 GB/s bidirectional
+    assert cat.chip("nvidia_gb300_per_gpu").scale_up_domain == 72
+    gb300 = cat.chip("nvidia_gb300_per_gpu")
+    assert gb300.peak_tflops_fp8 == pytest.approx(5000)  # 720 PF sparse per rack / 72 / 2
+    assert cat.chip("amd_mi325x").peak_tflops_fp8 == pytest.approx(2614.9)  # not the 5229.8 sparse figure
+    assert cat.chip("aws_trainium2").peak_tflops_bf16 == pytest.approx(667)  # not the 2563 sparse figure
+    assert cat.chip("huawei_ascend_910c").scale_up_gb_s == pytest.approx(392)  # stated one-way, not halved
+    for cid in ISSUE13_CHIP_IDS:
+        chip = cat.chip(cid)
+        assert chip.usd_per_hour is None and chip.purchase_usd is None, f"{cid}: unsourced price"
+
+
+@pytest.mark.parametrize(
+    ("cluster_id", "chip", "n_chips"),
+    [
+        ("nvidia_gb300_nvl72", "nvidia_gb300_per_gpu", 72),
+        ("huawei_cloudmatrix384", "huawei_ascend_910c", 384),
+        ("deepseek_v3_h800_2048", "nvidia_h800_sxm", 2048),
+    ],
+)
+def test_issue13_cluster_presets_name_their_chip_and_size(cat, cluster_id, chip, n_chips):
+    cluster = cat.clusters[cluster_id]
+    assert (cluster.chip, cluster.n_chips) == (chip, n_chips)
+    assert any(s.url for s in cluster.sources)
