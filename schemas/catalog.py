@@ -172,6 +172,12 @@ class Model(_Entry):
     # cache when not every layer attends (hybrid convolution / state-space models)
     kv_cache_dim: int | None = Field(default=None, gt=0)
     attention_layers: int | None = Field(default=None, gt=0)
+    # multi-head latent attention (DeepSeek-V2/V3, Kimi K2): queries through a rank-mla_q_rank bottleneck (None:
+    # a full h -> heads x (head_dim + rope) projection), keys and values from one rank-mla_kv_rank latent, plus a
+    # decoupled RoPE key of mla_rope_dim per token shared by the heads; head_dim is the value (and non-RoPE key) head
+    mla_q_rank: int | None = Field(default=None, gt=0)
+    mla_kv_rank: int | None = Field(default=None, gt=0)
+    mla_rope_dim: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _shapes(self) -> Model:
@@ -185,6 +191,9 @@ class Model(_Entry):
             raise ValueError(f"moe_topk ({self.moe_topk}) must not exceed moe_experts ({self.moe_experts})")
         if (self.moe_dense_layers or 0) >= self.layers:
             raise ValueError(f"moe_dense_layers ({self.moe_dense_layers}) must be fewer than layers ({self.layers})")
+        if (self.mla_kv_rank is None) != (self.mla_rope_dim is None) or (self.mla_q_rank and not self.mla_kv_rank):
+            raise ValueError("multi-head latent attention gives mla_kv_rank and mla_rope_dim together (mla_q_rank "
+                             "optional)")
         if self.attention_layers is not None and self.attention_layers > self.layers:
             raise ValueError(f"attention_layers ({self.attention_layers}) must not exceed layers ({self.layers})")
         return self

@@ -47,8 +47,10 @@ SHAPE_FIELDS: tuple[str, ...] = ("layers", "hidden", "heads", "kv_heads", "ffn_h
 REQUIRED_SHAPE_FIELDS: tuple[str, ...] = ("layers", "hidden", "heads", "vocab", "seq_len")
 # mixture-of-experts architecture columns (rows and catalog models; blank or absent on a dense model)
 MOE_FIELDS: tuple[str, ...] = ("moe_experts", "moe_topk", "moe_ffn_hidden", "moe_shared_experts", "moe_dense_layers")
+# multi-head latent attention (catalog models): query and key-value ranks, the decoupled RoPE key's width
+MLA_FIELDS: tuple[str, ...] = ("mla_q_rank", "mla_kv_rank", "mla_rope_dim")
 MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b", "active_params_b", *MOE_FIELDS,
-                                  "kv_cache_dim", "attention_layers")
+                                  "kv_cache_dim", "attention_layers", *MLA_FIELDS)
 
 # ---- training --------------------------------------------------------------------------------------
 # fp8: per-tensor scaled 8-bit GEMMs (Transformer Engine); mxfp8: 8-bit GEMMs with a scale per 32 elements (OCP

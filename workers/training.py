@@ -157,6 +157,7 @@ def shapes_of(x: Mapping[str, Array]) -> Shapes:
     return Shapes(
         layers=x["layers"], hidden=x["hidden"], heads=x["heads"], kv_heads=x["kv_heads"], head_dim=x["head_dim"],
         ffn=x["ffn"], vocab=x["vocab"], seq=x["seq"], n_proj=x["n_proj"], learned_pos=x["learned_pos"], tied=x["tied"],
+        mla_q_rank=x.get("mla_q_rank"), mla_kv_rank=x.get("mla_kv_rank"), mla_rope=x.get("mla_rope_dim"),
     )
 
 
@@ -177,7 +178,9 @@ def _eff(narrow: Array, cal: Mapping[str, Array]) -> Array:
 
 def model_terms(m: Shapes) -> dict[str, Array]:
     """Per-model quantities of the core; `assemble` computes them once per catalog model and gathers them."""
-    return {"p_matrix": layer_matrix_params(m), "p_layer": layer_params(m), "n_params": total_params(m), "q_dim": m.q_dim}
+    # q_dim: the attention core's width (FLOPs 2 s^2 q_dim per layer, causal), larger than a*d_h for MLA
+    return {"p_matrix": layer_matrix_params(m), "p_layer": layer_params(m), "n_params": total_params(m),
+            "q_dim": m.att_dim}
 
 
 def _indivisible(num: Array, den: Array) -> Array:

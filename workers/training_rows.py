@@ -404,8 +404,10 @@ def _assemble_general(
     tokens = np.where(np.isfinite(tokens), tokens, np.where(np.isfinite(model_tokens), model_tokens, chinchilla))
 
     links = chip_link_arrays(ccols, ctx.defaults)
-    # per-model core terms: gathered from the catalog models unless a row gives its own shapes
-    terms = {} if explicit else {k: v[np.maximum(model_idx, 0)] for k, v in ctx.model_terms.items()}
+    # per-model core terms: gathered from the catalog models, or computed from the row's own shapes (with the
+    # catalog model's latent attention, which no row column overrides)
+    terms = (training.model_terms(training.shapes_of(shapes)) if explicit
+             else {k: v[np.maximum(model_idx, 0)] for k, v in ctx.model_terms.items()})
     x: dict[str, Array] = {
         **terms,
         **shapes,

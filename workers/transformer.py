@@ -43,6 +43,11 @@ class Shapes:
     n_proj: Array  # MLP projections: 2 (GELU) or 3 (SwiGLU)
     learned_pos: Array  # 1 if learned positional embeddings (s*h parameters)
     tied: Array  # 1 if input and output embeddings are shared
+    # multi-head latent attention (0 or None: standard attention): query rank (0: no query bottleneck), key-value
+    # latent rank, decoupled RoPE key width
+    mla_q_rank: Array | None = None
+    mla_kv_rank: Array | None = None
+    mla_rope: Array | None = None
 
     @property
     def q_dim(self) -> Array:
@@ -52,12 +57,45 @@ class Shapes:
     def kv_dim(self) -> Array:
         return self.kv_heads * self.head_dim
 
+    @property
+    def mla(self) -> Array | None:
+        """1 where the attention is latent (MLA), else 0; None when no row has it."""
+        if self.mla_kv_rank is None or not bool((np.asarray(self.mla_kv_rank) > 0).any()):
+            return None
+        return (np.asarray(self.mla_kv_rank) > 0).astype(np.float64)
+
+    @property
+    def att_dim(self) -> Array:
+        """Width of the attention core per token, (QK^T width + AV width) / 2 summed over heads: a * d_h for
+        standard attention; a * (2 d_h + d_rope) / 2 for MLA, whose query-key heads carry the RoPE part too."""
+        mla = self.mla
+        if mla is None:
+            return self.q_dim
+        assert self.mla_rope is not None
+        return self.q_dim + mla * 0.5 * self.heads * self.mla_rope
+
+
+def attention_params(m: Shapes) -> Array:
+    """Weights of one layer's attention projections. Standard (GQA/MQA): Q and O of a*d_h, K and V of a_kv*d_h.
+    MLA (DeepSeek-V2 arXiv:2405.04434 sec. 2.1.2-2.1.3, DeepSeek-V3 arXiv:2412.19437 sec. 2.1.1): queries
+    h -> d'_c -> a(d_h + d_R) (or h -> a(d_h + d_R) without a query bottleneck), one latent h -> d_c plus the
+    shared RoPE key h -> d_R, keys and values d_c -> a*d_h each, output a*d_h -> h."""
+    standard = 2.0 * m.hidden * m.q_dim + 2.0 * m.hidden * m.kv_dim  # Q and O, then K and V shrunk by GQA
+    mla = m.mla
+    if mla is None:
+        return standard
+    assert m.mla_q_rank is not None and m.mla_kv_rank is not None and m.mla_rope is not None
+    h, a, d, rope, qr, kvr = m.hidden, m.heads, m.head_dim, m.mla_rope, m.mla_q_rank, m.mla_kv_rank
+    qk = a * (d + rope)  # query width: every head's key part and RoPE part
+    q = np.where(qr > 0, h * qr + qr * qk, h * qk)
+    latent = h * (kvr + rope) + kvr * 2.0 * a * d  # down to the latent and the RoPE key, up to keys and values
+    return mla * (q + latent + a * d * h) + (1.0 - mla) * standard
+
 
 def layer_matrix_params(m: Shapes) -> Array:
-    """Weights of one layer's matrix multiplies (attention Q, K, V, O and the MLP), parameters."""
-    attn = 2.0 * m.hidden * m.q_dim + 2.0 * m.hidden * m.kv_dim  # Q and O, then K and V shrunk by GQA
+    """Weights of one layer's matrix multiplies (attention projections and the MLP), parameters."""
     mlp = m.n_proj * m.hidden * m.ffn  # 2*h*f (GELU) or 3*h*f (SwiGLU)
-    return attn + mlp
+    return attention_params(m) + mlp
 
 
 def layer_params(m: Shapes) -> Array:
@@ -79,7 +117,7 @@ def fwd_flops_per_seq(m: Shapes, causal: bool = True) -> tuple[Array, Array, Arr
     """
     s = m.seq
     mm = 2.0 * s * layer_matrix_params(m)  # FLOPs per layer: 2 * tokens * weights
-    att = 4.0 * s * s * m.q_dim * (0.5 if causal else 1.0)  # FLOPs per layer: QK^T and attention x V
+    att = 4.0 * s * s * m.att_dim * (0.5 if causal else 1.0)  # FLOPs per layer: QK^T and attention x V
     logits = 2.0 * s * m.hidden * m.vocab  # FLOPs: output projection
     return mm, att, logits
 
