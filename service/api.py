@@ -42,7 +42,7 @@ from chipsweep.schemas.spec import read_spec_text
 from chipsweep.schemas.vocab import SweepState
 from chipsweep.service import metrics, python_api, ui
 from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, reopen, run_until
-from chipsweep.service.queue import Queue
+from chipsweep.service.queue import Queue, parse_id
 from chipsweep.service.ray_supervisor import DispatcherProcess
 from chipsweep.service.scheduler import SchedulerThread
 from chipsweep.service.settings import Settings
@@ -316,6 +316,12 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
              summary="Progress of a sweep: NAME (latest version) or NAME@VERSION")
     def get_sweep(sweep_id: str) -> dict[str, Any]:
         return queue.status(sweep_id)
+
+    @app.get("/sweeps/{sweep_id}/history", dependencies=protected,
+             summary="The versions of a sweep: what triggered each, what changed, which chunks were evaluated, re-priced "
+                     "and carried (`chipsweep history --json`)")
+    def sweep_history(sweep_id: str) -> list[dict[str, Any]]:
+        return queue.versions(parse_id(sweep_id)[0])
 
     @app.delete("/sweeps/{sweep_id}", response_model=SweepStatus, dependencies=protected,
                 summary="Cancel a sweep; committed chunks stay in the lake")

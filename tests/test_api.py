@@ -67,6 +67,9 @@ def test_submit_json_and_yaml_then_status_list_and_lake(server: Server) -> None:
     assert feasible["state"] == "done" and 0 < feasible["rows_written"] < 6912
     listed = httpx.get(f"{server.url}/sweeps").json()
     assert [s["sweep_id"] for s in listed] == ["api-yaml", "api-json"]
+    [v1] = httpx.get(f"{server.url}/sweeps/api-json/history").json()
+    assert (v1["version"], v1["trigger"], v1["chunks_evaluated"], v1["chunks_repriced"], v1["rows"]) == (1, "submit", 12, 0, 6912)
+    assert httpx.get(f"{server.url}/sweeps/no-such-sweep/history").status_code == 404
     health = httpx.get(f"{server.url}/healthz").json()
     assert health["ok"] and health["dispatcher"]["alive"]
 
