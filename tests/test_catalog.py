@@ -394,3 +394,44 @@ def test_issue13_cluster_presets_name_their_chip_and_size(cat, cluster_id, chip,
     cluster = cat.clusters[cluster_id]
     assert (cluster.chip, cluster.n_chips) == (chip, n_chips)
     assert any(s.url for s in cluster.sources)
+
+
+# issue 12: models of the MindSpeed-LLM (Ascend 910B) rows that publish only a model name
+MINDSPEED_MODEL_IDS = [
+    "aquila_7b", "baichuan_7b", "baichuan_13b", "baichuan2_7b", "baichuan2_13b", "bloom_7b1", "chatglm3_6b",
+    "internlm_7b", "qwen_7b", "qwen_14b", "qwen_72b", "qwen1.5_0.5b", "qwen1.5_1.8b", "qwen1.5_4b", "qwen1.5_7b",
+    "qwen1.5_14b", "qwen1.5_32b", "qwen1.5_72b",
+]
+# published total parameter counts (billions), where the authors state one: BLOOM paper Table 3 (7.1B)
+PUBLISHED_TOTAL_B = {"bloom_7b1": 7.1}
+
+
+@pytest.mark.parametrize("mid", MINDSPEED_MODEL_IDS)
+def test_issue12_mindspeed_model_is_present_with_a_source_url(cat, mid):
+    m = cat.models[mid]
+    assert m.sources and all(s.url.startswith("https://") for s in m.sources), mid
+    assert m.confidence in ("high", "medium", "low")
+
+
+@pytest.mark.parametrize("mid", sorted(PUBLISHED_TOTAL_B))
+def test_issue12_catalog_shapes_give_the_published_parameter_count(cat, mid):
+    import numpy as np
+
+    from chipsweep.workers.transformer import Shapes, total_params
+
+    m = cat.models[mid]
+    one = np.array(1.0)
+    shapes = Shapes(layers=np.array(float(m.layers)), hidden=np.array(float(m.hidden)), heads=np.array(float(m.heads)),
+                    kv_heads=np.array(float(m.kv_heads or m.heads)),
+                    head_dim=np.array(float(m.head_dim or m.hidden // m.heads)),
+                    ffn=np.array(float(m.ffn_hidden or 4 * m.hidden)), vocab=np.array(float(m.vocab)),
+                    seq=np.array(float(m.seq_len)), n_proj=np.array(3.0 if m.mlp == "swiglu" else 2.0),
+                    learned_pos=one * (m.position == "learned"), tied=one * m.tied_embeddings)
+    assert abs(float(total_params(shapes)) / (PUBLISHED_TOTAL_B[mid] * 1e9) - 1) < 0.03
+
+
+def test_issue12_every_2026_model_name_maps_to_a_catalog_model(cat):
+    from chipsweep.workers.validation.cases import MODEL_IDS_2026
+
+    missing = {name: mid for name, mid in MODEL_IDS_2026.items() if mid not in cat.models}
+    assert not missing, missing

@@ -369,6 +369,54 @@ def _slices(notes: str) -> int:
     return int(m.group(1)) if m else 1
 
 
+# catalog models of the 2026 rows that leave the architecture blank (the MindSpeed-LLM README table names the
+# model only): the row's own seq_len wins over the catalog's. LLaMA2 34B was never released; Code Llama 34B is
+# initialised from it (Roziere et al. 2023 sec. 2), and MindSpeed's examples/llama2/pretrain_llama2_34B_ptd_16p.sh
+# gives the same 48 x 8192, 64 / 8 heads, ffn 22016.
+MODEL_IDS_2026 = {
+    "LLaMA 7B": "llama_7b", "LLaMA 13B": "llama_13b", "LLaMA 33B": "llama_33b", "LLaMA 65B": "llama_65b",
+    "LLaMA2 34B": "codellama_34b", "CodeLlama 34B": "codellama_34b", "Gemma 2B": "gemma_2b", "Gemma 7B": "gemma_7b",
+    "Aquila 7B": "aquila_7b", "Baichuan 7B": "baichuan_7b", "Baichuan 13B": "baichuan_13b",
+    "Baichuan2 7B": "baichuan2_7b", "Baichuan2 13B": "baichuan2_13b", "Bloom 7B1": "bloom_7b1",
+    "ChatGLM3 6B": "chatglm3_6b", "InternLM 7B": "internlm_7b", "Qwen 7B": "qwen_7b", "Qwen 14B": "qwen_14b",
+    "Qwen 72B": "qwen_72b", "Qwen1.5 0.5B": "qwen1.5_0.5b", "Qwen1.5 1.8B": "qwen1.5_1.8b", "Qwen1.5 4B": "qwen1.5_4b",
+    "Qwen1.5 7B": "qwen1.5_7b", "Qwen1.5 14B": "qwen1.5_14b", "Qwen1.5 32B": "qwen1.5_32b", "Qwen1.5 72B": "qwen1.5_72b",
+}
+# models of those rows whose architecture could not be sourced, and why
+UNSOURCED_2026 = {
+    "InternLM 65B": "InternLM published no 65B architecture (no paper table, no released config); MindSpeed's own "
+                    "examples/intern/pretrain_internlm_65b_ptd.sh runs a 16-layer cut, so the measured model is unknown",
+    "Grok1 40B": "xAI released Grok-1 as a 314B mixture of experts; the 40B variant of the MindSpeed table has no "
+                 "published architecture",
+    "Aquila2 7B": "Aquila2-7B's architecture (BAAI config.json) was not read from a source yet",
+    "Aquila2 34B": "Aquila2-34B's vocabulary (BAAI config.json) was not read from a source yet; MindSpeed's script "
+                   "gives the rest",
+    "Yi 34B": "Yi-34B's architecture (01-ai config.json) was not read from a source yet",
+}
+
+
+def _arch_2026(d: dict[str, str], catalog: Catalog) -> dict[str, object] | str:
+    """The shapes a 2026 row leaves blank, from its catalog model ({} when the row states its own), or the reason
+    none can be had."""
+    if all(d[k] for k in ("layers", "hidden", "heads", "seq_len")):
+        return {}
+    if d["model"] in UNSOURCED_2026:
+        return f"architecture not published in the source: {UNSOURCED_2026[d['model']]}"
+    model_id = MODEL_IDS_2026.get(d["model"])
+    if model_id is None or model_id not in catalog.models:
+        return "architecture (layers, hidden, heads, seq_len) not published in the source"
+    m = catalog.models[model_id]
+    arch: dict[str, object] = {
+        "layers": m.layers, "hidden": m.hidden, "heads": m.heads, "vocab": m.vocab, "mlp": m.mlp,
+        "seq_len": int(float(d["seq_len"])) if d["seq_len"] else m.seq_len,  # the run's own sequence first
+        "tied_embeddings": m.tied_embeddings,
+    }
+    for key, value in (("kv_heads", m.kv_heads), ("ffn_hidden", m.ffn_hidden), ("head_dim", m.head_dim)):
+        if value is not None:
+            arch[key] = value
+    return arch
+
+
 def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
                    only_cp: bool = False, only_fp4: bool = False) -> tuple[list[Case], list[Skipped]]:
     """training_runs_2026.csv: one case per published run, compared on tokens/s per chip (TFLOP/s
@@ -407,8 +455,9 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         if "int8" in prec and "int8_training=false" not in prec:
             skip(f"precision {d['precision']}: issue 13")
             continue
-        if not all(d[k] for k in ("layers", "hidden", "heads", "seq_len")):
-            skip("architecture (layers, hidden, heads, seq_len) not published in the source")
+        arch = _arch_2026(d, catalog)
+        if isinstance(arch, str):
+            skip(arch)
             continue
         if d["chip"] not in catalog.chips:
             skip(f"chip '{d['chip']}' not in the catalog")
@@ -420,12 +469,13 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         n = int(float(d["n_chips"]))
         gated = any(g in name for g in GATED)
         row: dict[str, object] = {
-            "chip": d["chip"], "n_chips": n, "layers": int(float(d["layers"])), "hidden": int(float(d["hidden"])),
-            "heads": int(float(d["heads"])), "seq_len": int(float(d["seq_len"])),
+            "chip": d["chip"], "n_chips": n, "layers": int(float(d["layers"] or 0)), "hidden": int(float(d["hidden"] or 0)),
+            "heads": int(float(d["heads"] or 0)), "seq_len": int(float(d["seq_len"] or 0)),
             "vocab": int(float(d["vocab"])) if d["vocab"] else 51200,  # GPT-3's padded vocabulary when unread
             "mlp": "swiglu" if gated else "gelu", "framework": framework, "dropout": False,
             "precision": "nvfp4" if only_fp4 else "fp8" if "fp8" in prec else "fp16" if prec.startswith("fp16") else "bf16",
         }
+        row.update(arch)  # the catalog model's shapes when the row names one and leaves its architecture blank
         if only_cp:
             row["cp"] = int(_f(d["cp"]) or 1)
         tag = run.lower()
@@ -437,7 +487,7 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             row["ffn_hidden"] = int(float(d["ffn_hidden"]))
         if "maxtext synthetic" in name:
             row["head_dim"] = 256  # base.yml head_dim (notes)
-        if not gated or "gemma" in name:
+        if (not gated or "gemma" in name) and "tied_embeddings" not in arch:
             row["tied_embeddings"] = "gemma" in name or not any(u in name for u in UNTIED)
         B = _f(d["global_batch"])
         tp, pp, vp, mb = _f(d["tp"]), _f(d["pp"]), _f(d["vp"]), _f(d["micro_batch"])
