@@ -213,3 +213,31 @@ def test_a_purchase_price_that_appears_reevaluates_serving_rows(tmp_path: Path) 
     new = load_catalog(str(overlay), use_env=False)
     old_d, new_d = (c.chips[blank].model_dump(mode="json", by_alias=True) for c in (cat, new))
     assert price_only("training", "chips", old_d, new_d) and not price_only("inference", "chips", old_d, new_d)
+
+
+def test_the_worker_reprices_from_the_base_part_and_evaluates_when_it_is_gone(tmp_path: Path) -> None:
+    """The actor's path (plain class, no Ray): a re-priced chunk reads the base version's part; if a `gc`
+    removed it, the chunk is evaluated instead, and the rows are the same either way."""
+    from chipsweep.lake import Lake
+    from chipsweep.service.actor import ChunkWorker
+
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 0.8}\n")
+    old, new = swept(None), swept(overlay)
+    lake = Lake(str(tmp_path / "lake"))
+    n = old.configurations
+    lake.write_part(ChunkEvaluator(old).evaluate(0, n), "training", "rp", 1, 0)
+    worker = ChunkWorker()
+
+    def job(version: int) -> dict[str, Any]:
+        return {"kind": "training", "name": "rp", "version": version, "lake": lake.uri, "sweep": new.record()}
+
+    done = worker.run(job(2), 0, 0, n, repriced_from=1)
+    assert (done["rows"], done["skipped"]) == (n, False)
+    gone = worker.run(job(3), 0, 0, n, repriced_from=7)  # no version 7: evaluated
+    assert gone["rows"] == n
+    import pyarrow.parquet as pq
+
+    v2, v3 = (pq.read_table(lake.part_path("training", "rp", v, 0)) for v in (2, 3))
+    assert_same(v2, v3)
+    assert_same(v2, ChunkEvaluator(new).evaluate(0, n))
