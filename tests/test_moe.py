@@ -177,7 +177,7 @@ def test_moe_runs_of_2026_are_predicted_out_of_source_not_refused(moe_rep):
 @pytest.mark.xfail(strict=True, reason=(
     "issue 13 miss, reported: out-of-source median 21.3 %, p90 57.2 % over 69 MoE runs (asked 15 % / 35 %). "
     "Causes: (1) errors systematic per model and chip (Qwen3-235B on H100 ~50 % slow, GPT-OSS-120B on H100 ~30 % "
-    "fast, Qwen3-30B's published 2.8x gain from micro-batch 1 to 4, which the core predicts as none); (2) the same "
+    "fast, Qwen3-30B on 8 B200 published 2.8x faster at micro-batch 4 in 26.04 than at micro-batch 1 in 26.02, which the core predicts alike); (2) the same "
     "layout is published at up to 2.7x different speeds by successive Megatron-Bridge releases (25.09 -> 26.08): "
     "the best single value per configuration would already leave a p90 of 12.9 % (median 0.6 %); (3) MXFP8 and "
     "FP8 blockwise run at the one fitted fp8 GEMM efficiency, without a per-recipe scaling overhead; (4) the "
