@@ -146,11 +146,28 @@ def print_training_frontier(lake: str) -> None:
         extra = [(k, head, fmt) for k, head, fmt in (("energy_mwh", "MWh", "{:8.0f}"), ("mfu", "MFU", "{:6.1%}"))
                  if rows and k in rows[0]]
         print(f"   {'chip':24s} {'chips':>5s} {'tp':>2s} {'pp':>3s} {'dp':>4s} {'mb':>2s} {'v':>1s} {'recompute':>9s} "
-              f"{'zero':>4s} {'days':>8s} {'cost $M':>8s}" + "".join(f" {h:>8s}" for _, h, _ in extra))
+              f"{'zero':>4s} {'days':>8s} {'cost $M':>8s}" + "".join(f" {h:>8s}" for _, h, _ in extra) + "  efficiency")
         for r in _thin(rows, 12):
             print(f"   {r['chip']:24s} {r['n_chips']:5d} {r['tp']:2d} {r['pp']:3d} {r['dp']:4d} {r['micro_batch']:2d} "
                   f"{r['interleave']:1d} {r['recompute']:>9s} {r['zero_stage']:4d} {r['time_to_train_days']:8.1f} "
-                  f"{r['cost_usd'] / 1e6:8.2f}" + "".join(" " + f.format(r[k]).rjust(8) for k, _, f in extra))
+                  f"{r['cost_usd'] / 1e6:8.2f}" + "".join(" " + f.format(r[k]).rjust(8) for k, _, f in extra)
+                  + f"  {_fitted(r)}")
+        if any(_fitted(r) == "extrapolated" for r in rows):
+            measured = _frontier("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental",
+                                                     "calibration": "measured"}, lake)
+            if measured:
+                fast, cheap = measured[0], min(measured, key=lambda r: r["cost_usd"])
+                chips = ", ".join(sorted({r["chip"] for r in measured}))
+                print(f"   chips with their own published runs only ({len(measured)} configurations, {chips}): fastest "
+                      f"{fast['time_to_train_days']:.1f} days for ${fast['cost_usd'] / 1e6:.2f}M, cheapest "
+                      f"${cheap['cost_usd'] / 1e6:.2f}M in {cheap['time_to_train_days']:.1f} days")
+    print("   efficiency: 'fitted' where the chip's own published runs fitted it, 'extrapolated' where no run of that")
+    print("   chip exists (calibrated_on says from which chips); only fitted chips: --param calibration=measured")
+
+
+def _fitted(row: dict[str, Any]) -> str:
+    text = str(row.get("calibrated_on") or "")
+    return "extrapolated" if not text or text.startswith("extrapolated") else "fitted"
 
 
 def print_edge_frontier(lake: str) -> None:

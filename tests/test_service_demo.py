@@ -27,5 +27,12 @@ def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, ca
         front = run_saved("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental"},
                           lake=home.lake)
         assert printed == front.num_rows > 0
+        # every row says whether its chip's efficiency was fitted on its own runs; the measured-only frontier
+        # keeps exactly those
+        fitted = run_saved("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental",
+                                               "calibration": "measured"}, lake=home.lake)
+        assert fitted.num_rows > 0
+        assert not any(str(c).startswith("extrapolated") for c in fitted.column("calibrated_on").to_pylist())
+    assert "efficiency" in out and "--param calibration=measured" in out
     printed = int(re.search(r"-- (\d+) frontier designs", out).group(1))  # type: ignore[union-attr]
     assert printed == run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake).num_rows > 0

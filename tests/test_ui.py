@@ -181,6 +181,15 @@ def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(serve
     assert {"tp", "pp", "dp", "micro_batch", "sweep", "version", "idx"} <= set(copied)
 
 
+def test_the_explorer_can_keep_only_chips_fitted_on_their_own_runs(server: Server, page: Any) -> None:
+    params = {"model": "llama2_70b", "calibration": "measured"}
+    front = run_saved("pareto_training", params, lake=server.lake())
+    assert front.num_rows and not any(str(c).startswith("extrapolated") for c in front["calibrated_on"].to_pylist())
+    page.goto(server.url + "/ui/frontier?query=pareto_training&model=llama2_70b&calibration=measured")
+    assert _same_points(_frontier_points(page), _query_points(front))
+    assert page.locator("#calibration").input_value() == "measured"
+
+
 def test_the_submit_form_refuses_an_invalid_spec_naming_the_field(server: Server, page: Any) -> None:
     page.goto(server.url + "/ui/submit")
     spec = training_spec("ui-bad")

@@ -6,6 +6,7 @@
 -- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or the owned cluster's TCO (default: each basis its own frontier)
 -- @param chips text = null  only these chips: catalog ids separated by commas (default: every chip)
 -- @param precision text = null  only this training precision, e.g. bf16 (default: every precision)
+-- @param calibration choice(measured|any) = null  measured: only chips whose efficiency was fitted on their own published runs (`calibrated_on` not "extrapolated ..."); default any
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
@@ -14,6 +15,8 @@ WITH feasible AS NOT MATERIALIZED (
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($cost_basis IS NULL OR f.cost_basis = $cost_basis)
       AND ($precision IS NULL OR f.precision = $precision)
+      AND (coalesce($calibration, 'any') = 'any'
+           OR (f.calibrated_on IS NOT NULL AND NOT starts_with(CAST(f.calibrated_on AS VARCHAR), 'extrapolated')))
       AND ($chips IS NULL
            OR (f.sweep, f.version, f.chip_id) IN (SELECT sweep, version, chip_id FROM chips
                                                    WHERE list_contains(string_split($chips, ','), chip)))
@@ -36,6 +39,6 @@ SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS layout,
        $objectives.columns,
        cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision, global_batch,
-       sweep, version, idx
+       calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, cost_basis))
 ORDER BY model, 5, 6, idx
