@@ -568,6 +568,8 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             continue
         if source in ("bloom", "maxtext_configs_2023"):
             year = 2023 if source == "maxtext_configs_2023" else 2022
+        if source == "bloom":
+            row["cluster"] = "bloom_jean_zay"  # its Omni-Path network: 50 Gb/s per GPU (clusters.yaml)
         cases.append(Case(f"{run}__tokens_per_s_per_chip", source, row, "tokens_per_s", measured, 1.0 / n,
                           year=year, has_layout=layout, notes=how))
     return cases, skipped
