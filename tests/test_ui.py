@@ -171,6 +171,7 @@ def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(serve
     assert set(front["chip"].to_pylist()) == {chip}
     assert _same_points(drawn, _query_points(front))
     assert page.locator("#frontier-rows tbody tr").count() == front.num_rows
+    page.wait_for_function("() => document.getElementById('chips').options.length > 0", timeout=60_000)  # filters in
     _shot(page, "frontier-explorer")
     # click the first frontier point (plotly's own click event, as a user's click raises it)
     page.evaluate("""() => { const d = document.getElementById('chart');
