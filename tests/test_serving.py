@@ -219,3 +219,13 @@ def test_pareto_serving_takes_cost_or_energy_as_a_third_objective(lake: str) -> 
         t = run_saved("pareto_serving", {"objectives": objectives}, lake=lake)
         assert t.num_rows > 0 and t.column_names.count(third) == 1
         assert {"qwen3_30b_a3b", "llama3_70b"} <= set(t.column("model").to_pylist())
+
+
+def test_pareto_serving_can_keep_only_chips_fitted_on_their_own_runs(lake: str) -> None:
+    """The B200's serving efficiency is extrapolated (no published TensorRT-LLM run of it fitted), the H100's
+    fitted on its runs: `calibration=measured` keeps the H100's frontier only."""
+    every = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=lake)
+    fitted = run_saved("pareto_serving", {"model": "llama3_70b", "calibration": "measured"}, lake=lake)
+    assert B200 in every.column("chip").to_pylist()
+    assert fitted.num_rows > 0 and set(fitted.column("chip").to_pylist()) == {H100}
+    assert not any(str(c).startswith("extrapolated") for c in fitted.column("calibrated_on").to_pylist())

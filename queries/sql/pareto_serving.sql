@@ -8,6 +8,7 @@
 -- @param objectives objectives(inference) = output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max  two or three objective columns, e.g. add usd_per_million_tokens or energy_per_token_j; throughput-like ones are maximised, or say col:max / col:min
 -- @param ttft_max_s float = null  SLO: only configurations whose time to first token (at their load) is at most this many seconds
 -- @param tpot_max_s float = null  SLO: only configurations whose time per output token (at their load) is at most this many seconds
+-- @param calibration choice(measured|any) = null  measured: only chips whose serving efficiency was fitted on their own published runs with this engine (`calibrated_on` not "extrapolated ..."); default any
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
     SELECT f.* FROM latest_inference f
@@ -18,6 +19,8 @@ WITH feasible AS NOT MATERIALIZED (
       -- the SLOs: a configuration without the latency (NaN) never meets one
       AND ($ttft_max_s IS NULL OR coalesce(f.ttft_s <= $ttft_max_s, false))
       AND ($tpot_max_s IS NULL OR coalesce(f.tpot_s <= $tpot_max_s, false))
+      AND (coalesce($calibration, 'any') = 'any'
+           OR (f.calibrated_on IS NOT NULL AND NOT starts_with(CAST(f.calibrated_on AS VARCHAR), 'extrapolated')))
 ),
 -- first per sweep version (ids are only meaningful there), then across sweeps by name: a row on the
 -- model's frontier is on the frontier of its own sweep version, so nothing is lost

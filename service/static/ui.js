@@ -113,6 +113,7 @@ const chipsweep = (() => {
     sweep.innerHTML = `<option value="">(latest of every sweep)</option>` + lake.sweeps.map((n) => `<option ${n === s ? "selected" : ""}>${esc(n)}</option>`).join("");
     for (const el of document.querySelectorAll(".training-only")) el.style.display = q === "pareto_training" ? "" : "none";
     for (const el of document.querySelectorAll(".serving-only")) el.style.display = q === "pareto_serving" ? "" : "none";
+    for (const el of document.querySelectorAll(".fitted-filter")) el.style.display = q === "pareto_training" || q === "pareto_serving" ? "" : "none";
     for (const el of document.querySelectorAll(".objectives")) el.style.display = el.dataset.query === q ? "inline" : "none";
   }
 
@@ -123,7 +124,8 @@ const chipsweep = (() => {
     const chips = [...document.getElementById("chips").selectedOptions].map((o) => o.value);
     if (chips.length) out.chips = chips.join(",");
     const q = out.query;
-    if (q !== "pareto_training") { delete out.cost_basis; delete out.precision; delete out.calibration; }
+    if (q !== "pareto_training") { delete out.cost_basis; delete out.precision; }
+    if (q !== "pareto_training" && q !== "pareto_serving") delete out.calibration;
     if (q !== "pareto_serving") { delete out.ttft_max_s; delete out.tpot_max_s; }
     if (q === "pareto_edge") delete out.chips;
     return out;
