@@ -147,14 +147,26 @@ def _entry_dump(cat: Catalog, kind: str, ident: str) -> dict[str, Any] | None:
     if kind == "calibration":
         cal = cat.calibration.get(ident)
         return None if cal is None else json.loads(json.dumps(cal.model_dump(mode="json"), default=str))
-    if kind == "defaults" and cat.defaults:
-        # one field per default (its value), the other sections (frameworks, ...) as one field each
-        values = {name: d.get("value") if isinstance(d, dict) else d
-                  for name, d in (cat.defaults.get("defaults") or {}).items()}
-        return {**values, **{f"({section})": json.dumps(body, sort_keys=True, default=str)
-                             for section, body in cat.defaults.items() if section != "defaults"}}
     data = cat.asic if kind == "asic" else cat.defaults
-    return {"(constants)": json.dumps(data, sort_keys=True, default=str)} if data else None
+    # one field per constant, named by its path (`defaults/all.usd_per_kwh`, `asic/constants.asic.
+    # mac_energy_int8_pj.value.7`), so `history` names what moved; a default is its value
+    return _flatten(data, skip_docs=True, top="defaults" if kind == "defaults" else None) if data else None
+
+
+def _flatten(data: Any, *, skip_docs: bool, top: str | None = None, prefix: str = "") -> dict[str, Any]:
+    """Leaves of nested mappings as {"a.b.c": value}: the entries of section `top` without the section's
+    name, a documented constant ({value, unit, source}) as its value, documentation fields left out."""
+    if isinstance(data, dict) and skip_docs and "value" in data:
+        return _flatten(data["value"], skip_docs=skip_docs, prefix=prefix)
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if skip_docs and key in ("source", "unit", "notes", "status"):
+            continue
+        path = "" if not prefix and key == top else f"{prefix}.{key}" if prefix else str(key)
+        out.update(_flatten(value, skip_docs=skip_docs, prefix=path))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -241,3 +241,21 @@ def test_the_worker_reprices_from_the_base_part_and_evaluates_when_it_is_gone(tm
     v2, v3 = (pq.read_table(lake.part_path("training", "rp", v, 0)) for v in (2, 3))
     assert_same(v2, v3)
     assert_same(v2, ChunkEvaluator(new).evaluate(0, n))
+
+
+def test_history_names_the_asic_constant_or_framework_feature_that_moved() -> None:
+    import copy
+
+    from chipsweep.service.rerun import field_changes
+
+    old = load_catalog(use_env=False)
+    new = copy.copy(old)
+    new.asic = copy.deepcopy(old.asic)
+    new.asic["asic"]["mac_energy_int8_pj"]["value"][7] = 0.2
+    assert field_changes(old, new, ["asic/constants"]) == [
+        {"entry": "asic/constants", "field": "asic.mac_energy_int8_pj.7", "old": 0.18, "new": 0.2}]
+    new = copy.copy(old)
+    new.defaults = copy.deepcopy(old.defaults)
+    new.defaults["frameworks"]["fsdp"]["flash"] = 0
+    assert field_changes(old, new, ["defaults/all"]) == [
+        {"entry": "defaults/all", "field": "frameworks.fsdp.flash", "old": 1, "new": 0}]
