@@ -228,6 +228,10 @@ def _dim_files(root: str, dim: str, listing: Listing) -> list[str]:
 
 # labels for a configuration, usable in any query (`chipsweep sql` included)
 MACROS: dict[str, str] = {
+    # a row whose chip's efficiency was fitted on that chip's own published runs (workers/context.py writes
+    # `calibrated_on` as the sources, or "extrapolated ..."); the saved frontiers' `calibration=measured`
+    "fitted_on_own_runs": """(calibrated_on) AS
+        calibrated_on IS NOT NULL AND NOT starts_with(CAST(calibrated_on AS VARCHAR), 'extrapolated')""",
     "training_layout": """(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS
         n_chips || ' chips, tp' || tp || ' pp' || pp || ' dp' || dp || ' mb' || micro_batch
         || CASE WHEN interleave > 1 THEN ' v' || interleave ELSE '' END

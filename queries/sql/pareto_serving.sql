@@ -19,8 +19,7 @@ WITH feasible AS NOT MATERIALIZED (
       -- the SLOs: a configuration without the latency (NaN) never meets one
       AND ($ttft_max_s IS NULL OR coalesce(f.ttft_s <= $ttft_max_s, false))
       AND ($tpot_max_s IS NULL OR coalesce(f.tpot_s <= $tpot_max_s, false))
-      AND (coalesce($calibration, 'any') = 'any'
-           OR (f.calibrated_on IS NOT NULL AND NOT starts_with(CAST(f.calibrated_on AS VARCHAR), 'extrapolated')))
+      AND (coalesce($calibration, 'any') = 'any' OR fitted_on_own_runs(f.calibrated_on))
 ),
 -- first per sweep version (ids are only meaningful there), then across sweeps by name: a row on the
 -- model's frontier is on the frontier of its own sweep version, so nothing is lost

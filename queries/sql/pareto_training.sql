@@ -15,8 +15,7 @@ WITH feasible AS NOT MATERIALIZED (
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($cost_basis IS NULL OR f.cost_basis = $cost_basis)
       AND ($precision IS NULL OR f.precision = $precision)
-      AND (coalesce($calibration, 'any') = 'any'
-           OR (f.calibrated_on IS NOT NULL AND NOT starts_with(CAST(f.calibrated_on AS VARCHAR), 'extrapolated')))
+      AND (coalesce($calibration, 'any') = 'any' OR fitted_on_own_runs(f.calibrated_on))
       AND ($chips IS NULL
            OR (f.sweep, f.version, f.chip_id) IN (SELECT sweep, version, chip_id FROM chips
                                                    WHERE list_contains(string_split($chips, ','), chip)))
