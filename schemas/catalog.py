@@ -178,6 +178,10 @@ class Model(_Entry):
     mla_q_rank: int | None = Field(default=None, gt=0)
     mla_kv_rank: int | None = Field(default=None, gt=0)
     mla_rope_dim: int | None = Field(default=None, gt=0)
+    # group-limited routing (DeepSeek-V3 sec. 2.1.2 node-limited routing): the routed experts form moe_groups equal
+    # groups and a token's top-k experts come from at most moe_topk_groups of them (None: no limit)
+    moe_groups: int | None = Field(default=None, gt=0)
+    moe_topk_groups: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _shapes(self) -> Model:
@@ -194,6 +198,11 @@ class Model(_Entry):
         if (self.mla_kv_rank is None) != (self.mla_rope_dim is None) or (self.mla_q_rank and not self.mla_kv_rank):
             raise ValueError("multi-head latent attention gives mla_kv_rank and mla_rope_dim together (mla_q_rank "
                              "optional)")
+        if (self.moe_groups is None) != (self.moe_topk_groups is None) or (
+                self.moe_groups and (not self.moe_experts or self.moe_experts % self.moe_groups
+                                     or (self.moe_topk_groups or 0) > self.moe_groups)):
+            raise ValueError("group-limited routing gives moe_groups (dividing moe_experts) and moe_topk_groups (at "
+                             "most moe_groups) together")
         if self.attention_layers is not None and self.attention_layers > self.layers:
             raise ValueError(f"attention_layers ({self.attention_layers}) must not exceed layers ({self.layers})")
         return self

@@ -9,7 +9,7 @@ import pytest
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers.context import Context
-from chipsweep.workers.training_rows import evaluate_training
+from chipsweep.workers.training_rows import RowErrors, evaluate_training, search_training, training_inputs
 
 FLOAT_OUT = ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
              "mem_per_chip_gb", "chip_hours", "cost_usd", "energy_mwh")
@@ -68,32 +68,90 @@ def test_moe_flops_count_active_parameters_and_memory_counts_all_of_them(ctx):
     np.testing.assert_allclose((one["mem_per_chip_gb"][0] - out["mem_per_chip_gb"][0]) * 1e9, expected, rtol=1e-6)
 
 
+def core(ctx: Context, rows: list[dict[str, object]], **fixed: float) -> dict[str, np.ndarray]:
+    """The training core's raw outputs (moe_a2a_s included) for rows, with core inputs pinned to `fixed`."""
+    keys = sorted({k for r in rows for k in r})
+    x, blank, chip_idx = training_inputs(table(**{k: [r.get(k) for r in rows] for k in keys}), ctx, RowErrors(len(rows)))
+    for k, v in fixed.items():
+        x[k] = np.full(len(rows), v)
+    return search_training(x, blank, ctx, chip_idx)[1]
+
+
 def test_ep_beyond_the_nvlink_domain_is_slower_than_within_it_by_the_all_to_all_term(ctx):
     # Qwen3-30B-A3B, 16 chips, ep = 16, tp = 1: inside a 16-chip scale-up domain, or across two 8-chip ones
     base = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, tp=1, pp=1, ep=16, micro_batch=1,
-                global_batch=64, recompute="selective", zero_stage=1, seq_len=4096)
-    rows = [dict(base, **{"chip.scale_up_domain": d, "moe_a2a_overlap": o}) for d in (16, 8) for o in (0, 1)]
+                global_batch=64, recompute="selective", zero_stage=1, seq_len=4096, moe_a2a_overlap=0)
+    rows = [dict(base, **{"chip.scale_up_domain": d}) for d in (16, 8)]
     out = run(ctx, rows)
-    assert out["infeasible_reason"] == [""] * 4
-    within, within_hidden, beyond, beyond_hidden = out["step_time_s"]
+    assert out["infeasible_reason"] == [""] * 2
+    within, beyond = out["step_time_s"]
     assert beyond > within
-    a2a_within, a2a_beyond = within - within_hidden, beyond - beyond_hidden  # s per step: the exposed all-to-all
-    # the all-to-all term as the core states it (workers/training.py): per all-to-all, bs·k·h·e/ep bytes to each
-    # peer; inside the domain every peer over the scale-up link, beyond it 8 peers over the scale-out NIC
+    # the all-to-all term as the core states it (workers/training.py): per all-to-all a chip sends k copies of its
+    # bs tokens of h elements, 1/ep of them to each peer. Inside the domain every peer is on the scale-up link.
+    # Beyond it, a plain all-to-all sends the 8 remote peers' share over the scale-out NIC; the hierarchical
+    # dispatch of Megatron-Core's flex dispatcher (DeepEP/HybridEP, framework feature ep_dedup) sends a token once
+    # per remote domain holding one of its k experts: 1 - (1/2)^8 copies for two domains, the rest over NVLink
     chip = ctx.catalog.chips["nvidia_h100_sxm"]
     cal = ctx.cal_for(np.array([ctx.chips.index()["nvidia_h100_sxm"]]), np.array([0.0]))
     up = chip.scale_up_gb_s * 1e9 * float(np.asarray(cal["up_eff"]).flat[0])
     out_bw = chip.scale_out_gbit_s / 8 * 1e9 * float(np.asarray(cal["out_eff"]).flat[0])
     up_lat, out_lat = float(np.asarray(cal["up_latency_s"]).flat[0]), float(np.asarray(cal["out_latency_s"]).flat[0])
-    per_peer = 4096 * 8 * 2048 * 2 / 16  # bytes: tokens x top-8 x hidden x 2-byte elements / ep
-    t_in = per_peer * 15 / up + up_lat
-    t_out = max(per_peer * 7 / up, per_peer * 8 / out_bw) + out_lat
+    tok, k, ep = 4096 * 2048 * 2, 8, 16  # bytes of the chip's tokens (4,096 x hidden 2,048 x 2 bytes), top-k, ep
+    t_in = tok * k * 15 / ep / up + up_lat
+    t_plain = max(tok * k * 7 / ep / up, tok * k * 8 / ep / out_bw) + out_lat
+    t_dedup = max(tok * k * 15 / ep / up, tok * (1 - 0.5 ** k) / out_bw) + out_lat
     m_run, layers, a2a_per_layer = 64 / 16, 48, 4  # micro-batches, MoE layers, all-to-alls per layer and micro-batch
-    np.testing.assert_allclose(a2a_within, m_run * layers * a2a_per_layer * t_in, rtol=1e-6)
-    np.testing.assert_allclose(a2a_beyond, m_run * layers * a2a_per_layer * t_out, rtol=1e-6)
-    # what is left of the difference is the data-parallel traffic that also leaves the domain; the all-to-all
-    # term is the larger part of the slowdown
-    assert a2a_beyond - a2a_within > 0.5 * (beyond - within)
+    per_step = m_run * layers * a2a_per_layer
+    a2a = core(ctx, rows)["moe_a2a_s"]
+    plain = core(ctx, rows, fw_ep_dedup=0.0)["moe_a2a_s"]
+    np.testing.assert_allclose(a2a[0], per_step * t_in, rtol=1e-6)
+    np.testing.assert_allclose(plain[0], per_step * t_in, rtol=1e-6)  # no remote domain: nothing to deduplicate
+    np.testing.assert_allclose(plain[1], per_step * t_plain, rtol=1e-6)
+    np.testing.assert_allclose(a2a[1], per_step * t_dedup, rtol=1e-6)
+    assert t_dedup < t_plain / 3  # eight remote copies of each token's 16 become one
+    # the all-to-all term is the larger part of the slowdown; what is left is data-parallel traffic leaving the domain
+    assert a2a[1] - a2a[0] > 0.5 * (beyond - within)
+
+
+def test_group_limited_routing_caps_the_remote_domains_a_token_reaches(ctx):
+    # DeepSeek-V3 (sec. 2.1.2, 4.2): 256 experts in 8 groups, a token's top-8 from at most 4 groups. On B200 HGX
+    # (8-GPU NVLink domains) at ep = 32 the group spans 4 domains holding 2 groups each: the token's 4 groups miss a
+    # given domain with chance C(6,4)/C(8,4) = 15/70, unrestricted top-8 with (3/4)^8; the scale-out copies per token
+    # are 3·(1 - that chance)
+    row = dict(model="deepseek_v3", chip="nvidia_b200_hgx", n_chips=32, tp=1, pp=1, ep=32, micro_batch=1,
+               global_batch=32, recompute="selective", zero_stage=1, seq_len=4096, moe_a2a_overlap=0)
+    limited = core(ctx, [row])["moe_a2a_s"][0]
+    free = core(ctx, [row], moe_groups=0.0)["moe_a2a_s"][0]
+    chip = ctx.catalog.chips["nvidia_b200_hgx"]
+    cal = ctx.cal_for(np.array([ctx.chips.index()["nvidia_b200_hgx"]]), np.array([0.0]))
+    up = chip.scale_up_gb_s * 1e9 * float(np.asarray(cal["up_eff"]).flat[0])
+    out_bw = chip.scale_out_gbit_s / 8 * 1e9 * float(np.asarray(cal["out_eff"]).flat[0])
+    out_lat = float(np.asarray(cal["out_latency_s"]).flat[0])
+    tok, k = 4096 * 7168 * 2, 8  # bytes of the chip's tokens (bf16), experts per token
+    per_step = 1 * 58 * 4  # micro-batches x MoE layers (61 - 3 dense) x all-to-alls per layer (no full recompute)
+
+    def a2a(remote: float) -> float:
+        return per_step * (max(tok * k * 31 / 32 / up, tok * remote / out_bw) + out_lat)
+
+    np.testing.assert_allclose(limited, a2a(3 * (1 - 15 / 70)), rtol=1e-6)
+    np.testing.assert_allclose(free, a2a(3 * (1 - 0.75 ** 8)), rtol=1e-6)
+    assert limited < free
+
+
+def test_overlapped_all_to_all_hides_behind_the_layer_compute_and_no_more(ctx):
+    # moe_a2a_overlap = 1 (Megatron-Core --overlap-moe-expert-parallel-comm, DualPipe): the all-to-all runs beside
+    # the other micro-batch's compute, so only the part longer than the layer's compute stays exposed
+    base = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, tp=1, pp=1, ep=16, micro_batch=1,
+                global_batch=64, recompute="selective", zero_stage=1, seq_len=4096)
+    rows = [dict(base, **{"chip.scale_up_domain": d, "moe_a2a_overlap": o}) for d in (16, 8) for o in (0, 1)]
+    out = core(ctx, rows, fw_ep_dedup=0.0)
+    a2a, t = out["moe_a2a_s"], out["step_time_s"]
+    within, within_hidden, beyond, beyond_hidden = a2a
+    assert within_hidden == 0.0 < within  # the NVLink all-to-all is shorter than the compute: hidden whole
+    assert 0.0 < beyond_hidden < beyond  # the plain scale-out all-to-all is longer: the excess stays exposed
+    # the step shrinks by exactly the all-to-all that became hidden
+    np.testing.assert_allclose(t[0] - t[1], within - within_hidden, rtol=1e-6)
+    np.testing.assert_allclose(t[2] - t[3], beyond - beyond_hidden, rtol=1e-6)
 
 
 def test_layout_whose_experts_do_not_fit_is_infeasible_naming_memory_and_the_ep_it_needs(ctx):
@@ -175,14 +233,15 @@ def test_moe_runs_of_2026_are_predicted_out_of_source_not_refused(moe_rep):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 21.3 %, p90 57.2 % over 69 MoE runs (asked 15 % / 35 %). "
-    "Causes: (1) errors systematic per model and chip (Qwen3-235B on H100 ~50 % slow, GPT-OSS-120B on H100 ~30 % "
+    "issue 13 miss, reported: out-of-source median 20.6 %, p90 51.6 % over 69 MoE runs (asked 15 % / 35 %). "
+    "Causes: (1) errors systematic per model and chip (Qwen3-235B on H100 ~22 % slow, GPT-OSS-120B on H100 ~30 % "
     "fast, Qwen3-30B on 8 B200 published 2.8x faster at micro-batch 4 in 26.04 than at micro-batch 1 in 26.02, which the core predicts alike); (2) the same "
     "layout is published at up to 2.7x different speeds by successive Megatron-Bridge releases (25.09 -> 26.08): "
     "the best single value per configuration would already leave a p90 of 12.9 % (median 0.6 %); (3) MXFP8 and "
     "FP8 blockwise run at the one fitted fp8 GEMM efficiency, without a per-recipe scaling overhead; (4) the "
     "all-to-all overlap and grouped-GEMM efficiency of these releases are defaults, not fitted. (MLA, counted as "
-    "multi-head attention until 2026-12, is modelled now: 24.7 % -> 21.3 %.)"))
+    "multi-head attention until 2026-12, is modelled now: 24.7 % -> 21.3 %; the hierarchical all-to-all and "
+    "group-limited routing: 21.3 % -> 20.6 %.)"))
 def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
     s = moe_rep.summary()
     assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
@@ -347,3 +406,15 @@ def test_latent_attention_counts_the_published_parameters(ctx):
     expected = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168
     np.testing.assert_allclose(attention_params(mla), expected)
     np.testing.assert_allclose(mla.att_dim, 128 * (128 + 128 + 64) / 2)
+
+
+def test_group_limited_routing_fields_are_checked_with_the_field_and_what_is_allowed():
+    from pydantic import ValidationError
+
+    from chipsweep.schemas.catalog import Model
+
+    ds = load_catalog(use_env=False).models["deepseek_v3"].model_dump()
+    assert (ds["moe_groups"], ds["moe_topk_groups"]) == (8, 4)
+    for bad in ({"moe_groups": 7}, {"moe_topk_groups": 9}, {"moe_topk_groups": None}):
+        with pytest.raises(ValidationError, match="moe_groups .dividing moe_experts. and moe_topk_groups"):
+            Model.model_validate({**ds, **bad})

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from chipsweep.schemas.catalog import Catalog, Chip, Model
-from chipsweep.schemas.vocab import CHIP_NUMERIC, MLA_FIELDS, MODEL_NUMERIC, PRECISIONS, SHAPE_FIELDS
+from chipsweep.schemas.vocab import (
+    CHIP_NUMERIC,
+    MLA_FIELDS,
+    MODEL_NUMERIC,
+    PRECISIONS,
+    ROUTING_FIELDS,
+    SHAPE_FIELDS,
+)
 
 Array = np.ndarray
 
@@ -120,8 +127,8 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         # no word on dropout: GPT-2/3-era models (learned positions) trained with it, RoPE/ALiBi ones without
         "dropout": np.where(np.isfinite(cols["dropout"]), cols["dropout"], cols["learned_pos"])
         if "dropout" in cols else cols["learned_pos"],
-        # multi-head latent attention ranks (0: standard attention)
-        **{k: np.nan_to_num(cols[k], nan=0.0) if k in cols else np.zeros_like(hidden) for k in MLA_FIELDS},
+        # multi-head latent attention ranks (0: standard attention); group-limited routing (0: none)
+        **{k: np.nan_to_num(cols[k], nan=0.0) if k in cols else np.zeros_like(hidden) for k in (*MLA_FIELDS, *ROUTING_FIELDS)},
     }
 
 

@@ -99,7 +99,7 @@ REASONS: dict[int, str] = {
 
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
-           "fw_uneven", "fw_pp_inner")
+           "fw_uneven", "fw_pp_inner", "fw_ep_dedup")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -117,9 +117,10 @@ INPUT_KEYS = (
 )
 # mixture of experts (optional: a block without them, or with moe_experts = 0 everywhere, is dense): routed
 # experts E, top-k, an expert's hidden size, shared experts, leading dense layers, expert parallelism,
-# the busiest expert's load over the mean, the fraction of all-to-all hidden behind compute
+# the busiest expert's load over the mean, the fraction of a layer's compute the all-to-all can hide behind, and
+# group-limited routing (expert groups, groups per token; 0: no limit)
 MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
-            "a2a_overlap")
+            "a2a_overlap", "moe_groups", "moe_topk_groups")
 INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
@@ -499,13 +500,39 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # sequence parallelism), 1/ep of them to each peer; ep members sit etp ranks apart ([pp][dp][tp]: tp apart when experts split over tp), so
         # floor(domain/etp) of them share the scale-up domain and the rest are reached over the scale-out network
         # on the chip's own NIC, both at once (the slower one sets the time)
-        per_peer = bs * k_top * h * e / (_pick(sp_f, t, 1.0) * ep)  # bytes to each ep peer per all-to-all
+        tok = bs * h * e / _pick(sp_f, t, 1.0)  # bytes of one copy of the chip's tokens
         g_ep = np.minimum(np.maximum(np.floor(dom / etp), 1.0), ep)  # ep members inside the scale-up domain
         beyond = num(ep > g_ep)  # some peers are beyond the domain
-        a2a = np.maximum(per_peer * (g_ep - 1.0) / up_bw, per_peer * (ep - g_ep) / out_bw) + num(ep > 1) * _pick(
+        # plain all-to-all: each of a token's k copies to its expert's chip, 1/ep of them to each peer.
+        # Hierarchical dispatch (DeepEP / HybridEP, Megatron-Core's flex dispatcher; DeepSeek-V3 sec. 3.2.2): a
+        # token crosses the scale-out network once per remote domain holding one of its experts and fans out over
+        # the scale-up link there; with k experts spread evenly over n domains a token reaches
+        # (n - 1)·(1 - (1 - 1/n)^k) remote domains on average
+        n_dom = np.ceil(ep / g_ep - 1e-9)  # domains the ep group spans
+        untouched = (1.0 - 1.0 / n_dom) ** k_top  # chance a token has no expert in a given domain
+        groups = x.get("moe_groups")
+        if groups is not None and bool((groups > 0).any()):
+            # group-limited routing (DeepSeek-V3 sec. 2.1.2: at most M of the G expert groups per token, laid out G/n
+            # per domain): the token's M groups miss a domain with chance C(G - G/n, M) / C(G, M)
+            m_g = x["moe_topk_groups"]
+            per_dom = groups / n_dom
+            limited = (groups > 0) & (np.abs(per_dom - np.round(per_dom)) < 1e-9) & (n_dom > 1)
+            miss = np.ones_like(untouched)
+            for i in range(int(np.nanmax(np.where(limited, m_g, 0.0)))):
+                miss = miss * np.where(i < m_g, np.maximum(groups - per_dom - i, 0.0) / np.maximum(groups - i, 1.0), 1.0)
+            untouched = np.where(limited, np.maximum(untouched, miss), untouched)
+        remote = (n_dom - 1.0) * (1.0 - untouched)  # copies per token over scale-out, deduplicated
+        dedup = num(x["fw_ep_dedup"] > 0) * beyond
+        out_copies = _pick(dedup, remote, k_top * (ep - g_ep) / ep)
+        up_copies = _pick(dedup, k_top * (ep - 1.0) / ep, k_top * (g_ep - 1.0) / ep)  # forwarded copies ride NVLink too
+        a2a = np.maximum(tok * up_copies / up_bw, tok * out_copies / out_bw) + num(ep > 1) * _pick(
             beyond, out_lat, up_lat)  # s per all-to-all
-        # s per layer per micro-batch, exposed; kept out of t_layer: it is no window for hiding other collectives
-        t_a2a = routed_f * moe_frac * (4.0 + 2.0 * full_f) * a2a * (1.0 - x["a2a_overlap"])
+        # s per layer per micro-batch, exposed; kept out of t_layer: it is no window for hiding other collectives.
+        # A schedule that overlaps the all-to-all with compute (Megatron-Core --overlap-moe-expert-parallel-comm:
+        # one micro-batch's dispatch and combine beside another's forward/backward, MCore 0.14; DualPipe, DeepSeek-V3
+        # sec. 3.2.1) hides it behind the fraction `a2a_overlap` of the layer's compute; the rest stays exposed
+        a2a_all = routed_f * moe_frac * (4.0 + 2.0 * full_f) * a2a
+        t_a2a = np.maximum(a2a_all - x["a2a_overlap"] * t_compute, 0.0)
 
     # ---- pipeline stages: the slowest one sets the pace ------------------------------------------
     t_head = logits * mm_passes * s_per_flop * (1.0 + half / np.minimum(bs, h))  # s, output layer on the last stage

@@ -234,7 +234,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["moe_imbalance"] = numbers(table, "moe_imbalance", errors, minimum=1,
                                    allowed="allowed: a number >= 1 (the busiest expert's tokens over the mean)")
     raw["moe_a2a_overlap"] = numbers(table, "moe_a2a_overlap", errors, minimum=0, maximum=1,
-                                     allowed="allowed: a number from 0 to 1 (fraction of the all-to-all hidden)")
+                                     allowed="allowed: a number from 0 to 1 (fraction of a layer's compute the all-to-all can hide behind)")
     return raw
 
 
