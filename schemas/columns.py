@@ -108,6 +108,11 @@ TRAINING: list[Column] = [
     _c("moe_shared_experts", "int16", "", "always-active shared experts per MoE layer", "input"),
     _c("moe_dense_layers", "int16", "layers", "leading dense (non-MoE) layers", "input"),
     _c("cp", "int16", "", "context-parallel size (resolved; divides seq_len; each rank holds seq_len/cp tokens)", "input"),
+    # added 2026-12: where a step goes, at the end so lakes written before read them as NULL
+    _c("bubble_s", "float32", "s", "pipeline bubble per step ((pp - 1) / interleave stage times, slowest stage)", "output"),
+    _c("tp_comm_s", "float32", "s", "tensor-parallel communication per step that the GEMMs do not hide (slowest stage)", "output"),
+    _c("dp_comm_s", "float32", "s", "data-parallel / ZeRO / FSDP communication per step that compute does not hide", "output"),
+    _c("moe_a2a_s", "float32", "s", "expert-parallel all-to-all per step that compute does not hide (slowest stage)", "output"),
 ]
 
 INFERENCE: list[Column] = [

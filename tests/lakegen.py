@@ -153,6 +153,9 @@ def random_training(
     # issue 13 columns (mixture of experts, context parallelism): a dense model
     cols.update({"ep": np.ones(n), "moe_experts": np.zeros(n), "moe_topk": np.zeros(n), "moe_ffn_hidden": np.zeros(n),
                  "moe_shared_experts": np.zeros(n), "moe_dense_layers": np.zeros(n), "cp": np.ones(n)})
+    # where a step goes (s per step)
+    for name in ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s"):
+        cols[name] = rng.random(n).astype(np.float32)
     return _to_table("training", cols)
 
 
@@ -348,6 +351,9 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "ep": np.ones(len(idx)), "moe_experts": np.zeros(len(idx)), "moe_topk": np.zeros(len(idx)),
         "moe_ffn_hidden": np.zeros(len(idx)), "moe_shared_experts": np.zeros(len(idx)),
         "moe_dense_layers": np.zeros(len(idx)), "cp": np.ones(len(idx)),
+        # where a step goes: a share of the step each (dense models: no all-to-all)
+        "bubble_s": 0.1 * seconds / (tokens / (gb * seq)), "tp_comm_s": 0.05 * seconds / (tokens / (gb * seq)),
+        "dp_comm_s": 0.02 * seconds / (tokens / (gb * seq)), "moe_a2a_s": np.zeros(len(idx)),
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

@@ -304,6 +304,9 @@ def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
         np.testing.assert_array_equal(blank_f[key], blank_s[key])
 
 
+PARTS = ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s")  # where a step goes (s per step)
+
+
 def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx):
     """Sweeps run the core in float32 (workers/chunk.py CORE_DTYPE): same reasons and fits on every row,
     values within 1e-5 relative, and no pass silently widens to float64."""
@@ -330,6 +333,10 @@ def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx):
         if v.dtype.kind != "f":
             continue
         assert v.dtype == np.float32, key
+        if key in PARTS:  # a part of the step (a difference of float32 terms): within 1e-5 of the step it is part of
+            diff = np.abs(v - f64[key])[np.isfinite(f64[key])]
+            assert (diff <= 1e-5 * f64["step_time_s"][np.isfinite(f64[key])]).all(), key
+            continue
         np.testing.assert_allclose(v, f64[key], rtol=1e-5, equal_nan=True, err_msg=key)
 
 

@@ -206,3 +206,25 @@ def test_calibrated_on_names_the_sources_or_says_extrapolated(ctx):
     assert "megatron_bridge" in on[0] or "llm_foundry" in on[0]
     assert on[1].startswith("extrapolated from")
     assert on[2] == "extrapolated from nvidia_gpu"
+
+
+def test_step_breakdown_names_the_bubble_and_the_communication_compute_does_not_hide(ctx):
+    # Llama-3 70B on 64 H100s, tp 8 x pp 4 x dp 2, ZeRO-1: doubling the micro-batches adds m more stage times to
+    # the step while the bubble, (pp - 1) / interleave stage times (Narayanan et al. 2021 sec. 2.2), stays; so the
+    # bubble equals 3 x the added time per added micro-batch. pp = 1 has none; tp = 1 no tensor-parallel traffic;
+    # a dense model no all-to-all; one replica no data-parallel traffic.
+    base = dict(model="llama3_70b", chip="nvidia_h100_sxm", n_chips=64, tp=8, pp=4, micro_batch=1, interleave=1,
+                recompute="selective", zero_stage=1, seq_len=8192)
+    out = run(ctx, **{k: [base[k]] * 2 for k in base}, global_batch=[32, 64])
+    assert out["infeasible_reason"] == ["", ""]
+    step_a, step_b = out["step_time_s"]
+    stage = (step_b - step_a) / (32 - 16)  # s per added micro-batch (dp 2: 16 -> 32 micro-batches)
+    np.testing.assert_allclose(out["bubble_s"], [3 * stage] * 2, rtol=1e-5)
+    assert all(0 < v < s for v, s in zip(out["tp_comm_s"], out["step_time_s"], strict=True))
+    assert out["moe_a2a_s"] == [0.0, 0.0]
+    assert all(v >= 0 for v in out["dp_comm_s"])
+    flat = run(ctx, model=["llama3.2_1b"], chip=["nvidia_h100_sxm"], n_chips=[1], tp=[1], pp=[1], micro_batch=[1],
+               global_batch=[8], recompute=["full"], zero_stage=[0], seq_len=[8192])
+    assert (flat["bubble_s"], flat["tp_comm_s"], flat["dp_comm_s"], flat["moe_a2a_s"]) == ([0.0], [0.0], [0.0], [0.0])
+    refused = run(ctx, **{k: [v] for k, v in base.items()}, global_batch=[32], **{"chip.memory_gb": [1]})
+    assert refused["bubble_s"] == [None] or np.isnan(refused["bubble_s"][0])  # infeasible rows carry no breakdown

@@ -586,8 +586,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
                      + _pick(num(zero >= 1), 12.0 / d_exp, 12.0))  # bytes/param: weights, gradients, Adam (fp32)
         exp_layer_bytes = p_exp_layer / (ep * etp) * state_exp
 
-    def step_for(inner_f: Array | float) -> Array:
-        """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain."""
+    def step_for(inner_f: Array | float) -> tuple[Array, Array, Array]:
+        """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain, and of it the
+        pipeline bubble and the data-parallel collectives left exposed."""
         cross_f = num(n_used > dom) * (1.0 - inner_f)  # some stage boundary crosses the scale-out network
         pp_bw = _pick(cross_f, out_bw, up_bw) * cal["p2p_eff"]  # bytes/s
         pp_lat = _pick(cross_f, out_lat, up_lat)  # s
@@ -626,11 +627,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         exposed_l = np.maximum(comm_l - overlap * t_layer, 0.0)  # s per layer per micro-batch
         t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
         t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
-        return t_pipe + t_dp + t_opt  # s per step
+        return t_pipe + t_dp + t_opt, (p - 1.0) / v * t_stage, t_dp  # s per step
 
-    step = step_for(0.0)
+    step, bubble, dp_exposed = step_for(0.0)
     if bool(can_inner.any()):
-        step = np.where(can_inner, np.minimum(step, step_for(num(can_inner))), step)
+        inner = step_for(num(can_inner))
+        take = can_inner & (inner[0] < step)
+        step, bubble, dp_exposed = (np.where(take, a, b) for a, b in zip(inner, (step, bubble, dp_exposed), strict=True))
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
     if any_streaming:
@@ -685,6 +688,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     # infeasible rows carry NaN, not a made-up number; every output below derives from `step`. The time a row
     # refused only for memory would take is kept apart (validation compares published runs' speed with it)
+    # the step is not built from the parts below for weight-streaming systems and given sustained rates
+    direct = (streaming | use_sustained) if any_streaming else use_sustained
     step_if_fits = np.where((mask & ~R_MEMORY) != 0, np.nan, step)
     step = np.where(mask != 0, np.nan, step)
 
@@ -725,6 +730,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "idle_chips": np.where(mask != 0, np.nan, (dp - dp_run) * tpc + (n - n_used)),
         "first_stage_layers": f,
         "last_stage_layers": lst,
+        # where a step goes (s per step, on the slowest stage): the pipeline bubble, and the tensor-parallel,
+        # data-parallel and expert-parallel communication that compute does not hide
+        "bubble_s": np.where(np.isnan(step) | direct, np.nan, bubble),
+        "tp_comm_s": np.where(np.isnan(step) | direct, np.nan, (m_run + (p - 1.0) / v) * L_stage * t_tp),
+        "dp_comm_s": np.where(np.isnan(step) | direct, np.nan, dp_exposed),
+        "moe_a2a_s": np.where(np.isnan(step) | direct, np.nan, (m_run + (p - 1.0) / v) * L_stage * t_a2a),
     }
     return {
         "dp": dp,
@@ -736,7 +747,6 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "fits": fits,
         "params": N,
         "ep": x["ep"] if "ep" in x else np.ones_like(mem),
-        "moe_a2a_s": (m_run + (p - 1.0) / v) * L_stage * t_a2a,  # s per step: exposed expert all-to-all (slowest stage)
         "total_flops": total_flops,
         "cost_owned": money["cost_owned"],
         "batch_handling": batch_how,
