@@ -325,7 +325,7 @@ SOURCES_2026 = (
     ("AWS Neuron SDK", "neuron_trn1", "neuronx"),
     ("Intel Gaudi 2", "intel_gaudi2", "deepspeed"),
     ("Ascend/MindSpeed-LLM", "mindspeed_ascend", "megatron_core_2025"),
-    ("BigScience BLOOM", "bloom", "deepspeed"),
+    ("BigScience BLOOM", "bloom", "deepspeed_2021"),
     ("OPT paper", "opt", "fsdp"),
     ("DeepSeek-V3 technical report", "deepseek_v3", "megatron_core_2025"),
 )
