@@ -712,6 +712,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     chip_hours = run_s * n / 3600.0
     money = run_economics(chip_hours, x, cal)
 
+    no_parts = np.isnan(step) | direct  # rows whose step is not the sum of the parts below
+    layer_passes = (m_run + (p - 1.0) / v) * L_stage  # layer passes of the slowest stage per step
     outputs = {
         "step_time_s": step,
         "tokens_per_s": tokens_per_s,
@@ -732,10 +734,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "last_stage_layers": lst,
         # where a step goes (s per step, on the slowest stage): the pipeline bubble, and the tensor-parallel,
         # data-parallel and expert-parallel communication that compute does not hide
-        "bubble_s": np.where(np.isnan(step) | direct, np.nan, bubble),
-        "tp_comm_s": np.where(np.isnan(step) | direct, np.nan, (m_run + (p - 1.0) / v) * L_stage * t_tp),
-        "dp_comm_s": np.where(np.isnan(step) | direct, np.nan, dp_exposed),
-        "moe_a2a_s": np.where(np.isnan(step) | direct, np.nan, (m_run + (p - 1.0) / v) * L_stage * t_a2a),
+        "bubble_s": np.where(no_parts, np.nan, bubble),
+        "tp_comm_s": np.where(no_parts, np.nan, layer_passes * t_tp),
+        "dp_comm_s": np.where(no_parts, np.nan, dp_exposed),
+        "moe_a2a_s": np.where(no_parts, np.nan, layer_passes * t_a2a) if any_moe else np.where(no_parts, np.nan, 0.0),
     }
     return {
         "dp": dp,
