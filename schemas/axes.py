@@ -111,6 +111,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
         "moe_imbalance": _nums("moe_imbalance", 1),
         "moe_a2a_overlap": _nums("moe_a2a_overlap", 0, 1),
+        "moe_capacity_factor": _nums("moe_capacity_factor", 0.1, 64),
         **_SHAPES,
         **_OVERRIDES,
     },

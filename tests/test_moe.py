@@ -358,7 +358,7 @@ def test_a_moe_sweep_with_ep_and_cp_axes_matches_the_evaluate_path_and_its_prefi
                  "n_chips": [64, 128], "tp": [1, 2], "pp": [1, 2], "ep": [1, 4, 8], "cp": [1, 2],
                  "precision": ["bf16", "mxfp8"]},
         "fixed": {"global_batch": 256, "tokens": 1.0e11, "interleave": 1, "zero_stage": 1, "micro_batch": 1,
-                  "recompute": "full", "seq_len": 8192},
+                  "recompute": "full", "seq_len": 8192, "moe_capacity_factor": 1.25},
     }
     ev = ChunkEvaluator(resolve(parse_spec(spec), catalog))
     rows = ev.evaluate(0, ev.sweep.configurations)
@@ -372,7 +372,7 @@ def test_a_moe_sweep_with_ep_and_cp_axes_matches_the_evaluate_path_and_its_prefi
     tab = table(**{"model": [models[r["model_id"]] for r in sample], "chip": [chips[r["chip_id"]] for r in sample],
                    **{k: [r[k] for r in sample] for k in ("n_chips", "global_batch", "tp", "pp", "micro_batch", "interleave",
                                                           "recompute", "zero_stage", "precision", "ep", "cp", "seq_len")},
-                   "tokens": [r["tokens"] for r in sample]})
+                   "tokens": [r["tokens"] for r in sample], "moe_capacity_factor": [1.25] * len(sample)})
     out, errors = evaluate_training(tab, Context.build(catalog))
     assert not errors
     for r, step in zip(sample, out.column("step_time_s").to_pylist(), strict=True):
@@ -421,3 +421,31 @@ def test_group_limited_routing_fields_are_checked_with_the_field_and_what_is_all
     for bad in ({"moe_groups": 7}, {"moe_topk_groups": 9}, {"moe_topk_groups": None}):
         with pytest.raises(ValidationError, match="moe_groups .dividing moe_experts. and moe_topk_groups"):
             Model.model_validate({**ds, **bad})
+
+
+def test_expert_capacity_caps_the_straggler_and_pads_the_buffers(ctx):
+    # GShard sec. 2.2 / Switch Transformer sec. 2.2: with a capacity factor c every expert buffer holds c x the mean
+    # tokens. So a router 3x out of balance under c = 2 runs exactly like a balanced one under c = 2 (the excess is
+    # dropped), slower than dropless at imbalance 2 (same busiest expert, but 2x the all-to-all slots and dispatched
+    # copies), which is slower than dropless and balanced.
+    base = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, tp=1, pp=1, ep=16, micro_batch=1,
+                global_batch=64, recompute="full", zero_stage=1, seq_len=4096)
+    rows = [dict(base, moe_imbalance=1.0), dict(base, moe_imbalance=2.0), dict(base, moe_capacity_factor=2.0),
+            dict(base, moe_imbalance=3.0, moe_capacity_factor=2.0)]
+    out = run(ctx, rows)
+    assert out["infeasible_reason"] == [""] * 4
+    balanced, skewed, capped, capped_skewed = out["step_time_s"]
+    assert capped_skewed == pytest.approx(capped, rel=1e-12)
+    assert capped > skewed > balanced
+    a2a = out["moe_a2a_s"]
+    assert 1.9 * a2a[1] < a2a[2] < 2.0 * a2a[1]  # twice the bytes per all-to-all, the same per-message latency
+
+
+def test_expert_capacity_outside_its_range_is_a_row_error_naming_field_value_and_allowed(ctx):
+    rows = [dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, global_batch=64, moe_capacity_factor=v)
+            for v in (0, 1.25)]
+    keys = sorted(rows[0])
+    out, errors = evaluate_training(table(**{k: [r[k] for r in rows] for k in keys}), ctx)
+    msgs = errors.messages()
+    assert len(msgs) == 1 and "moe_capacity_factor" in msgs[0] and "'0'" in msgs[0] and "0.1 to 64" in msgs[0], msgs
+    assert out.column("infeasible_reason").to_pylist()[1] == ""

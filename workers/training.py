@@ -118,9 +118,9 @@ INPUT_KEYS = (
 # mixture of experts (optional: a block without them, or with moe_experts = 0 everywhere, is dense): routed
 # experts E, top-k, an expert's hidden size, shared experts, leading dense layers, expert parallelism,
 # the busiest expert's load over the mean, the fraction of a layer's compute the all-to-all can hide behind, and
-# group-limited routing (expert groups, groups per token; 0: no limit)
+# group-limited routing (expert groups, groups per token; 0: no limit), and the expert capacity factor (NaN: dropless)
 MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
-            "a2a_overlap", "moe_groups", "moe_topk_groups")
+            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity")
 INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
@@ -351,6 +351,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # the dense MLP (DeepSeek-V3 sec. 2.1: the first 3 of 61 layers are dense)
         E, k_top, f_e = moe_e, x["moe_topk"], x["moe_ffn"]  # experts, experts per token, expert hidden size
         ep = x["ep"]
+        # expert capacity (GShard sec. 2.2, Switch Transformer sec. 2.2): with a capacity factor c each expert takes
+        # at most c x its mean tokens in a buffer padded to that size, so the busiest expert's load is c (tokens
+        # beyond it are dropped) and the all-to-all moves c-sized buffers; dropless (blank) runs at the imbalance
+        cap = x.get("moe_capacity")
+        capped = num(np.isfinite(cap)) if cap is not None else 0.0
+        load = _pick(capped, np.nan_to_num(cap), x["moe_imbalance"]) if cap is not None else x["moe_imbalance"]
+        slots = _pick(capped, np.nan_to_num(cap), 1.0) if cap is not None else 1.0  # token slots sent per token copy
         routed_f = num(E > 1)  # a single expert needs no router and no dispatch (its gate is 1)
         moe_frac = (L - x["moe_dense_layers"]) * num(E > 0) / L  # fraction of layers that are MoE
         expert = m.n_proj * h * f_e  # parameters of one expert (2 or 3 projections of h x f_e)
@@ -451,7 +458,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         mm_routed = 2.0 * s * routed_active  # FLOPs per sequence per layer
         narrow_e = np.maximum(np.minimum(np.minimum(narrow_mm, f_e / t), bs * k_top * ep / np.maximum(E, 1.0)), 1.0)
         t_mm = t_mm + mm_routed * mm_time_passes * s_per_flop * (
-            x["moe_imbalance"] * (1.0 + half / narrow_e) - (1.0 + half / narrow_mm))  # s
+            load * (1.0 + half / narrow_e) - (1.0 + half / narrow_mm))  # s
     # attention core as executed: unfused kernels compute the whole s^2 matrix (masked), FlashAttention skips the
     # causal half and recomputes the scores in its backward (2.5x the forward, FlashAttention-2 sec. 3.1);
     # selective or full recompute re-runs the forward once
@@ -465,7 +472,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         m_act = replace(m, ffn=m.ffn + moe_frac * ((k_top + x["moe_shared"]) * f_e - m.ffn))
     per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
     if any_moe:  # the dispatched token copies, expert inputs and outputs before the combine: 2·k·h per token
-        disp = routed_f * moe_frac * 2.0 * k_top * bs * h * e / _pick(sp_f, t, 1.0)  # bytes per layer
+        disp = routed_f * moe_frac * 2.0 * k_top * slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes per layer
         per_layer = (per_layer[0] + disp, per_layer[1] + disp, per_layer[2])
     act_none = per_layer[0]
     # norms, softmax, dropout (memory-bound) plus a fixed cost per layer pass
@@ -500,7 +507,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # sequence parallelism), 1/ep of them to each peer; ep members sit etp ranks apart ([pp][dp][tp]: tp apart when experts split over tp), so
         # floor(domain/etp) of them share the scale-up domain and the rest are reached over the scale-out network
         # on the chip's own NIC, both at once (the slower one sets the time)
-        tok = bs * h * e / _pick(sp_f, t, 1.0)  # bytes of one copy of the chip's tokens
+        tok = slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes of one copy of the chip's tokens (capacity-padded)
         g_ep = np.minimum(np.maximum(np.floor(dom / etp), 1.0), ep)  # ep members inside the scale-up domain
         beyond = num(ep > g_ep)  # some peers are beyond the domain
         # plain all-to-all: each of a token's k copies to its expert's chip, 1/ep of them to each peer.
