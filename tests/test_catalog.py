@@ -388,6 +388,8 @@ def test_issue13_peaks_are_dense_and_links_one_direction(cat):
         ("nvidia_gb300_nvl72", "nvidia_gb300_per_gpu", 72),
         ("huawei_cloudmatrix384", "huawei_ascend_910c", 384),
         ("deepseek_v3_h800_2048", "nvidia_h800_sxm", 2048),
+        ("nvidia_dgx_b300", "nvidia_b300_hgx", 8),
+        ("aws_trn2_ultraserver", "aws_trainium2", 64),
     ],
 )
 def test_issue13_cluster_presets_name_their_chip_and_size(cat, cluster_id, chip, n_chips):
