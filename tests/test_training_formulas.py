@@ -228,3 +228,11 @@ def test_step_breakdown_names_the_bubble_and_the_communication_compute_does_not_
     assert (flat["bubble_s"], flat["tp_comm_s"], flat["dp_comm_s"], flat["moe_a2a_s"]) == ([0.0], [0.0], [0.0], [0.0])
     refused = run(ctx, **{k: [v] for k, v in base.items()}, global_batch=[32], **{"chip.memory_gb": [1]})
     assert refused["bubble_s"] == [None] or np.isnan(refused["bubble_s"][0])  # infeasible rows carry no breakdown
+
+
+def test_a_cluster_row_says_which_chip_and_how_many_it_ran_on(ctx):
+    out = run(ctx, model=["llama3_70b", "llama3_70b"], cluster=["nvidia_dgx_b300", None], chip=[None, "nvidia_h100_sxm"],
+              n_chips=[None, 64], global_batch=[256, 256], seq_len=[8192, 8192])
+    assert out["infeasible_reason"] == ["", ""]
+    preset = ctx.catalog.clusters["nvidia_dgx_b300"]
+    assert out["chip"] == [preset.chip, "nvidia_h100_sxm"] and out["n_chips"] == [preset.n_chips, 64]

@@ -506,7 +506,8 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
     fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
     hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
-    return _training_table(table, resolved, outputs, errors, provenance, hints), errors
+    chips = np.asarray(ctx.chips.ids, dtype=object)[np.maximum(chip_idx, 0)]
+    return _training_table(table, resolved, outputs, errors, provenance, hints, chips), errors
 
 
 def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array, ok: Array) -> dict[int, str]:
@@ -534,7 +535,8 @@ def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx
 
 
 def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors,
-                    provenance: np.ndarray | None = None, hints: dict[int, str] | None = None) -> pa.Table:
+                    provenance: np.ndarray | None = None, hints: dict[int, str] | None = None,
+                    chips: np.ndarray | None = None) -> pa.Table:
     n = table.num_rows
     cols: dict[str, pa.Array] = {}
     for name in table.column_names:
@@ -561,6 +563,9 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     def ints(a: Array) -> pa.Array:
         return pa.array(np.where(bad | ~np.isfinite(a), None, a).tolist(), type=pa.int64())
 
+    if chips is not None and "cluster" in table.column_names:  # a cluster preset names the chip and the count
+        cols["chip"] = pa.array(np.where(bad, None, chips).tolist(), type=pa.string())
+        cols["n_chips"] = ints(x["n_chips"])
     dp = out.get("dp", np.full(n, np.nan))
     cols["tp"] = ints(x["tp"])
     cols["pp"] = ints(x["pp"])
