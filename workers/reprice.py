@@ -85,6 +85,8 @@ def price_only(kind: str, entry_kind: str, old: Mapping[str, Any] | None, new: M
 
 def reprice(kind: str, table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa.Table:
     """`table` (committed rows of a `kind` sweep) with its economic columns recomputed under `ctx`'s catalog."""
+    for key in ("model_idx", "chip_idx"):  # rows given by shapes or a cluster carry no catalog index
+        raw.setdefault(key, np.full(table.num_rows, -1, dtype=np.int64))
     return {"training": reprice_training, "inference": reprice_inference}[kind](table, raw, ctx)
 
 
@@ -93,9 +95,6 @@ def reprice_training(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa
     stored chip-hours under `ctx`'s catalog. `raw`: the rows' decoded axis codes, as the worker built
     them to evaluate the rows, so what each row asked for (its chip, cost basis, framework, what-if
     overrides) is read exactly as before."""
-    n = table.num_rows
-    raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
-    raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
     x, _, chip_idx = assemble_training(raw, ctx)
     fw = np.nan_to_num(np.asarray(x["framework"], dtype=np.float64), nan=0.0).astype(np.int64)
     cal = ctx.cal_for(np.maximum(chip_idx, 0), fw)
@@ -120,9 +119,6 @@ def reprice_training(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa
 def reprice_inference(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa.Table:
     """`table` (committed serving rows) with cost per million tokens and unit cost recomputed from the stored
     output rate, chips and power of each instance (`inference.serving_economics`, as the core calls it)."""
-    n = table.num_rows
-    raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
-    raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
     x, cal = assemble_inference(raw, ctx)
 
     def col(name: str) -> Array:

@@ -355,9 +355,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # at most c x its mean tokens in a buffer padded to that size, so the busiest expert's load is c (tokens
         # beyond it are dropped) and the all-to-all moves c-sized buffers; dropless (blank) runs at the imbalance
         cap = x.get("moe_capacity")
-        capped = num(np.isfinite(cap)) if cap is not None else 0.0
-        load = _pick(capped, np.nan_to_num(cap), x["moe_imbalance"]) if cap is not None else x["moe_imbalance"]
-        slots = _pick(capped, np.nan_to_num(cap), 1.0) if cap is not None else 1.0  # token slots sent per token copy
+        load, slots = x["moe_imbalance"], 1.0  # the busiest expert's load; token slots sent per token copy
+        if cap is not None and bool(np.isfinite(cap).any()):
+            capped, c = num(np.isfinite(cap)), np.nan_to_num(cap)
+            load, slots = _pick(capped, c, load), _pick(capped, c, 1.0)
         routed_f = num(E > 1)  # a single expert needs no router and no dispatch (its gate is 1)
         moe_frac = (L - x["moe_dense_layers"]) * num(E > 0) / L  # fraction of layers that are MoE
         expert = m.n_proj * h * f_e  # parameters of one expert (2 or 3 projections of h x f_e)
