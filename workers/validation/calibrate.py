@@ -3,8 +3,8 @@ refit once per source without that source (leave-one-source-out) so `chipsweep v
 the model predicts a publication it never saw.
 
     python -m chipsweep.workers.validation.calibrate            # fit, print in-sample and out-of-source errors
-    python -m chipsweep.workers.validation.calibrate --write    # ... and write calibration.yaml, clusters.yaml
-                                                                 #     and tests/validation/held_out_fits.json
+    python -m chipsweep.workers.validation.calibrate --write    # ... and write calibration.yaml and
+                                                                 #     tests/validation/held_out_fits.json
     python -m chipsweep.workers.validation.calibrate --edge     # print the fitted edge constants of asic.yaml
 
 What is fitted, and where it applies (workers/context.py resolves the sets):
@@ -14,14 +14,20 @@ What is fitted, and where it applies (workers/context.py resolves the sets):
   the per-message latencies of its links;
 - per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
   runs exercise them), and its kernels' `elem_traffic` and `layer_overhead_s` (fusion, launches);
-- for every chip: `mm_half_dim`, `mem_eff`;
-- the vTrain single node's link (a cluster property of that measurement).
+- for every chip: `mm_half_dim`, `mem_eff`.
+Nothing is fitted per source or per cluster: a constant only one source could set would be that source's knob
+(the vTrain node runs on its A100s' datasheet NVLink, like every other cluster).
 
 The objective is the mean over sources of each source's mean |log(predicted / measured)| on the runs with a
-published layout (one case per run: restated metrics are never fitted), plus a weak pull of every constant
-towards its starting value so that constants the data cannot see stay where their source put them. Each
-constant is searched through a logistic map of its physical bounds (calibration.yaml `bounds`), so a fit
-can approach a bound but never sit on it; `check_bounds` reports any within 1 % of one. numpy only.
+published layout (one case per run: restated metrics are never fitted), plus a fixed prior on every constant.
+Each constant is searched through a logistic map of its physical bounds (calibration.yaml `bounds`), u =
+log((v - low) / (high - v)) (on a log scale for bounds spanning decades); the prior is PRIOR_WEIGHT · u²: it is
+centred on the middle of the physical range, costs almost nothing inside it (u² ≤ 4 between 12 % and 88 % of
+the range) and grows without limit towards either bound, so a constant approaches a bound only where the
+runs pay for it, and a constant the runs cannot see settles in the middle of its range instead of wherever
+the last fit left it. The prior does not depend on earlier fits: refitting does not ratchet a constant
+towards a bound, and a leave-one-source-out fit cannot inherit a value from the source it leaves out.
+`check_bounds` reports any constant within 1 % of a bound. numpy only.
 
 Edge (`fit_edge`): the edge-ASIC GPU power factor of asic.yaml (A100 / H100 TDP), solved in closed form on its
 cases. The serving constants of catalog chips are fitted by workers/validation/serving.py.
@@ -31,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,10 +63,8 @@ CHIP_KEYS = ("mm_eff_max", "mm_eff_max_fp8")
 FAMILY_KEYS = ("up_eff", "out_eff", "up_latency_s", "out_latency_s")
 FRAMEWORK_KEYS = ("att_eff", "overlap_eff", "tp_overlap_eff", "p2p_eff", "dp_coll_eff", "elem_traffic", "layer_overhead_s")
 GLOBAL_KEYS = ("mm_half_dim", "mem_eff")
-CLUSTER = "vtrain_single_node"
-CLUSTER_KEYS = ("scale_up_gb_s", "scale_up_latency_s")
 FIT_METRICS = ("step_time_s", "tokens_per_s", "published_tflops_per_chip")
-PRIOR_WEIGHT = 0.002  # per constant, on (log(value / start))^2: a tie-breaker, never a fit of its own
+PRIOR_WEIGHT = 1e-4  # per constant, on u^2: 0.04 % of mean |log error| at u = 2, 0.2 % at 1 % from a bound
 VTRAIN_SINGLE_STRIDE = 4  # every 4th vTrain single-node run enters the fit (1,440 runs of one source)
 
 
@@ -69,8 +72,8 @@ VTRAIN_SINGLE_STRIDE = 4  # every 4th vTrain single-node run enters the fit (1,4
 class Param:
     """One fitted constant: its calibration key and where it applies."""
 
-    level: str  # global | family | chip | framework | cluster
-    target: str  # "" | family | chip id | framework | cluster id
+    level: str  # global | family | chip | framework
+    target: str  # "" | family | chip id | framework
     key: str
 
     @property
@@ -84,7 +87,7 @@ def bounds_table() -> dict[str, tuple[float, float, str]]:
 
 
 def _bound_key(p: Param) -> str:
-    return f"cluster.{p.key}" if p.level == "cluster" else p.key
+    return p.key
 
 
 def is_fit_case(c: Case) -> bool:
@@ -105,7 +108,6 @@ class Problem:
     chip_idx: np.ndarray
     base_cal: dict[str, np.ndarray]
     params: list[Param]
-    start: dict[str, float]
     rows_of: dict[str, np.ndarray] = field(default_factory=dict)  # param name -> rows it affects
     sources: np.ndarray = field(default_factory=lambda: np.array([]))
     bounds: dict[str, tuple[float, float, str]] = field(default_factory=dict)
@@ -123,7 +125,6 @@ class Problem:
         chips = np.asarray(ctx.chips.ids)[chip_idx]
         families = np.asarray([ctx.catalog.chips[c].training_family for c in ctx.chips.ids])[chip_idx]
         fp8 = x["low_precision"] > 0
-        cluster = np.asarray([str(c.row.get("cluster", "")) == CLUSTER for c in cases])
         params: list[Param] = [Param("global", "", k) for k in GLOBAL_KEYS]
         rows_of: dict[str, np.ndarray] = {p.name: np.arange(len(cases)) for p in params}
         for fam in sorted(set(families)):
@@ -152,26 +153,15 @@ class Problem:
                 p = Param("framework", name, k)
                 params.append(p)
                 rows_of[p.name] = np.nonzero(fw == code)[0]
-        if cluster.any():
-            for k in CLUSTER_KEYS:
-                p = Param("cluster", CLUSTER, k)
-                params.append(p)
-                rows_of[p.name] = np.nonzero(cluster)[0]
-        prob = cls(cases, ctx, x, blank, chip_idx, base, params, {}, rows_of,
+        prob = cls(cases, ctx, x, blank, chip_idx, base, params, rows_of,
                    np.asarray([c.source for c in cases]), bounds_table())
-        prob.start = prob.current_values()
         return prob
 
     # ---- values <-> calibration arrays ----------------------------------------------------------
     def current_values(self, clip: bool = True) -> dict[str, float]:
         """The catalog's value of every fitted constant (`clip`: moved 2 % inside its bounds, to start a fit)."""
         out: dict[str, float] = {}
-        cat = self.ctx.catalog
         for p in self.params:
-            if p.level == "cluster":
-                v = getattr(cat.clusters[p.target], p.key)
-                out[p.name] = float(v if v is not None else (300.0 if p.key == "scale_up_gb_s" else 1e-5))
-                continue
             arr = self.base_cal[p.key]
             if p.level == "chip":
                 out[p.name] = float(arr[0, self.ctx.chips.index()[p.target]])
@@ -195,10 +185,10 @@ class Problem:
         cal = {k: v.copy() for k, v in self.base_cal.items()}
         chips = self.ctx.chips
         fams = np.asarray([self.ctx.catalog.chips[c].training_family for c in chips.ids])
-        order = {"global": 0, "family": 1, "chip": 2, "framework": 3, "cluster": 4}
+        order = {"global": 0, "family": 1, "chip": 2, "framework": 3}
         for p in sorted(self.params, key=lambda q: order[q.level]):
             v = values.get(p.name)
-            if v is None or p.level == "cluster":
+            if v is None:
                 continue
             if p.level == "global":
                 cal[p.key][:, :] = v
@@ -215,20 +205,22 @@ class Problem:
         rows = np.arange(len(self.cases)) if rows is None else rows
         self.ctx.cal = self.apply(values)
         x = {k: v[rows] for k, v in self.x.items()}
-        cl = np.asarray([str(self.cases[i].row.get("cluster", "")) == CLUSTER for i in rows])
-        if cl.any():
-            link = values.get(f"cluster:{CLUSTER}:scale_up_gb_s")
-            lat = values.get(f"cluster:{CLUSTER}:scale_up_latency_s")
-            if link is not None:
-                x["up_bw"] = np.where(cl, link * 1e9, x["up_bw"])
-            if lat is not None:
-                x["up_latency"] = np.where(cl, lat, x["up_latency"])
         _, out = search_training(x, {k: v[rows] for k, v in self.blank.items()}, self.ctx, self.chip_idx[rows])
         res = extract([self.cases[i] for i in rows], out, x["n_chips"])
         pred = np.array([r.predicted for r in res])
         meas = np.array([r.case.measured for r in res])
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.log(pred / meas)
+
+
+def prior(problem: Problem, values: dict[str, float], params: list[Param] | None = None) -> float:
+    """PRIOR_WEIGHT · Σ u² over the constants (u: the constant's place in the logistic map of its bounds,
+    0 in the middle of the range): fixed, whatever the previous fit was."""
+    total = 0.0
+    for p in params if params is not None else problem.params:
+        lo, hi, _ = problem.bounds[_bound_key(p)]
+        total += _to_u(values[p.name], lo, hi) ** 2
+    return PRIOR_WEIGHT * total
 
 
 def objective(logerr: np.ndarray, sources: np.ndarray, keep: np.ndarray) -> float:
@@ -263,8 +255,7 @@ def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int
     params = [p for p in problem.params if keep[problem.rows_of[p.name]].any()]
 
     def total(le: np.ndarray, vals: dict[str, float]) -> float:
-        prior = sum((np.log(max(vals[p.name], 1e-30) / max(problem.start[p.name], 1e-30))) ** 2 for p in params)
-        return objective(le, problem.sources, keep) + PRIOR_WEIGHT * prior
+        return objective(le, problem.sources, keep) + prior(problem, vals, params)
 
     best = total(logerr, values)
     step = {p.name: step0 for p in params}
@@ -339,8 +330,8 @@ def report(problem: Problem, values: dict[str, float]) -> None:
 
 
 def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[str, float]] | None) -> None:
-    """calibration.yaml (every set rewritten, the bounds kept), the vTrain node's link in clusters.yaml and
-    the leave-one-source-out constants in tests/validation/held_out_fits.json."""
+    """calibration.yaml (every set rewritten, the bounds kept) and the leave-one-source-out constants in
+    tests/validation/held_out_fits.json."""
     path = CATALOG_DIR / "calibration.yaml"
     text = path.read_text()
     head = text[: text.index("calibration:\n")]
@@ -399,15 +390,6 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             if p.target == fw:
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
     path.write_text(head + "\n".join(lines) + "\n" + tail)
-    cl = [p for p in problem.params if p.level == "cluster"]
-    if cl:
-        cpath = CATALOG_DIR / "clusters.yaml"
-        ctext = cpath.read_text()
-        start = ctext.index(f"- id: {CLUSTER}")
-        block = ctext[start:]
-        for p in cl:
-            block = re.sub(rf"^  {p.key}: .*$", f"  {p.key}: {values[p.name]:.4g}", block, count=1, flags=re.M)
-        cpath.write_text(ctext[:start] + block)
     if held_out is not None:
         HELD_OUT_PATH.write_text(json.dumps({
             "note": "per validation source: the constants fitted on every other source (calibrate.py); "

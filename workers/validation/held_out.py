@@ -18,7 +18,7 @@ from chipsweep.workers.validation.cases import CASES_DIR, Case, Result, case_tab
 from chipsweep.workers.validation.training import extract
 
 HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
-LEVEL_ORDER = {"global": 0, "family": 1, "chip": 2, "framework": 3, "cluster": 4}
+LEVEL_ORDER = {"global": 0, "family": 1, "chip": 2, "framework": 3}
 
 
 def parse(name: str) -> tuple[str, str, str]:
@@ -33,9 +33,9 @@ def apply(ctx: Context, base: dict[str, np.ndarray], values: dict[str, float]) -
     chips = ctx.chips
     fams = np.asarray([ctx.catalog.chips[c].training_family for c in chips.ids])
     index = chips.index()
-    for name, v in sorted(values.items(), key=lambda kv: LEVEL_ORDER[parse(kv[0])[0]]):
+    for name, v in sorted(values.items(), key=lambda kv: LEVEL_ORDER.get(parse(kv[0])[0], 9)):
         level, target, key = parse(name)
-        if level == "cluster" or key not in cal:
+        if level not in LEVEL_ORDER or key not in cal:
             continue
         if level == "global":
             cal[key][:, :] = v
@@ -48,21 +48,6 @@ def apply(ctx: Context, base: dict[str, np.ndarray], values: dict[str, float]) -
     return cal
 
 
-def cluster_overrides(x: dict[str, np.ndarray], cases: list[Case], values: dict[str, float]) -> dict[str, np.ndarray]:
-    """The fitted link of a measurement cluster (vTrain's single node) on its rows."""
-    x = dict(x)
-    for name, v in values.items():
-        level, target, key = parse(name)
-        if level != "cluster":
-            continue
-        rows = np.asarray([str(c.row.get("cluster", "")) == target for c in cases])
-        if key == "scale_up_gb_s":
-            x["up_bw"] = np.where(rows, v * 1e9, x["up_bw"])
-        elif key == "scale_up_latency_s":
-            x["up_latency"] = np.where(rows, v, x["up_latency"])
-    return x
-
-
 def predict_with(ctx: Context, values: dict[str, float], cases: list[Case]) -> list[Result]:
     """The cases predicted with the constants `values` on top of the catalog's."""
     if not cases:
@@ -72,7 +57,6 @@ def predict_with(ctx: Context, values: dict[str, float], cases: list[Case]) -> l
         ctx.cal = apply(ctx, base, values)
         errors = RowErrors(len(cases))
         x, blank, chip_idx = training_inputs(case_table(cases), ctx, errors)
-        x = cluster_overrides(x, cases, values)
         _, out = search_training(x, blank, ctx, chip_idx)
         return extract(cases, out, x["n_chips"])
     finally:
