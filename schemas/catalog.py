@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chipsweep.schemas.errors import ChipsweepError
 from chipsweep.schemas.spec import strict_yaml_load
-from chipsweep.schemas.vocab import FRAMEWORKS, Mlp
+from chipsweep.schemas.vocab import CHIP_NUMERIC, FRAMEWORKS, Mlp
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
@@ -116,6 +116,21 @@ class Chip(_Entry):
     die_area_mm2: float | None = None
     transistors_billion: float | None = None
     chips_per_system: int = 1  # dies that make one catalog "chip" (25 for a Dojo tile)
+    # published values that conflict, for a field left blank because no source settles it (the Ascend 910B's memory
+    # bandwidth: 400, 768, 1,200 and 1,600 GB/s on different pages). Never used on its own: a row picks a value
+    # (`chip.<field>`), and `chipsweep validate` answers the chip's published runs at both ends of the range
+    quoted: dict[str, list[float]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _quoted_fields_are_blank_numbers(self) -> Chip:
+        for name, values in self.quoted.items():
+            if name not in CHIP_NUMERIC:
+                raise ValueError(f"quoted: '{name}' is not a numeric chip field (allowed: {', '.join(CHIP_NUMERIC)})")
+            if getattr(self, name) is not None:
+                raise ValueError(f"quoted: '{name}' has a value ({getattr(self, name)}); quote only fields left blank")
+            if not values or any(v <= 0 for v in values):
+                raise ValueError(f"quoted: '{name}' = {values}; allowed: one or more positive numbers")
+        return self
 
     @field_validator(
         "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",

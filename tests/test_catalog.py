@@ -177,6 +177,24 @@ def test_low_confidence_chips_are_marked_low_and_explained(cat, cid):
     assert len(chip.notes) > 40
 
 
+def test_conflicting_published_figures_are_quoted_and_the_field_stays_blank(cat):
+    """The Ascend 910B's memory bandwidth and HCCS figures conflict between sources (reference chips-notes.md
+    sec. 3): the catalog quotes them and leaves the fields blank, so evaluate asks for a value."""
+    from pydantic import ValidationError
+
+    from chipsweep.schemas.catalog import Chip
+
+    chip = cat.chip("huawei_ascend_910b")
+    assert chip.memory_bandwidth_gb_s is None and chip.scale_up_gb_s is None
+    assert chip.quoted == {"memory_bandwidth_gb_s": [400, 768, 1200, 1600], "scale_up_gb_s": [392, 600]}
+    raw = chip.model_dump(by_alias=True)
+    for bad, message in (({"memory_bandwidth_gb_s": 1600}, "has a value .1600.0.; quote only fields left blank"),
+                         ({"quoted": {"colour": [1]}}, "'colour' is not a numeric chip field"),
+                         ({"quoted": {"scale_up_gb_s": []}}, r"'scale_up_gb_s' = \[\]; allowed: one or more positive")):
+        with pytest.raises(ValidationError, match=message):
+            Chip.model_validate({**raw, **bad})
+
+
 def test_chips_without_a_numeric_source_carry_no_numbers(cat):
     numeric = (
         "peak_tflops_fp32",

@@ -7,7 +7,7 @@ the runs the core cannot answer yet and why, and the errors per chip family on h
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.workers.context import Context
 from chipsweep.workers.validation import edge, held_out, serving, training
 from chipsweep.workers.validation.cases import (
+    Case,
     Result,
     Skipped,
     all_training_cases,
@@ -140,6 +141,45 @@ class TrainingReport:
     skipped: list[Skipped]
     results: list[Result]  # in-sample
     held: dict[str, Result]  # case id -> out-of-source
+    # runs on chips whose datasheet figures conflict (catalog `quoted`): (at the lowest quoted values, at the highest)
+    bracket: list[tuple[Result, Result]] = field(default_factory=list)
+    unanswered: list[tuple[Result, str]] = field(default_factory=list)  # such runs with no answer even so, and why
+
+
+Bracket = tuple[list[tuple[Result, Result]], list[tuple[Result, str]]]
+
+
+def quoted_bracket(ctx: Context, cases: Iterable[Case]) -> Bracket:
+    """The runs on chips with conflicting published figures (catalog `quoted`, fields left blank), each predicted
+    with every such field at its lowest quoted value and at its highest: the answer the catalog can give for them
+    (and the runs that have none even so, with the core's reason). The constants are the fit without the run's
+    source where there is one (these sources are never fitted)."""
+    from chipsweep.workers.training_rows import evaluate_training
+    from chipsweep.workers.validation.cases import case_table
+
+    fits = held_out.load_fits()
+    lows: list[Case] = []
+    highs: list[Case] = []
+    for c in cases:
+        chip = ctx.catalog.chips.get(str(c.row.get("chip", "")))
+        if c.restates or chip is None or not chip.quoted:
+            continue
+        lows.append(replace(c, row={**c.row, **{f"chip.{k}": min(v) for k, v in chip.quoted.items()}}))
+        highs.append(replace(c, row={**c.row, **{f"chip.{k}": max(v) for k, v in chip.quoted.items()}}))
+    out: list[tuple[Result, Result]] = []
+    missing: list[Result] = []
+    for src in sorted({c.source for c in lows}):
+        lo = held_out.predict_with(ctx, fits.get(src, {}), [c for c in lows if c.source == src])
+        hi = held_out.predict_with(ctx, fits.get(src, {}), [c for c in highs if c.source == src])
+        for a, b in zip(lo, hi, strict=True):
+            if np.isfinite(a.predicted) and np.isfinite(b.predicted):
+                out.append((a, b))
+            else:
+                missing.append(a)
+    reasons: list[str] = []
+    if missing:
+        reasons = evaluate_training(case_table([r.case for r in missing]), ctx)[0].column("infeasible_reason").to_pylist()
+    return out, [(r, str(why or "no answer")) for r, why in zip(missing, reasons, strict=True)]
 
 
 def _stats(e: np.ndarray) -> tuple[float, float]:
@@ -180,7 +220,9 @@ def training_report() -> TrainingReport:
         families.setdefault(fams.get(chip, "other"), []).append(held[r.case.case_id].error)
     fam_rows = {f: (len(v), *_stats(np.array(v))) for f, v in sorted(families.items())}
     overall = {"runs": float(len(headline)), "out_median": med, "out_p90": p90, "in_median": med_in, "in_p90": p90_in}
-    return TrainingReport(rows, overall, fam_rows, runs2026_cases()[1], results, held)  # type: ignore[arg-type]
+    bracket, unanswered = quoted_bracket(ctx, cases)
+    return TrainingReport(rows, overall, fam_rows, runs2026_cases()[1], results, held,  # type: ignore[arg-type]
+                          bracket, unanswered)
 
 
 def _memory_refused(cases: list, ctx: Context) -> set[str]:  # type: ignore[type-arg]
@@ -192,6 +234,33 @@ def _memory_refused(cases: list, ctx: Context) -> set[str]:  # type: ignore[type
     out, _ = evaluate_training(case_table(prim), ctx)
     reasons = out.column("infeasible_reason").to_pylist()
     return {c.case_id for c, why in zip(prim, reasons, strict=True) if why and why.startswith("does not fit in memory")}
+
+
+def bracket_lines(bracket: list[tuple[Result, Result]], unanswered: list[tuple[Result, str]]) -> list[str]:
+    """Per chip with conflicting figures: its runs' error at both ends of the quoted range, how many
+    measurements fall between the two predictions, and the runs with no answer even so."""
+    by_chip: dict[tuple[str, str], list[tuple[Result, Result]]] = {}
+    for lo, hi in bracket:
+        by_chip.setdefault((lo.case.source, str(lo.case.row.get("chip"))), []).append((lo, hi))
+    if not by_chip and not unanswered:
+        return []
+    lines = ["runs on chips whose published figures conflict (catalog `quoted`), never fitted, answered at both ends "
+             "of the quoted range:"]
+    for (src, chip), pairs in sorted(by_chip.items()):
+        quoted = ", ".join(f"{k.removeprefix('chip.')} {v:g}" for k, v in pairs[0][0].case.row.items() if k.startswith("chip."))
+        quoted_hi = ", ".join(f"{v:g}" for k, v in pairs[0][1].case.row.items() if k.startswith("chip."))
+        e_lo = np.array([lo.error for lo, _ in pairs])
+        e_hi = np.array([hi.error for _, hi in pairs])
+        inside = sum(1 for lo, hi in pairs if min(lo.predicted, hi.predicted) <= lo.case.measured <= max(lo.predicted, hi.predicted))
+        lines.append(f"  {src:20s} {len(pairs):4d} runs on {chip}: at {quoted} median error {np.median(e_lo) * 100:+.1f} %; "
+                     f"at {quoted_hi} {np.median(e_hi) * 100:+.1f} %; measured inside the predicted range: "
+                     f"{inside} of {len(pairs)}")
+    why: dict[str, int] = {}
+    for r, reason in unanswered:
+        key = f"{r.case.source}: {reason}"
+        why[key] = why.get(key, 0) + 1
+    lines += [f"  {n:4d} runs with no answer even so: {k}" for k, n in sorted(why.items())]
+    return lines
 
 
 def render_training(rep: TrainingReport) -> str:
@@ -216,6 +285,7 @@ def render_training(rep: TrainingReport) -> str:
     lines.append("out-of-source error per chip family (runs of sources the fit did not see):")
     for fam, (n, med, p90) in rep.families.items():
         lines.append(f"  {fam:20s} {n:5d} runs  median {med * 100:5.1f} %  p90 {p90 * 100:5.1f} %")
+    lines += bracket_lines(rep.bracket, rep.unanswered)
     reasons: dict[str, int] = {}
     for s in rep.skipped:
         reasons[f"{s.source}: {s.reason}"] = reasons.get(f"{s.source}: {s.reason}", 0) + 1
