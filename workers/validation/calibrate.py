@@ -19,14 +19,18 @@ Nothing is fitted per source or per cluster: a constant only one source could se
 (the vTrain node runs on its A100s' datasheet NVLink, like every other cluster).
 
 The objective is the mean over sources of each source's mean |log(predicted / measured)| on the runs with a
-published layout (one case per run: restated metrics are never fitted), plus a fixed prior on every constant.
-Each constant is searched through a logistic map of its physical bounds (calibration.yaml `bounds`), u =
-log((v - low) / (high - v)) (on a log scale for bounds spanning decades); the prior is PRIOR_WEIGHT · u²: it is
-centred on the middle of the physical range, costs almost nothing inside it (u² ≤ 4 between 12 % and 88 % of
-the range) and grows without limit towards either bound, so a constant approaches a bound only where the
-runs pay for it, and a constant the runs cannot see settles in the middle of its range instead of wherever
-the last fit left it. The prior does not depend on earlier fits: refitting does not ratchet a constant
-towards a bound, and a leave-one-source-out fit cannot inherit a value from the source it leaves out.
+published layout (one case per run: restated metrics are never fitted), plus a fixed prior (`prior`). Each
+constant is searched through a logistic map of its physical bounds (calibration.yaml `bounds`), u =
+log((v - low) / (high - v)) (on a log scale for bounds spanning decades), and the prior is PRIOR_WEIGHT times
+squared distances in u:
+- partial pooling: a chip's constant from the mean of its family's chips, a family's from the mean of the
+  families, a framework's from the mean of the frameworks (what one framework's runs cannot see, it takes from
+  the frameworks whose runs can: the extrapolation `calibrated_on` already names for chips without runs);
+- each such mean, and every global constant, from the middle of the physical range (u = 0); u² ≤ 4 between
+  12 % and 88 % of the range, and it grows without limit towards either bound, so a constant approaches a bound
+  only where the runs pay for it.
+The prior does not depend on earlier fits: refitting does not ratchet a constant towards a bound, and a
+leave-one-source-out fit cannot inherit a value from the source it leaves out.
 `check_bounds` reports any constant within 1 % of a bound. numpy only.
 
 Edge (`fit_edge`): the edge-ASIC GPU power factor of asic.yaml (A100 / H100 TDP), solved in closed form on its
@@ -214,12 +218,24 @@ class Problem:
 
 
 def prior(problem: Problem, values: dict[str, float], params: list[Param] | None = None) -> float:
-    """PRIOR_WEIGHT · Σ u² over the constants (u: the constant's place in the logistic map of its bounds,
-    0 in the middle of the range): fixed, whatever the previous fit was."""
+    """PRIOR_WEIGHT x Σ squared distances on the logistic map u of the bounds (module doc): chip constants from
+    their family's mean, family and framework constants from their level's mean, each mean and every global
+    constant from u = 0 (the middle of the range). Fixed: no earlier fit enters it."""
+    params = params if params is not None else problem.params
     total = 0.0
-    for p in params if params is not None else problem.params:
+    pooled: dict[str, list[float]] = {}
+    for p in params:
         lo, hi, _ = problem.bounds[_bound_key(p)]
-        total += _to_u(values[p.name], lo, hi) ** 2
+        u = _to_u(values[p.name], lo, hi)
+        if p.level == "framework" or p.level == "family":
+            pooled.setdefault(f"{p.level}:{p.key}", []).append(u)
+        elif p.level == "chip":
+            pooled.setdefault(f"chip:{problem.ctx.catalog.chips[p.target].training_family}:{p.key}", []).append(u)
+        else:
+            total += u * u
+    for us in pooled.values():
+        mean = float(np.mean(us))
+        total += sum((u - mean) ** 2 for u in us) + mean * mean
     return PRIOR_WEIGHT * total
 
 
