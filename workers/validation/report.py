@@ -19,6 +19,7 @@ from chipsweep.workers.validation.cases import (
     Result,
     Skipped,
     all_training_cases,
+    case_table,
     edge_cases,
     runs2026_cases,
     vtrain_cases,
@@ -155,7 +156,6 @@ def quoted_bracket(ctx: Context, cases: Iterable[Case]) -> Bracket:
     (and the runs that have none even so, with the core's reason). The constants are the fit without the run's
     source where there is one (these sources are never fitted)."""
     from chipsweep.workers.training_rows import evaluate_training
-    from chipsweep.workers.validation.cases import case_table
 
     fits = held_out.load_fits()
     lows: list[Case] = []
@@ -228,7 +228,6 @@ def training_report() -> TrainingReport:
 def _memory_refused(cases: list, ctx: Context) -> set[str]:  # type: ignore[type-arg]
     """Primary cases the memory model refuses although the run ran (compared on speed all the same)."""
     from chipsweep.workers.training_rows import evaluate_training
-    from chipsweep.workers.validation.cases import case_table
 
     prim = [c for c in cases if not c.restates and c.metric in ("step_time_s", "tokens_per_s", "published_tflops_per_chip")]
     out, _ = evaluate_training(case_table(prim), ctx)
