@@ -195,6 +195,30 @@ def test_conflicting_published_figures_are_quoted_and_the_field_stays_blank(cat)
             Chip.model_validate({**raw, **bad})
 
 
+def test_a_row_refused_for_a_blank_field_lists_what_the_sources_quote(cat):
+    import pyarrow as pa
+
+    from chipsweep.workers.context import Context
+    from chipsweep.workers.inference_rows import evaluate_inference
+    from chipsweep.workers.training_rows import evaluate_training
+
+    ctx = Context.build(cat)
+
+    def table(**cols: list[object]) -> pa.Table:
+        return pa.table({k: pa.array([None if v is None else str(v) for v in vals], type=pa.string()) for k, vals in cols.items()})
+
+    quote = "they quote memory_bandwidth_gb_s: 400, 768, 1200, 1600; scale_up_gb_s: 392, 600"
+    out, _ = evaluate_training(table(model=["llama2_7b"] * 3, chip=["huawei_ascend_910b"] * 2 + ["cambricon_mlu370_x8"],
+                                     n_chips=[64] * 3, global_batch=[512] * 3, precision=["fp16"] * 3,
+                                     **{"chip.memory_bandwidth_gb_s": [None, "1600", None]}), ctx)
+    why = out.column("infeasible_reason").to_pylist()
+    assert "memory_bandwidth_gb_s not published" in why[0] and quote in why[0]
+    assert why[1] == "" and "quote" not in why[2]  # a row that picks a value runs; a chip without quotes says nothing
+    out, _ = evaluate_inference(table(model=["llama2_7b"], chip=["huawei_ascend_910b"]), ctx)
+    why = out.column("infeasible_reason").to_pylist()
+    assert "memory bandwidth not published" in why[0] and quote in why[0]
+
+
 def test_chips_without_a_numeric_source_carry_no_numbers(cat):
     numeric = (
         "peak_tflops_fp32",

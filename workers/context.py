@@ -78,6 +78,18 @@ class Context:
             out[k] = float(v.flat[0]) if v.min() == v.max() else v[fw, safe]
         return out
 
+    def with_quoted(self, reason: Array, rows: Array, chip_idx: Array) -> Array:
+        """`reason` with, on `rows` (refused for a datasheet field the catalog leaves blank), the values the chip's
+        sources quote for its blank fields (catalog `quoted`), so the user sees what to choose from."""
+        out = np.asarray(reason, dtype=object).copy()
+        for i in np.nonzero(np.asarray(rows, dtype=bool))[0].tolist():
+            c = int(chip_idx[i])
+            quoted = self.catalog.chips[self.chips.ids[c]].quoted if c >= 0 else {}
+            if quoted:
+                values = "; ".join(f"{k}: {', '.join(f'{v:g}' for v in vals)}" for k, vals in quoted.items())
+                out[i] = f"{out[i]} (the chip's sources disagree; they quote {values})"
+        return out
+
     def features_for(self, framework: Array) -> dict[str, Array]:
         """The framework's features and row defaults per row (framework codes, NaN = the default `megatron`)."""
         fw = np.nan_to_num(np.asarray(framework, dtype=np.float64), nan=0.0).astype(np.int64)

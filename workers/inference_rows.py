@@ -546,6 +546,8 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     if strict and errors:
         raise errors.error()
     reason = inference.reason_text(mask & ~mem_bits)
+    reason = ctx.with_quoted(reason, (mask & (inference.R_NO_BW | inference.R_NO_MEM)) != 0,
+                             np.asarray(raw.get("chip_idx", np.full(n, -1)), dtype=np.int64))
     for i in np.nonzero((mask & mem_bits) != 0)[0].tolist():
         reason[i] = "; ".join(r for r in (reason[i], _memory_reason(i, x, out, int(mask[i]))) if r)
     refuse_infeasible(strict, mask, reason)

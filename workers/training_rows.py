@@ -507,7 +507,14 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
     hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
     chips = np.asarray(ctx.chips.ids, dtype=object)[np.maximum(chip_idx, 0)]
-    return _training_table(table, resolved, outputs, errors, provenance, hints, chips), errors
+    result = _training_table(table, resolved, outputs, errors, provenance, hints, chips)
+    mask = np.asarray(outputs.get("reason_mask", np.zeros(table.num_rows, dtype=np.int64)), dtype=np.int64)
+    chipdata = ((mask & training.R_CHIPDATA) != 0) & ~errors.bad
+    if chipdata.any():
+        i = result.column_names.index("infeasible_reason")
+        reason = ctx.with_quoted(np.asarray(result.column(i).to_pylist(), dtype=object), chipdata, chip_idx)
+        result = result.set_column(i, "infeasible_reason", pa.array(reason.tolist(), type=pa.string()))
+    return result, errors
 
 
 def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array, ok: Array) -> dict[int, str]:
