@@ -745,7 +745,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "bubble_s": np.where(no_parts, np.nan, bubble),
         "tp_comm_s": np.where(no_parts, np.nan, layer_passes * t_tp),
         "dp_comm_s": np.where(no_parts, np.nan, dp_exposed),
-        "moe_a2a_s": np.where(no_parts, np.nan, layer_passes * t_a2a) if any_moe else np.where(no_parts, np.nan, 0.0),
+        "moe_a2a_s": np.where(no_parts, np.nan, layer_passes * t_a2a),  # 0 for a dense block
     }
     return {
         "dp": dp,

@@ -506,15 +506,7 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
     fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
     hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
-    chips = np.asarray(ctx.chips.ids, dtype=object)[np.maximum(chip_idx, 0)]
-    result = _training_table(table, resolved, outputs, errors, provenance, hints, chips)
-    mask = np.asarray(outputs.get("reason_mask", np.zeros(table.num_rows, dtype=np.int64)), dtype=np.int64)
-    chipdata = ((mask & training.R_CHIPDATA) != 0) & ~errors.bad
-    if chipdata.any():
-        i = result.column_names.index("infeasible_reason")
-        reason = ctx.with_quoted(np.asarray(result.column(i).to_pylist(), dtype=object), chipdata, chip_idx)
-        result = result.set_column(i, "infeasible_reason", pa.array(reason.tolist(), type=pa.string()))
-    return result, errors
+    return _training_table(table, resolved, outputs, errors, ctx, chip_idx, provenance, hints), errors
 
 
 def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array, ok: Array) -> dict[int, str]:
@@ -541,9 +533,9 @@ def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx
     return hints
 
 
-def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors,
-                    provenance: np.ndarray | None = None, hints: dict[int, str] | None = None,
-                    chips: np.ndarray | None = None) -> pa.Table:
+def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors, ctx: Context,
+                    chip_idx: Array, provenance: np.ndarray | None = None,
+                    hints: dict[int, str] | None = None) -> pa.Table:
     n = table.num_rows
     cols: dict[str, pa.Array] = {}
     for name in table.column_names:
@@ -565,12 +557,14 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
             if hints and i in hints:  # MoE: the expert parallelism that would fit
                 detail += f" at ep = {int(x['ep'][i])}; {hints[i]}"
         reason[i] = reason[i].replace("does not fit in memory", detail)
+    reason = ctx.with_quoted(reason, (mask & training.R_CHIPDATA) != 0, chip_idx)  # what the sources quote
     reason = np.where(bad, errors.text(), reason)
+    chips = np.asarray(ctx.chips.ids, dtype=object)[np.maximum(chip_idx, 0)]
 
     def ints(a: Array) -> pa.Array:
         return pa.array(np.where(bad | ~np.isfinite(a), None, a).tolist(), type=pa.int64())
 
-    if chips is not None and "cluster" in table.column_names:  # a cluster preset names the chip and the count
+    if "cluster" in table.column_names:  # a cluster preset names the chip and the count
         cols["chip"] = pa.array(np.where(bad, None, chips).tolist(), type=pa.string())
         cols["n_chips"] = ints(x["n_chips"])
     dp = out.get("dp", np.full(n, np.nan))
