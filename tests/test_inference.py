@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.vocab import ENGINES
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import assemble_inference, evaluate_inference
@@ -66,6 +67,30 @@ def test_prefill_of_a_long_prompt_runs_at_the_achievable_compute_rate(ctx: Conte
     attention = 2 * layers * 4096**2 * d / (989.4e12 * cal["attention_fraction"][0])  # causal attention 2LP^2 d
     assert r["ttft_s"] == pytest.approx(gemm + attention + layers * cal["layer_overhead_s"][0], rel=1e-9)
     assert r["prefill_tokens_per_s"] == pytest.approx(4096 / r["ttft_s"])
+
+
+def test_llama_cpp_cuda_prompt_pass_pays_the_dequantise_to_fp16_round_trip(ctx: Context) -> None:
+    # llama.cpp PR #3412: quantised weights are dequantised into an fp16 buffer, then cuBLAS runs the GEMM; the extra
+    # kernel reads the stored weights and writes the copy once per 512-token micro-batch. Metal dequantises tiles on
+    # chip and TensorRT-LLM in registers: no round trip there. Batch-1 decode (quantised mat-vec) never pays it.
+    def prompt_s(chip: str, engine: str, bits: int) -> tuple[float, float]:
+        (r,) = run(ctx, {"model": "llama3_8b", "chip": chip, "engine": engine, "weight_bits": bits, "quant_overhead": 0,
+                         "batch": 1, "prompt_len": 512, "gen_len": 1})
+        return 512 / r["prefill_tokens_per_s"], r["decode_tokens_per_s"]
+
+    rtx = "nvidia_rtx_4090"
+    (q4, q4_dec), (f16, f16_dec) = prompt_s(rtx, "llama_cpp", 4), prompt_s(rtx, "llama_cpp", 16)
+    x, cal = assemble_inference({"model_idx": np.array([ctx.models.index()["llama3_8b"]]),
+                                 "chip_idx": np.array([ctx.chips.index()[rtx]]),
+                                 "engine": np.array([float(ENGINES.index("llama_cpp"))])}, ctx)
+    assert cal["dequant_round_trip"][0] == 1
+    bw = x["mem_bw"][0] * cal["mem_bw_fraction"][0]
+    round_trip = x["w_dense"][0] * (4 / 8 + 2) / bw  # read 4-bit weights, write the fp16 copy (the GEMM reads it either way)
+    assert q4 - f16 == pytest.approx(round_trip, rel=1e-6)
+    assert q4_dec > f16_dec  # decode streams the 4-bit weights
+    for chip, engine in (("apple_m2_ultra", "llama_cpp"), (H100, "tensorrt_llm")):
+        (q4, _), (f16, _) = prompt_s(chip, engine, 4), prompt_s(chip, engine, 16)
+        assert q4 == pytest.approx(f16, rel=1e-9), chip  # compute-bound prompt, no copy written
 
 
 def test_blank_batch_is_the_largest_that_fits(ctx: Context) -> None:

@@ -64,15 +64,16 @@ MISSED = {
     ("serving_throughput", "p90"): (0.70, "ML.ENERGY vLLM MoE and hybrid-Mamba models (Qwen3-235B, DeepSeek-V3, "
                                           "Llama 4 Scout, Nemotron-H) run 1.7-3x slower than any other source's "
                                           "engines reach; JetStream rows' units are ambiguous"),
-    ("prefill", "median"): (0.33, "llama.cpp prompt processing has one other source (the 2023 M2 Max PR table), "
-                                  "so CUDA chips inherit an Apple fraction of peak"),
-    ("prefill", "p90"): (1.45, "A100 SXM and L40S F16 rows run at 1/4-1/13 of every other chip's fraction of peak"),
+    ("prefill", "median"): (0.25, "on edge chips the bound is met (below); llama.cpp on datacenter GPUs misses it: "
+                                  "its one other source is the 2023 M2 Max PR table, and the H100 PCIe reaches 23 % "
+                                  "of its fp16 peak where the M2 Max reaches ~60 %"),
+    ("prefill", "p90"): (1.00, "A100 SXM and L40S F16 rows run at 1/4-1/13 of every other chip's fraction of peak"),
     ("energy_per_token", "median"): (0.55, "only two power sources, measuring different things (H100/B200 board "
                                            "power under vLLM, a Jetson CPU+GPU rail under llama.cpp), and the "
                                            "ML.ENERGY throughput error above compounds into J/token"),
     ("energy_per_token", "p90"): (0.80, "as the median"),
     ("power", "p90"): (1.45, "out of source the Jetson rail is predicted from H100/B200 board power"),
-    ("tpot", "p90"): (0.70, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM online rows past "
+    ("tpot", "p90"): (0.75, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM online rows past "
                             "saturation queue, which the steady-state model does not"),
     ("ttft", "p90"): (1.00, "TTFT under overload is queueing time, not modelled"),
     ("request_throughput", "p90"): (3.60, "SmolHub Jetson request rates at 4-96 users: client think time and "
@@ -94,11 +95,10 @@ def test_out_of_source_errors_meet_the_issue_bounds_or_their_recorded_miss(out_o
             assert stats[which] <= bound, (family, which, stats[which])
 
 
-def test_edge_chips_decode_meets_the_bounds_and_prefill_its_recorded_miss(out_of_source: list[Result]) -> None:
+def test_edge_chips_prefill_and_decode_meet_the_bounds(out_of_source: list[Result]) -> None:
     rows = {(fam, src): (med, p90) for fam, src, _n, med, p90 in serving.summary(out_of_source)}
-    assert rows[("decode", "edge chips")][0] <= 0.20 and rows[("decode", "edge chips")][1] <= 0.50
-    # missed: issue 14 asks <= 20 %; llama.cpp prompt processing has one other source (see MISSED above)
-    assert rows[("prefill", "edge chips")][0] <= 0.30 and rows[("prefill", "edge chips")][1] <= 0.75
+    for fam in ("prefill", "decode"):
+        assert rows[(fam, "edge chips")][0] <= 0.20 and rows[(fam, "edge chips")][1] <= 0.50, fam
 
 
 def test_mlperf_llama2_70b_on_8_h100_is_within_20pct(out_of_source: list[Result], in_sample: list[Result]) -> None:

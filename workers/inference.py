@@ -22,6 +22,9 @@ Sources (formulas cite them line by line):
   (heads x query x context) to memory and reads it back for the softmax and for x V, about three passes of fp32
   scores; a fused kernel keeps it on chip. Engines that run unfused attention (llama.cpp before its -fa default)
   pay that traffic on the memory roofline.
+- ggml-org/llama.cpp PR #3412 (2023): llama.cpp's CUDA backend multiplies quantised weights by a prompt by first
+  dequantising them into an fp16 buffer and then calling cuBLAS, a kernel that reads the stored weights and writes
+  the copy once per micro-batch, before the GEMM (asic.yaml serving.dequant_round_trip says which engines do so).
 - Fedus et al. 2022, "Switch Transformers" (JMLR 23) sec. 2 and DeepSeek-AI 2024, "DeepSeek-V3" (arXiv:2412.19437)
   sec. 3.4: a token uses k of E experts; T tokens routed uniformly touch E x (1 - (1 - k/E)^T) distinct experts
   per layer (the expected number of occupied bins), so a small batch reads only those experts' weights; expert
@@ -88,7 +91,8 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "fused_attention", "link_fraction",
+CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "fused_attention",
+            "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
 
@@ -192,6 +196,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     att = 4.0 * kv_l * x["att_dim"]  # attention FLOPs per token per context token (QK^T and AV), all layers
     # unfused attention: fp32 scores written once and read twice (softmax, x V) per head, query and context token
     score_b = (1.0 - cal["fused_attention"]) * 12.0 * kv_l * x["heads"] / tp  # bytes per token per context token
+    # prompt passes of some engines dequantise weights stored below the compute precision into a copy in memory
+    dq = (cal["dequant_round_trip"] > 0) & (x["weight_bits"] < 8.0 * act_b)
+    any_dq = bool(np.any(dq))
     two_n = 2.0 * x["params_read"]  # FLOPs per token of the matrix multiplies (Kaplan 2N, active experts only)
     two_n_d = 2.0 * x["w_dense"]  # of which the dense weights' (attention, dense MLPs, shared experts, head)
     two_n_e = two_n - two_n_d  # and the routed experts' (0 on a dense model)
@@ -239,11 +246,19 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         stages overlap the micro-batches of each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) /
         (k pp) of the serial time; llama.cpp pipelines the ubatches of one n_batch, batches run in turn)."""
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
-        byt = w_dense * inv_t * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
-        byt_e = w_exp * _touched(np.minimum(tokens, ubatch), log_miss) * inv_t * k  # bytes: routed experts touched
+        touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
+        # weights the GEMMs read per chip and micro-batch: the stored ones, or the dequantised copy an engine writes
+        w_gemm_d, w_gemm_e = w_dense * inv_t, w_exp * touched * inv_t
+        if any_dq:
+            w_gemm_d = np.where(dq, x["w_dense"] * act_b * inv_t, w_gemm_d)
+            w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
+        byt = w_gemm_d * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
+        byt_e = w_gemm_e * k  # bytes: routed experts touched
         busy = (np.maximum(byt / bw, tokens * inv_t * two_n_d / flops)  # s, the weight GEMMs, all on one stage
                 + np.maximum(byt_e / bw_e, tokens * inv_t * two_n_e / flops_e)
                 + np.maximum(tokens * score_b * 0.5 * p / pp / bw, tokens * inv_t * att * 0.5 * p / att_flops))  # attention
+        if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
+            busy = busy + dq * k * ((w_dense * inv_t + w_gemm_d) / bw + (w_exp * touched * inv_t + w_gemm_e) / bw_e)
         return pp * busy * (k + pp - 1.0) / (k * pp) + t_layer * np.minimum(k, pp) + comm(tokens)
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------

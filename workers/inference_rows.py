@@ -126,21 +126,38 @@ def _priority(s: Mapping[str, Any], engine: str, cid: str, cls: str, vendor: str
     return set_priority(str(s.get("engine", "*")), _level(str(s.get("applies_to", "*")), cid, cls, vendor), engine, key)
 
 
+def _first_rule(rules: Sequence[Mapping[str, Any]], chip: Any, engine: str | None = None) -> Mapping[str, Any] | None:
+    """The first rule whose vendor, chip classes and (when given) engine match; None when none does."""
+    for rule in rules:
+        classes = rule.get("class")
+        if "vendor" in rule and rule["vendor"] != chip.vendor:
+            continue
+        if classes is not None and chip.chip_class not in classes:
+            continue
+        if engine is not None and rule.get("engine", engine) != engine:
+            continue
+        return rule
+    return None
+
+
 def default_engines(catalog: Any, chip_ids: Sequence[str]) -> Array:
     """Index into ENGINES of each chip's default engine (asic.yaml serving.engine_default: first matching rule)."""
     rules = catalog.asic["serving"]["engine_default"]["value"]
     out = np.zeros(len(chip_ids), dtype=np.int64)
     for i, cid in enumerate(chip_ids):
-        chip = catalog.chips[cid]
-        for rule in rules:
-            classes = rule.get("class")
-            if "vendor" in rule and rule["vendor"] != chip.vendor:
-                continue
-            if classes is not None and chip.chip_class not in classes:
-                continue
+        rule = _first_rule(rules, catalog.chips[cid])
+        if rule is not None:
             out[i] = ENGINES.index(rule["engine"])
-            break
     return out
+
+
+def dequant_round_trips(catalog: Any, chip_ids: Sequence[str]) -> Array:
+    """Per (engine, chip), flat as engine x n_chips + chip: 1 where a prompt pass writes a dequantised copy of the
+    weights before its GEMM (asic.yaml serving.dequant_round_trip: first matching rule)."""
+    rules = catalog.asic["serving"]["dequant_round_trip"]["value"]
+    chips = [catalog.chips[c] for c in chip_ids]
+    return np.array([float((_first_rule(rules, chip, engine) or {"value": 0})["value"])
+                     for engine in ENGINES for chip in chips])
 
 
 def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Sequence[Mapping[str, Any]] | None = None,
@@ -343,7 +360,8 @@ def chip_tables(ctx: Context, efficiency: Sequence[Mapping[str, Any]] | None = N
         "chips": compact({k: np.concatenate([c[k] for c in variants]) for k in variants[0]}),
         "cal": compact({**inference_calibration(ctx), **serving["power"], "default_engine": serving["default_engine"]}),
         "eff": compact({**{k: serving[k] for k in EFFICIENCY_KEYS}, "calibrated_on": serving["calibrated_on"],
-                        "extrapolated": serving["extrapolated"]}),
+                        "extrapolated": serving["extrapolated"],
+                        "dequant_round_trip": dequant_round_trips(ctx.catalog, ctx.chips.ids)}),
         "limits": serving["limits"],
         "texts": serving["texts"],
     }
@@ -425,7 +443,7 @@ def assemble_inference(
     engine = get("engine")
     engine = np.where(np.isfinite(engine), engine, cal.pop("default_engine")).astype(np.intp)
     eff = gather(tables["eff"], engine * nc + safe)
-    cal.update({k: eff[k] for k in EFFICIENCY_KEYS})
+    cal.update({k: eff[k] for k in (*EFFICIENCY_KEYS, "dequant_round_trip")})
     for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention"):  # the engine's
         cal[name] = tables["limits"][name][engine]
     for name in CAL_OVERRIDES:
