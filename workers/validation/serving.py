@@ -21,7 +21,9 @@ How a run becomes a row (every choice here is a property of the published run, n
   for llama.cpp, the published file size;
 - load: TensorRT-LLM max-throughput tables leave concurrency blank (the engine's limits and the KV cache decide),
   ML.ENERGY runs at its measured mean running batch, online-serving rows at the concurrency Little's law gives from
-  the run's own request rate and latencies (L = lambda x (TTFT + (g - 1) x ITL)), static-batch tables at their batch.
+  the run's own request rate and latencies (L = lambda x (TTFT + (g - 1) x ITL)), static-batch tables at their batch;
+  the online runs that send all N requests at once (QPS=INF) are a burst: N prompts taken in one batch and
+  prefilled in turn, the mean TTFT (N + 1) / 2N of the time to prefill them all.
 
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at four
 levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
@@ -385,9 +387,17 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         return [case("output_tokens_per_s")]
     if group == "trtllm_online_v0.14":
         rate = float(re.search(r"achieved (\d+(?:\.\d+)?) req/s", notes).group(1))  # type: ignore[union-attr]
+        n_req, offered = re.search(r"(\d+) requests at request rate QPS=(\w+)", notes).groups()  # type: ignore[union-attr]
         row.update(prompt_len=int(p), gen_len=int(g))
+        run = {"rate": rate, "offered": float("inf") if offered == "INF" else float(offered), "requests": float(n_req)}
+        if metric == "ttft_ms" and offered == "INF":
+            # every request sent at once (no delay between requests): the engine takes them all in one batch (its
+            # scheduler and KV cache hold them: the row's static batch must fit) and prefills the prompts in turn, so
+            # the mean first token comes after about half of all the prompts are prefilled (BURST below)
+            row["batch"] = int(n_req)
+            return [case("prefill_tokens_per_s", 1000.0, "burst", run)]
         return [case({"ttft_ms": "ttft_s", "itl_ms": "tpot_s", "output_tokens_per_s_total": "output_tokens_per_s"}[metric],
-                     1000.0 if metric.endswith("_ms") else 1.0, "littles_law", {"rate": rate})]
+                     1000.0 if metric.endswith("_ms") else 1.0, "littles_law", run)]
     if group == "trtllm_v0.5_v0.6":
         row.update(prompt_len=int(p), gen_len=int(g), batch=int(batch))
         if metric == "ttft_ms":
@@ -537,17 +547,20 @@ def memory_disagreements(cases: Iterable[ServingCase]) -> list[str]:
 
 def _littles_law(cases: list[ServingCase], table: pa.Table) -> pa.Table:
     """Online-serving rows run at the concurrency Little's law gives from the run's rate and measured latencies."""
-    by_run: dict[tuple[str, float, str, str], dict[str, float]] = {}
+    def run(c: ServingCase) -> tuple[str, ...]:  # one published run: its model, system, lengths and offered rate
+        return tuple(str(c.row.get(k, 1)) for k in ("model", "chip", "n_chips", "prompt_len", "gen_len")) + (
+            str(c.extra["offered"]),)
+
+    by_run: dict[tuple[str, ...], dict[str, float]] = {}
     for c in cases:
-        if c.derived == "littles_law":
-            key = (str(c.row["model"]), c.extra["rate"], str(c.row["chip"]), str(c.row.get("n_chips", 1)))
-            by_run.setdefault(key, {})[c.metric] = c.measured / c.scale
+        if c.derived in ("littles_law", "burst"):
+            by_run.setdefault(run(c), {})["ttft_s" if c.derived == "burst" else c.metric] = c.measured / c.scale
     conc = []
     for c in cases:
-        if c.derived != "littles_law":
+        if c.derived not in ("littles_law", "burst"):
             conc.append(None if c.row.get("concurrency") is None else str(c.row["concurrency"]))
             continue
-        m = by_run[(str(c.row["model"]), c.extra["rate"], str(c.row["chip"]), str(c.row.get("n_chips", 1)))]
+        m = by_run[run(c)]
         g = float(c.row["gen_len"])  # type: ignore[arg-type]
         latency = m.get("ttft_s", 0.0) + (g - 1.0) * m.get("tpot_s", 0.0)  # s per request
         conc.append(str(max(1, int(round(c.extra["rate"] * latency)))))
@@ -565,6 +578,10 @@ def _extract(cases: Sequence[ServingCase], out: Mapping[str, np.ndarray]) -> np.
             pred[i] = b * g / t / out["n_chips"][i]
         elif c.derived == "prefill_node":  # prompt tokens/s of the whole prefill pool, per node
             pred[i] = out["prefill_tokens_per_s"][i] * out["batch"][i] * c.scale
+        elif c.derived == "burst":  # N prompts prefilled in turn: prompt j's first token at j/N of the whole; mean
+            n, p = c.extra["requests"], float(c.row["prompt_len"])  # type: ignore[arg-type]
+            whole = p / out["prefill_tokens_per_s"][i] * n / out["batch"][i]  # s to prefill all N (batches of what fits)
+            pred[i] = whole * (n + 1.0) / (2.0 * n) * c.scale
         else:
             pred[i] = out[c.metric][i] * c.scale
     return pred
