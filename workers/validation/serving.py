@@ -27,8 +27,8 @@ How a run becomes a row (every choice here is a property of the published run, n
 
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at four
 levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
-one above and only moves with its own runs); then power (idle share, compute and memory weights) for all chips, per
-class, per chip, on the energy and power runs. The search is a bounded coordinate descent in log space on the mean
+one above and only moves with its own runs); then power (idle share, compute and memory weights) per chip class
+and per chip, on the energy and power runs (never pooled across classes: the sources measure different things). The search is a bounded coordinate descent in log space on the mean
 absolute log error, runs weighted so that each source counts once per group (numpy only). `loso` refits without
 each source and predicts that source with the result: those are the errors `chipsweep validate` prints.
 """
@@ -604,7 +604,9 @@ class Group:
 # (engine or every engine '*', place: every chip '*', a vendor's chips, a class, one chip)
 EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "chip"))
 PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "chip": 4}
-POWER_LEVELS = (("*", "*"), ("*", "vendor"), ("*", "class"), ("*", "chip"))
+# power pools within a chip class only: a datacenter board's draw (HBM, VRM and fans included, ML.ENERGY) and an
+# embedded module's CPU+GPU rail (Jetson) are not one population; a class without power runs keeps the fallback
+POWER_LEVELS = (("*", "class"), ("*", "chip"))
 
 
 def _groups(prep: Prepared, rows: np.ndarray, level: tuple[str, str]) -> list[Group]:
