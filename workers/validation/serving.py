@@ -28,8 +28,9 @@ How a run becomes a row (every choice here is a property of the published run, n
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at four
 levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
 one above and only moves with its own runs); then power (idle share, compute and memory weights) per chip class
-and per chip, on the energy and power runs (never pooled across classes: the sources measure different things). The search is a bounded coordinate descent in log space on the mean
-absolute log error, runs weighted so that each source counts once per group (numpy only). `loso` refits without
+and per chip, on the energy and power runs (never pooled across classes: the sources measure different things).
+The search is a bounded coordinate descent in log space on the mean absolute log error, runs weighted so that each
+source counts once per group (numpy only). `loso` refits without
 each source and predicts that source with the result: those are the errors `chipsweep validate` prints.
 """
 
@@ -393,7 +394,7 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         if metric == "ttft_ms" and offered == "INF":
             # every request sent at once (no delay between requests): the engine takes them all in one batch (its
             # scheduler and KV cache hold them: the row's static batch must fit) and prefills the prompts in turn, so
-            # the mean first token comes after about half of all the prompts are prefilled (BURST below)
+            # the mean first token comes after about half of all the prompts are prefilled (`_extract`, 'burst')
             row["batch"] = int(n_req)
             return [case("prefill_tokens_per_s", 1000.0, "burst", run)]
         return [case({"ttft_ms": "ttft_s", "itl_ms": "tpot_s", "output_tokens_per_s_total": "output_tokens_per_s"}[metric],
