@@ -555,7 +555,7 @@ def _littles_law(cases: list[ServingCase], table: pa.Table) -> pa.Table:
     by_run: dict[tuple[str, ...], dict[str, float]] = {}
     for c in cases:
         if c.derived in ("littles_law", "burst"):
-            by_run.setdefault(run(c), {})["ttft_s" if c.derived == "burst" else c.metric] = c.measured / c.scale
+            by_run.setdefault(run(c), {})[c.metric] = c.measured / c.scale
     conc = []
     for c in cases:
         if c.derived not in ("littles_law", "burst"):
