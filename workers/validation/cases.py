@@ -376,7 +376,8 @@ def _slices(notes: str) -> int:
 MODEL_IDS_2026 = {
     "LLaMA 7B": "llama_7b", "LLaMA 13B": "llama_13b", "LLaMA 33B": "llama_33b", "LLaMA 65B": "llama_65b",
     "LLaMA2 34B": "codellama_34b", "CodeLlama 34B": "codellama_34b", "Gemma 2B": "gemma_2b", "Gemma 7B": "gemma_7b",
-    "Aquila 7B": "aquila_7b", "Baichuan 7B": "baichuan_7b", "Baichuan 13B": "baichuan_13b",
+    "Aquila 7B": "aquila_7b", "Aquila2 7B": "aquila2_7b", "Aquila2 34B": "aquila2_34b", "Yi 34B": "yi_34b",
+    "Baichuan 7B": "baichuan_7b", "Baichuan 13B": "baichuan_13b",
     "Baichuan2 7B": "baichuan2_7b", "Baichuan2 13B": "baichuan2_13b", "Bloom 7B1": "bloom_7b1",
     "ChatGLM3 6B": "chatglm3_6b", "InternLM 7B": "internlm_7b", "Qwen 7B": "qwen_7b", "Qwen 14B": "qwen_14b",
     "Qwen 72B": "qwen_72b", "Qwen1.5 0.5B": "qwen1.5_0.5b", "Qwen1.5 1.8B": "qwen1.5_1.8b", "Qwen1.5 4B": "qwen1.5_4b",
@@ -388,10 +389,6 @@ UNSOURCED_2026 = {
                     "examples/intern/pretrain_internlm_65b_ptd.sh runs a 16-layer cut, so the measured model is unknown",
     "Grok1 40B": "xAI released Grok-1 as a 314B mixture of experts; the 40B variant of the MindSpeed table has no "
                  "published architecture",
-    "Aquila2 7B": "Aquila2-7B's architecture (BAAI config.json) was not read from a source yet",
-    "Aquila2 34B": "Aquila2-34B's vocabulary (BAAI config.json) was not read from a source yet; MindSpeed's script "
-                   "gives the rest",
-    "Yi 34B": "Yi-34B's architecture (01-ai config.json) was not read from a source yet",
 }
 
 
