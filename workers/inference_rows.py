@@ -40,7 +40,9 @@ GIB = 2.0**30  # bytes in a GiB
 INFERENCE_OUT = tuple(c.name for c in FACTS["inference"] if c.role == "output" and c.dtype == "float32")
 
 CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_fraction",
-                 "idle_fraction", "power_compute", "power_memory", "link_fraction")
+                 "idle_fraction", "power_compute", "power_memory", "link_fraction", "dequant_round_trip")
+CAL_UNBOUNDED = ("layer_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
+CAL_SWITCHES = ("dequant_round_trip",)  # 0 (off) to 1 (on); the fractions of a peak are > 0 and <= 1
 EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s",
                    "moe_fraction")  # per engine and chip
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
@@ -272,8 +274,9 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
             raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in table.column_names:
-            hi = None if name in ("layer_overhead_s", "power_compute", "power_memory") else 1  # fractions of a peak: <= 1
-            raw[f"cal.{name}"] = numbers(table, f"cal.{name}", errors, minimum=0 if hi is None else 1e-9, maximum=hi)
+            hi = None if name in CAL_UNBOUNDED else 1
+            lo = 0 if name in CAL_UNBOUNDED + CAL_SWITCHES else 1e-9
+            raw[f"cal.{name}"] = numbers(table, f"cal.{name}", errors, minimum=lo, maximum=hi)
     return raw
 
 
