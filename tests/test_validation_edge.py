@@ -179,6 +179,20 @@ def test_fitted_serving_constants_stay_inside_physical_bounds_and_name_their_run
         assert len(named) >= s["runs"], s["applies_to"]
 
 
+def test_power_constants_are_fitted_within_a_chip_class_never_across() -> None:
+    # ML.ENERGY measures H100/B200 board power, SmolHub a Jetson CPU+GPU rail: one population per chip class, and a
+    # class without power runs keeps the catalog's fallback (never another class's fit)
+    catalog = load_catalog()
+    classes = {c.chip_class for c in catalog.chips.values()}
+    for s in catalog.asic["serving"]["power"]:
+        where = s["applies_to"]
+        assert where in classes or where in catalog.chips, where
+        if where in catalog.chips:
+            continue
+        chips = {sel.split(":")[2] for sel in s["fitted_on"]}
+        assert {catalog.chips[c].chip_class for c in chips} == {where}, (where, chips)
+
+
 def test_calibrated_on_names_the_sources_or_the_extrapolation() -> None:
     import chipsweep
 
