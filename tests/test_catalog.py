@@ -442,7 +442,8 @@ def test_issue13_cluster_presets_name_their_chip_and_size(cat, cluster_id, chip,
 
 # issue 12: models of the MindSpeed-LLM (Ascend 910B) rows that publish only a model name
 MINDSPEED_MODEL_IDS = [
-    "aquila_7b", "aquila2_7b", "aquila2_34b", "yi_34b", "baichuan_7b", "baichuan_13b", "baichuan2_7b", "baichuan2_13b", "bloom_7b1", "chatglm3_6b",
+    "aquila_7b", "aquila2_7b", "aquila2_34b", "yi_34b", "baichuan_7b", "baichuan_13b", "baichuan2_7b",
+    "baichuan2_13b", "bloom_7b1", "chatglm3_6b",
     "internlm_7b", "qwen_7b", "qwen_14b", "qwen_72b", "qwen1.5_0.5b", "qwen1.5_1.8b", "qwen1.5_4b", "qwen1.5_7b",
     "qwen1.5_14b", "qwen1.5_32b", "qwen1.5_72b",
 ]

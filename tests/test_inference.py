@@ -80,7 +80,6 @@ def test_llama_cpp_cuda_prompt_pass_pays_the_dequantise_to_fp16_round_trip(ctx: 
 
     rtx = "nvidia_rtx_4090"
     (q4, q4_dec), (f16, f16_dec) = prompt_s(rtx, "llama_cpp", 4), prompt_s(rtx, "llama_cpp", 16)
-    f16_prompt = f16
     x, cal = assemble_inference({"model_idx": np.array([ctx.models.index()["llama3_8b"]]),
                                  "chip_idx": np.array([ctx.chips.index()[rtx]]),
                                  "engine": np.array([float(ENGINES.index("llama_cpp"))])}, ctx)
@@ -90,14 +89,14 @@ def test_llama_cpp_cuda_prompt_pass_pays_the_dequantise_to_fp16_round_trip(ctx: 
     assert q4 - f16 == pytest.approx(round_trip, rel=1e-6)
     assert q4_dec > f16_dec  # decode streams the 4-bit weights
     for chip, engine in (("apple_m2_ultra", "llama_cpp"), (H100, "tensorrt_llm")):
-        (q4, _), (f16, _) = prompt_s(chip, engine, 4), prompt_s(chip, engine, 16)
-        assert q4 == pytest.approx(f16, rel=1e-9), chip  # compute-bound prompt, no copy written
+        (q4_other, _), (f16_other, _) = prompt_s(chip, engine, 4), prompt_s(chip, engine, 16)
+        assert q4_other == pytest.approx(f16_other, rel=1e-9), chip  # compute-bound prompt, no copy written
     # a what-if: llama.cpp with its int8 tensor-core kernels (MMQ, PR #7860) instead of dequantise + cuBLAS
     row = {"model": "llama3_8b", "chip": rtx, "engine": "llama_cpp", "weight_bits": 4, "quant_overhead": 0, "batch": 1,
            "prompt_len": 512, "gen_len": 1}
     (mmq,) = run(ctx, dict(row, **{"cal.dequant_round_trip": 0}))
-    assert 512 / mmq["prefill_tokens_per_s"] == pytest.approx(f16_prompt, rel=1e-9)
-    out, errs = evaluate_inference(pa.table({k: [str(v)] for k, v in dict(row, **{"cal.dequant_round_trip": 2}).items()}), ctx)
+    assert 512 / mmq["prefill_tokens_per_s"] == pytest.approx(f16, rel=1e-9)
+    _, errs = evaluate_inference(pa.table({k: [str(v)] for k, v in dict(row, **{"cal.dequant_round_trip": 2}).items()}), ctx)
     msgs = errs.messages()
     assert len(msgs) == 1 and "cal.dequant_round_trip" in msgs[0] and "2" in msgs[0], msgs
 

@@ -108,16 +108,16 @@ def test_online_runs_take_the_concurrency_of_their_own_run() -> None:
     cases = [c for c in serving.serving_cases() if c.source == "trtllm_online_v0.14"]
     table = serving._littles_law(cases, serving.case_table(cases))
     conc = dict(zip([c.case_id for c in cases], table.column("concurrency").to_pylist(), strict=True))
+    def run(c: serving.ServingCase) -> tuple:
+        return (c.row["model"], c.row["chip"], c.row.get("n_chips"), c.row["prompt_len"], c.row["gen_len"],
+                c.extra["offered"])
+
     runs: dict[tuple, dict[str, float]] = {}
     for c in cases:
-        key = (c.row["model"], c.row["chip"], c.row.get("n_chips"), c.row["prompt_len"], c.row["gen_len"],
-               c.extra["offered"])
-        runs.setdefault(key, {})[c.metric] = c.measured / c.scale
+        runs.setdefault(run(c), {})[c.metric] = c.measured / c.scale
     checked = set()
     for c in cases:
-        key = (c.row["model"], c.row["chip"], c.row.get("n_chips"), c.row["prompt_len"], c.row["gen_len"],
-               c.extra["offered"])
-        m = runs[key]
+        m = runs[run(c)]
         want = max(1, round(c.extra["rate"] * (m["ttft_s"] + (c.row["gen_len"] - 1) * m["tpot_s"])))
         assert int(conc[c.case_id]) == want, c.case_id
         checked.add((c.row["model"], c.extra["rate"], c.row["prompt_len"], c.row["gen_len"]))

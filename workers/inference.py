@@ -248,7 +248,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
         touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
         # weights the GEMMs read per chip and micro-batch: the stored ones, or the dequantised copy an engine writes
-        w_gemm_d, w_gemm_e = w_dense * inv_t, w_exp * touched * inv_t
+        w_st_d, w_st_e = w_dense * inv_t, w_exp * touched * inv_t  # bytes per chip as stored
+        w_gemm_d, w_gemm_e = w_st_d, w_st_e
         if any_dq:
             w_gemm_d = np.where(dq, x["w_dense"] * act_b * inv_t, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
@@ -258,7 +259,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
                 + np.maximum(byt_e / bw_e, tokens * inv_t * two_n_e / flops_e)
                 + np.maximum(tokens * score_b * 0.5 * p / pp / bw, tokens * inv_t * att * 0.5 * p / att_flops))  # attention
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
-            busy = busy + dq * k * ((w_dense * inv_t + w_gemm_d) / bw + (w_exp * touched * inv_t + w_gemm_e) / bw_e)
+            busy = busy + dq * k * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
         return pp * busy * (k + pp - 1.0) / (k * pp) + t_layer * np.minimum(k, pp) + comm(tokens)
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
