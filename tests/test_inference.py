@@ -37,15 +37,17 @@ def test_orin_nano_super_decode_is_102_gbs_times_085_over_47_gb(ctx: Context) ->
     # asic-notes section 7 check 1: a 4.7 GB weight stream per token at 0.85 of 102 GB/s -> ~18.4 tokens/s
     row = {"chip": JETSON, "chip.memory_bandwidth_gb_s": 102, "cal.mem_bw_fraction": 0.85, "params_b": 9.4,
            "layers": 1, "hidden": 64, "heads": 1, "vocab": 1, "weight_bits": 4, "quant_overhead": 0, "batch": 1,
-           "prompt_len": 0, "gen_len": 1}
+           "prompt_len": 0, "gen_len": 1, "cal.seq_overhead_s": 0}
     (r,) = run(ctx, row)
     assert r["decode_tokens_per_s"] == pytest.approx(102e9 * 0.85 / 4.7e9, rel=1e-3)
     assert r["decode_tokens_per_s"] == pytest.approx(18.4, rel=0.005)
 
 
 def test_batch_one_decode_speed_scales_with_memory_bandwidth(ctx: Context) -> None:
-    # without the fixed time per layer (launches, sampling) a batch-1 decode is all weight and KV-cache streaming
-    base = {"model": "llama3.1_8b", "chip": JETSON, "weight_bits": 4, "batch": 1, "cal.layer_overhead_s": 0}
+    # without the fixed time per layer (launches) and the host's per sequence (sampling) a batch-1 decode is all
+    # weight and KV-cache streaming
+    base = {"model": "llama3.1_8b", "chip": JETSON, "weight_bits": 4, "batch": 1, "cal.layer_overhead_s": 0,
+            "cal.seq_overhead_s": 0}
     slow, fast = run(ctx, base, dict(base, **{"chip.memory_bandwidth_gb_s": 102}))
     assert fast["decode_tokens_per_s"] / slow["decode_tokens_per_s"] == pytest.approx(102 / 68, rel=1e-9)
 

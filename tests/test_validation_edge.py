@@ -193,6 +193,43 @@ def test_power_constants_are_fitted_within_a_chip_class_never_across() -> None:
         assert {catalog.chips[c].chip_class for c in chips} == {where}, (where, chips)
 
 
+def test_host_time_per_sequence_is_fitted_per_engine_on_runs_of_several_sequences() -> None:
+    # vLLM's scheduler, sampler and output processing run on the host for every running sequence (vLLM v0.6.0 blog):
+    # ML.ENERGY's iterations grow with concurrency faster than the GPU work does. It is the engine's software, so one
+    # value per engine; batch-1 runs cannot tell it from the time per layer, so engines measured only at one sequence
+    # keep the fallback (0)
+    catalog = load_catalog()
+    cases = serving.serving_cases(catalog)
+    prep = serving.Prepared.build(cases, catalog)
+    fallback = catalog.asic["serving"]["fallback"]["seq_overhead_s"]["value"]
+    assert fallback == 0.0
+    found = {}
+    for s in catalog.asic["serving"]["efficiency"]:
+        if "seq_overhead_s" in s:
+            assert s["applies_to"] == "*" and s["engine"] != "*", s
+            found[s["engine"]] = s["seq_overhead_s"]
+            rows = [i for i, c in enumerate(cases) if c.engine == s["engine"]]
+            seqs = np.fmin(prep.x["batch"][rows], prep.x["concurrency"][rows])
+            assert np.any(~(seqs <= 1)), s["engine"]  # some run holds several sequences (NaN: the most that fit)
+    assert 1e-5 <= found["vllm"] <= 1e-4  # tens of microseconds per sequence and iteration
+    assert found["tensorrt_llm"] == 0.0  # the C++ runtime keeps ahead of the GPU
+    assert "llama_cpp" not in found  # every llama.cpp run decodes one sequence
+
+
+def test_host_time_per_sequence_adds_to_every_serving_iteration() -> None:
+    import chipsweep
+
+    base = {"model": "llama3_8b", "chip": "nvidia_h100_sxm", "engine": "vllm", "prompt_len": 512, "gen_len": 256}
+    rows = [dict(base, concurrency=c, **{"cal.seq_overhead_s": h}) for c in (1, 64) for h in (0.0, 5e-5)]
+    c1_off, c1_on, c64_off, c64_on = chipsweep.evaluate(rows, kind="inference").to_pylist()
+    assert c1_on["tpot_s"] - c1_off["tpot_s"] == pytest.approx(5e-5, rel=1e-6)
+    assert c64_on["tpot_s"] - c64_off["tpot_s"] == pytest.approx(64 * 5e-5, rel=1e-6)
+    with pytest.warns(Warning, match="cal.seq_overhead_s"):
+        bad = chipsweep.evaluate([base, dict(base, **{"cal.seq_overhead_s": -1})], kind="inference")
+    reason = bad.column("infeasible_reason").to_pylist()[1]
+    assert "cal.seq_overhead_s" in reason and "-1" in reason and "allowed" in reason, reason
+
+
 def test_calibrated_on_names_the_sources_or_the_extrapolation() -> None:
     import chipsweep
 

@@ -38,6 +38,10 @@ Sources (formulas cite them line by line):
 - Power: idle + (TDP - idle) x (a x compute utilisation + b x memory utilisation), capped at TDP - the linear
   utilisation model of Kansal et al. 2010 (Joulemeter, SoCC) and Patel et al. 2024 (Splitwise sec. 3, GPU power
   at prompt vs token phases); idle share, a and b fitted on measured power (ML.ENERGY, Jetson power modes).
+- vLLM blog, 2024-09-05, "vLLM v0.6.0: 2.7x Throughput Improvement and 5x Latency Reduction" (Performance
+  Diagnosis): for Llama 3 8B on one H100, vLLM's API server and scheduler took most of the execution time and the GPU
+  waited on them. The host's work grows with the running sequences (scheduling, sampling, output processing), so an
+  iteration of C sequences pays C x a fitted host time per sequence, per engine (0 where the host keeps ahead).
 - Achieved fractions of peak bandwidth (u_m), of peak compute (u_c) and a fixed time per layer and iteration
   (kernel launches, synchronisation, sampling) are fitted per engine and chip on published runs
   (schemas/catalog/asic.yaml `serving`, workers/validation/serving.py).
@@ -91,7 +95,7 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "fused_attention",
+CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "fused_attention",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
@@ -239,7 +243,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         # the weight GEMMs and the attention kernels run one after the other in every layer, each on its own roofline
         busy = pp * (np.maximum(w_d / bw, mm_d / flops) + np.maximum(w_e / bw_e, mm_e / flops_e)
                      + np.maximum((kv_b + sc_b) / bw, at / att_flops))  # s, in turn
-        return busy + t_layer + comm(tok), mm + at, w_b + kv_b
+        host = seqs * cal["seq_overhead_s"]  # s: the engine's host work per running sequence (vLLM v0.6.0 blog)
+        return busy + t_layer + host + comm(tok), mm + at, w_b + kv_b
 
     def prompt(tokens: Array) -> Array:
         """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention); layer-split

@@ -608,6 +608,9 @@ PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "chip": 4}
 # power pools within a chip class only: a datacenter board's draw (HBM, VRM and fans included, ML.ENERGY) and an
 # embedded module's CPU+GPU rail (Jetson) are not one population; a class without power runs keeps the fallback
 POWER_LEVELS = (("*", "class"), ("*", "chip"))
+# the host's share of an iteration (scheduler, sampler, output processing per running sequence) is the engine's
+# software, whatever accelerator it drives: fitted per engine only
+ENGINE_ONLY = ("seq_overhead_s",)
 
 
 def _groups(prep: Prepared, rows: np.ndarray, level: tuple[str, str]) -> list[Group]:
@@ -644,6 +647,8 @@ def _source_weights(prep: Prepared, rows: np.ndarray) -> np.ndarray:
 
 
 MULTIPLIERS = (np.array([0.5, 0.7, 0.85, 1.0, 1.18, 1.43, 2.0]), np.array([0.9, 0.95, 1.0, 1.05, 1.11]))
+SECONDS_KEYS = ("seq_overhead_s",)
+SECONDS_LADDER = (0.0, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)  # s: candidates beside the multiples of the current value
 
 
 def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], keys: Sequence[str],
@@ -675,10 +680,12 @@ def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], ke
         for k in keys:
             lo, hi = bounds[k]
             losses, values = [], []
-            for m in grid:
+            # seconds start anywhere on a log ladder (a fallback of 0 cannot grow by multiplying), then refine
+            ladder = SECONDS_LADDER if k in SECONDS_KEYS and grid is MULTIPLIERS[0] else ()
+            start = np.maximum(cur[k], 1e-7) if k == "layer_overhead_s" else cur[k]
+            for cand in [start * m for m in grid] + [np.full(len(groups), v) for v in ladder]:
                 trial = dict(cur)
-                base_v = np.maximum(cur[k], 1e-7) if k == "layer_overhead_s" else cur[k]
-                trial[k] = np.clip(base_v * m, lo, hi)
+                trial[k] = np.clip(cand, lo, hi)
                 values.append(trial[k])
                 losses.append(group_losses(trial))
             L = np.array(losses)  # (candidates, groups)
@@ -709,7 +716,12 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
     prio = {k: np.zeros(len(prep.cases), dtype=np.int64) for k in EFFICIENCY_KEYS}  # priority of each row's value
     for level in EFFICIENCY_LEVELS:
         groups = [g for g in _groups(prep, eff_rows, level) if len(g.rows) >= 2]
-        found = _descend(prep, cal, groups, EFFICIENCY_KEYS, bounds, eff_rows)
+        # the host's time per sequence is told apart from the time per layer only by runs of several sequences
+        many = [level == ("e", "*") and bool(np.any(~(np.fmin(prep.x["batch"][g.rows], prep.x["concurrency"][g.rows]) <= 1)))
+                for g in groups]
+        plain = [k for k in EFFICIENCY_KEYS if k not in ENGINE_ONLY]
+        found = {**_descend(prep, cal, [g for g, m in zip(groups, many, strict=True) if m], EFFICIENCY_KEYS, bounds, eff_rows),
+                 **_descend(prep, cal, [g for g, m in zip(groups, many, strict=True) if not m], plain, bounds, eff_rows)}
         for g in groups:
             vals = found.get(g.key, {})
             kept = {}
