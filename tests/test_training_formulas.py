@@ -12,7 +12,8 @@ import pytest
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers.context import Context
 from chipsweep.workers.memory import activation_bytes_per_layer
-from chipsweep.workers.training_rows import evaluate_training
+from chipsweep.workers.parse import RowErrors
+from chipsweep.workers.training_rows import evaluate_training, run_training, training_inputs
 from chipsweep.workers.transformer import Shapes
 
 
@@ -115,6 +116,32 @@ def test_zero3_pays_its_gathers_every_micro_batch_rajbhandari_sec7_and_loses_to_
     once = run(ctx, **{**common, "global_batch": [32] * 2}, zero_stage=[1, 3])
     per_mb_z3 = z3 / 128
     assert once["step_time_s"][1] == pytest.approx(per_mb_z3, rel=0.2)
+
+
+def test_deepspeed_2021_zero3_gathers_each_tensor_in_an_nccl_ring(ctx):
+    """DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor in synchronised calls (deepspeedai/DeepSpeed
+    issue #1174, PR #1188), and NCCL ran an all-gather only as a ring (NVIDIA/nccl src/graph/tuning.cc: latency
+    8.4 us + 3.4 us per NVLink step + 9.6 us per network step, Simple protocol). GPT-3's 96 layers x 12 tensors x
+    2 gathers per micro-batch pay that ring latency on top of the bytes, more at 1,536 GPUs than at 384."""
+    def ring(n: float) -> float:
+        nodes = n / 8
+        return 8.4e-6 + (n - nodes) * 3.4e-6 + (nodes - 1) * 9.6e-6
+
+    n = [384, 1536]
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(
+        model=["gpt3_175b"] * 2, chip=["nvidia_a100_sxm_80gb"] * 2, n_chips=n, global_batch=n, tp=[1] * 2, pp=[1] * 2,
+        micro_batch=[1] * 2, interleave=[1] * 2, recompute=["full"] * 2, zero_stage=[3] * 2, framework=["deepspeed_2021"] * 2,
+        **{"chip.memory_gb": [1e5] * 2}).items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(2))
+    cal = ctx.cal_for(cidx, x["framework"])
+    per_tensor = run_training(x, cal)["step_time_s"]
+    coalesced = run_training({**x, "fw_z3_tensors": np.zeros(2)}, cal)["step_time_s"]  # gathers per layer
+    assert x["fw_z3_tensors"].tolist() == [1.0, 1.0]
+    # one micro-batch per step, no overlap in DeepSpeed of 2021: the latency adds up in full
+    assert per_tensor - coalesced == pytest.approx([96 * 12 * 2 * ring(v) for v in n], rel=1e-9)
+    assert (per_tensor - coalesced)[1] == pytest.approx(14.8, abs=0.1)  # s per step at 1,536 GPUs
+    assert "deepspeed" in ctx.catalog.defaults["frameworks"]
+    assert not ctx.catalog.defaults["frameworks"]["deepspeed"].get("zero3_per_tensor")  # coalesced since PR #1188
 
 
 def test_pipeline_sends_stay_on_the_scale_up_link_when_consecutive_stages_share_a_domain(ctx):

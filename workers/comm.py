@@ -10,6 +10,9 @@ Sources:
 - NVIDIA NVLink SHARP (NCCL NVLS algorithm, 2.18+): the NVSwitch reduces, halving a domain's all-reduce bytes.
 - Jia et al. 2018 / NCCL's 2D hierarchical all-reduce: reduce-scatter/all-gather inside each scale-up
   domain, then an all-reduce of the 1/g shards between domains, each chip on its own NIC.
+- NVIDIA/nccl src/graph/tuning.cc (NCCL 2.8-2.10, 2021), ncclTopoTuneModel: all-gather and reduce-scatter run
+  only as rings; their latency is baseLat + (nRanks - nNodes) x the intra-node step + (nNodes - 1) x the network
+  step, for the Simple protocol of large messages 8.4 us + 3.4 us per NVLink step + 9.6 us per network step.
 
 Bandwidths are bytes/s in one direction per chip; latency is seconds per message.
 """
@@ -19,6 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 Array = np.ndarray
+
+# NCCL's ring latency model, Simple protocol (tuning.cc baseLat / hwLat, Ring): s
+RING_BASE_S, RING_UP_STEP_S, RING_NET_STEP_S = 8.4e-6, 3.4e-6, 9.6e-6
 
 
 def latency_steps(n: Array) -> Array:
@@ -48,6 +54,7 @@ class Group:
         per_domain = domain if np.isscalar(stride) and stride == 1.0 else np.floor(domain / np.maximum(stride, 1.0))
         g = np.minimum(np.maximum(per_domain, 1.0), n)  # members per domain
         k = np.ceil(n / g)  # domains spanned
+        self.n, self.domains = n, k
         # ring all-reduce factor inside a domain, 2(g-1)/g; a switch that reduces in the network (NVLink SHARP)
         # takes each byte in and gives the sum back once: (g-1)/g
         inner = (2.0 - 2.0 / g) * (1.0 - 0.5 * in_network)
@@ -59,6 +66,12 @@ class Group:
     def allreduce(self, nbytes: Array) -> Array:
         """Seconds for an all-reduce of `nbytes` per chip."""
         return nbytes * self.per_byte + self.latency
+
+    def ring_latency(self) -> Array:
+        """Seconds of latency of one NCCL ring all-gather (or reduce-scatter) on the group: n - 1 steps, the
+        domains - 1 of them that cross the network at NCCL's network step, the rest at its NVLink step."""
+        return np.where(self.n > 1, RING_BASE_S + (self.n - self.domains) * RING_UP_STEP_S
+                        + (self.domains - 1.0) * RING_NET_STEP_S, 0.0)
 
     def allgather(self, nbytes: Array) -> Array:
         """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half an all-reduce's volume and messages."""

@@ -12,6 +12,9 @@ Sources (formulas cite them line by line):
   the backward and reduce-scatter its gradients, every micro-batch; ZeRO-2 reduce-scatters gradients every
   micro-batch; ZeRO-0/1 reduce gradients once per step. The next layer's gather is prefetched behind the
   current layer's compute (one layer ahead), so a layer's collective hides only behind one layer's compute.
+- deepspeedai/DeepSpeed issue #1174 and PR #1188 (June 2021): DeepSpeed's ZeRO-3 gathered parameters tensor by
+  tensor in synchronised all-gathers until PR #1188 coalesced them; NVIDIA/nccl src/graph/tuning.cc: all-gathers
+  run as rings of n - 1 steps at NCCL's per-step latency (comm.Group.ring_latency).
 - Megatron-Core --overlap-grad-reduce (2023): the bucketed gradient reduce overlaps the last micro-batch's
   backward; earlier Megatron reduced after the backward.
 - Megatron-Core pipeline layout (--decoder-first/last-pipeline-num-layers, --account-for-embedding/loss-
@@ -99,7 +102,7 @@ REASONS: dict[int, str] = {
 
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
-           "fw_uneven", "fw_pp_inner", "fw_ep_dedup")
+           "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -594,6 +597,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
                      + _pick(num(zero >= 1), 12.0 / d_exp, 12.0))  # bytes/param: weights, gradients, Adam (fp32)
         exp_layer_bytes = p_exp_layer / (ep * etp) * state_exp
 
+    per_tensor_z3 = bool(np.any((x["fw_z3_tensors"] > 0) & (zero >= 3)))
+
     def step_for(inner_f: Array | float) -> tuple[Array, Array, Array]:
         """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain, and of it the
         pipeline bubble and the data-parallel collectives left exposed."""
@@ -632,6 +637,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
         gather_l = shard.allgather(p_layer_chip * wb) * coll  # s per layer
         comm_l = 2.0 * gather_l + shard.allgather(p_layer_chip * gb * train_frac) * coll  # s per layer per micro-batch
+        if per_tensor_z3:
+            # DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor, each all-gather a synchronised call
+            # (deepspeedai/DeepSpeed issue #1174 and PR #1188, June 2021), and NCCL runs an all-gather only as a ring
+            # of n - 1 steps (comm.RING_*): a Megatron GPT layer's fused QKV, projection and MLP matrices with their
+            # biases and two LayerNorms (weight, bias) are 2 (2 + n_proj) + 4 tensors, gathered forward and backward
+            tensors = 2.0 * (2.0 + x["n_proj"]) + 4.0
+            comm_l = comm_l + x["fw_z3_tensors"] * 2.0 * tensors * shard.ring_latency()
         exposed_l = np.maximum(comm_l - overlap * t_layer, 0.0)  # s per layer per micro-batch
         t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
         t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
