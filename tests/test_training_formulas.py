@@ -118,6 +118,24 @@ def test_zero3_pays_its_gathers_every_micro_batch_rajbhandari_sec7_and_loses_to_
     assert once["step_time_s"][1] == pytest.approx(per_mb_z3, rel=0.2)
 
 
+def test_nccl_all_gathers_and_reduce_scatters_are_rings_of_n_minus_1_steps(ctx):
+    """NVIDIA/nccl src/graph/tuning.cc (ncclTopoTuneModel): all-gather and reduce-scatter run only as rings, latency
+    baseLat + (nRanks - nNodes) x intra step + (nNodes - 1) x network step (Simple: 8.4, 3.4 and 9.6 us). ZeRO-1's
+    reduce-scatter and all-gather on Megatron of 2022 (no overlap) each pay it once per step: 16 data-parallel ranks
+    one per node (tp = 8) are 15 network steps. TPUs (XLA collectives) are not NCCL rings."""
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(
+        model=["llama2_70b"] * 2, chip=["nvidia_h100_sxm", "google_tpu_v5p"], n_chips=[1024] * 2,
+        global_batch=[1024] * 2, tp=[8] * 2, pp=[8] * 2, micro_batch=[1] * 2, interleave=[1] * 2,
+        recompute=["full"] * 2, zero_stage=[1] * 2, framework=["megatron_2022"] * 2).items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(2))
+    cal = ctx.cal_for(cidx, x["framework"])
+    assert x["ring"].tolist() == [1.0, 0.0]
+    rings = run_training(x, cal)["step_time_s"]
+    plain = run_training({**x, "ring": np.zeros(2)}, cal)["step_time_s"]
+    assert rings[0] - plain[0] == pytest.approx(2 * (8.4e-6 + 15 * 9.6e-6), rel=1e-9)
+    assert rings[1] == plain[1]
+
+
 def test_deepspeed_2021_zero3_gathers_each_tensor_in_an_nccl_ring(ctx):
     """DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor in synchronised calls (deepspeedai/DeepSpeed
     issue #1174, PR #1188), and NCCL ran an all-gather only as a ring (NVIDIA/nccl src/graph/tuning.cc: latency

@@ -22,8 +22,8 @@ KNOWN_MISSES: dict[str, str] = {
     "narayanan21_table2_zero3": "the only runs of 2021 DeepSpeed ZeRO-3: beside NCCL's ring latency of its "
                                 "per-tensor gathers (modelled, not fitted), their slow collectives (deepspeed_2021 "
                                 "dp_coll_eff, 0.33 of NCCL's) appear in no other source, so a fit without them "
-                                "predicts ZeRO-3 at 1,536-2,240 GPUs 45-66 % too fast (out of source 27.9 %, in "
-                                "sample 5.6 %)",
+                                "(0.61, from BLOOM and MT-NLG) predicts ZeRO-3 at 1,536-2,240 GPUs 33-55 % too fast "
+                                "(out of source 21.5 %, in sample 3.3 %)",
 }
 
 @pytest.fixture(scope="module")

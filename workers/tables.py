@@ -44,6 +44,11 @@ def _num(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan
 
 
+# chip families whose collective library (NCCL, RCCL) runs all-gather and reduce-scatter only as rings of n - 1
+# steps (NVIDIA/nccl src/graph/tuning.cc; comm.Group.ring_latency); XLA on TPU, Neuron and HCCL are not modelled so
+RING_FAMILIES = ("nvidia_gpu", "amd_gpu")
+
+
 @dataclass
 class ChipTable:
     ids: list[str]
@@ -58,6 +63,7 @@ class ChipTable:
             [1.0 if c.system_kind in STREAMING_KINDS and c.external_memory_gb else 0.0 for c in chips]
         )
         cols["scale_up_reduction"] = np.array([1.0 if c.scale_up_reduction else 0.0 for c in chips])
+        cols["ring_collectives"] = np.array([1.0 if c.training_family in RING_FAMILIES else 0.0 for c in chips])
         return cls(ids, cols)
 
     def index(self) -> dict[str, int]:
@@ -166,6 +172,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "up_bw": up,
         "up_domain": domain,
         "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),
+        "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,
         "tdp_w": chip_cols["tdp_w"],
         "usd_per_hour": chip_cols["usd_per_hour"],

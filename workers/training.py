@@ -108,7 +108,7 @@ INPUT_KEYS = (
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
     "dropout",
     # chip (per chip, for the row's precision)
-    "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "out_bw", "tdp_w", "usd_per_hour",
+    "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "ring", "out_bw", "tdp_w", "usd_per_hour",
     "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
     # layout and workload
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
@@ -618,14 +618,14 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
         # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
         stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
-        dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
-        shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls)
+        dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
+        shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
         rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
         # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
         # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
         # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
         grad_ar = dp_all.allreduce(trainable_chip * gb) * coll  # s
-        half_ar = 0.5 * grad_ar
+        half_ar = 0.5 * grad_ar + dp_all.ring_latency() * coll  # reduce-scatter or all-gather: a ring each
         t_z01 = _pick(z1, np.maximum(half_ar - win_bwd, 0.0) + np.maximum(half_ar - win_fwd, 0.0),
                       np.maximum(grad_ar - win_bwd, 0.0))
         # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
