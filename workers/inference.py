@@ -217,6 +217,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
     ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)  # all-reduces
     msg_tok = h * act_b  # bytes of one token's hidden state
+    host_s = cal["seq_overhead_s"]  # s per running sequence and iteration on the host
+    any_host = bool(np.any(np.asarray(host_s) > 0))
     hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
 
     def comm(tokens: Array) -> Array:
@@ -243,7 +245,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         # the weight GEMMs and the attention kernels run one after the other in every layer, each on its own roofline
         busy = pp * (np.maximum(w_d / bw, mm_d / flops) + np.maximum(w_e / bw_e, mm_e / flops_e)
                      + np.maximum((kv_b + sc_b) / bw, at / att_flops))  # s, in turn
-        host = seqs * cal["seq_overhead_s"]  # s: the engine's host work per running sequence (vLLM v0.6.0 blog)
+        host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
         return busy + t_layer + host + comm(tok), mm + at, w_b + kv_b
 
     def prompt(tokens: Array) -> Array:
