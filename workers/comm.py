@@ -10,7 +10,7 @@ Sources:
 - NVIDIA NVLink SHARP (NCCL NVLS algorithm, 2.18+): the NVSwitch reduces, halving a domain's all-reduce bytes.
 - Jia et al. 2018 / NCCL's 2D hierarchical all-reduce: reduce-scatter/all-gather inside each scale-up
   domain, then an all-reduce of the 1/g shards between domains, each chip on its own NIC.
-- NVIDIA/nccl src/graph/tuning.cc (NCCL 2.8-2.10, 2021), ncclTopoTuneModel: all-gather and reduce-scatter run
+- NVIDIA/nccl src/graph/tuning.cc (commit 01afd20a, the 2021 tuning model), ncclTopoTuneModel: all-gather and reduce-scatter run
   only as rings; their latency is baseLat + (nRanks - nNodes) x the intra-node step + (nNodes - 1) x the network
   step, for the Simple protocol of large messages 8.4 us + 3.4 us per NVLink step + 9.6 us per network step.
 
