@@ -6,6 +6,7 @@ checks, vendor TOPS/W) through workers/validation/edge.py."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -75,8 +76,8 @@ MISSED = {
     ("energy_per_token", "p90"): (0.80, "as the median"),
     ("power", "p90"): (0.60, "power is fitted within a chip class, and each class has one power source: out of "
                              "source it runs on the catalog's assumed fallback (idle 25 % of TDP, full load at peak)"),
-    ("tpot", "p90"): (0.75, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM online rows past "
-                            "saturation queue, which the steady-state model does not"),
+    ("tpot", "p90"): (0.65, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM's time per layer, fitted on "
+                            "its max-throughput tables, is more than its online runs leave at low load"),
     ("request_throughput", "p90"): (3.60, "SmolHub Jetson request rates at 4-96 users: client think time and "
                                           "CPU tokenisation are outside the model"),
 }
@@ -132,6 +133,25 @@ def test_a_burst_of_requests_waits_for_the_prompts_ahead_of_it(out_of_source: li
     assert len(burst) == 12
     assert all(r.case.measured > 1000 and abs(r.error) <= 0.30 for r in burst), [
         (r.case.case_id, r.predicted, r.case.measured) for r in burst]
+
+
+def test_a_burst_decodes_beside_the_prompt_chunks_of_the_requests_behind_it(out_of_source: list[Result]) -> None:
+    # QPS=INF online rows: until every prompt is prefilled, each iteration carries the engine's max_tokens (8,192) of
+    # prompt chunks beside the decodes, so a request decodes one token per such iteration while prompts remain behind
+    # it, then at the batch's decode step. At 16 output tokens that is ~10x the decode step alone (measured 190-548
+    # ms); out of source within 20 % for the 467-token prompts
+    itl = [r for r in out_of_source if r.case.derived == "burst_itl"]  # type: ignore[attr-defined]
+    assert len(itl) == 12
+    assert all(r.case.measured > 150 for r in itl if r.case.row["gen_len"] == 16)
+    assert all(abs(r.error) <= 0.20 for r in itl if r.case.row["prompt_len"] == 467), [
+        (r.case.case_id, r.predicted, r.case.measured) for r in itl]
+    # the derivation itself: 4 requests of 100-token prompts at 40 prompt tokens/s (10 s to prefill them all),
+    # 20-token chunks (0.5 s), a 10 ms decode step, 3 output tokens: the first three requests take both of their
+    # later tokens beside a chunk (0.51 s each), the last decodes alone
+    case = dataclasses.replace(itl[0].case, row={**itl[0].case.row, "prompt_len": 100, "gen_len": 3},
+                               extra={**itl[0].case.extra, "requests": 4.0, "max_tokens": 20.0})  # type: ignore[type-var]
+    out = {"prefill_tokens_per_s": np.array([10.0]), "batch": np.array([4.0]), "decode_tokens_per_s": np.array([100.0])}
+    assert serving._extract([case], out)[0] == pytest.approx((3 * 0.51 + 0.01) / 4 * 1000.0)
 
 
 def test_mlperf_llama2_70b_on_8_h100_is_within_20pct(out_of_source: list[Result], in_sample: list[Result]) -> None:

@@ -23,7 +23,10 @@ How a run becomes a row (every choice here is a property of the published run, n
   ML.ENERGY runs at its measured mean running batch, online-serving rows at the concurrency Little's law gives from
   the run's own request rate and latencies (L = lambda x (TTFT + (g - 1) x ITL)), static-batch tables at their batch;
   the online runs that send all N requests at once (QPS=INF) are a burst: N prompts taken in one batch and
-  prefilled in turn, the mean TTFT (N + 1) / 2N of the time to prefill them all.
+  prefilled in turn, the mean TTFT (N + 1) / 2N of the time to prefill them all; while prompts remain, every
+  iteration carries the engine's max_tokens of prompt chunks beside the decodes (in-flight batching), so request j
+  decodes one token per such iteration until the N - j prompts behind it are prefilled, then at the batch's decode
+  step: its mean inter-token latency.
 
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at four
 levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
@@ -397,6 +400,13 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
             # the mean first token comes after about half of all the prompts are prefilled (`_extract`, 'burst')
             row["batch"] = int(n_req)
             return [case("ttft_s", 1000.0, "burst", run)]
+        if metric == "itl_ms" and offered == "INF":
+            # the same burst seen by a running request: until every prompt is prefilled, each iteration carries the
+            # engine's max_tokens of prompt chunks beside the decodes (in-flight batching), so a request decodes one
+            # token per such iteration while prompts remain, then at the batch's decode step (`_extract`, 'burst_itl')
+            row["batch"] = int(n_req)
+            m_tok = float(catalog.asic["serving"]["max_tokens"]["value"][engine])
+            return [case("tpot_s", 1000.0, "burst_itl", {**run, "max_tokens": m_tok})]
         return [case({"ttft_ms": "ttft_s", "itl_ms": "tpot_s", "output_tokens_per_s_total": "output_tokens_per_s"}[metric],
                      1000.0 if metric.endswith("_ms") else 1.0, "littles_law", run)]
     if group == "trtllm_v0.5_v0.6":
@@ -554,11 +564,11 @@ def _littles_law(cases: list[ServingCase], table: pa.Table) -> pa.Table:
 
     by_run: dict[tuple[str, ...], dict[str, float]] = {}
     for c in cases:
-        if c.derived in ("littles_law", "burst"):
+        if c.derived in ("littles_law", "burst", "burst_itl"):
             by_run.setdefault(run(c), {})[c.metric] = c.measured / c.scale
     conc = []
     for c in cases:
-        if c.derived not in ("littles_law", "burst"):
+        if c.derived not in ("littles_law", "burst", "burst_itl"):
             conc.append(None if c.row.get("concurrency") is None else str(c.row["concurrency"]))
             continue
         m = by_run[run(c)]
@@ -583,6 +593,16 @@ def _extract(cases: Sequence[ServingCase], out: Mapping[str, np.ndarray]) -> np.
             n, p = c.extra["requests"], float(c.row["prompt_len"])  # type: ignore[arg-type]
             whole = p / out["prefill_tokens_per_s"][i] * n / out["batch"][i]  # s to prefill all N (batches of what fits)
             pred[i] = whole * (n + 1.0) / (2.0 * n) * c.scale
+        elif c.derived == "burst_itl":  # request j decodes beside the prompt chunks of the N - j after it, then alone
+            n, p = c.extra["requests"], float(c.row["prompt_len"])  # type: ignore[arg-type]
+            g = float(c.row["gen_len"])  # type: ignore[arg-type]
+            rate = out["prefill_tokens_per_s"][i] * out["batch"][i]  # prompt tokens/s of a batched prefill
+            whole = n * p / rate  # s to prefill all N
+            chunk = c.extra["max_tokens"] / rate  # s of prompt chunk in each iteration while prompts remain
+            step = 1.0 / out["decode_tokens_per_s"][i]  # s per decode step of the N sequences
+            j = np.arange(1.0, n + 1.0)
+            during = np.minimum(g - 1.0, (n - j) / n * whole / (chunk + step))  # its steps while prompts remain
+            pred[i] = float(np.mean(step + during * chunk / max(g - 1.0, 1.0))) * c.scale
         else:
             pred[i] = out[c.metric][i] * c.scale
     return pred
