@@ -54,7 +54,10 @@ class Group:
         per_domain = domain if np.isscalar(stride) and stride == 1.0 else np.floor(domain / np.maximum(stride, 1.0))
         g = np.minimum(np.maximum(per_domain, 1.0), n)  # members per domain
         k = np.ceil(n / g)  # domains spanned
-        self.n, self.domains, self.ring = n, k, ring
+        # NCCL's ring latency of one all-gather or reduce-scatter, computed once per group (0 where not a ring)
+        no_ring = np.isscalar(ring) and ring == 0.0
+        self.ring_s = 0.0 if no_ring else ring * np.where(n > 1, RING_BASE_S + (n - k) * RING_UP_STEP_S
+                                                          + (k - 1.0) * RING_NET_STEP_S, 0.0)
         # ring all-reduce factor inside a domain, 2(g-1)/g; a switch that reduces in the network (NVLink SHARP)
         # takes each byte in and gives the sum back once: (g-1)/g
         inner = (2.0 - 2.0 / g) * (1.0 - 0.5 * in_network)
@@ -67,13 +70,12 @@ class Group:
         """Seconds for an all-reduce of `nbytes` per chip."""
         return nbytes * self.per_byte + self.latency
 
-    def ring_latency(self) -> Array:
+    def ring_latency(self) -> Array | float:
         """Seconds of latency of one NCCL ring all-gather (or reduce-scatter) on the group: n - 1 steps, the
         domains - 1 of them that cross the network at NCCL's network step, the rest at its NVLink step (0 on chips
         whose collectives are not NCCL/RCCL rings, `ring` = 0)."""
-        return self.ring * np.where(self.n > 1, RING_BASE_S + (self.n - self.domains) * RING_UP_STEP_S
-                                    + (self.domains - 1.0) * RING_NET_STEP_S, 0.0)
+        return self.ring_s
 
     def allgather(self, nbytes: Array) -> Array:
         """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half an all-reduce's volume and messages."""
-        return 0.5 * self.allreduce(nbytes) + self.ring_latency()
+        return 0.5 * self.allreduce(nbytes) + self.ring_s

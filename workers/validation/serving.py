@@ -667,8 +667,7 @@ def _source_weights(prep: Prepared, rows: np.ndarray) -> np.ndarray:
 
 
 MULTIPLIERS = (np.array([0.5, 0.7, 0.85, 1.0, 1.18, 1.43, 2.0]), np.array([0.9, 0.95, 1.0, 1.05, 1.11]))
-SECONDS_KEYS = ("seq_overhead_s",)
-SECONDS_LADDER = (0.0, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)  # s: candidates beside the multiples of the current value
+SECONDS_LADDER = (0.0, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)  # s: the host time's candidates beside the current multiples
 
 
 def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], keys: Sequence[str],
@@ -701,7 +700,7 @@ def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], ke
             lo, hi = bounds[k]
             losses, values = [], []
             # seconds start anywhere on a log ladder (a fallback of 0 cannot grow by multiplying), then refine
-            ladder = SECONDS_LADDER if k in SECONDS_KEYS and grid is MULTIPLIERS[0] else ()
+            ladder = SECONDS_LADDER if k in ENGINE_ONLY and grid is MULTIPLIERS[0] else ()
             start = np.maximum(cur[k], 1e-7) if k == "layer_overhead_s" else cur[k]
             for cand in [start * m for m in grid] + [np.full(len(groups), v) for v in ladder]:
                 trial = dict(cur)
