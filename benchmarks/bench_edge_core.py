@@ -4,7 +4,8 @@ Builds sweep-like raw arrays (random catalog models, chips, precisions, batches,
 columns: concurrency, compute precision, expert parallelism, disaggregated prefill; random ASIC
 design vectors with 5 % wafer-scale/redundant designs), assembles them per block as a sweep worker does, then
 times (a) the numpy core alone and (b) assembly plus core, single-threaded, for blocks of 16,384 and 65,536
-rows. It runs twice: with glibc's default allocator settings, then with freed memory kept by the process
+rows; the inference core runs in the sweep dtype (float32, as sweep workers run it). It runs twice: with
+glibc's default allocator settings, then with freed memory kept by the process
 (`workers.runtime.tune_allocator`, the setting sweep workers and the CLI apply): with the defaults every numpy
 temporary of a large block is a fresh mmap whose pages fault in zeroed (~0.1 page fault per row and call),
 which costs more than the arithmetic. Writes benchmarks/out/edge_core.json.
@@ -31,6 +32,7 @@ from chipsweep.schemas.catalog import load_catalog  # noqa: E402
 from chipsweep.schemas.vocab import DRAM_TYPES  # noqa: E402
 from chipsweep.workers import asic, inference, runtime  # noqa: E402
 from chipsweep.workers.asic_rows import assemble_asic  # noqa: E402
+from chipsweep.workers.chunk import CORE_DTYPE  # noqa: E402
 from chipsweep.workers.context import Context  # noqa: E402
 from chipsweep.workers.inference_rows import assemble_inference  # noqa: E402
 
@@ -76,11 +78,16 @@ def asic_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, np.nda
     }
 
 
+def sweep_inference_core(x: dict[str, np.ndarray], cal: dict[str, object]) -> dict[str, np.ndarray]:
+    """The inference core as a sweep worker calls it: in the sweep dtype (float32, workers/chunk.py CORE_DTYPE)."""
+    return inference.evaluate(x, cal, dtype=CORE_DTYPE)
+
+
 def bench(kind: str, ctx: Context, total: int, block: int, rng: np.random.Generator, rounds: int = 5) -> dict[str, float]:
     """Configurations per CPU-second: each round times `total` rows block by block; the median and the best
     round are reported (the host is shared: single rounds swing by 2x with the neighbours' load)."""
     make, assemble, core = (
-        (inference_raw, assemble_inference, inference.evaluate) if kind == "inference"
+        (inference_raw, assemble_inference, sweep_inference_core) if kind == "inference"
         else (asic_raw, assemble_asic, asic.evaluate)
     )
     blocks = [make(ctx, block, rng) for _ in range(8)]  # reused round-robin: generation is not timed
@@ -141,6 +148,7 @@ def main() -> None:
                 runs[setting][f"{kind}_block{block}"] = bench(kind, ctx, args.configs, block, rng)
     keep_freed = {"mmap_threshold_bytes": runtime.MMAP_THRESHOLD_BYTES, "trim_threshold_bytes": runtime.TRIM_THRESHOLD_BYTES}
     result = {"machine": machine(), "target_configs_per_s_per_core": 3_000_000, "keep_freed_setting": keep_freed,
+              "inference_core_dtype": np.dtype(CORE_DTYPE).name,
               "runs": runs}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")

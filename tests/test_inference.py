@@ -258,6 +258,46 @@ def test_sweep_raw_path_gives_the_same_numbers_as_evaluate(ctx: Context) -> None
         assert out[name][0] == pytest.approx(r[name], rel=1e-12)
 
 
+WHOLE = ("batch", "batch_fit", "concurrency", "concurrency_fit")  # floors to whole sequences
+STATIC = ("prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s")  # follow the static batch
+
+
+def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx: Context) -> None:
+    """Sweeps run the inference core in float32 (workers/chunk.py CORE_DTYPE): the same reasons and fits on every
+    row, every float output in float32, values within 1e-5 relative. A floor to whole sequences is exact below 100
+    sequences; above, float32's rounding of the memory left (capacity minus weights) may move it by up to two (a floor
+    of a floor), or 1e-5 of the count (hundreds of thousands of sequences fit only tiny models)."""
+    rng = np.random.default_rng(3)
+    n = 200_000
+    raw = {"model_idx": rng.integers(0, len(ctx.models.ids), n), "chip_idx": rng.integers(0, len(ctx.chips.ids), n),
+           "n_chips": rng.choice([1.0, 2.0, 4.0, 8.0], n), "weight_bits": rng.choice([4.0, 8.0, 16.0], n),
+           "kv_bits": rng.choice([8.0, 16.0], n), "batch": rng.choice([np.nan, 1.0, 8.0, 64.0], n),
+           "prompt_len": rng.choice([0.0, 128.0, 2048.0], n), "gen_len": rng.choice([1.0, 128.0, 512.0], n),
+           "concurrency": rng.choice([np.nan, 1.0, 16.0, 256.0], n), "ep": rng.choice([1.0, 2.0], n),
+           "compute_precision": rng.choice([np.nan, 0.0, 2.0], n), "disaggregated": rng.choice([0.0, 1.0], n)}
+    x, cal = assemble_inference(raw, ctx)
+    f64 = inference.evaluate(x, cal)
+    f32 = inference.evaluate(x, cal, dtype=np.float32)
+    np.testing.assert_array_equal(f32["reason_mask"], f64["reason_mask"])
+    np.testing.assert_array_equal(f32["fits"], f64["fits"])
+    assert (f64["reason_mask"] == 0).sum() > n // 10
+    same_batch = np.ones(n, dtype=bool)
+    for key in WHOLE:
+        a, b = f64[key], f32[key].astype(np.float64)
+        off = np.isfinite(a) & (a != b)
+        assert (np.abs(a - b)[off] <= 2.0 + 1e-5 * np.abs(a[off])).all(), key
+        assert not (off & (np.abs(a) < 100)).any(), key
+        if key == "batch":
+            same_batch = ~off
+    for key, v in f32.items():
+        if v.dtype.kind != "f":
+            continue
+        assert v.dtype == np.float32, key
+        rows = same_batch if key in STATIC else slice(None)
+        if key not in WHOLE:
+            np.testing.assert_allclose(v[rows], f64[key][rows], rtol=1e-5, equal_nan=True, err_msg=key)
+
+
 def test_explicit_model_shapes_work_without_a_catalog_id(ctx: Context) -> None:
     (r,) = run(ctx, {"chip": JETSON, "params_b": 7.0, "layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8,
                      "vocab": 32000, "weight_bits": 4, "batch": 1, "quant_overhead": 0, "prompt_len": 0, "gen_len": 2,

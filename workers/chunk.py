@@ -51,8 +51,10 @@ BLOCK = 65_536  # rows per numpy pass: fits the working set of the core in L2/L3
 SEARCH_CANDIDATES = 262_144  # rows x layout candidates per call of the layout search
 FRONTIER_PAIRWISE_MAX = 20_000  # distinct points per group compared pairwise; above it, keep them all
 PREFILTER_SAMPLE = 256  # pre-filtered rows per chunk re-checked by the core
-# the training core runs in float32 in sweeps: the lake stores float32 outputs, results agree with float64
-# to ~4e-7 relative (tests/test_training_core.py) and the core is ~1.7x faster (benchmarks/out/training_core.json)
+# the training and inference cores run in float32 in sweeps: the lake stores float32 outputs, results agree with
+# float64 to ~4e-7 relative (tests/test_training_core.py, tests/test_inference.py; a floor to whole
+# sequences may land one lower in a few rows per 100,000) and the cores are ~1.4-1.7x faster
+# (benchmarks/out/training_core.json, edge_core.json)
 CORE_DTYPE = np.float32
 
 
@@ -379,7 +381,7 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
         raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
         raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
         x, cal = assemble_inference(raw, ctx)
-        out = inference.evaluate(x, cal)
+        out = inference.evaluate(x, cal, dtype=CORE_DTYPE)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {
             "idx": idx,

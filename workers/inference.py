@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from chipsweep.workers.blocks import by_blocks
+
 Array = np.ndarray
 
 # Bits of the infeasibility mask.
@@ -95,16 +97,26 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "fused_attention",
+CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "moe_fraction",
+            "fused_attention",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
 
 
-def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]:
-    """Evaluate every row of `x`. Rows with reason bits keep NaN performance outputs."""
+BLOCK = 16_384  # rows per block: the core's temporaries stay in cache (benchmarks/out/edge_core.json)
+
+
+def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], block: int = BLOCK,
+             dtype: type | None = None) -> dict[str, Array]:
+    """Evaluate every row of `x`, in blocks of `block` rows. Rows with reason bits keep NaN performance outputs.
+    `dtype` (np.float32 in sweeps, whose lake stores float32) casts float inputs block by block; without it the
+    inputs' own dtype (float64 from `assemble_inference`) is kept."""
+    n = len(x["layers"])
+    x = {k: x[k] for k in INPUT_KEYS}  # the rows' x carries more (indices, note bits): slice and cast only these
+    cal = {k: cal[k] for k in CAL_KEYS}
     with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
-        return _evaluate(x, cal)
+        return by_blocks(_evaluate, x, cal, n, block, dtype)
 
 
 def _touched(tokens: Array, log_miss: Array) -> Array:
@@ -125,7 +137,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     w_all = x["params"] * w_byte  # bytes: every weight
     w_dense = x["w_dense"] * w_byte  # bytes read by every forward pass (attention, dense MLPs, shared experts, head)
     w_exp = x["w_expert"] * w_byte  # bytes of the routed experts
-    log_miss = np.log1p(-np.minimum(x["moe_topk"] / x["moe_experts"], 1.0 - 1e-12))  # log(1 - k/E): a token misses an expert
+    # log(1 - k/E): a token misses an expert (k = E clamped to a miss of 1e-6, which float32 still holds)
+    log_miss = np.log1p(-np.minimum(x["moe_topk"] / x["moe_experts"], 1.0 - 1e-6))
     kv_tok = kv_l * x["kv_elems"] * x["kv_bits"] * 0.125  # bytes of KV cache per context token per sequence
     c_max = p + g  # tokens of context at the end of generation
     c_avg = p + 0.5 * g  # mean context while generating
@@ -305,9 +318,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
 
     money = serving_economics(out_tps, chips_total, power, t, x, cal)
 
-    ok = np.where(mask == 0, 1.0, np.nan)  # NaN where infeasible
+    one = np.ones_like(p)  # 1.0 in the block's dtype (a where of two Python floats would widen float32 to float64)
+    ok = np.where(mask == 0, one, np.nan)  # NaN where infeasible
     prefill = p > 0
-    okg = ok * np.where(has_gen, 1.0, np.nan)
+    okg = ok * np.where(has_gen, one, np.nan)
     return {
         "n_chips": t,
         "batch": B,

@@ -51,6 +51,7 @@ import numpy as np
 
 from chipsweep.workers import comm
 from chipsweep.workers.bits import flag
+from chipsweep.workers.blocks import by_blocks
 from chipsweep.workers.memory import (
     GIB,
     activation_bytes_per_layer,
@@ -299,26 +300,7 @@ def evaluate(
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
         dense_ep = "ep" in x and bool((np.asarray(x["ep"]) > 1).any())
         x = {k: v for k, v in x.items() if k not in MOE_KEYS or (k == "ep" and dense_ep)}
-
-    def part_of(v: Array, sl: slice) -> Array:
-        if not (isinstance(v, np.ndarray) and v.ndim):
-            return v
-        v = v[sl]
-        return v.astype(dtype) if dtype is not None and v.dtype.kind == "f" and v.dtype != dtype else v
-
-    if n <= block:
-        whole = slice(None)
-        return _evaluate_block({k: part_of(v, whole) for k, v in x.items()}, {k: part_of(v, whole) for k, v in cal.items()})
-    out: dict[str, Array] = {}
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        sl = slice(start, stop)
-        part = _evaluate_block({k: part_of(v, sl) for k, v in x.items()}, {k: part_of(v, sl) for k, v in cal.items()})
-        if not out:
-            out = {k: np.empty(n, dtype=v.dtype) for k, v in part.items()}
-        for k, v in part.items():
-            out[k][start:stop] = v
-    return out
+    return by_blocks(_evaluate_block, x, cal, n, block, dtype)
 
 
 def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
