@@ -162,6 +162,30 @@ def test_deepspeed_2021_zero3_gathers_each_tensor_in_an_nccl_ring(ctx):
     assert not ctx.catalog.defaults["frameworks"]["deepspeed"].get("zero3_per_tensor")  # coalesced since PR #1188
 
 
+def test_deepspeed_zero3_holds_its_live_parameter_limit_not_two_whole_layers(ctx):
+    """DeepSpeed's ZeRO-3 releases gathered parameters beyond stage3_max_live_parameters (default 1e9) and prefetches
+    stage3_prefetch_bucket_size (5e7) more (deepspeed/runtime/zero/constants.py); a tensor larger than the limit is
+    still gathered whole. Narayanan 2021 Table 2 ran the 529.6B model (h = 20,480: a 4h x h MLP matrix of 1.68e9
+    parameters) under ZeRO-3 on 640 80-GB A100s; with two whole layers (10.1e9 parameters, 20 GB) held it would not
+    fit. FSDP keeps its units (a layer) whole: the current one and the prefetched one."""
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(
+        layers=[105] * 2, hidden=[20480] * 2, heads=[128] * 2, vocab=[51200] * 2, seq_len=[2048] * 2, mlp=["gelu"] * 2,
+        chip=["nvidia_a100_sxm_80gb"] * 2, n_chips=[640] * 2, global_batch=[2560] * 2, tp=[1] * 2, pp=[1] * 2,
+        micro_batch=[4] * 2, interleave=[1] * 2, recompute=["full"] * 2, zero_stage=[3] * 2,
+        framework=["deepspeed_2021", "fsdp"],
+        **{"chip.memory_gb": [1e5] * 2}).items()})  # room for both, so both report their memory
+    x, _, cidx = training_inputs(table, ctx, RowErrors(2))
+    cal = ctx.cal_for(cidx, x["framework"])
+    assert x["fw_z3_live"].tolist() == [1e9, 0.0] and x["fw_z3_prefetch"].tolist() == [5e7, 0.0]
+    capped = run_training(x, cal)["mem_per_chip_gb"]
+    whole = run_training({**x, "fw_z3_live": np.zeros(2)}, cal)["mem_per_chip_gb"]
+    layer = 12 * 20480**2 + 4 * 20480  # parameters of one GPT layer: 4 h^2 attention, 8 h^2 MLP, two norms
+    assert whole[0] - capped[0] == pytest.approx((2 * layer - (4 * 20480**2 + 5e7)) * 2 / 1e9, rel=1e-6)
+    assert whole[1] == capped[1]  # FSDP: unchanged
+    assert capped[0] < 80 * 0.95 < whole[0]  # fits as the published run did; two whole layers would not
+    assert not ctx.catalog.defaults["frameworks"]["fsdp"].get("zero3_live_params")
+
+
 def test_pipeline_sends_stay_on_the_scale_up_link_when_consecutive_stages_share_a_domain(ctx):
     """Ranks ordered [dp][pp][tp] (Megatron-Core --use-tp-pp-dp-mapping) keep a tp·pp = 8 pipeline inside one
     8-GPU node: its sends use NVLink even though the job spans 8 nodes. Megatron of 2022 ([pp][dp][tp] only)

@@ -36,12 +36,17 @@ def model_state_bytes_per_param(zero_stage: Array, dp: Array, weight_bytes: Arra
     """Bytes per parameter held on one chip for weights, gradients and Adam state (ZeRO sec. 5):
     stage 1 shards the optimizer state over the d replicas, stage 2 the gradients too, stage 3 the weights."""
     opt = 12.0  # fp32 master weights + momentum + variance, bytes per parameter
-    shard = 1.0 / dp - 1.0  # a sharded term is (1 + shard) of the whole
+    inv_dp = 1.0 / dp
     dtype = np.result_type(dp)
+
+    def share(on: Array) -> Array:  # 1/d where the stage shards the term, else 1 (a blend: exact in float32 too)
+        f = on.astype(dtype)
+        return f * inv_dp + (1.0 - f)
+
     return (
-        weight_bytes * (1.0 + (zero_stage >= 3).astype(dtype) * shard)
-        + grad_bytes * (1.0 + (zero_stage >= 2).astype(dtype) * shard)
-        + opt * (1.0 + (zero_stage >= 1).astype(dtype) * shard)
+        weight_bytes * share(zero_stage >= 3)
+        + grad_bytes * share(zero_stage >= 2)
+        + opt * share(zero_stage >= 1)
     )
 
 

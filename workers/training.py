@@ -103,7 +103,8 @@ REASONS: dict[int, str] = {
 
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
-           "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors")
+           "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
+           "fw_z3_prefetch")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -648,7 +649,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     p_first = stage_params(f, p_layer_all, m, t, p, first=True)  # parameters on a first-stage chip (no routed experts)
     p_last = stage_params(lst, p_layer_all, m, t, p, first=False)
     p_mid = mid * p_layer_all / t
-    gathered = z3 * (2.0 * p_layer_chip * wb)  # bytes: ZeRO-3 keeps the current and the prefetched layer whole
+    # bytes: ZeRO-3 keeps the current and the prefetched layer whole (FSDP units); DeepSpeed releases gathered
+    # parameters beyond its live limit, though never below the largest tensor, and prefetches one bucket
+    live = x["fw_z3_live"]
+    largest = np.maximum((m.n_proj - 1.0) * m.hidden * m.ffn, m.hidden * (m.q_dim + 2.0 * m.kv_dim)) / t  # MLP in, QKV
+    held = np.minimum(2.0 * p_layer_chip, np.maximum(live, largest) + x["fw_z3_prefetch"])
+    gathered = z3 * np.where(live > 0, held, 2.0 * p_layer_chip) * wb
     if any_lora:  # LoRA keeps the frozen weights only, and the adapters' full state
         lora_states = trainable_chip * state_bpp
 

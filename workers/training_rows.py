@@ -506,7 +506,8 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
     fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
     hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
-    return _training_table(table, resolved, outputs, errors, ctx, chip_idx, provenance, hints), errors
+    usable = np.broadcast_to(ctx.cal_for(chip_idx, fw)["mem_usable"], (n,))  # fraction of memory a framework uses
+    return _training_table(table, resolved, outputs, errors, ctx, chip_idx, provenance, hints, usable), errors
 
 
 def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array, ok: Array) -> dict[int, str]:
@@ -535,7 +536,7 @@ def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx
 
 def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array], errors: RowErrors, ctx: Context,
                     chip_idx: Array, provenance: np.ndarray | None = None,
-                    hints: dict[int, str] | None = None) -> pa.Table:
+                    hints: dict[int, str] | None = None, usable: Array | None = None) -> pa.Table:
     n = table.num_rows
     cols: dict[str, pa.Array] = {}
     for name in table.column_names:
@@ -554,6 +555,9 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
                       f"(limit {ext_limit[i]:.1f} GB), {mem[i]:.1f} GB of activations on chip (limit {limit[i]:.1f} GB)")
         else:
             detail = f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
+            if usable is not None and usable[i] < 1.0:  # the limit is the share a framework can use
+                detail = (f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i] * usable[i]:.1f} GB usable "
+                          f"({usable[i]:.0%} of {limit[i]:.1f} GB)")
             if hints and i in hints:  # MoE: the expert parallelism that would fit
                 detail += f" at ep = {int(x['ep'][i])}; {hints[i]}"
         reason[i] = reason[i].replace("does not fit in memory", detail)
