@@ -602,8 +602,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
         stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
         dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
-        shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
-        rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
+        hybrid = not np.array_equal(zg, dp_grad)  # a sharding group smaller than data parallelism somewhere
+        shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"]) if hybrid else dp_all
         # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
         # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
         # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
@@ -614,7 +614,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
         rs_grad = shard.allgather(trainable_chip * gb) * coll  # s per micro-batch
         ag_par = shard.allgather(trainable_chip * wb) * coll  # s per step
-        across = rep.allreduce(trainable_chip * gb / zg) * coll  # s per step: hybrid sharding's replicas
+        across = 0.0  # s per step: hybrid sharding's replicas all-reduce the gradient shards (none without it)
+        if hybrid:
+            rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
+            across = rep.allreduce(trainable_chip * gb / zg) * coll
         t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
         # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
         # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
