@@ -186,6 +186,29 @@ def test_deepspeed_zero3_holds_its_live_parameter_limit_not_two_whole_layers(ctx
     assert not ctx.catalog.defaults["frameworks"]["fsdp"].get("zero3_live_params")
 
 
+def test_hybrid_sharding_shards_inside_a_group_and_all_reduces_across_the_replicas(ctx):
+    """Hybrid sharding (FSDP HYBRID_SHARD, Zhao et al. 2023 sec. 3.2.3; `zero_group`): ZeRO-3 over groups of 8 GPUs
+    (one node, NVLink) with the 8 replicas all-reducing their gradient shards between nodes. A zero_group equal to
+    the data-parallel size is plain sharding: the same numbers as leaving it blank. Sharding over 8 instead of 64
+    keeps 8x the model states per chip; the per-layer gathers stay on NVLink."""
+    rows = dict(model=["llama2_13b"] * 3, chip=["nvidia_h100_sxm"] * 3, n_chips=[64] * 3, global_batch=[512] * 3,
+                tp=[1] * 3, pp=[1] * 3, micro_batch=[2] * 3, interleave=[1] * 3, recompute=["full"] * 3,
+                zero_stage=[3] * 3, framework=["fsdp"] * 3, zero_group=[None, 64, 8])
+    table = pa.table({k: pa.array([None if v is None else str(v) for v in vals]) for k, vals in rows.items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(3))
+    cal = ctx.cal_for(cidx, x["framework"])
+    both = run_training(x, cal)
+    for key in ("step_time_s", "mem_per_chip_gb", "dp_comm_s"):
+        assert both[key][0] == both[key][1], key  # zero_group = dp: plain sharding
+    one = run_training({k: v[:2] for k, v in x.items()}, {k: v[:2] if np.ndim(v) else v for k, v in cal.items()})
+    assert one["step_time_s"].tolist() == both["step_time_s"][:2].tolist()  # a block without hybrid rows agrees
+    params = 13.0e9
+    # model states: 2 + 4 + 12 bytes per parameter sharded over 8 instead of 64 (fsdp: 4-byte gradients)
+    assert both["mem_states_gib"][2] - both["mem_states_gib"][0] == pytest.approx(
+        params * 18 * (1 / 8 - 1 / 64) / 2**30, rel=0.03)
+    assert both["dp_comm_s"][2] != both["dp_comm_s"][0]
+
+
 def test_pipeline_sends_stay_on_the_scale_up_link_when_consecutive_stages_share_a_domain(ctx):
     """Ranks ordered [dp][pp][tp] (Megatron-Core --use-tp-pp-dp-mapping) keep a tp·pp = 8 pipeline inside one
     8-GPU node: its sends use NVLink even though the job spans 8 nodes. Megatron of 2022 ([pp][dp][tp] only)
