@@ -244,6 +244,27 @@ def test_bad_rows_never_stop_the_others_and_strict_refuses(ctx: Context) -> None
         run(ctx, {"model": "gpt3_125m", "chip": "google_coral_edge_tpu", "weight_bits": 16}, strict=True)
 
 
+def test_a_what_if_the_kind_does_not_apply_is_an_error_not_ignored(ctx: Context) -> None:
+    """`cal.max_tokens` is not a what-if of the inference core and `chip.bogus` no chip field: answering without
+    them would answer another question, so the rows that fill them are refused with the columns allowed; rows that
+    leave them blank are answered."""
+    from chipsweep.workers.training_rows import evaluate_training
+
+    good = {"model": "llama3_8b", "chip": H100}
+    out = run(ctx, dict(good, **{"cal.max_tokens": 100}), dict(good, **{"chip.bogus": 1}), good)
+    assert "field 'cal.max_tokens' = '100'" in out[0]["infeasible_reason"]
+    assert "cal.compute_fraction" in out[0]["infeasible_reason"] and not out[0]["output_tokens_per_s"] > 0
+    assert "field 'chip.bogus' = '1'" in out[1]["infeasible_reason"] and "chip.memory_gb" in out[1]["infeasible_reason"]
+    assert out[2]["infeasible_reason"] == "" and out[2]["output_tokens_per_s"] > 0
+    with pytest.raises(EvaluateError, match="cal.max_tokens"):
+        run(ctx, dict(good, **{"cal.max_tokens": 100}), strict=True)
+    table = pa.table({"model": ["llama3_8b"], "chip": [H100], "n_chips": ["8"], "global_batch": ["64"],
+                      "cal.mm_eff": ["0.5"]})
+    _, errors = evaluate_training(table, ctx)
+    assert errors.messages() == ["row 1: field 'cal.mm_eff' = '0.5': not a cal what-if of this kind: this kind takes "
+                                 "no cal.* what-ifs"]
+
+
 def test_sweep_raw_path_gives_the_same_numbers_as_evaluate(ctx: Context) -> None:
     row = {"model": "llama3_70b", "chip": H100, "weight_bits": 8, "kv_bits": 8, "n_chips": 4, "prompt_len": 1024,
            "gen_len": 256, "chip.memory_bandwidth_gb_s": 3000}

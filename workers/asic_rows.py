@@ -21,7 +21,7 @@ from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import ARCHS, ASIC_PRECISIONS, DRAM_TYPES, YIELD_MODELS
 from chipsweep.workers import asic
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, choices, numbers
+from chipsweep.workers.parse import RowErrors, choices, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import gather
 from chipsweep.workers.workload import (
@@ -67,6 +67,7 @@ def asic_constants(ctx: Context) -> dict[str, Any]:
 def parse_asic(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Array]:
     """An ASIC table -> raw arrays (choices as indices into DRAM_TYPES, ASIC_PRECISIONS, ARCHS, YIELD_MODELS)."""
     raw: dict[str, Array] = {}
+    what_if_columns(table, errors, {})  # a designed chip: no catalog chip or fitted constant to override
     parse_model(table, ctx, errors, raw)
     raw["node_nm"] = numbers(table, "node_nm", errors, minimum=1e-9, required=True, allowed="allowed: a process node in nm, 3 to 16")
     raw["n_mac"] = numbers(table, "n_mac", errors, integer=True, minimum=1)

@@ -20,7 +20,7 @@ from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import COMPUTE_PRECISIONS, ENGINES, MOE_FIELDS, OVERRIDABLE, SHAPE_FIELDS
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, choices, ids, numbers
+from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, compact, gather
 from chipsweep.workers.workload import (
@@ -269,6 +269,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
     raw["gen_len"] = numbers(table, "gen_len", errors, integer=True, minimum=0)
     raw["quant_overhead"] = numbers(table, "quant_overhead", errors, minimum=0, maximum=1)
+    what_if_columns(table, errors, {"chip": OVERRIDABLE, "cal": CAL_OVERRIDES})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
             raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)

@@ -7,7 +7,7 @@ one `EvaluateError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -98,6 +98,24 @@ def blank_mask(table: pa.Table, name: str) -> Array:
         arr = col.to_numpy(zero_copy_only=False)
         return np.isnan(arr) | np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False))
     return np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False))
+
+
+def what_if_columns(table: pa.Table, errors: RowErrors, prefixes: Mapping[str, Sequence[str]]) -> None:
+    """A what-if column (`chip.<field>`, `cal.<constant>`) this kind does not apply is an error on every row that
+    fills it, naming the column, the cell and the columns allowed: a what-if silently ignored would answer a
+    question the user did not ask. `prefixes` maps each prefix this kind reads to the fields it takes."""
+    for name in table.column_names:
+        prefix, dot, field = name.partition(".")
+        if not dot or prefix not in ("chip", "cal"):
+            continue
+        allowed = prefixes.get(prefix, ())
+        if field in allowed:
+            continue
+        rows = np.nonzero(~blank_mask(table, name))[0]
+        cells = _as_strings(table.column(name))
+        what = ("allowed: " + ", ".join(f"{prefix}.{f}" for f in allowed)) if allowed else \
+            f"this kind takes no {prefix}.* what-ifs"
+        errors.add(rows, name, [cells[int(r)] for r in rows], f"not a {prefix} what-if of this kind: {what}")
 
 
 def numbers(

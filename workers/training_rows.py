@@ -29,7 +29,7 @@ from chipsweep.schemas.vocab import (
 )
 from chipsweep.workers import layout, training
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, choices, ids, numbers
+from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
 from chipsweep.workers.tables import (
     PRECISION_WEIGHT_BYTES,
     chip_link_arrays,
@@ -204,6 +204,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     for field in SHAPE_FIELDS:
         raw[field] = numbers(table, field, errors, integer=True, minimum=1)
     raw["mlp"] = choices(table, "mlp", MLP_TYPES, errors)
+    what_if_columns(table, errors, {"chip": OVERRIDABLE})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
             raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
