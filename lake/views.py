@@ -240,9 +240,9 @@ MACROS: dict[str, str] = {
     "inference_layout": """(n_chips, weight_bits, batch) AS
         n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END || ', ' || weight_bits
         || '-bit weights, batch ' || batch""",
-    "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram) AS
+    "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram, dram_bus_bits) AS
         'asic ' || node_nm || 'nm ' || n_mac || ' MAC ' || round(clock_ghz, 2) || ' GHz '
-        || round(sram_mb, 1) || ' MB ' || dram""",
+        || round(sram_mb, 1) || ' MB ' || dram || ' ' || dram_bus_bits || '-bit'""",
     "asic_layout": """(precision, weight_bits, batch) AS
         precision || ', ' || weight_bits || '-bit weights, batch ' || batch""",
 }

@@ -174,16 +174,22 @@ def print_edge_frontier(lake: str) -> None:
     print(f"\n== Edge frontier for {EDGE_MODEL}: decode tokens/s (max) vs J/token (min) vs unit cost (min) ==")
     rows = _frontier("pareto_edge", {"model": EDGE_MODEL}, lake)
     print(f"-- {len(rows)} frontier designs (saved query pareto_edge); catalog chips and hypothetical ASICs together")
-    print(f"   {'design':66s} {'tok/s':>7s} {'J/token':>8s} {'unit $':>8s}")
-    for r in _thin(rows, 14):
-        if r["source"] == "asic":
-            what = (f"ASIC {r['node_nm']} nm, {r['n_mac']} MACs, {r['clock_ghz']:.1f} GHz, {r['sram_mb']:g} MB SRAM, "
-                    f"{r['dram']}, {r['precision']}, batch {r['batch']}")
-        else:
-            what = f"{r['chip']} x{r['n_chips']}, {r['weight_bits']}-bit weights, batch {r['batch']}"
+    shown = _thin(rows, 14)
+    designs = [_design(r) for r in shown]
+    width = max([len("design"), *map(len, designs)])  # the whole description: a cut one hides the batch
+    print(f"   {'design':{width}s} {'tok/s':>7s} {'J/token':>8s} {'unit $':>8s}")
+    for r, what in zip(shown, designs, strict=True):
         cost = r["unit_cost_usd"]
-        print(f"   {what[:66]:66s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
+        print(f"   {what:{width}s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
               f"{cost if cost is not None else float('nan'):8.0f}")
+
+
+def _design(r: dict[str, Any]) -> str:
+    """One edge frontier row in words: a hypothetical ASIC's design vector, or a catalog chip's setting."""
+    if r["source"] == "asic":
+        return (f"ASIC {r['node_nm']} nm, {r['n_mac']} MACs, {r['clock_ghz']:.1f} GHz, {r['sram_mb']:g} MB SRAM, "
+                f"{r['dram']} {r['dram_bus_bits']}-bit, {r['precision']}, batch {r['batch']}")
+    return f"{r['chip']} x{r['n_chips']}, {r['weight_bits']}-bit weights, batch {r['batch']}"
 
 
 def _thin(rows: list[Any], n: int) -> list[Any]:

@@ -206,6 +206,10 @@ def test_pareto_edge_matches_brute_force(tmp_path: Path, seed: int, n: int, dist
     want = sorted(k for k, keep in zip(keys, brute_force(np.concatenate(xs)), strict=True) if keep)
     assert sorted(zip(got["source"].to_pylist(), got["sweep"].to_pylist(), got["version"].to_pylist(),
                       got["idx"].to_pylist(), strict=True)) == want
+    # an ASIC design is named by its whole vector: two designs that differ only in DRAM bus width stay apart
+    for r in got.to_pylist():
+        if r["source"] == "asic":
+            assert r["chip"].endswith(f"{r['dram']} {r['dram_bus_bits']}-bit"), r["chip"]
 
 
 @LAKE_SETTINGS

@@ -56,7 +56,7 @@ asic_front AS (SELECT * FROM pareto(asic, 'decode_tokens_per_s:max,energy_per_to
                                     partition_by := (version, model_id))),
 asic_named AS (
     SELECT 'asic' AS kind, n.version, n.idx, m.model,
-           asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram) AS chip,
+           asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits) AS chip,
            asic_layout(n.precision, n.weight_bits, n.batch) AS layout,
            concat_ws('|', m.model, n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits, n.precision,
                      n.weight_bits, n.batch, n.prompt_len, n.gen_len) AS config,

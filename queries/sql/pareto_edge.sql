@@ -11,7 +11,8 @@ inference_rows AS NOT MATERIALIZED (
     SELECT 'inference' AS source, f.sweep, f.version, f.idx, f.model_id, f.chip_id,
            f.n_chips, f.weight_bits, f.kv_bits, f.batch, f.prompt_len, f.gen_len,
            CAST(NULL AS TINYINT) AS node_nm, CAST(NULL AS INTEGER) AS n_mac, CAST(NULL AS FLOAT) AS clock_ghz,
-           CAST(NULL AS FLOAT) AS sram_mb, CAST(NULL AS VARCHAR) AS dram, CAST(NULL AS VARCHAR) AS precision,
+           CAST(NULL AS FLOAT) AS sram_mb, CAST(NULL AS VARCHAR) AS dram, CAST(NULL AS SMALLINT) AS dram_bus_bits,
+           CAST(NULL AS VARCHAR) AS precision,
            f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s,
            -- a catalog chip without a unit cost in the facts is priced from its purchase price
            CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
@@ -26,7 +27,7 @@ inference_rows AS NOT MATERIALIZED (
 asic_rows AS NOT MATERIALIZED (
     SELECT 'asic' AS source, f.sweep, f.version, f.idx, f.model_id, CAST(NULL AS SMALLINT) AS chip_id,
            CAST(1 AS SMALLINT) AS n_chips, f.weight_bits, CAST(NULL AS TINYINT) AS kv_bits, f.batch,
-           f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.precision,
+           f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.dram_bus_bits, f.precision,
            f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2
     FROM latest_asic f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
@@ -37,7 +38,7 @@ edge AS NOT MATERIALIZED (SELECT * FROM inference_rows UNION ALL SELECT * FROM a
 near AS (SELECT * FROM pareto(edge, $objectives, partition_by := (source, sweep, version, model_id))),
 named AS (
     SELECT n.*, m.model,
-           CASE WHEN n.source = 'asic' THEN asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram)
+           CASE WHEN n.source = 'asic' THEN asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits)
                 ELSE c.chip END AS chip,
            coalesce(c.name, 'hypothetical ASIC') AS chip_name
     FROM near n
@@ -49,6 +50,6 @@ SELECT source, model, chip, chip_name,
             ELSE inference_layout(n_chips, weight_bits, batch) END AS layout,
        decode_tokens_per_s, energy_per_token_j, unit_cost_usd, ttft_s, power_w, die_area_mm2,
        n_chips, weight_bits, kv_bits, batch, prompt_len, gen_len, node_nm, n_mac, clock_ghz, sram_mb, dram,
-       n.precision, sweep, version, idx
+       dram_bus_bits, n.precision, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model)) n
 ORDER BY model, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx
