@@ -203,6 +203,22 @@ def test_pareto_serving_trades_per_chip_throughput_against_per_user_speed(lake: 
     assert "users" in front[0]["layout"]
 
 
+def test_every_frontier_row_names_its_layout_when_the_compute_precision_is_left_to_the_weights(tmp_path: Path) -> None:
+    """A sweep that leaves compute_precision blank (the weight bits choose it) stores it as null; the frontier's
+    layout still reads '<chips>, <bits>-bit weights, <users> users' instead of going null with it."""
+    spec = {"name": "blank", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_8b"], "chip": [H100], "n_chips": [1], "weight_bits": [8, 16], "concurrency": [1, 16, 256],
+        "prompt_len": [512], "gen_len": [256]}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    store = Lake(str(tmp_path))
+    store.write_part(ChunkEvaluator(sweep).evaluate(0, sweep.configurations), "inference", "blank", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    front = run_saved("pareto_serving", {"model": "llama3_8b"}, lake=str(tmp_path)).to_pylist()
+    assert front and all(r["compute_precision"] is None for r in front)
+    for r in front:
+        assert r["layout"] == f"1 chip, {r['weight_bits']}-bit weights, {r['concurrency']} users", r["layout"]
+
+
 def test_a_tpot_slo_removes_the_high_concurrency_points_from_the_frontier(lake: str) -> None:
     free = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=lake).to_pylist()
     slo = 0.5 * max(r["tpot_s"] for r in free)

@@ -35,7 +35,9 @@ SELECT model, chip, chip_name,
        || CASE WHEN pp > 1 THEN ' (pp' || pp || ')' ELSE '' END
        || CASE WHEN ep > 1 THEN ' ep' || ep ELSE '' END
        || CASE WHEN dp_attention THEN ' dp-attention' ELSE '' END
-       || ', ' || compute_precision || ' compute, ' || weight_bits || '-bit weights, ' || concurrency || ' users'
+       -- a blank compute precision (the row let the weight bits choose it) leaves the words out, not the layout
+       || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
+       || concurrency || ' users'
        || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END AS layout,
        $objectives.columns,
        -- the latencies, throughput, cost, energy and power that are not objectives already
