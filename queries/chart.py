@@ -52,6 +52,8 @@ def _hover(fig: FrontierFigure, p: dict[str, Any]) -> str:
     lines = [f"<b>{p['label']}</b>", f"{fig.x.column} = {_fmt(p['x'])}", f"{fig.y.column} = {_fmt(p['y'])}"]
     if fig.colour is not None and "c" in p:
         lines.append(f"{fig.colour.column} = {_fmt(p['c'])}")
+    if p.get("group"):
+        lines.append(f"frontier of {p['group']}")
     if row.get("sweep") is not None:
         lines.append(f"sweep {row['sweep']} v{row.get('version')}, idx {row.get('idx')}")
     return "<br>".join(lines)
@@ -75,11 +77,18 @@ def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
             traces.append(go.Scatter(x=[None], y=[None], mode="markers", name=chip, legendgroup=chip,
                                      marker={"size": 8, "color": colours.get(chip, "#9aa4b1"), "opacity": 0.6},
                                      hoverinfo="skip", meta="legend"))
-    if fig.colour is None and len(fig.frontier) > 1:
-        traces.append(go.Scatter(
-            x=[p["x"] for p in fig.frontier], y=[p["y"] for p in fig.frontier], mode="lines",
-            line={"shape": "hv", "color": "#555", "width": 1.2}, name="frontier", hoverinfo="skip",
-            showlegend=False, meta="staircase"))
+    if fig.colour is None:
+        # one staircase per frontier of the result (a serving frontier per workload, a training one per cost
+        # basis): a line through the points of different frontiers would zig-zag between them
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for p in fig.frontier:
+            groups[str(p.get("group", ""))].append(p)
+        for group, ps in sorted(groups.items()):
+            if len(ps) > 1:
+                traces.append(go.Scatter(
+                    x=[p["x"] for p in ps], y=[p["y"] for p in ps], mode="lines",
+                    line={"shape": "hv", "color": "#555", "width": 1.2}, name=group or "frontier", hoverinfo="skip",
+                    showlegend=False, meta="staircase"))
     sizes: dict[int, float] = {}
     if fig.colour is not None:
         cs = np.array([float(p.get("c", np.nan)) for p in fig.frontier])  # type: ignore[arg-type]

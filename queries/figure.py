@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from chipsweep.queries.frontier import Objective
 from chipsweep.queries.runner import objectives_of
+from chipsweep.queries.saved import META_PARTITION
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.errors import ChipsweepError
 
@@ -66,7 +67,8 @@ class Axis:
 @dataclass
 class FrontierFigure:
     """What a frontier plot shows. Frontier points: {"x", "y", "c"? (third objective), "chip",
-    "label", "row" (the configuration, JSON-safe)}, in x order; candidates: parallel lists."""
+    "label", "group" (which of the result's frontiers it is on: '' for one frontier, else e.g.
+    'prompt_len 128, gen_len 2048'), "row" (the configuration, JSON-safe)}, in x order; candidates: parallel lists."""
 
     title: str
     x: Axis
@@ -155,12 +157,16 @@ def figure_data(
     if len(models) > 1:
         raise PlotError(f"plot: the frontier holds {len(models)} models ({', '.join(models[:5])}); allowed: one "
                         "(--param model=...)")
+    # the result holds one frontier per value of the query's partition columns (the model aside: one is drawn)
+    raw_part = (frontier.schema.metadata or {}).get(META_PARTITION, b"").decode()
+    part = [c for c in raw_part.split(",") if c and c != "model" and c in frontier.column_names]
+    part = [c for c in part if len({r.get(c) for r in rows}) > 1]  # only the columns that split this result
     points = []
     for i, row in enumerate(rows):
         if not (math.isfinite(fx[i]) and math.isfinite(fy[i])):
             continue
         p: dict[str, object] = {"x": float(fx[i]), "y": float(fy[i]), "chip": _chip(row), "label": _label(row),
-                                "row": _json_safe(row)}
+                                "group": ", ".join(f"{c} {row.get(c)}" for c in part), "row": _json_safe(row)}
         if fc is not None and math.isfinite(fc[i]):
             p["c"] = float(fc[i])
         points.append(p)

@@ -36,6 +36,7 @@ from chipsweep.queries.errors import QueryError
 from chipsweep.queries.frontier import Objective
 from chipsweep.queries.saved import (
     META_OBJECTIVES,
+    META_PARTITION,
     META_QUERY,
     Bound,
     bind,
@@ -268,6 +269,7 @@ def run_saved(
     objs = bound.final_objectives()
     if objs:
         meta[META_OBJECTIVES] = ",".join(str(o) for o in objs).encode()
+        meta[META_PARTITION] = ",".join(bound.final_partition()).encode()
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
 
 

@@ -49,6 +49,7 @@ _TYPE_RE = re.compile(
 )
 META_OBJECTIVES = b"chipsweep.objectives"
 META_QUERY = b"chipsweep.query"
+META_PARTITION = b"chipsweep.frontier_by"  # the columns whose values split the result into separate frontiers
 
 # objectives each kind of frontier may use: the numeric outputs of the fact tables
 OBJECTIVE_COLUMNS: dict[str, list[str]] = {kind: objective_columns(kind) for kind in KINDS}
@@ -222,6 +223,12 @@ class Bound:
         if any([(o.column, o.sense) for o in f] != [(o.column, o.sense) for o in found[-1]] for f in found):
             return None
         return found[-1]
+
+    def final_partition(self) -> list[str]:
+        """The columns the last pareto(...) partitions by: its result holds one frontier per distinct value."""
+        calls = list(_PARETO_RE.finditer(self.query.sql))
+        part = calls[-1].group("part") if calls else None
+        return [c.strip() for c in (part or "").split(",") if c.strip()]
 
 
 def bind(query: SavedQuery | str, params: Mapping[str, object] | None = None) -> Bound:

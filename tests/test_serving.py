@@ -219,6 +219,34 @@ def test_every_frontier_row_names_its_layout_when_the_compute_precision_is_left_
         assert r["layout"] == f"1 chip, {r['weight_bits']}-bit weights, {r['concurrency']} users", r["layout"]
 
 
+def test_the_chart_draws_one_staircase_per_workload_frontier(tmp_path: Path) -> None:
+    """pareto_serving returns one frontier per workload (prompt and output length); the chart joins each one's
+    points in its own staircase, never a point of one workload to a point of another."""
+    from chipsweep.queries.chart import chart
+    from chipsweep.queries.plot import figure_data
+
+    spec = {"name": "two", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_8b"], "chip": [H100], "n_chips": [1, 2], "weight_bits": [8], "compute_precision": ["fp8"],
+        "concurrency": [1, 4, 16, 64, 256], "prompt_len": [128, 4096], "gen_len": [128, 1024]}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    store = Lake(str(tmp_path))
+    store.write_part(ChunkEvaluator(sweep).evaluate(0, sweep.configurations), "inference", "two", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    front = run_saved("pareto_serving", {"model": "llama3_8b"}, lake=str(tmp_path))
+    workloads = {(r["prompt_len"], r["gen_len"]) for r in front.to_pylist()}
+    assert len(workloads) == 4
+    fig = figure_data(front)
+    assert {p["group"] for p in fig.frontier} == {f"prompt_len {a}, gen_len {b}" for a, b in workloads}
+    stairs = [t for t in chart(fig).data if t.meta == "staircase"]
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for p in fig.frontier:
+        groups.setdefault(str(p["group"]), []).append((float(p["x"]), float(p["y"])))  # type: ignore[arg-type]
+    assert sorted(t.name for t in stairs) == sorted(g for g, pts in groups.items() if len(pts) > 1)
+    for t in stairs:
+        assert sorted(zip(t.x, t.y, strict=True)) == sorted(groups[t.name])  # only its own workload's points
+        assert list(t.y) == sorted(t.y, reverse=True)  # more per chip only for less per user, along each
+
+
 def test_a_tpot_slo_removes_the_high_concurrency_points_from_the_frontier(lake: str) -> None:
     free = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=lake).to_pylist()
     slo = 0.5 * max(r["tpot_s"] for r in free)
