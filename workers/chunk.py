@@ -52,9 +52,9 @@ SEARCH_CANDIDATES = 262_144  # rows x layout candidates per call of the layout s
 FRONTIER_PAIRWISE_MAX = 20_000  # distinct points per group compared pairwise; above it, keep them all
 PREFILTER_SAMPLE = 256  # pre-filtered rows per chunk re-checked by the core
 # the training and inference cores run in float32 in sweeps: the lake stores float32 outputs, results agree with
-# float64 to ~4e-7 relative (tests/test_training_core.py, tests/test_inference.py; a floor to whole
-# sequences may land one lower in a few rows per 100,000) and the cores are ~1.4-1.7x faster
-# (benchmarks/out/training_core.json, edge_core.json)
+# float64 to 1e-5 relative (tests/test_training_core.py, tests/test_inference.py; above 100 sequences a floor to
+# whole sequences may move by one or two in a few rows per 1,000) and the cores are ~1.2-1.7x faster
+# (benchmarks/out/training_core.json, edge_core.json; README "Speed")
 CORE_DTYPE = np.float32
 
 
