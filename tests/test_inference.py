@@ -244,6 +244,25 @@ def test_bad_rows_never_stop_the_others_and_strict_refuses(ctx: Context) -> None
         run(ctx, {"model": "gpt3_125m", "chip": "google_coral_edge_tpu", "weight_bits": 16}, strict=True)
 
 
+def test_a_refused_row_still_shows_what_it_asked_for(ctx: Context) -> None:
+    """A bad row's resolved columns hold the cells the user gave where their type can (5 weight bits, 64 users,
+    recompute 'bogus'), beside the message naming the field; a good row shows the resolved values as before."""
+    from chipsweep.workers.training_rows import evaluate_training
+
+    good = {"model": "llama3_8b", "chip": H100, "weight_bits": 8, "concurrency": 64}
+    ok, bad = run(ctx, good, dict(good, weight_bits=5))
+    assert (ok["weight_bits"], ok["concurrency"]) == (8, 64) and ok["kv_bits"] == 16
+    assert (bad["weight_bits"], bad["concurrency"]) == (5, 64) and bad["kv_bits"] is None
+    assert "field 'weight_bits' = '5'" in bad["infeasible_reason"] and not bad["output_tokens_per_s"] > 0
+    table = pa.table({"model": ["llama3_8b"] * 2, "chip": [H100] * 2, "n_chips": ["8"] * 2, "global_batch": ["64"] * 2,
+                      "recompute": ["full", "bogus"], "tp": ["2", "3.5"]})
+    out, _ = evaluate_training(table, ctx)
+    rows = out.to_pylist()
+    assert rows[0]["recompute"] == "full" and rows[0]["tp"] == 2
+    assert rows[1]["recompute"] == "bogus" and rows[1]["tp"] is None  # 3.5 is no integer: the message names it
+    assert "field 'recompute' = 'bogus'" in rows[1]["infeasible_reason"] and "field 'tp'" in rows[1]["infeasible_reason"]
+
+
 def test_a_what_if_the_kind_does_not_apply_is_an_error_not_ignored(ctx: Context) -> None:
     """`cal.max_tokens` is not a what-if of the inference core and `chip.bogus` no chip field: answering without
     them would answer another question, so the rows that fill them are refused with the columns allowed; rows that

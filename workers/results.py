@@ -1,8 +1,8 @@
 """The result table of `chipsweep evaluate` for the edge kinds, and the steps around it every row module
 shares: the core run on the rows that parsed, and the strict refusal of infeasible rows.
 
-A result table is the input table (every column passed through), the resolved inputs, the outputs (NaN on
-bad rows), `fits`, `infeasible_reason` (the parse error of a bad row) and `notes`.
+A result table is the input table (every column passed through), the resolved inputs (on a bad row, what the user
+gave), the outputs (NaN on bad rows), `fits`, `infeasible_reason` (the parse error of a bad row) and `notes`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,39 @@ def run_good_rows(errors: RowErrors, run: Callable[[Array], Mapping[str, Array]]
         for key, v in run(rows).items():
             out.setdefault(key, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
     return out
+
+
+def keep_given(table: pa.Table, cols: dict[str, Any], bad: Array) -> None:
+    """On bad rows, an input column that a resolved one replaced keeps the cell the user gave (where the resolved
+    column's type can hold it: '5' in an integer column, any text in a text one), so a refused row still shows what
+    it asked for beside the message that names the field."""
+    rows = np.nonzero(np.asarray(bad, dtype=bool))[0].tolist()
+    if not rows:
+        return
+    for name in table.column_names:
+        given, col = table.column(name), cols.get(name)
+        if col is None or col is given:
+            continue
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        values, cells = col.to_pylist(), given.to_pylist()
+        for r in rows:
+            values[r] = _as_type(cells[r], col.type, values[r])
+        cols[name] = pa.array(values, type=col.type)
+
+
+def _as_type(cell: object, kind: pa.DataType, default: object) -> object:
+    """`cell` as a value of `kind`, else `default`."""
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return default
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return str(cell).strip()
+    try:
+        number = float(str(cell).strip())
+    except ValueError:
+        return default
+    if pa.types.is_integer(kind):
+        return int(number) if number.is_integer() and abs(number) < 2**63 else default
+    return number if pa.types.is_floating(kind) else default
 
 
 def refuse_infeasible(strict: bool, mask: Array, reason: Array) -> None:
@@ -62,4 +95,5 @@ def result_table(
     cols["fits"] = pa.array(np.where(bad | ~has_model, None, fits.astype(bool)).tolist(), type=pa.bool_())
     cols["infeasible_reason"] = pa.array(np.asarray(reason, dtype=object).tolist(), type=pa.string())
     cols["notes"] = pa.array(np.asarray(notes, dtype=object).tolist(), type=pa.string())
+    keep_given(table, cols, bad)
     return pa.table(cols)

@@ -30,6 +30,7 @@ from chipsweep.schemas.vocab import (
 from chipsweep.workers import layout, training
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
+from chipsweep.workers.results import keep_given
 from chipsweep.workers.tables import (
     PRECISION_WEIGHT_BYTES,
     chip_link_arrays,
@@ -601,4 +602,5 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["batch_handling"] = pa.array(np.where(bad | (mask != 0), None, how).tolist(), type=pa.string())
     prov = provenance
     cols["calibrated_on"] = pa.array([None if bad[i] or prov is None else str(prov[i]) for i in range(n)], type=pa.string())
+    keep_given(table, cols, bad)
     return pa.table(cols)
