@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chipsweep.workers.parse import STRICT_MESSAGES, EvaluateError, RowErrors
 
@@ -37,30 +38,33 @@ def keep_given(table: pa.Table, cols: dict[str, Any], bad: Array) -> None:
     rows = np.nonzero(np.asarray(bad, dtype=bool))[0].tolist()
     if not rows:
         return
+    take = pa.array(rows, type=pa.int64())
     for name in table.column_names:
         given, col = table.column(name), cols.get(name)
         if col is None or col is given:
             continue
         col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        values, cells = col.to_pylist(), given.to_pylist()
-        for r in rows:
-            values[r] = _as_type(cells[r], col.type, values[r])
-        cols[name] = pa.array(values, type=col.type)
+        kept = [_as_type(cell, col.type) for cell in given.take(take).to_pylist()]  # only the bad rows' cells
+        mask = np.zeros(len(col), dtype=bool)
+        mask[[r for r, v in zip(rows, kept, strict=True) if v is not None]] = True
+        if mask.any():
+            cols[name] = pc.replace_with_mask(col, pa.array(mask), pa.array([v for v in kept if v is not None],
+                                                                             type=col.type))
 
 
-def _as_type(cell: object, kind: pa.DataType, default: object) -> object:
-    """`cell` as a value of `kind`, else `default`."""
+def _as_type(cell: object, kind: pa.DataType) -> object:
+    """`cell` as a value of `kind`, else None."""
     if cell is None or (isinstance(cell, str) and not cell.strip()):
-        return default
+        return None
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return str(cell).strip()
     try:
         number = float(str(cell).strip())
     except ValueError:
-        return default
+        return None
     if pa.types.is_integer(kind):
-        return int(number) if number.is_integer() and abs(number) < 2**63 else default
-    return number if pa.types.is_floating(kind) else default
+        return int(number) if number.is_integer() and abs(number) < 2**63 else None
+    return number if pa.types.is_floating(kind) else None
 
 
 def refuse_infeasible(strict: bool, mask: Array, reason: Array) -> None:

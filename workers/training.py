@@ -655,9 +655,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # bytes: ZeRO-3 keeps the current and the prefetched layer whole (FSDP units); DeepSpeed releases gathered
     # parameters beyond its live limit, though never below the largest tensor, and prefetches one bucket
     live = x["fw_z3_live"]
-    largest = np.maximum((m.n_proj - 1.0) * m.hidden * m.ffn, m.hidden * (m.q_dim + 2.0 * m.kv_dim)) / t  # MLP in, QKV
-    held = np.minimum(2.0 * p_layer_chip, np.maximum(live, largest) + x["fw_z3_prefetch"])
-    gathered = z3 * np.where(live > 0, held, 2.0 * p_layer_chip) * wb
+    gathered = z3 * (2.0 * p_layer_chip * wb)
+    if bool((live > 0).any()):  # a DeepSpeed row: its live limit (the other rows' FSDP units stay whole)
+        largest = np.maximum((m.n_proj - 1.0) * m.hidden * m.ffn, m.hidden * (m.q_dim + 2.0 * m.kv_dim)) / t  # MLP in, QKV
+        held = np.minimum(2.0 * p_layer_chip, np.maximum(live, largest) + x["fw_z3_prefetch"])
+        gathered = z3 * np.where(live > 0, held, 2.0 * p_layer_chip) * wb
     if any_lora:  # LoRA keeps the frozen weights only, and the adapters' full state
         lora_states = trainable_chip * state_bpp
 
