@@ -13,7 +13,8 @@ What is fitted, and where it applies (workers/context.py resolves the sets):
 - per calibration family (nvidia_gpu, google_tpu, ...): the collective efficiencies `up_eff`, `out_eff` and
   the per-message latencies of its links;
 - per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
-  runs exercise them), and its kernels' `elem_traffic` and `layer_overhead_s` (fusion, launches);
+  runs exercise them), and its kernels' `elem_traffic` and `layer_overhead_s` (fusion, launches); `dp_coll_eff`
+  once for the DeepSpeed generations together (held_out.SHARED_FRAMEWORK_KEYS: one collective engine);
 - for every chip: `mm_half_dim`, `mem_eff`.
 Nothing is fitted per source or per cluster: a constant only one source could set would be that source's knob
 (the vTrain node runs on its A100s' datasheet NVLink, like every other cluster).
@@ -60,6 +61,7 @@ from chipsweep.workers.validation.cases import (
     asic_cases,
     case_table,
 )
+from chipsweep.workers.validation.held_out import SHARED_FRAMEWORK_KEYS, framework_codes
 from chipsweep.workers.validation.training import extract
 
 HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
@@ -148,6 +150,13 @@ class Problem:
         for code in sorted(set(fw.tolist())):
             name = FRAMEWORKS[code]
             for k in FRAMEWORK_KEYS:
+                family = SHARED_FRAMEWORK_KEYS.get(k)
+                if family is not None and name.startswith(family):  # one constant for the family's generations
+                    p = Param("framework", family, k)
+                    if p not in params:
+                        params.append(p)
+                        rows_of[p.name] = np.nonzero(np.isin(fw, framework_codes(family, k)))[0]
+                    continue
                 if k in ("p2p_eff", "dp_coll_eff") and not name.startswith("deepspeed"):
                     continue  # NCCL's own efficiency (1.0) for every other framework: nothing to fit
                 if k == "tp_overlap_eff" and name not in ("megatron_core_2025", "megatron", "maxtext", "fsdp2"):
@@ -170,7 +179,7 @@ class Problem:
             if p.level == "chip":
                 out[p.name] = float(arr[0, self.ctx.chips.index()[p.target]])
             elif p.level == "framework":
-                out[p.name] = float(arr[FRAMEWORKS.index(p.target)].mean())
+                out[p.name] = float(arr[framework_codes(p.target, p.key)].mean())
             elif p.level == "family":
                 idx = [i for i, c in enumerate(self.ctx.chips.ids) if self.ctx.catalog.chips[c].training_family == p.target]
                 out[p.name] = float(arr[0, idx].mean())
@@ -201,7 +210,7 @@ class Problem:
             elif p.level == "chip":
                 cal[p.key][:, chips.index()[p.target]] = v
             else:
-                cal[p.key][FRAMEWORKS.index(p.target), :] = v
+                cal[p.key][framework_codes(p.target, p.key), :] = v
         return cal
 
     def predict(self, values: dict[str, float], rows: np.ndarray | None = None) -> np.ndarray:
@@ -297,9 +306,21 @@ def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int
 
 
 def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) -> dict[str, float]:
-    """Constants of chips the fit rows do not reach take their family's mean of fitted chips (else all
-    fitted chips'): the extrapolation `calibrated_on` names."""
+    """Constants the fit rows do not reach take what the catalog gives a chip, family or framework without runs
+    (`write`): a chip its family's mean of fitted chips (else all fitted chips'), the extrapolation `calibrated_on`
+    names; a family or framework the mean of the fitted ones at its level (a framework's DeepSpeed-only collective
+    efficiencies NCCL's own, 1.0). So a fit without a source never keeps a value that source gave it."""
     out = dict(values)
+    for level in ("family", "framework"):
+        reached = [p for p in problem.params if p.level == level and keep[problem.rows_of[p.name]].any()]
+        for p in problem.params:
+            if p.level != level or p in reached:
+                continue
+            pool = [values[q.name] for q in reached if q.key == p.key]
+            if level == "framework" and p.key in ("p2p_eff", "dp_coll_eff"):
+                out[p.name] = 1.0
+            elif pool:
+                out[p.name] = float(np.mean(pool))
     fam_of = {c: problem.ctx.catalog.chips[c].training_family for c in problem.ctx.chips.ids}
     for key in CHIP_KEYS:
         fitted = [p for p in problem.params if p.level == "chip" and p.key == key and keep[problem.rows_of[p.name]].any()]
@@ -402,8 +423,8 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
     for fw in sorted({p.target for p in fw_params}):
         lines += [f"  framework_{fw}:", f"    frameworks: [{fw}{', megatron' if fw == 'megatron_core_2025' else ''}]",
                   "    constants:"]
-        for p in fw_params:
-            if p.target == fw:
+        for p in fw_params:  # a family's shared constant is written under each of its generations
+            if FRAMEWORKS.index(fw) in framework_codes(p.target, p.key):
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
     path.write_text(head + "\n".join(lines) + "\n" + tail)
     if held_out is not None:

@@ -19,6 +19,20 @@ from chipsweep.workers.validation.training import extract
 
 HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
 LEVEL_ORDER = {"global": 0, "family": 1, "chip": 2, "framework": 3}
+# framework constants one software family shares across its generations (key -> the family's name prefix): the
+# DeepSpeed releases drive their ZeRO / data-parallel collectives through the same bucketed engine, so 2021's and
+# 2023's runs set one `dp_coll_eff` (what differs, 2021's un-coalesced ZeRO-3 all-gathers, is in the model's
+# message count, training.py); every other framework constant is fitted per generation
+SHARED_FRAMEWORK_KEYS = {"dp_coll_eff": "deepspeed"}
+
+
+def framework_codes(target: str, key: str) -> list[int]:
+    """The FRAMEWORKS codes a framework-level constant `key` fitted for `target` applies to: every generation of the
+    family where the key is shared, else `target` alone."""
+    family = SHARED_FRAMEWORK_KEYS.get(key)
+    if family is not None and target == family:
+        return [i for i, f in enumerate(FRAMEWORKS) if f.startswith(family)]
+    return [FRAMEWORKS.index(target)] if target in FRAMEWORKS else []
 
 
 def parse(name: str) -> tuple[str, str, str]:
@@ -44,7 +58,7 @@ def apply(ctx: Context, base: dict[str, np.ndarray], values: dict[str, float]) -
         elif level == "chip" and target in index:
             cal[key][:, index[target]] = v
         elif level == "framework" and target in FRAMEWORKS:
-            cal[key][FRAMEWORKS.index(target), :] = v
+            cal[key][framework_codes(target, key), :] = v
     return cal
 
 
