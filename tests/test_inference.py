@@ -143,10 +143,24 @@ def test_gqa_and_kv_bits_shrink_the_kv_cache(ctx: Context) -> None:
 
 
 def test_weight_bits_set_the_weight_bytes(ctx: Context) -> None:
-    base = {"model": "llama3_8b", "chip": H100, "batch": 1, "quant_overhead": 0}
+    base = {"model": "llama3_8b", "chip": H100, "batch": 1, "quant_overhead": 0, "engine": "mlc"}
     w16, w8, w4 = run(ctx, *[dict(base, weight_bits=b) for b in (16, 8, 4)])
     assert w16["mem_gb"] - w8["mem_gb"] == pytest.approx(2 * (w8["mem_gb"] - w4["mem_gb"]), rel=1e-9)
     assert w16["mem_gb"] - w8["mem_gb"] == pytest.approx(8.03, rel=0.01)  # ~8.03e9 parameters x 1 byte
+
+
+def test_engines_that_leave_the_embedding_and_head_at_16_bits_hold_them_at_16_bits(ctx: Context) -> None:
+    """TensorRT-LLM's and vLLM's quantisers skip the output head and the embedding (asic.yaml serving.head_16bit):
+    Llama 3 8B's untied 128,256 x 4,096 embedding and head (1.05e9 weights) stay at 2 bytes in an FP8 or INT4
+    checkpoint; MLC quantises them with the rest."""
+    vh = 128_256 * 4_096  # weights of the embedding, and of the head
+    rows = [{"model": "llama3_8b", "chip": H100, "batch": 1, "quant_overhead": 0, "engine": e, "weight_bits": b}
+            for e in ("tensorrt_llm", "vllm", "mlc") for b in (16, 8, 4)]
+    (t16, t8, t4), (v16, v8, v4), (m16, m8, m4) = (run(ctx, *rows[i:i + 3]) for i in (0, 3, 6))
+    assert t16["mem_gb"] == pytest.approx(m16["mem_gb"], rel=1e-9)  # 16-bit weights: nothing changes
+    assert t8["mem_gb"] - m8["mem_gb"] == pytest.approx(2 * vh * 1e-9, rel=1e-6)  # 2 x V x h weights, 1 byte more
+    assert t4["mem_gb"] - m4["mem_gb"] == pytest.approx(2 * vh * 1.5e-9, rel=1e-6)  # ... 1.5 bytes more
+    assert v8["mem_gb"] == pytest.approx(t8["mem_gb"], rel=1e-9) and v4["mem_gb"] == pytest.approx(t4["mem_gb"], rel=1e-9)
 
 
 def test_energy_per_token_follows_utilisation_below_tdp_over_tokens_per_second(ctx: Context) -> None:

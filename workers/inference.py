@@ -87,7 +87,7 @@ INPUT_KEYS = (
     # model (workers/workload.py MODEL_KEYS)
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
-    "heads",
+    "heads", "vocab_params",
     # workload (n_chips, batch, concurrency: NaN = choose)
     "n_chips", "pp", "ep", "dp_attention", "disaggregated", "weight_bits", "kv_bits", "batch", "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
@@ -98,7 +98,7 @@ INPUT_KEYS = (
     "pre_mask",
 )
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "moe_fraction",
-            "fused_attention",
+            "fused_attention", "head_16bit",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
@@ -134,8 +134,11 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
 
     # ---- bytes of the model and of one sequence (Pope et al. sec. 2) -------------------------------
     w_byte = x["weight_bits"] * (1.0 + x["quant_overhead"]) * 0.125  # bytes per weight, quantisation scales included
-    w_all = x["params"] * w_byte  # bytes: every weight
-    w_dense = x["w_dense"] * w_byte  # bytes read by every forward pass (attention, dense MLPs, shared experts, head)
+    # engines whose quantisers leave the embedding and the output head at 16 bits (asic.yaml serving.head_16bit)
+    head_extra = cal["head_16bit"] * np.maximum(2.0 - w_byte, 0.0)  # bytes per embedding / head weight beyond w_byte
+    w_all = x["params"] * w_byte + x["vocab_params"] * head_extra  # bytes: every weight
+    # bytes read by every forward pass (attention, dense MLPs, shared experts, the head; the embedding is only indexed)
+    w_dense = x["w_dense"] * w_byte + x["vocab"] * h * head_extra
     w_exp = x["w_expert"] * w_byte  # bytes of the routed experts
     # log(1 - k/E): a token misses an expert (k = E clamped to a miss of 1e-6, which float32 still holds)
     log_miss = np.log1p(-np.minimum(x["moe_topk"] / x["moe_experts"], 1.0 - 1e-6))

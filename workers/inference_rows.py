@@ -209,7 +209,8 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
                     best[key] = lvl
                     power_out[key][c] = _value(s[key])
     limits = {name: np.array([float(serving[name]["value"].get(eng, np.nan)) for eng in ENGINES])
-              for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention")}
+              for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention",
+                 "head_16bit")}
     return {**out, "power": power_out, "limits": limits, "calibrated_on": code, "texts": texts,
             "extrapolated": extrapolated, "default_engine": default_engines(catalog, chip_ids)}
 
@@ -448,7 +449,8 @@ def assemble_inference(
     engine = np.where(np.isfinite(engine), engine, cal.pop("default_engine")).astype(np.intp)
     eff = gather(tables["eff"], engine * nc + safe)
     cal.update({k: eff[k] for k in (*EFFICIENCY_KEYS, "dequant_round_trip")})
-    for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention"):  # the engine's
+    for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention",
+                 "head_16bit"):  # the engine's
         cal[name] = tables["limits"][name][engine]
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in raw:

@@ -25,7 +25,7 @@ Array = np.ndarray
 # the model arrays the inference core reads (`model_arrays` also gives `has_model`)
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
-              "kv_elems", "kv_layers", "kv_share", "heads")
+              "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -112,6 +112,7 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         "n_proj": s["n_proj"],
         "vocab": s["vocab"],
         "params": params,
+        "vocab_params": (2.0 - s["tied"]) * s["vocab"] * h,  # the input embedding and the output head (one when tied)
         "params_read": w_dense + w_expert * k / E,  # parameters one token uses (all of them on a dense model)
         "w_dense": w_dense,
         "w_expert": w_expert,
