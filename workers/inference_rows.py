@@ -46,6 +46,8 @@ CAL_SWITCHES = ("dequant_round_trip",)  # 0 (off) to 1 (on); the fractions of a 
 EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s",
                    "seq_overhead_s", "moe_fraction")  # per engine and chip
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
+# per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
+ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit")
 BOOLS = ("false", "true", "0", "1", "no", "yes")
 
 # chip fields the inference path reads, for the low-confidence notes (bit i = field i)
@@ -208,9 +210,7 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
                 if lvl and key in s and lvl > best.get(key, 0):
                     best[key] = lvl
                     power_out[key][c] = _value(s[key])
-    limits = {name: np.array([float(serving[name]["value"].get(eng, np.nan)) for eng in ENGINES])
-              for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention",
-                 "head_16bit")}
+    limits = {name: np.array([float(serving[name]["value"].get(eng, np.nan)) for eng in ENGINES]) for name in ENGINE_LIMITS}
     return {**out, "power": power_out, "limits": limits, "calibrated_on": code, "texts": texts,
             "extrapolated": extrapolated, "default_engine": default_engines(catalog, chip_ids)}
 
@@ -449,8 +449,7 @@ def assemble_inference(
     engine = np.where(np.isfinite(engine), engine, cal.pop("default_engine")).astype(np.intp)
     eff = gather(tables["eff"], engine * nc + safe)
     cal.update({k: eff[k] for k in (*EFFICIENCY_KEYS, "dequant_round_trip")})
-    for name in ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention",
-                 "head_16bit"):  # the engine's
+    for name in ENGINE_LIMITS:  # the engine's
         cal[name] = tables["limits"][name][engine]
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in raw:
