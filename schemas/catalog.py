@@ -98,6 +98,9 @@ class Chip(_Entry):
     scale_up_domain: int | None = None  # chips reachable over the scale-up link (8 in a DGX)
     scale_up_name: str | None = None
     scale_up_reduction: bool = False  # in-network reduction on the scale-up switch (NVLink SHARP)
+    # the tensor cores reach their full rate only through asynchronous MMA instructions (NVIDIA Hopper wgmma,
+    # datacenter Blackwell tcgen05): kernels written for Ampere's synchronous mma (FlashAttention-2) run below it
+    async_mma: bool = False
     # scale-out network per chip, Gb/s (bits)
     scale_out_gbit_s: float | None = None
     tdp_w: float | None = None

@@ -328,3 +328,33 @@ def test_a_cluster_row_says_which_chip_and_how_many_it_ran_on(ctx):
     assert out["infeasible_reason"] == ["", ""]
     preset = ctx.catalog.clusters["nvidia_dgx_b300"]
     assert out["chip"] == [preset.chip, "nvidia_h100_sxm"] and out["n_chips"] == [preset.n_chips, 64]
+
+
+def test_flash_attention_2_runs_slower_on_chips_whose_tensor_cores_need_asynchronous_mma(ctx):
+    """FlashAttention-3 is 1.5-2.0x faster than FlashAttention-2 on an H100, where FA2 reaches 35 % of the peak
+    (Shah et al. 2024, arXiv:2407.08608): llm-foundry's FSDP runs FA2 (defaults.yaml fsdp fa2_attention), so on an
+    H100 (catalog async_mma) its attention costs FA2_ON_ASYNC_MMA x what a Hopper-native kernel costs. The gap is
+    attention's alone: it grows with the sequence (s^2 attention against s GEMMs); unfused attention and the
+    Megatron-Core framework (cuDNN attention) do not pay it; an A100 has no asynchronous MMA."""
+    from chipsweep.workers.training import FA2_ON_ASYNC_MMA
+
+    assert 1.5 <= FA2_ON_ASYNC_MMA <= 2.0
+    assert ctx.catalog.chips["nvidia_h100_sxm"].async_mma and not ctx.catalog.chips["nvidia_a100_sxm_80gb"].async_mma
+    rows = dict(model=["llama2_7b"] * 6, chip=["nvidia_h100_sxm"] * 6, n_chips=[8] * 6, global_batch=[64] * 6,
+                tp=[1] * 6, pp=[1] * 6, micro_batch=[1] * 6, interleave=[1] * 6, recompute=["full"] * 6, zero_stage=[3] * 6,
+                seq_len=[2048, 16384, 16384, 16384, 2048, 16384],
+                framework=["fsdp", "fsdp", "fsdp", "megatron", "fsdp", "fsdp"],
+                flash_attention=["true", "true", "false", "true", "true", "true"])
+    table = pa.table({k: pa.array([None if v is None else str(v) for v in vals]) for k, vals in rows.items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(6))
+    cal = ctx.cal_for(cidx, x["framework"])
+    on = run_training(x, cal)["step_time_s"]
+    off = run_training({**x, "async_mma": np.zeros(6)}, cal)["step_time_s"]
+    gap = on / off - 1.0
+    assert gap[0] > 0 and gap[1] > 2 * gap[0]  # FA2 on an H100 is slower, more so at 16K tokens than at 2K
+    assert gap[2] == 0 and gap[3] == 0  # unfused attention, Megatron-Core's cuDNN attention: no FA2 gap
+    # the flag comes from the catalog chip: every H100 row carries it, an A100 row does not
+    assert np.all(x["async_mma"] == 1)
+    a100 = pa.table({**{k: table.column(k) for k in table.column_names if k != "chip"},
+                     "chip": pa.array(["nvidia_a100_sxm_80gb"] * 6)})
+    assert np.all(training_inputs(a100, ctx, RowErrors(6))[0]["async_mma"] == 0)

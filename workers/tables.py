@@ -63,6 +63,7 @@ class ChipTable:
             [1.0 if c.system_kind in STREAMING_KINDS and c.external_memory_gb else 0.0 for c in chips]
         )
         cols["scale_up_reduction"] = np.array([1.0 if c.scale_up_reduction else 0.0 for c in chips])
+        cols["async_mma"] = np.array([1.0 if c.async_mma else 0.0 for c in chips])
         cols["ring_collectives"] = np.array([1.0 if c.training_family in RING_FAMILIES else 0.0 for c in chips])
         return cls(ids, cols)
 
@@ -172,6 +173,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "up_bw": up,
         "up_domain": domain,
         "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),
+        "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,
         "tdp_w": chip_cols["tdp_w"],

@@ -101,16 +101,22 @@ REASONS: dict[int, str] = {
     R_MEMORY: "does not fit in memory",
 }
 
+# FlashAttention-3 runs 1.5-2.0x faster than FlashAttention-2 on an H100, where FlashAttention-2 reaches only 35 % of
+# the peak (Shah et al. 2024, arXiv:2407.08608, abstract): an FA2 attention is this much slower than a
+# Hopper-native one (FA3, cuDNN fused attention) on chips with asynchronous MMA; the geometric middle of the range
+FA2_ON_ASYNC_MMA = (1.5 * 2.0) ** 0.5
+
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
            "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
-           "fw_z3_prefetch")
+           "fw_z3_prefetch", "fw_fa2")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
     "dropout",
     # chip (per chip, for the row's precision)
     "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "ring", "out_bw", "tdp_w", "usd_per_hour",
+    "async_mma",
     "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
     # layout and workload
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
@@ -453,6 +459,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     att_passes = 3.0 + 0.5 * flash + num(rc >= 1)
     # attention runs in 16-bit even when the GEMMs run in fp8 (Transformer Engine), at its kernel's efficiency
     s_per_flop_att = b_chip / (t * x["peak_16"] * cal["mm_eff_max"] * cal["att_eff"])
+    # FlashAttention-2 (Ampere's synchronous mma) on a chip whose tensor cores need asynchronous MMA runs slower
+    # than the Hopper-native kernels the other frameworks' att_eff describes (FA2_ON_ASYNC_MMA)
+    fa2 = x["fw_fa2"] * x["async_mma"]
+    if bool(fa2.any()):  # only blocks holding such rows pay the pass
+        s_per_flop_att = s_per_flop_att * (1.0 + (FA2_ON_ASYNC_MMA - 1.0) * fa2 * flash)
     t_att = att_exec * att_passes * s_per_flop_att * (1.0 + half / np.minimum(s, m.head_dim))  # s
     m_act = m
     if any_moe:  # MoE layers keep the k + shared experts' MLP tensors (width f_e each) in place of the dense MLP's
