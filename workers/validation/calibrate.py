@@ -68,6 +68,8 @@ HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
 CHIP_KEYS = ("mm_eff_max", "mm_eff_max_fp8")
 FAMILY_KEYS = ("up_eff", "out_eff", "up_latency_s", "out_latency_s")
 FRAMEWORK_KEYS = ("att_eff", "overlap_eff", "tp_overlap_eff", "p2p_eff", "dp_coll_eff", "elem_traffic", "layer_overhead_s")
+# DeepSpeed's measured penalties on NCCL: fitted for the deepspeed* frameworks only, 1.0 (NCCL's own) everywhere else
+NCCL_SHARE_KEYS = ("p2p_eff", "dp_coll_eff")
 GLOBAL_KEYS = ("mm_half_dim", "mem_eff")
 FIT_METRICS = ("step_time_s", "tokens_per_s", "published_tflops_per_chip")
 PRIOR_WEIGHT = 1e-4  # per constant, on u^2: 0.04 % of mean |log error| at u = 2, 0.2 % at 1 % from a bound
@@ -157,7 +159,7 @@ class Problem:
                         params.append(p)
                         rows_of[p.name] = np.nonzero(np.isin(fw, framework_codes(family, k)))[0]
                     continue
-                if k in ("p2p_eff", "dp_coll_eff") and not name.startswith("deepspeed"):
+                if k in NCCL_SHARE_KEYS and not name.startswith("deepspeed"):
                     continue  # NCCL's own efficiency (1.0) for every other framework: nothing to fit
                 if k == "tp_overlap_eff" and name not in ("megatron_core_2025", "megatron", "maxtext", "fsdp2"):
                     continue
@@ -317,7 +319,7 @@ def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) 
             if p.level != level or p in reached:
                 continue
             pool = [values[q.name] for q in reached if q.key == p.key]
-            if level == "framework" and p.key in ("p2p_eff", "dp_coll_eff"):
+            if level == "framework" and p.key in NCCL_SHARE_KEYS:
                 out[p.name] = 1.0
             elif pool:
                 out[p.name] = float(np.mean(pool))
@@ -398,7 +400,7 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
         lines.append(f"      {key}: {const(float(np.mean(pool)), [], 'mean of the fitted families (families without runs use it)')}")
     fw_params = [p for p in problem.params if p.level == "framework"]
     for key in FRAMEWORK_KEYS:
-        if key in ("p2p_eff", "dp_coll_eff"):
+        if key in NCCL_SHARE_KEYS:
             lines.append(f"      {key}: {{value: 1.0, source: \"not fitted: NCCL's own efficiency (up_eff / out_eff) for frameworks without a measured penalty\", fitted_on: []}}")
             continue
         pool = [values[p.name] for p in fw_params if p.key == key]
