@@ -14,7 +14,8 @@ from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers import training
 from chipsweep.workers.context import Context
 from chipsweep.workers.layout import CANDIDATES
-from chipsweep.workers.training_rows import evaluate_training
+from chipsweep.workers.parse import RowErrors
+from chipsweep.workers.training_rows import evaluate_training, run_training, training_inputs
 from chipsweep.workers.transformer import Shapes, model_flops_per_seq, recompute_flops_per_seq, total_params
 
 
@@ -79,9 +80,13 @@ def test_pipeline_bubble_is_p_minus_1_over_v_m_when_links_are_free(ctx):
     base = dict(model=["megatron_22b"] * 3, chip=["nvidia_a100_sxm_80gb"] * 3, global_batch=[64] * 3, tp=[8] * 3,
                 micro_batch=[1] * 3, recompute=["full"] * 3, zero_stage=[0] * 3,
                 **{"chip.scale_up_gb_s": [1e9] * 3, "chip.scale_out_gbit_s": [1e10] * 3, "chip.memory_gb": [1e4] * 3})
-    d = run(ctx, **base, pp=[1, 8, 8], n_chips=[8, 64, 64], interleave=[1, 1, 2], vocab=[1024] * 3)
-    # layer_overhead, latency and logits make this approximate; the bubble dominates the difference
-    t1, t8, t8v2 = d["step_time_s"]
+    cols = {**base, "pp": [1, 8, 8], "n_chips": [8, 64, 64], "interleave": [1, 1, 2], "vocab": [1024] * 3}
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in cols.items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(3))
+    # free links: no bandwidth limit (the what-ifs above) and no per-message latency or per-layer launch overhead;
+    # the logits make this approximate, the bubble dominates the difference
+    cal = {**ctx.cal_for(cidx, x["framework"]), "up_latency_s": 0.0, "out_latency_s": 0.0, "layer_overhead_s": 0.0}
+    t1, t8, t8v2 = run_training(x, cal)["step_time_s"]
     m = 64
     assert t8 * 8 / t1 == pytest.approx((m + 7) / m, rel=0.03)
     assert t8v2 * 8 / t1 == pytest.approx((m + 7 / 2) / m, rel=0.03)

@@ -358,3 +358,22 @@ def test_flash_attention_2_runs_slower_on_chips_whose_tensor_cores_need_asynchro
     a100 = pa.table({**{k: table.column(k) for k in table.column_names if k != "chip"},
                      "chip": pa.array(["nvidia_a100_sxm_80gb"] * 6)})
     assert np.all(training_inputs(a100, ctx, RowErrors(6))[0]["async_mma"] == 0)
+
+
+def test_fp8_training_runs_its_output_layer_at_the_16_bit_rate(ctx):
+    """Transformer Engine's fp8 autocast reaches TE modules only: Megatron-Core's output layer is a plain
+    tensor_parallel.ColumnParallelLinear and a tied head multiplies by the 16-bit embedding table, so the logits
+    GEMMs run in bf16 in an fp8 run. On one chip (no collectives) the time a larger vocabulary adds is the same in
+    an fp8 and a bf16 run, while the layers' GEMMs run faster in fp8."""
+    n = 4
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(
+        model=["llama3.2_1b"] * n, chip=["nvidia_h100_sxm"] * n, n_chips=[1] * n, global_batch=[8] * n, tp=[1] * n,
+        pp=[1] * n, micro_batch=[1] * n, interleave=[1] * n, recompute=["full"] * n, zero_stage=[0] * n,
+        seq_len=[2048] * n, framework=["megatron"] * n, precision=["fp8", "fp8", "bf16", "bf16"]).items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(n))
+    cal = ctx.cal_for(cidx, x["framework"])
+    t = run_training({**x, "vocab": x["vocab"] * np.array([1.0, 1.5, 1.0, 1.5])}, cal)["step_time_s"]
+    assert np.all(np.isfinite(t))
+    assert t[0] < t[2]  # the layers' GEMMs in fp8: the fp8 step is shorter
+    head_fp8, head_bf16 = t[1] - t[0], t[3] - t[2]
+    assert head_fp8 > 0 and head_fp8 == pytest.approx(head_bf16, rel=1e-6)

@@ -7,6 +7,8 @@ peak of achieved TFLOP/s) never count as held out: one case per run is scored.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers.validation import training_report
 from chipsweep.workers.validation.calibrate import Problem, check_bounds
 from chipsweep.workers.validation.held_out import load_fits
+from chipsweep.workers.validation.report import ASSUMED_BF16, bracket_lines
 
 # sources whose out-of-source median misses 20 %, each with its reason (issue 12 asks misses to be reported).
 # It was hidden while each leave-one-source-out fit started from the full fit and kept, for the constants only the
@@ -24,13 +27,17 @@ KNOWN_MISSES: dict[str, str] = {
     "neuron_trn1": ALONE.format(what="Trainium", consts="the aws_npu family's collectives (up_eff, out_eff, "
                                 "latencies) and the neuronx framework's constants", levels="families and frameworks",
                                 levels_one="chip family or framework")
-    + " (out of source 25.8 %, in sample 5.8 %)",
+    + " (out of source 25.6 %, in sample 5.8 %)",
 }
-# the issue-12 bound on every 2024-26 run: the median is met (11.7 %), the p90 missed (31.3 %; in sample 4.7 / 16.0 %)
+# the issue-12 bound on every 2024-26 run: both missed, median 12.3 %, p90 30.6 % (in sample 4.7 / 16.3 %). The
+# median was 11.7 % before the fp8 runs' output layer ran in 16 bits and Nemotron's 256k vocabulary was read: those
+# two corrections take nemo_2407 from 15.4 / 31.2 % to 13.5 / 18.3 % and nemo_docs_2025 from 12.9 / 36.7 % to
+# 10.8 / 23.4 %, and lift Megatron's fitted attention efficiency, whose mean llm-foundry's held-out FSDP fit takes
 MISSED_2024_26 = (
-    "p90 31.3 % (bound 30 %): llm_foundry (216 of the 339 runs) is the only FSDP source and neuron_trn1 the only "
-    "Trainium one; each held out, its framework (and Trainium's chip family) takes the mean of the fitted ones, and "
-    "the per-framework kernel constants do not carry over (llm-foundry's long-sequence runs, neuron_trn1 at 25.8 %)"
+    "median 12.3 % (bound 12 %), p90 30.6 % (bound 30 %): llm_foundry (216 of the 339 runs) is the only FSDP source "
+    "and neuron_trn1 the only Trainium one; each held out, its framework (and Trainium's chip family) takes the mean "
+    "of the fitted ones, and the per-framework kernel constants do not carry over (llm-foundry's attention: FSDP's "
+    "own fit 0.50, the mean 0.73, so its 32k-64k-token runs are predicted 20-40 % fast; neuron_trn1 at 25.6 %)"
 )
 
 @pytest.fixture(scope="module")
@@ -46,9 +53,9 @@ def test_out_of_source_error_on_2024_26_runs_with_a_layout_is_within_12pct_media
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The median bound (12 %) met, and the level the missed p90 stands at (31.3 %), so a change that worsens it fails."""
+    """The levels the missed bounds stand at (12.3 % / 30.6 %), so a change that worsens them fails."""
     o = rep.overall
-    assert o["runs"] >= 300 and o["out_median"] <= 0.12 and o["out_p90"] <= 0.33, o
+    assert o["runs"] >= 300 and o["out_median"] <= 0.13 and o["out_p90"] <= 0.32, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
 
 
@@ -84,16 +91,18 @@ def test_published_runs_get_an_answer_not_a_divisibility_refusal(rep):
 
 def test_runs_on_a_chip_with_conflicting_figures_are_answered_at_both_ends_of_the_quoted_range(rep):
     """The MindSpeed runs on the Ascend 910B (memory bandwidth quoted 400-1,600 GB/s, HCCS 392-600 GB/s): each is
-    predicted at the low and at the high ends, faster at the high end; the ones still without an answer say why
-    (no published bf16 peak)."""
+    predicted at the low and at the high ends, faster at the high end. No source publishes a bf16 peak: the bf16
+    runs are answered at the fp16 peak, an assumption the report line states; every run gets an answer."""
     ms = [r for r in rep.results if r.case.source == "mindspeed_ascend" and not r.case.restates]
-    assert len(rep.bracket) + len(rep.unanswered) == len(ms) >= 30
-    assert len(rep.bracket) >= 8
+    assert len(rep.bracket) == len(ms) >= 30 and not rep.unanswered
+    bf16 = [lo for lo, _ in rep.bracket if lo.case.row.get("precision") == "bf16"]
+    assert len(bf16) >= 20 and all(lo.case.row["chip.peak_tflops_bf16"] == 320 for lo in bf16)
+    assert all("chip.peak_tflops_bf16" not in lo.case.row for lo, _ in rep.bracket if lo.case.row.get("precision") != "bf16")
+    assert any(ASSUMED_BF16 in line for line in bracket_lines(rep.bracket, rep.unanswered))
     for lo, hi in rep.bracket:
         assert lo.case.row["chip.memory_bandwidth_gb_s"] == 400 and hi.case.row["chip.memory_bandwidth_gb_s"] == 1600
         assert lo.case.row["chip.scale_up_gb_s"] == 392 and hi.case.row["chip.scale_up_gb_s"] == 600
         assert 0 < lo.predicted < hi.predicted
-    assert all(r.case.row.get("precision") == "bf16" and "no peak for this precision" in why for r, why in rep.unanswered)
     allowed = ("issue 13", "not published", "no tokens/s, step time or convertible TFLOP/s")
     assert all(any(a in s.reason for a in allowed) for s in rep.skipped), {s.reason for s in rep.skipped}
 
@@ -158,3 +167,17 @@ def test_the_prior_pools_a_framework_constant_with_the_other_frameworks():
     apart = prior(problem, {pair[0].name: 0.45, pair[1].name: 0.75}, pair)
     assert same == pytest.approx(PRIOR_WEIGHT * _to_u(0.6, lo, hi) ** 2, rel=1e-9)
     assert apart > same
+
+
+def test_nemotron_runs_read_the_families_256k_vocabulary_and_untied_head():
+    """NeMo's Nemotron rows leave the vocabulary blank; Nemotron-3 8B and Nemotron-4 15B/22B/340B share a
+    256,000-token vocabulary with an untied output layer (arXiv:2402.16819 sec. 2; transformers NemotronConfig), not
+    the GPT-3 51,200 other blank rows take. Nemotron-H / Nemotron 3 rows state their own vocabulary."""
+    from chipsweep.workers.validation.cases import runs2026_cases
+
+    cases, _ = runs2026_cases()
+    nemotron = [c for c in cases if re.search(r"_nemotron-\d+b_", c.case_id.lower())]
+    assert len(nemotron) == 7, [c.case_id for c in nemotron]
+    assert all(c.row["vocab"] == 256000 and c.row["tied_embeddings"] is False for c in nemotron)
+    gpt3 = [c for c in cases if "_gpt3-175b_" in c.case_id.lower()]
+    assert gpt3 and all(c.row["vocab"] == 51200 for c in gpt3)

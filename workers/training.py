@@ -84,7 +84,8 @@ R_CP = 32768  # cp does not divide the sequence length
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
-    R_PRECISION: "chip has no peak for this precision",
+    R_PRECISION: "chip has no peak for this precision: pick another precision or set the peak "
+                 "(chip.peak_tflops_bf16, chip.peak_tflops_fp8, ...)",
     R_NOPEAK: "chip peak FLOP/s not published (set chip.peak_tflops_<precision>)",
     R_CHIPDATA: "chip memory_gb or memory_bandwidth_gb_s not published (set chip.memory_gb / chip.memory_bandwidth_gb_s)",
     R_STREAMDATA: "external memory bandwidth not published (set chip.external_memory_gb_s)",
@@ -540,7 +541,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         t_a2a = np.maximum(a2a_all - x["a2a_overlap"] * t_compute, 0.0)
 
     # ---- pipeline stages: the slowest one sets the pace ------------------------------------------
-    t_head = logits * mm_passes * s_per_flop * (1.0 + half / np.minimum(bs, h))  # s, output layer on the last stage
+    # the output layer runs in 16 bits in fp8 training: Megatron-Core's output_layer is a plain
+    # tensor_parallel.ColumnParallelLinear outside Transformer Engine's fp8 autocast, and a tied head is a matmul
+    # against the 16-bit embedding table
+    s_per_flop_head = _pick(num(x["low_precision"] > 0), b_chip / (t * x["peak_16"] * cal["mm_eff_max"]), s_per_flop)
+    t_head = logits * mm_passes * s_per_flop_head * (1.0 + half / np.minimum(bs, h))  # s, output layer, last stage
     first_in, last_in = x["first_layers"], x["last_layers"]
     f0, mid0, l0 = _split(L, p, v, 0.0, first_in, last_in)  # even split (ceil where it does not divide)
     stage0 = np.maximum(np.maximum(f0, mid0) * t_layer, l0 * t_layer + t_head)

@@ -331,7 +331,13 @@ SOURCES_2026 = (
 )
 GATED = ("llama", "mistral", "qwen", "gemma", "mixtral", "yi ", "yi_", "baichuan", "internlm", "aquila", "codellama",
          "chatglm", "grok", "deepseek", "nemotron-h", "kimi")
-UNTIED = ("llama", "mistral", "qwen", "mixtral", "yi ", "baichuan", "internlm", "aquila", "codellama", "grok", "maxtext")
+UNTIED = ("llama", "mistral", "qwen", "mixtral", "yi ", "baichuan", "internlm", "aquila", "codellama", "grok", "maxtext",
+          "nemotron")
+# vocabularies a row leaves blank but its model family fixes (name prefix -> padded vocabulary):
+# Nemotron-3 8B and Nemotron-4 15B/22B/340B share one 256,000-token SentencePiece vocabulary with an untied output
+# layer and squared-ReLU MLPs (Parmar et al. 2024, Nemotron-4 15B, arXiv:2402.16819 sec. 2; huggingface/transformers
+# models/nemotron/configuration_nemotron.py: vocab_size 256000, tie_word_embeddings False, hidden_act relu2)
+FAMILY_VOCAB = {r"nemotron-\d+b": 256000}  # a full match of the row's lower-case model name
 
 
 def _source_2026(text: str) -> tuple[str, str]:
@@ -468,7 +474,9 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         row: dict[str, object] = {
             "chip": d["chip"], "n_chips": n, "layers": int(float(d["layers"] or 0)), "hidden": int(float(d["hidden"] or 0)),
             "heads": int(float(d["heads"] or 0)), "seq_len": int(float(d["seq_len"] or 0)),
-            "vocab": int(float(d["vocab"])) if d["vocab"] else 51200,  # GPT-3's padded vocabulary when unread
+            # the family's vocabulary, else GPT-3's padded one when the row leaves it blank
+            "vocab": int(float(d["vocab"])) if d["vocab"] else next(
+                (v for pattern, v in FAMILY_VOCAB.items() if re.fullmatch(pattern, name)), 51200),
             "mlp": "swiglu" if gated else "gelu", "framework": framework, "dropout": False,
             "precision": "nvfp4" if only_fp4 else "fp8" if "fp8" in prec else "fp16" if prec.startswith("fp16") else "bf16",
         }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from chipsweep.schemas.catalog import Catalog, load_catalog
+from chipsweep.schemas.catalog import Catalog, Chip, load_catalog
 from chipsweep.workers.context import Context
 from chipsweep.workers.validation import edge, held_out, serving, training
 from chipsweep.workers.validation.cases import (
@@ -150,6 +150,18 @@ class TrainingReport:
 Bracket = tuple[list[tuple[Result, Result]], list[tuple[Result, str]]]
 
 
+# what `quoted_bracket` assumes where a chip publishes no peak for a run's precision: a bf16 run at the fp16 rate
+# (tensor units that take both 16-bit formats run them at one rate: A100, H100, TPU, Gaudi datasheets), stated in the
+# report line; never used by `evaluate`, which asks for the field instead
+ASSUMED_BF16 = "bf16 peak assumed equal to the fp16 peak: no source publishes one"
+
+
+def _assumed_peaks(row: dict[str, object], chip: Chip) -> dict[str, float]:
+    if row.get("precision") == "bf16" and chip.peak_tflops_bf16 is None and chip.peak_tflops_fp16:
+        return {"chip.peak_tflops_bf16": float(chip.peak_tflops_fp16)}
+    return {}
+
+
 def quoted_bracket(ctx: Context, cases: Iterable[Case]) -> Bracket:
     """The runs on chips with conflicting published figures (catalog `quoted`, fields left blank), each predicted
     with every such field at its lowest quoted value and at its highest: the answer the catalog can give for them
@@ -164,8 +176,9 @@ def quoted_bracket(ctx: Context, cases: Iterable[Case]) -> Bracket:
         chip = ctx.catalog.chips.get(str(c.row.get("chip", "")))
         if c.restates or chip is None or not chip.quoted:
             continue
-        lows.append(replace(c, row={**c.row, **{f"chip.{k}": min(v) for k, v in chip.quoted.items()}}))
-        highs.append(replace(c, row={**c.row, **{f"chip.{k}": max(v) for k, v in chip.quoted.items()}}))
+        assumed = _assumed_peaks(c.row, chip)
+        lows.append(replace(c, row={**c.row, **{f"chip.{k}": min(v) for k, v in chip.quoted.items()}, **assumed}))
+        highs.append(replace(c, row={**c.row, **{f"chip.{k}": max(v) for k, v in chip.quoted.items()}, **assumed}))
     out: list[tuple[Result, Result]] = []
     missing: list[Result] = []
     for src in sorted({c.source for c in lows}):
@@ -240,14 +253,18 @@ def bracket_lines(bracket: list[tuple[Result, Result]], unanswered: list[tuple[R
     measurements fall between the two predictions, and the runs with no answer even so."""
     by_chip: dict[tuple[str, str], list[tuple[Result, Result]]] = {}
     for lo, hi in bracket:
-        by_chip.setdefault((lo.case.source, str(lo.case.row.get("chip"))), []).append((lo, hi))
+        assumed = "chip.peak_tflops_bf16" in lo.case.row
+        by_chip.setdefault((lo.case.source, str(lo.case.row.get("chip")), assumed), []).append((lo, hi))
     if not by_chip and not unanswered:
         return []
     lines = ["runs on chips whose published figures conflict (catalog `quoted`), never fitted, answered at both ends "
              "of the quoted range:"]
-    for (src, chip), pairs in sorted(by_chip.items()):
-        quoted = ", ".join(f"{k.removeprefix('chip.')} {v:g}" for k, v in pairs[0][0].case.row.items() if k.startswith("chip."))
-        quoted_hi = ", ".join(f"{v:g}" for k, v in pairs[0][1].case.row.items() if k.startswith("chip."))
+    for (src, chip, assumed), pairs in sorted(by_chip.items()):
+        ends = [{k: v for k, v in r.case.row.items() if k.startswith("chip.") and k != "chip.peak_tflops_bf16"}
+                for r in pairs[0]]
+        quoted = ", ".join(f"{k.removeprefix('chip.')} {v:g}" for k, v in ends[0].items())
+        quoted_hi = ", ".join(f"{v:g}" for v in ends[1].values())
+        chip = f"{chip} ({ASSUMED_BF16})" if assumed else chip
         e_lo = np.array([lo.error for lo, _ in pairs])
         e_hi = np.array([hi.error for _, hi in pairs])
         inside = sum(1 for lo, hi in pairs if min(lo.predicted, hi.predicted) <= lo.case.measured <= max(lo.predicted, hi.predicted))
