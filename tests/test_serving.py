@@ -38,6 +38,21 @@ def run(*rows: dict, strict: bool = False) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------
 # concurrency: per-user speed against throughput, until compute or the KV cache saturates
 # ---------------------------------------------------------------------------------------------------------
+def test_a_prompt_costs_the_compute_bound_iteration_it_runs_in_spread_over_the_outputs() -> None:
+    """One user, a 2,048-token prompt, 256 outputs on an H100: the scheduler runs the prompt as one chunk (it fits
+    the engine's token budget) in an iteration that is compute-bound, then decodes in memory-bound iterations. The
+    mean time per output token is the decode iteration's plus that chunk's extra time over the 256 outputs: it does
+    not hide under the decodes' weight reads a few prompt tokens at a time."""
+    base = {"model": "llama3_8b", "chip": H100, "engine": "vllm", "concurrency": 1, "gen_len": 256}
+    short, long_, decode_only = run(dict(base, prompt_len=128), dict(base, prompt_len=2048),
+                                    dict(base, prompt_len=2048, disaggregated="true"))
+    t_d = decode_only["tpot_s"]  # the prompt runs on the other pool: decode iterations only
+    chunk = long_["ttft_s"]  # one prompt alone, its compute-bound pass
+    assert chunk > 4 * t_d
+    assert (long_["tpot_s"] - t_d) * 256 == pytest.approx(chunk - t_d, rel=0.05)
+    assert short["tpot_s"] < long_["tpot_s"]
+
+
 def test_per_user_speed_falls_and_per_chip_throughput_rises_with_concurrency_until_saturation() -> None:
     base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "prompt_len": 1024, "gen_len": 256}
     *swept, most = run(*[dict(base, concurrency=c) for c in DOUBLINGS], base)

@@ -76,10 +76,15 @@ MISSED = {
     ("energy_per_token", "p90"): (0.80, "as the median"),
     ("power", "p90"): (0.60, "power is fitted within a chip class, and each class has one power source: out of "
                              "source it runs on the catalog's assumed fallback (idle 25 % of TDP, full load at peak)"),
-    ("tpot", "p90"): (0.65, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM's time per layer, fitted on "
-                            "its max-throughput tables, is more than its online runs leave at low load"),
-    ("request_throughput", "p90"): (3.60, "SmolHub Jetson request rates at 4-96 users: client think time and "
-                                          "CPU tokenisation are outside the model"),
+    ("tpot", "p90"): (0.68, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM's time per layer, fitted on "
+                            "its max-throughput tables, is more than its online runs leave at low load, and since "
+                            "2026-12-02 the prompts' chunks, charged as the compute-bound iterations they run in "
+                            "(60.5 % -> 66.2 %), lengthen the mean iteration those runs' inter-token latency is "
+                            "compared with"),
+    ("request_throughput", "p90"): (1.50, "SmolHub Jetson single-stream rates: a fit of llama.cpp on two other "
+                                          "sources leaves the 7 W mode's half-gated GPU and 4-core 960 MHz CPU "
+                                          "(kernel launches, host work) to constants fitted at 15-25 W; 354 % before "
+                                          "the prompts' chunks were charged as compute-bound iterations"),
 }
 
 
@@ -97,28 +102,13 @@ def test_out_of_source_errors_meet_the_issue_bounds_or_their_recorded_miss(out_o
             assert stats[which] <= bound, (family, which, stats[which])
 
 
-# the edge prefill p90, met at 48.6 % until 2026-12-02 and missed since, at 53.5 %
-EDGE_PREFILL_P90_MISS = (
-    "held out, XiongjieDai's llama.cpp prompt rates on RTX and workstation GPUs take llama.cpp's compute fraction "
-    "from the one other llama.cpp prefill source, the M2 Max PR's two prompt runs, a fit of several constants on two "
-    "rows that lands wherever its starting point (the all-engine fit) puts it: when the FP8/INT4 engines' 16-bit "
-    "embedding and head moved that fit, the RTX 3090/4090/Ada rows moved 3-7 points the wrong way (Apple's 10 the "
-    "right one), edge prefill p90 48.6 % -> 53.5 %"
-)
-
-
-def test_edge_chips_prefill_and_decode_meet_the_medians(out_of_source: list[Result]) -> None:
+def test_edge_chips_prefill_and_decode_meet_the_medians_and_the_p90(out_of_source: list[Result]) -> None:
+    """Edge prefill p90: 48.6 % until the 16-bit head of 2026-12-02, 53.5 % with it, 43.2 % once a prompt's chunks
+    are charged as the compute-bound iterations they run in."""
     rows = {(fam, src): (med, p90) for fam, src, _n, med, p90 in serving.summary(out_of_source)}
     for fam in ("prefill", "decode"):
         assert rows[(fam, "edge chips")][0] <= 0.20, fam
-    assert rows[("decode", "edge chips")][1] <= 0.50
-    assert rows[("prefill", "edge chips")][1] <= 0.56  # the level of the recorded miss below (a regression guard)
-
-
-@pytest.mark.xfail(strict=True, reason=EDGE_PREFILL_P90_MISS)
-def test_edge_chips_prefill_p90_meets_the_bound(out_of_source: list[Result]) -> None:
-    rows = {(fam, src): (med, p90) for fam, src, _n, med, p90 in serving.summary(out_of_source)}
-    assert rows[("prefill", "edge chips")][1] <= 0.50
+        assert rows[(fam, "edge chips")][1] <= 0.50, fam
 
 
 def test_online_runs_take_the_concurrency_of_their_own_run() -> None:

@@ -14,7 +14,7 @@ mlc-ai/llm-perf-bench, Jetson Orin Nano Super power modes, JetStream on TPU v5e,
 
 How a run becomes a row (every choice here is a property of the published run, not a fitted knob):
 - device -> catalog chip, with what-ifs the run's own description fixes (the 7-core M1 GPU, the 30-core M2 Max,
-  the Jetson power modes' GPU clock, bandwidth and budget from the catalog entry's notes);
+  the Jetson power modes' GPU clock, powered TPCs, bandwidth and budget from the catalog entry's notes);
 - engine -> the serving engine whose efficiency applies; llama.cpp and ExLlama split layers over GPUs (pp), MLC,
   vLLM, TensorRT-LLM and SGLang split tensors (n_chips);
 - weights -> bits plus the quantisation-scale overhead of the format (ggml block sizes; GPTQ/AWQ group 128) or,
@@ -124,7 +124,7 @@ DEVICES: dict[str, tuple[str, dict[str, Any]]] = {  # device text -> (chip id, w
     "NVIDIA H100 PCIe 80GB": ("nvidia_h100_pcie", {}),
     "NVIDIA H200 (doc label: 'H200 131GB HBM3')": ("nvidia_h200_sxm", {}),
     "NVIDIA H200 141GB HBM3": ("nvidia_h200_sxm", {}),
-    "NVIDIA Jetson Orin Nano 8GB (original)": ("nvidia_jetson_orin_nano_8gb", {"mode": "15W"}),
+    "NVIDIA Jetson Orin Nano 8GB (original)": ("nvidia_jetson_orin_nano_8gb", {"mode": "ORIGINAL_15W"}),
     "NVIDIA Jetson Orin Nano 8GB Super (MAXN SUPER)": ("nvidia_jetson_orin_nano_8gb", {"mode": "MAXN_SUPER"}),
     "NVIDIA Jetson Orin Nano Super 8GB dev kit (nvpmodel 15W)": ("nvidia_jetson_orin_nano_8gb", {"mode": "15W"}),
     "NVIDIA Jetson Orin Nano Super 8GB dev kit (nvpmodel 25W)": ("nvidia_jetson_orin_nano_8gb", {"mode": "25W"}),
@@ -278,13 +278,14 @@ def _engine(text: str) -> str:
 def _jetson_modes(catalog: Catalog) -> dict[str, dict[str, float]]:
     """The Orin Nano power modes of the catalog entry's notes: GPU MHz, GB/s, W."""
     notes = catalog.chips["nvidia_jetson_orin_nano_8gb"].notes
-    modes = {m: {"mhz": float(a), "gbs": float(b)} for m, a, b in
-             re.findall(r"(7W|15W|25W|MAXN_SUPER): GPU (\d+) MHz, (\d+) GB/s", notes)}
+    modes = {m: {"mhz": float(a), "gbs": float(b), "tpc": float(on) / float(of)} for m, a, b, on, of in
+             re.findall(r"(ORIGINAL_15W|7W|15W|25W|MAXN_SUPER): GPU (\d+) MHz, (\d+) GB/s, (\d) of (\d) TPCs", notes)}
     for m in modes:
-        modes[m]["w"] = 25.0 if m == "MAXN_SUPER" else float(m[:-1])
-    ref = float(re.search(r"dense TOPS are at (\d+) MHz", notes).group(1))  # type: ignore[union-attr]
-    for m in modes:
-        modes[m]["scale"] = modes[m]["mhz"] / ref
+        modes[m]["w"] = 25.0 if m == "MAXN_SUPER" else float(re.search(r"(\d+)W$", m).group(1))  # type: ignore[union-attr]
+    ref = re.search(r"dense TOPS are at (\d+) MHz on (\d) TPCs", notes)
+    assert ref is not None, "the Orin Nano notes must say at which clock and TPC count the dense TOPS are quoted"
+    for m in modes:  # the peak scales with the clock and the powered TPCs (the 7W mode gates half of them)
+        modes[m]["scale"] = modes[m]["mhz"] / float(ref.group(1)) * modes[m]["tpc"] * 4.0 / float(ref.group(2))
     return modes
 
 
