@@ -293,21 +293,22 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     disagg = x["disaggregated"] > 0
     has_gen = g >= 1
     pre_share = np.where(disagg | ~has_gen, 0.0, C * p / np.maximum(g, 1.0))  # prompt tokens per iteration
-    t_iter, flo_it, byt_it = step(C, pre_share)  # s per iteration = TPOT, the prompts spread evenly over iterations
     # a prompt arrives whole: the scheduler fills an iteration's token budget (max_tokens) with a chunk of it beside
     # the C decodes (Sarathi-Serve sec. 4; vLLM's chunked prefill), so it costs ceil(p / k) mixed iterations of
     # k = max_tokens - C prompt tokens, compute-bound when k is large, not a few tokens riding each decode's memory
     # time. While mixed iterations are fewer than all (C ceil(p/k) < g) the time per iteration is the decode
     # iteration's plus their share of the extra a chunk costs; beyond that every iteration carries prompt tokens
+    # (the prompts spread evenly over the iterations)
     k_chunk = np.clip(M - C, 1.0, np.maximum(p, 1.0))  # prompt tokens of one mixed iteration
     share = C * np.ceil(p / k_chunk) / np.maximum(g, 1.0)  # mixed iterations per iteration
     chunked = (pre_share > 0) & (share < 1.0)
+    # s per iteration = TPOT: the decode iteration where prompts come in chunks, else the evenly spread one
+    t_iter, flo_it, byt_it = step(C, np.where(chunked, 0.0, pre_share))
     if bool(chunked.any()):
-        t_d, flo_d, byt_d = step(C, 0.0)
-        t_m, flo_m, byt_m = step(C, k_chunk)
-        t_iter = np.where(chunked, t_d + share * (t_m - t_d), t_iter)
-        flo_it = np.where(chunked, flo_d + share * (flo_m - flo_d), flo_it)
-        byt_it = np.where(chunked, byt_d + share * (byt_m - byt_d), byt_it)
+        t_m, flo_m, byt_m = step(C, k_chunk)  # a mixed iteration
+        t_iter = np.where(chunked, t_iter + share * (t_m - t_iter), t_iter)
+        flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
+        byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
     # one prompt alone: TTFT without load; the KV written once per prompt token
     t_pre1 = prompt(p)  # s
     t_dec_rest, _, _ = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
