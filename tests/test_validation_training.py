@@ -29,12 +29,12 @@ KNOWN_MISSES: dict[str, str] = {
                                 levels_one="chip family or framework")
     + " (out of source 25.6 %, in sample 5.8 %)",
 }
-# the issue-12 bound on every 2024-26 run: both missed, median 12.3 %, p90 30.6 % (in sample 4.7 / 16.3 %). The
+# the issue-12 bound on every 2024-26 run: both missed, median 12.3 %, p90 30.1 % (in sample 4.6 / 15.7 %). The
 # median was 11.7 % before the fp8 runs' output layer ran in 16 bits and Nemotron's 256k vocabulary was read: those
 # two corrections take nemo_2407 from 15.4 / 31.2 % to 13.5 / 18.3 % and nemo_docs_2025 from 12.9 / 36.7 % to
 # 10.8 / 23.4 %, and lift Megatron's fitted attention efficiency, whose mean llm-foundry's held-out FSDP fit takes
 MISSED_2024_26 = (
-    "median 12.3 % (bound 12 %), p90 30.6 % (bound 30 %): llm_foundry (216 of the 339 runs) is the only FSDP source "
+    "median 12.3 % (bound 12 %), p90 30.1 % (bound 30 %): llm_foundry (216 of the 335 runs) is the only FSDP source "
     "and neuron_trn1 the only Trainium one; each held out, its framework (and Trainium's chip family) takes the mean "
     "of the fitted ones, and the per-framework kernel constants do not carry over (llm-foundry's attention: FSDP's "
     "own fit 0.50, the mean 0.73, so its 32k-64k-token runs are predicted 20-40 % fast; neuron_trn1 at 25.6 %)"
@@ -53,7 +53,7 @@ def test_out_of_source_error_on_2024_26_runs_with_a_layout_is_within_12pct_media
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The levels the missed bounds stand at (12.3 % / 30.6 %), so a change that worsens them fails."""
+    """The levels the missed bounds stand at (12.3 % / 30.1 %), so a change that worsens them fails."""
     o = rep.overall
     assert o["runs"] >= 300 and o["out_median"] <= 0.13 and o["out_p90"] <= 0.32, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
@@ -181,3 +181,15 @@ def test_nemotron_runs_read_the_families_256k_vocabulary_and_untied_head():
     assert all(c.row["vocab"] == 256000 and c.row["tied_embeddings"] is False for c in nemotron)
     gpt3 = [c for c in cases if "_gpt3-175b_" in c.case_id.lower()]
     assert gpt3 and all(c.row["vocab"] == 51200 for c in gpt3)
+
+
+def test_runs_whose_published_topology_contradicts_their_world_size_are_answered_by_the_layout_search(rep):
+    """AWS Neuron's NeMo rows of Llama 2 7B (32 nodes) and 13B (16 nodes) publish TP x DP x PP = 128 NeuronCores on
+    1,024 or 512, as their notes say: the layout that ran is unknown, so the search answers them, they count as
+    runs without a layout and no fit sees them."""
+    odd = [r for r in rep.results if r.case.source == "neuron_trn1" and "_NeMo_" in r.case.case_id
+           and "Llama2" in r.case.case_id]
+    assert len(odd) == 4
+    assert all(not r.case.has_layout and "tp" not in r.case.row and np.isfinite(r.predicted) for r in odd)
+    gpt3 = [r for r in rep.results if r.case.source == "neuron_trn1" and "GPT3-175B" in r.case.case_id]
+    assert gpt3 and all(r.case.has_layout and r.case.row["tp"] == 16 and r.case.row["pp"] == 8 for r in gpt3)
