@@ -305,3 +305,14 @@ def test_chipsweep_validate_runs_the_serving_and_edge_groups() -> None:
     assert {"asic_worked_checks", "asic_edge_tops_per_w", "asic_fit_gpu_power"} <= asic
     text = validation.render_serving()
     assert "serving_throughput" in text and "median" in text and "p90" in text
+
+
+def test_jetson_power_modes_scale_the_peak_by_clock_and_powered_tpcs() -> None:
+    """NVIDIA's nvpmodel files for the 8 GB Orin Nano (P3767-0003, catalog notes): the 7 W mode powers 2 of the
+    GPU's 4 TPCs (TPC_PG_MASK 252) at 408 MHz, the other modes all 4; the 20 dense TOPS are quoted at 625 MHz on 4."""
+    modes = serving.jetson_modes(load_catalog(use_env=False))
+    assert set(modes) == {"7W", "15W", "25W", "MAXN_SUPER", "ORIGINAL_15W"}
+    assert modes["7W"]["tpcs"] == 2 and all(m["tpcs"] == 4 for k, m in modes.items() if k != "7W")
+    assert modes["7W"]["scale"] == pytest.approx(408 / 625 / 2)
+    assert modes["ORIGINAL_15W"]["scale"] == 1.0 and modes["MAXN_SUPER"]["scale"] == pytest.approx(1020 / 625)
+    assert (modes["7W"]["gbs"], modes["15W"]["gbs"], modes["25W"]["gbs"]) == (68, 68, 102)

@@ -333,7 +333,7 @@ GATED = ("llama", "mistral", "qwen", "gemma", "mixtral", "yi ", "yi_", "baichuan
          "chatglm", "grok", "deepseek", "nemotron-h", "kimi")
 UNTIED = ("llama", "mistral", "qwen", "mixtral", "yi ", "baichuan", "internlm", "aquila", "codellama", "grok", "maxtext",
           "nemotron")
-# vocabularies a row leaves blank but its model family fixes (name prefix -> padded vocabulary):
+# vocabularies a row leaves blank but its model family fixes (model-name pattern -> vocabulary):
 # Nemotron-3 8B and Nemotron-4 15B/22B/340B share one 256,000-token SentencePiece vocabulary with an untied output
 # layer and squared-ReLU MLPs (Parmar et al. 2024, Nemotron-4 15B, arXiv:2402.16819 sec. 2; huggingface/transformers
 # models/nemotron/configuration_nemotron.py: vocab_size 256000, tie_word_embeddings False, hidden_act relu2)

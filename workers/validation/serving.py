@@ -275,17 +275,22 @@ def _engine(text: str) -> str:
     raise KeyError(f"serving validation: engine {text!r} has no entry in ENGINE_OF")
 
 
-def _jetson_modes(catalog: Catalog) -> dict[str, dict[str, float]]:
-    """The Orin Nano power modes of the catalog entry's notes: GPU MHz, GB/s, W."""
+def jetson_modes(catalog: Catalog) -> dict[str, dict[str, float]]:
+    """The Orin Nano power modes of the catalog entry's notes: GPU MHz, GB/s, powered TPCs, W, and the factor on
+    the catalog's dense peak (the clock and the powered TPCs against those the peak is quoted at)."""
     notes = catalog.chips["nvidia_jetson_orin_nano_8gb"].notes
-    modes = {m: {"mhz": float(a), "gbs": float(b), "tpc": float(on) / float(of)} for m, a, b, on, of in
-             re.findall(r"(ORIGINAL_15W|7W|15W|25W|MAXN_SUPER): GPU (\d+) MHz, (\d+) GB/s, (\d) of (\d) TPCs", notes)}
-    for m in modes:
-        modes[m]["w"] = 25.0 if m == "MAXN_SUPER" else float(re.search(r"(\d+)W$", m).group(1))  # type: ignore[union-attr]
     ref = re.search(r"dense TOPS are at (\d+) MHz on (\d) TPCs", notes)
-    assert ref is not None, "the Orin Nano notes must say at which clock and TPC count the dense TOPS are quoted"
-    for m in modes:  # the peak scales with the clock and the powered TPCs (the 7W mode gates half of them)
-        modes[m]["scale"] = modes[m]["mhz"] / float(ref.group(1)) * modes[m]["tpc"] * 4.0 / float(ref.group(2))
+    if ref is None:
+        raise ValueError("nvidia_jetson_orin_nano_8gb notes: say at which GPU clock and TPC count the dense TOPS are "
+                         "quoted ('dense TOPS are at <MHz> MHz on <n> TPCs')")
+    ref_mhz, ref_tpcs = float(ref.group(1)), float(ref.group(2))
+    modes: dict[str, dict[str, float]] = {}
+    for m, mhz, gbs, tpcs in re.findall(r"(ORIGINAL_15W|7W|15W|25W|MAXN_SUPER): GPU (\d+) MHz, (\d+) GB/s, (\d) of \d TPCs",
+                                        notes):
+        budget = re.search(r"(\d+)W$", m)
+        modes[m] = {"mhz": float(mhz), "gbs": float(gbs), "tpcs": float(tpcs),
+                    "w": float(budget.group(1)) if budget else 25.0,  # MAXN_SUPER: the 25 W budget of the notes
+                    "scale": float(mhz) / ref_mhz * float(tpcs) / ref_tpcs}  # the 7W mode gates half the TPCs
     return modes
 
 
@@ -296,7 +301,7 @@ def _device_overrides(chip: str, extra: Mapping[str, Any], catalog: Catalog) -> 
         have, top = extra["gpu_cores"]
         out["chip.peak_tflops_fp16"] = float(c.peak_tflops_fp16 or 0) * have / top
     if "mode" in extra:
-        m = _jetson_modes(catalog)[extra["mode"]]
+        m = jetson_modes(catalog)[extra["mode"]]
         out["chip.peak_tops_int8"] = float(c.peak_tops_int8 or 0) * m["scale"]
         out["chip.memory_bandwidth_gb_s"] = m["gbs"]
         out["chip.tdp_w"] = m["w"]
