@@ -442,7 +442,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     mm_time_passes = mm_passes + full_f  # matrix multiplies: LoRA skips the weight-gradient GEMMs
     bs = b_chip * s  # tokens per micro-batch on one chip
     half = cal["mm_half_dim"]
-    eff_max = _pick(num(x["low_precision"] > 0), cal["mm_eff_max_fp8"], cal["mm_eff_max"])
+    low_prec = num(x["low_precision"] > 0)  # 1 where the GEMMs run below 16 bits
+    eff_max = _pick(low_prec, cal["mm_eff_max_fp8"], cal["mm_eff_max"])
     s_per_flop = b_chip / (t * peak * eff_max)  # s per FLOP of one sequence's work, at full GEMM efficiency
     narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
     t_mm = mm * mm_time_passes * s_per_flop * (1.0 + half / narrow_mm)  # s
@@ -544,7 +545,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # the output layer runs in 16 bits in fp8 training: Megatron-Core's output_layer is a plain
     # tensor_parallel.ColumnParallelLinear outside Transformer Engine's fp8 autocast, and a tied head is a matmul
     # against the 16-bit embedding table
-    s_per_flop_head = _pick(num(x["low_precision"] > 0), b_chip / (t * x["peak_16"] * cal["mm_eff_max"]), s_per_flop)
+    s_per_flop_head = _pick(low_prec, b_chip / (t * x["peak_16"] * cal["mm_eff_max"]), s_per_flop)
     t_head = logits * mm_passes * s_per_flop_head * (1.0 + half / np.minimum(bs, h))  # s, output layer, last stage
     first_in, last_in = x["first_layers"], x["last_layers"]
     f0, mid0, l0 = _split(L, p, v, 0.0, first_in, last_in)  # even split (ceil where it does not divide)
