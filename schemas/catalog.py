@@ -116,6 +116,11 @@ class Chip(_Entry):
     # the calibration family the chip's training constants fall back to when it has no published runs
     # (blank: vendor and system kind, e.g. nvidia_gpu)
     family: str | None = None
+    # the catalog chip whose compute this one is (the same die, enabled units, clocks and power limit; it differs in
+    # memory or links: A100 SXM 40GB -> 80GB, H800 / H200 SXM -> H100 SXM). Its matrix efficiency is that chip's:
+    # one constant fitted on both chips' runs, and where this chip has none, `calibrated_on` says "extrapolated from
+    # <chip> (same compute)" instead of the family mean
+    same_compute_as: str | None = None
     die_area_mm2: float | None = None
     transistors_billion: float | None = None
     chips_per_system: int = 1  # dies that make one catalog "chip" (25 for a Dojo tile)
@@ -154,6 +159,11 @@ class Chip(_Entry):
             return self.family
         vendor = "".join(ch if ch.isalnum() else "_" for ch in self.vendor.lower()).strip("_")
         return f"{vendor}_{self.system_kind}"
+
+    @property
+    def calibration_chip(self) -> str:
+        """The chip whose fitted matrix efficiency this one uses: `same_compute_as`, else itself."""
+        return self.same_compute_as or self.id
 
 
 class Model(_Entry):
@@ -493,7 +503,35 @@ def _load_cached(overlay: str, _mtime: int) -> Catalog:
     if overlay:
         _apply_overlay(cat, Path(overlay))
         cat.overlay_path = overlay
+    problems = same_compute_problems(cat.chips)
+    if problems:
+        raise CatalogError(f"{overlay or CATALOG_DIR / 'chips.yaml'}: " + "; ".join(problems))
     return cat
+
+
+def same_compute_problems(chips: dict[str, Chip], numbers: bool = False) -> list[str]:
+    """`same_compute_as` must name another catalog chip without one of its own (loading refuses anything else);
+    with `numbers` (`chipsweep catalog validate`), the two must also give the same compute peaks and power limit
+    where both give them (an overlay may change one chip's numbers without breaking the other's load)."""
+    problems = []
+    for cid, chip in chips.items():
+        twin = chip.same_compute_as
+        if twin is None:
+            continue
+        other = chips.get(twin)
+        if other is None or twin == cid:
+            problems.append(f"chips '{cid}': same_compute_as '{twin}' is not allowed; allowed: the id of another "
+                            "catalog chip")
+        elif other.same_compute_as is not None:
+            problems.append(f"chips '{cid}': same_compute_as '{twin}' names a chip that itself has same_compute_as "
+                            f"'{other.same_compute_as}'; allowed: a chip without one")
+        elif numbers:
+            for name in ("peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8", "peak_tflops_fp4", "tdp_w"):
+                a, b = getattr(chip, name), getattr(other, name)
+                if a is not None and b is not None and a != b:
+                    problems.append(f"chips '{cid}': same_compute_as '{twin}', but {name} is {a:g} against {b:g}; "
+                                    "allowed: a chip with the same compute peaks and power limit")
+    return problems
 
 
 @lru_cache(maxsize=1)
@@ -535,6 +573,7 @@ def validate_catalog(overlay: str | None = None) -> list[str]:
     for cid, chip in cat.chips.items():
         if chip.confidence == "low" and not chip.notes:
             problems.append(f"chips '{cid}': confidence low but no notes saying why")
+    problems += same_compute_problems(cat.chips, numbers=True)
     families = {c.training_family for c in cat.chips.values()}
     for key, cal in cat.calibration.items():
         for target in cal.applies_to:

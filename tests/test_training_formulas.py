@@ -292,12 +292,53 @@ def test_owned_h100_cluster_cost_is_within_published_tco_analyses(ctx):
 
 
 def test_calibrated_on_names_the_sources_or_says_extrapolated(ctx):
-    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h100_sxm", "amd_mi300x", "nvidia_h200_sxm"], n_chips=[64] * 3,
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h100_sxm", "amd_mi300x", "nvidia_gh200"], n_chips=[64] * 3,
             global_batch=[512] * 3)
     on = d["calibrated_on"]
     assert "megatron_bridge" in on[0] or "llm_foundry" in on[0]
     assert on[1].startswith("extrapolated from")
     assert on[2] == "extrapolated from nvidia_gpu"
+
+
+def test_a_chip_with_another_chips_compute_takes_its_matrix_efficiency_not_the_family_mean(ctx):
+    """The H200 and H800 SXM are the H100 SXM's GH100 at its peaks and power (they differ in memory and NVLink), and
+    the A100 SXM 40GB the 80GB's GA100 (`same_compute_as`): they take that chip's fitted matrix efficiency, bf16
+    and fp8, where the family mean (B200 and GB200 in it) would be 8 % lower. The 40GB's own llm-foundry runs fit
+    the one constant with the 80GB's, so its `calibrated_on` names them; the H200's says whose value it is."""
+    ids = list(ctx.chips.ids)
+    col = {c: ids.index(c) for c in ("nvidia_h100_sxm", "nvidia_h200_sxm", "nvidia_h800_sxm", "nvidia_gh200",
+                                     "nvidia_a100_sxm_80gb", "nvidia_a100_sxm_40gb")}
+    for key in ("mm_eff_max", "mm_eff_max_fp8"):
+        eff = ctx.cal[key][0]
+        assert eff[col["nvidia_h200_sxm"]] == eff[col["nvidia_h800_sxm"]] == eff[col["nvidia_h100_sxm"]]
+    eff = ctx.cal["mm_eff_max"][0]
+    assert eff[col["nvidia_a100_sxm_40gb"]] == eff[col["nvidia_a100_sxm_80gb"]]
+    assert eff[col["nvidia_h100_sxm"]] > 1.05 * eff[col["nvidia_gh200"]]  # the GH200 (1,000 W) takes the family's
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h200_sxm", "nvidia_h800_sxm", "nvidia_a100_sxm_40gb"],
+            n_chips=[64] * 3, global_batch=[512] * 3)
+    on = d["calibrated_on"]
+    assert on[0] == on[1] == "extrapolated from nvidia_h100_sxm (same compute)"
+    assert "llm_foundry" in on[2] and "vtrain_single_node" in on[2]
+
+
+def test_same_compute_as_must_name_another_chip_without_one(tmp_path):
+    """An overlay naming an unknown chip, or a chip that is itself another's, is refused at load with the field,
+    the value and what is allowed; a chip whose peaks differ from its twin's is a `catalog validate` problem."""
+    from chipsweep.schemas.catalog import CatalogError, load_catalog, same_compute_problems
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("chips:\n  - {id: nvidia_h200_sxm, same_compute_as: nvidia_h999}\n")
+    with pytest.raises(CatalogError, match=r"nvidia_h200_sxm.*same_compute_as 'nvidia_h999'.*allowed: the id of"):
+        load_catalog(bad)
+    chain = tmp_path / "chain.yaml"
+    chain.write_text("chips:\n  - {id: nvidia_gh200, same_compute_as: nvidia_h200_sxm}\n")
+    with pytest.raises(CatalogError, match=r"names a chip that itself has same_compute_as 'nvidia_h100_sxm'"):
+        load_catalog(chain)
+    faster = tmp_path / "faster.yaml"
+    faster.write_text("chips:\n  - {id: nvidia_h100_sxm, peak_tflops_bf16: 1200}\n")
+    cat = load_catalog(faster)  # loads: an overlay may change one of the two
+    assert any("peak_tflops_bf16 is 989.4 against 1200" in p for p in same_compute_problems(cat.chips, numbers=True))
+    assert same_compute_problems(load_catalog(use_env=False).chips, numbers=True) == []
 
 
 def test_step_breakdown_names_the_bubble_and_the_communication_compute_does_not_hide(ctx):

@@ -27,35 +27,42 @@ KNOWN_MISSES: dict[str, str] = {
     "neuron_trn1": ALONE.format(what="Trainium", consts="the aws_npu family's collectives (up_eff, out_eff, "
                                 "latencies) and the neuronx framework's constants", levels="families and frameworks",
                                 levels_one="chip family or framework")
-    + " (out of source 25.6 %, in sample 5.8 %)",
+    + " (out of source 23.6 %, in sample 5.8 %)",
 }
-# the issue-12 bound on every 2024-26 run: both missed, median 12.3 %, p90 30.1 % (in sample 4.6 / 15.7 %). The
-# median was 11.7 % before the fp8 runs' output layer ran in 16 bits and Nemotron's 256k vocabulary was read: those
-# two corrections take nemo_2407 from 15.4 / 31.2 % to 13.5 / 18.3 % and nemo_docs_2025 from 12.9 / 36.7 % to
-# 10.8 / 23.4 %, and lift Megatron's fitted attention efficiency, whose mean llm-foundry's held-out FSDP fit takes
-MISSED_2024_26 = (
-    "median 12.3 % (bound 12 %), p90 30.1 % (bound 30 %): llm_foundry (216 of the 335 runs) is the only FSDP source "
-    "and neuron_trn1 the only Trainium one; each held out, its framework (and Trainium's chip family) takes the mean "
-    "of the fitted ones, and the per-framework kernel constants do not carry over (llm-foundry's attention: FSDP's "
-    "own fit 0.50, the mean 0.73, so its 32k-64k-token runs are predicted 20-40 % fast; neuron_trn1 at 25.6 %)"
+# the issue-12 bound on every 2024-26 run: the median met (11.4 %), the p90 missed (31.6 %; in sample 4.7 / 15.4 %).
+# Since the A100 SXM 40GB shares the 80GB's fitted matrix efficiency (`same_compute_as`, the same GA100 at the same
+# peaks and power), llm-foundry's 40GB runs, held out, no longer take the nvidia_gpu family mean (0.58 against the
+# A100's 0.79): their short-sequence runs, 16 % slow before, land within a few per cent (median 12.3 -> 11.4 %), and
+# their long-sequence runs join the 80GB's in being predicted fast (p90 30.1 -> 31.6 %): FSDP's attention, held
+# out, is the mean of the fitted frameworks (0.73) where its own fit is 0.50.
+MISSED_P90_2024_26 = (
+    "p90 31.6 % (bound 30 %): llm_foundry (216 of the 335 runs) is the only FSDP source and neuron_trn1 the only "
+    "Trainium one; each held out, its framework (and Trainium's chip family) takes the mean of the fitted ones, and "
+    "the per-framework kernel constants do not carry over (llm-foundry's attention: FSDP's own fit 0.50, the mean "
+    "0.73, so its 16k-64k-token runs are predicted 26-37 % fast at the median; neuron_trn1 at 23.6 %)"
 )
+
 
 @pytest.fixture(scope="module")
 def rep():  # type: ignore[no-untyped-def]
     return training_report()
 
 
-@pytest.mark.xfail(strict=True, reason=MISSED_2024_26)
-def test_out_of_source_error_on_2024_26_runs_with_a_layout_is_within_12pct_median_30pct_p90(rep):
+def test_out_of_source_median_on_2024_26_runs_with_a_layout_is_within_12pct(rep):
     o = rep.overall
-    assert o["runs"] >= 300
-    assert o["out_median"] <= 0.12 and o["out_p90"] <= 0.30, o
+    assert o["runs"] >= 300 and o["out_median"] <= 0.12, o
+
+
+@pytest.mark.xfail(strict=True, reason=MISSED_P90_2024_26)
+def test_out_of_source_p90_on_2024_26_runs_with_a_layout_is_within_30pct(rep):
+    o = rep.overall
+    assert o["runs"] >= 300 and o["out_p90"] <= 0.30, o
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The levels the missed bounds stand at (12.3 % / 30.1 %), so a change that worsens them fails."""
+    """The level the missed p90 stands at (31.6 %), so a change that worsens it fails."""
     o = rep.overall
-    assert o["runs"] >= 300 and o["out_median"] <= 0.13 and o["out_p90"] <= 0.32, o
+    assert o["runs"] >= 300 and o["out_p90"] <= 0.32, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
 
 
@@ -124,6 +131,23 @@ def test_chip_families_with_runs_report_their_held_out_error(rep):
     assert {"nvidia_gpu", "google_tpu", "aws_npu"} <= set(rep.families)
     for fam, (n, med, _) in rep.families.items():
         assert n > 0 and (med <= 0.20 or fam == "aws_npu" and "neuron_trn1" in KNOWN_MISSES), (fam, med)
+
+
+def test_chips_of_one_compute_share_one_fitted_matrix_efficiency():
+    """The A100 SXM 40GB's runs (llm-foundry) and the 80GB's fit one `mm_eff_max` (`same_compute_as`); held out,
+    llm-foundry's 40GB runs take the value the 80GB's other sources fit, not the nvidia_gpu family mean."""
+    from chipsweep.workers.validation.held_out import apply
+
+    problem = Problem.build()
+    chips = {p.target for p in problem.params if p.level == "chip"}
+    assert "nvidia_a100_sxm_80gb" in chips and "nvidia_a100_sxm_40gb" not in chips
+    rows = problem.rows_of["chip:nvidia_a100_sxm_80gb:mm_eff_max"]
+    assert {problem.cases[i].source for i in rows} >= {"llm_foundry", "vtrain_multi_node", "narayanan21_table1"}
+    without = load_fits()["llm_foundry"]
+    cal = apply(problem.ctx, problem.base_cal, without)
+    ids = list(problem.ctx.chips.ids)
+    a40, a80 = ids.index("nvidia_a100_sxm_40gb"), ids.index("nvidia_a100_sxm_80gb")
+    assert cal["mm_eff_max"][0, a40] == cal["mm_eff_max"][0, a80] == without["chip:nvidia_a100_sxm_80gb:mm_eff_max"]
 
 
 def test_no_calibration_constant_sits_at_a_bound():

@@ -158,6 +158,7 @@ def calibration_by_chip(
             ]
             applied.append((level_of[lv], 1 if cset.frameworks else 0, fws, idx, (name, cset, lv)))
     fitted_by: dict[tuple[int, int], tuple[int, list[str]]] = {}
+    id_keys: dict[tuple[int, int], set[str]] = {}  # constants a chip-id set gave (framework, chip)
     for lv, _specific, fws, idx, info in sorted(applied, key=lambda a: (a[0], a[1])):
         _, cset, lvname = info  # type: ignore[misc]
         for key, const in cset.constants.items():  # type: ignore[attr-defined]
@@ -169,6 +170,20 @@ def calibration_by_chip(
             for f in fws:
                 for i in idx:
                     fitted_by[(f, i)] = (lv, sources)
+                    id_keys.setdefault((f, i), set()).update(cset.constants)  # type: ignore[attr-defined]
+    # a chip without a set of its own takes the chip-id constants of the chip whose compute it is (same_compute_as)
+    twin_of: dict[int, str] = {}
+    index = {c: i for i, c in enumerate(chips.ids)}
+    for i, entry in enumerate(entries):
+        j = index.get(entry.same_compute_as or "")
+        if j is None:
+            continue
+        for f in range(k):
+            if (f, i) in fitted_by or (f, j) not in fitted_by:
+                continue
+            for key in id_keys[(f, j)]:
+                out[key][f, i] = out[key][f, j]
+            twin_of[i] = chips.ids[j]
     provenance = np.empty((k, n), dtype=object)
     family_sets = {t for _, _, _, _, info in applied for t in info[1].applies_to  # type: ignore[index]
                    if level(t) == "family"}
@@ -177,6 +192,8 @@ def calibration_by_chip(
             hit = fitted_by.get((f, i))
             if hit and hit[1]:
                 provenance[f, i] = "; ".join(hit[1])
+            elif i in twin_of and (f, index[twin_of[i]]) in fitted_by:
+                provenance[f, i] = f"extrapolated from {twin_of[i]} (same compute)"
             elif families[i] in family_sets:
                 provenance[f, i] = f"extrapolated from {families[i]}"
             else:

@@ -8,8 +8,10 @@ the model predicts a publication it never saw.
     python -m chipsweep.workers.validation.calibrate --edge     # print the fitted edge constants of asic.yaml
 
 What is fitted, and where it applies (workers/context.py resolves the sets):
-- per chip with published runs: `mm_eff_max` (and `mm_eff_max_fp8` where it has fp8 runs); chips without
-  runs take their calibration family's mean ("extrapolated from <family>"), or every fitted chip's mean;
+- per chip with published runs: `mm_eff_max` (and `mm_eff_max_fp8` where it has fp8 runs), one constant for a
+  chip and the chips whose compute it is (`same_compute_as`: the A100 SXM 40GB's runs and the 80GB's fit one
+  value); a chip without runs takes that chip's value where it names one ("extrapolated from <chip> (same
+  compute)"), else its calibration family's mean ("extrapolated from <family>"), or every fitted chip's mean;
 - per calibration family (nvidia_gpu, google_tpu, ...): the collective efficiencies `up_eff`, `out_eff` and
   the per-message latencies of its links;
 - per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
@@ -62,6 +64,7 @@ from chipsweep.workers.validation.cases import (
     case_table,
 )
 from chipsweep.workers.validation.held_out import SHARED_FRAMEWORK_KEYS, framework_codes
+from chipsweep.workers.validation.held_out import apply as apply_values
 from chipsweep.workers.validation.training import extract
 
 HELD_OUT_PATH = CASES_DIR / "held_out_fits.json"
@@ -130,7 +133,8 @@ class Problem:
             raise ValueError("; ".join(errors.messages()[:5]))
         base = {k: v.copy() for k, v in ctx.cal.items()}
         fw = np.nan_to_num(x["framework"], nan=0.0).astype(np.int64)
-        chips = np.asarray(ctx.chips.ids)[chip_idx]
+        # one chip-level constant for a chip and the chips whose compute it is (same_compute_as)
+        chips = np.asarray([ctx.catalog.chips[c].calibration_chip for c in ctx.chips.ids])[chip_idx]
         families = np.asarray([ctx.catalog.chips[c].training_family for c in ctx.chips.ids])[chip_idx]
         fp8 = x["low_precision"] > 0
         params: list[Param] = [Param("global", "", k) for k in GLOBAL_KEYS]
@@ -196,24 +200,9 @@ class Problem:
         return out
 
     def apply(self, values: dict[str, float]) -> dict[str, np.ndarray]:
-        """Calibration arrays with `values` set: global, then family, chip, framework (most specific last)."""
-        cal = {k: v.copy() for k, v in self.base_cal.items()}
-        chips = self.ctx.chips
-        fams = np.asarray([self.ctx.catalog.chips[c].training_family for c in chips.ids])
-        order = {"global": 0, "family": 1, "chip": 2, "framework": 3}
-        for p in sorted(self.params, key=lambda q: order[q.level]):
-            v = values.get(p.name)
-            if v is None:
-                continue
-            if p.level == "global":
-                cal[p.key][:, :] = v
-            elif p.level == "family":
-                cal[p.key][:, fams == p.target] = v
-            elif p.level == "chip":
-                cal[p.key][:, chips.index()[p.target]] = v
-            else:
-                cal[p.key][framework_codes(p.target, p.key), :] = v
-        return cal
+        """Calibration arrays with the fitted constants among `values` set (held_out.apply: global, then family,
+        chip, framework, most specific last)."""
+        return apply_values(self.ctx, self.base_cal, {p.name: values[p.name] for p in self.params if p.name in values})
 
     def predict(self, values: dict[str, float], rows: np.ndarray | None = None) -> np.ndarray:
         """log(predicted / measured) of the fit cases (all, or `rows`)."""
@@ -417,8 +406,10 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             if pool:
                 mean = float(np.exp(np.mean(np.log(pool))))
                 lines.append(f"      {key}: {const(mean, [], f'mean of the {fam} chips fitted on their own runs')}")
+    ran = set(np.asarray(problem.ctx.chips.ids)[problem.chip_idx].tolist())
     for chip in sorted({p.target for p in chip_params}):
-        lines += [f"  chip_{chip}:", f"    applies_to: [{chip}]", "    constants:"]
+        twins = sorted(c for c in ran if c != chip and problem.ctx.catalog.chips[c].calibration_chip == chip)
+        lines += [f"  chip_{chip}:", f"    applies_to: [{', '.join([chip, *twins])}]", "    constants:"]
         for p in chip_params:
             if p.target == chip:
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")

@@ -35,6 +35,12 @@ def framework_codes(target: str, key: str) -> list[int]:
     return [FRAMEWORKS.index(target)] if target in FRAMEWORKS else []
 
 
+def chip_columns(ctx: Context, target: str) -> list[int]:
+    """The chip columns a chip-level constant fitted for `target` applies to: the chip and the chips whose compute
+    it is (`same_compute_as`), which share its matrix efficiency."""
+    return [i for i, c in enumerate(ctx.chips.ids) if ctx.catalog.chips[c].calibration_chip == target]
+
+
 def parse(name: str) -> tuple[str, str, str]:
     """`level:target:key` (or `global:key`) -> (level, target, key)."""
     parts = name.split(":")
@@ -46,7 +52,6 @@ def apply(ctx: Context, base: dict[str, np.ndarray], values: dict[str, float]) -
     cal = {k: v.copy() for k, v in base.items()}
     chips = ctx.chips
     fams = np.asarray([ctx.catalog.chips[c].training_family for c in chips.ids])
-    index = chips.index()
     for name, v in sorted(values.items(), key=lambda kv: LEVEL_ORDER.get(parse(kv[0])[0], 9)):
         level, target, key = parse(name)
         if level not in LEVEL_ORDER or key not in cal:
@@ -55,8 +60,8 @@ def apply(ctx: Context, base: dict[str, np.ndarray], values: dict[str, float]) -
             cal[key][:, :] = v
         elif level == "family":
             cal[key][:, fams == target] = v
-        elif level == "chip" and target in index:
-            cal[key][:, index[target]] = v
+        elif level == "chip":
+            cal[key][:, chip_columns(ctx, target)] = v
         elif level == "framework" and target in FRAMEWORKS:
             cal[key][framework_codes(target, key), :] = v
     return cal
