@@ -167,8 +167,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
             t_min = np.where(t_split <= kvh, t_split, np.where(room_rep > 0, t_rep, np.nan))
             t[auto] = np.where((room > 0) & (t_min >= 1), t_min, 1.0)
     ep, pp = x["ep"], x["pp"]  # expert-parallel size, pipeline stages
-    mask |= ((ep > 1) & ((x["w_expert"] <= 0) | (np.mod(t, ep) != 0))) * R_LAYOUT
-    mask |= ((pp > 1) & ((np.mod(t, pp) != 0) | (pp > L))) * R_LAYOUT
+    mask |= ((ep > 1) & ((x["w_expert"] <= 0) | (np.fmod(t, ep) != 0))) * R_LAYOUT  # fmod: both positive
+    mask |= ((pp > 1) & ((np.fmod(t, pp) != 0) | (pp > L))) * R_LAYOUT
     tp = t / pp  # tensor-parallel chips of one stage
 
     # ---- memory per chip, the static batch and the serving concurrency -------------------------------
@@ -237,32 +237,44 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     any_host = bool(np.any(np.asarray(host_s) > 0))
     hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
 
-    def comm(tokens: Array) -> Array:
-        """s per forward pass of `tokens` tokens: all-reduces of the layer outputs, all-to-alls to the experts,
-        hand-offs between pipeline stages."""
-        ar = ar_layers * (tokens * msg_tok * ar_byte + 2.0 * lat)
-        a2a = np.where(ep > 1, 2.0 * x["moe_layers"] * (tokens * inv_t * x["moe_topk"] * msg_tok * a2a_byte
-                                                        + cal["link_latency_s"]), 0.0)
-        return ar + a2a + (pp - 1.0) * (tokens * msg_tok * hop + cal["link_latency_s"])
+    # s per forward pass of `tokens` tokens, comm_0 + comm_1 x tokens: all-reduces of the layer outputs, all-to-alls
+    # to the experts, hand-offs between pipeline stages (each a latency per message and a time per byte)
+    a2a_layers = np.where(ep > 1, 2.0 * x["moe_layers"], 0.0)
+    comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
+    comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * x["moe_topk"] * a2a_byte + (pp - 1.0) * hop)  # s/token
 
-    def step(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array]:
-        """(s, FLOPs per chip, bytes per chip) of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
+    def comm(tokens: Array) -> Array:
+        return comm_0 + comm_1 * tokens
+
+    # per chip, what one iteration's work costs on each roofline (the weight GEMMs and the attention kernels run one
+    # after the other in every layer, each on its own roofline)
+    w_d = w_dense * inv_t  # bytes per chip: dense weights
+    w_e_all = w_exp * inv_t  # bytes per chip: every routed expert
+    kv_seq = kv_chip * c_avg  # bytes per chip a decoding sequence reads from the KV cache
+    mm_tok_d = two_n_d * inv_t  # FLOPs per chip and token of the dense matrix multiplies
+    mm_tok_e = two_n_e * inv_t  # FLOPs per chip and token of the routed experts
+    at_pair = att * inv_t  # FLOPs per chip and (query, context) token pair of attention scores and values
+    s_w_d, s_w_e = w_d / bw, w_e_all / bw_e  # s: the dense weights, every routed expert, read once
+    s_mm_d, s_mm_e = mm_tok_d / flops, mm_tok_e / flops_e  # s per token through the dense weights, the experts
+    s_kv, s_sc = kv_seq / bw, score_b / pp / bw  # s per decoding sequence (KV), per token pair (unfused scores)
+    s_at = at_pair / att_flops  # s per token pair of attention
+
+    def step(seqs: Array, pre_tokens: Array) -> Array:
+        """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
         tok = seqs + pre_tokens  # tokens through the weights
-        w_d = w_dense * inv_t  # bytes per chip: dense weights
-        w_e = w_exp * _touched(tok, log_miss) * inv_t  # bytes per chip: the routed experts the tokens touch
-        w_b = w_d + w_e
-        kv_b = seqs * kv_chip * c_avg  # bytes per chip: the KV cache the decodes read
-        mm_d = tok * two_n_d * inv_t  # FLOPs per chip of the dense matrix multiplies
-        mm_e = tok * two_n_e * inv_t  # FLOPs per chip of the routed experts
-        mm = mm_d + mm_e
-        ctx = seqs * c_avg + pre_tokens * 0.5 * p  # (query, context) token pairs of the iteration
-        at = att * ctx * inv_t  # FLOPs per chip of attention scores and values
-        sc_b = score_b * ctx / pp  # bytes per chip of unfused attention scores
-        # the weight GEMMs and the attention kernels run one after the other in every layer, each on its own roofline
-        busy = pp * (np.maximum(w_d / bw, mm_d / flops) + np.maximum(w_e / bw_e, mm_e / flops_e)
-                     + np.maximum((kv_b + sc_b) / bw, at / att_flops))  # s, in turn
+        pairs = seqs * c_avg + pre_tokens * 0.5 * p  # (query, context) token pairs of the iteration
+        busy = pp * (np.maximum(s_w_d, tok * s_mm_d) + np.maximum(s_w_e * _touched(tok, log_miss), tok * s_mm_e)
+                     + np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at))  # s, in turn
         host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
-        return busy + t_layer + host + comm(tok), mm + at, w_b + kv_b
+        return busy + t_layer + host + comm(tok)
+
+    def work(seqs: Array, pre_tokens: Array) -> tuple[Array, Array]:
+        """(FLOPs, bytes) per chip of the iteration `step` times: the matrix multiplies and attention; the weights
+        the tokens touch and the KV cache the decodes read."""
+        tok = seqs + pre_tokens
+        pairs = seqs * c_avg + pre_tokens * 0.5 * p
+        return (tok * (mm_tok_d + mm_tok_e) + pairs * at_pair,
+                w_d + w_e_all * _touched(tok, log_miss) + seqs * kv_seq)
 
     def prompt(tokens: Array) -> Array:
         """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention); layer-split
@@ -271,22 +283,23 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
         touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
         # weights the GEMMs read per chip and micro-batch: the stored ones, or the dequantised copy an engine writes
-        w_st_d, w_st_e = w_dense * inv_t, w_exp * touched * inv_t  # bytes per chip as stored
+        w_st_d, w_st_e = w_d, w_e_all * touched  # bytes per chip as stored
         w_gemm_d, w_gemm_e = w_st_d, w_st_e
         if any_dq:
             w_gemm_d = np.where(dq, x["w_dense"] * act_b * inv_t, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
         byt = w_gemm_d * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
         byt_e = w_gemm_e * k  # bytes: routed experts touched
-        busy = (np.maximum(byt / bw, tokens * inv_t * two_n_d / flops)  # s, the weight GEMMs, all on one stage
-                + np.maximum(byt_e / bw_e, tokens * inv_t * two_n_e / flops_e)
-                + np.maximum(tokens * score_b * 0.5 * p / pp / bw, tokens * inv_t * att * 0.5 * p / att_flops))  # attention
+        pairs = tokens * 0.5 * p  # (query, context) token pairs of causal attention over the prompt
+        busy = (np.maximum(byt / bw, tokens * s_mm_d)  # s, the weight GEMMs, all on one stage
+                + np.maximum(byt_e / bw_e, tokens * s_mm_e)
+                + np.maximum(pairs * s_sc, pairs * s_at))  # attention
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
             busy = busy + dq * k * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
         return pp * busy * (k + pp - 1.0) / (k * pp) + t_layer * np.minimum(k, pp) + comm(tokens)
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
-    t_dec, _, _ = step(B, 0.0)  # s per decode step of the static batch
+    t_dec = step(B, 0.0)  # s per decode step of the static batch
     t_pre_b = prompt(B * p)  # s
 
     # ---- serving: C sequences in steady state ----------------------------------------------------------
@@ -303,15 +316,16 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     share = C * np.ceil(p / k_chunk) / np.maximum(g, 1.0)  # mixed iterations per iteration
     chunked = (pre_share > 0) & (share < 1.0)
     # s per iteration = TPOT: the decode iteration where prompts come in chunks, else the evenly spread one
-    t_iter, flo_it, byt_it = step(C, np.where(chunked, 0.0, pre_share))
+    pre_it = np.where(chunked, 0.0, pre_share)
+    t_iter, (flo_it, byt_it) = step(C, pre_it), work(C, pre_it)
     if bool(chunked.any()):
-        t_m, flo_m, byt_m = step(C, k_chunk)  # a mixed iteration
+        t_m, (flo_m, byt_m) = step(C, k_chunk), work(C, k_chunk)  # a mixed iteration
         t_iter = np.where(chunked, t_iter + share * (t_m - t_iter), t_iter)
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
         byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
     # one prompt alone: TTFT without load; the KV written once per prompt token
     t_pre1 = prompt(p)  # s
-    t_dec_rest, _, _ = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
+    t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
     # a new prompt shares its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
     wait = np.where(C > 1, t_dec_rest, 0.0)
     kv_move = p * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
