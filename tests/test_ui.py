@@ -289,7 +289,8 @@ def test_with_a_token_the_ui_needs_a_login_and_the_token_stays_out_of_urls_and_l
         [cookie] = [c for c in context.cookies() if c["name"] == "chipsweep_session"]
         assert cookie["httpOnly"] and TOKEN not in cookie["value"]
         assert TOKEN not in page.url
-        assert srv.http.get("/ui/data/sweeps", cookies={"chipsweep_session": cookie["value"]}).status_code == 200
+        with httpx.Client(base_url=srv.url, timeout=60, cookies={"chipsweep_session": cookie["value"]}) as session:
+            assert session.get("/ui/data/sweeps").status_code == 200
         context.close()
         assert TOKEN not in srv.log.read_text()
     finally:
