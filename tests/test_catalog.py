@@ -95,6 +95,16 @@ def test_every_reference_cluster_preset_is_in_the_catalog(cat):
     assert missing == []
 
 
+def test_a_vendor_is_spelled_one_way_so_its_chips_share_a_calibration_family(cat):
+    """A chip without published runs takes its calibration family's fitted mean, and the family comes from the
+    vendor's name: two spellings of one vendor (the Ascend 910C was once 'Huawei' beside 'Huawei (HiSilicon)')
+    would split it. No vendor name may be the first word of another's."""
+    vendors = sorted({c.vendor for c in cat.chips.values()})
+    first = {v: v.split()[0].lower() for v in vendors}
+    clashes = [(a, b) for a in vendors for b in vendors if a < b and first[a] == first[b]]
+    assert clashes == []
+
+
 def test_every_entry_names_at_least_one_source_with_a_title(cat):
     for kind in ("chips", "models", "clusters"):
         for eid, entry in getattr(cat, kind).items():
