@@ -259,22 +259,27 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     s_kv, s_sc = kv_seq / bw, score_b / pp / bw  # s per decoding sequence (KV), per token pair (unfused scores)
     s_at = at_pair / att_flops  # s per token pair of attention
 
-    def step(seqs: Array, pre_tokens: Array) -> Array:
-        """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
-        tok = seqs + pre_tokens  # tokens through the weights
-        pairs = seqs * c_avg + pre_tokens * 0.5 * p  # (query, context) token pairs of the iteration
-        busy = pp * (np.maximum(s_w_d, tok * s_mm_d) + np.maximum(s_w_e * _touched(tok, log_miss), tok * s_mm_e)
-                     + np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at))  # s, in turn
-        host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
-        return busy + t_layer + host + comm(tok)
-
-    def work(seqs: Array, pre_tokens: Array) -> tuple[Array, Array]:
-        """(FLOPs, bytes) per chip of the iteration `step` times: the matrix multiplies and attention; the weights
-        the tokens touch and the KV cache the decodes read."""
+    def iteration(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array, Array]:
+        """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
+        one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
         tok = seqs + pre_tokens
         pairs = seqs * c_avg + pre_tokens * 0.5 * p
-        return (tok * (mm_tok_d + mm_tok_e) + pairs * at_pair,
-                w_d + w_e_all * _touched(tok, log_miss) + seqs * kv_seq)
+        touched = _touched(tok, log_miss)
+        busy = pp * (np.maximum(s_w_d, tok * s_mm_d) + np.maximum(s_w_e * touched, tok * s_mm_e)
+                     + np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at))  # s, in turn
+        host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
+        return busy + t_layer + host + comm(tok), tok, pairs, touched
+
+    def step(seqs: Array, pre_tokens: Array) -> Array:
+        """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
+        return iteration(seqs, pre_tokens)[0]
+
+    def timed_work(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array]:
+        """(s, FLOPs, bytes) per chip of one iteration: the matrix multiplies and attention; the weights the
+        tokens touch and the KV cache the decodes read (the power model's utilisations)."""
+        s_it, tok, pairs, touched = iteration(seqs, pre_tokens)
+        return (s_it, tok * (mm_tok_d + mm_tok_e) + pairs * at_pair,
+                w_d + w_e_all * touched + seqs * kv_seq)
 
     def prompt(tokens: Array) -> Array:
         """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention); layer-split
@@ -317,9 +322,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     chunked = (pre_share > 0) & (share < 1.0)
     # s per iteration = TPOT: the decode iteration where prompts come in chunks, else the evenly spread one
     pre_it = np.where(chunked, 0.0, pre_share)
-    t_iter, (flo_it, byt_it) = step(C, pre_it), work(C, pre_it)
+    t_iter, flo_it, byt_it = timed_work(C, pre_it)
     if bool(chunked.any()):
-        t_m, (flo_m, byt_m) = step(C, k_chunk), work(C, k_chunk)  # a mixed iteration
+        t_m, flo_m, byt_m = timed_work(C, k_chunk)  # a mixed iteration
         t_iter = np.where(chunked, t_iter + share * (t_m - t_iter), t_iter)
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
         byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
