@@ -786,5 +786,21 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
                 row["zero_stage"] = 1  # Megatron's distributed optimizer
             if "full" in d["recompute"].lower():
                 row["recompute"] = "full"
-            cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025))
+            notes = _fit_ep(row, int(float(d["moe_experts"])))
+            cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes))
     return cases, skipped
+
+
+def _fit_ep(row: dict[str, object], experts: int) -> str:
+    """Experts shard over the tensor-, context- and data-parallel ranks of a pipeline stage (Megatron-Core's
+    expert-model-parallel group), so ep must divide tp x cp x dp. A release table's variant that lists only the
+    cells it changed (Megatron-Bridge 25.09's parenthesised 'PP=8, VP=2, GA=64') inherits the base cell's ep,
+    which can break that; such a row runs at the largest ep that divides both the ranks and the experts, and
+    says so (empty when the published ep holds)."""
+    ep = int(row.get("ep", 1))  # type: ignore[call-overload]
+    ranks = int(row["n_chips"]) // (int(row.get("pp", 1)) * int(row.get("cp", 1)))  # type: ignore[call-overload]
+    if ep <= 1 or ranks % ep == 0:
+        return ""
+    row["ep"] = max(e for e in range(1, ep + 1) if ranks % e == 0 and experts % e == 0)
+    return (f"published ep={ep} cannot shard over the {ranks} tensor/context/data-parallel ranks of a stage "
+            f"(pp={row.get('pp', 1)}); run at ep={row['ep']}")
