@@ -64,6 +64,19 @@ class _Entry(BaseModel):
 
 
 SystemKind = Literal["gpu", "tpu", "npu", "wafer_scale", "tile", "edge", "sram_only"]
+GemmPrecision = Literal["fp16", "bf16", "fp8"]
+
+
+class GemmMeasurement(BaseModel):
+    """The best dense matrix-multiply throughput the vendor's GEMM library reached on the chip in a published
+    microbenchmark (large square matrices, random data): what the tensor cores deliver in practice at `precision`,
+    against the published peak. Chips measured by one source with one method are comparable."""
+
+    model_config = ConfigDict(extra="forbid")
+    precision: GemmPrecision
+    tflops: float = Field(gt=0)
+    source: str
+    url: str | None = None
 
 
 class Chip(_Entry):
@@ -121,6 +134,10 @@ class Chip(_Entry):
     # one constant fitted on both chips' runs, and where this chip has none, `calibrated_on` says "extrapolated from
     # <chip> (same compute)" instead of the family mean
     same_compute_as: str | None = None
+    # a measured GEMM throughput (GemmMeasurement): a chip without published training runs takes the matrix
+    # efficiency of the chips with runs scaled by the ratio of their measured fractions of peak
+    # (workers/context.py), `calibrated_on: extrapolated from <chips> by measured <precision> GEMM throughput`
+    gemm_measured: GemmMeasurement | None = None
     die_area_mm2: float | None = None
     transistors_billion: float | None = None
     chips_per_system: int = 1  # dies that make one catalog "chip" (25 for a Dojo tile)
@@ -139,6 +156,31 @@ class Chip(_Entry):
             if not values or any(v <= 0 for v in values):
                 raise ValueError(f"quoted: '{name}' = {values}; allowed: one or more positive numbers")
         return self
+
+    @model_validator(mode="after")
+    def _gemm_within_peak(self) -> Chip:
+        g = self.gemm_measured
+        if g is not None:
+            peak = self.gemm_peak
+            if peak is None:
+                raise ValueError(f"gemm_measured.precision: '{g.precision}' has no published peak on this chip; "
+                                 f"allowed: a precision whose peak_tflops_{g.precision} is given")
+            if g.tflops > peak:
+                raise ValueError(f"gemm_measured.tflops: {g.tflops:g} is above the published {g.precision} peak "
+                                 f"{peak:g}; allowed: a measured value up to the peak")
+        return self
+
+    @property
+    def gemm_peak(self) -> float | None:
+        """The published dense peak (TFLOP/s) at the precision of `gemm_measured`."""
+        g = self.gemm_measured
+        return None if g is None else getattr(self, f"peak_tflops_{g.precision}")
+
+    @property
+    def gemm_fraction(self) -> float | None:
+        """Measured GEMM throughput / published peak at its precision (None without a measurement)."""
+        peak = self.gemm_peak
+        return None if peak is None or self.gemm_measured is None else self.gemm_measured.tflops / peak
 
     @field_validator(
         "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",

@@ -321,6 +321,42 @@ def test_a_chip_with_another_chips_compute_takes_its_matrix_efficiency_not_the_f
     assert "llm_foundry" in on[2] and "vtrain_single_node" in on[2]
 
 
+def test_a_chip_without_runs_takes_the_matrix_efficiency_its_measured_gemm_implies(ctx):
+    """The MI300X has no published training run. Its measured fp8 GEMM (hipBLASLt, 1,159 of 2,615 TFLOP/s: 44 % of
+    peak) against the H100's and GB200's (cuBLASLt, 70 % and 58 %, same Azure microbenchmark) scales their fitted
+    matrix efficiencies: the geometric mean of constant x 0.443 / theirs, bf16 and fp8 alike, not the all-chip mean
+    (0.68). A chip without a measurement (MI325X) keeps the mean; the row says which."""
+    ids = list(ctx.chips.ids)
+    chips = ctx.catalog.chips
+    mi, refs = ids.index("amd_mi300x"), ("nvidia_h100_sxm", "nvidia_gb200_per_gpu")
+    frac = chips["amd_mi300x"].gemm_fraction
+    assert frac == pytest.approx(1159.2 / 2614.9)
+    for key in ("mm_eff_max", "mm_eff_max_fp8"):
+        eff = ctx.cal[key][0]
+        expect = np.exp(np.mean([np.log(eff[ids.index(r)] * frac / chips[r].gemm_fraction) for r in refs]))
+        assert eff[mi] == pytest.approx(expect, rel=1e-12)
+    eff = ctx.cal["mm_eff_max"][0]
+    assert 0.35 < eff[mi] < 0.45 < eff[ids.index("amd_mi325x")]  # ~0.40 against the mean's ~0.68
+    d = run(ctx, model=["llama2_7b"] * 2, chip=["amd_mi300x", "amd_mi325x"], n_chips=[64] * 2, global_batch=[512] * 2)
+    assert d["calibrated_on"] == ["extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by measured fp8 GEMM "
+                                  "throughput", "extrapolated from all chips (default set)"]
+
+
+def test_a_measured_gemm_above_the_peak_or_without_a_peak_is_refused(tmp_path):
+    from chipsweep.schemas.catalog import CatalogError, load_catalog
+
+    above = tmp_path / "above.yaml"
+    above.write_text("chips:\n  - id: amd_mi300x\n    gemm_measured: {precision: fp8, tflops: 3000, source: x}\n")
+    with pytest.raises(CatalogError, match=r"amd_mi300x.*gemm_measured.tflops: 3000 is above the published fp8 peak "
+                                           r"2614.9; allowed: a measured value up to the peak"):
+        load_catalog(above)
+    no_peak = tmp_path / "no_peak.yaml"
+    no_peak.write_text("chips:\n  - id: nvidia_a100_sxm_80gb\n    gemm_measured: {precision: fp8, tflops: 300, source: x}\n")
+    with pytest.raises(CatalogError, match=r"gemm_measured.precision: 'fp8' has no published peak on this chip; "
+                                           r"allowed: a precision whose peak_tflops_fp8 is given"):
+        load_catalog(no_peak)
+
+
 def test_same_compute_as_must_name_another_chip_without_one(tmp_path):
     """An overlay naming an unknown chip, or a chip that is itself another's, is refused at load with the field,
     the value and what is allowed; a chip whose peaks differ from its twin's is a `catalog validate` problem."""

@@ -150,6 +150,49 @@ def test_chips_of_one_compute_share_one_fitted_matrix_efficiency():
     assert cal["mm_eff_max"][0, a40] == cal["mm_eff_max"][0, a80] == without["chip:nvidia_a100_sxm_80gb:mm_eff_max"]
 
 
+@pytest.mark.parametrize("chip", ["nvidia_gb200_per_gpu", "nvidia_h100_sxm"])
+def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_within_10pct_median_20pct_p90(chip):
+    """The rule that gives a chip without runs its matrix efficiency (its measured GEMM fraction of peak against the
+    fitted chips' measured fractions, context.py) checked on the two fitted chips measured the same way: with the
+    chip's own `mm_eff_max` / `mm_eff_max_fp8` set removed, it takes the other's constants scaled by the GEMM ratio
+    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 7.1 % median, 15.2 % p90
+    (its own fit 5.8 % / 17.6 %; the nvidia_gpu family mean 5.5 % / 22.4 %); H100 (112 runs) 7.7 % / 15.0 % (own fit
+    7.2 % / 16.3 %; family mean 12.0 % / 20.1 %). Only the chip's matrix constants are held out: the framework and
+    family constants were fitted with these runs."""
+    import dataclasses
+
+    from chipsweep.workers.context import Context
+    from chipsweep.workers.validation.cases import runs2026_cases
+    from chipsweep.workers.validation.held_out import predict_with
+
+    base = load_catalog(use_env=False)
+    cases = [c for c in runs2026_cases(catalog=base)[0] if c.row.get("chip") == chip and c.has_layout]
+    held = dataclasses.replace(base, calibration={k: v for k, v in base.calibration.items() if k != f"chip_{chip}"})
+    ctx = Context.build(held)
+    other = ({"nvidia_gb200_per_gpu", "nvidia_h100_sxm"} - {chip}).pop()
+    assert ctx.calibrated_on[0, ctx.chips.ids.index(chip)] == (
+        f"extrapolated from {other} by measured fp8 GEMM throughput")
+    err = np.abs([r.error for r in predict_with(ctx, {}, cases)])
+    assert len(cases) >= 30 and np.isfinite(err).all()
+    assert np.median(err) <= 0.10 and np.percentile(err, 90) <= 0.20, (np.median(err), np.percentile(err, 90))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12 miss, reported by `chipsweep validate`: the fitted fp8 matrix efficiency is above the share of the fp8 "
+    "peak cuBLASLt reaches on large matrices (H100 93.6 % against 69.8 %, GB200 82.4 % against 58.1 %; the A100's "
+    "bf16 78.8 % is within its fp16 GEMM's 82.2 %). The fp8 runs are faster than the model's fp8 GEMMs at a physical "
+    "rate allow, so the model counts too much time elsewhere in an fp8 step (element-wise work at the 16-bit memory "
+    "efficiency is about a third of it); the MI300X, extrapolated by the GEMM ratio, inherits the excess."))
+def test_matrix_efficiency_stays_within_the_measured_gemm_share_of_peak():
+    from chipsweep.workers.context import Context
+    from chipsweep.workers.validation.report import gemm_checks
+
+    checks = gemm_checks(Context.build(load_catalog(use_env=False)))
+    assert {c[0] for c in checks} >= {"nvidia_h100_sxm", "nvidia_gb200_per_gpu", "nvidia_a100_sxm_80gb", "amd_mi300x"}
+    above = [(cid, key, value, frac) for cid, _, frac, key, value, _ in checks if value > frac]
+    assert above == [], above
+
+
 def test_no_calibration_constant_sits_at_a_bound():
     problem = Problem.build()
     assert check_bounds(problem, problem.current_values(clip=False)) == []

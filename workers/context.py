@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chipsweep.schemas.catalog import Catalog
+from chipsweep.schemas.catalog import Catalog, Chip
 from chipsweep.schemas.vocab import FRAMEWORKS, PRECISIONS
 from chipsweep.workers import training
 from chipsweep.workers.tables import (
@@ -184,6 +184,7 @@ def calibration_by_chip(
             for key in id_keys[(f, j)]:
                 out[key][f, i] = out[key][f, j]
             twin_of[i] = chips.ids[j]
+    scaled_from = _scale_by_measured_gemm(out, entries, chips.ids, fitted_by, id_keys, twin_of, k)
     provenance = np.empty((k, n), dtype=object)
     family_sets = {t for _, _, _, _, info in applied for t in info[1].applies_to  # type: ignore[index]
                    if level(t) == "family"}
@@ -194,8 +195,44 @@ def calibration_by_chip(
                 provenance[f, i] = "; ".join(hit[1])
             elif i in twin_of and (f, index[twin_of[i]]) in fitted_by:
                 provenance[f, i] = f"extrapolated from {twin_of[i]} (same compute)"
+            elif (f, i) in scaled_from:
+                refs, precision = scaled_from[(f, i)]
+                provenance[f, i] = f"extrapolated from {', '.join(refs)} by measured {precision} GEMM throughput"
             elif families[i] in family_sets:
                 provenance[f, i] = f"extrapolated from {families[i]}"
             else:
                 provenance[f, i] = "extrapolated from all chips (default set)"
     return out, provenance
+
+
+MATRIX_KEYS = ("mm_eff_max", "mm_eff_max_fp8")  # the constants a measured GEMM throughput scales
+
+
+def _scale_by_measured_gemm(
+    out: dict[str, Array], entries: list[Chip], ids: list[str], fitted_by: dict[tuple[int, int], tuple[int, list[str]]],
+    id_keys: dict[tuple[int, int], set[str]], twin_of: dict[int, str], k: int,
+) -> dict[tuple[int, int], tuple[list[str], str]]:
+    """A chip with neither its own fitted matrix efficiency nor a twin (`same_compute_as`) but with a measured GEMM
+    throughput (`gemm_measured`) takes, for each matrix constant, the geometric mean over the chips fitted on their
+    own runs and measured the same way at the same precision of (their constant x this chip's measured fraction of
+    peak / theirs): the vendor library's achieved share of peak carries over, the training software's losses stay
+    those the runs fitted. Sets `out` in place; returns (framework, chip) -> (reference chips, precision)."""
+    done: dict[tuple[int, int], tuple[list[str], str]] = {}
+    for i, entry in enumerate(entries):
+        frac, g = entry.gemm_fraction, entry.gemm_measured
+        if frac is None or g is None or i in twin_of:
+            continue
+        for f in range(k):
+            if (f, i) in fitted_by:
+                continue
+            refs = [j for j, e in enumerate(entries) if j != i and e.same_compute_as is None and fitted_by.get((f, j), (0, []))[1]
+                    and e.gemm_measured is not None and e.gemm_measured.precision == g.precision]
+            scaled = False
+            for key in MATRIX_KEYS:
+                vals = [out[key][f, j] * frac / (entries[j].gemm_fraction or np.nan) for j in refs if key in id_keys.get((f, j), ())]
+                if vals:
+                    out[key][f, i] = float(np.clip(np.exp(np.mean(np.log(vals))), 0.2, 1.0))  # calibration.yaml bounds
+                    scaled = True
+            if scaled:
+                done[(f, i)] = (sorted(ids[j] for j in refs), g.precision)
+    return done

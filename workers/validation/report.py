@@ -279,6 +279,31 @@ def bracket_lines(bracket: list[tuple[Result, Result]], unanswered: list[tuple[R
     return lines
 
 
+def gemm_checks(ctx: Context) -> list[tuple[str, str, float, str, float, str]]:
+    """Per chip with a measured GEMM (`gemm_measured`): (chip, precision, measured fraction of peak, the matrix
+    constant of that precision, its catalog value, its calibrated_on). A fitted asymptote above the share of peak the
+    vendor's GEMM library reaches on large matrices is not physical: the model spends the difference elsewhere."""
+    out = []
+    for i, cid in enumerate(ctx.chips.ids):
+        chip = ctx.catalog.chips[cid]
+        frac, g = chip.gemm_fraction, chip.gemm_measured
+        if frac is None or g is None:
+            continue
+        key = "mm_eff_max_fp8" if g.precision == "fp8" else "mm_eff_max"
+        out.append((cid, g.precision, frac, key, float(ctx.cal[key][0, i]), str(ctx.calibrated_on[0, i])))
+    return out
+
+
+def gemm_lines(ctx: Context) -> list[str]:
+    lines = ["matrix efficiency against the measured GEMM (gemm_measured: the vendor library's best large-matrix "
+             "share of peak, Azure AI-benchmarking-guide):"]
+    for cid, prec, frac, key, value, on in gemm_checks(ctx):
+        how = "extrapolated" if on.startswith("extrapolated") else "fitted"
+        flag = "ABOVE the measurement" if value > frac else "within it"
+        lines.append(f"  {cid:22s} {prec:4s} GEMM {frac * 100:5.1f} % of peak; {how} {key} {value * 100:5.1f} %: {flag}")
+    return lines
+
+
 def render_training(rep: TrainingReport) -> str:
     """The per-source table `chipsweep validate --summary` prints for training."""
     lines = [
@@ -302,6 +327,7 @@ def render_training(rep: TrainingReport) -> str:
     for fam, (n, med, p90) in rep.families.items():
         lines.append(f"  {fam:20s} {n:5d} runs  median {med * 100:5.1f} %  p90 {p90 * 100:5.1f} %")
     lines += bracket_lines(rep.bracket, rep.unanswered)
+    lines += gemm_lines(Context.build(load_catalog()))
     reasons: dict[str, int] = {}
     for s in rep.skipped:
         reasons[f"{s.source}: {s.reason}"] = reasons.get(f"{s.source}: {s.reason}", 0) + 1
