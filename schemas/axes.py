@@ -127,6 +127,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "compute_precision": AxisDef("choice", "compute_precision", options=COMPUTE_PRECISIONS),
         "disaggregated": AxisDef("bool", "disaggregated"),
         "dp_attention": AxisDef("bool", "dp_attention"),
+        "scheduler_steps": _ints("scheduler_steps"),
         "engine": AxisDef("choice", "engine", options=ENGINES),
         **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
         **_SHAPES,

@@ -101,6 +101,10 @@ class Chip(_Entry):
     # memory the chip streams weights and activations from (HBM, LPDDR, or on-chip SRAM for SRAM-only parts)
     memory_gb: float | None = None
     memory_bandwidth_gb_s: float | None = None
+    # the best a STREAM-like kernel reached on the chip in a published microbenchmark: the share of the peak its
+    # memory system delivers in practice (the serving core's `mem_bw_fraction` is a share of this; chips without a
+    # measurement take defaults.yaml `memory_reach`)
+    memory_bandwidth_measured_gb_s: float | None = None
     memory_type: str | None = None
     sram_mb: float | None = None
     # a slower tier behind the chip (Cerebras MemoryX, Dojo interface processors' HBM)
@@ -158,6 +162,14 @@ class Chip(_Entry):
         return self
 
     @model_validator(mode="after")
+    def _measured_bandwidth_within_peak(self) -> Chip:
+        m, peak = self.memory_bandwidth_measured_gb_s, self.memory_bandwidth_gb_s
+        if m is not None and (peak is None or m > peak):
+            raise ValueError(f"memory_bandwidth_measured_gb_s: {m:g} is above the published memory_bandwidth_gb_s "
+                             f"{peak}; allowed: a measured value up to the published peak")
+        return self
+
+    @model_validator(mode="after")
     def _gemm_within_peak(self) -> Chip:
         g = self.gemm_measured
         if g is not None:
@@ -186,7 +198,7 @@ class Chip(_Entry):
         "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
         "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s",
         "scale_out_gbit_s", "tdp_w", "usd_per_hour", "purchase_usd", "sram_mb", "power_draw_w", "server_usd",
-        "network_usd",
+        "network_usd", "memory_bandwidth_measured_gb_s",
     )
     @classmethod
     def _positive(cls, v: float | None) -> float | None:

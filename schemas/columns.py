@@ -149,6 +149,8 @@ INFERENCE: list[Column] = [
     _c("usd_per_million_tokens", "float32", "USD", "rental (else owned: purchase amortised + electricity) cost per million output tokens", "output"),
     _c("power_w", "float32", "W", "average power of every chip serving the instance", "output"),
     _c("calibrated_on", "category", "", "published sources that fitted this engine and chip's efficiency, or 'extrapolated from ...'", "output"),
+    # added 2026-12-02 at the end so lakes written before still read
+    _c("scheduler_steps", "int16", "", "forward passes per scheduler call (vLLM --num-scheduler-steps): the host's per-sequence work is paid once per this many", "input"),
 ]
 
 ASIC: list[Column] = [

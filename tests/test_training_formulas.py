@@ -357,6 +357,16 @@ def test_a_measured_gemm_above_the_peak_or_without_a_peak_is_refused(tmp_path):
         load_catalog(no_peak)
 
 
+def test_a_measured_memory_bandwidth_above_the_peak_is_refused(tmp_path):
+    from chipsweep.schemas.catalog import CatalogError, load_catalog
+
+    above = tmp_path / "above.yaml"
+    above.write_text("chips:\n  - {id: nvidia_h100_sxm, memory_bandwidth_measured_gb_s: 4000}\n")
+    with pytest.raises(CatalogError, match=r"memory_bandwidth_measured_gb_s: 4000 is above the published "
+                                           r"memory_bandwidth_gb_s 3350.0; allowed: a measured value up to"):
+        load_catalog(above)
+
+
 def test_same_compute_as_must_name_another_chip_without_one(tmp_path):
     """An overlay naming an unknown chip, or a chip that is itself another's, is refused at load with the field,
     the value and what is allowed; a chip whose peaks differ from its twin's is a `catalog validate` problem."""

@@ -44,13 +44,15 @@ def _abs_errors(results: list[Result], family: str | None = None, **match: str) 
 # serving: coverage, the issue-14 bounds, the named cases
 # ---------------------------------------------------------------------------------------------------------
 def test_every_measurement_on_a_catalogued_device_gets_an_answer(out_of_source: list[Result]) -> None:
-    with open(serving.CSV_2026, newline="") as fh:
-        published = [r["case_id"] for r in csv.DictReader(fh)]
+    published = []
+    for path in (serving.CSV_2026, serving.CSV_AZURE):
+        with open(path, newline="") as fh:
+            published += [r["case_id"] for r in csv.DictReader(fh)]
     answered = {r.case.case_id: r.predicted for r in out_of_source}
-    assert len(published) == 3128 and set(published) <= set(answered)
+    assert len(published) == 3128 + 30 and set(published) <= set(answered)
     assert all(np.isfinite(v) and v > 0 for v in answered.values())
     # plus the llama.cpp PR #2959 M2 Max rows and the MLPerf v4.1 rows of inference_runs.csv
-    assert len(answered) == 3128 + 4 + 2
+    assert len(answered) == 3128 + 30 + 4 + 2
 
 
 # Issue 14's bounds on the out-of-source errors, per metric family: (median, 90th percentile).
@@ -62,25 +64,27 @@ BOUNDS = {
 # The bounds this model misses, with the level it reaches (a regression guard, not a target) and why; README.md
 # "Inference accuracy" and the issue-14 report carry the same table.
 MISSED = {
-    ("serving_throughput", "p90"): (0.70, "ML.ENERGY vLLM MoE and hybrid-Mamba models (Qwen3-235B, DeepSeek-V3, "
+    ("serving_throughput", "p90"): (0.58, "ML.ENERGY vLLM MoE and hybrid-Mamba models (Qwen3-235B, DeepSeek-V3, "
                                           "Llama 4 Scout, Nemotron-H) run 1.7-3x slower than any other source's "
                                           "engines reach; JetStream rows' units are ambiguous"),
     ("prefill", "median"): (0.25, "on edge chips the bound is met (below); llama.cpp on datacenter GPUs misses it: "
                                   "its one other source is the 2023 M2 Max PR table, and the H100 PCIe reaches 23 % "
                                   "of its fp16 peak where the M2 Max reaches ~60 %"),
     ("prefill", "p90"): (1.00, "A100 SXM and L40S F16 rows run at 1/4-1/13 of every other chip's fraction of peak"),
-    ("energy_per_token", "median"): (0.56, "only two power sources, measuring different things (H100/B200 board "
+    ("energy_per_token", "median"): (0.45, "only two power sources, measuring different things (H100/B200 board "
                                            "power under vLLM, a Jetson CPU+GPU rail under llama.cpp), so out of "
                                            "source power falls back to assumed constants, and the ML.ENERGY "
                                            "throughput error above compounds into J/token"),
-    ("energy_per_token", "p90"): (0.80, "as the median"),
+    ("energy_per_token", "p90"): (0.74, "as the median"),
     ("power", "p90"): (0.60, "power is fitted within a chip class, and each class has one power source: out of "
-                             "source it runs on the catalog's assumed fallback (idle 25 % of TDP, full load at peak)"),
-    ("tpot", "p90"): (0.68, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM's time per layer, fitted on "
+                             "source it runs on the catalog's assumed fallback (idle 25 % of TDP, full load at peak); "
+                             "51.9 % -> 56.7 % once Azure's MI300X runs gave vLLM a second source, which lowers "
+                             "ML.ENERGY's held-out utilisations"),
+    ("tpot", "p90"): (0.70, "ML.ENERGY vLLM MoE/hybrid models as above; TensorRT-LLM's time per layer, fitted on "
                             "its max-throughput tables, is more than its online runs leave at low load, and since "
                             "2026-12-02 the prompts' chunks, charged as the compute-bound iterations they run in "
                             "(60.5 % -> 66.2 %), lengthen the mean iteration those runs' inter-token latency is "
-                            "compared with"),
+                            "compared with; 68.0 % with Azure's runs and the measured memory and GEMM rates"),
     ("request_throughput", "p90"): (1.50, "SmolHub Jetson single-stream rates: a fit of llama.cpp on two other "
                                           "sources leaves the 7 W mode's half-gated GPU and 4-core 960 MHz CPU "
                                           "(kernel launches, host work) to constants fitted at 15-25 W; 354 % before "
@@ -198,7 +202,9 @@ def test_fitted_serving_constants_stay_inside_physical_bounds_and_name_their_run
         for key, (lo, hi) in bounds.items():
             if key in s:
                 assert lo <= s[key] <= hi, (s["applies_to"], key, s[key])
-        assert s.get("mem_bw_fraction", 0.0) <= 0.95  # no bandwidth above 95 % of the published peak
+        # no bandwidth above what the chip's memory delivers (mem_bw_fraction is a share of the measured STREAM-like
+        # bandwidth, defaults.yaml memory_reach where none is measured: at most 95 % of the published peak)
+        assert s.get("mem_bw_fraction", 0.0) <= 1.0
         assert s["sources"] and s["runs"] >= 2
         # fitted_on: source:engine:chip selectors of the runs (their throughput/latency rows fit the efficiency sets,
         # their energy/power rows the power sets)
@@ -240,7 +246,9 @@ def test_host_time_per_sequence_is_fitted_per_engine_on_runs_of_several_sequence
             seqs = np.fmin(prep.x["batch"][rows], prep.x["concurrency"][rows])
             assert np.any(~(seqs <= 1)), s["engine"]  # some run holds several sequences (NaN: the most that fit)
     assert 1e-5 <= found["vllm"] <= 1e-4  # tens of microseconds per sequence and iteration
-    assert found["tensorrt_llm"] == 0.0  # the C++ runtime keeps ahead of the GPU
+    # the C++ runtime keeps nearly ahead of the GPU: 0 on NVIDIA's own tables, 3 us since Azure's GB200 runs of
+    # 1,000 requests in flight joined the fit (against vLLM's 33 us)
+    assert found["tensorrt_llm"] <= 0.2 * found["vllm"]
     assert "llama_cpp" not in found  # every llama.cpp run decodes one sequence
 
 

@@ -42,9 +42,11 @@ Sources (formulas cite them line by line):
   Diagnosis): for Llama 3 8B on one H100, vLLM's API server and scheduler took most of the execution time and the GPU
   waited on them. The host's work grows with the running sequences (scheduling, sampling, output processing), so an
   iteration of C sequences pays C x a fitted host time per sequence, per engine (0 where the host keeps ahead).
-- Achieved fractions of peak bandwidth (u_m), of peak compute (u_c) and a fixed time per layer and iteration
-  (kernel launches, synchronisation, sampling) are fitted per engine and chip on published runs
-  (schemas/catalog/asic.yaml `serving`, workers/validation/serving.py).
+- Achieved shares of what the chip's memory delivers (u_m; `mem_reach`: a measured STREAM-like bandwidth over the
+  peak) and of what its GEMM library delivers (u_c; `compute_reach`: a measured GEMM rate over the peak), and a
+  fixed time per layer and iteration (kernel launches, synchronisation, sampling) are fitted per engine and chip
+  on published runs (schemas/catalog/asic.yaml `serving`, workers/validation/serving.py); multi-step scheduling
+  (`scheduler_steps`) pays the host's per-sequence time once per that many iterations.
 
 `evaluate(x, cal)` takes a dict of equal-length float64 arrays (keys in `INPUT_KEYS`) and the calibration
 `cal` (arrays or scalars, keys in `CAL_KEYS`), and returns a dict of arrays. No loop over rows.
@@ -89,10 +91,11 @@ INPUT_KEYS = (
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
     "heads", "vocab_params",
     # workload (n_chips, batch, concurrency: NaN = choose)
-    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "weight_bits", "kv_bits", "batch", "concurrency", "prompt_len",
+    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "weight_bits", "kv_bits", "batch",
+    "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
-    "peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w", "purchase_usd",
+    "peak_flops", "compute_reach", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w", "purchase_usd",
     "usd_per_hour", "sram_only",
     # infeasibility found while assembling (bits above)
     "pre_mask",
@@ -208,8 +211,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     mask |= ~((t >= 1) & (L > 0) & (x["params"] > 0)) * R_INPUT  # NaN compares False
 
     # ---- rates ------------------------------------------------------------------------------------------
-    bw = x["mem_bw"] * cal["mem_bw_fraction"]  # bytes/s achieved per chip
-    flops = x["peak_flops"] * cal["compute_fraction"]  # FLOP/s achieved per chip in the matrix multiplies
+    bw = x["mem_bw"] * x["mem_reach"] * cal["mem_bw_fraction"]  # bytes/s achieved per chip (a share of what it delivers)
+    # FLOP/s achieved per chip in the matrix multiplies: a share of what the vendor's GEMM library delivers
+    flops = x["peak_flops"] * x["compute_reach"] * cal["compute_fraction"]
     att_flops = x["peak_flops"] * cal["attention_fraction"]  # FLOP/s achieved per chip in attention (FlashAttention or not)
     ubatch = cal["ubatch"]  # tokens of one prompt micro-batch
     t_layer = L * cal["layer_overhead_s"]  # s per forward pass: launches, synchronisation, sampling
@@ -233,7 +237,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
     ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)  # all-reduces
     msg_tok = h * act_b  # bytes of one token's hidden state
-    host_s = cal["seq_overhead_s"]  # s per running sequence and iteration on the host
+    # s per running sequence and iteration on the host; vLLM's multi-step scheduling (--num-scheduler-steps n) runs
+    # the scheduler and input preparation once for n forward passes (vLLM v0.6.0 blog, 2024-09-05)
+    host_s = cal["seq_overhead_s"] / x["scheduler_steps"]
     any_host = bool(np.any(np.asarray(host_s) > 0))
     hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
 
@@ -348,7 +354,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     u_c = flo_it / (t_iter * x["peak_flops"])  # compute utilisation (achieved / peak)
     u_m = byt_it / (t_iter * x["mem_bw"])  # memory utilisation
     p_dec = idle + (tdp - idle) * np.minimum(cal["power_compute"] * u_c + cal["power_memory"] * u_m, 1.0)  # W per chip
-    u_c_pre = cal["compute_fraction"]  # the prompt pool runs compute-bound
+    u_c_pre = x["compute_reach"] * cal["compute_fraction"]  # the prompt pool runs compute-bound
     p_pre = idle + (tdp - idle) * np.minimum(cal["power_compute"] * u_c_pre, 1.0)  # W per prompt-pool chip
     power = p_dec * t + p_pre * n_pre  # W, every chip serving the instance
     energy_tok = power / out_tps  # J per output token, prompts included

@@ -243,7 +243,10 @@ def _chip_static(ctx: Context) -> dict[str, Array]:
     """Per-chip arrays the inference path needs beyond ChipTable: SRAM-only flag, low-confidence field bits."""
     chips = [ctx.catalog.chips[c] for c in ctx.chips.ids]
     low = np.array([sum(_F[f] for f in c.low_confidence_fields if f in _F) for c in chips], dtype=np.int64)
+    reach = float(ctx.defaults.get("gemm_reach", 1.0))
     return {
+        # the share of the peak the vendor's GEMM library reaches (gemm_measured, else defaults.yaml gemm_reach)
+        "compute_reach": np.array([reach if c.gemm_fraction is None else c.gemm_fraction for c in chips]),
         "sram_only": np.array([1.0 if c.system_kind == "sram_only" else 0.0 for c in chips]),
         "low_fields": low,
         "low_chip": np.array([c.confidence == "low" for c in chips]),
@@ -267,6 +270,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["concurrency"] = numbers(table, "concurrency", errors, integer=True, minimum=1)
     raw["disaggregated"] = _bools(table, "disaggregated", errors)
     raw["dp_attention"] = _bools(table, "dp_attention", errors)
+    raw["scheduler_steps"] = numbers(table, "scheduler_steps", errors, integer=True, minimum=1)
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
     raw["gen_len"] = numbers(table, "gen_len", errors, integer=True, minimum=0)
     raw["quant_overhead"] = numbers(table, "quant_overhead", errors, minimum=0, maximum=1)
@@ -337,7 +341,7 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
         "notes": np.broadcast_to(notes, (n,)).astype(np.int64),
         "pre": np.broadcast_to(pre, (n,)).astype(np.int64),
         "no_scale_up": (~np.isfinite(ccols["scale_up_gb_s"])).astype(np.float64),
-        **{k: links[k] for k in ("mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "usd_per_hour")},
+        **{k: links[k] for k in ("mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "usd_per_hour")},
         "tdp_w": ccols["tdp_w"],
         "idle_w": ccols["idle_w"],
         "purchase_usd": ccols["purchase_usd"],
@@ -475,6 +479,7 @@ def assemble_inference(
         "ep": ep,
         "dp_attention": np.nan_to_num(get("dp_attention")),
         "disaggregated": np.nan_to_num(get("disaggregated")),
+        "scheduler_steps": np.where(np.isfinite(get("scheduler_steps")), get("scheduler_steps"), 1.0),
         "weight_bits": wb,
         "kv_bits": kvb,
         "batch": get("batch"),
@@ -483,9 +488,10 @@ def assemble_inference(
         "gen_len": gen,
         "quant_overhead": quant_overhead(get("quant_overhead"), wb, ctx),
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
-        **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w",
-                             "purchase_usd", "usd_per_hour")},
+        **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w",
+                             "idle_w", "purchase_usd", "usd_per_hour")},
         "sram_only": static["sram_only"],
+        "compute_reach": static["compute_reach"],
         "pre_mask": c["pre"],
         "chip_idx": chip_idx,
         "note_mask": notes,
@@ -589,6 +595,7 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         "concurrency": out.get("concurrency", x["concurrency"]),
         "disaggregated": x["disaggregated"],
         "dp_attention": x["dp_attention"],
+        "scheduler_steps": x["scheduler_steps"],
         "prompt_len": x["prompt_len"],
         "gen_len": x["gen_len"],
     }

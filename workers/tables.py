@@ -170,6 +170,10 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
     return {
         "mem_bytes": mem_gb * 1e9,
         "mem_bw": chip_cols["memory_bandwidth_gb_s"] * 1e9,
+        # the share of that peak the memory system delivers (measured STREAM-like best, else defaults.yaml)
+        "mem_reach": np.where(np.isfinite(chip_cols["memory_bandwidth_measured_gb_s"]),
+                              np.minimum(chip_cols["memory_bandwidth_measured_gb_s"] / chip_cols["memory_bandwidth_gb_s"], 1.0),
+                              defaults.get("memory_reach", 1.0)),
         "up_bw": up,
         "up_domain": domain,
         "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),

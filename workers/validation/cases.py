@@ -706,7 +706,8 @@ def asic_cases(catalog: Catalog | None = None) -> list[Case]:
                           ("die_cost_usd", 5.7), ("unit_cost_usd", 11.5)):
         out.append(Case(f"asic_notes_5nm_{metric}", "asic_worked_checks", dict(worked), metric, value))
     # asic-notes section 7 check 1: 102 GB/s x 0.85 / ~4.7 GB per token; a 4.7 GB stream of 4-bit weights
-    orin = {"chip": JETSON, "chip.memory_bandwidth_gb_s": 102, "cal.mem_bw_fraction": 0.85, "weight_bits": 4,
+    orin = {"chip": JETSON, "chip.memory_bandwidth_gb_s": 102, "chip.memory_bandwidth_measured_gb_s": 102,
+            "cal.mem_bw_fraction": 0.85, "weight_bits": 4,
             "quant_overhead": 0, "params_b": 9.4, "layers": 1, "hidden": 64, "heads": 1, "vocab": 1, "batch": 1,
             "prompt_len": 0, "gen_len": 1}
     out.append(Case("asic_notes_orin_nano_super_decode", "asic_worked_checks", orin, "decode_tokens_per_s", 18.4))

@@ -7,7 +7,9 @@ efficiency and power constants per engine and chip, and leave-one-source-out (ou
 
 Runs (tests/validation/): `inference_runs_2026.csv` (3,128 rows: TensorRT-LLM perf tables v0.5-v0.17 and online
 serving, ML.ENERGY vLLM energy runs, llama.cpp llama-bench on consumer/workstation GPUs and Apple M-series,
-mlc-ai/llm-perf-bench, Jetson Orin Nano Super power modes, JetStream on TPU v5e, SGLang DeepSeek), plus from
+mlc-ai/llm-perf-bench, Jetson Orin Nano Super power modes, JetStream on TPU v5e, SGLang DeepSeek),
+`inference_runs_azure.csv` (30 rows in the same columns: Azure's AI-benchmarking-guide end-to-end runs, TensorRT-LLM
+on GB200 and vLLM on MI300X, 1,000 requests each), plus from
 `inference_runs.csv` the llama.cpp PR #2959 M2 Max rows and the MLPerf Inference v4.1 Llama-2-70B rows. The
 2026 file's Jetson AI Lab table repeats the 14 rows of `inference_runs.csv`; those are read once, from the
 2026 file.
@@ -67,6 +69,7 @@ from chipsweep.workers.validation.cases import CASES_DIR, Case, Result, case_tab
 
 CSV_2026 = CASES_DIR / "inference_runs_2026.csv"
 CSV_OLD = CASES_DIR / "inference_runs.csv"
+CSV_AZURE = CASES_DIR / "inference_runs_azure.csv"  # the 2026 file's columns: Azure's GB200 and MI300X runs
 GB = 1e9
 GIB = 2.0**30
 
@@ -87,9 +90,11 @@ SOURCES: dict[str, str] = {  # prefix of the CSV `source` -> the group errors ar
     "LMSYS/SGLang": "sglang_deepseek",
     "ggml-org/llama.cpp PR #2959": "llamacpp_pr2959_m2max",
     "MLPerf Inference": "mlperf_v4.1",
+    "Azure AI-benchmarking-guide": "azure_benchmarking_guide",
 }
 
 DEVICES: dict[str, tuple[str, dict[str, Any]]] = {  # device text -> (chip id, what-ifs the text itself fixes)
+    "AMD Instinct MI300X": ("amd_mi300x", {}),
     "AMD Radeon RX 7900 XTX": ("amd_radeon_rx_7900_xtx", {}),
     "Apple M1 (7-core GPU, 8 GB)": ("apple_m1", {"gpu_cores": (7, 8)}),
     "Apple M1 Max (32-core GPU, 64 GB)": ("apple_m1_max", {}),
@@ -106,6 +111,7 @@ DEVICES: dict[str, tuple[str, dict[str, Any]]] = {  # device text -> (chip id, w
     "NVIDIA A10G": ("nvidia_a10g", {}),
     "NVIDIA A40 48GB": ("nvidia_a40", {}),
     "NVIDIA B200": ("nvidia_b200_hgx", {}),
+    "NVIDIA GB200": ("nvidia_gb200_per_gpu", {}),
     "NVIDIA GH200 120GB (doc label)": ("nvidia_gh200", {}),
     "NVIDIA GH200 480GB": ("nvidia_gh200", {}),
     "NVIDIA GeForce RTX 3070 8GB": ("nvidia_rtx_3070", {}),
@@ -340,10 +346,10 @@ def serving_cases(catalog: Catalog | None = None) -> list[ServingCase]:
     ctx = _context(catalog)
     params = _params(id(catalog))
     out: list[ServingCase] = []
-    with CSV_2026.open() as fh:
-        rows = list(csv.DictReader(fh))
-    for d in rows:
-        out.extend(_case_2026(d, catalog, params))
+    for path in (CSV_2026, CSV_AZURE):
+        with path.open() as fh:
+            for d in csv.DictReader(fh):
+                out.extend(_case_2026(d, catalog, params))
     with CSV_OLD.open() as fh:
         for d in csv.DictReader(fh):
             if d["case_id"].startswith(("llamacpp_pr2959", "mlperf_")):
@@ -394,6 +400,14 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
 
     if group in ("trtllm_v0.13", "trtllm_v0.17"):  # max-load offline throughput of the TP group
         row.update(prompt_len=int(p), gen_len=int(g))
+        return [case("output_tokens_per_s")]
+    if group == "azure_benchmarking_guide":
+        # 1,000 requests of one length pair queued at once, every one of them admitted (TensorRT-LLM sizes its batch
+        # from the KV cache, vLLM's max_num_seqs is 3,000): 1,000 in flight, or what the KV cache holds
+        row.update(prompt_len=int(p), gen_len=int(g), concurrency=int(_f(d["concurrency"])))
+        steps = re.search(r"--num-scheduler-steps (\d+)", notes)  # vLLM's multi-step scheduling, as the run set it
+        if steps:
+            row["scheduler_steps"] = int(steps.group(1))
         return [case("output_tokens_per_s")]
     if group == "trtllm_online_v0.14":
         rate = float(re.search(r"achieved (\d+(?:\.\d+)?) req/s", notes).group(1))  # type: ignore[union-attr]
