@@ -245,7 +245,8 @@ def _chip_static(ctx: Context) -> dict[str, Array]:
     low = np.array([sum(_F[f] for f in c.low_confidence_fields if f in _F) for c in chips], dtype=np.int64)
     reach = float(ctx.defaults.get("gemm_reach", 1.0))
     return {
-        # the share of the peak the vendor's GEMM library reaches (gemm_measured, else defaults.yaml gemm_reach)
+        # the share of the peak the vendor's GEMM library reaches (gemm_measured, else defaults.yaml gemm_reach),
+        # taken for every compute precision: one measurement per chip (the A100's fp16, the others' fp8)
         "compute_reach": np.array([reach if c.gemm_fraction is None else c.gemm_fraction for c in chips]),
         "sram_only": np.array([1.0 if c.system_kind == "sram_only" else 0.0 for c in chips]),
         "low_fields": low,
