@@ -327,7 +327,8 @@ def render_training(rep: TrainingReport) -> str:
     for fam, (n, med, p90) in rep.families.items():
         lines.append(f"  {fam:20s} {n:5d} runs  median {med * 100:5.1f} %  p90 {p90 * 100:5.1f} %")
     lines += bracket_lines(rep.bracket, rep.unanswered)
-    lines += gemm_lines(Context.build(load_catalog()))
+    ctx = Context.build(load_catalog())  # one context for the GEMM check and the issue-13 reports below
+    lines += gemm_lines(ctx)
     reasons: dict[str, int] = {}
     for s in rep.skipped:
         reasons[f"{s.source}: {s.reason}"] = reasons.get(f"{s.source}: {s.reason}", 0) + 1
@@ -338,10 +339,9 @@ def render_training(rep: TrainingReport) -> str:
     # issue 13: MoE, context-parallel and NVFP4 runs, out of source, apart from the fits
     from chipsweep.workers.validation.moe import cp_report, fp4_report, moe_report
 
-    ctx13 = Context.build(load_catalog())
     lines.append("issue 13 runs (training_runs_2026.csv, never fitted: mixture of experts, context parallelism, nvfp4), "
                  "|error|: source, runs, median, p90")
-    lines += ["  " + line for line in moe_report(ctx13).lines()]
-    lines += ["  " + line for line in cp_report(ctx13).lines()]
-    lines += ["  " + line for line in fp4_report(ctx13).lines()]
+    lines += ["  " + line for line in moe_report(ctx).lines()]
+    lines += ["  " + line for line in cp_report(ctx).lines()]
+    lines += ["  " + line for line in fp4_report(ctx).lines()]
     return "\n".join(lines)
