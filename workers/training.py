@@ -110,7 +110,7 @@ FA2_ON_ASYNC_MMA = (1.5 * 2.0) ** 0.5
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
            "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
-           "fw_z3_prefetch", "fw_fa2")
+           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -471,10 +471,16 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if any_moe:  # MoE layers keep the k + shared experts' MLP tensors (width f_e each) in place of the dense MLP's
         m_act = replace(m, ffn=m.ffn + moe_frac * ((k_top + x["moe_shared"]) * f_e - m.ffn))
     per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
-    if any_moe:  # the dispatched token copies, expert inputs and outputs before the combine: 2·k·h per token
-        disp = routed_f * moe_frac * 2.0 * k_top * slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes per layer
-        per_layer = (per_layer[0] + disp, per_layer[1] + disp, per_layer[2])
-    act_none = per_layer[0]
+    act_none = per_layer[0]  # bytes the memory-bound kernels move, per stored byte (elem_traffic below)
+    if any_moe:
+        # the dispatched token copies (the experts' fc1 input, k·h per token) and the expert outputs the combine
+        # sums (k·h more): both pass through the permute / unpermute kernels. Where the combine weights the outputs
+        # by the routing probabilities, their gradient needs the outputs kept; frameworks that apply the
+        # probabilities inside the expert activation instead (fw_moe_probs_in_act) keep only the fc1 input
+        disp = routed_f * moe_frac * k_top * slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes per layer, one copy
+        kept = disp * (2.0 - num(x["fw_moe_probs_in_act"] > 0))
+        per_layer = (per_layer[0] + kept, per_layer[1] + kept, per_layer[2])
+        act_none = act_none + 2.0 * disp
     # norms, softmax, dropout (memory-bound) plus a fixed cost per layer pass
     t_elem_over = passes * (act_none * (cal["elem_traffic"] / cal["mem_eff"]) / x["mem_bw"] + cal["layer_overhead_s"])
     # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed (with sequence

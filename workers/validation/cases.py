@@ -745,10 +745,26 @@ MOE_MODEL_IDS = {
 }
 
 
+# what Megatron-Bridge's performance scripts set for the MoE runs of its release tables, where the table leaves it
+# unsaid (NVIDIA-NeMo/Megatron-Bridge scripts/performance/configs/): Qwen3 `recompute_granularity = None`
+# (qwen/qwen3_llm_pretrain.py set_qwen3_common_configs); DeepSeek-V3 `recompute_granularity = "selective"` with
+# recompute_modules ["mla_up_proj"] (["mla_up_proj", "mlp"] on H100; deepseek/deepseek_llm_pretrain.py); GPT-OSS-120B
+# recompute_modules ["layernorm", "moe_act"] (gpt_oss/gpt_oss_workload_base_configs.py) -- module-level recompute the
+# core models as its `selective` (a partial forward re-run instead of a full one); all three set
+# `grad_reduce_in_fp32 = False` (16-bit gradients)
+_MBRIDGE_MOE_SETTINGS: dict[str, dict[str, object]] = {
+    "qwen3_30b_a3b": {"recompute": "none", "grad_bytes": 2},
+    "qwen3_235b_a22b": {"recompute": "none", "grad_bytes": 2},
+    "deepseek_v3": {"recompute": "selective", "grad_bytes": 2},
+    "gpt_oss_120b": {"recompute": "selective", "grad_bytes": 2},
+}
+
+
 def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> tuple[list[Case], list[Skipped]]:
     """The mixture-of-experts runs of training_runs_2026.csv (tokens/s per chip), as rows that name the catalog
-    model and give the published layout (tp, pp, ep, vp, micro-batch, batch); the recompute the source leaves
-    unsaid is left to the layout search. Runs with context parallelism, without a catalog model or a published
+    model and give the published layout (tp, pp, ep, vp, micro-batch, batch); the recompute and gradient precision a
+    Megatron-Bridge table leaves unsaid come from its performance scripts (`_MBRIDGE_MOE_SETTINGS`), other sources'
+    recompute is left to the layout search. Runs with context parallelism, without a catalog model or a published
     batch are returned as `Skipped` with the reason."""
     path = path or CASES_DIR / "training_runs_2026.csv"
     catalog = catalog or load_catalog(use_env=False)
@@ -787,6 +803,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
                 row["zero_stage"] = 1  # Megatron's distributed optimizer
             if "full" in d["recompute"].lower():
                 row["recompute"] = "full"
+            elif source == "megatron_bridge":
+                row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
             notes = _fit_ep(row, int(float(d["moe_experts"])))
             cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes))
     return cases, skipped

@@ -4,13 +4,14 @@ dense runs). No MoE run takes part in any fit, so every prediction here is also 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from chipsweep.workers.context import Context
 from chipsweep.workers.validation.cases import Case, Result, Skipped, moe2026_cases, runs2026_cases
 from chipsweep.workers.validation.held_out import load_fits, predict_with
+from chipsweep.workers.validation.training import memory_refused
 
 
 @dataclass
@@ -18,6 +19,7 @@ class MoeReport:
     results: list[Result]  # every case, predicted by the fit that did not see its source
     skipped: list[Skipped]
     label: str = "moe"
+    refused: set[str] = field(default_factory=set)  # case ids the memory model refuses though the run ran
 
     def errors(self, source: str | None = None) -> np.ndarray:
         e = np.asarray([abs(r.error) for r in self.results if source is None or r.case.source == source], dtype=np.float64)
@@ -33,8 +35,9 @@ class MoeReport:
         for src in sorted({r.case.source for r in self.results}):
             e = self.errors(src)
             if len(e):
+                n_ref = sum(r.case.case_id in self.refused for r in self.results if r.case.source == src)
                 out.append(f"{self.label:4s} tokens/s per chip  {src:24s} {len(e):4d}  {np.median(e):6.1%}  "
-                           f"{np.percentile(e, 90):6.1%}")
+                           f"{np.percentile(e, 90):6.1%}" + (f"  ({n_ref} the memory model refuses)" if n_ref else ""))
         s = self.summary()
         out.append(f"{self.label:4s} tokens/s per chip  {'all (out of source)':24s} {int(s['runs']):4d}  {s['median']:6.1%}  "
                    f"{s['p90']:6.1%}")
@@ -53,16 +56,16 @@ def _out_of_source(ctx: Context, cases: list[Case]) -> list[Result]:
 def moe_report(ctx: Context) -> MoeReport:
     """The MoE runs (context-parallel ones included), out of source."""
     cases, skipped = moe2026_cases(catalog=ctx.catalog)
-    return MoeReport(_out_of_source(ctx, cases), skipped, "moe")
+    return MoeReport(_out_of_source(ctx, cases), skipped, "moe", memory_refused(cases, ctx))
 
 
 def fp4_report(ctx: Context) -> MoeReport:
     """The dense NVFP4 runs, out of source (the fp4 GEMMs at the fitted fp8 fraction of their peak)."""
     cases, skipped = runs2026_cases(catalog=ctx.catalog, only_fp4=True)
-    return MoeReport(_out_of_source(ctx, cases), skipped, "fp4")
+    return MoeReport(_out_of_source(ctx, cases), skipped, "fp4", memory_refused(cases, ctx))
 
 
 def cp_report(ctx: Context) -> MoeReport:
     """The dense runs with context parallelism, out of source."""
     cases, skipped = runs2026_cases(catalog=ctx.catalog, only_cp=True)
-    return MoeReport(_out_of_source(ctx, cases), skipped, "cp")
+    return MoeReport(_out_of_source(ctx, cases), skipped, "cp", memory_refused(cases, ctx))

@@ -212,7 +212,7 @@ def training_report() -> TrainingReport:
     by_source: dict[str, list[Result]] = {}
     for r in results:
         by_source.setdefault(r.case.source, []).append(r)
-    refused = _memory_refused(cases, ctx)
+    refused = training.memory_refused(cases, ctx)
     for src, rs in sorted(by_source.items()):
         prim = [r for r in rs if not r.case.restates]
         e_in = np.array([r.error for r in prim])
@@ -236,16 +236,6 @@ def training_report() -> TrainingReport:
     bracket, unanswered = quoted_bracket(ctx, cases)
     return TrainingReport(rows, overall, fam_rows, runs2026_cases()[1], results, held,  # type: ignore[arg-type]
                           bracket, unanswered)
-
-
-def _memory_refused(cases: list, ctx: Context) -> set[str]:  # type: ignore[type-arg]
-    """Primary cases the memory model refuses although the run ran (compared on speed all the same)."""
-    from chipsweep.workers.training_rows import evaluate_training
-
-    prim = [c for c in cases if not c.restates and c.metric in ("step_time_s", "tokens_per_s", "published_tflops_per_chip")]
-    out, _ = evaluate_training(case_table(prim), ctx)
-    reasons = out.column("infeasible_reason").to_pylist()
-    return {c.case_id for c, why in zip(prim, reasons, strict=True) if why and why.startswith("does not fit in memory")}
 
 
 def bracket_lines(bracket: list[tuple[Result, Result]], unanswered: list[tuple[Result, str]]) -> list[str]:

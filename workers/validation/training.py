@@ -11,7 +11,7 @@ import numpy as np
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors
-from chipsweep.workers.training_rows import search_training, training_inputs
+from chipsweep.workers.training_rows import evaluate_training, search_training, training_inputs
 from chipsweep.workers.validation.cases import Case, Result, case_table
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
@@ -51,3 +51,11 @@ def predict(cases: Iterable[Case], catalog: Catalog | None = None) -> list[Resul
         raise ValueError("validation cases do not parse: " + "; ".join(errors.messages()[:5]))
     _, out = search_training(x, blank, ctx, chip_idx)
     return extract(cases, out, x["n_chips"])
+
+
+def memory_refused(cases: list[Case], ctx: Context) -> set[str]:
+    """Primary cases the memory model refuses although the run ran (compared on speed all the same)."""
+    prim = [c for c in cases if not c.restates and c.metric in ("step_time_s", "tokens_per_s", "published_tflops_per_chip")]
+    out, _ = evaluate_training(case_table(prim), ctx)
+    reasons = out.column("infeasible_reason").to_pylist()
+    return {c.case_id for c, why in zip(prim, reasons, strict=True) if why and why.startswith("does not fit in memory")}
