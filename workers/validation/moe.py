@@ -4,6 +4,7 @@ dense runs). No MoE run takes part in any fit, so every prediction here is also 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,16 @@ class MoeReport:
         return {"runs": float(len(e)), "median": float(np.median(e)) if len(e) else np.nan,
                 "p90": float(np.percentile(e, 90)) if len(e) else np.nan}
 
+    def floor(self) -> dict[str, float]:
+        """What the data itself allows: runs published for the same input row (successive releases of one layout)
+        answered by one value each, the median of their measurements; any model of these inputs does no better."""
+        groups: dict[str, list[float]] = {}
+        for r in self.results:
+            groups.setdefault(json.dumps(r.case.row, sort_keys=True, default=str), []).append(r.case.measured)
+        e = np.concatenate([np.abs(np.median(m) - np.asarray(m)) / np.asarray(m) for m in groups.values()])
+        return {"inputs": float(len(groups)), "runs": float(len(e)), "median": float(np.median(e)),
+                "p90": float(np.percentile(e, 90))}
+
     def lines(self) -> list[str]:
         out = []
         for src in sorted({r.case.source for r in self.results}):
@@ -41,6 +52,10 @@ class MoeReport:
         s = self.summary()
         out.append(f"{self.label:4s} tokens/s per chip  {'all (out of source)':24s} {int(s['runs']):4d}  {s['median']:6.1%}  "
                    f"{s['p90']:6.1%}")
+        f = self.floor()
+        if f["inputs"] < f["runs"]:
+            out.append(f"{self.label:4s} floor: {int(f['runs'])} runs publish {int(f['inputs'])} distinct inputs; one value per "
+                       f"input (the median of its runs) leaves median {f['median']:.1%}, p90 {f['p90']:.1%}")
         return out
 
 
