@@ -263,11 +263,12 @@ def test_moe_runs_of_2026_are_predicted_out_of_source_not_refused(moe_rep):
     assert {c.row["recompute"] for c in mb if str(c.row["model"]).startswith("qwen3")} == {"none"}
     assert {c.row["recompute"] for c in mb if c.row["model"] in ("deepseek_v3", "gpt_oss_120b")} == {"selective"}
     assert {c.row["grad_bytes"] for c in mb} == {2}
-    # with the probabilities inside the expert activation (one kept copy of the dispatched tokens), every Qwen3 run
-    # fits as published; the memory model still refuses DeepSeek-V3 and one GPT-OSS run, whose module-level
-    # recompute (MLA up-projections; norms and expert activation) it counts as attention-core recompute
+    # with the probabilities inside the expert activation (one kept copy of the dispatched tokens) and latent
+    # attention's selective recompute keeping the latents (DeepSeek-V3 sec. 3.2.3), every Qwen3 and DeepSeek-V3 run
+    # fits as published; the memory model still refuses one GPT-OSS run, whose module-level recompute (norms and
+    # expert activation) it counts as attention-core recompute
     refused = {r.case.row["model"] for r in moe_rep.results if r.case.case_id in moe_rep.refused}
-    assert refused <= {"deepseek_v3", "gpt_oss_120b"} and len(moe_rep.refused) <= 10, sorted(moe_rep.refused)
+    assert refused <= {"gpt_oss_120b"} and len(moe_rep.refused) <= 1, sorted(moe_rep.refused)
 
 
 def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):

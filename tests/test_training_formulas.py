@@ -68,6 +68,37 @@ def test_activation_memory_equals_korthikanti_table2_for_gpt3_and_follows_the_ar
     assert float(none32) == pytest.approx(2 * float(none16) - 4 * a * s * b, rel=1e-12)
 
 
+def test_latent_attention_keeps_its_tensors_and_selective_recompute_keeps_only_the_latents(ctx):
+    """Multi-head latent attention (DeepSeek-V3 arXiv:2412.19437 sec. 2.1.1: 128 heads of d_h = 128 with a 64-wide
+    RoPE part, query rank 1536, key-value rank 512) keeps queries and keys of a·(d_h + d_R), values and the output
+    projection's input of a·d_h and the latents. Selective recompute re-runs the up-projections in the backward
+    (sec. 3.2.3), so only the output projection's input and the latents stay, and the step pays one more forward of
+    the up-projections (and no attention-core re-run)."""
+    s, b, h, a, d, r, qr, kvr = 4096.0, 1.0, 7168.0, 128.0, 128.0, 64.0, 1536.0, 512.0
+    f = 18432.0
+    one = np.array(1.0)
+    m = Shapes(layers=np.array(61.0), hidden=np.array(h), heads=np.array(a), kv_heads=np.array(a), head_dim=np.array(d),
+               ffn=np.array(f), vocab=np.array(129280.0), seq=np.array(s), n_proj=np.array(3.0), learned_pos=0 * one,
+               tied=0 * one, mla_q_rank=np.array(qr), mla_kv_rank=np.array(kvr), mla_rope=np.array(r))
+    none, sel, full = activation_bytes_per_layer(m, b, one, 0 * one, one, 2.0, 0.0)
+    outside = s * b * h * 2.0 * 4.0  # two norm inputs, the attention and MLP inputs (16-bit)
+    mlp = 3 * f
+    latents = qr + kvr + r
+    assert float(none) == pytest.approx(outside + 2.0 * s * b * (2 * a * (d + r) + 2 * a * d + latents + mlp) + 4 * a * s * b)
+    assert float(sel) == pytest.approx(outside + 2.0 * s * b * (a * d + latents + mlp))
+    assert float(full) == pytest.approx(2.0 * s * b * h)
+    # the same row with selective and with no recompute: the up-projections' FLOPs once more per layer and sequence
+    row = dict(model=["deepseek_v3"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[2048] * 2, tp=[1] * 2, pp=[16] * 2,
+               ep=[64] * 2, zero_stage=[1] * 2, micro_batch=[1] * 2, global_batch=[15360] * 2, precision=["fp8"] * 2,
+               framework=["megatron_core_2025"] * 2, recompute=["none", "selective"], **{"chip.memory_gb": [1000] * 2})
+    out = run(ctx, **row)
+    assert out["infeasible_reason"] == ["", ""]
+    up = qr * a * (d + r) + kvr * 2 * a * d  # weights of the query and key-value up-projections
+    tokens = 15360 * s
+    per_step = [out["hardware_tflops_per_chip"][i] * 1e12 * out["step_time_s"][i] * 2048 for i in range(2)]
+    np.testing.assert_allclose(per_step[1] - per_step[0], 61 * 2 * up * tokens, rtol=1e-6)
+
+
 def test_untied_output_head_adds_v_times_h_parameters_on_the_last_stage(ctx):
     """An untied head (Llama) is a second V·h matrix: for Llama-3 8B (V = 128,256, h = 4,096) at tp 1 that is
     0.525 B parameters, ~9.5 GB of weights, gradients and Adam state at 18 bytes each."""

@@ -89,11 +89,23 @@ def activation_bytes_per_layer(
     # input and output (8 + 8 sbh for GELU at f = 4h; gated: gate, up and their product)
     n_act = m.n_proj  # tensors of width f kept by the MLP: 2 (GELU) or 3 (SwiGLU)
     inside = e * sb * (2.0 * q + 2.0 * kv + n_act * f)
+    inside_sel = inside
+    mla = m.mla
+    if mla is not None:
+        # latent attention (DeepSeek-V2/V3): queries and keys of a·(d_h + d_R), values and the output projection's
+        # input of a·d_h, and the latents the up-projections read (query rank, key-value rank, RoPE key). Selective
+        # recompute re-runs the up-projections in the backward (DeepSeek-V3 sec. 3.2.3; Megatron-Core
+        # 'mla_up_proj'): only the output projection's input and the latents stay
+        assert m.mla_q_rank is not None and m.mla_kv_rank is not None and m.mla_rope is not None
+        a, d, r = m.heads, m.head_dim, m.mla_rope
+        latents = m.mla_q_rank + m.mla_kv_rank + r
+        inside = inside + mla * e * sb * (2.0 * a * (d + r) + 2.0 * a * d + latents - 2.0 * q - 2.0 * kv)
+        inside_sel = inside - mla * e * sb * (2.0 * a * (d + r) + a * d)
     # the score matrix: softmax output, dropout mask and output (5·a·s²·b); FlashAttention keeps the fp32
     # log-sum-exp per head and token instead
     scores = (1.0 - flash) * (a * s * sb * (e + dropout * (1.0 + e))) + flash * (4.0 * a * sb)
-    selective = outside / shard + inside / tp  # = 34·sbh/t for GPT-3 with sequence parallelism
-    none = selective + scores / tp
+    selective = outside / shard + inside_sel / tp  # = 34·sbh/t for GPT-3 with sequence parallelism
+    none = outside / shard + (inside + scores) / tp
     full = e * sb * h / shard  # only the layer input is kept
     return none, selective, full
 

@@ -60,7 +60,13 @@ from chipsweep.workers.memory import (
     model_state_bytes_per_param,
     stage_params,
 )
-from chipsweep.workers.transformer import Shapes, layer_matrix_params, layer_params, total_params
+from chipsweep.workers.transformer import (
+    Shapes,
+    layer_matrix_params,
+    layer_params,
+    mla_up_params,
+    total_params,
+)
 
 Array = np.ndarray
 
@@ -133,7 +139,11 @@ INPUT_KEYS = (
 # group-limited routing (expert groups, groups per token; 0: no limit), and the expert capacity factor (NaN: dropless)
 MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
             "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity")
-INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
+# multi-head latent attention (optional: absent or 0 everywhere, standard attention): query rank, key-value latent
+# rank, RoPE key width; the parameter counts reach the core through MODEL_TERMS, these the activation memory and
+# the selective recompute of the up-projections
+MLA_KEYS = ("mla_q_rank", "mla_kv_rank", "mla_rope_dim")
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -305,6 +315,8 @@ def evaluate(
     x = {k: x[k] for k in CORE_KEYS if k in x}  # a sweep's x carries more (echo columns): cast only these
     if "cp" in x and not bool((np.asarray(x["cp"]) > 1).any()):
         x = {k: v for k, v in x.items() if k != "cp"}  # no context parallelism in this call: no cp passes
+    if "mla_kv_rank" in x and not bool((np.asarray(x["mla_kv_rank"]) > 0).any()):  # no latent attention here
+        x = {k: v for k, v in x.items() if k not in MLA_KEYS}
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
         dense_ep = "ep" in x and bool((np.asarray(x["ep"]) > 1).any())
         x = {k: v for k, v in x.items() if k not in MOE_KEYS or (k == "ep" and dense_ep)}
@@ -432,7 +444,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # recompute: full re-runs each layer's forward (mm + att); selective the attention core's forward once
     # (Korthikanti sec. 5); the time below charges the same passes
     selective_f = num(rc == 1)
-    recompute_flops = L * (full_f * mm + (selective_f + full_f) * att) * B_run
+    # latent attention's selective recompute re-runs the up-projections instead of the attention core (DeepSeek-V3
+    # sec. 3.2.3: 'we recompute all RMSNorm operations and MLA up-projections during back-propagation')
+    mla_f = m.mla if m.mla is not None else 0.0 * s
+    mm_up = 2.0 * s * mla_up_params(m)  # FLOPs per sequence per layer (0 for standard attention)
+    att_rc = full_f + selective_f * (1.0 - mla_f)  # attention-core forwards re-run per layer
+    recompute_flops = L * (full_f * mm + att_rc * att + selective_f * mm_up) * B_run
     hw_flops = model_flops + recompute_flops  # FLOPs per step
     tokens_step = B_run * s  # tokens per step
 
@@ -446,7 +463,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     eff_max = _pick(low_prec, cal["mm_eff_max_fp8"], cal["mm_eff_max"])
     s_per_flop = b_chip / (t * peak * eff_max)  # s per FLOP of one sequence's work, at full GEMM efficiency
     narrow_mm = np.minimum(np.minimum(bs, h), np.minimum(terms["q_dim"], x["ffn"]) / t)  # narrowest GEMM dim
-    t_mm = mm * mm_time_passes * s_per_flop * (1.0 + half / narrow_mm)  # s
+    t_mm = (mm * mm_time_passes + selective_f * mm_up) * s_per_flop * (1.0 + half / narrow_mm)  # s
     if any_moe:
         # routed experts: grouped GEMMs over the tokens one expert receives, bs·k·ep/E per chip (the ep group's
         # tokens spread over E experts), at the busiest expert's load
@@ -458,7 +475,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # causal half and recomputes the scores in its backward (2.5x the forward, FlashAttention-2 sec. 3.1);
     # selective or full recompute re-runs the forward once
     att_exec = att * (2.0 - flash)  # forward FLOPs per sequence per layer as executed
-    att_passes = 3.0 + 0.5 * flash + num(rc >= 1)
+    att_passes = 3.0 + 0.5 * flash + att_rc
     # attention runs in 16-bit even when the GEMMs run in fp8 (Transformer Engine), at its kernel's efficiency
     s_per_flop_att = b_chip / (t * x["peak_16"] * cal["mm_eff_max"] * cal["att_eff"])
     # FlashAttention-2 (Ampere's synchronous mma) on a chip whose tensor cores need asynchronous MMA runs slower

@@ -62,7 +62,8 @@ class Shapes:
         """1 where the attention is latent (MLA), else 0; None when no row has it."""
         if self.mla_kv_rank is None or not bool((np.asarray(self.mla_kv_rank) > 0).any()):
             return None
-        return (np.asarray(self.mla_kv_rank) > 0).astype(np.float64)
+        rank = np.asarray(self.mla_kv_rank)
+        return (rank > 0).astype(rank.dtype if rank.dtype.kind == "f" else np.float64)  # the block's float type
 
     @property
     def att_dim(self) -> Array:
@@ -90,6 +91,20 @@ def attention_params(m: Shapes) -> Array:
     q = np.where(qr > 0, h * qr + qr * qk, h * qk)
     latent = h * (kvr + rope) + kvr * 2.0 * a * d  # down to the latent and the RoPE key, up to keys and values
     return mla * (q + latent + a * d * h) + (1.0 - mla) * standard
+
+
+def mla_up_params(m: Shapes) -> Array:
+    """Weights of a latent-attention layer's up-projections (latent -> queries, latent -> keys and values; the
+    query projection from h where there is no query bottleneck): what selective recompute re-runs in the backward
+    instead of keeping the queries, keys and values (DeepSeek-V3 arXiv:2412.19437 sec. 3.2.3, 'Recomputation of
+    RMSNorm and MLA Up-Projection'; Megatron-Core recompute_modules 'mla_up_proj'). 0 for standard attention."""
+    mla = m.mla
+    if mla is None:
+        return 0.0 * m.hidden
+    assert m.mla_q_rank is not None and m.mla_kv_rank is not None and m.mla_rope is not None
+    a, d, qr, kvr = m.heads, m.head_dim, m.mla_q_rank, m.mla_kv_rank
+    qk = a * (d + m.mla_rope)
+    return mla * (np.where(qr > 0, qr, m.hidden) * qk + kvr * 2.0 * a * d)
 
 
 def layer_matrix_params(m: Shapes) -> Array:
