@@ -32,8 +32,9 @@ class MoeReport:
                 "p90": float(np.percentile(e, 90)) if len(e) else np.nan}
 
     def floor(self) -> dict[str, float]:
-        """What the data itself allows: runs published for the same input row (successive releases of one layout)
-        answered by one value each, the median of their measurements; any model of these inputs does no better."""
+        """What the data itself allows: the runs published for one input row (successive releases of one layout)
+        answered by one value, the median of their measurements, which minimises their summed |log error|: a model,
+        which gives one answer per input, cannot beat that sum. Returns the median and p90 that value leaves."""
         groups: dict[str, list[float]] = {}
         for r in self.results:
             groups.setdefault(json.dumps(r.case.row, sort_keys=True, default=str), []).append(r.case.measured)
