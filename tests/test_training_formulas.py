@@ -487,3 +487,23 @@ def test_fp8_training_runs_its_output_layer_at_the_16_bit_rate(ctx):
     assert t[0] < t[2]  # the layers' GEMMs in fp8: the fp8 step is shorter
     head_fp8, head_bf16 = t[1] - t[0], t[3] - t[2]
     assert head_fp8 > 0 and head_fp8 == pytest.approx(head_bf16, rel=1e-6)
+
+
+def test_in_network_reduction_halves_an_all_reduce_but_not_an_all_gather():
+    """Patarasuk & Yuan 2009: a ring all-reduce moves 2(n-1)/n of the bytes per chip, an all-gather or a
+    reduce-scatter (n-1)/n. NVLink SHARP (NCCL NVLS) reduces in the switch: an all-reduce's chip sends its bytes once
+    and takes the sum once, (n-1)/n each way. An all-gather gains nothing: every chip still takes in the other
+    chips' (n-1)/n of the bytes (the ZeRO-3/FSDP parameter gathers, the ZeRO reduce-scatters)."""
+    from chipsweep.workers import comm
+
+    n, bw, nbytes = 8.0, 400e9, 1e9
+    args = (np.array([n]), 1.0, np.array([8.0]), np.array([bw]), np.array([50e9]), np.array([0.0]), np.array([0.0]))
+    ring, sharp = comm.Group(*args, in_network=0.0), comm.Group(*args, in_network=1.0)
+    np.testing.assert_allclose(ring.allreduce(nbytes), 2 * (n - 1) / n * nbytes / bw, rtol=1e-12)
+    np.testing.assert_allclose(sharp.allreduce(nbytes), (n - 1) / n * nbytes / bw, rtol=1e-12)
+    for group in (ring, sharp):
+        np.testing.assert_allclose(group.allgather(nbytes), (n - 1) / n * nbytes / bw, rtol=1e-12)
+    # across two domains of 4 (hierarchical): the network carries (k-1)/k of each chip's 1/g share
+    two = comm.Group(np.array([n]), 1.0, np.array([4.0]), np.array([bw]), np.array([50e9]), np.array([0.0]),
+                     np.array([0.0]), in_network=1.0)
+    np.testing.assert_allclose(two.allgather(nbytes), (3 / 4) * nbytes / bw + (1 / 2) * nbytes / 4 / 50e9, rtol=1e-12)

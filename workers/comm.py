@@ -8,6 +8,8 @@ Sources:
 - Thakur, Rabenseifner & Gropp 2005 (IJHPCA 19(1)): latency term of tree/recursive algorithms grows
   with log2(n) messages.
 - NVIDIA NVLink SHARP (NCCL NVLS algorithm, 2.18+): the NVSwitch reduces, halving a domain's all-reduce bytes.
+  It cannot shrink an all-gather or a reduce-scatter: every chip still receives (or sends) the other chips'
+  (n-1)/n of the bytes, so those keep the ring's volume.
 - Jia et al. 2018 / NCCL's 2D hierarchical all-reduce: reduce-scatter/all-gather inside each scale-up
   domain, then an all-reduce of the 1/g shards between domains, each chip on its own NIC.
 - NVIDIA/nccl src/graph/tuning.cc (commit 01afd20a, the 2021 tuning model), ncclTopoTuneModel: all-gather and reduce-scatter run
@@ -64,6 +66,8 @@ class Group:
         outer = 2.0 - 2.0 / k  # ... between domains, on 1/g of the bytes
         active = n > 1
         self.per_byte = np.where(active, inner / up_bw + outer / (g * out_bw), 0.0)  # s per byte of an all-reduce
+        # an all-gather or reduce-scatter moves half a ring all-reduce's bytes, in-network reduction or not
+        self.per_byte_gather = np.where(active, 0.5 * (2.0 - 2.0 / g) / up_bw + 0.5 * outer / (g * out_bw), 0.0)
         self.latency = latency_steps(g) * up_lat + latency_steps(k) * out_lat  # s per all-reduce (0 when n = 1)
 
     def allreduce(self, nbytes: Array) -> Array:
@@ -77,5 +81,6 @@ class Group:
         return self.ring_s
 
     def allgather(self, nbytes: Array) -> Array:
-        """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half an all-reduce's volume and messages."""
-        return 0.5 * self.allreduce(nbytes) + self.ring_s
+        """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half a ring all-reduce's volume (each chip
+        takes in, or sends out, the other chips' share; no in-network reduction helps) and messages."""
+        return nbytes * self.per_byte_gather + 0.5 * self.latency + self.ring_s
