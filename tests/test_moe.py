@@ -515,3 +515,22 @@ def test_expert_capacity_outside_its_range_is_a_row_error_naming_field_value_and
     msgs = errors.messages()
     assert len(msgs) == 1 and "moe_capacity_factor" in msgs[0] and "'0'" in msgs[0] and "0.1 to 64" in msgs[0], msgs
     assert out.column("infeasible_reason").to_pylist()[1] == ""
+
+
+def test_validate_json_carries_the_issue13_runs_out_of_source(moe_rep):
+    """`chipsweep validate --json` lists the MoE, context-parallel and NVFP4 runs too (`report`), each predicted
+    by the fit that did not see its source, with the memory model's verdict on the published layout."""
+    from chipsweep.workers import validation
+
+    rows = validation.issue13_rows()
+    by_report: dict[str, list[dict[str, object]]] = {}
+    for r in rows:
+        by_report.setdefault(str(r["report"]), []).append(r)
+    assert set(by_report) == {"moe", "cp", "fp4"}
+    moe = {str(r["case"]): r for r in by_report["moe"]}
+    assert len(moe) == int(moe_rep.summary()["runs"])
+    for res in moe_rep.results:
+        row = moe[res.case.case_id]
+        assert row["predicted"] == row["out_of_source_predicted"] == res.predicted and row["fitted"] is False
+        assert row["memory_refused"] == (res.case.case_id in moe_rep.refused)
+        assert row["error"] == pytest.approx((res.predicted - res.case.measured) / res.case.measured)

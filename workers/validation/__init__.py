@@ -8,6 +8,7 @@
 from chipsweep.workers.validation.cases import Result
 from chipsweep.workers.validation.report import (
     fitted_cases,
+    issue13_rows,
     render_serving,
     render_training,
     run,
@@ -16,5 +17,5 @@ from chipsweep.workers.validation.report import (
     training_report,
 )
 
-__all__ = ["Result", "fitted_cases", "render_serving", "render_training", "run", "serving_report", "summary_table",
+__all__ = ["Result", "fitted_cases", "issue13_rows", "render_serving", "render_training", "run", "serving_report", "summary_table",
            "training_report"]

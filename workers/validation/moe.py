@@ -85,3 +85,8 @@ def cp_report(ctx: Context) -> MoeReport:
     """The dense runs with context parallelism, out of source."""
     cases, skipped = runs2026_cases(catalog=ctx.catalog, only_cp=True)
     return MoeReport(_out_of_source(ctx, cases), skipped, "cp", memory_refused(cases, ctx))
+
+
+def issue13_reports(ctx: Context) -> list[MoeReport]:
+    """The mixture-of-experts, context-parallel and NVFP4 reports, in the order `validate` prints them."""
+    return [moe_report(ctx), cp_report(ctx), fp4_report(ctx)]

@@ -26,6 +26,22 @@ from chipsweep.workers.validation.cases import (
 )
 
 
+def issue13_rows() -> list[dict[str, object]]:
+    """The issue-13 runs (mixture of experts, context parallelism, NVFP4) as `validate --json` rows: every one is
+    predicted by the fit that did not see its source, so `predicted` is also `out_of_source_predicted`;
+    `memory_refused` where the memory model refuses the published run (compared on speed all the same)."""
+    from chipsweep.workers.validation.moe import issue13_reports
+
+    rows: list[dict[str, object]] = []
+    for report in issue13_reports(Context.build(load_catalog())):
+        for r in report.results:
+            rows.append({"case": r.case.case_id, "source": r.case.source, "metric": r.case.metric,
+                         "predicted": r.predicted, "measured": r.case.measured, "error": r.error, "fitted": False,
+                         "restates": None, "out_of_source_predicted": r.predicted, "report": report.label,
+                         "memory_refused": r.case.case_id in report.refused, "notes": r.case.notes or None})
+    return rows
+
+
 def run(kind: str = "all") -> list[Result]:
     """Predictions of every case of `kind` (training | inference | asic | edge (inference and asic) | all)."""
     results: list[Result] = []
@@ -327,11 +343,10 @@ def render_training(rep: TrainingReport) -> str:
         for why, n in sorted(reasons.items()):
             lines.append(f"  {n:4d}  {why}")
     # issue 13: MoE, context-parallel and NVFP4 runs, out of source, apart from the fits
-    from chipsweep.workers.validation.moe import cp_report, fp4_report, moe_report
+    from chipsweep.workers.validation.moe import issue13_reports
 
     lines.append("issue 13 runs (training_runs_2026.csv, never fitted: mixture of experts, context parallelism, nvfp4), "
                  "|error|: source, runs, median, p90")
-    lines += ["  " + line for line in moe_report(ctx).lines()]
-    lines += ["  " + line for line in cp_report(ctx).lines()]
-    lines += ["  " + line for line in fp4_report(ctx).lines()]
+    for report in issue13_reports(ctx):
+        lines += ["  " + line for line in report.lines()]
     return "\n".join(lines)
