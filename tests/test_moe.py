@@ -291,7 +291,7 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 16.6 %, p90 43.9 % over 70 MoE runs (asked 15 % / 35 %). "
+    "issue 13 miss, reported: out-of-source median 17.2 %, p90 44.7 % over 70 MoE runs (asked 15 % / 35 %). "
     "Causes: (1) errors systematic per model and chip (GPT-OSS-120B on H100 ~30 % fast, Qwen3 on GB200 in 26.06-26.08 ~25 % slow, "
     "Qwen3-30B on 8 B200 published 2.8x faster at micro-batch 4 in 26.04 than at micro-batch 1 in 26.02, which the core predicts alike); (2) the same "
     "layout is published at up to 2.7x different speeds by successive Megatron-Bridge releases (25.09 -> 26.08): "
@@ -306,7 +306,8 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
     "shares the 80GB's fitted matrix efficiency (same_compute_as; the B200's moved from 0.48 to 0.43); 18.9 % / 47.8 % "
     "over 70 runs once 25.09's DeepSeek-V3 variant with an inherited EP64 runs at ep = 32 instead of being refused; "
     "16.6 % / 43.9 % once the Megatron-Bridge rows take the recompute and gradient precision of its performance "
-    "scripts, where the layout search had picked full recompute for 37 of 63.)"))
+    "scripts, where the layout search had picked full recompute for 37 of 63; 17.2 % / 44.7 % after the refit to the "
+    "all-gathers and sequence-parallel reduce-scatters that NVLink SHARP does not halve.)"))
 def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
     s = moe_rep.summary()
     assert s["median"] <= 0.15 and s["p90"] <= 0.35, s

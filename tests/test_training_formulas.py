@@ -507,3 +507,23 @@ def test_in_network_reduction_halves_an_all_reduce_but_not_an_all_gather():
     two = comm.Group(np.array([n]), 1.0, np.array([4.0]), np.array([bw]), np.array([50e9]), np.array([0.0]),
                      np.array([0.0]), in_network=1.0)
     np.testing.assert_allclose(two.allgather(nbytes), (3 / 4) * nbytes / bw + (1 / 2) * nbytes / 4 / 50e9, rtol=1e-12)
+
+
+def test_sequence_parallel_tensor_collectives_get_no_in_network_halving(ctx):
+    """Megatron's tensor parallelism all-reduces each layer output; with sequence parallelism it reduce-scatters and
+    all-gathers it instead (Korthikanti 2022 sec. 4.2.2), the same ring volume. On an NVLink SHARP switch (H100
+    HGX, catalog `scale_up_reduction`) the all-reduce is halved in the switch, the reduce-scatter and all-gather are
+    not: with sequence parallelism the bytes' share of the tensor-parallel time doubles (the latency stays)."""
+    from chipsweep.workers import comm
+
+    n, bw, msg, lat = 8.0, 400e9, 64e6, 5e-6
+    sharp = comm.Group(np.array([n]), 1.0, np.array([8.0]), np.array([bw]), np.array([50e9]), np.array([lat]),
+                       np.array([0.0]), in_network=1.0)
+    np.testing.assert_allclose(2 * sharp.allgather(msg) - sharp.allreduce(msg), (n - 1) / n * msg / bw, rtol=1e-12)
+    base = dict(model=["llama3_70b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[64] * 2, tp=[8] * 2, pp=[1] * 2,
+                micro_batch=[1] * 2, global_batch=[64] * 2, recompute=["full"] * 2, zero_stage=[1] * 2,
+                framework=["megatron_core_2025"] * 2, sequence_parallel=["false", "true"],
+                **{"chip.memory_gb": [1000] * 2})
+    out = run(ctx, **base)
+    assert out["infeasible_reason"] == ["", ""]
+    assert out["tp_comm_s"][0] < out["tp_comm_s"][1] < 2.0 * out["tp_comm_s"][0], out["tp_comm_s"]

@@ -509,7 +509,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     msg = bs * h * e  # bytes of one layer output for a micro-batch
     nvls = x["up_reduce"]  # in-network reduction on the scale-up switch
     tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat, nvls)
-    tp_allreduce = tp_group.allreduce(msg)
+    tp_gather = tp_group.allgather(msg)  # s: an all-gather (or reduce-scatter) of one layer output
+    # with sequence parallelism each all-reduce is a reduce-scatter and an all-gather, which in-network reduction
+    # (NVLink SHARP) does not shrink; without it an all-reduce, which it halves
+    tp_allreduce = _pick(sp_f, 2.0 * tp_gather, tp_group.allreduce(msg))
     tp_hidden = num(x["fw_tp_overlap"] > 0) * cal["tp_overlap_eff"]
     t_tp = (2.0 * passes - 2.0) * tp_allreduce * (1.0 - tp_hidden)  # s: 4 or 6 all-reduces per layer
     t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
@@ -635,7 +638,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         two_v = 2.0 * v
         sends = _pick(fw_ds, 4.0, two_v)  # transfers on the critical path per micro-batch
         recvs = _pick(fw_ds, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
-        regather = split_f * (0.5 * tp_allreduce)  # s per receive: all-gather over the tp ranks (scale-up link)
+        regather = split_f * tp_gather  # s per receive: all-gather over the tp ranks (scale-up link)
         t_pp = num(p > 1) * (sends * (pp_msg / pp_bw + pp_lat) + recvs * regather)  # s per micro-batch
         t_stage = t_stage_compute + t_pp + L_stage * t_a2a  # s per micro-batch on the slowest stage
         t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
