@@ -535,3 +535,35 @@ def test_validate_json_carries_the_issue13_runs_out_of_source(moe_rep):
         assert row["predicted"] == row["out_of_source_predicted"] == res.predicted and row["fitted"] is False
         assert row["memory_refused"] == (res.case.case_id in moe_rep.refused)
         assert row["error"] == pytest.approx((res.predicted - res.case.measured) / res.case.measured)
+
+
+def test_a_latent_attention_sweep_matches_the_evaluate_path():
+    # DeepSeek-V3 (MLA) swept on GB200: the latent-attention fields reach the sweep's float32 core as they reach
+    # `evaluate`'s, so memory (selective recompute keeps the latents) and step time agree row by row
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+    from chipsweep.workers.chunk import ChunkEvaluator
+
+    catalog = load_catalog(use_env=False)
+    spec = {
+        "name": "mla-small", "kind": "training", "store": "all",
+        "axes": {"model": ["deepseek_v3"], "chip": ["nvidia_gb200_per_gpu"], "n_chips": [256, 512], "pp": [4, 8],
+                 "ep": [32, 64], "recompute": ["selective", "full"]},
+        "fixed": {"global_batch": 4096, "tokens": 1.0e11, "tp": 1, "interleave": 1, "zero_stage": 1, "micro_batch": 1,
+                  "seq_len": 4096, "precision": "mxfp8", "framework": "megatron_core_2025"},
+    }
+    ev = ChunkEvaluator(resolve(parse_spec(spec), catalog))
+    rows = ev.evaluate(0, ev.sweep.configurations).to_pylist()
+    assert len(rows) == 16
+    tab = table(**{"model": ["deepseek_v3"] * 16, "chip": ["nvidia_gb200_per_gpu"] * 16,
+                   **{k: [r[k] for r in rows] for k in ("n_chips", "global_batch", "tp", "pp", "micro_batch", "interleave",
+                                                        "recompute", "zero_stage", "precision", "ep", "seq_len", "tokens")},
+                   "framework": ["megatron_core_2025"] * 16})
+    out, errors = evaluate_training(tab, Context.build(catalog))
+    assert not errors
+    fits = [r for r, why in zip(rows, out.column("infeasible_reason").to_pylist(), strict=True) if not why]
+    assert fits and any(r["recompute"] == "selective" for r in fits)
+    for key in ("step_time_s", "mem_per_chip_gb"):  # NaN where a row is infeasible, on both paths alike
+        swept = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+        direct = np.array([np.nan if v is None else v for v in out.column(key).to_pylist()], dtype=float)
+        np.testing.assert_allclose(swept, direct, rtol=1e-5, equal_nan=True, err_msg=key)
