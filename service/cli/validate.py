@@ -25,13 +25,9 @@ def run(args: argparse.Namespace) -> int:
     fitted = validation.fitted_cases()
     held = rep.held if rep else {}
     if args.json:
-        rows = [
-            {"case": r.case.case_id, "source": r.case.source, "metric": r.case.metric, "predicted": r.predicted,
-             "measured": r.case.measured, "error": r.error, "fitted": r.case.case_id in fitted,
-             "restates": r.case.restates,
-             "out_of_source_predicted": held[r.case.case_id].predicted if r.case.case_id in held else None}
-            for r in results
-        ]
+        rows = [validation.json_row(r, r.case.case_id in fitted,
+                                    held[r.case.case_id].predicted if r.case.case_id in held else None)
+                for r in results]
         # issue 13: the MoE, context-parallel and NVFP4 runs (`report` says which), all out of source
         print(json.dumps(rows + (validation.issue13_rows() if rep else []), indent=1))
         return 0

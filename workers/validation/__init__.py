@@ -9,6 +9,7 @@ from chipsweep.workers.validation.cases import Result
 from chipsweep.workers.validation.report import (
     fitted_cases,
     issue13_rows,
+    json_row,
     render_serving,
     render_training,
     run,
@@ -17,5 +18,5 @@ from chipsweep.workers.validation.report import (
     training_report,
 )
 
-__all__ = ["Result", "fitted_cases", "issue13_rows", "render_serving", "render_training", "run", "serving_report", "summary_table",
+__all__ = ["Result", "fitted_cases", "issue13_rows", "json_row", "render_serving", "render_training", "run", "serving_report", "summary_table",
            "training_report"]

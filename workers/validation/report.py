@@ -26,20 +26,23 @@ from chipsweep.workers.validation.cases import (
 )
 
 
+def json_row(r: Result, fitted: bool, out_of_source: float | None, **extra: object) -> dict[str, object]:
+    """One `validate --json` row: the case, its prediction and error, whether a fit saw it, and the prediction of
+    the fit that did not see its source (None where none was made)."""
+    return {"case": r.case.case_id, "source": r.case.source, "metric": r.case.metric, "predicted": r.predicted,
+            "measured": r.case.measured, "error": r.error, "fitted": fitted, "restates": r.case.restates,
+            "out_of_source_predicted": out_of_source, **extra}
+
+
 def issue13_rows() -> list[dict[str, object]]:
     """The issue-13 runs (mixture of experts, context parallelism, NVFP4) as `validate --json` rows: every one is
     predicted by the fit that did not see its source, so `predicted` is also `out_of_source_predicted`;
     `memory_refused` where the memory model refuses the published run (compared on speed all the same)."""
     from chipsweep.workers.validation.moe import issue13_reports
 
-    rows: list[dict[str, object]] = []
-    for report in issue13_reports(Context.build(load_catalog())):
-        for r in report.results:
-            rows.append({"case": r.case.case_id, "source": r.case.source, "metric": r.case.metric,
-                         "predicted": r.predicted, "measured": r.case.measured, "error": r.error, "fitted": False,
-                         "restates": None, "out_of_source_predicted": r.predicted, "report": report.label,
-                         "memory_refused": r.case.case_id in report.refused, "notes": r.case.notes or None})
-    return rows
+    return [json_row(r, False, r.predicted, report=report.label, memory_refused=r.case.case_id in report.refused,
+                     notes=r.case.notes or None)
+            for report in issue13_reports(Context.build(load_catalog())) for r in report.results]
 
 
 def run(kind: str = "all") -> list[Result]:
