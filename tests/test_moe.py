@@ -176,6 +176,58 @@ def test_overlapped_all_to_all_hides_behind_the_layer_compute_and_no_more(ctx):
     np.testing.assert_allclose(t[2] - t[3], beyond - beyond_hidden, rtol=1e-6)
 
 
+def test_an_moe_layer_pass_adds_a_fixed_cost_per_micro_batch(ctx):
+    # the router, permutes, grouped GEMMs and the dispatcher's host sync cost `moe_layer_overhead_s` per MoE layer
+    # and pass, whatever the micro-batch holds: a step of Qwen3-30B-A3B (48 MoE layers) without recompute (3 passes)
+    # pays 3 x 48 x the overhead per micro-batch, so halving the micro-batches halves what it adds
+    row = dict(model="qwen3_30b_a3b", chip="nvidia_b200_hgx", n_chips=8, tp=1, pp=1, ep=8, global_batch=64,
+               recompute="none", zero_stage=1, seq_len=4096, framework="megatron_core_2025")
+    rows = [dict(row, micro_batch=1), dict(row, micro_batch=2)]
+    saved = ctx.cal["moe_layer_overhead_s"]
+    steps = {}
+    try:
+        for v in (0.0, 1e-3):
+            ctx.cal["moe_layer_overhead_s"] = np.full_like(saved, v)
+            steps[v] = core(ctx, rows)["step_time_s"]
+    finally:
+        ctx.cal["moe_layer_overhead_s"] = saved
+    micro_batches = np.array([64 / 8 / 1, 64 / 8 / 2])  # per chip and step (dp = 8)
+    np.testing.assert_allclose(steps[1e-3] - steps[0.0], 3 * 48 * 1e-3 * micro_batches, rtol=1e-9)
+    # a dense model pays none of it
+    dense = [dict(row, model="qwen3_8b", ep=1, micro_batch=1)]
+    try:
+        ctx.cal["moe_layer_overhead_s"] = np.full_like(saved, 1e-3)
+        with_overhead = core(ctx, dense)["step_time_s"]
+    finally:
+        ctx.cal["moe_layer_overhead_s"] = saved
+    np.testing.assert_array_equal(with_overhead, core(ctx, dense)["step_time_s"])
+
+
+def test_the_moe_layer_overhead_each_source_is_predicted_with_was_fitted_without_its_runs(ctx):
+    """calibrate.py's MoE stage: the catalog's value is fitted on the MoE runs of Megatron-Bridge and NeMo (the
+    framework's two MoE sources), inside its bounds; Megatron-Bridge's runs are predicted with the value refitted
+    on NeMo's alone (on the dense constants fitted without Megatron-Bridge), as tests/validation/held_out_fits.json
+    records it."""
+    from chipsweep.workers.validation.calibrate import MOE_KEY, bounds_table, fit_moe, moe_frameworks
+    from chipsweep.workers.validation.cases import moe2026_cases
+    from chipsweep.workers.validation.held_out import load_fits
+
+    cases, _ = moe2026_cases(catalog=ctx.catalog)
+    assert moe_frameworks(cases) == ["megatron_core_2025"]  # MaxText's one MoE source fits nothing of its own
+    name = f"framework:megatron_core_2025:{MOE_KEY}"
+    entry = ctx.catalog.calibration["framework_megatron_core_2025"].constants[MOE_KEY]
+    assert sorted(entry.fitted_on) == ["megatron_bridge", "nemo_docs_2025"]
+    lo, hi, _ = bounds_table()[MOE_KEY]
+    f = np.log(entry.value / lo) / np.log(hi / lo)
+    assert 0.01 < f < 0.99, entry.value
+    held = load_fits()["megatron_bridge"]
+    dense = {k: v for k, v in held.items() if not k.endswith(":" + MOE_KEY)}
+    refit = fit_moe(ctx, dense, [c for c in cases if c.source != "megatron_bridge"], ["megatron_core_2025"])
+    assert refit.sources == {"megatron_core_2025": ["nemo_docs_2025"]}
+    assert refit.values[name] == pytest.approx(held[name], rel=1e-9)
+    assert held[name] != pytest.approx(entry.value, rel=0.05)  # NeMo's runs alone say something else
+
+
 def test_layout_whose_experts_do_not_fit_is_infeasible_naming_memory_and_the_ep_it_needs(ctx):
     base = dict(model="deepseek_v3", chip="nvidia_gb200_per_gpu", n_chips=256, tp=1, pp=4, micro_batch=1,
                 global_batch=4096, recompute="full", zero_stage=1, precision="fp8")
@@ -290,27 +342,31 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
     assert f["median"] < moe_rep.summary()["median"]
 
 
+def test_moe_out_of_source_median_within_15pct(moe_rep):
+    # met since the MoE stage fits the fixed cost an MoE layer pass adds (14.8 %; 17.2 % without it)
+    assert moe_rep.summary()["median"] <= 0.15, moe_rep.summary()
+
+
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 17.2 %, p90 44.7 % over 70 MoE runs (asked 15 % / 35 %). "
-    "Causes: (1) errors systematic per model and chip (GPT-OSS-120B on H100 ~30 % fast, Qwen3 on GB200 in 26.06-26.08 ~25 % slow, "
-    "Qwen3-30B on 8 B200 published 2.8x faster at micro-batch 4 in 26.04 than at micro-batch 1 in 26.02, which the core predicts alike); (2) the same "
-    "layout is published at up to 2.7x different speeds by successive Megatron-Bridge releases (25.09 -> 26.08): "
-    "one value per input (the median of its runs) would already leave a p90 of 29.6 % (median 0.8 %; validate prints "
-    "this floor); (3) MXFP8 and "
-    "FP8 blockwise run at the one fitted fp8 GEMM efficiency, without a per-recipe scaling overhead; (4) the "
-    "all-to-all overlap and grouped-GEMM efficiency of these releases are defaults, not fitted. (MLA, counted as "
-    "multi-head attention until 2026-12, is modelled now: 24.7 % -> 21.3 %; the hierarchical all-to-all and "
-    "group-limited routing: 21.3 % -> 20.6 %, 21.1 % / 49.1 % after the first 2026-12-01 refit of the dense constants, 17.5 % / 50.6 % after the refit with the fixed prior, 19.7 % / 47.7 % with partial pooling of the chip, family and framework constants, 18.8 % / 47.6 % after the "
-    "refit with 2021 DeepSpeed's per-tensor ZeRO-3 gathers, 20.4 % / 48.4 % once fp8 runs' output layer runs in 16 "
-    "bits and the dense constants were refitted to it, 19.1 % / 47.8 % after the refit in which the A100 40GB "
-    "shares the 80GB's fitted matrix efficiency (same_compute_as; the B200's moved from 0.48 to 0.43); 18.9 % / 47.8 % "
-    "over 70 runs once 25.09's DeepSeek-V3 variant with an inherited EP64 runs at ep = 32 instead of being refused; "
-    "16.6 % / 43.9 % once the Megatron-Bridge rows take the recompute and gradient precision of its performance "
-    "scripts, where the layout search had picked full recompute for 37 of 63; 17.2 % / 44.7 % after the refit to the "
-    "all-gathers and sequence-parallel reduce-scatters that NVLink SHARP does not halve.)"))
-def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
-    s = moe_rep.summary()
-    assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
+    "issue 13 miss, reported: out-of-source p90 37.3 % over 70 MoE runs (asked 35 %; median 14.8 %, met). "
+    "Causes: (1) errors systematic per model and chip (GPT-OSS-120B on H100 ~30 % fast, Qwen3 on GB200 in "
+    "26.06-26.08 ~20 % slow, Qwen3-30B on 8 B200 at micro-batch 1 published at 9.7k, 9.3k and 18.1k tokens/s by "
+    "successive releases, predicted 18.2k); (2) the same layout is published at up to 2.7x different speeds by "
+    "successive Megatron-Bridge releases (25.09 -> 26.08): one value per input (the median of its runs) would "
+    "already leave a p90 of 29.6 % (median 0.8 %; validate prints this floor); (3) MXFP8 and FP8 blockwise run at "
+    "the one fitted fp8 GEMM efficiency, without a per-recipe scaling overhead; (4) the all-to-all overlap and "
+    "grouped-GEMM efficiency of these releases are defaults, not fitted. (History, median / p90: MLA, counted as "
+    "multi-head attention until 2026-12, 24.7 % -> 21.3 %; the hierarchical all-to-all and group-limited routing "
+    "-> 20.6 %; 21.1 / 49.1 after the first 2026-12-01 refit of the dense constants, 17.5 / 50.6 with the fixed "
+    "prior, 19.7 / 47.7 with partial pooling, 18.8 / 47.6 with 2021 DeepSpeed's per-tensor ZeRO-3 gathers, "
+    "20.4 / 48.4 once fp8 runs' output layer runs in 16 bits, 19.1 / 47.8 with the A100 40GB sharing the 80GB's "
+    "matrix efficiency, 18.9 / 47.8 over 70 runs with 25.09's inherited-EP64 DeepSeek-V3 variant at ep = 32, "
+    "16.6 / 43.9 with the recompute and gradient precision of Megatron-Bridge's performance scripts, 17.2 / 44.7 "
+    "after the refit to all-gathers NVLink SHARP does not halve, 14.8 / 37.3 with the MoE layer overhead fitted "
+    "leave-one-source-out: 0.46 ms per MoE layer pass on both sources' runs, 0.20 ms on NeMo's alone, which "
+    "predicts Megatron-Bridge's.)"))
+def test_moe_out_of_source_p90_within_35pct(moe_rep):
+    assert moe_rep.summary()["p90"] <= 0.35, moe_rep.summary()
 
 
 def test_context_parallel_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35pct(ctx):

@@ -155,6 +155,7 @@ CAL_KEYS = (
     "mem_eff",  # achievable fraction of memory bandwidth for element-wise kernels
     "elem_traffic",  # bytes moved by element-wise kernels per byte of stored activations
     "layer_overhead_s",  # fixed seconds per layer pass (kernel launches, synchronisation)
+    "moe_layer_overhead_s",  # fixed seconds an MoE layer pass adds (router, permutes, grouped GEMMs, host sync)
     "up_eff",  # achievable fraction of scale-up bandwidth in collectives
     "out_eff",  # achievable fraction of scale-out bandwidth in collectives
     "up_latency_s",
@@ -500,6 +501,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         act_none = act_none + 2.0 * disp
     # norms, softmax, dropout (memory-bound) plus a fixed cost per layer pass
     t_elem_over = passes * (act_none * (cal["elem_traffic"] / cal["mem_eff"]) / x["mem_bw"] + cal["layer_overhead_s"])
+    if any_moe:
+        # an MoE layer pass launches the router, top-k, permute and unpermute, the grouped GEMMs and the dispatch
+        # and combine on top of a dense layer's kernels, and the all-to-all dispatcher copies the per-expert token
+        # counts to the host (a device-to-host sync that drains the launch queue): a fixed cost per micro-batch
+        # that fine-grained experts and small micro-batches expose (Megatron-Core MoE, arXiv:2603.07685: the
+        # compute wall's host-boundedness)
+        t_elem_over = t_elem_over + passes * routed_f * moe_frac * cal["moe_layer_overhead_s"]
     # tensor parallel: 2 all-reduces forward, 2 backward, 2 more when the forward is recomputed (with sequence
     # parallelism reduce-scatter + all-gather of the same volume); ranks are ordered [pp][dp][tp] (Megatron):
     # tp groups are consecutive, dp groups stride tp; frameworks with TP overlap hide part behind the GEMMs

@@ -5,6 +5,8 @@ the model predicts a publication it never saw.
     python -m chipsweep.workers.validation.calibrate            # fit, print in-sample and out-of-source errors
     python -m chipsweep.workers.validation.calibrate --write    # ... and write calibration.yaml and
                                                                  #     tests/validation/held_out_fits.json
+    python -m chipsweep.workers.validation.calibrate --moe --write   # only the MoE stage, on the catalog's dense
+                                                                     #     constants and their held-out fits
     python -m chipsweep.workers.validation.calibrate --edge     # print the fitted edge constants of asic.yaml
 
 What is fitted, and where it applies (workers/context.py resolves the sets):
@@ -17,7 +19,11 @@ What is fitted, and where it applies (workers/context.py resolves the sets):
 - per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
   runs exercise them), and its kernels' `elem_traffic` and `layer_overhead_s` (fusion, launches); `dp_coll_eff`
   once for the DeepSpeed generations together (held_out.SHARED_FRAMEWORK_KEYS: one collective engine);
-- for every chip: `mm_half_dim`, `mem_eff`.
+- for every chip: `mm_half_dim`, `mem_eff`;
+- the MoE stage (`moe_stage`), after the dense fit and on the mixture-of-experts runs alone, the dense constants
+  held: per framework whose MoE runs come from two or more sources, `moe_layer_overhead_s` (the fixed cost an MoE
+  layer pass adds: router, permutes, grouped GEMMs, the dispatcher's host sync); the other frameworks take the
+  mean. Refitted once per MoE source without its runs, on that source's held-out dense constants.
 Nothing is fitted per source or per cluster: a constant only one source could set would be that source's knob
 (the vTrain node runs on its A100s' datasheet NVLink, like every other cluster).
 
@@ -62,8 +68,14 @@ from chipsweep.workers.validation.cases import (
     all_training_cases,
     asic_cases,
     case_table,
+    moe2026_cases,
 )
-from chipsweep.workers.validation.held_out import SHARED_FRAMEWORK_KEYS, framework_codes
+from chipsweep.workers.validation.held_out import (
+    SHARED_FRAMEWORK_KEYS,
+    framework_codes,
+    load_fits,
+    predict_with,
+)
 from chipsweep.workers.validation.held_out import apply as apply_values
 from chipsweep.workers.validation.training import extract
 
@@ -349,6 +361,72 @@ def leave_one_source_out(problem: Problem, full: dict[str, float], rounds: int =
     return out
 
 
+# ---- the MoE stage: what only mixture-of-experts runs show, fitted after the dense constants ---------------
+MOE_KEY = "moe_layer_overhead_s"
+
+
+@dataclass
+class MoeFit:
+    values: dict[str, float]  # `level:target:key` -> value (a framework's, and `global:` the default of the others)
+    sources: dict[str, list[str]]  # framework -> the sources whose MoE runs fitted it
+
+
+def moe_frameworks(cases: list[Case]) -> list[str]:
+    """Frameworks whose MoE runs come from two or more sources: runs of one source alone would make the constant
+    that source's knob (its leave-one-source-out fit would have nothing to stand on)."""
+    by: dict[str, set[str]] = {}
+    for c in cases:
+        by.setdefault(str(c.row["framework"]), set()).add(c.source)
+    return sorted(fw for fw, srcs in by.items() if len(srcs) >= 2)
+
+
+def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks: list[str]) -> MoeFit:
+    """`moe_layer_overhead_s` of each of `frameworks` on its MoE runs among `cases`, the dense constants `dense`
+    (on top of the catalog's) held fixed: a grid, then a finer one, over the logistic map of its bounds, on the
+    objective and prior of the dense fit. Frameworks without MoE runs take the mean (`global:`)."""
+    lo, hi, _ = bounds_table()[MOE_KEY]
+    values: dict[str, float] = {}
+    sources: dict[str, list[str]] = {}
+    for fw in frameworks:
+        group = [c for c in cases if str(c.row["framework"]) == fw]
+        if not group:
+            continue
+        src = np.asarray([c.source for c in group])
+        name = f"framework:{fw}:{MOE_KEY}"
+
+        def total(u: float, group: list[Case] = group, src: np.ndarray = src, name: str = name) -> float:
+            res = predict_with(ctx, {**dense, name: _from_u(u, lo, hi)}, group)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                le = np.log(np.array([r.predicted / r.case.measured for r in res]))
+            return objective(le, src, np.ones(len(group), dtype=bool)) + PRIOR_WEIGHT * u * u
+
+        grid = np.linspace(-4.0, 4.0, 17)
+        u0 = float(grid[int(np.argmin([total(u) for u in grid]))])
+        fine = u0 + np.linspace(-0.5, 0.5, 11)
+        values[name] = _from_u(float(fine[int(np.argmin([total(u) for u in fine]))]), lo, hi)
+        sources[fw] = sorted(set(src.tolist()))
+    if values:
+        values[f"global:{MOE_KEY}"] = float(np.mean(list(values.values())))
+    return MoeFit(values, sources)
+
+
+def moe_stage(ctx: Context, held: dict[str, dict[str, float]] | None) -> MoeFit:
+    """The MoE constant fitted on every MoE run (the catalog's), and, into `held`, once per MoE source without
+    that source's runs on the constants fitted without it (its out-of-source prediction)."""
+    cases, _ = moe2026_cases(catalog=ctx.catalog)
+    frameworks = moe_frameworks(cases)
+    full = fit_moe(ctx, {}, cases, frameworks)
+    for name, v in full.values.items():
+        print(f"  {name} = {v:.6g}  (MoE runs of {', '.join(sum(full.sources.values(), []))})")
+    for src in sorted({c.source for c in cases}) if held is not None else []:
+        dense = held.setdefault(src, {})  # type: ignore[union-attr]
+        dense = {k: v for k, v in dense.items() if not k.endswith(":" + MOE_KEY)}
+        part = fit_moe(ctx, dense, [c for c in cases if c.source != src], frameworks)
+        held[src] = {**dense, **part.values}  # type: ignore[index]
+        print(f"  without {src}: " + ", ".join(f"{k} = {v:.6g}" for k, v in part.values.items()))
+    return full
+
+
 def report(problem: Problem, values: dict[str, float]) -> None:
     le = problem.predict(values)
     print(f"{'source':28s} {'n':>5s} {'median':>8s} {'p90':>8s}")
@@ -357,7 +435,8 @@ def report(problem: Problem, values: dict[str, float]) -> None:
         print(f"{s:28s} {len(e):5d} {np.nanmedian(e) * 100:7.1f}% {np.nanpercentile(e, 90) * 100:7.1f}%")
 
 
-def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[str, float]] | None) -> None:
+def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[str, float]] | None,
+          moe: MoeFit) -> None:
     """calibration.yaml (every set rewritten, the bounds kept) and the leave-one-source-out constants in
     tests/validation/held_out_fits.json."""
     path = CATALOG_DIR / "calibration.yaml"
@@ -394,6 +473,7 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             continue
         pool = [values[p.name] for p in fw_params if p.key == key]
         lines.append(f"      {key}: {const(float(np.mean(pool)) if pool else float(np.median(base[key])), [], 'mean of the fitted frameworks')}")
+    lines.append(f"      {MOE_KEY}: {const(moe.values[f'global:{MOE_KEY}'], [], 'mean of the fitted frameworks')}")
     fams = sorted({p.target for p in problem.params if p.level == "family"})
     for fam in fams:
         lines += [f"  family_{fam}:", f"    applies_to: [{fam}]", "    constants:"]
@@ -419,6 +499,8 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
         for p in fw_params:  # a family's shared constant is written under each of its generations
             if FRAMEWORKS.index(fw) in framework_codes(p.target, p.key):
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
+        if fw in moe.sources:
+            lines.append(f"      {MOE_KEY}: {const(moe.values[f'framework:{fw}:{MOE_KEY}'], moe.sources[fw])}")
     path.write_text(head + "\n".join(lines) + "\n" + tail)
     if held_out is not None:
         HELD_OUT_PATH.write_text(json.dumps({
@@ -452,6 +534,8 @@ def main() -> int:
     parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out fits")
     parser.add_argument("--report", action="store_true", help="only report errors with the current catalog")
     parser.add_argument("--edge", action="store_true", help="print the fitted edge constants")
+    parser.add_argument("--moe", action="store_true",
+                        help="only the MoE stage, on the catalog's dense constants and their held-out fits")
     args = parser.parse_args()
     if args.edge:
         for k, v in fit_edge().items():
@@ -462,6 +546,13 @@ def main() -> int:
     if args.report:
         report(problem, start)
         return 0
+    if args.moe:
+        held_now = load_fits()
+        moe = moe_stage(problem.ctx, held_now)
+        if args.write:
+            write(problem, problem.current_values(clip=False), held_now, moe)
+            print(f"written to {Path(CATALOG_DIR)} and {HELD_OUT_PATH}")
+        return 0
     keep = np.ones(len(problem.cases), dtype=bool)
     values = fit(problem, start, keep, rounds=args.rounds)
     values = fill_unfitted(problem, values, keep)
@@ -469,8 +560,10 @@ def main() -> int:
     for line in check_bounds(problem, values):
         print("AT A BOUND:", line)
     held = None if args.no_loso else leave_one_source_out(problem, values, args.loso_rounds)
+    problem.ctx.cal = problem.apply(fill_unfitted(problem, values, keep))
+    moe = moe_stage(problem.ctx, held)
     if args.write:
-        write(problem, values, held)
+        write(problem, values, held, moe)
         print(f"written to {Path(CATALOG_DIR)} and {HELD_OUT_PATH}")
     return 0
 
