@@ -612,6 +612,15 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         p_layer_chip = p_layer_chip + p_exp_layer / (ep * etp)
     train_frac = trainable / N  # fraction of the parameters that get gradients
     trainable_chip = trainable / tp_pp  # trainable parameters per chip
+    # routed-expert parameters per chip: their gradients and weights reduce and gather over the expert-data-parallel
+    # group, the (tp x dp) / (ep x etp) ranks holding the same experts ep x etp ranks apart (Megatron-Core parallel
+    # folding, [pp][edp][ep][etp]), not over the data-parallel group of the dense weights
+    exp_chip, exp_layer_chip = 0.0, 0.0
+    if any_moe:
+        # (a single expert is the dense MLP: reduced with the dense weights; adapters train no expert)
+        exp_layer_chip = routed_f * p_exp_layer / (ep * etp) * (num(~lora) if any_lora else 1.0)
+        exp_chip = L * exp_layer_chip / p
+    dense_chip = trainable_chip - exp_chip
     overlap = num(x["fw_overlap"] > 0) * cal["overlap_eff"]  # fraction of a window a collective hides behind
     bwd_frac = (2.0 + full_f) / passes  # backward share of a micro-batch (recompute runs in the backward)
     win_bwd = overlap * t_stage_compute * bwd_frac  # s: one micro-batch's backward on the stage
@@ -655,25 +664,48 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
         hybrid = not np.array_equal(zg, dp_grad)  # a sharding group smaller than data parallelism somewhere
         shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"]) if hybrid else dp_all
+        if any_moe:  # the experts' group (its members ep x etp / t data-parallel strides apart); none on a dense row
+            edp = comm.Group(np.maximum(dp_grad * t / (ep * etp), 1.0), stride * ep * etp / t, dom, up_bw, out_bw,
+                             up_lat, out_lat, nvls, x["ring"])
+            has_exp = num(exp_layer_chip > 0)
+
+            def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+                return group.allreduce(dense_b) + has_exp * edp.allreduce(exp_b)
+
+            def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+                return group.allgather(dense_b) + has_exp * edp.allgather(exp_b)
+
+            def ring_latency(group: comm.Group) -> Array | float:
+                return group.ring_latency() + has_exp * edp.ring_latency()
+        else:
+            def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+                return group.allreduce(dense_b)
+
+            def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+                return group.allgather(dense_b)
+
+            def ring_latency(group: comm.Group) -> Array | float:
+                return group.ring_latency()
         # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
         # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
         # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
-        grad_ar = dp_all.allreduce(trainable_chip * gb) * coll  # s
-        half_ar = 0.5 * grad_ar + dp_all.ring_latency() * coll  # reduce-scatter or all-gather: a ring each
+        grad_ar = allreduce(dense_chip * gb, exp_chip * gb, dp_all) * coll  # s
+        half_ar = 0.5 * grad_ar + ring_latency(dp_all) * coll  # reduce-scatter or all-gather: a ring each
         t_z01 = _pick(z1, np.maximum(half_ar - win_bwd, 0.0) + np.maximum(half_ar - win_fwd, 0.0),
                       np.maximum(grad_ar - win_bwd, 0.0))
         # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
-        rs_grad = shard.allgather(trainable_chip * gb) * coll  # s per micro-batch
-        ag_par = shard.allgather(trainable_chip * wb) * coll  # s per step
+        rs_grad = allgather(dense_chip * gb, exp_chip * gb, shard) * coll  # s per micro-batch
+        ag_par = allgather(dense_chip * wb, exp_chip * wb, shard) * coll  # s per step
         across = 0.0  # s per step: hybrid sharding's replicas all-reduce the gradient shards (none without it)
         if hybrid:
             rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
-            across = rep.allreduce(trainable_chip * gb / zg) * coll
+            across = rep.allreduce(dense_chip * gb / zg) * coll
         t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
         # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
         # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
-        gather_l = shard.allgather(p_layer_chip * wb) * coll  # s per layer
-        comm_l = 2.0 * gather_l + shard.allgather(p_layer_chip * gb * train_frac) * coll  # s per layer per micro-batch
+        dense_l = p_layer_chip - exp_layer_chip  # parameters of one layer on one chip outside the routed experts
+        gather_l = allgather(dense_l * wb, exp_layer_chip * wb, shard) * coll  # s per layer
+        comm_l = 2.0 * gather_l + allgather(dense_l * gb * train_frac, exp_layer_chip * gb * train_frac, shard) * coll
         if per_tensor_z3:
             # DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor, each all-gather a synchronised call
             # (deepspeedai/DeepSpeed issue #1174 and PR #1188, June 2021), and NCCL runs an all-gather only as a ring
