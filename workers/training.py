@@ -610,7 +610,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     p_layer_chip = p_layer_all / t  # parameters of one layer on one chip (routed experts: their 1/ep share)
     if any_moe:
         p_layer_chip = p_layer_chip + p_exp_layer / (ep * etp)
-    train_frac = trainable / N  # fraction of the parameters that get gradients
+    # fraction of a layer's parameters that get gradients: LoRA's adapters (`trainable` also drops the routed experts
+    # other replicas hold, which a chip's own layer share already excludes)
+    train_frac = np.where(lora, x["lora_params"] / N, 1.0) if any_lora else 1.0
     trainable_chip = trainable / tp_pp  # trainable parameters per chip
     # routed-expert parameters per chip: their gradients and weights reduce and gather over the expert-data-parallel
     # group, the (tp x dp) / (ep x etp) ranks holding the same experts ep x etp ranks apart (Megatron-Core parallel
