@@ -617,12 +617,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # routed-expert parameters per chip: their gradients and weights reduce and gather over the expert-data-parallel
     # group, the (tp x dp) / (ep x etp) ranks holding the same experts ep x etp ranks apart (Megatron-Core parallel
     # folding, [pp][edp][ep][etp]), not over the data-parallel group of the dense weights
-    exp_chip, exp_layer_chip = 0.0, 0.0
+    exp_chip, exp_layer_chip, dense_chip = 0.0, 0.0, trainable_chip
     if any_moe:
         # (a single expert is the dense MLP: reduced with the dense weights; adapters train no expert)
         exp_layer_chip = routed_f * p_exp_layer / (ep * etp) * (num(~lora) if any_lora else 1.0)
         exp_chip = L * exp_layer_chip / p
-    dense_chip = trainable_chip - exp_chip
+        dense_chip = trainable_chip - exp_chip
     overlap = num(x["fw_overlap"] > 0) * cal["overlap_eff"]  # fraction of a window a collective hides behind
     bwd_frac = (2.0 + full_f) / passes  # backward share of a micro-batch (recompute runs in the backward)
     win_bwd = overlap * t_stage_compute * bwd_frac  # s: one micro-batch's backward on the stage
@@ -666,19 +666,19 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
         hybrid = not np.array_equal(zg, dp_grad)  # a sharding group smaller than data parallelism somewhere
         shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"]) if hybrid else dp_all
-        if any_moe:  # the experts' group (its members ep x etp / t data-parallel strides apart); none on a dense row
-            edp = comm.Group(np.maximum(dp_grad * t / (ep * etp), 1.0), stride * ep * etp / t, dom, up_bw, out_bw,
-                             up_lat, out_lat, nvls, x["ring"])
-            has_exp = num(exp_layer_chip > 0)
+        if any_moe:  # the experts' group, its members ep x etp / t data-parallel strides apart (one chip, which
+            # costs nothing, on a row without routed experts)
+            edp_n = np.where(exp_layer_chip > 0, np.maximum(dp_grad * t / (ep * etp), 1.0), 1.0)
+            edp = comm.Group(edp_n, stride * ep * etp / t, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
 
             def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
-                return group.allreduce(dense_b) + has_exp * edp.allreduce(exp_b)
+                return group.allreduce(dense_b) + edp.allreduce(exp_b)
 
             def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
-                return group.allgather(dense_b) + has_exp * edp.allgather(exp_b)
+                return group.allgather(dense_b) + edp.allgather(exp_b)
 
             def ring_latency(group: comm.Group) -> Array | float:
-                return group.ring_latency() + has_exp * edp.ring_latency()
+                return group.ring_latency() + edp.ring_latency()
         else:
             def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
                 return group.allreduce(dense_b)
@@ -705,7 +705,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
         # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
         # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
-        dense_l = p_layer_chip - exp_layer_chip  # parameters of one layer on one chip outside the routed experts
+        dense_l = p_layer_chip - exp_layer_chip if any_moe else p_layer_chip  # a layer's parameters outside the experts
         gather_l = allgather(dense_l * wb, exp_layer_chip * wb, shard) * coll  # s per layer
         comm_l = 2.0 * gather_l + allgather(dense_l * gb * train_frac, exp_layer_chip * gb * train_frac, shard) * coll
         if per_tensor_z3:
