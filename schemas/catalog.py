@@ -264,6 +264,10 @@ class Model(_Entry):
     # groups and a token's top-k experts come from at most moe_topk_groups of them (None: no limit)
     moe_groups: int | None = Field(default=None, gt=0)
     moe_topk_groups: int | None = Field(default=None, gt=0)
+    # sliding-window attention (Mistral 7B, Gemma 2/3, gpt-oss): sliding_window_layers of the attention layers
+    # attend to (and keep the KV cache of) only the last sliding_window tokens; the others see the whole context
+    sliding_window: int | None = Field(default=None, gt=0)
+    sliding_window_layers: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _shapes(self) -> Model:
@@ -287,6 +291,11 @@ class Model(_Entry):
                              "most moe_groups) together")
         if self.attention_layers is not None and self.attention_layers > self.layers:
             raise ValueError(f"attention_layers ({self.attention_layers}) must not exceed layers ({self.layers})")
+        if (self.sliding_window is None) != (self.sliding_window_layers is None):
+            raise ValueError("sliding-window attention gives sliding_window and sliding_window_layers together")
+        if self.sliding_window_layers is not None and self.sliding_window_layers > (self.attention_layers or self.layers):
+            raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) must not exceed the attention "
+                             f"layers ({self.attention_layers or self.layers})")
         return self
 
 

@@ -51,8 +51,11 @@ MOE_FIELDS: tuple[str, ...] = ("moe_experts", "moe_topk", "moe_ffn_hidden", "moe
 MLA_FIELDS: tuple[str, ...] = ("mla_q_rank", "mla_kv_rank", "mla_rope_dim")
 # group-limited routing (DeepSeek-V3 node-limited routing): experts in moe_groups groups, a token in moe_topk_groups
 ROUTING_FIELDS: tuple[str, ...] = ("moe_groups", "moe_topk_groups")
+# sliding-window attention (catalog models): the window in tokens and how many layers use it (the rest attend to
+# the whole context)
+WINDOW_FIELDS: tuple[str, ...] = ("sliding_window", "sliding_window_layers")
 MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b", "active_params_b", *MOE_FIELDS,
-                                  "kv_cache_dim", "attention_layers", *MLA_FIELDS, *ROUTING_FIELDS)
+                                  "kv_cache_dim", "attention_layers", *MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS)
 
 # ---- training --------------------------------------------------------------------------------------
 # fp8: per-tensor scaled 8-bit GEMMs (Transformer Engine); mxfp8: 8-bit GEMMs with a scale per 32 elements (OCP

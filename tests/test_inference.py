@@ -39,7 +39,7 @@ def test_orin_nano_super_decode_is_102_gbs_times_085_over_47_gb(ctx: Context) ->
     row = {"chip": JETSON, "chip.memory_bandwidth_gb_s": 102, "chip.memory_bandwidth_measured_gb_s": 102,
            "cal.mem_bw_fraction": 0.85, "params_b": 9.4,
            "layers": 1, "hidden": 64, "heads": 1, "vocab": 1, "weight_bits": 4, "quant_overhead": 0, "batch": 1,
-           "prompt_len": 0, "gen_len": 1, "cal.seq_overhead_s": 0}
+           "prompt_len": 0, "gen_len": 1, "cal.seq_overhead_s": 0, "cal.layer_overhead_s": 0}
     (r,) = run(ctx, row)
     assert r["decode_tokens_per_s"] == pytest.approx(102e9 * 0.85 / 4.7e9, rel=1e-3)
     assert r["decode_tokens_per_s"] == pytest.approx(18.4, rel=0.005)
@@ -421,3 +421,27 @@ def test_wafer_scale_results_carry_the_pipeline_latency_caveat(ctx: Context) -> 
     (r,) = run(ctx, {"model": "llama3.2_3b", "chip": "cerebras_wse3_cs3", "weight_bits": 16, "batch": 1})
     assert r["decode_tokens_per_s"] > 0
     assert "wafer-scale system" in r["notes"] and "peak_tflops_fp16" in r["notes"]
+
+
+def test_sliding_window_layers_keep_and_read_only_the_window_of_kv(ctx: Context) -> None:
+    """Gemma 3 27B (report sec. 2): 52 of its 62 layers attend to the last 1024 tokens, so a 32K-token sequence keeps
+    1024 tokens of KV in those layers. Against the same shapes without a window (explicit columns, no catalog id),
+    the KV a sequence holds drops by exactly 52 x (32768 + 1024 - 1024) tokens x 2 x 16 KV heads x 128 x 2 bytes, the
+    long prompt's prefill and the decode get faster, and a context within the window changes nothing."""
+    shapes = {"layers": 62, "hidden": 5376, "heads": 32, "kv_heads": 16, "head_dim": 128, "ffn_hidden": 21504,
+              "vocab": 262208, "mlp": "swiglu"}
+    base = {"chip": H100, "n_chips": 2, "weight_bits": 16, "kv_bits": 16, "batch": 1}
+    long_ctx = {"prompt_len": 32768, "gen_len": 1024}
+    short = {"prompt_len": 512, "gen_len": 256}
+    win, full, win_s, full_s, win2, full2 = run(
+        ctx, dict(base, model="gemma3_27b", **long_ctx), dict(base, **shapes, **long_ctx),
+        dict(base, model="gemma3_27b", **short), dict(base, **shapes, **short),
+        dict(base, model="gemma3_27b", **long_ctx, batch=2), dict(base, **shapes, **long_ctx, batch=2))
+    kv_token_layer = 2 * 16 * 128 * 2  # bytes of K and V per token and layer
+    saved = 52 * (32768 + 1024 - 1024) * kv_token_layer / 2 / 1e9  # GB per chip (KV split over the 2 chips' heads)
+    per_seq_win, per_seq_full = win2["mem_gb"] - win["mem_gb"], full2["mem_gb"] - full["mem_gb"]  # GB per sequence
+    assert per_seq_full - per_seq_win == pytest.approx(saved, rel=1e-9)
+    assert win["prefill_tokens_per_s"] > full["prefill_tokens_per_s"]
+    assert win["decode_tokens_per_s"] > full["decode_tokens_per_s"]
+    for key in ("mem_gb", "prefill_tokens_per_s", "decode_tokens_per_s", "output_tokens_per_s"):
+        assert win_s[key] == pytest.approx(full_s[key], rel=1e-12), key

@@ -362,8 +362,8 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 15.2 %, p90 45.5 % over 70 MoE runs (asked 15 % / 35 %; in "
-    "sample 13.1 % / 36.7 %). "
+    "issue 13 miss, reported: out-of-source median 18.4 %, p90 45.5 % over 70 MoE runs (asked 15 % / 35 %; in "
+    "sample 14.7 % / 36.7 %). "
     "Causes: (1) errors systematic per model and chip (GPT-OSS-120B on H100 ~30 % fast, Qwen3 on GB200 in "
     "26.06-26.08 ~20 % slow, Qwen3-30B on 8 B200 at micro-batch 1 published at 9.7k, 9.3k and 18.1k tokens/s by "
     "successive releases, predicted 18.2k); (2) the same layout is published at up to 2.7x different speeds by "
@@ -381,7 +381,9 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
     "leave-one-source-out (0.46 ms per MoE layer pass on both sources' runs, 0.20 ms on NeMo's alone, which "
     "predicts Megatron-Bridge's), 15.2 / 45.5 once the experts' gradients reduce over the expert-data-parallel "
     "group: NeMo's six runs alone now fit 0.04 ms (their mean |log error| moves by 0.002 between 0.02 and 0.2 ms: "
-    "they barely constrain it), and Megatron-Bridge's small fine-grained runs are predicted with it.)"))
+    "they barely constrain it), and Megatron-Bridge's small fine-grained runs are predicted with it; 18.4 / 45.5 "
+    "once gpt-oss's alternating 128-token sliding-window layers are modelled: its runs, already 10-60 % fast, 7-15 % "
+    "faster still.)"))
 def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
     s = moe_rep.summary()
     assert s["median"] <= 0.15 and s["p90"] <= 0.35, s

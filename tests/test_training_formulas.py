@@ -527,3 +527,27 @@ def test_sequence_parallel_tensor_collectives_get_no_in_network_halving(ctx):
     out = run(ctx, **base)
     assert out["infeasible_reason"] == ["", ""]
     assert out["tp_comm_s"][0] < out["tp_comm_s"][1] < 2.0 * out["tp_comm_s"][0], out["tp_comm_s"]
+
+
+def test_sliding_window_layers_count_the_band_of_causal_pairs_in_time_and_mfu(ctx):
+    """Gemma 3 27B (report sec. 2: 5 local layers of a 1024-token window per global layer; 52 of 62 here) at 32K
+    tokens: a windowed layer's causal attention covers s^2/2 - (s - w)^2/2 (query, key) pairs instead of s^2/2. The
+    model FLOPs of a step drop by exactly that (x 3 passes, 2 s^2 q_dim per causal layer); the same shapes without a
+    window (explicit columns, no catalog id) count the full triangle, and at s <= w nothing changes."""
+    m = ctx.catalog.models["gemma3_27b"]
+    assert (m.sliding_window, m.sliding_window_layers) == (1024, 52)
+    row = dict(chip="nvidia_h100_sxm", n_chips=64, tp=4, pp=1, micro_batch=1, global_batch=64, recompute="full",
+               zero_stage=1, tokens=1e9)
+    own = dict(layers=62, hidden=5376, heads=32, kv_heads=16, head_dim=128, ffn_hidden=21504, vocab=262208,
+               mlp="swiglu", position="rope")
+    out = run(ctx, **{k: [v, v, v, v] for k, v in row.items()},
+              model=["gemma3_27b", None, "gemma3_27b", None], seq_len=[32768, 32768, 1024, 1024],
+              **{k: [None, v, None, v] for k, v in own.items() if k != "position"})
+    assert out["infeasible_reason"] == ["", "", "", ""]
+    s, w, q_dim = 32768.0, 1024.0, 32 * 128
+    per_seq = 3 * 52 * 2 * s * s * q_dim * (1 - w / s) ** 2  # model FLOPs per sequence the band leaves out
+    step_flops = np.array(out["model_tflops_per_chip"]) * 1e12 * np.array(out["step_time_s"]) * 64  # per step
+    np.testing.assert_allclose(step_flops[1] - step_flops[0], 64 * per_seq, rtol=1e-6)
+    assert out["step_time_s"][0] < out["step_time_s"][1]  # FlashAttention skips the blocks outside the band
+    np.testing.assert_allclose(step_flops[2], step_flops[3], rtol=1e-9)  # s <= w: no change
+    np.testing.assert_allclose(out["step_time_s"][2], out["step_time_s"][3], rtol=1e-9)

@@ -89,7 +89,7 @@ INPUT_KEYS = (
     # model (workers/workload.py MODEL_KEYS)
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
-    "heads", "vocab_params",
+    "heads", "vocab_params", "att_window", "window_share",
     # workload (n_chips, batch, concurrency: NaN = choose)
     "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "weight_bits", "kv_bits", "batch",
     "concurrency", "prompt_len",
@@ -148,6 +148,17 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     kv_tok = kv_l * x["kv_elems"] * x["kv_bits"] * 0.125  # bytes of KV cache per context token per sequence
     c_max = p + g  # tokens of context at the end of generation
     c_avg = p + 0.5 * g  # mean context while generating
+    # sliding-window attention (Mistral 7B sec. 2, Gemma 2/3, gpt-oss): a share `wf` of the KV layers keeps and reads
+    # only the last `w` tokens. ctx(c): the KV tokens per layer, averaged over the layers, at context c; half_p: the
+    # causal (query, context) pairs per prompt token, p/2 less the band's excluded triangle (p - w)^2 / 2p
+    w_win, wf = x["att_window"], x["window_share"]
+    windowed = bool(np.any(wf > 0))
+
+    def ctx(c: Array) -> Array:
+        return c - wf * np.maximum(c - w_win, 0.0) if windowed else c
+
+    half_p = 0.5 * p - 0.5 * wf * np.maximum(p - w_win, 0.0) ** 2 / np.maximum(p, 1.0) if windowed else 0.5 * p
+    c_max_kv, c_avg_kv = ctx(c_max), ctx(c_avg)
     rows = np.maximum(p, 1.0)  # token positions one prefill pass holds
     act_rep = rows * h * (2.0 * act_b)  # bytes per sequence: layer input and output, replicated on every chip
     act_split = (rows * (x["n_proj"] - 1.0) * x["ffn"] + x["vocab"]) * act_b  # bytes per sequence, split over chips
@@ -162,7 +173,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         if auto.size:
             kvh = x["kv_share"][auto]
             b1 = np.where(x["batch"][auto] >= 1, x["batch"][auto], 1.0)
-            kv_all = kv_tok[auto] * c_max[auto]  # bytes of KV per sequence, all heads
+            kv_all = kv_tok[auto] * c_max_kv[auto]  # bytes of KV per sequence, all heads
             room = usable[auto] - b1 * act_rep[auto]  # bytes per chip after replicated activations
             t_split = np.ceil((w_all[auto] + b1 * (kv_all + act_split[auto])) / room)  # KV split (t <= kv heads)
             room_rep = room - b1 * kv_all / kvh  # bytes per chip once each holds one whole KV head
@@ -188,12 +199,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     C = x["concurrency"]
     batch_blank = ~(B >= 1)
     conc_blank = ~(C >= 1)
-    per_seq = kv_chip * c_max + logit  # bytes per sequence of the static batch, per chip
+    per_seq = kv_chip * c_max_kv + logit  # bytes per sequence of the static batch, per chip
     b_fit = np.floor((room - a_tok * np.minimum(rows * np.floor((room - a_tok * rows) / per_seq), M)) / per_seq)
     # the KV cache a running request holds or has reserved: p + g/2 on average with on-demand paging, p + g when the
     # scheduler guarantees every admitted request its whole output (asic.yaml serving.kv_reserve)
     c_kv = p + cal["kv_reserve"] * g  # tokens of KV per running request
-    per_req = kv_chip * c_kv + logit  # bytes per chip per running request
+    per_req = kv_chip * ctx(c_kv) + logit  # bytes per chip per running request
     r_tok = 1.0 + p / np.maximum(g, 1.0)  # tokens one iteration carries per running request
     c_lin = room / (per_req + a_tok * r_tok)  # requests that fit while an iteration carries under max_tokens
     c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
@@ -256,7 +267,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     # after the other in every layer, each on its own roofline)
     w_d = w_dense * inv_t  # bytes per chip: dense weights
     w_e_all = w_exp * inv_t  # bytes per chip: every routed expert
-    kv_seq = kv_chip * c_avg  # bytes per chip a decoding sequence reads from the KV cache
+    kv_seq = kv_chip * c_avg_kv  # bytes per chip a decoding sequence reads from the KV cache
     mm_tok_d = two_n_d * inv_t  # FLOPs per chip and token of the dense matrix multiplies
     mm_tok_e = two_n_e * inv_t  # FLOPs per chip and token of the routed experts
     at_pair = att * inv_t  # FLOPs per chip and (query, context) token pair of attention scores and values
@@ -269,7 +280,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
         one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
         tok = seqs + pre_tokens
-        pairs = seqs * c_avg + pre_tokens * 0.5 * p
+        pairs = seqs * c_avg_kv + pre_tokens * half_p
         touched = _touched(tok, log_miss)
         busy = pp * (np.maximum(s_w_d, tok * s_mm_d) + np.maximum(s_w_e * touched, tok * s_mm_e)
                      + np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at))  # s, in turn
@@ -301,7 +312,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
         byt = w_gemm_d * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
         byt_e = w_gemm_e * k  # bytes: routed experts touched
-        pairs = tokens * 0.5 * p  # (query, context) token pairs of causal attention over the prompt
+        pairs = tokens * half_p  # (query, context) token pairs of causal attention over the prompt
         busy = (np.maximum(byt / bw, tokens * s_mm_d)  # s, the weight GEMMs, all on one stage
                 + np.maximum(byt_e / bw_e, tokens * s_mm_e)
                 + np.maximum(pairs * s_sc, pairs * s_at))  # attention
@@ -339,12 +350,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
     # a new prompt shares its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
     wait = np.where(C > 1, t_dec_rest, 0.0)
-    kv_move = p * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
+    kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
     ttft = np.where(disagg, t_pre1 + kv_move, t_pre1 + wait)  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
     # prompt pool (disaggregated): chip-seconds of prefill per second at the compute-bound batched rate
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
-    pre_chip_s = pre_tok_s * (two_n_d / flops + two_n_e / flops_e + att * 0.5 * p / att_flops)  # chip-s per s, pool
+    pre_chip_s = pre_tok_s * (two_n_d / flops + two_n_e / flops_e + att * half_p / att_flops)  # chip-s per s, pool
     n_pre = np.where(disagg, pre_chip_s, 0.0)  # chips of the prompt pool per instance
     chips_total = t + n_pre
 

@@ -22,6 +22,7 @@ from chipsweep.schemas.vocab import (
     PRECISIONS,
     ROUTING_FIELDS,
     SHAPE_FIELDS,
+    WINDOW_FIELDS,
 )
 
 Array = np.ndarray
@@ -134,8 +135,10 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         # no word on dropout: GPT-2/3-era models (learned positions) trained with it, RoPE/ALiBi ones without
         "dropout": np.where(np.isfinite(cols["dropout"]), cols["dropout"], cols["learned_pos"])
         if "dropout" in cols else cols["learned_pos"],
-        # multi-head latent attention ranks (0: standard attention); group-limited routing (0: none)
-        **{k: np.nan_to_num(cols[k], nan=0.0) if k in cols else np.zeros_like(hidden) for k in (*MLA_FIELDS, *ROUTING_FIELDS)},
+        # multi-head latent attention ranks (0: standard attention); group-limited routing (0: none); sliding-window
+        # attention's window and windowed layers (0: none)
+        **{k: np.nan_to_num(cols[k], nan=0.0) if k in cols else np.zeros_like(hidden)
+           for k in (*MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS)},
     }
 
 

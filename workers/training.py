@@ -143,7 +143,8 @@ MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layer
 # rank, RoPE key width; the parameter counts reach the core through MODEL_TERMS, these the activation memory and
 # the selective recompute of the up-projections
 MLA_KEYS = ("mla_q_rank", "mla_kv_rank", "mla_rope_dim")
-INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
+WINDOW_KEYS = ("sliding_window", "sliding_window_layers")  # sliding-window attention (optional; 0 or absent: none)
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -318,6 +319,8 @@ def evaluate(
         x = {k: v for k, v in x.items() if k != "cp"}  # no context parallelism in this call: no cp passes
     if "mla_kv_rank" in x and not bool((np.asarray(x["mla_kv_rank"]) > 0).any()):  # no latent attention here
         x = {k: v for k, v in x.items() if k not in MLA_KEYS}
+    if "sliding_window" in x and not bool((np.asarray(x["sliding_window"]) > 0).any()):  # no windowed layers here
+        x = {k: v for k, v in x.items() if k not in WINDOW_KEYS}
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
         dense_ep = "ep" in x and bool((np.asarray(x["ep"]) > 1).any())
         x = {k: v for k, v in x.items() if k not in MOE_KEYS or (k == "ep" and dense_ep)}
@@ -434,6 +437,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
     mm = 2.0 * s * p_matrix  # FLOPs per sequence per layer, matrix multiplies (forward)
     att = 2.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V, causal (s^2/2)
+    att_full = att  # ... over the whole causal triangle
+    if "sliding_window" in x:
+        # sliding-window layers (Mistral 7B sec. 2, Gemma 2/3, gpt-oss) attend to the last w tokens only: s^2/2 -
+        # (s - w)^2/2 causal pairs where w < s; `att` is the layers' mean (the FLOPs counted and, with
+        # FlashAttention, executed: its kernels skip the blocks outside the band)
+        beyond = np.maximum(1.0 - x["sliding_window"] / s, 0.0) * num(x["sliding_window"] > 0)
+        att = att * (1.0 - x["sliding_window_layers"] / L * beyond * beyond)
     logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
     # forward + 2x backward (eq. 3); with LoRA the frozen matrices skip their weight gradients, so their
     # backward is 1x forward (activation gradients only): ~4N instead of 6N FLOPs per token (Hu et al. 2021)
@@ -476,6 +486,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # causal half and recomputes the scores in its backward (2.5x the forward, FlashAttention-2 sec. 3.1);
     # selective or full recompute re-runs the forward once
     att_exec = att * (2.0 - flash)  # forward FLOPs per sequence per layer as executed
+    if "sliding_window" in x:  # ... unfused, the whole matrix, the window's mask inside it
+        att_exec = att * flash + 2.0 * att_full * (1.0 - flash)
     att_passes = 3.0 + 0.5 * flash + att_rc
     # attention runs in 16-bit even when the GEMMs run in fp8 (Transformer Engine), at its kernel's efficiency
     s_per_flop_att = b_chip / (t * x["peak_16"] * cal["mm_eff_max"] * cal["att_eff"])

@@ -25,7 +25,7 @@ Array = np.ndarray
 # the model arrays the inference core reads (`model_arrays` also gives `has_model`)
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
-              "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params")
+              "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -101,6 +101,7 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     q_dim = s["heads"] * s["head_dim"]
     kv_dim = s["kv_heads"] * s["head_dim"]
     mla = np.isfinite(mcols["kv_cache_dim"])
+    kv_layers = np.where(np.isfinite(mcols["attention_layers"]), mcols["attention_layers"], L)
     return {
         "has_model": has,
         "layers": L,
@@ -124,7 +125,10 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         # absorbed projections scores every head against the cached latent (DeepSeek-V2 report sec. 2.1.3)
         "att_dim": np.where(mla, s["heads"] * mcols["kv_cache_dim"], q_dim),
         "kv_elems": np.where(mla, mcols["kv_cache_dim"], 2.0 * kv_dim),  # elements cached per token and layer
-        "kv_layers": np.where(np.isfinite(mcols["attention_layers"]), mcols["attention_layers"], L),
+        "kv_layers": kv_layers,
+        # sliding-window attention: the window (tokens; inf without one) and the share of the KV layers using it
+        "att_window": np.where(s["sliding_window"] > 0, s["sliding_window"], np.inf),
+        "window_share": np.where(s["sliding_window"] > 0, s["sliding_window_layers"] / kv_layers, 0.0),
         # how many chips can split the KV cache under tensor parallelism: the KV heads, one for a shared latent
         "kv_share": np.where(mla, 1.0, s["kv_heads"]),
         "heads": s["heads"],
