@@ -490,3 +490,22 @@ def test_issue12_every_2026_model_name_maps_to_a_catalog_model(cat):
 
     missing = {name: mid for name, mid in MODEL_IDS_2026.items() if mid not in cat.models}
     assert not missing, missing
+
+
+def test_sliding_window_fields_come_together_and_within_the_attention_layers(cat):
+    """Gemma 3 27B: 52 of 62 layers on a 1024-token window (Gemma 3 report sec. 2); a window without its layer count,
+    or more windowed layers than attention layers, is refused with the field and what is allowed."""
+    from pydantic import ValidationError
+
+    from chipsweep.schemas.catalog import Model
+
+    m = cat.models["gemma3_27b"]
+    assert (m.sliding_window, m.sliding_window_layers) == (1024, 52)
+    assert cat.models["llama3_70b"].sliding_window is None  # full attention everywhere
+    raw = m.model_dump(by_alias=True)
+    for bad, message in (({"sliding_window_layers": None}, "gives sliding_window and sliding_window_layers together"),
+                         ({"sliding_window_layers": 63}, r"sliding_window_layers \(63\) must not exceed the attention "
+                                                         r"layers \(62\)"),
+                         ({"sliding_window": 0}, "sliding_window")):
+        with pytest.raises(ValidationError, match=message):
+            Model.model_validate({**raw, **bad})
