@@ -69,6 +69,7 @@ class Group:
         # an all-gather or reduce-scatter moves half a ring all-reduce's bytes, in-network reduction or not
         self.per_byte_gather = np.where(active, 0.5 * (2.0 - 2.0 / g) / up_bw + 0.5 * outer / (g * out_bw), 0.0)
         self.latency = latency_steps(g) * up_lat + latency_steps(k) * out_lat  # s per all-reduce (0 when n = 1)
+        self.gather_fixed = 0.5 * self.latency + self.ring_s  # s of an all-gather that do not grow with its bytes
 
     def allreduce(self, nbytes: Array) -> Array:
         """Seconds for an all-reduce of `nbytes` per chip."""
@@ -83,4 +84,4 @@ class Group:
     def allgather(self, nbytes: Array) -> Array:
         """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half a ring all-reduce's volume (each chip
         takes in, or sends out, the other chips' share; no in-network reduction helps) and messages."""
-        return nbytes * self.per_byte_gather + 0.5 * self.latency + self.ring_s
+        return nbytes * self.per_byte_gather + self.gather_fixed
