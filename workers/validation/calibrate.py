@@ -418,11 +418,12 @@ def moe_stage(ctx: Context, held: dict[str, dict[str, float]] | None) -> MoeFit:
     full = fit_moe(ctx, {}, cases, frameworks)
     for name, v in full.values.items():
         print(f"  {name} = {v:.6g}  (MoE runs of {', '.join(sum(full.sources.values(), []))})")
-    for src in sorted({c.source for c in cases}) if held is not None else []:
-        dense = held.setdefault(src, {})  # type: ignore[union-attr]
-        dense = {k: v for k, v in dense.items() if not k.endswith(":" + MOE_KEY)}
+    if held is None:
+        return full
+    for src in sorted({c.source for c in cases}):
+        dense = {k: v for k, v in held.get(src, {}).items() if not k.endswith(":" + MOE_KEY)}
         part = fit_moe(ctx, dense, [c for c in cases if c.source != src], frameworks)
-        held[src] = {**dense, **part.values}  # type: ignore[index]
+        held[src] = {**dense, **part.values}
         print(f"  without {src}: " + ", ".join(f"{k} = {v:.6g}" for k, v in part.values.items()))
     return full
 
