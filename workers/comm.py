@@ -60,14 +60,17 @@ class Group:
         no_ring = np.isscalar(ring) and ring == 0.0
         self.ring_s = 0.0 if no_ring else ring * np.where(n > 1, RING_BASE_S + (n - k) * RING_UP_STEP_S
                                                           + (k - 1.0) * RING_NET_STEP_S, 0.0)
-        # ring all-reduce factor inside a domain, 2(g-1)/g; a switch that reduces in the network (NVLink SHARP)
-        # takes each byte in and gives the sum back once: (g-1)/g
-        inner = (2.0 - 2.0 / g) * (1.0 - 0.5 * in_network)
-        outer = 2.0 - 2.0 / k  # ... between domains, on 1/g of the bytes
+        # an all-gather or reduce-scatter moves (g-1)/g of the bytes inside a domain, then (k-1)/k of the 1/g shard
+        # between domains; a ring all-reduce twice that, except that a switch that reduces in the network (NVLink
+        # SHARP) takes each byte in and gives the sum back once: (g-1)/g inside the domain
+        inv_g = 1.0 / g
+        up_part = (1.0 - inv_g) / up_bw  # s per byte inside the domain, one all-gather
+        net_part = (1.0 - 1.0 / k) * inv_g / out_bw  # s per byte between domains, one all-gather
         active = n > 1
-        self.per_byte = np.where(active, inner / up_bw + outer / (g * out_bw), 0.0)  # s per byte of an all-reduce
-        # an all-gather or reduce-scatter moves half a ring all-reduce's bytes, in-network reduction or not
-        self.per_byte_gather = np.where(active, 0.5 * (2.0 - 2.0 / g) / up_bw + 0.5 * outer / (g * out_bw), 0.0)
+        self.per_byte_gather = np.where(active, up_part + net_part, 0.0)
+        no_reduction = np.isscalar(in_network) and in_network == 0.0
+        reduce_up = up_part if no_reduction else up_part * (1.0 - 0.5 * in_network)
+        self.per_byte = np.where(active, 2.0 * (reduce_up + net_part), 0.0)  # s per byte of an all-reduce
         self.latency = latency_steps(g) * up_lat + latency_steps(k) * out_lat  # s per all-reduce (0 when n = 1)
         self.gather_fixed = 0.5 * self.latency + self.ring_s  # s of an all-gather that do not grow with its bytes
 

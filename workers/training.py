@@ -45,7 +45,7 @@ schemas/catalog/defaults.yaml `frameworks`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -277,11 +277,12 @@ def _split(L: Array, p: Array, v: Array, w: float | Array, first: Array, last: A
     do; w = 0: Megatron's even split, ceil where it does not divide), fill p·v virtual stages as evenly as
     whole layers allow. `first`/`last` (NaN = by that rule) are the row's own counts."""
     per_virtual = np.ceil((L + 2.0 * w) / (p * v) - 1e-9)  # slots per virtual stage
-    cap = v * per_virtual  # slots per chip
-    f = np.where(np.isfinite(first), first, np.maximum(cap - w, 0.0))
+    auto = np.maximum(v * per_virtual - w, 0.0)  # layers on an end stage by the rule
+    given = bool(np.isfinite(first).any() or np.isfinite(last).any())
+    f = np.where(np.isfinite(first), first, auto) if given else auto
     two = p <= 2.0
-    l_auto = np.where(two, L - f, np.maximum(cap - w, 0.0))
-    lst = np.where(np.isfinite(last), last, l_auto)
+    l_auto = np.where(two, L - f, auto)
+    lst = np.where(np.isfinite(last), last, l_auto) if given else l_auto
     rest = L - f - lst  # layers on the middle stages
     mid = np.where(two, 0.0, np.ceil(rest / np.maximum(p - 2.0, 1.0) - 1e-9))
     one = p <= 1.0
@@ -325,6 +326,160 @@ def evaluate(
         dense_ep = "ep" in x and bool((np.asarray(x["ep"]) > 1).any())
         x = {k: v for k, v in x.items() if k not in MOE_KEYS or (k == "ep" and dense_ep)}
     return by_blocks(_evaluate_block, x, cal, n, block, dtype)
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What the step's pipeline and data-parallel terms read, per row (arrays of the block) or for every row (a
+    float): `_step_seconds` runs twice on a block, the second time only on the rows whose pipeline could sit
+    inside a scale-up domain (`rows`)."""
+
+    n_used: Array | float
+    dom: Array | float
+    up_bw: Array | float
+    out_bw: Array | float
+    up_lat: Array | float
+    out_lat: Array | float
+    nvls: Array | float
+    ring: Array | float
+    p2p_eff: Array | float
+    fw_split: Array | float
+    fw_ds: Array | float
+    sp_f: Array | float
+    msg: Array | float
+    t: Array | float
+    p: Array | float
+    v: Array | float
+    tp_pp: Array | float
+    tp_gather: Array | float
+    t_stage_compute: Array | float
+    L_stage: Array | float
+    t_a2a: Array | float
+    t_layer: Array | float
+    m_run: Array | float
+    dp_grad: Array | float
+    zg: Array | float
+    ep: Array | float
+    etp: Array | float
+    dense_chip: Array | float
+    exp_chip: Array | float
+    exp_layer_chip: Array | float
+    p_layer_chip: Array | float
+    train_frac: Array | float
+    gb: Array | float
+    wb: Array | float
+    coll: Array | float
+    win_bwd: Array | float
+    win_fwd: Array | float
+    z1: Array | float
+    z2: Array | float
+    z3: Array | float
+    z01: Array | float
+    n_proj: Array | float
+    fw_z3_tensors: Array | float
+    overlap: Array | float
+    t_opt: Array | float
+    any_moe: bool
+    per_tensor_z3: bool
+
+    def rows(self, idx: Array) -> StepInputs:
+        """The inputs of the rows `idx` (of a block of `len(self.t)` rows)."""
+        n = len(np.asarray(self.t))
+        return replace(self, **{f.name: v[idx] for f in fields(self)
+                                if isinstance(v := getattr(self, f.name), np.ndarray) and v.ndim == 1 and len(v) == n})
+
+
+def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, Array]:
+    """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain, and of it the
+    pipeline bubble and the data-parallel collectives left exposed."""
+    (n_used, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring, p2p_eff, fw_split, fw_ds, sp_f, msg, t, p, v, tp_pp,
+     tp_gather, t_stage_compute, L_stage, t_a2a, t_layer, m_run, dp_grad, zg, ep, etp, dense_chip, exp_chip,
+     exp_layer_chip, p_layer_chip, train_frac, gb, wb, coll, win_bwd, win_fwd, z1, z2, z3, z01, n_proj,
+     fw_z3_tensors, overlap, t_opt) = (
+        r.n_used, r.dom, r.up_bw, r.out_bw, r.up_lat, r.out_lat, r.nvls, r.ring, r.p2p_eff, r.fw_split, r.fw_ds,
+        r.sp_f, r.msg, r.t, r.p, r.v, r.tp_pp, r.tp_gather, r.t_stage_compute, r.L_stage, r.t_a2a, r.t_layer,
+        r.m_run, r.dp_grad, r.zg, r.ep, r.etp, r.dense_chip, r.exp_chip, r.exp_layer_chip, r.p_layer_chip,
+        r.train_frac, r.gb, r.wb, r.coll, r.win_bwd, r.win_fwd, r.z1, r.z2, r.z3, r.z01, r.n_proj, r.fw_z3_tensors,
+        r.overlap, r.t_opt
+    )
+    any_moe, per_tensor_z3 = r.any_moe, r.per_tensor_z3
+    dtype = np.asarray(t).dtype
+
+    def num(cond: Array) -> Array:
+        return np.asarray(cond).astype(dtype)  # 1.0 where true, 0.0 where false
+
+    cross_f = num(n_used > dom) * (1.0 - inner_f)  # some stage boundary crosses the scale-out network
+    pp_bw = _pick(cross_f, out_bw, up_bw) * p2p_eff  # bytes/s
+    pp_lat = _pick(cross_f, out_lat, up_lat)  # s
+    # with sequence parallelism the stage output is already split over the t ranks (s/t tokens each);
+    # otherwise Megatron splits a cross-domain send over the t ranks and re-gathers it (Narayanan sec. 4.1)
+    split_f = cross_f * num(fw_split > 0) * (1.0 - sp_f)
+    pp_msg = msg / _pick(np.maximum(sp_f, split_f), t, 1.0)  # bytes per send
+    two_v = 2.0 * v
+    sends = _pick(fw_ds, 4.0, two_v)  # transfers on the critical path per micro-batch
+    recvs = _pick(fw_ds, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
+    regather = split_f * tp_gather  # s per receive: all-gather over the tp ranks (scale-up link)
+    t_pp = num(p > 1) * (sends * (pp_msg / pp_bw + pp_lat) + recvs * regather)  # s per micro-batch
+    t_stage = t_stage_compute + t_pp + L_stage * t_a2a  # s per micro-batch on the slowest stage
+    t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
+    # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
+    stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
+    dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring)
+    hybrid = not np.array_equal(zg, dp_grad)  # a sharding group smaller than data parallelism somewhere
+    shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring) if hybrid else dp_all
+    if any_moe:  # the experts' group, its members ep x etp / t data-parallel strides apart (one chip, which
+        # costs nothing, on a row without routed experts)
+        edp_n = np.where(exp_layer_chip > 0, np.maximum(dp_grad * t / (ep * etp), 1.0), 1.0)
+        edp = comm.Group(edp_n, stride * ep * etp / t, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring)
+
+        def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+            return group.allreduce(dense_b) + edp.allreduce(exp_b)
+
+        def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+            return group.allgather(dense_b) + edp.allgather(exp_b)
+
+        def ring_latency(group: comm.Group) -> Array | float:
+            return group.ring_latency() + edp.ring_latency()
+    else:
+        def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+            return group.allreduce(dense_b)
+
+        def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
+            return group.allgather(dense_b)
+
+        def ring_latency(group: comm.Group) -> Array | float:
+            return group.ring_latency()
+    # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
+    # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
+    # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
+    grad_ar = allreduce(dense_chip * gb, exp_chip * gb, dp_all) * coll  # s
+    half_ar = 0.5 * grad_ar + ring_latency(dp_all) * coll  # reduce-scatter or all-gather: a ring each
+    t_z01 = _pick(z1, np.maximum(half_ar - win_bwd, 0.0) + np.maximum(half_ar - win_fwd, 0.0),
+                  np.maximum(grad_ar - win_bwd, 0.0))
+    # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
+    rs_grad = allgather(dense_chip * gb, exp_chip * gb, shard) * coll  # s per micro-batch
+    ag_par = allgather(dense_chip * wb, exp_chip * wb, shard) * coll  # s per step
+    across = 0.0  # s per step: hybrid sharding's replicas all-reduce the gradient shards (none without it)
+    if hybrid:
+        rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
+        across = rep.allreduce(dense_chip * gb / zg) * coll
+    t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
+    # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
+    # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
+    dense_l = p_layer_chip - exp_layer_chip if any_moe else p_layer_chip  # a layer's parameters outside the experts
+    gather_l = allgather(dense_l * wb, exp_layer_chip * wb, shard) * coll  # s per layer
+    comm_l = 2.0 * gather_l + allgather(dense_l * gb * train_frac, exp_layer_chip * gb * train_frac, shard) * coll
+    if per_tensor_z3:
+        # DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor, each all-gather a synchronised call
+        # (deepspeedai/DeepSpeed issue #1174 and PR #1188, June 2021), and NCCL runs an all-gather only as a ring
+        # of n - 1 steps (comm.RING_*): a Megatron GPT layer's fused QKV, projection and MLP matrices with their
+        # biases and two LayerNorms (weight, bias) are 2 (2 + n_proj) + 4 tensors, gathered forward and backward
+        tensors = 2.0 * (2.0 + n_proj) + 4.0
+        comm_l = comm_l + fw_z3_tensors * 2.0 * tensors * shard.ring_latency()
+    exposed_l = np.maximum(comm_l - overlap * t_layer, 0.0)  # s per layer per micro-batch
+    t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
+    t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
+    return t_pipe + t_dp + t_opt, (p - 1.0) / v * t_stage, t_dp  # s per step
 
 
 def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
@@ -656,87 +811,22 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     per_tensor_z3 = bool(np.any((x["fw_z3_tensors"] > 0) & (zero >= 3)))
 
-    def step_for(inner_f: Array | float) -> tuple[Array, Array, Array]:
-        """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain, and of it the
-        pipeline bubble and the data-parallel collectives left exposed."""
-        cross_f = num(n_used > dom) * (1.0 - inner_f)  # some stage boundary crosses the scale-out network
-        pp_bw = _pick(cross_f, out_bw, up_bw) * cal["p2p_eff"]  # bytes/s
-        pp_lat = _pick(cross_f, out_lat, up_lat)  # s
-        # with sequence parallelism the stage output is already split over the t ranks (s/t tokens each);
-        # otherwise Megatron splits a cross-domain send over the t ranks and re-gathers it (Narayanan sec. 4.1)
-        split_f = cross_f * num(x["fw_split"] > 0) * (1.0 - sp_f)
-        pp_msg = msg / _pick(np.maximum(sp_f, split_f), t, 1.0)  # bytes per send
-        two_v = 2.0 * v
-        sends = _pick(fw_ds, 4.0, two_v)  # transfers on the critical path per micro-batch
-        recvs = _pick(fw_ds, 2.0, two_v)  # receives per micro-batch: activations forward, gradients back
-        regather = split_f * tp_gather  # s per receive: all-gather over the tp ranks (scale-up link)
-        t_pp = num(p > 1) * (sends * (pp_msg / pp_bw + pp_lat) + recvs * regather)  # s per micro-batch
-        t_stage = t_stage_compute + t_pp + L_stage * t_a2a  # s per micro-batch on the slowest stage
-        t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
-        # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
-        stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
-        dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
-        hybrid = not np.array_equal(zg, dp_grad)  # a sharding group smaller than data parallelism somewhere
-        shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"]) if hybrid else dp_all
-        if any_moe:  # the experts' group, its members ep x etp / t data-parallel strides apart (one chip, which
-            # costs nothing, on a row without routed experts)
-            edp_n = np.where(exp_layer_chip > 0, np.maximum(dp_grad * t / (ep * etp), 1.0), 1.0)
-            edp = comm.Group(edp_n, stride * ep * etp / t, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
-
-            def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
-                return group.allreduce(dense_b) + edp.allreduce(exp_b)
-
-            def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
-                return group.allgather(dense_b) + edp.allgather(exp_b)
-
-            def ring_latency(group: comm.Group) -> Array | float:
-                return group.ring_latency() + edp.ring_latency()
-        else:
-            def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
-                return group.allreduce(dense_b)
-
-            def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
-                return group.allgather(dense_b)
-
-            def ring_latency(group: comm.Group) -> Array | float:
-                return group.ring_latency()
-        # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
-        # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
-        # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
-        grad_ar = allreduce(dense_chip * gb, exp_chip * gb, dp_all) * coll  # s
-        half_ar = 0.5 * grad_ar + ring_latency(dp_all) * coll  # reduce-scatter or all-gather: a ring each
-        t_z01 = _pick(z1, np.maximum(half_ar - win_bwd, 0.0) + np.maximum(half_ar - win_fwd, 0.0),
-                      np.maximum(grad_ar - win_bwd, 0.0))
-        # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
-        rs_grad = allgather(dense_chip * gb, exp_chip * gb, shard) * coll  # s per micro-batch
-        ag_par = allgather(dense_chip * wb, exp_chip * wb, shard) * coll  # s per step
-        across = 0.0  # s per step: hybrid sharding's replicas all-reduce the gradient shards (none without it)
-        if hybrid:
-            rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
-            across = rep.allreduce(dense_chip * gb / zg) * coll
-        t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
-        # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
-        # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
-        dense_l = p_layer_chip - exp_layer_chip if any_moe else p_layer_chip  # a layer's parameters outside the experts
-        gather_l = allgather(dense_l * wb, exp_layer_chip * wb, shard) * coll  # s per layer
-        comm_l = 2.0 * gather_l + allgather(dense_l * gb * train_frac, exp_layer_chip * gb * train_frac, shard) * coll
-        if per_tensor_z3:
-            # DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor, each all-gather a synchronised call
-            # (deepspeedai/DeepSpeed issue #1174 and PR #1188, June 2021), and NCCL runs an all-gather only as a ring
-            # of n - 1 steps (comm.RING_*): a Megatron GPT layer's fused QKV, projection and MLP matrices with their
-            # biases and two LayerNorms (weight, bias) are 2 (2 + n_proj) + 4 tensors, gathered forward and backward
-            tensors = 2.0 * (2.0 + x["n_proj"]) + 4.0
-            comm_l = comm_l + x["fw_z3_tensors"] * 2.0 * tensors * shard.ring_latency()
-        exposed_l = np.maximum(comm_l - overlap * t_layer, 0.0)  # s per layer per micro-batch
-        t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
-        t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
-        return t_pipe + t_dp + t_opt, (p - 1.0) / v * t_stage, t_dp  # s per step
-
-    step, bubble, dp_exposed = step_for(0.0)
-    if bool(can_inner.any()):
-        inner = step_for(num(can_inner))
-        take = can_inner & (inner[0] < step)
-        step, bubble, dp_exposed = (np.where(take, a, b) for a, b in zip(inner, (step, bubble, dp_exposed), strict=True))
+    r = StepInputs(n_used=n_used, dom=dom, up_bw=up_bw, out_bw=out_bw, up_lat=up_lat, out_lat=out_lat, nvls=nvls,
+                   ring=x["ring"], p2p_eff=cal["p2p_eff"], fw_split=x["fw_split"], fw_ds=fw_ds, sp_f=sp_f, msg=msg,
+                   t=t, p=p, v=v, tp_pp=tp_pp, tp_gather=tp_gather, t_stage_compute=t_stage_compute, L_stage=L_stage,
+                   t_a2a=t_a2a, t_layer=t_layer, m_run=m_run, dp_grad=dp_grad, zg=zg, ep=ep if any_moe else 1.0,
+                   etp=etp if any_moe else 1.0, dense_chip=dense_chip, exp_chip=exp_chip,
+                   exp_layer_chip=exp_layer_chip, p_layer_chip=p_layer_chip, train_frac=train_frac, gb=gb, wb=wb,
+                   coll=coll, win_bwd=win_bwd, win_fwd=win_fwd, z1=z1, z2=z2, z3=z3, z01=z01, n_proj=x["n_proj"],
+                   fw_z3_tensors=x["fw_z3_tensors"], overlap=overlap, t_opt=t_opt, any_moe=any_moe,
+                   per_tensor_z3=per_tensor_z3)
+    step, bubble, dp_exposed = _step_seconds(r, 0.0)
+    rows = np.flatnonzero(can_inner)
+    if len(rows):  # the pipeline inside a domain, where it fits one: computed on those rows only
+        inner = _step_seconds(r.rows(rows), 1.0)
+        take = inner[0] < step[rows]  # the faster of the two orders
+        for whole, part in zip((step, bubble, dp_exposed), inner, strict=True):
+            whole[rows[take]] = part[take]  # fresh arrays of this block: filled in place
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
     if any_streaming:
