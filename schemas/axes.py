@@ -24,6 +24,7 @@ from chipsweep.schemas.vocab import (
     PRECISIONS,
     RECOMPUTE,
     SHAPE_FIELDS,
+    STATE_BITS,
     YIELD_MODELS,
 )
 
@@ -128,6 +129,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "disaggregated": AxisDef("bool", "disaggregated"),
         "dp_attention": AxisDef("bool", "dp_attention"),
         "scheduler_steps": _ints("scheduler_steps"),
+        "ssm_state_bits": AxisDef("choice", "ssm_state_bits", options=STATE_BITS, numeric_choice=True),
         "engine": AxisDef("choice", "engine", options=ENGINES),
         **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
         **_SHAPES,

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chipsweep.schemas.errors import ChipsweepError
 from chipsweep.schemas.spec import strict_yaml_load
-from chipsweep.schemas.vocab import CHIP_NUMERIC, FRAMEWORKS, Mlp
+from chipsweep.schemas.vocab import CHIP_NUMERIC, FRAMEWORKS, SSM_FIELDS, Mlp
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
@@ -268,6 +268,15 @@ class Model(_Entry):
     # attend to (and keep the KV cache of) only the last sliding_window tokens; the others see the whole context
     sliding_window: int | None = Field(default=None, gt=0)
     sliding_window_layers: int | None = Field(default=None, gt=0)
+    # state-space layers of a hybrid model (Mamba-2, Dao & Gu 2024): ssm_layers of them, each with ssm_heads heads of
+    # ssm_head_dim channels and a state of ssm_state_dim per channel, ssm_groups B/C groups and a causal convolution of
+    # ssm_conv_kernel taps; a sequence keeps a fixed-size state per layer instead of a KV cache
+    ssm_layers: int | None = Field(default=None, gt=0)
+    ssm_heads: int | None = Field(default=None, gt=0)
+    ssm_head_dim: int | None = Field(default=None, gt=0)
+    ssm_state_dim: int | None = Field(default=None, gt=0)
+    ssm_groups: int | None = Field(default=None, gt=0)
+    ssm_conv_kernel: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _shapes(self) -> Model:
@@ -296,6 +305,13 @@ class Model(_Entry):
         if self.sliding_window_layers is not None and self.sliding_window_layers > (self.attention_layers or self.layers):
             raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) must not exceed the attention "
                              f"layers ({self.attention_layers or self.layers})")
+        ssm = {f: getattr(self, f) for f in SSM_FIELDS}
+        if any(v is not None for v in ssm.values()) and any(v is None for v in ssm.values()):
+            raise ValueError(f"state-space layers give {', '.join(SSM_FIELDS)} together (missing: "
+                             f"{', '.join(f for f, v in ssm.items() if v is None)})")
+        if self.ssm_layers is not None and self.ssm_layers + (self.attention_layers or 0) > self.layers:
+            raise ValueError(f"ssm_layers ({self.ssm_layers}) plus attention_layers ({self.attention_layers or 0}) must "
+                             f"not exceed layers ({self.layers})")
         return self
 
 

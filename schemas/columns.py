@@ -151,6 +151,8 @@ INFERENCE: list[Column] = [
     _c("calibrated_on", "category", "", "published sources that fitted this engine and chip's efficiency, or 'extrapolated from ...'", "output"),
     # added 2026-12-02 at the end so lakes written before still read
     _c("scheduler_steps", "int16", "", "forward passes per scheduler call (vLLM --num-scheduler-steps): the host's per-sequence work is paid once per this many", "input"),
+    # added 2026-12-03 at the end so lakes written before still read
+    _c("ssm_state_bits", "int8", "bits", "precision of a state-space (Mamba) layer's recurrent state per sequence: 16 | 32 (vLLM --mamba-ssm-cache-dtype)", "input"),
 ]
 
 ASIC: list[Column] = [

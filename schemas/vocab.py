@@ -54,8 +54,12 @@ ROUTING_FIELDS: tuple[str, ...] = ("moe_groups", "moe_topk_groups")
 # sliding-window attention (catalog models): the window in tokens and how many layers use it (the rest attend to
 # the whole context)
 WINDOW_FIELDS: tuple[str, ...] = ("sliding_window", "sliding_window_layers")
+# state-space (Mamba-2) layers of hybrid models (catalog models): how many, their heads, head and state widths, the
+# B/C groups and the causal convolution's kernel, as the model's config publishes them (Dao & Gu 2024, Mamba-2)
+SSM_FIELDS: tuple[str, ...] = ("ssm_layers", "ssm_heads", "ssm_head_dim", "ssm_state_dim", "ssm_groups", "ssm_conv_kernel")
 MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b", "active_params_b", *MOE_FIELDS,
-                                  "kv_cache_dim", "attention_layers", *MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS)
+                                  "kv_cache_dim", "attention_layers", *MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS,
+                                  *SSM_FIELDS)
 
 # ---- training --------------------------------------------------------------------------------------
 # fp8: per-tensor scaled 8-bit GEMMs (Transformer Engine); mxfp8: 8-bit GEMMs with a scale per 32 elements (OCP
@@ -85,6 +89,7 @@ LORA_TARGETS: tuple[str, ...] = get_args(LoraTargets)
 
 # ---- inference and edge ASICs ----------------------------------------------------------------------
 BITS: tuple[str, ...] = ("4", "8", "16")  # weight and KV-cache bits
+STATE_BITS: tuple[str, ...] = ("16", "32")  # a state-space layer's recurrent state (vLLM --mamba-ssm-cache-dtype)
 Dram = Literal["lpddr4x", "lpddr5", "lpddr5x", "hbm2e", "hbm3", "none"]
 DRAM_TYPES: tuple[str, ...] = get_args(Dram)
 AsicPrecision = Literal["int4", "int8", "fp16"]

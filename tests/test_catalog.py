@@ -509,3 +509,23 @@ def test_sliding_window_fields_come_together_and_within_the_attention_layers(cat
                          ({"sliding_window": 0}, "sliding_window")):
         with pytest.raises(ValidationError, match=message):
             Model.model_validate({**raw, **bad})
+
+
+def test_state_space_fields_come_together_and_with_the_attention_layers_within_the_layers(cat):
+    """Nemotron Nano 9B v2 (config.json): 27 Mamba-2 layers and 4 attention layers of 56 blocks. A state-space layer
+    count without its widths, or more state-space and attention layers than blocks, is refused naming the fields."""
+    from pydantic import ValidationError
+
+    from chipsweep.schemas.catalog import Model
+
+    m = cat.models["nemotron_nano_9b_v2"]
+    assert (m.ssm_layers, m.ssm_heads, m.ssm_head_dim, m.ssm_state_dim, m.ssm_groups, m.ssm_conv_kernel) == (
+        27, 128, 80, 128, 8, 4)
+    assert cat.models["llama3_70b"].ssm_layers is None
+    raw = m.model_dump(by_alias=True)
+    for bad, message in (({"ssm_state_dim": None}, r"give ssm_layers, .* together \(missing: ssm_state_dim\)"),
+                         ({"ssm_layers": 53}, r"ssm_layers \(53\) plus attention_layers \(4\) must not exceed layers "
+                                              r"\(56\)"),
+                         ({"ssm_heads": 0}, "ssm_heads")):
+        with pytest.raises(ValidationError, match=message):
+            Model.model_validate({**raw, **bad})

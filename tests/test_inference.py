@@ -445,3 +445,30 @@ def test_sliding_window_layers_keep_and_read_only_the_window_of_kv(ctx: Context)
     assert win["decode_tokens_per_s"] > full["decode_tokens_per_s"]
     for key in ("mem_gb", "prefill_tokens_per_s", "decode_tokens_per_s", "output_tokens_per_s"):
         assert win_s[key] == pytest.approx(full_s[key], rel=1e-12), key
+
+
+def test_state_space_layers_keep_and_rewrite_a_fixed_state_per_sequence(ctx: Context) -> None:
+    """Nemotron Nano 9B v2 (config.json: 27 Mamba-2 layers of 128 heads x 80 channels x a 128-wide state, 8 groups,
+    a 4-tap convolution): each sequence keeps 27 x 128 x 80 x 128 state elements whatever its context, and a decode
+    step reads and rewrites them (Mamba-2's selective state update). Holding the state in fp32 instead of 16 bits
+    (vLLM --mamba-ssm-cache-dtype float32, as ML.ENERGY ran it) adds exactly 27 x 1,310,720 x 2 bytes per sequence and,
+    on a memory-bound decode step of b sequences, b x 2 x those bytes over the bandwidth; the convolution state
+    (27 x (10,240 + 2 x 8 x 128) x 3 inputs at 2 bytes) is there at either precision."""
+    base = {"model": "nemotron_nano_9b_v2", "chip": H100, "weight_bits": 16, "kv_bits": 16, "prompt_len": 128,
+            "gen_len": 128, "cal.layer_overhead_s": 0, "cal.seq_overhead_s": 0, "cal.mem_bw_fraction": 1,
+            "chip.memory_bandwidth_gb_s": 3350, "chip.memory_bandwidth_measured_gb_s": 3350}
+    half1, half4, full1, full4 = run(ctx, dict(base, batch=1), dict(base, batch=4),
+                                     dict(base, batch=1, ssm_state_bits=32), dict(base, batch=4, ssm_state_bits=32))
+    extra = 27 * 128 * 80 * 128 * 2  # bytes per sequence: fp32 over a 16-bit state
+    per_seq_half = (half4["mem_gb"] - half1["mem_gb"]) / 3 * 1e9  # bytes per sequence
+    per_seq_full = (full4["mem_gb"] - full1["mem_gb"]) / 3 * 1e9
+    assert per_seq_full - per_seq_half == pytest.approx(extra, rel=1e-9)
+    kv = 4 * 2 * 8 * 128 * 2 * 256  # bytes: the 4 attention layers' K and V over the 256-token context
+    conv = 27 * (128 * 80 + 2 * 8 * 128) * 3 * 2
+    logits = 131072 * 2
+    prompt_acts = 128 * (2 * 4480 + 15680) * 2  # bytes: the prompt pass's activations (layer in/out, MLP hidden)
+    assert per_seq_half == pytest.approx(kv + 27 * 128 * 80 * 128 * 2 + conv + logits + prompt_acts, rel=1e-9)
+    # seconds per decode step: the 4 sequences' extra state, read and written, at 3.35 TB/s
+    assert 1 / full4["decode_tokens_per_s"] - 1 / half4["decode_tokens_per_s"] == pytest.approx(
+        4 * 2 * extra / 3.35e12, rel=1e-6)
+    assert full4["ssm_state_bits"] == 32 and half4["ssm_state_bits"] == 16

@@ -401,12 +401,13 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
             "disaggregated": np.asarray(x["disaggregated"], dtype=np.float64) > 0,
             "dp_attention": np.asarray(x["dp_attention"], dtype=np.float64) > 0,
             "scheduler_steps": x["scheduler_steps"],
+            "ssm_state_bits": x["ssm_state_bits"],
             "engine": np.asarray(x["engine"], dtype=np.int32),  # index into ENGINES
             "calibrated_on": np.asarray(x["calibrated_on"], dtype=np.int32),
             **{name: out[name] for name in _INFERENCE_FLOAT_OUT},
         }
         nulls = _nulls(data, ("n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len", "compute_precision",
-                              "ep", "pp", "concurrency", "scheduler_steps"), n)
+                              "ep", "pp", "concurrency", "scheduler_steps", "ssm_state_bits"), n)
         return Columns(data, nulls, reason_mask=mask), mask == 0
 
     return block

@@ -31,6 +31,10 @@ Sources (formulas cite them line by line):
   parallelism sends each token's hidden state to its experts and back (two all-to-alls per MoE layer).
 - DeepSeek-AI 2024, "DeepSeek-V2" (arXiv:2405.04434) sec. 2.1: multi-head latent attention caches one latent per
   token shared by every head (tensor parallelism replicates it, data-parallel attention does not).
+- Dao & Gu 2024, "Transformers are SSMs" (Mamba-2, ICML) sec. 7: a state-space layer keeps, per sequence, a
+  state of heads x head_dim x state_dim (plus its short convolution's last kernel - 1 inputs) in place of a KV
+  cache; each decode step reads and rewrites it (the selective state update), a cost per sequence that does not grow
+  with the context. Hybrid models (Nemotron-H) keep a KV cache in their few attention layers only.
 - Shoeybi et al. 2019 (Megatron-LM, arXiv:1909.08053) sec. 3: tensor-parallel inference all-reduces the layer
   output twice per layer; ring all-reduce 2 (t - 1) / t of the message (Patarasuk & Yuan 2009). Pipeline (layer
   split) stages hold L / pp layers each and run one after the other for a token (llama.cpp and ExLlama split
@@ -89,9 +93,9 @@ INPUT_KEYS = (
     # model (workers/workload.py MODEL_KEYS)
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
-    "heads", "vocab_params", "att_window", "window_share",
+    "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems",
     # workload (n_chips, batch, concurrency: NaN = choose)
-    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "weight_bits", "kv_bits", "batch",
+    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "weight_bits", "kv_bits", "ssm_state_bits", "batch",
     "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
@@ -146,6 +150,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     # log(1 - k/E): a token misses an expert (k = E clamped to a miss of 1e-6, which float32 still holds)
     log_miss = np.log1p(-np.minimum(x["moe_topk"] / x["moe_experts"], 1.0 - 1e-6))
     kv_tok = kv_l * x["kv_elems"] * x["kv_bits"] * 0.125  # bytes of KV cache per context token per sequence
+    # a hybrid model's state-space layers keep a fixed-size state per sequence, whatever its context: the SSM state
+    # (at ssm_state_bits) and the convolution's last inputs (at the activation precision); a decode step reads and
+    # writes both (Mamba-2's selective state update), like a KV cache that never grows
+    state_seq = x["ssm_state_elems"] * x["ssm_state_bits"] * 0.125 + x["ssm_conv_elems"] * act_b  # bytes per sequence
     c_max = p + g  # tokens of context at the end of generation
     c_avg = p + 0.5 * g  # mean context while generating
     # sliding-window attention (Mistral 7B sec. 2, Gemma 2/3, gpt-oss): a share `wf` of the KV layers keeps and reads
@@ -189,6 +197,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     inv_t = 1.0 / t
     dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
     kv_chip = kv_tok / pp * np.where(dp_att, 1.0 / tp, np.maximum(1.0 / tp, 1.0 / x["kv_share"]))  # bytes/token/seq, per chip
+    state_chip = state_seq * inv_t  # bytes per sequence per chip: the state-space heads split over tp, layers over pp
     w_chip = w_all * inv_t  # bytes of weights on one chip
     room = usable - w_chip  # bytes per chip left for sequences
     # activations live only for the tokens of one pass, which an engine caps at max_tokens (chunked prefill)
@@ -199,12 +208,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     C = x["concurrency"]
     batch_blank = ~(B >= 1)
     conc_blank = ~(C >= 1)
-    per_seq = kv_chip * c_max_kv + logit  # bytes per sequence of the static batch, per chip
+    per_seq = kv_chip * c_max_kv + state_chip + logit  # bytes per sequence of the static batch, per chip
     b_fit = np.floor((room - a_tok * np.minimum(rows * np.floor((room - a_tok * rows) / per_seq), M)) / per_seq)
     # the KV cache a running request holds or has reserved: p + g/2 on average with on-demand paging, p + g when the
     # scheduler guarantees every admitted request its whole output (asic.yaml serving.kv_reserve)
     c_kv = p + cal["kv_reserve"] * g  # tokens of KV per running request
-    per_req = kv_chip * ctx(c_kv) + logit  # bytes per chip per running request
+    per_req = kv_chip * ctx(c_kv) + state_chip + logit  # bytes per chip per running request
     r_tok = 1.0 + p / np.maximum(g, 1.0)  # tokens one iteration carries per running request
     c_lin = room / (per_req + a_tok * r_tok)  # requests that fit while an iteration carries under max_tokens
     c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
@@ -267,7 +276,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     # after the other in every layer, each on its own roofline)
     w_d = w_dense * inv_t  # bytes per chip: dense weights
     w_e_all = w_exp * inv_t  # bytes per chip: every routed expert
-    kv_seq = kv_chip * c_avg_kv  # bytes per chip a decoding sequence reads from the KV cache
+    kv_seq = kv_chip * c_avg_kv + 2.0 * state_chip  # bytes per chip a decoding sequence reads (KV) and rewrites (state)
     mm_tok_d = two_n_d * inv_t  # FLOPs per chip and token of the dense matrix multiplies
     mm_tok_e = two_n_e * inv_t  # FLOPs per chip and token of the routed experts
     at_pair = att * inv_t  # FLOPs per chip and (query, context) token pair of attention scores and values

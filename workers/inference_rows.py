@@ -17,7 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS
-from chipsweep.schemas.vocab import COMPUTE_PRECISIONS, ENGINES, MOE_FIELDS, OVERRIDABLE, SHAPE_FIELDS
+from chipsweep.schemas.vocab import (
+    COMPUTE_PRECISIONS,
+    ENGINES,
+    MOE_FIELDS,
+    OVERRIDABLE,
+    SHAPE_FIELDS,
+    STATE_BITS,
+)
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
@@ -265,6 +272,9 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["pp"] = numbers(table, "pp", errors, integer=True, minimum=1)
     raw["weight_bits"] = parse_bits(table, "weight_bits", errors)
     raw["kv_bits"] = parse_bits(table, "kv_bits", errors)
+    state = choices(table, "ssm_state_bits", STATE_BITS, errors)
+    raw["ssm_state_bits"] = np.where(np.isfinite(state), np.asarray([16.0, 32.0])[np.nan_to_num(state).astype(np.int64)],
+                                     np.nan)
     raw["compute_precision"] = choices(table, "compute_precision", COMPUTE_PRECISIONS, errors)
     raw["engine"] = choices(table, "engine", ENGINES, errors)
     raw["batch"] = numbers(table, "batch", errors, integer=True, minimum=1)
@@ -483,6 +493,9 @@ def assemble_inference(
         "scheduler_steps": np.where(np.isfinite(get("scheduler_steps")), get("scheduler_steps"), 1.0),
         "weight_bits": wb,
         "kv_bits": kvb,
+        # a state-space layer's recurrent state: the model's 16-bit dtype unless the run keeps it in fp32 (vLLM's
+        # --mamba-ssm-cache-dtype auto | float32)
+        "ssm_state_bits": np.where(np.isfinite(get("ssm_state_bits")), get("ssm_state_bits"), 16.0),
         "batch": get("batch"),
         "concurrency": get("concurrency"),
         "prompt_len": prompt,
@@ -590,6 +603,7 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         "ep": x["ep"],
         "weight_bits": x["weight_bits"],
         "kv_bits": x["kv_bits"],
+        "ssm_state_bits": x["ssm_state_bits"],
         "compute_precision": x["compute_precision"],
         "engine": x["engine"],
         "batch": out.get("batch", x["batch"]),

@@ -25,7 +25,8 @@ Array = np.ndarray
 # the model arrays the inference core reads (`model_arrays` also gives `has_model`)
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
-              "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share")
+              "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
+              "ssm_state_elems", "ssm_conv_elems")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -102,6 +103,14 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     kv_dim = s["kv_heads"] * s["head_dim"]
     mla = np.isfinite(mcols["kv_cache_dim"])
     kv_layers = np.where(np.isfinite(mcols["attention_layers"]), mcols["attention_layers"], L)
+    # state-space (Mamba-2) layers: a sequence keeps, per layer, the SSM state (heads x head_dim x state_dim) and the
+    # convolution's last kernel - 1 inputs of x, B and C (heads x head_dim + 2 x groups x state_dim channels)
+    # (Dao & Gu 2024, Mamba-2 sec. 7; vLLM's mamba state shapes)
+    ssm_l = np.nan_to_num(mcols["ssm_layers"])
+    d_inner = mcols["ssm_heads"] * mcols["ssm_head_dim"]
+    ssm_state = np.nan_to_num(ssm_l * d_inner * mcols["ssm_state_dim"])  # elements per sequence, all layers
+    ssm_conv = np.nan_to_num(ssm_l * (d_inner + 2.0 * mcols["ssm_groups"] * mcols["ssm_state_dim"])
+                             * (mcols["ssm_conv_kernel"] - 1.0))  # elements per sequence, all layers
     return {
         "has_model": has,
         "layers": L,
@@ -132,6 +141,8 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         # how many chips can split the KV cache under tensor parallelism: the KV heads, one for a shared latent
         "kv_share": np.where(mla, 1.0, s["kv_heads"]),
         "heads": s["heads"],
+        "ssm_state_elems": ssm_state,
+        "ssm_conv_elems": ssm_conv,
     }
 
 
