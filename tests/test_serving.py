@@ -288,3 +288,24 @@ def test_pareto_serving_can_keep_only_chips_fitted_on_their_own_runs(lake: str) 
     assert B200 in every.column("chip").to_pylist()
     assert fitted.num_rows > 0 and set(fitted.column("chip").to_pylist()) == {H100}
     assert not any(str(c).startswith("extrapolated") for c in fitted.column("calibrated_on").to_pylist())
+
+
+def test_a_sweep_over_the_mamba_state_precision_lands_in_the_lake(tmp_path: Path) -> None:
+    """Nemotron Nano 9B v2 keeps a Mamba-2 state per sequence: a sweep over ssm_state_bits (16, 32) stores the column,
+    and at the most that fits the fp32 state leaves room for fewer requests and gives fewer output tokens/s per chip
+    (each decode step rewrites twice the bytes)."""
+    from chipsweep.queries.runner import run_sql
+
+    spec = {"name": "mamba", "kind": "inference", "store": "all", "axes": {
+        "model": ["nemotron_nano_9b_v2"], "chip": [H100], "n_chips": [1], "weight_bits": [16],
+        "ssm_state_bits": [16, 32], "prompt_len": [512], "gen_len": [1024]}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    store = Lake(str(tmp_path))
+    store.write_part(ChunkEvaluator(sweep).evaluate(0, sweep.configurations), "inference", "mamba", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    rows = run_sql("SELECT ssm_state_bits, concurrency, output_tokens_per_s_per_chip FROM inference ORDER BY 1",
+                   lake=str(tmp_path)).to_pylist()
+    assert [r["ssm_state_bits"] for r in rows] == [16, 32]
+    half, full = rows
+    assert full["concurrency"] < half["concurrency"]
+    assert full["output_tokens_per_s_per_chip"] < half["output_tokens_per_s_per_chip"]
