@@ -153,6 +153,7 @@ INFERENCE: list[Column] = [
     _c("scheduler_steps", "int16", "", "forward passes per scheduler call (vLLM --num-scheduler-steps): the host's per-sequence work is paid once per this many", "input"),
     # added 2026-12-03 at the end so lakes written before still read
     _c("ssm_state_bits", "int8", "bits", "precision of a state-space (Mamba) layer's recurrent state per sequence: 16 | 32 (vLLM --mamba-ssm-cache-dtype)", "input"),
+    _c("async_scheduling", "bool", "", "the engine schedules the next iteration while the chips run this one (vLLM --async-scheduling): the host's per-sequence work overlaps the step", "input"),
 ]
 
 ASIC: list[Column] = [

@@ -86,6 +86,21 @@ def test_multi_step_scheduling_pays_the_hosts_per_sequence_time_once_per_schedul
     assert bad["infeasible_reason"].startswith("row 3: field 'scheduler_steps' = '0': allowed: an integer >= 1")
 
 
+def test_async_scheduling_waits_only_for_the_longer_of_the_hosts_and_the_chips_time(ctx: Context) -> None:
+    """vLLM --async-scheduling prepares the next iteration on the host while the chips run this one: with the host's
+    64 x 30 us below the chips' step, TPOT loses exactly the host's time; with 64 x 200 us above it, TPOT is the
+    host's time alone."""
+    base = {"model": "llama3_8b", "chip": H100, "engine": "vllm", "concurrency": 64, "prompt_len": 128,
+            "gen_len": 512, "cal.seq_overhead_s": 3e-5}
+    serial, overlapped, bad = run(ctx, base, dict(base, async_scheduling="true"), dict(base, async_scheduling="maybe"))
+    assert serial["tpot_s"] - overlapped["tpot_s"] == pytest.approx(64 * 3e-5, rel=1e-6)
+    assert overlapped["async_scheduling"] == "true" and serial["async_scheduling"] == "false"
+    assert "field 'async_scheduling' = 'maybe'" in bad["infeasible_reason"]
+    slow = dict(base, **{"cal.seq_overhead_s": 2e-4})
+    host_bound, = run(ctx, dict(slow, async_scheduling="true"))
+    assert host_bound["tpot_s"] == pytest.approx(64 * 2e-4, rel=1e-9)
+
+
 def test_decode_turns_compute_bound_at_large_batch(ctx: Context) -> None:
     base = {"model": "llama3_8b", "chip": H100, "weight_bits": 8, "prompt_len": 64, "gen_len": 64,
             "cal.layer_overhead_s": 0}

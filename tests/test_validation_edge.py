@@ -251,7 +251,9 @@ def test_host_time_per_sequence_is_fitted_per_engine_on_runs_of_several_sequence
             rows = [i for i, c in enumerate(cases) if c.engine == s["engine"]]
             seqs = np.fmin(prep.x["batch"][rows], prep.x["concurrency"][rows])
             assert np.any(~(seqs <= 1)), s["engine"]  # some run holds several sequences (NaN: the most that fit)
-    assert 1e-5 <= found["vllm"] <= 1e-4  # tens of microseconds per sequence and iteration
+    # 111 us per sequence and scheduler call since 2026-12-03, set by Azure's V0 runs (10 forward passes per call: 11 us
+    # per iteration); ML.ENERGY's runs schedule asynchronously, so the chips' step hides it there (33 us before)
+    assert 1e-5 <= found["vllm"] <= 1.5e-4
     # the C++ runtime keeps nearly ahead of the GPU: 0 on NVIDIA's own tables, 3 us since Azure's GB200 runs of
     # 1,000 requests in flight joined the fit (against vLLM's 33 us)
     assert found["tensorrt_llm"] <= 0.2 * found["vllm"]

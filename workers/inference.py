@@ -50,7 +50,9 @@ Sources (formulas cite them line by line):
   peak) and of what its GEMM library delivers (u_c; `compute_reach`: a measured GEMM rate over the peak), and a
   fixed time per layer and iteration (kernel launches, synchronisation, sampling) are fitted per engine and chip
   on published runs (schemas/catalog/asic.yaml `serving`, workers/validation/serving.py); multi-step scheduling
-  (`scheduler_steps`) pays the host's per-sequence time once per that many iterations.
+  (`scheduler_steps`) pays the host's per-sequence time once per that many iterations, and asynchronous scheduling
+  (vLLM V1 `--async-scheduling`: the scheduler prepares the next iteration while the chips run this one,
+  `async_scheduling`) waits only for the longer of the host's and the chips' time.
 
 `evaluate(x, cal)` takes a dict of equal-length float64 arrays (keys in `INPUT_KEYS`) and the calibration
 `cal` (arrays or scalars, keys in `CAL_KEYS`), and returns a dict of arrays. No loop over rows.
@@ -95,7 +97,7 @@ INPUT_KEYS = (
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems",
     # workload (n_chips, batch, concurrency: NaN = choose)
-    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "weight_bits", "kv_bits", "ssm_state_bits", "batch",
+    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch",
     "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
@@ -261,6 +263,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     # the scheduler and input preparation once for n forward passes (vLLM v0.6.0 blog, 2024-09-05)
     host_s = cal["seq_overhead_s"] / x["scheduler_steps"]
     any_host = bool(np.any(np.asarray(host_s) > 0))
+    async_sched = x["async_scheduling"] > 0
     hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
 
     # s per forward pass of `tokens` tokens, comm_0 + comm_1 x tokens: all-reduces of the layer outputs, all-to-alls
@@ -293,8 +296,13 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         touched = _touched(tok, log_miss)
         busy = pp * (np.maximum(s_w_d, tok * s_mm_d) + np.maximum(s_w_e * touched, tok * s_mm_e)
                      + np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at))  # s, in turn
-        host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
-        return busy + t_layer + host + comm(tok), tok, pairs, touched
+        gpu = busy + t_layer + comm(tok)  # s on the chips
+        if not any_host:
+            return gpu, tok, pairs, touched
+        host = seqs * host_s  # s: the engine's host work per running sequence (vLLM blog)
+        # an engine that schedules the next iteration while the chips run this one (vLLM --async-scheduling) waits only
+        # for the longer of the two
+        return np.where(async_sched, np.maximum(gpu, host), gpu + host), tok, pairs, touched
 
     def step(seqs: Array, pre_tokens: Array) -> Array:
         """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""

@@ -282,6 +282,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["disaggregated"] = _bools(table, "disaggregated", errors)
     raw["dp_attention"] = _bools(table, "dp_attention", errors)
     raw["scheduler_steps"] = numbers(table, "scheduler_steps", errors, integer=True, minimum=1)
+    raw["async_scheduling"] = _bools(table, "async_scheduling", errors)
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
     raw["gen_len"] = numbers(table, "gen_len", errors, integer=True, minimum=0)
     raw["quant_overhead"] = numbers(table, "quant_overhead", errors, minimum=0, maximum=1)
@@ -491,6 +492,7 @@ def assemble_inference(
         "dp_attention": np.nan_to_num(get("dp_attention")),
         "disaggregated": np.nan_to_num(get("disaggregated")),
         "scheduler_steps": np.where(np.isfinite(get("scheduler_steps")), get("scheduler_steps"), 1.0),
+        "async_scheduling": np.nan_to_num(get("async_scheduling")),
         "weight_bits": wb,
         "kv_bits": kvb,
         # a state-space layer's recurrent state: the model's 16-bit dtype unless the run keeps it in fp32 (vLLM's
@@ -611,11 +613,12 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         "disaggregated": x["disaggregated"],
         "dp_attention": x["dp_attention"],
         "scheduler_steps": x["scheduler_steps"],
+        "async_scheduling": x["async_scheduling"],
         "prompt_len": x["prompt_len"],
         "gen_len": x["gen_len"],
     }
     text = {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES, "disaggregated": ("false", "true"),
-            "dp_attention": ("false", "true")}
+            "dp_attention": ("false", "true"), "async_scheduling": ("false", "true")}
     result = result_table(table, resolved, INFERENCE_OUT, out, bad, reason, notes, text)
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
     result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))

@@ -233,7 +233,7 @@ FAMILY: dict[str, str] = {
 }
 # a single stream's output tokens/s over whole requests (prompt included) on an edge device
 REQUEST_THROUGHPUT = "request_throughput"
-# engine settings a source's run configurations publish beside the CSV's columns: ML.ENERGY's vLLM configs
+# engine settings a source's run configurations publish beside the CSV's columns (per model): ML.ENERGY's vLLM configs
 # (ml-energy/benchmark configs/vllm/lm-arena-chat/nvidia/NVIDIA-Nemotron-Nano-9B-v2/B200/monolithic.config.yaml and
 # configs/vllm/gpqa/.../H100/monolithic.config.yaml @ f7537b49: `mamba-ssm-cache-dtype: float32`) keep the Mamba-2
 # state of Nemotron Nano 9B v2 in fp32, as its model card asks
@@ -447,6 +447,10 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         gen = float(re.search(r"avg output len (\d+(?:\.\d+)?)", notes).group(1))  # type: ignore[union-attr]
         row.update(prompt_len=OPEN_LENGTHS[group], gen_len=int(round(gen)), concurrency=max(1, int(round(mean_batch))))
         row.update(RUN_SETTINGS[group].get(str(row.get("model")), {}))
+        # every ML.ENERGY vLLM config sets `async-scheduling: true` (ml-energy/benchmark configs/vllm/lm-arena-chat/
+        # <model>/<gpu>/monolithic.config.yaml, e.g. Llama-3.1-70B-Instruct/B200 @ a9f134a8, gemma-3-12b-it/B200 @
+        # 60f99ccf, Qwen3-235B-A22B-Instruct-2507-FP8/H100 @ f7537b49)
+        row["async_scheduling"] = "true"
         if int(row.get("ep", 1)) > 1 and _f(d.get("tp")) == 1:  # tp 1 with experts over every GPU: attention data-parallel
             row["dp_attention"] = "true"
         col = {"energy_j_per_token": "energy_per_token_j", "power_w": "power_w", "itl_ms": "tpot_s",
