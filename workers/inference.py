@@ -264,6 +264,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     host_s = cal["seq_overhead_s"] / x["scheduler_steps"]
     any_host = bool(np.any(np.asarray(host_s) > 0))
     async_sched = x["async_scheduling"] > 0
+    any_async = bool(async_sched.any())
     hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
 
     # s per forward pass of `tokens` tokens, comm_0 + comm_1 x tokens: all-reduces of the layer outputs, all-to-alls
@@ -300,6 +301,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         if not any_host:
             return gpu, tok, pairs, touched
         host = seqs * host_s  # s: the engine's host work per running sequence (vLLM blog)
+        if not any_async:
+            return gpu + host, tok, pairs, touched
         # an engine that schedules the next iteration while the chips run this one (vLLM --async-scheduling) waits only
         # for the longer of the two
         return np.where(async_sched, np.maximum(gpu, host), gpu + host), tok, pairs, touched
