@@ -79,7 +79,7 @@ def test_weight_streaming_runs_at_a_share_of_what_the_memory_delivers_and_gemms_
 def test_multi_step_scheduling_pays_the_hosts_per_sequence_time_once_per_scheduler_call(ctx: Context) -> None:
     # vLLM --num-scheduler-steps n: the scheduler and input preparation run once per n forward passes
     base = {"model": "llama3_8b", "chip": H100, "engine": "vllm", "concurrency": 64, "prompt_len": 128,
-            "gen_len": 512, "cal.seq_overhead_s": 3e-5}
+            "gen_len": 512, "cal.seq_overhead_s": 3e-5, "async_scheduling": "false"}
     one, ten, bad = run(ctx, base, dict(base, scheduler_steps=10), dict(base, scheduler_steps=0))
     assert one["tpot_s"] - ten["tpot_s"] == pytest.approx(64 * 3e-5 * 0.9, rel=0.02)
     assert ten["scheduler_steps"] == 10 and one["scheduler_steps"] == 1
@@ -92,9 +92,14 @@ def test_async_scheduling_waits_only_for_the_longer_of_the_hosts_and_the_chips_t
     host's time alone."""
     base = {"model": "llama3_8b", "chip": H100, "engine": "vllm", "concurrency": 64, "prompt_len": 128,
             "gen_len": 512, "cal.seq_overhead_s": 3e-5}
-    serial, overlapped, bad = run(ctx, base, dict(base, async_scheduling="true"), dict(base, async_scheduling="maybe"))
+    serial, overlapped, bad, default, trt = run(
+        ctx, dict(base, async_scheduling="false"), dict(base, async_scheduling="true"), dict(base, async_scheduling="maybe"),
+        base, dict(base, engine="tensorrt_llm"))
     assert serial["tpot_s"] - overlapped["tpot_s"] == pytest.approx(64 * 3e-5, rel=1e-6)
     assert overlapped["async_scheduling"] == "true" and serial["async_scheduling"] == "false"
+    # vLLM schedules asynchronously by default (PR #27614); TensorRT-LLM's tables ran its C++ runtime in turn
+    assert default["async_scheduling"] == "true" and default["tpot_s"] == overlapped["tpot_s"]
+    assert trt["async_scheduling"] == "false"
     assert "field 'async_scheduling' = 'maybe'" in bad["infeasible_reason"]
     slow = dict(base, **{"cal.seq_overhead_s": 2e-4})
     host_bound, = run(ctx, dict(slow, async_scheduling="true"))

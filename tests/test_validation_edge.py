@@ -263,7 +263,9 @@ def test_host_time_per_sequence_is_fitted_per_engine_on_runs_of_several_sequence
 def test_host_time_per_sequence_adds_to_every_serving_iteration() -> None:
     import chipsweep
 
-    base = {"model": "llama3_8b", "chip": "nvidia_h100_sxm", "engine": "vllm", "prompt_len": 512, "gen_len": 256}
+    # scheduled in turn (vLLM schedules asynchronously by default: tests/test_inference.py)
+    base = {"model": "llama3_8b", "chip": "nvidia_h100_sxm", "engine": "vllm", "prompt_len": 512, "gen_len": 256,
+            "async_scheduling": "false"}
     rows = [dict(base, concurrency=c, **{"cal.seq_overhead_s": h}) for c in (1, 64) for h in (0.0, 5e-5)]
     c1_off, c1_on, c64_off, c64_on = chipsweep.evaluate(rows, kind="inference").to_pylist()
     assert c1_on["tpot_s"] - c1_off["tpot_s"] == pytest.approx(5e-5, rel=1e-6)

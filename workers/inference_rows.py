@@ -54,7 +54,8 @@ EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", 
                    "seq_overhead_s", "moe_fraction")  # per engine and chip
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
-ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit")
+ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
+                 "async_scheduling")
 BOOLS = ("false", "true", "0", "1", "no", "yes")
 
 # chip fields the inference path reads, for the low-confidence notes (bit i = field i)
@@ -492,7 +493,8 @@ def assemble_inference(
         "dp_attention": np.nan_to_num(get("dp_attention")),
         "disaggregated": np.nan_to_num(get("disaggregated")),
         "scheduler_steps": np.where(np.isfinite(get("scheduler_steps")), get("scheduler_steps"), 1.0),
-        "async_scheduling": np.nan_to_num(get("async_scheduling")),
+        # the row's, else the engine's default (asic.yaml serving.async_scheduling)
+        "async_scheduling": np.where(np.isfinite(get("async_scheduling")), get("async_scheduling"), cal["async_scheduling"]),
         "weight_bits": wb,
         "kv_bits": kvb,
         # a state-space layer's recurrent state: the model's 16-bit dtype unless the run keeps it in fp32 (vLLM's

@@ -414,7 +414,8 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         row.update(prompt_len=int(p), gen_len=int(g), concurrency=int(_f(d["concurrency"])))
         steps = re.search(r"--num-scheduler-steps (\d+)", notes)  # vLLM's multi-step scheduling, as the run set it
         if steps:
-            row["scheduler_steps"] = int(steps.group(1))
+            # a V0-engine option (vLLM's V1 dropped it): that engine scheduled each step in turn, never asynchronously
+            row.update(scheduler_steps=int(steps.group(1)), async_scheduling="false")
         return [case("output_tokens_per_s")]
     if group == "trtllm_online_v0.14":
         rate = float(re.search(r"achieved (\d+(?:\.\d+)?) req/s", notes).group(1))  # type: ignore[union-attr]
