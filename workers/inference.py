@@ -155,7 +155,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     # a hybrid model's state-space layers keep a fixed-size state per sequence, whatever its context: the SSM state
     # (at ssm_state_bits) and the convolution's last inputs (at the activation precision); a decode step reads and
     # writes both (Mamba-2's selective state update), like a KV cache that never grows
-    state_seq = x["ssm_state_elems"] * x["ssm_state_bits"] * 0.125 + x["ssm_conv_elems"] * act_b  # bytes per sequence
+    stateful = bool(np.any(x["ssm_state_elems"] > 0))  # only blocks holding hybrid models pay the state's passes
+    state_seq = x["ssm_state_elems"] * x["ssm_state_bits"] * 0.125 + x["ssm_conv_elems"] * act_b if stateful else 0.0  # bytes per sequence
     c_max = p + g  # tokens of context at the end of generation
     c_avg = p + 0.5 * g  # mean context while generating
     # sliding-window attention (Mistral 7B sec. 2, Gemma 2/3, gpt-oss): a share `wf` of the KV layers keeps and reads
@@ -199,7 +200,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     inv_t = 1.0 / t
     dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
     kv_chip = kv_tok / pp * np.where(dp_att, 1.0 / tp, np.maximum(1.0 / tp, 1.0 / x["kv_share"]))  # bytes/token/seq, per chip
-    state_chip = state_seq * inv_t  # bytes per sequence per chip: the state-space heads split over tp, layers over pp
+    state_chip = state_seq * inv_t if stateful else 0.0  # bytes per sequence per chip: the state-space heads split over tp, layers over pp
     w_chip = w_all * inv_t  # bytes of weights on one chip
     room = usable - w_chip  # bytes per chip left for sequences
     # activations live only for the tokens of one pass, which an engine caps at max_tokens (chunked prefill)
@@ -210,12 +211,16 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     C = x["concurrency"]
     batch_blank = ~(B >= 1)
     conc_blank = ~(C >= 1)
-    per_seq = kv_chip * c_max_kv + state_chip + logit  # bytes per sequence of the static batch, per chip
+    per_seq = kv_chip * c_max_kv + logit  # bytes per sequence of the static batch, per chip
+    if stateful:
+        per_seq = per_seq + state_chip
     b_fit = np.floor((room - a_tok * np.minimum(rows * np.floor((room - a_tok * rows) / per_seq), M)) / per_seq)
     # the KV cache a running request holds or has reserved: p + g/2 on average with on-demand paging, p + g when the
     # scheduler guarantees every admitted request its whole output (asic.yaml serving.kv_reserve)
     c_kv = p + cal["kv_reserve"] * g  # tokens of KV per running request
-    per_req = kv_chip * ctx(c_kv) + state_chip + logit  # bytes per chip per running request
+    per_req = kv_chip * ctx(c_kv) + logit  # bytes per chip per running request
+    if stateful:
+        per_req = per_req + state_chip
     r_tok = 1.0 + p / np.maximum(g, 1.0)  # tokens one iteration carries per running request
     c_lin = room / (per_req + a_tok * r_tok)  # requests that fit while an iteration carries under max_tokens
     c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
@@ -280,7 +285,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     # after the other in every layer, each on its own roofline)
     w_d = w_dense * inv_t  # bytes per chip: dense weights
     w_e_all = w_exp * inv_t  # bytes per chip: every routed expert
-    kv_seq = kv_chip * c_avg_kv + 2.0 * state_chip  # bytes per chip a decoding sequence reads (KV) and rewrites (state)
+    kv_seq = kv_chip * c_avg_kv  # bytes per chip a decoding sequence reads from the KV cache
+    if stateful:
+        kv_seq = kv_seq + 2.0 * state_chip  # ... and reads and rewrites of its state
     mm_tok_d = two_n_d * inv_t  # FLOPs per chip and token of the dense matrix multiplies
     mm_tok_e = two_n_e * inv_t  # FLOPs per chip and token of the routed experts
     at_pair = att * inv_t  # FLOPs per chip and (query, context) token pair of attention scores and values
