@@ -309,3 +309,8 @@ def test_a_sweep_over_the_mamba_state_precision_lands_in_the_lake(tmp_path: Path
     half, full = rows
     assert full["concurrency"] < half["concurrency"]
     assert full["output_tokens_per_s_per_chip"] < half["output_tokens_per_s_per_chip"]
+    # the frontier says which state precision each row ran (else two rows of one layout look alike)
+    front = run_saved("pareto_serving", {"model": "nemotron_nano_9b_v2"}, lake=str(tmp_path)).to_pylist()
+    assert front and all(r["layout"].endswith(", fp32 Mamba state") == (r["ssm_state_bits"] == 32) for r in front)
+    # the H100's default engine, TensorRT-LLM, schedules in turn (vLLM asynchronously)
+    assert all(r["engine"] == "tensorrt_llm" and r["async_scheduling"] is False for r in front)

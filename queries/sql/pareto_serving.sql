@@ -38,6 +38,7 @@ SELECT model, chip, chip_name,
        -- a blank compute precision (the row let the weight bits choose it) leaves the words out, not the layout
        || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
        || concurrency || ' users'
+       || CASE WHEN ssm_state_bits = 32 THEN ', fp32 Mamba state' ELSE '' END
        || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END AS layout,
        $objectives.columns,
        -- the latencies, throughput, cost, energy and power that are not objectives already
@@ -45,7 +46,7 @@ SELECT model, chip, chip_name,
                                'energy_per_token_j', 'power_w')
                AND NOT list_contains(list_transform(string_split($objectives, ','),
                                                     lambda o: split_part(o, ':', 1)), c)),
-       n_chips, pp, ep, concurrency, compute_precision, weight_bits, kv_bits, disaggregated, dp_attention, engine,
-       prompt_len, gen_len, calibrated_on, sweep, version, idx
+       n_chips, pp, ep, concurrency, compute_precision, weight_bits, kv_bits, ssm_state_bits, disaggregated,
+       dp_attention, engine, async_scheduling, prompt_len, gen_len, calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len))
 ORDER BY model, prompt_len, gen_len, 5 DESC, idx
