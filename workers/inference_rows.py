@@ -51,7 +51,7 @@ CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "l
 CAL_UNBOUNDED = ("layer_overhead_s", "seq_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
 CAL_SWITCHES = ("dequant_round_trip",)  # 0 (off) to 1 (on); the fractions of a peak are > 0 and <= 1
 EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s",
-                   "seq_overhead_s", "moe_fraction")  # per engine and chip
+                   "seq_overhead_s", "moe_fraction", "link_fraction")  # per engine and chip
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
 ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
@@ -240,8 +240,7 @@ def inference_calibration(ctx: Context) -> dict[str, Array]:
     sets: Mapping[str, Any] = ctx.catalog.asic.get("inference") or {}
     nc = len(ctx.chips.ids)
     out: dict[str, Array] = {}
-    for key in ("link_fraction", "link_latency_s"):
-        out[key] = np.full(nc, float(sets["default"][key]["value"]))
+    out["link_latency_s"] = np.full(nc, float(sets["default"]["link_latency_s"]["value"]))
     for key in ("usd_per_kwh", "amortization_years", "pue"):
         out[key] = np.full(nc, float(ctx.defaults[key]))
     return out

@@ -32,7 +32,9 @@ How a run becomes a row (every choice here is a property of the published run, n
 
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at four
 levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
-one above and only moves with its own runs); then power (idle share, compute and memory weights) per chip class
+one above and only moves with its own runs), and the achieved share of the chips' link per engine and chip alone, on
+the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
+compute and memory weights) per chip class
 and per chip, on the energy and power runs (never pooled across classes: the sources measure different things).
 The search is a bounded coordinate descent in log space on the mean absolute log error, runs weighted so that each
 source counts once per group (numpy only). `loso` refits without
@@ -664,6 +666,11 @@ POWER_LEVELS = (("*", "class"), ("*", "chip"))
 # the host's share of an iteration (scheduler, sampler, output processing per running sequence) is the engine's
 # software, whatever accelerator it drives: fitted per engine only
 ENGINE_ONLY = ("seq_overhead_s",)
+# the achieved share of a chip's link is a property of its system (NVLink and its switches, or PCIe through the
+# host's switches and sockets, which the catalog does not describe) and of the engine's collectives: fitted per engine
+# and chip on the runs that can tell it (`_link_rows`), never pooled across chips
+CHIP_ONLY = ("link_fraction",)
+LINK_BANDWIDTH_BYTES = 1e6  # all-reduce message size from which a run tells the link's bandwidth share
 
 
 def _groups(prep: Prepared, rows: np.ndarray, level: tuple[str, str]) -> list[Group]:
@@ -766,14 +773,21 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
     pow_rows = rows[power_metrics[rows]]
     efficiency: list[dict[str, Any]] = []
     prio = {k: np.zeros(len(prep.cases), dtype=np.int64) for k in EFFICIENCY_KEYS}  # priority of each row's value
+    link_rows = _link_rows(prep)
     for level in EFFICIENCY_LEVELS:
         groups = [g for g in _groups(prep, eff_rows, level) if len(g.rows) >= 2]
-        # the host's time per sequence is told apart from the time per layer only by runs of several sequences
-        many = [level == ("e", "*") and bool(np.any(~(np.fmin(prep.x["batch"][g.rows], prep.x["concurrency"][g.rows]) <= 1)))
-                for g in groups]
-        plain = [k for k in EFFICIENCY_KEYS if k not in ENGINE_ONLY]
-        found = {**_descend(prep, cal, [g for g, m in zip(groups, many, strict=True) if m], EFFICIENCY_KEYS, bounds, eff_rows),
-                 **_descend(prep, cal, [g for g, m in zip(groups, many, strict=True) if not m], plain, bounds, eff_rows)}
+        by_keys: dict[tuple[str, ...], list[Group]] = {}
+        for g in groups:
+            skip = set(ENGINE_ONLY + CHIP_ONLY)
+            # the host's time per sequence is told apart from the time per layer only by runs of several sequences
+            if level == ("e", "*") and bool(np.any(~(np.fmin(prep.x["batch"][g.rows], prep.x["concurrency"][g.rows]) <= 1))):
+                skip -= set(ENGINE_ONLY)
+            if level == ("e", "chip") and int(np.count_nonzero(link_rows[g.rows])) >= 2:
+                skip -= set(CHIP_ONLY)
+            by_keys.setdefault(tuple(k for k in EFFICIENCY_KEYS if k not in skip), []).append(g)
+        found = {}
+        for keys, gs in by_keys.items():
+            found.update(_descend(prep, cal, gs, keys, bounds, eff_rows))
         for g in groups:
             vals = found.get(g.key, {})
             kept = {}
@@ -799,6 +813,20 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
             if vals:
                 power.append(_set(prep, g, vals, power=True))
     return Fit(efficiency, power)
+
+
+def _link_rows(prep: Prepared) -> np.ndarray:
+    """Rows that tell a link's achieved bandwidth share: chips that talk (tensor or expert parallel) in all-reduce
+    messages (one hidden state per running sequence) large enough to run at the link's bandwidth. Below ~1 MB a
+    collective is latency-bound (Azure AI-benchmarking-guide, ND H200 v5 NCCL all-reduce: 53 GB/s bus bandwidth at
+    1 MB against 480 GB/s at 8 GB), so batch-1 decodes say nothing about it; runs at the engine's own limit (no
+    batch or concurrency given) carry the most sequences that fit."""
+    x = prep.x
+    tp = x["n_chips"] / np.where(np.isfinite(x["pp"]), x["pp"], 1.0)
+    talks = (tp > 1) | (np.nan_to_num(x["ep"], nan=1.0) > 1)
+    load = np.fmin(x["batch"], x["concurrency"])
+    large = ~np.isfinite(load) | (load * x["hidden"] * x["act_bytes"] >= LINK_BANDWIDTH_BYTES)
+    return talks & large
 
 
 def _rows_under(prep: Prepared, key: tuple[str, str], kind: str) -> np.ndarray:
