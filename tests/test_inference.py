@@ -13,7 +13,8 @@ from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.vocab import ENGINES
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
-from chipsweep.workers.inference_rows import assemble_inference, evaluate_inference
+from chipsweep.workers.inference_rows import assemble_inference, evaluate_inference, parse_inference
+from chipsweep.workers.parse import RowErrors
 from chipsweep.workers.parse import EvaluateError
 
 JETSON = "nvidia_jetson_orin_nano_8gb"
@@ -104,6 +105,34 @@ def test_async_scheduling_waits_only_for_the_longer_of_the_hosts_and_the_chips_t
     slow = dict(base, **{"cal.seq_overhead_s": 2e-4})
     host_bound, = run(ctx, dict(slow, async_scheduling="true"))
     assert host_bound["tpot_s"] == pytest.approx(64 * 2e-4, rel=1e-9)
+
+
+def test_engines_own_all_reduce_takes_one_step_inside_the_scale_up_domain(ctx: Context) -> None:
+    """vLLM's CustomAllreduce (2-8 GPUs of one NVLink domain, messages below 8 MiB) reads every peer's buffer once
+    after one barrier: one link latency per all-reduce where NCCL's tree takes 2 x ceil(log2 tp). A TP4 decode of 16
+    sequences (16 x 8,192 x 2 bytes per message) loses exactly 2L x (4 - 1) latencies; a 32k-token prompt (512 MiB
+    messages) runs on NCCL either way."""
+    rows = [{"model": "llama3_70b", "chip": H100, "engine": "vllm", "n_chips": 4, "concurrency": 16, "prompt_len": 128,
+             "gen_len": 256, "cal.seq_overhead_s": 0},
+            {"model": "llama3_70b", "chip": H100, "engine": "vllm", "n_chips": 4, "batch": 1, "prompt_len": 32768,
+             "gen_len": 1}]
+    table = pa.table({k: pa.array([None if r.get(k) is None else str(r[k]) for r in rows], type=pa.string())
+                      for k in sorted({k for r in rows for k in r})})
+    errors = RowErrors(table.num_rows)
+    x, cal = assemble_inference(parse_inference(table, ctx, errors), ctx, errors)
+    assert not errors and cal["custom_all_reduce_bytes"][0] == 8 * 2**20
+    own = inference.evaluate(x, cal)
+    nccl = inference.evaluate(x, dict(cal, custom_all_reduce_bytes=np.zeros(2)))
+    lat, layers = cal["link_latency_s"][0], x["layers"][0]
+    assert nccl["tpot_s"][0] - own["tpot_s"][0] == pytest.approx(2 * layers * 3 * lat, rel=1e-6)
+    assert own["ttft_s"][1] == nccl["ttft_s"][1]
+    # chips beyond their scale-up domain keep NCCL's steps
+    x8 = {k: (np.array([v[0]]) if isinstance(v, np.ndarray) and v.shape == (2,) else v) for k, v in x.items()}
+    c8 = {k: (np.array([v[0]]) if isinstance(v, np.ndarray) and v.shape == (2,) else v) for k, v in cal.items()}
+    x8["up_domain"] = np.array([2.0])
+    beyond = inference.evaluate(x8, c8)
+    beyond_nccl = inference.evaluate(x8, dict(c8, custom_all_reduce_bytes=np.zeros(1)))
+    assert beyond["tpot_s"][0] == beyond_nccl["tpot_s"][0]
 
 
 def test_decode_turns_compute_bound_at_large_batch(ctx: Context) -> None:

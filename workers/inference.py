@@ -107,7 +107,7 @@ INPUT_KEYS = (
     "pre_mask",
 )
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "moe_fraction",
-            "fused_attention", "head_16bit",
+            "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
@@ -277,8 +277,17 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     a2a_layers = np.where(ep > 1, 2.0 * x["moe_layers"], 0.0)
     comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
     comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * x["moe_topk"] * a2a_byte + (pp - 1.0) * hop)  # s/token
+    # serving engines' own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce, TensorRT-LLM's
+    # one-shot kernels): one barrier and one read of every peer's buffer, for messages below the engine's limit; NCCL's
+    # 2 x ceil(log2 tp) steps beyond it
+    one_shot = (cal["custom_all_reduce_bytes"] > 0) & (tp > 1) & (tp <= 8) & (t <= x["up_domain"])
+    any_one_shot = bool(np.any(one_shot))
+    comm_0_one = comm_0 - ar_layers * (2.0 * lat - cal["link_latency_s"])  # s: the same with one step per all-reduce
 
     def comm(tokens: Array) -> Array:
+        if any_one_shot:
+            small = one_shot & (tokens * msg_tok < cal["custom_all_reduce_bytes"])
+            return np.where(small, comm_0_one, comm_0) + comm_1 * tokens
         return comm_0 + comm_1 * tokens
 
     # per chip, what one iteration's work costs on each roofline (the weight GEMMs and the attention kernels run one

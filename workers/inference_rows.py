@@ -55,6 +55,7 @@ EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", 
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
 ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
+                 "custom_all_reduce_bytes",
                  "async_scheduling")
 BOOLS = ("false", "true", "0", "1", "no", "yes")
 
