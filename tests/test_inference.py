@@ -14,8 +14,7 @@ from chipsweep.schemas.vocab import ENGINES
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import assemble_inference, evaluate_inference, parse_inference
-from chipsweep.workers.parse import RowErrors
-from chipsweep.workers.parse import EvaluateError
+from chipsweep.workers.parse import EvaluateError, RowErrors
 
 JETSON = "nvidia_jetson_orin_nano_8gb"
 H100 = "nvidia_h100_sxm"
