@@ -671,6 +671,7 @@ ENGINE_ONLY = ("seq_overhead_s",)
 # and chip on the runs that can tell it (`_link_rows`), never pooled across chips
 CHIP_ONLY = ("link_fraction",)
 LINK_BANDWIDTH_BYTES = 1e6  # all-reduce message size from which a run tells the link's bandwidth share
+LINK_SENSITIVITY = 0.05  # |log| change of the median prediction when the link share halves, for a fit to use it
 
 
 def _groups(prep: Prepared, rows: np.ndarray, level: tuple[str, str]) -> list[Group]:
@@ -782,7 +783,7 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
             # the host's time per sequence is told apart from the time per layer only by runs of several sequences
             if level == ("e", "*") and bool(np.any(~(np.fmin(prep.x["batch"][g.rows], prep.x["concurrency"][g.rows]) <= 1))):
                 skip -= set(ENGINE_ONLY)
-            if level == ("e", "chip") and int(np.count_nonzero(link_rows[g.rows])) >= 2:
+            if level == ("e", "chip") and _link_tells(prep, cal, g.rows[link_rows[g.rows]]):
                 skip -= set(CHIP_ONLY)
             by_keys.setdefault(tuple(k for k in EFFICIENCY_KEYS if k not in skip), []).append(g)
         found = {}
@@ -813,6 +814,18 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
             if vals:
                 power.append(_set(prep, g, vals, power=True))
     return Fit(efficiency, power)
+
+
+def _link_tells(prep: Prepared, cal: Mapping[str, np.ndarray], rows: np.ndarray) -> bool:
+    """Whether `rows` (a group's link rows) can tell its link share: at least two, and halving the share moves their
+    median prediction by LINK_SENSITIVITY or more (below that the link is a small part of their iterations and a fit
+    would only absorb what the model misses elsewhere)."""
+    if len(rows) < 2:
+        return False
+    half = dict(cal)
+    half["link_fraction"] = cal["link_fraction"] * 0.5
+    ratio = prep.run(half, rows) / prep.run(cal, rows)
+    return bool(np.median(np.abs(np.log(ratio))) >= LINK_SENSITIVITY)
 
 
 def _link_rows(prep: Prepared) -> np.ndarray:
