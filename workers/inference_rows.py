@@ -181,6 +181,7 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
     serving = catalog.asic["serving"]
     eff = list(serving.get("efficiency") or []) if efficiency is None else list(efficiency)
     pw = list(serving.get("power") or []) if power is None else list(power)
+    pw += list(serving.get("power_prior") or [])  # after the fitted sets: a fitted set of the same place wins
     fallback = {k: _value(v) for k, v in serving["fallback"].items()}
     nc, ne = len(chip_ids), len(ENGINES)
     classes = [catalog.chips[c].chip_class for c in chip_ids]
