@@ -36,12 +36,15 @@ Sources (formulas cite them line by line):
   cache; each decode step reads and rewrites it (the selective state update), a cost per sequence that does not grow
   with the context. Hybrid models (Nemotron-H) keep a KV cache in their few attention layers only.
 - Shoeybi et al. 2019 (Megatron-LM, arXiv:1909.08053) sec. 3: tensor-parallel inference all-reduces the layer
-  output twice per layer; ring all-reduce 2 (t - 1) / t of the message (Patarasuk & Yuan 2009). Pipeline (layer
+  output twice per layer; ring all-reduce 2 (t - 1) / t of the message (Patarasuk & Yuan 2009), at the link's
+  achieved share (fitted per engine and chip) and 2 ceil(log2 t) latency steps, or one step for an engine's own
+  one-shot kernel inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce, custom_all_reduce.py). Pipeline (layer
   split) stages hold L / pp layers each and run one after the other for a token (llama.cpp and ExLlama split
   layers over GPUs this way; no overlap is modelled), handing one hidden state per token to the next stage.
 - Power: idle + (TDP - idle) x (a x compute utilisation + b x memory utilisation), capped at TDP - the linear
   utilisation model of Kansal et al. 2010 (Joulemeter, SoCC) and Patel et al. 2024 (Splitwise sec. 3, GPU power
-  at prompt vs token phases); idle share, a and b fitted on measured power (ML.ENERGY, Jetson power modes).
+  at prompt vs token phases); idle share, a and b fitted on measured power (ML.ENERGY, Jetson power modes), from a
+  per-class prior where one is sourced (asic.yaml serving.power_prior).
 - vLLM blog, 2024-09-05, "vLLM v0.6.0: 2.7x Throughput Improvement and 5x Latency Reduction" (Performance
   Diagnosis): for Llama 3 8B on one H100, vLLM's API server and scheduler took most of the execution time and the GPU
   waited on them. The host's work grows with the running sequences (scheduling, sampling, output processing), so an
