@@ -280,18 +280,19 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     a2a_layers = np.where(ep > 1, 2.0 * x["moe_layers"], 0.0)
     comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
     comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * x["moe_topk"] * a2a_byte + (pp - 1.0) * hop)  # s/token
-    # serving engines' own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce, TensorRT-LLM's
-    # one-shot kernels): one barrier and one read of every peer's buffer, for messages below the engine's limit; NCCL's
-    # 2 x ceil(log2 tp) steps beyond it
+    # an engine's own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce; asic.yaml
+    # serving.custom_all_reduce_bytes): one barrier and one read of every peer's buffer, for messages below the
+    # engine's limit; NCCL's 2 x ceil(log2 tp) steps beyond it
     one_shot = (cal["custom_all_reduce_bytes"] > 0) & (tp > 1) & (tp <= 8) & (t <= x["up_domain"])
-    any_one_shot = bool(np.any(one_shot))
-    comm_0_one = comm_0 - ar_layers * (2.0 * lat - cal["link_latency_s"])  # s: the same with one step per all-reduce
+    if bool(np.any(one_shot)):
+        comm_0_one = comm_0 - ar_layers * (2.0 * lat - cal["link_latency_s"])  # s: one step per all-reduce
 
-    def comm(tokens: Array) -> Array:
-        if any_one_shot:
+        def comm(tokens: Array) -> Array:
             small = one_shot & (tokens * msg_tok < cal["custom_all_reduce_bytes"])
             return np.where(small, comm_0_one, comm_0) + comm_1 * tokens
-        return comm_0 + comm_1 * tokens
+    else:
+        def comm(tokens: Array) -> Array:
+            return comm_0 + comm_1 * tokens
 
     # per chip, what one iteration's work costs on each roofline (the weight GEMMs and the attention kernels run one
     # after the other in every layer, each on its own roofline)

@@ -34,8 +34,8 @@ Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and t
 levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
 one above and only moves with its own runs), and the achieved share of the chips' link per engine and chip alone, on
 the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
-compute and memory weights) per chip class
-and per chip, on the energy and power runs (never pooled across classes: the sources measure different things).
+compute and memory weights) per chip class and per chip, on the energy and power runs (never pooled across classes:
+the sources measure different things; a class without runs starts from asic.yaml serving.power_prior or the fallback).
 The search is a bounded coordinate descent in log space on the mean absolute log error, runs weighted so that each
 source counts once per group (numpy only). `loso` refits without
 each source and predicts that source with the result: those are the errors `chipsweep validate` prints.
