@@ -356,7 +356,8 @@ def test_a_chip_without_runs_takes_the_matrix_efficiency_its_measured_gemm_impli
     """The MI300X has no published training run. Its measured fp8 GEMM (hipBLASLt, 1,159 of 2,615 TFLOP/s: 44 % of
     peak) against the H100's and GB200's (cuBLASLt, 70 % and 58 %, same Azure microbenchmark) scales their fitted
     matrix efficiencies: the geometric mean of constant x 0.443 / theirs, bf16 and fp8 alike, not the all-chip mean
-    (0.68). A chip without a measurement (MI325X) keeps the mean; the row says which."""
+    (0.68). The MI325X, unmeasured, in the MI300X's family (no fitted chip in it), takes the MI300X's measured
+    share: the vendor library is the family's (the same CDNA3 compute and hipBLASLt); the row says whose."""
     ids = list(ctx.chips.ids)
     chips = ctx.catalog.chips
     mi, refs = ids.index("amd_mi300x"), ("nvidia_h100_sxm", "nvidia_gb200_per_gpu")
@@ -366,11 +367,43 @@ def test_a_chip_without_runs_takes_the_matrix_efficiency_its_measured_gemm_impli
         eff = ctx.cal[key][0]
         expect = np.exp(np.mean([np.log(eff[ids.index(r)] * frac / chips[r].gemm_fraction) for r in refs]))
         assert eff[mi] == pytest.approx(expect, rel=1e-12)
+        assert eff[ids.index("amd_mi325x")] == eff[mi]
     eff = ctx.cal["mm_eff_max"][0]
-    assert 0.35 < eff[mi] < 0.45 < eff[ids.index("amd_mi325x")]  # ~0.40 against the mean's ~0.68
+    assert 0.35 < eff[mi] < 0.45  # ~0.40 against the all-chip mean's ~0.68
     d = run(ctx, model=["llama2_7b"] * 2, chip=["amd_mi300x", "amd_mi325x"], n_chips=[64] * 2, global_batch=[512] * 2)
-    assert d["calibrated_on"] == ["extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by measured fp8 GEMM "
-                                  "throughput", "extrapolated from all chips (default set)"]
+    assert d["calibrated_on"] == [
+        "extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by measured fp8 GEMM throughput",
+        "extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by amd_mi300x's measured fp8 GEMM throughput (its family's)"]
+
+
+def test_a_chip_of_a_family_without_runs_takes_the_mean_measured_gemm_share_not_the_all_chip_mean(ctx):
+    """A chip with no run, no twin and no GEMM measurement, in a family with neither a fitted nor a measured chip
+    (Gaudi 2 and 3, the Ascends): its vendor library is taken to reach the mean measured share of peak
+    (defaults.yaml gemm_reach, 0.647: five chips of the Azure microbenchmark), and the fitted chips measured that way
+    (A100, H100, GB200) lend their constants scaled by it, x 0.647 / their own share. The all-chip mean it replaces
+    (0.68) mixed in the TPUs' XLA efficiencies. A chip whose family has fitted chips keeps the family's mean
+    (Trainium2: Trainium1's; TPU7x: the TPUs'), and the row says which rule gave its value."""
+    from chipsweep.workers.context import scaled_matrix_eff
+
+    ids = list(ctx.chips.ids)
+    chips = ctx.catalog.chips
+    reach = ctx.defaults["gemm_reach"]
+    refs = ("nvidia_a100_sxm_80gb", "nvidia_gb200_per_gpu", "nvidia_h100_sxm")
+    for key in ("mm_eff_max", "mm_eff_max_fp8"):
+        eff = ctx.cal[key][0]
+        pairs = [(eff[ids.index(r)], chips[r].gemm_fraction) for r in refs if key == "mm_eff_max" or r != refs[0]]
+        expect = np.exp(np.mean([np.log(v * reach / f) for v, f in pairs]))
+        for chip in ("intel_gaudi2", "intel_gaudi3", "huawei_ascend_910c"):
+            assert eff[ids.index(chip)] == pytest.approx(expect, rel=1e-12) == scaled_matrix_eff(reach, pairs)
+    eff = ctx.cal["mm_eff_max"][0]
+    assert 0.55 < eff[ids.index("intel_gaudi3")] < 0.65  # ~0.60 against the all-chip mean's 0.68
+    assert eff[ids.index("aws_trainium2")] == eff[ids.index("aws_trainium1")]
+    assert eff[ids.index("google_tpu7x_ironwood")] > 0.75  # the TPU family's mean
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["intel_gaudi3", "aws_trainium2", "google_tpu7x_ironwood"],
+            n_chips=[64] * 3, global_batch=[512] * 3)
+    assert d["calibrated_on"] == [
+        f"extrapolated from {', '.join(refs)} by the mean measured GEMM share (defaults.yaml gemm_reach; no run or "
+        "GEMM measurement of its own or its family's)", "extrapolated from aws_npu", "extrapolated from google_tpu"]
 
 
 @pytest.mark.parametrize(("overlay", "message"), [

@@ -8,11 +8,12 @@ hand it to the row modules (`training_rows`, `inference_rows`, `asic_rows`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from chipsweep.schemas.catalog import Catalog, Chip
+from chipsweep.schemas.catalog import CalibrationSet, Catalog, Chip
 from chipsweep.schemas.vocab import FRAMEWORKS, PRECISIONS
 from chipsweep.workers import training
 from chipsweep.workers.tables import (
@@ -146,31 +147,33 @@ def calibration_by_chip(
             return "class"
         return "family"
 
-    applied: list[tuple[int, int, list[int], list[int], object]] = []
-    for name, cset in sorted(catalog.calibration.items()):
+    applied: list[tuple[int, int, list[int], list[int], CalibrationSet, str]] = []
+    for _name, cset in sorted(catalog.calibration.items()):
         fws = [FRAMEWORKS.index(f) for f in cset.frameworks if f in FRAMEWORKS] or list(range(k))
         targets: list[str | None] = list(cset.applies_to) or [None]
         for target in targets:
-            lv = level(target)
+            where = level(target)
             idx = [
                 i for i in range(n)
                 if target is None or chips.ids[i] == target or classes[i] == target or families[i] == target
             ]
-            applied.append((level_of[lv], 1 if cset.frameworks else 0, fws, idx, (name, cset, lv)))
+            applied.append((level_of[where], 1 if cset.frameworks else 0, fws, idx, cset, where))
     fitted_by: dict[tuple[int, int], tuple[int, list[str]]] = {}
     id_keys: dict[tuple[int, int], set[str]] = {}  # constants a chip-id set gave (framework, chip)
-    for lv, _specific, fws, idx, info in sorted(applied, key=lambda a: (a[0], a[1])):
-        _, cset, lvname = info  # type: ignore[misc]
-        for key, const in cset.constants.items():  # type: ignore[attr-defined]
+    set_at: dict[str, np.ndarray] = {}  # matrix constant -> the level of the set that gave each (framework, chip)
+    for lv, _specific, fws, idx, cset, lvname in sorted(applied, key=lambda a: (a[0], a[1])):
+        for key, const in cset.constants.items():
             arr = out.setdefault(key, np.full((k, n), np.nan))
             for f in fws:
                 arr[f, idx] = const.value
+                if key in MATRIX_KEYS:
+                    set_at.setdefault(key, np.zeros((k, n), dtype=np.int64))[f, idx] = lv
         if lvname == "id":
-            sources = sorted({s for c in cset.constants.values() for s in c.fitted_on})  # type: ignore[attr-defined]
+            sources = sorted({s for c in cset.constants.values() for s in c.fitted_on})
             for f in fws:
                 for i in idx:
                     fitted_by[(f, i)] = (lv, sources)
-                    id_keys.setdefault((f, i), set()).update(cset.constants)  # type: ignore[attr-defined]
+                    id_keys.setdefault((f, i), set()).update(cset.constants)
     # a chip without a set of its own takes the chip-id constants of the chip whose compute it is (same_compute_as)
     twin_of: dict[int, str] = {}
     index = {c: i for i, c in enumerate(chips.ids)}
@@ -184,10 +187,11 @@ def calibration_by_chip(
             for key in id_keys[(f, j)]:
                 out[key][f, i] = out[key][f, j]
             twin_of[i] = chips.ids[j]
-    scaled_from = _scale_by_measured_gemm(out, entries, chips.ids, fitted_by, id_keys, twin_of, k)
+    scaled_from = _scale_by_measured_gemm(out, entries, chips.ids, fitted_by, id_keys, twin_of, k,
+                                          {key: v == level_of["default"] for key, v in set_at.items()},
+                                          defaults.get("gemm_reach"))
     provenance = np.empty((k, n), dtype=object)
-    family_sets = {t for _, _, _, _, info in applied for t in info[1].applies_to  # type: ignore[index]
-                   if level(t) == "family"}
+    family_sets = {t for *_, cset, _where in applied for t in cset.applies_to if level(t) == "family"}
     for f in range(k):
         for i in range(n):
             hit = fitted_by.get((f, i))
@@ -196,8 +200,13 @@ def calibration_by_chip(
             elif i in twin_of and (f, index[twin_of[i]]) in fitted_by:
                 provenance[f, i] = f"extrapolated from {twin_of[i]} (same compute)"
             elif (f, i) in scaled_from:
-                refs, precision = scaled_from[(f, i)]
-                provenance[f, i] = f"extrapolated from {', '.join(refs)} by measured {precision} GEMM throughput"
+                refs, precision, lent = scaled_from[(f, i)]
+                provenance[f, i] = (
+                    f"extrapolated from {', '.join(refs)} by {', '.join(lent)}'s measured {precision} GEMM throughput "
+                    "(its family's)" if lent else
+                    f"extrapolated from {', '.join(refs)} by measured {precision} GEMM throughput" if precision else
+                    f"extrapolated from {', '.join(refs)} by the mean measured GEMM share (defaults.yaml gemm_reach; "
+                    "no run or GEMM measurement of its own or its family's)")
             elif families[i] in family_sets:
                 provenance[f, i] = f"extrapolated from {families[i]}"
             else:
@@ -206,33 +215,66 @@ def calibration_by_chip(
 
 
 MATRIX_KEYS = ("mm_eff_max", "mm_eff_max_fp8")  # the constants a measured GEMM throughput scales
+MATRIX_BOUNDS = (0.2, 1.0)  # calibration.yaml bounds of both
+
+
+def scaled_matrix_eff(share: float, refs: list[tuple[float, float]]) -> float:
+    """A matrix efficiency carried over from fitted chips by the vendor GEMM library's share of peak: the geometric
+    mean over `refs` (fitted constant, that chip's measured share) of constant x `share` / measured share, inside
+    the bounds. The library's reach carries over; the training software's losses stay those the runs fitted."""
+    vals = np.log([v * share / s for v, s in refs])
+    return float(np.clip(np.exp(np.mean(vals)), *MATRIX_BOUNDS))
+
+
+def gemm_share(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str, list[str]] | None:
+    """The share of peak `chip`'s vendor GEMM library reaches, at which precision, and whose measurement it is: its
+    own `gemm_measured`, else its calibration family's measured chips' (geometric mean; one precision), else None."""
+    if chip.gemm_fraction is not None and chip.gemm_measured is not None:
+        return chip.gemm_fraction, chip.gemm_measured.precision, []
+    kin = [c for c in chips if c.id != chip.id and c.training_family == chip.training_family and c.same_compute_as is None
+           and c.gemm_fraction is not None and c.gemm_measured is not None]
+    if not kin or len({c.gemm_measured.precision for c in kin}) != 1:  # type: ignore[union-attr]
+        return None
+    share = float(np.exp(np.mean(np.log([c.gemm_fraction for c in kin]))))  # type: ignore[arg-type]
+    return share, kin[0].gemm_measured.precision, [c.id for c in kin]  # type: ignore[union-attr]
 
 
 def _scale_by_measured_gemm(
     out: dict[str, Array], entries: list[Chip], ids: list[str], fitted_by: dict[tuple[int, int], tuple[int, list[str]]],
     id_keys: dict[tuple[int, int], set[str]], twin_of: dict[int, str], k: int,
-) -> dict[tuple[int, int], tuple[list[str], str]]:
-    """A chip with neither its own fitted matrix efficiency nor a twin (`same_compute_as`) but with a measured GEMM
-    throughput (`gemm_measured`) takes, for each matrix constant, the geometric mean over the chips fitted on their
-    own runs and measured the same way at the same precision of (their constant x this chip's measured fraction of
-    peak / theirs): the vendor library's achieved share of peak carries over, the training software's losses stay
-    those the runs fitted. Sets `out` in place; returns (framework, chip) -> (reference chips, precision)."""
-    done: dict[tuple[int, int], tuple[list[str], str]] = {}
+    from_default: dict[str, np.ndarray], reach: float | None,
+) -> dict[tuple[int, int], tuple[list[str], str, list[str]]]:
+    """A chip with neither its own fitted matrix efficiency nor a twin (`same_compute_as`) takes, for each matrix
+    constant, `scaled_matrix_eff` over the chips fitted on their own runs and measured. The share of peak it scales
+    by: its own measured GEMM throughput (`gemm_measured`), against the chips measured at the same precision;
+    without one, where no set of its family gives the constant either (`from_default`: the family has no fitted
+    chip), its family's measured chips' share (the vendor library is the family's: the MI325X takes the MI300X's
+    hipBLASLt share), else the mean measured share (defaults.yaml `gemm_reach`) against every measured fitted chip,
+    in place of the all-chip mean (which mixes in TPUs' XLA efficiencies at their own peak definitions). Sets `out`
+    in place; returns (framework, chip) -> (reference chips, precision or '' for any, the family chips whose
+    measured share it took)."""
+    done: dict[tuple[int, int], tuple[list[str], str, list[str]]] = {}
+    measured = [j for j, e in enumerate(entries) if e.gemm_fraction is not None and e.gemm_measured is not None]
     for i, entry in enumerate(entries):
-        frac, g = entry.gemm_fraction, entry.gemm_measured
-        if frac is None or g is None or i in twin_of:
+        known = gemm_share(entry, entries)
+        if i in twin_of or known is None and reach is None:
             continue
+        share, precision, lent = known or (float(reach), "", [])  # type: ignore[arg-type]
         for f in range(k):
             if (f, i) in fitted_by:
                 continue
-            refs = [j for j, e in enumerate(entries) if j != i and e.same_compute_as is None and fitted_by.get((f, j), (0, []))[1]
-                    and e.gemm_measured is not None and e.gemm_measured.precision == g.precision]
-            scaled = False
+            refs = [j for j in measured if j != i and entries[j].same_compute_as is None and fitted_by.get((f, j), (0, []))[1]
+                    and (not precision or entries[j].gemm_measured.precision == precision)]  # type: ignore[union-attr]
+            scaled = set()
             for key in MATRIX_KEYS:
-                vals = [out[key][f, j] * frac / (entries[j].gemm_fraction or np.nan) for j in refs if key in id_keys.get((f, j), ())]
-                if vals:
-                    out[key][f, i] = float(np.clip(np.exp(np.mean(np.log(vals))), 0.2, 1.0))  # calibration.yaml bounds
-                    scaled = True
-            if scaled:
-                done[(f, i)] = (sorted(ids[j] for j in refs), g.precision)
+                fd = from_default.get(key)
+                if i not in measured and fd is not None and not fd[f, i]:
+                    continue  # a family set gives it: the family's fitted chips speak for it
+                pairs = [(float(out[key][f, j]), float(entries[j].gemm_fraction)) for j in refs  # type: ignore[arg-type]
+                         if key in id_keys.get((f, j), ())]
+                if pairs:
+                    out[key][f, i] = scaled_matrix_eff(float(share), pairs)  # type: ignore[arg-type]
+                    scaled.add(key)
+            if MATRIX_KEYS[0] in scaled or i in measured and scaled:  # provenance follows the 16-bit constant
+                done[(f, i)] = (sorted(ids[j] for j in refs), precision, lent)
     return done

@@ -13,7 +13,9 @@ What is fitted, and where it applies (workers/context.py resolves the sets):
 - per chip with published runs: `mm_eff_max` (and `mm_eff_max_fp8` where it has fp8 runs), one constant for a
   chip and the chips whose compute it is (`same_compute_as`: the A100 SXM 40GB's runs and the 80GB's fit one
   value); a chip without runs takes that chip's value where it names one ("extrapolated from <chip> (same
-  compute)"), else its calibration family's mean ("extrapolated from <family>"), or every fitted chip's mean;
+  compute)"), else with a measured GEMM (`gemm_measured`) the measured fitted chips' values scaled by its share of
+  peak, else its calibration family's mean ("extrapolated from <family>"), else the measured fitted chips' values
+  scaled by the mean measured share (defaults.yaml `gemm_reach`);
 - per calibration family (nvidia_gpu, google_tpu, ...): the collective efficiencies `up_eff`, `out_eff` and
   the per-message latencies of its links;
 - per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
@@ -58,7 +60,7 @@ import yaml
 
 from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog
 from chipsweep.schemas.vocab import FRAMEWORKS
-from chipsweep.workers.context import Context
+from chipsweep.workers.context import Context, gemm_share, scaled_matrix_eff
 from chipsweep.workers.parse import RowErrors
 from chipsweep.workers.training_rows import search_training, training_inputs
 from chipsweep.workers.validation import edge
@@ -310,8 +312,9 @@ def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int
 
 def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) -> dict[str, float]:
     """Constants the fit rows do not reach take what the catalog gives a chip, family or framework without runs
-    (`write`): a chip its family's mean of fitted chips (else all fitted chips'), the extrapolation `calibrated_on`
-    names; a family or framework the mean of the fitted ones at its level (a framework's DeepSpeed-only collective
+    (`write`, workers/context.py): a chip with a measured GEMM its share scaled from the fitted chips measured at its
+    precision, else its family's mean of fitted chips, else its family's measured chips' share, else the mean
+    measured share (`gemm_reach`) scaled from every measured fitted chip, the extrapolation `calibrated_on` names; a family or framework the mean of the fitted ones at its level (a framework's DeepSpeed-only collective
     efficiencies NCCL's own, 1.0). So a fit without a source never keeps a value that source gave it."""
     out = dict(values)
     for level in ("family", "framework"):
@@ -324,16 +327,27 @@ def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) 
                 out[p.name] = 1.0
             elif pool:
                 out[p.name] = float(np.mean(pool))
-    fam_of = {c: problem.ctx.catalog.chips[c].training_family for c in problem.ctx.chips.ids}
+    chips = problem.ctx.catalog.chips
+    reach = problem.ctx.defaults.get("gemm_reach")
     for key in CHIP_KEYS:
         fitted = [p for p in problem.params if p.level == "chip" and p.key == key and keep[problem.rows_of[p.name]].any()]
         for p in problem.params:
             if p.level != "chip" or p.key != key or p in fitted:
                 continue
-            same = [values[q.name] for q in fitted if fam_of[q.target] == fam_of[p.target]]
-            pool = same or [values[q.name] for q in fitted]
-            if pool:
-                out[p.name] = float(np.exp(np.mean(np.log(pool))))
+            own = chips[p.target]
+            measured = [(values[q.name], c.gemm_fraction, c.gemm_measured.precision) for q in fitted
+                        if (c := chips[q.target]).gemm_fraction is not None and c.gemm_measured is not None]
+            same = [values[q.name] for q in fitted if chips[q.target].training_family == own.training_family]
+            known = gemm_share(own, chips.values())  # its own measured share, else its family's measured chips'
+            mine = [(v, f) for v, f, prec in measured if known and prec == known[1]]
+            if known and mine and (not known[2] or not same):
+                out[p.name] = scaled_matrix_eff(known[0], mine)
+            elif same:
+                out[p.name] = float(np.exp(np.mean(np.log(same))))
+            elif measured and reach is not None:  # no fitted or measured chip in its family: the mean measured share
+                out[p.name] = scaled_matrix_eff(float(reach), [(v, f) for v, f, _ in measured])
+            elif fitted:
+                out[p.name] = float(np.exp(np.mean(np.log([values[q.name] for q in fitted]))))
     return out
 
 
