@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -142,6 +143,12 @@ class Chip(_Entry):
     # efficiency of the chips with runs scaled by the ratio of their measured fractions of peak
     # (workers/context.py), `calibrated_on: extrapolated from <chips> by measured <precision> GEMM throughput`
     gemm_measured: GemmMeasurement | None = None
+    # NVIDIA's CUDA compute capability 'X.Y' (developer.nvidia.com/cuda-gpus). 'Devices with the same major revision
+    # number are of the same core architecture' (CUDA C++ Programming Guide): a chip without runs, twin or GEMM
+    # measurement takes the matrix efficiency of the fitted chips of its major revision (B300 the B200's and GB200's)
+    # before its family's mean, `calibrated_on: extrapolated from <chips> (same core architecture, compute
+    # capability X.x)`
+    compute_capability: str | None = None
     die_area_mm2: float | None = None
     transistors_billion: float | None = None
     chips_per_system: int = 1  # dies that make one catalog "chip" (25 for a Dojo tile)
@@ -160,6 +167,18 @@ class Chip(_Entry):
             if not values or any(v <= 0 for v in values):
                 raise ValueError(f"quoted: '{name}' = {values}; allowed: one or more positive numbers")
         return self
+
+    @field_validator("compute_capability")
+    @classmethod
+    def _capability_is_major_dot_minor(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d{1,2}\.\d", v):
+            raise ValueError(f"'{v}' is not a compute capability; allowed: 'major.minor' as NVIDIA lists it, e.g. '9.0'")
+        return v
+
+    @property
+    def core_architecture(self) -> str | None:
+        """The CUDA major revision ('10' for the B200 and B300), None without a compute capability."""
+        return None if self.compute_capability is None else self.compute_capability.split(".")[0]
 
     @model_validator(mode="after")
     def _measured_bandwidth_within_peak(self) -> Chip:

@@ -323,12 +323,12 @@ def test_owned_h100_cluster_cost_is_within_published_tco_analyses(ctx):
 
 
 def test_calibrated_on_names_the_sources_or_says_extrapolated(ctx):
-    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h100_sxm", "amd_mi300x", "nvidia_gh200"], n_chips=[64] * 3,
-            global_batch=[512] * 3)
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h100_sxm", "amd_mi300x", "nvidia_v100_sxm2_32gb"],
+            n_chips=[64] * 3, global_batch=[512] * 3)
     on = d["calibrated_on"]
     assert "megatron_bridge" in on[0] or "llm_foundry" in on[0]
     assert on[1].startswith("extrapolated from")
-    assert on[2] == "extrapolated from nvidia_gpu"
+    assert on[2] == "extrapolated from nvidia_gpu"  # Volta (7.0): no fitted chip of its core architecture
 
 
 def test_a_chip_with_another_chips_compute_takes_its_matrix_efficiency_not_the_family_mean(ctx):
@@ -344,7 +344,7 @@ def test_a_chip_with_another_chips_compute_takes_its_matrix_efficiency_not_the_f
         assert eff[col["nvidia_h200_sxm"]] == eff[col["nvidia_h800_sxm"]] == eff[col["nvidia_h100_sxm"]]
     eff = ctx.cal["mm_eff_max"][0]
     assert eff[col["nvidia_a100_sxm_40gb"]] == eff[col["nvidia_a100_sxm_80gb"]]
-    assert eff[col["nvidia_h100_sxm"]] > 1.05 * eff[col["nvidia_gh200"]]  # the GH200 (1,000 W) takes the family's
+    assert eff[col["nvidia_h100_sxm"]] == eff[col["nvidia_gh200"]]  # the GH200 (1,000 W): by its core architecture
     d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h200_sxm", "nvidia_h800_sxm", "nvidia_a100_sxm_40gb"],
             n_chips=[64] * 3, global_batch=[512] * 3)
     on = d["calibrated_on"]
@@ -374,6 +374,38 @@ def test_a_chip_without_runs_takes_the_matrix_efficiency_its_measured_gemm_impli
     assert d["calibrated_on"] == [
         "extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by measured fp8 GEMM throughput",
         "extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by amd_mi300x's measured fp8 GEMM throughput (its family's)"]
+
+
+def test_a_chip_without_runs_takes_its_core_architectures_fitted_matrix_efficiency(ctx):
+    """NVIDIA's compute capability: 'devices with the same major revision number are of the same core architecture'
+    (CUDA C++ Programming Guide). The B300 and GB300 (10.3) have the B200's and GB200's (10.0) dense bf16 and fp8
+    peaks; with the nvidia_gpu family mean (Ampere and Hopper in it) the B300 ran 1.38x the B200's matrix rate at the
+    same peak. They now take the geometric mean of the two fitted Blackwells, bf16 and fp8; the GH200 and H100 PCIe
+    (9.0) the H100's; the L40S and GeForce RTX 4090 (8.9, an incremental revision of Ampere's 8) the A100's bf16
+    (the A100 has no fp8 runs, so their fp8 stays the family's). A chip whose revision has no fitted chip (RTX 5090,
+    12.0; V100, 7.0) keeps its family's mean."""
+    ids = list(ctx.chips.ids)
+
+    def eff(key: str, chip: str) -> float:
+        return float(ctx.cal[key][0, ids.index(chip)])
+
+    for key in ("mm_eff_max", "mm_eff_max_fp8"):
+        blackwell = np.exp(np.mean(np.log([eff(key, "nvidia_b200_hgx"), eff(key, "nvidia_gb200_per_gpu")])))
+        assert eff(key, "nvidia_b300_hgx") == pytest.approx(blackwell, rel=1e-12) == eff(key, "nvidia_gb300_per_gpu")
+        assert eff(key, "nvidia_gh200") == eff(key, "nvidia_h100_pcie") == eff(key, "nvidia_h100_sxm")
+    assert eff("mm_eff_max", "nvidia_l40s") == eff("mm_eff_max", "nvidia_rtx_4090") == eff("mm_eff_max", "nvidia_a100_sxm_80gb")
+    family = ctx.cal["mm_eff_max"][0, ids.index("nvidia_v100_sxm2_32gb")]
+    assert eff("mm_eff_max", "nvidia_rtx_5090") == family and eff("mm_eff_max_fp8", "nvidia_l40s") == eff(
+        "mm_eff_max_fp8", "nvidia_v100_sxm2_32gb")
+    assert eff("mm_eff_max", "nvidia_b300_hgx") < 0.9 * family  # 0.47 against the family's 0.57
+    d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_b300_hgx", "nvidia_gh200", "nvidia_rtx_5090"], n_chips=[64] * 3,
+            global_batch=[512] * 3)
+    assert d["calibrated_on"] == [
+        "extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu (same core architecture, compute capability 10.x)",
+        "extrapolated from nvidia_h100_sxm (same core architecture, compute capability 9.x)", "extrapolated from nvidia_gpu"]
+    with pytest.raises(ValueError, match=r"'ten' is not a compute capability; allowed: 'major.minor'"):
+        type(ctx.catalog.chips["nvidia_b300_hgx"]).model_validate(
+            {**ctx.catalog.chips["nvidia_b300_hgx"].model_dump(), "compute_capability": "ten"})
 
 
 def test_a_chip_of_a_family_without_runs_takes_the_mean_measured_gemm_share_not_the_all_chip_mean(ctx):

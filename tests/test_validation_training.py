@@ -37,8 +37,10 @@ KNOWN_MISSES: dict[str, str] = {}
 MISSED_P90_2024_26 = (
     "p90 30.4 % (bound 30 %): llm_foundry (216 of the 335 runs) is the only FSDP source; held out, its framework "
     "takes the mean of the fitted ones, and the per-framework attention constant does not carry over (FSDP's own fit "
-    "0.50, the mean 0.77: llm-foundry's benchmarks ran MPT's Triton FlashAttention kernel, submit_benchmarks.py "
-    "--attn_impl default 'triton', which no other source ran), so its 16k-64k-token runs are predicted 30-50 % fast"
+    "0.50, the mean 0.77), so its 16k-64k-token runs are predicted 30-50 % fast. Its attention kernel is not known "
+    "per table: submit_benchmarks.py's --attn_impl defaulted to 'triton' (MPT's Triton FlashAttention, which FA2 "
+    "outruns 1.3-2.5x, Dao 2023 sec. 4) in its torch-1.13 version and to flash-attn 2 later, and the tables do not "
+    "say which ran"
 )
 
 

@@ -190,6 +190,7 @@ def calibration_by_chip(
     scaled_from = _scale_by_measured_gemm(out, entries, chips.ids, fitted_by, id_keys, twin_of, k,
                                           {key: v == level_of["default"] for key, v in set_at.items()},
                                           defaults.get("gemm_reach"))
+    kin_of = _same_core_architecture(out, entries, chips.ids, fitted_by, id_keys, twin_of, k)
     provenance = np.empty((k, n), dtype=object)
     family_sets = {t for *_, cset, _where in applied for t in cset.applies_to if level(t) == "family"}
     for f in range(k):
@@ -199,6 +200,9 @@ def calibration_by_chip(
                 provenance[f, i] = "; ".join(hit[1])
             elif i in twin_of and (f, index[twin_of[i]]) in fitted_by:
                 provenance[f, i] = f"extrapolated from {twin_of[i]} (same compute)"
+            elif (f, i) in kin_of:
+                provenance[f, i] = (f"extrapolated from {', '.join(kin_of[(f, i)])} (same core architecture, compute "
+                                    f"capability {entries[i].core_architecture}.x)")
             elif (f, i) in scaled_from:
                 refs, precision, lent = scaled_from[(f, i)]
                 provenance[f, i] = (
@@ -224,6 +228,34 @@ def scaled_matrix_eff(share: float, refs: list[tuple[float, float]]) -> float:
     the bounds. The library's reach carries over; the training software's losses stay those the runs fitted."""
     vals = np.log([v * share / s for v, s in refs])
     return float(np.clip(np.exp(np.mean(vals)), *MATRIX_BOUNDS))
+
+
+def _same_core_architecture(
+    out: dict[str, Array], entries: list[Chip], ids: list[str], fitted_by: dict[tuple[int, int], tuple[int, list[str]]],
+    id_keys: dict[tuple[int, int], set[str]], twin_of: dict[int, str], k: int,
+) -> dict[tuple[int, int], list[str]]:
+    """A chip with neither runs, a twin nor a GEMM measurement of its own but a CUDA compute capability takes each
+    matrix constant as the geometric mean over the fitted chips of its major revision ('devices with the same major
+    revision number are of the same core architecture', CUDA C++ Programming Guide): the B300 and GB300 (10.3) the
+    B200's and GB200's (10.0), the GH200 the H100's, the L40S and RTX 30/40 the A100's, where the family mean mixes
+    Ampere, Hopper and Blackwell. Sets `out` in place; returns (framework, chip) -> the chips it took them from."""
+    done: dict[tuple[int, int], list[str]] = {}
+    for i, entry in enumerate(entries):
+        arch = entry.core_architecture
+        if arch is None or i in twin_of or entry.gemm_measured is not None:
+            continue
+        for f in range(k):
+            if (f, i) in fitted_by:
+                continue
+            kin = [j for j, e in enumerate(entries) if j != i and e.core_architecture == arch
+                   and e.same_compute_as is None and fitted_by.get((f, j), (0, []))[1]]
+            for key in MATRIX_KEYS:
+                vals = [float(out[key][f, j]) for j in kin if key in id_keys.get((f, j), ())]
+                if vals:
+                    out[key][f, i] = float(np.exp(np.mean(np.log(vals))))
+                    if key == MATRIX_KEYS[0]:  # provenance follows the 16-bit constant
+                        done[(f, i)] = sorted(ids[j] for j in kin if key in id_keys.get((f, j), ()))
+    return done
 
 
 def gemm_share(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str, list[str]] | None:

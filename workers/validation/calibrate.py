@@ -14,8 +14,9 @@ What is fitted, and where it applies (workers/context.py resolves the sets):
   chip and the chips whose compute it is (`same_compute_as`: the A100 SXM 40GB's runs and the 80GB's fit one
   value); a chip without runs takes that chip's value where it names one ("extrapolated from <chip> (same
   compute)"), else with a measured GEMM (`gemm_measured`) the measured fitted chips' values scaled by its share of
-  peak, else its calibration family's mean ("extrapolated from <family>"), else the measured fitted chips' values
-  scaled by the mean measured share (defaults.yaml `gemm_reach`);
+  peak, else the fitted chips of its core architecture (`compute_capability` major: the B300 the B200's and
+  GB200's), else its calibration family's mean ("extrapolated from <family>"), else the measured fitted chips'
+  values scaled by its family's measured share or the mean measured share (defaults.yaml `gemm_reach`);
 - per calibration family (nvidia_gpu, google_tpu, ...): the collective efficiencies `up_eff`, `out_eff` and
   the per-message latencies of its links;
 - per framework: `att_eff`, `overlap_eff`, `tp_overlap_eff`, `p2p_eff`, `dp_coll_eff` (where the framework's
@@ -313,7 +314,8 @@ def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int
 def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) -> dict[str, float]:
     """Constants the fit rows do not reach take what the catalog gives a chip, family or framework without runs
     (`write`, workers/context.py): a chip with a measured GEMM its share scaled from the fitted chips measured at its
-    precision, else its family's mean of fitted chips, else its family's measured chips' share, else the mean
+    precision, else the mean of the fitted chips of its core architecture (CUDA compute capability major), else its
+    family's mean of fitted chips, else its family's measured chips' share, else the mean
     measured share (`gemm_reach`) scaled from every measured fitted chip, the extrapolation `calibrated_on` names; a family or framework the mean of the fitted ones at its level (a framework's DeepSpeed-only collective
     efficiencies NCCL's own, 1.0). So a fit without a source never keeps a value that source gave it."""
     out = dict(values)
@@ -338,10 +340,14 @@ def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) 
             measured = [(values[q.name], c.gemm_fraction, c.gemm_measured.precision) for q in fitted
                         if (c := chips[q.target]).gemm_fraction is not None and c.gemm_measured is not None]
             same = [values[q.name] for q in fitted if chips[q.target].training_family == own.training_family]
+            arch = [values[q.name] for q in fitted if own.core_architecture is not None
+                    and chips[q.target].core_architecture == own.core_architecture]
             known = gemm_share(own, chips.values())  # its own measured share, else its family's measured chips'
             mine = [(v, f) for v, f, prec in measured if known and prec == known[1]]
             if known and mine and (not known[2] or not same):
                 out[p.name] = scaled_matrix_eff(known[0], mine)
+            elif arch:  # the fitted chips of its core architecture (CUDA major revision)
+                out[p.name] = float(np.exp(np.mean(np.log(arch))))
             elif same:
                 out[p.name] = float(np.exp(np.mean(np.log(same))))
             elif measured and reach is not None:  # no fitted or measured chip in its family: the mean measured share
