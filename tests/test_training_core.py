@@ -240,6 +240,31 @@ def test_catalog_overlay_adds_a_chip_and_changes_a_price(tmp_path: Path):
     assert '"usd_per_hour": 1.8' in show.stdout
 
 
+def test_an_overlay_chip_says_which_chips_its_matrix_efficiency_comes_from(tmp_path: Path):
+    """A planner's hypothetical chip: with an NVIDIA compute capability it takes the fitted chips of its core
+    architecture (10.x: the B200's and GB200's), without one and in a family no fitted chip is in the mean measured
+    GEMM share, and each row's `calibrated_on` says so."""
+    overlay = tmp_path / "overlay.yaml"
+    spec = ("name: {n}, vendor: {v}, class: datacenter_training, peak_tflops_bf16: 3000, memory_gb: 288, "
+            "memory_bandwidth_gb_s: 8000, scale_up_gb_s: 900, scale_up_domain: 8, scale_out_gbit_s: 800, tdp_w: 1200")
+    overlay.write_text(
+        "chips:\n"
+        f"  - {{id: next_blackwell, compute_capability: '10.0', {spec.format(n='Next Blackwell', v='NVIDIA')}}}\n"
+        f"  - {{id: startup_npu, {spec.format(n='Startup NPU', v='Startup')}}}\n")
+    src = tmp_path / "in.csv"
+    src.write_text("model,chip,n_chips,global_batch\nllama2_7b,next_blackwell,64,512\nllama2_7b,startup_npu,64,512\n")
+    out = tmp_path / "out.csv"
+    res = _cli("evaluate", "--kind", "training", str(src), "-o", str(out), env={"CHIPSWEEP_CATALOG": str(overlay)})
+    assert res.returncode == 0, res.stderr
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert rows[0]["calibrated_on"] == ("extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu (same core "
+                                        "architecture, compute capability 10.x)")
+    assert rows[1]["calibrated_on"].startswith("extrapolated from nvidia_a100_sxm_80gb, nvidia_gb200_per_gpu, "
+                                               "nvidia_h100_sxm by the mean measured GEMM share")
+
+
 def test_broken_overlay_is_refused_with_file_line_and_field(tmp_path: Path):
     overlay = tmp_path / "bad.yaml"
     overlay.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: -3\n")
