@@ -187,12 +187,28 @@ def calibration_by_chip(
             for key in id_keys[(f, j)]:
                 out[key][f, i] = out[key][f, j]
             twin_of[i] = chips.ids[j]
-    scaled_from = _scale_by_measured_gemm(out, entries, chips.ids, fitted_by, id_keys, twin_of, k,
-                                          {key: v == level_of["default"] for key, v in set_at.items()},
-                                          defaults.get("gemm_reach"))
-    kin_of = _same_core_architecture(out, entries, chips.ids, fitted_by, id_keys, twin_of, k)
+    # a chip with neither its own set nor a twin: its matrix constants by `extrapolate_matrix`, the rest as set above
+    extrapolated: dict[tuple[int, int], str] = {}
+    own_runs = [j for j in range(n) if entries[j].same_compute_as is None]
+    reach = defaults.get("gemm_reach")
+    for i, entry in enumerate(entries):
+        if i in twin_of:
+            continue
+        for f in range(k):
+            if (f, i) in fitted_by:
+                continue
+            for key in MATRIX_KEYS:
+                if key not in out:
+                    continue
+                fitted = [(entries[j], float(out[key][f, j])) for j in own_runs
+                          if j != i and fitted_by.get((f, j), (0, []))[1] and key in id_keys.get((f, j), ())]
+                family_set = key in set_at and set_at[key][f, i] == level_of["family"]
+                got = extrapolate_matrix(entry, fitted, float(out[key][f, i]) if family_set else None, reach, entries)
+                if got is not None:
+                    out[key][f, i] = got[0]
+                    if key == MATRIX_KEYS[0]:  # provenance follows the 16-bit constant
+                        extrapolated[(f, i)] = got[1]
     provenance = np.empty((k, n), dtype=object)
-    family_sets = {t for *_, cset, _where in applied for t in cset.applies_to if level(t) == "family"}
     for f in range(k):
         for i in range(n):
             hit = fitted_by.get((f, i))
@@ -200,21 +216,8 @@ def calibration_by_chip(
                 provenance[f, i] = "; ".join(hit[1])
             elif i in twin_of and (f, index[twin_of[i]]) in fitted_by:
                 provenance[f, i] = f"extrapolated from {twin_of[i]} (same compute)"
-            elif (f, i) in kin_of:
-                provenance[f, i] = (f"extrapolated from {', '.join(kin_of[(f, i)])} (same core architecture, compute "
-                                    f"capability {entries[i].core_architecture}.x)")
-            elif (f, i) in scaled_from:
-                refs, precision, lent = scaled_from[(f, i)]
-                provenance[f, i] = (
-                    f"extrapolated from {', '.join(refs)} by {', '.join(lent)}'s measured {precision} GEMM throughput "
-                    "(its family's)" if lent else
-                    f"extrapolated from {', '.join(refs)} by measured {precision} GEMM throughput" if precision else
-                    f"extrapolated from {', '.join(refs)} by the mean measured GEMM share (defaults.yaml gemm_reach; "
-                    "no run or GEMM measurement of its own or its family's)")
-            elif families[i] in family_sets:
-                provenance[f, i] = f"extrapolated from {families[i]}"
             else:
-                provenance[f, i] = "extrapolated from all chips (default set)"
+                provenance[f, i] = extrapolated.get((f, i), "extrapolated from all chips (default set)")
     return out, provenance
 
 
@@ -230,34 +233,6 @@ def scaled_matrix_eff(share: float, refs: list[tuple[float, float]]) -> float:
     return float(np.clip(np.exp(np.mean(vals)), *MATRIX_BOUNDS))
 
 
-def _same_core_architecture(
-    out: dict[str, Array], entries: list[Chip], ids: list[str], fitted_by: dict[tuple[int, int], tuple[int, list[str]]],
-    id_keys: dict[tuple[int, int], set[str]], twin_of: dict[int, str], k: int,
-) -> dict[tuple[int, int], list[str]]:
-    """A chip with neither runs, a twin nor a GEMM measurement of its own but a CUDA compute capability takes each
-    matrix constant as the geometric mean over the fitted chips of its major revision ('devices with the same major
-    revision number are of the same core architecture', CUDA C++ Programming Guide): the B300 and GB300 (10.3) the
-    B200's and GB200's (10.0), the GH200 the H100's, the L40S and RTX 30/40 the A100's, where the family mean mixes
-    Ampere, Hopper and Blackwell. Sets `out` in place; returns (framework, chip) -> the chips it took them from."""
-    done: dict[tuple[int, int], list[str]] = {}
-    for i, entry in enumerate(entries):
-        arch = entry.core_architecture
-        if arch is None or i in twin_of or entry.gemm_measured is not None:
-            continue
-        for f in range(k):
-            if (f, i) in fitted_by:
-                continue
-            kin = [j for j, e in enumerate(entries) if j != i and e.core_architecture == arch
-                   and e.same_compute_as is None and fitted_by.get((f, j), (0, []))[1]]
-            for key in MATRIX_KEYS:
-                vals = [float(out[key][f, j]) for j in kin if key in id_keys.get((f, j), ())]
-                if vals:
-                    out[key][f, i] = float(np.exp(np.mean(np.log(vals))))
-                    if key == MATRIX_KEYS[0]:  # provenance follows the 16-bit constant
-                        done[(f, i)] = sorted(ids[j] for j in kin if key in id_keys.get((f, j), ()))
-    return done
-
-
 def gemm_share(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str, list[str]] | None:
     """The share of peak `chip`'s vendor GEMM library reaches, at which precision, and whose measurement it is: its
     own `gemm_measured`, else its calibration family's measured chips' (geometric mean; one precision), else None."""
@@ -271,42 +246,44 @@ def gemm_share(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str, list[str]
     return share, kin[0].gemm_measured.precision, [c.id for c in kin]  # type: ignore[union-attr]
 
 
-def _scale_by_measured_gemm(
-    out: dict[str, Array], entries: list[Chip], ids: list[str], fitted_by: dict[tuple[int, int], tuple[int, list[str]]],
-    id_keys: dict[tuple[int, int], set[str]], twin_of: dict[int, str], k: int,
-    from_default: dict[str, np.ndarray], reach: float | None,
-) -> dict[tuple[int, int], tuple[list[str], str, list[str]]]:
-    """A chip with neither its own fitted matrix efficiency nor a twin (`same_compute_as`) takes, for each matrix
-    constant, `scaled_matrix_eff` over the chips fitted on their own runs and measured. The share of peak it scales
-    by: its own measured GEMM throughput (`gemm_measured`), against the chips measured at the same precision;
-    without one, where no set of its family gives the constant either (`from_default`: the family has no fitted
-    chip), its family's measured chips' share (the vendor library is the family's: the MI325X takes the MI300X's
-    hipBLASLt share), else the mean measured share (defaults.yaml `gemm_reach`) against every measured fitted chip,
-    in place of the all-chip mean (which mixes in TPUs' XLA efficiencies at their own peak definitions). Sets `out`
-    in place; returns (framework, chip) -> (reference chips, precision or '' for any, the family chips whose
-    measured share it took)."""
-    done: dict[tuple[int, int], tuple[list[str], str, list[str]]] = {}
-    measured = [j for j, e in enumerate(entries) if e.gemm_fraction is not None and e.gemm_measured is not None]
-    for i, entry in enumerate(entries):
-        known = gemm_share(entry, entries)
-        if i in twin_of or known is None and reach is None:
-            continue
-        share, precision, lent = known or (float(reach), "", [])  # type: ignore[arg-type]
-        for f in range(k):
-            if (f, i) in fitted_by:
-                continue
-            refs = [j for j in measured if j != i and entries[j].same_compute_as is None and fitted_by.get((f, j), (0, []))[1]
-                    and (not precision or entries[j].gemm_measured.precision == precision)]  # type: ignore[union-attr]
-            scaled = set()
-            for key in MATRIX_KEYS:
-                fd = from_default.get(key)
-                if i not in measured and fd is not None and not fd[f, i]:
-                    continue  # a family set gives it: the family's fitted chips speak for it
-                pairs = [(float(out[key][f, j]), float(entries[j].gemm_fraction)) for j in refs  # type: ignore[arg-type]
-                         if key in id_keys.get((f, j), ())]
-                if pairs:
-                    out[key][f, i] = scaled_matrix_eff(float(share), pairs)  # type: ignore[arg-type]
-                    scaled.add(key)
-            if MATRIX_KEYS[0] in scaled or i in measured and scaled:  # provenance follows the 16-bit constant
-                done[(f, i)] = (sorted(ids[j] for j in refs), precision, lent)
-    return done
+def extrapolate_matrix(chip: Chip, fitted: list[tuple[Chip, float]], family_mean: float | None,
+                       reach: float | None, chips: Iterable[Chip] = ()) -> tuple[float, str] | None:
+    """A matrix constant (`mm_eff_max` or `mm_eff_max_fp8`) of a chip without runs or twin, from the chips fitted on
+    their own runs with that constant (`fitted`: chip, value), by the first rule that applies, and the
+    `calibrated_on` text that says which:
+    1. its own measured GEMM share (`gemm_measured`): `scaled_matrix_eff` over the fitted chips measured at its
+       precision (the vendor library's reach carries over, the training software's losses stay the runs');
+    2. its core architecture (NVIDIA `compute_capability` major: 'devices with the same major revision number are of
+       the same core architecture', CUDA C++ Programming Guide): the geometric mean of those fitted chips (the B300
+       the B200's and GB200's, the GH200 the H100's);
+    3. its family's mean of fitted chips (`family_mean`, the catalog's family set);
+    4. its family's measured chips' share (the vendor library is the family's: the MI325X the MI300X's), scaled as 1;
+    5. the mean measured share (defaults.yaml `gemm_reach`) against every measured fitted chip (not the all-chip
+       mean, which mixes in TPUs' XLA efficiencies at their own peak definitions).
+    None where none applies (the default set's value stays). `chips`: the catalog's, for rule 4."""
+    measured = [(c, v) for c, v in fitted if c.gemm_fraction is not None and c.gemm_measured is not None]
+    own = gemm_share(chip, [chip])  # rule 1 only: the family's share is rule 4
+
+    def scaled(share: float, precision: str) -> tuple[float, list[str]] | None:
+        pairs = [(c, v) for c, v in measured if not precision or c.gemm_measured.precision == precision]  # type: ignore[union-attr]
+        if not pairs:
+            return None
+        return scaled_matrix_eff(share, [(v, float(c.gemm_fraction)) for c, v in pairs]), sorted(c.id for c, _ in pairs)  # type: ignore[arg-type]
+
+    if own is not None and (got := scaled(own[0], own[1])):
+        return got[0], f"extrapolated from {', '.join(got[1])} by measured {own[1]} GEMM throughput"
+    kin = [(c, v) for c, v in fitted if chip.core_architecture is not None and c.core_architecture == chip.core_architecture]
+    if kin:
+        return (float(np.exp(np.mean(np.log([v for _, v in kin])))),
+                f"extrapolated from {', '.join(sorted(c.id for c, _ in kin))} (same core architecture, compute "
+                f"capability {chip.core_architecture}.x)")
+    if family_mean is not None:
+        return family_mean, f"extrapolated from {chip.training_family}"
+    lent = gemm_share(chip, chips)
+    if lent is not None and (got := scaled(lent[0], lent[1])):
+        return got[0], (f"extrapolated from {', '.join(got[1])} by {', '.join(lent[2])}'s measured {lent[1]} GEMM "
+                        "throughput (its family's)")
+    if reach is not None and (got := scaled(reach, "")):
+        return got[0], (f"extrapolated from {', '.join(got[1])} by the mean measured GEMM share (defaults.yaml "
+                        "gemm_reach; no run or GEMM measurement of its own or its family's)")
+    return None

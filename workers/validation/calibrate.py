@@ -61,7 +61,7 @@ import yaml
 
 from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog
 from chipsweep.schemas.vocab import FRAMEWORKS
-from chipsweep.workers.context import Context, gemm_share, scaled_matrix_eff
+from chipsweep.workers.context import Context, extrapolate_matrix
 from chipsweep.workers.parse import RowErrors
 from chipsweep.workers.training_rows import search_training, training_inputs
 from chipsweep.workers.validation import edge
@@ -313,10 +313,9 @@ def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int
 
 def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) -> dict[str, float]:
     """Constants the fit rows do not reach take what the catalog gives a chip, family or framework without runs
-    (`write`, workers/context.py): a chip with a measured GEMM its share scaled from the fitted chips measured at its
-    precision, else the mean of the fitted chips of its core architecture (CUDA compute capability major), else its
-    family's mean of fitted chips, else its family's measured chips' share, else the mean
-    measured share (`gemm_reach`) scaled from every measured fitted chip, the extrapolation `calibrated_on` names; a family or framework the mean of the fitted ones at its level (a framework's DeepSpeed-only collective
+    (`write`): a chip the value the catalog's own rule gives it (workers/context.py `extrapolate_matrix`, the
+    extrapolation `calibrated_on` names), else the mean of every fitted chip; a family or framework the mean of the
+    fitted ones at its level (a framework's DeepSpeed-only collective
     efficiencies NCCL's own, 1.0). So a fit without a source never keeps a value that source gave it."""
     out = dict(values)
     for level in ("family", "framework"):
@@ -337,23 +336,14 @@ def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) 
             if p.level != "chip" or p.key != key or p in fitted:
                 continue
             own = chips[p.target]
-            measured = [(values[q.name], c.gemm_fraction, c.gemm_measured.precision) for q in fitted
-                        if (c := chips[q.target]).gemm_fraction is not None and c.gemm_measured is not None]
-            same = [values[q.name] for q in fitted if chips[q.target].training_family == own.training_family]
-            arch = [values[q.name] for q in fitted if own.core_architecture is not None
-                    and chips[q.target].core_architecture == own.core_architecture]
-            known = gemm_share(own, chips.values())  # its own measured share, else its family's measured chips'
-            mine = [(v, f) for v, f, prec in measured if known and prec == known[1]]
-            if known and mine and (not known[2] or not same):
-                out[p.name] = scaled_matrix_eff(known[0], mine)
-            elif arch:  # the fitted chips of its core architecture (CUDA major revision)
-                out[p.name] = float(np.exp(np.mean(np.log(arch))))
-            elif same:
-                out[p.name] = float(np.exp(np.mean(np.log(same))))
-            elif measured and reach is not None:  # no fitted or measured chip in its family: the mean measured share
-                out[p.name] = scaled_matrix_eff(float(reach), [(v, f) for v, f, _ in measured])
-            elif fitted:
-                out[p.name] = float(np.exp(np.mean(np.log([values[q.name] for q in fitted]))))
+            donors = [(chips[q.target], values[q.name]) for q in fitted]
+            same = [v for c, v in donors if c.training_family == own.training_family]
+            family_mean = float(np.exp(np.mean(np.log(same)))) if same else None  # what `write` puts in its family set
+            got = extrapolate_matrix(own, donors, family_mean, reach, chips.values())
+            if got is not None:
+                out[p.name] = got[0]
+            elif donors:
+                out[p.name] = float(np.exp(np.mean(np.log([v for _, v in donors]))))
     return out
 
 
