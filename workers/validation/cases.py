@@ -531,6 +531,10 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         elif source == "llm_foundry":
             row.update({"tp": 1, "pp": 1, "micro_batch": int(mb or 1), "interleave": 1, "zero_stage": int(zero or 3),
                         "recompute": "full" if "checkpoint" in rec else "none", "sequence_parallel": False})
+            # Composer's FSDP mixed-precision mode PURE reduces gradients in the autocast dtype (bf16: composer
+            # get_mixed_precision); the other rows keep the framework's fp32 reduction (DEFAULT in later releases)
+            if "mixed-precision mode=PURE" in d["notes"]:
+                row["grad_bytes"] = 2
         elif layout:
             row.update({"tp": int(tp or 1), "pp": int(pp or 1)})
             if vp is not None:
