@@ -68,29 +68,6 @@ def test_activation_memory_equals_korthikanti_table2_for_gpt3_and_follows_the_ar
     assert float(none32) == pytest.approx(2 * float(none16) - 4 * a * s * b, rel=1e-12)
 
 
-def test_low_precision_runs_keep_their_matrix_multiply_inputs_quantised(ctx):
-    """Transformer Engine's fp8 linears keep the quantised input for the weight-gradient GEMM (te Linear /
-    LayerNormLinear: `saved_inputmat = inputmat`, the fp8 cast): the attention and MLP inputs, the output projection's
-    input and the second MLP matrix's input stay at 1 byte (NVFP4: 4 bits and an 8-bit scale per 16 values); the
-    residual stream, Q/K/V (16-bit attention) and the activation's inputs stay 16-bit."""
-    s, b = 8192.0, 1.0
-    llama = shapes(32, 4096, 32, s, kv=8, f=14336, n_proj=3.0)
-    one = np.array(1.0)
-    sel16 = activation_bytes_per_layer(llama, b, one, np.array(0.0), one, 2.0, 0.0)[1]
-    sel8 = activation_bytes_per_layer(llama, b, one, np.array(0.0), one, 2.0, 0.0, 1.0)[1]
-    # two h-wide inputs (attention, MLP), the projection's q-wide and fc2's f-wide input: one byte less each
-    assert float(sel16 - sel8) == pytest.approx(s * b * (2 * 4096 + 4096 + 14336), rel=1e-12)
-    assert activation_bytes_per_layer(llama, b, one, np.array(0.0), one, 2.0, 0.0, 2.0)[1] == sel16
-    # end to end: the same Llama-3 8B layout in bf16, fp8 and nvfp4 on a GB200 (full recompute off)
-    out = run(ctx, model=["llama3_8b"] * 3, chip=["nvidia_gb200_per_gpu"] * 3, n_chips=[8] * 3, tp=[1] * 3,
-              pp=[1] * 3, micro_batch=[1] * 3, global_batch=[64] * 3, recompute=["selective"] * 3,
-              precision=["bf16", "fp8", "nvfp4"])
-    assert out["infeasible_reason"] == ["", "", ""]
-    m16, m8, m4 = out["mem_per_chip_gb"]  # the same weights and optimizer state: the activations differ
-    assert m8 < m16 and m4 < m8
-    assert m16 - m8 == pytest.approx((m8 - m4) / (1.0 - 0.5625), rel=1e-6)  # per element: 1 byte less, 0.4375 more
-
-
 def test_latent_attention_keeps_its_tensors_and_selective_recompute_keeps_only_the_latents(ctx):
     """Multi-head latent attention (DeepSeek-V3 arXiv:2412.19437 sec. 2.1.1: 128 heads of d_h = 128 with a 64-wide
     RoPE part, query rank 1536, key-value rank 512) keeps queries and keys of a·(d_h + d_R), values and the output

@@ -35,16 +35,12 @@ KNOWN_MISSES: dict[str, str] = {}
 # their long-sequence runs join the 80GB's in being predicted fast (p90 30.1 -> 31.6 %): FSDP's attention, held
 # out, is the mean of the fitted frameworks (0.77) where its own fit is 0.50.
 MISSED_P90_2024_26 = (
-    "p90 31.2 % (bound 30 %): llm_foundry (216 of the 335 runs) is the only FSDP source; held out, its framework "
+    "p90 30.4 % (bound 30 %): llm_foundry (216 of the 335 runs) is the only FSDP source; held out, its framework "
     "takes the mean of the fitted ones, and the per-framework attention constant does not carry over (FSDP's own fit "
-    "0.50, the held-out mean 0.79), so its 16k-64k-token runs are predicted 30-50 % fast. Its attention kernel is not "
-    "known per table: submit_benchmarks.py's --attn_impl defaulted to 'triton' (MPT's Triton FlashAttention, which "
-    "FA2 outruns 1.3-2.5x, Dao 2023 sec. 4) in its torch-1.13 version and to flash-attn 2 later, and the tables do not "
-    "say which ran; nor do the runs tell: the 'bf16'/PURE A100-40GB table (the older script) and the 'amp_bf16' "
-    "A100-80GB table run long sequences at one speed (MPT-3B at 32k tokens: 2,955 and 3,029 tokens/s per GPU), so a "
-    "pre-FA2 kernel for one table only (2x slower attention: out of source 8.7 % / 26.1 %) puts that table's "
-    "long-sequence runs 30 % slow in sample and was not adopted. (30.4 % before 2026-12-03's quantised fp8 "
-    "activations: attention-heavy runs now read faster, and FSDP's held-out mean rose from 0.77 to 0.79)"
+    "0.50, the mean 0.77), so its 16k-64k-token runs are predicted 30-50 % fast. Its attention kernel is not known "
+    "per table: submit_benchmarks.py's --attn_impl defaulted to 'triton' (MPT's Triton FlashAttention, which FA2 "
+    "outruns 1.3-2.5x, Dao 2023 sec. 4) in its torch-1.13 version and to flash-attn 2 later, and the tables do not "
+    "say which ran"
 )
 
 
@@ -65,9 +61,9 @@ def test_out_of_source_p90_on_2024_26_runs_with_a_layout_is_within_30pct(rep):
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The level the missed p90 stands at (31.2 %), so a change that worsens it fails."""
+    """The level the missed p90 stands at (30.4 %), so a change that worsens it fails."""
     o = rep.overall
-    assert o["runs"] >= 300 and o["out_p90"] <= 0.32 and o["out_median"] <= 0.10, o
+    assert o["runs"] >= 300 and o["out_p90"] <= 0.31, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
 
 
@@ -161,10 +157,10 @@ def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_with
     """The rule that gives a chip without runs its matrix efficiency (its measured GEMM fraction of peak against the
     fitted chips' measured fractions, context.py) checked on the two fitted chips measured the same way: with the
     chip's own `mm_eff_max` / `mm_eff_max_fp8` set removed, it takes the other's constants scaled by the GEMM ratio
-    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 6.7 % median, 14.8 % p90
-    (its own fit 6.0 % / 16.4 %); H100 (112 runs) 8.5 % / 16.2 % (own fit 5.9 % / 13.1 %); before 2026-12-03's
-    quantised fp8 activations 7.1 % / 15.2 % and 7.7 % / 15.0 %. Only the chip's matrix constants are held out: the
-    framework and family constants were fitted with these runs."""
+    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 7.1 % median, 15.2 % p90
+    (its own fit 5.8 % / 17.6 %; the nvidia_gpu family mean 5.5 % / 22.4 %); H100 (112 runs) 7.7 % / 15.0 % (own fit
+    7.2 % / 16.3 %; family mean 12.0 % / 20.1 %). Only the chip's matrix constants are held out: the framework and
+    family constants were fitted with these runs."""
     import dataclasses
 
     from chipsweep.workers.context import Context
@@ -184,14 +180,14 @@ def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_with
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 12 miss, reported by `chipsweep validate`: the fitted fp8 matrix efficiency is 4-5 % above the share of the "
-    "fp8 peak cuBLASLt reaches on large matrices (H100 73.4 % against 69.8 %, GB200 60.4 % against 58.1 %; the "
-    "A100's bf16 78.8 % is within its fp16 GEMM's 82.2 %), and the MI300X, extrapolated by the GEMM ratio, inherits "
-    "the excess (46.3 % against 44.3 %). Until 2026-12-03 the fit needed 93.6 % and 82.4 %: the core kept an fp8 "
-    "run's matrix-multiply inputs at 16 bits, where Transformer Engine keeps them quantised, so an fp8 step carried "
-    "too much memory-bound time; the two chips, fitted on their own runs, now land at one ratio to their measured "
-    "GEMMs (1.05, 1.04). The measured share is a best-of-square-sizes figure, not a bound the training GEMMs "
-    "cannot pass, so the remaining 4-5 % is reported, not clipped."))
+    "issue 12 miss, reported by `chipsweep validate`: the fitted fp8 matrix efficiency is above the share of the fp8 "
+    "peak cuBLASLt reaches on large matrices (H100 93.6 % against 69.8 %, GB200 82.4 % against 58.1 %; the A100's "
+    "bf16 78.8 % is within its fp16 GEMM's 82.2 %). The fp8 runs are faster than the model's fp8 GEMMs at a physical "
+    "rate allow, so the model counts too much time elsewhere in an fp8 step (element-wise work at the 16-bit memory "
+    "efficiency is about a third of it); the MI300X, extrapolated by the GEMM ratio, inherits the excess. Tried and "
+    "not adopted: the measured share as the chips' upper bound in the fit puts H100 fp8 at 0.68 and GB200 at 0.57, "
+    "and the 2024-26 out-of-source error goes from 11.4 % / 31.6 % to 12.5 % / 33.5 % (Megatron-Bridge in-sample "
+    "6.3 % -> 14.6 %): the fix belongs in the fp8 step's other terms, not in a bound."))
 def test_matrix_efficiency_stays_within_the_measured_gemm_share_of_peak():
     from chipsweep.workers.context import Context
     from chipsweep.workers.validation.report import gemm_checks

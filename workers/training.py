@@ -127,7 +127,7 @@ INPUT_KEYS = (
     "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
     # layout and workload
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
-    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes", "low_precision", "gemm_in_bytes",
+    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes", "low_precision",
     "first_layers", "last_layers", "zero_group",
     # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
     "sustained_flops", "total_flops", "up_latency", "framework", "mode", "lora_params",
@@ -655,8 +655,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     m_act = m
     if any_moe:  # MoE layers keep the k + shared experts' MLP tensors (width f_e each) in place of the dense MLP's
         m_act = replace(m, ffn=m.ffn + moe_frac * ((k_top + x["moe_shared"]) * f_e - m.ffn))
-    per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"],
-                                           x["gemm_in_bytes"])  # bytes: none, selective, full
+    per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
     act_none = per_layer[0]  # bytes the memory-bound kernels move, per stored byte (elem_traffic below)
     if any_moe:
         # the dispatched token copies (the experts' fc1 input, k·h per token) and the expert outputs the combine

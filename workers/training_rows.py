@@ -187,11 +187,6 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int) -> dict[str,
         # the matrix multiplies run in 8 or 4 bits (fp8, mxfp8, nvfp4) at the fitted low-precision GEMM efficiency;
         # attention and element-wise kernels stay 16-bit (Transformer Engine recipes)
         "low_precision": (prec >= PRECISIONS.index("fp8")).astype(np.float64),
-        # ... whose inputs Transformer Engine keeps for the backward in the GEMM's precision (te Linear /
-        # LayerNormLinear save the quantised input, `saved_inputmat = inputmat`): bytes per element, NVFP4's 4 bits
-        # with one 8-bit scale per 16 values
-        "gemm_in_bytes": np.where(prec == PRECISIONS.index("nvfp4"), 0.5 + 1.0 / 16.0,
-                                  np.where(prec >= PRECISIONS.index("fp8"), 1.0, act)),
         "owned": (get("cost_basis") == COST_BASES.index("owned")).astype(np.float64),
         "first_layers": get("first_stage_layers"),
         "last_layers": get("last_stage_layers"),
