@@ -167,9 +167,12 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
     up = chip_cols["scale_up_gb_s"] * 1e9
     out = chip_cols["scale_out_gbit_s"] * 1e9 / 8.0
     # a chip with no published scale-up link talks over its scale-out NIC (or PCIe: defaults)
+    domain = np.where(np.isfinite(chip_cols["scale_up_domain"]), chip_cols["scale_up_domain"], 1.0)
+    # which links the chip's sources leave blank (rows say so in `notes`): 1 a scale-up link of a domain of
+    # several chips, 2 the scale-out link
+    missing = np.where(~np.isfinite(up) & (domain > 1), 1.0, 0.0) + np.where(np.isfinite(out), 0.0, 2.0)
     out = np.where(np.isfinite(out), out, defaults["fallback_link_gb_s"] * 1e9)
     up = np.where(np.isfinite(up), up, out)
-    domain = np.where(np.isfinite(chip_cols["scale_up_domain"]), chip_cols["scale_up_domain"], 1.0)
     return {
         "mem_bytes": mem_gb * 1e9,
         "mem_bw": chip_cols["memory_bandwidth_gb_s"] * 1e9,
@@ -179,6 +182,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
                               defaults.get("memory_reach", 1.0)),
         "up_bw": up,
         "up_domain": domain,
+        "link_missing": missing,
         "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),
         "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),

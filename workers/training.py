@@ -689,7 +689,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # (NVLink SHARP) does not shrink; without it an all-reduce, which it halves
     tp_allreduce = _pick(sp_f, 2.0 * tp_gather, tp_group.allreduce(msg))
     tp_hidden = num(x["fw_tp_overlap"] > 0) * cal["tp_overlap_eff"]
-    t_tp = (2.0 * passes - 2.0) * tp_allreduce * (1.0 - tp_hidden)  # s: 4 or 6 all-reduces per layer
+    # the overlap runs each collective beside the layer's matrix multiplies (Megatron-Core --tp-comm-overlap,
+    # userbuffers): it hides a share of the communication, never more than the GEMM time it runs beside
+    tp_all = (2.0 * passes - 2.0) * tp_allreduce  # s: 4 or 6 all-reduces per layer
+    t_tp = tp_all - tp_hidden * np.minimum(tp_all, t_mm)  # s exposed
     t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
     t_layer = t_compute + t_tp  # s
     if any_cp:

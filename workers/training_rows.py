@@ -602,5 +602,37 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["batch_handling"] = pa.array(np.where(bad | (mask != 0), None, how).tolist(), type=pa.string())
     prov = provenance
     cols["calibrated_on"] = pa.array([None if bad[i] or prov is None else str(prov[i]) for i in range(n)], type=pa.string())
+    cols["notes"] = pa.array(training_notes(x, out, ~bad & (mask == 0)).tolist(), type=pa.string())
     keep_given(table, cols, bad)
     return pa.table(cols)
+
+
+# what a feasible row computed from a stand-in, or could not compute, because the chip's sources leave a field blank
+TRAINING_NOTES = (
+    "no published scale-up link: the collectives inside its domain run at PCIe 4.0 x16 (defaults.fallback_link_gb_s; "
+    "give chip.scale_up_gb_s)",
+    "no published scale-out link: the collectives between domains run at PCIe 4.0 x16 (defaults.fallback_link_gb_s; "
+    "give chip.scale_out_gbit_s)",
+    "cost not computed: no rental price and no purchase price published (give chip.usd_per_hour or chip.purchase_usd)",
+    "energy not computed: tdp_w not published (give chip.tdp_w)",
+)
+
+
+def training_notes(x: Mapping[str, Array], out: Mapping[str, Array], feasible: Array) -> np.ndarray:
+    """Per row, the `notes` text: '' or TRAINING_NOTES joined by '; ', for the feasible rows whose answer leans on
+    a stand-in for a field the chip's sources leave blank (a link the layout uses) or lacks an output for want of
+    one (cost, energy)."""
+    n = len(feasible)
+    missing = np.broadcast_to(np.asarray(x.get("link_missing", np.zeros(n)), dtype=np.int64), (n,))
+    chips = np.asarray(x["n_chips"], dtype=np.float64)
+    domain = np.broadcast_to(np.asarray(x["up_domain"], dtype=np.float64), (n,))
+    nan = np.full(n, np.nan)
+    flags = np.stack([
+        ((missing & 1) != 0) & (chips > 1),
+        ((missing & 2) != 0) & (chips > domain),
+        ~np.isfinite(np.asarray(out.get("cost_usd", nan), dtype=np.float64)),
+        ~np.isfinite(np.asarray(out.get("energy_mwh", nan), dtype=np.float64)),
+    ], axis=1) & np.asarray(feasible, dtype=bool)[:, None]
+    codes = flags @ (1 << np.arange(len(TRAINING_NOTES)))
+    texts = {int(c): "; ".join(t for i, t in enumerate(TRAINING_NOTES) if c >> i & 1) for c in np.unique(codes)}
+    return np.asarray([texts[int(c)] for c in codes], dtype=object)
