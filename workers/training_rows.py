@@ -10,6 +10,8 @@ appended. Bad rows carry their message in `infeasible_reason`; they never stop t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pyarrow as pa
 
