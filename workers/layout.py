@@ -2,7 +2,7 @@
 (vectorised, in one call of the core) and keep the fastest feasible one.
 
 Candidates: tp and pp from the lists below, micro-batch sizes, interleave 1-4, the three recompute
-modes and ZeRO stages 0-3; invalid combinations are masked by the core (divisibility, memory), never
+modes, ZeRO stages 0-3 and, on mixture-of-experts rows, expert parallelism; invalid combinations are masked by the core (divisibility, memory), never
 filtered by Python loops over rows.
 """
 
@@ -24,8 +24,14 @@ CANDIDATES: dict[str, tuple[float, ...]] = {
     "interleave": (1, 2, 3, 4),
     "recompute": (0, 1, 2),
     "zero_stage": (0, 1, 2, 3),
+    # expert parallelism: searched on mixture-of-experts rows only (a dense row's ep is 1); the core masks an ep that
+    # does not divide the experts or tp x dp
+    "ep": (1, 2, 4, 8, 16, 32, 64, 128),
 }
 SEARCHED = tuple(CANDIDATES)
+# candidates evaluated in one call of the core at most (a MoE row with every field blank has 416,640; several rows
+# of one blank pattern share a call while they fit): bounds the memory of a search whatever the number of rows
+MAX_CANDIDATES = 524_288
 
 
 def search(
@@ -44,16 +50,19 @@ def search(
     pattern = np.zeros(n, dtype=np.int64)
     for j, key in enumerate(SEARCHED):
         pattern |= np.asarray(blank[key], dtype=np.int64) << j
+    parts: list[tuple[Array, dict[str, Array]]] = []
     for pat in np.unique(pattern).tolist():
-        rows = np.nonzero(pattern == pat)[0]
+        rows_all = np.nonzero(pattern == pat)[0]
         keys = [k for j, k in enumerate(SEARCHED) if pat >> j & 1]
         if not keys:
-            out = run({k: v[rows] for k, v in resolved.items()})
-        else:
-            sizes = [len(CANDIDATES[k]) for k in keys]
-            g = space_size(sizes)
-            flat = np.arange(g, dtype=np.int64)
-            axis_idx = decode(flat, sizes)
+            parts.append((rows_all, run({k: v[rows_all] for k, v in resolved.items()})))
+            continue
+        sizes = [len(CANDIDATES[k]) for k in keys]
+        g = space_size(sizes)
+        axis_idx = decode(np.arange(g, dtype=np.int64), sizes)
+        per_call = max(1, MAX_CANDIDATES // g)  # rows per call: rows x candidates stays bounded
+        for start in range(0, len(rows_all), per_call):
+            rows = rows_all[start:start + per_call]
             cand = {k: np.repeat(v[rows], g) for k, v in resolved.items()}  # row r owns candidates r*g .. r*g+g-1
             for key, idx in zip(keys, axis_idx, strict=True):
                 cand[key] = np.tile(np.asarray(CANDIDATES[key], dtype=np.float64)[idx], len(rows))
@@ -62,7 +71,8 @@ def search(
             pick = np.arange(len(rows)) * g + best
             for key in keys:
                 resolved[key][rows] = cand[key][pick]
-            out = {k: v[pick] for k, v in res.items()}
+            parts.append((rows, {k: v[pick] for k, v in res.items()}))
+    for rows, out in parts:
         if outputs is None:
             outputs = {k: np.empty(n, dtype=v.dtype) for k, v in out.items()}
         for k, v in out.items():
@@ -72,9 +82,12 @@ def search(
 
 
 def _best(res: Mapping[str, Array], rows: int, g: int) -> Array:
-    """Per row, the candidate with the least step time among feasible ones; if none is feasible, the one
+    """Per row, the candidate with the least time per token (the least time to train) among feasible ones; if
+    none is feasible, the one
     whose only problem is memory with the least memory, else any with the fewest problems."""
-    step = res["step_time_s"].reshape(rows, g)
+    # seconds per token: a candidate that runs a smaller valid batch (batch_handling) takes a shorter step for fewer
+    # tokens, so steps do not compare; the time to train does
+    step = (res["step_time_s"] / res["tokens_per_step"]).reshape(rows, g)
     mask = res["reason_mask"].reshape(rows, g)
     mem = res["mem_per_chip_gb"].reshape(rows, g)
     feasible = (mask == 0) & np.isfinite(step)

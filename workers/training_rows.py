@@ -310,11 +310,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
         "lora_params": lora_parameters(x, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
                                        _or_default(get("lora_targets"), 0.0)) if lora else np.zeros(n),
     })
-    blank = {}
-    for key in layout.SEARCHED:
-        vals = get(key)
-        blank[key] = ~np.isfinite(vals)
-        x[key] = vals
+    blank = _searched(get, x)
     stream = x["streaming"] > 0
     if stream.any():
         for key in ("tp", "pp", "interleave"):
@@ -441,11 +437,7 @@ def _assemble_general(
         "lora_params": lora_parameters({**shapes}, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
                                        _or_default(get("lora_targets"), 0.0)),
     }
-    blank = {}
-    for key in layout.SEARCHED:
-        vals = get(key)
-        blank[key] = ~np.isfinite(vals)
-        x[key] = vals.copy()
+    blank = _searched(get, x)
     # a weight-streaming system runs data parallel only: its tp/pp are not searched
     stream = links["streaming"] > 0
     for key in ("tp", "pp", "interleave"):
@@ -469,6 +461,20 @@ def run_training(x: dict[str, Array], cal: dict[str, Array], dtype: type | None 
         for k in ("step_time_s", "tokens_per_s", "mfu", "hfu", "cost_usd"):
             out[k] = np.where(clash, np.nan, out[k])
     return out
+
+
+def _searched(get, x: dict[str, Array]) -> dict[str, Array]:  # type: ignore[no-untyped-def]
+    """The layout fields of each row (into `x`) and which of them the row leaves blank for the layout search:
+    expert parallelism only on mixture-of-experts rows, a dense row's blank ep being 1."""
+    blank = {}
+    for key in layout.SEARCHED:
+        vals = np.array(get(key), dtype=np.float64, copy=True)
+        blank[key] = ~np.isfinite(vals)
+        x[key] = vals
+    moe = np.nan_to_num(np.asarray(x["moe_experts"], dtype=np.float64)) > 0
+    x["ep"] = np.where(blank["ep"] & ~moe, 1.0, x["ep"])
+    blank["ep"] = blank["ep"] & moe
+    return blank
 
 
 def search_training(
