@@ -314,3 +314,19 @@ def test_a_sweep_over_the_mamba_state_precision_lands_in_the_lake(tmp_path: Path
     assert front and all(r["layout"].endswith(", fp32 Mamba state") == (r["ssm_state_bits"] == 32) for r in front)
     # the H100's default engine, TensorRT-LLM, schedules in turn (vLLM asynchronously)
     assert all(r["engine"] == "tensorrt_llm" and r["async_scheduling"] is False for r in front)
+
+
+def test_a_blank_weight_precision_follows_the_compute_precision():
+    """fp8 or int8 matrix multiplies read 8-bit weights and fp4 ones 4-bit weights: a row that gives
+    compute_precision and leaves weight_bits blank gets those bits (16 where neither is given); DeepSeek-V3 then fits
+    8 H200s (671 GB of fp8 weights, where 16-bit ones need 1.3 TB), and a refusal says which knobs free memory."""
+    base = dict(model="deepseek_v3", chip="nvidia_h200_sxm", n_chips=8, tp=8, concurrency=64, prompt_len=1000,
+                gen_len=1000)
+    fp8, fp4, blank, given = run(dict(base, compute_precision="fp8"), dict(base, compute_precision="fp4", chip=B200),
+                                 dict(base), dict(base, compute_precision="fp8", weight_bits=16))
+    assert (fp8["weight_bits"], fp4["weight_bits"]) == (8, 4)
+    assert fp8["infeasible_reason"] == "" and fp8["output_tokens_per_s"] > 0
+    assert fp4["infeasible_reason"] == "" and fp4["output_tokens_per_s"] > 0
+    for refused in (blank, given):  # 16-bit weights: 168 GB per chip before any KV cache
+        assert "field 'concurrency' = 64: does not fit in memory" in refused["infeasible_reason"]
+        assert "lower weight_bits" in refused["infeasible_reason"]

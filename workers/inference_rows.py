@@ -434,15 +434,19 @@ def assemble_inference(
             errors.add_message(np.nonzero(no_chip)[0], "field 'chip' is blank: give a catalog chip id", field="chip")
 
     # ---- workload defaults ----------------------------------------------------------------------
+    # blank weight_bits: the compute precision's where one is given (fp8 / int8 matrix multiplies read 8-bit weights,
+    # fp4 4-bit ones), else the workload default
+    prec = get("compute_precision")
+    prec_bits = np.asarray([COMPUTE_BITS[p] for p in COMPUTE_PRECISIONS], dtype=np.float64)
     wb = get("weight_bits")
-    wb = np.where(np.isfinite(wb), wb, workload_default(ctx, "weight_bits"))
+    wb = np.where(np.isfinite(wb), wb, np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)],
+                                                workload_default(ctx, "weight_bits")))
     kvb = get("kv_bits")
     kvb = np.where(np.isfinite(kvb), kvb, workload_default(ctx, "kv_bits"))
     prompt = get("prompt_len")
     prompt = np.where(np.isfinite(prompt), prompt, workload_default(ctx, "prompt_len"))
     gen = get("gen_len")
     gen = np.where(np.isfinite(gen), gen, workload_default(ctx, "gen_len"))
-    prec = get("compute_precision")
     variant = np.where(np.isfinite(prec), prec,
                        len(COMPUTE_PRECISIONS) + (wb >= 8).astype(np.float64) + (wb >= 16)).astype(np.intp)
 
@@ -551,6 +555,10 @@ def _row_errors(errors: RowErrors, raw: Mapping[str, Any], ctx: Context, m: Mapp
                    f"the {int(m['layers'][i])} layers; allowed: {', '.join(map(str, divisors))}")
 
 
+# bits of the weights a blank weight_bits takes from a given compute precision
+COMPUTE_BITS = {"fp16": 16.0, "bf16": 16.0, "fp8": 8.0, "fp4": 4.0, "int8": 8.0}
+
+
 def _inference_notes(ctx: Context, x: Mapping[str, Array]) -> Array:
     chip_idx = np.asarray(x["chip_idx"], dtype=np.int64)
     key = np.stack([chip_idx, np.asarray(x["note_mask"], np.int64), np.asarray(x["low_mask"], np.int64)], axis=1)
@@ -632,7 +640,7 @@ def _concurrency_reason(i: int, out: Mapping[str, Array], cal: Mapping[str, Any]
     """Why a row's concurrency does not fit, and the range that does."""
     fit = int(max(out["concurrency_fit"][i], 0))
     reserve = float(np.atleast_1d(inference.cal_at(cal, "kv_reserve", np.array([i])))[0])  # share of g reserved
-    allowed = f"1 to {fit}" if fit >= 1 else "none (weights and activations alone fill the memory)"
+    allowed = f"1 to {fit}" if fit >= 1 else "none (weights and activations alone fill the memory: raise n_chips or lower weight_bits)"
     return (f"does not fit in memory ({out['mem_gb'][i]:.2f} GB per chip > {out['mem_limit_gb'][i]:.2f} GB usable on each "
             f"of {int(out['n_chips'][i])} chip(s), KV cache of p + {reserve:g} x g tokens per request); "
             f"allowed: {allowed} at this model, chips and lengths")
