@@ -10,7 +10,8 @@ per core:
   float32 (cast block by block), as a sweep chunk does (workers/chunk.py CORE_DTYPE); and the same with a
   float64 core;
 - MoE (issue 13): the same with MoE models and ep in 1-8 (every row takes the MoE passes);
-- layout search: one (model, chip, n_chips) with every layout field blank, milliseconds.
+- layout search: one (model, chip, n_chips) with every layout field blank, milliseconds (a dense model; and
+  DeepSeek-V3, whose search covers expert parallelism too).
 """
 
 from __future__ import annotations
@@ -89,7 +90,11 @@ def main() -> dict[str, object]:
     one = pa.table({"model": ["llama2_70b"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"], "global_batch": ["1024"]})
     evaluate_training(one, ctx)  # warm up
     search_s = best_of(lambda: evaluate_training(one, ctx), repeat=10)
-    candidates = int(np.prod([len(v) for v in CANDIDATES.values()]))
+    candidates = int(np.prod([len(v) for k, v in CANDIDATES.items() if k != "ep"]))  # a dense row: ep stays 1
+    one_moe = pa.table({"model": ["deepseek_v3"], "chip": ["nvidia_h100_sxm"], "n_chips": ["1024"],
+                        "global_batch": ["4096"], "precision": ["fp8"]})
+    evaluate_training(one_moe, ctx)
+    search_moe_s = best_of(lambda: evaluate_training(one_moe, ctx), repeat=3)
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "numpy": np.__version__, "threads": "1 (element-wise)",
@@ -104,6 +109,8 @@ def main() -> dict[str, object]:
         "sweep_core_dtype": "float32",
         "layout_search_ms": search_s * 1000,
         "layout_search_candidates": candidates,
+        "layout_search_moe_ms": search_moe_s * 1000,  # mixture of experts: ep searched too
+        "layout_search_moe_candidates": candidates * len(CANDIDATES["ep"]),
         "peer_reference_configs_per_s_per_core": 200,
         "allocator_tuned": allocator_tuned,
     }
