@@ -330,3 +330,16 @@ def test_a_blank_weight_precision_follows_the_compute_precision():
     for refused in (blank, given):  # 16-bit weights: 168 GB per chip before any KV cache
         assert "field 'concurrency' = 64: does not fit in memory" in refused["infeasible_reason"]
         assert "lower weight_bits" in refused["infeasible_reason"]
+
+
+def test_a_serving_row_without_any_price_says_why_it_has_no_cost_per_token():
+    """The B200's sources publish neither a rental nor a purchase price: its cost per million tokens stays empty and
+    its notes say which column to give; the H100's rental price gives one, and a given price fills the B200's."""
+    base = dict(model="llama3_70b", n_chips=8, tp=8, concurrency=64, compute_precision="fp8", engine="tensorrt_llm")
+    b200, h100, priced = run(dict(base, chip=B200), dict(base, chip="nvidia_h100_sxm"),
+                             dict(base, chip=B200, **{"chip.usd_per_hour": 6.0}))
+    assert b200["infeasible_reason"] == "" and b200["output_tokens_per_s"] > 0
+    assert b200["usd_per_million_tokens"] is None or math.isnan(b200["usd_per_million_tokens"])
+    assert "cost per token not computed" in b200["notes"] and "chip.usd_per_hour" in b200["notes"]
+    assert "cost per token" not in h100["notes"] and h100["usd_per_million_tokens"] > 0
+    assert "cost per token" not in priced["notes"] and priced["usd_per_million_tokens"] > 0

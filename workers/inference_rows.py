@@ -86,6 +86,7 @@ N_LOW_CHIP = 32
 N_NO_PRICE = 64
 N_WAFER = 128
 N_EXTRAPOLATED = 256
+N_NO_COST = 512
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -98,6 +99,8 @@ INFERENCE_NOTES = {
     N_WAFER: "wafer-scale system: the roofline treats it as one chip; the latency of its layer pipeline at small "
     "batch is not modelled (optimistic)",
     N_EXTRAPOLATED: "no published run fitted this engine on this chip or its class: efficiency extrapolated (see calibrated_on)",
+    N_NO_COST: "cost per token not computed: no rental price and no purchase price published (give chip.usd_per_hour or "
+    "chip.purchase_usd)",
 }
 
 
@@ -345,6 +348,7 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
     pre |= np.where(~np.isfinite(links["mem_bytes"]), inference.R_NO_MEM, 0)
     notes |= np.where(~np.isfinite(ccols["tdp_w"]), N_NO_TDP, 0)
     notes |= np.where(~np.isfinite(ccols["purchase_usd"]), N_NO_PRICE, 0)
+    notes |= np.where(~np.isfinite(ccols["purchase_usd"]) & ~np.isfinite(ccols["usd_per_hour"]), N_NO_COST, 0)
     notes |= np.where(static["low_chip"], N_LOW_CHIP, 0)
     notes |= np.where(static["wafer"], N_WAFER, 0)
     used = used | _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]
