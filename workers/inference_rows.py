@@ -94,7 +94,9 @@ INFERENCE_NOTES = {
     "fp8 for W8A8",
     N_NO_TDP: "energy and power not computed: tdp_w not published (add a chip.tdp_w column)",
     N_NO_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column)",
-    N_LINK_FALLBACK: "no published scale-up link: tensor-parallel all-reduce over PCIe 4.0 x16 (defaults.fallback_link_gb_s)",
+    N_LINK_FALLBACK: "no published link between the row's chips: tensor-parallel all-reduce at the scale-out link's "
+    "rate, or PCIe 4.0 x16 where that is blank too (defaults.fallback_link_gb_s; give chip.scale_up_gb_s or "
+    "chip.scale_out_gbit_s)",
     N_SRAM_AUTO: "SRAM-only chip: n_chips = the fewest chips whose SRAM holds the model",
     N_WAFER: "wafer-scale system: the roofline treats it as one chip; the latency of its layer pipeline at small "
     "batch is not modelled (optimistic)",
@@ -358,7 +360,7 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
         "used": np.broadcast_to(used, (n,)).astype(np.int64),
         "notes": np.broadcast_to(notes, (n,)).astype(np.int64),
         "pre": np.broadcast_to(pre, (n,)).astype(np.int64),
-        "no_scale_up": (~np.isfinite(ccols["scale_up_gb_s"])).astype(np.float64),
+        "link_missing": links["link_missing"],  # 1: no scale-up rate for a domain of several chips; 2: no scale-out
         **{k: links[k] for k in ("mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "usd_per_hour")},
         "tdp_w": ccols["tdp_w"],
         "idle_w": ccols["idle_w"],
@@ -489,7 +491,11 @@ def assemble_inference(
     pp = np.where(np.isfinite(pp), pp, 1.0)
     auto = ~np.isfinite(n_chips) & (static["sram_only"] > 0)
     multi = (n_chips > 1) | auto
-    notes = c["notes"] | (multi & (c["no_scale_up"] > 0)) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
+    # the link the row's chips talk over (inside the scale-up domain, else the scale-out network) is a stand-in
+    missing = np.asarray(c["link_missing"], dtype=np.int64)
+    inside = n_chips <= c["up_domain"]
+    stand_in = (inside & (missing & 1 > 0)) | (~inside & (missing & 2 > 0)) | (auto & (missing > 0))
+    notes = c["notes"] | (multi & stand_in) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
     notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
     if errors is not None:

@@ -617,8 +617,8 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
 
 # what a feasible row computed from a stand-in, or could not compute, because the chip's sources leave a field blank
 TRAINING_NOTES = (
-    "no published scale-up link: the collectives inside its domain run at PCIe 4.0 x16 (defaults.fallback_link_gb_s; "
-    "give chip.scale_up_gb_s)",
+    "no published scale-up link: the collectives inside its domain run at its scale-out link's rate, or PCIe 4.0 x16 "
+    "where that is blank too (defaults.fallback_link_gb_s; give chip.scale_up_gb_s)",
     "no published scale-out link: the collectives between domains run at PCIe 4.0 x16 (defaults.fallback_link_gb_s; "
     "give chip.scale_out_gbit_s)",
     "cost not computed: no rental price and no purchase price published (give chip.usd_per_hour or chip.purchase_usd)",
