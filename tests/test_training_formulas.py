@@ -685,3 +685,20 @@ def test_the_layout_search_chooses_expert_parallelism_for_a_mixture_of_experts(c
     assert out["infeasible_reason"] == ["", "", ""]
     assert out["ep"][0] > 1 and out["ep"][1] == 1 and out["ep"][2] == 1
     assert out["tokens_per_s"][0] > out["tokens_per_s"][1]
+
+
+def test_every_datacenter_training_chip_trains_a_blank_precision_in_16_bits(ctx):
+    """A blank precision is the chip's 16-bit mixed precision (bf16, else fp16). The MI355X's catalog entry had FP8,
+    FP4 and FP32 peaks but no 16-bit one, so its rows trained in fp32 at 157 TFLOP/s: 16x below the MI300X's bf16
+    rate, off every frontier. Its 16-bit rate is now derived (half the FP8 rate, as CDNA 3 publishes) and flagged low
+    confidence; every datacenter training chip must have one."""
+    cat = ctx.catalog
+    chips = [cid for cid, c in cat.chips.items() if c.chip_class == "datacenter_training"]
+    no16 = [cid for cid in chips if cat.chips[cid].peak_tflops_bf16 is None and cat.chips[cid].peak_tflops_fp16 is None]
+    assert no16 == []
+    mi355x = cat.chips["amd_mi355x"]
+    assert "peak_tflops_bf16" in mi355x.low_confidence_fields and "peak_tflops_bf16" in mi355x.derived
+    out = run(ctx, model=["llama3_8b"] * 2, chip=["amd_mi355x", "amd_mi300x"], n_chips=[8, 8], global_batch=[64, 64])
+    assert out["precision"] == ["bf16", "bf16"]
+    mi355, mi300 = (t / 8 for t in out["tokens_per_s"])
+    assert mi355 > mi300  # twice the matrix rate, 1.5x the bandwidth: faster than its predecessor, not 8x slower
