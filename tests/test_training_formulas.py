@@ -718,3 +718,21 @@ def test_the_mi325x_trains_at_least_as_fast_as_the_mi300x_whose_silicon_and_plat
     mi325x = ctx.catalog.chips["amd_mi325x"]
     assert {"scale_up_gb_s", "scale_out_gbit_s"} <= set(mi325x.low_confidence_fields) & set(mi325x.derived)
 
+
+
+def test_a_blank_framework_runs_the_software_of_the_chips_family(ctx):
+    """Megatron-Core does not run on TPUs or Trainium: a blank `framework` is the chip family's own stack
+    (defaults.yaml framework_default: MaxText on TPUs, NeuronX Distributed on Trainium, Megatron-DeepSpeed on Gaudi),
+    whose features and fitted constants are the ones its chips' published runs fitted. Before, every blank row ran
+    as Megatron-Core, so a TPU row hid 91 % of its tensor-parallel traffic (Megatron's --tp-comm-overlap) where
+    MaxText's TPU runs fit 38 %."""
+    chips = ["google_tpu_v5p", "aws_trainium1", "intel_gaudi2", "nvidia_h100_sxm"]
+    common = dict(model=["llama3_70b"] * 6, n_chips=[256] * 6, global_batch=[512] * 6, tp=[8] * 6, pp=[1] * 6,
+                  micro_batch=[1] * 6, zero_stage=[1] * 6, recompute=["selective"] * 6)
+    out = run(ctx, chip=[*chips, "google_tpu_v5p", "google_tpu_v5p"],
+              framework=[None, None, None, None, "maxtext", "megatron"], **common)
+    assert out["framework"] == ["maxtext", "neuronx", "deepspeed", "megatron", "maxtext", "megatron"]
+    t = out["step_time_s"]
+    assert t[0] == pytest.approx(t[4], rel=1e-12)  # blank on a TPU = MaxText, exactly
+    assert t[0] > t[5]  # MaxText's fitted overlaps hide less than Megatron-Core's
+    assert "maxtext_configs_2023" in out["calibrated_on"][0] or "tpu_recipes" in out["calibrated_on"][0]

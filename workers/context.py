@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chipsweep.schemas.catalog import CalibrationSet, Catalog, Chip
+from chipsweep.schemas.catalog import CalibrationSet, Catalog, CatalogError, Chip
 from chipsweep.schemas.vocab import FRAMEWORKS, PRECISIONS
 from chipsweep.workers import training
 from chipsweep.workers.tables import (
@@ -53,6 +53,7 @@ class Context:
     chip_links: dict[str, Array]  # the core's chip keys (bytes, bytes/s), by chip index
     chip_peaks: Array  # (precision, chip) peak FLOP/s
     chip_default_precision: Array  # by chip index
+    chip_default_framework: Array  # framework code a blank `framework` takes, by chip index
     frameworks: dict[str, Array]  # the core's fw_* keys and per-framework row defaults, by framework code
     calibrated_on: np.ndarray  # (framework, chip) text: the sources that fitted the chip's constants
 
@@ -69,7 +70,7 @@ class Context:
         default_prec = default_precision(chips.cols)
         peaks = np.stack([peak_for_precision(chips.cols, np.full(len(chips.ids), float(i)))[0] for i in range(len(PRECISIONS))])
         return cls(catalog, chips, models, cal, defaults, terms, shapes, tokens, chip_link_arrays(chips.cols, defaults),
-                   peaks, default_prec, framework_table(catalog), provenance)
+                   peaks, default_prec, default_frameworks(catalog, chips.ids), framework_table(catalog), provenance)
 
     def cal_for(self, chip_idx: Array, framework: Array | None = None) -> dict[str, Array | float]:
         """Calibration per row: a scalar where every (framework, chip) shares the value, else gathered."""
@@ -96,6 +97,22 @@ class Context:
         """The framework's features and row defaults per row (framework codes, NaN = the default `megatron`)."""
         fw = np.nan_to_num(np.asarray(framework, dtype=np.float64), nan=0.0).astype(np.int64)
         return {k: v[fw] for k, v in self.frameworks.items()}
+
+
+def default_frameworks(catalog: Catalog, chip_ids: list[str]) -> Array:
+    """Code of the framework each chip's rows run when `framework` is blank: the first defaults.yaml
+    `framework_default` rule whose `family` (Chip.training_family) matches, a rule without one matching every chip."""
+    rules = list(catalog.defaults.get("framework_default") or [])
+    for rule in rules:
+        if rule.get("framework") not in FRAMEWORKS:
+            raise CatalogError(f"defaults.yaml framework_default: framework {rule.get('framework')!r} is not allowed; "
+                               f"allowed: {', '.join(FRAMEWORKS)}")
+    out = np.zeros(len(chip_ids), dtype=np.float64)
+    for i, cid in enumerate(chip_ids):
+        family = catalog.chips[cid].training_family
+        rule = next((r for r in rules if r.get("family", family) == family), None)
+        out[i] = FRAMEWORKS.index(rule["framework"]) if rule else 0.0
+    return out
 
 
 def framework_table(catalog: Catalog) -> dict[str, Array]:

@@ -170,12 +170,13 @@ def _cp_column(cp: Array, seq: Array, errors: RowErrors | None) -> Array:
     return cp
 
 
-def _workload_defaults(get, ctx: Context, precision: Array, n: int) -> dict[str, Array]:  # type: ignore[no-untyped-def]
+def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Array) -> dict[str, Array]:  # type: ignore[no-untyped-def]
     """Row fields that follow the framework and the precision when a row leaves them blank: the framework's
     features (defaults.yaml `frameworks`), sequence parallelism where the framework has it, FlashAttention
     where it is its default, its gradient bytes; 4-byte activations in fp32 (Korthikanti Table 2 is 16-bit);
-    fp8 matrix multiplies; the cost basis asked for; the pipeline layout and ZeRO group given."""
-    framework = _or_default(get("framework"), 0.0)
+    fp8 matrix multiplies; the cost basis asked for; the pipeline layout and ZeRO group given. A blank framework
+    is the chip family's software (defaults.yaml `framework_default`: MaxText on TPUs, NeuronX on Trainium)."""
+    framework = _or_default(get("framework"), ctx.chip_default_framework[np.maximum(chip_idx, 0)])
     fw = ctx.features_for(framework)
     prec = precision.astype(np.int64)
     act = np.where(prec == PRECISIONS.index("fp32"), 4.0, ctx.defaults["act_bytes"])
@@ -293,7 +294,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x["peak_published"] = np.isfinite(ctx.chip_peaks).any(axis=0)[chip_idx].astype(np.float64)
     mode = _or_default(get("mode"), 0.0)
     lora = (mode == 2).any()
-    x.update(_workload_defaults(get, ctx, precision, n))
+    x.update(_workload_defaults(get, ctx, precision, n, chip_idx))
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
     x.update({
@@ -425,7 +426,7 @@ def _assemble_general(
         "tokens": tokens,
         "weight_bytes": weight_bytes,
         # Megatron all-reduces fp32 gradients, DeepSpeed's fp16 optimizer the fp16 ones (defaults.yaml frameworks)
-        **_workload_defaults(get, ctx, precision, n),
+        **_workload_defaults(get, ctx, precision, n, safe_chip),
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
         "sustained_flops": get("sustained_tflops") * 1e12,
