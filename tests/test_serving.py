@@ -354,3 +354,33 @@ def test_a_multi_chip_row_says_when_the_link_between_its_chips_is_a_stand_in():
     notes = [r["notes"] for r in run(*rows)]
     said = ["no published link between the row's chips" in t for t in notes]
     assert said == [True, True, False, False, False], notes
+
+
+def test_validate_lists_the_serving_constants_a_fit_left_at_a_bound():
+    """A fitted constant within 1 % of (the width of) its bounds is one its runs barely determine, or one that
+    absorbs time the model leaves unexplained: `validate --kind inference --summary` counts and lists them. A
+    constant moved onto its bound joins the list; one moved to mid-range leaves it."""
+    import copy
+    import dataclasses
+
+    from chipsweep.schemas.catalog import load_catalog
+    from chipsweep.workers.validation import report
+    from chipsweep.workers.validation.serving import constants_at_bounds
+
+    cat = load_catalog(use_env=False)
+    total, at = constants_at_bounds(cat)
+    assert 0 < len(at) < total
+    bounds = cat.asic["serving"]["bounds"]["value"]
+    for _engine, _where, key, value, _runs in at:
+        lo, hi = bounds[key]
+        assert min(value - lo, hi - value) < 0.01 * (hi - lo)
+    asic = copy.deepcopy(cat.asic)
+    sets = asic["serving"]["efficiency"]
+    inside = next(s for s in sets if "mem_bw_fraction" in s and 0.3 < s["mem_bw_fraction"] < 0.9)
+    edge = next(s for s in sets if s.get("attention_fraction") == bounds["attention_fraction"][1])
+    inside["mem_bw_fraction"], edge["attention_fraction"] = bounds["mem_bw_fraction"][1], 0.5
+    moved = constants_at_bounds(dataclasses.replace(cat, asic=asic))[1]
+    key_of = lambda s: (str(s.get("engine", "*")), s["applies_to"])  # noqa: E731
+    assert (*key_of(inside), "mem_bw_fraction") in {a[:3] for a in moved}
+    assert (*key_of(edge), "attention_fraction") not in {a[:3] for a in moved}
+    assert f"within 1 % of a bound: {len(at)} of {total}" in report.render_serving([])

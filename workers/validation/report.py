@@ -6,6 +6,8 @@ the runs the core cannot answer yet and why, and the errors per chip family on h
 
 from __future__ import annotations
 
+from collections import Counter
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -72,6 +74,13 @@ def render_serving(rows: list[tuple[str, str, int, float, float]] | None = None)
     lines = ["inference: out-of-source |error| (constants fitted without the measurement's own source)",
              f"{'metric':20s} {'source':26s} {'cases':>5s} {'median':>8s} {'p90':>8s}"]
     lines += [f"{fam:20s} {src:26s} {n:5d} {med * 100:7.1f}% {p90 * 100:7.1f}%" for fam, src, n, med, p90 in rows]
+    total, at = serving.constants_at_bounds()
+    keys = Counter(key for _e, _w, key, _v, _n in at)
+    lines.append(f"fitted serving constants within 1 % of a bound: {len(at)} of {total} ("
+                 + ", ".join(f"{k} {n}" for k, n in keys.most_common())
+                 + "): barely determined by their runs, or absorbing time the model leaves unexplained")
+    for engine, where, key, value, runs in sorted(at, key=lambda a: -a[4])[:8]:
+        lines.append(f"  {engine:12s} {where:26s} {key:20s} {value:<10.4g} ({runs} runs)")
     return "\n".join(lines)
 
 

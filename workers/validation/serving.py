@@ -959,6 +959,27 @@ def summary(results: Sequence[Result], catalog: Catalog | None = None) -> list[t
     return rows
 
 
+def constants_at_bounds(catalog: Catalog | None = None, tol: float = 0.01) -> tuple[int, list[tuple[str, str, str, float, int]]]:
+    """The fitted serving constants (asic.yaml serving efficiency and power sets) within `tol` of the width of their
+    bounds from one of them: (how many constants the sets fit, [(engine, applies_to, key, value, runs)]). A constant
+    at a bound is one its runs barely determine, or one that absorbs time the model leaves unexplained."""
+    catalog = catalog or load_catalog()
+    bounds = _bounds(catalog)
+    serving_sets = catalog.asic["serving"]
+    total, at = 0, []
+    for kind in ("efficiency", "power"):
+        for s in serving_sets.get(kind) or []:
+            for key, value in s.items():
+                if key not in bounds:
+                    continue
+                lo, hi = bounds[key]
+                total += 1
+                f = (float(value) - lo) / (hi - lo)
+                if min(f, 1.0 - f) < tol:
+                    at.append((str(s.get("engine", "*")), str(s["applies_to"]), key, float(value), int(s.get("runs", 0))))
+    return total, at
+
+
 # ---------------------------------------------------------------------------------------------------
 # writing the fitted sets into asic.yaml
 # ---------------------------------------------------------------------------------------------------
