@@ -7,7 +7,6 @@ the runs the core cannot answer yet and why, and the errors per chip family on h
 from __future__ import annotations
 
 from collections import Counter
-
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
