@@ -384,3 +384,18 @@ def test_validate_lists_the_serving_constants_a_fit_left_at_a_bound():
     assert (*key_of(inside), "mem_bw_fraction") in {a[:3] for a in moved}
     assert (*key_of(edge), "attention_fraction") not in {a[:3] for a in moved}
     assert f"within 1 % of a bound: {len(at)} of {total}" in report.render_serving([])
+
+
+def test_a_concurrency_refused_for_a_kv_cache_tensor_parallelism_replicates_points_to_dp_attention() -> None:
+    """DeepSeek-V3's latent attention keeps one latent per layer: tensor parallelism over 8 H200 holds every
+    request's KV cache on each of the 8 chips, so 2,048 requests of 3,000 tokens do not fit; attention data
+    parallelism (SGLang's --enable-dp-attention) keeps each chip's own requests' only, and they do. The refusal says
+    so. Llama 3 70B's 8 KV heads split over 8 chips: nothing is replicated, no such hint."""
+    ds = dict(model="deepseek_v3", chip="nvidia_h200_sxm", n_chips=8, ep=8, prompt_len=2000, gen_len=1000,
+              concurrency=2048, compute_precision="fp8")
+    refused, served = run(ds, {**ds, "dp_attention": True})
+    assert "does not fit in memory" in refused["infeasible_reason"]
+    assert "or set dp_attention true" in refused["infeasible_reason"] and "8x over" in refused["infeasible_reason"]
+    assert served["infeasible_reason"] in ("", None) and served["output_tokens_per_s_per_chip"] > 0
+    llama = run(dict(model="llama3_70b", chip=H100, n_chips=8, prompt_len=1000, gen_len=500, concurrency=100000))[0]
+    assert "does not fit in memory" in llama["infeasible_reason"] and "dp_attention" not in llama["infeasible_reason"]

@@ -607,7 +607,7 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     # a concurrency the memory cannot hold is a bad cell (row, field, value, the range that fits)
     too_many = ((mask & inference.R_MEMORY) != 0) & ((mask & inference.R_NOFIT) == 0) & np.isfinite(x["concurrency"])
     for i in np.nonzero(too_many)[0].tolist():
-        errors.add([i], "concurrency", [int(x["concurrency"][i])], _concurrency_reason(i, out, cal))
+        errors.add([i], "concurrency", [int(x["concurrency"][i])], _concurrency_reason(i, x, out, cal))
     mask = np.where(too_many, mask & ~mem_bits, mask)
     if strict and errors:
         raise errors.error()
@@ -646,14 +646,24 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     return result, errors
 
 
-def _concurrency_reason(i: int, out: Mapping[str, Array], cal: Mapping[str, Any]) -> str:
-    """Why a row's concurrency does not fit, and the range that does."""
+def _concurrency_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array], cal: Mapping[str, Any]) -> str:
+    """Why a row's concurrency does not fit, and the range that does; where the row's tensor parallelism keeps a
+    copy of each request's KV cache on every chip (fewer KV heads than chips, or latent attention's one latent), that
+    attention data parallelism would not."""
     fit = int(max(out["concurrency_fit"][i], 0))
     reserve = float(np.atleast_1d(inference.cal_at(cal, "kv_reserve", np.array([i])))[0])  # share of g reserved
     allowed = f"1 to {fit}" if fit >= 1 else "none (weights and activations alone fill the memory: raise n_chips or lower weight_bits)"
-    return (f"does not fit in memory ({out['mem_gb'][i]:.2f} GB per chip > {out['mem_limit_gb'][i]:.2f} GB usable on each "
+    text = (f"does not fit in memory ({out['mem_gb'][i]:.2f} GB per chip > {out['mem_limit_gb'][i]:.2f} GB usable on each "
             f"of {int(out['n_chips'][i])} chip(s), KV cache of p + {reserve:g} x g tokens per request); "
             f"allowed: {allowed} at this model, chips and lengths")
+    tp = float(out["n_chips"][i]) / max(float(x["pp"][i]) if np.isfinite(x["pp"][i]) else 1.0, 1.0)
+    share = float(x["kv_share"][i])
+    if not x["dp_attention"][i] > 0 and tp > share:
+        kept = "one KV head or latent" if share == 1 else f"{share:g} KV heads"
+        text += (f"; or set dp_attention true: the model keeps {kept} per layer, so tensor parallelism over {tp:g} "
+                 f"chips holds each request's KV cache {tp / share:g}x over, where attention data parallelism keeps "
+                 "each chip's own requests' only")
+    return text
 
 
 def _memory_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array], mask: int) -> str:
