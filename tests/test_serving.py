@@ -399,3 +399,24 @@ def test_a_concurrency_refused_for_a_kv_cache_tensor_parallelism_replicates_poin
     assert served["infeasible_reason"] in ("", None) and served["output_tokens_per_s_per_chip"] > 0
     llama = run(dict(model="llama3_70b", chip=H100, n_chips=8, prompt_len=1000, gen_len=500, concurrency=100000))[0]
     assert "does not fit in memory" in llama["infeasible_reason"] and "dp_attention" not in llama["infeasible_reason"]
+
+
+def test_a_chip_without_runs_takes_its_vendors_set_for_its_class_before_the_class_set() -> None:
+    """The serving sets resolve engine -> class -> one vendor's chips of the class -> chip: a software stack (CUDA,
+    ROCm, Metal) is a vendor's. The MI325X has no runs; under vLLM it takes the set Azure's MI300X runs fit for AMD's
+    datacenter chips, not the class set that ML.ENERGY's CUDA runs dominate. The MI325X is the MI300X's silicon with
+    more HBM bandwidth: at one request (bandwidth-bound) it is faster by at most that ratio. With the class set it
+    read 1.5x."""
+    from chipsweep.schemas.catalog import load_catalog
+
+    rows = [dict(model="llama3_70b", chip=c, n_chips=8, prompt_len=1000, gen_len=500, concurrency=1, engine="vllm")
+            for c in ("amd_mi325x", "amd_mi300x")]
+    mi325x, mi300x = run(*rows)
+    assert "vllm on AMD datacenter_training chips" in mi325x["calibrated_on"]
+    assert "(vllm on amd_mi300x)" in mi300x["calibrated_on"]
+    cat = load_catalog(use_env=False)
+    memory_reach = float(cat.defaults["defaults"]["memory_reach"]["value"])
+    a, b = cat.chips["amd_mi325x"], cat.chips["amd_mi300x"]
+    bw_325 = a.memory_bandwidth_measured_gb_s or a.memory_bandwidth_gb_s * memory_reach
+    bw_300 = b.memory_bandwidth_measured_gb_s or b.memory_bandwidth_gb_s * memory_reach
+    assert 1.0 < mi300x["tpot_s"] / mi325x["tpot_s"] <= bw_325 / bw_300

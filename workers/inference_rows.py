@@ -120,9 +120,12 @@ def _value(entry: Any) -> float:
 
 
 def _level(applies_to: str, cid: str, cls: str, vendor: str) -> int:
-    """How specific a set is for a chip: 4 its id, 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...),
-    1 every chip, 0 not this chip."""
+    """How specific a set is for a chip: 5 its id, 4 its vendor's chips of its class ('vendor:AMD/datacenter_training':
+    one software stack on one kind of chip), 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...), 1 every
+    chip, 0 not this chip."""
     if applies_to == cid:
+        return 5
+    if applies_to == f"vendor:{vendor}/{cls}":
         return 4
     if applies_to == cls:
         return 3
@@ -238,7 +241,7 @@ def _calibrated_text(engine: str, cid: str, cls: str, used: Mapping[str, Any] | 
     who = str(used.get("engine", "*"))
     if where == cid and who == engine:
         return f"{sources} ({engine} on {cid})"
-    place = {cid: cid, cls: f"{cls} chips", "*": "all chips"}.get(where, where.replace("vendor:", "") + " chips")
+    place = {cid: cid, cls: f"{cls} chips", "*": "all chips"}.get(where, where.replace("vendor:", "").replace("/", " ") + " chips")
     return f"extrapolated from {'every engine' if who == '*' else who} on {place} ({sources})"
 
 

@@ -30,8 +30,9 @@ How a run becomes a row (every choice here is a property of the published run, n
   decodes one token per such iteration until the N - j prompts behind it are prefilled, then at the batch's decode
   step: its mean inter-token latency.
 
-Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at four
-levels: every engine together, the engine on all chips, on a chip class, on one chip (each level starts from the
+Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at five
+levels: every engine together, the engine on all chips, on a chip class, on one vendor's chips of that class (one
+software stack: CUDA, ROCm, Metal), on one chip (each level starts from the
 one above and only moves with its own runs), and the achieved share of the chips' link per engine and chip alone, on
 the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
 compute and memory weights) per chip class and per chip, on the energy and power runs (never pooled across classes:
@@ -658,8 +659,8 @@ class Group:
 
 # fit levels, general to specific (the order inference_rows.serving_calibration resolves them in reverse):
 # (engine or every engine '*', place: every chip '*', a vendor's chips, a class, one chip)
-EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "chip"))
-PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "chip": 4}
+EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "vendor_class"), ("e", "chip"))
+PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "vendor_class": 4, "chip": 5}
 # power pools within a chip class only: a datacenter board's draw (HBM, VRM and fans included, ML.ENERGY) and an
 # embedded module's CPU+GPU rail (Jetson) are not one population; a class without power runs keeps the fallback
 POWER_LEVELS = (("*", "class"), ("*", "chip"))
@@ -691,6 +692,8 @@ def _place(prep: Prepared, i: int, kind: str) -> str:
         return prep.classes[i]
     if kind == "vendor":
         return "vendor:" + prep.ctx.catalog.chips[chip].vendor
+    if kind == "vendor_class":
+        return f"vendor:{prep.ctx.catalog.chips[chip].vendor}/{prep.classes[i]}"
     return "*"
 
 
