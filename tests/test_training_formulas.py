@@ -736,3 +736,19 @@ def test_a_blank_framework_runs_the_software_of_the_chips_family(ctx):
     assert t[0] == pytest.approx(t[4], rel=1e-12)  # blank on a TPU = MaxText, exactly
     assert t[0] > t[5]  # MaxText's fitted overlaps hide less than Megatron-Core's
     assert "maxtext_configs_2023" in out["calibrated_on"][0] or "tpu_recipes" in out["calibrated_on"][0]
+
+
+def test_a_framework_default_rule_naming_an_unknown_framework_is_refused():
+    """defaults.yaml framework_default is catalog data: a rule naming a framework the core does not have is a
+    catalog error naming the field, the value and what is allowed, not a silent fallback."""
+    import copy
+    import dataclasses
+
+    from chipsweep.schemas.catalog import CatalogError
+
+    cat = load_catalog(use_env=False)
+    defaults = copy.deepcopy(cat.defaults)
+    defaults["framework_default"] = [{"vendor": "Google", "framework": "jax"}, {"framework": "megatron"}]
+    with pytest.raises(CatalogError) as exc:
+        Context.build(dataclasses.replace(cat, defaults=defaults))
+    assert "framework_default" in str(exc.value) and "'jax'" in str(exc.value) and "maxtext" in str(exc.value)

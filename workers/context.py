@@ -21,6 +21,7 @@ from chipsweep.workers.tables import (
     ModelTable,
     chip_link_arrays,
     default_precision,
+    first_rule,
     model_shape_arrays,
     peak_for_precision,
 )
@@ -101,7 +102,7 @@ class Context:
 
 def default_frameworks(catalog: Catalog, chip_ids: list[str]) -> Array:
     """Code of the framework each chip's rows run when `framework` is blank: the first defaults.yaml
-    `framework_default` rule whose `family` (Chip.training_family) matches, a rule without one matching every chip."""
+    `framework_default` rule whose vendor and chip classes match (`first_rule`), else the first framework."""
     rules = list(catalog.defaults.get("framework_default") or [])
     for rule in rules:
         if rule.get("framework") not in FRAMEWORKS:
@@ -109,8 +110,7 @@ def default_frameworks(catalog: Catalog, chip_ids: list[str]) -> Array:
                                f"allowed: {', '.join(FRAMEWORKS)}")
     out = np.zeros(len(chip_ids), dtype=np.float64)
     for i, cid in enumerate(chip_ids):
-        family = catalog.chips[cid].training_family
-        rule = next((r for r in rules if r.get("family", family) == family), None)
+        rule = first_rule(rules, catalog.chips[cid])
         out[i] = FRAMEWORKS.index(rule["framework"]) if rule else 0.0
     return out
 

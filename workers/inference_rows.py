@@ -29,7 +29,7 @@ from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
-from chipsweep.workers.tables import chip_link_arrays, compact, gather
+from chipsweep.workers.tables import chip_link_arrays, compact, first_rule, gather
 from chipsweep.workers.workload import (
     getter,
     model_arrays,
@@ -147,26 +147,12 @@ def _priority(s: Mapping[str, Any], engine: str, cid: str, cls: str, vendor: str
     return set_priority(str(s.get("engine", "*")), _level(str(s.get("applies_to", "*")), cid, cls, vendor), engine, key)
 
 
-def _first_rule(rules: Sequence[Mapping[str, Any]], chip: Any, engine: str | None = None) -> Mapping[str, Any] | None:
-    """The first rule whose vendor, chip classes and (when given) engine match; None when none does."""
-    for rule in rules:
-        classes = rule.get("class")
-        if "vendor" in rule and rule["vendor"] != chip.vendor:
-            continue
-        if classes is not None and chip.chip_class not in classes:
-            continue
-        if engine is not None and rule.get("engine", engine) != engine:
-            continue
-        return rule
-    return None
-
-
 def default_engines(catalog: Any, chip_ids: Sequence[str]) -> Array:
     """Index into ENGINES of each chip's default engine (asic.yaml serving.engine_default: first matching rule)."""
     rules = catalog.asic["serving"]["engine_default"]["value"]
     out = np.zeros(len(chip_ids), dtype=np.int64)
     for i, cid in enumerate(chip_ids):
-        rule = _first_rule(rules, catalog.chips[cid])
+        rule = first_rule(rules, catalog.chips[cid])
         if rule is not None:
             out[i] = ENGINES.index(rule["engine"])
     return out
@@ -177,7 +163,7 @@ def dequant_round_trips(catalog: Any, chip_ids: Sequence[str]) -> Array:
     weights before its GEMM (asic.yaml serving.dequant_round_trip: first matching rule)."""
     rules = catalog.asic["serving"]["dequant_round_trip"]["value"]
     chips = [catalog.chips[c] for c in chip_ids]
-    return np.array([float((_first_rule(rules, chip, engine) or {"value": 0})["value"])
+    return np.array([float((first_rule(rules, chip, engine) or {"value": 0})["value"])
                      for engine in ENGINES for chip in chips])
 
 

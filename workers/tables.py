@@ -8,7 +8,7 @@ to the lake's dimension tables with every sweep version. Per-catalog columns der
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +140,21 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         **{k: np.nan_to_num(cols[k], nan=0.0) if k in cols else np.zeros_like(hidden)
            for k in (*MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS)},
     }
+
+
+def first_rule(rules: Sequence[Mapping[str, Any]], chip: Chip, engine: str | None = None) -> Mapping[str, Any] | None:
+    """The first of a catalog's per-chip default rules (asic.yaml serving.engine_default, defaults.yaml
+    framework_default, ...) whose vendor, chip classes and (when given) engine match; None when none does."""
+    for rule in rules:
+        classes = rule.get("class")
+        if "vendor" in rule and rule["vendor"] != chip.vendor:
+            continue
+        if classes is not None and chip.chip_class not in classes:
+            continue
+        if engine is not None and rule.get("engine", engine) != engine:
+            continue
+        return rule
+    return None
 
 
 def default_precision(chip_cols: Mapping[str, Array]) -> Array:

@@ -175,7 +175,7 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
     features (defaults.yaml `frameworks`), sequence parallelism where the framework has it, FlashAttention
     where it is its default, its gradient bytes; 4-byte activations in fp32 (Korthikanti Table 2 is 16-bit);
     fp8 matrix multiplies; the cost basis asked for; the pipeline layout and ZeRO group given. A blank framework
-    is the chip family's software (defaults.yaml `framework_default`: MaxText on TPUs, NeuronX on Trainium)."""
+    is the chip vendor's software (defaults.yaml `framework_default`: MaxText on TPUs, NeuronX on Trainium)."""
     framework = _or_default(get("framework"), ctx.chip_default_framework[np.maximum(chip_idx, 0)])
     fw = ctx.features_for(framework)
     prec = precision.astype(np.int64)

@@ -658,7 +658,7 @@ class Group:
 
 
 # fit levels, general to specific (the order inference_rows.serving_calibration resolves them in reverse):
-# (engine or every engine '*', place: every chip '*', a vendor's chips, a class, one chip)
+# (engine or every engine '*', place: every chip '*', a class, one vendor's chips of a class, one chip)
 EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "vendor_class"), ("e", "chip"))
 PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "vendor_class": 4, "chip": 5}
 # power pools within a chip class only: a datacenter board's draw (HBM, VRM and fans included, ML.ENERGY) and an
