@@ -99,6 +99,23 @@ def test_energy_per_token_at_low_utilisation_is_below_tdp_over_tokens_per_second
     assert r["energy_per_token_j"] < tdp / r["output_tokens_per_s"]
 
 
+@pytest.mark.parametrize("chip", ["apple_m1", "apple_m1_max", "apple_m2_max", "apple_m2_ultra"])
+def test_a_mac_draws_between_apples_published_idle_and_maximum_at_the_wall(chip: str) -> None:
+    """Apple publishes no chip TDP, but it publishes each desktop Mac's draw at the wall, idle and at full load
+    (Mac Studio and Mac mini support pages): those are the chip's idle_w and tdp_w, so a Mac row gets power and
+    energy per token (before, both were blank: 'tdp_w not published'). Decoding one stream is memory-bound, so the
+    Mac draws more than idle and less than its maximum, and its energy per token is that power over its tokens/s."""
+    spec = load_catalog().chips[chip]
+    assert spec.tdp_w is not None and spec.idle_w is not None and spec.idle_w < spec.tdp_w
+    one, many = run(*[{"model": "llama3_8b", "chip": chip, "weight_bits": 4, "prompt_len": 512, "gen_len": 256,
+                       "concurrency": c} for c in (1, 4)])
+    for r in (one, many):
+        assert r["fits"] and "tdp_w not published" not in (r["notes"] or "")
+        assert spec.idle_w < r["power_w"] < spec.tdp_w
+        assert r["energy_per_token_j"] == pytest.approx(r["power_w"] / r["output_tokens_per_s"], rel=1e-6)
+    assert many["power_w"] > one["power_w"] and many["energy_per_token_j"] < one["energy_per_token_j"]
+
+
 def test_power_rises_and_energy_per_token_falls_with_load() -> None:
     base = {"model": "llama3_8b", "chip": H100, "weight_bits": 16, "prompt_len": 1024, "gen_len": 256}
     rows = run(*[dict(base, concurrency=c) for c in (1, 8, 64, 256)])
