@@ -342,6 +342,18 @@ def test_moe_runs_of_2026_are_predicted_out_of_source_not_refused(moe_rep):
     assert refused <= {"gpt_oss_120b"} and len(moe_rep.refused) <= 1, sorted(moe_rep.refused)
 
 
+def test_a_release_tables_vp_na_is_a_pipeline_without_virtual_stages(moe_rep):
+    """Megatron-Bridge's release tables print the same layout as VP '1' (25.11) and 'n/a' (26.02 on): GPT-OSS-120B
+    on 64 H100 at PP 4, DeepSeek-V3 on 256 B200 at PP 16. Both rows run one model chunk per stage (interleave 1),
+    as published; before, neither set it and the layout search chose interleaving the runs did not use."""
+    by_id = {r.case.case_id: r.case.row for r in moe_rep.results}
+    for run in ("mbridge_25.11_GPT-OSS-120B_DGX-H100_64g_BF16_Pre_a240", "mbridge_26.04_GPT-OSS-120B_DGX-H100_64g_BF16_Pre_a123",
+                "mbridge_25.11_DeepSeekV3_DGX-B200_256g_FP8-MX_Pre_a233", "mbridge_26.04_DeepSeekV3_DGX-B200_256g_MXFP8_Pre_a118"):
+        assert by_id[run]["pp"] > 1 and by_id[run]["interleave"] == 1, (run, by_id[run])
+    # a published virtual-pipeline size is taken as it stands
+    assert by_id["mbridge_26.04.01_DeepSeekV3_DGX-B200_256g_MXFP8_Pre_a72"]["interleave"] == 2
+
+
 def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
     from chipsweep.workers.validation.cases import Case, Result
     from chipsweep.workers.validation.moe import MoeReport

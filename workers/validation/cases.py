@@ -495,7 +495,7 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         if (not gated or "gemma" in name) and "tied_embeddings" not in arch:
             row["tied_embeddings"] = "gemma" in name or not any(u in name for u in UNTIED)
         B = _f(d["global_batch"])
-        tp, pp, vp, mb = _f(d["tp"]), _f(d["pp"]), _f(d["vp"]), _f(d["micro_batch"])
+        tp, pp, vp, mb = _f(d["tp"]), _f(d["pp"]), _virtual_stages(d["vp"]), _f(d["micro_batch"])
         fsdp, zero = _f(d["fsdp"]), _f(d["zero_stage"])
         layout = any(v is not None for v in (tp, pp, fsdp))
         if "internally inconsistent" in d["notes"]:
@@ -801,8 +801,9 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             for key in ("tp", "pp", "ep", "cp", "micro_batch"):
                 if _f(d[key]):
                     row[key] = int(_f(d[key]) or 1)
-            if (_f(d["vp"]) or 1) > 1:
-                row["interleave"] = int(_f(d["vp"]) or 1)
+            vp = _virtual_stages(d["vp"])
+            if vp is not None and int(row.get("pp", 1)) > 1:  # type: ignore[call-overload]
+                row["interleave"] = int(vp)
             if framework.startswith("megatron"):
                 row["zero_stage"] = 1  # Megatron's distributed optimizer
             if "full" in d["recompute"].lower():
@@ -812,6 +813,14 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             notes = _fit_ep(row, int(float(d["moe_experts"])))
             cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes))
     return cases, skipped
+
+
+def _virtual_stages(text: str) -> float | None:
+    """The published virtual-pipeline size: a number, 1 for 'n/a' (Megatron-Bridge's release tables print 'n/a' where
+    no virtual pipeline ran: GPT-OSS-120B on 64 H100 at PP 4 and DeepSeek-V3 on 256 B200 at PP 16 read VP '1' in the
+    25.11 table and 'n/a' from 26.02 on, one layout; the GPT-OSS recipe leaves virtual_pipeline_model_parallel_size
+    None), None where the source leaves it blank (the layout search chooses)."""
+    return 1.0 if text.strip().lower() == "n/a" else _f(text)
 
 
 def _fit_ep(row: dict[str, object], experts: int) -> str:
