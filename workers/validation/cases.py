@@ -513,10 +513,14 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             if B is not None:
                 # every chip of a tensor-parallel group works on the same sequences: one micro-batch per step
                 row["micro_batch"] = max(int(round(B * t / n)), 1)
-            row["zero_stage"] = 3 if fsdp else 0
-            if fsdp:
-                row["zero_group"] = int(fsdp)
-            row["chip.scale_up_domain"] = n // _slices(d["notes"])  # the ICI slice; slices talk over DCN
+            # MaxText shards weights, gradients and optimizer state over its fsdp mesh axis, which base.yml sizes
+            # to every chip of the slice the other ICI axes leave (ici_fsdp_parallelism: -1, 'recommended ICI axis to
+            # be auto-sharded'; dcn_data_parallelism: -1 across slices): a row that publishes no fsdp size runs that
+            # default, not unsharded data parallelism
+            slice_chips = n // _slices(d["notes"])
+            row["zero_stage"] = 3
+            row["zero_group"] = int(fsdp) if fsdp else max(slice_chips // t, 1)
+            row["chip.scale_up_domain"] = slice_chips  # the ICI slice; slices talk over DCN
             # MaxText remat policies: full saves nothing; minimal and save_dot_except_mlpwi keep the matrix
             # outputs and recompute the element-wise work, as selective recompute does; custom and offloading policies move activations to host memory, which the
             # core does not model: left to the search (the fastest recompute that fits)
