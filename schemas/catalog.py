@@ -101,6 +101,9 @@ class Chip(_Entry):
     neural_engine_tops: float | None = None  # Apple: precision unstated, kept apart from int8
     # memory the chip streams weights and activations from (HBM, LPDDR, or on-chip SRAM for SRAM-only parts)
     memory_gb: float | None = None
+    # the capacity the driver exposes, decimal GB (nvidia-smi's total): an "80 GB" H100 shows 81,559 MiB (85.5 GB),
+    # a "192 GB" B200 183,359 MiB (192.3 GB). Blank: memory_gb read as GiB, as HBM stacks are sized
+    memory_visible_gb: float | None = None
     memory_bandwidth_gb_s: float | None = None
     # the best a STREAM-like kernel reached on the chip in a published microbenchmark: the share of the peak its
     # memory system delivers in practice (the serving core's `mem_bw_fraction` is a share of this; chips without a
@@ -188,6 +191,21 @@ class Chip(_Entry):
                              f"{peak}; allowed: a measured value up to the published peak")
         return self
 
+    @property
+    def memory_visible_share(self) -> float | None:
+        """The share of memory_gb read as GiB that the driver exposes (memory_visible_gb over it): a what-if that
+        changes memory_gb keeps it, so a larger H100 exposes the same share."""
+        v, cap = self.memory_visible_gb, self.memory_gb
+        return None if v is None or not cap else v * 1e9 / (cap * 2.0**30)
+
+    @model_validator(mode="after")
+    def _visible_memory_within_capacity(self) -> Chip:
+        v, cap = self.memory_visible_gb, self.memory_gb
+        if v is not None and (cap is None or v > cap * 2.0**30 / 1e9 + 1e-9):
+            raise ValueError(f"memory_visible_gb: {v:g} is above memory_gb {cap} GiB ({'-' if cap is None else f'{cap * 2.0**30 / 1e9:.2f}'} "
+                             f"GB); allowed: what the driver exposes, up to the published capacity")
+        return self
+
     @model_validator(mode="after")
     def _gemm_within_peak(self) -> Chip:
         g = self.gemm_measured
@@ -217,7 +235,7 @@ class Chip(_Entry):
         "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
         "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s",
         "scale_out_gbit_s", "tdp_w", "usd_per_hour", "purchase_usd", "sram_mb", "power_draw_w", "server_usd",
-        "network_usd", "memory_bandwidth_measured_gb_s",
+        "network_usd", "memory_bandwidth_measured_gb_s", "memory_visible_gb",
     )
     @classmethod
     def _positive(cls, v: float | None) -> float | None:

@@ -374,8 +374,8 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 18.4 %, p90 45.5 % over 70 MoE runs (asked 15 % / 35 %; in "
-    "sample 14.7 % / 36.7 %). "
+    "issue 13 miss, reported: out-of-source median 18.7 %, p90 45.3 % over 70 MoE runs (asked 15 % / 35 %; in "
+    "sample 16.2 % / 36.4 %). "
     "Causes: (1) errors systematic per model and chip (GPT-OSS-120B on H100 ~30 % fast, Qwen3 on GB200 in "
     "26.06-26.08 ~20 % slow, Qwen3-30B on 8 B200 at micro-batch 1 published at 9.7k, 9.3k and 18.1k tokens/s by "
     "successive releases, predicted 18.2k); (2) the same layout is published at up to 2.7x different speeds by "
@@ -395,12 +395,20 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
     "group: NeMo's six runs alone now fit 0.04 ms (their mean |log error| moves by 0.002 between 0.02 and 0.2 ms: "
     "they barely constrain it), and Megatron-Bridge's small fine-grained runs are predicted with it; 18.4 / 45.5 "
     "once gpt-oss's alternating 128-token sliding-window layers are modelled: its runs, already 0-60 % fast, 7-15 % "
-    "faster still.)"))
+    "faster still; 18.7 / 45.3 once the memory models read the bytes the driver exposes, 85.5 GB on an '80 GB' H100.)"))
 def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
     s = moe_rep.summary()
     assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13 miss, reported: out-of-source median 21.7 %, p90 33.6 % over 16 context-parallel runs (asked 15 % / 35 %; "
+    "8.4 % / 15.3 % until 2026-12-03). The memory model read an '80 GB' H100 as 80e9 bytes; it now reads the 85.5 GB "
+    "nvidia-smi shows (memory_visible_gb), and Llama 3.1 405B at tp 8, pp 8, cp 2 on 1,024 H100 fits without "
+    "recompute (77.6 GB of 81.2 GB usable), as Megatron-Bridge's recipe runs it (no recompute set), where it had "
+    "fitted only with full recompute: predicted 398 tokens/s per GPU against 326 measured (+22 %; with full "
+    "recompute 308, -6 %). The GB200 runs likewise (+24-38 %). The agreement before came from recompute time the "
+    "runs did not spend; the cp = 2 step itself is predicted fast"))
 def test_context_parallel_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35pct(ctx):
     # Megatron-Bridge / NeMo Llama 3 70B and 3.1 405B with cp = 2 on H100/B200/GB200: no fit saw a cp run
     from chipsweep.workers.validation.moe import cp_report

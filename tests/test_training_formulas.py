@@ -445,6 +445,8 @@ def test_a_chip_of_a_family_without_runs_takes_the_mean_measured_gemm_share_not_
      r"gemm_measured.precision: 'fp8' has no published peak on this chip; allowed: a precision whose peak_tflops_fp8"),
     ("- {id: nvidia_h100_sxm, memory_bandwidth_measured_gb_s: 4000}",
      r"memory_bandwidth_measured_gb_s: 4000 is above the published memory_bandwidth_gb_s 3350.0; allowed: a measured"),
+    ("- {id: nvidia_h100_sxm, memory_visible_gb: 90}",
+     r"memory_visible_gb: 90 is above memory_gb 80.0 GiB \(85.90 GB\); allowed: what the driver exposes"),
 ])
 def test_a_measurement_above_the_chips_peak_or_without_one_is_refused(tmp_path, overlay, message):
     from chipsweep.schemas.catalog import CatalogError, load_catalog
@@ -752,3 +754,31 @@ def test_a_framework_default_rule_naming_an_unknown_framework_is_refused():
     with pytest.raises(CatalogError) as exc:
         Context.build(dataclasses.replace(cat, defaults=defaults))
     assert "framework_default" in str(exc.value) and "'jax'" in str(exc.value) and "maxtext" in str(exc.value)
+
+
+def test_training_and_serving_read_the_memory_the_driver_exposes(ctx):
+    """An '80 GB' H100 exposes 81,559 MiB (85.5 GB, nvidia-smi; catalog memory_visible_gb), an '80 GB' A100
+    81,920 MiB: 80 GiB, as HBM stacks are sized. The training path had read memory_gb as 80e9 bytes, 7 % short of
+    the serving path's and of the chip's: at 95 % usable, 76.0 GB where 81.2 GB are there. A chip without a
+    measurement reads memory_gb as GiB (TPU v5e: 16 GiB), and the 'GB' of a B200 is decimal (192.3 GB)."""
+    from chipsweep.workers.tables import chip_link_arrays
+
+    ids = list(ctx.chips.ids)
+    mem = chip_link_arrays(ctx.chips.cols, ctx.defaults)["mem_bytes"]
+    assert mem[ids.index("nvidia_h100_sxm")] == pytest.approx(81_559 * 2**20, rel=1e-5)
+    assert mem[ids.index("nvidia_a100_sxm_80gb")] == pytest.approx(80 * 2**30, rel=1e-5)
+    assert mem[ids.index("nvidia_b200_hgx")] == pytest.approx(183_359 * 2**20, rel=1e-5)
+    assert mem[ids.index("google_tpu_v5e")] == 16 * 2**30
+    # a what-if on memory_gb keeps the share the driver exposes: a 160 GB H100 would show twice 85.5 GB
+    cols = dict(ctx.chips.cols, memory_gb=ctx.chips.cols["memory_gb"] * 2.0)
+    twice = chip_link_arrays(cols, ctx.defaults)["mem_bytes"]
+    assert twice[ids.index("nvidia_h100_sxm")] == pytest.approx(2 * 81_559 * 2**20, rel=1e-5)
+    # a layout that needs more than 76 GB and less than 81 GB fits an H100 (Llama 3.1 405B in fp8 at tp 8, pp 8, cp 2
+    # without recompute, as Megatron-Bridge's recipe runs it on 1,024 H100), and the refusal of a larger one (pp 4)
+    # names the bytes
+    d = run(ctx, model=["llama3_405b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[1024] * 2, tp=[8] * 2,
+            pp=[8, 4], cp=[2, 2], interleave=[8, 1], micro_batch=[1, 1], global_batch=[1536] * 2, seq_len=[8192] * 2,
+            precision=["fp8"] * 2, recompute=["none", "none"])
+    assert d["fits"] == [True, False], d["mem_per_chip_gb"]
+    assert 76.0 < d["mem_per_chip_gb"][0] <= 0.95 * 85.521, d["mem_per_chip_gb"]
+    assert "GB usable (95% of the chip's 85.5 GB)" in d["infeasible_reason"][1], d["infeasible_reason"][1]

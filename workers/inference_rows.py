@@ -41,7 +41,6 @@ from chipsweep.workers.workload import (
 )
 
 Array = np.ndarray
-GIB = 2.0**30  # bytes in a GiB
 
 # the outputs `evaluate` writes, in the lake's order
 INFERENCE_OUT = tuple(c.name for c in FACTS["inference"] if c.role == "output" and c.dtype == "float32")
@@ -332,9 +331,7 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
     any_peak = np.isfinite(p16) | np.isfinite(p8) | np.isfinite(ccols["neural_engine_tops"]) | np.isfinite(ccols["peak_tflops_fp4"])
     pre = np.where(~np.isfinite(peak) & any_peak, inference.R_PRECISION, 0)
     pre |= np.where(~any_peak, inference.R_NO_PEAK, 0)
-    links = chip_link_arrays(ccols, defaults)
-    # DRAM capacities are binary (a "16 GB" card holds 16 GiB; asic.yaml serving.mem_usable notes); SRAM is decimal MB
-    links["mem_bytes"] = links["mem_bytes"] * np.where(np.isfinite(ccols["memory_gb"]), GIB / 1e9, 1.0)
+    links = chip_link_arrays(ccols, defaults)  # memory in bytes: DRAM GiB, SRAM decimal MB (tables.chip_link_arrays)
     pre |= np.where(~np.isfinite(links["mem_bw"]), inference.R_NO_BW, 0)
     pre |= np.where(~np.isfinite(links["mem_bytes"]), inference.R_NO_MEM, 0)
     notes |= np.where(~np.isfinite(ccols["tdp_w"]), N_NO_TDP, 0)

@@ -24,6 +24,7 @@ from chipsweep.schemas.vocab import (
     SHAPE_FIELDS,
     WINDOW_FIELDS,
 )
+from chipsweep.workers.memory import GIB
 
 Array = np.ndarray
 
@@ -178,7 +179,14 @@ def peak_for_precision(chip_cols: Mapping[str, Array], precision: Array) -> tupl
 
 def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, float]) -> dict[str, Array]:
     """Chip columns -> the core's memory and link keys in bytes and bytes/s."""
-    mem_gb = np.where(np.isfinite(chip_cols["memory_gb"]), chip_cols["memory_gb"], chip_cols["sram_mb"] / 1000.0)
+    # the bytes the driver exposes where a measurement gives them (memory_visible_gb, kept as its share of memory_gb
+    # in GiB so a what-if on memory_gb scales it: an "80 GB" H100 shows 85.5 GB, a "192 GB" B200 192.3 GB), else
+    # memory_gb read as GiB (HBM stacks are sized in GiB: five 16 GiB stacks make an
+    # 80 GB H100, a TPU v5e holds 16 GiB); SRAM is given in decimal MB. The training and serving memory models both
+    # read these bytes
+    dram = chip_cols["memory_gb"] * GIB * np.where(np.isfinite(chip_cols["memory_visible_share"]),
+                                                     chip_cols["memory_visible_share"], 1.0)
+    mem_bytes = np.where(np.isfinite(chip_cols["memory_gb"]), dram, chip_cols["sram_mb"] * 1e6)
     up = chip_cols["scale_up_gb_s"] * 1e9
     out = chip_cols["scale_out_gbit_s"] * 1e9 / 8.0
     # a chip with no published scale-up link talks over its scale-out NIC (or PCIe: defaults)
@@ -189,7 +197,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
     out = np.where(np.isfinite(out), out, defaults["fallback_link_gb_s"] * 1e9)
     up = np.where(np.isfinite(up), up, out)
     return {
-        "mem_bytes": mem_gb * 1e9,
+        "mem_bytes": mem_bytes,
         "mem_bw": chip_cols["memory_bandwidth_gb_s"] * 1e9,
         # the share of that peak the memory system delivers (measured STREAM-like best, else defaults.yaml)
         "mem_reach": np.where(np.isfinite(chip_cols["memory_bandwidth_measured_gb_s"]),

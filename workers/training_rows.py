@@ -565,10 +565,11 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
             detail = (f"does not fit in memory: {ext[i]:.1f} GB of weights+optimizer state in the external tier "
                       f"(limit {ext_limit[i]:.1f} GB), {mem[i]:.1f} GB of activations on chip (limit {limit[i]:.1f} GB)")
         else:
+            # the chip's bytes: what the driver exposes (memory_visible_gb), else memory_gb read as GiB
             detail = f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i]:.1f} GB"
             if usable is not None and usable[i] < 1.0:  # the limit is the share a framework can use
                 detail = (f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i] * usable[i]:.1f} GB usable "
-                          f"({usable[i]:.0%} of {limit[i]:.1f} GB)")
+                          f"({usable[i]:.0%} of the chip's {limit[i]:.1f} GB)")
             if hints and i in hints:  # MoE: the expert parallelism that would fit
                 detail += f" at ep = {int(x['ep'][i])}; {hints[i]}"
         reason[i] = reason[i].replace("does not fit in memory", detail)
