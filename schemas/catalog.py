@@ -563,7 +563,13 @@ def _apply_overlay(catalog: Catalog, path: Path) -> None:
             key = str(item["id"])
             if key in table:
                 base = table[key].model_dump(by_alias=True)
+                old_mem, old_visible = base.get("memory_gb"), base.get("memory_visible_gb")
                 base.update(item)
+                if kind == "chips" and "memory_gb" in item and "memory_visible_gb" not in item and old_visible and old_mem:
+                    # a new capacity keeps the share of it the driver exposes, as a row what-if on memory_gb does
+                    new_mem = item["memory_gb"]
+                    base["memory_visible_gb"] = (old_visible * float(new_mem) / old_mem
+                                                 if isinstance(new_mem, (int, float)) and not isinstance(new_mem, bool) else None)
                 if "sources" not in item:
                     base["sources"] = [*base["sources"], {"title": f"user overlay {path.name}", "url": None}]
                 merged = base

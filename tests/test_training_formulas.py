@@ -679,9 +679,10 @@ def test_the_layout_search_minimises_the_time_per_token_not_the_step(ctx):
 
 def test_the_layout_search_chooses_expert_parallelism_for_a_mixture_of_experts(ctx):
     """ep is part of a MoE row's layout: blank, the search tries every ep the experts and the replicas allow (a
-    dense row keeps ep = 1). Kimi K2 (1.04 T parameters, 384 experts) on 256 H100s: with its experts sharded the
-    search finds a faster layout than the best it can find at ep = 1."""
-    rows = dict(model=["kimi_k2", "kimi_k2", "llama3_8b"], chip=["nvidia_h100_sxm"] * 3, n_chips=[256] * 3,
+    dense row keeps ep = 1). Kimi K2 (1.04 T parameters, 384 experts) on 512 H100s: with its experts sharded the
+    search finds a faster layout than the best it can find at ep = 1. (On 256 H100s, since the memory model reads the
+    85.5 GB an H100 exposes, tensor parallelism over 8 and 32 stages fit at ep = 1 and win.)"""
+    rows = dict(model=["kimi_k2", "kimi_k2", "llama3_8b"], chip=["nvidia_h100_sxm"] * 3, n_chips=[512] * 3,
                 global_batch=[4096] * 3, tokens=[1e12] * 3, precision=["fp8"] * 3, ep=[None, 1, None])
     out = run(ctx, **rows)
     assert out["infeasible_reason"] == ["", "", ""]
@@ -782,3 +783,15 @@ def test_training_and_serving_read_the_memory_the_driver_exposes(ctx):
     assert d["fits"] == [True, False], d["mem_per_chip_gb"]
     assert 76.0 < d["mem_per_chip_gb"][0] <= 0.95 * 85.521, d["mem_per_chip_gb"]
     assert "GB usable (95% of the chip's 85.5 GB)" in d["infeasible_reason"][1], d["infeasible_reason"][1]
+
+
+def test_an_overlay_that_changes_memory_keeps_the_share_the_driver_exposes(tmp_path):
+    """An overlay that gives the H100 40 GB (and no memory_visible_gb of its own) scales the measured visible bytes
+    with it, as a row what-if on memory_gb does: 85.52 GB of 80 GiB becomes 42.76 GB of 40 GiB."""
+    from chipsweep.schemas.catalog import load_catalog
+
+    path = tmp_path / "o.yaml"
+    path.write_text("chips:\n  - {id: nvidia_h100_sxm, memory_gb: 40}\n")
+    chip = load_catalog(path).chips["nvidia_h100_sxm"]
+    assert chip.memory_visible_gb == pytest.approx(85.521 / 2)
+    assert chip.memory_visible_share == pytest.approx(81_559 / 81_920, rel=1e-4)
