@@ -192,18 +192,24 @@ class Chip(_Entry):
         return self
 
     @property
+    def memory_capacity_gb(self) -> float | None:
+        """memory_gb read as GiB (HBM stacks are sized in GiB), in decimal GB."""
+        return None if self.memory_gb is None else self.memory_gb * 2.0**30 / 1e9
+
+    @property
     def memory_visible_share(self) -> float | None:
-        """The share of memory_gb read as GiB that the driver exposes (memory_visible_gb over it): a what-if that
-        changes memory_gb keeps it, so a larger H100 exposes the same share."""
-        v, cap = self.memory_visible_gb, self.memory_gb
-        return None if v is None or not cap else v * 1e9 / (cap * 2.0**30)
+        """The share of that capacity the driver exposes (memory_visible_gb over it): a what-if that changes
+        memory_gb keeps it, so a larger H100 exposes the same share."""
+        v, cap = self.memory_visible_gb, self.memory_capacity_gb
+        return None if v is None or not cap else v / cap
 
     @model_validator(mode="after")
     def _visible_memory_within_capacity(self) -> Chip:
-        v, cap = self.memory_visible_gb, self.memory_gb
-        if v is not None and (cap is None or v > cap * 2.0**30 / 1e9 + 1e-9):
-            raise ValueError(f"memory_visible_gb: {v:g} is above memory_gb {cap} GiB ({'-' if cap is None else f'{cap * 2.0**30 / 1e9:.2f}'} "
-                             f"GB); allowed: what the driver exposes, up to the published capacity")
+        v, cap = self.memory_visible_gb, self.memory_capacity_gb
+        if v is not None and (cap is None or v > cap + 1e-9):
+            shown = "blank" if cap is None else f"{self.memory_gb} GiB ({cap:.2f} GB)"
+            raise ValueError(f"memory_visible_gb: {v:g} is above memory_gb {shown}; allowed: what the driver exposes, "
+                             f"up to the published capacity")
         return self
 
     @model_validator(mode="after")
@@ -563,13 +569,12 @@ def _apply_overlay(catalog: Catalog, path: Path) -> None:
             key = str(item["id"])
             if key in table:
                 base = table[key].model_dump(by_alias=True)
-                old_mem, old_visible = base.get("memory_gb"), base.get("memory_visible_gb")
+                share = table[key].memory_visible_share if kind == "chips" else None
                 base.update(item)
-                if kind == "chips" and "memory_gb" in item and "memory_visible_gb" not in item and old_visible and old_mem:
+                new_mem = item.get("memory_gb")
+                if share and "memory_visible_gb" not in item and isinstance(new_mem, (int, float)):
                     # a new capacity keeps the share of it the driver exposes, as a row what-if on memory_gb does
-                    new_mem = item["memory_gb"]
-                    base["memory_visible_gb"] = (old_visible * float(new_mem) / old_mem
-                                                 if isinstance(new_mem, (int, float)) and not isinstance(new_mem, bool) else None)
+                    base["memory_visible_gb"] = share * new_mem * 2.0**30 / 1e9
                 if "sources" not in item:
                     base["sources"] = [*base["sources"], {"title": f"user overlay {path.name}", "url": None}]
                 merged = base

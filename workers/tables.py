@@ -179,11 +179,9 @@ def peak_for_precision(chip_cols: Mapping[str, Array], precision: Array) -> tupl
 
 def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, float]) -> dict[str, Array]:
     """Chip columns -> the core's memory and link keys in bytes and bytes/s."""
-    # the bytes the driver exposes where a measurement gives them (memory_visible_gb, kept as its share of memory_gb
-    # in GiB so a what-if on memory_gb scales it: an "80 GB" H100 shows 85.5 GB, a "192 GB" B200 192.3 GB), else
-    # memory_gb read as GiB (HBM stacks are sized in GiB: five 16 GiB stacks make an
-    # 80 GB H100, a TPU v5e holds 16 GiB); SRAM is given in decimal MB. The training and serving memory models both
-    # read these bytes
+    # DRAM: memory_gb read as GiB (HBM stacks are sized in GiB), times the share of it the driver exposes where
+    # measured (Chip.memory_visible_share: an "80 GB" H100 shows 85.5 GB, a "192 GB" B200 192.3 GB); SRAM in
+    # decimal MB. The training and serving memory models both read these bytes
     dram = chip_cols["memory_gb"] * GIB * np.where(np.isfinite(chip_cols["memory_visible_share"]),
                                                      chip_cols["memory_visible_share"], 1.0)
     mem_bytes = np.where(np.isfinite(chip_cols["memory_gb"]), dram, chip_cols["sram_mb"] * 1e6)
