@@ -370,15 +370,16 @@ class Dispatcher:
         delay = min(LAKE_BACKOFF_FIRST_S * 2 ** (self._lake_failures - 1), self.settings.lake_backoff_s)
         self._lake_retry_at = time.monotonic() + delay
         reason = getattr(exc, "reason", None) or str(exc)
-        self.queue.mark_wait(task, reason, delay)
         if self._lake_down_since is None:
             self._lake_down_since = time.time()
             log.error("the lake refused a chunk: %s; chunks wait and are retried (back-off up to %g s)", reason,
                       self.settings.lake_backoff_s)
-        event(log, "chunk_waiting", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk,
-              retry_in_s=round(delay, 1), error=reason)
+        # the note first: whoever sees a chunk waiting for the lake finds the reason already there
         self.queue.set_note("lake", {"ok": False, "reason": reason, "since": self._lake_down_since,
                                      "retry_in_s": round(delay, 1), "failures": self._lake_failures})
+        self.queue.mark_wait(task, reason, delay)
+        event(log, "chunk_waiting", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk,
+              retry_in_s=round(delay, 1), error=reason)
 
     def _lake_up(self) -> None:
         down = time.time() - (self._lake_down_since or time.time())
@@ -403,6 +404,8 @@ class Dispatcher:
         not yet known dead), and given work again only after a back-off that grows with each loss."""
         import ray
 
+        if slot >= len(self.actors):  # the pool was closed under a running loop: nothing to replace
+            return
         with contextlib.suppress(Exception):  # already gone
             ray.kill(self.actors[slot], no_restart=True)
         self._slot_nodes[slot] = ""
