@@ -374,8 +374,9 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 18.7 %, p90 45.3 % over 70 MoE runs (asked 15 % / 35 %; in "
-    "sample 16.2 % / 36.4 %). "
+    "issue 13 miss, reported: out-of-source median 21.2 %, p90 56.1 % over 70 MoE runs (asked 15 % / 35 %; 18.7 % "
+    "/ 45.3 % while each held-out dense fit started from the full fit, whose constants the left-out source had "
+    "helped set: the fits without Megatron-Bridge and without NeMo now start from the middle of the bounds). "
     "Causes: (1) errors systematic per model and chip (GPT-OSS-120B on H100 ~30 % fast, Qwen3 on GB200 in "
     "26.06-26.08 ~20 % slow, Qwen3-30B on 8 B200 at micro-batch 1 published at 9.7k, 9.3k and 18.1k tokens/s by "
     "successive releases, predicted 18.2k); (2) the same layout is published at up to 2.7x different speeds by "
@@ -395,15 +396,20 @@ def test_the_floor_is_what_one_value_per_published_input_leaves(moe_rep):
     "group: NeMo's six runs alone now fit 0.04 ms (their mean |log error| moves by 0.002 between 0.02 and 0.2 ms: "
     "they barely constrain it), and Megatron-Bridge's small fine-grained runs are predicted with it; 18.4 / 45.5 "
     "once gpt-oss's alternating 128-token sliding-window layers are modelled: its runs, already 0-60 % fast, 7-15 % "
-    "faster still; 18.7 / 45.3 once the memory models read the bytes the driver exposes, 85.5 GB on an '80 GB' H100.)"))
+    "faster still; 18.7 / 45.3 once the memory models read the bytes the driver exposes, 85.5 GB on an '80 GB' H100; "
+    "21.2 / 56.1 once held-out fits start from the middle of the bounds, 2026-12-03.)"))
 def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
     s = moe_rep.summary()
     assert s["median"] <= 0.15 and s["p90"] <= 0.35, s
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 21.7 %, p90 33.6 % over 16 context-parallel runs (asked 15 % / 35 %; "
-    "8.4 % / 15.3 % until 2026-12-03). The memory model read an '80 GB' H100 as 80e9 bytes; it now reads the 85.5 GB "
+    "issue 13 miss, reported: out-of-source median 14.4 %, p90 38.5 % over 16 context-parallel runs (asked 15 % / 35 %: "
+    "the median met, the p90 missed; 8.4 % / 15.3 % until 2026-12-03, 21.7 % / 33.6 % after the memory change below, "
+    "21.0 % / 39.5 % once Megatron-Bridge's Llama rows took their recipe's 16-bit gradients, so the B200 405B runs "
+    "also fit without recompute, as run, and are predicted 7-18 % fast instead of 9-15 % slow; then held-out fits "
+    "started from the middle of the bounds). 15 of the 16 runs are predicted fast, NeMo's GB200 runs most "
+    "(+30-60 %). The memory model read an '80 GB' H100 as 80e9 bytes; it now reads the 85.5 GB "
     "nvidia-smi shows (memory_visible_gb), and Llama 3.1 405B at tp 8, pp 8, cp 2 on 1,024 H100 fits without "
     "recompute (77.6 GB of 81.2 GB usable), as Megatron-Bridge's recipe runs it (no recompute set), where it had "
     "fitted only with full recompute: predicted 398 tokens/s per GPU against 326 measured (+22 %; with full "
@@ -481,6 +487,11 @@ def test_nvfp4_runs_its_gemms_at_the_fp4_peak_and_mxfp8_at_the_fp8_one(ctx):
     assert fp8 / nvfp4 < 2.0
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13 miss, reported: out-of-source median 16.7 %, p90 27.0 % over 8 NVFP4 runs (asked 15 % / 35 %: the p90 "
+    "met, the median missed; 12.6 % / 21.3 % until 2026-12-03). The fit without Megatron-Bridge, the only fp4 "
+    "source, now starts from the middle of the bounds rather than from the full fit that Megatron-Bridge's runs "
+    "helped set, and predicts 7 of the 8 runs fast (+11 to +29 %; Llama 3 70B on 64 GB200 most)"))
 def test_nvfp4_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35pct(ctx):
     # Megatron-Bridge Llama 3 70B / 3.1 405B in NVFP4 on GB200: no fit saw an fp4 run
     from chipsweep.workers.validation.moe import fp4_report

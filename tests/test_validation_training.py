@@ -20,31 +20,24 @@ from chipsweep.workers.validation.report import ASSUMED_BF16, bracket_lines
 
 # sources whose out-of-source median misses 20 %, each with its reason (issue 12 asks misses to be reported).
 # It was hidden while each leave-one-source-out fit started from the full fit and kept, for the constants only the
-# left-out source reaches, the values that source gave them (calibrate.fill_unfitted now resets those).
-# Every source's out-of-source median is within 20 % since 2026-12-03: Trainium, the one aws_npu chip with runs,
-# held out took the all-chip mean matrix efficiency (0.69, TPUs' XLA values in it; 23.6 % / 40.4 %) and now takes the
-# mean measured GEMM share (gemm_reach) scaled from the measured fitted chips (0.60; 13.8 % / 26.9 %).
-KNOWN_MISSES: dict[str, str] = {}
-# the issue-12 bound on every 2024-26 run: the median met (10.4 %; 10.1 % before MaxText rows without a published fsdp
-# size sharded over their slice), the p90 missed (30.4 %; in sample 4.6 / 15.8 %;
-# 11.2 / 31.5 % before Trainium's held-out matrix efficiency came from the measured GEMM share, above; 11.4 / 31.6 %
-# and 4.7 / 15.4 % before all-gathers and sequence-parallel reduce-scatters stopped taking NVLink SHARP's
-# all-reduce halving, 2026-12-02).
-# Since the A100 SXM 40GB shares the 80GB's fitted matrix efficiency (`same_compute_as`, the same GA100 at the same
-# peaks and power), llm-foundry's 40GB runs, held out, no longer take the nvidia_gpu family mean (0.58 against the
-# A100's 0.79): their short-sequence runs, 16 % slow before, land within a few per cent (median 12.3 -> 11.4 %), and
-# their long-sequence runs join the 80GB's in being predicted fast (p90 30.1 -> 31.6 %): FSDP's attention, held
-# out, is the mean of the fitted frameworks (0.77) where its own fit is 0.50.
-MISSED_P90_2024_26 = (
-    "p90 31.8 % (bound 30 %; 30.4 % until 2026-12-03, when the memory model began to read the 85.5 GB an '80 GB' "
-    "H100 exposes, so Megatron-Bridge's Llama 3.1 405B runs fit without the recompute that had slowed their "
-    "prediction to the measured speed, and are predicted 16-28 % fast): llm_foundry (216 of the 335 runs) is the only FSDP source; held out, its framework "
-    "takes the mean of the fitted ones, and the per-framework attention constant does not carry over (FSDP's own fit "
-    "0.50, the mean 0.77), so its 16k-64k-token runs are predicted 30-50 % fast. Its attention kernel is not known "
-    "per table: submit_benchmarks.py's --attn_impl defaulted to 'triton' (MPT's Triton FlashAttention, which FA2 "
-    "outruns 1.3-2.5x, Dao 2023 sec. 4) in its torch-1.13 version and to flash-attn 2 later, and the tables do not "
-    "say which ran"
+# left-out source reaches, the values that source gave them (calibrate.fill_unfitted now resets those), and, until
+# 2026-12-03 (a fourth session), for the constants the other sources barely determine, values the left-out source
+# had moved them to (each held-out fit now starts from the middle of every bound, calibrate.neutral_start).
+TRAINIUM_MISS = (
+    "Trainium1 (neuron_trn1, the one aws_npu chip with runs) out of source 22.6 % median (13.9 % while held-out fits "
+    "started from the full fit): held out, its chip family takes the mean of the fitted families' link constants, and "
+    "in the fits that start from the middle of the bounds that mean scale-up efficiency is 0.88 (0.55 before), so "
+    "its tensor-parallel runs over NeuronLink are predicted fast; with the earlier 0.55 the same fit gives 14.3 %. "
+    "No published NeuronLink collective benchmark is in the catalog to set it"
 )
+KNOWN_MISSES: dict[str, str] = {"neuron_trn1": TRAINIUM_MISS}
+# the issue-12 bound on every 2024-26 run: met since 2026-12-03 (a fourth session), 8.8 % / 23.4 % out of source, once
+# Megatron-Bridge's dense Llama rows reduce gradients in 16 bits as its performance scripts set (9.7 % / 31.0 %) and
+# each held-out fit starts from the middle of the bounds instead of the full fit (llm-foundry, the only FSDP source,
+# 10.6 % / 33.7 % -> 7.4 % / 22.3 %: its 16k-64k-token runs, held out, go from 30-55 % fast to 20-33 % fast). Before: 11.0 % / 31.8 % (30.4 % until the memory model read the 85.5 GB an
+# '80 GB' H100 exposes), 10.4 % / 30.4 % with MaxText rows sharded over their slice, 11.2 % / 31.5 % before
+# Trainium's held-out matrix efficiency came from the measured GEMM share, 11.4 % / 31.6 % before all-gathers stopped
+# taking NVLink SHARP's all-reduce halving (2026-12-02).
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +50,15 @@ def test_out_of_source_median_on_2024_26_runs_with_a_layout_is_within_12pct(rep)
     assert o["runs"] >= 300 and o["out_median"] <= 0.12, o
 
 
-@pytest.mark.xfail(strict=True, reason=MISSED_P90_2024_26)
 def test_out_of_source_p90_on_2024_26_runs_with_a_layout_is_within_30pct(rep):
     o = rep.overall
     assert o["runs"] >= 300 and o["out_p90"] <= 0.30, o
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The level the missed p90 stands at (31.8 %; 30.4 % until the memory model read the bytes the driver exposes,
-    2026-12-03), so a change that worsens it fails."""
+    """The level the p90 stands at (23.4 %, median 8.8 %, 2026-12-03), so a change that worsens it fails."""
     o = rep.overall
-    assert o["runs"] >= 300 and o["out_p90"] <= 0.32, o
+    assert o["runs"] >= 300 and o["out_p90"] <= 0.25 and o["out_median"] <= 0.10, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
 
 
@@ -132,11 +123,16 @@ def test_lambda_gpt3_on_v100_estimate_reproduced_within_3pct(rep):
 
 
 def test_chip_families_with_runs_report_their_held_out_error(rep):
-    """Each family's median error on its held-out sources within 20 % (aws_npu 13.8 %: Trainium1, its one chip with
-    runs, held out takes the mean measured GEMM share; 23.6 % with the all-chip mean)."""
+    """Each family's median error on its held-out sources within 20 %, but aws_npu (Trainium1 alone, the reported
+    miss below)."""
     assert {"nvidia_gpu", "google_tpu", "aws_npu"} <= set(rep.families)
     for fam, (n, med, _) in rep.families.items():
-        assert n > 0 and med <= 0.20, (fam, med)
+        assert n > 0 and (fam == "aws_npu" or med <= 0.20), (fam, med)
+
+
+@pytest.mark.xfail(strict=True, reason=f"issue 12 miss, reported: {TRAINIUM_MISS}")
+def test_trainium_held_out_median_within_20pct(rep):
+    assert rep.families["aws_npu"][1] <= 0.20 and next(r for r in rep.rows if r.source == "neuron_trn1").out_median <= 0.20
 
 
 def test_chips_of_one_compute_share_one_fitted_matrix_efficiency():
@@ -156,16 +152,24 @@ def test_chips_of_one_compute_share_one_fitted_matrix_efficiency():
     assert cal["mm_eff_max"][0, a40] == cal["mm_eff_max"][0, a80] == without["chip:nvidia_a100_sxm_80gb:mm_eff_max"]
 
 
-@pytest.mark.parametrize("chip", ["nvidia_gb200_per_gpu", "nvidia_h100_sxm"])
+@pytest.mark.parametrize("chip", [
+    pytest.param("nvidia_gb200_per_gpu", marks=pytest.mark.xfail(strict=True, reason=(
+        "issue 12 miss, reported: GB200 extrapolated from the H100 by the GEMM ratio, 10.2 % median / 16.6 % p90 over "
+        "32 runs (own fit 8.8 % / 20.2 %): 8.3 % / 20.2 % until 2026-12-03, when Megatron-Bridge's dense Llama rows "
+        "took the 16-bit gradients its performance scripts set, its Llama 3 70B runs on 64 H100 fit without recompute "
+        "as their recipe runs them, and the H100's fitted fp8 efficiency fell from 0.90 to 0.83, which the GEMM ratio "
+        "carries to the GB200"))),
+    "nvidia_h100_sxm",
+])
 def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_within_10pct_median_20pct_p90(chip):
     """The rule that gives a chip without runs its matrix efficiency (its measured GEMM fraction of peak against the
     fitted chips' measured fractions, context.py) checked on the two fitted chips measured the same way: with the
     chip's own `mm_eff_max` / `mm_eff_max_fp8` set removed, it takes the other's constants scaled by the GEMM ratio
-    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 8.3 % median, 20.2 % p90 (7.1 % /
-    15.2 % until 2026-12-03, when the memory model began to read the bytes the driver exposes and GB200's Llama 3.1
-    405B runs fit without recompute: their predictions rose 17-27 %); H100 (112 runs) 7.7 % / 15.0 % (own fit
-    7.2 % / 16.3 %; family mean 12.0 % / 20.1 %). Only the chip's matrix constants are held out: the framework and
-    family constants were fitted with these runs. Bounds: 10 % median, 21 % p90 (20 % until the memory change)."""
+    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 10.2 % median, 16.6 % p90 (8.3 % /
+    20.2 % before the 16-bit gradients of Megatron-Bridge's dense rows, 2026-12-03; 7.1 % / 15.2 % before the memory
+    model read the bytes the driver exposes); H100 (112 runs) 6.6 % / 13.8 % (own fit 5.9 % / 12.9 %). Only the
+    chip's matrix constants are held out: the framework and family constants were fitted with these runs. Bounds:
+    10 % median, 21 % p90 (20 % until the memory change)."""
     import dataclasses
 
     from chipsweep.workers.context import Context
@@ -186,8 +190,10 @@ def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_with
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue 12 miss, reported by `chipsweep validate`: the fitted fp8 matrix efficiency is above the share of the fp8 "
-    "peak cuBLASLt reaches on large matrices (H100 93.6 % against 69.8 %, GB200 82.4 % against 58.1 %; the A100's "
-    "bf16 78.8 % is within its fp16 GEMM's 82.2 %). The fp8 runs are faster than the model's fp8 GEMMs at a physical "
+    "peak cuBLASLt reaches on large matrices (H100 83.1 % against 69.8 %, GB200 74.6 % against 58.1 %; 90.0 % and "
+    "74.6 % before Megatron-Bridge's Llama 3 70B runs on 64 H100 took their recipe's 16-bit gradients and fit "
+    "without the recompute the layout search had given them; the A100's bf16 78.8 % is within its fp16 GEMM's "
+    "82.2 %). The fp8 runs are faster than the model's fp8 GEMMs at a physical "
     "rate allow, so the model counts too much time elsewhere in an fp8 step (element-wise work at the 16-bit memory "
     "efficiency is about a third of it); the MI300X, extrapolated by the GEMM ratio, inherits the excess. Tried and "
     "not adopted: the measured share as the chips' upper bound in the fit puts H100 fp8 at 0.68 and GB200 at 0.57, "
@@ -239,7 +245,7 @@ def test_the_fit_prior_is_fixed_and_a_held_out_fit_does_not_inherit_the_source_i
         scaled_matrix_eff(problem.ctx.defaults["gemm_reach"], pairs), rel=1e-9)
     assert without["chip:aws_trainium1:mm_eff_max"] != pytest.approx(values["chip:aws_trainium1:mm_eff_max"], rel=0.02)
     # the DeepSpeed collectives stay fitted without the ZeRO-3 runs, by the other DeepSpeed runs (vTrain, BLOOM, MT-NLG)
-    assert 0.05 < load_fits()["narayanan21_table2_zero3"][name] < 0.6
+    assert 0.05 < load_fits()["narayanan21_table2_zero3"][name] < 0.9  # NCCL's own share, 1.0, where unfitted
 
 
 def test_the_prior_pools_a_framework_constant_with_the_other_frameworks():
@@ -298,3 +304,60 @@ def test_a_maxtext_run_without_a_published_fsdp_size_shards_over_its_slice():
     assert (r70["zero_stage"], r70["zero_group"]) == (3, 512)
     # a published fsdp size is taken as it stands (MaxText's 2023 table: a 32B model on 64 v5p at fsdp 16, tensor 4)
     assert by_id["maxtext_v5p_32b_1x-v5p-128__tokens_per_s_per_chip"]["zero_group"] == 16
+
+
+def test_a_held_out_fit_starts_where_no_source_has_set_a_constant():
+    """Each leave-one-source-out fit starts from the middle of every bound (`neutral_start`), not from the full fit:
+    started there, a constant the other sources barely determine kept the value the left-out source had given it
+    (vTrain's single-node runs, held out, were predicted with DeepSpeed's element-wise and per-layer costs they had
+    set: 12.1 % / 31.2 %; from the middle, 14.6 % / 29.9 %). So the fit without a source is reproduced from the
+    validation runs alone, whatever the catalog's fitted constants are: the fit without PaLM, recomputed here, is
+    the one tests/validation/held_out_fits.json holds."""
+    from chipsweep.workers.validation.calibrate import (
+        LOSO_ROUNDS,
+        _bound_key,
+        _from_u,
+        fill_unfitted,
+        fit,
+        neutral_start,
+    )
+
+    problem = Problem.build()
+    start = neutral_start(problem)
+    for p in problem.params[:5]:
+        lo, hi, _ = problem.bounds[_bound_key(p)]
+        assert start[p.name] == pytest.approx(_from_u(0.0, lo, hi))
+    keep = problem.sources != "palm"
+    again = fill_unfitted(problem, fit(problem, fill_unfitted(problem, start, keep), keep, rounds=LOSO_ROUNDS,
+                                       step0=1.0, log=False), keep)
+    stored = load_fits()["palm"]
+    assert set(again) == set(stored)
+    for name, v in stored.items():
+        assert again[name] == pytest.approx(v, rel=1e-6), name
+    # and it is not the full fit: the catalog's constants differ from it by more than rounding
+    full = problem.current_values(clip=False)
+    assert max(abs(stored[k] / full[k] - 1) for k in full) > 0.05
+
+
+def test_megatron_bridge_dense_llama_rows_reduce_gradients_in_16_bits_as_its_performance_scripts_set():
+    """Megatron-Bridge's performance scripts set `grad_reduce_in_fp32 = False` for its Llama pre-training
+    (set_llama3_common_configs, set_llama31_common_configs): the rows its tables leave unsaid take 2-byte gradients,
+    and the recompute stays with the layout search. Llama 3 70B on 64 H100 at tp 4, pp 8, vp 5 then fits without
+    recompute, as its recipe runs it (76.9 GB of 81.2 GB usable; with fp32 gradients 81.7 GB, and the search chose
+    full recompute, predicting the six releases' runs 16-18 % slow)."""
+    import dataclasses
+
+    from chipsweep.workers.context import Context
+    from chipsweep.workers.training_rows import evaluate_training
+    from chipsweep.workers.validation.cases import case_table, runs2026_cases
+
+    cases = [c for c in runs2026_cases()[0] if c.source == "megatron_bridge" and "_Pre_" in c.case_id]
+    assert len(cases) >= 25 and {c.row.get("grad_bytes") for c in cases} == {2}
+    assert all("recompute" not in c.row for c in cases)
+    h100_70b = [c for c in cases if "LLAMA3-70B_DGX-H100_64g" in c.case_id]
+    assert len(h100_70b) >= 6
+    ctx = Context.build(load_catalog(use_env=False))
+    out = evaluate_training(case_table(h100_70b), ctx)[0].to_pylist()
+    assert {o["recompute"] for o in out} == {"none"} and all(o["fits"] for o in out)
+    fp32 = [dataclasses.replace(c, row={**c.row, "grad_bytes": 4}) for c in h100_70b[:1]]
+    assert evaluate_training(case_table(fp32), ctx)[0].column("recompute").to_pylist() == ["full"]

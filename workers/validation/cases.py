@@ -553,6 +553,8 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
                 row["zero_stage"] = 1  # NeMo / Megatron-Bridge run Megatron's distributed optimizer
             if "full" in rec:
                 row["recompute"] = "full"
+            elif source == "megatron_bridge" and "_pre" in tag and not rec and d["model"].upper().startswith("LLAMA3"):
+                row.update(_MBRIDGE_DENSE_PRETRAIN)
         if B is not None:
             row["global_batch"] = int(B)
         elif layout:
@@ -751,6 +753,19 @@ MOE_MODEL_IDS = {
     "gpt oss 120b": "gpt_oss_120b", "mixtral-8x7b": "mixtral_8x7b", "mixtral 8x7b": "mixtral_8x7b",
     "mixtral-8x22b": "mixtral_8x22b", "mixtral 8x22b": "mixtral_8x22b", "llama4-scout-llm": "llama4_scout",
 }
+
+
+# what Megatron-Bridge's performance scripts run for a dense Llama pre-training row its release table leaves unsaid
+# (NVIDIA-NeMo/Megatron-Bridge scripts/performance/configs/llama/): `set_llama3_common_configs` and
+# `set_llama31_common_configs` set `grad_reduce_in_fp32 = False`, so gradients are 16-bit (2 bytes, not the fp32
+# main-grad buffer). Recompute stays with the layout search: the workload presets (llama3_workload_base_configs.py,
+# llama31_workload_base_configs.py) and the recipes they start from (llama3_70b / llama31_405b_pretrain_config,
+# Megatron's default `recompute_granularity` None) recompute nothing, and where the memory model agrees the search
+# picks exactly that; Llama 3 8B in fp8 on H100 recomputes 5 of its 32 layers (`recompute_num_layers=5`, a partial
+# recompute the core does not model), and the Megatron-FSDP presets on GB200 and B200 offload activations to host
+# memory instead (`cpu_offloading_num_layers`), which the memory model does not count: stating none for those would
+# refuse runs that ran
+_MBRIDGE_DENSE_PRETRAIN: dict[str, object] = {"grad_bytes": 2}
 
 
 # what Megatron-Bridge's performance scripts set for the MoE runs of its release tables, where the table leaves it
