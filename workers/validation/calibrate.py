@@ -378,9 +378,10 @@ def leave_one_source_out(problem: Problem, rounds: int = LOSO_ROUNDS) -> dict[st
     Started from the full fit instead, a constant the other sources barely determine keeps the value the left-out
     source gave it, and the source is predicted partly by itself."""
     out: dict[str, dict[str, float]] = {}
+    neutral = neutral_start(problem)
     for src in sorted(set(problem.sources.tolist())):
         keep = problem.sources != src
-        start = fill_unfitted(problem, neutral_start(problem), keep)
+        start = fill_unfitted(problem, neutral, keep)
         print(f"-- without {src}", flush=True)
         vals = fit(problem, start, keep, rounds=rounds, step0=1.0, log=False)
         out[src] = fill_unfitted(problem, vals, keep)

@@ -553,7 +553,7 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
                 row["zero_stage"] = 1  # NeMo / Megatron-Bridge run Megatron's distributed optimizer
             if "full" in rec:
                 row["recompute"] = "full"
-            elif source == "megatron_bridge" and "_pre" in tag and not rec and d["model"].upper().startswith("LLAMA3"):
+            if source == "megatron_bridge" and "_pre" in tag and d["model"].upper().startswith("LLAMA3"):
                 row.update(_MBRIDGE_DENSE_PRETRAIN)
         if B is not None:
             row["global_batch"] = int(B)
