@@ -124,6 +124,9 @@ class Chip(_Entry):
     async_mma: bool = False
     # scale-out network per chip, Gb/s (bits)
     scale_out_gbit_s: float | None = None
+    # the link to the host's memory (PCIe, NVLink-C2C): ONE direction, per chip, GB/s; what activation offloading
+    # (training `offload_layers`) copies over
+    host_link_gb_s: float | None = None
     tdp_w: float | None = None
     idle_w: float | None = None
     usd_per_hour: float | None = None
@@ -241,7 +244,7 @@ class Chip(_Entry):
         "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
         "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "memory_gb", "memory_bandwidth_gb_s", "scale_up_gb_s",
         "scale_out_gbit_s", "tdp_w", "usd_per_hour", "purchase_usd", "sram_mb", "power_draw_w", "server_usd",
-        "network_usd", "memory_bandwidth_measured_gb_s", "memory_visible_gb",
+        "network_usd", "memory_bandwidth_measured_gb_s", "memory_visible_gb", "host_link_gb_s",
     )
     @classmethod
     def _positive(cls, v: float | None) -> float | None:

@@ -113,6 +113,9 @@ TRAINING: list[Column] = [
     _c("tp_comm_s", "float32", "s", "tensor-parallel communication per step that the GEMMs do not hide (slowest stage)", "output"),
     _c("dp_comm_s", "float32", "s", "data-parallel / ZeRO / FSDP communication per step that compute does not hide", "output"),
     _c("moe_a2a_s", "float32", "s", "expert-parallel all-to-all per step that compute does not hide (slowest stage)", "output"),
+    # added 2026-12: activation offloading, at the end so lakes written before read it as NULL
+    _c("offload_layers", "int16", "layers", "layers per pipeline stage whose saved activations wait in host memory "
+       "between forward and backward (0: none)", "input"),
 ]
 
 INFERENCE: list[Column] = [

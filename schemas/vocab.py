@@ -113,7 +113,7 @@ CHIP_NUMERIC: tuple[str, ...] = (
     "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_visible_share",
     "memory_bandwidth_gb_s", "memory_bandwidth_measured_gb_s", "sram_mb",
     "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_out_gbit_s",
-    "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
+    "host_link_gb_s", "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
     # training TCO of an owned cluster, per accelerator (defaults in defaults.yaml `tco`)
     "power_draw_w", "server_usd", "network_usd",
 )

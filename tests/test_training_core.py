@@ -379,3 +379,85 @@ def test_reason_bits_are_set_exactly_where_their_condition_holds():
     assert mask.tolist() == [4, 1, 4, 5 | 2048]
     flag(mask, False, 8)  # a scalar condition (e.g. no DeepSpeed rows) sets nothing
     assert mask.tolist() == [4, 1, 4, 5 | 2048]
+
+
+def _offload_rows(ctx: Context, offload: list[object], link: list[object], mb: int = 1) -> dict[str, list[object]]:
+    n = len(offload)
+    return run(ctx, model=["llama3_8b"] * n, chip=["nvidia_gb200_per_gpu"] * n, n_chips=[64] * n, tp=[1] * n,
+               pp=[1] * n, micro_batch=[mb] * n, interleave=[1] * n, zero_stage=[3] * n, global_batch=[256] * n,
+               precision=["fp8"] * n, recompute=["none"] * n, framework=["megatron_core_2025"] * n,
+               offload_layers=offload, **{"chip.host_link_gb_s": link})
+
+
+def test_offloaded_layers_leave_their_activations_in_host_memory_but_the_one_in_flight(ctx):
+    """Megatron-Core --cpu-offloading-num-layers (Transformer Engine's CPU offload context): the saved activations of
+    `offload_layers` of a stage's layers wait in host memory between forward and backward; one layer's copy is in
+    flight on the chip. Llama 3 8B (32 layers) on GB200, no recompute: 16 offloaded keep 17 of 32 layers' worth."""
+    out = _offload_rows(ctx, [0, 16, 31, 2], [None, None, None, None])
+    mem = out["mem_per_chip_gb"]
+    saved = [mem[0] - m for m in mem]  # GB: 15, 30 and 1 layers' activations leave (weights and states stay)
+    assert saved[1] > 5.0 and all(out["fits"])
+    assert saved[2] == pytest.approx(2 * saved[1], rel=1e-6)
+    assert saved[3] == pytest.approx(saved[1] / 15, rel=1e-6)
+    assert out["offload_layers"] == [0, 16, 31, 2]
+
+
+def test_offload_copies_show_only_where_the_host_link_is_slower_than_a_layers_compute(ctx):
+    """Each offloaded layer's activations cross the host link once each way, beside the next layer's forward
+    (backward): at the GB200's NVLink-C2C share (catalog 225 GB/s per direction) part of the copy shows, at a PCIe
+    5.0 x16 card's 64 GB/s most of it, and at a link far faster than the chip nothing; the exposed time grows with
+    the layers offloaded."""
+    out = _offload_rows(ctx, [0, 16, 16, 16, 8], [None, 1e6, None, 64, 64], mb=2)
+    tps = out["tokens_per_s"]
+    assert tps[1] == pytest.approx(tps[0], rel=1e-9)  # a link that outruns every layer: the copies hide
+    assert tps[0] > tps[2] > tps[3]
+    assert tps[3] < tps[4] < tps[0]
+    # the exposed time is linear in the layers offloaded: 16 layers cost twice what 8 cost
+    step = [1 / v for v in tps]
+    assert (step[3] - step[0]) == pytest.approx(2 * (step[4] - step[0]), rel=1e-6)
+
+
+def test_offload_on_every_layer_or_without_a_host_link_is_infeasible_with_a_reason(ctx):
+    out = run(ctx, model=["llama3_70b", "llama3_70b"], chip=["nvidia_gb200_per_gpu", "nvidia_h100_sxm"],
+              n_chips=[64, 64], tp=[1, 8], pp=[1, 8], micro_batch=[1, 1], interleave=[1, 1], zero_stage=[3, 1],
+              global_batch=[256, 256], recompute=["none", "none"], offload_layers=[80, 2])
+    assert out["tokens_per_s"][0] != out["tokens_per_s"][0] and out["tokens_per_s"][1] != out["tokens_per_s"][1]
+    assert "offload_layers must be fewer than the layers of a pipeline stage" in out["infeasible_reason"][0]
+    assert "set chip.host_link_gb_s" in out["infeasible_reason"][1]  # no host link published for the H100 here
+
+
+def test_negative_offload_layers_is_a_row_error_naming_field_and_value(ctx):
+    errors = RowErrors(1)
+    training_inputs(table(model=["llama3_70b"], chip=["nvidia_gb200_per_gpu"], n_chips=[64], offload_layers=[-1]),
+                    ctx, errors)
+    msg = " ".join(errors.messages())
+    assert "offload_layers" in msg and "-1" in msg
+
+
+def test_a_sweep_over_offload_layers_lands_the_axis_and_matches_the_evaluate_path(ctx):
+    """`offload_layers` is a sweep axis and a lake column: the chunk path gives each configuration the step time the
+    `evaluate` path gives the same row, and offloading more layers on the GB200 needs less memory."""
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+    from chipsweep.workers.chunk import ChunkEvaluator
+
+    catalog = load_catalog(use_env=False)
+    spec = {
+        "name": "offload", "kind": "training", "store": "all",
+        "axes": {"model": ["llama3_8b"], "chip": ["nvidia_gb200_per_gpu"], "micro_batch": [1, 2],
+                 "offload_layers": [0, 8, 16]},
+        "fixed": {"n_chips": 64, "tp": 1, "pp": 1, "interleave": 1, "zero_stage": 3, "global_batch": 256,
+                  "precision": "fp8", "recompute": "none", "framework": "megatron_core_2025", "tokens": 1.0e11},
+    }
+    ev = ChunkEvaluator(resolve(parse_spec(spec), catalog))
+    rows = ev.evaluate(0, ev.sweep.configurations).to_pylist()
+    assert sorted({r["offload_layers"] for r in rows}) == [0, 8, 16] and all(r["fits"] for r in rows)
+    for mb in (1, 2):
+        mem = [r["mem_per_chip_gb"] for r in sorted(rows, key=lambda r: r["offload_layers"]) if r["micro_batch"] == mb]
+        assert mem[0] > mem[1] > mem[2]
+    out = run(ctx, **{k: [r[k] if k != "model" else "llama3_8b" for r in rows] for k in ("model", "micro_batch", "offload_layers")},
+              chip=["nvidia_gb200_per_gpu"] * len(rows), n_chips=[64] * len(rows), tp=[1] * len(rows),
+              pp=[1] * len(rows), interleave=[1] * len(rows), zero_stage=[3] * len(rows), global_batch=[256] * len(rows),
+              precision=["fp8"] * len(rows), recompute=["none"] * len(rows), framework=["megatron_core_2025"] * len(rows))
+    for r, step in zip(rows, out["step_time_s"], strict=True):
+        assert r["step_time_s"] == pytest.approx(step, rel=1e-5)

@@ -208,6 +208,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,
+        "host_bw": chip_cols["host_link_gb_s"] * 1e9,  # bytes/s, one direction (NaN: not published)
         "tdp_w": chip_cols["tdp_w"],
         "usd_per_hour": chip_cols["usd_per_hour"],
         "purchase_usd": chip_cols["purchase_usd"],

@@ -87,6 +87,8 @@ R_ZEROPP = 4096  # ZeRO-2/3 with pipeline parallelism
 R_FRAMEWORK = 8192  # the framework has no such feature (selective recompute, sequence parallelism, ZeRO stage)
 R_EP = 16384  # ep does not divide dp or the experts, or ep > 1 on a dense model
 R_CP = 32768  # cp does not divide the sequence length
+R_OFFLOAD = 65536  # offload_layers not below a pipeline stage's layers
+R_HOSTLINK = 131072  # offload_layers on a chip without a published host link
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -105,6 +107,8 @@ REASONS: dict[int, str] = {
     R_FRAMEWORK: "the framework has no such feature (selective recompute, sequence parallelism or this ZeRO stage)",
     R_EP: "ep must divide tp x dp (expert parallelism runs over the data-parallel and tensor-parallel ranks) and moe_experts; dense models need ep = 1",
     R_CP: "cp must divide seq_len (each context-parallel rank holds seq_len/cp tokens)",
+    R_OFFLOAD: "offload_layers must be fewer than the layers of a pipeline stage (one layer's activations stay on the chip)",
+    R_HOSTLINK: "offload_layers needs the chip's link to host memory (set chip.host_link_gb_s)",
     R_MEMORY: "does not fit in memory",
 }
 
@@ -144,7 +148,10 @@ MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layer
 # the selective recompute of the up-projections
 MLA_KEYS = ("mla_q_rank", "mla_kv_rank", "mla_rope_dim")
 WINDOW_KEYS = ("sliding_window", "sliding_window_layers")  # sliding-window attention (optional; 0 or absent: none)
-INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp")  # cp: context parallelism (optional; absent: 1)
+# activation offloading (optional; absent or 0 everywhere: none): layers per stage whose saved activations wait in
+# host memory between the forward and the backward, and the chip's host link (bytes/s, one direction)
+OFFLOAD_KEYS = ("offload_layers", "host_bw")
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS)  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -318,6 +325,8 @@ def evaluate(
     x = {k: x[k] for k in CORE_KEYS if k in x}  # a sweep's x carries more (echo columns): cast only these
     if "cp" in x and not bool((np.asarray(x["cp"]) > 1).any()):
         x = {k: v for k, v in x.items() if k != "cp"}  # no context parallelism in this call: no cp passes
+    if "offload_layers" in x and not bool((np.asarray(x["offload_layers"]) > 0).any()):  # no offloading here
+        x = {k: v for k, v in x.items() if k not in OFFLOAD_KEYS}
     if "mla_kv_rank" in x and not bool((np.asarray(x["mla_kv_rank"]) > 0).any()):  # no latent attention here
         x = {k: v for k, v in x.items() if k not in MLA_KEYS}
     if "sliding_window" in x and not bool((np.asarray(x["sliding_window"]) > 0).any()):  # no windowed layers here
@@ -576,6 +585,15 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         checks.append((~(np.isfinite(x["mem_bytes"]) & np.isfinite(x["mem_bw"])), R_CHIPDATA))
     if any_cp:
         checks.append((_indivisible(s, cp), R_CP))
+    # activation offloading (optional): Megatron-Core --cpu-offloading-num-layers (Transformer Engine's CPU offload
+    # context) keeps the saved activations of that many of a stage's layers in host memory between the forward and
+    # the backward; at least one layer's stay on the chip
+    off_in = x.get("offload_layers")
+    any_off = off_in is not None and bool((off_in > 0).any())
+    off = off_in if any_off else 0.0
+    if any_off:
+        checks.append(((off > 0) & (off >= np.floor(L / p)), R_OFFLOAD))
+        checks.append(((off > 0) & ~np.isfinite(x["host_bw"]), R_HOSTLINK))
     if any_moe:
         # Megatron-Core: expert-parallel x expert-tensor-parallel ranks divide the tp x dp ranks; experts split over
         # tp too where ep divides dp (expert tensor parallel = tp), else whole on each chip (expert tensor parallel
@@ -695,6 +713,15 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     t_tp = tp_all - tp_hidden * np.minimum(tp_all, t_mm)  # s exposed
     t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
     t_layer = t_compute + t_tp  # s
+    if any_off:
+        # each offloaded layer's saved activations go to the host during its forward and come back before its
+        # backward, on their own stream beside the next layer's compute (Transformer Engine's offload handler
+        # double-buffers one layer): a copy longer than the forward (backward) of one layer shows; the stage's
+        # `off` layers of its L/p pay it
+        kept_l = np.where(full, per_layer[2], np.where(rc == 1, per_layer[1], per_layer[0]))  # bytes per layer
+        copy = kept_l / np.where(np.isfinite(x["host_bw"]), x["host_bw"], 1.0)  # s, one direction
+        shows = np.maximum(copy - t_layer / passes, 0.0) + np.maximum(copy - t_layer * (2.0 + full_f) / passes, 0.0)
+        t_layer = t_layer + np.minimum(off, L / p) / (L / p) * shows  # s
     if any_cp:
         # ring attention (Liu et al. 2023, arXiv:2310.01889; Megatron-Core context parallelism): the chip's K and V
         # pass around the cp ring, cp - 1 sends in the forward, K, V and their gradients (2x) in the backward, each
@@ -861,9 +888,18 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
             return params * state_bpp + gathered
 
     in_first = in_flight_factor(p, v, m_run)  # micro-batches held by the first stage
-    acts_first = activation_bytes_stage(per_layer, f, in_first, rc)  # bytes
-    acts_mid = activation_bytes_stage(per_layer, mid, np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
-    acts_last = activation_bytes_stage(per_layer, lst, 1.0 + 0.0 * p, rc)
+
+    def resident(layers: Array) -> Array:
+        """Layers of a stage whose saved activations stay on the chip: the offloaded ones leave but the one whose
+        copy is in flight (Transformer Engine double-buffers one layer)"""
+        if not any_off:
+            return layers
+        gone = np.clip(off, 0.0, np.maximum(layers - 1.0, 0.0))
+        return layers - gone + num(gone > 0)
+
+    acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
+    acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
+    acts_last = activation_bytes_stage(per_layer, resident(lst), 1.0 + 0.0 * p, rc)
     logit_buf = bs * V / t * e  # bytes: the last stage's logits (fused cross-entropy keeps no fp32 copy)
     mem_first = states_of(p_first) + f * exp_layer_bytes + acts_first + num(p <= 1) * logit_buf
     mem_last = states_of(p_last) + lst * exp_layer_bytes + acts_last + logit_buf

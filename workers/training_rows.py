@@ -238,6 +238,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
         raw[field] = numbers(table, field, errors, integer=True, minimum=0 if field in ("moe_shared_experts", "moe_dense_layers") else 1)
     raw["ep"] = numbers(table, "ep", errors, integer=True, minimum=1)
     raw["cp"] = numbers(table, "cp", errors, integer=True, minimum=1)
+    raw["offload_layers"] = numbers(table, "offload_layers", errors, integer=True, minimum=0)
     raw["moe_imbalance"] = numbers(table, "moe_imbalance", errors, minimum=1,
                                    allowed="allowed: a number >= 1 (the busiest expert's tokens over the mean)")
     raw["moe_a2a_overlap"] = numbers(table, "moe_a2a_overlap", errors, minimum=0, maximum=1,
@@ -297,6 +298,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x.update(_workload_defaults(get, ctx, precision, n, chip_idx))
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
+    x["offload_layers"] = _or_default(get("offload_layers"), 0.0)
     x.update({
         "n_chips": _or_default(get("n_chips"), get("tp") * get("pp") * get("dp")),
         "global_batch": get("global_batch"),
@@ -429,6 +431,7 @@ def _assemble_general(
         **_workload_defaults(get, ctx, precision, n, safe_chip),
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
+        "offload_layers": _or_default(get("offload_layers"), 0.0),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
         "precision": precision,
@@ -594,6 +597,7 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["zero_stage"] = ints(x["zero_stage"])
     cols["ep"] = ints(x["ep"])
     cols["cp"] = ints(x["cp"])
+    cols["offload_layers"] = ints(x["offload_layers"])
     prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
     cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
     for name in TRAINING_OUT:

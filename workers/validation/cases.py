@@ -555,6 +555,9 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
                 row["recompute"] = "full"
             if source == "megatron_bridge" and "_pre" in tag and d["model"].upper().startswith("LLAMA3"):
                 row.update(_MBRIDGE_DENSE_PRETRAIN)
+                offload = _MBRIDGE_OFFLOAD.get((d["model"].upper(), d["chip"], int(tp or 1))) if fsdp else None
+                if offload is not None:
+                    row.update(offload_layers=offload, recompute="none")
         if B is not None:
             row["global_batch"] = int(B)
         elif layout:
@@ -766,6 +769,16 @@ MOE_MODEL_IDS = {
 # memory instead (`cpu_offloading_num_layers`), which the memory model does not count: stating none for those would
 # refuse runs that ran
 _MBRIDGE_DENSE_PRETRAIN: dict[str, object] = {"grad_bytes": 2}
+# the Megatron-FSDP presets that offload activations to host memory instead of recomputing them
+# (llama3_workload_base_configs.py LLAMA3_70B_PRETRAIN_CONFIG_GB200_FP8_CS_V1/V2: micro-batch 2,
+# use_megatron_fsdp, cpu_offloading_num_layers=40; llama31_workload_base_configs.py
+# LLAMA31_405B_PRETRAIN_CONFIG_GB200_FP8_CS_V2: tp 2, use_megatron_fsdp, cpu_offloading_num_layers=92; both recompute
+# nothing), keyed by the table's model, the chip and tp: a release row with that Megatron-FSDP layout runs the
+# preset (the scripts read are of 2026; the 25.09 and 25.11 rows publish the same layouts, their scripts not read)
+_MBRIDGE_OFFLOAD: dict[tuple[str, str, int], int] = {
+    ("LLAMA3_70B", "nvidia_gb200_per_gpu", 1): 40,
+    ("LLAMA3.1_405B", "nvidia_gb200_per_gpu", 2): 92,
+}
 
 
 # what Megatron-Bridge's performance scripts set for the MoE runs of its release tables, where the table leaves it
