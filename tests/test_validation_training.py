@@ -24,17 +24,15 @@ from chipsweep.workers.validation.report import ASSUMED_BF16, bracket_lines
 # left-out source reaches, the values that source gave them (calibrate.fill_unfitted now resets those), and, until
 # 2026-12-03 (a fourth session), for the constants the other sources barely determine, values the left-out source
 # had moved them to (each held-out fit now starts from the middle of every bound, calibrate.neutral_start).
-TRAINIUM_MISS = (
-    "Trainium1 (neuron_trn1, the one aws_npu chip with runs) out of source 27.5 % median (22.6 % before the GB200 "
-    "Megatron-FSDP rows offloaded activations, 2026-12-04; 13.9 % while held-out fits started from the full fit): held "
-    "out, its chip family and framework take the means of the fitted families' and frameworks' constants, and in the "
-    "fits that start from the middle of the bounds that mean scale-up efficiency is 0.85 (0.88 before the offload "
-    "refit, 0.55 from the full fit), so its tensor-parallel runs over NeuronLink are predicted fast; with 0.55 the "
-    "2026-12-03 fit gave 14.3 %. The means move with every source's fit, so this figure moves with changes elsewhere. "
-    "No published NeuronLink collective benchmark is in the catalog to set it"
-)
-KNOWN_MISSES: dict[str, str] = {"neuron_trn1": TRAINIUM_MISS}
-# the issue-12 bound on every 2024-26 run: met since 2026-12-03 (a fourth session), 8.5 % / 24.6 % out of source since
+# Trainium1 (neuron_trn1, the one aws_npu chip with runs) held out: its chip family and framework take the means of
+# the fitted families' and frameworks' constants, so its figure moves with every other source's held-out fit. Out of
+# source median: 13.9 % while held-out fits started from the full fit; 22.6 % once they started from the middle of the
+# bounds (2026-12-03); 27.5 % with the GB200 Megatron-FSDP rows offloading over a 225 GB/s host link and 19.2 % over
+# the 197 GB/s Azure measures (2026-12-04, the catalog's); with 12 search rounds instead of 6 the same data give
+# 26.6 %. The bound is met, by a margin smaller than that noise. No published NeuronLink collective benchmark is in the
+# catalog to set its link.
+KNOWN_MISSES: dict[str, str] = {}
+# the issue-12 bound on every 2024-26 run: met since 2026-12-03 (a fourth session), 7.9 % / 21.9 % out of source since
 # the GB200 Megatron-FSDP rows offload activations as their presets do (2026-12-04), 8.8 % / 23.4 % before, once
 # Megatron-Bridge's dense Llama rows reduce gradients in 16 bits as its performance scripts set (9.7 % / 31.0 %) and
 # each held-out fit starts from the middle of the bounds instead of the full fit (llm-foundry, the only FSDP source,
@@ -60,8 +58,9 @@ def test_out_of_source_p90_on_2024_26_runs_with_a_layout_is_within_30pct(rep):
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The level the p90 stands at (24.6 %, median 8.5 %, 2026-12-04; 23.4 % / 8.8 % 2026-12-03), so a change that
-    worsens it fails."""
+    """The level the p90 stands at (21.9 %, median 7.9 %, 2026-12-04; 23.4 % / 8.8 % 2026-12-03), so a change that
+    worsens it fails. The bound keeps room for the held-out search's noise (25.9 % with 12 search rounds instead of 6,
+    24.6 % with the GB200's host link at 225 GB/s instead of the measured 197)."""
     o = rep.overall
     assert o["runs"] >= 300 and o["out_p90"] <= 0.25 and o["out_median"] <= 0.10, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
@@ -128,15 +127,15 @@ def test_lambda_gpt3_on_v100_estimate_reproduced_within_3pct(rep):
 
 
 def test_chip_families_with_runs_report_their_held_out_error(rep):
-    """Each family's median error on its held-out sources within 20 %, but aws_npu (Trainium1 alone, the reported
-    miss below)."""
+    """Each family's median error on its held-out sources within 20 % (aws_npu, Trainium1 alone: see below)."""
     assert {"nvidia_gpu", "google_tpu", "aws_npu"} <= set(rep.families)
     for fam, (n, med, _) in rep.families.items():
-        assert n > 0 and (fam == "aws_npu" or med <= 0.20), (fam, med)
+        assert n > 0 and med <= 0.20, (fam, med)
 
 
-@pytest.mark.xfail(strict=True, reason=f"issue 12 miss, reported: {TRAINIUM_MISS}")
 def test_trainium_held_out_median_within_20pct(rep):
+    """19.2 % median since 2026-12-04 (a miss at 22.6-27.5 % before): the comment on KNOWN_MISSES says how far this
+    figure moves with the other sources' held-out fits and the search's rounds."""
     assert rep.families["aws_npu"][1] <= 0.20 and next(r for r in rep.rows if r.source == "neuron_trn1").out_median <= 0.20
 
 
@@ -158,23 +157,18 @@ def test_chips_of_one_compute_share_one_fitted_matrix_efficiency():
 
 
 @pytest.mark.parametrize("chip", [
-    pytest.param("nvidia_gb200_per_gpu", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 12 miss, reported: GB200 extrapolated from the H100 by the GEMM ratio, 10.1 % median / 16.7 % p90 over "
-        "32 runs (own fit 8.3 % / 16.1 %; 10.2 % / 16.6 % before its Megatron-FSDP rows offloaded activations as their "
-        "presets do, 2026-12-04): 8.3 % / 20.2 % until 2026-12-03, when Megatron-Bridge's dense Llama rows "
-        "took the 16-bit gradients its performance scripts set, its Llama 3 70B runs on 64 H100 fit without recompute "
-        "as their recipe runs them, and the H100's fitted fp8 efficiency fell from 0.90 to 0.83, which the GEMM ratio "
-        "carries to the GB200"))),
+    "nvidia_gb200_per_gpu",
     "nvidia_h100_sxm",
 ])
 def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_within_10pct_median_20pct_p90(chip):
     """The rule that gives a chip without runs its matrix efficiency (its measured GEMM fraction of peak against the
     fitted chips' measured fractions, context.py) checked on the two fitted chips measured the same way: with the
     chip's own `mm_eff_max` / `mm_eff_max_fp8` set removed, it takes the other's constants scaled by the GEMM ratio
-    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 10.1 % median, 16.7 % p90 (10.2 % /
-    16.6 % before its Megatron-FSDP rows offloaded activations, 2026-12-04; 8.3 % / 20.2 % before the 16-bit gradients
-    of Megatron-Bridge's dense rows, 2026-12-03; 7.1 % / 15.2 % before the memory model read the bytes the driver
-    exposes); H100 (112 runs) 4.2 % / 12.7 % (own fit 5.9 % / 12.9 %; 6.6 % / 13.8 % before the offload). Only the
+    and its 2024-26 runs with a layout are predicted again. Measured: GB200 (32 runs) 8.0 % median, 16.7 % p90, own fit
+    7.6 % / 16.5 % (a miss at 10.2 % / 16.6 % before its Megatron-FSDP rows offloaded activations as their presets do,
+    2026-12-04; 8.3 % / 20.2 % before the 16-bit gradients of Megatron-Bridge's dense rows, 2026-12-03, which took the
+    H100's fitted fp8 efficiency from 0.90 to 0.83; 7.1 % / 15.2 % before the memory model read the bytes the driver
+    exposes); H100 (112 runs) 4.3 % / 12.3 % (own fit 5.9 % / 12.9 %; 6.6 % / 13.8 % before the offload). Only the
     chip's matrix constants are held out: the framework and family constants were fitted with these runs. Bounds:
     10 % median, 21 % p90 (20 % until the memory change)."""
 
@@ -196,7 +190,7 @@ def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_with
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue 12 miss, reported by `chipsweep validate`: the fitted fp8 matrix efficiency is above the share of the fp8 "
-    "peak cuBLASLt reaches on large matrices (H100 83.1 % against 69.8 %, GB200 65.3 % against 58.1 %; the GB200 at "
+    "peak cuBLASLt reaches on large matrices (H100 83.1 % against 69.8 %, GB200 67.8 % against 58.1 %; the GB200 at "
     "74.6 % until its Megatron-FSDP rows offloaded activations as their presets do instead of taking full recompute "
     "from the layout search, 2026-12-04; the H100 at 90.0 % before Megatron-Bridge's Llama 3 70B runs on 64 H100 took "
     "their recipe's 16-bit gradients and fit "
@@ -377,7 +371,7 @@ def test_megatron_fsdp_rows_offload_the_activations_their_presets_offload_and_re
     llama31_workload_base_configs.py LLAMA31_405B_PRETRAIN_CONFIG_GB200_FP8_CS_V2: 92), so their rows state the
     preset's offload and no recompute. Before, the search gave them full recompute (the memory model did not count
     the offload) and predicted them 5-13 % slow, which the fit made up with a GB200 fp8 matrix efficiency of 0.75
-    against the 0.58 cuBLASLt measures; offloaded, the refit puts it at 0.65. Llama 3 70B at micro-batch 2 still
+    against the 0.58 cuBLASLt measures; offloaded, the refit puts it at 0.68. Llama 3 70B at micro-batch 2 still
     needs 209.5 GB of the 189.7 GB usable (about 4.3 GB of 16-bit saved activations per layer; Transformer Engine
     keeps fp8 copies of some): compared on speed all the same, and counted among the memory-refused runs."""
     from chipsweep.workers.context import Context
