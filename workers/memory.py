@@ -117,12 +117,18 @@ def in_flight_factor(pp: Array, interleave: Array, micro_batches: Array) -> Arra
     return np.minimum(pp, micro_batches) * (1.0 + inter)
 
 
+def kept_per_layer(per_layer: tuple[Array, Array, Array], recompute: Array) -> Array:
+    """Bytes one layer keeps for its backward under each row's recompute (0 none, 1 selective, 2 full)."""
+    none, selective, full = per_layer
+    return np.where(recompute == 2, full, np.where(recompute == 1, selective, none))
+
+
 def activation_bytes_stage(
     per_layer: tuple[Array, Array, Array], layers: Array, in_flight: Array, recompute: Array
 ) -> Array:
     """Activation bytes on one chip of a stage with `layers` layers and `in_flight` micro-batches held."""
-    none, selective, full = per_layer
-    kept = np.where(recompute == 2, full, np.where(recompute == 1, selective, none))  # bytes per layer
+    none = per_layer[0]
+    kept = kept_per_layer(per_layer, recompute)  # bytes per layer
     dtype = np.result_type(layers)
     # full recompute re-materialises one layer at a time during backward: add its working set
     return kept * layers * in_flight + (recompute == 2).astype(dtype) * none

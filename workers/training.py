@@ -57,6 +57,7 @@ from chipsweep.workers.memory import (
     activation_bytes_per_layer,
     activation_bytes_stage,
     in_flight_factor,
+    kept_per_layer,
     model_state_bytes_per_param,
     stage_params,
 )
@@ -718,8 +719,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # backward, on their own stream beside the next layer's compute (Transformer Engine's offload handler
         # double-buffers one layer): a copy longer than the forward (backward) of one layer shows; the stage's
         # `off` layers of its L/p pay it
-        kept_l = np.where(full, per_layer[2], np.where(rc == 1, per_layer[1], per_layer[0]))  # bytes per layer
-        copy = kept_l / np.where(np.isfinite(x["host_bw"]), x["host_bw"], 1.0)  # s, one direction
+        copy = kept_per_layer(per_layer, rc) / np.where(np.isfinite(x["host_bw"]), x["host_bw"], 1.0)  # s, one direction
         shows = np.maximum(copy - t_layer / passes, 0.0) + np.maximum(copy - t_layer * (2.0 + full_f) / passes, 0.0)
         t_layer = t_layer + np.minimum(off, L / p) / (L / p) * shows  # s
     if any_cp:
