@@ -152,10 +152,13 @@ def _empty(schema: pa.Schema, extra: dict[str, str]) -> str:
 def _reader(paths: list[str], schema: pa.Schema | None = None, hive: dict[str, str] | None = None) -> str:
     """The Parquet files as one relation. Files written before a column was added lack it (an older
     chipsweep): columns are matched by name, a missing one reads as NULL, and with `schema` every column
-    of today's schema exists even when no file has it yet."""
+    of today's schema exists even when no file has it yet. Float columns may hold NaN (a unit cost without a
+    price, an energy without a TDP): Parquet writers leave NaN out of a column's min/max (Arrow does, as the format
+    asks), and DuckDB, unless told `can_have_nan`, reads such min/max as proof that no NaN is there and folds
+    `isnan(x)` to false (duckdb/duckdb issue #25521), so a frontier query would misprice or drop those rows."""
     files = paths[0] if len(paths) == 1 else paths
     arg = sql_literal(files) if isinstance(files, str) else "[" + ", ".join(sql_literal(p) for p in files) + "]"
-    scan = (f"read_parquet({arg}, hive_partitioning = true, union_by_name = true, "
+    scan = (f"read_parquet({arg}, hive_partitioning = true, union_by_name = true, can_have_nan = true, "
             f"hive_types = {{'sweep': VARCHAR, 'version': BIGINT}})")
     if schema is None:
         return scan

@@ -306,3 +306,35 @@ def test_pareto_training_compares_costs_on_one_basis_when_asked(tmp_path: Path) 
         assert mixed <= set(single["idx"].to_pylist())
     # the default frontier never mixes bases: each basis is its own frontier (issue 12)
     assert both.num_rows == rental.num_rows + owned.num_rows
+
+
+def test_nan_in_a_float_column_is_seen_as_nan_whatever_the_parquet_statistics_say(tmp_path: Path) -> None:
+    """Arrow leaves NaN out of a float column's Parquet min/max; read without `can_have_nan`, DuckDB takes those
+    bounds as proof that no NaN is there and folds isnan() to false (duckdb/duckdb #25521). The lake's views read
+    with it: an inference row whose unit cost is NaN (its chip priced only in the chips table) is priced from the
+    chip's purchase price by pareto_edge, and `isnan` counts every NaN written."""
+    rng = np.random.default_rng(3)
+    chips = lakegen.chips_dim(["nvidia_a100_sxm_80gb", "nvidia_h100_sxm", "google_tpu_v4", "amd_mi300x"])
+    inf = lakegen.random_inference(rng, 40, distinct=40)
+    cost = inf["unit_cost_usd"].to_numpy(zero_copy_only=False).copy()
+    cost[np.isinf(cost)] = 1000.0  # finite bounds: the ones that hide NaN from the reader
+    cost[::4] = np.nan  # every fourth row: no unit cost in the facts
+    inf = inf.set_column(inf.schema.get_field_index("unit_cost_usd"), "unit_cost_usd", pa.array(cost.astype(np.float32)))
+    lake = str(tmp_path / "lake")
+    lakegen.write_version(lake, "inference", "edge", 1, inf, chips=chips)
+    stats = pq.ParquetFile(next((tmp_path / "lake" / "kind=inference").rglob("*.parquet"))).metadata.row_group(0)
+    col = [stats.column(i) for i in range(stats.num_columns) if stats.column(i).path_in_schema == "unit_cost_usd"][0]
+    assert col.statistics.has_min_max and np.isfinite(col.statistics.max)  # bounds that leave the NaNs out
+    n_nan = run_sql("SELECT count(*) AS n FROM latest_inference WHERE isnan(unit_cost_usd)", lake=lake)["n"][0].as_py()
+    assert n_nan == int(np.isnan(cost).sum()) >= 10
+    got = run_saved("pareto_edge", {"objectives": "decode_tokens_per_s:max,unit_cost_usd"}, lake=lake).to_pylist()
+    assert got and all(np.isfinite(r["unit_cost_usd"]) for r in got)
+    # the rows the frontier is taken from: every one the facts leave unpriced is priced from the chips table
+    got = run_saved("pareto_edge", {"objectives": "decode_tokens_per_s:max,unit_cost_usd"}, lake=lake,
+                    frontier=False).to_pylist()
+    purchase = dict(zip(chips["chip"].to_pylist(), chips["purchase_usd"].to_pylist(), strict=True))
+    unpriced = {i for i, c in zip(inf["idx"].to_pylist(), cost, strict=True) if np.isnan(c)}
+    priced = [r for r in got if r["idx"] in unpriced and np.isfinite(purchase[r["chip"]])]  # priced from the chips
+    assert priced
+    for r in priced:
+        assert r["unit_cost_usd"] == pytest.approx(purchase[r["chip"]] * r["n_chips"], rel=1e-6)
