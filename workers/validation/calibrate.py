@@ -24,9 +24,9 @@ What is fitted, and where it applies (workers/context.py resolves the sets):
   once for the DeepSpeed generations together (held_out.SHARED_FRAMEWORK_KEYS: one collective engine);
 - for every chip: `mm_half_dim`, `mem_eff`;
 - the MoE stage (`moe_stage`), after the dense fit and on the mixture-of-experts runs alone, the dense constants
-  held: per framework whose MoE runs come from two or more sources, `moe_layer_overhead_s` (the fixed cost an MoE
-  layer pass adds: router, permutes, grouped GEMMs, the dispatcher's host sync); the other frameworks take the
-  mean. Refitted once per MoE source without its runs, on that source's held-out dense constants.
+  held: per framework whose MoE runs come from two or more sources, `moe_permute_eff` (the rate of the kernels
+  that permute the token copies to their experts and back, over the element-wise kernels'); the other frameworks
+  take the mean. Refitted once per MoE source without its runs, on that source's held-out dense constants.
 Nothing is fitted per source or per cluster: a constant only one source could set would be that source's knob
 (the vTrain node runs on its A100s' datasheet NVLink, like every other cluster).
 
@@ -53,6 +53,7 @@ cases. The serving constants of catalog chips are fitted by workers/validation/s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ from chipsweep.workers.validation.held_out import (
     SHARED_FRAMEWORK_KEYS,
     framework_codes,
     load_fits,
+    parse,
     predict_with,
 )
 from chipsweep.workers.validation.held_out import apply as apply_values
@@ -389,7 +391,8 @@ def leave_one_source_out(problem: Problem, rounds: int = LOSO_ROUNDS) -> dict[st
 
 
 # ---- the MoE stage: what only mixture-of-experts runs show, fitted after the dense constants ---------------
-MOE_KEY = "moe_layer_overhead_s"
+MOE_KEY = "moe_permute_eff"
+MOE_FIT_KEYS = (MOE_KEY,)  # a fixed cost per MoE layer pass beside it, tried, fitted to ~0 (README)
 
 
 @dataclass
@@ -408,10 +411,12 @@ def moe_frameworks(cases: list[Case]) -> list[str]:
 
 
 def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks: list[str]) -> MoeFit:
-    """`moe_layer_overhead_s` of each of `frameworks` on its MoE runs among `cases`, the dense constants `dense`
-    (on top of the catalog's) held fixed: a grid, then a finer one, over the logistic map of its bounds, on the
-    objective and prior of the dense fit. Frameworks without MoE runs take the mean (`global:`)."""
-    lo, hi, _ = bounds_table()[MOE_KEY]
+    """The MoE constants (`MOE_FIT_KEYS`: the token permutes' rate) of each of
+    `frameworks` on its MoE runs among `cases`, the dense constants `dense` (on top of the catalog's) held fixed:
+    jointly, on a grid over the logistic map of their bounds and a finer one around its best point, on the
+    objective and prior of the dense fit (a joint grid: one constant searched after the other lands on a different
+    optimum in each order). Frameworks without MoE runs take the frameworks' mean (`global:`)."""
+    bounds = bounds_table()
     values: dict[str, float] = {}
     sources: dict[str, list[str]] = {}
     for fw in frameworks:
@@ -419,21 +424,27 @@ def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks
         if not group:
             continue
         src = np.asarray([c.source for c in group])
-        name = f"framework:{fw}:{MOE_KEY}"
 
-        def total(u: float, group: list[Case] = group, src: np.ndarray = src, name: str = name) -> float:
-            res = predict_with(ctx, {**dense, name: _from_u(u, lo, hi)}, group)
+        def at(u: tuple[float, ...], fw: str = fw) -> dict[str, float]:
+            return {f"framework:{fw}:{k}": _from_u(v, *bounds[k][:2]) for k, v in zip(MOE_FIT_KEYS, u, strict=True)}
+
+        def total(u: tuple[float, ...], group: list[Case] = group, src: np.ndarray = src) -> float:
+            res = predict_with(ctx, {**dense, **at(u)}, group)
             with np.errstate(invalid="ignore", divide="ignore"):
                 le = np.log(np.array([r.predicted / r.case.measured for r in res]))
-            return objective(le, src, np.ones(len(group), dtype=bool)) + PRIOR_WEIGHT * u * u
+            return objective(le, src, np.ones(len(group), dtype=bool)) + PRIOR_WEIGHT * sum(v * v for v in u)
 
-        grid = np.linspace(-4.0, 4.0, 17)
-        u0 = float(grid[int(np.argmin([total(u) for u in grid]))])
-        fine = u0 + np.linspace(-0.5, 0.5, 11)
-        values[name] = _from_u(float(fine[int(np.argmin([total(u) for u in fine]))]), lo, hi)
+        best = (0.0,) * len(MOE_FIT_KEYS)
+        for grid in (np.linspace(-4.0, 4.0, 17), np.linspace(-0.5, 0.5, 11)):
+            trials = [tuple(b + g for b, g in zip(best, point, strict=True))
+                      for point in itertools.product(grid, repeat=len(MOE_FIT_KEYS))]
+            best = trials[int(np.argmin([total(t) for t in trials]))]
+        values.update(at(best))
         sources[fw] = sorted(set(src.tolist()))
-    if values:
-        values[f"global:{MOE_KEY}"] = float(np.mean(list(values.values())))
+    for key in MOE_FIT_KEYS:
+        pool = [v for name, v in values.items() if name.endswith(":" + key)]
+        if pool:
+            values[f"global:{key}"] = float(np.mean(pool))
     return MoeFit(values, sources)
 
 
@@ -448,7 +459,7 @@ def moe_stage(ctx: Context, held: dict[str, dict[str, float]] | None) -> MoeFit:
     if held is None:
         return full
     for src in sorted({c.source for c in cases}):
-        dense = {k: v for k, v in held.get(src, {}).items() if not k.endswith(":" + MOE_KEY)}
+        dense = {k: v for k, v in held.get(src, {}).items() if parse(k)[2] not in MOE_FIT_KEYS}
         part = fit_moe(ctx, dense, [c for c in cases if c.source != src], frameworks)
         held[src] = {**dense, **part.values}
         print(f"  without {src}: " + ", ".join(f"{k} = {v:.6g}" for k, v in part.values.items()))
@@ -501,7 +512,8 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             continue
         pool = [values[p.name] for p in fw_params if p.key == key]
         lines.append(f"      {key}: {const(float(np.mean(pool)) if pool else float(np.median(base[key])), [], 'mean of the fitted frameworks')}")
-    lines.append(f"      {MOE_KEY}: {const(moe.values[f'global:{MOE_KEY}'], [], 'mean of the fitted frameworks')}")
+    for key in MOE_FIT_KEYS:
+        lines.append(f"      {key}: {const(moe.values[f'global:{key}'], [], 'mean of the fitted frameworks')}")
     fams = sorted({p.target for p in problem.params if p.level == "family"})
     for fam in fams:
         lines += [f"  family_{fam}:", f"    applies_to: [{fam}]", "    constants:"]
@@ -528,7 +540,8 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             if FRAMEWORKS.index(fw) in framework_codes(p.target, p.key):
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
         if fw in moe.sources:
-            lines.append(f"      {MOE_KEY}: {const(moe.values[f'framework:{fw}:{MOE_KEY}'], moe.sources[fw])}")
+            for key in MOE_FIT_KEYS:
+                lines.append(f"      {key}: {const(moe.values[f'framework:{fw}:{key}'], moe.sources[fw])}")
     path.write_text(head + "\n".join(lines) + "\n" + tail)
     if held_out is not None:
         HELD_OUT_PATH.write_text(json.dumps({

@@ -340,6 +340,15 @@ UNTIED = ("llama", "mistral", "qwen", "mixtral", "yi ", "baichuan", "internlm", 
 FAMILY_VOCAB = {r"nemotron-\d+b": 256000}  # a full match of the row's lower-case model name
 
 
+def _run_and_metric(d: dict[str, str]) -> tuple[str, str]:
+    """A training_runs_2026.csv row's run id and metric: its case id is `<run>__<metric>`, and a run id may hold `__`
+    itself (tpu-recipes' `..._MaxText__256c`), so the split is at the row's own metric, not at the first `__`."""
+    suffix = "__" + d["metric"]
+    if not d["case_id"].endswith(suffix):
+        raise ValueError(f"training_runs_2026.csv: case_id {d['case_id']!r} does not end with '{suffix}' (its metric)")
+    return d["case_id"][: -len(suffix)], d["metric"]
+
+
 def _source_2026(text: str) -> tuple[str, str]:
     for prefix, name, framework in SOURCES_2026:
         if text.startswith(prefix):
@@ -368,6 +377,44 @@ def _megatron_flops_per_token(row: dict[str, object]) -> float:
     full attention: 72·L·h²·(1 + s/6h + V/12Lh) per sequence (Narayanan eq. 3 without recompute) / s."""
     h, L, V, s = (float(row[k]) for k in ("hidden", "layers", "vocab", "seq_len"))  # type: ignore[arg-type]
     return 72.0 * L * h * h * (1.0 + s / (6.0 * h) + V / (12.0 * L * h))
+
+
+MAXTEXT_SOURCES = ("maxtext_configs_2023", "maxtext_tiering", "tpu_recipes")
+
+
+def _maxtext_layout(row: dict[str, object], d: dict[str, str], B: float | None, tp: float | None,
+                    fsdp: float | None) -> float | None:
+    """The layout a MaxText run (tpu-recipes, the MaxText configs and tiering tables) ran, set on `row`: tensor
+    parallelism as published (else 1), no pipeline, one micro-batch per step, weights and optimizer state sharded
+    over the fsdp mesh axis, and the remat policy's recompute where the core models it. Returns the global batch
+    (the published one, else per-device batch x chips)."""
+    n = int(row["n_chips"])  # type: ignore[call-overload]
+    mb = _f(d["micro_batch"])
+    t = int(tp or 1)
+    row.update({"tp": t, "pp": 1, "interleave": 1})
+    if B is None and mb is not None:
+        B = mb * n
+    if B is not None:
+        # every chip of a tensor-parallel group works on the same sequences: one micro-batch per step
+        row["micro_batch"] = max(int(round(B * t / n)), 1)
+    # MaxText shards weights, gradients and optimizer state over its fsdp mesh axis, which base.yml sizes
+    # to every chip of the slice the other ICI axes leave (ici_fsdp_parallelism: -1, 'recommended ICI axis to
+    # be auto-sharded'; dcn_data_parallelism: -1 across slices): a row that publishes no fsdp size runs that
+    # default, not unsharded data parallelism
+    slice_chips = n // _slices(d["notes"])
+    row["zero_stage"] = 3
+    row["zero_group"] = int(fsdp) if fsdp else max(slice_chips // t, 1)
+    row["chip.scale_up_domain"] = slice_chips  # the ICI slice; slices talk over DCN
+    # MaxText remat policies: full saves nothing; minimal and save_dot_except_mlpwi keep the matrix outputs and
+    # recompute the element-wise work, as selective recompute does; custom and offloading policies move
+    # activations to host memory, which the core does not model: left to the search (the fastest recompute that
+    # fits)
+    rec = d["recompute"].lower()
+    if "full" in rec:
+        row["recompute"] = "full"
+    elif "save_dot" in rec or "minimal" in rec:
+        row["recompute"] = "selective"
+    return B
 
 
 def _slices(notes: str) -> int:
@@ -432,7 +479,7 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         rows = list(csv.DictReader(fh))
     runs: dict[str, dict[str, dict[str, str]]] = {}
     for d in rows:
-        run, _, metric = d["case_id"].partition("__")
+        run, metric = _run_and_metric(d)
         runs.setdefault(run, {})[metric] = d
     cases: list[Case] = []
     skipped: list[Skipped] = []
@@ -505,29 +552,8 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             tp = pp = vp = fsdp = None
             layout = False
         rec = d["recompute"].lower()
-        if source in ("maxtext_configs_2023", "maxtext_tiering", "tpu_recipes"):
-            t = int(tp or 1)
-            row.update({"tp": t, "pp": 1, "interleave": 1})
-            if B is None and mb is not None:
-                B = mb * n
-            if B is not None:
-                # every chip of a tensor-parallel group works on the same sequences: one micro-batch per step
-                row["micro_batch"] = max(int(round(B * t / n)), 1)
-            # MaxText shards weights, gradients and optimizer state over its fsdp mesh axis, which base.yml sizes
-            # to every chip of the slice the other ICI axes leave (ici_fsdp_parallelism: -1, 'recommended ICI axis to
-            # be auto-sharded'; dcn_data_parallelism: -1 across slices): a row that publishes no fsdp size runs that
-            # default, not unsharded data parallelism
-            slice_chips = n // _slices(d["notes"])
-            row["zero_stage"] = 3
-            row["zero_group"] = int(fsdp) if fsdp else max(slice_chips // t, 1)
-            row["chip.scale_up_domain"] = slice_chips  # the ICI slice; slices talk over DCN
-            # MaxText remat policies: full saves nothing; minimal and save_dot_except_mlpwi keep the matrix
-            # outputs and recompute the element-wise work, as selective recompute does; custom and offloading policies move activations to host memory, which the
-            # core does not model: left to the search (the fastest recompute that fits)
-            if "full" in rec:
-                row["recompute"] = "full"
-            elif "save_dot" in rec or "minimal" in rec:
-                row["recompute"] = "selective"
+        if source in MAXTEXT_SOURCES:
+            B = _maxtext_layout(row, d, B, tp, fsdp)
         elif source == "neuron_trn1" and layout:
             # TP/PP/DP in NeuronCores, two per Trainium1 chip: tensor parallelism spans tp/2 chips
             row.update({"tp": max(int(tp or 2) // 2, 1), "pp": int(pp or 1), "micro_batch": int(mb or 1), "interleave": 1,
@@ -755,6 +781,8 @@ MOE_MODEL_IDS = {
     "deepseekv3": "deepseek_v3", "qwen3_235b_a22b": "qwen3_235b_a22b", "qwen3_30b_a3b": "qwen3_30b_a3b",
     "gpt oss 120b": "gpt_oss_120b", "mixtral-8x7b": "mixtral_8x7b", "mixtral 8x7b": "mixtral_8x7b",
     "mixtral-8x22b": "mixtral_8x22b", "mixtral 8x22b": "mixtral_8x22b", "llama4-scout-llm": "llama4_scout",
+    "deepseek-v3 671b": "deepseek_v3", "llama 4 scout 17b-16e": "llama4_scout",
+    "llama 4 maverick 17b-128e": "llama4_maverick",
 }
 
 
@@ -808,7 +836,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     skipped: list[Skipped] = []
     with path.open() as fh:
         for d in csv.DictReader(fh):
-            run, _, metric = d["case_id"].partition("__")
+            run, metric = _run_and_metric(d)
             if not d["moe_experts"] or metric != "tokens_per_s_per_chip":
                 continue
             source, framework = _source_2026(d["source"])
@@ -830,9 +858,13 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
                 # MXFP8 and FP8 blockwise/per-tensor run their GEMMs in 8 bits; the core has one fp8 path yet
                 "precision": "fp8" if "fp8" in prec else "bf16",
             }
-            for key in ("tp", "pp", "ep", "cp", "micro_batch"):
-                if _f(d[key]):
-                    row[key] = int(_f(d[key]) or 1)
+            if source in MAXTEXT_SOURCES:  # MaxText's dropless MoE (megablox) gathers the experts over fsdp: ep 1
+                _maxtext_layout(row, d, _f(d["global_batch"]), _f(d["tp"]), _f(d["fsdp"]))
+                row["ep"] = 1
+            else:
+                for key in ("tp", "pp", "ep", "cp", "micro_batch"):
+                    if _f(d[key]):
+                        row[key] = int(_f(d[key]) or 1)
             vp = _virtual_stages(d["vp"])
             if vp is not None and int(row.get("pp", 1)) > 1:  # type: ignore[call-overload]
                 row["interleave"] = int(vp)

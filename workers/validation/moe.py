@@ -1,8 +1,8 @@
 """Mixture-of-experts training runs (issue 13): the MoE rows of training_runs_2026.csv predicted out of source,
 each by the calibration fitted without its source (tests/validation/held_out_fits.json, as issue 12 reports the
-dense runs). The dense constants never see an MoE run; one constant only MoE runs show, the fixed cost an MoE
-layer pass adds (`moe_layer_overhead_s`, calibrate.py's MoE stage), is fitted on them, and for each source without
-that source's runs, so every prediction here is out of source."""
+dense runs). The dense constants never see an MoE run; one constant only MoE runs show, the rate of the kernels
+that permute the token copies to their experts and back (`moe_permute_eff`, calibrate.py's MoE stage), is fitted
+on them, and for each source without that source's runs, so every prediction here is out of source."""
 
 from __future__ import annotations
 

@@ -357,7 +357,7 @@ def render_training(rep: TrainingReport) -> str:
     from chipsweep.workers.validation.moe import issue13_reports
 
     lines.append("issue 13 runs (training_runs_2026.csv: mixture of experts, context parallelism, nvfp4; out of source: the "
-                 "dense constants and the MoE layer overhead fitted without the run's source), |error|: source, runs, "
+                 "dense constants and the MoE permute rate fitted without the run's source), |error|: source, runs, "
                  "median, p90")
     for report in issue13_reports(ctx):
         lines += ["  " + line for line in report.lines()]
