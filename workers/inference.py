@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from chipsweep.workers.bits import indivisible
 from chipsweep.workers.blocks import by_blocks
 
 Array = np.ndarray
@@ -195,8 +196,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
             t_min = np.where(t_split <= kvh, t_split, np.where(room_rep > 0, t_rep, np.nan))
             t[auto] = np.where((room > 0) & (t_min >= 1), t_min, 1.0)
     ep, pp = x["ep"], x["pp"]  # expert-parallel size, pipeline stages
-    mask |= ((ep > 1) & ((x["w_expert"] <= 0) | (np.fmod(t, ep) != 0))) * R_LAYOUT  # fmod: both positive
-    mask |= ((pp > 1) & ((np.fmod(t, pp) != 0) | (pp > L))) * R_LAYOUT
+    mask |= ((ep > 1) & ((x["w_expert"] <= 0) | indivisible(t, ep))) * R_LAYOUT
+    mask |= ((pp > 1) & (indivisible(t, pp) | (pp > L))) * R_LAYOUT
     tp = t / pp  # tensor-parallel chips of one stage
 
     # ---- memory per chip, the static batch and the serving concurrency -------------------------------

@@ -50,7 +50,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from chipsweep.workers import comm
-from chipsweep.workers.bits import flag
+from chipsweep.workers.bits import flag, indivisible
 from chipsweep.workers.blocks import by_blocks
 from chipsweep.workers.memory import (
     GIB,
@@ -216,12 +216,6 @@ def model_terms(m: Shapes) -> dict[str, Array]:
             "q_dim": m.att_dim}
 
 
-def _indivisible(num: Array, den: Array) -> Array:
-    """num is not a multiple of den (integer-valued floats); False where either is NaN (undecided)."""
-    q = num / den
-    return np.floor(q + 1e-6) < q
-
-
 def layout_mask(
     layers: Array, heads: Array, n: Array, tp: Array, pp: Array, interleave: Array, micro_batch: Array,
     global_batch: Array, deepspeed: Array | bool = False, zero_stage: Array | float = 0.0,
@@ -263,10 +257,10 @@ def _layout_bits(
     checks = (
         (np.abs(dp * tp_pp - n) > 0.5, R_LAYOUT),
         # older frameworks split the layers evenly; the others need a layer (or the embedding/head) per stage
-        ((even_only & _indivisible(layers, pp * interleave)) | (layers + 2.0 < pp * interleave), R_LAYERS),
-        (_indivisible(heads, tp), R_HEADS),
+        ((even_only & indivisible(layers, pp * interleave)) | (layers + 2.0 < pp * interleave), R_LAYERS),
+        (indivisible(heads, tp), R_HEADS),
         (global_batch < micro_batch - 1e-9, R_BATCH),
-        ((interleave > 1) & ((pp <= 1) | _indivisible(m_run, pp) | (np.asarray(interleave_ok) < 0.5)), R_INTERLEAVE),
+        ((interleave > 1) & ((pp <= 1) | indivisible(m_run, pp) | (np.asarray(interleave_ok) < 0.5)), R_INTERLEAVE),
         # DeepSpeed docs: ZeRO-2/3 are incompatible with pipeline parallelism (Megatron's distributed
         # optimizer is ZeRO-1)
         ((zero_stage >= 2) & (pp > 1), R_ZEROPP),
@@ -585,7 +579,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     else:
         checks.append((~(np.isfinite(x["mem_bytes"]) & np.isfinite(x["mem_bw"])), R_CHIPDATA))
     if any_cp:
-        checks.append((_indivisible(s, cp), R_CP))
+        checks.append((indivisible(s, cp), R_CP))
     # activation offloading (optional): Megatron-Core --cpu-offloading-num-layers (Transformer Engine's CPU offload
     # context) keeps the saved activations of that many of a stage's layers in host memory between the forward and
     # the backward; at least one layer's stay on the chip
@@ -599,8 +593,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # Megatron-Core: expert-parallel x expert-tensor-parallel ranks divide the tp x dp ranks; experts split over
         # tp too where ep divides dp (expert tensor parallel = tp), else whole on each chip (expert tensor parallel
         # 1, an ep group that spans the tp ranks: --expert-tensor-parallel-size 1)
-        etp = _pick(num(_indivisible(dp, ep)), 1.0, t)  # chips one expert is split over
-        checks.append(((ep > 1) & (E <= 0) | _indivisible(dp * t, ep) | ((E > 0) & _indivisible(E, ep)), R_EP))
+        etp = _pick(num(indivisible(dp, ep)), 1.0, t)  # chips one expert is split over
+        checks.append(((ep > 1) & (E <= 0) | indivisible(dp * t, ep) | ((E > 0) & indivisible(E, ep)), R_EP))
         # one model replica's share of the routed experts (gradient and optimizer traffic per tp x pp chips)
         trainable = trainable - L * p_exp_layer * (1.0 - t / (ep * etp))
     elif "ep" in x:
