@@ -393,3 +393,37 @@ def test_megatron_fsdp_rows_offload_the_activations_their_presets_offload_and_re
     assert all(o["mem_per_chip_gb"] < p["mem_per_chip_gb"] for o, p in zip(out, plain, strict=True))
     mem_70b = {round(o["mem_per_chip_gb"], 1) for o, c in zip(out, gb200_fsdp, strict=True) if "70B" in c.case_id}
     assert mem_70b == {209.5} and not any(o["fits"] for o, c in zip(out, gb200_fsdp, strict=True) if "70B" in c.case_id)
+
+
+def test_runs_whose_ids_hold_a_double_underscore_are_read_and_a_mislabelled_id_is_an_error(tmp_path):
+    """training_runs_2026.csv ids are `<run>__<metric>`; tpu-recipes' run ids hold `__` themselves
+    (`..._MaxText__256c`). Split at the first `__`, their metric read `256c__tokens_per_s_per_chip` and the runs fell
+    out: four dense ones as 'no tokens/s published', five MoE ones without a trace. The split is at the row's own
+    metric, and a row whose id does not end with it stops the reader with the id named."""
+    import csv
+
+    from chipsweep.workers.validation.cases import CASES_DIR, moe2026_cases, runs2026_cases
+
+    catalog = load_catalog(use_env=False)
+    dense, skipped = runs2026_cases(catalog=catalog)
+    ids = {c.case_id for c in dense}
+    for run in ("tpurecipes_trillium_Llama2-70B-MaxText__256c", "tpurecipes_trillium_Mistral-7B-MaxText__8c",
+                "tpurecipes_trillium_Llama3.1-405B-MaxText__512c", "tpurecipes_v5p_Llama3.1-405B-MaxText__512c"):
+        assert run + "__tokens_per_s_per_chip" in ids, run  # dense cases keep the metric in their id
+    assert not [s for s in skipped if "__" in s.case_id and "tokens/s" in s.reason]
+    moe, _ = moe2026_cases(catalog=catalog)
+    assert {c.case_id for c in moe if c.source == "tpu_recipes"} == {
+        "tpurecipes_trillium_Mixtral-8x22B-MaxText__256c", "tpurecipes_trillium_Mixtral-8x7B-MaxText__256c",
+        "tpurecipes_v5p_DeepSeek3-671B-MaxText__512c", "tpurecipes_v5p_Llama4-Maverick-17B-128E-Maxtext__128c",
+        "tpurecipes_v5p_Llama4-Scout-17B-16E-Maxtext__512c"}
+
+    with (CASES_DIR / "training_runs_2026.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        fields, first = reader.fieldnames, next(reader)
+    bad = tmp_path / "runs.csv"
+    with bad.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerow(dict(first, metric="step_time_s"))  # the id still ends with its real metric
+    with pytest.raises(ValueError, match=re.escape(first["case_id"]) + ".*does not end with '__step_time_s'"):
+        runs2026_cases(path=bad, catalog=catalog)
