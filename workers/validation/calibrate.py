@@ -53,7 +53,6 @@ cases. The serving constants of catalog chips are fitted by workers/validation/s
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,8 +390,7 @@ def leave_one_source_out(problem: Problem, rounds: int = LOSO_ROUNDS) -> dict[st
 
 
 # ---- the MoE stage: what only mixture-of-experts runs show, fitted after the dense constants ---------------
-MOE_KEY = "moe_permute_eff"
-MOE_FIT_KEYS = (MOE_KEY,)  # a fixed cost per MoE layer pass beside it, tried, fitted to ~0 (README)
+MOE_KEY = "moe_permute_eff"  # a fixed cost per MoE layer pass fitted jointly with it went to ~0 (README)
 
 
 @dataclass
@@ -411,12 +409,10 @@ def moe_frameworks(cases: list[Case]) -> list[str]:
 
 
 def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks: list[str]) -> MoeFit:
-    """The MoE constants (`MOE_FIT_KEYS`: the token permutes' rate) of each of
-    `frameworks` on its MoE runs among `cases`, the dense constants `dense` (on top of the catalog's) held fixed:
-    jointly, on a grid over the logistic map of their bounds and a finer one around its best point, on the
-    objective and prior of the dense fit (a joint grid: one constant searched after the other lands on a different
-    optimum in each order). Frameworks without MoE runs take the frameworks' mean (`global:`)."""
-    bounds = bounds_table()
+    """`moe_permute_eff` of each of `frameworks` on its MoE runs among `cases`, the dense constants `dense` (on top
+    of the catalog's) held fixed: a grid, then a finer one, over the logistic map of its bounds, on the objective
+    and prior of the dense fit. Frameworks without MoE runs take the mean (`global:`)."""
+    lo, hi, _ = bounds_table()[MOE_KEY]
     values: dict[str, float] = {}
     sources: dict[str, list[str]] = {}
     for fw in frameworks:
@@ -424,27 +420,21 @@ def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks
         if not group:
             continue
         src = np.asarray([c.source for c in group])
+        name = f"framework:{fw}:{MOE_KEY}"
 
-        def at(u: tuple[float, ...], fw: str = fw) -> dict[str, float]:
-            return {f"framework:{fw}:{k}": _from_u(v, *bounds[k][:2]) for k, v in zip(MOE_FIT_KEYS, u, strict=True)}
-
-        def total(u: tuple[float, ...], group: list[Case] = group, src: np.ndarray = src) -> float:
-            res = predict_with(ctx, {**dense, **at(u)}, group)
+        def total(u: float, group: list[Case] = group, src: np.ndarray = src, name: str = name) -> float:
+            res = predict_with(ctx, {**dense, name: _from_u(u, lo, hi)}, group)
             with np.errstate(invalid="ignore", divide="ignore"):
                 le = np.log(np.array([r.predicted / r.case.measured for r in res]))
-            return objective(le, src, np.ones(len(group), dtype=bool)) + PRIOR_WEIGHT * sum(v * v for v in u)
+            return objective(le, src, np.ones(len(group), dtype=bool)) + PRIOR_WEIGHT * u * u
 
-        best = (0.0,) * len(MOE_FIT_KEYS)
-        for grid in (np.linspace(-4.0, 4.0, 17), np.linspace(-0.5, 0.5, 11)):
-            trials = [tuple(b + g for b, g in zip(best, point, strict=True))
-                      for point in itertools.product(grid, repeat=len(MOE_FIT_KEYS))]
-            best = trials[int(np.argmin([total(t) for t in trials]))]
-        values.update(at(best))
+        grid = np.linspace(-4.0, 4.0, 17)
+        u0 = float(grid[int(np.argmin([total(u) for u in grid]))])
+        fine = u0 + np.linspace(-0.5, 0.5, 11)
+        values[name] = _from_u(float(fine[int(np.argmin([total(u) for u in fine]))]), lo, hi)
         sources[fw] = sorted(set(src.tolist()))
-    for key in MOE_FIT_KEYS:
-        pool = [v for name, v in values.items() if name.endswith(":" + key)]
-        if pool:
-            values[f"global:{key}"] = float(np.mean(pool))
+    if values:
+        values[f"global:{MOE_KEY}"] = float(np.mean(list(values.values())))
     return MoeFit(values, sources)
 
 
@@ -459,7 +449,7 @@ def moe_stage(ctx: Context, held: dict[str, dict[str, float]] | None) -> MoeFit:
     if held is None:
         return full
     for src in sorted({c.source for c in cases}):
-        dense = {k: v for k, v in held.get(src, {}).items() if parse(k)[2] not in MOE_FIT_KEYS}
+        dense = {k: v for k, v in held.get(src, {}).items() if parse(k)[2] != MOE_KEY}
         part = fit_moe(ctx, dense, [c for c in cases if c.source != src], frameworks)
         held[src] = {**dense, **part.values}
         print(f"  without {src}: " + ", ".join(f"{k} = {v:.6g}" for k, v in part.values.items()))
@@ -512,8 +502,7 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             continue
         pool = [values[p.name] for p in fw_params if p.key == key]
         lines.append(f"      {key}: {const(float(np.mean(pool)) if pool else float(np.median(base[key])), [], 'mean of the fitted frameworks')}")
-    for key in MOE_FIT_KEYS:
-        lines.append(f"      {key}: {const(moe.values[f'global:{key}'], [], 'mean of the fitted frameworks')}")
+    lines.append(f"      {MOE_KEY}: {const(moe.values[f'global:{MOE_KEY}'], [], 'mean of the fitted frameworks')}")
     fams = sorted({p.target for p in problem.params if p.level == "family"})
     for fam in fams:
         lines += [f"  family_{fam}:", f"    applies_to: [{fam}]", "    constants:"]
@@ -540,8 +529,7 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             if FRAMEWORKS.index(fw) in framework_codes(p.target, p.key):
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
         if fw in moe.sources:
-            for key in MOE_FIT_KEYS:
-                lines.append(f"      {key}: {const(moe.values[f'framework:{fw}:{key}'], moe.sources[fw])}")
+            lines.append(f"      {MOE_KEY}: {const(moe.values[f'framework:{fw}:{MOE_KEY}'], moe.sources[fw])}")
     path.write_text(head + "\n".join(lines) + "\n" + tail)
     if held_out is not None:
         HELD_OUT_PATH.write_text(json.dumps({

@@ -406,8 +406,8 @@ def _maxtext_layout(row: dict[str, object], d: dict[str, str], B: float | None, 
     row["zero_group"] = int(fsdp) if fsdp else max(slice_chips // t, 1)
     row["chip.scale_up_domain"] = slice_chips  # the ICI slice; slices talk over DCN
     # MaxText remat policies: full saves nothing; minimal and save_dot_except_mlpwi keep the matrix outputs and
-    # recompute the element-wise work, as selective recompute does; custom and offloading policies move
-    # activations to host memory, which the core does not model: left to the search (the fastest recompute that
+    # recompute the element-wise work, as selective recompute does; custom policies name tensors to offload to host
+    # memory, which the rows do not list (so no `offload_layers`): left to the search (the fastest recompute that
     # fits)
     rec = d["recompute"].lower()
     if "full" in rec:
