@@ -455,8 +455,6 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         # <model>/<gpu>/monolithic.config.yaml, e.g. Llama-3.1-70B-Instruct/B200 @ a9f134a8, gemma-3-12b-it/B200 @
         # 60f99ccf, Qwen3-235B-A22B-Instruct-2507-FP8/H100 @ f7537b49)
         row["async_scheduling"] = "true"
-        if int(row.get("ep", 1)) > 1 and _f(d.get("tp")) == 1:  # tp 1 with experts over every GPU: attention data-parallel
-            row["dp_attention"] = "true"
         col = {"energy_j_per_token": "energy_per_token_j", "power_w": "power_w", "itl_ms": "tpot_s",
                "output_tokens_per_s_total": "output_tokens_per_s"}[metric]
         return [case(col, 1000.0 if metric == "itl_ms" else 1.0)]
@@ -778,11 +776,17 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
     efficiency: list[dict[str, Any]] = []
     prio = {k: np.zeros(len(prep.cases), dtype=np.int64) for k in EFFICIENCY_KEYS}  # priority of each row's value
     link_rows = _link_rows(prep)
+    vendor_sets: dict[tuple[int, ...], dict[str, float]] = {}  # runs of a set of one vendor's chips of a class: its values
     for level in EFFICIENCY_LEVELS:
         groups = [g for g in _groups(prep, eff_rows, level) if len(g.rows) >= 2]
         by_keys: dict[tuple[str, ...], list[Group]] = {}
         for g in groups:
             skip = set(ENGINE_ONLY + CHIP_ONLY)
+            if level[1] == "chip" and tuple(g.rows.tolist()) in vendor_sets:
+                # the only chip of its vendor's class with runs: the set of its vendor's chips was fitted on exactly
+                # these runs, and a second descent on them would only wander along what they cannot tell apart; the
+                # chip's set repeats its values
+                skip |= set(EFFICIENCY_KEYS)
             # the host's time per sequence is told apart from the time per layer only by runs of several sequences
             if level == ("e", "*") and bool(np.any(~(np.fmin(prep.x["batch"][g.rows], prep.x["concurrency"][g.rows]) <= 1))):
                 skip -= set(ENGINE_ONLY)
@@ -793,7 +797,10 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
         for keys, gs in by_keys.items():
             found.update(_descend(prep, cal, gs, keys, bounds, eff_rows))
         for g in groups:
+            runs = tuple(g.rows.tolist())
             vals = found.get(g.key, {})
+            if level[1] == "chip" and runs in vendor_sets:
+                vals = {**vendor_sets[runs], **vals}
             kept = {}
             for k, v in vals.items():  # a value overrides rows only where it outranks theirs (as the catalog resolves)
                 under = _rows_under(prep, g.key, level[1])
@@ -804,6 +811,8 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
                 prio[k][under[take]] = rank[take]
                 if take.any():
                     kept[k] = v
+            if level[1] == "vendor_class":
+                vendor_sets[runs] = kept
             if kept:
                 efficiency.append(_set(prep, g, kept))
     power: list[dict[str, Any]] = []
