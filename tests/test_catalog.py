@@ -255,6 +255,14 @@ def test_range_prices_take_the_low_end_and_say_so(cat):
     assert cat.chip("intel_gaudi3").purchase_usd == pytest.approx(125000 / 8)
     for cid in ("nvidia_h100_sxm", "amd_mi300x"):
         assert "low end" in cat.chip(cid).derived["usd_per_hour"]
+    # rental prices added 2026-12-04 from on-demand quotes of 2026-09: the low end of each chip's quoted range, dated,
+    # and low confidence (transcribed or aggregator pages)
+    for cid, low in (("nvidia_b200_hgx", 5.98), ("nvidia_a100_sxm_80gb", 1.39), ("nvidia_l40s", 0.79),
+                     ("nvidia_h100_pcie", 1.99), ("nvidia_gh200", 2.29), ("nvidia_b300_hgx", 7.40)):
+        chip = cat.chip(cid)
+        assert chip.usd_per_hour == pytest.approx(low), cid
+        assert "low end" in chip.derived["usd_per_hour"] and chip.price_date, cid
+        assert "usd_per_hour" in chip.low_confidence_fields, cid
 
 
 def test_azure_2020_preset_is_10000_v100_with_derived_50_gbit(cat):
@@ -392,6 +400,9 @@ ISSUE13_CHIP_IDS = [
     "google_tpu_v6e",
     "aws_trainium1",
 ]
+# rental prices added 2026-12-04, after issue 13: the B300's low end of two neocloud list prices, TensorWave's MI325X
+# rate, and an on-demand trn1.32xlarge divided by its 16 Trainium chips
+ISSUE13_RENTAL_PRICES = {"nvidia_b300_hgx": 7.40, "amd_mi325x": 1.95, "aws_trainium1": 21.50 / 16}
 
 
 @pytest.mark.parametrize("cid", ISSUE13_CHIP_IDS)
@@ -431,7 +442,13 @@ def test_issue13_peaks_are_dense_and_links_one_direction(cat):
     assert cat.chip("huawei_ascend_910c").scale_up_gb_s == pytest.approx(392)  # stated one-way, not halved
     for cid in ISSUE13_CHIP_IDS:
         chip = cat.chip(cid)
-        assert chip.usd_per_hour is None and chip.purchase_usd is None, f"{cid}: unsourced price"
+        assert chip.purchase_usd is None, f"{cid}: unsourced purchase price"
+        if cid in ISSUE13_RENTAL_PRICES:  # a rental price found later: quoted, dated, derived and low confidence
+            assert chip.usd_per_hour == pytest.approx(ISSUE13_RENTAL_PRICES[cid], abs=0.005), cid
+            assert chip.price_date and chip.derived.get("usd_per_hour"), cid
+            assert "usd_per_hour" in chip.low_confidence_fields, cid
+        else:
+            assert chip.usd_per_hour is None, f"{cid}: unsourced price"
 
 
 @pytest.mark.parametrize(

@@ -350,14 +350,17 @@ def test_a_blank_weight_precision_follows_the_compute_precision():
 
 
 def test_a_serving_row_without_any_price_says_why_it_has_no_cost_per_token():
-    """The B200's sources publish neither a rental nor a purchase price: its cost per million tokens stays empty and
-    its notes say which column to give; the H100's rental price gives one, and a given price fills the B200's."""
+    """The H800's sources publish neither a rental nor a purchase price: its cost per million tokens stays empty and
+    its notes say which column to give; the H100's rental price gives one, and a given price fills the H800's."""
+    h800_id = "nvidia_h800_sxm"
+    h800_entry = load_catalog().chip(h800_id)
+    assert h800_entry.usd_per_hour is None and h800_entry.purchase_usd is None  # the premise: no price catalogued
     base = dict(model="llama3_70b", n_chips=8, tp=8, concurrency=64, compute_precision="fp8", engine="tensorrt_llm")
-    b200, h100, priced = run(dict(base, chip=B200), dict(base, chip="nvidia_h100_sxm"),
-                             dict(base, chip=B200, **{"chip.usd_per_hour": 6.0}))
-    assert b200["infeasible_reason"] == "" and b200["output_tokens_per_s"] > 0
-    assert b200["usd_per_million_tokens"] is None or math.isnan(b200["usd_per_million_tokens"])
-    assert "cost per token not computed" in b200["notes"] and "chip.usd_per_hour" in b200["notes"]
+    h800, h100, priced = run(dict(base, chip=h800_id), dict(base, chip="nvidia_h100_sxm"),
+                             dict(base, chip=h800_id, **{"chip.usd_per_hour": 6.0}))
+    assert h800["infeasible_reason"] == "" and h800["output_tokens_per_s"] > 0
+    assert h800["usd_per_million_tokens"] is None or math.isnan(h800["usd_per_million_tokens"])
+    assert "cost per token not computed" in h800["notes"] and "chip.usd_per_hour" in h800["notes"]
     assert "cost per token" not in h100["notes"] and h100["usd_per_million_tokens"] > 0
     assert "cost per token" not in priced["notes"] and priced["usd_per_million_tokens"] > 0
 

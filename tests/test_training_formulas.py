@@ -642,16 +642,16 @@ def test_tensor_parallel_overlap_hides_no_more_than_the_gemms_it_runs_beside(ctx
 
 def test_a_row_that_leans_on_a_stand_in_or_lacks_an_output_says_why_in_notes(ctx):
     """The MI355X's sources publish no Infinity Fabric or NIC rate: a multi-node row's collectives run at the PCIe
-    fallback and its notes say so (a single chip uses no link); a chip without any price gets no cost and says
-    which field to give; a chip whose sources give everything carries no note."""
-    out = run(ctx, model=["llama3_8b"] * 4, chip=["amd_mi355x", "amd_mi355x", "nvidia_b200_hgx", "nvidia_h100_sxm"],
+    fallback and its notes say so (a single chip uses no link); a chip without any price (the H800) gets no cost
+    and says which field to give; a chip whose sources give everything carries no note."""
+    out = run(ctx, model=["llama3_8b"] * 4, chip=["amd_mi355x", "amd_mi355x", "nvidia_h800_sxm", "nvidia_h100_sxm"],
               n_chips=[16, 1, 16, 16], global_batch=[64] * 4, tokens=[1e12] * 4)
     assert out["infeasible_reason"] == [""] * 4
-    multi, single, b200, h100 = out["notes"]
+    multi, single, h800, h100 = out["notes"]
     assert "no published scale-up link" in multi and "no published scale-out link" in multi
     assert "chip.scale_up_gb_s" in multi and "chip.usd_per_hour" in multi
     assert "link" not in single and "cost not computed" in single
-    assert b200.startswith("cost not computed") and "link" not in b200 and np.isnan(out["cost_usd"][2])
+    assert h800.startswith("cost not computed") and "link" not in h800 and np.isnan(out["cost_usd"][2])
     assert h100 == "" and out["cost_usd"][3] > 0
     given = run(ctx, model=["llama3_8b"], chip=["amd_mi355x"], n_chips=[16], global_batch=[64], tokens=[1e12],
                 **{"chip.scale_up_gb_s": [448], "chip.scale_out_gbit_s": [400], "chip.usd_per_hour": [2.0]})
