@@ -401,8 +401,9 @@ ISSUE13_CHIP_IDS = [
     "aws_trainium1",
 ]
 # rental prices added 2026-12-04, after issue 13: the B300's low end of two neocloud list prices, TensorWave's MI325X
-# rate, and an on-demand trn1.32xlarge divided by its 16 Trainium chips
-ISSUE13_RENTAL_PRICES = {"nvidia_b300_hgx": 7.40, "amd_mi325x": 1.95, "aws_trainium1": 21.50 / 16}
+# rate, an on-demand trn1.32xlarge divided by its 16 Trainium chips, and the TPU v6e's GA list price
+ISSUE13_RENTAL_PRICES = {"nvidia_b300_hgx": 7.40, "amd_mi325x": 1.95, "aws_trainium1": 21.50 / 16,
+                         "google_tpu_v6e": 2.70}  # Google's on-demand price at GA, as a news page quotes it
 
 
 @pytest.mark.parametrize("cid", ISSUE13_CHIP_IDS)
