@@ -33,7 +33,8 @@ How a run becomes a row (every choice here is a property of the published run, n
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at five
 levels: every engine together, the engine on all chips, on a chip class, on one vendor's chips of that class (one
 software stack: CUDA, ROCm, Metal), on one chip (each level starts from the
-one above and only moves with its own runs), and the achieved share of the chips' link per engine and chip alone, on
+one above and only moves with its own runs; a chip whose runs are exactly its vendor set's repeats that set's
+values), and the achieved share of the chips' link per engine and chip alone, on
 the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
 compute and memory weights) per chip class and per chip, on the energy and power runs (never pooled across classes:
 the sources measure different things; a class without runs starts from asic.yaml serving.power_prior or the fallback).
