@@ -456,6 +456,9 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         # <model>/<gpu>/monolithic.config.yaml, e.g. Llama-3.1-70B-Instruct/B200 @ a9f134a8, gemma-3-12b-it/B200 @
         # 60f99ccf, Qwen3-235B-A22B-Instruct-2507-FP8/H100 @ f7537b49)
         row["async_scheduling"] = "true"
+        # the CSV reads tp 1 for the MoE runs, but the harness passes --tensor-parallel-size <GPUs> unless a config sets
+        # data-parallel-size (none does; the leaderboard says DP=1): attention is tensor-parallel, the experts spread
+        # over the same GPUs (enable-expert-parallel), as the row's n_chips and ep already say
         col = {"energy_j_per_token": "energy_per_token_j", "power_w": "power_w", "itl_ms": "tpot_s",
                "output_tokens_per_s_total": "output_tokens_per_s"}[metric]
         return [case(col, 1000.0 if metric == "itl_ms" else 1.0)]
@@ -781,9 +784,11 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
     for level in EFFICIENCY_LEVELS:
         groups = [g for g in _groups(prep, eff_rows, level) if len(g.rows) >= 2]
         by_keys: dict[tuple[str, ...], list[Group]] = {}
+        # a chip's group fitted on exactly its vendor set's runs: those values (below)
+        inherited = {g.key: vendor_sets[r] for g in groups if level[1] == "chip" and (r := tuple(g.rows.tolist())) in vendor_sets}
         for g in groups:
             skip = set(ENGINE_ONLY + CHIP_ONLY)
-            if level[1] == "chip" and tuple(g.rows.tolist()) in vendor_sets:
+            if g.key in inherited:
                 # the only chip of its vendor's class with runs: the set of its vendor's chips was fitted on exactly
                 # these runs, and a second descent on them would only wander along what they cannot tell apart; the
                 # chip's set repeats its values
@@ -798,10 +803,7 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
         for keys, gs in by_keys.items():
             found.update(_descend(prep, cal, gs, keys, bounds, eff_rows))
         for g in groups:
-            runs = tuple(g.rows.tolist())
-            vals = found.get(g.key, {})
-            if level[1] == "chip" and runs in vendor_sets:
-                vals = {**vendor_sets[runs], **vals}
+            vals = {**inherited.get(g.key, {}), **found.get(g.key, {})}
             kept = {}
             for k, v in vals.items():  # a value overrides rows only where it outranks theirs (as the catalog resolves)
                 under = _rows_under(prep, g.key, level[1])
@@ -813,7 +815,7 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
                 if take.any():
                     kept[k] = v
             if level[1] == "vendor_class":
-                vendor_sets[runs] = kept
+                vendor_sets[tuple(g.rows.tolist())] = kept
             if kept:
                 efficiency.append(_set(prep, g, kept))
     power: list[dict[str, Any]] = []
