@@ -430,7 +430,7 @@ def test_moe_out_of_source_median_within_15pct_and_p90_within_35pct(moe_rep):
 def test_context_parallel_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35pct(ctx):
     # Megatron-Bridge / NeMo Llama 3 70B and 3.1 405B with cp = 2 on H100/B200/GB200: no fit saw a cp run.
     # Measured 2026-12-04: 12.9 % / 31.7 % over 16 runs (15.3 % / 31.1 % before the refit that added tpu-recipes'
-    # four dense runs its case ids had hidden: the held-out fits moved, not the context-parallel model; README)
+    # four dense runs its case ids had hidden: the held-out fits moved, not the context-parallel model; docs/accuracy.md)
     from chipsweep.workers.validation.moe import cp_report
 
     s = cp_report(ctx).summary()
@@ -505,7 +505,7 @@ def test_nvfp4_runs_of_2026_out_of_source_median_within_15pct_and_p90_within_35p
     # Megatron-Bridge Llama 3 70B / 3.1 405B in NVFP4 on GB200: no fit saw an fp4 run. Measured 2026-12-04:
     # 14.8 % / 25.7 % over 8 runs, 0.2 points inside the median asked (16.7 % / 27.0 % before the refit that added
     # tpu-recipes' four dense runs: the held-out fits moved, not the fp4 model; NVFP4's quantisation work is still
-    # not modelled, README)
+    # not modelled, docs/accuracy.md)
     from chipsweep.workers.validation.moe import fp4_report
 
     s = fp4_report(ctx).summary()

@@ -62,7 +62,7 @@ BOUNDS = {
     "request_throughput": (None, 0.50),
 }
 # The bounds this model misses, with the level it reaches (a regression guard, not a target) and why; README.md
-# "Inference accuracy" and the issue-14 report carry the same table.
+# ("How accurate is it") and docs/accuracy.md ("Why the misses") carry the same table.
 MISSED = {
     ("prefill", "median"): (0.25, "on edge chips the bound is met (below); llama.cpp on datacenter GPUs misses it: "
                                   "its one other source is the 2023 M2 Max PR table, and the H100 PCIe reaches 23 % "
@@ -185,7 +185,7 @@ def test_mlperf_llama2_70b_on_8_h100_is_within_20pct(out_of_source: list[Result]
 
 def test_m2_ultra_prompt_processing_and_decode_are_within_20pct(in_sample: list[Result]) -> None:
     # llama.cpp on the M2 Ultra (XiongjieDai): prompt processing (under-predicted by ~50 % before issue 14) and
-    # decode with the catalog's constants; decode at 4-8k tokens of context stays high (README: llama.cpp's
+    # decode with the catalog's constants; decode at 4-8k tokens of context stays high (docs/accuracy.md: llama.cpp's
     # attention without -fa slows more with context than its bandwidth says)
     pre = _abs_errors(in_sample, "prefill", chip="apple_m2_ultra")
     dec = _abs_errors(in_sample, "decode", chip="apple_m2_ultra")

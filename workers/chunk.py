@@ -54,7 +54,7 @@ PREFILTER_SAMPLE = 256  # pre-filtered rows per chunk re-checked by the core
 # the training and inference cores run in float32 in sweeps: the lake stores float32 outputs, results agree with
 # float64 to 1e-5 relative (tests/test_training_core.py, tests/test_inference.py; above 100 sequences a floor to
 # whole sequences may move by one or two in a few rows per 1,000) and the cores are ~1.2-1.7x faster
-# (benchmarks/out/training_core.json, edge_core.json; README "Speed")
+# (benchmarks/out/training_core.json, edge_core.json; README "Speed", docs/speed.md)
 CORE_DTYPE = np.float32
 
 

@@ -390,7 +390,7 @@ def leave_one_source_out(problem: Problem, rounds: int = LOSO_ROUNDS) -> dict[st
 
 
 # ---- the MoE stage: what only mixture-of-experts runs show, fitted after the dense constants ---------------
-MOE_KEY = "moe_permute_eff"  # a fixed cost per MoE layer pass fitted jointly with it went to ~0 (README)
+MOE_KEY = "moe_permute_eff"  # a fixed cost per MoE layer pass fitted jointly with it went to ~0 (docs/accuracy.md)
 
 
 @dataclass
