@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(n: int, avoid: Iterable[int] = ()) -> list[int]:
+    """`n` distinct free ports on 127.0.0.1, none in `avoid`. Every socket stays bound until all are taken: one
+    free_port() after another can get the same port back from the kernel (a `ray start` once got one port for its
+    object manager and its metrics export, and refused to start)."""
+    skip = set(avoid)
+    ports: list[int] = []
+    with contextlib.ExitStack() as stack:
+        while len(ports) < n:
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            if (port := int(s.getsockname()[1])) not in skip:
+                ports.append(port)
+    return ports
+
+
+# the components of one `ray start` node that listen on a port of their own (the head's GCS port and client server
+# come on top)
+RAY_NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                       "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
+
+
+def ray_node_ports(avoid: Iterable[int] = ()) -> list[str]:
+    """The port flags of one `ray start` node: each component on a free port of its own, none in `avoid` (the head's
+    GCS and client-server ports)."""
+    return [f"{flag}={port}" for flag, port in zip(RAY_NODE_PORT_FLAGS, free_ports(len(RAY_NODE_PORT_FLAGS), avoid),
+                                                   strict=True)]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:

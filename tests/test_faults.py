@@ -28,8 +28,10 @@ from tests.conftest import (
     assert_exact,
     assert_verified,
     free_port,
+    free_ports,
     kill_session,
     lake_unwritable,
+    ray_node_ports,
     ray_owned,
     read_facts,
     session_pids,
@@ -138,19 +140,14 @@ def _ray_start(sessions: Sessions, args: list[str], env: dict[str, str]) -> int:
     return proc.pid
 
 
-def _ports() -> list[str]:
-    return [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
-
-
 def test_worker_node_killed_mid_sweep(tmp_path: Path, sessions: Sessions) -> None:
     home = tmp_path / "home"
     env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.5", CHIPSWEEP_CHUNK_SIZE="2000")
-    port = free_port()
+    port, client = free_ports(2)
     _ray_start(sessions, ["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-                          f"--ray-client-server-port={free_port()}", *_ports()], env)
-    worker_sid = _ray_start(sessions, [f"--address=127.0.0.1:{port}", "--num-cpus=1", *_ports()], env)
+                          f"--ray-client-server-port={client}", *ray_node_ports((port, client))], env)
+    worker_sid = _ray_start(sessions, [f"--address=127.0.0.1:{port}", "--num-cpus=1", *ray_node_ports((port, client))],
+                            env)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(spec_of_size("node-loss", 6)))
     driver = sessions.popen([PYTHON, "-m", "chipsweep", "submit", str(spec), "--wait", "--json"],
@@ -263,10 +260,9 @@ def test_ray_process_killed_under_serve_degrades_restarts_ray_and_finishes_exact
 def test_ray_address_cluster_killed_service_reconnects_with_backoff(tmp_path: Path, sessions: Sessions) -> None:
     home = tmp_path / "home"
     env = subprocess_env(home, CHIPSWEEP_FAULT_DELAY_S="0.3", CHIPSWEEP_CHUNK_SIZE="2000")
-    port = free_port()
-    head = ["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-            f"--ray-client-server-port={free_port()}"]
-    cluster = _ray_start(sessions, [*head, *_ports()], env)
+    port, client = free_ports(2)
+    head = ["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", f"--ray-client-server-port={client}"]
+    cluster = _ray_start(sessions, [*head, *ray_node_ports((port, client))], env)
     server = ServeProcess(sessions, {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, tmp_path / "serve.log").start()
     assert server.wait_ray_up()["ray"]["mode"] == "address"
     r = httpx.post(f"{server.url}/sweeps", json=spec_of_size("reconnect", 6), timeout=60)
@@ -280,7 +276,7 @@ def test_ray_address_cluster_killed_service_reconnects_with_backoff(tmp_path: Pa
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'chipsweep_ray_reconnecting{mode="address"} 1' in metrics
     assert httpx.get(f"{server.url}/sweeps/reconnect", timeout=10).status_code == 200
-    _ray_start(sessions, [*head, *_ports()], env)  # the cluster comes back on the same address
+    _ray_start(sessions, [*head, *ray_node_ports((port, client))], env)  # the cluster comes back on the same address
     wait_for(lambda: _progress(server, "reconnect")["state"] == "done", 240, "the sweep to finish")
     assert server.health()["status"] == "up"
     status = _progress(server, "reconnect")
@@ -375,8 +371,9 @@ def test_ray_processes_left_by_a_dead_service_are_killed_on_the_next_start(tmp_p
     gone = subprocess.Popen(["true"])
     gone.wait()  # a service pid that no longer exists
     orphan_env = {**env, OWNER_ENV: f"{home_tag(home)}:{gone.pid}:1"}
-    _ray_start(sessions, ["--head", f"--port={free_port()}", "--num-cpus=1", "--include-dashboard=false",
-                          f"--ray-client-server-port={free_port()}", *_ports()], orphan_env)
+    port, client = free_ports(2)
+    _ray_start(sessions, ["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                          f"--ray-client-server-port={client}", *ray_node_ports((port, client))], orphan_env)
     orphans = ray_owned(home)
     assert any("raylet" in cmd for cmd in orphans.values()), orphans
     server = ServeProcess(sessions, env, tmp_path / "serve.log").start()

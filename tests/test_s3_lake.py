@@ -30,7 +30,9 @@ from tests.conftest import (
     assert_exact,
     assert_verified,
     free_port,
+    free_ports,
     kill_session,
+    ray_node_ports,
     session_pids,
     spec_of_size,
     subprocess_env,
@@ -70,12 +72,6 @@ def s3_server() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def _ports() -> list[str]:
-    return [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
-
-
 class Cluster:
     """A head and one worker node, each a `ray start` in its own session, with the AWS variables."""
 
@@ -84,10 +80,11 @@ class Cluster:
         self.home = tmp / "home"
         self.lake = f"s3://{BUCKET}/{tmp.name}/lake"
         self.env = subprocess_env(self.home, CHIPSWEEP_LAKE=self.lake, CHIPSWEEP_CHUNK_SIZE="2000", **s3_env)
-        self.port = free_port()
+        self.port, client = free_ports(2)
         self._start(["--head", f"--port={self.port}", "--num-cpus=1", "--include-dashboard=false",
-                     f"--ray-client-server-port={free_port()}", *_ports()])
-        self.worker_sid = self._start([f"--address=127.0.0.1:{self.port}", "--num-cpus=1", *_ports()])
+                     f"--ray-client-server-port={client}", *ray_node_ports((self.port, client))])
+        self.worker_sid = self._start([f"--address=127.0.0.1:{self.port}", "--num-cpus=1",
+                                       *ray_node_ports((self.port, client))])
 
     def _start(self, args: list[str]) -> int:
         proc = self.sessions.popen([RAY, "start", "--disable-usage-stats", *args], self.env, stdout=subprocess.PIPE,
