@@ -309,15 +309,15 @@ def test_deepseek_v3_pretraining_gpu_hours_within_15_percent_of_the_published_2_
     `deepseek_v3_h800_2048` cluster (the H800: the H100's compute, NVLink cut to 200 GB/s one way, eight 400G IB
     NICs per node; DeepSeek ISCA 2025). DualPipe runs the all-to-all beside the other chunk's compute (sec. 3.2.1, moe_a2a_overlap 1). The same row on the
     H100 with the report's achieved links (NVLink 160 GB/s) lands close by."""
-    base = dict(model="deepseek_v3", n_chips=2048, tp=1, pp=16, ep=64, zero_stage=1, micro_batch=1, global_batch=15360,
-                precision="fp8", recompute="full", tokens=14.8e12, framework="megatron_core_2025", moe_a2a_overlap=1.0,
-                **{"chip.usd_per_hour": 2.0})
-    for row in (dict(base, cluster="deepseek_v3_h800_2048"),
+    from chipsweep.workers.validation.bounds import DEEPSEEK_V3_GPU_HOURS, DEEPSEEK_V3_ROW
+
+    base = {k: v for k, v in DEEPSEEK_V3_ROW.items() if k != "cluster"}
+    for row in (DEEPSEEK_V3_ROW,
                 dict(base, chip="nvidia_h100_sxm", **{"chip.scale_up_gb_s": 160, "chip.scale_out_gbit_s": 400})):
         out = run(ctx, [row])
         assert out["infeasible_reason"] == [""]
         hours = out["chip_hours"][0]
-        assert abs(hours / 2.664e6 - 1) <= 0.15, (row, hours)
+        assert abs(hours / DEEPSEEK_V3_GPU_HOURS - 1) <= 0.15, (row, hours)
         np.testing.assert_allclose(out["cost_usd"][0], hours * 2.0, rtol=1e-9)
 
 

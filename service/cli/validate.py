@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from chipsweep.service.cli.base import Subparsers
@@ -14,10 +15,22 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--kind", choices=["training", "inference", "asic", "all"], default="all")
     p.add_argument("--summary", action="store_true", help="only the per-source summary")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--bounds", action="store_true",
+                   help="only the issues' bounds: each figure now, the bound, met or missed (--json, --markdown)")
+    p.add_argument("--markdown", action="store_true", help="with --bounds: the table as README.md shows it")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bounds:
+        from chipsweep.workers.validation import bounds
+
+        table = bounds.issue_bounds()
+        if args.json:
+            print(json.dumps([dataclasses.asdict(b) for b in table], indent=1))
+        else:
+            print(bounds.markdown(table) if args.markdown else bounds.render(table))
+        return 0
     # training: per source, in-sample and out-of-source (a fit that did not see the source) errors
     rep = validation.training_report() if args.kind in ("training", "all") else None
     edge_kind = {"all": "edge", "training": None}.get(args.kind, args.kind)
