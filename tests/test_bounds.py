@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import pytest
 
 from chipsweep.schemas.catalog import load_catalog
@@ -14,6 +16,7 @@ from chipsweep.workers.validation import bounds
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
+NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 def test_the_readme_accuracy_table_is_what_validate_bounds_prints(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,7 +26,16 @@ def test_the_readme_accuracy_table_is_what_validate_bounds_prints(capsys: pytest
     assert lines[0] == "| issue | what | bound | now | |" and len(lines) == 2 + 14, table
     assert {line.rsplit("|", 2)[-2].strip() for line in lines[2:]} <= {"met", "missed"}
     readme = (REPO / "README.md").read_text()
-    assert table in readme, "README.md's accuracy table differs from `chipsweep validate --bounds --markdown`:\n" + table
+    start = readme.index(lines[0])
+    quoted = readme[start:].split("\n\n", 1)[0].splitlines()
+    assert len(quoted) == len(lines), "README.md's accuracy table differs from `validate --bounds --markdown`:\n" + table
+    for ours, theirs in zip(lines, quoted, strict=True):
+        # the same row, verdict and figures; a figure may differ in its last digit (the held-out fits' floating point
+        # on another CPU), never more
+        assert NUMBER.sub("#", ours) == NUMBER.sub("#", theirs), f"README:\n{theirs}\nvalidate --bounds:\n{ours}"
+        a = [float(v.replace(",", "")) for v in NUMBER.findall(ours)]
+        b = [float(v.replace(",", "")) for v in NUMBER.findall(theirs)]
+        assert np.allclose(a, b, rtol=0.005, atol=0.11), f"README:\n{theirs}\nvalidate --bounds:\n{ours}"
 
 
 def test_validate_bounds_json_gives_each_bound_its_figure_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
