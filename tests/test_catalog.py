@@ -547,3 +547,29 @@ def test_state_space_fields_come_together_and_with_the_attention_layers_within_t
                          ({"ssm_heads": 0}, "ssm_heads")):
         with pytest.raises(ValidationError, match=message):
             Model.model_validate({**raw, **bad})
+
+
+def test_catalog_show_says_which_runs_fitted_a_chip_or_what_it_is_extrapolated_from(capsys):
+    import json
+
+    import yaml
+
+    from chipsweep.service.cli import main as cli
+
+    # the H100 has runs of its own: training on four sources, TensorRT-LLM, vLLM and SGLang on the chip itself
+    assert cli(["catalog", "show", "nvidia_h100_sxm"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    train, serve = shown["calibration"]["training"], shown["calibration"]["serving"]
+    assert "megatron_bridge" in train["calibrated_on"] and not train["calibrated_on"].startswith("extrapolated")
+    assert 0.3 < train["mm_eff_max"] < 1.0 and 0.3 < train["mm_eff_max_fp8"] < 1.0
+    assert serve["default_engine"] == "tensorrt_llm"
+    assert serve["calibrated_on"]["vllm"] == "mlenergy_vllm (vllm on nvidia_h100_sxm)"
+    # the B300 has none: its matrix efficiency is its core architecture's (the B200's and GB200's), and it says so
+    assert cli(["catalog", "show", "nvidia_b300_hgx", "--json"]) == 0
+    cal = json.loads(capsys.readouterr().out)["calibration"]
+    assert cal["training"]["calibrated_on"].startswith("extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu")
+    assert list(cal["serving"]["calibrated_on"]) == ["tensorrt_llm"]
+    assert cal["serving"]["calibrated_on"]["tensorrt_llm"].startswith("extrapolated from tensorrt_llm on NVIDIA")
+    # a TPU v6e has no fp8 tensor rate, so no fp8 efficiency is shown for it
+    assert cli(["catalog", "show", "google_tpu_v6e", "--json"]) == 0
+    assert "mm_eff_max_fp8" not in json.loads(capsys.readouterr().out)["calibration"]["training"]

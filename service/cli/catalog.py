@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 import yaml
 
@@ -56,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
         table = getattr(cat, kind)
         if args.id in table:
             data = table[args.id].model_dump(mode="json", by_alias=True, exclude_none=True)
+            more: dict[str, Any] = {}
+            if kind == "chips":  # which published runs fitted this chip's constants, or what they are extrapolated from
+                from chipsweep.workers.context import Context
+                from chipsweep.workers.provenance import chip_calibration
+
+                more = {"calibration": chip_calibration(Context.build(cat), args.id)}
             if args.json:
-                print(json.dumps(data, indent=1))
+                print(json.dumps({**data, **more}, indent=1))
             else:
-                print(yaml.safe_dump({kind[:-1]: data}, sort_keys=False, allow_unicode=True), end="")
+                print(yaml.safe_dump({kind[:-1]: data, **more}, sort_keys=False, allow_unicode=True, width=110), end="")
             return 0
     return fail(f"unknown id '{args.id}': not a chip, model or cluster in the catalog (see `chipsweep catalog list`)")
