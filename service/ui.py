@@ -318,11 +318,30 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
                 "candidates_total": fig.candidates_total, "seconds": round(time.perf_counter() - t0, 3)}
 
     def catalog_entries(kind: str) -> list[dict[str, Any]]:
-        table = getattr(load_catalog(), kind)
-        return [{k: _finite(v) for k, v in table[key].model_dump(mode="json", by_alias=True, exclude_none=True).items()}
-                for key in sorted(table)]
+        catalog = load_catalog()
+        table = getattr(catalog, kind)
+        entries = [{k: _finite(v) for k, v in table[key].model_dump(mode="json", by_alias=True, exclude_none=True).items()}
+                   for key in sorted(table)]
+        if kind == "chips":  # which published runs fitted each chip's constants, or what they are extrapolated from
+            from chipsweep.workers.context import Context
+            from chipsweep.workers.provenance import chips_calibration
+
+            cal = chips_calibration(Context.build(catalog))
+            for e in entries:
+                e.update(calibration_rows(cal[e["id"]]))
+        return entries
 
     return r
+
+
+def calibration_rows(cal: dict[str, Any]) -> dict[str, str]:
+    """A chip's calibration (workers/provenance.py) as two catalog-page rows: training and serving."""
+    t, sv = cal["training"], cal["serving"]
+    eff = ", ".join(f"{k} {t[k]:.2f}" for k in ("mm_eff_max", "mm_eff_max_fp8") if k in t)
+    engines = "; ".join(f"{name}{' (default)' if name == sv['default_engine'] else ''}: {text}"
+                        for name, text in sv["calibrated_on"].items())
+    return {f"calibrated on (training, {t['framework']})": f"{t['calibrated_on']} ({eff})" if eff else t["calibrated_on"],
+            "calibrated on (serving)": engines}
 
 
 def install(app: Any, settings: Settings, queue: Queue) -> None:

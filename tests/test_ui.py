@@ -220,6 +220,12 @@ def test_the_catalog_shows_each_number_with_its_source(server: Server, page: Any
     entry.locator("summary").click()
     text = entry.inner_text()
     assert "memory_bandwidth_gb_s" in text and "sources" in text
+    # and which published runs fitted its constants; a chip without runs says what it is extrapolated from
+    assert "calibrated on (training, megatron)" in text and "megatron_bridge" in text
+    assert "vllm: mlenergy_vllm (vllm on nvidia_h100_sxm)" in text
+    b300 = page.locator("details.entry[data-id^='nvidia_b300_hgx ']")
+    b300.locator("summary").click()
+    assert "extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu (same core architecture" in b300.inner_text()
     _shot(page, "catalog")
 
 

@@ -1,9 +1,11 @@
 """How far to trust a chip's numbers: which published runs fitted the constants the cores use for it, or from
 which chips they were extrapolated, for training (its family's default framework) and for serving (its default
-engine, and every engine fitted on the chip itself). `chipsweep catalog show CHIP` prints it."""
+engine, and every engine fitted on the chip itself). `chipsweep catalog show CHIP` and the web UI's catalog page
+show it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,24 +18,34 @@ from chipsweep.workers.inference_rows import serving_calibration
 MATRIX_KEYS = ("mm_eff_max", "mm_eff_max_fp8")
 
 
+def chips_calibration(ctx: Context, chip_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per catalog chip (all, or `chip_ids`; KeyError for an id the catalog lacks): {'training': framework,
+    calibrated_on, matrix efficiencies; 'serving': default engine, calibrated_on per engine}."""
+    ids = list(ctx.chips.ids if chip_ids is None else chip_ids)
+    for cid in ids:
+        if cid not in ctx.chips.ids:
+            raise KeyError(cid)
+    s = serving_calibration(ctx.catalog, ids)
+    n = len(ids)
+    out: dict[str, dict[str, Any]] = {}
+    for c, cid in enumerate(ids):
+        i = ctx.chips.ids.index(cid)
+        fw = int(ctx.chip_default_framework[i])
+        training: dict[str, Any] = {"framework": FRAMEWORKS[fw], "calibrated_on": str(ctx.calibrated_on[fw, i])}
+        for key in MATRIX_KEYS:
+            if key.endswith("_fp8") and not ctx.catalog.chips[cid].peak_tflops_fp8:
+                continue  # no fp8 tensor rate: the constant describes nothing on this chip
+            table = ctx.cal[key]
+            value = float(table[min(fw, table.shape[0] - 1), i])
+            if np.isfinite(value):
+                training[key] = round(value, 4)
+        default = int(s["default_engine"][c])
+        engines = {name: s["texts"][int(s["calibrated_on"][e * n + c])] for e, name in enumerate(ENGINES)
+                   if e == default or not bool(s["extrapolated"][e * n + c])}
+        out[cid] = {"training": training, "serving": {"default_engine": ENGINES[default], "calibrated_on": engines}}
+    return out
+
+
 def chip_calibration(ctx: Context, chip_id: str) -> dict[str, Any]:
-    """{'training': framework, calibrated_on, matrix efficiencies; 'serving': default engine, calibrated_on per
-    engine} for one catalog chip (KeyError for an id the catalog lacks)."""
-    if chip_id not in ctx.chips.ids:
-        raise KeyError(chip_id)
-    i = ctx.chips.ids.index(chip_id)
-    fw = int(ctx.chip_default_framework[i])
-    training: dict[str, Any] = {"framework": FRAMEWORKS[fw], "calibrated_on": str(ctx.calibrated_on[fw, i])}
-    chip = ctx.catalog.chips[chip_id]
-    for key in MATRIX_KEYS:
-        if key.endswith("_fp8") and not chip.peak_tflops_fp8:  # no fp8 tensor rate: the constant describes nothing
-            continue
-        table = ctx.cal[key]
-        value = float(table[min(fw, table.shape[0] - 1), i])
-        if np.isfinite(value):
-            training[key] = round(value, 4)
-    s = serving_calibration(ctx.catalog, [chip_id])
-    default = int(s["default_engine"][0])
-    engines = {name: s["texts"][int(s["calibrated_on"][e])] for e, name in enumerate(ENGINES)
-               if e == default or not bool(s["extrapolated"][e])}
-    return {"training": training, "serving": {"default_engine": ENGINES[default], "calibrated_on": engines}}
+    """`chips_calibration` of one chip."""
+    return chips_calibration(ctx, [chip_id])[chip_id]
