@@ -359,8 +359,17 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     def get_catalog(kind: str) -> list[dict[str, Any]]:
         if kind not in ("chips", "models", "clusters"):
             raise ApiError(404, f"unknown catalog kind '{kind}'", "kind", kind, "chips, models, clusters")
-        table = getattr(load_catalog(), kind)
-        return [table[k].model_dump(mode="json", by_alias=True, exclude_none=True) for k in sorted(table)]
+        catalog = load_catalog()
+        table = getattr(catalog, kind)
+        entries = [table[k].model_dump(mode="json", by_alias=True, exclude_none=True) for k in sorted(table)]
+        if kind == "chips":  # which published runs fitted each chip's constants, as `chipsweep catalog show` says
+            from chipsweep.workers.context import Context
+            from chipsweep.workers.provenance import chips_calibration
+
+            cal = chips_calibration(Context.build(catalog))
+            for e in entries:
+                e["calibration"] = cal[e["id"]]
+        return entries
 
     def health() -> dict[str, Any]:
         """up or degraded, the reasons, and the detail: queue and lake, dispatcher, Ray, the lake's state."""

@@ -100,8 +100,10 @@ def test_size_cap_and_unknown_ids_and_catalog(server: Server) -> None:
     assert r.status_code == 404 and r.json()["field"] == "id" and r.json()["value"] == "ghost"
     r = httpx.post(f"{server.url}/sweeps", content=b"name: [", headers={"Content-Type": "application/yaml"})
     assert r.status_code == 422 and "YAML" in r.text
-    chips = httpx.get(f"{server.url}/catalog/chips").json()
-    assert any(c["id"] == "nvidia_h100_sxm" for c in chips)
+    chips = {c["id"]: c for c in httpx.get(f"{server.url}/catalog/chips").json()}
+    assert chips["nvidia_h100_sxm"]["calibration"]["serving"]["calibrated_on"]["vllm"] == \
+        "mlenergy_vllm (vllm on nvidia_h100_sxm)"
+    assert chips["nvidia_b300_hgx"]["calibration"]["training"]["calibrated_on"].startswith("extrapolated from")
     r = httpx.get(f"{server.url}/catalog/rocks")
     assert r.status_code == 404 and r.json()["allowed"] == "chips, models, clusters"
     assert httpx.get(f"{server.url}/docs").status_code == 200
