@@ -417,3 +417,24 @@ def test_jetson_power_modes_scale_the_peak_by_clock_and_powered_tpcs() -> None:
     assert modes["7W"]["scale"] == pytest.approx(408 / 625 / 2)
     assert modes["ORIGINAL_15W"]["scale"] == 1.0 and modes["MAXN_SUPER"]["scale"] == pytest.approx(1020 / 625)
     assert (modes["7W"]["gbs"], modes["15W"]["gbs"], modes["25W"]["gbs"]) == (68, 68, 102)
+
+
+def test_the_readme_serving_table_is_what_validate_prints(out_of_source: list[Result], in_sample: list[Result]) -> None:
+    """README.md's serving table quotes `chipsweep validate --kind inference --summary` (out of source) and the
+    in-sample errors of the same rows: cases and the four figures as the code gives them now, within their last
+    digit."""
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| metric and source (as `validate` prints them) |"):].split("\n\n", 1)[0].splitlines()[2:]
+    oos = {(fam, src): (n, med, p90) for fam, src, n, med, p90 in serving.summary(out_of_source)}
+    ins = {(fam, src): (n, med, p90) for fam, src, n, med, p90 in serving.summary(in_sample)}
+    assert len(table) >= 12
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        fam, src = cells[0].split("`")[1].split(" ", 1)
+        n, med, p90 = oos[(fam, src)]
+        _, med_in, p90_in = ins[(fam, src)]
+        assert int(cells[1]) == n, line
+        got = [float(c.split()[0]) for c in cells[2:6]]
+        np.testing.assert_allclose(got, np.array([med, p90, med_in, p90_in]) * 100, atol=0.11, err_msg=line)

@@ -427,3 +427,36 @@ def test_runs_whose_ids_hold_a_double_underscore_are_read_and_a_mislabelled_id_i
         w.writerow(dict(first, metric="step_time_s"))  # the id still ends with its real metric
     with pytest.raises(ValueError, match=re.escape(first["case_id"]) + ".*does not end with '__step_time_s'"):
         runs2026_cases(path=bad, catalog=catalog)
+
+
+def test_the_readme_per_source_table_is_what_validate_prints(rep):  # type: ignore[no-untyped-def]
+    """README.md's per-source training table quotes `chipsweep validate --summary`: each row's runs, fitted flag and
+    four error figures (out of source and in sample) as the report gives them now, within their last digit."""
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| source: published runs |"):].split("\n\n", 1)[0].splitlines()[2:]
+    by = {r.source: r for r in rep.rows}
+    pct = re.compile(r"(-|\d+\.\d) %|^-$")
+
+    def figure(cell: str) -> float:
+        cell = cell.strip().strip("*").strip()
+        assert pct.match(cell), cell
+        return np.nan if cell == "-" else float(cell.split()[0])
+
+    seen = 0
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        got = [figure(c) for c in cells[3:7]]
+        if cells[0].startswith("**all"):
+            o = rep.overall
+            assert int(cells[1].strip("*")) == int(o["runs"]), line
+            want = [o["out_median"], o["out_p90"], o["in_median"], o["in_p90"]]
+        else:
+            src = re.match(r"`(\w+)`:", cells[0]).group(1)  # type: ignore[union-attr]
+            r = by[src]
+            assert int(cells[1]) == r.runs and cells[2].startswith("yes" if r.fitted else "no"), (line, r)
+            want = [r.out_median, r.out_p90, r.in_median, r.in_p90]
+            seen += 1
+        np.testing.assert_allclose(got, np.array(want) * 100, atol=0.11, err_msg=line)
+    assert seen >= 20
