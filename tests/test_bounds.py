@@ -69,3 +69,25 @@ def test_speed_bounds_read_the_benchmark_files(tmp_path) -> None:  # type: ignor
     speed, search = bounds.speed_bounds(tmp_path)
     assert speed.now == "3.50 M; 1.90 M; 3.10 M" and not speed.met  # the MoE core under its 2 M
     assert search.now == "27 ms" and search.met
+
+
+def test_the_readme_speed_table_quotes_the_benchmark_files() -> None:
+    """README.md's `## Speed` table gives the figures `benchmarks/` last wrote (benchmarks/out/*.json)."""
+    out = bounds.BENCH_DIR
+    train = json.loads((out / "training_core.json").read_text())
+    runs = json.loads((out / "edge_core.json").read_text())["runs"]
+    sweep = json.loads((out / "sweep.json").read_text())["configs_per_s"]
+    readme = (REPO / "README.md").read_text()
+    speed = readme[readme.index("## Speed"):readme.index("## Layout")]
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in speed.splitlines() if line.startswith("| ")}
+    m = 1e6
+    assert rows["training core, float32, dense"].startswith(f"{train['core_float32_configs_per_s'] / m:.2f} M")
+    assert rows["training core, float32, MoE models with expert parallelism"] == f"{train['moe_core_float32_configs_per_s'] / m:.2f} M"
+    inf = rows["inference core with the serving columns, float32, 65,536-row blocks"]
+    assert inf.startswith(f"{runs['malloc_keep_freed']['inference_block65536']['core_configs_per_cpu_s_median'] / m:.2f} M")
+    assert f"{runs['default_malloc']['inference_block65536']['core_configs_per_cpu_s_median'] / m:.2f} M without" in inf
+    assert rows["edge ASIC core"] == f"{runs['malloc_keep_freed']['asic_block65536']['core_configs_per_cpu_s_median'] / m:.2f} M"
+    assert rows["layout search, dense model (52,080 candidates)"] == f"{train['layout_search_ms']:.0f} ms"
+    assert rows["layout search, MoE model, ep searched too (416,640 candidates)"] == f"{train['layout_search_moe_ms']:.0f} ms"
+    assert rows["a 51-million-configuration training sweep (queue + Ray + core + Parquet), 1 / 2 actors"].startswith(
+        f"{sweep['1'] / m:.1f} / {sweep['2'] / m:.1f} M")
