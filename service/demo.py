@@ -162,7 +162,8 @@ def print_training_frontier(lake: str) -> None:
                       f"{fast['time_to_train_days']:.1f} days for ${fast['cost_usd'] / 1e6:.2f}M, cheapest "
                       f"${cheap['cost_usd'] / 1e6:.2f}M in {cheap['time_to_train_days']:.1f} days")
     print("   efficiency: 'fitted' where the chip's own published runs fitted it, 'extrapolated' where no run of that")
-    print("   chip exists (calibrated_on says from which chips); only fitted chips: --param calibration=measured")
+    print("   chip exists (calibrated_on says from which chips); only fitted chips: --param calibration=measured;")
+    print("   one chip's: chipsweep catalog show CHIP; the model against published runs: chipsweep validate --bounds")
 
 
 def _fitted(row: dict[str, Any]) -> str:

@@ -34,5 +34,6 @@ def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, ca
         assert fitted.num_rows > 0
         assert not any(str(c).startswith("extrapolated") for c in fitted.column("calibrated_on").to_pylist())
     assert "efficiency" in out and "--param calibration=measured" in out
+    assert "chipsweep catalog show CHIP" in out and "chipsweep validate --bounds" in out
     printed = int(re.search(r"-- (\d+) frontier designs", out).group(1))  # type: ignore[union-attr]
     assert printed == run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake).num_rows > 0
