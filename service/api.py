@@ -363,10 +363,9 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         table = getattr(catalog, kind)
         entries = [table[k].model_dump(mode="json", by_alias=True, exclude_none=True) for k in sorted(table)]
         if kind == "chips":  # which published runs fitted each chip's constants, as `chipsweep catalog show` says
-            from chipsweep.workers.context import Context
-            from chipsweep.workers.provenance import chips_calibration
+            from chipsweep.workers.provenance import catalog_calibration
 
-            cal = chips_calibration(Context.build(catalog))
+            cal = catalog_calibration(catalog)
             for e in entries:
                 e["calibration"] = cal[e["id"]]
         return entries

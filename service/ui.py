@@ -323,10 +323,9 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         entries = [{k: _finite(v) for k, v in table[key].model_dump(mode="json", by_alias=True, exclude_none=True).items()}
                    for key in sorted(table)]
         if kind == "chips":  # which published runs fitted each chip's constants, or what they are extrapolated from
-            from chipsweep.workers.context import Context
-            from chipsweep.workers.provenance import chips_calibration
+            from chipsweep.workers.provenance import catalog_calibration
 
-            cal = chips_calibration(Context.build(catalog))
+            cal = catalog_calibration(catalog)
             for e in entries:
                 e.update(calibration_rows(cal[e["id"]]))
         return entries

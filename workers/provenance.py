@@ -46,6 +46,21 @@ def chips_calibration(ctx: Context, chip_ids: Sequence[str] | None = None) -> di
     return out
 
 
+_BY_CATALOG: dict[int, tuple[Any, dict[str, dict[str, Any]]]] = {}
+
+
+def catalog_calibration(catalog: Any) -> dict[str, dict[str, Any]]:
+    """`chips_calibration` of every chip of `catalog`, computed once per catalog object (the HTTP API and the web
+    UI's catalog page ask for it on every request; a reloaded catalog is a new object). Read-only: shared."""
+    hit = _BY_CATALOG.get(id(catalog))
+    if hit is None or hit[0] is not catalog:
+        if len(_BY_CATALOG) >= 4:
+            _BY_CATALOG.clear()
+        hit = (catalog, chips_calibration(Context.build(catalog)))
+        _BY_CATALOG[id(catalog)] = hit
+    return hit[1]
+
+
 def chip_calibration(ctx: Context, chip_id: str) -> dict[str, Any]:
     """`chips_calibration` of one chip."""
     return chips_calibration(ctx, [chip_id])[chip_id]
