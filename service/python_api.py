@@ -51,16 +51,18 @@ class RowWarning(UserWarning):
 # ------------------------------------------------------------------------------------------------
 # evaluate
 # ------------------------------------------------------------------------------------------------
-def evaluate(rows: Any, kind: str = "training", *, strict: bool = False, catalog: Catalog | None = None) -> pa.Table:
+def evaluate(rows: Any, kind: str = "training", *, strict: bool = False, catalog: Catalog | None = None,
+             explain: bool = False) -> pa.Table:
     """Evaluate explicit configurations: the same columns, choices and errors as `chipsweep evaluate`.
 
     A bad row keeps its place with empty outputs and its reason in `infeasible_reason` (a `RowWarning`
     names it too); `strict=True` raises instead. Blank layout cells are searched (the fastest feasible
-    choice is written)."""
+    choice is written). `explain=True` (kind inference) adds the parts each row's TPOT and TTFT are made of."""
     if kind not in KINDS:
         raise ChipsweepError(f"kind {kind!r}: allowed: {', '.join(KINDS)}", field="kind", value=kind, allowed=KINDS)
     table = as_table(rows)
-    out, errors = evaluate_table(kind, table, catalog if catalog is not None else load_catalog(), strict=strict)
+    out, errors = evaluate_table(kind, table, catalog if catalog is not None else load_catalog(), strict=strict,
+                                 explain=explain)
     messages = errors.messages()
     for msg in messages[:WARNED_ROWS]:
         warnings.warn(msg, RowWarning, stacklevel=2)

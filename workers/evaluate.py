@@ -27,12 +27,24 @@ EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {
 }
 
 
-def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
+# what `explain` adds per kind: serving rows their TPOT and TTFT parts; training rows carry their step's parts
+# (bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s) always, ASIC rows have none
+EXPLAINED = ("inference",)
+
+
+def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool = False,
+                   explain: bool = False) -> tuple[pa.Table, RowErrors]:
     """Evaluate every row of `table` as a configuration of `kind`; bad rows carry their error (or, with
-    `strict`, the first ones raise EvaluateError)."""
+    `strict`, the first ones raise EvaluateError). `explain` adds the parts of each serving row's TPOT and TTFT."""
     if kind not in EVALUATORS:
         allowed = sorted(EVALUATORS)
         raise EvaluateError(f"kind '{kind}': allowed: {', '.join(allowed)}", field="kind", value=kind, allowed=allowed)
+    if explain and kind not in EXPLAINED:
+        raise EvaluateError(f"explain with kind '{kind}': allowed: kind {', '.join(EXPLAINED)} (training rows always "
+                            "carry their step's parts: bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s)",
+                            field="explain", value=kind, allowed=list(EXPLAINED))
+    if explain:
+        return evaluate_inference(table, Context.build(catalog), strict=strict, explain=True)
     return EVALUATORS[kind](table, Context.build(catalog), strict=strict)
 
 

@@ -64,6 +64,7 @@ Sources (formulas cite them line by line):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -120,16 +121,24 @@ CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_
 BLOCK = 16_384  # rows per block: the core's temporaries stay in cache (benchmarks/out/edge_core.json)
 
 
+# the parts `evaluate(..., explain=True)` adds: where one iteration's time (TPOT) and one prompt's first token (TTFT)
+# go. The TPOT parts sum to tpot_s and the TTFT parts to ttft_s
+TPOT_PARTS = ("tpot_gemm_s", "tpot_experts_s", "tpot_attention_s", "tpot_fixed_s", "tpot_comm_s", "tpot_host_s")
+TTFT_PARTS = ("ttft_compute_s", "ttft_fixed_s", "ttft_comm_s", "ttft_queue_s")
+EXPLAIN_OUT = TPOT_PARTS + TTFT_PARTS
+
+
 def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], block: int = BLOCK,
-             dtype: type | None = None) -> dict[str, Array]:
+             dtype: type | None = None, explain: bool = False) -> dict[str, Array]:
     """Evaluate every row of `x`, in blocks of `block` rows. Rows with reason bits keep NaN performance outputs.
     `dtype` (np.float32 in sweeps, whose lake stores float32) casts float inputs block by block; without it the
-    inputs' own dtype (float64 from `assemble_inference`) is kept."""
+    inputs' own dtype (float64 from `assemble_inference`) is kept. With `explain` the outputs add `EXPLAIN_OUT`."""
     n = len(x["layers"])
     x = {k: x[k] for k in INPUT_KEYS}  # the rows' x carries more (indices, note bits): slice and cast only these
     cal = {k: cal[k] for k in CAL_KEYS}
+    core = partial(_evaluate, explain=True) if explain else _evaluate
     with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
-        return by_blocks(_evaluate, x, cal, n, block, dtype)
+        return by_blocks(core, x, cal, n, block, dtype)
 
 
 def _touched(tokens: Array, log_miss: Array) -> Array:
@@ -138,7 +147,7 @@ def _touched(tokens: Array, log_miss: Array) -> Array:
     return -np.expm1(tokens * log_miss)
 
 
-def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array]:
+def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = False) -> dict[str, Array]:
     L, h = x["layers"], x["hidden"]
     mask = np.asarray(x["pre_mask"], dtype=np.int64).copy()
     p, g = x["prompt_len"], x["gen_len"]  # tokens
@@ -310,18 +319,27 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     s_kv, s_sc = kv_seq / bw, score_b / pp / bw  # s per decoding sequence (KV), per token pair (unfused scores)
     s_at = at_pair / att_flops  # s per token pair of attention
 
-    def iteration(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array, Array]:
-        """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
-        one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
+    def iteration_parts(seqs: Array, pre_tokens: Array) -> tuple[Array, ...]:
+        """One iteration of `seqs` decodes plus `pre_tokens` prompt tokens, part by part: s per stage of the dense
+        weights' GEMMs, the routed experts' and the attention kernels (each the larger of its memory and compute
+        time), s of collectives, s of the host's work; tokens through the weights, (query, context) token pairs,
+        share of the routed experts touched."""
         tok = seqs + pre_tokens
         pairs = seqs * c_avg_kv + pre_tokens * half_p
         touched = _touched(tok, log_miss)
-        busy = pp * (np.maximum(s_w_d, tok * s_mm_d) + np.maximum(s_w_e * touched, tok * s_mm_e)
-                     + np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at))  # s, in turn
-        gpu = busy + t_layer + comm(tok)  # s on the chips
+        dense = np.maximum(s_w_d, tok * s_mm_d)
+        experts = np.maximum(s_w_e * touched, tok * s_mm_e)
+        attention = np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at)
+        host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
+        return dense, experts, attention, comm(tok), host, tok, pairs, touched
+
+    def iteration(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array, Array]:
+        """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
+        one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
+        dense, experts, attention, talk, host, tok, pairs, touched = iteration_parts(seqs, pre_tokens)
+        gpu = pp * (dense + experts + attention) + t_layer + talk  # s on the chips: the stages in turn
         if not any_host:
             return gpu, tok, pairs, touched
-        host = seqs * host_s  # s: the engine's host work per running sequence (vLLM blog)
         if not any_async:
             return gpu + host, tok, pairs, touched
         # an engine that schedules the next iteration while the chips run this one (vLLM --async-scheduling) waits only
@@ -340,9 +358,15 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
                 w_d + w_e_all * touched + seqs * kv_seq)
 
     def prompt(tokens: Array) -> Array:
-        """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention); layer-split
-        stages overlap the micro-batches of each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) /
-        (k pp) of the serial time; llama.cpp pipelines the ubatches of one n_batch, batches run in turn)."""
+        """s to prefill `tokens` prompt tokens (`prompt_parts` summed)."""
+        work, fixed, talk = prompt_parts(tokens)
+        return work + fixed + talk
+
+    def prompt_parts(tokens: Array) -> tuple[Array, Array, Array]:
+        """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention), as the
+        kernels' work, the fixed time per pass and the collectives; layer-split stages overlap the micro-batches of
+        each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) / (k pp) of the serial time;
+        llama.cpp pipelines the ubatches of one n_batch, batches run in turn)."""
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
         touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
         # weights the GEMMs read per chip and micro-batch: the stored ones, or the dequantised copy an engine writes
@@ -359,7 +383,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
                 + np.maximum(pairs * s_sc, pairs * s_at))  # attention
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
             busy = busy + dq * k * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
-        return pp * busy * (k + pp - 1.0) / (k * pp) + t_layer * np.minimum(k, pp) + comm(tokens)
+        return pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp), comm(tokens)
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
     t_dec = step(B, 0.0)  # s per decode step of the static batch
@@ -417,7 +441,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
     ok = np.where(mask == 0, one, np.nan)  # NaN where infeasible
     prefill = p > 0
     okg = ok * np.where(has_gen, one, np.nan)
+    parts = _explain(iteration_parts, prompt_parts, C, pre_it, k_chunk, share, chunked, p, t_layer, pp, any_async,
+                     async_sched, np.where(disagg, kv_move, wait), ok * prefill, okg) if explain else {}
     return {
+        **parts,
         "n_chips": t,
         "batch": B,
         "concurrency": C,
@@ -441,6 +468,29 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any]) -> dict[str, Array
         "decode_compute_bound": flo_it / flops > byt_it / bw,
         "reason_mask": mask,
     }
+
+
+def _explain(iteration_parts: Any, prompt_parts: Any, C: Array, pre_it: Array, k_chunk: Array, share: Array,
+             chunked: Array, p: Array, t_layer: Array, pp: Array, any_async: bool, async_sched: Array, queue: Array,
+             ok_ttft: Array, ok_tpot: Array) -> dict[str, Array]:
+    """The TPOT and TTFT parts (`EXPLAIN_OUT`) of the serving state `_evaluate` found: the decode iteration's parts,
+    moved by the mixed iterations' share where prompts come in chunks (as `tpot_s` is), and the lone prompt's."""
+
+    def tpot(pre: Array) -> list[Array]:
+        dense, experts, attention, talk, host, *_ = iteration_parts(C, pre)
+        gpu = pp * (dense + experts + attention) + t_layer + talk
+        # the host's time shows only where the chips wait on it (all of it, or its excess with asynchronous scheduling)
+        exposed = np.where(async_sched, np.maximum(host - gpu, 0.0), host) if any_async else host + 0.0 * gpu
+        return [pp * dense, pp * experts, pp * attention, t_layer + 0.0 * gpu, talk + 0.0 * gpu, exposed]
+
+    dec = tpot(pre_it)
+    if bool(chunked.any()):
+        mixed = tpot(k_chunk)
+        dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, mixed, strict=True)]
+    work, fixed, talk = prompt_parts(p)
+    out = {k: v * ok_tpot for k, v in zip(TPOT_PARTS, dec, strict=True)}
+    out.update({k: v * ok_ttft for k, v in zip(TTFT_PARTS, (work, fixed, talk, queue), strict=True)})
+    return out
 
 
 # the inputs the economics of serving read, beside the instance's output rate, chips and power: none changes

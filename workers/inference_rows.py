@@ -579,7 +579,10 @@ def calibrated_text(ctx: Context, codes: Array, efficiency: Any = None, power: A
 
 def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
                        efficiency: Sequence[Mapping[str, Any]] | None = None,
-                       power: Sequence[Mapping[str, Any]] | None = None) -> tuple[pa.Table, RowErrors]:
+                       power: Sequence[Mapping[str, Any]] | None = None,
+                       explain: bool = False) -> tuple[pa.Table, RowErrors]:
+    """The rows of `table` as serving configurations: inputs, resolved choices, the CONTRACT.md outputs, and with
+    `explain` the parts TPOT and TTFT are made of (`inference.EXPLAIN_OUT`, after the outputs)."""
     errors = RowErrors(table.num_rows)
     raw = parse_inference(table, ctx, errors)
     x, cal = assemble_inference(raw, ctx, errors, efficiency, power)
@@ -587,7 +590,8 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         raise errors.error()
     n = table.num_rows
     out = run_good_rows(errors, lambda rows: inference.evaluate(
-        {k: v[rows] for k, v in x.items()}, {k: (v[rows] if np.ndim(v) else v) for k, v in cal.items()}))
+        {k: v[rows] for k, v in x.items()}, {k: (v[rows] if np.ndim(v) else v) for k, v in cal.items()},
+        explain=explain))
     mask = np.array(out.get("reason_mask", np.zeros(n, dtype=np.int64)), dtype=np.int64)
     mem_bits = inference.R_MEMORY | inference.R_NOFIT
     # a concurrency the memory cannot hold is a bad cell (row, field, value, the range that fits)
@@ -626,7 +630,8 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     }
     text = {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES, "disaggregated": ("false", "true"),
             "dp_attention": ("false", "true"), "async_scheduling": ("false", "true")}
-    result = result_table(table, resolved, INFERENCE_OUT, out, bad, reason, notes, text)
+    names = INFERENCE_OUT + (inference.EXPLAIN_OUT if explain else ())
+    result = result_table(table, resolved, names, out, bad, reason, notes, text)
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
     result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
     return result, errors

@@ -1,4 +1,4 @@
-"""`chipsweep evaluate --kind K IN -o OUT`: explicit configurations from CSV or Parquet, through
+"""`chipsweep evaluate --kind K IN -o OUT [--explain]`: explicit configurations from CSV or Parquet, through
 `chipsweep.evaluate`."""
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("input", help="CSV or Parquet file (by extension), or - for CSV on stdin")
     p.add_argument("-o", "--output", default="-", help="CSV or Parquet file (by extension), or - for stdout")
     p.add_argument("--strict", action="store_true", help="refuse the whole file if any row is bad")
+    p.add_argument("--explain", action="store_true",
+                   help="kind inference: add the parts each row's TPOT and TTFT are made of (tpot_gemm_s, "
+                        "tpot_fixed_s, ... ttft_queue_s)")
     p.set_defaults(func=run)
 
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"cannot read '{args.input}': {exc}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", python_api.RowWarning)
-        out = python_api.evaluate(table, kind=args.kind, strict=args.strict)
+        out = python_api.evaluate(table, kind=args.kind, strict=args.strict, explain=args.explain)
     write_table(out, args.output)
     for w in caught[:SHOWN_ROW_ERRORS + 1]:
         print(f"chipsweep: {w.message}", file=sys.stderr)
