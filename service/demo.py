@@ -1,15 +1,17 @@
 """`chipsweep demo`: the README's main command.
 
-Runs three built-in sweeps on the local default (embedded Ray, the lake and queue in CHIPSWEEP_HOME):
+Runs four built-in sweeps on the local default (embedded Ray, the lake and queue in CHIPSWEEP_HOME):
 a training sweep (4 models x every datacenter training chip x cluster sizes x parallel layouts, about
-1.2 million configurations) and an edge sweep in two parts (small models on catalog edge chips, and
-hypothetical edge ASIC designs), then prints the training frontier (time to train vs cost) and the
-edge frontier (tokens/s vs joules per token vs unit cost) from the lake, through the saved queries
-`pareto_training` and `pareto_edge`.
+2 million configurations), a serving sweep (Llama 3 70B on the same chips x tensor parallelism x precision x
+concurrency) and an edge sweep in two parts (small models on catalog edge chips, and hypothetical edge ASIC
+designs), then prints the training frontier (time to train vs cost), the serving frontier (output tokens/s per
+chip vs tokens/s per user) and the edge frontier (tokens/s vs joules per token vs unit cost) from the lake,
+through the saved queries `pareto_training`, `pareto_serving` and `pareto_edge`.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -74,7 +76,23 @@ EDGE_ASIC = {
     },
     "store": "feasible",
 }
-SWEEPS = (TRAINING, EDGE_INFERENCE, EDGE_ASIC)
+SERVING_MODEL = "llama3_70b"
+SERVING = {
+    "name": "demo-serving",
+    "kind": "inference",
+    "description": "Llama 3 70B served on datacenter chips: chips x tensor parallelism x precision x concurrency",
+    "axes": {
+        "model": [SERVING_MODEL],
+        "chip": {"class": "datacenter_training"},
+        "n_chips": [1, 2, 4, 8],
+        "compute_precision": ["bf16", "fp8"],
+        "concurrency": {"geometric": {"start": 1, "stop": 1024, "factor": 2}},
+        "prompt_len": [1000],
+        "gen_len": [500],
+    },
+    "store": "feasible",
+}
+SWEEPS = (TRAINING, SERVING, EDGE_INFERENCE, EDGE_ASIC)
 
 
 def main() -> int:
@@ -116,6 +134,7 @@ def main() -> int:
         print(f"chipsweep demo: {', '.join(failed)} did not finish; see `chipsweep status`", file=sys.stderr)
         return 1
     print_training_frontier(settings.lake)
+    print_serving_frontier(settings.lake)
     print_edge_frontier(settings.lake)
     print(f"\nThe rows are Parquet under {settings.lake}; try `chipsweep status demo-training` or DuckDB over the lake.")
     return 0
@@ -169,6 +188,36 @@ def print_training_frontier(lake: str) -> None:
 def _fitted(row: dict[str, Any]) -> str:
     text = str(row.get("calibrated_on") or "")
     return "extrapolated" if not text or text.startswith("extrapolated") else "fitted"
+
+
+def print_serving_frontier(lake: str) -> None:
+    print(f"\n== Serving frontier for {SERVING_MODEL} (1,000-token prompts, 500 output tokens): output tokens/s per "
+          "chip (max) vs tokens/s per user (max) ==")
+    rows = _frontier("pareto_serving", {"model": SERVING_MODEL, "sweep": "demo-serving"}, lake)
+    print(f"-- {len(rows)} frontier configurations (saved query pareto_serving; SLOs: --param tpot_max_s=0.05)")
+    shown = _thin(rows, 12)
+    layouts = [f"{r['chip']} {r['layout']}" for r in shown]
+    width = max([len("configuration"), *map(len, layouts)])
+    print(f"   {'configuration':{width}s} {'tok/s/chip':>10s} {'tok/s/user':>10s} {'TTFT ms':>8s} {'TPOT ms':>8s} "
+          f"{'$/M tok':>8s} {'engine':>12s}  efficiency")
+    for r, what in zip(shown, layouts, strict=True):
+        usd = r["usd_per_million_tokens"]
+        price = f"{usd:8.2f}" if usd is not None and math.isfinite(usd) else f"{'-':>8s}"  # no price in the catalog
+        print(f"   {what:{width}s} {r['output_tokens_per_s_per_chip']:10.0f} {r['tokens_per_s_per_user']:10.1f} "
+              f"{r['ttft_s'] * 1e3:8.0f} {r['tpot_s'] * 1e3:8.1f} {price} {r['engine']:>12s}  {_fitted(r)}")
+    if any(_fitted(r) == "extrapolated" for r in rows):
+        measured = _frontier("pareto_serving", {"model": SERVING_MODEL, "sweep": "demo-serving",
+                                                "calibration": "measured"}, lake)
+        if measured:
+            most, fastest = measured[0], measured[-1]  # ordered by throughput per chip, down
+            print(f"   chips whose engine was fitted on their own runs only ({len(measured)} configurations, "
+                  f"{', '.join(sorted({r['chip'] for r in measured}))}):")
+            print(f"   most tokens/s per chip {most['output_tokens_per_s_per_chip']:.0f} ({most['chip']}, "
+                  f"{most['tokens_per_s_per_user']:.1f} per user), fastest per user "
+                  f"{fastest['tokens_per_s_per_user']:.1f} ({fastest['chip']}); --param calibration=measured")
+    print("   where a row's time per token goes: chipsweep evaluate --kind inference --explain; TensorRT-LLM's per-user")
+    print("   speed at light load reads up to 1.9x slow, which leaves the fast-per-user end to vLLM rows (README,")
+    print("   'What the misses mean')")
 
 
 def print_edge_frontier(lake: str) -> None:

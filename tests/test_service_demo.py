@@ -1,5 +1,5 @@
 """`chipsweep demo`, the README's main command: over a million configurations through the service on
-the local default, then both frontiers printed from the saved queries over the lake."""
+the local default, then the training, serving and edge frontiers printed from the saved queries over the lake."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from chipsweep.service import demo
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
-def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(home, capsys) -> None:  # type: ignore[no-untyped-def]
     assert demo.main() == 0
     out = capsys.readouterr().out
     total = int(out.split(" configurations in ")[0].rsplit("\n", 1)[-1].replace(",", ""))
     assert total >= 1_000_000
-    assert out.count(" done ") == 3
+    assert out.count(" done ") == 4
     assert "Training frontier" in out and "-- gpt3_175b:" in out and "-- llama3_70b:" in out
     assert "Edge frontier for llama3_8b" in out and "frontier designs" in out
     # the counts printed are the saved queries' frontiers over the lake the demo wrote
@@ -35,5 +35,14 @@ def test_demo_sweeps_a_million_configurations_and_prints_both_frontiers(home, ca
         assert not any(str(c).startswith("extrapolated") for c in fitted.column("calibrated_on").to_pylist())
     assert "efficiency" in out and "--param calibration=measured" in out
     assert "chipsweep catalog show CHIP" in out and "chipsweep validate --bounds" in out
+    # the serving frontier: the saved query's rows, each on a datacenter chip, ordered by throughput per chip down
+    # and per-user speed up (a frontier of two maximised objectives)
+    assert "Serving frontier for llama3_70b" in out and "--explain" in out
+    printed = int(re.search(r"-- (\d+) frontier configurations \(saved query pareto_serving", out).group(1))  # type: ignore[union-attr]
+    serving = run_saved("pareto_serving", {"model": "llama3_70b", "sweep": "demo-serving"}, lake=home.lake).to_pylist()
+    assert printed == len(serving) > 1
+    per_chip = [r["output_tokens_per_s_per_chip"] for r in serving]
+    per_user = [r["tokens_per_s_per_user"] for r in serving]
+    assert per_chip == sorted(per_chip, reverse=True) and per_user == sorted(per_user)
     printed = int(re.search(r"-- (\d+) frontier designs", out).group(1))  # type: ignore[union-attr]
     assert printed == run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake).num_rows > 0

@@ -232,12 +232,12 @@ def test_pareto_serving_trades_per_chip_throughput_against_per_user_speed(lake: 
     front.sort(key=lambda r: r["output_tokens_per_s_per_chip"])
     users = [r["tokens_per_s_per_user"] for r in front]
     assert users == sorted(users, reverse=True)  # more per chip only for less per user
-    assert "users" in front[0]["layout"]
+    assert " user" in front[0]["layout"]
 
 
 def test_every_frontier_row_names_its_layout_when_the_compute_precision_is_left_to_the_weights(tmp_path: Path) -> None:
     """A sweep that leaves compute_precision blank (the weight bits choose it) stores it as null; the frontier's
-    layout still reads '<chips>, <bits>-bit weights, <users> users' instead of going null with it."""
+    layout still reads '<chips>, <bits>-bit weights, <n> users' (or '1 user') instead of going null with it."""
     spec = {"name": "blank", "kind": "inference", "store": "all", "axes": {
         "model": ["llama3_8b"], "chip": [H100], "n_chips": [1], "weight_bits": [8, 16], "concurrency": [1, 16, 256],
         "prompt_len": [512], "gen_len": [256]}}
@@ -248,7 +248,8 @@ def test_every_frontier_row_names_its_layout_when_the_compute_precision_is_left_
     front = run_saved("pareto_serving", {"model": "llama3_8b"}, lake=str(tmp_path)).to_pylist()
     assert front and all(r["compute_precision"] is None for r in front)
     for r in front:
-        assert r["layout"] == f"1 chip, {r['weight_bits']}-bit weights, {r['concurrency']} users", r["layout"]
+        users = "1 user" if r["concurrency"] == 1 else f"{r['concurrency']} users"
+        assert r["layout"] == f"1 chip, {r['weight_bits']}-bit weights, {users}", r["layout"]
 
 
 def test_the_chart_draws_one_staircase_per_workload_frontier(tmp_path: Path) -> None:

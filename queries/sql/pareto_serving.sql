@@ -37,7 +37,7 @@ SELECT model, chip, chip_name,
        || CASE WHEN dp_attention THEN ' dp-attention' ELSE '' END
        -- a blank compute precision (the row let the weight bits choose it) leaves the words out, not the layout
        || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
-       || concurrency || ' users'
+       || concurrency || CASE WHEN concurrency = 1 THEN ' user' ELSE ' users' END
        || CASE WHEN ssm_state_bits = 32 THEN ', fp32 Mamba state' ELSE '' END
        || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END AS layout,
        $objectives.columns,
