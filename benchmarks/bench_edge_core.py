@@ -117,16 +117,8 @@ def bench(kind: str, ctx: Context, total: int, block: int, rng: np.random.Genera
 
 
 def machine() -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu, "logical_cpus": os.cpu_count(), "threads_used": 1, "platform": platform.platform(),
+        "cpu": runtime.cpu_name(), "logical_cpus": os.cpu_count(), "threads_used": 1, "platform": platform.platform(),
         "python": platform.python_version(), "numpy": np.__version__,
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "timing": "CPU seconds of this process (time.process_time), so time waiting for a shared CPU is not counted",

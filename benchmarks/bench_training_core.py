@@ -29,7 +29,7 @@ from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers import training
 from chipsweep.workers.context import Context
 from chipsweep.workers.layout import CANDIDATES
-from chipsweep.workers.runtime import tune_allocator
+from chipsweep.workers.runtime import cpu_name, tune_allocator
 from chipsweep.workers.training_rows import assemble_training, evaluate_training
 
 OUT = Path(__file__).parent / "out" / "training_core.json"
@@ -96,7 +96,8 @@ def main() -> dict[str, object]:
     evaluate_training(one_moe, ctx)
     search_moe_s = best_of(lambda: evaluate_training(one_moe, ctx), repeat=3)
     result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "machine": {"cpu": cpu_name(), "platform": platform.platform(),
+                    "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "numpy": np.__version__, "threads": "1 (element-wise)",
                     "load_average_at_start": os.getloadavg()[0]},
         "configurations": n,

@@ -69,6 +69,12 @@ def test_speed_bounds_read_the_benchmark_files(tmp_path) -> None:  # type: ignor
     speed, search = bounds.speed_bounds(tmp_path)
     assert speed.now == "3.50 M; 1.90 M; 3.10 M" and not speed.met  # the MoE core under its 2 M
     assert search.now == "27 ms" and search.met
+    # the host the figures were measured on is named (one VM image runs at different speeds on different hosts)
+    assert "a host the files do not name" in speed.what
+    edge["machine"] = {"cpu": "Some CPU 9000"}
+    (tmp_path / "edge_core.json").write_text(json.dumps(edge))
+    speed, search = bounds.speed_bounds(tmp_path)
+    assert "on Some CPU 9000" in speed.what and "on Some CPU 9000" in search.what
 
 
 def test_the_readme_speed_table_quotes_the_benchmark_files() -> None:
