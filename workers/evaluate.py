@@ -43,9 +43,8 @@ def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool
         raise EvaluateError(f"explain with kind '{kind}': allowed: kind {', '.join(EXPLAINED)} (training rows always "
                             "carry their step's parts: bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s)",
                             field="explain", value=kind, allowed=list(EXPLAINED))
-    if explain:
-        return evaluate_inference(table, Context.build(catalog), strict=strict, explain=True)
-    return EVALUATORS[kind](table, Context.build(catalog), strict=strict)
+    extra = {"explain": True} if explain else {}
+    return EVALUATORS[kind](table, Context.build(catalog), strict=strict, **extra)
 
 
 __all__ = ["EvaluateError", "evaluate_table"]

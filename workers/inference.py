@@ -333,18 +333,24 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
         return dense, experts, attention, comm(tok), host, tok, pairs, touched
 
+    def on_chips(dense: Array, experts: Array, attention: Array, talk: Array) -> Array:
+        """s on the chips of one iteration: the stages in turn, the fixed time per pass, the collectives."""
+        return pp * (dense + experts + attention) + t_layer + talk
+
+    def with_host(gpu: Array, host: Any) -> Array:
+        """s of one iteration with the host's work: after the chips', or, for an engine that schedules the next
+        iteration while the chips run this one (vLLM --async-scheduling), the longer of the two."""
+        if not any_host:
+            return gpu
+        if not any_async:
+            return gpu + host
+        return np.where(async_sched, np.maximum(gpu, host), gpu + host)
+
     def iteration(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array, Array]:
         """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
         one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
         dense, experts, attention, talk, host, tok, pairs, touched = iteration_parts(seqs, pre_tokens)
-        gpu = pp * (dense + experts + attention) + t_layer + talk  # s on the chips: the stages in turn
-        if not any_host:
-            return gpu, tok, pairs, touched
-        if not any_async:
-            return gpu + host, tok, pairs, touched
-        # an engine that schedules the next iteration while the chips run this one (vLLM --async-scheduling) waits only
-        # for the longer of the two
-        return np.where(async_sched, np.maximum(gpu, host), gpu + host), tok, pairs, touched
+        return with_host(on_chips(dense, experts, attention, talk), host), tok, pairs, touched
 
     def step(seqs: Array, pre_tokens: Array) -> Array:
         """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
@@ -441,8 +447,26 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     ok = np.where(mask == 0, one, np.nan)  # NaN where infeasible
     prefill = p > 0
     okg = ok * np.where(has_gen, one, np.nan)
-    parts = _explain(iteration_parts, prompt_parts, C, pre_it, k_chunk, share, chunked, p, t_layer, pp, any_async,
-                     async_sched, np.where(disagg, kv_move, wait), ok * prefill, okg) if explain else {}
+
+    def explained() -> dict[str, Array]:
+        """The TPOT and TTFT parts (`EXPLAIN_OUT`): the serving iteration's, moved by the mixed iterations' share
+        where prompts come in chunks (as `tpot_s` is), and the lone prompt's; the host's time counts only where the
+        chips wait on it."""
+
+        def tpot(pre: Array) -> list[Array]:
+            dense, experts, attention, talk, host, *_ = iteration_parts(C, pre)
+            gpu = on_chips(dense, experts, attention, talk)
+            return [pp * dense, pp * experts, pp * attention, t_layer, talk, with_host(gpu, host) - gpu]
+
+        dec = tpot(pre_it)
+        if bool(chunked.any()):
+            dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
+        queue = np.where(disagg, kv_move, wait)  # s: the KV cache's move, or the running decodes' iteration
+        out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
+        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p), queue), strict=True)})
+        return out
+
+    parts = explained() if explain else {}
     return {
         **parts,
         "n_chips": t,
@@ -468,29 +492,6 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "decode_compute_bound": flo_it / flops > byt_it / bw,
         "reason_mask": mask,
     }
-
-
-def _explain(iteration_parts: Any, prompt_parts: Any, C: Array, pre_it: Array, k_chunk: Array, share: Array,
-             chunked: Array, p: Array, t_layer: Array, pp: Array, any_async: bool, async_sched: Array, queue: Array,
-             ok_ttft: Array, ok_tpot: Array) -> dict[str, Array]:
-    """The TPOT and TTFT parts (`EXPLAIN_OUT`) of the serving state `_evaluate` found: the decode iteration's parts,
-    moved by the mixed iterations' share where prompts come in chunks (as `tpot_s` is), and the lone prompt's."""
-
-    def tpot(pre: Array) -> list[Array]:
-        dense, experts, attention, talk, host, *_ = iteration_parts(C, pre)
-        gpu = pp * (dense + experts + attention) + t_layer + talk
-        # the host's time shows only where the chips wait on it (all of it, or its excess with asynchronous scheduling)
-        exposed = np.where(async_sched, np.maximum(host - gpu, 0.0), host) if any_async else host + 0.0 * gpu
-        return [pp * dense, pp * experts, pp * attention, t_layer + 0.0 * gpu, talk + 0.0 * gpu, exposed]
-
-    dec = tpot(pre_it)
-    if bool(chunked.any()):
-        mixed = tpot(k_chunk)
-        dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, mixed, strict=True)]
-    work, fixed, talk = prompt_parts(p)
-    out = {k: v * ok_tpot for k, v in zip(TPOT_PARTS, dec, strict=True)}
-    out.update({k: v * ok_ttft for k, v in zip(TTFT_PARTS, (work, fixed, talk, queue), strict=True)})
-    return out
 
 
 # the inputs the economics of serving read, beside the instance's output rate, chips and power: none changes
