@@ -640,11 +640,15 @@ def test_tensor_parallel_overlap_hides_no_more_than_the_gemms_it_runs_beside(ctx
     assert all(t <= 8 for t in searched["tp"]), searched["tp"]
 
 
-def test_a_row_that_leans_on_a_stand_in_or_lacks_an_output_says_why_in_notes(ctx):
-    """The MI355X's sources publish no Infinity Fabric or NIC rate: a multi-node row's collectives run at the PCIe
-    fallback and its notes say so (a single chip uses no link); a chip without any price (the H800) gets no cost
-    and says which field to give; a chip whose sources give everything carries no note."""
-    out = run(ctx, model=["llama3_8b"] * 4, chip=["amd_mi355x", "amd_mi355x", "nvidia_h800_sxm", "nvidia_h100_sxm"],
+def test_a_row_that_leans_on_a_stand_in_or_lacks_an_output_says_why_in_notes(ctx, tmp_path):
+    """A chip whose sources publish no Infinity Fabric or NIC rate (the MI355X as it stood until 2026-12-04, an
+    overlay blanking its links): a multi-node row's collectives run at the PCIe fallback and its notes say so (a
+    single chip uses no link); a chip without any price (the H800) gets no cost and says which field to give; a chip
+    whose sources give everything carries no note."""
+    overlay = tmp_path / "no-links.yaml"
+    overlay.write_text("chips:\n  - {id: amd_mi355x, scale_up_gb_s: null, scale_out_gbit_s: null}\n")
+    blank = Context.build(load_catalog(overlay))
+    out = run(blank, model=["llama3_8b"] * 4, chip=["amd_mi355x", "amd_mi355x", "nvidia_h800_sxm", "nvidia_h100_sxm"],
               n_chips=[16, 1, 16, 16], global_batch=[64] * 4, tokens=[1e12] * 4)
     assert out["infeasible_reason"] == [""] * 4
     multi, single, h800, h100 = out["notes"]
@@ -653,9 +657,12 @@ def test_a_row_that_leans_on_a_stand_in_or_lacks_an_output_says_why_in_notes(ctx
     assert "link" not in single and "cost not computed" in single
     assert h800.startswith("cost not computed") and "link" not in h800 and np.isnan(out["cost_usd"][2])
     assert h100 == "" and out["cost_usd"][3] > 0
-    given = run(ctx, model=["llama3_8b"], chip=["amd_mi355x"], n_chips=[16], global_batch=[64], tokens=[1e12],
+    given = run(blank, model=["llama3_8b"], chip=["amd_mi355x"], n_chips=[16], global_batch=[64], tokens=[1e12],
                 **{"chip.scale_up_gb_s": [448], "chip.scale_out_gbit_s": [400], "chip.usd_per_hour": [2.0]})
     assert given["notes"] == [""] and given["cost_usd"][0] > 0
+    # the built-in catalog's MI355X carries its platform's links: only the missing price is left to say
+    built_in = run(ctx, model=["llama3_8b"], chip=["amd_mi355x"], n_chips=[16], global_batch=[64], tokens=[1e12])
+    assert built_in["notes"][0].startswith("cost not computed") and "link" not in built_in["notes"][0]
 
 
 def test_the_layout_search_minimises_the_time_per_token_not_the_step(ctx):
@@ -711,15 +718,22 @@ def test_the_mi325x_trains_at_least_as_fast_as_the_mi300x_whose_silicon_and_plat
     """The MI325X is the MI300X's CDNA 3 silicon with more and faster HBM, a drop-in replacement on the MI300X's
     8-GPU Infinity Fabric platform. With its links blank in the catalog its collectives ran at the PCIe stand-in, and
     on 2,048 chips Llama 3 8B trained at 3,401 tokens/s per chip against the MI300X's 7,694; its links are now the
-    platform's (derived, low confidence). The same holds for the H200 against the H100 (GH100, more HBM)."""
-    pairs = [("amd_mi325x", "amd_mi300x"), ("nvidia_h200_sxm", "nvidia_h100_sxm")]
+    platform's (derived, low confidence). The same holds for the H200 against the H100 (GH100, more HBM), and for
+    the MI355X (CDNA 4: about twice the 16-bit rate, 7 x 153.6 GB/s Infinity Fabric links reported from AMD's Hot
+    Chips 2025 talk), whose blank links had put Llama 3 70B on 2,048 of them at 16 % MFU and 92 days against the
+    MI300X's 36 % and 81."""
+    pairs = [("amd_mi325x", "amd_mi300x"), ("nvidia_h200_sxm", "nvidia_h100_sxm"), ("amd_mi355x", "amd_mi300x")]
     chips = [c for pair in pairs for c in pair]
-    out = run(ctx, model=["llama3_8b"] * 4, chip=chips, n_chips=[2048] * 4, global_batch=[1024] * 4, seq_len=[8192] * 4)
-    per_chip = dict(zip(chips, (t / 2048 for t in out["tokens_per_s"]), strict=True))
-    for newer, older in pairs:
-        assert per_chip[newer] >= per_chip[older], (newer, per_chip)
-    mi325x = ctx.catalog.chips["amd_mi325x"]
-    assert {"scale_up_gb_s", "scale_out_gbit_s"} <= set(mi325x.low_confidence_fields) & set(mi325x.derived)
+    n = len(chips)
+    for model in ("llama3_8b", "llama3_70b"):
+        out = run(ctx, model=[model] * n, chip=chips, n_chips=[2048] * n, global_batch=[1024] * n, seq_len=[8192] * n)
+        assert out["infeasible_reason"] == [""] * n, out["infeasible_reason"]
+        per_chip = dict(zip(chips, (t / 2048 for t in out["tokens_per_s"]), strict=True))
+        for newer, older in pairs:
+            assert per_chip[newer] >= per_chip[older], (model, newer, per_chip)
+    for chip_id in ("amd_mi325x", "amd_mi355x"):
+        chip = ctx.catalog.chips[chip_id]
+        assert {"scale_up_gb_s", "scale_out_gbit_s"} <= set(chip.low_confidence_fields) & set(chip.derived)
 
 
 
