@@ -665,6 +665,16 @@ def test_a_row_that_leans_on_a_stand_in_or_lacks_an_output_says_why_in_notes(ctx
     assert built_in["notes"][0].startswith("cost not computed") and "link" not in built_in["notes"][0]
 
 
+def test_trainium_nics_are_the_instances_efa_over_its_16_chips(ctx):
+    """AWS publishes EFA per instance (trn1.32xlarge 800 Gbps, trn2-16.48xlarge 3,200 Gbps, 16 chips each): the
+    catalog's per-chip NIC rate is that over 16, so a row of two Trn2 instances runs its data-parallel traffic on
+    EFA and carries no stand-in note (until 2026-12-04 the Trn2's was blank and ran at the PCIe stand-in)."""
+    assert ctx.catalog.chips["aws_trainium1"].scale_out_gbit_s == pytest.approx(800 / 16)
+    assert ctx.catalog.chips["aws_trainium2"].scale_out_gbit_s == pytest.approx(3200 / 16)
+    out = run(ctx, model=["llama3_8b"], chip=["aws_trainium2"], n_chips=[32], global_batch=[64], tokens=[1e12])
+    assert out["infeasible_reason"] == [""] and "link" not in out["notes"][0], out["notes"]
+
+
 def test_the_layout_search_minimises_the_time_per_token_not_the_step(ctx):
     """A candidate that runs a smaller valid batch (batch_handling nearest_batch) takes a shorter step for fewer
     tokens: steps do not compare, the time per token does. Llama 3 8B on 2,048 H100s at a batch of 15,360: the
