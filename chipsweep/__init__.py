@@ -21,11 +21,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
-__all__ = ["ChipsweepError", "evaluate", "query", "sql", "submit"]
+__all__ = ["ChipsweepError", "ColumnWarning", "RowWarning", "evaluate", "query", "sql", "submit"]
 
 if TYPE_CHECKING:
     from chipsweep.schemas.errors import ChipsweepError
-    from chipsweep.service.python_api import evaluate, query, sql, submit
+    from chipsweep.service.python_api import ColumnWarning, RowWarning, evaluate, query, sql, submit
 
 
 def __getattr__(name: str) -> Any:
@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
         from chipsweep.schemas.errors import ChipsweepError
 
         return ChipsweepError
-    if name in ("evaluate", "query", "sql", "submit"):
+    if name in ("evaluate", "query", "sql", "submit", "RowWarning", "ColumnWarning"):
         from chipsweep.service import python_api
 
         return getattr(python_api, name)

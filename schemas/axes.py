@@ -158,3 +158,40 @@ AXES: dict[str, dict[str, AxisDef]] = {
         **_SHAPES,
     },
 }
+
+
+# names users reach for that chipsweep spells otherwise (a column or axis under one of these is not read)
+SYNONYMS: dict[str, dict[str, str]] = {
+    "training": {
+        "gpus": "n_chips", "n_gpus": "n_chips", "num_gpus": "n_chips", "gpu": "chip", "accelerator": "chip",
+        "batch_size": "global_batch", "sequence_length": "seq_len", "tensor_parallel": "tp", "pipeline_parallel": "pp",
+        "data_parallel": "dp", "dtype": "precision", "zero": "zero_stage", "activation_checkpointing": "recompute",
+    },
+    "inference": {
+        "tp": "n_chips (the tensor-parallel group is the row's chips)", "tensor_parallel": "n_chips",
+        "gpus": "n_chips", "n_gpus": "n_chips", "num_gpus": "n_chips", "gpu": "chip", "accelerator": "chip",
+        "precision": "compute_precision, weight_bits", "dtype": "compute_precision, weight_bits",
+        "quantization": "weight_bits", "weight_precision": "weight_bits (4 | 8 | 16), compute_precision",
+        "wbits": "weight_bits", "kv_precision": "kv_bits", "input_len": "prompt_len", "output_len": "gen_len",
+        "batch_size": "concurrency (requests in flight) or batch", "max_concurrency": "concurrency",
+    },
+    "asic": {"input_len": "prompt_len", "output_len": "gen_len", "process_nm": "node_nm", "macs": "n_mac"},
+}
+
+
+def name_hint(kind: str, name: str, known: set[str] | None = None) -> str | None:
+    """What a column or axis `name` that kind `kind` does not read may have meant: a known synonym, the inputs of
+    this kind it nearly spells (`known`, else the kind's axes), or the kind it is an input of. None when nothing
+    comes close (a pass-through column such as `case_id`)."""
+    import difflib
+
+    names = set(AXES.get(kind, {})) | (known or set())
+    if name in SYNONYMS.get(kind, {}):
+        return f"did you mean {SYNONYMS[kind][name]}?"
+    close = [c for c in difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.7) if c != name]
+    if close:
+        return f"did you mean {', '.join(close)}?"
+    other = [k for k, axes in AXES.items() if k != kind and name in axes]
+    if other:
+        return f"it is an input of kind {' and '.join(other)}"
+    return None

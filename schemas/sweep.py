@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from chipsweep.schemas.axes import AXES, AxisDef, fmt_number
+from chipsweep.schemas.axes import AXES, AxisDef, fmt_number, name_hint
 from chipsweep.schemas.catalog import Catalog
 from chipsweep.schemas.columns import MAXIMISE, objective_columns
 from chipsweep.schemas.errors import Problem, SpecError
@@ -104,11 +104,10 @@ class Sweep:
 def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
     """Check the spec against the catalog and resolve every axis; raises `SpecError` with all problems."""
     problems: list[Problem] = []
-    defs = AXES[spec.kind]
     effective = _apply_overrides(spec, catalog, problems)
     axes: list[Axis] = []
     for name, raw in spec.axes.items():
-        d = _axis_def(defs, name, f"axes.{name}", raw, problems)
+        d = _axis_def(spec.kind, name, f"axes.{name}", raw, problems)
         if d is None:
             continue
         axis = _resolve_axis(name, d, raw, effective, f"axes.{name}", problems, kind=spec.kind)
@@ -123,7 +122,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
         if name in spec.axes:
             problems.append(Problem(where, raw, "a setting that is not also an axis", f"'{name}' is already an axis"))
             continue
-        d = _axis_def(defs, name, where, raw, problems)
+        d = _axis_def(spec.kind, name, where, raw, problems)
         if d is None:
             continue
         axis = _resolve_axis(name, d, [raw], effective, where, problems, single=True, kind=spec.kind)
@@ -138,10 +137,13 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
     return sweep
 
 
-def _axis_def(defs: Mapping[str, AxisDef], name: str, where: str, raw: Any, problems: list[Problem]) -> AxisDef | None:
+def _axis_def(kind: str, name: str, where: str, raw: Any, problems: list[Problem]) -> AxisDef | None:
+    defs = AXES[kind]
     d = defs.get(name)
     if d is None:
-        problems.append(Problem(where, raw, ", ".join(defs), f"unknown axis or setting '{name}'"))
+        hint = name_hint(kind, name)
+        problems.append(Problem(where, raw, ", ".join(defs),
+                                f"unknown axis or setting '{name}'" + (f" ({hint})" if hint else "")))
     return d
 
 

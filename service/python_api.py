@@ -48,6 +48,11 @@ class RowWarning(UserWarning):
     """A row `evaluate` could not evaluate; its output cells are empty and the reason names the field."""
 
 
+class ColumnWarning(UserWarning):
+    """A given column `evaluate` does not read although its name comes close to one it does (or is another kind's
+    input): it passes through untouched and the rows run as if it were absent."""
+
+
 # ------------------------------------------------------------------------------------------------
 # evaluate
 # ------------------------------------------------------------------------------------------------
@@ -63,6 +68,8 @@ def evaluate(rows: Any, kind: str = "training", *, strict: bool = False, catalog
     table = as_table(rows)
     out, errors = evaluate_table(kind, table, catalog if catalog is not None else load_catalog(), strict=strict,
                                  explain=explain)
+    for note in errors.column_notes:
+        warnings.warn(note, ColumnWarning, stacklevel=2)
     messages = errors.messages()
     for msg in messages[:WARNED_ROWS]:
         warnings.warn(msg, RowWarning, stacklevel=2)

@@ -66,6 +66,38 @@ def test_a_bad_row_keeps_its_place_with_a_warning_and_strict_refuses_the_rows() 
     assert "no_such_chip" in str(err.value)
 
 
+def test_a_column_evaluate_does_not_read_but_nearly_names_an_input_is_said(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """CONTRACT: columns not listed pass through untouched. A column whose name comes close to an input
+    (`concurency`), is a synonym users reach for (`weight_precision`, `tp` on a serving row) or is another kind's
+    input (`concurrency` on a training row) would leave every row at the default without a word: a ColumnWarning
+    names it and what it may have meant, and the CLI prints it. A pass-through label (`case_id`) stays silent, and
+    the rows run exactly as without the column."""
+    row = {"model": "llama3_8b", "chip": "nvidia_rtx_4090", "n_chips": 1, "concurrency": 4}
+    given = {**row, "weight_precision": "int4", "tp": 2, "concurency": 8, "case_id": "a"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = chipsweep.evaluate([given], kind="inference")
+        plain = chipsweep.evaluate([row], kind="inference")
+    notes = [str(w.message) for w in caught if issubclass(w.category, chipsweep.ColumnWarning)]
+    assert len(notes) == 3, notes
+    weight, tp, typo = notes
+    assert weight.startswith("column 'weight_precision' is not an input of kind inference") and "weight_bits" in weight
+    assert "'tp'" in tp and "n_chips" in tp and "'concurency'" in typo and "did you mean concurrency?" in typo
+    assert out.column("weight_bits").to_pylist() == [16]  # the default: the column was not read
+    assert out.column("tpot_s").to_pylist() == plain.column("tpot_s").to_pylist()
+    assert out.column("case_id").to_pylist() == ["a"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chipsweep.evaluate([{**ROW, "concurrency": 3, "label": "x"}], kind="training")
+    notes = [str(w.message) for w in caught if issubclass(w.category, chipsweep.ColumnWarning)]
+    assert notes == ["column 'concurrency' is not an input of kind training: it passes through untouched and every "
+                     "row runs as if it were absent (it is an input of kind inference)"]
+    csv = tmp_path / "rows.csv"
+    csv.write_text("model,chip,n_chips,weight_precision\nllama3_8b,nvidia_rtx_4090,1,int4\n")
+    assert cli(["evaluate", "--kind", "inference", str(csv), "-o", str(tmp_path / "out.csv")]) == 0
+    assert "column 'weight_precision' is not an input of kind inference" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("rows", "kind", "field"), [
     ([ROW], "trainning", "kind"),
     ({"model": "llama3_8b"}, "training", "rows"),

@@ -109,6 +109,9 @@ def test_unknown_axis_is_refused_naming_the_allowed_axes(catalog) -> None:  # ty
     p = refused(spec, catalog).problems[0]
     assert p.field == "axes.warp_drive" and p.value == [1, 2]
     assert "micro_batch" in p.allowed and "recompute" in p.allowed
+    spec["axes"].pop("warp_drive")
+    spec["axes"]["micro_batches"] = [1, 2]  # a near miss says what it may have meant
+    assert "(did you mean micro_batch?)" in refused(spec, catalog).problems[0].message
 
 
 def test_unknown_chip_id_is_refused_with_the_catalog_ids(catalog) -> None:  # type: ignore[no-untyped-def]

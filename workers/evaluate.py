@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from chipsweep.schemas.axes import name_hint
 from chipsweep.schemas.catalog import Catalog
 from chipsweep.workers.asic_rows import evaluate_asic
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import evaluate_inference
-from chipsweep.workers.parse import EvaluateError, RowErrors
+from chipsweep.workers.parse import EvaluateError, RowErrors, columns_read
 from chipsweep.workers.training_rows import evaluate_training
 
 EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {
@@ -44,7 +45,26 @@ def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool
                             "carry their step's parts: bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s)",
                             field="explain", value=kind, allowed=list(EXPLAINED))
     extra = {"explain": True} if explain else {}
-    return EVALUATORS[kind](table, Context.build(catalog), strict=strict, **extra)
+    with columns_read() as read:
+        out, errors = EVALUATORS[kind](table, Context.build(catalog), strict=strict, **extra)
+    errors.column_notes = passed_through_notes(kind, table.column_names, read)
+    return out, errors
+
+
+def passed_through_notes(kind: str, given: list[str], read: set[str]) -> list[str]:
+    """A note for each given column the evaluator did not read whose name comes close to one it reads, is a known
+    synonym of one, or is another kind's input (CONTRACT: columns not listed pass through untouched, so a
+    misspelt `weight_precison` would otherwise leave every row at the default without a word). A column nothing
+    comes close to (`case_id`) passes through silently; `chip.*` / `cal.*` what-ifs have their own check."""
+    notes = []
+    for name in given:
+        if name in read or name.partition(".")[1]:
+            continue
+        hint = name_hint(kind, name, read)
+        if hint:
+            notes.append(f"column '{name}' is not an input of kind {kind}: it passes through untouched and every row "
+                         f"runs as if it were absent ({hint})")
+    return notes
 
 
 __all__ = ["EvaluateError", "evaluate_table"]

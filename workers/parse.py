@@ -7,7 +7,9 @@ one `EvaluateError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +23,26 @@ Array = np.ndarray
 
 STRICT_MESSAGES = 20  # row messages an EvaluateError carries
 
+_READ: ContextVar[set[str] | None] = ContextVar("chipsweep_columns_read", default=None)
+
+
+@contextmanager
+def columns_read() -> Iterator[set[str]]:
+    """The names of the columns the parsers below looked up while the block ran (present or not): what the
+    evaluator reads, so a given column outside it is one that passes through untouched."""
+    names: set[str] = set()
+    token = _READ.set(names)
+    try:
+        yield names
+    finally:
+        _READ.reset(token)
+
+
+def _reading(name: str) -> None:
+    names = _READ.get()
+    if names is not None:
+        names.add(name)
+
 
 class EvaluateError(ChipsweepError):
     """Raised in strict mode: the first bad rows, each with row, field, value and what is allowed."""
@@ -33,6 +55,7 @@ class RowErrors:
         self.n = n
         self._msgs: dict[int, list[str]] = {}
         self._problems: dict[int, list[Problem]] = {}
+        self.column_notes: list[str] = []  # about the table's columns, not a row (a near-miss name passed through)
 
     def add(self, rows: Sequence[int] | Array, field: str, values: Sequence[object], allowed: str) -> None:
         for r, v in zip(np.asarray(rows).tolist(), values, strict=True):
@@ -88,6 +111,7 @@ def _as_strings(col: pa.ChunkedArray | pa.Array) -> list[str | None]:
 def blank_mask(table: pa.Table, name: str) -> Array:
     """True where the column is absent, null, NaN in a float column (how pandas writes a missing cell) or
     an empty string. The text `nan` is not blank: it is a value, and `numbers` refuses it."""
+    _reading(name)
     if name not in table.column_names:
         return np.ones(table.num_rows, dtype=bool)
     col = table.column(name)
@@ -205,6 +229,7 @@ def choices(
     required: bool = False,
 ) -> Array:
     """Index into `options` (float64, NaN where blank); unknown values are recorded as errors."""
+    _reading(name)
     n = table.num_rows
     out = np.full(n, np.nan)
     if name not in table.column_names:
@@ -236,6 +261,7 @@ def choices(
 
 def ids(table: pa.Table, name: str, index: dict[str, int], errors: RowErrors, what: str) -> Array:
     """Catalog ids -> integer positions (-1 where blank or unknown; unknown ones become errors)."""
+    _reading(name)
     n = table.num_rows
     out = np.full(n, -1, dtype=np.int64)
     if name not in table.column_names:

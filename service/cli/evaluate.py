@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"cannot read '{args.input}': {exc}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", python_api.RowWarning)
+        warnings.simplefilter("always", python_api.ColumnWarning)
         out = python_api.evaluate(table, kind=args.kind, strict=args.strict, explain=args.explain)
     write_table(out, args.output)
-    for w in caught[:SHOWN_ROW_ERRORS + 1]:
+    columns = [w for w in caught if issubclass(w.category, python_api.ColumnWarning)]
+    rows = [w for w in caught if not issubclass(w.category, python_api.ColumnWarning)]
+    for w in [*columns, *rows[:SHOWN_ROW_ERRORS + 1]]:
         print(f"chipsweep: {w.message}", file=sys.stderr)
     return 0
