@@ -6,6 +6,7 @@ an integer or a number within bounds, a choice from a vocabulary (schemas/vocab.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +20,7 @@ from chipsweep.schemas.vocab import (
     ENGINES,
     FRAMEWORKS,
     MLP_TYPES,
+    MODEL_NUMERIC,
     MOE_FIELDS,
     OVERRIDABLE,
     PRECISIONS,
@@ -183,11 +185,11 @@ def name_hint(kind: str, name: str, known: set[str] | None = None) -> str | None
     """What a column or axis `name` that kind `kind` does not read may have meant: a known synonym, the inputs of
     this kind it nearly spells (`known`, else the kind's axes), or the kind it is an input of. None when nothing
     comes close (a pass-through column such as `case_id`)."""
-    import difflib
-
     names = set(AXES.get(kind, {})) | (known or set())
     if name in SYNONYMS.get(kind, {}):
         return f"did you mean {SYNONYMS[kind][name]}?"
+    if name in MODEL_NUMERIC:
+        return "it is a field of a catalog model entry, read from the catalog, not from a row: a model overlay changes it"
     close = [c for c in difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.7) if c != name]
     if close:
         return f"did you mean {', '.join(close)}?"

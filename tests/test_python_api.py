@@ -92,6 +92,11 @@ def test_a_column_evaluate_does_not_read_but_nearly_names_an_input_is_said(tmp_p
     notes = [str(w.message) for w in caught if issubclass(w.category, chipsweep.ColumnWarning)]
     assert notes == ["column 'concurrency' is not an input of kind training: it passes through untouched and every "
                      "row runs as if it were absent (it is an input of kind inference)"]
+    with warnings.catch_warnings(record=True) as caught:  # a catalog model's field is not a row column
+        warnings.simplefilter("always")
+        chipsweep.evaluate([{**ROW, "model": "deepseek_v3", "moe_groups": 4}], kind="training")
+    notes = [str(w.message) for w in caught if issubclass(w.category, chipsweep.ColumnWarning)]
+    assert len(notes) == 1 and "'moe_groups'" in notes[0] and "field of a catalog model entry" in notes[0], notes
     csv = tmp_path / "rows.csv"
     csv.write_text("model,chip,n_chips,weight_precision\nllama3_8b,nvidia_rtx_4090,1,int4\n")
     assert cli(["evaluate", "--kind", "inference", str(csv), "-o", str(tmp_path / "out.csv")]) == 0
