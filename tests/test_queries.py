@@ -308,6 +308,40 @@ def test_pareto_training_compares_costs_on_one_basis_when_asked(tmp_path: Path) 
     assert both.num_rows == rental.num_rows + owned.num_rows
 
 
+def test_a_deadline_or_a_budget_keeps_the_frontier_inside_it(tmp_path: Path) -> None:
+    """`max_days` and `max_cost_usd` filter before the frontier is drawn: the rows left are the frontier of the
+    configurations inside the deadline (budget), so every row kept is inside it, the frontier rows that were
+    inside it stay, and the slowest (costliest) end is gone."""
+    own = str(tmp_path / "lake")
+    rng = np.random.default_rng(5)
+    table = lakegen.random_training(rng, 600, nan_frac=0.0, infeasible_frac=0.0, n_models=1)
+    # time and cost that trade off (a faster cluster costs more), so the frontier has many rows
+    days = table["time_to_train_days"].to_numpy(zero_copy_only=False).astype(np.float64)
+    cost = 1e8 / np.maximum(days, 1e-3) * rng.uniform(1.0, 1.5, len(days))
+    table = table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd",
+                             pa.array(cost.astype(np.float32)).cast(table.schema.field("cost_usd").type))
+    table = table.set_column(table.schema.get_field_index("cost_basis"), "cost_basis",
+                             pa.array(["rental"] * table.num_rows).dictionary_encode()
+                             .cast(table.schema.field("cost_basis").type))
+    lakegen.write_version(own, "training", "s", 1, table)
+    model = run_sql("SELECT model FROM models WHERE model_id = 0", lake=own)["model"][0].as_py()
+    full = run_saved("pareto_training", {"model": model, "cost_basis": "rental"}, lake=own).to_pylist()
+    assert len(full) >= 3
+    days = sorted(r["time_to_train_days"] for r in full)
+    deadline = days[len(days) // 2]
+    held = run_saved("pareto_training", {"model": model, "cost_basis": "rental", "max_days": deadline},
+                     lake=own).to_pylist()
+    assert held and all(r["time_to_train_days"] <= deadline for r in held)
+    assert {r["idx"] for r in full if r["time_to_train_days"] <= deadline} <= {r["idx"] for r in held}
+    assert max(r["time_to_train_days"] for r in full) > deadline
+    costs = sorted(r["cost_usd"] for r in full)
+    budget = costs[len(costs) // 2]
+    cheap = run_saved("pareto_training", {"model": model, "cost_basis": "rental", "max_cost_usd": budget},
+                      lake=own).to_pylist()
+    assert cheap and all(r["cost_usd"] <= budget for r in cheap)
+    assert {r["idx"] for r in full if r["cost_usd"] <= budget} <= {r["idx"] for r in cheap}
+
+
 def test_nan_in_a_float_column_is_seen_as_nan_whatever_the_parquet_statistics_say(tmp_path: Path) -> None:
     """Arrow leaves NaN out of a float column's Parquet min/max; read without `can_have_nan`, DuckDB takes those
     bounds as proof that no NaN is there and folds isnan() to false (duckdb/duckdb #25521). The lake's views read

@@ -7,6 +7,8 @@
 -- @param chips text = null  only these chips: catalog ids separated by commas (default: every chip)
 -- @param precision text = null  only this training precision, e.g. bf16 (default: every precision)
 -- @param calibration choice(measured|any) = null  measured: only chips whose efficiency was fitted on their own published runs (`calibrated_on` not "extrapolated ..."); default any
+-- @param max_days float = null  a deadline: only configurations that train in at most this many days (the frontier within it)
+-- @param max_cost_usd float = null  a budget: only configurations that cost at most this many dollars
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
@@ -15,6 +17,8 @@ WITH feasible AS NOT MATERIALIZED (
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($cost_basis IS NULL OR f.cost_basis = $cost_basis)
       AND ($precision IS NULL OR f.precision = $precision)
+      AND ($max_days IS NULL OR f.time_to_train_days <= $max_days)
+      AND ($max_cost_usd IS NULL OR f.cost_usd <= $max_cost_usd)
       AND (coalesce($calibration, 'any') = 'any' OR fitted_on_own_runs(f.calibrated_on))
       AND ($chips IS NULL
            OR (f.sweep, f.version, f.chip_id) IN (SELECT sweep, version, chip_id FROM chips
