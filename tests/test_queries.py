@@ -210,7 +210,7 @@ def test_frontier_diff_of_identical_versions_is_empty(lake: str) -> None:
 
 @pytest.mark.parametrize(("params", "field", "words"), [
     ({"model": "gpt9"}, "model", "'gpt9' is not in the lake; allowed: gpt3_13b, gpt3_175b, llama2_70b"),
-    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, cost_basis, chips, precision, calibration, objectives"),
+    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, cost_basis, chips, precision, calibration, max_days, max_cost_usd, objectives"),
     ({"model": "llama2_7b", "objectives": "cost_usd"}, "objectives", "names 1 objective(s); allowed: 2 or 3"),
     ({"model": "llama2_7b", "objectives": "a,b,c,d"}, "objectives", "'a' is not an objective here; allowed: "),
     ({"model": "llama2_7b", "objectives": "cost_usd:up,mfu"}, "objectives", "allowed: min, max"),

@@ -191,6 +191,18 @@ def test_the_explorer_can_keep_only_chips_fitted_on_their_own_runs(server: Serve
     assert page.locator("#calibration").input_value() == "measured"
 
 
+def test_the_explorer_draws_the_frontier_within_a_deadline(server: Server, page: Any) -> None:
+    full = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake())
+    days = sorted(full["time_to_train_days"].to_pylist())
+    assert len(days) >= 2
+    deadline = f"{(days[-2] + days[-1]) / 2:.6g}"  # between the two slowest frontier rows
+    front = run_saved("pareto_training", {"model": "llama2_70b", "max_days": deadline}, lake=server.lake())
+    assert front.num_rows and max(front["time_to_train_days"].to_pylist()) <= float(deadline) < days[-1]
+    page.goto(server.url + f"/ui/frontier?query=pareto_training&model=llama2_70b&max_days={deadline}")
+    assert _same_points(_frontier_points(page), _query_points(front))
+    assert page.locator("#max_days").input_value() == deadline
+
+
 def test_the_submit_form_refuses_an_invalid_spec_naming_the_field(server: Server, page: Any) -> None:
     page.goto(server.url + "/ui/submit")
     spec = training_spec("ui-bad")

@@ -124,7 +124,7 @@ const chipsweep = (() => {
     const chips = [...document.getElementById("chips").selectedOptions].map((o) => o.value);
     if (chips.length) out.chips = chips.join(",");
     const q = out.query;
-    if (q !== "pareto_training") { delete out.cost_basis; delete out.precision; }
+    if (q !== "pareto_training") { delete out.cost_basis; delete out.precision; delete out.max_days; delete out.max_cost_usd; }
     if (q !== "pareto_training" && q !== "pareto_serving") delete out.calibration;
     if (q !== "pareto_serving") { delete out.ttft_max_s; delete out.tpot_max_s; }
     if (q === "pareto_edge") delete out.chips;
