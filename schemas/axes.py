@@ -134,6 +134,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "scheduler_steps": _ints("scheduler_steps"),
         "ssm_state_bits": AxisDef("choice", "ssm_state_bits", options=STATE_BITS, numeric_choice=True),
         "async_scheduling": AxisDef("bool", "async_scheduling"),
+        "ep_dedup": AxisDef("bool", "ep_dedup"),
         "engine": AxisDef("choice", "engine", options=ENGINES),
         **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
         **_SHAPES,

@@ -157,6 +157,8 @@ INFERENCE: list[Column] = [
     # added 2026-12-03 at the end so lakes written before still read
     _c("ssm_state_bits", "int8", "bits", "precision of a state-space (Mamba) layer's recurrent state per sequence: 16 | 32 (vLLM --mamba-ssm-cache-dtype)", "input"),
     _c("async_scheduling", "bool", "", "the engine schedules the next iteration while the chips run this one (vLLM --async-scheduling): the host's per-sequence work overlaps the step", "input"),
+    # added 2026-12-04 at the end so lakes written before still read
+    _c("ep_dedup", "bool", "", "hierarchical expert dispatch (DeepEP): a token crosses the network once per remote scale-up domain holding one of its experts, not once per expert", "input"),
 ]
 
 ASIC: list[Column] = [

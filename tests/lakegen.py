@@ -184,6 +184,7 @@ def random_inference(
         "disaggregated": np.zeros(n, dtype=bool), "dp_attention": np.zeros(n, dtype=bool),
         "engine": ["tensorrt_llm"] * n, "calibrated_on": ["extrapolated from all chips (default set)"] * n,
         "scheduler_steps": np.ones(n), "ssm_state_bits": np.full(n, 16.0), "async_scheduling": np.zeros(n, dtype=bool),
+        "ep_dedup": np.zeros(n, dtype=bool),
     })
     for name in ("output_tokens_per_s", "output_tokens_per_s_per_chip", "tokens_per_s_per_user", "tpot_s",
                  "usd_per_million_tokens", "power_w"):

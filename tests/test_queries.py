@@ -327,19 +327,14 @@ def test_a_deadline_or_a_budget_keeps_the_frontier_inside_it(tmp_path: Path) -> 
     model = run_sql("SELECT model FROM models WHERE model_id = 0", lake=own)["model"][0].as_py()
     full = run_saved("pareto_training", {"model": model, "cost_basis": "rental"}, lake=own).to_pylist()
     assert len(full) >= 3
-    days = sorted(r["time_to_train_days"] for r in full)
-    deadline = days[len(days) // 2]
-    held = run_saved("pareto_training", {"model": model, "cost_basis": "rental", "max_days": deadline},
-                     lake=own).to_pylist()
-    assert held and all(r["time_to_train_days"] <= deadline for r in held)
-    assert {r["idx"] for r in full if r["time_to_train_days"] <= deadline} <= {r["idx"] for r in held}
-    assert max(r["time_to_train_days"] for r in full) > deadline
-    costs = sorted(r["cost_usd"] for r in full)
-    budget = costs[len(costs) // 2]
-    cheap = run_saved("pareto_training", {"model": model, "cost_basis": "rental", "max_cost_usd": budget},
-                      lake=own).to_pylist()
-    assert cheap and all(r["cost_usd"] <= budget for r in cheap)
-    assert {r["idx"] for r in full if r["cost_usd"] <= budget} <= {r["idx"] for r in cheap}
+    for param, col in (("max_days", "time_to_train_days"), ("max_cost_usd", "cost_usd")):
+        values = sorted(r[col] for r in full)
+        limit = values[len(values) // 2]
+        held = run_saved("pareto_training", {"model": model, "cost_basis": "rental", param: limit},
+                         lake=own).to_pylist()
+        assert held and all(r[col] <= limit for r in held), param
+        assert {r["idx"] for r in full if r[col] <= limit} <= {r["idx"] for r in held}, param
+        assert values[-1] > limit
 
 
 def test_nan_in_a_float_column_is_seen_as_nan_whatever_the_parquet_statistics_say(tmp_path: Path) -> None:

@@ -442,3 +442,30 @@ def test_a_chip_without_runs_takes_its_vendors_set_for_its_class_before_the_clas
     bw_325 = a.memory_bandwidth_measured_gb_s or a.memory_bandwidth_gb_s * memory_reach
     bw_300 = b.memory_bandwidth_measured_gb_s or b.memory_bandwidth_gb_s * memory_reach
     assert 1.0 < mi300x["tpot_s"] / mi325x["tpot_s"] <= bw_325 / bw_300
+
+
+def test_expert_all_to_alls_send_across_nodes_only_the_copies_bound_there() -> None:
+    """DeepSeek-V3 (k = 8 of 256 experts in 8 groups, at most 4 groups per token) served on H200s with expert
+    parallelism and data-parallel attention. Inside one 8-GPU node the dispatch is all NVLink, plain or hierarchical alike. Over two
+    nodes (ep 16) a plain all-to-all sends each token's copies for the other node's experts over the NICs, k x 8/16 =
+    4 per token (and 3.5 over NVLink, at once); a hierarchical one (`ep_dedup`, DeepEP) sends one copy to each remote
+    node holding one of its experts, 1 - C(4,4)/C(8,4) = 69/70 per token under group-limited routing (groups laid out
+    4 per node), and fans out over NVLink there. The all-to-all time per decoded token (the slope of the iteration's
+    collectives in the tokens it carries) falls by 4 / (69/70); before, every copy crossed the NICs."""
+    base = dict(model="deepseek_v3", chip="nvidia_h200_sxm", engine="sglang", compute_precision="fp8", weight_bits=8,
+                kv_bits=8, dp_attention="true", prompt_len=0, gen_len=256)
+
+    def comm(n: int, dedup: str, c: int) -> float:
+        rows = chipsweep.evaluate([dict(base, n_chips=n, ep=n, ep_dedup=dedup, concurrency=c)], kind="inference",
+                                  explain=True).to_pylist()
+        assert rows[0]["infeasible_reason"] == "", rows[0]["infeasible_reason"]
+        return float(rows[0]["tpot_comm_s"])
+
+    assert comm(8, "true", 64) == pytest.approx(comm(8, "false", 64), rel=1e-6)
+    slope = {d: (comm(16, d, 128) - comm(16, d, 64)) / 64 for d in ("false", "true")}  # s per token in flight
+    assert slope["false"] / slope["true"] == pytest.approx(4 / (69 / 70), rel=1e-3)
+    # the network carries the plain dispatch: 4 copies of the token's hidden state (7,168 16-bit activations,
+    # defaults.yaml act_bytes), dispatch and combine in each of the 58 MoE layers, over one H200's 400 Gb/s NIC at
+    # the engine's link share; each of the 16 chips carries 1/16 of the tokens
+    link = 400e9 / 8 * 0.75
+    assert slope["false"] * 16 == pytest.approx(2 * 58 * 7168 * 2 * 4 / link, rel=1e-3)

@@ -404,6 +404,7 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
             "scheduler_steps": x["scheduler_steps"],
             "ssm_state_bits": x["ssm_state_bits"],
             "async_scheduling": np.asarray(x["async_scheduling"], dtype=np.float64) > 0,
+            "ep_dedup": np.asarray(x["ep_dedup"], dtype=np.float64) > 0,
             "engine": np.asarray(x["engine"], dtype=np.int32),  # index into ENGINES
             "calibrated_on": np.asarray(x["calibrated_on"], dtype=np.int32),
             **{name: out[name] for name in _INFERENCE_FLOAT_OUT},

@@ -12,6 +12,9 @@ Sources:
   (n-1)/n of the bytes, so those keep the ring's volume.
 - Jia et al. 2018 / NCCL's 2D hierarchical all-reduce: reduce-scatter/all-gather inside each scale-up
   domain, then an all-reduce of the 1/g shards between domains, each chip on its own NIC.
+- DeepSeek-V3 technical report (arXiv:2412.19437) sec. 2.1.2 and 3.2.2; DeepEP: an expert-parallel dispatch that
+  crosses the scale-out network once per remote domain holding one of a token's experts and fans out inside it over
+  the scale-up link; node-limited routing caps the domains a token reaches.
 - NVIDIA/nccl src/graph/tuning.cc (commit 01afd20a, the 2021 tuning model), ncclTopoTuneModel: all-gather and reduce-scatter run
   only as rings; their latency is baseLat + (nRanks - nNodes) x the intra-node step + (nNodes - 1) x the network
   step, for the Simple protocol of large messages 8.4 us + 3.4 us per NVLink step + 9.6 us per network step.
@@ -88,3 +91,31 @@ class Group:
         """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half a ring all-reduce's volume (each chip
         takes in, or sends out, the other chips' share; no in-network reduction helps) and messages."""
         return nbytes * self.per_byte_gather + self.gather_fixed
+
+
+def expert_copies(ep: Array, g_ep: Array, k: Array, dedup: Array, groups: Array | None = None,
+                  topk_groups: Array | None = None) -> tuple[Array, Array]:
+    """(copies per token over the scale-up link, copies per token over the scale-out network) of one expert-parallel
+    all-to-all over `ep` chips, `g_ep` of them per scale-up domain, `k` experts per token. Plain: each of a token's k
+    copies goes to its expert's chip, 1/ep of them to each peer, those beyond the domain over the network. With
+    `dedup` (hierarchical dispatch: DeepEP, HybridEP, DeepSeek-V3 sec. 3.2.2) a token crosses the network once per
+    remote domain holding one of its experts and fans out over the scale-up link there: with k experts spread
+    evenly over n domains it reaches (n - 1)(1 - (1 - 1/n)^k) remote domains on average, fewer under group-limited
+    routing (`groups` expert groups laid out groups/n per domain, at most `topk_groups` per token; DeepSeek-V3 sec.
+    2.1.2: the token's groups miss a domain with chance C(G - G/n, M) / C(G, M))."""
+    n_dom = np.ceil(ep / g_ep - 1e-9)  # domains the ep group spans
+    untouched = (1.0 - 1.0 / n_dom) ** k  # chance a token has no expert in a given domain
+    if groups is not None and topk_groups is not None and bool((groups > 0).any()):
+        per_dom = groups / n_dom
+        limited = (groups > 0) & (np.abs(per_dom - np.round(per_dom)) < 1e-9) & (n_dom > 1)
+        miss = np.ones_like(untouched)
+        for i in range(int(np.nanmax(np.where(limited, topk_groups, 0.0)))):
+            miss = miss * np.where(i < topk_groups, np.maximum(groups - per_dom - i, 0.0) / np.maximum(groups - i, 1.0), 1.0)
+        untouched = np.where(limited, np.maximum(untouched, miss), untouched)
+    remote = (n_dom - 1.0) * (1.0 - untouched)  # copies per token over the network, deduplicated
+    on = dedup * (ep > g_ep)  # 0/1: only where some peers are beyond the domain
+    plain_out, plain_up = k * (ep - g_ep) / ep, k * (g_ep - 1.0) / ep
+    # 0/1 blends (a multiply, not np.where: cheaper in the cores' hot loops, and keeps a float32 block float32)
+    out_copies = plain_out + on * (remote - plain_out)
+    up_copies = plain_up + on * (k * (ep - 1.0) / ep - plain_up)  # forwarded copies ride the scale-up link too
+    return up_copies, out_copies

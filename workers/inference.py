@@ -71,6 +71,7 @@ import numpy as np
 
 from chipsweep.workers.bits import indivisible
 from chipsweep.workers.blocks import by_blocks
+from chipsweep.workers.comm import expert_copies
 
 Array = np.ndarray
 
@@ -100,9 +101,10 @@ INPUT_KEYS = (
     # model (workers/workload.py MODEL_KEYS)
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
-    "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems",
+    "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
+    "moe_topk_groups",
     # workload (n_chips, batch, concurrency: NaN = choose)
-    "n_chips", "pp", "ep", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch",
+    "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch",
     "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
@@ -273,7 +275,24 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan), expert all-to-alls
     link = np.where(t <= x["up_domain"], x["up_bw"], x["out_bw"]) * cal["link_fraction"]  # bytes/s per chip
     ar_byte = np.where(tp > 1, 2.0 * (tp - 1.0) / tp / link, 0.0)  # s per all-reduced byte (ring over a stage)
-    a2a_byte = np.where(ep > 1, (ep - 1.0) / ep / link, 0.0)  # s per byte a chip sends in an all-to-all
+    # expert all-to-alls: a token's copies to the peers inside the scale-up domain ride its link, the rest the NICs,
+    # both at once; a hierarchical dispatch (`ep_dedup`, DeepEP) crosses the network once per remote domain holding
+    # one of the token's experts (comm.expert_copies, the training core's count)
+    a2a_copy = 0.0 * ep  # s per byte of a token's hidden state in one all-to-all (0 without expert parallelism)
+    moe_rows = np.nonzero(ep > 1)[0]
+    if moe_rows.size:  # only the expert-parallel rows pay the count
+
+        def at(v: Any) -> Any:
+            return v[moe_rows] if np.ndim(v) else v
+
+        e_r, t_r = ep[moe_rows], t[moe_rows]
+        dom = np.where(np.isfinite(x["up_domain"][moe_rows]), x["up_domain"][moe_rows], 1.0)
+        g_ep = np.maximum(np.minimum(np.where(t_r <= dom, e_r, dom), e_r), 1.0)  # ep members inside one domain
+        up_copies, out_copies = expert_copies(e_r, g_ep, at(x["moe_topk"]), at(x["ep_dedup"]), at(x["moe_groups"]),
+                                              at(x["moe_topk_groups"]))
+        frac = at(cal["link_fraction"])
+        up_link, out_link = at(x["up_bw"]) * frac, at(x["out_bw"]) * frac  # bytes/s per chip
+        a2a_copy[moe_rows] = np.maximum(up_copies / up_link, out_copies / out_link)
     lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
     ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)  # all-reduces
     msg_tok = h * act_b  # bytes of one token's hidden state
@@ -289,7 +308,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # to the experts, hand-offs between pipeline stages (each a latency per message and a time per byte)
     a2a_layers = np.where(ep > 1, 2.0 * x["moe_layers"], 0.0)
     comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
-    comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * x["moe_topk"] * a2a_byte + (pp - 1.0) * hop)  # s/token
+    comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * a2a_copy + (pp - 1.0) * hop)  # s/token
     # an engine's own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce; asic.yaml
     # serving.custom_all_reduce_bytes): one barrier and one read of every peer's buffer, for messages below the
     # engine's limit; NCCL's 2 x ceil(log2 tp) steps beyond it

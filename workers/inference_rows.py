@@ -276,6 +276,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["concurrency"] = numbers(table, "concurrency", errors, integer=True, minimum=1)
     raw["disaggregated"] = _bools(table, "disaggregated", errors)
     raw["dp_attention"] = _bools(table, "dp_attention", errors)
+    raw["ep_dedup"] = _bools(table, "ep_dedup", errors)
     raw["scheduler_steps"] = numbers(table, "scheduler_steps", errors, integer=True, minimum=1)
     raw["async_scheduling"] = _bools(table, "async_scheduling", errors)
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
@@ -492,6 +493,7 @@ def assemble_inference(
         "pp": pp,
         "ep": ep,
         "dp_attention": np.nan_to_num(get("dp_attention")),
+        "ep_dedup": np.nan_to_num(get("ep_dedup")),  # blank: a plain all-to-all
         "disaggregated": np.nan_to_num(get("disaggregated")),
         "scheduler_steps": np.where(np.isfinite(get("scheduler_steps")), get("scheduler_steps"), 1.0),
         # the row's, else the engine's default (asic.yaml serving.async_scheduling)
@@ -623,13 +625,14 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         "concurrency": out.get("concurrency", x["concurrency"]),
         "disaggregated": x["disaggregated"],
         "dp_attention": x["dp_attention"],
+        "ep_dedup": x["ep_dedup"],
         "scheduler_steps": x["scheduler_steps"],
         "async_scheduling": x["async_scheduling"],
         "prompt_len": x["prompt_len"],
         "gen_len": x["gen_len"],
     }
     text = {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES, "disaggregated": ("false", "true"),
-            "dp_attention": ("false", "true"), "async_scheduling": ("false", "true")}
+            "dp_attention": ("false", "true"), "async_scheduling": ("false", "true"), "ep_dedup": ("false", "true")}
     names = INFERENCE_OUT + (inference.EXPLAIN_OUT if explain else ())
     result = result_table(table, resolved, names, out, bad, reason, notes, text)
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))

@@ -734,28 +734,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         tok = slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes of one copy of the chip's tokens (capacity-padded)
         g_ep = np.minimum(np.maximum(np.floor(dom / etp), 1.0), ep)  # ep members inside the scale-up domain
         beyond = num(ep > g_ep)  # some peers are beyond the domain
-        # plain all-to-all: each of a token's k copies to its expert's chip, 1/ep of them to each peer.
-        # Hierarchical dispatch (DeepEP / HybridEP, Megatron-Core's flex dispatcher; DeepSeek-V3 sec. 3.2.2): a
-        # token crosses the scale-out network once per remote domain holding one of its experts and fans out over
-        # the scale-up link there; with k experts spread evenly over n domains a token reaches
-        # (n - 1)·(1 - (1 - 1/n)^k) remote domains on average
-        n_dom = np.ceil(ep / g_ep - 1e-9)  # domains the ep group spans
-        untouched = (1.0 - 1.0 / n_dom) ** k_top  # chance a token has no expert in a given domain
-        groups = x.get("moe_groups")
-        if groups is not None and bool((groups > 0).any()):
-            # group-limited routing (DeepSeek-V3 sec. 2.1.2: at most M of the G expert groups per token, laid out G/n
-            # per domain): the token's M groups miss a domain with chance C(G - G/n, M) / C(G, M)
-            m_g = x["moe_topk_groups"]
-            per_dom = groups / n_dom
-            limited = (groups > 0) & (np.abs(per_dom - np.round(per_dom)) < 1e-9) & (n_dom > 1)
-            miss = np.ones_like(untouched)
-            for i in range(int(np.nanmax(np.where(limited, m_g, 0.0)))):
-                miss = miss * np.where(i < m_g, np.maximum(groups - per_dom - i, 0.0) / np.maximum(groups - i, 1.0), 1.0)
-            untouched = np.where(limited, np.maximum(untouched, miss), untouched)
-        remote = (n_dom - 1.0) * (1.0 - untouched)  # copies per token over scale-out, deduplicated
-        dedup = num(x["fw_ep_dedup"] > 0) * beyond
-        out_copies = _pick(dedup, remote, k_top * (ep - g_ep) / ep)
-        up_copies = _pick(dedup, k_top * (ep - 1.0) / ep, k_top * (g_ep - 1.0) / ep)  # forwarded copies ride NVLink too
+        # plain or hierarchical (`fw_ep_dedup`) dispatch: the copies per token each link carries (comm.expert_copies)
+        up_copies, out_copies = comm.expert_copies(ep, g_ep, k_top, num(x["fw_ep_dedup"] > 0), x.get("moe_groups"),
+                                                   x.get("moe_topk_groups"))
         a2a = np.maximum(tok * up_copies / up_bw, tok * out_copies / out_bw) + num(ep > 1) * _pick(
             beyond, out_lat, up_lat)  # s per all-to-all
         # s per layer per micro-batch, exposed; kept out of t_layer: it is no window for hiding other collectives.

@@ -26,7 +26,7 @@ Array = np.ndarray
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
               "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
-              "ssm_state_elems", "ssm_conv_elems")
+              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -143,6 +143,9 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         "heads": s["heads"],
         "ssm_state_elems": ssm_state,
         "ssm_conv_elems": ssm_conv,
+        # group-limited routing (DeepSeek-V3 sec. 2.1.2): expert groups, groups per token (0: no limit)
+        "moe_groups": s["moe_groups"],
+        "moe_topk_groups": s["moe_topk_groups"],
     }
 
 

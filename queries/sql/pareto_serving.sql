@@ -34,6 +34,7 @@ SELECT model, chip, chip_name,
        n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END
        || CASE WHEN pp > 1 THEN ' (pp' || pp || ')' ELSE '' END
        || CASE WHEN ep > 1 THEN ' ep' || ep ELSE '' END
+       || CASE WHEN ep_dedup THEN ' (hierarchical dispatch)' ELSE '' END
        || CASE WHEN dp_attention THEN ' dp-attention' ELSE '' END
        -- a blank compute precision (the row let the weight bits choose it) leaves the words out, not the layout
        || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
@@ -47,6 +48,6 @@ SELECT model, chip, chip_name,
                AND NOT list_contains(list_transform(string_split($objectives, ','),
                                                     lambda o: split_part(o, ':', 1)), c)),
        n_chips, pp, ep, concurrency, compute_precision, weight_bits, kv_bits, ssm_state_bits, disaggregated,
-       dp_attention, engine, async_scheduling, prompt_len, gen_len, calibrated_on, sweep, version, idx
+       dp_attention, ep_dedup, engine, async_scheduling, prompt_len, gen_len, calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len))
 ORDER BY model, prompt_len, gen_len, 5 DESC, idx

@@ -497,7 +497,9 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         per_node = int(_f(d["n_devices"]))
         nodes = SGLANG_NODES["prefill" if metric == "prefill_tokens_per_s" else "decode"]
         n = per_node * nodes
-        row.update(n_chips=n, ep=n, dp_attention="true", compute_precision="fp8", weight_bits=8, kv_bits=8, prompt_len=int(p))
+        # DeepEP's dispatch, as the source names it: one RDMA send per remote node, fanned out over NVLink there
+        row.update(n_chips=n, ep=n, dp_attention="true", ep_dedup="true", compute_precision="fp8", weight_bits=8, kv_bits=8,
+                   prompt_len=int(p))
         if metric == "prefill_tokens_per_s":  # the prefill pool: prompts batched to one pass per attention rank
             row.update(gen_len=0, batch=n)
             return [ServingCase(cid, group, dict(row), "prefill_tokens_per_s", value, 1.0 / nodes,
