@@ -285,9 +285,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         def at(v: Any) -> Any:
             return v[moe_rows] if np.ndim(v) else v
 
-        e_r, t_r = ep[moe_rows], t[moe_rows]
-        dom = np.where(np.isfinite(x["up_domain"][moe_rows]), x["up_domain"][moe_rows], 1.0)
-        g_ep = np.maximum(np.minimum(np.where(t_r <= dom, e_r, dom), e_r), 1.0)  # ep members inside one domain
+        e_r, dom = ep[moe_rows], at(x["up_domain"])
+        dom = np.where(np.isfinite(dom), dom, 1.0)  # chips per scale-up domain (1: none published)
+        g_ep = np.where(t[moe_rows] <= dom, e_r, np.maximum(np.minimum(dom, e_r), 1.0))  # ep members inside one domain
         up_copies, out_copies = expert_copies(e_r, g_ep, at(x["moe_topk"]), at(x["ep_dedup"]), at(x["moe_groups"]),
                                               at(x["moe_topk_groups"]))
         frac = at(cal["link_fraction"])
