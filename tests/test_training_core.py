@@ -461,3 +461,33 @@ def test_a_sweep_over_offload_layers_lands_the_axis_and_matches_the_evaluate_pat
               precision=["fp8"] * len(rows), recompute=["none"] * len(rows), framework=["megatron_core_2025"] * len(rows))
     for r, step in zip(rows, out["step_time_s"], strict=True):
         assert r["step_time_s"] == pytest.approx(step, rel=1e-5)
+
+
+def test_a_row_that_fits_only_with_host_offload_gets_it_when_it_leaves_offload_blank(ctx):
+    """Llama 3 70B on 64 TPU v6e (32 GB) at tp 1, micro-batch 2, sequence 8192 fits no recompute mode: with
+    `offload_layers` blank the search offloads every layer but the one in flight over the chip's host link (MaxText's
+    decoder_layer_input offload, as tpu-recipes runs it); pinned to 0 the row stays refused for memory. A fully blank
+    layout that fits without offloading keeps it (a smaller, slower layout), and a chip without a published host link
+    (the v5p) gets no offload. The sweep (chunk) path gives the fixed-layout row the same answer."""
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+    from chipsweep.workers.chunk import ChunkEvaluator
+
+    fixed = dict(model="llama3_70b", n_chips=64, global_batch=128, seq_len=8192, tp=1, pp=1, micro_batch=2,
+                 interleave=1, recompute="full", zero_stage=3)
+    rows = [dict(fixed, chip="google_tpu_v6e"), dict(fixed, chip="google_tpu_v6e", offload_layers=0),
+            dict(model="llama3_70b", chip="google_tpu_v6e", n_chips=64, global_batch=128, seq_len=8192),
+            dict(fixed, chip="google_tpu_v5p", n_chips=16, micro_batch=8)]
+    out = run(ctx, **{k: [r.get(k) for r in rows] for k in {k for r in rows for k in r}})
+    assert out["fits"][0] and out["offload_layers"][0] == 79 and out["mem_per_chip_gb"][0] < 32.6
+    assert not out["fits"][1] and out["infeasible_reason"][1].startswith("does not fit in memory")
+    assert out["fits"][2] and out["offload_layers"][2] == 0 and out["tokens_per_s"][2] < out["tokens_per_s"][0]
+    assert not out["fits"][3] and out["offload_layers"][3] == 0 and "memory" in out["infeasible_reason"][3]
+    catalog = load_catalog(use_env=False)
+    spec = {"name": "v6e-offload", "kind": "training", "store": "all",
+            "axes": {"model": ["llama3_70b"], "chip": ["google_tpu_v6e"]},
+            "fixed": {**{k: v for k, v in fixed.items() if k not in ("model",)}, "tokens": 1.0e11}}
+    ev = ChunkEvaluator(resolve(parse_spec(spec), catalog))
+    swept = ev.evaluate(0, ev.sweep.configurations).to_pylist()
+    assert len(swept) == 1 and swept[0]["fits"] and swept[0]["offload_layers"] == 79
+    assert swept[0]["step_time_s"] == pytest.approx(out["step_time_s"][0], rel=1e-5)

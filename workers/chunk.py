@@ -251,6 +251,16 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             x, out = _search(x, blank, ctx, chip_idx)
         else:
             out = run_training(x, ctx.cal_for(safe_chip, fw), CORE_DTYPE)
+            # a fixed layout that fits only with its activations in host memory gets them there, as the search does
+            need = np.nonzero((np.asarray(out["reason_mask"]) == training.R_MEMORY) & (x["offload_blank"] > 0)
+                              & np.isfinite(x["host_bw"]))[0]
+            if len(need):
+                rx, ro = _search({k: v[need] for k, v in x.items()}, {k: v[need] for k, v in blank.items()}, ctx,
+                                 chip_idx[need])
+                for d, part in ((x, rx), (out, ro)):
+                    for k, v in part.items():
+                        d[k] = np.array(d[k], copy=True)  # inputs may be shared, read-only catalog gathers
+                        d[k][need] = v
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {
             "idx": idx,

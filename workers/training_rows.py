@@ -10,7 +10,7 @@ appended. Bad rows carry their message in `infeasible_reason`; they never stop t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -299,6 +299,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
     x["offload_layers"] = _or_default(get("offload_layers"), 0.0)
+    x["offload_blank"] = (~np.isfinite(get("offload_layers"))).astype(np.float64)
     x.update({
         "n_chips": _or_default(get("n_chips"), get("tp") * get("pp") * get("dp")),
         "global_batch": get("global_batch"),
@@ -432,6 +433,7 @@ def _assemble_general(
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
         "offload_layers": _or_default(get("offload_layers"), 0.0),
+        "offload_blank": (~np.isfinite(get("offload_layers"))).astype(np.float64),
         "sustained_flops": get("sustained_tflops") * 1e12,
         "total_flops": get("total_flops"),
         "precision": precision,
@@ -498,7 +500,41 @@ def search_training(
         return run_training(cand, cal, dtype)
 
     res_x, res_out = layout.search(inputs, blank, run)
+    _offload_when_nothing_fits(inputs, blank, run, res_x, res_out)
     return {k: v for k, v in res_x.items() if not k.startswith("cal:")}, res_out
+
+
+def _offload_when_nothing_fits(inputs: dict[str, Array], blank: dict[str, Array],
+                               run: Callable[[dict[str, Array]], dict[str, Array]],
+                               res_x: dict[str, Array], res_out: dict[str, Array]) -> None:
+    """A row that leaves `offload_layers` blank and fits no layout for memory alone is searched again with its saved
+    activations in host memory, every layer of a stage but the one in flight (`offload_layers` = its layers / pp - 1),
+    on a chip with a published host link: what MaxText's `decoder_layer_input=offload` remat policies and Megatron-Core's
+    `--cpu-offloading-num-layers` run where nothing else fits (the copies' cost over the host link is the core's). A
+    layout that fits that way replaces the refused one, in place."""
+    blank_off = inputs.get("offload_blank")
+    if blank_off is None or "reason_mask" not in res_out:
+        return
+    retry = np.nonzero((blank_off > 0) & (res_out["reason_mask"] == training.R_MEMORY)
+                       & np.isfinite(inputs["host_bw"]))[0]
+    if not len(retry):
+        return
+
+    def offloaded(layers: Array, pp: Array) -> Array:
+        return np.maximum(np.floor(layers / np.maximum(pp, 1.0)) - 1.0, 0.0)
+
+    def run_offloaded(cand: dict[str, Array]) -> dict[str, Array]:
+        return run({**cand, "offload_layers": offloaded(cand["layers"], cand["pp"])})
+
+    sub_x, sub_out = layout.search({k: v[retry] for k, v in inputs.items()}, {k: v[retry] for k, v in blank.items()},
+                                   run_offloaded)
+    fits = sub_out["reason_mask"] == 0
+    rows, picked = retry[fits], np.nonzero(fits)[0]
+    sub_x["offload_layers"] = offloaded(sub_x["layers"], sub_x["pp"])
+    for k, v in sub_x.items():
+        res_x[k][rows] = v[picked]
+    for k, v in sub_out.items():
+        res_out[k][rows] = v[picked]
 
 
 def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:

@@ -406,15 +406,34 @@ def _maxtext_layout(row: dict[str, object], d: dict[str, str], B: float | None, 
     row["zero_group"] = int(fsdp) if fsdp else max(slice_chips // t, 1)
     row["chip.scale_up_domain"] = slice_chips  # the ICI slice; slices talk over DCN
     # MaxText remat policies: full saves nothing; minimal and save_dot_except_mlpwi keep the matrix outputs and
-    # recompute the element-wise work, as selective recompute does; custom policies name tensors to offload to host
-    # memory, which the rows do not list (so no `offload_layers`): left to the search (the fastest recompute that
-    # fits)
+    # recompute the element-wise work, as selective recompute does; a custom policy that offloads the decoder layer
+    # input (and the projections it names) keeps no activation of a finished layer on the chip: full recompute with
+    # every layer's saved input in host memory but the one in flight (`offload_layers` = layers - 1, the core's
+    # double-buffered copy). Other custom policies are left to the search (the fastest recompute that fits)
     rec = d["recompute"].lower()
     if "full" in rec:
         row["recompute"] = "full"
     elif "save_dot" in rec or "minimal" in rec:
         row["recompute"] = "selective"
+    elif "layers" in row and ("offload decoder_layer_input" in rec or any(
+            d["case_id"].startswith(run) for run in MAXTEXT_HOST_OFFLOAD)):
+        row["recompute"] = "full"
+        row["offload_layers"] = int(row["layers"]) - 1  # type: ignore[call-overload]
     return B
+
+
+# tpu-recipes runs whose MaxText arguments (remat_policy=custom) offload the decoder layer input to host memory,
+# read from each recipe's run_recipe.sh (AI-Hypercomputer/tpu-recipes training/trillium/...): Llama3.1-70B-MaxText
+# v6e-32 / v6e-64 / v6e-128 (decoder_layer_input, query/key/value_proj, and out_proj on 64 and 128), v6e-256 (MaxText
+# benchmarks/maxtext_trillium_model_configs.py llama3_1_70b_8192, which its README names); Llama3.1-8B-MaxText v6e-8
+# and Mistral-7B-MaxText (decoder_layer_input, q/k/v/out_proj); Llama3.1-405B-MaxText (decoder_layer_input). The
+# CSV's remat column says only 'custom' for them; the tiering table's rows say 'offload decoder_layer_input' themselves.
+# All are v6e runs (the chip's host link is in the catalog); GPT3-175B runs remat full and Gemma3-12B keeps the layer
+# input on the device (decoder_layer_input=device), so neither offloads
+MAXTEXT_HOST_OFFLOAD = (
+    "tpurecipes_trillium_Llama3.1-70B-MaxText_v6e-", "tpurecipes_trillium_Llama3.1-8B-MaxText_v6e-8_8c",
+    "tpurecipes_trillium_Mistral-7B-MaxText_", "tpurecipes_trillium_Llama3.1-405B-MaxText_",
+)
 
 
 def _slices(notes: str) -> int:
@@ -596,6 +615,10 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
                 offload = _MBRIDGE_OFFLOAD.get((d["model"].upper(), d["chip"], int(tp or 1))) if fsdp else None
                 if offload is not None:
                     row.update(offload_layers=offload, recompute="none")
+        if source not in MAXTEXT_SOURCES:
+            # a published run that offloads activations says so (Megatron-Bridge's Megatron-FSDP presets, set above);
+            # the layout search's offload fallback is for rows that leave it open, not for runs that did not use it
+            row.setdefault("offload_layers", 0)
         if B is not None:
             row["global_batch"] = int(B)
         elif layout:
@@ -886,6 +909,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
                 row["recompute"] = "full"
             elif source == "megatron_bridge":
                 row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
+            if source not in MAXTEXT_SOURCES:
+                row["offload_layers"] = 0  # GPU recipes state activation offloading where they use it (none here)
             notes = _fit_ep(row, int(float(d["moe_experts"])))
             cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes))
     return cases, skipped
