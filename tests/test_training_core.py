@@ -491,3 +491,20 @@ def test_a_row_that_fits_only_with_host_offload_gets_it_when_it_leaves_offload_b
     swept = ev.evaluate(0, ev.sweep.configurations).to_pylist()
     assert len(swept) == 1 and swept[0]["fits"] and swept[0]["offload_layers"] == 79
     assert swept[0]["step_time_s"] == pytest.approx(out["step_time_s"][0], rel=1e-5)
+
+
+def test_vocab_tiles_hold_one_tile_of_the_logits_at_a_time(ctx):
+    """MaxText's `num_vocab_tiling` computes the output layer and loss in vocabulary chunks: the last stage holds one
+    chunk's logits. Gemma 3 12B (a 262,208-token vocabulary) at sequence 32,768 on a v6e: the bf16 logits of one sequence
+    are 17.2 GB, one of 16 tiles 1.07 GB, which is what lets tpu-recipes' run fit 32 GB. Zero tiles is a row error."""
+    base = dict(model="gemma3_12b", chip="google_tpu_v6e", n_chips=256, global_batch=256, seq_len=32768, tp=1, pp=1,
+                micro_batch=1, interleave=1, recompute="full", zero_stage=3, offload_layers=0)
+    out = run(ctx, **{k: [v, v] for k, v in base.items()}, vocab_tiles=[1, 16])
+    saved = out["mem_per_chip_gb"][0] - out["mem_per_chip_gb"][1]
+    vocab = ctx.catalog.models["gemma3_12b"].vocab  # 262,208 (262,144 + 64)
+    assert saved == pytest.approx(32768 * vocab * 2 * (1 - 1 / 16) / 1e9, rel=1e-6)
+    assert not out["fits"][0] and out["fits"][1] and out["mem_per_chip_gb"][1] < 32.6  # the recipe's 16 tiles fit
+    errors = RowErrors(1)
+    training_inputs(table(**{k: [v] for k, v in base.items()}, vocab_tiles=[0]), ctx, errors)
+    msg = " ".join(errors.messages())
+    assert "vocab_tiles" in msg and "0" in msg, msg

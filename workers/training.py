@@ -152,7 +152,10 @@ WINDOW_KEYS = ("sliding_window", "sliding_window_layers")  # sliding-window atte
 # activation offloading (optional; absent or 0 everywhere: none): layers per stage whose saved activations wait in
 # host memory between the forward and the backward, and the chip's host link (bytes/s, one direction)
 OFFLOAD_KEYS = ("offload_layers", "host_bw")
-INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS)  # cp: context parallelism (optional; absent: 1)
+# vocabulary tiling (optional; absent or 1: none): the output layer and loss computed in that many vocabulary chunks
+# (MaxText's num_vocab_tiling), the last stage holding one chunk's logits
+VOCAB_KEYS = ("vocab_tiles",)
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS)  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -322,6 +325,8 @@ def evaluate(
         x = {k: v for k, v in x.items() if k != "cp"}  # no context parallelism in this call: no cp passes
     if "offload_layers" in x and not bool((np.asarray(x["offload_layers"]) > 0).any()):  # no offloading here
         x = {k: v for k, v in x.items() if k not in OFFLOAD_KEYS}
+    if "vocab_tiles" in x and not bool((np.asarray(x["vocab_tiles"]) > 1).any()):  # whole logits everywhere
+        x = {k: v for k, v in x.items() if k not in VOCAB_KEYS}
     if "mla_kv_rank" in x and not bool((np.asarray(x["mla_kv_rank"]) > 0).any()):  # no latent attention here
         x = {k: v for k, v in x.items() if k not in MLA_KEYS}
     if "sliding_window" in x and not bool((np.asarray(x["sliding_window"]) > 0).any()):  # no windowed layers here
@@ -875,6 +880,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
     acts_last = activation_bytes_stage(per_layer, resident(lst), 1.0 + 0.0 * p, rc)
     logit_buf = bs * V / t * e  # bytes: the last stage's logits (fused cross-entropy keeps no fp32 copy)
+    vt = x.get("vocab_tiles")  # optional: the logits computed in that many vocabulary chunks, one held at a time
+    if vt is not None:
+        logit_buf = logit_buf / np.maximum(vt, 1.0)
     mem_first = states_of(p_first) + f * exp_layer_bytes + acts_first + num(p <= 1) * logit_buf
     mem_last = states_of(p_last) + lst * exp_layer_bytes + acts_last + logit_buf
     mem = np.maximum(np.maximum(mem_first, mem_last), num(p > 2) * (states_of(p_mid) + mid * exp_layer_bytes + acts_mid))

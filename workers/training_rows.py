@@ -194,6 +194,7 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
         "first_layers": get("first_stage_layers"),
         "last_layers": get("last_stage_layers"),
         "zero_group": get("zero_group"),
+        "vocab_tiles": _or_default(get("vocab_tiles"), 1.0),
     })
     return out
 
@@ -230,6 +231,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["first_stage_layers"] = numbers(table, "first_stage_layers", errors, integer=True, minimum=0)
     raw["last_stage_layers"] = numbers(table, "last_stage_layers", errors, integer=True, minimum=0)
     raw["zero_group"] = numbers(table, "zero_group", errors, integer=True, minimum=1)
+    raw["vocab_tiles"] = numbers(table, "vocab_tiles", errors, integer=True, minimum=1)
     raw["cost_basis"] = choices(table, "cost_basis", COST_BASES, errors)
     raw["dropout"] = _bool_column(table, "dropout", errors)
     raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)

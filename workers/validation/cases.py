@@ -413,12 +413,17 @@ def _maxtext_layout(row: dict[str, object], d: dict[str, str], B: float | None, 
     rec = d["recompute"].lower()
     if "full" in rec:
         row["recompute"] = "full"
+        row["offload_layers"] = 0  # MaxText's full policy keeps each layer's input on the device
     elif "save_dot" in rec or "minimal" in rec:
         row["recompute"] = "selective"
     elif "layers" in row and ("offload decoder_layer_input" in rec or any(
             d["case_id"].startswith(run) for run in MAXTEXT_HOST_OFFLOAD)):
         row["recompute"] = "full"
         row["offload_layers"] = int(row["layers"]) - 1  # type: ignore[call-overload]
+    for run, tiles in MAXTEXT_VOCAB_TILES.items():
+        if d["case_id"].startswith(run):
+            row["vocab_tiles"] = tiles
+            row["offload_layers"] = 0  # decoder_layer_input=device: nothing offloaded
     return B
 
 
@@ -430,6 +435,10 @@ def _maxtext_layout(row: dict[str, object], d: dict[str, str], B: float | None, 
 # CSV's remat column says only 'custom' for them; the tiering table's rows say 'offload decoder_layer_input' themselves.
 # All are v6e runs (the chip's host link is in the catalog); GPT3-175B runs remat full and Gemma3-12B keeps the layer
 # input on the device (decoder_layer_input=device), so neither offloads
+# tpu-recipes' Gemma3-12B-MaxText runs (v6e-256, 2x and 4x v6e-256) compute the logits of their 262,208-token
+# vocabulary in 16 tiles (`num_vocab_tiling=16` in each run_recipe.sh): one tile's logits are held at a time; they
+# keep the decoder layer input on the device (decoder_layer_input=device) and rematerialise the rest
+MAXTEXT_VOCAB_TILES = {"tpurecipes_trillium_Gemma3-12B-MaxText_": 16}
 MAXTEXT_HOST_OFFLOAD = (
     "tpurecipes_trillium_Llama3.1-70B-MaxText_v6e-", "tpurecipes_trillium_Llama3.1-8B-MaxText_v6e-8_8c",
     "tpurecipes_trillium_Mistral-7B-MaxText_", "tpurecipes_trillium_Llama3.1-405B-MaxText_",
