@@ -235,11 +235,13 @@ MACROS: dict[str, str] = {
     # `calibrated_on` as the sources, or "extrapolated ..."); the saved frontiers' `calibration=measured`
     "fitted_on_own_runs": """(calibrated_on) AS
         calibrated_on IS NOT NULL AND NOT starts_with(CAST(calibrated_on AS VARCHAR), 'extrapolated')""",
-    "training_layout": """(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS
+    # offload_layers (optional, 0: none): the layers per stage whose activations wait in host memory
+    "training_layout": """(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers := 0) AS
         n_chips || ' chips, tp' || tp || ' pp' || pp || ' dp' || dp || ' mb' || micro_batch
         || CASE WHEN interleave > 1 THEN ' v' || interleave ELSE '' END
         || CASE WHEN recompute <> 'none' THEN ' ' || recompute || ' recompute' ELSE '' END
-        || CASE WHEN zero_stage > 0 THEN ' zero' || zero_stage ELSE '' END""",
+        || CASE WHEN zero_stage > 0 THEN ' zero' || zero_stage ELSE '' END
+        || CASE WHEN coalesce(offload_layers, 0) > 0 THEN ' offload' || offload_layers ELSE '' END""",
     "inference_layout": """(n_chips, weight_bits, batch) AS
         n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END || ', ' || weight_bits
         || '-bit weights, batch ' || batch""",

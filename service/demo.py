@@ -159,6 +159,12 @@ def _frontier(name: str, params: dict[str, str], lake: str) -> list[dict[str, An
     return runner.table_records(runner.run_saved(name, params, lake=lake))
 
 
+def _recompute_cell(row: dict) -> str:  # type: ignore[type-arg]
+    """The recompute mode, and the layers a stage offloads to host memory where it does (`+off79`)."""
+    off = row.get("offload_layers") or 0
+    return f"{row['recompute']}+off{off}" if off else str(row["recompute"])
+
+
 def print_training_frontier(lake: str) -> None:
     print("\n== Training frontier: time to train vs cost (no other configuration is both faster and cheaper) ==")
     print("   (tokens: each model's published training tokens; cost: rental prices, one basis for every chip;")
@@ -168,11 +174,11 @@ def print_training_frontier(lake: str) -> None:
         print(f"-- {model}: {len(rows)} frontier configurations (saved query pareto_training)")
         extra = [(k, head, fmt) for k, head, fmt in (("energy_mwh", "MWh", "{:8.0f}"), ("mfu", "MFU", "{:6.1%}"))
                  if rows and k in rows[0]]
-        print(f"   {'chip':24s} {'chips':>5s} {'tp':>2s} {'pp':>3s} {'dp':>4s} {'mb':>2s} {'v':>1s} {'recompute':>9s} "
+        print(f"   {'chip':24s} {'chips':>5s} {'tp':>2s} {'pp':>3s} {'dp':>4s} {'mb':>2s} {'v':>1s} {'recompute':>11s} "
               f"{'zero':>4s} {'days':>8s} {'cost $M':>8s}" + "".join(f" {h:>8s}" for _, h, _ in extra) + "  efficiency")
         for r in _thin(rows, 12):
             print(f"   {r['chip']:24s} {r['n_chips']:5d} {r['tp']:2d} {r['pp']:3d} {r['dp']:4d} {r['micro_batch']:2d} "
-                  f"{r['interleave']:1d} {r['recompute']:>9s} {r['zero_stage']:4d} {r['time_to_train_days']:8.1f} "
+                  f"{r['interleave']:1d} {_recompute_cell(r):>11s} {r['zero_stage']:4d} {r['time_to_train_days']:8.1f} "
                   f"{r['cost_usd'] / 1e6:8.2f}" + "".join(" " + f.format(r[k]).rjust(8) for k, _, f in extra)
                   + f"  {_fitted(r)}")
         if any(_fitted(r) == "extrapolated" for r in rows):

@@ -116,6 +116,9 @@ def test_views_expose_facts_with_hive_columns_and_latest_versions(lake: str, gri
     assert run_sql("SELECT count(*) AS n FROM chips WHERE sweep = 'grid'", lake=lake)["n"][0].as_py() == 3 * 10
     assert run_sql("SELECT training_layout(64, 8, 4, 2, 1, 2, 'full', 1) AS l", lake=lake)["l"][0].as_py() == \
         "64 chips, tp8 pp4 dp2 mb1 v2 full recompute zero1"
+    # a layout whose activations wait in host memory says so (the search offloads where nothing else fits)
+    assert run_sql("SELECT training_layout(64, 1, 1, 64, 2, 1, 'full', 3, offload_layers := 79) AS l",
+                   lake=lake)["l"][0].as_py() == "64 chips, tp1 pp1 dp64 mb2 full recompute zero3 offload79"
 
 
 def test_an_empty_or_missing_lake_has_empty_typed_views(tmp_path: Path) -> None:

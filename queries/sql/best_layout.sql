@@ -21,7 +21,7 @@ WITH ok AS NOT MATERIALIZED (
 per_version AS (
     SELECT sweep, version, model_id, chip_id,
            arg_min(struct_pack(idx, score, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
-                               precision, global_batch, seq_len, time_to_train_days, cost_usd, energy_mwh,
+                               offload_layers, precision, global_batch, seq_len, time_to_train_days, cost_usd, energy_mwh,
                                tokens_per_s, mfu, step_time_s, mem_per_chip_gb),
                    (score, cost_usd, idx)) AS best,
            count(*) AS layouts
@@ -35,9 +35,10 @@ named AS (
     LEFT JOIN chips c ON c.sweep = p.sweep AND c.version = p.version AND c.chip_id = p.chip_id
 )
 SELECT model, chip, chip_name,
-       training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS layout,
+       training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
+                       offload_layers := offload_layers) AS layout,
        $objective AS objective, time_to_train_days, cost_usd, energy_mwh, tokens_per_s, mfu, step_time_s,
-       mem_per_chip_gb, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision,
+       mem_per_chip_gb, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
        global_batch, seq_len, CAST(sum(layouts) OVER (PARTITION BY chip) AS BIGINT) AS feasible_layouts, sweep,
        version, idx
 FROM named

@@ -39,9 +39,11 @@ named AS (
 -- only the columns shown are read from the lake (a wide frontier of 100M rows reads every column once):
 -- the objectives, the layout, and the key to look anything else up (sweep, version, idx)
 SELECT model, chip, chip_name,
-       training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage) AS layout,
+       training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
+                       offload_layers := offload_layers) AS layout,
        $objectives.columns,
-       cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, precision, global_batch,
+       cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
+       global_batch,
        calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, cost_basis))
 ORDER BY model, 5, 6, idx
