@@ -468,7 +468,9 @@ def test_a_row_that_fits_only_with_host_offload_gets_it_when_it_leaves_offload_b
     `offload_layers` blank the search offloads every layer but the one in flight over the chip's host link (MaxText's
     decoder_layer_input offload, as tpu-recipes runs it); pinned to 0 the row stays refused for memory. A fully blank
     layout that fits without offloading keeps it (a smaller, slower layout), and a chip without a published host link
-    (the v5p) gets no offload. The sweep (chunk) path gives the fixed-layout row the same answer."""
+    (the v5p) gets no offload, nor does a GPU row under Megatron-Core (Llama 3 70B on 8,192 H100 at micro-batch 2
+    without recompute: it fits only with 79 layers offloaded, which it gets when it asks). The sweep (chunk) path gives
+    the fixed-layout row the same answer."""
     from chipsweep.schemas.spec import parse_spec
     from chipsweep.schemas.sweep import resolve
     from chipsweep.workers.chunk import ChunkEvaluator
@@ -478,11 +480,15 @@ def test_a_row_that_fits_only_with_host_offload_gets_it_when_it_leaves_offload_b
     rows = [dict(fixed, chip="google_tpu_v6e"), dict(fixed, chip="google_tpu_v6e", offload_layers=0),
             dict(model="llama3_70b", chip="google_tpu_v6e", n_chips=64, global_batch=128, seq_len=8192),
             dict(fixed, chip="google_tpu_v5p", n_chips=16, micro_batch=8)]
+    gpu = dict(model="llama3_70b", chip="nvidia_h100_sxm", n_chips=8192, tp=8, pp=1, micro_batch=2, interleave=1,
+               recompute="none", zero_stage=1, global_batch=2048, seq_len=8192)
+    rows += [gpu, dict(gpu, offload_layers=79)]
     out = run(ctx, **{k: [r.get(k) for r in rows] for k in {k for r in rows for k in r}})
     assert out["fits"][0] and out["offload_layers"][0] == 79 and out["mem_per_chip_gb"][0] < 32.6
     assert not out["fits"][1] and out["infeasible_reason"][1].startswith("does not fit in memory")
     assert out["fits"][2] and out["offload_layers"][2] == 0 and out["tokens_per_s"][2] < out["tokens_per_s"][0]
     assert not out["fits"][3] and out["offload_layers"][3] == 0 and "memory" in out["infeasible_reason"][3]
+    assert not out["fits"][4] and out["offload_layers"][4] == 0 and out["fits"][5] and out["offload_layers"][5] == 79
     catalog = load_catalog(use_env=False)
     spec = {"name": "v6e-offload", "kind": "training", "store": "all",
             "axes": {"model": ["llama3_70b"], "chip": ["google_tpu_v6e"]},

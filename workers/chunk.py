@@ -43,7 +43,7 @@ from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import assemble_inference, chip_tables
 from chipsweep.workers.reprice import can_reprice, reprice
 from chipsweep.workers.space import decode
-from chipsweep.workers.training_rows import assemble_training, run_training, search_training
+from chipsweep.workers.training_rows import assemble_training, offload_wanted, run_training, search_training
 
 Array = np.ndarray
 
@@ -252,8 +252,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
         else:
             out = run_training(x, ctx.cal_for(safe_chip, fw), CORE_DTYPE)
             # a fixed layout that fits only with its activations in host memory gets them there, as the search does
-            need = np.nonzero((np.asarray(out["reason_mask"]) == training.R_MEMORY) & (x["offload_blank"] > 0)
-                              & np.isfinite(x["host_bw"]))[0]
+            need = np.nonzero(offload_wanted(x, out["reason_mask"]))[0]
             if len(need):
                 rx, ro = _search({k: v[need] for k, v in x.items()}, {k: v[need] for k, v in blank.items()}, ctx,
                                  chip_idx[need])

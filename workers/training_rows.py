@@ -506,19 +506,33 @@ def search_training(
     return {k: v for k, v in res_x.items() if not k.startswith("cal:")}, res_out
 
 
+MAXTEXT = float(FRAMEWORKS.index("maxtext"))
+
+
+def offload_wanted(x: Mapping[str, Array], reason_mask: Array) -> Array:
+    """Rows the search offloads for: refused for memory alone, `offload_layers` left blank, on a chip with a published
+    host link, under MaxText, whose TPU recipes offload the decoder layer input where nothing else fits (tpu-recipes'
+    Llama 3.1, Mistral and Mixtral runs on v6e). GPU frameworks offload only where a row asks (Megatron-Core's
+    `--cpu-offloading-num-layers` is in one family of published presets, which state it): the host memory behind a
+    GPU node's PCIe links is shared by its eight GPUs, a contention the core does not model, so an offloading GPU
+    layout found by the search alone would sit on frontiers where the model is most optimistic."""
+    blank = x.get("offload_blank")
+    if blank is None:
+        return np.zeros(len(reason_mask), dtype=bool)
+    return ((np.asarray(blank) > 0) & (np.asarray(reason_mask) == training.R_MEMORY) & np.isfinite(x["host_bw"])
+            & (np.asarray(x["framework"]) == MAXTEXT))
+
+
 def _offload_when_nothing_fits(inputs: dict[str, Array], blank: dict[str, Array],
                                run: Callable[[dict[str, Array]], dict[str, Array]],
                                res_x: dict[str, Array], res_out: dict[str, Array]) -> None:
-    """A row that leaves `offload_layers` blank and fits no layout for memory alone is searched again with its saved
-    activations in host memory, every layer of a stage but the one in flight (`offload_layers` = its layers / pp - 1),
-    on a chip with a published host link: what MaxText's `decoder_layer_input=offload` remat policies and Megatron-Core's
-    `--cpu-offloading-num-layers` run where nothing else fits (the copies' cost over the host link is the core's). A
-    layout that fits that way replaces the refused one, in place."""
-    blank_off = inputs.get("offload_blank")
-    if blank_off is None or "reason_mask" not in res_out:
+    """A row `offload_wanted` names is searched again with its saved activations in host memory, every layer of a
+    stage but the one in flight (`offload_layers` = its layers / pp - 1): what MaxText's `decoder_layer_input=offload`
+    remat policies run where nothing else fits (the copies' cost over the host link is the core's). A layout that fits
+    that way replaces the refused one, in place."""
+    if "reason_mask" not in res_out:
         return
-    retry = np.nonzero((blank_off > 0) & (res_out["reason_mask"] == training.R_MEMORY)
-                       & np.isfinite(inputs["host_bw"]))[0]
+    retry = np.nonzero(offload_wanted(inputs, res_out["reason_mask"]))[0]
     if not len(retry):
         return
 
