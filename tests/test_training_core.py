@@ -489,6 +489,9 @@ def test_a_row_that_fits_only_with_host_offload_gets_it_when_it_leaves_offload_b
     assert out["fits"][2] and out["offload_layers"][2] == 0 and out["tokens_per_s"][2] < out["tokens_per_s"][0]
     assert not out["fits"][3] and out["offload_layers"][3] == 0 and "memory" in out["infeasible_reason"][3]
     assert not out["fits"][4] and out["offload_layers"][4] == 0 and out["fits"][5] and out["offload_layers"][5] == 79
+    # the refusal says what would fit, at what speed: the row with offload_layers = 79's own
+    assert f"fits with offload_layers = 79 (activations in host memory over the 52 GB/s host link: " \
+           f"{out['tokens_per_s'][5]:,.0f} tokens/s)" in out["infeasible_reason"][4]
     catalog = load_catalog(use_env=False)
     spec = {"name": "v6e-offload", "kind": "training", "store": "all",
             "axes": {"model": ["llama3_70b"], "chip": ["google_tpu_v6e"]},

@@ -572,8 +572,32 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
     fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
     hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
+    for r, text in _offload_hints(resolved, outputs, ctx, chip_idx, ok).items():
+        hints[r] = f"{hints[r]}; {text}" if r in hints else text
     usable = np.broadcast_to(ctx.cal_for(chip_idx, fw)["mem_usable"], (n,))  # fraction of memory a framework uses
     return _training_table(table, resolved, outputs, errors, ctx, chip_idx, provenance, hints, usable), errors
+
+
+def _offload_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array,
+                   ok: Array) -> dict[int, str]:
+    """For rows refused for memory alone that leave `offload_layers` blank on a chip with a published host link (the
+    search offloads by itself only under MaxText, `offload_wanted`): whether every layer of a stage but the one in
+    flight in host memory would fit, found by running the core again with only that changed, and at what speed."""
+    mask = out.get("reason_mask")
+    if mask is None or "offload_blank" not in x:
+        return {}
+    rows = np.nonzero(ok & (mask == training.R_MEMORY) & (x["offload_blank"] > 0) & np.isfinite(x["host_bw"]))[0]
+    if not len(rows):
+        return {}
+    one = {k: np.asarray(v)[rows] for k, v in x.items() if np.ndim(v)}
+    one["offload_layers"] = np.maximum(np.floor(one["layers"] / np.maximum(one["pp"], 1.0)) - 1.0, 0.0)
+    res = training.evaluate(one, ctx.cal_for(chip_idx[rows], np.nan_to_num(one["framework"], nan=0.0)))
+    hints: dict[int, str] = {}
+    for j, r in enumerate(rows.tolist()):
+        if bool(res["fits"][j]) and int(res["reason_mask"][j]) == 0:
+            hints[r] = (f"fits with offload_layers = {int(one['offload_layers'][j])} (activations in host memory over "
+                        f"the {one['host_bw'][j] / 1e9:.0f} GB/s host link: {res['tokens_per_s'][j]:,.0f} tokens/s)")
+    return hints
 
 
 def _ep_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array, ok: Array) -> dict[int, str]:
@@ -625,8 +649,8 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
             if usable is not None and usable[i] < 1.0:  # the limit is the share a framework can use
                 detail = (f"does not fit in memory: {mem[i]:.1f} GB per chip > {limit[i] * usable[i]:.1f} GB usable "
                           f"({usable[i]:.0%} of the chip's {limit[i]:.1f} GB)")
-            if hints and i in hints:  # MoE: the expert parallelism that would fit
-                detail += f" at ep = {int(x['ep'][i])}; {hints[i]}"
+            if hints and i in hints:  # MoE: the expert parallelism that would fit; host offload that would
+                detail += (f" at ep = {int(x['ep'][i])}; " if np.nan_to_num(x["moe_experts"][i]) > 0 else "; ") + hints[i]
         reason[i] = reason[i].replace("does not fit in memory", detail)
     reason = ctx.with_quoted(reason, (mask & training.R_CHIPDATA) != 0, chip_idx)  # what the sources quote
     reason = np.where(bad, errors.text(), reason)
