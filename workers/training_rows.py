@@ -509,6 +509,19 @@ def search_training(
 MAXTEXT = float(FRAMEWORKS.index("maxtext"))
 
 
+def all_but_one_offloaded(layers: Array, pp: Array) -> Array:
+    """`offload_layers` with every layer of a stage in host memory but the one whose copy is in flight."""
+    return np.maximum(np.floor(layers / np.maximum(pp, 1.0)) - 1.0, 0.0)
+
+
+def _offload_could_fit(x: Mapping[str, Array], reason_mask: Array) -> Array:
+    """Rows refused for memory alone that leave `offload_layers` blank on a chip with a published host link."""
+    blank = x.get("offload_blank")
+    if blank is None:
+        return np.zeros(len(reason_mask), dtype=bool)
+    return (np.asarray(blank) > 0) & (np.asarray(reason_mask) == training.R_MEMORY) & np.isfinite(x["host_bw"])
+
+
 def offload_wanted(x: Mapping[str, Array], reason_mask: Array) -> Array:
     """Rows the search offloads for: refused for memory alone, `offload_layers` left blank, on a chip with a published
     host link, under MaxText, whose TPU recipes offload the decoder layer input where nothing else fits (tpu-recipes'
@@ -516,11 +529,7 @@ def offload_wanted(x: Mapping[str, Array], reason_mask: Array) -> Array:
     `--cpu-offloading-num-layers` is in one family of published presets, which state it): the host memory behind a
     GPU node's PCIe links is shared by its eight GPUs, a contention the core does not model, so an offloading GPU
     layout found by the search alone would sit on frontiers where the model is most optimistic."""
-    blank = x.get("offload_blank")
-    if blank is None:
-        return np.zeros(len(reason_mask), dtype=bool)
-    return ((np.asarray(blank) > 0) & (np.asarray(reason_mask) == training.R_MEMORY) & np.isfinite(x["host_bw"])
-            & (np.asarray(x["framework"]) == MAXTEXT))
+    return _offload_could_fit(x, reason_mask) & (np.asarray(x["framework"]) == MAXTEXT)
 
 
 def _offload_when_nothing_fits(inputs: dict[str, Array], blank: dict[str, Array],
@@ -536,17 +545,14 @@ def _offload_when_nothing_fits(inputs: dict[str, Array], blank: dict[str, Array]
     if not len(retry):
         return
 
-    def offloaded(layers: Array, pp: Array) -> Array:
-        return np.maximum(np.floor(layers / np.maximum(pp, 1.0)) - 1.0, 0.0)
-
     def run_offloaded(cand: dict[str, Array]) -> dict[str, Array]:
-        return run({**cand, "offload_layers": offloaded(cand["layers"], cand["pp"])})
+        return run({**cand, "offload_layers": all_but_one_offloaded(cand["layers"], cand["pp"])})
 
     sub_x, sub_out = layout.search({k: v[retry] for k, v in inputs.items()}, {k: v[retry] for k, v in blank.items()},
                                    run_offloaded)
     fits = sub_out["reason_mask"] == 0
     rows, picked = retry[fits], np.nonzero(fits)[0]
-    sub_x["offload_layers"] = offloaded(sub_x["layers"], sub_x["pp"])
+    sub_x["offload_layers"] = all_but_one_offloaded(sub_x["layers"], sub_x["pp"])
     for k, v in sub_x.items():
         res_x[k][rows] = v[picked]
     for k, v in sub_out.items():
@@ -584,13 +590,14 @@ def _offload_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chi
     search offloads by itself only under MaxText, `offload_wanted`): whether every layer of a stage but the one in
     flight in host memory would fit, found by running the core again with only that changed, and at what speed."""
     mask = out.get("reason_mask")
-    if mask is None or "offload_blank" not in x:
+    if mask is None:
         return {}
-    rows = np.nonzero(ok & (mask == training.R_MEMORY) & (x["offload_blank"] > 0) & np.isfinite(x["host_bw"]))[0]
+    # MaxText rows were searched with the offload already (`offload_wanted`): what still fails does not fit with it
+    rows = np.nonzero(ok & _offload_could_fit(x, mask) & (np.asarray(x["framework"]) != MAXTEXT))[0]
     if not len(rows):
         return {}
     one = {k: np.asarray(v)[rows] for k, v in x.items() if np.ndim(v)}
-    one["offload_layers"] = np.maximum(np.floor(one["layers"] / np.maximum(one["pp"], 1.0)) - 1.0, 0.0)
+    one["offload_layers"] = all_but_one_offloaded(one["layers"], one["pp"])
     res = training.evaluate(one, ctx.cal_for(chip_idx[rows], np.nan_to_num(one["framework"], nan=0.0)))
     hints: dict[int, str] = {}
     for j, r in enumerate(rows.tolist()):
