@@ -138,9 +138,13 @@ def test_moe_decodes_at_its_active_parameters_and_touches_more_experts_with_more
     base = {"chip": H100, "weight_bits": 16, "prompt_len": 1024, "gen_len": 1024, "concurrency": 1}
     moe, dense = run(dict(base, model="qwen3_30b_a3b"), dict(base, model="qwen3_32b"))
     assert moe["tokens_per_s_per_user"] > 1.5 * dense["tokens_per_s_per_user"]
-    m1, m16 = run(dict(base, model="qwen3_30b_a3b"), dict(base, model="qwen3_30b_a3b", concurrency=16))
-    # sixteen users touch most of the 128 experts: the per-user speed drops well below a dense model's 16-user drop
-    assert m16["tokens_per_s_per_user"] < 0.5 * m1["tokens_per_s_per_user"]
+    m1, m16, d16 = run(dict(base, model="qwen3_30b_a3b"), dict(base, model="qwen3_30b_a3b", concurrency=16),
+                       dict(base, model="qwen3_32b", concurrency=16))
+    # sixteen users touch most of the 128 experts (one user reads 8 of them a layer): the MoE's per-user speed drops
+    # by far more than the dense model's, whose 16 users share one read of the same weights
+    moe_drop = m16["tokens_per_s_per_user"] / m1["tokens_per_s_per_user"]
+    dense_drop = d16["tokens_per_s_per_user"] / dense["tokens_per_s_per_user"]
+    assert moe_drop < 0.7 * dense_drop
 
 
 def test_expert_parallelism_serves_a_big_moe_across_chips() -> None:

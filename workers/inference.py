@@ -51,7 +51,8 @@ Sources (formulas cite them line by line):
   iteration of C sequences pays C x a fitted host time per sequence, per engine (0 where the host keeps ahead).
 - Achieved shares of what the chip's memory delivers (u_m; `mem_reach`: a measured STREAM-like bandwidth over the
   peak) and of what its GEMM library delivers (u_c; `compute_reach`: a measured GEMM rate over the peak), and a
-  fixed time per layer and iteration (kernel launches, synchronisation, sampling) are fitted per engine and chip
+  fixed time per layer and iteration (kernel launches, synchronisation, sampling; one more per mixture-of-experts
+  layer: router, top-k, permutation, grouped GEMMs) are fitted per engine and chip
   on published runs (schemas/catalog/asic.yaml `serving`, workers/validation/serving.py); multi-step scheduling
   (`scheduler_steps`) pays the host's per-sequence time once per that many iterations, and asynchronous scheduling
   (vLLM V1 `--async-scheduling`: the scheduler prepares the next iteration while the chips run this one,
@@ -113,7 +114,7 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "moe_fraction",
+CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
@@ -258,7 +259,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     flops = x["peak_flops"] * x["compute_reach"] * cal["compute_fraction"]
     att_flops = x["peak_flops"] * cal["attention_fraction"]  # FLOP/s achieved per chip in attention (FlashAttention or not)
     ubatch = cal["ubatch"]  # tokens of one prompt micro-batch
-    t_layer = L * cal["layer_overhead_s"]  # s per forward pass: launches, synchronisation, sampling
+    # s per forward pass: launches, synchronisation, sampling; a mixture-of-experts layer runs more kernels (router
+    # GEMM, top-k, the tokens' permutation and un-permutation, the grouped GEMMs), a fixed time of its own per pass
+    t_layer = L * cal["layer_overhead_s"] + x["moe_layers"] * cal["moe_layer_overhead_s"]
     att = 4.0 * kv_l * x["att_dim"]  # attention FLOPs per token per context token (QK^T and AV), all layers
     # unfused attention: fp32 scores written once and read twice (softmax, x V) per head, query and context token
     score_b = (1.0 - cal["fused_attention"]) * 12.0 * kv_l * x["heads"] / tp  # bytes per token per context token

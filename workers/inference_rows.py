@@ -45,11 +45,11 @@ Array = np.ndarray
 # the outputs `evaluate` writes, in the lake's order
 INFERENCE_OUT = tuple(c.name for c in FACTS["inference"] if c.role == "output" and c.dtype == "float32")
 
-CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "seq_overhead_s", "moe_fraction",
+CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction",
                  "idle_fraction", "power_compute", "power_memory", "link_fraction", "dequant_round_trip")
-CAL_UNBOUNDED = ("layer_overhead_s", "seq_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
+CAL_UNBOUNDED = ("layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
 CAL_SWITCHES = ("dequant_round_trip",)  # 0 (off) to 1 (on); the fractions of a peak are > 0 and <= 1
-EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s",
+EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s",
                    "seq_overhead_s", "moe_fraction", "link_fraction")  # per engine and chip
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
