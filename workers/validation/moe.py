@@ -24,8 +24,13 @@ class MoeReport:
     label: str = "moe"
     refused: set[str] = field(default_factory=set)  # case ids the memory model refuses though the run ran
 
+    def counted(self) -> list[Result]:
+        """The results the statistics count: every run but those their source calls a known regression."""
+        return [r for r in self.results if not r.case.regressed]
+
     def errors(self, source: str | None = None) -> np.ndarray:
-        e = np.asarray([abs(r.error) for r in self.results if source is None or r.case.source == source], dtype=np.float64)
+        e = np.asarray([abs(r.error) for r in self.counted() if source is None or r.case.source == source],
+                       dtype=np.float64)
         return np.asarray(e[np.isfinite(e)])
 
     def summary(self) -> dict[str, float]:
@@ -38,7 +43,7 @@ class MoeReport:
         answered by one value, the median of their measurements, which minimises their summed |log error|: a model,
         which gives one answer per input, cannot beat that sum. Returns the median and p90 that value leaves."""
         groups: dict[str, list[float]] = {}
-        for r in self.results:
+        for r in self.counted():
             groups.setdefault(json.dumps(r.case.row, sort_keys=True, default=str), []).append(r.case.measured)
         e = np.concatenate([np.abs(np.median(m) - np.asarray(m)) / np.asarray(m) for m in groups.values()])
         return {"inputs": float(len(groups)), "runs": float(len(e)), "median": float(np.median(e)),
@@ -46,15 +51,19 @@ class MoeReport:
 
     def lines(self) -> list[str]:
         out = []
-        for src in sorted({r.case.source for r in self.results}):
+        for src in sorted({r.case.source for r in self.counted()}):
             e = self.errors(src)
             if len(e):
-                n_ref = sum(r.case.case_id in self.refused for r in self.results if r.case.source == src)
+                n_ref = sum(r.case.case_id in self.refused for r in self.counted() if r.case.source == src)
                 out.append(f"{self.label:4s} tokens/s per chip  {src:24s} {len(e):4d}  {np.median(e):6.1%}  "
                            f"{np.percentile(e, 90):6.1%}" + (f"  ({n_ref} the memory model refuses)" if n_ref else ""))
         s = self.summary()
         out.append(f"{self.label:4s} tokens/s per chip  {'all (out of source)':24s} {int(s['runs']):4d}  {s['median']:6.1%}  "
                    f"{s['p90']:6.1%}")
+        for r in self.results:
+            if r.case.regressed:
+                out.append(f"{self.label:4s} apart (its source calls it a known regression): {r.case.case_id} "
+                           f"{r.error:+.1%}: '{r.case.regressed}'")
         f = self.floor()
         if f["inputs"] < f["runs"]:
             out.append(f"{self.label:4s} floor: {int(f['runs'])} runs publish {int(f['inputs'])} distinct inputs; one value per "

@@ -42,7 +42,7 @@ def issue13_rows() -> list[dict[str, object]]:
     from chipsweep.workers.validation.moe import issue13_reports
 
     return [json_row(r, False, r.predicted, report=report.label, memory_refused=r.case.case_id in report.refused,
-                     notes=r.case.notes or None)
+                     notes=r.case.notes or None, known_regression=r.case.regressed or None)
             for report in issue13_reports(Context.build(load_catalog())) for r in report.results]
 
 
