@@ -93,6 +93,22 @@ def test_a_mixture_of_experts_layer_pays_its_own_fixed_time_per_pass(ctx: Contex
     assert fitted["tpot_s"] > m0["tpot_s"] + 48 * 5e-5
 
 
+def test_matrix_multiplies_at_8_bits_pay_a_fixed_time_per_layer_of_their_own(ctx: Context) -> None:
+    """cal.quant_layer_overhead_s: where the GEMMs run at 8 bits or fewer (compute_precision fp8, int8, fp4) each
+    layer pays a fixed time per pass beside the one every layer pays (the activations' quantisation and scaling
+    kernels); 16-bit rows and rows that only store 8-bit weights (weight-only quantisation) do not."""
+    base = {"model": "llama3_8b", "chip": H100, "engine": "vllm", "concurrency": 8, "prompt_len": 128, "gen_len": 256}
+    rows = [{**base, "compute_precision": p, "cal.quant_layer_overhead_s": q}
+            for p in ("fp8", "bf16") for q in (0.0, 1e-4)]
+    rows += [{**base, "weight_bits": 8, "cal.quant_layer_overhead_s": q} for q in (0.0, 1e-4)]
+    f0, f1, b0, b1, w0, w1 = run(ctx, *rows)
+    assert f1["tpot_s"] - f0["tpot_s"] == pytest.approx(32 * 1e-4, rel=0.02)  # Llama 3 8B: 32 layers
+    assert b1["tpot_s"] == b0["tpot_s"] and w1["tpot_s"] == w0["tpot_s"]
+    # fitted: the catalog's vLLM sets carry it (ML.ENERGY's Qwen3-235B in bf16 and fp8 on the same chips)
+    (fitted,) = run(ctx, {**base, "compute_precision": "fp8"})
+    assert fitted["tpot_s"] > f0["tpot_s"] + 32 * 3e-5
+
+
 def test_multi_step_scheduling_pays_the_hosts_per_sequence_time_once_per_scheduler_call(ctx: Context) -> None:
     # vLLM --num-scheduler-steps n: the scheduler and input preparation run once per n forward passes
     base = {"model": "llama3_8b", "chip": H100, "engine": "vllm", "concurrency": 64, "prompt_len": 128,

@@ -105,7 +105,7 @@ INPUT_KEYS = (
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
     "moe_topk_groups",
     # workload (n_chips, batch, concurrency: NaN = choose)
-    "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch",
+    "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch", "low_compute",
     "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
@@ -114,7 +114,7 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction",
+CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
@@ -261,7 +261,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     ubatch = cal["ubatch"]  # tokens of one prompt micro-batch
     # s per forward pass: launches, synchronisation, sampling; a mixture-of-experts layer runs more kernels (router
     # GEMM, top-k, the tokens' permutation and un-permutation, the grouped GEMMs), a fixed time of its own per pass
-    t_layer = L * cal["layer_overhead_s"] + x["moe_layers"] * cal["moe_layer_overhead_s"]
+    t_layer = L * (cal["layer_overhead_s"] + x["low_compute"] * cal["quant_layer_overhead_s"]) + x["moe_layers"] * cal["moe_layer_overhead_s"]
     att = 4.0 * kv_l * x["att_dim"]  # attention FLOPs per token per context token (QK^T and AV), all layers
     # unfused attention: fp32 scores written once and read twice (softmax, x V) per head, query and context token
     score_b = (1.0 - cal["fused_attention"]) * 12.0 * kv_l * x["heads"] / tp  # bytes per token per context token

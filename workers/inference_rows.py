@@ -45,12 +45,12 @@ Array = np.ndarray
 # the outputs `evaluate` writes, in the lake's order
 INFERENCE_OUT = tuple(c.name for c in FACTS["inference"] if c.role == "output" and c.dtype == "float32")
 
-CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction",
+CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
                  "idle_fraction", "power_compute", "power_memory", "link_fraction", "dequant_round_trip")
-CAL_UNBOUNDED = ("layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
+CAL_UNBOUNDED = ("layer_overhead_s", "moe_layer_overhead_s", "quant_layer_overhead_s", "seq_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
 CAL_SWITCHES = ("dequant_round_trip",)  # 0 (off) to 1 (on); the fractions of a peak are > 0 and <= 1
 EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s",
-                   "seq_overhead_s", "moe_fraction", "link_fraction")  # per engine and chip
+                   "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s", "link_fraction")  # per engine and chip
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
 ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
@@ -509,6 +509,7 @@ def assemble_inference(
         "gen_len": gen,
         "quant_overhead": quant_overhead(get("quant_overhead"), wb, ctx),
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
+        "low_compute": np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)] <= 8.0, False).astype(np.float64),
         **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w",
                              "idle_w", "purchase_usd", "usd_per_hour")},
         "sram_only": static["sram_only"],

@@ -672,7 +672,7 @@ POWER_LEVELS = (("*", "class"), ("*", "chip"))
 # software, whatever accelerator it drives: fitted per engine only
 ENGINE_ONLY = ("seq_overhead_s",)
 # seconds that start at 0 in the fallback: their candidates include a log ladder (a multiple of 0 stays 0)
-FROM_ZERO = ENGINE_ONLY + ("moe_layer_overhead_s",)
+FROM_ZERO = ENGINE_ONLY + ("moe_layer_overhead_s", "quant_layer_overhead_s")
 # the achieved share of a chip's link is a property of its system (NVLink and its switches, or PCIe through the
 # host's switches and sockets, which the catalog does not describe) and of the engine's collectives: fitted per engine
 # and chip on the runs that can tell it (`_link_rows`), never pooled across chips
@@ -751,7 +751,7 @@ def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], ke
             losses, values = [], []
             # seconds start anywhere on a log ladder (a fallback of 0 cannot grow by multiplying), then refine
             ladder = SECONDS_LADDER if k in FROM_ZERO and grid is MULTIPLIERS[0] else ()
-            start = np.maximum(cur[k], 1e-7) if k in ("layer_overhead_s", "moe_layer_overhead_s") else cur[k]
+            start = np.maximum(cur[k], 1e-7) if k in ("layer_overhead_s", "moe_layer_overhead_s", "quant_layer_overhead_s") else cur[k]
             for cand in [start * m for m in grid] + [np.full(len(groups), v) for v in ladder]:
                 trial = dict(cur)
                 trial[k] = np.clip(cand, lo, hi)
