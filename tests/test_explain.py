@@ -100,6 +100,20 @@ def test_at_one_request_the_fixed_part_is_the_layers_times_the_fitted_time_per_l
     assert r["ttft_fixed_s"] == pytest.approx(r["tpot_fixed_s"], rel=1e-9)  # one prompt micro-batch: one pass
 
 
+def test_a_new_request_waits_half_the_iteration_in_flight_then_shares_one_with_the_running_decodes() -> None:
+    """Schedulers admit requests between iterations: a request arriving at a random time waits for the iteration in
+    flight to end (half of one on average, the mean residual of a fixed cycle), then its prompt runs in an iteration
+    beside the C - 1 running decodes. With outputs so long that prompts are a negligible share of the iterations, the
+    queueing part of TTFT at 16 requests is the 15 others' decode step plus half the 16-request step; one request alone
+    does not wait."""
+    base = {"model": "llama3_8b", "chip": H100, "engine": "tensorrt_llm", "weight_bits": 16, "prompt_len": 16,
+            "gen_len": 20_000}
+    c16, c15, c1 = explained([{**base, "concurrency": 16}, {**base, "concurrency": 15}, {**base, "concurrency": 1}])
+    assert c16["ttft_queue_s"] == pytest.approx(c15["tpot_s"] + 0.5 * c16["tpot_s"], rel=2e-3)
+    assert c1["ttft_queue_s"] == 0.0
+    assert c16["ttft_s"] == pytest.approx(sum(c16[k] for k in TTFT_PARTS), rel=1e-6)
+
+
 def test_without_explain_the_outputs_are_the_same_and_the_parts_are_absent() -> None:
     plain, parts = explained(ROWS, explain=False), explained(ROWS)
     for a, b in zip(plain, parts, strict=True):

@@ -441,8 +441,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # one prompt alone: TTFT without load; the KV written once per prompt token
     t_pre1 = prompt(p)  # s
     t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
-    # a new prompt shares its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
-    wait = np.where(C > 1, t_dec_rest, 0.0)
+    # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
+    # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then shares
+    # its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
+    wait = np.where(C > 1, 0.5 * t_iter + t_dec_rest, 0.0)
     kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
     ttft = np.where(disagg, t_pre1 + kv_move, t_pre1 + wait)  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
