@@ -151,6 +151,12 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         return resp
 
     # ---- pages ----------------------------------------------------------------------------------
+    @r.get("/ui")
+    @r.get("/ui/")
+    def ui_home() -> Response:
+        """The UI's pages live under /ui/ but its list of sweeps is at /: a typed /ui lands there."""
+        return RedirectResponse("/", status_code=307)
+
     @r.get("/", response_class=HTMLResponse, dependencies=pages)
     def index(request: Request) -> HTMLResponse:
         return render(request, "index.html", sweeps=sweep_rows())
@@ -271,13 +277,17 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         return s
 
     def default_frontier(s: dict[str, Any]) -> dict[str, Any] | None:
-        """The chart a sweep page opens with: its first model's frontier (a finished version only)."""
-        models = s["axes"].get("model") or []
+        """The chart a sweep page opens with: its first model's frontier (a finished version only). A training
+        sweep and a serving sweep (an inference sweep that sets `concurrency`) draw their own rows; an edge sweep
+        (static batches) or an ASIC sweep draws the edge frontier of every sweep, catalog chips and ASICs together."""
+        models = s["axes"].get("model") or ([m] if (m := (s["spec"].get("fixed") or {}).get("model")) else [])
         if s["state"] != "done" or not models:
             return None
-        name = {"training": "pareto_training"}.get(s["kind"], "pareto_edge")
+        serving = s["kind"] == "inference" and ("concurrency" in s["axes"]
+                                                 or "concurrency" in (s["spec"].get("fixed") or {}))
+        name = "pareto_training" if s["kind"] == "training" else "pareto_serving" if serving else "pareto_edge"
         params = {"query": name, "model": models[0]}
-        if name == "pareto_training":
+        if name != "pareto_edge":
             params["sweep"] = s["sweep_id"]
         return params
 

@@ -158,6 +158,28 @@ def test_the_sweep_page_draws_exactly_the_frontier_the_saved_query_returns(serve
     _shot(page, "sweep-page")
 
 
+def test_a_serving_sweeps_page_draws_its_own_throughput_per_chip_against_speed_per_user(
+        server: Server, page: Any) -> None:
+    # an inference sweep that sets concurrency is a serving sweep: its page draws pareto_serving over its own rows,
+    # not the edge frontier (decode speed against J/token of every sweep), which it drew until 2026-12-05
+    spec = {"name": "ui-serving", "kind": "inference", "store": "feasible",
+            "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm", "nvidia_a100_sxm_80gb"], "n_chips": [1, 2],
+                     "concurrency": [1, 4, 16, 64, 256]},
+            "fixed": {"engine": "vllm", "prompt_len": 512, "gen_len": 256}}
+    r = server.http.post("/sweeps", json=spec)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: server.http.get("/sweeps/ui-serving").json()["state"] == "done", 120, "the serving sweep")
+    page.goto(server.url + "/ui/sweeps/ui-serving@1")
+    drawn = _frontier_points(page)
+    front = run_saved("pareto_serving", {"model": "llama3_8b", "sweep": "ui-serving"}, lake=server.lake())
+    assert front.num_rows >= 2
+    assert _same_points(drawn, _query_points(front, "output_tokens_per_s_per_chip", "tokens_per_s_per_user"))
+    assert "pareto_serving" in page.locator("#chart").inner_text()
+    # a typed /ui lands on the list of sweeps
+    home = server.http.get("/ui", follow_redirects=False)
+    assert home.status_code == 307 and home.headers["location"] == "/"
+
+
 def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(server: Server, page: Any) -> None:
     # a chip with feasible configurations that is not on the unfiltered frontier: filtering draws its own
     unfiltered = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake())
