@@ -8,6 +8,7 @@ import re
 import pytest
 
 from chipsweep.queries.runner import run_saved
+from chipsweep.schemas.catalog import load_catalog
 from chipsweep.service import demo
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -45,4 +46,17 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
     per_user = [r["tokens_per_s_per_user"] for r in serving]
     assert per_chip == sorted(per_chip, reverse=True) and per_user == sorted(per_user)
     printed = int(re.search(r"-- (\d+) frontier designs", out).group(1))  # type: ignore[union-attr]
-    assert printed == run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake).num_rows > 0
+    edge = run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake)
+    assert printed == edge.num_rows > 0
+    # chips faster than every edge design that the three-objective frontier cannot place (no price or no power in
+    # the catalog: Apple publishes no chip price, nor power for the M3/M4) are named, not silently dropped
+    named = re.findall(r"(\w+) ([\d.]+) tok/s \((no price|no power|no price, no power); (fitted|extrapolated)\)",
+                       out.split("left out, faster than every design above")[1].split("\n")[1])
+    fastest = max(edge.column("decode_tokens_per_s").to_pylist())
+    catalog = load_catalog()
+    assert "apple_m2_ultra" in [n[0] for n in named]
+    for chip, tps, missing, _ in named:
+        assert float(tps) > fastest
+        assert ("no price" in missing) == (catalog.chips[chip].purchase_usd is None)
+        assert ("no power" in missing) == (catalog.chips[chip].tdp_w is None)
+    assert "--param objectives=decode_tokens_per_s:max,energy_per_token_j" in out
