@@ -109,24 +109,56 @@ def assert_exact(table: pa.Table, expected_rows: int) -> None:
     assert pc.count_distinct(table.column("idx")).as_py() == expected_rows
 
 
+# Ports the tests hand to servers they start come from below the kernel's ephemeral range (the ports it gives
+# outgoing connections: /proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default) and above Ray's worker ports
+# (10002-19999 by default). A port the kernel picks for a bind to port 0 is an ephemeral one, free when chosen but
+# free for any outgoing connection to take before the server binds it: a `ray start` once failed that way in CI
+# ('Failed to start GCS', its gRPC server unable to bind the chosen --port).
+PORT_LOW = 20000
+
+
+def _port_high() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low - 1, PORT_LOW + 1000)
+
+
+def _bind_free(stack: contextlib.ExitStack, skip: set[int]) -> int:
+    """A port outside the ephemeral range that nothing listens on (bound on every address, as servers bind it),
+    held by a socket in `stack` until the caller is done choosing."""
+    import random
+
+    high = _port_high()
+    for _ in range(1000):
+        port = random.randint(PORT_LOW, high)
+        if port in skip:
+            continue
+        s = stack.enter_context(socket.socket())
+        try:
+            s.bind(("", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no free port in {PORT_LOW}-{high}")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with contextlib.ExitStack() as stack:
+        return _bind_free(stack, set())
 
 
 def free_ports(n: int, avoid: Iterable[int] = ()) -> list[int]:
-    """`n` distinct free ports on 127.0.0.1, none in `avoid`. Every socket stays bound until all are taken: one
-    free_port() after another can get the same port back from the kernel (a `ray start` once got one port for its
-    object manager and its metrics export, and refused to start)."""
+    """`n` distinct free ports, none in `avoid`. Every socket stays bound until all are taken, so no port is chosen
+    twice (a `ray start` once got one port for its object manager and its metrics export, and refused to start)."""
     skip = set(avoid)
     ports: list[int] = []
     with contextlib.ExitStack() as stack:
         while len(ports) < n:
-            s = stack.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
-            if (port := int(s.getsockname()[1])) not in skip:
-                ports.append(port)
+            port = _bind_free(stack, skip)
+            skip.add(port)
+            ports.append(port)
     return ports
 
 
