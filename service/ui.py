@@ -280,11 +280,11 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         """The chart a sweep page opens with: its first model's frontier (a finished version only). A training
         sweep and a serving sweep (an inference sweep that sets `concurrency`) draw their own rows; an edge sweep
         (static batches) or an ASIC sweep draws the edge frontier of every sweep, catalog chips and ASICs together."""
-        models = s["axes"].get("model") or ([m] if (m := (s["spec"].get("fixed") or {}).get("model")) else [])
+        fixed = s["spec"].get("fixed") or {}
+        models = s["axes"].get("model") or ([fixed["model"]] if fixed.get("model") else [])
         if s["state"] != "done" or not models:
             return None
-        serving = s["kind"] == "inference" and ("concurrency" in s["axes"]
-                                                 or "concurrency" in (s["spec"].get("fixed") or {}))
+        serving = s["kind"] == "inference" and ("concurrency" in s["axes"] or "concurrency" in fixed)
         name = "pareto_training" if s["kind"] == "training" else "pareto_serving" if serving else "pareto_edge"
         params = {"query": name, "model": models[0]}
         if name != "pareto_edge":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -128,8 +129,6 @@ def _port_high() -> int:
 def _bind_free(stack: contextlib.ExitStack, skip: set[int]) -> int:
     """A port outside the ephemeral range that nothing listens on (bound on every address, as servers bind it),
     held by a socket in `stack` until the caller is done choosing."""
-    import random
-
     high = _port_high()
     for _ in range(1000):
         port = random.randint(PORT_LOW, high)
