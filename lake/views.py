@@ -235,9 +235,14 @@ MACROS: dict[str, str] = {
     # `calibrated_on` as the sources, or "extrapolated ..."); the saved frontiers' `calibration=measured`
     "fitted_on_own_runs": """(calibrated_on) AS
         calibrated_on IS NOT NULL AND NOT starts_with(CAST(calibrated_on AS VARCHAR), 'extrapolated')""",
-    # offload_layers (optional, 0: none): the layers per stage whose activations wait in host memory
-    "training_layout": """(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers := 0) AS
-        n_chips || ' chips, tp' || tp || ' pp' || pp || ' dp' || dp || ' mb' || micro_batch
+    # offload_layers (optional, 0: none): the layers per stage whose activations wait in host memory; ep and cp
+    # (optional, 1: none): expert and context parallelism, shown where they split the work
+    "training_layout": """(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers := 0,
+                           ep := 1, cp := 1) AS
+        n_chips || ' chips, tp' || tp || ' pp' || pp
+        || CASE WHEN coalesce(ep, 1) > 1 THEN ' ep' || ep ELSE '' END
+        || CASE WHEN coalesce(cp, 1) > 1 THEN ' cp' || cp ELSE '' END
+        || ' dp' || dp || ' mb' || micro_batch
         || CASE WHEN interleave > 1 THEN ' v' || interleave ELSE '' END
         || CASE WHEN recompute <> 'none' THEN ' ' || recompute || ' recompute' ELSE '' END
         || CASE WHEN zero_stage > 0 THEN ' zero' || zero_stage ELSE '' END
@@ -245,6 +250,19 @@ MACROS: dict[str, str] = {
     "inference_layout": """(n_chips, weight_bits, batch) AS
         n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END || ', ' || weight_bits
         || '-bit weights, batch ' || batch""",
+    # a serving configuration (continuous batching at `concurrency` users); a blank compute precision (the row
+    # let the weight bits choose it) leaves the words out, not the layout
+    "serving_layout": """(n_chips, pp, ep, ep_dedup, dp_attention, compute_precision, weight_bits, concurrency,
+                          ssm_state_bits, disaggregated) AS
+        n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END
+        || CASE WHEN pp > 1 THEN ' (pp' || pp || ')' ELSE '' END
+        || CASE WHEN ep > 1 THEN ' ep' || ep ELSE '' END
+        || CASE WHEN ep_dedup THEN ' (hierarchical dispatch)' ELSE '' END
+        || CASE WHEN dp_attention THEN ' dp-attention' ELSE '' END
+        || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
+        || concurrency || CASE WHEN concurrency = 1 THEN ' user' ELSE ' users' END
+        || CASE WHEN ssm_state_bits = 32 THEN ', fp32 Mamba state' ELSE '' END
+        || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END""",
     "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram, dram_bus_bits) AS
         'asic ' || node_nm || 'nm ' || n_mac || ' MAC ' || round(clock_ghz, 2) || ' GHz '
         || round(sram_mb, 1) || ' MB ' || dram || ' ' || dram_bus_bits || '-bit'""",

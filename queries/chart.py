@@ -133,11 +133,13 @@ def chart_json(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> dict[str
 
 def diff_chart_json(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """`frontier_diff` drawn: the configurations that entered the frontier and those that left it, per
-    model, on the kind's objectives (training: time vs cost; edge: decode speed vs energy per token)."""
+    model, on the kind's objectives (training: time vs cost; edge: decode speed vs energy per token; serving:
+    tokens/s per user vs output tokens/s per chip)."""
     if not rows:
         return None
-    training = rows[0].get("kind") == "training"
-    xcol, ycol = ("time_to_train_days", "cost_usd") if training else ("decode_tokens_per_s", "energy_per_token_j")
+    xcol, ycol = {"training": ("time_to_train_days", "cost_usd"),
+                  "serving": ("tokens_per_s_per_user", "output_tokens_per_s_per_chip")}.get(
+        str(rows[0].get("kind")), ("decode_tokens_per_s", "energy_per_token_j"))
     traces = []
     for change, colour, symbol in (("entered", "#1a9850", "circle"), ("left", "#d73027", "x")):
         pts = [r for r in rows if r.get("change") == change and r.get(xcol) is not None and r.get(ycol) is not None]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import math
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from chipsweep.queries.runner import objectives_of, table_records
+from chipsweep.queries.saved import META_PARTITION
 
 FORMATS = ("table", "csv", "json")
 
@@ -46,9 +48,41 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
     objs = objectives_of(table)
     footer = f"({table.num_rows} row{'s' if table.num_rows != 1 else ''}"
     if objs:
-        footer += "; frontier of " + ", ".join(f"{'max' if o.sense == 'max' else 'min'} {o.column}" for o in objs)
+        of = ", ".join(f"{'max' if o.sense == 'max' else 'min'} {o.column}" for o in objs)
+        groups = frontier_groups(table)
+        if len(groups) > 1:  # a reader would take one table for one frontier: say how it splits
+            cols = partition_of(table)
+            varies = [i for i in range(len(cols)) if len({key[i] for key in groups}) > 1]
+            named = "; ".join(f"{' '.join(_cell(key[i]) for i in varies)}: {n}"
+                              for key, n in list(groups.items())[:MAX_GROUPS_NAMED])
+            more = f"; {len(groups) - MAX_GROUPS_NAMED} more" if len(groups) > MAX_GROUPS_NAMED else ""
+            footer += (f"; {len(groups)} frontiers of {of}, one per {', '.join(cols[i] for i in varies)}"
+                       f" (rows each: {named}{more})")
+        else:
+            footer += "; frontier of " + of
     out.append(footer + ")")
     return "\n".join(s.rstrip() for s in out)
+
+
+MAX_GROUPS_NAMED = 6  # a footer names at most this many frontiers (and counts the rest)
+
+
+def partition_of(table: pa.Table) -> list[str]:
+    """The columns of `table` whose values split a frontier query's result into separate frontiers."""
+    raw = (table.schema.metadata or {}).get(META_PARTITION, b"").decode()
+    return [c for c in raw.split(",") if c and c in table.column_names]
+
+
+def frontier_groups(table: pa.Table) -> dict[tuple[object, ...], int]:
+    """Rows per frontier of a frontier query's result, in the order the result lists them."""
+    cols = partition_of(table)
+    if not cols:
+        return {(): table.num_rows} if table.num_rows else {}
+    keys = zip(*(table.column(c).to_pylist() for c in cols), strict=True)
+    groups: dict[tuple[object, ...], int] = {}
+    for key in keys:
+        groups[key] = groups.get(key, 0) + 1
+    return groups
 
 
 def to_csv(table: pa.Table) -> str:
@@ -70,3 +104,27 @@ def render(table: pa.Table, fmt: str) -> str:
     if fmt == "json":
         return to_json(table)
     return to_text(table)
+
+
+MAX_UNPLACED_NAMED = 8  # a note names at most this many chips left off the frontiers (and counts the rest)
+FIX_FIELD = {"price": "usd_per_hour or purchase_usd", "power": "tdp_w"}  # the catalog fields that fill the gap
+
+
+def unplaced_note(items: list[dict[str, Any]]) -> str:
+    """The chips a frontier cannot place (queries.runner.unplaced_chips), in words: each chip, what the catalog
+    lacks for it, its best value of the objectives its rows do have, and which catalog fields would place it."""
+    if not items:
+        return ""
+    # partition values (model, cost basis, workload) only where they tell the chips apart
+    varying = [k for k in items[0] if k not in ("chip", "rows", "missing", "catalog_lacks", "best", "calibrated_on")
+               and len({str(i.get(k)) for i in items}) > 1]
+    named = []
+    for i in items[:MAX_UNPLACED_NAMED]:
+        parts = [_cell(i[k]) for k in varying] + ["no " + " or ".join(i["catalog_lacks"])]
+        parts += [f"best {c} {_cell(v)}" for c, v in i["best"].items()]
+        named.append(f"{i['chip']} ({'; '.join(parts)})")
+    more = f"; and {len(items) - MAX_UNPLACED_NAMED} more" if len(items) > MAX_UNPLACED_NAMED else ""
+    lacks = sorted({f for i in items for f in i["catalog_lacks"]}, key=lambda f: (f != "price", f))
+    fields = " / ".join(FIX_FIELD.get(f, f) for f in lacks)
+    return (f"left off, every row lacking an objective (the catalog has no {' or '.join(lacks)} for the chip; "
+            f"set {fields} with CHIPSWEEP_CATALOG or a spec's overrides to place it): " + "; ".join(named) + more)

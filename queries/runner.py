@@ -449,3 +449,59 @@ def sample_candidates(
         table = _execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}", limits=limits)
     total = int(table.column("_total")[0].as_py()) if table.num_rows else 0
     return table.drop_columns(["_total"]), total
+
+
+# what a missing objective says about the catalog: the cost and energy columns are blank where the chip has no
+# price (rental or purchase) or no power (TDP) in the catalog
+MISSING_FIELD = {"cost_usd": "price", "unit_cost_usd": "price", "usd_per_million_tokens": "price",
+                 "capex_usd": "price", "energy_mwh": "power", "energy_per_token_j": "power", "co2_t": "power",
+                 "power_w": "power"}
+
+
+def unplaced_chips(
+    name: str, params: Mapping[str, object] | None, *, lake: str | None = None, timeout_s: float | None = None,
+    limits: QueryLimits | None = None,
+) -> list[dict[str, Any]]:
+    """The chips a frontier query's candidates hold but its frontiers cannot place: every feasible row of theirs
+    lacks one of the objectives (a cost without a catalog price, an energy without a power), so they are absent
+    from the result however good they are. Per chip (and frontier partition): how many rows, the objectives that
+    are never there, and the best of each objective that is, best first by the first objective."""
+    bound = bind(name, params)
+    objs = bound.final_objectives() or []
+    if not objs:
+        return []
+    part = [c for c in bound.final_partition() if c != "chip"]
+
+    def col(o: Objective) -> str:
+        return f'CAST("{o.column}" AS DOUBLE)'
+
+    def there(o: Objective) -> str:  # a blank (NULL) value is missing as NaN is
+        return f"coalesce(isfinite({col(o)}), false)"
+
+    complete = " AND ".join(there(o) for o in objs)
+    keys = ", ".join(f'"{c}"' for c in [*part, "chip"])
+    per_obj = ", ".join(
+        f"bool_or({there(o)}) AS \"has_{i}\", "
+        f"{'max' if o.sense == 'max' else 'min'}({col(o)}) FILTER (WHERE isfinite({col(o)})) AS \"best_{i}\""
+        for i, o in enumerate(objs))
+    first = objs[0]
+    rows = bound.sql(frontier=False)
+    best = "arg_max" if first.sense == "max" else "arg_min"
+    with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
+        check_lake_values(con, bound)
+        has_cal = "calibrated_on" in {r[0] for r in con.execute(f"DESCRIBE ({rows})").fetchall()}
+        cal = f", {best}(calibrated_on, {col(first)}) AS calibrated_on" if has_cal else ""
+        sql = (f"SELECT {keys}, count(*) AS rows, {per_obj}{cal} FROM ({rows}) "
+               f"WHERE chip IS NOT NULL GROUP BY {keys} HAVING NOT bool_or({complete}) "
+               f"ORDER BY best_0 {'DESC' if first.sense == 'max' else 'ASC'} NULLS LAST, {keys}")
+        table = _execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}", limits=limits)
+    out = []
+    for r in table.to_pylist():
+        missing = [o.column for i, o in enumerate(objs) if not r[f"has_{i}"]]
+        out.append({
+            "chip": r["chip"], **{c: r[c] for c in part}, "rows": int(r["rows"]), "missing": missing,
+            "catalog_lacks": sorted({MISSING_FIELD.get(c, c) for c in missing}, key=lambda f: (f != "price", f)),
+            "best": {o.column: r[f"best_{i}"] for i, o in enumerate(objs) if r[f"best_{i}"] is not None},
+            "calibrated_on": r.get("calibrated_on"),
+        })
+    return out

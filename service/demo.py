@@ -254,19 +254,12 @@ def print_edge_frontier(lake: str) -> None:
 def _unplaced_edge_chips(lake: str, fastest: float) -> list[dict[str, Any]]:
     """The demo's edge chips that decode faster than the frontier's fastest design yet sit off it because a
     catalog number the frontier needs is missing: their best tokens/s and what is missing."""
-    table = runner.run_sql(
-        "SELECT c.chip, max(f.decode_tokens_per_s) AS tps, "
-        "bool_and(isnan(f.unit_cost_usd) AND c.purchase_usd IS NULL) AS no_price, "
-        "bool_and(isnan(f.energy_per_token_j)) AS no_power, arg_max(f.calibrated_on, f.decode_tokens_per_s) AS cal "
-        "FROM latest_inference f JOIN chips c USING (sweep, version, chip_id) JOIN models m USING (sweep, version, model_id) "
-        f"WHERE f.sweep = 'demo-edge' AND m.model = '{EDGE_MODEL}' AND f.fits AND coalesce(f.infeasible_reason, '') = '' "
-        "GROUP BY c.chip ORDER BY tps DESC", lake=lake)
     out = []
-    for r in runner.table_records(table):
-        missing = [w for w, gone in (("no price", r["no_price"]), ("no power", r["no_power"])) if gone]
-        if missing and r["tps"] is not None and float(r["tps"]) > fastest:  # type: ignore[arg-type]
-            out.append({"chip": r["chip"], "tps": float(r["tps"]), "missing": ", ".join(missing),  # type: ignore[arg-type]
-                        "efficiency": _fitted({"calibrated_on": r["cal"]})})
+    for r in runner.unplaced_chips("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake=lake):
+        tps = r["best"].get("decode_tokens_per_s")
+        if tps is not None and float(tps) > fastest:
+            out.append({"chip": r["chip"], "tps": float(tps), "missing": ", ".join(f"no {f}" for f in r["catalog_lacks"]),
+                        "efficiency": _fitted({"calibrated_on": r["calibrated_on"]})})
     return out
 
 

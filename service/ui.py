@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from chipsweep.queries import chart, runner
+from chipsweep.queries import chart, output, runner
 from chipsweep.queries.figure import figure_data
 from chipsweep.queries.saved import OBJECTIVE_COLUMNS, saved_queries
 from chipsweep.schemas.catalog import load_catalog
@@ -95,6 +95,13 @@ def _eta(status: dict[str, Any]) -> float | None:
 
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def serving_spec(spec: dict[str, Any]) -> bool:
+    """A serving sweep: an inference sweep that sets `concurrency` (continuous batching), whose frontier is
+    pareto_serving's; other inference sweeps (static batches) are read on pareto_edge's objectives."""
+    return spec.get("kind") == "inference" and ("concurrency" in (spec.get("axes") or {})
+                                                or "concurrency" in (spec.get("fixed") or {}))
 
 
 def router(settings: Settings, queue: Queue) -> APIRouter:
@@ -229,7 +236,8 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     @r.get("/ui/data/diff", dependencies=data)
     async def data_diff(sweep: str, from_version: int, to_version: int) -> dict[str, Any]:
         table = await run_in_threadpool(python_api.query, "frontier_diff", {
-            "sweep": sweep, "from_version": from_version, "to_version": to_version})
+            "sweep": sweep, "from_version": from_version, "to_version": to_version,
+            "frontier": "serving" if serving_spec(queue.spec(sweep, to_version)) else "edge"})
         rows = runner.table_records(table)
         return {"rows": rows, "figure": chart.diff_chart_json(rows)}
 
@@ -284,8 +292,8 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         models = s["axes"].get("model") or ([fixed["model"]] if fixed.get("model") else [])
         if s["state"] != "done" or not models:
             return None
-        serving = s["kind"] == "inference" and ("concurrency" in s["axes"] or "concurrency" in fixed)
-        name = "pareto_training" if s["kind"] == "training" else "pareto_serving" if serving else "pareto_edge"
+        name = "pareto_training" if s["kind"] == "training" else "pareto_serving" if serving_spec(s["spec"]) \
+            else "pareto_edge"
         params = {"query": name, "model": models[0]}
         if name != "pareto_edge":
             params["sweep"] = s["sweep_id"]
@@ -322,8 +330,10 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
             return {"rows": runner.table_records(front), "figure": None, "models": models,
                     "message": "choose one model to draw its frontier" if models else "no feasible configuration"}
         fig = figure_data(front, candidates, candidates_total=total)
+        # with the faint points, the chips no point can stand for (every row lacks an objective: no price or power)
+        unplaced = output.unplaced_note(runner.unplaced_chips(name, params)) if n else ""
         return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=max(n, 1)),
-                "candidates": n,
+                "candidates": n, "unplaced": unplaced,
                 "objectives": [fig.x.column, fig.y.column] + ([fig.colour.column] if fig.colour else []),
                 "candidates_total": fig.candidates_total, "seconds": round(time.perf_counter() - t0, 3)}
 

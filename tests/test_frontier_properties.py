@@ -231,20 +231,23 @@ def test_frontier_diff_matches_brute_force(tmp_path: Path, seed: int, n: int, di
     got = run_saved("frontier_diff", {"sweep": "s", "from_version": 1, "to_version": 2}, lake=lake)
 
     objs = [Objective("time_to_train_days"), Objective("cost_usd")]
-    config_cols = ["chip_id", "n_chips", "tp", "pp", "dp", "micro_batch", "interleave", "recompute", "zero_stage",
-                   "precision", "global_batch", "seq_len", "tokens"]
+    config_cols = ["chip_id", "cost_basis", "n_chips", "tp", "pp", "dp", "micro_batch", "interleave", "recompute",
+                   "zero_stage", "precision", "global_batch", "seq_len", "tokens"]
 
     def frontier(t: pa.Table, order: list[str]) -> dict[tuple, list[int]]:
+        """Each model's frontier, each cost basis its own (rental prices and owned TCO never share one)."""
         names = _model_names(t, order)
+        basis = np.array(t["cost_basis"].to_pylist())
         feasible = _feasible(t)
         out: dict[tuple, list[int]] = {}
         for model in order:
-            rows = np.flatnonzero(feasible & (names == model))
-            keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
-            for r, k in zip(rows, keep, strict=True):
-                if k:
-                    key = (model, *(t[c][int(r)].as_py() for c in config_cols))
-                    out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
+            for b in ("rental", "owned"):
+                rows = np.flatnonzero(feasible & (names == model) & (basis == b))
+                keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
+                for r, k in zip(rows, keep, strict=True):
+                    if k:
+                        key = (model, *(t[c][int(r)].as_py() for c in config_cols))
+                        out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
         return out
 
     before, after = frontier(old, MODEL_ORDERS[0]), frontier(new, MODEL_ORDERS[1])
@@ -338,3 +341,57 @@ def test_frontier_diff_of_an_edge_sweep_matches_brute_force(tmp_path: Path, seed
     assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
                       strict=True)) == want
     assert set(got["kind"].to_pylist()) <= {kind}
+
+
+SERVING_CONFIG = ["chip_id", "engine", "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "compute_precision",
+                  "weight_bits", "kv_bits", "concurrency", "ssm_state_bits", "disaggregated", "async_scheduling",
+                  "scheduler_steps", "prompt_len", "gen_len"]
+
+
+@LAKE_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80), changed=st.floats(0.0, 1.0), explicit=st.booleans())
+def test_frontier_diff_of_a_serving_sweep_matches_brute_force(tmp_path: Path, seed: int, n: int, changed: float,
+                                                              explicit: bool) -> None:
+    """A serving sweep (its spec sets concurrency) moves on pareto_serving's objectives -- output tokens/s per chip
+    and tokens/s per user, both maximised, each workload its own frontier -- not on the edge ones, whether the
+    caller names that frontier or the recorded spec tells it."""
+    rng = np.random.default_rng(seed)
+    lake = _fresh(tmp_path, "sdiff")
+    chips = lakegen.chips_dim(CHIP_IDS)
+    old = lakegen.random_inference(rng, n)
+    old = old.set_column(old.schema.get_field_index("gen_len"), "gen_len",  # two workloads: two frontiers per model
+                         pa.array(rng.choice([128, 1024], size=n).astype(np.int32)))
+    factor = np.where(rng.random(n) < changed, rng.choice([0.5, 0.8, 1.25, 2.0], size=n), 1.0).astype(np.float32)
+    per_chip = (old["output_tokens_per_s_per_chip"].to_numpy(zero_copy_only=False) * factor).astype(np.float32)
+    new = old.set_column(old.schema.get_field_index("output_tokens_per_s_per_chip"), "output_tokens_per_s_per_chip",
+                         pa.array(per_chip))
+    spec = {"name": "srv", "kind": "inference", "axes": {"concurrency": [1, 8]}}
+    for version, t in ((1, old), (2, new)):
+        lakegen.write_version(lake, "inference", "srv", version, t, chips=chips,
+                              models=lakegen.models_dim(MODEL_ORDERS[0]), spec=spec)
+    params = {"sweep": "srv", "from_version": 1, "to_version": 2, **({"frontier": "serving"} if explicit else {})}
+    got = run_saved("frontier_diff", params, lake=lake)
+
+    objs = [Objective("output_tokens_per_s_per_chip", "max"), Objective("tokens_per_s_per_user", "max")]
+
+    def frontier(t: pa.Table) -> dict[tuple, list[int]]:
+        names = _model_names(t, MODEL_ORDERS[0])
+        gen = t["gen_len"].to_numpy(zero_copy_only=False)
+        out: dict[tuple, list[int]] = {}
+        for model in MODEL_ORDERS[0]:
+            for g in (128, 1024):
+                rows = np.flatnonzero(_feasible(t) & (names == model) & (gen == g))
+                keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
+                for r, k in zip(rows, keep, strict=True):
+                    if k:
+                        key = (model, *(t[c][int(r)].as_py() for c in SERVING_CONFIG))
+                        out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
+        return out
+
+    before, after = frontier(old), frontier(new)
+    want = sorted([("entered", 2, i) for k, v in after.items() if k not in before for i in v]
+                  + [("left", 1, i) for k, v in before.items() if k not in after for i in v])
+    assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
+                      strict=True)) == want
+    assert set(got["kind"].to_pylist()) <= {"serving"}
+    assert all("users" in lay or "user" in lay for lay in got["layout"].to_pylist())

@@ -25,7 +25,7 @@ from chipsweep.lake import (
 from chipsweep.lake.layout import temporary_name
 from chipsweep.queries.errors import QueryError
 from chipsweep.queries.output import to_csv, to_json, to_text
-from chipsweep.queries.runner import run_saved, run_sql
+from chipsweep.queries.runner import run_saved, run_sql, unplaced_chips
 from chipsweep.queries.saved import list_saved, saved_queries
 from chipsweep.schemas.columns import DIM_SWEEPS, arrow_schema, dim_sweeps_row
 from chipsweep.service.cli import main
@@ -119,6 +119,12 @@ def test_views_expose_facts_with_hive_columns_and_latest_versions(lake: str, gri
     # a layout whose activations wait in host memory says so (the search offloads where nothing else fits)
     assert run_sql("SELECT training_layout(64, 1, 1, 64, 2, 1, 'full', 3, offload_layers := 79) AS l",
                    lake=lake)["l"][0].as_py() == "64 chips, tp1 pp1 dp64 mb2 full recompute zero3 offload79"
+    # expert and context parallelism are part of the layout where they split the work (an MoE run's ep8 was
+    # printed as plain tp8 pp1, so two frontier rows read as the same layout)
+    assert run_sql("SELECT training_layout(4096, 8, 1, 512, 4, 1, 'none', 2, ep := 8, cp := 2) AS l",
+                   lake=lake)["l"][0].as_py() == "4096 chips, tp8 pp1 ep8 cp2 dp512 mb4 zero2"
+    assert run_sql("SELECT training_layout(64, 8, 1, 8, 1, 1, 'none', 0, ep := 1, cp := NULL) AS l",
+                   lake=lake)["l"][0].as_py() == "64 chips, tp8 pp1 dp8 mb1"
 
 
 def test_an_empty_or_missing_lake_has_empty_typed_views(tmp_path: Path) -> None:
@@ -370,3 +376,54 @@ def test_nan_in_a_float_column_is_seen_as_nan_whatever_the_parquet_statistics_sa
     assert priced
     for r in priced:
         assert r["unit_cost_usd"] == pytest.approx(purchase[r["chip"]] * r["n_chips"], rel=1e-6)
+
+
+def _owned_and_unpriced(grid: pa.Table) -> pa.Table:
+    """The grid with its second chip owned (a TCO basis of its own) and its third without any price (cost NaN)."""
+    chip = _np(grid, "chip_id")
+    basis = np.where(chip == 1, "owned", "rental")
+    cost = np.where(chip == 2, np.nan, _np(grid, "cost_usd")).astype(np.float32)
+    t = grid.set_column(grid.schema.get_field_index("cost_basis"), "cost_basis", pa.array(basis.tolist()))
+    return t.set_column(t.schema.get_field_index("cost_usd"), "cost_usd", pa.array(cost))
+
+
+def test_a_result_of_several_frontiers_lists_each_as_one_block_and_says_so(tmp_path: Path, grid: pa.Table) -> None:
+    """Rental prices and owned TCO are separate frontiers of one table: their rows come as two blocks (rental
+    first), and the footer says how many frontiers there are and how the rows split, not 'frontier of' one."""
+    lake = str(tmp_path / "lake")
+    lakegen.write_version(lake, "training", "mixed", 1, _owned_and_unpriced(grid))
+    t = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)
+    bases = t["cost_basis"].to_pylist()
+    n_rental, n_owned = bases.count("rental"), bases.count("owned")
+    assert n_rental and n_owned and bases == ["rental"] * n_rental + ["owned"] * n_owned
+    assert (f"({t.num_rows} rows; 2 frontiers of min time_to_train_days, min cost_usd, one per cost_basis "
+            f"(rows each: rental: {n_rental}; owned: {n_owned}))") in to_text(t)
+
+
+def test_a_frontier_names_the_chips_it_cannot_place_for_want_of_a_price(
+        tmp_path: Path, grid: pa.Table, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chip whose every row lacks a cost (no price in the catalog) is absent from the time-cost frontier however
+    fast it is; the query says which chip, what the catalog lacks and its best time, and the leaderboard keeps its
+    time with a blank cost."""
+    lake = str(tmp_path / "lake")
+    t = _owned_and_unpriced(grid)
+    lakegen.write_version(lake, "training", "mixed", 1, t)
+    name = run_sql("SELECT chip FROM chips WHERE chip_id = 2", lake=lake)["chip"][0].as_py()
+    models = np.array([m[0] for m in lakegen.MODELS])[_np(t, "model_id")]
+    rows = t.filter(pa.array(_feasible(t) & (_np(t, "chip_id") == 2) & (models == "llama2_70b")))
+    best = float(np.min(_np(rows, "time_to_train_days")))
+    got = unplaced_chips("pareto_training", {"model": "llama2_70b"}, lake=lake)
+    assert [(u["chip"], u["missing"], u["catalog_lacks"], u["rows"]) for u in got] == \
+        [(name, ["cost_usd"], ["price"], rows.num_rows)]
+    assert got[0]["best"]["time_to_train_days"] == pytest.approx(best, rel=1e-6)
+    assert name not in run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake)["chip"].to_pylist()
+    assert main(["query", "pareto_training", "-p", "model=llama2_70b", "--lake", lake]) == 0
+    out = capsys.readouterr().out
+    assert "left off, every row lacking an objective (the catalog has no price for the chip" in out
+    assert f"{name} (no price; best time_to_train_days {best:.4g})" in out
+    board = {r["chip"]: r for r in run_saved("chip_leaderboard", {"model": "llama2_70b"}, lake=lake).to_pylist()}
+    assert board[name]["best_time_to_train_days"] == pytest.approx(best, rel=1e-6)
+    assert board[name]["best_cost_usd"] is None and board[name]["cheapest_layout"] is None
+    # machine formats stay the rows alone
+    assert main(["query", "pareto_training", "-p", "model=llama2_70b", "--format", "csv", "--lake", lake]) == 0
+    assert "left off" not in capsys.readouterr().out

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chipsweep.queries.runner import run_saved
+from chipsweep.queries.runner import run_saved, run_sql
 from tests.conftest import PYTHON, REPO, Sessions, free_port, subprocess_env, training_spec, wait_for
 
 pytestmark = pytest.mark.slow
@@ -178,6 +178,30 @@ def test_a_serving_sweeps_page_draws_its_own_throughput_per_chip_against_speed_p
     # a typed /ui lands on the list of sweeps
     home = server.http.get("/ui", follow_redirects=False)
     assert home.status_code == 307 and home.headers["location"] == "/"
+
+
+def test_the_explorer_names_a_chip_the_frontier_cannot_place_for_want_of_a_price(server: Server, page: Any) -> None:
+    # the GB200 has no rental or purchase price in the catalog: every row of its costs NaN, so it is absent from the
+    # time-cost frontier however fast; the page says so beside the chart instead of leaving it out in silence
+    spec = {"name": "ui-unpriced", "kind": "training", "store": "feasible",
+            "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm", "nvidia_gb200_per_gpu"],
+                     "n_chips": [64, 256]},
+            "fixed": {"global_batch": 1024, "tokens": 3.0e11}}
+    r = server.http.post("/sweeps", json=spec)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: server.http.get("/sweeps/ui-unpriced").json()["state"] == "done", 120, "the sweep to finish")
+    params = {"model": "llama3_8b", "sweep": "ui-unpriced"}
+    front = run_saved("pareto_training", params, lake=server.lake())
+    assert set(front["chip"].to_pylist()) == {"nvidia_h100_sxm"}
+    gb200 = run_sql("SELECT min(t.time_to_train_days) AS d FROM latest_training t JOIN chips c USING (sweep, version, "
+                    "chip_id) WHERE t.sweep = 'ui-unpriced' AND c.chip = 'nvidia_gb200_per_gpu' AND t.fits",
+                    lake=server.lake())["d"][0].as_py()
+    page.goto(server.url + "/ui/frontier?query=pareto_training&model=llama3_8b&sweep=ui-unpriced")
+    assert _same_points(_frontier_points(page), _query_points(front))
+    page.wait_for_function("() => document.getElementById('chart').dataset.stage === 'candidates'", timeout=60_000)
+    note = page.locator("#chart-note").inner_text()
+    assert "the catalog has no price for the chip" in note
+    assert f"nvidia_gb200_per_gpu (no price; best time_to_train_days {gb200:.4g})" in note
 
 
 def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(server: Server, page: Any) -> None:

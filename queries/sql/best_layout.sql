@@ -20,7 +20,7 @@ WITH ok AS NOT MATERIALIZED (
 ),
 per_version AS (
     SELECT sweep, version, model_id, chip_id,
-           arg_min(struct_pack(idx, score, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
+           arg_min(struct_pack(idx, score, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage,
                                offload_layers, precision, global_batch, seq_len, time_to_train_days, cost_usd, energy_mwh,
                                tokens_per_s, mfu, step_time_s, mem_per_chip_gb),
                    (score, cost_usd, idx)) AS best,
@@ -36,10 +36,10 @@ named AS (
 )
 SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
-                       offload_layers := offload_layers) AS layout,
+                       offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        $objective AS objective, time_to_train_days, cost_usd, energy_mwh, tokens_per_s, mfu, step_time_s,
-       mem_per_chip_gb, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
-       global_batch, seq_len, CAST(sum(layouts) OVER (PARTITION BY chip) AS BIGINT) AS feasible_layouts, sweep,
+       mem_per_chip_gb, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers,
+       precision, global_batch, seq_len, CAST(sum(layouts) OVER (PARTITION BY chip) AS BIGINT) AS feasible_layouts, sweep,
        version, idx
 FROM named
 QUALIFY row_number() OVER (PARTITION BY chip ORDER BY score, cost_usd, sweep, version, idx) = 1

@@ -14,9 +14,9 @@ WITH ok AS NOT MATERIALIZED (
 -- one pass: the cheapest row per chip of each sweep version (ties: faster, then lower idx)
 per_version AS (
     SELECT sweep, version, model_id, chip_id,
-           arg_min(struct_pack(idx, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers,
-                               precision,
-                               global_batch, seq_len, cost_usd, time_to_train_days, energy_mwh, tokens_per_s, mfu),
+           arg_min(struct_pack(idx, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage,
+                               offload_layers, precision, global_batch, seq_len, cost_usd, cost_basis,
+                               time_to_train_days, energy_mwh, tokens_per_s, mfu),
                    (cost_usd, time_to_train_days, idx)) AS best,
            count(*) AS configurations
     FROM ok GROUP BY sweep, version, model_id, chip_id
@@ -30,8 +30,9 @@ named AS (
 )
 SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
-                       offload_layers := offload_layers) AS layout,
-       cost_usd, time_to_train_days, energy_mwh, tokens_per_s, mfu, n_chips, tp, pp, dp, micro_batch, interleave,
+                       offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
+       cost_usd, cost_basis, time_to_train_days, energy_mwh, tokens_per_s, mfu, n_chips, tp, pp, ep, cp, dp,
+       micro_batch, interleave,
        recompute, zero_stage, offload_layers, precision, global_batch, seq_len,
        CAST(sum(configurations) OVER (PARTITION BY chip) AS BIGINT) AS configurations_within_deadline, sweep,
        version, idx

@@ -6,7 +6,7 @@
 WITH ok AS NOT MATERIALIZED (
     SELECT f.* FROM latest_training f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
-      AND isfinite(f.time_to_train_days) AND isfinite(f.cost_usd) AND isfinite(f.energy_mwh)
+      AND isfinite(f.time_to_train_days)
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($model IS NULL
            OR (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model))
@@ -14,11 +14,14 @@ WITH ok AS NOT MATERIALIZED (
 per_version AS (
     SELECT sweep, version, model_id, chip_id, count(*) AS configurations,
            arg_min(struct_pack(v := time_to_train_days, idx, n_chips, tp, pp, dp, micro_batch, interleave, recompute,
-                               zero_stage), (time_to_train_days, cost_usd, idx)) AS t,
+                               zero_stage, offload_layers, ep, cp), (time_to_train_days, cost_usd, idx)) AS t,
+           -- a chip without a price (or power) still gets its time: its cost (energy) cells stay blank
            arg_min(struct_pack(v := cost_usd, idx, n_chips, tp, pp, dp, micro_batch, interleave, recompute,
-                               zero_stage), (cost_usd, time_to_train_days, idx)) AS c,
+                               zero_stage, offload_layers, ep, cp, cost_basis), (cost_usd, time_to_train_days, idx))
+               FILTER (WHERE isfinite(cost_usd)) AS c,
            arg_min(struct_pack(v := energy_mwh, idx, n_chips, tp, pp, dp, micro_batch, interleave, recompute,
-                               zero_stage), (energy_mwh, time_to_train_days, idx)) AS e
+                               zero_stage, offload_layers, ep, cp), (energy_mwh, time_to_train_days, idx))
+               FILTER (WHERE isfinite(energy_mwh)) AS e
     FROM ok GROUP BY sweep, version, model_id, chip_id
 ),
 named AS (
@@ -29,13 +32,17 @@ named AS (
 )
 SELECT model, chip, any_value(chip_name) AS chip_name,
        min(t.v) AS best_time_to_train_days,
-       arg_min(training_layout(t.n_chips, t.tp, t.pp, t.dp, t.micro_batch, t.interleave, t.recompute, t.zero_stage),
+       arg_min(training_layout(t.n_chips, t.tp, t.pp, t.dp, t.micro_batch, t.interleave, t.recompute, t.zero_stage,
+                               offload_layers := t.offload_layers, ep := t.ep, cp := t.cp),
                (t.v, sweep, version, t.idx)) AS fastest_layout,
        min(c.v) AS best_cost_usd,
-       arg_min(training_layout(c.n_chips, c.tp, c.pp, c.dp, c.micro_batch, c.interleave, c.recompute, c.zero_stage),
+       arg_min(training_layout(c.n_chips, c.tp, c.pp, c.dp, c.micro_batch, c.interleave, c.recompute, c.zero_stage,
+                               offload_layers := c.offload_layers, ep := c.ep, cp := c.cp),
                (c.v, sweep, version, c.idx)) AS cheapest_layout,
+       arg_min(c.cost_basis, (c.v, sweep, version, c.idx)) AS cost_basis,
        min(e.v) AS best_energy_mwh,
-       arg_min(training_layout(e.n_chips, e.tp, e.pp, e.dp, e.micro_batch, e.interleave, e.recompute, e.zero_stage),
+       arg_min(training_layout(e.n_chips, e.tp, e.pp, e.dp, e.micro_batch, e.interleave, e.recompute, e.zero_stage,
+                               offload_layers := e.offload_layers, ep := e.ep, cp := e.cp),
                (e.v, sweep, version, e.idx)) AS least_energy_layout,
        CAST(sum(configurations) AS BIGINT) AS feasible_configurations
 FROM named

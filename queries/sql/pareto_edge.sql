@@ -17,7 +17,7 @@ inference_rows AS NOT MATERIALIZED (
            -- a catalog chip without a unit cost in the facts is priced from its purchase price
            CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
                 ELSE f.unit_cost_usd END AS unit_cost_usd,
-           CAST(NULL AS FLOAT) AS power_w, CAST(NULL AS FLOAT) AS die_area_mm2
+           f.power_w, CAST(NULL AS FLOAT) AS die_area_mm2, f.calibrated_on
     FROM latest_inference f
     LEFT JOIN chips c ON c.sweep = f.sweep AND c.version = f.version AND c.chip_id = f.chip_id
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
@@ -28,7 +28,8 @@ asic_rows AS NOT MATERIALIZED (
     SELECT 'asic' AS source, f.sweep, f.version, f.idx, f.model_id, CAST(NULL AS SMALLINT) AS chip_id,
            CAST(1 AS SMALLINT) AS n_chips, f.weight_bits, CAST(NULL AS TINYINT) AS kv_bits, f.batch,
            f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.dram_bus_bits, f.precision,
-           f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2
+           f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2,
+           CAST(NULL AS VARCHAR) AS calibrated_on
     FROM latest_asic f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
@@ -50,6 +51,6 @@ SELECT source, model, chip, chip_name,
             ELSE inference_layout(n_chips, weight_bits, batch) END AS layout,
        decode_tokens_per_s, energy_per_token_j, unit_cost_usd, ttft_s, power_w, die_area_mm2,
        n_chips, weight_bits, kv_bits, batch, prompt_len, gen_len, node_nm, n_mac, clock_ghz, sram_mb, dram,
-       dram_bus_bits, n.precision, sweep, version, idx
+       dram_bus_bits, n.precision, calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model)) n
 ORDER BY model, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx

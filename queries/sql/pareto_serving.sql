@@ -31,16 +31,8 @@ named AS (
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
 )
 SELECT model, chip, chip_name,
-       n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END
-       || CASE WHEN pp > 1 THEN ' (pp' || pp || ')' ELSE '' END
-       || CASE WHEN ep > 1 THEN ' ep' || ep ELSE '' END
-       || CASE WHEN ep_dedup THEN ' (hierarchical dispatch)' ELSE '' END
-       || CASE WHEN dp_attention THEN ' dp-attention' ELSE '' END
-       -- a blank compute precision (the row let the weight bits choose it) leaves the words out, not the layout
-       || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
-       || concurrency || CASE WHEN concurrency = 1 THEN ' user' ELSE ' users' END
-       || CASE WHEN ssm_state_bits = 32 THEN ', fp32 Mamba state' ELSE '' END
-       || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END AS layout,
+       serving_layout(n_chips, pp, ep, ep_dedup, dp_attention, compute_precision, weight_bits, concurrency,
+                      ssm_state_bits, disaggregated) AS layout,
        $objectives.columns,
        -- the latencies, throughput, cost, energy and power that are not objectives already
        COLUMNS(lambda c: c IN ('ttft_s', 'tpot_s', 'output_tokens_per_s', 'usd_per_million_tokens',

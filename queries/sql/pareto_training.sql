@@ -40,10 +40,11 @@ named AS (
 -- the objectives, the layout, and the key to look anything else up (sweep, version, idx)
 SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
-                       offload_layers := offload_layers) AS layout,
+                       offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        $objectives.columns,
        cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
        global_batch,
        calibrated_on, sweep, version, idx
+-- each frontier one block of rows: rental, then owned
 FROM pareto(named, $objectives, partition_by := (model, cost_basis))
-ORDER BY model, 5, 6, idx
+ORDER BY model, cost_basis DESC, 5, 6, idx

@@ -8,7 +8,7 @@ import sys
 
 from chipsweep.queries import output
 from chipsweep.queries.plot import plot
-from chipsweep.queries.runner import count_saved, run_saved
+from chipsweep.queries.runner import count_saved, run_saved, unplaced_chips
 from chipsweep.queries.saved import load_query, saved_queries
 from chipsweep.service import python_api
 from chipsweep.service.cli.base import Subparsers, fail
@@ -71,6 +71,10 @@ def query(args: argparse.Namespace) -> int:
         return fail(f"--plot: query '{args.name}' is not a frontier query; allowed: {', '.join(plottable)}")
     table = python_api.query(args.name, params, lake=args.lake, timeout_s=args.timeout)
     print(output.render(table, args.format))
+    if args.format == "table" and load_query(args.name).plot:  # people read the table: say who is missing from it
+        note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout))
+        if note:
+            print(note)
     if args.plot:
         candidates = run_saved(args.name, params, lake=args.lake, frontier=False, sample=PLOT_SAMPLE,
                                timeout_s=args.timeout)

@@ -83,7 +83,8 @@ const chipsweep = (() => {
       if (!full.figure) return;
       plot(div, full.figure, note);
       div.dataset.stage = "candidates";
-      note.textContent = `${full.rows.length} configurations on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).`;
+      note.textContent = `${full.rows.length} configurations on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).` +
+        (full.unplaced ? ` ${full.unplaced}` : "");
     }).catch((e) => { note.textContent += ` (${e.message})`; });
     return res;
   }
@@ -156,8 +157,10 @@ const chipsweep = (() => {
     const res = await get(`/ui/data/diff?${new URLSearchParams(params)}`);
     const div = document.getElementById("chart");
     if (res.figure) plot(div, res.figure); else div.textContent = "The frontier did not move between these versions.";
+    const serving = res.rows.some((r) => r.kind === "serving");
     rowsTable(document.getElementById("diff-rows"), res.rows, ["change", "kind", "model", "chip", "layout", "version", "idx",
-      "time_to_train_days", "cost_usd", "decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"]);
+      ...(serving ? ["output_tokens_per_s_per_chip", "tokens_per_s_per_user", "energy_per_token_j"]
+        : ["cost_basis", "time_to_train_days", "cost_usd", "decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"])]);
   }
 
   function filterCatalog(text) {
