@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -181,6 +182,13 @@ def print_training_frontier(lake: str) -> None:
                   f"{r['interleave']:1d} {_recompute_cell(r):>11s} {r['zero_stage']:4d} {r['time_to_train_days']:8.1f} "
                   f"{r['cost_usd'] / 1e6:8.2f}" + "".join(" " + f.format(r[k]).rjust(8) for k, _, f in extra)
                   + f"  {_fitted(r)}")
+        fastest = min((r["time_to_train_days"] for r in rows), default=math.inf)
+        unplaced = _unplaced("pareto_training", {"model": model, "sweep": "demo-training"}, lake, "time_to_train_days",
+                             lambda v, fastest=fastest: v < fastest)
+        if unplaced:
+            print("   left out, faster than every row above but with no cost (the catalog has no rental or purchase "
+                  "price for them):")
+            print("   " + "; ".join(f"{r['chip']} {r['best']:.1f} days ({r['efficiency']})" for r in unplaced))
         if any(_fitted(r) == "extrapolated" for r in rows):
             measured = _frontier("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental",
                                                      "calibration": "measured"}, lake)
@@ -242,23 +250,26 @@ def print_edge_frontier(lake: str) -> None:
         cost = r["unit_cost_usd"]
         print(f"   {what:{width}s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
               f"{cost if cost is not None else float('nan'):8.0f}")
-    unplaced = _unplaced_edge_chips(lake, max((r["decode_tokens_per_s"] for r in rows), default=0.0))
+    fastest = max((r["decode_tokens_per_s"] for r in rows), default=0.0)
+    unplaced = _unplaced("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake, "decode_tokens_per_s",
+                         lambda v: v > fastest)
     if unplaced:
         print("   left out, faster than every design above but missing an objective the frontier compares (the catalog "
               "has no price or no power for them):")
-        print("   " + "; ".join(f"{r['chip']} {r['tps']:.0f} tok/s ({r['missing']}; {r['efficiency']})" for r in unplaced))
+        print("   " + "; ".join(f"{r['chip']} {r['best']:.0f} tok/s ({r['missing']}; {r['efficiency']})" for r in unplaced))
         print(f"   on speed and J/token alone: chipsweep query pareto_edge --param model={EDGE_MODEL} "
               "--param objectives=decode_tokens_per_s:max,energy_per_token_j")
 
 
-def _unplaced_edge_chips(lake: str, fastest: float) -> list[dict[str, Any]]:
-    """The demo's edge chips that decode faster than the frontier's fastest design yet sit off it because a
-    catalog number the frontier needs is missing: their best tokens/s and what is missing."""
+def _unplaced(name: str, params: dict[str, str], lake: str, column: str, beats: Callable[[float], bool]
+              ) -> list[dict[str, Any]]:
+    """The chips a demo frontier cannot place for want of a catalog number (a price, a power) whose best `column`
+    beats every row it shows: their best value, what is missing, and whether their efficiency is fitted."""
     out = []
-    for r in runner.unplaced_chips("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake=lake):
-        tps = r["best"].get("decode_tokens_per_s")
-        if tps is not None and float(tps) > fastest:
-            out.append({"chip": r["chip"], "tps": float(tps), "missing": ", ".join(f"no {f}" for f in r["catalog_lacks"]),
+    for r in runner.unplaced_chips(name, params, lake=lake):
+        best = r["best"].get(column)
+        if best is not None and beats(float(best)):
+            out.append({"chip": r["chip"], "best": float(best), "missing": ", ".join(f"no {f}" for f in r["catalog_lacks"]),
                         "efficiency": _fitted({"calibrated_on": r["calibrated_on"]})})
     return out
 

@@ -34,6 +34,16 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
                                                "calibration": "measured"}, lake=home.lake)
         assert fitted.num_rows > 0
         assert not any(str(c).startswith("extrapolated") for c in fitted.column("calibrated_on").to_pylist())
+        # chips faster than the whole frontier that no cost can place (no rental or purchase price in the catalog:
+        # the GB200 and GB300) are named with their best time, not silently left out
+        section = out.split(f"-- {model}:")[1].split("\n-- ")[0]
+        named = re.findall(r"(\w+) ([\d.]+) days \((fitted|extrapolated)\)",
+                           section.split("left out, faster than every row above")[1].split("\n")[1])
+        assert "nvidia_gb200_per_gpu" in [n[0] for n in named]
+        for chip, days, _ in named:
+            c = load_catalog().chips[chip]
+            assert c.usd_per_hour is None and c.purchase_usd is None
+            assert float(days) < min(front.column("time_to_train_days").to_pylist()) + 0.05  # printed to 0.1 day
     assert "efficiency" in out and "--param calibration=measured" in out
     assert "chipsweep catalog show CHIP" in out and "chipsweep validate --bounds" in out
     # the serving frontier: the saved query's rows, each on a datacenter chip, ordered by throughput per chip down
