@@ -130,6 +130,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
             fixed[d.key] = float(axis.codes[0])
     objectives = _objectives(spec, problems)
     _required(spec, problems)
+    _experts(spec, axes, fixed, effective, problems)
     if problems:
         raise SpecError(problems)
     sweep = Sweep(spec, effective, axes, fixed, objectives)
@@ -159,6 +160,25 @@ def _objectives(spec: SweepSpec, problems: list[Problem]) -> list[tuple[str, boo
         else:
             out.append((col, col in MAXIMISE))
     return out
+
+
+def _experts(spec: SweepSpec, axes: list[Axis], fixed: dict[str, float], catalog: Catalog,
+             problems: list[Problem]) -> None:
+    """Expert parallelism above 1 where every model of the sweep is dense: each such configuration could only be
+    infeasible, so the spec is refused naming the ep values and the models (a sweep mixing dense and
+    mixture-of-experts models keeps its ep axis: the dense models' ep > 1 rows say why they are out)."""
+    by_name = {a.name: a for a in axes}
+    ep = by_name["ep"].values if "ep" in by_name else [spec.fixed["ep"]] if "ep" in spec.fixed else []
+    wide = [v for v in ep if isinstance(v, (int, float)) and v > 1]
+    if not wide or "moe_experts" in by_name or "moe_experts" in spec.fixed:
+        return
+    models = by_name["model"].values if "model" in by_name else [spec.fixed["model"]] if "model" in spec.fixed else []
+    if not models or any(m not in catalog.models for m in models):
+        return  # explicit shapes, or an unknown id (already a problem of its own)
+    if not any((catalog.models[m].moe_experts or 0) > 1 for m in models):
+        where = "axes.ep" if "ep" in by_name else "fixed.ep"
+        problems.append(Problem(where, wide if "ep" in by_name else wide[0], "1: expert parallelism needs a mixture-of-experts model, and this sweep's "
+                                f"models are dense ({', '.join(map(str, models))})", "no experts to spread"))
 
 
 def _required(spec: SweepSpec, problems: list[Problem]) -> None:

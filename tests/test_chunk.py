@@ -211,3 +211,21 @@ def test_edge_kinds_produce_their_schemas(catalog) -> None:  # type: ignore[no-u
     t = asic.evaluate(0, asic.sweep.configurations)
     assert t.schema.equals(arrow_schema("asic")) and 0 < t.num_rows <= 32
     assert set(t.column("dram").cast(pa.string()).to_pylist()) <= {"lpddr5x", "hbm3"}
+
+
+def test_a_dense_models_ep_rows_in_a_mixed_sweep_say_it_is_dense(catalog) -> None:  # type: ignore[no-untyped-def]
+    """In a sweep of a dense and a mixture-of-experts model over ep, the dense model's ep > 1 rows name that cause
+    alone (they said 'ep and pp must divide n_chips ..., and ep needs a mixture-of-experts model', one reason for
+    two faults); the MoE model's ep that does not divide the chips names the division."""
+    spec = {"name": "mixed-ep", "kind": "inference", "store": "all",
+            "axes": {"model": ["llama3_8b", "qwen3_30b_a3b"], "chip": ["nvidia_h100_sxm"], "n_chips": [4], "ep": [1, 3, 4]}}
+    ev = evaluator(catalog, spec)
+    rows = ev.evaluate(0, ev.sweep.configurations).to_pylist()
+    assert len(rows) == 6
+    reasons = {(r["model_id"], r["ep"]): str(r["infeasible_reason"] or "") for r in rows}
+    model = next(a for a in ev.sweep.axes if a.name == "model")
+    dense, moe = (int(model.codes[model.values.index(m)]) for m in ("llama3_8b", "qwen3_30b_a3b"))
+    assert reasons[(dense, 1)] == "" and reasons[(moe, 1)] == "" and reasons[(moe, 4)] == ""
+    for ep in (3, 4):
+        assert reasons[(dense, ep)] == "ep > 1 needs a mixture-of-experts model (this model is dense): allowed ep 1"
+    assert reasons[(moe, 3)] == "ep and pp must divide n_chips, and pp be at most the layers"

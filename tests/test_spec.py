@@ -353,3 +353,25 @@ def test_the_catalog_overlay_refuses_aliases_and_duplicate_keys(tmp_path) -> Non
     dup.write_text("chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 1.0, usd_per_hour: 9.0}\n")
     with pytest.raises(CatalogError, match="duplicate key 'usd_per_hour'"):
         load_catalog(str(dup), use_env=False)
+
+
+@pytest.mark.parametrize("kind", ["inference", "training"])
+def test_expert_parallelism_over_only_dense_models_is_refused_naming_ep_and_the_models(catalog, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """ep > 1 needs experts to spread: a sweep whose every model is dense could only write infeasible rows for it
+    (issue 14: 'ep with a dense model' gets a clear error); a sweep that also has a mixture-of-experts model keeps
+    the axis, and its dense rows say why they are out."""
+    base = {"name": "ep-dense", "kind": kind, "axes": {"model": ["llama3_8b", "qwen3_32b"], "chip": ["nvidia_h100_sxm"],
+                                                       "n_chips": [8], "ep": [1, 2, 8]}}
+    if kind == "training":
+        base["fixed"] = {"global_batch": 512}
+    with pytest.raises(SpecError) as exc:
+        validate(base, catalog)
+    p = exc.value.as_dict()
+    assert (p["field"], p["value"], p["message"]) == ("axes.ep", [2, 8], "no experts to spread")
+    assert "mixture-of-experts" in p["allowed"] and "llama3_8b, qwen3_32b" in p["allowed"]
+    mixed = dict(base, axes=dict(base["axes"], model=["llama3_8b", "qwen3_30b_a3b"]))
+    assert validate(mixed, catalog).configurations == 2 * 3
+    fixed = dict(base, axes={k: v for k, v in base["axes"].items() if k != "ep"})
+    fixed["fixed"] = {**base.get("fixed", {}), "ep": 4}
+    with pytest.raises(SpecError, match="no experts to spread"):
+        validate(fixed, catalog)

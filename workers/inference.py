@@ -84,7 +84,8 @@ R_NO_BW = 8  # memory bandwidth not published
 R_NO_MEM = 16  # memory capacity not published
 R_MEMORY = 32  # does not fit at the requested batch / concurrency
 R_NOFIT = 64  # does not fit at any batch (weights alone, or weights + one sequence)
-R_LAYOUT = 128  # ep or pp does not divide n_chips, ep > 1 on a dense model, or more stages than layers
+R_LAYOUT = 128  # ep or pp does not divide n_chips, or more stages than layers
+R_DENSE_EP = 256  # ep > 1 on a dense model (no experts to spread)
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -95,7 +96,8 @@ REASONS: dict[int, str] = {
     R_NO_MEM: "chip memory capacity not published: add a chip.memory_gb column",
     R_MEMORY: "does not fit in memory at this batch / concurrency",
     R_NOFIT: "does not fit in memory at any batch",
-    R_LAYOUT: "ep and pp must divide n_chips (pp at most the layers), and ep needs a mixture-of-experts model",
+    R_LAYOUT: "ep and pp must divide n_chips, and pp be at most the layers",
+    R_DENSE_EP: "ep > 1 needs a mixture-of-experts model (this model is dense): allowed ep 1",
 }
 
 INPUT_KEYS = (
@@ -208,7 +210,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             t_min = np.where(t_split <= kvh, t_split, np.where(room_rep > 0, t_rep, np.nan))
             t[auto] = np.where((room > 0) & (t_min >= 1), t_min, 1.0)
     ep, pp = x["ep"], x["pp"]  # expert-parallel size, pipeline stages
-    mask |= ((ep > 1) & ((x["w_expert"] <= 0) | indivisible(t, ep))) * R_LAYOUT
+    mask |= ((ep > 1) & (x["w_expert"] <= 0)) * R_DENSE_EP
+    mask |= ((ep > 1) & (x["w_expert"] > 0) & indivisible(t, ep)) * R_LAYOUT
     mask |= ((pp > 1) & (indivisible(t, pp) | (pp > L))) * R_LAYOUT
     tp = t / pp  # tensor-parallel chips of one stage
 
