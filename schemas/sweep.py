@@ -173,12 +173,13 @@ def _experts(spec: SweepSpec, axes: list[Axis], fixed: dict[str, float], catalog
     if not wide or "moe_experts" in by_name or "moe_experts" in spec.fixed:
         return
     models = by_name["model"].values if "model" in by_name else [spec.fixed["model"]] if "model" in spec.fixed else []
-    if not models or any(m not in catalog.models for m in models):
+    ids = [str(m) for m in models]
+    if not ids or any(m not in catalog.models for m in ids):
         return  # explicit shapes, or an unknown id (already a problem of its own)
-    if not any((catalog.models[m].moe_experts or 0) > 1 for m in models):
+    if not any((catalog.models[m].moe_experts or 0) > 1 for m in ids):
         where = "axes.ep" if "ep" in by_name else "fixed.ep"
         problems.append(Problem(where, wide if "ep" in by_name else wide[0], "1: expert parallelism needs a mixture-of-experts model, and this sweep's "
-                                f"models are dense ({', '.join(map(str, models))})", "no experts to spread"))
+                                f"models are dense ({', '.join(ids)})", "no experts to spread"))
 
 
 def _required(spec: SweepSpec, problems: list[Problem]) -> None:
