@@ -134,7 +134,18 @@ def ensure_ray(settings: Settings) -> None:
     if settings.ray_address:
         ray.init(address=settings.ray_address, **kwargs)
     else:  # "local": a Ray of our own, never the last `ray start` cluster of this machine (maybe dead)
+        logging.getLogger(RAY_AUTH_LOGGER).addFilter(_quiet_auth_enabled)
         ray.init(address="local", include_dashboard=False, **kwargs)
+
+
+# Ray turns token authentication on for a new local cluster when RAY_AUTH_MODE is unset (the token in
+# ~/.ray/auth_token) and logs a warning saying so into every command's output, the demo's included. That notice
+# is dropped; the one Ray logs when authentication is off stays
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _quiet_auth_enabled(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
 
 
 def _fault_env() -> dict[str, str]:

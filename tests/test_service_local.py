@@ -112,3 +112,24 @@ def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.Monke
     table = read_facts(home.lake, "training", "cancel-me", 1)
     assert_exact(table, status["rows_written"])
     assert pq.read_table(Lake(home.lake).dim_path("sweeps", "cancel-me", 1)).column("state").to_pylist() == ["cancelled"]
+
+
+def test_a_cli_sweep_on_its_own_local_ray_keeps_token_auth_without_the_notice_in_its_output(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With RAY_AUTH_MODE unset, Ray turns token authentication on for the local cluster a command starts and logs
+    'Token authentication is enabled for this Ray cluster ...' into the output of every command (the README's demo
+    printed it): the notice is gone, the token is still made and used."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(training_spec("auth", store="frontier")))
+    env = subprocess_env(tmp_path / "home", HOME=str(tmp_path))
+    env.pop("RAY_AUTH_MODE")
+    done = subprocess.run([sys.executable, "-m", "chipsweep", "submit", str(spec), "--wait", "--json"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["state"] == "done"
+    assert "Token authentication is enabled" not in done.stdout + done.stderr
+    assert (tmp_path / ".ray" / "auth_token").is_file()  # the cluster ran with a token of its own
