@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -184,7 +183,7 @@ def print_training_frontier(lake: str) -> None:
                   + f"  {_fitted(r)}")
         fastest = min((r["time_to_train_days"] for r in rows), default=math.inf)
         unplaced = _unplaced("pareto_training", {"model": model, "sweep": "demo-training"}, lake, "time_to_train_days",
-                             lambda v, fastest=fastest: v < fastest)
+                             fastest, "min")
         if unplaced:
             print("   left out, faster than every row above but with no cost (the catalog has no rental or purchase "
                   "price for them):")
@@ -252,7 +251,7 @@ def print_edge_frontier(lake: str) -> None:
               f"{cost if cost is not None else float('nan'):8.0f}")
     fastest = max((r["decode_tokens_per_s"] for r in rows), default=0.0)
     unplaced = _unplaced("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake, "decode_tokens_per_s",
-                         lambda v: v > fastest)
+                         fastest, "max")
     if unplaced:
         print("   left out, faster than every design above but missing an objective the frontier compares (the catalog "
               "has no price or no power for them):")
@@ -261,14 +260,15 @@ def print_edge_frontier(lake: str) -> None:
               "--param objectives=decode_tokens_per_s:max,energy_per_token_j")
 
 
-def _unplaced(name: str, params: dict[str, str], lake: str, column: str, beats: Callable[[float], bool]
+def _unplaced(name: str, params: dict[str, str], lake: str, column: str, beyond: float, sense: str
               ) -> list[dict[str, Any]]:
     """The chips a demo frontier cannot place for want of a catalog number (a price, a power) whose best `column`
-    beats every row it shows: their best value, what is missing, and whether their efficiency is fitted."""
+    is beyond every row it shows (above `beyond` for sense max, below it for min): their best value, what is
+    missing, and whether their efficiency is fitted."""
     out = []
     for r in runner.unplaced_chips(name, params, lake=lake):
         best = r["best"].get(column)
-        if best is not None and beats(float(best)):
+        if best is not None and (float(best) > beyond if sense == "max" else float(best) < beyond):
             out.append({"chip": r["chip"], "best": float(best), "missing": ", ".join(f"no {f}" for f in r["catalog_lacks"]),
                         "efficiency": _fitted({"calibrated_on": r["calibrated_on"]})})
     return out
