@@ -13,6 +13,7 @@ The Python API, for notebooks and scripts (the CLI and HTTP call the same functi
                          "global_batch": 512}], kind="training")      # -> pyarrow.Table
     chipsweep.submit("spec.yaml")                                     # -> the `status --json` keys
     chipsweep.query("pareto_training", model="llama3_8b")             # -> pyarrow.Table
+    chipsweep.left_off("pareto_training", model="llama3_8b")          # -> chips the frontier cannot place
     chipsweep.sql("SELECT chip, count(*) FROM latest_training JOIN chips USING (chip_id, sweep, version) GROUP BY ALL")
 """
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
-__all__ = ["ChipsweepError", "ColumnWarning", "RowWarning", "evaluate", "query", "sql", "submit"]
+__all__ = ["ChipsweepError", "ColumnWarning", "RowWarning", "evaluate", "left_off", "query", "sql", "submit"]
 
 if TYPE_CHECKING:
     from chipsweep.schemas.errors import ChipsweepError
-    from chipsweep.service.python_api import ColumnWarning, RowWarning, evaluate, query, sql, submit
+    from chipsweep.service.python_api import ColumnWarning, RowWarning, evaluate, left_off, query, sql, submit
 
 
 def __getattr__(name: str) -> Any:
@@ -34,7 +35,7 @@ def __getattr__(name: str) -> Any:
         from chipsweep.schemas.errors import ChipsweepError
 
         return ChipsweepError
-    if name in ("evaluate", "query", "sql", "submit", "RowWarning", "ColumnWarning"):
+    if name in ("evaluate", "left_off", "query", "sql", "submit", "RowWarning", "ColumnWarning"):
         from chipsweep.service import python_api
 
         return getattr(python_api, name)

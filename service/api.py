@@ -1,7 +1,7 @@
 """The HTTP API of `chipsweep serve` (FastAPI; OpenAPI at /docs), with the dispatcher in a thread.
 
 POST /sweeps (spec as JSON or YAML) . GET /sweeps . GET /sweeps/{id} . DELETE /sweeps/{id} .
-GET /queries/{name}?k=v . POST /sql . GET /catalog/{chips|models|clusters} . GET /healthz
+GET /queries/{name}?k=v . GET /queries/{name}/left-off?k=v . POST /sql . GET /catalog/{chips|models|clusters} . GET /healthz
 
 Errors are JSON objects with `error`, `field`, `value` and `allowed` (422 for an invalid spec, with every
 problem under `problems`; values are shortened, never echoed whole). When CHIPSWEEP_TOKEN is set every
@@ -340,6 +340,11 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     def get_query(name: str, request: Request) -> dict[str, Any]:
         table = python_api.query(name, dict(request.query_params), limits=http_limits)
         return _rows(table)
+
+    @app.get("/queries/{name}/left-off", dependencies=protected,
+             summary="The chips a frontier query cannot place (no catalog price or power); parameters as ?k=v")
+    def get_left_off(name: str, request: Request) -> dict[str, Any]:
+        return {"chips": runner.json_safe(python_api.left_off(name, dict(request.query_params), limits=http_limits))}
 
     @app.post("/sql", dependencies=protected, summary="Read-only SQL over the lake's views")
     async def post_sql(request: Request) -> dict[str, Any]:

@@ -266,6 +266,16 @@ def query(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | 
                             limits=limits or Settings.from_env().query_limits())
 
 
+def left_off(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | None = None,
+             timeout_s: float | None = None, limits: runner.QueryLimits | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """The chips a frontier query (`query(name, ...)`) cannot place: every candidate row of theirs lacks one of
+    its objectives (a cost without a catalog price, an energy without a power). Per chip: `rows`, the objectives
+    `missing`, what the catalog lacks (`catalog_lacks`: price, power), the `best` of each objective it has and
+    its `calibrated_on`; best first. What `chipsweep query` prints under a frontier as 'left off'."""
+    return runner.unplaced_chips(name, {**(params or {}), **kwargs}, lake=lake, timeout_s=timeout_s,
+                                 limits=limits or Settings.from_env().query_limits())
+
+
 def sql(text: str, *, lake: str | None = None, timeout_s: float | None = None, max_rows: int | None = None,
         limits: runner.QueryLimits | None = None) -> pa.Table:
     """One read-only SELECT over the lake's views (`chipsweep sql`): `timeout_s` stops it, `max_rows`

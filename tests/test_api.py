@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 import yaml
 
+import chipsweep
 from chipsweep.service.api import create_app
 from chipsweep.service.cli import main as cli
 from tests.conftest import assert_exact, free_port, read_facts, training_spec, wait_for
@@ -168,6 +169,18 @@ def test_queries_and_sql_endpoints(server: Server) -> None:
     r = httpx.get(f"{server.url}/queries/no_such_query")
     assert r.status_code in (400, 404) and r.json()["error"]
     assert runner is not None
+    # the chips the frontier cannot place: the TPU v5p has no rental or purchase price in the catalog, so every
+    # row of it lacks cost_usd; the same answer as the Python API and `chipsweep query`'s 'left off' note
+    r = httpx.get(f"{server.url}/queries/pareto_training/left-off", params={"model": "llama3_8b"})
+    assert r.status_code == 200, r.text
+    chips = {c["chip"]: c for c in r.json()["chips"]}
+    assert set(chips) == {"google_tpu_v5p"}
+    tpu = chips["google_tpu_v5p"]
+    assert tpu["missing"] == ["cost_usd"] and tpu["catalog_lacks"] == ["price"] and tpu["rows"] > 0
+    assert tpu["best"]["time_to_train_days"] > 0
+    assert chipsweep.left_off("pareto_training", model="llama3_8b", lake=server.settings.lake) == r.json()["chips"]
+    r = httpx.get(f"{server.url}/queries/pareto_training/left-off", params={"modle": "llama3_8b"})
+    assert r.status_code == 422 and r.json()["field"] == "modle"
 
 
 # ------------------------------------------------------------------------------------------------
