@@ -84,7 +84,7 @@ const chipsweep = (() => {
       plot(div, full.figure, note);
       div.dataset.stage = "candidates";
       note.textContent = `${full.rows.length} configurations on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).` +
-        (full.unplaced ? ` ${full.unplaced}` : "");
+        (full.unplaced ? ` ${full.unplaced.charAt(0).toUpperCase()}${full.unplaced.slice(1)}` : "");
     }).catch((e) => { note.textContent += ` (${e.message})`; });
     return res;
   }
