@@ -60,11 +60,12 @@ def training_bounds(rep: TrainingReport, ctx: Context) -> list[Bound]:
     worst = max((r for r in rep.rows if np.isfinite(r.out_median)), key=lambda r: r.out_median)
     out.append(Bound("12", "every source's median", "20 %", f"highest: {worst.source} {_pct(worst.out_median)}",
                      worst.out_median <= 0.20))
-    above = [(cid, prec, frac, value) for cid, prec, frac, _key, value, on in gemm_checks(ctx)
+    above = [(cid, prec, frac, value, by) for cid, prec, frac, _key, value, on, by in gemm_checks(ctx)
              if value > frac and not on.startswith("extrapolated")]
     out.append(Bound("12", "fitted matrix efficiency within the share of peak the vendor's GEMM library measures",
                      "the measured share",
-                     "; ".join(f"{cid} {prec} {_pct(value)} against {_pct(frac)}" for cid, prec, frac, value in above)
+                     "; ".join(f"{cid} {prec} {_pct(value)} against {_pct(frac)}" + ("" if by == cid else f" ({by}'s)")
+                               for cid, prec, frac, value, by in above)
                      or "every fitted chip within its measurement", not above))
     for label, report in (("mixture-of-experts runs", moe_report(ctx)), ("NVFP4 dense runs", fp4_report(ctx)),
                           ("context-parallel runs", cp_report(ctx))):

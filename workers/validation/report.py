@@ -296,28 +296,38 @@ def bracket_lines(bracket: list[tuple[Result, Result]], unanswered: list[tuple[R
     return lines
 
 
-def gemm_checks(ctx: Context) -> list[tuple[str, str, float, str, float, str]]:
-    """Per chip with a measured GEMM (`gemm_measured`): (chip, precision, measured fraction of peak, the matrix
-    constant of that precision, its catalog value, its calibrated_on). A fitted asymptote above the share of peak the
-    vendor's GEMM library reaches on large matrices is not physical: the model spends the difference elsewhere."""
+def gemm_checks(ctx: Context) -> list[tuple[str, str, float, str, float, str, str]]:
+    """Per chip with a measured GEMM (`gemm_measured`), and per chip fitted on its own runs whose GPU revision was
+    measured in another chip (the same NVIDIA compute capability, X.Y: the same tensor cores and the same vendor
+    library, so the same reachable share of peak; the B200 HGX by the GB200's measurement): (chip, precision,
+    measured fraction of peak, the matrix constant of that precision, its catalog value, its calibrated_on, the chip
+    measured). A fitted asymptote above the share of peak the vendor's GEMM library reaches on large matrices is not
+    physical: the model spends the difference elsewhere."""
     out = []
+    measured = {c.compute_capability: c for c in ctx.catalog.chips.values()
+                if c.compute_capability and c.gemm_fraction is not None}
     for i, cid in enumerate(ctx.chips.ids):
         chip = ctx.catalog.chips[cid]
-        frac, g = chip.gemm_fraction, chip.gemm_measured
-        if frac is None or g is None:
+        on = str(ctx.calibrated_on[0, i])
+        by = chip if chip.gemm_measured is not None else measured.get(chip.compute_capability or "")
+        if by is None or by.gemm_measured is None or by.gemm_fraction is None:
             continue
-        key = "mm_eff_max_fp8" if g.precision == "fp8" else "mm_eff_max"
-        out.append((cid, g.precision, frac, key, float(ctx.cal[key][0, i]), str(ctx.calibrated_on[0, i])))
+        if by is not chip and (chip.same_compute_as or on.startswith("extrapolated")):
+            continue  # a chip without runs of its own: its constants are another's, checked there
+        key = "mm_eff_max_fp8" if by.gemm_measured.precision == "fp8" else "mm_eff_max"
+        out.append((cid, by.gemm_measured.precision, by.gemm_fraction, key, float(ctx.cal[key][0, i]), on, by.id))
     return out
 
 
 def gemm_lines(ctx: Context) -> list[str]:
     lines = ["matrix efficiency against the measured GEMM (gemm_measured: the vendor library's best large-matrix "
              "share of peak, Azure AI-benchmarking-guide):"]
-    for cid, prec, frac, key, value, on in gemm_checks(ctx):
+    for cid, prec, frac, key, value, on, by in gemm_checks(ctx):
         how = "extrapolated" if on.startswith("extrapolated") else "fitted"
         flag = "ABOVE the measurement" if value > frac else "within it"
-        lines.append(f"  {cid:22s} {prec:4s} GEMM {frac * 100:5.1f} % of peak; {how} {key} {value * 100:5.1f} %: {flag}")
+        where = "" if by == cid else f" (measured on {by}, the same GPU revision)"
+        lines.append(f"  {cid:22s} {prec:4s} GEMM {frac * 100:5.1f} % of peak{where}; {how} {key} {value * 100:5.1f} %: "
+                     f"{flag}")
     return lines
 
 
