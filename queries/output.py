@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
@@ -78,11 +79,7 @@ def frontier_groups(table: pa.Table) -> dict[tuple[object, ...], int]:
     cols = partition_of(table)
     if not cols:
         return {(): table.num_rows} if table.num_rows else {}
-    keys = zip(*(table.column(c).to_pylist() for c in cols), strict=True)
-    groups: dict[tuple[object, ...], int] = {}
-    for key in keys:
-        groups[key] = groups.get(key, 0) + 1
-    return groups
+    return dict(Counter(zip(*(table.column(c).to_pylist() for c in cols), strict=True)))  # first seen, first
 
 
 def to_csv(table: pa.Table) -> str:
