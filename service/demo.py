@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -181,13 +182,9 @@ def print_training_frontier(lake: str) -> None:
                   f"{r['interleave']:1d} {_recompute_cell(r):>11s} {r['zero_stage']:4d} {r['time_to_train_days']:8.1f} "
                   f"{r['cost_usd'] / 1e6:8.2f}" + "".join(" " + f.format(r[k]).rjust(8) for k, _, f in extra)
                   + f"  {_fitted(r)}")
-        fastest = min((r["time_to_train_days"] for r in rows), default=math.inf)
-        unplaced = _unplaced("pareto_training", {"model": model, "sweep": "demo-training"}, lake, "time_to_train_days",
-                             fastest, "min")
-        if unplaced:
-            print("   left out, faster than every row above but with no cost (the catalog has no rental or purchase "
-                  "price for them):")
-            print("   " + "; ".join(f"{r['chip']} {r['best']:.1f} days ({r['efficiency']})" for r in unplaced))
+        _print_left_out("pareto_training", {"model": model, "sweep": "demo-training"}, lake, rows, "time_to_train_days",
+                        "min", "faster than every row above but with no cost (the catalog has no rental or purchase "
+                        "price for them)", lambda r: f"{r['chip']} {r['best']:.1f} days ({r['efficiency']})")
         if any(_fitted(r) == "extrapolated" for r in rows):
             measured = _frontier("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental",
                                                      "calibration": "measured"}, lake)
@@ -249,29 +246,31 @@ def print_edge_frontier(lake: str) -> None:
         cost = r["unit_cost_usd"]
         print(f"   {what:{width}s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
               f"{cost if cost is not None else float('nan'):8.0f}")
-    fastest = max((r["decode_tokens_per_s"] for r in rows), default=0.0)
-    unplaced = _unplaced("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake, "decode_tokens_per_s",
-                         fastest, "max")
-    if unplaced:
-        print("   left out, faster than every design above but missing an objective the frontier compares (the catalog "
-              "has no price or no power for them):")
-        print("   " + "; ".join(f"{r['chip']} {r['best']:.0f} tok/s ({r['missing']}; {r['efficiency']})" for r in unplaced))
+    if _print_left_out("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake, rows, "decode_tokens_per_s",
+                       "max", "faster than every design above but missing an objective the frontier compares (the "
+                       "catalog has no price or no power for them)",
+                       lambda r: f"{r['chip']} {r['best']:.0f} tok/s ({r['missing']}; {r['efficiency']})"):
         print(f"   on speed and J/token alone: chipsweep query pareto_edge --param model={EDGE_MODEL} "
               "--param objectives=decode_tokens_per_s:max,energy_per_token_j")
 
 
-def _unplaced(name: str, params: dict[str, str], lake: str, column: str, beyond: float, sense: str
-              ) -> list[dict[str, Any]]:
-    """The chips a demo frontier cannot place for want of a catalog number (a price, a power) whose best `column`
-    is beyond every row it shows (above `beyond` for sense max, below it for min): their best value, what is
-    missing, and whether their efficiency is fitted."""
-    out = []
-    for r in runner.unplaced_chips(name, params, lake=lake):
-        best = r["best"].get(column)
-        if best is not None and (float(best) > beyond if sense == "max" else float(best) < beyond):
-            out.append({"chip": r["chip"], "best": float(best), "missing": ", ".join(f"no {f}" for f in r["catalog_lacks"]),
-                        "efficiency": _fitted({"calibrated_on": r["calibrated_on"]})})
-    return out
+def _print_left_out(name: str, params: dict[str, str], lake: str, rows: list[dict[str, Any]], column: str, sense: str,
+                    why: str, say: Callable[[dict[str, Any]], str]) -> bool:
+    """Print the chips a demo frontier cannot place for want of a catalog number (a price, a power) whose best
+    `column` is beyond every one of its `rows` (above them for sense max, below for min), each as `say` words it;
+    True if there were any."""
+    values = [float(r[column]) for r in rows]
+    edge = (max(values) if sense == "max" else min(values)) if values else (-math.inf if sense == "max" else math.inf)
+    left = []
+    for u in runner.unplaced_chips(name, params, lake=lake):
+        best = u["best"].get(column)
+        if best is not None and (float(best) > edge if sense == "max" else float(best) < edge):
+            left.append({"chip": u["chip"], "best": float(best), "missing": ", ".join(f"no {f}" for f in u["catalog_lacks"]),
+                         "efficiency": _fitted({"calibrated_on": u["calibrated_on"]})})
+    if left:
+        print(f"   left out, {why}:")
+        print("   " + "; ".join(say(r) for r in left))
+    return bool(left)
 
 
 def _design(r: dict[str, Any]) -> str:
