@@ -212,6 +212,32 @@ def test_pareto_edge_matches_brute_force(tmp_path: Path, seed: int, n: int, dist
             assert r["chip"].endswith(f"{r['dram']} {r['dram_bus_bits']}-bit"), r["chip"]
 
 
+def _frontier_configs(t: pa.Table, names: np.ndarray, objs: list[Objective], config: list[str],
+                      split: str | None = None) -> dict[tuple, list[int]]:
+    """The brute-force frontier of each model (and of each value of `split`, a column whose values are separate
+    frontiers), keyed by what a configuration is: (model, *its `config` values) -> the idx of its rows on it."""
+    part = np.array(t[split].to_pylist(), dtype=object) if split else np.zeros(t.num_rows, dtype=object)
+    out: dict[tuple, list[int]] = {}
+    for model in sorted(set(names.tolist())):
+        for value in sorted(set(part.tolist()), key=str):
+            rows = np.flatnonzero(_feasible(t) & (names == model) & (part == value))
+            keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
+            for r, k in zip(rows, keep, strict=True):
+                if k:
+                    out.setdefault((model, *(t[c][int(r)].as_py() for c in config)), []).append(int(t["idx"][int(r)].as_py()))
+    return out
+
+
+def _diff(before: dict[tuple, list[int]], after: dict[tuple, list[int]], old: int, new: int) -> list[tuple]:
+    """(change, version, idx) of the configurations that entered the frontier and those that left it."""
+    return sorted([("entered", new, i) for k, v in after.items() if k not in before for i in v]
+                  + [("left", old, i) for k, v in before.items() if k not in after for i in v])
+
+
+def _got(got: pa.Table) -> list[tuple]:
+    return sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(), strict=True))
+
+
 @LAKE_SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 100), distinct=st.integers(1, 10),
        changed=st.floats(0.0, 1.0))
@@ -234,27 +260,10 @@ def test_frontier_diff_matches_brute_force(tmp_path: Path, seed: int, n: int, di
     config_cols = ["chip_id", "cost_basis", "n_chips", "tp", "pp", "dp", "micro_batch", "interleave", "recompute",
                    "zero_stage", "precision", "global_batch", "seq_len", "tokens"]
 
-    def frontier(t: pa.Table, order: list[str]) -> dict[tuple, list[int]]:
-        """Each model's frontier, each cost basis its own (rental prices and owned TCO never share one)."""
-        names = _model_names(t, order)
-        basis = np.array(t["cost_basis"].to_pylist())
-        feasible = _feasible(t)
-        out: dict[tuple, list[int]] = {}
-        for model in order:
-            for b in ("rental", "owned"):
-                rows = np.flatnonzero(feasible & (names == model) & (basis == b))
-                keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
-                for r, k in zip(rows, keep, strict=True):
-                    if k:
-                        key = (model, *(t[c][int(r)].as_py() for c in config_cols))
-                        out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
-        return out
-
-    before, after = frontier(old, MODEL_ORDERS[0]), frontier(new, MODEL_ORDERS[1])
-    want = sorted([("entered", 2, i) for k, v in after.items() if k not in before for i in v]
-                  + [("left", 1, i) for k, v in before.items() if k not in after for i in v])
-    assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
-                      strict=True)) == want
+    # each model's frontier, each cost basis its own (rental prices and owned TCO never share one)
+    before = _frontier_configs(old, _model_names(old, MODEL_ORDERS[0]), objs, config_cols, "cost_basis")
+    after = _frontier_configs(new, _model_names(new, MODEL_ORDERS[1]), objs, config_cols, "cost_basis")
+    assert _got(got) == _diff(before, after, 1, 2)
 
 
 def test_empty_lake_gives_empty_frontiers(tmp_path: Path) -> None:
@@ -324,22 +333,9 @@ def test_frontier_diff_of_an_edge_sweep_matches_brute_force(tmp_path: Path, seed
     def frontier(t: pa.Table) -> dict[tuple, list[int]]:
         if kind == "inference":
             t = _priced(t, chips)
-        names = _model_names(t, MODEL_ORDERS[0])
-        out: dict[tuple, list[int]] = {}
-        for model in MODEL_ORDERS[0]:
-            rows = np.flatnonzero(_feasible(t) & (names == model))
-            keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
-            for r, k in zip(rows, keep, strict=True):
-                if k:
-                    key = (model, *(t[c][int(r)].as_py() for c in EDGE_CONFIG[kind]))
-                    out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
-        return out
+        return _frontier_configs(t, _model_names(t, MODEL_ORDERS[0]), objs, EDGE_CONFIG[kind])
 
-    before, after = frontier(old), frontier(new)
-    want = sorted([("entered", 7, i) for k, v in after.items() if k not in before for i in v]
-                  + [("left", 4, i) for k, v in before.items() if k not in after for i in v])
-    assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
-                      strict=True)) == want
+    assert _got(got) == _diff(frontier(old), frontier(new), 4, 7)
     assert set(got["kind"].to_pylist()) <= {kind}
 
 
@@ -374,24 +370,8 @@ def test_frontier_diff_of_a_serving_sweep_matches_brute_force(tmp_path: Path, se
 
     objs = [Objective("output_tokens_per_s_per_chip", "max"), Objective("tokens_per_s_per_user", "max")]
 
-    def frontier(t: pa.Table) -> dict[tuple, list[int]]:
-        names = _model_names(t, MODEL_ORDERS[0])
-        gen = t["gen_len"].to_numpy(zero_copy_only=False)
-        out: dict[tuple, list[int]] = {}
-        for model in MODEL_ORDERS[0]:
-            for g in (128, 1024):
-                rows = np.flatnonzero(_feasible(t) & (names == model) & (gen == g))
-                keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
-                for r, k in zip(rows, keep, strict=True):
-                    if k:
-                        key = (model, *(t[c][int(r)].as_py() for c in SERVING_CONFIG))
-                        out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
-        return out
-
-    before, after = frontier(old), frontier(new)
-    want = sorted([("entered", 2, i) for k, v in after.items() if k not in before for i in v]
-                  + [("left", 1, i) for k, v in before.items() if k not in after for i in v])
-    assert sorted(zip(got["change"].to_pylist(), got["version"].to_pylist(), got["idx"].to_pylist(),
-                      strict=True)) == want
+    before = _frontier_configs(old, _model_names(old, MODEL_ORDERS[0]), objs, SERVING_CONFIG, "gen_len")
+    after = _frontier_configs(new, _model_names(new, MODEL_ORDERS[0]), objs, SERVING_CONFIG, "gen_len")
+    assert _got(got) == _diff(before, after, 1, 2)
     assert set(got["kind"].to_pylist()) <= {"serving"}
     assert all("users" in lay or "user" in lay for lay in got["layout"].to_pylist())
