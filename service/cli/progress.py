@@ -47,7 +47,9 @@ def summary(status: dict[str, Any]) -> str:
     rate = status.get("configs_per_s") or 0.0
     line = (f"{status['sweep_id']}@{status['version']}: {status['state']}, {status['chunks_done']}/{status['chunks_total']} chunks"
             f" ({status['chunks_failed']} failed), {status.get('configurations_done', 0):,}/{status['configurations']:,}"
-            f" configurations, {status['rows_written']:,} rows, {rate / 1e6:.2f} M configs/s")
+            f" configurations, {status['rows_written']:,} rows"
+            # a version whose chunks were all carried or re-priced from the last evaluated nothing: no rate to give
+            + (f", {rate / 1e6:.2f} M configs/s" if rate > 0 else ""))
     errors = status.get("errors") or []
     for e in errors[:5]:
         line += f"\n  chunk {e['chunk']} ({e['state']}, {e['attempts']} attempts): {e['error'].splitlines()[0] if e['error'] else ''}"
