@@ -49,7 +49,7 @@ def summary(status: dict[str, Any]) -> str:
             f" ({status['chunks_failed']} failed), {status.get('configurations_done', 0):,}/{status['configurations']:,}"
             f" configurations, {status['rows_written']:,} rows"
             # a version whose chunks were all carried or re-priced from the last evaluated nothing: no rate to give
-            + (f", {rate / 1e6:.2f} M configs/s" if rate > 0 else ""))
+            + (f", {rate / 1e6:.2f} M configs/s" if rate >= 1e5 else f", {rate:,.1f} configs/s" if rate > 0 else ""))
     errors = status.get("errors") or []
     for e in errors[:5]:
         line += f"\n  chunk {e['chunk']} ({e['state']}, {e['attempts']} attempts): {e['error'].splitlines()[0] if e['error'] else ''}"
