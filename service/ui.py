@@ -235,9 +235,9 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
 
     @r.get("/ui/data/diff", dependencies=data)
     async def data_diff(sweep: str, from_version: int, to_version: int) -> dict[str, Any]:
+        # a serving sweep is compared on pareto_serving's objectives: the query reads that from the recorded spec
         table = await run_in_threadpool(python_api.query, "frontier_diff", {
-            "sweep": sweep, "from_version": from_version, "to_version": to_version,
-            "frontier": "serving" if serving_spec(queue.spec(sweep, to_version)) else "edge"})
+            "sweep": sweep, "from_version": from_version, "to_version": to_version})
         rows = runner.table_records(table)
         return {"rows": rows, "figure": chart.diff_chart_json(rows)}
 
@@ -331,7 +331,7 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
                     "message": "choose one model to draw its frontier" if models else "no feasible configuration"}
         fig = figure_data(front, candidates, candidates_total=total)
         # with the faint points, the chips no point can stand for (every row lacks an objective: no price or power)
-        unplaced = output.unplaced_note(runner.unplaced_chips(name, params)) if n else ""
+        unplaced = output.unplaced_note(python_api.left_off(name, params)) if n else ""
         return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=max(n, 1)),
                 "candidates": n, "unplaced": unplaced,
                 "objectives": [fig.x.column, fig.y.column] + ([fig.colour.column] if fig.colour else []),
