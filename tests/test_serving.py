@@ -22,6 +22,7 @@ from chipsweep.schemas.columns import arrow_schema
 from chipsweep.schemas.spec import parse_spec
 from chipsweep.schemas.sweep import resolve
 from chipsweep.workers.chunk import ChunkEvaluator
+from chipsweep.workers.context import Context
 from chipsweep.workers.parse import EvaluateError
 
 H100 = "nvidia_h100_sxm"
@@ -183,6 +184,12 @@ def test_disaggregated_prefill_adds_a_prompt_pool_and_frees_decode_iterations() 
     ({"model": "qwen3_30b_a3b", "chip": H100, "n_chips": 2, "ep": 4}, "ep", 4, "1, 2"),
     ({"model": "llama3_8b", "chip": H100, "concurrency": 0}, "concurrency", "0", "an integer >= 1"),
     ({"model": "llama3_8b", "chip": H100, "compute_precision": "fp6"}, "compute_precision", "fp6", "fp16"),
+    # vLLM, SGLang and TensorRT-LLM give each chip whole heads: Llama 3 70B's 64 query / 8 KV heads over 3 chips
+    ({"model": "llama3_70b", "chip": H100, "n_chips": 3, "weight_bits": 8}, "n_chips", 3, "1, 2, 4, 8, 16"),
+    ({"model": "llama3_70b", "chip": "amd_mi300x", "n_chips": 8, "engine": "tensorrt_llm"}, "engine",
+     "tensorrt_llm", "vllm, sglang, llama_cpp"),
+    ({"model": "llama3_8b", "chip": "apple_m2_ultra", "engine": "qnn"}, "engine", "qnn", "llama_cpp"),
+    ({"model": "llama3_70b", "chip": H100, "n_chips": 8, "dp_attention": True}, "dp_attention", "true", "false"),
 ])
 def test_bad_serving_input_names_row_field_value_and_allowed(row: dict, field: str, value: object,
                                                               allowed: str) -> None:
@@ -473,3 +480,42 @@ def test_expert_all_to_alls_send_across_nodes_only_the_copies_bound_there() -> N
     # the engine's link share; each of the 16 chips carries 1/16 of the tokens
     link = 400e9 / 8 * 0.75
     assert slope["false"] * 16 == pytest.approx(2 * 58 * 7168 * 2 * 4 / link, rel=1e-3)
+
+
+def test_tensor_parallelism_that_splits_a_head_or_an_engine_off_its_vendor_never_reaches_a_frontier() -> None:
+    """A sweep's rows are judged like `evaluate`'s: tp = 3 over Llama 3 70B's 64 heads (which read 2.3x the per-chip
+    output of 8 chips before the rule), TensorRT-LLM on an MI300X and data-parallel attention on a dense model are
+    infeasible with the reason; llama.cpp splits rows in any proportion, so 3 chips stay feasible under it."""
+    spec = {"name": "rules", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_70b"], "chip": [H100, "amd_mi300x"], "n_chips": [3, 8], "engine": ["tensorrt_llm", "llama_cpp"],
+        "weight_bits": [8], "concurrency": [8]}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    rows = ChunkEvaluator(sweep).evaluate(0, sweep.configurations).to_pylist()
+    ids = Context.build(load_catalog()).chips.ids  # the lake's chip_id: an index into the context's chips
+    assert len(rows) == 8
+
+    def reason(chip: str, n: int, engine: str) -> str:
+        hit = [r for r in rows if ids[r["chip_id"]] == chip and r["n_chips"] == n and r["engine"] == engine]
+        assert len(hit) == 1, (chip, n, engine)
+        return str(hit[0]["infeasible_reason"] or "")
+
+    assert "must divide the query heads" in reason(H100, 3, "tensorrt_llm")
+    assert reason(H100, 8, "tensorrt_llm") == ""
+    assert reason(H100, 3, "llama_cpp") == ""
+    assert "does not run on this chip's vendor" in reason("amd_mi300x", 8, "tensorrt_llm")
+    assert reason("amd_mi300x", 8, "llama_cpp") == ""
+
+
+def test_data_parallel_attention_gives_one_request_one_rank() -> None:
+    """Under data-parallel attention each request's attention runs on the rank that holds its KV cache: one user
+    gets no attention speed-up from 8 ranks (the busiest rank holds ceil(C / 8) requests), 8 users spread evenly."""
+    ds = dict(model="deepseek_v3", chip="nvidia_h200_sxm", n_chips=8, ep=8, prompt_len=4000, gen_len=1000,
+              compute_precision="fp8", dp_attention=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one, eight, nine = chipsweep.evaluate([dict(ds, concurrency=1), dict(ds, concurrency=8),
+                                               dict(ds, concurrency=9)], kind="inference", explain=True).to_pylist()
+    # attention per iteration: one request alone costs what eight spread over eight ranks cost
+    assert one["tpot_attention_s"] == pytest.approx(eight["tpot_attention_s"], rel=0.02)
+    # a ninth request lands on a rank that already holds one: the busiest rank's attention doubles
+    assert nine["tpot_attention_s"] == pytest.approx(2 * eight["tpot_attention_s"], rel=0.05)

@@ -86,6 +86,9 @@ R_MEMORY = 32  # does not fit at the requested batch / concurrency
 R_NOFIT = 64  # does not fit at any batch (weights alone, or weights + one sequence)
 R_LAYOUT = 128  # ep or pp does not divide n_chips, or more stages than layers
 R_DENSE_EP = 256  # ep > 1 on a dense model (no experts to spread)
+R_HEADS = 512  # tensor parallelism that splits an attention head (engines that shard whole heads)
+R_ENGINE = 1024  # the engine does not run on the chip's vendor (asic.yaml serving.engine_vendors)
+R_DENSE_DPA = 2048  # data-parallel attention on a dense model
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -98,6 +101,11 @@ REASONS: dict[int, str] = {
     R_NOFIT: "does not fit in memory at any batch",
     R_LAYOUT: "ep and pp must divide n_chips, and pp be at most the layers",
     R_DENSE_EP: "ep > 1 needs a mixture-of-experts model (this model is dense): allowed ep 1",
+    R_HEADS: "tp (n_chips / pp) must divide the query heads, and the KV heads divide tp or tp divide them: the "
+    "engine shards whole heads",
+    R_ENGINE: "the engine does not run on this chip's vendor (asic.yaml serving.engine_vendors): pick another engine",
+    R_DENSE_DPA: "dp_attention needs a mixture-of-experts model (attention data-parallel beside expert-parallel "
+    "experts; this model is dense): allowed false",
 }
 
 INPUT_KEYS = (
@@ -118,7 +126,7 @@ INPUT_KEYS = (
 )
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
-            "dequant_round_trip", "link_fraction",
+            "dequant_round_trip", "link_fraction", "whole_heads", "engine_runs",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
 
@@ -214,10 +222,18 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     mask |= ((ep > 1) & (x["w_expert"] > 0) & indivisible(t, ep)) * R_LAYOUT
     mask |= ((pp > 1) & (indivisible(t, pp) | (pp > L))) * R_LAYOUT
     tp = t / pp  # tensor-parallel chips of one stage
+    dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
+    mask |= (dp_att & (x["w_expert"] <= 0)) * R_DENSE_DPA
+    # engines that shard whole heads (vLLM's rule): tp divides the query heads; the KV heads divide tp, or tp them
+    # (each KV head then replicated); a latent (kv_share 1) is replicated on every chip
+    kvh = x["kv_share"]
+    split_head = indivisible(x["heads"], tp) | np.where(tp >= kvh, indivisible(tp, kvh), indivisible(kvh, tp))
+    # (the chips an SRAM-only row is spread over are the compiler's choice, which splits at any granularity)
+    mask |= ((cal["whole_heads"] > 0) & (tp > 1) & ~dp_att & ~(blank_t & (x["sram_only"] > 0)) & split_head) * R_HEADS
+    mask |= (cal["engine_runs"] <= 0) * R_ENGINE
 
     # ---- memory per chip, the static batch and the serving concurrency -------------------------------
     inv_t = 1.0 / t
-    dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
     kv_chip = kv_tok / pp * np.where(dp_att, 1.0 / tp, np.maximum(1.0 / tp, 1.0 / x["kv_share"]))  # bytes/token/seq, per chip
     state_chip = state_seq * inv_t if stateful else 0.0  # bytes per sequence per chip: the state-space heads split over tp, layers over pp
     w_chip = w_all * inv_t  # bytes of weights on one chip
@@ -300,7 +316,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         up_link, out_link = at(x["up_bw"]) * frac, at(x["out_bw"]) * frac  # bytes/s per chip
         a2a_copy[moe_rows] = np.maximum(up_copies / up_link, out_copies / out_link)
     lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
-    ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)  # all-reduces
+    # all-reduces per pass: each layer's attention output and its MLP's; an MoE layer's experts under expert
+    # parallelism talk by all-to-all instead. Beside data-parallel attention the dense layers run data-parallel too
+    # (SGLang's large-scale EP deployment: --moe-dense-tp-size 1), no all-reduce at all
+    ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)
     msg_tok = h * act_b  # bytes of one token's hidden state
     # s per running sequence and iteration on the host; vLLM's multi-step scheduling (--num-scheduler-steps n) runs
     # the scheduler and input preparation once for n forward passes (vLLM v0.6.0 blog, 2024-09-05)
@@ -344,6 +363,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     s_kv, s_sc = kv_seq / bw, score_b / pp / bw  # s per decoding sequence (KV), per token pair (unfused scores)
     s_at = at_pair / att_flops  # s per token pair of attention
 
+    any_dpa = bool(np.any(dp_att))
+
     def iteration_parts(seqs: Array, pre_tokens: Array) -> tuple[Array, ...]:
         """One iteration of `seqs` decodes plus `pre_tokens` prompt tokens, part by part: s per stage of the dense
         weights' GEMMs, the routed experts' and the attention kernels (each the larger of its memory and compute
@@ -355,6 +376,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         dense = np.maximum(s_w_d, tok * s_mm_d)
         experts = np.maximum(s_w_e * touched, tok * s_mm_e)
         attention = np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at)
+        if any_dpa:  # data-parallel attention: each sequence on one rank, the busiest holding ceil(seqs / t)
+            attention = attention * np.where(dp_att & (seqs > 0), np.ceil(seqs / t - 1e-6) * t / np.maximum(seqs, 1e-9), 1.0)
         host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
         return dense, experts, attention, comm(tok), host, tok, pairs, touched
 

@@ -55,7 +55,7 @@ POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per ch
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
 ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
                  "custom_all_reduce_bytes",
-                 "async_scheduling")
+                 "async_scheduling", "whole_heads")
 BOOLS = ("false", "true", "0", "1", "no", "yes")
 
 # chip fields the inference path reads, for the low-confidence notes (bit i = field i)
@@ -163,6 +163,15 @@ def dequant_round_trips(catalog: Any, chip_ids: Sequence[str]) -> Array:
     rules = catalog.asic["serving"]["dequant_round_trip"]["value"]
     chips = [catalog.chips[c] for c in chip_ids]
     return np.array([float((first_rule(rules, chip, engine) or {"value": 0})["value"])
+                     for engine in ENGINES for chip in chips])
+
+
+def engine_runs(catalog: Any, chip_ids: Sequence[str]) -> Array:
+    """Per (engine, chip), flat as engine x n_chips + chip: 1 where the engine runs on the chip's vendor
+    (asic.yaml serving.engine_vendors; an engine it does not name runs on any)."""
+    vendors = catalog.asic["serving"]["engine_vendors"]["value"]
+    chips = [catalog.chips[c] for c in chip_ids]
+    return np.array([float(engine not in vendors or chip.vendor in vendors[engine])
                      for engine in ENGINES for chip in chips])
 
 
@@ -377,7 +386,8 @@ def chip_tables(ctx: Context, efficiency: Sequence[Mapping[str, Any]] | None = N
         "cal": compact({**inference_calibration(ctx), **serving["power"], "default_engine": serving["default_engine"]}),
         "eff": compact({**{k: serving[k] for k in EFFICIENCY_KEYS}, "calibrated_on": serving["calibrated_on"],
                         "extrapolated": serving["extrapolated"],
-                        "dequant_round_trip": dequant_round_trips(ctx.catalog, ctx.chips.ids)}),
+                        "dequant_round_trip": dequant_round_trips(ctx.catalog, ctx.chips.ids),
+                        "engine_runs": engine_runs(ctx.catalog, ctx.chips.ids)}),
         "limits": serving["limits"],
         "texts": serving["texts"],
     }
@@ -463,7 +473,7 @@ def assemble_inference(
     engine = get("engine")
     engine = np.where(np.isfinite(engine), engine, cal.pop("default_engine")).astype(np.intp)
     eff = gather(tables["eff"], engine * nc + safe)
-    cal.update({k: eff[k] for k in (*EFFICIENCY_KEYS, "dequant_round_trip")})
+    cal.update({k: eff[k] for k in (*EFFICIENCY_KEYS, "dequant_round_trip", "engine_runs")})
     for name in ENGINE_LIMITS:  # the engine's
         cal[name] = tables["limits"][name][engine]
     for name in CAL_OVERRIDES:
@@ -486,7 +496,7 @@ def assemble_inference(
     notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
     if errors is not None:
-        _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx)
+        _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx, engine, cal, np.nan_to_num(get("dp_attention")))
     x: dict[str, Array] = {
         **{k: v for k, v in m.items() if k != "has_model"},
         "n_chips": n_chips,
@@ -526,10 +536,25 @@ def assemble_inference(
 
 
 def _row_errors(errors: RowErrors, raw: Mapping[str, Any], ctx: Context, m: Mapping[str, Array], c: Mapping[str, Array],
-                prec: Array, ep: Array, pp: Array, n_chips: Array, chip_idx: Array) -> None:
+                prec: Array, ep: Array, pp: Array, n_chips: Array, chip_idx: Array, engine: Array,
+                cal: Mapping[str, Array], dp_attention: Array) -> None:
     """Bad combinations of good cells, each named by row, field, value and what is allowed: a compute precision
-    the chip has no peak for, expert parallelism on a dense model or not dividing the chips."""
+    the chip has no peak for, an engine that does not run on the chip, expert parallelism or data-parallel attention
+    on a dense model, ep not dividing the chips, tensor parallelism that splits a head (ep need not divide the routed
+    experts: engines place redundant copies, SGLang's --ep-num-redundant-experts)."""
     ok = ~errors.bad & (chip_idx >= 0)
+    vendors = ctx.catalog.asic["serving"]["engine_vendors"]["value"]
+    for i in np.nonzero(ok & (np.asarray(cal["engine_runs"]) <= 0))[0].tolist():
+        chip = ctx.catalog.chips[ctx.chips.ids[int(chip_idx[i])]]
+        allowed = [e for e in ENGINES if e not in vendors or chip.vendor in vendors[e]]
+        errors.add([i], "engine", [ENGINES[int(engine[i])]], f"{ENGINES[int(engine[i])]} runs on "
+                   f"{' and '.join(vendors[ENGINES[int(engine[i])]])} chips only, not {chip.id} ({chip.vendor}); "
+                   f"allowed: {', '.join(allowed)}")
+    dense_dpa = ok & (dp_attention > 0) & ~(m["is_moe"] > 0)
+    if dense_dpa.any():
+        errors.add(np.nonzero(dense_dpa)[0], "dp_attention", ["true"] * int(dense_dpa.sum()),
+                   "data-parallel attention runs beside expert-parallel experts and needs a mixture-of-experts model "
+                   "(this model is dense); allowed: false")
     no_peak = ok & np.isfinite(prec) & ((c["pre"] & inference.R_PRECISION) != 0)
     for i in np.nonzero(no_peak)[0].tolist():
         chip = ctx.chips.ids[int(chip_idx[i])]
@@ -547,6 +572,16 @@ def _row_errors(errors: RowErrors, raw: Mapping[str, Any], ctx: Context, m: Mapp
     for i in np.nonzero(split)[0].tolist():
         divisors = [d for d in range(1, int(t[i]) + 1) if int(t[i]) % d == 0]
         errors.add([i], "ep", [int(ep[i])], f"ep must divide n_chips = {int(t[i])}; allowed: {', '.join(map(str, divisors))}")
+    tp = t / pp
+    kvh = m["kv_share"]
+    split_head = (np.mod(m["heads"], tp) != 0) | np.where(tp >= kvh, np.mod(tp, kvh) != 0, np.mod(kvh, tp) != 0)
+    split = ok & (np.asarray(cal["whole_heads"]) > 0) & (tp > 1) & ~(dp_attention > 0) & (np.mod(t, pp) == 0) & split_head
+    for i in np.nonzero(split)[0].tolist():
+        h, k = int(m["heads"][i]), int(kvh[i])
+        fits = [d * int(pp[i]) for d in range(1, h + 1) if h % d == 0 and (d % k == 0 if d >= k else k % d == 0)]
+        errors.add([i], "n_chips", [int(t[i])], f"{ENGINES[int(engine[i])]} gives each chip whole attention heads: tp = "
+                   f"n_chips / pp = {int(tp[i])} must divide the {h} query heads, and the {k} KV heads divide tp or tp "
+                   f"divide them; allowed: {', '.join(map(str, fits))}")
     split = ok & (pp > 1) & ((np.mod(t, pp) != 0) | (pp > m["layers"]))
     for i in np.nonzero(split)[0].tolist():
         divisors = [d for d in range(1, int(t[i]) + 1) if int(t[i]) % d == 0 and d <= m["layers"][i]]
@@ -647,13 +682,14 @@ def _concurrency_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array]
     attention data parallelism would not."""
     fit = int(max(out["concurrency_fit"][i], 0))
     reserve = float(np.atleast_1d(inference.cal_at(cal, "kv_reserve", np.array([i])))[0])  # share of g reserved
-    allowed = f"1 to {fit}" if fit >= 1 else "none (weights and activations alone fill the memory: raise n_chips or lower weight_bits)"
+    kv = "prompt_len + gen_len" if reserve == 1 else f"prompt_len + {reserve:g} x gen_len"
+    allowed = ("1" if fit == 1 else f"1 to {fit}") if fit >= 1 else "none (weights and activations alone fill the memory: raise n_chips or lower weight_bits)"
     text = (f"does not fit in memory ({out['mem_gb'][i]:.2f} GB per chip > {out['mem_limit_gb'][i]:.2f} GB usable on each "
-            f"of {int(out['n_chips'][i])} chip(s), KV cache of p + {reserve:g} x g tokens per request); "
+            f"of {int(out['n_chips'][i])} chip(s), KV cache of {kv} tokens per request); "
             f"allowed: {allowed} at this model, chips and lengths")
     tp = float(out["n_chips"][i]) / max(float(x["pp"][i]) if np.isfinite(x["pp"][i]) else 1.0, 1.0)
     share = float(x["kv_share"][i])
-    if not x["dp_attention"][i] > 0 and tp > share:
+    if not x["dp_attention"][i] > 0 and tp > share and x["w_expert"][i] > 0:  # data-parallel attention: MoE only
         kept = "one KV head or latent" if share == 1 else f"{share:g} KV heads"
         text += (f"; or set dp_attention true: the model keeps {kept} per layer, so tensor parallelism over {tp:g} "
                  f"chips holds each request's KV cache {tp / share:g}x over, where attention data parallelism keeps "
