@@ -120,11 +120,28 @@ def test_invalid_layouts_are_masked_with_readable_reasons(ctx):
             global_batch=[1536, 1536, 1536, 2], tp=[7, 8, 8, 8], pp=[1, 5, 1, 1], micro_batch=[1, 1, 1, 3],
             recompute=["full"] * 4, zero_stage=[1] * 4, framework=["megatron_2022"] * 4)
     reasons = d["infeasible_reason"]
-    assert "heads not divisible by tp" in reasons[0]
-    assert "layers not divisible by pp" in reasons[1]  # Megatron of 2022 split layers evenly
-    assert "n_chips not divisible by tp*pp" in reasons[2]
-    assert "global_batch smaller than micro_batch" in reasons[3]
-    assert all(np.isnan(v) for v in d["step_time_s"])
+    # a layout the row gives is a bad cell: row, field, value and what is allowed (as every other bad input)
+    assert reasons[0].startswith("row 1: field 'tp' = 7: tp must divide the model's 96 attention heads")
+    assert "allowed: 1, 2, 4, 8, 16, 32" in reasons[0]
+    assert "field 'pp' = 5: tp x pp must divide n_chips = 64" in reasons[1]
+    assert reasons[2].startswith("row 3: field 'tp' = 8: tp x pp must divide n_chips = 60")
+    assert reasons[3].startswith("row 4: field 'micro_batch' = 3: allowed: 1 to global_batch = 2")
+    assert all(t is None or t != t for t in d["step_time_s"])  # no time for a layout that cannot run
+    # the even split of Megatron 2022: 96 layers over 5 stages (on 80 chips, which tp x pp divides)
+    (r,) = run(ctx, model=["gpt3_175b"], chip=["nvidia_a100_sxm_80gb"], n_chips=[80], global_batch=[1536], tp=[8],
+               pp=[5], micro_batch=[1], recompute=["full"], zero_stage=[1], framework=["megatron_2022"])["infeasible_reason"]
+    assert r.startswith("row 1: field 'pp' = 5: layers not divisible by pp*interleave") and "(96 layers)" in r
+
+
+def test_a_given_dp_that_does_not_make_the_chip_count_is_refused_not_rewritten(ctx):
+    """tp 8 x pp 4 x dp 32 needs 1,024 chips: on 512 the row is refused naming dp and the one value that fits (it was
+    rewritten to dp 16 with a 47.6-day training time beside NaN step time and the reason 'n_chips not divisible')."""
+    d = run(ctx, model=["llama3_70b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[512, 512], global_batch=[1024] * 2,
+            tokens=[2e12] * 2, tp=[8, 8], pp=[4, 4], dp=[32, 16])
+    assert d["infeasible_reason"][0] == ("row 1: field 'dp' = 32: tp x pp x cp x dp must equal n_chips = 512; "
+                                         "allowed: 16 (or blank)")
+    assert d["time_to_train_days"][0] != d["time_to_train_days"][0]  # NaN
+    assert d["infeasible_reason"][1] == "" and d["dp"][1] == 16 and d["time_to_train_days"][1] > 0
 
 
 def test_memory_infeasibility_names_the_sizes(ctx):
@@ -164,8 +181,8 @@ def test_azure_2020_cluster_preset_supplies_chip_count_and_network(ctx):
             tokens=[300e9, 300e9], tp=[8, 8], pp=[16, 16], micro_batch=[1, 1], recompute=["full", "full"], zero_stage=[1, 1],
             n_chips=[None, 1024])
     assert d["dp"][1] == 8 and d["infeasible_reason"][1] == ""
-    # 10,000 chips is not a multiple of 8 x 16: the preset's own size is refused with the reason
-    assert "n_chips not divisible by tp*pp" in d["infeasible_reason"][0]
+    # 10,000 chips is not a multiple of 8 x 16: the preset's own size is refused, naming the layout that does not fit
+    assert d["infeasible_reason"][0].startswith("row 1: field 'pp' = 16: tp x pp must divide n_chips = 10000")
     assert 10 < d["time_to_train_days"][1] < 400 and d["cost_usd"][1] > 0
 
 

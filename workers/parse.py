@@ -83,6 +83,11 @@ class RowErrors:
             out[r] = "; ".join(msgs)
         return out
 
+    def fields(self) -> set[str | None]:
+        """The fields the errors name (None for a message about no one field)."""
+        named = {int(r): {p.field for p in ps} for r, ps in self._problems.items()}
+        return {f for r in self._msgs for f in (named.get(r) or {None})}
+
     def messages(self) -> list[str]:
         return [m for r in sorted(self._msgs) for m in self._msgs[r]]
 

@@ -90,6 +90,7 @@ R_EP = 16384  # ep does not divide dp or the experts, or ep > 1 on a dense model
 R_CP = 32768  # cp does not divide the sequence length
 R_OFFLOAD = 65536  # offload_layers not below a pipeline stage's layers
 R_HOSTLINK = 131072  # offload_layers on a chip without a published host link
+R_DP = 262144  # the row's dp does not make tp x pp x dp = n_chips
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -110,6 +111,7 @@ REASONS: dict[int, str] = {
     R_CP: "cp must divide seq_len (each context-parallel rank holds seq_len/cp tokens)",
     R_OFFLOAD: "offload_layers must be fewer than the layers of a pipeline stage (one layer's activations stay on the chip)",
     R_HOSTLINK: "offload_layers needs the chip's link to host memory (set chip.host_link_gb_s)",
+    R_DP: "tp x pp x dp must equal n_chips (leave dp blank to take n_chips / (tp x pp))",
     R_MEMORY: "does not fit in memory",
 }
 

@@ -34,6 +34,7 @@ from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import keep_given
 from chipsweep.workers.tables import (
+    PRECISION_FIELD,
     PRECISION_WEIGHT_BYTES,
     chip_link_arrays,
     default_precision,
@@ -396,14 +397,15 @@ def _assemble_general(
     shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, shapes["seq"])
 
     precision = get("precision")
-    precision = np.where(np.isfinite(precision), precision, default_precision(ccols))
+    given_precision = np.isfinite(precision)
+    precision = np.where(given_precision, precision, default_precision(ccols))
     peak, published = peak_for_precision(ccols, precision)
     peaks16 = np.stack([peak_for_precision(ccols, np.full(n, float(i)))[0] for i in range(len(PRECISIONS))])
-    if errors is not None:  # mxfp8 / nvfp4 on a chip whose tensor cores have no such rate: a row error, not a guess
-        block = (precision >= PRECISIONS.index("mxfp8")) & ~np.isfinite(peak) & (chip_idx >= 0) & ~errors.bad
+    if errors is not None:  # a precision the chip's tensor cores have no rate for (fp8 on an A100): a row error
+        block = given_precision & ~np.isfinite(peak) & (chip_idx >= 0) & ~errors.bad
         for r in np.nonzero(block)[0].tolist():
             ok = ", ".join(p for i, p in enumerate(PRECISIONS) if np.isfinite(peaks16[i, r]))
-            field = "peak_tflops_fp4" if PRECISIONS[int(precision[r])] == "nvfp4" else "peak_tflops_fp8"
+            field = PRECISION_FIELD[PRECISIONS[int(precision[r])]]
             errors.add([r], "precision", [PRECISIONS[int(precision[r])]],
                        f"allowed on chip '{ctx.chips.ids[chip_idx[r]]}': {ok} (it publishes no {field})")
     weight_bytes = np.asarray([PRECISION_WEIGHT_BYTES[p] for p in PRECISIONS])[precision.astype(np.int64)]
@@ -465,9 +467,11 @@ def run_training(x: dict[str, Array], cal: dict[str, Array], dtype: type | None 
     dp_req = x.get("dp_req")
     if dp_req is not None:
         clash = np.isfinite(dp_req) & (np.abs(out["dp"] - dp_req) > 0.5)
-        out["reason_mask"] = out["reason_mask"] | np.where(clash, training.R_LAYOUT, 0)
-        for k in ("step_time_s", "tokens_per_s", "mfu", "hfu", "cost_usd"):
-            out[k] = np.where(clash, np.nan, out[k])
+        if clash.any():
+            out["reason_mask"] = out["reason_mask"] | np.where(clash, training.R_DP, 0)
+            for k in TRAINING_OUT:  # a layout that cannot run has no time, cost or energy
+                if k in out and k not in ("mem_per_chip_gb", "fits") and np.asarray(out[k]).dtype.kind == "f":
+                    out[k] = np.where(clash, np.nan, out[k])
     return out
 
 
@@ -575,6 +579,9 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
             resolved[k][rows] = v
         for k, v in res_out.items():
             outputs.setdefault(k, np.full(n, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype))[rows] = v
+    _layout_errors(errors, resolved, blank, outputs, ok)
+    if strict and errors:
+        raise errors.error()
     fw = np.nan_to_num(resolved["framework"], nan=0.0).astype(np.int64)
     provenance = ctx.calibrated_on[fw, np.maximum(chip_idx, 0)]
     hints = _ep_hints(resolved, outputs, ctx, chip_idx, ok)
@@ -582,6 +589,58 @@ def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) ->
         hints[r] = f"{hints[r]}; {text}" if r in hints else text
     usable = np.broadcast_to(ctx.cal_for(chip_idx, fw)["mem_usable"], (n,))  # fraction of memory a framework uses
     return _training_table(table, resolved, outputs, errors, ctx, chip_idx, provenance, hints, usable), errors
+
+
+def _divisors(n: float) -> list[int]:
+    return [d for d in range(1, int(n) + 1) if int(n) % d == 0] if np.isfinite(n) and n >= 1 else []
+
+
+def _layout_errors(errors: RowErrors, x: Mapping[str, Array], blank: Mapping[str, Array], out: Mapping[str, Array],
+                   ok: Array) -> None:
+    """A layout the row gives (not left to the search) that breaks one of the core's integer rules is a bad cell,
+    named by row, field, value and what is allowed, as `evaluate` reports every other bad input; the rows the search
+    filled keep their reason (no layout fits)."""
+    mask = out.get("reason_mask")
+    if mask is None:
+        return
+    mask = np.asarray(mask, dtype=np.int64)
+
+    def given(key: str) -> Array:
+        return ok & ~np.asarray(blank.get(key, np.zeros(len(ok), dtype=bool)))
+
+    n = x["n_chips"]
+    tp, pp = np.nan_to_num(x["tp"], nan=1.0), np.nan_to_num(x["pp"], nan=1.0)  # a blank the search left undecided: 1
+    for r in np.nonzero(given("tp") & ((mask & training.R_HEADS) != 0))[0].tolist():
+        fits = [d for d in _divisors(x["heads"][r]) if int(n[r]) % d == 0]
+        errors.add([r], "tp", [int(tp[r])], f"tp must divide the model's {int(x['heads'][r])} attention heads and "
+                   f"n_chips = {int(n[r])}; allowed: {', '.join(map(str, fits))}")
+    split = (mask & training.R_LAYOUT) != 0
+    for r in np.nonzero((given("tp") | given("pp")) & split)[0].tolist():
+        field = "pp" if bool(given("pp")[r]) and not (bool(given("tp")[r]) and int(n[r]) % int(tp[r])) else "tp"
+        other = int(tp[r] if field == "pp" else pp[r])
+        fits = [d for d in _divisors(n[r] / other) if float(n[r]) / other == int(n[r] / other)]
+        errors.add([r], field, [int((pp if field == "pp" else tp)[r])], f"tp x pp must divide n_chips = {int(n[r])}; allowed with "
+                   f"{'tp' if field == 'pp' else 'pp'} = {other}: {', '.join(map(str, fits)) or 'none'}")
+    dp_req = x.get("dp_req")
+    if dp_req is not None:
+        for r in np.nonzero(ok & ((mask & training.R_DP) != 0))[0].tolist():
+            per = int(tp[r] * pp[r] * (x["cp"][r] if np.isfinite(x["cp"][r]) else 1.0))
+            errors.add([r], "dp", [int(dp_req[r])], f"tp x pp x cp x dp must equal n_chips = {int(n[r])}; allowed: "
+                       f"{int(n[r]) // per if per and int(n[r]) % per == 0 else 'none at this tp, pp and cp'} "
+                       "(or blank)")
+    for r in np.nonzero(given("zero_stage") & ((mask & training.R_ZEROPP) != 0))[0].tolist():
+        errors.add([r], "zero_stage", [int(x["zero_stage"][r])], f"ZeRO-2/3 keep no whole gradients across a pipeline's "
+                   f"micro-batches (DeepSpeed refuses them with pp > 1); allowed with pp = {int(pp[r])}: 0, 1")
+    for r in np.nonzero(given("interleave") & ((mask & training.R_INTERLEAVE) != 0))[0].tolist():
+        errors.add([r], "interleave", [int(x["interleave"][r])], training.REASONS[training.R_INTERLEAVE]
+                   + f" (pp = {int(pp[r])}); allowed: 1")
+    for r in np.nonzero(given("pp") & ((mask & training.R_LAYERS) != 0) & ~split)[0].tolist():
+        fits = [d for d in _divisors(n[r]) if d <= x["layers"][r] + 2]
+        errors.add([r], "pp", [int(pp[r])], training.REASONS[training.R_LAYERS]
+                   + f" ({int(x['layers'][r])} layers); allowed: pp dividing the layers (of {', '.join(map(str, fits))})")
+    for r in np.nonzero(given("micro_batch") & ((mask & training.R_BATCH) != 0))[0].tolist():
+        errors.add([r], "micro_batch", [int(x["micro_batch"][r])],
+                   f"allowed: 1 to global_batch = {int(x['global_batch'][r])}")
 
 
 def _offload_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array,

@@ -47,7 +47,9 @@ def predict(cases: Iterable[Case], catalog: Catalog | None = None) -> list[Resul
     table = case_table(cases)
     errors = RowErrors(table.num_rows)
     x, blank, chip_idx = training_inputs(table, ctx, errors)
-    if errors:
+    # a precision the chip publishes no peak for (bf16 on the Ascend 910B) is answered NaN here, as the core refuses
+    # it, and at both ends of an assumed peak by `bracket_report`; any other bad cell is a broken case
+    if errors and errors.fields() != {"precision"}:
         raise ValueError("validation cases do not parse: " + "; ".join(errors.messages()[:5]))
     _, out = search_training(x, blank, ctx, chip_idx)
     return extract(cases, out, x["n_chips"])
