@@ -227,8 +227,21 @@ class Bound:
     def final_partition(self) -> list[str]:
         """The columns the last pareto(...) partitions by: its result holds one frontier per distinct value."""
         calls = list(_PARETO_RE.finditer(self.query.sql))
-        part = calls[-1].group("part") if calls else None
-        return [c.strip() for c in (part or "").split(",") if c.strip()]
+        if not calls:
+            return []
+        return _partition(calls[-1], self.objectives)
+
+
+# columns that say how a cost objective was computed: they split a frontier only where a cost is compared
+COST_BASIS_COLUMNS = {"cost_basis": ("cost_usd", "capex_usd", "opex_usd")}
+
+
+def _partition(call: re.Match[str], objectives: Mapping[str, list[Objective]]) -> list[str]:
+    """The partition columns of one pareto(...) call: rental and owned costs never share a frontier, but where no
+    objective is a cost the basis does not split it (time against energy is one frontier over every chip)."""
+    part = [c.strip() for c in (call.group("part") or "").split(",") if c.strip()]
+    compared = {o.column for o in _objectives_arg(call.group("obj"), objectives)}
+    return [c for c in part if c not in COST_BASIS_COLUMNS or compared & set(COST_BASIS_COLUMNS[c])]
 
 
 def bind(query: SavedQuery | str, params: Mapping[str, object] | None = None) -> Bound:
@@ -280,8 +293,7 @@ def expand(sql: str, literals: Mapping[str, str], objectives: Mapping[str, list[
         rel = m.group("rel")
         if not frontier:
             return f"(SELECT * FROM {rel})"
-        part = [c.strip() for c in (m.group("part") or "").split(",") if c.strip()]
-        return pareto_sql(rel, _objectives_arg(m.group("obj"), objectives), partition_by=part)
+        return pareto_sql(rel, _objectives_arg(m.group("obj"), objectives), partition_by=_partition(m, objectives))
 
     out = _PARETO_RE.sub(pareto, sql)
 

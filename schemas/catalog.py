@@ -600,9 +600,32 @@ def load_catalog(overlay: str | os.PathLike[str] | None = None, *, use_env: bool
     return _load_cached(key, mtime)
 
 
+# the physical range of the defaults an overlay may set, where it is narrower than a finite number >= 0: (low, high,
+# low excluded). A PUE counts the facility's overhead over the IT load (>= 1, The Green Grid); shares of a chip's
+# memory, power or peak cannot pass the whole; a purchase spreads over a positive number of years; at least one
+# byte per gradient or activation element, the busiest expert at least the mean
+DEFAULT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "pue": (1.0, math.inf, False),
+    "mem_usable": (0.0, 1.0, True),
+    "memory_reach": (0.0, 1.0, True),
+    "gemm_reach": (0.0, 1.0, True),
+    "power_fraction": (0.0, 1.0, True),
+    "power_draw_fraction": (0.0, 1.0, True),
+    "moe_a2a_overlap": (0.0, 1.0, False),
+    "moe_imbalance": (1.0, math.inf, False),
+    "amortization_years": (0.0, math.inf, True),
+    "grad_bytes": (1.0, 8.0, False),
+    "act_bytes": (1.0, 8.0, False),
+    "fallback_link_gb_s": (0.0, math.inf, True),
+    "tokens_per_param": (0.0, math.inf, True),
+    "lora_rank": (1.0, math.inf, False),
+}
+
+
 def _overlay_defaults(defaults: dict[str, Any], items: Any, path: Path) -> dict[str, Any]:
     """defaults.yaml with an overlay's `defaults: {name: number}` (electricity price, PUE, carbon intensity,
-    ...) in place of the built-in values; only names defaults.yaml has, finite numbers >= 0."""
+    ...) in place of the built-in values; only names defaults.yaml has, finite numbers >= 0 (within
+    `DEFAULT_RANGES` where a name has a narrower physical range)."""
     known = dict(defaults.get("defaults") or {})
     if not isinstance(items, dict):
         raise CatalogError(f"{path}: 'defaults' must be a mapping of name: number")
@@ -610,9 +633,12 @@ def _overlay_defaults(defaults: dict[str, Any], items: Any, path: Path) -> dict[
         if name not in known:
             raise CatalogError(f"{_line_of(path, str(name))}: defaults '{name}' is unknown; allowed: "
                                f"{', '.join(sorted(known))}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        low, high, low_open = DEFAULT_RANGES.get(str(name), (0.0, math.inf, False))
+        if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                or value < low or (low_open and value == low) or value > high):
+            allowed = f"{'> ' if low_open else '>= '}{low:g}" + (f" and <= {high:g}" if math.isfinite(high) else "")
             raise CatalogError(f"{_line_of(path, str(name))}: defaults '{name}': {value!r} is not allowed; "
-                               "allowed: a finite number >= 0")
+                               f"allowed: a finite number {allowed}")
         entry = dict(known[name]) if isinstance(known[name], dict) else {"value": known[name]}
         entry.update({"value": value, "source": f"user overlay {path.name}"})
         known[name] = entry

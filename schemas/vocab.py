@@ -118,3 +118,6 @@ CHIP_NUMERIC: tuple[str, ...] = (
     "power_draw_w", "server_usd", "network_usd",
 )
 OVERRIDABLE: tuple[str, ...] = tuple(f for f in CHIP_NUMERIC if f != "process_nm")
+# the rates and capacities a what-if must keep above zero (the core divides by them); prices, power and idle draw may be 0
+CHIP_POSITIVE: frozenset[str] = frozenset(f for f in CHIP_NUMERIC if f.startswith(("peak_", "memory_", "scale_", "external_"))
+                                          ) | {"neural_engine_tops", "sram_mb", "host_link_gb_s", "tdp_w", "chips_per_system"}

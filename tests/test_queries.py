@@ -315,6 +315,16 @@ def test_pareto_training_compares_costs_on_one_basis_when_asked(tmp_path: Path) 
         assert mixed <= set(single["idx"].to_pylist())
     # the default frontier never mixes bases: each basis is its own frontier (issue 12)
     assert both.num_rows == rental.num_rows + owned.num_rows
+    # where no objective is a cost the basis splits nothing: time against energy is one frontier over every row,
+    # the same as a brute-force frontier that ignores the basis
+    objs = "time_to_train_days,energy_mwh"
+    one = run_saved("pareto_training", {"model": model, "objectives": objs}, lake=own)
+    rows = run_sql(f"SELECT idx, time_to_train_days AS t, energy_mwh AS e FROM latest_training t JOIN models m USING "
+                   f"(sweep, version, model_id) WHERE m.model = '{model}'", lake=own).to_pylist()
+    brute = {r["idx"] for r in rows if not any(o["t"] <= r["t"] and o["e"] <= r["e"] and (o["t"], o["e"]) != (r["t"], r["e"])
+                                               for o in rows)}
+    assert set(one["idx"].to_pylist()) == brute and len(brute) >= 1
+    assert len(set(one["cost_basis"].to_pylist())) >= 1
 
 
 def test_a_deadline_or_a_budget_keeps_the_frontier_inside_it(tmp_path: Path) -> None:

@@ -136,8 +136,13 @@ def test_overlay_defaults_are_checked(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="usd_per_kwhh.*allowed: .*usd_per_kwh"):
         load_catalog(str(overlay), use_env=False)
     overlay.write_text("defaults:\n  pue: -1\n")
-    with pytest.raises(CatalogError, match="pue.*-1.*finite number >= 0"):
+    with pytest.raises(CatalogError, match="pue.*-1.*finite number >= 1"):
         load_catalog(str(overlay), use_env=False)
+    # physical ranges: a PUE below 1 (energy halved), more than the chip's memory, a purchase spread over no years
+    for text, allowed in (("pue: 0.5", ">= 1"), ("mem_usable: 1.5", "> 0 and <= 1"), ("amortization_years: 0", "> 0")):
+        overlay.write_text(f"defaults:\n  {text}\n")
+        with pytest.raises(CatalogError, match=f"{text.split(':')[0]}.*allowed: a finite number {allowed}"):
+            load_catalog(str(overlay), use_env=False)
     overlay.write_text("defaults:\n  pue: 1.3\n")
     cat = load_catalog(str(overlay), use_env=False)
     assert cat.defaults["defaults"]["pue"]["value"] == 1.3
@@ -259,3 +264,23 @@ def test_history_names_the_asic_constant_or_framework_feature_that_moved() -> No
     new.defaults["frameworks"]["fsdp"]["flash"] = 0
     assert field_changes(old, new, ["defaults/all"]) == [
         {"entry": "defaults/all", "field": "frameworks.fsdp.flash", "old": 1, "new": 0}]
+
+
+def test_a_zero_cost_of_capital_spreads_the_purchase_in_straight_line(tmp_path: Path) -> None:
+    """cost_of_capital 0 (a straight-line assumption) divided by zero in the capital recovery factor (a traceback on
+    every row, rental ones too); now the purchase is spread evenly: 1 / years of it a year, and at 10 % a year the
+    factor is r / (1 - (1 + r)^-n), which is above it."""
+    from chipsweep.workers.training import capital_recovery
+
+    assert capital_recovery(0.0, 4.0) == 0.25
+    assert capital_recovery(0.1, 4.0) == pytest.approx(0.1 / (1 - 1.1 ** -4))
+    assert np.allclose(capital_recovery(np.array([0.0, 0.1]), np.array([4.0, 4.0])), [0.25, 0.1 / (1 - 1.1 ** -4)])
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("defaults:\n  cost_of_capital: 0\n")
+    import chipsweep
+    row = {"model": "llama3_70b", "chip": "nvidia_h100_sxm", "n_chips": 512, "global_batch": 1024, "tokens": 2e12,
+           "cost_basis": "owned"}
+    straight = chipsweep.evaluate([row], catalog=load_catalog(str(overlay), use_env=False)).to_pylist()[0]
+    financed = chipsweep.evaluate([row], catalog=load_catalog(use_env=False)).to_pylist()[0]
+    assert 0 < straight["capex_usd"] < financed["capex_usd"]
+    assert straight["opex_usd"] == pytest.approx(financed["opex_usd"])

@@ -190,6 +190,9 @@ def test_disaggregated_prefill_adds_a_prompt_pool_and_frees_decode_iterations() 
      "tensorrt_llm", "vllm, sglang, llama_cpp"),
     ({"model": "llama3_8b", "chip": "apple_m2_ultra", "engine": "qnn"}, "engine", "qnn", "llama_cpp"),
     ({"model": "llama3_70b", "chip": H100, "n_chips": 8, "dp_attention": True}, "dp_attention", "true", "false"),
+    # a rate or capacity of zero divided by zero downstream (numpy warnings, a memory refusal as the reason)
+    ({"model": "llama3_8b", "chip": H100, "chip.memory_bandwidth_gb_s": 0}, "chip.memory_bandwidth_gb_s", "0",
+     "a finite number > 0"),
 ])
 def test_bad_serving_input_names_row_field_value_and_allowed(row: dict, field: str, value: object,
                                                               allowed: str) -> None:

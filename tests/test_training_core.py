@@ -534,3 +534,17 @@ def test_vocab_tiles_hold_one_tile_of_the_logits_at_a_time(ctx):
     training_inputs(table(**{k: [v] for k, v in base.items()}, vocab_tiles=[0]), ctx, errors)
     msg = " ".join(errors.messages())
     assert "vocab_tiles" in msg and "0" in msg, msg
+
+
+def test_the_cost_basis_asked_for_is_kept_and_a_chip_with_no_price_has_none(ctx):
+    """A row that asks for rental on a chip with no rental price keeps the rental basis, with no cost and a note
+    naming the missing price (it became 'owned', and the note asked for a price the chip already had); one that asks
+    for owned on a chip with a rental price but no purchase price names the purchase price; a row that asks for no
+    basis on a chip with no price of either kind has no basis (it read 'owned')."""
+    d = run(ctx, model=["llama3_70b"] * 4, chip=["nvidia_gb200_per_gpu", "amd_mi300x", "google_tpu_v5p", "nvidia_h100_sxm"],
+            n_chips=[512] * 4, global_batch=[1024] * 4, tokens=[2e12] * 4, cost_basis=["rental", "owned", None, None])
+    assert d["cost_basis"] == ["rental", "owned", None, "rental"]
+    assert [c != c for c in d["cost_usd"]] == [True, True, True, False]  # NaN but the H100's
+    assert "cost_basis rental, and the chip has no rental price (give chip.usd_per_hour)" in d["notes"][0]
+    assert "cost_basis owned, and the chip has no purchase price" in d["notes"][1] and "usd_per_hour" not in d["notes"][1]
+    assert "no rental price and no purchase price published" in d["notes"][2]

@@ -278,7 +278,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "recompute": x["recompute"],
             "zero_stage": x["zero_stage"],
             "fits": np.asarray(out["fits"], dtype=bool),
-            "cost_basis": np.asarray(out["cost_owned"], dtype=np.int32),  # index into COST_BASES
+            "cost_basis": np.nan_to_num(np.asarray(out["cost_owned"], dtype=np.float64)).astype(np.int32),  # COST_BASES
             "framework": fw.astype(np.int32),  # index into FRAMEWORKS
             "batch_handling": np.nan_to_num(np.asarray(out["batch_handling"], dtype=np.float64)).astype(np.int32),
             "calibrated_on": prov_code[fw, safe_chip],
@@ -295,7 +295,8 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             data[name] = out[name]
         for name in _TRAINING_INT_OUT:
             data[name] = np.asarray(out[name], dtype=np.float64)
-        nulls: dict[str, Array] = {"batch_handling": mask != 0}
+        # no cost basis where the row asks for none and the chip has no price of either kind
+        nulls: dict[str, Array] = {"batch_handling": mask != 0, "cost_basis": ~np.isfinite(out["cost_owned"])}
         for name in ("n_chips", "global_batch", "seq_len", "tp", "pp", "dp", "micro_batch", "interleave",
                      "recompute", "zero_stage", "precision", "ep", *_TRAINING_INT_OUT):
             bad = ~np.isfinite(data[name])

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
+    CHIP_POSITIVE,
     COMPUTE_PRECISIONS,
     ENGINES,
     MOE_FIELDS,
@@ -294,7 +295,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     what_if_columns(table, errors, {"chip": OVERRIDABLE, "cal": CAL_OVERRIDES})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
-            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
+            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0, positive=field in CHIP_POSITIVE)
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in table.column_names:
             hi = None if name in CAL_UNBOUNDED else 1

@@ -157,8 +157,10 @@ def numbers(
     maximum: float | None = None,
     required: bool = False,
     allowed: str | None = None,
+    positive: bool = False,
 ) -> Array:
-    """The column as float64 (NaN where blank); bad cells are recorded in `errors` and set to NaN.
+    """The column as float64 (NaN where blank); bad cells are recorded in `errors` and set to NaN. `positive`: above
+    0, not at it (a rate or a capacity of zero divides by zero downstream).
 
     Every value must be finite (the text `nan` or `inf` is an error, not a blank) and fit the column
     type it is stored in (`schemas.numbers.storage`: n_chips in int32, ...), so one bad cell names its
@@ -171,7 +173,7 @@ def numbers(
     hi = maximum if maximum is not None else (where.high if narrow else None)
     if narrow:
         lo, hi = max(lo if lo is not None else where.low, where.low), min(hi if hi is not None else where.high, where.high)
-    what = allowed or _describe(integer, lo, hi, "a number", where)
+    what = allowed or ("allowed: a finite number > 0" if positive else _describe(integer, lo, hi, "a number", where))
     shown: list[object] | None = None  # the cells as given (text), for messages
     unparsed = np.zeros(n, dtype=bool)
     if name not in table.column_names:
@@ -210,6 +212,8 @@ def numbers(
         bad |= finite & (np.abs(safe - np.round(safe)) > 1e-9)
     if lo is not None:
         bad |= finite & (safe < lo)
+    if positive:
+        bad |= finite & (safe <= 0)
     if hi is not None:
         bad |= finite & (safe > hi)
     if bad.any():

@@ -108,7 +108,8 @@ def reprice_training(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa
         i = table.schema.get_field_index(column)
         field = table.schema.field(i)
         if column == "cost_basis":  # as the chunk writer stores it: codes into COST_BASES
-            codes = pa.array(np.where(money[name], COST_BASES.index("owned"), COST_BASES.index("rental")).astype(np.int32))
+            code = np.asarray(money[name], dtype=np.float64)  # 0 rental, 1 owned, NaN none
+            codes = pa.array(np.nan_to_num(code).astype(np.int32), mask=~np.isfinite(code))
             array: pa.Array = pa.DictionaryArray.from_arrays(codes, pa.array(COST_BASES, pa.string())).cast(field.type)
         else:
             array = pa.array(np.asarray(money[name]).astype(field.type.to_pandas_dtype()), type=field.type)

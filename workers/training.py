@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -989,26 +990,42 @@ ECONOMIC_CAL = ("pue", "co2_kg_per_kwh", "usd_per_kwh", "amortization_years", "c
 ECONOMIC_OUTPUTS = ("energy_mwh", "cost_usd", "co2_t", "capex_usd", "opex_usd", "cost_owned")
 
 
+def capital_recovery(rate: Any, years: Any) -> Any:
+    """The capital recovery factor r / (1 - (1 + r)^-n): the share of a purchase paid each year over n years at a
+    cost of capital r; straight-line 1 / n at r = 0. Scalars stay Python floats (a float32 core stays float32)."""
+    if np.ndim(rate) == 0 and np.ndim(years) == 0:
+        r, n = float(rate), float(years)
+        return r / (1.0 - (1.0 + r) ** (-n)) if r > 0 else 1.0 / n
+    r, n = np.asarray(rate), np.asarray(years)
+    return np.where(r > 0, r / np.where(r > 0, 1.0 - (1.0 + r) ** (-n), 1.0), 1.0 / n)
+
+
 def run_economics(chip_hours: Array, x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
     """Energy, cost and emissions of runs that take `chip_hours`: the rental price, or the owned cluster's
     TCO (the purchase spread over its life at the cost of capital, plus energy at measured draw x PUE,
-    facility and operations per kW); `cost_owned` where the owned basis applies (asked for, or no price)."""
+    facility and operations per kW); `cost_owned` the basis of each row's cost (0 rental, 1 owned: asked for, or no
+    rental price; NaN where the row asks for none and the chip has no price of either kind)."""
     it_kw = (x["power_w"] + cal["host_power_w"]) * 1e-3  # kW per accelerator with its host share, measured draw
     energy_mwh = chip_hours * it_kw * (cal["pue"] * 1e-3)  # MWh
     r, years = cal["cost_of_capital"], cal["amortization_years"]
-    crf = r / (1.0 - (1.0 + r) ** (-years))  # capital recovery factor, per year
+    crf = capital_recovery(r, years)  # per year
     capex = chip_hours * (x["capex_usd"] * crf / HOURS_PER_YEAR)  # USD
     per_kw_h = (cal["facility_usd_per_kw_month"] + cal["ops_usd_per_kw_month"]) * 12.0 / HOURS_PER_YEAR  # USD/kWh(IT)
     opex = energy_mwh * (1000.0 * cal["usd_per_kwh"]) + chip_hours * it_kw * per_kw_h  # USD
-    # cost basis: a rental price unless the row asks for owned (or the chip has none)
-    rented = np.isfinite(x["usd_per_hour"]) & ~(x["owned"] > 0)
+    # cost basis: the one the row asks for (`owned` 1 owned, 0 rental); where it asks for none, the rental price, else
+    # the owned TCO where the chip has a purchase price, else none (NaN: no price of either kind)
+    asked = np.isfinite(x["owned"])
+    priced = np.isfinite(x["usd_per_hour"])
+    rented = np.where(asked, x["owned"] < 0.5, priced)
+    basis = np.where(rented, 0.0, np.where(asked | np.isfinite(x["capex_usd"]), 1.0, np.nan)).astype(
+        np.result_type(chip_hours), copy=False)  # the core's dtype
     return {
         "energy_mwh": energy_mwh,
-        "cost_usd": np.where(rented, chip_hours * x["usd_per_hour"], capex + opex),  # USD
+        "cost_usd": np.where(rented, chip_hours * x["usd_per_hour"], capex + opex),  # USD (NaN without the price)
         "co2_t": energy_mwh * cal["co2_kg_per_kwh"],  # t CO2 (MWh x kg/kWh = t)
         "capex_usd": np.where(rented, np.nan, capex),
         "opex_usd": np.where(rented, np.nan, opex),
-        "cost_owned": ~rented,
+        "cost_owned": basis,  # index into COST_BASES, NaN: none
     }
 
 

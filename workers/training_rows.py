@@ -18,6 +18,7 @@ import pyarrow as pa
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
     BATCH_HANDLING,
+    CHIP_POSITIVE,
     COST_BASES,
     FRAMEWORKS,
     LORA_TARGETS,
@@ -191,7 +192,8 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
         # the matrix multiplies run in 8 or 4 bits (fp8, mxfp8, nvfp4) at the fitted low-precision GEMM efficiency;
         # attention and element-wise kernels stay 16-bit (Transformer Engine recipes)
         "low_precision": (prec >= PRECISIONS.index("fp8")).astype(np.float64),
-        "owned": (get("cost_basis") == COST_BASES.index("owned")).astype(np.float64),
+        # the cost basis asked for: 1 owned, 0 rental, NaN none (the chip's rental price, else its owned TCO)
+        "owned": np.where(np.isfinite(get("cost_basis")), get("cost_basis") == COST_BASES.index("owned"), np.nan),
         "first_layers": get("first_stage_layers"),
         "last_layers": get("last_stage_layers"),
         "zero_group": get("zero_group"),
@@ -213,7 +215,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     what_if_columns(table, errors, {"chip": OVERRIDABLE})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
-            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0)
+            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0, positive=field in CHIP_POSITIVE)
     raw["n_chips"] = numbers(table, "n_chips", errors, integer=True, minimum=1)
     raw["global_batch"] = numbers(table, "global_batch", errors, integer=True, minimum=1, required=True)
     raw["tokens"] = numbers(table, "tokens", errors, minimum=1)
@@ -748,9 +750,9 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
             cols[name] = pa.array(np.where(bad, None, v.astype(bool)).tolist(), type=pa.bool_())
         else:
             cols[name] = pa.array(np.where(bad, np.nan, v.astype(np.float64)), type=pa.float64())
-    owned = out.get("cost_owned", np.zeros(n, dtype=bool)).astype(bool)
-    basis = np.asarray(COST_BASES, dtype=object)[owned.astype(np.int64)]
-    cols["cost_basis"] = pa.array(np.where(bad, None, basis).tolist(), type=pa.string())
+    code = np.asarray(out.get("cost_owned", np.zeros(n)), dtype=np.float64)
+    basis = np.asarray(COST_BASES, dtype=object)[np.nan_to_num(code).astype(np.int64)]
+    cols["cost_basis"] = pa.array(np.where(bad | ~np.isfinite(code), None, basis).tolist(), type=pa.string())
     cols["infeasible_reason"] = pa.array(reason.tolist(), type=pa.string())
     fw = np.asarray(FRAMEWORKS, dtype=object)[np.nan_to_num(x["framework"], nan=0).astype(np.int64)]
     cols["framework"] = pa.array(np.where(bad, None, fw).tolist(), type=pa.string())
@@ -771,6 +773,9 @@ TRAINING_NOTES = (
     "give chip.scale_out_gbit_s)",
     "cost not computed: no rental price and no purchase price published (give chip.usd_per_hour or chip.purchase_usd)",
     "energy not computed: tdp_w not published (give chip.tdp_w)",
+    "cost not computed: cost_basis rental, and the chip has no rental price (give chip.usd_per_hour)",
+    "cost not computed: cost_basis owned, and the chip has no purchase price (give chip.purchase_usd or "
+    "chip.server_usd)",
 )
 
 
@@ -783,11 +788,15 @@ def training_notes(x: Mapping[str, Array], out: Mapping[str, Array], feasible: A
     chips = np.asarray(x["n_chips"], dtype=np.float64)
     domain = np.broadcast_to(np.asarray(x["up_domain"], dtype=np.float64), (n,))
     nan = np.full(n, np.nan)
+    no_cost = ~np.isfinite(np.asarray(out.get("cost_usd", nan), dtype=np.float64))
+    basis = np.broadcast_to(np.asarray(out.get("cost_owned", nan), dtype=np.float64), (n,))  # 0 rental, 1 owned, NaN none
     flags = np.stack([
         ((missing & 1) != 0) & (chips > 1),
         ((missing & 2) != 0) & (chips > domain),
-        ~np.isfinite(np.asarray(out.get("cost_usd", nan), dtype=np.float64)),
+        no_cost & ~np.isfinite(basis),
         ~np.isfinite(np.asarray(out.get("energy_mwh", nan), dtype=np.float64)),
+        no_cost & (basis == 0),
+        no_cost & (basis == 1),
     ], axis=1) & np.asarray(feasible, dtype=bool)[:, None]
     codes = flags @ (1 << np.arange(len(TRAINING_NOTES)))
     texts = {int(c): "; ".join(t for i, t in enumerate(TRAINING_NOTES) if c >> i & 1) for c in np.unique(codes)}
