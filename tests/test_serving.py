@@ -522,3 +522,29 @@ def test_data_parallel_attention_gives_one_request_one_rank() -> None:
     assert one["tpot_attention_s"] == pytest.approx(eight["tpot_attention_s"], rel=0.02)
     # a ninth request lands on a rank that already holds one: the busiest rank's attention doubles
     assert nine["tpot_attention_s"] == pytest.approx(2 * eight["tpot_attention_s"], rel=0.05)
+
+
+def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path) -> None:
+    """A blank batch is the largest static batch that fits (248 sequences on an RTX 4090), while energy per token
+    and TTFT are the row's serving point (one llama.cpp user). The edge frontier compared the big batch's
+    per-sequence decode speed with one user's energy, and left off the Jetson AGX Orin (28 tokens/s at 0.74 J for
+    one user: faster than the Orin Nano, leaner than the 4090) because its 748-sequence batch decodes at 0.8 tokens/s
+    each. Each catalog row is now judged at its serving point."""
+    spec = {"name": "edge", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_8b"], "chip": ["nvidia_rtx_4090", "nvidia_jetson_orin_nano_8gb", "nvidia_jetson_agx_orin_64gb"],
+        "weight_bits": [4]}, "fixed": {"prompt_len": 512, "gen_len": 128},
+        "overrides": {"nvidia_jetson_agx_orin_64gb": {"purchase_usd": 1999}}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
+    root = str(tmp_path / "lake")
+    store = Lake(root)
+    store.write_part(table, "inference", "edge", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    rows = {r["idx"]: r for r in table.to_pylist()}
+    assert all(r["batch"] > r["concurrency"] == 1 for r in rows.values())  # the two points differ
+    front = run_saved("pareto_edge", {"model": "llama3_8b"}, lake=root).to_pylist()
+    assert {f["chip"] for f in front} == {"nvidia_rtx_4090", "nvidia_jetson_orin_nano_8gb", "nvidia_jetson_agx_orin_64gb"}
+    for f in front:
+        r = rows[f["idx"]]
+        assert f["decode_tokens_per_s"] == pytest.approx(r["tokens_per_s_per_user"])
+        assert f["energy_per_token_j"] == pytest.approx(r["energy_per_token_j"]) and f["batch"] == r["concurrency"]

@@ -1,7 +1,9 @@
 -- pareto_edge: the non-dominated ways to serve one model at the edge -- catalog inference chips and
 --   hypothetical ASIC designs together -- by decode speed (tokens/s per sequence, maximised), energy per
 --   token and unit cost (the ASIC's, or the purchase price of the catalog chips serving one replica),
---   over the latest version of every sweep, or of one sweep.
+--   over the latest version of every sweep, or of one sweep. Each row is judged at one operating point:
+--   a catalog chip at its serving point (its concurrency: tokens/s per user, with that point's energy per
+--   token and TTFT; `batch` shows the concurrency), an ASIC at its batch.
 -- @param model model = null  catalog model id, e.g. llama2_7b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param objectives objectives(edge) = decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd  two or three of the edge objectives
@@ -9,11 +11,13 @@
 WITH models_wanted AS (SELECT sweep, version, model_id FROM models WHERE $model IS NULL OR model = $model),
 inference_rows AS NOT MATERIALIZED (
     SELECT 'inference' AS source, f.sweep, f.version, f.idx, f.model_id, f.chip_id,
-           f.n_chips, f.weight_bits, f.kv_bits, f.batch, f.prompt_len, f.gen_len,
+           -- the serving point: a blank batch is the largest static batch that fits, while the energy per
+           -- token, power and TTFT are those of the row's concurrency (one user on a llama.cpp chip)
+           f.n_chips, f.weight_bits, f.kv_bits, CAST(f.concurrency AS INTEGER) AS batch, f.prompt_len, f.gen_len,
            CAST(NULL AS TINYINT) AS node_nm, CAST(NULL AS INTEGER) AS n_mac, CAST(NULL AS FLOAT) AS clock_ghz,
            CAST(NULL AS FLOAT) AS sram_mb, CAST(NULL AS VARCHAR) AS dram, CAST(NULL AS SMALLINT) AS dram_bus_bits,
            CAST(NULL AS VARCHAR) AS precision,
-           f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s,
+           f.tokens_per_s_per_user AS decode_tokens_per_s, f.energy_per_token_j, f.ttft_s,
            -- a catalog chip without a unit cost in the facts is priced from its purchase price
            CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
                 ELSE f.unit_cost_usd END AS unit_cost_usd,
