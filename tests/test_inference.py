@@ -129,10 +129,10 @@ def test_async_scheduling_waits_only_for_the_longer_of_the_hosts_and_the_chips_t
         ctx, dict(base, async_scheduling="false"), dict(base, async_scheduling="true"), dict(base, async_scheduling="maybe"),
         base, dict(base, engine="tensorrt_llm"))
     assert serial["tpot_s"] - overlapped["tpot_s"] == pytest.approx(64 * 3e-5, rel=1e-6)
-    assert overlapped["async_scheduling"] == "true" and serial["async_scheduling"] == "false"
+    assert overlapped["async_scheduling"] is True and serial["async_scheduling"] is False  # booleans, as the lake
     # vLLM schedules asynchronously by default (PR #27614); TensorRT-LLM's tables ran its C++ runtime in turn
-    assert default["async_scheduling"] == "true" and default["tpot_s"] == overlapped["tpot_s"]
-    assert trt["async_scheduling"] == "false"
+    assert default["async_scheduling"] is True and default["tpot_s"] == overlapped["tpot_s"]
+    assert trt["async_scheduling"] is False
     assert "field 'async_scheduling' = 'maybe'" in bad["infeasible_reason"]
     slow = dict(base, **{"cal.seq_overhead_s": 2e-4})
     host_bound, = run(ctx, dict(slow, async_scheduling="true"))

@@ -548,3 +548,18 @@ def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path
         r = rows[f["idx"]]
         assert f["decode_tokens_per_s"] == pytest.approx(r["tokens_per_s_per_user"])
         assert f["energy_per_token_j"] == pytest.approx(r["energy_per_token_j"]) and f["batch"] == r["concurrency"]
+
+
+def test_throughput_never_falls_as_concurrency_crosses_a_prompt_chunk_boundary() -> None:
+    """llama.cpp's 2,048-token batch beside C decodes leaves 2,048 - C tokens for a 2,000-token prompt: from 49 users
+    on it takes two chunks. Each chunk carried a full budget (1,984 tokens, twice the prompt's compute in all), so
+    per-chip throughput fell from 133 to 75 tokens/s between 48 and 64 users and came back at 256. Two chunks now
+    carry 1,000 tokens each: throughput per chip never falls as users are added."""
+    base = {"model": "llama3_8b", "chip": "apple_m2_ultra", "n_chips": 1, "compute_precision": "bf16",
+            "prompt_len": 2000, "gen_len": 300}
+    users = (16, 32, 48, 49, 64, 96, 128, 256)
+    out = run(*[dict(base, concurrency=c) for c in users])
+    rate = [r["output_tokens_per_s_per_chip"] for r in out]
+    assert all(r["infeasible_reason"] == "" for r in out)
+    assert all(b >= a * (1 - 1e-6) for a, b in zip(rate, rate[1:], strict=False)), rate
+    assert rate[users.index(64)] > 0.95 * rate[users.index(48)]

@@ -68,13 +68,15 @@ MISSED = {
                                   "its one other source is the 2023 M2 Max PR table, and the H100 PCIe reaches 23 % "
                                   "of its fp16 peak where the M2 Max reaches ~60 %"),
     ("prefill", "p90"): (1.00, "A100 SXM and L40S F16 rows run at 1/4-1/13 of every other chip's fraction of peak"),
-    ("energy_per_token", "median"): (0.28, "24.98 % since the datacenter power prior (2026-12-03; 42.2 % before), "
+    ("energy_per_token", "median"): (0.305, "24.98 % since the datacenter power prior (2026-12-03; 42.2 % before), "
                                            "29.3 % once each MoE layer pays its own fixed time (2026-12-05): "
                                            "ML.ENERGY's MoE runs at light load had been predicted 20-50 % fast, "
                                            "which offset the prior's power predicted 20-50 % high in their J/token; "
                                            "their speed is now right (out of source 0.135 -> 0.088 for DeepSeek-R1) "
                                            "and the power prior's excess shows; 27.4 % once 8-bit matrix multiplies pay their own time per "
-                                           "layer (2026-12-05)"),
+                                           "layer (2026-12-05); 29.8 % once a prompt's chunks carry even shares of it "
+                                           "(2026-12-05, a 2,048-token prompt had paid two full 2,047-token chunks): "
+                                           "the Jetson's (SmolHub) 24.5 % -> 33.3 %, ML.ENERGY's unchanged"),
     ("energy_per_token", "p90"): (0.72, "only two power sources, measuring different things (H100/B200 board power "
                                         "under vLLM, a Jetson CPU+GPU rail under llama.cpp): out of source a class's "
                                         "power runs on its prior (datacenter: asic.yaml serving.power_prior, from "
@@ -91,12 +93,17 @@ MISSED = {
                              "class on the fallback (idle 25 % of TDP, full load at peak); the Jetson's 7 W mode and "
                              "ML.ENERGY's largest batches sit furthest from them (56.3 % with the Jetson-based "
                              "fallback for both, median 45.3 % -> 24.1 % with the prior)"),
-    ("request_throughput", "p90"): (1.55, "SmolHub Jetson single-stream rates: a fit of llama.cpp on two other "
+    ("request_throughput", "p90"): (2.25, "SmolHub Jetson single-stream rates: a fit of llama.cpp on two other "
                                           "sources leaves the 7 W mode's half-gated GPU and 4-core 960 MHz CPU "
                                           "(kernel launches, host work) to constants fitted at 15-25 W; 354 % before "
                                           "the prompts' chunks were charged as compute-bound iterations; 142.3 % "
                                           "-> 151.2 % with vLLM's one-shot all-reduce, which moves the every-engine "
-                                          "constants a held-out source falls back on"),
+                                          "constants a held-out source falls back on; 141.8 % -> 221.0 % once a "
+                                          "prompt's chunks carry even shares of it (a 2,048-token prompt in "
+                                          "llama.cpp's 2,048-token batch beside one decode had paid two full "
+                                          "2,047-token chunks, twice its compute): the model's prompts on the Jetson "
+                                          "are now what the other sources' constants give, and these runs read "
+                                          "slower (in sample 15.7 % -> 23.9 % median)"),
 }
 
 

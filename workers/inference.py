@@ -453,8 +453,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # time. While mixed iterations are fewer than all (C ceil(p/k) < g) the time per iteration is the decode
     # iteration's plus their share of the extra a chunk costs; beyond that every iteration carries prompt tokens
     # (the prompts spread evenly over the iterations)
-    k_chunk = np.clip(M - C, 1.0, np.maximum(p, 1.0))  # prompt tokens of one mixed iteration
-    share = C * np.ceil(p / k_chunk) / np.maximum(g, 1.0)  # mixed iterations per iteration
+    k_max = np.clip(M - C, 1.0, np.maximum(p, 1.0))  # prompt tokens one mixed iteration can carry
+    n_chunks = np.ceil(p / k_max)  # mixed iterations per prompt
+    # ... each carrying an even share of the prompt (a 2,000-token prompt in a 1,984-token budget: two of 1,000, not
+    # one full chunk and a full-priced 16-token one)
+    k_chunk = np.maximum(p, 1.0) / np.maximum(n_chunks, 1.0)
+    share = C * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration
     chunked = (pre_share > 0) & (share < 1.0)
     # s per iteration = TPOT: the decode iteration where prompts come in chunks, else the evenly spread one
     pre_it = np.where(chunked, 0.0, pre_share)

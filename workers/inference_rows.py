@@ -668,10 +668,10 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         "prompt_len": x["prompt_len"],
         "gen_len": x["gen_len"],
     }
-    text = {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES, "disaggregated": ("false", "true"),
-            "dp_attention": ("false", "true"), "async_scheduling": ("false", "true"), "ep_dedup": ("false", "true")}
+    text = {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES}
     names = INFERENCE_OUT + (inference.EXPLAIN_OUT if explain else ())
-    result = result_table(table, resolved, names, out, bad, reason, notes, text)
+    result = result_table(table, resolved, names, out, bad, reason, notes, text,
+                          flags=("disaggregated", "dp_attention", "async_scheduling", "ep_dedup"))
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
     result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
     return result, errors

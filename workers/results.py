@@ -77,14 +77,17 @@ def refuse_infeasible(strict: bool, mask: Array, reason: Array) -> None:
 def result_table(
     table: pa.Table, resolved: Mapping[str, Array], out_names: tuple[str, ...], out: Mapping[str, Array],
     bad: Array, reason: Array, notes: Array, text: Mapping[str, tuple[str, ...]] | None = None,
+    flags: tuple[str, ...] = (),
 ) -> pa.Table:
-    """Input columns, then `resolved` (integers, floats, or labels of the choices in `text`), then the
-    outputs `out_names`, `fits`, `infeasible_reason` and `notes`."""
+    """Input columns, then `resolved` (integers, floats, labels of the choices in `text`, or booleans for the
+    `flags`, as the lake stores them), then the outputs `out_names`, `fits`, `infeasible_reason` and `notes`."""
     n = table.num_rows
     cols: dict[str, Any] = {name: table.column(name) for name in table.column_names}
     for name, v in resolved.items():
         v = np.asarray(v, dtype=np.float64)
-        if text and name in text:
+        if name in flags:
+            cols[name] = pa.array(np.where(bad | ~np.isfinite(v), None, np.nan_to_num(v) > 0).tolist(), type=pa.bool_())
+        elif text and name in text:
             labels = np.asarray(text[name], dtype=object)[np.clip(np.nan_to_num(v), 0, len(text[name]) - 1).astype(np.int64)]
             cols[name] = pa.array(np.where(bad | ~np.isfinite(v), None, labels).tolist(), type=pa.string())
         elif np.all(~np.isfinite(v) | (np.abs(v - np.round(v)) < 1e-9)):
