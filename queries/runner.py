@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import json
 import math
 import re
 import threading
@@ -296,6 +297,29 @@ def _connect(lake: str | None, limits: QueryLimits | None, *, fixed_join_order: 
                    temp_limit=limits.temp_bytes, threads=limits.threads)
 
 
+def swept_models(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The models the lake's sweeps evaluate: those their specs name (an axis or a fixed value); a spec that names
+    none by id (a catalog filter) counts every model of its version's catalog. The models table alone lists the whole
+    catalog of each version, so a model no sweep ran passed the check and answered 0 rows."""
+    named: set[str] = set()
+    every = False
+    for (text,) in con.execute("SELECT DISTINCT spec_json FROM versions").fetchall():
+        try:
+            spec = json.loads(text or "{}")
+        except ValueError:
+            every = True
+            continue
+        value = (spec.get("axes") or {}).get("model", (spec.get("fixed") or {}).get("model"))
+        if isinstance(value, str):
+            named.add(value)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            named.update(value)
+        else:
+            every = True
+    catalog = {r[0] for r in con.execute("SELECT DISTINCT model FROM models").fetchall()}
+    return sorted(catalog if every else named & catalog)
+
+
 def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
     """Parameters of type model / sweep / version(...) must name something the lake holds."""
     for p in bound.query.params:
@@ -303,7 +327,7 @@ def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
         if value is None:
             continue
         if p.type == "model":
-            allowed = [r[0] for r in con.execute("SELECT DISTINCT model FROM models ORDER BY 1").fetchall()]
+            allowed = swept_models(con)
         elif p.type == "sweep":
             allowed = [r[0] for r in con.execute("SELECT DISTINCT sweep FROM versions ORDER BY 1").fetchall()]
         elif p.type.startswith("version("):

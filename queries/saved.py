@@ -14,7 +14,7 @@ In the body (DuckDB SQL over the lake's views, lake/views.py):
     pareto(rel, $objectives | 'a,b:max'     the rows of `rel` on the Pareto frontier
            [, partition_by := (col, ...)])  (built by queries/frontier.py)
 
-Types: `text`, `int`, `float`, `choice(a|b|c)`, `objectives(training|edge)`, and three checked against
+Types: `text`, `int`, `float`, `positive` (a float > 0: a deadline, a budget, an SLO), `choice(a|b|c)`, `objectives(training|edge)`, and three checked against
 the lake before the query runs (queries/runner.py): `model` (a model id in the lake), `sweep` (a sweep
 in the lake) and `version(<sweep param>)` (a version of that sweep). A parameter without a default is
 required; `= null` makes it optional (NULL in SQL). Every error is a `QueryError` naming the field, the
@@ -45,7 +45,7 @@ _PARETO_RE = re.compile(
 _DOLLAR_RE = re.compile(r"\$(\w+)")
 _COLUMNS_RE = re.compile(r"\$(\w+)\.columns\b")
 _TYPE_RE = re.compile(
-    r"^(text|int|float|model|sweep|version\(\w+\)|choice\([\w|.:-]+\)|objectives\((training|inference|asic|edge)\))$"
+    r"^(text|int|float|positive|model|sweep|version\(\w+\)|choice\([\w|.:-]+\)|objectives\((training|inference|asic|edge)\))$"
 )
 META_OBJECTIVES = b"chipsweep.objectives"
 META_QUERY = b"chipsweep.query"
@@ -181,14 +181,14 @@ def _literal(p: Param, raw: object) -> tuple[str, object]:
             raise QueryError(f"parameter {p.name}: '{text}' is not an integer", field=p.name, value=text,
                              allowed="an integer")
         return str(int(number)), int(number)
-    if p.type == "float":
+    if p.type in ("float", "positive"):
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value):
-            raise QueryError(f"parameter {p.name}: '{text}' is not a finite number", field=p.name, value=text,
-                             allowed="a finite number")
+        if not math.isfinite(value) or (p.type == "positive" and value <= 0):
+            what = "a finite number > 0" if p.type == "positive" else "a finite number"
+            raise QueryError(f"parameter {p.name}: '{text}' is not {what}", field=p.name, value=text, allowed=what)
         return repr(value), value
     choices = p.choices
     if choices is not None:

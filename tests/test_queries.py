@@ -235,9 +235,15 @@ def test_typed_parameters_are_checked(lake: str) -> None:
     with pytest.raises(QueryError, match="parameter 'days' is required") as err:
         run_saved("cheapest_within_deadline", {"model": "llama2_7b"}, lake=lake)
     assert err.value.field == "days"
-    with pytest.raises(QueryError, match="'soon' is not a finite number") as err:
+    with pytest.raises(QueryError, match="'soon' is not a finite number > 0") as err:
         run_saved("cheapest_within_deadline", {"model": "llama2_7b", "days": "soon"}, lake=lake)
-    assert err.value.as_dict()["allowed"] == "a finite number"
+    assert err.value.as_dict()["allowed"] == "a finite number > 0"
+    # a deadline, a budget or an SLO of zero or below answered 0 rows, as if nothing could make it
+    for query, param in (("cheapest_within_deadline", "days"), ("pareto_training", "max_days"),
+                         ("pareto_training", "max_cost_usd")):
+        with pytest.raises(QueryError, match=f"parameter {param}: '-5' is not a finite number > 0") as err:
+            run_saved(query, {"model": "llama2_7b", param: -5}, lake=lake)
+        assert err.value.field == param
     with pytest.raises(QueryError, match="'6.5' is not an integer"):
         run_saved("best_layout", {"model": "llama2_7b", "n_chips": "6.5"}, lake=lake)
     with pytest.raises(QueryError, match="allowed: time_to_train_days, cost_usd"):

@@ -563,3 +563,16 @@ def test_throughput_never_falls_as_concurrency_crosses_a_prompt_chunk_boundary()
     assert all(r["infeasible_reason"] == "" for r in out)
     assert all(b >= a * (1 - 1e-6) for a, b in zip(rate, rate[1:], strict=False)), rate
     assert rate[users.index(64)] > 0.95 * rate[users.index(48)]
+
+
+def test_a_model_no_sweep_ran_is_refused_naming_the_models_the_sweeps_ran(lake: str) -> None:
+    """The lake's models table lists each version's whole catalog, so a model no sweep evaluated (llama3_8b here)
+    passed the check and answered 0 rows; the sweeps' specs say which models the lake holds."""
+    from chipsweep.queries.errors import QueryError
+
+    with pytest.raises(QueryError) as err:
+        run_saved("pareto_serving", {"model": "llama3_8b"}, lake=lake)
+    assert err.value.field == "model"
+    assert "'llama3_8b' is not in the lake; allowed: llama3_70b, qwen3_30b_a3b" in str(err.value)
+    with pytest.raises(QueryError, match="tpot_max_s: '0' is not a finite number > 0"):
+        run_saved("pareto_serving", {"model": "llama3_70b", "tpot_max_s": 0}, lake=lake)

@@ -2,7 +2,7 @@
 --   within the deadline -- its layout, cluster size, cost and time -- over the latest version of every
 --   sweep, or of one sweep. Chips that cannot make the deadline are absent.
 -- @param model model  catalog model id, e.g. llama2_70b
--- @param days float  the deadline: time to train of at most this many days
+-- @param days positive  the deadline: time to train of at most this many days
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 WITH ok AS NOT MATERIALIZED (
     SELECT f.* FROM latest_training f

@@ -6,8 +6,8 @@
 -- @param model model = null  catalog model id, e.g. llama3_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param objectives objectives(inference) = output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max  two or three objective columns, e.g. add usd_per_million_tokens or energy_per_token_j; throughput-like ones are maximised, or say col:max / col:min
--- @param ttft_max_s float = null  SLO: only configurations whose time to first token (at their load) is at most this many seconds
--- @param tpot_max_s float = null  SLO: only configurations whose time per output token (at their load) is at most this many seconds
+-- @param ttft_max_s positive = null  SLO: only configurations whose time to first token (at their load) is at most this many seconds
+-- @param tpot_max_s positive = null  SLO: only configurations whose time per output token (at their load) is at most this many seconds
 -- @param calibration choice(measured|any) = null  measured: only chips whose serving efficiency was fitted on their own published runs with this engine (`calibrated_on` not "extrapolated ..."); default any
 -- @plot
 WITH feasible AS NOT MATERIALIZED (

@@ -7,8 +7,8 @@
 -- @param chips text = null  only these chips: catalog ids separated by commas (default: every chip)
 -- @param precision text = null  only this training precision, e.g. bf16 (default: every precision)
 -- @param calibration choice(measured|any) = null  measured: only chips whose efficiency was fitted on their own published runs (`calibrated_on` not "extrapolated ..."); default any
--- @param max_days float = null  a deadline: only configurations that train in at most this many days (the frontier within it)
--- @param max_cost_usd float = null  a budget: only configurations that cost at most this many dollars
+-- @param max_days positive = null  a deadline: only configurations that train in at most this many days (the frontier within it)
+-- @param max_cost_usd positive = null  a budget: only configurations that cost at most this many dollars
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
