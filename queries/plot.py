@@ -84,7 +84,8 @@ def draw_png(fig: FrontierFigure, path: str | Path) -> Path:
         sub += f"; marker size: {fig.colour.title}"
     ax.set_title(f"{fig.title}\n{sub}", fontsize=10, loc="left")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="best", fontsize=7, title="chip", title_fontsize=8, markerscale=0.8, framealpha=0.85)
+    if ax.get_legend_handles_labels()[0]:  # an empty frontier has no chip to list (matplotlib warns otherwise)
+        ax.legend(loc="best", fontsize=7, title="chip", title_fontsize=8, markerscale=0.8, framealpha=0.85)
     key = "\n".join(f"{n:>3}  {_short(str(p['label']))}" for n, p in listed)
     if step > 1:
         key += f"\n(every {step}th of {len(fig.frontier)} points)"

@@ -92,3 +92,19 @@ def test_plot_refuses_what_is_not_a_frontier(lake: str, tmp_path: Path, capsys: 
         plot(run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake), None, tmp_path / "x.svg")
     rc = main(["query", "chip_leaderboard", "--plot", str(tmp_path / "y.png"), "--lake", lake])
     assert rc == 2 and "not a frontier query" in capsys.readouterr().err
+
+
+def test_an_empty_frontier_plots_without_a_warning(lake: str, tmp_path: Path) -> None:
+    """A deadline nothing meets leaves an empty frontier: the PNG is written and says what it drew (no chip legend),
+    without matplotlib's 'No artists with labels' warning and its source path on the user's terminal."""
+    import warnings
+
+    params = {"model": "llama2_70b", "max_days": 1e-9}
+    frontier = run_saved("pareto_training", params, lake=lake)
+    candidates = run_saved("pareto_training", params, lake=lake, frontier=False)
+    assert frontier.num_rows == 0
+    out = tmp_path / "empty.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot(frontier, candidates, out)
+    assert out.exists() and read_png_data(out)["frontier"] == []
