@@ -220,7 +220,11 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float | Non
         except duckdb.Error as exc:
             if "out of memory" in str(exc).lower():
                 raise _memory_error(exc, what, limits) from None
-            raise QueryError(f"{what}: {_first_line(exc)}", field="sql") from None
+            views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                                               "ORDER BY 1").fetchall()]
+            raise QueryError(f"{what}: {_first_line(exc)}", field="sql", value=sql if what == "sql" else None,
+                             allowed="one read-only SELECT or WITH statement over the lake's views: "
+                                     + ", ".join(views)) from None
         finally:
             if reader is not None:
                 reader.close()

@@ -159,7 +159,7 @@ def read_spec_text(text: str | bytes) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(spec)"
         allowed = "a YAML or JSON mapping without aliases or duplicate keys, nested at most " f"{MAX_DEPTH} levels"
-        raise SpecError([Problem(where, None, allowed, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")]) from None
+        raise SpecError([Problem(where, None, allowed, f"invalid YAML or JSON: {getattr(exc, 'problem', None) or exc}")]) from None
 
 
 def load_spec_text(text: str | bytes) -> SweepSpec:

@@ -28,11 +28,13 @@ from collections.abc import AsyncIterator
 from importlib import metadata
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
@@ -284,10 +286,19 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); it is logged", "field": None,
                              "value": None, "allowed": None}, status_code=500)
 
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail), "field": None, "value": None, "allowed": None},
-                            status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)  # the router's own 404 / 405 too (FastAPI's is a subclass)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body: dict[str, Any] = {"error": str(exc.detail), "field": None, "value": None, "allowed": None}
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route: the paths there are
+            paths = sorted({str(getattr(r, "path", "")) for r in app.routes if getattr(r, "include_in_schema", False)})
+            body.update(error=f"no such path: {request.url.path}", field="path", value=request.url.path, allowed=paths)
+        elif exc.status_code == 405:
+            # every route whose path matches (the Allow header names only the first one's methods)
+            methods = sorted({m for r in app.routes if r.matches(request.scope)[0] != Match.NONE
+                              for m in (getattr(r, "methods", None) or ())})
+            body.update(error=f"{request.method} is not allowed on {request.url.path}", field="method",
+                        value=request.method, allowed=methods)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     # ---- sweeps -------------------------------------------------------------------------------
     @app.post("/sweeps", status_code=201, response_model=SweepStatus, dependencies=protected,

@@ -109,6 +109,13 @@ def test_size_cap_and_unknown_ids_and_catalog(server: Server) -> None:
     assert r.status_code == 404 and r.json()["allowed"] == "chips, models, clusters"
     assert httpx.get(f"{server.url}/docs").status_code == 200
     assert "/sweeps/{sweep_id}" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    # no such route, no such method: the project's error shape (field, value, allowed), not FastAPI's {"detail"}
+    r = httpx.get(f"{server.url}/sweep")
+    assert r.status_code == 404 and r.json()["field"] == "path" and r.json()["value"] == "/sweep"
+    assert "/sweeps" in r.json()["allowed"] and "detail" not in r.json()
+    r = httpx.put(f"{server.url}/sweeps")
+    assert r.status_code == 405 and r.json()["field"] == "method" and r.json()["value"] == "PUT"
+    assert set(r.json()["allowed"]) >= {"GET", "POST"}
 
 
 def test_cancel_over_http(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:

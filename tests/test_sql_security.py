@@ -144,6 +144,11 @@ def test_empty_and_malformed_sql_are_refused_clearly(lake: str) -> None:
     refused(lake, "   ", "empty")
     refused(lake, "SELEC 1", "syntax error")
     refused(lake, "SELECT * FROM no_such_view", "no_such_view")
+    # what would do: the views there are (was "allowed": null)
+    with pytest.raises(QueryError) as err:
+        run_sql("SELECT nope FROM latest_training", lake=lake)
+    assert err.value.field == "sql" and err.value.as_dict()["value"] == "SELECT nope FROM latest_training"
+    assert "latest_training" in str(err.value.as_dict()["allowed"]) and "chips" in str(err.value.as_dict()["allowed"])
 
 
 def test_saved_queries_run_with_the_same_rules(lake: str) -> None:
