@@ -159,6 +159,10 @@ def test_bearer_token(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: i
         assert r.status_code == 401 and r.json()["field"] == "Authorization"
         assert httpx.get(f"{s.url}/sweeps", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert httpx.get(f"{s.url}/sweeps", headers={"Authorization": "Bearer s3cret"}).json() == []
+        # without the token the CLI's refusal exits 2, as every bad input does (it exited 1, a failure's code)
+        monkeypatch.delenv("CHIPSWEEP_TOKEN", raising=False)
+        assert cli(["list", "--server", s.url, "--json"]) == 2
+        assert cli(["status", "nope", "--server", s.url]) == 2
         monkeypatch.setenv("CHIPSWEEP_TOKEN", "s3cret")
         assert cli(["list", "--server", s.url, "--json"]) == 0
 

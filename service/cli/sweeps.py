@@ -157,7 +157,7 @@ def _submit_remote(args: argparse.Namespace, text: bytes) -> int:
             for p in body.get("problems") or [body]:
                 print(f"chipsweep: invalid spec: {problem_text(p)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return fail(f"server {args.server}: {exc}", EXIT_FAILED)
+        return fail(f"server {args.server}: {exc}", EXIT_BAD_INPUT if 400 <= exc.status < 500 else EXIT_FAILED)
     except OSError as exc:
         return fail(f"server {args.server}: {exc}", EXIT_FAILED)
     except Exception as exc:  # httpx transport errors
@@ -188,7 +188,9 @@ def _local_queue() -> Queue:
 
 
 def _remote_failure(exc: ServerError) -> int:
-    return fail(str(exc), EXIT_BAD_INPUT if exc.status == 404 else EXIT_FAILED)
+    """A refusal (4xx: no such sweep, a missing or wrong token, a bad request) exits 2 like every bad input; a server
+    failure (5xx) 1."""
+    return fail(str(exc), EXIT_BAD_INPUT if 400 <= exc.status < 500 else EXIT_FAILED)
 
 
 def status(args: argparse.Namespace) -> int:
@@ -208,7 +210,7 @@ def list_sweeps(args: argparse.Namespace) -> int:
         try:
             rows = Client(args.server).list()
         except ServerError as exc:
-            return fail(str(exc), EXIT_FAILED)
+            return _remote_failure(exc)
     else:
         q = _local_queue()
         rows = [q.status(r.sweep_id) for r in q.sweeps()]
