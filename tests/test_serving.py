@@ -576,3 +576,15 @@ def test_a_model_no_sweep_ran_is_refused_naming_the_models_the_sweeps_ran(lake: 
     assert "'llama3_8b' is not in the lake; allowed: llama3_70b, qwen3_30b_a3b" in str(err.value)
     with pytest.raises(QueryError, match="tpot_max_s: '0' is not a finite number > 0"):
         run_saved("pareto_serving", {"model": "llama3_70b", "tpot_max_s": 0}, lake=lake)
+
+
+def test_a_blank_ep_on_a_mixture_of_experts_is_searched_like_any_blank_layout_cell() -> None:
+    """A blank cell means 'choose for me' (CONTRACT.md): a blank ep on an MoE model over 8 chips is the ep among the
+    divisors of 8 that serves the most output tokens/s (it was 1, slower than ep 8); a dense model keeps ep 1."""
+    base = {"model": "qwen3_30b_a3b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "concurrency": 64}
+    blank, *given = run(base, *[dict(base, ep=e) for e in (1, 2, 4, 8)])
+    best = max(given, key=lambda r: r["output_tokens_per_s"])
+    assert blank["ep"] == best["ep"] and blank["output_tokens_per_s"] == pytest.approx(best["output_tokens_per_s"])
+    assert blank["output_tokens_per_s"] > given[0]["output_tokens_per_s"]  # better than the old ep = 1
+    (dense,) = run(dict(base, model="llama3_70b"))
+    assert dense["ep"] == 1

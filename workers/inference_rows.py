@@ -616,6 +616,31 @@ def calibrated_text(ctx: Context, codes: Array, efficiency: Any = None, power: A
     return texts[np.asarray(codes, dtype=np.int64)]
 
 
+def search_ep(x: Mapping[str, Array], cal: Mapping[str, Any], rows: Array) -> Array:
+    """`x["ep"]` with each of `rows` (a mixture-of-experts model, ep left blank, more than one chip) at the expert
+    parallelism that serves the most output tokens/s: every ep that divides its chips (1 included) evaluated, the
+    fastest feasible kept (1 where none is feasible), as a blank layout cell is searched everywhere else."""
+    ep = np.array(x["ep"], dtype=np.float64, copy=True)
+    idx = np.nonzero(rows)[0]
+    cand_row, cand_ep = [], []
+    for i in idx.tolist():
+        t = int(x["n_chips"][i])
+        for d in range(1, t + 1):
+            if t % d == 0:
+                cand_row.append(i)
+                cand_ep.append(float(d))
+    take = np.asarray(cand_row, dtype=np.int64)
+    xs = {k: (np.asarray(v)[take] if np.ndim(v) else v) for k, v in x.items()}
+    xs["ep"] = np.asarray(cand_ep)
+    res = inference.evaluate(xs, {k: (np.asarray(v)[take] if np.ndim(v) else v) for k, v in cal.items()})
+    score = np.where(np.asarray(res["reason_mask"]) == 0, np.nan_to_num(res["output_tokens_per_s"], nan=-1.0), -1.0)
+    for i in idx.tolist():
+        mine = np.nonzero(take == i)[0]
+        best = mine[int(np.argmax(score[mine]))]
+        ep[i] = cand_ep[best] if score[best] > 0 else 1.0
+    return ep
+
+
 def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
                        efficiency: Sequence[Mapping[str, Any]] | None = None,
                        power: Sequence[Mapping[str, Any]] | None = None,
@@ -628,6 +653,9 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     if strict and errors:
         raise errors.error()
     n = table.num_rows
+    searched = ~errors.bad & ~np.isfinite(raw["ep"]) & (x["w_expert"] > 0) & (np.nan_to_num(x["n_chips"]) > 1)
+    if searched.any():
+        x["ep"] = search_ep(x, cal, searched)
     out = run_good_rows(errors, lambda rows: inference.evaluate(
         {k: v[rows] for k, v in x.items()}, {k: (v[rows] if np.ndim(v) else v) for k, v in cal.items()},
         explain=explain))
