@@ -179,7 +179,19 @@ def evaluate_asic(table: pa.Table, ctx: Context, *, strict: bool = False) -> tup
         raise errors.error()
     n = table.num_rows
     out = run_good_rows(errors, lambda rows: asic.evaluate({key: v[rows] for key, v in x.items()}, k))
-    mask = out.get("reason_mask", np.zeros(n, dtype=np.int64))
+    mask = np.asarray(out.get("reason_mask", np.zeros(n, dtype=np.int64)), dtype=np.int64)
+    # a node the constant tables do not cover, or weights wider than the design's precision, is a bad cell of the
+    # row (field, value, allowed), as evaluate reports every other bad input; the rest are the design's outcome
+    ok = ~errors.bad
+    for i in np.nonzero(ok & ((mask & asic.R_NODE) != 0))[0].tolist():
+        errors.add([i], "node_nm", [float(x["node_nm"][i])], f"outside the sourced constant tables (no energy, area, wafer "
+                   f"price or D0 for it); allowed: {k['node_min']:g} to {k['node_max']:g}")
+    for i in np.nonzero(ok & ((mask & asic.R_PRECISION) != 0))[0].tolist():
+        prec = ASIC_PRECISIONS[int(x["precision"][i])]
+        errors.add([i], "weight_bits", [int(out["weight_bits"][i])], f"an {prec} design cannot run these weights; "
+                   f"allowed: {int(asic.PRECISION_BITS[int(x['precision'][i])])} or fewer (or a wider precision)")
+    if strict and errors:
+        raise errors.error()
     reason = asic.reason_text(mask)
     for i in np.nonzero(mask != 0)[0].tolist():
         reason[i] = _asic_reason(i, x, out, int(mask[i]), k)
