@@ -129,11 +129,16 @@ INFERENCE: list[Column] = [
     _c("batch", "int32", "sequences", "concurrent sequences", "input"),
     _c("prompt_len", "int32", "tokens", "prompt length", "input"),
     _c("gen_len", "int32", "tokens", "generated tokens", "input"),
-    _c("ttft_s", "float32", "s", "time to first token", "output"),
-    _c("prefill_tokens_per_s", "float32", "tokens/s", "prompt tokens per second per sequence", "output", better="max"),
-    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output", better="max"),
-    _c("throughput_tokens_per_s", "float32", "tokens/s", "generated tokens per second, all sequences", "output", better="max"),
-    _c("energy_per_token_j", "float32", "J", "energy per generated token", "output"),
+    _c("ttft_s", "float32", "s", "time to first token at the serving point (concurrency: a prompt waits for the "
+       "iteration in flight, then runs beside the other requests' decodes)", "output"),
+    _c("prefill_tokens_per_s", "float32", "tokens/s", "prompt tokens per second per sequence of the static batch "
+       "(batch: its prompts in one pass)", "output", better="max"),
+    _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence of the static batch "
+       "(batch); tokens_per_s_per_user is the serving point's", "output", better="max"),
+    _c("throughput_tokens_per_s", "float32", "tokens/s", "generated tokens per second, all sequences of the static "
+       "batch", "output", better="max"),
+    _c("energy_per_token_j", "float32", "J", "energy per generated token at the serving point (concurrency), "
+       "prompts included", "output"),
     _c("mem_gb", "float32", "GB", "memory per chip: weights + KV cache + activations", "output"),
     _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (NaN if unknown)", "output"),
     _c("fits", "bool", "", "fits in memory", "output"),
