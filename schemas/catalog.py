@@ -573,7 +573,7 @@ def _apply_overlay(catalog: Catalog, path: Path) -> None:
             if key in table:
                 base = table[key].model_dump(by_alias=True)
                 share = table[key].memory_visible_share if kind == "chips" else None
-                base.update(item)
+                base = keep_measured_share(base, item) if kind == "chips" else {**base, **item}
                 new_mem = item.get("memory_gb")
                 if share and "memory_visible_gb" not in item and isinstance(new_mem, (int, float)):
                     # a new capacity keeps the share of it the driver exposes, as a row what-if on memory_gb does
@@ -589,6 +589,22 @@ def _apply_overlay(catalog: Catalog, path: Path) -> None:
                 table[key] = cls.model_validate(merged)
             except ValidationError as exc:
                 raise CatalogError(f"{_line_of(path, key)}: {kind} '{key}': {_format_validation(exc)}") from exc
+
+
+# a published figure and the measured one of the same thing: a what-if on the published figure alone scales the
+# measured one by the same ratio (the share the measurement reaches stays), else the model, which reads the measured
+# figure, would not see the what-if at all (an H100 at 4,800 GB/s served exactly as at 3,350)
+MEASURED_OF = {"memory_bandwidth_gb_s": "memory_bandwidth_measured_gb_s"}
+
+
+def keep_measured_share(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """A chip's fields (`base`) with `update` applied, a changed published figure carrying its measured one along."""
+    out = {**base, **update}
+    for published, measured in MEASURED_OF.items():
+        new, old, seen = update.get(published), base.get(published), base.get(measured)
+        if measured not in update and isinstance(new, (int, float)) and old and seen:
+            out[measured] = seen * new / old
+    return out
 
 
 def load_catalog(overlay: str | os.PathLike[str] | None = None, *, use_env: bool = True) -> Catalog:

@@ -588,3 +588,18 @@ def test_a_blank_ep_on_a_mixture_of_experts_is_searched_like_any_blank_layout_ce
     assert blank["output_tokens_per_s"] > given[0]["output_tokens_per_s"]  # better than the old ep = 1
     (dense,) = run(dict(base, model="llama3_70b"))
     assert dense["ep"] == 1
+
+
+def test_a_memory_bandwidth_what_if_moves_a_chip_whose_bandwidth_was_measured() -> None:
+    """The model reads the measured bandwidth where the catalog has one (the H100's), so chip.memory_bandwidth_gb_s
+    alone changed nothing: an H100 at 4,800 GB/s served exactly as at 3,350. The measured figure now follows the
+    published one by the same ratio, in a row what-if and in a spec override alike."""
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 2, "compute_precision": "fp8", "concurrency": 16}
+    slow, fast = run(base, {**base, "chip.memory_bandwidth_gb_s": 4800})
+    assert fast["tpot_s"] < 0.95 * slow["tpot_s"]
+    chip = load_catalog().chips[H100]
+    spec = {"name": "bw", "kind": "inference", "axes": {"model": ["llama3_70b"], "chip": [H100]},
+            "overrides": {H100: {"memory_bandwidth_gb_s": 4800}}}
+    over = resolve(parse_spec(spec), load_catalog()).catalog.chips[H100]
+    assert over.memory_bandwidth_measured_gb_s == pytest.approx(
+        chip.memory_bandwidth_measured_gb_s * 4800 / chip.memory_bandwidth_gb_s)

@@ -30,7 +30,7 @@ from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
-from chipsweep.workers.tables import chip_link_arrays, compact, first_rule, gather
+from chipsweep.workers.tables import chip_link_arrays, compact, first_rule, gather, measured_follows
 from chipsweep.workers.workload import (
     getter,
     model_arrays,
@@ -463,12 +463,16 @@ def assemble_inference(
         c = gather(tables["chips"], variant * nc + safe)
     else:
         ccols = {k: v[safe] for k, v in ctx.chips.cols.items()}
+        base = dict(ccols)
+        given: dict[str, Array] = {}
         for field in OVERRIDABLE:
             if f"chip.{field}" in raw:
                 over = get(f"chip.{field}")
-                ccols[field] = np.where(np.isfinite(over), over, ccols[field])
+                given[field] = np.isfinite(over)
+                ccols[field] = np.where(given[field], over, ccols[field])
                 if field in _F:
-                    overridden |= np.where(np.isfinite(over), _F[field], 0)
+                    overridden |= np.where(given[field], _F[field], 0)
+        measured_follows(ccols, base, given)
         c = _chip_terms(ccols, static, variant, ctx.defaults)
     cal = gather(tables["cal"], safe)
     engine = get("engine")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from chipsweep.schemas.catalog import Catalog, Chip, Model
+from chipsweep.schemas.catalog import MEASURED_OF, Catalog, Chip, Model
 from chipsweep.schemas.vocab import (
     CHIP_NUMERIC,
     MLA_FIELDS,
@@ -166,6 +166,19 @@ def default_precision(chip_cols: Mapping[str, Array]) -> Array:
         [PRECISIONS.index("bf16"), PRECISIONS.index("fp16"), PRECISIONS.index("fp32"), PRECISIONS.index("fp8")],
         PRECISIONS.index("bf16"),
     )
+
+
+def measured_follows(ccols: dict[str, Array], base: Mapping[str, Array], given: Mapping[str, Array]) -> None:
+    """Row what-ifs on a published figure (`given[field]`: the row overrides it) scale its measured counterpart by
+    the same ratio where the row leaves that one alone (schemas.catalog.MEASURED_OF, the rule spec overrides and
+    catalog overlays follow): the model reads the measured bandwidth, so chip.memory_bandwidth_gb_s alone changed
+    nothing."""
+    for published, measured in MEASURED_OF.items():
+        if published not in given:
+            continue
+        mine = given[published] & ~given.get(measured, np.zeros_like(given[published]))
+        scaled = base[measured] * ccols[published] / base[published]
+        ccols[measured] = np.where(mine & np.isfinite(scaled), scaled, ccols[measured])
 
 
 def peak_for_precision(chip_cols: Mapping[str, Array], precision: Array) -> tuple[Array, Array]:
