@@ -410,7 +410,21 @@ def run_sql(
     """Run one read-only statement over the lake's views, within `limits`."""
     with SLOTS.hold(limits, "sql"), _connect(lake, limits) as con:
         sql = check_sql(con, text)
-        return _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what="sql", limits=limits)
+        return unique_names(_execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what="sql", limits=limits))
+
+
+def unique_names(table: pa.Table) -> pa.Table:
+    """Columns a statement names twice (`SELECT a.ttft_s, b.ttft_s ...` of a self-join) numbered from the second
+    on (ttft_s, ttft_s_2): rows as records keep both, and the table printer indexes them by name."""
+    names = table.column_names
+    if len(set(names)) == len(names):
+        return table
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return table.rename_columns(out)
 
 
 def table_records(table: pa.Table) -> list[dict[str, object]]:

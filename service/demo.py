@@ -172,7 +172,7 @@ def print_training_frontier(lake: str) -> None:
     print("    chips priced by purchase only: chipsweep query pareto_training --param cost_basis=owned)")
     for model in ("gpt3_175b", "llama3_70b"):
         rows = _frontier("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental"}, lake)
-        print(f"-- {model}: {len(rows)} frontier configurations (saved query pareto_training)")
+        print(f"-- {model}: {len(rows)} frontier configurations{_shown(rows, 12)} (saved query pareto_training)")
         extra = [(k, head, fmt) for k, head, fmt in (("energy_mwh", "MWh", "{:8.0f}"), ("mfu", "MFU", "{:6.1%}"))
                  if rows and k in rows[0]]
         print(f"   {'chip':24s} {'chips':>5s} {'tp':>2s} {'pp':>3s} {'dp':>4s} {'mb':>2s} {'v':>1s} {'recompute':>11s} "
@@ -210,7 +210,8 @@ def print_serving_frontier(lake: str) -> None:
     print("   (one engine on every chip; sweep `engine` to compare engines: TensorRT-LLM's per-user speed at light load")
     print("    reads up to 1.5x slow, README 'What the misses mean')")
     rows = _frontier("pareto_serving", {"model": SERVING_MODEL, "sweep": "demo-serving"}, lake)
-    print(f"-- {len(rows)} frontier configurations (saved query pareto_serving; SLOs: --param tpot_max_s=0.05)")
+    print(f"-- {len(rows)} frontier configurations{_shown(rows, 12)} (saved query pareto_serving; SLOs: "
+          "--param tpot_max_s=0.05)")
     shown = _thin(rows, 12)
     layouts = [f"{r['chip']} {r['layout']}" for r in shown]
     width = max([len("configuration"), *map(len, layouts)])
@@ -237,7 +238,8 @@ def print_serving_frontier(lake: str) -> None:
 def print_edge_frontier(lake: str) -> None:
     print(f"\n== Edge frontier for {EDGE_MODEL}: decode tokens/s (max) vs J/token (min) vs unit cost (min) ==")
     rows = _frontier("pareto_edge", {"model": EDGE_MODEL}, lake)
-    print(f"-- {len(rows)} frontier designs (saved query pareto_edge); catalog chips and hypothetical ASICs together")
+    print(f"-- {len(rows)} frontier designs{_shown(rows, 14)} (saved query pareto_edge); catalog chips and "
+          "hypothetical ASICs together")
     shown = _thin(rows, 14)
     designs = [_design(r) for r in shown]
     width = max([len("design"), *map(len, designs)])  # the whole description: a cut one hides the batch
@@ -279,6 +281,12 @@ def _design(r: dict[str, Any]) -> str:
         return (f"ASIC {r['node_nm']} nm, {r['n_mac']} MACs, {r['clock_ghz']:.1f} GHz, {r['sram_mb']:g} MB SRAM, "
                 f"{r['dram']} {r['dram_bus_bits']}-bit, {r['precision']}, batch {r['batch']}")
     return f"{r['chip']} x{r['n_chips']}, {r['weight_bits']}-bit weights, batch {r['batch']}"
+
+
+def _shown(rows: list[Any], n: int) -> str:
+    """What `_thin(rows, n)` leaves out, said beside the count ('' when every row is shown)."""
+    kept = len(_thin(rows, n))
+    return f", {kept} shown (evenly spread along it)" if kept < len(rows) else ""
 
 
 def _thin(rows: list[Any], n: int) -> list[Any]:

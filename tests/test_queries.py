@@ -296,6 +296,11 @@ def test_sql_command(lake: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "DROP statements are not allowed" in capsys.readouterr().err
     assert main(["sql", "SELECT * FROM range(10)", "--max-rows", "3", "--format", "csv", "--lake", lake]) == 0
     assert capsys.readouterr().out.strip().splitlines()[1:] == ["0", "1", "2"]
+    # a column named twice (a self-join's a.x, b.x) crashed the table printer (IndexError) and lost one in JSON
+    assert main(["sql", "SELECT 1 AS x, 2 AS x", "--lake", lake]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["x", "x_2"]
+    assert main(["sql", "SELECT 1 AS x, 2 AS x", "--format", "json", "--lake", lake]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"x": 1, "x_2": 2}]
 
 
 def test_connection_is_read_only_even_for_our_own_code(lake: str) -> None:

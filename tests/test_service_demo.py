@@ -28,6 +28,11 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
         front = run_saved("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental"},
                           lake=home.lake)
         assert printed == front.num_rows > 0
+        # a frontier longer than the demo prints says how many rows it shows (it said 13 above 12 rows)
+        section = out.split(f"-- {model}:")[1].split("\n-- ")[0]
+        listed = len([ln for ln in section.split("\n")[2:] if re.match(r"   \w+_\w+ +\d+ +\d+ ", ln)])
+        shown = re.search(r"frontier configurations, (\d+) shown", section.split("\n")[0])
+        assert listed == (int(shown.group(1)) if shown else printed)
         # every row says whether its chip's efficiency was fitted on its own runs; the measured-only frontier
         # keeps exactly those
         fitted = run_saved("pareto_training", {"model": model, "sweep": "demo-training", "cost_basis": "rental",
@@ -49,7 +54,7 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
     # the serving frontier: the saved query's rows, each on a datacenter chip, ordered by throughput per chip down
     # and per-user speed up (a frontier of two maximised objectives)
     assert "Serving frontier for llama3_70b" in out and "--explain" in out
-    printed = int(re.search(r"-- (\d+) frontier configurations \(saved query pareto_serving", out).group(1))  # type: ignore[union-attr]
+    printed = int(re.search(r"-- (\d+) frontier configurations(?:, \d+ shown[^(]*)? \(saved query pareto_serving", out).group(1))  # type: ignore[union-attr]
     serving = run_saved("pareto_serving", {"model": "llama3_70b", "sweep": "demo-serving"}, lake=home.lake).to_pylist()
     assert printed == len(serving) > 1
     per_chip = [r["output_tokens_per_s_per_chip"] for r in serving]
