@@ -302,26 +302,30 @@ def _connect(lake: str | None, limits: QueryLimits | None, *, fixed_join_order: 
 
 
 def swept_models(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The models the lake's sweeps evaluate: those their specs name (an axis or a fixed value); a spec that names
-    none by id (a catalog filter) counts every model of its version's catalog. The models table alone lists the whole
-    catalog of each version, so a model no sweep ran passed the check and answered 0 rows."""
+    """The models the lake's sweeps evaluate (`spec_named` over every version's spec). The models table alone lists
+    the whole catalog of each version, so a model no sweep ran passed the check and answered 0 rows."""
+    texts = [r[0] for r in con.execute("SELECT DISTINCT spec_json FROM versions").fetchall()]
+    catalog = [r[0] for r in con.execute("SELECT DISTINCT model FROM models").fetchall()]
+    return spec_named(texts, "model", catalog)
+
+
+def spec_named(spec_texts: list[str], axis: str, known: list[str]) -> list[str]:
+    """The ids of `known` that the sweep specs (JSON texts) name for `axis` (model, chip): as an axis list or a fixed
+    value; a spec that names none by id (a catalog filter such as {class: ...}) counts every known id."""
     named: set[str] = set()
-    every = False
-    for (text,) in con.execute("SELECT DISTINCT spec_json FROM versions").fetchall():
+    for text in spec_texts:
         try:
             spec = json.loads(text or "{}")
         except ValueError:
-            every = True
-            continue
-        value = (spec.get("axes") or {}).get("model", (spec.get("fixed") or {}).get("model"))
+            return sorted(known)
+        value = (spec.get("axes") or {}).get(axis, (spec.get("fixed") or {}).get(axis))
         if isinstance(value, str):
             named.add(value)
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             named.update(value)
         else:
-            every = True
-    catalog = {r[0] for r in con.execute("SELECT DISTINCT model FROM models").fetchall()}
-    return sorted(catalog if every else named & catalog)
+            return sorted(known)
+    return sorted(named & set(known))
 
 
 def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:

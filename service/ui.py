@@ -311,11 +311,17 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         for kind in ("training", "inference", "asic"):
             # from the dimension tables of each sweep's latest version: a few rows, not the facts
             latest = f"(SELECT sweep, version FROM versions WHERE latest AND kind = '{kind}')"
+            specs = python_api.sql(f"SELECT DISTINCT spec_json FROM versions WHERE latest AND kind = '{kind}'")
+            texts = [str(t) for t in specs.column("spec_json").to_pylist()]
+            if not texts:
+                index[kind] = {"models": []} | ({} if kind == "asic" else {"chips": []})
+                continue
+            # what the sweeps ran (the dimension tables list each version's whole catalog)
             table = python_api.sql(f"SELECT DISTINCT model FROM models WHERE (sweep, version) IN {latest} ORDER BY 1")
-            index[kind] = {"models": table.column("model").to_pylist()}
+            index[kind] = {"models": runner.spec_named(texts, "model", table.column("model").to_pylist())}
             if kind != "asic":
                 chips = python_api.sql(f"SELECT DISTINCT chip FROM chips WHERE (sweep, version) IN {latest} ORDER BY 1")
-                index[kind]["chips"] = chips.column("chip").to_pylist()
+                index[kind]["chips"] = runner.spec_named(texts, "chip", chips.column("chip").to_pylist())
         index["sweeps"] = sorted({s.name for s in queue.sweeps()})
         return index
 

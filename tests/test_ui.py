@@ -359,3 +359,14 @@ def test_with_a_token_the_ui_needs_a_login_and_the_token_stays_out_of_urls_and_l
         assert TOKEN not in srv.log.read_text()
     finally:
         sessions.kill_all()
+
+
+def test_the_explorer_offers_the_models_the_sweeps_ran_and_opens_on_a_frontier(server: Server, page: Any) -> None:
+    """The model list came from the dimension tables, which list each version's whole catalog: the explorer opened
+    on aquila2_34b, which no sweep ran, and answered 'not in the lake'. It offers what the sweeps' specs name."""
+    index = server.http.get("/ui/data/lake").json()
+    ran = set(training_spec()["axes"]["model"])
+    assert ran <= set(index["training"]["models"]) and "aquila2_34b" not in index["training"]["models"]
+    assert set(index["training"]["chips"]) >= set(PRICED_CHIPS) and len(index["training"]["chips"]) < 20
+    page.goto(server.url + "/ui/frontier")
+    assert len(_frontier_points(page)) >= 1
