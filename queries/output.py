@@ -104,7 +104,8 @@ def render(table: pa.Table, fmt: str) -> str:
 
 
 MAX_UNPLACED_NAMED = 8  # a note names at most this many chips left off the frontiers (and counts the rest)
-FIX_FIELD = {"price": "usd_per_hour or purchase_usd", "power": "tdp_w"}  # the catalog fields that fill the gap
+FIX_FIELD = {"price": "usd_per_hour or purchase_usd", "purchase price": "purchase_usd",
+             "power": "tdp_w"}  # the catalog fields that fill the gap
 
 
 def unplaced_note(items: list[dict[str, Any]]) -> str:
@@ -121,7 +122,7 @@ def unplaced_note(items: list[dict[str, Any]]) -> str:
         parts += [f"best {c} {_cell(v)}" for c, v in i["best"].items()]
         named.append(f"{i['chip']} ({'; '.join(parts)})")
     more = f"; and {len(items) - MAX_UNPLACED_NAMED} more" if len(items) > MAX_UNPLACED_NAMED else ""
-    lacks = sorted({f for i in items for f in i["catalog_lacks"]}, key=lambda f: (f != "price", f))
+    lacks = sorted({f for i in items for f in i["catalog_lacks"]}, key=lambda f: ("price" not in f, f))
     fields = " / ".join(FIX_FIELD.get(f, f) for f in lacks)
     return (f"left off, every row lacking an objective (the catalog has no {' or '.join(lacks)} for the chip; "
             f"set {fields} with CHIPSWEEP_CATALOG or a spec's overrides to place it): " + "; ".join(named) + more)

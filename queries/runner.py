@@ -498,8 +498,8 @@ def sample_candidates(
 
 
 # what a missing objective says about the catalog: the cost and energy columns are blank where the chip has no
-# price (rental or purchase) or no power (TDP) in the catalog
-MISSING_FIELD = {"cost_usd": "price", "unit_cost_usd": "price", "usd_per_million_tokens": "price",
+# price (rental or purchase; an edge unit cost reads the purchase price alone) or no power (TDP) in the catalog
+MISSING_FIELD = {"cost_usd": "price", "unit_cost_usd": "purchase price", "usd_per_million_tokens": "price",
                  "capex_usd": "price", "energy_mwh": "power", "energy_per_token_j": "power", "co2_t": "power",
                  "power_w": "power"}
 
@@ -546,7 +546,7 @@ def unplaced_chips(
         missing = [o.column for i, o in enumerate(objs) if not r[f"has_{i}"]]
         out.append({
             "chip": r["chip"], **{c: r[c] for c in part}, "rows": int(r["rows"]), "missing": missing,
-            "catalog_lacks": sorted({MISSING_FIELD.get(c, c) for c in missing}, key=lambda f: (f != "price", f)),
+            "catalog_lacks": sorted({MISSING_FIELD.get(c, c) for c in missing}, key=lambda f: ("price" not in f, f)),
             "best": {o.column: r[f"best_{i}"] for i, o in enumerate(objs) if r[f"best_{i}"] is not None},
             "calibrated_on": r.get("calibrated_on"),
         })

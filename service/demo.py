@@ -250,7 +250,7 @@ def print_edge_frontier(lake: str) -> None:
               f"{cost if cost is not None else float('nan'):8.0f}")
     if _print_left_out("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake, rows, "decode_tokens_per_s",
                        "max", "faster than every design above but missing an objective the frontier compares (the "
-                       "catalog has no price or no power for them)",
+                       "catalog has no purchase price or no power for them)",
                        lambda r: f"{r['chip']} {r['best']:.0f} tok/s ({r['missing']}; {r['efficiency']})"):
         print(f"   on speed and J/token alone: chipsweep query pareto_edge --param model={EDGE_MODEL} "
               "--param objectives=decode_tokens_per_s:max,energy_per_token_j")

@@ -333,8 +333,12 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         candidates, total = runner.sample_candidates(name, params, n) if n else (None, None)
         models = sorted(set(front.column("model").to_pylist())) if "model" in front.column_names else []
         if len(models) != 1:
-            return {"rows": runner.table_records(front), "figure": None, "models": models,
-                    "message": "choose one model to draw its frontier" if models else "no feasible configuration"}
+            message = "choose one model to draw its frontier"
+            if not models:  # nothing on a frontier: say which chips had rows that no objective value could place
+                unplaced = output.unplaced_note(python_api.left_off(name, params))
+                message = ("no configuration has every objective. " + unplaced[0].upper() + unplaced[1:]
+                           if unplaced else "no feasible configuration")
+            return {"rows": runner.table_records(front), "figure": None, "models": models, "message": message}
         fig = figure_data(front, candidates, candidates_total=total)
         # with the faint points, the chips no point can stand for (every row lacks an objective: no price or power)
         unplaced = output.unplaced_note(python_api.left_off(name, params)) if n else ""

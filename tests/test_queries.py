@@ -165,7 +165,7 @@ def test_every_saved_query_says_what_it_answers() -> None:
     params = {p["name"]: p for p in listed["pareto_training"]["params"]}  # type: ignore[union-attr]
     assert not params["model"]["required"] and params["objectives"]["default"] == "time_to_train_days,cost_usd"
     days = {p["name"]: p for p in listed["cheapest_within_deadline"]["params"]}["days"]  # type: ignore[union-attr]
-    assert days["required"] and days["type"] == "float"
+    assert days["required"] and days["type"] == "positive"
     assert "energy_mwh" in params["objectives"]["allowed"]  # type: ignore[operator]
 
 
@@ -277,7 +277,7 @@ def test_query_command_formats(lake: str, capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().out.startswith('"model","chip"')
     assert main(["query", "--list"]) == 0
     listing = capsys.readouterr().out
-    assert "pareto_edge  [plot]" in listing and "--param days=<float>  (required)" in listing
+    assert "pareto_edge  [plot]" in listing and "--param days=<positive>  (required)" in listing
 
 
 def test_query_command_errors_exit_2_with_the_message(lake: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -65,13 +65,15 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
     assert printed == edge.num_rows > 0
     # chips faster than every edge design that the three-objective frontier cannot place (no price or no power in
     # the catalog: Apple publishes no chip price, nor power for the M3/M4) are named, not silently dropped
-    named = re.findall(r"(\w+) ([\d.]+) tok/s \((no price|no power|no price, no power); (fitted|extrapolated)\)",
+    # (an edge unit cost reads the purchase price alone: "no purchase price", not a rental price that does not help)
+    named = re.findall(r"(\w+) ([\d.]+) tok/s \((no purchase price|no power|no purchase price, no power); "
+                       r"(fitted|extrapolated)\)",
                        out.split("left out, faster than every design above")[1].split("\n")[1])
     fastest = max(edge.column("decode_tokens_per_s").to_pylist())
     catalog = load_catalog()
     assert "apple_m2_ultra" in [n[0] for n in named]
     for chip, tps, missing, _ in named:
         assert float(tps) > fastest
-        assert ("no price" in missing) == (catalog.chips[chip].purchase_usd is None)
+        assert ("no purchase price" in missing) == (catalog.chips[chip].purchase_usd is None)
         assert ("no power" in missing) == (catalog.chips[chip].tdp_w is None)
     assert "--param objectives=decode_tokens_per_s:max,energy_per_token_j" in out

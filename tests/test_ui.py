@@ -202,6 +202,11 @@ def test_the_explorer_names_a_chip_the_frontier_cannot_place_for_want_of_a_price
     note = page.locator("#chart-note").inner_text()
     assert "Left off, every row lacking an objective (the catalog has no price for the chip" in note
     assert f"nvidia_gb200_per_gpu (no price; best time_to_train_days {gb200:.4g})" in note
+    # the GB200 alone: no frontier at all; the explorer says why (it said 'no feasible configuration')
+    alone = server.http.get("/ui/data/frontier", params={**params, "query": "pareto_training", "candidates": 0,
+                                                          "chips": "nvidia_gb200_per_gpu"}).json()
+    assert alone["figure"] is None and alone["message"].startswith("no configuration has every objective. Left off")
+    assert "nvidia_gb200_per_gpu (no price" in alone["message"]
 
 
 def test_the_explorer_filters_by_chip_and_a_click_copies_the_configuration(server: Server, page: Any) -> None:
