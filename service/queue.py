@@ -160,6 +160,25 @@ def parse_id(sweep_id: str) -> tuple[str, int | None]:
     return name, int(ver) if sep else None
 
 
+IDLE_GAP_S = 30.0  # a stretch between two chunks' work longer than this (and than 5 chunks' time) is a pause
+
+
+def idle_seconds(spans: list[tuple[float, float]]) -> float:
+    """The pauses between chunks' work (each span a chunk's compute: [committed - its seconds, committed]): the gaps
+    between the merged spans longer than IDLE_GAP_S and five median chunks, so a sweep cancelled and resumed later
+    is rated over its work, not over the wait."""
+    if len(spans) < 2:
+        return 0.0
+    lengths = sorted(b - a for a, b in spans)
+    limit = max(IDLE_GAP_S, 5.0 * lengths[len(lengths) // 2])
+    idle, reach = 0.0, spans[0][1]
+    for a, b in spans[1:]:
+        if a - reach > limit:
+            idle += a - reach
+        reach = max(reach, b)
+    return idle
+
+
 class Queue:
     """The queue database; safe to share between threads (one SQLite connection per thread)."""
 
@@ -448,16 +467,19 @@ class Queue:
 
     def _busy_seconds(self, s: SweepRow) -> float:
         """Seconds the sweep's rate is measured over: from its start to now while it runs, else to its last
-        committed chunk (the state change itself -- a cancel hours later -- does not dilute the rate)."""
+        committed chunk (the state change itself -- a cancel hours later -- does not dilute the rate), less the
+        pauses between its chunks' work (cancelled, then resumed: the wait is not work)."""
         if not s.started_at:
             return 0.0
+        spans = self._db().execute(
+            "SELECT updated_at - COALESCE(seconds, 0), updated_at FROM chunks WHERE name = ? AND version = ?"
+            " AND state = 'done' AND carried_from IS NULL AND updated_at IS NOT NULL ORDER BY 1",
+            (s.name, s.version)).fetchall()
         if s.state in ("queued", "running", "preparing"):
-            return time.time() - s.started_at
-        last = self._db().execute(
-            "SELECT MAX(updated_at) FROM chunks WHERE name = ? AND version = ? AND state = 'done'"
-            " AND carried_from IS NULL", (s.name, s.version)).fetchone()[0]
-        end = last if last is not None else (s.finished_at or time.time())
-        return max(end - s.started_at, 0.0)
+            end = time.time()
+        else:
+            end = max(b for _, b in spans) if spans else (s.finished_at or time.time())
+        return max(end - s.started_at - idle_seconds(spans), 0.0)
 
     def cancel(self, sweep_id: str) -> SweepRow:
         """Stop dispatching the sweep's chunks; what is committed stays."""

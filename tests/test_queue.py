@@ -296,3 +296,25 @@ def test_cancel_does_not_change_the_rate_after_the_fact(tmp_path) -> None:  # ty
     assert rate == pytest.approx(expected, rel=1e-6)
     time.sleep(0.3)
     assert q.status(row.sweep_id)["configs_per_s"] == rate  # and stays what it was
+
+
+def test_a_pause_between_chunks_is_not_counted_in_the_rate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Cancelled after one chunk and resumed 100 s later: the rate is over the work (4 s), not the wall (103 s),
+    which showed 67.6 configurations/s for a sweep that ran at 170-183 before the pause."""
+    from chipsweep.service.queue import idle_seconds
+
+    assert idle_seconds([(0.0, 1.0), (101.0, 102.0), (102.0, 103.0)]) == pytest.approx(100.0)
+    assert idle_seconds([(0.0, 1.0), (2.0, 3.0), (3.5, 4.5)]) == 0.0  # the gaps of a sweep at work stay
+    q = Queue(tmp_path / "q.db")
+    row = add(q, 900, 300)
+    for _ in range(3):
+        task = q.claim("w")
+        assert task is not None
+        q.mark_done(task, 300, 10, 1.0)
+    t0 = 1_000_000.0
+    with q._tx() as db:
+        db.execute("UPDATE sweeps SET started_at = ? WHERE name = ?", (t0, row.name))
+        for chunk, done in ((0, t0 + 1.0), (1, t0 + 102.0), (2, t0 + 103.0)):
+            db.execute("UPDATE chunks SET updated_at = ?, seconds = 1.0 WHERE name = ? AND chunk = ?",
+                       (done, row.name, chunk))
+    assert q.status(row.sweep_id)["configs_per_s"] == pytest.approx(900 / 3.0)
