@@ -303,6 +303,10 @@ def test_the_sweep_page_cancels_and_resumes_a_running_sweep(server: Server, page
     assert r.status_code == 201, r.text
     try:
         page.goto(server.url + "/ui/sweeps/ui-cancel@1")
+        # the page shows the fixed values beside the axes, and its version row follows the sweep's state live
+        assert "tokens" in page.locator("#fixed").inner_text()
+        page.wait_for_function("() => document.querySelector('#versions tr[data-version=\"1\"] .version-state')"
+                               ".textContent === document.getElementById('state').textContent", timeout=30_000)
         page.click("#cancel")
         page.wait_for_function("() => document.getElementById('state').textContent === 'cancelled'", timeout=30_000)
         assert page.locator("#cancel").count() == 0

@@ -37,6 +37,9 @@ const chipsweep = (() => {
       document.getElementById("progress").value = s.progress;
       document.getElementById("done").textContent = s.chunks_done;
       document.getElementById("failed").textContent = s.chunks_failed;
+      document.getElementById("rows").textContent = num(s.rows_written);
+      const version = document.querySelector(`#versions tr[data-version="${s.version}"] .version-state`);
+      if (version) version.textContent = s.state;
       document.getElementById("rate").textContent = `${num(s.configs_per_s)} configurations/s` + (s.eta_s ? `, ${eta(s.eta_s)} left` : "");
       const st = document.getElementById("state");
       st.textContent = s.state; st.className = `state ${s.state}`;
