@@ -7,6 +7,7 @@ definition of what an entry looks like (pydantic), how the built-in catalog and 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -588,7 +589,10 @@ def _apply_overlay(catalog: Catalog, path: Path) -> None:
             try:
                 table[key] = cls.model_validate(merged)
             except ValidationError as exc:
-                raise CatalogError(f"{_line_of(path, key)}: {kind} '{key}': {_format_validation(exc)}") from exc
+                near = difflib.get_close_matches(key, list(table), n=3, cutoff=0.8) if key not in table else []
+                hint = (f" ('{key}' is not in the catalog, so the entry is a new {kind[:-1]} and needs every required "
+                        f"field; did you mean {' or '.join(near)}?)") if near else ""
+                raise CatalogError(f"{_line_of(path, key)}: {kind} '{key}': {_format_validation(exc)}{hint}") from exc
 
 
 # a published figure and the measured one of the same thing: a what-if on the published figure alone scales the

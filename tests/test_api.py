@@ -146,6 +146,9 @@ def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # ty
     assert list(status)[:9] == ["sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done",
                                 "chunks_failed", "rows_written", "configs_per_s"] and status["state"] == "done"
     assert cli(["list", "--server", server.url]) == 0 and "cli-remote" in capsys.readouterr().out
+    # cancelling a finished sweep says there was nothing to stop (it printed the status as if it had)
+    assert cli(["cancel", "cli-remote", "--server", server.url]) == 0
+    assert "had already ended (done): nothing to cancel" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**training_spec("x"), "store": "everything"}))
     assert cli(["submit", str(bad), "--server", server.url]) == 2

@@ -291,6 +291,13 @@ def test_broken_overlay_is_refused_with_file_line_and_field(tmp_path: Path):
     overlay.write_text("chips:\n  - id: x\n    name: [unclosed\n")
     res = _cli("catalog", "validate", env={"CHIPSWEEP_CATALOG": str(overlay)})
     assert res.returncode == 2 and "bad.yaml:" in res.stderr and "invalid YAML" in res.stderr
+    # a mistyped id is a new chip missing its required fields: the refusal says so and names the near ids
+    from chipsweep.schemas.catalog import CatalogError
+
+    overlay.write_text("chips:\n  - {id: nvidia_h100_sxmm, usd_per_hour: 1.8}\n")
+    with pytest.raises(CatalogError, match="is not in the catalog, so the entry is a new chip .*did you mean "
+                                           "nvidia_h100_sxm"):
+        load_catalog(str(overlay), use_env=False)
 
 
 def test_core_never_loops_over_rows_and_handles_a_million_configurations(ctx):

@@ -233,6 +233,9 @@ def cancel(args: argparse.Namespace) -> int:
             st = q.status(dispatch.cancel(q, args.id).sweep_id)
     except ServerError as exc:
         return _remote_failure(exc)
+    if st["state"] in ("done", "failed"):  # nothing left to stop: say so (the status alone read like a cancel)
+        print(f"chipsweep: {st['sweep_id']}@{st['version']} had already ended ({st['state']}): nothing to cancel",
+              file=sys.stderr)
     print(json.dumps(st) if args.json else summary(st))
     return 0
 
