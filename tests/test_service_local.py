@@ -84,6 +84,15 @@ def test_embedded_cli_submit_status_list_and_bad_spec(home, tmp_path, capsys) ->
                                 "chunks_failed", "rows_written", "configs_per_s"]
     assert (status["state"], status["chunks_done"], status["chunks_total"]) == ("done", 12, 12)  # 4 models x 3 chips
     assert cli(["list"]) == 0 and "cli-e2e" in capsys.readouterr().out
+    # without --wait and without a server this command runs the sweep to the end, and says so up front
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({**training_spec("cli-plain", store="feasible"),
+                                 "axes": {**training_spec()["axes"], "model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"]}}))
+    assert cli(["submit", str(plain), "--chunk-size", "2000"]) == 0
+    captured = capsys.readouterr()
+    assert "submitted cli-plain@1" in captured.out
+    assert "running it here (no --server): this returns when the sweep is over" in captured.err
+    assert cli(["status", "cli-plain", "--json"]) == 0 and json.loads(capsys.readouterr().out)["state"] == "done"
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nkind: training\naxes: {model: [llama3_8b], chip: [h100], n_chips: []}\n"

@@ -108,6 +108,9 @@ def _submit_embedded(args: argparse.Namespace, text: bytes) -> int:
             recorded.append(True)
             if not args.wait:
                 _print_ident(status, args)
+                if not args.no_run and not args.json:  # no server runs it: this command does, to the end
+                    print("chipsweep: running it here (no --server): this returns when the sweep is over; --wait "
+                          "shows its progress, --no-run only queues it", file=sys.stderr, flush=True)
         elif not bar:  # the first tick, with Ray up: the bar's rate counts from here
             bar.append(Progress(status, enabled=args.wait and not args.json))
         elif bar[0].due():
