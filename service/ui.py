@@ -236,10 +236,16 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     @r.get("/ui/data/diff", dependencies=data)
     async def data_diff(sweep: str, from_version: int, to_version: int) -> dict[str, Any]:
         # a serving sweep is compared on pareto_serving's objectives: the query reads that from the recorded spec
-        table = await run_in_threadpool(python_api.query, "frontier_diff", {
-            "sweep": sweep, "from_version": from_version, "to_version": to_version})
+        params: dict[str, Any] = {"sweep": sweep, "from_version": from_version, "to_version": to_version}
+        table = await run_in_threadpool(python_api.query, "frontier_diff", params)
+        note = ""
+        if table.num_rows == 0 and serving_spec(queue.spec(sweep, to_version)):
+            # speeds alone did not move (a price change never does): compare with the cost per token too
+            table = await run_in_threadpool(python_api.query, "frontier_diff", {**params, "frontier": "serving_cost"})
+            note = ("Output tokens/s per chip and per user did not move; compared with USD per million tokens as a third "
+                    "objective (frontier_diff --param frontier=serving_cost):")
         rows = runner.table_records(table)
-        return {"rows": rows, "figure": chart.diff_chart_json(rows)}
+        return {"rows": rows, "figure": chart.diff_chart_json(rows), "note": note}
 
     @r.get("/ui/data/catalog/{kind}", dependencies=data)
     def data_catalog(kind: str) -> list[dict[str, Any]]:

@@ -603,3 +603,25 @@ def test_a_memory_bandwidth_what_if_moves_a_chip_whose_bandwidth_was_measured() 
     over = resolve(parse_spec(spec), load_catalog()).catalog.chips[H100]
     assert over.memory_bandwidth_measured_gb_s == pytest.approx(
         chip.memory_bandwidth_measured_gb_s * 4800 / chip.memory_bandwidth_gb_s)
+
+
+def test_a_price_change_shows_in_a_serving_diff_compared_on_cost(tmp_path: Path) -> None:
+    """A serving frontier of per-chip against per-user speed does not move when a price does, so the diff of a
+    re-priced serving sweep was always empty; `frontier=serving_cost` adds USD per million tokens as a third
+    objective (pareto_serving's), and the H100 at a third of its price enters that frontier."""
+    root = str(tmp_path / "lake")
+    store = Lake(root)
+    base = {"name": "srv", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_8b"], "chip": [H100, "amd_mi300x"], "n_chips": [1], "engine": ["vllm"],
+        "concurrency": [1, 8, 64], "prompt_len": [1024], "gen_len": [256]}}
+    price = load_catalog().chips[H100].usd_per_hour
+    for version, spec in ((1, base), (2, {**base, "overrides": {H100: {"usd_per_hour": price / 3}}})):
+        sweep = resolve(parse_spec(spec), load_catalog())
+        store.write_part(ChunkEvaluator(sweep).evaluate(0, sweep.configurations), "inference", "srv", version, 0)
+        store.write_dims(sweep, version, created_at=float(version), state="done")
+    params = {"sweep": "srv", "from_version": 1, "to_version": 2}
+    assert run_saved("frontier_diff", params, lake=root).num_rows == 0  # speeds only: nothing moved
+    moved = run_saved("frontier_diff", {**params, "frontier": "serving_cost"}, lake=root).to_pylist()
+    entered = [r for r in moved if r["change"] == "entered"]
+    assert entered and all(r["chip"] == H100 and r["kind"] == "serving" for r in entered)
+    assert all(r["usd_per_million_tokens"] > 0 for r in moved)

@@ -7,7 +7,7 @@
 -- @param sweep sweep  the sweep (see `chipsweep history`)
 -- @param from_version version(sweep)  the older version
 -- @param to_version version(sweep)  the newer version
--- @param frontier choice(edge|serving) = null  an inference sweep's frontier: edge (pareto_edge's objectives) or serving (pareto_serving's); default: serving where the newer version's spec sets concurrency, else edge
+-- @param frontier choice(edge|serving|serving_cost) = null  an inference sweep's frontier: edge (pareto_edge's objectives), serving (pareto_serving's) or serving_cost (pareto_serving's with USD per million tokens as a third objective: where a price change shows); default: serving where the newer version's spec sets concurrency, else edge
 WITH mode AS (
     SELECT coalesce($frontier, (
         SELECT CASE WHEN json_extract(spec_json, '$.axes.concurrency') IS NOT NULL
@@ -33,7 +33,7 @@ tr_named AS (
            n.cost_basis, n.time_to_train_days, n.cost_usd, n.energy_mwh,
            CAST(NULL AS FLOAT) AS decode_tokens_per_s, CAST(NULL AS FLOAT) AS energy_per_token_j,
            CAST(NULL AS FLOAT) AS unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
-           CAST(NULL AS FLOAT) AS tokens_per_s_per_user
+           CAST(NULL AS FLOAT) AS tokens_per_s_per_user, CAST(NULL AS FLOAT) AS usd_per_million_tokens
     FROM tr_front n
     JOIN models m ON m.sweep = n.sweep AND m.version = n.version AND m.model_id = n.model_id
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
@@ -57,7 +57,7 @@ inf_named AS (
            CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
-           CAST(NULL AS FLOAT) AS tokens_per_s_per_user
+           CAST(NULL AS FLOAT) AS tokens_per_s_per_user, CAST(NULL AS FLOAT) AS usd_per_million_tokens
     FROM inf_front n
     JOIN models m ON m.sweep = n.sweep AND m.version = n.version AND m.model_id = n.model_id
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
@@ -68,7 +68,17 @@ srv AS NOT MATERIALIZED (
     WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
       AND f.fits AND coalesce(f.infeasible_reason, '') = '' AND (SELECT frontier FROM mode) = 'serving'
 ),
+-- ... or with the cost per million tokens as a third objective (a price change moves this one)
+srv_cost AS NOT MATERIALIZED (
+    SELECT f.* FROM inference f
+    WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
+      AND f.fits AND coalesce(f.infeasible_reason, '') = '' AND (SELECT frontier FROM mode) = 'serving_cost'
+),
 srv_front AS (SELECT * FROM pareto(srv, 'output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max',
+                                   partition_by := (version, model_id, prompt_len, gen_len))
+              UNION ALL
+              SELECT * FROM pareto(srv_cost,
+                                   'output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max,usd_per_million_tokens',
                                    partition_by := (version, model_id, prompt_len, gen_len))),
 srv_named AS (
     SELECT 'serving' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
@@ -80,7 +90,8 @@ srv_named AS (
                 n.scheduler_steps, n.prompt_len, n.gen_len) AS VARCHAR) AS config,
            CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
-           n.energy_per_token_j, n.unit_cost_usd, n.output_tokens_per_s_per_chip, n.tokens_per_s_per_user
+           n.energy_per_token_j, n.unit_cost_usd, n.output_tokens_per_s_per_chip, n.tokens_per_s_per_user,
+           n.usd_per_million_tokens
     FROM srv_front n
     JOIN models m ON m.sweep = n.sweep AND m.version = n.version AND m.model_id = n.model_id
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
@@ -102,7 +113,7 @@ asic_named AS (
            CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
-           CAST(NULL AS FLOAT) AS tokens_per_s_per_user
+           CAST(NULL AS FLOAT) AS tokens_per_s_per_user, CAST(NULL AS FLOAT) AS usd_per_million_tokens
     FROM asic_front n
     JOIN models m ON m.sweep = n.sweep AND m.version = n.version AND m.model_id = n.model_id
 ),

@@ -160,6 +160,8 @@ const chipsweep = (() => {
     const res = await get(`/ui/data/diff?${new URLSearchParams(params)}`);
     const div = document.getElementById("chart");
     if (res.figure) plot(div, res.figure); else div.textContent = "The frontier did not move between these versions.";
+    const note = document.getElementById("diff-note");
+    if (note) note.textContent = res.note || "";
     const serving = res.rows.some((r) => r.kind === "serving");
     rowsTable(document.getElementById("diff-rows"), res.rows, ["change", "kind", "model", "chip", "layout", "version", "idx",
       ...(serving ? ["output_tokens_per_s_per_chip", "tokens_per_s_per_user", "energy_per_token_j"]
