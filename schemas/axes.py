@@ -183,6 +183,15 @@ SYNONYMS: dict[str, dict[str, str]] = {
 }
 
 
+def closest_ids(value: str, ids: list[str], n: int = 5) -> list[str]:
+    """Catalog ids a mistyped `value` may have meant: those that extend it (nvidia_b200 -> nvidia_b200_hgx) or hold
+    it, then the nearest spellings (difflib)."""
+    low = value.lower()
+    extend = [i for i in ids if low and (i.startswith(low) or low in i)]
+    near = [i for i in difflib.get_close_matches(low, ids, n=n, cutoff=0.5) if i not in extend]
+    return (extend + near)[:n]
+
+
 def name_hint(kind: str, name: str, known: set[str] | None = None) -> str | None:
     """What a column or axis `name` that kind `kind` does not read may have meant: a known synonym, the inputs of
     this kind it nearly spells (`known`, else the kind's axes), or the kind it is an input of. None when nothing

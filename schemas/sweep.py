@@ -10,7 +10,6 @@ field, the value and what is allowed.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chipsweep.schemas.axes import AXES, AxisDef, fmt_number, name_hint
+from chipsweep.schemas.axes import AXES, AxisDef, closest_ids, fmt_number, name_hint
 from chipsweep.schemas.catalog import MEASURED_OF, Catalog, keep_measured_share
 from chipsweep.schemas.columns import MAXIMISE, objective_columns
 from chipsweep.schemas.errors import Problem, SpecError
@@ -427,7 +426,7 @@ def _resolve_ref(
         for i, v in enumerate(items):
             at = where if single or not isinstance(raw, list) else f"{where}[{i}]"
             if not isinstance(v, str) or v not in table:
-                close = difflib.get_close_matches(str(v), ids, n=5, cutoff=0.5)
+                close = closest_ids(str(v), ids)
                 hint = f"closest: {', '.join(close)}; all " if close else ""
                 problems.append(Problem(at, v, f"catalog {table_name[:-1]} ids ({hint}`chipsweep catalog list`): "
                                         + ", ".join(ids), f"unknown {table_name[:-1]} id"))

@@ -210,7 +210,10 @@ def test_bad_rows_are_reported_and_the_other_rows_still_run(ctx):
             n_chips=[8, 8, -4, "eight", 8], global_batch=[64] * 5)
     r = d["infeasible_reason"]
     assert "row 1: field 'model' = 'gpt5_10t': unknown model id" in r[0]
-    assert "row 2: field 'chip' = 'nvidia_h101': unknown chip id" in r[1]
+    assert "row 2: field 'chip' = 'nvidia_h101': unknown chip id; did you mean " in r[1] and "nvidia_h100_sxm" in r[1]
+    # an id that a catalog id extends comes first (nvidia_b200 -> nvidia_b200_hgx, not the nearer spelling gh200)
+    (b200,) = run(ctx, model=["llama2_7b"], chip=["nvidia_b200"], n_chips=[8], global_batch=[64])["infeasible_reason"]
+    assert "did you mean nvidia_b200_hgx," in b200
     assert "row 3: field 'n_chips' = '-4': allowed: an integer >= 1" in r[2]
     assert "row 4: field 'n_chips' = 'eight': allowed: an integer >= 1" in r[3]
     assert r[4] == "" and d["step_time_s"][4] > 0

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chipsweep.schemas.axes import closest_ids
 from chipsweep.schemas.errors import ChipsweepError, Problem
 from chipsweep.schemas.numbers import fmt as fmt_bound
 from chipsweep.schemas.numbers import storage
@@ -286,8 +287,11 @@ def ids(table: pa.Table, name: str, index: dict[str, int], errors: RowErrors, wh
             bad_vals.append(v)
         else:
             out[i] = j
-    if bad_rows:
-        errors.add(bad_rows, name, bad_vals, f"unknown {what} id; allowed: catalog {what} ids (`chipsweep catalog list`)")
+    known = sorted(index)
+    for row, value in zip(bad_rows, bad_vals, strict=True):
+        close = closest_ids(value, known)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        errors.add([row], name, [value], f"unknown {what} id; {hint}allowed: catalog {what} ids (`chipsweep catalog list`)")
     return out
 
 
