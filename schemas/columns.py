@@ -126,7 +126,8 @@ INFERENCE: list[Column] = [
     _c("n_chips", "int16", "chips", "tensor-parallel chips serving one replica", "input"),
     _c("weight_bits", "int8", "bits", "weight precision 4 | 8 | 16", "input"),
     _c("kv_bits", "int8", "bits", "KV-cache precision", "input"),
-    _c("batch", "int32", "sequences", "concurrent sequences", "input"),
+    _c("batch", "int32", "sequences", "sequences of the static batch (blank: the largest that fits, or the "
+       "concurrency where that fits)", "input"),
     _c("prompt_len", "int32", "tokens", "prompt length", "input"),
     _c("gen_len", "int32", "tokens", "generated tokens", "input"),
     _c("ttft_s", "float32", "s", "time to first token at the serving point (concurrency: a prompt waits for the "

@@ -625,3 +625,18 @@ def test_a_price_change_shows_in_a_serving_diff_compared_on_cost(tmp_path: Path)
     entered = [r for r in moved if r["change"] == "entered"]
     assert entered and all(r["chip"] == H100 and r["kind"] == "serving" for r in entered)
     assert all(r["usd_per_million_tokens"] > 0 for r in moved)
+
+
+def test_a_blank_batch_beside_a_concurrency_is_a_static_batch_that_fits() -> None:
+    """Concurrency 1,166 fits the serving KV cache (p + g/2 per request on average), but a static batch holds every
+    sequence's whole p + g: the static columns were reported for a batch of 1,166 beside a refusal of an explicit
+    1,164 for memory. A blank batch is now the concurrency only where that fits, else the largest that does."""
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "prompt_len": 1000,
+            "gen_len": 500}
+    (free,) = run(base)
+    (given,) = run(dict(base, concurrency=free["concurrency"]))
+    assert given["batch"] == free["batch"] < given["concurrency"]
+    fits, over = run(dict(base, batch=given["batch"]), dict(base, batch=given["batch"] + 1))
+    assert fits["infeasible_reason"] == "" and "does not fit in memory" in over["infeasible_reason"]
+    (small,) = run(dict(base, concurrency=8))
+    assert small["batch"] == 8  # a concurrency that fits as a static batch is the static batch

@@ -261,7 +261,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
     # the engine's scheduler limits, per attention rank (data-parallel attention runs one scheduler per chip)
     cap = np.minimum(cal["max_batch"], M / (1.0 + p / np.maximum(g, 1.0))) * np.where(dp_att, t, 1.0)
-    B = np.where(batch_blank, np.where(conc_blank, np.maximum(b_fit, 1.0), C), B)  # sequences (static batch)
+    # sequences (static batch): a blank batch is the largest that fits, or the concurrency where that fits (a static
+    # batch of 1,166 sequences reported beside a refusal of 1,164 for memory)
+    B = np.where(batch_blank, np.where(conc_blank, np.maximum(b_fit, 1.0), np.minimum(C, np.maximum(b_fit, 1.0))), B)
     C = np.where(conc_blank, np.where(batch_blank, np.maximum(np.minimum(c_fit, np.floor(cap)), 1.0), B), C)
     mem = w_chip + B * per_seq + a_tok * np.minimum(B * rows, M)  # bytes per chip, static batch
     tok_it = C * r_tok  # tokens of one serving iteration
