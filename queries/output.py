@@ -61,6 +61,11 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
                        f" (rows each: {named}{more})")
         else:
             footer += "; frontier of " + of
+        if "engine" in table.column_names:  # a chip difference may be a software one: say so
+            engines = sorted({str(e) for e in table.column("engine").to_pylist() if e is not None})
+            if len(engines) > 1:
+                footer += (f"; engines on it: {', '.join(engines)} (each chip's default where the sweep left engine "
+                           "blank; one engine: --param engine=NAME)")
     out.append(footer + ")")
     return "\n".join(s.rstrip() for s in out)
 

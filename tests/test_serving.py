@@ -640,3 +640,28 @@ def test_a_blank_batch_beside_a_concurrency_is_a_static_batch_that_fits() -> Non
     assert fits["infeasible_reason"] == "" and "does not fit in memory" in over["infeasible_reason"]
     (small,) = run(dict(base, concurrency=8))
     assert small["batch"] == 8  # a concurrency that fits as a static batch is the static batch
+
+
+def test_pareto_serving_compares_one_engine_when_asked_and_says_when_its_frontier_mixes_them(tmp_path: Path) -> None:
+    """Each chip runs its default engine where the sweep leaves engine blank (TensorRT-LLM on an H100, vLLM on an
+    MI300X), so a chip difference on the frontier may be a software one: the table says which engines it holds, and
+    `--param engine=` keeps one. The choices are the engines the core knows."""
+    from chipsweep.queries.output import to_text
+    from chipsweep.queries.saved import load_query
+    from chipsweep.schemas.vocab import ENGINES
+
+    (engine,) = [p for p in load_query("pareto_serving").params if p.name == "engine"]
+    assert tuple(engine.choices or ()) == ENGINES
+    spec = {"name": "mixed", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_8b"], "chip": [H100, "amd_mi300x"], "concurrency": [1, 16, 256]},
+        "fixed": {"prompt_len": 1024, "gen_len": 256}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    root = str(tmp_path / "lake")
+    store = Lake(root)
+    store.write_part(ChunkEvaluator(sweep).evaluate(0, sweep.configurations), "inference", "mixed", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    both = run_saved("pareto_serving", {"model": "llama3_8b"}, lake=root)
+    assert set(both["engine"].to_pylist()) == {"tensorrt_llm", "vllm"}  # the H100's and the MI300X's defaults
+    assert "engines on it: tensorrt_llm, vllm" in to_text(both)
+    one = run_saved("pareto_serving", {"model": "llama3_8b", "engine": "vllm"}, lake=root)
+    assert one.num_rows >= 1 and set(one["engine"].to_pylist()) == {"vllm"} and "engines on it" not in to_text(one)

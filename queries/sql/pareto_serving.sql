@@ -9,6 +9,7 @@
 -- @param ttft_max_s positive = null  SLO: only configurations whose time to first token (at their load) is at most this many seconds
 -- @param tpot_max_s positive = null  SLO: only configurations whose time per output token (at their load) is at most this many seconds
 -- @param calibration choice(measured|any) = null  measured: only chips whose serving efficiency was fitted on their own published runs with this engine (`calibrated_on` not "extrapolated ..."); default any
+-- @param engine choice(tensorrt_llm|vllm|sglang|llama_cpp|mlc|exllama|jetstream|qnn|vllm_2023) = null  only this serving engine: chips compared under one software stack (default: every engine; a row left blank runs its chip's default engine, TensorRT-LLM on NVIDIA's datacenter chips, vLLM on AMD's)
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
     SELECT f.* FROM latest_inference f
@@ -20,6 +21,7 @@ WITH feasible AS NOT MATERIALIZED (
       AND ($ttft_max_s IS NULL OR coalesce(f.ttft_s <= $ttft_max_s, false))
       AND ($tpot_max_s IS NULL OR coalesce(f.tpot_s <= $tpot_max_s, false))
       AND (coalesce($calibration, 'any') = 'any' OR fitted_on_own_runs(f.calibrated_on))
+      AND ($engine IS NULL OR f.engine = $engine)
 ),
 -- first per sweep version (ids are only meaningful there), then across sweeps by name: a row on the
 -- model's frontier is on the frontier of its own sweep version, so nothing is lost
