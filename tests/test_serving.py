@@ -171,6 +171,8 @@ def test_disaggregated_prefill_adds_a_prompt_pool_and_frees_decode_iterations() 
     assert split["tpot_s"] < mixed["tpot_s"]  # no prompt chunks in the decode iterations
     assert split["output_tokens_per_s_per_chip"] < split["output_tokens_per_s"] / 4  # the prompt pool's chips count
     assert split["ttft_s"] > 0
+    # the pool's chips are this instance's share of a shared pool (fractional): the row says so, the other does not
+    assert "prompt pool counts as this instance's share" in split["notes"] and "prompt pool" not in mixed["notes"]
 
 
 # ---------------------------------------------------------------------------------------------------------

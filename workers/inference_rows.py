@@ -87,6 +87,7 @@ N_NO_PRICE = 64
 N_WAFER = 128
 N_EXTRAPOLATED = 256
 N_NO_COST = 512
+N_DISAGG = 1024
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -103,6 +104,9 @@ INFERENCE_NOTES = {
     N_EXTRAPOLATED: "no published run fitted this engine on this chip or its class: efficiency extrapolated (see calibrated_on)",
     N_NO_COST: "cost per token not computed: no rental price and no purchase price published (give chip.usd_per_hour or "
     "chip.purchase_usd)",
+    N_DISAGG: "disaggregated: the prompt pool counts as this instance's share of a pool that serves several decode "
+    "instances (chip-seconds of prefill per second, added to n_chips in the per-chip rates and the cost); one "
+    "instance alone would need a whole pool that holds the weights",
 }
 
 
@@ -499,6 +503,7 @@ def assemble_inference(
     stand_in = (inside & (missing & 1 > 0)) | (~inside & (missing & 2 > 0)) | (auto & (missing > 0))
     notes = c["notes"] | (multi & stand_in) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
     notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
+    notes = notes | np.where(np.nan_to_num(get("disaggregated")) > 0, N_DISAGG, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
     if errors is not None:
         _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx, engine, cal, np.nan_to_num(get("dp_attention")))
