@@ -126,7 +126,7 @@ INPUT_KEYS = (
 )
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
-            "dequant_round_trip", "link_fraction", "whole_heads", "engine_runs",
+            "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
             "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
 
@@ -158,6 +158,22 @@ def _touched(tokens: Array, log_miss: Array) -> Array:
     """Fraction of a layer's routed experts that `tokens` tokens touch: 1 - (1 - k/E)^T, with log_miss = log(1 - k/E)
     (about 1 on a dense model, whose routed-expert bytes are zero anyway)."""
     return -np.expm1(tokens * log_miss)
+
+
+def rule_bits(n_chips: Array, pp: Array, heads: Array, kv_share: Array, w_expert: Array, dp_attention: Array,
+              whole_heads: Array, engine_runs: Array, auto_chips: Array) -> Array:
+    """Reason bits of the rules a row's inputs break before any rate is computed (the assembler's `pre_mask`): data-
+    parallel attention on a dense model; tensor parallelism that splits a head under an engine that shards whole
+    heads (vLLM's rule: tp divides the query heads, the KV heads divide tp or tp them, each then replicated; a latent,
+    kv_share 1, is replicated everywhere), except where the compiler spreads an SRAM-only model (`auto_chips`); an
+    engine off the chip's vendor."""
+    dp_att = dp_attention > 0
+    mask = ((dp_att & (w_expert <= 0)) * R_DENSE_DPA).astype(np.int64)
+    tp = np.where(np.isfinite(n_chips), n_chips, 1.0) / pp
+    split_head = indivisible(heads, tp) | np.where(tp >= kv_share, indivisible(tp, kv_share), indivisible(kv_share, tp))
+    mask |= ((whole_heads > 0) & (tp > 1) & ~dp_att & ~(auto_chips > 0) & split_head) * R_HEADS
+    mask |= (engine_runs <= 0) * R_ENGINE
+    return mask
 
 
 def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = False) -> dict[str, Array]:
@@ -223,14 +239,6 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     mask |= ((pp > 1) & (indivisible(t, pp) | (pp > L))) * R_LAYOUT
     tp = t / pp  # tensor-parallel chips of one stage
     dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
-    mask |= (dp_att & (x["w_expert"] <= 0)) * R_DENSE_DPA
-    # engines that shard whole heads (vLLM's rule): tp divides the query heads; the KV heads divide tp, or tp them
-    # (each KV head then replicated); a latent (kv_share 1) is replicated on every chip
-    kvh = x["kv_share"]
-    split_head = indivisible(x["heads"], tp) | np.where(tp >= kvh, indivisible(tp, kvh), indivisible(kvh, tp))
-    # (the chips an SRAM-only row is spread over are the compiler's choice, which splits at any granularity)
-    mask |= ((cal["whole_heads"] > 0) & (tp > 1) & ~dp_att & ~(blank_t & (x["sram_only"] > 0)) & split_head) * R_HEADS
-    mask |= (cal["engine_runs"] <= 0) * R_ENGINE
 
     # ---- memory per chip, the static batch and the serving concurrency -------------------------------
     inv_t = 1.0 / t

@@ -534,7 +534,9 @@ def assemble_inference(
                              "idle_w", "purchase_usd", "usd_per_hour")},
         "sram_only": static["sram_only"],
         "compute_reach": static["compute_reach"],
-        "pre_mask": c["pre"],
+        "pre_mask": c["pre"] | inference.rule_bits(
+            n_chips, pp, m["heads"], m["kv_share"], m["w_expert"], np.nan_to_num(get("dp_attention")),
+            cal["whole_heads"], cal["engine_runs"], auto),
         "chip_idx": chip_idx,
         "note_mask": notes,
         "low_mask": static["low_fields"] & used & ~overridden,
