@@ -236,6 +236,28 @@ def test_sram_only_design_runs_compute_bound_without_dram_energy(ctx: Context, k
     assert r["decode_tokens_per_s"] == pytest.approx(k["compute_fraction"] * 2 * 16384 * 1e9 / flops, rel=0.05)
 
 
+def test_a_smaller_node_lowers_power_and_energy_per_token_for_the_same_design(ctx: Context, k: dict) -> None:
+    # the catalog's energy per int8 MAC falls from 16 to 3 nm (0.22 -> 0.12 pJ); the misc block is one fixed
+    # function whose gates toggle at the node's energy per operation, so the whole chip follows (it rose when the
+    # misc block burnt the array's power density over a fixed area: 1.86 TOPS/W at 16 nm, 0.97 at 3 nm)
+    nodes = (16, 12, 7, 5, 3)
+    idle = run(ctx, *[dict(node_nm=n, n_mac=1024, sram_mb=8, dram="none", precision="int8") for n in nodes])
+    tops_w = [r["tops_per_w"] for r in idle]
+    assert tops_w == sorted(tops_w) and tops_w[-1] > 1.5 * tops_w[0]
+    work = dict(n_mac=2048, sram_mb=8, dram="lpddr5x", dram_bus_bits=256, precision="int8", model="llama3.2_3b",
+                weight_bits=8, batch=64, prompt_len=128, gen_len=128)
+    j = [r["energy_per_token_j"] for r in run(ctx, *[dict(work, node_nm=n) for n in nodes])]
+    assert j == sorted(j, reverse=True) and j[-1] < j[0]
+    # at the reference node (5 nm) the misc power is its fitted share of the array's power density times its area
+    design = dict(node_nm=5, n_mac=1024, sram_mb=8, dram="none", precision="int8")
+    (r5,) = run(ctx, design)
+    x, kk = assemble_asic(_raw(ctx, design), ctx)
+    area_mac = asic.evaluate(x, kk)["area_mac_mm2"][0]
+    p_mac = 1024 * 1e9 * asic.node_values(np.array([5.0]), kk)[0][0] * 1e-12  # W: every int8 MAC busy at 1 GHz
+    p_misc = p_mac * k["misc_power_density_ratio"] * k["misc_area_mm2"] / area_mac
+    assert r5["full_load_power_w"] == pytest.approx((p_mac + p_misc) * (1 + k["leakage_fraction"]), rel=1e-6)
+
+
 def test_gpu_arch_scales_full_load_power_by_the_fitted_factor(ctx: Context, k: dict) -> None:
     npu, gpu = run(ctx, WORKED, dict(WORKED, arch="gpu"))
     assert gpu["full_load_power_w"] == pytest.approx(npu["full_load_power_w"] * k["gpu_power_factor"])

@@ -382,6 +382,7 @@ def test_fitted_asic_constants_are_what_their_fit_gives() -> None:
     asic_yaml = load_catalog().asic
     refit = fit_edge()
     assert refit["asic.gpu_power_factor"] == pytest.approx(asic_yaml["asic"]["gpu_power_factor"]["value"], rel=2e-3)
+    assert refit["asic.misc_power_density_ratio"] == pytest.approx(asic_yaml["asic"]["misc_power_density_ratio"]["value"], abs=2e-3)
 
 
 def test_every_fitted_on_name_is_a_validation_case(asic_results: list[Result]) -> None:

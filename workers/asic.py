@@ -125,6 +125,9 @@ def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
                  "wafer_yield", "test_usd", "final_test_yield", "dram_usd_per_gb", "compute_fraction",
                  "mem_bw_fraction", "clock_ghz_default"):
         k[name] = float(v(name))
+    # um^2 per int8 MAC at the node the misc block's area is stated for: its gates, whatever the design's node
+    ref = float(v("misc_reference_node_nm"))
+    k["misc_ref_mac_area_um2"] = float(node_values(np.array([ref]), k)[NODE_TABLES.index("mac_area_int8_um2")][0])
     return k
 
 
@@ -281,7 +284,12 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     e_sram = k["sram_energy_pj_per_bit"] * 8e-12  # J per SRAM byte
     p_mac = mac_rate * e_mac  # W, every MAC busy
     p_dram = bw_u * e_dram  # W, DRAM streaming at its achievable rate
-    p_misc = p_mac * (k["misc_power_density_ratio"] * area_misc) / area_mac  # W: misc block at the array's W/mm^2
+    # W: the misc block (control CPU, NoC, IO) is one fixed function, the gates its area holds at the reference node,
+    # toggling like the array at the design's energy per operation: the array's power per gate x its gates (at
+    # the design's node's own density a fixed area would hold more gates at every shrink, and a smaller node
+    # would burn more, not less)
+    area_mac_ref = n_mac * k["misc_ref_mac_area_um2"] * (k["mac_area_ratio"] * 1e-6)[prec]  # mm^2 of this array at the reference node
+    p_misc = p_mac * (k["misc_power_density_ratio"] * area_misc) / area_mac_ref
     p_dyn = p_mac + p_dram + p_misc  # W, dynamic at full load
     p_leak = k["leakage_fraction"] * p_dyn  # W: leakage, fraction of peak dynamic
     p_full = p_dyn + p_leak  # W at full load

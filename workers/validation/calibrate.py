@@ -46,14 +46,16 @@ leave-one-source-out fit, which starts from the middle of every bound (`neutral_
 from the source it leaves out.
 `check_bounds` reports any constant within 1 % of a bound. numpy only.
 
-Edge (`fit_edge`): the edge-ASIC GPU power factor of asic.yaml (A100 / H100 TDP), solved in closed form on its
-cases. The serving constants of catalog chips are fitted by workers/validation/serving.py.
+Edge (`fit_edge`): the edge-ASIC misc power density (least squares in log of the edge NPUs' published TOPS/W) and
+GPU power factor (A100 / H100 TDP, closed form) of asic.yaml. The serving constants of catalog chips are fitted by workers/validation/serving.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -544,10 +546,29 @@ def fit_edge(catalog: Catalog | None = None) -> dict[str, float]:
     schemas/catalog/asic.yaml). The serving constants of catalog chips are fitted by
     `python -m chipsweep.workers.validation.serving --fit` (asic.yaml `serving`)."""
     catalog = catalog or load_catalog()
+    # the misc block's power density (a share of the MAC array's): least squares in log of the edge NPUs' published
+    # TOPS/W, a golden-section search over the constant's range (the loss is smooth and has one minimum there)
+    npus = [c for c in asic_cases(catalog) if c.source == "asic_edge_tops_per_w"]
+    lo, hi = (float(b) for b in catalog.asic["asic"]["misc_power_density_ratio"]["range"])
+
+    def with_ratio(r: float) -> Catalog:
+        c = copy.deepcopy(catalog)
+        c.asic["asic"]["misc_power_density_ratio"]["value"] = r
+        return c
+
+    def loss(r: float) -> float:
+        return float(np.mean([np.log(res.predicted / res.case.measured) ** 2 for res in edge.predict(npus, with_ratio(r))]))
+
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    while b - a > 1e-4:
+        c1, c2 = b - g * (b - a), a + g * (b - a)
+        a, b = (a, c2) if loss(c1) <= loss(c2) else (c1, b)
+    ratio = round((a + b) / 2.0, 3)
     # GPU power factor: TDP / the NPU model's full-load power, geometric mean over A100 and H100
     gpu = [_with(c, {"arch": "npu"}) for c in asic_cases(catalog) if c.source == "asic_fit_gpu_power"]
-    f = np.array([res.case.measured / res.predicted for res in edge.predict(gpu, catalog)])
-    return {"asic.gpu_power_factor": float(np.exp(np.log(f).mean()))}
+    f = np.array([res.case.measured / res.predicted for res in edge.predict(gpu, with_ratio(ratio))])
+    return {"asic.misc_power_density_ratio": ratio, "asic.gpu_power_factor": float(np.exp(np.log(f).mean()))}
 
 
 def _with(c: Case, extra: dict[str, object]) -> Case:
