@@ -263,9 +263,12 @@ MACROS: dict[str, str] = {
         || concurrency || CASE WHEN concurrency = 1 THEN ' user' ELSE ' users' END
         || CASE WHEN ssm_state_bits = 32 THEN ', fp32 Mamba state' ELSE '' END
         || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END""",
-    "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram, dram_bus_bits) AS
-        'asic ' || node_nm || 'nm ' || n_mac || ' MAC ' || round(clock_ghz, 2) || ' GHz '
-        || round(sram_mb, 1) || ' MB ' || dram || ' ' || dram_bus_bits || '-bit'""",
+    "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram, dram_bus_bits, arch) AS
+        'asic ' || CASE WHEN node_nm = round(node_nm) THEN CAST(CAST(node_nm AS INTEGER) AS VARCHAR)
+                        ELSE CAST(round(node_nm, 2) AS VARCHAR) END
+        || 'nm ' || n_mac || ' MAC ' || round(clock_ghz, 2) || ' GHz '
+        || round(sram_mb, 1) || ' MB ' || dram || ' ' || dram_bus_bits || '-bit'
+        || CASE WHEN arch = 'gpu' THEN ' (GPU datapath)' ELSE '' END""",
     "asic_layout": """(precision, weight_bits, batch) AS
         precision || ', ' || weight_bits || '-bit weights, batch ' || batch""",
 }

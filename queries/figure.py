@@ -103,7 +103,7 @@ def _log(values: np.ndarray) -> bool:
 def _chip(row: dict[str, object]) -> str:
     """The group a row is coloured by: its catalog chip, or for a hypothetical ASIC design its node."""
     if row.get("source") == "asic":
-        return f"ASIC {row['node_nm']} nm" if row.get("node_nm") is not None else "ASIC"
+        return f"ASIC {row['node_nm']:g} nm" if row.get("node_nm") is not None else "ASIC"
     return str(row.get("chip") or row.get("chip_name") or OTHER)
 
 

@@ -535,10 +535,12 @@ def unplaced_chips(
     best = "arg_max" if first.sense == "max" else "arg_min"
     with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
         check_lake_values(con, bound)
-        has_cal = "calibrated_on" in {r[0] for r in con.execute(f"DESCRIBE ({rows})").fetchall()}
-        cal = f", {best}(calibrated_on, {col(first)}) AS calibrated_on" if has_cal else ""
+        names = {r[0] for r in con.execute(f"DESCRIBE ({rows})").fetchall()}
+        cal = f", {best}(calibrated_on, {col(first)}) AS calibrated_on" if "calibrated_on" in names else ""
+        # a hypothetical ASIC is not a catalog chip: a design without an objective lacks no catalog field
+        designs = " AND source IS DISTINCT FROM 'asic'" if "source" in names else ""
         sql = (f"SELECT {keys}, count(*) AS rows, {per_obj}{cal} FROM ({rows}) "
-               f"WHERE chip IS NOT NULL GROUP BY {keys} HAVING NOT bool_or({complete}) "
+               f"WHERE chip IS NOT NULL{designs} GROUP BY {keys} HAVING NOT bool_or({complete}) "
                f"ORDER BY best_0 {'DESC' if first.sense == 'max' else 'ASC'} NULLS LAST, {keys}")
         table = _execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}", limits=limits)
     out = []

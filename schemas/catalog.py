@@ -469,6 +469,19 @@ class Catalog:
         except KeyError:
             raise KeyError(_unknown("model", model_id, self.models)) from None
 
+    # the per-node tables of asic.yaml; a design's node must lie within the nodes they all cover
+    ASIC_NODE_TABLES = ("mac_energy_int8_pj", "mac_area_int8_um2", "sram_macro_density_mb_per_mm2", "wafer_price_usd",
+                        "defect_density_per_cm2")
+
+    def asic_nodes(self) -> list[float]:
+        """The process nodes (nm) every per-node table of asic.yaml gives a value for, ascending."""
+        tables = [{float(n) for n in self.asic["asic"][name]["value"]} for name in self.ASIC_NODE_TABLES]
+        return sorted(set.intersection(*tables))
+
+    def dram_interface_bits(self) -> dict[str, int]:
+        """DRAM type -> the width its bus comes in multiples of (an LPDDR channel, an HBM stack), asic.yaml."""
+        return {str(k): int(v) for k, v in self.asic["asic"]["dram_interface_bits"]["value"].items()}
+
     def filter_chips(self, **criteria: Any) -> list[str]:
         """Chip ids whose fields equal the criteria (`class` may be a list); sorted."""
         out = []

@@ -171,7 +171,7 @@ INFERENCE: list[Column] = [
 ASIC: list[Column] = [
     *KEY,
     _c("model_id", "int16", "", "workload model (dimension table `models`)", "input"),
-    _c("node_nm", "int8", "nm", "process node", "input"),
+    _c("node_nm", "float32", "nm", "process node (between table nodes: interpolated)", "input"),
     _c("n_mac", "int32", "MACs", "multiply-accumulate units", "input"),
     _c("clock_ghz", "float32", "GHz", "clock", "input"),
     _c("sram_mb", "float32", "MB", "on-chip SRAM", "input"),
@@ -191,9 +191,21 @@ ASIC: list[Column] = [
     _c("tops_per_w", "float32", "TOP/s/W", "peak TOPS per watt at full load", "output", better="max"),
     _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output", better="max"),
     _c("ttft_s", "float32", "s", "time to first token", "output"),
-    _c("energy_per_token_j", "float32", "J", "energy per generated token", "output"),
+    _c("energy_per_token_j", "float32", "J", "energy per generated token, the prompt's prefill included (as inference rows count it)", "output"),
     _c("fits", "bool", "", "the model fits the memory system", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
+    # added 2026-12-05 at the end so lakes written before still read: every design axis a spec may sweep, and the
+    # serving point pareto_edge compares with catalog chips
+    _c("dram_mt_s", "float32", "MT/s", "DRAM transfer rate per pin (the type's default where blank)", "input"),
+    _c("dram_gb", "float32", "GB", "DRAM bundled with the chip (given, or sized to the workload where blank)", "output"),
+    _c("kv_bits", "int8", "bits", "KV-cache precision of the workload", "input"),
+    _c("arch", "category", "", "npu | gpu (datapath style)", "input"),
+    _c("yield_model", "category", "", "negative_binomial | murphy | seeds | poisson", "input"),
+    _c("d0_per_cm2", "float32", "defects/cm^2", "killer defect density (the node's where blank)", "input"),
+    _c("tiles", "int32", "tiles", "active tiles of a redundant (spare-tile) design", "input"),
+    _c("spare_tiles", "int32", "tiles", "spare tiles (0: no redundancy)", "input"),
+    _c("tokens_per_s_per_user", "float32", "tokens/s", "one request's output tokens/s with its prompt: gen_len / (TTFT + gen_len x decode step), the batch in lockstep", "output", better="max"),
+    _c("decode_energy_per_token_j", "float32", "J", "energy per generated token of the decode steps alone", "output"),
 ]
 
 FACTS: dict[str, list[Column]] = {"training": TRAINING, "inference": INFERENCE, "asic": ASIC}

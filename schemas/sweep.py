@@ -130,6 +130,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
     objectives = _objectives(spec, problems)
     _required(spec, problems)
     _experts(spec, axes, fixed, effective, problems)
+    _asic_design(spec, axes, effective, problems)
     if problems:
         raise SpecError(problems)
     sweep = Sweep(spec, effective, axes, fixed, objectives)
@@ -179,6 +180,45 @@ def _experts(spec: SweepSpec, axes: list[Axis], fixed: dict[str, float], catalog
         where = "axes.ep" if "ep" in by_name else "fixed.ep"
         problems.append(Problem(where, wide if "ep" in by_name else wide[0], "1: expert parallelism needs a mixture-of-experts model, and this sweep's "
                                 f"models are dense ({', '.join(ids)})", "no experts to spread"))
+
+
+def _asic_design(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: list[Problem]) -> None:
+    """An ASIC axis value no configuration could run is refused before anything is queued, as evaluate refuses the
+    row: a node outside the sourced per-node tables, a clock above the fastest shipping one, a DRAM bus width that
+    is a whole number of interfaces (LPDDR channels, HBM stacks) of none of the sweep's DRAM types."""
+    if spec.kind != "asic":
+        return
+    by_name = {a.name: a for a in axes}
+
+    def values(name: str) -> tuple[str, list[Any]]:
+        if name in by_name:
+            return f"axes.{name}", list(by_name[name].values)
+        return f"fixed.{name}", [spec.fixed[name]] if name in spec.fixed else []
+
+    nodes = catalog.asic_nodes()
+    where, vals = values("node_nm")
+    bad = [v for v in vals if isinstance(v, (int, float)) and not nodes[0] <= v <= nodes[-1]]
+    if bad:
+        problems.append(Problem(where, bad if where.startswith("axes") else bad[0],
+                                f"{nodes[0]:g} to {nodes[-1]:g} nm (the nodes asic.yaml's energy, area, wafer-price and "
+                                "defect tables cover)", "outside the sourced constant tables"))
+    clock_max = float(catalog.asic["asic"]["clock_ghz_max"]["value"])
+    where, vals = values("clock_ghz")
+    bad = [v for v in vals if isinstance(v, (int, float)) and v > clock_max]
+    if bad:
+        problems.append(Problem(where, bad if where.startswith("axes") else bad[0], f"up to {clock_max:g} GHz",
+                                "faster than any shipping logic clock"))
+    _, drams = values("dram")
+    widths = catalog.dram_interface_bits()
+    kinds = [widths.get(str(d)) for d in drams]  # None: no DRAM (its bus is ignored)
+    where, vals = values("dram_bus_bits")
+    if drams and None not in kinds:
+        bad = [v for v in vals if isinstance(v, (int, float)) and not any(v >= w and v % w == 0 for w in kinds if w)]
+        if bad:
+            allowed = "; ".join(f"{d}: multiples of {widths[str(d)]}" for d in drams)
+            problems.append(Problem(where, bad if where.startswith("axes") else bad[0],
+                                    f"a whole number of the DRAM type's interfaces ({allowed})",
+                                    "no DRAM type of the sweep comes in this width"))
 
 
 def _required(spec: SweepSpec, problems: list[Problem]) -> None:

@@ -278,7 +278,7 @@ def _print_left_out(name: str, params: dict[str, str], lake: str, rows: list[dic
 def _design(r: dict[str, Any]) -> str:
     """One edge frontier row in words: a hypothetical ASIC's design vector, or a catalog chip's setting."""
     if r["source"] == "asic":
-        return (f"ASIC {r['node_nm']} nm, {r['n_mac']} MACs, {r['clock_ghz']:.1f} GHz, {r['sram_mb']:g} MB SRAM, "
+        return (f"ASIC {r['node_nm']:g} nm, {r['n_mac']} MACs, {r['clock_ghz']:.1f} GHz, {r['sram_mb']:g} MB SRAM, "
                 f"{r['dram']} {r['dram_bus_bits']}-bit, {r['precision']}, batch {r['batch']}")
     return f"{r['chip']} x{r['n_chips']}, {r['weight_bits']}-bit weights, batch {r['batch']}"
 

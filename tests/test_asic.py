@@ -258,6 +258,59 @@ def test_a_smaller_node_lowers_power_and_energy_per_token_for_the_same_design(ct
     assert r5["full_load_power_w"] == pytest.approx((p_mac + p_misc) * (1 + k["leakage_fraction"]), rel=1e-6)
 
 
+def test_a_requests_speed_and_energy_per_token_count_its_prompt_as_catalog_chips_do(ctx: Context) -> None:
+    # 12 nm, 2048 int4 MACs at 1.5 GHz, 1024-bit LPDDR5X, Llama 3 8B in 4 bits, one user: the prefill is
+    # compute-bound (17.9 s for 4,096 tokens), decode DRAM-bound; pareto_edge compares this with a catalog
+    # chip's serving point, whose tokens/s per user and J/token include the prompt
+    base = dict(node_nm=12, n_mac=2048, clock_ghz=1.5, dram="lpddr5x", dram_bus_bits=1024, precision="int4",
+                model="llama3_8b", weight_bits=4, batch=1, gen_len=256)
+    none, short, long_, only = run(ctx, dict(base, prompt_len=0), dict(base, prompt_len=512),
+                                   dict(base, prompt_len=4096), dict(base, prompt_len=512, gen_len=0))
+    assert none["tokens_per_s_per_user"] == pytest.approx(none["decode_tokens_per_s"])
+    assert none["energy_per_token_j"] == pytest.approx(none["decode_energy_per_token_j"])
+    for r in (short, long_):
+        g = 256
+        assert r["tokens_per_s_per_user"] == pytest.approx(g / (r["ttft_s"] + g / r["decode_tokens_per_s"]), rel=1e-5)
+        prompt_j = (r["energy_per_token_j"] - r["decode_energy_per_token_j"]) * g  # J the prefill took
+        assert prompt_j > 0
+        # the prefill's average power is between the array's idle leakage and the chip's full load
+        assert 0 < prompt_j / r["ttft_s"] < r["full_load_power_w"]
+    assert long_["tokens_per_s_per_user"] < short["tokens_per_s_per_user"] < none["tokens_per_s_per_user"]
+    assert long_["energy_per_token_j"] > short["energy_per_token_j"] > none["energy_per_token_j"]
+    # a prefill-only workload generates nothing: no decode speed or energy per generated token
+    assert only["ttft_s"] == pytest.approx(short["ttft_s"])
+    for col in ("decode_tokens_per_s", "tokens_per_s_per_user", "energy_per_token_j", "power_w"):
+        assert only[col] is None or math.isnan(only[col]), col
+
+
+def test_a_dram_bus_is_a_whole_number_of_channels_or_stacks_and_the_clock_a_shipping_one(ctx: Context) -> None:
+    # a zero-bit LPDDR5X bus ran at 0 tokens/s and infinite J/token with fits=True and no reason
+    base = dict(node_nm=7, n_mac=1024, precision="int8", model="qwen2_1.5b", batch=1)
+    zero, eight, odd, hbm64, hbm2k, fast = run(
+        ctx, dict(base, dram="lpddr5x", dram_bus_bits=0), dict(base, dram="lpddr5x", dram_bus_bits=8),
+        dict(base, dram="lpddr5x", dram_bus_bits=48), dict(base, dram="hbm3", dram_bus_bits=64),
+        dict(base, dram="hbm3", dram_bus_bits=2048), dict(base, dram="lpddr5x", dram_bus_bits=64, clock_ghz=99))
+    for r in (zero, eight):
+        assert "field 'dram_bus_bits'" in r["infeasible_reason"] and "multiples of 16" in r["infeasible_reason"]
+    assert "multiples of 1024" in hbm64["infeasible_reason"]
+    assert odd["infeasible_reason"] == hbm2k["infeasible_reason"] == ""  # three channels; two stacks
+    assert odd["decode_tokens_per_s"] > 0 and hbm2k["decode_tokens_per_s"] > 0
+    assert "field 'clock_ghz'" in fast["infeasible_reason"] and "6.2" in fast["infeasible_reason"]
+    with pytest.raises(EvaluateError) as err:
+        run(ctx, dict(base, dram="lpddr5x", dram_bus_bits=0), strict=True)
+    assert (err.value.field, err.value.value) == ("dram_bus_bits", 0)
+
+
+def test_a_strict_refusal_of_a_design_that_does_not_fit_names_field_value_and_allowed(ctx: Context) -> None:
+    # the memory refusal had field, value and allowed None (every other refusal names them)
+    with pytest.raises(EvaluateError) as err:
+        run(ctx, dict(node_nm=7, n_mac=8192, dram="lpddr5x", dram_bus_bits=128, model="llama3_70b", dram_gb=8, batch=1),
+            strict=True)
+    e = err.value
+    assert (e.field, e.value) == ("batch", 1)
+    assert "does not fit at batch 1" in e.allowed and "70.84 GB needed > 8.000 GB" in e.allowed
+
+
 def test_gpu_arch_scales_full_load_power_by_the_fitted_factor(ctx: Context, k: dict) -> None:
     npu, gpu = run(ctx, WORKED, dict(WORKED, arch="gpu"))
     assert gpu["full_load_power_w"] == pytest.approx(npu["full_load_power_w"] * k["gpu_power_factor"])

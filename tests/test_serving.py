@@ -552,6 +552,36 @@ def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path
         assert f["energy_per_token_j"] == pytest.approx(r["energy_per_token_j"]) and f["batch"] == r["concurrency"]
 
 
+def test_pareto_edge_ranks_asic_designs_at_their_serving_point_per_workload_and_names_every_axis(tmp_path: Path) -> None:
+    """An ASIC row was ranked by its decode rate with decode-only energy, beside catalog chips judged with their
+    prompt; rows of different prompt lengths competed on one frontier (a short prompt always won); axes such as
+    arch and dram_mt_s were not stored, and a 4.5 nm node was stored as 4."""
+    spec = {"name": "designs", "kind": "asic", "store": "all", "axes": {
+        "model": ["llama3.2_3b"], "node_nm": [4.5, 7], "n_mac": [2048, 8192], "dram": ["lpddr5x"],
+        "dram_bus_bits": [128], "dram_mt_s": [6400, 8533], "precision": ["int8"], "arch": ["npu", "gpu"],
+        "prompt_len": [128, 2048]}, "fixed": {"weight_bits": 8, "gen_len": 256, "batch": 1}}
+    sweep = resolve(parse_spec(spec), load_catalog())
+    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
+    root = str(tmp_path / "lake")
+    store = Lake(root)
+    store.write_part(table, "asic", "designs", 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    rows = {r["idx"]: r for r in table.to_pylist()}
+    assert {r["node_nm"] for r in rows.values()} == {4.5, 7.0}
+    assert {r["dram_mt_s"] for r in rows.values()} == {6400.0, 8533.0} and {r["arch"] for r in rows.values()} == {"npu", "gpu"}
+    front = run_saved("pareto_edge", {"model": "llama3.2_3b"}, lake=root).to_pylist()
+    assert {f["prompt_len"] for f in front} == {128, 2048}  # one frontier per workload
+    for f in front:
+        r = rows[f["idx"]]
+        assert f["decode_tokens_per_s"] == pytest.approx(r["tokens_per_s_per_user"])
+        assert r["tokens_per_s_per_user"] < r["decode_tokens_per_s"]  # the prompt's prefill counted
+        assert f["energy_per_token_j"] == pytest.approx(r["energy_per_token_j"])
+        assert r["energy_per_token_j"] > r["decode_energy_per_token_j"]
+        assert (f["dram_mt_s"], f["arch"], f["node_nm"]) == (r["dram_mt_s"], r["arch"], r["node_nm"])
+        node = "4.5" if r["node_nm"] == 4.5 else "7"
+        assert f["chip"].startswith(f"asic {node}nm ") and f["chip"].endswith("(GPU datapath)") == (r["arch"] == "gpu")
+
+
 def test_throughput_never_falls_as_concurrency_crosses_a_prompt_chunk_boundary() -> None:
     """llama.cpp's 2,048-token batch beside C decodes leaves 2,048 - C tokens for a 2,000-token prompt: from 49 users
     on it takes two chunks. Each chunk carried a full budget (1,984 tokens, twice the prompt's compute in all), so

@@ -198,6 +198,25 @@ def test_edge_specs_resolve(catalog) -> None:  # type: ignore[no-untyped-def]
     assert {q.field for q in p} == {"axes.dram[0]", "axes.n_mac"}
 
 
+def test_asic_axis_values_no_design_could_run_are_refused_as_evaluate_refuses_the_row(catalog) -> None:  # type: ignore[no-untyped-def]
+    """A node outside the per-node tables (evaluate: 'allowed 3 to 16'), a clock no logic runs at and a bus width that
+    is no whole number of the sweep's DRAM interfaces were accepted: the sweep finished with such rows infeasible, or
+    (a zero-bit bus) 'feasible' at 0 tokens/s and infinite J/token."""
+    p = refused({"name": "asic", "kind": "asic", "axes": {
+        "model": ["llama3_8b"], "node_nm": [1, 7, 40], "n_mac": [1024], "clock_ghz": [1, 99], "dram": ["lpddr5x"],
+        "dram_bus_bits": [0, 8, 48, 64]}}, catalog).problems
+    by = {q.field: q for q in p}
+    assert set(by) == {"axes.node_nm", "axes.clock_ghz", "axes.dram_bus_bits"}
+    assert by["axes.node_nm"].value == [1, 40] and "3 to 16 nm" in by["axes.node_nm"].allowed
+    assert by["axes.clock_ghz"].value == [99] and "6.2 GHz" in by["axes.clock_ghz"].allowed
+    assert by["axes.dram_bus_bits"].value == [0, 8] and "lpddr5x: multiples of 16" in by["axes.dram_bus_bits"].allowed
+    # with an HBM type beside LPDDR a 64-bit bus still serves the LPDDR rows (the HBM ones say why they are out)
+    ok = resolve(parse_spec({"name": "asic", "kind": "asic", "axes": {
+        "model": ["llama3_8b"], "node_nm": [4.5], "n_mac": [1024], "dram": ["lpddr5x", "hbm3"], "dram_bus_bits": [64, 1024]}}),
+        catalog)
+    assert ok.configurations == 4
+
+
 def test_every_problem_is_reported_at_once(catalog) -> None:  # type: ignore[no-untyped-def]
     spec = {**training_spec("../x"), "colour": "red"}
     spec["axes"]["tp"] = []

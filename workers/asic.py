@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from chipsweep.schemas.catalog import Catalog
 from chipsweep.schemas.vocab import ARCHS, ASIC_PRECISIONS, DRAM_TYPES
 from chipsweep.workers.bits import flag
 
@@ -90,8 +91,7 @@ INPUT_KEYS = (
 EXACT_SPARES = 64  # spare counts up to this are summed exactly; above, the normal approximation
 
 
-NODE_TABLES = ("mac_energy_int8_pj", "mac_area_int8_um2", "sram_macro_density_mb_per_mm2", "wafer_price_usd",
-               "defect_density_per_cm2")
+NODE_TABLES = Catalog.ASIC_NODE_TABLES
 
 
 def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,14 +357,27 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     # ---- energy per token and decode power (section 5) --------------------------------------------
     e_step = flops_step * (0.5 * e_mac) + dram_step * e_dram + sram_step * e_sram  # J dynamic: MAC, DRAM, SRAM
     e_step += p_misc * t_comp + p_leak * t_step  # J: misc while the array works, leakage always
+    # the prompt: the batch's prefill pass reads the streamed weights once and writes its KV cache (to DRAM unless
+    # the workload lives on chip), its MACs at the array's energy, misc while the array works, leakage throughout
+    kv_pre = kv_tok * p_len * B  # bytes of KV cache the prefill writes
+    e_pre = (flops_pre * (0.5 * e_mac) + (w_dram + kv_pre) * ~on_chip * e_dram + (w_sram + kv_pre * on_chip) * e_sram
+             + p_misc * (flops_pre / ops_u) + p_leak * ttft) * (p_len > 0)
     if gpu.any():
         e_step *= arch_k
+        e_pre *= arch_k
+    # a request's output tokens/s with the batch in lockstep: its prefill, then gen_len decode steps (the serving
+    # point of catalog chips, prompts included); and the energy per generated token, the prompt's share included
+    gen = x["gen_len"]
+    has_gen = gen > 0
+    per_user = gen / (ttft + gen * t_step)
+    e_tok = (e_pre + gen * e_step) / (B * gen)
 
     any_bad = mask.any()
     design_bad = (mask & (R_INPUT | R_NODE | R_TILES)) != 0 if any_bad else None
     fab_bad = (mask & (R_INPUT | R_NODE | R_TILES | R_RETICLE | R_WAFER)) != 0 if any_bad else None
     work_nan = np.where(has_model & (mask == 0), 1.0, np.nan)  # NaN where the workload does not run
     step_nan = work_nan / t_step
+    gen_nan = np.where(has_gen, work_nan, np.nan)  # NaN where the workload generates nothing (prefill only)
     every_model = has_model.all()
     return {
         "die_area_mm2": _nan_where(area, design_bad),
@@ -380,10 +393,14 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
         "peak_tops": _nan_where(peak_tops, (mask & (R_INPUT | R_TILES)) != 0 if any_bad else None),
         "full_load_power_w": _nan_where(p_full, design_bad),
         "tops_per_w": _nan_where(peak_tops / p_full, design_bad),
-        "power_w": e_step * step_nan,
-        "decode_tokens_per_s": step_nan,
+        "power_w": e_step * step_nan * np.where(has_gen, 1.0, np.nan),
+        "decode_tokens_per_s": step_nan * np.where(has_gen, 1.0, np.nan),
         "ttft_s": ttft * work_nan,
-        "energy_per_token_j": e_step / B * work_nan,
+        "energy_per_token_j": e_tok * gen_nan,
+        "decode_energy_per_token_j": e_step / B * gen_nan,
+        "tokens_per_s_per_user": per_user * gen_nan,
+        "dram_mt_s": np.where(has_dram, rate, np.nan),
+        "d0_per_cm2": np.broadcast_to(d0, node.shape).astype(np.float64),
         "mem_gb": need * 1e-9 if every_model else _nan_where(need * 1e-9, ~has_model),
         "batch": B if every_model else _nan_where(B, ~has_model),
         "weight_bits": wb if every_model else _nan_where(wb, ~has_model),

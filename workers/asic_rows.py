@@ -42,10 +42,14 @@ Array = np.ndarray
 ASIC_OUT = (
     "die_area_mm2", "dies_per_wafer", "yield", "defect_yield", "die_cost_usd", "unit_cost_usd", "peak_tops",
     "full_load_power_w", "power_w", "tops_per_w", "decode_tokens_per_s", "ttft_s", "energy_per_token_j",
-    "mem_gb", "dram_gb",
+    "mem_gb", "dram_gb", "tokens_per_s_per_user", "decode_energy_per_token_j",
 )
 _LAKE_OUT = [c.name for c in FACTS["asic"] if c.role == "output" and c.dtype == "float32"]
 assert [c for c in ASIC_OUT if c in _LAKE_OUT] == _LAKE_OUT, "ASIC_OUT holds the lake's outputs in its order"
+
+# the input an infeasible design's refusal names (--strict): what would change the outcome
+ASIC_REFUSAL_FIELDS = {asic.R_INPUT: "n_mac", asic.R_MEMORY: "batch", asic.R_NOFIT: "dram_gb",
+                       asic.R_RETICLE: "spare_tiles", asic.R_WAFER: "n_mac", asic.R_TILES: "tiles"}
 
 # notes added while assembling (the core's own start at bit 0)
 N_MAC_FROM_TOPS = 1 << 10
@@ -72,7 +76,8 @@ def parse_asic(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Ar
     raw["node_nm"] = numbers(table, "node_nm", errors, minimum=1e-9, required=True, allowed="allowed: a process node in nm, 3 to 16")
     raw["n_mac"] = numbers(table, "n_mac", errors, integer=True, minimum=1)
     raw["peak_tops"] = numbers(table, "peak_tops", errors, minimum=1e-12)
-    raw["clock_ghz"] = numbers(table, "clock_ghz", errors, minimum=1e-6, maximum=100)
+    clock_max = float(ctx.catalog.asic["asic"]["clock_ghz_max"]["value"])
+    raw["clock_ghz"] = numbers(table, "clock_ghz", errors, minimum=1e-6, maximum=clock_max)
     raw["sram_mb"] = numbers(table, "sram_mb", errors, minimum=0)
     raw["dram"] = choices(table, "dram", DRAM_TYPES, errors)
     raw["dram_bus_bits"] = numbers(table, "dram_bus_bits", errors, integer=True, minimum=0)
@@ -99,6 +104,20 @@ def parse_asic(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Ar
     if no_bus.any():
         errors.add(np.nonzero(no_bus)[0], "dram_bus_bits", ["" for _ in range(int(no_bus.sum()))],
                    "required with a DRAM type: the bus width in bits (64 = four x16 LPDDR channels, 1024 per HBM stack)")
+    # a bus is a whole number of the type's interfaces: x16 LPDDR channels, 1024-bit HBM stacks (bus 0 with a DRAM
+    # type gave a design with no memory bandwidth: 0 tokens/s at infinite energy, read as feasible)
+    widths = ctx.catalog.dram_interface_bits()
+    bus = raw["dram_bus_bits"]
+    given = np.isfinite(dram) & (dram != DRAM_TYPES.index("none")) & np.isfinite(bus) & ~errors.bad
+    for t, name in enumerate(DRAM_TYPES):
+        w = widths.get(name)
+        if not w:
+            continue
+        rows = np.nonzero(given & (dram == t) & ((bus < w) | (np.mod(bus, w) != 0)))[0]
+        if rows.size:
+            unit = "HBM stack" if name.startswith("hbm") else "LPDDR channel"
+            errors.add(rows, "dram_bus_bits", [int(b) for b in bus[rows]],
+                       f"a {name} bus is a whole number of {w}-bit {unit}s; allowed: multiples of {w} ({w}, {2 * w}, {3 * w}, ...)")
     no_tiles = np.nan_to_num(raw["spare_tiles"]) > 0
     no_tiles &= ~np.isfinite(raw["tiles"]) & ~errors.bad
     if no_tiles.any():
@@ -195,7 +214,7 @@ def evaluate_asic(table: pa.Table, ctx: Context, *, strict: bool = False) -> tup
     reason = asic.reason_text(mask)
     for i in np.nonzero(mask != 0)[0].tolist():
         reason[i] = _asic_reason(i, x, out, int(mask[i]), k)
-    refuse_infeasible(strict, mask, reason)
+    refuse_infeasible(strict, mask, reason, ASIC_REFUSAL_FIELDS, {**x, "batch": out.get("batch", x["batch"])})
     bad = errors.bad
     reason = np.where(bad, errors.text(), reason)
     note_mask = np.asarray(out.get("note_mask", np.zeros(n, dtype=np.int64)), dtype=np.int64)
@@ -209,6 +228,8 @@ def evaluate_asic(table: pa.Table, ctx: Context, *, strict: bool = False) -> tup
         "dram": x["dram"], "dram_bus_bits": x["dram_bus_bits"], "precision": x["precision"], "arch": x["arch"],
         "yield_model": x["yield_model"], "weight_bits": out.get("weight_bits", x["weight_bits"]),
         "batch": out.get("batch", x["batch"]), "prompt_len": x["prompt_len"], "gen_len": x["gen_len"],
+        "dram_mt_s": out.get("dram_mt_s", x["dram_mt_s"]), "kv_bits": x["kv_bits"],
+        "d0_per_cm2": out.get("d0_per_cm2", x["d0_per_cm2"]), "tiles": x["tiles"], "spare_tiles": x["spare_tiles"],
     }
     text = {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS, "arch": ARCHS, "yield_model": YIELD_MODELS}
     return result_table(table, resolved, ASIC_OUT, out, bad, reason, notes, text), errors

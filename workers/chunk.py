@@ -27,6 +27,7 @@ import pyarrow as pa
 from chipsweep.schemas.columns import FACTS, arrow_schema
 from chipsweep.schemas.sweep import Sweep
 from chipsweep.schemas.vocab import (
+    ARCHS,
     ASIC_PRECISIONS,
     BATCH_HANDLING,
     COMPUTE_PRECISIONS,
@@ -36,6 +37,7 @@ from chipsweep.schemas.vocab import (
     FRAMEWORKS,
     PRECISIONS,
     RECOMPUTE,
+    YIELD_MODELS,
 )
 from chipsweep.workers import asic, inference, layout, training
 from chipsweep.workers.asic_rows import assemble_asic
@@ -450,10 +452,17 @@ def _asic_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tupl
             "prompt_len": x["prompt_len"],
             "gen_len": x["gen_len"],
             "fits": np.asarray(out["fits"], dtype=bool),
+            "dram_mt_s": out["dram_mt_s"],
+            "kv_bits": x["kv_bits"],
+            "arch": x["arch"],
+            "yield_model": x["yield_model"],
+            "d0_per_cm2": out["d0_per_cm2"],
+            "tiles": x["tiles"],
+            "spare_tiles": x["spare_tiles"],
             **{name: out[name] for name in _ASIC_FLOAT_OUT},
         }
         nulls = _nulls(data, ("node_nm", "n_mac", "dram", "dram_bus_bits", "precision", "weight_bits", "batch",
-                              "prompt_len", "gen_len"), n)
+                              "prompt_len", "gen_len", "kv_bits", "tiles", "spare_tiles"), n)
         return Columns(data, nulls, reason_mask=mask), mask == 0
 
     return block
@@ -471,7 +480,7 @@ def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
         return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": COST_BASES, "framework": FRAMEWORKS,
                 "batch_handling": BATCH_HANDLING}
     if kind == "asic":
-        return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS}
+        return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS, "arch": ARCHS, "yield_model": YIELD_MODELS}
     if kind == "inference":
         return {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES}
     return {}

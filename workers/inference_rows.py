@@ -76,6 +76,13 @@ PRECISION_PEAKS: dict[str, tuple[str, ...]] = {
 # precision variants of the per-chip tables: the five named precisions, then "by weight bits" for 4, 8, 16
 N_VARIANTS = len(COMPUTE_PRECISIONS) + 3
 
+# the input an infeasible row's refusal names (--strict): what would change the outcome
+INFERENCE_REFUSAL_FIELDS = {
+    inference.R_INPUT: "model", inference.R_NO_PEAK: "chip", inference.R_PRECISION: "compute_precision",
+    inference.R_NO_BW: "chip", inference.R_NO_MEM: "chip", inference.R_MEMORY: "batch", inference.R_NOFIT: "n_chips",
+    inference.R_LAYOUT: "ep", inference.R_DENSE_EP: "ep", inference.R_HEADS: "n_chips", inference.R_ENGINE: "engine",
+    inference.R_DENSE_DPA: "dp_attention",
+}
 # inference notes (informational)
 N_ANE = 1
 N_WEIGHT_ONLY = 2
@@ -684,7 +691,7 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
                              np.asarray(raw.get("chip_idx", np.full(n, -1)), dtype=np.int64))
     for i in np.nonzero((mask & mem_bits) != 0)[0].tolist():
         reason[i] = "; ".join(r for r in (reason[i], _memory_reason(i, x, out, int(mask[i]))) if r)
-    refuse_infeasible(strict, mask, reason)
+    refuse_infeasible(strict, mask, reason, INFERENCE_REFUSAL_FIELDS, x)
     bad = errors.bad
     reason = np.where(bad, errors.text(), reason)
     notes = np.where(bad, "", _inference_notes(ctx, x))

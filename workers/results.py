@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chipsweep.schemas.errors import Problem
 from chipsweep.workers.parse import STRICT_MESSAGES, EvaluateError, RowErrors
 
 Array = np.ndarray
@@ -67,11 +68,23 @@ def _as_type(cell: object, kind: pa.DataType) -> object:
     return number if pa.types.is_floating(kind) else None
 
 
-def refuse_infeasible(strict: bool, mask: Array, reason: Array) -> None:
-    """--strict: the first infeasible rows, with their reasons, refuse the whole file."""
-    if strict and (mask != 0).any():
-        first = np.nonzero(mask != 0)[0][:STRICT_MESSAGES]
-        raise EvaluateError("\n".join(f"row {i + 1}: {reason[i]}" for i in first))
+def refuse_infeasible(strict: bool, mask: Array, reason: Array, fields: Mapping[int, str] | None = None,
+                      values: Mapping[str, Array] | None = None) -> None:
+    """--strict: the first infeasible rows, with their reasons, refuse the whole file. `fields` names, per reason
+    bit, the input that would change the outcome (its value from `values`): the error's field, value and allowed
+    (the reason) as every other refusal's."""
+    if not (strict and (mask != 0).any()):
+        return
+    first = np.nonzero(mask != 0)[0][:STRICT_MESSAGES]
+    problems = []
+    for i in first.tolist():
+        field = next((f for bit, f in (fields or {}).items() if int(mask[i]) & bit), "infeasible_reason")
+        v = (values or {}).get(field)
+        value = None if v is None or not np.isfinite(v[i]) else (int(v[i]) if float(v[i]).is_integer() else float(v[i]))
+        problems.append(Problem(field, value, str(reason[i]), f"row {i + 1}: {reason[i]}"))
+    p0 = problems[0]
+    raise EvaluateError("\n".join(p.message for p in problems), field=p0.field, value=p0.value, allowed=p0.allowed,
+                        problems=problems)
 
 
 def result_table(

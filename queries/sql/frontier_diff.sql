@@ -39,16 +39,18 @@ tr_named AS (
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
 ),
 inf AS NOT MATERIALIZED (
-    SELECT f.* EXCLUDE (unit_cost_usd),
+    -- pareto_edge's measures: the serving point's tokens/s per user, the purchase price where no unit cost
+    SELECT f.* EXCLUDE (unit_cost_usd, decode_tokens_per_s),
            CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
-                ELSE f.unit_cost_usd END AS unit_cost_usd
+                ELSE f.unit_cost_usd END AS unit_cost_usd,
+           f.tokens_per_s_per_user AS decode_tokens_per_s
     FROM inference f
     LEFT JOIN chips c ON c.sweep = f.sweep AND c.version = f.version AND c.chip_id = f.chip_id
     WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
       AND f.fits AND coalesce(f.infeasible_reason, '') = '' AND (SELECT frontier FROM mode) = 'edge'
 ),
 inf_front AS (SELECT * FROM pareto(inf, 'decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd',
-                                   partition_by := (version, model_id))),
+                                   partition_by := (version, model_id, prompt_len, gen_len))),
 inf_named AS (
     SELECT 'inference' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            inference_layout(n.n_chips, n.weight_bits, n.batch) AS layout,
@@ -97,19 +99,21 @@ srv_named AS (
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
 ),
 asic AS NOT MATERIALIZED (
-    SELECT f.* FROM asic f
+    -- a request's output tokens/s with its prompt, as pareto_edge ranks designs (the decode rate in older files)
+    SELECT f.* REPLACE (coalesce(f.tokens_per_s_per_user, f.decode_tokens_per_s) AS decode_tokens_per_s) FROM asic f
     WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
       AND f.fits AND coalesce(f.infeasible_reason, '') = ''
 ),
 asic_front AS (SELECT * FROM pareto(asic, 'decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd',
-                                    partition_by := (version, model_id))),
+                                    partition_by := (version, model_id, prompt_len, gen_len))),
 asic_named AS (
     SELECT 'asic' AS kind, n.version, n.idx, m.model,
-           asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits) AS chip,
+           asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits, n.arch) AS chip,
            asic_layout(n.precision, n.weight_bits, n.batch) AS layout,
            CAST(ROW(
                m.model, n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits, n.precision,
-                n.weight_bits, n.batch, n.prompt_len, n.gen_len) AS VARCHAR) AS config,
+                n.weight_bits, n.batch, n.prompt_len, n.gen_len, n.dram_mt_s, n.dram_gb, n.kv_bits, n.arch,
+                n.yield_model, n.d0_per_cm2, n.tiles, n.spare_tiles) AS VARCHAR) AS config,
            CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,

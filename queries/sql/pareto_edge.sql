@@ -3,7 +3,9 @@
 --   token and unit cost (the ASIC's, or the purchase price of the catalog chips serving one replica),
 --   over the latest version of every sweep, or of one sweep. Each row is judged at one operating point:
 --   a catalog chip at its serving point (its concurrency: tokens/s per user, with that point's energy per
---   token and TTFT; `batch` shows the concurrency), an ASIC at its batch.
+--   token and TTFT; `batch` shows the concurrency), an ASIC at its batch the same way (a request's output
+--   tokens/s with its prompt's prefill, the energy per token with the prompt's). One frontier per model and
+--   workload (prompt_len, gen_len): a longer prompt is another question, not a worse answer.
 -- @param model model = null  catalog model id, e.g. llama2_7b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param objectives objectives(edge) = decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd  two or three of the edge objectives
@@ -14,9 +16,11 @@ inference_rows AS NOT MATERIALIZED (
            -- the serving point: a blank batch is the largest static batch that fits, while the energy per
            -- token, power and TTFT are those of the row's concurrency (one user on a llama.cpp chip)
            f.n_chips, f.weight_bits, f.kv_bits, CAST(f.concurrency AS INTEGER) AS batch, f.prompt_len, f.gen_len,
-           CAST(NULL AS TINYINT) AS node_nm, CAST(NULL AS INTEGER) AS n_mac, CAST(NULL AS FLOAT) AS clock_ghz,
+           CAST(NULL AS FLOAT) AS node_nm, CAST(NULL AS INTEGER) AS n_mac, CAST(NULL AS FLOAT) AS clock_ghz,
            CAST(NULL AS FLOAT) AS sram_mb, CAST(NULL AS VARCHAR) AS dram, CAST(NULL AS SMALLINT) AS dram_bus_bits,
-           CAST(NULL AS VARCHAR) AS precision,
+           CAST(NULL AS FLOAT) AS dram_mt_s, CAST(NULL AS FLOAT) AS dram_gb, CAST(NULL AS VARCHAR) AS arch,
+           CAST(NULL AS VARCHAR) AS yield_model, CAST(NULL AS FLOAT) AS d0_per_cm2, CAST(NULL AS INTEGER) AS tiles,
+           CAST(NULL AS INTEGER) AS spare_tiles, CAST(NULL AS VARCHAR) AS precision,
            f.tokens_per_s_per_user AS decode_tokens_per_s, f.energy_per_token_j, f.ttft_s,
            -- a catalog chip without a unit cost in the facts is priced from its purchase price
            CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
@@ -30,9 +34,12 @@ inference_rows AS NOT MATERIALIZED (
 ),
 asic_rows AS NOT MATERIALIZED (
     SELECT 'asic' AS source, f.sweep, f.version, f.idx, f.model_id, CAST(NULL AS SMALLINT) AS chip_id,
-           CAST(1 AS SMALLINT) AS n_chips, f.weight_bits, CAST(NULL AS TINYINT) AS kv_bits, f.batch,
-           f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.dram_bus_bits, f.precision,
-           f.decode_tokens_per_s, f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2,
+           CAST(1 AS SMALLINT) AS n_chips, f.weight_bits, f.kv_bits, f.batch,
+           f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.dram_bus_bits,
+           f.dram_mt_s, f.dram_gb, f.arch, f.yield_model, f.d0_per_cm2, f.tiles, f.spare_tiles, f.precision,
+           -- a request's output tokens/s with its prompt (files written before 2026-12-05 have the decode rate only)
+           coalesce(f.tokens_per_s_per_user, f.decode_tokens_per_s) AS decode_tokens_per_s,
+           f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2,
            CAST(NULL AS VARCHAR) AS calibrated_on
     FROM latest_asic f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
@@ -40,10 +47,10 @@ asic_rows AS NOT MATERIALIZED (
       AND (f.sweep, f.version, f.model_id) IN (SELECT * FROM models_wanted)
 ),
 edge AS NOT MATERIALIZED (SELECT * FROM inference_rows UNION ALL SELECT * FROM asic_rows),
-near AS (SELECT * FROM pareto(edge, $objectives, partition_by := (source, sweep, version, model_id))),
+near AS (SELECT * FROM pareto(edge, $objectives, partition_by := (source, sweep, version, model_id, prompt_len, gen_len))),
 named AS (
     SELECT n.*, m.model,
-           CASE WHEN n.source = 'asic' THEN asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits)
+           CASE WHEN n.source = 'asic' THEN asic_design(n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits, n.arch)
                 ELSE c.chip END AS chip,
            coalesce(c.name, 'hypothetical ASIC') AS chip_name
     FROM near n
@@ -55,6 +62,7 @@ SELECT source, model, chip, chip_name,
             ELSE inference_layout(n_chips, weight_bits, batch) END AS layout,
        decode_tokens_per_s, energy_per_token_j, unit_cost_usd, ttft_s, power_w, die_area_mm2,
        n_chips, weight_bits, kv_bits, batch, prompt_len, gen_len, node_nm, n_mac, clock_ghz, sram_mb, dram,
-       dram_bus_bits, n.precision, calibrated_on, sweep, version, idx
-FROM pareto(named, $objectives, partition_by := (model)) n
-ORDER BY model, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx
+       dram_bus_bits, dram_mt_s, dram_gb, arch, yield_model, d0_per_cm2, tiles, spare_tiles, n.precision,
+       calibrated_on, sweep, version, idx
+FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len)) n
+ORDER BY model, prompt_len, gen_len, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx
