@@ -179,7 +179,11 @@ SYNONYMS: dict[str, dict[str, str]] = {
         "wbits": "weight_bits", "kv_precision": "kv_bits", "input_len": "prompt_len", "output_len": "gen_len",
         "batch_size": "concurrency (requests in flight) or batch", "max_concurrency": "concurrency",
     },
-    "asic": {"input_len": "prompt_len", "output_len": "gen_len", "process_nm": "node_nm", "macs": "n_mac"},
+    "asic": {"input_len": "prompt_len", "output_len": "gen_len", "process_nm": "node_nm", "macs": "n_mac",
+             "dram_type": "dram", "memory": "dram", "memory_type": "dram", "bus_bits": "dram_bus_bits",
+             "bus_width": "dram_bus_bits", "weight_precision": "weight_bits (4 | 8 | 16)", "wbits": "weight_bits",
+             "quantization": "weight_bits", "kv_precision": "kv_bits", "clock": "clock_ghz", "frequency_ghz": "clock_ghz",
+             "sram": "sram_mb", "batch_size": "batch", "node": "node_nm"},
 }
 
 

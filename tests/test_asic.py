@@ -311,6 +311,20 @@ def test_a_strict_refusal_of_a_design_that_does_not_fit_names_field_value_and_al
     assert "does not fit at batch 1" in e.allowed and "70.84 GB needed > 8.000 GB" in e.allowed
 
 
+def test_names_an_asic_user_reaches_for_get_a_hint_not_silence() -> None:
+    import warnings
+
+    import chipsweep
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chipsweep.evaluate([dict(node_nm=7, n_mac=1024, dram_type="lpddr5x", dram_bus_bits=64, weight_precision=4,
+                                 model="qwen2_1.5b")], kind="asic")
+    said = " ".join(str(w.message) for w in caught)
+    assert "'dram_type'" in said and "did you mean dram?" in said
+    assert "'weight_precision'" in said and "did you mean weight_bits" in said
+
+
 def test_gpu_arch_scales_full_load_power_by_the_fitted_factor(ctx: Context, k: dict) -> None:
     npu, gpu = run(ctx, WORKED, dict(WORKED, arch="gpu"))
     assert gpu["full_load_power_w"] == pytest.approx(npu["full_load_power_w"] * k["gpu_power_factor"])
