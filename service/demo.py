@@ -27,6 +27,7 @@ from chipsweep.service.settings import Settings
 
 TRAINING_MODELS = ("gpt3_175b", "llama2_70b", "llama3_70b", "llama3_8b")
 EDGE_MODEL = "llama3_8b"
+EDGE_PROMPT_LEN, EDGE_GEN_LEN = 512, 128  # asic.yaml workload_defaults: the ASIC sweep's workload
 
 TRAINING = {
     "name": "demo-training",
@@ -236,10 +237,13 @@ def print_serving_frontier(lake: str) -> None:
 
 
 def print_edge_frontier(lake: str) -> None:
-    print(f"\n== Edge frontier for {EDGE_MODEL}: decode tokens/s (max) vs J/token (min) vs unit cost (min) ==")
-    rows = _frontier("pareto_edge", {"model": EDGE_MODEL}, lake)
+    # one workload (each is its own frontier): the ASIC sweep's, the catalog's default prompt and generated lengths
+    workload = {"prompt_len": str(EDGE_PROMPT_LEN), "gen_len": str(EDGE_GEN_LEN)}
+    print(f"\n== Edge frontier for {EDGE_MODEL}, {EDGE_PROMPT_LEN}-token prompts, {EDGE_GEN_LEN} generated: a request's "
+          "tokens/s (max) vs J/token (min) vs unit cost (min) ==")
+    rows = _frontier("pareto_edge", {"model": EDGE_MODEL, **workload}, lake)
     print(f"-- {len(rows)} frontier designs{_shown(rows, 14)} (saved query pareto_edge); catalog chips and "
-          "hypothetical ASICs together")
+          "hypothetical ASICs together, each at its serving point (its prompt's prefill counted)")
     shown = _thin(rows, 14)
     designs = [_design(r) for r in shown]
     width = max([len("design"), *map(len, designs)])  # the whole description: a cut one hides the batch
@@ -248,11 +252,12 @@ def print_edge_frontier(lake: str) -> None:
         cost = r["unit_cost_usd"]
         print(f"   {what:{width}s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
               f"{cost if cost is not None else float('nan'):8.0f}")
-    if _print_left_out("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge"}, lake, rows, "decode_tokens_per_s",
+    if _print_left_out("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge", **workload}, lake, rows, "decode_tokens_per_s",
                        "max", "faster than every design above but missing an objective the frontier compares (the "
                        "catalog has no purchase price or no power for them)",
                        lambda r: f"{r['chip']} {r['best']:.0f} tok/s ({r['missing']}; {r['efficiency']})"):
         print(f"   on speed and J/token alone: chipsweep query pareto_edge --param model={EDGE_MODEL} "
+              f"--param prompt_len={EDGE_PROMPT_LEN} --param gen_len={EDGE_GEN_LEN} "
               "--param objectives=decode_tokens_per_s:max,energy_per_token_j")
 
 

@@ -61,8 +61,13 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
     per_user = [r["tokens_per_s_per_user"] for r in serving]
     assert per_chip == sorted(per_chip, reverse=True) and per_user == sorted(per_user)
     printed = int(re.search(r"-- (\d+) frontier designs", out).group(1))  # type: ignore[union-attr]
-    edge = run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake)
+    # one workload's frontier (each workload is its own): the ASIC sweep's 512-token prompts, 128 generated
+    edge = run_saved("pareto_edge", {"model": "llama3_8b", "prompt_len": 512, "gen_len": 128}, lake=home.lake)
     assert printed == edge.num_rows > 0
+    assert set(edge.column("prompt_len").to_pylist()) == {512} and set(edge.column("source").to_pylist()) == {"asic", "inference"}
+    # every workload of the sweeps has its own frontier: the catalog chips' 128-2,048-token prompts beside the ASICs'
+    every = run_saved("pareto_edge", {"model": "llama3_8b"}, lake=home.lake)
+    assert set(every.column("prompt_len").to_pylist()) == {128, 512, 2048}
     # chips faster than every edge design that the three-objective frontier cannot place (no price or no power in
     # the catalog: Apple publishes no chip price, nor power for the M3/M4) are named, not silently dropped
     # (an edge unit cost reads the purchase price alone: "no purchase price", not a rental price that does not help)

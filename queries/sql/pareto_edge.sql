@@ -8,6 +8,8 @@
 --   workload (prompt_len, gen_len): a longer prompt is another question, not a worse answer.
 -- @param model model = null  catalog model id, e.g. llama2_7b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @param prompt_len int = null  only this workload's prompt length (default: every workload, each its own frontier)
+-- @param gen_len int = null  only this workload's generated length (default: every workload)
 -- @param objectives objectives(edge) = decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd  two or three of the edge objectives
 -- @plot
 WITH models_wanted AS (SELECT sweep, version, model_id FROM models WHERE $model IS NULL OR model = $model),
@@ -30,6 +32,7 @@ inference_rows AS NOT MATERIALIZED (
     LEFT JOIN chips c ON c.sweep = f.sweep AND c.version = f.version AND c.chip_id = f.chip_id
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
+      AND ($prompt_len IS NULL OR f.prompt_len = $prompt_len) AND ($gen_len IS NULL OR f.gen_len = $gen_len)
       AND (f.sweep, f.version, f.model_id) IN (SELECT * FROM models_wanted)
 ),
 asic_rows AS NOT MATERIALIZED (
@@ -44,6 +47,7 @@ asic_rows AS NOT MATERIALIZED (
     FROM latest_asic f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
+      AND ($prompt_len IS NULL OR f.prompt_len = $prompt_len) AND ($gen_len IS NULL OR f.gen_len = $gen_len)
       AND (f.sweep, f.version, f.model_id) IN (SELECT * FROM models_wanted)
 ),
 edge AS NOT MATERIALIZED (SELECT * FROM inference_rows UNION ALL SELECT * FROM asic_rows),
