@@ -426,8 +426,8 @@ class Catalog:
                 out[f"{kind}/{key}"] = content_hash(entry)
         for key, cal in self.calibration.items():
             out[f"calibration/{key}"] = content_hash(cal)
-        if self.asic:
-            out["asic/constants"] = content_hash(self.asic)
+        for section, data in (self.asic or {}).items():  # asic.yaml per section: each sweep kind reads its own
+            out[f"asic/{section}"] = content_hash(data)
         if self.defaults:
             out["defaults/all"] = content_hash(self.defaults)
         return out

@@ -45,7 +45,21 @@ from chipsweep.workers.space import strides
 log = logging.getLogger("chipsweep.rerun")
 
 REF_TABLES = {"chip_idx": "chips", "model_idx": "models", "cluster_idx": "clusters"}
-GLOBAL_KINDS = ("calibration", "asic", "defaults")  # entries every configuration depends on
+GLOBAL_KINDS = ("calibration", "asic", "defaults")  # entries every configuration of a kind that reads them depends on
+# the catalog-wide entries each sweep kind reads (a prefix names every entry of it): training reads calibration.yaml
+# and never asic.yaml; serving rows read asic.yaml's serving, inference and workload sections and the ASIC model's
+# quantisation table; ASIC designs their own section and the workload defaults; every kind the defaults
+READS: dict[str, tuple[str, ...]] = {
+    "training": ("calibration/", "defaults/"),
+    "inference": ("asic/", "defaults/"),
+    "asic": ("asic/asic", "asic/workload_defaults", "defaults/"),
+}
+
+
+def reads(kind: str, key: str) -> bool:
+    """Whether configurations of sweep kind `kind` depend on the catalog-wide entry `key` (`asic/serving`, ...)."""
+    return key.split("/", 1)[0] in GLOBAL_KINDS and any(key == r or (r.endswith("/") and key.startswith(r))
+                                                         for r in READS[kind])
 PREPARE_STALE_S = 120.0  # a version preparing this long was left by a process that died (preparing takes seconds)
 
 
@@ -147,9 +161,9 @@ def _entry_dump(cat: Catalog, kind: str, ident: str) -> dict[str, Any] | None:
     if kind == "calibration":
         cal = cat.calibration.get(ident)
         return None if cal is None else json.loads(json.dumps(cal.model_dump(mode="json"), default=str))
-    data = cat.asic if kind == "asic" else cat.defaults
-    # one field per constant, named by its path (`defaults/all.usd_per_kwh`, `asic/constants.asic.
-    # mac_energy_int8_pj.value.7`), so `history` names what moved; a default is its value
+    data = (cat.asic or {}).get(ident) if kind == "asic" else cat.defaults
+    # one field per constant, named by its path (`defaults/all.usd_per_kwh`, `asic/asic.mac_energy_int8_pj.7`,
+    # `asic/serving.efficiency[12].mem_bw_fraction`), so `history` names what moved; a default is its value
     return _flatten(data, skip_docs=True, top="defaults" if kind == "defaults" else None) if data else None
 
 
@@ -158,6 +172,11 @@ def _flatten(data: Any, *, skip_docs: bool, top: str | None = None, prefix: str 
     name, a documented constant ({value, unit, source}) as its value, documentation fields left out."""
     if isinstance(data, dict) and skip_docs and "value" in data:
         return _flatten(data["value"], skip_docs=skip_docs, prefix=prefix)
+    if isinstance(data, list) and any(isinstance(v, dict) for v in data):  # a list of sets: one field per leaf
+        out_list: dict[str, Any] = {}
+        for i, v in enumerate(data):
+            out_list.update(_flatten(v, skip_docs=skip_docs, prefix=f"{prefix}[{i}]"))
+        return out_list
     if not isinstance(data, dict):
         return {prefix: data}
     out: dict[str, Any] = {}
@@ -191,19 +210,19 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     axes_same = json.loads(json.dumps(sweep.axes_json())) == json.loads(json.dumps(old.axes_json()))
     changed = changed_keys(old.hashes, sweep.hashes)
     touched = touched_entries(sweep)
-    relevant = [k for k in changed if k in touched or k.split("/", 1)[0] in GLOBAL_KINDS]
+    relevant = [k for k in changed if k in touched or reads(sweep.kind, k)]
     if not relevant and axes_same and not force:
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
     order_same = [a.name for a in old.axes] == [a.name for a in sweep.axes]  # the flat index means the same
     priced = set() if force else price_only_keys(base, old_catalog, sweep.catalog, relevant)
     whole = (force or not axes_same or not order_same or not ids_same or sweep.configurations != base.configurations
-             or any(k.split("/", 1)[0] in GLOBAL_KINDS and k not in priced for k in relevant))
+             or any(reads(sweep.kind, k) and k not in priced for k in relevant))
     carried: dict[int, tuple[int, int]] = {}
     repriced: set[int] = set()
     if not whole:
         hit = set(relevant)
-        everywhere = {k for k in relevant if k.split("/", 1)[0] in GLOBAL_KINDS}  # a price-only default
+        everywhere = {k for k in relevant if reads(sweep.kind, k)}  # a price-only default
         for c in queue.chunk_rows(base.name, base.version):
             if c["state"] != "done":
                 continue

@@ -150,6 +150,25 @@ def test_unrelated_change_reruns_nothing(home, tmp_path) -> None:  # type: ignor
     assert [r.version for r in queue.sweeps()] == [1]
 
 
+def test_a_change_to_constants_a_kind_never_reads_reruns_none_of_its_sweeps(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """asic.yaml's serving constants (refitted often) re-evaluated every training sweep in full: training reads
+    calibration.yaml, never asic.yaml; serving rows read asic.yaml, never calibration.yaml."""
+    import copy
+
+    from chipsweep.service.rerun import reads
+
+    queue = first_version(home)
+    base = load_catalog(use_env=False)
+    served = copy.copy(base)
+    served.asic = copy.deepcopy(base.asic)
+    served.asic["serving"]["efficiency"][0]["mem_bw_fraction"] = 0.5
+    [res] = rerun(queue, catalog=served)
+    assert (res.outcome, res.version) == ("unchanged", 1)
+    assert reads("inference", "asic/serving") and not reads("asic", "asic/serving") and reads("asic", "asic/asic")
+    assert reads("training", "calibration/default") and not reads("inference", "calibration/default")
+    assert all(reads(kind, "defaults/all") for kind in ("training", "inference", "asic"))
+
+
 def test_added_chip_shifts_ids_so_the_next_change_reruns_everything(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
     queue = first_version(home)
     added = ("chips:\n  - id: aaa_new_chip\n    vendor: x\n    class: datacenter_training\n"
