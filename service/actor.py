@@ -39,11 +39,27 @@ class InjectedFault(RuntimeError):
     """Raised for chunks named in CHIPSWEEP_FAULT_CHUNK (fault-injection tests only)."""
 
 
+class Withdrawals:
+    """The sweep versions whose chunks a worker must not begin: cancelled while their chunks waited behind the one
+    the worker runs. The dispatcher sets them; a worker asks before each chunk. (Ray's own cancel of a queued actor
+    task is not reliable with task retries on: the retry runs it.)"""
+
+    def __init__(self) -> None:
+        self._stopped: set[tuple[str, int]] = set()
+
+    def set(self, keys: list[tuple[str, int]]) -> None:
+        self._stopped = {(str(n), int(v)) for n, v in keys}
+
+    def withdrawn(self, name: str, version: int) -> bool:
+        return (name, int(version)) in self._stopped
+
+
 class ChunkWorker:
     """Evaluates chunks and commits them to the lake; one per CPU in the dispatcher's pool."""
 
-    def __init__(self) -> None:
+    def __init__(self, withdrawals: Any = None) -> None:
         tune_allocator()
+        self._withdrawals = withdrawals
         self._evaluators: OrderedDict[tuple[str, int], ChunkEvaluator] = OrderedDict()
         self.where = f"{socket.gethostname()}:{os.getpid()}:{_node_id()[:8]}"
 
@@ -55,8 +71,11 @@ class ChunkWorker:
         """Evaluate configurations start..stop (or, with `repriced_from`, re-price that version's rows of the
         chunk) and commit them as part `chunk`; returns rows, bytes, seconds, worker, skipped."""
         t0 = time.perf_counter()
-        _maybe_fault(chunk)
         kind, name, version = job["kind"], job["name"], int(job["version"])
+        if self._withdrawn(name, version):  # cancelled while it waited behind this worker's running chunk
+            return {"chunk": chunk, "rows": 0, "bytes": 0, "seconds": 0.0, "worker": self.where, "skipped": True,
+                    "withdrawn": True}
+        _maybe_fault(chunk)
         try:
             lake = Lake(job["lake"])
             done = lake.part_info(kind, name, version, chunk)
@@ -74,6 +93,17 @@ class ChunkWorker:
             raise LakeUnavailable.of(exc, f"writing chunk {chunk} of {name}@{version}") from None
         return {"chunk": chunk, "rows": info.rows, "bytes": info.bytes, "seconds": time.perf_counter() - t0,
                 "worker": self.where, "skipped": False}
+
+    def _withdrawn(self, name: str, version: int) -> bool:
+        """Whether the dispatcher withdrew this version's chunks (no answer: begin it, as before cancels were told)."""
+        if self._withdrawals is None:
+            return False
+        import ray
+
+        try:
+            return bool(ray.get(self._withdrawals.withdrawn.remote(name, version), timeout=10.0))
+        except Exception:  # the registry is gone (its node died): the chunk runs
+            return False
 
     @staticmethod
     def _stored(lake: Lake, kind: str, name: str, version: int, chunk: int) -> pa.Table | None:

@@ -6,6 +6,7 @@ server's JSON body ({error, field, value, allowed[, problems]}).
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from typing import Any
@@ -20,13 +21,23 @@ class ServerError(RuntimeError):
         super().__init__(error_text(body) if isinstance(body, dict) else str(body))
 
 
+class ServerUnreachable(ServerError):
+    """No answer from the server (refused, timed out, name unknown): status 0, the transport's reason."""
+
+    def __init__(self, url: str, exc: Exception) -> None:
+        super().__init__(0, {"error": f"cannot reach the server at {url}: {type(exc).__name__}: {exc}"})
+
+
 def error_text(body: dict[str, Any]) -> str:
+    """The server's own message (it names field, value and allowed), else the problems or the fields."""
     problems = body.get("problems")
     if problems:
         return "; ".join(problem_text(p) for p in problems)
+    if body.get("error"):
+        return str(body["error"])
     if "field" in body:
         return problem_text(body)
-    return str(body.get("error") or body)
+    return str(body)
 
 
 def problem_text(p: dict[str, Any]) -> str:
@@ -46,7 +57,10 @@ class Client:
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
-        r = self.http.request(method, path, **kw)
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.url, exc) from None
         try:
             body = r.json()
         except ValueError:
@@ -66,3 +80,9 @@ class Client:
 
     def cancel(self, sweep_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/sweeps/{sweep_id}")
+
+    def resume(self, sweep_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/sweeps/{sweep_id}/resume")
+
+    def history(self, sweep_id: str) -> builtins.list[dict[str, Any]]:
+        return self._call("GET", f"/sweeps/{sweep_id}/history")

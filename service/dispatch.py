@@ -36,7 +36,7 @@ from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import Problem, SpecError
 from chipsweep.schemas.sweep import validate
 from chipsweep.schemas.vocab import FINAL_STATES
-from chipsweep.service.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV, ChunkWorker
+from chipsweep.service.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV, ChunkWorker, Withdrawals
 from chipsweep.service.logs import event
 from chipsweep.service.queue import ChunkTask, Queue, SweepRow
 from chipsweep.service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Settings
@@ -44,6 +44,7 @@ from chipsweep.service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHU
 log = logging.getLogger("chipsweep.dispatch")
 
 IN_FLIGHT_PER_ACTOR = 2  # one running, one queued behind it: no idle gap between chunks
+CANCEL_CHECK_S = 0.5  # how often in-flight chunks are checked against cancelled sweeps
 HEARTBEAT_S = 2.0
 MAX_LOST_ATTEMPTS = 20  # attempts lost to dead workers/nodes before a chunk is marked failed
 POOL_CHECK_S = 30.0  # how often an idle dispatcher compares its pool with the cluster's CPUs
@@ -172,6 +173,9 @@ class Dispatcher:
         self._lake_retry_at = 0.0  # no chunk is claimed before this (monotonic)
         self._lake_down_since: float | None = None  # epoch seconds
         self._unrecorded: dict[str, float] = {}  # sweep id -> when its state is written to the lake next
+        self._cancel_check_at = 0.0  # monotonic time in-flight chunks are next checked against cancelled sweeps
+        self._withdrawals: Any = None  # the registry of cancelled versions the workers ask (actor.Withdrawals)
+        self._withdrawn: set[tuple[str, int]] = set()  # what it was last told
 
     # ---- the pool -----------------------------------------------------------------------------
     def _new_actor(self, slot: int) -> Any:
@@ -193,7 +197,7 @@ class Dispatcher:
         env = _fault_env()
         if env:
             options["runtime_env"] = {"env_vars": env}
-        return ray.remote(ChunkWorker).options(**options).remote()
+        return ray.remote(ChunkWorker).options(**options).remote(self._withdrawals)
 
     def _ensure_pool(self) -> None:
         import ray
@@ -215,6 +219,8 @@ class Dispatcher:
         self._slot_nodes = [order[i % len(order)] for i in range(n)] if order else [""] * n
         self._ready_at = [0.0] * n
         self._losses = [0] * n
+        self._withdrawals = ray.remote(Withdrawals).options(num_cpus=0, max_restarts=-1).remote()
+        self._withdrawn = set()
         self.actors = [self._new_actor(i) for i in range(n)]
 
     def _pool_outdated(self) -> bool:
@@ -232,10 +238,11 @@ class Dispatcher:
         """Stop the pool's actors (committed work is in the lake; the queue keeps the rest)."""
         import ray
 
-        for a in self.actors:
+        for a in [*self.actors, *([self._withdrawals] if self._withdrawals is not None else [])]:
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(a, no_restart=True)
         self.actors = []
+        self._withdrawals = None
         self._jobs.clear()
 
     def _job(self, task: ChunkTask) -> Any:
@@ -322,6 +329,13 @@ class Dispatcher:
                         load = [0] * len(self.actors)
                     time.sleep(poll_s)
                     continue
+                if time.monotonic() >= self._cancel_check_at:  # a cancelled sweep's chunks waiting on a worker
+                    self._cancel_check_at = time.monotonic() + CANCEL_CHECK_S
+                    stopped = self.queue.cancelled_among({(t.name, t.version) for t, _, _ in inflight.values()})
+                    if stopped != self._withdrawn:  # the workers skip them when they come to them
+                        self._withdrawn = stopped
+                        with contextlib.suppress(Exception):  # gone: the chunks run, as before
+                            self._withdrawals.set.remote(sorted(stopped))
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=poll_s)
                 for ref in ready:
                     task, slot, claimed = inflight.pop(ref)
@@ -359,6 +373,10 @@ class Dispatcher:
             event(log, "chunk_lost", f"{task.name}@{task.version}", level=logging.WARNING, chunk=task.chunk, error=text)
             self._replace(slot)
         else:
+            if meta.get("withdrawn"):  # its sweep was cancelled before the worker came to it: pending for a resume
+                self.queue.unclaim(task)
+                event(log, "chunk_withdrawn", f"{task.name}@{task.version}", chunk=task.chunk)
+                return
             self.queue.mark_done(task, int(meta["rows"]), int(meta["bytes"]), float(meta["seconds"]), str(meta["worker"]))
             event(log, "chunk_done", f"{task.name}@{task.version}", chunk=task.chunk, rows=meta["rows"],
                   seconds=round(float(meta["seconds"]), 4), worker=meta["worker"])

@@ -4,7 +4,8 @@
 the metrics survive restarts and agree with `chipsweep status`:
 
     chipsweep_sweeps{state}                      sweep versions by state (queued, running, done, ...)
-    chipsweep_chunks{state}                      chunks by state (pending, running, done, failed)
+    chipsweep_chunks{state}                      chunks by state (pending, running, done, failed; stopped: a
+                                                 cancelled or failed sweep's chunks that wait for a resume)
     chipsweep_chunks_done_total                  chunks committed to the lake
     chipsweep_chunks_failed_total                chunks given up on after their attempts
     chipsweep_configurations_done_total          configurations evaluated in committed chunks
@@ -51,7 +52,7 @@ class Snapshot:
 
 def collect(queue_path: str | os.PathLike[str], *, now: float | None = None, window_s: float = WINDOW_S) -> Snapshot:
     """Counts from the queue database (read-only; a queue not created yet is all zeros)."""
-    snap = Snapshot(sweeps=dict.fromkeys(SWEEP_STATES, 0), chunks=dict.fromkeys(CHUNK_STATES, 0), window_s=window_s)
+    snap = Snapshot(sweeps=dict.fromkeys(SWEEP_STATES, 0), chunks=dict.fromkeys((*CHUNK_STATES, "stopped"), 0), window_s=window_s)
     if not os.path.exists(queue_path):
         return snap
     now = time.time() if now is None else now
@@ -59,7 +60,12 @@ def collect(queue_path: str | os.PathLike[str], *, now: float | None = None, win
     try:
         for state, n in db.execute("SELECT state, COUNT(*) FROM sweeps GROUP BY state"):
             snap.sweeps[state] = int(n)
-        for state, n in db.execute("SELECT state, COUNT(*) FROM chunks GROUP BY state"):
+        # a cancelled or failed sweep's chunks that never ran are 'stopped', not 'pending': no dispatcher will take
+        # them until `chipsweep resume` (a backlog alert on pending fired for work that would never run)
+        for state, n in db.execute(
+                "SELECT CASE WHEN c.state = 'pending' AND s.state NOT IN ('queued', 'running')"
+                " THEN 'stopped' ELSE c.state END, COUNT(*) FROM chunks c"
+                " JOIN sweeps s ON s.name = c.name AND s.version = c.version GROUP BY 1"):
             snap.chunks[state] = int(n)
         configs, rows, nbytes, seconds, recent = db.execute(
             "SELECT SUM(stop - start), SUM(rows), SUM(bytes), SUM(seconds),"

@@ -342,9 +342,9 @@ class Queue:
         return dict(json.loads(row[0])) if row else {}
 
     def chunk_rows(self, name: str, version: int) -> list[dict[str, Any]]:
-        """Every chunk of a version: chunk, start, stop, state, rows, bytes, carried_from, repriced_from."""
+        """Every chunk of a version: chunk, start, stop, state, attempts, rows, bytes, carried_from, repriced_from."""
         return [dict(r) for r in self._db().execute(
-            "SELECT chunk, start, stop, state, rows, bytes, carried_from, repriced_from FROM chunks WHERE name = ? AND version = ?"
+            "SELECT chunk, start, stop, state, attempts, rows, bytes, carried_from, repriced_from FROM chunks WHERE name = ? AND version = ?"
             " ORDER BY chunk", (name, version))]
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -516,6 +516,23 @@ class Queue:
                        " WHERE name = ? AND version = ? AND chunk = ?",
                        (rows, nbytes, seconds, worker, time.time(), task.name, task.version, task.chunk))
             self._settle(db, task.name, task.version)
+
+    def unclaim(self, task: ChunkTask) -> None:
+        """A claimed chunk that never ran (its sweep was cancelled while it waited on a worker): pending again, the
+        attempt not counted, so `chipsweep resume` runs it."""
+        with self._tx() as db:
+            db.execute("UPDATE chunks SET state = 'pending', attempts = MAX(attempts - 1, 0), worker = NULL,"
+                       " updated_at = ? WHERE name = ? AND version = ? AND chunk = ? AND state = 'running'",
+                       (time.time(), task.name, task.version, task.chunk))
+
+    def cancelled_among(self, keys: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (name, version) sweep versions are no longer active (cancelled, failed)."""
+        if not keys:
+            return set()
+        with self._tx() as db:
+            return {(str(n), int(v)) for n, v in db.execute(
+                "SELECT name, version FROM sweeps WHERE state NOT IN ('queued', 'running', 'preparing')").fetchall()
+                if (str(n), int(v)) in keys}
 
     def mark_error(self, task: ChunkTask, error: str, *, max_attempts: int, lost: bool = False,
                    max_lost: int = 20) -> str:

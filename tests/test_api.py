@@ -153,6 +153,24 @@ def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # ty
     bad.write_text(yaml.safe_dump({**training_spec("x"), "store": "everything"}))
     assert cli(["submit", str(bad), "--server", server.url]) == 2
     assert "field 'store'" in capsys.readouterr().err
+    # history and resume reach the server too (they read the local queue, and `resume` made a stray .chipsweep)
+    assert cli(["history", "cli-remote", "--server", server.url, "--json"]) == 0
+    assert [v["version"] for v in json.loads(capsys.readouterr().out)] == [1]
+    assert cli(["resume", "cli-remote", "--server", server.url]) == 0
+    assert "cli-remote@1" in capsys.readouterr().out
+    # a refusal prints the server's own message (it named only the field: "field 'id' = "nope": allowed: ...")
+    assert cli(["status", "nope", "--server", server.url]) == 2
+    assert "unknown sweep id 'nope'" in capsys.readouterr().err
+    # settings only this process could apply are refused, not silently dropped
+    for flag in (["--chunk-size", "12"], ["--actors", "1"], ["--no-run"]):
+        assert cli(["submit", str(spec), "--server", server.url, *flag]) == 2
+        assert f"{flag[0]} with --server" in capsys.readouterr().err
+    # no server there: one line naming it, exit 1 (a traceback of httpx.ConnectError before)
+    gone = f"http://127.0.0.1:{free_port()}"
+    for args in (["status", "cli-remote"], ["list"], ["cancel", "cli-remote"], ["history", "cli-remote"]):
+        assert cli([*args, "--server", gone]) == 1
+        err = capsys.readouterr().err
+        assert f"cannot reach the server at {gone}" in err and "Traceback" not in err
 
 
 def test_bearer_token(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -66,6 +66,16 @@ def test_metrics_count_sweeps_chunks_rate_and_lake_bytes(home) -> None:  # type:
     assert samples["chipsweep_chunk_seconds_count"] == 3
 
 
+def test_a_cancelled_sweeps_chunks_that_never_ran_are_stopped_not_pending(home) -> None:  # type: ignore[no-untyped-def]
+    """A backlog alert on pending chunks fired for a cancelled sweep whose chunks no dispatcher would take."""
+    queue, total, _ = _queue_with_progress(home)
+    queue.cancel("metrics")
+    samples = _parse(metrics.render(metrics.collect(home.queue_path)))
+    assert samples['chipsweep_chunks{state="pending"}'] == 0
+    assert samples['chipsweep_chunks{state="stopped"}'] == total - 5
+    assert samples['chipsweep_chunks{state="running"}'] == 1  # still running where it was handed out
+
+
 def test_metrics_of_a_queue_not_created_yet_are_zero(tmp_path) -> None:  # type: ignore[no-untyped-def]
     samples = _parse(metrics.render(metrics.collect(tmp_path / "none.db")))
     assert samples["chipsweep_chunks_done_total"] == 0 and samples['chipsweep_sweeps{state="queued"}'] == 0

@@ -123,6 +123,34 @@ def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.Monke
     assert pq.read_table(Lake(home.lake).dim_path("sweeps", "cancel-me", 1)).column("state").to_pylist() == ["cancelled"]
 
 
+def test_cancel_stops_the_chunks_already_handed_to_workers_that_have_not_begun(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Each worker holds a second chunk queued behind the one it runs: those still ran and committed after a cancel
+    (2 -> 6 of 6 chunks done, minutes of work with large chunks). A cancel now withdraws them; they wait, pending,
+    for a resume (their attempt not counted), and only the chunks already running finish."""
+    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "2.0")
+    queue = Queue(home.queue_path)
+    row = submit(spec_of_size("cancel-queued", 12), settings=home, queue=queue, chunk_size=1000)
+    disp = Dispatcher(queue, home, actors=2)
+    t = threading.Thread(target=run_until, args=(queue, home, over(queue, row.sweep_id)), kwargs={"dispatcher": disp})
+    t.start()
+    try:
+        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 120, "two chunks done")
+        at_cancel = queue.status(row.sweep_id)["chunks_done"]
+        cancel(queue, row.sweep_id)
+        t.join(120)
+    finally:
+        disp.close()
+    status = queue.status(row.sweep_id)
+    assert status["state"] == "cancelled"
+    assert status["chunks_done"] <= at_cancel + 2  # at most the two that were running
+    chunks = queue.chunk_rows("cancel-queued", 1)
+    assert not [c for c in chunks if c["state"] == "running"]
+    assert all(c["attempts"] == 0 for c in chunks if c["state"] == "pending")
+    assert_exact(read_facts(home.lake, "training", "cancel-queued", 1), status["rows_written"])
+    assert cli(["resume", "cancel-queued"]) == 0
+    assert queue.status(row.sweep_id)["chunks_done"] == row.chunks_total
+
+
 def test_a_cli_sweep_on_its_own_local_ray_keeps_token_auth_without_the_notice_in_its_output(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """With RAY_AUTH_MODE unset, Ray turns token authentication on for the local cluster a command starts and logs
     'Token authentication is enabled for this Ray cluster ...' into the output of every command (the README's demo

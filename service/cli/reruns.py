@@ -8,7 +8,8 @@ import time
 
 from chipsweep.schemas.catalog import CatalogError
 from chipsweep.service import dispatch, rerun
-from chipsweep.service.cli.base import EXIT_FAILED, Subparsers, fail
+from chipsweep.service.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, Subparsers, fail, server_arg
+from chipsweep.service.client import Client, ServerError
 from chipsweep.service.queue import Queue, parse_id
 from chipsweep.service.settings import Settings
 
@@ -26,6 +27,7 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("history", help="a sweep's versions and what changed between them")
     p.add_argument("sweep")
     p.add_argument("--json", action="store_true")
+    server_arg(p)
     p.set_defaults(func=history)
 
     p = sub.add_parser("gc", help="remove old sweep versions (queue rows and lake files)")
@@ -58,7 +60,13 @@ def run_rerun(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    versions = Queue(Settings.from_env().queue_path).versions(parse_id(args.sweep)[0])
+    if args.server:
+        try:
+            versions = Client(args.server).history(parse_id(args.sweep)[0])
+        except ServerError as exc:
+            return fail(str(exc), EXIT_BAD_INPUT if 400 <= exc.status < 500 else EXIT_FAILED)
+    else:
+        versions = Queue(Settings.from_env().queue_path).versions(parse_id(args.sweep)[0])
     if args.json:
         print(json.dumps(versions))
         return 0

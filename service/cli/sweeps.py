@@ -59,6 +59,7 @@ def register(sub: Subparsers) -> None:
                                       "failed chunks or continue them if cancelled, and run them to the end")
     p.add_argument("ids", nargs="*", metavar="ID", help="NAME or NAME@VERSION of a failed or cancelled sweep")
     p.add_argument("--actors", type=int, help="pool size (default CHIPSWEEP_ACTORS or one per CPU)")
+    server_arg(p)
     p.set_defaults(func=resume)
 
 
@@ -73,6 +74,13 @@ def submit(args: argparse.Namespace) -> int:
     args.out = sys.stdout
     if args.json:
         sys.stdout = sys.stderr  # stdout carries only the JSON: Ray's own messages go to stderr
+    if args.server:  # the server runs the sweep with its own pool and chunking: a local setting would be ignored
+        local = [flag for flag, given in (("--chunk-size", args.chunk_size is not None), ("--actors", args.actors is not None),
+                                          ("--no-run", args.no_run)) if given]
+        if local:
+            return fail(f"{', '.join(local)} with --server: the server sizes chunks and runs every sweep it accepts "
+                        "(CHIPSWEEP_CHUNK_SIZE, CHIPSWEEP_ACTORS where it runs); allowed: submit without them, or "
+                        "without --server to run here")
     try:
         return _submit_remote(args, text) if args.server else _submit_embedded(args, text)
     except SpecError as exc:
@@ -179,6 +187,10 @@ def _submit_remote(args: argparse.Namespace, text: bytes) -> int:
     except KeyboardInterrupt:
         progress.close()
         return 130
+    except ServerError as exc:  # the server went away (or refused) while we waited: the sweep stays accepted there
+        progress.close()
+        return fail(f"{exc}; {sweep_id} was accepted: `chipsweep status {sweep_id} --server {args.server}` once it is "
+                    "back", EXIT_FAILED if exc.status == 0 or exc.status >= 500 else EXIT_BAD_INPUT)
     progress.close()
     return _report_end(status, time.time() - start, args)
 
@@ -192,7 +204,7 @@ def _local_queue() -> Queue:
 
 def _remote_failure(exc: ServerError) -> int:
     """A refusal (4xx: no such sweep, a missing or wrong token, a bad request) exits 2 like every bad input; a server
-    failure (5xx) 1."""
+    failure (5xx) or no answer at all 1."""
     return fail(str(exc), EXIT_BAD_INPUT if 400 <= exc.status < 500 else EXIT_FAILED)
 
 
@@ -246,6 +258,19 @@ def cancel(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     """Without ids: run what is queued until the queue is idle. With ids: re-open those sweeps (failed
     chunks of a failed sweep get fresh attempts, a cancelled sweep continues) and run them to the end."""
+    if args.server:  # the server re-opens them and its dispatcher runs them
+        if not args.ids:
+            return fail("resume --server needs the sweeps to re-open (a server runs its queue by itself); allowed: "
+                        "NAME or NAME@VERSION of a failed or cancelled sweep")
+        if args.actors is not None:
+            return fail("--actors with --server: the server runs with its own pool (CHIPSWEEP_ACTORS where it runs)")
+        client = Client(args.server)
+        for sweep_id in args.ids:
+            try:
+                print(summary(client.resume(sweep_id)))
+            except ServerError as exc:
+                return _remote_failure(exc)
+        return 0
     settings = Settings.from_env()
     queue = Queue(settings.queue_path)
     ids = []
