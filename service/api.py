@@ -22,6 +22,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -38,7 +39,7 @@ from starlette.routing import Match
 
 from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
-from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.catalog import Catalog, CatalogError, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, jsonable
 from chipsweep.schemas.spec import read_spec_text
 from chipsweep.schemas.vocab import SweepState
@@ -315,7 +316,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             # parsing, validation, the catalog and the dimension files: off the event loop
             supervised = state.get("ray")
             cpus = supervised.cpus if supervised is not None else None
-            return python_api.submit(read_spec_text(body), wait=False, settings=settings, queue=queue, cpus=cpus)
+            return python_api.submit(read_spec_text(body), wait=False, settings=settings, queue=queue, cpus=cpus,
+                                     catalog=catalog_in_force())
 
         return await run_in_threadpool(parse_and_submit)
 
@@ -375,7 +377,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     def get_catalog(kind: str) -> list[dict[str, Any]]:
         if kind not in ("chips", "models", "clusters"):
             raise ApiError(404, f"unknown catalog kind '{kind}'", "kind", kind, "chips, models, clusters")
-        catalog = load_catalog()
+        catalog = catalog_in_force()
         table = getattr(catalog, kind)
         entries = [table[k].model_dump(mode="json", by_alias=True, exclude_none=True) for k in sorted(table)]
         if kind == "chips":  # which published runs fitted each chip's constants, as `chipsweep catalog show` says
@@ -386,9 +388,34 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
                 e["calibration"] = cal[e["id"]]
         return entries
 
+    def catalog_in_force() -> Catalog:
+        """The catalog a request uses: its files as they are, or, where an edit broke them, the last good one the
+        scheduler holds (README: the last good catalog stays in force); with none good yet, 503 naming the file."""
+        sched = state.get("scheduler")
+        try:
+            state["catalog"], state["catalog_error"] = load_catalog(), None
+            return state["catalog"]
+        except CatalogError as exc:
+            good = state.get("catalog") or (sched.scheduler.catalog if sched is not None else None)
+            state["catalog_error"] = str(exc)
+            if good is not None:
+                log.warning("catalog refused, the last good one stays in force: %s", exc)
+                return good
+            err = CatalogError(f"the catalog files are refused and this server has no earlier good catalog: {exc}",
+                               field="CHIPSWEEP_CATALOG", value=os.environ.get("CHIPSWEEP_CATALOG"),
+                               allowed="catalog files that load (fix the file and line named)")
+            err.http_status = 503
+            raise err from None
+
     def health() -> dict[str, Any]:
         """up or degraded, the reasons, and the detail: queue and lake, dispatcher, Ray, the lake's state."""
         reasons: list[str] = []
+        sched = state.get("scheduler")
+        refused = state.get("catalog_error") or (sched.scheduler.catalog_error if sched is not None else None)
+        if refused:
+            good = state.get("catalog") or (sched.scheduler.catalog if sched is not None else None)
+            kept = "the last good one stays in force" if good is not None else "no good one yet"
+            reasons.append(f"the catalog files are refused ({refused}); {kept}")
         worker, supervised = state["dispatcher"], state["ray"]
         dispatcher: dict[str, Any] | None = None
         ray_health: dict[str, Any] | None = None
@@ -432,7 +459,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             snap.ray = supervised.health()
         return PlainTextResponse(metrics.render(snap), media_type=metrics.CONTENT_TYPE)
 
-    ui.install(app, settings, queue)  # the web UI at / (service/ui.py)
+    ui.install(app, settings, queue, catalog_in_force)  # the web UI at / (service/ui.py)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from chipsweep.queries import chart, output, runner
 from chipsweep.queries.figure import figure_data
 from chipsweep.queries.saved import OBJECTIVE_COLUMNS, saved_queries
-from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, SpecError
 from chipsweep.schemas.spec import read_spec_text
 from chipsweep.schemas.sweep import validate
@@ -104,7 +105,7 @@ def serving_spec(spec: dict[str, Any]) -> bool:
                                                 or "concurrency" in (spec.get("fixed") or {}))
 
 
-def router(settings: Settings, queue: Queue) -> APIRouter:
+def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = load_catalog) -> APIRouter:
     """The UI's pages and data endpoints over this server's queue and lake."""
 
     def page_auth(request: Request) -> None:
@@ -258,7 +259,7 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
         """A spec checked as `POST /sweeps` checks it, without queueing it."""
         body = await request.body()
         try:
-            sweep = await run_in_threadpool(validate, read_spec_text(body), load_catalog())
+            sweep = await run_in_threadpool(validate, read_spec_text(body), catalog())
         except SpecError as exc:
             return JSONResponse({"ok": False, **exc.as_dict()}, status_code=422)
         return JSONResponse({"ok": True, "name": sweep.name, "kind": sweep.kind, "configurations": sweep.configurations,
@@ -268,7 +269,8 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
     async def data_submit(request: Request) -> JSONResponse:
         """`POST /sweeps` for a browser session: the same checks, the same queue."""
         spec = read_spec_text(await request.body())
-        status = await run_in_threadpool(python_api.submit, spec, wait=False, settings=settings, queue=queue)
+        status = await run_in_threadpool(lambda: python_api.submit(spec, wait=False, settings=settings, queue=queue,
+                                                                   catalog=catalog()))
         return JSONResponse(status, status_code=201)
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -354,14 +356,13 @@ def router(settings: Settings, queue: Queue) -> APIRouter:
                 "candidates_total": fig.candidates_total, "seconds": round(time.perf_counter() - t0, 3)}
 
     def catalog_entries(kind: str) -> list[dict[str, Any]]:
-        catalog = load_catalog()
-        table = getattr(catalog, kind)
+        table = getattr(catalog(), kind)
         entries = [{k: _finite(v) for k, v in table[key].model_dump(mode="json", by_alias=True, exclude_none=True).items()}
                    for key in sorted(table)]
         if kind == "chips":  # which published runs fitted each chip's constants, or what they are extrapolated from
             from chipsweep.workers.provenance import catalog_calibration
 
-            cal = catalog_calibration(catalog)
+            cal = catalog_calibration(catalog())
             for e in entries:
                 e.update(calibration_rows(cal[e["id"]]))
         return entries
@@ -379,9 +380,10 @@ def calibration_rows(cal: dict[str, Any]) -> dict[str, str]:
             "calibrated on (serving)": engines}
 
 
-def install(app: Any, settings: Settings, queue: Queue) -> None:
-    """Mount the UI on the API's app: its routes, and the login redirect for pages without a session."""
-    app.include_router(router(settings, queue))
+def install(app: Any, settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = load_catalog) -> None:
+    """Mount the UI on the API's app: its routes (reading `catalog()`: the catalog in force), and the login redirect
+    for pages without a session."""
+    app.include_router(router(settings, queue, catalog))
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

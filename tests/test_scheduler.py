@@ -45,3 +45,30 @@ def test_server_scheduler_reruns_on_catalog_edit_and_a_racing_cli_rerun_adds_not
         v2 = queue.versions("sched")[-1]
         assert (v2["chunks_evaluated"], v2["chunks_repriced"], v2["chunks_carried"]) == (0, 2, 4)
         assert_exact(read_facts(home.lake, "training", "sched", 2), 48)
+
+
+def test_a_broken_overlay_leaves_the_last_good_catalog_in_force_for_requests_and_says_so(  # type: ignore[no-untyped-def]
+        home, tmp_path, monkeypatch) -> None:
+    """README: an edit that breaks the catalog is refused and the last good catalog stays in force. The scheduler
+    kept it, but every POST /sweeps and GET /catalog answered 422 with no field (the CLI printed "field 'None'"), and
+    /healthz said up."""
+    from tests.conftest import training_spec
+
+    path = tmp_path / "overlay.yaml"
+    path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 2.5\n")
+    monkeypatch.setenv("CHIPSWEEP_CATALOG", str(path))
+    with Server(home.with_(chunk_size=2000, actors=1)) as s:
+        assert httpx.get(f"{s.url}/catalog/chips").status_code == 200  # the good catalog, seen
+        path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: [0.9\n")
+        r = httpx.post(f"{s.url}/sweeps", json=training_spec("broken-overlay"))
+        assert r.status_code == 201, r.text
+        chips = {c["id"]: c for c in httpx.get(f"{s.url}/catalog/chips").json()}
+        assert chips["nvidia_h100_sxm"]["usd_per_hour"] == 2.5  # the last good overlay's price
+        health = httpx.get(f"{s.url}/healthz").json()
+        assert health["status"] == "degraded"
+        assert any("catalog files are refused" in why and "overlay.yaml" in why and "last good one stays in force" in why
+                   for why in health["reasons"])
+        path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 3.0\n")  # mended
+        assert {c["id"]: c for c in httpx.get(f"{s.url}/catalog/chips").json()}["nvidia_h100_sxm"]["usd_per_hour"] == 3.0
+        wait_for(lambda: not any("catalog" in w for w in httpx.get(f"{s.url}/healthz").json()["reasons"]), 60,
+                 "health without the catalog reason")
