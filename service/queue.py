@@ -492,17 +492,23 @@ class Queue:
 
     # ---- chunks -------------------------------------------------------------------------------
     def claim(self, worker: str) -> ChunkTask | None:
-        """The next pending chunk of the oldest active sweep, marked running (attempts + 1)."""
+        """The next pending chunk, marked running (attempts + 1): of the active sweep with the fewest chunks running,
+        the oldest among equals. Sweeps share the workers: a small sweep submitted behind a large one starts as soon
+        as a worker frees up, instead of waiting for every chunk of the large one to be handed out."""
         now = time.time()
         with self._tx() as db:
-            row = db.execute(
-                "SELECT c.name, c.version, c.chunk, c.start, c.stop, c.attempts, c.lost, c.repriced_from FROM chunks c"
-                " JOIN sweeps s ON s.name = c.name AND s.version = c.version"
-                " WHERE c.state = 'pending' AND s.state IN ('queued', 'running')"
-                " AND (c.not_before IS NULL OR c.not_before <= ?)"
-                " ORDER BY s.seq, c.chunk LIMIT 1", (now,)).fetchone()
-            if row is None:
+            sweep = db.execute(
+                "SELECT s.name, s.version FROM sweeps s WHERE s.state IN ('queued', 'running')"
+                " AND EXISTS (SELECT 1 FROM chunks c WHERE c.state = 'pending' AND c.name = s.name"
+                " AND c.version = s.version AND (c.not_before IS NULL OR c.not_before <= ?))"
+                " ORDER BY (SELECT COUNT(*) FROM chunks r WHERE r.state = 'running' AND r.name = s.name"
+                " AND r.version = s.version), s.seq LIMIT 1", (now,)).fetchone()
+            if sweep is None:
                 return None
+            row = db.execute(
+                "SELECT name, version, chunk, start, stop, attempts, lost, repriced_from FROM chunks"
+                " WHERE state = 'pending' AND name = ? AND version = ? AND (not_before IS NULL OR not_before <= ?)"
+                " ORDER BY chunk LIMIT 1", (sweep[0], sweep[1], now)).fetchone()
             db.execute("UPDATE chunks SET state = 'running', attempts = attempts + 1, worker = ?, updated_at = ?"
                        " WHERE name = ? AND version = ? AND chunk = ?", (worker, now, row[0], row[1], row[2]))
             db.execute("UPDATE sweeps SET state = 'running', started_at = COALESCE(started_at, ?)"

@@ -57,6 +57,21 @@ def test_chunk_lifecycle_done_and_sweep_done(tmp_path) -> None:  # type: ignore[
     assert s["finished_at"] is not None
 
 
+def test_sweeps_share_the_workers_a_small_one_is_not_stuck_behind_a_large_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Chunks went out strictly oldest sweep first: a 54-configuration sweep waited until every chunk of a big one
+    submitted a second earlier had been handed out (with a 578M-configuration sweep queued, hours). The next chunk
+    now comes from the active sweep with the fewest chunks running, the oldest among equals."""
+    q = Queue(tmp_path / "q.db")
+    add(q, 3000, 300, name="big")  # 10 chunks
+    first = q.claim("w")
+    add(q, 600, 300, name="tiny")  # 2 chunks, submitted while big runs
+    got = [(t.name, t.chunk) for t in (q.claim("w"), q.claim("w"), q.claim("w"))]
+    assert (first.name, first.chunk) == ("big", 0)
+    assert got == [("tiny", 0), ("big", 1), ("tiny", 1)]  # one each while both are running
+    q.mark_done(first, rows=1, nbytes=1, seconds=0.1)
+    assert (q.claim("w").name, q.claim("w").name) == ("big", "big")  # tiny has nothing left to hand out
+
+
 def test_evaluation_errors_retry_then_fail_with_the_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     q = Queue(tmp_path / "q.db")
     add(q, 600, 300)

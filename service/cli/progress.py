@@ -18,7 +18,9 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=status["configurations"], unit="cfg", unit_scale=True, dynamic_ncols=True,
+            # k/M/G only where they shorten it: tqdm scales small counts as floats ('48.0/144')
+            self.bar = tqdm(total=status["configurations"], unit="cfg", unit_scale=status["configurations"] >= 10_000,
+                            dynamic_ncols=True,
                             smoothing=0.1, desc=f"{status['sweep_id']}@{status['version']}", file=sys.stderr)
 
     def due(self) -> bool:
