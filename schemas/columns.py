@@ -206,6 +206,7 @@ ASIC: list[Column] = [
     _c("spare_tiles", "int32", "tiles", "spare tiles (0: no redundancy)", "input"),
     _c("tokens_per_s_per_user", "float32", "tokens/s", "one request's output tokens/s with its prompt: gen_len / (TTFT + gen_len x decode step), the batch in lockstep", "output", better="max"),
     _c("decode_energy_per_token_j", "float32", "J", "energy per generated token of the decode steps alone", "output"),
+    _c("notes", "category", "", "caveats of the design's numbers: a node between table nodes (interpolated), HBM priced from LPDDR numbers, on-chip SRAM bandwidth not modelled, ...", "output"),
 ]
 
 FACTS: dict[str, list[Column]] = {"training": TRAINING, "inference": INFERENCE, "asic": ASIC}

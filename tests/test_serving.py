@@ -580,6 +580,8 @@ def test_pareto_edge_ranks_asic_designs_at_their_serving_point_per_workload_and_
         assert (f["dram_mt_s"], f["arch"], f["node_nm"]) == (r["dram_mt_s"], r["arch"], r["node_nm"])
         node = "4.5" if r["node_nm"] == 4.5 else "7"
         assert f["chip"].startswith(f"asic {node}nm ") and f["chip"].endswith("(GPU datapath)") == (r["arch"] == "gpu")
+        # the design's caveats travel with it: 4.5 nm lies between the tables' 3 and 5 nm
+        assert ("interpolated" in f["notes"]) == (r["node_nm"] == 4.5) and f["notes"] == r["notes"]
 
 
 def test_throughput_never_falls_as_concurrency_crosses_a_prompt_chunk_boundary() -> None:

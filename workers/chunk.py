@@ -459,6 +459,7 @@ def _asic_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], tupl
             "d0_per_cm2": out["d0_per_cm2"],
             "tiles": x["tiles"],
             "spare_tiles": x["spare_tiles"],
+            "notes": np.asarray(out["note_mask"], dtype=np.int64),  # the caveats' text is the dictionary entry of the mask
             **{name: out[name] for name in _ASIC_FLOAT_OUT},
         }
         nulls = _nulls(data, ("node_nm", "n_mac", "dram", "dram_bus_bits", "precision", "weight_bits", "batch",
@@ -480,11 +481,15 @@ def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
         return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": COST_BASES, "framework": FRAMEWORKS,
                 "batch_handling": BATCH_HANDLING}
     if kind == "asic":
-        return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS, "arch": ARCHS, "yield_model": YIELD_MODELS}
+        return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS, "arch": ARCHS, "yield_model": YIELD_MODELS,
+                "notes": ASIC_NOTE_TEXTS}
     if kind == "inference":
         return {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES}
     return {}
 
+
+# every combination of the ASIC core's note bits, by mask value: the lake's `notes` dictionary
+ASIC_NOTE_TEXTS = tuple(str(t) for t in asic.note_text(np.arange(2 * max(asic.NOTES))))
 
 _REASON_TEXT: dict[str, Callable[[Array], Array]] = {
     "training": training.reason_text,

@@ -27,7 +27,7 @@ inference_rows AS NOT MATERIALIZED (
            -- a catalog chip without a unit cost in the facts is priced from its purchase price
            CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
                 ELSE f.unit_cost_usd END AS unit_cost_usd,
-           f.power_w, CAST(NULL AS FLOAT) AS die_area_mm2, f.calibrated_on
+           f.power_w, CAST(NULL AS FLOAT) AS die_area_mm2, f.calibrated_on, CAST(NULL AS VARCHAR) AS notes
     FROM latest_inference f
     LEFT JOIN chips c ON c.sweep = f.sweep AND c.version = f.version AND c.chip_id = f.chip_id
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
@@ -43,7 +43,7 @@ asic_rows AS NOT MATERIALIZED (
            -- a request's output tokens/s with its prompt (files written before 2026-12-05 have the decode rate only)
            coalesce(f.tokens_per_s_per_user, f.decode_tokens_per_s) AS decode_tokens_per_s,
            f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2,
-           CAST(NULL AS VARCHAR) AS calibrated_on
+           CAST(NULL AS VARCHAR) AS calibrated_on, CAST(f.notes AS VARCHAR) AS notes
     FROM latest_asic f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
@@ -67,6 +67,6 @@ SELECT source, model, chip, chip_name,
        decode_tokens_per_s, energy_per_token_j, unit_cost_usd, ttft_s, power_w, die_area_mm2,
        n_chips, weight_bits, kv_bits, batch, prompt_len, gen_len, node_nm, n_mac, clock_ghz, sram_mb, dram,
        dram_bus_bits, dram_mt_s, dram_gb, arch, yield_model, d0_per_cm2, tiles, spare_tiles, n.precision,
-       calibrated_on, sweep, version, idx
+       calibrated_on, notes, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len)) n
 ORDER BY model, prompt_len, gen_len, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx
