@@ -204,7 +204,6 @@ ASIC: list[Column] = [
     _c("d0_per_cm2", "float32", "defects/cm^2", "killer defect density (the node's where blank)", "input"),
     _c("tiles", "int32", "tiles", "active tiles of a redundant (spare-tile) design", "input"),
     _c("spare_tiles", "int32", "tiles", "spare tiles (0: no redundancy)", "input"),
-    _c("tokens_per_s_per_user", "float32", "tokens/s", "one request's output tokens/s with its prompt: gen_len / (TTFT + gen_len x decode step), the batch in lockstep", "output", better="max"),
     _c("decode_energy_per_token_j", "float32", "J", "energy per generated token of the decode steps alone", "output"),
     _c("notes", "category", "", "caveats of the design's numbers: a node between table nodes (interpolated), HBM priced from LPDDR numbers, on-chip SRAM bandwidth not modelled, ...", "output"),
 ]

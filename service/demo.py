@@ -239,11 +239,11 @@ def print_serving_frontier(lake: str) -> None:
 def print_edge_frontier(lake: str) -> None:
     # one workload (each is its own frontier): the ASIC sweep's, the catalog's default prompt and generated lengths
     workload = {"prompt_len": str(EDGE_PROMPT_LEN), "gen_len": str(EDGE_GEN_LEN)}
-    print(f"\n== Edge frontier for {EDGE_MODEL}, {EDGE_PROMPT_LEN}-token prompts, {EDGE_GEN_LEN} generated: a request's "
-          "tokens/s (max) vs J/token (min) vs unit cost (min) ==")
+    print(f"\n== Edge frontier for {EDGE_MODEL}, {EDGE_PROMPT_LEN}-token prompts, {EDGE_GEN_LEN} generated: decode "
+          "tokens/s per user (max) vs J/token, prompt included (min) vs unit cost (min) ==")
     rows = _frontier("pareto_edge", {"model": EDGE_MODEL, **workload}, lake)
     print(f"-- {len(rows)} frontier designs{_shown(rows, 14)} (saved query pareto_edge); catalog chips and "
-          "hypothetical ASICs together, each at its serving point (its prompt's prefill counted)")
+          "hypothetical ASICs together, each at its serving point (time to first token apart)")
     shown = _thin(rows, 14)
     designs = [_design(r) for r in shown]
     width = max([len("design"), *map(len, designs)])  # the whole description: a cut one hides the batch

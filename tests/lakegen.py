@@ -213,7 +213,6 @@ def random_asic(
         "arch": ["npu"] * n, "yield_model": ["negative_binomial"] * n, "d0_per_cm2": np.full(n, 0.1),
         "tiles": np.ones(n), "spare_tiles": np.zeros(n), "notes": [""] * n,
     })
-    cols["tokens_per_s_per_user"] = _values(rng, n, distinct, nan_frac, 20.0)  # the frontier's speed, prompt included
     for name in ("die_area_mm2", "dies_per_wafer", "yield", "peak_tops", "power_w", "tops_per_w", "ttft_s",
                  "decode_energy_per_token_j"):
         cols[name] = rng.random(n).astype(np.float32)

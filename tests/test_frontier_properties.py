@@ -201,10 +201,9 @@ def test_pareto_edge_matches_brute_force(tmp_path: Path, seed: int, n: int, dist
     for source, sweep, version, t, order in (("inference", "phones", 1, inf_priced, MODEL_ORDERS[1]),
                                              ("asic", "designs", 3, asic, MODEL_ORDERS[0])):
         sub = t.filter(pa.array(_feasible(t) & (_model_names(t, order) == "llama2_7b")))
-        # a catalog chip at its serving point, an ASIC at its batch: a request's tokens/s with its prompt, beside
-        # that point's energy per token
-        sub = sub.set_column(sub.schema.get_field_index("decode_tokens_per_s"), "decode_tokens_per_s",
-                             sub["tokens_per_s_per_user"])
+        if source == "inference":  # a catalog chip at its serving point: per-user speed beside that point's energy
+            sub = sub.set_column(sub.schema.get_field_index("decode_tokens_per_s"), "decode_tokens_per_s",
+                                 sub["tokens_per_s_per_user"])
         keys += [(source, sweep, version, i) for i in sub["idx"].to_pylist()]
         xs.append(_signed(sub, objs))
     want = sorted(k for k, keep in zip(keys, brute_force(np.concatenate(xs)), strict=True) if keep)
@@ -335,9 +334,8 @@ def test_frontier_diff_of_an_edge_sweep_matches_brute_force(tmp_path: Path, seed
     objs = [Objective("decode_tokens_per_s", "max"), Objective("energy_per_token_j"), Objective("unit_cost_usd")]
 
     def frontier(t: pa.Table) -> dict[tuple, list[int]]:
-        # pareto_edge's measures: a request's tokens/s at the row's serving point, prompt included
-        t = t.set_column(t.schema.get_field_index("decode_tokens_per_s"), "decode_tokens_per_s", t["tokens_per_s_per_user"])
-        if kind == "inference":
+        if kind == "inference":  # pareto_edge's measures: the serving point's tokens/s per user, the purchase price
+            t = t.set_column(t.schema.get_field_index("decode_tokens_per_s"), "decode_tokens_per_s", t["tokens_per_s_per_user"])
             t = _priced(t, chips)
         return _frontier_configs(t, _model_names(t, MODEL_ORDERS[0]), objs, EDGE_CONFIG[kind])
 

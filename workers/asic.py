@@ -365,11 +365,10 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     if gpu.any():
         e_step *= arch_k
         e_pre *= arch_k
-    # a request's output tokens/s with the batch in lockstep: its prefill, then gen_len decode steps (the serving
-    # point of catalog chips, prompts included); and the energy per generated token, the prompt's share included
+    # the energy per generated token with the prompt's share, as catalog chips' serving rows count it (their speed
+    # per user is the decode rate, 1 / TPOT, with TTFT apart: so is the ASIC's, decode_tokens_per_s)
     gen = x["gen_len"]
     has_gen = gen > 0
-    per_user = gen / (ttft + gen * t_step)
     e_tok = (e_pre + gen * e_step) / (B * gen)
 
     any_bad = mask.any()
@@ -398,7 +397,6 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
         "ttft_s": ttft * work_nan,
         "energy_per_token_j": e_tok * gen_nan,
         "decode_energy_per_token_j": e_step / B * gen_nan,
-        "tokens_per_s_per_user": per_user * gen_nan,
         "dram_mt_s": np.where(has_dram, rate, np.nan),
         "d0_per_cm2": np.broadcast_to(d0, node.shape).astype(np.float64),
         "mem_gb": need * 1e-9 if every_model else _nan_where(need * 1e-9, ~has_model),

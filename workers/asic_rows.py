@@ -42,7 +42,7 @@ Array = np.ndarray
 ASIC_OUT = (
     "die_area_mm2", "dies_per_wafer", "yield", "defect_yield", "die_cost_usd", "unit_cost_usd", "peak_tops",
     "full_load_power_w", "power_w", "tops_per_w", "decode_tokens_per_s", "ttft_s", "energy_per_token_j",
-    "mem_gb", "dram_gb", "tokens_per_s_per_user", "decode_energy_per_token_j",
+    "mem_gb", "dram_gb", "decode_energy_per_token_j",
 )
 _LAKE_OUT = [c.name for c in FACTS["asic"] if c.role == "output" and c.dtype == "float32"]
 assert [c for c in ASIC_OUT if c in _LAKE_OUT] == _LAKE_OUT, "ASIC_OUT holds the lake's outputs in its order"

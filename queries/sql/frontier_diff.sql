@@ -99,8 +99,7 @@ srv_named AS (
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
 ),
 asic AS NOT MATERIALIZED (
-    -- a request's output tokens/s with its prompt, as pareto_edge ranks designs (the decode rate in older files)
-    SELECT f.* REPLACE (coalesce(f.tokens_per_s_per_user, f.decode_tokens_per_s) AS decode_tokens_per_s) FROM asic f
+    SELECT f.* FROM asic f
     WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
       AND f.fits AND coalesce(f.infeasible_reason, '') = ''
 ),

@@ -2,10 +2,10 @@
 --   hypothetical ASIC designs together -- by decode speed (tokens/s per sequence, maximised), energy per
 --   token and unit cost (the ASIC's, or the purchase price of the catalog chips serving one replica),
 --   over the latest version of every sweep, or of one sweep. Each row is judged at one operating point:
---   a catalog chip at its serving point (its concurrency: tokens/s per user, with that point's energy per
---   token and TTFT; `batch` shows the concurrency), an ASIC at its batch the same way (a request's output
---   tokens/s with its prompt's prefill, the energy per token with the prompt's). One frontier per model and
---   workload (prompt_len, gen_len): a longer prompt is another question, not a worse answer.
+--   a catalog chip at its serving point (its concurrency: tokens/s per user, 1 / TPOT, with that point's energy
+--   per token and TTFT; `batch` shows the concurrency), an ASIC at its batch the same way (its decode rate per
+--   sequence, the energy per token with the prompt's prefill, TTFT apart). One frontier per model and workload
+--   (prompt_len, gen_len): a longer prompt is another question, not a worse answer.
 -- @param model model = null  catalog model id, e.g. llama2_7b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param prompt_len int = null  only this workload's prompt length (default: every workload, each its own frontier)
@@ -40,8 +40,7 @@ asic_rows AS NOT MATERIALIZED (
            CAST(1 AS SMALLINT) AS n_chips, f.weight_bits, f.kv_bits, f.batch,
            f.prompt_len, f.gen_len, f.node_nm, f.n_mac, f.clock_ghz, f.sram_mb, f.dram, f.dram_bus_bits,
            f.dram_mt_s, f.dram_gb, f.arch, f.yield_model, f.d0_per_cm2, f.tiles, f.spare_tiles, f.precision,
-           -- a request's output tokens/s with its prompt (files written before 2026-12-05 have the decode rate only)
-           coalesce(f.tokens_per_s_per_user, f.decode_tokens_per_s) AS decode_tokens_per_s,
+           f.decode_tokens_per_s,
            f.energy_per_token_j, f.ttft_s, f.unit_cost_usd, f.power_w, f.die_area_mm2,
            CAST(NULL AS VARCHAR) AS calibrated_on, CAST(f.notes AS VARCHAR) AS notes
     FROM latest_asic f
