@@ -168,12 +168,28 @@ def plot(
     candidates_total: int | None = None,
 ) -> FrontierFigure:
     """Draw `frontier` over `candidates` to a .png or .html file (by extension)."""
+    suffix = check_plot_path(path)
+    fig = figure_data(frontier, candidates, title=title, candidates_total=candidates_total)
+    try:
+        if suffix == ".png":
+            draw_png(fig, path)
+        else:
+            draw_html(fig, path)
+    except OSError as exc:
+        raise PlotError(f"plot: cannot write '{path}': {exc.strerror or exc}", field="plot", value=str(path),
+                        allowed="a writable .png or .html path") from None
+    return fig
+
+
+def check_plot_path(path: str | Path) -> str:
+    """The suffix of a plot file that can be written, or a PlotError naming why not (checked before a query runs,
+    so a bad path is refused before its table is printed)."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".png", ".html", ".htm"):
-        raise PlotError(f"plot: file '{path}' has extension '{suffix}'; allowed: .png, .html")
-    fig = figure_data(frontier, candidates, title=title, candidates_total=candidates_total)
-    if suffix == ".png":
-        draw_png(fig, path)
-    else:
-        draw_html(fig, path)
-    return fig
+        raise PlotError(f"plot: file '{path}' has extension '{suffix}'; allowed: .png, .html", field="plot",
+                        value=str(path), allowed=".png, .html")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise PlotError(f"plot: folder '{folder}' does not exist; allowed: a path in an existing folder", field="plot",
+                        value=str(path), allowed="a path in an existing folder")
+    return suffix

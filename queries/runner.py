@@ -42,6 +42,7 @@ from chipsweep.queries.saved import (
     Bound,
     bind,
 )
+from chipsweep.schemas.axes import closest_ids
 
 # statements `run_sql` refuses, by the statement's own leading keywords (the parser's type is too coarse:
 # IMPORT DATABASE parses as PRAGMA, CHECKPOINT as CALL), with what to say
@@ -80,8 +81,13 @@ DENIED_FUNCTIONS = (
     "current_setting", "duckdb_settings", "duckdb_databases", "pragma_database_list", "duckdb_temporary_files",
     "duckdb_secrets", "which_secret", "duckdb_extensions", "duckdb_logs", "duckdb_log_contexts", "getenv",
     "getvariable", "pragma_database_size", "duckdb_memory", "duckdb_external_file_cache",
+    # the views' own SQL (it names the lake's files): the catalog tables that print it
+    "duckdb_views", "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema", "pg_views",
+    "view_definition",
 )
-_DENIED_RE = re.compile(r"(?<![a-z0-9_$])(" + "|".join(DENIED_FUNCTIONS) + r")(?![a-z0-9_$])")
+_DENIED_RE = re.compile(r"(?<![a-z0-9_$])(" + "|".join(DENIED_FUNCTIONS) + r")(?![a-z0-9_$])"
+                        # information_schema.views, however quoted or spaced (its other tables stay open)
+                        r"|(information_schema\W*\.\W*views)(?![a-z0-9_$])")
 _COMMENT_RE = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 QUEUE_WAIT_S = 10.0  # how long a query waits for a free slot before it is refused
 
@@ -334,6 +340,15 @@ def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
         value = bound.values.get(p.name)
         if value is None:
             continue
+        if p.type == "chips":
+            known = {r[0] for r in con.execute("SELECT DISTINCT chip FROM chips").fetchall()}
+            unknown = [c for c in str(value).split(",") if c not in known]
+            if unknown:
+                hint = {c: closest_ids(c, sorted(known), 3) for c in unknown}
+                said = "; ".join(f"'{c}'" + (f" (did you mean {', '.join(h)}?)" if h else "") for c, h in hint.items())
+                raise QueryError(f"parameter {p.name}: {said} not in the lake; allowed: catalog chip ids the lake holds, "
+                                 "separated by commas", field=p.name, value=value, allowed=sorted(known))
+            continue
         if p.type == "model":
             allowed = swept_models(con)
         elif p.type == "sweep":
@@ -401,7 +416,7 @@ def _check_functions(body: str) -> None:
     statement: quoting or a schema prefix does not hide them)."""
     hit = _DENIED_RE.search(body.lower())
     if hit:
-        name = hit.group(1)
+        name = hit.group(1) or "information_schema.views"
         raise QueryError(f"sql: {name} is not allowed: it reveals server paths or settings; allowed: the lake's views "
                          "and the other functions", field="sql", value=name,
                          allowed="functions other than " + ", ".join(DENIED_FUNCTIONS))

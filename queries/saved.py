@@ -14,9 +14,10 @@ In the body (DuckDB SQL over the lake's views, lake/views.py):
     pareto(rel, $objectives | 'a,b:max'     the rows of `rel` on the Pareto frontier
            [, partition_by := (col, ...)])  (built by queries/frontier.py)
 
-Types: `text`, `int`, `float`, `positive` (a float > 0: a deadline, a budget, an SLO), `choice(a|b|c)`, `objectives(training|edge)`, and three checked against
+Types: `text`, `int`, `float`, `positive` (a float > 0: a deadline, a budget, an SLO), `choice(a|b|c)`, `objectives(training|edge)`, and four checked against
 the lake before the query runs (queries/runner.py): `model` (a model id in the lake), `sweep` (a sweep
-in the lake) and `version(<sweep param>)` (a version of that sweep). A parameter without a default is
+in the lake), `chips` (catalog chip ids the lake holds, separated by commas) and `version(<sweep param>)` (a version
+of that sweep). A parameter without a default is
 required; `= null` makes it optional (NULL in SQL). Every error is a `QueryError` naming the field, the
 value and what is allowed.
 """
@@ -45,7 +46,7 @@ _PARETO_RE = re.compile(
 _DOLLAR_RE = re.compile(r"\$(\w+)")
 _COLUMNS_RE = re.compile(r"\$(\w+)\.columns\b")
 _TYPE_RE = re.compile(
-    r"^(text|int|float|positive|model|sweep|version\(\w+\)|choice\([\w|.:-]+\)|objectives\((training|inference|asic|edge)\))$"
+    r"^(text|int|float|positive|model|sweep|chips|version\(\w+\)|choice\([\w|.:-]+\)|objectives\((training|inference|asic|edge)\))$"
 )
 META_OBJECTIVES = b"chipsweep.objectives"
 META_QUERY = b"chipsweep.query"
@@ -167,10 +168,12 @@ def _literal(p: Param, raw: object) -> tuple[str, object]:
     if raw is None:
         return "NULL", None
     text = str(raw).strip()
-    if p.type in ("text", "model", "sweep"):
-        if len(text) > 200 or "\x00" in text:
-            raise QueryError(f"parameter {p.name}: value is too long or has a NUL byte; allowed: up to 200 characters",
+    if p.type in ("text", "model", "sweep", "chips"):
+        if len(text) > 2000 or "\x00" in text:
+            raise QueryError(f"parameter {p.name}: value is too long or has a NUL byte; allowed: up to 2,000 characters",
                              field=p.name, value=text[:40])
+        if p.type == "chips":  # catalog ids separated by commas, spaces around them ignored
+            text = ",".join(part.strip() for part in text.split(",") if part.strip())
         return sql_literal(text), text
     if p.type == "int" or p.type.startswith("version("):
         try:

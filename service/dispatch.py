@@ -95,6 +95,14 @@ def submit(
     CPUs when this process is not its driver (automatic chunk size)."""
     base = catalog if catalog is not None else load_catalog()
     sweep = validate(data, base)
+    try:  # a name keeps its kind: the lake's views take a name's newest done version as that kind's latest
+        earlier = queue.sweep(sweep.name)
+    except LookupError:
+        earlier = None
+    if earlier is not None and earlier.kind != sweep.kind:
+        raise SpecError([Problem("kind", sweep.kind, f"{earlier.kind} (the kind of {sweep.name}'s {earlier.version} "
+                                 f"version{'s' if earlier.version > 1 else ''} so far), or another name for a {sweep.kind} "
+                                 "sweep", f"sweep '{sweep.name}' is a {earlier.kind} sweep")])
     if sweep.configurations > settings.max_configs:
         raise SpecError([Problem(
             "axes", sweep.configurations,

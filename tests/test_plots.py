@@ -92,6 +92,12 @@ def test_plot_refuses_what_is_not_a_frontier(lake: str, tmp_path: Path, capsys: 
         plot(run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake), None, tmp_path / "x.svg")
     rc = main(["query", "chip_leaderboard", "--plot", str(tmp_path / "y.png"), "--lake", lake])
     assert rc == 2 and "not a frontier query" in capsys.readouterr().err
+    # a folder that does not exist, or a wrong extension: refused in one line before the table is printed (a missing
+    # folder printed the table, then a FileNotFoundError traceback)
+    for bad, words in ((tmp_path / "nodir" / "x.png", "does not exist"), (tmp_path / "x.svg", "allowed: .png, .html")):
+        rc = main(["query", "pareto_training", "--param", "model=llama2_70b", "--plot", str(bad), "--lake", lake])
+        out, err = capsys.readouterr()
+        assert rc == 2 and words in err and "Traceback" not in err and out == ""
 
 
 def test_an_empty_frontier_plots_without_a_warning(lake: str, tmp_path: Path) -> None:

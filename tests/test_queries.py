@@ -231,6 +231,23 @@ def test_bad_parameters_name_the_field_value_and_allowed(lake: str, params: dict
     assert err.value.field == field and words in str(err.value)
 
 
+def test_chips_and_precision_are_checked_against_the_lake_and_the_vocabulary(lake: str, grid: pa.Table) -> None:
+    """`chips=nvidia_h100_sxm, amd_mi300x` (a space after the comma) silently dropped the second chip, and a mistyped id
+    or precision answered 0 rows with exit 0."""
+    from tests.lakegen import chips_dim
+
+    ids = chips_dim()["chip"].to_pylist()
+    a, b = ids[0], ids[1]
+    spaced = run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a}, {b}"}, lake=lake)
+    tight = run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a},{b}"}, lake=lake)
+    assert spaced.to_pylist() == tight.to_pylist() and set(tight["chip"].to_pylist()) <= {a, b}
+    with pytest.raises(QueryError) as err:
+        run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a},{a[:-2]}"}, lake=lake)
+    assert err.value.field == "chips" and f"'{a[:-2]}'" in str(err.value) and f"did you mean {a}" in str(err.value)
+    with pytest.raises(QueryError, match="'bf17' is not allowed; allowed: fp32, fp16, bf16, fp8, mxfp8, nvfp4"):
+        run_saved("pareto_training", {"model": "llama2_70b", "precision": "bf17"}, lake=lake)
+
+
 def test_typed_parameters_are_checked(lake: str) -> None:
     with pytest.raises(QueryError, match="parameter 'days' is required") as err:
         run_saved("cheapest_within_deadline", {"model": "llama2_7b"}, lake=lake)

@@ -103,6 +103,21 @@ def test_embedded_cli_submit_status_list_and_bad_spec(home, tmp_path, capsys) ->
     assert cli(["status", "nope"]) == 2
 
 
+def test_a_sweep_name_keeps_its_kind(home) -> None:  # type: ignore[no-untyped-def]
+    """A training sweep's name reused for an inference spec was accepted as its next version: the lake's views then
+    disagreed (latest_training kept version 1, `versions` marked both latest, frontier_diff said its rows left)."""
+    from chipsweep.schemas.errors import SpecError
+
+    queue = Queue(home.queue_path)
+    submit(training_spec("same-name"), settings=home, queue=queue, chunk_size=10_000)
+    serving = {"name": "same-name", "kind": "inference", "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"]}}
+    with pytest.raises(SpecError) as err:
+        submit(serving, settings=home, queue=queue, chunk_size=10_000)
+    (p,) = err.value.problems
+    assert (p.field, p.value) == ("kind", "inference") and "training" in p.allowed and "another name" in p.allowed
+    assert [r.version for r in queue.sweeps()] == [1]  # nothing queued
+
+
 def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
     queue = Queue(home.queue_path)

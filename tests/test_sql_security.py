@@ -221,10 +221,24 @@ def test_a_read_only_pivot_runs_with_or_without_its_values(lake: str) -> None:
     "SELECT getenv('HOME')",
     "WITH s AS (SELECT * FROM duckdb_settings()) SELECT * FROM s",
     "SELECT * FROM training WHERE sweep IN (SELECT current_setting('allowed_directories'))",
+    # the views' own SQL names the lake's files: every catalog table that prints it
+    "SELECT sql FROM duckdb_views() WHERE view_name = 'chips'",
+    "SELECT sql FROM sqlite_master",
+    "SELECT * FROM sqlite_schema",
+    "SELECT * FROM information_schema.views",
+    'SELECT * FROM "information_schema" . "views"',
+    "SELECT definition FROM pg_catalog.pg_views",
+    "SELECT view_definition FROM information_schema.views",
 ])
 def test_functions_that_reveal_server_paths_are_refused_by_name(lake: str, sql: str) -> None:
     err = refused(lake, sql, "is not allowed", "reveals server paths or settings")
     assert str(Path(lake).parent) not in str(err) and "chipsweep-duckdb" not in str(err)
+
+
+def test_the_catalog_tables_that_hold_no_paths_stay_open(lake: str) -> None:
+    cols = run_sql("SELECT column_name FROM information_schema.columns WHERE table_name = 'chips'", lake=lake)
+    assert "chip" in cols["column_name"].to_pylist()
+    assert run_sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'training'", lake=lake)["n"].to_pylist() == [1]
 
 
 def test_a_stray_partition_never_breaks_a_query(lake: str, tmp_path: Path) -> None:

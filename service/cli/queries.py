@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from chipsweep.queries import output
-from chipsweep.queries.plot import plot
+from chipsweep.queries.plot import check_plot_path, plot
 from chipsweep.queries.runner import count_saved, run_saved, unplaced_chips
 from chipsweep.queries.saved import load_query, saved_queries
 from chipsweep.service import python_api
@@ -69,6 +69,8 @@ def query(args: argparse.Namespace) -> int:
     if args.plot and not load_query(args.name).plot:
         plottable = [q.name for q in saved_queries().values() if q.plot]
         return fail(f"--plot: query '{args.name}' is not a frontier query; allowed: {', '.join(plottable)}")
+    if args.plot:
+        check_plot_path(args.plot)  # refused before the query runs and its table is printed
     table = python_api.query(args.name, params, lake=args.lake, timeout_s=args.timeout)
     print(output.render(table, args.format))
     if args.format == "table" and load_query(args.name).plot:  # people read the table: say who is missing from it
