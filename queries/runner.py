@@ -551,10 +551,13 @@ def unplaced_chips(
     with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
         check_lake_values(con, bound)
         names = {r[0] for r in con.execute(f"DESCRIBE ({rows})").fetchall()}
+        # an owned cost with its purchase known (capex) lacks the chip's power for its electricity, not a price
+        capex = (", bool_or(coalesce(isfinite(CAST(capex_usd AS DOUBLE)), false)) AS has_capex"
+                 if "capex_usd" in names and any(o.column == "cost_usd" for o in objs) else "")
         cal = f", {best}(calibrated_on, {col(first)}) AS calibrated_on" if "calibrated_on" in names else ""
         # a hypothetical ASIC is not a catalog chip: a design without an objective lacks no catalog field
         designs = " AND source IS DISTINCT FROM 'asic'" if "source" in names else ""
-        sql = (f"SELECT {keys}, count(*) AS rows, {per_obj}{cal} FROM ({rows}) "
+        sql = (f"SELECT {keys}, count(*) AS rows, {per_obj}{cal}{capex} FROM ({rows}) "
                f"WHERE chip IS NOT NULL{designs} GROUP BY {keys} HAVING NOT bool_or({complete}) "
                f"ORDER BY best_0 {'DESC' if first.sense == 'max' else 'ASC'} NULLS LAST, {keys}")
         table = _execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}", limits=limits)
@@ -563,7 +566,8 @@ def unplaced_chips(
         missing = [o.column for i, o in enumerate(objs) if not r[f"has_{i}"]]
         out.append({
             "chip": r["chip"], **{c: r[c] for c in part}, "rows": int(r["rows"]), "missing": missing,
-            "catalog_lacks": sorted({MISSING_FIELD.get(c, c) for c in missing}, key=lambda f: ("price" not in f, f)),
+            "catalog_lacks": sorted({"power" if c == "cost_usd" and r.get("has_capex") else MISSING_FIELD.get(c, c)
+                                     for c in missing}, key=lambda f: ("price" not in f, f)),
             "best": {o.column: r[f"best_{i}"] for i, o in enumerate(objs) if r[f"best_{i}"] is not None},
             "calibrated_on": r.get("calibrated_on"),
         })

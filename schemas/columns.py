@@ -157,7 +157,7 @@ INFERENCE: list[Column] = [
     _c("tokens_per_s_per_user", "float32", "tokens/s", "output tokens per second each request sees (1 / TPOT)", "output", better="max"),
     _c("tpot_s", "float32", "s", "time per output token at this concurrency", "output"),
     _c("usd_per_million_tokens", "float32", "USD", "rental (else owned: purchase amortised + electricity) cost per million output tokens", "output"),
-    _c("power_w", "float32", "W", "average power of every chip serving the instance", "output"),
+    _c("power_w", "float32", "W", "average power of the instance: every chip serving it together (2 H100 at 587 W each read 1,174)", "output"),
     _c("calibrated_on", "category", "", "published sources that fitted this engine and chip's efficiency, or 'extrapolated from ...'", "output"),
     # added 2026-12-02 at the end so lakes written before still read
     _c("scheduler_steps", "int16", "", "forward passes per scheduler call (vLLM --num-scheduler-steps): the host's per-sequence work is paid once per this many", "input"),

@@ -238,14 +238,46 @@ def test_chips_and_precision_are_checked_against_the_lake_and_the_vocabulary(lak
 
     ids = chips_dim()["chip"].to_pylist()
     a, b = ids[0], ids[1]
-    spaced = run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a}, {b}"}, lake=lake)
-    tight = run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a},{b}"}, lake=lake)
-    assert spaced.to_pylist() == tight.to_pylist() and set(tight["chip"].to_pylist()) <= {a, b}
+    spaced = run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a}, {b}"}, lake=lake, frontier=False)
+    tight = run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a},{b}"}, lake=lake, frontier=False)
+    assert sorted(spaced["idx"].to_pylist()) == sorted(tight["idx"].to_pylist())
+    assert set(spaced["chip"].to_pylist()) == {a, b}
     with pytest.raises(QueryError) as err:
         run_saved("pareto_training", {"model": "llama2_70b", "chips": f"{a},{a[:-2]}"}, lake=lake)
     assert err.value.field == "chips" and f"'{a[:-2]}'" in str(err.value) and f"did you mean {a}" in str(err.value)
     with pytest.raises(QueryError, match="'bf17' is not allowed; allowed: fp32, fp16, bf16, fp8, mxfp8, nvfp4"):
         run_saved("pareto_training", {"model": "llama2_70b", "precision": "bf17"}, lake=lake)
+
+
+def test_an_owned_cost_without_power_asks_for_the_power_not_a_price(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A TPU v5p given a purchase price but no TDP has its capex, and no owned cost (the electricity needs its power):
+    the left-off note and the row's notes asked for a purchase price it already had."""
+    from chipsweep.lake import Lake
+    from chipsweep.queries.runner import unplaced_chips
+    from chipsweep.schemas.catalog import load_catalog
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+    from chipsweep.workers.chunk import ChunkEvaluator
+
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("chips:\n  - id: google_tpu_v5p\n    purchase_usd: 20000\n")
+    spec = {"name": "tpu", "kind": "training", "store": "all", "axes": {
+        "model": ["llama2_70b"], "chip": ["google_tpu_v5p", "nvidia_h100_sxm"], "n_chips": [256]},
+        "fixed": {"global_batch": 1024, "tokens": 2e12, "cost_basis": "owned"}}
+    sweep = resolve(parse_spec(spec), load_catalog(str(overlay), use_env=False))
+    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
+    root = str(tmp_path / "lake")
+    Lake(root).write_part(table, "training", "tpu", 1, 0)
+    Lake(root).write_dims(sweep, 1, created_at=0.0, state="done")
+    (item,) = unplaced_chips("pareto_training", {"model": "llama2_70b"}, lake=root)
+    assert item["chip"] == "google_tpu_v5p" and item["catalog_lacks"] == ["power"]
+    import chipsweep
+
+    (row,) = chipsweep.evaluate([{"model": "llama2_70b", "chip": "google_tpu_v5p", "n_chips": 256, "global_batch": 1024,
+                                  "tokens": 2e12, "cost_basis": "owned", "chip.purchase_usd": 20000}],
+                                kind="training").to_pylist()
+    assert row["capex_usd"] > 0 and row["cost_usd"] != row["cost_usd"]  # NaN: no electricity without a power
+    assert "no purchase price" not in row["notes"] and "prices the electricity at the chip's power" in row["notes"]
 
 
 def test_typed_parameters_are_checked(lake: str) -> None:

@@ -781,6 +781,8 @@ TRAINING_NOTES = (
     "cost not computed: cost_basis rental, and the chip has no rental price (give chip.usd_per_hour)",
     "cost not computed: cost_basis owned, and the chip has no purchase price (give chip.purchase_usd or "
     "chip.server_usd)",
+    "cost not computed: cost_basis owned prices the electricity at the chip's power, and tdp_w is not published "
+    "(give chip.tdp_w)",
 )
 
 
@@ -795,13 +797,15 @@ def training_notes(x: Mapping[str, Array], out: Mapping[str, Array], feasible: A
     nan = np.full(n, np.nan)
     no_cost = ~np.isfinite(np.asarray(out.get("cost_usd", nan), dtype=np.float64))
     basis = np.broadcast_to(np.asarray(out.get("cost_owned", nan), dtype=np.float64), (n,))  # 0 rental, 1 owned, NaN none
+    priced = np.isfinite(np.asarray(out.get("capex_usd", nan), dtype=np.float64))  # owned: the purchase is known
     flags = np.stack([
         ((missing & 1) != 0) & (chips > 1),
         ((missing & 2) != 0) & (chips > domain),
         no_cost & ~np.isfinite(basis),
         ~np.isfinite(np.asarray(out.get("energy_mwh", nan), dtype=np.float64)),
         no_cost & (basis == 0),
-        no_cost & (basis == 1),
+        no_cost & (basis == 1) & ~priced,
+        no_cost & (basis == 1) & priced,
     ], axis=1) & np.asarray(feasible, dtype=bool)[:, None]
     codes = flags @ (1 << np.arange(len(TRAINING_NOTES)))
     texts = {int(c): "; ".join(t for i, t in enumerate(TRAINING_NOTES) if c >> i & 1) for c in np.unique(codes)}

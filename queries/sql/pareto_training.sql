@@ -42,7 +42,7 @@ SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
                        offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        $objectives.columns,
-       cost_basis, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
+       cost_basis, capex_usd, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
        global_batch,
        calibrated_on, sweep, version, idx
 -- each frontier one block of rows: rental, then owned
