@@ -89,6 +89,7 @@ _DENIED_RE = re.compile(r"(?<![a-z0-9_$])(" + "|".join(DENIED_FUNCTIONS) + r")(?
                         # information_schema.views, however quoted or spaced (its other tables stay open)
                         r"|(information_schema\W*\.\W*views)(?![a-z0-9_$])")
 _COMMENT_RE = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+META_TRUNCATED = b"chipsweep.truncated"  # an answer cut at max_rows: the row count it was cut at
 QUEUE_WAIT_S = 10.0  # how long a query waits for a free slot before it is refused
 
 
@@ -192,8 +193,9 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float | Non
             if rel is None:
                 raise QueryError(f"{what}: the statement returns no rows; allowed: one SELECT or WITH statement",
                                  field="sql")
-            keep = min(x for x in (max_rows, None if cap is None else cap + 1) if x is not None) \
-                if (max_rows is not None or cap is not None) else None
+            # one row past max_rows tells whether there were more (the answer says it was cut)
+            keep = min(x for x in (None if max_rows is None else max_rows + 1, None if cap is None else cap + 1)
+                       if x is not None) if (max_rows is not None or cap is not None) else None
             if keep is not None:
                 reader = rel.to_arrow_reader(batch_size=min(keep, 100_000) or 1)
                 batches: list[pa.RecordBatch] = []
@@ -208,7 +210,13 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float | Non
                         f"{what}: more than {cap:,} rows; the limit is {cap:,} rows per answer "
                         f"({SETTING_NAMES['row_cap']}); allowed: add a LIMIT, filter or aggregate",
                         field="row_cap", value=cap, allowed=f"at most {cap:,} rows")
-                table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, keep)
+                table = pa.Table.from_batches(batches, schema=reader.schema)
+                if max_rows is not None and table.num_rows > max_rows:
+                    table = table.slice(0, max_rows)
+                    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                                           META_TRUNCATED: str(max_rows).encode()})
+                else:
+                    table = table.slice(0, keep)
             else:
                 table = rel.to_arrow_table()
         except duckdb.InterruptException:

@@ -344,7 +344,11 @@ def test_sql_command(lake: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", "DROP VIEW training", "--lake", lake]) == 2
     assert "DROP statements are not allowed" in capsys.readouterr().err
     assert main(["sql", "SELECT * FROM range(10)", "--max-rows", "3", "--format", "csv", "--lake", lake]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[1:] == ["0", "1", "2"]
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[1:] == ["0", "1", "2"]
+    assert "the first 3 rows (--max-rows); the query returns more" in err  # a cut answer says so (it did not)
+    assert main(["sql", "SELECT * FROM range(3)", "--max-rows", "3", "--lake", lake]) == 0
+    assert "--max-rows" not in capsys.readouterr().err  # exactly that many: nothing was cut
     # a column named twice (a self-join's a.x, b.x) crashed the table printer (IndexError) and lost one in JSON
     assert main(["sql", "SELECT 1 AS x, 2 AS x", "--lake", lake]) == 0
     assert capsys.readouterr().out.splitlines()[0].split() == ["x", "x_2"]

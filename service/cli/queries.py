@@ -8,7 +8,7 @@ import sys
 
 from chipsweep.queries import output
 from chipsweep.queries.plot import check_plot_path, plot
-from chipsweep.queries.runner import count_saved, run_saved, unplaced_chips
+from chipsweep.queries.runner import META_TRUNCATED, count_saved, run_saved, unplaced_chips
 from chipsweep.queries.saved import load_query, saved_queries
 from chipsweep.service import python_api
 from chipsweep.service.cli.base import Subparsers, fail
@@ -92,4 +92,6 @@ def query(args: argparse.Namespace) -> int:
 def sql(args: argparse.Namespace) -> int:
     table = python_api.sql(args.text, lake=args.lake, timeout_s=args.timeout, max_rows=args.max_rows)
     print(output.render(table, args.format))
+    if META_TRUNCATED in (table.schema.metadata or {}):  # said apart from the rows, so a CSV or JSON stays clean
+        print(f"chipsweep: the first {table.num_rows:,} rows (--max-rows); the query returns more", file=sys.stderr)
     return 0
