@@ -383,6 +383,23 @@ def test_fitted_asic_constants_are_what_their_fit_gives() -> None:
     refit = fit_edge()
     assert refit["asic.gpu_power_factor"] == pytest.approx(asic_yaml["asic"]["gpu_power_factor"]["value"], rel=2e-3)
     assert refit["asic.misc_power_density_ratio"] == pytest.approx(asic_yaml["asic"]["misc_power_density_ratio"]["value"], abs=2e-3)
+    # the fit reads TOPS/W at shares 0 and 1 and interpolates the power between them: the model's own answer at the
+    # catalog's share is that interpolation (full-load power is linear in the share)
+    import copy
+
+    from chipsweep.workers.validation import edge
+    from chipsweep.workers.validation.cases import asic_cases
+
+    catalog = load_catalog()
+    npus = [c for c in asic_cases(catalog) if c.source == "asic_edge_tops_per_w"]
+
+    def at(r: float) -> np.ndarray:
+        c = copy.deepcopy(catalog)
+        c.asic["asic"]["misc_power_density_ratio"]["value"] = r
+        return np.array([res.predicted for res in edge.predict(npus, c)])
+
+    r = asic_yaml["asic"]["misc_power_density_ratio"]["value"]
+    assert np.allclose(1.0 / at(r), 1.0 / at(0.0) + r * (1.0 / at(1.0) - 1.0 / at(0.0)), rtol=1e-9)
 
 
 def test_every_fitted_on_name_is_a_validation_case(asic_results: list[Result]) -> None:
