@@ -357,19 +357,21 @@ class Queue:
                 " ON r.name = s.name AND r.version = s.version WHERE s.name = ? ORDER BY s.version", (name,)):
             how: dict[str, list[int]] = {"carried": [], "repriced": [], "evaluated": []}
             rows = {"carried": 0, "repriced": 0, "evaluated": 0}
-            for c in db.execute("SELECT chunk, rows, carried_from, repriced_from FROM chunks WHERE name = ? AND version = ?"
-                                " ORDER BY chunk", (name, r["version"])):
+            ran = 0  # chunks of the evaluated or re-priced kind that have run (the rest are still to run, or never will)
+            for c in db.execute("SELECT chunk, state, rows, carried_from, repriced_from FROM chunks WHERE name = ?"
+                                " AND version = ? ORDER BY chunk", (name, r["version"])):
                 way = ("carried" if c["carried_from"] is not None
                        else "repriced" if c["repriced_from"] is not None else "evaluated")
                 how[way].append(int(c["chunk"]))
                 rows[way] += int(c["rows"] or 0)
+                ran += way != "carried" and c["state"] == "done"
             out.append({
                 "sweep_id": name, "version": r["version"], "state": r["state"], "created_at": r["created_at"],
                 "finished_at": r["finished_at"], "configurations": r["configurations"],
                 "base_version": r["base_version"], "trigger": r["trigger"] or "submit",
                 "changes": json.loads(r["changes"]) if r["changes"] else [],
                 "chunks_evaluated": len(how["evaluated"]), "chunks_repriced": len(how["repriced"]),
-                "chunks_carried": len(how["carried"]),
+                "chunks_carried": len(how["carried"]), "chunks_run": ran,
                 "rows_recomputed": rows["evaluated"], "rows_repriced": rows["repriced"], "rows": sum(rows.values()),
                 # which chunks, as ranges ("0-3, 7"): history and the UI show them
                 "chunk_ranges": {way: spans(ids) for way, ids in how.items()},

@@ -118,6 +118,17 @@ def test_a_sweep_name_keeps_its_kind(home) -> None:  # type: ignore[no-untyped-d
     assert [r.version for r in queue.sweeps()] == [1]  # nothing queued
 
 
+def test_history_of_a_version_cancelled_before_it_ran_says_none_ran(home, capsys) -> None:  # type: ignore[no-untyped-def]
+    queue = Queue(home.queue_path)
+    row = submit(training_spec("never-ran"), settings=home, queue=queue, chunk_size=2000)
+    cancel(queue, row.sweep_id)
+    assert cli(["history", "never-ran"]) == 0
+    out = capsys.readouterr().out
+    # it read "4 chunks evaluated (0 rows)"
+    assert f"{row.chunks_total} chunks to evaluate" in out and f"0 of the {row.chunks_total} run so far (0 rows)" in out
+    assert "chunks evaluated" not in out
+
+
 def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
     queue = Queue(home.queue_path)

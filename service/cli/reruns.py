@@ -73,9 +73,15 @@ def history(args: argparse.Namespace) -> int:
     for v in versions:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["created_at"]))
         base = f" from v{v['base_version']}" if v["base_version"] else ""
-        print(f"v{v['version']}  {when} UTC  {v['state']:9s} {v['trigger']}{base}: "
-              f"{v['chunks_evaluated']} chunks evaluated ({v['rows_recomputed']:,} rows), "
-              f"{v['chunks_repriced']} re-priced ({v['rows_repriced']:,} rows), {v['chunks_carried']} carried")
+        head = f"v{v['version']}  {when} UTC  {v['state']:9s} {v['trigger']}{base}: "
+        if v["state"] == "done":
+            print(head + f"{v['chunks_evaluated']} chunks evaluated ({v['rows_recomputed']:,} rows), "
+                  f"{v['chunks_repriced']} re-priced ({v['rows_repriced']:,} rows), {v['chunks_carried']} carried")
+        else:  # what it is to do, and how much of it ran ("3 chunks evaluated (0 rows)" read for a sweep never started)
+            todo = v["chunks_evaluated"] + v["chunks_repriced"]
+            print(head + f"{v['chunks_evaluated']} chunks to evaluate, {v['chunks_repriced']} to re-price, "
+                  f"{v['chunks_carried']} carried; {v.get('chunks_run', 0)} of the {todo} run so far "
+                  f"({v['rows_recomputed'] + v['rows_repriced']:,} rows)")
         if v["base_version"]:
             for way, label in (("evaluated", "evaluated"), ("repriced", "re-priced"), ("carried", "carried")):
                 if v["chunk_ranges"][way]:
