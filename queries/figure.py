@@ -144,6 +144,16 @@ def figure_data(
     cols = [c for c in ("chip", "chip_name", "source", "node_nm") if c in cand.column_names]
     cchip = np.array([_chip(r) for r in cand.select(cols).to_pylist()] if cols else [OTHER] * len(cx), dtype=np.object_)
     keep = np.isfinite(cx) & np.isfinite(cy)
+    # a candidate the frontier could not have held is not drawn behind it: one lacking an objective the plot does
+    # not show (an edge row without a unit cost lay faster and leaner than the three-objective frontier), or of a
+    # workload the frontier's rows are not of (another prompt or generated length is another question)
+    for o in objs[2:]:
+        if o.column in cand.column_names:
+            keep &= np.isfinite(_finite(cand[o.column]))
+    work = [c for c in ("prompt_len", "gen_len") if c in cand.column_names and c in frontier.column_names]
+    if work and frontier.num_rows:
+        shown = set(zip(*(frontier[c].to_pylist() for c in work), strict=True))
+        keep &= np.array([t in shown for t in zip(*(cand[c].to_pylist() for c in work), strict=True)], dtype=bool)
     cx, cy, cchip = cx[keep], cy[keep], cchip[keep]
     axes = [Axis(o.column, axis_title(o), o.sense, _log(np.concatenate([v, c])))
             for o, v, c in ((objs[0], fx, cx), (objs[1], fy, cy))]
