@@ -92,6 +92,23 @@ def spec_of_size(name: str, factor: int, store: str = "all") -> dict[str, Any]:
     return spec
 
 
+def evaluated_lake(spec: dict[str, Any], root: Path, catalog: Any = None) -> pa.Table:
+    """`spec` evaluated in this process (no Ray) and written as version 1 of a one-sweep lake at `root`, done;
+    returns its rows (the saved queries read the lake)."""
+    from chipsweep.lake import Lake
+    from chipsweep.schemas.catalog import load_catalog
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+    from chipsweep.workers.chunk import ChunkEvaluator
+
+    sweep = resolve(parse_spec(spec), catalog if catalog is not None else load_catalog())
+    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
+    store = Lake(str(root))
+    store.write_part(table, sweep.kind, sweep.name, 1, 0)
+    store.write_dims(sweep, 1, created_at=0.0, state="done")
+    return table
+
+
 def read_facts(lake: str, kind: str, name: str, version: int) -> pa.Table:
     """Every committed fact row of one sweep version (temporary files are not part files)."""
     from chipsweep.lake import Lake

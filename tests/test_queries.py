@@ -252,23 +252,17 @@ def test_chips_and_precision_are_checked_against_the_lake_and_the_vocabulary(lak
 def test_an_owned_cost_without_power_asks_for_the_power_not_a_price(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A TPU v5p given a purchase price but no TDP has its capex, and no owned cost (the electricity needs its power):
     the left-off note and the row's notes asked for a purchase price it already had."""
-    from chipsweep.lake import Lake
     from chipsweep.queries.runner import unplaced_chips
     from chipsweep.schemas.catalog import load_catalog
-    from chipsweep.schemas.spec import parse_spec
-    from chipsweep.schemas.sweep import resolve
-    from chipsweep.workers.chunk import ChunkEvaluator
+    from tests.conftest import evaluated_lake
 
     overlay = tmp_path / "o.yaml"
     overlay.write_text("chips:\n  - id: google_tpu_v5p\n    purchase_usd: 20000\n")
     spec = {"name": "tpu", "kind": "training", "store": "all", "axes": {
         "model": ["llama2_70b"], "chip": ["google_tpu_v5p", "nvidia_h100_sxm"], "n_chips": [256]},
         "fixed": {"global_batch": 1024, "tokens": 2e12, "cost_basis": "owned"}}
-    sweep = resolve(parse_spec(spec), load_catalog(str(overlay), use_env=False))
-    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
     root = str(tmp_path / "lake")
-    Lake(root).write_part(table, "training", "tpu", 1, 0)
-    Lake(root).write_dims(sweep, 1, created_at=0.0, state="done")
+    evaluated_lake(spec, tmp_path / "lake", load_catalog(str(overlay), use_env=False))
     (item,) = unplaced_chips("pareto_training", {"model": "llama2_70b"}, lake=root)
     assert item["chip"] == "google_tpu_v5p" and item["catalog_lacks"] == ["power"]
     import chipsweep

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -129,19 +130,26 @@ def test_history_of_a_version_cancelled_before_it_ran_says_none_ran(home, capsys
     assert "chunks evaluated" not in out
 
 
-def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
+def _cancel_after_two_chunks(home, name: str, factor: int, timeout: float) -> tuple[Queue, Any, int]:  # type: ignore[no-untyped-def]
+    """A sweep run by two workers, cancelled once two of its chunks are done: (queue, its row, chunks done then)."""
     queue = Queue(home.queue_path)
-    row = submit(spec_of_size("cancel-me", 4), settings=home, queue=queue, chunk_size=1000)
+    row = submit(spec_of_size(name, factor), settings=home, queue=queue, chunk_size=1000)
     disp = Dispatcher(queue, home, actors=2)
     t = threading.Thread(target=run_until, args=(queue, home, over(queue, row.sweep_id)), kwargs={"dispatcher": disp})
     t.start()
     try:
-        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 60, "two chunks done")
+        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, timeout, "two chunks done")
+        at_cancel = queue.status(row.sweep_id)["chunks_done"]
         cancel(queue, row.sweep_id)
-        t.join(60)
+        t.join(timeout)
     finally:
         disp.close()
+    return queue, row, at_cancel
+
+
+def test_cancel_mid_sweep_keeps_committed_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
+    queue, row, _ = _cancel_after_two_chunks(home, "cancel-me", 4, 60)
     status = queue.status(row.sweep_id)
     assert status["state"] == "cancelled" and 2 <= status["chunks_done"] < row.chunks_total
     table = read_facts(home.lake, "training", "cancel-me", 1)
@@ -154,18 +162,7 @@ def test_cancel_stops_the_chunks_already_handed_to_workers_that_have_not_begun(h
     (2 -> 6 of 6 chunks done, minutes of work with large chunks). A cancel now withdraws them; they wait, pending,
     for a resume (their attempt not counted), and only the chunks already running finish."""
     monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "2.0")
-    queue = Queue(home.queue_path)
-    row = submit(spec_of_size("cancel-queued", 12), settings=home, queue=queue, chunk_size=1000)
-    disp = Dispatcher(queue, home, actors=2)
-    t = threading.Thread(target=run_until, args=(queue, home, over(queue, row.sweep_id)), kwargs={"dispatcher": disp})
-    t.start()
-    try:
-        wait_for(lambda: queue.status(row.sweep_id)["chunks_done"] >= 2, 120, "two chunks done")
-        at_cancel = queue.status(row.sweep_id)["chunks_done"]
-        cancel(queue, row.sweep_id)
-        t.join(120)
-    finally:
-        disp.close()
+    queue, row, at_cancel = _cancel_after_two_chunks(home, "cancel-queued", 12, 120)
     status = queue.status(row.sweep_id)
     assert status["state"] == "cancelled"
     assert status["chunks_done"] <= at_cancel + 2  # at most the two that were running

@@ -24,6 +24,7 @@ from chipsweep.schemas.sweep import resolve
 from chipsweep.workers.chunk import ChunkEvaluator
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import EvaluateError
+from tests.conftest import evaluated_lake
 
 H100 = "nvidia_h100_sxm"
 B200 = "nvidia_b200_hgx"
@@ -536,13 +537,8 @@ def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path
         "model": ["llama3_8b"], "chip": ["nvidia_rtx_4090", "nvidia_jetson_orin_nano_8gb", "nvidia_jetson_agx_orin_64gb"],
         "weight_bits": [4]}, "fixed": {"prompt_len": 512, "gen_len": 128},
         "overrides": {"nvidia_jetson_agx_orin_64gb": {"purchase_usd": 1999}}}
-    sweep = resolve(parse_spec(spec), load_catalog())
-    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
     root = str(tmp_path / "lake")
-    store = Lake(root)
-    store.write_part(table, "inference", "edge", 1, 0)
-    store.write_dims(sweep, 1, created_at=0.0, state="done")
-    rows = {r["idx"]: r for r in table.to_pylist()}
+    rows = {r["idx"]: r for r in evaluated_lake(spec, tmp_path / "lake").to_pylist()}
     assert all(r["batch"] > r["concurrency"] == 1 for r in rows.values())  # the two points differ
     front = run_saved("pareto_edge", {"model": "llama3_8b"}, lake=root).to_pylist()
     assert {f["chip"] for f in front} == {"nvidia_rtx_4090", "nvidia_jetson_orin_nano_8gb", "nvidia_jetson_agx_orin_64gb"}
@@ -561,13 +557,8 @@ def test_pareto_edge_ranks_asic_designs_at_their_serving_point_per_workload_and_
         "model": ["llama3.2_3b"], "node_nm": [4.5, 7], "n_mac": [2048, 8192], "dram": ["lpddr5x"],
         "dram_bus_bits": [128], "dram_mt_s": [6400, 8533], "precision": ["int8"], "arch": ["npu", "gpu"],
         "prompt_len": [128, 2048]}, "fixed": {"weight_bits": 8, "gen_len": 256, "batch": 1}}
-    sweep = resolve(parse_spec(spec), load_catalog())
-    table = ChunkEvaluator(sweep).evaluate(0, sweep.configurations)
     root = str(tmp_path / "lake")
-    store = Lake(root)
-    store.write_part(table, "asic", "designs", 1, 0)
-    store.write_dims(sweep, 1, created_at=0.0, state="done")
-    rows = {r["idx"]: r for r in table.to_pylist()}
+    rows = {r["idx"]: r for r in evaluated_lake(spec, tmp_path / "lake").to_pylist()}
     assert {r["node_nm"] for r in rows.values()} == {4.5, 7.0}
     assert {r["dram_mt_s"] for r in rows.values()} == {6400.0, 8533.0} and {r["arch"] for r in rows.values()} == {"npu", "gpu"}
     front = run_saved("pareto_edge", {"model": "llama3.2_3b"}, lake=root).to_pylist()
