@@ -427,11 +427,11 @@ def test_validate_lists_the_serving_constants_a_fit_left_at_a_bound():
 
 def test_a_concurrency_refused_for_a_kv_cache_tensor_parallelism_replicates_points_to_dp_attention() -> None:
     """DeepSeek-V3's latent attention keeps one latent per layer: tensor parallelism over 8 H200 holds every
-    request's KV cache on each of the 8 chips, so 2,048 requests of 3,000 tokens do not fit; attention data
-    parallelism (SGLang's --enable-dp-attention) keeps each chip's own requests' only, and they do. The refusal says
-    so. Llama 3 70B's 8 KV heads split over 8 chips: nothing is replicated, no such hint."""
+    request's KV cache on each of the 8 chips, so 1,792 requests of 3,000 tokens do not fit; attention data
+    parallelism (SGLang's --enable-dp-attention) keeps each chip's own requests' only (and the attention weights
+    whole: 2,048 requests no longer fit beside them), and they do. The refusal says so. Llama 3 70B's 8 KV heads split over 8 chips: nothing is replicated, no such hint."""
     ds = dict(model="deepseek_v3", chip="nvidia_h200_sxm", n_chips=8, ep=8, prompt_len=2000, gen_len=1000,
-              concurrency=2048, compute_precision="fp8")
+              concurrency=1792, compute_precision="fp8")
     refused, served = run(ds, {**ds, "dp_attention": True})
     assert "does not fit in memory" in refused["infeasible_reason"]
     assert "or set dp_attention true" in refused["infeasible_reason"] and "8x over" in refused["infeasible_reason"]
@@ -525,6 +525,31 @@ def test_data_parallel_attention_gives_one_request_one_rank() -> None:
     assert one["tpot_attention_s"] == pytest.approx(eight["tpot_attention_s"], rel=0.02)
     # a ninth request lands on a rank that already holds one: the busiest rank's attention doubles
     assert nine["tpot_attention_s"] == pytest.approx(2 * eight["tpot_attention_s"], rel=0.05)
+
+
+def test_data_parallel_attention_keeps_the_attention_weights_whole_on_every_chip() -> None:
+    """Each rank of data-parallel attention runs whole attention layers for its own requests, so it holds all of the
+    attention projections (SGLang's attention tensor-parallel size is tp / dp = 1), not a 1/8 share: DeepSeek-V3's
+    latent attention per layer (arXiv:2412.19437 sec. 2.1.1, the HF config's ranks) is q 7168x1536 + 1536x128x192,
+    the latent 7168x(512+64) + 512x128x(128+128), out 128x128x7168 = 187.1M weights, 11.41B over 61 layers: at fp8,
+    7/8 of 11.41 GB more per chip, which the memory, and the bytes a decode step reads, now count (they kept 1/8).
+    The ranks' KV cache was already their own sequences'."""
+    per_layer = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168
+    assert per_layer == 187_105_280
+    ds = dict(model="deepseek_v3", chip="nvidia_h200_sxm", n_chips=8, ep=8, prompt_len=2000, gen_len=500,
+              compute_precision="fp8", weight_bits=8, kv_bits=8, concurrency=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dpa, tp = chipsweep.evaluate([dict(ds, dp_attention=True), dict(ds, dp_attention=False)], kind="inference",
+                                     explain=True).to_pylist()
+    # the KV cache moves the other way: tensor parallelism keeps MLA's one latent head on every rank, data-parallel
+    # attention keeps a request's cache on its own rank only (an eighth per chip on average)
+    kv = 61 * 576 * (2000 + 250) / 1e9  # GB of one request's latent cache at 8 bits (kv_reserve 0.5 of 500 outputs)
+    extra = dpa["mem_gb"] - tp["mem_gb"]
+    assert extra == pytest.approx(61 * per_layer * 7 / 8 / 1e9 + (kv / 8 - kv), rel=0.02)
+    # one user's decode step is memory-bound: its dense GEMMs now read the whole attention stack (11.4 of the ~16 GB
+    # of weights outside the routed experts) where tensor parallelism reads an eighth of everything
+    assert dpa["tpot_gemm_s"] > 4 * tp["tpot_gemm_s"]
 
 
 def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path) -> None:

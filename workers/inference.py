@@ -113,7 +113,7 @@ INPUT_KEYS = (
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
-    "moe_topk_groups",
+    "moe_topk_groups", "w_attention",
     # workload (n_chips, batch, concurrency: NaN = choose)
     "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch", "low_compute",
     "concurrency", "prompt_len",
@@ -244,7 +244,11 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     inv_t = 1.0 / t
     kv_chip = kv_tok / pp * np.where(dp_att, 1.0 / tp, np.maximum(1.0 / tp, 1.0 / x["kv_share"]))  # bytes/token/seq, per chip
     state_chip = state_seq * inv_t if stateful else 0.0  # bytes per sequence per chip: the state-space heads split over tp, layers over pp
-    w_chip = w_all * inv_t  # bytes of weights on one chip
+    # data-parallel attention (SGLang --enable-dp-attention): every chip runs the attention of its own sequences, so
+    # it keeps the attention projections of its stage whole instead of a 1/tp share (the experts, dense MLPs and the
+    # head stay split): bytes per weight of them, times the chips' extra share
+    att_rep = np.where(dp_att, 1.0 / pp - inv_t, 0.0) * x["w_attention"]  # extra weights per chip
+    w_chip = w_all * inv_t + att_rep * w_byte  # bytes of weights on one chip
     room = usable - w_chip  # bytes per chip left for sequences
     # activations live only for the tokens of one pass, which an engine caps at max_tokens (chunked prefill)
     a_tok = (2.0 * h + (x["n_proj"] - 1.0) * x["ffn"] / tp) * act_b  # bytes per token in flight, per chip
@@ -360,7 +364,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
 
     # per chip, what one iteration's work costs on each roofline (the weight GEMMs and the attention kernels run one
     # after the other in every layer, each on its own roofline)
-    w_d = w_dense * inv_t  # bytes per chip: dense weights
+    w_d = w_dense * inv_t + att_rep * w_byte  # bytes per chip: dense weights (data-parallel attention's whole)
     w_e_all = w_exp * inv_t  # bytes per chip: every routed expert
     kv_seq = kv_chip * c_avg_kv  # bytes per chip a decoding sequence reads from the KV cache
     if stateful:
@@ -437,7 +441,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         w_st_d, w_st_e = w_d, w_e_all * touched  # bytes per chip as stored
         w_gemm_d, w_gemm_e = w_st_d, w_st_e
         if any_dq:
-            w_gemm_d = np.where(dq, x["w_dense"] * act_b * inv_t, w_gemm_d)
+            w_gemm_d = np.where(dq, (x["w_dense"] * inv_t + att_rep) * act_b, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
         byt = w_gemm_d * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
         byt_e = w_gemm_e * k  # bytes: routed experts touched

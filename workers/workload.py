@@ -9,6 +9,7 @@ asic-notes.md section 6 (reference set) for the quantisation-scale overhead per 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from chipsweep.schemas.vocab import BITS, MLP_TYPES, MOE_FIELDS, SHAPE_FIELDS
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, choices, ids, numbers
 from chipsweep.workers.tables import compact, model_columns, model_shape_arrays
-from chipsweep.workers.transformer import Shapes, total_params
+from chipsweep.workers.transformer import Shapes, attention_params, total_params
 
 Array = np.ndarray
 
@@ -26,7 +27,7 @@ Array = np.ndarray
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
               "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
-              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups")
+              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -126,6 +127,11 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         "params_read": w_dense + w_expert * k / E,  # parameters one token uses (all of them on a dense model)
         "w_dense": w_dense,
         "w_expert": w_expert,
+        # the attention projections' parameters, every attention layer (latent attention's own shapes where it has
+        # them): what data-parallel attention keeps whole on every chip
+        "w_attention": kv_layers * attention_params(replace(
+            shapes, mla_q_rank=np.nan_to_num(mcols["mla_q_rank"]), mla_kv_rank=np.nan_to_num(mcols["mla_kv_rank"]),
+            mla_rope=np.nan_to_num(mcols["mla_rope_dim"]))),
         "moe_experts": E,
         "moe_topk": k,
         "moe_layers": moe_layers,
