@@ -221,8 +221,25 @@ def test_dram_capacity_left_blank_is_sized_to_the_workload_and_priced(ctx: Conte
     sized, none = run(ctx, dict(WORKED, model="llama3.2_3b", weight_bits=4, dram_gb=None, batch=1),
                       dict(WORKED, model="llama3.2_3b", weight_bits=4, dram_gb=0, batch=1))
     assert sized["dram_gb"] == pytest.approx(sized["mem_gb"] - 16e6 / 1e9)
-    assert sized["unit_cost_usd"] - 11.48 == pytest.approx(sized["dram_gb"] * k["dram_usd_per_gb"], abs=0.02)
+    lpddr = k["dram_usd_per_gb"][DRAM_TYPES.index("lpddr5x")]
+    assert lpddr == 4.0  # asic_constants.yaml unit_cost.lpddr_cost_per_GB
+    assert sized["unit_cost_usd"] - 11.48 == pytest.approx(sized["dram_gb"] * lpddr, abs=0.02)
     assert not none["fits"]
+
+
+def test_hbm_is_priced_at_trendforces_ratio_to_commodity_dram_not_at_the_lpddr_price(ctx: Context, k: dict) -> None:
+    """An HBM design's bundled memory was priced at LPDDR's $4/GB, so an HBM3 stack looked no dearer per GB than a
+    phone's LPDDR and HBM designs crowded the cost objective. TrendForce puts HBM at about five times DDR5 per unit
+    (2024-05-06 press release; four to five times through 2025): HBM is priced at 5x the LPDDR price, and the row
+    says the price is that estimate. The same capacity costs 5x; the die and package are the HBM design's own."""
+    base = dict(WORKED, model="llama3.1_8b", weight_bits=8, dram_gb=24, batch=1, n_mac=65536)
+    lp, hbm = run(ctx, dict(base, dram="lpddr5x", dram_bus_bits=1024), dict(base, dram="hbm3", dram_bus_bits=1024))
+    price = {d: k["dram_usd_per_gb"][DRAM_TYPES.index(d)] for d in ("lpddr5x", "hbm3")}
+    assert price["hbm3"] == pytest.approx(5 * price["lpddr5x"])
+    chip_lp, chip_hbm = lp["unit_cost_usd"] - 24 * price["lpddr5x"], hbm["unit_cost_usd"] - 24 * price["hbm3"]
+    assert chip_lp > 0 and chip_hbm > 0  # what is left is the die, its package and test
+    assert hbm["unit_cost_usd"] - lp["unit_cost_usd"] >= 24 * 4 * price["lpddr5x"]  # the memory alone: $384 more
+    assert "TrendForce" in hbm["notes"] and "TrendForce" not in lp["notes"]
 
 
 def test_sram_only_design_runs_compute_bound_without_dram_energy(ctx: Context, k: dict) -> None:

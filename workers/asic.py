@@ -70,7 +70,7 @@ N_NO_DRAM_BW = 32
 
 NOTES: dict[int, str] = {
     N_NODE_INTERP: "node between table nodes: energy, area, SRAM density, wafer price and D0 interpolated (linearly in the node)",
-    N_HBM: "HBM: PHY area, package and $/GB extrapolated from LPDDR/high-performance-package numbers (no HBM values in the reference set)",
+    N_HBM: "HBM: PHY area and package extrapolated from LPDDR/high-performance-package numbers (no HBM values in the reference set); $/GB from TrendForce's HBM-to-DDR5 price ratio, low confidence",
     N_WAFER_SCALE: "wafer-scale path: one die per wafer, binomial tile yield with spares x NB yield of the rest",
     N_BINOM_NORMAL: "more than 64 spare tiles: binomial tile yield by the normal approximation",
     N_GPU: "arch gpu: full-load power x gpu_power_factor (fitted on A100/H100 TDP)",
@@ -113,6 +113,9 @@ def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
     dram_e, dram_r = v("dram_energy_pj_per_bit"), v("dram_rate_mt_s")
     k["dram_pj_bit"] = np.array([float(dram_e.get(d, 0.0)) for d in DRAM_TYPES])
     k["dram_mt_s"] = np.array([float(dram_r.get(d, 0.0)) for d in DRAM_TYPES])
+    price = v("dram_usd_per_gb")  # per DRAM type (one number: every type at it)
+    k["dram_usd_per_gb"] = np.array([
+        float(price if not isinstance(price, Mapping) else price.get(d, 0.0)) for d in DRAM_TYPES])
     pkg = v("package_usd")
     k["package_usd"] = np.array([
         float(pkg["none"] if d == "none" else pkg["hbm"] if d.startswith("hbm") else pkg["lpddr"]) for d in DRAM_TYPES
@@ -122,7 +125,7 @@ def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("sram_energy_pj_per_bit", "leakage_fraction", "misc_power_density_ratio", "gpu_power_factor",
                  "sram_realized_density_factor", "dram_phy_area_mm2_per_x32", "misc_area_mm2", "reticle_mm2",
                  "wafer_scale_max_mm2", "wafer_diameter_mm", "edge_exclusion_mm", "scribe_mm", "yield_alpha",
-                 "wafer_yield", "test_usd", "final_test_yield", "dram_usd_per_gb", "compute_fraction",
+                 "wafer_yield", "test_usd", "final_test_yield", "compute_fraction",
                  "mem_bw_fraction", "clock_ghz_default"):
         k[name] = float(v(name))
     # um^2 per int8 MAC at the node the misc block's area is stated for: its gates, whatever the design's node
@@ -333,7 +336,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     flag(mask, short & batch_blank, R_NOFIT)
     flag(mask, short & ~batch_blank, R_MEMORY)
     dram_gb = np.where(sized & has_model, np.maximum(need - sram_b, 0.0) * 1e-9, given_gb)  # GB bundled
-    unit_cost = dram_gb * k["dram_usd_per_gb"] + unit_chip  # USD: chip + bundled DRAM
+    unit_cost = dram_gb * k["dram_usd_per_gb"][dram] + unit_chip  # USD: chip + bundled DRAM at its type's price
 
     # ---- workload: where the bytes come from ------------------------------------------------------
     on_chip = need <= sram_b  # the whole workload lives in SRAM
