@@ -527,6 +527,35 @@ MISSING_FIELD = {"cost_usd": "price", "unit_cost_usd": "purchase price", "usd_pe
                  "power_w": "power"}
 
 
+RANKED_COUNTS = ("configurations_within_deadline", "feasible_layouts")  # a ranking query's rows per chip
+RANKED_BEST = ("time_to_train_days",)  # shown for a chip a ranking leaves off (its fastest row's)
+
+
+def _unranked_chips(bound: Bound, *, lake: str | None, timeout_s: float | None,
+                    limits: QueryLimits | None) -> list[dict[str, Any]]:
+    """The chips a ranking query (`-- @ranks`: each chip's best row by one column) leaves off because every row
+    of theirs lacks that column: the query run with its rows kept (`values=False`) gives each such chip a row
+    (the fastest, as the ranking breaks ties), the column blank."""
+    column = bound.ranked_column()
+    if not column:
+        return []
+    with SLOTS.hold(limits, f"query {bound.query.name}"), _connect(lake, limits, fixed_join_order=True) as con:
+        check_lake_values(con, bound)
+        table = _execute(con, bound.sql(values=False), timeout_s=timeout_s, max_rows=None,
+                         what=f"query {bound.query.name}", limits=limits)
+    out = []
+    for r in table.to_pylist():
+        v = r.get(column)
+        if r.get("chip") is None or (v is not None and math.isfinite(float(v))):
+            continue
+        rows = next((r[c] for c in RANKED_COUNTS if r.get(c) is not None), 1)
+        best = {c: r[c] for c in RANKED_BEST if c != column and r.get(c) is not None}
+        out.append({"chip": r["chip"], "rows": int(rows), "missing": [column],
+                    "catalog_lacks": [MISSING_FIELD.get(column, column)], "best": best,
+                    "calibrated_on": r.get("calibrated_on")})
+    return out
+
+
 def unplaced_chips(
     name: str, params: Mapping[str, object] | None, *, lake: str | None = None, timeout_s: float | None = None,
     limits: QueryLimits | None = None,
@@ -538,7 +567,7 @@ def unplaced_chips(
     bound = bind(name, params)
     objs = bound.final_objectives() or []
     if not objs:
-        return []
+        return _unranked_chips(bound, lake=lake, timeout_s=timeout_s, limits=limits)
     part = [c for c in bound.final_partition() if c != "chip"]
 
     def col(o: Objective) -> str:

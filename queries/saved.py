@@ -6,6 +6,8 @@ Header lines:
     -- <name>: <what it answers, possibly over several comment lines>
     -- @param <name> <type> [= <default>]  <doc>
     -- @plot                                (the result is a frontier that `--plot` can draw)
+    -- @ranks <column | $param>             (the result is each chip's best row by this column: a chip whose every
+                                             row lacks it, no price or no power, is left off and said so)
 
 In the body (DuckDB SQL over the lake's views, lake/views.py):
 
@@ -13,6 +15,8 @@ In the body (DuckDB SQL over the lake's views, lake/views.py):
     $name.columns                           the columns an objectives parameter names (a SELECT list)
     pareto(rel, $objectives | 'a,b:max'     the rows of `rel` on the Pareto frontier
            [, partition_by := (col, ...)])  (built by queries/frontier.py)
+    has_value(expr)                         isfinite(expr): the rows a ranking needs (`Bound.sql(values=False)`
+                                            keeps the rows without it, to name the chips left off)
 
 Types: `text`, `int`, `float`, `positive` (a float > 0: a deadline, a budget, an SLO), `choice(a|b|c)`, `objectives(training|edge)`, and four checked against
 the lake before the query runs (queries/runner.py): `model` (a model id in the lake), `sweep` (a sweep
@@ -38,6 +42,7 @@ from chipsweep.schemas.columns import KINDS, objective_columns
 
 SQL_DIR = Path(__file__).with_name("sql")
 _PARAM_RE = re.compile(r"^--\s*@param\s+(\w+)\s+(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(.*)$")
+_HAS_VALUE_RE = re.compile(r"\bhas_value\(\s*([\w.]+)\s*\)")
 _PARETO_RE = re.compile(
     r"\bpareto\(\s*(?P<rel>\w+)\s*,\s*(?P<obj>\$\w+|'[^']*')\s*"
     r"(?:,\s*partition_by\s*:=\s*\((?P<part>[\w\s,]*)\))?\s*\)",
@@ -97,6 +102,7 @@ class SavedQuery:
     path: Path
     plot: bool = False
     param_names: tuple[str, ...] = field(default=())
+    ranks: str | None = None  # the column (or $param naming it) the result keeps each chip's best row by
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "answers": self.answers, "plot": self.plot,
@@ -108,6 +114,7 @@ def parse_saved(path: Path) -> SavedQuery:
     answers: list[str] = []
     params: list[Param] = []
     plot = False
+    ranks: str | None = None
     body: list[str] = []
     in_header = True
     for line in path.read_text().splitlines():
@@ -124,6 +131,8 @@ def parse_saved(path: Path) -> SavedQuery:
                                     doc.strip()))
             elif stripped.startswith("-- @plot"):
                 plot = True
+            elif stripped.startswith("-- @ranks"):
+                ranks = stripped[len("-- @ranks"):].strip()
             elif not stripped.startswith("-- @"):
                 text = stripped[2:].strip()
                 if not answers and text.startswith(f"{name}:"):
@@ -134,7 +143,7 @@ def parse_saved(path: Path) -> SavedQuery:
         in_header = False
         body.append(line)
     return SavedQuery(name, " ".join(answers), tuple(params), "\n".join(body).strip().rstrip(";"), path, plot,
-                      tuple(p.name for p in params))
+                      tuple(p.name for p in params), ranks)
 
 
 @cache
@@ -211,9 +220,17 @@ class Bound:
     objectives: dict[str, list[Objective]]  # objectives parameter -> parsed list
     literals: dict[str, str]  # parameter -> SQL literal
 
-    def sql(self, *, frontier: bool = True) -> str:
-        """The statement to run; `frontier=False` replaces every pareto(...) by its input rows."""
-        return expand(self.query.sql, self.literals, self.objectives, frontier=frontier)
+    def sql(self, *, frontier: bool = True, values: bool = True) -> str:
+        """The statement to run; `frontier=False` replaces every pareto(...) by its input rows, `values=False`
+        every has_value(...) by true (the rows a ranking leaves out stay)."""
+        return expand(self.query.sql, self.literals, self.objectives, frontier=frontier, values=values)
+
+    def ranked_column(self) -> str | None:
+        """The column the result ranks each chip's rows by (`-- @ranks`), a $param resolved to its value."""
+        ranks = self.query.ranks
+        if ranks and ranks.startswith("$"):
+            return str(self.values.get(ranks[1:]))
+        return ranks
 
     def final_objectives(self) -> list[Objective] | None:
         """The objectives of the last pareto(...) in the query (what its result is a frontier of)."""
@@ -289,8 +306,9 @@ def _objectives_arg(arg: str, objectives: Mapping[str, list[Objective]]) -> list
 
 
 def expand(sql: str, literals: Mapping[str, str], objectives: Mapping[str, list[Objective]], *,
-           frontier: bool = True) -> str:
-    """Replace pareto(...) by the frontier SQL (or by its input, `frontier=False`) and $name by literals."""
+           frontier: bool = True, values: bool = True) -> str:
+    """Replace pareto(...) by the frontier SQL (or by its input, `frontier=False`), has_value(x) by isfinite(x) (or
+    by true, `values=False`) and $name by literals."""
 
     def pareto(m: re.Match[str]) -> str:
         rel = m.group("rel")
@@ -299,6 +317,7 @@ def expand(sql: str, literals: Mapping[str, str], objectives: Mapping[str, list[
         return pareto_sql(rel, _objectives_arg(m.group("obj"), objectives), partition_by=_partition(m, objectives))
 
     out = _PARETO_RE.sub(pareto, sql)
+    out = _HAS_VALUE_RE.sub(lambda m: f"isfinite({m.group(1)})" if values else "true", out)
 
     def columns(m: re.Match[str]) -> str:
         name = m.group(1)

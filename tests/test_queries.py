@@ -495,3 +495,35 @@ def test_a_frontier_names_the_chips_it_cannot_place_for_want_of_a_price(
     # machine formats stay the rows alone
     assert main(["query", "pareto_training", "-p", "model=llama2_70b", "--format", "csv", "--lake", lake]) == 0
     assert "left off" not in capsys.readouterr().out
+
+
+def test_the_cheapest_and_best_layout_queries_name_the_chips_they_drop_for_want_of_a_price(
+        tmp_path: Path, grid: pa.Table, capsys: pytest.CaptureFixture[str]) -> None:
+    """cheapest_within_deadline keeps each chip's cheapest row within the deadline, and best_layout each chip's best
+    by the objective: a chip without a price had no cheapest and vanished from both without a word, however fast.
+    Both now name it under the table with its fastest time, and the rows stay the priced chips' alone."""
+    lake = str(tmp_path / "lake")
+    t = _owned_and_unpriced(grid)
+    lakegen.write_version(lake, "training", "mixed", 1, t)
+    name = run_sql("SELECT chip FROM chips WHERE chip_id = 2", lake=lake)["chip"][0].as_py()
+    models = np.array([m[0] for m in lakegen.MODELS])[_np(t, "model_id")]
+    mine = _feasible(t) & (_np(t, "chip_id") == 2) & (models == "llama2_70b")
+    within = mine & (_np(t, "time_to_train_days") <= 60)
+    assert within.any()
+    params = {"model": "llama2_70b", "days": 60}
+    assert name not in run_saved("cheapest_within_deadline", params, lake=lake)["chip"].to_pylist()
+    (u,) = unplaced_chips("cheapest_within_deadline", params, lake=lake)
+    assert (u["chip"], u["missing"], u["catalog_lacks"], u["rows"]) == (name, ["cost_usd"], ["price"], int(within.sum()))
+    assert u["best"]["time_to_train_days"] == pytest.approx(float(np.min(_np(t, "time_to_train_days")[within])), rel=1e-6)
+    assert main(["query", "cheapest_within_deadline", "-p", "model=llama2_70b", "-p", "days=60", "--lake", lake]) == 0
+    out = capsys.readouterr().out
+    assert f"{name} (no price; best time_to_train_days" in out and "set usd_per_hour or purchase_usd" in out
+    # best_layout by cost at one size: the same chip, its fastest layout there; by time it is ranked as any other
+    size = int(_np(t, "n_chips")[mine][0])
+    at_size = mine & (_np(t, "n_chips") == size)
+    by_cost = {"model": "llama2_70b", "n_chips": size, "objective": "cost_usd"}
+    (u,) = unplaced_chips("best_layout", by_cost, lake=lake)
+    assert (u["chip"], u["catalog_lacks"], u["rows"]) == (name, ["price"], int(at_size.sum()))
+    assert u["best"]["time_to_train_days"] == pytest.approx(float(np.min(_np(t, "time_to_train_days")[at_size])), rel=1e-6)
+    assert unplaced_chips("best_layout", dict(by_cost, objective="time_to_train_days"), lake=lake) == []
+    assert name in run_saved("best_layout", dict(by_cost, objective="time_to_train_days"), lake=lake)["chip"].to_pylist()

@@ -5,6 +5,7 @@
 -- @param n_chips int  chips in the job (the cluster size)
 -- @param objective choice(time_to_train_days|cost_usd|energy_mwh|tokens_per_s|mfu|step_time_s|mem_per_chip_gb|co2_t) = time_to_train_days  what best means; tokens_per_s and mfu are maximised, the others minimised
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @ranks $objective
 WITH ok AS NOT MATERIALIZED (
     SELECT * FROM (
         SELECT f.*,
@@ -16,14 +17,14 @@ WITH ok AS NOT MATERIALIZED (
         WHERE f.fits AND coalesce(f.infeasible_reason, '') = '' AND f.n_chips = $n_chips
           AND ($sweep IS NULL OR f.sweep = $sweep)
           AND (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model)
-    ) WHERE isfinite(score)
+    ) WHERE has_value(score)
 ),
 per_version AS (
     SELECT sweep, version, model_id, chip_id,
            arg_min(struct_pack(idx, score, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage,
                                offload_layers, precision, global_batch, seq_len, time_to_train_days, cost_usd, energy_mwh,
                                tokens_per_s, mfu, step_time_s, mem_per_chip_gb),
-                   (score, cost_usd, idx)) AS best,
+                   (score, time_to_train_days, cost_usd, idx)) AS best,
            count(*) AS layouts
     FROM ok GROUP BY sweep, version, model_id, chip_id
 ),
@@ -42,5 +43,5 @@ SELECT model, chip, chip_name,
        precision, global_batch, seq_len, CAST(sum(layouts) OVER (PARTITION BY chip) AS BIGINT) AS feasible_layouts, sweep,
        version, idx
 FROM named
-QUALIFY row_number() OVER (PARTITION BY chip ORDER BY score, cost_usd, sweep, version, idx) = 1
+QUALIFY row_number() OVER (PARTITION BY chip ORDER BY score, time_to_train_days, cost_usd, sweep, version, idx) = 1
 ORDER BY score, cost_usd, chip

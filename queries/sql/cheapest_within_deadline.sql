@@ -1,13 +1,15 @@
 -- cheapest_within_deadline: for each chip, the cheapest feasible way to train one model that finishes
 --   within the deadline -- its layout, cluster size, cost and time -- over the latest version of every
---   sweep, or of one sweep. Chips that cannot make the deadline are absent.
+--   sweep, or of one sweep. Chips that cannot make the deadline are absent; chips that can but have no price
+--   in the catalog are named under the table.
 -- @param model model  catalog model id, e.g. llama2_70b
 -- @param days positive  the deadline: time to train of at most this many days
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @ranks cost_usd
 WITH ok AS NOT MATERIALIZED (
     SELECT f.* FROM latest_training f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
-      AND f.time_to_train_days <= $days AND isfinite(f.cost_usd) AND isfinite(f.time_to_train_days)
+      AND f.time_to_train_days <= $days AND has_value(f.cost_usd) AND isfinite(f.time_to_train_days)
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model)
 ),

@@ -73,7 +73,8 @@ def query(args: argparse.Namespace) -> int:
         check_plot_path(args.plot)  # refused before the query runs and its table is printed
     table = python_api.query(args.name, params, lake=args.lake, timeout_s=args.timeout)
     print(output.render(table, args.format))
-    if args.format == "table" and load_query(args.name).plot:  # people read the table: say who is missing from it
+    saved = load_query(args.name)
+    if args.format == "table" and (saved.plot or saved.ranks):  # people read the table: say who is missing from it
         note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout))
         if note:
             print(note)
