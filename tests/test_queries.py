@@ -317,7 +317,8 @@ def test_query_command_formats(lake: str, capsys: pytest.CaptureFixture[str]) ->
     assert rows and {r["model"] for r in rows} == {"llama2_70b"}
     assert main(["query", "best_layout", "-p", "model=llama2_70b", "-p", "n_chips=64", "--format", "csv",
                  "--lake", lake]) == 0
-    assert capsys.readouterr().out.startswith('"model","chip"')
+    csv_out = capsys.readouterr().out
+    assert csv_out.startswith('"model","chip"') and csv_out.endswith("\n") and not csv_out.endswith("\n\n")
     assert main(["query", "--list"]) == 0
     listing = capsys.readouterr().out
     assert "pareto_edge  [plot]" in listing and "--param days=<positive>  (required)" in listing

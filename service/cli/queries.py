@@ -57,6 +57,11 @@ def _list() -> int:
     return 0
 
 
+def emit(text: str) -> None:
+    """Print a rendered result ending in exactly one newline (a CSV ends in its own: no blank line after it)."""
+    print(text, end="" if text.endswith("\n") else "\n")
+
+
 def query(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
@@ -72,7 +77,7 @@ def query(args: argparse.Namespace) -> int:
     if args.plot:
         check_plot_path(args.plot)  # refused before the query runs and its table is printed
     table = python_api.query(args.name, params, lake=args.lake, timeout_s=args.timeout)
-    print(output.render(table, args.format))
+    emit(output.render(table, args.format))
     saved = load_query(args.name)
     if args.format == "table" and (saved.plot or saved.ranks):  # people read the table: say who is missing from it
         note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout))
@@ -92,7 +97,7 @@ def query(args: argparse.Namespace) -> int:
 
 def sql(args: argparse.Namespace) -> int:
     table = python_api.sql(args.text, lake=args.lake, timeout_s=args.timeout, max_rows=args.max_rows)
-    print(output.render(table, args.format))
+    emit(output.render(table, args.format))
     if META_TRUNCATED in (table.schema.metadata or {}):  # said apart from the rows, so a CSV or JSON stays clean
         print(f"chipsweep: the first {table.num_rows:,} rows (--max-rows); the query returns more", file=sys.stderr)
     return 0
