@@ -39,6 +39,7 @@ from starlette.routing import Match
 
 from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
+from chipsweep.queries.saved import saved_queries
 from chipsweep.schemas.catalog import Catalog, CatalogError, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, jsonable
 from chipsweep.schemas.spec import read_spec_text
@@ -349,10 +350,18 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         return queue.status(row.sweep_id)
 
     # ---- queries ------------------------------------------------------------------------------
-    @app.get("/queries/{name}", dependencies=protected, summary="Run a saved query; parameters as ?k=v")
     def get_query(name: str, request: Request) -> dict[str, Any]:
         table = python_api.query(name, dict(request.query_params), limits=http_limits)
         return _rows(table)
+
+    # one documented path per saved query, its parameters from the query's header (the OpenAPI page lists what each
+    # takes); the generic path answers the same, and names the queries when one is not saved
+    for saved in saved_queries().values():
+        app.add_api_route(f"/queries/{saved.name}", _named_query(get_query, saved.name), methods=["GET"],
+                          dependencies=protected, summary=f"{saved.name}: {saved.answers}", tags=["queries"],
+                          openapi_extra={"parameters": [_query_param(p) for p in saved.params]})
+    app.add_api_route("/queries/{name}", get_query, methods=["GET"], dependencies=protected, tags=["queries"],
+                      summary="Run a saved query by name; parameters as ?k=v (`chipsweep query --list`)")
 
     @app.get("/queries/{name}/left-off", dependencies=protected,
              summary="The chips a frontier query cannot place (no catalog price or power); parameters as ?k=v")
@@ -462,6 +471,33 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     ui.install(app, settings, queue, catalog_in_force)  # the web UI at / (service/ui.py)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def _named_query(run: Any, name: str) -> Any:
+    """The endpoint of one saved query's own path (FastAPI reads the endpoint's signature: a request alone)."""
+
+    def endpoint(request: Request) -> dict[str, Any]:
+        return run(name, request)  # type: ignore[no-any-return]
+
+    endpoint.__name__ = f"query_{name}"
+    return endpoint
+
+
+# OpenAPI schema types of the saved queries' parameter types (queries/saved.py); the rest are strings
+_PARAM_SCHEMA: dict[str, dict[str, Any]] = {"int": {"type": "integer"}, "float": {"type": "number"}, "positive": {"type": "number", "exclusiveMinimum": 0}}
+
+
+def _query_param(p: Any) -> dict[str, Any]:
+    """One saved-query parameter as an OpenAPI query parameter: its type, default, allowed values and doc."""
+    schema: dict[str, Any] = {**_PARAM_SCHEMA.get(p.type, {"type": "string"})}
+    described = p.describe()
+    if p.choices:
+        schema["enum"] = p.choices
+    if p.default is not None:
+        schema["default"] = p.default
+    doc = p.doc + (f" (allowed: {', '.join(map(str, described['allowed']))})" if p.objective_kind else "")
+    return {"name": p.name, "in": "query", "required": p.required, "schema": schema,
+            "description": f"{p.type}: {doc}"}
 
 
 def _rows(table: Any) -> dict[str, Any]:

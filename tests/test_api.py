@@ -108,7 +108,16 @@ def test_size_cap_and_unknown_ids_and_catalog(server: Server) -> None:
     r = httpx.get(f"{server.url}/catalog/rocks")
     assert r.status_code == 404 and r.json()["allowed"] == "chips, models, clusters"
     assert httpx.get(f"{server.url}/docs").status_code == 200
-    assert "/sweeps/{sweep_id}" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    assert "/sweeps/{sweep_id}" in paths
+    # each saved query documents its own parameters (the generic /queries/{name} took an undocumented ?k=v)
+    params = {p["name"]: p for p in paths["/queries/cheapest_within_deadline"]["get"]["parameters"]}
+    assert params["days"]["required"] and params["days"]["schema"] == {"type": "number", "exclusiveMinimum": 0}
+    assert not params["sweep"]["required"] and "only this sweep" in params["sweep"]["description"]
+    objectives = {p["name"]: p for p in paths["/queries/pareto_serving"]["get"]["parameters"]}["objectives"]
+    assert "output_tokens_per_s_per_chip" in objectives["description"]
+    assert {p["name"]: p for p in paths["/queries/best_layout"]["get"]["parameters"]}["objective"]["schema"]["enum"][0] \
+        == "time_to_train_days"
     # no such route, no such method: the project's error shape (field, value, allowed), not FastAPI's {"detail"}
     r = httpx.get(f"{server.url}/sweep")
     assert r.status_code == 404 and r.json()["field"] == "path" and r.json()["value"] == "/sweep"
