@@ -164,8 +164,11 @@ def _fault_env() -> dict[str, str]:
 class Dispatcher:
     """Feeds queued chunks to a pool of `ChunkWorker` actors; one per queue at a time (a lease)."""
 
-    def __init__(self, queue: Queue, settings: Settings, *, actors: int | None = None) -> None:
+    def __init__(self, queue: Queue, settings: Settings, *, actors: int | None = None,
+                 on_cpus: Callable[[int], None] | None = None) -> None:
         self.queue = queue
+        self.on_cpus = on_cpus  # told the cluster's live CPU count when it moves (the supervisor's /healthz)
+        self.cluster_cpus = 0  # live CPUs when last looked (`_observe_cpus`)
         self.settings = settings
         self.n_actors = actors or settings.actors
         self.owner = f"dispatch-{uuid.uuid4().hex[:10]}"
@@ -231,16 +234,23 @@ class Dispatcher:
         self._withdrawn = set()
         self.actors = [self._new_actor(i) for i in range(n)]
 
-    def _pool_outdated(self) -> bool:
-        """Whether the cluster's CPU count moved away from an automatic pool's size (checked every 30 s)."""
+    def _observe_cpus(self) -> None:
+        """Look up the cluster's live CPUs (at most every POOL_CHECK_S) and report a change (`on_cpus`): a worker
+        node that joined or died moves it, busy or idle."""
         import ray
 
         now = time.monotonic()
-        if self.n_actors or now - self._checked_at < POOL_CHECK_S:
-            return False
+        if now - self._checked_at < POOL_CHECK_S:
+            return
         self._checked_at = now
         cpus = sum(int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive"))
-        return cpus > 0 and cpus != len(self.actors)
+        if cpus != self.cluster_cpus and self.on_cpus is not None:
+            self.on_cpus(cpus)
+        self.cluster_cpus = cpus
+
+    def _pool_outdated(self) -> bool:
+        """Whether the cluster's CPU count moved away from an automatic pool's size."""
+        return not self.n_actors and self.cluster_cpus > 0 and self.cluster_cpus != len(self.actors)
 
     def close(self) -> None:
         """Stop the pool's actors (committed work is in the lake; the queue keeps the rest)."""
@@ -309,6 +319,7 @@ class Dispatcher:
                     last_beat = time.monotonic()
                 finishing = done()  # stop claiming; what is in flight still lands
                 self._record_states()
+                self._observe_cpus()
                 while not finishing and time.monotonic() >= self._lake_retry_at:
                     if self._lake_down_since is not None and inflight:
                         break  # the lake refused chunks: one probe at a time until it takes one

@@ -292,6 +292,11 @@ class DispatcherProcess:
             except ValueError:
                 continue
             events.append(msg)
+            if msg.get("event") == "cpus":  # a node joined or died since: what /healthz says Ray has
+                cpus = int(msg.get("cpus") or 0) or None
+                if cpus != self.cpus:
+                    log.warning("Ray's live CPUs: %s -> %s", self.cpus, cpus)
+                self.cpus = cpus
             if msg.get("event") == "ray_up":
                 self.cpus = int(msg.get("cpus") or 0) or None
                 self.ray_pids = {str(k): int(v) for k, v in (msg.get("processes") or {}).items()}
@@ -465,7 +470,7 @@ def child_main(argv: Sequence[str]) -> int:
                 r.state == "running" and queue.pending_chunks(r.name, r.version) for r in queue.sweeps(50))
     else:
         until = None
-    dispatcher = Dispatcher(queue, settings)
+    dispatcher = Dispatcher(queue, settings, on_cpus=lambda cpus: say(event="cpus", cpus=cpus))
     try:
         run_until(queue, settings, until, stop=stop, dispatcher=dispatcher)
     except RayLost as exc:  # no clean-up: every call into a Ray whose raylet is gone may block

@@ -193,3 +193,25 @@ def test_a_cli_sweep_on_its_own_local_ray_keeps_token_auth_without_the_notice_in
     assert json.loads(done.stdout.strip().splitlines()[-1])["state"] == "done"
     assert "Token authentication is enabled" not in done.stdout + done.stderr
     assert (tmp_path / ".ray" / "auth_token").is_file()  # the cluster ran with a token of its own
+
+
+def test_the_live_cpu_count_reaches_healthz_when_it_moves(home) -> None:  # type: ignore[no-untyped-def]
+    """/healthz showed the CPUs Ray had when it came up, long after a worker node had died: the dispatcher now
+    looks up the cluster's live CPUs as it runs (every 30 s, busy or idle) and tells the supervisor when the count
+    moves, which is what /healthz reports."""
+    import io
+
+    from chipsweep.service.ray_supervisor import DispatcherProcess
+
+    told: list[int] = []
+    disp = Dispatcher(Queue(home.queue_path), home, on_cpus=told.append)
+    disp._checked_at = 0.0  # the last look is long past
+    disp._observe_cpus()
+    assert told == [2] and disp.cluster_cpus == 2  # the session's local Ray: 2 CPUs
+    disp._observe_cpus()  # within 30 s of the last look: no new look, nothing told
+    assert told == [2]
+    supervisor = DispatcherProcess(home)
+    events: list[dict[str, Any]] = []
+    supervisor._read_events(io.BytesIO(b'{"event": "ray_up", "cpus": 2, "processes": {}}\n'
+                                       b'{"event": "cpus", "cpus": 1}\n'), events)
+    assert supervisor.health()["cpus"] == 1 and supervisor.state == "up"
