@@ -388,3 +388,22 @@ def test_many_spares_use_the_normal_approximation_and_say_so(ctx: Context, k: di
     assert "normal approximation" in r["notes"] and r["dies_per_wafer"] == 1
     rest = r["yield"] / k["wafer_yield"]
     assert 0.97 < rest < 1.0  # ~1.4 expected tile defects against 1,400 spares: only the PHY/misc area can fail
+
+
+def test_a_batch_of_moe_decodes_reads_the_experts_its_tokens_touch_not_one_tokens_share(ctx: Context) -> None:
+    """A decode step of B sequences on a mixture of experts reads every expert one of its B tokens picks: of E experts
+    at top-k, 1 - (1 - k/E)^B of them (Fedus et al. 2022; the serving core's `_touched`). The ASIC read one token's
+    share (k/E) whatever the batch, so a batch of 64 on Mixtral 8x7B decoded 2.5x too fast. Mixtral's published
+    shapes (32 layers, h 4096, 8 experts of 3 x 4096 x 14336, top-2, GQA 8 x 128, vocab 32000): routed experts
+    45.1B weights, the rest a token reads ~1.47B. DRAM-bound with no SRAM and a 2-token context, a step of 64 reads
+    (1.47 + 45.1 x (1 - 0.75^64)) / (1.47 + 45.1 x 0.25) = 3.65x the bytes of a step of one."""
+    expert = 3 * 4096 * 14336 * 8 * 32
+    dense = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 4096 * 8) + 32000 * 4096
+    want = (dense + expert * (1 - 0.75 ** 64)) / (dense + expert * 0.25)
+    base = dict(WORKED, model="mixtral_8x7b", n_mac=65536, sram_mb=0, dram_bus_bits=256, dram_gb=None, precision="int4", weight_bits=4,
+                prompt_len=1, gen_len=2)
+    one, many = run(ctx, dict(base, batch=1), dict(base, batch=64))
+    assert one["decode_tokens_per_s"] / many["decode_tokens_per_s"] == pytest.approx(want, rel=0.03)
+    # a dense model's step reads its weights whatever the batch (a 2-token context adds next to nothing)
+    d1, d64 = run(ctx, dict(base, model="llama3_8b", batch=1), dict(base, model="llama3_8b", batch=64))
+    assert d1["decode_tokens_per_s"] / d64["decode_tokens_per_s"] == pytest.approx(1.0, rel=0.03)

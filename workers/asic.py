@@ -82,7 +82,8 @@ INPUT_KEYS = (
     "node_nm", "n_mac", "clock_ghz", "sram_mb", "dram", "dram_bus_bits", "dram_mt_s", "dram_gb", "precision",
     "arch", "yield_model", "d0_per_cm2", "spare_tiles", "tiles",
     # workload (NaN where the row has no model)
-    "has_model", "layers", "hidden", "q_dim", "kv_dim", "ffn", "n_proj", "vocab", "params", "params_read",
+    "has_model", "layers", "hidden", "q_dim", "kv_dim", "ffn", "n_proj", "vocab", "params", "params_read", "w_dense",
+    "w_expert", "moe_topk", "moe_experts",
     "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len", "quant_overhead", "act_bytes",
     # infeasibility found while assembling (bits above)
     "pre_mask",
@@ -312,7 +313,13 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     flag(mask, has_model & (wb > bits), R_PRECISION)
     w_byte = wb * (1.0 + x["quant_overhead"]) * 0.125  # bytes per weight, quantisation scales included
     w_all = x["params"] * w_byte  # bytes: every weight
-    w_read = x["params_read"] * w_byte  # bytes read per decode step (the input embedding table is only indexed)
+    # bytes of weights a pass over `tokens` tokens reads: every weight a token uses (the input embedding table is only
+    # indexed), and of a mixture of experts' routed experts the share the tokens touch, 1 - (1 - k/E)^T (each token
+    # picks k of E; one token reads k/E of them, a batch of B decodes or a prompt many more: Fedus et al. 2022)
+    log_miss = np.log1p(-np.minimum(x["moe_topk"] / x["moe_experts"], 1.0 - 1e-6))
+
+    def weights_read(tokens: Array) -> Array:
+        return (x["w_dense"] + x["w_expert"] * -np.expm1(tokens * log_miss)) * w_byte
     kv_tok = 0.25 * L * x["kv_dim"] * x["kv_bits"]  # bytes of K and V per context token per sequence: 2*L*kv*bits/8
     c_avg = p_len + 0.5 * x["gen_len"]  # mean context while generating
     act = np.maximum(p_len, 1.0)  # token positions one prefill pass holds
@@ -341,9 +348,13 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     # ---- workload: where the bytes come from ------------------------------------------------------
     on_chip = need <= sram_b  # the whole workload lives in SRAM
     flag(notes, has_model & ~has_dram, N_NO_DRAM_BW)
+    w_read = weights_read(B)  # bytes of weights one decode step of the batch reads
     w_sram = np.minimum(w_read, sram_b)  # bytes of weights resident on chip
     kv_step = kv_tok * c_avg * B  # bytes of KV cache read per decode step
-    w_dram = w_read - w_sram  # bytes of weights streamed from DRAM each step (and once per prefill)
+    w_dram = w_read - w_sram  # bytes of weights streamed from DRAM each step
+    w_read_pre = weights_read(B * np.maximum(p_len, 1.0))  # ... and by the prompts' prefill pass
+    w_sram_pre = np.minimum(w_read_pre, sram_b)
+    w_dram_pre = w_read_pre - w_sram_pre
     dram_step = (w_dram + kv_step) * ~on_chip  # bytes from DRAM per step
     sram_step = w_sram + kv_step * on_chip  # bytes from SRAM per step
 
@@ -355,7 +366,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     t_comp = flops_step / ops_u  # s the MAC array is busy per step
     t_step = np.fmax(t_comp, dram_step / bw_u)  # s per decode step (roofline; no DRAM: 0/0 ignored)
     flops_pre = (att * (0.5 * p_len) + two_n) * (B * p_len)  # FLOPs, causal prefill: 2NP + 2LP^2 d
-    ttft = np.fmax(flops_pre / ops_u, w_dram / bw_u) * (p_len > 0)  # s: the prefill pass emits the first token
+    ttft = np.fmax(flops_pre / ops_u, w_dram_pre / bw_u) * (p_len > 0)  # s: the prefill pass emits the first token
 
     # ---- energy per token and decode power (section 5) --------------------------------------------
     e_step = flops_step * (0.5 * e_mac) + dram_step * e_dram + sram_step * e_sram  # J dynamic: MAC, DRAM, SRAM
@@ -363,7 +374,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     # the prompt: the batch's prefill pass reads the streamed weights once and writes its KV cache (to DRAM unless
     # the workload lives on chip), its MACs at the array's energy, misc while the array works, leakage throughout
     kv_pre = kv_tok * p_len * B  # bytes of KV cache the prefill writes
-    e_pre = (flops_pre * (0.5 * e_mac) + (w_dram + kv_pre) * ~on_chip * e_dram + (w_sram + kv_pre * on_chip) * e_sram
+    e_pre = (flops_pre * (0.5 * e_mac) + (w_dram_pre + kv_pre) * ~on_chip * e_dram + (w_sram_pre + kv_pre * on_chip) * e_sram
              + p_misc * (flops_pre / ops_u) + p_leak * ttft) * (p_len > 0)
     if gpu.any():
         e_step *= arch_k
