@@ -842,8 +842,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     # ---- weight-streaming systems (Cerebras MemoryX, Dojo tile with HBM behind the edge) --------
     if any_streaming:
-        # compute stays on the chip; weights stream in forward and backward, gradients stream back
-        stream_s = 3.0 * N * wb / x["ext_bw"]  # s per step on the external link
+        # compute stays on the chip; weights stream in, layer by layer, for the forward and again for the backward,
+        # and the gradients stream back, for each micro-batch: the chip holds one micro-batch's activations (the
+        # memory check below), so a step of m micro-batches streams the model m times (a whole per-system batch as
+        # one micro-batch streams it once, and must then hold all of its activations)
+        stream_s = 3.0 * N * wb * m_run / x["ext_bw"]  # s per step on the external link
         compute_s = hw_flops / dp / (peak * _eff(np.minimum(bs, h), cal))  # s per step, whole model per system
         step = np.where(streaming, np.maximum(compute_s, stream_s), step)
 
