@@ -708,9 +708,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # with sequence parallelism each all-reduce is a reduce-scatter and an all-gather, which in-network reduction
     # (NVLink SHARP) does not shrink; without it an all-reduce, which it halves
     tp_allreduce = _pick(sp_f, 2.0 * tp_gather, tp_group.allreduce(msg))
-    tp_hidden = num(x["fw_tp_overlap"] > 0) * cal["tp_overlap_eff"]
     # the overlap runs each collective beside the layer's matrix multiplies (Megatron-Core --tp-comm-overlap,
-    # userbuffers): it hides a share of the communication, never more than the GEMM time it runs beside
+    # userbuffers): it hides a share of the communication, never more than the GEMM time it runs beside. It needs
+    # sequence parallelism (its all-gathers and reduce-scatters are what it pipelines: NeMo's communication-overlap
+    # guide; Megatron-LM refuses --tp-comm-overlap without --sequence-parallel) and a tensor-parallel group inside
+    # one scale-up domain (userbuffers rely on CUDA multicast over NVLink: "only possible with single-node
+    # tensor-parallelism", TransformerEngine issue #1071)
+    tp_hidden = num(x["fw_tp_overlap"] > 0) * cal["tp_overlap_eff"] * sp_f * num(t <= dom)
     tp_all = (2.0 * passes - 2.0) * tp_allreduce  # s: 4 or 6 all-reduces per layer
     t_tp = tp_all - tp_hidden * np.minimum(tp_all, t_mm)  # s exposed
     t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
