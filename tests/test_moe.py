@@ -725,3 +725,33 @@ def test_a_latent_attention_sweep_matches_the_evaluate_path():
         swept = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
         direct = np.array([np.nan if v is None else v for v in out.column(key).to_pylist()], dtype=float)
         np.testing.assert_allclose(swept, direct, rtol=1e-5, equal_nan=True, err_msg=key)
+
+
+def test_experts_split_over_tensor_parallel_ranks_gather_their_tokens_over_those_ranks(ctx):
+    """With experts split over the tp ranks (expert tensor parallelism = tp, Megatron-Core's default where ep divides
+    dp), each rank holds a slice of every expert on its chip: the token copies the all-to-all brings are all-gathered
+    over the tp group before the experts and reduce-scattered after them (the all-to-all dispatcher's
+    dispatch_postprocess / combine_preprocess), k·b·s·h gathered per collective, beside each all-to-all. They were
+    missing: Qwen3-235B-A22B on 512 H100 at pp8 ep8 ran tp2 faster than tp1. Qwen3-30B-A3B on 16 H100 at tp2 ep8
+    (etp 2), no recompute: with sequence parallelism off the copies are whole and nothing is gathered (the all-to-all
+    carries the whole b·s·h per copy, 6 (B + L) per layer); with it on the all-to-all carries half and each of the 4
+    collectives per layer adds the gather G that the tp group's own all-gather of 8 x 4096 x 2048 bf16 elements
+    takes: t_on - t_off / 2 = 4 (L / 2 + G)."""
+    from chipsweep.workers import comm
+
+    row = dict(model="qwen3_30b_a3b", chip="nvidia_h100_sxm", n_chips=16, tp=2, pp=1, ep=8, micro_batch=1,
+               recompute="none", zero_stage=1, global_batch=64, seq_len=4096, framework="megatron_core_2025")
+    out = core(ctx, [dict(row, sequence_parallel="true"), dict(row, sequence_parallel="false")])
+    layer_passes = 64 / out["dp"][0] * 48  # micro-batches x layers (one stage, every layer routed)
+    t_on, t_off = out["moe_a2a_s"] / layer_passes
+    fw, chip = FRAMEWORKS.index("megatron_core_2025"), ctx.chips.index()["nvidia_h100_sxm"]
+    cc = ctx.chips.cols
+    group = comm.Group(np.array([2.0]), 1.0, np.array([cc["scale_up_domain"][chip]]),
+                       np.array([cc["scale_up_gb_s"][chip] * 1e9 * ctx.cal["up_eff"][fw, chip]]),
+                       np.array([cc["scale_out_gbit_s"][chip] * 1e9 / 8 * ctx.cal["out_eff"][fw, chip]]),
+                       np.array([ctx.cal["up_latency_s"][fw, chip]]), np.array([ctx.cal["out_latency_s"][fw, chip]]),
+                       np.array([cc["scale_up_reduction"][chip]]))
+    gather = float(group.allgather(np.array([8 * 4096 * 2048 * 2.0]))[0])  # k x b·s x h x 2 bytes
+    latency = float(ctx.cal["out_latency_s"][fw, chip])  # ep 8 at etp 2 spans two 8-GPU nodes: the NIC's latency
+    assert gather > 0
+    np.testing.assert_allclose(t_on - t_off / 2, 4 * (latency / 2 + gather), rtol=1e-9)

@@ -683,7 +683,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # sums (k·h more): both pass through the permute / unpermute kernels. Where the combine weights the outputs
         # by the routing probabilities, their gradient needs the outputs kept; frameworks that apply the
         # probabilities inside the expert activation instead (fw_moe_probs_in_act) keep only the fc1 input
-        disp = routed_f * moe_frac * k_top * slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes per layer, one copy
+        # bytes per layer, one copy: a chip's share of the tp group's copies, all of them where its experts are
+        # split over the group (etp = tp: the gathered input each slice multiplies)
+        disp = routed_f * moe_frac * k_top * slots * bs * h * e / _pick(sp_f, t / etp, 1.0)
         kept = disp * (2.0 - num(x["fw_moe_probs_in_act"] > 0))
         per_layer = (per_layer[0] + kept, per_layer[1] + kept, per_layer[2])
         # the permute gathers each copy into its expert's group and the unpermute scatters it back (a sort by
@@ -755,7 +757,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # A schedule that overlaps the all-to-all with compute (Megatron-Core --overlap-moe-expert-parallel-comm:
         # one micro-batch's dispatch and combine beside another's forward/backward, MCore 0.14; DualPipe, DeepSeek-V3
         # sec. 3.2.1) hides it behind the fraction `a2a_overlap` of the layer's compute; the rest stays exposed
-        a2a_all = routed_f * moe_frac * (4.0 + 2.0 * full_f) * a2a
+        # experts split over the tensor-parallel ranks (etp > 1): each rank holds a slice of every expert of its
+        # chip, so the copies that arrive are all-gathered over those ranks before the experts and reduce-scattered
+        # after them (Megatron-Core's all-to-all dispatcher: dispatch_postprocess / combine_preprocess over the
+        # expert tensor-parallel group), the gathered size k·b·s·h, twice per all-to-all pair
+        etp_gather = num(etp > 1) * sp_f * tp_group.allgather(k_top * slots * bs * h * e)  # s per gather
+        a2a_all = routed_f * moe_frac * (4.0 + 2.0 * full_f) * (a2a + etp_gather)
         t_a2a = np.maximum(a2a_all - x["a2a_overlap"] * t_compute, 0.0)
 
     # ---- pipeline stages: the slowest one sets the pace ------------------------------------------
