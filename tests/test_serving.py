@@ -715,3 +715,19 @@ def test_pareto_serving_compares_one_engine_when_asked_and_says_when_its_frontie
     assert "engines on it: tensorrt_llm, vllm" in to_text(both)
     one = run_saved("pareto_serving", {"model": "llama3_8b", "engine": "vllm"}, lake=root)
     assert one.num_rows >= 1 and set(one["engine"].to_pylist()) == {"vllm"} and "engines on it" not in to_text(one)
+
+
+def test_attention_runs_at_its_kernels_precision_not_the_gemms() -> None:
+    """FlashAttention and the engines' FMHA run in 16 bits whatever the GEMMs run in; in fp8 only with an 8-bit KV
+    cache (TensorRT-LLM's FP8 context FMHA, FlashAttention-3's FP8 path); nothing runs attention in 4 bits. An fp4
+    row ran its attention at the fp4 peak (4x the 16-bit rate): a 32K-token prompt of Llama 3 8B on a B200 took
+    0.16 s. Halving the GEMMs' time twice (bf16 -> fp8 -> fp4, 16-bit KV) now saves twice as much the first time,
+    the attention staying at the 16-bit rate; an 8-bit KV cache moves attention to the fp8 rate."""
+    base = dict(model="llama3_8b", chip=B200, prompt_len=32000, gen_len=128, concurrency=1)
+    bf16, fp8, fp4, fp8_kv8, fp4_kv8 = (r["ttft_s"] for r in run(
+        dict(base, compute_precision="bf16", kv_bits=16), dict(base, compute_precision="fp8", kv_bits=16),
+        dict(base, compute_precision="fp4", kv_bits=16), dict(base, compute_precision="fp8", kv_bits=8),
+        dict(base, compute_precision="fp4", kv_bits=8)))
+    assert (bf16 - fp8) / (fp8 - fp4) == pytest.approx(2.0, rel=0.05)  # only the GEMMs' share halves each time
+    assert fp4 > fp8_kv8  # 4-bit GEMMs with 16-bit attention are slower than 8-bit GEMMs with fp8 attention
+    assert (fp8 - fp8_kv8) == pytest.approx(fp4 - fp4_kv8, rel=0.02)  # the same attention saving at fp8 and fp4

@@ -119,7 +119,7 @@ INPUT_KEYS = (
     "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
-    "peak_flops", "compute_reach", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w", "purchase_usd",
+    "peak_flops", "att_peak_flops", "compute_reach", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w", "purchase_usd",
     "usd_per_hour", "sram_only",
     # infeasibility found while assembling (bits above)
     "pre_mask",
@@ -290,7 +290,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     bw = x["mem_bw"] * x["mem_reach"] * cal["mem_bw_fraction"]  # bytes/s achieved per chip (a share of what it delivers)
     # FLOP/s achieved per chip in the matrix multiplies: a share of what the vendor's GEMM library delivers
     flops = x["peak_flops"] * x["compute_reach"] * cal["compute_fraction"]
-    att_flops = x["peak_flops"] * cal["attention_fraction"]  # FLOP/s achieved per chip in attention (FlashAttention or not)
+    # FLOP/s achieved per chip in attention (FlashAttention or not), at its kernels' precision (16-bit or fp8)
+    att_flops = x["att_peak_flops"] * cal["attention_fraction"]
     ubatch = cal["ubatch"]  # tokens of one prompt micro-batch
     # s per forward pass: launches, synchronisation, sampling; a mixture-of-experts layer runs more kernels (router
     # GEMM, top-k, the tokens' permutation and un-permutation, the grouped GEMMs), a fixed time of its own per pass

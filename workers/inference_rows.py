@@ -326,6 +326,16 @@ def _peak(ccols: Mapping[str, Array], fields: tuple[str, ...]) -> tuple[Array, A
     return peak, used
 
 
+def attention_peak(c: Mapping[str, Array], prec: Array, kv_bits: Array) -> Array:
+    """FLOP/s peak of each row's attention kernels. FlashAttention and the engines' FMHA run at 16 bits whatever the
+    GEMMs' precision; at an fp8 or fp4 compute precision with a KV cache of 8 bits or fewer they run in fp8
+    (TensorRT-LLM's FP8 context FMHA, FlashAttention-3's FP8 path); no engine runs attention in 4 bits. A chip
+    without a 16-bit peak (an integer NPU) runs it at the row's own peak."""
+    fp_low = np.isin(np.nan_to_num(prec, nan=-1.0), [COMPUTE_PRECISIONS.index("fp8"), COMPUTE_PRECISIONS.index("fp4")])
+    att = np.where(fp_low & (kv_bits <= 8.0) & np.isfinite(c["peak_fp8"]), c["peak_fp8"], c["peak_16"])
+    return np.where(np.isfinite(att), att, c["peak_flops"])
+
+
 def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant: Array, defaults: Mapping[str, float]) -> dict[str, Array]:
     """Per-row chip quantities that do not depend on the workload beyond the compute precision (`variant`: index
     into COMPUTE_PRECISIONS, or len + 0/1/2 for "by weight bits" at 4/8/16 bits): the compute peak, missing-number
@@ -363,8 +373,12 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
     notes |= np.where(static["wafer"], N_WAFER, 0)
     used = used | _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]
     used |= np.where(np.isfinite(ccols["memory_gb"]), _F["memory_gb"], _F["sram_mb"])
+    fp8, _ = _peak(ccols, ("peak_tflops_fp8",))
     return {
         "peak_flops": peak * 1e12,
+        # the peaks attention runs at (its kernels' own precision, not the GEMMs'): 16-bit, or fp8
+        "peak_16": np.broadcast_to(p16 * 1e12, (n,)),
+        "peak_fp8": np.broadcast_to(fp8 * 1e12, (n,)),
         "used": np.broadcast_to(used, (n,)).astype(np.int64),
         "notes": np.broadcast_to(notes, (n,)).astype(np.int64),
         "pre": np.broadcast_to(pre, (n,)).astype(np.int64),
@@ -537,6 +551,7 @@ def assemble_inference(
         "quant_overhead": quant_overhead(get("quant_overhead"), wb, ctx),
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
         "low_compute": np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)] <= 8.0, False).astype(np.float64),
+        "att_peak_flops": attention_peak(c, prec, kvb),
         **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w",
                              "idle_w", "purchase_usd", "usd_per_hour")},
         "sram_only": static["sram_only"],
