@@ -76,7 +76,9 @@ MISSED = {
                                            "and the power prior's excess shows; 27.4 % once 8-bit matrix multiplies pay their own time per "
                                            "layer (2026-12-05); 29.8 % once a prompt's chunks carry even shares of it "
                                            "(2026-12-05, a 2,048-token prompt had paid two full 2,047-token chunks): "
-                                           "the Jetson's (SmolHub) 24.5 % -> 33.3 %, ML.ENERGY's unchanged"),
+                                           "the Jetson's (SmolHub) 24.5 % -> 33.3 %, ML.ENERGY's unchanged; 29.4 % "
+                                           "once an MoE layer under tensor-parallel attention all-reduces its experts' "
+                                           "outputs (2026-12-05, a thirteenth session)"),
     ("energy_per_token", "p90"): (0.72, "only two power sources, measuring different things (H100/B200 board power "
                                         "under vLLM, a Jetson CPU+GPU rail under llama.cpp): out of source a class's "
                                         "power runs on its prior (datacenter: asic.yaml serving.power_prior, from "

@@ -113,7 +113,7 @@ INPUT_KEYS = (
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
-    "moe_topk_groups", "w_attention",
+    "moe_topk_groups", "w_replicated",
     # workload (n_chips, batch, concurrency: NaN = choose)
     "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch", "low_compute",
     "concurrency", "prompt_len",
@@ -244,10 +244,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     inv_t = 1.0 / t
     kv_chip = kv_tok / pp * np.where(dp_att, 1.0 / tp, np.maximum(1.0 / tp, 1.0 / x["kv_share"]))  # bytes/token/seq, per chip
     state_chip = state_seq * inv_t if stateful else 0.0  # bytes per sequence per chip: the state-space heads split over tp, layers over pp
-    # data-parallel attention (SGLang --enable-dp-attention): every chip runs the attention of its own sequences, so
-    # it keeps the attention projections of its stage whole instead of a 1/tp share (the experts, dense MLPs and the
-    # head stay split): bytes per weight of them, times the chips' extra share
-    att_rep = np.where(dp_att, 1.0 / pp - inv_t, 0.0) * x["w_attention"]  # extra weights per chip
+    # data-parallel attention (SGLang --enable-dp-attention, --moe-dense-tp-size 1): every chip runs the attention
+    # and the dense layers of its own sequences, so it keeps their weights of its stage whole instead of a 1/tp share
+    # (the routed experts and the head stay split): bytes per weight of them, times the chips' extra share
+    att_rep = np.where(dp_att, 1.0 / pp - inv_t, 0.0) * x["w_replicated"]  # extra weights per chip
     w_chip = w_all * inv_t + att_rep * w_byte  # bytes of weights on one chip
     room = usable - w_chip  # bytes per chip left for sequences
     # activations live only for the tokens of one pass, which an engine caps at max_tokens (chunked prefill)
@@ -316,7 +316,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # both at once; a hierarchical dispatch (`ep_dedup`, DeepEP) crosses the network once per remote domain holding
     # one of the token's experts (comm.expert_copies, the training core's count)
     a2a_copy = 0.0 * ep  # s per byte of a token's hidden state in one all-to-all (0 without expert parallelism)
-    moe_rows = np.nonzero(ep > 1)[0]
+    a2a_rows = (ep > 1) & dp_att  # experts reached by all-to-all: beside data-parallel attention only
+    moe_rows = np.nonzero(a2a_rows)[0]
     if moe_rows.size:  # only the expert-parallel rows pay the count
 
         def at(v: Any) -> Any:
@@ -331,10 +332,15 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         up_link, out_link = at(x["up_bw"]) * frac, at(x["out_bw"]) * frac  # bytes/s per chip
         a2a_copy[moe_rows] = np.maximum(up_copies / up_link, out_copies / out_link)
     lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
-    # all-reduces per pass: each layer's attention output and its MLP's; an MoE layer's experts under expert
-    # parallelism talk by all-to-all instead. Beside data-parallel attention the dense layers run data-parallel too
-    # (SGLang's large-scale EP deployment: --moe-dense-tp-size 1), no all-reduce at all
-    ar_layers = np.maximum(np.where(dp_att, 0.0, 2.0 * L) - np.where(ep > 1, x["moe_layers"], 0.0), 0.0)
+    # all-reduces per pass: each layer's attention output and its MLP's. Under tensor-parallel attention every chip
+    # holds every token, so an MoE layer's experts, whole on ep chips or split over t/ep, each add their share of
+    # every token's output and an all-reduce sums them, as a dense MLP's (vLLM's FusedMoE reduce_results,
+    # TensorRT-LLM's MoE then all-reduce): expert parallelism moves weights, not tokens. Beside data-parallel
+    # attention a chip holds only its own requests' tokens: they reach the experts by all-to-all (DeepEP), and the
+    # dense layers run data-parallel too (SGLang's large-scale EP deployment: --moe-dense-tp-size 1), no all-reduce
+    # and without expert parallelism there the experts split over every chip need every chip's tokens: an all-gather
+    # before them and a reduce-scatter after, an all-reduce's volume (SGLang's DP attention beside TP MoE)
+    ar_layers = np.where(dp_att, np.where(ep > 1, 0.0, x["moe_layers"]), 2.0 * L)
     msg_tok = h * act_b  # bytes of one token's hidden state
     # s per running sequence and iteration on the host; vLLM's multi-step scheduling (--num-scheduler-steps n) runs
     # the scheduler and input preparation once for n forward passes (vLLM v0.6.0 blog, 2024-09-05)
@@ -346,7 +352,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
 
     # s per forward pass of `tokens` tokens, comm_0 + comm_1 x tokens: all-reduces of the layer outputs, all-to-alls
     # to the experts, hand-offs between pipeline stages (each a latency per message and a time per byte)
-    a2a_layers = np.where(ep > 1, 2.0 * x["moe_layers"], 0.0)
+    a2a_layers = np.where(a2a_rows, 2.0 * x["moe_layers"], 0.0)
     comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
     comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * a2a_copy + (pp - 1.0) * hop)  # s/token
     # an engine's own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce; asic.yaml

@@ -27,7 +27,7 @@ Array = np.ndarray
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
               "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
-              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention")
+              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention", "w_replicated")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -128,10 +128,14 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         "w_dense": w_dense,
         "w_expert": w_expert,
         # the attention projections' parameters, every attention layer (latent attention's own shapes where it has
-        # them): what data-parallel attention keeps whole on every chip
+        # them)
         "w_attention": kv_layers * attention_params(replace(
             shapes, mla_q_rank=np.nan_to_num(mcols["mla_q_rank"]), mla_kv_rank=np.nan_to_num(mcols["mla_kv_rank"]),
             mla_rope=np.nan_to_num(mcols["mla_rope_dim"]))),
+        # what data-parallel attention keeps whole on every chip: every weight a token uses but the routed experts
+        # and the output head (attention, dense MLPs, shared experts, routers, norms), the layers it runs
+        # data-parallel without an all-reduce (SGLang's --enable-dp-attention with --moe-dense-tp-size 1)
+        "w_replicated": np.maximum(w_dense - s["vocab"] * h, 0.0),
         "moe_experts": E,
         "moe_topk": k,
         "moe_layers": moe_layers,
