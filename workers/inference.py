@@ -499,10 +499,15 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
     ttft = np.where(disagg, t_pre1 + kv_move, t_pre1 + wait)  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
-    # prompt pool (disaggregated): chip-seconds of prefill per second at the compute-bound batched rate
+    # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, as many whole
+    # prompts per pass as the engine's token budget holds; each pass costs what a colocated prefill of those tokens
+    # costs (the kernels, the fixed time per layer, the all-reduces: `prompt`), not the bare compute-bound FLOPs
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
-    pre_chip_s = pre_tok_s * (two_n_d / flops + two_n_e / flops_e + att * half_p / att_flops)  # chip-s per s, pool
-    n_pre = np.where(disagg, pre_chip_s, 0.0)  # chips of the prompt pool per instance
+    n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per instance
+    if bool(disagg.any()):
+        pool_tokens = np.maximum(np.floor(M / np.maximum(p, 1.0)), 1.0) * np.maximum(p, 1.0)  # tokens per pass
+        per_token = t * prompt(pool_tokens) / pool_tokens  # chip-s per prompt token
+        n_pre = np.where(disagg, pre_tok_s * per_token, 0.0)
     chips_total = t + n_pre
 
     # ---- power (linear in utilisation, capped at TDP) and energy per output token ---------------------------
