@@ -762,3 +762,25 @@ def test_a_disaggregated_prompt_pool_pays_what_a_colocated_prefill_pays() -> Non
     pool_chips = dis["output_tokens_per_s"] / dis["output_tokens_per_s_per_chip"] - 8
     prompt_tokens_s = dis["output_tokens_per_s"] * 32000 / 200  # the prompts the decodes consume
     assert pool_chips / prompt_tokens_s == pytest.approx(8 * alone["ttft_s"] / 32000, rel=0.01)
+
+
+def test_latent_attention_prefills_expanded_and_decodes_absorbed() -> None:
+    """Multi-head latent attention decodes with its projections absorbed, every head scoring the cached 576-wide
+    latent (DeepSeek-V2 report sec. 2.1.3), but a prompt's pass expands the latent into per-head keys and values and
+    runs ordinary attention over them (vLLM's and SGLang's MLA prefill): q·k over 128 + 64 dims, a·v over 128, 160
+    per head. The prompt was charged the absorbed width, 3.6x the FLOPs. The quadratic term of a prompt's TTFT (the
+    second difference over 16K, 32K and 48K tokens) of DeepSeek-V3 against Llama 3 70B on the same 8 H200 (same
+    engine, attention at the same fp8 rate) is their attention widths' ratio: 61 x 128 x 160 / (80 x 8192) = 1.906,
+    not 61 x 128 x 576 / (80 x 8192) = 6.86."""
+
+    def quadratic(model: str, **extra: object) -> float:
+        rows = [dict(model=model, chip="nvidia_h200_sxm", n_chips=8, compute_precision="fp8", kv_bits=8,
+                     prompt_len=p, gen_len=16, concurrency=1, **extra) for p in (16384, 32768, 49152)]
+        a, b, c = (r["ttft_s"] for r in run(*rows))
+        return (c - 2 * b + a) / 2 / 16384 ** 2
+
+    assert quadratic("deepseek_v3", ep=8) / quadratic("llama3_70b") == pytest.approx(61 * 128 * 160 / (80 * 8192),
+                                                                                     rel=1e-3)
+    # beside data-parallel attention a lone prompt's attention runs on its own rank, not spread over the 8: its
+    # quadratic term is 8x (its TTFT was 0.14 s at 8K tokens against 0.18 s under tensor parallelism)
+    assert quadratic("deepseek_v3", ep=8, dp_attention=True) / quadratic("deepseek_v3", ep=8) == pytest.approx(8, rel=1e-3)

@@ -111,7 +111,7 @@ REASONS: dict[int, str] = {
 INPUT_KEYS = (
     # model (workers/workload.py MODEL_KEYS)
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
-    "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "kv_elems", "kv_layers", "kv_share",
+    "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "att_dim_prefill", "kv_elems", "kv_layers", "kv_share",
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
     "moe_topk_groups", "w_replicated",
     # workload (n_chips, batch, concurrency: NaN = choose)
@@ -383,6 +383,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     s_mm_d, s_mm_e = mm_tok_d / flops, mm_tok_e / flops_e  # s per token through the dense weights, the experts
     s_kv, s_sc = kv_seq / bw, score_b / pp / bw  # s per decoding sequence (KV), per token pair (unfused scores)
     s_at = at_pair / att_flops  # s per token pair of attention
+    # a prompt's pair costs its own attention width (latent attention runs expanded there) over the decode's
+    pre_att = np.where(x["att_dim"] > 0, x["att_dim_prefill"] / np.maximum(x["att_dim"], 1e-30), 1.0)
 
     any_dpa = bool(np.any(dp_att))
 
@@ -392,7 +394,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         time), s of collectives, s of the host's work; tokens through the weights, (query, context) token pairs,
         share of the routed experts touched."""
         tok = seqs + pre_tokens
-        pairs = seqs * c_avg_kv + pre_tokens * half_p
+        pairs = seqs * c_avg_kv + pre_tokens * half_p * pre_att  # in decode-attention pairs
         touched = _touched(tok, log_miss)
         dense = np.maximum(s_w_d, tok * s_mm_d)
         experts = np.maximum(s_w_e * touched, tok * s_mm_e)
@@ -432,16 +434,21 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         return (s_it, tok * (mm_tok_d + mm_tok_e) + pairs * at_pair,
                 w_d + w_e_all * touched + seqs * kv_seq)
 
-    def prompt(tokens: Array) -> Array:
+    def prompt(tokens: Array, alone: bool = False) -> Array:
         """s to prefill `tokens` prompt tokens (`prompt_parts` summed)."""
-        work, fixed, talk = prompt_parts(tokens)
+        work, fixed, talk = prompt_parts(tokens, alone)
         return work + fixed + talk
 
-    def prompt_parts(tokens: Array) -> tuple[Array, Array, Array]:
+    # one prompt alone beside data-parallel attention runs its attention and dense layers on its own rank: a stage's
+    # tp chips do not share them (each rank holds its own requests), so that work takes tp times one chip's share
+    lone = np.where(dp_att, tp, 1.0)
+
+    def prompt_parts(tokens: Array, alone: bool = False) -> tuple[Array, Array, Array]:
         """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention), as the
         kernels' work, the fixed time per pass and the collectives; layer-split stages overlap the micro-batches of
         each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) / (k pp) of the serial time;
-        llama.cpp pipelines the ubatches of one n_batch, batches run in turn)."""
+        llama.cpp pipelines the ubatches of one n_batch, batches run in turn). `alone`: one request's prompt, on one
+        rank where attention is data-parallel (many requests' prompts spread over the ranks)."""
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
         touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
         # weights the GEMMs read per chip and micro-batch: the stored ones, or the dequantised copy an engine writes
@@ -450,12 +457,13 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         if any_dq:
             w_gemm_d = np.where(dq, (x["w_dense"] * inv_t + att_rep) * act_b, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
-        byt = w_gemm_d * k + tokens * kv_chip  # bytes: dense weights per micro-batch, the KV cache written
+        on_rank = lone if alone else 1.0  # the rank's share of the attention and dense layers' work (and KV)
+        byt = w_gemm_d * k + tokens * kv_chip * on_rank  # bytes: dense weights per micro-batch, the KV cache written
         byt_e = w_gemm_e * k  # bytes: routed experts touched
-        pairs = tokens * half_p  # (query, context) token pairs of causal attention over the prompt
-        busy = (np.maximum(byt / bw, tokens * s_mm_d)  # s, the weight GEMMs, all on one stage
+        pairs = tokens * half_p * pre_att  # (query, context) token pairs of causal attention over the prompt
+        busy = (np.maximum(byt / bw, tokens * s_mm_d * on_rank)  # s, the weight GEMMs, all on one stage
                 + np.maximum(byt_e / bw_e, tokens * s_mm_e)
-                + np.maximum(pairs * s_sc, pairs * s_at))  # attention
+                + np.maximum(pairs * s_sc, pairs * s_at) * on_rank)  # attention
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
             busy = busy + dq * k * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
         return pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp), comm(tokens)
@@ -490,7 +498,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
         byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
     # one prompt alone: TTFT without load; the KV written once per prompt token
-    t_pre1 = prompt(p)  # s
+    t_pre1 = prompt(p, alone=True)  # s
     t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then shares
@@ -543,7 +551,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
         queue = np.where(disagg, kv_move, wait)  # s: the KV cache's move, or the running decodes' iteration
         out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
-        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p), queue), strict=True)})
+        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, True), queue), strict=True)})
         return out
 
     parts = explained() if explain else {}

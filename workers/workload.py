@@ -25,7 +25,7 @@ Array = np.ndarray
 
 # the model arrays the inference core reads (`model_arrays` also gives `has_model`)
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
-              "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim",
+              "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim", "att_dim_prefill",
               "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
               "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention", "w_replicated")
 
@@ -143,6 +143,10 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         # attention FLOPs per token and context token are 4 x att_dim per attention layer; latent attention with
         # absorbed projections scores every head against the cached latent (DeepSeek-V2 report sec. 2.1.3)
         "att_dim": np.where(mla, s["heads"] * mcols["kv_cache_dim"], q_dim),
+        # ... while a prompt's pass expands the latent into per-head keys and values first and runs ordinary
+        # attention over them (vLLM's and SGLang's MLA prefill, DeepSeek-V2 sec. 2.1.3: absorption is for decoding):
+        # q·k over head_dim + rope, a·v over head_dim, the training core's width (transformer.Shapes.att_dim)
+        "att_dim_prefill": np.where(mla, q_dim + 0.5 * s["heads"] * np.nan_to_num(mcols["mla_rope_dim"]), q_dim),
         "kv_elems": np.where(mla, mcols["kv_cache_dim"], 2.0 * kv_dim),  # elements cached per token and layer
         "kv_layers": kv_layers,
         # sliding-window attention: the window (tokens; inf without one) and the share of the KV layers using it
