@@ -329,7 +329,7 @@ def test_low_confidence_catalog_values_are_named_in_notes(ctx: Context) -> None:
     assert "chip catalog confidence is low (qualcomm_snapdragon_8_gen3)" in snap["notes"]
     assert "low-confidence catalog value: peak_tops_int8, memory_gb" in snap["notes"]
     assert "low-confidence catalog value: memory_gb" in over["notes"]
-    assert "low-confidence catalog value: memory_bandwidth_gb_s, tdp_w" in nx["notes"]
+    assert "low-confidence catalog value: peak_tops_int8, memory_bandwidth_gb_s, tdp_w" in nx["notes"]
 
 
 def test_sram_only_chip_spreads_the_model_over_enough_chips(ctx: Context) -> None:

@@ -784,3 +784,21 @@ def test_latent_attention_prefills_expanded_and_decodes_absorbed() -> None:
     # beside data-parallel attention a lone prompt's attention runs on its own rank, not spread over the 8: its
     # quadratic term is 8x (its TTFT was 0.14 s at 8K tokens against 0.18 s under tensor parallelism)
     assert quadratic("deepseek_v3", ep=8, dp_attention=True) / quadratic("deepseek_v3", ep=8) == pytest.approx(8, rel=1e-3)
+
+
+def test_weights_computed_in_fp4_carry_nvfp4s_scales() -> None:
+    """A row computing in fp4 stores NVFP4: one 8-bit scale per 16 four-bit values, 12.5 % more bytes than the bare
+    4 bits (asic.yaml quant_overhead_nvfp4). It took group-wise INT4's 4.5 %, reading 7 % too few weight bytes per
+    decode step. Weight-only 4-bit rows keep 4.5 %."""
+    base = dict(model="llama3_70b", chip=B200, n_chips=1, prompt_len=1000, gen_len=200, concurrency=1)
+    fp4, fp4_125, fp4_045, int4 = run(dict(base, compute_precision="fp4"),
+                                      dict(base, compute_precision="fp4", quant_overhead=0.125),
+                                      dict(base, compute_precision="fp4", quant_overhead=0.045),
+                                      dict(base, weight_bits=4))
+    assert fp4["mem_gb"] == pytest.approx(fp4_125["mem_gb"], rel=1e-9)
+    # the embedding and the head stay at 16 bits (TensorRT-LLM's quantiser): the other 67.9B weights carry the scales
+    quantised = load_catalog().models["llama3_70b"].params_b * 1e9 - 2 * 128256 * 8192
+    assert fp4["mem_gb"] - fp4_045["mem_gb"] == pytest.approx(quantised * 0.5 * (0.125 - 0.045) / 1e9, rel=0.02)
+    assert fp4["tpot_s"] > fp4_045["tpot_s"]  # a memory-bound decode reads the scales too
+    int4_045 = run(dict(base, weight_bits=4, quant_overhead=0.045))[0]
+    assert int4["mem_gb"] == pytest.approx(int4_045["mem_gb"], rel=1e-9)  # weight-only 4-bit keeps 4.5 %
