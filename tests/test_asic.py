@@ -407,3 +407,21 @@ def test_a_batch_of_moe_decodes_reads_the_experts_its_tokens_touch_not_one_token
     # a dense model's step reads its weights whatever the batch (a 2-token context adds next to nothing)
     d1, d64 = run(ctx, dict(base, model="llama3_8b", batch=1), dict(base, model="llama3_8b", batch=64))
     assert d1["decode_tokens_per_s"] / d64["decode_tokens_per_s"] == pytest.approx(1.0, rel=0.03)
+
+
+def test_an_hbm_design_holds_at_least_a_stack_of_capacity_per_stack_of_bus(ctx: Context, k: dict) -> None:
+    """An HBM stack comes in 4 GB at least (JEDEC JESD238: 4-high x 8 Gb to 16-high x 32 Gb). A capacity sized to the
+    workload bought 8 stacks' bandwidth with 4.3 GB behind them (Llama 3 8B at 4 bits: $86 of HBM on a $627 unit);
+    it is now 32 GB, priced as such. A capacity given below the stacks' least is refused, naming dram_gb; LPDDR has
+    no floor here."""
+    base = dict(WORKED, model="llama3_8b", weight_bits=4, precision="int4", n_mac=65536, batch=1, dram="hbm3",
+                dram_bus_bits=8192)
+    (sized,) = run(ctx, dict(base, dram_gb=None))
+    assert sized["dram_gb"] == pytest.approx(32.0)
+    price = k["dram_usd_per_gb"][DRAM_TYPES.index("hbm3")]
+    assert sized["unit_cost_usd"] > 32 * price
+    lp = run(ctx, dict(base, dram="lpddr5x", dram_bus_bits=1024, dram_gb=None))[0]
+    assert lp["dram_gb"] < 8  # the workload's own bytes
+    with pytest.raises(EvaluateError) as err:
+        run(ctx, dict(base, dram_gb=8), strict=True)
+    assert "dram_gb" in str(err.value) and "at least 4 GB per 1024-bit stack" in str(err.value)

@@ -114,6 +114,9 @@ def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
     dram_e, dram_r = v("dram_energy_pj_per_bit"), v("dram_rate_mt_s")
     k["dram_pj_bit"] = np.array([float(dram_e.get(d, 0.0)) for d in DRAM_TYPES])
     k["dram_mt_s"] = np.array([float(dram_r.get(d, 0.0)) for d in DRAM_TYPES])
+    # GB per bus bit: the least capacity a type's interface comes in over its width (0: no floor)
+    floor, width = v("dram_min_gb_per_interface"), v("dram_interface_bits")
+    k["dram_min_gb_per_bit"] = np.array([float(floor.get(d, 0.0)) / float(width.get(d, 1)) for d in DRAM_TYPES])
     price = v("dram_usd_per_gb")  # per DRAM type (one number: every type at it)
     k["dram_usd_per_gb"] = np.array([
         float(price if not isinstance(price, Mapping) else price.get(d, 0.0)) for d in DRAM_TYPES])
@@ -342,7 +345,10 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     short = has_model & ~fits
     flag(mask, short & batch_blank, R_NOFIT)
     flag(mask, short & ~batch_blank, R_MEMORY)
-    dram_gb = np.where(sized & has_model, np.maximum(need - sram_b, 0.0) * 1e-9, given_gb)  # GB bundled
+    # GB bundled: what the workload needs beyond the SRAM, but never less than the bus's stacks hold (an HBM stack
+    # comes in 4 GB at least, JESD238)
+    least_gb = k["dram_min_gb_per_bit"][dram] * np.nan_to_num(x["dram_bus_bits"]) * has_dram
+    dram_gb = np.where(sized & has_model, np.maximum(np.maximum(need - sram_b, 0.0) * 1e-9, least_gb), given_gb)
     unit_cost = dram_gb * k["dram_usd_per_gb"][dram] + unit_chip  # USD: chip + bundled DRAM at its type's price
 
     # ---- workload: where the bytes come from ------------------------------------------------------

@@ -118,6 +118,19 @@ def parse_asic(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Ar
             unit = "HBM stack" if name.startswith("hbm") else "LPDDR channel"
             errors.add(rows, "dram_bus_bits", [int(b) for b in bus[rows]],
                        f"a {name} bus is a whole number of {w}-bit {unit}s; allowed: multiples of {w} ({w}, {2 * w}, {3 * w}, ...)")
+    # an HBM stack holds at least 4 GB (JESD238): a given capacity below what the bus's stacks hold is no design
+    floors = ctx.catalog.asic["asic"]["dram_min_gb_per_interface"]["value"]
+    cap = raw["dram_gb"]
+    for t, name in enumerate(DRAM_TYPES):
+        if name not in floors or name not in widths:
+            continue
+        least = float(floors[name]) * np.nan_to_num(bus) / widths[name]
+        rows = np.nonzero(given & (dram == t) & np.isfinite(cap) & (cap < least - 1e-9) & ~errors.bad)[0]
+        if rows.size:
+            errors.add(rows, "dram_gb", [float(c) for c in cap[rows]],
+                       f"a {name} bus holds at least {float(floors[name]):g} GB per {widths[name]}-bit stack "
+                       f"(JESD238: the smallest stack, 4-high x 8 Gb); allowed: at least that many GB for the bus, "
+                       f"or blank (sized to the workload)")
     no_tiles = np.nan_to_num(raw["spare_tiles"]) > 0
     no_tiles &= ~np.isfinite(raw["tiles"]) & ~errors.bad
     if no_tiles.any():

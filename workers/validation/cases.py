@@ -764,6 +764,9 @@ EDGE_NPUS: dict[str, dict[str, object]] = {
     # AGX Orin: Samsung 8 nm, 256-bit LPDDR5 at 204.8 GB/s (6400 MT/s)
     "nvidia_jetson_agx_orin_64gb": {"node_nm": 8, "precision": "int8", "dram": "lpddr5", "dram_bus_bits": 256, "arch": "gpu"},
 }
+# the module's dense int8 where the catalog's peak is one engine's share of it: the AGX Orin's published TOPS/W counts
+# its two DLAs beside the GPU (275 sparse = GPU 170 + DLAs 105, reference chips.yaml), the catalog's peak the GPU alone
+MODULE_TOPS = {"nvidia_jetson_agx_orin_64gb": 275 / 2}
 GPU_FIT = {
     "nvidia_a100_sxm_80gb": {"node_nm": 7, "dram": "hbm2e"},
     "nvidia_h100_sxm": {"node_nm": 4, "dram": "hbm3"},
@@ -777,7 +780,7 @@ def _chip_row(chip_id: str, spec: dict[str, object], catalog: Catalog) -> dict[s
     if spec.get("precision") == "int4":
         row["peak_tops"] = chip.peak_tops_int4
     else:
-        row["peak_tops"] = chip.peak_tops_int8
+        row["peak_tops"] = MODULE_TOPS.get(chip_id, chip.peak_tops_int8)
     return row
 
 
@@ -802,7 +805,7 @@ def asic_cases(catalog: Catalog | None = None) -> list[Case]:
     out.append(Case("asic_notes_orin_nano_super_decode", "asic_worked_checks", orin, "decode_tokens_per_s", 18.4))
     for chip_id, spec in EDGE_NPUS.items():
         chip = catalog.chips[chip_id]
-        peak = chip.peak_tops_int4 if spec.get("precision") == "int4" else chip.peak_tops_int8
+        peak = chip.peak_tops_int4 if spec.get("precision") == "int4" else MODULE_TOPS.get(chip_id, chip.peak_tops_int8)
         assert peak is not None and chip.tdp_w is not None
         out.append(Case(f"asic_tops_per_w_{chip_id}", "asic_edge_tops_per_w", _chip_row(chip_id, spec, catalog),
                         "tops_per_w", peak / chip.tdp_w))
