@@ -425,3 +425,13 @@ def test_an_hbm_design_holds_at_least_a_stack_of_capacity_per_stack_of_bus(ctx: 
     with pytest.raises(EvaluateError) as err:
         run(ctx, dict(base, dram_gb=8), strict=True)
     assert "dram_gb" in str(err.value) and "at least 4 GB per 1024-bit stack" in str(err.value)
+
+
+def test_a_clock_beyond_the_measured_silicon_says_its_energy_is_a_1_ghz_designs(ctx: Context) -> None:
+    """The energy per MAC and the MAC area come from silicon clocked at 0.5-1.5 GHz (asic-notes sec. 8): a 3 GHz design
+    takes them unchanged, so its TOPS/W doubles for free (a faster clock needs a higher voltage, which the model does
+    not charge). The row says so; a design inside the range does not."""
+    fast, base = run(ctx, dict(WORKED, model="llama3.2_3b", weight_bits=4, batch=1, clock_ghz=3.0),
+                     dict(WORKED, model="llama3.2_3b", weight_bits=4, batch=1, clock_ghz=1.5))
+    assert "clock above the 0.5-1.5 GHz" in fast["notes"] and "clock above" not in base["notes"]
+    assert fast["tops_per_w"] > base["tops_per_w"]  # what the note warns of

@@ -67,6 +67,8 @@ N_WAFER_SCALE = 4
 N_BINOM_NORMAL = 8
 N_GPU = 16
 N_NO_DRAM_BW = 32
+N_FAST_CLOCK = 64
+CLOCK_MEASURED_GHZ = 1.5  # the top of the clocks the energy and area tables' silicon ran at (asic-notes sec. 8)
 
 NOTES: dict[int, str] = {
     N_NODE_INTERP: "node between table nodes: energy, area, SRAM density, wafer price and D0 interpolated (linearly in the node)",
@@ -75,6 +77,9 @@ NOTES: dict[int, str] = {
     N_BINOM_NORMAL: "more than 64 spare tiles: binomial tile yield by the normal approximation",
     N_GPU: "arch gpu: full-load power x gpu_power_factor (fitted on A100/H100 TDP)",
     N_NO_DRAM_BW: "no DRAM: weights and KV cache held in on-chip SRAM, SRAM bandwidth not modelled",
+    N_FAST_CLOCK: "clock above the 0.5-1.5 GHz the energy and area tables were measured at: energy per MAC and MAC "
+                  "area are a ~1 GHz design's (a faster clock needs a higher voltage, not charged): TOPS/W, J/token "
+                  "and die area optimistic",
 }
 
 INPUT_KEYS = (
@@ -236,6 +241,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     in_table = (node >= k["node_min"] - 1e-9) & (node <= k["node_max"] + 1e-9)
     flag(mask, ~in_table, R_NODE)
     notes = (in_table & ~np.isin(node, k["table_nodes"])) * N_NODE_INTERP
+    flag(notes, x["clock_ghz"] > CLOCK_MEASURED_GHZ + 1e-9, N_FAST_CLOCK)
     e_int8, a_int8, rho, wafer_usd, d0 = node_values(node, k)  # per-node constants (rows outside are masked)
     flag(mask, ~((n_mac > 0) & (f > 0)), R_INPUT)  # NaN compares False: blank or bad is flagged
 
