@@ -395,19 +395,24 @@ def test_a_refused_row_still_shows_what_it_asked_for(ctx: Context) -> None:
 
 
 def test_a_what_if_the_kind_does_not_apply_is_an_error_not_ignored(ctx: Context) -> None:
-    """`cal.max_tokens` is not a what-if of the inference core and `chip.bogus` no chip field: answering without
+    """`cal.ubatch` is not a what-if of the inference core and `chip.bogus` no chip field: answering without
     them would answer another question, so the rows that fill them are refused with the columns allowed; rows that
     leave them blank are answered."""
     from chipsweep.workers.training_rows import evaluate_training
 
     good = {"model": "llama3_8b", "chip": H100}
-    out = run(ctx, dict(good, **{"cal.max_tokens": 100}), dict(good, **{"chip.bogus": 1}), good)
-    assert "field 'cal.max_tokens' = '100'" in out[0]["infeasible_reason"]
+    out = run(ctx, dict(good, **{"cal.ubatch": 100}), dict(good, **{"chip.bogus": 1}), good)
+    assert "field 'cal.ubatch' = '100'" in out[0]["infeasible_reason"]
     assert "cal.compute_fraction" in out[0]["infeasible_reason"] and not out[0]["output_tokens_per_s"] > 0
     assert "field 'chip.bogus' = '1'" in out[1]["infeasible_reason"] and "chip.memory_gb" in out[1]["infeasible_reason"]
     assert out[2]["infeasible_reason"] == "" and out[2]["output_tokens_per_s"] > 0
-    with pytest.raises(EvaluateError, match="cal.max_tokens"):
-        run(ctx, dict(good, **{"cal.max_tokens": 100}), strict=True)
+    with pytest.raises(EvaluateError, match="cal.ubatch"):
+        run(ctx, dict(good, **{"cal.ubatch": 100}), strict=True)
+    # the engine's limits are what-ifs (its server flags), whole numbers of at least one
+    (limited,) = run(ctx, dict(good, **{"cal.max_tokens": 100}))
+    assert limited["infeasible_reason"] == ""
+    with pytest.raises(EvaluateError, match="cal.max_batch"):
+        run(ctx, dict(good, **{"cal.max_batch": 0.5}), strict=True)
     table = pa.table({"model": ["llama3_8b"], "chip": [H100], "n_chips": ["8"], "global_batch": ["64"],
                       "cal.mm_eff": ["0.5"]})
     _, errors = evaluate_training(table, ctx)

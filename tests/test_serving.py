@@ -738,8 +738,9 @@ def test_attention_runs_at_its_kernels_precision_not_the_gemms() -> None:
     cache (TensorRT-LLM's FP8 context FMHA, FlashAttention-3's FP8 path); nothing runs attention in 4 bits. An fp4
     row ran its attention at the fp4 peak (4x the 16-bit rate): a 32K-token prompt of Llama 3 8B on a B200 took
     0.16 s. Halving the GEMMs' time twice (bf16 -> fp8 -> fp4, 16-bit KV) now saves twice as much the first time,
-    the attention staying at the 16-bit rate; an 8-bit KV cache moves attention to the fp8 rate."""
-    base = dict(model="llama3_8b", chip=B200, prompt_len=32000, gen_len=128, concurrency=1)
+    the attention staying at the 16-bit rate; an 8-bit KV cache moves attention to the fp8 rate. (One pass: the
+    token budget holds the prompt.)"""
+    base = dict(model="llama3_8b", chip=B200, prompt_len=32000, gen_len=128, concurrency=1, **{"cal.max_tokens": 32768})
     bf16, fp8, fp4, fp8_kv8, fp4_kv8 = (r["ttft_s"] for r in run(
         dict(base, compute_precision="bf16", kv_bits=16), dict(base, compute_precision="fp8", kv_bits=16),
         dict(base, compute_precision="fp4", kv_bits=16), dict(base, compute_precision="fp8", kv_bits=8),
@@ -802,3 +803,25 @@ def test_weights_computed_in_fp4_carry_nvfp4s_scales() -> None:
     assert fp4["tpot_s"] > fp4_045["tpot_s"]  # a memory-bound decode reads the scales too
     int4_045 = run(dict(base, weight_bits=4, quant_overhead=0.045))[0]
     assert int4["mem_gb"] == pytest.approx(int4_045["mem_gb"], rel=1e-9)  # weight-only 4-bit keeps 4.5 %
+
+
+def test_a_prompt_longer_than_the_token_budget_pays_each_pass_and_waits_beside_the_decodes_each_time() -> None:
+    """A prompt longer than the engine's token budget (max_tokens, 8,192 under vLLM) runs in several passes: each
+    pays the fixed time per layer and reads the weights again, and beside running requests each of its chunks
+    shares an iteration with their decodes. TTFT charged one pass and one decode iteration whatever the length
+    (Llama 3 70B, 32K tokens on 8 H100: 9 % short). The same 32K prompt with a budget that holds it whole
+    (cal.max_tokens 40,000) is the one-pass reference: the same context, so the same decodes beside it."""
+    base = dict(model="llama3_70b", chip=H100, n_chips=8, compute_precision="fp8", engine="vllm", gen_len=128,
+                prompt_len=32000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        four, one, busy4, busy1 = chipsweep.evaluate(
+            [dict(base, concurrency=1), dict(base, concurrency=1, **{"cal.max_tokens": 40000}),
+             dict(base, concurrency=8), dict(base, concurrency=8, **{"cal.max_tokens": 40000})],
+            kind="inference", explain=True).to_pylist()
+    assert four["ttft_fixed_s"] == pytest.approx(4 * one["ttft_fixed_s"], rel=1e-9)  # ceil(32000 / 8192) passes
+    # beside 7 running requests, 8,184 prompt tokens per iteration: 4 chunks, each beside the 7 decodes (the queue
+    # part is half the iteration in flight, then those decodes once per chunk)
+    assert busy4["infeasible_reason"] == busy1["infeasible_reason"] == ""
+    decodes = busy1["ttft_queue_s"] - 0.5 * busy1["tpot_s"]
+    assert busy4["ttft_queue_s"] - 0.5 * busy4["tpot_s"] == pytest.approx(4 * decodes, rel=1e-6)

@@ -450,6 +450,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         llama.cpp pipelines the ubatches of one n_batch, batches run in turn). `alone`: one request's prompt, on one
         rank where attention is data-parallel (many requests' prompts spread over the ranks)."""
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
+        passes = np.ceil(np.maximum(tokens, 1.0) / M)  # engine batches of max_tokens, in turn: each reads the
+        # weights once per micro-batch and pays the fixed time per layer
+        reads = k * passes  # micro-batches in all
         touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
         # weights the GEMMs read per chip and micro-batch: the stored ones, or the dequantised copy an engine writes
         w_st_d, w_st_e = w_d, w_e_all * touched  # bytes per chip as stored
@@ -458,15 +461,15 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             w_gemm_d = np.where(dq, (x["w_dense"] * inv_t + att_rep) * act_b, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
         on_rank = lone if alone else 1.0  # the rank's share of the attention and dense layers' work (and KV)
-        byt = w_gemm_d * k + tokens * kv_chip * on_rank  # bytes: dense weights per micro-batch, the KV cache written
-        byt_e = w_gemm_e * k  # bytes: routed experts touched
+        byt = w_gemm_d * reads + tokens * kv_chip * on_rank  # bytes: dense weights per micro-batch, the KV written
+        byt_e = w_gemm_e * reads  # bytes: routed experts touched
         pairs = tokens * half_p * pre_att  # (query, context) token pairs of causal attention over the prompt
         busy = (np.maximum(byt / bw, tokens * s_mm_d * on_rank)  # s, the weight GEMMs, all on one stage
                 + np.maximum(byt_e / bw_e, tokens * s_mm_e)
                 + np.maximum(pairs * s_sc, pairs * s_at) * on_rank)  # attention
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
-            busy = busy + dq * k * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
-        return pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp), comm(tokens)
+            busy = busy + dq * reads * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
+        return pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp) * passes, comm(tokens)
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
     t_dec = step(B, 0.0)  # s per decode step of the static batch
@@ -503,7 +506,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then shares
     # its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
-    wait = np.where(C > 1, 0.5 * t_iter + t_dec_rest, 0.0)
+    # (a prompt longer than one iteration's budget runs in n_chunks iterations, each beside those decodes)
+    wait = np.where(C > 1, 0.5 * t_iter + n_chunks * t_dec_rest, 0.0)
     kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
     ttft = np.where(disagg, t_pre1 + kv_move, t_pre1 + wait)  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance

@@ -47,7 +47,11 @@ Array = np.ndarray
 INFERENCE_OUT = tuple(c.name for c in FACTS["inference"] if c.role == "output" and c.dtype == "float32")
 
 CAL_OVERRIDES = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
-                 "idle_fraction", "power_compute", "power_memory", "link_fraction", "dequant_round_trip")
+                 "idle_fraction", "power_compute", "power_memory", "link_fraction", "dequant_round_trip",
+                 "max_batch", "max_tokens")
+# the engine's own limits a row may set as its server would (vLLM --max-num-seqs / --max-num-batched-tokens,
+# TensorRT-LLM --max_batch_size / --max_num_tokens): whole numbers >= 1
+CAL_COUNTS = ("max_batch", "max_tokens")
 CAL_UNBOUNDED = ("layer_overhead_s", "moe_layer_overhead_s", "quant_layer_overhead_s", "seq_overhead_s", "power_compute", "power_memory")  # seconds or weights: >= 0, no upper limit
 CAL_SWITCHES = ("dequant_round_trip",)  # 0 (off) to 1 (on); the fractions of a peak are > 0 and <= 1
 EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s",
@@ -309,6 +313,9 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
             raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0, positive=field in CHIP_POSITIVE)
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in table.column_names:
+            if name in CAL_COUNTS:
+                raw[f"cal.{name}"] = numbers(table, f"cal.{name}", errors, integer=True, minimum=1)
+                continue
             hi = None if name in CAL_UNBOUNDED else 1
             lo = 0 if name in CAL_UNBOUNDED + CAL_SWITCHES else 1e-9
             raw[f"cal.{name}"] = numbers(table, f"cal.{name}", errors, minimum=lo, maximum=hi)
