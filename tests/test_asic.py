@@ -424,7 +424,8 @@ def test_an_hbm_design_holds_at_least_a_stack_of_capacity_per_stack_of_bus(ctx: 
     assert lp["dram_gb"] < 8  # the workload's own bytes
     with pytest.raises(EvaluateError) as err:
         run(ctx, dict(base, dram_gb=8), strict=True)
-    assert "dram_gb" in str(err.value) and "at least 4 GB per 1024-bit stack" in str(err.value)
+    assert "dram_gb" in str(err.value) and "a 8192-bit hbm3 bus is 8 stack(s)" in str(err.value)
+    assert "allowed: at least 32 GB" in str(err.value)
 
 
 def test_a_clock_beyond_the_measured_silicon_says_its_energy_is_a_1_ghz_designs(ctx: Context) -> None:

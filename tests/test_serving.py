@@ -785,6 +785,10 @@ def test_latent_attention_prefills_expanded_and_decodes_absorbed() -> None:
     # beside data-parallel attention a lone prompt's attention runs on its own rank, not spread over the 8: its
     # quadratic term is 8x (its TTFT was 0.14 s at 8K tokens against 0.18 s under tensor parallelism)
     assert quadratic("deepseek_v3", ep=8, dp_attention=True) / quadratic("deepseek_v3", ep=8) == pytest.approx(8, rel=1e-3)
+    # ... and so does a static batch of one prompt: its prefill rate is that TTFT's (it read the ranks' even share)
+    (one,) = run(dict(model="deepseek_v3", chip="nvidia_h200_sxm", n_chips=8, ep=8, compute_precision="fp8",
+                      prompt_len=8000, gen_len=200, concurrency=1, batch=1, dp_attention=True))
+    assert one["prefill_tokens_per_s"] * one["ttft_s"] == pytest.approx(8000, rel=1e-6)
 
 
 def test_weights_computed_in_fp4_carry_nvfp4s_scales() -> None:

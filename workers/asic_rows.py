@@ -125,12 +125,14 @@ def parse_asic(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Ar
         if name not in floors or name not in widths:
             continue
         least = float(floors[name]) * np.nan_to_num(bus) / widths[name]
-        rows = np.nonzero(given & (dram == t) & np.isfinite(cap) & (cap < least - 1e-9) & ~errors.bad)[0]
-        if rows.size:
+        short = given & (dram == t) & np.isfinite(cap) & (cap < least - 1e-9) & ~errors.bad
+        for b in np.unique(bus[short]):  # one message per bus width: the least it holds, in GB
+            rows = np.nonzero(short & (bus == b))[0]
+            stacks = int(b) // widths[name]
             errors.add(rows, "dram_gb", [float(c) for c in cap[rows]],
-                       f"a {name} bus holds at least {float(floors[name]):g} GB per {widths[name]}-bit stack "
-                       f"(JESD238: the smallest stack, 4-high x 8 Gb); allowed: at least that many GB for the bus, "
-                       f"or blank (sized to the workload)")
+                       f"a {int(b)}-bit {name} bus is {stacks} stack(s) of at least {float(floors[name]):g} GB each "
+                       f"(JESD238: the smallest stack, 4-high x 8 Gb); allowed: at least "
+                       f"{stacks * float(floors[name]):g} GB, or blank (sized to the workload)")
     no_tiles = np.nan_to_num(raw["spare_tiles"]) > 0
     no_tiles &= ~np.isfinite(raw["tiles"]) & ~errors.bad
     if no_tiles.any():

@@ -434,21 +434,26 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         return (s_it, tok * (mm_tok_d + mm_tok_e) + pairs * at_pair,
                 w_d + w_e_all * touched + seqs * kv_seq)
 
-    def prompt(tokens: Array, alone: bool = False) -> Array:
+    def prompt(tokens: Array, prompts: Array | None = None) -> Array:
         """s to prefill `tokens` prompt tokens (`prompt_parts` summed)."""
-        work, fixed, talk = prompt_parts(tokens, alone)
+        work, fixed, talk = prompt_parts(tokens, prompts)
         return work + fixed + talk
 
-    # one prompt alone beside data-parallel attention runs its attention and dense layers on its own rank: a stage's
-    # tp chips do not share them (each rank holds its own requests), so that work takes tp times one chip's share
-    lone = np.where(dp_att, tp, 1.0)
+    def busiest_rank(prompts: Array | None) -> Any:
+        """Beside data-parallel attention a prompt runs its attention and dense layers on its own rank: `prompts`
+        prompts over a stage's tp ranks leave the busiest with ceil(prompts / tp) of them, that many times one chip's
+        even share of their work each (tp for one prompt alone; 1 where they spread evenly or attention is split)."""
+        if prompts is None or not any_dpa:
+            return 1.0
+        n = np.maximum(prompts, 1.0)
+        return np.where(dp_att, np.ceil(n / tp - 1e-6) * tp / n, 1.0)
 
-    def prompt_parts(tokens: Array, alone: bool = False) -> tuple[Array, Array, Array]:
+    def prompt_parts(tokens: Array, prompts: Array | None = None) -> tuple[Array, Array, Array]:
         """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention), as the
         kernels' work, the fixed time per pass and the collectives; layer-split stages overlap the micro-batches of
         each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) / (k pp) of the serial time;
-        llama.cpp pipelines the ubatches of one n_batch, batches run in turn). `alone`: one request's prompt, on one
-        rank where attention is data-parallel (many requests' prompts spread over the ranks)."""
+        llama.cpp pipelines the ubatches of one n_batch, batches run in turn). `prompts`: how many prompts the
+        tokens are, where attention is data-parallel (`busiest_rank`; None: many, spread evenly over the ranks)."""
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
         passes = np.ceil(np.maximum(tokens, 1.0) / M)  # engine batches of max_tokens, in turn: each reads the
         # weights once per micro-batch and pays the fixed time per layer
@@ -460,7 +465,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         if any_dq:
             w_gemm_d = np.where(dq, (x["w_dense"] * inv_t + att_rep) * act_b, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
-        on_rank = lone if alone else 1.0  # the rank's share of the attention and dense layers' work (and KV)
+        on_rank = busiest_rank(prompts)  # the busiest rank's share of the attention and dense layers' work (and KV)
         byt = w_gemm_d * reads + tokens * kv_chip * on_rank  # bytes: dense weights per micro-batch, the KV written
         byt_e = w_gemm_e * reads  # bytes: routed experts touched
         pairs = tokens * half_p * pre_att  # (query, context) token pairs of causal attention over the prompt
@@ -473,7 +478,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
     t_dec = step(B, 0.0)  # s per decode step of the static batch
-    t_pre_b = prompt(B * p)  # s
+    t_pre_b = prompt(B * p, B)  # s: B prompts, over the ranks where attention is data-parallel
 
     # ---- serving: C sequences in steady state ----------------------------------------------------------
     disagg = x["disaggregated"] > 0
@@ -501,7 +506,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
         byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
     # one prompt alone: TTFT without load; the KV written once per prompt token
-    t_pre1 = prompt(p, alone=True)  # s
+    t_pre1 = prompt(p, 1.0 + 0.0 * p)  # s: one prompt, on one rank where attention is data-parallel
     t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then shares
@@ -555,7 +560,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
         queue = np.where(disagg, kv_move, wait)  # s: the KV cache's move, or the running decodes' iteration
         out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
-        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, True), queue), strict=True)})
+        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, 1.0 + 0.0 * p), queue), strict=True)})
         return out
 
     parts = explained() if explain else {}
