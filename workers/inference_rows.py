@@ -105,7 +105,8 @@ INFERENCE_NOTES = {
     N_WEIGHT_ONLY: "4/8-bit weights, 16-bit matrix multiplies (weight-only quantisation); set compute_precision int8 or "
     "fp8 for W8A8",
     N_NO_TDP: "energy and power not computed: tdp_w not published (add a chip.tdp_w column)",
-    N_NO_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column)",
+    N_NO_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column); "
+    "usd_per_million_tokens is at the chip's rental price",
     N_LINK_FALLBACK: "no published link between the row's chips: tensor-parallel all-reduce at the scale-out link's "
     "rate, or PCIe 4.0 x16 where that is blank too (defaults.fallback_link_gb_s; give chip.scale_up_gb_s or "
     "chip.scale_out_gbit_s)",
