@@ -49,9 +49,9 @@ PRICE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
         "defaults": frozenset({"pue", "usd_per_kwh", "amortization_years"}),
     },
 }
-# fields whose presence a row notes (an inference row says "unit cost not computed: purchase_usd not published"):
-# a price that appears or goes re-evaluates; one that moves re-prices
-NOTED: dict[str, frozenset[str]] = {"inference": frozenset({"purchase_usd"})}
+# fields whose presence a row notes (an inference row says "unit cost not computed: purchase_usd not published", or
+# that it has no price at all): a price that appears or goes re-evaluates; one that moves re-prices
+NOTED: dict[str, frozenset[str]] = {"inference": frozenset({"purchase_usd", "usd_per_hour"})}
 REPRICED_STORES = ("all", "feasible")
 
 
