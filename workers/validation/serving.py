@@ -38,8 +38,9 @@ values), and the achieved share of the chips' link per engine and chip alone, on
 the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
 compute and memory weights) per chip class and per chip, on the energy and power runs (never pooled across classes:
 the sources measure different things; a class without runs starts from asic.yaml serving.power_prior or the fallback).
-The search is a bounded coordinate descent in log space on the mean absolute log error, runs weighted so that each
-source counts once per group (numpy only). `loso` refits without
+The search is a bounded coordinate descent in log space (two passes) on the mean absolute log error, runs weighted so
+that each source counts once per group, and for a constant only some runs tell (MoE layers, 8-bit layers) once among
+those runs (numpy only). `loso` refits without
 each source and predicts that source with the result: those are the errors `chipsweep validate` prints.
 """
 
@@ -709,14 +710,27 @@ def _loss(pred: np.ndarray, meas: np.ndarray, weight: np.ndarray) -> float:
     return float(np.sum(weight * err) / np.sum(weight))
 
 
-def _source_weights(prep: Prepared, rows: np.ndarray) -> np.ndarray:
-    """Each source counts once in a group: 1 / (its runs in the group)."""
-    src = prep.source[rows]
-    _, inv, counts = np.unique(src, return_inverse=True, return_counts=True)
-    return 1.0 / counts[inv]
+# constants that only some runs tell, by what the run serves: a mixture-of-experts layer's time and share (runs of
+# MoE models), the activation quantisation's time (runs whose matrix multiplies run at 8 bits or fewer)
+KEY_RUNS = {"moe_layer_overhead_s": "moe_layers", "moe_fraction": "moe_layers", "quant_layer_overhead_s": "low_compute"}
+
+
+def _source_weights(prep: Prepared, rows: np.ndarray, member: np.ndarray, key: str = "") -> np.ndarray:
+    """Weights of `rows` (of the groups `member` numbers) in the fit of `key`: each source counts once in a group, 1 /
+    (its runs in the group); for a constant of KEY_RUNS, once among the runs that tell it (the others weigh 0).
+    Spread over all of a source's runs, a constant only MoE runs tell would weigh a source of 2 MoE runs 6 times as
+    much as one with 141 MoE runs among 862, and fit the first."""
+    src = np.char.add(prep.source[rows].astype(str), np.char.add("|", member.astype(str)))
+    tells = prep.x[KEY_RUNS[key]][rows] > 0 if key in KEY_RUNS else np.ones(len(rows), dtype=bool)
+    tells |= ~np.isin(member, member[tells])  # a group with no such run keeps every run (the constant stays put)
+    _, inv, counts = np.unique(np.where(tells, src, ""), return_inverse=True, return_counts=True)
+    return np.where(tells, 1.0 / counts[inv], 0.0)
 
 
 MULTIPLIERS = (np.array([0.5, 0.7, 0.85, 1.0, 1.18, 1.43, 2.0]), np.array([0.9, 0.95, 1.0, 1.05, 1.11]))
+# passes of the two grids: one pass leaves a group where its first constants stopped before the later ones moved
+# (on every source, the mean |log error| per source: one pass 0.138, two 0.1236, three 0.1234)
+DESCENT_PASSES = 2
 SECONDS_LADDER = (0.0, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)  # s: the host time's candidates beside the current multiples
 
 
@@ -729,14 +743,14 @@ def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], ke
     rows = np.concatenate([g.rows for g in groups])
     member = np.concatenate([np.full(len(g.rows), j) for j, g in enumerate(groups)])
     meas = prep.measured[rows]
-    w = np.concatenate([_source_weights(prep, g.rows) for g in groups])
+    weights = {k: _source_weights(prep, rows, member, k) for k in keys}
     sub_x = {k: v[rows] for k, v in prep.x.items()}
     cur = {k: np.array([float(cal[k][g.rows[0]]) for g in groups]) for k in keys}
     sensitive = {k: np.zeros(len(groups), dtype=bool) for k in keys}
     sub_cases = [prep.cases[i] for i in rows]
     base = {k: v[rows].copy() for k, v in cal.items()}
 
-    def group_losses(trial: Mapping[str, np.ndarray]) -> np.ndarray:
+    def group_losses(trial: Mapping[str, np.ndarray], w: np.ndarray) -> np.ndarray:
         c = dict(base)
         for k in keys:
             c[k] = trial[k][member]
@@ -745,7 +759,7 @@ def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], ke
         err = np.where(np.isfinite(err), err, 3.0)
         return np.bincount(member, weights=w * err, minlength=len(groups)) / np.bincount(member, weights=w, minlength=len(groups))
 
-    for grid in MULTIPLIERS:
+    for grid in MULTIPLIERS * DESCENT_PASSES:
         for k in keys:
             lo, hi = bounds[k]
             losses, values = [], []
@@ -756,7 +770,7 @@ def _descend(prep: Prepared, cal: dict[str, np.ndarray], groups: list[Group], ke
                 trial = dict(cur)
                 trial[k] = np.clip(cand, lo, hi)
                 values.append(trial[k])
-                losses.append(group_losses(trial))
+                losses.append(group_losses(trial, weights[k]))
             L = np.array(losses)  # (candidates, groups)
             best = np.argmin(L, axis=0)
             spread = L.max(axis=0) - L.min(axis=0)
