@@ -57,9 +57,13 @@ class Withdrawals:
 class ChunkWorker:
     """Evaluates chunks and commits them to the lake; one per CPU in the dispatcher's pool."""
 
-    def __init__(self, withdrawals: Any = None) -> None:
+    def __init__(self, withdrawals: str | None = None) -> None:
         tune_allocator()
-        self._withdrawals = withdrawals
+        # the registry's actor name, not its handle: an actor restarted in place re-runs its constructor from its
+        # arguments, and a handle is an argument Ray keeps in the object store (core_worker warns of each such
+        # actor on the user's terminal, ray-project/ray#53727); the name is inline and looked up when first asked
+        self._withdrawals_name = withdrawals
+        self._withdrawals: Any = None
         self._evaluators: OrderedDict[tuple[str, int], ChunkEvaluator] = OrderedDict()
         self.where = f"{socket.gethostname()}:{os.getpid()}:{_node_id()[:8]}"
 
@@ -96,11 +100,13 @@ class ChunkWorker:
 
     def _withdrawn(self, name: str, version: int) -> bool:
         """Whether the dispatcher withdrew this version's chunks (no answer: begin it, as before cancels were told)."""
-        if self._withdrawals is None:
+        if self._withdrawals_name is None:
             return False
         import ray
 
         try:
+            if self._withdrawals is None:
+                self._withdrawals = ray.get_actor(self._withdrawals_name)
             return bool(ray.get(self._withdrawals.withdrawn.remote(name, version), timeout=10.0))
         except Exception:  # the registry is gone (its node died): the chunk runs
             return False

@@ -186,6 +186,7 @@ class Dispatcher:
         self._unrecorded: dict[str, float] = {}  # sweep id -> when its state is written to the lake next
         self._cancel_check_at = 0.0  # monotonic time in-flight chunks are next checked against cancelled sweeps
         self._withdrawals: Any = None  # the registry of cancelled versions the workers ask (actor.Withdrawals)
+        self._withdrawals_name: str | None = None
         self._withdrawn: set[tuple[str, int]] = set()  # what it was last told
 
     # ---- the pool -----------------------------------------------------------------------------
@@ -208,7 +209,7 @@ class Dispatcher:
         env = _fault_env()
         if env:
             options["runtime_env"] = {"env_vars": env}
-        return ray.remote(ChunkWorker).options(**options).remote(self._withdrawals)
+        return ray.remote(ChunkWorker).options(**options).remote(self._withdrawals_name)
 
     def _ensure_pool(self) -> None:
         import ray
@@ -230,7 +231,9 @@ class Dispatcher:
         self._slot_nodes = [order[i % len(order)] for i in range(n)] if order else [""] * n
         self._ready_at = [0.0] * n
         self._losses = [0] * n
-        self._withdrawals = ray.remote(Withdrawals).options(num_cpus=0, max_restarts=-1).remote()
+        self._withdrawals_name = f"chipsweep-withdrawals-{uuid.uuid4().hex[:12]}"  # the workers look it up by name
+        self._withdrawals = ray.remote(Withdrawals).options(num_cpus=0, max_restarts=-1,
+                                                            name=self._withdrawals_name).remote()
         self._withdrawn = set()
         self.actors = [self._new_actor(i) for i in range(n)]
 
