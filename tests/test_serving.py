@@ -176,6 +176,30 @@ def test_disaggregated_prefill_adds_a_prompt_pool_and_frees_decode_iterations() 
     assert "prompt pool counts as this instance's share" in split["notes"] and "prompt pool" not in mixed["notes"]
 
 
+def test_a_disaggregated_replica_buys_its_share_of_the_prompt_pool() -> None:
+    # a unit cost of the decode chips alone put a disaggregated row on an edge frontier at a price that buys no
+    # prompt pool; the cost per token already paid for the pool's chips
+    base = {"model": "llama3_8b", "chip": "nvidia_rtx_4090", "engine": "vllm", "n_chips": 2, "concurrency": 16,
+            "prompt_len": 1000, "gen_len": 500}
+    mixed, split = run(base, dict(base, disaggregated="true"))
+    price = load_catalog().chips["nvidia_rtx_4090"].purchase_usd
+    chips = split["output_tokens_per_s"] / split["output_tokens_per_s_per_chip"]  # decode chips plus the pool's share
+    assert chips > 2.05 and mixed["unit_cost_usd"] == pytest.approx(2 * price)
+    assert split["unit_cost_usd"] == pytest.approx(price * chips)
+
+
+def test_an_owned_chip_without_power_says_why_its_cost_per_token_is_missing() -> None:
+    # without a rental price the cost per token is the purchase spread over its life plus the electricity: no tdp_w,
+    # no cost, and the row says which column would give it (it said only that energy was not computed)
+    (r,) = run({"model": "llama3_8b", "chip": "apple_m3_max", "engine": "llama_cpp", "concurrency": 1,
+                "weight_bits": 4, "chip.purchase_usd": 3999})
+    assert math.isnan(r["usd_per_million_tokens"]) and r["unit_cost_usd"] == 3999
+    assert "cost per token not computed" in r["notes"] and "give chip.tdp_w or chip.usd_per_hour" in r["notes"]
+    (powered,) = run({"model": "llama3_8b", "chip": "apple_m3_max", "engine": "llama_cpp", "concurrency": 1,
+                      "weight_bits": 4, "chip.purchase_usd": 3999, "chip.tdp_w": 100})
+    assert powered["usd_per_million_tokens"] > 0 and "cost per token not computed" not in powered["notes"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # bad serving inputs: row, field, value and what is allowed
 # ---------------------------------------------------------------------------------------------------------

@@ -600,11 +600,13 @@ def serving_economics(out_tps: Array, chips_total: Array, power: Array, n_chips:
                       cal: Mapping[str, Any]) -> dict[str, Array]:
     """USD per million output tokens of an instance of `chips_total` chips drawing `power` W: the rental price of
     every chip, else each chip's purchase spread over its life plus the instance's electricity x PUE; and the
-    unit cost (purchase price) of the `n_chips` chips of one replica."""
+    unit cost (purchase price) of the chips one replica needs: its `n_chips` and, disaggregated, its share of the
+    prompt pool (`chips_total`; a unit cost of the decode chips alone put a disaggregated row on an edge frontier
+    at a price that buys no prompt pool)."""
     life_s = cal["amortization_years"] * 8766.0 * 3600.0  # s of service a purchase is spread over
     owned = x["purchase_usd"] / life_s * chips_total + power * cal["pue"] * cal["usd_per_kwh"] / 3.6e6  # USD/s
     usd_s = np.where(np.isfinite(x["usd_per_hour"]), x["usd_per_hour"] / 3600.0 * chips_total, owned)  # USD/s
-    return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * n_chips}
+    return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * chips_total}
 
 
 def cal_at(cal: Mapping[str, Any], key: str, rows: Array) -> Any:

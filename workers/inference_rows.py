@@ -99,6 +99,7 @@ N_WAFER = 128
 N_EXTRAPOLATED = 256
 N_NO_COST = 512
 N_DISAGG = 1024
+N_OWNED_NO_TDP = 2048
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -117,8 +118,11 @@ INFERENCE_NOTES = {
     N_NO_COST: "cost per token not computed: no rental price and no purchase price published (give chip.usd_per_hour or "
     "chip.purchase_usd)",
     N_DISAGG: "disaggregated: the prompt pool counts as this instance's share of a pool that serves several decode "
-    "instances (chip-seconds of prefill per second, added to n_chips in the per-chip rates and the cost); one "
+    "instances (chip-seconds of prefill per second, added to n_chips in the per-chip rates, the cost per token and "
+    "the unit cost); one "
     "instance alone would need a whole pool that holds the weights",
+    N_OWNED_NO_TDP: "cost per token not computed: without a rental price it is the purchase spread over its life plus "
+    "the electricity, and tdp_w is not published (give chip.tdp_w or chip.usd_per_hour)",
 }
 
 
@@ -378,6 +382,8 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
     # no purchase price: the unit cost is missing (and the cost per token is at the rental price, else N_NO_COST)
     notes |= np.where(~np.isfinite(ccols["purchase_usd"]) & np.isfinite(ccols["usd_per_hour"]), N_NO_PRICE, 0)
     notes |= np.where(~np.isfinite(ccols["purchase_usd"]) & ~np.isfinite(ccols["usd_per_hour"]), N_NO_COST, 0)
+    notes |= np.where(np.isfinite(ccols["purchase_usd"]) & ~np.isfinite(ccols["usd_per_hour"])
+                      & ~np.isfinite(ccols["tdp_w"]), N_OWNED_NO_TDP, 0)
     notes |= np.where(static["low_chip"], N_LOW_CHIP, 0)
     notes |= np.where(static["wafer"], N_WAFER, 0)
     used = used | _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]
