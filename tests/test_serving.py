@@ -188,6 +188,32 @@ def test_a_disaggregated_replica_buys_its_share_of_the_prompt_pool() -> None:
     assert split["unit_cost_usd"] == pytest.approx(price * chips)
 
 
+def test_an_owned_server_chip_costs_a_serving_hour_what_a_training_hour_costs() -> None:
+    # a chip sold into servers, owned (no rental price: Intel's Gaudi 3 at its UBB kit's $15,625 a chip): its
+    # serving hour pays the training TCO (server and network shares at the cost of capital, the chip's and its host's
+    # power at the PUE, facility and operations per kW), not the bare purchase over four years (3x cheaper before);
+    # a device (an RTX 4090) stays its purchase plus its electricity
+    catalog = load_catalog()
+    d = Context.build(catalog).defaults
+    gaudi, rtx = run({"model": "llama3_8b", "chip": "intel_gaudi3", "concurrency": 16, "prompt_len": 1000,
+                      "gen_len": 500, "weight_bits": 16},
+                     {"model": "llama3_8b", "chip": "nvidia_rtx_4090", "engine": "vllm", "concurrency": 16,
+                      "prompt_len": 1000, "gen_len": 500, "weight_bits": 16})
+
+    def per_hour(r: dict) -> float:  # USD per chip-hour the row's cost per token implies
+        return r["usd_per_million_tokens"] * r["output_tokens_per_s"] / 1e6 * 3600.0
+
+    r, years = d["cost_of_capital"], d["amortization_years"]
+    capex = catalog.chips["intel_gaudi3"].purchase_usd + d["host_usd"] + d["network_usd"]
+    capex_h = capex * r / (1.0 - (1.0 + r) ** -years) / 8766.0
+    per_kwh = d["pue"] * d["usd_per_kwh"] + (d["facility_usd_per_kw_month"] + d["ops_usd_per_kw_month"]) * 12 / 8766.0
+    it_kw = (gaudi["power_w"] + d["host_power_w"]) / 1000.0
+    assert per_hour(gaudi) == pytest.approx(capex_h + it_kw * per_kwh, rel=1e-6)
+    assert per_hour(gaudi) > 2.0 * catalog.chips["intel_gaudi3"].purchase_usd / (years * 8766.0)
+    device = catalog.chips["nvidia_rtx_4090"].purchase_usd / (years * 8766.0) + rtx["power_w"] / 1000.0 * d["pue"] * d["usd_per_kwh"]
+    assert per_hour(rtx) == pytest.approx(device, rel=1e-6)
+
+
 def test_an_owned_chip_without_power_says_why_its_cost_per_token_is_missing() -> None:
     # without a rental price the cost per token is the purchase spread over its life plus the electricity: no tdp_w,
     # no cost, and the row says which column would give it (it said only that energy was not computed)

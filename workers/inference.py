@@ -73,6 +73,7 @@ import numpy as np
 from chipsweep.workers.bits import indivisible
 from chipsweep.workers.blocks import by_blocks
 from chipsweep.workers.comm import expert_copies
+from chipsweep.workers.training import owned_rates
 
 Array = np.ndarray
 
@@ -120,7 +121,7 @@ INPUT_KEYS = (
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
     "peak_flops", "att_peak_flops", "compute_reach", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w", "idle_w", "purchase_usd",
-    "usd_per_hour", "sram_only",
+    "usd_per_hour", "capex_usd", "hosted", "sram_only",
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
@@ -128,7 +129,8 @@ CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
             "link_latency_s", "mem_usable", "idle_fraction", "power_compute", "power_memory", "max_batch", "max_tokens",
-            "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue")
+            "ubatch", "kv_reserve", "usd_per_kwh", "amortization_years", "pue", "cost_of_capital", "host_power_w",
+            "facility_usd_per_kw_month", "ops_usd_per_kw_month")
 
 
 BLOCK = 16_384  # rows per block: the core's temporaries stay in cache (benchmarks/out/edge_core.json)
@@ -599,12 +601,19 @@ ECONOMIC_OUTPUTS = ("usd_per_million_tokens", "unit_cost_usd")
 def serving_economics(out_tps: Array, chips_total: Array, power: Array, n_chips: Array, x: Mapping[str, Array],
                       cal: Mapping[str, Any]) -> dict[str, Array]:
     """USD per million output tokens of an instance of `chips_total` chips drawing `power` W: the rental price of
-    every chip, else each chip's purchase spread over its life plus the instance's electricity x PUE; and the
-    unit cost (purchase price) of the chips one replica needs: its `n_chips` and, disaggregated, its share of the
-    prompt pool (`chips_total`; a unit cost of the decode chips alone put a disaggregated row on an edge frontier
-    at a price that buys no prompt pool)."""
+    every chip, else what owning them costs: a chip sold into servers (`hosted`) at the training TCO
+    (`training.owned_rates`: the server's and the network's shares at the cost of capital, the chips' and their
+    hosts' power at the PUE, facility and operations per kW; a serving chip-hour costs what a training one does),
+    a device at its purchase spread over its life plus its electricity x PUE; and the unit cost (purchase price)
+    of the chips one replica needs: its `n_chips` and, disaggregated, its share of the prompt pool (`chips_total`;
+    a unit cost of the decode chips alone put a disaggregated row on an edge frontier at a price that buys no
+    prompt pool)."""
     life_s = cal["amortization_years"] * 8766.0 * 3600.0  # s of service a purchase is spread over
-    owned = x["purchase_usd"] / life_s * chips_total + power * cal["pue"] * cal["usd_per_kwh"] / 3.6e6  # USD/s
+    device = x["purchase_usd"] / life_s * chips_total + power * cal["pue"] * cal["usd_per_kwh"] / 3.6e6  # USD/s
+    capex_h, usd_per_it_kwh = owned_rates(x["capex_usd"], cal)
+    it_kw = (power + cal["host_power_w"] * chips_total) * 1e-3  # kW: the chips and their hosts' shares
+    server = (capex_h * chips_total + it_kw * usd_per_it_kwh) / 3600.0  # USD/s
+    owned = np.where(x["hosted"] > 0, server, device)
     usd_s = np.where(np.isfinite(x["usd_per_hour"]), x["usd_per_hour"] / 3600.0 * chips_total, owned)  # USD/s
     return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * chips_total}
 

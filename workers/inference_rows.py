@@ -88,6 +88,8 @@ INFERENCE_REFUSAL_FIELDS = {
     inference.R_DENSE_DPA: "dp_attention",
 }
 # inference notes (informational)
+# chip classes sold into servers (`_chip_static` hosted): datacenter, custom training, wafer-scale, SRAM-only
+HOSTED_CLASS_PREFIXES = ("datacenter", "custom_training", "wafer_scale", "sram_only")
 N_ANE = 1
 N_WEIGHT_ONLY = 2
 N_NO_TDP = 4
@@ -266,7 +268,8 @@ def inference_calibration(ctx: Context) -> dict[str, Array]:
     nc = len(ctx.chips.ids)
     out: dict[str, Array] = {}
     out["link_latency_s"] = np.full(nc, float(sets["default"]["link_latency_s"]["value"]))
-    for key in ("usd_per_kwh", "amortization_years", "pue"):
+    for key in ("usd_per_kwh", "amortization_years", "pue", "cost_of_capital", "host_power_w",
+                "facility_usd_per_kw_month", "ops_usd_per_kw_month"):
         out[key] = np.full(nc, float(ctx.defaults[key]))
     return out
 
@@ -284,6 +287,10 @@ def _chip_static(ctx: Context) -> dict[str, Array]:
         "low_fields": low,
         "low_chip": np.array([c.confidence == "low" for c in chips]),
         "wafer": np.array([c.system_kind in ("wafer_scale", "tile") for c in chips]),
+        # sold into servers: owning one costs the training TCO (the server's and the network's shares, cost of
+        # capital, host power, facility and operations); a device (consumer, workstation, edge, laptop, mobile)
+        # is its own purchase and its electricity
+        "hosted": np.array([1.0 if c.chip_class.startswith(HOSTED_CLASS_PREFIXES) else 0.0 for c in chips]),
     }
 
 
@@ -402,6 +409,7 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
         "tdp_w": ccols["tdp_w"],
         "idle_w": ccols["idle_w"],
         "purchase_usd": ccols["purchase_usd"],
+        "capex_usd": links["capex_usd"],  # an owned server's share per chip (tables.chip_link_arrays, as training)
     }
 
 
@@ -569,8 +577,9 @@ def assemble_inference(
         "low_compute": np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)] <= 8.0, False).astype(np.float64),
         "att_peak_flops": attention_peak(c, prec, kvb),
         **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "out_bw", "tdp_w",
-                             "idle_w", "purchase_usd", "usd_per_hour")},
+                             "idle_w", "purchase_usd", "usd_per_hour", "capex_usd")},
         "sram_only": static["sram_only"],
+        "hosted": static["hosted"],
         "compute_reach": static["compute_reach"],
         "pre_mask": c["pre"] | inference.rule_bits(
             n_chips, pp, m["heads"], m["kv_share"], m["w_expert"], np.nan_to_num(get("dp_attention")),

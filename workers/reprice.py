@@ -45,8 +45,9 @@ PRICE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
                                "power_draw_fraction", "host_usd", "network_usd"}),
     },
     "inference": {
-        "chips": frozenset({"usd_per_hour", "price_date", "purchase_usd", "sources"}),
-        "defaults": frozenset({"pue", "usd_per_kwh", "amortization_years"}),
+        "chips": frozenset({"usd_per_hour", "price_date", "purchase_usd", "server_usd", "network_usd", "sources"}),
+        "defaults": frozenset({"pue", "usd_per_kwh", "amortization_years", "cost_of_capital", "host_power_w",
+                               "facility_usd_per_kw_month", "ops_usd_per_kw_month", "host_usd", "network_usd"}),
     },
 }
 # fields whose presence a row notes (an inference row says "unit cost not computed: purchase_usd not published", or

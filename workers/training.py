@@ -1014,6 +1014,16 @@ def capital_recovery(rate: Any, years: Any) -> Any:
     return np.where(r > 0, r / np.where(r > 0, 1.0 - (1.0 + r) ** (-n), 1.0), 1.0 / n)
 
 
+def owned_rates(capex_usd: Any, cal: Mapping[str, Any]) -> tuple[Any, Any]:
+    """An owned cluster's rates, shared by training (`run_economics`) and serving (`inference.serving_economics`):
+    USD per accelerator-hour of its purchase (`capex_usd`: the server's share, else the chip's price plus a host
+    share, plus the network's share) recovered at the cost of capital over its life, and USD per kWh of IT load (the
+    energy at the PUE, plus facility and operations per kW)."""
+    crf = capital_recovery(cal["cost_of_capital"], cal["amortization_years"])  # per year
+    per_kw_h = (cal["facility_usd_per_kw_month"] + cal["ops_usd_per_kw_month"]) * 12.0 / HOURS_PER_YEAR  # USD/kWh(IT)
+    return capex_usd * crf / HOURS_PER_YEAR, cal["pue"] * cal["usd_per_kwh"] + per_kw_h
+
+
 def run_economics(chip_hours: Array, x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
     """Energy, cost and emissions of runs that take `chip_hours`: the rental price, or the owned cluster's
     TCO (the purchase spread over its life at the cost of capital, plus energy at measured draw x PUE,
@@ -1021,11 +1031,9 @@ def run_economics(chip_hours: Array, x: Mapping[str, Array], cal: Mapping[str, A
     rental price; NaN where the row asks for none and the chip has no price of either kind)."""
     it_kw = (x["power_w"] + cal["host_power_w"]) * 1e-3  # kW per accelerator with its host share, measured draw
     energy_mwh = chip_hours * it_kw * (cal["pue"] * 1e-3)  # MWh
-    r, years = cal["cost_of_capital"], cal["amortization_years"]
-    crf = capital_recovery(r, years)  # per year
-    capex = chip_hours * (x["capex_usd"] * crf / HOURS_PER_YEAR)  # USD
-    per_kw_h = (cal["facility_usd_per_kw_month"] + cal["ops_usd_per_kw_month"]) * 12.0 / HOURS_PER_YEAR  # USD/kWh(IT)
-    opex = energy_mwh * (1000.0 * cal["usd_per_kwh"]) + chip_hours * it_kw * per_kw_h  # USD
+    capex_h, usd_per_it_kwh = owned_rates(x["capex_usd"], cal)
+    capex = chip_hours * capex_h  # USD
+    opex = chip_hours * it_kw * usd_per_it_kwh  # USD: energy at the PUE, facility and operations
     # cost basis: the one the row asks for (`owned` 1 owned, 0 rental); where it asks for none, the rental price, else
     # the owned TCO where the chip has a purchase price, else none (NaN: no price of either kind)
     asked = np.isfinite(x["owned"])
