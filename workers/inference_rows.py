@@ -388,9 +388,10 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
     notes |= np.where(~np.isfinite(ccols["tdp_w"]), N_NO_TDP, 0)
     # no purchase price: the unit cost is missing (and the cost per token is at the rental price, else N_NO_COST)
     notes |= np.where(~np.isfinite(ccols["purchase_usd"]) & np.isfinite(ccols["usd_per_hour"]), N_NO_PRICE, 0)
-    notes |= np.where(~np.isfinite(ccols["purchase_usd"]) & ~np.isfinite(ccols["usd_per_hour"]), N_NO_COST, 0)
-    notes |= np.where(np.isfinite(ccols["purchase_usd"]) & ~np.isfinite(ccols["usd_per_hour"])
-                      & ~np.isfinite(ccols["tdp_w"]), N_OWNED_NO_TDP, 0)
+    # owning it has a price: the chip's purchase, or for a chip sold into servers its server's share
+    owned_price = np.isfinite(ccols["purchase_usd"]) | ((static["hosted"] > 0) & np.isfinite(ccols["server_usd"]))
+    notes |= np.where(~owned_price & ~np.isfinite(ccols["usd_per_hour"]), N_NO_COST, 0)
+    notes |= np.where(owned_price & ~np.isfinite(ccols["usd_per_hour"]) & ~np.isfinite(ccols["tdp_w"]), N_OWNED_NO_TDP, 0)
     notes |= np.where(static["low_chip"], N_LOW_CHIP, 0)
     notes |= np.where(static["wafer"], N_WAFER, 0)
     used = used | _F["memory_bandwidth_gb_s"] | _F["tdp_w"] | _F["purchase_usd"]

@@ -52,7 +52,7 @@ PRICE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
 }
 # fields whose presence a row notes (an inference row says "unit cost not computed: purchase_usd not published", or
 # that it has no price at all): a price that appears or goes re-evaluates; one that moves re-prices
-NOTED: dict[str, frozenset[str]] = {"inference": frozenset({"purchase_usd", "usd_per_hour"})}
+NOTED: dict[str, frozenset[str]] = {"inference": frozenset({"purchase_usd", "usd_per_hour", "server_usd"})}
 REPRICED_STORES = ("all", "feasible")
 
 
