@@ -73,7 +73,7 @@ import numpy as np
 from chipsweep.workers.bits import indivisible
 from chipsweep.workers.blocks import by_blocks
 from chipsweep.workers.comm import expert_copies
-from chipsweep.workers.training import owned_rates
+from chipsweep.workers.training import HOURS_PER_YEAR, owned_rates
 
 Array = np.ndarray
 
@@ -508,7 +508,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
         byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
     # one prompt alone: TTFT without load; the KV written once per prompt token
-    t_pre1 = prompt(p, 1.0 + 0.0 * p)  # s: one prompt, on one rank where attention is data-parallel
+    t_pre1 = prompt(p, np.ones_like(p))  # s: one prompt, on one rank where attention is data-parallel
     t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then shares
@@ -562,7 +562,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
         queue = np.where(disagg, kv_move, wait)  # s: the KV cache's move, or the running decodes' iteration
         out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
-        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, 1.0 + 0.0 * p), queue), strict=True)})
+        out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, np.ones_like(p)), queue), strict=True)})
         return out
 
     parts = explained() if explain else {}
@@ -608,13 +608,15 @@ def serving_economics(out_tps: Array, chips_total: Array, power: Array, n_chips:
     of the chips one replica needs: its `n_chips` and, disaggregated, its share of the prompt pool (`chips_total`;
     a unit cost of the decode chips alone put a disaggregated row on an edge frontier at a price that buys no
     prompt pool)."""
-    life_s = cal["amortization_years"] * 8766.0 * 3600.0  # s of service a purchase is spread over
-    device = x["purchase_usd"] / life_s * chips_total + power * cal["pue"] * cal["usd_per_kwh"] / 3.6e6  # USD/s
-    capex_h, usd_per_it_kwh = owned_rates(x["capex_usd"], cal)
-    it_kw = (power + cal["host_power_w"] * chips_total) * 1e-3  # kW: the chips and their hosts' shares
-    server = (capex_h * chips_total + it_kw * usd_per_it_kwh) / 3600.0  # USD/s
-    owned = np.where(x["hosted"] > 0, server, device)
-    usd_s = np.where(np.isfinite(x["usd_per_hour"]), x["usd_per_hour"] / 3600.0 * chips_total, owned)  # USD/s
+    rented = np.isfinite(x["usd_per_hour"])
+    usd_s = x["usd_per_hour"] / 3600.0 * chips_total  # USD/s
+    if not bool(rented.all()):  # a block of rented chips (a sweep's chunk is one chip) skips what owning costs
+        life_s = cal["amortization_years"] * HOURS_PER_YEAR * 3600.0  # s of service a purchase is spread over
+        device = x["purchase_usd"] / life_s * chips_total + power * cal["pue"] * cal["usd_per_kwh"] / 3.6e6  # USD/s
+        capex_h, usd_per_it_kwh = owned_rates(x["capex_usd"], cal)
+        it_kw = (power + cal["host_power_w"] * chips_total) * 1e-3  # kW: the chips and their hosts' shares
+        server = (capex_h * chips_total + it_kw * usd_per_it_kwh) / 3600.0  # USD/s
+        usd_s = np.where(rented, usd_s, np.where(x["hosted"] > 0, server, device))
     return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * chips_total}
 
 

@@ -720,11 +720,12 @@ def _source_weights(prep: Prepared, rows: np.ndarray, member: np.ndarray, key: s
     (its runs in the group); for a constant of KEY_RUNS, once among the runs that tell it (the others weigh 0).
     Spread over all of a source's runs, a constant only MoE runs tell would weigh a source of 2 MoE runs 6 times as
     much as one with 141 MoE runs among 862, and fit the first."""
-    src = np.char.add(prep.source[rows].astype(str), np.char.add("|", member.astype(str)))
+    _, src = np.unique(prep.source[rows], return_inverse=True)
+    cell = member * (int(src.max(initial=0)) + 1) + src  # one source in one group
     tells = prep.x[KEY_RUNS[key]][rows] > 0 if key in KEY_RUNS else np.ones(len(rows), dtype=bool)
     tells |= ~np.isin(member, member[tells])  # a group with no such run keeps every run (the constant stays put)
-    _, inv, counts = np.unique(np.where(tells, src, ""), return_inverse=True, return_counts=True)
-    return np.where(tells, 1.0 / counts[inv], 0.0)
+    counts = np.bincount(cell, weights=tells)
+    return np.where(tells, 1.0 / np.maximum(counts[cell], 1.0), 0.0)
 
 
 MULTIPLIERS = (np.array([0.5, 0.7, 0.85, 1.0, 1.18, 1.43, 2.0]), np.array([0.9, 0.95, 1.0, 1.05, 1.11]))
