@@ -553,7 +553,8 @@ def _unranked_chips(bound: Bound, *, lake: str | None, timeout_s: float | None,
         out.append({"chip": r["chip"], "rows": int(rows), "missing": [column],
                     "catalog_lacks": [MISSING_FIELD.get(column, column)], "best": best,
                     "calibrated_on": r.get("calibrated_on")})
-    return out
+    # one order whatever the query's own (cheapest_within_deadline and best_layout sort differently): fastest first
+    return sorted(out, key=lambda c: (c["best"].get("time_to_train_days", math.inf), c["chip"]))
 
 
 def unplaced_chips(

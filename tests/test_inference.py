@@ -385,6 +385,10 @@ def test_a_refused_row_still_shows_what_it_asked_for(ctx: Context) -> None:
     assert (ok["weight_bits"], ok["concurrency"]) == (8, 64) and ok["kv_bits"] == 16
     assert (bad["weight_bits"], bad["concurrency"]) == (5, 64) and bad["kv_bits"] is None
     assert "field 'weight_bits' = '5'" in bad["infeasible_reason"] and not bad["output_tokens_per_s"] > 0
+    # a flag keeps its word's meaning (it read blank until 2026-12-05: a boolean column took no text)
+    dense_dpa, = run(ctx, dict(good, dp_attention="yes", disaggregated="0"))
+    assert (dense_dpa["dp_attention"], dense_dpa["disaggregated"]) == (True, False)
+    assert "field 'dp_attention'" in dense_dpa["infeasible_reason"]
     table = pa.table({"model": ["llama3_8b"] * 2, "chip": [H100] * 2, "n_chips": ["8"] * 2, "global_batch": ["64"] * 2,
                       "recompute": ["full", "bogus"], "tp": ["2", "3.5"]})
     out, _ = evaluate_training(table, ctx)

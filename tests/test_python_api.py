@@ -199,3 +199,24 @@ def test_every_layers_error_is_a_chipsweep_error() -> None:
     with pytest.raises(ChipsweepError) as err:
         chipsweep.sql("DELETE FROM training")
     assert err.value.field == "sql" and err.value.http_status == 400
+
+
+def test_the_progress_bar_draws_the_end_once_and_closes(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`submit --wait`'s bar stops when the sweep is over: Ray's shutdown after the last chunk took ~3 s, and the
+    bar kept redrawing at 100 % through it, its rate falling."""
+    from chipsweep.service.cli.progress import Progress
+
+    def status(done: int, state: str) -> dict[str, object]:
+        return {"sweep_id": "bar", "version": 1, "configurations": 10, "configurations_done": done, "state": state,
+                "chunks_done": done // 5, "chunks_total": 2, "chunks_failed": 0, "rows_written": done}
+
+    bar = Progress(status(0, "running"), enabled=True)
+    bar.update(status(5, "running"))
+    assert bar.bar is not None
+    bar.update(status(10, "done"))
+    assert bar.bar is None  # closed at the end
+    drawn = capsys.readouterr().err
+    assert "10/10" in drawn and "chunks 2/2" in drawn
+    bar.update(status(10, "done"))  # the ticks that come while Ray shuts down draw nothing
+    assert not bar.due()
+    assert capsys.readouterr().err == ""

@@ -528,3 +528,32 @@ def test_the_cheapest_and_best_layout_queries_name_the_chips_they_drop_for_want_
     assert u["best"]["time_to_train_days"] == pytest.approx(float(np.min(_np(t, "time_to_train_days")[at_size])), rel=1e-6)
     assert unplaced_chips("best_layout", dict(by_cost, objective="time_to_train_days"), lake=lake) == []
     assert name in run_saved("best_layout", dict(by_cost, objective="time_to_train_days"), lake=lake)["chip"].to_pylist()
+
+
+def test_the_ranking_queries_list_the_chips_they_leave_off_fastest_first(tmp_path: Path, grid: pa.Table) -> None:
+    """cheapest_within_deadline and best_layout sort their rows differently, and their left-off lists followed
+    each query's order: the same chips came in different orders. Both now list them fastest first."""
+    lake = str(tmp_path / "lake")
+    chip = _np(grid, "chip_id")
+    cost = np.where(chip != 1, np.nan, _np(grid, "cost_usd")).astype(np.float32)  # one chip priced, the rest not
+    lakegen.write_version(lake, "training", "two-unpriced", 1,
+                          grid.set_column(grid.schema.get_field_index("cost_usd"), "cost_usd", pa.array(cost)))
+    models = np.array([m[0] for m in lakegen.MODELS])[_np(grid, "model_id")]
+    mine = _feasible(grid) & (chip != 1) & (models == "llama2_70b")
+    names = run_sql("SELECT chip_id, chip FROM chips", lake=lake).to_pydict()
+    name = dict(zip(names["chip_id"], names["chip"], strict=True))
+
+    def fastest(size: int) -> dict[str, float]:
+        at = mine & (_np(grid, "n_chips") == size)
+        return {name[int(c)]: float(np.min(_np(grid, "time_to_train_days")[at & (chip == c)])) for c in np.unique(chip[at])}
+
+    # a size whose chips' names and speeds disagree: best_layout's own order (score, cost, chip) is by name there
+    size = next(int(s) for s in np.unique(_np(grid, "n_chips")[mine])
+                if sorted(fastest(int(s))) != sorted(fastest(int(s)), key=fastest(int(s)).get))
+    left = [unplaced_chips("cheapest_within_deadline", {"model": "llama2_70b", "days": 10_000}, lake=lake),
+            unplaced_chips("best_layout", {"model": "llama2_70b", "n_chips": size, "objective": "cost_usd"},
+                           lake=lake)]
+    for chips in left:
+        assert len(chips) >= 2
+        times = [c["best"]["time_to_train_days"] for c in chips]
+        assert times == sorted(times), chips

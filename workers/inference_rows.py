@@ -28,7 +28,7 @@ from chipsweep.schemas.vocab import (
 )
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
+from chipsweep.workers.parse import RowErrors, bools, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, compact, first_rule, gather, measured_follows
 from chipsweep.workers.workload import (
@@ -61,7 +61,6 @@ POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per ch
 ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
                  "custom_all_reduce_bytes",
                  "async_scheduling", "whole_heads")
-BOOLS = ("false", "true", "0", "1", "no", "yes")
 
 # chip fields the inference path reads, for the low-confidence notes (bit i = field i)
 NOTED_FIELDS = (
@@ -126,12 +125,6 @@ INFERENCE_NOTES = {
     N_OWNED_NO_TDP: "cost per token not computed: without a rental price it is the purchase spread over its life plus "
     "the electricity, and tdp_w is not published (give chip.tdp_w or chip.usd_per_hour)",
 }
-
-
-def _bools(table: pa.Table, name: str, errors: RowErrors) -> Array:
-    """1.0 / 0.0 for true / false cells, NaN where blank."""
-    vals = choices(table, name, BOOLS, errors)
-    return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,11 +304,11 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["engine"] = choices(table, "engine", ENGINES, errors)
     raw["batch"] = numbers(table, "batch", errors, integer=True, minimum=1)
     raw["concurrency"] = numbers(table, "concurrency", errors, integer=True, minimum=1)
-    raw["disaggregated"] = _bools(table, "disaggregated", errors)
-    raw["dp_attention"] = _bools(table, "dp_attention", errors)
-    raw["ep_dedup"] = _bools(table, "ep_dedup", errors)
+    raw["disaggregated"] = bools(table, "disaggregated", errors)
+    raw["dp_attention"] = bools(table, "dp_attention", errors)
+    raw["ep_dedup"] = bools(table, "ep_dedup", errors)
     raw["scheduler_steps"] = numbers(table, "scheduler_steps", errors, integer=True, minimum=1)
-    raw["async_scheduling"] = _bools(table, "async_scheduling", errors)
+    raw["async_scheduling"] = bools(table, "async_scheduling", errors)
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
     raw["gen_len"] = numbers(table, "gen_len", errors, integer=True, minimum=0)
     raw["quant_overhead"] = numbers(table, "quant_overhead", errors, minimum=0, maximum=1)

@@ -269,6 +269,15 @@ def choices(
     return out
 
 
+BOOLS = ("false", "true", "0", "1", "no", "yes")  # a flag's words, false before true in each pair
+
+
+def bools(table: pa.Table, name: str, errors: RowErrors) -> Array:
+    """1.0 / 0.0 for true / false cells, NaN where blank; other words are errors naming BOOLS."""
+    vals = choices(table, name, BOOLS, errors)
+    return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
+
+
 def ids(table: pa.Table, name: str, index: dict[str, int], errors: RowErrors, what: str) -> Array:
     """Catalog ids -> integer positions (-1 where blank or unknown; unknown ones become errors)."""
     _reading(name)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chipsweep.schemas.errors import Problem
-from chipsweep.workers.parse import STRICT_MESSAGES, EvaluateError, RowErrors
+from chipsweep.workers.parse import BOOLS, STRICT_MESSAGES, EvaluateError, RowErrors
 
 Array = np.ndarray
 
@@ -59,6 +59,10 @@ def _as_type(cell: object, kind: pa.DataType) -> object:
         return None
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return str(cell).strip()
+    if pa.types.is_boolean(kind):  # a flag given as one of its words ('true', 'no', '1'), else None
+        word = str(cell).strip().lower()
+        word = word[:-2] if word.endswith(".0") else word
+        return bool(BOOLS.index(word) % 2) if word in BOOLS else None
     try:
         number = float(str(cell).strip())
     except ValueError:

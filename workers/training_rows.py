@@ -32,7 +32,7 @@ from chipsweep.schemas.vocab import (
 )
 from chipsweep.workers import layout, training
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, choices, ids, numbers, what_if_columns
+from chipsweep.workers.parse import RowErrors, bools, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import keep_given
 from chipsweep.workers.tables import (
     PRECISION_FIELD,
@@ -53,12 +53,6 @@ Array = np.ndarray
 TRAINING_OUT = tuple(c.name for c in FACTS["training"] if c.role == "output" and c.dtype != "category")
 # category outputs written after them, in this order
 TRAINING_TEXT_OUT = ("cost_basis", "infeasible_reason", "framework", "batch_handling", "calibrated_on")
-
-
-def _bool_column(table: pa.Table, name: str, errors: RowErrors) -> Array:
-    """1.0 / 0.0 for true / false cells, NaN where blank."""
-    vals = choices(table, name, ("false", "true", "0", "1", "no", "yes"), errors)
-    return np.where(np.isnan(vals), np.nan, np.where(vals % 2 == 1, 1.0, 0.0))
 
 
 def lora_parameters(shapes: dict[str, Array], rank: Array, targets: Array) -> Array:
@@ -225,8 +219,8 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["recompute"] = choices(table, "recompute", RECOMPUTE, errors)
     raw["zero_stage"] = numbers(table, "zero_stage", errors, integer=True, minimum=0, maximum=3, allowed="allowed: 0, 1, 2 or 3")
     raw["precision"] = choices(table, "precision", PRECISIONS, errors)
-    raw["sequence_parallel"] = _bool_column(table, "sequence_parallel", errors)
-    raw["flash_attention"] = _bool_column(table, "flash_attention", errors)
+    raw["sequence_parallel"] = bools(table, "sequence_parallel", errors)
+    raw["flash_attention"] = bools(table, "flash_attention", errors)
     raw["framework"] = choices(table, "framework", FRAMEWORKS, errors)
     raw["mode"] = choices(table, "mode", MODES, errors)
     raw["lora_rank"] = numbers(table, "lora_rank", errors, integer=True, minimum=1)
@@ -237,7 +231,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["zero_group"] = numbers(table, "zero_group", errors, integer=True, minimum=1)
     raw["vocab_tiles"] = numbers(table, "vocab_tiles", errors, integer=True, minimum=1)
     raw["cost_basis"] = choices(table, "cost_basis", COST_BASES, errors)
-    raw["dropout"] = _bool_column(table, "dropout", errors)
+    raw["dropout"] = bools(table, "dropout", errors)
     raw["sustained_tflops"] = numbers(table, "sustained_tflops", errors, minimum=0)
     raw["total_flops"] = numbers(table, "total_flops", errors, minimum=0)
     for field in MOE_FIELDS:  # explicit MoE architecture (blank: the catalog model's, or dense)

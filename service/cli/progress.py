@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from chipsweep.schemas.vocab import FINAL_STATES
+
 REFRESH_S = 0.2  # the bar is redrawn at most this often (each redraw reads the queue)
 
 
@@ -32,6 +34,8 @@ class Progress:
         return True
 
     def update(self, status: dict[str, Any]) -> None:
+        """Redraw from `status`; a sweep that is over draws once more and closes the bar, so the seconds Ray takes
+        to shut down after the last chunk neither redraw it nor pull its rate down."""
         if self.bar is None:
             return
         self.bar.n = int(status.get("configurations_done", 0))
@@ -39,10 +43,13 @@ class Progress:
         self.bar.set_postfix_str(f"chunks {status['chunks_done']}/{status['chunks_total']}{failed}, "
                                  f"rows {status['rows_written']:,}", refresh=False)
         self.bar.refresh()
+        if status.get("state") in FINAL_STATES:
+            self.close()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def summary(status: dict[str, Any]) -> str:
