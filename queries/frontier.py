@@ -2,7 +2,8 @@
 
 A row is on the frontier of its partition when no other row of that partition is at least as good in
 every objective and strictly better in one (objectives to maximise are negated first). Rows whose
-objectives are NULL, NaN or infinite take no part; rows with equal objective vectors are all kept.
+objectives are NULL, NaN or infinite take no part; rows with equal objective vectors are all kept (the saved
+frontier queries then show a configuration that two sweeps share once).
 
 The large table is only scanned twice, aggregated and hash-joined against small tables -- never
 sorted as a whole and never compared pair by pair:

@@ -557,3 +557,30 @@ def test_the_ranking_queries_list_the_chips_they_leave_off_fastest_first(tmp_pat
         assert len(chips) >= 2
         times = [c["best"]["time_to_train_days"] for c in chips]
         assert times == sorted(times), chips
+
+
+def test_a_configuration_in_two_sweeps_is_one_frontier_point(tmp_path: Path, grid: pa.Table) -> None:
+    """Two sweeps whose grids overlap put the same configurations in the lake twice; each frontier showed every
+    shared point twice (one row per sweep). A point is shown once, from the first sweep by name; two configurations
+    of one sweep that tie stay two rows."""
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    lakegen.write_version(one, "training", "b-first", 1, grid)
+    for sweep in ("b-first", "a-overlap"):
+        lakegen.write_version(two, "training", sweep, 1, grid)
+    alone = run_saved("pareto_training", {"model": "llama2_70b"}, lake=one).to_pylist()
+    both = run_saved("pareto_training", {"model": "llama2_70b"}, lake=two).to_pylist()
+    assert alone and len(both) == len(alone)
+    assert {r["sweep"] for r in both} == {"a-overlap"}
+    assert [(r["chip"], r["layout"], r["time_to_train_days"]) for r in both] == \
+        [(r["chip"], r["layout"], r["time_to_train_days"]) for r in alone]
+    rng = np.random.default_rng(5)
+    inf = lakegen.random_inference(rng, 60, distinct=60)
+    chips = lakegen.chips_dim(["nvidia_a100_sxm_80gb", "nvidia_h100_sxm", "google_tpu_v4", "amd_mi300x"])
+    edge_one, edge_two = str(tmp_path / "edge-one"), str(tmp_path / "edge-two")
+    lakegen.write_version(edge_one, "inference", "e", 1, inf, chips=chips)
+    for sweep in ("e", "f"):
+        lakegen.write_version(edge_two, "inference", sweep, 1, inf, chips=chips)
+    alone = run_saved("pareto_edge", {}, lake=edge_one).num_rows
+    assert alone and run_saved("pareto_edge", {}, lake=edge_two).num_rows == alone
+    alone = run_saved("pareto_serving", {}, lake=edge_one).num_rows
+    assert alone and run_saved("pareto_serving", {}, lake=edge_two).num_rows == alone

@@ -68,4 +68,6 @@ SELECT source, model, chip, chip_name,
        dram_bus_bits, dram_mt_s, dram_gb, arch, yield_model, d0_per_cm2, tiles, spare_tiles, n.precision,
        calibrated_on, notes, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len)) n
+-- a configuration in two sweeps (overlapping grids) is one point: kept from the first sweep by name
+QUALIFY sweep = min(sweep) OVER (PARTITION BY source, model, prompt_len, gen_len, chip, layout, kv_bits, $objectives.columns)
 ORDER BY model, prompt_len, gen_len, decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, source, idx

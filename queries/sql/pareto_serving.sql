@@ -44,4 +44,6 @@ SELECT model, chip, chip_name,
        n_chips, pp, ep, concurrency, compute_precision, weight_bits, kv_bits, ssm_state_bits, disaggregated,
        dp_attention, ep_dedup, engine, async_scheduling, prompt_len, gen_len, calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len))
+-- a configuration in two sweeps (overlapping grids) is one point: kept from the first sweep by name
+QUALIFY sweep = min(sweep) OVER (PARTITION BY model, prompt_len, gen_len, chip, layout, engine, kv_bits, async_scheduling, $objectives.columns)
 ORDER BY model, prompt_len, gen_len, 5 DESC, idx

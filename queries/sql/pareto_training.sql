@@ -47,4 +47,6 @@ SELECT model, chip, chip_name,
        calibrated_on, sweep, version, idx
 -- each frontier one block of rows: rental, then owned
 FROM pareto(named, $objectives, partition_by := (model, cost_basis))
+-- a configuration in two sweeps (overlapping grids) is one point: kept from the first sweep by name
+QUALIFY sweep = min(sweep) OVER (PARTITION BY model, cost_basis, chip, layout, precision, global_batch, $objectives.columns)
 ORDER BY model, cost_basis DESC, 5, 6, idx
