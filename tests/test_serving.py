@@ -879,3 +879,18 @@ def test_a_prompt_longer_than_the_token_budget_pays_each_pass_and_waits_beside_t
     assert busy4["infeasible_reason"] == busy1["infeasible_reason"] == ""
     decodes = busy1["ttft_queue_s"] - 0.5 * busy1["tpot_s"]
     assert busy4["ttft_queue_s"] - 0.5 * busy4["tpot_s"] == pytest.approx(4 * decodes, rel=1e-6)
+
+
+def test_a_concurrency_above_the_engines_default_limit_says_it_is_taken_as_the_setting() -> None:
+    """vLLM runs at most 256 requests at once by default (--max-num-seqs): a row that asks for 300 is answered as an
+    engine set to run 300, and its notes say so; at 256 nothing is said. With data-parallel attention each chip runs a
+    scheduler of its own, so the limit is per chip."""
+    limit = load_catalog().asic["serving"]["max_batch"]["value"]["vllm"]
+    rows = [{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "prompt_len": 512, "gen_len": 128, "engine": "vllm",
+             "concurrency": c} for c in (limit, limit + 44)]
+    rows.append({"model": "qwen3_30b_a3b", "chip": "nvidia_h100_sxm", "n_chips": 2, "ep": 2, "dp_attention": "true",
+                 "prompt_len": 512, "gen_len": 128, "engine": "vllm", "concurrency": 2 * limit})
+    at, above, dpa = chipsweep.evaluate(rows, kind="inference").to_pylist()
+    said = "above the engine's default limit on running requests"
+    assert said not in at["notes"] and said in above["notes"] and said not in dpa["notes"]
+    assert above["output_tokens_per_s"] > at["output_tokens_per_s"]  # the 300 run together: the setting, as asked

@@ -101,6 +101,7 @@ N_EXTRAPOLATED = 256
 N_NO_COST = 512
 N_DISAGG = 1024
 N_OWNED_NO_TDP = 2048
+N_ABOVE_MAX_BATCH = 4096
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -124,6 +125,9 @@ INFERENCE_NOTES = {
     "instance alone would need a whole pool that holds the weights",
     N_OWNED_NO_TDP: "cost per token not computed: without a rental price it is the purchase spread over its life plus "
     "the electricity, and tdp_w is not published (give chip.tdp_w or chip.usd_per_hour)",
+    N_ABOVE_MAX_BATCH: "concurrency above the engine's default limit on running requests (asic.yaml serving.max_batch: "
+    "vLLM --max-num-seqs, TensorRT-LLM --max_batch_size, per attention rank): answered as an engine set to run them "
+    "all; at its default the rest would wait in its queue (cal.max_batch sets the limit)",
 }
 
 
@@ -542,6 +546,9 @@ def assemble_inference(
     notes = c["notes"] | (multi & stand_in) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
     notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
     notes = notes | np.where(np.nan_to_num(get("disaggregated")) > 0, N_DISAGG, 0)
+    # a given concurrency above the engine's scheduler limit (one scheduler per chip with data-parallel attention)
+    ranks = np.where(np.nan_to_num(get("dp_attention")) > 0, np.where(np.isfinite(n_chips), n_chips, 1.0), 1.0)
+    notes = notes | np.where(get("concurrency") > cal["max_batch"] * ranks, N_ABOVE_MAX_BATCH, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
     if errors is not None:
         _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx, engine, cal, np.nan_to_num(get("dp_attention")))
