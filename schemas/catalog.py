@@ -196,16 +196,27 @@ class Chip(_Entry):
         return self
 
     @property
+    def memory_is_sram(self) -> bool:
+        """Whether memory_gb is on-die SRAM (memory_type says so): Cerebras's 44 GB is 900,000 cores x 48 KB and Groq's
+        230 MB is 220 MiB, decimal figures both, where an HBM stack's "80 GB" is 80 GiB."""
+        return self.memory_gb is not None and "sram" in (self.memory_type or "").lower()
+
+    @property
     def memory_capacity_gb(self) -> float | None:
-        """memory_gb read as GiB (HBM stacks are sized in GiB), in decimal GB."""
-        return None if self.memory_gb is None else self.memory_gb * 2.0**30 / 1e9
+        """memory_gb in decimal GB: read as GiB (HBM and DRAM are sized in GiB), or as given for SRAM."""
+        if self.memory_gb is None:
+            return None
+        return self.memory_gb if self.memory_is_sram else self.memory_gb * 2.0**30 / 1e9
 
     @property
     def memory_visible_share(self) -> float | None:
-        """The share of that capacity the driver exposes (memory_visible_gb over it): a what-if that changes
-        memory_gb keeps it, so a larger H100 exposes the same share."""
-        v, cap = self.memory_visible_gb, self.memory_capacity_gb
-        return None if v is None or not cap else v / cap
+        """The share of memory_gb read as GiB that is there to use (memory_visible_gb over it): a what-if that changes
+        memory_gb keeps it, so a larger H100 exposes the same share. SRAM without a visible figure: its decimal
+        capacity's share (1e9 / 2^30), so the bytes are memory_gb x 1e9."""
+        v = self.memory_visible_gb
+        if v is None and self.memory_is_sram:
+            v = self.memory_capacity_gb
+        return None if v is None or not self.memory_gb else v / (self.memory_gb * 2.0**30 / 1e9)
 
     @model_validator(mode="after")
     def _visible_memory_within_capacity(self) -> Chip:

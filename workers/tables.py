@@ -192,9 +192,10 @@ def peak_for_precision(chip_cols: Mapping[str, Array], precision: Array) -> tupl
 
 def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, float]) -> dict[str, Array]:
     """Chip columns -> the core's memory and link keys in bytes and bytes/s."""
-    # DRAM: memory_gb read as GiB (HBM stacks are sized in GiB), times the share of it the driver exposes where
-    # measured (Chip.memory_visible_share: an "80 GB" H100 shows 85.5 GB, a "192 GB" B200 192.3 GB); SRAM in
-    # decimal MB. The training and serving memory models both read these bytes
+    # memory_gb read as GiB (HBM stacks are sized in GiB), times the share of it the driver exposes where
+    # measured (Chip.memory_visible_share: an "80 GB" H100 shows 85.5 GB, a "192 GB" B200 192.3 GB) or, for on-die
+    # SRAM given as memory_gb, its decimal share (Cerebras's 44 GB are 44e9 bytes); sram_mb alone in decimal MB.
+    # The training and serving memory models both read these bytes
     dram = chip_cols["memory_gb"] * GIB * np.where(np.isfinite(chip_cols["memory_visible_share"]),
                                                      chip_cols["memory_visible_share"], 1.0)
     mem_bytes = np.where(np.isfinite(chip_cols["memory_gb"]), dram, chip_cols["sram_mb"] * 1e6)
