@@ -14,10 +14,11 @@ Sources (formulas cite them line by line):
   (continuous) batching; KV cache allocated per token, so C sequences hold C x (p + g/2) tokens on average.
   Agrawal et al. 2024, "Sarathi-Serve" (OSDI '24): chunked prefills ride in the decode iterations; in steady
   state every request needs p prefill tokens per g decode steps, so an iteration of C decodes carries C x p / g
-  prompt tokens, and TPOT is that iteration's time.
+  prompt tokens (the instance's output rate), and a user's TPOT is the iteration with the other C - 1 users' share
+  (its own prompt is in its TTFT). A new prompt runs in chunks, each one pass beside the C - 1 running decodes.
 - Zhong et al. 2024, "DistServe" (OSDI '24) and Patel et al. 2024, "Splitwise" (ISCA '24): disaggregated
-  prefill and decode pools; decode iterations carry no prompts, the prompt pool is sized to the prompt rate and
-  the KV cache moves over the network once per request.
+  prefill and decode pools; decode iterations carry no prompts, the prompt pool is sized to the prompt rate at
+  one prompt per pass (the TTFT the row gives) and the KV cache moves over the network once per request.
 - Dao et al. 2022, "FlashAttention" (NeurIPS) sec. 3: without a fused kernel, attention writes the score matrix
   (heads x query x context) to memory and reads it back for the softmax and for x V, about three passes of fp32
   scores; a fused kernel keeps it on chip. Engines that run unfused attention (llama.cpp before its -fa default)
@@ -502,30 +503,40 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # s per iteration = TPOT: the decode iteration where prompts come in chunks, else the evenly spread one
     pre_it = np.where(chunked, 0.0, pre_share)
     t_iter, flo_it, byt_it = timed_work(C, pre_it)
+    # a user's time per output token (TPOT) sees the other C - 1 users' prompts: its own was prefilled before its
+    # first token (TTFT). The instance's iteration (its output rate, power) carries all C
+    share_user = np.maximum(C - 1.0, 0.0) * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration, seen
+    t_user = t_iter
     if bool(chunked.any()):
         t_m, flo_m, byt_m = timed_work(C, k_chunk)  # a mixed iteration
+        t_user = np.where(chunked, t_iter + share_user * (t_m - t_iter), t_iter)
         t_iter = np.where(chunked, t_iter + share * (t_m - t_iter), t_iter)
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
         byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
+    spread = (pre_share > 0) & ~chunked  # every iteration carries prompt tokens: the others' (C - 1) p / g
+    pre_user = np.where(spread, np.maximum(C - 1.0, 0.0) * p / np.maximum(g, 1.0), 0.0)
+    if bool(spread.any()):
+        t_user = np.where(spread, step(C, pre_user), t_user)
     # one prompt alone: TTFT without load; the KV written once per prompt token
     t_pre1 = prompt(p, np.ones_like(p))  # s: one prompt, on one rank where attention is data-parallel
-    t_dec_rest = step(np.maximum(C - 1.0, 0.0), 0.0)  # the other sequences' decode iteration
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
-    # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then shares
-    # its iteration with the C - 1 running decodes (chunked prefill, Sarathi-Serve sec. 4)
-    # (a prompt longer than one iteration's budget runs in n_chunks iterations, each beside those decodes)
-    wait = np.where(C > 1, 0.5 * t_iter + n_chunks * t_dec_rest, 0.0)
+    # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then runs
+    # in n_chunks iterations, each one pass of its chunk beside the C - 1 running decodes (chunked prefill,
+    # Sarathi-Serve sec. 4: the weights read and the fixed time per layer paid once per pass); never sooner than
+    # the prompt alone
+    t_mix_rest = step(np.maximum(C - 1.0, 0.0), k_chunk)  # s: one of its chunks beside the running decodes
+    ttft_load = np.maximum(0.5 * t_iter + n_chunks * t_mix_rest, t_pre1)
     kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
-    ttft = np.where(disagg, t_pre1 + kv_move, t_pre1 + wait)  # s
+    ttft = np.where(disagg, t_pre1 + kv_move, np.where(C > 1, ttft_load, t_pre1))  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
-    # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, as many whole
-    # prompts per pass as the engine's token budget holds; each pass costs what a colocated prefill of those tokens
-    # costs (the kernels, the fixed time per layer, the all-reduces: `prompt`), not the bare compute-bound FLOPs
+    # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, one prompt per
+    # pass, as the row's TTFT has it (a pass of several prompts would cost less per token and make each of them
+    # wait for the whole pass); each pass costs what a colocated prefill of the prompt costs (the kernels, the fixed
+    # time per layer, the all-reduces: `prompt`), not the bare compute-bound FLOPs
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
     n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per instance
     if bool(disagg.any()):
-        pool_tokens = np.maximum(np.floor(M / np.maximum(p, 1.0)), 1.0) * np.maximum(p, 1.0)  # tokens per pass
-        per_token = t * prompt(pool_tokens) / pool_tokens  # chip-s per prompt token
+        per_token = t * t_pre1 / np.maximum(p, 1.0)  # chip-s per prompt token
         n_pre = np.where(disagg, pre_tok_s * per_token, 0.0)
     chips_total = t + n_pre
 
@@ -557,10 +568,11 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             gpu = on_chips(dense, experts, attention, talk)
             return [pp * dense, pp * experts, pp * attention, t_layer, talk, with_host(gpu, host) - gpu]
 
-        dec = tpot(pre_it)
+        dec = tpot(pre_user)  # the user's iteration: the others' prompts (`t_user`)
         if bool(chunked.any()):
-            dec = [np.where(chunked, d + share * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
-        queue = np.where(disagg, kv_move, wait)  # s: the KV cache's move, or the running decodes' iteration
+            dec = [np.where(chunked, d + share_user * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
+        # s: the KV cache's move, or what the running decodes and the iteration in flight add to the lone prompt
+        queue = np.where(disagg, kv_move, ttft - t_pre1)
         out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
         out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, np.ones_like(p)), queue), strict=True)})
         return out
@@ -581,8 +593,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "unit_cost_usd": money["unit_cost_usd"],
         "output_tokens_per_s": out_tps * okg,
         "output_tokens_per_s_per_chip": out_tps / chips_total * okg,
-        "tokens_per_s_per_user": okg / t_iter,
-        "tpot_s": t_iter * okg,
+        "tokens_per_s_per_user": okg / t_user,
+        "tpot_s": t_user * okg,
         "usd_per_million_tokens": money["usd_per_million_tokens"] * okg,
         "power_w": power * okg,
         "fits": fits,
