@@ -80,10 +80,8 @@ def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
     if fig.colour is None:
         # one staircase per frontier of the result (a serving frontier per workload, a training one per cost
         # basis): a line through the points of different frontiers would zig-zag between them
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for p in fig.frontier:
-            groups[str(p.get("group", ""))].append(p)
-        for group, ps in sorted(groups.items()):
+        for group, idx in fig.staircases().items():
+            ps = [fig.frontier[i] for i in idx]
             if len(ps) > 1:
                 traces.append(go.Scatter(
                     x=[p["x"] for p in ps], y=[p["y"] for p in ps], mode="lines",

@@ -83,6 +83,13 @@ class FrontierFigure:
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=False, default=str)
 
+    def staircases(self) -> dict[str, list[int]]:
+        """The frontier points of each of the result's frontiers (by `group`), in x order: one line each."""
+        out: dict[str, list[int]] = {}
+        for i, p in enumerate(self.frontier):
+            out.setdefault(str(p.get("group") or ""), []).append(i)
+        return dict(sorted(out.items()))
+
     def chips(self) -> list[str]:
         """Every chip drawn (frontier first, then candidates), in a stable order: colours follow it."""
         seen = dict.fromkeys(str(p["chip"]) for p in self.frontier)

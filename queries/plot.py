@@ -49,7 +49,11 @@ def draw_png(fig: FrontierFigure, path: str | Path) -> Path:
     xs = [float(p["x"]) for p in fig.frontier]  # type: ignore[arg-type]
     ys = [float(p["y"]) for p in fig.frontier]  # type: ignore[arg-type]
     if fig.colour is None and len(xs) > 1:
-        ax.step(xs, ys, where="post", color="#555555", linewidth=1.1, alpha=0.7)
+        # one staircase per frontier of the result (a workload, a cost basis): points of two frontiers are no one
+        # staircase, one may sit under the other's
+        for k, (group, idx) in enumerate(fig.staircases().items()):
+            ax.step([xs[i] for i in idx], [ys[i] for i in idx], where="post", color="#555555", linewidth=1.1,
+                    alpha=0.7, linestyle=("-", "--", ":", "-.")[k % 4], label=f"frontier of {group}" if group else None)
     sizes = np.full(len(xs), 46.0)
     if fig.colour is not None:
         cs = np.array([float(p.get("c", np.nan)) for p in fig.frontier])  # type: ignore[arg-type]

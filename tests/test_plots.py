@@ -123,3 +123,32 @@ def test_an_empty_frontier_plots_without_a_warning(lake: str, tmp_path: Path) ->
         warnings.simplefilter("error")
         plot(frontier, candidates, out)
     assert out.exists() and read_png_data(out)["frontier"] == []
+
+
+def test_each_frontier_of_a_result_is_its_own_staircase(tmp_path: Path) -> None:
+    """A result of two frontiers (two training workloads; pareto_serving's prompt lengths) drew one staircase
+    through all its points in the PNG, so points of one frontier sat under the other's line. Each frontier is now
+    one line: its own points, non-dominated among themselves."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lake = str(tmp_path / "lake")
+    grid = lakegen.TrainingGrid(models=["llama2_70b"], n_chips=[8, 64, 512], global_batch=[1024], pp=[1, 2, 4],
+                                micro_batch=[1, 2], zero_stage=[0, 1], interleave=[1])
+    full = lakegen.training_grid(grid, 0, grid.size)
+    lakegen.write_version(lake, "training", "full", 1, full)
+    half = full
+    for col in ("tokens", "time_to_train_days", "cost_usd"):
+        half = half.set_column(half.schema.get_field_index(col), col,
+                               pc.multiply(full[col], pa.scalar(0.5, full.schema.field(col).type)))
+    lakegen.write_version(lake, "training", "half", 1, half)
+    frontier = run_saved("pareto_training", {"model": "llama2_70b", "cost_basis": "rental"}, lake=lake)
+    fig = plot(frontier, None, tmp_path / "two.png")
+    lines = fig.staircases()
+    assert len(lines) == 2 and all("tokens" in g for g in lines)
+    assert sorted(i for idx in lines.values() for i in idx) == list(range(len(fig.frontier)))
+    for idx in lines.values():
+        xs, ys = [fig.frontier[i]["x"] for i in idx], [fig.frontier[i]["y"] for i in idx]
+        assert xs == sorted(xs) and ys == sorted(ys, reverse=True)  # min time, min cost: a staircase
+    drawn = read_png_data(tmp_path / "two.png")
+    assert {p["group"] for p in drawn["frontier"]} == set(lines)

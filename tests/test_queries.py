@@ -8,6 +8,7 @@ from pathlib import Path
 import lakegen
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -584,3 +585,32 @@ def test_a_configuration_in_two_sweeps_is_one_frontier_point(tmp_path: Path, gri
     assert alone and run_saved("pareto_edge", {}, lake=edge_two).num_rows == alone
     alone = run_saved("pareto_serving", {}, lake=edge_one).num_rows
     assert alone and run_saved("pareto_serving", {}, lake=edge_two).num_rows == alone
+
+
+def test_training_queries_rank_each_workload_on_its_own(tmp_path: Path, grid: pa.Table) -> None:
+    """Two sweeps of one model over the same chips, one training 1T tokens and one 0.1T (a tenth of the time and the
+    cost): every training query mixed them, so the 0.1T sweep's rows were 'the fastest way' and 'the cheapest way'
+    to train, and the frontier ran from one job to the other. Each workload (tokens, seq_len) is now its own frontier
+    and ranking, and the rows say which."""
+    lake = str(tmp_path / "lake")
+    lakegen.write_version(lake, "training", "full", 1, grid)
+    tenth = grid
+    for col in ("tokens", "time_to_train_days", "cost_usd", "energy_mwh"):
+        v = pc.multiply(grid[col], pa.scalar(0.1, grid.schema.field(col).type))
+        tenth = tenth.set_column(tenth.schema.get_field_index(col), col, v)
+    lakegen.write_version(lake, "training", "short", 1, tenth)
+    alone = run_saved("pareto_training", {"model": "llama2_70b", "sweep": "full"}, lake=lake).to_pylist()
+    front = run_saved("pareto_training", {"model": "llama2_70b"}, lake=lake).to_pylist()
+    assert {r["tokens"] for r in front} == {1e12, 1e11}
+    assert [r["layout"] for r in front if r["tokens"] == 1e12] == [r["layout"] for r in alone]
+    assert len(front) == 2 * len(alone)  # the same points, a tenth of the time and cost: its own frontier
+    for name, params in (("cheapest_within_deadline", {"model": "llama2_70b", "days": 10_000}),
+                         ("best_layout", {"model": "llama2_70b", "n_chips": 64})):
+        rows = run_saved(name, params, lake=lake).to_pylist()
+        per = {(r["chip"], r["tokens"]) for r in rows}
+        assert len(per) == len(rows) and {t for _, t in per} == {1e12, 1e11}
+        full = {r["chip"]: r["time_to_train_days"] for r in rows if r["tokens"] == 1e12}
+        short = {r["chip"]: r["time_to_train_days"] for r in rows if r["tokens"] == 1e11}
+        assert full.keys() == short.keys() and all(short[c] == pytest.approx(0.1 * full[c], rel=1e-5) for c in full)
+    board = run_saved("chip_leaderboard", {"model": "llama2_70b"}, lake=lake).to_pylist()
+    assert {(r["chip"], r["tokens"]) for r in board} == {(r["chip"], t) for r in board for t in (1e12, 1e11)}

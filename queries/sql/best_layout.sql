@@ -1,6 +1,7 @@
 -- best_layout: for one model and one cluster size, the best parallel layout on each chip (tensor,
 --   pipeline, data parallel sizes, micro-batch, interleaving, recomputation, ZeRO stage) by the chosen
---   objective -- fastest by default -- over the latest version of every sweep, or of one sweep.
+--   objective -- fastest by default -- over the latest version of every sweep, or of one sweep. Each workload
+--   (training tokens and sequence length) is ranked on its own.
 -- @param model model  catalog model id, e.g. llama2_70b
 -- @param n_chips int  chips in the job (the cluster size)
 -- @param objective choice(time_to_train_days|cost_usd|energy_mwh|tokens_per_s|mfu|step_time_s|mem_per_chip_gb|co2_t) = time_to_train_days  what best means; tokens_per_s and mfu are maximised, the others minimised
@@ -20,17 +21,17 @@ WITH ok AS NOT MATERIALIZED (
     ) WHERE has_value(score)
 ),
 per_version AS (
-    SELECT sweep, version, model_id, chip_id,
+    SELECT sweep, version, model_id, chip_id, tokens, seq_len,
            arg_min(struct_pack(idx, score, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage,
-                               offload_layers, precision, global_batch, seq_len, time_to_train_days, cost_usd, energy_mwh,
+                               offload_layers, precision, global_batch, time_to_train_days, cost_usd, energy_mwh,
                                tokens_per_s, mfu, step_time_s, mem_per_chip_gb),
                    (score, time_to_train_days, cost_usd, idx)) AS best,
            count(*) AS layouts
-    FROM ok GROUP BY sweep, version, model_id, chip_id
+    FROM ok GROUP BY sweep, version, model_id, chip_id, tokens, seq_len
 ),
 named AS (
     SELECT m.model, coalesce(c.chip, 'chip ' || p.chip_id) AS chip, c.name AS chip_name, p.sweep, p.version,
-           p.layouts, unnest(p.best)
+           p.tokens, p.seq_len, p.layouts, unnest(p.best)
     FROM per_version p
     JOIN models m ON m.sweep = p.sweep AND m.version = p.version AND m.model_id = p.model_id
     LEFT JOIN chips c ON c.sweep = p.sweep AND c.version = p.version AND c.chip_id = p.chip_id
@@ -40,8 +41,8 @@ SELECT model, chip, chip_name,
                        offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        $objective AS objective, time_to_train_days, cost_usd, energy_mwh, tokens_per_s, mfu, step_time_s,
        mem_per_chip_gb, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers,
-       precision, global_batch, seq_len, CAST(sum(layouts) OVER (PARTITION BY chip) AS BIGINT) AS feasible_layouts, sweep,
-       version, idx
+       precision, global_batch, seq_len, tokens,
+       CAST(sum(layouts) OVER (PARTITION BY chip, tokens, seq_len) AS BIGINT) AS feasible_layouts, sweep, version, idx
 FROM named
-QUALIFY row_number() OVER (PARTITION BY chip ORDER BY score, time_to_train_days, cost_usd, sweep, version, idx) = 1
-ORDER BY score, cost_usd, chip
+QUALIFY row_number() OVER (PARTITION BY chip, tokens, seq_len ORDER BY score, time_to_train_days, cost_usd, sweep, version, idx) = 1
+ORDER BY tokens, seq_len, score, cost_usd, chip

@@ -1,7 +1,8 @@
 -- cheapest_within_deadline: for each chip, the cheapest feasible way to train one model that finishes
 --   within the deadline -- its layout, cluster size, cost and time -- over the latest version of every
 --   sweep, or of one sweep. Chips that cannot make the deadline are absent; chips that can but have no price
---   in the catalog are named under the table.
+--   in the catalog are named under the table. Each workload (training tokens and sequence length) is ranked
+--   on its own: a sweep of fewer tokens is not a cheaper way to train more.
 -- @param model model  catalog model id, e.g. llama2_70b
 -- @param days positive  the deadline: time to train of at most this many days
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
@@ -15,17 +16,17 @@ WITH ok AS NOT MATERIALIZED (
 ),
 -- one pass: the cheapest row per chip of each sweep version (ties: faster, then lower idx)
 per_version AS (
-    SELECT sweep, version, model_id, chip_id,
+    SELECT sweep, version, model_id, chip_id, tokens, seq_len,
            arg_min(struct_pack(idx, n_chips, tp, pp, ep, cp, dp, micro_batch, interleave, recompute, zero_stage,
-                               offload_layers, precision, global_batch, seq_len, cost_usd, cost_basis,
+                               offload_layers, precision, global_batch, cost_usd, cost_basis,
                                time_to_train_days, energy_mwh, tokens_per_s, mfu),
                    (cost_usd, time_to_train_days, idx)) AS best,
            count(*) AS configurations
-    FROM ok GROUP BY sweep, version, model_id, chip_id
+    FROM ok GROUP BY sweep, version, model_id, chip_id, tokens, seq_len
 ),
 named AS (
     SELECT m.model, coalesce(c.chip, 'chip ' || p.chip_id) AS chip, c.name AS chip_name, p.sweep, p.version,
-           p.configurations, unnest(p.best)
+           p.tokens, p.seq_len, p.configurations, unnest(p.best)
     FROM per_version p
     JOIN models m ON m.sweep = p.sweep AND m.version = p.version AND m.model_id = p.model_id
     LEFT JOIN chips c ON c.sweep = p.sweep AND c.version = p.version AND c.chip_id = p.chip_id
@@ -35,9 +36,9 @@ SELECT model, chip, chip_name,
                        offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        cost_usd, cost_basis, time_to_train_days, energy_mwh, tokens_per_s, mfu, n_chips, tp, pp, ep, cp, dp,
        micro_batch, interleave,
-       recompute, zero_stage, offload_layers, precision, global_batch, seq_len,
-       CAST(sum(configurations) OVER (PARTITION BY chip) AS BIGINT) AS configurations_within_deadline, sweep,
-       version, idx
+       recompute, zero_stage, offload_layers, precision, global_batch, seq_len, tokens,
+       CAST(sum(configurations) OVER (PARTITION BY chip, tokens, seq_len) AS BIGINT) AS configurations_within_deadline,
+       sweep, version, idx
 FROM named
-QUALIFY row_number() OVER (PARTITION BY chip ORDER BY cost_usd, time_to_train_days, sweep, version, idx) = 1
-ORDER BY cost_usd, time_to_train_days, chip
+QUALIFY row_number() OVER (PARTITION BY chip, tokens, seq_len ORDER BY cost_usd, time_to_train_days, sweep, version, idx) = 1
+ORDER BY tokens, seq_len, cost_usd, time_to_train_days, chip

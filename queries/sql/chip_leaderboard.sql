@@ -1,6 +1,7 @@
 -- chip_leaderboard: per model, how each chip does at its best -- the shortest time to train, the lowest
 --   cost and the lowest energy over all its feasible configurations, each with the layout that reaches
---   it -- over the latest version of every sweep, or of one sweep.
+--   it -- over the latest version of every sweep, or of one sweep. Each workload (training tokens and
+--   sequence length) has its own rows.
 -- @param model model = null  only this model (default: every model in the lake)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 WITH ok AS NOT MATERIALIZED (
@@ -12,7 +13,7 @@ WITH ok AS NOT MATERIALIZED (
            OR (f.sweep, f.version, f.model_id) IN (SELECT sweep, version, model_id FROM models WHERE model = $model))
 ),
 per_version AS (
-    SELECT sweep, version, model_id, chip_id, count(*) AS configurations,
+    SELECT sweep, version, model_id, chip_id, tokens, seq_len, count(*) AS configurations,
            arg_min(struct_pack(v := time_to_train_days, idx, n_chips, tp, pp, dp, micro_batch, interleave, recompute,
                                zero_stage, offload_layers, ep, cp), (time_to_train_days, cost_usd, idx)) AS t,
            -- a chip without a price (or power) still gets its time: its cost (energy) cells stay blank
@@ -22,7 +23,7 @@ per_version AS (
            arg_min(struct_pack(v := energy_mwh, idx, n_chips, tp, pp, dp, micro_batch, interleave, recompute,
                                zero_stage, offload_layers, ep, cp), (energy_mwh, time_to_train_days, idx))
                FILTER (WHERE isfinite(energy_mwh)) AS e
-    FROM ok GROUP BY sweep, version, model_id, chip_id
+    FROM ok GROUP BY sweep, version, model_id, chip_id, tokens, seq_len
 ),
 named AS (
     SELECT m.model, coalesce(ch.chip, 'chip ' || p.chip_id) AS chip, ch.name AS chip_name, p.*
@@ -30,7 +31,7 @@ named AS (
     JOIN models m ON m.sweep = p.sweep AND m.version = p.version AND m.model_id = p.model_id
     LEFT JOIN chips ch ON ch.sweep = p.sweep AND ch.version = p.version AND ch.chip_id = p.chip_id
 )
-SELECT model, chip, any_value(chip_name) AS chip_name,
+SELECT model, chip, any_value(chip_name) AS chip_name, tokens, seq_len,
        min(t.v) AS best_time_to_train_days,
        arg_min(training_layout(t.n_chips, t.tp, t.pp, t.dp, t.micro_batch, t.interleave, t.recompute, t.zero_stage,
                                offload_layers := t.offload_layers, ep := t.ep, cp := t.cp),
@@ -46,5 +47,5 @@ SELECT model, chip, any_value(chip_name) AS chip_name,
                (e.v, sweep, version, e.idx)) AS least_energy_layout,
        CAST(sum(configurations) AS BIGINT) AS feasible_configurations
 FROM named
-GROUP BY model, chip
-ORDER BY model, best_time_to_train_days, chip
+GROUP BY model, tokens, seq_len, chip
+ORDER BY model, tokens, seq_len, best_time_to_train_days, chip

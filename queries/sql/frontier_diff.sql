@@ -19,7 +19,8 @@ tr AS NOT MATERIALIZED (
     WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
       AND f.fits AND coalesce(f.infeasible_reason, '') = ''
 ),
-tr_front AS (SELECT * FROM pareto(tr, 'time_to_train_days,cost_usd', partition_by := (version, model_id, cost_basis))),
+tr_front AS (SELECT * FROM pareto(tr, 'time_to_train_days,cost_usd',
+                                  partition_by := (version, model_id, cost_basis, tokens, seq_len))),
 tr_named AS (
     SELECT 'training' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            training_layout(n.n_chips, n.tp, n.pp, n.dp, n.micro_batch, n.interleave, n.recompute, n.zero_stage,

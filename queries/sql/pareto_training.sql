@@ -1,6 +1,7 @@
 -- pareto_training: the non-dominated training configurations of a model -- no other configuration
 --   is at least as fast, as cheap (and as good in a third objective, if given) and strictly better in
---   one -- over the latest version of every sweep, or of one sweep.
+--   one -- over the latest version of every sweep, or of one sweep. Each workload (training tokens and
+--   sequence length) is its own frontier: a sweep of 1T tokens is not a faster way to train 15T.
 -- @param model model = null  catalog model id, e.g. llama2_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or the owned cluster's TCO (default: each basis its own frontier)
@@ -29,7 +30,7 @@ WITH feasible AS NOT MATERIALIZED (
 -- first per sweep version (ids are only meaningful there), then across sweeps by name: a row on the
 -- model's frontier is on the frontier of its own sweep version, so nothing is lost
 -- rental prices and owned TCO never share a frontier: each basis is its own (one unless cost_basis picks)
-near AS (SELECT * FROM pareto(feasible, $objectives, partition_by := (sweep, version, model_id, cost_basis))),
+near AS (SELECT * FROM pareto(feasible, $objectives, partition_by := (sweep, version, model_id, cost_basis, tokens, seq_len))),
 named AS (
     SELECT n.*, m.model, c.chip, c.name AS chip_name
     FROM near n
@@ -43,10 +44,11 @@ SELECT model, chip, chip_name,
                        offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        $objectives.columns,
        cost_basis, capex_usd, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
-       global_batch,
+       global_batch, tokens, seq_len,
        calibrated_on, sweep, version, idx
 -- each frontier one block of rows: rental, then owned
-FROM pareto(named, $objectives, partition_by := (model, cost_basis))
+FROM pareto(named, $objectives, partition_by := (model, tokens, seq_len, cost_basis))
 -- a configuration in two sweeps (overlapping grids) is one point: kept from the first sweep by name
-QUALIFY sweep = min(sweep) OVER (PARTITION BY model, cost_basis, chip, layout, precision, global_batch, $objectives.columns)
-ORDER BY model, cost_basis DESC, 5, 6, idx
+QUALIFY sweep = min(sweep) OVER (PARTITION BY model, tokens, seq_len, cost_basis, chip, layout, precision, global_batch,
+                                   $objectives.columns)
+ORDER BY model, tokens, seq_len, cost_basis DESC, 5, 6, idx
