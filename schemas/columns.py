@@ -142,7 +142,8 @@ INFERENCE: list[Column] = [
        "prompts included", "output"),
     _c("mem_gb", "float32", "GB", "memory per chip: weights + KV cache + activations", "output"),
     _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (NaN if unknown)", "output"),
-    _c("fits", "bool", "", "fits in memory", "output"),
+    _c("fits", "bool", "", "fits in memory (memory only: a row that fits can still break another rule, which "
+       "infeasible_reason names; feasible rows have fits and an empty infeasible_reason)", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
     # serving (continuous batching; added 2026-12 at the end so lakes written before still read)
     _c("compute_precision", "category", "", "fp16 | bf16 | fp8 | fp4 | int8: the precision the matrix multiplies run in", "input"),
@@ -192,7 +193,9 @@ ASIC: list[Column] = [
     _c("decode_tokens_per_s", "float32", "tokens/s", "generated tokens per second per sequence", "output", better="max"),
     _c("ttft_s", "float32", "s", "time to first token", "output"),
     _c("energy_per_token_j", "float32", "J", "energy per generated token, the prompt's prefill included (as inference rows count it)", "output"),
-    _c("fits", "bool", "", "the model fits the memory system", "output"),
+    _c("fits", "bool", "", "the model fits the memory system (memory only: a design that fits can still break "
+       "another rule, such as the reticle, which infeasible_reason names; feasible rows have fits and an empty "
+       "infeasible_reason)", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
     # added 2026-12-05 at the end so lakes written before still read: every design axis a spec may sweep, and the
     # serving point pareto_edge compares with catalog chips

@@ -32,6 +32,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -244,7 +245,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             if supervised is not None:
                 supervised.stop()
 
-    app = FastAPI(
+    # the docs pages from files the package ships: FastAPI's own load Swagger UI from a CDN, blank without internet
+    app = FastAPIOffline(
         title="chipsweep",
         description="Sweeps of LLM models x chips x clusters x layouts; results as Parquet; frontiers in SQL.",
         version=metadata.version("chipsweep"),

@@ -4,6 +4,7 @@ against it with --server."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -107,7 +108,12 @@ def test_size_cap_and_unknown_ids_and_catalog(server: Server) -> None:
     assert chips["nvidia_b300_hgx"]["calibration"]["training"]["calibrated_on"].startswith("extrapolated from")
     r = httpx.get(f"{server.url}/catalog/rocks")
     assert r.status_code == 404 and r.json()["allowed"] == "chips, models, clusters"
-    assert httpx.get(f"{server.url}/docs").status_code == 200
+    # the docs pages work offline: their scripts come from this server, not a CDN (the page was blank offline)
+    for page in ("docs", "redoc"):
+        html = httpx.get(f"{server.url}/{page}")
+        assert html.status_code == 200 and "cdn." not in html.text and "https://" not in html.text
+        scripts = re.findall(r'<script src="([^"]+)"', html.text)
+        assert scripts and all(httpx.get(f"{server.url}{s}").status_code == 200 for s in scripts)
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert "/sweeps/{sweep_id}" in paths
     # each saved query documents its own parameters (the generic /queries/{name} took an undocumented ?k=v)

@@ -202,6 +202,19 @@ def test_azure_2020_cluster_preset_supplies_chip_count_and_network(ctx):
     assert 10 < d["time_to_train_days"][1] < 400 and d["cost_usd"][1] > 0
 
 
+def test_a_cluster_preset_refuses_another_chip_and_more_chips_than_it_has(ctx):
+    """A preset is one published system: a row that names it and another chip ran on that other chip without a word,
+    and one that asked 100,000 chips of an 8,960-chip TPU v5p pod trained on them. Both are refused, naming the
+    preset's chip and size; fewer chips than the preset holds (a slice of it) run."""
+    d = run(ctx, model=["llama3_70b"] * 3, cluster=["google_tpu_v5p_pod"] * 3, global_batch=[1024] * 3,
+            chip=[None, "nvidia_h100_sxm", None], n_chips=[100_000, 1024, 1024])
+    assert "field 'n_chips' = 100000: cluster google_tpu_v5p_pod has 8,960 chips; allowed: 1 to 8960" in \
+        d["infeasible_reason"][0]
+    assert "field 'chip' = 'nvidia_h100_sxm': cluster google_tpu_v5p_pod is built of google_tpu_v5p; allowed: " \
+        "google_tpu_v5p or blank" in d["infeasible_reason"][1]
+    assert d["infeasible_reason"][2] == "" and d["chip"][2] == "google_tpu_v5p" and d["step_time_s"][2] > 0
+
+
 def test_non_nvidia_chips_evaluate(ctx):
     chips = ["iluvatar_corex_bi100", "huawei_ascend_910b", "intel_gaudi3", "amd_mi300x", "google_tpu_v5p", "cambricon_mlu370_x8"]
     n = len(chips)

@@ -358,9 +358,19 @@ def _assemble_general(
     cluster_vals = {
         k: np.full(n, np.nan) for k in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain", "scale_up_latency_s", "n_chips")
     }
+    given_n = get("n_chips")
     for j in np.unique(cluster_idx[cluster_idx >= 0]).tolist():
         rows = cluster_idx == j
         cl = cat.clusters[cluster_ids[j]]
+        if errors is not None:  # a preset is one system: its own chip, at most its own count of them
+            other = rows & (chip_idx >= 0) & (cl.chip in chip_index) & (chip_idx != chip_index.get(cl.chip or "", -1))
+            if other.any():
+                errors.add(np.nonzero(other)[0], "chip", [ctx.chips.ids[c] for c in chip_idx[other].tolist()],
+                           f"cluster {cluster_ids[j]} is built of {cl.chip}; allowed: {cl.chip} or blank")
+            beyond = rows & (given_n > (cl.n_chips or np.inf))
+            if beyond.any():
+                errors.add(np.nonzero(beyond)[0], "n_chips", [int(v) for v in given_n[beyond].tolist()],
+                           f"cluster {cluster_ids[j]} has {cl.n_chips:,} chips; allowed: 1 to {cl.n_chips}")
         if cl.chip in chip_index:
             chip_idx = np.where(rows & (chip_idx < 0), chip_index[cl.chip], chip_idx)
         for key in cluster_vals:
