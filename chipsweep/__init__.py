@@ -40,3 +40,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(python_api, name)
     raise AttributeError(f"module 'chipsweep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # tab completion in a notebook lists the lazily loaded API too
+    return sorted({*globals(), *__all__})

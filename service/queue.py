@@ -394,6 +394,11 @@ class Queue:
             row = db.execute("SELECT * FROM sweeps WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
         else:
             row = db.execute("SELECT * FROM sweeps WHERE name = ? AND version = ?", (name, version)).fetchone()
+        if row is None and version is not None:  # the sweep exists, not this version of it
+            versions = [r[0] for r in db.execute("SELECT version FROM sweeps WHERE name = ? ORDER BY version", (name,))]
+            if versions:
+                raise QueueError(f"sweep {name!r} has no version {version}; allowed: "
+                                 + ", ".join(f"{name}@{v}" for v in versions[-20:]), value=sweep_id)
         if row is None:
             known = [r[0] for r in db.execute("SELECT DISTINCT name FROM sweeps ORDER BY name LIMIT 50")]
             raise QueueError(f"unknown sweep id {sweep_id!r}; allowed: NAME or NAME@VERSION of a submitted sweep"

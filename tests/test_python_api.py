@@ -220,3 +220,9 @@ def test_the_progress_bar_draws_the_end_once_and_closes(capsys) -> None:  # type
     bar.update(status(10, "done"))  # the ticks that come while Ray shuts down draw nothing
     assert not bar.due()
     assert capsys.readouterr().err == ""
+
+
+def test_dir_lists_the_lazily_loaded_api() -> None:
+    """The API loads on first use, so `dir(chipsweep)` (a notebook's tab completion) showed none of it."""
+    assert set(chipsweep.__all__) <= set(dir(chipsweep))
+

@@ -140,6 +140,9 @@ def test_unknown_ids_name_what_exists(tmp_path) -> None:  # type: ignore[no-unty
         q.status("beta")
     with pytest.raises(QueueError, match="NAME@VERSION"):
         q.status("alpha@x")
+    # a version the sweep does not have: the sweep's own versions, not 'unknown sweep id'
+    with pytest.raises(QueueError, match="sweep 'alpha' has no version 9; allowed: alpha@1"):
+        q.status("alpha@9")
 
 
 def test_sweep_above_the_cap_is_refused_with_the_cap_named(home) -> None:  # type: ignore[no-untyped-def]

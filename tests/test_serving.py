@@ -911,3 +911,14 @@ def test_a_concurrency_above_the_engines_default_limit_says_it_is_taken_as_the_s
     said = "above the engine's default limit on running requests"
     assert said not in at["notes"] and said in above["notes"] and said not in dpa["notes"]
     assert above["output_tokens_per_s"] > at["output_tokens_per_s"]  # the 300 run together: the setting, as asked
+
+
+def test_a_request_longer_than_the_models_context_says_so() -> None:
+    """Llama 3 8B was released with an 8,192-token context (the catalog's seq_len): a 200,000-token prompt was
+    answered without a word. It is answered (a long-context variant is a what-if worth asking) and its notes say the
+    model id is not that variant; 2,000 + 128 tokens says nothing."""
+    assert load_catalog().models["llama3_8b"].seq_len == 8192
+    long_, short = run({"model": "llama3_8b", "chip": H100, "prompt_len": 200_000, "gen_len": 128},
+                       {"model": "llama3_8b", "chip": H100, "prompt_len": 8_000, "gen_len": 192})
+    said = "beyond the model's context"
+    assert said in long_["notes"] and long_["ttft_s"] > 0 and said not in short["notes"]

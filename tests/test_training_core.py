@@ -269,6 +269,10 @@ def test_evaluate_cli_writes_csv_and_parquet_and_strict_refuses_bad_files(tmp_pa
     assert res.returncode == 2 and "row 2: field 'n_chips'" in res.stderr
     res = _cli("evaluate", "--kind", "training", "-", "-o", "-", stdin=src.read_text())
     assert res.returncode == 0 and res.stdout.startswith('"case_id"')
+    # an output whose extension names neither format is refused (it was written as CSV under any name)
+    res = _cli("evaluate", "--kind", "training", str(src), "-o", str(tmp_path / "out.xlsx"))
+    assert res.returncode == 2 and "field 'output'" in res.stderr and "allowed: a path ending in .csv or .parquet" \
+        in res.stderr and not (tmp_path / "out.xlsx").exists()
 
 
 def test_catalog_overlay_adds_a_chip_and_changes_a_price(tmp_path: Path):

@@ -102,6 +102,7 @@ N_NO_COST = 512
 N_DISAGG = 1024
 N_OWNED_NO_TDP = 2048
 N_ABOVE_MAX_BATCH = 4096
+N_BEYOND_CONTEXT = 8192
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -128,6 +129,8 @@ INFERENCE_NOTES = {
     N_ABOVE_MAX_BATCH: "concurrency above the engine's default limit on running requests (asic.yaml serving.max_batch: "
     "vLLM --max-num-seqs, TensorRT-LLM --max_batch_size, per attention rank): answered as an engine set to run them "
     "all; at its default the rest would wait in its queue (cal.max_batch sets the limit)",
+    N_BEYOND_CONTEXT: "prompt_len + gen_len beyond the model's context (the catalog's seq_len): answered as a variant "
+    "trained at that length (RoPE scaling, a long-context release), which this model id is not",
 }
 
 
@@ -549,6 +552,8 @@ def assemble_inference(
     # a given concurrency above the engine's scheduler limit (one scheduler per chip with data-parallel attention)
     ranks = np.where(np.nan_to_num(get("dp_attention")) > 0, np.where(np.isfinite(n_chips), n_chips, 1.0), 1.0)
     notes = notes | np.where(get("concurrency") > cal["max_batch"] * ranks, N_ABOVE_MAX_BATCH, 0)
+    length = get("prompt_len") + np.nan_to_num(get("gen_len"))
+    notes = notes | np.where((m["context"] > 0) & (length > m["context"]), N_BEYOND_CONTEXT, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
     if errors is not None:
         _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx, engine, cal, np.nan_to_num(get("dp_attention")))

@@ -114,6 +114,7 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
                              * (mcols["ssm_conv_kernel"] - 1.0))  # elements per sequence, all layers
     return {
         "has_model": has,
+        "context": s["seq"],  # tokens: the catalog model's sequence length (0 where unknown); notes only
         "layers": L,
         "hidden": h,
         "kv_heads": s["kv_heads"],

@@ -45,7 +45,7 @@ def read_table(path: str) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: str) -> None:
-    if path.endswith(".parquet"):
+    if path.lower().endswith(".parquet"):
         pq.write_table(table, path)
     elif path == "-":
         pacsv.write_csv(table, sys.stdout.buffer)
@@ -55,6 +55,9 @@ def write_table(table: pa.Table, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output != "-" and not args.output.lower().endswith((".csv", ".parquet")):  # before any work is done
+        return fail(f"field 'output' = '{args.output}': the format is taken from the extension; allowed: a path "
+                    "ending in .csv or .parquet, or - for stdout")
     try:
         table = read_table(args.input)
     except FileNotFoundError:
