@@ -27,7 +27,8 @@ Array = np.ndarray
 MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params",
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim", "att_dim_prefill",
               "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
-              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention", "w_replicated")
+              "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention", "w_replicated",
+              "context")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
