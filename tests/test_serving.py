@@ -922,3 +922,22 @@ def test_a_request_longer_than_the_models_context_says_so() -> None:
                        {"model": "llama3_8b", "chip": H100, "prompt_len": 8_000, "gen_len": 192})
     said = "beyond the model's context"
     assert said in long_["notes"] and long_["ttft_s"] > 0 and said not in short["notes"]
+
+
+def test_llama_cpp_rows_weigh_the_files_llama_cpp_loads() -> None:
+    """llama.cpp's 4-bit files are Q4_K_M (Llama 3 8B: 4.58 GiB, 22.5 % over 4 bits a weight; 70B: 20.5 %) and its
+    8-bit ones Q8_0 (one fp16 scale per 32 weights, 6.25 %): its rows took AWQ's 4.5 % and 0 %, weights 14 % and 6 %
+    lighter than what the engine loads, so Llama 3 8B at 8 bits 'fit' an 8 GB Jetson Orin Nano (8.54 GB of weights
+    alone). A row's quant_overhead still overrides the format."""
+    serving = load_catalog().asic["serving"]
+    q4, q8 = (serving[f"weight_format_overhead_{b}bit"]["value"]["llama_cpp"] for b in (4, 8))
+    assert q4 == pytest.approx((22.5 + 20.5) / 200, abs=1e-3) and q8 == 16 / (32 * 8)
+    base = {"model": "llama3_8b", "chip": "nvidia_rtx_4090", "engine": "llama_cpp", "prompt_len": 512, "gen_len": 128,
+            "concurrency": 1}
+    own, given, awq = run(dict(base, weight_bits=4), dict(base, weight_bits=4, quant_overhead=q4),
+                          dict(base, weight_bits=4, quant_overhead=0.045))
+    params = load_catalog().models["llama3_8b"].params_b * 1e9
+    assert own["mem_gb"] == pytest.approx(given["mem_gb"], rel=1e-9)
+    assert own["mem_gb"] - awq["mem_gb"] == pytest.approx(params * 0.5 * (q4 - 0.045) / 1e9, rel=0.02)
+    (jetson,) = run(dict(base, chip="nvidia_jetson_orin_nano_8gb", weight_bits=8))
+    assert not jetson["fits"] and "does not fit in memory" in jetson["infeasible_reason"]

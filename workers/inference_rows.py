@@ -59,6 +59,7 @@ EFFICIENCY_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", 
 POWER_KEYS = ("idle_fraction", "power_compute", "power_memory")  # fitted per chip
 # per-engine settings of asic.yaml serving (scheduler limits, memory reserve, kernels, the quantiser's 16-bit head)
 ENGINE_LIMITS = ("max_batch", "max_tokens", "ubatch", "mem_usable", "kv_reserve", "fused_attention", "head_16bit",
+                 "weight_format_overhead_4bit", "weight_format_overhead_8bit",
                  "custom_all_reduce_bytes",
                  "async_scheduling", "whole_heads")
 
@@ -578,7 +579,9 @@ def assemble_inference(
         "prompt_len": prompt,
         "gen_len": gen,
         "quant_overhead": quant_overhead(get("quant_overhead"), wb, ctx,
-                                         nvfp4=np.nan_to_num(prec, nan=-1.0) == COMPUTE_PRECISIONS.index("fp4")),
+                                         nvfp4=np.nan_to_num(prec, nan=-1.0) == COMPUTE_PRECISIONS.index("fp4"),
+                                         engine_format=(cal["weight_format_overhead_4bit"],
+                                                        cal["weight_format_overhead_8bit"])),
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
         "low_compute": np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)] <= 8.0, False).astype(np.float64),
         "att_peak_flops": attention_peak(c, prec, kvb),

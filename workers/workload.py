@@ -198,11 +198,17 @@ def workload_default(ctx: Context, name: str) -> float:
     return float(ctx.catalog.asic["workload_defaults"][name]["value"])
 
 
-def quant_overhead(given: Array, bits: Array, ctx: Context, nvfp4: Array | None = None) -> Array:
+def quant_overhead(given: Array, bits: Array, ctx: Context, nvfp4: Array | None = None,
+                   engine_format: tuple[Array, Array] | None = None) -> Array:
     """The row's quantisation-scale overhead (fraction of weight bytes), else asic.yaml's for its weight bits (for
-    4-bit weights computed in fp4, `nvfp4`, the NVFP4 format's)."""
+    4-bit weights computed in fp4, `nvfp4`, the NVFP4 format's; for an engine with a file format of its own,
+    `engine_format` (its 4-bit and 8-bit overheads, NaN where it has none: asic.yaml serving
+    weight_format_overhead_*), that format's)."""
     table = ctx.catalog.asic["asic"]["quant_overhead"]["value"]
     default = np.select([bits <= 4, bits <= 8], [float(table[4]), float(table[8])], float(table[16]))
+    if engine_format is not None:
+        own = np.select([bits <= 4, bits <= 8], [engine_format[0], engine_format[1]], np.nan)
+        default = np.where(np.isfinite(own), own, default)
     if nvfp4 is not None:
         fp4 = float(ctx.catalog.asic["asic"]["quant_overhead_nvfp4"]["value"])
         default = np.where(nvfp4 & (bits <= 4), fp4, default)
