@@ -46,7 +46,14 @@ def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool
                             field="explain", value=kind, allowed=list(EXPLAINED))
     extra = {"explain": True} if explain else {}
     with columns_read() as read:
-        out, errors = EVALUATORS[kind](table, Context.build(catalog), strict=strict, **extra)
+        try:
+            out, errors = EVALUATORS[kind](table, Context.build(catalog), strict=strict, **extra)
+        except EvaluateError as exc:  # strict: the refusal names a near-miss column too (it explains rows at defaults)
+            notes = passed_through_notes(kind, table.column_names, read)
+            if not notes:
+                raise
+            raise EvaluateError("\n".join([str(exc), *notes]), field=exc.field, value=exc.value, allowed=exc.allowed,
+                                problems=exc.problems) from exc
     errors.column_notes = passed_through_notes(kind, table.column_names, read)
     return out, errors
 

@@ -358,19 +358,14 @@ def _assemble_general(
     cluster_vals = {
         k: np.full(n, np.nan) for k in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain", "scale_up_latency_s", "n_chips")
     }
-    given_n = get("n_chips")
     for j in np.unique(cluster_idx[cluster_idx >= 0]).tolist():
         rows = cluster_idx == j
         cl = cat.clusters[cluster_ids[j]]
-        if errors is not None:  # a preset is one system: its own chip, at most its own count of them
+        if errors is not None:  # a preset is built of its own chip (more chips than it has: several of it, noted)
             other = rows & (chip_idx >= 0) & (cl.chip in chip_index) & (chip_idx != chip_index.get(cl.chip or "", -1))
             if other.any():
                 errors.add(np.nonzero(other)[0], "chip", [ctx.chips.ids[c] for c in chip_idx[other].tolist()],
                            f"cluster {cluster_ids[j]} is built of {cl.chip}; allowed: {cl.chip} or blank")
-            beyond = rows & (given_n > (cl.n_chips or np.inf))
-            if beyond.any():
-                errors.add(np.nonzero(beyond)[0], "n_chips", [int(v) for v in given_n[beyond].tolist()],
-                           f"cluster {cluster_ids[j]} has {cl.n_chips:,} chips; allowed: 1 to {cl.n_chips}")
         if cl.chip in chip_index:
             chip_idx = np.where(rows & (chip_idx < 0), chip_index[cl.chip], chip_idx)
         for key in cluster_vals:
@@ -454,6 +449,7 @@ def _assemble_general(
         "precision": precision,
         "dp_req": get("dp"),
         "up_latency": cluster_vals["scale_up_latency_s"],
+        "cluster_chips": cluster_vals["n_chips"],  # the preset's own size (NaN: none); notes only
         "mode": _or_default(get("mode"), 0.0),
         "lora_params": lora_parameters({**shapes}, _or_default(get("lora_rank"), ctx.defaults["lora_rank"]),
                                        _or_default(get("lora_targets"), 0.0)),
@@ -577,8 +573,7 @@ def _offload_when_nothing_fits(inputs: dict[str, Array], blank: dict[str, Array]
 def evaluate_training(table: pa.Table, ctx: Context, *, strict: bool = False) -> tuple[pa.Table, RowErrors]:
     errors = RowErrors(table.num_rows)
     x, blank, chip_idx = training_inputs(table, ctx, errors)
-    if strict and errors:
-        raise errors.error()
+    # strict refuses the file once, naming every bad row: the layouts of the rows that parsed are checked first
     ok = ~errors.bad
     n = table.num_rows
     resolved = {k: v.copy() for k, v in x.items()}
@@ -787,6 +782,7 @@ TRAINING_NOTES = (
     "chip.server_usd)",
     "cost not computed: cost_basis owned prices the electricity at the chip's power, and tdp_w is not published "
     "(give chip.tdp_w)",
+    "n_chips above the cluster preset's own size: several of it (racks, pods, slices), joined by its scale-out network",
 )
 
 
@@ -810,6 +806,7 @@ def training_notes(x: Mapping[str, Array], out: Mapping[str, Array], feasible: A
         no_cost & (basis == 0),
         no_cost & (basis == 1) & ~priced,
         no_cost & (basis == 1) & priced,
+        chips > np.broadcast_to(np.asarray(x.get("cluster_chips", nan), dtype=np.float64), (n,)),
     ], axis=1) & np.asarray(feasible, dtype=bool)[:, None]
     codes = flags @ (1 << np.arange(len(TRAINING_NOTES)))
     texts = {int(c): "; ".join(t for i, t in enumerate(TRAINING_NOTES) if c >> i & 1) for c in np.unique(codes)}
