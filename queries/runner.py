@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chipsweep.lake import connect
 from chipsweep.lake.views import machine_memory, temp_space
@@ -41,6 +42,7 @@ from chipsweep.queries.saved import (
     META_QUERY,
     Bound,
     bind,
+    load_query,
 )
 from chipsweep.schemas.axes import closest_ids
 
@@ -609,4 +611,32 @@ def unplaced_chips(
             "best": {o.column: r[f"best_{i}"] for i, o in enumerate(objs) if r[f"best_{i}"] is not None},
             "calibrated_on": r.get("calibrated_on"),
         })
+    return out
+
+
+# the limit parameters of the saved queries and the column each bounds (a result they empty says how close it came)
+LIMIT_COLUMNS = {"max_days": "time_to_train_days", "days": "time_to_train_days", "max_cost_usd": "cost_usd",
+                 "ttft_max_s": "ttft_s", "tpot_max_s": "tpot_s"}
+NO_LIMIT = 1e30  # a limit no configuration reaches: the query's rows as if the limit were not set
+
+
+def beyond_limits(name: str, params: Mapping[str, object] | None, *, lake: str | None = None,
+                  timeout_s: float | None = None, limits: QueryLimits | None = None) -> list[str]:
+    """For a saved query whose limits (a deadline, a budget, an SLO) leave no row: per limit set, the best value its
+    column reaches with that limit lifted (the others kept), e.g. 'no row meets max_days = 0.5: the best
+    time_to_train_days without it is 1.29'."""
+    given = {k: v for k, v in (params or {}).items() if k in LIMIT_COLUMNS and v is not None}
+    known = {p.name for p in load_query(name).params}
+    out = []
+    for key, value in given.items():
+        if key not in known:
+            continue
+        column = LIMIT_COLUMNS[key]
+        lifted = run_saved(name, {**(params or {}), key: NO_LIMIT}, lake=lake, timeout_s=timeout_s, limits=limits)
+        if column not in lifted.column_names or not lifted.num_rows:
+            out.append(f"no row meets {key} = {value}, nor any without it (the other limits or the lake leave none)")
+            continue
+        best = pc.min(pc.cast(lifted[column], pa.float64())).as_py()
+        if best is not None and math.isfinite(best):
+            out.append(f"no row meets {key} = {value}: the best {column} without it is {best:.3g}")
     return out

@@ -614,3 +614,22 @@ def test_training_queries_rank_each_workload_on_its_own(tmp_path: Path, grid: pa
         assert full.keys() == short.keys() and all(short[c] == pytest.approx(0.1 * full[c], rel=1e-5) for c in full)
     board = run_saved("chip_leaderboard", {"model": "llama2_70b"}, lake=lake).to_pylist()
     assert {(r["chip"], r["tokens"]) for r in board} == {(r["chip"], t) for r in board for t in (1e12, 1e11)}
+
+
+def test_a_deadline_that_leaves_no_row_says_how_close_the_lake_came(lake: str, grid: pa.Table,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """pareto_training with max_days below every configuration printed '(0 rows ...)' and nothing else: the table
+    now says, per limit, the best the limited column reaches without it (the fastest time to train here)."""
+    models = np.array([m[0] for m in lakegen.MODELS])[_np(grid, "model_id")]
+    mine = _feasible(grid) & (models == "llama2_70b") & np.isfinite(_np(grid, "cost_usd"))
+    fastest = float(np.min(_np(grid, "time_to_train_days")[mine]))
+    tight = round(fastest / 2, 3)
+    assert main(["query", "pareto_training", "-p", "model=llama2_70b", "-p", f"max_days={tight}", "--lake", lake]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("no row meets"))
+    assert line.startswith(f"no row meets max_days = {tight}: the best time_to_train_days without it is ")
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(fastest, rel=1e-2)
+    # a limit that leaves rows says nothing
+    assert main(["query", "pareto_training", "-p", "model=llama2_70b", "-p", f"max_days={fastest * 2}", "--lake",
+                 lake]) == 0
+    assert "no row meets" not in capsys.readouterr().out

@@ -8,7 +8,7 @@ import sys
 
 from chipsweep.queries import output
 from chipsweep.queries.plot import check_plot_path, plot
-from chipsweep.queries.runner import META_TRUNCATED, count_saved, run_saved, unplaced_chips
+from chipsweep.queries.runner import META_TRUNCATED, beyond_limits, count_saved, run_saved, unplaced_chips
 from chipsweep.queries.saved import load_query, saved_queries
 from chipsweep.service import python_api
 from chipsweep.service.cli.base import Subparsers, fail
@@ -83,6 +83,9 @@ def query(args: argparse.Namespace) -> int:
         note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout))
         if note:
             print(note)
+    if args.format == "table" and not table.num_rows:  # a deadline, budget or SLO left nothing: how close it came
+        for line in beyond_limits(args.name, params, lake=args.lake, timeout_s=args.timeout):
+            print(line)
     if args.plot:
         candidates = run_saved(args.name, params, lake=args.lake, frontier=False, sample=PLOT_SAMPLE,
                                timeout_s=args.timeout)
