@@ -941,3 +941,27 @@ def test_llama_cpp_rows_weigh_the_files_llama_cpp_loads() -> None:
     assert own["mem_gb"] - awq["mem_gb"] == pytest.approx(params * 0.5 * (q4 - 0.045) / 1e9, rel=0.02)
     (jetson,) = run(dict(base, chip="nvidia_jetson_orin_nano_8gb", weight_bits=8))
     assert not jetson["fits"] and "does not fit in memory" in jetson["infeasible_reason"]
+
+
+def test_a_disaggregated_prompt_pool_runs_the_passes_its_ttft_says() -> None:
+    """The prompt pool is sized at the pass a prompt's TTFT is: one prompt alone, so the pool's chips per instance
+    are the prompt tokens/s the decode instance consumes times t chips x one prompt's time per token (it was sized
+    with passes of 8 prompts, 36 % cheaper than the TTFT it gave). Under data-parallel attention every rank runs a
+    prompt of its own in the pass, so the pass is t prompts: cheaper per token than one, and the TTFT is that pass."""
+    llama = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "weight_bits": 8,
+             "prompt_len": 1024, "gen_len": 256, "concurrency": 128, "engine": "vllm", "disaggregated": True}
+    ds = {"model": "deepseek_v3", "chip": "nvidia_h200_sxm", "n_chips": 8, "ep": 8, "dp_attention": True,
+          "disaggregated": True, "compute_precision": "fp8", "weight_bits": 8, "kv_bits": 8, "prompt_len": 2000,
+          "gen_len": 500, "concurrency": 256, "engine": "sglang"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = chipsweep.evaluate([llama, ds], kind="inference", explain=True).to_pylist()
+    for r, spread in zip(rows, (False, True), strict=True):
+        t, p, g, c = r["n_chips"], r["prompt_len"], r["gen_len"], r["concurrency"]
+        lone = r["ttft_compute_s"] + r["ttft_fixed_s"] + r["ttft_comm_s"]  # one prompt's pass alone
+        prompt_tok_s = c * p / g / (c / r["output_tokens_per_s"])
+        pool = r["output_tokens_per_s"] / r["output_tokens_per_s_per_chip"] - t
+        if spread:
+            assert pool < 0.75 * prompt_tok_s * t * lone / p and r["ttft_queue_s"] > 0.5 * lone
+        else:
+            assert pool == pytest.approx(prompt_tok_s * t * lone / p, rel=1e-6)

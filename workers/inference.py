@@ -500,7 +500,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     k_chunk = np.maximum(p, 1.0) / np.maximum(n_chunks, 1.0)
     share = C * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration
     chunked = (pre_share > 0) & (share < 1.0)
-    # s per iteration = TPOT: the decode iteration where prompts come in chunks, else the evenly spread one
+    # s per iteration of the instance: the decode iteration where prompts come in chunks, else the evenly spread one
     pre_it = np.where(chunked, 0.0, pre_share)
     t_iter, flo_it, byt_it = timed_work(C, pre_it)
     # a user's time per output token (TPOT) sees the other C - 1 users' prompts: its own was prefilled before its
@@ -527,16 +527,21 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     t_mix_rest = step(np.maximum(C - 1.0, 0.0), k_chunk)  # s: one of its chunks beside the running decodes
     ttft_load = np.maximum(0.5 * t_iter + n_chunks * t_mix_rest, t_pre1)
     kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
-    ttft = np.where(disagg, t_pre1 + kv_move, np.where(C > 1, ttft_load, t_pre1))  # s
-    out_tps = C / t_iter * has_gen  # output tokens/s of the instance
     # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, one prompt per
-    # pass, as the row's TTFT has it (a pass of several prompts would cost less per token and make each of them
-    # wait for the whole pass); each pass costs what a colocated prefill of the prompt costs (the kernels, the fixed
-    # time per layer, the all-reduces: `prompt`), not the bare compute-bound FLOPs
+    # pass, or one per attention rank where attention is data-parallel (each rank runs its own), a prompt's TTFT
+    # being its pass (a pass of more prompts would cost less per token and make each of them wait for all of it);
+    # each pass costs what a colocated prefill of those tokens costs (the kernels, the fixed time per layer, the
+    # all-reduces: `prompt`), not the bare compute-bound FLOPs
+    t_pass = t_pre1
+    ranks = np.where(dp_att, tp, 1.0)  # prompts of one pool pass
+    if bool(disagg.any()) and any_dpa:
+        t_pass = np.where(dp_att, prompt(p * ranks, ranks), t_pre1)
+    ttft = np.where(disagg, t_pass + kv_move, np.where(C > 1, ttft_load, t_pre1))  # s
+    out_tps = C / t_iter * has_gen  # output tokens/s of the instance
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
     n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per instance
     if bool(disagg.any()):
-        per_token = t * t_pre1 / np.maximum(p, 1.0)  # chip-s per prompt token
+        per_token = t * t_pass / np.maximum(p * ranks, 1.0)  # chip-s per prompt token
         n_pre = np.where(disagg, pre_tok_s * per_token, 0.0)
     chips_total = t + n_pre
 
@@ -571,8 +576,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         dec = tpot(pre_user)  # the user's iteration: the others' prompts (`t_user`)
         if bool(chunked.any()):
             dec = [np.where(chunked, d + share_user * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
-        # s: the KV cache's move, or what the running decodes and the iteration in flight add to the lone prompt
-        queue = np.where(disagg, kv_move, ttft - t_pre1)
+        # s: the KV cache's move and the other ranks' prompts of its pool pass, or what the running decodes and the
+        # iteration in flight add to the lone prompt
+        queue = ttft - t_pre1
         out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
         out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, np.ones_like(p)), queue), strict=True)})
         return out
