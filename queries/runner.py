@@ -224,7 +224,8 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float | Non
         except duckdb.InterruptException:
             if fired[0]:
                 raise QueryError(f"{what}: stopped after {timeout_s:g} s, the time limit "
-                                 f"({SETTING_NAMES['timeout_s']}); allowed: queries that finish within the "
+                                 f"(--timeout, or {SETTING_NAMES['timeout_s']} for the server); allowed: queries "
+                                 "that finish within the "
                                  "time limit", field="timeout_s", value=timeout_s,
                                  allowed=f"at most {timeout_s:g} s") from None
             raise
