@@ -580,3 +580,13 @@ def test_on_die_sram_is_counted_in_decimal_bytes(ctx: Context) -> None:
                       "prompt_len": 1024, "gen_len": 256, "concurrency": 64})
     assert most["mem_gb"] <= 44 * usable + 1e-9 and most["concurrency"] == 45
     assert "does not fit in memory" in at64["infeasible_reason"] and "39.60 GB usable" in at64["infeasible_reason"]
+
+
+def test_a_row_that_generates_nothing_reports_no_decode_rate(ctx: Context) -> None:
+    """gen_len 0 is a prompt alone (the prefill measurements are such rows): it reported a decode rate and a
+    throughput of a static batch that never decodes (13,659 tokens/s beside blank serving columns). Its prefill stays."""
+    only, both = run(ctx, {"model": "llama3_8b", "chip": H100, "prompt_len": 512, "gen_len": 0, "batch": 8},
+                     {"model": "llama3_8b", "chip": H100, "prompt_len": 512, "gen_len": 128, "batch": 8})
+    assert only["prefill_tokens_per_s"] == pytest.approx(both["prefill_tokens_per_s"], rel=1e-9)
+    assert not only["decode_tokens_per_s"] > 0 and not only["throughput_tokens_per_s"] > 0
+    assert both["decode_tokens_per_s"] > 0 and both["throughput_tokens_per_s"] > 0

@@ -591,8 +591,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "concurrency": C,
         "ttft_s": ttft * prefill * ok,
         "prefill_tokens_per_s": np.where(prefill, p / t_pre_b, np.nan) * ok,
-        "decode_tokens_per_s": ok / t_dec,
-        "throughput_tokens_per_s": B * ok / t_dec,
+        "decode_tokens_per_s": okg / t_dec,  # a row that generates nothing (gen_len 0: prefill alone) decodes nothing
+        "throughput_tokens_per_s": B * okg / t_dec,
         "energy_per_token_j": energy_tok * okg,
         "mem_gb": np.where(batch_blank, mem_serve, np.maximum(mem, mem_serve)) * 1e-9,  # GB per chip: what must fit
         "mem_limit_gb": usable * 1e-9,
