@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from chipsweep.schemas.catalog import load_catalog
+from chipsweep.schemas.vocab import FRAMEWORKS
 from chipsweep.workers.context import Context
 from chipsweep.workers.memory import activation_bytes_per_layer
 from chipsweep.workers.parse import RowErrors
@@ -127,8 +128,35 @@ def test_last_stage_memory_is_checked_not_only_the_first(ctx):
                 **{"chip.memory_gb": [1e4] * 2})
     d = run(ctx, **rows, vocab=[32000, 256000])
     extra_states = (256000 - 32000) * 4096 * 18 / 1e9  # GB: the larger embedding's weights, fp32 gradients, Adam
-    extra_logits = 4096 * (256000 - 32000) * 2 / 1e9  # GB: one micro-batch of 16-bit logits on the last stage
+    # GB: one micro-batch of logits on the last stage, the fp32 copy the loss saves and the 16-bit logits at the cast
+    extra_logits = 4096 * (256000 - 32000) * (4 + 2) / 1e9
     assert d["mem_per_chip_gb"][1] - d["mem_per_chip_gb"][0] == pytest.approx(extra_states + extra_logits, rel=0.02)
+
+
+def test_the_loss_keeps_fp32_logits_unless_it_works_in_place(ctx):
+    """Megatron's own vocab-parallel cross entropy (fused or not: cross_entropy.py `calculate_logits_max`) upcasts the
+    logits with .float() and saves its softmax in that fp32 tensor for the backward, the bf16 logits beside it at the
+    cast: 4 + 2 bytes per logit on the last stage at bf16, 4 at fp32 (the cast is the tensor itself). Transformer
+    Engine's Triton cross entropy, which Megatron-Bridge's recipes select (Megatron-Core 2025), writes its gradient
+    into the bf16 logits, and XLA fuses MaxText's fp32 cast into the loss: 2 bytes at bf16. Llama 3 8B at sequence
+    8,192, tp1, under 2022's Megatron: the logits of one micro-batch are 8,192 x 128,256 = 1.05e9 elements, 6.3 GB
+    where 2.1 GB was counted. Computing them in two vocabulary tiles holds half of them: the difference is the
+    logits' bytes alone."""
+    fws = ["megatron_2022"] * 4 + ["maxtext"] * 2 + ["megatron_core_2025"] * 2 + ["fsdp"] * 2
+    n = len(fws)
+    rows = dict(model=["llama3_8b"] * n, chip=["nvidia_h100_sxm"] * n, n_chips=[8] * n, global_batch=[8] * n, tp=[1] * n,
+                pp=[1] * n, micro_batch=[1] * n, recompute=["full"] * n, zero_stage=[1] * n, seq_len=[8192] * n,
+                framework=fws, precision=["bf16"] * 2 + ["fp32"] * 2 + ["bf16"] * 6, vocab_tiles=[1, 2] * 5,
+                **{"chip.memory_gb": [1e4] * n})
+    mem = run(ctx, **rows)["mem_per_chip_gb"]
+    half = 8192 * 128256 / 2 / 1e9  # G elements: half the logits of one micro-batch
+    assert mem[0] - mem[1] == pytest.approx(half * 6, rel=1e-6)  # Megatron 2022, bf16: fp32 copy + bf16 logits
+    assert mem[2] - mem[3] == pytest.approx(half * 4, rel=1e-6)  # fp32: the logits are the fp32 tensor
+    assert mem[4] - mem[5] == pytest.approx(half * 2, rel=1e-6)  # MaxText: the cast fused, the bf16 logits alone
+    assert mem[6] - mem[7] == pytest.approx(half * 2, rel=1e-6)  # Megatron-Core 2025: TE's cross entropy in place
+    assert mem[8] - mem[9] == pytest.approx(half * 6, rel=1e-6)  # FSDP: log_softmax under autocast saves fp32
+    on = {f for f in FRAMEWORKS if ctx.frameworks["fw_ce_in_place"][FRAMEWORKS.index(f)] == 1}
+    assert on == {"maxtext", "megatron_core_2025", "megatron"}
 
 
 def test_zero3_pays_its_gathers_every_micro_batch_rajbhandari_sec7_and_loses_to_zero1_when_weights_outrun_compute(ctx):

@@ -19,7 +19,9 @@ Sources:
   multiplies its activations by 1 + (p-1)/(p·v). The last stage holds one micro-batch and the logits.
 - Megatron-LM keeps the word embedding on the first stage and a copy for the output layer on the last
   stage when p > 1 (tied or not; `setup_embeddings_and_output_layer`); an untied head (Llama) is a second
-  V·h matrix even at p = 1. Cross-entropy runs on fp32 logits (vocab-parallel cross entropy upcasts).
+  V·h matrix even at p = 1. Cross-entropy runs on fp32 logits: Megatron's vocab-parallel cross entropy (fused
+  or not, megatron/core/tensor_parallel/cross_entropy.py `calculate_logits_max`) upcasts with .float() and saves
+  the softmax in that fp32 tensor for the backward; PyTorch holds the 16-bit logits beside it at the cast.
 """
 
 from __future__ import annotations

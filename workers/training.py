@@ -124,7 +124,7 @@ FA2_ON_ASYNC_MMA = (1.5 * 2.0) ** 0.5
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
            "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
-           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act")
+           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -896,7 +896,14 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
     acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
     acts_last = activation_bytes_stage(per_layer, resident(lst), 1.0 + 0.0 * p, rc)
-    logit_buf = bs * V / t * e  # bytes: the last stage's logits (fused cross-entropy keeps no fp32 copy)
+    # bytes: the last stage's logits. Megatron's own vocab-parallel cross entropy (fused or not) upcasts them with
+    # .float() and saves its softmax in that fp32 copy for the backward, the e-byte logits beside it at the cast (their
+    # e-byte gradient in the backward); so do PyTorch's log_softmax under autocast and torchtitan's .float(). Where the
+    # loss works in place (ce_in_place: Transformer Engine's Triton cross entropy, which Megatron-Bridge's recipes
+    # select, writes its gradient into the e-byte logits; XLA fuses MaxText's fp32 cast into the loss) only the
+    # e-byte logits stand: tpu-recipes' Llama 3.1 70B fits a v6e at 2 sequences per chip only that way
+    fused = x["fw_ce_in_place"]
+    logit_buf = bs * V / t * (fused * e + (1.0 - fused) * (4.0 + e * num(e < 4.0)))
     vt = x.get("vocab_tiles")  # optional: the logits computed in that many vocabulary chunks, one held at a time
     if vt is not None:
         logit_buf = logit_buf / np.maximum(vt, 1.0)
