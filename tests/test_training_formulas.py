@@ -177,6 +177,28 @@ def test_zero3_pays_its_gathers_every_micro_batch_rajbhandari_sec7_and_loses_to_
     assert once["step_time_s"][1] == pytest.approx(per_mb_z3, rel=0.2)
 
 
+def test_zero3_hides_each_pass_collectives_behind_that_pass_only_zhao2023_sec3():
+    """FSDP (Zhao et al. 2023 sec. 3.3-3.4) prefetches the forward's gathers behind the forward and the backward's
+    gather and reduce-scatter behind the backward. With 16-bit weights and fp32 gradients a layer moves g forward and
+    g + 2g backward; without recompute the backward is 2/3 of the compute. At g = 0.8 of the forward's compute the
+    forward hides its gather and the backward leaves 3(0.8) - 2 = 0.4 forward-compute units exposed. Pooled over the
+    whole layer (the model before 2026-12-05) the 4g = 3.2 units hid behind 3: 0.2 exposed, half the real figure."""
+    from chipsweep.workers.training import zero3_exposed
+
+    t_fwd = 1.0
+    g = 0.8 * t_fwd
+    window = 3.0 * t_fwd  # the whole layer: forward + 2x backward, all hideable (overlap 1)
+    got = zero3_exposed(np.array([g]), np.array([3.0 * g]), np.array([window]), 2.0 / 3.0)
+    assert got[0] == pytest.approx(3.0 * g - 2.0 * t_fwd)
+    assert got[0] > max(4.0 * g - window, 0.0)  # the pooled figure
+    # full recompute: the backward holds the recomputed forward too (3 of 4 passes)
+    rc = zero3_exposed(np.array([g]), np.array([3.0 * g]), np.array([4.0 * t_fwd]), 3.0 / 4.0)
+    assert rc[0] == pytest.approx(0.0)
+    # a forward gather longer than the forward shows even when the backward has room
+    slow_fwd = zero3_exposed(np.array([1.5]), np.array([1.5]), np.array([window]), 2.0 / 3.0)
+    assert slow_fwd[0] == pytest.approx(0.5)
+
+
 def test_nccl_all_gathers_and_reduce_scatters_are_rings_of_n_minus_1_steps(ctx):
     """NVIDIA/nccl src/graph/tuning.cc (ncclTopoTuneModel): all-gather and reduce-scatter run only as rings, latency
     baseLat + (nRanks - nNodes) x intra step + (nNodes - 1) x network step (Simple: 8.4, 3.4 and 9.6 us). ZeRO-1's

@@ -383,6 +383,7 @@ class StepInputs:
     coll: Array | float
     win_bwd: Array | float
     win_fwd: Array | float
+    bwd_frac: Array | float
     z1: Array | float
     z2: Array | float
     z3: Array | float
@@ -401,17 +402,27 @@ class StepInputs:
                                 if isinstance(v := getattr(self, f.name), np.ndarray) and v.ndim == 1 and len(v) == n})
 
 
+def zero3_exposed(fwd: Array, bwd: Array, window: Array, bwd_frac: Array | float) -> Array:
+    """Seconds of a ZeRO-3 / FSDP layer's collectives that its compute does not hide, per micro-batch: the forward's
+    gather behind the forward, the backward's gather and gradient reduce-scatter behind the backward (Zhao et al.
+    2023, arXiv:2304.11277, sec. 3.3-3.4: backward prefetch overlaps the next gather with this layer's backward). A
+    pass cannot lend the other its idle link time: the forward's gathers are done before the backward starts.
+    `window` is the hideable share of the layer's whole compute, `bwd_frac` the backward's part of it."""
+    return np.maximum(fwd - window * (1.0 - bwd_frac), 0.0) + np.maximum(bwd - window * bwd_frac, 0.0)
+
+
 def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, Array]:
     """Seconds per step with the pipeline outside (0) or inside (1) the scale-up domain, and of it the
     pipeline bubble and the data-parallel collectives left exposed."""
     (n_used, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring, p2p_eff, fw_split, fw_ds, sp_f, msg, t, p, v, tp_pp,
      tp_gather, t_stage_compute, L_stage, t_a2a, t_layer, m_run, dp_grad, zg, ep, etp, dense_chip, exp_chip,
-     exp_layer_chip, p_layer_chip, train_frac, gb, wb, coll, win_bwd, win_fwd, z1, z2, z3, z01, n_proj,
+     exp_layer_chip, p_layer_chip, train_frac, gb, wb, coll, win_bwd, win_fwd, bwd_frac, z1, z2, z3, z01, n_proj,
      fw_z3_tensors, overlap, t_opt) = (
         r.n_used, r.dom, r.up_bw, r.out_bw, r.up_lat, r.out_lat, r.nvls, r.ring, r.p2p_eff, r.fw_split, r.fw_ds,
         r.sp_f, r.msg, r.t, r.p, r.v, r.tp_pp, r.tp_gather, r.t_stage_compute, r.L_stage, r.t_a2a, r.t_layer,
         r.m_run, r.dp_grad, r.zg, r.ep, r.etp, r.dense_chip, r.exp_chip, r.exp_layer_chip, r.p_layer_chip,
-        r.train_frac, r.gb, r.wb, r.coll, r.win_bwd, r.win_fwd, r.z1, r.z2, r.z3, r.z01, r.n_proj, r.fw_z3_tensors,
+        r.train_frac, r.gb, r.wb, r.coll, r.win_bwd, r.win_fwd, r.bwd_frac, r.z1, r.z2, r.z3, r.z01, r.n_proj,
+        r.fw_z3_tensors,
         r.overlap, r.t_opt
     )
     any_moe, per_tensor_z3 = r.any_moe, r.per_tensor_z3
@@ -476,19 +487,23 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
         rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
         across = rep.allreduce(dense_chip * gb / zg) * coll
     t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
-    # ZeRO-3/FSDP: per micro-batch and layer, gather forward + gather backward + reduce-scatter of gradients;
-    # the next layer's gather is prefetched behind this layer's compute, the first one is not hidden
+    # ZeRO-3/FSDP: per micro-batch and layer, a gather in the forward, and a gather and the gradients'
+    # reduce-scatter in the backward; the next layer's gather is prefetched behind this layer's compute, the first
+    # one is not hidden. Each pass hides its own collectives: a backward whose gather and reduce-scatter outlast it
+    # cannot borrow the forward's idle link time (the forward's gathers are done before the backward starts)
     dense_l = p_layer_chip - exp_layer_chip if any_moe else p_layer_chip  # a layer's parameters outside the experts
     gather_l = allgather(dense_l * wb, exp_layer_chip * wb, shard) * coll  # s per layer
-    comm_l = 2.0 * gather_l + allgather(dense_l * gb * train_frac, exp_layer_chip * gb * train_frac, shard) * coll
+    fwd_l = gather_l
+    bwd_l = gather_l + allgather(dense_l * gb * train_frac, exp_layer_chip * gb * train_frac, shard) * coll
     if per_tensor_z3:
         # DeepSpeed of 2021 gathered ZeRO-3 parameters tensor by tensor, each all-gather a synchronised call
         # (deepspeedai/DeepSpeed issue #1174 and PR #1188, June 2021), and NCCL runs an all-gather only as a ring
         # of n - 1 steps (comm.RING_*): a Megatron GPT layer's fused QKV, projection and MLP matrices with their
         # biases and two LayerNorms (weight, bias) are 2 (2 + n_proj) + 4 tensors, gathered forward and backward
         tensors = 2.0 * (2.0 + n_proj) + 4.0
-        comm_l = comm_l + fw_z3_tensors * 2.0 * tensors * shard.ring_latency()
-    exposed_l = np.maximum(comm_l - overlap * t_layer, 0.0)  # s per layer per micro-batch
+        lat = fw_z3_tensors * tensors * shard.ring_latency()
+        fwd_l, bwd_l = fwd_l + lat, bwd_l + lat
+    exposed_l = zero3_exposed(fwd_l, bwd_l, overlap * t_layer, bwd_frac)  # s per layer per micro-batch
     t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
     t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
     return t_pipe + t_dp + t_opt, (p - 1.0) / v * t_stage, t_dp  # s per step
@@ -840,7 +855,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
                    t_a2a=t_a2a, t_layer=t_layer, m_run=m_run, dp_grad=dp_grad, zg=zg, ep=ep if any_moe else 1.0,
                    etp=etp if any_moe else 1.0, dense_chip=dense_chip, exp_chip=exp_chip,
                    exp_layer_chip=exp_layer_chip, p_layer_chip=p_layer_chip, train_frac=train_frac, gb=gb, wb=wb,
-                   coll=coll, win_bwd=win_bwd, win_fwd=win_fwd, z1=z1, z2=z2, z3=z3, z01=z01, n_proj=x["n_proj"],
+                   coll=coll, win_bwd=win_bwd, win_fwd=win_fwd, bwd_frac=bwd_frac, z1=z1, z2=z2, z3=z3, z01=z01, n_proj=x["n_proj"],
                    fw_z3_tensors=x["fw_z3_tensors"], overlap=overlap, t_opt=t_opt, any_moe=any_moe,
                    per_tensor_z3=per_tensor_z3)
     step, bubble, dp_exposed = _step_seconds(r, 0.0)
