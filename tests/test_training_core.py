@@ -599,3 +599,15 @@ def test_the_cost_basis_asked_for_is_kept_and_a_chip_with_no_price_has_none(ctx)
     assert "cost_basis rental, and the chip has no rental price (give chip.usd_per_hour)" in d["notes"][0]
     assert "cost_basis owned, and the chip has no purchase price" in d["notes"][1] and "usd_per_hour" not in d["notes"][1]
     assert "no rental price and no purchase price published" in d["notes"][2]
+
+
+def test_a_blank_tokens_is_answered_with_the_workload_it_stands_for(ctx):
+    """A row that leaves `tokens` blank trains the model's published token count (Llama 3 8B: 15T, models.yaml
+    training_tokens_b), and the output says so, as the lake stores it: days and cost were for 1.5e13 tokens while
+    the `tokens` cell stayed blank (user test). A given count is echoed as given."""
+    out = run(ctx, model=["llama3_8b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[64] * 2, global_batch=[512] * 2,
+              tokens=[None, 1e11])
+    published = ctx.catalog.models["llama3_8b"].training_tokens_b * 1e9
+    assert out["tokens"] == [pytest.approx(published), 1e11]
+    days = [t / tps / 86400 for t, tps in zip(out["tokens"], out["tokens_per_s"], strict=True)]
+    assert out["time_to_train_days"] == pytest.approx(days, rel=1e-9)

@@ -119,6 +119,35 @@ def test_untied_output_head_adds_v_times_h_parameters_on_the_last_stage(ctx):
     assert untied_model["mem_per_chip_gb"][0] - tied["mem_per_chip_gb"][0] == pytest.approx(head_gb, rel=0.06)
 
 
+def test_fp8_layers_keep_their_gemm_inputs_in_fp8(ctx):
+    """Transformer Engine's fp8 layers save the fp8 copy of a GEMM input they cast (linear.py `_Linear.forward`: the
+    quantized input, row-wise data dropped, is what the weight-gradient GEMM reads; LayerNormLinear keeps `ln_out`
+    so): the attention and MLP inputs (h each), the output projection's input (q) and the second MLP matrix's input
+    (f) take 1 byte in fp8, 1 + 1/32 in MXFP8 (a scale per 32), 0.5 + 1/16 in NVFP4. GPT-3 at tp 1: (2h + h + 4h)
+    = 7·sbh fewer bytes per layer than 16-bit, with or without selective recompute; full recompute keeps the 16-bit
+    layer input alone. The element-wise kernels' time keeps the 16-bit accounting: a row's step is the same."""
+    s, b, h, a = 2048.0, 1.0, 12288.0, 96.0
+    m = shapes(96, h, a, s)
+    one, zero = np.array(1.0), np.array(0.0)
+    b16 = activation_bytes_per_layer(m, b, one, zero, one, 2.0, 1.0)
+    b8 = activation_bytes_per_layer(m, b, one, zero, one, 2.0, 1.0, 1.0)
+    sbh = s * b * h
+    assert float(b16[0] - b8[0]) == pytest.approx(7 * sbh, rel=1e-12)
+    assert float(b16[1] - b8[1]) == pytest.approx(7 * sbh, rel=1e-12)
+    assert float(b16[2]) == float(b8[2]) == pytest.approx(2 * sbh)
+    rows = dict(model=["llama3_70b"] * 3, chip=["nvidia_b200_hgx"] * 3, n_chips=[64] * 3, tp=[4] * 3, pp=[1] * 3,
+                micro_batch=[1] * 3, interleave=[1] * 3, global_batch=[256] * 3, recompute=["selective"] * 3,
+                zero_stage=[1] * 3, precision=["bf16", "fp8", "mxfp8"], **{"chip.memory_gb": [1e4] * 3})
+    d = run(ctx, **rows)
+    mem = d["mem_per_chip_gb"]
+    assert mem[1] < mem[2] < mem[0]
+    # MXFP8's scales: 1/32 byte more per saved GEMM input element than per-tensor fp8; Llama 3 70B at sequence 8,192,
+    # tp 4 with sequence parallelism, 80 layers of one micro-batch: 80 x 8,192 x (2h + q + f) / 4 elements
+    gemm_in = 80 * 8192 * (2 * 8192 + 8192 + 28672) / 4
+    assert (mem[2] - mem[1]) * 1e9 == pytest.approx(gemm_in / 32, rel=1e-6)
+    assert d["step_time_s"][1] == pytest.approx(d["step_time_s"][2], rel=1e-12)  # same tensor-core rate and traffic
+
+
 def test_last_stage_memory_is_checked_not_only_the_first(ctx):
     """The last stage holds its layers, the output layer (V·h, Megatron keeps a copy there) and the logits
     (b·s·V/t): with a 256k vocabulary it outweighs the first stage, and the row's memory is the larger one."""
@@ -868,12 +897,12 @@ def test_training_and_serving_read_the_memory_the_driver_exposes(ctx):
     cols = dict(ctx.chips.cols, memory_gb=ctx.chips.cols["memory_gb"] * 2.0)
     twice = chip_link_arrays(cols, ctx.defaults)["mem_bytes"]
     assert twice[ids.index("nvidia_h100_sxm")] == pytest.approx(2 * 81_559 * 2**20, rel=1e-5)
-    # a layout that needs more than 76 GB and less than 81 GB fits an H100 (Llama 3.1 405B in fp8 at tp 8, pp 8, cp 2
-    # without recompute, as Megatron-Bridge's recipe runs it on 1,024 H100), and the refusal of a larger one (pp 4)
-    # names the bytes
+    # a layout that needs more than 76 GB and less than 81 GB fits an H100 (Llama 3.1 405B in bf16 at tp 8, pp 8, cp 2
+    # without recompute, the layout Megatron-Bridge's fp8 recipe runs on 1,024 H100; in fp8 its saved GEMM inputs
+    # take one byte and it needs about 71 GB), and the refusal of a larger one (pp 4) names the bytes
     d = run(ctx, model=["llama3_405b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[1024] * 2, tp=[8] * 2,
             pp=[8, 4], cp=[2, 2], interleave=[8, 1], micro_batch=[1, 1], global_batch=[1536] * 2, seq_len=[8192] * 2,
-            precision=["fp8"] * 2, recompute=["none", "none"])
+            precision=["bf16", "fp8"], recompute=["none", "none"])
     assert d["fits"] == [True, False], d["mem_per_chip_gb"]
     assert 76.0 < d["mem_per_chip_gb"][0] <= 0.95 * 85.521, d["mem_per_chip_gb"]
     assert "GB usable (95% of the chip's 85.5 GB)" in d["infeasible_reason"][1], d["infeasible_reason"][1]

@@ -75,33 +75,38 @@ def stage_params(layers: Array, p_layer: Array, m: Shapes, tp: Array, pp: Array,
 
 def activation_bytes_per_layer(
     m: Shapes, micro_batch: Array, tp: Array, seq_parallel: Array, flash: Array, act_bytes: Array | float = 2.0,
-    dropout: Array | float = 1.0,
+    dropout: Array | float = 1.0, gemm_in_bytes: Array | float | None = None,
 ) -> tuple[Array, Array, Array]:
     """Bytes of activations one layer keeps for backward, for one micro-batch on one chip, with recompute
-    (none, selective, full). Korthikanti 2022 sec. 4.1 term by term (comments give Table 2's GPT-3 share)."""
+    (none, selective, full). Korthikanti 2022 sec. 4.1 term by term (comments give Table 2's GPT-3 share).
+    `gemm_in_bytes`: bytes per element of a saved matrix-multiply input (the attention and MLP inputs, the output
+    projection's and the second MLP matrix's inputs), `act_bytes` where not given. Transformer Engine's fp8 layers
+    save the fp8 copy they cast for the GEMM (1 byte, plus an 8-bit scale per 32 under MXFP8), not the 16-bit one."""
     s, b, h, a, e = m.seq, micro_batch, m.hidden, m.heads, act_bytes
+    g = e if gemm_in_bytes is None else gemm_in_bytes
     sb = s * b  # tokens of the micro-batch
     q, kv, f = m.q_dim, m.kv_dim, m.ffn
     sp = seq_parallel > 0
     shard = np.where(sp, tp, 1.0)  # sequence parallelism shards the norms and dropouts too
-    # outside the tensor-parallel regions: two norm inputs (4 sbh), the attention and MLP inputs (2 + 2 sbh),
-    # two dropout masks of one byte (2 sbh)
-    outside = sb * h * (4.0 * e + 2.0 * dropout)
-    # inside (split over t): Q, K, V (2+2+2 sbh), the output projection's input (2 sbh), the MLP's activation
-    # input and output (8 + 8 sbh for GELU at f = 4h; gated: gate, up and their product)
+    # outside the tensor-parallel regions: two norm inputs (4 sbh), the attention and MLP inputs (2 + 2 sbh, GEMM
+    # inputs), two dropout masks of one byte (2 sbh)
+    outside = sb * h * (2.0 * e + 2.0 * g + 2.0 * dropout)
+    # inside (split over t): Q, K, V (2+2+2 sbh), the output projection's input (2 sbh, a GEMM input), the MLP's
+    # activation input and output (8 + 8 sbh for GELU at f = 4h; gated: gate, up and their product; the last one
+    # the second matrix's input)
     n_act = m.n_proj  # tensors of width f kept by the MLP: 2 (GELU) or 3 (SwiGLU)
-    inside = e * sb * (2.0 * q + 2.0 * kv + n_act * f)
+    inside = sb * (e * (q + 2.0 * kv + (n_act - 1.0) * f) + g * (q + f))
     inside_sel = inside
     mla = m.mla
     if mla is not None:
         # latent attention (DeepSeek-V2/V3): queries and keys of a·(d_h + d_R), values and the output projection's
-        # input of a·d_h, and the latents the up-projections read (query rank, key-value rank, RoPE key). Selective
-        # recompute re-runs the up-projections in the backward (DeepSeek-V3 sec. 3.2.3; Megatron-Core
-        # 'mla_up_proj'): only the output projection's input and the latents stay
+        # input of a·d_h, and the latents the up-projections read (query rank, key-value rank, RoPE key; GEMM
+        # inputs). Selective recompute re-runs the up-projections in the backward (DeepSeek-V3 sec. 3.2.3;
+        # Megatron-Core 'mla_up_proj'): only the output projection's input and the latents stay
         assert m.mla_q_rank is not None and m.mla_kv_rank is not None and m.mla_rope is not None
         a, d, r = m.heads, m.head_dim, m.mla_rope
         latents = m.mla_q_rank + m.mla_kv_rank + r
-        inside = inside + mla * e * sb * (2.0 * a * (d + r) + 2.0 * a * d + latents - 2.0 * q - 2.0 * kv)
+        inside = inside + mla * sb * (e * (2.0 * a * (d + r) + a * d - q - 2.0 * kv) + g * (a * d + latents - q))
         inside_sel = inside - mla * e * sb * (2.0 * a * (d + r) + a * d)
     # the score matrix: softmax output, dropout mask and output (5·a·s²·b); FlashAttention keeps the fp32
     # log-sum-exp per head and token instead

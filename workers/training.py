@@ -135,7 +135,7 @@ INPUT_KEYS = (
     "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
     # layout and workload
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
-    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes", "low_precision",
+    "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes", "low_precision", "gemm_in_bytes",
     "first_layers", "last_layers", "zero_group",
     # optional shortcuts (NaN when absent): sustained FLOP/s per chip and total FLOPs of the run
     "sustained_flops", "total_flops", "up_latency", "framework", "mode", "lora_params",
@@ -693,6 +693,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         m_act = replace(m, ffn=m.ffn + moe_frac * ((k_top + x["moe_shared"]) * f_e - m.ffn))
     per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
     act_none = per_layer[0]  # bytes the memory-bound kernels move, per stored byte (elem_traffic below)
+    gin = x.get("gemm_in_bytes")
+    if gin is not None and bool((gin != e).any()):
+        # what stays in memory: Transformer Engine's fp8 layers save the fp8 copy of a GEMM input they cast
+        # (linear.py: the quantized input, its row-wise data dropped, is what the backward's wgrad reads). The
+        # element-wise kernels still read and write the 16-bit tensors (the casts add a write): their traffic
+        # keeps the 16-bit accounting above
+        per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"], gin)
     if any_moe:
         # the dispatched token copies (the experts' fc1 input, k·h per token) and the expert outputs the combine
         # sums (k·h more): both pass through the permute / unpermute kernels. Where the combine weights the outputs

@@ -187,6 +187,10 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
         # the matrix multiplies run in 8 or 4 bits (fp8, mxfp8, nvfp4) at the fitted low-precision GEMM efficiency;
         # attention and element-wise kernels stay 16-bit (Transformer Engine recipes)
         "low_precision": (prec >= PRECISIONS.index("fp8")).astype(np.float64),
+        # bytes per element of a saved GEMM input: Transformer Engine's fp8 layers keep the low-precision copy they
+        # cast for the GEMM (its wgrad reads it), with MXFP8's 8-bit scale per 32 elements and NVFP4's per 16
+        "gemm_in_bytes": np.select([prec == PRECISIONS.index("fp8"), prec == PRECISIONS.index("mxfp8"),
+                                    prec == PRECISIONS.index("nvfp4")], [1.0, 1.0 + 1.0 / 32.0, 0.5 + 1.0 / 16.0], act),
         # the cost basis asked for: 1 owned, 0 rental, NaN none (the chip's rental price, else its owned TCO)
         "owned": np.where(np.isfinite(get("cost_basis")), get("cost_basis") == COST_BASES.index("owned"), np.nan),
         "first_layers": get("first_stage_layers"),
@@ -748,6 +752,9 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["offload_layers"] = ints(x["offload_layers"])
     prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
     cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
+    # the workload the time, cost and energy are for: a blank `tokens` is the model's published training tokens
+    # (else 20 per parameter), as the lake stores it
+    cols["tokens"] = pa.array(np.where(bad, np.nan, np.asarray(x["tokens"], dtype=np.float64)), type=pa.float64())
     for name in TRAINING_OUT:
         v = out.get(name, np.full(n, np.nan))
         if name == "fits":
