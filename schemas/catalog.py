@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chipsweep.schemas.errors import ChipsweepError
+from chipsweep.schemas.errors import ChipsweepError, pydantic_message
 from chipsweep.schemas.spec import strict_yaml_load
 from chipsweep.schemas.vocab import CHIP_NUMERIC, FRAMEWORKS, SSM_FIELDS, Mlp
 
@@ -550,7 +550,7 @@ def _format_validation(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
         value = err.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
-        parts.append(f"field '{loc}' = {shown}: {err['msg']}")
+        parts.append(f"field '{loc}' = {shown}: {pydantic_message(err)}")
     return "; ".join(parts)
 
 

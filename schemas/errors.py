@@ -20,6 +20,16 @@ SHORT_MESSAGE = 1000  # characters of a message in a JSON body (a message may qu
 MAX_PROBLEMS = 20  # problems a refusal reports (100,000 bad ids are one mistake, not 100,000 answers)
 
 
+def pydantic_message(err: Any) -> str:
+    """A pydantic error's message without the 'Value error, ' / 'Assertion failed, ' prefix pydantic puts before
+    a validator's own text (the user reads what the validator says, not how pydantic raised it)."""
+    msg = str(err.get("msg", "")) if hasattr(err, "get") else str(err)
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an input: where, what was given, what would be accepted."""

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chipsweep.schemas.columns import DEFAULT_OBJECTIVES
-from chipsweep.schemas.errors import Problem, SpecError
+from chipsweep.schemas.errors import Problem, SpecError, pydantic_message
 from chipsweep.schemas.vocab import Kind, StoreMode
 
 # a sweep name becomes a directory name in the lake: no separators, no `..`, no `=` (hive partitions)
@@ -174,7 +174,7 @@ def _problem_of(err: Mapping[str, Any]) -> Problem:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(spec)"
     kind = err.get("type", "")
     value = err.get("input")
-    msg = str(err.get("msg", ""))
+    msg = pydantic_message(err)
     if kind == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""
         allowed = {"": _ALLOWED_TOP, "schedule": "on_change, cron, interval_s"}.get(parent, "the documented fields")

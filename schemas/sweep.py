@@ -338,7 +338,14 @@ def _series(form: str, params: Mapping[str, Any], where: str, d: AxisDef, proble
                                 "out of range for its column"))
         return None
     if d.kind == "int":
-        out = [round(v) for v in out]
+        rounded = [round(v) for v in out]
+        if len(set(rounded)) != len(rounded):  # an integer axis: steps under 1 round onto each other
+            i = next(i for i in range(1, len(rounded)) if rounded[i] == rounded[i - 1])
+            problems.append(Problem(f"{where}.{step_key}", params.get(step_key, 1),
+                                    f"a {step_key} whose values stay distinct as integers (or a list)",
+                                    f"{fmt(out[i - 1])} and {fmt(out[i])} both round to {rounded[i]} on this integer axis"))
+            return None
+        return list(rounded)
     return out
 
 

@@ -42,7 +42,7 @@ from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
 from chipsweep.queries.saved import saved_queries
 from chipsweep.schemas.catalog import Catalog, CatalogError, load_catalog
-from chipsweep.schemas.errors import ChipsweepError, jsonable
+from chipsweep.schemas.errors import ChipsweepError, jsonable, pydantic_message
 from chipsweep.schemas.spec import read_spec_text
 from chipsweep.schemas.vocab import SweepState
 from chipsweep.service import metrics, python_api, ui
@@ -278,9 +278,9 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         errs = exc.errors()[:20]
         first = errs[0] if errs else {}
         return JSONResponse({"error": "invalid request", "field": ".".join(str(p) for p in first.get("loc", ())),
-                             "value": jsonable(first.get("input")), "allowed": jsonable(str(first.get("msg", ""))),
+                             "value": jsonable(first.get("input")), "allowed": pydantic_message(first),
                              "problems": [{"field": ".".join(str(p) for p in e.get("loc", ())),
-                                           "value": jsonable(e.get("input")), "allowed": jsonable(str(e.get("msg", "")))}
+                                           "value": jsonable(e.get("input")), "allowed": pydantic_message(e)}
                                           for e in errs]}, status_code=422)
 
     @app.exception_handler(Exception)

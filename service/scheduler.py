@@ -131,8 +131,9 @@ class Scheduler:
                 if due and res.outcome != "deferred":  # a firing met by a running version waits for it
                     self._fired[row.name] = self.now()
                 if res.outcome == "rerun":
-                    log.info("re-ran %s as version %s (%s): %d chunks evaluated, %d carried", row.name, res.version,
-                             ", ".join(res.changed) or "scheduled", res.chunks_evaluated, res.chunks_carried)
+                    log.info("re-ran %s as version %s (%s): %d chunks evaluated, %d re-priced, %d carried", row.name,
+                             res.version, ", ".join(res.changed) or "scheduled", res.chunks_evaluated,
+                             res.chunks_repriced, res.chunks_carried)
                 results.append(res)
             return results
 

@@ -77,6 +77,9 @@ def test_per_user_speed_falls_and_per_chip_throughput_rises_with_concurrency_unt
     assert c > DOUBLINGS[-1] and most["output_tokens_per_s_per_chip"] >= per_chip[-1]
     (over,) = run(dict(base, concurrency=c + 1))
     assert not over["fits"] and f"allowed: 1 to {c} at this model" in over["infeasible_reason"]
+    # refused, yet its bytes are the row's, as a sweep's lake row keeps them (it read fits null, mem_gb NaN)
+    assert over["fits"] is False and over["mem_gb"] > most["mem_gb"]
+    assert f"({over['mem_gb']:.2f} GB per chip" in over["infeasible_reason"]
     assert math.isclose(most["tokens_per_s_per_user"], 1.0 / most["tpot_s"], rel_tol=1e-6)
     # the instance's iterations carry every user's prompts, a user's the other c - 1 users' only
     assert (c - 1) / most["tpot_s"] <= most["output_tokens_per_s"] < c / most["tpot_s"]

@@ -184,6 +184,8 @@ def test_invalid_yaml_and_cron_are_refused() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec({**training_spec(), "schedule": {"cron": "every tuesday"}})
     assert info.value.problems[0].field == "schedule.cron"
+    # the validator's own words, without pydantic's 'Value error, ' before them (user test)
+    assert info.value.problems[0].allowed.startswith("not a cron expression (minute hour day month weekday")
 
 
 def test_edge_specs_resolve(catalog) -> None:  # type: ignore[no-untyped-def]
@@ -394,3 +396,15 @@ def test_expert_parallelism_over_only_dense_models_is_refused_naming_ep_and_the_
     fixed["fixed"] = {**base.get("fixed", {}), "ep": 4}
     with pytest.raises(SpecError, match="no experts to spread"):
         validate(fixed, catalog)
+
+
+def test_an_integer_axis_whose_steps_round_together_names_the_step(catalog) -> None:  # type: ignore[no-untyped-def]
+    """A geometric n_chips axis with factor 1.0001 rounds 1, 1.0001, ... to 1, 1, ...: the refusal names the factor
+    and the rounding, where it said 'duplicate value in axis' to a user who wrote no duplicate (user test)."""
+    spec = {**training_spec(), "axes": {**training_spec()["axes"],
+                                        "n_chips": {"geometric": {"start": 1, "stop": 1024, "factor": 1.0001}}}}
+    with pytest.raises(SpecError) as info:
+        resolve(parse_spec(spec), catalog)
+    [p] = [p for p in info.value.problems if p.field.startswith("axes.n_chips")]
+    assert p.field == "axes.n_chips.geometric.factor" and p.value == 1.0001
+    assert "both round to 1 on this integer axis" in p.message and "distinct as integers" in p.allowed

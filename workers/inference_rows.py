@@ -769,6 +769,14 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
                           flags=("disaggregated", "dp_attention", "async_scheduling", "ep_dedup"))
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
     result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
+    # a concurrency the memory cannot hold is refused, but its bytes are known: the row says how many and that it
+    # does not fit, as the sweep's lake row does (fits false, mem_gb), not blanks
+    over = too_many & np.isfinite(np.asarray(out.get("mem_gb", np.full(n, np.nan)), dtype=np.float64))
+    if over.any():
+        mem = np.where(over, out["mem_gb"], result.column("mem_gb").to_numpy(zero_copy_only=False))
+        fits = [False if over[i] else v for i, v in enumerate(result.column("fits").to_pylist())]
+        result = result.set_column(result.schema.get_field_index("mem_gb"), "mem_gb", pa.array(mem, type=pa.float64()))
+        result = result.set_column(result.schema.get_field_index("fits"), "fits", pa.array(fits, type=pa.bool_()))
     return result, errors
 
 

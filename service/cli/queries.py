@@ -28,7 +28,10 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop a query running longer")
     p.set_defaults(func=query)
 
-    p = sub.add_parser("sql", help="read-only SQL over the lake's views (training, latest_training, chips, ...)")
+    p = sub.add_parser("sql", help="read-only SQL over the lake's views (training, latest_training, chips, ...)",
+                       description="Read-only SQL over the lake's views. Rows the model refuses keep NaN in the outputs "
+                                   "it could not compute, and NaN sorts above every number: add WHERE "
+                                   "infeasible_reason = '' before max(), avg() or ORDER BY ... DESC.")
     p.add_argument("text", help='one SELECT or WITH statement, e.g. "SELECT * FROM sweeps"')
     p.add_argument("--format", choices=output.FORMATS, default="table")
     p.add_argument("--lake", help=LAKE_HELP)
