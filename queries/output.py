@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from chipsweep.queries.runner import objectives_of, table_records
-from chipsweep.queries.saved import META_PARTITION
+from chipsweep.queries.saved import META_NOTE, META_PARTITION
 
 FORMATS = ("table", "csv", "json")
 
@@ -67,6 +67,9 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
                 footer += (f"; engines on it: {', '.join(engines)} (each chip's default where the sweep left engine "
                            "blank; one engine: --param engine=NAME)")
     out.append(footer + ")")
+    note = (table.schema.metadata or {}).get(META_NOTE, b"").decode()
+    if note:  # what a column means where its name alone misleads (the saved query's `-- @note`)
+        out.append(f"note: {note}")
     return "\n".join(s.rstrip() for s in out)
 
 

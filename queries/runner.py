@@ -37,6 +37,7 @@ from chipsweep.lake.views import machine_memory, temp_space
 from chipsweep.queries.errors import QueryError
 from chipsweep.queries.frontier import Objective
 from chipsweep.queries.saved import (
+    META_NOTE,
     META_OBJECTIVES,
     META_PARTITION,
     META_QUERY,
@@ -288,6 +289,8 @@ def run_saved(
         check_lake_values(con, bound)
         table = _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what=f"query {name}", limits=limits)
     meta = {META_QUERY: name.encode()}
+    if bound.query.note:
+        meta[META_NOTE] = bound.query.note.encode()
     objs = bound.final_objectives()
     if objs:
         meta[META_OBJECTIVES] = ",".join(str(o) for o in objs).encode()

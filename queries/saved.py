@@ -8,6 +8,8 @@ Header lines:
     -- @plot                                (the result is a frontier that `--plot` can draw)
     -- @ranks <column | $param>             (the result is each chip's best row by this column: a chip whose every
                                              row lacks it, no price or no power, is left off and said so)
+    -- @note <text>                         (what a column of the result means where its name alone misleads;
+                                             the table output prints it under the rows)
 
 In the body (DuckDB SQL over the lake's views, lake/views.py):
 
@@ -55,6 +57,7 @@ _TYPE_RE = re.compile(
 )
 META_OBJECTIVES = b"chipsweep.objectives"
 META_QUERY = b"chipsweep.query"
+META_NOTE = b"chipsweep.note"  # what a column of the result means where its name alone misleads (`-- @note`)
 META_PARTITION = b"chipsweep.frontier_by"  # the columns whose values split the result into separate frontiers
 
 # objectives each kind of frontier may use: the numeric outputs of the fact tables
@@ -103,6 +106,7 @@ class SavedQuery:
     plot: bool = False
     param_names: tuple[str, ...] = field(default=())
     ranks: str | None = None  # the column (or $param naming it) the result keeps each chip's best row by
+    note: str = ""  # `-- @note` lines: what a column means where its name alone misleads
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "answers": self.answers, "plot": self.plot,
@@ -115,6 +119,7 @@ def parse_saved(path: Path) -> SavedQuery:
     params: list[Param] = []
     plot = False
     ranks: str | None = None
+    notes: list[str] = []
     body: list[str] = []
     in_header = True
     for line in path.read_text().splitlines():
@@ -133,6 +138,8 @@ def parse_saved(path: Path) -> SavedQuery:
                 plot = True
             elif stripped.startswith("-- @ranks"):
                 ranks = stripped[len("-- @ranks"):].strip()
+            elif stripped.startswith("-- @note"):
+                notes.append(stripped[len("-- @note"):].strip())
             elif not stripped.startswith("-- @"):
                 text = stripped[2:].strip()
                 if not answers and text.startswith(f"{name}:"):
@@ -143,7 +150,7 @@ def parse_saved(path: Path) -> SavedQuery:
         in_header = False
         body.append(line)
     return SavedQuery(name, " ".join(answers), tuple(params), "\n".join(body).strip().rstrip(";"), path, plot,
-                      tuple(p.name for p in params), ranks)
+                      tuple(p.name for p in params), ranks, " ".join(notes))
 
 
 @cache

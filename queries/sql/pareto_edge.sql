@@ -12,6 +12,9 @@
 -- @param gen_len int = null  only this workload's generated length (default: every workload)
 -- @param objectives objectives(edge) = decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd  two or three of the edge objectives
 -- @plot
+-- @note decode_tokens_per_s is per sequence at the row's operating point: a catalog chip's tokens/s per user at its
+-- @note serving point (the lake's tokens_per_s_per_user, 1 / TPOT, not its static-batch decode_tokens_per_s), an ASIC's
+-- @note decode rate per sequence at its batch.
 WITH models_wanted AS (SELECT sweep, version, model_id FROM models WHERE $model IS NULL OR model = $model),
 inference_rows AS NOT MATERIALIZED (
     SELECT 'inference' AS source, f.sweep, f.version, f.idx, f.model_id, f.chip_id,
