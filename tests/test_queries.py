@@ -640,3 +640,23 @@ def test_a_deadline_that_leaves_no_row_says_how_close_the_lake_came(lake: str, g
     assert main(["query", "pareto_training", "-p", "model=llama2_70b", "-p", f"max_days={fastest * 2}", "--lake",
                  lake]) == 0
     assert "no row meets" not in capsys.readouterr().out
+
+
+def test_columns_prints_what_each_lake_column_means(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`chipsweep columns KIND` prints the fact columns with type, unit and description (schemas/columns.py), so a SQL
+    user can tell the static-batch decode_tokens_per_s from the serving point's tokens_per_s_per_user (user test: no
+    CLI or SQL command showed them). JSON gives every column once."""
+    import json
+
+    from chipsweep.schemas.columns import FACTS
+    from chipsweep.service.cli import main as cli
+
+    assert cli(["columns", "inference"]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if ln.startswith("tokens_per_s_per_user "))
+    doc = next(c.doc for c in FACTS["inference"] if c.name == "tokens_per_s_per_user")
+    assert doc in line and "float32" in line
+    assert cli(["columns", "training", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["column"] for r in rows] == [c.name for c in FACTS["training"]]
+    assert all(r["description"] for r in rows)

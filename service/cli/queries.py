@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+import pyarrow as pa
+
 from chipsweep.queries import output
 from chipsweep.queries.plot import check_plot_path, plot
 from chipsweep.queries.runner import META_TRUNCATED, beyond_limits, count_saved, run_saved, unplaced_chips
 from chipsweep.queries.saved import load_query, saved_queries
+from chipsweep.schemas.columns import FACTS, KINDS
 from chipsweep.service import python_api
 from chipsweep.service.cli.base import Subparsers, fail
 
@@ -38,6 +41,11 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop a query running longer")
     p.add_argument("--max-rows", type=int, default=None, help="print at most this many rows")
     p.set_defaults(func=sql)
+
+    p = sub.add_parser("columns", help="the lake's fact columns of a kind: type, unit and what each one means")
+    p.add_argument("kind", choices=KINDS, help="training, inference or asic (the views `<kind>`, `latest_<kind>`)")
+    p.add_argument("--format", choices=output.FORMATS, default="table")
+    p.set_defaults(func=columns)
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -98,6 +106,18 @@ def query(args: argparse.Namespace) -> int:
         fig = plot(table, candidates, args.plot, candidates_total=total)
         print(f"chipsweep: wrote {args.plot} ({len(fig.frontier)} frontier points over "
               f"{fig.candidates_total:,} feasible configurations)", file=sys.stderr)
+    return 0
+
+
+def columns(args: argparse.Namespace) -> int:
+    """Print every fact column of a kind with its Arrow type, unit, role and description (schemas/columns.py): what a
+    SQL user reads a column as, e.g. which of decode_tokens_per_s and tokens_per_s_per_user is the serving point."""
+    cols = FACTS[args.kind]
+    table = pa.table({"column": [c.name for c in cols], "type": [c.dtype for c in cols],
+                      "unit": [c.unit for c in cols], "role": [c.role for c in cols],
+                      "description": [c.doc for c in cols]})
+    # the table prints whole descriptions (no column of it is wide otherwise); csv and json as every output
+    emit(output.to_text(table, max_width=10_000) if args.format == "table" else output.render(table, args.format))
     return 0
 
 
