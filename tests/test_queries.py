@@ -660,3 +660,16 @@ def test_columns_prints_what_each_lake_column_means(capsys) -> None:  # type: ig
     rows = json.loads(capsys.readouterr().out)
     assert [r["column"] for r in rows] == [c.name for c in FACTS["training"]]
     assert all(r["description"] for r in rows)
+
+
+def test_json_rows_give_a_float32_column_its_own_digits() -> None:
+    """The lake stores outputs as float32; JSON (CLI --format json, HTTP POST /sql) gave the widened double,
+    3653.449951171875 for 3653.45 (user test). Each value now reads as its shortest float32 text; NaN stays null and
+    float64 columns keep every digit."""
+    from chipsweep.queries.runner import table_records
+
+    t = pa.table({"a": pa.array([3653.45, np.nan, 1.5e13], type=pa.float32()),
+                  "b": pa.array([3653.449951171875, 0.1, 2.0], type=pa.float64())})
+    rows = table_records(t)
+    assert [r["a"] for r in rows] == [3653.45, None, 1.5e13]
+    assert rows[0]["b"] == 3653.449951171875 and rows[1]["b"] == 0.1
