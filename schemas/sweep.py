@@ -521,7 +521,8 @@ def _filter_hint(table: Mapping[str, Any], criteria: Mapping[str, Any]) -> str:
     for f in criteria:
         seen = sorted({str(_field_value(e, f)) for e in table.values() if _field_value(e, f) is not None})
         hints.append(f"{f}: " + ", ".join(seen[:40]))
-    return "; ".join(hints)
+    # a value also matches as a glob or as a leading '_'-separated part (`edge` is every edge_* class): say so
+    return "; ".join(hints) + " (or a glob, e.g. nvidia_*, or a leading part, e.g. datacenter for datacenter_*)"
 
 
 # top-level fields whose problems do not stop the axes from being checked too (value used meanwhile)

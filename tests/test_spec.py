@@ -77,6 +77,12 @@ def test_catalog_filters_exact_prefix_and_glob(catalog) -> None:  # type: ignore
     assert edge and all(catalog.chips[c].chip_class.startswith("edge_") for c in edge)
     assert chips({"vendor": "NVIDIA*", "class": "datacenter_training"}) == sorted(
         c for c in catalog.filter_chips(**{"class": "datacenter_training"}) if catalog.chips[c].vendor.startswith("NVIDIA"))
+    # a filter matching nothing lists the values there are and says a glob or a leading part also matches (a user
+    # found `{class: datacenter}` taking every datacenter_* class, which no message said)
+    with pytest.raises(SpecError) as info:
+        chips({"class": "quantum"})
+    [p] = info.value.problems
+    assert "datacenter_training" in p.allowed and "a leading part, e.g. datacenter for datacenter_*" in p.allowed
 
 
 def test_a_billion_configurations_resolve_instantly(catalog) -> None:  # type: ignore[no-untyped-def]
