@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -466,14 +465,10 @@ def table_records(table: pa.Table) -> list[dict[str, object]]:
     ISO strings, decimals and UUIDs text, intervals `{months, days, nanoseconds}`, bytes text (UTF-8, else
     base64 with a `base64:` prefix). A float32 column (the lake stores its outputs so) gives each value's shortest
     float32 text, 3653.45 where the widened double reads 3653.449951171875."""
-    rows = [{k: json_safe(v) for k, v in row.items()} for row in table.to_pylist()]
-    single = [f.name for f in table.schema if pa.types.is_float32(f.type)]
-    for row in rows if single else ():
-        for k in single:
-            v = row[k]
-            if isinstance(v, float):
-                row[k] = float(str(np.float32(v)))
-    return rows
+    for i, f in enumerate(table.schema):
+        if pa.types.is_float32(f.type):  # through Arrow's shortest text of each float32, in C++ (a result may be long)
+            table = table.set_column(i, f.name, pc.cast(pc.cast(table.column(i), pa.string()), pa.float64()))
+    return [{k: json_safe(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
 def json_safe(v: object) -> object:
