@@ -178,6 +178,11 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
     prec = precision.astype(np.int64)
     act = np.where(prec == PRECISIONS.index("fp32"), 4.0, ctx.defaults["act_bytes"])
     out: dict[str, Array] = {k: fw[k] for k in FW_KEYS}
+    # NVFP4 runs without the tensor-parallel communication overlap: Megatron-Bridge's performance configs turn it off
+    # for nvfp4 on every Blackwell GPU (scripts/performance/configs/llama/llama3_llm_pretrain.py and
+    # llama31_llm_pretrain.py: `tp_comm_overlap = False if precision == "nvfp4"`), Transformer Engine's userbuffers
+    # overlapping the GEMMs of 8- and 16-bit inputs only
+    out["fw_tp_overlap"] = np.where(prec == PRECISIONS.index("nvfp4"), 0.0, out["fw_tp_overlap"])
     out.update({
         "framework": framework,
         "seq_parallel": _or_default(get("sequence_parallel"), fw["fw_sp"]),
