@@ -263,6 +263,8 @@ def test_the_submit_form_refuses_an_invalid_spec_naming_the_field(server: Server
     problem = page.locator("li.problem").first
     problem.wait_for()
     assert problem.get_attribute("data-field") == "axes.chip[0]" and "no_such_chip" in problem.inner_text()
+    # read as the CLI prints it: message; allowed: ...
+    assert '"no_such_chip": unknown chip id; allowed: catalog chip ids' in problem.inner_text(), problem.inner_text()
     page.click("#submit")
     page.wait_for_timeout(300)
     assert page.url.endswith("/ui/submit")  # nothing queued, the form stays

@@ -176,7 +176,7 @@ const chipsweep = (() => {
   function problems(body) {
     const list = body.problems || [body];
     return `<p class="error">${esc(body.error || "refused")}</p><ul>` + list.map((p) =>
-      `<li class="problem" data-field="${esc(p.field)}"><code>${esc(p.field)}</code> = ${esc(JSON.stringify(p.value))}: ${esc(p.message || "")}` +
+      `<li class="problem" data-field="${esc(p.field)}"><code>${esc(p.field)}</code> = ${esc(JSON.stringify(p.value))}: ${p.message ? esc(p.message) + ";" : ""}` +
       ` <span class="allowed">allowed: ${esc(p.allowed)}</span></li>`).join("") + "</ul>";
   }
 
