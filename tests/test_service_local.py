@@ -173,6 +173,7 @@ def test_cancel_stops_the_chunks_already_handed_to_workers_that_have_not_begun(h
     assert not [c for c in chunks if c["state"] == "running"]
     assert all(c["attempts"] == 0 for c in chunks if c["state"] == "pending")
     assert_exact(read_facts(home.lake, "training", "cancel-queued", 1), status["rows_written"])
+    monkeypatch.delenv("CHIPSWEEP_FAULT_DELAY_S")  # the resume runs the rest at full speed: no 2 s per chunk
     assert cli(["resume", "cancel-queued"]) == 0
     assert queue.status(row.sweep_id)["chunks_done"] == row.chunks_total
 
