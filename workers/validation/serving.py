@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog
+from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, content_hash, load_catalog
 from chipsweep.schemas.vocab import ENGINES
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
@@ -933,7 +933,7 @@ def _column(table: Mapping[str, Any], key: str) -> np.ndarray:
 # out-of-source errors
 # ---------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=2)
-def _loso_cached(catalog_key: int) -> tuple[tuple[ServingCase, ...], np.ndarray, np.ndarray]:
+def _loso_cached(catalog_key: str) -> tuple[tuple[ServingCase, ...], np.ndarray, np.ndarray]:
     catalog = _catalogs[catalog_key]
     cases = serving_cases(catalog)
     prep = Prepared.build(cases, catalog)
@@ -948,22 +948,28 @@ def _loso_cached(catalog_key: int) -> tuple[tuple[ServingCase, ...], np.ndarray,
     return tuple(cases), pred, in_source
 
 
-_catalogs: dict[int, Catalog] = {}
+_catalogs: dict[str, Catalog] = {}
+
+
+def _cached(catalog: Catalog | None) -> tuple[tuple[ServingCase, ...], np.ndarray, np.ndarray]:
+    """The cases, their out-of-source and their in-source predictions, computed once per catalog content: a catalog
+    loaded again with the same entries (the loader's cache cleared by a catalog edit elsewhere) hits the cache, and a
+    changed one never does (the key is the content hash of every entry, not the object's identity)."""
+    catalog = catalog or load_catalog()
+    key = content_hash(catalog.hashes())
+    _catalogs[key] = catalog
+    return _loso_cached(key)
 
 
 def loso(catalog: Catalog | None = None) -> list[Result]:
     """Each serving case predicted with constants fitted without its source (the out-of-source errors)."""
-    catalog = catalog or load_catalog()
-    _catalogs[id(catalog)] = catalog
-    cases, pred, _ = _loso_cached(id(catalog))
+    cases, pred, _ = _cached(catalog)
     return [Result(c, float(v)) for c, v in zip(cases, pred, strict=True)]
 
 
 def in_source(catalog: Catalog | None = None) -> list[Result]:
     """Each serving case predicted with the catalog's constants (fitted on every source, its own included)."""
-    catalog = catalog or load_catalog()
-    _catalogs[id(catalog)] = catalog
-    cases, _, pred = _loso_cached(id(catalog))
+    cases, _, pred = _cached(catalog)
     return [Result(c, float(v)) for c, v in zip(cases, pred, strict=True)]
 
 
