@@ -180,8 +180,7 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
     out: dict[str, Array] = {k: fw[k] for k in FW_KEYS}
     # NVFP4 runs without the tensor-parallel communication overlap: Megatron-Bridge's performance configs turn it off
     # for nvfp4 on every Blackwell GPU (scripts/performance/configs/llama/llama3_llm_pretrain.py and
-    # llama31_llm_pretrain.py: `tp_comm_overlap = False if precision == "nvfp4"`), Transformer Engine's userbuffers
-    # overlapping the GEMMs of 8- and 16-bit inputs only
+    # llama31_llm_pretrain.py: `tp_comm_overlap = False if precision == "nvfp4"`; the scripts give no reason)
     out["fw_tp_overlap"] = np.where(prec == PRECISIONS.index("nvfp4"), 0.0, out["fw_tp_overlap"])
     out.update({
         "framework": framework,

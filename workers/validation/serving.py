@@ -957,8 +957,11 @@ def _cached(catalog: Catalog | None) -> tuple[tuple[ServingCase, ...], np.ndarra
     changed one never does (the key is the content hash of every entry, not the object's identity)."""
     catalog = catalog or load_catalog()
     key = content_hash(catalog.hashes())
-    _catalogs[key] = catalog
-    return _loso_cached(key)
+    _catalogs[key] = catalog  # read by a cache miss only: not kept past the call
+    try:
+        return _loso_cached(key)
+    finally:
+        _catalogs.pop(key, None)
 
 
 def loso(catalog: Catalog | None = None) -> list[Result]:
