@@ -2,7 +2,8 @@
 
 Builds sweep-like raw arrays (random catalog models, chips, precisions, batches, prompt lengths and the serving
 columns: concurrency, compute precision, expert parallelism, disaggregated prefill; random ASIC
-design vectors with 5 % wafer-scale/redundant designs), assembles them per block as a sweep worker does, then
+design vectors with 5 % wafer-scale/redundant designs), assembles them per block as a sweep worker does (the
+inference rows' catalog columns gathered in float32, the sweep dtype), then
 times (a) the numpy core alone and (b) assembly plus core, single-threaded, for blocks of 16,384 and 65,536
 rows; the inference core runs in the sweep dtype (float32, as sweep workers run it). It runs twice: with
 glibc's default allocator settings, then with freed memory kept by the process
@@ -78,6 +79,11 @@ def asic_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, np.nda
     }
 
 
+def sweep_inference_assemble(raw: dict[str, np.ndarray], ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """The assembly as a sweep worker calls it: catalog columns gathered in the sweep dtype (workers/chunk.py)."""
+    return assemble_inference(raw, ctx, dtype=CORE_DTYPE)
+
+
 def sweep_inference_core(x: dict[str, np.ndarray], cal: dict[str, object]) -> dict[str, np.ndarray]:
     """The inference core as a sweep worker calls it: in the sweep dtype (float32, workers/chunk.py CORE_DTYPE)."""
     return inference.evaluate(x, cal, dtype=CORE_DTYPE)
@@ -87,7 +93,7 @@ def bench(kind: str, ctx: Context, total: int, block: int, rng: np.random.Genera
     """Configurations per CPU-second: each round times `total` rows block by block; the median and the best
     round are reported (the host is shared: single rounds swing by 2x with the neighbours' load)."""
     make, assemble, core = (
-        (inference_raw, assemble_inference, sweep_inference_core) if kind == "inference"
+        (inference_raw, sweep_inference_assemble, sweep_inference_core) if kind == "inference"
         else (asic_raw, assemble_asic, asic.evaluate)
     )
     blocks = [make(ctx, block, rng) for _ in range(8)]  # reused round-robin: generation is not timed

@@ -438,6 +438,30 @@ def test_sweep_raw_path_gives_the_same_numbers_as_evaluate(ctx: Context) -> None
         assert out[name][0] == pytest.approx(r[name], rel=1e-12)
 
 
+def test_float32_assembly_gives_the_core_the_same_inputs(ctx: Context) -> None:
+    """A sweep gathers the catalog columns in float32 (`assemble_inference(..., dtype=np.float32)`, tables.gather):
+    the core sees exactly the values the float64 assembly's columns round to, so every output is bit-identical, and
+    every catalog column arrives in float32 (the core casts only the row's own columns)."""
+    rng = np.random.default_rng(5)
+    n = 50_000
+    raw = {"model_idx": rng.integers(0, len(ctx.models.ids), n), "chip_idx": rng.integers(0, len(ctx.chips.ids), n),
+           "n_chips": rng.choice([1.0, 2.0, 8.0], n), "weight_bits": rng.choice([4.0, 8.0, 16.0], n),
+           "batch": rng.choice([np.nan, 8.0], n), "prompt_len": rng.choice([128.0, 2048.0], n),
+           "gen_len": rng.choice([1.0, 512.0], n), "concurrency": rng.choice([np.nan, 16.0], n),
+           "ep": rng.choice([1.0, 2.0], n), "compute_precision": rng.choice([np.nan, 0.0, 2.0], n),
+           "engine": rng.choice([np.nan, 0.0, 1.0], n)}
+    x64, cal64 = assemble_inference(raw, ctx)
+    x32, cal32 = assemble_inference(raw, ctx, dtype=np.float32)
+    assert np.asarray(x32["peak_flops"]).dtype == np.float32 and np.asarray(x32["params"]).dtype == np.float32
+    assert np.asarray(cal32["max_tokens"]).dtype == np.float32 and np.asarray(cal32["mem_bw_fraction"]).dtype == np.float32
+    assert np.asarray(x32["pre_mask"]).dtype == np.int64
+    a = inference.evaluate(x64, cal64, dtype=np.float32)
+    b = inference.evaluate(x32, cal32, dtype=np.float32)
+    assert (a["reason_mask"] == 0).sum() > n // 10
+    for key, v in a.items():
+        np.testing.assert_array_equal(b[key], v, err_msg=key)
+
+
 WHOLE = ("batch", "batch_fit", "concurrency", "concurrency_fit")  # floors to whole sequences
 STATIC = ("prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s")  # follow the static batch
 

@@ -393,7 +393,7 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
         n = len(idx)
         raw.setdefault("model_idx", np.full(n, -1, dtype=np.int64))
         raw.setdefault("chip_idx", np.full(n, -1, dtype=np.int64))
-        x, cal = assemble_inference(raw, ctx)
+        x, cal = assemble_inference(raw, ctx, dtype=CORE_DTYPE)
         out = inference.evaluate(x, cal, dtype=CORE_DTYPE)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
         data: dict[str, Array] = {

@@ -461,12 +461,14 @@ def _catalog_rows(raw: Mapping[str, Any], n: int) -> bool:
 def assemble_inference(
     raw: Mapping[str, Any], ctx: Context, errors: RowErrors | None = None,
     efficiency: Sequence[Mapping[str, Any]] | None = None, power: Sequence[Mapping[str, Any]] | None = None,
+    dtype: type | None = None,
 ) -> tuple[dict[str, Array], dict[str, Array]]:
     """Raw arrays -> (core inputs, calibration per row). Extra keys in the inputs (`chip_idx`, `note_mask`,
     `low_mask`, `engine`, `compute_precision`, `calibrated_on`) are for the table writer; the core ignores them.
     Rows that name catalog models and chips with no shapes or what-ifs of their own (every sweep without
     overrides) gather from per-catalog tables. `efficiency` / `power` replace the catalog's fitted serving sets
-    (the validation's leave-one-source-out fits)."""
+    (the validation's leave-one-source-out fits). `dtype` np.float32 (a sweep's core dtype) gathers the catalog
+    columns in float32, so the core casts only the row's own columns (`tables.gather`)."""
     n = len(raw["model_idx"])
     get = getter(raw, n)
     catalog_rows = errors is None and _catalog_rows(raw, n)
@@ -474,7 +476,7 @@ def assemble_inference(
     safe = np.maximum(chip_idx, 0)
     if catalog_rows:
         model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
-        m = gather(model_tables(ctx)["models"], model_idx)
+        m = gather(model_tables(ctx)["models"], model_idx, dtype)
     else:
         m = model_arrays(raw, ctx, n)
     if errors is not None:
@@ -507,10 +509,10 @@ def assemble_inference(
     # ---- the chip: catalog tables, or per-row resolution with chip.<field> what-ifs -----------------
     tables = chip_tables(ctx, efficiency, power)
     nc = len(ctx.chips.ids)
-    static = gather(tables["static"], safe)
+    static = gather(tables["static"], safe, dtype)
     overridden = np.zeros(n, dtype=np.int64)
     if catalog_rows:
-        c = gather(tables["chips"], variant * nc + safe)
+        c = gather(tables["chips"], variant * nc + safe, dtype)
     else:
         ccols = {k: v[safe] for k, v in ctx.chips.cols.items()}
         base = dict(ccols)
@@ -524,13 +526,13 @@ def assemble_inference(
                     overridden |= np.where(given[field], _F[field], 0)
         measured_follows(ccols, base, given)
         c = _chip_terms(ccols, static, variant, ctx.defaults)
-    cal = gather(tables["cal"], safe)
+    cal = gather(tables["cal"], safe, dtype)
     engine = get("engine")
     engine = np.where(np.isfinite(engine), engine, cal.pop("default_engine")).astype(np.intp)
-    eff = gather(tables["eff"], engine * nc + safe)
+    eff = gather(tables["eff"], engine * nc + safe, dtype)
     cal.update({k: eff[k] for k in (*EFFICIENCY_KEYS, "dequant_round_trip", "engine_runs")})
     for name in ENGINE_LIMITS:  # the engine's
-        cal[name] = tables["limits"][name][engine]
+        cal[name] = np.asarray(tables["limits"][name], dtype=dtype or np.float64)[engine]  # one value per engine
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in raw:
             over = get(f"cal.{name}")

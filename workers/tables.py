@@ -251,16 +251,33 @@ def compact(cols: Mapping[str, Array]) -> dict[str, Any]:
             varying.append(k)
             kinds[k] = v.dtype
     stack = np.stack([np.asarray(cols[k], dtype=np.float64) for k in varying]) if varying else np.zeros((0, 0))
-    return {"const": const, "names": varying, "dtypes": kinds, "stack": stack}
+    floats = [i for i, k in enumerate(varying) if kinds[k] == np.float64]
+    others = [i for i, k in enumerate(varying) if kinds[k] != np.float64]
+    # for sweeps that evaluate in float32 (`gather(..., dtype=np.float32)`): the float columns in float32, the others
+    # (integer bit masks, indices) as they are
+    return {"const": const, "names": varying, "dtypes": kinds, "stack": stack, "floats": floats, "others": others,
+            "stack32": stack[floats].astype(np.float32), "stack_others": stack[others]}
 
 
-def gather(table: Mapping[str, Any], idx: Array) -> dict[str, Array]:
-    """Rows `idx` of a `compact` table: one take over the stacked columns, broadcast views for constants."""
+def gather(table: Mapping[str, Any], idx: Array, dtype: type | None = None) -> dict[str, Array]:
+    """Rows `idx` of a `compact` table: one take over the stacked columns, broadcast views for constants. With
+    `dtype` np.float32 the float columns come in float32, taken from the table's float32 copy (a sweep's core runs in
+    float32: no float64 gather and cast per block); the other columns keep their own dtype."""
     n = len(idx)
-    out = {k: np.broadcast_to(v, (n,)) for k, v in table["const"].items()}
-    if table["names"]:
-        rows = np.take(table["stack"], idx, axis=1)  # (column, row), each row of the result contiguous
-        for name, row in zip(table["names"], rows, strict=True):
-            dtype = table["dtypes"][name]
-            out[name] = row if dtype == np.float64 else row.astype(dtype)
+    narrow = dtype is not None and np.dtype(dtype) == np.float32
+    out = {k: np.broadcast_to(v.astype(np.float32) if narrow and v.dtype == np.float64 else v, (n,))
+           for k, v in table["const"].items()}
+    names = table["names"]
+    if not names:
+        return out
+    if narrow:
+        for i, row in zip(table["floats"], np.take(table["stack32"], idx, axis=1), strict=True):
+            out[names[i]] = row
+        for i, row in zip(table["others"], np.take(table["stack_others"], idx, axis=1), strict=True):
+            out[names[i]] = row.astype(table["dtypes"][names[i]])
+        return out
+    rows = np.take(table["stack"], idx, axis=1)  # (column, row), each row of the result contiguous
+    for name, row in zip(names, rows, strict=True):
+        kind = table["dtypes"][name]
+        out[name] = row if kind == np.float64 else row.astype(kind)
     return out
