@@ -218,6 +218,39 @@ def test_fitted_serving_constants_are_what_their_fit_gives() -> None:
     assert f.power == catalog.asic["serving"]["power"]
 
 
+def test_stored_held_out_serving_fits_are_current_and_what_a_refit_gives() -> None:
+    """`chipsweep validate` predicts each serving source with the constants fitted without it; those fits are stored
+    (tests/validation/serving_held_out_fits.json, `--write-held-out`) under the key of what they were fitted on. The
+    stored key is today's (the file is current), every source has its fit, and the fit without one source, recomputed
+    here, is the stored one."""
+    catalog = load_catalog()
+    cases = serving.serving_cases(catalog)
+    prep = serving.Prepared.build(cases, catalog)
+    stored = serving.stored_fits(serving.fits_key(prep, catalog))
+    assert set(stored) == set(prep.source.tolist()), "stale: run python -m chipsweep.workers.validation.serving --write-held-out"
+    src = "mlenergy_vllm"
+    again = serving.fit(prep, np.nonzero(prep.source != src)[0], catalog)
+    assert again.efficiency == stored[src].efficiency and again.power == stored[src].power
+
+
+def test_held_out_fits_are_not_reused_once_an_input_changes(tmp_path) -> None:
+    """A stored fit stands only for the inputs it was fitted on: a changed input column (the memory bandwidth of the
+    vLLM rows, as a catalog edit would move it) or a changed measurement gives another key, and the stored fits are
+    not used under it."""
+    catalog = load_catalog()
+    prep = serving.Prepared.build(serving.serving_cases(catalog), catalog)
+    key = serving.fits_key(prep, catalog)
+    path = tmp_path / "fits.json"
+    path.write_text(serving.json.dumps({"key": key, "fits": {"x": {"efficiency": [], "power": []}}}))
+    assert set(serving.stored_fits(key, path)) == {"x"}
+    i = serving.ENGINES.index("vllm")
+    moved = dataclasses.replace(prep, x={**prep.x, "mem_bw": prep.x["mem_bw"] * np.where(prep.engine_idx == i, 1.01, 1.0)})
+    assert serving.fits_key(moved, catalog) != key and serving.stored_fits(serving.fits_key(moved, catalog), path) == {}
+    measured = dataclasses.replace(prep, cases=[dataclasses.replace(prep.cases[0], measured=prep.cases[0].measured * 2),
+                                                *prep.cases[1:]])
+    assert serving.fits_key(measured, catalog) != key
+
+
 def test_a_constant_only_moe_runs_tell_weighs_each_source_once_among_its_moe_runs() -> None:
     catalog = load_catalog()
     cases = serving.serving_cases(catalog)

@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -932,16 +934,78 @@ def _column(table: Mapping[str, Any], key: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # out-of-source errors
 # ---------------------------------------------------------------------------------------------------
+# the leave-one-source-out fits as last written (`--write-held-out`), with the key of what they were fitted on
+HELD_OUT_PATH = CASES_DIR / "serving_held_out_fits.json"
+# the code a fit's result depends on beside its inputs: the core, the assembly's calibration resolution, the fit
+FIT_CODE = tuple(Path(__file__).resolve().parents[1] / f for f in ("inference.py", "inference_rows.py", "validation/serving.py"))
+
+
+def fits_key(prep: Prepared, catalog: Catalog) -> str:
+    """What a held-out fit is a function of: the prepared rows (every catalog number and assembly choice they
+    carry), the calibration the fits start from (fallback and power priors), the cases' measurements and how each is
+    read, the bounds, and the source of the core, the calibration resolution and the fit. A stored fit is used only
+    under the same key, so it never stands in for one a change would move."""
+    h = hashlib.sha256()
+    for name, arrays in (("x", prep.x), ("cal", prep.cal)):
+        for k in sorted(arrays):
+            a = np.ascontiguousarray(np.asarray(arrays[k]))
+            h.update(f"{name}.{k}:{a.dtype}:{a.shape}".encode())
+            h.update(a.tobytes())
+    reads = [(c.case_id, c.source, c.family, c.metric, c.derived, c.scale, c.measured, sorted(c.extra.items()))
+             for c in prep.cases]
+    h.update(json.dumps(reads, default=str).encode())
+    places = [_place(prep, i, "vendor_class") for i in range(len(prep.cases))]  # the fit's groups: chip, vendor, class
+    h.update(json.dumps([prep.ctx.chips.ids[int(c)] for c in prep.chip_idx.tolist()] + places).encode())
+    h.update(json.dumps(_bounds(catalog), sort_keys=True).encode())
+    for path in FIT_CODE:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def stored_fits(key: str, path: Path | None = None) -> dict[str, Fit]:
+    """The stored held-out fits (source -> fit without it) when they were fitted under `key`; else none."""
+    path = path or HELD_OUT_PATH
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if data.get("key") != key:
+        return {}
+    return {src: Fit(f["efficiency"], f["power"]) for src, f in data.get("fits", {}).items()}
+
+
+def held_out_fits(prep: Prepared, catalog: Catalog, stored: Mapping[str, Fit] | None = None) -> dict[str, Fit]:
+    """Per source, the fit on every other source: the stored one where its key matches, else fitted here."""
+    stored = stored_fits(fits_key(prep, catalog)) if stored is None else stored
+    out = {}
+    for src in sorted(set(prep.source.tolist())):
+        out[src] = stored.get(src) or fit(prep, np.nonzero(prep.source != src)[0], catalog)
+    return out
+
+
+def write_held_out(catalog: Catalog | None = None, path: Path | None = None) -> Path:
+    """Fit every source's held-out constants afresh and store them with their key (`--write-held-out`)."""
+    catalog = catalog or load_catalog(use_env=False)
+    prep = Prepared.build(serving_cases(catalog), catalog)
+    fits = held_out_fits(prep, catalog, stored={})
+    path = path or HELD_OUT_PATH
+    body = {"key": fits_key(prep, catalog),
+            "note": "written by python -m chipsweep.workers.validation.serving --write-held-out: per source, the "
+                    "serving constants fitted without it; used only while the key (inputs, priors, bounds and fit "
+                    "code) is unchanged",
+            "fits": {src: {"efficiency": f.efficiency, "power": f.power} for src, f in fits.items()}}
+    path.write_text(json.dumps(body, separators=(",", ":")) + "\n")
+    return path
+
+
 @lru_cache(maxsize=2)
 def _loso_cached(catalog_key: str) -> tuple[tuple[ServingCase, ...], np.ndarray, np.ndarray]:
     catalog = _catalogs[catalog_key]
     cases = serving_cases(catalog)
     prep = Prepared.build(cases, catalog)
     pred = np.full(len(cases), np.nan)
-    for src in sorted(set(prep.source.tolist())):
+    for src, f in held_out_fits(prep, catalog).items():
         hold = np.nonzero(prep.source == src)[0]
-        train = np.nonzero(prep.source != src)[0]
-        f = fit(prep, train, catalog)
         pred[hold] = predict_with(prep, f, hold)
     in_source = predict_with(prep, Fit(list(catalog.asic["serving"].get("efficiency") or []),
                                        list(catalog.asic["serving"].get("power") or [])))
@@ -1044,8 +1108,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--fit", action="store_true", help="fit on every source and print the constants")
     ap.add_argument("--write", action="store_true", help="with --fit: write them into schemas/catalog/asic.yaml")
+    ap.add_argument("--write-held-out", action="store_true",
+                    help=f"fit each source's held-out constants afresh and store them in {HELD_OUT_PATH.name}")
     args = ap.parse_args()
     catalog = load_catalog(use_env=False)
+    if args.write_held_out:
+        print(f"written to {write_held_out(catalog)}")
+        return 0
     if args.fit:
         cases = serving_cases(catalog)
         prep = Prepared.build(cases, catalog)
