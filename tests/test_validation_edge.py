@@ -251,6 +251,24 @@ def test_held_out_fits_are_not_reused_once_an_input_changes(tmp_path) -> None:
     assert serving.fits_key(measured, catalog) != key
 
 
+def test_held_out_fits_under_another_key_are_fitted_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Rows the stored fits were not fitted on (here a few runs of two sources) get each source's fit computed on the
+    other's runs, with a warning that names the command that stores them."""
+    catalog = load_catalog()
+    prep = serving.Prepared.build(serving.serving_cases(catalog), catalog)
+    rows = np.concatenate([np.nonzero(prep.source == s)[0][:6] for s in ("mlperf_v4.1", "trtllm_v0.17")])
+    sub = dataclasses.replace(
+        prep, cases=[prep.cases[i] for i in rows], x={k: v[rows] for k, v in prep.x.items()},
+        cal={k: v[rows] for k, v in prep.cal.items()}, chip_idx=prep.chip_idx[rows], engine_idx=prep.engine_idx[rows],
+        classes=[prep.classes[i] for i in rows], measured=prep.measured[rows], source=prep.source[rows])
+    with caplog.at_level("WARNING", logger=serving.log.name):
+        fits = serving.held_out_fits(sub, catalog)
+    assert set(fits) == {"mlperf_v4.1", "trtllm_v0.17"}
+    assert "--write-held-out" in caplog.text
+    again = serving.fit(sub, np.nonzero(sub.source != "mlperf_v4.1")[0], catalog)
+    assert fits["mlperf_v4.1"].efficiency == again.efficiency
+
+
 def test_a_constant_only_moe_runs_tell_weighs_each_source_once_among_its_moe_runs() -> None:
     catalog = load_catalog()
     cases = serving.serving_cases(catalog)

@@ -50,6 +50,7 @@ import argparse
 import csv
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ from chipsweep.workers.inference_rows import (
 )
 from chipsweep.workers.parse import RowErrors
 from chipsweep.workers.validation.cases import CASES_DIR, Case, Result, case_table
+
+log = logging.getLogger(__name__)
 
 CSV_2026 = CASES_DIR / "inference_runs_2026.csv"
 CSV_OLD = CASES_DIR / "inference_runs.csv"
@@ -976,7 +979,12 @@ def stored_fits(key: str, path: Path | None = None) -> dict[str, Fit]:
 
 def held_out_fits(prep: Prepared, catalog: Catalog, stored: Mapping[str, Fit] | None = None) -> dict[str, Fit]:
     """Per source, the fit on every other source: the stored one where its key matches, else fitted here."""
-    stored = stored_fits(fits_key(prep, catalog)) if stored is None else stored
+    if stored is None:
+        stored = stored_fits(fits_key(prep, catalog))
+        if not stored:  # a changed catalog number, measurement or fit code: fitted here, as the key demands
+            log.warning("chipsweep: the stored held-out serving fits (%s) are for other inputs; fitting them "
+                        "(~90 s; `python -m chipsweep.workers.validation.serving --write-held-out` stores them)",
+                        HELD_OUT_PATH.name)
     out = {}
     for src in sorted(set(prep.source.tolist())):
         out[src] = stored.get(src) or fit(prep, np.nonzero(prep.source != src)[0], catalog)
