@@ -233,6 +233,19 @@ def test_stored_held_out_serving_fits_are_current_and_what_a_refit_gives() -> No
     assert again.efficiency == stored[src].efficiency and again.power == stored[src].power
 
 
+def test_the_held_out_key_covers_every_module_the_serving_core_times_with() -> None:
+    """The stored fits' key hashes the core's source and every chipsweep module it imports, but training.py, which
+    gives it only the economics (hours per year, owned-cluster rates) that no fitted metric reads."""
+    import ast
+    from pathlib import Path
+
+    core = Path(serving.inference.__file__)
+    imported = {node.module.rsplit(".", 1)[-1] + ".py" for node in ast.walk(ast.parse(core.read_text()))
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chipsweep.workers")}
+    hashed = {p.name for p in serving.FIT_CODE}
+    assert imported - {"training.py"} <= hashed and {"inference.py", "inference_rows.py", "serving.py"} <= hashed
+
+
 def test_held_out_fits_are_not_reused_once_an_input_changes(tmp_path) -> None:
     """A stored fit stands only for the inputs it was fitted on: a changed input column (the memory bandwidth of the
     vLLM rows, as a catalog edit would move it) or a changed measurement gives another key, and the stored fits are

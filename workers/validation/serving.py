@@ -939,8 +939,11 @@ def _column(table: Mapping[str, Any], key: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # the leave-one-source-out fits as last written (`--write-held-out`), with the key of what they were fitted on
 HELD_OUT_PATH = CASES_DIR / "serving_held_out_fits.json"
-# the code a fit's result depends on beside its inputs: the core, the assembly's calibration resolution, the fit
-FIT_CODE = tuple(Path(__file__).resolve().parents[1] / f for f in ("inference.py", "inference_rows.py", "validation/serving.py"))
+# the code a fit's result depends on beside its inputs: the core and the modules it calls for times (the expert
+# all-to-all's copies, divisibility, blocks; training.py gives it only the economics no fitted metric reads), the
+# assembly's calibration resolution, the fit
+FIT_CODE = tuple(Path(__file__).resolve().parents[1] / f for f in (
+    "inference.py", "comm.py", "bits.py", "blocks.py", "inference_rows.py", "validation/serving.py"))
 
 
 def fits_key(prep: Prepared, catalog: Catalog) -> str:
