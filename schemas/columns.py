@@ -9,8 +9,9 @@ Hive partition columns (`kind`, `sweep`, `version`) are not stored inside the fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 
 from chipsweep.schemas import vocab
@@ -141,7 +142,7 @@ INFERENCE: list[Column] = [
     _c("energy_per_token_j", "float32", "J", "energy per generated token at the serving point (concurrency), "
        "prompts included", "output"),
     _c("mem_gb", "float32", "GB", "memory per chip: weights + KV cache + activations", "output"),
-    _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (NaN if unknown)", "output"),
+    _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (unknown: NULL in the lake, NaN in `evaluate`'s table)", "output"),
     _c("fits", "bool", "", "fits in memory (memory only: a row that fits can still break another rule, which "
        "infeasible_reason names; feasible rows have fits and an empty infeasible_reason)", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
@@ -221,6 +222,18 @@ def arrow_schema(kind: str) -> pa.Schema:
     """The Arrow schema of one kind's fact files (without the hive partition columns)."""
     cols = FACTS[kind]
     return pa.schema([pa.field(c.name, c.arrow_type, metadata={"unit": c.unit, "doc": c.doc}) for c in cols])
+
+
+def fact_array(values: Any, type_: pa.DataType, mask: Any = None) -> pa.Array:
+    """One fact column as the lake stores it: `values` (numpy) cast to the column's type, null where `mask` says and,
+    in a float column, where the core left NaN (an output it could not compute: no price, no TDP). SQL then skips
+    them as it skips any unknown (`max`, `avg`, `count(col)`), where a stored NaN would win `max` and spread through
+    `avg` in DuckDB."""
+    arr = np.asarray(values)
+    if pa.types.is_floating(type_) and arr.size and np.isnan(arr.min()):  # min propagates NaN: one pass, no copy
+        nan = np.isnan(arr)
+        mask = nan if mask is None else (np.asarray(mask) | nan)
+    return pa.array(arr.astype(type_.to_pandas_dtype(), copy=False), type=type_, mask=mask)
 
 
 def columns(kind: str, role: Role | None = None) -> list[str]:

@@ -455,6 +455,55 @@ def test_nan_in_a_float_column_is_seen_as_nan_whatever_the_parquet_statistics_sa
         assert r["unit_cost_usd"] == pytest.approx(purchase[r["chip"]] * r["n_chips"], rel=1e-6)
 
 
+def test_a_null_unit_cost_is_priced_from_the_chips_table_as_a_nan_one_is(tmp_path: Path) -> None:
+    """Lakes written since 2026-12-06 store an output the core could not compute as NULL (`fact_array`), older ones
+    as NaN: pareto_edge prices both from the chip's purchase price."""
+    rng = np.random.default_rng(3)
+    chips = lakegen.chips_dim(["nvidia_a100_sxm_80gb", "nvidia_h100_sxm", "google_tpu_v4", "amd_mi300x"])
+    inf = lakegen.random_inference(rng, 40, distinct=40)
+    cost = inf["unit_cost_usd"].to_numpy(zero_copy_only=False).copy()
+    cost[np.isinf(cost)] = 1000.0
+    cost[::4] = np.nan
+    inf = inf.set_column(inf.schema.get_field_index("unit_cost_usd"), "unit_cost_usd",
+                         pa.array(cost.astype(np.float32), mask=np.isnan(cost)))
+    lake = str(tmp_path / "lake")
+    lakegen.write_version(lake, "inference", "edge", 1, inf, chips=chips)
+    n_null = run_sql("SELECT count(*) AS n FROM latest_inference WHERE unit_cost_usd IS NULL", lake=lake)["n"][0].as_py()
+    assert n_null == int(np.isnan(cost).sum()) >= 10
+    got = run_saved("pareto_edge", {"objectives": "decode_tokens_per_s:max,unit_cost_usd"}, lake=lake,
+                    frontier=False).to_pylist()
+    purchase = dict(zip(chips["chip"].to_pylist(), chips["purchase_usd"].to_pylist(), strict=True))
+    unpriced = {i for i, c in zip(inf["idx"].to_pylist(), cost, strict=True) if np.isnan(c)}
+    priced = [r for r in got if r["idx"] in unpriced and np.isfinite(purchase[r["chip"]])]
+    assert priced
+    for r in priced:
+        assert r["unit_cost_usd"] == pytest.approx(purchase[r["chip"]] * r["n_chips"], rel=1e-6)
+
+
+def test_outputs_the_model_could_not_compute_are_null_in_the_lake_and_sql_aggregates_skip_them(tmp_path: Path) -> None:
+    """A sweep row on a chip the catalog gives no price (the GB200) has no cost: the lake stores NULL there, not NaN,
+    so `max`, `avg` and `count` over the cost column read the priced rows only (DuckDB lets a stored NaN win `max`
+    and spread through `avg`), and the row keeps its time."""
+    from chipsweep.schemas.catalog import load_catalog
+    from tests.conftest import evaluated_lake
+
+    spec = {"name": "nul", "kind": "training", "axes": {
+        "model": ["llama2_7b"], "chip": ["nvidia_h100_sxm", "nvidia_gb200_per_gpu"], "n_chips": [64, 128]},
+        "fixed": {"global_batch": 1024, "tokens": 2e12, "cost_basis": "rental"}}
+    table = evaluated_lake(spec, tmp_path / "lake", load_catalog(use_env=False))
+    assert table.column("cost_usd").null_count > 0 and not pc.any(pc.is_nan(table.column("cost_usd"))).as_py()
+    lake = str(tmp_path / "lake")
+    rows = {r["chip"]: r for r in run_sql(
+        "SELECT chip, count(*) AS n, count(cost_usd) AS priced, max(cost_usd) AS top, avg(cost_usd) AS mean, "
+        "min(time_to_train_days) AS days FROM latest_training JOIN chips USING (chip_id, sweep, version) GROUP BY ALL",
+        lake=lake).to_pylist()}
+    gb, h = rows["nvidia_gb200_per_gpu"], rows["nvidia_h100_sxm"]
+    assert gb["n"] > 0 and gb["priced"] == 0 and gb["top"] is None and gb["mean"] is None and gb["days"] > 0
+    assert h["priced"] == h["n"] > 0 and np.isfinite(h["top"]) and np.isfinite(h["mean"])
+    (whole,) = run_sql("SELECT max(cost_usd) AS top FROM latest_training", lake=lake).to_pylist()
+    assert whole["top"] == pytest.approx(h["top"])
+
+
 def _owned_and_unpriced(grid: pa.Table) -> pa.Table:
     """The grid with its second chip owned (a TCO basis of its own) and its third without any price (cost NaN)."""
     chip = _np(grid, "chip_id")

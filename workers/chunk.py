@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from chipsweep.schemas.columns import FACTS, arrow_schema
+from chipsweep.schemas.columns import FACTS, arrow_schema, fact_array
 from chipsweep.schemas.sweep import Sweep
 from chipsweep.schemas.vocab import (
     ARCHS,
@@ -201,7 +201,7 @@ class ChunkEvaluator:
                 indices = pa.array(np.asarray(values, dtype=np.int32), type=pa.int32(), mask=mask)
                 arrays.append(pa.DictionaryArray.from_arrays(indices, self._dictionaries[name]))
                 continue
-            arrays.append(pa.array(values.astype(f.type.to_pandas_dtype(), copy=False), type=f.type, mask=mask))
+            arrays.append(fact_array(values, f.type, mask))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def _reason_array(self, cols: Columns) -> pa.DictionaryArray:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from chipsweep.schemas.columns import fact_array
 from chipsweep.schemas.vocab import COST_BASES
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference import ECONOMIC_OUTPUTS as SERVING_OUTPUTS
@@ -113,7 +114,7 @@ def reprice_training(table: pa.Table, raw: dict[str, Array], ctx: Context) -> pa
             codes = pa.array(np.nan_to_num(code).astype(np.int32), mask=~np.isfinite(code))
             array: pa.Array = pa.DictionaryArray.from_arrays(codes, pa.array(COST_BASES, pa.string())).cast(field.type)
         else:
-            array = pa.array(np.asarray(money[name]).astype(field.type.to_pandas_dtype()), type=field.type)
+            array = fact_array(money[name], field.type)
         table = table.set_column(i, field, array)
     return table
 
@@ -132,5 +133,5 @@ def reprice_inference(table: pa.Table, raw: dict[str, Array], ctx: Context) -> p
     for name in SERVING_OUTPUTS:
         i = table.schema.get_field_index(name)
         field = table.schema.field(i)
-        table = table.set_column(i, field, pa.array(money[name].astype(field.type.to_pandas_dtype()), type=field.type))
+        table = table.set_column(i, field, fact_array(money[name], field.type))
     return table

@@ -42,7 +42,7 @@ tr_named AS (
 inf AS NOT MATERIALIZED (
     -- pareto_edge's measures: the serving point's tokens/s per user, the purchase price where no unit cost
     SELECT f.* EXCLUDE (unit_cost_usd, decode_tokens_per_s),
-           CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
+           CASE WHEN f.unit_cost_usd IS NULL OR isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
                 ELSE f.unit_cost_usd END AS unit_cost_usd,
            f.tokens_per_s_per_user AS decode_tokens_per_s
     FROM inference f

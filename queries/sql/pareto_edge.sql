@@ -27,8 +27,9 @@ inference_rows AS NOT MATERIALIZED (
            CAST(NULL AS VARCHAR) AS yield_model, CAST(NULL AS FLOAT) AS d0_per_cm2, CAST(NULL AS INTEGER) AS tiles,
            CAST(NULL AS INTEGER) AS spare_tiles, CAST(NULL AS VARCHAR) AS precision,
            f.tokens_per_s_per_user AS decode_tokens_per_s, f.energy_per_token_j, f.ttft_s,
-           -- a catalog chip without a unit cost in the facts is priced from its purchase price
-           CASE WHEN isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
+           -- a catalog chip without a unit cost in the facts (NULL; NaN in files written before 2026-12-06) is
+           -- priced from its purchase price
+           CASE WHEN f.unit_cost_usd IS NULL OR isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
                 ELSE f.unit_cost_usd END AS unit_cost_usd,
            f.power_w, CAST(NULL AS FLOAT) AS die_area_mm2, f.calibrated_on, CAST(NULL AS VARCHAR) AS notes
     FROM latest_inference f
