@@ -32,9 +32,11 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=query)
 
     p = sub.add_parser("sql", help="read-only SQL over the lake's views (training, latest_training, chips, ...)",
-                       description="Read-only SQL over the lake's views. Rows the model refuses keep NaN in the outputs "
-                                   "it could not compute, and NaN sorts above every number: add WHERE "
-                                   "infeasible_reason = '' before max(), avg() or ORDER BY ... DESC.")
+                       description="Read-only SQL over the lake's views. An output the model could not compute (a "
+                                   "refused row's, a cost without a price) is NULL, which max(), avg() and count(col) "
+                                   "skip; lakes written before 2026-12-06 hold NaN there, which sorts above every "
+                                   "number: over those add WHERE infeasible_reason = '' before max(), avg() or "
+                                   "ORDER BY ... DESC.")
     p.add_argument("text", help='one SELECT or WITH statement, e.g. "SELECT * FROM sweeps"')
     p.add_argument("--format", choices=output.FORMATS, default="table")
     p.add_argument("--lake", help=LAKE_HELP)
