@@ -463,8 +463,8 @@ class Catalog:
             models={m["id"]: Model.model_validate(m) for m in snap["models"]},
             clusters={c["id"]: Cluster.model_validate(c) for c in snap["clusters"]},
             calibration={k: CalibrationSet.model_validate(v) for k, v in snap["calibration"].items()},
-            asic=dict(yaml.safe_load(snap.get("asic_yaml") or "") or {}),
-            defaults=dict(yaml.safe_load(snap.get("defaults_yaml") or "") or {}),
+            asic=dict(trusted_yaml(snap.get("asic_yaml") or "") or {}),
+            defaults=dict(trusted_yaml(snap.get("defaults_yaml") or "") or {}),
             overlay_path=snap.get("overlay_path"),
         )
 
@@ -517,6 +517,17 @@ def _unknown(what: str, value: str, known: Iterable[str]) -> str:
     return f"unknown {what} id '{value}'{hint} (see `chipsweep catalog list`)"
 
 
+# the built-in catalog and the snapshots this code wrote are the project's own YAML: parsed by libyaml where PyYAML
+# was built with it (chips.yaml in 0.04 s against 0.32 s; the same SafeConstructor builds the same values), by
+# PyYAML's Python parser otherwise. A user's overlay and specs keep StrictLoader (spec.py), whose guards run in Python
+_FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def trusted_yaml(text: str) -> Any:
+    """`yaml.safe_load` of the project's own YAML, through libyaml where available."""
+    return yaml.load(text, Loader=_FAST_SAFE_LOADER)
+
+
 def _read_yaml(path: Path, *, strict: bool = False) -> Any:
     """`strict` (a user's overlay): no aliases, no duplicate keys, bounded nesting (spec.StrictLoader)."""
     try:
@@ -524,7 +535,7 @@ def _read_yaml(path: Path, *, strict: bool = False) -> Any:
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
-        return strict_yaml_load(text) if strict else yaml.safe_load(text)
+        return strict_yaml_load(text) if strict else trusted_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

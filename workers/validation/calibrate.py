@@ -60,9 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog
+from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, load_catalog, trusted_yaml
 from chipsweep.schemas.vocab import FRAMEWORKS
 from chipsweep.workers.context import Context, extrapolate_matrix
 from chipsweep.workers.parse import RowErrors
@@ -116,7 +115,7 @@ class Param:
 
 
 def bounds_table() -> dict[str, tuple[float, float, str]]:
-    raw = yaml.safe_load((CATALOG_DIR / "calibration.yaml").read_text()).get("bounds") or {}
+    raw = trusted_yaml((CATALOG_DIR / "calibration.yaml").read_text()).get("bounds") or {}
     return {k: (float(v["low"]), float(v["high"]), str(v["source"])) for k, v in raw.items()}
 
 
