@@ -92,6 +92,15 @@ def test_schemas_and_workers_import_nothing_of_the_layers_above_and_workers_no_r
     assert not bad, "\n".join(bad)
 
 
+def test_the_cli_imports_ray_only_for_the_commands_that_run_sweeps() -> None:
+    """Every `chipsweep` command imports the CLI; Ray's import (~0.5 s) comes with the demo, which starts one, not with
+    `catalog`, `sql`, `query` or `evaluate`, which need none."""
+    code = ("import sys, chipsweep.service.cli, chipsweep.service.cli.catalog, chipsweep.service.cli.queries; "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))[:5])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_the_import_graph_has_no_cycle() -> None:
     graph = _graph()
     state: dict[str, int] = {}  # 1 visiting, 2 done

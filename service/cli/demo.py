@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from chipsweep.service import demo
 from chipsweep.service.cli.base import Subparsers
 
 
@@ -14,4 +13,6 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chipsweep.service import demo  # imports Ray (~0.5 s): only for the command that runs it
+
     return demo.main()
