@@ -14,11 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
@@ -26,6 +29,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 RAY = str(Path(sys.executable).with_name("ray"))
+
+# httpx's calls with a patient read timeout: on a loaded two-core CI host a server's first answer can take longer than
+# httpx's default 5 s (a fresh server's first POST /sweeps once did), and a test that means to time out says so.
+HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+http = types.SimpleNamespace(
+    **{verb: partial(getattr(httpx, verb), timeout=HTTP_TIMEOUT) for verb in ("get", "post", "put", "delete")}
+)
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +45,14 @@ def ray_local() -> Iterator[None]:
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="chipsweep-tests",
-                 configure_logging=False, _temp_dir=_short_tmp("csr-"))
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            namespace="chipsweep-tests",
+            configure_logging=False,
+            _temp_dir=_short_tmp("csr-"),
+        )
     yield
     ray.shutdown()
 
@@ -57,8 +73,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setenv("CHIPSWEEP_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CHIPSWEEP_LAKE", raising=False)
-    for var in ("CHIPSWEEP_FAULT_CHUNK", "CHIPSWEEP_FAULT_DELAY_S", "CHIPSWEEP_TOKEN", "CHIPSWEEP_SERVER",
-                "CHIPSWEEP_MAX_CONFIGS", "CHIPSWEEP_CHUNK_SIZE", "CHIPSWEEP_ACTORS"):
+    for var in (
+        "CHIPSWEEP_FAULT_CHUNK",
+        "CHIPSWEEP_FAULT_DELAY_S",
+        "CHIPSWEEP_TOKEN",
+        "CHIPSWEEP_SERVER",
+        "CHIPSWEEP_MAX_CONFIGS",
+        "CHIPSWEEP_CHUNK_SIZE",
+        "CHIPSWEEP_ACTORS",
+    ):
         monkeypatch.delenv(var, raising=False)
     return Settings.from_env()
 
@@ -180,15 +203,23 @@ def free_ports(n: int, avoid: Iterable[int] = ()) -> list[int]:
 
 # the components of one `ray start` node that listen on a port of their own (the head's GCS port and client server
 # come on top)
-RAY_NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-                       "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
+RAY_NODE_PORT_FLAGS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--metrics-export-port",
+    "--runtime-env-agent-port",
+)
 
 
 def ray_node_ports(avoid: Iterable[int] = ()) -> list[str]:
     """The port flags of one `ray start` node: each component on a free port of its own, none in `avoid` (the head's
     GCS and client-server ports)."""
-    return [f"{flag}={port}" for flag, port in zip(RAY_NODE_PORT_FLAGS, free_ports(len(RAY_NODE_PORT_FLAGS), avoid),
-                                                   strict=True)]
+    return [
+        f"{flag}={port}"
+        for flag, port in zip(RAY_NODE_PORT_FLAGS, free_ports(len(RAY_NODE_PORT_FLAGS), avoid), strict=True)
+    ]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:
@@ -231,7 +262,9 @@ class Sessions:
         self.sids.append(proc.pid)
         return proc
 
-    def run(self, args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: list[str], env: dict[str, str], timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         proc = self.popen(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = proc.communicate(timeout=timeout)
         return subprocess.CompletedProcess(args, proc.returncode, out, err)
@@ -252,8 +285,15 @@ def sessions() -> Iterator[Sessions]:
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIPSWEEP_", "RAY_"))}
-    env.update({"CHIPSWEEP_HOME": str(home), "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": _short_tmp("csr-"),
-                "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)})
+    env.update(
+        {
+            "CHIPSWEEP_HOME": str(home),
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_TMPDIR": _short_tmp("csr-"),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": str(REPO),
+        }
+    )
     env.update(extra)
     return env
 
@@ -261,8 +301,9 @@ def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------
 # the end of every fault test: the lake holds exactly what the queue says (service/verify.py)
 # ------------------------------------------------------------------------------------------------
-def assert_verified(queue_path: Path | str, lake: str, sweep: str | None = None, *,
-                    rows: int | None = None) -> Any:
+def assert_verified(
+    queue_path: Path | str, lake: str, sweep: str | None = None, *, rows: int | None = None
+) -> Any:
     """`chipsweep verify` finds nothing wrong (no missing, extra, damaged or stray file, no duplicate idx);
     with `rows`, the named sweep's latest version holds exactly that many rows, each index once."""
     from chipsweep.service.queue import Queue
@@ -335,12 +376,24 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> ServeProcess:
-        import httpx
 
         log = self.log_path.open("a")
-        self.proc = self.sessions.popen([PYTHON, "-m", "chipsweep", "serve", "--port", str(self.port),
-                                         "--log-level", "warning", *self.args], self.env, stdout=log,
-                                        stderr=subprocess.STDOUT)
+        self.proc = self.sessions.popen(
+            [
+                PYTHON,
+                "-m",
+                "chipsweep",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *self.args,
+            ],
+            self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
         def up() -> bool:
             assert self.proc is not None
@@ -355,12 +408,13 @@ class ServeProcess:
         return self
 
     def health(self, headers: dict[str, str] | None = None) -> dict[str, Any]:
-        import httpx
 
         return dict(httpx.get(f"{self.url}/healthz", timeout=10, headers=headers).json())
 
     def wait_ray_up(self, timeout: float = 120) -> dict[str, Any]:
-        wait_for(lambda: (self.health().get("ray") or {}).get("state") == "up", timeout, "Ray to be up", every=0.3)
+        wait_for(
+            lambda: (self.health().get("ray") or {}).get("state") == "up", timeout, "Ray to be up", every=0.3
+        )
         return self.health()
 
     def kill(self) -> None:

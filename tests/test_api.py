@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 import yaml
@@ -17,7 +16,7 @@ import yaml
 import chipsweep
 from chipsweep.service.api import create_app
 from chipsweep.service.cli import main as cli
-from tests.conftest import assert_exact, free_port, read_facts, training_spec, wait_for
+from tests.conftest import assert_exact, free_port, http, read_facts, training_spec, wait_for
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -49,86 +48,121 @@ def server(home, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:  # type: 
 
 
 def wait_done(url: str, sweep_id: str) -> dict[str, Any]:
-    wait_for(lambda: httpx.get(f"{url}/sweeps/{sweep_id}").json()["state"] in ("done", "failed"), 120, f"{sweep_id} to finish")
-    return httpx.get(f"{url}/sweeps/{sweep_id}").json()
+    wait_for(
+        lambda: http.get(f"{url}/sweeps/{sweep_id}").json()["state"] in ("done", "failed"),
+        120,
+        f"{sweep_id} to finish",
+    )
+    return http.get(f"{url}/sweeps/{sweep_id}").json()
 
 
 def test_submit_json_and_yaml_then_status_list_and_lake(server: Server) -> None:
-    r = httpx.post(f"{server.url}/sweeps", json=training_spec("api-json"))
+    r = http.post(f"{server.url}/sweeps", json=training_spec("api-json"))
     assert r.status_code == 201, r.text
     body = r.json()
     # chunks never span two models or chips: 4 x 3 chunks of 576 configurations
-    assert (body["sweep_id"], body["version"], body["configurations"], body["chunks_total"]) == ("api-json", 1, 6912, 12)
-    r = httpx.post(f"{server.url}/sweeps", content=yaml.safe_dump(training_spec("api-yaml", store="feasible")),
-                   headers={"Content-Type": "application/yaml"})
+    assert (body["sweep_id"], body["version"], body["configurations"], body["chunks_total"]) == (
+        "api-json",
+        1,
+        6912,
+        12,
+    )
+    r = http.post(
+        f"{server.url}/sweeps",
+        content=yaml.safe_dump(training_spec("api-yaml", store="feasible")),
+        headers={"Content-Type": "application/yaml"},
+    )
     assert r.status_code == 201, r.text
     done = wait_done(server.url, "api-json")
     assert (done["state"], done["chunks_done"], done["rows_written"]) == ("done", 12, 6912)
     assert_exact(read_facts(server.settings.lake, "training", "api-json", 1), 6912)
     feasible = wait_done(server.url, "api-yaml@1")
     assert feasible["state"] == "done" and 0 < feasible["rows_written"] < 6912
-    listed = httpx.get(f"{server.url}/sweeps").json()
+    listed = http.get(f"{server.url}/sweeps").json()
     assert [s["sweep_id"] for s in listed] == ["api-yaml", "api-json"]
-    [v1] = httpx.get(f"{server.url}/sweeps/api-json/history").json()
-    assert (v1["version"], v1["trigger"], v1["chunks_evaluated"], v1["chunks_repriced"], v1["rows"]) == (1, "submit", 12, 0, 6912)
-    assert httpx.get(f"{server.url}/sweeps/no-such-sweep/history").status_code == 404
-    health = httpx.get(f"{server.url}/healthz").json()
+    [v1] = http.get(f"{server.url}/sweeps/api-json/history").json()
+    assert (v1["version"], v1["trigger"], v1["chunks_evaluated"], v1["chunks_repriced"], v1["rows"]) == (
+        1,
+        "submit",
+        12,
+        0,
+        6912,
+    )
+    assert http.get(f"{server.url}/sweeps/no-such-sweep/history").status_code == 404
+    health = http.get(f"{server.url}/healthz").json()
     assert health["ok"] and health["dispatcher"]["alive"]
 
 
-@pytest.mark.parametrize(("mutate", "field", "value"), [
-    (lambda s: s.update(speed="fast"), "speed", "fast"),
-    (lambda s: s["axes"].update(chip=["nvidia_h100_sxm", "abacus"]), "axes.chip[1]", "abacus"),
-    (lambda s: s["axes"].update(tp=[]), "axes.tp", []),
-    (lambda s: s["axes"].update(micro_batch=["one"]), "axes.micro_batch[0]", "one"),
-    (lambda s: s.update(name="../../escape"), "name", "../../escape"),
-])
-def test_invalid_specs_are_422_with_field_value_allowed_and_nothing_queued(server: Server, mutate, field, value) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("mutate", "field", "value"),
+    [
+        (lambda s: s.update(speed="fast"), "speed", "fast"),
+        (lambda s: s["axes"].update(chip=["nvidia_h100_sxm", "abacus"]), "axes.chip[1]", "abacus"),
+        (lambda s: s["axes"].update(tp=[]), "axes.tp", []),
+        (lambda s: s["axes"].update(micro_batch=["one"]), "axes.micro_batch[0]", "one"),
+        (lambda s: s.update(name="../../escape"), "name", "../../escape"),
+    ],
+)
+def test_invalid_specs_are_422_with_field_value_allowed_and_nothing_queued(
+    server: Server, mutate, field, value
+) -> None:  # type: ignore[no-untyped-def]
     spec = training_spec("bad")
     mutate(spec)
-    r = httpx.post(f"{server.url}/sweeps", json=spec)
+    r = http.post(f"{server.url}/sweeps", json=spec)
     assert r.status_code == 422
     body = r.json()
     assert (body["field"], body["value"]) == (field, value) and body["allowed"]
-    assert httpx.get(f"{server.url}/sweeps").json() == []
+    assert http.get(f"{server.url}/sweeps").json() == []
 
 
 def test_size_cap_and_unknown_ids_and_catalog(server: Server) -> None:
     spec = training_spec("too-big")
     spec["axes"]["n_chips"] = {"range": {"start": 8, "stop": 8 * 1000, "step": 8}}  # 1,152,000 configurations
-    r = httpx.post(f"{server.url}/sweeps", json=spec)
-    assert r.status_code == 422 and "1,000,000" in r.json()["allowed"] and "CHIPSWEEP_MAX_CONFIGS" in r.json()["allowed"]
-    r = httpx.get(f"{server.url}/sweeps/ghost")
+    r = http.post(f"{server.url}/sweeps", json=spec)
+    assert (
+        r.status_code == 422
+        and "1,000,000" in r.json()["allowed"]
+        and "CHIPSWEEP_MAX_CONFIGS" in r.json()["allowed"]
+    )
+    r = http.get(f"{server.url}/sweeps/ghost")
     assert r.status_code == 404 and r.json()["field"] == "id" and r.json()["value"] == "ghost"
-    r = httpx.post(f"{server.url}/sweeps", content=b"name: [", headers={"Content-Type": "application/yaml"})
+    r = http.post(f"{server.url}/sweeps", content=b"name: [", headers={"Content-Type": "application/yaml"})
     assert r.status_code == 422 and "YAML" in r.text
-    chips = {c["id"]: c for c in httpx.get(f"{server.url}/catalog/chips").json()}
-    assert chips["nvidia_h100_sxm"]["calibration"]["serving"]["calibrated_on"]["vllm"] == \
-        "mlenergy_vllm (vllm on nvidia_h100_sxm)"
-    assert chips["nvidia_b300_hgx"]["calibration"]["training"]["calibrated_on"].startswith("extrapolated from")
-    r = httpx.get(f"{server.url}/catalog/rocks")
+    chips = {c["id"]: c for c in http.get(f"{server.url}/catalog/chips").json()}
+    assert (
+        chips["nvidia_h100_sxm"]["calibration"]["serving"]["calibrated_on"]["vllm"]
+        == "mlenergy_vllm (vllm on nvidia_h100_sxm)"
+    )
+    assert chips["nvidia_b300_hgx"]["calibration"]["training"]["calibrated_on"].startswith(
+        "extrapolated from"
+    )
+    r = http.get(f"{server.url}/catalog/rocks")
     assert r.status_code == 404 and r.json()["allowed"] == "chips, models, clusters"
     # the docs pages work offline: their scripts come from this server, not a CDN (the page was blank offline)
     for page in ("docs", "redoc"):
-        html = httpx.get(f"{server.url}/{page}")
+        html = http.get(f"{server.url}/{page}")
         assert html.status_code == 200 and "cdn." not in html.text and "https://" not in html.text
         scripts = re.findall(r'<script src="([^"]+)"', html.text)
-        assert scripts and all(httpx.get(f"{server.url}{s}").status_code == 200 for s in scripts)
-    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+        assert scripts and all(http.get(f"{server.url}{s}").status_code == 200 for s in scripts)
+    paths = http.get(f"{server.url}/openapi.json").json()["paths"]
     assert "/sweeps/{sweep_id}" in paths
     # each saved query documents its own parameters (the generic /queries/{name} took an undocumented ?k=v)
     params = {p["name"]: p for p in paths["/queries/cheapest_within_deadline"]["get"]["parameters"]}
-    assert params["days"]["required"] and params["days"]["schema"] == {"type": "number", "exclusiveMinimum": 0}
+    assert params["days"]["required"] and params["days"]["schema"] == {
+        "type": "number",
+        "exclusiveMinimum": 0,
+    }
     assert not params["sweep"]["required"] and "only this sweep" in params["sweep"]["description"]
     objectives = {p["name"]: p for p in paths["/queries/pareto_serving"]["get"]["parameters"]}["objectives"]
     assert "output_tokens_per_s_per_chip" in objectives["description"]
-    assert {p["name"]: p for p in paths["/queries/best_layout"]["get"]["parameters"]}["objective"]["schema"]["enum"][0] \
-        == "time_to_train_days"
+    assert {p["name"]: p for p in paths["/queries/best_layout"]["get"]["parameters"]}["objective"]["schema"][
+        "enum"
+    ][0] == "time_to_train_days"
     # no such route, no such method: the project's error shape (field, value, allowed), not FastAPI's {"detail"}
-    r = httpx.get(f"{server.url}/sweep")
+    r = http.get(f"{server.url}/sweep")
     assert r.status_code == 404 and r.json()["field"] == "path" and r.json()["value"] == "/sweep"
     assert "/sweeps" in r.json()["allowed"] and "detail" not in r.json()
-    r = httpx.put(f"{server.url}/sweeps")
+    r = http.put(f"{server.url}/sweeps")
     assert r.status_code == 405 and r.json()["field"] == "method" and r.json()["value"] == "PUT"
     assert set(r.json()["allowed"]) >= {"GET", "POST"}
 
@@ -137,8 +171,8 @@ def test_cancel_over_http(server: Server, monkeypatch: pytest.MonkeyPatch) -> No
     spec = training_spec("api-cancel")
     spec["axes"]["global_batch"] = [256, 512, 768, 1024, 1280, 1536, 1792, 2048]
     spec["fixed"].pop("global_batch")
-    assert httpx.post(f"{server.url}/sweeps", json=spec).status_code == 201
-    r = httpx.delete(f"{server.url}/sweeps/api-cancel")
+    assert http.post(f"{server.url}/sweeps", json=spec).status_code == 201
+    r = http.delete(f"{server.url}/sweeps/api-cancel")
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     status = wait_done_or_cancelled(server.url, "api-cancel")
     assert status["chunks_done"] < status["chunks_total"]
@@ -146,8 +180,10 @@ def test_cancel_over_http(server: Server, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def wait_done_or_cancelled(url: str, sweep_id: str) -> dict[str, Any]:
-    wait_for(lambda: httpx.get(f"{url}/sweeps/{sweep_id}").json()["chunks_running"] == 0, 60, "in-flight chunks")
-    return httpx.get(f"{url}/sweeps/{sweep_id}").json()
+    wait_for(
+        lambda: http.get(f"{url}/sweeps/{sweep_id}").json()["chunks_running"] == 0, 60, "in-flight chunks"
+    )
+    return http.get(f"{url}/sweeps/{sweep_id}").json()
 
 
 def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -158,8 +194,21 @@ def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # ty
     assert (out["sweep_id"], out["configurations"]) == ("cli-remote", 6912) and out["rows_written"] > 0
     assert cli(["status", "cli-remote", "--server", server.url, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert list(status)[:9] == ["sweep_id", "version", "state", "configurations", "chunks_total", "chunks_done",
-                                "chunks_failed", "rows_written", "configs_per_s"] and status["state"] == "done"
+    assert (
+        list(status)[:9]
+        == [
+            "sweep_id",
+            "version",
+            "state",
+            "configurations",
+            "chunks_total",
+            "chunks_done",
+            "chunks_failed",
+            "rows_written",
+            "configs_per_s",
+        ]
+        and status["state"] == "done"
+    )
     assert cli(["list", "--server", server.url]) == 0 and "cli-remote" in capsys.readouterr().out
     # cancelling a finished sweep says there was nothing to stop (it printed the status as if it had)
     assert cli(["cancel", "cli-remote", "--server", server.url]) == 0
@@ -190,11 +239,11 @@ def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # ty
 
 def test_bearer_token(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     with Server(home.with_(token="s3cret", actors=1)) as s:
-        assert httpx.get(f"{s.url}/healthz").status_code == 200
-        r = httpx.get(f"{s.url}/sweeps")
+        assert http.get(f"{s.url}/healthz").status_code == 200
+        r = http.get(f"{s.url}/sweeps")
         assert r.status_code == 401 and r.json()["field"] == "Authorization"
-        assert httpx.get(f"{s.url}/sweeps", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(f"{s.url}/sweeps", headers={"Authorization": "Bearer s3cret"}).json() == []
+        assert http.get(f"{s.url}/sweeps", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert http.get(f"{s.url}/sweeps", headers={"Authorization": "Bearer s3cret"}).json() == []
         # without the token the CLI's refusal exits 2, as every bad input does (it exited 1, a failure's code)
         monkeypatch.delenv("CHIPSWEEP_TOKEN", raising=False)
         assert cli(["list", "--server", s.url, "--json"]) == 2
@@ -205,28 +254,31 @@ def test_bearer_token(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: i
 
 def test_queries_and_sql_endpoints(server: Server) -> None:
     runner = pytest.importorskip("chipsweep.queries.runner")
-    assert httpx.post(f"{server.url}/sweeps", json=training_spec("api-q", store="feasible")).status_code == 201
+    assert http.post(f"{server.url}/sweeps", json=training_spec("api-q", store="feasible")).status_code == 201
     wait_done(server.url, "api-q")
-    r = httpx.post(f"{server.url}/sql", json={"sql": "SELECT count(*) AS n FROM training"})
+    r = http.post(f"{server.url}/sql", json={"sql": "SELECT count(*) AS n FROM training"})
     assert r.status_code == 200, r.text
     assert r.json()["rows"][0]["n"] > 0
-    r = httpx.get(f"{server.url}/queries/pareto_training", params={"model": "llama3_8b"})
+    r = http.get(f"{server.url}/queries/pareto_training", params={"model": "llama3_8b"})
     assert r.status_code == 200, r.text
     assert r.json()["rows"]
-    r = httpx.get(f"{server.url}/queries/no_such_query")
+    r = http.get(f"{server.url}/queries/no_such_query")
     assert r.status_code in (400, 404) and r.json()["error"]
     assert runner is not None
     # the chips the frontier cannot place: the TPU v5p has no rental or purchase price in the catalog, so every
     # row of it lacks cost_usd; the same answer as the Python API and `chipsweep query`'s 'left off' note
-    r = httpx.get(f"{server.url}/queries/pareto_training/left-off", params={"model": "llama3_8b"})
+    r = http.get(f"{server.url}/queries/pareto_training/left-off", params={"model": "llama3_8b"})
     assert r.status_code == 200, r.text
     chips = {c["chip"]: c for c in r.json()["chips"]}
     assert set(chips) == {"google_tpu_v5p"}
     tpu = chips["google_tpu_v5p"]
     assert tpu["missing"] == ["cost_usd"] and tpu["catalog_lacks"] == ["price"] and tpu["rows"] > 0
     assert tpu["best"]["time_to_train_days"] > 0
-    assert chipsweep.left_off("pareto_training", model="llama3_8b", lake=server.settings.lake) == r.json()["chips"]
-    r = httpx.get(f"{server.url}/queries/pareto_training/left-off", params={"modle": "llama3_8b"})
+    assert (
+        chipsweep.left_off("pareto_training", model="llama3_8b", lake=server.settings.lake)
+        == r.json()["chips"]
+    )
+    r = http.get(f"{server.url}/queries/pareto_training/left-off", params={"modle": "llama3_8b"})
     assert r.status_code == 422 and r.json()["field"] == "modle"
 
 
@@ -240,7 +292,9 @@ def api(home):  # type: ignore[no-untyped-def]
     s.settings = home.with_(max_body_bytes=1_000_000)
     s.port = free_port()
     s.url = f"http://127.0.0.1:{s.port}"
-    config = uvicorn.Config(create_app(s.settings, dispatch=False), host="127.0.0.1", port=s.port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(s.settings, dispatch=False), host="127.0.0.1", port=s.port, log_level="warning"
+    )
     s.server = uvicorn.Server(config)
     s.thread = threading.Thread(target=s.server.run, daemon=True)
     with s:
@@ -249,18 +303,18 @@ def api(home):  # type: ignore[no-untyped-def]
 
 def test_healthz_without_the_token_says_only_up_and_the_detail_needs_it(home) -> None:  # type: ignore[no-untyped-def]
     with Server(home.with_(token="s3cret", actors=1)) as s:
-        anonymous = httpx.get(f"{s.url}/healthz").json()
+        anonymous = http.get(f"{s.url}/healthz").json()
         assert anonymous == {"status": "up"}
-        wrong = httpx.get(f"{s.url}/healthz", headers={"Authorization": "Bearer nope"}).json()
+        wrong = http.get(f"{s.url}/healthz", headers={"Authorization": "Bearer nope"}).json()
         assert wrong == {"status": "up"}
-        full = httpx.get(f"{s.url}/healthz", headers={"Authorization": "Bearer s3cret"}).json()
+        full = http.get(f"{s.url}/healthz", headers={"Authorization": "Bearer s3cret"}).json()
         assert full["status"] == "up" and full["queue"].endswith("queue.db") and full["dispatcher"]["alive"]
 
 
 @pytest.mark.parametrize("header", ["Bearer s3crét", "Bearer \u2603", "Bearer s3cret\u00a0", "Bëarer s3cret"])
 def test_a_non_ascii_authorization_header_is_a_401_not_a_500(home, header: str) -> None:  # type: ignore[no-untyped-def]
     with Server(home.with_(token="s3cret", actors=1)) as s:
-        r = httpx.get(f"{s.url}/sweeps", headers={"Authorization": header.encode("utf-8")})  # type: ignore[dict-item]
+        r = http.get(f"{s.url}/sweeps", headers={"Authorization": header.encode("utf-8")})  # type: ignore[dict-item]
         assert r.status_code == 401 and r.json()["field"] == "Authorization"
 
 
@@ -270,7 +324,9 @@ def test_a_50_mb_body_is_refused_with_413_before_it_is_read_and_never_echoed(api
     big = b"name: " + b"x" * (50 * 2**20)
     for path in ("/sweeps", "/sql"):
         t0 = time.perf_counter()
-        r = httpx.post(f"{api.url}{path}", content=big, headers={"Content-Type": "application/yaml"}, timeout=60)
+        r = http.post(
+            f"{api.url}{path}", content=big, headers={"Content-Type": "application/yaml"}, timeout=60
+        )
         assert r.status_code == 413 and len(r.content) < 1000, (path, r.status_code, len(r.content))
         assert r.json()["field"] == "(body)" and "CHIPSWEEP_MAX_BODY_BYTES" in r.json()["allowed"]
         assert time.perf_counter() - t0 < 10
@@ -279,28 +335,39 @@ def test_a_50_mb_body_is_refused_with_413_before_it_is_read_and_never_echoed(api
         for _ in range(50):
             yield b"x" * 2**20
 
-    r = httpx.post(f"{api.url}/sweeps", content=chunks(), headers={"Content-Type": "application/yaml"}, timeout=60)
+    r = http.post(
+        f"{api.url}/sweeps", content=chunks(), headers={"Content-Type": "application/yaml"}, timeout=60
+    )
     assert r.status_code == 413 and len(r.content) < 1000
-    assert httpx.get(f"{api.url}/healthz").status_code == 200
+    assert http.get(f"{api.url}/healthz").status_code == 200
 
 
 def test_large_values_are_never_echoed_back(api: Server) -> None:
-    r = httpx.post(f"{api.url}/sql", json={"sql": ["x" * 200_000]})
+    r = http.post(f"{api.url}/sql", json={"sql": ["x" * 200_000]})
     assert r.status_code == 422 and len(r.content) < 2000
     spec = training_spec("desc", description="d" * 500_000)
-    r = httpx.post(f"{api.url}/sweeps", json=spec)
+    r = http.post(f"{api.url}/sweeps", json=spec)
     assert r.status_code == 422 and len(r.content) < 2000 and r.json()["field"] == "description"
-    r = httpx.post(f"{api.url}/sql", json={"sql": "SELECT " + "y" * 400_000})
+    r = http.post(f"{api.url}/sql", json={"sql": "SELECT " + "y" * 400_000})
     assert r.status_code == 400 and len(r.content) < 5000
 
 
-@pytest.mark.parametrize(("where", "value"), [
-    ("fixed.tokens", "NaN"), ("fixed.tokens", "Infinity"), ("fixed.tokens", "-Infinity"),
-    ("axes.n_chips", "[64, NaN]"), ("overrides.nvidia_h100_sxm.usd_per_hour", "NaN"),
-    ("axes.n_chips", '{"geometric": {"start": 1, "stop": Infinity, "factor": 2}}'),
-    ("axes.n_chips", "[1e30]"), ("fixed.global_batch", "1" + "0" * 400),
-])
-def test_nan_infinity_and_overflow_in_a_spec_over_http_are_422_with_valid_json(api: Server, where: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("fixed.tokens", "NaN"),
+        ("fixed.tokens", "Infinity"),
+        ("fixed.tokens", "-Infinity"),
+        ("axes.n_chips", "[64, NaN]"),
+        ("overrides.nvidia_h100_sxm.usd_per_hour", "NaN"),
+        ("axes.n_chips", '{"geometric": {"start": 1, "stop": Infinity, "factor": 2}}'),
+        ("axes.n_chips", "[1e30]"),
+        ("fixed.global_batch", "1" + "0" * 400),
+    ],
+)
+def test_nan_infinity_and_overflow_in_a_spec_over_http_are_422_with_valid_json(
+    api: Server, where: str, value: str
+) -> None:
     spec = training_spec("nums")
     key = where.split(".")[-1]
     if where.startswith("overrides"):
@@ -308,18 +375,20 @@ def test_nan_infinity_and_overflow_in_a_spec_over_http_are_422_with_valid_json(a
     else:
         spec["fixed" if where.startswith("fixed") else "axes"][key] = "PLACEHOLDER"
     text = json.dumps(spec).replace('"PLACEHOLDER"', value)  # JSON as Python's json module writes NaN
-    r = httpx.post(f"{api.url}/sweeps", content=text, headers={"Content-Type": "application/json"})
+    r = http.post(f"{api.url}/sweeps", content=text, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     body = r.json()  # valid JSON: NaN and infinities are carried as text
     assert body["field"].startswith(where.split(".")[0]) and body["allowed"]
-    assert httpx.get(f"{api.url}/sweeps").json() == []
+    assert http.get(f"{api.url}/sweeps").json() == []
 
 
-def test_json_nested_1000_levels_is_422_over_http_and_exit_2_in_the_cli(api: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_json_nested_1000_levels_is_422_over_http_and_exit_2_in_the_cli(
+    api: Server, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
     deep = '{"a":' * 1000 + "1" + "}" * 1000
-    r = httpx.post(f"{api.url}/sweeps", content=deep, headers={"Content-Type": "application/json"})
+    r = http.post(f"{api.url}/sweeps", content=deep, headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and "nested deeper than 32 levels" in r.text
-    r = httpx.post(f"{api.url}/sql", content=deep, headers={"Content-Type": "application/json"})
+    r = http.post(f"{api.url}/sql", content=deep, headers={"Content-Type": "application/json"})
     assert r.status_code == 422
     spec = tmp_path / "deep.json"
     spec.write_text(deep)
@@ -329,33 +398,43 @@ def test_json_nested_1000_levels_is_422_over_http_and_exit_2_in_the_cli(api: Ser
     bomb.write_text('a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n')
     assert cli(["submit", str(bomb)]) == 2
     assert "aliases (*a) are not allowed" in capsys.readouterr().err
-    r = httpx.post(f"{api.url}/sweeps", content=bomb.read_bytes(), headers={"Content-Type": "application/yaml"})
+    r = http.post(
+        f"{api.url}/sweeps", content=bomb.read_bytes(), headers={"Content-Type": "application/yaml"}
+    )
     assert r.status_code == 422 and "aliases" in r.text
 
 
-def test_a_sweep_name_with_a_trailing_newline_is_refused_over_http_and_in_the_cli(api: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.post(f"{api.url}/sweeps", json=training_spec("nl\n"))
+def test_a_sweep_name_with_a_trailing_newline_is_refused_over_http_and_in_the_cli(
+    api: Server, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    r = http.post(f"{api.url}/sweeps", json=training_spec("nl\n"))
     assert r.status_code == 422 and (r.json()["field"], r.json()["value"]) == ("name", "nl\n")
     spec = tmp_path / "nl.yaml"
     spec.write_text(yaml.safe_dump(training_spec("nl\n")))
     assert cli(["submit", str(spec)]) == 2
     assert "field 'name'" in capsys.readouterr().err
-    assert httpx.get(f"{api.url}/sweeps").json() == []
-    assert not (api.settings.home / "lake").exists() or not list((api.settings.home / "lake").rglob("sweep=nl*"))
+    assert http.get(f"{api.url}/sweeps").json() == []
+    assert not (api.settings.home / "lake").exists() or not list(
+        (api.settings.home / "lake").rglob("sweep=nl*")
+    )
 
 
 def test_duckdb_settings_over_http_is_refused_and_odd_column_types_are_json(api: Server) -> None:
-    r = httpx.post(f"{api.url}/sql", json={"sql": "SELECT * FROM duckdb_settings()"})
+    r = http.post(f"{api.url}/sql", json={"sql": "SELECT * FROM duckdb_settings()"})
     assert r.status_code == 400 and "duckdb_settings is not allowed" in r.json()["error"]
-    r = httpx.post(f"{api.url}/sql", json={"sql": "SELECT current_setting('allowed_directories') AS d"})
+    r = http.post(f"{api.url}/sql", json={"sql": "SELECT current_setting('allowed_directories') AS d"})
     assert r.status_code == 400 and str(api.settings.home) not in r.text
-    odd = ("SELECT '\\xFF\\x00'::BLOB AS b, INTERVAL 1 DAY AS i, 1.5::DECIMAL(10, 2) AS d, ['nan'::DOUBLE] AS l, "
-           "{'x': 'inf'::DOUBLE} AS s, MAP {'k': 1} AS m, uuid() AS u, TIME '12:00' AS t")
-    r = httpx.post(f"{api.url}/sql", json={"sql": odd})
+    odd = (
+        "SELECT '\\xFF\\x00'::BLOB AS b, INTERVAL 1 DAY AS i, 1.5::DECIMAL(10, 2) AS d, ['nan'::DOUBLE] AS l, "
+        "{'x': 'inf'::DOUBLE} AS s, MAP {'k': 1} AS m, uuid() AS u, TIME '12:00' AS t"
+    )
+    r = http.post(f"{api.url}/sql", json={"sql": odd})
     assert r.status_code == 200, r.text
     row = r.json()["rows"][0]
-    assert row["b"].startswith("base64:") and row["l"] == [None] and row["s"] == {"x": None} and row["d"] == 1.5
-    r = httpx.post(f"{api.url}/sql", json={"sql": "UPDATE EXTENSIONS"})
+    assert (
+        row["b"].startswith("base64:") and row["l"] == [None] and row["s"] == {"x": None} and row["d"] == 1.5
+    )
+    r = http.post(f"{api.url}/sql", json={"sql": "UPDATE EXTENSIONS"})
     assert r.status_code == 400 and "UPDATE EXTENSIONS is not allowed" in r.json()["error"]
 
 
@@ -365,19 +444,25 @@ def test_resume_over_http_continues_a_cancelled_sweep(server: Server) -> None:
     spec = training_spec("api-resume")
     spec["axes"]["global_batch"] = [256, 512, 768, 1024, 1280, 1536, 1792, 2048]
     spec["fixed"].pop("global_batch")
-    assert httpx.post(f"{server.url}/sweeps", json=spec).status_code == 201
-    assert httpx.delete(f"{server.url}/sweeps/api-resume").json()["state"] == "cancelled"
+    assert http.post(f"{server.url}/sweeps", json=spec).status_code == 201
+    assert http.delete(f"{server.url}/sweeps/api-resume").json()["state"] == "cancelled"
     wait_done_or_cancelled(server.url, "api-resume")
-    r = httpx.post(f"{server.url}/sweeps/api-resume/resume")
+    r = http.post(f"{server.url}/sweeps/api-resume/resume")
     assert r.status_code == 200 and r.json()["state"] in ("queued", "running", "done")
     done = wait_done(server.url, "api-resume")
-    assert (done["state"], done["chunks_done"], done["rows_written"]) == ("done", done["chunks_total"], 6912 * 8)
+    assert (done["state"], done["chunks_done"], done["rows_written"]) == (
+        "done",
+        done["chunks_total"],
+        6912 * 8,
+    )
     assert_verified(server.settings.queue_path, server.settings.lake, "api-resume", rows=6912 * 8)
-    r = httpx.post(f"{server.url}/sweeps/ghost/resume")
+    r = http.post(f"{server.url}/sweeps/ghost/resume")
     assert r.status_code == 404 and r.json()["field"] == "id"
 
 
-def test_healthz_says_degraded_and_why_while_the_lake_refuses_chunks(home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_healthz_says_degraded_and_why_while_the_lake_refuses_chunks(
+    home, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import assert_verified, lake_unwritable
 
     monkeypatch.setenv("CHIPSWEEP_FAULT_DELAY_S", "0.3")
@@ -385,16 +470,18 @@ def test_healthz_says_degraded_and_why_while_the_lake_refuses_chunks(home, monke
         spec = training_spec("api-outage")
         spec["axes"]["global_batch"] = [256, 512, 768, 1024]
         spec["fixed"].pop("global_batch")
-        assert httpx.post(f"{s.url}/sweeps", json=spec).status_code == 201
-        wait_for(lambda: httpx.get(f"{s.url}/sweeps/api-outage").json()["chunks_done"] >= 2, 60, "two chunks")
+        assert http.post(f"{s.url}/sweeps", json=spec).status_code == 201
+        wait_for(lambda: http.get(f"{s.url}/sweeps/api-outage").json()["chunks_done"] >= 2, 60, "two chunks")
         with lake_unwritable(home.lake):
-            wait_for(lambda: httpx.get(f"{s.url}/healthz").json()["status"] == "degraded", 30, "degraded health")
-            health = httpx.get(f"{s.url}/healthz").json()
+            wait_for(
+                lambda: http.get(f"{s.url}/healthz").json()["status"] == "degraded", 30, "degraded health"
+            )
+            health = http.get(f"{s.url}/healthz").json()
             assert "the lake refused a chunk" in health["reasons"][0] and not health["lake_state"]["ok"]
-            assert httpx.get(f"{s.url}/sweeps/api-outage").json()["chunks_failed"] == 0
-            metrics = httpx.get(f"{s.url}/metrics").text
+            assert http.get(f"{s.url}/sweeps/api-outage").json()["chunks_failed"] == 0
+            metrics = http.get(f"{s.url}/metrics").text
             assert "chipsweep_lake_available 0" in metrics
         done = wait_done(s.url, "api-outage")
         assert (done["state"], done["chunks_failed"]) == ("done", 0)
-        assert httpx.get(f"{s.url}/healthz").json()["status"] == "up"
+        assert http.get(f"{s.url}/healthz").json()["status"] == "up"
     assert_verified(home.queue_path, home.lake, "api-outage", rows=6912 * 4)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from chipsweep.service.cli import main as cli
 from chipsweep.service.queue import Queue
-from tests.conftest import assert_exact, read_facts, wait_for
+from tests.conftest import assert_exact, http, read_facts, wait_for
 from tests.test_api import Server
 from tests.test_rerun import small_spec
 
@@ -19,17 +18,18 @@ pytestmark = pytest.mark.usefixtures("ray_local")
 
 
 def test_server_scheduler_reruns_on_catalog_edit_and_a_racing_cli_rerun_adds_nothing(  # type: ignore[no-untyped-def]
-        home, tmp_path, monkeypatch, capsys) -> None:
+    home, tmp_path, monkeypatch, capsys
+) -> None:
     path = tmp_path / "overlay.yaml"
     path.write_text("")
     monkeypatch.setenv("CHIPSWEEP_CATALOG", str(path))
     spec: dict[str, Any] = small_spec("sched", schedule={"on_change": True})
     with Server(home.with_(chunk_size=8, actors=2)) as s:
-        r = httpx.post(f"{s.url}/sweeps", json=spec)
+        r = http.post(f"{s.url}/sweeps", json=spec)
         assert r.status_code < 300, r.text
 
         def state(sweep_id: str) -> str:
-            got = httpx.get(f"{s.url}/sweeps/{sweep_id}")
+            got = http.get(f"{s.url}/sweeps/{sweep_id}")
             return str(got.json()["state"]) if got.status_code == 200 else "absent"
 
         wait_for(lambda: state("sched@1") == "done", 120, "version 1")
@@ -48,7 +48,8 @@ def test_server_scheduler_reruns_on_catalog_edit_and_a_racing_cli_rerun_adds_not
 
 
 def test_a_broken_overlay_leaves_the_last_good_catalog_in_force_for_requests_and_says_so(  # type: ignore[no-untyped-def]
-        home, tmp_path, monkeypatch) -> None:
+    home, tmp_path, monkeypatch
+) -> None:
     """README: an edit that breaks the catalog is refused and the last good catalog stays in force. The scheduler
     kept it, but every POST /sweeps and GET /catalog answered 422 with no field (the CLI printed "field 'None'"), and
     /healthz said up."""
@@ -58,17 +59,26 @@ def test_a_broken_overlay_leaves_the_last_good_catalog_in_force_for_requests_and
     path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 2.5\n")
     monkeypatch.setenv("CHIPSWEEP_CATALOG", str(path))
     with Server(home.with_(chunk_size=2000, actors=1)) as s:
-        assert httpx.get(f"{s.url}/catalog/chips").status_code == 200  # the good catalog, seen
+        assert http.get(f"{s.url}/catalog/chips").status_code == 200  # the good catalog, seen
         path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: [0.9\n")
-        r = httpx.post(f"{s.url}/sweeps", json=training_spec("broken-overlay"))
+        r = http.post(f"{s.url}/sweeps", json=training_spec("broken-overlay"))
         assert r.status_code == 201, r.text
-        chips = {c["id"]: c for c in httpx.get(f"{s.url}/catalog/chips").json()}
+        chips = {c["id"]: c for c in http.get(f"{s.url}/catalog/chips").json()}
         assert chips["nvidia_h100_sxm"]["usd_per_hour"] == 2.5  # the last good overlay's price
-        health = httpx.get(f"{s.url}/healthz").json()
+        health = http.get(f"{s.url}/healthz").json()
         assert health["status"] == "degraded"
-        assert any("catalog files are refused" in why and "overlay.yaml" in why and "last good one stays in force" in why
-                   for why in health["reasons"])
+        assert any(
+            "catalog files are refused" in why
+            and "overlay.yaml" in why
+            and "last good one stays in force" in why
+            for why in health["reasons"]
+        )
         path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 3.0\n")  # mended
-        assert {c["id"]: c for c in httpx.get(f"{s.url}/catalog/chips").json()}["nvidia_h100_sxm"]["usd_per_hour"] == 3.0
-        wait_for(lambda: not any("catalog" in w for w in httpx.get(f"{s.url}/healthz").json()["reasons"]), 60,
-                 "health without the catalog reason")
+        assert {c["id"]: c for c in http.get(f"{s.url}/catalog/chips").json()}["nvidia_h100_sxm"][
+            "usd_per_hour"
+        ] == 3.0
+        wait_for(
+            lambda: not any("catalog" in w for w in http.get(f"{s.url}/healthz").json()["reasons"]),
+            60,
+            "health without the catalog reason",
+        )
