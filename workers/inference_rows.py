@@ -30,7 +30,7 @@ from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, bools, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
-from chipsweep.workers.tables import chip_link_arrays, compact, first_rule, gather, measured_follows
+from chipsweep.workers.tables import chip_link_arrays, chip_what_ifs, compact, first_rule, gather
 from chipsweep.workers.workload import (
     getter,
     model_arrays,
@@ -515,16 +515,9 @@ def assemble_inference(
         c = gather(tables["chips"], variant * nc + safe, dtype)
     else:
         ccols = {k: v[safe] for k, v in ctx.chips.cols.items()}
-        base = dict(ccols)
-        given: dict[str, Array] = {}
-        for field in OVERRIDABLE:
-            if f"chip.{field}" in raw:
-                over = get(f"chip.{field}")
-                given[field] = np.isfinite(over)
-                ccols[field] = np.where(given[field], over, ccols[field])
-                if field in _F:
-                    overridden |= np.where(given[field], _F[field], 0)
-        measured_follows(ccols, base, given)
+        for field, rows in chip_what_ifs(ccols, raw, get).items():
+            if field in _F:
+                overridden |= np.where(rows, _F[field], 0)
         c = _chip_terms(ccols, static, variant, ctx.defaults)
     cal = gather(tables["cal"], safe, dtype)
     engine = get("engine")

@@ -19,6 +19,7 @@ from chipsweep.schemas.vocab import (
     CHIP_NUMERIC,
     MLA_FIELDS,
     MODEL_NUMERIC,
+    OVERRIDABLE,
     PRECISIONS,
     ROUTING_FIELDS,
     SHAPE_FIELDS,
@@ -166,6 +167,20 @@ def default_precision(chip_cols: Mapping[str, Array]) -> Array:
         [PRECISIONS.index("bf16"), PRECISIONS.index("fp16"), PRECISIONS.index("fp32"), PRECISIONS.index("fp8")],
         PRECISIONS.index("bf16"),
     )
+
+
+def chip_what_ifs(ccols: dict[str, Array], raw: Mapping[str, Any], get: Callable[[str], Array]) -> dict[str, Array]:
+    """Apply the rows' `chip.<field>` what-ifs (OVERRIDABLE) over the catalog's chip columns, in place, the measured
+    counterparts following (`measured_follows`); returns, per field a row overrides, which rows gave it."""
+    base = dict(ccols)
+    given: dict[str, Array] = {}
+    for field in OVERRIDABLE:
+        if f"chip.{field}" in raw:
+            over = get(f"chip.{field}")
+            given[field] = np.isfinite(over)
+            ccols[field] = np.where(given[field], over, ccols[field])
+    measured_follows(ccols, base, given)
+    return given
 
 
 def measured_follows(ccols: dict[str, Array], base: Mapping[str, Array], given: Mapping[str, Array]) -> None:

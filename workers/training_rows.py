@@ -38,8 +38,8 @@ from chipsweep.workers.tables import (
     PRECISION_FIELD,
     PRECISION_WEIGHT_BYTES,
     chip_link_arrays,
+    chip_what_ifs,
     default_precision,
-    measured_follows,
     model_columns,
     model_shape_arrays,
     peak_for_precision,
@@ -389,14 +389,7 @@ def _assemble_general(
     ccols = {k: v[safe_chip] for k, v in ctx.chips.cols.items()}
     for key in ("scale_out_gbit_s", "scale_up_gb_s", "scale_up_domain"):
         ccols[key] = np.where(np.isfinite(cluster_vals[key]), cluster_vals[key], ccols[key])
-    base = dict(ccols)
-    given: dict[str, Array] = {}
-    for field in OVERRIDABLE:
-        if f"chip.{field}" in raw:
-            over = get(f"chip.{field}")
-            given[field] = np.isfinite(over)
-            ccols[field] = np.where(given[field], over, ccols[field])
-    measured_follows(ccols, base, given)
+    chip_what_ifs(ccols, raw, get)
 
     # --- workload and layout -------------------------------------------------------------------
     n_chips = get("n_chips")
