@@ -476,6 +476,12 @@ SHAPES_2026: dict[str, dict[str, object]] = {
                  "recompute": "selective"},
     "GPT3-46B": {"layers": 56, "hidden": 8192, "heads": 64, "ffn_hidden": 32768, "seq_len": 2048, "dropout": True,
                  "recompute": "full"},
+    # the Megatron-LM README's strong-scaling paragraph names "the standard GPT-3 model (our version has slightly more
+    # than 175 billion parameters due to larger vocabulary size)" at "the same batch size of 1152 sequences": the GPT
+    # 177B of the same README's model table (96 layers, hidden 12,288, 96 heads, vocabulary 131,072, 1,152 sequences),
+    # whose benchmarks all run 4,096-token sequences; the paragraph itself states no shape (an inference, in notes)
+    "GPT-3 175B (Megatron, 'slightly more than 175B due to larger vocabulary')": {
+        "layers": 96, "hidden": 12288, "heads": 96, "vocab": 131072, "seq_len": 4096},
 }
 # models of those rows whose architecture could not be sourced, and why
 UNSOURCED_2026 = {
@@ -658,6 +664,14 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             flops_tok = _megatron_flops_per_token(row)
             measured = float(metrics["model_tflops_per_chip"]["value"]) * 1e12 / flops_tok
             how = "derived: TFLOP/s per chip / Megatron-LM's FLOPs per token (full attention)"
+        elif "mfu" in metrics and source == "megatron_lm_strong":
+            # the README's MFU is its TFLOP/s per chip over the H100's 989 dense BF16 (its model table's 432.8 TFLOP/s
+            # read 44 %), with Megatron-LM's FLOP count
+            flops_tok = _megatron_flops_per_token(row)
+            peak = catalog.chips[d["chip"]].peak_tflops_bf16 or 0.0
+            measured = float(metrics["mfu"]["value"]) / 100.0 * peak * 1e12 / flops_tok
+            how = ("derived: MFU x the BF16 peak / Megatron-LM's FLOPs per token (full attention); shapes of the README's "
+                   "GPT 177B, sequence 4,096 as its benchmarks (the paragraph states none)")
         elif "model_tflops_per_chip" in metrics and source == "opt":
             flops_tok = _megatron_flops_per_token(row)
             measured = float(metrics["model_tflops_per_chip"]["value"]) * 1e12 / flops_tok
