@@ -9,6 +9,7 @@ third objective sets the frontier markers' size. Only draws: the figure's conten
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -47,6 +48,11 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def _wrap(text: object, width: int = 70) -> str:
+    """A long hover line broken at spaces (plotly does not wrap hover text)."""
+    return "<br>".join(textwrap.wrap(str(text), width)) or str(text)
+
+
 def _hover(fig: FrontierFigure, p: dict[str, Any]) -> str:
     row = p.get("row") or {}
     lines = [f"<b>{p['label']}</b>", f"{fig.x.column} = {_fmt(p['x'])}", f"{fig.y.column} = {_fmt(p['y'])}"]
@@ -54,6 +60,10 @@ def _hover(fig: FrontierFigure, p: dict[str, Any]) -> str:
         lines.append(f"{fig.colour.column} = {_fmt(p['c'])}")
     if p.get("group"):
         lines.append(f"frontier of {p['group']}")
+    if row.get("calibrated_on"):
+        # an extrapolated point's efficiency was never checked against a run of its own chip: say so on hover
+        text = _wrap(row["calibrated_on"])
+        lines.append(f"<i>efficiency {text}</i>" if p.get("extrapolated") else f"calibrated on {text}")
     if row.get("sweep") is not None:
         lines.append(f"sweep {row['sweep']} v{row.get('version')}, idx {row.get('idx')}")
     return "<br>".join(lines)
@@ -104,8 +114,11 @@ def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
         ps = [fig.frontier[i] for i in idx]
         traces.append(go.Scatter(
             x=[p["x"] for p in ps], y=[p["y"] for p in ps], mode="markers", name=chip, legendgroup=chip,
+            # hollow where the efficiency is extrapolated from other chips' runs (no published run of this chip)
             marker={"size": [sizes.get(i, 11) for i in idx], "color": colours[chip],
-                    "line": {"width": 1, "color": "#111"}},
+                    "symbol": ["circle-open" if p.get("extrapolated") else "circle" for p in ps],
+                    "line": {"width": [2 if p.get("extrapolated") else 1 for p in ps],
+                             "color": [colours[chip] if p.get("extrapolated") else "#111" for p in ps]}},
             text=[_hover(fig, p) for p in ps], hovertemplate="%{text}<extra></extra>",
             customdata=[json.dumps(p.get("row") or {}, sort_keys=True) for p in ps], meta="frontier"))
     title = fig.title
@@ -115,6 +128,8 @@ def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
         title += f" — {what}"
     if fig.colour is not None:
         title += f"; marker size: {fig.colour.title}"
+    if fig.any_extrapolated():
+        title += "<br><sup>hollow: efficiency extrapolated from other chips' runs (no published run of that chip)</sup>"
     layout = go.Layout(
         title={"text": title, "font": {"size": 15}}, template="plotly_white", hovermode="closest",
         xaxis={"title": {"text": fig.x.title}, "type": "log" if fig.x.log else "linear"},

@@ -68,7 +68,9 @@ class Axis:
 class FrontierFigure:
     """What a frontier plot shows. Frontier points: {"x", "y", "c"? (third objective), "chip",
     "label", "group" (which of the result's frontiers it is on: '' for one frontier, else e.g.
-    'prompt_len 128, gen_len 2048'), "row" (the configuration, JSON-safe)}, in x order; candidates: parallel lists."""
+    'prompt_len 128, gen_len 2048'), "row" (the configuration, JSON-safe), "extrapolated" (the row's efficiency
+    constants come from other chips' runs, `calibrated_on` 'extrapolated ...': drawn hollow)}, in x order;
+    candidates: parallel lists."""
 
     title: str
     x: Axis
@@ -89,6 +91,10 @@ class FrontierFigure:
         for i, p in enumerate(self.frontier):
             out.setdefault(str(p.get("group") or ""), []).append(i)
         return dict(sorted(out.items()))
+
+    def any_extrapolated(self) -> bool:
+        """Whether a frontier point rests on efficiency constants extrapolated from other chips."""
+        return any(bool(p.get("extrapolated")) for p in self.frontier)
 
     def chips(self) -> list[str]:
         """Every chip drawn (frontier first, then candidates), in a stable order: colours follow it."""
@@ -118,6 +124,13 @@ def _label(row: dict[str, object]) -> str:
     chip = row.get("chip") or row.get("chip_name") or ""
     layout = row.get("layout") or ""
     return f"{chip} × {layout}" if chip and layout else str(chip or layout or row.get("idx", ""))
+
+
+def extrapolated(row: dict[str, object]) -> bool:
+    """A row whose chip's efficiency constants were fitted on other chips' published runs: `calibrated_on` says
+    'extrapolated from ...' (workers/context.py; the lake's `fitted_on_own_runs` macro is its negation for rows
+    that carry the column)."""
+    return str(row.get("calibrated_on") or "").startswith("extrapolated")
 
 
 def _json_safe(row: dict[str, object]) -> dict[str, object]:
@@ -183,7 +196,8 @@ def figure_data(
         if not (math.isfinite(fx[i]) and math.isfinite(fy[i])):
             continue
         p: dict[str, object] = {"x": float(fx[i]), "y": float(fy[i]), "chip": _chip(row), "label": _label(row),
-                                "group": ", ".join(f"{c} {row.get(c)}" for c in part), "row": _json_safe(row)}
+                                "group": ", ".join(f"{c} {row.get(c)}" for c in part), "row": _json_safe(row),
+                                "extrapolated": extrapolated(row)}
         if fc is not None and math.isfinite(fc[i]):
             p["c"] = float(fc[i])
         points.append(p)

@@ -68,8 +68,12 @@ def draw_png(fig: FrontierFigure, path: str | Path) -> Path:
         if not idx and not legend_all:
             continue
         n_cand = sum(1 for c in fig.candidates_chip if c == chip)
-        ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], s=sizes[idx] if idx else 46, color=colour[chip],
-                   edgecolors="black", linewidths=0.6, zorder=3,
+        # hollow where the efficiency is extrapolated from other chips' runs (no published run of this chip)
+        hollow = [bool(fig.frontier[i].get("extrapolated")) for i in idx]
+        ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], s=sizes[idx] if idx else 46,
+                   facecolors=["none" if h else colour[chip] for h in hollow] if idx else colour[chip],
+                   edgecolors=[colour[chip] if h else "black" for h in hollow] if idx else "black",
+                   linewidths=[1.6 if h else 0.6 for h in hollow] if idx else 0.6, zorder=3,
                    label=f"{chip} ({len(idx)} on the frontier, {n_cand:,} drawn)")
     if fig.x.log:
         ax.set_xscale("log")
@@ -86,6 +90,8 @@ def draw_png(fig: FrontierFigure, path: str | Path) -> Path:
     sub = f"over {total:,} feasible configurations (faint)"
     if fig.colour is not None:
         sub += f"; marker size: {fig.colour.title}"
+    if fig.any_extrapolated():
+        sub += "; hollow: efficiency extrapolated from other chips' runs"
     ax.set_title(f"{fig.title}\n{sub}", fontsize=10, loc="left")
     ax.grid(True, which="both", alpha=0.25)
     if ax.get_legend_handles_labels()[0]:  # an empty frontier has no chip to list (matplotlib warns otherwise)

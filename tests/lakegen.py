@@ -12,6 +12,7 @@ sweeps dimension files beside them. Two sources of rows:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,21 @@ MODELS: list[tuple[str, str, str, float, int, int, int]] = [
     ("gpt3_13b", "GPT-3 13B", "gpt3", 13.0, 40, 5120, 40),
     ("megatron_1t", "Megatron 1T", "megatron", 1008.0, 128, 25600, 160),
 ]
+
+
+@functools.cache
+def provenance() -> tuple[str, ...]:
+    """Each CHIPS entry's `calibrated_on` as the real core writes it for a Megatron training row (the grid's
+    framework): the sources that fitted the chip's constants, or what they are extrapolated from, so a grid's
+    frontier says which of its points rest on extrapolated efficiency as a real sweep's does."""
+    from chipsweep.schemas.catalog import load_catalog
+    from chipsweep.schemas.vocab import FRAMEWORKS
+    from chipsweep.workers.context import Context
+
+    ctx = Context.build(load_catalog(use_env=False))
+    at, fw = ctx.chips.index(), FRAMEWORKS.index("megatron")
+    return tuple(str(ctx.calibrated_on[fw, at[c[0]]]) if c[0] in at else "extrapolated (not a catalog chip)"
+                 for c in CHIPS)
 
 
 def chips_dim(ids: Sequence[str] | None = None) -> pa.Table:
@@ -353,7 +369,7 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "global_batch_run": np.full(len(idx), 1024), "idle_chips": np.zeros(len(idx)),
         "first_stage_layers": np.ones(len(idx)), "last_stage_layers": np.ones(len(idx)),
         "batch_handling": (np.zeros(len(idx), dtype=np.int32), ("exact",)),
-        "calibrated_on": (np.zeros(len(idx), dtype=np.int32), ("extrapolated from nvidia_gpu",)),
+        "calibrated_on": (c_rows.astype(np.int32), provenance()),
         # issue 13 columns: dense models, no expert or context parallelism
         "ep": np.ones(len(idx)), "moe_experts": np.zeros(len(idx)), "moe_topk": np.zeros(len(idx)),
         "moe_ffn_hidden": np.zeros(len(idx)), "moe_shared_experts": np.zeros(len(idx)),

@@ -152,3 +152,44 @@ def test_each_frontier_of_a_result_is_its_own_staircase(tmp_path: Path) -> None:
         assert xs == sorted(xs) and ys == sorted(ys, reverse=True)  # min time, min cost: a staircase
     drawn = read_png_data(tmp_path / "two.png")
     assert {p["group"] for p in drawn["frontier"]} == set(lines)
+
+
+
+def test_frontier_points_whose_efficiency_is_extrapolated_are_drawn_hollow(tmp_path: Path) -> None:
+    """A frontier point whose chip has no published run of its own (`calibrated_on` 'extrapolated from ...') is
+    the one the model is least sure of, and the frontier is where optimism lands: the chart and the PNG draw it
+    hollow, say what it is extrapolated from on hover, and the title says what hollow means. Points of chips
+    fitted on their own runs (the H100 here) stay solid. A real sweep: Llama 2 7B on the H100, H200 (extrapolated
+    from the H100, same compute) and MI300X (extrapolated by measured GEMM throughput)."""
+    import json
+
+    from chipsweep.queries.chart import chart_json
+    from chipsweep.schemas.catalog import load_catalog
+    from tests.conftest import evaluated_lake
+
+    spec = {"name": "hollow", "kind": "training", "axes": {
+        "model": ["llama2_7b"], "chip": ["nvidia_h100_sxm", "nvidia_h200_sxm", "amd_mi300x"],
+        "n_chips": [8, 64, 512, 2048]}, "fixed": {"global_batch": 1024, "tokens": 2e12, "cost_basis": "rental"}}
+    evaluated_lake(spec, tmp_path / "lake", load_catalog(use_env=False))
+    lake = str(tmp_path / "lake")
+    table = run_saved("pareto_training", {"model": "llama2_7b"}, lake=lake)
+    cal = {c: str(o) for c, o in zip(table["chip"].to_pylist(), table["calibrated_on"].to_pylist(), strict=True)}
+    assert cal["nvidia_h100_sxm"].startswith("llm_foundry")  # fitted on its own runs
+    assert cal["amd_mi300x"].startswith("extrapolated from") and cal["nvidia_h200_sxm"].startswith("extrapolated from")
+    fig = figure_data(table)
+    assert {p["chip"]: p["extrapolated"] for p in fig.frontier} == {c: o.startswith("extrapolated") for c, o in cal.items()}
+    chart = chart_json(fig)
+    for trace in (t for t in chart["data"] if t.get("meta") == "frontier"):
+        hollow = not cal[trace["name"]].startswith("llm_foundry")
+        assert set(trace["marker"]["symbol"]) == {"circle-open" if hollow else "circle"}, trace["name"]
+        for text in trace["text"]:
+            assert ("<i>efficiency extrapolated from" in text) is hollow and ("calibrated on llm_foundry" in text) is not hollow
+    assert "hollow: efficiency extrapolated" in json.dumps(chart["layout"]["title"])
+    # the same flags reach the PNG (its embedded figure data), and a frontier of fitted chips alone says nothing of it
+    out = tmp_path / "hollow.png"
+    plot(table, None, out)
+    assert [p["extrapolated"] for p in read_png_data(out)["frontier"]] == [p["extrapolated"] for p in fig.frontier]
+    measured = run_saved("pareto_training", {"model": "llama2_7b", "calibration": "measured"}, lake=lake)
+    solid = figure_data(measured)
+    assert solid.frontier and not solid.any_extrapolated()
+    assert "hollow" not in json.dumps(chart_json(solid)["layout"]["title"])

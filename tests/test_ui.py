@@ -242,6 +242,23 @@ def test_the_explorer_can_keep_only_chips_fitted_on_their_own_runs(server: Serve
     assert page.locator("#calibration").input_value() == "measured"
 
 
+def test_the_explorer_draws_frontier_points_of_extrapolated_efficiency_hollow(server: Server, page: Any) -> None:
+    """The MI300X has no published run of its own (`calibrated_on` 'extrapolated from ...'): its frontier points are
+    drawn hollow in the browser, the H100's and A100's solid, and the chart's title says what hollow means."""
+    front = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake())
+    want = sorted((float(d), str(c).startswith("extrapolated")) for d, c in zip(
+        front["time_to_train_days"].to_pylist(), front["calibrated_on"].to_pylist(), strict=True))
+    assert any(h for _, h in want)
+    page.goto(server.url + "/ui/frontier?query=pareto_training&model=llama2_70b")
+    _frontier_points(page)  # the chart is drawn
+    traces = page.evaluate("() => document.getElementById('chart').data.filter(t => t.meta === 'frontier')"
+                           ".map(t => [Array.from(t.x), Array.from(t.marker.symbol)])")
+    got = sorted((float(x), s == "circle-open") for xs, ss in traces for x, s in zip(xs, ss, strict=True))
+    assert [h for _, h in got] == [h for _, h in want] and _same_points(
+        [(x, 0.0) for x, _ in got], [(x, 0.0) for x, _ in want])
+    assert "hollow" in page.evaluate("() => document.getElementById('chart').layout.title.text")
+
+
 def test_the_explorer_draws_the_frontier_within_a_deadline(server: Server, page: Any) -> None:
     full = run_saved("pareto_training", {"model": "llama2_70b"}, lake=server.lake())
     days = sorted(full["time_to_train_days"].to_pylist())
