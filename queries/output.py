@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from chipsweep.queries.figure import extrapolated
 from chipsweep.queries.runner import objectives_of, table_records
 from chipsweep.queries.saved import META_NOTE, META_PARTITION
 
@@ -61,6 +62,7 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
                        f" (rows each: {named}{more})")
         else:
             footer += "; frontier of " + of
+        footer += extrapolated_note(table)
         if "engine" in table.column_names:  # a chip difference may be a software one: say so
             engines = sorted({str(e) for e in table.column("engine").to_pylist() if e is not None})
             if len(engines) > 1:
@@ -74,6 +76,25 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
 
 
 MAX_GROUPS_NAMED = 6  # a footer names at most this many frontiers (and counts the rest)
+# the saved frontiers whose `calibration=measured` keeps only chips fitted on their own runs
+CALIBRATION_PARAM = ("pareto_training", "pareto_serving")
+
+
+def extrapolated_note(table: pa.Table) -> str:
+    """A frontier footer's clause on the rows whose efficiency is extrapolated from other chips' runs (`calibrated_on`
+    'extrapolated ...'): how many and on which chips, since a frontier collects the rows the model is most optimistic
+    about; and the filter that keeps the chips fitted on their own runs, where the query has it. '' when none."""
+    if "calibrated_on" not in table.column_names or not table.num_rows:
+        return ""
+    rows = table.select([c for c in ("chip", "chip_name", "calibrated_on") if c in table.column_names]).to_pylist()
+    chips = sorted({str(r.get("chip") or r.get("chip_name")) for r in rows if extrapolated(r)})
+    n = sum(1 for r in rows if extrapolated(r))
+    if not n:
+        return ""
+    query = (table.schema.metadata or {}).get(b"chipsweep.query", b"").decode()
+    hint = "; --param calibration=measured keeps the chips fitted on their own" if query in CALIBRATION_PARAM else ""
+    return (f"; {n} of {len(rows)} row{'s' if len(rows) != 1 else ''} on efficiency extrapolated from other chips' "
+            f"published runs ({', '.join(chips)}{hint})")
 
 
 def partition_of(table: pa.Table) -> list[str]:

@@ -164,6 +164,7 @@ def test_frontier_points_whose_efficiency_is_extrapolated_are_drawn_hollow(tmp_p
     import json
 
     from chipsweep.queries.chart import chart_json
+    from chipsweep.queries.output import to_text
     from chipsweep.schemas.catalog import load_catalog
     from tests.conftest import evaluated_lake
 
@@ -193,3 +194,10 @@ def test_frontier_points_whose_efficiency_is_extrapolated_are_drawn_hollow(tmp_p
     solid = figure_data(measured)
     assert solid.frontier and not solid.any_extrapolated()
     assert "hollow" not in json.dumps(chart_json(solid)["layout"]["title"])
+    # the table `chipsweep query` prints says the same in its footer, and how to keep the fitted chips only
+    n = sum(p["extrapolated"] for p in fig.frontier)
+    assert (f"; {n} of {len(fig.frontier)} rows on efficiency extrapolated from other chips' published runs "
+            "(amd_mi300x, nvidia_h200_sxm; --param calibration=measured keeps the chips fitted on their own))"
+            ) in to_text(table)
+    assert to_text(measured).splitlines()[-1] == f"({measured.num_rows} row{'s' if measured.num_rows > 1 else ''}; " \
+        "frontier of min time_to_train_days, min cost_usd)"
