@@ -69,6 +69,17 @@ SystemKind = Literal["gpu", "tpu", "npu", "wafer_scale", "tile", "edge", "sram_o
 GemmPrecision = Literal["fp16", "bf16", "fp8"]
 
 
+class NarrowGemm(BaseModel):
+    """The same benchmark's throughput on a skinny shape (m x n x k, one side a few hundred wide), at the same
+    precision: how fast the library's rate falls with a GEMM's narrowest side."""
+
+    model_config = ConfigDict(extra="forbid")
+    m: int = Field(gt=0)
+    n: int = Field(gt=0)
+    k: int = Field(gt=0)
+    tflops: float = Field(gt=0)
+
+
 class GemmMeasurement(BaseModel):
     """The best dense matrix-multiply throughput the vendor's GEMM library reached on the chip in a published
     microbenchmark (large square matrices, random data): what the tensor cores deliver in practice at `precision`,
@@ -79,6 +90,7 @@ class GemmMeasurement(BaseModel):
     tflops: float = Field(gt=0)
     source: str
     url: str | None = None
+    narrow: NarrowGemm | None = None  # the same run's skinny shape, where the source has one
 
 
 class Chip(_Entry):
@@ -238,7 +250,19 @@ class Chip(_Entry):
             if g.tflops > peak:
                 raise ValueError(f"gemm_measured.tflops: {g.tflops:g} is above the published {g.precision} peak "
                                  f"{peak:g}; allowed: a measured value up to the peak")
+            if g.narrow is not None and g.narrow.tflops >= g.tflops:
+                raise ValueError(f"gemm_measured.narrow.tflops: {g.narrow.tflops:g} is not below the large-matrix "
+                                 f"{g.tflops:g}; allowed: a skinny shape's rate, below the best one")
         return self
+
+    @property
+    def gemm_half_width(self) -> float | None:
+        """The narrowest GEMM side (elements) at which the measured library runs at half its large-matrix rate, read
+        off the skinny shape as the core's `d / (d + half)` law (training.py `_eff`): d (best / narrow - 1)."""
+        g = self.gemm_measured
+        if g is None or g.narrow is None:
+            return None
+        return min(g.narrow.m, g.narrow.n, g.narrow.k) * (g.tflops / g.narrow.tflops - 1.0)
 
     @property
     def gemm_peak(self) -> float | None:

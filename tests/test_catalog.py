@@ -596,3 +596,18 @@ def test_catalog_show_says_which_runs_fitted_a_chip_or_what_it_is_extrapolated_f
     # a TPU v6e has no fp8 tensor rate, so no fp8 efficiency is shown for it
     assert cli(["catalog", "show", "google_tpu_v6e", "--json"]) == 0
     assert "mm_eff_max_fp8" not in json.loads(capsys.readouterr().out)["calibration"]["training"]
+
+
+def test_a_skinny_gemm_faster_than_the_large_matrices_is_refused_naming_the_field() -> None:
+    """`gemm_measured.narrow` is the same benchmark's skinny shape: a rate at or above the large-matrix one would give
+    a negative half width, so the catalog refuses it with the field, the value and what is allowed."""
+    from pydantic import ValidationError
+
+    from chipsweep.schemas.catalog import Chip
+
+    base = load_catalog(use_env=False).chips["nvidia_h100_sxm"].model_dump()
+    good = Chip.model_validate(base)
+    assert good.gemm_half_width == pytest.approx(192 * (1382.2 / 663.8 - 1))
+    base["gemm_measured"]["narrow"]["tflops"] = 1400.0
+    with pytest.raises(ValidationError, match=r"gemm_measured.narrow.tflops: 1400 is not below the large-matrix 1382.2"):
+        Chip.model_validate(base)

@@ -18,7 +18,7 @@ import numpy as np
 from chipsweep.workers.context import Context
 from chipsweep.workers.validation import serving
 from chipsweep.workers.validation.cases import CASES_DIR, Result
-from chipsweep.workers.validation.report import TrainingReport, gemm_checks
+from chipsweep.workers.validation.report import TrainingReport, gemm_checks, half_width_check
 
 BENCH_DIR = CASES_DIR.parents[1] / "benchmarks" / "out"
 
@@ -67,6 +67,13 @@ def training_bounds(rep: TrainingReport, ctx: Context) -> list[Bound]:
                      "; ".join(f"{cid} {prec} {_pct(value)} against {_pct(frac)}" + ("" if by == cid else f" ({by}'s)")
                                for cid, prec, frac, value, by in above)
                      or "every fitted chip within its measurement", not above))
+    fitted, widths = half_width_check(ctx)
+    if widths:
+        lo, hi = min(w for *_, w in widths), max(w for *_, w in widths)
+        out.append(Bound("12", "fitted narrow-GEMM half width within the range the vendor's GEMM library measures "
+                               "(a skinny shape)", "the measured range",
+                         f"{fitted:.1f} against {lo:.0f}-{hi:.0f} ({', '.join(f'{c} {p}' for c, p, _ in widths)})",
+                         lo <= fitted <= hi))
     for label, report in (("mixture-of-experts runs", moe_report(ctx)), ("NVFP4 dense runs", fp4_report(ctx)),
                           ("context-parallel runs", cp_report(ctx))):
         s = report.summary()

@@ -319,6 +319,28 @@ def gemm_checks(ctx: Context) -> list[tuple[str, str, float, str, float, str, st
     return out
 
 
+def half_width_check(ctx: Context) -> tuple[float, list[tuple[str, str, float]]]:
+    """The fitted narrow-GEMM half width (`mm_half_dim`, one constant for every chip) and, per chip whose measured
+    GEMM includes a skinny shape (`gemm_measured.narrow`), the width at which its library runs at half its
+    large-matrix rate: (fitted, [(chip, precision, measured width)])."""
+    at = ctx.chips.index()
+    measured = [(cid, c.gemm_measured.precision, float(w)) for cid, c in sorted(ctx.catalog.chips.items())
+                if c.gemm_measured is not None and (w := c.gemm_half_width) is not None and cid in at]
+    return float(np.asarray(ctx.cal["mm_half_dim"]).reshape(-1)[0]), measured
+
+
+def half_width_lines(ctx: Context) -> list[str]:
+    fitted, measured = half_width_check(ctx)
+    if not measured:
+        return []
+    lo, hi = min(w for *_, w in measured), max(w for *_, w in measured)
+    flag = "within" if lo <= fitted <= hi else "BELOW" if fitted < lo else "ABOVE"
+    lines = [f"narrow-GEMM half width (mm_half_dim, the narrowest side at which a GEMM runs at half its large-matrix "
+             f"rate): fitted {fitted:.1f}, {flag} the {lo:.0f}-{hi:.0f} the vendor's library measures:"]
+    lines += [f"  {cid:22s} {prec:4s} {w:6.1f}" for cid, prec, w in measured]
+    return lines
+
+
 def gemm_lines(ctx: Context) -> list[str]:
     lines = ["matrix efficiency against the measured GEMM (gemm_measured: the vendor library's best large-matrix "
              "share of peak, Azure AI-benchmarking-guide):"]
@@ -356,6 +378,7 @@ def render_training(rep: TrainingReport) -> str:
     lines += bracket_lines(rep.bracket, rep.unanswered)
     ctx = Context.build(load_catalog())  # one context for the GEMM check and the issue-13 reports below
     lines += gemm_lines(ctx)
+    lines += half_width_lines(ctx)
     reasons: dict[str, int] = {}
     for s in rep.skipped:
         reasons[f"{s.source}: {s.reason}"] = reasons.get(f"{s.source}: {s.reason}", 0) + 1
