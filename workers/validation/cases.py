@@ -932,50 +932,61 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     cases: list[Case] = []
     skipped: list[Skipped] = []
     with path.open() as fh:
-        for d in csv.DictReader(fh):
-            run, metric = _run_and_metric(d)
-            if not d["moe_experts"] or metric != "tokens_per_s_per_chip":
-                continue
-            source, framework = _source_2026(d["source"])
-            model = MOE_MODEL_IDS.get(d["model"].lower())
-            if model is None or model not in catalog.models:
-                skipped.append(Skipped(run, source, f"MoE model '{d['model']}' not in the catalog"))
-                continue
-            if _f(d["global_batch"]) is None:
-                skipped.append(Skipped(run, source, "global batch not published"))
-                continue
-            if d["chip"] not in catalog.chips:
-                skipped.append(Skipped(run, source, f"chip '{d['chip']}' not in the catalog"))
-                continue
-            n = int(float(d["n_chips"]))
-            prec = d["precision"].lower()
-            row: dict[str, object] = {
-                "model": model, "chip": d["chip"], "n_chips": n, "seq_len": int(float(d["seq_len"])),
-                "global_batch": int(float(d["global_batch"])), "framework": framework,
-                # MXFP8 and FP8 blockwise/per-tensor run their GEMMs in 8 bits; the core has one fp8 path yet
-                "precision": "fp8" if "fp8" in prec else "bf16",
-            }
-            if source in MAXTEXT_SOURCES:  # MaxText's dropless MoE (megablox) gathers the experts over fsdp: ep 1
-                _maxtext_layout(row, d, _f(d["global_batch"]), _f(d["tp"]), _f(d["fsdp"]))
-                row["ep"] = 1
-            else:
-                for key in ("tp", "pp", "ep", "cp", "micro_batch"):
-                    if _f(d[key]):
-                        row[key] = int(_f(d[key]) or 1)
-            vp = _virtual_stages(d["vp"])
-            if vp is not None and int(row.get("pp", 1)) > 1:  # type: ignore[call-overload]
-                row["interleave"] = int(vp)
-            if framework.startswith("megatron"):
-                row["zero_stage"] = 1  # Megatron's distributed optimizer
-            if "full" in d["recompute"].lower():
-                row["recompute"] = "full"
-            elif source == "megatron_bridge":
-                row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
-            if source not in MAXTEXT_SOURCES:
-                row["offload_layers"] = 0  # GPU recipes state activation offloading where they use it (none here)
-            notes = _fit_ep(row, int(float(d["moe_experts"])))
-            cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
-                              regressed=known_regression(d["notes"], run)))
+        rows = list(csv.DictReader(fh))
+    with_tokens = {_run_and_metric(d)[0] for d in rows if _run_and_metric(d)[1] == "tokens_per_s_per_chip"}
+    said: set[str] = set()
+    for d in rows:  # runs without tokens/s are said, not silently dropped
+        run, metric = _run_and_metric(d)
+        if d["moe_experts"] and run not in with_tokens and run not in said:
+            said.add(run)
+            why = ("whole-run GPU-hours (`validate --bounds` answers DeepSeek-V3's pre-training total)"
+                   if metric == "gpu_hours_total" else
+                   "each source counts a mixture-of-experts step's FLOPs its own way (routed experts, MLA, MTP)")
+            skipped.append(Skipped(run, _source_2026(d["source"])[0], f"only {metric} published, no tokens/s: {why}"))
+    for d in rows:
+        run, metric = _run_and_metric(d)
+        if not d["moe_experts"] or metric != "tokens_per_s_per_chip":
+            continue
+        source, framework = _source_2026(d["source"])
+        model = MOE_MODEL_IDS.get(d["model"].lower())
+        if model is None or model not in catalog.models:
+            skipped.append(Skipped(run, source, f"MoE model '{d['model']}' not in the catalog"))
+            continue
+        if _f(d["global_batch"]) is None:
+            skipped.append(Skipped(run, source, "global batch not published"))
+            continue
+        if d["chip"] not in catalog.chips:
+            skipped.append(Skipped(run, source, f"chip '{d['chip']}' not in the catalog"))
+            continue
+        n = int(float(d["n_chips"]))
+        prec = d["precision"].lower()
+        row: dict[str, object] = {
+            "model": model, "chip": d["chip"], "n_chips": n, "seq_len": int(float(d["seq_len"])),
+            "global_batch": int(float(d["global_batch"])), "framework": framework,
+            # MXFP8 and FP8 blockwise/per-tensor run their GEMMs in 8 bits; the core has one fp8 path yet
+            "precision": "fp8" if "fp8" in prec else "bf16",
+        }
+        if source in MAXTEXT_SOURCES:  # MaxText's dropless MoE (megablox) gathers the experts over fsdp: ep 1
+            _maxtext_layout(row, d, _f(d["global_batch"]), _f(d["tp"]), _f(d["fsdp"]))
+            row["ep"] = 1
+        else:
+            for key in ("tp", "pp", "ep", "cp", "micro_batch"):
+                if _f(d[key]):
+                    row[key] = int(_f(d[key]) or 1)
+        vp = _virtual_stages(d["vp"])
+        if vp is not None and int(row.get("pp", 1)) > 1:  # type: ignore[call-overload]
+            row["interleave"] = int(vp)
+        if framework.startswith("megatron"):
+            row["zero_stage"] = 1  # Megatron's distributed optimizer
+        if "full" in d["recompute"].lower():
+            row["recompute"] = "full"
+        elif source == "megatron_bridge":
+            row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
+        if source not in MAXTEXT_SOURCES:
+            row["offload_layers"] = 0  # GPU recipes state activation offloading where they use it (none here)
+        notes = _fit_ep(row, int(float(d["moe_experts"])))
+        cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
+                          regressed=known_regression(d["notes"], run)))
     return cases, skipped
 
 

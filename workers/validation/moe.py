@@ -64,6 +64,12 @@ class MoeReport:
             if r.case.regressed:
                 out.append(f"{self.label:4s} apart (its source calls it a known regression): {r.case.case_id} "
                            f"{r.error:+.1%}: '{r.case.regressed}'")
+        reasons: dict[str, int] = {}
+        for sk in self.skipped:  # runs of this set without an answer, and why (none are left out silently)
+            reasons[f"{sk.source}: {sk.reason}"] = reasons.get(f"{sk.source}: {sk.reason}", 0) + 1
+        for why, n in sorted(reasons.items()):
+            if "reported apart" not in why:  # the other sets' own runs, answered there
+                out.append(f"{self.label:4s} not modelled yet: {n:3d}  {why}")
         f = self.floor()
         if f["inputs"] < f["runs"]:
             out.append(f"{self.label:4s} floor: {int(f['runs'])} runs publish {int(f['inputs'])} distinct inputs; one value per "
