@@ -87,10 +87,11 @@ def extrapolated_note(table: pa.Table) -> str:
     if "calibrated_on" not in table.column_names or not table.num_rows:
         return ""
     rows = table.select([c for c in ("chip", "chip_name", "calibrated_on") if c in table.column_names]).to_pylist()
-    chips = sorted({str(r.get("chip") or r.get("chip_name")) for r in rows if extrapolated(r)})
-    n = sum(1 for r in rows if extrapolated(r))
-    if not n:
+    lent = [r for r in rows if extrapolated(r)]
+    if not lent:
         return ""
+    n = len(lent)
+    chips = sorted({str(r.get("chip") or r.get("chip_name")) for r in lent})
     query = (table.schema.metadata or {}).get(b"chipsweep.query", b"").decode()
     hint = "; --param calibration=measured keeps the chips fitted on their own" if query in CALIBRATION_PARAM else ""
     return (f"; {n} of {len(rows)} row{'s' if len(rows) != 1 else ''} on efficiency extrapolated from other chips' "

@@ -18,7 +18,7 @@ import numpy as np
 from chipsweep.workers.context import Context
 from chipsweep.workers.validation import serving
 from chipsweep.workers.validation.cases import CASES_DIR, Result
-from chipsweep.workers.validation.report import TrainingReport, gemm_checks, half_width_check
+from chipsweep.workers.validation.report import TrainingReport, gemm_checks, half_width_check, measured_range
 
 BENCH_DIR = CASES_DIR.parents[1] / "benchmarks" / "out"
 
@@ -69,7 +69,7 @@ def training_bounds(rep: TrainingReport, ctx: Context) -> list[Bound]:
                      or "every fitted chip within its measurement", not above))
     fitted, widths = half_width_check(ctx)
     if widths:
-        lo, hi = min(w for *_, w in widths), max(w for *_, w in widths)
+        lo, hi = measured_range(widths)
         out.append(Bound("12", "fitted narrow-GEMM half width within the range the vendor's GEMM library measures "
                                "(a skinny shape)", "the measured range",
                          f"{fitted:.1f} against {lo:.0f}-{hi:.0f} ({', '.join(f'{c} {p}' for c, p, _ in widths)})",

@@ -86,6 +86,14 @@ class Skipped:
     reason: str
 
 
+def count_reasons(skipped: list[Skipped]) -> dict[str, int]:
+    """Runs not answered, by 'source: reason', in sorted order (what `validate --summary` lists)."""
+    counts: dict[str, int] = {}
+    for s in skipped:
+        counts[f"{s.source}: {s.reason}"] = counts.get(f"{s.source}: {s.reason}", 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def case_table(cases: list[Case]) -> pa.Table:
     """The cases' rows as one `evaluate` input table (every cell as text, as a CSV would give it)."""
     keys: list[str] = sorted({k for c in cases for k in c.row})
@@ -933,7 +941,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     skipped: list[Skipped] = []
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
-    with_tokens = {_run_and_metric(d)[0] for d in rows if _run_and_metric(d)[1] == "tokens_per_s_per_chip"}
+    with_tokens = {run for run, metric in map(_run_and_metric, rows) if metric == "tokens_per_s_per_chip"}
     said: set[str] = set()
     for d in rows:  # runs without tokens/s are said, not silently dropped
         run, metric = _run_and_metric(d)

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chipsweep.workers.context import Context
-from chipsweep.workers.validation.cases import Case, Result, Skipped, moe2026_cases, runs2026_cases
+from chipsweep.workers.validation.cases import (
+    Case,
+    Result,
+    Skipped,
+    count_reasons,
+    moe2026_cases,
+    runs2026_cases,
+)
 from chipsweep.workers.validation.held_out import load_fits, predict_with
 from chipsweep.workers.validation.training import memory_refused
 
@@ -64,10 +71,7 @@ class MoeReport:
             if r.case.regressed:
                 out.append(f"{self.label:4s} apart (its source calls it a known regression): {r.case.case_id} "
                            f"{r.error:+.1%}: '{r.case.regressed}'")
-        reasons: dict[str, int] = {}
-        for sk in self.skipped:  # runs of this set without an answer, and why (none are left out silently)
-            reasons[f"{sk.source}: {sk.reason}"] = reasons.get(f"{sk.source}: {sk.reason}", 0) + 1
-        for why, n in sorted(reasons.items()):
+        for why, n in count_reasons(self.skipped).items():  # this set's runs without an answer, and why
             if "reported apart" not in why:  # the other sets' own runs, answered there
                 out.append(f"{self.label:4s} not modelled yet: {n:3d}  {why}")
         f = self.floor()

@@ -21,6 +21,7 @@ from chipsweep.workers.validation.cases import (
     Skipped,
     all_training_cases,
     case_table,
+    count_reasons,
     edge_cases,
     runs2026_cases,
     vtrain_cases,
@@ -322,18 +323,24 @@ def gemm_checks(ctx: Context) -> list[tuple[str, str, float, str, float, str, st
 def half_width_check(ctx: Context) -> tuple[float, list[tuple[str, str, float]]]:
     """The fitted narrow-GEMM half width (`mm_half_dim`, one constant for every chip) and, per chip whose measured
     GEMM includes a skinny shape (`gemm_measured.narrow`), the width at which its library runs at half its
-    large-matrix rate: (fitted, [(chip, precision, measured width)])."""
+    large-matrix rate: (fitted, [(chip, precision, measured width)]); `measured_range` gives their span."""
     at = ctx.chips.index()
     measured = [(cid, c.gemm_measured.precision, float(w)) for cid, c in sorted(ctx.catalog.chips.items())
                 if c.gemm_measured is not None and (w := c.gemm_half_width) is not None and cid in at]
     return float(np.asarray(ctx.cal["mm_half_dim"]).reshape(-1)[0]), measured
 
 
+def measured_range(measured: list[tuple[str, str, float]]) -> tuple[float, float]:
+    """The lowest and highest measured half width of `half_width_check`."""
+    widths = [w for *_, w in measured]
+    return min(widths), max(widths)
+
+
 def half_width_lines(ctx: Context) -> list[str]:
     fitted, measured = half_width_check(ctx)
     if not measured:
         return []
-    lo, hi = min(w for *_, w in measured), max(w for *_, w in measured)
+    lo, hi = measured_range(measured)
     flag = "within" if lo <= fitted <= hi else "BELOW" if fitted < lo else "ABOVE"
     lines = [f"narrow-GEMM half width (mm_half_dim, the narrowest side at which a GEMM runs at half its large-matrix "
              f"rate): fitted {fitted:.1f}, {flag} the {lo:.0f}-{hi:.0f} the vendor's library measures:"]
@@ -379,12 +386,10 @@ def render_training(rep: TrainingReport) -> str:
     ctx = Context.build(load_catalog())  # one context for the GEMM check and the issue-13 reports below
     lines += gemm_lines(ctx)
     lines += half_width_lines(ctx)
-    reasons: dict[str, int] = {}
-    for s in rep.skipped:
-        reasons[f"{s.source}: {s.reason}"] = reasons.get(f"{s.source}: {s.reason}", 0) + 1
+    reasons = count_reasons(rep.skipped)
     if reasons:
         lines.append("published runs not modelled yet (training_runs_2026.csv):")
-        for why, n in sorted(reasons.items()):
+        for why, n in reasons.items():
             lines.append(f"  {n:4d}  {why}")
     # issue 13: MoE, context-parallel and NVFP4 runs, out of source, apart from the fits
     from chipsweep.workers.validation.moe import issue13_reports
