@@ -336,6 +336,10 @@ class Model(_Entry):
     # cache when not every layer attends (hybrid convolution / state-space models)
     kv_cache_dim: int | None = Field(default=None, gt=0)
     attention_layers: int | None = Field(default=None, gt=0)
+    # the layers with an MLP (or MoE) block when not every layer has one: a Megatron-Core hybrid pattern's '-' and 'E'
+    # layers (Nemotron-H: every layer is one block, attention, Mamba-2 or MLP), so attention_layers + ssm_layers +
+    # mlp_layers = layers
+    mlp_layers: int | None = Field(default=None, gt=0)
     # multi-head latent attention (DeepSeek-V2/V3, Kimi K2): queries through a rank-mla_q_rank bottleneck (None:
     # a full h -> heads x (head_dim + rope) projection), keys and values from one rank-mla_kv_rank latent, plus a
     # decoupled RoPE key of mla_rope_dim per token shared by the heads; head_dim is the value (and non-RoPE key) head
@@ -391,6 +395,11 @@ class Model(_Entry):
         if any(v is not None for v in ssm.values()) and any(v is None for v in ssm.values()):
             raise ValueError(f"state-space layers give {', '.join(SSM_FIELDS)} together (missing: "
                              f"{', '.join(f for f, v in ssm.items() if v is None)})")
+        if self.mlp_layers is not None and self.mlp_layers > self.layers:
+            raise ValueError(f"mlp_layers ({self.mlp_layers}) must not exceed layers ({self.layers})")
+        if self.moe_experts is not None and (self.moe_dense_layers or 0) >= (self.mlp_layers or self.layers):
+            raise ValueError(f"moe_dense_layers ({self.moe_dense_layers}) must be fewer than the MLP layers "
+                             f"({self.mlp_layers or self.layers})")
         if self.ssm_layers is not None and self.ssm_layers + (self.attention_layers or 0) > self.layers:
             raise ValueError(f"ssm_layers ({self.ssm_layers}) plus attention_layers ({self.attention_layers or 0}) must "
                              f"not exceed layers ({self.layers})")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipsweep.workers.transformer import Shapes, layer_params
+from chipsweep.workers.transformer import SSD_CHUNK, Shapes, layer_params
 
 Array = np.ndarray
 GIB = 2.0**30
@@ -95,7 +95,22 @@ def activation_bytes_per_layer(
     # activation input and output (8 + 8 sbh for GELU at f = 4h; gated: gate, up and their product; the last one
     # the second matrix's input)
     n_act = m.n_proj  # tensors of width f kept by the MLP: 2 (GELU) or 3 (SwiGLU)
-    inside = sb * (e * (q + 2.0 * kv + (n_act - 1.0) * f) + g * (q + f))
+    att_share, mlp_share, ssm_share = m.shares()
+    if m.hybrid:
+        # a hybrid layer is one block with one norm and one input (Megatron-Core's hybrid pattern): the mean over the
+        # layers of the blocks' own terms; a Mamba-2 block (Dao & Gu 2024 sec. 7) keeps its input projection's output
+        # (z, x, B, C, dt), the convolution's output (x, B, C), the scan's output and the out-projection's input (a
+        # GEMM input, d_in each), and the fp32 state of every chunk of SSD_CHUNK tokens (H x P x N)
+        assert m.ssm_groups is not None and m.ssm_state is not None and m.ssm_heads is not None
+        blocks = 0.5 * (att_share + mlp_share + ssm_share)  # of a transformer layer's two
+        outside = outside * blocks
+        d_in, bc = m.ssm_inner, 2.0 * m.ssm_groups * m.ssm_state
+        ssm = sb * (e * (2.0 * d_in + bc + m.ssm_heads + d_in + bc + d_in) + g * d_in
+                    + 4.0 * d_in * m.ssm_state / SSD_CHUNK)
+        inside = (sb * (att_share * (e * (q + 2.0 * kv) + g * q) + mlp_share * (e * (n_act - 1.0) * f + g * f))
+                  + ssm_share * ssm)
+    else:
+        inside = sb * (e * (q + 2.0 * kv + (n_act - 1.0) * f) + g * (q + f))
     inside_sel = inside
     mla = m.mla
     if mla is not None:
@@ -110,7 +125,7 @@ def activation_bytes_per_layer(
         inside_sel = inside - mla * e * sb * (2.0 * a * (d + r) + a * d)
     # the score matrix: softmax output, dropout mask and output (5·a·s²·b); FlashAttention keeps the fp32
     # log-sum-exp per head and token instead
-    scores = (1.0 - flash) * (a * s * sb * (e + dropout * (1.0 + e))) + flash * (4.0 * a * sb)
+    scores = att_share * ((1.0 - flash) * (a * s * sb * (e + dropout * (1.0 + e))) + flash * (4.0 * a * sb))
     selective = outside / shard + inside_sel / tp  # = 34·sbh/t for GPT-3 with sequence parallelism
     none = outside / shard + (inside + scores) / tp
     full = e * sb * h / shard  # only the layer input is kept

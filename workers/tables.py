@@ -23,6 +23,7 @@ from chipsweep.schemas.vocab import (
     PRECISIONS,
     ROUTING_FIELDS,
     SHAPE_FIELDS,
+    SSM_FIELDS,
     WINDOW_FIELDS,
 )
 from chipsweep.workers.memory import GIB
@@ -140,8 +141,17 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         # multi-head latent attention ranks (0: standard attention); group-limited routing (0: none); sliding-window
         # attention's window and windowed layers (0: none)
         **{k: np.nan_to_num(cols[k], nan=0.0) if k in cols else np.zeros_like(hidden)
-           for k in (*MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS)},
+           for k in (*MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS, *SSM_FIELDS[1:])},
+        # a hybrid model's attention and MLP (or MoE) blocks (every layer where the model does not say) and Mamba-2
+        # blocks (none)
+        "att_layers": _or_layers(cols.get("attention_layers"), cols["layers"]),
+        "mlp_layers": _or_layers(cols.get("mlp_layers"), cols["layers"]),
+        "ssm_layers": np.nan_to_num(cols["ssm_layers"], nan=0.0) if "ssm_layers" in cols else np.zeros_like(hidden),
     }
+
+
+def _or_layers(count: Array | None, layers: Array) -> Array:
+    return layers if count is None else np.where(np.isfinite(count), count, layers)
 
 
 def first_rule(rules: Sequence[Mapping[str, Any]], chip: Chip, engine: str | None = None) -> Mapping[str, Any] | None:

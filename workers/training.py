@@ -63,10 +63,12 @@ from chipsweep.workers.memory import (
     stage_params,
 )
 from chipsweep.workers.transformer import (
+    SSD_CHUNK,
     Shapes,
     layer_matrix_params,
     layer_params,
     mla_up_params,
+    ssm_scan_flops_per_token,
     total_params,
 )
 
@@ -92,6 +94,7 @@ R_CP = 32768  # cp does not divide the sequence length
 R_OFFLOAD = 65536  # offload_layers not below a pipeline stage's layers
 R_HOSTLINK = 131072  # offload_layers on a chip without a published host link
 R_DP = 262144  # the row's dp does not make tp x pp x dp = n_chips
+R_MIXER = 524288  # layers whose mixer is neither attention nor state-space (LFM2's short convolutions)
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -103,7 +106,7 @@ REASONS: dict[int, str] = {
     R_ZEROPP: "zero_stage 2 or 3 cannot be combined with pp > 1 (gradients must stay whole across micro-batches)",
     R_LAYOUT: "n_chips not divisible by tp*pp",
     R_LAYERS: "layers not divisible by pp*interleave for this framework (or first/last_stage_layers do not add up)",
-    R_HEADS: "heads not divisible by tp",
+    R_HEADS: "heads not divisible by tp (nor, for a state-space model, its Mamba heads or groups)",
     R_BATCH: "global_batch smaller than micro_batch",
     R_INTERLEAVE: "interleave > 1 needs pp > 1, micro-batches a multiple of pp and a framework with interleaving",
     R_STREAMING: "weight-streaming system: tp and pp must be 1 (data parallel only)",
@@ -113,6 +116,8 @@ REASONS: dict[int, str] = {
     R_OFFLOAD: "offload_layers must be fewer than the layers of a pipeline stage (one layer's activations stay on the chip)",
     R_HOSTLINK: "offload_layers needs the chip's link to host memory (set chip.host_link_gb_s)",
     R_DP: "tp x pp x dp must equal n_chips (leave dp blank to take n_chips / (tp x pp))",
+    R_MIXER: "the model has layers whose mixer is neither attention nor state-space (e.g. LFM2's short convolutions): "
+             "not modelled in training",
     R_MEMORY: "does not fit in memory",
 }
 
@@ -158,7 +163,11 @@ OFFLOAD_KEYS = ("offload_layers", "host_bw")
 # vocabulary tiling (optional; absent or 1: none): the output layer and loss computed in that many vocabulary chunks
 # (MaxText's num_vocab_tiling), the last stage holding one chunk's logits
 VOCAB_KEYS = ("vocab_tiles",)
-INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS)  # cp: context parallelism (optional; absent: 1)
+# hybrid models (optional; absent, or attention and MLP blocks in every layer and no state-space blocks: a
+# transformer): attention, MLP (or MoE) and Mamba-2 blocks among the layers, and the Mamba-2 shapes
+HYBRID_KEYS = ("att_layers", "mlp_layers", "ssm_layers", "ssm_heads", "ssm_head_dim", "ssm_state_dim", "ssm_groups",
+               "ssm_conv_kernel")
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS, *HYBRID_KEYS)  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -197,6 +206,9 @@ def shapes_of(x: Mapping[str, Array]) -> Shapes:
         layers=x["layers"], hidden=x["hidden"], heads=x["heads"], kv_heads=x["kv_heads"], head_dim=x["head_dim"],
         ffn=x["ffn"], vocab=x["vocab"], seq=x["seq"], n_proj=x["n_proj"], learned_pos=x["learned_pos"], tied=x["tied"],
         mla_q_rank=x.get("mla_q_rank"), mla_kv_rank=x.get("mla_kv_rank"), mla_rope=x.get("mla_rope_dim"),
+        att_layers=x.get("att_layers"), mlp_layers=x.get("mlp_layers"), ssm_layers=x.get("ssm_layers"),
+        ssm_heads=x.get("ssm_heads"), ssm_head_dim=x.get("ssm_head_dim"), ssm_state=x.get("ssm_state_dim"),
+        ssm_groups=x.get("ssm_groups"), ssm_conv=x.get("ssm_conv_kernel"),
     )
 
 
@@ -334,10 +346,19 @@ def evaluate(
         x = {k: v for k, v in x.items() if k not in MLA_KEYS}
     if "sliding_window" in x and not bool((np.asarray(x["sliding_window"]) > 0).any()):  # no windowed layers here
         x = {k: v for k, v in x.items() if k not in WINDOW_KEYS}
+    if "att_layers" in x and not is_hybrid(x):  # every layer attention + MLP: no hybrid passes
+        x = {k: v for k, v in x.items() if k not in HYBRID_KEYS}
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
         dense_ep = "ep" in x and bool((np.asarray(x["ep"]) > 1).any())
         x = {k: v for k, v in x.items() if k not in MOE_KEYS or (k == "ep" and dense_ep)}
     return by_blocks(_evaluate_block, x, cal, n, block, dtype)
+
+
+def is_hybrid(x: Mapping[str, Array]) -> bool:
+    """True when some row's model has layers other than attention + MLP (HYBRID_KEYS)."""
+    return "att_layers" in x and bool(
+        (np.asarray(x["ssm_layers"]) > 0).any() or (np.asarray(x["att_layers"]) != np.asarray(x["layers"])).any()
+        or (np.asarray(x["mlp_layers"]) != np.asarray(x["layers"])).any())
 
 
 @dataclass(frozen=True)
@@ -516,6 +537,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     m = shapes_of(x)
     terms = {k: x[k] for k in MODEL_TERMS if k in x} or model_terms(m)
     L, h, a, s, V = m.layers, m.hidden, m.heads, m.seq, m.vocab
+    # a hybrid model's attention, MLP and state-space blocks per layer (transformer.Shapes.shares: 1, 1, 0 without)
+    hybrid = m.hybrid
+    att_share, mlp_share, ssm_share = m.shares()
     n, t, p = x["n_chips"], x["tp"], x["pp"]
     b, v, rc, zero = x["micro_batch"], x["interleave"], x["recompute"], x["zero_stage"]
     B = x["global_batch"]
@@ -551,7 +575,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
             capped, c = num(np.isfinite(cap)), np.nan_to_num(cap)
             load, slots = _pick(capped, c, load), _pick(capped, c, 1.0)
         routed_f = num(E > 1)  # a single expert needs no router and no dispatch (its gate is 1)
-        moe_frac = (L - x["moe_dense_layers"]) * num(E > 0) / L  # fraction of layers that are MoE
+        # fraction of layers that are MoE (a hybrid's MoE blocks among its MLP blocks)
+        moe_frac = ((x["mlp_layers"] if hybrid else L) - x["moe_dense_layers"]) * num(E > 0) / L
         expert = m.n_proj * h * f_e  # parameters of one expert (2 or 3 projections of h x f_e)
         dense_mlp = m.n_proj * h * m.ffn  # parameters of the dense MLP it replaces
         router = h * E * routed_f  # parameters of the router (h -> E logits)
@@ -622,24 +647,35 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         trainable = trainable - L * p_exp_layer * (1.0 - t / (ep * etp))
     elif "ep" in x:
         checks.append((x["ep"] > 1, R_EP))
+    if hybrid:
+        # the blocks must add up: one per layer (Megatron-Core's hybrid pattern) or a mixer per layer beside an MLP in
+        # each (attention or state-space, as Jamba's layers); else some layers mix tokens in a way not modelled here
+        A, M, S = x["att_layers"], x["mlp_layers"], x["ssm_layers"]
+        checks.append(((np.abs(A + S - L) > 0.5) & (np.abs(A + S + M - L) > 0.5), R_MIXER))
+        # Megatron-Core's MambaMixer splits its heads and B/C groups over the tensor-parallel ranks
+        checks.append(((S > 0) & (indivisible(x["ssm_heads"], t) | indivisible(x["ssm_groups"], t)), R_HEADS))
     for cond, bit in checks:
         flag(mask, cond, bit)
 
     # ---- FLOPs per step (whole job) -------------------------------------------------------------
     mm = 2.0 * s * p_matrix  # FLOPs per sequence per layer, matrix multiplies (forward)
     att = 2.0 * s * s * terms["q_dim"]  # FLOPs per sequence per layer, QK^T and attention x V, causal (s^2/2)
+    scan = 0.0  # FLOPs per sequence per layer, a hybrid's state-space scans and convolutions (forward)
+    if hybrid:  # the mean over the layers: attention in att_share of them, Mamba-2 blocks in ssm_share
+        att = att * att_share
+        scan = s * ssm_share * ssm_scan_flops_per_token(m)
     att_full = att  # ... over the whole causal triangle
     if "sliding_window" in x:
         # sliding-window layers (Mistral 7B sec. 2, Gemma 2/3, gpt-oss) attend to the last w tokens only: s^2/2 -
         # (s - w)^2/2 causal pairs where w < s; `att` is the layers' mean (the FLOPs counted and, with
         # FlashAttention, executed: its kernels skip the blocks outside the band)
         beyond = np.maximum(1.0 - x["sliding_window"] / s, 0.0) * num(x["sliding_window"] > 0)
-        att = att * (1.0 - x["sliding_window_layers"] / L * beyond * beyond)
+        att = att * (1.0 - x["sliding_window_layers"] / (x["att_layers"] if hybrid else L) * beyond * beyond)
     logits = 2.0 * s * h * V  # FLOPs per sequence, output projection (forward)
     # forward + 2x backward (eq. 3); with LoRA the frozen matrices skip their weight gradients, so their
     # backward is 1x forward (activation gradients only): ~4N instead of 6N FLOPs per token (Hu et al. 2021)
     mm_passes = 3.0 - num(lora) if any_lora else 3.0
-    per_seq = L * (mm_passes * mm + 3.0 * att) + mm_passes * logits  # model FLOPs per sequence
+    per_seq = L * (mm_passes * mm + 3.0 * (att + scan)) + mm_passes * logits  # model FLOPs per sequence
     if any_lora:
         per_seq = per_seq + 6.0 * s * x["lora_params"] * num(lora)  # adapters, forward + backward
     model_flops = per_seq * B_run  # FLOPs per step
@@ -651,7 +687,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     mla_f = m.mla if m.mla is not None else 0.0 * s
     mm_up = 2.0 * s * mla_up_params(m)  # FLOPs per sequence per layer (0 for standard attention)
     att_rc = full_f + selective_f * (1.0 - mla_f)  # attention-core forwards re-run per layer
-    recompute_flops = L * (full_f * mm + att_rc * att + selective_f * mm_up) * B_run
+    recompute_flops = L * (full_f * (mm + scan) + att_rc * att + selective_f * mm_up) * B_run
     hw_flops = model_flops + recompute_flops  # FLOPs per step
     tokens_step = B_run * s  # tokens per step
 
@@ -688,9 +724,15 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if bool(fa2.any()):  # only blocks holding such rows pay the pass
         s_per_flop_att = s_per_flop_att * (1.0 + (FA2_ON_ASYNC_MMA - 1.0) * fa2 * flash)
     t_att = att_exec * att_passes * s_per_flop_att * (1.0 + half / np.minimum(s, m.head_dim))  # s
+    if hybrid:
+        # the SSD scan's chunked matrix products (Dao & Gu 2024 sec. 6: batched GEMMs over chunks of SSD_CHUNK tokens
+        # and head_dim channels) in 16 bits, at the attention kernel's efficiency: forward, backward (2x), recomputed
+        t_att = t_att + scan * (3.0 + full_f) * s_per_flop_att * (
+            1.0 + half / np.minimum(SSD_CHUNK, np.maximum(x["ssm_head_dim"], 1.0)))  # s
     m_act = m
     if any_moe:  # MoE layers keep the k + shared experts' MLP tensors (width f_e each) in place of the dense MLP's
-        m_act = replace(m, ffn=m.ffn + moe_frac * ((k_top + x["moe_shared"]) * f_e - m.ffn))
+        moe_of_mlp = moe_frac / np.maximum(mlp_share, 1e-9) if hybrid else moe_frac  # MoE blocks among MLP blocks
+        m_act = replace(m, ffn=m.ffn + moe_of_mlp * ((k_top + x["moe_shared"]) * f_e - m.ffn))
     per_layer = activation_bytes_per_layer(m_act, b_chip, t, sp_f, flash, e, x["dropout"])  # bytes: none, selective, full
     act_none = per_layer[0]  # bytes the memory-bound kernels move, per stored byte (elem_traffic below)
     gin = x.get("gemm_in_bytes")
@@ -739,7 +781,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # one scale-up domain (userbuffers rely on CUDA multicast over NVLink: "only possible with single-node
     # tensor-parallelism", TransformerEngine issue #1071)
     tp_hidden = num(x["fw_tp_overlap"] > 0) * cal["tp_overlap_eff"] * sp_f * num(t <= dom)
-    tp_all = (2.0 * passes - 2.0) * tp_allreduce  # s: 4 or 6 all-reduces per layer
+    tp_all = (2.0 * passes - 2.0) * tp_allreduce  # s: 4 or 6 all-reduces per layer (two blocks)
+    if hybrid:  # 2 or 3 per block
+        tp_all = tp_all * 0.5 * (att_share + mlp_share + ssm_share)
     t_tp = tp_all - tp_hidden * np.minimum(tp_all, t_mm)  # s exposed
     t_compute = t_mm + t_att + t_elem_over  # s per layer per micro-batch, one chip, without communication
     t_layer = t_compute + t_tp  # s
@@ -759,6 +803,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         cp_out = num(t * cp > dom)  # the ring leaves the scale-up domain
         ring = (cp - 1.0) * (kv_chunk / _pick(cp_out, out_bw, up_bw) + _pick(cp_out, out_lat, up_lat))  # s per pass
         t_kv = ring * (3.0 + num(rc >= 1))  # s per layer per micro-batch: forward, backward x2, recomputed forward
+        if hybrid:
+            t_kv = t_kv * att_share  # the attention layers' mean
         t_layer = t_layer + np.maximum(t_kv - t_att, 0.0)  # s: what the attention compute does not hide
     t_a2a = 0.0 * t_layer
     if any_moe:

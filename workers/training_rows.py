@@ -10,6 +10,7 @@ appended. Bad rows carry their message in `infeasible_reason`; they never stop t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -618,8 +619,12 @@ def _layout_errors(errors: RowErrors, x: Mapping[str, Array], blank: Mapping[str
     n = x["n_chips"]
     tp, pp = np.nan_to_num(x["tp"], nan=1.0), np.nan_to_num(x["pp"], nan=1.0)  # a blank the search left undecided: 1
     for r in np.nonzero(given("tp") & ((mask & training.R_HEADS) != 0))[0].tolist():
-        fits = [d for d in _divisors(x["heads"][r]) if int(n[r]) % d == 0]
-        errors.add([r], "tp", [int(tp[r])], f"tp must divide the model's {int(x['heads'][r])} attention heads and "
+        heads, what = int(x["heads"][r]), f"{int(x['heads'][r])} attention heads"
+        if "ssm_layers" in x and x["ssm_layers"][r] > 0:  # Megatron-Core's MambaMixer splits its heads and groups too
+            heads = math.gcd(heads, int(x["ssm_heads"][r]), int(x["ssm_groups"][r]))
+            what += f", its {int(x['ssm_heads'][r])} Mamba heads and {int(x['ssm_groups'][r])} groups"
+        fits = [d for d in _divisors(heads) if int(n[r]) % d == 0]
+        errors.add([r], "tp", [int(tp[r])], f"tp must divide the model's {what} and "
                    f"n_chips = {int(n[r])}; allowed: {', '.join(map(str, fits))}")
     split = (mask & training.R_LAYOUT) != 0
     for r in np.nonzero((given("tp") | given("pp")) & split)[0].tolist():

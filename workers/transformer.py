@@ -15,6 +15,15 @@ work, as inference does); hardware FLOPs (HFU) add the recomputed passes at the 
 figures that count the full s^2 (Narayanan eq. 3, PaLM, llm-foundry, MaxText before mid-2025) are
 converted by the validation cases with their own formula (`megatron_flops_per_iteration`), never mixed in.
 - Hu et al. 2021, "LoRA" (arXiv:2106.09685): frozen weights need no weight gradients.
+- Dao & Gu 2024, "Transformers are SSMs" (Mamba-2, arXiv:2405.21060) sec. 6-7: a Mamba-2 layer projects h to
+  z, x (heads x head_dim = d_in each), B, C (groups x state each) and dt (one per head), runs a causal
+  convolution over x, B, C, the SSD scan, a gated norm and projects d_in back to h; the chunked SSD algorithm
+  (chunks of Q tokens) costs per token 2QNG (C.B^T within a chunk), 2QPH (those scores times x), 2NPH (chunk
+  states) and 2NPH (states to outputs) FLOPs.
+- Megatron-Core hybrid models (MambaModel, `hybrid_override_pattern`: M state-space, * attention, - MLP,
+  E MoE): every layer is one block with its own pre-norm, so a hybrid model's L layers hold attention, MLP and
+  state-space blocks in the counts its pattern gives. Per-layer quantities below are the mean over the L layers
+  (as the MoE layers are), the way a hybrid's stages and FLOPs add up.
 
 All arrays broadcast; integers arrive as float64 so products of large sizes never overflow.
 """
@@ -26,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 Array = np.ndarray
+# tokens per SSD chunk (Q): the Mamba-2 module's default chunk_size (state-spaces/mamba mamba_ssm/modules/mamba2.py)
+SSD_CHUNK = 256.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,38 @@ class Shapes:
     mla_q_rank: Array | None = None
     mla_kv_rank: Array | None = None
     mla_rope: Array | None = None
+    # hybrid models (None: every layer an attention block and an MLP block): attention blocks, MLP (or MoE) blocks
+    # and Mamba-2 blocks among the L layers, and the Mamba-2 shapes (heads H, head width P, state N, B/C groups G,
+    # convolution taps K)
+    att_layers: Array | None = None
+    mlp_layers: Array | None = None
+    ssm_layers: Array | None = None
+    ssm_heads: Array | None = None
+    ssm_head_dim: Array | None = None
+    ssm_state: Array | None = None
+    ssm_groups: Array | None = None
+    ssm_conv: Array | None = None
+
+    @property
+    def hybrid(self) -> bool:
+        """True when some row's layers are not all attention + MLP (a hybrid state-space model)."""
+        return self.att_layers is not None and bool(
+            (np.asarray(self.ssm_layers) > 0).any() or (np.asarray(self.att_layers) != np.asarray(self.layers)).any()
+            or (np.asarray(self.mlp_layers) != np.asarray(self.layers)).any())
+
+    def shares(self) -> tuple[Array | float, Array | float, Array | float]:
+        """Attention, MLP and state-space blocks per layer (1, 1, 0 for a transformer)."""
+        if not self.hybrid:
+            return 1.0, 1.0, 0.0
+        assert self.mlp_layers is not None and self.ssm_layers is not None and self.att_layers is not None
+        return self.att_layers / self.layers, self.mlp_layers / self.layers, self.ssm_layers / self.layers
+
+    @property
+    def ssm_inner(self) -> Array | float:
+        """d_in = H x P, the width of a Mamba-2 block's x and z (0 without state-space blocks)."""
+        if self.ssm_heads is None or self.ssm_head_dim is None:
+            return 0.0
+        return self.ssm_heads * self.ssm_head_dim
 
     @property
     def q_dim(self) -> Array:
@@ -107,15 +150,51 @@ def mla_up_params(m: Shapes) -> Array:
     return mla * (np.where(qr > 0, qr, m.hidden) * qk + kvr * 2.0 * a * d)
 
 
+def ssm_matrix_params(m: Shapes) -> Array | float:
+    """Weights of one Mamba-2 block's projections (Dao & Gu 2024 sec. 7): in h -> z, x (d_in each), B, C (G x N
+    each) and dt (H); out d_in -> h. 0 without state-space blocks."""
+    if not m.hybrid or m.ssm_state is None or m.ssm_groups is None or m.ssm_heads is None:
+        return 0.0
+    d_in = m.ssm_inner
+    return m.hidden * (2.0 * d_in + 2.0 * m.ssm_groups * m.ssm_state + m.ssm_heads) + d_in * m.hidden
+
+
+def ssm_other_params(m: Shapes) -> Array | float:
+    """A Mamba-2 block's parameters outside its projections: the depthwise convolution over x, B, C (K taps and a
+    bias per channel), A, D and the dt bias per head, and the gated norm's d_in weights."""
+    if not m.hybrid or m.ssm_state is None or m.ssm_groups is None or m.ssm_heads is None or m.ssm_conv is None:
+        return 0.0
+    conv_dim = m.ssm_inner + 2.0 * m.ssm_groups * m.ssm_state
+    return conv_dim * (m.ssm_conv + 1.0) + 3.0 * m.ssm_heads + m.ssm_inner
+
+
+def ssm_scan_flops_per_token(m: Shapes, chunk: float = SSD_CHUNK) -> Array | float:
+    """Forward FLOPs per token of one Mamba-2 block's SSD scan and convolution (Dao & Gu 2024 sec. 6-7): within a
+    chunk of Q tokens C.B^T per group (2QNG) and the scores times x per head (2QPH); the chunk states and the
+    states to the outputs (2NPH each); the depthwise convolution (2K per channel of x, B, C). 0 without them."""
+    if not m.hybrid or m.ssm_state is None or m.ssm_groups is None or m.ssm_heads is None or m.ssm_conv is None:
+        return 0.0
+    n, g, hp = m.ssm_state, m.ssm_groups, m.ssm_inner
+    return 2.0 * chunk * (n * g + hp) + 4.0 * n * hp + 2.0 * m.ssm_conv * (hp + 2.0 * g * n)
+
+
 def layer_matrix_params(m: Shapes) -> Array:
-    """Weights of one layer's matrix multiplies (attention projections and the MLP), parameters."""
+    """Weights of one layer's matrix multiplies (attention projections and the MLP; a hybrid's mean over its
+    attention, MLP and state-space blocks), parameters."""
     mlp = m.n_proj * m.hidden * m.ffn  # 2*h*f (GELU) or 3*h*f (SwiGLU)
-    return attention_params(m) + mlp
+    if not m.hybrid:
+        return attention_params(m) + mlp
+    att, mlps, ssm = m.shares()
+    return att * attention_params(m) + mlps * mlp + ssm * ssm_matrix_params(m)
 
 
 def layer_params(m: Shapes) -> Array:
-    """All parameters of one layer: matrices plus two norms (~4h, with biases for GELU models)."""
-    return layer_matrix_params(m) + 4.0 * m.hidden
+    """All parameters of one layer: matrices plus a norm per block (two for a transformer layer: ~4h, with biases
+    for GELU models) and a state-space block's convolution, per-head scalars and gated norm."""
+    if not m.hybrid:
+        return layer_matrix_params(m) + 4.0 * m.hidden
+    att, mlps, ssm = m.shares()
+    return layer_matrix_params(m) + 2.0 * m.hidden * (att + mlps + ssm) + ssm * ssm_other_params(m)
 
 
 def total_params(m: Shapes) -> Array:
@@ -131,8 +210,10 @@ def fwd_flops_per_seq(m: Shapes, causal: bool = True) -> tuple[Array, Array, Arr
     Attention QK^T and attention x V: 4·s^2·a·d_h per layer for the full matrix, half of it causal.
     """
     s = m.seq
-    mm = 2.0 * s * layer_matrix_params(m)  # FLOPs per layer: 2 * tokens * weights
-    att = 4.0 * s * s * m.att_dim * (0.5 if causal else 1.0)  # FLOPs per layer: QK^T and attention x V
+    att_share, _, ssm_share = m.shares()
+    # FLOPs per layer: 2 * tokens * weights, and a hybrid's state-space scans (their mean over the layers)
+    mm = 2.0 * s * layer_matrix_params(m) + s * ssm_share * ssm_scan_flops_per_token(m)
+    att = 4.0 * s * s * m.att_dim * (0.5 if causal else 1.0) * att_share  # FLOPs per layer: QK^T and attention x V
     logits = 2.0 * s * m.hidden * m.vocab  # FLOPs: output projection
     return mm, att, logits
 

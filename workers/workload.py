@@ -79,7 +79,9 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     k = np.where(moe, np.minimum(k, E), 1.0)  # experts per token
     f_e = np.where(np.isfinite(mcols["moe_ffn_hidden"]), mcols["moe_ffn_hidden"], s["ffn"])  # hidden of one expert
     shared = np.nan_to_num(mcols["moe_shared_experts"])  # always-active experts per MoE layer
-    moe_layers = np.where(moe, L - np.nan_to_num(mcols["moe_dense_layers"]), 0.0)  # layers with experts
+    # layers with experts: the MLP layers but the dense ones (a hybrid's MoE blocks: catalog mlp_layers)
+    mlp_l = np.where(np.isfinite(mcols["mlp_layers"]), mcols["mlp_layers"], L)
+    moe_layers = np.where(moe, mlp_l - np.nan_to_num(mcols["moe_dense_layers"]), 0.0)
     one_expert = s["n_proj"] * h * f_e  # parameters of one expert
     w_expert = moe_layers * E * one_expert  # parameters of the routed experts
     # counted: dense layers' MLP of ffn, MoE layers' routed and shared experts plus the router (h x E)

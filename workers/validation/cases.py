@@ -850,14 +850,13 @@ def edge_cases(kind: str = "all") -> list[Case]:
     return cases
 
 
-# catalog ids of the MoE models in training_runs_2026.csv (issue 13); Nemotron-3 Nano (hybrid Mamba-MoE) and
-# DeepSeek-V4 have no catalog entry
+# catalog ids of the MoE models in training_runs_2026.csv (issue 13); DeepSeek-V4 has no catalog entry
 MOE_MODEL_IDS = {
     "deepseekv3": "deepseek_v3", "qwen3_235b_a22b": "qwen3_235b_a22b", "qwen3_30b_a3b": "qwen3_30b_a3b",
     "gpt oss 120b": "gpt_oss_120b", "mixtral-8x7b": "mixtral_8x7b", "mixtral 8x7b": "mixtral_8x7b",
     "mixtral-8x22b": "mixtral_8x22b", "mixtral 8x22b": "mixtral_8x22b", "llama4-scout-llm": "llama4_scout",
     "deepseek-v3 671b": "deepseek_v3", "llama 4 scout 17b-16e": "llama4_scout",
-    "llama 4 maverick 17b-128e": "llama4_maverick",
+    "llama 4 maverick 17b-128e": "llama4_maverick", "nemotron_3_nano": "nemotron_3_nano",
 }
 
 
@@ -896,6 +895,9 @@ _MBRIDGE_MOE_SETTINGS: dict[str, dict[str, object]] = {
     "qwen3_235b_a22b": {"recompute": "none", "grad_bytes": 2},
     "deepseek_v3": {"recompute": "selective", "grad_bytes": 2},
     "gpt_oss_120b": {"recompute": "selective", "grad_bytes": 2},
+    # src/megatron/bridge/recipes/nemotronh/nemotron_3_nano.py: recompute_granularity None;
+    # scripts/performance/configs/nemotronh/nemotron_3_nano_llm_pretrain.py: grad_reduce_in_fp32 = False
+    "nemotron_3_nano": {"recompute": "none", "grad_bytes": 2},
 }
 
 
