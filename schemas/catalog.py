@@ -340,6 +340,9 @@ class Model(_Entry):
     # layers (Nemotron-H: every layer is one block, attention, Mamba-2 or MLP), so attention_layers + ssm_layers +
     # mlp_layers = layers
     mlp_layers: int | None = Field(default=None, gt=0)
+    # multi-token prediction modules trained beside the model (DeepSeek-V3 sec. 2.2: each a projection, one layer and
+    # the shared output head, predicting one more token ahead; Megatron-Core --mtp-num-layers); None: none
+    mtp_layers: int | None = Field(default=None, ge=0, le=8)
     # multi-head latent attention (DeepSeek-V2/V3, Kimi K2): queries through a rank-mla_q_rank bottleneck (None:
     # a full h -> heads x (head_dim + rope) projection), keys and values from one rank-mla_kv_rank latent, plus a
     # decoupled RoPE key of mla_rope_dim per token shared by the heads; head_dim is the value (and non-RoPE key) head

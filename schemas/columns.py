@@ -118,6 +118,9 @@ TRAINING: list[Column] = [
     # added 2026-12: activation offloading, at the end so lakes written before read it as NULL
     _c("offload_layers", "int16", "layers", "layers per pipeline stage whose saved activations wait in host memory "
        "between forward and backward (0: none)", "input"),
+    # added 2026-12-06: multi-token prediction, at the end so lakes written before read it as NULL
+    _c("mtp_layers", "int16", "modules", "multi-token prediction modules trained beside the model (DeepSeek-V3 sec. "
+       "2.2: a projection, one layer and the output head each, on the last pipeline stage; 0: none)", "input"),
 ]
 
 INFERENCE: list[Column] = [

@@ -173,6 +173,7 @@ def random_training(
     for name in ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s"):
         cols[name] = rng.random(n).astype(np.float32)
     cols["offload_layers"] = np.zeros(n)  # no activation offloading
+    cols["mtp_layers"] = np.zeros(n)  # no multi-token prediction
     return _to_table("training", cols)
 
 
@@ -378,6 +379,7 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "bubble_s": 0.1 * seconds / (tokens / (gb * seq)), "tp_comm_s": 0.05 * seconds / (tokens / (gb * seq)),
         "dp_comm_s": 0.02 * seconds / (tokens / (gb * seq)), "moe_a2a_s": np.zeros(len(idx)),
         "offload_layers": np.zeros(len(idx)),  # no activation offloading
+        "mtp_layers": np.zeros(len(idx)),  # no multi-token prediction
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

@@ -292,6 +292,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "moe_dense_layers": x["moe_dense_layers"],
             "cp": x["cp"],
             "offload_layers": x["offload_layers"],
+            "mtp_layers": x["mtp_layers"],
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]

@@ -147,6 +147,8 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         "att_layers": _or_layers(cols.get("attention_layers"), cols["layers"]),
         "mlp_layers": _or_layers(cols.get("mlp_layers"), cols["layers"]),
         "ssm_layers": np.nan_to_num(cols["ssm_layers"], nan=0.0) if "ssm_layers" in cols else np.zeros_like(hidden),
+        # multi-token prediction modules trained beside the model (none where the model does not say)
+        "mtp_layers": np.nan_to_num(cols["mtp_layers"], nan=0.0) if "mtp_layers" in cols else np.zeros_like(hidden),
     }
 
 

@@ -165,9 +165,12 @@ OFFLOAD_KEYS = ("offload_layers", "host_bw")
 VOCAB_KEYS = ("vocab_tiles",)
 # hybrid models (optional; absent, or attention and MLP blocks in every layer and no state-space blocks: a
 # transformer): attention, MLP (or MoE) and Mamba-2 blocks among the layers, and the Mamba-2 shapes
+# multi-token prediction (optional; absent or 0 everywhere: none): MTP modules trained beside the model
+MTP_KEYS = ("mtp_layers",)
 HYBRID_KEYS = ("att_layers", "mlp_layers", "ssm_layers", "ssm_heads", "ssm_head_dim", "ssm_state_dim", "ssm_groups",
                "ssm_conv_kernel")
-INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS, *HYBRID_KEYS)  # cp: context parallelism (optional; absent: 1)
+INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS, *HYBRID_KEYS,
+              *MTP_KEYS)  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -289,19 +292,24 @@ def _layout_bits(
     return mask
 
 
-def _split(L: Array, p: Array, v: Array, w: float | Array, first: Array, last: Array) -> tuple[Array, Array, Array]:
+def _split(L: Array, p: Array, v: Array, w: float | Array, first: Array, last: Array,
+           w_last: float | Array | None = None) -> tuple[Array, Array, Array]:
     """Layers on a chip of the first, a middle and the last pipeline stage (Megatron-Core's pipeline layout).
 
     The L layers, plus w slots each for the embedding and the output head (w = 1: counted as a layer, as
     --account-for-embedding/loss-in-pipeline-split and Llama 3's one layer fewer on the first and last stage
     do; w = 0: Megatron's even split, ceil where it does not divide), fill p·v virtual stages as evenly as
-    whole layers allow. `first`/`last` (NaN = by that rule) are the row's own counts."""
-    per_virtual = np.ceil((L + 2.0 * w) / (p * v) - 1e-9)  # slots per virtual stage
-    auto = np.maximum(v * per_virtual - w, 0.0)  # layers on an end stage by the rule
+    whole layers allow; `w_last` (default w) is the last stage's slots when it holds more than the head (multi-token
+    prediction modules: a slot each, as Megatron-Core's pipeline layout gives them, 'm'). `first`/`last` (NaN = by
+    that rule) are the row's own counts."""
+    w_end = w if w_last is None else w_last
+    per_virtual = np.ceil((L + w + w_end) / (p * v) - 1e-9)  # slots per virtual stage
+    auto = np.maximum(v * per_virtual - w, 0.0)  # layers on the first stage by the rule
+    auto_last = auto if w_last is None else np.maximum(v * per_virtual - w_end, 0.0)  # ... on the last
     given = bool(np.isfinite(first).any() or np.isfinite(last).any())
     f = np.where(np.isfinite(first), first, auto) if given else auto
     two = p <= 2.0
-    l_auto = np.where(two, L - f, auto)
+    l_auto = np.where(two, L - f, auto_last)
     lst = np.where(np.isfinite(last), last, l_auto) if given else l_auto
     rest = L - f - lst  # layers on the middle stages
     mid = np.where(two, 0.0, np.ceil(rest / np.maximum(p - 2.0, 1.0) - 1e-9))
@@ -346,6 +354,8 @@ def evaluate(
         x = {k: v for k, v in x.items() if k not in MLA_KEYS}
     if "sliding_window" in x and not bool((np.asarray(x["sliding_window"]) > 0).any()):  # no windowed layers here
         x = {k: v for k, v in x.items() if k not in WINDOW_KEYS}
+    if "mtp_layers" in x and not bool((np.asarray(x["mtp_layers"]) > 0).any()):  # no MTP modules here
+        x = {k: v for k, v in x.items() if k not in MTP_KEYS}
     if "att_layers" in x and not is_hybrid(x):  # every layer attention + MLP: no hybrid passes
         x = {k: v for k, v in x.items() if k not in HYBRID_KEYS}
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
@@ -586,6 +596,16 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         p_matrix = p_matrix + d_rest + routed_active  # active matrix parameters per layer (FLOPs: 6·N_active)
         p_layer_all = p_layer_all + d_rest  # parameters per layer outside the routed experts
         N = N + L * (d_rest + p_exp_layer)  # total parameters (memory)
+    # multi-token prediction (DeepSeek-V3 sec. 2.2, Megatron-Core --mtp-num-layers): D modules after the last layer,
+    # each a projection M_k of [norm(h); norm(embedding of the token k ahead)] (2h -> h), one layer of the model's own
+    # kind and the shared output head; Megatron-Core places them on the last pipeline stage, which then keeps the
+    # embedding table too
+    mtp_in = x.get("mtp_layers")
+    any_mtp = mtp_in is not None and bool((mtp_in > 0).any())
+    D = mtp_in if any_mtp else 0.0
+    mtp_proj = 2.0 * h * h  # parameters of one module's projection M_k
+    if any_mtp:
+        N = N + D * (p_layer_all + mtp_proj + (p_exp_layer if any_moe else 0.0))
     # LoRA (Hu et al. 2021): frozen weights get no weight gradients or optimizer state; only the adapters train
     lora = x["mode"] == 2
     any_lora = bool(lora.any())
@@ -644,7 +664,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         etp = _pick(num(indivisible(dp, ep)), 1.0, t)  # chips one expert is split over
         checks.append(((ep > 1) & (E <= 0) | indivisible(dp * t, ep) | ((E > 0) & indivisible(E, ep)), R_EP))
         # one model replica's share of the routed experts (gradient and optimizer traffic per tp x pp chips)
-        trainable = trainable - L * p_exp_layer * (1.0 - t / (ep * etp))
+        trainable = trainable - (L + D) * p_exp_layer * (1.0 - t / (ep * etp))
     elif "ep" in x:
         checks.append((x["ep"] > 1, R_EP))
     if hybrid:
@@ -676,6 +696,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # backward is 1x forward (activation gradients only): ~4N instead of 6N FLOPs per token (Hu et al. 2021)
     mm_passes = 3.0 - num(lora) if any_lora else 3.0
     per_seq = L * (mm_passes * mm + 3.0 * (att + scan)) + mm_passes * logits  # model FLOPs per sequence
+    mm_proj = 2.0 * s * mtp_proj  # FLOPs per sequence of one MTP module's projection (forward)
+    if any_mtp:  # each MTP module: its projection, one layer and the output head again
+        per_seq = per_seq + D * (mm_passes * (mm + mm_proj + logits) + 3.0 * (att + scan))
     if any_lora:
         per_seq = per_seq + 6.0 * s * x["lora_params"] * num(lora)  # adapters, forward + backward
     model_flops = per_seq * B_run  # FLOPs per step
@@ -687,7 +710,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     mla_f = m.mla if m.mla is not None else 0.0 * s
     mm_up = 2.0 * s * mla_up_params(m)  # FLOPs per sequence per layer (0 for standard attention)
     att_rc = full_f + selective_f * (1.0 - mla_f)  # attention-core forwards re-run per layer
-    recompute_flops = L * (full_f * (mm + scan) + att_rc * att + selective_f * mm_up) * B_run
+    recompute_flops = (L + D) * (full_f * (mm + scan) + att_rc * att + selective_f * mm_up) * B_run
     hw_flops = model_flops + recompute_flops  # FLOPs per step
     tokens_step = B_run * s  # tokens per step
 
@@ -840,12 +863,17 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     s_per_flop_head = _pick(low_prec, b_chip / (t * x["peak_16"] * cal["mm_eff_max"]), s_per_flop)
     t_head = logits * mm_passes * s_per_flop_head * (1.0 + half / np.minimum(bs, h))  # s, output layer, last stage
     first_in, last_in = x["first_layers"], x["last_layers"]
+    # the MTP modules on the last stage: a layer, the projection and the output head each (the split does not move
+    # layers off that stage for them; Megatron-Bridge's DeepSeek-V3 H100 recipe does so by an explicit layout)
+    t_mtp = 0.0
+    if any_mtp:
+        t_mtp = D * (t_layer + t_head + mm_proj * mm_time_passes * s_per_flop * (1.0 + half / np.minimum(bs, h)))
     f0, mid0, l0 = _split(L, p, v, 0.0, first_in, last_in)  # even split (ceil where it does not divide)
-    stage0 = np.maximum(np.maximum(f0, mid0) * t_layer, l0 * t_layer + t_head)
+    stage0 = np.maximum(np.maximum(f0, mid0) * t_layer, l0 * t_layer + t_head + t_mtp)
     uneven = x["fw_uneven"] > 0
     if bool(uneven.any()):  # embedding and head as stage weight, where the framework can: the faster split
-        f1, mid1, l1 = _split(L, p, v, 1.0, first_in, last_in)
-        stage1 = np.maximum(np.maximum(f1, mid1) * t_layer, l1 * t_layer + t_head)
+        f1, mid1, l1 = _split(L, p, v, 1.0, first_in, last_in, 1.0 + D if any_mtp else None)
+        stage1 = np.maximum(np.maximum(f1, mid1) * t_layer, l1 * t_layer + t_head + t_mtp)
         use1 = num(uneven & (stage1 < stage0))
         f, mid, lst = _pick(use1, f1, f0), _pick(use1, mid1, mid0), _pick(use1, l1, l0)
         t_stage_compute = _pick(use1, stage1, stage0)
@@ -853,7 +881,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         f, mid, lst, t_stage_compute = f0, mid0, l0, stage0
     bad_split = (f < 0) | (lst < 0) | ((p > 2) & (L - f - lst < p - 2.0)) | ((p == 2) & (np.abs(f + lst - L) > 0.5))
     flag(mask, bad_split & (np.isfinite(first_in) | np.isfinite(last_in)), R_LAYERS)
-    L_stage = np.maximum(np.maximum(f, mid), lst)  # layers on the slowest stage
+    L_stage = np.maximum(np.maximum(f, mid), lst + D)  # layers on the slowest stage (the MTP modules' on the last)
 
     # pipeline sends: ranks [pp][dp][tp] put consecutive stages tp·dp ranks apart, so some stage boundary
     # crosses the scale-out network once the job spans domains; frameworks that can order the ranks
@@ -931,7 +959,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     # ---- memory per chip: the first, a middle and the last stage --------------------------------
     p_first = stage_params(f, p_layer_all, m, t, p, first=True)  # parameters on a first-stage chip (no routed experts)
-    p_last = stage_params(lst, p_layer_all, m, t, p, first=False)
+    p_last = stage_params(lst + D, p_layer_all, m, t, p, first=False)
+    if any_mtp:  # the MTP projections, and the embedding table the modules read (a copy beyond the first stage)
+        p_last = p_last + D * mtp_proj / t + num((D > 0) & (p > 1)) * m.vocab * h / t
     p_mid = mid * p_layer_all / t
     # bytes: ZeRO-3 keeps the current and the prefetched layer whole (FSDP units); DeepSpeed releases gathered
     # parameters beyond its live limit, though never below the largest tensor, and prefetches one bucket
@@ -963,7 +993,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
     acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
     acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
-    acts_last = activation_bytes_stage(per_layer, resident(lst), 1.0 + 0.0 * p, rc)
+    acts_last = activation_bytes_stage(per_layer, resident(lst) + D, 1.0 + 0.0 * p, rc)
     # bytes: the last stage's logits. Megatron's own vocab-parallel cross entropy (fused or not) upcasts them with
     # .float() and saves its softmax in that fp32 copy for the backward, the e-byte logits beside it at the cast (their
     # e-byte gradient in the backward); so do PyTorch's log_softmax under autocast and torchtitan's .float(). Where the
@@ -976,7 +1006,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if vt is not None:
         logit_buf = logit_buf / np.maximum(vt, 1.0)
     mem_first = states_of(p_first) + f * exp_layer_bytes + acts_first + num(p <= 1) * logit_buf
-    mem_last = states_of(p_last) + lst * exp_layer_bytes + acts_last + logit_buf
+    # each MTP module's loss keeps logits of its own beside the model's until the backward
+    mem_last = states_of(p_last) + (lst + D) * exp_layer_bytes + acts_last + (1.0 + D) * logit_buf
     mem = np.maximum(np.maximum(mem_first, mem_last), num(p > 2) * (states_of(p_mid) + mid * exp_layer_bytes + acts_mid))
     acts = acts_first
     states = states_of(p_first) + f * exp_layer_bytes

@@ -248,6 +248,9 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["ep"] = numbers(table, "ep", errors, integer=True, minimum=1)
     raw["cp"] = numbers(table, "cp", errors, integer=True, minimum=1)
     raw["offload_layers"] = numbers(table, "offload_layers", errors, integer=True, minimum=0)
+    raw["mtp_layers"] = numbers(table, "mtp_layers", errors, integer=True, minimum=0, maximum=8,
+                                allowed="allowed: an integer from 0 to 8 (multi-token prediction modules; blank: the "
+                                        "model's, 0 without)")
     raw["moe_imbalance"] = numbers(table, "moe_imbalance", errors, minimum=1,
                                    allowed="allowed: a number >= 1 (the busiest expert's tokens over the mean)")
     raw["moe_a2a_overlap"] = numbers(table, "moe_a2a_overlap", errors, minimum=0, maximum=1,
@@ -307,6 +310,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x.update(_workload_defaults(get, ctx, precision, n, chip_idx))
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
+    x["mtp_layers"] = _or_default(get("mtp_layers"), x["mtp_layers"])  # the row's MTP modules, else the model's
     x["offload_layers"] = _or_default(get("offload_layers"), 0.0)
     x["offload_blank"] = (~np.isfinite(get("offload_layers"))).astype(np.float64)
     x.update({
@@ -444,6 +448,7 @@ def _assemble_general(
         **_workload_defaults(get, ctx, precision, n, safe_chip),
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
+        "mtp_layers": _or_default(get("mtp_layers"), shapes["mtp_layers"]),  # the row's MTP modules, else the model's
         "offload_layers": _or_default(get("offload_layers"), 0.0),
         "offload_blank": (~np.isfinite(get("offload_layers"))).astype(np.float64),
         "sustained_flops": get("sustained_tflops") * 1e12,
@@ -752,6 +757,7 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["ep"] = ints(x["ep"])
     cols["cp"] = ints(x["cp"])
     cols["offload_layers"] = ints(x["offload_layers"])
+    cols["mtp_layers"] = ints(x["mtp_layers"])
     prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
     cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
     # the workload the time, cost and energy are for: a blank `tokens` is the model's published training tokens

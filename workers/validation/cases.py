@@ -994,6 +994,12 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
         if source not in MAXTEXT_SOURCES:
             row["offload_layers"] = 0  # GPU recipes state activation offloading where they use it (none here)
+        # Megatron-Bridge 25.11 labels its DeepSeek-V3 rows 'DeepSeekV3 (w/o MTP)' or '(w/ MTP)'; other tables say
+        # nothing and run without (the catalog model's default; the performance recipe's H100 pipeline layout
+        # 'Et|(tt|)*30mL' does place one, 'm', but the tables do not say which rows ran it)
+        label = re.search(r"\(w/(o)? ?MTP\)", d["notes"])
+        if label:
+            row["mtp_layers"] = 0 if label.group(1) else 1
         notes = _fit_ep(row, int(float(d["moe_experts"])))
         cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
                           regressed=known_regression(d["notes"], run)))
