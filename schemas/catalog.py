@@ -343,6 +343,9 @@ class Model(_Entry):
     # multi-token prediction modules trained beside the model (DeepSeek-V3 sec. 2.2: each a projection, one layer and
     # the shared output head, predicting one more token ahead; Megatron-Core --mtp-num-layers); None: none
     mtp_layers: int | None = Field(default=None, ge=0, le=8)
+    # latent MoE (Megatron-Core moe_latent_size): the routed experts work on a moe_latent_dim-wide projection of the
+    # hidden state (h -> latent before the dispatch, latent -> h after the combine); None: on h
+    moe_latent_dim: int | None = Field(default=None, gt=0)
     # multi-head latent attention (DeepSeek-V2/V3, Kimi K2): queries through a rank-mla_q_rank bottleneck (None:
     # a full h -> heads x (head_dim + rope) projection), keys and values from one rank-mla_kv_rank latent, plus a
     # decoupled RoPE key of mla_rope_dim per token shared by the heads; head_dim is the value (and non-RoPE key) head
@@ -398,6 +401,9 @@ class Model(_Entry):
         if any(v is not None for v in ssm.values()) and any(v is None for v in ssm.values()):
             raise ValueError(f"state-space layers give {', '.join(SSM_FIELDS)} together (missing: "
                              f"{', '.join(f for f, v in ssm.items() if v is None)})")
+        if self.moe_latent_dim is not None and self.moe_experts is None:
+            raise ValueError("moe_latent_dim is a mixture-of-experts field: give moe_experts, moe_topk and "
+                             "moe_ffn_hidden too")
         if self.mlp_layers is not None and self.mlp_layers > self.layers:
             raise ValueError(f"mlp_layers ({self.mlp_layers}) must not exceed layers ({self.layers})")
         if self.moe_experts is not None and (self.moe_dense_layers or 0) >= (self.mlp_layers or self.layers):

@@ -149,6 +149,8 @@ def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
         "ssm_layers": np.nan_to_num(cols["ssm_layers"], nan=0.0) if "ssm_layers" in cols else np.zeros_like(hidden),
         # multi-token prediction modules trained beside the model (none where the model does not say)
         "mtp_layers": np.nan_to_num(cols["mtp_layers"], nan=0.0) if "mtp_layers" in cols else np.zeros_like(hidden),
+        # latent MoE: the routed experts' width (0: the hidden size)
+        "moe_latent": np.nan_to_num(cols["moe_latent_dim"], nan=0.0) if "moe_latent_dim" in cols else np.zeros_like(hidden),
     }
 
 

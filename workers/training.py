@@ -151,7 +151,7 @@ INPUT_KEYS = (
 # the busiest expert's load over the mean, the fraction of a layer's compute the all-to-all can hide behind, and
 # group-limited routing (expert groups, groups per token; 0: no limit), and the expert capacity factor (NaN: dropless)
 MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
-            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity")
+            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity", "moe_latent")
 # multi-head latent attention (optional: absent or 0 everywhere, standard attention): query rank, key-value latent
 # rank, RoPE key width; the parameter counts reach the core through MODEL_TERMS, these the activation memory and
 # the selective recompute of the up-projections
@@ -590,9 +590,17 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         expert = m.n_proj * h * f_e  # parameters of one expert (2 or 3 projections of h x f_e)
         dense_mlp = m.n_proj * h * m.ffn  # parameters of the dense MLP it replaces
         router = h * E * routed_f  # parameters of the router (h -> E logits)
-        routed_active = moe_frac * k_top * expert  # active routed-expert parameters per layer
-        p_exp_layer = moe_frac * E * expert  # routed-expert parameters per layer (all experts)
-        d_rest = moe_frac * (x["moe_shared"] * expert + router - dense_mlp)  # non-routed change per layer
+        # latent MoE (Megatron-Core moe_latent_size, Nemotron 3 Super): the routed experts work on a narrower latent
+        # d_l, a shared h -> d_l projection before the dispatch and d_l -> h after the combine; the tokens cross the
+        # all-to-all at d_l; the shared experts and the router stay on h
+        lat_in = x.get("moe_latent")
+        any_latent = lat_in is not None and bool((lat_in > 0).any())
+        width = _pick(num(lat_in > 0), lat_in, h) if any_latent else h  # the routed experts' model width
+        routed_expert = m.n_proj * width * f_e if any_latent else expert  # parameters of one routed expert
+        latent_proj = 2.0 * h * lat_in * routed_f if any_latent else 0.0  # the down and up projections
+        routed_active = moe_frac * k_top * routed_expert  # active routed-expert parameters per layer
+        p_exp_layer = moe_frac * E * routed_expert  # routed-expert parameters per layer (all experts)
+        d_rest = moe_frac * (x["moe_shared"] * expert + router + latent_proj - dense_mlp)  # non-routed change per layer
         p_matrix = p_matrix + d_rest + routed_active  # active matrix parameters per layer (FLOPs: 6·N_active)
         p_layer_all = p_layer_all + d_rest  # parameters per layer outside the routed experts
         N = N + L * (d_rest + p_exp_layer)  # total parameters (memory)
@@ -729,7 +737,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # routed experts: grouped GEMMs over the tokens one expert receives, bs·k·ep/E per chip (the ep group's
         # tokens spread over E experts), at the busiest expert's load
         mm_routed = 2.0 * s * routed_active  # FLOPs per sequence per layer
-        narrow_e = np.maximum(np.minimum(np.minimum(narrow_mm, f_e / t), bs * k_top * ep / np.maximum(E, 1.0)), 1.0)
+        narrow_e = np.maximum(np.minimum(np.minimum(np.minimum(narrow_mm, width), f_e / t),
+                                         bs * k_top * ep / np.maximum(E, 1.0)), 1.0)
         t_mm = t_mm + mm_routed * mm_time_passes * s_per_flop * (
             load * (1.0 + half / narrow_e) - (1.0 + half / narrow_mm))  # s
     # attention core as executed: unfused kernels compute the whole s^2 matrix (masked), FlashAttention skips the
@@ -772,7 +781,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # probabilities inside the expert activation instead (fw_moe_probs_in_act) keep only the fc1 input
         # bytes per layer, one copy: a chip's share of the tp group's copies, all of them where its experts are
         # split over the group (etp = tp: the gathered input each slice multiplies)
-        disp = routed_f * moe_frac * k_top * slots * bs * h * e / _pick(sp_f, t / etp, 1.0)
+        disp = routed_f * moe_frac * k_top * slots * bs * width * e / _pick(sp_f, t / etp, 1.0)
         kept = disp * (2.0 - num(x["fw_moe_probs_in_act"] > 0))
         per_layer = (per_layer[0] + kept, per_layer[1] + kept, per_layer[2])
         # the permute gathers each copy into its expert's group and the unpermute scatters it back (a sort by
@@ -836,7 +845,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # sequence parallelism), 1/ep of them to each peer; ep members sit etp ranks apart ([pp][dp][tp]: tp apart when experts split over tp), so
         # floor(domain/etp) of them share the scale-up domain and the rest are reached over the scale-out network
         # on the chip's own NIC, both at once (the slower one sets the time)
-        tok = slots * bs * h * e / _pick(sp_f, t, 1.0)  # bytes of one copy of the chip's tokens (capacity-padded)
+        tok = slots * bs * width * e / _pick(sp_f, t, 1.0)  # bytes of one copy of the chip's tokens (capacity-padded)
         g_ep = np.minimum(np.maximum(np.floor(dom / etp), 1.0), ep)  # ep members inside the scale-up domain
         beyond = num(ep > g_ep)  # some peers are beyond the domain
         # plain or hierarchical (`fw_ep_dedup`) dispatch: the copies per token each link carries (comm.expert_copies)
@@ -852,7 +861,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # chip, so the copies that arrive are all-gathered over those ranks before the experts and reduce-scattered
         # after them (Megatron-Core's all-to-all dispatcher: dispatch_postprocess / combine_preprocess over the
         # expert tensor-parallel group), the gathered size k·b·s·h, twice per all-to-all pair
-        etp_gather = num(etp > 1) * sp_f * tp_group.allgather(k_top * slots * bs * h * e)  # s per gather
+        etp_gather = num(etp > 1) * sp_f * tp_group.allgather(k_top * slots * bs * width * e)  # s per gather
         a2a_all = routed_f * moe_frac * (4.0 + 2.0 * full_f) * (a2a + etp_gather)
         t_a2a = np.maximum(a2a_all - x["a2a_overlap"] * t_compute, 0.0)
 

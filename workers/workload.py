@@ -82,11 +82,13 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     # layers with experts: the MLP layers but the dense ones (a hybrid's MoE blocks: catalog mlp_layers)
     mlp_l = np.where(np.isfinite(mcols["mlp_layers"]), mcols["mlp_layers"], L)
     moe_layers = np.where(moe, mlp_l - np.nan_to_num(mcols["moe_dense_layers"]), 0.0)
-    one_expert = s["n_proj"] * h * f_e  # parameters of one expert
+    # parameters of one routed expert (on a latent MoE's latent width: Megatron-Core moe_latent_size)
+    one_expert = s["n_proj"] * np.where(s["moe_latent"] > 0, s["moe_latent"], h) * f_e
     w_expert = moe_layers * E * one_expert  # parameters of the routed experts
     # counted: dense layers' MLP of ffn, MoE layers' routed and shared experts plus the router (h x E)
     dense_count = total_params(shapes)
-    moe_count = dense_count + moe_layers * ((E + shared) * one_expert + h * E - s["n_proj"] * h * s["ffn"])
+    moe_count = dense_count + moe_layers * (E * one_expert + shared * s["n_proj"] * h * f_e + h * E
+                                            - s["n_proj"] * h * s["ffn"])
     counted = np.where(moe, moe_count, dense_count)
     # a published size stands where the transformer count does not apply: MoE models, multi-head latent attention,
     # hybrid models whose layers are not all attention (Mamba, convolutions)

@@ -501,9 +501,6 @@ UNSOURCED_2026 = {
 
 # runs whose model's architecture is published elsewhere but uses parts the training core does not model yet
 NOT_MODELLED_2026 = {
-    "Nemotron_3_Super": "architecture published (Megatron-Bridge Nemotron3SuperProvider: 88 hybrid layers, 40 Mamba-2, "
-                        "40 MoE of 512 experts top-22, 8 attention, two attention + MoE MTP modules) but its latent MoE "
-                        "(routed experts on a 1,024-wide projection, moe_latent_size) is not modelled",
     "DeepSeekV4 Flash": "architecture not read (hybrid latent and compressed sparse attention, hash-routed MoE, MTP, per "
                         "the file's notes); not modelled",
 }
@@ -559,7 +556,7 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             skipped.append(Skipped(run, source, reason))
 
         prec = d["precision"].lower()
-        if d["moe_experts"]:
+        if _moe_run(d, catalog):
             skip("mixture of experts: issue 13, reported apart (workers/validation/moe.py)")
             continue
         if known_regression(d["notes"]):
@@ -868,7 +865,15 @@ MOE_MODEL_IDS = {
     "mixtral-8x22b": "mixtral_8x22b", "mixtral 8x22b": "mixtral_8x22b", "llama4-scout-llm": "llama4_scout",
     "deepseek-v3 671b": "deepseek_v3", "llama 4 scout 17b-16e": "llama4_scout",
     "llama 4 maverick 17b-128e": "llama4_maverick", "nemotron_3_nano": "nemotron_3_nano",
+    "nemotron_3_super": "nemotron_3_super",
 }
+
+
+def _moe_run(d: dict[str, str], catalog: Catalog) -> bool:
+    """A mixture-of-experts run: the file gives its experts, or its model is a catalog MoE model (Nemotron 3 Super's
+    rows leave the architecture blank)."""
+    model = MOE_MODEL_IDS.get(d["model"].lower())
+    return bool(d["moe_experts"]) or (model in catalog.models and catalog.models[model].moe_experts is not None)
 
 
 # what Megatron-Bridge's performance scripts run for a dense Llama pre-training row its release table leaves unsaid
@@ -909,6 +914,10 @@ _MBRIDGE_MOE_SETTINGS: dict[str, dict[str, object]] = {
     # src/megatron/bridge/recipes/nemotronh/nemotron_3_nano.py: recompute_granularity None;
     # scripts/performance/configs/nemotronh/nemotron_3_nano_llm_pretrain.py: grad_reduce_in_fp32 = False
     "nemotron_3_nano": {"recompute": "none", "grad_bytes": 2},
+    # nemotronh/nemotron_3_llm_pretrain.py set_nemotron_3_super_common_configs: grad_reduce_in_fp32 = False; its
+    # presets' module recompute (core_attn, moe_act, layernorm and on GB200 the whole MoE block, not for NVFP4) differs
+    # between versions and the tables do not say which ran: the layout search picks the recompute
+    "nemotron_3_super": {"grad_bytes": 2},
 }
 
 
@@ -958,7 +967,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     said: set[str] = set()
     for d in rows:  # runs without tokens/s are said, not silently dropped
         run, metric = _run_and_metric(d)
-        if d["moe_experts"] and run not in with_tokens and run not in said:
+        if _moe_run(d, catalog) and run not in with_tokens and run not in said:
             said.add(run)
             why = ("whole-run GPU-hours (`validate --bounds` answers DeepSeek-V3's pre-training total)"
                    if metric == "gpu_hours_total" else
@@ -966,7 +975,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             skipped.append(Skipped(run, _source_2026(d["source"])[0], f"only {metric} published, no tokens/s: {why}"))
     for d in rows:
         run, metric = _run_and_metric(d)
-        if not d["moe_experts"] or metric != "tokens_per_s_per_chip":
+        if not _moe_run(d, catalog) or metric != "tokens_per_s_per_chip":
             continue
         source, framework = _source_2026(d["source"])
         model = MOE_MODEL_IDS.get(d["model"].lower())
@@ -985,7 +994,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             "model": model, "chip": d["chip"], "n_chips": n, "seq_len": int(float(d["seq_len"])),
             "global_batch": int(float(d["global_batch"])), "framework": framework,
             # MXFP8 and FP8 blockwise/per-tensor run their GEMMs in 8 bits; the core has one fp8 path yet
-            "precision": "fp8" if "fp8" in prec else "bf16",
+            "precision": "nvfp4" if "nvfp4" in prec else "fp8" if "fp8" in prec else "bf16",
         }
         if source in MAXTEXT_SOURCES:  # MaxText's dropless MoE (megablox) gathers the experts over fsdp: ep 1
             _maxtext_layout(row, d, _f(d["global_batch"]), _f(d["tp"]), _f(d["fsdp"]))
@@ -1011,7 +1020,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         label = re.search(r"\(w/(o)? ?MTP\)", d["notes"])
         if label:
             row["mtp_layers"] = 0 if label.group(1) else 1
-        notes = _fit_ep(row, int(float(d["moe_experts"])))
+        experts = int(float(d["moe_experts"])) if d["moe_experts"] else catalog.models[model].moe_experts or 0
+        notes = _fit_ep(row, experts)
         cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
                           regressed=known_regression(d["notes"], run)))
     return cases, skipped
