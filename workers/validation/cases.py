@@ -914,10 +914,20 @@ _MBRIDGE_MOE_SETTINGS: dict[str, dict[str, object]] = {
     # src/megatron/bridge/recipes/nemotronh/nemotron_3_nano.py: recompute_granularity None;
     # scripts/performance/configs/nemotronh/nemotron_3_nano_llm_pretrain.py: grad_reduce_in_fp32 = False
     "nemotron_3_nano": {"recompute": "none", "grad_bytes": 2},
-    # nemotronh/nemotron_3_llm_pretrain.py set_nemotron_3_super_common_configs: grad_reduce_in_fp32 = False; its
-    # presets' module recompute (core_attn, moe_act, layernorm and on GB200 the whole MoE block, not for NVFP4) differs
-    # between versions and the tables do not say which ran: the layout search picks the recompute
+    # nemotronh/nemotron_3_llm_pretrain.py set_nemotron_3_super_common_configs: grad_reduce_in_fp32 = False; the
+    # recompute per chip and precision: _MBRIDGE_SUPER_RECOMPUTE
     "nemotron_3_super": {"grad_bytes": 2},
+}
+
+# Nemotron 3 Super's module recompute as its performance presets set it (scripts/performance/configs/nemotronh/
+# nemotron_3_workload_base_configs.py @ 06e8da4e): on GB200 in BF16 and MXFP8 the whole MoE block, the expert
+# activation, the norms and the attention core (recompute_modules moe, moe_act, layernorm, core_attn) -- most of a
+# layer's forward, whose nearest in the core is full recompute (which re-runs the Mamba-2 blocks too); on B200 in BF16
+# and MXFP8 the expert activation, the norms and the attention core (selective); in NVFP4 none. (chip, 8-bit) ->
+# recompute; the file holds one version of the presets, and the release tables do not say which version ran
+_MBRIDGE_SUPER_RECOMPUTE: dict[tuple[str, bool], str] = {
+    ("nvidia_gb200_per_gpu", False): "full", ("nvidia_b200_hgx", False): "selective",
+    ("nvidia_gb200_per_gpu", True): "none", ("nvidia_b200_hgx", True): "none",
 }
 
 
@@ -1012,6 +1022,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             row["recompute"] = "full"
         elif source == "megatron_bridge":
             row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
+            if model == "nemotron_3_super" and (d["chip"], "nvfp4" in prec) in _MBRIDGE_SUPER_RECOMPUTE:
+                row["recompute"] = _MBRIDGE_SUPER_RECOMPUTE[(d["chip"], "nvfp4" in prec)]
         if source not in MAXTEXT_SOURCES:
             row["offload_layers"] = 0  # GPU recipes state activation offloading where they use it (none here)
         # Megatron-Bridge 25.11 labels its DeepSeek-V3 rows 'DeepSeekV3 (w/o MTP)' or '(w/ MTP)'; other tables say
