@@ -51,6 +51,7 @@ class Context:
     defaults: dict[str, float]
     model_terms: dict[str, Array]  # per-model core quantities (parameters, ...), by model index
     model_shapes: dict[str, Array]  # the core's shape keys, by model index
+    model_hybrid: Array  # by model index: True where some layers are not attention + MLP (training.HYBRID_KEYS matter)
     model_tokens: Array  # default training tokens, by model index
     chip_links: dict[str, Array]  # the core's chip keys (bytes, bytes/s), by chip index
     chip_peaks: Array  # (precision, chip) peak FLOP/s
@@ -71,7 +72,10 @@ class Context:
         tokens = np.where(np.isfinite(published), published, defaults["tokens_per_param"] * terms["n_params"])
         default_prec = default_precision(chips.cols)
         peaks = np.stack([peak_for_precision(chips.cols, np.full(len(chips.ids), float(i)))[0] for i in range(len(PRECISIONS))])
-        return cls(catalog, chips, models, cal, defaults, terms, shapes, tokens, chip_link_arrays(chips.cols, defaults),
+        hybrid = ((shapes["ssm_layers"] > 0) | (shapes["att_layers"] != shapes["layers"])
+                  | (shapes["mlp_layers"] != shapes["layers"]))
+        return cls(catalog, chips, models, cal, defaults, terms, shapes, hybrid, tokens,
+                   chip_link_arrays(chips.cols, defaults),
                    peaks, default_prec, default_frameworks(catalog, chips.ids), framework_table(catalog), provenance)
 
     def cal_for(self, chip_idx: Array, framework: Array | None = None) -> dict[str, Array | float]:

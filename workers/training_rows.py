@@ -297,7 +297,20 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
 
     model_idx = np.asarray(raw["model_idx"], dtype=np.int64)
     chip_idx = np.asarray(raw["chip_idx"], dtype=np.int64)
-    x: dict[str, Array] = {k: v[model_idx] for k, v in ctx.model_shapes.items()}
+    # the shape keys only some models use (hybrid blocks, MTP modules, a latent MoE) are gathered where a model of the
+    # chunk uses them: the core reads their absence as none (a gather of a million rows costs a few ms a key)
+    present = np.zeros(len(ctx.models.ids), dtype=bool)
+    present[model_idx] = True
+    unused = set()
+    if not (ctx.model_hybrid & present).any():
+        unused.update(training.HYBRID_KEYS)
+    if not (ctx.model_shapes["moe_latent"][present] > 0).any():
+        unused.add("moe_latent")
+    if not (ctx.model_shapes["mtp_layers"][present] > 0).any():
+        unused.add("mtp_layers")
+    x: dict[str, Array] = {k: v[model_idx] for k, v in ctx.model_shapes.items() if k not in unused}
+    if "mtp_layers" not in x:
+        x["mtp_layers"] = np.zeros(n)
     x.update({k: v[model_idx] for k, v in ctx.model_terms.items()})
     x.update({k: v[chip_idx] for k, v in ctx.chip_links.items()})
     precision = _or_default(get("precision"), ctx.chip_default_precision[chip_idx])
