@@ -454,7 +454,7 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
     "26.06-26.08 ~20 % slow, Qwen3-30B on 8 B200 at micro-batch 1 published at 9.7k, 9.3k and 18.1k tokens/s by "
     "successive releases, predicted 18.2k); (2) the same layout is published at up to 2.7x different speeds by "
     "successive Megatron-Bridge releases (25.09 -> 26.08): one value per input (the median of its runs) would "
-    "already leave a p90 of 21.1 % (median 0.7 %; validate prints this floor); (3) MXFP8 and FP8 blockwise run at "
+    "already leave a p90 of 15.4 % over the 91 runs (21.1 % over the 72 before the Nemotron 3 runs; median 0.8 %; validate prints this floor); (3) MXFP8 and FP8 blockwise run at "
     "the one fitted fp8 GEMM efficiency, without a per-recipe scaling overhead; (4) the all-to-all overlap and "
     "grouped-GEMM efficiency of these releases are defaults, not fitted; (5) Megatron-Bridge's tracker: issue #2842 "
     "(FP8-MX Qwen3 slower than BF16 in 26.02, 'still mostly mxfp8 cast bound': its 26.02 Qwen3-30B fp8 runs read "
