@@ -893,3 +893,22 @@ def test_nemotron_3_super_runs_are_mixture_of_experts_cases_though_the_file_leav
     assert {c.row["precision"] for c in sup} == {"fp8", "nvfp4"}
     _, skipped = runs2026_cases(catalog=ctx.catalog)
     assert all(s.reason.startswith("mixture of experts") for s in skipped if "Nemotron-3-Super" in s.case_id)
+
+
+def test_a_latent_moe_serves_its_expert_all_to_all_at_the_latent_width(ctx, tmp_path):
+    """Serving Nemotron 3 Super with data-parallel attention and expert parallelism over 16 H100: the tokens reach
+    their experts at the 1,024-wide latent, so the all-to-all time per token is a quarter of the same experts on
+    h = 4,096 (the per-message latency aside; no tensor-parallel all-reduce beside data-parallel attention)."""
+    from chipsweep.workers.inference_rows import evaluate_inference
+
+    overlay = tmp_path / "no-latent.yaml"
+    overlay.write_text("models:\n  - {id: nemotron_3_super, moe_latent_dim: null}\n")
+    on_h = Context.build(load_catalog(overlay))
+    row = table(model=["nemotron_3_super"], chip=["nvidia_h100_sxm"], n_chips=[16], concurrency=[64],
+                prompt_len=[1024], gen_len=[256], ep=[16], dp_attention=["true"])
+    comm = []
+    for c in (ctx, on_h):
+        out, errors = evaluate_inference(row, c, explain=True)
+        assert not errors, errors.messages()
+        comm.append(out.column("tpot_comm_s").to_pylist()[0])
+    assert 2.5 < comm[1] / comm[0] < 4.0, comm  # 4x the bytes, the same latency per message

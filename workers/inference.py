@@ -115,7 +115,7 @@ INPUT_KEYS = (
     "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "ffn", "n_proj", "vocab", "params", "params_read",
     "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "att_dim", "att_dim_prefill", "kv_elems", "kv_layers", "kv_share",
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
-    "moe_topk_groups", "w_replicated",
+    "moe_topk_groups", "w_replicated", "moe_width",
     # workload (n_chips, batch, concurrency: NaN = choose)
     "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch", "low_compute",
     "concurrency", "prompt_len",
@@ -357,7 +357,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # to the experts, hand-offs between pipeline stages (each a latency per message and a time per byte)
     a2a_layers = np.where(a2a_rows, 2.0 * x["moe_layers"], 0.0)
     comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
-    comm_1 = msg_tok * (ar_layers * ar_byte + a2a_layers * inv_t * a2a_copy + (pp - 1.0) * hop)  # s/token
+    # (the all-to-alls carry a latent MoE's tokens at its latent width)
+    comm_1 = (msg_tok * (ar_layers * ar_byte + (pp - 1.0) * hop)
+              + x["moe_width"] * act_b * a2a_layers * inv_t * a2a_copy)  # s/token
     # an engine's own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce; asic.yaml
     # serving.custom_all_reduce_bytes): one barrier and one read of every peer's buffer, for messages below the
     # engine's limit; NCCL's 2 x ceil(log2 tp) steps beyond it

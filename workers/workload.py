@@ -28,7 +28,7 @@ MODEL_KEYS = ("has_model", "layers", "hidden", "q_dim", "kv_dim", "kv_heads", "f
               "params_read", "w_dense", "w_expert", "moe_experts", "moe_topk", "moe_layers", "is_moe", "att_dim", "att_dim_prefill",
               "kv_elems", "kv_layers", "kv_share", "heads", "vocab_params", "att_window", "window_share",
               "ssm_state_elems", "ssm_conv_elems", "moe_groups", "moe_topk_groups", "w_attention", "w_replicated",
-              "context")
+              "context", "moe_width")
 
 
 def parse_model(table: pa.Table, ctx: Context, errors: RowErrors, raw: dict[str, Array]) -> None:
@@ -145,6 +145,9 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
         "moe_experts": E,
         "moe_topk": k,
         "moe_layers": moe_layers,
+        # the width of a token the expert all-to-all carries: a latent MoE's latent (Megatron-Core moe_latent_size),
+        # else the hidden size
+        "moe_width": np.where(s["moe_latent"] > 0, s["moe_latent"], h),
         "is_moe": moe.astype(np.float64),
         # attention FLOPs per token and context token are 4 x att_dim per attention layer; latent attention with
         # absorbed projections scores every head against the cached latent (DeepSeek-V2 report sec. 2.1.3)
