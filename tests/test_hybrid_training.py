@@ -141,3 +141,17 @@ def test_layers_whose_mixer_is_neither_attention_nor_state_space_are_refused_in_
     reason = out["infeasible_reason"][0]
     assert "neither attention nor state-space" in reason and "not modelled in training" in reason
     assert np.isnan(out["tokens_per_s"][0])
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{id: llama3_8b, moe_latent_dim: 512}", "moe_latent_dim is a mixture-of-experts field"),
+    ("{id: nemotron_nano_9b_v2, mlp_layers: 57}", "mlp_layers (57) must not exceed layers (56)"),
+    ("{id: deepseek_v3, mtp_layers: 9}", "mtp_layers"),
+])
+def test_a_catalog_overlay_with_impossible_hybrid_fields_is_refused_naming_them(tmp_path, entry, message):
+    from chipsweep.schemas.catalog import CatalogError
+
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text(f"models:\n  - {entry}\n")
+    with pytest.raises(CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_catalog(overlay)

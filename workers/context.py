@@ -25,6 +25,7 @@ from chipsweep.workers.tables import (
     model_shape_arrays,
     peak_for_precision,
 )
+from chipsweep.workers.transformer import hybrid_rows
 
 Array = np.ndarray
 
@@ -72,8 +73,7 @@ class Context:
         tokens = np.where(np.isfinite(published), published, defaults["tokens_per_param"] * terms["n_params"])
         default_prec = default_precision(chips.cols)
         peaks = np.stack([peak_for_precision(chips.cols, np.full(len(chips.ids), float(i)))[0] for i in range(len(PRECISIONS))])
-        hybrid = ((shapes["ssm_layers"] > 0) | (shapes["att_layers"] != shapes["layers"])
-                  | (shapes["mlp_layers"] != shapes["layers"]))
+        hybrid = hybrid_rows(shapes["layers"], shapes["att_layers"], shapes["mlp_layers"], shapes["ssm_layers"])
         return cls(catalog, chips, models, cal, defaults, terms, shapes, hybrid, tokens,
                    chip_link_arrays(chips.cols, defaults),
                    peaks, default_prec, default_frameworks(catalog, chips.ids), framework_table(catalog), provenance)

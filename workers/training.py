@@ -65,6 +65,7 @@ from chipsweep.workers.memory import (
 from chipsweep.workers.transformer import (
     SSD_CHUNK,
     Shapes,
+    hybrid_rows,
     layer_matrix_params,
     layer_params,
     mla_up_params,
@@ -366,9 +367,8 @@ def evaluate(
 
 def is_hybrid(x: Mapping[str, Array]) -> bool:
     """True when some row's model has layers other than attention + MLP (HYBRID_KEYS)."""
-    return "att_layers" in x and bool(
-        (np.asarray(x["ssm_layers"]) > 0).any() or (np.asarray(x["att_layers"]) != np.asarray(x["layers"])).any()
-        or (np.asarray(x["mlp_layers"]) != np.asarray(x["layers"])).any())
+    return "att_layers" in x and bool(hybrid_rows(np.asarray(x["layers"]), np.asarray(x["att_layers"]),
+                                                  np.asarray(x["mlp_layers"]), np.asarray(x["ssm_layers"])).any())
 
 
 @dataclass(frozen=True)

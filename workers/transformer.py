@@ -39,6 +39,12 @@ Array = np.ndarray
 SSD_CHUNK = 256.0
 
 
+def hybrid_rows(layers: Array, att_layers: Array, mlp_layers: Array, ssm_layers: Array) -> Array:
+    """Per row: True where a model's layers are not all attention + MLP (state-space blocks, or attention or MLP
+    blocks in only some layers)."""
+    return (np.asarray(ssm_layers) > 0) | (att_layers != layers) | (mlp_layers != layers)
+
+
 @dataclass(frozen=True)
 class Shapes:
     """Per-configuration model shapes (float64 arrays, broadcastable)."""
@@ -74,9 +80,9 @@ class Shapes:
     @property
     def hybrid(self) -> bool:
         """True when some row's layers are not all attention + MLP (a hybrid state-space model)."""
-        return self.att_layers is not None and bool(
-            (np.asarray(self.ssm_layers) > 0).any() or (np.asarray(self.att_layers) != np.asarray(self.layers)).any()
-            or (np.asarray(self.mlp_layers) != np.asarray(self.layers)).any())
+        if self.att_layers is None or self.mlp_layers is None or self.ssm_layers is None:
+            return False
+        return bool(hybrid_rows(self.layers, self.att_layers, self.mlp_layers, self.ssm_layers).any())
 
     def shares(self) -> tuple[Array | float, Array | float, Array | float]:
         """Attention, MLP and state-space blocks per layer (1, 1, 0 for a transformer)."""
@@ -150,32 +156,43 @@ def mla_up_params(m: Shapes) -> Array:
     return mla * (np.where(qr > 0, qr, m.hidden) * qk + kvr * 2.0 * a * d)
 
 
+def _ssm(m: Shapes) -> tuple[Array, Array, Array, Array, Array] | None:
+    """A hybrid's Mamba-2 shapes (heads H, d_in = H x P, state N, groups G, convolution taps K); None without."""
+    if (not m.hybrid or m.ssm_heads is None or m.ssm_head_dim is None or m.ssm_state is None or m.ssm_groups is None
+            or m.ssm_conv is None):
+        return None
+    return m.ssm_heads, m.ssm_heads * m.ssm_head_dim, m.ssm_state, m.ssm_groups, m.ssm_conv
+
+
 def ssm_matrix_params(m: Shapes) -> Array | float:
     """Weights of one Mamba-2 block's projections (Dao & Gu 2024 sec. 7): in h -> z, x (d_in each), B, C (G x N
     each) and dt (H); out d_in -> h. 0 without state-space blocks."""
-    if not m.hybrid or m.ssm_state is None or m.ssm_groups is None or m.ssm_heads is None:
+    ssm = _ssm(m)
+    if ssm is None:
         return 0.0
-    d_in = m.ssm_inner
-    return m.hidden * (2.0 * d_in + 2.0 * m.ssm_groups * m.ssm_state + m.ssm_heads) + d_in * m.hidden
+    heads, d_in, n, g, _ = ssm
+    return m.hidden * (2.0 * d_in + 2.0 * g * n + heads) + d_in * m.hidden
 
 
 def ssm_other_params(m: Shapes) -> Array | float:
     """A Mamba-2 block's parameters outside its projections: the depthwise convolution over x, B, C (K taps and a
     bias per channel), A, D and the dt bias per head, and the gated norm's d_in weights."""
-    if not m.hybrid or m.ssm_state is None or m.ssm_groups is None or m.ssm_heads is None or m.ssm_conv is None:
+    ssm = _ssm(m)
+    if ssm is None:
         return 0.0
-    conv_dim = m.ssm_inner + 2.0 * m.ssm_groups * m.ssm_state
-    return conv_dim * (m.ssm_conv + 1.0) + 3.0 * m.ssm_heads + m.ssm_inner
+    heads, d_in, n, g, k = ssm
+    return (d_in + 2.0 * g * n) * (k + 1.0) + 3.0 * heads + d_in
 
 
 def ssm_scan_flops_per_token(m: Shapes, chunk: float = SSD_CHUNK) -> Array | float:
     """Forward FLOPs per token of one Mamba-2 block's SSD scan and convolution (Dao & Gu 2024 sec. 6-7): within a
     chunk of Q tokens C.B^T per group (2QNG) and the scores times x per head (2QPH); the chunk states and the
     states to the outputs (2NPH each); the depthwise convolution (2K per channel of x, B, C). 0 without them."""
-    if not m.hybrid or m.ssm_state is None or m.ssm_groups is None or m.ssm_heads is None or m.ssm_conv is None:
+    ssm = _ssm(m)
+    if ssm is None:
         return 0.0
-    n, g, hp = m.ssm_state, m.ssm_groups, m.ssm_inner
-    return 2.0 * chunk * (n * g + hp) + 4.0 * n * hp + 2.0 * m.ssm_conv * (hp + 2.0 * g * n)
+    _, hp, n, g, k = ssm
+    return 2.0 * chunk * (n * g + hp) + 4.0 * n * hp + 2.0 * k * (hp + 2.0 * g * n)
 
 
 def layer_matrix_params(m: Shapes) -> Array:
