@@ -114,6 +114,8 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "offload_layers": _ints("offload_layers", 0),
         "vocab_tiles": _ints("vocab_tiles", 1),
         "mtp_layers": _ints("mtp_layers", 0, 8),
+        "bf16_first_layers": _ints("bf16_first_layers", 0),
+        "bf16_last_layers": _ints("bf16_last_layers", 0),
         **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
         "moe_imbalance": _nums("moe_imbalance", 1),
         "moe_a2a_overlap": _nums("moe_a2a_overlap", 0, 1),

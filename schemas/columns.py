@@ -121,6 +121,11 @@ TRAINING: list[Column] = [
     # added 2026-12-06: multi-token prediction, at the end so lakes written before read it as NULL
     _c("mtp_layers", "int16", "modules", "multi-token prediction modules trained beside the model (DeepSeek-V3 sec. "
        "2.2: a projection, one layer and the output head each, on the last pipeline stage; 0: none)", "input"),
+    # added 2026-12-06: 16-bit layers of a low-precision run, at the end so lakes written before read them as NULL
+    _c("bf16_first_layers", "int16", "layers", "first layers whose matrix multiplies stay in 16 bits in an fp8, mxfp8 "
+       "or nvfp4 run (Megatron-Core num_layers_at_start_in_bf16; 0: none)", "input"),
+    _c("bf16_last_layers", "int16", "layers", "last layers whose matrix multiplies stay in 16 bits in an fp8, mxfp8 "
+       "or nvfp4 run (Megatron-Core num_layers_at_end_in_bf16; Nemotron 3 Super's NVFP4 recipe: 14; 0: none)", "input"),
 ]
 
 INFERENCE: list[Column] = [

@@ -174,6 +174,7 @@ def random_training(
         cols[name] = rng.random(n).astype(np.float32)
     cols["offload_layers"] = np.zeros(n)  # no activation offloading
     cols["mtp_layers"] = np.zeros(n)  # no multi-token prediction
+    cols["bf16_first_layers"] = cols["bf16_last_layers"] = np.zeros(n)  # every layer at the row's precision
     return _to_table("training", cols)
 
 
@@ -380,6 +381,7 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "dp_comm_s": 0.02 * seconds / (tokens / (gb * seq)), "moe_a2a_s": np.zeros(len(idx)),
         "offload_layers": np.zeros(len(idx)),  # no activation offloading
         "mtp_layers": np.zeros(len(idx)),  # no multi-token prediction
+        "bf16_first_layers": np.zeros(len(idx)), "bf16_last_layers": np.zeros(len(idx)),  # all at the row's precision
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

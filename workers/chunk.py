@@ -293,6 +293,8 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "cp": x["cp"],
             "offload_layers": x["offload_layers"],
             "mtp_layers": x["mtp_layers"],
+            "bf16_first_layers": x["bf16_first_layers"],
+            "bf16_last_layers": x["bf16_last_layers"],
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]

@@ -168,10 +168,14 @@ VOCAB_KEYS = ("vocab_tiles",)
 # transformer): attention, MLP (or MoE) and Mamba-2 blocks among the layers, and the Mamba-2 shapes
 # multi-token prediction (optional; absent or 0 everywhere: none): MTP modules trained beside the model
 MTP_KEYS = ("mtp_layers",)
+# 16-bit layers of a low-precision run (optional; absent or 0 everywhere: none): the first and the last layers whose
+# matrix multiplies stay in 16 bits (Megatron-Core first_last_layers_bf16, num_layers_at_start_in_bf16 /
+# num_layers_at_end_in_bf16)
+HP_KEYS = ("bf16_first_layers", "bf16_last_layers")
 HYBRID_KEYS = ("att_layers", "mlp_layers", "ssm_layers", "ssm_heads", "ssm_head_dim", "ssm_state_dim", "ssm_groups",
                "ssm_conv_kernel")
 INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS, *HYBRID_KEYS,
-              *MTP_KEYS)  # cp: context parallelism (optional; absent: 1)
+              *MTP_KEYS, *HP_KEYS)  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -357,6 +361,9 @@ def evaluate(
         x = {k: v for k, v in x.items() if k not in WINDOW_KEYS}
     if "mtp_layers" in x and not bool((np.asarray(x["mtp_layers"]) > 0).any()):  # no MTP modules here
         x = {k: v for k, v in x.items() if k not in MTP_KEYS}
+    if "bf16_last_layers" in x and not bool((np.nan_to_num(np.asarray(x["bf16_first_layers"]) + np.asarray(
+            x["bf16_last_layers"])) * np.asarray(x["low_precision"]) > 0).any()):  # no 16-bit layers among 8-bit ones
+        x = {k: v for k, v in x.items() if k not in HP_KEYS}
     if "att_layers" in x and not is_hybrid(x):  # every layer attention + MLP: no hybrid passes
         x = {k: v for k, v in x.items() if k not in HYBRID_KEYS}
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
@@ -877,12 +884,34 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     t_mtp = 0.0
     if any_mtp:
         t_mtp = D * (t_layer + t_head + mm_proj * mm_time_passes * s_per_flop * (1.0 + half / np.minimum(bs, h)))
+    # the first and last layers a low-precision run keeps in 16 bits (Megatron-Core first_last_layers_bf16; Nemotron 3
+    # Super's NVFP4 recipe keeps its last 14 of 88): their matrix multiplies at the 16-bit peak and efficiency, which
+    # t_mm, linear in the seconds per FLOP, gives as a ratio; they sit on the first and the last pipeline stage (with
+    # interleaving, in the first and last virtual stage; beyond it, on the next chip)
+    hp_in = x.get("bf16_last_layers")
+    if hp_in is not None:
+        hp_first = np.minimum(x["bf16_first_layers"] * low_prec, L)
+        hp_last = np.minimum(hp_in * low_prec, L - hp_first)
+        d16 = t_mm * (peak * eff_max / (x["peak_16"] * cal["mm_eff_max"]) - 1.0)  # s more per such layer
+
+    def slowest_stage(f: Array, mid: Array, lst: Array) -> Array:
+        """Seconds per micro-batch on the slowest stage of a split (layers on the first, a middle, the last)."""
+        t_first, t_mid, t_last = f * t_layer, mid * t_layer, lst * t_layer + t_head + t_mtp
+        if hp_in is not None:
+            one = num(p <= 1)  # one stage holds every layer
+            on_first, on_last = np.minimum(hp_first, f / v), np.minimum(hp_last, lst / v)
+            spill = np.minimum(np.maximum(hp_first - on_first, hp_last - on_last), mid)
+            t_first = t_first + (1.0 - one) * on_first * d16
+            t_mid = t_mid + spill * d16
+            t_last = t_last + _pick(one, hp_first + hp_last, on_last) * d16
+        return np.maximum(np.maximum(t_first, t_mid), t_last)
+
     f0, mid0, l0 = _split(L, p, v, 0.0, first_in, last_in)  # even split (ceil where it does not divide)
-    stage0 = np.maximum(np.maximum(f0, mid0) * t_layer, l0 * t_layer + t_head + t_mtp)
+    stage0 = slowest_stage(f0, mid0, l0)
     uneven = x["fw_uneven"] > 0
     if bool(uneven.any()):  # embedding and head as stage weight, where the framework can: the faster split
         f1, mid1, l1 = _split(L, p, v, 1.0, first_in, last_in, 1.0 + D if any_mtp else None)
-        stage1 = np.maximum(np.maximum(f1, mid1) * t_layer, l1 * t_layer + t_head + t_mtp)
+        stage1 = slowest_stage(f1, mid1, l1)
         use1 = num(uneven & (stage1 < stage0))
         f, mid, lst = _pick(use1, f1, f0), _pick(use1, mid1, mid0), _pick(use1, l1, l0)
         t_stage_compute = _pick(use1, stage1, stage0)

@@ -206,6 +206,11 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
     return out
 
 
+def _bf16_layers(get) -> dict[str, Array]:  # type: ignore[no-untyped-def]
+    """The first and last layers a low-precision row keeps in 16 bits (blank: none; training.HP_KEYS)."""
+    return {k: _or_default(get(k), 0.0) for k in training.HP_KEYS}
+
+
 def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Array]:
     """A training table -> raw arrays (catalog indices, NaN where a cell is blank), errors recorded."""
     raw: dict[str, Array] = {
@@ -251,6 +256,11 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     raw["mtp_layers"] = numbers(table, "mtp_layers", errors, integer=True, minimum=0, maximum=8,
                                 allowed="allowed: an integer from 0 to 8 (multi-token prediction modules; blank: the "
                                         "model's, 0 without)")
+    for end in ("first", "last"):
+        raw[f"bf16_{end}_layers"] = numbers(
+            table, f"bf16_{end}_layers", errors, integer=True, minimum=0,
+            allowed=f"allowed: an integer >= 0 (the {end} layers of an fp8/mxfp8/nvfp4 run whose matrix multiplies stay "
+                    "in 16 bits; blank: 0)")
     raw["moe_imbalance"] = numbers(table, "moe_imbalance", errors, minimum=1,
                                    allowed="allowed: a number >= 1 (the busiest expert's tokens over the mean)")
     raw["moe_a2a_overlap"] = numbers(table, "moe_a2a_overlap", errors, minimum=0, maximum=1,
@@ -324,6 +334,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
     x["mtp_layers"] = _or_default(get("mtp_layers"), x["mtp_layers"])  # the row's MTP modules, else the model's
+    x.update(_bf16_layers(get))
     x["offload_layers"] = _or_default(get("offload_layers"), 0.0)
     x["offload_blank"] = (~np.isfinite(get("offload_layers"))).astype(np.float64)
     x.update({
@@ -462,6 +473,7 @@ def _assemble_general(
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
         "mtp_layers": _or_default(get("mtp_layers"), shapes["mtp_layers"]),  # the row's MTP modules, else the model's
+        **_bf16_layers(get),
         "offload_layers": _or_default(get("offload_layers"), 0.0),
         "offload_blank": (~np.isfinite(get("offload_layers"))).astype(np.float64),
         "sustained_flops": get("sustained_tflops") * 1e12,
@@ -771,6 +783,8 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["cp"] = ints(x["cp"])
     cols["offload_layers"] = ints(x["offload_layers"])
     cols["mtp_layers"] = ints(x["mtp_layers"])
+    cols["bf16_first_layers"] = ints(x["bf16_first_layers"])
+    cols["bf16_last_layers"] = ints(x["bf16_last_layers"])
     prec = np.asarray(PRECISIONS, dtype=object)[np.nan_to_num(x["precision"], nan=0).astype(np.int64)]
     cols["precision"] = pa.array(np.where(bad, None, prec).tolist(), type=pa.string())
     # the workload the time, cost and energy are for: a blank `tokens` is the model's published training tokens

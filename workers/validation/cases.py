@@ -931,6 +931,14 @@ _MBRIDGE_SUPER_RECOMPUTE: dict[tuple[str, bool], str] = {
 }
 
 
+# Nemotron 3 Super's NVFP4 performance runs use the model's own NVFP4 recipe, not the generic one the dense NVFP4 runs
+# use: scripts/performance/configs/nemotronh/nemotron_3_llm_pretrain.py set_nemotron_3_super_common_configs sets
+# `nemotron_3_super_bf16_with_nvfp4_mixed()` for precision nvfp4, which keeps the last 14 of the 88 layers in BF16
+# (src/megatron/bridge/training/mixed_precision.py: first_last_layers_bf16 = True, num_layers_at_end_in_bf16 = 14; the
+# technical report's 'final 15 % in BF16', arXiv:2604.12374). The dense NVFP4 and FP8-CS performance runs switch these
+# layers off (`first_last_layers_bf16 = False`, 'disable first/last layer bf16 for benchmarking')
+_MBRIDGE_SUPER_NVFP4_BF16_LAST = 14
+
 # a release table's own footnote that a run measured a bug of that release (Megatron-Bridge's 26.06.01 table:
 # 'Performance regression in GPT-OSS 120B pre-training is a known issue (cudnn-frontend#256). It will be resolved with
 # the next container release.': a Blackwell grouped-GEMM dGLU kernel ten times slower in cudnn-frontend 1.24,
@@ -1024,6 +1032,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             row.update(_MBRIDGE_MOE_SETTINGS.get(model, {}))
             if model == "nemotron_3_super" and (d["chip"], "nvfp4" in prec) in _MBRIDGE_SUPER_RECOMPUTE:
                 row["recompute"] = _MBRIDGE_SUPER_RECOMPUTE[(d["chip"], "nvfp4" in prec)]
+            if model == "nemotron_3_super" and "nvfp4" in prec:
+                row["bf16_last_layers"] = _MBRIDGE_SUPER_NVFP4_BF16_LAST
         if source not in MAXTEXT_SOURCES:
             row["offload_layers"] = 0  # GPU recipes state activation offloading where they use it (none here)
         # Megatron-Bridge 25.11 labels its DeepSeek-V3 rows 'DeepSeekV3 (w/o MTP)' or '(w/ MTP)'; other tables say
