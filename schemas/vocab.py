@@ -63,9 +63,10 @@ MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b"
 
 # ---- training --------------------------------------------------------------------------------------
 # fp8: per-tensor scaled 8-bit GEMMs (Transformer Engine); mxfp8: 8-bit GEMMs with a scale per 32 elements (OCP
-# Microscaling spec, Blackwell tensor cores); nvfp4: 4-bit GEMMs with a scale per 16 elements (Blackwell); added at
-# the end so the codes stored in lakes keep their meaning
-Precision = Literal["fp32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4"]
+# Microscaling spec, Blackwell tensor cores); nvfp4: 4-bit GEMMs with a scale per 16 elements (Blackwell); int8:
+# 8-bit integer GEMMs forward and backward (MaxText's AQT quantization=int8 on TPUs); added at the end so the codes
+# stored in lakes keep their meaning
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = get_args(Recompute)

@@ -111,7 +111,8 @@ REASONS: dict[int, str] = {
     R_BATCH: "global_batch smaller than micro_batch",
     R_INTERLEAVE: "interleave > 1 needs pp > 1, micro-batches a multiple of pp and a framework with interleaving",
     R_STREAMING: "weight-streaming system: tp and pp must be 1 (data parallel only)",
-    R_FRAMEWORK: "the framework has no such feature (selective recompute, sequence parallelism or this ZeRO stage)",
+    R_FRAMEWORK: "the framework has no such feature (selective recompute, sequence parallelism, this ZeRO stage or int8 "
+                 "training)",
     R_EP: "ep must divide tp x dp (expert parallelism runs over the data-parallel and tensor-parallel ranks) and moe_experts; dense models need ep = 1",
     R_CP: "cp must divide seq_len (each context-parallel rank holds seq_len/cp tokens)",
     R_OFFLOAD: "offload_layers must be fewer than the layers of a pipeline stage (one layer's activations stay on the chip)",
@@ -130,7 +131,7 @@ FA2_ON_ASYNC_MMA = (1.5 * 2.0) ** 0.5
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
            "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
-           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place")
+           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place", "fw_int8")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -649,8 +650,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         (no_peak & (x["peak_published"] > 0), R_PRECISION),
         (no_peak & (x["peak_published"] <= 0), R_NOPEAK),
         # a technique the framework's release did not have (defaults.yaml `frameworks`)
-        (((rc == 1) & (x["fw_selective"] < 0.5)) | ((sp_f > 0) & (x["fw_sp"] < 0.5)) | (zero > x["fw_max_zero"]),
-         R_FRAMEWORK),
+        (((rc == 1) & (x["fw_selective"] < 0.5)) | ((sp_f > 0) & (x["fw_sp"] < 0.5)) | (zero > x["fw_max_zero"])
+         | ((x["low_precision"] > 1.5) & (x["fw_int8"] < 0.5)), R_FRAMEWORK),
     ]
     if any_streaming:
         checks += [

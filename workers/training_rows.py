@@ -189,9 +189,9 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
         "flash": _or_default(get("flash_attention"), _or_default(fw["flash"], 0.0)),
         "grad_bytes": _or_default(get("grad_bytes"), _or_default(fw["grad_bytes"], ctx.defaults["grad_bytes"])),
         "act_bytes": act,
-        # the matrix multiplies run in 8 or 4 bits (fp8, mxfp8, nvfp4) at the fitted low-precision GEMM efficiency;
-        # attention and element-wise kernels stay 16-bit (Transformer Engine recipes)
-        "low_precision": (prec >= PRECISIONS.index("fp8")).astype(np.float64),
+        # the matrix multiplies run in 8 or 4 bits (fp8, mxfp8, nvfp4: 1; int8, AQT's integer GEMMs: 2) at the fitted
+        # low-precision GEMM efficiency; attention and element-wise kernels stay 16-bit (Transformer Engine recipes)
+        "low_precision": np.where(prec == PRECISIONS.index("int8"), 2.0, (prec >= PRECISIONS.index("fp8")).astype(np.float64)),
         # bytes per element of a saved GEMM input: Transformer Engine's fp8 layers keep the low-precision copy they
         # cast for the GEMM (its wgrad reads it), with MXFP8's 8-bit scale per 32 elements and NVFP4's per 16
         "gemm_in_bytes": np.select([prec == PRECISIONS.index("fp8"), prec == PRECISIONS.index("mxfp8"),

@@ -533,11 +533,12 @@ def _arch_2026(d: dict[str, str], catalog: Catalog) -> dict[str, object] | str:
 
 
 def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
-                   only_cp: bool = False, only_fp4: bool = False) -> tuple[list[Case], list[Skipped]]:
+                   only_cp: bool = False, only_fp4: bool = False, only_int8: bool = False) -> tuple[list[Case], list[Skipped]]:
     """training_runs_2026.csv: one case per published run, compared on tokens/s per chip (TFLOP/s
     definitions differ between sources). Runs the core cannot model yet are returned as `Skipped`. With
     `only_cp`, the dense runs with context parallelism instead (issue 13, reported apart: workers/validation/moe.py),
-    which the fits of issue 12 never saw; with `only_fp4`, the dense NVFP4 runs likewise."""
+    which the fits of issue 12 never saw; with `only_fp4`, the dense NVFP4 runs likewise, with `only_int8` the int8
+    (AQT) runs."""
     path = path or CASES_DIR / "training_runs_2026.csv"
     catalog = catalog or load_catalog(use_env=False)
     with path.open() as fh:
@@ -570,8 +571,9 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             if not only_fp4:
                 skip(f"precision {d['precision']}: issue 13, reported apart (workers/validation/moe.py)")
             continue
-        if "int8" in prec and "int8_training=false" not in prec:
-            skip(f"precision {d['precision']}: issue 13")
+        if ("int8" in prec and "int8_training=false" not in prec) != only_int8:
+            if not only_int8:
+                skip(f"precision {d['precision']}: issue 13, reported apart (workers/validation/moe.py)")
             continue
         arch = _arch_2026(d, catalog)
         if isinstance(arch, str):
@@ -593,7 +595,8 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             "vocab": int(float(d["vocab"])) if d["vocab"] else next(
                 (v for pattern, v in FAMILY_VOCAB.items() if re.fullmatch(pattern, name)), 51200),
             "mlp": "swiglu" if gated else "gelu", "framework": framework, "dropout": False,
-            "precision": "nvfp4" if only_fp4 else "fp8" if "fp8" in prec else "fp16" if prec.startswith("fp16") else "bf16",
+            "precision": "nvfp4" if only_fp4 else "int8" if only_int8 else "fp8" if "fp8" in prec
+            else "fp16" if prec.startswith("fp16") else "bf16",
         }
         row.update(arch)  # the catalog model's shapes when the row names one and leaves its architecture blank
         if only_cp:

@@ -102,6 +102,13 @@ def fp4_report(ctx: Context) -> MoeReport:
     return MoeReport(_out_of_source(ctx, cases), skipped, "fp4", memory_refused(cases, ctx))
 
 
+def int8_report(ctx: Context) -> MoeReport:
+    """The dense int8 (AQT) runs, out of source (the integer GEMMs at the low-precision GEMM efficiency the fits give
+    the chip, at its int8 peak)."""
+    cases, skipped = runs2026_cases(catalog=ctx.catalog, only_int8=True)
+    return MoeReport(_out_of_source(ctx, cases), skipped, "int8", memory_refused(cases, ctx))
+
+
 def cp_report(ctx: Context) -> MoeReport:
     """The dense runs with context parallelism, out of source."""
     cases, skipped = runs2026_cases(catalog=ctx.catalog, only_cp=True)
@@ -109,5 +116,5 @@ def cp_report(ctx: Context) -> MoeReport:
 
 
 def issue13_reports(ctx: Context) -> list[MoeReport]:
-    """The mixture-of-experts, context-parallel and NVFP4 reports, in the order `validate` prints them."""
-    return [moe_report(ctx), cp_report(ctx), fp4_report(ctx)]
+    """The mixture-of-experts, context-parallel, NVFP4 and int8 reports, in the order `validate` prints them."""
+    return [moe_report(ctx), cp_report(ctx), fp4_report(ctx), int8_report(ctx)]
