@@ -68,7 +68,7 @@ TRAINING: list[Column] = [
     _c("global_batch", "int32", "sequences", "global batch per step", "input"),
     _c("seq_len", "int32", "tokens", "sequence length", "input"),
     _c("tokens", "float64", "tokens", "training tokens of the run", "input"),
-    _c("precision", "category", "", "fp32 | fp16 | bf16 | fp8", "input"),
+    _c("precision", "category", "", "fp32 | fp16 | bf16 | fp8 | mxfp8 | nvfp4 | int8", "input"),
     _c("tp", "int16", "", "tensor-parallel size", "input"),
     _c("pp", "int16", "", "pipeline-parallel size", "input"),
     _c("dp", "int32", "", "data-parallel size", "input"),
@@ -126,6 +126,8 @@ TRAINING: list[Column] = [
        "or nvfp4 run (Megatron-Core num_layers_at_start_in_bf16; 0: none)", "input"),
     _c("bf16_last_layers", "int16", "layers", "last layers whose matrix multiplies stay in 16 bits in an fp8, mxfp8 "
        "or nvfp4 run (Megatron-Core num_layers_at_end_in_bf16; Nemotron 3 Super's NVFP4 recipe: 14; 0: none)", "input"),
+    # added 2026-12-06: the pipeline schedule, at the end so lakes written before read it as NULL
+    _c("pp_schedule", "category", "", "1f1b | dualpipe (DeepSeek-V3's bidirectional pipeline)", "input"),
 ]
 
 INFERENCE: list[Column] = [

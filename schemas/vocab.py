@@ -68,6 +68,11 @@ MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "training_tokens_b"
 # stored in lakes keep their meaning
 Precision = Literal["fp32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# pipeline schedule: 1f1b, Megatron's one-forward-one-backward (interleaved where interleave > 1); dualpipe,
+# DeepSeek-V3's bidirectional schedule (arXiv:2412.19437 sec. 3.2.1): every rank holds two stages, r and p-1-r, fed
+# micro-batches from both ends, a bubble of (p/2 - 1)(F&B + B - 3W) (Table 2) and two copies of the parameters
+PpSchedule = Literal["1f1b", "dualpipe"]
+PP_SCHEDULES: tuple[str, ...] = get_args(PpSchedule)
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = get_args(Recompute)
 # software generations (features and fitted efficiencies in schemas/catalog/defaults.yaml `frameworks` and

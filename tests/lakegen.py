@@ -175,6 +175,7 @@ def random_training(
     cols["offload_layers"] = np.zeros(n)  # no activation offloading
     cols["mtp_layers"] = np.zeros(n)  # no multi-token prediction
     cols["bf16_first_layers"] = cols["bf16_last_layers"] = np.zeros(n)  # every layer at the row's precision
+    cols["pp_schedule"] = ["1f1b"] * n
     return _to_table("training", cols)
 
 
@@ -382,6 +383,7 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "offload_layers": np.zeros(len(idx)),  # no activation offloading
         "mtp_layers": np.zeros(len(idx)),  # no multi-token prediction
         "bf16_first_layers": np.zeros(len(idx)), "bf16_last_layers": np.zeros(len(idx)),  # all at the row's precision
+        "pp_schedule": (np.zeros(len(idx), dtype=np.int32), ("1f1b", "dualpipe")),
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

@@ -1002,3 +1002,46 @@ def test_the_published_int8_training_run_is_answered_out_of_source(ctx):
     rep = int8_report(ctx)
     assert [r.case.row["precision"] for r in rep.results] == ["int8"]
     assert abs(rep.results[0].error) < 0.25, rep.results[0].error
+
+
+def test_dualpipe_shrinks_the_bubble_pairs_the_end_stages_and_keeps_two_parameter_copies(ctx):
+    """DeepSeek-V3 sec. 3.2.1, Table 2: DualPipe's bubble is (pp/2 - 1)(F&B + B - 3W) against 1F1B's (pp - 1)(F + B),
+    so none at pp 2; every rank runs stages r and pp-1-r (the shallowest with the deepest), and it keeps two copies of
+    the parameters. An odd pp, an odd number of micro-batches or interleaving is refused, naming the schedule."""
+    base = dict(model="llama3_8b", chip="nvidia_h100_sxm", n_chips=64, tp=2, micro_batch=1, global_batch=512,
+                recompute="selective", zero_stage=1, seq_len=8192, tokens=1e12, framework="megatron_core_2025")
+    rows = [dict(base, pp=2), dict(base, pp=2, pp_schedule="dualpipe"), dict(base, pp=4),
+            dict(base, pp=4, pp_schedule="dualpipe"), dict(base, pp=4, pp_schedule="dualpipe", interleave=2),
+            dict(base, pp=4, pp_schedule="dualpipe", global_batch=490, n_chips=56, tp=1)]  # 35 micro-batches a rank
+    out = run(ctx, rows)
+    assert out["infeasible_reason"][:4] == [""] * 4, out["infeasible_reason"]
+    assert out["bubble_s"][1] == 0.0 < out["bubble_s"][0]
+    assert 0.0 < out["bubble_s"][3] < out["bubble_s"][2]
+    assert out["step_time_s"][3] < out["step_time_s"][2]
+    assert out["mem_per_chip_gb"][3] > out["mem_per_chip_gb"][2]  # two copies of the parameters
+    assert out["pp_schedule"][:4] == ["1f1b", "dualpipe", "1f1b", "dualpipe"]
+    assert "dualpipe" in out["infeasible_reason"][4]  # interleaving
+    assert "dualpipe" in out["infeasible_reason"][5], out["infeasible_reason"][5]  # an odd number of micro-batches
+
+
+def test_dualpipe_hides_the_mtp_module_in_the_end_ranks_slack(ctx):
+    """DeepSeek-V3's published row: with one MTP module under 1F1B the last of 16 stages, which also runs the module
+    and a second pass of the output head, sets the pace (+35 % over the published 2.664M GPU-hours); under DualPipe
+    the end ranks carry the mean of the first and the last stage, so the module costs no time at this layout."""
+    from chipsweep.workers.validation.bounds import DEEPSEEK_V3_ROW
+
+    rows = [dict(DEEPSEEK_V3_ROW), dict(DEEPSEEK_V3_ROW, pp_schedule="1f1b"), dict(DEEPSEEK_V3_ROW, mtp_layers=0)]
+    out = run(ctx, rows)
+    assert out["infeasible_reason"] == [""] * 3
+    dual_mtp, one_f_one_b, dual_plain = out["chip_hours"]
+    assert one_f_one_b > 1.2 * dual_mtp
+    assert dual_mtp == pytest.approx(dual_plain, rel=0.01)
+    assert out["model_tflops_per_chip"][0] > out["model_tflops_per_chip"][2]  # the module's FLOPs are still done
+
+
+def test_an_unknown_pipeline_schedule_is_a_clear_error(ctx):
+    errors = RowErrors(1)
+    training_inputs(table(model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[64], global_batch=[512],
+                          pp_schedule=["zb-v"]), ctx, errors)
+    msg = " ".join(errors.messages())
+    assert "pp_schedule" in msg and "zb-v" in msg and "1f1b" in msg and "dualpipe" in msg, msg

@@ -35,6 +35,7 @@ from chipsweep.schemas.vocab import (
     DRAM_TYPES,
     ENGINES,
     FRAMEWORKS,
+    PP_SCHEDULES,
     PRECISIONS,
     RECOMPUTE,
     YIELD_MODELS,
@@ -295,6 +296,7 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "mtp_layers": x["mtp_layers"],
             "bf16_first_layers": x["bf16_first_layers"],
             "bf16_last_layers": x["bf16_last_layers"],
+            "pp_schedule": x["pp_schedule"],
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]
@@ -482,7 +484,7 @@ _BLOCKS: dict[str, Callable[[ChunkEvaluator], Callable[[Array, dict[str, Array]]
 def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
     if kind == "training":
         return {"precision": PRECISIONS, "recompute": RECOMPUTE, "cost_basis": COST_BASES, "framework": FRAMEWORKS,
-                "batch_handling": BATCH_HANDLING}
+                "batch_handling": BATCH_HANDLING, "pp_schedule": PP_SCHEDULES}
     if kind == "asic":
         return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS, "arch": ARCHS, "yield_model": YIELD_MODELS,
                 "notes": ASIC_NOTE_TEXTS}

@@ -96,6 +96,7 @@ R_OFFLOAD = 65536  # offload_layers not below a pipeline stage's layers
 R_HOSTLINK = 131072  # offload_layers on a chip without a published host link
 R_DP = 262144  # the row's dp does not make tp x pp x dp = n_chips
 R_MIXER = 524288  # layers whose mixer is neither attention nor state-space (LFM2's short convolutions)
+R_DUALPIPE = 1048576  # DualPipe needs an even pp, an even number of micro-batches and no interleaving
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -120,6 +121,8 @@ REASONS: dict[int, str] = {
     R_DP: "tp x pp x dp must equal n_chips (leave dp blank to take n_chips / (tp x pp))",
     R_MIXER: "the model has layers whose mixer is neither attention nor state-space (e.g. LFM2's short convolutions): "
              "not modelled in training",
+    R_DUALPIPE: "pp_schedule dualpipe needs an even pp (>= 2), an even number of micro-batches per step and interleave 1 "
+                "(each rank holds stages r and pp-1-r, fed from both ends)",
     R_MEMORY: "does not fit in memory",
 }
 
@@ -173,10 +176,12 @@ MTP_KEYS = ("mtp_layers",)
 # matrix multiplies stay in 16 bits (Megatron-Core first_last_layers_bf16, num_layers_at_start_in_bf16 /
 # num_layers_at_end_in_bf16)
 HP_KEYS = ("bf16_first_layers", "bf16_last_layers")
+# pipeline schedule (optional; absent or 0 everywhere: 1F1B): 1 DualPipe (vocab.PP_SCHEDULES)
+PIPE_KEYS = ("pp_schedule",)
 HYBRID_KEYS = ("att_layers", "mlp_layers", "ssm_layers", "ssm_heads", "ssm_head_dim", "ssm_state_dim", "ssm_groups",
                "ssm_conv_kernel")
 INPUT_KEYS = (*INPUT_KEYS, *MOE_KEYS, *MLA_KEYS, *WINDOW_KEYS, "cp", *OFFLOAD_KEYS, *VOCAB_KEYS, *HYBRID_KEYS,
-              *MTP_KEYS, *HP_KEYS)  # cp: context parallelism (optional; absent: 1)
+              *MTP_KEYS, *HP_KEYS, *PIPE_KEYS)  # cp: context parallelism (optional; absent: 1)
 MODEL_TERMS = ("p_matrix", "p_layer", "n_params", "q_dim")  # per-model quantities `assemble` may supply
 CORE_KEYS = (*INPUT_KEYS, *MODEL_TERMS)
 
@@ -365,6 +370,8 @@ def evaluate(
     if "bf16_last_layers" in x and not bool((np.nan_to_num(np.asarray(x["bf16_first_layers"]) + np.asarray(
             x["bf16_last_layers"])) * np.asarray(x["low_precision"]) > 0).any()):  # no 16-bit layers among 8-bit ones
         x = {k: v for k, v in x.items() if k not in HP_KEYS}
+    if "pp_schedule" in x and not bool((np.asarray(x["pp_schedule"]) > 0).any()):  # 1F1B everywhere
+        x = {k: v for k, v in x.items() if k not in PIPE_KEYS}
     if "att_layers" in x and not is_hybrid(x):  # every layer attention + MLP: no hybrid passes
         x = {k: v for k, v in x.items() if k not in HYBRID_KEYS}
     if "moe_experts" in x and not bool((np.asarray(x["moe_experts"]) > 0).any()):  # a dense chunk: no MoE passes
@@ -431,6 +438,7 @@ class StepInputs:
     fw_z3_tensors: Array | float
     overlap: Array | float
     t_opt: Array | float
+    bubble_stages: Array | float  # the pipeline bubble in stage times (1F1B: (p - 1) / v)
     any_moe: bool
     per_tensor_z3: bool
 
@@ -483,7 +491,7 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
     regather = split_f * tp_gather  # s per receive: all-gather over the tp ranks (scale-up link)
     t_pp = num(p > 1) * (sends * (pp_msg / pp_bw + pp_lat) + recvs * regather)  # s per micro-batch
     t_stage = t_stage_compute + t_pp + L_stage * t_a2a  # s per micro-batch on the slowest stage
-    t_pipe = (m_run + (p - 1.0) / v) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
+    t_pipe = (m_run + r.bubble_stages) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
     # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
     stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
     dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring)
@@ -545,7 +553,7 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
     exposed_l = zero3_exposed(fwd_l, bwd_l, overlap * t_layer, bwd_frac)  # s per layer per micro-batch
     t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
     t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
-    return t_pipe + t_dp + t_opt, (p - 1.0) / v * t_stage, t_dp  # s per step
+    return t_pipe + t_dp + t_opt, r.bubble_stages * t_stage, t_dp  # s per step
 
 
 def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[str, Array]:
@@ -690,6 +698,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         checks.append(((np.abs(A + S - L) > 0.5) & (np.abs(A + S + M - L) > 0.5), R_MIXER))
         # Megatron-Core's MambaMixer splits its heads and B/C groups over the tensor-parallel ranks
         checks.append(((S > 0) & (indivisible(x["ssm_heads"], t) | indivisible(x["ssm_groups"], t)), R_HEADS))
+    if "pp_schedule" in x:
+        checks.append(((x["pp_schedule"] > 0) & ((np.mod(p, 2.0) != 0) | (np.mod(m_run, 2.0) != 0) | (v > 1)), R_DUALPIPE))
     for cond, bit in checks:
         flag(mask, cond, bit)
 
@@ -889,6 +899,14 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # Super's NVFP4 recipe keeps its last 14 of 88): their matrix multiplies at the 16-bit peak and efficiency, which
     # t_mm, linear in the seconds per FLOP, gives as a ratio; they sit on the first and the last pipeline stage (with
     # interleaving, in the first and last virtual stage; beyond it, on the next chip)
+    # DualPipe (DeepSeek-V3 sec. 3.2.1, Table 2): a bubble of (p/2 - 1)(F&B + B - 3W) stage-chunk times against 1F1B's
+    # (p - 1)(F + B); in stage times, with F one forward, B a whole backward (input and weight gradients, and the
+    # recomputed forward where there is one) and W the weight-gradient half of the 2x backward, and F&B = F + B (its
+    # overlap hides the all-to-all, not compute): (p/2 - 1)(2 passes - 4) / passes
+    dual = num(x["pp_schedule"] > 0) if "pp_schedule" in x else None
+    bubble_stages = (p - 1.0) / v
+    if dual is not None:
+        bubble_stages = _pick(dual, np.maximum(0.5 * p - 1.0, 0.0) * (2.0 * passes - 4.0) / passes, bubble_stages)
     hp_in = x.get("bf16_last_layers")
     if hp_in is not None:
         hp_first = np.minimum(x["bf16_first_layers"] * low_prec, L)
@@ -896,7 +914,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         d16 = t_mm * (peak * eff_max / (x["peak_16"] * cal["mm_eff_max"]) - 1.0)  # s more per such layer
 
     def slowest_stage(f: Array, mid: Array, lst: Array) -> Array:
-        """Seconds per micro-batch on the slowest stage of a split (layers on the first, a middle, the last)."""
+        """Seconds per micro-batch on the slowest rank of a split (layers on the first, a middle, the last stage);
+        under DualPipe a rank runs stages r and p-1-r, each for half the micro-batches: the first and the last
+        stage's mean on the end ranks, a middle stage's elsewhere."""
         t_first, t_mid, t_last = f * t_layer, mid * t_layer, lst * t_layer + t_head + t_mtp
         if hp_in is not None:
             one = num(p <= 1)  # one stage holds every layer
@@ -905,7 +925,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
             t_first = t_first + (1.0 - one) * on_first * d16
             t_mid = t_mid + spill * d16
             t_last = t_last + _pick(one, hp_first + hp_last, on_last) * d16
-        return np.maximum(np.maximum(t_first, t_mid), t_last)
+        slowest = np.maximum(np.maximum(t_first, t_mid), t_last)
+        if dual is not None:
+            slowest = _pick(dual, np.maximum(0.5 * (t_first + t_last), t_mid), slowest)
+        return slowest
 
     f0, mid0, l0 = _split(L, p, v, 0.0, first_in, last_in)  # even split (ceil where it does not divide)
     stage0 = slowest_stage(f0, mid0, l0)
@@ -977,7 +1000,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
                    exp_layer_chip=exp_layer_chip, p_layer_chip=p_layer_chip, train_frac=train_frac, gb=gb, wb=wb,
                    coll=coll, win_bwd=win_bwd, win_fwd=win_fwd, bwd_frac=bwd_frac, z1=z1, z2=z2, z3=z3, z01=z01, n_proj=x["n_proj"],
                    fw_z3_tensors=x["fw_z3_tensors"], overlap=overlap, t_opt=t_opt, any_moe=any_moe,
-                   per_tensor_z3=per_tensor_z3)
+                   per_tensor_z3=per_tensor_z3, bubble_stages=bubble_stages)
     step, bubble, dp_exposed = _step_seconds(r, 0.0)
     rows = np.flatnonzero(can_inner)
     if len(rows):  # the pipeline inside a domain, where it fits one: computed on those rows only
@@ -1048,6 +1071,15 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # each MTP module's loss keeps logits of its own beside the model's until the backward
     mem_last = states_of(p_last) + (lst + D) * exp_layer_bytes + acts_last + (1.0 + D) * logit_buf
     mem = np.maximum(np.maximum(mem_first, mem_last), num(p > 2) * (states_of(p_mid) + mid * exp_layer_bytes + acts_mid))
+    if dual is not None:
+        # DualPipe keeps two copies of the parameters (DeepSeek-V3 Table 2: 2x; an end rank holds the first and the
+        # last stage, a middle rank two middle stages) and the activations of pp + 1 micro-batches, not pp
+        in_dual = np.minimum(p, m_run) + 1.0
+        end = (states_of(p_first + p_last) + (f + lst + D) * exp_layer_bytes + (1.0 + D) * logit_buf
+               + activation_bytes_stage(per_layer, resident(np.maximum(f, lst + D)), in_dual, rc))
+        middle = num(p > 2) * (states_of(2.0 * p_mid) + 2.0 * mid * exp_layer_bytes
+                               + activation_bytes_stage(per_layer, resident(mid), in_dual, rc))
+        mem = _pick(dual, np.maximum(end, middle), mem)
     acts = acts_first
     states = states_of(p_first) + f * exp_layer_bytes
     mem_limit = x["mem_bytes"] * cal["mem_usable"]
@@ -1096,7 +1128,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     money = run_economics(chip_hours, x, cal)
 
     no_parts = np.isnan(step) | direct  # rows whose step is not the sum of the parts below
-    layer_passes = (m_run + (p - 1.0) / v) * L_stage  # layer passes of the slowest stage per step
+    layer_passes = (m_run + bubble_stages) * L_stage  # layer passes of the slowest stage per step
     outputs = {
         "step_time_s": step,
         "tokens_per_s": tokens_per_s,

@@ -27,6 +27,7 @@ from chipsweep.schemas.vocab import (
     MODES,
     MOE_FIELDS,
     OVERRIDABLE,
+    PP_SCHEDULES,
     PRECISIONS,
     RECOMPUTE,
     SHAPE_FIELDS,
@@ -207,8 +208,9 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
 
 
 def _bf16_layers(get) -> dict[str, Array]:  # type: ignore[no-untyped-def]
-    """The first and last layers a low-precision row keeps in 16 bits (blank: none; training.HP_KEYS)."""
-    return {k: _or_default(get(k), 0.0) for k in training.HP_KEYS}
+    """The first and last layers a low-precision row keeps in 16 bits (blank: none; training.HP_KEYS), and the
+    pipeline schedule (blank: 1F1B)."""
+    return {**{k: _or_default(get(k), 0.0) for k in training.HP_KEYS}, "pp_schedule": _or_default(get("pp_schedule"), 0.0)}
 
 
 def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Array]:
@@ -231,6 +233,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     for key, hi in (("tp", None), ("pp", None), ("dp", None), ("micro_batch", None), ("interleave", 64)):
         raw[key] = numbers(table, key, errors, integer=True, minimum=1, maximum=hi)
     raw["recompute"] = choices(table, "recompute", RECOMPUTE, errors)
+    raw["pp_schedule"] = choices(table, "pp_schedule", PP_SCHEDULES, errors)
     raw["zero_stage"] = numbers(table, "zero_stage", errors, integer=True, minimum=0, maximum=3, allowed="allowed: 0, 1, 2 or 3")
     raw["precision"] = choices(table, "precision", PRECISIONS, errors)
     raw["sequence_parallel"] = bools(table, "sequence_parallel", errors)
@@ -778,6 +781,8 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["interleave"] = ints(x["interleave"])
     rec = np.asarray(RECOMPUTE, dtype=object)[np.nan_to_num(x["recompute"], nan=0).astype(np.int64)]
     cols["recompute"] = pa.array(np.where(bad | ~np.isfinite(x["recompute"]), None, rec).tolist(), type=pa.string())
+    sched = np.asarray(PP_SCHEDULES, dtype=object)[np.nan_to_num(x["pp_schedule"], nan=0).astype(np.int64)]
+    cols["pp_schedule"] = pa.array(sched.tolist(), type=pa.string())
     cols["zero_stage"] = ints(x["zero_stage"])
     cols["ep"] = ints(x["ep"])
     cols["cp"] = ints(x["cp"])

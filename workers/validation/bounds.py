@@ -23,13 +23,14 @@ from chipsweep.workers.validation.report import TrainingReport, gemm_checks, hal
 BENCH_DIR = CASES_DIR.parents[1] / "benchmarks" / "out"
 
 # DeepSeek-V3 tech report (arXiv:2412.19437) Table 1: 2,664K H800 GPU-hours for 14.8T pre-training tokens on 2,048
-# H800 (PP16, EP64, ZeRO-1, no TP, FP8, batch 15,360 x 4K) at $2 per GPU-hour; DualPipe runs the all-to-all beside
-# the other chunk's compute (sec. 3.2.1: moe_a2a_overlap 1)
+# H800 (PP16, EP64, ZeRO-1, no TP, FP8, batch 15,360 x 4K) at $2 per GPU-hour, one multi-token prediction module
+# (sec. 2.2, 4.2); DualPipe (sec. 3.2.1): the bidirectional schedule, each rank holding the shallowest and the
+# deepest stage's layers, and the all-to-all beside the other chunk's compute (moe_a2a_overlap 1)
 DEEPSEEK_V3_GPU_HOURS = 2.664e6
 DEEPSEEK_V3_ROW: dict[str, object] = dict(
     model="deepseek_v3", cluster="deepseek_v3_h800_2048", n_chips=2048, tp=1, pp=16, ep=64, zero_stage=1,
-    micro_batch=1, global_batch=15360, precision="fp8", recompute="full", tokens=14.8e12,
-    framework="megatron_core_2025", moe_a2a_overlap=1.0, **{"chip.usd_per_hour": 2.0})
+    micro_batch=1, global_batch=15360, precision="fp8", recompute="full", tokens=14.8e12, mtp_layers=1,
+    pp_schedule="dualpipe", framework="megatron_core_2025", moe_a2a_overlap=1.0, **{"chip.usd_per_hour": 2.0})
 
 
 @dataclass(frozen=True)
