@@ -895,10 +895,6 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     t_mtp = 0.0
     if any_mtp:
         t_mtp = D * (t_layer + t_head + mm_proj * mm_time_passes * s_per_flop * (1.0 + half / np.minimum(bs, h)))
-    # the first and last layers a low-precision run keeps in 16 bits (Megatron-Core first_last_layers_bf16; Nemotron 3
-    # Super's NVFP4 recipe keeps its last 14 of 88): their matrix multiplies at the 16-bit peak and efficiency, which
-    # t_mm, linear in the seconds per FLOP, gives as a ratio; they sit on the first and the last pipeline stage (with
-    # interleaving, in the first and last virtual stage; beyond it, on the next chip)
     # DualPipe (DeepSeek-V3 sec. 3.2.1, Table 2): a bubble of (p/2 - 1)(F&B + B - 3W) stage-chunk times against 1F1B's
     # (p - 1)(F + B); in stage times, with F one forward, B a whole backward (input and weight gradients, and the
     # recomputed forward where there is one) and W the weight-gradient half of the 2x backward, and F&B = F + B (its
@@ -907,6 +903,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     bubble_stages = (p - 1.0) / v
     if dual is not None:
         bubble_stages = _pick(dual, np.maximum(0.5 * p - 1.0, 0.0) * (2.0 * passes - 4.0) / passes, bubble_stages)
+    # the first and last layers a low-precision run keeps in 16 bits (Megatron-Core first_last_layers_bf16; Nemotron 3
+    # Super's NVFP4 recipe keeps its last 14 of 88): their matrix multiplies at the 16-bit peak and efficiency, which
+    # t_mm, linear in the seconds per FLOP, gives as a ratio; they sit on the first and the last pipeline stage (with
+    # interleaving, in the first and last virtual stage; beyond it, on the next chip)
     hp_in = x.get("bf16_last_layers")
     if hp_in is not None:
         hp_first = np.minimum(x["bf16_first_layers"] * low_prec, L)
