@@ -853,14 +853,6 @@ def test_megatron_bridge_deepseek_v3_rows_take_mtp_from_their_table_label(ctx, m
     assert abs(b200.error) < 0.05, b200.error
 
 
-def test_mtp_layers_out_of_range_is_a_clear_error(ctx):
-    errors = RowErrors(2)
-    training_inputs(table(model=["deepseek_v3"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[1024] * 2,
-                          global_batch=[4096] * 2, mtp_layers=["-1", "9"]), ctx, errors)
-    msg = " ".join(errors.messages())
-    assert "mtp_layers" in msg and "-1" in msg and "9" in msg and "from 0 to 8" in msg, msg
-
-
 def test_a_latent_moe_routes_its_experts_on_the_latent_width(ctx, tmp_path):
     """Nemotron 3 Super (Megatron-Bridge Nemotron3SuperProvider, moe_latent_size 1024): the routed experts work on a
     1,024-wide projection of h = 4096 (h -> 1024 before the dispatch, back after the combine), the shared expert and
@@ -950,14 +942,6 @@ def test_layers_kept_in_16_bits_sit_on_the_last_pipeline_stage(ctx):
     assert step[0] <= step[2] < step[1]
 
 
-def test_bf16_layer_counts_must_be_whole_and_not_negative(ctx):
-    errors = RowErrors(2)
-    training_inputs(table(model=["llama3_8b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[64] * 2,
-                          global_batch=[512] * 2, bf16_last_layers=["-1", "2.5"]), ctx, errors)
-    msg = " ".join(errors.messages())
-    assert "bf16_last_layers" in msg and "-1" in msg and "2.5" in msg and "16 bits" in msg, msg
-
-
 def test_nemotron_3_super_nvfp4_runs_keep_their_recipes_last_14_layers_in_bf16(ctx):
     """Megatron-Bridge's Super performance configs run NVFP4 with `nemotron_3_super_bf16_with_nvfp4_mixed` (the last
     14 of 88 layers in BF16); their MXFP8 runs and every other model's NVFP4 runs keep none."""
@@ -1039,9 +1023,15 @@ def test_dualpipe_hides_the_mtp_module_in_the_end_ranks_slack(ctx):
     assert out["model_tflops_per_chip"][0] > out["model_tflops_per_chip"][2]  # the module's FLOPs are still done
 
 
-def test_an_unknown_pipeline_schedule_is_a_clear_error(ctx):
-    errors = RowErrors(1)
-    training_inputs(table(model=["llama3_8b"], chip=["nvidia_h100_sxm"], n_chips=[64], global_batch=[512],
-                          pp_schedule=["zb-v"]), ctx, errors)
+@pytest.mark.parametrize(("field", "values", "model", "words"), [
+    ("mtp_layers", ["-1", "9"], "deepseek_v3", ["from 0 to 8"]),  # multi-token prediction modules
+    ("bf16_last_layers", ["-1", "2.5"], "llama3_8b", ["16 bits"]),  # layers kept in 16 bits
+    ("pp_schedule", ["zb-v"], "llama3_8b", ["1f1b", "dualpipe"]),  # a schedule the core does not know
+])
+def test_a_bad_layout_field_is_a_clear_error_naming_field_value_and_allowed(ctx, field, values, model, words):
+    n = len(values)
+    errors = RowErrors(n)
+    training_inputs(table(model=[model] * n, chip=["nvidia_h100_sxm"] * n, n_chips=[1024] * n,
+                          global_batch=[4096] * n, **{field: values}), ctx, errors)
     msg = " ".join(errors.messages())
-    assert "pp_schedule" in msg and "zb-v" in msg and "1f1b" in msg and "dualpipe" in msg, msg
+    assert field in msg and all(v in msg for v in values) and all(w in msg for w in words), msg

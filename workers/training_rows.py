@@ -207,9 +207,9 @@ def _workload_defaults(get, ctx: Context, precision: Array, n: int, chip_idx: Ar
     return out
 
 
-def _bf16_layers(get) -> dict[str, Array]:  # type: ignore[no-untyped-def]
-    """The first and last layers a low-precision row keeps in 16 bits (blank: none; training.HP_KEYS), and the
-    pipeline schedule (blank: 1F1B)."""
+def _layer_fields(get) -> dict[str, Array]:  # type: ignore[no-untyped-def]
+    """Optional per-row layer fields: the first and last layers a low-precision row keeps in 16 bits (blank: none;
+    training.HP_KEYS) and the pipeline schedule (blank: 1F1B; training.PIPE_KEYS)."""
     return {**{k: _or_default(get(k), 0.0) for k in training.HP_KEYS}, "pp_schedule": _or_default(get("pp_schedule"), 0.0)}
 
 
@@ -337,7 +337,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
     x["mtp_layers"] = _or_default(get("mtp_layers"), x["mtp_layers"])  # the row's MTP modules, else the model's
-    x.update(_bf16_layers(get))
+    x.update(_layer_fields(get))
     x["offload_layers"] = _or_default(get("offload_layers"), 0.0)
     x["offload_blank"] = (~np.isfinite(get("offload_layers"))).astype(np.float64)
     x.update({
@@ -476,7 +476,7 @@ def _assemble_general(
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
         "mtp_layers": _or_default(get("mtp_layers"), shapes["mtp_layers"]),  # the row's MTP modules, else the model's
-        **_bf16_layers(get),
+        **_layer_fields(get),
         "offload_layers": _or_default(get("offload_layers"), 0.0),
         "offload_blank": (~np.isfinite(get("offload_layers"))).astype(np.float64),
         "sustained_flops": get("sustained_tflops") * 1e12,
