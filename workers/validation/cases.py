@@ -972,6 +972,37 @@ def known_regression(notes: str, run: str = "") -> str:
     return next((why for prefixes, why in MAINTAINER_REGRESSIONS.items() if run.startswith(prefixes)), "")
 
 
+# Megatron-Bridge's DeepSeek-V3 runs ran one multi-token-prediction module unless the table labels them '(w/o MTP)'.
+# The tables do not say so, their own figures do: every row's Model TFLOP/s over its tokens/s is 259.6-260.4 GFLOP
+# per token, which is Megatron-Core's FLOP count (megatron/training/training.py num_floating_point_operations:
+# 260.0 at sequence 4,096 with mtp_num_layers 1; 249.8 without, counting the MTP layer, its projection and its second
+# output head only where the module runs), and the 25.11 rows labelled '(w/o MTP)' read 249.1-249.6. The core's own
+# count is 260.6 and 250.4 (test `test_megatron_bridge_deepseek_v3_rows_run_the_mtp_module_their_flops_per_token_say`)
+_MBRIDGE_DEEPSEEK_V3_MTP = 1
+
+
+def release_flops_per_token(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], float]:
+    """The FLOPs per token a release table's own figures give, per (table section, model, sequence length): its Model
+    TFLOP/s over its tokens/s, where every run of the key that publishes both agrees within 1 % (one formula);
+    a key whose runs disagree is left out."""
+    runs: dict[str, dict[str, dict[str, str]]] = {}
+    for d in rows:
+        run, metric = _run_and_metric(d)
+        runs.setdefault(run, {})[metric] = d
+    ratios: dict[tuple[str, str, str], list[float]] = {}
+    for metrics in runs.values():
+        tps, tf = metrics.get("tokens_per_s_per_chip"), metrics.get("model_tflops_per_chip")
+        if tps and tf and float(tps["value"]) > 0:
+            ratios.setdefault(release_key(tps), []).append(float(tf["value"]) * 1e12 / float(tps["value"]))
+    return {k: float(np.mean(v)) for k, v in ratios.items() if max(v) <= 1.01 * min(v)}
+
+
+def release_key(d: dict[str, str]) -> tuple[str, str, str]:
+    """(the release table's section, e.g. '## 25.09 NeMo Container', model, sequence length) of a row."""
+    section = re.search(r"'(## [^']*)'", d["source_locator"])
+    return (section.group(1) if section else d["source_locator"], d["model"], d["seq_len"])
+
+
 def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> tuple[list[Case], list[Skipped]]:
     """The mixture-of-experts runs of training_runs_2026.csv (tokens/s per chip), as rows that name the catalog
     model and give the published layout (tp, pp, ep, vp, micro-batch, batch); the recompute and gradient precision a
@@ -985,9 +1016,15 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     with_tokens = {run for run, metric in map(_run_and_metric, rows) if metric == "tokens_per_s_per_chip"}
+    # a run that publishes only its Model TFLOP/s is compared in that unit where its own release table fixes the FLOPs
+    # per token (`release_flops_per_token`: the table's other runs of that model and length)
+    per_token = release_flops_per_token(rows)
+    by_tflops = {run for run, metric in map(_run_and_metric, rows) if metric == "model_tflops_per_chip"} - with_tokens
     said: set[str] = set()
     for d in rows:  # runs without tokens/s are said, not silently dropped
         run, metric = _run_and_metric(d)
+        if metric == "model_tflops_per_chip" and run in by_tflops and release_key(d) in per_token:
+            continue
         if _moe_run(d, catalog) and run not in with_tokens and run not in said:
             said.add(run)
             why = ("whole-run GPU-hours (`validate --bounds` answers DeepSeek-V3's pre-training total)"
@@ -996,7 +1033,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             skipped.append(Skipped(run, _source_2026(d["source"])[0], f"only {metric} published, no tokens/s: {why}"))
     for d in rows:
         run, metric = _run_and_metric(d)
-        if not _moe_run(d, catalog) or metric != "tokens_per_s_per_chip":
+        tflops_only = metric == "model_tflops_per_chip" and run in by_tflops and release_key(d) in per_token
+        if not _moe_run(d, catalog) or not (metric == "tokens_per_s_per_chip" or tflops_only):
             continue
         source, framework = _source_2026(d["source"])
         model = MOE_MODEL_IDS.get(d["model"].lower())
@@ -1045,10 +1083,22 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         label = re.search(r"\(w/(o)? ?MTP\)", d["notes"])
         if label:
             row["mtp_layers"] = 0 if label.group(1) else 1
+        elif source == "megatron_bridge" and model == "deepseek_v3":
+            row["mtp_layers"] = _MBRIDGE_DEEPSEEK_V3_MTP
         experts = int(float(d["moe_experts"])) if d["moe_experts"] else catalog.models[model].moe_experts or 0
         notes = _fit_ep(row, experts)
+        regressed = known_regression(d["notes"], run)
+        if tflops_only:
+            fpt = per_token[release_key(d)]
+            notes = (notes + "; " if notes else "") + (
+                f"only Model TFLOP/s published: compared in it, at the {fpt / 1e9:.1f} GFLOP per token its release "
+                f"table's other {d['model']} runs of {d['seq_len']} tokens give")
+            flops = fpt * float(d["global_batch"]) * float(d["seq_len"])
+            cases.append(Case(run, source, row, "published_tflops_per_chip", float(d["value"]), flops_per_step=flops,
+                              year=2025, notes=notes, regressed=regressed))
+            continue
         cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
-                          regressed=known_regression(d["notes"], run)))
+                          regressed=regressed))
     return cases, skipped
 
 
