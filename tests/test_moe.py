@@ -1037,14 +1037,28 @@ def test_int8_training_runs_aqt_gemms_at_the_int8_peak_where_the_framework_has_i
     assert problem["field"] == "precision" and problem["value"] == "int8"
 
 
-def test_the_published_int8_training_run_is_answered_out_of_source(ctx):
+def test_the_published_int8_training_runs_are_answered_out_of_source(ctx):
     """tpu-recipes' GPT-3 175B on 512 TPU v5p with AQT int8 (configs/v5p/gpt3_175b/gpt3_175b_base.sh
-    quantization=int8), once skipped as 'precision int8', now predicted (reported apart as `int8`), within 25 %."""
+    quantization=int8), once skipped as 'precision int8', is predicted within 25 % out of source. Its Trillium run in
+    a directory named fp8 runs MaxText's `gpt_3_175b`, whose settings are int8 and full remat (a v6e has no fp8 peak):
+    it runs as that, in sample within 15 %; out of source it reads about 1.9x fast (the other TPU sources' fits put
+    the v6e's ICI at 0.77 of its spec against 0.29 with tpu-recipes in: int8 halves the compute, and the v6e's
+    full-slice FSDP gathers, hidden behind it there, are what remains). Both are reported apart (`int8`)."""
+    from chipsweep.workers.validation.cases import runs2026_cases
     from chipsweep.workers.validation.moe import int8_report
+    from chipsweep.workers.validation.training import predict
 
     rep = int8_report(ctx)
-    assert [r.case.row["precision"] for r in rep.results] == ["int8"]
-    assert abs(rep.results[0].error) < 0.25, rep.results[0].error
+    by_id = {r.case.case_id.rsplit("__", 1)[0]: r for r in rep.results}
+    assert {r.case.row["precision"] for r in rep.results} == {"int8"}
+    assert abs(by_id["tpurecipes_v5p_GPT3-175B-MaxText__512c"].error) < 0.25
+    v6e = by_id["tpurecipes_trillium_GPT3-175B-MaxText_fp8_256c"]
+    assert (v6e.case.row["recompute"], v6e.case.row["offload_layers"]) == ("full", 0)
+    assert 1.5 < v6e.predicted / v6e.case.measured < 2.5
+    cases, skipped = runs2026_cases(catalog=ctx.catalog, only_int8=True)
+    assert not [s for s in skipped if "fp8" in s.reason]
+    in_sample = predict([c for c in cases if "trillium" in c.case_id], ctx.catalog)
+    assert abs(in_sample[0].error) < 0.15, in_sample[0].error
 
 
 def test_dualpipe_shrinks_the_bubble_pairs_the_end_stages_and_keeps_two_parameter_copies(ctx):

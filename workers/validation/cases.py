@@ -532,6 +532,19 @@ def _arch_2026(d: dict[str, str], catalog: Catalog) -> dict[str, object] | str:
     return arch
 
 
+# what a run's own recipe sets where the file leaves it unsaid or reads it off a directory name: tpu-recipes'
+# training/trillium/GPT3-175B-MaxText/fp8/README.md runs MaxText's benchmark model `gpt_3_175b`, whose tuning_params
+# set "quantization": "int8" and "remat_policy": "full" (AI-Hypercomputer/maxtext
+# benchmarks/maxtext_trillium_model_configs.py, the versions of late 2024 and 2025 read; the bf16 README runs its sibling
+# `gpt_3_175b_bf16`, added later). A TPU v6e has no fp8 MXU mode (catalog: bf16 and int8 peaks only); the run is 1.21x
+# its bf16 sibling's speed. Run id -> (the precision label it ran, its row settings)
+RECIPE_SETTINGS: dict[str, tuple[str, dict[str, object]]] = {
+    "tpurecipes_trillium_GPT3-175B-MaxText_fp8_256c": (
+        "int8 (AQT; MaxText benchmarks/maxtext_trillium_model_configs.py gpt_3_175b: quantization int8, whatever the "
+        "recipe's directory name says)", {"recompute": "full", "offload_layers": 0}),
+}
+
+
 def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
                    only_cp: bool = False, only_fp4: bool = False, only_int8: bool = False) -> tuple[list[Case], list[Skipped]]:
     """training_runs_2026.csv: one case per published run, compared on tokens/s per chip (TFLOP/s
@@ -556,7 +569,8 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
         def skip(reason: str, run: str = run, source: str = source) -> None:
             skipped.append(Skipped(run, source, reason))
 
-        prec = d["precision"].lower()
+        label, recipe = RECIPE_SETTINGS.get(run, (d["precision"], {}))
+        prec = label.lower()
         if _moe_run(d, catalog):
             skip("mixture of experts: issue 13, reported apart (workers/validation/moe.py)")
             continue
@@ -659,6 +673,7 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             # a published run that offloads activations says so (Megatron-Bridge's Megatron-FSDP presets, set above);
             # the layout search's offload fallback is for rows that leave it open, not for runs that did not use it
             row.setdefault("offload_layers", 0)
+        row.update(recipe)
         if B is not None:
             row["global_batch"] = int(B)
         elif layout:
