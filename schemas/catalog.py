@@ -437,6 +437,11 @@ class CalibrationConstant(BaseModel):
     fitted_on: list[str] = Field(default_factory=list)
     source: str
     notes: str = ""
+    # whether chips without runs of another core architecture may take this chip's value (context.py
+    # `extrapolate_matrix`: by GEMM ratio, family or all-chip mean): false for a matrix efficiency none of the chip's
+    # runs ran their matrix multiplies at (the GB200's 16-bit one, which only the attention and output layer of its
+    # fp8 runs set), which fits the chip's runs, and its architecture's twins', but tells nothing of other GEMMs
+    lends: bool = True
 
 
 class CalibrationSet(BaseModel):

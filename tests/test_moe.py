@@ -3,6 +3,8 @@ parallelism and its all-to-all, the infeasible reason that names the ep a layout
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -411,7 +413,9 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
     gpt_oss = apart.pop("mbridge_26.06.01_GPT-OSS-120B_DGX-GB200_64g_MXFP8_Pre_a3")
     assert "cudnn-frontend#256" in gpt_oss.case.regressed and np.isfinite(gpt_oss.predicted)
     assert moe_rep.summary()["runs"] == len(moe_rep.results) - 3 == moe_rep.floor()["runs"]
-    assert any("known regression" in line and "+55.8%" in line for line in moe_rep.lines())
+    shown = [float(m.group(1)) for line in moe_rep.lines() if "known regression" in line and "GPT-OSS" in line
+             for m in [re.search(r" \+(\d+\.\d)%", line)] if m]
+    assert len(shown) == 1 and 40.0 < shown[0] < 70.0, shown
     # the same input, published by the releases around it, is counted
     same = [r for r in moe_rep.counted() if r.case.row == gpt_oss.case.row]
     assert len(same) == 2 and all(r.case.measured > 1.5 * gpt_oss.case.measured for r in same)
@@ -429,7 +433,8 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 17.0 %, p90 45.4 % over 92 MoE runs, 2026-12-06 (asked 15 % / 35 %; "
+    "issue 13 miss, reported: out-of-source median 17.1 %, p90 45.1 % over 92 MoE runs, 2026-12-06 (asked 15 % / 35 %; "
+    "17.0 % / 45.4 % before the refit after tpu-recipes' Gemma 3 runs took their windows; "
     "16.6 % / 45.5 % over 91 before Megatron-Bridge's unlabelled DeepSeek-V3 runs took the MTP module their published "
     "FLOPs per token carry (GB200 26.06+ -30 % -> -33 %, 25.09's +11 % / -1 % -> +8 % / 0 %) and 25.09's DeepSeek-V3 on "
     "1,024 H100, published only in TFLOP/s, was compared at its table's own 260.3 GFLOP per token (-45 %: the expert "
@@ -445,7 +450,7 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
     "16.0 % / 40.8 % before fp8 runs' saved GEMM inputs took the one byte Transformer Engine keeps them in, the same "
     "day; "
     "three are shown apart: Megatron-Bridge 26.06.01's GPT-OSS-120B on 64 GB200 in MXFP8, whose release table "
-    "calls it a known regression (cudnn-frontend#256: a grouped-GEMM dGLU kernel 10x slower), predicted +56 %, and "
+    "calls it a known regression (cudnn-frontend#256: a grouped-GEMM dGLU kernel 10x slower), predicted +55 %, and "
     "25.11's Qwen3-30B-A3B on B200 and H100, a regression by Megatron-Bridge's issue #1998 (+110 %, +70 %): 16.6 % / "
     "41.4 % over 74 with the two 25.11 runs before that; "
     "16.8 % / 48.3 % over 75 with it; 17.4 % / 48.4 % on 2026-12-04 before AWS Neuron's dense runs joined the fit; "

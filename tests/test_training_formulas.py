@@ -434,25 +434,28 @@ def test_a_chip_with_another_chips_compute_takes_its_matrix_efficiency_not_the_f
 def test_a_chip_without_runs_takes_the_matrix_efficiency_its_measured_gemm_implies(ctx):
     """The MI300X has no published training run. Its measured fp8 GEMM (hipBLASLt, 1,159 of 2,615 TFLOP/s: 44 % of
     peak) against the H100's and GB200's (cuBLASLt, 70 % and 58 %, same Azure microbenchmark) scales their fitted
-    matrix efficiencies: the geometric mean of constant x 0.443 / theirs, bf16 and fp8 alike, not the all-chip mean
-    (0.68). The MI325X, unmeasured, in the MI300X's family (no fitted chip in it), takes the MI300X's measured
-    share: the vendor library is the family's (the same CDNA3 compute and hipBLASLt); the row says whose."""
+    matrix efficiencies: the geometric mean of constant x 0.443 / theirs, not the all-chip mean (0.68); at 16 bits
+    the H100's alone, since the GB200's 16-bit constant, set only by the attention and output layer of its fp8
+    runs, is lent to no other architecture (`lends: false`). The MI325X, unmeasured, in the MI300X's family (no
+    fitted chip in it), takes the MI300X's measured share: the vendor library is the family's (the same CDNA3 compute
+    and hipBLASLt); the row says whose."""
     ids = list(ctx.chips.ids)
     chips = ctx.catalog.chips
-    mi, refs = ids.index("amd_mi300x"), ("nvidia_h100_sxm", "nvidia_gb200_per_gpu")
+    mi = ids.index("amd_mi300x")
     frac = chips["amd_mi300x"].gemm_fraction
     assert frac == pytest.approx(1159.2 / 2614.9)
     for key in ("mm_eff_max", "mm_eff_max_fp8"):
         eff = ctx.cal[key][0]
+        refs = ("nvidia_h100_sxm",) if key == "mm_eff_max" else ("nvidia_h100_sxm", "nvidia_gb200_per_gpu")
         expect = np.exp(np.mean([np.log(eff[ids.index(r)] * frac / chips[r].gemm_fraction) for r in refs]))
         assert eff[mi] == pytest.approx(expect, rel=1e-12)
         assert eff[ids.index("amd_mi325x")] == eff[mi]
     eff = ctx.cal["mm_eff_max"][0]
     assert 0.35 < eff[mi] < 0.45  # ~0.40 against the all-chip mean's ~0.68
     d = run(ctx, model=["llama2_7b"] * 2, chip=["amd_mi300x", "amd_mi325x"], n_chips=[64] * 2, global_batch=[512] * 2)
-    assert d["calibrated_on"] == [
-        "extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by measured fp8 GEMM throughput",
-        "extrapolated from nvidia_gb200_per_gpu, nvidia_h100_sxm by amd_mi300x's measured fp8 GEMM throughput (its family's)"]
+    assert d["calibrated_on"] == [  # provenance follows the 16-bit constant
+        "extrapolated from nvidia_h100_sxm by measured fp8 GEMM throughput",
+        "extrapolated from nvidia_h100_sxm by amd_mi300x's measured fp8 GEMM throughput (its family's)"]
 
 
 def test_a_chip_without_runs_takes_its_core_architectures_fitted_matrix_efficiency(ctx):
@@ -491,7 +494,8 @@ def test_a_chip_of_a_family_without_runs_takes_the_mean_measured_gemm_share_not_
     """A chip with no run, no twin and no GEMM measurement, in a family with neither a fitted nor a measured chip
     (Gaudi 2 and 3, the Ascends): its vendor library is taken to reach the mean measured share of peak
     (defaults.yaml gemm_reach, 0.647: five chips of the Azure microbenchmark), and the fitted chips measured that way
-    (A100, H100, GB200) lend their constants scaled by it, x 0.647 / their own share. The all-chip mean it replaces
+    (A100, H100, GB200; at 16 bits not the GB200, whose 16-bit constant is lent to none) lend their constants scaled
+    by it, x 0.647 / their own share. The all-chip mean it replaces
     (0.68) mixed in the TPUs' XLA efficiencies. A chip whose family has fitted chips keeps the family's mean
     (Trainium2: Trainium1's; TPU7x: the TPUs'), and the row says which rule gave its value."""
     from chipsweep.workers.context import scaled_matrix_eff
@@ -502,7 +506,8 @@ def test_a_chip_of_a_family_without_runs_takes_the_mean_measured_gemm_share_not_
     refs = ("nvidia_a100_sxm_80gb", "nvidia_gb200_per_gpu", "nvidia_h100_sxm")
     for key in ("mm_eff_max", "mm_eff_max_fp8"):
         eff = ctx.cal[key][0]
-        pairs = [(eff[ids.index(r)], chips[r].gemm_fraction) for r in refs if key == "mm_eff_max" or r != refs[0]]
+        lent = refs[::2] if key == "mm_eff_max" else refs[1:]  # 16-bit: A100, H100; fp8: GB200, H100 (no A100 fp8)
+        pairs = [(eff[ids.index(r)], chips[r].gemm_fraction) for r in lent]
         expect = np.exp(np.mean([np.log(v * reach / f) for v, f in pairs]))
         for chip in ("intel_gaudi2", "intel_gaudi3", "huawei_ascend_910c"):
             assert eff[ids.index(chip)] == pytest.approx(expect, rel=1e-12) == scaled_matrix_eff(reach, pairs)
@@ -513,8 +518,8 @@ def test_a_chip_of_a_family_without_runs_takes_the_mean_measured_gemm_share_not_
     d = run(ctx, model=["llama2_7b"] * 3, chip=["intel_gaudi3", "aws_trainium2", "google_tpu7x_ironwood"],
             n_chips=[64] * 3, global_batch=[512] * 3)
     assert d["calibrated_on"] == [
-        f"extrapolated from {', '.join(refs)} by the mean measured GEMM share (defaults.yaml gemm_reach; no run or "
-        "GEMM measurement of its own or its family's)", "extrapolated from aws_npu", "extrapolated from google_tpu"]
+        f"extrapolated from {', '.join(refs[::2])} by the mean measured GEMM share (defaults.yaml gemm_reach; no run "
+        "or GEMM measurement of its own or its family's)", "extrapolated from aws_npu", "extrapolated from google_tpu"]
 
 
 @pytest.mark.parametrize(("overlay", "message"), [

@@ -182,6 +182,7 @@ def calibration_by_chip(
             applied.append((level_of[where], 1 if cset.frameworks else 0, fws, idx, cset, where))
     fitted_by: dict[tuple[int, int], tuple[int, list[str]]] = {}
     id_keys: dict[tuple[int, int], set[str]] = {}  # constants a chip-id set gave (framework, chip)
+    keeps: dict[tuple[int, int], set[str]] = {}  # ... of them, those it lends to no other chip (`lends: false`)
     set_at: dict[str, np.ndarray] = {}  # matrix constant -> the level of the set that gave each (framework, chip)
     for lv, _specific, fws, idx, cset, lvname in sorted(applied, key=lambda a: (a[0], a[1])):
         for key, const in cset.constants.items():
@@ -196,6 +197,7 @@ def calibration_by_chip(
                 for i in idx:
                     fitted_by[(f, i)] = (lv, sources)
                     id_keys.setdefault((f, i), set()).update(cset.constants)
+                    keeps.setdefault((f, i), set()).update(k for k, c in cset.constants.items() if not c.lends)
     # a chip without a set of its own takes the chip-id constants of the chip whose compute it is (same_compute_as)
     twin_of: dict[int, str] = {}
     index = {c: i for i, c in enumerate(chips.ids)}
@@ -222,10 +224,13 @@ def calibration_by_chip(
             for key in MATRIX_KEYS:
                 if key not in out:
                     continue
-                fitted = [(entries[j], float(out[key][f, j])) for j in own_runs
+                fitted = [j for j in own_runs
                           if j != i and fitted_by.get((f, j), (0, []))[1] and key in id_keys.get((f, j), ())]
                 family_set = key in set_at and set_at[key][f, i] == level_of["family"]
-                got = extrapolate_matrix(entry, fitted, float(out[key][f, i]) if family_set else None, reach, entries)
+                got = extrapolate_matrix(
+                    entry, [(entries[j], float(out[key][f, j])) for j in fitted if key not in keeps.get((f, j), ())],
+                    float(out[key][f, i]) if family_set else None, reach, entries,
+                    unlent=[(entries[j], float(out[key][f, j])) for j in fitted if key in keeps.get((f, j), ())])
                 if got is not None:
                     out[key][f, i] = got[0]
                     if key == MATRIX_KEYS[0]:  # provenance follows the 16-bit constant
@@ -269,7 +274,8 @@ def gemm_share(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str, list[str]
 
 
 def extrapolate_matrix(chip: Chip, fitted: list[tuple[Chip, float]], family_mean: float | None,
-                       reach: float | None, chips: Iterable[Chip] = ()) -> tuple[float, str] | None:
+                       reach: float | None, chips: Iterable[Chip] = (),
+                       unlent: list[tuple[Chip, float]] | None = None) -> tuple[float, str] | None:
     """A matrix constant (`mm_eff_max` or `mm_eff_max_fp8`) of a chip without runs or twin, from the chips fitted on
     their own runs with that constant (`fitted`: chip, value), by the first rule that applies, and the
     `calibrated_on` text that says which:
@@ -282,7 +288,10 @@ def extrapolate_matrix(chip: Chip, fitted: list[tuple[Chip, float]], family_mean
     4. its family's measured chips' share (the vendor library is the family's: the MI325X the MI300X's), scaled as 1;
     5. the mean measured share (defaults.yaml `gemm_reach`) against every measured fitted chip (not the all-chip
        mean, which mixes in TPUs' XLA efficiencies at their own peak definitions).
-    None where none applies (the default set's value stays). `chips`: the catalog's, for rule 4."""
+    None where none applies (the default set's value stays). `chips`: the catalog's, for rule 4. `unlent`: fitted
+    chips whose constant is lent to no chip of another core architecture (calibration.yaml `lends: false`: none of
+    their runs ran their matrix multiplies at its precision), which only rule 2 takes: a chip of the same core
+    architecture runs the same kernels, so it shares whatever fits them."""
     measured = [(c, v) for c, v in fitted if c.gemm_fraction is not None and c.gemm_measured is not None]
     own = gemm_share(chip, [chip])  # rule 1 only: the family's share is rule 4
 
@@ -294,7 +303,8 @@ def extrapolate_matrix(chip: Chip, fitted: list[tuple[Chip, float]], family_mean
 
     if own is not None and (got := scaled(own[0], own[1])):
         return got[0], f"extrapolated from {', '.join(got[1])} by measured {own[1]} GEMM throughput"
-    kin = [(c, v) for c, v in fitted if chip.core_architecture is not None and c.core_architecture == chip.core_architecture]
+    kin = [(c, v) for c, v in [*fitted, *(unlent or [])]
+           if chip.core_architecture is not None and c.core_architecture == chip.core_architecture]
     if kin:
         return (float(np.exp(np.mean(np.log([v for _, v in kin])))),
                 f"extrapolated from {', '.join(sorted(c.id for c, _ in kin))} (same core architecture, compute "

@@ -142,6 +142,9 @@ class Problem:
     base_cal: dict[str, np.ndarray]
     params: list[Param]
     rows_of: dict[str, np.ndarray] = field(default_factory=dict)  # param name -> rows it affects
+    # chip matrix constant -> the rows whose matrix multiplies run at its precision: a chip lends the constant to chips
+    # without runs only where some of them are fitted (`lends`); the 16-bit one reaches every row of its chip
+    gemm_rows: dict[str, np.ndarray] = field(default_factory=dict)
     sources: np.ndarray = field(default_factory=lambda: np.array([]))
     bounds: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
@@ -161,6 +164,7 @@ class Problem:
         fp8 = x["low_precision"] > 0
         params: list[Param] = [Param("global", "", k) for k in GLOBAL_KEYS]
         rows_of: dict[str, np.ndarray] = {p.name: np.arange(len(cases)) for p in params}
+        gemm_rows: dict[str, np.ndarray] = {}
         for fam in sorted(set(families)):
             for k in FAMILY_KEYS:
                 p = Param("family", fam, k)
@@ -175,6 +179,7 @@ class Problem:
                     p = Param("chip", chip, k)
                     params.append(p)
                     rows_of[p.name] = np.nonzero(sel)[0]
+                    gemm_rows[p.name] = np.nonzero((chips == chip) & (fp8 if k == "mm_eff_max_fp8" else ~fp8))[0]
         for code in sorted(set(fw.tolist())):
             name = FRAMEWORKS[code]
             for k in FRAMEWORK_KEYS:
@@ -194,7 +199,7 @@ class Problem:
                 p = Param("framework", name, k)
                 params.append(p)
                 rows_of[p.name] = np.nonzero(fw == code)[0]
-        prob = cls(cases, ctx, x, blank, chip_idx, base, params, rows_of,
+        prob = cls(cases, ctx, x, blank, chip_idx, base, params, rows_of, gemm_rows,
                    np.asarray([c.source for c in cases]), bounds_table())
         return prob
 
@@ -318,6 +323,13 @@ def fit(problem: Problem, start: dict[str, float], keep: np.ndarray, rounds: int
     return values
 
 
+def lends(problem: Problem, p: Param, keep: np.ndarray) -> bool:
+    """Whether chip constant `p` may be lent to chips of another core architecture: some of the rows `keep` run its
+    matrix multiplies at its precision (the GB200's 16-bit efficiency, set only by the attention and output layer of
+    its fp8 runs, fits them, and the B300's, the same kernels, but no chip by GEMM ratio or family mean)."""
+    return bool(keep[problem.gemm_rows.get(p.name, problem.rows_of[p.name])].any())
+
+
 def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) -> dict[str, float]:
     """Constants the fit rows do not reach take what the catalog gives a chip, family or framework without runs
     (`write`): a chip the value the catalog's own rule gives it (workers/context.py `extrapolate_matrix`, the
@@ -343,10 +355,11 @@ def fill_unfitted(problem: Problem, values: dict[str, float], keep: np.ndarray) 
             if p.level != "chip" or p.key != key or p in fitted:
                 continue
             own = chips[p.target]
-            donors = [(chips[q.target], values[q.name]) for q in fitted]
+            donors = [(chips[q.target], values[q.name]) for q in fitted if lends(problem, q, keep)]
+            unlent = [(chips[q.target], values[q.name]) for q in fitted if not lends(problem, q, keep)]
             same = [v for c, v in donors if c.training_family == own.training_family]
             family_mean = float(np.exp(np.mean(np.log(same)))) if same else None  # what `write` puts in its family set
-            got = extrapolate_matrix(own, donors, family_mean, reach, chips.values())
+            got = extrapolate_matrix(own, donors, family_mean, reach, chips.values(), unlent=unlent)
             if got is not None:
                 out[p.name] = got[0]
             elif donors:
@@ -489,8 +502,10 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
     chip_params = [p for p in problem.params if p.level == "chip"]
     for key in GLOBAL_KEYS:
         lines.append(f"      {key}: {const(values[glob[key].name], sources(glob[key]))}")
+    every = np.ones(len(problem.cases), dtype=bool)
+    lent = [p for p in chip_params if lends(problem, p, every)]
     for key in CHIP_KEYS:
-        pool = [values[p.name] for p in chip_params if p.key == key]
+        pool = [values[p.name] for p in lent if p.key == key]
         mean = float(np.exp(np.mean(np.log(pool)))) if pool else float(np.median(base[key]))
         lines.append(f"      {key}: {const(mean, [], 'mean of the chips fitted on their own runs (chips without runs use it)')}")
     for key in FAMILY_KEYS:
@@ -511,7 +526,7 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
             if p.level == "family" and p.target == fam:
                 lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
         for key in CHIP_KEYS:
-            pool = [values[q.name] for q in chip_params if q.key == key
+            pool = [values[q.name] for q in lent if q.key == key
                     and problem.ctx.catalog.chips[q.target].training_family == fam]
             if pool:
                 mean = float(np.exp(np.mean(np.log(pool))))
@@ -522,7 +537,8 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
         lines += [f"  chip_{chip}:", f"    applies_to: [{', '.join([chip, *twins])}]", "    constants:"]
         for p in chip_params:
             if p.target == chip:
-                lines.append(f"      {p.key}: {const(values[p.name], sources(p))}")
+                kept = "" if p in lent else ", lends: false"
+                lines.append(f"      {p.key}: {const(values[p.name], sources(p))[:-1]}{kept}}}")
     for fw in sorted({p.target for p in fw_params}):
         lines += [f"  framework_{fw}:", f"    frameworks: [{fw}{', megatron' if fw == 'megatron_core_2025' else ''}]",
                   "    constants:"]
