@@ -699,3 +699,36 @@ def test_a_matrix_efficiency_no_run_of_the_chip_ran_its_gemms_at_is_lent_to_no_o
             **gb200, "mm_eff_max": gb200["mm_eff_max"].model_copy(update={"lends": True})}})})
     other = Context.build(lent)
     assert "nvidia_gb200_per_gpu" in other.calibrated_on[0, i] and of(other, "amd_mi300x") > of(ctx, "amd_mi300x") * 1.02
+
+
+def test_validate_flops_compares_each_sources_flop_count_with_the_cores(capsys):
+    """`chipsweep validate --flops`: per source, model and sequence length, the FLOPs per token a run's published
+    TFLOP/s and tokens/s imply against the core's count for its case row. Where the formulas agree they are equal
+    within 1.3 % (Megatron-Bridge's DeepSeek-V3 with the MTP module its runs carry, Qwen3, Llama 3 8B and 405B,
+    Nemotron 3 Super; tpu-recipes' Gemma 3 12B with its catalog model's windows); NeMo counts full attention, so its
+    Llama 3 8B at 8,192 tokens reads the core's causal count x 0.889 (full: 6 more FLOPs a context token a query
+    channel) in every run; BLOOM's published TFLOP/s count the recomputed forward (x 4/3)."""
+    import json
+
+    from chipsweep.workers.validation.flops import flops_checks, render_flops
+
+    checks = {(c.source, c.model, c.seq_len): c for c in flops_checks()}
+    for key in [("megatron_bridge", "DeepSeekV3", 4096), ("megatron_bridge", "Qwen3_235B_a22B", 4096),
+                ("megatron_bridge", "LLAMA3_8B", 8192), ("megatron_bridge", "Nemotron_3_Super", 8192),
+                ("tpu_recipes", "Gemma3 12B", 32768)]:
+        lo, hi = checks[key].ratio
+        assert 0.99 <= lo <= hi <= 1.013, (key, checks[key].ratio)
+    nemo = checks[("nemo_docs_2025", "LLAMA3-8B", 8192)]
+    # the core's causal count against full attention: (N + causal) / (N + full), a model constant
+    assert nemo.ratio[0] == pytest.approx(nemo.ratio[1], abs=1e-3) and nemo.ratio[0] == pytest.approx(0.889, abs=0.002)
+    bloom = checks[("bloom", "BLOOM 176B", 2048)]
+    assert bloom.ratio[0] == pytest.approx(0.75, abs=0.01)  # 6 against 8 FLOPs a parameter a token
+    assert sum(c.runs for c in checks.values()) >= 190
+    text = render_flops(list(checks.values()))
+    assert "Gemma3 12B" in text and text.count("\n") == len(checks) + 2
+    from chipsweep.service.cli import main as cli
+
+    capsys.readouterr()
+    assert cli(["validate", "--flops", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["source"], r["model"], r["seq_len"]) for r in rows} == set(checks)

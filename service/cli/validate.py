@@ -18,10 +18,18 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--bounds", action="store_true",
                    help="only the issues' bounds: each figure now, the bound, met or missed (--json, --markdown)")
     p.add_argument("--markdown", action="store_true", help="with --bounds: the table as README.md shows it")
+    p.add_argument("--flops", action="store_true",
+                   help="only the FLOPs per token each source's TFLOP/s and tokens/s imply, against the core's count")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.flops:
+        from chipsweep.workers.validation.flops import flops_checks, render_flops
+
+        checks = flops_checks()
+        print(json.dumps([dataclasses.asdict(c) for c in checks], indent=1) if args.json else render_flops(checks))
+        return 0
     if args.bounds:
         from chipsweep.workers.validation import bounds
 
