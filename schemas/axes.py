@@ -122,6 +122,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "moe_imbalance": _nums("moe_imbalance", 1),
         "moe_a2a_overlap": _nums("moe_a2a_overlap", 0, 1),
         "moe_capacity_factor": _nums("moe_capacity_factor", 0.1, 64),
+        "expert_tp": _ints("expert_tp", 1),
         **_SHAPES,
         **_OVERRIDES,
     },

@@ -437,8 +437,8 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
     "17.0 % / 45.4 % before the refit after tpu-recipes' Gemma 3 runs took their windows; "
     "16.6 % / 45.5 % over 91 before Megatron-Bridge's unlabelled DeepSeek-V3 runs took the MTP module their published "
     "FLOPs per token carry (GB200 26.06+ -30 % -> -33 %, 25.09's +11 % / -1 % -> +8 % / 0 %) and 25.09's DeepSeek-V3 on "
-    "1,024 H100, published only in TFLOP/s, was compared at its table's own 260.3 GFLOP per token (-45 %: the expert "
-    "all-to-all over InfiniBand is 19 of its 43 s predicted step); "
+    "1,024 H100, published only in TFLOP/s, was compared at its table's own 260.3 GFLOP per token (-18 % with its "
+    "preset's experts whole on a chip, expert_tp 1; -45 % split over tp 2, whose ep group spans 16 nodes); "
     "Nemotron 3 Super's 11 runs, answered since its latent MoE is modelled, read 26.7 % / 70.4 %: +20-27 % in MXFP8 "
     "with their presets' recompute, +34-74 % in NVFP4 with the recipe's last 14 layers in BF16 (+43-84 % before), "
     "whose presets recompute nothing though the measured NVFP4 and "
@@ -1113,3 +1113,24 @@ def test_a_bad_layout_field_is_a_clear_error_naming_field_value_and_allowed(ctx,
                           global_batch=[4096] * n, **{field: values}), ctx, errors)
     msg = " ".join(errors.messages())
     assert field in msg and all(v in msg for v in values) and all(w in msg for w in words), msg
+
+
+def test_expert_tp_one_keeps_each_expert_whole_and_its_ep_group_on_fewer_domains(ctx):
+    """Megatron-Core's --expert-tensor-parallel-size: with ep dividing dp its default splits each expert over the tp
+    ranks, so ep members sit tp ranks apart and an ep-64 group at tp 2 spans 16 nodes of 8 H100; the DeepSeek-V3
+    presets set 1 (experts whole, members adjacent: 8 nodes), so a token's copies cross the network to fewer remote
+    nodes (group-limited routing: 4 of 8 groups, one a node) and the all-to-all shrinks. `expert_tp` blank is the
+    default; any value but 1 or tp is refused naming the field."""
+    base = dict(model="deepseek_v3", chip="nvidia_h100_sxm", n_chips=1024, tp=2, pp=8, ep=64, micro_batch=1,
+                interleave=4, global_batch=8192, seq_len=4096, precision="fp8", recompute="selective", zero_stage=1,
+                framework="megatron_core_2025", mtp_layers=1, tokens=1e12)
+    out = run(ctx, [base, dict(base, expert_tp=2), dict(base, expert_tp=1), dict(base, expert_tp=3)])
+    assert out["infeasible_reason"][:3] == ["", "", ""], out["infeasible_reason"]
+    blank, split, whole = out["moe_a2a_s"][:3]
+    assert blank == pytest.approx(split, rel=1e-12)  # the default splits (ep 64 divides dp 64)
+    assert whole < 0.6 * split and out["step_time_s"][2] < out["step_time_s"][0]
+    assert "expert_tp must be 1" in out["infeasible_reason"][3]
+    _, errors = evaluate_training(table(model=["deepseek_v3"], chip=["nvidia_h100_sxm"], n_chips=[64], global_batch=[64],
+                                        expert_tp=[0]), ctx)
+    problem = errors.error().as_dict()
+    assert problem["field"] == "expert_tp" and str(problem["value"]) == "0" and "1 or the row's tp" in problem["allowed"]

@@ -97,6 +97,7 @@ R_HOSTLINK = 131072  # offload_layers on a chip without a published host link
 R_DP = 262144  # the row's dp does not make tp x pp x dp = n_chips
 R_MIXER = 524288  # layers whose mixer is neither attention nor state-space (LFM2's short convolutions)
 R_DUALPIPE = 1048576  # DualPipe needs an even pp, an even number of micro-batches and no interleaving
+R_ETP = 2097152  # expert_tp neither 1 nor the row's tp
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -121,6 +122,7 @@ REASONS: dict[int, str] = {
     R_DP: "tp x pp x dp must equal n_chips (leave dp blank to take n_chips / (tp x pp))",
     R_MIXER: "the model has layers whose mixer is neither attention nor state-space (e.g. LFM2's short convolutions): "
              "not modelled in training",
+    R_ETP: "expert_tp must be 1 (each expert whole on a chip) or tp (experts split as the tensor-parallel layers are)",
     R_DUALPIPE: "pp_schedule dualpipe needs an even pp (>= 2), an even number of micro-batches per step and interleave 1 "
                 "(each rank holds stages r and pp-1-r, fed from both ends)",
     R_MEMORY: "does not fit in memory",
@@ -156,7 +158,7 @@ INPUT_KEYS = (
 # the busiest expert's load over the mean, the fraction of a layer's compute the all-to-all can hide behind, and
 # group-limited routing (expert groups, groups per token; 0: no limit), and the expert capacity factor (NaN: dropless)
 MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
-            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity", "moe_latent")
+            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity", "moe_latent", "etp_in")
 # multi-head latent attention (optional: absent or 0 everywhere, standard attention): query rank, key-value latent
 # rank, RoPE key width; the parameter counts reach the core through MODEL_TERMS, these the activation memory and
 # the selective recompute of the up-projections
@@ -686,7 +688,12 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # tp too where ep divides dp (expert tensor parallel = tp), else whole on each chip (expert tensor parallel
         # 1, an ep group that spans the tp ranks: --expert-tensor-parallel-size 1)
         etp = _pick(num(indivisible(dp, ep)), 1.0, t)  # chips one expert is split over
-        checks.append(((ep > 1) & (E <= 0) | indivisible(dp * t, ep) | ((E > 0) & indivisible(E, ep)), R_EP))
+        etp_in = x.get("etp_in")  # the row's --expert-tensor-parallel-size, where it gives one
+        if etp_in is not None and bool(np.isfinite(etp_in).any()):
+            given = np.isfinite(etp_in)
+            checks.append((given & (etp_in != 1.0) & (etp_in != t), R_ETP))
+            etp = np.where(given, etp_in, etp)
+        checks.append(((ep > 1) & (E <= 0) | indivisible(dp * t, ep * etp) | ((E > 0) & indivisible(E, ep)), R_EP))
         # one model replica's share of the routed experts (gradient and optimizer traffic per tp x pp chips)
         trainable = trainable - (L + D) * p_exp_layer * (1.0 - t / (ep * etp))
     elif "ep" in x:

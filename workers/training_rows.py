@@ -105,6 +105,7 @@ def _moe_inputs(get, ctx: Context, model_idx: Array, layers: Array, n: int,  # t
         out["moe_imbalance"] = _or_default(get("moe_imbalance"), ctx.defaults["moe_imbalance"])
         out["a2a_overlap"] = _or_default(get("moe_a2a_overlap"), ctx.defaults["moe_a2a_overlap"])
         out["moe_capacity"] = get("moe_capacity_factor")
+        out["etp_in"] = get("expert_tp")
         return out
     cat = {f: np.where(known, ctx.models.cols[f][safe], np.nan) for f in MOE_FIELDS}
     vals = {f: np.where(np.isfinite(given[f]), given[f], cat[f]) for f in MOE_FIELDS}
@@ -154,6 +155,7 @@ def _moe_inputs(get, ctx: Context, model_idx: Array, layers: Array, n: int,  # t
     out["moe_imbalance"] = _or_default(get("moe_imbalance"), ctx.defaults["moe_imbalance"])
     out["a2a_overlap"] = _or_default(get("moe_a2a_overlap"), ctx.defaults["moe_a2a_overlap"])
     out["moe_capacity"] = get("moe_capacity_factor")
+    out["etp_in"] = get("expert_tp")
     return out
 
 
@@ -268,6 +270,9 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
                                    allowed="allowed: a number >= 1 (the busiest expert's tokens over the mean)")
     raw["moe_a2a_overlap"] = numbers(table, "moe_a2a_overlap", errors, minimum=0, maximum=1,
                                      allowed="allowed: a number from 0 to 1 (fraction of a layer's compute the all-to-all can hide behind)")
+    raw["expert_tp"] = numbers(table, "expert_tp", errors, integer=True, minimum=1,
+                               allowed="allowed: blank (tp where ep divides dp, else 1: Megatron-Core's placement), 1 "
+                                       "or the row's tp")
     raw["moe_capacity_factor"] = numbers(table, "moe_capacity_factor", errors, minimum=0.1, maximum=64,
                                          allowed="allowed: blank (dropless) or a number from 0.1 to 64 (each expert's "
                                                  "token buffer over its mean load; tokens beyond it are dropped)")

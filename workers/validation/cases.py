@@ -935,11 +935,15 @@ _MBRIDGE_OFFLOAD: dict[tuple[str, str, int], int] = {
 # recompute_modules ["mla_up_proj"] (["mla_up_proj", "mlp"] on H100; deepseek/deepseek_llm_pretrain.py); GPT-OSS-120B
 # recompute_modules ["layernorm", "moe_act"] (gpt_oss/gpt_oss_workload_base_configs.py) -- module-level recompute the
 # core models as its `selective` (a partial forward re-run instead of a full one); all three set
-# `grad_reduce_in_fp32 = False` (16-bit gradients)
+# `grad_reduce_in_fp32 = False` (16-bit gradients). The DeepSeek-V3 and Qwen3 workload presets keep each expert whole
+# on a chip (BASE_DEEPSEEK_V3_CONFIG, BASE_QWEN3_*_CONFIG: `expert_tensor_parallel_size=1`;
+# deepseek/deepseek_workload_base_configs.py, qwen/qwen3_workload_base_configs.py), where Megatron-Core's default,
+# the core's blank, splits them over tp when ep divides dp: it matters for DeepSeek-V3 on 1,024 H100 (tp 2, ep 64 of dp
+# 64), whose ep group then spans 8 nodes instead of 16
 _MBRIDGE_MOE_SETTINGS: dict[str, dict[str, object]] = {
-    "qwen3_30b_a3b": {"recompute": "none", "grad_bytes": 2},
-    "qwen3_235b_a22b": {"recompute": "none", "grad_bytes": 2},
-    "deepseek_v3": {"recompute": "selective", "grad_bytes": 2},
+    "qwen3_30b_a3b": {"recompute": "none", "grad_bytes": 2, "expert_tp": 1},
+    "qwen3_235b_a22b": {"recompute": "none", "grad_bytes": 2, "expert_tp": 1},
+    "deepseek_v3": {"recompute": "selective", "grad_bytes": 2, "expert_tp": 1},
     "gpt_oss_120b": {"recompute": "selective", "grad_bytes": 2},
     # src/megatron/bridge/recipes/nemotronh/nemotron_3_nano.py: recompute_granularity None;
     # scripts/performance/configs/nemotronh/nemotron_3_nano_llm_pretrain.py: grad_reduce_in_fp32 = False
