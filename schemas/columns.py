@@ -128,6 +128,12 @@ TRAINING: list[Column] = [
        "or nvfp4 run (Megatron-Core num_layers_at_end_in_bf16; Nemotron 3 Super's NVFP4 recipe: 14; 0: none)", "input"),
     # added 2026-12-06: the pipeline schedule, at the end so lakes written before read it as NULL
     _c("pp_schedule", "category", "", "1f1b | dualpipe (DeepSeek-V3's bidirectional pipeline)", "input"),
+    # added 2026-12-06: the MoE settings a sweep may vary, at the end so lakes written before read them as NULL
+    _c("expert_tp", "int16", "", "chips one expert is split over (resolved: Megatron-Core's --expert-tensor-parallel-"
+       "size, 1 or tp; 1 on a dense model)", "input"),
+    _c("moe_imbalance", "float32", "", "the busiest expert's tokens over the mean (1: force-balanced)", "input"),
+    _c("moe_a2a_overlap", "float32", "", "share of a layer's compute the expert all-to-all may run behind (0-1)", "input"),
+    _c("moe_capacity_factor", "float32", "", "each expert's token buffer over its mean load (NULL: dropless)", "input"),
 ]
 
 INFERENCE: list[Column] = [

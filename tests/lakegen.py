@@ -176,6 +176,9 @@ def random_training(
     cols["mtp_layers"] = np.zeros(n)  # no multi-token prediction
     cols["bf16_first_layers"] = cols["bf16_last_layers"] = np.zeros(n)  # every layer at the row's precision
     cols["pp_schedule"] = ["1f1b"] * n
+    # the MoE settings (a dense model: no expert split, force-balanced, no overlap, dropless)
+    cols.update({"expert_tp": np.ones(n), "moe_imbalance": np.ones(n), "moe_a2a_overlap": np.zeros(n),
+                 "moe_capacity_factor": np.full(n, np.nan)})
     return _to_table("training", cols)
 
 
@@ -384,6 +387,8 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "mtp_layers": np.zeros(len(idx)),  # no multi-token prediction
         "bf16_first_layers": np.zeros(len(idx)), "bf16_last_layers": np.zeros(len(idx)),  # all at the row's precision
         "pp_schedule": (np.zeros(len(idx), dtype=np.int32), ("1f1b", "dualpipe")),
+        "expert_tp": np.ones(len(idx)), "moe_imbalance": np.ones(len(idx)), "moe_a2a_overlap": np.zeros(len(idx)),
+        "moe_capacity_factor": np.full(len(idx), np.nan),
     }
     for name in ("step_time_s", "tokens_per_s", "model_tflops_per_chip", "hardware_tflops_per_chip", "mfu", "hfu",
                  "chip_hours", "co2_t"):

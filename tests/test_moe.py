@@ -1134,3 +1134,27 @@ def test_expert_tp_one_keeps_each_expert_whole_and_its_ep_group_on_fewer_domains
                                         expert_tp=[0]), ctx)
     problem = errors.error().as_dict()
     assert problem["field"] == "expert_tp" and str(problem["value"]) == "0" and "1 or the row's tp" in problem["allowed"]
+
+
+def test_a_sweep_over_the_moe_settings_writes_rows_that_say_which_setting_each_ran(tmp_path):
+    """Sweep axes expert_tp, moe_a2a_overlap, moe_imbalance and moe_capacity_factor give rows that differ only in
+    them: the lake keeps each (expert_tp resolved, 1 on a dense model; a dropless row's capacity NULL), so SQL over it
+    tells them apart (before 2026-12-06 four rows of different step times read the same)."""
+    from tests.conftest import evaluated_lake, read_facts
+
+    spec = {"name": "moe-settings", "kind": "training", "axes": {
+        "model": ["deepseek_v3"], "chip": ["nvidia_h100_sxm"], "n_chips": [1024], "expert_tp": [1, 2],
+        "moe_a2a_overlap": [0.0, 1.0], "moe_capacity_factor": [1.0, 1.25]},
+        "fixed": {"tp": 2, "pp": 8, "ep": 64, "global_batch": 8192, "tokens": 1e12, "moe_imbalance": 1.1}}
+    t = evaluated_lake(spec, tmp_path / "lake", load_catalog(use_env=False))
+    rows = t.select(["expert_tp", "moe_a2a_overlap", "moe_capacity_factor", "moe_imbalance", "step_time_s"]).to_pylist()
+    assert len(rows) == 8
+    keys = {(r["expert_tp"], r["moe_a2a_overlap"], r["moe_capacity_factor"]) for r in rows}
+    assert keys == {(e, o, c) for e in (1, 2) for o in (0.0, 1.0) for c in (1.0, 1.25)}
+    assert all(r["moe_imbalance"] == pytest.approx(1.1) for r in rows)
+    by = {(r["expert_tp"], r["moe_a2a_overlap"], r["moe_capacity_factor"]): r["step_time_s"] for r in rows}
+    assert by[(1, 0.0, 1.0)] < by[(2, 0.0, 1.0)] and by[(2, 1.0, 1.0)] < by[(2, 0.0, 1.0)]
+    dropless = dict(spec, name="dropless", axes={k: v for k, v in spec["axes"].items() if k != "moe_capacity_factor"})
+    t2 = read_facts(str(tmp_path / "lake2"), "training", "dropless", 1) if evaluated_lake(
+        dropless, tmp_path / "lake2", load_catalog(use_env=False)) is not None else None
+    assert t2 is not None and t2.column("moe_capacity_factor").null_count == t2.num_rows == 4

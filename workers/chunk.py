@@ -297,6 +297,10 @@ def _training_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]], 
             "bf16_first_layers": x["bf16_first_layers"],
             "bf16_last_layers": x["bf16_last_layers"],
             "pp_schedule": x["pp_schedule"],
+            "expert_tp": np.asarray(out["expert_tp"], dtype=np.float64),
+            "moe_imbalance": x["moe_imbalance"],
+            "moe_a2a_overlap": x["a2a_overlap"],
+            "moe_capacity_factor": x["moe_capacity"],
         }
         for name in _TRAINING_FLOAT_OUT:
             data[name] = out[name]

@@ -683,6 +683,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if any_off:
         checks.append(((off > 0) & (off >= np.floor(L / p)), R_OFFLOAD))
         checks.append(((off > 0) & ~np.isfinite(x["host_bw"]), R_HOSTLINK))
+    etp: Array | float = 1.0  # chips one expert is split over (1 on a dense model)
     if any_moe:
         # Megatron-Core: expert-parallel x expert-tensor-parallel ranks divide the tp x dp ranks; experts split over
         # tp too where ep divides dp (expert tensor parallel = tp), else whole on each chip (expert tensor parallel
@@ -1171,6 +1172,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "fits": fits,
         "params": N,
         "ep": x["ep"] if "ep" in x else np.ones_like(mem),
+        "expert_tp": etp * np.ones_like(mem),
         "total_flops": total_flops,
         "cost_owned": money["cost_owned"],
         "batch_handling": batch_how,

@@ -788,6 +788,14 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
     cols["recompute"] = pa.array(np.where(bad | ~np.isfinite(x["recompute"]), None, rec).tolist(), type=pa.string())
     sched = np.asarray(PP_SCHEDULES, dtype=object)[np.nan_to_num(x["pp_schedule"], nan=0).astype(np.int64)]
     cols["pp_schedule"] = pa.array(sched.tolist(), type=pa.string())
+    cols["expert_tp"] = ints(np.asarray(out.get("expert_tp", np.ones(n)), dtype=np.float64))
+
+    def floats(a: Array) -> pa.Array:
+        return pa.array(np.where(bad | ~np.isfinite(a), None, a).tolist(), type=pa.float64())
+
+    cols["moe_imbalance"] = floats(x["moe_imbalance"])
+    cols["moe_a2a_overlap"] = floats(x["a2a_overlap"])
+    cols["moe_capacity_factor"] = floats(x["moe_capacity"] if x.get("moe_capacity") is not None else np.full(n, np.nan))
     cols["zero_stage"] = ints(x["zero_stage"])
     cols["ep"] = ints(x["ep"])
     cols["cp"] = ints(x["cp"])
