@@ -134,6 +134,9 @@ TRAINING: list[Column] = [
     _c("moe_imbalance", "float32", "", "the busiest expert's tokens over the mean (1: force-balanced)", "input"),
     _c("moe_a2a_overlap", "float32", "", "share of a layer's compute the expert all-to-all may run behind (0-1)", "input"),
     _c("moe_capacity_factor", "float32", "", "each expert's token buffer over its mean load (NULL: dropless)", "input"),
+    # added 2026-12-06: what a sweep set that has no column of its own, at the end so lakes written before read NULL
+    _c("what_if", "category", "", "the sweep's axis and fixed settings without a column of their own (a model's "
+       "shapes, framework switches, chip.* overrides) as 'name=value; ...', '' where none", "input"),
 ]
 
 INFERENCE: list[Column] = [
@@ -184,6 +187,9 @@ INFERENCE: list[Column] = [
     _c("async_scheduling", "bool", "", "the engine schedules the next iteration while the chips run this one (vLLM --async-scheduling): the host's per-sequence work overlaps the step", "input"),
     # added 2026-12-04 at the end so lakes written before still read
     _c("ep_dedup", "bool", "", "hierarchical expert dispatch (DeepEP): a token crosses the network once per remote scale-up domain holding one of its experts, not once per expert", "input"),
+    # added 2026-12-06: what a sweep set that has no column of its own, at the end so lakes written before read NULL
+    _c("what_if", "category", "", "the sweep's axis and fixed settings without a column of their own (a model's "
+       "shapes, params_b, quant_overhead, chip.* overrides) as 'name=value; ...', '' where none", "input"),
 ]
 
 ASIC: list[Column] = [

@@ -245,7 +245,9 @@ def _to_table(kind: str, cols: dict[str, object]) -> pa.Table:
     schema = arrow_schema(kind)
     arrays = []
     for f in schema:
-        v = cols[f.name]
+        v = cols.get(f.name)
+        if v is None and f.name == "what_if":  # no setting without a column of its own
+            v = [""] * len(np.asarray(cols["idx"]))
         if pa.types.is_dictionary(f.type):
             arrays.append(pa.array(v, type=pa.string()).dictionary_encode().cast(f.type))
         else:
@@ -387,6 +389,7 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         "mtp_layers": np.zeros(len(idx)),  # no multi-token prediction
         "bf16_first_layers": np.zeros(len(idx)), "bf16_last_layers": np.zeros(len(idx)),  # all at the row's precision
         "pp_schedule": (np.zeros(len(idx), dtype=np.int32), ("1f1b", "dualpipe")),
+        "what_if": (np.zeros(len(idx), dtype=np.int32), ("",)),  # no setting without a column of its own
         "expert_tp": np.ones(len(idx)), "moe_imbalance": np.ones(len(idx)), "moe_a2a_overlap": np.zeros(len(idx)),
         "moe_capacity_factor": np.full(len(idx), np.nan),
     }

@@ -255,3 +255,29 @@ def test_parts_written_before_a_column_was_added_still_read_with_it_null(tmp_pat
     only_old = str(tmp_path / "only-old")
     write_old(only_old)
     assert run_sql(f"SELECT count({added}) AS v FROM latest_training", lake=only_old).column("v")[0].as_py() == 0
+
+
+def test_a_sweep_over_settings_without_a_column_writes_them_in_what_if(tmp_path):
+    """A sweep over a model what-if (hidden), a framework switch (sequence_parallel) or a chip override writes one
+    `what_if` string per row, 'name=value; ...' in axis order after the fixed settings without a column of their own,
+    so rows that differ only there stay apart in SQL (8 rows of one model_id read the same before 2026-12-06); a sweep
+    without such settings writes ''. The frontier store keeps each what-if's own frontier."""
+    from chipsweep.schemas.catalog import load_catalog
+    from tests.conftest import evaluated_lake
+
+    cat = load_catalog(use_env=False)
+    spec = {"name": "what-if", "kind": "training", "axes": {
+        "model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"], "n_chips": [64], "hidden": [4096, 5120],
+        "sequence_parallel": [True, False]}, "fixed": {"global_batch": 512, "tokens": 1e12, "tp": 2, "grad_bytes": 2}}
+    t = evaluated_lake(spec, tmp_path / "a", cat)
+    got = t.select(["what_if", "step_time_s"]).to_pylist()
+    assert [r["what_if"] for r in got] == [
+        f"grad_bytes=2; hidden={h}; sequence_parallel={sp}" for h in (4096, 5120) for sp in (True, False)]
+    assert len({r["step_time_s"] for r in got}) == 4
+    plain = dict(spec, name="plain", axes={"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"], "n_chips": [64, 128]},
+                 fixed={"global_batch": 512, "tokens": 1e12})
+    assert set(evaluated_lake(plain, tmp_path / "b", cat).column("what_if").to_pylist()) == {""}
+    front = dict(spec, name="front", store="frontier", objectives=["time_to_train_days", "cost_usd"],
+                 axes={**spec["axes"], "n_chips": [64, 128]})
+    kept = evaluated_lake(front, tmp_path / "c", cat).column("what_if").to_pylist()
+    assert len(set(kept)) == 4  # a frontier per what-if: the larger model is slower and dearer, and kept

@@ -18,8 +18,10 @@ million-row pass) and bound the worker's memory whatever the chunk size.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +103,16 @@ class ChunkEvaluator:
         self.objectives = sweep.objectives
         # skip rows the core is certain to mark infeasible (feasible/frontier stores only)
         self.prefilter = self.kind == "training"
+        # the settings a sweep varies or fixes that have no column of their own: one `what_if` string per
+        # combination of those axes' values (a dictionary column), so rows that differ only in them stay apart
+        self._what_if_axes: list[int] = []
+        if "what_if" in self.schema.names:
+            stored = set(self.schema.names) | {"model", "chip", "cluster"}
+            self._what_if_axes = [i for i, a in enumerate(sweep.axes) if a.name not in stored]
+            fixed = [f"{k}={_shown(v)}" for k, v in sorted(sweep.spec.fixed.items()) if k not in stored]
+            combos = itertools.product(*[[f"{sweep.axes[i].name}={_shown(v)}" for v in sweep.axes[i].values]
+                                         for i in self._what_if_axes])
+            self.extra_dictionaries["what_if"] = tuple("; ".join([*fixed, *c]) for c in combos)
         self._dictionaries = {k: pa.array(v, pa.string())
                               for k, v in {**_dictionaries(self.kind), **self.extra_dictionaries}.items()}
         self._reason_text = _REASON_TEXT[self.kind]
@@ -152,6 +164,8 @@ class ChunkEvaluator:
                     idx = idx[keep]
                     raw = {k: v[keep] for k, v in raw.items()}
             cols, feasible = self._block_fn(idx, raw)
+            if "what_if" in self.schema.names:
+                cols.data["what_if"] = self.what_if_codes(idx)
             if store != "all":
                 cols = cols.take(np.nonzero(feasible)[0])
             if store == "frontier" and len(cols):
@@ -163,6 +177,16 @@ class ChunkEvaluator:
             table = table.filter(pa.array(self.frontier_keep(data)))
         return table.combine_chunks()
 
+    def what_if_codes(self, idx: Array) -> Array:
+        """Each configuration's index into the `what_if` dictionary: the mixed-radix number of its values on the
+        axes without a column of their own (0 where there are none)."""
+        code = np.zeros(len(idx), dtype=np.int64)
+        if self._what_if_axes:
+            digits = decode(idx, self.sizes)
+            for i in self._what_if_axes:
+                code = code * self.sizes[i] + digits[i]
+        return code
+
     def _check_prefilter(self, idx: Array, raw: dict[str, Array], drop: Array) -> None:
         """Run a sample of the rows the pre-filter drops through the core: all must be infeasible."""
         rows = np.nonzero(drop)[0]
@@ -172,15 +196,17 @@ class ChunkEvaluator:
             raise _PrefilterMismatch()
 
     def _frontier_columns(self) -> list[str]:
-        return [c for c in ("model_id", "chip_id", "cost_basis") if c in self.schema.names] + [n for n, _ in self.objectives]
+        return ([c for c in ("model_id", "chip_id", "cost_basis", "what_if") if c in self.schema.names]
+                + [n for n, _ in self.objectives])
 
     def frontier_keep(self, data: Mapping[str, Array]) -> Array:
         """Rows not dominated inside their (model, chip) group, compared at the stored precision."""
         n = len(data[self.objectives[0][0]])
-        group = np.zeros(n, dtype=np.int64)
-        for c in ("model_id", "chip_id", "cost_basis"):  # costs on different bases never dominate each other
-            if c in data:
-                group = group * 65_536 + _codes(data[c]) + 32_768
+        # costs on different bases never dominate each other, nor does one what-if another's rows: a group per
+        # distinct (model, chip, cost basis, what-if)
+        keys = [_codes(data[c]) for c in ("model_id", "chip_id", "cost_basis", "what_if") if c in data]
+        group = (np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+                 if keys and n else np.zeros(n, dtype=np.int64))
         objs = np.stack([
             np.asarray(data[name], dtype=np.float32).astype(np.float64) * (-1.0 if maximise else 1.0)
             for name, maximise in self.objectives
@@ -212,6 +238,13 @@ class ChunkEvaluator:
         texts = np.asarray(self._reason_text(uniq), dtype=object).tolist()
         indices = pa.array(inv.astype(np.int32).reshape(-1), pa.int32())
         return pa.DictionaryArray.from_arrays(indices, pa.array(texts, pa.string()))
+
+
+def _shown(value: Any) -> str:
+    """A setting as the what_if column writes it: numbers without a trailing .0, the rest as given."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _codes(values: Array) -> Array:
