@@ -492,8 +492,9 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
     def sources(p: Param) -> list[str]:
         return sorted(set(problem.sources[problem.rows_of[p.name]].tolist()))
 
-    def const(v: float, src: list[str], how: str = "fitted by workers/validation/calibrate.py") -> str:
-        return f"{{value: {v:.6g}, source: \"{how}\", fitted_on: [{', '.join(src)}]}}"
+    def const(v: float, src: list[str], how: str = "fitted by workers/validation/calibrate.py", lends: bool = True) -> str:
+        kept = "" if lends else ", lends: false"  # a constant no chip of another architecture borrows
+        return f"{{value: {v:.6g}, source: \"{how}\", fitted_on: [{', '.join(src)}]{kept}}}"
 
     lines = ["calibration:", "  default:", "    constants:"]
     glob = {p.key: p for p in problem.params if p.level == "global"}
@@ -537,8 +538,7 @@ def write(problem: Problem, values: dict[str, float], held_out: dict[str, dict[s
         lines += [f"  chip_{chip}:", f"    applies_to: [{', '.join([chip, *twins])}]", "    constants:"]
         for p in chip_params:
             if p.target == chip:
-                kept = "" if p in lent else ", lends: false"
-                lines.append(f"      {p.key}: {const(values[p.name], sources(p))[:-1]}{kept}}}")
+                lines.append(f"      {p.key}: {const(values[p.name], sources(p), lends=p in lent)}")
     for fw in sorted({p.target for p in fw_params}):
         lines += [f"  framework_{fw}:", f"    frameworks: [{fw}{', megatron' if fw == 'megatron_core_2025' else ''}]",
                   "    constants:"]
