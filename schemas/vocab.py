@@ -118,7 +118,7 @@ CHIP_NUMERIC: tuple[str, ...] = (
     "peak_tflops_fp32", "peak_tflops_tf32", "peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8",
     "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_visible_share",
     "memory_bandwidth_gb_s", "memory_bandwidth_measured_gb_s", "sram_mb",
-    "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_out_gbit_s",
+    "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_up_torus_dims", "scale_out_gbit_s",
     "host_link_gb_s", "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
     # training TCO of an owned cluster, per accelerator (defaults in defaults.yaml `tco`)
     "power_draw_w", "server_usd", "network_usd",
@@ -126,4 +126,5 @@ CHIP_NUMERIC: tuple[str, ...] = (
 OVERRIDABLE: tuple[str, ...] = tuple(f for f in CHIP_NUMERIC if f != "process_nm")
 # the rates and capacities a what-if must keep above zero (the core divides by them); prices, power and idle draw may be 0
 CHIP_POSITIVE: frozenset[str] = frozenset(f for f in CHIP_NUMERIC if f.startswith(("peak_", "memory_", "scale_", "external_"))
+                                          and f != "scale_up_torus_dims"  # 0: a switched domain
                                           ) | {"neural_engine_tops", "sram_mb", "host_link_gb_s", "tdp_w", "chips_per_system"}

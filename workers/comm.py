@@ -18,6 +18,9 @@ Sources:
 - NVIDIA/nccl src/graph/tuning.cc (commit 01afd20a, the 2021 tuning model), ncclTopoTuneModel: all-gather and reduce-scatter run
   only as rings; their latency is baseLat + (nRanks - nNodes) x the intra-node step + (nNodes - 1) x the network
   step, for the Simple protocol of large messages 8.4 us + 3.4 us per NVLink step + 9.6 us per network step.
+- Dally & Towles 2004, "Principles and Practices of Interconnection Networks", ch. 5 (tori): under uniform traffic
+  the busiest channel of a k-ary n-cube torus (k even) carries k/8 of what each node injects, so a node sustains at
+  most 8b/k of all-to-all traffic (b: one channel, one direction) against the 2n·b its own 2n channels give it.
 
 Bandwidths are bytes/s in one direction per chip; latency is seconds per message.
 """
@@ -91,6 +94,19 @@ class Group:
         """Seconds for an all-gather (or reduce-scatter) of `nbytes`: half a ring all-reduce's volume (each chip
         takes in, or sends out, the other chips' share; no in-network reduction helps) and messages."""
         return nbytes * self.per_byte_gather + self.gather_fixed
+
+
+def torus_all_to_all(members: Array, dims: Array) -> Array:
+    """How much longer an all-to-all among `members` chips takes on a `dims`-dimensional torus (TPU ICI, Trainium2's
+    NeuronLink) than on a switch that gives every chip the same link bandwidth: max(1, n·k/4), k = members^(1/n) the
+    side of the (near-cubic) sub-torus they fill (Dally & Towles ch. 5: 8b/k per node against 2n·b). 1 where `dims`
+    is 0 (a switched scale-up domain) or the group is small enough for its chips' own links to be the limit. On a
+    TPU v5e pod (16 x 16, four 50 GB/s links per chip) it gives 8: the 1.6 TB/s bisection Google publishes carries
+    a quarter of the pod's all-to-all bytes each way. The members are taken to fill a torus with wraparound links,
+    the optimistic placement (a sub-block without them, a mesh, halves its bisection again)."""
+    n = np.maximum(dims, 1.0)
+    side = np.maximum(members, 1.0) ** (1.0 / n)
+    return np.where(dims > 0, np.maximum(1.0, n * side / 4.0), 1.0)
 
 
 def expert_copies(ep: Array, g_ep: Array, k: Array, dedup: Array, groups: Array | None = None,

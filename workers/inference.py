@@ -73,7 +73,7 @@ import numpy as np
 
 from chipsweep.workers.bits import indivisible
 from chipsweep.workers.blocks import by_blocks
-from chipsweep.workers.comm import expert_copies
+from chipsweep.workers.comm import expert_copies, torus_all_to_all
 from chipsweep.workers.training import HOURS_PER_YEAR, owned_rates
 
 Array = np.ndarray
@@ -126,6 +126,7 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
+OPTIONAL_KEYS = ("up_torus",)  # dimensions of a torus scale-up domain (tables.chip_link_arrays; 0: a switch)
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
@@ -150,7 +151,9 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], block: int = BLOCK,
     `dtype` (np.float32 in sweeps, whose lake stores float32) casts float inputs block by block; without it the
     inputs' own dtype (float64 from `assemble_inference`) is kept. With `explain` the outputs add `EXPLAIN_OUT`."""
     n = len(x["layers"])
-    x = {k: x[k] for k in INPUT_KEYS}  # the rows' x carries more (indices, note bits): slice and cast only these
+    # the rows' x carries more (indices, note bits): slice and cast only these, and the torus dimensions of the chips'
+    # scale-up domains where any is a torus (optional: 0, a switch, without it)
+    x = {k: x[k] for k in (*INPUT_KEYS, *(k for k in OPTIONAL_KEYS if k in x and bool(np.any(x[k]))))}
     cal = {k: cal[k] for k in CAL_KEYS}
     core = partial(_evaluate, explain=True) if explain else _evaluate
     with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
@@ -333,6 +336,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
                                               at(x["moe_topk_groups"]))
         frac = at(cal["link_fraction"])
         up_link, out_link = at(x["up_bw"]) * frac, at(x["out_bw"]) * frac  # bytes/s per chip
+        if "up_torus" in x:  # a torus domain: the copies inside it cross its bisection (comm.torus_all_to_all)
+            up_copies = up_copies * torus_all_to_all(g_ep, at(x["up_torus"]))
         a2a_copy[moe_rows] = np.maximum(up_copies / up_link, out_copies / out_link)
     lat = np.where(tp > 1, np.ceil(np.log2(tp)) * cal["link_latency_s"], 0.0)  # s per collective step
     # all-reduces per pass: each layer's attention output and its MLP's. Under tensor-parallel attention every chip

@@ -249,6 +249,8 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "up_domain": domain,
         "link_missing": missing,
         "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),
+        # dimensions of a torus scale-up domain (0: a switch), which bounds its all-to-alls (comm.torus_all_to_all)
+        "up_torus": np.nan_to_num(chip_cols.get("scale_up_torus_dims", np.zeros_like(domain)), nan=0.0),
         "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,

@@ -158,7 +158,7 @@ INPUT_KEYS = (
 # the busiest expert's load over the mean, the fraction of a layer's compute the all-to-all can hide behind, and
 # group-limited routing (expert groups, groups per token; 0: no limit), and the expert capacity factor (NaN: dropless)
 MOE_KEYS = ("moe_experts", "moe_topk", "moe_ffn", "moe_shared", "moe_dense_layers", "ep", "moe_imbalance",
-            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity", "moe_latent", "etp_in")
+            "a2a_overlap", "moe_groups", "moe_topk_groups", "moe_capacity", "moe_latent", "etp_in", "up_torus")
 # multi-head latent attention (optional: absent or 0 everywhere, standard attention): query rank, key-value latent
 # rank, RoPE key width; the parameter counts reach the core through MODEL_TERMS, these the activation memory and
 # the selective recompute of the up-projections
@@ -877,6 +877,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # plain or hierarchical (`fw_ep_dedup`) dispatch: the copies per token each link carries (comm.expert_copies)
         up_copies, out_copies = comm.expert_copies(ep, g_ep, k_top, num(x["fw_ep_dedup"] > 0), x.get("moe_groups"),
                                                    x.get("moe_topk_groups"))
+        # on a torus domain (TPU ICI) the copies inside it cross its bisection: the block of chips the group's
+        # members span (g_ep of them, etp apart) sets how much slower than a switch (comm.torus_all_to_all)
+        if "up_torus" in x and bool((x["up_torus"] > 0).any()):
+            up_copies = up_copies * comm.torus_all_to_all(np.minimum(g_ep * etp, dom), x["up_torus"])
         a2a = np.maximum(tok * up_copies / up_bw, tok * out_copies / out_bw) + num(ep > 1) * _pick(
             beyond, out_lat, up_lat)  # s per all-to-all
         # s per layer per micro-batch, exposed; kept out of t_layer: it is no window for hiding other collectives.

@@ -455,7 +455,8 @@ def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks
 def moe_stage(ctx: Context, held: dict[str, dict[str, float]] | None) -> MoeFit:
     """The MoE constant fitted on every MoE run (the catalog's), and, into `held`, once per MoE source without
     that source's runs on the constants fitted without it (its out-of-source prediction)."""
-    cases = [c for c in moe2026_cases(catalog=ctx.catalog)[0] if not c.regressed]  # a source's known regression: never fitted
+    # a source's known regression is never fitted, nor a row restating another case's run (fitted once, as that case)
+    cases = [c for c in moe2026_cases(catalog=ctx.catalog)[0] if not c.regressed and not c.restates]
     frameworks = moe_frameworks(cases)
     full = fit_moe(ctx, {}, cases, frameworks)
     for name, v in full.values.items():

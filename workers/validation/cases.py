@@ -1034,6 +1034,24 @@ def release_key(d: dict[str, str]) -> tuple[str, str, str]:
     return (section.group(1) if section else d["source_locator"], d["model"], d["seq_len"])
 
 
+# MaxText tiering-table MoE rows that publish no batch, answered with the recipe the row links (run -> (row settings,
+# the run it restates or None, why)). The v5p Mixtral 8x7B row links tpu-recipes training/v5p/Mixtral-8X7B-Maxtext,
+# whose MaxText arguments (scripts/run_mixtral-8x7b.sh, carried into cluster_toolkit/run_recipe.sh) set
+# per_device_batch_size=36 at max_target_length=4096 and no remat_policy (base.yml's default 'full'); the recipe is
+# written for a v5p-128 (64 chips), and a per-device batch is per chip whatever the slice. The v6e Mixtral 8x22B row
+# is the linked recipe's own run (tpu-recipes training/trillium/Mixtral-8x22B-MaxText, the same 1,326 tokens/s per
+# chip, batch 2,048 from its log line): it restates that case, answered with its row and never counted twice
+TIERING_RECIPES: dict[str, tuple[dict[str, object], str | None, str]] = {
+    "maxtext_tiering_v5p_Mixtral8X7B_256": (
+        {"micro_batch": 36, "recompute": "full"}, None,
+        "batch from the linked recipe (tpu-recipes v5p Mixtral-8X7B-Maxtext: per_device_batch_size 36, remat full)"),
+    "maxtext_tiering_v6e_Mixtral8X22B_256": (
+        {}, "tpurecipes_trillium_Mixtral-8x22B-MaxText__256c",
+        "the linked recipe's own run (tpu-recipes trillium Mixtral-8x22B-MaxText, 1,326 tokens/s per chip): answered "
+        "with that case's row, not counted twice"),
+}
+
+
 def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> tuple[list[Case], list[Skipped]]:
     """The mixture-of-experts runs of training_runs_2026.csv (tokens/s per chip), as rows that name the catalog
     model and give the published layout (tp, pp, ep, vp, micro-batch, batch); the recompute and gradient precision a
@@ -1052,6 +1070,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     per_token = release_flops_per_token(rows)
     by_tflops = {run for run, metric in map(_run_and_metric, rows) if metric == "model_tflops_per_chip"} - with_tokens
     said: set[str] = set()
+    restating: list[tuple[dict[str, str], tuple[dict[str, object], str | None, str]]] = []
     for d in rows:  # runs without tokens/s are said, not silently dropped
         run, metric = _run_and_metric(d)
         if metric == "model_tflops_per_chip" and run in by_tflops and release_key(d) in per_token:
@@ -1072,7 +1091,13 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         if model is None or model not in catalog.models:
             skipped.append(Skipped(run, source, f"MoE model '{d['model']}' not in the catalog"))
             continue
-        if _f(d["global_batch"]) is None:
+        recipe = TIERING_RECIPES.get(run)
+        if recipe is not None and recipe[1] is not None:
+            restating.append((d, recipe))
+            continue
+        if recipe is not None:  # the linked recipe's batch per chip (`_maxtext_layout` multiplies it by the chips)
+            d = {**d, **{k: str(v) for k, v in recipe[0].items()}}
+        elif _f(d["global_batch"]) is None:
             skipped.append(Skipped(run, source, "global batch not published"))
             continue
         if d["chip"] not in catalog.chips:
@@ -1082,12 +1107,12 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         prec = d["precision"].lower()
         row: dict[str, object] = {
             "model": model, "chip": d["chip"], "n_chips": n, "seq_len": int(float(d["seq_len"])),
-            "global_batch": int(float(d["global_batch"])), "framework": framework,
+            "global_batch": int(float(d["global_batch"] or 0)), "framework": framework,
             # MXFP8 and FP8 blockwise/per-tensor run their GEMMs in 8 bits; the core has one fp8 path yet
             "precision": "nvfp4" if "nvfp4" in prec else "fp8" if "fp8" in prec else "bf16",
         }
         if source in MAXTEXT_SOURCES:  # MaxText's dropless MoE (megablox) gathers the experts over fsdp: ep 1
-            _maxtext_layout(row, d, _f(d["global_batch"]), _f(d["tp"]), _f(d["fsdp"]))
+            row["global_batch"] = int(_maxtext_layout(row, d, _f(d["global_batch"]), _f(d["tp"]), _f(d["fsdp"])) or 0)
             row["ep"] = 1
         else:
             for key in ("tp", "pp", "ep", "cp", "micro_batch"):
@@ -1117,7 +1142,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         elif source == "megatron_bridge" and model == "deepseek_v3":
             row["mtp_layers"] = _MBRIDGE_DEEPSEEK_V3_MTP
         experts = int(float(d["moe_experts"])) if d["moe_experts"] else catalog.models[model].moe_experts or 0
-        notes = _fit_ep(row, experts)
+        notes = "; ".join(x for x in (_fit_ep(row, experts), recipe[2] if recipe else "") if x)
         regressed = known_regression(d["notes"], run)
         if tflops_only:
             fpt = per_token[release_key(d)]
@@ -1130,6 +1155,15 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             continue
         cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
                           regressed=regressed))
+    by_id = {c.case_id: c for c in cases}
+    for d, (_, primary, why) in restating:
+        run = _run_and_metric(d)[0]
+        if primary not in by_id:
+            skipped.append(Skipped(run, _source_2026(d["source"])[0], f"restates {primary}, which has no answer"))
+            continue
+        first = by_id[primary]
+        cases.append(Case(run, _source_2026(d["source"])[0], dict(first.row), "tokens_per_s", float(d["value"]),
+                          first.scale, restates=primary, year=first.year, notes=why))
     return cases, skipped
 
 

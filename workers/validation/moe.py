@@ -32,8 +32,9 @@ class MoeReport:
     refused: set[str] = field(default_factory=set)  # case ids the memory model refuses though the run ran
 
     def counted(self) -> list[Result]:
-        """The results the statistics count: every run but those their source calls a known regression."""
-        return [r for r in self.results if not r.case.regressed]
+        """The results the statistics count: every run but those their source calls a known regression and those that
+        restate another case's run (shown, never counted twice)."""
+        return [r for r in self.results if not r.case.regressed and not r.case.restates]
 
     def errors(self, source: str | None = None) -> np.ndarray:
         e = np.asarray([abs(r.error) for r in self.counted() if source is None or r.case.source == source],
@@ -68,6 +69,9 @@ class MoeReport:
         out.append(f"{self.label:4s} tokens/s per chip  {'all (out of source)':24s} {int(s['runs']):4d}  {s['median']:6.1%}  "
                    f"{s['p90']:6.1%}")
         for r in self.results:
+            if r.case.restates and not r.case.regressed:
+                out.append(f"{self.label:4s} restates {r.case.restates} (the same run, not counted twice): "
+                           f"{r.case.case_id} {r.error:+.1%}")
             if r.case.regressed:
                 out.append(f"{self.label:4s} apart (its source calls it a known regression): {r.case.case_id} "
                            f"{r.error:+.1%}: '{r.case.regressed}'")
