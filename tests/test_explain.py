@@ -86,11 +86,12 @@ def test_each_part_is_where_the_model_puts_the_time() -> None:
 
 
 def test_at_one_request_the_fixed_part_is_the_layers_times_the_fitted_time_per_layer() -> None:
-    """The part README's 'what the misses mean' quotes: TensorRT-LLM's fitted time per layer on the H100 set, and,
-    the row's GEMMs running in fp8, the time per layer of 8-bit matrix multiplies beside it."""
+    """The part README's 'what the misses mean' quotes: TensorRT-LLM's fitted time per layer on the H100's compute (the
+    set the H100, H200 and H800 share), and, the row's GEMMs running in fp8, the time per layer of 8-bit matrix
+    multiplies beside it."""
     catalog = load_catalog()
     sets = [s for s in catalog.asic["serving"]["efficiency"]
-            if s.get("engine") == "tensorrt_llm" and s.get("applies_to") == H100]
+            if s.get("engine") == "tensorrt_llm" and s.get("applies_to") == f"compute:{H100}"]
     assert len(sets) == 1
     layers = catalog.models["llama3_70b"].layers
     (r,) = explained([ROWS[0]])

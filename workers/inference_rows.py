@@ -142,11 +142,25 @@ def _value(entry: Any) -> float:
     return float(entry["value"]) if isinstance(entry, Mapping) else float(entry)
 
 
-def _level(applies_to: str, cid: str, cls: str, vendor: str) -> int:
-    """How specific a set is for a chip: 5 its id, 4 its vendor's chips of its class ('vendor:AMD/datacenter_training':
-    one software stack on one kind of chip), 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...), 1 every
-    chip, 0 not this chip."""
+def compute_roots(catalog: Any, chip_ids: Sequence[str]) -> list[str | None]:
+    """Per chip, the chip whose compute it shares (catalog `same_compute_as`: the H200 and H800 the H100's die, clocks
+    and power, the A100 40GB the 80GB's), itself for a chip others name, None for a chip of a compute of its own."""
+    named = {c.same_compute_as for c in catalog.chips.values() if c.same_compute_as}
+    out: list[str | None] = []
+    for cid in chip_ids:
+        twin = catalog.chips[cid].same_compute_as
+        out.append(twin or (cid if cid in named else None))
+    return out
+
+
+def _level(applies_to: str, cid: str, cls: str, vendor: str, compute: str | None = None) -> int:
+    """How specific a set is for a chip: 6 its id, 5 the chips of its compute ('compute:nvidia_h100_sxm': one die,
+    clocks and power, memory aside), 4 its vendor's chips of its class ('vendor:AMD/datacenter_training': one software
+    stack on one kind of chip), 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...), 1 every chip, 0 not
+    this chip."""
     if applies_to == cid:
+        return 6
+    if compute is not None and applies_to == f"compute:{compute}":
         return 5
     if applies_to == f"vendor:{vendor}/{cls}":
         return 4
@@ -165,9 +179,11 @@ def set_priority(engine_of_set: str, level: int, engine: str, key: str) -> int:
     return level + (10 if engine_of_set == engine else 0)
 
 
-def _priority(s: Mapping[str, Any], engine: str, cid: str, cls: str, vendor: str, key: str) -> int:
+def _priority(s: Mapping[str, Any], engine: str, cid: str, cls: str, vendor: str, key: str,
+              compute: str | None = None) -> int:
     """A set's priority for `key` of (engine, chip)."""
-    return set_priority(str(s.get("engine", "*")), _level(str(s.get("applies_to", "*")), cid, cls, vendor), engine, key)
+    return set_priority(str(s.get("engine", "*")), _level(str(s.get("applies_to", "*")), cid, cls, vendor, compute),
+                        engine, key)
 
 
 def default_engines(catalog: Any, chip_ids: Sequence[str]) -> Array:
@@ -212,36 +228,42 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
     nc, ne = len(chip_ids), len(ENGINES)
     classes = [catalog.chips[c].chip_class for c in chip_ids]
     vendors = [catalog.chips[c].vendor for c in chip_ids]
+    roots = compute_roots(catalog, chip_ids)
     out: dict[str, Any] = {k: np.full(ne * nc, fallback[k]) for k in EFFICIENCY_KEYS}
     texts: list[str] = []
     code = np.zeros(ne * nc, dtype=np.int64)
     extrapolated = np.zeros(ne * nc, dtype=bool)
     for e, engine in enumerate(ENGINES):
         sets = [s for s in eff if s.get("engine", "*") in (engine, "*")]
-        for c, (cid, cls, vendor) in enumerate(zip(chip_ids, classes, vendors, strict=True)):
+        for c, (cid, cls, vendor, root) in enumerate(zip(chip_ids, classes, vendors, roots, strict=True)):
             i = e * nc + c
             best: dict[str, int] = {}
             used: Mapping[str, Any] | None = None
             used_at = 0
             for s in sets:
                 for key in EFFICIENCY_KEYS:
-                    lvl = _priority(s, engine, cid, cls, vendor, key)
+                    lvl = _priority(s, engine, cid, cls, vendor, key, root)
                     if key in s and lvl > best.get(key, 0):
                         best[key] = lvl
                         out[key][i] = _value(s[key])
-                lvl = _priority(s, engine, cid, cls, vendor, "compute_fraction")
+                lvl = _priority(s, engine, cid, cls, vendor, "compute_fraction", root)
                 if ("compute_fraction" in s or "mem_bw_fraction" in s) and lvl > used_at:
                     used, used_at = s, lvl
-            text = _calibrated_text(engine, cid, cls, used)
-            extrapolated[i] = used is None or str(used.get("applies_to", "*")) != cid or used.get("engine") != engine
+            text = _calibrated_text(engine, cid, cls, used, root)
+            # a set of the chip's compute fitted on this chip's runs among its twins' is the chip's own calibration
+            own = used is not None and used.get("engine") == engine and (
+                str(used.get("applies_to", "*")) == cid
+                or (root is not None and used.get("applies_to") == f"compute:{root}"
+                    and any(str(f).endswith(f":{cid}") for f in used.get("fitted_on") or [])))
+            extrapolated[i] = not own
             if text not in texts:
                 texts.append(text)
             code[i] = texts.index(text)
     power_out = {k: np.full(nc, fallback[k]) for k in POWER_KEYS}
-    for c, (cid, cls, vendor) in enumerate(zip(chip_ids, classes, vendors, strict=True)):
+    for c, (cid, cls, vendor, root) in enumerate(zip(chip_ids, classes, vendors, roots, strict=True)):
         best = {}
         for s in pw:
-            lvl = _level(str(s.get("applies_to", "*")), cid, cls, vendor)
+            lvl = _level(str(s.get("applies_to", "*")), cid, cls, vendor, root)
             for key in POWER_KEYS:
                 if lvl and key in s and lvl > best.get(key, 0):
                     best[key] = lvl
@@ -251,7 +273,7 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
             "extrapolated": extrapolated, "default_engine": default_engines(catalog, chip_ids)}
 
 
-def _calibrated_text(engine: str, cid: str, cls: str, used: Mapping[str, Any] | None) -> str:
+def _calibrated_text(engine: str, cid: str, cls: str, used: Mapping[str, Any] | None, root: str | None = None) -> str:
     if used is None:
         return f"extrapolated: no published run fitted {engine} (catalog fallback constants)"
     sources = ", ".join(used.get("sources") or []) or "published runs"
@@ -259,6 +281,11 @@ def _calibrated_text(engine: str, cid: str, cls: str, used: Mapping[str, Any] | 
     who = str(used.get("engine", "*"))
     if where == cid and who == engine:
         return f"{sources} ({engine} on {cid})"
+    if root is not None and where == f"compute:{root}" and who == engine:
+        chips = sorted({str(f).rsplit(":", 1)[-1] for f in used.get("fitted_on") or []})
+        if cid in chips:
+            return f"{sources} ({engine} on {', '.join(chips)}: one compute, each its own memory)"
+        return f"extrapolated from {engine} on {', '.join(chips)} (same compute: {root}'s) ({sources})"
     place = {cid: cid, cls: f"{cls} chips", "*": "all chips"}.get(where, where.replace("vendor:", "").replace("/", " ") + " chips")
     return f"extrapolated from {'every engine' if who == '*' else who} on {place} ({sources})"
 

@@ -30,11 +30,11 @@ How a run becomes a row (every choice here is a property of the published run, n
   decodes one token per such iteration until the N - j prompts behind it are prefilled, then at the batch's decode
   step: its mean inter-token latency.
 
-Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at five
+Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at six
 levels: every engine together, the engine on all chips, on a chip class, on one vendor's chips of that class (one
-software stack: CUDA, ROCm, Metal), on one chip (each level starts from the
-one above and only moves with its own runs; a chip whose runs are exactly its vendor set's repeats that set's
-values), and the achieved share of the chips' link per engine and chip alone, on
+software stack: CUDA, ROCm, Metal), on the chips of one compute (catalog `same_compute_as`: one die, clocks and power),
+on one chip (each level starts from the one above and only moves with its own runs; a chip whose runs are exactly its
+vendor set's repeats that set's values; a chip of a shared compute fits only its memory's share), and the achieved share of the chips' link per engine and chip alone, on
 the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
 compute and memory weights) per chip class and per chip, on the energy and power runs (never pooled across classes:
 the sources measure different things; a class without runs starts from asic.yaml serving.power_prior or the fallback).
@@ -69,6 +69,7 @@ from chipsweep.workers.inference_rows import (
     EFFICIENCY_KEYS,
     POWER_KEYS,
     assemble_inference,
+    compute_roots,
     parse_inference,
     set_priority,
 )
@@ -560,6 +561,7 @@ class Prepared:
     classes: list[str]
     measured: np.ndarray
     source: np.ndarray
+    roots: list[str | None] = field(default_factory=list)  # per catalog chip: the chip whose compute it shares
 
     @classmethod
     def build(cls, cases: list[ServingCase], catalog: Catalog | None = None) -> Prepared:
@@ -584,7 +586,8 @@ class Prepared:
         chip_idx = np.asarray(x["chip_idx"], dtype=np.int64)
         classes = [catalog.chips[ctx.chips.ids[i]].chip_class for i in chip_idx]
         return cls(cases, ctx, x, cal, chip_idx, np.asarray(x["engine"], dtype=np.int64), classes,
-                   np.array([c.measured for c in cases]), np.array([c.source for c in cases]))
+                   np.array([c.measured for c in cases]), np.array([c.source for c in cases]),
+                   compute_roots(catalog, ctx.chips.ids))
 
     def run(self, cal: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
         """Predicted metric of each case (in its units)."""
@@ -669,8 +672,16 @@ class Group:
 
 # fit levels, general to specific (the order inference_rows.serving_calibration resolves them in reverse):
 # (engine or every engine '*', place: every chip '*', a class, one vendor's chips of a class, one chip)
-EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "vendor_class"), ("e", "chip"))
-PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "vendor_class": 4, "chip": 5}
+# (engine or every engine '*', place: every chip '*', a class, one vendor's chips of a class, the chips of one compute,
+# one chip)
+EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "vendor_class"), ("e", "compute"), ("e", "chip"))
+PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "vendor_class": 4, "compute": 5, "chip": 6}
+# chips of one compute (catalog `same_compute_as`: one die, clocks and power, the H100's in the H200 and H800) share
+# what the die and the engine's kernels set, fitted on all their runs together; each keeps its own memory's share
+# (HBM3 against HBM3e) and its own link's (CHIP_ONLY). Fitted per chip, the H100 and H200 took TensorRT-LLM
+# constants up to 4x apart (the fp8 quantisation's time per layer 0.03 against 0.11 ms), which made the H200 the
+# slower chip at low concurrency, its datasheet notwithstanding
+MEMORY_KEYS = ("mem_bw_fraction",)
 # power pools within a chip class only: a datacenter board's draw (HBM, VRM and fans included, ML.ENERGY) and an
 # embedded module's CPU+GPU rail (Jetson) are not one population; a class without power runs keeps the fallback
 POWER_LEVELS = (("*", "class"), ("*", "chip"))
@@ -688,11 +699,13 @@ LINK_SENSITIVITY = 0.05  # |log| change of the median prediction when the link s
 
 
 def _groups(prep: Prepared, rows: np.ndarray, level: tuple[str, str]) -> list[Group]:
-    """The fit groups of `rows` at one level."""
+    """The fit groups of `rows` at one level (none at the compute level for a chip whose compute is its own)."""
     keys: dict[tuple[str, str], list[int]] = {}
     for i in rows.tolist():
         e = "*" if level[0] == "*" else ENGINES[int(prep.engine_idx[i])]
-        keys.setdefault((e, _place(prep, i, level[1])), []).append(i)
+        place = _place(prep, i, level[1])
+        if place:
+            keys.setdefault((e, place), []).append(i)
     return [Group(k, np.array(v)) for k, v in sorted(keys.items())]
 
 
@@ -700,6 +713,9 @@ def _place(prep: Prepared, i: int, kind: str) -> str:
     chip = prep.ctx.chips.ids[int(prep.chip_idx[i])]
     if kind == "chip":
         return chip
+    if kind == "compute":  # '' for a chip of a compute of its own: no group at that level
+        root = prep.roots[int(prep.chip_idx[i])]
+        return f"compute:{root}" if root else ""
     if kind == "class":
         return prep.classes[i]
     if kind == "vendor":
@@ -822,12 +838,16 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
                 skip -= set(ENGINE_ONLY)
             if level == ("e", "chip") and _link_tells(prep, cal, g.rows[link_rows[g.rows]]):
                 skip -= set(CHIP_ONLY)
+            if level == ("e", "chip") and prep.roots[int(prep.chip_idx[g.rows[0]])]:
+                skip |= set(EFFICIENCY_KEYS) - set(MEMORY_KEYS)  # its compute's set gives the rest
             by_keys.setdefault(tuple(k for k in EFFICIENCY_KEYS if k not in skip), []).append(g)
         found = {}
         for keys, gs in by_keys.items():
             found.update(_descend(prep, cal, gs, keys, bounds, eff_rows))
         for g in groups:
             vals = {**inherited.get(g.key, {}), **found.get(g.key, {})}
+            if level == ("e", "chip") and prep.roots[int(prep.chip_idx[g.rows[0]])]:  # its compute's set has the rest
+                vals = {k: v for k, v in vals.items() if k in (*MEMORY_KEYS, *CHIP_ONLY)}
             kept = {}
             for k, v in vals.items():  # a value overrides rows only where it outranks theirs (as the catalog resolves)
                 under = _rows_under(prep, g.key, level[1])
