@@ -482,8 +482,11 @@ def test_a_chip_without_runs_takes_its_core_architectures_fitted_matrix_efficien
     assert eff("mm_eff_max", "nvidia_b300_hgx") < 0.9 * family  # 0.47 against the family's 0.57
     d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_b300_hgx", "nvidia_gh200", "nvidia_rtx_5090"], n_chips=[64] * 3,
             global_batch=[512] * 3)
+    from chipsweep.workers.context import UNMEASURED_16
+
     assert d["calibrated_on"] == [
-        "extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu (same core architecture, compute capability 10.x)",
+        "extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu (same core architecture, compute capability 10.x)"
+        + UNMEASURED_16,
         "extrapolated from nvidia_h100_sxm (same core architecture, compute capability 9.x)", "extrapolated from nvidia_gpu"]
     with pytest.raises(ValueError, match=r"'ten' is not a compute capability; allowed: 'major.minor'"):
         type(ctx.catalog.chips["nvidia_b300_hgx"]).model_validate(

@@ -213,6 +213,10 @@ def calibration_by_chip(
             twin_of[i] = chips.ids[j]
     # a chip with neither its own set nor a twin: its matrix constants by `extrapolate_matrix`, the rest as set above
     extrapolated: dict[tuple[int, int], str] = {}
+    # (framework, chip) pairs whose 16-bit matrix efficiency no 16-bit GEMM measured: a set that keeps it (`lends:
+    # false`: its runs ran their GEMMs in 8 or 4 bits, so only their attention and output layer set it), or a chip
+    # that took it from such chips alone (its core architecture's)
+    unmeasured = {fi for fi, kept in keeps.items() if MATRIX_KEYS[0] in kept}
     own_runs = [j for j in range(n) if entries[j].same_compute_as is None]
     reach = defaults.get("gemm_reach")
     for i, entry in enumerate(entries):
@@ -227,14 +231,17 @@ def calibration_by_chip(
                 fitted = [j for j in own_runs
                           if j != i and fitted_by.get((f, j), (0, []))[1] and key in id_keys.get((f, j), ())]
                 family_set = key in set_at and set_at[key][f, i] == level_of["family"]
+                lent = [(entries[j], float(out[key][f, j])) for j in fitted if key not in keeps.get((f, j), ())]
                 got = extrapolate_matrix(
-                    entry, [(entries[j], float(out[key][f, j])) for j in fitted if key not in keeps.get((f, j), ())],
-                    float(out[key][f, i]) if family_set else None, reach, entries,
+                    entry, lent, float(out[key][f, i]) if family_set else None, reach, entries,
                     unlent=[(entries[j], float(out[key][f, j])) for j in fitted if key in keeps.get((f, j), ())])
                 if got is not None:
                     out[key][f, i] = got[0]
                     if key == MATRIX_KEYS[0]:  # provenance follows the 16-bit constant
                         extrapolated[(f, i)] = got[1]
+                        if "same core architecture" in got[1] and not any(
+                                c.core_architecture == entry.core_architecture for c, _ in lent):
+                            unmeasured.add((f, i))
     provenance = np.empty((k, n), dtype=object)
     for f in range(k):
         for i in range(n):
@@ -245,7 +252,16 @@ def calibration_by_chip(
                 provenance[f, i] = f"extrapolated from {twin_of[i]} (same compute)"
             else:
                 provenance[f, i] = extrapolated.get((f, i), "extrapolated from all chips (default set)")
+            twin = index.get(entries[i].same_compute_as or "") if i in twin_of else None
+            if (f, i) in unmeasured or (twin is not None and (f, twin) in unmeasured):
+                provenance[f, i] += UNMEASURED_16
     return out, provenance
+
+
+# appended to `calibrated_on` where no 16-bit GEMM measured the chip's 16-bit matrix efficiency (every dense B200 and
+# GB200 run is fp8): a 16-bit row on such a chip, and the attention of any row, rests on what that efficiency fits
+UNMEASURED_16 = (" (16-bit GEMMs never measured: the runs behind its 16-bit matrix efficiency ran their GEMMs in 8 "
+                 "or 4 bits; it rests on their attention and output layer)")
 
 
 MATRIX_KEYS = ("mm_eff_max", "mm_eff_max_fp8")  # the constants a measured GEMM throughput scales
