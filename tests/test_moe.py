@@ -1233,3 +1233,26 @@ def test_a_sweep_over_the_moe_settings_writes_rows_that_say_which_setting_each_r
     t2 = read_facts(str(tmp_path / "lake2"), "training", "dropless", 1) if evaluated_lake(
         dropless, tmp_path / "lake2", load_catalog(use_env=False)) is not None else None
     assert t2 is not None and t2.column("moe_capacity_factor").null_count == t2.num_rows == 4
+
+
+def test_a_sweep_over_the_torus_what_if_runs_the_sweep_core_as_evaluate_does(tmp_path):
+    """`chip.scale_up_torus_dims` as a sweep axis: the float32 sweep core prices the ep-64 all-to-all on 64 TPU v5p at
+    the torus's bisection (3) and as a switch (0), as `evaluate` does, and the what_if column tells the rows apart."""
+    import chipsweep
+    from tests.conftest import evaluated_lake
+
+    fixed = {"tp": 1, "pp": 1, "ep": 64, "micro_batch": 4, "global_batch": 256, "seq_len": 4096, "recompute": "full",
+             "moe_a2a_overlap": 0.0, "framework": "megatron_core_2025", "tokens": 1e12}
+    spec = {"name": "torus", "kind": "training", "axes": {
+        "model": ["qwen3_30b_a3b"], "chip": ["google_tpu_v5p"], "n_chips": [64], "chip.scale_up_torus_dims": [0, 3]},
+        "fixed": fixed}
+    t = evaluated_lake(spec, tmp_path / "lake", load_catalog(use_env=False))
+    got = {r["what_if"]: r["moe_a2a_s"] for r in t.select(["what_if", "moe_a2a_s"]).to_pylist()}
+    assert len(got) == 2
+    torus = next(v for k, v in got.items() if "scale_up_torus_dims=3" in k)
+    switch = next(v for k, v in got.items() if "scale_up_torus_dims=0" in k)
+    assert torus / switch == pytest.approx(3.0, rel=0.02)
+    rows = [{"model": "qwen3_30b_a3b", "chip": "google_tpu_v5p", "n_chips": 64, **fixed, "chip.scale_up_torus_dims": d}
+            for d in (0, 3)]
+    direct = chipsweep.evaluate(rows, kind="training").column("moe_a2a_s").to_pylist()
+    np.testing.assert_allclose([switch, torus], direct, rtol=1e-4)
