@@ -97,7 +97,7 @@ class Group:
 
 
 def torus_all_to_all(members: Array, dims: Array) -> Array:
-    """How much longer an all-to-all among `members` chips takes on a `dims`-dimensional torus (TPU ICI, Trainium2's
+    """How much longer an all-to-all among `members` chips takes on a `dims`-dimensional torus (TPU ICI, Trainium's
     NeuronLink) than on a switch that gives every chip the same link bandwidth: max(1, n·k/4), k = members^(1/n) the
     side of the (near-cubic) sub-torus they fill (Dally & Towles ch. 5: 8b/k per node against 2n·b). 1 where `dims`
     is 0 (a switched scale-up domain) or the group is small enough for its chips' own links to be the limit. On a
