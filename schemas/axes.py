@@ -14,6 +14,7 @@ from chipsweep.schemas.vocab import (
     ARCHS,
     ASIC_PRECISIONS,
     BITS,
+    CHIP_INTEGER_RANGE,
     COMPUTE_PRECISIONS,
     COST_BASES,
     DRAM_TYPES,
@@ -72,7 +73,8 @@ def _nums(key: str, lo: float | None = 0, hi: float | None = None) -> AxisDef:
 
 
 _SHAPES = {k: _ints(k) for k in SHAPE_FIELDS}
-_OVERRIDES = {f"chip.{f}": _nums(f"chip.{f}") for f in OVERRIDABLE}
+_OVERRIDES = {f"chip.{f}": _ints(f"chip.{f}", *CHIP_INTEGER_RANGE[f]) if f in CHIP_INTEGER_RANGE else _nums(f"chip.{f}")
+              for f in OVERRIDABLE}
 
 # the inference workload: the same axes for catalog chips (inference) and hypothetical designs (asic)
 _EDGE_WORKLOAD: dict[str, AxisDef] = {

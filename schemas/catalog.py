@@ -134,8 +134,8 @@ class Chip(_Entry):
     scale_up_reduction: bool = False  # in-network reduction on the scale-up switch (NVLink SHARP)
     # the scale-up domain is a torus of this many dimensions (TPU ICI: 2 on v5e/v6e, 3 on v4/v5p/TPU7x; the
     # NeuronLink of Trainium and Trainium2: 2), not a switch: an all-to-all there is bounded by the torus's bisection
-    # (comm.torus_all_to_all); blank: a switch (NVSwitch, UB) or links that join every pair of chips directly
-    scale_up_torus_dims: int | None = Field(default=None, ge=1, le=3)
+    # (comm.torus_all_to_all); blank or 0: a switch (NVSwitch, UB) or links that join every pair of chips directly
+    scale_up_torus_dims: int | None = Field(default=None, ge=0, le=3)
     # the tensor cores reach their full rate only through asynchronous MMA instructions (NVIDIA Hopper wgmma,
     # datacenter Blackwell tcgen05): kernels written for Ampere's synchronous mma (FlashAttention-2) run below it
     async_mma: bool = False

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from chipsweep.schemas.axes import AXES, AxisDef, closest_ids, fmt_number, name_hint
-from chipsweep.schemas.catalog import MEASURED_OF, Catalog, keep_measured_share
+from chipsweep.schemas.catalog import MEASURED_OF, Catalog, Chip, keep_measured_share
 from chipsweep.schemas.columns import MAXIMISE, objective_columns
 from chipsweep.schemas.errors import Problem, SpecError
 from chipsweep.schemas.numbers import Storage, as_number, fmt, storage
 from chipsweep.schemas.spec import SweepSpec, parse_spec
-from chipsweep.schemas.vocab import CHIP_POSITIVE, OVERRIDABLE, REQUIRED_SHAPE_FIELDS
+from chipsweep.schemas.vocab import CHIP_INTEGER_RANGE, CHIP_POSITIVE, OVERRIDABLE, REQUIRED_SHAPE_FIELDS
 
 REF_KEYS = ("model_idx", "chip_idx", "cluster_idx")  # the axes that name catalog entries
 
@@ -258,20 +258,32 @@ def _apply_overrides(spec: SweepSpec, catalog: Catalog, problems: list[Problem])
         bad = [f for f in fields if f not in OVERRIDABLE]
         for f in bad:
             problems.append(Problem(f"{where}.{f}", fields[f], ", ".join(OVERRIDABLE), "not an overridable chip field"))
-        neg = [f for f in fields if f in OVERRIDABLE and not (math.isfinite(fields[f]) and fields[f] >= 0
-                                                              and (fields[f] > 0 or f not in CHIP_POSITIVE))]
+        neg = [f for f in fields if f in OVERRIDABLE and f not in CHIP_INTEGER_RANGE and not (
+            math.isfinite(fields[f]) and fields[f] >= 0 and (fields[f] > 0 or f not in CHIP_POSITIVE))]
         for f in neg:
             st = storage(f"chip.{f}")
             low = "> 0" if f in CHIP_POSITIVE else ">= 0"
             problems.append(Problem(f"{where}.{f}", fields[f], f"a finite number {low} ({st.describe()} of dims/chips)",
                                     "not a finite number" if not math.isfinite(fields[f]) else f"not {low}"))
+        counted = [f for f in fields if f in CHIP_INTEGER_RANGE and not (
+            math.isfinite(fields[f]) and float(fields[f]).is_integer()
+            and CHIP_INTEGER_RANGE[f][0] <= fields[f] <= CHIP_INTEGER_RANGE[f][1])]
+        for f in counted:
+            lo, hi = CHIP_INTEGER_RANGE[f]
+            problems.append(Problem(f"{where}.{f}", fields[f], f"an integer from {lo} to {hi}", "not in range"))
+        neg += counted
         if not bad and not neg:
             # a published figure changed alone carries its measured counterpart along (catalog.keep_measured_share)
             now = keep_measured_share(chips[chip_id].model_dump(), fields)
-            chips[chip_id] = chips[chip_id].model_copy(update={k: now[k] for k in (*fields, *MEASURED_OF.values())
-                                                               if k in now})
+            chips[chip_id] = chips[chip_id].model_copy(update={
+                k: int(now[k]) if k in INT_CHIP_FIELDS and now[k] is not None else now[k]
+                for k in (*fields, *MEASURED_OF.values()) if k in now})
     return Catalog(chips, dict(catalog.models), dict(catalog.clusters), catalog.calibration, catalog.asic,
                    catalog.defaults, catalog.overlay_path)
+
+
+# chip fields stored as whole numbers (a spec's overrides arrive as floats): scale_up_domain, scale_up_torus_dims, ...
+INT_CHIP_FIELDS = frozenset(name for name, f in Chip.model_fields.items() if f.annotation in (int, int | None))
 
 
 MAX_AXIS_VALUES = 10_000_000  # values one range/geometric axis may expand to

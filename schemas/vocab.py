@@ -124,6 +124,9 @@ CHIP_NUMERIC: tuple[str, ...] = (
     "power_draw_w", "server_usd", "network_usd",
 )
 OVERRIDABLE: tuple[str, ...] = tuple(f for f in CHIP_NUMERIC if f != "process_nm")
+# chip fields that are whole numbers in a range (a what-if outside it is an error naming the range): the dimensions
+# of a torus scale-up domain, 0 for a switch
+CHIP_INTEGER_RANGE: dict[str, tuple[int, int]] = {"scale_up_torus_dims": (0, 3)}
 # the rates and capacities a what-if must keep above zero (the core divides by them); prices, power and idle draw may be 0
 CHIP_POSITIVE: frozenset[str] = frozenset(f for f in CHIP_NUMERIC if f.startswith(("peak_", "memory_", "scale_", "external_"))
                                           and f != "scale_up_torus_dims"  # 0: a switched domain

@@ -1256,3 +1256,26 @@ def test_a_sweep_over_the_torus_what_if_runs_the_sweep_core_as_evaluate_does(tmp
             for d in (0, 3)]
     direct = chipsweep.evaluate(rows, kind="training").column("moe_a2a_s").to_pylist()
     np.testing.assert_allclose([switch, torus], direct, rtol=1e-4)
+
+
+@pytest.mark.parametrize("value", [7, 2.5, -1])
+def test_a_torus_dimension_outside_0_to_3_is_an_error_naming_field_value_and_range(ctx, value):
+    """`chip.scale_up_torus_dims` counts a torus's dimensions (0: a switch): a row, a sweep axis or a spec override
+    outside 0-3, or not whole, is refused with the field, the value and the range; the other rows still run."""
+    from chipsweep.schemas.errors import ChipsweepError
+    from chipsweep.schemas.spec import parse_spec
+    from chipsweep.schemas.sweep import resolve
+
+    row = dict(model="qwen3_30b_a3b", chip="google_tpu_v5p", n_chips=64, tp=1, pp=1, ep=64, global_batch=256)
+    out = run(ctx, [dict(row, **{"chip.scale_up_torus_dims": value}), dict(row, **{"chip.scale_up_torus_dims": 0})])
+    assert out["infeasible_reason"][0] == (f"row 1: field 'chip.scale_up_torus_dims' = '{value}': allowed: an integer "
+                                           "from 0 to 3")
+    assert out["infeasible_reason"][1] == "" and out["moe_a2a_s"][1] > 0
+    base = {"name": "t", "kind": "training", "fixed": {"global_batch": 256},
+            "axes": {"model": ["llama3_8b"], "chip": ["google_tpu_v5p"], "n_chips": [64]}}
+    for spec, where in ((dict(base, axes={**base["axes"], "chip.scale_up_torus_dims": [0, value]}),
+                         "axes.chip.scale_up_torus_dims[1]"),
+                        (dict(base, overrides={"google_tpu_v5p": {"scale_up_torus_dims": value}}),
+                         "overrides.google_tpu_v5p.scale_up_torus_dims")):
+        with pytest.raises(ChipsweepError, match=re.escape(f"field '{where}'") + r".*0 to 3"):
+            resolve(parse_spec(spec), ctx.catalog)

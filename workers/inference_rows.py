@@ -18,7 +18,6 @@ import pyarrow as pa
 
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
-    CHIP_POSITIVE,
     COMPUTE_PRECISIONS,
     ENGINES,
     MOE_FIELDS,
@@ -28,7 +27,7 @@ from chipsweep.schemas.vocab import (
 )
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, bools, choices, ids, numbers, what_if_columns
+from chipsweep.workers.parse import RowErrors, bools, chip_what_if, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, chip_what_ifs, compact, first_rule, gather
 from chipsweep.workers.workload import (
@@ -350,7 +349,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     what_if_columns(table, errors, {"chip": OVERRIDABLE, "cal": CAL_OVERRIDES})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
-            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0, positive=field in CHIP_POSITIVE)
+            raw[f"chip.{field}"] = chip_what_if(table, field, errors)
     for name in CAL_OVERRIDES:
         if f"cal.{name}" in table.column_names:
             if name in CAL_COUNTS:

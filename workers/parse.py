@@ -19,6 +19,7 @@ from chipsweep.schemas.axes import closest_ids
 from chipsweep.schemas.errors import ChipsweepError, Problem
 from chipsweep.schemas.numbers import fmt as fmt_bound
 from chipsweep.schemas.numbers import storage
+from chipsweep.schemas.vocab import CHIP_INTEGER_RANGE, CHIP_POSITIVE
 
 Array = np.ndarray
 
@@ -323,3 +324,12 @@ def _fmt(v: float) -> str:
     if not np.isfinite(v):
         return str(v)
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e18 else f"{v:g}"
+
+
+def chip_what_if(table: pa.Table, field: str, errors: RowErrors) -> Array:
+    """A row's `chip.<field>` what-if column: a finite number >= 0 (> 0 for a rate or capacity the cores divide by),
+    a whole number in its range for a counted field (`CHIP_INTEGER_RANGE`: a torus's dimensions, 0-3)."""
+    if field in CHIP_INTEGER_RANGE:
+        lo, hi = CHIP_INTEGER_RANGE[field]
+        return numbers(table, f"chip.{field}", errors, integer=True, minimum=lo, maximum=hi)
+    return numbers(table, f"chip.{field}", errors, minimum=0, positive=field in CHIP_POSITIVE)

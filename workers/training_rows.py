@@ -19,7 +19,6 @@ import pyarrow as pa
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
     BATCH_HANDLING,
-    CHIP_POSITIVE,
     COST_BASES,
     FRAMEWORKS,
     LORA_TARGETS,
@@ -34,7 +33,7 @@ from chipsweep.schemas.vocab import (
 )
 from chipsweep.workers import layout, training
 from chipsweep.workers.context import Context
-from chipsweep.workers.parse import RowErrors, bools, choices, ids, numbers, what_if_columns
+from chipsweep.workers.parse import RowErrors, bools, chip_what_if, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import keep_given
 from chipsweep.workers.tables import (
     PRECISION_FIELD,
@@ -228,7 +227,7 @@ def parse_training(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str
     what_if_columns(table, errors, {"chip": OVERRIDABLE})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
-            raw[f"chip.{field}"] = numbers(table, f"chip.{field}", errors, minimum=0, positive=field in CHIP_POSITIVE)
+            raw[f"chip.{field}"] = chip_what_if(table, field, errors)
     raw["n_chips"] = numbers(table, "n_chips", errors, integer=True, minimum=1)
     raw["global_batch"] = numbers(table, "global_batch", errors, integer=True, minimum=1, required=True)
     raw["tokens"] = numbers(table, "tokens", errors, minimum=1)

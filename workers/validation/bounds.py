@@ -76,7 +76,8 @@ def training_bounds(rep: TrainingReport, ctx: Context) -> list[Bound]:
                                "(a skinny shape)", "the measured range",
                          f"{fitted:.1f} against {lo:.0f}-{hi:.0f} ({', '.join(f'{c} {p}' for c, p, _ in widths)})",
                          lo <= fitted <= hi))
-    for label, report in (("mixture-of-experts runs", moe_report(ctx)), ("NVFP4 dense runs", fp4_report(ctx)),
+    moe = moe_report(ctx)
+    for label, report in (("mixture-of-experts runs", moe), ("NVFP4 dense runs", fp4_report(ctx)),
                           ("context-parallel runs", cp_report(ctx))):
         s = report.summary()
         apart = sum(bool(r.case.regressed) for r in report.results)
@@ -88,7 +89,7 @@ def training_bounds(rep: TrainingReport, ctx: Context) -> list[Bound]:
     err = hours / DEEPSEEK_V3_GPU_HOURS - 1.0
     out.append(Bound("13", "DeepSeek-V3 on 2,048 H800, pre-training GPU-hours", "15 %",
                      f"{err * 100:+.1f} % ({hours / 1e6:.2f}M against 2.664M)", abs(err) <= 0.15))
-    left = unanswered(rep, moe_report(ctx))
+    left = unanswered(rep, moe)
     out.insert(4, Bound("12", "every published 2024-26 training run gets an answer", "none left",
                         f"{len(left)} left: " + "; ".join(f"{len(runs)} {why} ({', '.join(runs)})"
                                                           for why, runs in left_by_reason(left))
