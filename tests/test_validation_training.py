@@ -15,9 +15,9 @@ import pytest
 
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.workers.validation import training_report
+from chipsweep.workers.validation.bracket import ASSUMED_BF16, bracket_lines
 from chipsweep.workers.validation.calibrate import Problem, check_bounds
 from chipsweep.workers.validation.held_out import load_fits
-from chipsweep.workers.validation.report import ASSUMED_BF16, bracket_lines
 
 # sources whose out-of-source median misses 20 %, each with its reason (issue 12 asks misses to be reported).
 # It was hidden while each leave-one-source-out fit started from the full fit and kept, for the constants only the

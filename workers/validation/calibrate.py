@@ -452,11 +452,17 @@ def fit_moe(ctx: Context, dense: dict[str, float], cases: list[Case], frameworks
     return MoeFit(values, sources)
 
 
+def moe_fit_cases(catalog: Catalog) -> list[Case]:
+    """The MoE runs the permute rate is fitted on: a source's known regression is never fitted, nor a row restating
+    another case's run (fitted once, as that case), nor a run that publishes no layout (answered with the layout
+    search, as the dense runs without one)."""
+    return [c for c in moe2026_cases(catalog=catalog)[0] if not c.regressed and not c.restates and c.has_layout]
+
+
 def moe_stage(ctx: Context, held: dict[str, dict[str, float]] | None) -> MoeFit:
     """The MoE constant fitted on every MoE run (the catalog's), and, into `held`, once per MoE source without
     that source's runs on the constants fitted without it (its out-of-source prediction)."""
-    # a source's known regression is never fitted, nor a row restating another case's run (fitted once, as that case)
-    cases = [c for c in moe2026_cases(catalog=ctx.catalog)[0] if not c.regressed and not c.restates]
+    cases = moe_fit_cases(ctx.catalog)
     frameworks = moe_frameworks(cases)
     full = fit_moe(ctx, {}, cases, frameworks)
     for name, v in full.values.items():

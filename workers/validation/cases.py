@@ -1056,8 +1056,9 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
     """The mixture-of-experts runs of training_runs_2026.csv (tokens/s per chip), as rows that name the catalog
     model and give the published layout (tp, pp, ep, vp, micro-batch, batch); the recompute and gradient precision a
     Megatron-Bridge table leaves unsaid come from its performance scripts (`_MBRIDGE_MOE_SETTINGS`), other sources'
-    recompute is left to the layout search. Runs with context parallelism, without a catalog model or a published
-    batch are returned as `Skipped` with the reason."""
+    recompute is left to the layout search. A run that publishes neither batch nor layout is answered with the
+    layout search (`has_layout` False); runs without a catalog model, or with a layout but no batch, are returned as
+    `Skipped` with the reason."""
     path = path or CASES_DIR / "training_runs_2026.csv"
     catalog = catalog or load_catalog(use_env=False)
     cases: list[Case] = []
@@ -1077,7 +1078,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             continue
         if _moe_run(d, catalog) and run not in with_tokens and run not in said:
             said.add(run)
-            why = ("whole-run GPU-hours (`validate --bounds` answers DeepSeek-V3's pre-training total)"
+            why = ("whole-run GPU-hours (`validate --bounds` answers DeepSeek-V3's pre-training and full-training totals)"
                    if metric == "gpu_hours_total" else
                    "each source counts a mixture-of-experts step's FLOPs its own way (routed experts, MLA, MTP)")
             skipped.append(Skipped(run, _source_2026(d["source"])[0], f"only {metric} published, no tokens/s: {why}"))
@@ -1095,8 +1096,15 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         if recipe is not None and recipe[1] is not None:
             restating.append((d, recipe))
             continue
+        searched = ""
         if recipe is not None:  # the linked recipe's batch per chip (`_maxtext_layout` multiplies it by the chips)
             d = {**d, **{k: str(v) for k, v in recipe[0].items()}}
+        elif _f(d["global_batch"]) is None and source not in MAXTEXT_SOURCES and not any(
+                _f(d[k]) for k in ("tp", "pp", "ep", "cp", "fsdp", "micro_batch")):
+            # neither batch nor layout published (MindSpeed's README table): answered as the dense runs that publish
+            # none, 8 sequences a chip and the layout searched; never in the statistics, which count published layouts
+            d = {**d, "global_batch": str(8 * int(float(d["n_chips"])))}
+            searched = "no batch or layout published: 8 sequences a chip, the layout searched (as the dense runs)"
         elif _f(d["global_batch"]) is None:
             skipped.append(Skipped(run, source, "global batch not published"))
             continue
@@ -1142,7 +1150,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
         elif source == "megatron_bridge" and model == "deepseek_v3":
             row["mtp_layers"] = _MBRIDGE_DEEPSEEK_V3_MTP
         experts = int(float(d["moe_experts"])) if d["moe_experts"] else catalog.models[model].moe_experts or 0
-        notes = "; ".join(x for x in (_fit_ep(row, experts), recipe[2] if recipe else "") if x)
+        notes = "; ".join(x for x in (_fit_ep(row, experts), recipe[2] if recipe else "", searched) if x)
         regressed = known_regression(d["notes"], run)
         if tflops_only:
             fpt = per_token[release_key(d)]
@@ -1154,7 +1162,7 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
                               year=2025, notes=notes, regressed=regressed))
             continue
         cases.append(Case(run, source, row, "tokens_per_s", float(d["value"]), 1.0 / n, year=2025, notes=notes,
-                          regressed=regressed))
+                          regressed=regressed, has_layout=not searched))
     by_id = {c.case_id: c for c in cases}
     for d, (_, primary, why) in restating:
         run = _run_and_metric(d)[0]

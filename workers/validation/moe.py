@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chipsweep.workers.context import Context
+from chipsweep.workers.validation.bracket import Bracket, bracket_lines, quoted_bracket
 from chipsweep.workers.validation.cases import (
     Case,
     Result,
@@ -30,11 +31,13 @@ class MoeReport:
     skipped: list[Skipped]
     label: str = "moe"
     refused: set[str] = field(default_factory=set)  # case ids the memory model refuses though the run ran
+    bracket: Bracket = field(default_factory=lambda: ([], []))  # runs on chips with conflicting figures (`quoted`)
 
     def counted(self) -> list[Result]:
-        """The results the statistics count: every run but those their source calls a known regression and those that
-        restate another case's run (shown, never counted twice)."""
-        return [r for r in self.results if not r.case.regressed and not r.case.restates]
+        """The results the statistics count: every run but those their source calls a known regression, those that
+        restate another case's run (shown, never counted twice) and those that publish no layout (answered with the
+        layout search, shown apart, as issue 12's headline counts runs with a layout)."""
+        return [r for r in self.results if not r.case.regressed and not r.case.restates and r.case.has_layout]
 
     def errors(self, source: str | None = None) -> np.ndarray:
         e = np.asarray([abs(r.error) for r in self.counted() if source is None or r.case.source == source],
@@ -75,6 +78,9 @@ class MoeReport:
             if r.case.regressed:
                 out.append(f"{self.label:4s} apart (its source calls it a known regression): {r.case.case_id} "
                            f"{r.error:+.1%}: '{r.case.regressed}'")
+            if not r.case.has_layout and np.isfinite(r.error):
+                out.append(f"{self.label:4s} apart ({r.case.notes}): {r.case.case_id} {r.error:+.1%}")
+        out += [f"{self.label:4s} {line.strip()}" for line in bracket_lines(*self.bracket)]
         for why, n in count_reasons(self.skipped).items():  # this set's runs without an answer, and why
             if "reported apart" not in why:  # the other sets' own runs, answered there
                 out.append(f"{self.label:4s} not modelled yet: {n:3d}  {why}")
@@ -95,9 +101,10 @@ def _out_of_source(ctx: Context, cases: list[Case]) -> list[Result]:
 
 
 def moe_report(ctx: Context) -> MoeReport:
-    """The MoE runs (context-parallel ones included), out of source."""
+    """The MoE runs (context-parallel ones included), out of source; those on a chip whose published figures
+    conflict also at both ends of the quoted range (`quoted_bracket`)."""
     cases, skipped = moe2026_cases(catalog=ctx.catalog)
-    return MoeReport(_out_of_source(ctx, cases), skipped, "moe", memory_refused(cases, ctx))
+    return MoeReport(_out_of_source(ctx, cases), skipped, "moe", memory_refused(cases, ctx), quoted_bracket(ctx, cases))
 
 
 def fp4_report(ctx: Context) -> MoeReport:
