@@ -34,7 +34,7 @@ from chipsweep.workers.validation.held_out import load_fits
 # refitted scale-out latency went from 171 to 230 us, and the held-out Trainium1 takes the families' mean (119 ->
 # 150 us) for its many-node runs. No published NeuronLink collective benchmark is in the catalog to set its link.
 KNOWN_MISSES: dict[str, str] = {
-    "neuron_trn1": "held out, its family and framework take the other fits' means (23.7 % median, 2026-12-06)",
+    "neuron_trn1": "held out, its family and framework take the other fits' means (25.1 % median, 23.7 % before the loss cost its traffic, 2026-12-06)",
 }
 # the issue-12 bound on every 2024-26 run: met since 2026-12-03 (a fourth session), 7.9 % / 21.9 % out of source since
 # the GB200 Megatron-FSDP rows offload activations as their presets do (2026-12-04), 8.8 % / 23.4 % before, once
@@ -56,31 +56,26 @@ def test_out_of_source_median_on_2024_26_runs_with_a_layout_is_within_12pct(rep)
     assert o["runs"] >= 300 and o["out_median"] <= 0.12, o
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 miss, reported by `chipsweep validate --bounds` (2026-12-06, a twenty-third session): 31.2 % p90 (median "
-    "11.3 %) over the 345 runs, 216 of them llm-foundry's, which held out read 12.9 % / 32.1 %: the only FSDP source, "
-    "its framework's constants then are the mean of the other frameworks' fits, which moved when tpu-recipes' Gemma 3 "
-    "12B runs took the catalog model's 256-wide heads and 1,024-token windows (their FLOPs per token MaxText's own "
-    "within 1.3 %, 36 % over before) and set MaxText's attention efficiency (0.45 -> 0.88 in llm-foundry's held-out "
-    "fit): 8.7 % / 25.3 % before, met. Taking for a framework without runs the mean of the frameworks that execute "
-    "as it does (eager PyTorch or XLA-compiled) read 9.3 % / 27.4 % but Trainium1 24.1 % -> 27.6 %, and the fitted "
-    "constants show no such split (NeuronX's element-wise traffic 2.0, MaxText's 1.6, eager PyTorch's 0.7-2.6): not "
-    "adopted (docs/accuracy.md)"))
 def test_out_of_source_p90_on_2024_26_runs_with_a_layout_is_within_30pct(rep):
+    """Issue 12's p90: 28.1 % since the loss over the logits costs its memory traffic (2026-12-06, a twenty-sixth
+    session); missed at 31.2 % before (a twenty-third session: llm-foundry's 125M-760M runs, held out, read 30-50 %
+    fast, and its held-out fit moved through the frameworks' pooled means when tpu-recipes' Gemma 3 12B runs took their
+    catalog model's heads and windows; 25.3 % before that)."""
     o = rep.overall
     assert o["runs"] >= 300 and o["out_p90"] <= 0.30, o
 
 
 def test_out_of_source_error_on_2024_26_runs_holds_its_measured_level(rep):
-    """The level the p90 stands at (31.2 %, median 11.3 %, since tpu-recipes' Gemma 3 12B runs took their catalog
-    model's heads and windows, 2026-12-06, a twenty-third session: llm-foundry's held-out fit moved through the
-    frameworks' pooled means, as the xfail above says; 25.3 % / 8.7 % before, 26.3 %, median 9.6 %, since AWS Neuron's six GPT3-23B/46B runs joined the fit,
+    """The level the p90 stands at (28.1 %, median 10.8 %, since the loss over the logits costs its memory traffic,
+    2026-12-06, a twenty-sixth session; 31.2 % / 11.3 % since tpu-recipes' Gemma 3 12B runs took their catalog
+    model's heads and windows, a twenty-third session: llm-foundry's held-out fit moved through the frameworks' pooled
+    means; 25.3 % / 8.7 % before, 26.3 %, median 9.6 %, since AWS Neuron's six GPT3-23B/46B runs joined the fit,
     2026-12-04, a seventh session; 24.1 % / 8.7 % before them, 21.9 % / 7.9 % earlier that day, 23.4 % / 8.8 %
     2026-12-03), so a change that worsens it fails. The bound keeps room for the held-out search's noise (those six
     runs moved llm-foundry's held-out fit, through the frameworks' pooled means, from 24.2 % to 27.2 % p90; 12 search
     rounds instead of 6 moved the figure by 1.8 points before)."""
     o = rep.overall
-    assert o["runs"] >= 300 and o["out_p90"] <= 0.32 and o["out_median"] <= 0.12, o
+    assert o["runs"] >= 300 and o["out_p90"] <= 0.30 and o["out_median"] <= 0.12, o
     assert o["in_median"] <= 0.06 and o["in_p90"] <= 0.18, o
 
 
@@ -156,7 +151,8 @@ def test_chip_families_with_runs_report_their_held_out_error(rep):
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue 12 miss, reported by `chipsweep validate --bounds` (every source's median): Trainium1 held out reads "
-    "23.7 % median, 34.9 % p90 (2026-12-06; 25.3 % / 36.8 % before tpu-recipes' Gemma 3 runs took their windows; 19.3 % before fp8 runs' saved GEMM inputs took one byte, which moved the "
+    "25.1 % median, 39.1 % p90 (2026-12-06, once the loss over the logits cost its memory traffic; 23.7 % / 34.9 % "
+    "before; 25.3 % / 36.8 % before tpu-recipes' Gemma 3 runs took their windows; 19.3 % before fp8 runs' saved GEMM inputs took one byte, which moved the "
     "NVIDIA family's refitted scale-out latency from 171 to 230 us and the families' mean its held-out fit takes "
     "from 119 to 150 us); the comment on KNOWN_MISSES says how far this figure moves with the other sources' fits"))
 def test_trainium_held_out_median_within_20pct(rep):
@@ -228,7 +224,8 @@ def test_a_chip_whose_own_fit_is_held_out_is_predicted_by_its_measured_gemm_with
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue 12 miss, reported by `chipsweep validate`: the fitted fp8 matrix efficiency is above the share of the fp8 "
-    "peak cuBLASLt reaches on large matrices (H100 79.6 % against 69.8 %, B200 84.9 % against the GB200's 58.1 %, "
+    "peak cuBLASLt reaches on large matrices (H100 83.1 % against 69.8 %, 79.6 % before the loss over the logits "
+    "cost its memory traffic, 2026-12-06; B200 84.9 % against the GB200's 58.1 %, "
     "the same GPU revision; the GB200 now within, 55.4 % against 58.1 %, since fp8 runs' saved GEMM inputs take the "
     "one byte Transformer Engine keeps them in, 2026-12-05: H100 83.1 % and GB200 67.8 % before; the GB200 at "
     "74.6 % until its Megatron-FSDP rows offloaded activations as their presets do instead of taking full recompute "
@@ -338,7 +335,8 @@ def test_the_fit_prior_is_fixed_and_a_held_out_fit_does_not_inherit_the_source_i
     assert len(pairs) == 2  # A100, H100
     assert without["chip:aws_trainium1:mm_eff_max"] == pytest.approx(
         scaled_matrix_eff(problem.ctx.defaults["gemm_reach"], pairs), rel=1e-9)
-    assert without["chip:aws_trainium1:mm_eff_max"] != pytest.approx(values["chip:aws_trainium1:mm_eff_max"], rel=0.02)
+    # (held out and fitted can come close by chance, 0.576 against 0.570 since the loss's memory traffic, 2026-12-06:
+    # the equality above, from the A100's and H100's values alone, is what shows the held-out fit keeps none of it)
     # the DeepSpeed collectives stay fitted without the ZeRO-3 runs, by the other DeepSpeed runs (vTrain, BLOOM, MT-NLG)
     assert 0.05 < load_fits()["narayanan21_table2_zero3"][name] < 0.9  # NCCL's own share, 1.0, where unfitted
 

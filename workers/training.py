@@ -901,6 +901,20 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # against the 16-bit embedding table
     s_per_flop_head = _pick(low_prec, b_chip / (t * x["peak_16"] * cal["mm_eff_max"]), s_per_flop)
     t_head = logits * mm_passes * s_per_flop_head * (1.0 + half / np.minimum(bs, h))  # s, output layer, last stage
+    # bytes: the logits the loss keeps, per micro-batch and chip. Megatron's own vocab-parallel cross entropy (fused or
+    # not) upcasts them with .float() and saves its softmax in that fp32 copy for the backward, the e-byte logits
+    # beside it at the cast (their e-byte gradient in the backward); so do PyTorch's log_softmax under autocast and
+    # torchtitan's .float(). Where the loss works in place (ce_in_place: Transformer Engine's Triton cross entropy,
+    # which Megatron-Bridge's recipes select, writes its gradient into the e-byte logits; XLA fuses MaxText's fp32
+    # cast into the loss) only the e-byte logits stand
+    fused = x["fw_ce_in_place"]
+    logit_bytes = bs * V / t * (fused * e + (1.0 - fused) * (4.0 + e * num(e < 4.0)))
+    # the loss itself (the cast, softmax and its gradient over the vocabulary) is memory-bound work on the last
+    # stage: the element-wise kernels move those bytes in the forward and again in the backward. Small models with
+    # large vocabularies spend much of a step there (Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary
+    # Language Models", arXiv:2411.09009: for small models the loss's logits take an order of magnitude more memory
+    # than the rest of the model); it was missing, and llm-foundry's 125M-760M runs read 30-50 % fast out of source
+    t_head = t_head + 2.0 * logit_bytes * (cal["elem_traffic"] / cal["mem_eff"]) / x["mem_bw"]
     first_in, last_in = x["first_layers"], x["last_layers"]
     # the MTP modules on the last stage: a layer, the projection and the output head each (the split does not move
     # layers off that stage for them; Megatron-Bridge's DeepSeek-V3 H100 recipe does so by an explicit layout)
@@ -1068,14 +1082,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
     acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
     acts_last = activation_bytes_stage(per_layer, resident(lst) + D, 1.0 + 0.0 * p, rc)
-    # bytes: the last stage's logits. Megatron's own vocab-parallel cross entropy (fused or not) upcasts them with
-    # .float() and saves its softmax in that fp32 copy for the backward, the e-byte logits beside it at the cast (their
-    # e-byte gradient in the backward); so do PyTorch's log_softmax under autocast and torchtitan's .float(). Where the
-    # loss works in place (ce_in_place: Transformer Engine's Triton cross entropy, which Megatron-Bridge's recipes
-    # select, writes its gradient into the e-byte logits; XLA fuses MaxText's fp32 cast into the loss) only the
-    # e-byte logits stand: tpu-recipes' Llama 3.1 70B fits a v6e at 2 sequences per chip only that way
-    fused = x["fw_ce_in_place"]
-    logit_buf = bs * V / t * (fused * e + (1.0 - fused) * (4.0 + e * num(e < 4.0)))
+    # bytes: the last stage's logits (`logit_bytes` above; tpu-recipes' Llama 3.1 70B fits a v6e at 2 sequences per
+    # chip only with the loss in place)
+    logit_buf = logit_bytes
     vt = x.get("vocab_tiles")  # optional: the logits computed in that many vocabulary chunks, one held at a time
     if vt is not None:
         logit_buf = logit_buf / np.maximum(vt, 1.0)
