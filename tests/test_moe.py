@@ -448,7 +448,7 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 19.2 %, p90 43.4 % over 93 MoE runs, 2026-12-06 (asked 15 % / 35 %; "
+    "issue 13 miss, reported: out-of-source median 18.8 %, p90 43.4 % over 93 MoE runs, 2026-12-06 (asked 15 % / 35 %; "
     "16.8 % / 45.0 % before the loss over the logits paid its memory traffic, a twenty-sixth session: the refit moved "
     "the dense constants Megatron-Bridge's held-out MoE runs are predicted with, which now read faster; "
     "17.1 % / 45.1 % over 92 before the tiering table's v5p Mixtral 8x7B run took its linked recipe's batch; "
