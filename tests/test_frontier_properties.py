@@ -307,8 +307,11 @@ def _priced(t: pa.Table, chips: pa.Table) -> pa.Table:
 
 
 EDGE_CONFIG = {
+    # every input that tells two designs apart, as frontier_diff.sql matches them (two rows alike in the others but
+    # with different DRAM capacities are two designs: lakegen draws dram_gb per row)
     "asic": ["node_nm", "n_mac", "clock_ghz", "sram_mb", "dram", "dram_bus_bits", "precision", "weight_bits", "batch",
-             "prompt_len", "gen_len"],
+             "prompt_len", "gen_len", "dram_mt_s", "dram_gb", "kv_bits", "arch", "yield_model", "d0_per_cm2", "tiles",
+             "spare_tiles"],
     "inference": ["chip_id", "n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len"],
 }
 

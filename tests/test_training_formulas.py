@@ -167,15 +167,17 @@ def test_the_loss_keeps_fp32_logits_unless_it_works_in_place(ctx):
     logits with .float() and saves its softmax in that fp32 tensor for the backward, the bf16 logits beside it at the
     cast: 4 + 2 bytes per logit on the last stage at bf16, 4 at fp32 (the cast is the tensor itself). Transformer
     Engine's Triton cross entropy, which Megatron-Bridge's recipes select (Megatron-Core 2025), writes its gradient
-    into the bf16 logits, and XLA fuses MaxText's fp32 cast into the loss: 2 bytes at bf16. Llama 3 8B at sequence
+    into the bf16 logits, and XLA fuses MaxText's fp32 cast into the loss: 2 bytes at bf16; so does llm-foundry's FSDP
+    (`fsdp`: MPT's default flash-attn fused cross entropy), where torchtitan's FSDP2 upcasts (`fsdp2`: 4 + 2). Llama 3
+    8B at sequence
     8,192, tp1, under 2022's Megatron: the logits of one micro-batch are 8,192 x 128,256 = 1.05e9 elements, 6.3 GB
     where 2.1 GB was counted. Computing them in two vocabulary tiles holds half of them: the difference is the
     logits' bytes alone."""
-    fws = ["megatron_2022"] * 4 + ["maxtext"] * 2 + ["megatron_core_2025"] * 2 + ["fsdp"] * 2
+    fws = ["megatron_2022"] * 4 + ["maxtext"] * 2 + ["megatron_core_2025"] * 2 + ["fsdp"] * 2 + ["fsdp2"] * 2
     n = len(fws)
     rows = dict(model=["llama3_8b"] * n, chip=["nvidia_h100_sxm"] * n, n_chips=[8] * n, global_batch=[8] * n, tp=[1] * n,
                 pp=[1] * n, micro_batch=[1] * n, recompute=["full"] * n, zero_stage=[1] * n, seq_len=[8192] * n,
-                framework=fws, precision=["bf16"] * 2 + ["fp32"] * 2 + ["bf16"] * 6, vocab_tiles=[1, 2] * 5,
+                framework=fws, precision=["bf16"] * 2 + ["fp32"] * 2 + ["bf16"] * 8, vocab_tiles=[1, 2] * 6,
                 **{"chip.memory_gb": [1e4] * n})
     mem = run(ctx, **rows)["mem_per_chip_gb"]
     half = 8192 * 128256 / 2 / 1e9  # G elements: half the logits of one micro-batch
@@ -183,9 +185,10 @@ def test_the_loss_keeps_fp32_logits_unless_it_works_in_place(ctx):
     assert mem[2] - mem[3] == pytest.approx(half * 4, rel=1e-6)  # fp32: the logits are the fp32 tensor
     assert mem[4] - mem[5] == pytest.approx(half * 2, rel=1e-6)  # MaxText: the cast fused, the bf16 logits alone
     assert mem[6] - mem[7] == pytest.approx(half * 2, rel=1e-6)  # Megatron-Core 2025: TE's cross entropy in place
-    assert mem[8] - mem[9] == pytest.approx(half * 6, rel=1e-6)  # FSDP: log_softmax under autocast saves fp32
+    assert mem[8] - mem[9] == pytest.approx(half * 2, rel=1e-6)  # llm-foundry's FSDP: the fused loss, bf16 alone
+    assert mem[10] - mem[11] == pytest.approx(half * 6, rel=1e-6)  # FSDP2 (torchtitan): .float() saves fp32
     on = {f for f in FRAMEWORKS if ctx.frameworks["fw_ce_in_place"][FRAMEWORKS.index(f)] == 1}
-    assert on == {"maxtext", "megatron_core_2025", "megatron"}
+    assert on == {"maxtext", "megatron_core_2025", "megatron", "fsdp"}
 
 
 def test_zero3_pays_its_gathers_every_micro_batch_rajbhandari_sec7_and_loses_to_zero1_when_weights_outrun_compute(ctx):
@@ -926,3 +929,27 @@ def test_an_overlay_that_changes_memory_keeps_the_share_the_driver_exposes(tmp_p
     chip = load_catalog(path).chips["nvidia_h100_sxm"]
     assert chip.memory_visible_gb == pytest.approx(85.521 / 2)
     assert chip.memory_visible_share == pytest.approx(81_559 / 81_920, rel=1e-4)
+
+
+def test_the_loss_over_the_logits_pays_its_memory_traffic(ctx):
+    """The loss over the logits (their cast, softmax and its gradient over the vocabulary) is memory-bound work on the
+    last stage (Wijmans et al. 2024, 'Cut Your Losses in Large-Vocabulary Language Models', arXiv:2411.09009: for
+    small models the logits outweigh the rest of the model). The core moves the bytes the loss keeps twice, forward
+    and backward, at the element-wise kernels' rate: per micro-batch 2 x b·s x V / tp x bytes x elem_traffic /
+    mem_eff / bandwidth, with 4 + 2 bytes a logit where the loss keeps an fp32 copy and 2 where it works in place.
+    GPT-3 Small (125M, vocabulary 50,257 at 768 wide) on one A100 under llm-foundry's FSDP: the step time moves by
+    exactly that between the two losses: about 9 % of the step with the fp32 copy, 3 % in place."""
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(
+        model=["gpt3_125m"], chip=["nvidia_a100_sxm_80gb"], n_chips=[1], global_batch=[8], tp=[1], pp=[1],
+        micro_batch=[4], interleave=[1], recompute=["none"], zero_stage=[3], seq_len=[2048],
+        framework=["fsdp"]).items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(1))
+    cal = ctx.cal_for(cidx, x["framework"])
+    fused = run_training({**x, "fw_ce_in_place": np.ones(1)}, cal)["step_time_s"][0]
+    upcast = run_training({**x, "fw_ce_in_place": np.zeros(1)}, cal)["step_time_s"][0]
+    vocab = ctx.catalog.models["gpt3_125m"].vocab
+    rate = np.asarray(cal["elem_traffic"]).reshape(-1)[0] / np.asarray(cal["mem_eff"]).reshape(-1)[0] / float(x["mem_bw"][0])
+    per_byte = 2 * 4 * 2048 * vocab * rate  # two passes over one micro-batch's logits, per byte a logit
+    assert upcast - fused == pytest.approx(2 * per_byte * 4, rel=1e-6)  # 2 micro-batches, 4 bytes more a logit
+    assert 2 * per_byte * 6 / upcast > 0.05  # with the fp32 copy, over 5 % of the 125M model's step (2 % in place)
+    assert 0.02 < 2 * per_byte * 2 / fused < 0.05
