@@ -1082,12 +1082,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
     acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
     acts_last = activation_bytes_stage(per_layer, resident(lst) + D, 1.0 + 0.0 * p, rc)
-    # bytes: the last stage's logits (`logit_bytes` above; tpu-recipes' Llama 3.1 70B fits a v6e at 2 sequences per
-    # chip only with the loss in place)
-    logit_buf = logit_bytes
+    # bytes: the last stage's logits held at once (`logit_bytes` above, of one vocabulary chunk where the logits are
+    # computed in chunks; tpu-recipes' Llama 3.1 70B fits a v6e at 2 sequences per chip only with the loss in place)
     vt = x.get("vocab_tiles")  # optional: the logits computed in that many vocabulary chunks, one held at a time
-    if vt is not None:
-        logit_buf = logit_buf / np.maximum(vt, 1.0)
+    logit_buf = logit_bytes if vt is None else logit_bytes / np.maximum(vt, 1.0)
     mem_first = states_of(p_first) + f * exp_layer_bytes + acts_first + num(p <= 1) * logit_buf
     # each MTP module's loss keeps logits of its own beside the model's until the backward
     mem_last = states_of(p_last) + (lst + D) * exp_layer_bytes + acts_last + (1.0 + D) * logit_buf
