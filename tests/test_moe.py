@@ -428,7 +428,7 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
     searched = sum(not r.case.has_layout for r in moe_rep.results)  # MindSpeed's Mixtral: no layout published
     assert restated == 1 and searched == 1
     assert moe_rep.summary()["runs"] == len(moe_rep.results) - 5 - restated - searched == moe_rep.floor()["runs"]
-    shown = [float(m.group(1)) for line in moe_rep.lines() if "known regression" in line and "GPT-OSS" in line
+    shown = [float(m.group(1)) for line in moe_rep.lines() if "apart (a regression of its release" in line and "GPT-OSS" in line
              for m in [re.search(r" \+(\d+\.\d)%", line)] if m]
     assert len(shown) == 1 and 40.0 < shown[0] < 70.0, shown
     # the same input, published by the releases around it, is counted

@@ -34,8 +34,8 @@ class MoeReport:
     bracket: Bracket = field(default_factory=lambda: ([], []))  # runs on chips with conflicting figures (`quoted`)
 
     def counted(self) -> list[Result]:
-        """The results the statistics count: every run but those their source calls a known regression, those that
-        restate another case's run (shown, never counted twice) and those that publish no layout (answered with the
+        """The results the statistics count: every run but those their source or its maintainers call a regression of
+        their release, those that restate another case's run (shown, never counted twice) and those that publish no layout (answered with the
         layout search, shown apart, as issue 12's headline counts runs with a layout)."""
         return [r for r in self.results if not r.case.regressed and not r.case.restates and r.case.has_layout]
 
@@ -76,7 +76,7 @@ class MoeReport:
                 out.append(f"{self.label:4s} restates {r.case.restates} (the same run, not counted twice): "
                            f"{r.case.case_id} {r.error:+.1%}")
             if r.case.regressed:
-                out.append(f"{self.label:4s} apart (its source calls it a known regression): {r.case.case_id} "
+                out.append(f"{self.label:4s} apart (a regression of its release, by its source or its maintainers): {r.case.case_id} "
                            f"{r.error:+.1%}: '{r.case.regressed}'")
             if not r.case.has_layout and np.isfinite(r.error):
                 out.append(f"{self.label:4s} apart ({r.case.notes}): {r.case.case_id} {r.error:+.1%}")
