@@ -319,7 +319,10 @@ class Model(_Entry):
     head_dim: int | None = None  # None: hidden / heads
     ffn_hidden: int | None = None  # None: 4 * hidden
     vocab: int = Field(gt=0)
-    seq_len: int = Field(gt=0)
+    seq_len: int = Field(gt=0)  # the model's context (serving's limit; training's sequence unless train_seq_len)
+    # the sequence length most of the published pre-training ran at, where it is shorter than the context (Qwen3:
+    # 4,096 for 35 of 36T tokens, then a long-context stage at 32,768): a training row without seq_len runs at it
+    train_seq_len: int | None = Field(default=None, gt=0)
     mlp: Mlp = "gelu"
     position: Literal["learned", "rope", "alibi"] = "learned"
     tied_embeddings: bool = True

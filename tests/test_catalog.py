@@ -611,3 +611,14 @@ def test_a_skinny_gemm_faster_than_the_large_matrices_is_refused_naming_the_fiel
     base["gemm_measured"]["narrow"]["tflops"] = 1400.0
     with pytest.raises(ValidationError, match=r"gemm_measured.narrow.tflops: 1400 is not below the large-matrix 1382.2"):
         Chip.model_validate(base)
+
+
+def test_a_pre_training_sequence_shorter_than_the_context_says_where_it_comes_from(cat):
+    """`train_seq_len` (the sequence most of a model's published pre-training ran at) is shorter than the model's
+    context (`seq_len`) and each entry that has one says how it was read (`derived`) beside a source."""
+    have = {mid: m for mid, m in cat.models.items() if m.train_seq_len is not None}
+    assert {"qwen3_30b_a3b", "qwen3_235b_a22b", "qwen3_8b", "llama3.1_8b"} <= set(have)
+    for mid, m in have.items():
+        assert m.train_seq_len < m.seq_len, mid
+        assert "train_seq_len" in m.derived and any("(train_seq_len)" in s.title for s in m.sources), mid
+    assert cat.models["qwen3_30b_a3b"].train_seq_len == 4096 and cat.models["qwen3_30b_a3b"].seq_len == 32768

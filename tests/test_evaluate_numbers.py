@@ -54,3 +54,22 @@ def test_strict_evaluate_refuses_a_non_finite_cell_naming_row_field_and_value(va
     with pytest.raises(chipsweep.ChipsweepError) as err:
         chipsweep.evaluate(rows, kind="training", strict=True)
     assert err.value.field == "tokens" and "row 1" in str(err.value) and value in str(err.value)
+
+
+def test_a_training_row_without_seq_len_runs_at_the_models_pre_training_sequence_not_its_context() -> None:
+    """Qwen3 pre-trained 35 of its 36T tokens at 4,096 tokens and only then extended its context to 32,768 (catalog
+    `train_seq_len`): a row that gives no seq_len runs, and reports, 4,096; one that gives 32,768 runs at it, its
+    attention and activations 8x longer. Serving keeps the 32,768 context: a longer prompt is a beyond-context
+    variant, a 30,000-token one is not."""
+    base = {"model": "qwen3_30b_a3b", "chip": "nvidia_h100_sxm", "n_chips": 16, "tp": 1, "pp": 1, "ep": 16,
+            "global_batch": 1024, "micro_batch": 1, "recompute": "full", "precision": "fp8"}
+    rows = chipsweep.evaluate([base, {**base, "seq_len": 4096}, {**base, "seq_len": 32768}], kind="training").to_pylist()
+    default, short, long = rows
+    assert default["seq_len"] == 4096 and long["seq_len"] == 32768
+    assert default["tokens_per_s"] == pytest.approx(short["tokens_per_s"], rel=1e-12)
+    assert long["tokens_per_s"] < 0.8 * default["tokens_per_s"]  # causal attention over 8x the tokens
+    serve = {"model": "qwen3_8b", "chip": "nvidia_h100_sxm", "gen_len": 500}
+    near, beyond = chipsweep.evaluate([{**serve, "prompt_len": 30000}, {**serve, "prompt_len": 33000}],
+                                      kind="inference").to_pylist()
+    assert "beyond the model's context" not in (near["notes"] or "")
+    assert "beyond the model's context" in beyond["notes"]

@@ -24,6 +24,7 @@ from chipsweep.workers.tables import (
     first_rule,
     model_shape_arrays,
     peak_for_precision,
+    training_seq,
 )
 from chipsweep.workers.transformer import hybrid_rows
 
@@ -68,6 +69,7 @@ class Context:
         defaults = {k: float(v["value"]) for k, v in (catalog.defaults.get("defaults") or {}).items()}
         cal, provenance = calibration_by_chip(catalog, chips, defaults)
         shapes = model_shape_arrays(models.cols)
+        shapes["seq"] = training_seq(shapes["seq"], models.cols["train_seq_len"])  # training rows' default sequence
         terms = training.model_terms(training.shapes_of(shapes))
         published = models.cols["training_tokens_b"] * 1e9
         tokens = np.where(np.isfinite(published), published, defaults["tokens_per_param"] * terms["n_params"])

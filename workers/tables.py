@@ -117,6 +117,12 @@ def model_columns(models: ModelTable, model_idx: Array, given: Callable[[str], A
     return mcols
 
 
+def training_seq(seq: Array, train_seq: Array) -> Array:
+    """The sequence a training row runs at when it gives none: the one most of the model's published pre-training ran
+    at (catalog `train_seq_len`, where shorter than the context), else the model's context (`seq_len`)."""
+    return np.where(np.isfinite(train_seq), train_seq, seq)
+
+
 def model_shape_arrays(cols: Mapping[str, Array]) -> dict[str, Array]:
     """Model columns (catalog names) -> the core's shape keys, filling defaults (kv = heads, f = 4h, d_h = h/a)."""
     heads = cols["heads"]

@@ -44,6 +44,7 @@ from chipsweep.workers.tables import (
     model_columns,
     model_shape_arrays,
     peak_for_precision,
+    training_seq,
 )
 from chipsweep.workers.training import FW_KEYS
 
@@ -437,7 +438,7 @@ def _assemble_general(
             errors.add_message(np.nonzero(no_n)[0], "field 'n_chips' is blank: give n_chips (an integer >= 1) or tp, pp and dp",
                                field="n_chips")
     seq_given = get("seq_len")
-    shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, shapes["seq"])
+    shapes["seq"] = np.where(np.isfinite(seq_given), seq_given, training_seq(shapes["seq"], mcols["train_seq_len"]))
 
     precision = get("precision")
     given_precision = np.isfinite(precision)
@@ -778,6 +779,7 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
         cols["chip"] = pa.array(np.where(bad, None, chips).tolist(), type=pa.string())
         cols["n_chips"] = ints(x["n_chips"])
     dp = out.get("dp", np.full(n, np.nan))
+    cols["seq_len"] = ints(x["seq"])  # as run: the row's, else the model's pre-training sequence (train_seq_len)
     cols["tp"] = ints(x["tp"])
     cols["pp"] = ints(x["pp"])
     cols["dp"] = ints(dp)
