@@ -387,6 +387,9 @@ class Model(_Entry):
             raise ValueError("a MoE model gives moe_experts, moe_topk and moe_ffn_hidden together")
         if self.moe_experts is not None and self.moe_topk is not None and self.moe_topk > self.moe_experts:
             raise ValueError(f"moe_topk ({self.moe_topk}) must not exceed moe_experts ({self.moe_experts})")
+        if self.train_seq_len is not None and self.train_seq_len > self.seq_len:
+            raise ValueError(f"train_seq_len ({self.train_seq_len}) must not exceed seq_len ({self.seq_len}), the "
+                             "model's context; allowed: a pre-training sequence up to the context, or blank")
         if (self.moe_dense_layers or 0) >= self.layers:
             raise ValueError(f"moe_dense_layers ({self.moe_dense_layers}) must be fewer than layers ({self.layers})")
         if (self.mla_kv_rank is None) != (self.mla_rope_dim is None) or (self.mla_q_rank and not self.mla_kv_rank):

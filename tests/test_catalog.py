@@ -622,3 +622,12 @@ def test_a_pre_training_sequence_shorter_than_the_context_says_where_it_comes_fr
         assert m.train_seq_len < m.seq_len, mid
         assert "train_seq_len" in m.derived and any("(train_seq_len)" in s.title for s in m.sources), mid
     assert cat.models["qwen3_30b_a3b"].train_seq_len == 4096 and cat.models["qwen3_30b_a3b"].seq_len == 32768
+
+
+def test_a_pre_training_sequence_longer_than_the_context_is_refused_naming_both(cat):
+    from chipsweep.schemas.catalog import Model
+
+    entry = cat.models["qwen3_8b"].model_dump()
+    with pytest.raises(ValueError, match=r"train_seq_len \(65536\) must not exceed seq_len \(32768\)"):
+        Model.model_validate({**entry, "train_seq_len": 65536})
+    assert Model.model_validate({**entry, "train_seq_len": 32768}).train_seq_len == 32768

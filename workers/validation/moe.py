@@ -35,8 +35,8 @@ class MoeReport:
 
     def counted(self) -> list[Result]:
         """The results the statistics count: every run but those their source or its maintainers call a regression of
-        their release, those that restate another case's run (shown, never counted twice) and those that publish no layout (answered with the
-        layout search, shown apart, as issue 12's headline counts runs with a layout)."""
+        their release, those that restate another case's run (shown, never counted twice) and those that publish no
+        layout (answered with the layout search, shown apart, as issue 12's headline counts runs with a layout)."""
         return [r for r in self.results if not r.case.regressed and not r.case.restates and r.case.has_layout]
 
     def errors(self, source: str | None = None) -> np.ndarray:
