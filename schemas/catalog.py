@@ -157,10 +157,11 @@ class Chip(_Entry):
     # the calibration family the chip's training constants fall back to when it has no published runs
     # (blank: vendor and system kind, e.g. nvidia_gpu)
     family: str | None = None
-    # the catalog chip whose compute this one is (the same die, enabled units, clocks and power limit; it differs in
-    # memory or links: A100 SXM 40GB -> 80GB, H800 / H200 SXM -> H100 SXM). Its matrix efficiency is that chip's:
-    # one constant fitted on both chips' runs, and where this chip has none, `calibrated_on` says "extrapolated from
-    # <chip> (same compute)" instead of the family mean
+    # the catalog chip whose compute this one is: the same die and enabled units, so the same kernels; it differs in
+    # memory or links (A100 SXM 40GB -> 80GB, H800 / H200 SXM -> H100 SXM) or in its power limit and so its clock,
+    # its compute peaks one ratio apart (B200 HGX at 1,000 W -> GB200 at 1,200 W). Its efficiencies are shares of its
+    # own peaks, that chip's: one constant fitted on both chips' runs, and where this chip has none,
+    # `calibrated_on` says "extrapolated from <chip> (same compute)" instead of the family mean
     same_compute_as: str | None = None
     # a measured GEMM throughput (GemmMeasurement): a chip without published training runs takes the matrix
     # efficiency of the chips with runs scaled by the ratio of their measured fractions of peak
@@ -779,8 +780,10 @@ def _load_cached(overlay: str, _mtime: int) -> Catalog:
 
 def same_compute_problems(chips: dict[str, Chip], numbers: bool = False) -> list[str]:
     """`same_compute_as` must name another catalog chip without one of its own (loading refuses anything else);
-    with `numbers` (`chipsweep catalog validate`), the two must also give the same compute peaks and power limit
-    where both give them (an overlay may change one chip's numbers without breaking the other's load)."""
+    with `numbers` (`chipsweep catalog validate`), the two chips' compute peaks must also stand in one ratio where
+    both give them (the same die at another clock; the power limit that sets the clock may differ), so a constant
+    that is a share of peak means the same kernels on both (an overlay may change one chip's numbers without
+    breaking the other's load)."""
     problems = []
     for cid, chip in chips.items():
         twin = chip.same_compute_as
@@ -794,11 +797,17 @@ def same_compute_problems(chips: dict[str, Chip], numbers: bool = False) -> list
             problems.append(f"chips '{cid}': same_compute_as '{twin}' names a chip that itself has same_compute_as "
                             f"'{other.same_compute_as}'; allowed: a chip without one")
         elif numbers:
-            for name in ("peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8", "peak_tflops_fp4", "tdp_w"):
+            first: tuple[str, float, float] | None = None  # the first peak both give: the clock ratio the rest keep
+            for name in ("peak_tflops_fp16", "peak_tflops_bf16", "peak_tflops_fp8", "peak_tflops_fp4"):
                 a, b = getattr(chip, name), getattr(other, name)
-                if a is not None and b is not None and a != b:
-                    problems.append(f"chips '{cid}': same_compute_as '{twin}', but {name} is {a:g} against {b:g}; "
-                                    "allowed: a chip with the same compute peaks and power limit")
+                if a is None or b is None or b <= 0:
+                    continue
+                if first is None:
+                    first = (name, a, b)
+                elif abs(a / b / (first[1] / first[2]) - 1) > 0.005:
+                    problems.append(f"chips '{cid}': same_compute_as '{twin}', but {name} is {a:g} against {b:g} "
+                                    f"where {first[0]} is {first[1]:g} against {first[2]:g}; allowed: compute peaks "
+                                    "in one ratio to the other chip's (the same die at another clock)")
     return problems
 
 

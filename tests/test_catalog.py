@@ -587,10 +587,11 @@ def test_catalog_show_says_which_runs_fitted_a_chip_or_what_it_is_extrapolated_f
     assert 0.3 < train["mm_eff_max"] < 1.0 and 0.3 < train["mm_eff_max_fp8"] < 1.0
     assert serve["default_engine"] == "tensorrt_llm"
     assert serve["calibrated_on"]["vllm"] == "mlenergy_vllm (vllm on nvidia_h100_sxm)"
-    # the B300 has none: its matrix efficiency is its core architecture's (the B200's and GB200's), and it says so
+    # the B300 has none: its matrix efficiency is its core architecture's (the GB200's, whose set the B200 shares),
+    # and it says so
     assert cli(["catalog", "show", "nvidia_b300_hgx", "--json"]) == 0
     cal = json.loads(capsys.readouterr().out)["calibration"]
-    assert cal["training"]["calibrated_on"].startswith("extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu")
+    assert cal["training"]["calibrated_on"].startswith("extrapolated from nvidia_gb200_per_gpu (same core")
     assert list(cal["serving"]["calibrated_on"]) == ["tensorrt_llm"]
     assert cal["serving"]["calibrated_on"]["tensorrt_llm"].startswith("extrapolated from tensorrt_llm on NVIDIA")
     # a TPU v6e has no fp8 tensor rate, so no fp8 efficiency is shown for it

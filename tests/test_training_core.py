@@ -322,8 +322,8 @@ def test_an_overlay_chip_says_which_chips_its_matrix_efficiency_comes_from(tmp_p
     rows = list(csv.DictReader(out.open()))
     from chipsweep.workers.context import UNMEASURED_16
 
-    assert rows[0]["calibrated_on"] == ("extrapolated from nvidia_b200_hgx, nvidia_gb200_per_gpu (same core "
-                                        "architecture, compute capability 10.x)" + UNMEASURED_16)
+    assert rows[0]["calibrated_on"] == ("extrapolated from nvidia_gb200_per_gpu (same core architecture, compute "
+                                        "capability 10.x)" + UNMEASURED_16)
     # (provenance follows the 16-bit constant, which the GB200 lends to no other architecture)
     assert rows[1]["calibrated_on"].startswith("extrapolated from nvidia_a100_sxm_80gb, nvidia_h100_sxm by the mean "
                                                "measured GEMM share")

@@ -353,8 +353,10 @@ def test_chips_of_one_compute_share_their_serving_compute_constants_and_keep_the
     from chipsweep.workers.inference_rows import EFFICIENCY_KEYS, compute_roots, serving_calibration
 
     catalog = load_catalog()
-    ids = ["nvidia_h100_sxm", "nvidia_h200_sxm", "nvidia_h800_sxm", "nvidia_b200_hgx"]
+    ids = ["nvidia_h100_sxm", "nvidia_h200_sxm", "nvidia_h800_sxm", "nvidia_l40s"]
     assert compute_roots(catalog, ids) == ["nvidia_h100_sxm"] * 3 + [None]
+    # the B200 is the GB200's die at a lower power limit: its compute is the GB200's, and the GB200 names itself
+    assert compute_roots(catalog, ["nvidia_b200_hgx", "nvidia_gb200_per_gpu"]) == ["nvidia_gb200_per_gpu"] * 2
     sets = catalog.asic["serving"]["efficiency"]
     shared = next(s for s in sets if s["engine"] == "tensorrt_llm" and s["applies_to"] == "compute:nvidia_h100_sxm")
     assert {sel.rsplit(":", 1)[1] for sel in shared["fitted_on"]} == {"nvidia_h100_sxm", "nvidia_h200_sxm"}

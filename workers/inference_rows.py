@@ -143,7 +143,8 @@ def _value(entry: Any) -> float:
 
 def compute_roots(catalog: Any, chip_ids: Sequence[str]) -> list[str | None]:
     """Per chip, the chip whose compute it shares (catalog `same_compute_as`: the H200 and H800 the H100's die, clocks
-    and power, the A100 40GB the 80GB's), itself for a chip others name, None for a chip of a compute of its own."""
+    and power, the A100 40GB the 80GB's, the B200 the GB200's die at a lower power limit), itself for a chip others
+    name, None for a chip of a compute of its own."""
     named = {c.same_compute_as for c in catalog.chips.values() if c.same_compute_as}
     out: list[str | None] = []
     for cid in chip_ids:
@@ -153,8 +154,8 @@ def compute_roots(catalog: Any, chip_ids: Sequence[str]) -> list[str | None]:
 
 
 def _level(applies_to: str, cid: str, cls: str, vendor: str, compute: str | None = None) -> int:
-    """How specific a set is for a chip: 6 its id, 5 the chips of its compute ('compute:nvidia_h100_sxm': one die,
-    clocks and power, memory aside), 4 its vendor's chips of its class ('vendor:AMD/datacenter_training': one software
+    """How specific a set is for a chip: 6 its id, 5 the chips of its compute ('compute:nvidia_h100_sxm': one die
+    and its kernels, memory and clocks aside), 4 its vendor's chips of its class ('vendor:AMD/datacenter_training': one software
     stack on one kind of chip), 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...), 1 every chip, 0 not
     this chip."""
     if applies_to == cid:

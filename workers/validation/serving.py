@@ -32,7 +32,7 @@ How a run becomes a row (every choice here is a property of the published run, n
 
 Fit (`fit`): per engine, the achieved bandwidth fraction, compute fraction and time per layer are fitted at six
 levels: every engine together, the engine on all chips, on a chip class, on one vendor's chips of that class (one
-software stack: CUDA, ROCm, Metal), on the chips of one compute (catalog `same_compute_as`: one die, clocks and power),
+software stack: CUDA, ROCm, Metal), on the chips of one compute (catalog `same_compute_as`: one die and its kernels),
 on one chip (each level starts from the one above and only moves with its own runs; a chip whose runs are exactly its
 vendor set's repeats that set's values; a chip of a shared compute fits only its memory's share), and the achieved share of the chips' link per engine and chip alone, on
 the runs over several chips whose all-reduces are large enough to run at its bandwidth; then power (idle share,
@@ -676,7 +676,7 @@ class Group:
 # one chip)
 EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "vendor_class"), ("e", "compute"), ("e", "chip"))
 PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "vendor_class": 4, "compute": 5, "chip": 6}
-# chips of one compute (catalog `same_compute_as`: one die, clocks and power, the H100's in the H200 and H800) share
+# chips of one compute (catalog `same_compute_as`: one die, the H100's in the H200 and H800, the GB200's in the B200) share
 # what the die and the engine's kernels set, fitted on all their runs together; each keeps its own memory's share
 # (HBM3 against HBM3e) and its own link's (CHIP_ONLY). Fitted per chip, the H100 and H200 took TensorRT-LLM
 # constants up to 4x apart (the fp8 quantisation's time per layer 0.03 against 0.11 ms), which made the H200 the
