@@ -566,6 +566,15 @@ def test_same_compute_as_must_name_another_chip_without_one(tmp_path):
     cat = load_catalog(faster)  # loads: an overlay may change one of the two
     assert any("peak_tflops_bf16 is 989.4 against 1200" in p for p in same_compute_problems(cat.chips, numbers=True))
     assert same_compute_problems(load_catalog(use_env=False).chips, numbers=True) == []
+    # the same die at another clock: the B200's peaks stand at 0.9 of the GB200's at every precision, which passes;
+    # one peak out of that ratio is flagged, naming it against the first peak both give
+    b200 = load_catalog(use_env=False).chips["nvidia_b200_hgx"]
+    assert b200.same_compute_as == "nvidia_gb200_per_gpu"
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("chips:\n  - {id: nvidia_b200_hgx, peak_tflops_fp8: 5000}\n")
+    problems = same_compute_problems(load_catalog(odd).chips, numbers=True)
+    assert any("peak_tflops_fp8 is 5000 against 5000 where peak_tflops_fp16 is 2250 against 2500" in p
+               for p in problems), problems
 
 
 def test_step_breakdown_names_the_bubble_and_the_communication_compute_does_not_hide(ctx):
