@@ -57,9 +57,9 @@ WINDOW_FIELDS: tuple[str, ...] = ("sliding_window", "sliding_window_layers")
 # state-space (Mamba-2) layers of hybrid models (catalog models): how many, their heads, head and state widths, the
 # B/C groups and the causal convolution's kernel, as the model's config publishes them (Dao & Gu 2024, Mamba-2)
 SSM_FIELDS: tuple[str, ...] = ("ssm_layers", "ssm_heads", "ssm_head_dim", "ssm_state_dim", "ssm_groups", "ssm_conv_kernel")
-MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "train_seq_len", "training_tokens_b", "active_params_b", *MOE_FIELDS,
-                                  "kv_cache_dim", "attention_layers", "mlp_layers", "mtp_layers", "moe_latent_dim", *MLA_FIELDS, *ROUTING_FIELDS,
-                                  *WINDOW_FIELDS, *SSM_FIELDS)
+MODEL_NUMERIC: tuple[str, ...] = ("params_b", *SHAPE_FIELDS, "train_seq_len", "training_tokens_b", "active_params_b",
+                                  *MOE_FIELDS, "kv_cache_dim", "attention_layers", "mlp_layers", "mtp_layers",
+                                  "moe_latent_dim", *MLA_FIELDS, *ROUTING_FIELDS, *WINDOW_FIELDS, *SSM_FIELDS)
 
 # ---- training --------------------------------------------------------------------------------------
 # fp8: per-tensor scaled 8-bit GEMMs (Transformer Engine); mxfp8: 8-bit GEMMs with a scale per 32 elements (OCP

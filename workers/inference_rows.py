@@ -155,9 +155,9 @@ def compute_roots(catalog: Any, chip_ids: Sequence[str]) -> list[str | None]:
 
 def _level(applies_to: str, cid: str, cls: str, vendor: str, compute: str | None = None) -> int:
     """How specific a set is for a chip: 6 its id, 5 the chips of its compute ('compute:nvidia_h100_sxm': one die
-    and its kernels, memory and clocks aside), 4 its vendor's chips of its class ('vendor:AMD/datacenter_training': one software
-    stack on one kind of chip), 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...), 1 every chip, 0 not
-    this chip."""
+    and its kernels, memory and clocks aside), 4 its vendor's chips of its class ('vendor:AMD/datacenter_training':
+    one software stack on one kind of chip), 3 its class, 2 its vendor (the engine's backend: CUDA, Metal...), 1
+    every chip, 0 not this chip."""
     if applies_to == cid:
         return 6
     if compute is not None and applies_to == f"compute:{compute}":

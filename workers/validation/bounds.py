@@ -95,7 +95,8 @@ def training_bounds(rep: TrainingReport, ctx: Context) -> list[Bound]:
         apart = sum(bool(r.case.regressed) for r in report.results)
         out.append(Bound("13", f"{label}, median / p90", "15 % / 35 %",
                          f"{_pair(s['median'], s['p90'])} ({int(s['runs'])} runs"
-                         + (f"; {apart} a regression of their release by their source or its maintainers, apart" if apart else "") + ")",
+                         + (f"; {apart} a regression of their release by their source or its maintainers, apart"
+                            if apart else "") + ")",
                          s["median"] <= 0.15 and s["p90"] <= 0.35))
     hours = deepseek_v3_gpu_hours(ctx)
     err = hours / DEEPSEEK_V3_GPU_HOURS - 1.0

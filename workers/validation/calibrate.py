@@ -12,8 +12,8 @@ the model predicts a publication it never saw.
 What is fitted, and where it applies (workers/context.py resolves the sets):
 - per chip with published runs: `mm_eff_max` (and `mm_eff_max_fp8` where it has fp8 runs), one constant for a
   chip and the chips whose compute it is (`same_compute_as`: the A100 SXM 40GB's runs and the 80GB's fit one
-  value, the B200's and the GB200's one share of each chip's own peak); a chip without runs takes that chip's value where it names one ("extrapolated from <chip> (same
-  compute)"), else with a measured GEMM (`gemm_measured`) the measured fitted chips' values scaled by its share of
+  value, the B200's and the GB200's one share of each chip's own peak); a chip without runs takes that chip's
+  value where it names one ("extrapolated from <chip> (same compute)"), else with a measured GEMM (`gemm_measured`) the measured fitted chips' values scaled by its share of
   peak, else the fitted chips of its core architecture (`compute_capability` major: the B300 the B200's and
   GB200's), else its calibration family's mean ("extrapolated from <family>"), else the measured fitted chips'
   values scaled by its family's measured share or the mean measured share (defaults.yaml `gemm_reach`);

@@ -76,8 +76,8 @@ class MoeReport:
                 out.append(f"{self.label:4s} restates {r.case.restates} (the same run, not counted twice): "
                            f"{r.case.case_id} {r.error:+.1%}")
             if r.case.regressed:
-                out.append(f"{self.label:4s} apart (a regression of its release, by its source or its maintainers): {r.case.case_id} "
-                           f"{r.error:+.1%}: '{r.case.regressed}'")
+                out.append(f"{self.label:4s} apart (a regression of its release, by its source or its maintainers): "
+                           f"{r.case.case_id} {r.error:+.1%}: '{r.case.regressed}'")
             if not r.case.has_layout and np.isfinite(r.error):
                 out.append(f"{self.label:4s} apart ({r.case.notes}): {r.case.case_id} {r.error:+.1%}")
         out += [f"{self.label:4s} {line.strip()}" for line in bracket_lines(*self.bracket)]

@@ -676,8 +676,8 @@ class Group:
 # one chip)
 EFFICIENCY_LEVELS = (("*", "*"), ("e", "*"), ("e", "class"), ("e", "vendor_class"), ("e", "compute"), ("e", "chip"))
 PLACE_LEVEL = {"*": 1, "vendor": 2, "class": 3, "vendor_class": 4, "compute": 5, "chip": 6}
-# chips of one compute (catalog `same_compute_as`: one die, the H100's in the H200 and H800, the GB200's in the B200) share
-# what the die and the engine's kernels set, fitted on all their runs together; each keeps its own memory's share
+# chips of one compute (catalog `same_compute_as`: one die, the H100's in the H200 and H800, the GB200's in the
+# B200) share what the die and the engine's kernels set, fitted on all their runs together; each keeps its own memory's share
 # (HBM3 against HBM3e) and its own link's (CHIP_ONLY). Fitted per chip, the H100 and H200 took TensorRT-LLM
 # constants up to 4x apart (the fp8 quantisation's time per layer 0.03 against 0.11 ms), which made the H200 the
 # slower chip at low concurrency, its datasheet notwithstanding
