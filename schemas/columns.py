@@ -82,7 +82,8 @@ TRAINING: list[Column] = [
     _c("hardware_tflops_per_chip", "float32", "TFLOP/s", "hardware FLOPs (with recompute) per chip per second", "output", better="max"),
     _c("mfu", "float32", "fraction", "model FLOPs utilisation", "output", better="max"),
     _c("hfu", "float32", "fraction", "hardware FLOPs utilisation", "output", better="max"),
-    _c("mem_per_chip_gb", "float32", "GB", "memory per chip (first pipeline stage)", "output"),
+    _c("mem_per_chip_gb", "float32", "GB", "memory per chip (the fullest pipeline stage: the first, a middle or the "
+       "last)", "output"),
     _c("fits", "bool", "", "the configuration fits in memory (memory only: a row that fits can still break another "
        "rule, which infeasible_reason names; feasible rows have fits and an empty infeasible_reason)", "output"),
     _c("time_to_train_days", "float32", "days", "wall-clock time for `tokens`", "output"),

@@ -37,7 +37,7 @@ FEATURES = {
     "ds_engine": "fw_ds", "uneven": "fw_uneven", "pp_inner": "fw_pp_inner",
     "ep_dedup": "fw_ep_dedup", "zero3_per_tensor": "fw_z3_tensors", "zero3_live_params": "fw_z3_live",
     "zero3_prefetch_params": "fw_z3_prefetch", "fa2_attention": "fw_fa2", "moe_probs_in_act": "fw_moe_probs_in_act",
-    "ce_in_place": "fw_ce_in_place", "int8_training": "fw_int8",
+    "ce_in_place": "fw_ce_in_place", "int8_training": "fw_int8", "master_shards": "fw_master_shards",
 }
 FRAMEWORK_DEFAULTS = ("flash", "grad_bytes")  # per-framework defaults of row fields
 

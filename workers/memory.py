@@ -132,11 +132,18 @@ def activation_bytes_per_layer(
     return none, selective, full
 
 
-def in_flight_factor(pp: Array, interleave: Array, micro_batches: Array) -> Array:
-    """Micro-batches whose activations the first stage holds under 1F1B (Korthikanti sec. 4.2.3)."""
+def in_flight_factor(pp: Array, interleave: Array, micro_batches: Array, rank: Array | float = 0.0) -> Array:
+    """Micro-batches whose activations pipeline rank `rank` (0: the first stage) holds at its peak, in units of
+    its whole stage's activations for one micro-batch. 1F1B (PipeDream-Flush): the pp - rank - 1 warm-up forwards
+    and the one in flight, at most the step's micro-batches. Interleaved 1F1B with v model chunks per rank
+    (Megatron-Core schedules.forward_backward_pipelining_with_interleaving): 2 (pp - rank - 1) + (v - 1) pp warm-up
+    chunk forwards and one in flight, at most the m v chunks of the step, each chunk 1/v of the stage; on the first
+    stage pp (1 + (pp - 1) / (pp v)) (Korthikanti et al. 2022 sec. 4.2.3), on the last ((v - 1) pp + 1) / v."""
     dtype = np.result_type(pp)
-    inter = (interleave > 1).astype(dtype) * ((pp - 1.0) / (pp * interleave))
-    return np.minimum(pp, micro_batches) * (1.0 + inter)
+    plain = np.minimum(pp - rank, micro_batches)
+    v = np.maximum(interleave, 1.0)
+    chunks = np.minimum(2.0 * (pp - rank - 1.0) + (v - 1.0) * pp + 1.0, micro_batches * v) / v
+    return np.where(interleave > 1, chunks, plain).astype(dtype, copy=False)
 
 
 def kept_per_layer(per_layer: tuple[Array, Array, Array], recompute: Array) -> Array:

@@ -136,7 +136,7 @@ FA2_ON_ASYNC_MMA = (1.5 * 2.0) ** 0.5
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
            "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
-           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place", "fw_int8")
+           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place", "fw_int8", "fw_master_shards")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -509,24 +509,21 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
 
         def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
             return group.allgather(dense_b) + edp.allgather(exp_b)
-
-        def ring_latency(group: comm.Group) -> Array | float:
-            return group.ring_latency() + edp.ring_latency()
     else:
         def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
             return group.allreduce(dense_b)
 
         def allgather(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
             return group.allgather(dense_b)
-
-        def ring_latency(group: comm.Group) -> Array | float:
-            return group.ring_latency()
     # ZeRO-0: one gradient all-reduce per step, hidden behind the last micro-batch's backward where the
-    # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter behind that backward, the
-    # parameter all-gather behind the next step's first forward (Megatron-Core --overlap-param-gather)
+    # framework overlaps it; ZeRO-1 (distributed optimizer): its reduce-scatter of the gradients (their bytes)
+    # behind that backward, the all-gather of the updated parameters (their bytes: Megatron-Core's
+    # DistributedOptimizer gathers the model's 16-bit, or fp8, parameters, not the gradient buffer) behind the
+    # next step's first forward (--overlap-param-gather); neither half is shrunk by in-network reduction
     grad_ar = allreduce(dense_chip * gb, exp_chip * gb, dp_all) * coll  # s
-    half_ar = 0.5 * grad_ar + ring_latency(dp_all) * coll  # reduce-scatter or all-gather: a ring each
-    t_z01 = _pick(z1, np.maximum(half_ar - win_bwd, 0.0) + np.maximum(half_ar - win_fwd, 0.0),
+    rs_z1 = allgather(dense_chip * gb, exp_chip * gb, dp_all) * coll  # s: the gradients' reduce-scatter
+    ag_z1 = allgather(dense_chip * wb, exp_chip * wb, dp_all) * coll  # s: the parameters' all-gather
+    t_z01 = _pick(z1, np.maximum(rs_z1 - win_bwd, 0.0) + np.maximum(ag_z1 - win_fwd, 0.0),
                   np.maximum(grad_ar - win_bwd, 0.0))
     # ZeRO-2: gradients reduce-scattered every micro-batch, parameters all-gathered once per step
     rs_grad = allgather(dense_chip * gb, exp_chip * gb, shard) * coll  # s per micro-batch
@@ -827,7 +824,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     out_lat, dom = cal["out_latency_s"], x["up_domain"]
     msg = bs * h * e  # bytes of one layer output for a micro-batch
     nvls = x["up_reduce"]  # in-network reduction on the scale-up switch
-    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat, nvls)
+    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
     tp_gather = tp_group.allgather(msg)  # s: an all-gather (or reduce-scatter) of one layer output
     # with sequence parallelism each all-reduce is a reduce-scatter and an all-gather, which in-network reduction
     # (NVLink SHARP) does not shrink; without it an all-reduce, which it halves
@@ -977,7 +974,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # fits a domain inside it, sending over the scale-up link while data parallelism crosses the network:
     # such rows take the faster of the two orders
     n_used = dp * tpc
-    can_inner = (x["fw_pp_inner"] > 0) & (tp_pp <= dom) & (n_used > dom) & (p > 1)
+    can_inner = (x["fw_pp_inner"] > 0) & (tpc <= dom) & (n_used > dom) & (p > 1)  # a whole replica (tp x cp x pp)
     # gradients reduce over the data-parallel and context-parallel ranks (same weights, other tokens)
     dp_grad = dp_run * cp if any_cp else dp_run
     zg = np.minimum(np.where(np.isfinite(x["zero_group"]), x["zero_group"], dp_grad), dp_grad)
@@ -1006,13 +1003,17 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     z1 = num(zero == 1)
     coll = 1.0 / cal["dp_coll_eff"]  # a framework's collectives slower than NCCL's (2021 DeepSpeed)
     zero_shards = _pick(num(zero >= 1), zg, 1.0)
-    state_bpp = model_state_bytes_per_param(zero, zero_shards, wb, gb)  # bytes/param
+    # ZeRO-3 under FSDP, FSDP2 and MaxText shards the fp32 parameters themselves: the shard is the optimizer's master
+    # copy and the 16-bit weights exist only gathered (`gathered` below), so the weights add no bytes of their own
+    # at rest (16 / d in all); DeepSpeed and Megatron-FSDP keep a 16-bit shard beside the fp32 master (18 / d)
+    state_wb = np.where((x["fw_master_shards"] > 0) & (zero >= 3), 0.0, wb)  # bytes/param of the sharded weights
+    state_bpp = model_state_bytes_per_param(zero, zero_shards, state_wb, gb)  # bytes/param
     t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
     exp_layer_bytes = 0.0  # bytes of routed-expert weights and state per layer on one chip
     if any_moe:
         # the routed experts' optimizer state shards over the expert-data-parallel group, dp/ep ranks (Megatron-Core)
         d_exp = np.maximum(zero_shards * t / (ep * etp), 1.0)  # expert-data-parallel ranks sharding the state (ZeRO sec. 5)
-        state_exp = (_pick(num(zero >= 3), wb / d_exp, wb) + _pick(num(zero >= 2), gb / d_exp, gb)
+        state_exp = (_pick(num(zero >= 3), state_wb / d_exp, wb) + _pick(num(zero >= 2), gb / d_exp, gb)
                      + _pick(num(zero >= 1), 12.0 / d_exp, 12.0))  # bytes/param: weights, gradients, Adam (fp32)
         exp_layer_bytes = p_exp_layer / (ep * etp) * state_exp
 
@@ -1080,8 +1081,10 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         return layers - gone + num(gone > 0)
 
     acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
-    acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(np.minimum(p - 1.0, m_run), 1.0), rc)
-    acts_last = activation_bytes_stage(per_layer, resident(lst) + D, 1.0 + 0.0 * p, rc)
+    # a middle stage: the second rank, which holds the most of them; the last rank holds one micro-batch under
+    # 1F1B, and under interleaving its chunks' warm-up of (v - 1) pp chunk forwards
+    acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(in_flight_factor(p, v, m_run, 1.0), 1.0), rc)
+    acts_last = activation_bytes_stage(per_layer, resident(lst) + D, in_flight_factor(p, v, m_run, p - 1.0), rc)
     # bytes: the last stage's logits held at once (`logit_bytes` above, of one vocabulary chunk where the logits are
     # computed in chunks; tpu-recipes' Llama 3.1 70B fits a v6e at 2 sequences per chip only with the loss in place)
     vt = x.get("vocab_tiles")  # optional: the logits computed in that many vocabulary chunks, one held at a time
