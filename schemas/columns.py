@@ -191,6 +191,9 @@ INFERENCE: list[Column] = [
     # added 2026-12-06: what a sweep set that has no column of its own, at the end so lakes written before read NULL
     _c("what_if", "category", "", "the sweep's axis and fixed settings without a column of their own (a model's "
        "shapes, params_b, quant_overhead, chip.* overrides) as 'name=value; ...', '' where none", "input"),
+    # added 2026-12-07 at the end so lakes written before read NULL
+    _c("cost_basis", "category", "", "rental | owned: usd_per_million_tokens from the chips' rental price, or what "
+       "owning them costs (NULL: no cost); pareto_serving never compares the two", "output"),
 ]
 
 ASIC: list[Column] = [

@@ -206,7 +206,7 @@ def random_inference(
         "disaggregated": np.zeros(n, dtype=bool), "dp_attention": np.zeros(n, dtype=bool),
         "engine": ["tensorrt_llm"] * n, "calibrated_on": ["extrapolated from all chips (default set)"] * n,
         "scheduler_steps": np.ones(n), "ssm_state_bits": np.full(n, 16.0), "async_scheduling": np.zeros(n, dtype=bool),
-        "ep_dedup": np.zeros(n, dtype=bool),
+        "ep_dedup": np.zeros(n, dtype=bool), "cost_basis": ["rental"] * n,
     })
     for name in ("output_tokens_per_s", "output_tokens_per_s_per_chip", "tokens_per_s_per_user", "tpot_s",
                  "usd_per_million_tokens", "power_w"):
@@ -239,6 +239,18 @@ def random_asic(
                  "decode_energy_per_token_j"):
         cols[name] = rng.random(n).astype(np.float32)
     return _to_table("asic", cols)
+
+
+def with_columns(t: pa.Table, **cols: object) -> pa.Table:
+    """`t` with the named columns replaced by these values, cast to the facts' types (dictionary columns encoded)."""
+    for name, values in cols.items():
+        field = t.schema.field(name)
+        if pa.types.is_dictionary(field.type):
+            array = pa.array(list(values), type=pa.string()).dictionary_encode().cast(field.type)  # type: ignore[call-overload]
+        else:
+            array = pa.array(np.asarray(values)).cast(field.type, safe=False)
+        t = t.set_column(t.schema.get_field_index(name), field, array)
+    return t
 
 
 def _to_table(kind: str, cols: dict[str, object]) -> pa.Table:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from chipsweep.queries.frontier import Objective, pareto_sql
 from chipsweep.queries.runner import run_saved
+from chipsweep.schemas.columns import FACTS
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LAKE_SETTINGS = settings(max_examples=10, deadline=None,
@@ -215,6 +216,11 @@ def test_pareto_edge_matches_brute_force(tmp_path: Path, seed: int, n: int, dist
             assert r["chip"].endswith(f"{r['dram']} {r['dram_bus_bits']}-bit"), r["chip"]
 
 
+def _value(v: object) -> object:
+    """A config cell as a key: NaN (a blank float input) is one value, as the diff's text of it is."""
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
 def _frontier_configs(t: pa.Table, names: np.ndarray, objs: list[Objective], config: list[str],
                       split: str | None = None) -> dict[tuple, list[int]]:
     """The brute-force frontier of each model (and of each value of `split`, a column whose values are separate
@@ -227,7 +233,8 @@ def _frontier_configs(t: pa.Table, names: np.ndarray, objs: list[Objective], con
             keep = brute_force(_signed(t.take(pa.array(rows, pa.int64())), objs)) if len(rows) else []
             for r, k in zip(rows, keep, strict=True):
                 if k:
-                    out.setdefault((model, *(t[c][int(r)].as_py() for c in config)), []).append(int(t["idx"][int(r)].as_py()))
+                    key = (model, *(_value(t[c][int(r)].as_py()) for c in config))
+                    out.setdefault(key, []).append(int(t["idx"][int(r)].as_py()))
     return out
 
 
@@ -235,6 +242,12 @@ def _diff(before: dict[tuple, list[int]], after: dict[tuple, list[int]], old: in
     """(change, version, idx) of the configurations that entered the frontier and those that left it."""
     return sorted([("entered", new, i) for k, v in after.items() if k not in before for i in v]
                   + [("left", old, i) for k, v in before.items() if k not in after for i in v])
+
+
+def _inputs(kind: str) -> list[str]:
+    """Every input column of a kind's facts but the model (the brute force keys by its name): what tells two
+    configurations apart, derived from the schema so a column added there cannot be left out of the diff's match."""
+    return [c.name for c in FACTS[kind] if c.role == "input" and c.name != "model_id"]
 
 
 def _got(got: pa.Table) -> list[tuple]:
@@ -260,8 +273,7 @@ def test_frontier_diff_matches_brute_force(tmp_path: Path, seed: int, n: int, di
     got = run_saved("frontier_diff", {"sweep": "s", "from_version": 1, "to_version": 2}, lake=lake)
 
     objs = [Objective("time_to_train_days"), Objective("cost_usd")]
-    config_cols = ["chip_id", "cost_basis", "n_chips", "tp", "pp", "dp", "micro_batch", "interleave", "recompute",
-                   "zero_stage", "precision", "global_batch", "seq_len", "tokens"]
+    config_cols = [*_inputs("training"), "cost_basis", "first_stage_layers", "last_stage_layers"]
 
     # each model's frontier, each cost basis its own (rental prices and owned TCO never share one)
     before = _frontier_configs(old, _model_names(old, MODEL_ORDERS[0]), objs, config_cols, "cost_basis")
@@ -312,7 +324,7 @@ EDGE_CONFIG = {
     "asic": ["node_nm", "n_mac", "clock_ghz", "sram_mb", "dram", "dram_bus_bits", "precision", "weight_bits", "batch",
              "prompt_len", "gen_len", "dram_mt_s", "dram_gb", "kv_bits", "arch", "yield_model", "d0_per_cm2", "tiles",
              "spare_tiles"],
-    "inference": ["chip_id", "n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len"],
+    "inference": _inputs("inference"),
 }
 
 
@@ -346,9 +358,7 @@ def test_frontier_diff_of_an_edge_sweep_matches_brute_force(tmp_path: Path, seed
     assert set(got["kind"].to_pylist()) <= {kind}
 
 
-SERVING_CONFIG = ["chip_id", "engine", "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "compute_precision",
-                  "weight_bits", "kv_bits", "concurrency", "ssm_state_bits", "disaggregated", "async_scheduling",
-                  "scheduler_steps", "prompt_len", "gen_len"]
+SERVING_CONFIG = [*_inputs("inference"), "cost_basis"]
 
 
 @LAKE_SETTINGS
@@ -382,3 +392,36 @@ def test_frontier_diff_of_a_serving_sweep_matches_brute_force(tmp_path: Path, se
     assert _got(got) == _diff(before, after, 1, 2)
     assert set(got["kind"].to_pylist()) <= {"serving"}
     assert all("users" in lay or "user" in lay for lay in got["layout"].to_pylist())
+
+
+
+@pytest.mark.parametrize(("kind", "column", "values"), [
+    ("training", "pp_schedule", ["1f1b", "dualpipe"]),
+    ("training", "what_if", ["flash_attention=true", "flash_attention=false"]),
+    ("inference", "engine", ["llama_cpp", "mlc"]),
+    ("inference", "what_if", ["params_b=7", "params_b=8"]),
+])
+def test_frontier_diff_tells_apart_configurations_that_differ_in_one_input(tmp_path: Path, kind: str, column: str,
+                                                                           values: list[str]) -> None:
+    """Two configurations alike but for one input (a pipeline schedule, a setting recorded in what_if, an engine):
+    the first is the frontier in version 1, the second in version 2. The diff reports one leaving and the other
+    entering; matched by a description that left that input out, the two cancelled and nothing was reported."""
+    lake = _fresh(tmp_path, "twins")
+    rng = np.random.default_rng(0)
+    same: dict[str, object] = {"idx": [0, 1], "model_id": [0, 0], "chip_id": [1, 1], "n_chips": [8, 8],
+                               "fits": [True, True], "infeasible_reason": ["", ""], column: values}
+    if kind == "training":
+        t = lakegen.with_columns(lakegen.random_training(rng, 2, infeasible_frac=0.0, nan_frac=0.0, n_models=1),
+                 **same, cost_basis=["rental", "rental"])
+        v1 = lakegen.with_columns(t, time_to_train_days=[10.0, 11.0], cost_usd=[100.0, 110.0])
+        v2 = lakegen.with_columns(t, time_to_train_days=[12.0, 9.0], cost_usd=[120.0, 90.0])
+    else:  # an edge sweep: decode speed at the serving point, energy, unit cost
+        t = lakegen.with_columns(lakegen.random_inference(rng, 2, infeasible_frac=0.0, nan_frac=0.0, n_models=1),
+                 **same, batch=[1, 1], concurrency=[1, 1], unit_cost_usd=[2000.0, 2000.0])
+        v1 = lakegen.with_columns(t, tokens_per_s_per_user=[20.0, 18.0], energy_per_token_j=[1.0, 1.1])
+        v2 = lakegen.with_columns(t, tokens_per_s_per_user=[18.0, 20.0], energy_per_token_j=[1.1, 1.0])
+    for version, table in ((1, v1), (2, v2)):
+        lakegen.write_version(lake, kind, "s", version, table, chips=lakegen.chips_dim(CHIP_IDS),
+                              models=lakegen.models_dim(MODEL_ORDERS[0]))
+    got = run_saved("frontier_diff", {"sweep": "s", "from_version": 1, "to_version": 2}, lake=lake)
+    assert _got(got) == [("entered", 2, 1), ("left", 1, 0)]

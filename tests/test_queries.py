@@ -722,3 +722,56 @@ def test_json_rows_give_a_float32_column_its_own_digits() -> None:
     rows = table_records(t)
     assert [r["a"] for r in rows] == [3653.45, None, 1.5e13]
     assert rows[0]["b"] == 3653.449951171875 and rows[1]["b"] == 0.1
+
+
+
+def test_ranking_queries_never_set_a_rental_cost_against_an_owned_one(tmp_path: Path) -> None:
+    """A training sweep with a cost_basis axis costs each layout twice: at the chips' rental price and at the owned
+    cluster's TCO. On rental prices the A100 is the cheaper chip ($5,500 against the H100's $6,000), owned the H100
+    ($5,000 against $7,000). Ranked across bases the H100 came first at its owned $5,000 and the A100 second at its
+    rental $5,500: no basis says that. Each basis is now ranked on its own (as pareto_training keeps each its own
+    frontier), or the one `cost_basis` names."""
+    lake = str(tmp_path / "bases")
+    t = lakegen.random_training(np.random.default_rng(1), 4, infeasible_frac=0.0, nan_frac=0.0, n_models=1)
+    t = lakegen.with_columns(t, idx=[0, 1, 2, 3], chip_id=[1, 1, 0, 0], n_chips=[64] * 4, fits=[True] * 4, infeasible_reason=[""] * 4,
+              cost_basis=["rental", "owned", "rental", "owned"], time_to_train_days=[2.0, 2.0, 3.0, 3.0],
+              cost_usd=[6000.0, 5000.0, 5500.0, 7000.0])
+    lakegen.write_version(lake, "training", "s", 1, t, chips=lakegen.chips_dim(["nvidia_a100_sxm_80gb", "nvidia_h100_sxm"]),
+                          models=lakegen.models_dim(["llama2_70b"]))
+    a100, h100 = "nvidia_a100_sxm_80gb", "nvidia_h100_sxm"
+    by_basis = [("rental", a100, 5500.0), ("rental", h100, 6000.0), ("owned", h100, 5000.0), ("owned", a100, 7000.0)]
+    cheapest = run_saved("cheapest_within_deadline", {"model": "llama2_70b", "days": 5}, lake=lake)
+    assert list(zip(cheapest["cost_basis"].to_pylist(), cheapest["chip"].to_pylist(), cheapest["cost_usd"].to_pylist(),
+                    strict=True)) == by_basis
+    best = run_saved("best_layout", {"model": "llama2_70b", "n_chips": 64, "objective": "cost_usd"}, lake=lake)
+    assert list(zip(best["cost_basis"].to_pylist(), best["chip"].to_pylist(), best["cost_usd"].to_pylist(),
+                    strict=True)) == by_basis
+    owned = run_saved("cheapest_within_deadline", {"model": "llama2_70b", "days": 5, "cost_basis": "owned"}, lake=lake)
+    assert owned["chip"].to_pylist() == [h100, a100] and set(owned["cost_basis"].to_pylist()) == {"owned"}
+    # the fastest layout does not depend on the basis: one row per chip, each basis's cost shown beside it
+    fastest = run_saved("best_layout", {"model": "llama2_70b", "n_chips": 64}, lake=lake)
+    assert fastest["chip"].to_pylist() == [h100, a100]
+    board = run_saved("chip_leaderboard", {"model": "llama2_70b"}, lake=lake)
+    rows = {(r["chip"], r["cost_basis"]): r["best_cost_usd"] for r in board.to_pylist()}
+    assert rows == {(h100, "rental"): 6000.0, (h100, "owned"): 5000.0, (a100, "rental"): 5500.0, (a100, "owned"): 7000.0}
+
+
+def test_pareto_serving_compares_costs_on_one_basis_and_throughput_on_every_chip(tmp_path: Path) -> None:
+    """Serving rows are costed at the chips' rental price, else at what owning them costs (`cost_basis`). Row 0
+    (rented, $2 per million tokens) and row 1 (owned, $1) serve alike: with the cost per million tokens an objective,
+    each basis is its own frontier and both stay (across bases the owned row would hide the rented one); without it
+    one frontier spans every chip, and the faster row 2 (no price: no basis) dominates both."""
+    lake = str(tmp_path / "serving")
+    t = lakegen.random_inference(np.random.default_rng(2), 3, infeasible_frac=0.0, nan_frac=0.0, n_models=1)
+    t = lakegen.with_columns(t, idx=[0, 1, 2], model_id=[0, 0, 0], chip_id=[1, 3, 0], fits=[True] * 3, infeasible_reason=[""] * 3,
+              output_tokens_per_s_per_chip=[100.0, 100.0, 200.0], tokens_per_s_per_user=[10.0, 10.0, 20.0],
+              usd_per_million_tokens=[2.0, 1.0, np.nan], cost_basis=["rental", "owned", None])
+    lakegen.write_version(lake, "inference", "s", 1, t, chips=lakegen.chips_dim(["nvidia_a100_sxm_80gb", "nvidia_h100_sxm",
+                                                                                 "google_tpu_v4", "amd_mi300x"]),
+                          models=lakegen.models_dim(["llama2_70b"]))
+    costed = "output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max,usd_per_million_tokens"
+    got = run_saved("pareto_serving", {"model": "llama2_70b", "objectives": costed}, lake=lake)
+    assert sorted(zip(got["idx"].to_pylist(), got["cost_basis"].to_pylist(), strict=True)) == [(0, "rental"), (1, "owned")]
+    rented = run_saved("pareto_serving", {"model": "llama2_70b", "objectives": costed, "cost_basis": "rental"}, lake=lake)
+    assert rented["idx"].to_pylist() == [0]
+    assert run_saved("pareto_serving", {"model": "llama2_70b"}, lake=lake)["idx"].to_pylist() == [2]

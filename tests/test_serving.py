@@ -968,3 +968,80 @@ def test_a_disaggregated_prompt_pool_runs_the_passes_its_ttft_says() -> None:
             assert pool < 0.75 * prompt_tok_s * t * lone / p and r["ttft_queue_s"] > 0.5 * lone
         else:
             assert pool == pytest.approx(prompt_tok_s * t * lone / p, rel=1e-6)
+
+
+def test_a_serving_row_says_the_basis_of_its_cost() -> None:
+    """`usd_per_million_tokens` is the chips' rental price where the catalog has one (H100 SXM), else what owning
+    them costs (Gaudi 3: its kit price over its life, hosted, at the training TCO's rates), else not computed (an M2
+    Ultra: no price of either kind). `cost_basis` says which, as a training row's does, so a frontier never sets one
+    against the other."""
+    base = {"model": "llama3_8b", "n_chips": 1, "prompt_len": 512, "gen_len": 256, "concurrency": 8}
+    rows = [dict(base, chip="nvidia_h100_sxm"), dict(base, chip="intel_gaudi3"),
+            dict(base, chip="apple_m2_ultra", weight_bits=4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = chipsweep.evaluate(rows, kind="inference").to_pylist()
+    assert [r["cost_basis"] for r in out] == ["rental", "owned", None]
+    assert out[0]["usd_per_million_tokens"] > 0 and out[1]["usd_per_million_tokens"] > 0
+    assert math.isnan(out[2]["usd_per_million_tokens"])
+
+
+def test_each_iteration_kind_draws_its_own_capped_power() -> None:
+    """Power is linear in utilisation up to the TDP (idle + (TDP - idle) x min(a u_c + b u_m, 1)). A serving
+    instance alternates decode iterations and mixed ones that carry a prompt chunk; the cap applies to each kind, the
+    two then weighted by their time (the TDP is an instantaneous limit). Raising the compute weight `a`, the draw rises
+    in a straight line while no iteration reaches the TDP, then bends below the line once the mixed iterations do,
+    though their average with the decodes is still far from it (averaged first, the line went on: 565 W at a = 3.2
+    where the capped kinds give 551 W)."""
+    base = dict(model="llama3_8b", chip="nvidia_h100_sxm", engine="vllm", n_chips=1, compute_precision="fp8",
+                weight_bits=8, kv_bits=8, prompt_len=2000, gen_len=200, concurrency=64,
+                **{"cal.power_memory": 0.0, "cal.idle_fraction": 0.2})
+    weights = (0.2, 0.4, 3.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = [r["power_w"] for r in chipsweep.evaluate([dict(base, **{"cal.power_compute": a}) for a in weights],
+                                                       kind="inference").to_pylist()]
+    slope = (p[1] - p[0]) / (weights[1] - weights[0])
+    line = p[0] + slope * (weights[2] - weights[0])
+    assert p[0] == pytest.approx(0.2 * 700 + slope * 0.2, rel=1e-6)  # the line starts at the idle draw
+    assert line < 700  # the average utilisation stays under the cap ...
+    assert p[2] < 0.99 * line  # ... but the mixed iterations reach it
+
+
+def test_unfused_attention_scores_count_in_the_memory_the_power_model_reads() -> None:
+    """llama.cpp's attention writes its fp32 scores and reads them back (no fused kernel): the iteration's time pays
+    those bytes, so the memory utilisation counts them too. With only memory drawing power (b = 1) and every part of a
+    long-context decode memory-bound at the chip's full measured bandwidth (no fixed times), the draw is the TDP times
+    the share of the peak bandwidth the memory delivers; without the scores' bytes it was 1 % short."""
+    from chipsweep.schemas.catalog import load_catalog
+    from chipsweep.workers.context import Context
+
+    row = dict(model="llama3_8b", chip="nvidia_rtx_4090", engine="llama_cpp", n_chips=1, weight_bits=4, prompt_len=1,
+               gen_len=8000, concurrency=1, **{"cal.power_memory": 1.0, "cal.power_compute": 1e-9,
+                                               "cal.idle_fraction": 1e-9, "cal.mem_bw_fraction": 1.0,
+                                               "cal.layer_overhead_s": 0.0, "cal.seq_overhead_s": 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = chipsweep.evaluate([row], kind="inference").to_pylist()[0]
+    ctx = Context.build(load_catalog(use_env=False))
+    reach = float(ctx.chip_links["mem_reach"][ctx.chips.index()["nvidia_rtx_4090"]])
+    assert r["power_w"] == pytest.approx(450.0 * reach, rel=1e-6)
+
+
+def test_a_prompt_pool_draws_the_power_of_its_passes_not_of_full_rate_gemms() -> None:
+    """A disaggregated prompt pool runs one prompt a pass; a pass pays its fixed time per layer and its all-reduces
+    beside its kernels, so its chips' matrix units are busy a small share of the pass, not at the GEMM library's full
+    rate. With power following compute alone (idle 0.2 of the TDP, a = 1), Llama 3 70B in fp8 on 8 H100 with 128-token
+    prompts: whatever the decode chips draw above idle, the pool's chips draw under idle plus half the dynamic range
+    (charged at the full GEMM rate, 576 W each)."""
+    row = dict(model="llama3_70b", chip="nvidia_h100_sxm", n_chips=8, compute_precision="fp8", weight_bits=8,
+               kv_bits=8, prompt_len=128, gen_len=512, concurrency=128, disaggregated=True,
+               **{"cal.power_memory": 1e-9, "cal.power_compute": 1.0, "cal.idle_fraction": 0.2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = chipsweep.evaluate([row], kind="inference").to_pylist()[0]
+    assert r["infeasible_reason"] == ""
+    pool = r["output_tokens_per_s"] / r["output_tokens_per_s_per_chip"] - 8  # the pool's chips per instance
+    assert pool > 0.1
+    idle = 0.2 * 700
+    assert (r["power_w"] - 8 * idle) / pool < idle + 0.5 * (700 - idle)

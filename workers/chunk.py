@@ -438,6 +438,7 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
         x, cal = assemble_inference(raw, ctx, dtype=CORE_DTYPE)
         out = inference.evaluate(x, cal, dtype=CORE_DTYPE)
         mask = np.asarray(out["reason_mask"], dtype=np.int64)
+        basis = inference.cost_basis(x["usd_per_hour"], out["usd_per_million_tokens"])  # 0 rental, 1 owned, NaN none
         data: dict[str, Array] = {
             "idx": idx,
             "model_id": np.asarray(raw["model_idx"]),
@@ -461,10 +462,12 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
             "ep_dedup": np.asarray(x["ep_dedup"], dtype=np.float64) > 0,
             "engine": np.asarray(x["engine"], dtype=np.int32),  # index into ENGINES
             "calibrated_on": np.asarray(x["calibrated_on"], dtype=np.int32),
+            "cost_basis": np.nan_to_num(basis).astype(np.int32),  # COST_BASES
             **{name: out[name] for name in _INFERENCE_FLOAT_OUT},
         }
         nulls = _nulls(data, ("n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len", "compute_precision",
                               "ep", "pp", "concurrency", "scheduler_steps", "ssm_state_bits"), n)
+        nulls["cost_basis"] = ~np.isfinite(basis)  # no cost, no basis
         return Columns(data, nulls, reason_mask=mask), mask == 0
 
     return block
@@ -526,7 +529,7 @@ def _dictionaries(kind: str) -> dict[str, tuple[str, ...]]:
         return {"dram": DRAM_TYPES, "precision": ASIC_PRECISIONS, "arch": ARCHS, "yield_model": YIELD_MODELS,
                 "notes": ASIC_NOTE_TEXTS}
     if kind == "inference":
-        return {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES}
+        return {"compute_precision": COMPUTE_PRECISIONS, "engine": ENGINES, "cost_basis": COST_BASES}
     return {}
 
 

@@ -305,6 +305,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     att = 4.0 * kv_l * x["att_dim"]  # attention FLOPs per token per context token (QK^T and AV), all layers
     # unfused attention: fp32 scores written once and read twice (softmax, x V) per head, query and context token
     score_b = (1.0 - cal["fused_attention"]) * 12.0 * kv_l * x["heads"] / tp  # bytes per token per context token
+    unfused = bool(np.any(score_b > 0))  # only blocks holding unfused-attention rows count the scores' bytes
+    score_chip = score_b / pp if unfused else 0.0  # bytes per chip and (query, context) token pair: its stage's layers
     # prompt passes of some engines dequantise weights stored below the compute precision into a copy in memory
     dq = (cal["dequant_round_trip"] > 0) & (x["weight_bits"] < 8.0 * act_b)
     any_dq = bool(np.any(dq))
@@ -441,8 +443,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         """(s, FLOPs, bytes) per chip of one iteration: the matrix multiplies and attention; the weights the
         tokens touch and the KV cache the decodes read (the power model's utilisations)."""
         s_it, tok, pairs, touched = iteration(seqs, pre_tokens)
-        return (s_it, tok * (mm_tok_d + mm_tok_e) + pairs * at_pair,
-                w_d + w_e_all * touched + seqs * kv_seq)
+        byt = w_d + w_e_all * touched + seqs * kv_seq
+        if unfused:
+            byt = byt + pairs * score_chip
+        return s_it, tok * (mm_tok_d + mm_tok_e) + pairs * at_pair, byt
 
     def prompt(tokens: Array, prompts: Array | None = None) -> Array:
         """s to prefill `tokens` prompt tokens (`prompt_parts` summed)."""
@@ -458,12 +462,13 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         n = np.maximum(prompts, 1.0)
         return np.where(dp_att, np.ceil(n / tp - 1e-6) * tp / n, 1.0)
 
-    def prompt_parts(tokens: Array, prompts: Array | None = None) -> tuple[Array, Array, Array]:
+    def prompt_parts(tokens: Array, prompts: Array | None = None, work: bool = False) -> tuple[Array, ...]:
         """s to prefill `tokens` prompt tokens (weights once per micro-batch, KV written, causal attention), as the
         kernels' work, the fixed time per pass and the collectives; layer-split stages overlap the micro-batches of
         each engine batch of max_tokens (k of them over pp stages: (k + pp - 1) / (k pp) of the serial time;
         llama.cpp pipelines the ubatches of one n_batch, batches run in turn). `prompts`: how many prompts the
-        tokens are, where attention is data-parallel (`busiest_rank`; None: many, spread evenly over the ranks)."""
+        tokens are, where attention is data-parallel (`busiest_rank`; None: many, spread evenly over the ranks).
+        With `work`, also the FLOPs and bytes per chip of those kernels (the power model's utilisations)."""
         k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
         passes = np.ceil(np.maximum(tokens, 1.0) / M)  # engine batches of max_tokens, in turn: each reads the
         # weights once per micro-batch and pays the fixed time per layer
@@ -482,9 +487,15 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         busy = (np.maximum(byt / bw, tokens * s_mm_d * on_rank)  # s, the weight GEMMs, all on one stage
                 + np.maximum(byt_e / bw_e, tokens * s_mm_e)
                 + np.maximum(pairs * s_sc, pairs * s_at) * on_rank)  # attention
+        dq_bytes = 0.0
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
+            dq_bytes = dq * reads * (w_st_d + w_gemm_d + w_st_e + w_gemm_e)
             busy = busy + dq * reads * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
-        return pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp) * passes, comm(tokens)
+        parts = (pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp) * passes, comm(tokens))
+        if not work:
+            return parts
+        flo = tokens * (mm_tok_d * on_rank + mm_tok_e) + pairs * at_pair * on_rank  # FLOPs per chip
+        return (*parts, flo, byt + byt_e + pairs * score_chip * on_rank + dq_bytes)  # bytes per chip
 
     # ---- static batch (the edge columns): B prompts in one pass, then decode steps of B sequences ------
     t_dec = step(B, 0.0)  # s per decode step of the static batch
@@ -514,6 +525,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # first token (TTFT). The instance's iteration (its output rate, power) carries all C
     share_user = np.maximum(C - 1.0, 0.0) * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration, seen
     t_user = t_iter
+    t_d, flo_d, byt_d = t_iter, flo_it, byt_it  # a decode iteration (its power, apart from a mixed one's)
+    t_m, flo_m, byt_m = t_d, flo_d, byt_d
     if bool(chunked.any()):
         t_m, flo_m, byt_m = timed_work(C, k_chunk)  # a mixed iteration
         t_user = np.where(chunked, t_iter + share_user * (t_m - t_iter), t_iter)
@@ -525,7 +538,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     if bool(spread.any()):
         t_user = np.where(spread, step(C, pre_user), t_user)
     # one prompt alone: TTFT without load; the KV written once per prompt token
-    t_pre1 = prompt(p, np.ones_like(p))  # s: one prompt, on one rank where attention is data-parallel
+    any_disagg = bool(disagg.any())
+    pre1 = prompt_parts(p, np.ones_like(p), work=any_disagg)  # (with its work where a prompt pool draws power)
+    t_pre1 = pre1[0] + pre1[1] + pre1[2]  # s: one prompt, on one rank where attention is data-parallel
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then runs
     # in n_chunks iterations, each one pass of its chunk beside the C - 1 running decodes (chunked prefill,
@@ -541,13 +556,16 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # all-reduces: `prompt`), not the bare compute-bound FLOPs
     t_pass = t_pre1
     ranks = np.where(dp_att, tp, 1.0)  # prompts of one pool pass
-    if bool(disagg.any()) and any_dpa:
-        t_pass = np.where(dp_att, prompt(p * ranks, ranks), t_pre1)
+    pool_work = pre1[3:]  # FLOPs and bytes per chip of a pool pass (the power model's)
+    if any_disagg and any_dpa:
+        dp_pass = prompt_parts(p * ranks, ranks, work=True)
+        t_pass = np.where(dp_att, dp_pass[0] + dp_pass[1] + dp_pass[2], t_pre1)
+        pool_work = tuple(np.where(dp_att, a, b) for a, b in zip(dp_pass[3:], pre1[3:], strict=True))
     ttft = np.where(disagg, t_pass + kv_move, np.where(C > 1, ttft_load, t_pre1))  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
     n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per instance
-    if bool(disagg.any()):
+    if any_disagg:
         per_token = t * t_pass / np.maximum(p * ranks, 1.0)  # chip-s per prompt token
         n_pre = np.where(disagg, pre_tok_s * per_token, 0.0)
     chips_total = t + n_pre
@@ -555,11 +573,28 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # ---- power (linear in utilisation, capped at TDP) and energy per output token ---------------------------
     tdp = x["tdp_w"]
     idle = np.where(np.isfinite(x["idle_w"]), x["idle_w"], cal["idle_fraction"] * tdp)  # W per chip
-    u_c = flo_it / (t_iter * x["peak_flops"])  # compute utilisation (achieved / peak)
-    u_m = byt_it / (t_iter * x["mem_bw"])  # memory utilisation
-    p_dec = idle + (tdp - idle) * np.minimum(cal["power_compute"] * u_c + cal["power_memory"] * u_m, 1.0)  # W per chip
-    u_c_pre = x["compute_reach"] * cal["compute_fraction"]  # the prompt pool runs compute-bound
-    p_pre = idle + (tdp - idle) * np.minimum(cal["power_compute"] * u_c_pre, 1.0)  # W per prompt-pool chip
+    w_flo = cal["power_compute"] / x["peak_flops"]  # share of the dynamic range per FLOP/s (a x compute utilisation)
+    w_byt = cal["power_memory"] / x["mem_bw"]  # ... per byte/s (b x memory utilisation)
+    dyn = tdp - idle  # W per chip between idle and the TDP
+
+    def load(s: Array, flo: Array, byt: Array) -> Array:
+        """Share of the dynamic range over `s` seconds of `flo` FLOPs and `byt` bytes: a u_c + b u_m (u_c the
+        achieved / peak compute, u_m the bytes / bandwidth), at most 1 (the TDP)."""
+        return np.minimum((flo * w_flo + byt * w_byt) / s, 1.0)
+
+    # each kind of iteration at its own draw, capped on its own (a mixed iteration's prompt chunk can reach the TDP
+    # where the decode iterations around it do not), the two weighted by the time they take
+    share_dyn = load(t_d, flo_d, byt_d)
+    if bool(chunked.any()):
+        mixed_s = share * t_m  # s of mixed iterations per iteration
+        share_dyn = np.where(chunked, ((t_iter - mixed_s) * share_dyn + mixed_s * load(t_m, flo_m, byt_m)) / t_iter,
+                             share_dyn)
+    p_dec = idle + dyn * share_dyn  # W per chip
+    # the prompt pool at the utilisation of its passes (their kernels' FLOPs and bytes over the pass, which its fixed
+    # time per layer and collectives lengthen), not at the GEMM library's full rate
+    p_pre = 0.0
+    if any_disagg:
+        p_pre = np.where(disagg, idle + dyn * load(t_pass, *pool_work), 0.0)
     power = p_dec * t + p_pre * n_pre  # W, every chip serving the instance
     energy_tok = power / out_tps  # J per output token, prompts included
 
@@ -643,6 +678,14 @@ def serving_economics(out_tps: Array, chips_total: Array, power: Array, n_chips:
         server = (capex_h * chips_total + it_kw * usd_per_it_kwh) / 3600.0  # USD/s
         usd_s = np.where(rented, usd_s, np.where(x["hosted"] > 0, server, device))
     return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * chips_total}
+
+
+def cost_basis(usd_per_hour: Array, usd_per_million_tokens: Array) -> Array:
+    """The basis of each serving row's cost (`serving_economics`), as codes into COST_BASES: 0 rental (the chips'
+    rental price), 1 owned (what owning them costs), NaN where no cost was computed. A label of the outputs, not part
+    of the core's arithmetic: the rows' writers derive it."""
+    owned = np.where(np.isfinite(np.asarray(usd_per_hour, dtype=np.float64)), 0.0, 1.0)
+    return np.where(np.isfinite(np.asarray(usd_per_million_tokens, dtype=np.float64)), owned, np.nan)
 
 
 def cal_at(cal: Mapping[str, Any], key: str, rows: Array) -> Any:

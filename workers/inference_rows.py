@@ -19,6 +19,7 @@ import pyarrow as pa
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
     COMPUTE_PRECISIONS,
+    COST_BASES,
     ENGINES,
     MOE_FIELDS,
     OVERRIDABLE,
@@ -792,6 +793,10 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
                           flags=("disaggregated", "dp_attention", "async_scheduling", "ep_dedup"))
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
     result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
+    code = inference.cost_basis(x["usd_per_hour"], out.get("usd_per_million_tokens", np.full(n, np.nan)))
+    basis = np.asarray(COST_BASES, dtype=object)[np.nan_to_num(code).astype(np.int64)]
+    result = result.append_column("cost_basis", pa.array(np.where(bad | ~np.isfinite(code), None, basis).tolist(),
+                                                         type=pa.string()))
     # a concurrency the memory cannot hold is refused, but its bytes are known: the row says how many and that it
     # does not fit, as the sweep's lake row does (fits false, mem_gb), not blanks
     over = too_many & np.isfinite(np.asarray(out.get("mem_gb", np.full(n, np.nan)), dtype=np.float64))

@@ -25,12 +25,15 @@ tr_named AS (
     SELECT 'training' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            training_layout(n.n_chips, n.tp, n.pp, n.dp, n.micro_batch, n.interleave, n.recompute, n.zero_stage,
                            offload_layers := n.offload_layers, ep := n.ep, cp := n.cp) AS layout,
-           -- every input that tells two configurations apart (a blank one kept in its place as NULL)
+           -- every input that tells two configurations apart (a blank one kept in its place as NULL): each input
+           -- column of the training facts, the settings without a column of their own (what_if), the stage split
            CAST(ROW(
                m.model, c.chip, n.cost_basis, n.framework, n.n_chips, n.tp, n.pp, n.ep, n.cp, n.dp, n.micro_batch,
                 n.interleave, n.recompute, n.zero_stage, n.offload_layers, n.first_stage_layers, n.last_stage_layers,
                 n.precision, n.global_batch, n.seq_len, n.tokens, n.moe_experts, n.moe_topk, n.moe_ffn_hidden,
-                n.moe_shared_experts, n.moe_dense_layers) AS VARCHAR) AS config,
+                n.moe_shared_experts, n.moe_dense_layers, n.mtp_layers, n.bf16_first_layers, n.bf16_last_layers,
+                n.pp_schedule, n.expert_tp, n.moe_imbalance, n.moe_a2a_overlap, n.moe_capacity_factor,
+                n.what_if) AS VARCHAR) AS config,
            n.cost_basis, n.time_to_train_days, n.cost_usd, n.energy_mwh,
            CAST(NULL AS FLOAT) AS decode_tokens_per_s, CAST(NULL AS FLOAT) AS energy_per_token_j,
            CAST(NULL AS FLOAT) AS unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
@@ -55,8 +58,11 @@ inf_front AS (SELECT * FROM pareto(inf, 'decode_tokens_per_s:max,energy_per_toke
 inf_named AS (
     SELECT 'inference' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            inference_layout(n.n_chips, n.weight_bits, n.batch) AS layout,
+           -- every input column of the serving facts (the concurrency is the edge point's batch) and what_if
            CAST(ROW(
-               m.model, c.chip, n.n_chips, n.weight_bits, n.kv_bits, n.batch, n.prompt_len, n.gen_len) AS VARCHAR) AS config,
+               m.model, c.chip, n.n_chips, n.weight_bits, n.kv_bits, n.batch, n.prompt_len, n.gen_len, n.engine,
+                n.compute_precision, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.concurrency, n.disaggregated,
+                n.scheduler_steps, n.ssm_state_bits, n.async_scheduling, n.what_if) AS VARCHAR) AS config,
            CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
@@ -80,18 +86,21 @@ srv_cost AS NOT MATERIALIZED (
 srv_front AS (SELECT * FROM pareto(srv, 'output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max',
                                    partition_by := (version, model_id, prompt_len, gen_len))
               UNION ALL
+              -- rental and owned costs apart, as pareto_serving keeps them
               SELECT * FROM pareto(srv_cost,
                                    'output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max,usd_per_million_tokens',
-                                   partition_by := (version, model_id, prompt_len, gen_len))),
+                                   partition_by := (version, model_id, prompt_len, gen_len, cost_basis))),
 srv_named AS (
     SELECT 'serving' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            serving_layout(n.n_chips, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.compute_precision, n.weight_bits,
                           n.concurrency, n.ssm_state_bits, n.disaggregated) AS layout,
+           -- ... and the basis of its cost: a chip whose rental price appears moves from the owned frontier to
+           -- the rental one (serving_cost)
            CAST(ROW(
                m.model, c.chip, n.engine, n.n_chips, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.compute_precision,
                 n.weight_bits, n.kv_bits, n.concurrency, n.ssm_state_bits, n.disaggregated, n.async_scheduling,
-                n.scheduler_steps, n.prompt_len, n.gen_len) AS VARCHAR) AS config,
-           CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
+                n.scheduler_steps, n.prompt_len, n.gen_len, n.batch, n.what_if, n.cost_basis) AS VARCHAR) AS config,
+           n.cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, n.output_tokens_per_s_per_chip, n.tokens_per_s_per_user,
            n.usd_per_million_tokens
