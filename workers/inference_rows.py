@@ -19,7 +19,6 @@ import pyarrow as pa
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
     COMPUTE_PRECISIONS,
-    COST_BASES,
     ENGINES,
     MOE_FIELDS,
     OVERRIDABLE,
@@ -29,7 +28,7 @@ from chipsweep.schemas.vocab import (
 from chipsweep.workers import inference
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, bools, chip_what_if, choices, ids, numbers, what_if_columns
-from chipsweep.workers.results import refuse_infeasible, result_table, run_good_rows
+from chipsweep.workers.results import cost_basis_text, refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, chip_what_ifs, compact, first_rule, gather
 from chipsweep.workers.workload import (
     getter,
@@ -794,9 +793,7 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
     result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
     code = inference.cost_basis(x["usd_per_hour"], out.get("usd_per_million_tokens", np.full(n, np.nan)))
-    basis = np.asarray(COST_BASES, dtype=object)[np.nan_to_num(code).astype(np.int64)]
-    result = result.append_column("cost_basis", pa.array(np.where(bad | ~np.isfinite(code), None, basis).tolist(),
-                                                         type=pa.string()))
+    result = result.append_column("cost_basis", cost_basis_text(code, bad))
     # a concurrency the memory cannot hold is refused, but its bytes are known: the row says how many and that it
     # does not fit, as the sweep's lake row does (fits false, mem_gb), not blanks
     over = too_many & np.isfinite(np.asarray(out.get("mem_gb", np.full(n, np.nan)), dtype=np.float64))

@@ -15,9 +15,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chipsweep.schemas.errors import Problem
+from chipsweep.schemas.vocab import COST_BASES
 from chipsweep.workers.parse import BOOLS, STRICT_MESSAGES, EvaluateError, RowErrors
 
 Array = np.ndarray
+
+
+def cost_basis_text(code: Array, bad: Array) -> pa.Array:
+    """The `cost_basis` column of an `evaluate` table: each row's basis code (0 rental, 1 owned, NaN none) as its
+    COST_BASES label, NULL where no cost was computed or the row is bad."""
+    code = np.asarray(code, dtype=np.float64)
+    labels = np.asarray(COST_BASES, dtype=object)[np.nan_to_num(code).astype(np.int64)]
+    return pa.array(np.where(bad | ~np.isfinite(code), None, labels).tolist(), type=pa.string())
 
 
 def run_good_rows(errors: RowErrors, run: Callable[[Array], Mapping[str, Array]]) -> dict[str, Array]:

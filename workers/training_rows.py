@@ -34,7 +34,7 @@ from chipsweep.schemas.vocab import (
 from chipsweep.workers import layout, training
 from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, bools, chip_what_if, choices, ids, numbers, what_if_columns
-from chipsweep.workers.results import keep_given
+from chipsweep.workers.results import cost_basis_text, keep_given
 from chipsweep.workers.tables import (
     PRECISION_FIELD,
     PRECISION_WEIGHT_BYTES,
@@ -815,9 +815,7 @@ def _training_table(table: pa.Table, x: dict[str, Array], out: dict[str, Array],
             cols[name] = pa.array(np.where(bad, None, v.astype(bool)).tolist(), type=pa.bool_())
         else:
             cols[name] = pa.array(np.where(bad, np.nan, v.astype(np.float64)), type=pa.float64())
-    code = np.asarray(out.get("cost_owned", np.zeros(n)), dtype=np.float64)
-    basis = np.asarray(COST_BASES, dtype=object)[np.nan_to_num(code).astype(np.int64)]
-    cols["cost_basis"] = pa.array(np.where(bad | ~np.isfinite(code), None, basis).tolist(), type=pa.string())
+    cols["cost_basis"] = cost_basis_text(out.get("cost_owned", np.zeros(n)), bad)
     cols["infeasible_reason"] = pa.array(reason.tolist(), type=pa.string())
     fw = np.asarray(FRAMEWORKS, dtype=object)[np.nan_to_num(x["framework"], nan=0).astype(np.int64)]
     cols["framework"] = pa.array(np.where(bad, None, fw).tolist(), type=pa.string())
