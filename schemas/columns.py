@@ -138,6 +138,9 @@ TRAINING: list[Column] = [
     # added 2026-12-06: what a sweep set that has no column of its own, at the end so lakes written before read NULL
     _c("what_if", "category", "", "the sweep's axis and fixed settings without a column of their own (a model's "
        "shapes, framework switches, chip.* overrides) as 'name=value; ...', '' where none", "input"),
+    # added 2026-12-07: where a step goes, the optimizer's part, at the end so lakes written before read it as NULL
+    _c("optimizer_s", "float32", "s", "optimizer step per training step (Adam over the parameters one chip updates: "
+       "its shard under ZeRO-1 and above)", "output"),
 ]
 
 INFERENCE: list[Column] = [

@@ -170,7 +170,7 @@ def random_training(
     cols.update({"ep": np.ones(n), "moe_experts": np.zeros(n), "moe_topk": np.zeros(n), "moe_ffn_hidden": np.zeros(n),
                  "moe_shared_experts": np.zeros(n), "moe_dense_layers": np.zeros(n), "cp": np.ones(n)})
     # where a step goes (s per step)
-    for name in ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s"):
+    for name in ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s", "optimizer_s"):
         cols[name] = rng.random(n).astype(np.float32)
     cols["offload_layers"] = np.zeros(n)  # no activation offloading
     cols["mtp_layers"] = np.zeros(n)  # no multi-token prediction
@@ -397,6 +397,7 @@ def training_grid(grid: TrainingGrid, start: int, stop: int, *, compact: bool = 
         # where a step goes: a share of the step each (dense models: no all-to-all)
         "bubble_s": 0.1 * seconds / (tokens / (gb * seq)), "tp_comm_s": 0.05 * seconds / (tokens / (gb * seq)),
         "dp_comm_s": 0.02 * seconds / (tokens / (gb * seq)), "moe_a2a_s": np.zeros(len(idx)),
+        "optimizer_s": 0.01 * seconds / (tokens / (gb * seq)),
         "offload_layers": np.zeros(len(idx)),  # no activation offloading
         "mtp_layers": np.zeros(len(idx)),  # no multi-token prediction
         "bf16_first_layers": np.zeros(len(idx)), "bf16_last_layers": np.zeros(len(idx)),  # all at the row's precision

@@ -45,8 +45,8 @@ def test_validate_bounds_json_gives_each_bound_its_figure_and_verdict(capsys: py
     assert all(set(r) == {"issue", "what", "bound", "now", "met"} and isinstance(r["met"], bool) for r in rows)
     by = {r["what"]: r for r in rows}
     # the verdicts the issue tests also assert (tests/test_validation_training.py, test_moe.py, test_validation_edge.py)
-    # missed since 2026-12-06 (tests/test_validation_training.py's xfail says why)
-    assert not by["2024-26 training runs with a layout, tokens/s per chip, median / p90"]["met"]
+    # met again since 2026-12-07 (missed from 2026-12-06: tests/test_validation_training.py)
+    assert by["2024-26 training runs with a layout, tokens/s per chip, median / p90"]["met"]
     assert by["DeepSeek-V3 on 2,048 H800, pre-training GPU-hours"]["met"]
     assert not by["mixture-of-experts runs, median / p90"]["met"]
     half = by["fitted narrow-GEMM half width within the range the vendor's GEMM library measures (a skinny shape)"]

@@ -405,7 +405,7 @@ def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
         np.testing.assert_array_equal(blank_f[key], blank_s[key])
 
 
-PARTS = ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s")  # where a step goes (s per step)
+PARTS = ("bubble_s", "tp_comm_s", "dp_comm_s", "moe_a2a_s", "optimizer_s")  # where a step goes (s per step)
 
 
 def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx):

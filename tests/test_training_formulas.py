@@ -278,7 +278,10 @@ def test_fsdp_shards_its_fp32_parameters_as_the_master_and_keeps_no_16_bit_shard
     assert d["infeasible_reason"] == ["", ""]
     n = float(ctx.model_terms["n_params"][ctx.models.ids.index("llama3_8b")])
     assert n == pytest.approx(8.03e9, rel=0.01)
-    assert (d["mem_per_chip_gb"][1] - d["mem_per_chip_gb"][0]) * 1e9 == pytest.approx(2.0 * n / 8, rel=1e-5)
+    # FSDP also keeps its gathered output head across the loss, 2 bytes x V·h (zero3_keeps_head; no source says
+    # Megatron-FSDP does)
+    head = 128256 * 4096 * 2.0
+    assert (d["mem_per_chip_gb"][1] - d["mem_per_chip_gb"][0]) * 1e9 == pytest.approx(2.0 * n / 8 - head, rel=1e-5)
 
 
 def test_zero3_hides_each_pass_collectives_behind_that_pass_only_zhao2023_sec3():
@@ -1064,3 +1067,63 @@ def test_the_loss_over_the_logits_pays_its_memory_traffic(ctx):
     assert upcast - fused == pytest.approx(2 * per_byte * 4, rel=1e-6)  # 2 micro-batches, 4 bytes more a logit
     assert 2 * per_byte * 6 / upcast > 0.05  # with the fp32 copy, over 5 % of the 125M model's step (2 % in place)
     assert 0.02 < 2 * per_byte * 2 / fused < 0.05
+
+
+def test_zero3_gathers_its_root_unit_every_micro_batch_and_keeps_the_head_across_the_loss(ctx):
+    """FSDP wraps each transformer block as a unit and leaves the embedding, the output head and the final norm to
+    the root unit, gathered when the forward starts (nothing to hide behind) and reduce-scattered when the backward
+    ends. Llama 3 8B's untied head is V·h = 0.525 B parameters more in that unit than the same widths with a tied head:
+    each micro-batch gathers them (2 bytes) and reduce-scatters their gradients (4 bytes) over the 8 GPUs' NVLink.
+    The head, used on both sides of the loss, stays gathered across it, at the activations' peak (FSDP's root is not
+    resharded after forward; DeepSpeed's reuse distance keeps it): 2 bytes a head parameter on the chip. Before, the
+    root unit cost no time and the head no memory."""
+    n = 3
+    rows = dict(chip=["nvidia_h100_sxm"] * n, n_chips=[8] * n, global_batch=[8, 16, 24], tp=[1] * n, pp=[1] * n,
+                micro_batch=[1] * n, recompute=["full"] * n, zero_stage=[3] * n, framework=["fsdp"] * n,
+                grad_bytes=[4] * n, seq_len=[8192] * n, **{"chip.memory_gb": [1e4] * n})
+    tied = run(ctx, layers=[32] * n, hidden=[4096] * n, heads=[32] * n, kv_heads=[8] * n, ffn_hidden=[14336] * n,
+               vocab=[128256] * n, mlp=["swiglu"] * n, **rows)  # explicit shapes: a tied head
+    untied = run(ctx, model=["llama3_8b"] * n, **rows)
+    assert tied["infeasible_reason"] == untied["infeasible_reason"] == [""] * n
+    head = 128256 * 4096
+    extra = [u - t for u, t in zip(untied["dp_comm_s"], tied["dp_comm_s"], strict=True)]  # s per step, 1-3 micro-batches
+    per_mb = extra[0]
+    assert extra[1] == pytest.approx(2 * per_mb, rel=1e-9) and extra[2] == pytest.approx(3 * per_mb, rel=1e-9)
+    # a ring all-gather and reduce-scatter move (n - 1) / n of the bytes; the share of NVLink's 450 GB/s that implies
+    link_share = head * (2 + 4) * 7 / 8 / (per_mb * 450e9)
+    assert 0.5 < link_share <= 0.95, link_share
+    # the gathered head across the loss: FSDP keeps it, a framework that re-gathers it in the backward does not
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(model=["llama3_8b"], **{
+        k: v[:1] for k, v in rows.items()}).items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(1))
+    cal = ctx.cal_for(cidx, x["framework"])
+    assert x["fw_z3_head"].tolist() == [1.0]
+    kept = run_training(x, cal)["mem_per_chip_gb"][0]
+    regathered = run_training({**x, "fw_z3_head": np.zeros(1)}, cal)["mem_per_chip_gb"][0]
+    assert (kept - regathered) * 1e9 == pytest.approx(head * 2, rel=1e-6)
+    assert not ctx.catalog.defaults["frameworks"]["maxtext"].get("zero3_keeps_head")
+
+
+def test_the_optimizer_step_moves_adams_bytes_for_the_shard_a_chip_updates(ctx):
+    """Mixed-precision Adam (Micikevicius et al. 2018; ZeRO sec. 3) reads a parameter's gradient, fp32 master weight
+    and two moments and writes the three fp32 values and the model's 16-bit copy back: 4 + 12 + 12 + 2 = 30 bytes
+    with fp32 gradients, 28 where the fp32 master is the parameter itself (FSDP's shards). Under ZeRO-1 a chip updates
+    its 1/d shard only; the core once read and wrote the whole 16-bit weights and gradients on every chip, 2 x (2 + 4
+    + 12/d) bytes per parameter (12.4 at d = 64, where the shard's step moves 0.47)."""
+    from chipsweep.workers.memory import optimizer_step_bytes_per_param
+
+    assert optimizer_step_bytes_per_param(2.0, 4.0) == 30.0
+    assert optimizer_step_bytes_per_param(0.0, 4.0) == 28.0
+    # Llama 3 8B (8.03e9 parameters) in bf16 with fp32 gradients on H100s: ZeRO-0 on 8 chips updates every parameter
+    # on each, ZeRO-1 over 8 and over 64 data-parallel ranks 1/8 and 1/64 of them: the step's `optimizer_s`
+    n = 3
+    out = run(ctx, model=["llama3_8b"] * n, chip=["nvidia_h100_sxm"] * n, n_chips=[8, 8, 64], zero_stage=[0, 1, 1],
+              global_batch=[64, 64, 512], tp=[1] * n, pp=[1] * n, micro_batch=[1] * n, recompute=["full"] * n,
+              grad_bytes=[4] * n, framework=["megatron"] * n, **{"chip.memory_gb": [1e4] * n})
+    assert out["infeasible_reason"] == [""] * n
+    params = float(ctx.model_terms["n_params"][ctx.models.ids.index("llama3_8b")])
+    opt = out["optimizer_s"]
+    # the rate it implies: 30 bytes a parameter at one share of the H100's 3.35 TB/s (the fitted element-wise one)
+    share = params * 30.0 / opt[0] / 3.35e12
+    assert 0.5 < share <= 0.95, share
+    assert opt[1] == pytest.approx(opt[0] / 8, rel=1e-9) and opt[2] == pytest.approx(opt[0] / 64, rel=1e-9)

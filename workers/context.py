@@ -38,6 +38,7 @@ FEATURES = {
     "ep_dedup": "fw_ep_dedup", "zero3_per_tensor": "fw_z3_tensors", "zero3_live_params": "fw_z3_live",
     "zero3_prefetch_params": "fw_z3_prefetch", "fa2_attention": "fw_fa2", "moe_probs_in_act": "fw_moe_probs_in_act",
     "ce_in_place": "fw_ce_in_place", "int8_training": "fw_int8", "master_shards": "fw_master_shards",
+    "zero3_keeps_head": "fw_z3_head",
 }
 FRAMEWORK_DEFAULTS = ("flash", "grad_bytes")  # per-framework defaults of row fields
 

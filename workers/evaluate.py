@@ -29,7 +29,7 @@ EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {
 
 
 # what `explain` adds per kind: serving rows their TPOT and TTFT parts; training rows carry their step's parts
-# (bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s) always, ASIC rows have none
+# (bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s, optimizer_s) always, ASIC rows have none
 EXPLAINED = ("inference",)
 
 
@@ -42,7 +42,7 @@ def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool
         raise EvaluateError(f"kind '{kind}': allowed: {', '.join(allowed)}", field="kind", value=kind, allowed=allowed)
     if explain and kind not in EXPLAINED:
         raise EvaluateError(f"explain with kind '{kind}': allowed: kind {', '.join(EXPLAINED)} (training rows always "
-                            "carry their step's parts: bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s)",
+                            "carry their step's parts: bubble_s, tp_comm_s, dp_comm_s, moe_a2a_s, optimizer_s)",
                             field="explain", value=kind, allowed=list(EXPLAINED))
     extra = {"explain": True} if explain else {}
     with columns_read() as read:

@@ -34,6 +34,14 @@ Array = np.ndarray
 GIB = 2.0**30
 
 
+def optimizer_step_bytes_per_param(weight_bytes: Array | float, grad_bytes: Array | float) -> Array | float:
+    """Bytes the optimizer step moves per parameter it updates (Adam, mixed precision: Micikevicius et al. 2018,
+    arXiv:1710.03740; ZeRO sec. 3): it reads the gradient, the fp32 master weight and both moments, writes the master
+    and the moments back and writes the model's copy of the weight (`weight_bytes`; 0 where the fp32 master is the
+    parameter itself, FSDP's sharded parameters). Under ZeRO-1 and above a chip updates only its shard."""
+    return grad_bytes + 12.0 + 12.0 + weight_bytes
+
+
 def model_state_bytes_per_param(zero_stage: Array, dp: Array, weight_bytes: Array, grad_bytes: Array) -> Array:
     """Bytes per parameter held on one chip for weights, gradients and Adam state (ZeRO sec. 5):
     stage 1 shards the optimizer state over the d replicas, stage 2 the gradients too, stage 3 the weights."""

@@ -60,6 +60,7 @@ from chipsweep.workers.memory import (
     in_flight_factor,
     kept_per_layer,
     model_state_bytes_per_param,
+    optimizer_step_bytes_per_param,
     stage_params,
 )
 from chipsweep.workers.transformer import (
@@ -136,7 +137,8 @@ FA2_ON_ASYNC_MMA = (1.5 * 2.0) ** 0.5
 # framework features the core reads (0/1, or a number for fw_max_zero); see defaults.yaml `frameworks`
 FW_KEYS = ("fw_sp", "fw_selective", "fw_interleave", "fw_max_zero", "fw_overlap", "fw_tp_overlap", "fw_split", "fw_ds",
            "fw_uneven", "fw_pp_inner", "fw_ep_dedup", "fw_z3_tensors", "fw_z3_live",
-           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place", "fw_int8", "fw_master_shards")
+           "fw_z3_prefetch", "fw_fa2", "fw_moe_probs_in_act", "fw_ce_in_place", "fw_int8", "fw_master_shards",
+           "fw_z3_head")
 INPUT_KEYS = (
     # model shapes
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
@@ -425,6 +427,7 @@ class StepInputs:
     exp_chip: Array | float
     exp_layer_chip: Array | float
     p_layer_chip: Array | float
+    root_chip: Array | float  # parameters outside the layers on one chip (ZeRO-3's root unit: embeddings, head, norm)
     train_frac: Array | float
     gb: Array | float
     wb: Array | float
@@ -550,7 +553,12 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
         lat = fw_z3_tensors * tensors * shard.ring_latency()
         fwd_l, bwd_l = fwd_l + lat, bwd_l + lat
     exposed_l = zero3_exposed(fwd_l, bwd_l, overlap * t_layer, bwd_frac)  # s per layer per micro-batch
-    t_z3 = m_run * (L_stage * exposed_l + gather_l) + across
+    # the root unit (the embedding, the output head and the final norm: what FSDP's per-block wrapping leaves to the
+    # root module) is gathered when the forward starts, before any compute it could hide behind; its gradients, the
+    # embedding's last of all, are reduce-scattered when the backward ends, with nothing left to hide them (PyTorch
+    # FSDP's root unit; DeepSpeed's and XLA's first gather and last reduction of a step alike)
+    root = allgather(r.root_chip * wb, 0.0, shard) * coll + allgather(r.root_chip * gb * train_frac, 0.0, shard) * coll
+    t_z3 = m_run * (L_stage * exposed_l + gather_l + root) + across
     t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
     return t_pipe + t_dp + t_opt, r.bubble_stages * t_stage, t_dp  # s per step
 
@@ -1008,7 +1016,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # at rest (16 / d in all); DeepSpeed and Megatron-FSDP keep a 16-bit shard beside the fp32 master (18 / d)
     state_wb = np.where((x["fw_master_shards"] > 0) & (zero >= 3), 0.0, wb)  # bytes/param of the sharded weights
     state_bpp = model_state_bytes_per_param(zero, zero_shards, state_wb, gb)  # bytes/param
-    t_opt = 2.0 * trainable_chip * state_bpp / (x["mem_bw"] * cal["mem_eff"])  # s: read + write Adam state
+    updated = trainable_chip / zero_shards  # parameters this chip's optimizer step updates (its shard under ZeRO-1+)
     exp_layer_bytes = 0.0  # bytes of routed-expert weights and state per layer on one chip
     if any_moe:
         # the routed experts' optimizer state shards over the expert-data-parallel group, dp/ep ranks (Megatron-Core)
@@ -1016,15 +1024,22 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         state_exp = (_pick(num(zero >= 3), state_wb / d_exp, wb) + _pick(num(zero >= 2), gb / d_exp, gb)
                      + _pick(num(zero >= 1), 12.0 / d_exp, 12.0))  # bytes/param: weights, gradients, Adam (fp32)
         exp_layer_bytes = p_exp_layer / (ep * etp) * state_exp
+        updated = dense_chip / zero_shards + exp_chip / _pick(num(zero >= 1), d_exp, 1.0)
+    # s: the optimizer step over the parameters this chip updates
+    t_opt = updated * optimizer_step_bytes_per_param(state_wb, gb) / (x["mem_bw"] * cal["mem_eff"])
 
     per_tensor_z3 = bool(np.any((x["fw_z3_tensors"] > 0) & (zero >= 3)))
+    # parameters outside the layers on one chip (ZeRO-3 runs without a pipeline: every one on each chip): the input
+    # embedding, the output head where untied, learned positions and the final norm (transformer.total_params)
+    root_chip = (V * h * (2.0 - m.tied) + m.learned_pos * s * h + 2.0 * h) / t
 
     r = StepInputs(n_used=n_used, dom=dom, up_bw=up_bw, out_bw=out_bw, up_lat=up_lat, out_lat=out_lat, nvls=nvls,
                    ring=x["ring"], p2p_eff=cal["p2p_eff"], fw_split=x["fw_split"], fw_ds=fw_ds, sp_f=sp_f, msg=msg,
                    t=t, p=p, v=v, tp_pp=tp_pp, tp_gather=tp_gather, t_stage_compute=t_stage_compute, L_stage=L_stage,
                    t_a2a=t_a2a, t_layer=t_layer, m_run=m_run, dp_grad=dp_grad, zg=zg, ep=ep if any_moe else 1.0,
                    etp=etp if any_moe else 1.0, dense_chip=dense_chip, exp_chip=exp_chip,
-                   exp_layer_chip=exp_layer_chip, p_layer_chip=p_layer_chip, train_frac=train_frac, gb=gb, wb=wb,
+                   exp_layer_chip=exp_layer_chip, p_layer_chip=p_layer_chip, root_chip=root_chip,
+                   train_frac=train_frac, gb=gb, wb=wb,
                    coll=coll, win_bwd=win_bwd, win_fwd=win_fwd, bwd_frac=bwd_frac, z1=z1, z2=z2, z3=z3, z01=z01, n_proj=x["n_proj"],
                    fw_z3_tensors=x["fw_z3_tensors"], overlap=overlap, t_opt=t_opt, any_moe=any_moe,
                    per_tensor_z3=per_tensor_z3, bubble_stages=bubble_stages)
@@ -1053,13 +1068,17 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         p_last = p_last + D * mtp_proj / t + num((D > 0) & (p > 1)) * m.vocab * h / t
     p_mid = mid * p_layer_all / t
     # bytes: ZeRO-3 keeps the current and the prefetched layer whole (FSDP units); DeepSpeed releases gathered
-    # parameters beyond its live limit, though never below the largest tensor, and prefetches one bucket
+    # parameters beyond its live limit, though never below the largest tensor, and prefetches one bucket. The output
+    # head, used on both sides of the loss, stays gathered across it, at the activations' peak, where the framework
+    # keeps it (`zero3_keeps_head`: FSDP's root unit and FSDP2's output unit are not resharded after forward,
+    # DeepSpeed's reuse distance keeps it; XLA re-gathers it in MaxText's backward)
     live = x["fw_z3_live"]
-    gathered = z3 * (2.0 * p_layer_chip * wb)
+    head = x["fw_z3_head"] * V * h / t  # parameters of the gathered output head (the tied table where tied)
+    gathered = z3 * ((2.0 * p_layer_chip + head) * wb)
     if bool((live > 0).any()):  # a DeepSpeed row: its live limit (the other rows' FSDP units stay whole)
         largest = np.maximum((m.n_proj - 1.0) * m.hidden * m.ffn, m.hidden * (m.q_dim + 2.0 * m.kv_dim)) / t  # MLP in, QKV
         held = np.minimum(2.0 * p_layer_chip, np.maximum(live, largest) + x["fw_z3_prefetch"])
-        gathered = z3 * np.where(live > 0, held, 2.0 * p_layer_chip) * wb
+        gathered = z3 * (np.where(live > 0, held, 2.0 * p_layer_chip) + head) * wb
     if any_lora:  # LoRA keeps the frozen weights only, and the adapters' full state
         lora_states = trainable_chip * state_bpp
 
@@ -1169,12 +1188,13 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         "idle_chips": np.where(mask != 0, np.nan, (dp - dp_run) * tpc + (n - n_used)),
         "first_stage_layers": f,
         "last_stage_layers": lst,
-        # where a step goes (s per step, on the slowest stage): the pipeline bubble, and the tensor-parallel,
-        # data-parallel and expert-parallel communication that compute does not hide
+        # where a step goes (s per step, on the slowest stage): the pipeline bubble, the tensor-parallel,
+        # data-parallel and expert-parallel communication that compute does not hide, and the optimizer step
         "bubble_s": np.where(no_parts, np.nan, bubble),
         "tp_comm_s": np.where(no_parts, np.nan, layer_passes * t_tp),
         "dp_comm_s": np.where(no_parts, np.nan, dp_exposed),
         "moe_a2a_s": np.where(no_parts, np.nan, layer_passes * t_a2a),  # 0 for a dense block
+        "optimizer_s": np.where(no_parts, np.nan, t_opt),  # the optimizer step over the chip's parameters
     }
     return {
         "dp": dp,
