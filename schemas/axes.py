@@ -145,6 +145,7 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "async_scheduling": AxisDef("bool", "async_scheduling"),
         "ep_dedup": AxisDef("bool", "ep_dedup"),
         "engine": AxisDef("choice", "engine", options=ENGINES),
+        "cost_basis": AxisDef("choice", "cost_basis", options=COST_BASES),  # owned: what owning the chips costs
         **{f: _ints(f, 0 if f in ("moe_shared_experts", "moe_dense_layers") else 1) for f in MOE_FIELDS},
         **_SHAPES,
         **_OVERRIDES,

@@ -614,3 +614,31 @@ def test_a_row_that_generates_nothing_reports_no_decode_rate(ctx: Context) -> No
     assert only["prefill_tokens_per_s"] == pytest.approx(both["prefill_tokens_per_s"], rel=1e-9)
     assert not only["decode_tokens_per_s"] > 0 and not only["throughput_tokens_per_s"] > 0
     assert both["decode_tokens_per_s"] > 0 and both["throughput_tokens_per_s"] > 0
+
+
+def test_a_mac_gives_its_gpu_the_working_set_metal_recommends_not_all_its_memory(tmp_path):
+    """macOS wires at most Metal's recommendedMaxWorkingSetSize for the GPU (llama.cpp's ggml_metal_init prints it:
+    10,922.67 MB on a 16 GB M1, 49,152 MiB on a 64 GB M1 Max): 2/3 of unified memory up to 32 GB, 3/4 above. Llama
+    3.1 8B in 16 bits (16 GB of weights) once 'fit' a 16 GB M1 at 16.2 of 16.8 GB; it is refused for memory now,
+    and its 4-bit weights fit. The catalog keeps the figure as the chip's memory_visible_gb, low confidence (macOS 26
+    raises the default; sysctl iogpu.wired_limit_mb sets it), and an overlay (or a spec's overrides) of
+    memory_visible_gb moves it."""
+    import warnings
+
+    import chipsweep
+
+    m1 = load_catalog(use_env=False).chips["apple_m1"]
+    assert m1.memory_visible_gb == pytest.approx(16 * 2**30 * 2 / 3 / 1e9, rel=1e-3)
+    assert "memory_visible_gb" in m1.low_confidence_fields
+    base = dict(model="llama3.1_8b", chip="apple_m1", n_chips=1, batch=1, prompt_len=512, gen_len=128)
+    overlay = tmp_path / "wired.yaml"
+    overlay.write_text("chips:\n  - {id: apple_m1, memory_visible_gb: 17}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f16, q4 = chipsweep.evaluate([dict(base, weight_bits=16), dict(base, weight_bits=4)],
+                                     kind="inference").to_pylist()
+        (wired,) = chipsweep.evaluate([dict(base, weight_bits=16)], kind="inference",
+                                      catalog=load_catalog(overlay)).to_pylist()
+    assert f16["fits"] is False and "does not fit" in f16["infeasible_reason"]
+    assert q4["fits"] and q4["infeasible_reason"] == ""
+    assert wired["fits"]  # the wired limit raised to 17 GB (iogpu.wired_limit_mb): the 16-bit weights fit again

@@ -91,6 +91,7 @@ R_DENSE_EP = 256  # ep > 1 on a dense model (no experts to spread)
 R_HEADS = 512  # tensor parallelism that splits an attention head (engines that shard whole heads)
 R_ENGINE = 1024  # the engine does not run on the chip's vendor (asic.yaml serving.engine_vendors)
 R_DENSE_DPA = 2048  # data-parallel attention on a dense model
+R_EP_DPA = 4096  # data-parallel attention beside an expert-parallel group smaller than the chips of a stage
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -108,6 +109,9 @@ REASONS: dict[int, str] = {
     R_ENGINE: "the engine does not run on this chip's vendor (asic.yaml serving.engine_vendors): pick another engine",
     R_DENSE_DPA: "dp_attention needs a mixture-of-experts model (attention data-parallel beside expert-parallel "
     "experts; this model is dense): allowed false",
+    R_EP_DPA: "dp_attention with expert parallelism needs ep = n_chips / pp: each chip's tokens reach the experts by "
+    "all-to-all over the ep group, which must span the data-parallel attention ranks (SGLang's --enable-dp-attention "
+    "with DeepEP runs ep-size = tp-size): allowed ep 1 or n_chips / pp",
 }
 
 INPUT_KEYS = (
@@ -126,7 +130,9 @@ INPUT_KEYS = (
     # infeasibility found while assembling (bits above)
     "pre_mask",
 )
-OPTIONAL_KEYS = ("up_torus",)  # dimensions of a torus scale-up domain (tables.chip_link_arrays; 0: a switch)
+# dimensions of a torus scale-up domain (tables.chip_link_arrays; 0: a switch); 1 where a row asked for its rental
+# cost (cost_basis rental) and has no owned cost in place of a missing price
+OPTIONAL_KEYS = ("up_torus", "rental_only")
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
@@ -245,6 +251,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     mask |= ((pp > 1) & (indivisible(t, pp) | (pp > L))) * R_LAYOUT
     tp = t / pp  # tensor-parallel chips of one stage
     dp_att = x["dp_attention"] > 0  # attention data-parallel: each chip keeps whole KV of its own sequences
+    # ... whose tokens reach the experts by all-to-all over the ep group, which must then span the stage's chips
+    mask |= (dp_att & (ep > 1) & (x["w_expert"] > 0) & (ep != tp)) * R_EP_DPA
 
     # ---- memory per chip, the static batch and the serving concurrency -------------------------------
     inv_t = 1.0 / t
@@ -676,7 +684,10 @@ def serving_economics(out_tps: Array, chips_total: Array, power: Array, n_chips:
         capex_h, usd_per_it_kwh = owned_rates(x["capex_usd"], cal)
         it_kw = (power + cal["host_power_w"] * chips_total) * 1e-3  # kW: the chips and their hosts' shares
         server = (capex_h * chips_total + it_kw * usd_per_it_kwh) / 3600.0  # USD/s
-        usd_s = np.where(rented, usd_s, np.where(x["hosted"] > 0, server, device))
+        owned = np.where(x["hosted"] > 0, server, device)
+        if "rental_only" in x:  # a row that asked for rental has no owned cost in place of a missing price
+            owned = np.where(x["rental_only"] > 0, np.nan, owned)
+        usd_s = np.where(rented, usd_s, owned)
     return {"usd_per_million_tokens": usd_s / out_tps * 1e6, "unit_cost_usd": x["purchase_usd"] * chips_total}
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 from chipsweep.schemas.columns import FACTS
 from chipsweep.schemas.vocab import (
     COMPUTE_PRECISIONS,
+    COST_BASES,
     ENGINES,
     MOE_FIELDS,
     OVERRIDABLE,
@@ -84,7 +85,7 @@ INFERENCE_REFUSAL_FIELDS = {
     inference.R_INPUT: "model", inference.R_NO_PEAK: "chip", inference.R_PRECISION: "compute_precision",
     inference.R_NO_BW: "chip", inference.R_NO_MEM: "chip", inference.R_MEMORY: "batch", inference.R_NOFIT: "n_chips",
     inference.R_LAYOUT: "ep", inference.R_DENSE_EP: "ep", inference.R_HEADS: "n_chips", inference.R_ENGINE: "engine",
-    inference.R_DENSE_DPA: "dp_attention",
+    inference.R_DENSE_DPA: "dp_attention", inference.R_EP_DPA: "ep",
 }
 # inference notes (informational)
 # chip classes sold into servers (`_chip_static` hosted): datacenter, custom training, wafer-scale, SRAM-only
@@ -103,6 +104,8 @@ N_DISAGG = 1024
 N_OWNED_NO_TDP = 2048
 N_ABOVE_MAX_BATCH = 4096
 N_BEYOND_CONTEXT = 8192
+N_RENTAL_NO_PRICE = 16384
+N_OWNED_NO_PRICE = 32768
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -131,7 +134,13 @@ INFERENCE_NOTES = {
     "all; at its default the rest would wait in its queue (cal.max_batch sets the limit)",
     N_BEYOND_CONTEXT: "prompt_len + gen_len beyond the model's context (the catalog's seq_len): answered as a variant "
     "trained at that length (RoPE scaling, a long-context release), which this model id is not",
+    N_RENTAL_NO_PRICE: "cost per token not computed: cost_basis rental, and the chip has no rental price (give "
+    "chip.usd_per_hour)",
+    N_OWNED_NO_PRICE: "cost per token not computed: cost_basis owned, and owning the chip has no published price (give "
+    "chip.purchase_usd, or chip.server_usd for a chip sold into servers) or, off a server, no tdp_w for its electricity",
 }
+# the chip-level cost notes a row's asked cost_basis replaces with its own (N_RENTAL_NO_PRICE, N_OWNED_NO_PRICE)
+N_COST_DEFAULT = N_NO_PRICE | N_NO_COST | N_OWNED_NO_TDP
 
 
 # ------------------------------------------------------------------------------------------------
@@ -347,6 +356,7 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["prompt_len"] = numbers(table, "prompt_len", errors, integer=True, minimum=0)
     raw["gen_len"] = numbers(table, "gen_len", errors, integer=True, minimum=0)
     raw["quant_overhead"] = numbers(table, "quant_overhead", errors, minimum=0, maximum=1)
+    raw["cost_basis"] = choices(table, "cost_basis", COST_BASES, errors)
     what_if_columns(table, errors, {"chip": OVERRIDABLE, "cal": CAL_OVERRIDES})
     for field in OVERRIDABLE:
         if f"chip.{field}" in table.column_names:
@@ -578,6 +588,15 @@ def assemble_inference(
     notes = notes | np.where(get("concurrency") > cal["max_batch"] * ranks, N_ABOVE_MAX_BATCH, 0)
     length = get("prompt_len") + np.nan_to_num(get("gen_len"))
     notes = notes | np.where((m["context"] > 0) & (length > m["context"]), N_BEYOND_CONTEXT, 0)
+    # the cost basis a row asks for (blank: the chips' rental price where they have one, else what owning them costs):
+    # owned sets the rental price aside, rental leaves a chip without one uncosted; its own notes replace the chip's
+    basis = get("cost_basis")
+    owned_ok = ((np.isfinite(c["purchase_usd"]) | ((static["hosted"] > 0) & np.isfinite(c["capex_usd"])))
+                & np.isfinite(c["tdp_w"]))
+    notes = np.where(basis == 1, notes & ~N_COST_DEFAULT, notes)  # owned asked: the rental price set aside
+    notes = np.where(basis == 0, notes & ~(N_NO_COST | N_OWNED_NO_TDP), notes)  # rental asked: no owned cost
+    notes = notes | np.where((basis == 0) & ~np.isfinite(c["usd_per_hour"]), N_RENTAL_NO_PRICE, 0)
+    notes = notes | np.where((basis == 1) & ~owned_ok, N_OWNED_NO_PRICE, 0)
     used = c["used"] | multi * _F["scale_up_gb_s"]
     if errors is not None:
         _row_errors(errors, raw, ctx, m, c, prec, ep, pp, n_chips, chip_idx, engine, cal, np.nan_to_num(get("dp_attention")))
@@ -609,7 +628,9 @@ def assemble_inference(
         "low_compute": np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)] <= 8.0, False).astype(np.float64),
         "att_peak_flops": attention_peak(c, prec, kvb),
         **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "up_torus", "out_bw", "tdp_w",
-                             "idle_w", "purchase_usd", "usd_per_hour", "capex_usd")},
+                             "idle_w", "purchase_usd", "capex_usd")},
+        "usd_per_hour": np.where(basis == 1, np.nan, c["usd_per_hour"]),  # owned asked: the rental price set aside
+        "rental_only": (basis == 0).astype(np.float64),  # rental asked: no owned cost in its place
         "sram_only": static["sram_only"],
         "hosted": static["hosted"],
         "compute_reach": static["compute_reach"],
@@ -653,6 +674,13 @@ def _row_errors(errors: RowErrors, raw: Mapping[str, Any], ctx: Context, m: Mapp
         errors.add([i], "compute_precision", [COMPUTE_PRECISIONS[int(prec[i])]],
                    f"chip {chip} publishes no {COMPUTE_PRECISIONS[int(prec[i])]} peak; allowed: {', '.join(have) or 'none'}"
                    f" (or a chip.{PRECISION_PEAKS[COMPUTE_PRECISIONS[int(prec[i])]][0]} column)")
+    t_stage = np.where(np.isfinite(n_chips), n_chips, 1.0) / pp
+    short = ok & (dp_attention > 0) & (m["is_moe"] > 0) & (ep > 1) & (ep != t_stage)
+    for i in np.nonzero(short)[0].tolist():
+        errors.add([i], "ep", [int(ep[i])], f"dp_attention with expert parallelism needs ep = n_chips / pp = "
+                   f"{t_stage[i]:g}: each chip's tokens reach the experts by all-to-all over the ep group, which must "
+                   f"span the data-parallel attention ranks (SGLang's --enable-dp-attention with DeepEP runs ep-size = "
+                   f"tp-size); allowed: 1, {t_stage[i]:g} (or dp_attention false)")
     dense = ok & (ep > 1) & ~(m["is_moe"] > 0)
     if dense.any():
         rows = np.nonzero(dense)[0]
@@ -678,6 +706,14 @@ def _row_errors(errors: RowErrors, raw: Mapping[str, Any], ctx: Context, m: Mapp
         divisors = [d for d in range(1, int(t[i]) + 1) if int(t[i]) % d == 0 and d <= m["layers"][i]]
         errors.add([i], "pp", [int(pp[i])], f"pp (layer-split stages) must divide n_chips = {int(t[i])} and not exceed "
                    f"the {int(m['layers'][i])} layers; allowed: {', '.join(map(str, divisors))}")
+
+
+def _put(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
+    """`table` with `column` as `name`: in place of a given column of that name (an input the row asked for, as
+    cost_basis), else appended."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
 
 
 # bits of the weights a blank weight_bits takes from a given compute precision
@@ -791,9 +827,9 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     result = result_table(table, resolved, names, out, bad, reason, notes, text,
                           flags=("disaggregated", "dp_attention", "async_scheduling", "ep_dedup"))
     calibrated = np.where(bad, None, calibrated_text(ctx, x["calibrated_on"], efficiency, power))
-    result = result.append_column("calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
+    result = _put(result, "calibrated_on", pa.array(calibrated.tolist(), type=pa.string()))
     code = inference.cost_basis(x["usd_per_hour"], out.get("usd_per_million_tokens", np.full(n, np.nan)))
-    result = result.append_column("cost_basis", cost_basis_text(code, bad))
+    result = _put(result, "cost_basis", cost_basis_text(code, bad))  # replaces the given cost_basis, as training's
     # a concurrency the memory cannot hold is refused, but its bytes are known: the row says how many and that it
     # does not fit, as the sweep's lake row does (fits false, mem_gb), not blanks
     over = too_many & np.isfinite(np.asarray(out.get("mem_gb", np.full(n, np.nan)), dtype=np.float64))
