@@ -132,6 +132,10 @@ class Chip(_Entry):
     scale_up_domain: int | None = None  # chips reachable over the scale-up link (8 in a DGX)
     scale_up_name: str | None = None
     scale_up_reduction: bool = False  # in-network reduction on the scale-up switch (NVLink SHARP)
+    # the scale-up domain is a full mesh (one link from each chip to each other chip, no switch: AMD's 8-GPU Infinity
+    # Fabric platforms): scale_up_gb_s is the sum over a chip's links, and a group of g of the domain's chips reaches
+    # (g - 1) / (domain - 1) of it (comm.mesh_share)
+    scale_up_full_mesh: bool = False
     # the scale-up domain is a torus of this many dimensions (TPU ICI: 2 on v5e/v6e, 3 on v4/v5p/TPU7x; the
     # NeuronLink of Trainium and Trainium2: 2), not a switch: an all-to-all there is bounded by the torus's bisection
     # (comm.torus_all_to_all); blank or 0: a switch (NVSwitch, UB) or links that join every pair of chips directly

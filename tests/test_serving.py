@@ -1105,3 +1105,19 @@ def test_a_prompt_pool_draws_the_power_of_its_passes_not_of_full_rate_gemms() ->
     assert pool > 0.1
     idle = 0.2 * 700
     assert (r["power_w"] - 8 * idle) / pool < idle + 0.5 * (700 - idle)
+
+
+def test_tensor_parallel_serving_on_a_full_mesh_reaches_only_the_links_to_its_peers(tmp_path: Path) -> None:
+    """The MI300X's 8-GPU Infinity Fabric mesh (7 links of 64 GB/s per GPU, one to each peer): a tp-2 instance's
+    all-reduces ride one link, 64 of the 448 GB/s, and serve slower than a switch of the same aggregate would let
+    them; a tp-8 instance uses all seven and is unchanged."""
+    overlay = tmp_path / "switch.yaml"
+    overlay.write_text("chips:\n  - {id: amd_mi300x, scale_up_full_mesh: false}\n")
+    rows = [dict(model="llama3_70b", chip="amd_mi300x", n_chips=n, concurrency=64, prompt_len=1024, gen_len=1024,
+                 compute_precision="fp8") for n in (2, 8)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mesh = chipsweep.evaluate(rows, kind="inference").to_pylist()
+        switch = chipsweep.evaluate(rows, kind="inference", catalog=load_catalog(overlay)).to_pylist()
+    assert mesh[0]["tpot_s"] > 1.05 * switch[0]["tpot_s"]
+    assert mesh[1]["tpot_s"] == pytest.approx(switch[1]["tpot_s"], rel=1e-9)

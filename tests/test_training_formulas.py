@@ -1127,3 +1127,29 @@ def test_the_optimizer_step_moves_adams_bytes_for_the_shard_a_chip_updates(ctx):
     share = params * 30.0 / opt[0] / 3.35e12
     assert 0.5 < share <= 0.95, share
     assert opt[1] == pytest.approx(opt[0] / 8, rel=1e-9) and opt[2] == pytest.approx(opt[0] / 64, rel=1e-9)
+
+
+def test_a_full_mesh_domain_gives_a_group_only_the_links_to_its_members(ctx):
+    """An MI300X platform joins its 8 GPUs by a full mesh of Infinity Fabric links, 7 per GPU at 64 GB/s a direction
+    (448 GB/s in all), one to each peer and no switch: a tensor-parallel pair reaches one link, 64 GB/s, a group of 4
+    three, all 8 the whole 448 (comm.mesh_share). The core gave every group the whole 448, so the layout search put
+    Mixtral 8x7B on 512 MI300X at tp 2 (3,499 tokens/s per chip, 0.10 s of tensor-parallel traffic a step); at its
+    one link that traffic is 6.5x, and tp 8 over the whole mesh is unchanged. An H100's NVSwitch gives any group the
+    whole link."""
+    from chipsweep.workers.comm import mesh_share
+
+    assert mesh_share(np.array([2.0, 4.0, 8.0]), 8.0, 1.0).tolist() == pytest.approx([1 / 7, 3 / 7, 1.0])
+    assert mesh_share(2.0, 8.0, 0.0) == 1.0
+    assert ctx.catalog.chips["amd_mi300x"].scale_up_full_mesh and not ctx.catalog.chips["nvidia_h100_sxm"].scale_up_full_mesh
+    n = 3
+    table = pa.table({k: pa.array([str(v) for v in vals]) for k, vals in dict(
+        model=["mixtral_8x7b"] * n, chip=["amd_mi300x"] * n, n_chips=[512] * n, global_batch=[1024] * n, tp=[2, 4, 8],
+        pp=[1] * n, ep=[1] * n, micro_batch=[1] * n, recompute=["full"] * n, tokens=[1e12] * n, interleave=[1] * n,
+        zero_stage=[1] * n, precision=["bf16"] * n, framework=["megatron"] * n).items()})
+    x, _, cidx = training_inputs(table, ctx, RowErrors(n))
+    cal = ctx.cal_for(cidx, x["framework"])
+    assert x["up_mesh"].tolist() == [1.0] * n
+    mesh = run_training(x, cal)["tp_comm_s"]
+    switch = run_training({**x, "up_mesh": np.zeros(n)}, cal)["tp_comm_s"]
+    assert mesh[0] > 5 * switch[0] and mesh[1] > 1.5 * switch[1]  # one link of seven, three of seven
+    assert mesh[2] == pytest.approx(switch[2], rel=1e-12)  # all eight: the whole mesh

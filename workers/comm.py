@@ -18,6 +18,9 @@ Sources:
 - NVIDIA/nccl src/graph/tuning.cc (commit 01afd20a, the 2021 tuning model), ncclTopoTuneModel: all-gather and reduce-scatter run
   only as rings; their latency is baseLat + (nRanks - nNodes) x the intra-node step + (nNodes - 1) x the network
   step, for the Simple protocol of large messages 8.4 us + 3.4 us per NVLink step + 9.6 us per network step.
+- AMD Instinct MI300X platform (8 GPUs, each with 7 Infinity Fabric links of 64 GB/s a direction, one to each
+  peer: a full mesh, no switch): a collective among g of the 8 chips reaches g - 1 of a chip's 7 links, (g - 1) / 7
+  of its aggregate (`mesh_share`); Huawei's Atlas 800T A2 (HCCS) and Cambricon's MLU370-X8 bridge are meshes too.
 - Dally & Towles 2004, "Principles and Practices of Interconnection Networks", ch. 5 (tori): under uniform traffic
   the busiest channel of a k-ary n-cube torus (k even) carries k/8 of what each node injects, so a node sustains at
   most 8b/k of all-to-all traffic (b: one channel, one direction) against the 2n·b its own 2n channels give it.
@@ -33,6 +36,18 @@ Array = np.ndarray
 
 # NCCL's ring latency model, Simple protocol (tuning.cc baseLat / hwLat, Ring): s
 RING_BASE_S, RING_UP_STEP_S, RING_NET_STEP_S = 8.4e-6, 3.4e-6, 9.6e-6
+
+
+def mesh_share(members: Array, domain: Array, mesh: Array | float) -> Array | float:
+    """The share of a chip's scale-up bandwidth a collective among `members` chips of one domain reaches: 1 on a
+    switch; on a full mesh (`mesh` 1: one link to each of the domain's other chips) the links to the other members,
+    (members - 1) / (domain - 1), at least one link's share (a point-to-point send, a ring's neighbour)."""
+    if not np.any(mesh):  # a switch (or a block without a mesh chip): the whole link, no passes
+        return 1.0
+    # (a Python float for a scalar count: a numpy float64 scalar would widen a float32 block)
+    peers = max(float(members) - 1.0, 1.0) if np.isscalar(members) else np.maximum(members - 1.0, 1.0)
+    share = np.minimum(peers / np.maximum(domain - 1.0, 1.0), 1.0)
+    return 1.0 + mesh * (share - 1.0)  # a 0/1 blend, in the block's dtype (mesh is 0 or 1)
 
 
 def latency_steps(n: Array) -> Array:
@@ -57,11 +72,12 @@ class Group:
 
     def __init__(
         self, n: Array, stride: Array | float, domain: Array, up_bw: Array, out_bw: Array, up_lat: Array,
-        out_lat: Array, in_network: Array | float = 0.0, ring: Array | float = 0.0,
+        out_lat: Array, in_network: Array | float = 0.0, ring: Array | float = 0.0, mesh: Array | float = 0.0,
     ) -> None:
         per_domain = domain if np.isscalar(stride) and stride == 1.0 else np.floor(domain / np.maximum(stride, 1.0))
         g = np.minimum(np.maximum(per_domain, 1.0), n)  # members per domain
         k = np.ceil(n / g)  # domains spanned
+
         # NCCL's ring latency of one all-gather or reduce-scatter, computed once per group (0 where not a ring)
         no_ring = np.isscalar(ring) and ring == 0.0
         self.ring_s = 0.0 if no_ring else ring * np.where(n > 1, RING_BASE_S + (n - k) * RING_UP_STEP_S
@@ -71,6 +87,11 @@ class Group:
         # SHARP) takes each byte in and gives the sum back once: (g-1)/g inside the domain
         inv_g = 1.0 / g
         up_part = (1.0 - inv_g) / up_bw  # s per byte inside the domain, one all-gather
+        if np.any(mesh):
+            # on a full mesh the g members reach only their g - 1 links to each other (`mesh_share`): (g - 1) / g of
+            # the bytes at (g - 1) / (domain - 1) of the link is (domain - 1) / g, 0 where g = 1 (the min)
+            links = mesh * (domain - 1.0)  # 0 on a switch
+            up_part = up_part * (1.0 - mesh) + np.minimum(links * inv_g, links * (g - 1.0)) / up_bw
         net_part = (1.0 - 1.0 / k) * inv_g / out_bw  # s per byte between domains, one all-gather
         active = n > 1
         self.per_byte_gather = np.where(active, up_part + net_part, 0.0)

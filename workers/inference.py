@@ -73,7 +73,7 @@ import numpy as np
 
 from chipsweep.workers.bits import indivisible
 from chipsweep.workers.blocks import by_blocks
-from chipsweep.workers.comm import expert_copies, torus_all_to_all
+from chipsweep.workers.comm import expert_copies, mesh_share, torus_all_to_all
 from chipsweep.workers.training import HOURS_PER_YEAR, owned_rates
 
 Array = np.ndarray
@@ -131,8 +131,8 @@ INPUT_KEYS = (
     "pre_mask",
 )
 # dimensions of a torus scale-up domain (tables.chip_link_arrays; 0: a switch); 1 where a row asked for its rental
-# cost (cost_basis rental) and has no owned cost in place of a missing price
-OPTIONAL_KEYS = ("up_torus", "rental_only")
+# cost (cost_basis rental) and has no owned cost in place of a missing price; 1 on a full-mesh scale-up domain
+OPTIONAL_KEYS = ("up_torus", "rental_only", "up_mesh")
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
@@ -326,8 +326,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     flops_e = flops * cal["moe_fraction"]  # FLOP/s
 
     # tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan), expert all-to-alls
-    link = np.where(t <= x["up_domain"], x["up_bw"], x["out_bw"]) * cal["link_fraction"]  # bytes/s per chip
+    inside = t <= x["up_domain"]
+    mesh = x.get("up_mesh", 0.0)  # 1 on a full-mesh domain (comm.mesh_share)
+    link = np.where(inside, x["up_bw"] * mesh_share(tp, x["up_domain"], mesh), x["out_bw"]) * cal["link_fraction"]  # bytes/s
     ar_byte = np.where(tp > 1, 2.0 * (tp - 1.0) / tp / link, 0.0)  # s per all-reduced byte (ring over a stage)
+    # bytes/s of a hand-off to the next stage: one link of a full mesh
+    hop_link = np.where(inside, x["up_bw"] * mesh_share(2.0, x["up_domain"], mesh), x["out_bw"]) * cal["link_fraction"]
     # expert all-to-alls: a token's copies to the peers inside the scale-up domain ride its link, the rest the NICs,
     # both at once; a hierarchical dispatch (`ep_dedup`, DeepEP) crosses the network once per remote domain holding
     # one of the token's experts (comm.expert_copies, the training core's count)
@@ -345,7 +349,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         up_copies, out_copies = expert_copies(e_r, g_ep, at(x["moe_topk"]), at(x["ep_dedup"]), at(x["moe_groups"]),
                                               at(x["moe_topk_groups"]))
         frac = at(cal["link_fraction"])
-        up_link, out_link = at(x["up_bw"]) * frac, at(x["out_bw"]) * frac  # bytes/s per chip
+        # bytes/s per chip (on a full mesh, the links to the domain's ep members)
+        up_link = at(x["up_bw"]) * frac * (mesh_share(g_ep, dom, at(mesh)) if np.ndim(mesh) else 1.0)
+        out_link = at(x["out_bw"]) * frac
         if "up_torus" in x:  # a torus domain: the copies inside it cross its bisection (comm.torus_all_to_all)
             up_copies = up_copies * torus_all_to_all(g_ep, at(x["up_torus"]))
         a2a_copy[moe_rows] = np.maximum(up_copies / up_link, out_copies / out_link)
@@ -366,7 +372,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     any_host = bool(np.any(np.asarray(host_s) > 0))
     async_sched = x["async_scheduling"] > 0
     any_async = bool(async_sched.any())
-    hop = np.where(pp > 1, 1.0 / link, 0.0)  # s per byte handed to the next stage
+    hop = np.where(pp > 1, 1.0 / hop_link, 0.0)  # s per byte handed to the next stage
 
     # s per forward pass of `tokens` tokens, comm_0 + comm_1 x tokens: all-reduces of the layer outputs, all-to-alls
     # to the experts, hand-offs between pipeline stages (each a latency per message and a time per byte)

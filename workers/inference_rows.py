@@ -444,7 +444,7 @@ def _chip_terms(ccols: Mapping[str, Array], static: Mapping[str, Array], variant
         "notes": np.broadcast_to(notes, (n,)).astype(np.int64),
         "pre": np.broadcast_to(pre, (n,)).astype(np.int64),
         "link_missing": links["link_missing"],  # 1: no scale-up rate for a domain of several chips; 2: no scale-out
-        **{k: links[k] for k in ("mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "up_torus", "out_bw",
+        **{k: links[k] for k in ("mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "up_torus", "up_mesh", "out_bw",
                                  "usd_per_hour")},
         "tdp_w": ccols["tdp_w"],
         "idle_w": ccols["idle_w"],
@@ -627,7 +627,7 @@ def assemble_inference(
         "act_bytes": np.full(n, float(ctx.defaults["act_bytes"])),
         "low_compute": np.where(np.isfinite(prec), prec_bits[np.nan_to_num(prec).astype(np.intp)] <= 8.0, False).astype(np.float64),
         "att_peak_flops": attention_peak(c, prec, kvb),
-        **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "up_torus", "out_bw", "tdp_w",
+        **{k: c[k] for k in ("peak_flops", "mem_bytes", "mem_bw", "mem_reach", "up_bw", "up_domain", "up_torus", "up_mesh", "out_bw", "tdp_w",
                              "idle_w", "purchase_usd", "capex_usd")},
         "usd_per_hour": np.where(basis == 1, np.nan, c["usd_per_hour"]),  # owned asked: the rental price set aside
         "rental_only": (basis == 0).astype(np.float64),  # rental asked: no owned cost in its place

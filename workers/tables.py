@@ -68,6 +68,7 @@ class ChipTable:
             [1.0 if c.system_kind in STREAMING_KINDS and c.external_memory_gb else 0.0 for c in chips]
         )
         cols["scale_up_reduction"] = np.array([1.0 if c.scale_up_reduction else 0.0 for c in chips])
+        cols["scale_up_full_mesh"] = np.array([1.0 if c.scale_up_full_mesh else 0.0 for c in chips])
         cols["async_mma"] = np.array([1.0 if c.async_mma else 0.0 for c in chips])
         cols["ring_collectives"] = np.array([1.0 if c.training_family in RING_FAMILIES else 0.0 for c in chips])
         return cls(ids, cols)
@@ -257,6 +258,8 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "up_reduce": chip_cols.get("scale_up_reduction", np.zeros_like(domain)),
         # dimensions of a torus scale-up domain (0: a switch), which bounds its all-to-alls (comm.torus_all_to_all)
         "up_torus": np.nan_to_num(chip_cols.get("scale_up_torus_dims", np.zeros_like(domain)), nan=0.0),
+        # 1 where the scale-up domain is a full mesh of point-to-point links (comm.mesh_share), 0 for a switch
+        "up_mesh": np.nan_to_num(chip_cols.get("scale_up_full_mesh", np.zeros_like(domain)), nan=0.0) * (domain > 1),
         "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,

@@ -144,7 +144,7 @@ INPUT_KEYS = (
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "seq", "n_proj", "learned_pos", "tied",
     "dropout",
     # chip (per chip, for the row's precision)
-    "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "ring", "out_bw", "tdp_w", "usd_per_hour",
+    "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "up_mesh", "ring", "out_bw", "tdp_w", "usd_per_hour",
     "async_mma",
     "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
     # layout and workload
@@ -399,6 +399,7 @@ class StepInputs:
     n_used: Array | float
     dom: Array | float
     up_bw: Array | float
+    up_mesh: Array | float  # 1 where the scale-up domain is a full mesh (comm.mesh_share)
     out_bw: Array | float
     up_lat: Array | float
     out_lat: Array | float
@@ -478,13 +479,15 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
         r.overlap, r.t_opt
     )
     any_moe, per_tensor_z3 = r.any_moe, r.per_tensor_z3
+    mesh = r.up_mesh
     dtype = np.asarray(t).dtype
 
     def num(cond: Array) -> Array:
         return np.asarray(cond).astype(dtype)  # 1.0 where true, 0.0 where false
 
     cross_f = num(n_used > dom) * (1.0 - inner_f)  # some stage boundary crosses the scale-out network
-    pp_bw = _pick(cross_f, out_bw, up_bw) * p2p_eff  # bytes/s
+    # bytes/s: a send to the next stage inside a full-mesh domain rides one link (comm.mesh_share)
+    pp_bw = _pick(cross_f, out_bw, up_bw * comm.mesh_share(2.0, dom, mesh)) * p2p_eff
     pp_lat = _pick(cross_f, out_lat, up_lat)  # s
     # with sequence parallelism the stage output is already split over the t ranks (s/t tokens each);
     # otherwise Megatron splits a cross-domain send over the t ranks and re-gathers it (Narayanan sec. 4.1)
@@ -499,13 +502,13 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
     t_pipe = (m_run + r.bubble_stages) * t_stage  # s: m micro-batches plus the bubble (sec. 2.2)
     # ---- data parallel and ZeRO/FSDP: sharding group (hybrid sharding when smaller than dp) ---------
     stride = _pick(inner_f, tp_pp, t)  # ranks between data-parallel members
-    dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring)
+    dp_all = comm.Group(dp_grad, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring, mesh)
     hybrid = not np.array_equal(zg, dp_grad)  # a sharding group smaller than data parallelism somewhere
-    shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring) if hybrid else dp_all
+    shard = comm.Group(zg, stride, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring, mesh) if hybrid else dp_all
     if any_moe:  # the experts' group, its members ep x etp / t data-parallel strides apart (one chip, which
         # costs nothing, on a row without routed experts)
         edp_n = np.where(exp_layer_chip > 0, np.maximum(dp_grad * t / (ep * etp), 1.0), 1.0)
-        edp = comm.Group(edp_n, stride * ep * etp / t, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring)
+        edp = comm.Group(edp_n, stride * ep * etp / t, dom, up_bw, out_bw, up_lat, out_lat, nvls, ring, mesh)
 
         def allreduce(dense_b: Array, exp_b: Array, group: comm.Group) -> Array:
             return group.allreduce(dense_b) + edp.allreduce(exp_b)
@@ -533,7 +536,8 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
     ag_par = allgather(dense_chip * wb, exp_chip * wb, shard) * coll  # s per step
     across = 0.0  # s per step: hybrid sharding's replicas all-reduce the gradient shards (none without it)
     if hybrid:
-        rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat)
+        rep = comm.Group(np.maximum(np.floor(dp_grad / zg + 1e-9), 1.0), stride * zg, dom, up_bw, out_bw, up_lat, out_lat,
+                         mesh=mesh)
         across = rep.allreduce(dense_chip * gb / zg) * coll
     t_z2 = m_run * np.maximum(rs_grad - win_bwd, 0.0) + np.maximum(ag_par - win_fwd, 0.0) + across
     # ZeRO-3/FSDP: per micro-batch and layer, a gather in the forward, and a gather and the gradients'
@@ -832,7 +836,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     out_lat, dom = cal["out_latency_s"], x["up_domain"]
     msg = bs * h * e  # bytes of one layer output for a micro-batch
     nvls = x["up_reduce"]  # in-network reduction on the scale-up switch
-    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"])
+    mesh = x["up_mesh"]  # 1 on a full-mesh domain: a group reaches only its links to its members (comm.mesh_share)
+    tp_group = comm.Group(t, 1.0, dom, up_bw, out_bw, up_lat, out_lat, nvls, x["ring"], mesh)
     tp_gather = tp_group.allgather(msg)  # s: an all-gather (or reduce-scatter) of one layer output
     # with sequence parallelism each all-reduce is a reduce-scatter and an all-gather, which in-network reduction
     # (NVLink SHARP) does not shrink; without it an all-reduce, which it halves
@@ -864,7 +869,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # send overlapped with the attention block it feeds; cp members sit tp ranks apart ([pp][dp][cp][tp])
         kv_chunk = bs * 2.0 * m.kv_dim / t * e  # bytes: K and V of the chip's tokens (heads split over tp)
         cp_out = num(t * cp > dom)  # the ring leaves the scale-up domain
-        ring = (cp - 1.0) * (kv_chunk / _pick(cp_out, out_bw, up_bw) + _pick(cp_out, out_lat, up_lat))  # s per pass
+        ring = (cp - 1.0) * (kv_chunk / _pick(cp_out, out_bw, up_bw * comm.mesh_share(2.0, dom, mesh))
+                             + _pick(cp_out, out_lat, up_lat))  # s per pass (a neighbour: one link of a mesh)
         t_kv = ring * (3.0 + num(rc >= 1))  # s per layer per micro-batch: forward, backward x2, recomputed forward
         if hybrid:
             t_kv = t_kv * att_share  # the attention layers' mean
@@ -886,7 +892,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         # members span (g_ep of them, etp apart) sets how much slower than a switch (comm.torus_all_to_all)
         if "up_torus" in x and bool((x["up_torus"] > 0).any()):
             up_copies = up_copies * comm.torus_all_to_all(np.minimum(g_ep * etp, dom), x["up_torus"])
-        a2a = np.maximum(tok * up_copies / up_bw, tok * out_copies / out_bw) + num(ep > 1) * _pick(
+        up_a2a = up_bw * comm.mesh_share(g_ep, dom, mesh)  # bytes/s: a mesh's links to the domain's members
+        a2a = np.maximum(tok * up_copies / up_a2a, tok * out_copies / out_bw) + num(ep > 1) * _pick(
             beyond, out_lat, up_lat)  # s per all-to-all
         # s per layer per micro-batch, exposed; kept out of t_layer: it is no window for hiding other collectives.
         # A schedule that overlaps the all-to-all with compute (Megatron-Core --overlap-moe-expert-parallel-comm:
@@ -1033,7 +1040,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # embedding, the output head where untied, learned positions and the final norm (transformer.total_params)
     root_chip = (V * h * (2.0 - m.tied) + m.learned_pos * s * h + 2.0 * h) / t
 
-    r = StepInputs(n_used=n_used, dom=dom, up_bw=up_bw, out_bw=out_bw, up_lat=up_lat, out_lat=out_lat, nvls=nvls,
+    r = StepInputs(n_used=n_used, dom=dom, up_bw=up_bw, up_mesh=mesh, out_bw=out_bw, up_lat=up_lat, out_lat=out_lat, nvls=nvls,
                    ring=x["ring"], p2p_eff=cal["p2p_eff"], fw_split=x["fw_split"], fw_ds=fw_ds, sp_f=sp_f, msg=msg,
                    t=t, p=p, v=v, tp_pp=tp_pp, tp_gather=tp_gather, t_stage_compute=t_stage_compute, L_stage=L_stage,
                    t_a2a=t_a2a, t_layer=t_layer, m_run=m_run, dp_grad=dp_grad, zg=zg, ep=ep if any_moe else 1.0,
