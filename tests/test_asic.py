@@ -436,3 +436,27 @@ def test_a_clock_beyond_the_measured_silicon_says_its_energy_is_a_1_ghz_designs(
                      dict(WORKED, model="llama3.2_3b", weight_bits=4, batch=1, clock_ghz=1.5))
     assert "clock above the 0.5-1.5 GHz" in fast["notes"] and "clock above" not in base["notes"]
     assert fast["tops_per_w"] > base["tops_per_w"]  # what the note warns of
+
+
+def test_a_design_holds_no_more_dram_than_its_bus_interfaces_come_in():
+    """An LPDDR5X channel (16 bits) comes in at most 8 GB (the catalog's densest parts: a 64 GB Snapdragon X Elite
+    on 8 channels, a 512 GB M3 Ultra on 64), an HBM3 stack at most 64 GB (JESD238: 32 Gb dies, 16-high). A design
+    once sized its DRAM to the workload without a ceiling: Llama 3 405B's 212.5 GB (4-bit weights) on one 16-bit
+    LPDDR5X channel, or on one HBM3 stack. It is refused now, naming the bus and the width that would hold it; a
+    given dram_gb above the bus's ceiling is a bad cell; a bus wide enough runs."""
+    import warnings
+
+    import chipsweep
+
+    base = dict(node_nm=5, n_mac=16384, clock_ghz=1, sram_mb=32, dram="lpddr5x", dram_bus_bits=128, precision="int8",
+                weight_bits=4, batch=1, prompt_len=512, gen_len=128, model="llama3_405b")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one, hbm, wide, given = chipsweep.evaluate(
+            [dict(base, dram_bus_bits=16), dict(base, dram="hbm3", dram_bus_bits=1024), dict(base, dram_bus_bits=512),
+             dict(base, model="llama3.1_8b", dram_gb=500)], kind="asic").to_pylist()
+    assert not one["fits"] and "a 16-bit lpddr5x bus holds at most 8 GB" in one["infeasible_reason"]
+    assert "dram_bus_bits >= 432" in one["infeasible_reason"]
+    assert not hbm["fits"] and "a 1024-bit hbm3 bus holds at most 64 GB" in hbm["infeasible_reason"]
+    assert wide["fits"] and wide["infeasible_reason"] == "" and 200 < wide["dram_gb"] <= 256
+    assert "field 'dram_gb' = 500.0" in given["infeasible_reason"] and "allowed: at most 64 GB" in given["infeasible_reason"]

@@ -48,6 +48,7 @@ R_WAFER = 16
 R_MEMORY = 32
 R_NOFIT = 64
 R_TILES = 128
+R_DRAM_CAP = 256  # the DRAM the workload needs is more than the bus's interfaces hold
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive design input",
@@ -58,6 +59,8 @@ REASONS: dict[int, str] = {
     R_TILES: "spare_tiles needs tiles (active tiles, an integer >= 1)",
     R_NOFIT: "the model does not fit the memory system at any batch",
     R_MEMORY: "the model does not fit the memory system at this batch",
+    R_DRAM_CAP: "the DRAM the workload needs is more than the bus's interfaces hold (asic.yaml "
+    "dram_max_gb_per_interface): widen dram_bus_bits",
 }
 
 # Bits of the notes mask (informational, the row stays feasible).
@@ -122,6 +125,11 @@ def constants(asic: Mapping[str, Any]) -> dict[str, Any]:
     # GB per bus bit: the least capacity a type's interface comes in over its width (0: no floor)
     floor, width = v("dram_min_gb_per_interface"), v("dram_interface_bits")
     k["dram_min_gb_per_bit"] = np.array([float(floor.get(d, 0.0)) / float(width.get(d, 1)) for d in DRAM_TYPES])
+    k["dram_width"] = np.array([float(width.get(d, 1)) for d in DRAM_TYPES])  # bits of one interface
+    # ... and the most (inf: no ceiling published for the type)
+    most = v("dram_max_gb_per_interface")
+    k["dram_max_gb_per_bit"] = np.array([float(most[d]) / float(width.get(d, 1)) if d in most else np.inf
+                                         for d in DRAM_TYPES])
     price = v("dram_usd_per_gb")  # per DRAM type (one number: every type at it)
     k["dram_usd_per_gb"] = np.array([
         float(price if not isinstance(price, Mapping) else price.get(d, 0.0)) for d in DRAM_TYPES])
@@ -347,8 +355,12 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
         b_fit = np.maximum(np.floor((cap - w_all) / per_seq), 1.0)  # largest batch that fits a fixed capacity
         B = np.where(batch_blank, np.where(sized, 1.0, b_fit), B)
     need = per_seq * B + w_all  # bytes: weights + KV cache + activations
-    fits = sized | (need <= cap)
-    short = has_model & ~fits
+    # a sized DRAM is at most what the bus's interfaces hold (8 GB a 16-bit LPDDR5X channel, 64 GB an HBM3 stack)
+    most_b = np.where(has_dram, k["dram_max_gb_per_bit"][dram] * np.nan_to_num(x["dram_bus_bits"]), np.inf) * 1e9
+    over = sized & has_model & (need - sram_b > most_b)
+    flag(mask, over | (dram_given & (given_gb * 1e9 > most_b * (1.0 + 1e-9))), R_DRAM_CAP)
+    fits = (sized & ~over) | (need <= cap)
+    short = has_model & ~fits & ~over
     flag(mask, short & batch_blank, R_NOFIT)
     flag(mask, short & ~batch_blank, R_MEMORY)
     # GB bundled: what the workload needs beyond the SRAM, but never less than the bus's stacks hold (an HBM stack

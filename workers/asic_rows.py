@@ -48,7 +48,7 @@ _LAKE_OUT = [c.name for c in FACTS["asic"] if c.role == "output" and c.dtype == 
 assert [c for c in ASIC_OUT if c in _LAKE_OUT] == _LAKE_OUT, "ASIC_OUT holds the lake's outputs in its order"
 
 # the input an infeasible design's refusal names (--strict): what would change the outcome
-ASIC_REFUSAL_FIELDS = {asic.R_INPUT: "n_mac", asic.R_MEMORY: "batch", asic.R_NOFIT: "dram_gb",
+ASIC_REFUSAL_FIELDS = {asic.R_INPUT: "n_mac", asic.R_MEMORY: "batch", asic.R_NOFIT: "dram_gb", asic.R_DRAM_CAP: "dram_bus_bits",
                        asic.R_RETICLE: "spare_tiles", asic.R_WAFER: "n_mac", asic.R_TILES: "tiles"}
 
 # notes added while assembling (the core's own start at bit 0)
@@ -133,6 +133,20 @@ def parse_asic(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[str, Ar
                        f"a {int(b)}-bit {name} bus is {stacks} stack(s) of at least {float(floors[name]):g} GB each "
                        f"(JESD238: the smallest stack, 4-high x 8 Gb); allowed: at least "
                        f"{stacks * float(floors[name]):g} GB, or blank (sized to the workload)")
+    # ... and at most what its interfaces come in (asic.yaml dram_max_gb_per_interface: 8 GB a 16-bit LPDDR5X channel)
+    ceilings = ctx.catalog.asic["asic"]["dram_max_gb_per_interface"]["value"]
+    for t, name in enumerate(DRAM_TYPES):
+        if name not in ceilings or name not in widths:
+            continue
+        most = float(ceilings[name]) * np.nan_to_num(bus) / widths[name]
+        above = given & (dram == t) & np.isfinite(cap) & (cap > most + 1e-9) & ~errors.bad
+        for b in np.unique(bus[above]):  # one message per bus width: the most it holds, in GB
+            rows = np.nonzero(above & (bus == b))[0]
+            unit = "HBM stack" if name.startswith("hbm") else "LPDDR channel"
+            errors.add(rows, "dram_gb", [float(c) for c in cap[rows]],
+                       f"a {int(b)}-bit {name} bus is {int(b) // widths[name]} {unit}(s) of at most "
+                       f"{float(ceilings[name]):g} GB each (asic.yaml dram_max_gb_per_interface); allowed: at most "
+                       f"{float(ceilings[name]) * int(b) / widths[name]:g} GB, or a wider dram_bus_bits")
     no_tiles = np.nan_to_num(raw["spare_tiles"]) > 0
     no_tiles &= ~np.isfinite(raw["tiles"]) & ~errors.bad
     if no_tiles.any():
@@ -270,6 +284,18 @@ def _asic_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array], mask:
                      "(wafer-scale path) or shrink it")
     if mask & asic.R_WAFER:
         parts.append(f"die area {out['die_area_mm2'][i]:.0f} mm^2 exceeds a wafer-scale die ({k['wafer_scale_max_mm2']:g} mm^2)")
+    if mask & asic.R_DRAM_CAP:
+        name = DRAM_TYPES[int(x["dram"][i])]
+        bus = int(np.nan_to_num(x["dram_bus_bits"][i]))
+        most_bit = k["dram_max_gb_per_bit"][int(x["dram"][i])]
+        width = int(k["dram_width"][int(x["dram"][i])])
+        unit = f"{most_bit * width:g} GB per {width}-bit {'HBM stack' if name.startswith('hbm') else 'LPDDR channel'}"
+        given_gb = x["dram_gb"][i]
+        need_gb = given_gb if np.isfinite(given_gb) and given_gb >= 0 else out["mem_gb"][i] - x["sram_mb"][i] / 1e3
+        wider = int(np.ceil(need_gb / (most_bit * width))) * width
+        what = f"dram_gb {need_gb:g}:" if np.isfinite(given_gb) and given_gb >= 0 else f"the workload needs {need_gb:.1f} GB of DRAM;"
+        parts.append(f"{what} a {bus}-bit {name} bus holds at most {most_bit * bus:g} GB ({unit}): allowed: "
+                     f"dram_bus_bits >= {wider}, or fewer bytes (weight_bits, batch, prompt_len)")
     if mask & (asic.R_MEMORY | asic.R_NOFIT):
         cap = x["sram_mb"][i] / 1e3 + (0.0 if not np.isfinite(x["dram_gb"][i]) else x["dram_gb"][i])
         at = "any batch" if mask & asic.R_NOFIT else f"batch {int(out['batch'][i])}"
