@@ -1,7 +1,7 @@
 """Layout search: for rows that leave parts of the parallel layout blank, evaluate every valid choice
 (vectorised, in one call of the core) and keep the fastest feasible one.
 
-Candidates: tp and pp from the lists below, micro-batch sizes, interleave 1-4, the three recompute
+Candidates: tp and pp from the lists below, micro-batch sizes, interleave 1-4 and 8, the three recompute
 modes, ZeRO stages 0-3 and, on mixture-of-experts rows, expert parallelism; invalid combinations are masked by the core (divisibility, memory), never
 filtered by Python loops over rows.
 """
@@ -21,7 +21,9 @@ CANDIDATES: dict[str, tuple[float, ...]] = {
     "tp": (1, 2, 4, 8, 16, 32, 64),
     "pp": (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 15, 16, 20, 24, 28, 30, 32, 35, 40, 48, 56, 60, 64, 80, 96, 105, 112, 118, 126, 128),
     "micro_batch": (1, 2, 4, 8, 16),
-    "interleave": (1, 2, 3, 4),
+    # virtual stages per pipeline rank: Megatron-Core takes any v dividing the layers per stage; 8 reaches layouts
+    # a 4 cannot (Llama 3 405B on 8,192 H100 at pp 8, v 8)
+    "interleave": (1, 2, 3, 4, 8),
     "recompute": (0, 1, 2),
     "zero_stage": (0, 1, 2, 3),
     # expert parallelism: searched on mixture-of-experts rows only (a dense row's ep is 1); the core masks an ep that
