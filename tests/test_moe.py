@@ -461,7 +461,7 @@ def test_a_run_its_source_calls_a_known_regression_is_shown_apart_never_counted_
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 13 miss, reported: out-of-source median 19.4 %, p90 40.1 % over 91 MoE runs, 2026-12-07 (asked 15 % / 35 %; "
+    "issue 13 miss, reported: out-of-source median 19.3 %, p90 40.1 % over 91 MoE runs, 2026-12-07 (asked 15 % / 35 %; "
     "25.3 % / 43.7 % before the layout search took interleave 8 and the refit after it, the same thirtieth session; "
     "18.9 % / 43.2 % before the optimizer step moved only the bytes of the shard a chip updates (a thirtieth session): "
     "the dense refit that followed moved the permute rate NeMo's six MoE runs alone fit, which Megatron-Bridge's held-out "

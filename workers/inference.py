@@ -91,7 +91,7 @@ R_DENSE_EP = 256  # ep > 1 on a dense model (no experts to spread)
 R_HEADS = 512  # tensor parallelism that splits an attention head (engines that shard whole heads)
 R_ENGINE = 1024  # the engine does not run on the chip's vendor (asic.yaml serving.engine_vendors)
 R_DENSE_DPA = 2048  # data-parallel attention on a dense model
-R_EP_DPA = 4096  # data-parallel attention beside an expert-parallel group smaller than the chips of a stage
+R_EP_DPA = 4096  # data-parallel attention beside an expert-parallel group other than the chips of a stage
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",

@@ -106,6 +106,7 @@ N_ABOVE_MAX_BATCH = 4096
 N_BEYOND_CONTEXT = 8192
 N_RENTAL_NO_PRICE = 16384
 N_OWNED_NO_PRICE = 32768
+N_NO_UNIT_PRICE = 65536
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -137,7 +138,8 @@ INFERENCE_NOTES = {
     N_RENTAL_NO_PRICE: "cost per token not computed: cost_basis rental, and the chip has no rental price (give "
     "chip.usd_per_hour)",
     N_OWNED_NO_PRICE: "cost per token not computed: cost_basis owned, and owning the chip has no published price (give "
-    "chip.purchase_usd, or chip.server_usd for a chip sold into servers) or, off a server, no tdp_w for its electricity",
+    "chip.purchase_usd, or chip.server_usd for a chip sold into servers) or no tdp_w for the power it is charged",
+    N_NO_UNIT_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column)",
 }
 # the chip-level cost notes a row's asked cost_basis replaces with its own (N_RENTAL_NO_PRICE, N_OWNED_NO_PRICE)
 N_COST_DEFAULT = N_NO_PRICE | N_NO_COST | N_OWNED_NO_TDP
@@ -594,6 +596,7 @@ def assemble_inference(
     owned_ok = ((np.isfinite(c["purchase_usd"]) | ((static["hosted"] > 0) & np.isfinite(c["capex_usd"])))
                 & np.isfinite(c["tdp_w"]))
     notes = np.where(basis == 1, notes & ~N_COST_DEFAULT, notes)  # owned asked: the rental price set aside
+    notes = notes | np.where((basis == 1) & ~np.isfinite(c["purchase_usd"]), N_NO_UNIT_PRICE, 0)
     notes = np.where(basis == 0, notes & ~(N_NO_COST | N_OWNED_NO_TDP), notes)  # rental asked: no owned cost
     notes = notes | np.where((basis == 0) & ~np.isfinite(c["usd_per_hour"]), N_RENTAL_NO_PRICE, 0)
     notes = notes | np.where((basis == 1) & ~owned_ok, N_OWNED_NO_PRICE, 0)

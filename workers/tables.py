@@ -259,7 +259,9 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         # dimensions of a torus scale-up domain (0: a switch), which bounds its all-to-alls (comm.torus_all_to_all)
         "up_torus": np.nan_to_num(chip_cols.get("scale_up_torus_dims", np.zeros_like(domain)), nan=0.0),
         # 1 where the scale-up domain is a full mesh of point-to-point links (comm.mesh_share), 0 for a switch
-        "up_mesh": np.nan_to_num(chip_cols.get("scale_up_full_mesh", np.zeros_like(domain)), nan=0.0) * (domain > 1),
+        # (only where the mesh's rate is published: a stand-in link is no sum of mesh links)
+        "up_mesh": np.nan_to_num(chip_cols.get("scale_up_full_mesh", np.zeros_like(domain)), nan=0.0) * (domain > 1)
+        * np.isfinite(chip_cols["scale_up_gb_s"]),
         "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,

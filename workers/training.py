@@ -429,6 +429,7 @@ class StepInputs:
     exp_layer_chip: Array | float
     p_layer_chip: Array | float
     root_chip: Array | float  # parameters outside the layers on one chip (ZeRO-3's root unit: embeddings, head, norm)
+    head_regather: Array | float  # parameters of the output head gathered again for the backward (zero3_keeps_head 0)
     train_frac: Array | float
     gb: Array | float
     wb: Array | float
@@ -561,7 +562,9 @@ def _step_seconds(r: StepInputs, inner_f: Array | float) -> tuple[Array, Array, 
     # root module) is gathered when the forward starts, before any compute it could hide behind; its gradients, the
     # embedding's last of all, are reduce-scattered when the backward ends, with nothing left to hide them (PyTorch
     # FSDP's root unit; DeepSpeed's and XLA's first gather and last reduction of a step alike)
-    root = allgather(r.root_chip * wb, 0.0, shard) * coll + allgather(r.root_chip * gb * train_frac, 0.0, shard) * coll
+    # (a framework that does not keep the head across the loss, zero3_keeps_head 0, gathers it again for the backward)
+    root = (shard.allgather(r.root_chip * wb) + shard.allgather(r.root_chip * gb * train_frac)
+            + shard.allgather(r.head_regather * wb)) * coll
     t_z3 = m_run * (L_stage * exposed_l + gather_l + root) + across
     t_dp = z01 * t_z01 + z2 * t_z2 + z3 * t_z3  # s per step, not hidden
     return t_pipe + t_dp + t_opt, r.bubble_stages * t_stage, t_dp  # s per step
@@ -1046,6 +1049,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
                    t_a2a=t_a2a, t_layer=t_layer, m_run=m_run, dp_grad=dp_grad, zg=zg, ep=ep if any_moe else 1.0,
                    etp=etp if any_moe else 1.0, dense_chip=dense_chip, exp_chip=exp_chip,
                    exp_layer_chip=exp_layer_chip, p_layer_chip=p_layer_chip, root_chip=root_chip,
+                   head_regather=(1.0 - num(x["fw_z3_head"] > 0)) * V * h / t,
                    train_frac=train_frac, gb=gb, wb=wb,
                    coll=coll, win_bwd=win_bwd, win_fwd=win_fwd, bwd_frac=bwd_frac, z1=z1, z2=z2, z3=z3, z01=z01, n_proj=x["n_proj"],
                    fw_z3_tensors=x["fw_z3_tensors"], overlap=overlap, t_opt=t_opt, any_moe=any_moe,
@@ -1080,7 +1084,9 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     # keeps it (`zero3_keeps_head`: FSDP's root unit and FSDP2's output unit are not resharded after forward,
     # DeepSpeed's reuse distance keeps it; XLA re-gathers it in MaxText's backward)
     live = x["fw_z3_live"]
-    head = x["fw_z3_head"] * V * h / t  # parameters of the gathered output head (the tied table where tied)
+    # parameters kept gathered: the output head (the tied table where tied), or FSDP's whole root unit (2: the input
+    # embedding and the final norm too)
+    head = _pick(num(x["fw_z3_head"] > 1), root_chip, num(x["fw_z3_head"] > 0) * V * h / t)
     gathered = z3 * ((2.0 * p_layer_chip + head) * wb)
     if bool((live > 0).any()):  # a DeepSpeed row: its live limit (the other rows' FSDP units stay whole)
         largest = np.maximum((m.n_proj - 1.0) * m.hidden * m.ffn, m.hidden * (m.q_dim + 2.0 * m.kv_dim)) / t  # MLP in, QKV
