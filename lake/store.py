@@ -228,7 +228,7 @@ class Lake:
         for i, cid in enumerate(sorted(cat.chips)):
             c = cat.chips[cid]
             row = {"chip_id": i, "chip": cid, "name": c.name, "vendor": c.vendor, "class": c.chip_class,
-                   "confidence": c.confidence}
+                   "confidence": c.confidence, "purchase_scope": c.cost_scope}
             for f in columns.DIM_CHIPS.names:
                 if f not in row:
                     row[f] = getattr(c, f, None)

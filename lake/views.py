@@ -44,6 +44,7 @@ from fsspec.implementations.arrow import ArrowFSWrapper
 from chipsweep.lake.errors import LakeError
 from chipsweep.lake.layout import DIM_PART, DIMS, PART_GLOB, check_sweep, fact_dir, is_part, join
 from chipsweep.lake.location import ENV_LAKE, filesystem, is_uri, lake_root, normalise_root
+from chipsweep.schemas.catalog import SYSTEM_CLASSES
 from chipsweep.schemas.columns import DIM_SWEEPS, KINDS, arrow_schema
 from chipsweep.workers.runtime import pid_alive
 
@@ -271,6 +272,11 @@ MACROS: dict[str, str] = {
         || CASE WHEN arch = 'gpu' THEN ' (GPU datapath)' ELSE '' END""",
     "asic_layout": """(precision, weight_bits, batch) AS
         precision || ', ' || weight_bits || '-bit weights, batch ' || batch""",
+    # what a catalog chip's purchase price buys (schemas/catalog.py Chip.cost_scope): the chips dimension's
+    # purchase_scope, or by class where a lake written before 2026-12-07 has none
+    "cost_scope": f"""(purchase_scope, chip_class) AS
+        coalesce(purchase_scope, CASE WHEN chip_class IN ({", ".join(f"'{c}'" for c in sorted(SYSTEM_CLASSES))})
+                                      THEN 'system' ELSE 'accelerator' END)""",
 }
 
 

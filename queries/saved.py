@@ -260,7 +260,9 @@ class Bound:
 
 
 # columns that say how a cost objective was computed: they split a frontier only where a cost is compared
-COST_BASIS_COLUMNS = {"cost_basis": ("cost_usd", "capex_usd", "opex_usd", "usd_per_million_tokens")}
+# (cost_scope: what a unit cost is the price of -- an accelerator, a whole system, or an ASIC's manufacturing cost)
+COST_BASIS_COLUMNS = {"cost_basis": ("cost_usd", "capex_usd", "opex_usd", "usd_per_million_tokens"),
+                      "cost_scope": ("unit_cost_usd",)}
 
 
 def _partition(call: re.Match[str], objectives: Mapping[str, list[Objective]]) -> list[str]:

@@ -66,6 +66,11 @@ class _Entry(BaseModel):
 
 
 SystemKind = Literal["gpu", "tpu", "npu", "wafer_scale", "tile", "edge", "sram_only"]
+# what a purchase price buys: an accelerator that runs inside a host computer (a card, an SXM or OAM module, an M.2 or
+# USB stick, a HAT), or a complete system that runs on its own (a desktop, a developer kit, a Mac, a CS-3)
+PurchaseScope = Literal["accelerator", "system"]
+# chip classes whose members are complete computers: a price without a `purchase_scope` buys a system there
+SYSTEM_CLASSES = frozenset({"desktop_soc", "laptop_soc", "mobile_soc", "wafer_scale_training"})
 GemmPrecision = Literal["fp16", "bf16", "fp8"]
 
 
@@ -153,6 +158,9 @@ class Chip(_Entry):
     usd_per_hour: float | None = None
     price_date: str | None = None  # when `usd_per_hour` was quoted (YYYY or YYYY-MM), beside its source
     purchase_usd: float | None = None
+    # what purchase_usd buys (PurchaseScope); blank: a system in SYSTEM_CLASSES, else an accelerator. An edge frontier
+    # that compares unit costs never sets one scope's price against another's (queries/sql/pareto_edge.sql)
+    purchase_scope: PurchaseScope | None = None
     # owned-cluster TCO per accelerator (training): average draw while training, and the accelerator's share
     # of its server and of the cluster network; blank = the defaults.yaml `tco` values
     power_draw_w: float | None = None
@@ -184,6 +192,13 @@ class Chip(_Entry):
     # bandwidth: 400, 768, 1,200 and 1,600 GB/s on different pages). Never used on its own: a row picks a value
     # (`chip.<field>`), and `chipsweep validate` answers the chip's published runs at both ends of the range
     quoted: dict[str, list[float]] = Field(default_factory=dict)
+
+    @property
+    def cost_scope(self) -> str:
+        """What the chip's purchase price buys: `purchase_scope`, or by class where the catalog leaves it blank."""
+        if self.purchase_scope is not None:
+            return self.purchase_scope
+        return "system" if self.chip_class in SYSTEM_CLASSES else "accelerator"
 
     @model_validator(mode="after")
     def _quoted_fields_are_blank_numbers(self) -> Chip:

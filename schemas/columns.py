@@ -294,6 +294,8 @@ DIM_CHIPS = pa.schema([
     ("peak_tflops_fp16", pa.float64()), ("peak_tops_int8", pa.float64()), ("memory_gb", pa.float64()),
     ("memory_bandwidth_gb_s", pa.float64()), ("tdp_w", pa.float64()), ("usd_per_hour", pa.float64()),
     ("purchase_usd", pa.float64()),
+    # what purchase_usd buys: accelerator (runs in a host computer) or system (runs on its own); Chip.cost_scope
+    ("purchase_scope", pa.string()),
 ])
 DIM_MODELS = pa.schema([
     ("model_id", pa.int16()), ("model", pa.string()), ("name", pa.string()), ("family", pa.string()),

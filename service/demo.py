@@ -236,22 +236,34 @@ def print_serving_frontier(lake: str) -> None:
     print("   where a row's time per token goes: chipsweep evaluate --kind inference --explain")
 
 
+# the edge frontier's cost scopes (queries/sql/pareto_edge.sql), in the order the demo prints them, in words
+EDGE_COST_SCOPES = {
+    "manufacturing": "unit cost = an ASIC's manufacturing cost (packaged die and DRAM; no board, no design cost)",
+    "accelerator": "unit cost = the price of an accelerator that runs in a host computer (a card, a module, a stick)",
+    "system": "unit cost = the price of a complete system (a developer kit, a desktop)",
+}
+
+
 def print_edge_frontier(lake: str) -> None:
     # one workload (each is its own frontier): the ASIC sweep's, the catalog's default prompt and generated lengths
     workload = {"prompt_len": str(EDGE_PROMPT_LEN), "gen_len": str(EDGE_GEN_LEN)}
     print(f"\n== Edge frontier for {EDGE_MODEL}, {EDGE_PROMPT_LEN}-token prompts, {EDGE_GEN_LEN} generated: decode "
           "tokens/s per user (max) vs J/token, prompt included (min) vs unit cost (min) ==")
     rows = _frontier("pareto_edge", {"model": EDGE_MODEL, **workload}, lake)
-    print(f"-- {len(rows)} frontier designs{_shown(rows, 14)} (saved query pareto_edge); catalog chips and "
-          "hypothetical ASICs together, each at its serving point (time to first token apart)")
-    shown = _thin(rows, 14)
-    designs = [_design(r) for r in shown]
-    width = max([len("design"), *map(len, designs)])  # the whole description: a cut one hides the batch
-    print(f"   {'design':{width}s} {'tok/s':>7s} {'J/token':>8s} {'unit $':>8s}")
-    for r, what in zip(shown, designs, strict=True):
-        cost = r["unit_cost_usd"]
-        print(f"   {what:{width}s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
-              f"{cost if cost is not None else float('nan'):8.0f}")
+    print(f"-- {len(rows)} frontier designs (saved query pareto_edge); catalog chips and hypothetical ASICs, each at "
+          "its serving point (time to first token apart), one frontier per cost scope:")
+    scopes = [s for s in EDGE_COST_SCOPES if any(r["cost_scope"] == s for r in rows)]
+    shown = {s: _thin([r for r in rows if r["cost_scope"] == s], 8) for s in scopes}
+    designs = {s: [_design(r) for r in shown[s]] for s in scopes}
+    width = max([len("design"), *(len(d) for s in scopes for d in designs[s])])  # whole: a cut one hides the batch
+    for s in scopes:
+        group = [r for r in rows if r["cost_scope"] == s]
+        print(f"   {EDGE_COST_SCOPES[s]}: {len(group)} on its frontier{_shown(group, 8)}")
+        print(f"   {'design':{width}s} {'tok/s':>7s} {'J/token':>8s} {'unit $':>8s}")
+        for r, what in zip(shown[s], designs[s], strict=True):
+            cost = r["unit_cost_usd"]
+            print(f"   {what:{width}s} {r['decode_tokens_per_s']:7.1f} {r['energy_per_token_j']:8.3f} "
+                  f"{cost if cost is not None else float('nan'):8.0f}")
     if _print_left_out("pareto_edge", {"model": EDGE_MODEL, "sweep": "demo-edge", **workload}, lake, rows, "decode_tokens_per_s",
                        "max", "faster than every design above but missing an objective the frontier compares (the "
                        "catalog has no purchase price or no power for them)",

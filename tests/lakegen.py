@@ -66,15 +66,21 @@ def provenance() -> tuple[str, ...]:
 
 def chips_dim(ids: Sequence[str] | None = None) -> pa.Table:
     """Chip dimension rows; chip_id is the position in `ids` (default: every chip of CHIPS, in order)."""
+    from chipsweep.schemas.catalog import SYSTEM_CLASSES, load_catalog
+
     by_id = {c[0]: c for c in CHIPS}
     rows = [by_id[i] for i in ids] if ids is not None else list(CHIPS)
+    catalog = load_catalog(use_env=False).chips
+    # what a price buys, as the lake writes it (Chip.cost_scope; a chip outside the catalog by its class)
+    scopes = [catalog[r[0]].cost_scope if r[0] in catalog else "system" if r[3] in SYSTEM_CLASSES else "accelerator"
+              for r in rows]
     return pa.table({
         "chip_id": list(range(len(rows))), "chip": [r[0] for r in rows], "name": [r[1] for r in rows],
         "vendor": [r[2] for r in rows], "class": [r[3] for r in rows], "confidence": ["high"] * len(rows),
         "peak_tflops_bf16": [r[4] for r in rows], "peak_tflops_fp16": [r[4] for r in rows],
         "peak_tops_int8": [2 * r[4] for r in rows], "memory_gb": [r[5] for r in rows],
         "memory_bandwidth_gb_s": [r[6] for r in rows], "tdp_w": [r[7] for r in rows],
-        "usd_per_hour": [r[8] for r in rows], "purchase_usd": [r[9] for r in rows],
+        "usd_per_hour": [r[8] for r in rows], "purchase_usd": [r[9] for r in rows], "purchase_scope": scopes,
     }, schema=DIM_CHIPS)
 
 

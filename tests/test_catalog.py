@@ -632,3 +632,19 @@ def test_a_pre_training_sequence_longer_than_the_context_is_refused_naming_both(
     with pytest.raises(ValueError, match=r"train_seq_len \(65536\) must not exceed seq_len \(32768\)"):
         Model.model_validate({**entry, "train_seq_len": 65536})
     assert Model.model_validate({**entry, "train_seq_len": 32768}).train_seq_len == 32768
+
+
+def test_every_priced_chip_says_what_its_price_buys(cat):
+    """A unit cost compares like with like only when it is the price of the same kind of thing: every catalog chip
+    with a purchase price says whether it buys an accelerator (a card, an SXM or OAM module, a USB stick, a HAT: it
+    runs in a host computer) or a complete system (a developer kit, a desktop, a CS-3); a chip left blank reads by
+    class (a Mac, a phone, a wafer-scale system: system; the rest: accelerator)."""
+    priced = {cid: c for cid, c in cat.chips.items() if c.purchase_usd is not None}
+    assert len(priced) >= 20
+    assert not [cid for cid, c in priced.items() if c.purchase_scope is None]
+    scope = {cid: c.cost_scope for cid, c in priced.items()}
+    # the sources' own words: a developer kit, a desktop, a system; a card, a module, a USB stick, a HAT
+    assert scope["nvidia_jetson_orin_nano_8gb"] == scope["nvidia_dgx_spark_gb10"] == scope["cerebras_wse3_cs3"] == "system"
+    assert scope["nvidia_rtx_4090"] == scope["nvidia_a100_sxm_40gb"] == scope["google_coral_edge_tpu"] == "accelerator"
+    assert scope["hailo_10h"] == "accelerator"
+    assert cat.chips["apple_m2_ultra"].cost_scope == "system" and cat.chips["nvidia_h100_sxm"].cost_scope == "accelerator"

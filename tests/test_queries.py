@@ -775,3 +775,47 @@ def test_pareto_serving_compares_costs_on_one_basis_and_throughput_on_every_chip
     rented = run_saved("pareto_serving", {"model": "llama2_70b", "objectives": costed, "cost_basis": "rental"}, lake=lake)
     assert rented["idx"].to_pylist() == [0]
     assert run_saved("pareto_serving", {"model": "llama2_70b"}, lake=lake)["idx"].to_pylist() == [2]
+
+
+def test_an_edge_frontier_never_sets_one_cost_scope_against_another(tmp_path: Path) -> None:
+    """A unit cost is the price of different things: an ASIC's manufacturing cost (die and DRAM, no board, no design),
+    an accelerator's price (it needs a host computer), a whole system's (a developer kit). The demo's edge frontier set
+    a $24 die beside a $3,999 desktop, so no priced device could stay on it. Where unit cost is an objective each scope
+    is its own frontier; without one, one frontier over every row; `cost_scope` picks one. A lake written before the
+    chips table said what a price buys reads the scope by the chip's class."""
+    rng = np.random.default_rng(7)
+    chips = lakegen.chips_dim(["nvidia_jetson_agx_orin_64gb", "hailo_10h"])
+    scope_at = chips.schema.get_field_index("purchase_scope")
+    chips = chips.set_column(scope_at, "purchase_scope", pa.array(["system", "accelerator"]))
+    inf = lakegen.random_inference(rng, 2, nan_frac=0.0, infeasible_frac=0.0)
+    inf = lakegen.with_columns(inf, model_id=[0, 0], chip_id=[0, 1], n_chips=[1, 1], tokens_per_s_per_user=[20.0, 10.0],
+                               energy_per_token_j=[1.0, 0.5], unit_cost_usd=[1999.0, 100.0], fits=[True, True],
+                               infeasible_reason=["", ""])
+    asic = lakegen.random_asic(rng, 1, nan_frac=0.0, infeasible_frac=0.0)
+    asic = lakegen.with_columns(asic, model_id=[0], decode_tokens_per_s=[30.0], energy_per_token_j=[0.1],
+                                unit_cost_usd=[20.0], fits=[True], infeasible_reason=[""])
+    lake = str(tmp_path / "lake")
+    models = lakegen.models_dim(["llama2_7b", "llama2_70b"])
+    lakegen.write_version(lake, "inference", "devices", 1, inf, chips=chips, models=models)
+    lakegen.write_version(lake, "asic", "designs", 1, asic, models=models)
+
+    def frontier(**params: str) -> dict[str, str]:
+        rows = run_saved("pareto_edge", {"model": "llama2_7b", **params}, lake=lake).to_pylist()
+        return {r["chip"] if r["source"] == "inference" else "asic": r["cost_scope"] for r in rows}
+
+    # the design beats both devices on speed, energy and cost, yet each device leads its own scope
+    assert frontier() == {"asic": "manufacturing", "nvidia_jetson_agx_orin_64gb": "system", "hailo_10h": "accelerator"}
+    assert frontier(cost_scope="system") == {"nvidia_jetson_agx_orin_64gb": "system"}
+    assert frontier(cost_scope="manufacturing") == {"asic": "manufacturing"}
+    # speed against energy: no cost compared, one frontier, which the design holds alone
+    assert frontier(objectives="decode_tokens_per_s:max,energy_per_token_j") == {"asic": "manufacturing"}
+    with pytest.raises(QueryError, match="cost_scope"):
+        run_saved("pareto_edge", {"cost_scope": "card"}, lake=lake)
+    # a lake written before 2026-12-07 (its chips table has no purchase_scope: NULL when read): the scope by class,
+    # both accelerators (edge_inference), one frontier of the two (the Jetson faster, the Hailo cheaper and frugal)
+    old = str(tmp_path / "old")
+    lakegen.write_version(old, "inference", "devices", 1, inf, models=models,
+                          chips=chips.set_column(scope_at, "purchase_scope", pa.array([None, None], pa.string())))
+    rows = run_saved("pareto_edge", {"model": "llama2_7b"}, lake=old).to_pylist()
+    assert [(r["chip"], r["cost_scope"]) for r in rows] == [("nvidia_jetson_agx_orin_64gb", "accelerator"),
+                                                             ("hailo_10h", "accelerator")]

@@ -43,18 +43,19 @@ tr_named AS (
     LEFT JOIN chips c ON c.sweep = n.sweep AND c.version = n.version AND c.chip_id = n.chip_id
 ),
 inf AS NOT MATERIALIZED (
-    -- pareto_edge's measures: the serving point's tokens/s per user, the purchase price where no unit cost
+    -- pareto_edge's measures: the serving point's tokens/s per user, the purchase price where no unit cost, and
+    -- what that price buys (an accelerator's never on one frontier with a whole system's)
     SELECT f.* EXCLUDE (unit_cost_usd, decode_tokens_per_s),
            CASE WHEN f.unit_cost_usd IS NULL OR isnan(f.unit_cost_usd) THEN CAST(c.purchase_usd * f.n_chips AS FLOAT)
                 ELSE f.unit_cost_usd END AS unit_cost_usd,
-           f.tokens_per_s_per_user AS decode_tokens_per_s
+           f.tokens_per_s_per_user AS decode_tokens_per_s, cost_scope(c.purchase_scope, c.class) AS cost_scope
     FROM inference f
     LEFT JOIN chips c ON c.sweep = f.sweep AND c.version = f.version AND c.chip_id = f.chip_id
     WHERE f.sweep = $sweep AND f.version IN ($from_version, $to_version)
       AND f.fits AND coalesce(f.infeasible_reason, '') = '' AND (SELECT frontier FROM mode) = 'edge'
 ),
 inf_front AS (SELECT * FROM pareto(inf, 'decode_tokens_per_s:max,energy_per_token_j,unit_cost_usd',
-                                   partition_by := (version, model_id, prompt_len, gen_len))),
+                                   partition_by := (version, model_id, prompt_len, gen_len, cost_scope))),
 inf_named AS (
     SELECT 'inference' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            inference_layout(n.n_chips, n.weight_bits, n.batch) AS layout,
