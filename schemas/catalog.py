@@ -741,7 +741,6 @@ DEFAULT_RANGES: dict[str, tuple[float, float, bool]] = {
     "mem_usable": (0.0, 1.0, True),
     "memory_reach": (0.0, 1.0, True),
     "gemm_reach": (0.0, 1.0, True),
-    "power_fraction": (0.0, 1.0, True),
     "power_draw_fraction": (0.0, 1.0, True),
     "moe_a2a_overlap": (0.0, 1.0, False),
     "moe_imbalance": (1.0, math.inf, False),

@@ -88,7 +88,8 @@ TRAINING: list[Column] = [
        "rule, which infeasible_reason names; feasible rows have fits and an empty infeasible_reason)", "output"),
     _c("time_to_train_days", "float32", "days", "wall-clock time for `tokens`", "output"),
     _c("chip_hours", "float32", "chip-hours", "chip-hours of the run", "output"),
-    _c("energy_mwh", "float32", "MWh", "energy of the run (chip power x PUE)", "output"),
+    _c("energy_mwh", "float32", "MWh", "energy of the run at the facility: (each chip's draw + its host's share, "
+       "defaults.yaml host_power_w) x PUE x chip-hours", "output"),
     _c("cost_usd", "float32", "USD", "rental cost, or purchase amortised plus energy", "output"),
     _c("co2_t", "float32", "t CO2eq", "emissions at the grid intensity of the catalog defaults", "output"),
     _c("cost_basis", "category", "", "rental | owned: cost_usd from a rental price, or the owned cluster's TCO (capex_usd + opex_usd)", "output"),
@@ -163,9 +164,10 @@ INFERENCE: list[Column] = [
     _c("throughput_tokens_per_s", "float32", "tokens/s", "generated tokens per second, all sequences of the static "
        "batch", "output", better="max"),
     _c("energy_per_token_j", "float32", "J", "energy per generated token at the serving point (concurrency), "
-       "prompts included", "output"),
+       "prompts included: the chips' own draw as ML.ENERGY and MLPerf measure it (no host share, no PUE; an owned "
+       "serving cost pays both)", "output"),
     _c("mem_gb", "float32", "GB", "memory per chip: weights + KV cache + activations", "output"),
-    _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica (unknown: NULL in the lake, NaN in `evaluate`'s table)", "output"),
+    _c("unit_cost_usd", "float32", "USD", "purchase price of the chips serving one replica, as the catalog quotes it (an accelerator's or a whole system's: the chips table's purchase_scope; unknown: NULL in the lake, NaN in `evaluate`'s table)", "output"),
     _c("fits", "bool", "", "fits in memory (memory only: a row that fits can still break another rule, which "
        "infeasible_reason names; feasible rows have fits and an empty infeasible_reason)", "output"),
     _c("infeasible_reason", "category", "", "empty when feasible", "output"),
@@ -296,6 +298,7 @@ DIM_CHIPS = pa.schema([
     ("purchase_usd", pa.float64()),
     # what purchase_usd buys: accelerator (runs in a host computer) or system (runs on its own); Chip.cost_scope
     ("purchase_scope", pa.string()),
+    ("price_date", pa.string()),  # when usd_per_hour was quoted (YYYY or YYYY-MM), as the catalog says
 ])
 DIM_MODELS = pa.schema([
     ("model_id", pa.int16()), ("model", pa.string()), ("name", pa.string()), ("family", pa.string()),

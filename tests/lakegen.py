@@ -81,6 +81,7 @@ def chips_dim(ids: Sequence[str] | None = None) -> pa.Table:
         "peak_tops_int8": [2 * r[4] for r in rows], "memory_gb": [r[5] for r in rows],
         "memory_bandwidth_gb_s": [r[6] for r in rows], "tdp_w": [r[7] for r in rows],
         "usd_per_hour": [r[8] for r in rows], "purchase_usd": [r[9] for r in rows], "purchase_scope": scopes,
+        "price_date": [catalog[r[0]].price_date if r[0] in catalog else None for r in rows],
     }, schema=DIM_CHIPS)
 
 

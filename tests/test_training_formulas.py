@@ -504,6 +504,30 @@ def test_owned_h100_cluster_cost_is_within_published_tco_analyses(ctx):
     assert np.isnan(d["capex_usd"][1]) and d["cost_usd"][1] / d["chip_hours"][1] == pytest.approx(1.9, rel=1e-6)
 
 
+def test_an_owned_system_pays_no_host_share_and_an_unpriced_chip_no_part_of_a_cost(ctx):
+    """The owned purchase is the chip's price plus a server's host share (defaults.yaml host_usd, an 8-GPU server's
+    CPUs and chassis) plus the network's share -- but a price that buys a whole system (`purchase_scope: system`, a
+    DGX Spark) already holds its host: a cost analyst's audit found one owned DGX Spark charged $18,249 of purchase
+    for a $3,999 desktop. And a chip without a purchase price has no owned cost: its running costs alone
+    (`opex_usd`) once stood in the row and would rank it cheapest in a sum or a min."""
+    from chipsweep.workers.training import capital_recovery
+
+    tco = {k: float(v["value"]) for k, v in ctx.catalog.defaults["defaults"].items()}
+    d = run(ctx, model=["gpt3_125m"] * 3, chip=["nvidia_dgx_spark_gb10", "nvidia_rtx_4090", "nvidia_gb200_per_gpu"],
+            n_chips=[1, 1, 8], global_batch=[8, 8, 64], seq_len=[2048] * 3, tokens=[1e8] * 3, tp=[1] * 3, pp=[1] * 3,
+            cost_basis=["owned", "owned", None])
+    per_hour = capital_recovery(tco["cost_of_capital"], tco["amortization_years"]) / 8766.0
+    spark, card = ctx.catalog.chips["nvidia_dgx_spark_gb10"], ctx.catalog.chips["nvidia_rtx_4090"]
+    assert spark.cost_scope == "system" and card.cost_scope == "accelerator"
+    assert d["capex_usd"][0] / d["chip_hours"][0] == pytest.approx((spark.purchase_usd + tco["network_usd"]) * per_hour,
+                                                                   rel=1e-6)
+    assert d["capex_usd"][1] / d["chip_hours"][1] == pytest.approx(
+        (card.purchase_usd + tco["host_usd"] + tco["network_usd"]) * per_hour, rel=1e-6)
+    # the GB200 has neither a rental nor a purchase price: no cost, no basis, and no part of a cost either
+    assert np.isnan(d["cost_usd"][2]) and np.isnan(d["capex_usd"][2]) and np.isnan(d["opex_usd"][2])
+    assert d["energy_mwh"][2] > 0  # its energy stands: the draw is known
+
+
 def test_calibrated_on_names_the_sources_or_says_extrapolated(ctx):
     d = run(ctx, model=["llama2_7b"] * 3, chip=["nvidia_h100_sxm", "amd_mi300x", "nvidia_v100_sxm2_32gb"],
             n_chips=[64] * 3, global_batch=[512] * 3)

@@ -325,13 +325,22 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     bw_e = bw * cal["moe_fraction"]  # bytes/s
     flops_e = flops * cal["moe_fraction"]  # FLOP/s
 
-    # tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan), expert all-to-alls
-    inside = t <= x["up_domain"]
+    # tensor-parallel all-reduces on the scale-up link (Megatron sec. 3; ring, Patarasuk & Yuan), expert all-to-alls.
+    # Engines place a stage's tensor-parallel chips in one scale-up domain and spread pipeline stages over domains:
+    # a stage that fits in one runs its all-reduces on the scale-up link even where the instance spans several
+    # (Llama 3 405B at tp 8 x pp 2 on two H100 nodes: NVLink inside each, the network between); a hand-off to the
+    # next stage crosses the network unless the whole instance fits in one domain
     mesh = x.get("up_mesh", 0.0)  # 1 on a full-mesh domain (comm.mesh_share)
-    link = np.where(inside, x["up_bw"] * mesh_share(tp, x["up_domain"], mesh), x["out_bw"]) * cal["link_fraction"]  # bytes/s
+
+    def link_of(inside: Array, members: Any) -> Array:
+        """bytes/s of a chip's traffic to `members` chips of its group: the scale-up link (on a full mesh, the links
+        to them) where the group is `inside` one domain, else the scale-out NIC; at the engine's link share."""
+        return np.where(inside, x["up_bw"] * mesh_share(members, x["up_domain"], mesh), x["out_bw"]) * cal["link_fraction"]
+
+    tp_inside = tp <= x["up_domain"]
+    link = link_of(tp_inside, tp)  # bytes/s
     ar_byte = np.where(tp > 1, 2.0 * (tp - 1.0) / tp / link, 0.0)  # s per all-reduced byte (ring over a stage)
-    # bytes/s of a hand-off to the next stage: one link of a full mesh
-    hop_link = np.where(inside, x["up_bw"] * mesh_share(2.0, x["up_domain"], mesh), x["out_bw"]) * cal["link_fraction"]
+    hop_link = link_of(t <= x["up_domain"], 2.0)  # bytes/s of a hand-off to the next stage: one link of a full mesh
     # expert all-to-alls: a token's copies to the peers inside the scale-up domain ride its link, the rest the NICs,
     # both at once; a hierarchical dispatch (`ep_dedup`, DeepEP) crosses the network once per remote domain holding
     # one of the token's experts (comm.expert_copies, the training core's count)
@@ -384,7 +393,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # an engine's own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce; asic.yaml
     # serving.custom_all_reduce_bytes): one barrier and one read of every peer's buffer, for messages below the
     # engine's limit; NCCL's 2 x ceil(log2 tp) steps beyond it
-    one_shot = (cal["custom_all_reduce_bytes"] > 0) & (tp > 1) & (tp <= 8) & (t <= x["up_domain"])
+    one_shot = (cal["custom_all_reduce_bytes"] > 0) & (tp > 1) & (tp <= 8) & tp_inside
     if bool(np.any(one_shot)):
         comm_0_one = comm_0 - ar_layers * (2.0 * lat - cal["link_latency_s"])  # s: one step per all-reduce
 

@@ -71,6 +71,8 @@ class ChipTable:
         cols["scale_up_full_mesh"] = np.array([1.0 if c.scale_up_full_mesh else 0.0 for c in chips])
         cols["async_mma"] = np.array([1.0 if c.async_mma else 0.0 for c in chips])
         cols["ring_collectives"] = np.array([1.0 if c.training_family in RING_FAMILIES else 0.0 for c in chips])
+        # 1 where the purchase price buys a complete system (a DGX Spark, a Jetson kit, a CS-3): its host is in it
+        cols["system_price"] = np.array([1.0 if c.cost_scope == "system" else 0.0 for c in chips])
         return cls(ids, cols)
 
     def index(self) -> dict[str, int]:
@@ -273,11 +275,13 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "ext_mem_bytes": chip_cols["external_memory_gb"] * 1e9,
         "ext_bw": chip_cols["external_memory_gb_s"] * 1e9,
         # owned-cluster TCO per accelerator: measured draw (else TDP x the measured fraction), and the purchase:
-        # the server's share (else the chip's price plus a host share) plus the network's share
+        # the server's share (else the chip's price plus a host share, none where the price buys a whole system)
+        # plus the network's share
         "power_w": np.where(np.isfinite(chip_cols["power_draw_w"]), chip_cols["power_draw_w"],
                             chip_cols["tdp_w"] * defaults.get("power_draw_fraction", 1.0)),
         "capex_usd": np.where(np.isfinite(chip_cols["server_usd"]), chip_cols["server_usd"],
-                              chip_cols["purchase_usd"] + defaults.get("host_usd", 0.0))
+                              chip_cols["purchase_usd"] + defaults.get("host_usd", 0.0)
+                              * (1.0 - chip_cols.get("system_price", np.zeros_like(domain))))
         + np.where(np.isfinite(chip_cols["network_usd"]), chip_cols["network_usd"], defaults.get("network_usd", 0.0)),
     }
 

@@ -1279,7 +1279,9 @@ def run_economics(chip_hours: Array, x: Mapping[str, Array], cal: Mapping[str, A
         "cost_usd": np.where(rented, chip_hours * x["usd_per_hour"], capex + opex),  # USD (NaN without the price)
         "co2_t": energy_mwh * cal["co2_kg_per_kwh"],  # t CO2 (MWh x kg/kWh = t)
         "capex_usd": np.where(rented, np.nan, capex),
-        "opex_usd": np.where(rented, np.nan, opex),
+        # the running costs only beside the purchase they belong to: a chip without a purchase price has no owned
+        # cost, and a part of one would rank it cheapest in a sum or a min over opex_usd
+        "opex_usd": np.where(rented | ~np.isfinite(capex), np.nan, opex),
         "cost_owned": basis,  # index into COST_BASES, NaN: none
     }
 
