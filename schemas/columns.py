@@ -89,7 +89,7 @@ TRAINING: list[Column] = [
     _c("time_to_train_days", "float32", "days", "wall-clock time for `tokens`", "output"),
     _c("chip_hours", "float32", "chip-hours", "chip-hours of the run", "output"),
     _c("energy_mwh", "float32", "MWh", "energy of the run at the facility: (each chip's draw + its host's share, "
-       "defaults.yaml host_power_w) x PUE x chip-hours", "output"),
+       "defaults.yaml host_power_w, none for a whole system) x PUE x chip-hours", "output"),
     _c("cost_usd", "float32", "USD", "rental cost, or purchase amortised plus energy", "output"),
     _c("co2_t", "float32", "t CO2eq", "emissions at the grid intensity of the catalog defaults", "output"),
     _c("cost_basis", "category", "", "rental | owned: cost_usd from a rental price, or the owned cluster's TCO (capex_usd + opex_usd)", "output"),

@@ -819,3 +819,11 @@ def test_an_edge_frontier_never_sets_one_cost_scope_against_another(tmp_path: Pa
     rows = run_saved("pareto_edge", {"model": "llama2_7b"}, lake=old).to_pylist()
     assert [(r["chip"], r["cost_scope"]) for r in rows] == [("nvidia_jetson_agx_orin_64gb", "accelerator"),
                                                              ("hailo_10h", "accelerator")]
+    # frontier_diff: a catalog that comes to price the Jetson as a system takes it off the accelerators' frontier,
+    # where the Hailo dominated it, onto the systems', where it stands alone: the diff says it entered, as a system
+    slower = lakegen.with_columns(inf, tokens_per_s_per_user=[5.0, 10.0])  # the Jetson dominated by the Hailo
+    accel = chips.set_column(scope_at, "purchase_scope", pa.array(["accelerator", "accelerator"]))
+    lakegen.write_version(lake, "inference", "moved", 1, slower, chips=accel, models=models)
+    lakegen.write_version(lake, "inference", "moved", 2, slower, chips=chips, models=models)
+    diff = run_saved("frontier_diff", {"sweep": "moved", "from_version": 1, "to_version": 2}, lake=lake).to_pylist()
+    assert [(r["change"], r["chip"], r["cost_scope"]) for r in diff] == [("entered", "nvidia_jetson_agx_orin_64gb", "system")]

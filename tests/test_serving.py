@@ -1141,3 +1141,34 @@ def test_a_pipeline_over_two_nodes_runs_each_stages_all_reduces_on_its_nodes_lin
     assert two["tpot_s"] == pytest.approx(one["tpot_s"], rel=0.05)
     assert slow_nvlink["tpot_comm_s"] > 2.0 * two["tpot_comm_s"]  # the stages' link is the scale-up link
     assert fast_nic["tpot_comm_s"] == pytest.approx(two["tpot_comm_s"], rel=0.02)  # the NIC carries one hand-off
+    # a stage on a scale-up link the catalog leaves blank (the Ascend 910B's HCCS rate is quoted in conflict) says
+    # its all-reduces ride a stand-in, as the one-node instance does
+    ascend = dict(model="llama3_70b", chip="huawei_ascend_910b", prompt_len=1000, gen_len=200, concurrency=16,
+                  compute_precision="fp16", **{"chip.memory_bandwidth_gb_s": 1600.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = chipsweep.evaluate([dict(ascend, n_chips=8), dict(ascend, n_chips=16, pp=2)], kind="inference").to_pylist()
+    assert all("no published link between the row's chips" in r["notes"] for r in rows), [r["notes"] for r in rows]
+
+
+def test_a_running_request_limit_below_the_concurrency_queues_the_rest() -> None:
+    """`cal.max_batch` is the engine's limit on running requests (vLLM --max-num-seqs): a row that sets it below its
+    concurrency runs that many and queues the rest, whose wait (Little's law: the queue over the rate requests
+    finish) joins TTFT; throughput and per-user speed are the running requests'. A what-if audit found the limit
+    ignored (256 requests at a limit of 8 read exactly as at 2,048) under a note that said it sets the limit. At the
+    engine's default a row above it still runs them all, with the note that says so."""
+    base = dict(model="llama3_8b", chip="nvidia_h100_sxm", n_chips=1, prompt_len=1000, gen_len=200, engine="vllm")
+    rows = [dict(base, concurrency=300, **{"cal.max_batch": 8}), dict(base, concurrency=8),
+            dict(base, concurrency=300, **{"cal.max_batch": 2048}), dict(base, concurrency=300)]  # vLLM's default: 256
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        queued, eight, unlimited, default = chipsweep.evaluate(rows, kind="inference").to_pylist()
+    assert queued["concurrency"] == 300
+    for k in ("output_tokens_per_s", "tokens_per_s_per_user", "tpot_s", "energy_per_token_j"):
+        assert queued[k] == pytest.approx(eight[k], rel=1e-9), k
+    wait = (300 - 8) / (eight["output_tokens_per_s"] / 200)  # s: the queue over the requests finishing per second
+    assert queued["ttft_s"] == pytest.approx(eight["ttft_s"] + wait, rel=1e-6)
+    assert "wait in the engine's queue" in queued["notes"] and "answered as an engine set to run them" not in queued["notes"]
+    assert unlimited["output_tokens_per_s"] == pytest.approx(default["output_tokens_per_s"], rel=1e-9)
+    assert unlimited["output_tokens_per_s"] > 3 * queued["output_tokens_per_s"]
+    assert "answered as an engine set to run them all" in default["notes"] and "queue" not in unlimited["notes"]

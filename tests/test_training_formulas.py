@@ -523,6 +523,11 @@ def test_an_owned_system_pays_no_host_share_and_an_unpriced_chip_no_part_of_a_co
                                                                    rel=1e-6)
     assert d["capex_usd"][1] / d["chip_hours"][1] == pytest.approx(
         (card.purchase_usd + tco["host_usd"] + tco["network_usd"]) * per_hour, rel=1e-6)
+    # ... nor a host's power: the system's draw is the whole computer's; a card's adds its host's share
+    draw = tco["power_draw_fraction"] * tco["pue"] * 1e-6  # MWh per W-hour of TDP at the facility
+    assert d["energy_mwh"][0] == pytest.approx(d["chip_hours"][0] * spark.tdp_w * draw, rel=1e-5)
+    assert d["energy_mwh"][1] == pytest.approx(
+        d["chip_hours"][1] * (card.tdp_w * tco["power_draw_fraction"] + tco["host_power_w"]) * tco["pue"] * 1e-6, rel=1e-5)
     # the GB200 has neither a rental nor a purchase price: no cost, no basis, and no part of a cost either
     assert np.isnan(d["cost_usd"][2]) and np.isnan(d["capex_usd"][2]) and np.isnan(d["opex_usd"][2])
     assert d["energy_mwh"][2] > 0  # its energy stands: the draw is known
@@ -1181,3 +1186,17 @@ def test_a_full_mesh_domain_gives_a_group_only_the_links_to_its_members(ctx):
     switch = run_training({**x, "up_mesh": np.zeros(n)}, cal)["tp_comm_s"]
     assert mesh[0] > 5 * switch[0] and mesh[1] > 1.5 * switch[1]  # one link of seven, three of seven
     assert mesh[2] == pytest.approx(switch[2], rel=1e-12)  # all eight: the whole mesh
+
+
+def test_a_what_if_domain_beyond_the_mesh_links_is_taken_as_a_switch(ctx):
+    """An MI300X's seven Infinity Fabric links join eight GPUs: a what-if `chip.scale_up_domain` of 16-64 cannot be
+    that mesh (each GPU would need 15-63 links), so it is taken as a switch of the same bandwidth per GPU. Kept a mesh,
+    the same 448 GB/s spread over 15-63 links made a larger domain slower: a what-if audit read Llama 3 70B at tp 16 on
+    64 MI300X at 25.5 s a step with a 16-GPU domain, 39.3 s with 32 and 68.4 s with 64, against 41.0 s at the
+    platform's 8 (the tensor-parallel group crossing the network)."""
+    d = run(ctx, model=["llama3_70b"] * 4, chip=["amd_mi300x"] * 4, n_chips=[64] * 4, global_batch=[128] * 4,
+            tp=[16] * 4, pp=[2] * 4, dp=[2] * 4, micro_batch=[1] * 4, recompute=["selective"] * 4, zero_stage=[1] * 4,
+            **{"chip.scale_up_domain": [8, 16, 32, 64]})
+    step = d["step_time_s"]
+    assert step[1] < 0.7 * step[0]  # the tensor-parallel group inside the domain, at the full 448 GB/s
+    assert step[3] <= step[2] <= step[1] * 1.001  # a larger domain is never slower

@@ -133,6 +133,7 @@ INPUT_KEYS = (
 # dimensions of a torus scale-up domain (tables.chip_link_arrays; 0: a switch); 1 where a row asked for its rental
 # cost (cost_basis rental) and has no owned cost in place of a missing price; 1 on a full-mesh scale-up domain
 OPTIONAL_KEYS = ("up_torus", "rental_only", "up_mesh")
+OPTIONAL_CAL_KEYS = ("queue_at",)
 CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_overhead_s", "moe_layer_overhead_s", "seq_overhead_s", "moe_fraction", "quant_layer_overhead_s",
             "fused_attention", "head_16bit", "custom_all_reduce_bytes",
             "dequant_round_trip", "link_fraction",
@@ -160,7 +161,8 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], block: int = BLOCK,
     # the rows' x carries more (indices, note bits): slice and cast only these, and the torus dimensions of the chips'
     # scale-up domains where any is a torus (optional: 0, a switch, without it)
     x = {k: x[k] for k in (*INPUT_KEYS, *(k for k in OPTIONAL_KEYS if k in x and bool(np.any(x[k]))))}
-    cal = {k: cal[k] for k in CAL_KEYS}
+    # ... and the running-request limit above which a row's concurrency queues, where a row sets one (cal.max_batch)
+    cal = {k: cal[k] for k in (*CAL_KEYS, *(k for k in OPTIONAL_CAL_KEYS if k in cal))}
     core = partial(_evaluate, explain=True) if explain else _evaluate
     with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
         return by_blocks(core, x, cal, n, block, dtype)
@@ -291,6 +293,14 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # batch of 1,166 sequences reported beside a refusal of 1,164 for memory)
     B = np.where(batch_blank, np.where(conc_blank, np.maximum(b_fit, 1.0), np.minimum(C, np.maximum(b_fit, 1.0))), B)
     C = np.where(conc_blank, np.where(batch_blank, np.maximum(np.minimum(c_fit, np.floor(cap)), 1.0), B), C)
+    # a row that sets the engine's limit on running requests (cal.max_batch, vLLM --max-num-seqs) below its
+    # concurrency: that many run, the rest wait in the engine's queue (their wait joins TTFT below)
+    waiting = 0.0
+    queue_at = cal.get("queue_at")
+    if queue_at is not None:
+        running = np.floor(queue_at) * np.where(dp_att, t, 1.0)  # requests the limit lets run, per instance
+        waiting = np.where(~conc_blank, np.maximum(C - running, 0.0), 0.0)
+        C = C - waiting
     mem = w_chip + B * per_seq + a_tok * np.minimum(B * rows, M)  # bytes per chip, static batch
     tok_it = C * r_tok  # tokens of one serving iteration
     mem_serve = w_chip + C * per_req + a_tok * np.minimum(tok_it, M)  # bytes per chip, serving
@@ -586,6 +596,11 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         pool_work = tuple(np.where(dp_att, a, b) for a, b in zip(dp_pass[3:], pre1[3:], strict=True))
     ttft = np.where(disagg, t_pass + kv_move, np.where(C > 1, ttft_load, t_pre1))  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
+    if queue_at is not None:
+        # Little's law over the queue: its requests leave at the rate the running ones finish (output tokens/s over
+        # the tokens each generates; prompts alone, one TTFT per running request)
+        leave = np.where(has_gen, out_tps / np.maximum(g, 1.0), C / np.maximum(ttft, 1e-30))  # requests/s
+        ttft = ttft + waiting / leave
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
     n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per instance
     if any_disagg:
@@ -653,7 +668,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         **parts,
         "n_chips": t,
         "batch": B,
-        "concurrency": C,
+        "concurrency": C + waiting,  # requests in flight: the running and, above cal.max_batch, the queued
         "ttft_s": ttft * prefill * ok,
         "prefill_tokens_per_s": np.where(prefill, p / t_pre_b, np.nan) * ok,
         "decode_tokens_per_s": okg / t_dec,  # a row that generates nothing (gen_len 0: prefill alone) decodes nothing

@@ -107,6 +107,7 @@ N_BEYOND_CONTEXT = 8192
 N_RENTAL_NO_PRICE = 16384
 N_OWNED_NO_PRICE = 32768
 N_NO_UNIT_PRICE = 65536
+N_QUEUED = 131072
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -140,6 +141,9 @@ INFERENCE_NOTES = {
     N_OWNED_NO_PRICE: "cost per token not computed: cost_basis owned, and owning the chip has no published price (give "
     "chip.purchase_usd, or chip.server_usd for a chip sold into servers) or no tdp_w for the power it is charged",
     N_NO_UNIT_PRICE: "unit cost not computed: purchase_usd not published (add a chip.purchase_usd column)",
+    N_QUEUED: "concurrency above the row's cal.max_batch (per attention rank): that many requests run at once and the "
+    "rest wait in the engine's queue; their wait is in ttft_s, and throughput, tokens/s per user, energy and cost are "
+    "the running requests'",
 }
 # the chip-level cost notes a row's asked cost_basis replaces with its own (N_RENTAL_NO_PRICE, N_OWNED_NO_PRICE)
 N_COST_DEFAULT = N_NO_PRICE | N_NO_COST | N_OWNED_NO_TDP
@@ -570,6 +574,9 @@ def assemble_inference(
         if f"cal.{name}" in raw:
             over = get(f"cal.{name}")
             cal[name] = np.where(np.isfinite(over), over, cal[name])
+    if "cal.max_batch" in raw:  # a row that sets the engine's limit on running requests queues what is above it
+        over = get("cal.max_batch")
+        cal["queue_at"] = np.where(np.isfinite(over), over, np.inf).astype(np.asarray(cal["max_batch"]).dtype)
 
     n_chips = get("n_chips")
     ep = get("ep")
@@ -578,16 +585,24 @@ def assemble_inference(
     pp = np.where(np.isfinite(pp), pp, 1.0)
     auto = ~np.isfinite(n_chips) & (static["sram_only"] > 0)
     multi = (n_chips > 1) | auto
-    # the link the row's chips talk over (inside the scale-up domain, else the scale-out network) is a stand-in
+    # a link the row's chips talk over is a stand-in: a stage's all-reduces ride the scale-up link where the stage
+    # fits one domain, the hand-offs between stages where the whole instance does, else the scale-out network
     missing = np.asarray(c["link_missing"], dtype=np.int64)
-    inside = n_chips <= c["up_domain"]
-    stand_in = (inside & (missing & 1 > 0)) | (~inside & (missing & 2 > 0)) | (auto & (missing > 0))
+    tp = n_chips / pp
+
+    def stand_in_for(used: Array, inside: Array) -> Array:
+        return used & ((inside & (missing & 1 > 0)) | (~inside & (missing & 2 > 0)))
+
+    stand_in = (stand_in_for(tp > 1, tp <= c["up_domain"]) | stand_in_for(pp > 1, n_chips <= c["up_domain"])
+                | (auto & (missing > 0)))
     notes = c["notes"] | (multi & stand_in) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
     notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
     notes = notes | np.where(np.nan_to_num(get("disaggregated")) > 0, N_DISAGG, 0)
     # a given concurrency above the engine's scheduler limit (one scheduler per chip with data-parallel attention)
     ranks = np.where(np.nan_to_num(get("dp_attention")) > 0, np.where(np.isfinite(n_chips), n_chips, 1.0), 1.0)
-    notes = notes | np.where(get("concurrency") > cal["max_batch"] * ranks, N_ABOVE_MAX_BATCH, 0)
+    above = get("concurrency") > cal["max_batch"] * ranks
+    queued = np.isfinite(np.asarray(cal.get("queue_at", np.inf), dtype=np.float64))
+    notes = notes | np.where(above & ~queued, N_ABOVE_MAX_BATCH, 0) | np.where(above & queued, N_QUEUED, 0)
     length = get("prompt_len") + np.nan_to_num(get("gen_len"))
     notes = notes | np.where((m["context"] > 0) & (length > m["context"]), N_BEYOND_CONTEXT, 0)
     # the cost basis a row asks for (blank: the chips' rental price where they have one, else what owning them costs):

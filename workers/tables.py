@@ -69,6 +69,9 @@ class ChipTable:
         )
         cols["scale_up_reduction"] = np.array([1.0 if c.scale_up_reduction else 0.0 for c in chips])
         cols["scale_up_full_mesh"] = np.array([1.0 if c.scale_up_full_mesh else 0.0 for c in chips])
+        # the peers a full-mesh chip's links reach (its catalog domain - 1): a what-if domain beyond them is no mesh
+        cols["mesh_peers"] = np.array([float(c.scale_up_domain - 1) if c.scale_up_full_mesh and c.scale_up_domain
+                                       else 0.0 for c in chips])
         cols["async_mma"] = np.array([1.0 if c.async_mma else 0.0 for c in chips])
         cols["ring_collectives"] = np.array([1.0 if c.training_family in RING_FAMILIES else 0.0 for c in chips])
         # 1 where the purchase price buys a complete system (a DGX Spark, a Jetson kit, a CS-3): its host is in it
@@ -262,8 +265,11 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "up_torus": np.nan_to_num(chip_cols.get("scale_up_torus_dims", np.zeros_like(domain)), nan=0.0),
         # 1 where the scale-up domain is a full mesh of point-to-point links (comm.mesh_share), 0 for a switch
         # (only where the mesh's rate is published: a stand-in link is no sum of mesh links)
+        # and only as far as its links reach: a what-if domain larger than the mesh (`chip.scale_up_domain` 64 on an
+        # 8-GPU Infinity Fabric platform) cannot be one, and is taken as a switch of the same bandwidth per chip
         "up_mesh": np.nan_to_num(chip_cols.get("scale_up_full_mesh", np.zeros_like(domain)), nan=0.0) * (domain > 1)
-        * np.isfinite(chip_cols["scale_up_gb_s"]),
+        * np.isfinite(chip_cols["scale_up_gb_s"])
+        * (domain - 1.0 <= np.nan_to_num(chip_cols.get("mesh_peers", np.zeros_like(domain)), nan=0.0)),
         "async_mma": chip_cols.get("async_mma", np.zeros_like(domain)),
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,
@@ -279,9 +285,12 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         # plus the network's share
         "power_w": np.where(np.isfinite(chip_cols["power_draw_w"]), chip_cols["power_draw_w"],
                             chip_cols["tdp_w"] * defaults.get("power_draw_fraction", 1.0)),
+        # the share of a host the chip's owned cost carries (its purchase and its power): none where the price buys
+        # a whole system, whose draw (tdp_w, power_draw_w) is the whole computer's
+        "host_share": 1.0 - chip_cols.get("system_price", np.zeros_like(domain)),
         "capex_usd": np.where(np.isfinite(chip_cols["server_usd"]), chip_cols["server_usd"],
                               chip_cols["purchase_usd"] + defaults.get("host_usd", 0.0)
-                              * (1.0 - chip_cols.get("system_price", np.zeros_like(domain))))
+                              * (1.0 - chip_cols.get("system_price", np.zeros_like(domain))))  # host_share
         + np.where(np.isfinite(chip_cols["network_usd"]), chip_cols["network_usd"], defaults.get("network_usd", 0.0)),
     }
 

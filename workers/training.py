@@ -146,7 +146,7 @@ INPUT_KEYS = (
     # chip (per chip, for the row's precision)
     "peak_flops", "peak_16", "mem_bytes", "mem_bw", "up_bw", "up_domain", "up_reduce", "up_mesh", "ring", "out_bw", "tdp_w", "usd_per_hour",
     "async_mma",
-    "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "capex_usd", "owned",
+    "streaming", "ext_mem_bytes", "ext_bw", "peak_published", "power_w", "host_share", "capex_usd", "owned",
     # layout and workload
     "n_chips", "tp", "pp", "micro_batch", "interleave", "recompute", "zero_stage", "global_batch",
     "tokens", "seq_parallel", "flash", "weight_bytes", "grad_bytes", "act_bytes", "low_precision", "gemm_in_bytes",
@@ -1231,7 +1231,7 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
 
 # the inputs the economics of a run read, beside its chip-hours: none of them changes a step's time, so a
 # change to them alone re-prices stored rows (`workers/reprice.py`) instead of re-running the physics
-ECONOMIC_INPUTS = ("power_w", "capex_usd", "usd_per_hour", "owned")
+ECONOMIC_INPUTS = ("power_w", "host_share", "capex_usd", "usd_per_hour", "owned")
 ECONOMIC_CAL = ("pue", "co2_kg_per_kwh", "usd_per_kwh", "amortization_years", "cost_of_capital", "host_power_w",
                 "facility_usd_per_kw_month", "ops_usd_per_kw_month")
 ECONOMIC_OUTPUTS = ("energy_mwh", "cost_usd", "co2_t", "capex_usd", "opex_usd", "cost_owned")
@@ -1262,7 +1262,8 @@ def run_economics(chip_hours: Array, x: Mapping[str, Array], cal: Mapping[str, A
     TCO (the purchase spread over its life at the cost of capital, plus energy at measured draw x PUE,
     facility and operations per kW); `cost_owned` the basis of each row's cost (0 rental, 1 owned: asked for, or no
     rental price; NaN where the row asks for none and the chip has no price of either kind)."""
-    it_kw = (x["power_w"] + cal["host_power_w"]) * 1e-3  # kW per accelerator with its host share, measured draw
+    # kW per accelerator with its host's share (none for a whole system, whose draw is the computer's), measured draw
+    it_kw = (x["power_w"] + cal["host_power_w"] * x["host_share"]) * 1e-3
     energy_mwh = chip_hours * it_kw * (cal["pue"] * 1e-3)  # MWh
     capex_h, usd_per_it_kwh = owned_rates(x["capex_usd"], cal)
     capex = chip_hours * capex_h  # USD

@@ -34,7 +34,7 @@ tr_named AS (
                 n.moe_shared_experts, n.moe_dense_layers, n.mtp_layers, n.bf16_first_layers, n.bf16_last_layers,
                 n.pp_schedule, n.expert_tp, n.moe_imbalance, n.moe_a2a_overlap, n.moe_capacity_factor,
                 n.what_if) AS VARCHAR) AS config,
-           n.cost_basis, n.time_to_train_days, n.cost_usd, n.energy_mwh,
+           n.cost_basis, CAST(NULL AS VARCHAR) AS cost_scope, n.time_to_train_days, n.cost_usd, n.energy_mwh,
            CAST(NULL AS FLOAT) AS decode_tokens_per_s, CAST(NULL AS FLOAT) AS energy_per_token_j,
            CAST(NULL AS FLOAT) AS unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
            CAST(NULL AS FLOAT) AS tokens_per_s_per_user, CAST(NULL AS FLOAT) AS usd_per_million_tokens
@@ -63,8 +63,8 @@ inf_named AS (
            CAST(ROW(
                m.model, c.chip, n.n_chips, n.weight_bits, n.kv_bits, n.batch, n.prompt_len, n.gen_len, n.engine,
                 n.compute_precision, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.concurrency, n.disaggregated,
-                n.scheduler_steps, n.ssm_state_bits, n.async_scheduling, n.what_if) AS VARCHAR) AS config,
-           CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
+                n.scheduler_steps, n.ssm_state_bits, n.async_scheduling, n.what_if, n.cost_scope) AS VARCHAR) AS config,
+           CAST(NULL AS VARCHAR) AS cost_basis, n.cost_scope, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
            CAST(NULL AS FLOAT) AS tokens_per_s_per_user, CAST(NULL AS FLOAT) AS usd_per_million_tokens
@@ -101,7 +101,7 @@ srv_named AS (
                m.model, c.chip, n.engine, n.n_chips, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.compute_precision,
                 n.weight_bits, n.kv_bits, n.concurrency, n.ssm_state_bits, n.disaggregated, n.async_scheduling,
                 n.scheduler_steps, n.prompt_len, n.gen_len, n.batch, n.what_if, n.cost_basis) AS VARCHAR) AS config,
-           n.cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
+           n.cost_basis, CAST(NULL AS VARCHAR) AS cost_scope, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, n.output_tokens_per_s_per_chip, n.tokens_per_s_per_user,
            n.usd_per_million_tokens
@@ -124,7 +124,7 @@ asic_named AS (
                m.model, n.node_nm, n.n_mac, n.clock_ghz, n.sram_mb, n.dram, n.dram_bus_bits, n.precision,
                 n.weight_bits, n.batch, n.prompt_len, n.gen_len, n.dram_mt_s, n.dram_gb, n.kv_bits, n.arch,
                 n.yield_model, n.d0_per_cm2, n.tiles, n.spare_tiles) AS VARCHAR) AS config,
-           CAST(NULL AS VARCHAR) AS cost_basis, CAST(NULL AS FLOAT) AS time_to_train_days,
+           CAST(NULL AS VARCHAR) AS cost_basis, 'manufacturing' AS cost_scope, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
            CAST(NULL AS FLOAT) AS tokens_per_s_per_user, CAST(NULL AS FLOAT) AS usd_per_million_tokens
@@ -140,5 +140,5 @@ SELECT * FROM (
     UNION ALL
     SELECT 'left' AS change, o.* FROM old o ANTI JOIN new n ON n.config = o.config
 )
-ORDER BY kind, model, change, cost_basis DESC, time_to_train_days, output_tokens_per_s_per_chip DESC,
+ORDER BY kind, model, change, cost_basis DESC, cost_scope, time_to_train_days, output_tokens_per_s_per_chip DESC,
          decode_tokens_per_s DESC, energy_per_token_j, unit_cost_usd, chip, layout, idx
