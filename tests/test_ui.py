@@ -401,3 +401,14 @@ def test_the_explorer_offers_the_models_the_sweeps_ran_and_opens_on_a_frontier(s
     assert set(index["training"]["chips"]) >= set(PRICED_CHIPS) and len(index["training"]["chips"]) < 20
     page.goto(server.url + "/ui/frontier")
     assert len(_frontier_points(page)) >= 1
+
+
+def test_the_explorer_offers_the_edge_frontiers_cost_scope_only_there(server: Server, page: Any) -> None:
+    """pareto_edge keeps one frontier per cost scope (an ASIC's manufacturing cost, an accelerator's price, a whole
+    system's): the explorer offers the scope beside it, kept from the link, and hides it for the other frontiers."""
+    page.goto(server.url + "/ui/frontier?query=pareto_edge&cost_scope=system")
+    assert page.locator("#cost_scope").is_visible()
+    assert page.locator("#cost_scope").input_value() == "system"
+    page.wait_for_function("() => document.getElementById('sweep').options.length > 1")  # the filters are filled in
+    page.select_option("#query", "pareto_training")
+    assert not page.locator("#cost_scope").is_visible()

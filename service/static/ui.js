@@ -117,6 +117,7 @@ const chipsweep = (() => {
     sweep.innerHTML = `<option value="">(latest of every sweep)</option>` + lake.sweeps.map((n) => `<option ${n === s ? "selected" : ""}>${esc(n)}</option>`).join("");
     for (const el of document.querySelectorAll(".training-only")) el.style.display = q === "pareto_training" ? "" : "none";
     for (const el of document.querySelectorAll(".serving-only")) el.style.display = q === "pareto_serving" ? "" : "none";
+    for (const el of document.querySelectorAll(".edge-only")) el.style.display = q === "pareto_edge" ? "" : "none";
     for (const el of document.querySelectorAll(".fitted-filter")) el.style.display = q === "pareto_training" || q === "pareto_serving" ? "" : "none";
     for (const el of document.querySelectorAll(".objectives")) el.style.display = el.dataset.query === q ? "inline" : "none";
   }
@@ -132,6 +133,7 @@ const chipsweep = (() => {
     if (q !== "pareto_training" && q !== "pareto_serving") delete out.calibration;
     if (q !== "pareto_serving") { delete out.ttft_max_s; delete out.tpot_max_s; }
     if (q === "pareto_edge") delete out.chips;
+    if (q !== "pareto_edge") delete out.cost_scope;
     return out;
   }
 
@@ -165,7 +167,8 @@ const chipsweep = (() => {
     const serving = res.rows.some((r) => r.kind === "serving");
     rowsTable(document.getElementById("diff-rows"), res.rows, ["change", "kind", "model", "chip", "layout", "version", "idx",
       ...(serving ? ["output_tokens_per_s_per_chip", "tokens_per_s_per_user", "energy_per_token_j"]
-        : ["cost_basis", "time_to_train_days", "cost_usd", "decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"])]);
+        : ["cost_basis", "time_to_train_days", "cost_usd", "decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd",
+           "cost_scope"])]);
   }
 
   function filterCatalog(text) {
