@@ -288,7 +288,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     c_lin = room / (per_req + a_tok * r_tok)  # requests that fit while an iteration carries under max_tokens
     c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
     # the engine's scheduler limits, per attention rank (data-parallel attention runs one scheduler per chip)
-    cap = np.minimum(cal["max_batch"], M / (1.0 + p / np.maximum(g, 1.0))) * np.where(dp_att, t, 1.0)
+    schedulers = np.where(dp_att, t, 1.0)  # per instance
+    cap = np.minimum(cal["max_batch"], M / (1.0 + p / np.maximum(g, 1.0))) * schedulers
     # sequences (static batch): a blank batch is the largest that fits, or the concurrency where that fits (a static
     # batch of 1,166 sequences reported beside a refusal of 1,164 for memory)
     B = np.where(batch_blank, np.where(conc_blank, np.maximum(b_fit, 1.0), np.minimum(C, np.maximum(b_fit, 1.0))), B)
@@ -298,7 +299,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     waiting = 0.0
     queue_at = cal.get("queue_at")
     if queue_at is not None:
-        running = np.floor(queue_at) * np.where(dp_att, t, 1.0)  # requests the limit lets run, per instance
+        running = np.floor(queue_at) * schedulers  # requests the limit lets run, per instance
         waiting = np.where(~conc_blank, np.maximum(C - running, 0.0), 0.0)
         C = C - waiting
     mem = w_chip + B * per_seq + a_tok * np.minimum(B * rows, M)  # bytes per chip, static batch

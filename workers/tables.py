@@ -250,6 +250,9 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
     missing = np.where(~np.isfinite(up) & (domain > 1), 1.0, 0.0) + np.where(np.isfinite(out), 0.0, 2.0)
     out = np.where(np.isfinite(out), out, defaults["fallback_link_gb_s"] * 1e9)
     up = np.where(np.isfinite(up), up, out)
+    # the share of a host the chip's owned cost carries (its purchase and its power): none where the price buys a whole
+    # system, whose draw (tdp_w, power_draw_w) is the whole computer's
+    host_share = 1.0 - chip_cols.get("system_price", np.zeros_like(domain))
     return {
         "mem_bytes": mem_bytes,
         "mem_bw": chip_cols["memory_bandwidth_gb_s"] * 1e9,
@@ -285,12 +288,9 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         # plus the network's share
         "power_w": np.where(np.isfinite(chip_cols["power_draw_w"]), chip_cols["power_draw_w"],
                             chip_cols["tdp_w"] * defaults.get("power_draw_fraction", 1.0)),
-        # the share of a host the chip's owned cost carries (its purchase and its power): none where the price buys
-        # a whole system, whose draw (tdp_w, power_draw_w) is the whole computer's
-        "host_share": 1.0 - chip_cols.get("system_price", np.zeros_like(domain)),
+        "host_share": host_share,
         "capex_usd": np.where(np.isfinite(chip_cols["server_usd"]), chip_cols["server_usd"],
-                              chip_cols["purchase_usd"] + defaults.get("host_usd", 0.0)
-                              * (1.0 - chip_cols.get("system_price", np.zeros_like(domain))))  # host_share
+                              chip_cols["purchase_usd"] + defaults.get("host_usd", 0.0) * host_share)
         + np.where(np.isfinite(chip_cols["network_usd"]), chip_cols["network_usd"], defaults.get("network_usd", 0.0)),
     }
 
