@@ -387,11 +387,13 @@ def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
 def check_sql(con: duckdb.DuckDBPyConnection, text: str) -> str:
     """The one read-only statement of `text`, or a QueryError naming what is refused."""
     if not text or not text.strip():
-        raise QueryError("sql: empty; allowed: one SELECT or WITH statement", field="sql", value=text)
+        raise QueryError("sql: empty; allowed: one SELECT or WITH statement", field="sql", value=text,
+                         allowed=["SELECT", "WITH", "EXPLAIN"])
     try:
         statements = con.extract_statements(text)
     except duckdb.Error as exc:
-        raise QueryError(f"sql: {_first_line(exc)}", field="sql", value=text[:200]) from None
+        raise QueryError(f"sql: {_first_line(exc)}; allowed: one SELECT or WITH statement (or EXPLAIN of one) in "
+                         "DuckDB's SQL", field="sql", value=text[:200], allowed=["SELECT", "WITH", "EXPLAIN"]) from None
     if len(statements) != 1:
         raise QueryError(f"sql: {len(statements)} statements given; allowed: exactly one SELECT or WITH statement",
                          field="sql", value=text[:200], allowed="one statement")

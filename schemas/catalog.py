@@ -353,6 +353,9 @@ class Model(_Entry):
     # the hidden size of one expert, always-active shared experts per MoE layer (each of moe_ffn_hidden),
     # and the layers that keep a dense MLP of ffn_hidden instead of experts
     active_params_b: float | None = Field(default=None, gt=0)  # published parameters used per token
+    # whether that published count holds the input embedding table (false: OpenAI's gpt-oss model card counts the
+    # output head and not the embedding, whose rows a token only indexes)
+    active_params_embedding: bool = True
     moe_experts: int | None = Field(default=None, gt=1)
     moe_topk: int | None = Field(default=None, gt=0)
     moe_ffn_hidden: int | None = Field(default=None, gt=0)

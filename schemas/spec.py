@@ -31,6 +31,10 @@ def valid_name(name: str) -> bool:
     return isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None and ".." not in name
 
 
+# what a schedule's cron may be (croniter's five fields)
+CRON_ALLOWED = "five fields: minute hour day month weekday, e.g. '0 3 * * *'"
+
+
 class Schedule(BaseModel):
     """When the scheduler re-runs the sweep: when an input spec changes, and/or on a cron expression."""
 
@@ -47,7 +51,7 @@ class Schedule(BaseModel):
         from croniter import croniter
 
         if not croniter.is_valid(v):
-            raise ValueError("not a cron expression (minute hour day month weekday, e.g. '0 3 * * *')")
+            raise ValueError(f"not a cron expression; allowed: {CRON_ALLOWED}")
         return v
 
 
@@ -188,6 +192,8 @@ def _problem_of(err: Mapping[str, Any]) -> Problem:
         return Problem(loc, value, NAME_ALLOWED, "unsafe sweep name")
     if loc == "axes" and kind == "too_short":
         return Problem(loc, value, "at least one axis", "no axes")
+    if loc == "schedule.cron" and kind == "value_error":
+        return Problem(loc, value, CRON_ALLOWED, "not a cron expression")
     if loc == "description" and kind == "string_too_long":
         return Problem(loc, value, f"at most {MAX_DESCRIPTION:,} characters", "description too long")
     return Problem(loc, value, msg, "wrong type" if "type" in kind or "parsing" in kind else "invalid value")

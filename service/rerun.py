@@ -211,6 +211,9 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     changed = changed_keys(old.hashes, sweep.hashes)
     touched = touched_entries(sweep)
     relevant = [k for k in changed if k in touched or reads(sweep.kind, k)]
+    # an entry whose change is only its documentation (its sources: an overlay names its file there) or that the
+    # spec's own overrides cancel (both catalogs are the effective ones) changes no result
+    relevant = [k for k in relevant if field_changes(old.catalog, sweep.catalog, [k])]
     if not relevant and axes_same and not force:
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())

@@ -106,7 +106,7 @@ def test_matrix_multiplies_at_8_bits_pay_a_fixed_time_per_layer_of_their_own(ctx
     assert b1["tpot_s"] == b0["tpot_s"] and w1["tpot_s"] == w0["tpot_s"]
     # fitted: the catalog's vLLM sets carry it (ML.ENERGY's Qwen3-235B in bf16 and fp8 on the same chips)
     (fitted,) = run(ctx, {**base, "compute_precision": "fp8"})
-    assert fitted["tpot_s"] > f0["tpot_s"] + 32 * 3e-5
+    assert fitted["tpot_s"] > f0["tpot_s"] + 32 * 1e-5
 
 
 def test_multi_step_scheduling_pays_the_hosts_per_sequence_time_once_per_scheduler_call(ctx: Context) -> None:

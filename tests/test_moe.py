@@ -1345,3 +1345,21 @@ def test_a_moe_run_without_a_published_layout_is_answered_apart_at_both_ends_of_
     assert 0 < lo.predicted < hi.predicted  # more memory and link bandwidth, more tokens/s
     assert lo.case.row["chip.memory_bandwidth_gb_s"] == 400 and hi.case.row["chip.memory_bandwidth_gb_s"] == 1600
     assert any(line.startswith("moe  mindspeed_ascend") and "huawei_ascend_910b" in line for line in rep.lines())
+
+
+def test_gpt_oss_counts_the_input_embedding_beside_its_published_active_parameters() -> None:
+    """OpenAI's gpt-oss counts the output head in its active parameters (5.13B for the 120b: top-4 of 128 experts'
+    114.7B, attention's 0.96B, the head's 0.58B) and not the input embedding, whose rows a token only indexes. Read
+    as holding the embedding, every token's shared weights came out 0.58B short: 0.94B for 1.52B (39 %), and the
+    total 116.2B for the published 116.8B."""
+    from chipsweep.workers.workload import model_arrays
+
+    ctx = Context.build(load_catalog())
+    for mid, total, active, experts in (("gpt_oss_120b", 116.8e9, 5.1e9, 128), ("gpt_oss_20b", 20.9e9, 3.6e9, 32)):
+        m = model_arrays({"model_idx": np.array([ctx.models.index()[mid]])}, ctx, 1)
+        routed = m["w_expert"][0] * 4 / experts  # the top-4 experts' weights a token multiplies
+        assert m["params"][0] == pytest.approx(total, rel=0.002)
+        assert m["params_read"][0] == pytest.approx(active, rel=1e-9)  # what a token multiplies: the published active
+        assert m["w_dense"][0] == pytest.approx(active - routed, rel=1e-9)  # the head among them
+        # beside them: the input embedding and the unused experts
+        assert m["params"][0] - active == pytest.approx(201088 * 2880 + m["w_expert"][0] - routed, rel=1e-9)

@@ -150,6 +150,24 @@ def test_unrelated_change_reruns_nothing(home, tmp_path) -> None:  # type: ignor
     assert [r.version for r in queue.sweeps()] == [1]
 
 
+def test_an_overlay_renamed_or_overridden_by_the_spec_reruns_nothing(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A re-run compares what a sweep computes with: an overlay that says the same under another file name (the
+    name is written into each overlaid entry's sources) or moves a price the spec's own `overrides` pin changes
+    nothing it computes. A contract audit found both made a new version with `"changes": []` and the untouched chip
+    listed as changed."""
+    queue = first_version(home, small_spec(overrides={"nvidia_h100_sxm": {"usd_per_hour": 2.0}}))
+    text = "chips:\n  - {id: amd_mi300x, usd_per_hour: 0.1}\n  - {id: nvidia_h100_sxm, usd_per_hour: 1.2}\n"
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "one.yaml", text)))
+    assert res.outcome == "rerun" and res.changed == ["chips/amd_mi300x"], res.as_json()
+    run_all(queue, home)
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "two.yaml", text)))  # the same, renamed
+    assert (res.outcome, res.version, res.changed) == ("unchanged", 2, []), res.as_json()
+    pinned = text.replace("1.2", "1.5")  # the H100's price, which the spec overrides to 2.0
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "three.yaml", pinned)))
+    assert (res.outcome, res.version) == ("unchanged", 2), res.as_json()
+    assert sorted(r.version for r in queue.sweeps()) == [1, 2]
+
+
 def test_a_change_to_constants_a_kind_never_reads_reruns_none_of_its_sweeps(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """asic.yaml's serving constants (refitted often) re-evaluated every training sweep in full: training reads
     calibration.yaml, never asic.yaml; serving rows read asic.yaml, never calibration.yaml."""

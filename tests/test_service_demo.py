@@ -54,7 +54,7 @@ def test_demo_sweeps_a_million_configurations_and_prints_its_three_frontiers(hom
     # the serving frontier: the saved query's rows, each on a datacenter chip, ordered by throughput per chip down
     # and per-user speed up (a frontier of two maximised objectives)
     assert "Serving frontier for llama3_70b" in out and "--explain" in out
-    printed = int(re.search(r"-- (\d+) frontier configurations(?:, \d+ shown[^(]*)? \(saved query pareto_serving", out).group(1))  # type: ignore[union-attr]
+    printed = int(re.search(r"-- (\d+) frontier configurations(?:, \d+ shown \([^)]*\))? \(saved query pareto_serving", out).group(1))  # type: ignore[union-attr]
     serving = run_saved("pareto_serving", {"model": "llama3_70b", "sweep": "demo-serving"}, lake=home.lake).to_pylist()
     assert printed == len(serving) > 1
     per_chip = [r["output_tokens_per_s_per_chip"] for r in serving]

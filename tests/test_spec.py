@@ -190,8 +190,12 @@ def test_invalid_yaml_and_cron_are_refused() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec({**training_spec(), "schedule": {"cron": "every tuesday"}})
     assert info.value.problems[0].field == "schedule.cron"
-    # the validator's own words, without pydantic's 'Value error, ' before them (user test)
-    assert info.value.problems[0].allowed.startswith("not a cron expression (minute hour day month weekday")
+    # what is wrong in the message and what is allowed in `allowed` (an audit found the two swapped: the complaint
+    # where the allowed values go, "invalid value" as the message)
+    problem = info.value.problems[0]
+    assert problem.value == "every tuesday" and problem.message == "not a cron expression"
+    assert problem.allowed.startswith("five fields: minute hour day month weekday")
+    assert "allowed: five fields" in str(info.value)
 
 
 def test_edge_specs_resolve(catalog) -> None:  # type: ignore[no-untyped-def]

@@ -143,6 +143,11 @@ def test_multiple_statements_are_refused(lake: str, sql: str) -> None:
 def test_empty_and_malformed_sql_are_refused_clearly(lake: str) -> None:
     refused(lake, "   ", "empty")
     refused(lake, "SELEC 1", "syntax error")
+    # each says what is allowed (a contract audit found "allowed": null on both)
+    for text in ("   ", "SELEC 1"):
+        with pytest.raises(QueryError) as err:
+            run_sql(text, lake=lake)
+        assert err.value.as_dict()["allowed"] and "SELECT" in str(err.value.as_dict()["allowed"])
     refused(lake, "SELECT * FROM no_such_view", "no_such_view")
     # what would do: the views there are (was "allowed": null)
     with pytest.raises(QueryError) as err:

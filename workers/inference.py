@@ -399,21 +399,27 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     a2a_layers = np.where(a2a_rows, 2.0 * x["moe_layers"], 0.0)
     comm_0 = ar_layers * 2.0 * lat + (a2a_layers + pp - 1.0) * cal["link_latency_s"]  # s
     # (the all-to-alls carry a latent MoE's tokens at its latent width)
-    comm_1 = (msg_tok * (ar_layers * ar_byte + (pp - 1.0) * hop)
-              + x["moe_width"] * act_b * a2a_layers * inv_t * a2a_copy)  # s/token
+    comm_1 = msg_tok * (ar_layers * ar_byte + (pp - 1.0) * hop)  # s/token
+    # s per token a chip sends to the experts and takes back, every stage's MoE layers in turn: each chip of a stage
+    # sends its own tokens (its even share, tokens / tp, or the busiest rank's where attention is data-parallel)
+    a2a_tok = x["moe_width"] * act_b * a2a_layers * a2a_copy
     # an engine's own all-reduce inside a scale-up domain of 2-8 chips (vLLM's CustomAllreduce; asic.yaml
     # serving.custom_all_reduce_bytes): one barrier and one read of every peer's buffer, for messages below the
     # engine's limit; NCCL's 2 x ceil(log2 tp) steps beyond it
     one_shot = (cal["custom_all_reduce_bytes"] > 0) & (tp > 1) & (tp <= 8) & tp_inside
-    if bool(np.any(one_shot)):
-        comm_0_one = comm_0 - ar_layers * (2.0 * lat - cal["link_latency_s"])  # s: one step per all-reduce
+    any_one_shot = bool(np.any(one_shot))
+    comm_0_one = comm_0 - ar_layers * (2.0 * lat - cal["link_latency_s"]) if any_one_shot else comm_0  # s: one step each
 
-        def comm(tokens: Array) -> Array:
-            small = one_shot & (tokens * msg_tok < cal["custom_all_reduce_bytes"])
-            return np.where(small, comm_0_one, comm_0) + comm_1 * tokens
-    else:
-        def comm(tokens: Array) -> Array:
-            return comm_0 + comm_1 * tokens
+    any_a2a = bool(moe_rows.size)
+
+    def comm(tokens: Array, sent: Any = None) -> Array:
+        """s of a pass's collectives over `tokens` tokens, of which the busiest chip of a stage sends `sent` to the
+        experts (default: an even share, tokens / tp)."""
+        fixed = np.where(one_shot & (tokens * msg_tok < cal["custom_all_reduce_bytes"]), comm_0_one, comm_0) \
+            if any_one_shot else comm_0
+        if not any_a2a:
+            return fixed + comm_1 * tokens
+        return fixed + comm_1 * tokens + a2a_tok * (tokens / tp if sent is None else sent)
 
     # per chip, what one iteration's work costs on each roofline (the weight GEMMs and the attention kernels run one
     # after the other in every layer, each on its own roofline)
@@ -434,21 +440,33 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
 
     any_dpa = bool(np.any(dp_att))
 
-    def iteration_parts(seqs: Array, pre_tokens: Array) -> tuple[Array, ...]:
+    def iteration_parts(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> tuple[Array, ...]:
         """One iteration of `seqs` decodes plus `pre_tokens` prompt tokens, part by part: s per stage of the dense
         weights' GEMMs, the routed experts' and the attention kernels (each the larger of its memory and compute
         time), s of collectives, s of the host's work; tokens through the weights, (query, context) token pairs,
-        share of the routed experts touched."""
+        share of the routed experts touched. `one_prompt`: the prompt tokens are one prompt's chunk (on one rank where
+        attention is data-parallel), else prompts spread like the decodes."""
         tok = seqs + pre_tokens
-        pairs = seqs * c_avg_kv + pre_tokens * half_p * pre_att  # in decode-attention pairs
+        dec_pairs = seqs * c_avg_kv
+        pre_pairs = pre_tokens * half_p * pre_att  # in decode-attention pairs
+        pairs = dec_pairs + pre_pairs
         touched = _touched(tok, log_miss)
-        dense = np.maximum(s_w_d, tok * s_mm_d)
+        # data-parallel attention: a sequence's attention and dense layers run on its own rank, and the ranks meet at
+        # every MoE layer's all-to-all, so the busiest sets the pace: ceil(seqs / tp) decodes (a stage's tp ranks)
+        # and a prompt's whole chunk, that rank's work over a chip's even share (1 where attention is split)
+        rank_seqs, rank_tok, rank_pairs, sent = seqs, tok, pairs, None
+        if any_dpa:
+            f_dec = np.where(dp_att & (seqs > 0), np.ceil(seqs / tp - 1e-6) * tp / np.maximum(seqs, 1e-9), 1.0)
+            f_pre = np.where(dp_att, tp, 1.0) if one_prompt else f_dec
+            rank_seqs = seqs * f_dec
+            rank_tok = rank_seqs + pre_tokens * f_pre  # the busiest rank's tokens, x tp
+            rank_pairs = dec_pairs * f_dec + pre_pairs * f_pre
+            sent = rank_tok / tp
+        dense = np.maximum(s_w_d, rank_tok * s_mm_d)
         experts = np.maximum(s_w_e * touched, tok * s_mm_e)
-        attention = np.maximum(seqs * s_kv + pairs * s_sc, pairs * s_at)
-        if any_dpa:  # data-parallel attention: each sequence on one rank, the busiest holding ceil(seqs / t)
-            attention = attention * np.where(dp_att & (seqs > 0), np.ceil(seqs / t - 1e-6) * t / np.maximum(seqs, 1e-9), 1.0)
+        attention = np.maximum(rank_seqs * s_kv + rank_pairs * s_sc, rank_pairs * s_at)
         host = seqs * host_s if any_host else 0.0  # s: the engine's host work per running sequence (vLLM blog)
-        return dense, experts, attention, comm(tok), host, tok, pairs, touched
+        return dense, experts, attention, comm(tok, sent), host, tok, pairs, touched
 
     def on_chips(dense: Array, experts: Array, attention: Array, talk: Array) -> Array:
         """s on the chips of one iteration: the stages in turn, the fixed time per pass, the collectives."""
@@ -463,20 +481,20 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             return gpu + host
         return np.where(async_sched, np.maximum(gpu, host), gpu + host)
 
-    def iteration(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array, Array]:
+    def iteration(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> tuple[Array, Array, Array, Array]:
         """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
-        one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
-        dense, experts, attention, talk, host, tok, pairs, touched = iteration_parts(seqs, pre_tokens)
+        one iteration: `seqs` decodes plus `pre_tokens` prompt tokens (`iteration_parts`)."""
+        dense, experts, attention, talk, host, tok, pairs, touched = iteration_parts(seqs, pre_tokens, one_prompt)
         return with_host(on_chips(dense, experts, attention, talk), host), tok, pairs, touched
 
-    def step(seqs: Array, pre_tokens: Array) -> Array:
-        """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens."""
-        return iteration(seqs, pre_tokens)[0]
+    def step(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> Array:
+        """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens (`iteration_parts`)."""
+        return iteration(seqs, pre_tokens, one_prompt)[0]
 
-    def timed_work(seqs: Array, pre_tokens: Array) -> tuple[Array, Array, Array]:
+    def timed_work(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> tuple[Array, Array, Array]:
         """(s, FLOPs, bytes) per chip of one iteration: the matrix multiplies and attention; the weights the
-        tokens touch and the KV cache the decodes read (the power model's utilisations)."""
-        s_it, tok, pairs, touched = iteration(seqs, pre_tokens)
+        tokens touch and the KV cache the decodes read (the power model's utilisations: the chips' mean work)."""
+        s_it, tok, pairs, touched = iteration(seqs, pre_tokens, one_prompt)
         byt = w_d + w_e_all * touched + seqs * kv_seq
         if unfused:
             byt = byt + pairs * score_chip
@@ -503,8 +521,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         llama.cpp pipelines the ubatches of one n_batch, batches run in turn). `prompts`: how many prompts the
         tokens are, where attention is data-parallel (`busiest_rank`; None: many, spread evenly over the ranks).
         With `work`, also the FLOPs and bytes per chip of those kernels (the power model's utilisations)."""
-        k = np.ceil(np.minimum(tokens, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
-        passes = np.ceil(np.maximum(tokens, 1.0) / M)  # engine batches of max_tokens, in turn: each reads the
+        on_rank = busiest_rank(prompts)  # the busiest rank's share of the attention and dense layers' work (and KV)
+        # tokens of the busiest scheduler: the instance's, or, where attention is data-parallel, the busiest rank's
+        # (each rank schedules its own requests under its own max_tokens, as the running-request cap counts them)
+        sched = np.where(dp_att, tokens * on_rank / tp, tokens) if any_dpa else tokens
+        k = np.ceil(np.minimum(sched, M) / ubatch)  # micro-batches of one engine batch: stages overlap them
+        passes = np.ceil(np.maximum(sched, 1.0) / M)  # engine batches of max_tokens, in turn: each reads the
         # weights once per micro-batch and pays the fixed time per layer
         reads = k * passes  # micro-batches in all
         touched = _touched(np.minimum(tokens, ubatch), log_miss)  # share of the routed experts one micro-batch uses
@@ -514,7 +536,6 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         if any_dq:
             w_gemm_d = np.where(dq, (x["w_dense"] * inv_t + att_rep) * act_b, w_gemm_d)
             w_gemm_e = np.where(dq, x["w_expert"] * act_b * touched * inv_t, w_gemm_e)
-        on_rank = busiest_rank(prompts)  # the busiest rank's share of the attention and dense layers' work (and KV)
         byt = w_gemm_d * reads + tokens * kv_chip * on_rank  # bytes: dense weights per micro-batch, the KV written
         byt_e = w_gemm_e * reads  # bytes: routed experts touched
         pairs = tokens * half_p * pre_att  # (query, context) token pairs of causal attention over the prompt
@@ -525,7 +546,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         if any_dq:  # the dequantising kernel before each GEMM: stored weights read, the copy written (memory-bound)
             dq_bytes = dq * reads * (w_st_d + w_gemm_d + w_st_e + w_gemm_e)
             busy = busy + dq * reads * ((w_st_d + w_gemm_d) / bw + (w_st_e + w_gemm_e) / bw_e)
-        parts = (pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp) * passes, comm(tokens))
+        parts = (pp * busy * (k + pp - 1.0) / (k * pp), t_layer * np.minimum(k, pp) * passes,
+                 comm(tokens, tokens * on_rank / tp if any_dpa else None))
         if not work:
             return parts
         flo = tokens * (mm_tok_d * on_rank + mm_tok_e) + pairs * at_pair * on_rank  # FLOPs per chip
@@ -545,11 +567,24 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # time. While mixed iterations are fewer than all (C ceil(p/k) < g) the time per iteration is the decode
     # iteration's plus their share of the extra a chunk costs; beyond that every iteration carries prompt tokens
     # (the prompts spread evenly over the iterations)
-    k_max = np.clip(M - C, 1.0, np.maximum(p, 1.0))  # prompt tokens one mixed iteration can carry
+    # (where attention is data-parallel, the budget is the prompt's rank's, beside that rank's decodes)
+    c_rank = np.where(dp_att, np.ceil(C / tp - 1e-6), C) if any_dpa else C
+    k_max = np.clip(M - c_rank, 1.0, np.maximum(p, 1.0))  # prompt tokens one mixed iteration can carry
     n_chunks = np.ceil(p / k_max)  # mixed iterations per prompt
-    # ... each carrying an even share of the prompt (a 2,000-token prompt in a 1,984-token budget: two of 1,000, not
-    # one full chunk and a full-priced 16-token one)
-    k_chunk = np.maximum(p, 1.0) / np.maximum(n_chunks, 1.0)
+    # ... filled greedily (vLLM's and TensorRT-LLM's schedulers): full chunks, then the rest (a 2,000-token prompt in
+    # a 1,984-token budget: a full chunk and one of 16 tokens, which costs little more than a decode iteration)
+    k_last = np.maximum(p, 1.0) - (n_chunks - 1.0) * k_max
+    w_full = (n_chunks - 1.0) / np.maximum(n_chunks, 1.0)  # full chunks' share of a prompt's mixed iterations
+    multi = n_chunks > 1.0
+
+    def mixed(parts: Any, seqs: Array) -> list[Array]:
+        """`parts(seqs, chunk, True)` over a prompt's mixed iterations beside `seqs` decodes, their mean: its last
+        chunk's, and where it needs several, weighted with the full chunks'."""
+        last = list(parts(seqs, k_last, True))
+        if not bool(np.any(multi)):
+            return last
+        return [b + w_full * (a - b) for a, b in zip(parts(seqs, k_max, True), last, strict=True)]  # w_full 0: one
+
     share = C * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration
     chunked = (pre_share > 0) & (share < 1.0)
     # s per iteration of the instance: the decode iteration where prompts come in chunks, else the evenly spread one
@@ -560,9 +595,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     share_user = np.maximum(C - 1.0, 0.0) * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration, seen
     t_user = t_iter
     t_d, flo_d, byt_d = t_iter, flo_it, byt_it  # a decode iteration (its power, apart from a mixed one's)
-    t_m, flo_m, byt_m = t_d, flo_d, byt_d
+    # a mixed iteration (their mean): a prompt's chunk beside the C running requests' decodes
+    t_m, flo_m, byt_m = mixed(timed_work, C)
     if bool(chunked.any()):
-        t_m, flo_m, byt_m = timed_work(C, k_chunk)  # a mixed iteration
         t_user = np.where(chunked, t_iter + share_user * (t_m - t_iter), t_iter)
         t_iter = np.where(chunked, t_iter + share * (t_m - t_iter), t_iter)
         flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
@@ -577,12 +612,14 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     t_pre1 = pre1[0] + pre1[1] + pre1[2]  # s: one prompt, on one rank where attention is data-parallel
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then runs
-    # in n_chunks iterations, each one pass of its chunk beside the C - 1 running decodes (chunked prefill,
-    # Sarathi-Serve sec. 4: the weights read and the fixed time per layer paid once per pass); never sooner than
-    # the prompt alone
-    t_mix_rest = step(np.maximum(C - 1.0, 0.0), k_chunk)  # s: one of its chunks beside the running decodes
-    ttft_load = np.maximum(0.5 * t_iter + n_chunks * t_mix_rest, t_pre1)
-    kv_move = ctx(p) * kv_tok / x["out_bw"]  # s: the prompt's KV cache sent from the prompt pool to the decode pool
+    # in n_chunks iterations, each one pass of its chunk beside the running decodes (chunked prefill, Sarathi-Serve
+    # sec. 4: the weights read and the fixed time per layer paid once per pass): the mixed iteration above, whose C
+    # decodes count the one this request replaces (one decode's time more than the C - 1 running beside it, which
+    # a pass of its own cost the core 7 % of its speed); never sooner than the prompt alone
+    ttft_load = np.maximum(0.5 * t_iter + n_chunks * t_m, t_pre1)
+    # s: the prompt's KV cache sent from the prompt pool to the decode pool, each chip its own share over its own NIC
+    # (the rank that prefilled it, where attention is data-parallel)
+    kv_move = ctx(p) * kv_chip * (np.where(dp_att, tp, 1.0) if any_dpa else 1.0) / x["out_bw"]
     # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, one prompt per
     # pass, or one per attention rank where attention is data-parallel (each rank runs its own), a prompt's TTFT
     # being its pass (a pass of more prompts would cost less per token and make each of them wait for all of it);
@@ -649,14 +686,14 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         where prompts come in chunks (as `tpot_s` is), and the lone prompt's; the host's time counts only where the
         chips wait on it."""
 
-        def tpot(pre: Array) -> list[Array]:
-            dense, experts, attention, talk, host, *_ = iteration_parts(C, pre)
+        def tpot(seqs: Array, pre: Array, one_prompt: bool = False) -> list[Array]:
+            dense, experts, attention, talk, host, *_ = iteration_parts(seqs, pre, one_prompt)
             gpu = on_chips(dense, experts, attention, talk)
             return [pp * dense, pp * experts, pp * attention, t_layer, talk, with_host(gpu, host) - gpu]
 
-        dec = tpot(pre_user)  # the user's iteration: the others' prompts (`t_user`)
+        dec = tpot(C, pre_user)  # the user's iteration: the others' prompts (`t_user`)
         if bool(chunked.any()):
-            dec = [np.where(chunked, d + share_user * (m - d), d) for d, m in zip(dec, tpot(k_chunk), strict=True)]
+            dec = [np.where(chunked, d + share_user * (m - d), d) for d, m in zip(dec, mixed(tpot, C), strict=True)]
         # s: the KV cache's move and the other ranks' prompts of its pool pass, or what the running decodes and the
         # iteration in flight add to the lone prompt
         queue = ttft - t_pre1

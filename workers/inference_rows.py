@@ -27,7 +27,7 @@ from chipsweep.schemas.vocab import (
     STATE_BITS,
 )
 from chipsweep.workers import inference
-from chipsweep.workers.context import Context
+from chipsweep.workers.context import Context, measured_reach
 from chipsweep.workers.parse import RowErrors, bools, chip_what_if, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import cost_basis_text, refuse_infeasible, result_table, run_good_rows
 from chipsweep.workers.tables import chip_link_arrays, chip_what_ifs, compact, first_rule, gather
@@ -322,10 +322,13 @@ def _chip_static(ctx: Context) -> dict[str, Array]:
     chips = [ctx.catalog.chips[c] for c in ctx.chips.ids]
     low = np.array([sum(_F[f] for f in c.low_confidence_fields if f in _F) for c in chips], dtype=np.int64)
     reach = float(ctx.defaults.get("gemm_reach", 1.0))
+    every = list(ctx.catalog.chips.values())
     return {
-        # the share of the peak the vendor's GEMM library reaches (gemm_measured, else defaults.yaml gemm_reach),
-        # taken for every compute precision: one measurement per chip (the A100's fp16, the others' fp8)
-        "compute_reach": np.array([reach if c.gemm_fraction is None else c.gemm_fraction for c in chips]),
+        # the share of the peak the vendor's GEMM library reaches (its gemm_measured, else its twin's, its core
+        # architecture's or its family's, as training extrapolates them; else defaults.yaml gemm_reach), taken for
+        # every compute precision: one measurement per chip (the A100's fp16, the others' fp8). Until 2026-12-07 a
+        # chip without its own took the default 0.647: the MI355X against the MI300X's measured 0.443
+        "compute_reach": np.array([m[0] if (m := measured_reach(c, every)) else reach for c in chips]),
         "sram_only": np.array([1.0 if c.system_kind == "sram_only" else 0.0 for c in chips]),
         "low_fields": low,
         "low_chip": np.array([c.confidence == "low" for c in chips]),

@@ -95,6 +95,7 @@ class ModelTable:
         cols["n_proj"] = np.array([3.0 if mo.mlp == "swiglu" else 2.0 for mo in models])
         cols["learned_pos"] = np.array([1.0 if mo.position == "learned" else 0.0 for mo in models])
         cols["tied"] = np.array([1.0 if mo.tied_embeddings else 0.0 for mo in models])
+        cols["active_embed"] = np.array([1.0 if mo.active_params_embedding else 0.0 for mo in models])
         cols["dropout"] = np.array([np.nan if mo.dropout is None else float(mo.dropout) for mo in models])
         return cls(ids, cols)
 

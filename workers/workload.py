@@ -95,7 +95,8 @@ def model_arrays(raw: Mapping[str, Any], ctx: Context, n: int) -> dict[str, Arra
     published = mcols["params_b"] * 1e9
     # a MoE model's active size fixes the parameters every token uses (attention, shared experts, embeddings):
     # the rest of a published total is rounded (Kimi K2's "1.04T" with 32.6B active), the active size is not
-    active = mcols["active_params_b"] * 1e9
+    # (an untied input embedding the published active count leaves out, gpt-oss's, is a parameter besides)
+    active = mcols["active_params_b"] * 1e9 + (1.0 - mcols.get("active_embed", 1.0)) * (1.0 - s["tied"]) * s["vocab"] * h
     published = np.where(moe & np.isfinite(active), active + w_expert * (1.0 - k / E), published)
     nonstandard = moe | np.isfinite(mcols["kv_cache_dim"]) | np.isfinite(mcols["attention_layers"])
     given_params = get("params_b") * 1e9

@@ -507,12 +507,17 @@ def _case_2026(d: Mapping[str, str], catalog: Catalog, params: Mapping[str, floa
         # DeepEP's dispatch, as the source names it: one RDMA send per remote node, fanned out over NVLink there
         row.update(n_chips=n, ep=n, dp_attention="true", ep_dedup="true", compute_precision="fp8", weight_bits=8, kv_bits=8,
                    prompt_len=int(p))
+        # the layout (nodes per pool, ep, precision) is an assumption, not the source's (SGLANG_NODES): predicted,
+        # never fitted (two headline numbers of an assumed deployment set SGLang's constants for every model, chip
+        # and load: its compute share at its bound made it the whole serving frontier, 2026-12-07)
+        assumed = {"layout_assumed": 1.0}
         if metric == "prefill_tokens_per_s":  # the prefill pool: prompts batched to one pass per attention rank
             row.update(gen_len=0, batch=n)
             return [ServingCase(cid, group, dict(row), "prefill_tokens_per_s", value, 1.0 / nodes,
-                                family="serving_throughput", chip=chip, engine=engine, derived="prefill_node")]
+                                family="serving_throughput", chip=chip, engine=engine, derived="prefill_node",
+                                extra=assumed)]
         row.update(gen_len=int(p), disaggregated="true")
-        return [case("output_tokens_per_s", 1.0 / nodes)]
+        return [case("output_tokens_per_s", 1.0 / nodes, extra=assumed)]
     raise KeyError(f"serving validation: no rule for source group {group}")
 
 
@@ -813,8 +818,10 @@ def fit(prep: Prepared, rows: np.ndarray, catalog: Catalog | None = None) -> Fit
     bounds = _bounds(catalog)
     cal = {k: v.copy() for k, v in prep.cal.items()}
     power_metrics = np.array([c.family in ("energy_per_token", "power") for c in prep.cases])
-    # runs the memory model says could not fit are predicted (at what fits) but never fitted on
-    rows = rows[[not prep.cases[i].extra.get("memory_disagreement") for i in rows]]
+    # runs the memory model says could not fit are predicted (at what fits) but never fitted on, nor runs whose layout
+    # is an assumption
+    rows = rows[[not (prep.cases[i].extra.get("memory_disagreement") or prep.cases[i].extra.get("layout_assumed"))
+                 for i in rows]]
     eff_rows = rows[~power_metrics[rows]]
     pow_rows = rows[power_metrics[rows]]
     efficiency: list[dict[str, Any]] = []
