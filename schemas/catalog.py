@@ -153,6 +153,9 @@ class Chip(_Entry):
     # the link to the host's memory (PCIe, NVLink-C2C): ONE direction, per chip, GB/s; what activation offloading
     # (training `offload_layers`) copies over
     host_link_gb_s: float | None = None
+    # the host memory (DRAM) one chip's share of its host holds, GiB like memory_gb (a host's DIMMs over its chips):
+    # what activation offloading may fill; None where no source states it (then not checked)
+    host_memory_gb: float | None = Field(default=None, gt=0)
     tdp_w: float | None = None
     idle_w: float | None = None
     usd_per_hour: float | None = None

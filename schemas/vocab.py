@@ -119,7 +119,7 @@ CHIP_NUMERIC: tuple[str, ...] = (
     "peak_tflops_fp4", "peak_tops_int8", "peak_tops_int4", "neural_engine_tops", "memory_gb", "memory_visible_share",
     "memory_bandwidth_gb_s", "memory_bandwidth_measured_gb_s", "sram_mb",
     "external_memory_gb", "external_memory_gb_s", "scale_up_gb_s", "scale_up_domain", "scale_up_torus_dims", "scale_out_gbit_s",
-    "host_link_gb_s", "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
+    "host_link_gb_s", "host_memory_gb", "tdp_w", "idle_w", "usd_per_hour", "purchase_usd", "die_area_mm2", "process_nm", "chips_per_system",
     # training TCO of an owned cluster, per accelerator (defaults in defaults.yaml `tco`)
     "power_draw_w", "server_usd", "network_usd",
 )
@@ -130,4 +130,5 @@ CHIP_INTEGER_RANGE: dict[str, tuple[int, int]] = {"scale_up_torus_dims": (0, 3)}
 # the rates and capacities a what-if must keep above zero (the core divides by them); prices, power and idle draw may be 0
 CHIP_POSITIVE: frozenset[str] = frozenset(f for f in CHIP_NUMERIC if f.startswith(("peak_", "memory_", "scale_", "external_"))
                                           and f != "scale_up_torus_dims"  # 0: a switched domain
-                                          ) | {"neural_engine_tops", "sram_mb", "host_link_gb_s", "tdp_w", "chips_per_system"}
+                                          ) | {"neural_engine_tops", "sram_mb", "host_link_gb_s", "host_memory_gb", "tdp_w",
+                                             "chips_per_system"}

@@ -460,3 +460,13 @@ def test_a_design_holds_no_more_dram_than_its_bus_interfaces_come_in():
     assert not hbm["fits"] and "a 1024-bit hbm3 bus holds at most 64 GB" in hbm["infeasible_reason"]
     assert wide["fits"] and wide["infeasible_reason"] == "" and 200 < wide["dram_gb"] <= 256
     assert "field 'dram_gb' = 500.0" in given["infeasible_reason"] and "allowed: at most 64 GB" in given["infeasible_reason"]
+
+
+def test_a_design_without_a_workload_says_it_is_the_design_alone(ctx: Context) -> None:
+    """A row with a blank model evaluates the design (area, yield, unit cost, peak, power) and leaves speed, energy
+    per token and `fits` blank: its notes say so (a contract audit read its empty `infeasible_reason` and blank `fits`
+    as a feasible row of unknown speed)."""
+    alone, loaded = run(ctx, WORKED, {**WORKED, "model": "llama3_8b", "weight_bits": 4, "dram_gb": 8})
+    assert "no workload (model blank)" in alone["notes"] and alone["unit_cost_usd"] > 0
+    assert alone["decode_tokens_per_s"] is None or math.isnan(alone["decode_tokens_per_s"])
+    assert "no workload" not in (loaded["notes"] or "") and loaded["decode_tokens_per_s"] > 0

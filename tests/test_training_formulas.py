@@ -1200,3 +1200,29 @@ def test_a_what_if_domain_beyond_the_mesh_links_is_taken_as_a_switch(ctx):
     step = d["step_time_s"]
     assert step[1] < 0.7 * step[0]  # the tensor-parallel group inside the domain, at the full 448 GB/s
     assert step[3] <= step[2] <= step[1] * 1.001  # a larger domain is never slower
+
+
+def test_offloaded_activations_must_fit_the_chips_share_of_host_memory() -> None:
+    """Activation offloading parks the saved activations of `offload_layers` layers in host memory, which is finite:
+    a v6e host has 1,536 GiB of DRAM for its 8 chips (Cloud TPU v6e documentation), 192 GiB each. A frontier audit
+    found Llama 3 70B on 256 v6e at micro-batch 2 without recompute, 79 of 80 layers offloaded (~350 GB per chip in
+    host memory), reading 1,119 tokens/s per chip, 17 % above tpu-recipes' published 960 for the chip, with nothing
+    checking the host could hold it. The row is now refused with the reason naming the field; a what-if host of 400
+    GiB holds it (300 does not), and at micro-batch 1 (half the activations) the real host does."""
+    import warnings
+
+    import chipsweep
+
+    base = dict(model="llama3_70b", chip="google_tpu_v6e", n_chips=256, global_batch=1024, tokens=15e12, tp=1, pp=1,
+                micro_batch=2, recompute="none", zero_stage=3, offload_layers=79)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refused, big, small, half = chipsweep.evaluate(
+            [base, {**base, "chip.host_memory_gb": 400}, {**base, "chip.host_memory_gb": 300},
+             {**base, "micro_batch": 1}], kind="training").to_pylist()
+    assert np.isnan(refused["tokens_per_s"]) and "chip.host_memory_gb" in refused["infeasible_reason"]
+    assert np.isnan(small["tokens_per_s"]) and "host memory" in small["infeasible_reason"]
+    assert big["tokens_per_s"] > 0 and not big["infeasible_reason"]
+    assert half["tokens_per_s"] > 0 and not half["infeasible_reason"]
+    # the catalog's figure is the source's DRAM per host over its chips, in GiB as memory_gb
+    assert load_catalog().chips["google_tpu_v6e"].host_memory_gb == 1536 / 8

@@ -71,6 +71,7 @@ N_BINOM_NORMAL = 8
 N_GPU = 16
 N_NO_DRAM_BW = 32
 N_FAST_CLOCK = 64
+N_NO_WORKLOAD = 128
 CLOCK_MEASURED_GHZ = 1.5  # the top of the clocks the energy and area tables' silicon ran at (asic-notes sec. 8)
 
 NOTES: dict[int, str] = {
@@ -83,6 +84,8 @@ NOTES: dict[int, str] = {
     N_FAST_CLOCK: "clock above the 0.5-1.5 GHz the energy and area tables were measured at: energy per MAC and MAC "
                   "area are a ~1 GHz design's (a faster clock needs a higher voltage, not charged): TOPS/W, J/token "
                   "and die area optimistic",
+    N_NO_WORKLOAD: "no workload (model blank): the design alone (area, yield, unit cost, peak, power); speed, energy "
+                   "per token and fits need a model",
 }
 
 INPUT_KEYS = (
@@ -372,6 +375,7 @@ def _evaluate(x: Mapping[str, Array], k: Mapping[str, Any]) -> dict[str, Array]:
     # ---- workload: where the bytes come from ------------------------------------------------------
     on_chip = need <= sram_b  # the whole workload lives in SRAM
     flag(notes, has_model & ~has_dram, N_NO_DRAM_BW)
+    flag(notes, ~has_model, N_NO_WORKLOAD)
     w_read = weights_read(B)  # bytes of weights one decode step of the batch reads
     w_sram = np.minimum(w_read, sram_b)  # bytes of weights resident on chip
     kv_step = kv_tok * c_avg * B  # bytes of KV cache read per decode step

@@ -278,6 +278,7 @@ def chip_link_arrays(chip_cols: Mapping[str, Array], defaults: Mapping[str, floa
         "ring": chip_cols.get("ring_collectives", np.zeros_like(domain)),
         "out_bw": out,
         "host_bw": chip_cols["host_link_gb_s"] * 1e9,  # bytes/s, one direction (NaN: not published)
+        "host_mem": chip_cols["host_memory_gb"] * GIB,  # bytes of host memory per chip (NaN: not published)
         "tdp_w": chip_cols["tdp_w"],
         "usd_per_hour": chip_cols["usd_per_hour"],
         "purchase_usd": chip_cols["purchase_usd"],

@@ -99,6 +99,7 @@ R_DP = 262144  # the row's dp does not make tp x pp x dp = n_chips
 R_MIXER = 524288  # layers whose mixer is neither attention nor state-space (LFM2's short convolutions)
 R_DUALPIPE = 1048576  # DualPipe needs an even pp, an even number of micro-batches and no interleaving
 R_ETP = 2097152  # expert_tp neither 1 nor the row's tp
+R_HOSTMEM = 4194304  # the offloaded activations exceed the chip's share of host memory
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -120,6 +121,8 @@ REASONS: dict[int, str] = {
     R_CP: "cp must divide seq_len (each context-parallel rank holds seq_len/cp tokens)",
     R_OFFLOAD: "offload_layers must be fewer than the layers of a pipeline stage (one layer's activations stay on the chip)",
     R_HOSTLINK: "offload_layers needs the chip's link to host memory (set chip.host_link_gb_s)",
+    R_HOSTMEM: "the offloaded layers' activations do not fit in the chip's share of host memory (chip.host_memory_gb): "
+               "offload fewer layers or recompute more",
     R_DP: "tp x pp x dp must equal n_chips (leave dp blank to take n_chips / (tp x pp))",
     R_MIXER: "the model has layers whose mixer is neither attention nor state-space (e.g. LFM2's short convolutions): "
              "not modelled in training",
@@ -168,7 +171,7 @@ MLA_KEYS = ("mla_q_rank", "mla_kv_rank", "mla_rope_dim")
 WINDOW_KEYS = ("sliding_window", "sliding_window_layers")  # sliding-window attention (optional; 0 or absent: none)
 # activation offloading (optional; absent or 0 everywhere: none): layers per stage whose saved activations wait in
 # host memory between the forward and the backward, and the chip's host link (bytes/s, one direction)
-OFFLOAD_KEYS = ("offload_layers", "host_bw")
+OFFLOAD_KEYS = ("offload_layers", "host_bw", "host_mem")  # (and the host memory per chip, bytes; NaN: unknown)
 # vocabulary tiling (optional; absent or 1: none): the output layer and loss computed in that many vocabulary chunks
 # (MaxText's num_vocab_tiling), the last stage holding one chunk's logits
 VOCAB_KEYS = ("vocab_tiles",)
@@ -1113,6 +1116,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
         return layers - gone + num(gone > 0)
 
     acts_first = activation_bytes_stage(per_layer, resident(f), in_first, rc)  # bytes
+    if any_off and "host_mem" in x:
+        # what the first stage's offloaded layers keep in host memory (it holds the most micro-batches in flight),
+        # against the chip's share of its host's DRAM where a source states it (a v6e host's 1,536 GiB over 8 chips)
+        away = activation_bytes_stage(per_layer, f, in_first, rc) - acts_first  # bytes
+        flag(mask, (off > 0) & (away > x["host_mem"]), R_HOSTMEM)  # NaN (unknown) compares False
     # a middle stage: the second rank, which holds the most of them; the last rank holds one micro-batch under
     # 1F1B, and under interleaving its chunks' warm-up of (v - 1) pp chunk forwards
     acts_mid = activation_bytes_stage(per_layer, resident(mid), np.maximum(in_flight_factor(p, v, m_run, 1.0), 1.0), rc)
