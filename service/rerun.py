@@ -40,6 +40,7 @@ from chipsweep.schemas.sweep import Sweep, resolve
 from chipsweep.schemas.vocab import IN_FLIGHT_STATES
 from chipsweep.service.queue import Queue, SweepRow
 from chipsweep.workers import reprice
+from chipsweep.workers.context import measured_reach
 from chipsweep.workers.space import strides
 
 log = logging.getLogger("chipsweep.rerun")
@@ -90,18 +91,33 @@ def _ids(sweep: Sweep, table: str) -> list[str]:
     return sorted(getattr(sweep.catalog, table))
 
 
-def _with_cluster_chips(sweep: Sweep, keys: set[str]) -> set[str]:
-    """A cluster depends on its chip as well."""
+def _with_cluster_chips(sweep: Sweep, keys: set[str], lend: bool = True) -> set[str]:
+    """A cluster depends on its chip as well; with `lend`, a chip without a GEMM measurement of its own on the chips
+    whose measurement it borrows (`borrowed`)."""
     for key in list(keys):
         if key.startswith("clusters/"):
             chip = sweep.catalog.clusters[key.split("/", 1)[1]].chip
             if chip:
                 keys.add(f"chips/{chip}")
-    return keys
+    return keys | borrowed(sweep, keys) if lend else keys
 
 
-def touched_entries(sweep: Sweep) -> set[str]:
-    """`kind/id` of every chip, model and cluster some configuration of the sweep uses."""
+def borrowed(sweep: Sweep, keys: set[str]) -> set[str]:
+    """`chips/<id>` of the chips whose GEMM measurement (`gemm_measured`) the unmeasured chips in `keys` take as their
+    share of peak (`context.measured_reach`: a twin's, a core architecture's or a family's). Only a change to that
+    measurement re-runs through them (`plan`)."""
+    chips = sweep.catalog.chips
+    out: set[str] = set()
+    for key in [k for k in keys if k.startswith("chips/")]:
+        own = chips.get(key.split("/", 1)[1])
+        if own is not None and own.gemm_fraction is None and (m := measured_reach(own, chips.values())):
+            out.update(f"chips/{cid}" for cid in m[1])
+    return out
+
+
+def touched_entries(sweep: Sweep, lend: bool = True) -> set[str]:
+    """`kind/id` of every chip, model and cluster some configuration of the sweep uses (with `lend`, and the chips
+    whose GEMM measurement they borrow)."""
     keys: set[str] = set()
     for axis in sweep.axes:
         table = REF_TABLES.get(axis.key)
@@ -111,10 +127,10 @@ def touched_entries(sweep: Sweep) -> set[str]:
         table = REF_TABLES.get(key)
         if table:
             keys.add(f"{table}/{_ids(sweep, table)[int(code)]}")
-    return _with_cluster_chips(sweep, keys)
+    return _with_cluster_chips(sweep, keys, lend)
 
 
-def chunk_entries(sweep: Sweep, start: int, stop: int) -> set[str]:
+def chunk_entries(sweep: Sweep, start: int, stop: int, lend: bool = False) -> set[str]:
     """`kind/id` of the chips, models and clusters configurations start..stop use. Along axis j the
     index is (i // stride_j) % n_j, so a contiguous range visits the consecutive values
     start // stride_j .. (stop - 1) // stride_j (mod n_j): a handful of integers, never the rows."""
@@ -131,7 +147,7 @@ def chunk_entries(sweep: Sweep, start: int, stop: int) -> set[str]:
         table = REF_TABLES.get(key)
         if table:
             keys.add(f"{table}/{_ids(sweep, table)[int(code)]}")
-    return _with_cluster_chips(sweep, keys)
+    return _with_cluster_chips(sweep, keys, lend)
 
 
 def changed_keys(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -212,8 +228,12 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     touched = touched_entries(sweep)
     relevant = [k for k in changed if k in touched or reads(sweep.kind, k)]
     # an entry whose change is only its documentation (its sources: an overlay names its file there) or that the
-    # spec's own overrides cancel (both catalogs are the effective ones) changes no result
-    relevant = [k for k in relevant if field_changes(old.catalog, sweep.catalog, [k])]
+    # spec's own overrides cancel (both catalogs are the effective ones) changes no result; a chip the sweep only
+    # borrows a GEMM measurement from changes it only through that measurement
+    moved = {k: field_changes(old.catalog, sweep.catalog, [k]) for k in relevant}
+    measured = {k for k, m in moved.items() if any(c["field"] in (None, "gemm_measured") for c in m)}
+    direct = touched_entries(sweep, lend=False)
+    relevant = [k for k in relevant if moved[k] and (k in direct or k in measured)]
     if not relevant and axes_same and not force:
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
@@ -229,7 +249,9 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
         for c in queue.chunk_rows(base.name, base.version):
             if c["state"] != "done":
                 continue
-            uses = (chunk_entries(sweep, c["start"], c["stop"]) & hit) | everywhere
+            # a chunk's own chips, models and clusters, and the measurements its chips borrow
+            lent = chunk_entries(sweep, c["start"], c["stop"], lend=True) & measured
+            uses = (chunk_entries(sweep, c["start"], c["stop"]) & hit) | (lent & hit) | everywhere
             if not uses:
                 carried[c["chunk"]] = (int(c["rows"] or 0), int(c["bytes"] or 0))
             elif uses <= priced:

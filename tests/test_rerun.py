@@ -413,3 +413,20 @@ def test_a_serving_sweep_reprices_through_the_workers_and_a_frontier_store_reeva
     queue = first_version(home, {"name": SW, "store": "frontier", **base})
     [res] = rerun(queue, name=SW, catalog=cat)
     assert (res.chunks_evaluated, res.chunks_repriced, res.chunks_carried) == (2, 0, 4)
+
+
+def test_a_chip_reruns_when_the_gemm_measurement_it_borrows_changes_and_not_for_its_price(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A chip without a GEMM measurement of its own takes a measured chip's share of peak (the GB300 and B300 the
+    GB200's, the MI355X the MI300X's): a change to that measurement changes what a sweep of the borrowing chip
+    computes, and re-runs it; a change to the lender's price does not. A review found the lender's measurement
+    change dropped as 'unchanged' (a B300 serving row 2,376 -> 2,346 tokens/s, TTFT 53.0 -> 58.6 ms)."""
+    spec = small_spec(axes={"chip": ["amd_mi355x"], "model": ["llama3_8b"], "n_chips": [64, 128], "tp": [1, 2],
+                            "pp": [1, 2]})
+    queue = first_version(home, spec)
+    price_only = "chips:\n  - {id: amd_mi300x, usd_per_hour: 0.1}\n"
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "price.yaml", price_only)))
+    assert (res.outcome, res.version) == ("unchanged", 1), res.as_json()
+    measured = ("chips:\n  - id: amd_mi300x\n    gemm_measured: {precision: fp8, tflops: 1000.0, source: a what-if,"
+                " url: null}\n")
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "gemm.yaml", measured)))
+    assert res.outcome == "rerun" and res.changed == ["chips/amd_mi300x"], res.as_json()

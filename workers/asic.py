@@ -84,7 +84,7 @@ NOTES: dict[int, str] = {
     N_FAST_CLOCK: "clock above the 0.5-1.5 GHz the energy and area tables were measured at: energy per MAC and MAC "
                   "area are a ~1 GHz design's (a faster clock needs a higher voltage, not charged): TOPS/W, J/token "
                   "and die area optimistic",
-    N_NO_WORKLOAD: "no workload (model blank): the design alone (area, yield, unit cost, peak, power); speed, energy "
+    N_NO_WORKLOAD: "no workload (no model, or its shapes incomplete): the design alone (area, yield, unit cost, peak, power); speed, energy "
                    "per token and fits need a model",
 }
 

@@ -292,24 +292,24 @@ def gemm_share(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str, list[str]
     return share, kin[0].gemm_measured.precision, [c.id for c in kin]  # type: ignore[union-attr]
 
 
-def measured_reach(chip: Chip, chips: Iterable[Chip]) -> tuple[float, str] | None:
-    """The share of peak the vendor's GEMM library reaches on `chip`, and whose measurement it is: its own
+def measured_reach(chip: Chip, chips: Iterable[Chip]) -> tuple[float, list[str]] | None:
+    """The share of peak the vendor's GEMM library reaches on `chip`, and the chips whose measurement it is: its own
     `gemm_measured`, else its twin's (`same_compute_as`: one die), else the measured chips' of its core architecture
     (NVIDIA compute capability major: the GB300 and B300 the GB200's), else its family's (`gemm_share`: the MI355X the
     MI300X's), among chips of its class (a GeForce card's GEMMs are not its datacenter cousin's); None where none is
     measured."""
     if chip.gemm_fraction is not None:
-        return chip.gemm_fraction, chip.id
+        return chip.gemm_fraction, [chip.id]
     pool = [c for c in chips if c.chip_class == chip.chip_class]
     twin = next((c for c in pool if c.id == chip.same_compute_as and c.gemm_fraction is not None), None)
     if twin is not None:
-        return twin.gemm_fraction, twin.id  # type: ignore[return-value]
+        return twin.gemm_fraction, [twin.id]  # type: ignore[return-value]
     core = [c for c in pool if chip.core_architecture is not None and c.core_architecture == chip.core_architecture
             and c.id != chip.id and c.gemm_fraction is not None]
     if core:
-        return float(np.exp(np.mean(np.log([c.gemm_fraction for c in core])))), ", ".join(c.id for c in core)  # type: ignore[arg-type]
+        return float(np.exp(np.mean(np.log([c.gemm_fraction for c in core])))), [c.id for c in core]  # type: ignore[arg-type]
     share = gemm_share(chip, pool)
-    return (share[0], ", ".join(share[2])) if share else None
+    return (share[0], list(share[2])) if share else None
 
 
 def extrapolate_matrix(chip: Chip, fitted: list[tuple[Chip, float]], family_mean: float | None,

@@ -288,7 +288,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     c_lin = room / (per_req + a_tok * r_tok)  # requests that fit while an iteration carries under max_tokens
     c_fit = np.floor(np.where(c_lin * r_tok <= M, c_lin, (room - a_tok * M) / per_req))  # most requests that fit
     # the engine's scheduler limits, per attention rank (data-parallel attention runs one scheduler per chip)
-    schedulers = np.where(dp_att, t, 1.0)  # per instance
+    schedulers = np.where(dp_att, tp, 1.0)  # per instance: one per attention rank of a stage
     cap = np.minimum(cal["max_batch"], M / (1.0 + p / np.maximum(g, 1.0))) * schedulers
     # sequences (static batch): a blank batch is the largest that fits, or the concurrency where that fits (a static
     # batch of 1,166 sequences reported beside a refusal of 1,164 for memory)
@@ -440,12 +440,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
 
     any_dpa = bool(np.any(dp_att))
 
-    def iteration_parts(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> tuple[Array, ...]:
+    def iteration_parts(seqs: Array, pre_tokens: Array, prompts: Any = None) -> tuple[Array, ...]:
         """One iteration of `seqs` decodes plus `pre_tokens` prompt tokens, part by part: s per stage of the dense
         weights' GEMMs, the routed experts' and the attention kernels (each the larger of its memory and compute
         time), s of collectives, s of the host's work; tokens through the weights, (query, context) token pairs,
-        share of the routed experts touched. `one_prompt`: the prompt tokens are one prompt's chunk (on one rank where
-        attention is data-parallel), else prompts spread like the decodes."""
+        share of the routed experts touched. `prompts`: how many prompts' chunks the prompt tokens are, each on a rank
+        of its own where attention is data-parallel (None: prompts spread like the decodes)."""
         tok = seqs + pre_tokens
         dec_pairs = seqs * c_avg_kv
         pre_pairs = pre_tokens * half_p * pre_att  # in decode-attention pairs
@@ -453,11 +453,12 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         touched = _touched(tok, log_miss)
         # data-parallel attention: a sequence's attention and dense layers run on its own rank, and the ranks meet at
         # every MoE layer's all-to-all, so the busiest sets the pace: ceil(seqs / tp) decodes (a stage's tp ranks)
-        # and a prompt's whole chunk, that rank's work over a chip's even share (1 where attention is split)
+        # and a prompt's whole chunk (ceil(prompts / tp) of them), that rank's work over a chip's even share (1 where
+        # attention is split)
         rank_seqs, rank_tok, rank_pairs, sent = seqs, tok, pairs, None
         if any_dpa:
             f_dec = np.where(dp_att & (seqs > 0), np.ceil(seqs / tp - 1e-6) * tp / np.maximum(seqs, 1e-9), 1.0)
-            f_pre = np.where(dp_att, tp, 1.0) if one_prompt else f_dec
+            f_pre = f_dec if prompts is None else busiest_rank(prompts)
             rank_seqs = seqs * f_dec
             rank_tok = rank_seqs + pre_tokens * f_pre  # the busiest rank's tokens, x tp
             rank_pairs = dec_pairs * f_dec + pre_pairs * f_pre
@@ -481,20 +482,20 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
             return gpu + host
         return np.where(async_sched, np.maximum(gpu, host), gpu + host)
 
-    def iteration(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> tuple[Array, Array, Array, Array]:
+    def iteration(seqs: Array, pre_tokens: Array, prompts: Any = None) -> tuple[Array, Array, Array, Array]:
         """(s, tokens through the weights, (query, context) token pairs, share of the routed experts touched) of
         one iteration: `seqs` decodes plus `pre_tokens` prompt tokens (`iteration_parts`)."""
-        dense, experts, attention, talk, host, tok, pairs, touched = iteration_parts(seqs, pre_tokens, one_prompt)
+        dense, experts, attention, talk, host, tok, pairs, touched = iteration_parts(seqs, pre_tokens, prompts)
         return with_host(on_chips(dense, experts, attention, talk), host), tok, pairs, touched
 
-    def step(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> Array:
+    def step(seqs: Array, pre_tokens: Array, prompts: Any = None) -> Array:
         """s of one iteration: `seqs` decodes plus `pre_tokens` prompt tokens (`iteration_parts`)."""
-        return iteration(seqs, pre_tokens, one_prompt)[0]
+        return iteration(seqs, pre_tokens, prompts)[0]
 
-    def timed_work(seqs: Array, pre_tokens: Array, one_prompt: bool = False) -> tuple[Array, Array, Array]:
+    def timed_work(seqs: Array, pre_tokens: Array, prompts: Any = None) -> tuple[Array, Array, Array]:
         """(s, FLOPs, bytes) per chip of one iteration: the matrix multiplies and attention; the weights the
         tokens touch and the KV cache the decodes read (the power model's utilisations: the chips' mean work)."""
-        s_it, tok, pairs, touched = iteration(seqs, pre_tokens, one_prompt)
+        s_it, tok, pairs, touched = iteration(seqs, pre_tokens, prompts)
         byt = w_d + w_e_all * touched + seqs * kv_seq
         if unfused:
             byt = byt + pairs * score_chip
@@ -577,31 +578,44 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     w_full = (n_chunks - 1.0) / np.maximum(n_chunks, 1.0)  # full chunks' share of a prompt's mixed iterations
     multi = n_chunks > 1.0
 
+    share = C * n_chunks / np.maximum(g, 1.0)  # prompt chunks per iteration
+    # iterations that carry chunks (`busy`, per iteration) and the chunks each carries (`n_mix`): one, or where
+    # attention is data-parallel, each rank its own requests' (share / tp a rank), in the same iteration where they
+    # meet (ranks independent: 1 - (1 - share / tp)^tp of the iterations carry any; the busiest rank, one chunk, sets
+    # their pace); every iteration carries prompt tokens once a chunk comes more often than each iteration (a rank's)
+    busy, busy_user, n_mix, per_rank = share, np.maximum(C - 1.0, 0.0) * n_chunks / np.maximum(g, 1.0), 1.0, share
+    if any_dpa:
+        per_rank = np.where(dp_att, share / tp, share)
+
+        def meeting(sh: Array) -> Array:
+            return np.where(dp_att, -np.expm1(tp * np.log1p(-np.clip(sh / tp, 0.0, 1.0 - 1e-6))), sh)
+
+        busy, busy_user = meeting(share), meeting(busy_user)
+        n_mix = np.where(dp_att & (busy > 0), share / np.maximum(busy, 1e-30), 1.0)
+    chunked = (pre_share > 0) & (per_rank < 1.0)
+
     def mixed(parts: Any, seqs: Array) -> list[Array]:
-        """`parts(seqs, chunk, True)` over a prompt's mixed iterations beside `seqs` decodes, their mean: its last
-        chunk's, and where it needs several, weighted with the full chunks'."""
-        last = list(parts(seqs, k_last, True))
+        """`parts(seqs, chunks, prompts)` of the mixed iterations beside `seqs` decodes (n_mix prompts' chunks in each),
+        their mean: a prompt's last chunk's, and where it needs several, weighted with its full chunks'."""
+        last = list(parts(seqs, n_mix * k_last, n_mix))
         if not bool(np.any(multi)):
             return last
-        return [b + w_full * (a - b) for a, b in zip(parts(seqs, k_max, True), last, strict=True)]  # w_full 0: one
-
-    share = C * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration
-    chunked = (pre_share > 0) & (share < 1.0)
+        full = parts(seqs, n_mix * k_max, n_mix)
+        return [b + w_full * (a - b) for a, b in zip(full, last, strict=True)]  # w_full 0 where one chunk does
     # s per iteration of the instance: the decode iteration where prompts come in chunks, else the evenly spread one
     pre_it = np.where(chunked, 0.0, pre_share)
     t_iter, flo_it, byt_it = timed_work(C, pre_it)
     # a user's time per output token (TPOT) sees the other C - 1 users' prompts: its own was prefilled before its
     # first token (TTFT). The instance's iteration (its output rate, power) carries all C
-    share_user = np.maximum(C - 1.0, 0.0) * n_chunks / np.maximum(g, 1.0)  # mixed iterations per iteration, seen
     t_user = t_iter
     t_d, flo_d, byt_d = t_iter, flo_it, byt_it  # a decode iteration (its power, apart from a mixed one's)
-    # a mixed iteration (their mean): a prompt's chunk beside the C running requests' decodes
+    # a mixed iteration (their mean): n_mix prompts' chunks beside the C running requests' decodes
     t_m, flo_m, byt_m = mixed(timed_work, C)
     if bool(chunked.any()):
-        t_user = np.where(chunked, t_iter + share_user * (t_m - t_iter), t_iter)
-        t_iter = np.where(chunked, t_iter + share * (t_m - t_iter), t_iter)
-        flo_it = np.where(chunked, flo_it + share * (flo_m - flo_it), flo_it)
-        byt_it = np.where(chunked, byt_it + share * (byt_m - byt_it), byt_it)
+        t_user = np.where(chunked, t_iter + busy_user * (t_m - t_iter), t_iter)
+        t_iter = np.where(chunked, t_iter + busy * (t_m - t_iter), t_iter)
+        flo_it = np.where(chunked, flo_it + busy * (flo_m - flo_it), flo_it)
+        byt_it = np.where(chunked, byt_it + busy * (byt_m - byt_it), byt_it)
     spread = (pre_share > 0) & ~chunked  # every iteration carries prompt tokens: the others' (C - 1) p / g
     pre_user = np.where(spread, np.maximum(C - 1.0, 0.0) * p / np.maximum(g, 1.0), 0.0)
     if bool(spread.any()):
@@ -662,7 +676,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # where the decode iterations around it do not), the two weighted by the time they take
     share_dyn = load(t_d, flo_d, byt_d)
     if bool(chunked.any()):
-        mixed_s = share * t_m  # s of mixed iterations per iteration
+        mixed_s = busy * t_m  # s of mixed iterations per iteration
         share_dyn = np.where(chunked, ((t_iter - mixed_s) * share_dyn + mixed_s * load(t_m, flo_m, byt_m)) / t_iter,
                              share_dyn)
     p_dec = idle + dyn * share_dyn  # W per chip
@@ -686,14 +700,14 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         where prompts come in chunks (as `tpot_s` is), and the lone prompt's; the host's time counts only where the
         chips wait on it."""
 
-        def tpot(seqs: Array, pre: Array, one_prompt: bool = False) -> list[Array]:
-            dense, experts, attention, talk, host, *_ = iteration_parts(seqs, pre, one_prompt)
+        def tpot(seqs: Array, pre: Array, prompts: Any = None) -> list[Array]:
+            dense, experts, attention, talk, host, *_ = iteration_parts(seqs, pre, prompts)
             gpu = on_chips(dense, experts, attention, talk)
             return [pp * dense, pp * experts, pp * attention, t_layer, talk, with_host(gpu, host) - gpu]
 
         dec = tpot(C, pre_user)  # the user's iteration: the others' prompts (`t_user`)
         if bool(chunked.any()):
-            dec = [np.where(chunked, d + share_user * (m - d), d) for d, m in zip(dec, mixed(tpot, C), strict=True)]
+            dec = [np.where(chunked, d + busy_user * (m - d), d) for d, m in zip(dec, mixed(tpot, C), strict=True)]
         # s: the KV cache's move and the other ranks' prompts of its pool pass, or what the running decodes and the
         # iteration in flight add to the lone prompt
         queue = ttft - t_pre1

@@ -1119,7 +1119,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if any_off and "host_mem" in x:
         # what the first stage's offloaded layers keep in host memory (it holds the most micro-batches in flight),
         # against the chip's share of its host's DRAM where a source states it (a v6e host's 1,536 GiB over 8 chips)
-        away = activation_bytes_stage(per_layer, f, in_first, rc) - acts_first  # bytes
+        # (every offloaded layer's: the one in flight is on both sides until its copy ends)
+        away = kept_per_layer(per_layer, rc) * np.clip(off, 0.0, np.maximum(f - 1.0, 0.0)) * in_first  # bytes
         flag(mask, (off > 0) & (away > x["host_mem"]), R_HOSTMEM)  # NaN (unknown) compares False
     # a middle stage: the second rank, which holds the most of them; the last rank holds one micro-batch under
     # 1F1B, and under interleaving its chunks' warm-up of (v - 1) pp chunk forwards
