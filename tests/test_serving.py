@@ -1248,3 +1248,15 @@ def test_data_parallel_ranks_prefill_their_own_prompts_side_by_side() -> None:
     assert above["tpot_s"] == pytest.approx(below["tpot_s"], rel=0.02)
     rates = [r["output_tokens_per_s"] for r in out[2:]]
     assert rates == sorted(rates) and all(r > 0 for r in rates), rates
+
+
+def test_a_serving_row_says_whose_gemm_measurement_its_share_of_peak_is() -> None:
+    """A chip without a GEMM measurement of its own takes its twin's, its core architecture's or its family's (the
+    MI355X the MI300X's 0.443 of peak, where it took defaults.yaml's 0.647 until 2026-12-07 and tied the GB300 on
+    every serving frontier); its `calibrated_on` says whose, so the borrowing travels with the row into the lake."""
+    base = dict(model="llama3_70b", engine="vllm", compute_precision="fp8", concurrency=64, prompt_len=1000, gen_len=500)
+    mi355, h100, b200 = run(dict(base, chip="amd_mi355x", n_chips=1), dict(base, chip="nvidia_h100_sxm", n_chips=2),
+                            dict(base, chip="nvidia_b200_hgx", n_chips=1))
+    assert mi355["calibrated_on"].endswith("GEMM share of peak from amd_mi300x's measurement")
+    assert b200["calibrated_on"].endswith("GEMM share of peak from nvidia_gb200_per_gpu's measurement")
+    assert "GEMM share" not in h100["calibrated_on"]

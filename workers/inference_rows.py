@@ -244,6 +244,13 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
     classes = [catalog.chips[c].chip_class for c in chip_ids]
     vendors = [catalog.chips[c].vendor for c in chip_ids]
     roots = compute_roots(catalog, chip_ids)
+    # whose GEMM measurement a chip's share of peak is, where not its own (`_chip_static` compute_reach)
+    every = list(catalog.chips.values())
+    reach_of = {cid: "" if catalog.chips[cid].gemm_fraction is not None
+                else (f"; GEMM share of peak from {', '.join(m[1])}'s measurement"
+                      if (m := measured_reach(catalog.chips[cid], every)) else
+                      "; GEMM share of peak: defaults.yaml gemm_reach (no measurement of its own or a kin's)")
+                for cid in chip_ids}
     out: dict[str, Any] = {k: np.full(ne * nc, fallback[k]) for k in EFFICIENCY_KEYS}
     texts: list[str] = []
     code = np.zeros(ne * nc, dtype=np.int64)
@@ -264,7 +271,7 @@ def serving_calibration(catalog: Any, chip_ids: Sequence[str], efficiency: Seque
                 lvl = _priority(s, engine, cid, cls, vendor, "compute_fraction", root)
                 if ("compute_fraction" in s or "mem_bw_fraction" in s) and lvl > used_at:
                     used, used_at = s, lvl
-            text = _calibrated_text(engine, cid, cls, used, root)
+            text = _calibrated_text(engine, cid, cls, used, root) + reach_of[cid]
             # a set of the chip's compute fitted on this chip's runs among its twins' is the chip's own calibration
             own = used is not None and used.get("engine") == engine and (
                 str(used.get("applies_to", "*")) == cid
