@@ -91,15 +91,14 @@ def _ids(sweep: Sweep, table: str) -> list[str]:
     return sorted(getattr(sweep.catalog, table))
 
 
-def _with_cluster_chips(sweep: Sweep, keys: set[str], lend: bool = True) -> set[str]:
-    """A cluster depends on its chip as well; with `lend`, a chip without a GEMM measurement of its own on the chips
-    whose measurement it borrows (`borrowed`)."""
+def _with_cluster_chips(sweep: Sweep, keys: set[str]) -> set[str]:
+    """A cluster depends on its chip as well."""
     for key in list(keys):
         if key.startswith("clusters/"):
             chip = sweep.catalog.clusters[key.split("/", 1)[1]].chip
             if chip:
                 keys.add(f"chips/{chip}")
-    return keys | borrowed(sweep, keys) if lend else keys
+    return keys
 
 
 def borrowed(sweep: Sweep, keys: set[str]) -> set[str]:
@@ -115,9 +114,8 @@ def borrowed(sweep: Sweep, keys: set[str]) -> set[str]:
     return out
 
 
-def touched_entries(sweep: Sweep, lend: bool = True) -> set[str]:
-    """`kind/id` of every chip, model and cluster some configuration of the sweep uses (with `lend`, and the chips
-    whose GEMM measurement they borrow)."""
+def touched_entries(sweep: Sweep) -> set[str]:
+    """`kind/id` of every chip, model and cluster some configuration of the sweep uses."""
     keys: set[str] = set()
     for axis in sweep.axes:
         table = REF_TABLES.get(axis.key)
@@ -127,10 +125,10 @@ def touched_entries(sweep: Sweep, lend: bool = True) -> set[str]:
         table = REF_TABLES.get(key)
         if table:
             keys.add(f"{table}/{_ids(sweep, table)[int(code)]}")
-    return _with_cluster_chips(sweep, keys, lend)
+    return _with_cluster_chips(sweep, keys)
 
 
-def chunk_entries(sweep: Sweep, start: int, stop: int, lend: bool = False) -> set[str]:
+def chunk_entries(sweep: Sweep, start: int, stop: int) -> set[str]:
     """`kind/id` of the chips, models and clusters configurations start..stop use. Along axis j the
     index is (i // stride_j) % n_j, so a contiguous range visits the consecutive values
     start // stride_j .. (stop - 1) // stride_j (mod n_j): a handful of integers, never the rows."""
@@ -147,7 +145,7 @@ def chunk_entries(sweep: Sweep, start: int, stop: int, lend: bool = False) -> se
         table = REF_TABLES.get(key)
         if table:
             keys.add(f"{table}/{_ids(sweep, table)[int(code)]}")
-    return _with_cluster_chips(sweep, keys, lend)
+    return _with_cluster_chips(sweep, keys)
 
 
 def changed_keys(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -225,14 +223,14 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     old_catalog = old.catalog
     axes_same = json.loads(json.dumps(sweep.axes_json())) == json.loads(json.dumps(old.axes_json()))
     changed = changed_keys(old.hashes, sweep.hashes)
-    touched = touched_entries(sweep)
+    direct = touched_entries(sweep)
+    touched = direct | borrowed(sweep, direct)  # and the chips whose GEMM measurement its chips borrow
     relevant = [k for k in changed if k in touched or reads(sweep.kind, k)]
     # an entry whose change is only its documentation (its sources: an overlay names its file there) or that the
     # spec's own overrides cancel (both catalogs are the effective ones) changes no result; a chip the sweep only
     # borrows a GEMM measurement from changes it only through that measurement
     moved = {k: field_changes(old.catalog, sweep.catalog, [k]) for k in relevant}
     measured = {k for k, m in moved.items() if any(c["field"] in (None, "gemm_measured") for c in m)}
-    direct = touched_entries(sweep, lend=False)
     relevant = [k for k in relevant if moved[k] and (k in direct or k in measured)]
     if not relevant and axes_same and not force:
         return None
@@ -250,8 +248,8 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
             if c["state"] != "done":
                 continue
             # a chunk's own chips, models and clusters, and the measurements its chips borrow
-            lent = chunk_entries(sweep, c["start"], c["stop"], lend=True) & measured
-            uses = (chunk_entries(sweep, c["start"], c["stop"]) & hit) | (lent & hit) | everywhere
+            own = chunk_entries(sweep, c["start"], c["stop"])
+            uses = (own & hit) | everywhere | ((borrowed(sweep, own) & measured & hit) if measured else set())
             if not uses:
                 carried[c["chunk"]] = (int(c["rows"] or 0), int(c["bytes"] or 0))
             elif uses <= priced:

@@ -457,7 +457,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         # attention is split)
         rank_seqs, rank_tok, rank_pairs, sent = seqs, tok, pairs, None
         if any_dpa:
-            f_dec = np.where(dp_att & (seqs > 0), np.ceil(seqs / tp - 1e-6) * tp / np.maximum(seqs, 1e-9), 1.0)
+            f_dec = busiest_rank(seqs)  # (a rank holds each request it decodes, as each prompt it prefills)
             f_pre = f_dec if prompts is None else busiest_rank(prompts)
             rank_seqs = seqs * f_dec
             rank_tok = rank_seqs + pre_tokens * f_pre  # the busiest rank's tokens, x tp
