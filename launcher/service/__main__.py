@@ -1,0 +1,5 @@
+import sys
+
+from chipsweep.service.cli import main
+
+sys.exit(main())
