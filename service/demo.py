@@ -209,7 +209,7 @@ def print_serving_frontier(lake: str) -> None:
     print(f"\n== Serving frontier for {SERVING_MODEL} under vLLM (1,000-token prompts, 500 output tokens): output "
           "tokens/s per chip (max) vs tokens/s per user (max) ==")
     print("   (one engine on every chip; sweep `engine` to compare engines: TensorRT-LLM's per-user speed at light load")
-    print("    reads up to 1.8x slow, README 'What the misses mean')")
+    print("    reads up to 1.7x slow, README 'What the misses mean')")
     rows = _frontier("pareto_serving", {"model": SERVING_MODEL, "sweep": "demo-serving"}, lake)
     print(f"-- {len(rows)} frontier configurations{_shown(rows, 12)} (saved query pareto_serving; no latency SLO: "
           "add one with --param tpot_max_s=0.05)")

@@ -159,3 +159,12 @@ def test_the_readme_speed_table_quotes_the_benchmark_files() -> None:
         f"{train['layout_search_moe_ms']:.0f} ms"
     assert rows["a 51-million-configuration training sweep (queue + Ray + core + Parquet), 1 / 2 actors"].startswith(
         f"{sweep['1'] / m:.1f} / {sweep['2'] / m:.1f} M")
+
+
+def test_the_readmes_deepseek_v3_table_quotes_the_figures_the_code_gives_now() -> None:
+    """README.md's "DeepSeek-V3 on 2,048 H800" table is `bounds.deepseek_v3_markdown`: the published layout on the H800
+    cluster and on the H100, under 1F1B with and without the MTP module, the context extension and the full training,
+    each figure computed now (a refit moves them; the README followed it by hand before and fell a refit behind)."""
+    table = bounds.deepseek_v3_markdown(Context.build(load_catalog()))
+    assert table in (REPO / "README.md").read_text(), "README.md's DeepSeek-V3 table is stale; it should read:\n" + table
+    assert "2.664M (published)" in table and "$2/h" in table

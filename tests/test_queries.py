@@ -827,3 +827,23 @@ def test_an_edge_frontier_never_sets_one_cost_scope_against_another(tmp_path: Pa
     lakegen.write_version(lake, "inference", "moved", 2, slower, chips=chips, models=models)
     diff = run_saved("frontier_diff", {"sweep": "moved", "from_version": 1, "to_version": 2}, lake=lake).to_pylist()
     assert [(r["change"], r["chip"], r["cost_scope"]) for r in diff] == [("entered", "nvidia_jetson_agx_orin_64gb", "system")]
+
+
+def test_a_saved_querys_choice_of_precision_or_engine_is_every_value_a_row_can_carry() -> None:
+    """A query parameter's choices are written in its SQL header; the values rows carry live in the schemas and the
+    serving core. Each precision a training row takes (int8, MaxText's AQT training, was once missing: a user could
+    sweep it and not filter the frontier by it) and each engine a serving row takes is a choice, and nothing else."""
+    from typing import get_args
+
+    from chipsweep.queries.saved import saved_queries
+    from chipsweep.schemas.vocab import Precision
+    from chipsweep.workers.inference_rows import ENGINES
+
+    expected = {"precision": list(get_args(Precision)), "engine": list(ENGINES)}
+    seen = []
+    for name, query in saved_queries().items():
+        for p in query.params:
+            if p.name in expected and p.choices is not None:
+                assert sorted(p.choices) == sorted(expected[p.name]), (name, p.name, p.choices)
+                seen.append((name, p.name))
+    assert ("pareto_training", "precision") in seen and ("pareto_serving", "engine") in seen, seen

@@ -6,7 +6,7 @@
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
 -- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or the owned cluster's TCO (default: each basis its own frontier)
 -- @param chips chips = null  only these chips: catalog ids separated by commas (default: every chip)
--- @param precision choice(fp32|fp16|bf16|fp8|mxfp8|nvfp4) = null  only this training precision, e.g. bf16 (default: every precision)
+-- @param precision choice(fp32|fp16|bf16|fp8|mxfp8|nvfp4|int8) = null  only this training precision, e.g. bf16 (default: every precision)
 -- @param calibration choice(measured|any) = null  measured: only chips whose efficiency was fitted on their own published runs (`calibrated_on` not "extrapolated ..."); default any
 -- @param max_days positive = null  a deadline: only configurations that train in at most this many days (the frontier within it)
 -- @param max_cost_usd positive = null  a budget: only configurations that cost at most this many dollars

@@ -182,6 +182,72 @@ def deepseek_v3_extension_gpu_hours(ctx: Context) -> list[float]:
     return [float(r["chip_hours"]) for r in deepseek_v3_extension_runs(ctx)]  # type: ignore[arg-type]
 
 
+DEEPSEEK_V3_H100 = {"chip": "nvidia_h100_sxm", "cluster": None, "chip.scale_up_gb_s": 160, "chip.scale_out_gbit_s": 400}
+DEEPSEEK_V3_HEAD = "| | GPU-hours | cost | time | energy |\n|---|---|---|---|---|"
+DEEPSEEK_V3_PUBLISHED = (
+    "| DeepSeek-V3 tech report (arXiv:2412.19437) Table 1: 671B total / 37B active, 14.8T tokens, PP16, EP64, ZeRO-1, "
+    "no TP, FP8, DualPipe | 2.664M (published) | $5.33M at $2/h (published $5.576M for all stages) | | |")
+DEEPSEEK_V3_ROW_TEXT = (
+    "chipsweep: `deepseek_v3` on the `deepseek_v3_h800_2048` cluster (2,048 `nvidia_h800_sxm`: NVLink 200 GB/s one way, "
+    "eight 400G IB NICs per 8-GPU node), that layout, batch 15,360 x 4K, the report's one multi-token prediction module "
+    "(`mtp_layers: 1`), DualPipe (`pp_schedule: dualpipe`: each rank runs stages r and 15-r, a bubble of "
+    "(8 - 1)(F&B + B - 3W), the all-to-all beside the other micro-batch's compute, `moe_a2a_overlap: 1`: hidden up to "
+    "the layer's compute, the excess exposed), full recompute, `chip.usd_per_hour: 2`")
+
+
+def _millions(v: float) -> str:
+    return f"{v / 1e6:.2f}M"
+
+
+def _signed(v: float, ref: float) -> str:
+    return f"{(v / ref - 1) * 100:+.1f} %"
+
+
+def deepseek_v3_markdown(ctx: Context) -> str:
+    """README.md's "DeepSeek-V3 on 2,048 H800" table, every chipsweep figure computed now (tests/test_bounds.py holds
+    the README to it): the published layout, the same row on the H100 with the report's achieved links, under 1F1B
+    with and without the MTP module, the context extension and the full training."""
+    def num(r: dict[str, object], key: str) -> float:
+        return float(r[key])  # type: ignore[arg-type]
+
+    def figures(r: dict[str, object], cost_note: str = "") -> str:
+        hours = num(r, "chip_hours")
+        return (f"{_millions(hours)} ({_signed(hours, DEEPSEEK_V3_GPU_HOURS)}) | ${num(r, 'cost_usd') / 1e6:.2f}M"
+                f"{cost_note} | {num(r, 'time_to_train_days'):.1f} days")
+
+    pre = deepseek_v3_run(ctx)
+    h100 = deepseek_v3_run(ctx, **DEEPSEEK_V3_H100)
+    one_f = deepseek_v3_run(ctx, pp_schedule="1f1b")
+    no_mtp = deepseek_v3_run(ctx, pp_schedule="1f1b", mtp_layers=0)
+    ext = deepseek_v3_extension_runs(ctx)
+    ext_h = [num(r, "chip_hours") for r in ext]
+    full = num(pre, "chip_hours") + sum(ext_h)
+    less_post = DEEPSEEK_V3_FULL_GPU_HOURS - DEEPSEEK_V3_POST_TRAINING_GPU_HOURS
+    ext_cost = sum(num(r, "cost_usd") for r in ext)
+    layouts = ", then ".join(f"tp {r['tp']}" + (f" cp {r['cp']}" if int(num(r, "cp")) > 1 else "") for r in ext)
+    recompute = " and ".join(sorted({str(r["recompute"]) for r in ext}))
+    ext_days = " + ".join(f"{num(r, 'time_to_train_days'):.2f}" for r in ext)
+    lines = [
+        DEEPSEEK_V3_HEAD, DEEPSEEK_V3_PUBLISHED,
+        f"| {DEEPSEEK_V3_ROW_TEXT} | {figures(pre, ' = GPU-hours x $2/h')} | - (no sourced H800 TDP) |",
+        "| the same row on `nvidia_h100_sxm` with the report's achieved links (`chip.scale_up_gb_s: 160`, "
+        f"`chip.scale_out_gbit_s: 400`) | {figures(h100)} | {num(h100, 'energy_mwh'):,.0f} MWh |",
+        f"| the first row under 1F1B (`pp_schedule: 1f1b`) | {figures(one_f)} | - |",
+        f"| the first row under 1F1B and without the MTP module (`mtp_layers: 0`) | {figures(no_mtp)} | - |",
+        "| context extension (report sec. 4.3, Table 1): 1,000 steps of 1,920 x 32K tokens, then 1,000 of 480 x 128K "
+        f"| {DEEPSEEK_V3_EXTENSION_GPU_HOURS / 1e3:.0f}K (published) | | | |",
+        "| chipsweep: each phase on the first row's layout (PP16, EP64, ZeRO-1, DualPipe, FP8, the MTP module), tensor "
+        "and context parallelism, micro-batch and recompute searched (the report states no layout for these phases, and "
+        f"at tp 1 a 32K sequence does not fit): {layouts}, {recompute} recompute | "
+        f"{' + '.join(f'{h / 1e3:.1f}K' for h in ext_h)} = {sum(ext_h) / 1e3:.0f}K "
+        f"({_signed(sum(ext_h), DEEPSEEK_V3_EXTENSION_GPU_HOURS)}) | ${ext_cost / 1e3:.0f}K | {ext_days} days | - |",
+        "| full training: the first row and the extension (post-training's published 5K not modelled) | "
+        f"{_millions(full)} ({_signed(full, less_post)} against the published {_millions(less_post)} less "
+        f"post-training) | ${(num(pre, 'cost_usd') + ext_cost) / 1e6:.2f}M (published $5.576M) | | |",
+    ]
+    return "\n".join(lines)
+
+
 def serving_bounds(out_of_source: list[Result], in_sample: list[Result]) -> list[Bound]:
     """Issue 14's bounds on the serving and edge measurements."""
     rows = {(fam, src): (med, p90) for fam, src, _n, med, p90 in serving.summary(out_of_source)}

@@ -72,11 +72,15 @@ def serving_report() -> list[tuple[str, str, int, float, float]]:
 
 
 def render_serving(rows: list[tuple[str, str, int, float, float]] | None = None) -> str:
-    """The per-metric, per-source table `chipsweep validate --summary` prints for inference (out of source)."""
+    """The per-metric, per-source table `chipsweep validate --summary` prints for inference: out of source, and in
+    sample beside it (the full fit, every source seen), as README.md's serving table quotes them."""
+    in_sample = {(fam, src): (med, p90) for fam, src, _n, med, p90 in serving.summary(serving.in_source())}
     rows = serving_report() if rows is None else rows
-    lines = ["inference: out-of-source |error| (constants fitted without the measurement's own source)",
-             f"{'metric':20s} {'source':26s} {'cases':>5s} {'median':>8s} {'p90':>8s}"]
-    lines += [f"{fam:20s} {src:26s} {n:5d} {med * 100:7.1f}% {p90 * 100:7.1f}%" for fam, src, n, med, p90 in rows]
+    lines = ["inference: |error| out of source (constants fitted without the measurement's own source) and in sample",
+             f"{'metric':20s} {'source':26s} {'cases':>5s} {'median':>8s} {'p90':>8s} {'in-sample':>10s} {'p90':>8s}"]
+    for fam, src, n, med, p90 in rows:
+        med_in, p90_in = in_sample.get((fam, src), (float("nan"), float("nan")))
+        lines.append(f"{fam:20s} {src:26s} {n:5d} {med * 100:7.1f}% {p90 * 100:7.1f}% {med_in * 100:9.1f}% {p90_in * 100:7.1f}%")
     total, at = serving.constants_at_bounds()
     keys = Counter(key for _e, _w, key, _v, _n in at)
     lines.append(f"fitted serving constants within 1 % of a bound: {len(at)} of {total} ("
