@@ -95,7 +95,7 @@ def chart(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> go.Figure:
             if len(ps) > 1:
                 traces.append(go.Scatter(
                     x=[p["x"] for p in ps], y=[p["y"] for p in ps], mode="lines",
-                    line={"shape": "hv", "color": "#555", "width": 1.2}, name=group or "frontier", hoverinfo="skip",
+                    line={"shape": fig.staircase_corner(), "color": "#555", "width": 1.2}, name=group or "frontier", hoverinfo="skip",
                     showlegend=False, meta="staircase"))
     sizes: dict[int, float] = {}
     if fig.colour is not None:

@@ -92,6 +92,14 @@ class FrontierFigure:
             out.setdefault(str(p.get("group") or ""), []).append(i)
         return dict(sorted(out.items()))
 
+    def staircase_corner(self) -> str:
+        """Which way a staircase turns between two frontier points (in x order): through the corner worse than both,
+        where every point of the line is reached by a configuration or dominated by one. With x minimised (cost,
+        days) that corner is the next point's x at this point's y (across, then down: plotly 'hv'); with x maximised
+        (tokens/s per chip beside tokens/s per user) it is this point's x at the next point's y ('vh'). Drawn 'hv'
+        on a serving frontier, the line ran through a corner that beats both points."""
+        return "hv" if self.x.sense == "min" else "vh"
+
     def any_extrapolated(self) -> bool:
         """Whether a frontier point rests on efficiency constants extrapolated from other chips."""
         return any(bool(p.get("extrapolated")) for p in self.frontier)

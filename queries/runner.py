@@ -369,6 +369,10 @@ def check_lake_values(con: duckdb.DuckDBPyConnection, bound: Bound) -> None:
             allowed = [r[0] for r in con.execute("SELECT DISTINCT sweep FROM versions ORDER BY 1").fetchall()]
         elif p.type.startswith("version("):
             sweep = bound.values.get(p.type[len("version("):-1])
+            if sweep is None:
+                raise QueryError(f"parameter {p.name}: a version of which sweep? allowed: with "
+                                 f"{p.type[len('version('):-1]} set", field=p.name, value=value,
+                                 allowed=f"{p.type[len('version('):-1]} and one of its versions")
             allowed = [r[0] for r in con.execute(
                 "SELECT DISTINCT version FROM versions WHERE sweep = ? ORDER BY 1", [sweep]).fetchall()]
             if value not in allowed:

@@ -304,7 +304,10 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
             else "pareto_edge"
         params = {"query": name, "model": models[0]}
         if name != "pareto_edge":
+            # this page's version, an older one too (the queries' default, the sweep's latest, drew the newest
+            # version's frontier under an older version's header)
             params["sweep"] = s["sweep_id"]
+            params["version"] = str(s["version"])
         return params
 
     def objective_choices(query: str) -> list[str]:

@@ -150,6 +150,11 @@ def test_each_frontier_of_a_result_is_its_own_staircase(tmp_path: Path) -> None:
     for idx in lines.values():
         xs, ys = [fig.frontier[i]["x"] for i in idx], [fig.frontier[i]["y"] for i in idx]
         assert xs == sorted(xs) and ys == sorted(ys, reverse=True)  # min time, min cost: a staircase
+    # both minimised: across to the next point's cost at this point's time, the corner worse than both
+    assert fig.staircase_corner() == "hv"
+    from chipsweep.queries.chart import chart
+
+    assert {t.line.shape for t in chart(fig).data if t.meta == "staircase"} == {"hv"}
     drawn = read_png_data(tmp_path / "two.png")
     assert {p["group"] for p in drawn["frontier"]} == set(lines)
 

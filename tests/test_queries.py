@@ -220,7 +220,7 @@ def test_frontier_diff_of_identical_versions_is_empty(lake: str) -> None:
 
 @pytest.mark.parametrize(("params", "field", "words"), [
     ({"model": "gpt9"}, "model", "'gpt9' is not in the lake; allowed: gpt3_13b, gpt3_175b, llama2_70b"),
-    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, cost_basis, chips, precision, calibration, max_days, max_cost_usd, objectives"),
+    ({"model": "llama2_7b", "colour": "red"}, "colour", "'colour' is unknown; allowed: model, sweep, version, cost_basis, chips, precision, calibration, max_days, max_cost_usd, objectives"),
     ({"model": "llama2_7b", "objectives": "cost_usd"}, "objectives", "names 1 objective(s); allowed: 2 or 3"),
     ({"model": "llama2_7b", "objectives": "a,b,c,d"}, "objectives", "'a' is not an objective here; allowed: "),
     ({"model": "llama2_7b", "objectives": "cost_usd:up,mfu"}, "objectives", "allowed: min, max"),
@@ -296,6 +296,12 @@ def test_typed_parameters_are_checked(lake: str) -> None:
         run_saved("frontier_diff", {"sweep": "grid", "from_version": 1, "to_version": 9}, lake=lake)
     with pytest.raises(QueryError, match="'nope' is not a saved query; allowed: best_layout"):
         run_saved("nope", {}, lake=lake)
+    # a frontier of one version of a sweep: the version must be the sweep's, and a version needs its sweep
+    with pytest.raises(QueryError, match="sweep 'grid' has no version 7; allowed: 1, 2, 3") as err:
+        run_saved("pareto_training", {"model": "llama2_70b", "sweep": "grid", "version": 7}, lake=lake)
+    assert err.value.field == "version"
+    with pytest.raises(QueryError, match="parameter version: a version of which sweep\\? allowed: with sweep set"):
+        run_saved("pareto_training", {"model": "llama2_70b", "version": 1}, lake=lake)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -847,3 +853,17 @@ def test_a_saved_querys_choice_of_precision_or_engine_is_every_value_a_row_can_c
                 assert sorted(p.choices) == sorted(expected[p.name]), (name, p.name, p.choices)
                 seen.append((name, p.name))
     assert ("pareto_training", "precision") in seen and ("pareto_serving", "engine") in seen, seen
+
+
+def test_a_frontier_of_an_older_version_reads_that_versions_rows(lake: str) -> None:
+    """pareto_training's `version` (with `sweep`) draws the frontier of that version; the default stays the sweep's
+    latest finished version (grid@2 here: version 3 is still running and holds only 10 rows)."""
+    latest = run_saved("pareto_training", {"model": "llama2_70b", "sweep": "grid"}, lake=lake, frontier=False)
+    v2 = run_saved("pareto_training", {"model": "llama2_70b", "sweep": "grid", "version": 2}, lake=lake, frontier=False)
+    v3 = run_saved("pareto_training", {"model": "llama2_70b", "sweep": "grid", "version": 3}, lake=lake, frontier=False)
+
+    def key(t: pa.Table) -> list[tuple[object, ...]]:
+        return sorted(zip(t["layout"].to_pylist(), t["chip"].to_pylist(), t["time_to_train_days"].to_pylist(), strict=True))
+
+    assert set(latest["version"].to_pylist()) == {2} and set(v2["version"].to_pylist()) == {2} and key(latest) == key(v2)
+    assert set(v3["version"].to_pylist()) <= {3} and v3.num_rows < v2.num_rows

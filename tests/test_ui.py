@@ -412,3 +412,34 @@ def test_the_explorer_offers_the_edge_frontiers_cost_scope_only_there(server: Se
     page.wait_for_function("() => document.getElementById('sweep').options.length > 1")  # the filters are filled in
     page.select_option("#query", "pareto_training")
     assert not page.locator("#cost_scope").is_visible()
+
+
+def test_an_older_versions_page_draws_that_versions_frontier_and_a_bad_diff_says_why(server: Server, page: Any) -> None:
+    """A sweep resubmitted with fewer chip counts is version 2; version 1's page drew version 2's frontier (the
+    saved queries read a sweep's latest version) under version 1's header. Each version's page now draws its own
+    (pareto_training's `version`), and the diff page, asked for a version the sweep does not have, says so where the
+    chart would be (it stayed blank, the refusal only in the browser's console)."""
+    spec = {"name": "ui-versions", "kind": "training", "store": "feasible",
+            "axes": {"model": ["llama3_8b"], "chip": PRICED_CHIPS, "n_chips": [64, 128, 256, 512]},
+            "fixed": {"global_batch": 1024, "tokens": 3.0e11}}
+    for n_chips in ([64, 128, 256, 512], [64]):
+        spec["axes"]["n_chips"] = n_chips
+        r = server.http.post("/sweeps", json=spec)
+        assert r.status_code == 201, r.text
+        version = r.json()["version"]
+        wait_for(lambda v=version: server.http.get(f"/sweeps/ui-versions@{v}").json()["state"] == "done", 120,
+                 f"version {version} to finish")
+    assert version == 2
+    v1 = run_saved("pareto_training", {"model": "llama3_8b", "sweep": "ui-versions", "version": 1}, lake=server.lake())
+    v2 = run_saved("pareto_training", {"model": "llama3_8b", "sweep": "ui-versions"}, lake=server.lake())
+    assert not _same_points(_query_points(v1), _query_points(v2))
+    assert set(v2["n_chips"].to_pylist()) == {64} and len(set(v1["n_chips"].to_pylist())) > 1
+    page.goto(server.url + "/ui/sweeps/ui-versions@1")
+    assert _same_points(_frontier_points(page), _query_points(v1))
+    page.goto(server.url + "/ui/sweeps/ui-versions@2")
+    assert _same_points(_frontier_points(page), _query_points(v2))
+    page.goto(server.url + "/ui/diff?sweep=ui-versions&from_version=1&to_version=7")
+    note = page.locator("#diff-note")
+    note.filter(has_text="no version 7").wait_for(timeout=30_000)
+    assert "allowed: 1, 2" in note.inner_text() and "error" in (note.get_attribute("class") or "")
+    _shot(page, "diff-refused")

@@ -7,6 +7,7 @@
 --   priced at what owning it costs), unless cost_basis picks one.
 -- @param model model = null  catalog model id, e.g. llama3_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @param version version(sweep) = null  with sweep: that version of it, an older one too (default: its latest)
 -- @param objectives objectives(inference) = output_tokens_per_s_per_chip:max,tokens_per_s_per_user:max  two or three objective columns, e.g. add usd_per_million_tokens or energy_per_token_j; throughput-like ones are maximised, or say col:max / col:min
 -- @param ttft_max_s positive = null  SLO: only configurations whose time to first token (at their load) is at most this many seconds
 -- @param tpot_max_s positive = null  SLO: only configurations whose time per output token (at their load) is at most this many seconds
@@ -15,7 +16,9 @@
 -- @param engine choice(tensorrt_llm|vllm|sglang|llama_cpp|mlc|exllama|jetstream|qnn|vllm_2023) = null  only this serving engine: chips compared under one software stack (default: every engine; a row left blank runs its chip's default engine, TensorRT-LLM on NVIDIA's datacenter chips, vLLM on AMD's)
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
-    SELECT f.* FROM latest_inference f
+    SELECT f.* FROM (SELECT * FROM latest_inference WHERE $version IS NULL
+                     UNION ALL
+                     SELECT * FROM inference WHERE $version IS NOT NULL AND sweep = $sweep AND version = $version) f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($model IS NULL

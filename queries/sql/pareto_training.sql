@@ -4,6 +4,7 @@
 --   sequence length) is its own frontier: a sweep of 1T tokens is not a faster way to train 15T.
 -- @param model model = null  catalog model id, e.g. llama2_70b (default: every model, each its own frontier)
 -- @param sweep sweep = null  only this sweep (default: the latest version of every sweep)
+-- @param version version(sweep) = null  with sweep: that version of it, an older one too (default: its latest)
 -- @param cost_basis choice(rental|owned) = null  compare costs on one basis: rental prices, or the owned cluster's TCO (default: each basis its own frontier)
 -- @param chips chips = null  only these chips: catalog ids separated by commas (default: every chip)
 -- @param precision choice(fp32|fp16|bf16|fp8|mxfp8|nvfp4|int8) = null  only this training precision, e.g. bf16 (default: every precision)
@@ -13,7 +14,9 @@
 -- @param objectives objectives(training) = time_to_train_days,cost_usd  two or three objective columns; throughput-like ones (tokens_per_s, mfu) are maximised, or say col:max / col:min
 -- @plot
 WITH feasible AS NOT MATERIALIZED (
-    SELECT f.* FROM latest_training f
+    SELECT f.* FROM (SELECT * FROM latest_training WHERE $version IS NULL
+                     UNION ALL
+                     SELECT * FROM training WHERE $version IS NOT NULL AND sweep = $sweep AND version = $version) f
     WHERE f.fits AND coalesce(f.infeasible_reason, '') = ''
       AND ($sweep IS NULL OR f.sweep = $sweep)
       AND ($cost_basis IS NULL OR f.cost_basis = $cost_basis)

@@ -76,6 +76,7 @@ const chipsweep = (() => {
   async function drawFrontier(div, params, note) {
     const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
     note.textContent = "computing the frontier…";
+    note.className = "note";  // a refusal before this one left its colour on the note
     let res;
     try { res = await get(`/ui/data/frontier?${qs}&candidates=0`); } catch (e) { note.textContent = e.message; note.className = "note error"; return null; }
     if (!res.figure) { Plotly.purge(div); note.textContent = res.message; return res; }
@@ -134,6 +135,7 @@ const chipsweep = (() => {
     if (q !== "pareto_serving") { delete out.ttft_max_s; delete out.tpot_max_s; }
     if (q === "pareto_edge") delete out.chips;
     if (q !== "pareto_edge") delete out.cost_scope;
+    if (q === "pareto_edge" || !out.sweep) delete out.version;  // a version of the chosen sweep only
     return out;
   }
 
@@ -159,11 +161,22 @@ const chipsweep = (() => {
     if (ev) ev.preventDefault();
     const params = {sweep: document.getElementById("diff-sweep").value, from_version: document.getElementById("from_version").value,
                     to_version: document.getElementById("to_version").value};
-    const res = await get(`/ui/data/diff?${new URLSearchParams(params)}`);
     const div = document.getElementById("chart");
-    if (res.figure) plot(div, res.figure); else div.textContent = "The frontier did not move between these versions.";
     const note = document.getElementById("diff-note");
-    if (note) note.textContent = res.note || "";
+    let res;
+    try {
+      res = await get(`/ui/data/diff?${new URLSearchParams(params)}`);
+    } catch (e) {  // a refusal (no such version, a blank one) says why, where the chart would be
+      Plotly.purge(div);
+      div.textContent = "";
+      rowsTable(document.getElementById("diff-rows"), []);
+      note.textContent = e.message;
+      note.className = "note error";
+      return;
+    }
+    note.className = "note";
+    if (res.figure) plot(div, res.figure); else { Plotly.purge(div); div.textContent = "The frontier did not move between these versions."; }
+    note.textContent = res.note || "";
     const serving = res.rows.some((r) => r.kind === "serving");
     rowsTable(document.getElementById("diff-rows"), res.rows, ["change", "kind", "model", "chip", "layout", "version", "idx",
       ...(serving ? ["output_tokens_per_s_per_chip", "tokens_per_s_per_user", "energy_per_token_j"]
