@@ -317,22 +317,35 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
                 return OBJECTIVE_COLUMNS.get(p.type[len("objectives("):-1], [])
         return []
 
+    def ran(versions: list[dict[str, Any]], axis: str, known: list[str]) -> list[str]:
+        """The ids of `known` the versions ran on `axis`: each one's axis as the queue resolved it (a catalog filter
+        such as {class: datacenter} as the ids it chose), else the ids its spec names (`runner.spec_named`: a fixed
+        value, a list; every known id for a filter the queue holds no record of)."""
+        out: set[str] = set()
+        for v in versions:
+            values = queue.axes(str(v["sweep"]), int(v["version"])).get(axis)
+            if isinstance(values, list) and values:
+                out.update(str(x) for x in values)
+            else:
+                out.update(runner.spec_named([str(v["spec_json"])], axis, known))
+        return sorted(out & set(known))
+
     def lake_index() -> dict[str, Any]:
         index: dict[str, Any] = {}
         for kind in ("training", "inference", "asic"):
-            # from the dimension tables of each sweep's latest version: a few rows, not the facts
+            # from the dimension tables of each sweep's latest version and the queue's record: a few rows, not the facts
             latest = f"(SELECT sweep, version FROM versions WHERE latest AND kind = '{kind}')"
-            specs = python_api.sql(f"SELECT DISTINCT spec_json FROM versions WHERE latest AND kind = '{kind}'")
-            texts = [str(t) for t in specs.column("spec_json").to_pylist()]
-            if not texts:
+            versions = python_api.sql(f"SELECT sweep, version, spec_json FROM versions WHERE latest AND kind = '{kind}'"
+                                      " ORDER BY 1, 2").to_pylist()
+            if not versions:
                 index[kind] = {"models": []} | ({} if kind == "asic" else {"chips": []})
                 continue
             # what the sweeps ran (the dimension tables list each version's whole catalog)
             table = python_api.sql(f"SELECT DISTINCT model FROM models WHERE (sweep, version) IN {latest} ORDER BY 1")
-            index[kind] = {"models": runner.spec_named(texts, "model", table.column("model").to_pylist())}
+            index[kind] = {"models": ran(versions, "model", table.column("model").to_pylist())}
             if kind != "asic":
                 chips = python_api.sql(f"SELECT DISTINCT chip FROM chips WHERE (sweep, version) IN {latest} ORDER BY 1")
-                index[kind]["chips"] = runner.spec_named(texts, "chip", chips.column("chip").to_pylist())
+                index[kind]["chips"] = ran(versions, "chip", chips.column("chip").to_pylist())
         index["sweeps"] = sorted({s.name for s in queue.sweeps()})
         return index
 

@@ -443,3 +443,21 @@ def test_an_older_versions_page_draws_that_versions_frontier_and_a_bad_diff_says
     note.filter(has_text="no version 7").wait_for(timeout=30_000)
     assert "allowed: 1, 2" in note.inner_text() and "error" in (note.get_attribute("class") or "")
     _shot(page, "diff-refused")
+
+
+def test_the_explorer_offers_the_chips_a_catalog_filter_chose_not_the_whole_catalog(server: Server) -> None:
+    """A sweep whose chips are a catalog filter (`{vendor: AMD}`) named no ids in its spec, so the explorer offered
+    every catalog chip (Apple, Hailo, Jetson: 'no feasible configuration' when picked). It offers the ids the queue
+    resolved the filter to."""
+    spec = {"name": "ui-filter", "kind": "training", "store": "feasible",
+            "axes": {"model": ["llama3_8b"], "chip": {"vendor": "AMD"}, "n_chips": [64]},
+            "fixed": {"global_batch": 1024, "tokens": 3.0e11}}
+    r = server.http.post("/sweeps", json=spec)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: server.http.get("/sweeps/ui-filter").json()["state"] == "done", 120, "the sweep to finish")
+    chose = set(run_sql("SELECT DISTINCT c.chip FROM chips c JOIN latest_training t USING (sweep, version, chip_id) "
+                        "WHERE t.sweep = 'ui-filter'", lake=server.lake())["chip"].to_pylist())
+    assert chose and all(c.startswith("amd_") for c in chose)
+    offered = set(server.http.get("/ui/data/lake").json()["training"]["chips"])
+    assert chose <= offered
+    assert not any(c.startswith(("apple_", "hailo_", "nvidia_jetson")) for c in offered), sorted(offered)
