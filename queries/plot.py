@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +52,7 @@ def draw_png(fig: FrontierFigure, path: str | Path) -> Path:
     if fig.colour is None and len(xs) > 1:
         # one staircase per frontier of the result (a workload, a cost basis): points of two frontiers are no one
         # staircase, one may sit under the other's
-        where = "post" if fig.staircase_corner() == "hv" else "pre"  # matplotlib's names for the same turns
+        where: Literal["pre", "post"] = "post" if fig.staircase_corner() == "hv" else "pre"  # matplotlib's turns
         for k, (group, idx) in enumerate(fig.staircases().items()):
             ax.step([xs[i] for i in idx], [ys[i] for i in idx], where=where, color="#555555", linewidth=1.1,
                     alpha=0.7, linestyle=("-", "--", ":", "-.")[k % 4], label=f"frontier of {group}" if group else None)
