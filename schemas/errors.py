@@ -30,6 +30,30 @@ def pydantic_message(err: Any) -> str:
     return msg
 
 
+# what pydantic's error types accept, in the words the rest of chipsweep's errors use ('Input should be a valid
+# dictionary' names a Python type, not what to write)
+_ACCEPTS = {
+    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+    "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false",
+    "dict_type": "a mapping (key: value)", "list_type": "a list", "model_type": "a mapping (key: value)",
+}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def pydantic_allowed(err: Any) -> str:
+    """What would be accepted where a pydantic error was raised, in plain words ('a number > 0', 'a mapping (key:
+    value)'); a validator's own text where it raised one (`pydantic_message`)."""
+    kind = str(err.get("type", ""))
+    if kind in _ACCEPTS:
+        return _ACCEPTS[kind]
+    if kind in _BOUNDS:
+        ctx = err.get("ctx") or {}
+        limit = next((v for k, v in ctx.items() if k in ("gt", "ge", "lt", "le")), None)
+        return f"a number {_BOUNDS[kind]} {limit:g}" if isinstance(limit, (int, float)) else pydantic_message(err)
+    return pydantic_message(err)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an input: where, what was given, what would be accepted."""

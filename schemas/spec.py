@@ -8,14 +8,14 @@ and what is allowed.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chipsweep.schemas.columns import DEFAULT_OBJECTIVES
-from chipsweep.schemas.errors import Problem, SpecError, pydantic_message
+from chipsweep.schemas.errors import Problem, SpecError, pydantic_allowed
 from chipsweep.schemas.vocab import Kind, StoreMode
 
 # a sweep name becomes a directory name in the lake: no separators, no `..`, no `=` (hive partitions)
@@ -86,14 +86,43 @@ class SweepSpec(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+SPEC_MAPPING = "a mapping with name, kind, axes (and fixed, overrides, objectives, store, schedule)"
+
+
 def parse_spec(data: Any) -> SweepSpec:
     """A spec from parsed YAML/JSON data; pydantic errors become `SpecError` problems."""
     if not isinstance(data, Mapping):
-        raise SpecError([Problem("(spec)", data, "a mapping with name, kind, axes (and fixed, overrides, objectives, store, schedule)")])
+        raise SpecError([Problem("(spec)", data, SPEC_MAPPING)])
     try:
         return SweepSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise SpecError([_problem_of(err) for err in exc.errors()]) from None
+        raise SpecError(_problems_of(exc.errors())) from None
+
+
+# the members of `Scalar` pydantic tries in turn on a `fixed` value, each failing with an error of its own
+_SCALAR_MEMBERS = ("int", "float", "str", "bool")
+FIXED_ALLOWED = "one value: a number, a string or true/false (several values are an axis: list them under axes)"
+OVERRIDES_ALLOWED = ("a mapping of catalog id to {field: number}, e.g. overrides: {nvidia_h100_sxm: {usd_per_hour: 1.5}} "
+                     "(or a catalog overlay file: CHIPSWEEP_CATALOG)")
+
+
+def _problems_of(errors: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """One problem per field: a `fixed` value pydantic tried as each member of `Scalar` is one refusal, not four."""
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for err in errors:
+        loc = tuple(str(p) for p in err.get("loc", ()))
+        if len(loc) == 3 and loc[0] == "fixed" and loc[2] in _SCALAR_MEMBERS:
+            field = ".".join(loc[:2])
+            if field not in seen:
+                seen.add(field)
+                value = err.get("input")
+                what = "a list in fixed" if isinstance(value, list) else "a mapping in fixed" \
+                    if isinstance(value, Mapping) else "wrong type"
+                out.append(Problem(field, value, FIXED_ALLOWED, what))
+            continue
+        out.append(_problem_of(err))
+    return out
 
 
 class _RefusedYaml(yaml.YAMLError):
@@ -166,6 +195,16 @@ def read_spec_text(text: str | bytes) -> Any:
         raise SpecError([Problem(where, None, allowed, f"invalid YAML or JSON: {getattr(exc, 'problem', None) or exc}")]) from None
 
 
+def read_spec_body(body: str | bytes) -> dict[str, Any]:
+    """A spec sent over HTTP: YAML or JSON text that must parse to a mapping. A body that parses to a string is
+    refused, never taken for a path to read (the Python API reads a path it is given; an HTTP body naming a server
+    file ending in .yaml or .json was read and its values echoed back in the refusal)."""
+    data = read_spec_text(body)
+    if not isinstance(data, Mapping):
+        raise SpecError([Problem("(spec)", data, SPEC_MAPPING, f"the body is {type(data).__name__}, not a mapping")])
+    return dict(data)
+
+
 def load_spec_text(text: str | bytes) -> SweepSpec:
     """A spec from YAML or JSON text."""
     return parse_spec(read_spec_text(text))
@@ -178,7 +217,6 @@ def _problem_of(err: Mapping[str, Any]) -> Problem:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(spec)"
     kind = err.get("type", "")
     value = err.get("input")
-    msg = pydantic_message(err)
     if kind == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""
         allowed = {"": _ALLOWED_TOP, "schedule": "on_change, cron, interval_s"}.get(parent, "the documented fields")
@@ -196,4 +234,9 @@ def _problem_of(err: Mapping[str, Any]) -> Problem:
         return Problem(loc, value, CRON_ALLOWED, "not a cron expression")
     if loc == "description" and kind == "string_too_long":
         return Problem(loc, value, f"at most {MAX_DESCRIPTION:,} characters", "description too long")
-    return Problem(loc, value, msg, "wrong type" if "type" in kind or "parsing" in kind else "invalid value")
+    if loc.startswith("overrides") and loc.count(".") < 2:  # the mapping itself, or one id's entry, not a mapping
+        return Problem(loc, value, OVERRIDES_ALLOWED, "wrong type")
+    allowed = pydantic_allowed(err)
+    if loc.startswith("overrides."):
+        allowed += " (the new value of that catalog field)"
+    return Problem(loc, value, allowed, "wrong type" if "type" in kind or "parsing" in kind else "invalid value")

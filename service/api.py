@@ -42,8 +42,8 @@ from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
 from chipsweep.queries.saved import saved_queries
 from chipsweep.schemas.catalog import Catalog, CatalogError, load_catalog
-from chipsweep.schemas.errors import ChipsweepError, jsonable, pydantic_message
-from chipsweep.schemas.spec import read_spec_text
+from chipsweep.schemas.errors import ChipsweepError, jsonable, pydantic_allowed
+from chipsweep.schemas.spec import read_spec_body
 from chipsweep.schemas.vocab import SweepState
 from chipsweep.service import metrics, python_api, ui
 from chipsweep.service.dispatch import Dispatcher, cancel, ensure_ray, reopen, run_until
@@ -278,9 +278,9 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         errs = exc.errors()[:20]
         first = errs[0] if errs else {}
         return JSONResponse({"error": "invalid request", "field": ".".join(str(p) for p in first.get("loc", ())),
-                             "value": jsonable(first.get("input")), "allowed": pydantic_message(first),
+                             "value": jsonable(first.get("input")), "allowed": pydantic_allowed(first),
                              "problems": [{"field": ".".join(str(p) for p in e.get("loc", ())),
-                                           "value": jsonable(e.get("input")), "allowed": pydantic_message(e)}
+                                           "value": jsonable(e.get("input")), "allowed": pydantic_allowed(e)}
                                           for e in errs]}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -319,7 +319,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             # parsing, validation, the catalog and the dimension files: off the event loop
             supervised = state.get("ray")
             cpus = supervised.cpus if supervised is not None else None
-            return python_api.submit(read_spec_text(body), wait=False, settings=settings, queue=queue, cpus=cpus,
+            return python_api.submit(read_spec_body(body), wait=False, settings=settings, queue=queue, cpus=cpus,
                                      catalog=catalog_in_force())
 
         return await run_in_threadpool(parse_and_submit)

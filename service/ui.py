@@ -30,7 +30,7 @@ from chipsweep.queries.figure import figure_data
 from chipsweep.queries.saved import OBJECTIVE_COLUMNS, saved_queries
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, SpecError
-from chipsweep.schemas.spec import read_spec_text
+from chipsweep.schemas.spec import read_spec_body
 from chipsweep.schemas.sweep import validate
 from chipsweep.schemas.vocab import FINAL_STATES, PRECISIONS
 from chipsweep.service import dispatch, python_api
@@ -259,7 +259,7 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
         """A spec checked as `POST /sweeps` checks it, without queueing it."""
         body = await request.body()
         try:
-            sweep = await run_in_threadpool(validate, read_spec_text(body), catalog())
+            sweep = await run_in_threadpool(validate, read_spec_body(body), catalog())
         except SpecError as exc:
             return JSONResponse({"ok": False, **exc.as_dict()}, status_code=422)
         return JSONResponse({"ok": True, "name": sweep.name, "kind": sweep.kind, "configurations": sweep.configurations,
@@ -268,7 +268,7 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
     @r.post("/ui/data/submit", dependencies=data)
     async def data_submit(request: Request) -> JSONResponse:
         """`POST /sweeps` for a browser session: the same checks, the same queue."""
-        spec = read_spec_text(await request.body())
+        spec = read_spec_body(await request.body())
         status = await run_in_threadpool(lambda: python_api.submit(spec, wait=False, settings=settings, queue=queue,
                                                                    catalog=catalog()))
         return JSONResponse(status, status_code=201)

@@ -485,3 +485,21 @@ def test_healthz_says_degraded_and_why_while_the_lake_refuses_chunks(
         assert (done["state"], done["chunks_failed"]) == ("done", 0)
         assert http.get(f"{s.url}/healthz").json()["status"] == "up"
     assert_verified(home.queue_path, home.lake, "api-outage", rows=6912 * 4)
+
+
+def test_a_body_that_is_not_a_mapping_is_refused_and_never_read_as_a_path(api: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A body that parses to a string was handed to the Python API's spec reader, which reads a path: a body naming
+    a file on the server that ends in .yaml or .json submitted (or echoed back) that file. Over HTTP a spec is a
+    mapping; anything else is a 422 naming what it is, and nothing is read or queued (the UI's validate and submit
+    endpoints too)."""
+    on_server = tmp_path / "server-side.yaml"
+    on_server.write_text(yaml.safe_dump(training_spec("from-a-server-file")))
+    for body in (str(on_server), json.dumps(str(on_server)), "[1, 2]", "42"):
+        for path in ("/sweeps", "/ui/data/validate", "/ui/data/submit"):
+            r = http.post(f"{api.url}{path}", content=body, headers={"Content-Type": "application/yaml"})
+            assert r.status_code == 422, (path, body, r.text)
+            answer = r.json()
+            problem = (answer.get("problems") or [answer])[0]
+            assert problem["field"] == "(spec)" and "not a mapping" in problem["message"], (path, answer)
+            assert "name, kind, axes" in str(problem["allowed"])
+    assert http.get(f"{api.url}/sweeps").json() == []

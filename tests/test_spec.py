@@ -418,3 +418,27 @@ def test_an_integer_axis_whose_steps_round_together_names_the_step(catalog) -> N
     [p] = [p for p in info.value.problems if p.field.startswith("axes.n_chips")]
     assert p.field == "axes.n_chips.geometric.factor" and p.value == 1.0001
     assert "both round to 1 on this integer axis" in p.message and "distinct as integers" in p.allowed
+
+
+def test_a_list_in_fixed_a_bad_override_and_a_bad_interval_are_told_in_plain_words() -> None:
+    """pydantic's own wording leaked through: a list under `fixed` was four problems on `fixed.prompt_len.int`,
+    `.float`, `.str` and `.bool` ('Input should be a valid integer', ...), an override 'Input should be a valid
+    dictionary', an interval 'Input should be greater than 0'. Each is one problem on the field the user wrote, with
+    what would be accepted."""
+    base = {"name": "words", "kind": "inference", "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"]}}
+    with pytest.raises(SpecError) as err:
+        parse_spec({**base, "fixed": {"prompt_len": [1, 2]}})
+    [p] = err.value.problems
+    assert (p.field, p.value, p.message) == ("fixed.prompt_len", [1, 2], "a list in fixed")
+    assert "list them under axes" in p.allowed
+    with pytest.raises(SpecError) as err:
+        parse_spec({**base, "overrides": {"chips": [{"id": "nvidia_h100_sxm", "memory_gb": 96}]},
+                    "schedule": {"interval_s": -5}})
+    over, interval = err.value.problems
+    assert over.field == "overrides.chips" and "overrides: {nvidia_h100_sxm: {usd_per_hour: 1.5}}" in over.allowed
+    assert (interval.field, interval.value, interval.allowed) == ("schedule.interval_s", -5, "a number > 0")
+    with pytest.raises(SpecError) as err:
+        parse_spec({**base, "overrides": {"nvidia_h100_sxm": {"memory_gb": "lots"}}})
+    [p] = err.value.problems
+    assert p.field == "overrides.nvidia_h100_sxm.memory_gb" and p.allowed.startswith("a number")
+    assert not any("Input should" in str(q.allowed) for q in err.value.problems)
