@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,28 +350,33 @@ class Queue:
     def versions(self, name: str) -> list[dict[str, Any]]:
         """The versions of a sweep, oldest first, with what triggered each and what changed."""
         db = self._db()
-        out = []
+        out: list[dict[str, Any]] = []
         for r in db.execute(
                 "SELECT s.version, s.state, s.created_at, s.finished_at, s.configurations, s.chunks_total,"
                 " r.base_version, r.trigger, r.changes FROM sweeps s LEFT JOIN reruns r"
                 " ON r.name = s.name AND r.version = s.version WHERE s.name = ? ORDER BY s.version", (name,)):
             how: dict[str, list[int]] = {"carried": [], "repriced": [], "evaluated": []}
             rows = {"carried": 0, "repriced": 0, "evaluated": 0}
-            ran = 0  # chunks of the evaluated or re-priced kind that have run (the rest are still to run, or never will)
+            ran = {"repriced": 0, "evaluated": 0}  # chunks of each kind that have run (the rest are to run, or never will)
             for c in db.execute("SELECT chunk, state, rows, carried_from, repriced_from FROM chunks WHERE name = ?"
                                 " AND version = ? ORDER BY chunk", (name, r["version"])):
                 way = ("carried" if c["carried_from"] is not None
                        else "repriced" if c["repriced_from"] is not None else "evaluated")
                 how[way].append(int(c["chunk"]))
                 rows[way] += int(c["rows"] or 0)
-                ran += way != "carried" and c["state"] == "done"
+                if way != "carried" and c["state"] == "done":
+                    ran[way] += 1
+            changes = json.loads(r["changes"]) if r["changes"] else []
+            if r["trigger"] is None and out:  # submitted again: what its spec changed from the version before
+                changes = spec_changes(self.spec(name, out[-1]["version"]), self.spec(name, r["version"]))
             out.append({
                 "sweep_id": name, "version": r["version"], "state": r["state"], "created_at": r["created_at"],
                 "finished_at": r["finished_at"], "configurations": r["configurations"],
                 "base_version": r["base_version"], "trigger": r["trigger"] or "submit",
-                "changes": json.loads(r["changes"]) if r["changes"] else [],
+                "changes": changes,
                 "chunks_evaluated": len(how["evaluated"]), "chunks_repriced": len(how["repriced"]),
-                "chunks_carried": len(how["carried"]), "chunks_run": ran,
+                "chunks_carried": len(how["carried"]), "chunks_run": sum(ran.values()),
+                "chunks_evaluated_run": ran["evaluated"], "chunks_repriced_run": ran["repriced"],
                 "rows_recomputed": rows["evaluated"], "rows_repriced": rows["repriced"], "rows": sum(rows.values()),
                 # which chunks, as ranges ("0-3, 7"): history and the UI show them
                 "chunk_ranges": {way: spans(ids) for way, ids in how.items()},
@@ -717,6 +722,23 @@ class Queue:
         d["alive"] = time.time() - d["heartbeat"] < LEASE_STALE_S and (
             d["host"] != socket.gethostname() or pid_alive(int(d["pid"])))
         return d
+
+
+def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    """What a resubmitted spec changed from the version before, one entry per changed field (dotted: `axes.n_chips`,
+    `fixed.tokens`), as `history` lists a re-run's catalog changes: {"entry": "spec", "field", "old", "new"} (None
+    where a field is added or removed). The name is the sweep's own and never differs."""
+    out: list[dict[str, Any]] = []
+    for key in sorted(set(old) | set(new), key=str):
+        if not prefix and key == "name":
+            continue
+        a, b = old.get(key), new.get(key)
+        field = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += spec_changes(a, b, field + ".")
+        elif a != b:
+            out.append({"entry": "spec", "field": field, "old": a, "new": b})
+    return out
 
 
 def chunk_ranges_of(record: dict[str, Any], configurations: int, chunk_size: int) -> list[tuple[int, int]]:

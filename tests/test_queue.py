@@ -336,3 +336,28 @@ def test_a_pause_between_chunks_is_not_counted_in_the_rate(tmp_path) -> None:  #
             db.execute("UPDATE chunks SET updated_at = ?, seconds = 1.0 WHERE name = ? AND chunk = ?",
                        (done, row.name, chunk))
     assert q.status(row.sweep_id)["configs_per_s"] == pytest.approx(900 / 3.0)
+
+
+def test_history_says_what_a_resubmitted_spec_changed_and_how_much_of_a_cancelled_version_ran(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A sweep submitted again with another axis showed 'what changed' blank (only re-runs recorded changes), and a
+    cancelled version's chunk count read as if it had all run. Its versions now list the spec's changed fields, and
+    how many of its chunks ran."""
+    q = Queue(tmp_path / "q.db")
+
+    def record(n_chips: list[int], tokens: float) -> dict[str, object]:
+        spec = {"name": "s", "kind": "training", "store": "all", "axes": {"model": ["llama3_8b"], "n_chips": n_chips},
+                "fixed": {"tokens": tokens}}
+        return {"spec": spec, "axes": [], "fixed": {}, "objectives": [], "hashes": {}, "catalog": {}}
+
+    q.add_sweep(record=record([64, 128], 1e11), configurations=900, chunk_size=300, lake="/tmp/unused")
+    q.add_sweep(record=record([64], 1e11), configurations=900, chunk_size=300, lake="/tmp/unused")
+    q.add_sweep(record=record([64], 2e11), configurations=900, chunk_size=300, lake="/tmp/unused")
+    t = q.claim("w")
+    q.mark_done(t, 7, 70, 0.1)
+    q.cancel("s")
+    v1, v2, v3 = q.versions("s")
+    assert v1["changes"] == []
+    assert v2["changes"] == [{"entry": "spec", "field": "axes.n_chips", "old": [64, 128], "new": [64]}]
+    assert v3["changes"] == [{"entry": "spec", "field": "fixed.tokens", "old": 1e11, "new": 2e11}]
+    done = [v for v in (v1, v2, v3) if v["chunks_run"]]
+    assert len(done) == 1 and done[0]["chunks_evaluated_run"] == 1 and done[0]["chunks_evaluated"] == 3

@@ -333,6 +333,12 @@ def test_the_sweep_page_cancels_and_resumes_a_running_sweep(server: Server, page
         page.wait_for_function("() => document.getElementById('state').textContent === 'cancelled'", timeout=30_000)
         assert page.locator("#cancel").count() == 0
         _shot(page, "sweep-cancelled")
+        # reloaded, the cancelled version says how many of its chunks ran, not the planned count alone
+        page.reload()
+        ran = server.http.get("/sweeps/ui-cancel/history").json()
+        v = ran[-1] if isinstance(ran, list) else ran["versions"][-1]
+        cell = page.locator("#versions tr[data-version=\"1\"] .chunks-evaluated").inner_text().split("\n")[0]
+        assert cell == f"{v['chunks_evaluated_run']} of {v['chunks_evaluated']}", cell
         page.click("#resume")
         page.wait_for_function("() => ['queued', 'running', 'done'].includes(document.getElementById('state').textContent)",
                                timeout=30_000)
