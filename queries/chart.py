@@ -17,7 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from chipsweep.queries.figure import FrontierFigure
+from chipsweep.queries.figure import LOG_SPAN, FrontierFigure, axis_title
+from chipsweep.queries.frontier import Objective
 
 CANDIDATES = 10_000  # faint points drawn at most (a repeatable sample beyond that)
 PALETTE = (*qualitative.Dark24, *qualitative.Light24)
@@ -144,23 +145,57 @@ def chart_json(fig: FrontierFigure, *, candidates: int = CANDIDATES) -> dict[str
     return json.loads(chart(fig, candidates=candidates).to_json())  # type: ignore[no-any-return]
 
 
-def diff_chart_json(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+DIFF_AXES = {"training": (Objective("time_to_train_days"), Objective("cost_usd")),
+             "serving": (Objective("tokens_per_s_per_user", "max"), Objective("output_tokens_per_s_per_chip", "max"))}
+DIFF_EDGE_AXES = (Objective("decode_tokens_per_s", "max"), Objective("energy_per_token_j"))
+
+
+def diff_axes(kind: str) -> tuple[Objective, Objective]:
+    """The two objectives a `frontier_diff` of rows of `kind` is drawn on (x, y)."""
+    return DIFF_AXES.get(kind, DIFF_EDGE_AXES)
+
+
+def diff_chart_json(rows: list[dict[str, Any]], context: dict[int, list[dict[str, Any]]] | None = None
+                    ) -> dict[str, Any] | None:
     """`frontier_diff` drawn: the configurations that entered the frontier and those that left it, per
     model, on the kind's objectives (training: time vs cost; edge: decode speed vs energy per token; serving:
-    tokens/s per user vs output tokens/s per chip)."""
+    tokens/s per user vs output tokens/s per chip), over each version's whole frontier where `context` gives it
+    (version -> its frontier rows): a point that stayed on the frontier but moved (a chip whose price fell) shows as
+    its old and new position, which entered and left alone never drew."""
     if not rows:
         return None
-    xcol, ycol = {"training": ("time_to_train_days", "cost_usd"),
-                  "serving": ("tokens_per_s_per_user", "output_tokens_per_s_per_chip")}.get(
-        str(rows[0].get("kind")), ("decode_tokens_per_s", "energy_per_token_j"))
+    xo, yo = diff_axes(str(rows[0].get("kind")))
+    xcol, ycol = xo.column, yo.column
+
+    def points(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rs if r.get(xcol) is not None and r.get(ycol) is not None]
+
+    def label(r: dict[str, Any]) -> str:
+        return f"<b>{r.get('model')}: {r.get('chip')} × {r.get('layout')}</b><br>v{r.get('version')}"
+
     traces = []
+    for (version, pts), style in zip(sorted((context or {}).items()), (
+            {"symbol": "circle-open", "color": "#9aa4b1", "size": 9}, {"symbol": "circle", "color": "#555", "size": 6}),
+            strict=False):
+        pts = points(pts)
+        traces.append(go.Scatter(
+            x=[r[xcol] for r in pts], y=[r[ycol] for r in pts], mode="markers", name=f"v{version} frontier ({len(pts)})",
+            marker=style, text=[label(r) for r in pts], hovertemplate="%{text}<extra></extra>", meta="context"))
     for change, colour, symbol in (("entered", "#1a9850", "circle"), ("left", "#d73027", "x")):
-        pts = [r for r in rows if r.get("change") == change and r.get(xcol) is not None and r.get(ycol) is not None]
+        pts = points([r for r in rows if r.get("change") == change])
         traces.append(go.Scatter(
             x=[r[xcol] for r in pts], y=[r[ycol] for r in pts], mode="markers", name=f"{change} ({len(pts)})",
-            marker={"size": 11, "color": colour, "symbol": symbol, "line": {"width": 1, "color": "#111"}},
-            text=[f"<b>{r.get('model')}: {r.get('chip')} × {r.get('layout')}</b><br>v{r.get('version')}, idx {r.get('idx')}"
-                  for r in pts], hovertemplate="%{text}<extra></extra>", meta=change))
+            marker={"size": 12, "color": colour, "symbol": symbol, "line": {"width": 1, "color": "#111"}},
+            text=[label(r) + f", idx {r.get('idx')}" for r in pts], hovertemplate="%{text}<extra></extra>", meta=change))
+    def scale(col: str) -> str:  # logarithmic where the values span more than LOG_SPAN, as the explorer's axes
+        vals = [float(v) for t in traces for v in (t.x if col == xcol else t.y) if v is not None and float(v) > 0]
+        return "log" if vals and max(vals) / min(vals) > LOG_SPAN else "linear"
+
+    def tidy(kind: str) -> dict[str, Any]:  # a log axis labels 1, 2 and 5 of each decade, not every digit
+        return {"dtick": "D2"} if kind == "log" else {}
+
     layout = go.Layout(template="plotly_white", hovermode="closest", title={"text": "frontier: entered and left"},
-                       xaxis={"title": {"text": xcol}, "type": "log"}, yaxis={"title": {"text": ycol}, "type": "log"})
+                       showlegend=True, legend={"title": {"text": "version"}},
+                       xaxis={"title": {"text": axis_title(xo)}, "type": scale(xcol)} | tidy(scale(xcol)),
+                       yaxis={"title": {"text": axis_title(yo)}, "type": scale(ycol)} | tidy(scale(ycol)))
     return json.loads(go.Figure(data=traces, layout=layout).to_json())  # type: ignore[no-any-return]

@@ -246,7 +246,22 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
             note = ("Output tokens/s per chip and per user did not move; compared with USD per million tokens as a third "
                     "objective (frontier_diff --param frontier=serving_cost):")
         rows = runner.table_records(table)
-        return {"rows": rows, "figure": chart.diff_chart_json(rows), "note": note}
+        context = await run_in_threadpool(diff_context, sweep, rows, (from_version, to_version))
+        return {"rows": rows, "figure": chart.diff_chart_json(rows, context), "note": note}
+
+    def diff_context(sweep: str, rows: list[dict[str, Any]], versions: tuple[int, int]) -> dict[int, list[dict[str, Any]]]:
+        """Each version's whole frontier of the models that moved (training and serving sweeps: their queries take a
+        version), drawn behind what entered and left."""
+        kinds = {str(r.get("kind")) for r in rows}
+        if not rows or not kinds <= {"training", "serving"}:
+            return {}
+        name = "pareto_training" if kinds == {"training"} else "pareto_serving"
+        out: dict[int, list[dict[str, Any]]] = {}
+        for v in versions:
+            for model in sorted({str(r["model"]) for r in rows}):
+                table = python_api.query(name, {"sweep": sweep, "version": v, "model": model})
+                out.setdefault(v, []).extend(dict(r, version=v) for r in runner.table_records(table))
+        return out
 
     @r.get("/ui/data/catalog/{kind}", dependencies=data)
     def data_catalog(kind: str) -> list[dict[str, Any]]:

@@ -368,6 +368,26 @@ def test_a_price_change_shows_which_chunks_were_repriced_evaluated_and_carried(
     ranges = Queue(server.home / "queue.db").versions("ui-sweep")[-1]["chunk_ranges"]
     assert ranges["repriced"] and ranges["repriced"] in cells["repriced"] and ranges["carried"] in cells["carried"]
     _shot(page, "sweep-repriced")
+    # the diff draws each version's whole frontier behind what entered and left: a point that stayed but moved (the
+    # MI300X rows, their price halved) shows at its old and new cost; axes titled with units, training columns only
+    page.goto(server.url + "/ui/diff?sweep=ui-sweep&from_version=1&to_version=2")
+    page.wait_for_function("() => { const d = document.getElementById('chart'); return d && d.data && "
+                           "d.data.some(t => t.meta === 'context'); }", timeout=60_000)
+    drawn = page.evaluate("() => document.getElementById('chart').data.filter(t => t.meta === 'context')"
+                          ".map(t => [t.name, Array.from(t.x), Array.from(t.y)])")
+    assert [name.split(" (")[0] for name, _, _ in drawn] == ["v1 frontier", "v2 frontier"]
+    models = sorted({r["model"] for r in server.http.get(
+        "/ui/data/diff", params={"sweep": "ui-sweep", "from_version": 1, "to_version": 2}).json()["rows"]})
+    for (_, xs, ys), version in zip(drawn, (1, 2), strict=True):
+        want = [p for m in models for p in _query_points(run_saved(
+            "pareto_training", {"model": m, "sweep": "ui-sweep", "version": version}, lake=server.lake()))]
+        assert _same_points(sorted(zip(xs, ys, strict=True)), sorted(want)), version
+    titles = page.evaluate("() => [document.getElementById('chart').layout.xaxis.title.text, "
+                           "document.getElementById('chart').layout.yaxis.title.text]")
+    assert "[days]" in titles[0] and "[USD]" in titles[1], titles
+    heads = page.locator("#diff-rows thead th").all_inner_texts()
+    assert "cost_usd" in heads and "decode_tokens_per_s" not in heads, heads
+    _shot(page, "diff-repriced")
 
 
 def test_with_a_token_the_ui_needs_a_login_and_the_token_stays_out_of_urls_and_logs(

@@ -178,10 +178,11 @@ const chipsweep = (() => {
     if (res.figure) plot(div, res.figure); else { Plotly.purge(div); div.textContent = "The frontier did not move between these versions."; }
     note.textContent = res.note || "";
     const serving = res.rows.some((r) => r.kind === "serving");
+    const training = res.rows.some((r) => r.kind === "training");
     rowsTable(document.getElementById("diff-rows"), res.rows, ["change", "kind", "model", "chip", "layout", "version", "idx",
       ...(serving ? ["output_tokens_per_s_per_chip", "tokens_per_s_per_user", "energy_per_token_j"]
-        : ["cost_basis", "time_to_train_days", "cost_usd", "decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd",
-           "cost_scope"])]);
+        : training ? ["cost_basis", "time_to_train_days", "cost_usd"]
+        : ["decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd", "cost_scope"])]);
   }
 
   function filterCatalog(text) {
