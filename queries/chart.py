@@ -46,7 +46,8 @@ def sample(n: int, limit: int = CANDIDATES) -> np.ndarray:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+    """A hover value: 4 significant digits, thousands written out ($760,500 read as 7.605e+05)."""
+    return f"{v:,.0f}" if abs(v) >= 1e4 and abs(v) < 1e15 else f"{v:.4g}"
 
 
 def _wrap(text: object, width: int = 70) -> str:

@@ -43,6 +43,16 @@ def unit_of(column: str) -> str:
 _UNIT_SUFFIXES = ("_days", "_usd", "_mwh", "_j", "_gb", "_mm2", "_w", "_t", "_s", "_ghz", "_mb", "_nm")
 
 
+def _plain(v: object) -> str:
+    """A frontier's partition value as a reader writes it: 15T tokens, not 15000000000000.0; 4096, not 4096.0."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return str(v)
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(v) >= scale:
+            return f"{v / scale:.4g}{suffix}"
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.4g}"
+
+
 def axis_title(obj: Objective) -> str:
     """`time_to_train_days` -> `time to train [days] (lower is better)`."""
     unit = unit_of(obj.column)
@@ -204,7 +214,7 @@ def figure_data(
         if not (math.isfinite(fx[i]) and math.isfinite(fy[i])):
             continue
         p: dict[str, object] = {"x": float(fx[i]), "y": float(fy[i]), "chip": _chip(row), "label": _label(row),
-                                "group": ", ".join(f"{c} {row.get(c)}" for c in part), "row": _json_safe(row),
+                                "group": ", ".join(f"{c} {_plain(row.get(c))}" for c in part), "row": _json_safe(row),
                                 "extrapolated": extrapolated(row)}
         if fc is not None and math.isfinite(fc[i]):
             p["c"] = float(fc[i])

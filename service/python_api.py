@@ -279,6 +279,15 @@ def left_off(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str
                                  limits=limits or Settings.from_env().query_limits())
 
 
+def beyond_limits(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | None = None,
+                  timeout_s: float | None = None, limits: runner.QueryLimits | None = None) -> list[str]:
+    """Where a frontier query's limits (a deadline, a budget, an SLO) leave no row: per limit, the best its column
+    reaches without it ('no row meets max_days = 0.5: the best time_to_train_days without it is 10.2'), as
+    `chipsweep query` prints it."""
+    return runner.beyond_limits(name, params, lake=lake, timeout_s=timeout_s,
+                                limits=limits or Settings.from_env().query_limits())
+
+
 def sql(text: str, *, lake: str | None = None, timeout_s: float | None = None, max_rows: int | None = None,
         limits: runner.QueryLimits | None = None) -> pa.Table:
     """One read-only SELECT over the lake's views (`chipsweep sql`): `timeout_s` stops it, `max_rows`

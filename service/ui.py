@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,21 @@ from chipsweep.service.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def plain(value: Any) -> str:
+    """A catalog value as a page shows it: lists joined, mappings as 'key: value' pairs, yes/no, '-' for nothing
+    (the catalog page printed Python's reprs: ['host_link_gb_s'], {'host_memory_gb': ...}, True)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+TEMPLATES.env.filters["plain"] = plain
 STATIC = HERE / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 SESSION_COOKIE = "chipsweep_session"
@@ -171,7 +186,13 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
 
     @r.get("/ui/sweeps/{sweep_id}", response_class=HTMLResponse, dependencies=pages)
     def sweep_page(request: Request, sweep_id: str) -> HTMLResponse:
-        detail = sweep_detail(sweep_id)
+        try:
+            detail = sweep_detail(sweep_id)
+        except ChipsweepError as exc:  # a page, not the API's JSON: what was asked for, and what exists
+            response = render(request, "error.html", status=exc.http_status, heading=f"No sweep {sweep_id}",
+                              message=str(exc), allowed=exc.allowed if isinstance(exc.allowed, str) else None)
+            response.status_code = exc.http_status
+            return response
         return render(request, "sweep.html", s=detail, frontier=default_frontier(detail))
 
     @r.get("/ui/frontier", response_class=HTMLResponse, dependencies=pages)
@@ -373,10 +394,12 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
         models = sorted(set(front.column("model").to_pylist())) if "model" in front.column_names else []
         if len(models) != 1:
             message = "choose one model to draw its frontier"
-            if not models:  # nothing on a frontier: say which chips had rows that no objective value could place
+            if not models:  # nothing on a frontier: a limit that leaves no row says how close the rows came, else
+                # which chips had rows that no objective value could place
+                near = python_api.beyond_limits(name, params)
                 unplaced = output.unplaced_note(python_api.left_off(name, params))
-                message = ("no configuration has every objective. " + unplaced[0].upper() + unplaced[1:]
-                           if unplaced else "no feasible configuration")
+                message = ("; ".join(near) if near else "no configuration has every objective. " + unplaced[0].upper()
+                           + unplaced[1:] if unplaced else "no feasible configuration")
             return {"rows": runner.table_records(front), "figure": None, "models": models, "message": message}
         fig = figure_data(front, candidates, candidates_total=total)
         # with the faint points, the chips no point can stand for (every row lacks an objective: no price or power)

@@ -206,3 +206,13 @@ def test_frontier_points_whose_efficiency_is_extrapolated_are_drawn_hollow(tmp_p
             ) in to_text(table)
     assert to_text(measured).splitlines()[-1] == f"({measured.num_rows} row{'s' if measured.num_rows > 1 else ''}; " \
         "frontier of min time_to_train_days, min cost_usd)"
+
+
+def test_hover_text_writes_numbers_as_a_reader_would() -> None:
+    """The hover said 'frontier of tokens 15000000000000.0' and 'cost_usd = 7.605e+05'."""
+    from chipsweep.queries.chart import _fmt
+    from chipsweep.queries.figure import _plain
+
+    assert (_plain(15e12), _plain(3e11), _plain(2.5e6), _plain(4096.0), _plain(0.5), _plain("bf16")) == (
+        "15T", "300B", "2.5M", "4096", "0.5", "bf16")
+    assert (_fmt(760500.0), _fmt(12.3456), _fmt(0.000123)) == ("760,500", "12.35", "0.000123")

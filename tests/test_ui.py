@@ -272,6 +272,11 @@ def test_the_explorer_draws_the_frontier_within_a_deadline(server: Server, page:
     page.goto(server.url + f"/ui/frontier?query=pareto_training&model={model}&max_days={deadline}")
     assert _same_points(_frontier_points(page), _query_points(front))
     assert page.locator("#max_days").input_value() == deadline
+    # a deadline no row meets says how close the rows came ('no feasible configuration' read as if none existed)
+    page.goto(server.url + f"/ui/frontier?query=pareto_training&model={model}&max_days=0.0001")
+    note = page.locator("#chart-note")
+    note.filter(has_text="no row meets").wait_for(timeout=30_000)
+    assert f"the best time_to_train_days without it is {min(days):.3g}" in note.inner_text(), note.inner_text()
 
 
 def test_the_submit_form_refuses_an_invalid_spec_naming_the_field(server: Server, page: Any) -> None:
@@ -311,6 +316,9 @@ def test_the_catalog_shows_each_number_with_its_source(server: Server, page: Any
     b300 = page.locator("details.entry[data-id^='nvidia_b300_hgx ']")
     b300.locator("summary").click()
     assert "extrapolated from nvidia_gb200_per_gpu (same core architecture" in b300.inner_text()
+    # values read as text, not Python's reprs of lists, mappings and booleans
+    for shown in (text, b300.inner_text()):
+        assert not re.search(r"\['|\{'|': |\bTrue\b|\bFalse\b", shown), re.findall(r".{30}(?:\['|\{').{30}", shown)[:3]
     _shot(page, "catalog")
 
 
@@ -487,3 +495,15 @@ def test_the_explorer_offers_the_chips_a_catalog_filter_chose_not_the_whole_cata
     offered = set(server.http.get("/ui/data/lake").json()["training"]["chips"])
     assert chose <= offered
     assert not any(c.startswith(("apple_", "hailo_", "nvidia_jetson")) for c in offered), sorted(offered)
+
+
+def test_an_unknown_sweeps_page_is_a_page_and_only_chart_pages_load_plotly(server: Server, page: Any) -> None:
+    """/ui/sweeps/nope answered the API's JSON; it is a 404 page naming the sweeps that exist. The 3 MB plotly.js
+    loaded on every page, the login and catalog ones too; it loads where a chart is drawn."""
+    response = page.goto(server.url + "/ui/sweeps/nope")
+    assert response.status == 404 and "html" in response.headers["content-type"]
+    assert "nope" in page.locator("h2").inner_text() and "ui-sweep" in page.locator("#error").inner_text()
+    for path, charts in (("/ui/catalog", False), ("/ui/submit", False), ("/", False), ("/ui/frontier", True),
+                         ("/ui/diff", True), ("/ui/sweeps/ui-sweep@1", True)):
+        html = server.http.get(path).text
+        assert ("plotly.min.js" in html) == charts, path

@@ -72,6 +72,8 @@ const chipsweep = (() => {
     div.dataset.frontierPoints = figure.data.filter((t) => t.meta === "frontier").reduce((n, t) => n + t.x.length, 0);
   }
 
+  const configurations = (n) => `${num(n)} configuration${n === 1 ? "" : "s"}`;
+
   // the frontier first (drawn as soon as it is known), then the same chart over a sample of the feasible rows
   async function drawFrontier(div, params, note) {
     const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
@@ -82,12 +84,12 @@ const chipsweep = (() => {
     if (!res.figure) { Plotly.purge(div); note.textContent = res.message; return res; }
     plot(div, res.figure, note);
     div.dataset.stage = "frontier";
-    note.textContent = `${res.rows.length} configurations on the frontier (${res.seconds} s); drawing the feasible ones behind it…`;
+    note.textContent = `${configurations(res.rows.length)} on the frontier (${res.seconds} s); drawing the feasible ones behind it…`;
     get(`/ui/data/frontier?${qs}`).then((full) => {
       if (!full.figure) return;
       plot(div, full.figure, note);
       div.dataset.stage = "candidates";
-      note.textContent = `${full.rows.length} configurations on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).` +
+      note.textContent = `${configurations(full.rows.length)} on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).` +
         (full.unplaced ? ` ${full.unplaced.charAt(0).toUpperCase()}${full.unplaced.slice(1)}` : "");
     }).catch((e) => { note.textContent += ` (${e.message})`; });
     return res;
