@@ -5,8 +5,8 @@ and a submit form that validates a spec as the API does.
 Server-rendered Jinja2 pages (service/templates/) with a little JavaScript (service/static/ui.js) that
 reads the JSON endpoints under /ui/data/; every asset, plotly.js included, is served by this app, so the
 UI works offline. With CHIPSWEEP_TOKEN set, pages and data need a session: /ui/login checks the token
-(a form POST, so it never appears in a URL or an access log) and sets an HttpOnly cookie holding an HMAC
-of it; a bearer token works for the data endpoints too.
+(a form POST, so it never appears in a URL or an access log) and sets an HttpOnly cookie holding its expiry
+(12 hours on) and an HMAC of that under the token; a bearer token works for the data endpoints too.
 """
 
 from __future__ import annotations
@@ -82,9 +82,23 @@ class LoginRequired(Exception):
     """A page asked for without a session: answered by a redirect to the login form."""
 
 
-def session_value(token: str) -> str:
-    """What the session cookie holds: an HMAC of the token (the token itself never leaves the server)."""
-    return hmac.new(token.encode(), b"chipsweep-ui-session", hashlib.sha256).hexdigest()
+SESSION_S = 12 * 3600  # a login lasts 12 hours (the cookie was the same for every login and never expired)
+
+
+def session_value(token: str, expires: int | None = None) -> str:
+    """What the session cookie holds: when it expires (Unix seconds) and an HMAC of that under the token (the token
+    itself never leaves the server); a new value at each login, void after `SESSION_S` or once the token changes."""
+    expires = int(time.time()) + SESSION_S if expires is None else expires
+    mac = hmac.new(token.encode(), f"chipsweep-ui-session:{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+
+def session_valid(cookie: str, token: str) -> bool:
+    """Whether a session cookie was made under `token` and has not expired."""
+    expires, _, _mac = cookie.partition(".")
+    if not expires.isdigit() or int(expires) < time.time():
+        return False
+    return _same(cookie, session_value(token, int(expires)))
 
 
 def _same(a: str, b: str) -> bool:
@@ -95,7 +109,7 @@ def authorised(request: Request, token: str | None) -> bool:
     if not token:
         return True
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and _same(cookie, session_value(token)):
+    if cookie and session_valid(cookie, token):
         return True
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and _same(given.strip(), token)
@@ -164,7 +178,8 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
             return refused
         resp = RedirectResponse(target, status_code=303)
         if settings.token:
-            resp.set_cookie(SESSION_COOKIE, session_value(settings.token), httponly=True, samesite="strict", path="/")
+            resp.set_cookie(SESSION_COOKIE, session_value(settings.token), httponly=True, samesite="strict", path="/",
+                            max_age=SESSION_S)
         return resp
 
     @r.post("/ui/logout")

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -420,6 +421,15 @@ def test_with_a_token_the_ui_needs_a_login_and_the_token_stays_out_of_urls_and_l
         assert TOKEN not in page.url
         with httpx.Client(base_url=srv.url, timeout=60, cookies={"chipsweep_session": cookie["value"]}) as session:
             assert session.get("/ui/data/sweeps").status_code == 200
+        # a login lasts 12 hours: the cookie says so, and one past its expiry or tampered with is refused
+        from chipsweep.service.ui import SESSION_S, session_value
+
+        assert 0 < cookie["expires"] - time.time() <= SESSION_S + 60
+        expires, _, mac = cookie["value"].partition(".")
+        for stale in (session_value(TOKEN, int(time.time()) - 1), f"{int(expires) + 3600}.{mac}",
+                      session_value("another-token")):
+            with httpx.Client(base_url=srv.url, timeout=60, cookies={"chipsweep_session": stale}) as session:
+                assert session.get("/ui/data/sweeps").status_code == 401, stale
         context.close()
         assert TOKEN not in srv.log.read_text()
     finally:
