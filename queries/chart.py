@@ -175,7 +175,7 @@ def diff_chart_json(rows: list[dict[str, Any]], context: dict[int, list[dict[str
         return f"<b>{r.get('model')}: {r.get('chip')} × {r.get('layout')}</b><br>v{r.get('version')}"
 
     traces = []
-    for (version, pts), style in zip(sorted((context or {}).items()), (
+    for (version, pts), style in zip((context or {}).items(), (  # the older version first, as given
             {"symbol": "circle-open", "color": "#9aa4b1", "size": 9}, {"symbol": "circle", "color": "#555", "size": 6}),
             strict=False):
         pts = points(pts)

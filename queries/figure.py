@@ -209,12 +209,19 @@ def figure_data(
     raw_part = (frontier.schema.metadata or {}).get(META_PARTITION, b"").decode()
     part = [c for c in raw_part.split(",") if c and c != "model" and c in frontier.column_names]
     part = [c for c in part if len({r.get(c) for r in rows}) > 1]  # only the columns that split this result
+    # each partition value as a reader writes it, unless two values would read alike (then as stored): a label
+    # is also the staircase a point joins, and two frontiers must never share one
+    labels: dict[str, dict[object, str]] = {}
+    for c in part:
+        values = {r.get(c) for r in rows}
+        shown = {v: _plain(v) for v in values}
+        labels[c] = shown if len(set(shown.values())) == len(values) else {v: str(v) for v in values}
     points = []
     for i, row in enumerate(rows):
         if not (math.isfinite(fx[i]) and math.isfinite(fy[i])):
             continue
         p: dict[str, object] = {"x": float(fx[i]), "y": float(fy[i]), "chip": _chip(row), "label": _label(row),
-                                "group": ", ".join(f"{c} {_plain(row.get(c))}" for c in part), "row": _json_safe(row),
+                                "group": ", ".join(f"{c} {labels[c][row.get(c)]}" for c in part), "row": _json_safe(row),
                                 "extrapolated": extrapolated(row)}
         if fc is not None and math.isfinite(fc[i]):
             p["c"] = float(fc[i])

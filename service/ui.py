@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ from chipsweep.service.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+log = logging.getLogger("chipsweep.ui")
 
 
 def plain(value: Any) -> str:
@@ -96,7 +98,8 @@ def session_value(token: str, expires: int | None = None) -> str:
 def session_valid(cookie: str, token: str) -> bool:
     """Whether a session cookie was made under `token` and has not expired."""
     expires, _, _mac = cookie.partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
+    # ASCII digits, a Unix time's length: int() refuses '²³' and 5,000 digits, which isdigit() lets through
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12) or int(expires) < time.time():
         return False
     return _same(cookie, session_value(token, int(expires)))
 
@@ -287,16 +290,21 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
 
     def diff_context(sweep: str, rows: list[dict[str, Any]], versions: tuple[int, int]) -> dict[int, list[dict[str, Any]]]:
         """Each version's whole frontier of the models that moved (training and serving sweeps: their queries take a
-        version), drawn behind what entered and left."""
+        version), drawn behind what entered and left: one query per version; context only, so a query that fails
+        (a timeout, a row cap) draws none rather than failing the diff."""
         kinds = {str(r.get("kind")) for r in rows}
         if not rows or not kinds <= {"training", "serving"}:
             return {}
         name = "pareto_training" if kinds == {"training"} else "pareto_serving"
+        models = {str(r["model"]) for r in rows}
         out: dict[int, list[dict[str, Any]]] = {}
-        for v in versions:
-            for model in sorted({str(r["model"]) for r in rows}):
-                table = python_api.query(name, {"sweep": sweep, "version": v, "model": model})
-                out.setdefault(v, []).extend(dict(r, version=v) for r in runner.table_records(table))
+        try:
+            for v in versions:
+                table = python_api.query(name, {"sweep": sweep, "version": v})
+                out[v] = [dict(r, version=v) for r in runner.table_records(table) if str(r.get("model")) in models]
+        except ChipsweepError as exc:
+            log.warning("version diff of %s: no context frontiers (%s)", sweep, exc)
+            return {}
         return out
 
     @r.get("/ui/data/catalog/{kind}", dependencies=data)

@@ -216,3 +216,21 @@ def test_hover_text_writes_numbers_as_a_reader_would() -> None:
     assert (_plain(15e12), _plain(3e11), _plain(2.5e6), _plain(4096.0), _plain(0.5), _plain("bf16")) == (
         "15T", "300B", "2.5M", "4096", "0.5", "bf16")
     assert (_fmt(760500.0), _fmt(12.3456), _fmt(0.000123)) == ("760,500", "12.35", "0.000123")
+
+
+@pytest.mark.parametrize(("x_sense", "y_sense"), [("min", "min"), ("min", "max"), ("max", "min"), ("max", "max")])
+def test_a_staircase_turns_through_the_corner_worse_than_both_points(x_sense: str, y_sense: str) -> None:
+    """Two non-dominated points in x order, for every pair of senses: the corner the line turns through (plotly 'hv':
+    the next point's x at this point's y; 'vh': this point's x at the next one's y) is no better than either point
+    in both objectives, so the line never passes where no configuration reaches."""
+    from chipsweep.queries.figure import Axis, FrontierFigure
+
+    better = {"min": lambda a, b: a < b, "max": lambda a, b: a > b}
+    x0, x1 = 1.0, 2.0
+    # the second point is worse in x where x is minimised, so it must be better in y (and the other way round)
+    y0, y1 = (2.0, 1.0) if better[y_sense](1.0, 2.0) == (x_sense == "min") else (1.0, 2.0)
+    fig = FrontierFigure(title="", x=Axis("x", "x", x_sense, False), y=Axis("y", "y", y_sense, False), colour=None,
+                         frontier=[{"x": x0, "y": y0}, {"x": x1, "y": y1}])
+    corner = (x1, y0) if fig.staircase_corner() == "hv" else (x0, y1)
+    for px, py in ((x0, y0), (x1, y1)):
+        assert not (better[x_sense](corner[0], px) or better[y_sense](corner[1], py)), (corner, (px, py))

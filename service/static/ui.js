@@ -117,6 +117,10 @@ const chipsweep = (() => {
     chips.innerHTML = (lake[kind].chips || []).map((c) => `<option ${chosen.has(c) ? "selected" : ""}>${esc(c)}</option>`).join("");
     const sweep = document.getElementById("sweep");
     const s = params.sweep || sweep.value;
+    if (!sweep.dataset.watched) {  // a version belongs to its sweep: another sweep starts at its latest
+      sweep.dataset.watched = "1";
+      sweep.addEventListener("change", () => { document.getElementById("version").value = ""; });
+    }
     sweep.innerHTML = `<option value="">(latest of every sweep)</option>` + lake.sweeps.map((n) => `<option ${n === s ? "selected" : ""}>${esc(n)}</option>`).join("");
     for (const el of document.querySelectorAll(".training-only")) el.style.display = q === "pareto_training" ? "" : "none";
     for (const el of document.querySelectorAll(".serving-only")) el.style.display = q === "pareto_serving" ? "" : "none";
