@@ -214,8 +214,8 @@ def figure_data(
     labels: dict[str, dict[object, str]] = {}
     for c in part:
         values = {r.get(c) for r in rows}
-        shown = {v: _plain(v) for v in values}
-        labels[c] = shown if len(set(shown.values())) == len(values) else {v: str(v) for v in values}
+        texts = {v: _plain(v) for v in values}
+        labels[c] = texts if len(set(texts.values())) == len(values) else {v: str(v) for v in values}
     points = []
     for i, row in enumerate(rows):
         if not (math.isfinite(fx[i]) and math.isfinite(fy[i])):
