@@ -422,7 +422,11 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         """up or degraded, the reasons, and the detail: queue and lake, dispatcher, Ray, the lake's state."""
         reasons: list[str] = []
         sched = state.get("scheduler")
-        refused = state.get("catalog_error") or (sched.scheduler.catalog_error if sched is not None else None)
+        # the files as they are now (a load is cached by the file's mtime): the error a past request saw went stale
+        # once the file changed again, and /healthz kept naming an error the file no longer had
+        with contextlib.suppress(ChipsweepError):  # none good yet: the error is recorded all the same
+            catalog_in_force()
+        refused = state.get("catalog_error")
         if refused:
             good = state.get("catalog") or (sched.scheduler.catalog if sched is not None else None)
             kept = "the last good one stays in force" if good is not None else "no good one yet"

@@ -231,7 +231,8 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     # borrows a GEMM measurement from changes it only through that measurement
     moved = {k: field_changes(old.catalog, sweep.catalog, [k]) for k in relevant}
     measured = {k for k, m in moved.items() if any(c["field"] in (None, "gemm_measured") for c in m)}
-    relevant = [k for k in relevant if moved[k] and (k in direct or k in measured)]
+    # (a catalog-wide entry the kind reads -- defaults, calibration, asic sections -- reaches every chunk)
+    relevant = [k for k in relevant if moved[k] and (k in direct or k in measured or reads(sweep.kind, k))]
     if not relevant and axes_same and not force:
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
@@ -321,6 +322,14 @@ def finish_preparing(queue: Queue, row: SweepRow) -> SweepRow:
     return _prepare(queue, row, Sweep.from_record(queue.payload(row.name, row.version)["sweep"]))
 
 
+def finish_if_stale(queue: Queue, row: SweepRow) -> SweepRow:
+    """`row`, finished first where a re-run that died left it `preparing` longer than PREPARE_STALE_S."""
+    if row.state == "preparing" and time.time() - row.created_at > PREPARE_STALE_S:
+        log.warning("finishing %s, left preparing by a re-run that did not complete", row.sweep_id)
+        return finish_preparing(queue, row)
+    return row
+
+
 def latest_rows(queue: Queue, name: str | None = None) -> list[SweepRow]:
     """The latest version of each sweep (or of `name`)."""
     if name is not None:
@@ -332,9 +341,7 @@ def rerun_sweep(queue: Queue, row: SweepRow, catalog: Catalog, *, force: bool = 
                 trigger: str = "change", now: float | None = None) -> RerunResult:
     """Re-run one sweep's latest version `row` if its inputs changed (or `force`); `now` (the
     scheduler's clock) becomes the new version's creation time, from which its schedule counts."""
-    if row.state == "preparing" and time.time() - row.created_at > PREPARE_STALE_S:
-        log.warning("finishing %s, left preparing by a re-run that did not complete", row.sweep_id)
-        row = finish_preparing(queue, row)
+    row = finish_if_stale(queue, row)
     if row.state in IN_FLIGHT_STATES:
         # the next tick compares against this version's hashes once it is finished: deferred, not lost
         return RerunResult(row.name, row.version, "deferred", message=f"version {row.version} is still {row.state}")

@@ -34,11 +34,14 @@ from chipsweep.schemas import catalog as catalog_mod
 from chipsweep.schemas.catalog import CATALOG_DIR, Catalog, CatalogError
 from chipsweep.schemas.spec import parse_spec
 from chipsweep.service.queue import Queue
-from chipsweep.service.rerun import RerunResult, latest_rows, rerun_sweep
+from chipsweep.service.rerun import RerunResult, finish_if_stale, latest_rows, rerun_sweep
 
 log = logging.getLogger("chipsweep.scheduler")
 
 POLL_S = 30.0  # how often the scheduler looks at the catalog and the schedules
+# an edit takes effect once the files have held still this long (scheduler clock): a file saved in two writes, its
+# first half valid YAML, ran a full re-run on the half and another on the whole (a user audit)
+SETTLE_S = 2.0
 
 
 class Scheduler:
@@ -52,6 +55,7 @@ class Scheduler:
         self.catalog: Catalog | None = None  # the last good catalog
         self.catalog_error: str | None = None  # why the newest catalog files were refused
         self._stamp: tuple[Any, ...] | None = None
+        self._pending: tuple[tuple[Any, ...], float] | None = None  # files seen changed, and since when, not yet read
         self._loaded_at = float("-inf")
         self._checked: dict[str, tuple[Any, ...]] = {}  # sweep -> (version, state, catalog files) last compared
         self._fired: dict[str, float] = {}  # sweep -> when its cron/interval last came due (this process)
@@ -82,6 +86,12 @@ class Scheduler:
         due = self.now() - self._loaded_at >= self.poll_s
         if stamp == self._stamp and self.catalog is not None and not due:
             return False
+        if stamp != self._stamp and self.catalog is not None:  # an edit: read it once it has settled
+            if self._pending is None or self._pending[0] != stamp:
+                self._pending = (stamp, self.now())
+            if self.now() - self._pending[1] < SETTLE_S:
+                return False
+        self._pending = None
         if stamp != self._stamp:
             # the built-in catalog is cached for the life of the process: a changed file must be re-read
             catalog_mod._load_builtin.cache_clear()
@@ -111,18 +121,23 @@ class Scheduler:
             for row in latest_rows(self.queue):
                 if row.state == "cancelled":
                     continue
+                try:  # any sweep's, scheduled or not: a re-run that died mid-way left it invisible to the dispatcher
+                    row = finish_if_stale(self.queue, row)
+                except Exception:
+                    log.exception("finishing %s, left preparing, failed", row.sweep_id)
                 schedule = parse_spec(self.queue.spec(row.name, row.version)).schedule
                 if schedule is None:
                     continue
                 since = max(row.created_at, self._fired.get(row.name, float("-inf")))
-                due = self._due(schedule.cron, schedule.interval_s, since)
+                fired = self._due(schedule.cron, schedule.interval_s, since)  # "cron", "interval" or None
+                due = fired is not None
                 if not due and not schedule.on_change:
                     continue
                 seen = (row.version, row.state, self._stamp)
                 if not due and self._checked.get(row.name) == seen:
                     continue  # same version, same catalog files: its hashes were compared already
                 try:
-                    res = rerun_sweep(self.queue, row, cat, trigger="cron" if due else "change", now=self.now())
+                    res = rerun_sweep(self.queue, row, cat, trigger=fired or "change", now=self.now())
                 except Exception as exc:  # one sweep's trouble must not stop the others' schedules
                     log.exception("re-run of %s failed", row.sweep_id)
                     res = RerunResult(row.name, row.version, "error", message=f"{type(exc).__name__}: {exc}")
@@ -137,16 +152,16 @@ class Scheduler:
                 results.append(res)
             return results
 
-    def _due(self, cron: str | None, interval_s: float | None, since: float) -> bool:
-        """Whether a cron firing time (or the interval) fell in (since, now]."""
+    def _due(self, cron: str | None, interval_s: float | None, since: float) -> str | None:
+        """Which schedule fired in (since, now]: "interval", "cron" (a version's `trigger` in `history`), or None."""
         now = self.now()
         if interval_s is not None and now - since >= interval_s:
-            return True
+            return "interval"
         if cron:
             start = datetime.fromtimestamp(since, tz=timezone.utc)
             nxt = croniter(cron, start).get_next(float)
-            return bool(nxt <= now)
-        return False
+            return "cron" if nxt <= now else None
+        return None
 
     # ---- the thread of `serve` ----------------------------------------------------------------
     def run(self, stop: threading.Event, every_s: float = 1.0) -> None:

@@ -60,6 +60,15 @@ def _sweep_name(request: pytest.FixtureRequest) -> None:
     SW = f"rr-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:6]}"
 
 
+@pytest.fixture(autouse=True)
+def _no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests step the scheduler's clock by hand: an edit takes effect at the next tick (the settle window has
+    a test of its own)."""
+    import chipsweep.service.scheduler as scheduler
+
+    monkeypatch.setattr(scheduler, "SETTLE_S", 0.0)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _pool() -> Any:
     yield
@@ -187,6 +196,29 @@ def test_a_change_to_constants_a_kind_never_reads_reruns_none_of_its_sweeps(home
     assert all(reads(kind, "defaults/all") for kind in ("training", "inference", "asic"))
 
 
+def test_a_default_an_overlay_sets_reaches_every_chunk(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An overlay's `defaults:` (PUE, the usable memory) moved no sweep: the filter that keeps documentation-only
+    changes out dropped the catalog-wide entries too, so `rerun --changed` said 'unchanged' for `mem_usable: 0.5`
+    while `evaluate` already applied it, and a price edit beside a PUE edit re-priced the priced chip's chunks with
+    the new PUE and carried the others with the old one (a user audit, reproduced here). A price-only default
+    re-prices every chunk; any other default re-evaluates them all."""
+    queue = first_version(home)
+    text = "chips:\n  - {id: nvidia_h100_sxm, usd_per_hour: 0.5}\ndefaults: {pue: 1.7}\n"
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "pue.yaml", text)))
+    assert res.outcome == "rerun" and "defaults/all" in res.changed, res.as_json()
+    assert (res.chunks_evaluated, res.chunks_repriced, res.chunks_carried) == (0, 6, 0), res.as_json()
+    changes = queue.versions(SW)[-1]["changes"]
+    assert {"entry": "defaults/all", "field": "pue", "old": 1.1, "new": 1.7} in changes, changes
+    run_all(queue, home)
+    v1, v2 = (read_facts(home.lake, "training", SW, v).sort_by("idx") for v in (1, 2))
+    ratio = [b / a for a, b in zip(v1.column("energy_mwh").to_pylist(), v2.column("energy_mwh").to_pylist(), strict=True)
+             if a is not None and b is not None and a > 0]
+    assert ratio and all(abs(r - 1.7 / 1.1) < 1e-4 for r in ratio)  # every chip's energy at the new PUE
+    less_memory = text.replace("{pue: 1.7}", "{pue: 1.7, mem_usable: 0.5}")
+    [res] = rerun(queue, catalog=load_catalog(overlay(tmp_path / "mem.yaml", less_memory)))
+    assert res.outcome == "rerun" and (res.chunks_evaluated, res.chunks_carried) == (6, 0), res.as_json()
+
+
 def test_added_chip_shifts_ids_so_the_next_change_reruns_everything(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
     queue = first_version(home)
     added = ("chips:\n  - id: aaa_new_chip\n    vendor: x\n    class: datacenter_training\n"
@@ -232,6 +264,33 @@ def _hashes(cat: Any) -> dict[str, str]:
     from chipsweep.schemas.sweep import resolve
 
     return resolve(parse_spec(small_spec(schedule={"on_change": True})), cat).hashes
+
+
+def test_an_edit_takes_effect_once_the_files_have_settled(home, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A file saved in two writes, the first half valid YAML, re-ran a sweep on the half and again on the whole (a
+    user audit: `layers 36 -> 32`, then back). The scheduler reads an edit once the files have held still for
+    SETTLE_S: one re-run, on the whole file."""
+    import chipsweep.service.scheduler as scheduler
+    from chipsweep.service.scheduler import Scheduler
+
+    monkeypatch.setattr(scheduler, "SETTLE_S", 2.0)
+    queue = first_version(home, small_spec(schedule={"on_change": True}))
+    path = tmp_path / "o.yaml"
+    overlay(path, "")
+    clock = [queue.sweep(SW).created_at + 10]
+    sched = Scheduler(queue, now=lambda: clock[0], overlay=str(path))
+    assert [r.outcome for r in sched.tick()] == ["unchanged"]  # the first catalog is read at once
+    overlay(path, "chips:\n  - id: nvidia_h100_sxm\n")  # the first write: valid, and no price change yet
+    assert [r.outcome for r in sched.tick()] == []  # seen, not read: checked already against these files
+    clock[0] += 1
+    price(path, "nvidia_h100_sxm", 0.05)  # the second write, a second later
+    assert sched.tick() == [] and sched.catalog is not None
+    clock[0] += 1.5
+    assert sched.tick() == []  # 1.5 s of quiet: not yet
+    clock[0] += 1
+    [res] = sched.tick()
+    assert (res.outcome, res.version, res.changed) == ("rerun", 2, ["chips/nvidia_h100_sxm"])
+    assert [r.version for r in queue.sweeps()] == [2, 1]
 
 
 def test_cron_schedule_fires_when_due_and_not_before(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -363,6 +422,29 @@ def test_a_version_left_preparing_by_a_dead_rerun_is_finished_later(home, tmp_pa
     assert queue.sweep(SW).state == "done" and evaluated_chunks(queue, 2) == [0, 1]
     assert_exact(read_facts(home.lake, "training", SW, 2), 48)
     assert [r.outcome for r in rerun(queue, catalog=cat)] == ["unchanged"]
+
+
+def test_the_scheduler_finishes_a_version_left_preparing_whatever_the_sweeps_schedule(home, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A `rerun` killed while it prepared a version left it `preparing` (listed as queued, never dispatched); `serve`'s
+    scheduler finished it only when the sweep's own schedule came due (a daily cron: tomorrow), and never for a
+    sweep without a schedule (a user audit). Every tick now finishes a stale one; an interval firing is recorded as
+    'interval', not 'cron'."""
+    import chipsweep.service.rerun as rr
+    from chipsweep.service.scheduler import Scheduler
+
+    queue = first_version(home)  # no schedule
+    cat = load_catalog(price(tmp_path / "o.yaml", "nvidia_h100_sxm", 0.05))
+    p = plan(queue, queue.sweep(SW), cat)
+    assert p is not None
+    queue.add_version(base=p.base, configurations=p.sweep.configurations, record=p.sweep.record(),
+                      carried=p.carried, trigger="change", changes=p.changes, repriced=p.repriced)
+    sched = Scheduler(queue, overlay=str(tmp_path / "o.yaml"))
+    assert sched.tick() == [] and queue.sweep(SW).state == "preparing"  # not yet stale
+    monkeypatch.setattr(rr, "PREPARE_STALE_S", -1.0)
+    assert sched.tick() == [] and queue.sweep(SW).state == "queued"  # finished, though the sweep has no schedule
+    run_all(queue, home)
+    assert queue.sweep(SW).state == "done"
+    assert Scheduler(queue)._due(None, 30.0, since=0.0) == "interval"
 
 
 def test_a_price_change_to_one_of_three_chips_reevaluates_a_third_of_a_5m_sweep_listing_chip_second(

@@ -73,7 +73,13 @@ def test_a_broken_overlay_leaves_the_last_good_catalog_in_force_for_requests_and
             and "last good one stays in force" in why
             for why in health["reasons"]
         )
+        # broken another way, and then mended, with no request reading the catalog in between: /healthz follows
+        # the files (it named the first error until some request loaded the catalog again)
+        path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hr: 0.5\n")
+        wait_for(lambda: any("usd_per_hr" in w for w in http.get(f"{s.url}/healthz").json()["reasons"]), 60,
+                 "health naming the second error")
         path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 3.0\n")  # mended
+        wait_for(lambda: http.get(f"{s.url}/healthz").json()["status"] == "up", 60, "health up once the file is mended")
         assert {c["id"]: c for c in http.get(f"{s.url}/catalog/chips").json()}["nvidia_h100_sxm"][
             "usd_per_hour"
         ] == 3.0
