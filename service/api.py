@@ -474,7 +474,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             snap.ray = supervised.health()
         return PlainTextResponse(metrics.render(snap), media_type=metrics.CONTENT_TYPE)
 
-    ui.install(app, settings, queue, catalog_in_force)  # the web UI at / (service/ui.py)
+    ui.install(app, settings, queue, catalog_in_force, lambda: state.get("catalog_error"))  # the web UI at / (service/ui.py)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

@@ -11,6 +11,7 @@ UI works offline. With CHIPSWEEP_TOKEN set, pages and data need a session: /ui/l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -137,8 +138,10 @@ def serving_spec(spec: dict[str, Any]) -> bool:
                                                 or "concurrency" in (spec.get("fixed") or {}))
 
 
-def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = load_catalog) -> APIRouter:
-    """The UI's pages and data endpoints over this server's queue and lake."""
+def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = load_catalog,
+           refused: Callable[[], str | None] = lambda: None) -> APIRouter:
+    """The UI's pages and data endpoints over this server's queue and lake; `refused()`: why the catalog files
+    in force now are refused, if they are (every page says so above its content)."""
 
     def page_auth(request: Request) -> None:
         if not authorised(request, settings.token):
@@ -154,7 +157,11 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
     r = APIRouter(include_in_schema=False)
 
     def render(request: Request, name: str, **context: Any) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, name, {"auth": bool(settings.token), **context})
+        # the files as they are now (cached by mtime): a refused edit shows on every page, not only in the log
+        with contextlib.suppress(ChipsweepError):
+            catalog()
+        return TEMPLATES.TemplateResponse(request, name, {"auth": bool(settings.token), "catalog_refused": refused(),
+                                                          **context})
 
     # ---- assets and the session ------------------------------------------------------------------
     @r.get("/ui/static/plotly.min.js")
@@ -457,10 +464,11 @@ def calibration_rows(cal: dict[str, Any]) -> dict[str, str]:
             "calibrated on (serving)": engines}
 
 
-def install(app: Any, settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = load_catalog) -> None:
-    """Mount the UI on the API's app: its routes (reading `catalog()`: the catalog in force), and the login redirect
-    for pages without a session."""
-    app.include_router(router(settings, queue, catalog))
+def install(app: Any, settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = load_catalog,
+            refused: Callable[[], str | None] = lambda: None) -> None:
+    """Mount the UI on the API's app: its routes (reading `catalog()`: the catalog in force; `refused()`: why the
+    newest catalog files are refused), and the login redirect for pages without a session."""
+    app.include_router(router(settings, queue, catalog, refused))
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

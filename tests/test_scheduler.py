@@ -67,6 +67,9 @@ def test_a_broken_overlay_leaves_the_last_good_catalog_in_force_for_requests_and
         assert chips["nvidia_h100_sxm"]["usd_per_hour"] == 2.5  # the last good overlay's price
         health = http.get(f"{s.url}/healthz").json()
         assert health["status"] == "degraded"
+        # and every page of the web UI says so above its content (only the log and /healthz did)
+        page = http.get(f"{s.url}/ui/catalog").text
+        assert 'id="catalog-refused"' in page and "overlay.yaml" in page and "last good catalog stays in force" in page
         assert any(
             "catalog files are refused" in why
             and "overlay.yaml" in why
@@ -80,6 +83,7 @@ def test_a_broken_overlay_leaves_the_last_good_catalog_in_force_for_requests_and
                  "health naming the second error")
         path.write_text("chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: 3.0\n")  # mended
         wait_for(lambda: http.get(f"{s.url}/healthz").json()["status"] == "up", 60, "health up once the file is mended")
+        assert 'id="catalog-refused"' not in http.get(f"{s.url}/").text
         assert {c["id"]: c for c in http.get(f"{s.url}/catalog/chips").json()}["nvidia_h100_sxm"][
             "usd_per_hour"
         ] == 3.0
