@@ -19,6 +19,7 @@ is finished), so a change during a re-run yields one more version, not a lost up
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -42,6 +43,7 @@ POLL_S = 30.0  # how often the scheduler looks at the catalog and the schedules
 # an edit takes effect once the files have held still this long (scheduler clock): a file saved in two writes, its
 # first half valid YAML, ran a full re-run on the half and another on the whole (a user audit)
 SETTLE_S = 2.0
+LAST_GOOD = "catalog-last-good.json"  # beside the queue: the last catalog the scheduler loaded good
 
 
 class Scheduler:
@@ -104,10 +106,38 @@ class Scheduler:
             if self.catalog_error != str(exc):
                 log.error("catalog refused, the last good one stays in force: %s", exc)
             self.catalog_error = str(exc)
+            if self.catalog is None:  # a restart with the files broken: the last good one of the process before
+                self.catalog = self._last_good()
             return False
         self.catalog_error = None
+        if self.catalog is None or cat.hashes() != self.catalog.hashes():
+            self._keep(cat)
         self.catalog = cat
         return True
+
+    @property
+    def last_good_path(self) -> Path:
+        """Where the last good catalog is kept beside the queue, so that it outlives a restart (README: an edit that
+        breaks the catalog is refused and the last good one stays in force; a restart used to leave none)."""
+        return self.queue.path.parent / LAST_GOOD
+
+    def _keep(self, cat: Catalog) -> None:
+        tmp = self.last_good_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(cat.snapshot()))
+            os.replace(tmp, self.last_good_path)
+        except OSError as exc:  # the catalog still serves this process
+            log.warning("could not keep the last good catalog at %s: %s", self.last_good_path, exc)
+
+    def _last_good(self) -> Catalog | None:
+        try:
+            cat = Catalog.from_snapshot(json.loads(self.last_good_path.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            log.error("no good catalog yet (%s: %s): nothing is scheduled until the files are fixed",
+                      self.last_good_path, exc)
+            return None
+        log.warning("the last good catalog of before the restart stays in force (%s)", self.last_good_path)
+        return cat
 
     # ---- one tick -----------------------------------------------------------------------------
     def tick(self) -> list[RerunResult]:

@@ -293,6 +293,29 @@ def test_an_edit_takes_effect_once_the_files_have_settled(home, tmp_path, monkey
     assert [r.version for r in queue.sweeps()] == [2, 1]
 
 
+def test_the_last_good_catalog_outlives_a_restart_with_the_files_broken(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The last good catalog was held in memory only: `serve` restarted while the overlay was broken had none (no
+    re-runs, every catalog request a 503) until the file was fixed. It is kept beside the queue and taken up again."""
+    from chipsweep.service.queue import Queue
+    from chipsweep.service.scheduler import Scheduler
+
+    queue = Queue(home.queue_path)
+    path = tmp_path / "o.yaml"
+    price(path, "nvidia_h100_sxm", 0.05)
+    first = Scheduler(queue, overlay=str(path))
+    first.tick()
+    assert first.catalog is not None and first.last_good_path.exists()
+    overlay(path, "chips:\n  - id: nvidia_h100_sxm\n    usd_per_hour: [0.9\n")  # broken, then the process restarts
+    again = Scheduler(queue, overlay=str(path))
+    again.tick()
+    assert again.catalog_error and f"{path}:" in again.catalog_error
+    assert again.catalog is not None and again.catalog.hashes() == first.catalog.hashes()
+    assert again.catalog.chips["nvidia_h100_sxm"].usd_per_hour == 0.05
+    first.last_good_path.unlink()  # and with nothing kept: none, as before, and said so
+    third = Scheduler(queue, overlay=str(path))
+    assert third.tick() == [] and third.catalog is None and third.catalog_error
+
+
 def test_cron_schedule_fires_when_due_and_not_before(home, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from chipsweep.service.scheduler import Scheduler
 
