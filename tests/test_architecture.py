@@ -145,7 +145,6 @@ def test_every_package_folder_is_in_the_wheel() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     found = {name for name, path in MODULES.items() if path.name == "__init__.py"}
-    found.add("service")  # launcher/service: the contract's `python -m service` outside a checkout
     assert found == listed, f"in the tree, not in pyproject: {found - listed}; listed, not in the tree: {listed - found}"
     for package, folder in config["package-dir"].items():
         assert package in listed and (REPO / folder / "__init__.py").is_file(), (package, folder)
@@ -156,12 +155,12 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_installing_the_wheel_adds_chipsweep_and_the_contracts_python_m_service_and_the_api_works(tmp_path: Path) -> None:
+def test_installing_the_wheel_adds_one_import_name_and_the_api_works(tmp_path: Path) -> None:
     src = tmp_path / "src"  # built from a copy: setuptools leaves build/ beside the sources it builds
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for name in ("chipsweep", "launcher", *LAYERS):
+    for name in ("chipsweep", *LAYERS):
         shutil.copytree(REPO / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                   str(tmp_path / "dist"), str(src)])
@@ -169,9 +168,7 @@ def test_installing_the_wheel_adds_chipsweep_and_the_contracts_python_m_service_
     [wheel] = (tmp_path / "dist").glob("chipsweep-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"chipsweep", "service", wheel.name.split("-py")[0] + ".dist-info"}, tops
-    # `service` is the contract's `python -m service` alone: no second copy of a layer
-    assert sorted(n for n in names if n.startswith("service/")) == ["service/__init__.py", "service/__main__.py"]
+    assert tops == {"chipsweep", wheel.name.split("-py")[0] + ".dist-info"}, tops
     # the catalog and the saved queries travel as package data
     assert any(n.startswith("chipsweep/schemas/catalog/") and n.endswith(".yaml") for n in names)
     assert any(n.startswith("chipsweep/queries/sql/") and n.endswith(".sql") for n in names)
@@ -180,12 +177,12 @@ def test_installing_the_wheel_adds_chipsweep_and_the_contracts_python_m_service_
     target = tmp_path / "site"
     inst = _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)])
     assert inst.returncode == 0, inst.stderr[-3000:]
-    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info")) == ["bin", "chipsweep", "service"]
+    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info")) == ["bin", "chipsweep"]
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
         "import chipsweep, importlib.util, sys\n"
         f"assert chipsweep.__file__.startswith({str(target)!r}), chipsweep.__file__\n"
-        "for old in ('schemas', 'workers', 'queries', 'lake', 'service.cli', 'service.api'):\n"
+        "for old in ('schemas', 'workers', 'service', 'queries', 'lake'):\n"
         "    assert importlib.util.find_spec(old) is None, old\n"
         "t = chipsweep.evaluate([{'model': 'llama3_8b', 'chip': 'nvidia_h100_sxm', 'n_chips': 64,"
         " 'global_batch': 512, 'tokens': 1e11}], kind='training')\n"
@@ -195,6 +192,7 @@ def test_installing_the_wheel_adds_chipsweep_and_the_contracts_python_m_service_
     assert run.returncode == 0, run.stderr[-3000:]
     module, step = run.stdout.split()
     assert module.startswith("pyarrow") and float(step) > 0
-    for entry in ("chipsweep", "service"):  # CONTRACT.md: the console script, also `python -m service`
-        cli = _run([sys.executable, "-m", entry, "catalog", "show", "nvidia_h100_sxm", "--json"], cwd=tmp_path, env=env)
-        assert cli.returncode == 0 and '"nvidia_h100_sxm"' in cli.stdout, (entry, cli.stderr[-2000:])
+    fail = _run([sys.executable, "-c", "import service"], cwd=tmp_path, env=env)
+    assert fail.returncode != 0 and "No module named 'service'" in fail.stderr
+    cli = _run([sys.executable, "-m", "chipsweep", "catalog", "show", "nvidia_h100_sxm", "--json"], cwd=tmp_path, env=env)
+    assert cli.returncode == 0 and '"nvidia_h100_sxm"' in cli.stdout, cli.stderr[-2000:]

@@ -1,5 +1,0 @@
-import sys
-
-from chipsweep.service.cli import main
-
-sys.exit(main())
