@@ -12,8 +12,10 @@ The Python API, for notebooks and scripts (the CLI and HTTP call the same functi
     chipsweep.evaluate([{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": 64,
                          "global_batch": 512}], kind="training")      # -> pyarrow.Table
     chipsweep.submit("spec.yaml")                                     # -> the `status --json` keys
+    chipsweep.status("name"), chipsweep.wait("name"), chipsweep.cancel("name"), chipsweep.resume("name")
     chipsweep.query("pareto_training", model="llama3_8b")             # -> pyarrow.Table
     chipsweep.left_off("pareto_training", model="llama3_8b")          # -> chips the frontier cannot place
+    chipsweep.beyond_limits("pareto_training", {"model": "llama3_8b", "max_days": 0.5})  # -> how close an empty limit came
     chipsweep.sql("SELECT chip, count(*) FROM latest_training JOIN chips USING (chip_id, sweep, version) GROUP BY ALL")
 """
 
@@ -22,11 +24,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
-__all__ = ["ChipsweepError", "ColumnWarning", "RowWarning", "evaluate", "left_off", "query", "sql", "submit"]
+__all__ = ["ChipsweepError", "ColumnWarning", "RowWarning", "beyond_limits", "cancel", "evaluate", "left_off", "query",
+           "resume", "sql", "status", "submit", "wait"]
 
 if TYPE_CHECKING:
     from chipsweep.schemas.errors import ChipsweepError
-    from chipsweep.service.python_api import ColumnWarning, RowWarning, evaluate, left_off, query, sql, submit
+    from chipsweep.service.python_api import (
+        ColumnWarning,
+        RowWarning,
+        beyond_limits,
+        cancel,
+        evaluate,
+        left_off,
+        query,
+        resume,
+        sql,
+        status,
+        submit,
+        wait,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -35,7 +51,7 @@ def __getattr__(name: str) -> Any:
         from chipsweep.schemas.errors import ChipsweepError
 
         return ChipsweepError
-    if name in ("evaluate", "left_off", "query", "sql", "submit", "RowWarning", "ColumnWarning"):
+    if name in __all__ and name != "ChipsweepError":
         from chipsweep.service import python_api
 
         return getattr(python_api, name)

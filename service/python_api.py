@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from chipsweep.queries import runner
@@ -85,7 +86,10 @@ def as_table(rows: Any) -> pa.Table:
     if isinstance(rows, pa.Table):
         return rows
     if type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict"):
-        return pa.Table.from_pandas(rows, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(rows, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed types (2 and "4"): as a list of dicts does
+            return as_table(rows.to_dict("records"))
     if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
         raise ChipsweepError(f"rows of type {type(rows).__name__}: allowed: {ROWS_ALLOWED}", field="rows",
                              value=type(rows).__name__, allowed=ROWS_ALLOWED)
@@ -211,12 +215,27 @@ def idle(queue: Queue) -> bool:
         r.state == "running" and queue.pending_chunks(r.name, r.version) for r in queue.sweeps(50))
 
 
+def _python_values(data: Any) -> Any:
+    """A spec built in Python as JSON-like data: numpy numbers and arrays, ranges and tuples as the plain values and
+    lists a YAML file would give (`n_chips: [np.int64(64)]` was refused as 'not a finite number', `np.array([64,
+    128])` reported as one element)."""
+    if isinstance(data, Mapping):
+        return {k: _python_values(v) for k, v in data.items()}
+    if isinstance(data, np.ndarray):
+        return [_python_values(v) for v in data.tolist()]
+    if isinstance(data, list | tuple | range):
+        return [_python_values(v) for v in data]
+    if isinstance(data, np.generic):
+        return data.item()
+    return data
+
+
 def spec_data(spec: Any) -> Any:
     """A spec as parsed data: a mapping or SweepSpec as it is, text parsed as YAML/JSON, a path read."""
     if isinstance(spec, SweepSpec):
         return spec
     if isinstance(spec, Mapping):
-        return dict(spec)
+        return _python_values(spec)
     if isinstance(spec, os.PathLike) or (isinstance(spec, str) and "\n" not in spec and spec.endswith(
             (".yaml", ".yml", ".json"))):
         path = Path(spec)
@@ -245,6 +264,13 @@ def status(sweep_id: str) -> dict[str, Any]:
     return Queue(Settings.from_env().queue_path).status(sweep_id)
 
 
+def cancel(sweep_id: str) -> dict[str, Any]:
+    """Cancel a queued or running sweep (committed chunks are kept; `resume` continues it); its status."""
+    queue = Queue(Settings.from_env().queue_path)
+    row = queue.cancel(sweep_id)
+    return queue.status(row.sweep_id)
+
+
 def wait(sweep_id: str) -> dict[str, Any]:
     """Run (or wait for) a queued sweep until it is over; its final status."""
     settings = Settings.from_env()
@@ -265,8 +291,15 @@ def query(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | 
     that are not identifiers); frontier queries carry their objectives in the table's schema metadata.
     `timeout_s` stops a query that runs longer (a `QueryError`), `max_rows` keeps that many rows; every
     query runs within `limits` (default: the memory, temp-space and concurrency limits of the settings)."""
-    return runner.run_saved(name, {**(params or {}), **kwargs}, lake=lake, timeout_s=timeout_s, max_rows=max_rows,
-                            limits=limits or Settings.from_env().query_limits())
+    return runner.run_saved(name, _listed({**(params or {}), **kwargs}), lake=lake, timeout_s=timeout_s,
+                            max_rows=max_rows, limits=limits or Settings.from_env().query_limits())
+
+
+def _listed(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A parameter given as a Python list (objectives=["time_to_train_days", "energy_mwh"], chips=[...]) as the
+    comma-separated text the saved queries take (a list was read as its repr: "'['time_to_train_days'' is not an
+    objective")."""
+    return {k: ",".join(str(x) for x in v) if isinstance(v, list | tuple) else v for k, v in params.items()}
 
 
 def left_off(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str | None = None,
@@ -275,7 +308,7 @@ def left_off(name: str, params: Mapping[str, Any] | None = None, /, *, lake: str
     its objectives (a cost without a catalog price, an energy without a power). Per chip: `rows`, the objectives
     `missing`, what the catalog lacks (`catalog_lacks`: price, power), the `best` of each objective it has and
     its `calibrated_on`; best first. What `chipsweep query` prints under a frontier as 'left off'."""
-    return runner.unplaced_chips(name, {**(params or {}), **kwargs}, lake=lake, timeout_s=timeout_s,
+    return runner.unplaced_chips(name, _listed({**(params or {}), **kwargs}), lake=lake, timeout_s=timeout_s,
                                  limits=limits or Settings.from_env().query_limits())
 
 
@@ -284,7 +317,7 @@ def beyond_limits(name: str, params: Mapping[str, Any] | None = None, /, *, lake
     """Where a frontier query's limits (a deadline, a budget, an SLO) leave no row: per limit, the best its column
     reaches without it ('no row meets max_days = 0.5: the best time_to_train_days without it is 10.2'), as
     `chipsweep query` prints it."""
-    return runner.beyond_limits(name, params, lake=lake, timeout_s=timeout_s,
+    return runner.beyond_limits(name, _listed(dict(params or {})), lake=lake, timeout_s=timeout_s,
                                 limits=limits or Settings.from_env().query_limits())
 
 

@@ -97,6 +97,11 @@ def test_a_column_evaluate_does_not_read_but_nearly_names_an_input_is_said(tmp_p
         chipsweep.evaluate([{**ROW, "model": "deepseek_v3", "moe_groups": 4}], kind="training")
     notes = [str(w.message) for w in caught if issubclass(w.category, chipsweep.ColumnWarning)]
     assert len(notes) == 1 and "'moe_groups'" in notes[0] and "field of a catalog model entry" in notes[0], notes
+    # strict refuses what it would only warn of (a misspelt optional column ran every row at the default)
+    with pytest.raises(ChipsweepError, match="column 'golbal_batch' is not an input of kind training") as err:
+        chipsweep.evaluate([{**ROW, "golbal_batch": 256}], kind="training", strict=True)
+    assert err.value.field == "golbal_batch"
+    assert chipsweep.evaluate([{**ROW, "case_id": "a"}], kind="training", strict=True).column("fits").to_pylist() == [True]
     csv = tmp_path / "rows.csv"
     csv.write_text("model,chip,n_chips,weight_precision\nllama3_8b,nvidia_rtx_4090,1,int4\n")
     assert cli(["evaluate", "--kind", "inference", str(csv), "-o", str(tmp_path / "out.csv")]) == 0
@@ -226,3 +231,58 @@ def test_dir_lists_the_lazily_loaded_api() -> None:
     """The API loads on first use, so `dir(chipsweep)` (a notebook's tab completion) showed none of it."""
     assert set(chipsweep.__all__) <= set(dir(chipsweep))
 
+
+
+def test_a_result_fed_back_never_keeps_its_old_outputs_on_a_row_refused_now() -> None:
+    """A notebook edits a result and evaluates it again: a row now refused kept `fits` true and the old speed and
+    cost beside its refusal (the refused row's given cells were restored, outputs too), and the output columns
+    themselves drew ColumnWarnings ('global_batch_run ... did you mean global_batch?')."""
+    import pandas as pd
+
+    first = chipsweep.evaluate([ROW]).to_pandas()
+    assert bool(first.loc[0, "fits"]) and first.loc[0, "tokens_per_s"] > 0
+    edited = first.copy()
+    edited.loc[0, "chip"] = "nvidia_h100_smx"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = chipsweep.evaluate(edited).to_pylist()[0]
+    assert again["fits"] is None and again["infeasible_reason"].startswith("row 1: field 'chip'")
+    assert all(again[c] is None or again[c] != again[c] for c in ("tokens_per_s", "cost_usd", "time_to_train_days"))
+    assert again["chip"] == "nvidia_h100_smx"  # what the user gave stays beside the message
+    assert not [w for w in caught if issubclass(w.category, chipsweep.ColumnWarning)], [str(w.message) for w in caught]
+    serving = chipsweep.evaluate([{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": 1, "concurrency": 8}],
+                                 kind="inference").to_pandas()
+    serving.loc[0, "engine"] = "vlm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = chipsweep.evaluate(serving, kind="inference").to_pylist()[0]
+    assert row["fits"] is None and row["tpot_s"] != row["tpot_s"] and "engine" in row["infeasible_reason"]
+    # a DataFrame column of mixed types is read as a list of dicts reads it (it raised pyarrow's ArrowInvalid)
+    mixed = chipsweep.evaluate(pd.DataFrame([{**ROW, "tp": 2}, {**ROW, "tp": "4"}]))
+    assert mixed.column("tp").to_pylist() == [2, 4] and mixed.column("fits").to_pylist() == [True, True]
+
+
+def test_a_sweep_submitted_without_waiting_is_polled_cancelled_and_resumed_from_the_package(home) -> None:  # type: ignore[no-untyped-def]
+    """`chipsweep.status`, `wait`, `cancel` and `resume` were only in chipsweep.service.python_api: a notebook that
+    submitted with wait=False could not poll or finish its sweep. A spec built with numpy values and ranges is taken
+    as YAML's plain numbers and lists are (np.int64(64) was 'not a finite number')."""
+    import numpy as np
+
+    spec = training_spec("nb-poll")
+    spec["axes"]["n_chips"] = np.array([32, 64])
+    spec["axes"]["tp"] = [np.int64(1), np.int64(2)]
+    spec["axes"]["micro_batch"] = range(1, 3)
+    queued = chipsweep.submit(spec, wait=False)
+    assert queued["state"] == "queued" and chipsweep.status("nb-poll")["state"] == "queued"
+    assert chipsweep.cancel("nb-poll")["state"] == "cancelled"
+    done = chipsweep.resume("nb-poll", wait=False)
+    assert done["state"] == "queued"
+    final = chipsweep.wait("nb-poll")
+    assert final["state"] == "done" and final["configurations"] == 4 * 3 * 2 * 2 * 4 * 2 * 2
+    assert set(chipsweep.__all__) >= {"status", "wait", "cancel", "resume", "beyond_limits"}
+    # a list parameter is the comma-separated text the saved queries take
+    front = chipsweep.query("pareto_training", model="llama3_8b", sweep="nb-poll",
+                            objectives=["time_to_train_days", "energy_mwh"])
+    assert front.num_rows >= 1 and "energy_mwh" in front.column_names
+    near = chipsweep.beyond_limits("pareto_training", {"model": "llama3_8b", "sweep": "nb-poll", "max_days": 1e-6})
+    assert near and near[0].startswith("no row meets max_days = 1e-06: the best time_to_train_days without it is")

@@ -19,6 +19,7 @@ from chipsweep.workers.asic_rows import evaluate_asic
 from chipsweep.workers.context import Context
 from chipsweep.workers.inference_rows import evaluate_inference
 from chipsweep.workers.parse import EvaluateError, RowErrors, columns_read
+from chipsweep.workers.results import is_output
 from chipsweep.workers.training_rows import evaluate_training
 
 EVALUATORS: dict[str, Callable[..., tuple[pa.Table, RowErrors]]] = {
@@ -55,6 +56,10 @@ def evaluate_table(kind: str, table: pa.Table, catalog: Catalog, *, strict: bool
             raise EvaluateError("\n".join([str(exc), *notes]), field=exc.field, value=exc.value, allowed=exc.allowed,
                                 problems=exc.problems) from exc
     errors.column_notes = passed_through_notes(kind, table.column_names, read)
+    if strict and errors.column_notes:  # strict refuses what it would otherwise only warn of: a near-miss column too
+        name = errors.column_notes[0].split("'")[1]
+        raise EvaluateError("\n".join(errors.column_notes), field=name, value=name,
+                            allowed=f"an input of kind {kind}, or a column that names none (it passes through)")
     return out, errors
 
 
@@ -65,7 +70,7 @@ def passed_through_notes(kind: str, given: list[str], read: set[str]) -> list[st
     comes close to (`case_id`) passes through silently; `chip.*` / `cal.*` what-ifs have their own check."""
     notes = []
     for name in given:
-        if name in read or name.partition(".")[1]:
+        if name in read or name.partition(".")[1] or is_output(name):  # an output fed back in is recomputed
             continue
         hint = name_hint(kind, name, read)
         if hint:

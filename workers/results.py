@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chipsweep.schemas.columns import FACTS, columns
 from chipsweep.schemas.errors import Problem
 from chipsweep.schemas.vocab import COST_BASES
 from chipsweep.workers.parse import BOOLS, STRICT_MESSAGES, EvaluateError, RowErrors
@@ -41,17 +42,29 @@ def run_good_rows(errors: RowErrors, run: Callable[[Array], Mapping[str, Array]]
     return out
 
 
+# every output column of every kind, and the explanations: a result fed back as input (a notebook editing a table and
+# evaluating it again) must never see its old outputs on a row refused now
+OUTPUTS = frozenset(n for kind in FACTS for n in columns(kind, "output")) | {"notes", "fits", "infeasible_reason"}
+
+
+def is_output(name: str) -> bool:
+    """Whether `name` is a column evaluate computes (any kind's output, or `--explain`'s tpot_/ttft_ parts)."""
+    return name in OUTPUTS or name.startswith(("tpot_", "ttft_"))
+
+
 def keep_given(table: pa.Table, cols: dict[str, Any], bad: Array) -> None:
     """On bad rows, an input column that a resolved one replaced keeps the cell the user gave (where the resolved
     column's type can hold it: '5' in an integer column, any text in a text one), so a refused row still shows what
-    it asked for beside the message that names the field."""
+    it asked for beside the message that names the field. An output column never does: a refused row's outputs
+    are empty and its `fits` blank, whatever an earlier evaluation left in the input (it kept `fits` true and the
+    old speed and cost beside the refusal)."""
     rows = np.nonzero(np.asarray(bad, dtype=bool))[0].tolist()
     if not rows:
         return
     take = pa.array(rows, type=pa.int64())
     for name in table.column_names:
         given, col = table.column(name), cols.get(name)
-        if col is None or col is given:
+        if col is None or col is given or is_output(name):
             continue
         col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         kept = [_as_type(cell, col.type) for cell in given.take(take).to_pylist()]  # only the bad rows' cells
