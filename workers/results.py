@@ -44,7 +44,9 @@ def run_good_rows(errors: RowErrors, run: Callable[[Array], Mapping[str, Array]]
 
 # every output column of every kind, and the explanations: a result fed back as input (a notebook editing a table and
 # evaluating it again) must never see its old outputs on a row refused now
-OUTPUTS = frozenset(n for kind in FACTS for n in columns(kind, "output")) | {"notes", "fits", "infeasible_reason"}
+# (`cost_basis` aside: an output that rows also give as an input, the basis they ask for, which a refused row shows)
+OUTPUTS = (frozenset(n for kind in FACTS for n in columns(kind, "output")) | {"notes", "fits", "infeasible_reason"}) - {
+    "cost_basis"}
 
 
 def is_output(name: str) -> bool:
