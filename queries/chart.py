@@ -188,15 +188,15 @@ def diff_chart_json(rows: list[dict[str, Any]], context: dict[int, list[dict[str
             x=[r[xcol] for r in pts], y=[r[ycol] for r in pts], mode="markers", name=f"{change} ({len(pts)})",
             marker={"size": 12, "color": colour, "symbol": symbol, "line": {"width": 1, "color": "#111"}},
             text=[label(r) + f", idx {r.get('idx')}" for r in pts], hovertemplate="%{text}<extra></extra>", meta=change))
+
     def scale(col: str) -> str:  # logarithmic where the values span more than LOG_SPAN, as the explorer's axes
         vals = [float(v) for t in traces for v in (t.x if col == xcol else t.y) if v is not None and float(v) > 0]
         return "log" if vals and max(vals) / min(vals) > LOG_SPAN else "linear"
 
-    def tidy(kind: str) -> dict[str, Any]:  # a log axis labels 1, 2 and 5 of each decade, not every digit
-        return {"dtick": "D2"} if kind == "log" else {}
+    def axis(obj: Objective) -> dict[str, Any]:  # a log axis labels 1, 2 and 5 of each decade, not every digit
+        kind = scale(obj.column)
+        return {"title": {"text": axis_title(obj)}, "type": kind} | ({"dtick": "D2"} if kind == "log" else {})
 
     layout = go.Layout(template="plotly_white", hovermode="closest", title={"text": "frontier: entered and left"},
-                       showlegend=True, legend={"title": {"text": "version"}},
-                       xaxis={"title": {"text": axis_title(xo)}, "type": scale(xcol)} | tidy(scale(xcol)),
-                       yaxis={"title": {"text": axis_title(yo)}, "type": scale(ycol)} | tidy(scale(ycol)))
+                       showlegend=True, legend={"title": {"text": "version"}}, xaxis=axis(xo), yaxis=axis(yo))
     return json.loads(go.Figure(data=traces, layout=layout).to_json())  # type: ignore[no-any-return]

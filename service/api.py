@@ -418,15 +418,18 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             err.http_status = 503
             raise err from None
 
+    def catalog_refused() -> str | None:
+        """Why the catalog files as they are now are refused, if they are (a load is cached by the file's mtime): the
+        error a past request saw went stale once the file changed again, and /healthz kept naming it."""
+        with contextlib.suppress(ChipsweepError):  # none good yet: the error is recorded all the same
+            catalog_in_force()
+        return state.get("catalog_error")
+
     def health() -> dict[str, Any]:
         """up or degraded, the reasons, and the detail: queue and lake, dispatcher, Ray, the lake's state."""
         reasons: list[str] = []
         sched = state.get("scheduler")
-        # the files as they are now (a load is cached by the file's mtime): the error a past request saw went stale
-        # once the file changed again, and /healthz kept naming an error the file no longer had
-        with contextlib.suppress(ChipsweepError):  # none good yet: the error is recorded all the same
-            catalog_in_force()
-        refused = state.get("catalog_error")
+        refused = catalog_refused()
         if refused:
             good = state.get("catalog") or (sched.scheduler.catalog if sched is not None else None)
             kept = "the last good one stays in force" if good is not None else "no good one yet"
@@ -474,7 +477,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             snap.ray = supervised.health()
         return PlainTextResponse(metrics.render(snap), media_type=metrics.CONTENT_TYPE)
 
-    ui.install(app, settings, queue, catalog_in_force, lambda: state.get("catalog_error"))  # the web UI at / (service/ui.py)
+    ui.install(app, settings, queue, catalog_in_force, catalog_refused)  # the web UI at / (service/ui.py)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

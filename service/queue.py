@@ -367,10 +367,9 @@ class Queue:
                 if way != "carried" and c["state"] == "done":
                     ran[way] += 1
             changes = json.loads(r["changes"]) if r["changes"] else []
-            before = r["version"] - 1
-            if r["trigger"] is None and before >= 1 and self.spec(name, before):
-                # submitted again: what its spec changed from the version before it (none to compare after gc)
-                changes = spec_changes(self.spec(name, before), self.spec(name, r["version"]))
+            previous = self.spec(name, r["version"] - 1) if r["trigger"] is None and r["version"] > 1 else {}
+            if previous:  # submitted again: what its spec changed from the version before it (none to compare after gc)
+                changes = spec_changes(previous, self.spec(name, r["version"]))
             out.append({
                 "sweep_id": name, "version": r["version"], "state": r["state"], "created_at": r["created_at"],
                 "finished_at": r["finished_at"], "configurations": r["configurations"],

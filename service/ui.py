@@ -11,7 +11,6 @@ UI works offline. With CHIPSWEEP_TOKEN set, pages and data need a session: /ui/l
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -157,9 +156,7 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
     r = APIRouter(include_in_schema=False)
 
     def render(request: Request, name: str, **context: Any) -> HTMLResponse:
-        # the files as they are now (cached by mtime): a refused edit shows on every page, not only in the log
-        with contextlib.suppress(ChipsweepError):
-            catalog()
+        # `refused()` reads the files as they are now: a refused edit shows on every page, not only in the log
         return TEMPLATES.TemplateResponse(request, name, {"auth": bool(settings.token), "catalog_refused": refused(),
                                                           **context})
 
