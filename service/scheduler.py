@@ -147,6 +147,10 @@ class Scheduler:
             cat = self.catalog
             if cat is None:  # no good catalog yet: nothing can be resolved
                 return []
+            if self._pending is not None:
+                # an edit not yet read: judged against the catalog before it, a version another process made from the
+                # edited files (`rerun --changed`) read as changed and was re-run back to the old catalog
+                return []
             results: list[RerunResult] = []
             for row in latest_rows(self.queue):
                 if row.state == "cancelled":
