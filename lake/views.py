@@ -254,7 +254,7 @@ MACROS: dict[str, str] = {
     # a serving configuration (continuous batching at `concurrency` users); a blank compute precision (the row
     # let the weight bits choose it) leaves the words out, not the layout
     "serving_layout": """(n_chips, pp, ep, ep_dedup, dp_attention, compute_precision, weight_bits, concurrency,
-                          ssm_state_bits, disaggregated) AS
+                          ssm_state_bits, disaggregated, prefill_instances, decode_instances) AS
         n_chips || ' chip' || CASE WHEN n_chips > 1 THEN 's' ELSE '' END
         || CASE WHEN pp > 1 THEN ' (pp' || pp || ')' ELSE '' END
         || CASE WHEN ep > 1 THEN ' ep' || ep ELSE '' END
@@ -263,7 +263,8 @@ MACROS: dict[str, str] = {
         || ', ' || coalesce(compute_precision || ' compute, ', '') || weight_bits || '-bit weights, '
         || concurrency || CASE WHEN concurrency = 1 THEN ' user' ELSE ' users' END
         || CASE WHEN ssm_state_bits = 32 THEN ', fp32 Mamba state' ELSE '' END
-        || CASE WHEN disaggregated THEN ', disaggregated prefill' ELSE '' END""",
+        || CASE WHEN disaggregated THEN ', disaggregated prefill'
+                || coalesce(' ' || prefill_instances || 'P' || decode_instances || 'D', '') ELSE '' END""",
     "asic_design": """(node_nm, n_mac, clock_ghz, sram_mb, dram, dram_bus_bits, arch) AS
         'asic ' || CASE WHEN node_nm = round(node_nm) THEN CAST(CAST(node_nm AS INTEGER) AS VARCHAR)
                         ELSE CAST(round(node_nm, 2) AS VARCHAR) END

@@ -139,6 +139,8 @@ AXES: dict[str, dict[str, AxisDef]] = {
         "pp": _ints("pp"),
         "compute_precision": AxisDef("choice", "compute_precision", options=COMPUTE_PRECISIONS),
         "disaggregated": AxisDef("bool", "disaggregated"),
+        "prefill_instances": _ints("prefill_instances", 1, 64),  # xPyD of a disaggregated row
+        "decode_instances": _ints("decode_instances", 1, 64),
         "dp_attention": AxisDef("bool", "dp_attention"),
         "scheduler_steps": _ints("scheduler_steps"),
         "ssm_state_bits": AxisDef("choice", "ssm_state_bits", options=STATE_BITS, numeric_choice=True),

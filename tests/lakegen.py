@@ -214,6 +214,8 @@ def random_inference(
         "engine": ["tensorrt_llm"] * n, "calibrated_on": ["extrapolated from all chips (default set)"] * n,
         "scheduler_steps": np.ones(n), "ssm_state_bits": np.full(n, 16.0), "async_scheduling": np.zeros(n, dtype=bool),
         "ep_dedup": np.zeros(n, dtype=bool), "cost_basis": ["rental"] * n,
+        "prefill_instances": [None] * n, "decode_instances": [None] * n,  # colocated: no prompt pool
+        "prefill_pool_busy": [None] * n,
     })
     for name in ("output_tokens_per_s", "output_tokens_per_s_per_chip", "tokens_per_s_per_user", "tpot_s",
                  "usd_per_million_tokens", "power_w"):

@@ -464,6 +464,7 @@ def test_float32_assembly_gives_the_core_the_same_inputs(ctx: Context) -> None:
 
 WHOLE = ("batch", "batch_fit", "concurrency", "concurrency_fit")  # floors to whole sequences
 STATIC = ("prefill_tokens_per_s", "decode_tokens_per_s", "throughput_tokens_per_s")  # follow the static batch
+POOLED = ("ttft_s",)  # waits in a disaggregated prompt pool's queue
 
 
 def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx: Context) -> None:
@@ -498,6 +499,12 @@ def test_float32_core_agrees_with_float64_and_keeps_its_dtype(ctx: Context) -> N
             continue
         assert v.dtype == np.float32, key
         rows = same_batch if key in STATIC else slice(None)
+        if key in POOLED:
+            # a prompt's wait in a disaggregated pool near its capacity, 1 / (c - a), magnifies float32's rounding of
+            # the load a (a pool of 1,338 instances at 99.9 % of it: 1e-4); the colocated rows stay within 1e-5
+            pooled = x["disaggregated"] > 0
+            np.testing.assert_allclose(v[pooled], f64[key][pooled], rtol=1e-3, equal_nan=True, err_msg=key)
+            rows = ~pooled
         if key not in WHOLE:
             np.testing.assert_allclose(v[rows], f64[key][rows], rtol=1e-5, equal_nan=True, err_msg=key)
 

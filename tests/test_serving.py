@@ -4,6 +4,7 @@ inputs, a serving sweep into the lake and the `pareto_serving` frontier with its
 
 from __future__ import annotations
 
+import heapq
 import math
 import warnings
 from pathlib import Path
@@ -183,8 +184,10 @@ def test_disaggregated_prefill_adds_a_prompt_pool_and_frees_decode_iterations() 
     assert split["tpot_s"] < mixed["tpot_s"]  # no prompt chunks in the decode iterations
     assert split["output_tokens_per_s_per_chip"] < split["output_tokens_per_s"] / 4  # the prompt pool's chips count
     assert split["ttft_s"] > 0
-    # the pool's chips are this instance's share of a shared pool (fractional): the row says so, the other does not
-    assert "prompt pool counts as this instance's share" in split["notes"] and "prompt pool" not in mixed["notes"]
+    # the pool is whole prompt instances (xPyD): the row says so and which, the other does not
+    assert "prefill_instances prompt instances" in split["notes"] and "prompt instances" not in mixed["notes"]
+    assert split["prefill_instances"] >= 1 and split["decode_instances"] == 1
+    assert mixed["prefill_instances"] is None and mixed["decode_instances"] is None
 
 
 def test_a_disaggregated_replica_buys_its_share_of_the_prompt_pool() -> None:
@@ -686,6 +689,33 @@ def test_data_parallel_attention_keeps_the_layers_it_runs_data_parallel_whole_on
     assert dpa["tpot_gemm_s"] > 5 * tp["tpot_gemm_s"]
 
 
+def test_an_xpyd_sweep_lands_its_pools_in_the_lake_and_names_them_on_the_frontier(tmp_path: Path) -> None:
+    """`prefill_instances` and `decode_instances` are sweep axes: the lake stores each row's pool (a blank prefill
+    count resolved to the fewest that keep up; NULL on a colocated row), `prefill_pool_busy` beside it, and
+    pareto_serving names the pool in the layout ('1P4D') and returns both columns."""
+    spec = {"name": "xpyd", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_70b"], "chip": [H100], "disaggregated": [False, True], "decode_instances": [1, 4],
+        "concurrency": [64, 256]},
+        "fixed": {"n_chips": 8, "compute_precision": "fp8", "weight_bits": 8, "prompt_len": 512, "gen_len": 1024}}
+    root = str(tmp_path / "lake")
+    rows = evaluated_lake(spec, tmp_path / "lake").to_pylist()
+    split = [r for r in rows if r["disaggregated"]]
+    together = [r for r in rows if not r["disaggregated"]]
+    assert len(split) == len(together) == 4
+    assert all(r["prefill_instances"] is None and r["decode_instances"] is None and r["prefill_pool_busy"] is None
+               for r in together)
+    assert all(r["prefill_instances"] >= 1 and 0 < r["prefill_pool_busy"] < 1 for r in split)
+    assert {r["decode_instances"] for r in split} == {1, 4}
+    front = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=root).to_pylist()
+    by_idx = {r["idx"]: r for r in rows}
+    for f in front:
+        r = by_idx[f["idx"]]
+        assert (f["prefill_instances"], f["decode_instances"]) == (r["prefill_instances"], r["decode_instances"])
+        if r["disaggregated"]:
+            assert f"{r['prefill_instances']}P{r['decode_instances']}D" in f["layout"]
+    assert any(f["decode_instances"] == 4 for f in front)  # a shared pool reaches the frontier
+
+
 def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path) -> None:
     """A blank batch is the largest static batch that fits (248 sequences on an RTX 4090), while energy per token
     and TTFT are the row's serving point (one llama.cpp user). The edge frontier compared the big batch's
@@ -882,15 +912,140 @@ def test_a_disaggregated_prompt_pool_pays_what_a_colocated_prefill_pays() -> Non
     """The prompt pool of a disaggregated instance was charged the bare compute-bound FLOPs of its prompts: no fixed
     time per layer, no all-reduces, no memory time, though its prompts run on the same 8 chips. Llama 3.1 405B at fp8
     on 8 H200 with 4,000-token prompts: 0.72 ms of pool chip-time per prompt token against 1.14 ms for the same
-    prefill colocated, so disaggregation read 46 tokens/s per chip against 36. The pool now runs each prompt as the
-    colocated instance prefills one alone (a 32K-token prompt fills its passes): chip-seconds per prompt token = 8 x
-    a lone prompt's TTFT / its tokens."""
+    prefill colocated, so disaggregation read 46 tokens/s per chip against 36. The pool runs each prompt as the
+    colocated instance prefills one alone (a 32K-token prompt fills its passes): its busy instance-seconds per prompt
+    token = a lone prompt's TTFT / its tokens. The pool is whole instances of the 8 chips (xPyD, 2026-12-07; it was
+    the fractional chip-seconds, a pool that never queues), and every one of its chips counts."""
     base = dict(model="llama3_405b", chip="nvidia_h200_sxm", n_chips=8, compute_precision="fp8", prompt_len=32000,
                 gen_len=200)
     dis, alone = run(dict(base, concurrency=16, disaggregated="true"), dict(base, concurrency=1))
     pool_chips = dis["output_tokens_per_s"] / dis["output_tokens_per_s_per_chip"] - 8
-    prompt_tokens_s = dis["output_tokens_per_s"] * 32000 / 200  # the prompts the decodes consume
-    assert pool_chips / prompt_tokens_s == pytest.approx(8 * alone["ttft_s"] / 32000, rel=0.01)
+    assert pool_chips == pytest.approx(8 * dis["prefill_instances"], rel=1e-9) and dis["decode_instances"] == 1
+    prompts_s = dis["output_tokens_per_s"] / 200  # the prompts the decodes consume
+    busy = prompts_s * alone["ttft_s"]  # prompt instances' worth of passes
+    assert dis["prefill_pool_busy"] * dis["prefill_instances"] == pytest.approx(busy, rel=0.01)
+    assert math.floor(busy) + 1 <= dis["prefill_instances"] and dis["prefill_pool_busy"] < 1
+
+
+def test_a_disaggregated_prompt_waits_in_the_pools_queue_as_distserve_gives_it() -> None:
+    """DistServe (OSDI '24) sec. 3.1 models a prompt instance as an M/D/1 queue: Poisson arrivals at R prompts/s, one
+    pass of D s each, TTFT = D + R D^2 / (2 (1 - R D)). The pool used to be the fractional chip-seconds its prompts
+    need, a pool busy all the time whose prompts never waited: the TTFT of a one-instance pool at 80 % load read the
+    lone pass. Llama 3 70B on 8 H100 with one prompt instance (1P1D): the wait is DistServe's, at every load the
+    concurrency sets, and it grows without bound as the load nears the pool's capacity; a pool of 64 instances
+    waits almost nothing, so the difference of the two TTFTs is the queue."""
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "weight_bits": 8,
+            "prompt_len": 1024, "gen_len": 512, "engine": "vllm", "disaggregated": True}
+    waits, loads = [], []
+    for c in (8, 32, 96):
+        one, wide = run(dict(base, concurrency=c, prefill_instances=1), dict(base, concurrency=c, prefill_instances=64))
+        assert one["prefill_instances"] == 1 and wide["prefill_instances"] == 64
+        rho = one["prefill_pool_busy"]
+        assert rho == pytest.approx(64 * wide["prefill_pool_busy"], rel=1e-9)  # the same prompts over 64x the pool
+        waits.append(one["ttft_s"] - wide["ttft_s"])
+        loads.append(rho)
+    (lone,) = run(dict(base, concurrency=1, disaggregated=False))
+    pass_s = lone["ttft_s"]  # the lone prompt's pass, the pool's service time
+    for rho, w in zip(loads, waits, strict=True):
+        assert w == pytest.approx(rho * pass_s / (2 * (1 - rho)), rel=0.01, abs=2e-4 * pass_s), (rho, w)
+    assert loads[0] < loads[1] < loads[2] < 1 and waits[2] > pass_s  # past 2/3 of its capacity it waits a pass
+
+
+def test_a_disaggregated_pool_too_small_for_its_prompts_is_refused_naming_what_keeps_up() -> None:
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "weight_bits": 8,
+            "prompt_len": 2000, "gen_len": 256, "concurrency": 256, "disaggregated": True}
+    blank, short, colocated = run(base, dict(base, prefill_instances=2),
+                                  dict(base, disaggregated=False, prefill_instances=2))
+    assert blank["infeasible_reason"] == "" and blank["prefill_instances"] >= 3
+    assert short["infeasible_reason"].startswith("row 2: field 'prefill_instances' = 2: allowed: at least 3")
+    assert "keep 2." in short["infeasible_reason"] and math.isnan(short["output_tokens_per_s"])
+    # a colocated row has no prompt pool: the setting does not apply and the row says none
+    assert colocated["infeasible_reason"] == "" and colocated["prefill_instances"] is None
+    with pytest.raises(EvaluateError, match="prefill_instances"):
+        run(dict(base, prefill_instances=2), strict=True)
+    bad = run(dict(base, prefill_instances=0), dict(base, decode_instances=65))
+    assert bad[0]["infeasible_reason"] == "row 1: field 'prefill_instances' = '0': allowed: an integer from 1 to 64"
+    assert bad[1]["infeasible_reason"] == "row 2: field 'decode_instances' = '65': allowed: an integer from 1 to 64"
+
+
+def _simulated_md_c_wait(servers: int, load: float, arrivals: int = 120_000, seed: int = 7) -> float:
+    """Mean wait in queue of a first-come first-served M/D/c queue, simulated: Poisson arrivals at `load` x servers
+    per unit of service time, each served for exactly 1 by the first server free (the first tenth dropped)."""
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.exponential(1.0 / (load * servers), arrivals))
+    free = [0.0] * servers
+    waits = np.empty(arrivals)
+    for i, a in enumerate(times.tolist()):
+        start = max(a, heapq.heappop(free))
+        waits[i] = start - a
+        heapq.heappush(free, start + 1.0)
+    return float(waits[arrivals // 10:].mean())
+
+
+@pytest.mark.parametrize("servers,load", [(1, 0.5), (1, 0.8), (2, 0.6), (4, 0.7), (8, 0.85), (16, 0.9)])
+def test_the_prompt_pools_queue_waits_as_a_simulated_m_d_c_queue(servers: int, load: float) -> None:
+    """The prompt pool's wait (workers/inference.py `prompt_pool`: Erlang C, Allen-Cunneen's half for a deterministic
+    pass, Cosmetatos' correction for c > 1) against a simulated M/D/c queue: within 8 % (the simulation's own spread at
+    90 % load is about 3 %; the approximation reads 2-7 % low at 60-95 % load); exact M/D/1 (DistServe's) at c = 1."""
+    from chipsweep.workers.inference import prompt_pool
+
+    one = np.ones(1)
+    pool, wait = prompt_pool(np.full(1, float(servers)), np.full(1, load * servers), one, one)
+    assert pool[0] == servers
+    simulated = _simulated_md_c_wait(servers, load)
+    assert wait[0] == pytest.approx(simulated, rel=0.08)
+    if servers == 1:
+        assert wait[0] == pytest.approx(load / (2 * (1 - load)), rel=1e-12)
+
+
+def test_the_pools_wait_matches_erlangs_full_recursion_for_pools_of_thousands_of_servers() -> None:
+    """`prompt_pool` walks Erlang B's recursion (`erlang_b`) from 6 sqrt(a) + 6 servers below the load (the recursion
+    forgets its start) and answers no wait beyond that far above it: against the recursion from B(0) = 1 over every server, each
+    wait to 1e-6 of a pass (a pass of 1 s), given pools of 1 to 3,000 servers at 10-99.9 % load."""
+    from chipsweep.workers.inference import prompt_pool
+
+    def full(c: int, a: float) -> float:  # the M/D/c wait of a 1 s pass from Erlang's C over every server
+        b = 1.0
+        for k in range(1, c + 1):
+            b = a * b / (k + a * b)
+        rho = a / c
+        fix = 1 + (1 - rho) * (c - 1) * (math.sqrt(4 + 5 * c) - 2) / (16 * rho * c)
+        return 0.5 * c * b / (c - a * (1 - b)) * fix / (c - a)
+
+    cases = [(c, rho) for c in (1, 2, 7, 50, 300, 3000) for rho in (0.1, 0.5, 0.9, 0.99, 0.999)]
+    servers = np.asarray([float(c) for c, _ in cases])
+    one = np.ones(len(cases))
+    pool, wait = prompt_pool(servers, np.asarray([rho * c for c, rho in cases]), one, one)
+    np.testing.assert_array_equal(pool, servers)
+    for (c, rho), w in zip(cases, wait.tolist(), strict=True):
+        assert w == pytest.approx(full(c, rho * c), abs=1e-6), (c, rho)
+    _, at_capacity = prompt_pool(np.full(1, 4.0), np.full(1, 4.0), np.ones(1), np.ones(1))
+    assert at_capacity[0] == np.inf  # a pool at its load never catches up
+
+
+def test_decode_instances_sharing_a_prompt_pool_pay_a_share_of_it() -> None:
+    """A fleet of y decode instances shares x prompt instances (xPyD, as SGLang's and Dynamo's deployments run):
+    each decode instance counts x/y of the pool, so a light prompt load (short prompts, long outputs) no longer pays
+    a whole prompt instance per decode instance, and a larger pool queues less at the same load (more servers).
+    The pool's idle chips draw their idle power: the same prompts over more instances add their idle draw, nothing
+    more."""
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "weight_bits": 8,
+            "prompt_len": 512, "gen_len": 1024, "concurrency": 64, "disaggregated": True}
+    alone, fleet, fleet2, fleet3 = run(base, dict(base, decode_instances=8),
+                                       dict(base, decode_instances=8, prefill_instances=4),
+                                       dict(base, decode_instances=8, prefill_instances=6))
+    assert alone["prefill_instances"] == 1 and alone["prefill_pool_busy"] < 0.2  # one whole instance, mostly idle
+    assert fleet["prefill_instances"] < 8 and fleet["prefill_pool_busy"] > alone["prefill_pool_busy"]
+    assert fleet["output_tokens_per_s_per_chip"] > 1.5 * alone["output_tokens_per_s_per_chip"]
+    assert fleet["tpot_s"] == alone["tpot_s"]  # the decode instances run as before
+    chips = [r["output_tokens_per_s"] / r["output_tokens_per_s_per_chip"] for r in (alone, fleet, fleet2, fleet3)]
+    assert chips[1] == pytest.approx(8 + 8 * fleet["prefill_instances"] / 8, rel=1e-9)
+    assert fleet2["ttft_s"] < fleet["ttft_s"] or fleet2["prefill_instances"] == fleet["prefill_instances"]
+    # W per added pool chip: one constant (its idle draw), below the busy chips' and the TDP
+    step = [(b["power_w"] - a["power_w"]) / (cb - ca) for a, b, ca, cb in
+            ((fleet, fleet2, chips[1], chips[2]), (fleet2, fleet3, chips[2], chips[3]))]
+    assert chips[2] > chips[1] and step[0] == pytest.approx(step[1], rel=1e-6)
+    assert 0 < step[0] < fleet["power_w"] / chips[1] and step[0] < float(load_catalog().chips[H100].tdp_w)
 
 
 def test_latent_attention_prefills_expanded_and_decodes_absorbed() -> None:
@@ -1013,12 +1168,14 @@ def test_llama_cpp_rows_weigh_the_files_llama_cpp_loads() -> None:
 
 
 def test_a_disaggregated_prompt_pool_runs_the_passes_its_ttft_says() -> None:
-    """The prompt pool is sized at the pass a prompt's TTFT is: one prompt alone, so the pool's chips per instance
-    are the prompt tokens/s the decode instance consumes times t chips x one prompt's time per token (it was sized
-    with passes of 8 prompts, 36 % cheaper than the TTFT it gave). Under data-parallel attention every rank runs a
-    prompt of its own in the pass, so the pass is t prompts: cheaper per token than one, and the TTFT is that pass,
-    each rank under its own token budget (the ranks side by side: about one prompt's time, plus the experts' work on
-    t prompts' tokens and the KV cache's move; until 2026-12-07 the t prompts shared one budget, 8 passes for 1)."""
+    """The prompt pool is sized at the pass a prompt's TTFT is: one prompt alone, so the pool's busy instances are the
+    prompts/s the decode instance consumes times that pass (it was sized with passes of 8 prompts, 36 % cheaper than
+    the TTFT it gave). Under data-parallel attention every rank runs a prompt of its own in the pass, so the pass is
+    t prompts: cheaper per prompt than one, and the TTFT is that pass, each rank under its own token budget (the
+    ranks side by side: about one prompt's time, plus the experts' work on t prompts' tokens and the KV cache's
+    move; until 2026-12-07 the t prompts shared one budget, 8 passes for 1). Blank, the pool is the fewest whole
+    instances at which a prompt waits no longer than its pass: Llama's one-server instances at most 2/3 busy (the
+    M/D/1 wait rho / (2 (1 - rho)) of a pass)."""
     llama = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "weight_bits": 8,
              "prompt_len": 1024, "gen_len": 256, "concurrency": 128, "engine": "vllm", "disaggregated": True}
     ds = {"model": "deepseek_v3", "chip": "nvidia_h200_sxm", "n_chips": 8, "ep": 8, "dp_attention": True,
@@ -1028,14 +1185,18 @@ def test_a_disaggregated_prompt_pool_runs_the_passes_its_ttft_says() -> None:
         warnings.simplefilter("ignore")
         rows = chipsweep.evaluate([llama, ds], kind="inference", explain=True).to_pylist()
     for r, spread in zip(rows, (False, True), strict=True):
-        t, p, g, c = r["n_chips"], r["prompt_len"], r["gen_len"], r["concurrency"]
+        t, g = r["n_chips"], r["gen_len"]
         lone = r["ttft_compute_s"] + r["ttft_fixed_s"] + r["ttft_comm_s"]  # one prompt's pass alone
-        prompt_tok_s = c * p / g / (c / r["output_tokens_per_s"])
+        prompts_s = r["output_tokens_per_s"] / g
+        busy = r["prefill_pool_busy"] * r["prefill_instances"]  # prompt instances' worth of passes
         pool = r["output_tokens_per_s"] / r["output_tokens_per_s_per_chip"] - t
-        if spread:
-            assert pool < 0.75 * prompt_tok_s * t * lone / p and 0 < r["ttft_queue_s"] < 0.5 * lone
+        assert pool == pytest.approx(t * r["prefill_instances"], rel=1e-9)
+        if spread:  # t prompts a pass: less than t lone passes' time
+            assert busy < 0.75 * prompts_s * lone and 0 < r["ttft_queue_s"] < 0.5 * lone
         else:
-            assert pool == pytest.approx(prompt_tok_s * t * lone / p, rel=1e-6)
+            assert busy == pytest.approx(prompts_s * lone, rel=1e-6)
+            rho = r["prefill_pool_busy"]
+            assert rho <= 2 / 3 and busy / (r["prefill_instances"] - 1) > 2 / 3  # the fewest that wait within a pass
 
 
 def test_a_serving_row_says_the_basis_of_its_cost() -> None:

@@ -455,6 +455,8 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
             "pp": x["pp"],
             "concurrency": out["concurrency"],
             "disaggregated": np.asarray(x["disaggregated"], dtype=np.float64) > 0,
+            "prefill_instances": out["prefill_instances"],
+            "decode_instances": out["decode_instances"],
             "dp_attention": np.asarray(x["dp_attention"], dtype=np.float64) > 0,
             "scheduler_steps": x["scheduler_steps"],
             "ssm_state_bits": x["ssm_state_bits"],
@@ -466,7 +468,8 @@ def _inference_blocks(ev: ChunkEvaluator) -> Callable[[Array, dict[str, Array]],
             **{name: out[name] for name in _INFERENCE_FLOAT_OUT},
         }
         nulls = _nulls(data, ("n_chips", "weight_bits", "kv_bits", "batch", "prompt_len", "gen_len", "compute_precision",
-                              "ep", "pp", "concurrency", "scheduler_steps", "ssm_state_bits"), n)
+                              "ep", "pp", "concurrency", "scheduler_steps", "ssm_state_bits", "prefill_instances",
+                              "decode_instances"), n)
         nulls["cost_basis"] = ~np.isfinite(basis)  # no cost, no basis
         return Columns(data, nulls, reason_mask=mask), mask == 0
 

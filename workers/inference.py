@@ -17,8 +17,17 @@ Sources (formulas cite them line by line):
   prompt tokens (the instance's output rate), and a user's TPOT is the iteration with the other C - 1 users' share
   (its own prompt is in its TTFT). A new prompt runs in chunks, each one pass beside the C - 1 running decodes.
 - Zhong et al. 2024, "DistServe" (OSDI '24) and Patel et al. 2024, "Splitwise" (ISCA '24): disaggregated
-  prefill and decode pools; decode iterations carry no prompts, the prompt pool is sized to the prompt rate at
-  one prompt per pass (the TTFT the row gives) and the KV cache moves over the network once per request.
+  prefill and decode pools; decode iterations carry no prompts, the prompt pool runs one prompt per pass and the
+  KV cache moves over the network once per request. The pools are whole instances, x prompt instances for y decode
+  instances (xPyD, as SGLang and NVIDIA Dynamo deploy them); DistServe sec. 3.1 models a prompt instance as an
+  M/D/1 queue (Poisson arrivals, a deterministic pass: TTFT = D + R D^2 / (2 (1 - R D)) at R prompts/s and a pass
+  of D s): a prompt waits in the pool's queue before its pass.
+- Kleinrock 1975, "Queueing Systems" vol. 1 sec. 3.5: the M/M/c wait, Erlang's C formula over c servers; the
+  Allen-Cunneen approximation (Allen 1990, "Probability, Statistics, and Queueing Theory"): a G/G/c queue waits
+  (c_a^2 + c_s^2) / 2 times the M/M/c wait, half of it for Poisson arrivals at a deterministic service (c_a^2 = 1,
+  c_s^2 = 0; exact at c = 1, DistServe's M/D/1 above), raised for c > 1 by Cosmetatos' correction (Cosmetatos
+  1976, "Some approximate equilibrium results for the multi-server queue (M/G/r)", Oper. Res. Q. 27(3)): within
+  2-7 % of a simulated M/D/c queue at 60-95 % load (tests/test_serving.py).
 - Dao et al. 2022, "FlashAttention" (NeurIPS) sec. 3: without a fused kernel, attention writes the score matrix
   (heads x query x context) to memory and reads it back for the softmax and for x V, about three passes of fp32
   scores; a fused kernel keeps it on chip. Engines that run unfused attention (llama.cpp before its -fa default)
@@ -92,6 +101,7 @@ R_HEADS = 512  # tensor parallelism that splits an attention head (engines that 
 R_ENGINE = 1024  # the engine does not run on the chip's vendor (asic.yaml serving.engine_vendors)
 R_DENSE_DPA = 2048  # data-parallel attention on a dense model
 R_EP_DPA = 4096  # data-parallel attention beside an expert-parallel group other than the chips of a stage
+R_POOL = 8192  # a disaggregated prompt pool of too few instances for its decode instances' prompts
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -112,6 +122,9 @@ REASONS: dict[int, str] = {
     R_EP_DPA: "dp_attention with expert parallelism needs ep = n_chips / pp: each chip's tokens reach the experts by "
     "all-to-all over the ep group, which must span the data-parallel attention ranks (SGLang's --enable-dp-attention "
     "with DeepEP runs ep-size = tp-size): allowed ep 1 or n_chips / pp",
+    R_POOL: "the disaggregated prompt pool cannot keep up: prefill_instances prompt instances are busy all the time "
+    "with the prompts of decode_instances decode instances, and its queue grows without bound: allowed more "
+    "prefill_instances (or blank: the fewest that keep up)",
 }
 
 INPUT_KEYS = (
@@ -121,7 +134,7 @@ INPUT_KEYS = (
     "heads", "vocab_params", "att_window", "window_share", "ssm_state_elems", "ssm_conv_elems", "moe_groups",
     "moe_topk_groups", "w_replicated", "moe_width",
     # workload (n_chips, batch, concurrency: NaN = choose)
-    "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch", "low_compute",
+    "n_chips", "pp", "ep", "ep_dedup", "dp_attention", "disaggregated", "prefill_instances", "decode_instances", "scheduler_steps", "async_scheduling", "weight_bits", "kv_bits", "ssm_state_bits", "batch", "low_compute",
     "concurrency", "prompt_len",
     "gen_len", "quant_overhead", "act_bytes",
     # chip, per chip (peak for the row's compute precision, FLOP/s)
@@ -166,6 +179,75 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], block: int = BLOCK,
     core = partial(_evaluate, explain=True) if explain else _evaluate
     with np.errstate(all="ignore"):  # NaN/inf mark blank or infeasible rows; they are masked, not warned about
         return by_blocks(core, x, cal, n, block, dtype)
+
+
+def prompt_pool(given: Array, demand: Array, ranks: Array, t_pass: Array) -> tuple[Array, Array]:
+    """A disaggregated prompt pool: its instances (`given`, else the fewest whole instances at which a prompt waits in
+    the queue no longer than its own pass: TTFT at most twice the lone prompt's, chipsweep's provisioning rule where
+    a row names none) and the mean wait of a prompt in its queue (s; inf where the pool cannot keep up). `demand`: the instances' worth of passes the pool's decode instances ask for; each
+    instance runs `ranks` prompts a pass of `t_pass` s, each rank a server of an M/D/c queue (Poisson arrivals, one
+    pass each) at load a = demand x ranks: its wait is half the M/M/c wait C(c, a) D / (c - a) (Allen-Cunneen) with
+    Cosmetatos' correction, C Erlang's C formula c B / (c - a (1 - B)) from Erlang's B (`erlang_b`). A blank pool
+    tries the fewest whole instances above the load, then one more where the wait exceeds the pass."""
+    # (in float64 whatever the block's dtype: the wait's 1 / (c - a) near a full pool magnifies float32's rounding)
+    f64 = partial(np.asarray, dtype=np.float64)
+    s, r = f64(t_pass), f64(np.broadcast_to(ranks, demand.shape))
+    a = f64(demand) * r
+    blank = ~(given >= 1)
+    c = np.where(blank, (np.floor(a / r) + 1.0) * r, f64(given) * r)  # servers tried first
+    w = np.full(a.shape, np.inf)  # a given pool at or below its load never catches up (or a blank input)
+    todo: Any = slice(None) if bool((c > a).all()) else np.nonzero(c > a)[0]  # (every row, without a copy, mostly)
+    cc, aa, rr = c[todo], a[todo], r[todo]
+    b = erlang_b(cc, aa)
+    while True:
+        rho = aa / cc
+        fix = 1.0 + (1.0 - rho) * (cc - 1.0) * (np.sqrt(4.0 + 5.0 * cc) - 2.0) / (16.0 * np.maximum(rho, 1e-30) * cc)
+        w[todo] = queued = 0.5 * cc * b / (cc - aa * (1.0 - b)) * fix * s[todo] / (cc - aa)
+        c[todo] = cc
+        more = np.nonzero(blank[todo] & (queued > s[todo]))[0]  # one instance more (the wait falls as the pool grows)
+        if not more.size:
+            break
+        # ... B carried up the instance's r servers from where it stands
+        todo, cc, aa, rr, b = np.arange(len(c))[todo][more], cc[more], aa[more], rr[more], b[more]
+        for j in range(1, int(rr.max()) + 1):
+            b = np.where(j <= rr, aa * b / (cc + j + aa * b), b)
+        cc = cc + rr
+    return np.where(np.isfinite(c), c / r, 1.0), w
+
+
+def erlang_b(servers: Array, offered: Array) -> Array:
+    """Erlang's B formula at integer `servers` c and `offered` load a > 0, by its recursion B(k) = a B(k-1) / (k +
+    a B(k-1)) (Kleinrock 1975 sec. 3.5). The recursion forgets where it starts by a factor k / a a step below the load
+    (e^-18 over 6 sqrt(a) steps), so each row starts 6 sqrt(a) + 6 servers below its load at the overload limit
+    B = 1 - k / a (B(0) = 1 where that is below 0), and B is 0 where the servers exceed the load by more than that (a
+    normal tail beyond 6 sigma): a few dozen steps for pools of thousands of servers. The rows walk together, sorted by
+    the steps each needs, so a step updates a prefix of them (views, no copies)."""
+    # one or two servers in closed form (most prompt pools): B(1) = a / (1 + a), B(2) = (a^2 / 2) / (1 + a + a^2 / 2);
+    # the rest walk
+    half_a2 = 0.5 * offered * offered
+    closed = np.where(servers <= 1.0, offered / (1.0 + offered), half_a2 / (1.0 + offered + half_a2))
+    more = np.nonzero(servers > 2.0)[0]
+    if more.size:
+        closed[more] = _erlang_walk(servers[more], offered[more])
+    return closed
+
+
+def _erlang_walk(servers: Array, offered: Array) -> Array:
+    """`erlang_b` by the recursion (see there)."""
+    spread = 6.0 * np.sqrt(offered) + 6.0
+    k0 = np.maximum(np.floor(offered - spread), 0.0)
+    walk = servers - offered <= spread
+    steps = np.where(walk, servers - k0, 0.0).astype(np.int64)
+    order = np.argsort(-steps, kind="stable")
+    a, k, st = offered[order], k0[order], steps[order]
+    b = np.where(k > 0, 1.0 - k / np.maximum(a, 1e-300), 1.0)
+    reach = np.searchsorted(-st, -np.arange(1, int(st[0]) + 1 if st.size else 1), side="right")  # rows walking step j
+    for j, m in enumerate(reach.tolist(), start=1):
+        am, bm = a[:m], b[:m]
+        b[:m] = am * bm / (k[:m] + j + am * bm)
+    out = np.empty_like(b)
+    out[order] = b
+    return np.where(walk, out, 0.0)
 
 
 def _touched(tokens: Array, log_miss: Array) -> Array:
@@ -654,10 +736,24 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         leave = np.where(has_gen, out_tps / np.maximum(g, 1.0), C / np.maximum(ttft, 1e-30))  # requests/s
         ttft = ttft + waiting / leave
     pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
-    n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per instance
+    n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per decode instance
+    n_busy = n_pre  # ... of them busy on average (chip-s of passes per s)
+    pool_in = pool_out = pool_busy = None
     if any_disagg:
-        per_token = t * t_pass / np.maximum(p * ranks, 1.0)  # chip-s per prompt token
-        n_pre = np.where(disagg, pre_tok_s * per_token, 0.0)
+        # prompt pool (xPyD): x prompt instances of the same t chips serve the prompts of y decode instances; one
+        # decode instance keeps busy `demand` prompt instances' worth of passes (its prompts per second x a pass, over
+        # the prompts a pass runs). Computed on the disaggregated rows only
+        on = np.nonzero(disagg)[0]
+        t_on, ranks_on = (np.broadcast_to(v, p.shape)[on] for v in (t, ranks))
+        y = np.fmax(x["decode_instances"][on], 1.0)  # blank: 1
+        demand = pre_tok_s[on] * t_pass[on] / np.maximum(p[on] * ranks_on, 1.0) * y
+        n_in, wait = prompt_pool(x["prefill_instances"][on], demand, ranks_on, t_pass[on])
+        mask[on] |= (~(demand < n_in) & np.isfinite(demand)) * R_POOL
+        ttft = ttft + 0.0  # (a copy: the rows' own array)
+        ttft[on] += wait
+        pool_in, pool_out, pool_busy, n_pre, n_busy = (np.full_like(p, v) for v in (np.nan, np.nan, np.nan, 0.0, 0.0))
+        pool_in[on], pool_out[on], pool_busy[on] = n_in, y, demand / n_in  # (busy above 1: a pool that never keeps up)
+        n_pre[on], n_busy[on] = n_in * t_on / y, demand * t_on / y
     chips_total = t + n_pre
 
     # ---- power (linear in utilisation, capped at TDP) and energy per output token ---------------------------
@@ -682,10 +778,11 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     p_dec = idle + dyn * share_dyn  # W per chip
     # the prompt pool at the utilisation of its passes (their kernels' FLOPs and bytes over the pass, which its fixed
     # time per layer and collectives lengthen), not at the GEMM library's full rate
-    p_pre = 0.0
+    # (its chips idle between passes: the busy ones' share of the pool at that draw, the rest at idle)
+    p_pool = 0.0
     if any_disagg:
-        p_pre = np.where(disagg, idle + dyn * load(t_pass, *pool_work), 0.0)
-    power = p_dec * t + p_pre * n_pre  # W, every chip serving the instance
+        p_pool = np.where(disagg, idle * n_pre + dyn * load(t_pass, *pool_work) * n_busy, 0.0)
+    power = p_dec * t + p_pool  # W, every chip serving the instance
     energy_tok = power / out_tps  # J per output token, prompts included
 
     money = serving_economics(out_tps, chips_total, power, t, x, cal)
@@ -708,8 +805,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         dec = tpot(C, pre_user)  # the user's iteration: the others' prompts (`t_user`)
         if bool(chunked.any()):
             dec = [np.where(chunked, d + busy_user * (m - d), d) for d, m in zip(dec, mixed(tpot, C), strict=True)]
-        # s: the KV cache's move and the other ranks' prompts of its pool pass, or what the running decodes and the
-        # iteration in flight add to the lone prompt
+        # s: the wait in the prompt pool's queue, the KV cache's move and the other ranks' prompts of its pool pass, or
+        # what the running decodes and the iteration in flight add to the lone prompt
         queue = ttft - t_pre1
         out = {k: v * okg for k, v in zip(TPOT_PARTS, dec, strict=True)}
         out.update({k: v * ok * prefill for k, v in zip(TTFT_PARTS, (*prompt_parts(p, np.ones_like(p)), queue), strict=True)})
@@ -721,6 +818,10 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "n_chips": t,
         "batch": B,
         "concurrency": C + waiting,  # requests in flight: the running and, above cal.max_batch, the queued
+        # xPyD and the prompt pool's busy share where disaggregated, NaN colocated
+        **{k: np.full_like(p, np.nan) if v is None else v for k, v in
+           (("prefill_instances", pool_in), ("decode_instances", pool_out), ("pool_busy", pool_busy))},
+        "prefill_pool_busy": pool_busy * ok if pool_busy is not None else np.full_like(p, np.nan),
         "ttft_s": ttft * prefill * ok,
         "prefill_tokens_per_s": np.where(prefill, p / t_pre_b, np.nan) * ok,
         "decode_tokens_per_s": okg / t_dec,  # a row that generates nothing (gen_len 0: prefill alone) decodes nothing

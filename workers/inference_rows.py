@@ -85,8 +85,10 @@ INFERENCE_REFUSAL_FIELDS = {
     inference.R_INPUT: "model", inference.R_NO_PEAK: "chip", inference.R_PRECISION: "compute_precision",
     inference.R_NO_BW: "chip", inference.R_NO_MEM: "chip", inference.R_MEMORY: "batch", inference.R_NOFIT: "n_chips",
     inference.R_LAYOUT: "ep", inference.R_DENSE_EP: "ep", inference.R_HEADS: "n_chips", inference.R_ENGINE: "engine",
-    inference.R_DENSE_DPA: "dp_attention", inference.R_EP_DPA: "ep",
+    inference.R_DENSE_DPA: "dp_attention", inference.R_EP_DPA: "ep", inference.R_POOL: "prefill_instances",
 }
+# the most instances of either pool an xPyD row names (the prompt pool's queue is computed over its servers)
+MAX_INSTANCES = 64
 # inference notes (informational)
 # chip classes sold into servers (`_chip_static` hosted): datacenter, custom training, wafer-scale, SRAM-only
 HOSTED_CLASS_PREFIXES = ("datacenter", "custom_training", "wafer_scale", "sram_only")
@@ -125,10 +127,10 @@ INFERENCE_NOTES = {
     N_EXTRAPOLATED: "no published run fitted this engine on this chip or its class: efficiency extrapolated (see calibrated_on)",
     N_NO_COST: "cost per token not computed: no rental price and no purchase price published (give chip.usd_per_hour or "
     "chip.purchase_usd)",
-    N_DISAGG: "disaggregated: the prompt pool counts as this instance's share of a pool that serves several decode "
-    "instances (chip-seconds of prefill per second, added to n_chips in the per-chip rates, the cost per token and "
-    "the unit cost); one "
-    "instance alone would need a whole pool that holds the weights",
+    N_DISAGG: "disaggregated: prefill_instances prompt instances of n_chips chips serve decode_instances decode "
+    "instances (xPyD; blank prefill_instances: the fewest that keep up, blank decode_instances: 1); each decode "
+    "instance's share of the pool counts in the per-chip rates, the cost per token, the power and the unit cost, and "
+    "ttft_s waits in the pool's queue (M/D/c, Poisson arrivals)",
     N_OWNED_NO_TDP: "cost per token not computed: without a rental price it is the purchase spread over its life plus "
     "the electricity, and tdp_w is not published (give chip.tdp_w or chip.usd_per_hour)",
     N_ABOVE_MAX_BATCH: "concurrency above the engine's default limit on running requests (asic.yaml serving.max_batch: "
@@ -365,6 +367,9 @@ def parse_inference(table: pa.Table, ctx: Context, errors: RowErrors) -> dict[st
     raw["batch"] = numbers(table, "batch", errors, integer=True, minimum=1)
     raw["concurrency"] = numbers(table, "concurrency", errors, integer=True, minimum=1)
     raw["disaggregated"] = bools(table, "disaggregated", errors)
+    # xPyD: a disaggregated row's prompt instances for its decode instances (ignored where colocated)
+    raw["prefill_instances"] = numbers(table, "prefill_instances", errors, integer=True, minimum=1, maximum=MAX_INSTANCES)
+    raw["decode_instances"] = numbers(table, "decode_instances", errors, integer=True, minimum=1, maximum=MAX_INSTANCES)
     raw["dp_attention"] = bools(table, "dp_attention", errors)
     raw["ep_dedup"] = bools(table, "ep_dedup", errors)
     raw["scheduler_steps"] = numbers(table, "scheduler_steps", errors, integer=True, minimum=1)
@@ -636,6 +641,8 @@ def assemble_inference(
         "dp_attention": np.nan_to_num(get("dp_attention")),
         "ep_dedup": np.nan_to_num(get("ep_dedup")),  # blank: a plain all-to-all
         "disaggregated": np.nan_to_num(get("disaggregated")),
+        "prefill_instances": get("prefill_instances"),  # blank: the fewest that keep up
+        "decode_instances": get("decode_instances"),  # blank: 1
         "scheduler_steps": np.where(np.isfinite(get("scheduler_steps")), get("scheduler_steps"), 1.0),
         # the row's, else the engine's default (asic.yaml serving.async_scheduling)
         "async_scheduling": np.where(np.isfinite(get("async_scheduling")), get("async_scheduling"), cal["async_scheduling"]),
@@ -820,6 +827,15 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     for i in np.nonzero(too_many)[0].tolist():
         errors.add([i], "concurrency", [int(x["concurrency"][i])], _concurrency_reason(i, x, out, cal))
     mask = np.where(too_many, mask & ~mem_bits, mask)
+    # a prompt pool too small for its decode instances' prompts is a bad cell too (the fewest that keep up)
+    short_pool = ((mask & inference.R_POOL) != 0) & np.isfinite(x["prefill_instances"])
+    for i in np.nonzero(short_pool)[0].tolist():
+        demand = out["pool_busy"][i] * out["prefill_instances"][i]  # prompt instances' worth of passes
+        errors.add([i], "prefill_instances", [int(x["prefill_instances"][i])],
+                   f"allowed: at least {np.floor(demand) + 1.0:.0f} (or blank: the fewest whose queue keeps a prompt's "
+                   f"wait within its pass): the prompts of {out['decode_instances'][i]:.0f} decode instance(s) keep "
+                   f"{demand:.2f} prompt instances busy, so {int(x['prefill_instances'][i])} never catch up")
+    mask = np.where(short_pool, mask & ~inference.R_POOL, mask)
     if strict and errors:
         raise errors.error()
     reason = inference.reason_text(mask & ~mem_bits)
@@ -843,6 +859,8 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
         "batch": out.get("batch", x["batch"]),
         "concurrency": out.get("concurrency", x["concurrency"]),
         "disaggregated": x["disaggregated"],
+        "prefill_instances": out.get("prefill_instances", x["prefill_instances"]),
+        "decode_instances": out.get("decode_instances", x["decode_instances"]),
         "dp_attention": x["dp_attention"],
         "ep_dedup": x["ep_dedup"],
         "scheduler_steps": x["scheduler_steps"],

@@ -1249,10 +1249,10 @@ ECONOMIC_OUTPUTS = ("energy_mwh", "cost_usd", "co2_t", "capex_usd", "opex_usd", 
 def capital_recovery(rate: Any, years: Any) -> Any:
     """The capital recovery factor r / (1 - (1 + r)^-n): the share of a purchase paid each year over n years at a
     cost of capital r; straight-line 1 / n at r = 0. Scalars stay Python floats (a float32 core stays float32)."""
-    if np.ndim(rate) == 0 and np.ndim(years) == 0:
-        r, n = float(rate), float(years)
-        return r / (1.0 - (1.0 + r) ** (-n)) if r > 0 else 1.0 / n
     r, n = np.asarray(rate), np.asarray(years)
+    if r.size and n.size and r.min() == r.max() and n.min() == n.max():  # one value (the defaults): one power
+        rate, years = float(r.flat[0]), float(n.flat[0])
+        return rate / (1.0 - (1.0 + rate) ** (-years)) if rate > 0 else 1.0 / years
     return np.where(r > 0, r / np.where(r > 0, 1.0 - (1.0 + r) ** (-n), 1.0), 1.0 / n)
 
 

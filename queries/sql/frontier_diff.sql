@@ -63,7 +63,7 @@ inf_named AS (
            CAST(ROW(
                m.model, c.chip, n.n_chips, n.weight_bits, n.kv_bits, n.batch, n.prompt_len, n.gen_len, n.engine,
                 n.compute_precision, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.concurrency, n.disaggregated,
-                n.scheduler_steps, n.ssm_state_bits, n.async_scheduling, n.what_if, n.cost_scope) AS VARCHAR) AS config,
+                n.prefill_instances, n.decode_instances, n.scheduler_steps, n.ssm_state_bits, n.async_scheduling, n.what_if, n.cost_scope) AS VARCHAR) AS config,
            CAST(NULL AS VARCHAR) AS cost_basis, n.cost_scope, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,
            n.energy_per_token_j, n.unit_cost_usd, CAST(NULL AS FLOAT) AS output_tokens_per_s_per_chip,
@@ -94,12 +94,14 @@ srv_front AS (SELECT * FROM pareto(srv, 'output_tokens_per_s_per_chip:max,tokens
 srv_named AS (
     SELECT 'serving' AS kind, n.version, n.idx, m.model, coalesce(c.chip, 'chip ' || n.chip_id) AS chip,
            serving_layout(n.n_chips, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.compute_precision, n.weight_bits,
-                          n.concurrency, n.ssm_state_bits, n.disaggregated) AS layout,
+                          n.concurrency, n.ssm_state_bits, n.disaggregated, n.prefill_instances,
+                          n.decode_instances) AS layout,
            -- ... and the basis of its cost: a chip whose rental price appears moves from the owned frontier to
            -- the rental one (serving_cost)
            CAST(ROW(
                m.model, c.chip, n.engine, n.n_chips, n.pp, n.ep, n.ep_dedup, n.dp_attention, n.compute_precision,
-                n.weight_bits, n.kv_bits, n.concurrency, n.ssm_state_bits, n.disaggregated, n.async_scheduling,
+                n.weight_bits, n.kv_bits, n.concurrency, n.ssm_state_bits, n.disaggregated, n.prefill_instances,
+                n.decode_instances, n.async_scheduling,
                 n.scheduler_steps, n.prompt_len, n.gen_len, n.batch, n.what_if, n.cost_basis) AS VARCHAR) AS config,
            n.cost_basis, CAST(NULL AS VARCHAR) AS cost_scope, CAST(NULL AS FLOAT) AS time_to_train_days,
            CAST(NULL AS FLOAT) AS cost_usd, CAST(NULL AS FLOAT) AS energy_mwh, n.decode_tokens_per_s,

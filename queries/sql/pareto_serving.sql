@@ -41,7 +41,7 @@ named AS (
 )
 SELECT model, chip, chip_name,
        serving_layout(n_chips, pp, ep, ep_dedup, dp_attention, compute_precision, weight_bits, concurrency,
-                      ssm_state_bits, disaggregated) AS layout,
+                      ssm_state_bits, disaggregated, prefill_instances, decode_instances) AS layout,
        $objectives.columns,
        -- the latencies, throughput, cost, energy and power that are not objectives already
        COLUMNS(lambda c: c IN ('ttft_s', 'tpot_s', 'output_tokens_per_s', 'usd_per_million_tokens',
@@ -49,7 +49,7 @@ SELECT model, chip, chip_name,
                AND NOT list_contains(list_transform(string_split($objectives, ','),
                                                     lambda o: split_part(o, ':', 1)), c)),
        n_chips, pp, ep, concurrency, compute_precision, weight_bits, kv_bits, ssm_state_bits, disaggregated,
-       dp_attention, ep_dedup, engine, async_scheduling, prompt_len, gen_len, cost_basis, calibrated_on, sweep, version, idx
+       prefill_instances, decode_instances, dp_attention, ep_dedup, engine, async_scheduling, prompt_len, gen_len, cost_basis, calibrated_on, sweep, version, idx
 FROM pareto(named, $objectives, partition_by := (model, prompt_len, gen_len, cost_basis))
 -- a configuration in two sweeps (overlapping grids) is one point: kept from the first sweep by name
 QUALIFY sweep = min(sweep) OVER (PARTITION BY model, prompt_len, gen_len, cost_basis, chip, layout, engine, kv_bits, async_scheduling, $objectives.columns)
