@@ -40,7 +40,7 @@ from pathlib import Path
 from chipsweep.lake import sql_literal
 from chipsweep.queries.errors import QueryError
 from chipsweep.queries.frontier import FrontierError, Objective, pareto_sql, parse_objectives
-from chipsweep.schemas.columns import KINDS, objective_columns
+from chipsweep.schemas.columns import FACTS, KINDS, objective_columns
 
 SQL_DIR = Path(__file__).with_name("sql")
 _PARAM_RE = re.compile(r"^--\s*@param\s+(\w+)\s+(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(.*)$")
@@ -60,8 +60,25 @@ META_QUERY = b"chipsweep.query"
 META_NOTE = b"chipsweep.note"  # what a column of the result means where its name alone misleads (`-- @note`)
 META_PARTITION = b"chipsweep.frontier_by"  # the columns whose values split the result into separate frontiers
 
-# objectives each kind of frontier may use: the numeric outputs of the fact tables
+# objectives each kind of frontier may use (`objectives(<kind>)` parameters): the numeric outputs of the fact tables,
+# what `bind` accepts and what errors and the OpenAPI page list as allowed
 OBJECTIVE_COLUMNS: dict[str, list[str]] = {kind: objective_columns(kind) for kind in KINDS}
+
+# the units of the minimised outputs a frontier trades against: a cost, an energy, a power or emissions, a time
+TRADE_OFF_UNITS = frozenset({"USD", "MWh", "J", "W", "t CO2eq", "s", "days", "chip-hours"})
+
+
+def frontier_objectives(kind: str) -> list[str]:
+    """The outputs of `kind` the web UI's frontier explorer offers: those the schema maximises (`better="max"`:
+    throughput, utilisation) and the minimised costs, energies, powers, emissions and times. A count or a size the
+    layout happens to have (idle_chips, first_stage_layers, global_batch_run, mem_gb, prefill_pool_busy) stays an
+    objective the queries accept from a script, but a frontier over it answers no question a planner asks, so the
+    explorer does not offer it."""
+    if kind == "edge":
+        return OBJECTIVE_COLUMNS["edge"]
+    return [c.name for c in FACTS[kind] if c.is_objective and (c.better == "max" or c.unit in TRADE_OFF_UNITS)]
+
+
 OBJECTIVE_COLUMNS["edge"] = ["decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd", "ttft_s"]
 
 

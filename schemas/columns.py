@@ -200,7 +200,7 @@ INFERENCE: list[Column] = [
     _c("cost_basis", "category", "", "rental | owned: usd_per_million_tokens from the chips' rental price, or what "
        "owning them costs (NULL: no cost); pareto_serving never compares the two", "output"),
     # added 2026-12-07 (a thirty-fourth session) at the end so lakes written before read NULL
-    _c("prefill_instances", "int16", "", "disaggregated: prompt instances (of n_chips chips each) serving "
+    _c("prefill_instances", "int32", "", "disaggregated: prompt instances (of n_chips chips each) serving "
        "decode_instances decode instances, xPyD (blank: the fewest that keep up; NULL colocated)", "input"),
     _c("decode_instances", "int16", "", "disaggregated: decode instances sharing the prompt pool (blank: 1; NULL "
        "colocated)", "input"),

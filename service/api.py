@@ -340,7 +340,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         return queue.versions(parse_id(sweep_id)[0])
 
     @app.delete("/sweeps/{sweep_id}", response_model=SweepStatus, dependencies=protected,
-                summary="Cancel a sweep; committed chunks stay in the lake")
+                summary="Cancel a queued or running sweep; committed chunks stay in the lake (409 if it is already over)")
     def cancel_sweep(sweep_id: str) -> dict[str, Any]:
         row = cancel(queue, sweep_id)
         return queue.status(row.sweep_id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from chipsweep.service.queue import Queue
 from chipsweep.service.ray_supervisor import DispatcherProcess
 from chipsweep.service.settings import Settings
 from chipsweep.workers.evaluate import evaluate_table
+from chipsweep.workers.parse import row_labels
 
 ROWS_ALLOWED = "a list of dicts (one per configuration), a pyarrow Table, or a pandas DataFrame"
 SPEC_ALLOWED = "a mapping, a SweepSpec, YAML or JSON text, or the path of a YAML/JSON file"
@@ -62,13 +64,16 @@ def evaluate(rows: Any, kind: str = "training", *, strict: bool = False, catalog
     """Evaluate explicit configurations: the same columns, choices and errors as `chipsweep evaluate`.
 
     A bad row keeps its place with empty outputs and its reason in `infeasible_reason` (a `RowWarning`
-    names it too); `strict=True` raises instead. Blank layout cells are searched (the fastest feasible
+    names it too); `strict=True` raises instead. Messages name a row by its 1-based position ('row 3'), a pandas
+    DataFrame's with an index other than 0..n-1 (a filtered one) by its index label ('row label 9'). Blank layout cells are searched (the fastest feasible
     choice is written). `explain=True` (kind inference) adds the parts each row's TPOT and TTFT are made of."""
     if kind not in KINDS:
         raise ChipsweepError(f"kind {kind!r}: allowed: {', '.join(KINDS)}", field="kind", value=kind, allowed=KINDS)
     table = as_table(rows)
-    out, errors = evaluate_table(kind, table, catalog if catalog is not None else load_catalog(), strict=strict,
-                                 explain=explain)
+    labels = index_labels(rows)
+    with row_labels(labels) if labels is not None else nullcontext():
+        out, errors = evaluate_table(kind, table, catalog if catalog is not None else load_catalog(), strict=strict,
+                                     explain=explain)
     for note in errors.column_notes:
         warnings.warn(note, ColumnWarning, stacklevel=2)
     messages = errors.messages()
@@ -80,12 +85,26 @@ def evaluate(rows: Any, kind: str = "training", *, strict: bool = False, catalog
     return out
 
 
+def _is_dataframe(rows: Any) -> bool:
+    return type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict")
+
+
+def index_labels(rows: Any) -> list[Any] | None:
+    """A pandas DataFrame's index labels, which its row messages name ('row label 9'): after a filter the labels
+    (5, 9, 12) are not the positions, and `df.loc[9]` is how a notebook finds the row. None for other rows and
+    for the default index 0..n-1, whose rows keep their 1-based positions ('row 1'), as a list's do."""
+    if not _is_dataframe(rows):
+        return None
+    labels = rows.index.tolist()
+    return None if labels == list(range(len(labels))) else labels
+
+
 def as_table(rows: Any) -> pa.Table:
     """Rows as an Arrow table: a pyarrow Table as it is, a pandas DataFrame converted, a list of dicts
     column by column (a column of mixed types becomes text, which the evaluator parses and checks)."""
     if isinstance(rows, pa.Table):
         return rows
-    if type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict"):
+    if _is_dataframe(rows):
         try:
             return pa.Table.from_pandas(rows, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed types (2 and "4"): as a list of dicts does
@@ -265,7 +284,8 @@ def status(sweep_id: str) -> dict[str, Any]:
 
 
 def cancel(sweep_id: str) -> dict[str, Any]:
-    """Cancel a queued or running sweep (committed chunks are kept; `resume` continues it); its status."""
+    """Cancel a queued or running sweep (committed chunks are kept; `resume` continues it); its status. A cancelled
+    sweep is left as it is; one already over (done, failed) raises `SweepStateError`, naming it and its state."""
     queue = Queue(Settings.from_env().queue_path)
     row = queue.cancel(sweep_id)
     return queue.status(row.sweep_id)

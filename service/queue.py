@@ -120,6 +120,24 @@ class QueueError(ChipsweepError, LookupError):
                          allowed="NAME or NAME@VERSION of a submitted sweep (GET /sweeps, `chipsweep list`)")
 
 
+class SweepStateError(ChipsweepError):
+    """A sweep asked for what its state does not allow: cancelling a version that is already over (done, failed).
+    HTTP answers 409 Conflict; the JSON body names the sweep and its state as well."""
+
+    http_status = 409
+
+    def __init__(self, message: str, *, sweep_id: str, state: str, allowed: str) -> None:
+        super().__init__(message, field="state", value=state, allowed=allowed)
+        self.sweep_id = sweep_id
+        self.state = state
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "sweep_id": self.sweep_id, "state": self.state}
+
+
+CANCELLABLE = ("queued", "running")  # the states `cancel` stops; a cancelled version stays cancelled
+
+
 @dataclass(frozen=True)
 class ChunkTask:
     name: str
@@ -495,12 +513,21 @@ class Queue:
         return max(end - s.started_at - idle_seconds(spans), 0.0)
 
     def cancel(self, sweep_id: str) -> SweepRow:
-        """Stop dispatching the sweep's chunks; what is committed stays."""
+        """Stop dispatching the sweep's chunks; what is committed stays. A cancelled version stays cancelled (a
+        second cancel is harmless); one already over (done, failed) raises SweepStateError: nothing was stopped,
+        and answering with its status read as if something had been."""
         s = self.sweep(sweep_id)
-        with self._tx() as db:
+        with self._tx() as db:  # the check and the change in one transaction: a sweep ending meanwhile is refused
             db.execute("UPDATE sweeps SET state = 'cancelled', finished_at = COALESCE(finished_at, ?)"
-                       " WHERE name = ? AND version = ? AND state IN ('queued', 'running')",
-                       (time.time(), s.name, s.version))
+                       f" WHERE name = ? AND version = ? AND state IN ({', '.join('?' * len(CANCELLABLE))})",
+                       (time.time(), s.name, s.version, *CANCELLABLE))
+            state = str(db.execute("SELECT state FROM sweeps WHERE name = ? AND version = ?",
+                                   (s.name, s.version)).fetchone()[0])
+        if state in ("done", "failed"):
+            again = "; `chipsweep resume` retries its failed chunks" if state == "failed" else ""
+            raise SweepStateError(f"sweep {s.name}@{s.version} is already {state}: nothing to cancel; allowed: only a "
+                                  f"queued or running sweep can be cancelled{again}", sweep_id=f"{s.name}@{s.version}",
+                                  state=state, allowed="a queued or running sweep")
         return self.sweep(s.sweep_id)
 
     # ---- chunks -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chipsweep.queries import chart, output, runner
 from chipsweep.queries.figure import figure_data
-from chipsweep.queries.saved import OBJECTIVE_COLUMNS, saved_queries
+from chipsweep.queries.saved import frontier_objectives, saved_queries
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, SpecError
 from chipsweep.schemas.spec import read_spec_body
@@ -374,11 +374,10 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
         return params
 
     def objective_choices(query: str) -> list[str]:
-        kind = saved_queries()[query].params
-        for p in kind:
-            if p.type.startswith("objectives("):
-                return OBJECTIVE_COLUMNS.get(p.type[len("objectives("):-1], [])
-        return []
+        """The objectives the explorer offers for a frontier query: the planner's goals among what its `objectives`
+        parameter accepts (queries/saved.py `frontier_objectives`), not every numeric output."""
+        kinds = [p.objective_kind for p in saved_queries()[query].params if p.objective_kind]
+        return frontier_objectives(kinds[0]) if kinds else []
 
     def ran(versions: list[dict[str, Any]], axis: str, known: list[str]) -> list[str]:
         """The ids of `known` the versions ran on `axis`: each one's axis as the queue resolved it (a catalog filter

@@ -167,16 +167,51 @@ def test_size_cap_and_unknown_ids_and_catalog(server: Server) -> None:
     assert set(r.json()["allowed"]) >= {"GET", "POST"}
 
 
-def test_cancel_over_http(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = training_spec("api-cancel")
+def _eight_chunk_spec(name: str) -> dict:
+    """A training spec of eight chunks (one per global batch): long enough to cancel while it runs."""
+    spec = training_spec(name)
     spec["axes"]["global_batch"] = [256, 512, 768, 1024, 1280, 1536, 1792, 2048]
     spec["fixed"].pop("global_batch")
-    assert http.post(f"{server.url}/sweeps", json=spec).status_code == 201
+    return spec
+
+
+def test_cancel_over_http(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert http.post(f"{server.url}/sweeps", json=_eight_chunk_spec("api-cancel")).status_code == 201
     r = http.delete(f"{server.url}/sweeps/api-cancel")
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     status = wait_done_or_cancelled(server.url, "api-cancel")
     assert status["chunks_done"] < status["chunks_total"]
     assert_exact(read_facts(server.settings.lake, "training", "api-cancel", 1), status["rows_written"])
+
+
+def test_cancelling_a_finished_sweep_is_a_409_naming_it_at_every_edge(server: Server, capsys) -> None:  # type: ignore[no-untyped-def]
+    """DELETE of a done sweep answered 200 with its status, as if it had cancelled something. Now 409 Conflict
+    naming the sweep, its state and that only a queued or running sweep can be cancelled -- and the CLI (remote
+    and local) and `chipsweep.cancel` say the same, with no traceback. A cancelled sweep cancelled again stays 200."""
+    assert http.post(f"{server.url}/sweeps", json=training_spec("api-over")).status_code == 201
+    assert wait_done(server.url, "api-over")["state"] == "done"
+    r = http.delete(f"{server.url}/sweeps/api-over")
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert (body["sweep_id"], body["state"], body["field"], body["value"]) == ("api-over@1", "done", "state", "done")
+    assert body["error"].startswith("sweep api-over@1 is already done: nothing to cancel")
+    assert "only a queued or running sweep can be cancelled" in body["error"]
+    assert http.get(f"{server.url}/sweeps/api-over").json()["state"] == "done"  # untouched
+    for args in (["cancel", "api-over", "--server", server.url], ["cancel", "api-over@1"]):
+        assert cli(args) == 2
+        out = capsys.readouterr()
+        assert "sweep api-over@1 is already done: nothing to cancel" in out.err and "Traceback" not in out.err
+        assert out.out == ""  # no status printed as if it were cancelled
+    with pytest.raises(chipsweep.ChipsweepError, match="sweep api-over@1 is already done") as err:
+        chipsweep.cancel("api-over")
+    assert (err.value.field, err.value.value) == ("state", "done")
+    # a queued (or running) sweep cancels as before, and cancelling it again is harmless
+    assert http.post(f"{server.url}/sweeps", json=_eight_chunk_spec("api-twice")).status_code == 201
+    first = http.delete(f"{server.url}/sweeps/api-twice")
+    assert first.status_code == 200 and first.json()["state"] == "cancelled"
+    again = http.delete(f"{server.url}/sweeps/api-twice")
+    assert again.status_code == 200 and again.json()["state"] == "cancelled"
+    assert chipsweep.cancel("api-twice")["state"] == "cancelled"
 
 
 def wait_done_or_cancelled(url: str, sweep_id: str) -> dict[str, Any]:
@@ -210,9 +245,9 @@ def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # ty
         and status["state"] == "done"
     )
     assert cli(["list", "--server", server.url]) == 0 and "cli-remote" in capsys.readouterr().out
-    # cancelling a finished sweep says there was nothing to stop (it printed the status as if it had)
-    assert cli(["cancel", "cli-remote", "--server", server.url]) == 0
-    assert "had already ended (done): nothing to cancel" in capsys.readouterr().err
+    # cancelling a finished sweep is refused, naming it (it printed the status as if it had stopped something)
+    assert cli(["cancel", "cli-remote", "--server", server.url]) == 2
+    assert "sweep cli-remote@1 is already done: nothing to cancel" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**training_spec("x"), "store": "everything"}))
     assert cli(["submit", str(bad), "--server", server.url]) == 2

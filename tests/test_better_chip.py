@@ -5,10 +5,9 @@ is most optimistic, so a rate that made a chip slower would put the wrong chip o
 
 from __future__ import annotations
 
-from typing import Any
-
 import random
 import warnings
+from typing import Any
 
 import pytest
 

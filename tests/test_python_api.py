@@ -52,6 +52,36 @@ def test_evaluate_takes_a_pandas_dataframe_when_pandas_is_installed() -> None:
     assert table.column("step_time_s")[0].as_py() > 0
 
 
+def test_a_filtered_dataframes_messages_name_its_rows_by_index_label() -> None:
+    """A notebook filters a DataFrame (index 5, 9, 12) and looks a message's row up with `df.loc[...]`: the
+    warnings, the reasons and strict's refusals name the index label, not the position (it said 'row 3' for
+    label 12). The table's rows stay in the input's order; a list of dicts, or a DataFrame indexed 0..n-1, keeps
+    its 1-based positions."""
+    pd = pytest.importorskip("pandas", reason="pandas is optional; chipsweep does not require it")
+    frame = pd.DataFrame([ROW, ROW, {**ROW, "chip": "no_such_chip"}], index=[5, 9, 12])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = chipsweep.evaluate(frame, kind="training")
+    said = [str(w.message) for w in caught if issubclass(w.category, chipsweep.RowWarning)]
+    assert said and all(m.startswith("row label 12: field 'chip' = 'no_such_chip'") for m in said)
+    reasons = table.column("infeasible_reason").to_pylist()
+    assert reasons[:2] == ["", ""] and reasons[2].startswith("row label 12:")
+    steps = table.column("step_time_s").to_pylist()
+    assert steps[0] > 0 and steps[1] == steps[0] and steps[2] != steps[2]  # the bad row, NaN, in its place
+    with pytest.raises(ChipsweepError) as err:
+        chipsweep.evaluate(frame, kind="training", strict=True)
+    assert str(err.value).startswith("row label 12:") and err.value.problems[0].message.startswith("row label 12:")
+    # a refusal of an infeasible row (the serving and ASIC kinds' strict path), and a text label
+    serving = pd.DataFrame([{"model": "llama3_405b", "chip": "nvidia_rtx_3090", "batch": 64}], index=["big"])
+    with pytest.raises(ChipsweepError, match=r"^row label 'big': does not fit"):
+        chipsweep.evaluate(serving, kind="inference", strict=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chipsweep.evaluate(frame.to_dict("records"), kind="training")
+        chipsweep.evaluate(frame.reset_index(drop=True), kind="training")
+    assert [str(w.message)[:19] for w in caught] == ["row 3: field 'chip'"] * 2
+
+
 def test_a_bad_row_keeps_its_place_with_a_warning_and_strict_refuses_the_rows() -> None:
     rows = [ROW, {**ROW, "chip": "no_such_chip"}]
     with warnings.catch_warnings(record=True) as caught:

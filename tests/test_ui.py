@@ -19,7 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from chipsweep.queries.errors import QueryError
 from chipsweep.queries.runner import run_saved, run_sql
+from chipsweep.queries.saved import bind
+from chipsweep.schemas.columns import FACTS
 from tests.conftest import PYTHON, REPO, Sessions, free_port, subprocess_env, training_spec, wait_for
 
 pytestmark = pytest.mark.slow
@@ -518,3 +521,44 @@ def test_an_unknown_sweeps_page_is_a_page_and_only_chart_pages_load_plotly(serve
                          ("/ui/diff", True), ("/ui/sweeps/ui-sweep@1", True)):
         html = server.http.get(path).text
         assert ("plotly.min.js" in html) == charts, path
+
+
+@pytest.mark.parametrize(("query", "kinds"), [("pareto_training", ("training",)), ("pareto_serving", ("inference",)),
+                                              ("pareto_edge", ("inference", "asic"))])
+def test_the_explorer_offers_the_goals_among_the_objectives_its_query_accepts(home, query: str, kinds: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    """The explorer offered every numeric output as an objective (idle_chips, first_stage_layers, global_batch_run,
+    mem_gb, prefill_pool_busy, dram_gb): counts a layout happens to have, not goals. It offers the outputs the schema
+    maximises and the costs, energies and times -- each one a column the query takes; a script may still rank by
+    the others. No browser needed: the page's list is in its HTML."""
+    from fastapi.testclient import TestClient
+
+    from chipsweep.queries.saved import frontier_objectives
+    from chipsweep.service.api import create_app
+
+    with TestClient(create_app(home, dispatch=False)) as client:
+        html = client.get("/ui/frontier", params={"query": query}).text
+    spans = dict(re.findall(r'<span class="objectives" data-query="(\w+)"[^>]*>([^<]*)</span>', html))
+    offered = [c.strip() for c in spans[query].split(",")]
+    assert offered and len(set(offered)) == len(offered)
+
+    def accepts(column: str) -> bool:
+        other = next(c for c in offered if c != column)
+        try:
+            bind(query, {"objectives": f"{column},{other}"})
+        except QueryError:
+            return False
+        return True
+
+    assert all(accepts(c) for c in offered)
+    kind = "edge" if query == "pareto_edge" else kinds[0]
+    assert offered == frontier_objectives(kind)
+    assert not {"idle_chips", "first_stage_layers", "global_batch_run", "mem_per_chip_gb", "mem_gb",
+                "prefill_pool_busy", "dram_gb", "die_area_mm2"} & set(offered)
+    if query != "pareto_edge":  # ... and the queries still take the rest from a script
+        numeric = {c.name for c in FACTS[kinds[0]] if c.is_objective}
+        assert {c for c in numeric if accepts(c)} == numeric
+    wanted = {"pareto_training": {"time_to_train_days", "cost_usd", "energy_mwh", "co2_t", "tokens_per_s", "mfu"},
+              "pareto_serving": {"output_tokens_per_s_per_chip", "tokens_per_s_per_user", "usd_per_million_tokens",
+                                 "energy_per_token_j", "ttft_s", "tpot_s"},
+              "pareto_edge": {"decode_tokens_per_s", "energy_per_token_j", "unit_cost_usd"}}[query]
+    assert wanted <= set(offered)

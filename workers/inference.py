@@ -102,6 +102,7 @@ R_ENGINE = 1024  # the engine does not run on the chip's vendor (asic.yaml servi
 R_DENSE_DPA = 2048  # data-parallel attention on a dense model
 R_EP_DPA = 4096  # data-parallel attention beside an expert-parallel group other than the chips of a stage
 R_POOL = 8192  # a disaggregated prompt pool of too few instances for its decode instances' prompts
+R_SPLIT = 16384  # disaggregated without prompts or without outputs: nothing to split
 
 REASONS: dict[int, str] = {
     R_INPUT: "missing or non-positive input",
@@ -125,6 +126,8 @@ REASONS: dict[int, str] = {
     R_POOL: "the disaggregated prompt pool cannot keep up: prefill_instances prompt instances are busy all the time "
     "with the prompts of decode_instances decode instances, and its queue grows without bound: allowed more "
     "prefill_instances (or blank: the fewest that keep up)",
+    R_SPLIT: "disaggregated needs prompt_len >= 1 and gen_len >= 1: a row without prompts or without outputs has no "
+    "prefill to move to a pool of its own: allowed false",
 }
 
 INPUT_KEYS = (
@@ -743,7 +746,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         # prompt pool (xPyD): x prompt instances of the same t chips serve the prompts of y decode instances; one
         # decode instance keeps busy `demand` prompt instances' worth of passes (its prompts per second x a pass, over
         # the prompts a pass runs). Computed on the disaggregated rows only
-        on = np.nonzero(disagg)[0]
+        split = has_gen & (p >= 1)  # rows with prompts to move and outputs to decode
+        mask |= (disagg & ~split) * R_SPLIT
+        on = np.nonzero(disagg & split)[0]
         t_on, ranks_on = (np.broadcast_to(v, p.shape)[on] for v in (t, ranks))
         y = np.fmax(x["decode_instances"][on], 1.0)  # blank: 1
         demand = pre_tok_s[on] * t_pass[on] / np.maximum(p[on] * ranks_on, 1.0) * y
@@ -819,8 +824,11 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "batch": B,
         "concurrency": C + waiting,  # requests in flight: the running and, above cal.max_batch, the queued
         # xPyD and the prompt pool's busy share where disaggregated, NaN colocated
+        # (a given x stays as given on a refused row, a chosen one does not)
+        "prefill_instances": np.full_like(p, np.nan) if pool_in is None else np.where(
+            x["prefill_instances"] >= 1, pool_in, pool_in * ok),
         **{k: np.full_like(p, np.nan) if v is None else v for k, v in
-           (("prefill_instances", pool_in), ("decode_instances", pool_out), ("pool_busy", pool_busy))},
+           (("decode_instances", pool_out), ("pool_busy", pool_busy))},
         "prefill_pool_busy": pool_busy * ok if pool_busy is not None else np.full_like(p, np.nan),
         "ttft_s": ttft * prefill * ok,
         "prefill_tokens_per_s": np.where(prefill, p / t_pre_b, np.nan) * ok,

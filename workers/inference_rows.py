@@ -86,6 +86,7 @@ INFERENCE_REFUSAL_FIELDS = {
     inference.R_NO_BW: "chip", inference.R_NO_MEM: "chip", inference.R_MEMORY: "batch", inference.R_NOFIT: "n_chips",
     inference.R_LAYOUT: "ep", inference.R_DENSE_EP: "ep", inference.R_HEADS: "n_chips", inference.R_ENGINE: "engine",
     inference.R_DENSE_DPA: "dp_attention", inference.R_EP_DPA: "ep", inference.R_POOL: "prefill_instances",
+    inference.R_SPLIT: "disaggregated",
 }
 # the most instances of either pool an xPyD row names (the prompt pool's queue is computed over its servers)
 MAX_INSTANCES = 64
@@ -830,11 +831,7 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     # a prompt pool too small for its decode instances' prompts is a bad cell too (the fewest that keep up)
     short_pool = ((mask & inference.R_POOL) != 0) & np.isfinite(x["prefill_instances"])
     for i in np.nonzero(short_pool)[0].tolist():
-        demand = out["pool_busy"][i] * out["prefill_instances"][i]  # prompt instances' worth of passes
-        errors.add([i], "prefill_instances", [int(x["prefill_instances"][i])],
-                   f"allowed: at least {np.floor(demand) + 1.0:.0f} (or blank: the fewest whose queue keeps a prompt's "
-                   f"wait within its pass): the prompts of {out['decode_instances'][i]:.0f} decode instance(s) keep "
-                   f"{demand:.2f} prompt instances busy, so {int(x['prefill_instances'][i])} never catch up")
+        errors.add([i], "prefill_instances", [int(x["prefill_instances"][i])], _pool_reason(i, x, out))
     mask = np.where(short_pool, mask & ~inference.R_POOL, mask)
     if strict and errors:
         raise errors.error()
@@ -906,6 +903,21 @@ def _concurrency_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array]
                  f"chips holds each request's KV cache {tp / share:g}x over, where attention data parallelism keeps "
                  "each chip's own requests' only")
     return text
+
+
+def _pool_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array]) -> str:
+    """What a given prompt pool too small for its decode instances' prompts needs."""
+    given = int(x["prefill_instances"][i])
+    demand = out["pool_busy"][i] * given  # prompt instances' worth of passes
+    need = np.floor(demand) + 1.0
+    why = (f"the prompts of {out['decode_instances'][i]:.0f} decode instance(s) keep {demand:.2f} prompt instances "
+           f"busy, so {given} never catch up")
+    if not np.isfinite(x["concurrency"][i]):
+        why += " (a blank concurrency is the most that fits memory: a smaller one sends fewer prompts)"
+    if need > MAX_INSTANCES:
+        return (f"allowed: an integer from 1 to {MAX_INSTANCES}, and these prompts need at least {need:.0f}: leave it "
+                f"blank (the fewest that keep up) or serve fewer decode_instances; {why}")
+    return f"allowed: at least {need:.0f} (or blank: the fewest whose queue keeps a prompt's wait within its pass): {why}"
 
 
 def _memory_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array], mask: int) -> str:

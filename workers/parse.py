@@ -1,8 +1,8 @@
 """Turning user tables (CSV/Parquet columns) into numeric arrays, with per-row errors.
 
-Every error names the row (1-based, as a spreadsheet shows data rows), the field, the value and what
-is allowed; a bad cell never aborts the other rows. In strict mode the collected errors are raised as
-one `EvaluateError`.
+Every error names the row (1-based, as a spreadsheet shows data rows; a filtered pandas DataFrame's row by its
+index label, see `row_labels`), the field, the value and what is allowed; a bad cell never aborts the other
+rows. In strict mode the collected errors are raised as one `EvaluateError`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ Array = np.ndarray
 STRICT_MESSAGES = 20  # row messages an EvaluateError carries
 
 _READ: ContextVar[set[str] | None] = ContextVar("chipsweep_columns_read", default=None)
+_LABELS: ContextVar[Sequence[object] | None] = ContextVar("chipsweep_row_labels", default=None)
 
 
 @contextmanager
@@ -38,6 +39,26 @@ def columns_read() -> Iterator[set[str]]:
         yield names
     finally:
         _READ.reset(token)
+
+
+@contextmanager
+def row_labels(labels: Sequence[object]) -> Iterator[None]:
+    """Row messages made while the block runs name row i by `labels[i]` ("row label 9"), not its 1-based position:
+    a notebook user finds a filtered DataFrame's row by its index label, and position 3 is not label 9."""
+    token = _LABELS.set(list(labels))
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
+
+
+def row_name(r: int) -> str:
+    """How a message names row `r` (0-based) of the table: 'row 4', or 'row label 9' inside `row_labels`."""
+    labels = _LABELS.get()
+    if labels is None:
+        return f"row {r + 1}"
+    label = labels[r]
+    return f"row label {label!r}" if isinstance(label, str) else f"row label {label}"
 
 
 def _reading(name: str) -> None:
@@ -61,13 +82,13 @@ class RowErrors:
 
     def add(self, rows: Sequence[int] | Array, field: str, values: Sequence[object], allowed: str) -> None:
         for r, v in zip(np.asarray(rows).tolist(), values, strict=True):
-            msg = f"row {int(r) + 1}: field '{field}' = {v!r}: {allowed}"
+            msg = f"{row_name(int(r))}: field '{field}' = {v!r}: {allowed}"
             self._msgs.setdefault(int(r), []).append(msg)
             self._problems.setdefault(int(r), []).append(Problem(field, v, _allowed_part(allowed), msg))
 
     def add_message(self, rows: Sequence[int] | Array, message: str, *, field: str | None = None) -> None:
         for r in np.asarray(rows).tolist():
-            msg = f"row {int(r) + 1}: {message}"
+            msg = f"{row_name(int(r))}: {message}"
             self._msgs.setdefault(int(r), []).append(msg)
             if field is not None:  # "field 'x' is blank: give ...": what would do is after the first colon
                 self._problems.setdefault(int(r), []).append(Problem(field, "", message.split(": ", 1)[-1], msg))

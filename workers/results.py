@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from chipsweep.schemas.columns import FACTS, columns
 from chipsweep.schemas.errors import Problem
 from chipsweep.schemas.vocab import COST_BASES
-from chipsweep.workers.parse import BOOLS, STRICT_MESSAGES, EvaluateError, RowErrors
+from chipsweep.workers.parse import BOOLS, STRICT_MESSAGES, EvaluateError, RowErrors, row_name
 
 Array = np.ndarray
 
@@ -109,7 +109,7 @@ def refuse_infeasible(strict: bool, mask: Array, reason: Array, fields: Mapping[
         field = next((f for bit, f in (fields or {}).items() if int(mask[i]) & bit), "infeasible_reason")
         v = (values or {}).get(field)
         value = None if v is None or not np.isfinite(v[i]) else (int(v[i]) if float(v[i]).is_integer() else float(v[i]))
-        problems.append(Problem(field, value, str(reason[i]), f"row {i + 1}: {reason[i]}"))
+        problems.append(Problem(field, value, str(reason[i]), f"{row_name(i)}: {reason[i]}"))
     p0 = problems[0]
     raise EvaluateError("\n".join(p.message for p in problems), field=p0.field, value=p0.value, allowed=p0.allowed,
                         problems=problems)

@@ -246,11 +246,8 @@ def cancel(args: argparse.Namespace) -> int:
         else:
             q = _local_queue()
             st = q.status(dispatch.cancel(q, args.id).sweep_id)
-    except ServerError as exc:
+    except ServerError as exc:  # a finished sweep is refused (409) as locally (SweepStateError): exit 2, its message
         return _remote_failure(exc)
-    if st["state"] in ("done", "failed"):  # nothing left to stop: say so (the status alone read like a cancel)
-        print(f"chipsweep: {st['sweep_id']}@{st['version']} had already ended ({st['state']}): nothing to cancel",
-              file=sys.stderr)
     print(json.dumps(st) if args.json else summary(st))
     return 0
 

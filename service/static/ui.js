@@ -49,8 +49,8 @@ const chipsweep = (() => {
   }
 
   async function cancel(id) {
-    await get(`/ui/data/sweeps/${encodeURIComponent(id)}/cancel`, {method: "POST"});
-    location.reload();
+    // a sweep that ended since the page was drawn is refused (409): the reload shows how it ended
+    try { await get(`/ui/data/sweeps/${encodeURIComponent(id)}/cancel`, {method: "POST"}); } finally { location.reload(); }
   }
 
   async function resume(id) {
