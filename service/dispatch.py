@@ -39,6 +39,8 @@ from chipsweep.schemas.vocab import FINAL_STATES
 from chipsweep.service.actor import FAULT_CHUNK_ENV, FAULT_DELAY_ENV, ChunkWorker, Withdrawals
 from chipsweep.service.logs import event
 from chipsweep.service.queue import ChunkTask, Queue, SweepRow
+from chipsweep.service.recorded import record_state
+from chipsweep.service.rerun import finish_if_stale, resubmit
 from chipsweep.service.settings import CHUNK_PER_WORKER, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Settings
 
 log = logging.getLogger("chipsweep.dispatch")
@@ -89,10 +91,13 @@ def submit(
     catalog: Catalog | None = None,
     chunk_size: int | None = None,
     cpus: int | None = None,
+    reevaluate: bool = False,
 ) -> SweepRow:
     """Validate and record a sweep (all its chunks) before any work starts; raises `SpecError`, or a
     `LakeError` (503) when the lake cannot take its dimension files right now. `cpus`: the Ray cluster's
-    CPUs when this process is not its driver (automatic chunk size)."""
+    CPUs when this process is not its driver (automatic chunk size). A spec submitted again under a name whose
+    latest version is done becomes a re-run of that version (`rerun.resubmit`): the chunks whose configurations and
+    catalog entries are unchanged are carried, not evaluated; `reevaluate` evaluates every chunk regardless."""
     base = catalog if catalog is not None else load_catalog()
     sweep = validate(data, base)
     try:  # a name keeps its kind: the lake's views take a name's newest done version as that kind's latest
@@ -109,6 +114,11 @@ def submit(
             f"at most {settings.max_configs:,} configurations (the size cap, CHIPSWEEP_MAX_CONFIGS)",
             f"the sweep has {sweep.configurations:,} configurations ({' x '.join(map(str, sweep.sizes))})",
         )])
+    if earlier is not None and not reevaluate:
+        again = resubmit(queue, finish_if_stale(queue, earlier), sweep, base, lake=settings.lake,
+                         chunk_size=chunk_size or settings.chunk_size)
+        if again is not None:
+            return queue.sweep(f"{again.sweep_id}@{again.version}")
     size = chunk_size or settings.chunk_size or auto_chunk_size(cpus or cluster_cpus(), sweep.configurations)
     row = queue.add_sweep(record=sweep.record(), configurations=sweep.configurations, chunk_size=size,
                           lake=settings.lake)
@@ -477,21 +487,6 @@ def finish(queue: Queue, sweep_id: str) -> bool:
         log.warning("could not remove temporary files of %s: %s", row.sweep_id, exc)
         return False
     return record_state(queue, sweep_id)
-
-
-def record_state(queue: Queue, sweep_id: str) -> bool:
-    """Write the version's state to its `dims/sweeps` row (queries use the newest `done` version); False
-    when the lake could not take it (the caller tries again; `chipsweep verify` reports a stale row)."""
-    row = queue.sweep(sweep_id)
-    rec = queue.payload(row.name, row.version)["sweep"]
-    try:
-        Lake(row.lake).write_sweep_dim(row.name, row.version, kind=row.kind, spec=rec["spec"], hashes=rec["hashes"],
-                                       configurations=row.configurations, created_at=row.created_at, state=row.state)
-    except OSError as exc:  # the queue stays the record; the lake row catches up on the next change
-        log.warning("could not record state %s of %s in the lake: %s", row.state, sweep_id, exc)
-        return False
-    queue.set_recorded(row.name, row.version, row.state)
-    return True
 
 
 def cancel(queue: Queue, sweep_id: str) -> SweepRow:

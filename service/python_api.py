@@ -142,6 +142,7 @@ def submit(
     progress: Callable[[dict[str, Any]], None] | None = None,
     cpus: int | None = None,
     catalog: Catalog | None = None,
+    reevaluate: bool = False,
 ) -> dict[str, Any]:
     """Validate and queue a sweep; with `wait`, run it until it is over. Returns its status (the
     `chipsweep status --json` keys: sweep_id, version, state, configurations, chunks_total, chunks_done,
@@ -149,13 +150,14 @@ def submit(
     field that is wrong, before anything is queued (against `catalog`, default the catalog files as they are now).
     `progress(status)` is called once the sweep is
     recorded and then while it runs (the CLI draws its bar with it). Waiting survives Ray's death (see
-    `run_to_end`); `RayGaveUp` when Ray keeps failing."""
+    `run_to_end`); `RayGaveUp` when Ray keeps failing. A spec submitted again carries the previous version's unchanged
+    chunks (`dispatch.submit`); `reevaluate` evaluates them all."""
     settings = settings or Settings.from_env()
     if actors:
         settings = settings.with_(actors=actors)
     queue = queue or Queue(settings.queue_path)
     row = dispatch.submit(spec_data(spec), settings=settings, queue=queue, chunk_size=chunk_size, cpus=cpus,
-                          catalog=catalog)
+                          catalog=catalog, reevaluate=reevaluate)
     if progress is not None:
         progress(queue.status(row.sweep_id))
     if wait:

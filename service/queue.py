@@ -305,6 +305,8 @@ class Queue:
                 "SELECT start, stop FROM chunks WHERE name = ? AND version = ? ORDER BY chunk",
                 (base.name, base.version))] if carried or repriced else []
             if not ranges or ranges[-1][1] != configurations:
+                # (a resubmission that appended values to the first axis is cut afresh too: `rerun._grown` checked
+                # that the base's chunks are the first of the new cut, so the carried ones keep their numbers)
                 ranges = chunk_ranges_of(record, configurations, base.chunk_size)
             total = len(ranges)
             latest = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM sweeps WHERE name = ?",
@@ -491,6 +493,9 @@ class Queue:
             "started_at": s.started_at,
             "finished_at": s.finished_at,
             "lake": s.lake,
+            "chunks_carried": int(db.execute(  # committed as the previous version's files (a re-run, a resubmission)
+                "SELECT COUNT(*) FROM chunks WHERE name = ? AND version = ? AND carried_from IS NOT NULL",
+                (s.name, s.version)).fetchone()[0]),
             "chunks_waiting": int(waiting["n"] or 0),
             "waiting_for": waiting["why"] if waiting["n"] else None,
             "errors": errors,

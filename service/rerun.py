@@ -38,7 +38,8 @@ from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import SpecError
 from chipsweep.schemas.sweep import Sweep, resolve
 from chipsweep.schemas.vocab import IN_FLIGHT_STATES
-from chipsweep.service.queue import Queue, SweepRow
+from chipsweep.service.queue import Queue, SweepRow, chunk_ranges_of, spec_changes
+from chipsweep.service.recorded import record_state
 from chipsweep.workers import reprice
 from chipsweep.workers.context import measured_reach
 from chipsweep.workers.space import strides
@@ -215,13 +216,17 @@ class Plan:
     repriced: set[int] = field(default_factory=set)  # chunks whose stored rows are re-priced, not re-evaluated
 
 
-def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False) -> Plan | None:
+def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False,
+         submitted: Sweep | None = None) -> Plan | None:
     """What a re-run of `base` against `catalog` would do; None when nothing it uses changed (and not
-    `force`d). Raises `SpecError` when the spec no longer resolves (a chip it names was removed)."""
+    `force`d). Raises `SpecError` when the spec no longer resolves (a chip it names was removed).
+    `submitted`: a spec submitted again, already resolved (`resubmit`), in place of `base`'s own spec; its plan is
+    never None, and its first axis may have grown by values appended at its end."""
     old = Sweep.from_record(queue.payload(base.name, base.version)["sweep"])
-    sweep = resolve(old.spec, catalog)  # the new version's one resolution
+    sweep = submitted if submitted is not None else resolve(old.spec, catalog)  # the new version's one resolution
     old_catalog = old.catalog
     axes_same = json.loads(json.dumps(sweep.axes_json())) == json.loads(json.dumps(old.axes_json()))
+    grown = not axes_same and _grown(queue, base, old, sweep)
     changed = changed_keys(old.hashes, sweep.hashes)
     direct = touched_entries(sweep)
     touched = direct | borrowed(sweep, direct)  # and the chips whose GEMM measurement its chips borrow
@@ -233,12 +238,16 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     measured = {k for k, m in moved.items() if any(c["field"] in (None, "gemm_measured") for c in m)}
     # (a catalog-wide entry the kind reads -- defaults, calibration, asic sections -- reaches every chunk)
     relevant = [k for k in relevant if moved[k] and (k in direct or k in measured or reads(sweep.kind, k))]
-    if not relevant and axes_same and not force:
+    if not relevant and axes_same and not force and submitted is None:
         return None
     ids_same = all(sorted(getattr(old_catalog, t)) == sorted(getattr(sweep.catalog, t)) for t in REF_TABLES.values())
     order_same = [a.name for a in old.axes] == [a.name for a in sweep.axes]  # the flat index means the same
+    # what a configuration computes besides its axes (a resubmitted spec may change them; a re-run's never does)
+    settings_same = (old.fixed == sweep.fixed and old.objectives == sweep.objectives
+                     and old.spec.store == sweep.spec.store == base.store)
     priced = set() if force else price_only_keys(base, old_catalog, sweep.catalog, relevant)
-    whole = (force or not axes_same or not order_same or not ids_same or sweep.configurations != base.configurations
+    whole = (force or not (axes_same or grown) or not order_same or not ids_same or not settings_same
+             or (sweep.configurations != base.configurations and not grown)
              or any(reads(sweep.kind, k) and k not in priced for k in relevant))
     carried: dict[int, tuple[int, int]] = {}
     repriced: set[int] = set()
@@ -259,6 +268,20 @@ def plan(queue: Queue, base: SweepRow, catalog: Catalog, *, force: bool = False)
     if not axes_same:
         changes.append({"entry": "axes", "field": None, "old": old.axes_json(), "new": sweep.axes_json()})
     return Plan(base, sweep, relevant, changes, carried, repriced)
+
+
+def _grown(queue: Queue, base: SweepRow, old: Sweep, new: Sweep) -> bool:
+    """Whether `new` is `old` with values appended to its first (slowest) axis only: every configuration of `old` keeps
+    its flat index, and `base`'s chunks are the first chunks `new` is cut into, so they can be carried as they are."""
+    a, b = old.axes_json(), new.axes_json()
+    names = list(a)
+    if not names or names != list(b) or any(json.dumps(a[n]) != json.dumps(b[n]) for n in names[1:]):
+        return False
+    first_old, first_new = json.loads(json.dumps(a[names[0]])), json.loads(json.dumps(b[names[0]]))
+    if len(first_new) <= len(first_old) or first_new[: len(first_old)] != first_old:
+        return False
+    ranges = [(int(c["start"]), int(c["stop"])) for c in queue.chunk_rows(base.name, base.version)]
+    return chunk_ranges_of(new.record(), new.configurations, base.chunk_size)[: len(ranges)] == ranges
 
 
 def price_only_keys(base: SweepRow, old: Catalog, new: Catalog, keys: list[str]) -> set[str]:
@@ -300,8 +323,6 @@ def _prepare(queue: Queue, row: SweepRow, sweep: Sweep) -> SweepRow:
     """Dimension tables and carried files of a `preparing` version, then release it. Idempotent (files
     already in place are kept, the release happens once), so a version left preparing by a process
     that died can be finished by any other."""
-    from chipsweep.service.dispatch import record_state
-
     lake = Lake(row.lake)
     try:
         lake.write_dims(sweep, row.version, created_at=row.created_at)
@@ -352,6 +373,23 @@ def rerun_sweep(queue: Queue, row: SweepRow, catalog: Catalog, *, force: bool = 
     if p is None:
         return RerunResult(row.name, row.version, "unchanged")
     return execute(queue, p, trigger=trigger, now=now)
+
+
+def resubmit(queue: Queue, base: SweepRow, sweep: Sweep, catalog: Catalog, *, lake: str,
+             chunk_size: int | None = None) -> RerunResult | None:
+    """A spec submitted again under the name of `base` (its latest version), as a re-run of `base`: the chunks whose
+    configurations and catalog entries are unchanged are carried, the rest evaluated (or re-priced). None when nothing
+    can be carried -- `base` not done, another lake or chunk size, every chunk changed -- and the caller records a
+    plain version instead (a re-run's `history`, `trigger` "submit"; `submit(reevaluate=True)` always does)."""
+    if base.state != "done" or base.lake != lake or (chunk_size and chunk_size != base.chunk_size):
+        return None
+    p = plan(queue, base, catalog, submitted=sweep)
+    if p is None or not (p.carried or p.repriced):
+        return None
+    p.changes = spec_changes(queue.spec(base.name, base.version), sweep.spec.canonical()) + [
+        c for c in p.changes if c["entry"] != "axes"]  # the spec's own axis change says it already
+    res = execute(queue, p, trigger="submit")
+    return res if res.outcome == "rerun" else None  # raced: a plain version after the one recorded first
 
 
 def rerun(queue: Queue, *, name: str | None = None, changed_only: bool = True, catalog: Catalog | None = None,

@@ -51,8 +51,8 @@ from chipsweep.schemas.columns import KINDS
 from chipsweep.schemas.spec import valid_name
 from chipsweep.schemas.sweep import Sweep
 from chipsweep.schemas.vocab import FINAL_STATES
-from chipsweep.service.dispatch import record_state
 from chipsweep.service.queue import Queue, SweepRow, parse_id
+from chipsweep.service.recorded import record_state
 
 QUARANTINE = "_quarantine"
 _PART_NO = re.compile(r"part-(\d+)\.parquet")

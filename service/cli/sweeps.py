@@ -40,6 +40,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--actors", type=int, help="pool size (default CHIPSWEEP_ACTORS or one per CPU)")
     p.add_argument("--no-run", action="store_true",
                    help="only queue the sweep (a `chipsweep serve` or `chipsweep resume` on the same CHIPSWEEP_HOME runs it)")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluate every chunk, even where the spec and catalog are those of the sweep's latest done "
+                        "version (by default its unchanged chunks are carried into the new version)")
     p.set_defaults(func=submit)
 
     for name, help_, func in (("status", "a sweep's progress: chunks, rows, rate, errors", status),
@@ -76,7 +79,7 @@ def submit(args: argparse.Namespace) -> int:
         sys.stdout = sys.stderr  # stdout carries only the JSON: Ray's own messages go to stderr
     if args.server:  # the server runs the sweep with its own pool and chunking: a local setting would be ignored
         local = [flag for flag, given in (("--chunk-size", args.chunk_size is not None), ("--actors", args.actors is not None),
-                                          ("--no-run", args.no_run)) if given]
+                                          ("--no-run", args.no_run), ("--reevaluate", args.reevaluate)) if given]
         if local:
             return fail(f"{', '.join(local)} with --server: the server sizes chunks and runs every sweep it accepts "
                         "(CHIPSWEEP_CHUNK_SIZE, CHIPSWEEP_ACTORS where it runs); allowed: submit without them, or "
@@ -126,7 +129,7 @@ def _submit_embedded(args: argparse.Namespace, text: bytes) -> int:
 
     try:
         status = python_api.submit(read_spec_text(text), wait=not args.no_run, chunk_size=args.chunk_size,
-                                   actors=args.actors, progress=progress)
+                                   actors=args.actors, progress=progress, reevaluate=args.reevaluate)
         if args.no_run:
             return 0
     except python_api.RayGaveUp as exc:
