@@ -309,8 +309,10 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/yaml": {"schema": {"type": "string"}, "example": SPEC_EXAMPLE},
                   "application/json": {"schema": {"type": "object"}}}}},
-              summary="Submit a sweep spec (JSON or YAML); refused with 422 before anything is queued")
-    async def post_sweep(request: Request) -> dict[str, Any]:
+              summary="Submit a sweep spec (JSON or YAML); refused with 422 before anything is queued. Submitted again "
+                      "under a name whose latest version is done, its unchanged chunks are carried; `reevaluate=true` "
+                      "evaluates every chunk")
+    async def post_sweep(request: Request, reevaluate: bool = False) -> dict[str, Any]:
         body = await request.body()
         if not body.strip():
             raise ApiError(422, "empty body", "(spec)", None, "a sweep spec as JSON or YAML")
@@ -320,7 +322,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             supervised = state.get("ray")
             cpus = supervised.cpus if supervised is not None else None
             return python_api.submit(read_spec_body(body), wait=False, settings=settings, queue=queue, cpus=cpus,
-                                     catalog=catalog_in_force())
+                                     catalog=catalog_in_force(), reevaluate=reevaluate)
 
         return await run_in_threadpool(parse_and_submit)
 

@@ -69,8 +69,9 @@ class Client:
             raise ServerError(r.status_code, body)
         return body
 
-    def submit(self, text: bytes) -> dict[str, Any]:
-        return self._call("POST", "/sweeps", content=text, headers={"Content-Type": "application/yaml"})
+    def submit(self, text: bytes, reevaluate: bool = False) -> dict[str, Any]:
+        params = {"reevaluate": "true"} if reevaluate else None
+        return self._call("POST", "/sweeps", content=text, headers={"Content-Type": "application/yaml"}, params=params)
 
     def status(self, sweep_id: str) -> dict[str, Any]:
         return self._call("GET", f"/sweeps/{sweep_id}")

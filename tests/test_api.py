@@ -221,6 +221,30 @@ def wait_done_or_cancelled(url: str, sweep_id: str) -> dict[str, Any]:
     return http.get(f"{url}/sweeps/{sweep_id}").json()
 
 
+def test_a_spec_posted_again_carries_its_chunks_unless_asked_to_reevaluate(server: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """POST /sweeps of the spec a done version ran makes a new version that carries every chunk (nothing evaluated;
+    the rows identical); `?reevaluate=true`, and `chipsweep submit --reevaluate --server`, evaluate every chunk."""
+    spec = training_spec("api-again")
+    assert http.post(f"{server.url}/sweeps", json=spec).status_code == 201
+    first = wait_done(server.url, "api-again@1")
+    again = http.post(f"{server.url}/sweeps", json=spec)
+    assert again.status_code == 201, again.text
+    second = wait_done(server.url, f"api-again@{again.json()['version']}")
+    assert second["version"] == 2 and second["chunks_carried"] == second["chunks_total"] == first["chunks_total"]
+    v2 = http.get(f"{server.url}/sweeps/api-again/history").json()[-1]
+    assert v2["trigger"] == "submit" and v2["chunks_evaluated"] == 0
+    rows = [read_facts(server.settings.lake, "training", "api-again", v).sort_by("idx") for v in (1, 2)]
+    assert rows[0].num_rows > 0 and rows[0].equals(rows[1])
+    forced = http.post(f"{server.url}/sweeps", params={"reevaluate": "true"}, json=spec)
+    assert forced.status_code == 201 and wait_done(server.url, "api-again@3")["chunks_carried"] == 0
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    capsys.readouterr()
+    assert cli(["submit", str(path), "--server", server.url, "--reevaluate", "--wait", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["version"] == 4 and http.get(f"{server.url}/sweeps/api-again@4").json()["chunks_carried"] == 0
+
+
 def test_cli_against_the_server(server: Server, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(training_spec("cli-remote", store="feasible")))

@@ -79,7 +79,7 @@ def submit(args: argparse.Namespace) -> int:
         sys.stdout = sys.stderr  # stdout carries only the JSON: Ray's own messages go to stderr
     if args.server:  # the server runs the sweep with its own pool and chunking: a local setting would be ignored
         local = [flag for flag, given in (("--chunk-size", args.chunk_size is not None), ("--actors", args.actors is not None),
-                                          ("--no-run", args.no_run), ("--reevaluate", args.reevaluate)) if given]
+                                          ("--no-run", args.no_run)) if given]
         if local:
             return fail(f"{', '.join(local)} with --server: the server sizes chunks and runs every sweep it accepts "
                         "(CHIPSWEEP_CHUNK_SIZE, CHIPSWEEP_ACTORS where it runs); allowed: submit without them, or "
@@ -162,7 +162,7 @@ def _report_end(status: dict[str, Any], seconds: float, args: argparse.Namespace
 def _submit_remote(args: argparse.Namespace, text: bytes) -> int:
     try:
         client = Client(args.server)
-        status = client.submit(text)
+        status = client.submit(text, reevaluate=args.reevaluate)
     except ServerError as exc:
         if exc.status == 422:
             body = exc.body if isinstance(exc.body, dict) else {}
