@@ -186,8 +186,8 @@ def evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], block: int = BLOCK,
 
 def prompt_pool(given: Array, demand: Array, ranks: Array, t_pass: Array) -> tuple[Array, Array]:
     """A disaggregated prompt pool: its instances (`given`, else the fewest whole instances at which a prompt waits in
-    the queue no longer than its own pass: TTFT at most twice the lone prompt's, chipsweep's provisioning rule where
-    a row names none) and the mean wait of a prompt in its queue (s; inf where the pool cannot keep up). `demand`: the instances' worth of passes the pool's decode instances ask for; each
+    the queue no longer than its own pass: TTFT at most twice the pass plus the KV cache's move, chipsweep's
+    provisioning rule where a row names none) and the mean wait of a prompt in its queue (s; inf where the pool cannot keep up). `demand`: the instances' worth of passes the pool's decode instances ask for; each
     instance runs `ranks` prompts a pass of `t_pass` s, each rank a server of an M/D/c queue (Poisson arrivals, one
     pass each) at load a = demand x ranks: its wait is half the M/M/c wait C(c, a) D / (c - a) (Allen-Cunneen) with
     Cosmetatos' correction, C Erlang's C formula c B / (c - a (1 - B)) from Erlang's B (`erlang_b`). A blank pool
