@@ -1,7 +1,8 @@
 """Throughput of the inference and edge-ASIC cores, in configurations per CPU-second of one core.
 
 Builds sweep-like raw arrays (random catalog models, chips, precisions, batches, prompt lengths and the serving
-columns: concurrency, compute precision, expert parallelism, disaggregated prefill; random ASIC
+columns: concurrency, compute precision, expert parallelism, disaggregated prefill; about three quarters of them
+refused, as in a sweep of chips too small for some models: `inference_feasible` times the feasible ones alone); random ASIC
 design vectors with 5 % wafer-scale/redundant designs), assembles them per block as a sweep worker does (the
 inference rows' catalog columns gathered in float32, the sweep dtype), then
 times (a) the numpy core alone and (b) assembly plus core, single-threaded, for blocks of 16,384 and 65,536
@@ -59,6 +60,22 @@ def inference_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, n
     }
 
 
+def feasible_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`inference_raw` rows the core does not refuse (about a quarter of random ones are feasible: the core skips the
+    rates of the refused, so these blocks are its slowest)."""
+    kept: list[dict[str, np.ndarray]] = []
+    while sum(len(k["model_idx"]) for k in kept) < n:
+        raw = inference_raw(ctx, 4 * n, rng)
+        ok = sweep_inference_core(*sweep_inference_assemble(raw, ctx))["reason_mask"] == 0
+        kept.append({k: v[ok] for k, v in raw.items()})
+    return {k: np.concatenate([b[k] for b in kept])[:n] for k in kept[0]}
+
+
+def refused_share(ctx: Context, rng: np.random.Generator, n: int = 65_536) -> float:
+    """Share of `inference_raw` rows the core refuses (memory, layout, engine rules)."""
+    return float(np.mean(sweep_inference_core(*sweep_inference_assemble(inference_raw(ctx, n, rng), ctx))["reason_mask"] != 0))
+
+
 def asic_raw(ctx: Context, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     spares = np.where(rng.random(n) < 0.05, rng.choice([8.0, 32.0], n), 0.0)
     return {
@@ -94,6 +111,7 @@ def bench(kind: str, ctx: Context, total: int, block: int, rng: np.random.Genera
     round are reported (the host is shared: single rounds swing by 2x with the neighbours' load)."""
     make, assemble, core = (
         (inference_raw, sweep_inference_assemble, sweep_inference_core) if kind == "inference"
+        else (feasible_raw, sweep_inference_assemble, sweep_inference_core) if kind == "inference_feasible"
         else (asic_raw, assemble_asic, asic.evaluate)
     )
     blocks = [make(ctx, block, rng) for _ in range(8)]  # reused round-robin: generation is not timed
@@ -141,12 +159,15 @@ def main() -> None:
     for setting in runs:
         if setting == "malloc_keep_freed" and not runtime.tune_allocator():
             break
-        for kind in ("inference", "asic"):
+        for kind in ("inference", "inference_feasible", "asic"):
             for block in (16_384, 65_536):
                 runs[setting][f"{kind}_block{block}"] = bench(kind, ctx, args.configs, block, rng)
     keep_freed = {"mmap_threshold_bytes": runtime.MMAP_THRESHOLD_BYTES, "trim_threshold_bytes": runtime.TRIM_THRESHOLD_BYTES}
     result = {"machine": machine(), "target_configs_per_s_per_core": 3_000_000, "keep_freed_setting": keep_freed,
               "inference_core_dtype": np.dtype(CORE_DTYPE).name,
+              # the random inference rows' share the core refuses (it skips their rates); inference_feasible_* time
+              # blocks of feasible rows alone
+              "inference_refused_share": refused_share(ctx, np.random.default_rng(0)),
               "runs": runs}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")

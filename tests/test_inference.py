@@ -649,3 +649,49 @@ def test_a_mac_gives_its_gpu_the_working_set_metal_recommends_not_all_its_memory
     assert f16["fits"] is False and "does not fit" in f16["infeasible_reason"]
     assert q4["fits"] and q4["infeasible_reason"] == ""
     assert wired["fits"]  # the wired limit raised to 17 GB (iogpu.wired_limit_mb): the 16-bit weights fit again
+
+
+def test_a_rows_outputs_do_not_depend_on_the_rows_beside_it(ctx: Context) -> None:
+    """The core evaluates a block's rows nothing refused apart from the refused where these are a quarter or more:
+    every output of every row of random catalog rows is the same in a block mostly refused (split), in one mostly
+    running (not split) and alone."""
+    rng = np.random.default_rng(7)
+    n = 300
+    raw = {
+        "model_idx": rng.integers(0, len(ctx.models.ids), n),
+        "chip_idx": rng.integers(0, len(ctx.chips.ids), n),
+        "n_chips": rng.choice([1.0, 2.0, 8.0], n),
+        "weight_bits": rng.choice([4.0, 8.0, 16.0], n),
+        "kv_bits": rng.choice([8.0, 16.0], n),
+        "batch": np.where(rng.random(n) < 0.5, np.nan, rng.choice([1.0, 8.0], n)),
+        "prompt_len": rng.choice([0.0, 512.0, 2048.0], n, p=[0.1, 0.45, 0.45]),
+        "gen_len": rng.choice([0.0, 128.0, 512.0], n, p=[0.1, 0.45, 0.45]),
+        "concurrency": np.where(rng.random(n) < 0.5, np.nan, rng.choice([1.0, 64.0], n)),
+        "ep": rng.choice([1.0, 2.0], n),
+        "disaggregated": rng.choice([0.0, 1.0], n, p=[0.7, 0.3]),
+        "prefill_instances": np.where(rng.random(n) < 0.5, np.nan, rng.choice([1.0, 4.0], n)),
+    }
+    x, cal = assemble_inference(raw, ctx)
+
+    def run(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return inference.evaluate(*({k: v[rows] if np.ndim(v) else v for k, v in d.items()} for d in (x, cal)),
+                                  dtype=np.float32)
+
+    def same(got: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        assert got.keys() == mixed.keys()
+        for k, v in got.items():
+            want = mixed[k][rows]
+            assert v.dtype == want.dtype, k
+            differ = ~((v == want) | (np.isnan(v) & np.isnan(want)) if v.dtype.kind == "f" else v == want)
+            assert not differ.any(), (k, rows[differ][:3], v[differ][:3], want[differ][:3])
+
+    mixed = run(np.arange(n))
+    refused = np.nonzero(mixed["reason_mask"] != 0)[0]
+    live = np.nonzero(mixed["reason_mask"] == 0)[0]
+    assert 0.4 < refused.size / n < 0.9  # a block the core splits, with both kinds of rows
+    for few in np.array_split(refused, int(np.ceil(4 * refused.size / live.size))):  # ... and blocks it does not
+        rows = np.concatenate([live, few])
+        assert few.size < 0.25 * rows.size
+        same(run(rows), rows)
+    for i in range(n):
+        same(run(np.array([i])), np.array([i]))

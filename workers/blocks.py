@@ -1,8 +1,9 @@
 """Run a vectorised core over blocks of rows, optionally in another float dtype.
 
-A core is ~300-400 element-wise numpy passes; over blocks of ~16K rows their temporaries stay in the CPU's cache,
-which is ~1.5-2x faster than whole-array passes, and float32 halves the bytes each pass moves (sweeps store float32
-outputs anyway). Both cores (training and inference) call `by_blocks`.
+A core is ~300-700 element-wise numpy passes; over blocks of 16-64K rows their temporaries stay in the CPU's cache,
+which is ~1.5-2x faster than whole-array passes, while each call's fixed cost spreads over enough rows (the training
+core's best block is 16K rows, the inference core's 64K: each core's BLOCK); float32 halves the bytes each pass moves (sweeps
+store float32 outputs anyway). Both cores (training and inference) call `by_blocks`.
 """
 
 from __future__ import annotations

@@ -158,7 +158,8 @@ CAL_KEYS = ("mem_bw_fraction", "compute_fraction", "attention_fraction", "layer_
             "facility_usd_per_kw_month", "ops_usd_per_kw_month")
 
 
-BLOCK = 16_384  # rows per block: the core's temporaries stay in cache (benchmarks/out/edge_core.json)
+BLOCK = 65_536  # rows per block: a sweep's chunk in one (the fixed cost of ~700 numpy calls spread over more rows
+# outweighs the temporaries leaving the cache: 2.80 -> 2.97 M feasible rows/s from 16,384 rows, docs/speed.md)
 
 
 # the parts `evaluate(..., explain=True)` adds: where one iteration's time (TPOT) and one prompt's first token (TTFT)
@@ -275,7 +276,12 @@ def rule_bits(n_chips: Array, pp: Array, heads: Array, kv_share: Array, w_expert
     return mask
 
 
-def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = False) -> dict[str, Array]:
+def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = False,
+              split_refused: bool = True) -> dict[str, Array]:
+    """The core over one block: memory and the rules first, then the rates of the rows nothing refused. Where a
+    quarter or more of the block is refused by then (a sweep's chips too small for its models), the rest are
+    evaluated alone (`split_refused`) and the refused keep what the first part found (`_refused_outputs`): row by row
+    the same values either way."""
     L, h = x["layers"], x["hidden"]
     mask = np.asarray(x["pre_mask"], dtype=np.int64).copy()
     p, g = x["prompt_len"], x["gen_len"]  # tokens
@@ -395,6 +401,22 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     short = ~fits & (usable >= 0) & (mem >= 0)  # a published capacity that is too small (else R_NO_MEM)
     mask |= (short & batch_blank & conc_blank) * R_NOFIT | (short & ~(batch_blank & conc_blank)) * R_MEMORY
     mask |= ~((t >= 1) & (L > 0) & (x["params"] > 0)) * R_INPUT  # NaN compares False
+    disagg, split = x["disaggregated"] > 0, (g >= 1) & (p >= 1)  # a prompt pool: rows with prompts and outputs
+    mask |= (disagg & ~split) * R_SPLIT  # no prompts to move or no outputs to decode
+    refused = {  # what a row refused so far shows (its rates NaN): the chips, batch and memory found above
+        "n_chips": t, "batch": B, "concurrency": C + waiting,  # requests in flight: the running and the queued
+        "mem_gb": np.where(batch_blank, mem_serve, np.maximum(mem, mem_serve)) * 1e-9,  # GB per chip: what must fit
+        "mem_limit_gb": usable * 1e-9, "fits": fits, "batch_fit": b_fit, "concurrency_fit": c_fit, "reason_mask": mask,
+        "unit_cost_usd": x["purchase_usd"] * t,  # the chips of one replica (a prompt pool only where one is sized)
+        # xPyD as given where disaggregated (a blank x is chosen only where the row runs)
+        "prefill_instances": np.where(disagg & split & (x["prefill_instances"] >= 1), x["prefill_instances"], np.nan),
+        "decode_instances": np.where(disagg & split, np.fmax(x["decode_instances"], 1.0), np.nan),
+    }
+    if split_refused:
+        live = np.nonzero(mask == 0)[0]
+        if live.size <= 0.75 * mask.size:  # the refused rows skip the rates (their gathers cost less than the passes)
+            return _refused_outputs(refused, live, _evaluate(
+                *({k: v[live] if np.ndim(v) else v for k, v in d.items()} for d in (x, cal)), explain, False))
 
     # ---- rates ------------------------------------------------------------------------------------------
     bw = x["mem_bw"] * x["mem_reach"] * cal["mem_bw_fraction"]  # bytes/s achieved per chip (a share of what it delivers)
@@ -644,7 +666,6 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     t_pre_b = prompt(B * p, B)  # s: B prompts, over the ranks where attention is data-parallel
 
     # ---- serving: C sequences in steady state ----------------------------------------------------------
-    disagg = x["disaggregated"] > 0
     has_gen = g >= 1
     pre_share = np.where(disagg | ~has_gen, 0.0, C * p / np.maximum(g, 1.0))  # prompt tokens per iteration
     # a prompt arrives whole: the scheduler fills an iteration's token budget (max_tokens) with a chunk of it beside
@@ -746,9 +767,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         # prompt pool (xPyD): x prompt instances of the same t chips serve the prompts of y decode instances; one
         # decode instance keeps busy `demand` prompt instances' worth of passes (its prompts per second x a pass, over
         # the prompts a pass runs). Computed on the disaggregated rows only
-        split = has_gen & (p >= 1)  # rows with prompts to move and outputs to decode
-        mask |= (disagg & ~split) * R_SPLIT
-        on = np.nonzero(disagg & split)[0]
+        on = np.nonzero(disagg & split & (mask == 0))[0]  # (a row refused for memory or a rule sizes no pool)
         t_on, ranks_on = (np.broadcast_to(v, p.shape)[on] for v in (t, ranks))
         y = np.fmax(x["decode_instances"][on], 1.0)  # blank: 1
         demand = pre_tok_s[on] * t_pass[on] / np.maximum(p[on] * ranks_on, 1.0) * y
@@ -756,7 +775,8 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         mask[on] |= (~(demand < n_in) & np.isfinite(demand)) * R_POOL
         ttft = ttft + 0.0  # (a copy: the rows' own array)
         ttft[on] += wait
-        pool_in, pool_out, pool_busy, n_pre, n_busy = (np.full_like(p, v) for v in (np.nan, np.nan, np.nan, 0.0, 0.0))
+        pool_busy, n_pre, n_busy = (np.full_like(p, v) for v in (np.nan, 0.0, 0.0))
+        pool_in, pool_out = (np.array(refused[k], dtype=p.dtype) for k in ("prefill_instances", "decode_instances"))
         pool_in[on], pool_out[on], pool_busy[on] = n_in, y, demand / n_in  # (busy above 1: a pool that never keeps up)
         n_pre[on], n_busy[on] = n_in * t_on / y, demand * t_on / y
     chips_total = t + n_pre
@@ -820,23 +840,19 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     parts = explained() if explain else {}
     return {
         **parts,
-        "n_chips": t,
-        "batch": B,
-        "concurrency": C + waiting,  # requests in flight: the running and, above cal.max_batch, the queued
+        **refused,
         # xPyD and the prompt pool's busy share where disaggregated, NaN colocated
         # (a given x stays as given on a refused row, a chosen one does not)
-        "prefill_instances": np.full_like(p, np.nan) if pool_in is None else np.where(
+        "prefill_instances": refused["prefill_instances"] if pool_in is None else np.where(
             x["prefill_instances"] >= 1, pool_in, pool_in * ok),
-        **{k: np.full_like(p, np.nan) if v is None else v for k, v in
-           (("decode_instances", pool_out), ("pool_busy", pool_busy))},
+        **{k: refused[k] if v is None else v for k, v in (("decode_instances", pool_out), )},
+        "pool_busy": np.full_like(p, np.nan) if pool_busy is None else pool_busy,
         "prefill_pool_busy": pool_busy * ok if pool_busy is not None else np.full_like(p, np.nan),
         "ttft_s": ttft * prefill * ok,
         "prefill_tokens_per_s": np.where(prefill, p / t_pre_b, np.nan) * ok,
         "decode_tokens_per_s": okg / t_dec,  # a row that generates nothing (gen_len 0: prefill alone) decodes nothing
         "throughput_tokens_per_s": B * okg / t_dec,
         "energy_per_token_j": energy_tok * okg,
-        "mem_gb": np.where(batch_blank, mem_serve, np.maximum(mem, mem_serve)) * 1e-9,  # GB per chip: what must fit
-        "mem_limit_gb": usable * 1e-9,
         "unit_cost_usd": money["unit_cost_usd"],
         "output_tokens_per_s": out_tps * okg,
         "output_tokens_per_s_per_chip": out_tps / chips_total * okg,
@@ -844,12 +860,24 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "tpot_s": t_user * okg,
         "usd_per_million_tokens": money["usd_per_million_tokens"] * okg,
         "power_w": power * okg,
-        "fits": fits,
-        "batch_fit": b_fit,
-        "concurrency_fit": c_fit,
-        "decode_compute_bound": flo_it / flops > byt_it / bw,
+        "decode_compute_bound": (flo_it / flops > byt_it / bw) & (mask == 0),
         "reason_mask": mask,
     }
+
+
+def _refused_outputs(refused: Mapping[str, Array], live: Array, rates: Mapping[str, Array]) -> dict[str, Array]:
+    """A block's outputs from the `rates` of its `live` rows (evaluated alone) and what the `refused` rows show:
+    their chips, batch and memory; NaN rates (False where a flag)."""
+    out = {}
+    for k, v in rates.items():
+        whole = refused.get(k)
+        if whole is None:
+            whole = np.full(len(refused["reason_mask"]), False if v.dtype == bool else np.nan, dtype=v.dtype)
+        else:
+            whole = np.array(whole, dtype=v.dtype)  # (a copy: the refused rows' own array)
+        whole[live] = v
+        out[k] = whole
+    return out
 
 
 # the inputs the economics of serving read, beside the instance's output rate, chips and power: none changes
