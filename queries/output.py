@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 
 from chipsweep.queries.figure import extrapolated
 from chipsweep.queries.runner import objectives_of, table_records
-from chipsweep.queries.saved import META_NOTE, META_PARTITION
+from chipsweep.queries.saved import META_NOTE, META_PARTITION, META_REPEATS
 
 FORMATS = ("table", "csv", "json")
 
@@ -63,6 +63,10 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
         else:
             footer += "; frontier of " + of
         footer += extrapolated_note(table)
+        repeats = int((table.schema.metadata or {}).get(META_REPEATS, b"0") or 0)
+        if repeats:
+            footer += (f"; {repeats} row{'s' if repeats != 1 else ''} identical to one shown but for idx left out (a "
+                       "swept axis that does not apply to them, such as decode_instances on a colocated row)")
         if "engine" in table.column_names:  # a chip difference may be a software one: say so
             engines = sorted({str(e) for e in table.column("engine").to_pylist() if e is not None})
             if len(engines) > 1:

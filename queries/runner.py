@@ -41,6 +41,7 @@ from chipsweep.queries.saved import (
     META_OBJECTIVES,
     META_PARTITION,
     META_QUERY,
+    META_REPEATS,
     Bound,
     bind,
     load_query,
@@ -295,7 +296,31 @@ def run_saved(
     if objs:
         meta[META_OBJECTIVES] = ",".join(str(o) for o in objs).encode()
         meta[META_PARTITION] = ",".join(bound.final_partition()).encode()
+        if frontier and sample is None:
+            table, repeats = collapse_repeats(table)
+            if repeats:
+                meta[META_REPEATS] = str(repeats).encode()
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+
+
+def collapse_repeats(table: pa.Table) -> tuple[pa.Table, int]:
+    """A frontier's rows identical in every column but their `idx`, once (the first), and how many were left out. A
+    sweep repeats a row along an axis that does not apply to it (decode_instances on a colocated serving row: every
+    value evaluates the same configuration), and each copy is as good as the others, so the frontier listed it once
+    per axis value."""
+    if "idx" not in table.column_names or table.num_rows < 2:
+        return table, 0
+    rest = [c for c in table.column_names if c != "idx"]
+    seen: set[str] = set()
+    keep = []
+    for i, row in enumerate(zip(*(table.column(c).to_pylist() for c in rest), strict=True)):
+        key = repr(row)  # (a NaN or a list in a row hashes by its text)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    if len(keep) == table.num_rows:
+        return table, 0
+    return table.take(pa.array(keep, type=pa.int64())), table.num_rows - len(keep)
 
 
 def count_saved(

@@ -58,6 +58,7 @@ _TYPE_RE = re.compile(
 META_OBJECTIVES = b"chipsweep.objectives"
 META_QUERY = b"chipsweep.query"
 META_NOTE = b"chipsweep.note"  # what a column of the result means where its name alone misleads (`-- @note`)
+META_REPEATS = b"chipsweep.repeats"  # a frontier's rows left out as repeats of a row it lists (`runner.collapse_repeats`)
 META_PARTITION = b"chipsweep.frontier_by"  # the columns whose values split the result into separate frontiers
 
 # objectives each kind of frontier may use (`objectives(<kind>)` parameters): the numeric outputs of the fact tables,

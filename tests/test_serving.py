@@ -17,6 +17,7 @@ import pytest
 
 import chipsweep
 from chipsweep.lake import Lake
+from chipsweep.queries.output import to_text
 from chipsweep.queries.runner import run_saved
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.columns import arrow_schema
@@ -714,6 +715,27 @@ def test_an_xpyd_sweep_lands_its_pools_in_the_lake_and_names_them_on_the_frontie
         if r["disaggregated"]:
             assert f"{r['prefill_instances']}P{r['decode_instances']}D" in f["layout"]
     assert any(f["decode_instances"] == 4 for f in front)  # a shared pool reaches the frontier
+
+
+def test_a_frontier_lists_once_a_row_a_sweep_repeats_along_an_axis_that_does_not_apply_to_it(tmp_path: Path) -> None:
+    """decode_instances does not apply to a colocated row: the sweep evaluates it once per value, each copy as good
+    as the other, and pareto_serving listed both (idx 2 and 5: 872.7 tokens/s per chip at 27.3 per user). The
+    frontier lists the first and its footer counts the rest."""
+    spec = {"name": "repeats", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_70b"], "chip": [H100], "disaggregated": [False, True], "decode_instances": [1, 4],
+        "concurrency": [16, 64, 256]},
+        "fixed": {"n_chips": 8, "compute_precision": "fp8", "weight_bits": 8, "prompt_len": 512, "gen_len": 1024}}
+    root = str(tmp_path / "lake")
+    evaluated_lake(spec, tmp_path / "lake")
+    table = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=root)
+    front = table.to_pylist()
+    together = [f for f in front if not f["disaggregated"]]
+    assert together and sorted(f["concurrency"] for f in together) == sorted({f["concurrency"] for f in together})
+    assert len({tuple((k, v) for k, v in f.items() if k != "idx") for f in front}) == len(front)
+    assert all(f["idx"] < 3 for f in together)  # the first copy, decode_instances 1's (idx 3-5: 4's)
+    candidates = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=root, frontier=False).to_pylist()
+    assert len([c for c in candidates if not c["disaggregated"]]) == 6  # both copies are still candidates
+    assert f"{len(together)} rows identical to one shown but for idx left out" in to_text(table)
 
 
 def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path) -> None:
