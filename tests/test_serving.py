@@ -990,6 +990,28 @@ def test_a_disaggregated_pool_too_small_for_its_prompts_is_refused_naming_what_k
     assert bad[1]["infeasible_reason"] == "row 2: field 'decode_instances' = '65': allowed: an integer from 1 to 64"
 
 
+def test_a_blank_concurrency_beside_a_given_pool_is_the_most_that_pool_keeps_within_a_pass() -> None:
+    """A blank concurrency was the most requests memory holds whatever the prompt pool: 929 on Llama 3 70B fp8 on 8
+    H100 with 2,000-token prompts, whose prompts keep 2.9 instances busy, so one given prompt instance refused the row.
+    Now it is the most whose prompts the given pool takes without a wait longer than their pass -- the rule a blank
+    pool is sized by, the other way round: at that concurrency the blank pool is at most the given one, one request
+    more needs a larger one."""
+    base = {"model": "llama3_70b", "chip": H100, "n_chips": 8, "compute_precision": "fp8", "weight_bits": 8,
+            "kv_bits": 8, "prompt_len": 2000, "gen_len": 256, "disaggregated": True}
+    colocated, = run(dict(base, disaggregated=False))
+    for given in (1, 2, 4, 64):
+        row, = run(dict(base, prefill_instances=given))
+        assert row["infeasible_reason"] == "" and row["prefill_instances"] == given
+        most = row["concurrency"]
+        if given == 64:  # a pool that takes every prompt: memory's most, as a colocated row's
+            assert most == colocated["concurrency"]
+            continue
+        assert 1 < most < colocated["concurrency"]
+        at, above = run(dict(base, concurrency=int(most)), dict(base, concurrency=int(most) + 1))
+        assert at["prefill_instances"] <= given < above["prefill_instances"]
+        assert row["ttft_s"] == pytest.approx(run(dict(base, prefill_instances=given, concurrency=int(most)))[0]["ttft_s"])
+
+
 def _simulated_md_c_wait(servers: int, load: float, arrivals: int = 120_000, seed: int = 7) -> float:
     """Mean wait in queue of a first-come first-served M/D/c queue, simulated: Poisson arrivals at `load` x servers
     per unit of service time, each served for exactly 1 by the first server free (the first tenth dropped)."""

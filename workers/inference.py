@@ -394,8 +394,14 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         waiting = np.where(~conc_blank, np.maximum(C - running, 0.0), 0.0)
         C = C - waiting
     mem = w_chip + B * per_seq + a_tok * np.minimum(B * rows, M)  # bytes per chip, static batch
-    tok_it = C * r_tok  # tokens of one serving iteration
-    mem_serve = w_chip + C * per_req + a_tok * np.minimum(tok_it, M)  # bytes per chip, serving
+
+    def serving_memory(c: Array) -> tuple[Array, dict[str, Array]]:
+        """Bytes per chip serving `c` running requests (an iteration carries c r_tok tokens, at most max_tokens), and
+        the outputs they set: the requests in flight (the running and the queued) and the GB per chip that must fit."""
+        need = w_chip + c * per_req + a_tok * np.minimum(c * r_tok, M)
+        return need, {"concurrency": c + waiting, "mem_gb": np.where(batch_blank, need, np.maximum(mem, need)) * 1e-9}
+
+    mem_serve, serving_shown = serving_memory(C)  # bytes per chip, serving
     # a static batch must fit only where the row asked for one; serving always
     fits = ((mem <= usable) | batch_blank) & (mem_serve <= usable)
     short = ~fits & (usable >= 0) & (mem >= 0)  # a published capacity that is too small (else R_NO_MEM)
@@ -404,9 +410,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     disagg, split = x["disaggregated"] > 0, (g >= 1) & (p >= 1)  # a prompt pool: rows with prompts and outputs
     mask |= (disagg & ~split) * R_SPLIT  # no prompts to move or no outputs to decode
     refused = {  # what a row refused so far shows (its rates NaN): the chips, batch and memory found above
-        "n_chips": t, "batch": B, "concurrency": C + waiting,  # requests in flight: the running and the queued
-        "mem_gb": np.where(batch_blank, mem_serve, np.maximum(mem, mem_serve)) * 1e-9,  # GB per chip: what must fit
-        "mem_limit_gb": usable * 1e-9, "fits": fits, "batch_fit": b_fit, "concurrency_fit": c_fit, "reason_mask": mask,
+        "n_chips": t, "batch": B, **serving_shown, "mem_limit_gb": usable * 1e-9, "fits": fits, "batch_fit": b_fit, "concurrency_fit": c_fit, "reason_mask": mask,
         "unit_cost_usd": x["purchase_usd"] * t,  # the chips of one replica (a prompt pool only where one is sized)
         # xPyD as given where disaggregated (a blank x is chosen only where the row runs)
         "prefill_instances": np.where(disagg & split & (x["prefill_instances"] >= 1), x["prefill_instances"], np.nan),
@@ -665,6 +669,57 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     t_dec = step(B, 0.0)  # s per decode step of the static batch
     t_pre_b = prompt(B * p, B)  # s: B prompts, over the ranks where attention is data-parallel
 
+    # one prompt alone: TTFT without load; the KV written once per prompt token
+    any_disagg = bool(disagg.any())
+    pre1 = prompt_parts(p, np.ones_like(p), work=any_disagg)  # (with its work where a prompt pool draws power)
+    t_pre1 = pre1[0] + pre1[1] + pre1[2]  # s: one prompt, on one rank where attention is data-parallel
+    # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, one prompt per
+    # pass, or one per attention rank where attention is data-parallel (each rank runs its own), a prompt's TTFT
+    # being its pass (a pass of more prompts would cost less per token and make each of them wait for all of it);
+    # each pass costs what a colocated prefill of those tokens costs (the kernels, the fixed time per layer, the
+    # all-reduces: `prompt`), not the bare compute-bound FLOPs
+    t_pass = t_pre1
+    ranks = np.where(dp_att, tp, 1.0)  # prompts of one pool pass
+    pool_work = pre1[3:]  # FLOPs and bytes per chip of a pool pass (the power model's)
+    if any_disagg and any_dpa:
+        dp_pass = prompt_parts(p * ranks, ranks, work=True)
+        t_pass = np.where(dp_att, dp_pass[0] + dp_pass[1] + dp_pass[2], t_pre1)
+        pool_work = tuple(np.where(dp_att, a, b) for a, b in zip(dp_pass[3:], pre1[3:], strict=True))
+    ranks_b = np.broadcast_to(ranks, p.shape)
+    y_all = np.fmax(x["decode_instances"], 1.0)  # decode instances sharing a prompt pool (blank: 1)
+
+    def pool_demand(seqs: Array, t_it: Array, rows: Array) -> Array:
+        """Prompt instances' worth of passes the prompts of the `rows`' y decode instances keep busy, each running
+        `seqs` requests at `t_it` s an iteration: its prompts per second (seqs / gen_len a step) x a pass, over the
+        prompts a pass runs."""
+        return (seqs * p[rows] / np.maximum(g[rows], 1.0) / t_it * t_pass[rows]
+                / np.maximum(p[rows] * ranks_b[rows], 1.0) * y_all[rows])
+
+    if any_disagg:
+        # a blank concurrency beside a given prompt pool: the most requests that fit memory and whose prompts the x
+        # instances take without a wait longer than their pass (the blank pool's rule, the other way round); the
+        # memory's most, else a bisection below it (the pool's load grows with the requests)
+        fill = np.nonzero(disagg & split & conc_blank & (x["prefill_instances"] >= 1) & (mask == 0))[0]
+        if fill.size:
+            given_f, pass_f, ranks_f = x["prefill_instances"][fill], t_pass[fill], ranks_b[fill]
+
+            def keeps_up(c_f: Array) -> Array:
+                seqs = C.copy()
+                seqs[fill] = c_f
+                demand_f = pool_demand(c_f, step(seqs, 0.0)[fill], fill)
+                return prompt_pool(given_f, demand_f, ranks_f, pass_f)[1] <= pass_f
+
+            most = C[fill]
+            ok = keeps_up(most)
+            lo, hi = np.where(ok, most, 1.0), np.where(ok, most, most - 1.0)
+            while bool((lo < hi).any()):
+                mid = np.floor(0.5 * (lo + hi + 1.0))
+                ok = keeps_up(mid)
+                lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid - 1.0)
+            C = C.copy()
+            C[fill] = lo  # (1 where even one request's prompts wait longer: the row runs, its wait in its TTFT)
+            refused.update(serving_memory(C)[1])
+
     # ---- serving: C sequences in steady state ----------------------------------------------------------
     has_gen = g >= 1
     pre_share = np.where(disagg | ~has_gen, 0.0, C * p / np.maximum(g, 1.0))  # prompt tokens per iteration
@@ -726,10 +781,6 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     pre_user = np.where(spread, np.maximum(C - 1.0, 0.0) * p / np.maximum(g, 1.0), 0.0)
     if bool(spread.any()):
         t_user = np.where(spread, step(C, pre_user), t_user)
-    # one prompt alone: TTFT without load; the KV written once per prompt token
-    any_disagg = bool(disagg.any())
-    pre1 = prompt_parts(p, np.ones_like(p), work=any_disagg)  # (with its work where a prompt pool draws power)
-    t_pre1 = pre1[0] + pre1[1] + pre1[2]  # s: one prompt, on one rank where attention is data-parallel
     # a new prompt waits for the iteration in flight to end (schedulers admit requests between iterations: half an
     # iteration on average for a request arriving at a random time, the mean residual of a fixed cycle), then runs
     # in n_chunks iterations, each one pass of its chunk beside the running decodes (chunked prefill, Sarathi-Serve
@@ -740,18 +791,6 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
     # s: the prompt's KV cache sent from the prompt pool to the decode pool, each chip its own share over its own NIC
     # (the rank that prefilled it, where attention is data-parallel)
     kv_move = ctx(p) * kv_chip * (np.where(dp_att, tp, 1.0) if any_dpa else 1.0) / x["out_bw"]
-    # prompt pool (disaggregated): instances of the same t chips prefilling prompts back to back, one prompt per
-    # pass, or one per attention rank where attention is data-parallel (each rank runs its own), a prompt's TTFT
-    # being its pass (a pass of more prompts would cost less per token and make each of them wait for all of it);
-    # each pass costs what a colocated prefill of those tokens costs (the kernels, the fixed time per layer, the
-    # all-reduces: `prompt`), not the bare compute-bound FLOPs
-    t_pass = t_pre1
-    ranks = np.where(dp_att, tp, 1.0)  # prompts of one pool pass
-    pool_work = pre1[3:]  # FLOPs and bytes per chip of a pool pass (the power model's)
-    if any_disagg and any_dpa:
-        dp_pass = prompt_parts(p * ranks, ranks, work=True)
-        t_pass = np.where(dp_att, dp_pass[0] + dp_pass[1] + dp_pass[2], t_pre1)
-        pool_work = tuple(np.where(dp_att, a, b) for a, b in zip(dp_pass[3:], pre1[3:], strict=True))
     ttft = np.where(disagg, t_pass + kv_move, np.where(C > 1, ttft_load, t_pre1))  # s
     out_tps = C / t_iter * has_gen  # output tokens/s of the instance
     if queue_at is not None:
@@ -759,8 +798,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         # the tokens each generates; prompts alone, one TTFT per running request)
         leave = np.where(has_gen, out_tps / np.maximum(g, 1.0), C / np.maximum(ttft, 1e-30))  # requests/s
         ttft = ttft + waiting / leave
-    pre_tok_s = C * p / np.maximum(g, 1.0) / t_iter  # prompt tokens/s the decode instance consumes
-    n_pre = np.zeros_like(pre_tok_s)  # chips of the prompt pool per decode instance
+    n_pre = np.zeros_like(t_iter)  # chips of the prompt pool per decode instance
     n_busy = n_pre  # ... of them busy on average (chip-s of passes per s)
     pool_in = pool_out = pool_busy = None
     if any_disagg:
@@ -768,10 +806,9 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         # decode instance keeps busy `demand` prompt instances' worth of passes (its prompts per second x a pass, over
         # the prompts a pass runs). Computed on the disaggregated rows only
         on = np.nonzero(disagg & split & (mask == 0))[0]  # (a row refused for memory or a rule sizes no pool)
-        t_on, ranks_on = (np.broadcast_to(v, p.shape)[on] for v in (t, ranks))
-        y = np.fmax(x["decode_instances"][on], 1.0)  # blank: 1
-        demand = pre_tok_s[on] * t_pass[on] / np.maximum(p[on] * ranks_on, 1.0) * y
-        n_in, wait = prompt_pool(x["prefill_instances"][on], demand, ranks_on, t_pass[on])
+        t_on, y = np.broadcast_to(t, p.shape)[on], y_all[on]
+        demand = pool_demand(C[on], t_iter[on], on)
+        n_in, wait = prompt_pool(x["prefill_instances"][on], demand, ranks_b[on], t_pass[on])
         mask[on] |= (~(demand < n_in) & np.isfinite(demand)) * R_POOL
         ttft = ttft + 0.0  # (a copy: the rows' own array)
         ttft[on] += wait

@@ -913,7 +913,7 @@ def _pool_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array]) -> st
     why = (f"the prompts of {out['decode_instances'][i]:.0f} decode instance(s) keep {demand:.2f} prompt instances "
            f"busy, so {given} never catch up")
     if not np.isfinite(x["concurrency"][i]):
-        why += " (a blank concurrency is the most that fits memory: a smaller one sends fewer prompts)"
+        why += " with one request each (a blank concurrency is the most whose prompts the pool takes within a pass)"
     if need > MAX_INSTANCES:
         return (f"allowed: an integer from 1 to {MAX_INSTANCES}, and these prompts need at least {need:.0f}: leave it "
                 f"blank (the fewest that keep up) or serve fewer decode_instances; {why}")
