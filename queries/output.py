@@ -65,8 +65,8 @@ def to_text(table: pa.Table, *, max_width: int = 48) -> str:
         footer += extrapolated_note(table)
         repeats = int((table.schema.metadata or {}).get(META_REPEATS, b"0") or 0)
         if repeats:
-            footer += (f"; {repeats} row{'s' if repeats != 1 else ''} identical to one shown but for idx left out (a "
-                       "swept axis that does not apply to them, such as decode_instances on a colocated row)")
+            footer += (f"; {repeats} row{'s' if repeats != 1 else ''} identical in every column but idx to one shown "
+                       "left out (a swept axis that does not apply to them, such as decode_instances on a colocated row)")
         if "engine" in table.column_names:  # a chip difference may be a software one: say so
             engines = sorted({str(e) for e in table.column("engine").to_pylist() if e is not None})
             if len(engines) > 1:

@@ -286,20 +286,28 @@ def run_saved(
     sql = bound.sql(frontier=frontier)
     if sample is not None:
         sql = f"SELECT * FROM ({sql}) USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
+    objs = bound.final_objectives()
+    collapse = bool(objs) and frontier and sample is None  # a frontier lists a repeated row once, then is cut
     with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
         check_lake_values(con, bound)
-        table = _execute(con, sql, timeout_s=timeout_s, max_rows=max_rows, what=f"query {name}", limits=limits)
+        fetch = max_rows  # (collapsing, rows up to the row cap or max_rows, whichever is more, cut after)
+        if collapse and max_rows is not None:
+            cap = limits.row_cap if limits is not None else None
+            fetch = None if cap is None else max(cap, max_rows)
+        table = _execute(con, sql, timeout_s=timeout_s, max_rows=fetch, what=f"query {name}", limits=limits)
     meta = {META_QUERY: name.encode()}
     if bound.query.note:
         meta[META_NOTE] = bound.query.note.encode()
-    objs = bound.final_objectives()
     if objs:
         meta[META_OBJECTIVES] = ",".join(str(o) for o in objs).encode()
         meta[META_PARTITION] = ",".join(bound.final_partition()).encode()
-        if frontier and sample is None:
-            table, repeats = collapse_repeats(table)
-            if repeats:
-                meta[META_REPEATS] = str(repeats).encode()
+    if collapse:
+        table, repeats = collapse_repeats(table)
+        if repeats:
+            meta[META_REPEATS] = str(repeats).encode()
+        if max_rows is not None and table.num_rows > max_rows:
+            table = table.slice(0, max_rows)
+            meta[META_TRUNCATED] = str(max_rows).encode()
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
 
 
@@ -311,16 +319,19 @@ def collapse_repeats(table: pa.Table) -> tuple[pa.Table, int]:
     if "idx" not in table.column_names or table.num_rows < 2:
         return table, 0
     rest = [c for c in table.column_names if c != "idx"]
-    seen: set[str] = set()
-    keep = []
-    for i, row in enumerate(zip(*(table.column(c).to_pylist() for c in rest), strict=True)):
-        key = repr(row)  # (a NaN or a list in a row hashes by its text)
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
+    order = pa.array(range(table.num_rows), type=pa.int64())
+    try:  # (Arrow groups NaN with NaN and null with null)
+        first = table.select(rest).append_column("__row", order).group_by(rest, use_threads=False).aggregate(
+            [("__row", "min")]).column("__row_min")
+        keep = pc.take(first, pc.sort_indices(first))
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):  # a column Arrow cannot group by (a list): by its text
+        seen: dict[str, int] = {}
+        for i, row in enumerate(zip(*(table.column(c).to_pylist() for c in rest), strict=True)):
+            seen.setdefault(repr(row), i)
+        keep = pa.array(sorted(seen.values()), type=pa.int64())
     if len(keep) == table.num_rows:
         return table, 0
-    return table.take(pa.array(keep, type=pa.int64())), table.num_rows - len(keep)
+    return table.take(keep), table.num_rows - len(keep)
 
 
 def count_saved(

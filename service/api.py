@@ -40,7 +40,7 @@ from starlette.routing import Match
 
 from chipsweep.lake.views import remove_stale_temp_dirs
 from chipsweep.queries import runner
-from chipsweep.queries.saved import saved_queries
+from chipsweep.queries.saved import META_REPEATS, saved_queries
 from chipsweep.schemas.catalog import Catalog, CatalogError, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, jsonable, pydantic_allowed
 from chipsweep.schemas.spec import read_spec_body
@@ -512,5 +512,10 @@ def _query_param(p: Any) -> dict[str, Any]:
 
 
 def _rows(table: Any) -> dict[str, Any]:
-    """An Arrow result as {columns, rows} (NaN and infinities as null, timestamps ISO)."""
-    return {"columns": list(table.column_names), "rows": runner.table_records(table)}
+    """An Arrow result as {columns, rows} (NaN and infinities as null, timestamps ISO), and where a frontier left out
+    rows identical to one it lists but for their idx, how many (`repeats`)."""
+    out: dict[str, Any] = {"columns": list(table.column_names), "rows": runner.table_records(table)}
+    repeats = (table.schema.metadata or {}).get(META_REPEATS)
+    if repeats:
+        out["repeats"] = int(repeats)
+    return out

@@ -735,7 +735,10 @@ def test_a_frontier_lists_once_a_row_a_sweep_repeats_along_an_axis_that_does_not
     assert all(f["idx"] < 3 for f in together)  # the first copy, decode_instances 1's (idx 3-5: 4's)
     candidates = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=root, frontier=False).to_pylist()
     assert len([c for c in candidates if not c["disaggregated"]]) == 6  # both copies are still candidates
-    assert f"{len(together)} rows identical to one shown but for idx left out" in to_text(table)
+    assert f"{len(together)} rows identical in every column but idx to one shown left out" in to_text(table)
+    # a cut answer is cut after the repeats are left out
+    cut = run_saved("pareto_serving", {"model": "llama3_70b"}, lake=root, max_rows=len(front) - 1)
+    assert cut.column("idx").to_pylist() == [f["idx"] for f in front][:-1]
 
 
 def test_pareto_edge_judges_a_catalog_chip_at_one_operating_point(tmp_path: Path) -> None:

@@ -696,10 +696,13 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
                 / np.maximum(p[rows] * ranks_b[rows], 1.0) * y_all[rows])
 
     if any_disagg:
-        # a blank concurrency beside a given prompt pool: the most requests that fit memory and whose prompts the x
-        # instances take without a wait longer than their pass (the blank pool's rule, the other way round); the
-        # memory's most, else a bisection below it (the pool's load grows with the requests)
-        fill = np.nonzero(disagg & split & conc_blank & (x["prefill_instances"] >= 1) & (mask == 0))[0]
+        # a blank concurrency (and batch) beside a given prompt pool: the most requests that fit memory and whose
+        # prompts the x instances take without a wait longer than their pass (the blank pool's rule, the other way
+        # round): memory's most, else a bisection below it. The pool's load grows with the requests, except where
+        # attention is data-parallel: there the step grows as the busiest rank gains a request, every tp requests,
+        # and the load falls back a little at each such step; it grows along the first request of each step and
+        # within a step, so the search bisects over the steps, then within the last that keeps up
+        fill = np.nonzero(disagg & split & conc_blank & batch_blank & (x["prefill_instances"] >= 1) & (mask == 0))[0]
         if fill.size:
             given_f, pass_f, ranks_f = x["prefill_instances"][fill], t_pass[fill], ranks_b[fill]
 
@@ -709,15 +712,27 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
                 demand_f = pool_demand(c_f, step(seqs, 0.0)[fill], fill)
                 return prompt_pool(given_f, demand_f, ranks_f, pass_f)[1] <= pass_f
 
-            most = C[fill]
-            ok = keeps_up(most)
-            lo, hi = np.where(ok, most, 1.0), np.where(ok, most, most - 1.0)
-            while bool((lo < hi).any()):
-                mid = np.floor(0.5 * (lo + hi + 1.0))
-                ok = keeps_up(mid)
-                lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid - 1.0)
+            def most_that_keep_up(first: Any, lo: Array, hi: Array) -> Array:
+                """The largest k in [lo, hi] (float64 integers) at which `first(k)` requests keep up, where they do
+                at lo (else lo)."""
+                for _ in range(64):  # (a bisection of float64 integers ends within 53 halvings)
+                    if not bool((lo < hi).any()):
+                        break
+                    mid = np.floor(0.5 * (lo + hi + 1.0))
+                    ok = keeps_up(first(mid))
+                    lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid - 1.0)
+                return lo
+
+            most = np.asarray(C[fill], dtype=np.float64)
+            unit = np.where(dp_att, tp, 1.0)[fill] if any_dpa else np.ones_like(most)  # requests per step
+            steps = np.ceil(most / unit)
+            every = keeps_up(most)  # (most rows: the pool takes memory's most)
+            k = most_that_keep_up(lambda j: np.minimum((j - 1.0) * unit + 1.0, most), np.where(every, steps, 1.0),
+                                  steps)
+            c = most_that_keep_up(lambda v: v, np.where(every, most, np.minimum((k - 1.0) * unit + 1.0, most)),
+                                  np.minimum(k * unit, most))
             C = C.copy()
-            C[fill] = lo  # (1 where even one request's prompts wait longer: the row runs, its wait in its TTFT)
+            C[fill] = c  # (1 where even one request's prompts wait longer: the row runs, its wait in its TTFT)
             refused.update(serving_memory(C)[1])
 
     # ---- serving: C sequences in steady state ----------------------------------------------------------
@@ -890,7 +905,7 @@ def _evaluate(x: Mapping[str, Array], cal: Mapping[str, Any], explain: bool = Fa
         "decode_tokens_per_s": okg / t_dec,  # a row that generates nothing (gen_len 0: prefill alone) decodes nothing
         "throughput_tokens_per_s": B * okg / t_dec,
         "energy_per_token_j": energy_tok * okg,
-        "unit_cost_usd": money["unit_cost_usd"],
+        "unit_cost_usd": np.where(mask == 0, money["unit_cost_usd"], refused["unit_cost_usd"]),  # (refused: own chips)
         "output_tokens_per_s": out_tps * okg,
         "output_tokens_per_s_per_chip": out_tps / chips_total * okg,
         "tokens_per_s_per_user": okg / t_user,

@@ -912,7 +912,7 @@ def _pool_reason(i: int, x: Mapping[str, Array], out: Mapping[str, Array]) -> st
     need = np.floor(demand) + 1.0
     why = (f"the prompts of {out['decode_instances'][i]:.0f} decode instance(s) keep {demand:.2f} prompt instances "
            f"busy, so {given} never catch up")
-    if not np.isfinite(x["concurrency"][i]):
+    if not np.isfinite(x["concurrency"][i]) and not np.isfinite(x["batch"][i]):  # (a given batch sets it)
         why += " with one request each (a blank concurrency is the most whose prompts the pool takes within a pass)"
     if need > MAX_INSTANCES:
         return (f"allowed: an integer from 1 to {MAX_INSTANCES}, and these prompts need at least {need:.0f}: leave it "

@@ -127,9 +127,10 @@ def reprice_inference(table: pa.Table, raw: dict[str, Array], ctx: Context) -> p
     def col(name: str) -> Array:
         return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
 
-    out_tps = col("output_tokens_per_s")
-    money = serving_economics(out_tps, out_tps / col("output_tokens_per_s_per_chip"), col("power_w"), col("n_chips"),
-                              x, cal)
+    out_tps, n_chips = col("output_tokens_per_s"), col("n_chips")
+    chips = out_tps / col("output_tokens_per_s_per_chip")  # the instance's chips, its prompt pool's share included
+    chips = np.where(np.isfinite(chips), chips, n_chips)  # (a refused row: its own chips, as the core prices them)
+    money = serving_economics(out_tps, chips, col("power_w"), n_chips, x, cal)
     for name in SERVING_OUTPUTS:
         i = table.schema.get_field_index(name)
         field = table.schema.field(i)
