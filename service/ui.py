@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chipsweep.queries import chart, output, runner
 from chipsweep.queries.figure import figure_data
-from chipsweep.queries.saved import frontier_objectives, saved_queries
+from chipsweep.queries.saved import META_REPEATS, frontier_objectives, saved_queries
 from chipsweep.schemas.catalog import Catalog, load_catalog
 from chipsweep.schemas.errors import ChipsweepError, SpecError
 from chipsweep.schemas.spec import read_spec_body
@@ -430,8 +430,10 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
         fig = figure_data(front, candidates, candidates_total=total)
         # with the faint points, the chips no point can stand for (every row lacks an objective: no price or power)
         unplaced = output.unplaced_note(python_api.left_off(name, params)) if n else ""
+        # rows identical to one on the frontier but for their idx, listed once (runner.collapse_repeats)
+        repeats = int((front.schema.metadata or {}).get(META_REPEATS, b"0") or 0)
         return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=max(n, 1)),
-                "candidates": n, "unplaced": unplaced,
+                "candidates": n, "unplaced": unplaced, "repeats": repeats,
                 "objectives": [fig.x.column, fig.y.column] + ([fig.colour.column] if fig.colour else []),
                 "candidates_total": fig.candidates_total, "seconds": round(time.perf_counter() - t0, 3)}
 

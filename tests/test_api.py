@@ -341,6 +341,27 @@ def test_queries_and_sql_endpoints(server: Server) -> None:
     assert r.status_code == 422 and r.json()["field"] == "modle"
 
 
+def test_a_frontier_over_http_counts_the_repeats_it_lists_once(server: Server) -> None:
+    """A colocated serving row swept along decode_instances is one configuration repeated: the frontier lists it once
+    and says how many copies it left out, in the query's JSON and in the explorer's data."""
+    spec = {"name": "api-repeats", "kind": "inference", "store": "all", "axes": {
+        "model": ["llama3_70b"], "chip": ["nvidia_h100_sxm"], "disaggregated": [False, True],
+        "decode_instances": [1, 4], "concurrency": [16, 64, 256]},
+        "fixed": {"n_chips": 8, "compute_precision": "fp8", "weight_bits": 8, "prompt_len": 512, "gen_len": 1024}}
+    assert http.post(f"{server.url}/sweeps", json=spec).status_code == 201
+    wait_done(server.url, "api-repeats")
+    r = http.get(f"{server.url}/queries/pareto_serving", params={"model": "llama3_70b"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    together = [row for row in body["rows"] if not row["disaggregated"]]
+    assert together and body["repeats"] == len(together)  # each colocated row's decode_instances 4 copy
+    assert len({row["concurrency"] for row in together}) == len(together)
+    ui = http.get(f"{server.url}/ui/data/frontier", params={"query": "pareto_serving", "model": "llama3_70b",
+                                                             "candidates": 0})
+    assert ui.status_code == 200, ui.text
+    assert ui.json()["repeats"] == body["repeats"] and len(ui.json()["rows"]) == len(body["rows"])
+
+
 # ------------------------------------------------------------------------------------------------
 # input that cannot hurt, over HTTP: every refusal a 4xx JSON with field, value and allowed
 # ------------------------------------------------------------------------------------------------

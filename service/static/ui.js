@@ -90,6 +90,7 @@ const chipsweep = (() => {
       plot(div, full.figure, note);
       div.dataset.stage = "candidates";
       note.textContent = `${configurations(full.rows.length)} on the frontier, over ${num(full.candidates_total)} feasible (${full.seconds} s).` +
+        (full.repeats ? ` ${configurations(full.repeats)} identical to one on it but for idx (a swept axis that does not apply to them) left out.` : "") +
         (full.unplaced ? ` ${full.unplaced.charAt(0).toUpperCase()}${full.unplaced.slice(1)}` : "");
     }).catch((e) => { note.textContent += ` (${e.message})`; });
     return res;
