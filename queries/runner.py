@@ -682,11 +682,18 @@ def beyond_limits(name: str, params: Mapping[str, object] | None, *, lake: str |
         if key not in known:
             continue
         column = LIMIT_COLUMNS[key]
-        lifted = run_saved(name, {**(params or {}), key: NO_LIMIT}, lake=lake, timeout_s=timeout_s, limits=limits)
-        if column not in lifted.column_names or not lifted.num_rows:
+        # the least value of every row the frontier would be taken from with the limit lifted (its objectives all
+        # finite), not of the lifted frontier's rows: a limit's column need not be an objective (TTFT under an SLO)
+        bound = bind(name, {**(params or {}), key: NO_LIMIT})
+        finite = " AND ".join(f'isfinite(CAST("{c}" AS DOUBLE))' for c in (column, *(o.column for o in
+                                                                                 bound.final_objectives() or [])))
+        sql = f'SELECT min(CAST("{column}" AS DOUBLE)) AS best FROM ({bound.sql(frontier=False)}) WHERE {finite}'
+        with SLOTS.hold(limits, f"query {name}"), _connect(lake, limits, fixed_join_order=True) as con:
+            check_lake_values(con, bound)
+            best = _execute(con, sql, timeout_s=timeout_s, max_rows=None, what=f"query {name}",
+                            limits=limits)["best"][0].as_py()
+        if best is None or not math.isfinite(best):
             out.append(f"no row meets {key} = {value}, nor any without it (the other limits or the lake leave none)")
             continue
-        best = pc.min(pc.cast(lifted[column], pa.float64())).as_py()
-        if best is not None and math.isfinite(best):
-            out.append(f"no row meets {key} = {value}: the best {column} without it is {best:.3g}")
+        out.append(f"no row meets {key} = {value}: the best {column} without it is {best:.3g}")
     return out

@@ -18,7 +18,7 @@ import pytest
 import chipsweep
 from chipsweep.lake import Lake
 from chipsweep.queries.output import to_text
-from chipsweep.queries.runner import run_saved
+from chipsweep.queries.runner import beyond_limits, run_saved
 from chipsweep.schemas.catalog import load_catalog
 from chipsweep.schemas.columns import arrow_schema
 from chipsweep.schemas.spec import parse_spec
@@ -294,6 +294,20 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
     store.write_part(table, "inference", "serve", 1, 0)
     store.write_dims(sweep, 1, created_at=0.0, state="done")
     return root
+
+
+def test_an_slo_no_row_meets_names_the_least_ttft_any_row_reaches(lake: str) -> None:
+    """A TTFT SLO below every row said 'the best ttft_s without it is 0.0548': the least TTFT of the frontier's rows
+    (TTFT is no objective of it), where a row off the frontier reaches 0.0373. The hint is the least value of the
+    rows the frontier is taken from."""
+    params = {"model": "llama3_70b"}
+    rows = run_saved("pareto_serving", params, lake=lake, frontier=False).to_pylist()
+    objectives = ("output_tokens_per_s_per_chip", "tokens_per_s_per_user")
+    least = min(r["ttft_s"] for r in rows if all(r[k] is not None and math.isfinite(r[k]) for k in ("ttft_s", *objectives)))
+    on_front = min(run_saved("pareto_serving", params, lake=lake)["ttft_s"].to_pylist())
+    assert least < on_front
+    assert beyond_limits("pareto_serving", {**params, "ttft_max_s": least / 2}, lake=lake) == [
+        f"no row meets ttft_max_s = {least / 2}: the best ttft_s without it is {least:.3g}"]
 
 
 def test_a_serving_sweep_lands_with_its_serving_columns(lake: str) -> None:
