@@ -24,7 +24,13 @@ from chipsweep.schemas.columns import MAXIMISE, objective_columns
 from chipsweep.schemas.errors import Problem, SpecError
 from chipsweep.schemas.numbers import Storage, as_number, fmt, storage
 from chipsweep.schemas.spec import SweepSpec, parse_spec
-from chipsweep.schemas.vocab import CHIP_INTEGER_RANGE, CHIP_POSITIVE, OVERRIDABLE, REQUIRED_SHAPE_FIELDS
+from chipsweep.schemas.vocab import (
+    CHIP_INTEGER_RANGE,
+    CHIP_POSITIVE,
+    MOE_FIELDS,
+    OVERRIDABLE,
+    REQUIRED_SHAPE_FIELDS,
+)
 
 REF_KEYS = ("model_idx", "chip_idx", "cluster_idx")  # the axes that name catalog entries
 
@@ -130,6 +136,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
     objectives = _objectives(spec, problems)
     _required(spec, problems)
     _experts(spec, axes, fixed, effective, problems)
+    _moe_columns(spec, axes, effective, problems)
     _asic_design(spec, axes, effective, problems)
     if problems:
         raise SpecError(problems)
@@ -180,6 +187,40 @@ def _experts(spec: SweepSpec, axes: list[Axis], fixed: dict[str, float], catalog
         where = "axes.ep" if "ep" in by_name else "fixed.ep"
         problems.append(Problem(where, wide if "ep" in by_name else wide[0], "1: expert parallelism needs a mixture-of-experts model, and this sweep's "
                                 f"models are dense ({', '.join(ids)})", "no experts to spread"))
+
+
+def _moe_columns(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: list[Problem]) -> None:
+    """Mixture-of-experts columns on a sweep of catalog models: a dense model's row reads them as a mixture of experts
+    whose other columns are blank (Llama 3 70B with moe_experts 8 ran top-1 experts of no width: 2.8x its dense
+    speed), where `evaluate` refuses the row ('model ... is dense'); and a moe_topk above a model's experts, which
+    the core clamps. Both are refused naming the field, the values and the models."""
+    by_name = {a.name: a for a in axes}
+
+    def values(name: str) -> tuple[str, list[Any]]:
+        if name in by_name:
+            return f"axes.{name}", list(by_name[name].values)
+        return f"fixed.{name}", [spec.fixed[name]] if name in spec.fixed else []
+
+    ids = [str(m) for m in values("model")[1]]
+    if not ids or any(m not in catalog.models for m in ids):
+        return  # explicit shapes (a model of one's own), or an unknown id (already a problem of its own)
+    dense = [m for m in ids if catalog.models[m].moe_experts is None]
+    for name in MOE_FIELDS:
+        where, vals = values(name)
+        if vals and dense:
+            moe = sorted(m for m, e in catalog.models.items() if e.moe_experts is not None)
+            problems.append(Problem(where, vals[0] if where.startswith("fixed") else vals,
+                                    f"blank on a sweep of dense models, or the mixture-of-experts models alone in a "
+                                    f"sweep of their own ({', '.join(moe)})",
+                                    f"{', '.join(dense)} {'is' if len(dense) == 1 else 'are'} dense: a row would read "
+                                    "the column as a mixture of experts with the others blank"))
+            return
+    where, topk = values("moe_topk")
+    experts = [int(v) for v in values("moe_experts")[1]] or [int(catalog.models[m].moe_experts or 0) for m in ids]
+    over = [v for v in topk if isinstance(v, (int, float)) and experts and v > min(experts)]
+    if over:
+        problems.append(Problem(where, over if where.startswith("axes") else over[0],
+                                f"an integer from 1 to moe_experts ({min(experts)})", "more experts per token than the model has"))
 
 
 def _asic_design(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: list[Problem]) -> None:

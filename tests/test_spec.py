@@ -408,6 +408,33 @@ def test_expert_parallelism_over_only_dense_models_is_refused_naming_ep_and_the_
         validate(fixed, catalog)
 
 
+@pytest.mark.parametrize("kind", ["inference", "training"])
+def test_moe_columns_on_a_sweep_with_a_dense_model_are_refused_as_evaluate_refuses_the_row(catalog, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """moe_experts 8 on Llama 3 70B made a sweep row a mixture of experts with the other columns blank (top-1 experts
+    of no width: 15.9 days for 44 of the dense model), and moe_topk 16 on Mixtral's 8 experts was clamped to 8;
+    `evaluate` refuses both rows. The spec is refused naming the field, its values and the dense models."""
+    base = {"name": "moe-dense", "kind": kind, "axes": {"model": ["llama3_70b"], "chip": ["nvidia_h100_sxm"],
+                                                        "n_chips": [8], "moe_experts": [8]}}
+    if kind == "training":
+        base["fixed"] = {"global_batch": 512}
+    with pytest.raises(SpecError) as exc:
+        validate(base, catalog)
+    p = exc.value.as_dict()
+    assert (p["field"], p["value"]) == ("axes.moe_experts", [8])
+    assert p["message"].startswith("llama3_70b is dense") and "mixtral_8x22b" in p["allowed"]
+    mixed = dict(base, axes={k: v for k, v in base["axes"].items() if k != "moe_experts"})
+    mixed["axes"]["model"] = ["mixtral_8x22b", "llama3_8b"]
+    mixed["fixed"] = {**base.get("fixed", {}), "moe_topk": 2}
+    with pytest.raises(SpecError, match="llama3_8b is dense"):
+        validate(mixed, catalog)
+    moe = dict(base, axes={**mixed["axes"], "model": ["mixtral_8x22b"], "moe_topk": [2, 16]})
+    with pytest.raises(SpecError) as exc:
+        validate(moe, catalog)
+    p = exc.value.as_dict()
+    assert (p["field"], p["value"], p["allowed"]) == ("axes.moe_topk", [16], "an integer from 1 to moe_experts (8)")
+    assert validate(dict(moe, axes={**moe["axes"], "moe_topk": [1, 2]}), catalog).configurations == 2
+
+
 def test_an_integer_axis_whose_steps_round_together_names_the_step(catalog) -> None:  # type: ignore[no-untyped-def]
     """A geometric n_chips axis with factor 1.0001 rounds 1, 1.0001, ... to 1, 1, ...: the refusal names the factor
     and the rounding, where it said 'duplicate value in axis' to a user who wrote no duplicate (user test)."""

@@ -711,7 +711,8 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
             etp = np.where(given, etp_in, etp)
         checks.append(((ep > 1) & (E <= 0) | indivisible(dp * t, ep * etp) | ((E > 0) & indivisible(E, ep)), R_EP))
         # one model replica's share of the routed experts (gradient and optimizer traffic per tp x pp chips)
-        trainable = trainable - (L + D) * p_exp_layer * (1.0 - t / (ep * etp))
+        # (LoRA's adapters train no expert: its trainable parameters hold none to drop)
+        trainable = trainable - (L + D) * p_exp_layer * (1.0 - t / (ep * etp)) * (num(~lora) if any_lora else 1.0)
     elif "ep" in x:
         checks.append((x["ep"] > 1, R_EP))
     if hybrid:
@@ -1034,8 +1035,11 @@ def _evaluate_block(x: Mapping[str, Array], cal: Mapping[str, Array]) -> dict[st
     if any_moe:
         # the routed experts' optimizer state shards over the expert-data-parallel group, dp/ep ranks (Megatron-Core)
         d_exp = np.maximum(zero_shards * t / (ep * etp), 1.0)  # expert-data-parallel ranks sharding the state (ZeRO sec. 5)
-        state_exp = (_pick(num(zero >= 3), state_wb / d_exp, wb) + _pick(num(zero >= 2), gb / d_exp, gb)
-                     + _pick(num(zero >= 1), 12.0 / d_exp, 12.0))  # bytes/param: weights, gradients, Adam (fp32)
+        weights_exp = _pick(num(zero >= 3), state_wb / d_exp, wb)
+        state_exp = weights_exp + _pick(num(zero >= 2), gb / d_exp, gb) + _pick(num(zero >= 1), 12.0 / d_exp, 12.0)
+        # bytes/param: weights, gradients, Adam (fp32); LoRA's experts are frozen: their weights alone
+        if any_lora:
+            state_exp = np.where(lora, weights_exp, state_exp)
         exp_layer_bytes = p_exp_layer / (ep * etp) * state_exp
         updated = dense_chip / zero_shards + exp_chip / _pick(num(zero >= 1), d_exp, 1.0)
     # s: the optimizer step over the parameters this chip updates
