@@ -111,7 +111,8 @@ TRAINING: list[Column] = [
     _c("moe_ffn_hidden", "int32", "", "hidden size of one expert", "input"),
     _c("moe_shared_experts", "int16", "", "always-active shared experts per MoE layer", "input"),
     _c("moe_dense_layers", "int16", "layers", "leading dense (non-MoE) layers", "input"),
-    _c("cp", "int16", "", "context-parallel size (resolved; divides seq_len; each rank holds seq_len/cp tokens)", "input"),
+    _c("cp", "int16", "", "context-parallel size (resolved; divides seq_len; each rank holds seq_len/cp tokens; blank: searched where a "
+       "sequence has 16K tokens or more, else 1)", "input"),
     # added 2026-12: where a step goes, at the end so lakes written before read them as NULL
     _c("bubble_s", "float32", "s", "pipeline bubble per step ((pp - 1) / interleave stage times, slowest stage)", "output"),
     _c("tp_comm_s", "float32", "s", "tensor-parallel communication per step that the GEMMs do not hide (slowest stage)", "output"),

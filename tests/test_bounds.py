@@ -102,7 +102,8 @@ def test_deepseek_v3_context_extension_runs_the_published_phases_with_the_publis
     assert hours[1] > hours[0]  # the same 62.9B tokens a phase, 4x the sequence
     assert abs(sum(hours) / bounds.DEEPSEEK_V3_EXTENSION_GPU_HOURS - 1) <= 0.15
     with pytest.raises(ValueError, match="does not fit in memory"):
-        bounds.deepseek_v3_run(ctx, seq_len=32768, global_batch=1920)  # the pre-training row as it stands (tp 1)
+        bounds.deepseek_v3_run(ctx, seq_len=32768, global_batch=1920, cp=1)  # the pre-training row as it stands
+    assert runs[1]["cp"] > 1  # a blank cp is searched on long sequences: the 128K phase splits its sequences
     full = bounds.deepseek_v3_gpu_hours(ctx) + sum(hours)
     published = bounds.DEEPSEEK_V3_FULL_GPU_HOURS - bounds.DEEPSEEK_V3_POST_TRAINING_GPU_HOURS
     row = next(b for b in bounds.training_bounds(training_report(), ctx) if "full training" in b.what)

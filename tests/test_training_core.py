@@ -403,6 +403,20 @@ def test_lora_on_a_mixture_of_experts_keeps_frozen_experts_weights_only(ctx):
     assert lora["mem_per_chip_gb"] * 1e9 > 58 * 256 * 3 * 7168 * 2048 / 16 / 4 * 2
 
 
+def test_a_blank_cp_is_searched_on_long_sequences_and_stays_1_on_short_ones(ctx):
+    """Context parallelism was never searched: a blank cp was 1, so Llama 3 70B on 1,024 H100 at 128K tokens found tp
+    16 with full recompute (MFU 0.23) where cp 8 runs at 0.40. A blank cp is now searched (2-32) beside the rest of
+    the layout where a sequence has 16K tokens or more; an 8K sequence keeps cp 1."""
+    base = dict(model=["llama3_70b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[1024] * 2, tokens=[1e10] * 2)
+    d = run(ctx, seq_len=[131072] * 2, global_batch=[64] * 2, cp=[None, 1], **base)
+    searched, one = ({k: v[i] for k, v in d.items()} for i in (0, 1))
+    assert searched["cp"] > 1 and one["cp"] == 1 and searched["infeasible_reason"] == one["infeasible_reason"] == ""
+    assert searched["time_to_train_days"] < 0.8 * one["time_to_train_days"]
+    assert 131072 % searched["cp"] == 0 and searched["tp"] * searched["pp"] * searched["cp"] * searched["dp"] == 1024
+    short = run(ctx, seq_len=[8192] * 2, global_batch=[1024] * 2, cp=[None, None], **base)
+    assert short["cp"] == [1, 1]
+
+
 def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
     from chipsweep.workers.training_rows import _assemble_catalog_rows, _assemble_general
 
@@ -597,7 +611,7 @@ def test_vocab_tiles_hold_one_tile_of_the_logits_at_a_time(ctx):
     chunk's logits. Gemma 3 12B (a 262,208-token vocabulary) at sequence 32,768 on a v6e: the bf16 logits of one sequence
     are 17.2 GB, one of 16 tiles 1.07 GB, which is what lets tpu-recipes' run fit 32 GB. Zero tiles is a row error."""
     base = dict(model="gemma3_12b", chip="google_tpu_v6e", n_chips=256, global_batch=256, seq_len=32768, tp=1, pp=1,
-                micro_batch=1, interleave=1, recompute="full", zero_stage=3, offload_layers=0)
+                micro_batch=1, interleave=1, recompute="full", zero_stage=3, offload_layers=0, cp=1)
     out = run(ctx, **{k: [v, v] for k, v in base.items()}, vocab_tiles=[1, 16])
     saved = out["mem_per_chip_gb"][0] - out["mem_per_chip_gb"][1]
     vocab = ctx.catalog.models["gemma3_12b"].vocab  # 262,208 (262,144 + 64)

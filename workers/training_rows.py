@@ -341,6 +341,7 @@ def _assemble_catalog_rows(raw: dict[str, Array], ctx: Context) -> tuple[dict[st
     x.update(_workload_defaults(get, ctx, precision, n, chip_idx))
     x.update(_moe_inputs(get, ctx, model_idx, x["layers"], n))
     x["cp"] = _or_default(get("cp"), 1.0)
+    x["cp_blank"] = (~np.isfinite(get("cp"))).astype(np.float64)
     x["mtp_layers"] = _or_default(get("mtp_layers"), x["mtp_layers"])  # the row's MTP modules, else the model's
     x.update(_layer_fields(get))
     x["offload_layers"] = _or_default(get("offload_layers"), 0.0)
@@ -480,6 +481,7 @@ def _assemble_general(
         **_workload_defaults(get, ctx, precision, n, safe_chip),
         **_moe_inputs(get, ctx, model_idx, shapes["layers"], n, errors),
         "cp": _cp_column(get("cp"), shapes["seq"], errors),
+        "cp_blank": (~np.isfinite(get("cp"))).astype(np.float64),  # searched on long sequences (`_context_parallel`)
         "mtp_layers": _or_default(get("mtp_layers"), shapes["mtp_layers"]),  # the row's MTP modules, else the model's
         **_layer_fields(get),
         "offload_layers": _or_default(get("offload_layers"), 0.0),
@@ -553,8 +555,46 @@ def search_training(
         return run_training(cand, cal, dtype)
 
     res_x, res_out = layout.search(inputs, blank, run)
+    _context_parallel(inputs, blank, run, res_x, res_out)
     _offload_when_nothing_fits(inputs, blank, run, res_x, res_out)
     return {k: v for k, v in res_x.items() if not k.startswith("cal:")}, res_out
+
+
+CP_FROM_SEQ = 16_384  # tokens per sequence from which a blank cp is searched (below it: 1)
+CP_CANDIDATES = (2, 4, 8, 16, 32)  # context-parallel sizes tried beside 1
+
+
+def _time_per_token(out: Mapping[str, Array]) -> Array:
+    """s per token of each feasible row (the search's ranking, `layout._best`), inf where refused."""
+    per = np.asarray(out["step_time_s"], dtype=np.float64) / np.asarray(out["tokens_per_step"], dtype=np.float64)
+    return np.where((np.asarray(out["reason_mask"]) == 0) & np.isfinite(per), per, np.inf)
+
+
+def _context_parallel(inputs: dict[str, Array], blank: dict[str, Array],
+                      run: Callable[[dict[str, Array]], dict[str, Array]],
+                      res_x: dict[str, Array], res_out: dict[str, Array]) -> None:
+    """A row that leaves cp blank with a sequence of CP_FROM_SEQ tokens or more is searched again at each cp of
+    CP_CANDIDATES (the rest of its blank layout searched at each), and the fastest feasible layout replaces the one
+    found at cp 1, in place: context parallelism splits each sequence's activations and attention over cp chips
+    (Megatron-Core's ring attention), which long sequences need (the published runs that use it: 8K-64K tokens). A
+    shorter sequence keeps cp 1 unless given: six searches for every row would cost every search six times."""
+    if "cp_blank" not in inputs or "reason_mask" not in res_out:
+        return
+    rows = np.nonzero((np.asarray(inputs["cp_blank"]) > 0) & (np.asarray(inputs["seq"]) >= CP_FROM_SEQ))[0]
+    if not len(rows):
+        return
+    sub, sub_blank = {k: v[rows] for k, v in inputs.items()}, {k: v[rows] for k, v in blank.items()}
+    best = _time_per_token({k: v[rows] for k, v in res_out.items()})
+    for cp in CP_CANDIDATES:
+        rx, ro = layout.search({**sub, "cp": np.full(len(rows), float(cp))}, sub_blank, run)
+        faster = _time_per_token(ro) < best
+        if not faster.any():
+            continue
+        best = np.where(faster, _time_per_token(ro), best)
+        for k, v in rx.items():
+            res_x[k][rows[faster]] = v[faster]
+        for k, v in ro.items():
+            res_out[k][rows[faster]] = v[faster]
 
 
 MAXTEXT = float(FRAMEWORKS.index("maxtext"))

@@ -621,8 +621,8 @@ def runs2026_cases(path: Path | None = None, catalog: Catalog | None = None,
             else "fp16" if prec.startswith("fp16") else "bf16",
         }
         row.update(arch)  # the catalog model's shapes when the row names one and leaves its architecture blank
-        if only_cp:
-            row["cp"] = int(_f(d["cp"]) or 1)
+        # a published layout's cp: 1 where the run states none (a blank cp is searched on long sequences)
+        row["cp"] = int(_f(d["cp"]) or 1)
         tag = run.lower()
         if "_lor" in tag or "_sft" in tag:  # fine-tuning rows of NeMo / Megatron-Bridge (LoRA, SFT)
             row["mode"] = "lora" if "_lor" in tag else "full"
@@ -1135,6 +1135,8 @@ def moe2026_cases(path: Path | None = None, catalog: Catalog | None = None) -> t
             for key in ("tp", "pp", "ep", "cp", "micro_batch"):
                 if _f(d[key]):
                     row[key] = int(_f(d[key]) or 1)
+        if not searched:  # a published layout's cp: 1 where the run states none (a blank cp is searched)
+            row["cp"] = int(_f(d["cp"]) or 1)
         vp = _virtual_stages(d["vp"])
         if vp is not None and int(row.get("pp", 1)) > 1:  # type: ignore[call-overload]
             row["interleave"] = int(vp)
