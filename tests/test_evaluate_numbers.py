@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -73,3 +74,23 @@ def test_a_training_row_without_seq_len_runs_at_the_models_pre_training_sequence
                                       kind="inference").to_pylist()
     assert "beyond the model's context" not in (near["notes"] or "")
     assert "beyond the model's context" in beyond["notes"]
+
+
+def test_a_json_input_is_read_as_rows_and_a_list_of_anything_else_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A .json input was read as CSV: a header of 'n_chips:8'-like names, 0 rows written, exit 0. It is a list of row
+    objects now (the same cells as the CSV's), evaluated as the same rows in CSV are; anything else is refused."""
+    rows = [{"model": "llama3_8b", "chip": "nvidia_h100_sxm", "n_chips": 1, "prompt_len": 512, "gen_len": 128,
+             "disaggregated": False},
+            {"model": "llama3_8b", "chip": "nvidia_rtx_4090", "weight_bits": 4, "prompt_len": 512, "gen_len": 128}]
+    src, out, csv_src, csv_out = (tmp_path / n for n in ("r.json", "r.csv", "c.csv", "c_out.csv"))
+    src.write_text(json.dumps(rows))
+    csv_src.write_text("model,chip,n_chips,prompt_len,gen_len,disaggregated,weight_bits\n"
+                       "llama3_8b,nvidia_h100_sxm,1,512,128,false,\nllama3_8b,nvidia_rtx_4090,,512,128,,4\n")
+    assert cli(["evaluate", "--kind", "inference", str(src), "-o", str(out)]) == 0
+    assert cli(["evaluate", "--kind", "inference", str(csv_src), "-o", str(csv_out)]) == 0
+    got, want = (pacsv.read_csv(p).to_pylist() for p in (out, csv_out))
+    assert len(got) == 2 and [r["output_tokens_per_s"] for r in got] == [r["output_tokens_per_s"] for r in want]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    capsys.readouterr()
+    assert cli(["evaluate", "--kind", "inference", str(tmp_path / "bad.json"), "-o", str(out)]) == 2
+    assert "a JSON input is a list of row objects" in capsys.readouterr().err

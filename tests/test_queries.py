@@ -695,6 +695,11 @@ def test_a_deadline_that_leaves_no_row_says_how_close_the_lake_came(lake: str, g
     assert main(["query", "pareto_training", "-p", "model=llama2_70b", "-p", f"max_days={fastest * 2}", "--lake",
                  lake]) == 0
     assert "no row meets" not in capsys.readouterr().out
+    # a JSON or CSV answer keeps stdout the data ('[]'), the note going to stderr (it said nothing at all)
+    assert main(["query", "pareto_training", "-p", "model=llama2_70b", "-p", f"max_days={tight}", "--format", "json",
+                 "--lake", lake]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "[]" and line in captured.err
 
 
 def test_columns_prints_what_each_lake_column_means(capsys) -> None:  # type: ignore[no-untyped-def]

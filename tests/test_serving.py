@@ -1029,6 +1029,19 @@ def test_a_blank_concurrency_beside_a_given_pool_is_the_most_that_pool_keeps_wit
         assert row["ttft_s"] == pytest.approx(run(dict(base, prefill_instances=given, concurrency=int(most)))[0]["ttft_s"])
 
 
+def test_a_disaggregated_row_without_outputs_is_a_bad_cell_naming_the_field() -> None:
+    """Disaggregated with gen_len 0 was refused with a reason alone: no 'row N: field', no warning on stderr, and not
+    counted with the bad rows. It is a bad cell of `disaggregated` now, as a too-small pool is of prefill_instances."""
+    base = {"model": "llama3_8b", "chip": H100, "n_chips": 1, "prompt_len": 512, "gen_len": 0, "disaggregated": True}
+    bad, good = run(base, dict(base, gen_len=128))
+    assert bad["infeasible_reason"].startswith("row 1: field 'disaggregated' = 'true': allowed: false where prompt_len "
+                                               "or gen_len is 0")
+    assert math.isnan(bad["output_tokens_per_s"]) and good["infeasible_reason"] == ""
+    with pytest.raises(EvaluateError) as exc:
+        run(base, strict=True)
+    assert exc.value.field == "disaggregated"
+
+
 def _simulated_md_c_wait(servers: int, load: float, arrivals: int = 120_000, seed: int = 7) -> float:
     """Mean wait in queue of a first-come first-served M/D/c queue, simulated: Poisson arrivals at `load` x servers
     per unit of service time, each served for exactly 1 by the first server free (the first tenth dropped)."""

@@ -833,6 +833,13 @@ def evaluate_inference(table: pa.Table, ctx: Context, *, strict: bool = False,
     for i in np.nonzero(short_pool)[0].tolist():
         errors.add([i], "prefill_instances", [int(x["prefill_instances"][i])], _pool_reason(i, x, out))
     mask = np.where(short_pool, mask & ~inference.R_POOL, mask)
+    # ... and a disaggregated row without prompts or outputs (nothing to move to a pool of its own)
+    no_split = (mask & inference.R_SPLIT) != 0
+    for i in np.nonzero(no_split)[0].tolist():
+        errors.add([i], "disaggregated", ["true"],
+                   f"allowed: false where prompt_len or gen_len is 0 (this row's {x['prompt_len'][i]:.0f} and "
+                   f"{x['gen_len'][i]:.0f}: no prefill to move to a pool of its own)")
+    mask = np.where(no_split, mask & ~inference.R_SPLIT, mask)
     if strict and errors:
         raise errors.error()
     reason = inference.reason_text(mask & ~mem_bits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -23,7 +24,8 @@ SHOWN_ROW_ERRORS = 20
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("evaluate", help="evaluate explicit configurations from a CSV or Parquet file")
     p.add_argument("--kind", required=True, choices=KINDS)
-    p.add_argument("input", help="CSV or Parquet file (by extension), or - for CSV on stdin")
+    p.add_argument("input", help="CSV, Parquet or JSON file (by extension; JSON: a list of row objects), or - for "
+                                 "CSV on stdin")
     p.add_argument("-o", "--output", default="-", help="CSV or Parquet file (by extension), or - for stdout")
     p.add_argument("--strict", action="store_true", help="refuse the whole file if any row is bad")
     p.add_argument("--explain", action="store_true",
@@ -33,9 +35,20 @@ def register(sub: Subparsers) -> None:
 
 
 def read_table(path: str) -> pa.Table:
-    """A CSV (every column as text: the evaluator parses each cell and names a bad one) or Parquet file."""
+    """A CSV (every column as text: the evaluator parses each cell and names a bad one), Parquet or JSON file (a list
+    of row objects, each value as text as a CSV cell is: null or a missing key blank, true / false as written)."""
     if path.endswith(".parquet"):
         return pq.read_table(path)
+    if path.lower().endswith(".json"):
+        rows = json.loads(Path(path).read_text())
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("a JSON input is a list of row objects ([{\"model\": ..., \"chip\": ...}, ...])")
+        names = list(dict.fromkeys(k for r in rows for k in r))
+
+        def cell(v: object) -> str | None:
+            return None if v is None else json.dumps(v) if isinstance(v, bool) else str(v)
+
+        return pa.table({n: pa.array([cell(r.get(n)) for r in rows], type=pa.string()) for n in names})
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     names = pacsv.read_csv(io.BytesIO(data)).column_names
     # only an empty cell is blank: `nan` / `NA` are values the evaluator refuses by name (not "choose for me")
@@ -62,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
         table = read_table(args.input)
     except FileNotFoundError:
         return fail(f"input file '{args.input}' not found")
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, ValueError) as exc:  # (json.JSONDecodeError is a ValueError)
         return fail(f"cannot read '{args.input}': {exc}")
+    if not table.num_rows:
+        print(f"chipsweep: '{args.input}' has no rows (a header alone): nothing to evaluate", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", python_api.RowWarning)
         warnings.simplefilter("always", python_api.ColumnWarning)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 import pyarrow as pa
 
@@ -92,13 +93,16 @@ def query(args: argparse.Namespace) -> int:
     table = python_api.query(args.name, params, lake=args.lake, timeout_s=args.timeout)
     emit(output.render(table, args.format))
     saved = load_query(args.name)
-    if args.format == "table" and (saved.plot or saved.ranks):  # people read the table: say who is missing from it
+    # people read the table: say who is missing from it, and where a deadline, budget or SLO left nothing, how close
+    # the rows came; a CSV or JSON answer stays the data alone on stdout, the notes going to stderr
+    say = print if args.format == "table" else partial(print, file=sys.stderr)
+    if (saved.plot or saved.ranks) and (args.format == "table" or not table.num_rows):
         note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout))
         if note:
-            print(note)
-    if args.format == "table" and not table.num_rows:  # a deadline, budget or SLO left nothing: how close it came
+            say(note)
+    if not table.num_rows:
         for line in beyond_limits(args.name, params, lake=args.lake, timeout_s=args.timeout):
-            print(line)
+            say(line)
     if args.plot:
         candidates = run_saved(args.name, params, lake=args.lake, frontier=False, sample=PLOT_SAMPLE,
                                timeout_s=args.timeout)
