@@ -29,6 +29,8 @@ from chipsweep.schemas.vocab import (
     CHIP_POSITIVE,
     MOE_FIELDS,
     OVERRIDABLE,
+    PRECISION_FIELD,
+    PRECISION_PEAKS,
     REQUIRED_SHAPE_FIELDS,
 )
 
@@ -137,6 +139,7 @@ def resolve(spec: SweepSpec, catalog: Catalog) -> Sweep:
     _required(spec, problems)
     _experts(spec, axes, fixed, effective, problems)
     _moe_columns(spec, axes, effective, problems)
+    _precisions(spec, axes, effective, problems)
     _asic_design(spec, axes, effective, problems)
     if problems:
         raise SpecError(problems)
@@ -221,6 +224,31 @@ def _moe_columns(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: 
     if over:
         problems.append(Problem(where, over if where.startswith("axes") else over[0],
                                 f"an integer from 1 to moe_experts ({min(experts)})", "more experts per token than the model has"))
+
+
+def _precisions(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: list[Problem]) -> None:
+    """A precision no chip of the sweep publishes a peak for (fp4 on H100 alone): every such row could only be refused,
+    and a sweep that stores feasible rows kept none of them without a word, so the spec is refused naming the value,
+    the chips and the precisions they do publish (where some chip of the sweep has it, the others' rows say why)."""
+    key, fields = (("compute_precision", PRECISION_PEAKS) if spec.kind == "inference" else
+                   ("precision", {p: (f,) for p, f in PRECISION_FIELD.items()}) if spec.kind == "training" else
+                   (None, {}))
+    by_name = {a.name: a for a in axes}
+    if key is None or not (key in by_name or key in spec.fixed):
+        return
+    where, vals = (f"axes.{key}", list(by_name[key].values)) if key in by_name else (f"fixed.{key}", [spec.fixed[key]])
+    chips = [str(c) for c in (by_name["chip"].values if "chip" in by_name else [spec.fixed.get("chip")])]
+    if not chips or any(c not in catalog.chips for c in chips):
+        return  # an unknown id (a problem of its own) or chips given by a cluster
+
+    def publishes(chip: str, precision: str) -> bool:
+        return any(getattr(catalog.chips[chip], f, None) is not None for f in fields[precision])
+
+    for v in vals:
+        if isinstance(v, str) and v in fields and not any(publishes(c, v) for c in chips):
+            have = [p for p in fields if any(publishes(c, p) for c in chips)]
+            problems.append(Problem(where, v, ", ".join(have) or "none: these chips publish no peak",
+                                    f"no chip of this sweep publishes a peak for {v} ({', '.join(chips)})"))
 
 
 def _asic_design(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: list[Problem]) -> None:

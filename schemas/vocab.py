@@ -108,6 +108,24 @@ ARCHS: tuple[str, ...] = get_args(Arch)
 # achieved efficiency applies (schemas/catalog/asic.yaml `serving`); llama.cpp runs Metal on Apple, CUDA elsewhere
 ComputePrecision = Literal["fp16", "bf16", "fp8", "fp4", "int8"]
 COMPUTE_PRECISIONS: tuple[str, ...] = get_args(ComputePrecision)
+# the catalog peak each serving compute precision runs at: the first a chip publishes (16-bit: either 16-bit peak)
+PRECISION_PEAKS: dict[str, tuple[str, ...]] = {
+    "fp16": ("peak_tflops_fp16", "peak_tflops_bf16"),
+    "bf16": ("peak_tflops_bf16", "peak_tflops_fp16"),
+    "fp8": ("peak_tflops_fp8",),
+    "fp4": ("peak_tflops_fp4",),
+    "int8": ("peak_tops_int8",),
+}
+# ... and each training precision's
+PRECISION_FIELD = {
+    "fp32": "peak_tflops_fp32",
+    "fp16": "peak_tflops_fp16",
+    "bf16": "peak_tflops_bf16",
+    "fp8": "peak_tflops_fp8",
+    "mxfp8": "peak_tflops_fp8",  # the same tensor-core rate as fp8; the block scales are applied in the MMA
+    "nvfp4": "peak_tflops_fp4",
+    "int8": "peak_tops_int8",  # integer GEMMs (AQT) on the int8 units
+}
 # vllm_2023: vLLM before CUDA graphs (v0.1-0.2, 2023: every kernel launched from Python each step; graphs came in
 # v0.2.5, Dec 2023), a different software generation from the vLLM of 2024-25 (V1 engine, CUDA graphs)
 Engine = Literal["tensorrt_llm", "vllm", "sglang", "llama_cpp", "mlc", "exllama", "jetstream", "qnn", "vllm_2023"]

@@ -408,6 +408,26 @@ def test_expert_parallelism_over_only_dense_models_is_refused_naming_ep_and_the_
         validate(fixed, catalog)
 
 
+def test_a_precision_no_chip_of_the_sweep_publishes_is_refused_naming_the_chips_and_what_they_have(catalog) -> None:  # type: ignore[no-untyped-def]
+    """compute_precision fp4 on H100 alone was accepted: every row refused, none kept by a feasible store, and
+    pareto_serving answered 0 rows without a reason; `evaluate` refuses the row. A sweep with a chip that has the
+    precision keeps the axis (the others' rows say why)."""
+    spec = {"name": "fp4", "kind": "inference", "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"],
+                                                         "compute_precision": ["fp4", "fp8"]}}
+    with pytest.raises(SpecError) as exc:
+        validate(spec, catalog)
+    p = exc.value.as_dict()
+    assert (p["field"], p["value"]) == ("axes.compute_precision", "fp4")
+    assert "nvidia_h100_sxm" in p["message"] and p["allowed"] == "fp16, bf16, fp8, int8"
+    both = dict(spec, axes={**spec["axes"], "chip": ["nvidia_h100_sxm", "nvidia_b200_hgx"]})
+    assert validate(both, catalog).configurations == 4
+    training = {"name": "fp4", "kind": "training", "axes": {"model": ["llama3_8b"], "chip": ["nvidia_h100_sxm"],
+                                                            "n_chips": [8], "precision": ["nvfp4"]},
+                "fixed": {"global_batch": 64}}
+    with pytest.raises(SpecError, match="axes.precision"):
+        validate(training, catalog)
+
+
 @pytest.mark.parametrize("kind", ["inference", "training"])
 def test_moe_columns_on_a_sweep_with_a_dense_model_are_refused_as_evaluate_refuses_the_row(catalog, kind: str) -> None:  # type: ignore[no-untyped-def]
     """moe_experts 8 on Llama 3 70B made a sweep row a mixture of experts with the other columns blank (top-1 experts

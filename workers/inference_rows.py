@@ -23,6 +23,7 @@ from chipsweep.schemas.vocab import (
     ENGINES,
     MOE_FIELDS,
     OVERRIDABLE,
+    PRECISION_PEAKS,
     SHAPE_FIELDS,
     STATE_BITS,
 )
@@ -70,13 +71,6 @@ NOTED_FIELDS = (
 )
 _F = {f: 1 << i for i, f in enumerate(NOTED_FIELDS)}
 # compute precision -> the chip fields that give its peak, first published wins
-PRECISION_PEAKS: dict[str, tuple[str, ...]] = {
-    "fp16": ("peak_tflops_fp16", "peak_tflops_bf16"),
-    "bf16": ("peak_tflops_bf16", "peak_tflops_fp16"),
-    "fp8": ("peak_tflops_fp8",),
-    "fp4": ("peak_tflops_fp4",),
-    "int8": ("peak_tops_int8",),
-}
 # precision variants of the per-chip tables: the five named precisions, then "by weight bits" for 4, 8, 16
 N_VARIANTS = len(COMPUTE_PRECISIONS) + 3
 

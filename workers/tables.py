@@ -20,6 +20,7 @@ from chipsweep.schemas.vocab import (
     MLA_FIELDS,
     MODEL_NUMERIC,
     OVERRIDABLE,
+    PRECISION_FIELD,
     PRECISIONS,
     ROUTING_FIELDS,
     SHAPE_FIELDS,
@@ -30,15 +31,6 @@ from chipsweep.workers.memory import GIB
 
 Array = np.ndarray
 
-PRECISION_FIELD = {
-    "fp32": "peak_tflops_fp32",
-    "fp16": "peak_tflops_fp16",
-    "bf16": "peak_tflops_bf16",
-    "fp8": "peak_tflops_fp8",
-    "mxfp8": "peak_tflops_fp8",  # the same tensor-core rate as fp8; the block scales are applied in the MMA
-    "nvfp4": "peak_tflops_fp4",
-    "int8": "peak_tops_int8",  # integer GEMMs (AQT) on the int8 units
-}
 # bytes of a weight / activation element in each training precision (fp8 training keeps 16-bit master
 # weights and activations; only the matrix multiplies run in fp8 -- NVIDIA Transformer Engine docs)
 PRECISION_WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 2.0, "mxfp8": 2.0, "nvfp4": 2.0, "int8": 2.0}

@@ -27,6 +27,7 @@ from chipsweep.schemas.vocab import (
     MOE_FIELDS,
     OVERRIDABLE,
     PP_SCHEDULES,
+    PRECISION_FIELD,
     PRECISIONS,
     RECOMPUTE,
     SHAPE_FIELDS,
@@ -36,7 +37,6 @@ from chipsweep.workers.context import Context
 from chipsweep.workers.parse import RowErrors, bools, chip_what_if, choices, ids, numbers, what_if_columns
 from chipsweep.workers.results import cost_basis_text, keep_given
 from chipsweep.workers.tables import (
-    PRECISION_FIELD,
     PRECISION_WEIGHT_BYTES,
     chip_link_arrays,
     chip_what_ifs,
