@@ -142,14 +142,17 @@ FIX_FIELD = {"price": "usd_per_hour or purchase_usd", "purchase price": "purchas
              "power": "tdp_w"}  # the catalog fields that fill the gap
 
 
-def unplaced_note(items: list[dict[str, Any]]) -> str:
+def unplaced_note(items: list[dict[str, Any]], table: pa.Table | None = None) -> str:
     """The chips a frontier cannot place (queries.runner.unplaced_chips), in words: each chip, what the catalog
     lacks for it, its best value of the objectives its rows do have, and which catalog fields would place it."""
     if not items:
         return ""
-    # partition values (model, cost basis, workload) only where they tell the chips apart
+    # partition values (model, cost basis, workload) where they tell the chips apart, or the frontiers of `table`
+    # (the answer the note follows: a chip left off the owned frontier may stand on the rental one above it)
+    shown = table.column_names if table is not None else []
     varying = [k for k in items[0] if k not in ("chip", "rows", "missing", "catalog_lacks", "best", "calibrated_on")
-               and len({str(i.get(k)) for i in items}) > 1]
+               and (len({str(i.get(k)) for i in items}) > 1
+                    or (k in shown and len({str(v) for v in table.column(k).to_pylist()}) > 1))]  # type: ignore[union-attr]
     named = []
     for i in items[:MAX_UNPLACED_NAMED]:
         parts = [_cell(i[k]) for k in varying] + ["no " + " or ".join(i["catalog_lacks"])]

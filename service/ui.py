@@ -429,7 +429,7 @@ def router(settings: Settings, queue: Queue, catalog: Callable[[], Catalog] = lo
             return {"rows": runner.table_records(front), "figure": None, "models": models, "message": message}
         fig = figure_data(front, candidates, candidates_total=total)
         # with the faint points, the chips no point can stand for (every row lacks an objective: no price or power)
-        unplaced = output.unplaced_note(python_api.left_off(name, params)) if n else ""
+        unplaced = output.unplaced_note(python_api.left_off(name, params), front) if n else ""
         # rows identical to one on the frontier but for their idx, listed once (runner.collapse_repeats)
         repeats = int((front.schema.metadata or {}).get(META_REPEATS, b"0") or 0)
         return {"rows": runner.table_records(front), "figure": chart.chart_json(fig, candidates=max(n, 1)),

@@ -552,7 +552,8 @@ def test_a_frontier_names_the_chips_it_cannot_place_for_want_of_a_price(
     assert main(["query", "pareto_training", "-p", "model=llama2_70b", "--lake", lake]) == 0
     out = capsys.readouterr().out
     assert "left off, every row lacking an objective (the catalog has no price for the chip" in out
-    assert f"{name} (no price; best time_to_train_days {best:.4g})" in out
+    # (the answer holds a rental and an owned frontier: the note names the one the chip is left off)
+    assert f"{name} (rental; no price; best time_to_train_days {best:.4g})" in out
     board = {r["chip"]: r for r in run_saved("chip_leaderboard", {"model": "llama2_70b"}, lake=lake).to_pylist()}
     assert board[name]["best_time_to_train_days"] == pytest.approx(best, rel=1e-6)
     assert board[name]["best_cost_usd"] is None and board[name]["cheapest_layout"] is None
@@ -872,3 +873,23 @@ def test_a_frontier_of_an_older_version_reads_that_versions_rows(lake: str) -> N
 
     assert set(latest["version"].to_pylist()) == {2} and set(v2["version"].to_pylist()) == {2} and key(latest) == key(v2)
     assert set(v3["version"].to_pylist()) <= {3} and v3.num_rows < v2.num_rows
+
+
+def test_a_chip_left_off_one_cost_basis_frontier_is_named_with_that_basis(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep over cost_basis rental and owned: the B200 stands on the rental frontier and has no purchase price
+    for the owned one. The footer listed 'nvidia_b200_hgx (no price; ...)' under a table whose first row is a rental
+    B200; it names the basis the chip is left off now."""
+    from tests.conftest import evaluated_lake
+
+    spec = {"name": "bases", "kind": "training", "store": "all", "axes": {
+        "model": ["llama3_8b"], "chip": ["nvidia_h100_sxm", "nvidia_b200_hgx"], "n_chips": [64, 256],
+        "cost_basis": ["rental", "owned"]}, "fixed": {"global_batch": 512, "tokens": 1e11}}
+    lake = str(tmp_path / "lake")
+    evaluated_lake(spec, tmp_path / "lake")
+    front = run_saved("pareto_training", {"model": "llama3_8b"}, lake=lake).to_pylist()
+    assert any(r["chip"] == "nvidia_b200_hgx" and r["cost_basis"] == "rental" for r in front)
+    assert not any(r["chip"] == "nvidia_b200_hgx" and r["cost_basis"] == "owned" for r in front)
+    assert main(["query", "pareto_training", "-p", "model=llama3_8b", "--lake", lake]) == 0
+    note = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("left off"))
+    assert "nvidia_b200_hgx (owned; no price;" in note

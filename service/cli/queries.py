@@ -97,7 +97,7 @@ def query(args: argparse.Namespace) -> int:
     # the rows came; a CSV or JSON answer stays the data alone on stdout, the notes going to stderr
     say = print if args.format == "table" else partial(print, file=sys.stderr)
     if (saved.plot or saved.ranks) and (args.format == "table" or not table.num_rows):
-        note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout))
+        note = output.unplaced_note(unplaced_chips(args.name, params, lake=args.lake, timeout_s=args.timeout), table)
         if note:
             say(note)
     if not table.num_rows:
