@@ -998,8 +998,9 @@ def test_a_disaggregated_pool_too_small_for_its_prompts_is_refused_naming_what_k
     assert blank["infeasible_reason"] == "" and blank["prefill_instances"] >= 3
     assert short["infeasible_reason"].startswith("row 2: field 'prefill_instances' = 2: allowed: at least 3")
     assert "keep 2." in short["infeasible_reason"] and math.isnan(short["output_tokens_per_s"])
-    # a colocated row has no prompt pool: the setting does not apply and the row says none
+    # a colocated row has no prompt pool: the setting does not apply, the row says none and its notes say so
     assert colocated["infeasible_reason"] == "" and colocated["prefill_instances"] is None
+    assert "ignored on this colocated row" in colocated["notes"] and "ignored" not in blank["notes"]
     with pytest.raises(EvaluateError, match="prefill_instances"):
         run(dict(base, prefill_instances=2), strict=True)
     bad = run(dict(base, prefill_instances=0), dict(base, decode_instances=65))

@@ -105,6 +105,7 @@ N_RENTAL_NO_PRICE = 16384
 N_OWNED_NO_PRICE = 32768
 N_NO_UNIT_PRICE = 65536
 N_QUEUED = 131072
+N_POOL_IGNORED = 262144
 INFERENCE_NOTES = {
     N_LOW_CHIP: "chip catalog confidence is low",
     N_ANE: "compute peak = Apple Neural Engine TOPS (precision unstated; the GPU peak is not in the catalog)",
@@ -141,6 +142,8 @@ INFERENCE_NOTES = {
     N_QUEUED: "concurrency above the row's cal.max_batch (per attention rank): that many requests run at once and the "
     "rest wait in the engine's queue; their wait is in ttft_s, and throughput, tokens/s per user, energy and cost are "
     "the running requests'",
+    N_POOL_IGNORED: "prefill_instances / decode_instances apply to a disaggregated row's pools: ignored on this "
+    "colocated row (disaggregated false)",
 }
 # the chip-level cost notes a row's asked cost_basis replaces with its own (N_RENTAL_NO_PRICE, N_OWNED_NO_PRICE)
 N_COST_DEFAULT = N_NO_PRICE | N_NO_COST | N_OWNED_NO_TDP
@@ -607,7 +610,10 @@ def assemble_inference(
                 | (auto & (missing > 0)))
     notes = c["notes"] | (multi & stand_in) * N_LINK_FALLBACK | auto * N_SRAM_AUTO
     notes = notes | np.where(eff["extrapolated"] > 0, N_EXTRAPOLATED, 0)
-    notes = notes | np.where(np.nan_to_num(get("disaggregated")) > 0, N_DISAGG, 0)
+    split = np.nan_to_num(get("disaggregated")) > 0
+    notes = notes | np.where(split, N_DISAGG, 0)
+    pools = np.isfinite(get("prefill_instances")) | np.isfinite(get("decode_instances"))
+    notes = notes | np.where(~split & pools, N_POOL_IGNORED, 0)
     # a given concurrency above the engine's scheduler limit (one scheduler per chip with data-parallel attention)
     ranks = np.where(np.nan_to_num(get("dp_attention")) > 0, np.where(np.isfinite(n_chips), n_chips, 1.0), 1.0)
     above = get("concurrency") > cal["max_batch"] * ranks
