@@ -46,8 +46,8 @@ SELECT model, chip, chip_name,
        training_layout(n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage,
                        offload_layers := offload_layers, ep := ep, cp := cp) AS layout,
        $objectives.columns,
-       cost_basis, capex_usd, n_chips, tp, pp, dp, micro_batch, interleave, recompute, zero_stage, offload_layers, precision,
-       global_batch, tokens, seq_len,
+       cost_basis, capex_usd, n_chips, tp, pp, dp, ep, cp, expert_tp, micro_batch, interleave, recompute, zero_stage,
+       offload_layers, precision, framework, global_batch, tokens, seq_len,
        calibrated_on, sweep, version, idx
 -- each frontier one block of rows: rental, then owned
 FROM pareto(named, $objectives, partition_by := (model, tokens, seq_len, cost_basis))
