@@ -417,6 +417,18 @@ def test_a_blank_cp_is_searched_on_long_sequences_and_stays_1_on_short_ones(ctx)
     assert short["cp"] == [1, 1]
 
 
+def test_int8_training_under_a_framework_without_it_names_the_precision_and_the_framework_that_has_it(ctx):
+    """int8 on an H100 under Megatron was refused with 'the framework has no such feature (selective recompute,
+    sequence parallelism, this ZeRO stage or int8 training)', naming no field; it is a bad precision cell now, saying
+    MaxText (AQT) alone trains in int8. The same row under MaxText runs."""
+    base = dict(model=["llama3_8b"] * 2, chip=["nvidia_h100_sxm"] * 2, n_chips=[8] * 2, global_batch=[64] * 2,
+                precision=["int8"] * 2)
+    d = run(ctx, framework=[None, "maxtext"], **base)
+    assert d["infeasible_reason"][0].startswith("row 1: field 'precision' = 'int8': int8 training (integer GEMMs, AQT) "
+                                                "is in framework maxtext alone")
+    assert d["infeasible_reason"][1] == "" and d["time_to_train_days"][1] > 0
+
+
 def test_sweep_gather_path_resolves_rows_exactly_like_the_general_path(ctx):
     from chipsweep.workers.training_rows import _assemble_catalog_rows, _assemble_general
 

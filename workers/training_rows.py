@@ -731,6 +731,13 @@ def _layout_errors(errors: RowErrors, x: Mapping[str, Array], blank: Mapping[str
     for r in np.nonzero(given("micro_batch") & ((mask & training.R_BATCH) != 0))[0].tolist():
         errors.add([r], "micro_batch", [int(x["micro_batch"][r])],
                    f"allowed: 1 to global_batch = {int(x['global_batch'][r])}")
+    # int8 training under a framework without it (MaxText's AQT alone has it): the precision is the cell, not some
+    # feature of the framework's
+    int8 = ok & ((mask & training.R_FRAMEWORK) != 0) & (x["low_precision"] > 1.5) & (x["fw_int8"] < 0.5)
+    for r in np.nonzero(int8)[0].tolist():
+        errors.add([r], "precision", ["int8"], "int8 training (integer GEMMs, AQT) is in framework maxtext alone; "
+                   "allowed: fp32, fp16, bf16, fp8 (or mxfp8, nvfp4 where the chip has them) under this framework, "
+                   "or framework maxtext")
 
 
 def _offload_hints(x: dict[str, Array], out: dict[str, Array], ctx: Context, chip_idx: Array,
