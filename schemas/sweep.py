@@ -172,23 +172,28 @@ def _objectives(spec: SweepSpec, problems: list[Problem]) -> list[tuple[str, boo
     return out
 
 
+def _spec_values(spec: SweepSpec, axes: list[Axis], name: str) -> tuple[str, list[Any]]:
+    """Where a spec sets `name` ('axes.<name>' or 'fixed.<name>') and the values it takes there ([] where unset)."""
+    for a in axes:
+        if a.name == name:
+            return f"axes.{name}", list(a.values)
+    return f"fixed.{name}", [spec.fixed[name]] if name in spec.fixed else []
+
+
 def _experts(spec: SweepSpec, axes: list[Axis], fixed: dict[str, float], catalog: Catalog,
              problems: list[Problem]) -> None:
     """Expert parallelism above 1 where every model of the sweep is dense: each such configuration could only be
     infeasible, so the spec is refused naming the ep values and the models (a sweep mixing dense and
     mixture-of-experts models keeps its ep axis: the dense models' ep > 1 rows say why they are out)."""
-    by_name = {a.name: a for a in axes}
-    ep = by_name["ep"].values if "ep" in by_name else [spec.fixed["ep"]] if "ep" in spec.fixed else []
+    where, ep = _spec_values(spec, axes, "ep")
     wide = [v for v in ep if isinstance(v, (int, float)) and v > 1]
-    if not wide or "moe_experts" in by_name or "moe_experts" in spec.fixed:
+    if not wide or _spec_values(spec, axes, "moe_experts")[1]:
         return
-    models = by_name["model"].values if "model" in by_name else [spec.fixed["model"]] if "model" in spec.fixed else []
-    ids = [str(m) for m in models]
+    ids = [str(m) for m in _spec_values(spec, axes, "model")[1]]
     if not ids or any(m not in catalog.models for m in ids):
         return  # explicit shapes, or an unknown id (already a problem of its own)
     if not any((catalog.models[m].moe_experts or 0) > 1 for m in ids):
-        where = "axes.ep" if "ep" in by_name else "fixed.ep"
-        problems.append(Problem(where, wide if "ep" in by_name else wide[0], "1: expert parallelism needs a mixture-of-experts model, and this sweep's "
+        problems.append(Problem(where, wide if where.startswith("axes") else wide[0], "1: expert parallelism needs a mixture-of-experts model, and this sweep's "
                                 f"models are dense ({', '.join(ids)})", "no experts to spread"))
 
 
@@ -197,12 +202,9 @@ def _moe_columns(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: 
     whose other columns are blank (Llama 3 70B with moe_experts 8 ran top-1 experts of no width: 2.8x its dense
     speed), where `evaluate` refuses the row ('model ... is dense'); and a moe_topk above a model's experts, which
     the core clamps. Both are refused naming the field, the values and the models."""
-    by_name = {a.name: a for a in axes}
 
     def values(name: str) -> tuple[str, list[Any]]:
-        if name in by_name:
-            return f"axes.{name}", list(by_name[name].values)
-        return f"fixed.{name}", [spec.fixed[name]] if name in spec.fixed else []
+        return _spec_values(spec, axes, name)
 
     ids = [str(m) for m in values("model")[1]]
     if not ids or any(m not in catalog.models for m in ids):
@@ -233,12 +235,9 @@ def _precisions(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: l
     key, fields = (("compute_precision", PRECISION_PEAKS) if spec.kind == "inference" else
                    ("precision", {p: (f,) for p, f in PRECISION_FIELD.items()}) if spec.kind == "training" else
                    (None, {}))
-    by_name = {a.name: a for a in axes}
-    if key is None or not (key in by_name or key in spec.fixed):
-        return
-    where, vals = (f"axes.{key}", list(by_name[key].values)) if key in by_name else (f"fixed.{key}", [spec.fixed[key]])
-    chips = [str(c) for c in (by_name["chip"].values if "chip" in by_name else [spec.fixed.get("chip")])]
-    if not chips or any(c not in catalog.chips for c in chips):
+    where, vals = _spec_values(spec, axes, key) if key is not None else ("", [])
+    chips = [str(c) for c in _spec_values(spec, axes, "chip")[1]]
+    if not vals or not chips or any(c not in catalog.chips for c in chips):
         return  # an unknown id (a problem of its own) or chips given by a cluster
 
     def publishes(chip: str, precision: str) -> bool:
@@ -257,12 +256,9 @@ def _asic_design(spec: SweepSpec, axes: list[Axis], catalog: Catalog, problems: 
     is a whole number of interfaces (LPDDR channels, HBM stacks) of none of the sweep's DRAM types."""
     if spec.kind != "asic":
         return
-    by_name = {a.name: a for a in axes}
 
     def values(name: str) -> tuple[str, list[Any]]:
-        if name in by_name:
-            return f"axes.{name}", list(by_name[name].values)
-        return f"fixed.{name}", [spec.fixed[name]] if name in spec.fixed else []
+        return _spec_values(spec, axes, name)
 
     nodes = catalog.asic_nodes()
     where, vals = values("node_nm")

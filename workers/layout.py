@@ -83,17 +83,22 @@ def search(
     return resolved, outputs
 
 
+def time_per_token(res: Mapping[str, Array]) -> Array:
+    """The search's ranking of evaluated rows: seconds per token of each feasible one, inf where refused (a candidate
+    that runs a smaller valid batch, batch_handling, takes a shorter step for fewer tokens, so steps do not compare;
+    the time to train does)."""
+    per = res["step_time_s"] / res["tokens_per_step"]
+    return np.where((res["reason_mask"] == 0) & np.isfinite(per), per, np.inf)
+
+
 def _best(res: Mapping[str, Array], rows: int, g: int) -> Array:
     """Per row, the candidate with the least time per token (the least time to train) among feasible ones; if
     none is feasible, the one
     whose only problem is memory with the least memory, else any with the fewest problems."""
-    # seconds per token: a candidate that runs a smaller valid batch (batch_handling) takes a shorter step for fewer
-    # tokens, so steps do not compare; the time to train does
-    step = (res["step_time_s"] / res["tokens_per_step"]).reshape(rows, g)
+    score = time_per_token(res).reshape(rows, g)
     mask = res["reason_mask"].reshape(rows, g)
     mem = res["mem_per_chip_gb"].reshape(rows, g)
-    feasible = (mask == 0) & np.isfinite(step)
-    score = np.where(feasible, step, np.inf)
+    feasible = np.isfinite(score)
     best = np.argmin(score, axis=1)
     none = ~feasible.any(axis=1)
     if none.any():

@@ -564,12 +564,6 @@ CP_FROM_SEQ = 16_384  # tokens per sequence from which a blank cp is searched (b
 CP_CANDIDATES = (2, 4, 8, 16, 32)  # context-parallel sizes tried beside 1
 
 
-def _time_per_token(out: Mapping[str, Array]) -> Array:
-    """s per token of each feasible row (the search's ranking, `layout._best`), inf where refused."""
-    per = np.asarray(out["step_time_s"], dtype=np.float64) / np.asarray(out["tokens_per_step"], dtype=np.float64)
-    return np.where((np.asarray(out["reason_mask"]) == 0) & np.isfinite(per), per, np.inf)
-
-
 def _context_parallel(inputs: dict[str, Array], blank: dict[str, Array],
                       run: Callable[[dict[str, Array]], dict[str, Array]],
                       res_x: dict[str, Array], res_out: dict[str, Array]) -> None:
@@ -584,13 +578,14 @@ def _context_parallel(inputs: dict[str, Array], blank: dict[str, Array],
     if not len(rows):
         return
     sub, sub_blank = {k: v[rows] for k, v in inputs.items()}, {k: v[rows] for k, v in blank.items()}
-    best = _time_per_token({k: v[rows] for k, v in res_out.items()})
+    best = layout.time_per_token({k: v[rows] for k, v in res_out.items()})
     for cp in CP_CANDIDATES:
         rx, ro = layout.search({**sub, "cp": np.full(len(rows), float(cp))}, sub_blank, run)
-        faster = _time_per_token(ro) < best
+        score = layout.time_per_token(ro)
+        faster = score < best
         if not faster.any():
             continue
-        best = np.where(faster, _time_per_token(ro), best)
+        best = np.where(faster, score, best)
         for k, v in rx.items():
             res_x[k][rows[faster]] = v[faster]
         for k, v in ro.items():
